@@ -1,0 +1,385 @@
+// f32 / f16 kernels of the transformer: matmul, norms, RoPE, softmax, SwiGLU,
+// residual add, row fetch and attention over the paged KV cache.
+// Every pointer is a byte address in the imported memory; outputs come first.
+
+import { hsum, madd, expf, expf4, f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
+
+// @ts-ignore: decorator
+@inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
+// @ts-ignore: decorator
+@inline function setF32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
+
+// ---------------------------------------------------------------- matmul
+
+/**
+ * W (d,n) @ x (T,n) -> out (T,d), rows [r0, r1) of W only (threads split rows).
+ *
+ * Four weight rows are read together so each x vector is loaded once for four
+ * products. The four come from four bands of the row range (rows i, i+q, i+2q,
+ * i+3q): four streams far apart in memory keep more cache-line fills in flight
+ * than four adjacent rows, which nearly doubles the read rate of the
+ * memory-bound T = 1 case. For T > 1 each group of four rows stays in L1 while
+ * all T activation rows stream past it, so prefill reads each weight once.
+ * Every row is summed in the same order whichever group it lands in, so the
+ * result never depends on how rows were split between threads.
+ */
+export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>n << 2;
+  const q = (r1 - r0) >> 2;
+  for (let g = 0; g < q; g++) {
+    const ra = r0 + g, rb = ra + q, rc = rb + q, rd = rc + q;
+    mm4_f32(out, x, w + <usize>ra * rowBytes, w + <usize>rb * rowBytes, w + <usize>rc * rowBytes, w + <usize>rd * rowBytes, n, d, T, ra, rb, rc, rd);
+  }
+  for (let r = r0 + 4 * q; r < r1; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    mm4_f32(out, x, w0, w0, w0, w0, n, d, T, r, r, r, r);
+  }
+}
+
+/** Four rows (possibly the same row four times, for leftovers) against all T activation rows. */
+// @ts-ignore: decorator
+@inline function mm4_f32(
+  out: usize, x: usize, w0: usize, w1: usize, w2: usize, w3: usize, n: i32, d: i32, T: i32, ra: i32, rb: i32, rc: i32, rd: i32,
+): void {
+  const rowBytes = <usize>n << 2;
+  const n4 = n & ~3;
+  const dBytes = <usize>d << 2;
+  let t = 0;
+  for (; t + 2 <= T; t += 2) {
+    const xa = x + <usize>t * rowBytes, xb = xa + rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let i = 0; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const va = v128.load(xa + o), vb = v128.load(xb + o);
+      const q0 = v128.load(w0 + o), q1 = v128.load(w1 + o), q2 = v128.load(w2 + o), q3 = v128.load(w3 + o);
+      a0 = madd(q0, va, a0); a1 = madd(q1, va, a1); a2 = madd(q2, va, a2); a3 = madd(q3, va, a3);
+      b0 = madd(q0, vb, b0); b1 = madd(q1, vb, b1); b2 = madd(q2, vb, b2); b3 = madd(q3, vb, b3);
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    let u0 = hsum(b0), u1 = hsum(b1), u2 = hsum(b2), u3 = hsum(b3);
+    for (let i = n4; i < n; i++) {
+      const ea = f32At(xa, i), eb = f32At(xb, i);
+      s0 += f32At(w0, i) * ea; s1 += f32At(w1, i) * ea; s2 += f32At(w2, i) * ea; s3 += f32At(w3, i) * ea;
+      u0 += f32At(w0, i) * eb; u1 += f32At(w1, i) * eb; u2 += f32At(w2, i) * eb; u3 += f32At(w3, i) * eb;
+    }
+    const oa = out + <usize>t * dBytes, ob = oa + dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
+    setF32(ob, ra, u0); setF32(ob, rb, u1); setF32(ob, rc, u2); setF32(ob, rd, u3);
+  }
+  for (; t < T; t++) {
+    const xa = x + <usize>t * rowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+    let i = 0;
+    // two independent accumulator sets hide the add latency in the memory-bound T = 1 case
+    for (; i + 8 <= n4; i += 8) {
+      const o = <usize>i << 2;
+      const va = v128.load(xa + o), vb = v128.load(xa + o, 16);
+      a0 = madd(v128.load(w0 + o), va, a0); a1 = madd(v128.load(w1 + o), va, a1);
+      a2 = madd(v128.load(w2 + o), va, a2); a3 = madd(v128.load(w3 + o), va, a3);
+      c0 = madd(v128.load(w0 + o, 16), vb, c0); c1 = madd(v128.load(w1 + o, 16), vb, c1);
+      c2 = madd(v128.load(w2 + o, 16), vb, c2); c3 = madd(v128.load(w3 + o, 16), vb, c3);
+    }
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const va = v128.load(xa + o);
+      a0 = madd(v128.load(w0 + o), va, a0); a1 = madd(v128.load(w1 + o), va, a1);
+      a2 = madd(v128.load(w2 + o), va, a2); a3 = madd(v128.load(w3 + o), va, a3);
+    }
+    let s0 = hsum(f32x4.add(a0, c0)), s1 = hsum(f32x4.add(a1, c1)), s2 = hsum(f32x4.add(a2, c2)), s3 = hsum(f32x4.add(a3, c3));
+    for (let j = n4; j < n; j++) {
+      const e = f32At(xa, j);
+      s0 += f32At(w0, j) * e; s1 += f32At(w1, j) * e; s2 += f32At(w2, j) * e; s3 += f32At(w3, j) * e;
+    }
+    const oa = out + <usize>t * dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
+  }
+}
+
+/**
+ * W (d,n) in IEEE half @ x (T,n) -> out (T,d), rows [r0, r1). x holds f32 values
+ * already rounded to half precision (round_f16), as llama.cpp rounds the
+ * activations of an F16 matmul; products and sums are f32. Rows are grouped in
+ * four bands as in matmul_f32.
+ */
+export function matmul_f16(out: usize, x: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  const rowBytes = <usize>n << 1;
+  const q = (r1 - r0) >> 2;
+  for (let g = 0; g < q; g++) {
+    const ra = r0 + g, rb = ra + q, rc = rb + q, rd = rc + q;
+    mm4_f16(out, x, w + <usize>ra * rowBytes, w + <usize>rb * rowBytes, w + <usize>rc * rowBytes, w + <usize>rd * rowBytes, n, d, T, ra, rb, rc, rd);
+  }
+  for (let r = r0 + 4 * q; r < r1; r++) {
+    const w0 = w + <usize>r * rowBytes;
+    mm4_f16(out, x, w0, w0, w0, w0, n, d, T, r, r, r, r);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function mm4_f16(
+  out: usize, x: usize, w0: usize, w1: usize, w2: usize, w3: usize, n: i32, d: i32, T: i32, ra: i32, rb: i32, rc: i32, rd: i32,
+): void {
+  const xRowBytes = <usize>n << 2;
+  const dBytes = <usize>d << 2;
+  const n8 = n & ~7;
+  let t = 0;
+  for (; t + 2 <= T; t += 2) {
+    const xa = x + <usize>t * xRowBytes, xb = xa + xRowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let i = 0; i < n8; i += 8) {
+      const ox = <usize>i << 2, ow = <usize>i << 1;
+      const va = v128.load(xa + ox), va2 = v128.load(xa + ox, 16);
+      const vb = v128.load(xb + ox), vb2 = v128.load(xb + ox, 16);
+      let h = v128.load(w0 + ow); let lo = f16x8Lo(h), hi = f16x8Hi(h);
+      a0 = madd(hi, va2, madd(lo, va, a0)); b0 = madd(hi, vb2, madd(lo, vb, b0));
+      h = v128.load(w1 + ow); lo = f16x8Lo(h); hi = f16x8Hi(h);
+      a1 = madd(hi, va2, madd(lo, va, a1)); b1 = madd(hi, vb2, madd(lo, vb, b1));
+      h = v128.load(w2 + ow); lo = f16x8Lo(h); hi = f16x8Hi(h);
+      a2 = madd(hi, va2, madd(lo, va, a2)); b2 = madd(hi, vb2, madd(lo, vb, b2));
+      h = v128.load(w3 + ow); lo = f16x8Lo(h); hi = f16x8Hi(h);
+      a3 = madd(hi, va2, madd(lo, va, a3)); b3 = madd(hi, vb2, madd(lo, vb, b3));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    let u0 = hsum(b0), u1 = hsum(b1), u2 = hsum(b2), u3 = hsum(b3);
+    for (let i = n8; i < n; i++) {
+      const ea = f32At(xa, i), eb = f32At(xb, i);
+      const ow = <usize>i << 1;
+      const h0 = f16ToF32(load<u16>(w0 + ow)), h1 = f16ToF32(load<u16>(w1 + ow));
+      const h2 = f16ToF32(load<u16>(w2 + ow)), h3 = f16ToF32(load<u16>(w3 + ow));
+      s0 += h0 * ea; s1 += h1 * ea; s2 += h2 * ea; s3 += h3 * ea;
+      u0 += h0 * eb; u1 += h1 * eb; u2 += h2 * eb; u3 += h3 * eb;
+    }
+    const oa = out + <usize>t * dBytes, ob = oa + dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
+    setF32(ob, ra, u0); setF32(ob, rb, u1); setF32(ob, rc, u2); setF32(ob, rd, u3);
+  }
+  for (; t < T; t++) {
+    const xa = x + <usize>t * xRowBytes;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < n8; i += 8) {
+      const ox = <usize>i << 2, ow = <usize>i << 1;
+      const va = v128.load(xa + ox), va2 = v128.load(xa + ox, 16);
+      let h = v128.load(w0 + ow);
+      a0 = madd(f16x8Hi(h), va2, madd(f16x8Lo(h), va, a0));
+      h = v128.load(w1 + ow);
+      a1 = madd(f16x8Hi(h), va2, madd(f16x8Lo(h), va, a1));
+      h = v128.load(w2 + ow);
+      a2 = madd(f16x8Hi(h), va2, madd(f16x8Lo(h), va, a2));
+      h = v128.load(w3 + ow);
+      a3 = madd(f16x8Hi(h), va2, madd(f16x8Lo(h), va, a3));
+    }
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    for (let i = n8; i < n; i++) {
+      const e = f32At(xa, i);
+      const ow = <usize>i << 1;
+      s0 += f16ToF32(load<u16>(w0 + ow)) * e; s1 += f16ToF32(load<u16>(w1 + ow)) * e;
+      s2 += f16ToF32(load<u16>(w2 + ow)) * e; s3 += f16ToF32(load<u16>(w3 + ow)) * e;
+    }
+    const oa = out + <usize>t * dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
+  }
+}
+
+/** out[i] = x[i] rounded to the nearest half (ties to even), as f32. Activations of an F16 matmul. */
+export function round_f16(out: usize, x: usize, n: i32): void {
+  for (let i = 0; i < n; i++) setF32(out, i, roundToF16(f32At(x, i)));
+}
+
+// ---------------------------------------------------------------- row fetch
+
+/** One row of an f32 table: out (n,) = w (n,). */
+export function dequantize_f32(out: usize, w: usize, n: i32): void {
+  memory.copy(out, w, <usize>n << 2);
+}
+
+/** One row of an f16 table to f32. */
+export function dequantize_f16(out: usize, w: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const h = v128.load(w + (<usize>i << 1));
+    v128.store(out + (<usize>i << 2), f16x8Lo(h));
+    v128.store(out + (<usize>i << 2), f16x8Hi(h), 16);
+  }
+  for (; i < n; i++) setF32(out, i, f16ToF32(load<u16>(w + (<usize>i << 1))));
+}
+
+// ---------------------------------------------------------------- elementwise
+
+/** RMSNorm of T rows: out (T,n) = x / sqrt(mean(x^2) + eps) * w. Sum of squares in f64, as ggml does. */
+export function rmsnorm(out: usize, x: usize, w: usize, n: i32, eps: f32, T: i32): void {
+  for (let t = 0; t < T; t++) {
+    const xr = x + ((<usize>t * n) << 2), or = out + ((<usize>t * n) << 2);
+    let ss: f64 = 0;
+    for (let i = 0; i < n; i++) {
+      const v = f32At(xr, i);
+      ss += <f64>(v * v);
+    }
+    const scale = <f32>(1.0 / Math.sqrt(ss / <f64>n + <f64>eps));
+    const s4 = f32x4.splat(scale);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(or + o, f32x4.mul(f32x4.mul(v128.load(xr + o), s4), v128.load(w + o)));
+    }
+    for (; i < n; i++) setF32(or, i, f32At(xr, i) * scale * f32At(w, i));
+  }
+}
+
+/** out = a + b over n floats (the residual connection; out may alias a). */
+export function add(out: usize, a: usize, b: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < n; i++) setF32(out, i, f32At(a, i) + f32At(b, i));
+}
+
+/** SwiGLU: out = silu(gate) * up over n floats, silu(g) = g / (1 + e^-g). */
+export function swiglu(out: usize, gate: usize, up: usize, n: i32): void {
+  const one = f32x4.splat(1);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const g = v128.load(gate + o);
+    const silu = f32x4.div(g, f32x4.add(one, expf4(f32x4.neg(g))));
+    v128.store(out + o, f32x4.mul(silu, v128.load(up + o)));
+  }
+  for (; i < n; i++) {
+    const g = f32At(gate, i);
+    setF32(out, i, (g / (<f32>1 + expf(-g))) * f32At(up, i));
+  }
+}
+
+/** In-place softmax over n floats, max-subtracted so large logits cannot overflow. */
+export function softmax(x: usize, n: i32): void {
+  let mx = f32At(x, 0);
+  for (let i = 1; i < n; i++) mx = max(mx, f32At(x, i));
+  let sum: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const e = expf(f32At(x, i) - mx);
+    setF32(x, i, e);
+    sum += e;
+  }
+  const inv = <f32>1 / sum;
+  for (let i = 0; i < n; i++) setF32(x, i, f32At(x, i) * inv);
+}
+
+// ---------------------------------------------------------------- RoPE
+
+/**
+ * Rotary position embedding, in place, on T rows of nHeads heads of headDim.
+ * cs: table (maxPos, ropeDim/2, 2) of (cos, sin) for each position and pair;
+ * pos: T i32 positions. halves = 0 rotates interleaved pairs (x[2i], x[2i+1])
+ * (GGUF llama, llama2.c); halves = 1 rotates (x[i], x[i + ropeDim/2]) (Hugging Face rotate_half).
+ * Dimensions past ropeDim (partial rotary) are left alone.
+ */
+export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headDim: i32, ropeDim: i32, halves: i32): void {
+  const half = ropeDim >> 1;
+  for (let t = 0; t < T; t++) {
+    const p = load<i32>(pos + (<usize>t << 2));
+    const c = cs + ((<usize>p * half) << 3);
+    const row = x + ((<usize>t * nHeads * headDim) << 2);
+    for (let h = 0; h < nHeads; h++) {
+      const hp = row + ((<usize>h * headDim) << 2);
+      for (let i = 0; i < half; i++) {
+        const fc = load<f32>(c + (<usize>i << 3)), fs = load<f32>(c + (<usize>i << 3), 4);
+        const ia = halves ? i : 2 * i, ib = halves ? i + half : 2 * i + 1;
+        const a = f32At(hp, ia), b = f32At(hp, ib);
+        setF32(hp, ia, a * fc - b * fs);
+        setF32(hp, ib, a * fs + b * fc);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- attention
+
+/**
+ * Causal grouped-query attention of one query row over the paged KV cache.
+ * q (nHeads*headDim) -> out (nHeads*headDim), heads [h0, h1) only.
+ * Positions [start, end) are attended (end = own position + 1; start > 0 for
+ * a sliding window). Position p lives in page pageTable[p / pageSize] at
+ * kvBase + page * pageBytes, slot p % pageSize; within a page this layer's K
+ * rows start at kOff and V rows at vOff, each slot kvDim floats.
+ * Query head h reads KV head h / (nHeads / nKvHeads): no K or V is copied.
+ * att is scratch for (end - start) scores for each of the nHeads heads.
+ */
+export function attention(
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
+  const len = end - start;
+  const hd4 = headDim & ~3;
+  const slotBytes = <usize>kvDim << 2;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * headDim) << 2);
+    const kvHeadOff = (<usize>(h / kvMul) * headDim) << 2;
+    const sc = att + ((<usize>h * len) << 2); // by absolute head: threads splitting heads never overlap
+    // scores = q . k / sqrt(headDim)
+    let mx: f32 = -Infinity;
+    for (let p = start; p < end; p++) {
+      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+      const k = kvBase + page * <usize>pageBytes + <usize>kOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
+      let acc = f32x4.splat(0);
+      for (let i = 0; i < hd4; i += 4) acc = madd(v128.load(qh + (<usize>i << 2)), v128.load(k + (<usize>i << 2)), acc);
+      let s = hsum(acc);
+      for (let i = hd4; i < headDim; i++) s += f32At(qh, i) * f32At(k, i);
+      s *= scale;
+      setF32(sc, p - start, s);
+      mx = max(mx, s);
+    }
+    // softmax, max-subtracted
+    let sum: f32 = 0;
+    for (let j = 0; j < len; j++) {
+      const e = expf(f32At(sc, j) - mx);
+      setF32(sc, j, e);
+      sum += e;
+    }
+    const inv = <f32>1 / sum;
+    // out = sum_p softmax_p * v_p
+    const oh = out + ((<usize>h * headDim) << 2);
+    for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
+    for (let p = start; p < end; p++) {
+      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+      const v = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
+      const a = f32At(sc, p - start) * inv;
+      const a4 = f32x4.splat(a);
+      for (let i = 0; i < hd4; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(oh + o, madd(a4, v128.load(v + o), v128.load(oh + o)));
+      }
+      for (let i = hd4; i < headDim; i++) setF32(oh, i, f32At(oh, i) + a * f32At(v, i));
+    }
+  }
+}
+
+/** Copies n bytes (KV cache writes, copy-on-write of pages). */
+export function copy(dst: usize, src: usize, n: usize): void {
+  memory.copy(dst, src, n);
+}
+
+/**
+ * Sum of n floats read as four far-apart streams with two accumulators each
+ *  (the access pattern of the banded matmuls, minus the math): the
+ * fastest way a kernel can read memory, so benchmarks measure the machine's
+ * read bandwidth with it and report matmuls as a fraction of that.
+ */
+export function read_probe(x: usize, n: i32): f32 {
+  const q = <usize>(n >> 6) << 6; // bytes per stream: n/4 floats, rounded down to 16 floats
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  for (let o: usize = 0; o < q; o += 32) {
+    const p = x + o;
+    a0 = f32x4.add(a0, v128.load(p)); a1 = f32x4.add(a1, v128.load(p + q));
+    a2 = f32x4.add(a2, v128.load(p + 2 * q)); a3 = f32x4.add(a3, v128.load(p + 3 * q));
+    c0 = f32x4.add(c0, v128.load(p, 16)); c1 = f32x4.add(c1, v128.load(p + q, 16));
+    c2 = f32x4.add(c2, v128.load(p + 2 * q, 16)); c3 = f32x4.add(c3, v128.load(p + 3 * q, 16));
+  }
+  return hsum(f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3))));
+}

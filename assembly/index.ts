@@ -1,0 +1,7 @@
+// The kernel module's exports. Every kernel is a pure function over pointers
+// into the one linear memory that the TypeScript side owns and imports here.
+export * from "./f32";
+export * from "./quant";
+export * from "./kv";
+export * from "./nn";
+export * from "./kv16";

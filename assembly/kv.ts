@@ -1,0 +1,110 @@
+// Kernels of the Q8_0 KV cache. One position's K (or V) for one layer is a
+// slot of kvDim int8 values followed by kvDim / qBlock f32 scales (one per
+// block of qBlock values: 32, or one head when heads are shorter), so a page
+// takes a bit over a quarter of the f32 cache's bytes. Pointers are byte
+// addresses in the imported memory; outputs come first.
+
+import { hsum, madd, expf } from "./math";
+
+// @ts-ignore: decorator
+@inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
+// @ts-ignore: decorator
+@inline function setF32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
+
+/** Four int8 at p as f32x4. */
+// @ts-ignore: decorator
+@inline function i8x4(p: usize): v128 {
+  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p))));
+}
+
+/**
+ * Quantizes one row of n f32 (src) into a Q8_0 slot (dst): per block of
+ * qBlock values, d = max|x| / 127 and q = round(x / d), as ggml's Q8_0.
+ */
+export function kv_store_q8(dst: usize, src: usize, n: i32, qBlock: i32): void {
+  const scales = dst + <usize>n;
+  for (let b = 0; b < n; b += qBlock) {
+    let amax: f32 = 0;
+    for (let i = 0; i < qBlock; i++) amax = max(amax, abs(f32At(src, b + i)));
+    const d = amax / <f32>127;
+    const id: f32 = d > 0 ? <f32>1 / d : 0;
+    for (let i = 0; i < qBlock; i++) {
+      const q = <i32>nearest(f32At(src, b + i) * id);
+      store<i8>(dst + <usize>(b + i), <i8>min(127, max(-127, q)));
+    }
+    store<f32>(scales + (<usize>(b / qBlock) << 2), d);
+  }
+}
+
+/** The Q8_0 slot back to n f32 (tests and debugging). */
+export function kv_load_q8(out: usize, src: usize, n: i32, qBlock: i32): void {
+  const scales = src + <usize>n;
+  for (let i = 0; i < n; i++) setF32(out, i, <f32>load<i8>(src + <usize>i) * load<f32>(scales + (<usize>(i / qBlock) << 2)));
+}
+
+/**
+ * The f32 attention kernel's twin over Q8_0 pages: heads [h0, h1) of one
+ * query row attend positions [start, end) through the page table. A head's
+ * dot product is the sum over its blocks of scale * (q . int8 block), and
+ * its output accumulates scale * weight * int8 values, so nothing is
+ * dequantized into memory.
+ */
+export function attention_q8(
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32, qBlock: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
+  const len = end - start;
+  const slotBytes = <usize>(kvDim + (kvDim / qBlock) * 4);
+  const qb4 = qBlock & ~3;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * headDim) << 2);
+    const e0 = (h / kvMul) * headDim; // first element of this KV head in a slot
+    const sc = att + ((<usize>h * len) << 2);
+    let mx: f32 = -Infinity;
+    for (let p = start; p < end; p++) {
+      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+      const slot = kvBase + page * <usize>pageBytes + <usize>kOff + <usize>(p % pageSize) * slotBytes;
+      let s: f32 = 0;
+      for (let c = 0; c < headDim; c += qBlock) {
+        const k = slot + <usize>(e0 + c);
+        const qc = qh + (<usize>c << 2);
+        let acc = f32x4.splat(0);
+        for (let i = 0; i < qb4; i += 4) acc = madd(v128.load(qc + (<usize>i << 2)), i8x4(k + <usize>i), acc);
+        let dot = hsum(acc);
+        for (let i = qb4; i < qBlock; i++) dot += f32At(qc, i) * <f32>load<i8>(k + <usize>i);
+        s += dot * load<f32>(slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << 2));
+      }
+      s *= scale;
+      setF32(sc, p - start, s);
+      mx = max(mx, s);
+    }
+    let sum: f32 = 0;
+    for (let j = 0; j < len; j++) {
+      const e = expf(f32At(sc, j) - mx);
+      setF32(sc, j, e);
+      sum += e;
+    }
+    const inv = <f32>1 / sum;
+    const oh = out + ((<usize>h * headDim) << 2);
+    for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
+    for (let p = start; p < end; p++) {
+      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+      const slot = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes;
+      const a = f32At(sc, p - start) * inv;
+      for (let c = 0; c < headDim; c += qBlock) {
+        const v = slot + <usize>(e0 + c);
+        const ac = a * load<f32>(slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << 2));
+        const a4 = f32x4.splat(ac);
+        const oc = oh + (<usize>c << 2);
+        for (let i = 0; i < qb4; i += 4) {
+          const o = <usize>i << 2;
+          v128.store(oc + o, madd(a4, i8x4(v + <usize>i), v128.load(oc + o)));
+        }
+        for (let i = qb4; i < qBlock; i++) setF32(oc, i, f32At(oc, i) + ac * <f32>load<i8>(v + <usize>i));
+      }
+    }
+  }
+}

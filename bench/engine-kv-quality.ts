@@ -1,0 +1,82 @@
+/**
+ * The Q8_0 KV cache's quality cost: the f32 cache's greedy continuation is
+ * fed to both caches (teacher forcing), and at every position the next-token
+ * distributions are compared: mean and max KL(f32 || q8_0), top-1 agreement,
+ * and where free-running greedy output first departs.
+ *
+ *   deno run -A bench/engine-kv-quality.ts [model.gguf] [tokens]   (default: ../shared stories260K, 400)
+ */
+import { loadModel, type Model } from "../src/model/model.ts";
+import type { KVType } from "../src/backends/backend.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+const path = args[0] ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
+const N = Number(args[1] ?? 400);
+
+function logSoftmax(l: Float32Array): Float64Array {
+  let mx = -Infinity;
+  for (const x of l) mx = Math.max(mx, x);
+  let s = 0;
+  for (const x of l) s += Math.exp(x - mx);
+  return Float64Array.from(l, (x) => x - mx - Math.log(s));
+}
+
+async function greedy(m: Model, prompt: number[], n: number): Promise<number[]> {
+  const seq = m.newSequence();
+  let l = await m.prefill(seq, prompt);
+  const out: number[] = [];
+  for (let i = 0; i < n && seq.length < m.contextLength; i++) {
+    let best = 0;
+    for (let j = 1; j < l.length; j++) if (l[j] > l[best]) best = j;
+    out.push(best);
+    l = await m.decodeOne(seq, best);
+  }
+  m.releaseSequence(seq);
+  return out;
+}
+
+async function distributions(kvCacheType: KVType, tokens: number[], promptLen: number): Promise<Float64Array[]> {
+  const m = await loadModel(path, { kvCacheType });
+  const seq = m.newSequence();
+  const out: Float64Array[] = [logSoftmax(await m.prefill(seq, tokens.slice(0, promptLen)))];
+  for (let i = promptLen; i < tokens.length - 1; i++) out.push(logSoftmax(await m.decodeOne(seq, tokens[i])));
+  await m.close();
+  return out;
+}
+
+const mf = await loadModel(path);
+const prompt = mf.tokenizer.encode("Once upon a time");
+const n = Math.min(N, mf.contextLength - prompt.length);
+const ref = await greedy(mf, prompt, n);
+await mf.close();
+const mq = await loadModel(path, { kvCacheType: "q8_0" });
+const q = await greedy(mq, prompt, n);
+const pageRatio = mq.kv.layout.pageBytes;
+await mq.close();
+
+const tokens = [...prompt, ...ref];
+const [pf, pq] = [await distributions("f32", tokens, prompt.length), await distributions("q8_0", tokens, prompt.length)];
+let klSum = 0, klMax = 0, agree = 0;
+for (let i = 0; i < pf.length; i++) {
+  let kl = 0, af = 0, aq = 0;
+  for (let j = 0; j < pf[i].length; j++) {
+    kl += Math.exp(pf[i][j]) * (pf[i][j] - pq[i][j]);
+    if (pf[i][j] > pf[i][af]) af = j;
+    if (pq[i][j] > pq[i][aq]) aq = j;
+  }
+  klSum += kl;
+  klMax = Math.max(klMax, kl);
+  if (af === aq) agree++;
+}
+let departs = 0;
+while (departs < ref.length && ref[departs] === q[departs]) departs++;
+const mf2 = await loadModel(path);
+const f32Page = mf2.kv.layout.pageBytes;
+await mf2.close();
+console.log(`${path.split("/").pop()}: ${pf.length} positions teacher-forced`);
+console.log(`  KV bytes: q8_0 / f32 = ${(pageRatio / f32Page).toFixed(3)}`);
+console.log(`  KL(f32 || q8_0) per position: mean ${(klSum / pf.length).toExponential(2)}, max ${klMax.toExponential(2)} nats`);
+console.log(`  top-1 agreement: ${((100 * agree) / pf.length).toFixed(1)}%`);
+console.log(`  free-running greedy output departs at generated token ${departs === ref.length ? `never (of ${ref.length})` : departs}`);

@@ -1,0 +1,104 @@
+/**
+ * Thread scaling: decode and 128-token prefill of a stories110M-shaped model
+ * on 1 thread (WasmBackend) and on N threads (ThreadedWasmBackend), same file,
+ * same tokens. Prints ms per token and the speed-up over one thread.
+ *
+ *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0] [--model PATH] [--decode 32] [--prefill 128] [--reps 5]
+ *   bun bench/threads.ts ...
+ *
+ * --type uses bench/synthetic.ts's cached model (Q8_0: quantized from the F32
+ * one with src/quant/quantize.ts on first use, cached beside it); --model runs
+ * any file. Weights are random: speed does not depend on the values.
+ */
+import { loadModel, type Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
+import { ensureSyntheticModel } from "./synthetic.ts";
+import { quantizeModel } from "../src/quant/quantize.ts";
+import { openModelFile } from "../src/formats/open.ts";
+import { fileSink } from "../src/formats/gguf-writer.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+const argv: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+const flag = (name: string, def: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
+};
+const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
+const threadCounts = flag("threads", "1,2").split(",").map(Number);
+const decodeSteps = Number(flag("decode", "32"));
+const prefillTokens = Number(flag("prefill", "128"));
+const reps = Number(flag("reps", "5"));
+const path = argv.includes("--model") ? flag("model", "") : await syntheticModel(flag("type", "F32"));
+
+async function syntheticModel(type: string): Promise<string> {
+  if (type === "F32" || type === "F16") return ensureSyntheticModel("stories110M", type);
+  if (type !== "Q8_0") throw new Error(`--type: F32, F16 or Q8_0, got ${type}`);
+  const f32 = await ensureSyntheticModel("stories110M", "F32");
+  const out = f32.replace(/-f32\.gguf$/, "-q8_0.gguf");
+  const fs = await import("node:fs");
+  if (!fs.existsSync(out)) {
+    console.error(`writing ${out} ...`);
+    const input = await openModelFile(f32);
+    await quantizeModel({ input, output: await fileSink(out + ".tmp"), type: "Q8_0" });
+    await input.source.close();
+    fs.renameSync(out + ".tmp", out);
+  }
+  return out;
+}
+
+/** Deterministic token ids (the vocabulary's made-up pieces; ids do not change the work). */
+function tokens(n: number, seed: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(300 + ((seed * 7919 + i * 104729) % 20000));
+  return out;
+}
+
+/** One timed prefill (ms per prompt token) and one timed decode run (ms per token), each on a fresh sequence. */
+async function measureOnce(model: Model, r: number): Promise<{ decodeMs: number; prefillMs: number }> {
+  let seq = model.newSequence();
+  let t = performance.now();
+  await model.prefill(seq, tokens(prefillTokens, r));
+  const prefillMs = (performance.now() - t) / prefillTokens;
+  model.releaseSequence(seq);
+  seq = model.newSequence();
+  await model.prefill(seq, tokens(8, r + 100));
+  const ids = tokens(decodeSteps, r + 200);
+  t = performance.now();
+  for (const id of ids) await model.decodeOne(seq, id);
+  const decodeMs = (performance.now() - t) / decodeSteps;
+  model.releaseSequence(seq);
+  return { decodeMs, prefillMs };
+}
+
+const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
+
+// every thread count loaded at once and measured in turn, rep by rep, so a noisy
+// neighbour slows all of them alike instead of skewing one
+const models: Model[] = [];
+for (const n of threadCounts) {
+  const backend = n === 1 ? new WasmBackend() : new ThreadedWasmBackend({ threads: n });
+  models.push(await loadModel(path, { backend, contextLength: 512 }));
+}
+try {
+  const runs = models.map(() => ({ decode: [] as number[], prefill: [] as number[] }));
+  for (let r = -1; r < reps; r++) {
+    for (let i = 0; i < models.length; i++) {
+      const m = await measureOnce(models[i], r + 1);
+      if (r < 0) continue; // warm-up: page in the weights, tier up the JIT
+      runs[i].decode.push(m.decodeMs);
+      runs[i].prefill.push(m.prefillMs);
+    }
+  }
+  console.log(`# ${runtime}, ${path.split("/").pop()}, decode ${decodeSteps} tokens, prefill ${prefillTokens} tokens, median of ${reps}`);
+  console.log("| threads | decode ms/token | decode speed-up | prefill ms/token | prefill speed-up |");
+  console.log("|---|---|---|---|---|");
+  const d0 = median(runs[0].decode), p0 = median(runs[0].prefill);
+  threadCounts.forEach((n, i) => {
+    const d = median(runs[i].decode), p = median(runs[i].prefill);
+    console.log(`| ${n} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`);
+  });
+} finally {
+  for (const m of models) await m.close();
+}

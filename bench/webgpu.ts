@@ -1,0 +1,206 @@
+/**
+ * WebGPU throughput on synthetic models (real shapes, random weights written
+ * straight in the quantized block formats): decode tok/s token by token (one
+ * readback per token) and greedy on the device (Model.decodeGreedy, runs of
+ * --chunk tokens per readback), 128-token prefill tok/s, the share of the
+ * GPU's memory bandwidth greedy decode reaches, and WASM single-thread prefill
+ * of the same file for the speedup. First it times the bare readback: submit
+ * a 4-byte copy, mapAsync, unmap (Deno's mapAsync sleeps 10 ms at least once).
+ *
+ *   deno run -A bench/webgpu.ts [--shapes stories110M,llama-1b] [--types F32,Q8_0,Q4_0] [--decode 64]
+ *          [--chunk 64] [--submit-every 256] [--bandwidth-gbs 3350] [--wasm-prefill 32] [--json out.json]
+ */
+import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
+import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
+import { loadModel, type Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
+import { SHAPES, type SyntheticShape } from "./synthetic.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+const flag = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+
+/** xorshift32 words: random bytes fast enough for gigabytes. */
+function randomBytes(n: number, seed: number): Uint8Array {
+  const words = new Uint32Array(Math.ceil(n / 4));
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    words[i] = s;
+  }
+  return new Uint8Array(words.buffer, 0, n);
+}
+
+/** A tensor of `type` with random quants and small, sane scales (f16 0.0005 / f32 ~0.01). */
+function tensorBytes(type: number, cols: number, rows: number, seed: number): Uint8Array {
+  const bytes = rowBytes(type, cols)! * rows;
+  const b = randomBytes(bytes, seed);
+  if (type === GGMLType.F32) {
+    const f = new Float32Array(b.buffer, 0, bytes / 4);
+    for (let i = 0; i < f.length; i++) f[i] = ((b[i * 4] - 128) / 128) * 0.02;
+  } else {
+    const [block, size] = type === GGMLType.Q8_0 ? [34, 34] : type === GGMLType.Q4_0 ? [18, 18] : [0, 0];
+    if (!block) throw new Error(`no synthetic writer for type ${type}`);
+    const dv = new DataView(b.buffer);
+    for (let o = 0; o < bytes; o += size) dv.setUint16(o, 0x1019, true); // f16 ~5e-4
+  }
+  return b;
+}
+
+async function writeModel(path: string, s: SyntheticShape, type: number): Promise<void> {
+  const headDim = s.dim / s.nHeads, kvDim = s.nKvHeads * headDim;
+  const tokens = ["<unk>", "<s>", "</s>"];
+  for (let i = tokens.length; i < s.vocabSize; i++) tokens.push(`▁t${i}`);
+  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({ key, type: { type: t } as GGUFMetadataEntry["type"], value });
+  const metadata: GGUFMetadataEntry[] = [
+    md("general.architecture", "string", "llama"),
+    md("llama.context_length", "u32", s.contextLength),
+    md("llama.embedding_length", "u32", s.dim),
+    md("llama.feed_forward_length", "u32", s.hiddenDim),
+    md("llama.block_count", "u32", s.nLayers),
+    md("llama.attention.head_count", "u32", s.nHeads),
+    md("llama.attention.head_count_kv", "u32", s.nKvHeads),
+    md("llama.rope.dimension_count", "u32", headDim),
+    md("llama.rope.freq_base", "f32", 10000),
+    md("llama.attention.layer_norm_rms_epsilon", "f32", 1e-5),
+    md("tokenizer.ggml.model", "string", "llama"),
+    { key: "tokenizer.ggml.tokens", type: { type: "array", of: "string" }, value: tokens },
+    { key: "tokenizer.ggml.scores", type: { type: "array", of: "f32" }, value: new Float32Array(s.vocabSize) },
+    { key: "tokenizer.ggml.token_type", type: { type: "array", of: "i32" }, value: new Int32Array(s.vocabSize).fill(1) },
+    md("tokenizer.ggml.bos_token_id", "u32", 1),
+    md("tokenizer.ggml.eos_token_id", "u32", 2),
+  ];
+  let seed = 7;
+  const mat = (name: string, cols: number, rows: number): GGUFTensorToWrite => {
+    const my = seed++ * 2654435761;
+    return { name, type, shape: [cols, rows], data: () => tensorBytes(type, cols, rows, my) };
+  };
+  const norm = (name: string): GGUFTensorToWrite => ({ name, type: GGMLType.F32, shape: [s.dim], data: () => new Uint8Array(new Float32Array(s.dim).fill(1).buffer) });
+  const tensors = [mat("token_embd.weight", s.dim, s.vocabSize), norm("output_norm.weight")];
+  for (let l = 0; l < s.nLayers; l++) {
+    const p = `blk.${l}.`;
+    tensors.push(
+      norm(p + "attn_norm.weight"), mat(p + "attn_q.weight", s.dim, s.dim), mat(p + "attn_k.weight", s.dim, kvDim),
+      mat(p + "attn_v.weight", s.dim, kvDim), mat(p + "attn_output.weight", s.dim, s.dim), norm(p + "ffn_norm.weight"),
+      mat(p + "ffn_gate.weight", s.dim, s.hiddenDim), mat(p + "ffn_up.weight", s.dim, s.hiddenDim), mat(p + "ffn_down.weight", s.hiddenDim, s.dim),
+    );
+  }
+  await writeGGUF(await fileSink(path), metadata, tensors);
+}
+
+const prompt = (n: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919) % 1000));
+
+async function prefillTps(model: Model, n: number): Promise<number> {
+  const seq = model.newSequence();
+  const t = performance.now();
+  await model.prefill(seq, prompt(n));
+  const ms = performance.now() - t;
+  model.releaseSequence(seq);
+  return n / (ms / 1000);
+}
+
+async function decodeTps(model: Model, steps: number): Promise<number> {
+  const seq = model.newSequence();
+  await model.prefill(seq, prompt(8));
+  for (let i = 0; i < 4; i++) await model.decodeOne(seq, 5 + i); // warm
+  const t = performance.now();
+  for (let i = 0; i < steps; i++) await model.decodeOne(seq, 10 + (i % 100));
+  const ms = performance.now() - t;
+  model.releaseSequence(seq);
+  return steps / (ms / 1000);
+}
+
+/** Greedy decode with the picks kept on the device: `steps` tokens in runs of `chunk` per readback. */
+async function greedyTps(model: Model, steps: number, chunk: number): Promise<number> {
+  const seq = model.newSequence();
+  await model.prefill(seq, prompt(8));
+  let t0 = (await model.decodeGreedy(seq, 5, 4))[3]; // warm
+  const t = performance.now();
+  for (let done = 0; done < steps; done += chunk) {
+    const ids = await model.decodeGreedy(seq, t0, Math.min(chunk, steps - done));
+    t0 = ids[ids.length - 1];
+  }
+  const ms = performance.now() - t;
+  model.releaseSequence(seq);
+  return steps / (ms / 1000);
+}
+
+/** Milliseconds of one bare readback: submit a 4-byte copy, mapAsync, unmap. */
+async function readbackMs(n: number): Promise<number> {
+  const device = await requestDevice((await requestAdapter()).adapter);
+  const src = device.createBuffer({ size: 256, usage: 0x80 | 0x4 }); // STORAGE | COPY_SRC
+  const dst = device.createBuffer({ size: 256, usage: 0x1 | 0x8 }); // MAP_READ | COPY_DST
+  let t = 0;
+  for (let i = 0; i < n + 3; i++) {
+    if (i === 3) t = performance.now();
+    const enc = device.createCommandEncoder();
+    enc.copyBufferToBuffer(src, 0, dst, 0, 4);
+    device.queue.submit([enc.finish()]);
+    await dst.mapAsync(1, 0, 4);
+    dst.unmap();
+  }
+  const ms = (performance.now() - t) / n;
+  device.destroy();
+  return ms;
+}
+
+const status = await webgpuStatus();
+console.log(`adapter: ${status.available ? status.adapter : "none: " + status.reason}`);
+if (!status.available) throw new Error("no WebGPU adapter");
+const bandwidth = Number(flag("bandwidth-gbs", "3350")); // H100 SXM HBM3 peak
+const decodeSteps = Number(flag("decode", "64"));
+const wasmPrefillTokens = Number(flag("wasm-prefill", "32"));
+const chunk = Number(flag("chunk", "64"));
+const submitEvery = Number(flag("submit-every", "256"));
+const dir = flag("dir", "/tmp");
+const readback = await readbackMs(20);
+console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
+const results = [];
+for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
+  const shape = SHAPES[shapeName];
+  for (const typeName of flag("types", "F32,Q8_0,Q4_0").split(",")) {
+    const type = GGMLType[typeName as keyof typeof GGMLType];
+    const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
+    let t = performance.now();
+    await writeModel(path, shape, type);
+    const writeS = (performance.now() - t) / 1000;
+    t = performance.now();
+    const model = await loadModel(path, { backend: new WebGpuBackend({ submitEvery }), contextLength: 512 });
+    const loadS = (performance.now() - t) / 1000;
+    await prefillTps(model, 16); // compiles the pipelines
+    const prefill = await prefillTps(model, 128);
+    const decode = await decodeTps(model, decodeSteps);
+    const greedy = await greedyTps(model, decodeSteps, chunk);
+    const weightBytes = model.weightBytes;
+    await model.close();
+    let wasmPrefill = NaN;
+    if (wasmPrefillTokens > 0) {
+      try {
+        const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
+        wasmPrefill = await prefillTps(cpu, wasmPrefillTokens);
+        await cpu.close();
+      } catch (e) {
+        console.log(`  (WASM prefill not measured: ${(e as Error).message})`);
+      }
+    }
+    const gbs = (weightBytes * greedy) / 1e9;
+    const r = {
+      shape: shapeName, type: typeName, weightMB: +(weightBytes / 1e6).toFixed(1), writeS: +writeS.toFixed(1), loadS: +loadS.toFixed(1),
+      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
+      prefillSpeedup: +(prefill / wasmPrefill).toFixed(1), decodeGBs: +gbs.toFixed(1), bandwidthShare: +(gbs / bandwidth).toFixed(3),
+    };
+    console.log(JSON.stringify(r));
+    results.push(r);
+    g.Deno?.removeSync?.(path);
+  }
+}
+const out = flag("json", "");
+if (out) g.Deno.writeTextFileSync(out, JSON.stringify({ adapter: status.adapter, readbackMs: +readback.toFixed(2), results }, null, 2));

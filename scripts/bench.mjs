@@ -1,0 +1,18 @@
+// npm run bench: the kernel micro-benchmarks and the end-to-end benchmark, in Deno and in Bun.
+// The synthetic stories110M model is written on first use (bench/models/, git-ignored).
+import { spawnSync } from "node:child_process";
+const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
+const extra = process.argv.slice(2);
+const runs = [
+  [bin("deno"), ["run", "-A", "bench/kernels.bench.ts"]],
+  [bin("bun"), ["bench/kernels.bench.ts"]],
+  [bin("deno"), ["run", "-A", "bench/e2e.ts", ...extra]],
+  [bin("bun"), ["bench/e2e.ts", ...extra]],
+];
+let failed = false;
+for (const [cmd, args] of runs) {
+  console.log(`\n$ ${cmd.split("/").pop()} ${args.join(" ")}`);
+  const r = spawnSync(cmd, args, { stdio: "inherit" });
+  failed ||= r.status !== 0;
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,90 @@
+// Single-file ESM bundles of kvasm (esbuild, --target=es2022) with the kernels inlined:
+//   dist/kvasm.mjs       the library (src/mod.ts)
+//   dist/kvasm-cli.mjs   the command line (src/cli.ts)
+//   dist/kvasm-edge.mjs  the edge function entry (src/edge.ts: `export default { fetch }`)
+// Two source modules are swapped for bundle twins: src/kernels/binaries.ts (reads build/*.wasm
+// with node:fs) becomes one that imports the .wasm files as bytes (--loader:.wasm=binary), and
+// src/threads/worker-url.ts (points at worker.ts) becomes a data: URL holding the bundled worker,
+// so the bundle needs no file beside it. node:* imports stay external (Deno, Bun and Node provide them).
+// Usage: node scripts/build-bundle.mjs [--quiet] [--outdir DIR]   (default dist/)
+import * as esbuild from "esbuild";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+
+const root = new URL("..", import.meta.url).pathname;
+const quiet = process.argv.includes("--quiet");
+const outAt = process.argv.indexOf("--outdir");
+const outdir = (outAt > 0 ? process.argv[outAt + 1] : `${root}dist`).replace(/\/$/, "");
+const VARIANTS = ["simd", "relaxed", "simd-shared", "relaxed-shared"];
+for (const v of VARIANTS) {
+  if (!existsSync(`${root}build/kvasm-${v}.wasm`)) {
+    console.error(`build/kvasm-${v}.wasm is missing: run \`npm run build:kernels\` first`);
+    process.exit(1);
+  }
+}
+mkdirSync(outdir, { recursive: true });
+
+const common = {
+  bundle: true,
+  format: "esm",
+  platform: "neutral",
+  target: "es2022",
+  mainFields: ["module", "main"],
+  conditions: ["import", "default"],
+  external: ["node:*", "bun:*"],
+  loader: { ".wasm": "binary" },
+  legalComments: "none",
+  logLevel: quiet ? "error" : "warning",
+};
+
+/** Replaces the module that reads kernels from build/ with one that inlines them. */
+const inlineKernels = {
+  name: "kvasm-inline-kernels",
+  setup(build) {
+    build.onResolve({ filter: /[/\\]binaries\.ts$/ }, (args) =>
+      args.importer.endsWith("wasm.ts") && args.importer.includes("kernels") ? { path: "kvasm:binaries", namespace: "kvasm" } : undefined);
+    build.onLoad({ filter: /^kvasm:binaries$/, namespace: "kvasm" }, () => ({
+      resolveDir: root,
+      loader: "ts",
+      contents: [
+        ...VARIANTS.map((v, i) => `import k${i} from "./build/kvasm-${v}.wasm";`),
+        `export type KernelVariant = ${VARIANTS.map((v) => JSON.stringify(v)).join(" | ")};`,
+        `const BYTES: Record<KernelVariant, Uint8Array> = { ${VARIANTS.map((v, i) => `${JSON.stringify(v)}: k${i}`).join(", ")} };`,
+        `export function kernelBytes(variant: KernelVariant): Promise<Uint8Array> { return Promise.resolve(BYTES[variant]); }`,
+      ].join("\n"),
+    }));
+  },
+};
+
+/** Points the thread pool at its worker bundled into a data: URL (Deno, Bun and Node all start Workers from one). */
+function inlineWorker(workerCode) {
+  return {
+    name: "kvasm-inline-worker",
+    setup(build) {
+      build.onResolve({ filter: /[/\\]worker-url\.ts$/ }, () => ({ path: "kvasm:worker-url", namespace: "kvasm" }));
+      build.onLoad({ filter: /^kvasm:worker-url$/, namespace: "kvasm" }, () => ({
+        loader: "ts",
+        contents: `const CODE = ${JSON.stringify(Buffer.from(workerCode).toString("base64"))};\n` +
+          `export function workerURL(): URL { return new URL("data:text/javascript;base64," + CODE); }`,
+      }));
+    },
+  };
+}
+
+const worker = await esbuild.build({ ...common, entryPoints: [`${root}src/threads/worker.ts`], write: false, minify: true, plugins: [inlineKernels] });
+const workerCode = worker.outputFiles[0].contents;
+
+const entries = { kvasm: "src/mod.ts", "kvasm-cli": "src/cli.ts", "kvasm-edge": "src/edge.ts" };
+for (const [name, entry] of Object.entries(entries)) {
+  await esbuild.build({
+    ...common,
+    entryPoints: [`${root}${entry}`],
+    outfile: `${outdir}/${name}.mjs`,
+    minify: name === "kvasm-edge",
+    plugins: [inlineKernels, inlineWorker(workerCode)],
+  });
+  if (!quiet) console.log(`built ${outdir}/${name}.mjs (${(statSync(`${outdir}/${name}.mjs`).size / 1024).toFixed(0)} KB)`);
+}
+if (!quiet) {
+  const kernels = VARIANTS.reduce((n, v) => n + statSync(`${root}build/kvasm-${v}.wasm`).size, 0);
+  console.log(`kernels inlined: ${(kernels / 1024).toFixed(0)} KB in ${VARIANTS.length} builds; worker: ${(workerCode.length / 1024).toFixed(0)} KB`);
+}

@@ -1,0 +1,121 @@
+import type { ByteSource } from "../io/source.ts";
+import type { GGMLTypeId } from "../formats/ggml-types.ts";
+
+/**
+ * The contract between the forward pass and whatever runs it (WASM on one
+ * thread, WASM on a pool of Workers, WebGPU). Every buffer is an address in
+ * the backend's own memory: the arena for WASM, a storage buffer for WebGPU.
+ * Ops are enqueued in order; only `read` is asynchronous, because GPU readback
+ * is, so a backend may record a whole forward pass and submit it at once.
+ */
+export interface Backend {
+  readonly name: string;
+
+  /** Reserves `bytes` of device memory once; allocations below carve it up. */
+  init(bytes: number): Promise<void>;
+  alloc(bytes: number, what: string, align?: number): number;
+  /** Host to device (page tables, positions, row metadata). */
+  write(ptr: number, data: ArrayBufferView): void;
+  /** Streams `bytes` of the source at `offset` to `ptr`: weights go from file to device with no second copy. */
+  upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void>;
+  /** Device to host, after all enqueued work. */
+  read(ptr: number, dest: Float32Array): Promise<void>;
+
+  /** Can this backend multiply by weights of this ggml type? */
+  supportsWeight(type: GGMLTypeId): boolean;
+  /** Can kvStore/attention run on pages of this element type? Absent: "f32" only. */
+  supportsKV?(type: KVType): boolean;
+  /** Scratch bytes `matmul` needs for T activation rows of width n against a weight of this type. */
+  matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number;
+
+  /** out (T, dim) = rows tokens[t] of the table; tokens is a device i32 array. */
+  embed(out: number, table: Weight, tokens: number, T: number): void;
+  /** out (T, w.rows) = x (T, w.cols) @ W^T. scratch: matmulScratchBytes of device memory. */
+  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void;
+  rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void;
+  /** In place on T rows of nHeads heads; positions: device i32 (T); table: (cos, sin) pairs (maxPos, ropeDim/2). */
+  rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void;
+  add(out: number, a: number, b: number, n: number): void;
+  swiglu(out: number, gate: number, up: number, n: number): void;
+  /** Writes T rows of K and V (kvDim floats each) into their cache slots for one layer. */
+  kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void;
+  /** out (T, qDim) = attention of T query rows over the cache, for one layer. */
+  attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void;
+  /** LayerNorm of T rows (GPT-2, GPT-NeoX): out (T,n) = (x - mean) / sqrt(var + eps) * w + bias. */
+  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void;
+  /** x (rows, n) += bias (n) on every row: a Linear layer's bias after its matmul. */
+  addBias(x: number, bias: Weight, rows: number, n: number): void;
+  /** GELU, tanh approximation (GPT-2 "gelu_new"), over n floats; out may alias x. */
+  gelu(out: number, x: number, n: number): void;
+  /** GELU, exact erf form (PyTorch nn.GELU, GPT-NeoX "gelu"), over n floats; out may alias x. */
+  geluErf(out: number, x: number, n: number): void;
+  /** Copies `bytes` between device addresses (row gathers, copy-on-write of pages). */
+  copy(dst: number, src: number, bytes: number): void;
+  /**
+   * Optional: writes the i32 index of the largest of `n` floats at `x` to `out`
+   * (ties to the lowest index, NaN never chosen; -1 when all are NaN), so greedy
+   * decoding can feed its pick to the next step without a readback (Model.decodeGreedy).
+   */
+  argmax?(out: number, x: number, n: number): void;
+
+  /** Waits for enqueued work (a no-op for synchronous backends). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A weight matrix (or vector) in device memory, in ggml layout: `rows` rows of `cols` elements. */
+export interface Weight {
+  name: string;
+  type: GGMLTypeId;
+  cols: number; // shape[0], the contiguous dimension
+  rows: number; // product of the other dimensions
+  ptr: number;
+  bytes: number;
+}
+
+/**
+ * Geometry of the paged KV cache, shared by the cache (which owns pages and
+ * page tables) and the backends (which read through them). A page holds
+ * `pageSize` positions of K and V for every layer: [layer][K|V][slot][kvDim].
+ */
+export interface KVLayout {
+  base: number; // address of page 0
+  pageSize: number; // positions per page
+  pageBytes: number;
+  kvDim: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  nLayers: number;
+  /**
+   * Element type of the pages: "f32"; "f16" (per slot: kvDim IEEE halves; attention as llama.cpp's CPU flash attention);
+   * or "q8_0" (per slot: kvDim int8 values, then one f32 scale per qBlock values).
+   */
+  kvType: KVType;
+  /** Values per Q8_0 scale (0 for f32 and f16). */
+  qBlock: number;
+}
+
+export type KVType = "f32" | "f16" | "q8_0";
+
+/** Bytes of one position's K (or V) for one layer. */
+export function kvSlotBytes(kvType: KVType, kvDim: number, qBlock: number): number {
+  if (kvType === "f32") return kvDim * 4;
+  if (kvType === "f16") return kvDim * 2;
+  return kvDim + (kvDim / qBlock) * 4;
+}
+
+/**
+ * Per query row metadata for kvStore/attention, an i32 device array of
+ * ROW_FIELDS per row: the sequence's page table address, the row's position,
+ * and the first position it attends (> 0 under a sliding window).
+ */
+export const ROW_FIELDS = 4;
+export const ROW_PAGE_TABLE = 0;
+export const ROW_POS = 1;
+export const ROW_START = 2;
+
+export function kvOffsets(kv: KVLayout, layer: number): { kOff: number; vOff: number } {
+  const block = kv.pageSize * kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
+  return { kOff: layer * 2 * block, vOff: layer * 2 * block + block };
+}

@@ -1,0 +1,282 @@
+import { GGMLType, rowBytes } from "../formats/ggml-types.ts";
+import type { ByteSource } from "../io/source.ts";
+import { kernelModule, pickVariant } from "../kernels/wasm.ts";
+import { ATT } from "../threads/control.ts";
+import { ThreadPool } from "../threads/pool.ts";
+import { coreCount, threadSupport } from "../threads/spawn.ts";
+import { KvasmError } from "../errors.ts";
+import { type KVLayout, kvOffsets, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
+import { WasmBackend } from "./wasm.ts";
+
+export interface ThreadedWasmOptions {
+  /** Threads in all, the calling thread included. */
+  threads: number;
+  relaxed?: boolean;
+  /**
+   * Ops whose work (multiply-adds, or elements for elementwise ops) is below
+   * this run on the calling thread alone: waking the workers costs more than
+   * they save. 0 splits every op (the thread-count tests do).
+   */
+  minWork?: number;
+  /** See PoolOptions.joinSpinMs: after this long an op's join waits asynchronously (in read/flush). */
+  joinSpinMs?: number;
+  /** When the Workers cannot start, run on the calling thread instead of failing (default: false). */
+  fallback?: boolean;
+  workerURL?: URL | string;
+}
+
+/**
+ * Below this much work an op runs on the calling thread alone. Measured with
+ * bench/threads-dispatch.ts (16-core Xeon, Deno): a round trip to a spinning
+ * worker costs about 0.5 µs, and a T=1 f32 matmul gains from a second thread
+ * from about 25K multiply-adds on (49K: 8.4 -> 6.5 µs; 12K: 2.0 -> 2.4 µs).
+ */
+export const DEFAULT_MIN_WORK = 1 << 15;
+
+/** Matmul chunks start at multiples of this many rows, so a kernel's row groups (4 for f32/f16) fall as on one thread. */
+const ROW_ALIGN = 16;
+/** Elementwise chunks start at multiples of this many elements: SIMD bodies and scalar tails fall as on one thread. */
+const ELEMENT_ALIGN = 64;
+
+/**
+ * The WebAssembly backend on a pool of Workers over one shared memory. Matmul
+ * is split by output rows (activations quantized or rounded once, here, before
+ * the split), attention by heads, norms and RoPE by token rows, elementwise ops
+ * by ranges; every row, head or element is computed by one thread with the same
+ * code as single-threaded, so results are bit-identical for any thread count.
+ * Small ops, embedding lookups, KV stores and copies run on the calling thread.
+ *
+ * Ops are synchronous: the caller claims chunks like a worker, then spins until the workers
+ * are done. If they are not done within the pool's join spin (a worker was
+ * descheduled, or died), the op is left pending and later ops are queued;
+ * read() and flush() finish them, awaiting the workers without blocking the
+ * event loop, which is how a dead worker's exit event reaches the pending call.
+ */
+export class ThreadedWasmBackend extends WasmBackend {
+  override readonly name: string = "wasm-threads";
+  /** Undefined when running on the calling thread alone (threads: 1, or the fallback). */
+  pool: ThreadPool | undefined;
+  private readonly threadOpts: ThreadedWasmOptions;
+  private readonly minWork: number;
+  /** Ops issued while the pool had a pending op, run in order by drain(). */
+  private queue: Array<() => void> = [];
+  private draining = false;
+
+  constructor(opts: ThreadedWasmOptions) {
+    super({ relaxed: opts.relaxed, shared: true });
+    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
+    this.threadOpts = opts;
+    this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
+  }
+
+  /** Threads actually running ops (1 after a fallback). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  override async init(bytes: number): Promise<void> {
+    await super.init(bytes);
+    const { threads, fallback } = this.threadOpts;
+    if (threads === 1) return;
+    const kind = threadSupport();
+    try {
+      if (!kind) throw new KvasmError("unsupported", "this runtime has no Worker with shared WebAssembly memory");
+      const module = await kernelModule(pickVariant({ shared: true, relaxed: this.opts.relaxed }));
+      const kernelNames = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
+      this.pool = await ThreadPool.start({
+        threads, kind, cores: await coreCount(), module, memory: this.arena.memory, exports: this.kernels as unknown as Record<string, unknown>,
+        kernelNames, workerURL: this.threadOpts.workerURL, joinSpinMs: this.threadOpts.joinSpinMs,
+      });
+    } catch (e) {
+      if (!fallback) {
+        this.arena.close();
+        throw e;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- split ops
+
+  override matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
+    if (this.defer(() => this.matmul(out, x, w, T, scratch))) return;
+    if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, scratch);
+    const [fn, input] = this.prepareActivations(x, w, T, scratch);
+    const pool = this.pool, dispatch = () => void pool.splitRange(fn, [out, input, w.ptr, w.cols, w.rows, T], w.rows, ROW_ALIGN);
+    // the split preparation is still running: the matmul goes first in line. Outside drain() the
+    // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
+    if (pool.busy) this.queue.unshift(dispatch);
+    else dispatch();
+  }
+
+  /**
+   * Rounds or quantizes x into scratch once, before the matmul is split, as
+   * matmulRows(prepare) does; a batch of rows is itself split by rows (each
+   * row is rounded or quantized alone). Returns the matmul kernel and its input.
+   */
+  private prepareActivations(x: number, w: Weight, T: number, scratch: number): [string, number] {
+    const k = this.kernels, n = w.cols, split = this.pool !== undefined && T >= 2 && T * n >= this.minWork;
+    switch (w.type) {
+      case GGMLType.F32:
+        return ["matmul_f32", x];
+      case GGMLType.F16:
+        if (split) this.pool!.splitOffset("round_f16", [scratch, x, T * n], [4, 4, 0], 2, T * n, ELEMENT_ALIGN);
+        else k.round_f16(scratch, x, T * n);
+        return ["matmul_f16", scratch];
+      default: {
+        const q = this.quantKernel(w.type);
+        if (split) this.pool!.splitOffset(q.quantize, [scratch, x, n, T], [rowBytes(q.actType, n)!, n * 4, 0, 0], 3, T, 1);
+        else (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, n, T);
+        return [q.matmul, scratch];
+      }
+    }
+  }
+
+  override attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void {
+    if (this.defer(() => this.attention(out, q, kv, layer, rows, T, scratch))) return;
+    let maxLen = 0;
+    for (let t = 0; t < T; t++) {
+      const r = (rows >> 2) + t * ROW_FIELDS;
+      maxLen = Math.max(maxLen, this.heapI32[r + ROW_POS] + 1 - this.heapI32[r + ROW_START]);
+    }
+    // the Q8_0 and F16 caches' attention runs on the calling thread (the workers' split calls the f32 kernel)
+    if (!this.pool || kv.kvType !== "f32" || 2 * T * kv.nHeads * maxLen * kv.headDim < this.minWork) {
+      return super.attention(out, q, kv, layer, rows, T, scratch);
+    }
+    const { kOff, vOff } = kvOffsets(kv, layer);
+    const a = new Array<number>(19);
+    a[ATT.out] = out, a[ATT.q] = q, a[ATT.att] = scratch, a[ATT.kvBase] = kv.base, a[ATT.pageSize] = kv.pageSize;
+    a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
+    a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
+    a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
+    this.pool.splitHeads("attention", a, kv.nHeads);
+  }
+
+  override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    if (this.defer(() => this.rmsnorm(out, x, w, n, eps, T))) return;
+    if (!this.pool || T < 2 || 2 * T * n < this.minWork) return super.rmsnorm(out, x, w, n, eps, T);
+    // rows of (out, x, w.ptr, n, eps, T): out and x advance by a row, T becomes the chunk's rows
+    this.pool.splitOffset("rmsnorm", [out, x, w.ptr, n, eps, T], [n * 4, n * 4, 0, 0, 0, 0], 5, T, 1, 1 << 4);
+  }
+
+  override rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
+    if (this.defer(() => this.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves))) return;
+    if (!this.pool || T < 2 || 2 * T * nHeads * ropeDim < this.minWork) return super.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves);
+    const row = nHeads * headDim * 4;
+    this.pool.splitOffset("rope", [x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0], [row, 0, 4, 0, 0, 0, 0, 0], 3, T, 1);
+  }
+
+  override add(out: number, a: number, b: number, n: number): void {
+    if (this.defer(() => this.add(out, a, b, n))) return;
+    if (!this.pool || n < this.minWork) return super.add(out, a, b, n);
+    this.pool.splitOffset("add", [out, a, b, n], [4, 4, 4, 0], 3, n, ELEMENT_ALIGN);
+  }
+
+  override swiglu(out: number, gate: number, up: number, n: number): void {
+    if (this.defer(() => this.swiglu(out, gate, up, n))) return;
+    // an exp per element: worth splitting at an eighth of add's size
+    if (!this.pool || 8 * n < this.minWork) return super.swiglu(out, gate, up, n);
+    this.pool.splitOffset("swiglu", [out, gate, up, n], [4, 4, 4, 0], 3, n, ELEMENT_ALIGN);
+  }
+
+  // ---------------------------------------------------------------- calling-thread ops, in order behind a pending op
+
+  override embed(out: number, table: Weight, tokens: number, T: number): void {
+    if (this.defer(() => this.embed(out, table, tokens, T))) return;
+    super.embed(out, table, tokens, T);
+  }
+
+  override kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
+    if (this.defer(() => this.kvStore(kv, layer, k, v, rows, T))) return;
+    super.kvStore(kv, layer, k, v, rows, T);
+  }
+
+  override copy(dst: number, src: number, bytes: number): void {
+    if (this.defer(() => this.copy(dst, src, bytes))) return;
+    super.copy(dst, src, bytes);
+  }
+
+  // GPT-2 / GPT-NeoX ops: small next to the matmuls, run on the calling thread
+  override layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
+    if (this.defer(() => this.layernorm(out, x, w, bias, n, eps, T))) return;
+    super.layernorm(out, x, w, bias, n, eps, T);
+  }
+
+  override addBias(x: number, bias: Weight, rows: number, n: number): void {
+    if (this.defer(() => this.addBias(x, bias, rows, n))) return;
+    super.addBias(x, bias, rows, n);
+  }
+
+  override gelu(out: number, x: number, n: number): void {
+    if (this.defer(() => this.gelu(out, x, n))) return;
+    super.gelu(out, x, n);
+  }
+
+  override geluErf(out: number, x: number, n: number): void {
+    if (this.defer(() => this.geluErf(out, x, n))) return;
+    super.geluErf(out, x, n);
+  }
+
+  override write(ptr: number, data: ArrayBufferView): void {
+    if (this.pending()) {
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(); // the caller may reuse its buffer
+      this.queue.push(() => super.write(ptr, bytes));
+      return;
+    }
+    super.write(ptr, data);
+  }
+
+  override async upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void> {
+    await this.drain();
+    await super.upload(ptr, source, offset, bytes);
+  }
+
+  override async read(ptr: number, dest: Float32Array): Promise<void> {
+    await this.drain();
+    await super.read(ptr, dest);
+  }
+
+  override flush(): Promise<void> {
+    return this.drain();
+  }
+
+  override async close(): Promise<void> {
+    this.queue = [];
+    this.pool?.close();
+    this.pool = undefined;
+    await super.close();
+  }
+
+  /** Is there a pending op (or queued ops behind one) that a new op must wait for? */
+  private pending(): boolean {
+    return this.pool !== undefined && (this.pool.busy || (this.queue.length > 0 && !this.draining));
+  }
+
+  private defer(op: () => void): boolean {
+    if (!this.pending()) return false;
+    this.queue.push(op);
+    return true;
+  }
+
+  /** Finishes a pending op and runs the ops queued behind it, awaiting the workers whenever one is pending again. */
+  private async drain(): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return;
+    try {
+      for (;;) {
+        await pool.settle();
+        const op = this.queue.shift();
+        if (!op) return;
+        this.draining = true;
+        try {
+          op();
+        } finally {
+          this.draining = false;
+        }
+      }
+    } catch (e) {
+      this.queue = [];
+      throw e;
+    }
+  }
+}
+

@@ -1,0 +1,236 @@
+import { Arena } from "../memory/arena.ts";
+import type { ByteSource } from "../io/source.ts";
+import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
+import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
+import { weightKernelFor, type WeightKernel } from "./weight-kernels.ts";
+import { UnsupportedError } from "../errors.ts";
+import {
+  type Backend,
+  type KVLayout,
+  type KVType,
+  kvOffsets,
+  kvSlotBytes,
+  ROW_FIELDS,
+  ROW_PAGE_TABLE,
+  ROW_POS,
+  ROW_START,
+  type Weight,
+} from "./backend.ts";
+
+/**
+ * The WebAssembly backend on the calling thread: the arena is its device
+ * memory and every op is one synchronous kernel call. It runs wherever
+ * WebAssembly SIMD does (edge functions included: no Worker, no file system).
+ */
+export class WasmBackend implements Backend {
+  readonly name: string = "wasm";
+  arena!: Arena;
+  kernels!: Kernels;
+  protected heapI32!: Int32Array;
+  protected heapU8!: Uint8Array;
+
+  constructor(protected readonly opts: { relaxed?: boolean; shared?: boolean } = {}) {}
+
+  async init(bytes: number): Promise<void> {
+    const shared = this.opts.shared ?? false;
+    this.arena = new Arena(bytes, { shared });
+    this.kernels = await instantiateKernels(this.arena.memory, pickVariant({ shared, relaxed: this.opts.relaxed }));
+    this.heapI32 = new Int32Array(this.arena.memory.buffer);
+    this.heapU8 = new Uint8Array(this.arena.memory.buffer);
+  }
+
+  alloc(bytes: number, what: string, align = 64): number {
+    return this.arena.alloc(bytes, align, what);
+  }
+
+  write(ptr: number, data: ArrayBufferView): void {
+    this.heapU8.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ptr);
+  }
+
+  async upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void> {
+    // 64 MiB pieces: a file read lands straight in the arena, and a progress callback can run between pieces
+    const CHUNK = 64 << 20;
+    for (let done = 0; done < bytes; done += CHUNK) {
+      const n = Math.min(CHUNK, bytes - done);
+      await source.read(offset + done, this.arena.u8(ptr + done, n));
+    }
+  }
+
+  read(ptr: number, dest: Float32Array): Promise<void> {
+    dest.set(this.arena.f32(ptr, dest.length));
+    return Promise.resolve();
+  }
+
+  supportsWeight(type: GGMLTypeId): boolean {
+    return type === GGMLType.F32 || type === GGMLType.F16 || weightKernelFor(type) !== undefined;
+  }
+
+  supportsKV(type: KVType): boolean {
+    return type === "f32" || type === "f16" || type === "q8_0";
+  }
+
+  matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
+    if (type === GGMLType.F32) return 0;
+    if (type === GGMLType.F16) return T * n * 4;
+    const k = this.quantKernel(type);
+    return T * (rowBytes(k.actType, n) ?? 0);
+  }
+
+  protected quantKernel(type: GGMLTypeId): WeightKernel {
+    const k = weightKernelFor(type);
+    if (!k) throw new UnsupportedError(`the WASM backend has no matmul for ${ggmlTypeName(type)} weights`);
+    return k;
+  }
+
+  embed(out: number, table: Weight, tokens: number, T: number): void {
+    const n = table.cols;
+    const stride = rowBytes(table.type, n)!;
+    const fetch = table.type === GGMLType.F32
+      ? this.kernels.dequantize_f32
+      : table.type === GGMLType.F16
+      ? this.kernels.dequantize_f16
+      : (this.kernels[this.quantKernel(table.type).dequantize] as Kernels["dequantize_f32"]);
+    for (let t = 0; t < T; t++) {
+      const id = this.heapI32[(tokens >> 2) + t];
+      fetch(out + t * n * 4, table.ptr + id * stride, n);
+    }
+  }
+
+  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
+    this.matmulRows(out, x, w, T, scratch, 0, w.rows, true);
+  }
+
+  /**
+   * One matmul over weight rows [r0, r1). `prepare` quantizes (or rounds) the
+   * activations into scratch first; the threaded backend prepares once and
+   * lets each thread run its own row range.
+   */
+  protected matmulRows(out: number, x: number, w: Weight, T: number, scratch: number, r0: number, r1: number, prepare: boolean): void {
+    const k = this.kernels;
+    switch (w.type) {
+      case GGMLType.F32:
+        k.matmul_f32(out, x, w.ptr, w.cols, w.rows, T, r0, r1);
+        return;
+      case GGMLType.F16:
+        if (prepare) k.round_f16(scratch, x, T * w.cols);
+        k.matmul_f16(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
+        return;
+      default: {
+        const q = this.quantKernel(w.type);
+        if (prepare) (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, w.cols, T);
+        (k[q.matmul] as Kernels["matmul_f32"])(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
+      }
+    }
+  }
+
+  rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    this.kernels.rmsnorm(out, x, w.ptr, n, eps, T);
+  }
+
+  rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
+    this.kernels.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
+  }
+
+  add(out: number, a: number, b: number, n: number): void {
+    this.kernels.add(out, a, b, n);
+  }
+
+  swiglu(out: number, gate: number, up: number, n: number): void {
+    this.kernels.swiglu(out, gate, up, n);
+  }
+
+  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
+    this.kernels.layernorm(out, x, w.ptr, bias.ptr, n, eps, T);
+  }
+
+  addBias(x: number, bias: Weight, rows: number, n: number): void {
+    this.kernels.add_bias(x, bias.ptr, n, rows);
+  }
+
+  gelu(out: number, x: number, n: number): void {
+    this.kernels.gelu_tanh(out, x, n);
+  }
+
+  geluErf(out: number, x: number, n: number): void {
+    this.kernels.gelu_erf(out, x, n);
+  }
+
+  kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
+    const { kOff, vOff } = kvOffsets(kv, layer);
+    const row = kv.kvDim * 4;
+    const slot = kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
+    const q8 = kv.kvType === "q8_0";
+    const h = this.heapI32;
+    for (let t = 0; t < T; t++) {
+      const r = (rows >> 2) + t * ROW_FIELDS;
+      const pos = h[r + ROW_POS];
+      const page = h[(h[r + ROW_PAGE_TABLE] >> 2) + Math.floor(pos / kv.pageSize)];
+      const at = kv.base + page * kv.pageBytes + (pos % kv.pageSize) * slot;
+      if (q8) {
+        this.kernels.kv_store_q8(at + kOff, k + t * row, kv.kvDim, kv.qBlock);
+        this.kernels.kv_store_q8(at + vOff, v + t * row, kv.kvDim, kv.qBlock);
+        continue;
+      }
+      if (kv.kvType === "f16") {
+        this.kernels.kv_store_f16(at + kOff, k + t * row, kv.kvDim);
+        this.kernels.kv_store_f16(at + vOff, v + t * row, kv.kvDim);
+        continue;
+      }
+      this.heapU8.copyWithin(at + kOff, k + t * row, k + (t + 1) * row);
+      this.heapU8.copyWithin(at + vOff, v + t * row, v + (t + 1) * row);
+    }
+  }
+
+  attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void {
+    this.attentionHeads(out, q, kv, layer, rows, T, scratch, 0, kv.nHeads);
+  }
+
+  protected attentionHeads(
+    out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number, h0: number, h1: number,
+  ): void {
+    const { kOff, vOff } = kvOffsets(kv, layer);
+    const qDim = kv.nHeads * kv.headDim;
+    const h = this.heapI32;
+    for (let t = 0; t < T; t++) {
+      const r = (rows >> 2) + t * ROW_FIELDS;
+      if (kv.kvType === "q8_0") {
+        this.kernels.attention_q8(
+          out + t * qDim * 4, q + t * qDim * 4, scratch,
+          kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim, kv.qBlock,
+          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
+        );
+        continue;
+      }
+      if (kv.kvType === "f16") {
+        // llama.cpp's flash attention; rounds this row's q to half in place
+        this.kernels.attention_f16(
+          out + t * qDim * 4, q + t * qDim * 4,
+          kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
+          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
+        );
+        continue;
+      }
+      this.kernels.attention(
+        out + t * qDim * 4, q + t * qDim * 4, scratch,
+        kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
+        kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
+      );
+    }
+  }
+
+  copy(dst: number, src: number, bytes: number): void {
+    this.heapU8.copyWithin(dst, src, src + bytes);
+  }
+
+  flush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.arena?.close();
+    // drop every reference into the memory so the runtime can collect it
+    this.heapI32 = this.heapU8 = undefined as unknown as Int32Array & Uint8Array;
+    this.kernels = undefined as unknown as Kernels;
+    return Promise.resolve();
+  }
+}

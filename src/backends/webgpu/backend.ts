@@ -1,0 +1,479 @@
+import type { ByteSource } from "../../io/source.ts";
+import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../../formats/ggml-types.ts";
+import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
+import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
+import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
+import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
+import { embedKernel, matmulKernel, matmulTypes, QUANTIZE_Q8_0, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
+import { ADD, ADD_BIAS, ARGMAX, ATTENTION, COPY, GELU_ERF, GELU_TANH, KV_STORE, LAYERNORM_SCALE, RMSNORM, ROPE, SWIGLU } from "./wgsl-ops.ts";
+
+// GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
+const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80;
+
+/** State addresses are byte offsets into the state buffer; weight addresses live far above them and only name a tensor. */
+const STATE_START = 256;
+const WEIGHT_BASE = 2 ** 40;
+/** One dispatch's params: 64 bytes used, 256 apart (minUniformBufferOffsetAlignment). */
+const PARAM_SLOT = 256;
+const PARAM_SLOTS = 4096;
+/**
+ * Dispatches recorded before a submit: long chains (Model.decodeGreedy) then
+ * run on the GPU while the host records the rest, instead of after it.
+ */
+const SUBMIT_EVERY = 256;
+const MAX_GROUPS = 65535;
+
+interface WeightBuffer {
+  addr: number;
+  bytes: number;
+  buffer: Gpu;
+  what: string;
+}
+
+const ACT_WORDS: Record<number, { block: number; words: number; quantizer: string }> = {
+  [GGMLType.Q8_0]: { block: 32, words: Q8_0_ACT_WORDS, quantizer: "quantize_q8_0" },
+  [GGMLType.Q4_0]: { block: 32, words: Q8_0_ACT_WORDS, quantizer: "quantize_q8_0" },
+  [GGMLType.Q4_K]: { block: 256, words: Q8_K_ACT_WORDS, quantizer: "quantize_q8_k" },
+  [GGMLType.Q6_K]: { block: 256, words: Q8_K_ACT_WORDS, quantizer: "quantize_q8_k" },
+};
+
+/**
+ * The WebGPU backend. Device memory is one state buffer (activations, KV
+ * pages, page tables, row metadata: the addresses the forward pass holds are
+ * byte offsets into it) plus one buffer per weight tensor, uploaded once.
+ * Ops are recorded into one compute pass; the pass is submitted when the host
+ * reads (logits), writes (next step's tokens), or flushes, so one forward pass
+ * is one submit and one readback.
+ */
+export class WebGpuBackend implements Backend {
+  readonly name = "webgpu";
+  device!: Gpu;
+  adapterName = "";
+  limits!: GpuLimits;
+
+  private adapter: Gpu;
+  private layout!: Gpu;
+  private pipelineLayout!: Gpu;
+  private readonly pipelines = new Map<string, Gpu>();
+  private readonly bindGroups = new Map<string, Gpu>();
+  private hasDot4 = false;
+
+  private stateTop = STATE_START;
+  private state: Gpu = null;
+  private weightTop = WEIGHT_BASE;
+  private readonly weights = new Map<number, WeightBuffer>();
+  private dummy!: Gpu;
+
+  private params!: Gpu;
+  private readonly paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
+  private slot = 0;
+
+  /**
+   * The activation the last quantize dispatch left in scratch ("quantizer:x:n:T:scratch"):
+   * matmuls of one input (q, k, v; gate, up) share it until another op runs.
+   */
+  private quantized: { key: string; x: number; xEnd: number; scratch: number; scratchEnd: number } | null = null;
+
+  private encoder: Gpu = null;
+  private pass: Gpu = null;
+  private staging: Gpu = null;
+
+  private lost: string | null = null;
+  private errors: string[] = [];
+  private pendingScopes: Promise<unknown>[] = [];
+
+  private readonly submitEvery: number;
+
+  /** submitEvery: dispatches per submit at most (default 256; at most 4096). */
+  constructor(opts: { adapter?: Gpu; submitEvery?: number } = {}) {
+    this.adapter = opts.adapter;
+    this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, PARAM_SLOTS));
+  }
+
+  async init(_bytes: number): Promise<void> {
+    if (!this.adapter) {
+      const { adapter, reason } = await requestAdapter();
+      if (!adapter) throw new WebGpuError(reason!);
+      this.adapter = adapter;
+    }
+    this.adapterName = adapterName(this.adapter);
+    const device = await requestDevice(this.adapter);
+    this.device = device;
+    this.limits = limitsOf(device);
+    this.hasDot4 = hasWgslFeature("packed_4x8_integer_dot_product");
+    device.lost.then((info: Gpu) => {
+      if (this.device === device) this.lost = `device lost (${info?.reason ?? "unknown"}): ${info?.message ?? ""}`;
+    });
+    device.addEventListener?.("uncapturederror", (ev: Gpu) => this.errors.push(String(ev.error?.message ?? ev.error)));
+    this.layout = device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: 4, buffer: { type: "storage" } },
+        { binding: 1, visibility: 4, buffer: { type: "read-only-storage" } },
+        { binding: 2, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 64 } },
+      ],
+    });
+    this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.layout] });
+    this.params = device.createBuffer({ size: PARAM_SLOTS * PARAM_SLOT, usage: UNIFORM | COPY_DST });
+    this.dummy = device.createBuffer({ size: 16, usage: STORAGE });
+  }
+
+  // ------------------------------------------------------------ memory
+
+  alloc(bytes: number, what: string, align = 64): number {
+    this.assertLive();
+    if (what.startsWith("weight ")) return this.allocWeight(bytes, what);
+    const at = Math.ceil(this.stateTop / align) * align;
+    const top = at + bytes;
+    if (top > this.limits.maxStorageBufferBindingSize) {
+      throw new OutOfMemoryError(
+        `WebGPU: ${what} (${bytes} bytes) would grow the state buffer to ${top} bytes, past this adapter's maxStorageBufferBindingSize (${this.limits.maxStorageBufferBindingSize}); use a shorter contextLength or fewer sequences`,
+      );
+    }
+    this.stateTop = top;
+    return at;
+  }
+
+  private allocWeight(bytes: number, what: string): number {
+    // +16: kernels read the word after a 2-byte-aligned value; sizes must be multiples of 4
+    const size = Math.ceil(bytes / 4) * 4 + 16;
+    if (size > this.limits.maxBufferSize) {
+      throw new OutOfMemoryError(`WebGPU: ${what} needs a ${size}-byte buffer, past this adapter's maxBufferSize (${this.limits.maxBufferSize})`);
+    }
+    this.device.pushErrorScope("out-of-memory");
+    const buffer = this.device.createBuffer({ size, usage: STORAGE | COPY_DST });
+    this.pendingScopes.push(this.device.popErrorScope().then((e: Gpu) => e && this.errors.push(`allocating ${what}: ${e.message}`)));
+    const addr = this.weightTop;
+    this.weightTop += Math.ceil(size / 256) * 256;
+    this.weights.set(addr, { addr, bytes, buffer, what });
+    return addr;
+  }
+
+  /** The state buffer, created (or grown, keeping its contents) to cover every state allocation so far. */
+  private stateBuffer(): Gpu {
+    if (this.state && this.state.size >= this.stateTop) return this.state;
+    this.submit();
+    const size = Math.ceil(this.stateTop / 256) * 256;
+    this.device.pushErrorScope("out-of-memory");
+    const buf = this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
+    this.pendingScopes.push(this.device.popErrorScope().then((e: Gpu) => e && this.errors.push(`allocating the ${size}-byte state buffer: ${e.message}`)));
+    if (this.state) {
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(this.state, 0, buf, 0, this.state.size);
+      this.device.queue.submit([enc.finish()]);
+      this.state.destroy();
+    }
+    this.state = buf;
+    this.bindGroups.clear();
+    return buf;
+  }
+
+  write(ptr: number, data: ArrayBufferView): void {
+    this.assertLive();
+    if (ptr >= WEIGHT_BASE) throw new WebGpuError("write() addresses the state buffer only");
+    const state = this.stateBuffer();
+    this.quantized = null;
+    this.submit(); // work recorded before this write must see the old contents
+    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (bytes.length % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+      padded.set(bytes);
+      // keep the bytes past the end as they are: this path only serves byte-sized host writes
+      bytes = padded;
+    }
+    this.device.queue.writeBuffer(state, ptr, bytes);
+  }
+
+  async upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void> {
+    this.assertLive();
+    const w = this.weights.get(ptr);
+    if (!w) throw new WebGpuError(`upload to ${ptr}, which is not a weight allocation`);
+    const CHUNK = 32 << 20;
+    const host = new Uint8Array(Math.min(CHUNK, Math.ceil(bytes / 4) * 4));
+    for (let done = 0; done < bytes; done += CHUNK) {
+      const n = Math.min(CHUNK, bytes - done);
+      const view = host.subarray(0, Math.ceil(n / 4) * 4);
+      view.fill(0, n);
+      await source.read(offset + done, view.subarray(0, n));
+      this.device.queue.writeBuffer(w.buffer, done, view);
+    }
+    await this.checkErrors();
+  }
+
+  async read(ptr: number, dest: Float32Array): Promise<void> {
+    this.assertLive();
+    const state = this.stateBuffer();
+    const bytes = dest.byteLength;
+    if (!this.staging || this.staging.size < bytes) {
+      this.staging?.destroy();
+      this.staging = this.device.createBuffer({ size: Math.ceil(bytes / 256) * 256, usage: MAP_READ | COPY_DST });
+    }
+    const enc = this.open();
+    this.pass.end();
+    this.pass = null;
+    enc.copyBufferToBuffer(state, ptr, this.staging, 0, bytes);
+    this.submit();
+    try {
+      await this.staging.mapAsync(1, 0, bytes);
+    } catch (e) {
+      throw new WebGpuError(`reading back ${bytes} bytes failed: ${this.lost ?? (e as Error).message}`, { cause: e });
+    }
+    dest.set(new Float32Array(this.staging.getMappedRange(0, bytes)));
+    this.staging.unmap();
+    await this.checkErrors();
+  }
+
+  async flush(): Promise<void> {
+    this.assertLive();
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  async close(): Promise<void> {
+    if (!this.device) return;
+    try {
+      this.submit();
+    } catch { /* closing anyway */ }
+    for (const w of this.weights.values()) w.buffer.destroy();
+    this.weights.clear();
+    this.state?.destroy();
+    this.staging?.destroy();
+    this.params?.destroy();
+    this.dummy?.destroy();
+    const device = this.device;
+    this.device = undefined;
+    this.bindGroups.clear();
+    this.pipelines.clear();
+    device.destroy();
+  }
+
+  // ------------------------------------------------------------ recording
+
+  private assertLive(): void {
+    if (this.lost) throw new WebGpuError(this.lost);
+    if (!this.device) throw new WebGpuError("the backend is not initialized (or was closed)");
+  }
+
+  private async checkErrors(): Promise<void> {
+    if (this.pendingScopes.length) {
+      const scopes = this.pendingScopes;
+      this.pendingScopes = [];
+      await Promise.all(scopes);
+    }
+    if (this.lost) throw new WebGpuError(this.lost);
+    if (this.errors.length) {
+      const msg = this.errors.join("; ");
+      this.errors = [];
+      throw new WebGpuError(msg);
+    }
+  }
+
+  private open(): Gpu {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    if (!this.pass) this.pass = this.encoder.beginComputePass();
+    return this.encoder;
+  }
+
+  /** Ends the pass and submits everything recorded, with its params. */
+  private submit(): void {
+    if (!this.encoder) return;
+    if (this.pass) this.pass.end();
+    if (this.slot > 0) this.device.queue.writeBuffer(this.params, 0, this.paramsHost, 0, (this.slot * PARAM_SLOT) / 4);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = this.pass = null;
+    this.slot = 0;
+  }
+
+  private pipeline(key: string, source: () => string): Gpu {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: prelude(this.hasDot4) + source(), label: key });
+      p = this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint: "main" }, label: key });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** Bind group for the state buffer plus one weight range (or none). */
+  private bindGroup(w: Weight | null, offset = 0, size = 0): Gpu {
+    const key = w ? `${w.ptr}:${offset}` : "-";
+    let g = this.bindGroups.get(key);
+    if (!g) {
+      const buf = w ? this.weightBuffer(w).buffer : this.dummy;
+      const entry = w ? { buffer: buf, offset, size: size || buf.size - offset } : { buffer: buf };
+      g = this.device.createBindGroup({
+        layout: this.layout,
+        entries: [{ binding: 0, resource: { buffer: this.state } }, { binding: 1, resource: entry }, {
+          binding: 2,
+          resource: { buffer: this.params, size: 64 },
+        }],
+      });
+      this.bindGroups.set(key, g);
+    }
+    return g;
+  }
+
+  private weightBuffer(w: Weight): WeightBuffer {
+    const b = this.weights.get(w.ptr);
+    if (!b) throw new WebGpuError(`${w.name} is not in GPU memory`);
+    return b;
+  }
+
+  /**
+   * Records one dispatch. params: up to 16 u32 (addresses already in words).
+   * groups: [x, y], or a 1-D count of 256-thread groups folded into x, y.
+   */
+  private dispatch(key: string, source: () => string, params: number[], groups: number | [number, number], w: Weight | null = null, wOffset = 0, wSize = 0): void {
+    this.assertLive();
+    this.stateBuffer();
+    if (!key.startsWith("matmul:")) this.quantized = null; // any other op may overwrite x or the scratch
+    if (this.slot >= this.submitEvery) this.submit();
+    const pipe = this.pipeline(key, source);
+    const bg = this.bindGroup(w, wOffset, wSize);
+    this.open();
+    const base = (this.slot * PARAM_SLOT) / 4;
+    for (let i = 0; i < 16; i++) this.paramsHost[base + i] = params[i] ?? 0;
+    this.pass.setPipeline(pipe);
+    this.pass.setBindGroup(0, bg, [this.slot * PARAM_SLOT]);
+    this.slot++;
+    let gx: number, gy: number;
+    if (typeof groups === "number") {
+      gx = Math.min(groups, MAX_GROUPS);
+      gy = Math.ceil(groups / MAX_GROUPS);
+    } else [gx, gy] = groups;
+    if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
+  }
+
+  private elementwise(key: string, src: string, params: number[], n: number): void {
+    this.dispatch(key, () => src, params, Math.ceil(n / 256));
+  }
+
+  // ------------------------------------------------------------ ops
+
+  supportsWeight(type: GGMLTypeId): boolean {
+    return matmulTypes().includes(type);
+  }
+
+  matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
+    const a = ACT_WORDS[type];
+    return a ? T * Math.ceil(n / a.block) * a.words * 4 : 0;
+  }
+
+  /** Row ranges of a tensor that fit one binding, at offsets the adapter accepts. */
+  private ranges(w: Weight): Array<{ row0: number; rows: number; offset: number; size: number }> {
+    const rowBytes = w.bytes / w.rows;
+    const limit = this.limits.maxStorageBufferBindingSize - 256;
+    const bufSize = this.weightBuffer(w).buffer.size;
+    if (bufSize <= this.limits.maxStorageBufferBindingSize && w.rows <= MAX_GROUPS * 8) return [{ row0: 0, rows: w.rows, offset: 0, size: 0 }];
+    const step = Math.max(256, Math.min(Math.floor(limit / rowBytes / 256) * 256, MAX_GROUPS * 8 - (MAX_GROUPS * 8) % 256));
+    const out = [];
+    for (let r = 0; r < w.rows; r += step) {
+      const rows = Math.min(step, w.rows - r);
+      const offset = r * rowBytes;
+      out.push({ row0: r, rows, offset, size: Math.min(Math.ceil((rows * rowBytes) / 4) * 4 + 16, bufSize - offset) });
+    }
+    return out;
+  }
+
+  embed(out: number, table: Weight, tokens: number, T: number): void {
+    const n = table.cols;
+    const rowBytes = table.bytes / table.rows;
+    for (const r of this.ranges(table)) {
+      this.dispatch(`embed:${table.type}`, () => embedKernel(table.type), [out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes], Math.ceil((n * T) / 256), table, r.offset, r.size);
+    }
+  }
+
+  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
+    if (!this.supportsWeight(w.type)) throw new UnsupportedError(`the WebGPU backend has no matmul for ${ggmlTypeName(w.type)} weights`);
+    const n = w.cols;
+    let act = x;
+    const a = ACT_WORDS[w.type];
+    if (a) {
+      if (n % a.block !== 0) throw new UnsupportedError(`${w.name}: ${n} columns do not split into ${a.block}-element blocks`);
+      const key = `${a.quantizer}:${x}:${n}:${T}:${scratch}`;
+      if (this.quantized?.key !== key) {
+        const src = a.quantizer === "quantize_q8_0" ? QUANTIZE_Q8_0 : QUANTIZE_Q8_K;
+        this.dispatch(a.quantizer, () => src, [scratch / 4, x / 4, n, T], Math.ceil((T * n) / a.block / 256));
+        this.quantized = { key, x, xEnd: x + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(w.type, n, T) };
+      }
+      act = scratch;
+    } else if (n % 4 !== 0) {
+      throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${n}`);
+    }
+    const rowBytes = w.bytes / w.rows;
+    for (const r of this.ranges(w)) {
+      this.dispatch(
+        `matmul:${w.type}`,
+        () => matmulKernel(w.type),
+        [out / 4, act / 4, n, w.rows, T, r.row0, r.rows, rowBytes],
+        [Math.ceil(r.rows / 8), Math.ceil(T / 8)],
+        w,
+        r.offset,
+        r.size,
+      );
+    }
+    // the quantized input stays valid for the next matmul unless this one wrote over its source or the scratch
+    const q = this.quantized, outEnd = out + T * w.rows * 4;
+    if (q && ((out < q.xEnd && q.x < outEnd) || (out < q.scratchEnd && q.scratch < outEnd))) this.quantized = null;
+  }
+
+  rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
+    this.dispatch("rmsnorm", () => RMSNORM, [out / 4, x / 4, n, T, epsBits], [T, 1], w);
+  }
+
+  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
+    const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
+    this.dispatch("layernorm", () => LAYERNORM_SCALE, [out / 4, x / 4, n, T, epsBits], [T, 1], w);
+    this.addBias(out, bias, T, n);
+  }
+
+  addBias(x: number, bias: Weight, rows: number, n: number): void {
+    this.dispatch("addbias", () => ADD_BIAS, [x / 4, rows * n, n], Math.ceil((rows * n) / 256), bias);
+  }
+
+  gelu(out: number, x: number, n: number): void {
+    this.elementwise("gelu", GELU_TANH, [out / 4, x / 4, n], n);
+  }
+
+  geluErf(out: number, x: number, n: number): void {
+    this.elementwise("gelu_erf", GELU_ERF, [out / 4, x / 4, n], n);
+  }
+
+  rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
+    this.elementwise("rope", ROPE, [x / 4, table / 4, positions / 4, T, nHeads, headDim, ropeDim, halves ? 1 : 0], T * nHeads * (ropeDim / 2));
+  }
+
+  add(out: number, a: number, b: number, n: number): void {
+    this.elementwise("add", ADD, [out / 4, a / 4, b / 4, n], n);
+  }
+
+  swiglu(out: number, gate: number, up: number, n: number): void {
+    this.elementwise("swiglu", SWIGLU, [out / 4, gate / 4, up / 4, n], n);
+  }
+
+  kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
+    const { kOff, vOff } = kvOffsets(kv, layer);
+    this.elementwise("kvstore", KV_STORE, [k / 4, v / 4, rows / 4, T, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kOff, vOff], T * kv.kvDim);
+  }
+
+  attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
+    if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
+    const { kOff, vOff } = kvOffsets(kv, layer);
+    this.dispatch(
+      "attention",
+      () => ATTENTION,
+      [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff],
+      [kv.nHeads, T],
+    );
+  }
+
+  copy(dst: number, src: number, bytes: number): void {
+    if (dst % 4 || src % 4 || bytes % 4) throw new WebGpuError(`copy of ${bytes} bytes at ${src} -> ${dst} is not word-aligned`);
+    this.elementwise("copy", COPY, [dst / 4, src / 4, bytes / 4], bytes / 4);
+  }
+
+  argmax(out: number, x: number, n: number): void {
+    this.dispatch("argmax", () => ARGMAX, [out / 4, x / 4, n], [1, 1]);
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The WGSL every kvasm kernel starts with: one bind group of three bindings,
+ * shared by all pipelines so a bind group made once serves every kernel.
+ *   0  st: the state buffer (activations, KV pages, page tables, row metadata);
+ *      addresses the forward pass hands out are byte offsets into it, and it is
+ *      declared as u32 words so integers (page tables) are read bit-exact.
+ *   1  wt: one weight tensor (or a row range of one), raw ggml bytes as u32 words.
+ *   2  P:  this dispatch's parameters, a 256-byte slot of the params buffer.
+ */
+export function prelude(hasDot4: boolean): string {
+  return /* wgsl */ `
+struct Params { a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32> }
+@group(0) @binding(0) var<storage, read_write> st: array<u32>;
+@group(0) @binding(1) var<storage, read> wt: array<u32>;
+@group(0) @binding(2) var<uniform> P: Params;
+
+fn ldf(i: u32) -> f32 { return bitcast<f32>(st[i]); }
+fn stf(i: u32, v: f32) { st[i] = bitcast<u32>(v); }
+fn wf(i: u32) -> f32 { return bitcast<f32>(wt[i]); }
+// ggml blocks of 18 or 34 bytes leave rows and blocks 2-byte aligned: these read at any even byte offset
+fn wbyte(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu; }
+fn w16(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 2u) * 8u)) & 0xffffu; }
+fn wf16(o: u32) -> f32 { return unpack2x16float(w16(o)).x; }
+fn w32(o: u32) -> u32 {
+  let i = o >> 2u;
+  if ((o & 2u) == 0u) { return wt[i]; }
+  return (wt[i] >> 16u) | (wt[i + 1u] << 16u);
+}
+fn pack_i8(v: vec4<i32>) -> u32 {
+  return (u32(v.x) & 0xffu) | ((u32(v.y) & 0xffu) << 8u) | ((u32(v.z) & 0xffu) << 16u) | ((u32(v.w) & 0xffu) << 24u);
+}
+${
+    hasDot4 ? "fn dot4(a: u32, b: u32) -> i32 { return dot4I8Packed(a, b); }" : `fn dot4(a: u32, b: u32) -> i32 {
+  let x = bitcast<i32>(a); let y = bitcast<i32>(b);
+  return extractBits(x, 0u, 8u) * extractBits(y, 0u, 8u) + extractBits(x, 8u, 8u) * extractBits(y, 8u, 8u)
+       + extractBits(x, 16u, 8u) * extractBits(y, 16u, 8u) + extractBits(x, 24u, 8u) * extractBits(y, 24u, 8u);
+}`
+  }
+// flat invocation index of a 1-D job dispatched as (x, y) workgroups of 256
+fn flat(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 { return (wg.y * nwg.x + wg.x) * 256u + li; }
+`;
+}
+
+/** Words of the Q8_0 activation block kvasm's quantizer writes: f32 d (f16-rounded), then 32 i8 in 8 words. */
+export const Q8_0_ACT_WORDS = 9;
+/** Words of the Q8_K activation block: f32 d, 16 i32 block sums, 256 i8 in 64 words. */
+export const Q8_K_ACT_WORDS = 81;

@@ -1,0 +1,306 @@
+/**
+ * Elementwise, norm, RoPE, KV-store and attention kernels. Every address in
+ * the params is a word index into the state buffer `st`; see wgsl-common.ts.
+ */
+
+/** RMSNorm, one workgroup per row; the weight vector is the bound tensor. a = (out, x, n, T), b.x = eps bits. */
+export const RMSNORM = /* wgsl */ `
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let x = P.a.y; let n = P.a.z;
+  let eps = bitcast<f32>(P.b.x);
+  let xr = x + wg.x * n;
+  let orow = out + wg.x * n;
+  var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let scale = 1.0 / sqrt(red[0] / f32(n) + eps);
+  for (var i = li; i < n; i += 256u) { stf(orow + i, ldf(xr + i) * scale * wf(i)); }
+}
+`;
+
+/** a = (out, a, b, n) */
+export const ADD = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = flat(wg, nwg, li);
+  if (g >= P.a.w) { return; }
+  stf(P.a.x + g, ldf(P.a.y + g) + ldf(P.a.z + g));
+}
+`;
+
+/** out = silu(gate) * up; a = (out, gate, up, n) */
+export const SWIGLU = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = flat(wg, nwg, li);
+  if (g >= P.a.w) { return; }
+  let x = ldf(P.a.y + g);
+  stf(P.a.x + g, x / (1.0 + exp(-x)) * ldf(P.a.z + g));
+}
+`;
+
+/** Word copy; a = (dst, src, words) */
+export const COPY = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = flat(wg, nwg, li);
+  if (g >= P.a.z) { return; }
+  st[P.a.x + g] = st[P.a.y + g];
+}
+`;
+
+/**
+ * RoPE in place, one thread per (row, head, pair); the table holds (cos, sin)
+ * per (position, pair). halves = 1 pairs (i, i + ropeDim/2), else (2i, 2i+1).
+ * a = (x, table, positions, T), b = (nHeads, headDim, ropeDim, halves)
+ */
+export const ROPE = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let x = P.a.x; let table = P.a.y; let positions = P.a.z; let T = P.a.w;
+  let nHeads = P.b.x; let headDim = P.b.y; let half = P.b.z / 2u; let halves = P.b.w;
+  let g = flat(wg, nwg, li);
+  if (g >= T * nHeads * half) { return; }
+  let i = g % half;
+  let h = (g / half) % nHeads;
+  let t = g / (half * nHeads);
+  let c = table + (st[positions + t] * half + i) * 2u;
+  let fc = ldf(c); let fs = ldf(c + 1u);
+  let hp = x + (t * nHeads + h) * headDim;
+  let ia = select(2u * i, i, halves == 1u);
+  let ib = select(2u * i + 1u, i + half, halves == 1u);
+  let a = ldf(hp + ia); let b = ldf(hp + ib);
+  stf(hp + ia, a * fc - b * fs);
+  stf(hp + ib, a * fs + b * fc);
+}
+`;
+
+/**
+ * Writes K and V rows into their cache slots through each row's page table;
+ * one thread per (row, element). Row metadata: (page table byte address, pos, start, -).
+ * a = (k, v, rows, T), b = (base, pageBytes, pageSize, kvDim), c = (kOff, vOff) bytes.
+ */
+export const KV_STORE = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let k = P.a.x; let v = P.a.y; let rows = P.a.z; let T = P.a.w;
+  let base = P.b.x; let pageBytes = P.b.y; let pageSize = P.b.z; let kvDim = P.b.w;
+  let g = flat(wg, nwg, li);
+  if (g >= T * kvDim) { return; }
+  let t = g / kvDim;
+  let i = g % kvDim;
+  let r = rows + t * 4u;
+  let pos = st[r + 1u];
+  let page = st[(st[r] >> 2u) + pos / pageSize];
+  let at = (base + page * pageBytes + (pos % pageSize) * kvDim * 4u) >> 2u;
+  st[at + (P.c.x >> 2u) + i] = st[k + g];
+  st[at + (P.c.y >> 2u) + i] = st[v + g];
+}
+`;
+
+/**
+ * Causal grouped-query attention over the paged cache: one workgroup of 128
+ * threads per (query head, row). Positions [start, pos] are taken in chunks
+ * of 256 with an online softmax (running max and sum), so context length is
+ * bounded by nothing but the cache. headDim <= 256.
+ * a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff)
+ */
+export const ATTENTION = /* wgsl */ `
+const CH: u32 = 256u;
+var<workgroup> qv: array<f32, 256>;
+var<workgroup> sc: array<f32, 256>;
+var<workgroup> red: array<f32, 128>;
+var<workgroup> span: vec2<u32>;
+
+fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
+  let page = st[pt + p / pageSize];
+  return (base + page * pageBytes + (p % pageSize) * kvDim * 4u) >> 2u;
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let q = P.a.y; let rows = P.a.z; let base = P.a.w;
+  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = P.b.w;
+  let nHeads = P.c.x; let nKvHeads = P.c.y; let kOff = P.c.z >> 2u; let vOff = P.c.w >> 2u;
+  let h = wg.x;
+  let t = wg.y;
+  let r = rows + t * 4u;
+  let pt = st[r] >> 2u;
+  // the position range decides the loop (and its barriers): read it through
+  // workgroup memory so the compiler knows every thread sees the same values
+  if (li == 0u) { span = vec2<u32>(st[r + 2u], st[r + 1u] + 1u); }
+  let range = workgroupUniformLoad(&span);
+  let start = range.x;
+  let end = range.y;
+  let kvh = (h / (nHeads / nKvHeads)) * headDim;
+  let qo = q + (t * nHeads + h) * headDim;
+  for (var i = li; i < headDim; i += 128u) { qv[i] = ldf(qo + i); }
+  workgroupBarrier();
+  let scale = 1.0 / sqrt(f32(headDim));
+  var m = -3.0e38;
+  var l = 0.0;
+  var acc0 = 0.0;
+  var acc1 = 0.0;
+  for (var c0 = start; c0 < end; c0 += CH) {
+    let cn = min(CH, end - c0);
+    var mx = -3.0e38;
+    for (var j = li; j < cn; j += 128u) {
+      let ko = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim) + kOff + kvh;
+      var s = 0.0;
+      for (var i = 0u; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
+      s *= scale;
+      sc[j] = s;
+      mx = max(mx, s);
+    }
+    red[li] = mx;
+    workgroupBarrier();
+    for (var s = 64u; s > 0u; s >>= 1u) {
+      if (li < s) { red[li] = max(red[li], red[li + s]); }
+      workgroupBarrier();
+    }
+    let newM = max(m, red[0]);
+    workgroupBarrier();
+    var part = 0.0;
+    for (var j = li; j < cn; j += 128u) { let e = exp(sc[j] - newM); sc[j] = e; part += e; }
+    red[li] = part;
+    workgroupBarrier();
+    for (var s = 64u; s > 0u; s >>= 1u) {
+      if (li < s) { red[li] += red[li + s]; }
+      workgroupBarrier();
+    }
+    let corr = exp(m - newM);
+    l = l * corr + red[0];
+    m = newM;
+    acc0 *= corr;
+    acc1 *= corr;
+    for (var j = 0u; j < cn; j++) {
+      let vo = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim) + vOff + kvh;
+      let p = sc[j];
+      if (li < headDim) { acc0 += p * ldf(vo + li); }
+      if (li + 128u < headDim) { acc1 += p * ldf(vo + li + 128u); }
+    }
+    workgroupBarrier();
+  }
+  let oo = out + (t * nHeads + h) * headDim;
+  if (li < headDim) { stf(oo + li, acc0 / l); }
+  if (li + 128u < headDim) { stf(oo + li + 128u, acc1 / l); }
+}
+`;
+
+/**
+ * LayerNorm without its bias, one workgroup per row: out = (x - mean) / sqrt(var + eps) * w
+ * (the bias is a second dispatch, ADD_BIAS: one weight is bound per dispatch). a = (out, x, n, T), b.x = eps bits.
+ */
+export const LAYERNORM_SCALE = /* wgsl */ `
+var<workgroup> red: array<f32, 256>;
+fn rowSum(li: u32, v: f32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let x = P.a.y; let n = P.a.z;
+  let eps = bitcast<f32>(P.b.x);
+  let xr = x + wg.x * n;
+  let orow = out + wg.x * n;
+  var s = 0.0;
+  for (var i = li; i < n; i += 256u) { s += ldf(xr + i); }
+  let mean = rowSum(li, s) / f32(n);
+  var v = 0.0;
+  for (var i = li; i < n; i += 256u) { let d = ldf(xr + i) - mean; v += d * d; }
+  let scale = 1.0 / sqrt(rowSum(li, v) / f32(n) + eps);
+  for (var i = li; i < n; i += 256u) { stf(orow + i, (ldf(xr + i) - mean) * scale * wf(i)); }
+}
+`;
+
+/** x (rows, n) += bias (the bound weight); a = (x, rows * n, n) */
+export const ADD_BIAS = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = flat(wg, nwg, li);
+  if (g >= P.a.y) { return; }
+  stf(P.a.x + g, ldf(P.a.x + g) + wf(g % P.a.z));
+}
+`;
+
+/** GELU, tanh approximation; a = (out, x, n) */
+export const GELU_TANH = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = flat(wg, nwg, li);
+  if (g >= P.a.z) { return; }
+  let x = ldf(P.a.y + g);
+  // tanh(u) as 1 - 2/(e^{2u}+1): no overflow to NaN for large |u|
+  let u = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+  let th = 1.0 - 2.0 / (exp(2.0 * u) + 1.0);
+  stf(P.a.x + g, 0.5 * x * (1.0 + th));
+}
+`;
+
+/** GELU, exact form 0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz & Stegun 7.1.26; a = (out, x, n) */
+export const GELU_ERF = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = flat(wg, nwg, li);
+  if (g >= P.a.z) { return; }
+  let x = ldf(P.a.y + g);
+  let z = x * 0.7071067811865476;
+  let a = abs(z);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  let erf = sign(z) * (1.0 - poly * exp(-a * a));
+  stf(P.a.x + g, 0.5 * x * (1.0 + erf));
+}
+`;
+
+/**
+ * Greedy pick on the device: the index of the largest of n floats, ties to
+ * the lowest index, NaN never chosen, -Infinity only when nothing is larger
+ * (the host Sampler's argmax, bit for bit), written as an i32 to `out`; all
+ * NaN writes -1. One workgroup: each thread scans a strided slice in
+ * ascending order, then a tree reduction keeps (larger value, lower index).
+ * a = (out, logits, n)
+ */
+export const ARGMAX = /* wgsl */ `
+const NONE: u32 = 0xffffffffu;
+var<workgroup> bv: array<f32, 256>;
+var<workgroup> bi: array<u32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let logits = P.a.y; let n = P.a.z;
+  let ninf = bitcast<f32>(0xff800000u);
+  var v = ninf;
+  var idx = NONE;
+  for (var i = li; i < n; i += 256u) {
+    let x = ldf(logits + i);
+    if (x > v || (idx == NONE && x == ninf)) { v = x; idx = i; }
+  }
+  bv[li] = v;
+  bi[li] = idx;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      let oi = bi[li + s];
+      let ov = bv[li + s];
+      let mi = bi[li];
+      if (oi != NONE && (mi == NONE || ov > bv[li] || (ov == bv[li] && oi < mi))) { bv[li] = ov; bi[li] = oi; }
+    }
+    workgroupBarrier();
+  }
+  if (li == 0u) { st[out] = bi[0]; }
+}
+`;

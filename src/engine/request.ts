@@ -1,0 +1,169 @@
+/**
+ * What callers of the engine see: the request parameters, the events a
+ * request streams (one token of one choice at a time, then each choice's
+ * finish), and the final result with usage counts.
+ */
+import type { SamplingParams } from "../sampling/params.ts";
+import type { TokenLogprob } from "../sampling/sampler.ts";
+import type { KvasmError } from "../errors.ts";
+
+export interface RequestParams extends SamplingParams {
+  /** Text (tokenized with the model's tokenizer) or token ids. */
+  prompt: string | ArrayLike<number>;
+  /** Tokens to generate at most per choice (default 256); also bounded by the context. */
+  maxTokens?: number;
+  /** Stop strings, matched across token boundaries; the stop string itself is not returned. */
+  stop?: string[];
+  /** Independent samples of the same prompt (default 1); they share the prompt's KV pages. */
+  n?: number;
+  /** Beam search of this width instead of sampling (default: off). Returns the `n` (default: `beams`) best hypotheses. */
+  beams?: number;
+  /** Beam score = sum of logprobs / length ** lengthPenalty (default 1). */
+  lengthPenalty?: number;
+  /** Beam search ends as soon as `beams` hypotheses have finished (default false: when no live beam can beat them). */
+  earlyStopping?: boolean;
+  /** Prepend BOS to a text prompt (default: the tokenizer's own rule). */
+  addBos?: boolean;
+  /** Stops the request at the next step; its pages are freed. */
+  signal?: AbortSignal;
+}
+
+/** "stop": end-of-generation token or a stop string; "length": maxTokens or the context; "abort": cancelled; "error": see ChoiceResult.error. */
+export type FinishReason = "stop" | "length" | "abort" | "error";
+
+/** One generated token of one choice. `text` is the new text it completes (may be "" while UTF-8 or a possible stop string is pending). */
+export interface TokenEvent {
+  type: "token";
+  choice: number;
+  id: number;
+  text: string;
+  logprob: number;
+  /** The top alternatives (when `logprobs` > 0), descending. */
+  top: TokenLogprob[];
+}
+
+/** A choice ended. `text` is any text released only now (held back for a stop string that did not complete). */
+export interface FinishEvent {
+  type: "finish";
+  choice: number;
+  reason: FinishReason;
+  text: string;
+}
+
+export type EngineEvent = TokenEvent | FinishEvent;
+
+export interface ChoiceResult {
+  index: number;
+  tokens: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** Per token, when `logprobs` was asked (sampling) or always (beam search: the token's logprob). */
+  logprobs?: Array<{ id: number; logprob: number; top: TokenLogprob[] }>;
+  /** Beam search: the hypothesis' length-penalised score. */
+  score?: number;
+  /** Which stop string ended it, if any. */
+  stop?: string;
+  error?: KvasmError;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Prompt tokens whose KV pages came from the prefix cache (not recomputed). */
+  cachedTokens: number;
+}
+
+export interface RequestResult {
+  id: number;
+  promptTokens: number[];
+  choices: ChoiceResult[];
+  usage: Usage;
+}
+
+/**
+ * A submitted request: an async iterable of its events (every choice's,
+ * interleaved in generation order) and a `done` promise with the result.
+ * Events are buffered, so a caller may iterate, await `done`, or both.
+ * `done` (and the iteration) rejects with a typed KvasmError when the request
+ * cannot go on: OutOfMemoryError when the KV pages run out for it (at
+ * admission or mid-generation; other requests are unaffected), or a failure
+ * of the forward pass. A choice cut short by cancellation or close() resolves
+ * with finishReason "abort".
+ */
+export class EngineRequest implements AsyncIterable<EngineEvent> {
+  readonly done: Promise<RequestResult>;
+  private readonly buffered: EngineEvent[] = [];
+  private waiting: ((r: IteratorResult<EngineEvent>) => void) | null = null;
+  private waitingReject: ((e: unknown) => void) | null = null;
+  private ended = false;
+  private failure: unknown = null;
+  private resolveDone!: (r: RequestResult) => void;
+  private rejectDone!: (e: unknown) => void;
+  private readonly localAbort = new AbortController();
+
+  constructor(readonly id: number, readonly promptTokens: number[]) {
+    this.done = new Promise((res, rej) => {
+      this.resolveDone = res;
+      this.rejectDone = rej;
+    });
+    // a caller that only iterates must not see an unhandled rejection
+    this.done.catch(() => {});
+  }
+
+  /** Cancels the request (same as aborting its signal). */
+  cancel(): void {
+    this.localAbort.abort();
+  }
+
+  /** @internal */
+  get cancelled(): boolean {
+    return this.localAbort.signal.aborted;
+  }
+
+  /** @internal */
+  emit(e: EngineEvent): void {
+    if (this.waiting) {
+      const w = this.waiting;
+      this.waiting = this.waitingReject = null;
+      w({ value: e, done: false });
+    } else this.buffered.push(e);
+  }
+
+  /** @internal */
+  finish(r: RequestResult): void {
+    this.ended = true;
+    this.resolveDone(r);
+    this.wake();
+  }
+
+  /** @internal */
+  fail(e: unknown): void {
+    this.ended = true;
+    this.failure = e;
+    this.rejectDone(e);
+    this.wake();
+  }
+
+  private wake(): void {
+    if (!this.waiting || this.buffered.length > 0) return;
+    const w = this.waiting, rj = this.waitingReject!;
+    this.waiting = this.waitingReject = null;
+    if (this.failure !== null) rj(this.failure);
+    else w({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<EngineEvent> {
+    return {
+      next: () => {
+        const e = this.buffered.shift();
+        if (e) return Promise.resolve({ value: e, done: false });
+        if (this.ended) return this.failure !== null ? Promise.reject(this.failure) : Promise.resolve({ value: undefined, done: true });
+        return new Promise((res, rej) => {
+          this.waiting = res;
+          this.waitingReject = rej;
+        });
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Every failure kvasm reports on purpose is a KvasmError with a stable `code`,
+ * so callers (the CLI, the HTTP server) can map it without parsing messages.
+ */
+export type ErrorCode =
+  | "format" // a model or tokenizer file is malformed or truncated
+  | "unsupported" // well-formed, but an architecture, tensor type or feature kvasm does not run
+  | "context" // a sequence would exceed its context window
+  | "params" // a caller passed invalid options
+  | "memory" // the arena (or KV pages) cannot hold what was asked
+  | "closed" // the model or pool was used after close()
+  | "worker" // a worker thread died
+  | "backend" // a backend (WebGPU) failed: lost device, failed allocation
+  | "aborted"; // cancelled through an AbortSignal
+
+export class KvasmError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A file is not what it claims to be. The message always names the file. */
+export class FormatError extends KvasmError {
+  readonly file: string;
+  constructor(file: string, problem: string) {
+    super("format", `${file}: ${problem}`);
+    this.file = file;
+  }
+}
+
+/** The input is valid but uses something kvasm does not implement (names what). */
+export class UnsupportedError extends KvasmError {
+  constructor(message: string) {
+    super("unsupported", message);
+  }
+}
+
+export class ContextLengthError extends KvasmError {
+  readonly needed: number;
+  readonly limit: number;
+  constructor(needed: number, limit: number, what = "sequence") {
+    super("context", `${what} needs ${needed} positions but the context holds ${limit}`);
+    this.needed = needed;
+    this.limit = limit;
+  }
+}
+
+export class ParamError extends KvasmError {
+  readonly param: string;
+  constructor(param: string, problem: string) {
+    super("params", `${param}: ${problem}`);
+    this.param = param;
+  }
+}
+
+export class OutOfMemoryError extends KvasmError {
+  constructor(message: string) {
+    super("memory", message);
+  }
+}
+
+export class ClosedError extends KvasmError {
+  constructor(what: string) {
+    super("closed", `${what} was used after close()`);
+  }
+}

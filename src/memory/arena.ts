@@ -1,0 +1,101 @@
+import { OutOfMemoryError } from "../errors.ts";
+
+const PAGE = 65536;
+/** The kernels address 32 bits: one module sees at most 4 GiB. */
+export const MAX_ARENA_BYTES = 65536 * PAGE;
+/** [0, RESERVED) is never handed out: address 0 stays an invalid pointer and the thread pool's control block lives here. */
+export const RESERVED = 64 * 1024;
+
+/**
+ * The one linear memory. Everything kvasm holds for a model (weights, KV pages,
+ * page tables, scratch) is a range of it, handed out once at load by a bump
+ * pointer; nothing is allocated per token. `shared` memories back the threaded
+ * build, whose Workers import the very same Memory.
+ */
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  readonly shared: boolean;
+  readonly capacity: number;
+  private top = RESERVED;
+  private closed = false;
+
+  constructor(bytes: number, opts: { shared?: boolean } = {}) {
+    const needed = Math.ceil((bytes + RESERVED) / PAGE);
+    if (needed * PAGE > MAX_ARENA_BYTES) {
+      throw new OutOfMemoryError(
+        `model needs ${fmtBytes(bytes)} but one WebAssembly memory holds at most 4 GiB; use a smaller quantization or context`,
+      );
+    }
+    this.shared = opts.shared ?? false;
+    try {
+      this.memory = this.shared
+        ? new WebAssembly.Memory({ initial: needed, maximum: needed, shared: true })
+        : new WebAssembly.Memory({ initial: needed, maximum: needed });
+    } catch (e) {
+      throw new OutOfMemoryError(`could not reserve ${fmtBytes(needed * PAGE)} of WebAssembly memory: ${(e as Error).message}`);
+    }
+    this.capacity = needed * PAGE;
+  }
+
+  /** Hands out `bytes` at `align` (default 64: a cache line, and f32x4-aligned). */
+  alloc(bytes: number, align = 64, what = "buffer"): number {
+    if (this.closed) throw new OutOfMemoryError("arena is closed");
+    const ptr = Math.ceil(this.top / align) * align;
+    if (ptr + bytes > this.capacity) {
+      throw new OutOfMemoryError(`arena full: ${what} needs ${fmtBytes(bytes)}, ${fmtBytes(this.capacity - ptr)} left of ${fmtBytes(this.capacity)}`);
+    }
+    this.top = ptr + bytes;
+    return ptr;
+  }
+
+  get used(): number {
+    return this.top;
+  }
+
+  /** Views are cheap to make; the memory never grows after construction, so they stay valid until close(). */
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, n);
+  }
+  i32(ptr: number, n: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, n);
+  }
+  u8(ptr: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, n);
+  }
+
+  /** Drops the reference to the memory's pages so the engine can collect them. */
+  close(): void {
+    this.closed = true;
+  }
+}
+
+/**
+ * The layout pass: callers add every region they will need, the planner sums
+ * them (with alignment), and the arena is created once at the final size.
+ */
+export class ArenaPlan {
+  private total = 0;
+  private items: Array<{ what: string; bytes: number }> = [];
+  add(what: string, bytes: number, align = 64): void {
+    this.total = Math.ceil(this.total / align) * align + bytes;
+    this.items.push({ what, bytes });
+  }
+  get bytes(): number {
+    return this.total + 64 * this.items.length; // worst-case alignment slack
+  }
+  summary(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const { what, bytes } of this.items) {
+      const key = what.split(":")[0];
+      out[key] = (out[key] ?? 0) + bytes;
+    }
+    return out;
+  }
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(2)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(1)} KiB`;
+  return `${n} B`;
+}

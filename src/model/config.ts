@@ -1,0 +1,34 @@
+/**
+ * The hyper-parameters of a decoder, immutable once a loader has produced it.
+ * Derived fields (headDim, kvDim, kvMul) are filled in by `makeConfig`.
+ */
+export interface ModelConfig {
+  arch: string; // "llama", "qwen2", "mistral", "phi3", "gpt2", "gptneox"
+  dim: number; // residual stream width
+  hiddenDim: number; // feed-forward inner width
+  nLayers: number;
+  nHeads: number; // query heads
+  nKvHeads: number; // key/value heads (GQA when < nHeads, MQA when 1)
+  headDim: number;
+  vocabSize: number;
+  contextLength: number; // positions the model was trained for
+  ropeTheta: number;
+  ropeDim: number; // rotated dimensions per head (headDim unless partial rotary)
+  /** "interleaved": pairs (x[2i], x[2i+1]) as in GGUF llama and llama2.c; "halves": (x[i], x[i + d/2]) as in Hugging Face (rotate_half). */
+  ropeStyle: "interleaved" | "halves";
+  /** Llama 3 style RoPE frequency scaling, when the model declares it. */
+  ropeScaling?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContext: number };
+  normEps: number;
+  /** Attention reads only the last `slidingWindow` positions (Mistral); undefined = full causal. */
+  slidingWindow?: number;
+}
+
+export interface DerivedConfig extends ModelConfig {
+  kvDim: number; // nKvHeads * headDim
+  qDim: number; // nHeads * headDim
+  kvMul: number; // query heads per KV head
+}
+
+export function deriveConfig(c: ModelConfig): DerivedConfig {
+  return { ...c, kvDim: c.nKvHeads * c.headDim, qDim: c.nHeads * c.headDim, kvMul: c.nHeads / c.nKvHeads };
+}

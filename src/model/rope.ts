@@ -1,0 +1,59 @@
+import type { ModelConfig } from "./config.ts";
+
+/**
+ * The (cos, sin) table for rotary embeddings: (maxPos, ropeDim/2) pairs,
+ * computed once at load so no kernel evaluates a transcendental per token.
+ *
+ * Angles follow the reference each model came from, so f32 results match it:
+ * - "ggml" (GGUF, llama.cpp): theta_i = pos * base^(-2i/d), the power built by
+ *   repeated f32 multiplication as ggml_rope_cache_init does;
+ * - "llama2c": freq_i = 1 / base^(2i/d) in f32, then pos * freq_i (run.c).
+ * Llama 3 frequency scaling divides the low frequencies by `factor` and blends the band between.
+ */
+export function ropeTable(
+  c: ModelConfig,
+  maxPos: number,
+  style: "ggml" | "llama2c" = "ggml",
+  /** Per-pair divisors of the frequency (llama.cpp's rope_freqs.weight: Llama 3 scaling baked into the file). */
+  freqFactors?: Float32Array,
+): Float32Array {
+  const half = c.ropeDim / 2;
+  const table = new Float32Array(maxPos * half * 2);
+  const f = Math.fround;
+  const freqs = new Float64Array(half);
+  if (style === "llama2c") {
+    for (let i = 0; i < half; i++) freqs[i] = f(1 / f(Math.pow(c.ropeTheta, f((2 * i) / c.ropeDim))));
+  } else {
+    const scale = f(Math.pow(c.ropeTheta, -2 / c.ropeDim));
+    let s = 1;
+    for (let i = 0; i < half; i++) {
+      freqs[i] = s;
+      s = f(s * scale);
+    }
+  }
+  if (c.ropeScaling) applyLlama3Scaling(freqs, c.ropeScaling);
+  if (freqFactors) for (let i = 0; i < half; i++) freqs[i] = Math.fround(freqs[i] / freqFactors[i]);
+  for (let p = 0; p < maxPos; p++) {
+    for (let i = 0; i < half; i++) {
+      const theta = f(p * freqs[i]);
+      table[(p * half + i) * 2] = Math.cos(theta);
+      table[(p * half + i) * 2 + 1] = Math.sin(theta);
+    }
+  }
+  return table;
+}
+
+function applyLlama3Scaling(freqs: Float64Array, s: NonNullable<ModelConfig["ropeScaling"]>): void {
+  const lowWavelen = s.originalContext / s.lowFreqFactor;
+  const highWavelen = s.originalContext / s.highFreqFactor;
+  for (let i = 0; i < freqs.length; i++) {
+    const wavelen = (2 * Math.PI) / freqs[i];
+    if (wavelen < highWavelen) continue;
+    if (wavelen > lowWavelen) {
+      freqs[i] = Math.fround(freqs[i] / s.factor);
+      continue;
+    }
+    const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+    freqs[i] = Math.fround((1 - smooth) * (freqs[i] / s.factor) + smooth * freqs[i]);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * GPT-2: LayerNorm (with bias) before attention and MLP, learned position
+ * embeddings instead of RoPE, a fused `attn_qkv` of [q|k|v] rows split by
+ * views, biases on every projection, GELU (tanh approximation), and an output
+ * head tied to the token embedding. The weights, blocks and tensor set are
+ * shared with GPT-NeoX (src/models/gptneox.ts), which differs in its graph.
+ */
+import type { Backend, KVLayout, Weight } from "../backends/backend.ts";
+import type { DerivedConfig } from "../model/config.ts";
+import type { ModelFile } from "../formats/types.ts";
+import type { WeightSet } from "../model/weights.ts";
+import { gptConfigFromMetadata, type GPTConfig } from "../model/from-metadata.ts";
+import { checkTensors, type ExpectedTensors, linear, splitRows } from "./blocks.ts";
+import type { RunState } from "./llama.ts";
+import type { Architecture } from "./registry.ts";
+
+export type GPTDerivedConfig = DerivedConfig & GPTConfig;
+
+/** One block's weights; (rows, cols) = (out, in), llama.cpp names in comments. */
+export interface GPTLayer {
+  attnNorm: Weight; // blk.N.attn_norm.weight (dim)
+  attnNormB: Weight; // blk.N.attn_norm.bias (dim)
+  wq: Weight; // rows [0, dim) of blk.N.attn_qkv.weight
+  wk: Weight; // rows [dim, 2 dim)
+  wv: Weight; // rows [2 dim, 3 dim)
+  bq: Weight; // the same ranges of blk.N.attn_qkv.bias
+  bk: Weight;
+  bv: Weight;
+  wo: Weight; // blk.N.attn_output.weight (dim, dim)
+  bo: Weight; // blk.N.attn_output.bias (dim)
+  ffnNorm: Weight; // blk.N.ffn_norm.weight (dim)
+  ffnNormB: Weight; // blk.N.ffn_norm.bias (dim)
+  wUp: Weight; // blk.N.ffn_up.weight (hidden, dim)
+  bUp: Weight; // blk.N.ffn_up.bias (hidden)
+  wDown: Weight; // blk.N.ffn_down.weight (dim, hidden)
+  bDown: Weight; // blk.N.ffn_down.bias (dim)
+}
+
+export interface GPTWeights {
+  tokenEmbd: Weight; // token_embd.weight (vocab, dim)
+  posEmbd?: Weight; // position_embd.weight (nPositions, dim), GPT-2 only
+  layers: GPTLayer[];
+  outputNorm: Weight; // output_norm.weight
+  outputNormB: Weight; // output_norm.bias
+  output: Weight; // output.weight, or token_embd when tied
+}
+
+export function gptExpectedTensors(c: GPTDerivedConfig): ExpectedTensors {
+  const { dim, hiddenDim, vocabSize } = c;
+  const required = new Map<string, number[]>([
+    ["token_embd.weight", [dim, vocabSize]],
+    ["output_norm.weight", [dim]],
+    ["output_norm.bias", [dim]],
+  ]);
+  if (c.learnedPositions) required.set("position_embd.weight", [dim, c.contextLength]);
+  const optional = new Map<string, number[]>([["output.weight", [dim, vocabSize]]]);
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `blk.${l}.`;
+    for (const norm of ["attn_norm", "ffn_norm"]) {
+      required.set(p + norm + ".weight", [dim]);
+      required.set(p + norm + ".bias", [dim]);
+    }
+    required.set(p + "attn_qkv.weight", [dim, 3 * dim]);
+    required.set(p + "attn_qkv.bias", [3 * dim]);
+    required.set(p + "attn_output.weight", [dim, dim]);
+    required.set(p + "attn_output.bias", [dim]);
+    required.set(p + "ffn_up.weight", [dim, hiddenDim]);
+    required.set(p + "ffn_up.bias", [hiddenDim]);
+    required.set(p + "ffn_down.weight", [hiddenDim, dim]);
+    required.set(p + "ffn_down.bias", [dim]);
+  }
+  return { required, optional };
+}
+
+/** Q, K, V weights and biases as views of the fused [q|k|v] `attn_qkv` rows (d = dim rows each). */
+export function splitGPTQKV(qkv: Weight, bias: Weight, d: number, p: string): { wq: Weight; wk: Weight; wv: Weight; bq: Weight; bk: Weight; bv: Weight } {
+  const [wq, wk, wv] = splitRows(qkv, [d, d, d], [p + "q", p + "k", p + "v"]);
+  const [bq, bk, bv] = splitRows(bias, [d, d, d], [p + "q.bias", p + "k.bias", p + "v.bias"]);
+  return { wq, wk, wv, bq, bk, bv };
+}
+
+export function bindGPTWeights(c: GPTDerivedConfig, w: WeightSet): GPTWeights {
+  const layers: GPTLayer[] = [];
+  const d = c.dim;
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `blk.${l}.`;
+    // [q|k|v] rows: llama.cpp's layout for both families (the NeoX per-head layout is regrouped on read)
+    layers.push({
+      attnNorm: w.get(p + "attn_norm.weight"),
+      attnNormB: w.get(p + "attn_norm.bias"),
+      ...splitGPTQKV(w.get(p + "attn_qkv.weight"), w.get(p + "attn_qkv.bias"), d, p),
+      wo: w.get(p + "attn_output.weight"),
+      bo: w.get(p + "attn_output.bias"),
+      ffnNorm: w.get(p + "ffn_norm.weight"),
+      ffnNormB: w.get(p + "ffn_norm.bias"),
+      wUp: w.get(p + "ffn_up.weight"),
+      bUp: w.get(p + "ffn_up.bias"),
+      wDown: w.get(p + "ffn_down.weight"),
+      bDown: w.get(p + "ffn_down.bias"),
+    });
+  }
+  const tokenEmbd = w.get("token_embd.weight");
+  return {
+    tokenEmbd,
+    posEmbd: c.learnedPositions ? w.get("position_embd.weight") : undefined,
+    layers,
+    outputNorm: w.get("output_norm.weight"),
+    outputNormB: w.get("output_norm.bias"),
+    output: w.maybe("output.weight") ?? tokenEmbd,
+  };
+}
+
+/**
+ * Self-attention of the normed rows in s.xb; the projected output lands in
+ * `out` (T, dim). RoPE (partial, on rotated halves) unless positions are learned.
+ */
+export function gptAttention(b: Backend, c: GPTDerivedConfig, L: GPTLayer, s: RunState, kv: KVLayout, layer: number, T: number, out: number): void {
+  linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
+  linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch);
+  linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch);
+  if (!c.learnedPositions) {
+    b.rope(s.q, s.ropeTable, s.positions, T, c.nHeads, c.headDim, c.ropeDim, true);
+    b.rope(s.k, s.ropeTable, s.positions, T, c.nKvHeads, c.headDim, c.ropeDim, true);
+  }
+  b.kvStore(kv, layer, s.k, s.v, s.rows, T);
+  b.attention(s.xb, s.q, kv, layer, s.rows, T, s.attScratch);
+  linear(b, out, s.xb, L.wo, L.bo, T, s.mmScratch);
+}
+
+/** MLP of the normed rows in `x`: out = down(gelu(up(x))); s.hb is its scratch. `out` may be `x`. */
+export function gptMlp(b: Backend, c: GPTDerivedConfig, L: GPTLayer, s: RunState, x: number, T: number, out: number): void {
+  linear(b, s.hb, x, L.wUp, L.bUp, T, s.mmScratch);
+  if (c.activation === "gelu_tanh") b.gelu(s.hb, s.hb, T * c.hiddenDim);
+  else b.geluErf(s.hb, s.hb, T * c.hiddenDim);
+  linear(b, out, s.hb, L.wDown, L.bDown, T, s.mmScratch);
+}
+
+/** Final LayerNorm and classifier, only for the rows whose next token is wanted. */
+export function gptLogits(b: Backend, c: GPTDerivedConfig, w: GPTWeights, s: RunState, logitRows: ArrayLike<number>): void {
+  const dim = c.dim, nL = logitRows.length;
+  for (let i = 0; i < nL; i++) b.copy(s.xLast + i * dim * 4, s.x + logitRows[i] * dim * 4, dim * 4);
+  b.layernorm(s.xLast, s.xLast, w.outputNorm, w.outputNormB, dim, c.normEps, nL);
+  b.matmul(s.logits, s.xLast, w.output, nL, s.mmScratch);
+}
+
+/** GPT-2's forward pass over T rows: x = wte[token] + wpe[pos]; x += attn(ln1(x)); x += mlp(ln2(x)). */
+export function gpt2Forward(
+  b: Backend,
+  c: GPTDerivedConfig,
+  w: GPTWeights,
+  s: RunState,
+  kv: KVLayout,
+  T: number,
+  logitRows: ArrayLike<number>,
+): void {
+  const dim = c.dim;
+  b.embed(s.x, w.tokenEmbd, s.tokens, T);
+  b.embed(s.xb2, w.posEmbd!, s.positions, T);
+  b.add(s.x, s.x, s.xb2, T * dim);
+  for (let l = 0; l < c.nLayers; l++) {
+    const L = w.layers[l];
+    b.layernorm(s.xb, s.x, L.attnNorm, L.attnNormB, dim, c.normEps, T);
+    gptAttention(b, c, L, s, kv, l, T, s.xb2);
+    b.add(s.x, s.x, s.xb2, T * dim);
+    b.layernorm(s.xb, s.x, L.ffnNorm, L.ffnNormB, dim, c.normEps, T);
+    gptMlp(b, c, L, s, s.xb, T, s.xb2);
+    b.add(s.x, s.x, s.xb2, T * dim);
+  }
+  gptLogits(b, c, w, s, logitRows);
+}
+
+export const gpt2: Architecture<GPTWeights> = {
+  names: ["gpt2"],
+  config: (file) => gptConfigFromMetadata(file),
+  tensors: (c: DerivedConfig, file: ModelFile) => checkTensors(file, gptExpectedTensors(c as GPTDerivedConfig)),
+  bind: (c, w) => bindGPTWeights(c as GPTDerivedConfig, w),
+  forward: (b, c, w, s, kv, T, rows) => gpt2Forward(b, c as GPTDerivedConfig, w, s, kv, T, rows),
+};

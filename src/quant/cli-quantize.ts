@@ -1,0 +1,55 @@
+import { openModelFile } from "../formats/open.ts";
+import { fileSink, type GGUFMetadataEntry, inferValueType } from "../formats/gguf-writer.ts";
+import { quantizeModel, type QuantizeTarget } from "./quantize.ts";
+import { ParamError } from "../errors.ts";
+import { loadTokenizerFor } from "../model/tokenizer-for.ts";
+
+export const QUANTIZE_USAGE = `  kvasm quantize --model IN --out OUT.gguf --type Q8_0|Q4_0|Q4_K|Q4_K_M [--tokenizer PATH]
+                 (IN: F32/F16 GGUF or llama2.c .bin; a llama2.c model's tokenizer.bin is embedded in the GGUF)
+`;
+
+const TARGETS: QuantizeTarget[] = ["Q8_0", "Q4_0", "Q4_K", "Q4_K_M"];
+
+/** `kvasm quantize`: F32/F16 GGUF or llama2.c checkpoint to a quantized GGUF v3, tensor by tensor. */
+export async function cmdQuantize(
+  get: (key: string) => string | undefined,
+  io: { err(s: string): void },
+): Promise<void> {
+  const inPath = get("model"), outPath = get("out"), type = get("type")?.toUpperCase() as QuantizeTarget | undefined;
+  if (!inPath) throw new ParamError("--model", "is required");
+  if (!outPath) throw new ParamError("--out", "is required");
+  if (!type || !TARGETS.includes(type)) throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(get("type"))}`);
+  const t0 = performance.now();
+  const input = await openModelFile(inPath);
+  try {
+    let tokenizerMetadata: GGUFMetadataEntry[] | undefined;
+    const tokPath = get("tokenizer");
+    if (!input.metadata.has("tokenizer.ggml.model") && tokPath) {
+      tokenizerMetadata = ggufVocabulary(await loadTokenizerFor(input, tokPath));
+    }
+    await quantizeModel({ input, output: await fileSink(outPath), type, tokenizerMetadata });
+  } finally {
+    await input.source.close();
+  }
+  io.err(`wrote ${outPath} (${type}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+/** A SentencePiece vocabulary as GGUF tokenizer.ggml.* entries (llama2.c's tokenizer.bin carries pieces and scores). */
+function ggufVocabulary(tok: Awaited<ReturnType<typeof loadTokenizerFor>>): GGUFMetadataEntry[] {
+  const v = tok as unknown as { piece(id: number): string; score?(id: number): number; tokenType?(id: number): number };
+  const tokens: string[] = [], scores = new Float32Array(tok.vocabSize), types = new Int32Array(tok.vocabSize);
+  for (let i = 0; i < tok.vocabSize; i++) {
+    tokens.push(v.piece(i).replaceAll(" ", "\u2581"));
+    scores[i] = v.score?.(i) ?? 0;
+    types[i] = v.tokenType?.(i) ?? 1;
+  }
+  const e = (key: string, value: unknown): GGUFMetadataEntry => ({ key, type: inferValueType(value), value });
+  return [
+    e("tokenizer.ggml.model", "llama"),
+    { key: "tokenizer.ggml.tokens", type: { type: "array", of: "string" }, value: tokens },
+    { key: "tokenizer.ggml.scores", type: { type: "array", of: "f32" }, value: scores },
+    { key: "tokenizer.ggml.token_type", type: { type: "array", of: "i32" }, value: types },
+    { key: "tokenizer.ggml.bos_token_id", type: { type: "u32" }, value: Math.max(tok.bos, 0) },
+    { key: "tokenizer.ggml.eos_token_id", type: { type: "u32" }, value: Math.max(tok.eos, 0) },
+  ];
+}

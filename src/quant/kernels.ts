@@ -1,0 +1,61 @@
+/**
+ * The kernel table: for each quantized weight type, which activation format
+ * llama.cpp's CPU backend pairs it with (ggml's vec_dot_type) and the names of
+ * the kernels in assembly/quant.ts.
+ */
+import { UnsupportedError } from "../errors.ts";
+import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
+
+export interface WeightKernel {
+  type: GGMLTypeId;
+  /** Q8_0, Q8_1, Q8_K or BF16. */
+  actType: GGMLTypeId;
+  /** quantize_<act>(out, x, n, T) */
+  quantize: string;
+  /** matmul_<type>(out, xq, w, n, d, T, r0, r1) */
+  matmul: string;
+  /** dequantize_<type>(out, w, n) */
+  dequantize: string;
+}
+
+const ACT_KERNEL: Record<number, string> = {
+  [GGMLType.Q8_0]: "quantize_q8_0",
+  [GGMLType.Q8_1]: "quantize_q8_1",
+  [GGMLType.Q8_K]: "quantize_q8_k",
+  [GGMLType.BF16]: "quantize_bf16",
+};
+
+function entry(type: GGMLTypeId, actType: GGMLTypeId, suffix: string): WeightKernel {
+  return { type, actType, quantize: ACT_KERNEL[actType], matmul: `matmul_${suffix}`, dequantize: `dequantize_${suffix}` };
+}
+
+const TABLE = new Map<GGMLTypeId, WeightKernel>([
+  [GGMLType.BF16, entry(GGMLType.BF16, GGMLType.BF16, "bf16")],
+  [GGMLType.Q8_0, entry(GGMLType.Q8_0, GGMLType.Q8_0, "q8_0")],
+  [GGMLType.Q4_0, entry(GGMLType.Q4_0, GGMLType.Q8_0, "q4_0")],
+  [GGMLType.Q4_1, entry(GGMLType.Q4_1, GGMLType.Q8_1, "q4_1")],
+  [GGMLType.Q5_0, entry(GGMLType.Q5_0, GGMLType.Q8_0, "q5_0")],
+  [GGMLType.Q5_1, entry(GGMLType.Q5_1, GGMLType.Q8_1, "q5_1")],
+  [GGMLType.Q2_K, entry(GGMLType.Q2_K, GGMLType.Q8_K, "q2_k")],
+  [GGMLType.Q3_K, entry(GGMLType.Q3_K, GGMLType.Q8_K, "q3_k")],
+  [GGMLType.Q4_K, entry(GGMLType.Q4_K, GGMLType.Q8_K, "q4_k")],
+  [GGMLType.Q5_K, entry(GGMLType.Q5_K, GGMLType.Q8_K, "q5_k")],
+  [GGMLType.Q6_K, entry(GGMLType.Q6_K, GGMLType.Q8_K, "q6_k")],
+]);
+
+/** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
+export const QUANT_WEIGHT_TYPES: readonly GGMLTypeId[] = [...TABLE.keys()];
+
+/** The kernels for a weight type; UnsupportedError for F32/F16 (not here) and types kvasm does not run. */
+export function weightKernel(type: GGMLTypeId): WeightKernel {
+  const k = TABLE.get(type);
+  if (!k) throw new UnsupportedError(`no quantized matmul kernel for ${ggmlTypeName(type)}`);
+  return k;
+}
+
+/** Bytes of one quantized activation row of n elements (n must split into the act type's blocks). */
+export function actRowBytes(actType: GGMLTypeId, n: number): number {
+  const b = rowBytes(actType, n);
+  if (b === undefined) throw new UnsupportedError(`${ggmlTypeName(actType)} activations need rows that split into blocks; got ${n}`);
+  return b;
+}

@@ -1,0 +1,193 @@
+/**
+ * kvasm's OpenAI-compatible HTTP API as one Web `fetch` handler
+ * (Request -> Response), so the same code runs on Deno.serve, Bun.serve,
+ * node:http (serve-*.ts) and edge hosts (src/edge.ts).
+ *
+ *   GET  /health                 liveness and load
+ *   GET  /v1/models              the one model served
+ *   POST /v1/completions         text or token-id prompts
+ *   POST /v1/chat/completions    messages through the model's chat template
+ *
+ * Both POST routes answer JSON, or server-sent events with `stream: true`.
+ * Every request gets its own sequence(s) in the generator; a client that goes
+ * away aborts its request, which frees them.
+ */
+import type { Model } from "../model/model.ts";
+import { ChatTemplate } from "./chat-template.ts";
+import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from "./body.ts";
+import type { Generator } from "./generation.ts";
+import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { EngineGenerator } from "./engine-generator.ts";
+import { HttpError, jsonResponse, toHttpError } from "./http-error.ts";
+import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "./openai-request.ts";
+import { runRequest } from "./run-request.ts";
+import { sseResponse } from "./sse.ts";
+
+export interface HandlerOptions {
+  /** Runs the requests (default: a new Engine over the model, closed by handler.close()). */
+  generator?: Generator;
+  /** Options for the Engine created when no generator is given. */
+  engine?: EngineOptions;
+  /** The name clients pass as `model` (default: the file's general.name, else "kvasm"). */
+  modelId?: string;
+  /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Largest request body accepted (default 1 MiB); larger ones get 413. */
+  maxBodyBytes?: number;
+  /** Requests admitted at once, running or waiting for the engine (default 64); more get 429. */
+  maxPending?: number;
+  /** Seconds a 429 asks the client to wait (default 1). */
+  retryAfterSeconds?: number;
+  /** A Jinja chat template that overrides the model's own. */
+  chatTemplate?: string;
+}
+
+export interface KvasmHandler {
+  fetch(req: Request): Promise<Response>;
+  readonly generator: Generator;
+  readonly modelId: string;
+  /** Requests admitted and not yet answered in full (streams included). */
+  readonly pending: number;
+  /** Ends running requests and stops the engine the handler created (the model stays open). */
+  close(): Promise<void>;
+}
+
+export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler {
+  const modelId = opts.modelId ?? defaultModelId(model);
+  const ownEngine = opts.generator ? null : new Engine(model, opts.engine);
+  const generator = opts.generator ?? new EngineGenerator(ownEngine!);
+  const created = Math.floor(Date.now() / 1000);
+  const template = opts.chatTemplate !== undefined
+    ? new ChatTemplate(opts.chatTemplate, { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) })
+    : ChatTemplate.forModel(model);
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxPending = opts.maxPending ?? 64;
+  const retryAfter = String(opts.retryAfterSeconds ?? 1);
+  let pending = 0;
+
+  const modelObject = { id: modelId, object: "model", created, owned_by: "kvasm" };
+
+  function authorize(req: Request): void {
+    if (opts.apiKey === undefined) return;
+    const auth = req.headers.get("authorization") ?? "";
+    const m = /^Bearer\s+(.+)$/i.exec(auth);
+    if (!m || !sameSecret(m[1].trim(), opts.apiKey)) {
+      throw new HttpError(401, "missing or wrong API key (send Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");
+    }
+  }
+
+  async function generateRoute(req: Request, parse: (body: unknown) => ParsedRequest): Promise<Response> {
+    if (pending >= maxPending) {
+      throw new HttpError(429, `server is busy: ${pending} requests in progress; retry after ${retryAfter} s`, "rate_limit_error", null, "queue_full", {
+        "Retry-After": retryAfter,
+      });
+    }
+    pending++;
+    let handedOff = false;
+    try {
+      const parsed = parse(await readJsonBody(req, maxBody));
+      if (parsed.model !== undefined && parsed.model !== modelId) {
+        throw new HttpError(400, `model ${JSON.stringify(parsed.model)} is not served here; this server serves ${JSON.stringify(modelId)}`, "invalid_request_error", "model", "model_not_found");
+      }
+      const abort = new AbortController();
+      const onClientGone = () => abort.abort();
+      req.signal?.addEventListener("abort", onClientGone, { once: true });
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        req.signal?.removeEventListener("abort", onClientGone);
+        pending--;
+      };
+      const run = runRequest({ model, generator, template, modelId, parsed, signal: abort.signal });
+      handedOff = true;
+      if (parsed.stream) {
+        // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
+        return sseResponse(withFinally(run.chunks(), release), () => {
+          abort.abort();
+          release();
+        });
+      }
+      try {
+        return jsonResponse(await run.json());
+      } finally {
+        release();
+      }
+    } finally {
+      if (!handedOff) pending--;
+    }
+  }
+
+  async function route(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
+    const method = req.method.toUpperCase();
+    if (path === "/health") {
+      if (method !== "GET" && method !== "HEAD") throw notAllowed(method, path);
+      return jsonResponse({ status: "ok", model: modelId, pending, sequences: generator.activeSequences });
+    }
+    if (path.startsWith("/v1/")) authorize(req);
+    switch (path) {
+      case "/v1/models":
+        if (method !== "GET") throw notAllowed(method, path);
+        return jsonResponse({ object: "list", data: [modelObject] });
+      case `/v1/models/${modelId}`:
+        if (method !== "GET") throw notAllowed(method, path);
+        return jsonResponse(modelObject);
+      case "/v1/completions":
+        if (method !== "POST") throw notAllowed(method, path);
+        return await generateRoute(req, parseCompletionRequest);
+      case "/v1/chat/completions":
+        if (method !== "POST") throw notAllowed(method, path);
+        return await generateRoute(req, parseChatRequest);
+    }
+    if (path.startsWith("/v1/models/")) throw new HttpError(404, `model ${JSON.stringify(path.slice(11))} not found`, "not_found_error", "model", "model_not_found");
+    throw new HttpError(404, `no route for ${method} ${path}`, "not_found_error", null, "not_found");
+  }
+
+  return {
+    generator,
+    modelId,
+    async close() {
+      await ownEngine?.close();
+    },
+    get pending() {
+      return pending;
+    },
+    async fetch(req: Request): Promise<Response> {
+      try {
+        return await route(req);
+      } catch (e) {
+        return toHttpError(e).response();
+      }
+    },
+  };
+}
+
+function notAllowed(method: string, path: string): HttpError {
+  return new HttpError(405, `method ${method} is not allowed on ${path}`, "invalid_request_error", null, "method_not_allowed");
+}
+
+function defaultModelId(model: Model): string {
+  const name = model.file.metadata.get("general.name");
+  return typeof name === "string" && name.trim() !== "" ? name.trim() : "kvasm";
+}
+
+function piece(model: Model, id: number): string {
+  return id >= 0 ? model.tokenizer.piece(id) : "";
+}
+
+/** Compares secrets without an early exit on the first differing character. */
+function sameSecret(a: string, b: string): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) | 0) ^ (b.charCodeAt(i) | 0);
+  return diff === 0;
+}
+
+async function* withFinally<T>(it: AsyncIterable<T>, after: () => void): AsyncGenerator<T> {
+  try {
+    yield* it;
+  } finally {
+    after();
+  }
+}
+

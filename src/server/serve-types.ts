@@ -1,0 +1,24 @@
+/** What every runtime adapter takes and returns: a fetch handler in, a listening server out. */
+export type FetchHandler = (req: Request) => Response | Promise<Response>;
+
+export interface ServeOptions {
+  /** Interface to bind (default 127.0.0.1: loopback only; pass 0.0.0.0 to expose it). */
+  host?: string;
+  /** Port (default 8080; 0 picks a free one). */
+  port?: number;
+}
+
+export interface RunningServer {
+  /** http://host:port */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, ends open connections, resolves when the socket is closed. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEFAULT_PORT = 8080;
+
+export function urlOf(host: string, port: number): string {
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}

@@ -1,0 +1,11 @@
+/** Starts a fetch handler on this runtime's own server (the one place that asks which runtime this is). */
+import type { FetchHandler, RunningServer, ServeOptions } from "./serve-types.ts";
+
+export type { FetchHandler, RunningServer, ServeOptions } from "./serve-types.ts";
+
+export async function serve(handler: FetchHandler, opts: ServeOptions = {}): Promise<RunningServer> {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  if (g.Deno) return (await import("./serve-deno.ts")).serveDeno(handler, opts);
+  if (g.Bun) return (await import("./serve-bun.ts")).serveBun(handler, opts);
+  return (await import("./serve-node.ts")).serveNode(handler, opts);
+}

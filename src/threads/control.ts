@@ -1,0 +1,169 @@
+/**
+ * The thread pool's control block and the one function every thread runs.
+ *
+ * The block lives in the arena's reserved low 64 KiB (never handed out by the
+ * Arena), at [CONTROL_BASE, CONTROL_BASE + CONTROL_BYTES): the caller writes an
+ * op (kernel index, arguments, how to split) into it and bumps GEN; workers
+ * and caller run `runShare`, claiming chunks of the range until none are left
+ * and adding 1 to DONE for each chunk they finish. Nothing but Atomics passes between threads after start.
+ *
+ * This module imports nothing: the Worker entry (worker.ts) is built from it
+ * alone, so a bundle can ship the worker as one self-contained script.
+ */
+
+/** Byte address of the control block in the shared memory. */
+export const CONTROL_BASE = 4096;
+/** Bytes of the block, the failure message area included. */
+export const CONTROL_BYTES = 4096;
+
+// i32 word indices into the block
+/** Bumped (Atomics.add) once per op; workers wait for it to change. */
+export const GEN = 0;
+/** Chunks of the current op finished (by any thread). */
+export const DONE = 1;
+/** 0, or the index of a worker that failed (its message is at MSG). */
+export const FAILED = 2;
+/** Set to 1 by close(): workers leave their loop at the next GEN. */
+export const STOP = 3;
+/** Op code of the current op. */
+export const OP = 5;
+/** Index into the kernel name list the pool was started with. */
+export const FN = 6;
+/** Number of kernel arguments. */
+export const NARGS = 7;
+/** Bit i set: argument i is an f32 (stored as its bits). */
+export const FLOATS = 8;
+/** Units to split (rows, heads, elements). */
+export const TOTAL = 9;
+/** SPLIT_OFFSET: which argument receives the chunk's unit count. */
+export const COUNT_ARG = 11;
+/** Length in bytes of the failure message at MSG. */
+export const MSG_LEN = 12;
+/**
+ * The claim word: (GEN & 0xffff) << 16 | next chunk index. A thread claims a
+ * chunk by compare-exchange only while the tag is its op's generation, so a
+ * worker that wakes after its op was finished by others claims nothing, and
+ * the caller never waits for a thread that has no work.
+ */
+export const NEXT = 13;
+/** Units per chunk (see chunkUnits) and chunks in the op. */
+export const CHUNK = 14;
+export const NCHUNKS = 15;
+/** Kernel arguments, then per-argument byte strides (SPLIT_OFFSET), MAX_ARGS words each. */
+export const ARGS = 16;
+export const MAX_ARGS = 24;
+export const STRIDES = ARGS + MAX_ARGS;
+/** Byte offset (from CONTROL_BASE) and size of a failed worker's message. */
+export const MSG = 1024;
+export const MSG_BYTES = CONTROL_BYTES - MSG;
+
+// op codes
+/** fn(...args, lo, hi): the kernel takes the range itself (matmul rows r0, r1). */
+export const SPLIT_RANGE = 1;
+/** fn(...args) with args[i] += lo * strides[i] and args[COUNT_ARG] = hi - lo (elementwise, per-row ops). */
+export const SPLIT_OFFSET = 2;
+/** Attention by heads over every query row (see runAttention). */
+export const ATTENTION = 3;
+
+// ATTENTION argument slots (in ARGS)
+export const ATT = {
+  out: 0, q: 1, att: 2, kvBase: 3, pageSize: 4, pageBytes: 5, kOff: 6, vOff: 7, kvDim: 8,
+  nHeads: 9, nKvHeads: 10, headDim: 11, rows: 12, T: 13, maxLen: 14,
+  rowFields: 15, rowPageTable: 16, rowPos: 17, rowStart: 18,
+} as const;
+
+/** 4 beat 16 in bench/threads.ts (16-core Xeon, 2 threads): a finer cut only adds claims. */
+export const CHUNKS_PER_THREAD = 4;
+
+/**
+ * How an op's [0, total) units are cut into chunks that threads claim one at
+ * a time (compare-exchange on NEXT): about CHUNKS_PER_THREAD per thread, so a
+ * thread that starts late or runs slow leaves its work to the others. Every
+ * chunk starts at a multiple of `align` and the last one ends at `total`, so
+ * a kernel's unit groups and leftover units fall exactly as on one thread and
+ * each unit is computed by the same code, whichever thread claims it.
+ */
+export function chunkUnits(total: number, align: number, threads: number): number {
+  const aligned = Math.ceil(total / align);
+  return Math.max(1, Math.ceil(aligned / (threads * CHUNKS_PER_THREAD))) * align;
+}
+
+// deno-lint-ignore no-explicit-any
+type KernelFn = (...args: any[]) => unknown;
+
+/** The views one thread needs over the shared memory. */
+export interface ThreadView {
+  ctl: Int32Array; // the control block, as i32 words
+  ctlF32: Float32Array; // the same words, as f32
+  heap: Int32Array; // the whole memory, as i32
+  fns: KernelFn[]; // kernels, in the pool's name order
+}
+
+export function threadView(memory: WebAssembly.Memory, exports: Record<string, unknown>, names: string[]): ThreadView {
+  const buf = memory.buffer;
+  return {
+    ctl: new Int32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
+    ctlF32: new Float32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
+    heap: new Int32Array(buf),
+    fns: names.map((n) => exports[n] as KernelFn),
+  };
+}
+
+const argv: number[] = [];
+
+/** The NEXT word that opens generation `gen` at chunk 0. */
+export function claimTag(gen: number): number {
+  return (gen & 0xffff) << 16;
+}
+
+/**
+ * Claims and runs chunks of generation `gen`'s op until none are left,
+ * adding 1 to DONE after each. Caller and workers run this same code.
+ */
+export function runShare(v: ThreadView, gen: number): void {
+  const c = v.ctl, tag = gen & 0xffff;
+  for (;;) {
+    const cur = Atomics.load(c, NEXT);
+    if (cur >>> 16 !== tag || (cur & 0xffff) >= c[NCHUNKS]) return;
+    if (Atomics.compareExchange(c, NEXT, cur, cur + 1) !== cur) continue;
+    const lo = (cur & 0xffff) * c[CHUNK];
+    runRange(v, lo, Math.min(c[TOTAL], lo + c[CHUNK]));
+    Atomics.add(c, DONE, 1);
+    Atomics.notify(c, DONE);
+  }
+}
+
+function runRange(v: ThreadView, lo: number, hi: number): void {
+  const c = v.ctl, op = c[OP];
+  if (op === ATTENTION) return runAttention(v, lo, hi);
+  const n = c[NARGS], floats = c[FLOATS];
+  argv.length = 0;
+  for (let i = 0; i < n; i++) argv.push((floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i]);
+  if (op === SPLIT_RANGE) {
+    argv.push(lo, hi);
+  } else {
+    for (let i = 0; i < n; i++) argv[i] += lo * c[STRIDES + i];
+    argv[c[COUNT_ARG]] = hi - lo;
+  }
+  v.fns[c[FN]](...argv);
+}
+
+/**
+ * Heads [h0, h1) of every query row. The kernel keeps head h's scores at
+ * att + h * len; threads run rows at their own pace, and rows differ in len,
+ * so each chunk's scores are moved into its own band [h0 * maxLen, h1 * maxLen).
+ */
+function runAttention(v: ThreadView, h0: number, h1: number): void {
+  const c = v.ctl, a = (k: number) => c[ARGS + k], heap = v.heap, attention = v.fns[c[FN]];
+  const qBytes = a(ATT.nHeads) * a(ATT.headDim) * 4;
+  const rowFields = a(ATT.rowFields), maxLen = a(ATT.maxLen);
+  for (let t = 0; t < a(ATT.T); t++) {
+    const r = (a(ATT.rows) >> 2) + t * rowFields;
+    const start = heap[r + a(ATT.rowStart)], end = heap[r + a(ATT.rowPos)] + 1;
+    attention(
+      a(ATT.out) + t * qBytes, a(ATT.q) + t * qBytes, a(ATT.att) + 4 * h0 * (maxLen - (end - start)),
+      a(ATT.kvBase), heap[r + a(ATT.rowPageTable)], a(ATT.pageSize), a(ATT.pageBytes), a(ATT.kOff), a(ATT.vOff), a(ATT.kvDim),
+      a(ATT.nHeads), a(ATT.nKvHeads), a(ATT.headDim), start, end, h0, h1,
+    );
+  }
+}

@@ -1,0 +1,311 @@
+import { KvasmError } from "../errors.ts";
+import {
+  ARGS,
+  ATTENTION,
+  CHUNK,
+  chunkUnits,
+  claimTag,
+  CONTROL_BASE,
+  COUNT_ARG,
+  DONE,
+  FAILED,
+  FLOATS,
+  FN,
+  GEN,
+  MAX_ARGS,
+  MSG,
+  MSG_LEN,
+  NARGS,
+  NCHUNKS,
+  NEXT,
+  OP,
+  runShare,
+  SPLIT_OFFSET,
+  SPLIT_RANGE,
+  STOP,
+  STRIDES,
+  threadView,
+  type ThreadView,
+  TOTAL,
+} from "./control.ts";
+import { spawnWorker, type ThreadSupport, type WorkerHandle } from "./spawn.ts";
+import type { StartMessage, WorkerReply } from "./worker.ts";
+import { workerURL } from "./worker-url.ts";
+
+export interface PoolOptions {
+  /** Threads in all, the calling thread included: threads - 1 Workers are started. */
+  threads: number;
+  kind: ThreadSupport;
+  /** The compiled shared-memory kernel build; every Worker instantiates this very module. */
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  /** The calling thread's instance of the module (it runs chunks itself). */
+  exports: Record<string, unknown>;
+  /** Kernels ops may name; an op carries its index in this list. */
+  kernelNames: string[];
+  /** Cores of the machine: with more threads than cores every thread spins only briefly before it sleeps. */
+  cores: number;
+  /**
+   * How long an idle thread spins for the next op (a worker) or for the
+   * workers (the caller) before it sleeps in Atomics.wait. Default: 5 ms when
+   * every thread has a core, 0.05 ms when they do not.
+   */
+  spinMs?: number;
+  /**
+   * How long the caller spins for the workers to finish an op before it
+   * leaves the op pending and lets the backend wait asynchronously, where a
+   * worker's death event can reach it (default 50 ms). Not an error bound.
+   */
+  joinSpinMs?: number;
+  workerURL?: URL | string;
+}
+
+/**
+ * threads - 1 Workers over one shared memory plus the calling thread. The
+ * module and memory go to each Worker once, in its start message; every op
+ * after that is written into the control block and announced by bumping GEN.
+ * The caller claims chunks like any worker, then joins by spinning on DONE.
+ */
+export class ThreadPool {
+  readonly threads: number;
+  readonly workers: WorkerHandle[] = [];
+  private readonly view: ThreadView;
+  private readonly names: Map<string, number>;
+  private readonly joinSpinMs: number;
+  private readonly spinMs: number;
+  private canWait = true;
+  /** An op whose workers had not finished when the caller stopped spinning; settle() finishes it. */
+  private pending = false;
+  private dead: string | undefined;
+  private onDeath: (() => void) | undefined;
+  private closed = false;
+  /** Generation of the op being written or run. */
+  private gen = 0;
+  /** Chunks a pending op waits for. */
+  private want = 0;
+
+  private constructor(opts: PoolOptions) {
+    this.threads = opts.threads;
+    this.view = threadView(opts.memory, opts.exports, opts.kernelNames);
+    this.names = new Map(opts.kernelNames.map((n, i) => [n, i]));
+    this.joinSpinMs = opts.joinSpinMs ?? 50;
+    this.spinMs = spinMs(opts);
+  }
+
+  /** Starts the Workers and resolves when every one has instantiated the kernels. */
+  static async start(opts: PoolOptions): Promise<ThreadPool> {
+    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
+    const pool = new ThreadPool(opts);
+    const c = pool.view.ctl;
+    for (const i of [DONE, FAILED, STOP, MSG_LEN]) Atomics.store(c, i, 0);
+    const gen = Atomics.load(c, GEN);
+    const url = opts.workerURL ?? workerURL();
+    const started: Promise<void>[] = [];
+    try {
+      for (let index = 1; index < opts.threads; index++) {
+        let ready!: () => void, failed!: (e: Error) => void;
+        const up = new Promise<void>((res, rej) => (ready = res, failed = rej));
+        up.catch(() => {}); // awaited below; a rejection after an earlier failure must not go unhandled
+        started.push(up);
+        const handle = await spawnWorker(url, opts.kind, {
+          message: (m) => {
+            const r = m as WorkerReply;
+            if (r?.type === "ready") ready();
+            else if (r?.type === "error") failed(new KvasmError("worker", `worker ${index} could not start: ${r.message}`));
+          },
+          failure: (reason) => {
+            failed(new KvasmError("worker", `worker ${index} could not start: ${reason}`));
+            pool.died(`worker ${index} ${reason}`);
+          },
+        });
+        pool.workers.push(handle);
+        const start: StartMessage = {
+          type: "start", module: opts.module, memory: opts.memory, names: opts.kernelNames, index, gen, spinMs: spinMs(opts),
+        };
+        handle.post(start);
+      }
+      await Promise.all(started);
+    } catch (e) {
+      pool.close();
+      throw e instanceof KvasmError ? e : new KvasmError("worker", `could not start worker threads: ${(e as Error)?.message ?? e}`, { cause: e });
+    }
+    for (const w of pool.workers) w.unref();
+    return pool;
+  }
+
+  kernelIndex(name: string): number {
+    const i = this.names.get(name);
+    if (i === undefined) throw new KvasmError("unsupported", `the thread pool was not started with kernel ${name}`);
+    return i;
+  }
+
+  /** fn(...args, lo, hi) on chunks [lo, hi) of [0, total) (matmul rows: the kernel takes r0, r1). */
+  splitRange(fn: string, args: ArrayLike<number>, total: number, align: number): boolean {
+    this.writeOp(SPLIT_RANGE, fn, args, total, align, 0);
+    return this.run();
+  }
+
+  /**
+   * fn(...args) on chunks [lo, hi) of [0, total) units, with args[i]
+   * advanced by lo * strides[i] bytes and args[countArg] = hi - lo.
+   * floatMask: bit i set when args[i] is an f32.
+   */
+  splitOffset(fn: string, args: ArrayLike<number>, strides: ArrayLike<number>, countArg: number, total: number, align: number, floatMask = 0): boolean {
+    this.writeOp(SPLIT_OFFSET, fn, args, total, align, floatMask);
+    const c = this.view.ctl;
+    for (let i = 0; i < args.length; i++) c[STRIDES + i] = strides[i] ?? 0;
+    c[COUNT_ARG] = countArg;
+    return this.run();
+  }
+
+  /** Attention by heads: args in the control.ts ATT slots. */
+  splitHeads(fn: string, args: ArrayLike<number>, nHeads: number): boolean {
+    this.writeOp(ATTENTION, fn, args, nHeads, 1, 0);
+    return this.run();
+  }
+
+  private writeOp(op: number, fn: string, args: ArrayLike<number>, total: number, align: number, floatMask: number): void {
+    this.assertUsable();
+    if (args.length > MAX_ARGS) throw new KvasmError("params", `an op takes at most ${MAX_ARGS} arguments`);
+    const c = this.view.ctl, f = this.view.ctlF32;
+    // close the previous op's claims before its words change: a late worker then claims nothing
+    this.gen = Atomics.load(c, GEN) + 1;
+    Atomics.store(c, NEXT, claimTag(this.gen));
+    c[OP] = op;
+    c[FN] = this.kernelIndex(fn);
+    c[NARGS] = args.length;
+    c[FLOATS] = floatMask;
+    c[TOTAL] = total;
+    c[CHUNK] = chunkUnits(total, align, this.threads);
+    c[NCHUNKS] = Math.ceil(total / c[CHUNK]);
+    for (let i = 0; i < args.length; i++) {
+      if ((floatMask >> i) & 1) f[ARGS + i] = args[i];
+      else c[ARGS + i] = args[i];
+    }
+  }
+
+  /**
+   * Announces the op, runs chunks here until none are left, and joins. Returns
+   * false when chunks that workers claimed were still running after
+   * joinSpinMs: the op is then pending, and settle() must be awaited before
+   * the next op or any read of its results.
+   */
+  private run(): boolean {
+    const c = this.view.ctl;
+    Atomics.store(c, DONE, 0);
+    Atomics.store(c, GEN, this.gen); // publishes the op's words written above
+    Atomics.notify(c, GEN);
+    try {
+      runShare(this.view, this.gen);
+    } catch (e) {
+      // no more claims; join the chunks workers already run (all but this thread's failed one), then report
+      const claimed = Math.min(Atomics.exchange(c, NEXT, claimTag(this.gen) | 0xffff) & 0xffff, c[NCHUNKS]);
+      this.join(claimed - 1);
+      throw e;
+    }
+    return this.join(c[NCHUNKS]);
+  }
+
+  /** Waits for DONE to reach `want` chunks; false if it had not after joinSpinMs (the op is then pending). */
+  private join(want: number): boolean {
+    const c = this.view.ctl;
+    if (Atomics.load(c, DONE) < want) {
+      const t0 = performance.now(), sleepAfter = t0 + this.spinMs, giveUp = t0 + this.joinSpinMs;
+      for (let i = 1, done = 0; (done = Atomics.load(c, DONE)) < want; i++) {
+        if ((i & 255) !== 0) continue;
+        if (this.dead !== undefined) throw this.deathError();
+        const now = performance.now();
+        if (now > giveUp) {
+          this.pending = true;
+          this.want = want;
+          return false;
+        }
+        // past the spin budget, sleep until a worker's notify (more threads than cores: spinning would starve them)
+        if (now > sleepAfter && this.canWait) {
+          try {
+            Atomics.wait(c, DONE, done, 1);
+          } catch {
+            this.canWait = false; // a browser's main thread may not block
+          }
+        }
+      }
+    }
+    if (Atomics.load(c, FAILED) !== 0) throw this.failure();
+    return true;
+  }
+
+  /** True while an op's workers have not finished (see run()). */
+  get busy(): boolean {
+    return this.pending;
+  }
+
+  /** Waits, without blocking the event loop, for a pending op; rejects if a worker fails or dies meanwhile. */
+  async settle(): Promise<void> {
+    const c = this.view.ctl, want = this.want;
+    while (this.pending) {
+      if (this.closed) throw new KvasmError("closed", "thread pool was closed while an op was pending");
+      if (this.dead !== undefined) throw this.deathError();
+      const done = Atomics.load(c, DONE);
+      if (done >= want) {
+        this.pending = false;
+        if (Atomics.load(c, FAILED) !== 0) throw this.failure();
+        return;
+      }
+      const death = new Promise<void>((res) => (this.onDeath = res));
+      await Promise.race([death, waitChange(c, DONE, done)]);
+      this.onDeath = undefined;
+    }
+  }
+
+  private died(reason: string): void {
+    if (this.closed || this.dead !== undefined) return;
+    this.dead = reason;
+    this.onDeath?.();
+  }
+
+  private deathError(): KvasmError {
+    return new KvasmError("worker", `a worker thread died: ${this.dead}; close the model and load it again`);
+  }
+
+  private failure(): KvasmError {
+    const c = this.view.ctl;
+    const len = Atomics.load(c, MSG_LEN);
+    const text = new TextDecoder().decode(new Uint8Array(c.buffer, CONTROL_BASE + MSG, len).slice());
+    const who = Atomics.load(c, FAILED);
+    this.dead ??= `worker ${who} failed`;
+    return new KvasmError("worker", `worker ${who} failed during an op: ${text}`);
+  }
+
+  private assertUsable(): void {
+    if (this.closed) throw new KvasmError("closed", "thread pool was used after close()");
+    if (this.dead !== undefined) throw this.deathError();
+    if (this.pending) throw new KvasmError("worker", "thread pool: an op was dispatched while the previous one is pending (await settle() first)");
+  }
+
+  /** Stops and terminates every Worker. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const c = this.view.ctl;
+    Atomics.store(c, STOP, 1);
+    Atomics.add(c, GEN, 1);
+    Atomics.notify(c, GEN);
+    for (const w of this.workers) w.terminate();
+    this.onDeath?.();
+  }
+}
+
+function spinMs(opts: PoolOptions): number {
+  return opts.spinMs ?? (opts.threads <= opts.cores ? 5 : 0.05);
+}
+
+/** Resolves when c[i] may have changed from `value` (Atomics.waitAsync where there is one; else the next timer tick). */
+function waitChange(c: Int32Array, i: number, value: number): Promise<unknown> {
+  // deno-lint-ignore no-explicit-any
+  const waitAsync = (Atomics as any).waitAsync;
+  if (typeof waitAsync === "function") {
+    const r = waitAsync(c, i, value, 100);
+    return r.async ? r.value : Promise.resolve();
+  }
+  return new Promise((res) => setTimeout(res, 1));
+}

@@ -1,0 +1,82 @@
+/**
+ * The shipped artifacts: the esbuild single-file bundles (kernels and worker
+ * inlined) run in Deno, Bun and Node; the `bun build --compile` executable
+ * generates from stories260K when copied alone into an empty directory.
+ * Everything is built into a temporary directory, once per file (about 4 s).
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { assert, assertEquals, readJSON, REPO, sharedPath, testShared } from "./harness.ts";
+
+const MODEL = sharedPath("models/stories260K/stories260K.gguf");
+const GOLDEN = sharedPath("golden/stories260K.json");
+const BIN = (name: string) => path.join(REPO, "node_modules", ".bin", name);
+
+let built: string | null = null;
+function buildOnce(): string {
+  if (built) return built;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-dist-"));
+  const r = spawnSync("node", [path.join(REPO, "scripts", "build-exe.mjs"), "--outdir", dir], { encoding: "utf8" });
+  assert(r.status === 0, `build failed: ${r.stderr}\n${r.stdout}`);
+  built = dir;
+  return dir;
+}
+
+function golden(): string {
+  return readJSON<Array<{ model: string; text: string }>>(GOLDEN).find((g) => g.model === "stories260K/stories260K.gguf")!.text;
+}
+
+function run(cmd: string, args: string[], cwd: string): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: "utf8", timeout: 60_000, env: { ...process.env, NO_COLOR: "1" } });
+  assert(r.status === 0, `${cmd} ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+testShared("size budget: each kernel build under 200 KB, the edge bundle under 1 MB", [MODEL], () => {
+  const dir = buildOnce();
+  for (const v of ["simd", "relaxed", "simd-shared", "relaxed-shared"]) {
+    const size = fs.statSync(path.join(REPO, "build", `kvasm-${v}.wasm`)).size;
+    assert(size < 200 * 1024, `kvasm-${v}.wasm is ${size} bytes`);
+  }
+  const edge = fs.statSync(path.join(dir, "kvasm-edge.mjs")).size;
+  assert(edge < 1024 * 1024, `edge bundle is ${edge} bytes`);
+});
+
+testShared("the library bundle generates the golden text in Deno, Bun and Node", [MODEL, GOLDEN], () => {
+  const dir = buildOnce();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-bundle-"));
+  fs.copyFileSync(path.join(dir, "kvasm.mjs"), path.join(work, "kvasm.mjs"));
+  fs.writeFileSync(
+    path.join(work, "main.mjs"),
+    `import { loadModel } from "./kvasm.mjs";
+const m = await loadModel(${JSON.stringify(MODEL)});
+let s = "Once upon a time";
+for await (const p of m.generate("Once upon a time", { temperature: 0, maxTokens: 40 })) s += p;
+await m.close();
+console.log(JSON.stringify(s));`,
+  );
+  for (const [cmd, args] of [[BIN("deno"), ["run", "-A", "main.mjs"]], [BIN("bun"), ["main.mjs"]], ["node", ["main.mjs"]]] as const) {
+    const text = JSON.parse(run(cmd, [...args], work).trim());
+    assert(text.length > 100 && golden().startsWith(text), `${cmd}: ${text}`);
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+testShared("the compiled executable, alone in an empty directory, generates from stories260K", [MODEL, GOLDEN], () => {
+  const dir = buildOnce();
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-exe-"));
+  const exe = path.join(empty, "kvasm");
+  fs.copyFileSync(path.join(dir, "kvasm"), exe);
+  fs.chmodSync(exe, 0o755);
+  assertEquals(fs.readdirSync(empty), ["kvasm"]);
+  const out = run(exe, ["generate", "--model", MODEL, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40"], empty);
+  assert(out.length > 100 && golden().startsWith(out.trimEnd()), out);
+  fs.rmSync(empty, { recursive: true, force: true });
+});
+
+testShared("bundle artifacts are cleaned up", [MODEL], () => {
+  if (built) fs.rmSync(built, { recursive: true, force: true });
+  built = null;
+});

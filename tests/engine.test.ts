@@ -1,0 +1,235 @@
+// The engine: continuous batching of many requests over one paged KV cache.
+import { assert, assertEquals, assertRejects, sharedPath, testShared } from "./harness.ts";
+import { loadModel, type LoadOptions, type Model } from "../src/model/model.ts";
+import { generate } from "../src/generate.ts";
+import { Engine, type EngineOptions, QueueFullError } from "../src/engine/engine.ts";
+import type { EngineRequest, RequestParams, RequestResult } from "../src/engine/request.ts";
+import { OutOfMemoryError } from "../src/errors.ts";
+
+const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
+
+const PROMPTS = [
+  "Once upon a time",
+  "The cat sat",
+  "Lily and Ben went",
+  "One day, a big dog",
+  "Tom had a red ball",
+  "The sun was hot",
+  "Mom said",
+  "In the park there was",
+];
+
+async function withEngine<T>(load: LoadOptions, opts: EngineOptions, fn: (e: Engine, m: Model) => Promise<T>): Promise<T> {
+  const m = await loadModel(MODEL, load);
+  const e = new Engine(m, opts);
+  try {
+    return await fn(e, m);
+  } finally {
+    await e.close();
+    await m.close();
+  }
+}
+
+/** Greedy ids of `prompt` through the single-sequence loop (the foundation's reference path). */
+async function greedyAlone(m: Model, prompt: string, maxTokens: number): Promise<number[]> {
+  const g = generate(m, prompt, { temperature: 0, maxTokens });
+  let r = await g.next();
+  while (!r.done) r = await g.next();
+  return r.value.tokens;
+}
+
+testShared("engine: eight prompts decoded together give each its greedy ids alone", [MODEL], async () => {
+  const alone: number[][] = [];
+  const m1 = await loadModel(MODEL);
+  for (const p of PROMPTS) alone.push(await greedyAlone(m1, p, 48));
+  await m1.close();
+
+  await withEngine({ maxSequences: 8 }, {}, async (e) => {
+    const reqs = PROMPTS.map((prompt) => e.submit({ prompt, temperature: 0, maxTokens: 48 }));
+    const results = await Promise.all(reqs.map((r) => r.done));
+    for (let i = 0; i < PROMPTS.length; i++) assertEquals(results[i].choices[0].tokens, alone[i], `prompt ${i}`);
+    // they really ran together: far fewer steps than 8 x 48
+    assert(e.steps < 2 * 48, `expected batched steps, got ${e.steps}`);
+  });
+});
+
+testShared("engine: a prompt prefilled in small chunks alongside running decodes changes nothing", [MODEL], async () => {
+  const long = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
+  const m1 = await loadModel(MODEL);
+  const refLong = await greedyAlone(m1, long, 24);
+  const refShort = await greedyAlone(m1, PROMPTS[1], 40);
+  await m1.close();
+  await withEngine({ maxSequences: 4 }, { maxStepRows: 5 }, async (e) => {
+    const a = e.submit({ prompt: PROMPTS[1], temperature: 0, maxTokens: 40 });
+    const b = e.submit({ prompt: long, temperature: 0, maxTokens: 24 });
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    assertEquals(ra.choices[0].tokens, refShort);
+    assertEquals(rb.choices[0].tokens, refLong);
+  });
+});
+
+testShared("engine: streamed events spell the result; stop strings end a choice", [MODEL], async () => {
+  await withEngine({ maxSequences: 2 }, {}, async (e) => {
+    const r = e.submit({ prompt: "Once upon a time", temperature: 0, maxTokens: 40, stop: ["Lily"], logprobs: 2 });
+    let text = "";
+    const ids: number[] = [];
+    for await (const ev of r) {
+      text += ev.text;
+      if (ev.type === "token") {
+        ids.push(ev.id);
+        assertEquals(ev.top.length, 2);
+        assert(ev.logprob <= 0);
+      }
+    }
+    const res = await r.done;
+    assertEquals(text, ", there was a little girl named ");
+    assertEquals(res.choices[0].text, text);
+    assertEquals(res.choices[0].tokens, ids);
+    assertEquals(res.choices[0].finishReason, "stop");
+    assertEquals(res.choices[0].stop, "Lily");
+    assertEquals(res.choices[0].logprobs!.length, ids.length);
+  });
+});
+
+// Captured from this engine under Deno; Bun must draw the same tokens (the sampler's math is exact in both).
+const SEEDED = { prompt: "Once upon a time", temperature: 0.9, topP: 0.95, seed: 1234, maxTokens: 24 };
+
+testShared("engine: seeded sampling is the same at every batch size and for n > 1 choice 0", [MODEL], async () => {
+  const results: RequestResult[] = [];
+  await withEngine({ maxSequences: 8 }, {}, async (e) => {
+    results.push(await e.submit(SEEDED).done);
+    const batch = [e.submit(SEEDED), ...PROMPTS.slice(1, 6).map((prompt) => e.submit({ ...SEEDED, prompt }))];
+    results.push(await batch[0].done);
+    await Promise.all(batch.map((b) => b.done));
+    results.push(await e.submit({ ...SEEDED, n: 3 }).done);
+  });
+  // the single-sequence loop, same seed
+  const m = await loadModel(MODEL);
+  const g = generate(m, SEEDED.prompt, SEEDED);
+  let r = await g.next();
+  while (!r.done) r = await g.next();
+  await m.close();
+  const ids = results[0].choices[0].tokens;
+  assertEquals(results[1].choices[0].tokens, ids, "batched");
+  assertEquals(results[2].choices[0].tokens, ids, "n=3, choice 0");
+  assertEquals(r.value.tokens, ids, "generate()");
+  assertEquals(ids, SEEDED_IDS, "the same tokens as captured under Deno");
+  const others = results[2].choices.slice(1).map((c) => c.tokens);
+  assert(others.some((o) => JSON.stringify(o) !== JSON.stringify(ids)), "n=3 choices are different samples");
+});
+
+testShared("engine: cancelling one of several requests frees its pages and leaves the others unchanged", [MODEL], async () => {
+  const P: RequestParams[] = PROMPTS.slice(0, 4).map((prompt) => ({ prompt, temperature: 0, maxTokens: 60 }));
+  const m1 = await loadModel(MODEL);
+  const alone: number[][] = [];
+  for (const p of P) alone.push(await greedyAlone(m1, p.prompt as string, 60));
+  await m1.close();
+  await withEngine({ maxSequences: 4 }, { prefixCachePages: 0 }, async (e) => {
+    const start = e.freePages;
+    const ctl = new AbortController();
+    const reqs = P.map((p, i) => e.submit(i === 2 ? { ...p, signal: ctl.signal } : p));
+    let seen = 0;
+    for await (const ev of reqs[2]) {
+      if (ev.type === "token" && ++seen === 10) {
+        assert(e.freePages < start);
+        ctl.abort();
+      }
+    }
+    const res = await Promise.all(reqs.map((r) => r.done));
+    assertEquals(res[2].choices[0].finishReason, "abort");
+    assert(res[2].choices[0].tokens.length >= 10 && res[2].choices[0].tokens.length < 60);
+    for (const i of [0, 1, 3]) assertEquals(res[i].choices[0].tokens, alone[i], `request ${i}`);
+    assertEquals(e.freePages, start);
+    assertEquals(e.activeSequences, 0);
+  });
+});
+
+testShared("engine: asking for more KV pages than exist fails only the request that asked", [MODEL], async () => {
+  // 8 pages of 16 positions: 128 positions for everyone
+  await withEngine({ maxSequences: 3, kvPages: 8 }, { prefixCachePages: 0 }, async (e, m) => {
+    const start = e.freePages;
+    const ok = e.submit({ prompt: "Once upon a time", temperature: 0, maxTokens: 30 });
+    const big = e.submit({ prompt: Array.from({ length: 200 }, (_, i) => 1 + (i % 300)), temperature: 0, maxTokens: 5 });
+    const grows = e.submit({ prompt: "The cat sat", temperature: 0, maxTokens: 300 });
+    await assertRejects(() => big.done, OutOfMemoryError);
+    const r = await ok.done;
+    assertEquals(r.choices[0].tokens, await greedyAlone(m, "Once upon a time", 30));
+    // the third grows until the pool is dry: it fails alone, with a typed error
+    await assertRejects(() => grows.done, OutOfMemoryError, /KV cache full/);
+    assertEquals(e.freePages, start);
+  });
+});
+
+testShared("engine: prefix reuse computes only the new tokens and gives the same output", [MODEL], async () => {
+  const m0 = await loadModel(MODEL);
+  const prefix = m0.tokenizer.encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big tree with a swing. " +
+      "She ran to the swing and sat on it. Her mom pushed her high into the sky and Lily laughed.");
+  await m0.close();
+  assert(prefix.length >= 64, `prefix of ${prefix.length} tokens`);
+  const shared = prefix.slice(0, 64);
+  const first = [...shared, ...prefix.slice(64)];
+  const second = [...shared, 261, 300, 400];
+  const run = async (pages: number | undefined) =>
+    await withEngine({ maxSequences: 2 }, { prefixCachePages: pages }, async (e, m) => {
+      await e.submit({ prompt: first, temperature: 0, maxTokens: 8 }).done;
+      const before = m.positionsComputed;
+      const r = await e.submit({ prompt: second, temperature: 0, maxTokens: 8 }).done;
+      return { r, computed: m.positionsComputed - before };
+    });
+  const reuse = await run(undefined);
+  const none = await run(0);
+  assertEquals(reuse.r.usage.cachedTokens, 64);
+  // 3 new prompt tokens + 7 decode steps (the 8th token needs no forward pass)
+  assertEquals(reuse.computed, 3 + 7);
+  assertEquals(none.computed, 67 + 7);
+  assertEquals(reuse.r.choices[0].tokens, none.r.choices[0].tokens);
+});
+
+const SEEDED_IDS = [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 385, 328, 432, 317, 269, 311, 357, 343, 263, 377, 267, 265, 298];
+
+testShared("engine: top-k 1 is greedy; a logit bias ban and a repeat penalty reach the sampler", [MODEL], async () => {
+  await withEngine({ maxSequences: 4 }, {}, async (e, m) => {
+    const greedy = await greedyAlone(m, "Once upon a time", 30);
+    const [k1, banned, penalised] = await Promise.all([
+      e.submit({ prompt: "Once upon a time", topK: 1, temperature: 1.5, seed: 9, maxTokens: 30 }).done,
+      e.submit({ prompt: "Once upon a time", temperature: 0, maxTokens: 30, logitBias: { [greedy[0]]: -Infinity } }).done,
+      e.submit({ prompt: "Once upon a time", temperature: 0, maxTokens: 30, repeatPenalty: 3 }).done,
+    ]);
+    assertEquals(k1.choices[0].tokens, greedy);
+    assert(banned.choices[0].tokens[0] !== greedy[0], "the banned token is never drawn");
+    assert(JSON.stringify(penalised.choices[0].tokens) !== JSON.stringify(greedy), "the penalty changes the output");
+    const ids = penalised.choices[0].tokens;
+    // a strong penalty over the last 64 tokens keeps them from repeating as often as greedy does
+    assert(new Set(ids).size > new Set(greedy).size, "more distinct tokens under the penalty");
+  });
+});
+
+testShared("engine: n samples fork the prompt's pages; bad requests throw at submit; close() aborts what runs", [MODEL], async () => {
+  await withEngine({ maxSequences: 4 }, { maxQueue: 1, prefixCachePages: 0 }, async (e, m) => {
+    const free = e.freePages;
+    const prompt = m.tokenizer.encode("Once upon a time, there was a little girl named Lily. She loved to play.");
+    assert(prompt.length % 16 !== 0);
+    const r = await e.submit({ prompt, n: 4, temperature: 1, seed: 5, maxTokens: 20 }).done;
+    assertEquals(r.choices.length, 4);
+    assertEquals(r.usage.completionTokens, r.choices.reduce((s, c) => s + c.tokens.length, 0));
+    assertEquals(m.kv.pagesCopied, 3, "three forks each copied the shared partial page once");
+    assertEquals(e.freePages, free);
+    await assertRejects(() => e.submit({ prompt: "x", n: 5 }), Error, /n: 5 sequences exceed/);
+    await assertRejects(() => e.submit({ prompt: "x", topP: 2 }), Error, /topP/);
+    await assertRejects(() => e.submit({ prompt: [], maxTokens: 1 }), Error, /prompt/);
+    await assertRejects(() => e.submit({ prompt: Array(m.contextLength + 1).fill(5) }), Error, /context/);
+    const running = e.submit({ prompt: "Once", temperature: 0, maxTokens: 400 });
+    // the first still waits for admission, and the queue holds one
+    await assertRejects(() => e.submit({ prompt: "Two", maxTokens: 300 }), QueueFullError);
+    let tokens = 0;
+    let other: EngineRequest | null = null;
+    for await (const ev of running) {
+      if (ev.type === "token" && ++tokens === 2) other = e.submit({ prompt: "Two", temperature: 0, maxTokens: 300 });
+      if (ev.type === "token" && tokens === 8) void e.close();
+    }
+    const res = await running.done;
+    assertEquals(res.choices[0].finishReason, "abort");
+    assertEquals((await other!.done).choices[0].finishReason, "abort");
+    assertEquals(e.freePages, free);
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * One test API for Deno and Bun: `test(name, fn)` registers with Deno.test or
+ * bun:test, and the assertions below throw plain Errors, so every test file
+ * runs unchanged under both runners.
+ */
+type TestFn = () => void | Promise<void>;
+// deno-lint-ignore no-explicit-any
+declare const Deno: any;
+
+export const runtime: "deno" | "bun" | "node" = typeof Deno !== "undefined"
+  ? "deno"
+  : typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
+  ? "bun"
+  : "node";
+
+const TIMEOUT_MS = 300_000;
+
+let register: (name: string, fn: TestFn, opts?: { skip?: boolean }) => void;
+if (runtime === "deno") {
+  register = (name, fn, opts) => Deno.test({ name, fn, ignore: opts?.skip ?? false, sanitizeResources: false, sanitizeOps: false });
+} else {
+  const bun = await import("bun:test");
+  register = (name, fn, opts) => (opts?.skip ? bun.test.skip(name, fn) : bun.test(name, fn, TIMEOUT_MS));
+}
+
+export function test(name: string, fn: TestFn): void {
+  register(name, fn);
+}
+
+/** A test that needs ../shared: skipped with a message outside CI, a failure under CI=true. */
+export function testShared(name: string, paths: string[], fn: TestFn): void {
+  const missing = paths.filter((p) => !exists(p));
+  if (missing.length === 0) return register(name, fn);
+  if (env("CI") === "true") {
+    return register(name, () => {
+      throw new Error(`shared test data missing under CI: ${missing.join(", ")}`);
+    });
+  }
+  console.warn(`skipping "${name}": shared test data not found (${missing[0]})`);
+  register(name, fn, { skip: true });
+}
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+/** Absolute path of ../shared relative to the repository root. */
+export const SHARED = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..", "shared");
+export const sharedPath = (...p: string[]) => path.join(SHARED, ...p);
+export const REPO = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+
+export function exists(p: string): boolean {
+  try {
+    fs.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function env(name: string): string | undefined {
+  return (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env[name];
+}
+
+export function readJSON<T = unknown>(p: string): T {
+  return JSON.parse(fs.readFileSync(p, "utf8")) as T;
+}
+
+// ---------------------------------------------------------------- assertions
+
+export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
+  if (!cond) throw new Error(msg);
+}
+
+export function assertEquals<T>(actual: T, expected: T, msg = ""): void {
+  const a = JSON.stringify(actual), e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e.slice(0, 2000)}\n     got ${a.slice(0, 2000)}`);
+}
+
+/** Max |a-b| / max(scale, |b|) over all elements must be <= tol. */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, msg = "", scale = 0): void {
+  if (actual.length !== expected.length) throw new Error(`${msg}: length ${actual.length} != ${expected.length}`);
+  let worst = 0, at = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]) / Math.max(scale, Math.abs(expected[i]), 1e-30);
+    if (!(d <= worst)) {
+      worst = d;
+      at = i;
+    }
+  }
+  if (!(worst <= tol)) throw new Error(`${msg ? msg + ": " : ""}relative error ${worst} > ${tol} at [${at}]: ${actual[at]} vs ${expected[at]}`);
+}
+
+/** Runs fn, asserts it throws (or rejects) an instance of `cls` whose message matches `re`. */
+export async function assertRejects(fn: () => unknown, cls: new (...a: never[]) => Error, re?: RegExp): Promise<Error> {
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof cls)) throw new Error(`expected ${cls.name}, got ${(e as Error)?.constructor?.name}: ${(e as Error)?.message}`);
+    if (re && !re.test(e.message)) throw new Error(`error message ${JSON.stringify(e.message)} does not match ${re}`);
+    return e;
+  }
+  throw new Error(`expected ${cls.name} to be thrown`);
+}

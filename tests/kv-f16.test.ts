@@ -1,0 +1,114 @@
+// The F16 KV cache: halves rounded as F16C rounds them, flash attention as ggml's CPU backend computes it
+// (close to exact attention over the rounded K and V), half the bytes of the f32 cache.
+import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { loadModel } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
+import { PagedKVCache } from "../src/kv/paged-cache.ts";
+
+const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
+
+test("kv f16: values round to the nearest half, ties to even, past 65504 to infinity", async () => {
+  const b = new WasmBackend();
+  await b.init(1 << 16);
+  const cases: [number, number][] = [
+    [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e9, 0x7c00], [-Infinity, 0xfc00],
+    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [2 ** -14, 0x0400], [2 ** -24, 0x0001], [2 ** -25, 0x0000],
+    [3 * 2 ** -25, 0x0002], [2 ** -14 - 2 ** -25, 0x0400], [-0, 0x8000], [0.1, 0x2e66],
+  ];
+  const src = b.alloc(cases.length * 4, "src"), dst = b.alloc(cases.length * 2, "dst"), back = b.alloc(cases.length * 4, "back");
+  b.write(src, Float32Array.from(cases, ([x]) => x));
+  b.kernels.kv_store_f16(dst, src, cases.length);
+  const bits = new Uint16Array(b.arena.memory.buffer, dst, cases.length);
+  cases.forEach(([x, h], i) => assertEquals(bits[i], h, `half of ${x}`));
+  b.write(src + 4, new Float32Array([NaN]));
+  b.kernels.kv_store_f16(dst, src, 2);
+  assert((bits[1] & 0x7c00) === 0x7c00 && (bits[1] & 0x3ff) !== 0, "NaN stays NaN");
+  b.kernels.kv_load_f16(back, dst, 1);
+  assertEquals(b.arena.f32(back, 1)[0], 1);
+  await b.close();
+});
+
+/** Exact softmax attention (f64) of one query row over rounded K/V rows [start, end). */
+function reference(q: Float32Array, K: Float32Array[], V: Float32Array[], nHeads: number, nKvHeads: number, hd: number, start: number, end: number): Float32Array {
+  const out = new Float32Array(nHeads * hd);
+  for (let h = 0; h < nHeads; h++) {
+    const kh = Math.floor(h / (nHeads / nKvHeads)) * hd;
+    const s = [];
+    for (let p = start; p < end; p++) {
+      let d = 0;
+      for (let i = 0; i < hd; i++) d += Math.fround(q[h * hd + i]) * K[p][kh + i];
+      s.push(d / Math.sqrt(hd));
+    }
+    const m = Math.max(...s);
+    const e = s.map((x) => Math.exp(x - m));
+    const z = e.reduce((a, b) => a + b, 0);
+    for (let p = start; p < end; p++) for (let i = 0; i < hd; i++) out[h * hd + i] += (e[p - start] / z) * V[p][kh + i];
+  }
+  return out;
+}
+
+test("kv f16: flash attention over F16 pages (pages of 4, a sliding window, grouped heads) matches exact attention", async () => {
+  for (const headDim of [8, 32, 40]) {
+    const shape = { nLayers: 2, nHeads: 4, nKvHeads: 2, headDim };
+    const kvDim = shape.nKvHeads * headDim, qDim = shape.nHeads * headDim;
+    const N = 37, W = 10;
+    const b = new WasmBackend();
+    await b.init(1 << 22);
+    const kv = new PagedKVCache(b, shape, { pageSize: 4, nPages: 16, maxSeqs: 1, maxPositions: 64, kvType: "f16" });
+    assertEquals(kv.layout.pageBytes, PagedKVCache.pageBytes(shape, 4, "f32") / 2);
+    const seq = kv.create();
+    kv.reserve(seq, N);
+    let x = 4321;
+    const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+    const K = Array.from({ length: N }, () => Float32Array.from({ length: kvDim }, () => 3 * rnd()));
+    const V = Array.from({ length: N }, () => Float32Array.from({ length: kvDim }, rnd));
+    const q = Float32Array.from({ length: N * qDim }, () => 2 * rnd());
+    const kPtr = b.alloc(N * kvDim * 4, "k"), vPtr = b.alloc(N * kvDim * 4, "v"), qPtr = b.alloc(N * qDim * 4, "q");
+    const rows = b.alloc(N * ROW_FIELDS * 4, "rows"), out = b.alloc(N * qDim * 4, "out");
+    K.forEach((k, p) => b.write(kPtr + p * kvDim * 4, k));
+    V.forEach((v, p) => b.write(vPtr + p * kvDim * 4, v));
+    b.write(qPtr, q);
+    const meta = new Int32Array(N * ROW_FIELDS);
+    for (let p = 0; p < N; p++) {
+      meta[p * ROW_FIELDS + ROW_PAGE_TABLE] = seq.pageTablePtr;
+      meta[p * ROW_FIELDS + ROW_POS] = p;
+      meta[p * ROW_FIELDS + ROW_START] = Math.max(0, p - W + 1);
+    }
+    b.write(rows, meta);
+    for (let l = 0; l < shape.nLayers; l++) b.kvStore(kv.layout, l, kPtr, vPtr, rows, N);
+    b.attention(out, qPtr, kv.layout, 1, rows, N, 0);
+    const got = new Float32Array(N * qDim);
+    await b.read(out, got);
+    // the reference sees K and V as the cache holds them
+    const half = (a: Float32Array) => {
+      const t = b.alloc(a.length * 2, "t"), r = b.alloc(a.length * 4, "r");
+      b.write(r, a);
+      b.kernels.kv_store_f16(t, r, a.length);
+      b.kernels.kv_load_f16(r, t, a.length);
+      return b.arena.f32(r, a.length).slice();
+    };
+    const Kh = K.map(half), Vh = V.map(half), qh = half(q);
+    for (const p of [0, 5, W - 1, W, 20, N - 1]) {
+      const ref = reference(qh.subarray(p * qDim, (p + 1) * qDim), Kh, Vh, shape.nHeads, shape.nKvHeads, headDim, Math.max(0, p - W + 1), p + 1);
+      // the running output is a half vector: a few half ulps of error
+      assertClose(got.subarray(p * qDim, (p + 1) * qDim), ref, 4e-3, `headDim ${headDim}, position ${p}`, 1);
+    }
+    await b.close();
+  }
+});
+
+testShared("kv f16: stories260K greedy output with the F16 cache follows the f32 cache's", [MODEL], async () => {
+  const ids = async (kvCacheType: "f32" | "f16") => {
+    const m = await loadModel(MODEL, { kvCacheType, threads: 2 });
+    const out: number[] = [];
+    const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
+    while (!(await g.next()).done);
+    await m.close();
+    return out;
+  };
+  const f = await ids("f32"), h = await ids("f16");
+  let same = 0;
+  while (same < f.length && f[same] === h[same]) same++;
+  assert(same >= 50, `F16 cache departs from f32 at token ${same}`);
+});

@@ -1,0 +1,76 @@
+/**
+ * Chat templates from real model families, stored in GGUF files written by
+ * kvasm's writer and read back, render conversations to the exact prompt
+ * strings those families expect.
+ */
+import { assert, assertEquals, assertRejects, test } from "./harness.ts";
+import { BytesSink, writeGGUF } from "../src/formats/gguf-writer.ts";
+import { readGGUF } from "../src/formats/gguf.ts";
+import { BytesSource } from "../src/io/source.ts";
+import { ChatTemplate, CHATML_TEMPLATE } from "../src/server/chat-template.ts";
+import { ParamError } from "../src/errors.ts";
+
+// Meta-Llama-3-8B-Instruct's tokenizer_config.json chat_template, verbatim
+const LLAMA3 =
+  "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}";
+
+// Qwen2-Instruct's ChatML template with its default system prompt
+const QWEN2 =
+  "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// Mistral-7B-Instruct-v0.1: raises on roles that do not alternate
+const MISTRAL =
+  "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}";
+
+const CONVERSATION = [
+  { role: "system", content: "You are terse." },
+  { role: "user", content: "Hi there" },
+  { role: "assistant", content: "Hello." },
+  { role: "user", content: "What is 2+2?" },
+];
+
+async function templateFromGGUF(template: string | null, ctx: { bosToken: string; eosToken: string }): Promise<ChatTemplate> {
+  const sink = new BytesSink();
+  const metadata = [{ key: "general.architecture", type: { type: "string" as const }, value: "llama" }];
+  if (template !== null) metadata.push({ key: "tokenizer.chat_template", type: { type: "string" as const }, value: template });
+  await writeGGUF(sink, metadata, []);
+  const file = await readGGUF(new BytesSource(sink.bytes()));
+  return ChatTemplate.fromMetadata(file.metadata, ctx);
+}
+
+test("Llama 3 template from a GGUF renders a multi-turn conversation", async () => {
+  const t = await templateFromGGUF(LLAMA3, { bosToken: "<|begin_of_text|>", eosToken: "<|eot_id|>" });
+  assertEquals(t.isFallback, false);
+  assertEquals(
+    t.render(CONVERSATION),
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are terse.<|eot_id|>" +
+      "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>" +
+      "<|start_header_id|>assistant<|end_header_id|>\n\nHello.<|eot_id|>" +
+      "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|>" +
+      "<|start_header_id|>assistant<|end_header_id|>\n\n",
+  );
+});
+
+test("Qwen2 ChatML template adds its default system prompt", async () => {
+  const t = await templateFromGGUF(QWEN2, { bosToken: "", eosToken: "<|im_end|>" });
+  assertEquals(
+    t.render(CONVERSATION.slice(1)),
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n" +
+      "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+  );
+});
+
+test("a template's raise_exception becomes a ParamError on messages", async () => {
+  const t = await templateFromGGUF(MISTRAL, { bosToken: "<s>", eosToken: "</s>" });
+  assertEquals(t.render(CONVERSATION.slice(1)), "<s>[INST] Hi there [/INST]Hello.</s>[INST] What is 2+2? [/INST]");
+  const e = await assertRejects(() => t.render(CONVERSATION), ParamError, /alternate/);
+  assertEquals((e as ParamError).param, "messages");
+});
+
+test("a file without a template falls back to ChatML", async () => {
+  const t = await templateFromGGUF(null, { bosToken: "<s>", eosToken: "</s>" });
+  assert(t.isFallback, "fallback expected");
+  assertEquals(t.source, CHATML_TEMPLATE);
+  assertEquals(t.render([{ role: "user", content: "Hi" }]), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  assertEquals(t.render([{ role: "user", content: "Hi" }], { addGenerationPrompt: false }), "<|im_start|>user\nHi<|im_end|>\n");
+});

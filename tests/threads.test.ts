@@ -1,0 +1,208 @@
+// The threaded WASM backend: bit-identical logits and ids for 1, 2 and 3
+// threads, the automatic single-thread path, and a worker dying mid-run.
+import { assert, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
+import { loadModel, type Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
+import { selectBackend } from "../src/backends/select.ts";
+import { ThreadPool } from "../src/threads/pool.ts";
+import { chunkUnits, CONTROL_BASE, FAILED } from "../src/threads/control.ts";
+import { threadSupport } from "../src/threads/spawn.ts";
+import { kernelModule, pickVariant } from "../src/kernels/wasm.ts";
+import { generate } from "../src/generate.ts";
+import { KvasmError } from "../src/errors.ts";
+import type { Backend } from "../src/backends/backend.ts";
+
+const MODELS = sharedPath("models", "stories260K");
+const GOLDEN = sharedPath("golden", "stories260K.json");
+const golden = (model: string) => readJSON<Array<{ model: string; prompt_ids: number[]; greedy_ids: number[] }>>(GOLDEN).find((r) => r.model === model)!;
+
+/** Every op split, however small: the stories260K shapes then exercise every split path. */
+const threaded = (threads: number) => new ThreadedWasmBackend({ threads, minWork: 0 });
+
+/** Greedy decoding by hand, keeping a copy of every logits vector. */
+async function greedyRun(model: Model, prompt: number[], steps: number): Promise<{ ids: number[]; logits: Float32Array[] }> {
+  const seq = model.newSequence();
+  let logits = await model.prefill(seq, prompt);
+  const ids: number[] = [], all: Float32Array[] = [];
+  for (let i = 0; i < steps; i++) {
+    all.push(logits.slice());
+    let best = 0;
+    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    ids.push(best);
+    if (i + 1 < steps) logits = await model.decodeOne(seq, best);
+  }
+  model.releaseSequence(seq);
+  return { ids, logits: all };
+}
+
+function assertBitIdentical(a: Float32Array[], b: Float32Array[], what: string): void {
+  assertEquals(a.length, b.length, `${what}: steps`);
+  for (let i = 0; i < a.length; i++) {
+    const x = new Uint32Array(a[i].buffer, a[i].byteOffset, a[i].length), y = new Uint32Array(b[i].buffer, b[i].byteOffset, b[i].length);
+    for (let j = 0; j < x.length; j++) {
+      if (x[j] !== y[j]) throw new Error(`${what}: step ${i} logit ${j} differs: ${a[i][j]} vs ${b[i][j]}`);
+    }
+  }
+}
+
+async function withModel<T>(path: string, backend: Backend, fn: (m: Model) => Promise<T>, maxSequences = 1): Promise<T> {
+  const model = await loadModel(path, { backend, maxSequences });
+  try {
+    return await fn(model);
+  } finally {
+    await model.close();
+  }
+}
+
+const threads = threadSupport() !== undefined;
+
+for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf"]) {
+  const path = sharedPath("models", "stories260K", file);
+  testShared(`${file}: greedy ids and every logit bit-identical on 1, 2 and 3 threads`, [path, GOLDEN], async () => {
+    assert(threads, "this runtime should have Workers and shared memory");
+    const ref = golden(`stories260K/${file}`);
+    const one = await withModel(path, new WasmBackend(), (m) => greedyRun(m, ref.prompt_ids, 64));
+    assertEquals(one.ids, ref.greedy_ids.slice(0, 64), "1 thread vs llama.cpp");
+    for (const n of [2, 3]) {
+      const backend = threaded(n);
+      const r = await withModel(path, backend, (m) => {
+        assertEquals(backend.threads, n, "threads running");
+        return greedyRun(m, ref.prompt_ids, 64);
+      });
+      assertEquals(r.ids, one.ids, `${n} threads: ids`);
+      assertBitIdentical(r.logits, one.logits, `${n} threads`);
+    }
+  });
+}
+
+testShared("a batched step over sequences of different lengths is bit-identical on 1 and 3 threads", [MODELS], async () => {
+  const path = sharedPath("models", "stories260K", "stories260K.gguf");
+  const run = (backend: Backend) =>
+    withModel(path, backend, async (m) => {
+      const a = m.newSequence(), b = m.newSequence();
+      await m.step([{ seq: a, tokens: [1, 403, 407, 261, 378, 432, 383], logits: false }]);
+      // one step: a continues at position 7, b is a fresh 3-token prompt: rows attend over different lengths
+      const out = await m.step([{ seq: a, tokens: [286, 261] }, { seq: b, tokens: [1, 403, 407] }]);
+      return out.map((l) => l.slice());
+    }, 2);
+  assertBitIdentical(await run(threaded(3)), await run(new WasmBackend()), "batched step");
+});
+
+testShared("ops left pending (no join spin) and finished asynchronously give the same bits", [MODELS, GOLDEN], async () => {
+  // Q8_0: the split activation quantization can be pending when its matmul is issued
+  const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
+  const ref = golden("stories260K/stories260K-q8_0.gguf");
+  const one = await withModel(path, new WasmBackend(), (m) => greedyRun(m, ref.prompt_ids, 16));
+  const deferred = await withModel(path, new ThreadedWasmBackend({ threads: 2, minWork: 0, joinSpinMs: 0 }), (m) => greedyRun(m, ref.prompt_ids, 16));
+  assertBitIdentical(deferred.logits, one.logits, "deferred joins");
+});
+
+test("chunks start at multiples of the alignment and cover the range once", () => {
+  for (const [total, align, n] of [[172, 16, 2], [32000, 16, 3], [12, 1, 2], [5, 64, 2], [98304, 64, 8]]) {
+    const chunk = chunkUnits(total, align, n);
+    assert(chunk % align === 0 && chunk > 0, `chunk ${chunk} for align ${align}`);
+    assert(Math.ceil(total / chunk) < 0x10000, "chunk index fits the claim word");
+  }
+});
+
+// ---------------------------------------------------------------- no Worker, no shared memory
+
+async function withoutGlobal<T>(name: "Worker" | "SharedArrayBuffer", fn: () => Promise<T>): Promise<T> {
+  const g = globalThis as Record<string, unknown>;
+  const saved = Object.getOwnPropertyDescriptor(g, name);
+  Object.defineProperty(g, name, { value: undefined, configurable: true, writable: true });
+  try {
+    return await fn();
+  } finally {
+    if (saved) Object.defineProperty(g, name, saved);
+  }
+}
+
+for (const missing of ["Worker", "SharedArrayBuffer"] as const) {
+  testShared(`without ${missing}, loadModel runs single-threaded unasked and passes the golden`, [MODELS, GOLDEN], async () => {
+    const ref = golden("stories260K/stories260K.gguf");
+    const path = sharedPath("models", "stories260K", "stories260K.gguf");
+    await withoutGlobal(missing, async () => {
+      assertEquals(threadSupport(), undefined, "thread support");
+      assert((await selectBackend({ threads: 4 })) instanceof WasmBackend, "selectBackend falls back");
+      const model = await loadModel(path, { threads: 4 });
+      try {
+        assertEquals(model.backend.name, "wasm", "backend");
+        const r = await greedyRun(model, ref.prompt_ids, 32);
+        assertEquals(r.ids, ref.greedy_ids.slice(0, 32), "greedy ids");
+      } finally {
+        await model.close();
+      }
+    });
+  });
+}
+
+test("threads: 1 and bad thread counts", async () => {
+  assert((await selectBackend({ threads: 1 })) instanceof WasmBackend, "threads: 1 is the plain backend");
+  await assertRejects(() => selectBackend({ threads: 0 }), KvasmError, /threads/);
+  await assertRejects(() => selectBackend({ threads: 1.5 }), KvasmError, /threads/);
+});
+
+// ---------------------------------------------------------------- dying workers
+
+testShared("a worker terminated mid-generation fails the pending call with a worker error; a new model loads after", [MODELS, GOLDEN], async () => {
+  const path = sharedPath("models", "stories260K", "stories260K.gguf");
+  const backend = threaded(2);
+  const model = await loadModel(path, { backend });
+  let produced = 0;
+  const err = await assertRejects(async () => {
+    const gen = generate(model, "Once upon a time", { temperature: 0, maxTokens: 100 });
+    for (let r = await gen.next(); !r.done; r = await gen.next()) {
+      if (++produced === 5) backend.pool!.workers[0].terminate();
+    }
+  }, KvasmError, /worker/);
+  assertEquals((err as KvasmError).code, "worker", "error code");
+  assert(produced >= 5 && produced < 100, `stopped after the kill (${produced} pieces)`);
+  await assertRejects(() => model.prefill(model.newSequence(), [1, 403]), KvasmError, /worker/);
+  await model.close();
+
+  const ref = golden("stories260K/stories260K.gguf");
+  const again = await withModel(path, threaded(2), (m) => greedyRun(m, ref.prompt_ids, 32));
+  assertEquals(again.ids, ref.greedy_ids.slice(0, 32), "greedy ids after reloading");
+});
+
+test("a worker that traps inside an op fails the call with its message instead of hanging", async () => {
+  const backend = new WasmBackend({ shared: true });
+  await backend.init(1 << 20);
+  const module = await kernelModule(pickVariant({ shared: true }));
+  // the calling thread's "kernel" is harmless and holds its chunk until the worker has failed (or 5 s),
+  // so the worker surely claims one; the worker's real matmul_f32 writes past the end of the memory and traps
+  const ctl = new Int32Array(backend.arena.memory.buffer, CONTROL_BASE, 64);
+  const slow = (..._a: number[]) => {
+    const until = performance.now() + 5000;
+    while (Atomics.load(ctl, FAILED) === 0 && performance.now() < until) { /* hold the chunk */ }
+  };
+  const pool = await ThreadPool.start({
+    threads: 2, kind: threadSupport()!, cores: 2, module, memory: backend.arena.memory,
+    exports: { matmul_f32: slow }, kernelNames: ["matmul_f32"],
+  });
+  try {
+    const beyond = backend.arena.capacity - 64;
+    const err = await assertRejects(async () => {
+      if (!pool.splitRange("matmul_f32", [beyond, 1 << 16, 1 << 16, 16, 256, 1], 256, 16)) await pool.settle();
+    }, KvasmError, /worker 1 failed during an op: .*(out of bounds|RuntimeError)/i);
+    assertEquals((err as KvasmError).code, "worker", "error code");
+    await assertRejects(async () => pool.splitRange("matmul_f32", [0, 0, 0, 16, 16, 1], 16, 16), KvasmError, /died|failed/);
+  } finally {
+    pool.close();
+    await backend.close();
+  }
+});
+
+test("a worker script that cannot start is an error with explicit threads, and single-threaded with the fallback", async () => {
+  const bad = "data:text/javascript,throw new Error('no kernels here')";
+  const path = sharedPath("models", "stories260K", "stories260K.gguf");
+  await assertRejects(() => loadModel(path, { backend: new ThreadedWasmBackend({ threads: 2, workerURL: bad }) }), KvasmError, /could not start/);
+  const backend = new ThreadedWasmBackend({ threads: 2, workerURL: bad, fallback: true });
+  await withModel(path, backend, async (m) => {
+    assertEquals(backend.threads, 1, "fell back to the calling thread");
+    const logits = await m.prefill(m.newSequence(), [1, 403, 407]);
+    assert(logits.every(Number.isFinite), "logits");
+  });
+});

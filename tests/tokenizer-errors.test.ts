@@ -1,0 +1,93 @@
+/** Bad tokenizer files raise typed errors that name the file or key, never crash. */
+import * as fs from "node:fs";
+import { FormatError, ParamError, UnsupportedError } from "../src/errors.ts";
+import { FileSource } from "../src/io/source.ts";
+import { readGGUF } from "../src/formats/gguf.ts";
+import { tokenizerFromGGUF } from "../src/tokenizer/gguf-vocab.ts";
+import { readLlama2cTokenizer } from "../src/tokenizer/llama2c-vocab.ts";
+import { readSentencePieceModel } from "../src/tokenizer/sentencepiece-model.ts";
+import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+
+const STORIES_BIN = sharedPath("models/stories260K/tok512.bin");
+const STORIES_MODEL = sharedPath("models/stories260K/tok512.model");
+const STORIES_GGUF = sharedPath("models/stories260K/stories260K.gguf");
+
+testShared("truncated tokenizer.bin -> FormatError naming the file", [STORIES_BIN], async () => {
+  const bytes = fs.readFileSync(STORIES_BIN);
+  for (const cut of [0, 3, 4, 10, 100, bytes.length - 1]) {
+    await assertRejects(() => readLlama2cTokenizer(bytes.subarray(0, cut), "tok512.bin", 512), FormatError, /^tok512\.bin: /);
+  }
+  // without a vocab size the reader takes tokens until the end, so a cut inside a token is still caught
+  await assertRejects(() => readLlama2cTokenizer(bytes.subarray(0, bytes.length - 1), "tok512.bin"), FormatError, /truncated at token 511/);
+  // more tokens asked for than the file holds
+  await assertRejects(() => readLlama2cTokenizer(bytes, "tok512.bin", 513), FormatError, /truncated at token 512/);
+  assertEquals(readLlama2cTokenizer(bytes, "tok512.bin").vocabSize, 512);
+});
+
+testShared("truncated or garbled tokenizer.model -> FormatError naming the file", [STORIES_MODEL], async () => {
+  const bytes = fs.readFileSync(STORIES_MODEL);
+  for (const cut of [0, 1, 2, 50, 3000, bytes.length - 1]) {
+    await assertRejects(() => readSentencePieceModel(bytes.subarray(0, cut), "tok512.model"), FormatError, /^tok512\.model: /);
+  }
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
+  for (let trial = 0; trial < 200; trial++) {
+    const garbled = Uint8Array.from(bytes);
+    for (let k = 0; k < 8; k++) garbled[rand() % garbled.length] = rand() & 0xff;
+    try {
+      const tok = readSentencePieceModel(garbled, "tok512.model");
+      tok.encode("Once upon a time"); // survived: must still work
+    } catch (e) {
+      assert(
+        e instanceof FormatError || e instanceof UnsupportedError,
+        `garbled model threw ${(e as Error)?.constructor?.name}: ${(e as Error).message}`,
+      );
+    }
+  }
+  await assertRejects(
+    () => readSentencePieceModel(new TextEncoder().encode("not a protobuf at all"), "x.model"),
+    FormatError,
+    /^x\.model: /,
+  );
+});
+
+testShared("GGUF vocab without tokenizer.ggml.tokens -> FormatError naming the key", [STORIES_GGUF], async () => {
+  const src = await FileSource.open(STORIES_GGUF);
+  const md = (await readGGUF(src)).metadata as Map<string, unknown>;
+  await src.close();
+  const without = (key: string) => new Map([...md].filter(([k]) => k !== key));
+  await assertRejects(
+    () => tokenizerFromGGUF(without("tokenizer.ggml.tokens"), "stories260K.gguf"),
+    FormatError,
+    /stories260K\.gguf: tokenizer\.ggml\.tokens is missing/,
+  );
+  await assertRejects(
+    () => tokenizerFromGGUF(without("tokenizer.ggml.scores"), "stories260K.gguf"),
+    FormatError,
+    /tokenizer\.ggml\.scores/,
+  );
+  await assertRejects(() => tokenizerFromGGUF(without("tokenizer.ggml.model"), "stories260K.gguf"), FormatError, /tokenizer\.ggml\.model/);
+  await assertRejects(() => tokenizerFromGGUF(new Map([...md, ["tokenizer.ggml.model", "t5"]]), "s.gguf"), UnsupportedError, /"t5"/);
+  await assertRejects(
+    () => tokenizerFromGGUF(new Map([...md, ["tokenizer.ggml.token_type", [1, 2]]]), "s.gguf"),
+    FormatError,
+    /2 token types for 512 tokens/,
+  );
+  const tok = tokenizerFromGGUF(md, "stories260K.gguf");
+  await assertRejects(() => tok.decode([1, 512]), ParamError, /512/);
+  await assertRejects(() => tok.piece(-1), ParamError);
+});
+
+test("GGUF byte-level vocab: unknown pre-tokenizer and missing merges are reported", async () => {
+  const md = new Map<string, unknown>([
+    ["tokenizer.ggml.model", "gpt2"],
+    ["tokenizer.ggml.tokens", ["a", "b", "ab"]],
+    ["tokenizer.ggml.merges", ["a b"]],
+    ["tokenizer.ggml.pre", "no-such-pre"],
+  ]);
+  await assertRejects(() => tokenizerFromGGUF(md, "v.gguf"), UnsupportedError, /no-such-pre/);
+  md.delete("tokenizer.ggml.pre");
+  assertEquals(tokenizerFromGGUF(md, "v.gguf").encode("abab"), [2, 2]);
+  md.delete("tokenizer.ggml.merges");
+  await assertRejects(() => tokenizerFromGGUF(md, "v.gguf"), FormatError, /tokenizer\.ggml\.merges is missing/);
+});

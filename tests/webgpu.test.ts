@@ -1,0 +1,271 @@
+// The WebGPU backend: greedy ids of the real stories260K files against llama.cpp's,
+// logits against the WASM backend, selection ("auto" falls back where there is no
+// WebGPU: Bun, Node, Deno without a driver), and typed errors.
+import { assert, assertClose, assertEquals, assertRejects, env, readJSON, runtime, sharedPath, test, testShared } from "./harness.ts";
+import { loadModel, type Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { webgpuStatus, WebGpuError } from "../src/backends/webgpu/device.ts";
+import { backendByName } from "../src/backends/webgpu/select.ts";
+import { ParamError } from "../src/errors.ts";
+import { generate, type GenerationResult } from "../src/generate.ts";
+import { argmax } from "../src/sampling/sampler.ts";
+
+interface GoldenRow {
+  model: string;
+  prompt: string;
+  prompt_ids: number[];
+  greedy_ids: number[];
+}
+
+const STORIES = (f: string) => sharedPath("models", "stories260K", f);
+const GOLDEN = sharedPath("golden", "stories260K.json");
+const SYNTH_GOLDEN = sharedPath("golden", "synthetic-quants.json");
+
+const status = await webgpuStatus();
+// Deno has WebGPU; under CI it must also have an adapter (.ci/run installs Mesa's software Vulkan)
+const gpuExpected = runtime === "deno" && (status.available || env("CI") === "true");
+if (runtime === "deno" && !status.available && !gpuExpected) console.warn(`skipping WebGPU model tests: ${status.reason}`);
+
+function top2(l: Float32Array): [number, number] {
+  let a = 0, b = -1;
+  for (let i = 1; i < l.length; i++) {
+    if (l[i] > l[a]) [a, b] = [i, a];
+    else if (b < 0 || l[i] > l[b]) b = i;
+  }
+  return [a, b];
+}
+
+/**
+ * Greedy continuation compared with a reference, by the quantized-files rule:
+ * equal ids, or, where they part, the reference token is kvasm's second choice
+ * less than 1e-2 below its first (after which the texts legitimately differ).
+ */
+async function greedyAgainst(model: Model, ref: { prompt_ids: number[]; greedy_ids: number[] }, exact: boolean): Promise<number> {
+  const seq = model.newSequence();
+  try {
+    let logits = await model.prefill(seq, ref.prompt_ids);
+    for (let i = 0; i < ref.greedy_ids.length; i++) {
+      const [first, second] = top2(logits);
+      if (first !== ref.greedy_ids[i]) {
+        const gap = logits[first] - logits[second];
+        assert(!exact, `step ${i}: kvasm chose ${first}, the reference ${ref.greedy_ids[i]}`);
+        assert(second === ref.greedy_ids[i] && gap < 1e-2, `step ${i}: kvasm chose ${first} (second ${second}, gap ${gap}), the reference ${ref.greedy_ids[i]}`);
+        return i;
+      }
+      logits = await model.decodeOne(seq, first);
+    }
+    return ref.greedy_ids.length;
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+const gpuTest = (name: string, paths: string[], fn: () => Promise<void>) => {
+  if (!gpuExpected) return;
+  testShared(`webgpu: ${name}`, paths, async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    await fn();
+  });
+};
+
+for (const [file, exact] of [["stories260K.gguf", true], ["stories260K-f16.gguf", true], ["stories260K-q8_0.gguf", false], ["stories260K-q4_0.gguf", false]] as const) {
+  gpuTest(`${file} greedy ids equal llama.cpp's`, [STORIES(file), GOLDEN], async () => {
+    const ref = readJSON<GoldenRow[]>(GOLDEN).find((r) => r.model === `stories260K/${file}`)!;
+    const model = await loadModel(STORIES(file), { backend: "webgpu", contextLength: 256 });
+    try {
+      assertEquals(model.backend.name, "webgpu");
+      assertEquals(model.tokenizer.encode(ref.prompt, { addBos: true }), ref.prompt_ids, "prompt ids");
+      const agreed = await greedyAgainst(model, ref, exact);
+      if (agreed < ref.greedy_ids.length) console.log(`  ${file}: agrees for ${agreed} steps, then a near-tie`);
+    } finally {
+      await model.close();
+    }
+  });
+}
+
+gpuTest("F32 logits agree with the WASM backend within 1e-3 (prefill, decode, batched rows)", [STORIES("stories260K.gguf")], async () => {
+  const opts = { contextLength: 128, maxSequences: 2 };
+  const gpu = await loadModel(STORIES("stories260K.gguf"), { ...opts, backend: "webgpu" });
+  const cpu = await loadModel(STORIES("stories260K.gguf"), { ...opts, backend: new WasmBackend() });
+  try {
+    const [g1, g2, c1, c2] = [gpu.newSequence(), gpu.newSequence(), cpu.newSequence(), cpu.newSequence()];
+    const prompt = [1, 403, 407, 261, 378];
+    const check = (a: Float32Array, b: Float32Array, what: string) => {
+      let scale = 0;
+      for (const v of b) scale = Math.max(scale, Math.abs(v));
+      assertClose(a, b, 1e-3, what, scale);
+    };
+    check(await gpu.prefill(g1, prompt), await cpu.prefill(c1, prompt), "prefill");
+    let token = 432;
+    for (let i = 0; i < 8; i++) {
+      const a = await gpu.decodeOne(g1, token), b = await cpu.decodeOne(c1, token);
+      check(a, b, `decode ${i}`);
+      token = top2(b)[0];
+    }
+    // two sequences in one step: different lengths, one batch of rows
+    const ga = await gpu.step([{ seq: g1, tokens: [token] }, { seq: g2, tokens: prompt }]);
+    const ca = await cpu.step([{ seq: c1, tokens: [token] }, { seq: c2, tokens: prompt }]);
+    check(ga[0], ca[0], "batched row 0");
+    check(ga[1], ca[1], "batched row 1");
+  } finally {
+    await gpu.close();
+    await cpu.close();
+  }
+});
+
+/** Greedy ids fed back one decodeOne at a time, picked on the host. */
+async function hostGreedy(model: Model, prompt: number[], n: number): Promise<{ ids: number[]; next: Float32Array }> {
+  const seq = model.newSequence();
+  try {
+    let t = argmax(await model.prefill(seq, prompt));
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) {
+      t = argmax(await model.decodeOne(seq, t));
+      ids.push(t);
+    }
+    return { ids, next: (await model.decodeOne(seq, t)).slice() };
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+/** The same through Model.decodeGreedy, in runs of the given lengths. */
+async function deviceGreedy(model: Model, prompt: number[], runs: number[]): Promise<{ ids: number[]; next: Float32Array }> {
+  const seq = model.newSequence();
+  try {
+    let t = argmax(await model.prefill(seq, prompt));
+    const ids: number[] = [];
+    for (const n of runs) {
+      const picks = await model.decodeGreedy(seq, t, n);
+      ids.push(...picks);
+      t = picks[n - 1];
+      assertEquals(seq.length, prompt.length + ids.length, "positions fed");
+    }
+    return { ids, next: (await model.decodeOne(seq, t)).slice() };
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+async function run(gen: AsyncGenerator<string, GenerationResult>): Promise<GenerationResult> {
+  let r = await gen.next();
+  while (!r.done) r = await gen.next();
+  return r.value;
+}
+
+gpuTest("decodeGreedy picks on the device the ids a host argmax picks, across readbacks, and leaves the same cache", [STORIES("stories260K.gguf")], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 128 });
+  try {
+    const prompt = [1, 403, 407, 261, 378];
+    const host = await hostGreedy(model, prompt, 70);
+    const before = model.positionsComputed;
+    const dev = await deviceGreedy(model, prompt, [1, 69]); // 69 > GREEDY_ROWS: two readbacks
+    assertEquals(model.positionsComputed - before, prompt.length + 70 + 1);
+    assertEquals(dev.ids, host.ids);
+    assertClose(dev.next, host.next, 1e-5, "logits after the run", 1);
+    await assertRejects(() => model.decodeGreedy(model.newSequence(), 0, 129), Error, /context/i);
+  } finally {
+    await model.close();
+  }
+});
+
+gpuTest("generate at temperature 0 runs ahead on the device and ends where per-token decoding ends", [STORIES("stories260K.gguf"), GOLDEN], async () => {
+  const ref = readJSON<GoldenRow[]>(GOLDEN).find((r) => r.model === "stories260K/stories260K.gguf")!;
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 256 });
+  try {
+    const ahead = await run(generate(model, ref.prompt_ids, { temperature: 0, maxTokens: ref.greedy_ids.length }));
+    assertEquals(ahead.tokens, ref.greedy_ids, "llama.cpp's greedy ids");
+    // a stop string mid-run, and maxTokens inside a run: the same tokens, text and reason as token by token (onToken keeps generate on that path)
+    for (const opts of [{ stop: [" park"] }, { maxTokens: 11 }]) {
+      const fast = await run(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts }));
+      const slow = await run(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts, onToken: () => {} }));
+      assertEquals(fast.tokens, slow.tokens, JSON.stringify(opts));
+      assertEquals(fast.text, slow.text);
+      assertEquals(fast.finishReason, slow.finishReason);
+      assertEquals(fast.finishReason, opts.stop ? "stop" : "length");
+    }
+  } finally {
+    await model.close();
+  }
+});
+
+testShared("decodeGreedy on the WASM backend is decodeOne with the Sampler's argmax", [STORIES("stories260K.gguf")], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WasmBackend(), contextLength: 64 });
+  try {
+    const prompt = [1, 403, 407, 261, 378];
+    const host = await hostGreedy(model, prompt, 12);
+    const dev = await deviceGreedy(model, prompt, [5, 7]);
+    assertEquals(dev.ids, host.ids);
+    assertClose(dev.next, host.next, 0, "logits after the run", 1);
+    await assertRejects(() => model.decodeGreedy(model.newSequence(), 1, 0), ParamError);
+  } finally {
+    await model.close();
+  }
+});
+
+for (const file of ["synthq-q4_k_m.gguf"]) {
+  const path = sharedPath("models", "synthetic-quants", file);
+  gpuTest(`${file} (Q4_K with Q6_K) greedy ids equal llama.cpp's`, [path, SYNTH_GOLDEN], async () => {
+    const refs = readJSON<Array<GoldenRow & { top1_margins: number[] }>>(SYNTH_GOLDEN).filter((r) => r.model.endsWith(file));
+    assert(refs.length > 0, "references");
+    const model = await loadModel(path, { backend: "webgpu", contextLength: 128 });
+    try {
+      for (const ref of refs) assertEquals(await greedyAgainst(model, ref, true), ref.greedy_ids.length, ref.prompt);
+    } finally {
+      await model.close();
+    }
+  });
+}
+
+gpuTest("a lost device is a typed error, and the model reloads on WASM", [STORIES("stories260K.gguf")], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 64 });
+  const seq = model.newSequence();
+  await model.prefill(seq, [1, 403]);
+  (model.backend as WebGpuBackend).device.destroy();
+  await new Promise((r) => setTimeout(r, 50));
+  const err = await assertRejects(() => model.decodeOne(seq, 407), WebGpuError);
+  assertEquals((err as WebGpuError).code, "backend");
+  await model.close();
+  const again = await loadModel(STORIES("stories260K.gguf"), { backend: "wasm", contextLength: 64 });
+  assert(again.backend.name.startsWith("wasm"), again.backend.name);
+  assertEquals((await again.prefill(again.newSequence(), [1, 403])).length, again.vocabSize);
+  await again.close();
+});
+
+gpuTest("a model past the adapter's binding limit is refused by 'webgpu' and put on WASM by 'auto'", [STORIES("stories260K.gguf")], async () => {
+  const huge = () => ({ tensors: [], stateBytes: status.limits!.maxStorageBufferBindingSize + 1 });
+  const wasm = () => Promise.resolve(new WasmBackend());
+  await assertRejects(() => backendByName("webgpu", wasm, huge), WebGpuError, /maxStorageBufferBindingSize/);
+  const notes: string[] = [];
+  const b = await backendByName("auto", wasm, huge, (m) => notes.push(m));
+  assertEquals(b.name, "wasm");
+  assert(/maxStorageBufferBindingSize/.test(notes[0] ?? ""), notes.join());
+  const fits = await backendByName("auto", wasm, () => ({ tensors: [], stateBytes: 1 << 20 }));
+  assertEquals(fits.name, "webgpu");
+});
+
+if (!gpuExpected) {
+  test(`webgpu: unavailable in ${runtime} is reported, and 'auto' runs on WASM`, async () => {
+    assertEquals(status.available, false);
+    assert(typeof status.reason === "string" && status.reason.length > 0, "a reason");
+    await assertRejects(() => backendByName("webgpu", () => Promise.resolve(new WasmBackend()), () => ({ tensors: [], stateBytes: 0 })), WebGpuError);
+  });
+  testShared("webgpu: loadModel with backend 'auto' runs on WASM and says why", [STORIES("stories260K.gguf")], async () => {
+    const notes: string[] = [];
+    const model = await loadModel(STORIES("stories260K.gguf"), { backend: "auto", contextLength: 64, onNotice: (m) => notes.push(m) });
+    try {
+      assert(model.backend.name.startsWith("wasm"), model.backend.name);
+      assert(/WebGPU not used/.test(notes[0] ?? ""), notes.join());
+      const [first] = top2(await model.prefill(model.newSequence(), [1, 403, 407, 261, 378]));
+      assertEquals(first, 432);
+    } finally {
+      await model.close();
+    }
+    await assertRejects(() => loadModel(STORIES("stories260K.gguf"), { backend: "webgpu" }), WebGpuError);
+  });
+}
+
+test("webgpu: an unknown backend name is a parameter error", async () => {
+  await assertRejects(() => backendByName("cuda" as "wasm", () => Promise.resolve(new WasmBackend()), () => ({ tensors: [], stateBytes: 0 })), ParamError);
+});
