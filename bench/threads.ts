@@ -17,6 +17,7 @@ import { ensureSyntheticModel } from "./synthetic.ts";
 import { quantizeModel } from "../src/quant/quantize.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { fileSink } from "../src/formats/gguf-writer.ts";
+import { RESERVED } from "../src/memory/arena.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -74,6 +75,33 @@ async function measureOnce(model: Model, r: number): Promise<{ decodeMs: number;
 
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
 
+/**
+ * The machine's limit for decode: GB/s at which this model's own weights stream
+ * through the read_probe kernel on `model`'s threads (split into contiguous
+ * ranges, one per claimed chunk), best of 5. Decode reads every weight once per
+ * token, so decode speed-up cannot exceed this ratio between thread counts.
+ */
+/** Bytes a decode step reads: every weight once, but only one row of an untied embedding table. */
+function decodeBytes(model: Model): number {
+  const embd = model.file.tensors.get("token_embd.weight");
+  const tied = !model.file.tensors.has("output.weight");
+  return model.weightBytes - (embd && !tied ? embd.byteLength : 0);
+}
+
+function streamBandwidth(model: Model): number {
+  const floats = Math.floor(model.weightBytes / 4);
+  const backend = model.backend as WasmBackend;
+  const pool = (backend as ThreadedWasmBackend).pool;
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t = performance.now();
+    if (pool) pool.splitOffset("read_probe", [RESERVED, floats], [4, 0], 1, floats, 4096);
+    else backend.kernels.read_probe(RESERVED, floats);
+    best = Math.min(best, performance.now() - t);
+  }
+  return (floats * 4) / (best / 1000) / 1e9;
+}
+
 // every thread count loaded at once and measured in turn, rep by rep, so a noisy
 // neighbour slows all of them alike instead of skewing one
 const models: Model[] = [];
@@ -91,13 +119,17 @@ try {
       runs[i].prefill.push(m.prefillMs);
     }
   }
+  const bw = models.map(streamBandwidth);
   console.log(`# ${runtime}, ${path.split("/").pop()}, decode ${decodeSteps} tokens, prefill ${prefillTokens} tokens, median of ${reps}`);
-  console.log("| threads | decode ms/token | decode speed-up | prefill ms/token | prefill speed-up |");
-  console.log("|---|---|---|---|---|");
+  console.log("| threads | decode ms/token | decode speed-up | weight stream GB/s (limit) | decode GB/s (of limit) | prefill ms/token | prefill speed-up |");
+  console.log("|---|---|---|---|---|---|---|");
   const d0 = median(runs[0].decode), p0 = median(runs[0].prefill);
   threadCounts.forEach((n, i) => {
     const d = median(runs[i].decode), p = median(runs[i].prefill);
-    console.log(`| ${n} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`);
+    const gbs = decodeBytes(models[i]) / (d / 1000) / 1e9;
+    console.log(
+      `| ${n} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${bw[i].toFixed(1)} (${(bw[i] / bw[0]).toFixed(2)}x) | ${gbs.toFixed(1)} (${((100 * gbs) / bw[i]).toFixed(0)}%) | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`,
+    );
   });
 } finally {
   for (const m of models) await m.close();
