@@ -12,7 +12,7 @@
 //   T == 1: four weight rows against one activation row (the activation loads are shared);
 //   T > 1:  one weight row against four activation rows (each weight block is
 //           unpacked once and used four times; the row stays in L1 across t).
-import { f16, f16x4, reduce4i, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from "./quant-util";
+import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from "./quant-util";
 
 // Kinds are ggml type ids.
 // @ts-ignore: decorator
@@ -157,11 +157,11 @@ import { f16, f16x4, reduce4i, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from 
   else if (k == Q6_K) c = v128.load(p + 192);
   else if (k == Q3_K) c = i8x16.sub(i64x2.replace_lane(i64x2.splat(lo), 1, hi), x20);
   else {
-    const m = i64x2.splat(hi); // 8 mins, each covering two bsums
-    const z = i8x16.splat(0);
-    const c0 = i8x16.shuffle(m, z, 0, 16, 0, 16, 1, 16, 1, 16, 2, 16, 2, 16, 3, 16, 3, 16);
-    const c1 = i8x16.shuffle(m, z, 4, 16, 4, 16, 5, 16, 5, 16, 6, 16, 6, 16, 7, 16, 7, 16);
-    return i32x4.add(i32x4.dot_i16x8_s(c0, b0), i32x4.dot_i16x8_s(c1, b1));
+    // 8 mins, each covering two bsums: add the bsum pairs (|pair| <= 32 * 127, so
+    // narrowing back to i16 is exact), then one pmaddwd with the mins (no
+    // shuffles, which JavaScriptCore lowers poorly)
+    const m = i16x8.extend_low_i8x16_u(i64x2.splat(hi));
+    return i32x4.dot_i16x8_s(m, i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(b0), i32x4.extadd_pairwise_i16x8_s(b1)));
   }
   if (k == Q2_K) {
     return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(c), b0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(c), b1));
@@ -203,6 +203,49 @@ import { f16, f16x4, reduce4i, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from 
   ));
 }
 
+/**
+ * Q4_K, four rows x one activation row (T == 1): one row's integer sums for
+ * sub-blocks 2i and 2i+1, which share the 32 bytes at p + 16 + 32i (low and high
+ * nibbles), so each byte is loaded once. xa0/xa1, xb0/xb1: the activations of
+ * the two sub-blocks (loaded once for the four rows); sc: the row's 8 scales
+ * (kPackLo). The scales are splat from a scalar: a constant i8x16.shuffle of a
+ * scale vector is cheaper in V8 but much slower in JavaScriptCore.
+ */
+// @ts-ignore: decorator
+@inline function q4kPair(p: usize, i: i32, xa0: v128, xa1: v128, xb0: v128, xb1: v128, sc: u64, m4: v128): v128 {
+  const w0 = v128.load(p + 16 + (<usize>i << 5)), w1 = v128.load(p + 32 + (<usize>i << 5));
+  const pl = i16x8.add(dot16(v128.and(w0, m4), xa0), dot16(v128.and(w1, m4), xa1));
+  const ph = i16x8.add(dot16(v128.and(i16x8.shr_u(w0, 4), m4), xb0), dot16(v128.and(i16x8.shr_u(w1, 4), m4), xb1));
+  const c0 = i16x8.splat(<i16>(<i32>(sc >> (<u64>i << 4)) & 0xff)), c1 = i16x8.splat(<i16>(<i32>(sc >> ((<u64>i << 4) + 8)) & 0xff));
+  return i32x4.add(i32x4.dot_i16x8_s(pl, c0), i32x4.dot_i16x8_s(ph, c1));
+}
+
+/**
+ * Q6_K, T == 1: one row's integer sums for half h of the four sub-blocks 4n..4n+3
+ * (n: which 128-element half of the superblock). Those share 16 bytes of ql at
+ * 64n + 16h (sub-blocks 4n, 4n+2: low, high nibbles), 16 at 64n + 32 + 16h (4n+1,
+ * 4n+3) and 16 of qh at 128 + 32n + 16h (bits 0-1, 2-3, 4-5, 6-7 in order), so
+ * each weight byte is loaded once and the high bits are moved straight into
+ * place (bits 4-5) with one shift each, none for sub-block 4n+2. Weights are
+ * 0..63 (the -32 is applied through the bsums after the superblock).
+ */
+// @ts-ignore: decorator
+@inline function q6kQuad(p: usize, n: i32, h: i32, x0: v128, x1: v128, x2: v128, x3: v128, m4: v128, m30: v128): v128 {
+  const o = (<usize>n << 6) + (<usize>h << 4);
+  const a = v128.load(p + o), b = v128.load(p + o + 32), hb = v128.load(p + 128 + (<usize>n << 5) + (<usize>h << 4));
+  // (16-bit shifts: the bits that cross into the neighbouring byte are masked off)
+  const w0 = v128.or(v128.and(a, m4), v128.and(i16x8.shl(hb, 4), m30));
+  const w1 = v128.or(v128.and(b, m4), v128.and(i16x8.shl(hb, 2), m30));
+  const w2 = v128.or(v128.and(i16x8.shr_u(a, 4), m4), v128.and(hb, m30));
+  const w3 = v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(i16x8.shr_u(hb, 2), m30));
+  // scale of sub-block 4n+q, half h: scales[8n + 2q + h] (scalar splats: see q4kPair)
+  const sc = p + 192 + (<usize>n << 3) + <usize>h;
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(dot16(w0, x0), i16x8.splat(load<i8>(sc))), i32x4.dot_i16x8_s(dot16(w1, x1), i16x8.splat(load<i8>(sc + 2)))),
+    i32x4.add(i32x4.dot_i16x8_s(dot16(w2, x2), i16x8.splat(load<i8>(sc + 4))), i32x4.dot_i16x8_s(dot16(w3, x3), i16x8.splat(load<i8>(sc + 6)))),
+  );
+}
+
 /** v with the sign of the bytes whose mask m is all ones flipped (v ^ m) - m. */
 // @ts-ignore: decorator
 @inline function flip(v: v128, m: v128): v128 { return i8x16.sub(v128.xor(v, m), m); }
@@ -220,7 +263,7 @@ import { f16, f16x4, reduce4i, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from 
   // Vector constants, built from an opaque zero (z) outside the loop: V8 would
   // otherwise rematerialize every non-trivial v128.const at each use in the loop.
   const m1 = i8x16.splat(<i8>(1 + z)), m3 = i8x16.splat(<i8>(3 + z)), m4 = i8x16.splat(<i8>(15 + z));
-  const c10 = i8x16.splat(<i8>(0x10 + z)), c20 = i8x16.splat(<i8>(32 + z)), bits = i64x2.splat(0x8040201008040201 + <i64>z);
+  const c10 = i8x16.splat(<i8>(0x10 + z)), c20 = i8x16.splat(<i8>(32 + z)), c30 = i8x16.splat(<i8>(0x30 + z)), bits = i64x2.splat(0x8040201008040201 + <i64>z);
   const ones16 = i16x8.splat(<i16>(1 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   const zero = i32x4.splat(0);
@@ -237,7 +280,32 @@ import { f16, f16x4, reduce4i, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from 
       else { l1 = kPackLo(k, p1); l2 = kPackLo(k, p2); l3 = kPackLo(k, p3); h1 = kPackHi(k, p1); h2 = kPackHi(k, p2); h3 = kPackHi(k, p3); }
     }
     let j = 0;
-    do {
+    // T == 1 fast paths for Q4_K and Q6_K (the types of Q4_K_M files): every weight
+    // byte loaded once, no per-sub-block offset arithmetic. Same integer sums as
+    // the generic loop below. (Fully unrolling these loops measured slower in
+    // both engines.)
+    if (mode == SAME_A && k == Q4_K) {
+      // sub-blocks in pairs (see q4kPair)
+      for (let i = 0; i < 4; i++) {
+        const x = q0 + 4 + (<usize>i << 6);
+        const xa0 = v128.load(x), xa1 = v128.load(x + 16), xb0 = v128.load(x + 32), xb1 = v128.load(x + 48);
+        s0 = i32x4.add(s0, q4kPair(p0, i, xa0, xa1, xb0, xb1, l0, m4)); s1 = i32x4.add(s1, q4kPair(p1, i, xa0, xa1, xb0, xb1, l1, m4));
+        s2 = i32x4.add(s2, q4kPair(p2, i, xa0, xa1, xb0, xb1, l2, m4)); s3 = i32x4.add(s3, q4kPair(p3, i, xa0, xa1, xb0, xb1, l3, m4));
+      }
+      j = NS;
+    }
+    if (mode == SAME_A && k == Q6_K) {
+      // per 128-element half n and 16-element half h, four sub-blocks (see q6kQuad)
+      for (let t = 0; t < 4; t++) {
+        const n = t >> 1, h = t & 1;
+        const x = q0 + 4 + (<usize>n << 7) + (<usize>h << 4);
+        const x0 = v128.load(x), x1 = v128.load(x + 32), x2 = v128.load(x + 64), x3 = v128.load(x + 96);
+        s0 = i32x4.add(s0, q6kQuad(p0, n, h, x0, x1, x2, x3, m4, c30)); s1 = i32x4.add(s1, q6kQuad(p1, n, h, x0, x1, x2, x3, m4, c30));
+        s2 = i32x4.add(s2, q6kQuad(p2, n, h, x0, x1, x2, x3, m4, c30)); s3 = i32x4.add(s3, q6kQuad(p3, n, h, x0, x1, x2, x3, m4, c30));
+      }
+      j = NS;
+    }
+    if (j < NS) do {
       let u00 = wv(k, p0, j, 0, m1, m3, m4, bits, c10), u01 = wv(k, p0, j, 1, m1, m3, m4, bits, c10);
       let u10 = u00, u11 = u01, u20 = u00, u21 = u01, u30 = u00, u31 = u01;
       if (mode != SAME_W) {
@@ -322,7 +390,9 @@ import { f16, f16x4, reduce4i, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from 
       if (mode == SAME_A) da = f32x4.splat(f16(q0));
       else da = f16x4(q0, q1, q2, q3, hmask, p112);
     }
-    let f = f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(reduce4i(s0, s1, s2, s3)));
+    // Q4_0's block sums fit i16 (|a| <= 127: quantize_q8_0 never writes -128)
+    const isum = k == Q4_0 ? reduce4i16(s0, s1, s2, s3, ones16) : reduce4i(s0, s1, s2, s3);
+    let f = f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(isum));
     if (k == Q2_K || k == Q4_K || k == Q5_K) {
       const mo: usize = k == Q2_K ? 82 : 2;
       let dm: v128;
