@@ -9,6 +9,11 @@
 import { Bench } from "tinybench";
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
 
+/** Mean latency (ms) of a finished tinybench task (its result type is a union over task states). */
+function meanMs(task: { result?: unknown }): number {
+  return (task.result as { latency: { mean: number } }).latency.mean;
+}
+
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
@@ -43,9 +48,9 @@ for (const relaxed of [false, true]) {
   });
   await bench.run();
   const probe = bench.tasks.at(-1)!;
-  const probeGBs = (150 << 20) / (probe.result!.latency.mean / 1000) / 1e9;
+  const probeGBs = (150 << 20) / (meanMs(probe) / 1000) / 1e9;
   for (const [i, [name, n, d, T]] of shapes.entries()) {
-    const ms = bench.tasks[i].result!.latency.mean;
+    const ms = meanMs(bench.tasks[i]);
     const gflops = (2 * n * d * T) / (ms / 1000) / 1e9;
     const gbs = (n * d * 4) / (ms / 1000) / 1e9;
     results.push(

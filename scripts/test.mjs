@@ -2,7 +2,7 @@
 // adapts), then prints one closing line with the combined counts.
 // Usage: node scripts/test.mjs [deno|bun] [-- filter files...]
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -17,10 +17,13 @@ if (!existsSync(new URL("../build/kvasm-simd.wasm", import.meta.url))) {
 
 let passed = 0, failed = 0, skipped = 0;
 
-// type-check the public entry points first (the test runs themselves skip checking for speed)
+// type-check the public entry points and the benchmarks first (the test runs themselves skip checking for speed)
 if (!files.length) {
-  console.log("=== deno check src/mod.ts src/cli.ts src/edge.ts");
-  const tc = spawnSync(bin("deno"), ["check", "src/mod.ts", "src/cli.ts", "src/edge.ts"], { stdio: "inherit" });
+  const root = new URL("..", import.meta.url).pathname;
+  const benches = readdirSync(new URL("../bench", import.meta.url)).filter((f) => f.endsWith(".ts")).map((f) => `bench/${f}`);
+  const entries = ["src/mod.ts", "src/cli.ts", "src/edge.ts", ...benches];
+  console.log(`=== deno check ${entries.join(" ")}`);
+  const tc = spawnSync(bin("deno"), ["check", ...entries], { stdio: "inherit", cwd: root });
   if (tc.status === 0) passed++;
   else failed++;
 }
