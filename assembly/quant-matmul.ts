@@ -216,7 +216,7 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
   const w0 = v128.load(p + 16 + (<usize>i << 5)), w1 = v128.load(p + 32 + (<usize>i << 5));
   const pl = i16x8.add(dot16(v128.and(w0, m4), xa0), dot16(v128.and(w1, m4), xa1));
   const ph = i16x8.add(dot16(v128.and(i16x8.shr_u(w0, 4), m4), xb0), dot16(v128.and(i16x8.shr_u(w1, 4), m4), xb1));
-  const c0 = i16x8.splat(<i16>(<i32>(sc >> (<u64>i << 4)) & 0xff)), c1 = i16x8.splat(<i16>(<i32>(sc >> ((<u64>i << 4) + 8)) & 0xff));
+  const c0 = i16x8.splat(<i16>sc16(Q4_K, p, sc, 0, i << 1, 0)), c1 = i16x8.splat(<i16>sc16(Q4_K, p, sc, 0, (i << 1) + 1, 0));
   return i32x4.add(i32x4.dot_i16x8_s(pl, c0), i32x4.dot_i16x8_s(ph, c1));
 }
 

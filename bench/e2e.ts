@@ -37,6 +37,16 @@ export function readBandwidth(model: Model): number {
   return (floats * 4) / (best / 1000) / 1e9;
 }
 
+/**
+ * Bytes a decode step reads: every weight once, except the embedding table (one
+ * row of it), unless the classifier is tied to it.
+ */
+export function decodeBytes(model: Model): number {
+  const embd = model.file.tensors.get("token_embd.weight");
+  const tied = !model.file.tensors.has("output.weight");
+  return model.weightBytes - (embd && !tied ? embd.byteLength : 0);
+}
+
 export interface E2EResult {
   type: string;
   weightBytes: number;
@@ -69,11 +79,7 @@ export async function measure(model: Model, type: string, decodeTokens: number):
   const decodeMs = performance.now() - t1;
   model.releaseSequence(seq);
 
-  // a decode step reads every weight once, except the embedding table (one row of it),
-  // unless the classifier is tied to it
-  const embd = model.file.tensors.get("token_embd.weight");
-  const tied = !model.file.tensors.has("output.weight");
-  const weightBytes = model.weightBytes - (embd && !tied ? embd.byteLength : 0);
+  const weightBytes = decodeBytes(model);
   const decodeTps = decodeTokens / (decodeMs / 1000);
   return { type, weightBytes, decodeTps, prefillTps: prompt.length / (bestPrefill / 1000), decodeGBs: (weightBytes * decodeTps) / 1e9 };
 }

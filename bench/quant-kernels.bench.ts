@@ -53,8 +53,7 @@ for (const type of wanted) {
       }
       await bench.run();
       for (const task of bench.tasks) {
-        const ms = (task.result as unknown as { latency?: { mean: number }; mean?: number }).latency?.mean ??
-          (task.result as unknown as { mean: number }).mean;
+        const ms = (task.result as unknown as { latency: { mean: number } }).latency.mean;
         const ops = 2 * n * d * T;
         rows.push({
           type: ggmlTypeName(type), shape: label, T, build: task.name, ms,

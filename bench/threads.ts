@@ -18,6 +18,7 @@ import { quantizeModel } from "../src/quant/quantize.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { fileSink } from "../src/formats/gguf-writer.ts";
 import { RESERVED } from "../src/memory/arena.ts";
+import { decodeBytes, readBandwidth } from "./e2e.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -81,22 +82,14 @@ const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1
  * ranges, one per claimed chunk), best of 5. Decode reads every weight once per
  * token, so decode speed-up cannot exceed this ratio between thread counts.
  */
-/** Bytes a decode step reads: every weight once, but only one row of an untied embedding table. */
-function decodeBytes(model: Model): number {
-  const embd = model.file.tensors.get("token_embd.weight");
-  const tied = !model.file.tensors.has("output.weight");
-  return model.weightBytes - (embd && !tied ? embd.byteLength : 0);
-}
-
 function streamBandwidth(model: Model): number {
+  const pool = (model.backend as ThreadedWasmBackend).pool;
+  if (!pool) return readBandwidth(model);
   const floats = Math.floor(model.weightBytes / 4);
-  const backend = model.backend as WasmBackend;
-  const pool = (backend as ThreadedWasmBackend).pool;
   let best = Infinity;
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
-    if (pool) pool.splitOffset("read_probe", [RESERVED, floats], [4, 0], 1, floats, 4096);
-    else backend.kernels.read_probe(RESERVED, floats);
+    pool.splitOffset("read_probe", [RESERVED, floats], [4, 0], 1, floats, 4096);
     best = Math.min(best, performance.now() - t);
   }
   return (floats * 4) / (best / 1000) / 1e9;
