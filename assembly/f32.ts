@@ -2,7 +2,8 @@
 // residual add, row fetch and attention over the paged KV cache.
 // Every pointer is a byte address in the imported memory; outputs come first.
 
-import { hsum, madd, expf, expf4, f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
+import { hsum, madd, expf, expf4, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
+import { fmaf, ggmlExpf4 } from "./fused";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -211,12 +212,14 @@ export function dequantize_f16(out: usize, w: usize, n: i32): void {
 export function rmsnorm(out: usize, x: usize, w: usize, n: i32, eps: f32, T: i32): void {
   for (let t = 0; t < T; t++) {
     const xr = x + ((<usize>t * n) << 2), or = out + ((<usize>t * n) << 2);
+    // as ggml_compute_forward_rms_norm_f32: squares in f32 summed in f64, the mean rounded to f32, then 1/sqrtf in f32
     let ss: f64 = 0;
     for (let i = 0; i < n; i++) {
       const v = f32At(xr, i);
       ss += <f64>(v * v);
     }
-    const scale = <f32>(1.0 / Math.sqrt(ss / <f64>n + <f64>eps));
+    const mean = <f32>(ss / <f64>n);
+    const scale = <f32>1 / sqrt<f32>(mean + eps);
     const s4 = f32x4.splat(scale);
     let i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -237,19 +240,25 @@ export function add(out: usize, a: usize, b: usize, n: i32): void {
   for (; i < n; i++) setF32(out, i, f32At(a, i) + f32At(b, i));
 }
 
-/** SwiGLU: out = silu(gate) * up over n floats, silu(g) = g / (1 + e^-g). */
+/**
+ * SwiGLU: out = silu(gate) * up over n floats, silu(g) = g / (1 + e^-g), as
+ * ggml_vec_swiglu_f32 of ggml's AVX-512 build computes it: groups of sixteen
+ * through ggml_v_expf (its own polynomial, not the C library's), the last
+ * n % 16 through the C library's expf.
+ */
 export function swiglu(out: usize, gate: usize, up: usize, n: i32): void {
-  const one = f32x4.splat(1);
+  const one = f32x4.splat(1), zero = f32x4.splat(0);
+  const nv = n & ~15;
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
+  for (; i < nv; i += 4) {
     const o = <usize>i << 2;
     const g = v128.load(gate + o);
-    const silu = f32x4.div(g, f32x4.add(one, expf4(f32x4.neg(g))));
+    const silu = f32x4.div(g, f32x4.add(one, ggmlExpf4(f32x4.sub(zero, g))));
     v128.store(out + o, f32x4.mul(silu, v128.load(up + o)));
   }
   for (; i < n; i++) {
     const g = f32At(gate, i);
-    setF32(out, i, (g / (<f32>1 + expf(-g))) * f32At(up, i));
+    setF32(out, i, (g / (<f32>1 + expfGlibc(-g))) * f32At(up, i));
   }
 }
 
@@ -288,8 +297,9 @@ export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headD
         const fc = load<f32>(c + (<usize>i << 3)), fs = load<f32>(c + (<usize>i << 3), 4);
         const ia = halves ? i : 2 * i, ib = halves ? i + half : 2 * i + 1;
         const a = f32At(hp, ia), b = f32At(hp, ib);
-        setF32(hp, ia, a * fc - b * fs);
-        setF32(hp, ib, a * fs + b * fc);
+        // ggml's rotate_pairs as GCC contracts it: fma(a, cos, -(b sin)), fma(a, sin, b cos)
+        setF32(hp, ia, fmaf(a, fc, -(b * fs)));
+        setF32(hp, ib, fmaf(a, fs, b * fc));
       }
     }
   }

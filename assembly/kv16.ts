@@ -8,7 +8,7 @@
 // the other side of a rounding step there moves every later logit.
 // Pointers are byte addresses in the imported memory; outputs come first.
 
-import { f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
+import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -29,37 +29,6 @@ import { f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
   return sign | (((r >> 23) - 112) << 10) | ((r >> 13) & 0x3ff);
 }
 
-/**
- * e^x rounded to f32 the way the C library's expf does (correctly rounded
- * but for rare halfway cases): evaluated in f64 with about 1e-16 relative
- * error, then rounded once. ggml's flash attention calls libm's expf.
- */
-// @ts-ignore: decorator
-@inline export function expfLibm(x: f32): f32 {
-  if (x != x) return x;
-  if (x > <f32>88.72284) return Infinity;
-  if (x < <f32>-103.97208) return 0;
-  const xd = <f64>x;
-  const k = nearest<f64>(xd * 1.4426950408889634);
-  // ln2 in two parts: k * hi is exact for |k| < 2^21
-  const r = (xd - k * 0.6931471803691238) - k * 1.9082149292705877e-10;
-  // Taylor series to r^12: |r| <= 0.347, remainder below 2e-17
-  let p = 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  return <f32>(p * reinterpret<f64>(<u64>(<i64>k + 1023) << 52));
-}
-
 /** Rounds one row of n f32 (src) to IEEE halves (dst): llama.cpp's ggml_set_rows into an F16 cache. */
 export function kv_store_f16(dst: usize, src: usize, n: i32): void {
   for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>f32ToF16Bits(f32At(src, i)));
@@ -71,37 +40,63 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
 }
 
 /**
- * ggml_vec_dot_f16 as ggml's AVX2 build computes it: 32 lanes (four
- * accumulators of eight) over each 32 values, products exact in f32 (half
- * times half), the lanes folded (acc0+acc2, acc1+acc3, then the two, then
- * the 256-bit halves, then two horizontal adds), the leftover products added
- * in f64, and the result rounded to f32. q holds halves as f32, k raw halves.
+ * ggml_vec_dot_f16 as the AVX-512 build of ggml computes it (the CPU variant
+ * llama.cpp loads on AVX-512 machines such as the one its references come
+ * from): 64 values per step in four accumulators of sixteen f32 lanes,
+ * products exact in f32 (half times half, so each FMA is a plain add), the
+ * accumulators folded (acc0+acc2, acc1+acc3, then the two) and the sixteen
+ * lanes reduced as GCC's _mm512_reduce_add_ps does (upper 256 bits plus
+ * lower, upper 128 plus lower, lanes 2,3 onto 0,1, then lane 1 onto 0); the
+ * n % 64 leftover products (all of them for head dims under 64) are added in
+ * f64, and the sum is rounded to f32 once. q holds halves as f32, k raw halves.
  */
 // @ts-ignore: decorator
 @inline function dotF16(q: usize, k: usize, n: i32): f32 {
-  const np = n & ~31;
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
-  for (let i = 0; i < np; i += 32) {
-    const qi = q + (<usize>i << 2), ki = k + (<usize>i << 1);
-    let h = v128.load(ki);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(qi), f16x8Lo(h)));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(qi, 16), f16x8Hi(h)));
-    h = v128.load(ki, 16);
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(qi, 32), f16x8Lo(h)));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(qi, 48), f16x8Hi(h)));
-    h = v128.load(ki, 32);
-    a4 = f32x4.add(a4, f32x4.mul(v128.load(qi, 64), f16x8Lo(h)));
-    a5 = f32x4.add(a5, f32x4.mul(v128.load(qi, 80), f16x8Hi(h)));
-    h = v128.load(ki, 48);
-    a6 = f32x4.add(a6, f32x4.mul(v128.load(qi, 96), f16x8Lo(h)));
-    a7 = f32x4.add(a7, f32x4.mul(v128.load(qi, 112), f16x8Hi(h)));
+  const np = n & ~63;
+  let sum: f64 = 0;
+  if (np > 0) {
+    // accumulator j, lanes 4m..4m+3: ajm
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
+    let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a22 = f32x4.splat(0), a23 = f32x4.splat(0);
+    let a30 = f32x4.splat(0), a31 = f32x4.splat(0), a32 = f32x4.splat(0), a33 = f32x4.splat(0);
+    for (let i = 0; i < np; i += 64) {
+      const qi = q + (<usize>i << 2), ki = k + (<usize>i << 1);
+      let h = v128.load(ki);
+      a00 = f32x4.add(a00, f32x4.mul(v128.load(qi), f16x8Lo(h)));
+      a01 = f32x4.add(a01, f32x4.mul(v128.load(qi, 16), f16x8Hi(h)));
+      h = v128.load(ki, 16);
+      a02 = f32x4.add(a02, f32x4.mul(v128.load(qi, 32), f16x8Lo(h)));
+      a03 = f32x4.add(a03, f32x4.mul(v128.load(qi, 48), f16x8Hi(h)));
+      h = v128.load(ki, 32);
+      a10 = f32x4.add(a10, f32x4.mul(v128.load(qi, 64), f16x8Lo(h)));
+      a11 = f32x4.add(a11, f32x4.mul(v128.load(qi, 80), f16x8Hi(h)));
+      h = v128.load(ki, 48);
+      a12 = f32x4.add(a12, f32x4.mul(v128.load(qi, 96), f16x8Lo(h)));
+      a13 = f32x4.add(a13, f32x4.mul(v128.load(qi, 112), f16x8Hi(h)));
+      h = v128.load(ki, 64);
+      a20 = f32x4.add(a20, f32x4.mul(v128.load(qi, 128), f16x8Lo(h)));
+      a21 = f32x4.add(a21, f32x4.mul(v128.load(qi, 144), f16x8Hi(h)));
+      h = v128.load(ki, 80);
+      a22 = f32x4.add(a22, f32x4.mul(v128.load(qi, 160), f16x8Lo(h)));
+      a23 = f32x4.add(a23, f32x4.mul(v128.load(qi, 176), f16x8Hi(h)));
+      h = v128.load(ki, 96);
+      a30 = f32x4.add(a30, f32x4.mul(v128.load(qi, 192), f16x8Lo(h)));
+      a31 = f32x4.add(a31, f32x4.mul(v128.load(qi, 208), f16x8Hi(h)));
+      h = v128.load(ki, 112);
+      a32 = f32x4.add(a32, f32x4.mul(v128.load(qi, 224), f16x8Lo(h)));
+      a33 = f32x4.add(a33, f32x4.mul(v128.load(qi, 240), f16x8Hi(h)));
+    }
+    // x0 = (acc0 + acc2) + (acc1 + acc3), per lane
+    const y0 = f32x4.add(f32x4.add(a00, a20), f32x4.add(a10, a30));
+    const y1 = f32x4.add(f32x4.add(a01, a21), f32x4.add(a11, a31));
+    const y2 = f32x4.add(f32x4.add(a02, a22), f32x4.add(a12, a32));
+    const y3 = f32x4.add(f32x4.add(a03, a23), f32x4.add(a13, a33));
+    // _mm512_reduce_add_ps: lanes 8-15 onto 0-7, 4-7 onto 0-3, 2-3 onto 0-1, 1 onto 0
+    const t6 = f32x4.add(f32x4.add(y3, y1), f32x4.add(y2, y0));
+    const t8 = f32x4.add(t6, i32x4.shuffle(t6, t6, 2, 3, 0, 1));
+    sum = <f64>(f32x4.extract_lane(t8, 0) + f32x4.extract_lane(t8, 1));
   }
-  // (acc0 + acc2) + (acc1 + acc3), each accumulator as its low and high four lanes
-  const lo = f32x4.add(f32x4.add(a0, a4), f32x4.add(a2, a6));
-  const hi = f32x4.add(f32x4.add(a1, a5), f32x4.add(a3, a7));
-  const t = f32x4.add(lo, hi);
-  let sum = <f64>((f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3)));
   for (let i = np; i < n; i++) sum += <f64>(f32At(q, i) * f16ToF32(load<u16>(k + (<usize>i << 1))));
   return <f32>sum;
 }
@@ -139,11 +134,11 @@ export function attention_f16(
       let ms: f32 = 1;
       let vs: f32 = 1;
       if (s > M) {
-        ms = expfLibm(M - s);
+        ms = expfGlibc(M - s);
         M = s;
         for (let i = 0; i < headDim; i++) setF32(oh, i, roundToF16(f32At(oh, i) * ms));
       } else {
-        vs = expfLibm(s - M);
+        vs = expfGlibc(s - M);
       }
       // y = half(fma(v, vs, y)): the product of a half and an f32 is exact in f64, so one f64 add then f32 rounding is the fma
       const v = slot + <usize>vOff;

@@ -111,3 +111,98 @@
   const r = (a + 0xfff + lsb) & 0xffffe000;
   return reinterpret<f32>(sign | r);
 }
+
+/**
+ * 2^(i/32) - (i << 47) as bits, i in 0..31: glibc's __exp2f_data.tab. Adding k << 47
+ * (k = 32 e + i) gives the bits of 2^(k/32). A switch (a br_table) keeps the
+ * table in code rather than in a data segment.
+ */
+// @ts-ignore: decorator
+@inline function exp2fTab(i: i32): u64 {
+  switch (i) {
+    case 0: return 0x3ff0000000000000;
+    case 1: return 0x3fefd9b0d3158574;
+    case 2: return 0x3fefb5586cf9890f;
+    case 3: return 0x3fef9301d0125b51;
+    case 4: return 0x3fef72b83c7d517b;
+    case 5: return 0x3fef54873168b9aa;
+    case 6: return 0x3fef387a6e756238;
+    case 7: return 0x3fef1e9df51fdee1;
+    case 8: return 0x3fef06fe0a31b715;
+    case 9: return 0x3feef1a7373aa9cb;
+    case 10: return 0x3feedea64c123422;
+    case 11: return 0x3feece086061892d;
+    case 12: return 0x3feebfdad5362a27;
+    case 13: return 0x3feeb42b569d4f82;
+    case 14: return 0x3feeab07dd485429;
+    case 15: return 0x3feea47eb03a5585;
+    case 16: return 0x3feea09e667f3bcd;
+    case 17: return 0x3fee9f75e8ec5f74;
+    case 18: return 0x3feea11473eb0187;
+    case 19: return 0x3feea589994cce13;
+    case 20: return 0x3feeace5422aa0db;
+    case 21: return 0x3feeb737b0cdc5e5;
+    case 22: return 0x3feec49182a3f090;
+    case 23: return 0x3feed503b23e255d;
+    case 24: return 0x3feee89f995ad3ad;
+    case 25: return 0x3feeff76f2fb5e47;
+    case 26: return 0x3fef199bdd85529c;
+    case 27: return 0x3fef3720dcef9069;
+    case 28: return 0x3fef5818dcfba487;
+    case 29: return 0x3fef7c97337b9b5f;
+    case 30: return 0x3fefa4afa2a490da;
+    default: return 0x3fefd0765b6e4540;
+  }
+}
+
+/**
+ * The C library's expf as llama.cpp gets it on x86-64: glibc 2.36 e_expf.c in its
+ * FMA build (__expf_fma), bit for bit, special cases included (NaN -> NaN,
+ * -inf -> 0, x > 88.72 -> +inf, x < -103.97 -> 0, x in [-103.97, -103.28) -> 2^-149).
+ *
+ * x * 32/ln2 = k + r with integer k and |r| <= 1/2; e^x = 2^(k/32) * 2^(r/32), the
+ * first factor from the table and the exponent bits, the second a cubic in r, all
+ * in f64. The FMA build rounds k from the exact product x * 32/ln2 and gets r from
+ * it with one rounding; here 32/ln2 is split (29 + 24 significant bits) so both
+ * halves times the 24-bit x are exact, which reproduces those two steps exactly.
+ * glibc's other fused steps (in the cubic) are plain here: they shift the f64
+ * result by about an ulp, and a C model of this arithmetic matches glibc on all
+ * 2^32 inputs. (Rounding r from a rounded product instead misses 2 of them.)
+ */
+// @ts-ignore: decorator
+@inline export function expfGlibc(x: f32): f32 {
+  const ix = reinterpret<u32>(x);
+  const abstop = (ix >> 20) & 0x7ff;
+  if (abstop >= 0x42b) {
+    // |x| >= 88, inf or nan
+    if (ix == 0xff800000) return 0;
+    if (abstop >= 0x7f8) return x + x;
+    if (x > reinterpret<f32>(0x42b17217)) return Infinity; // 88.72283: past ln(FLT_MAX)
+    if (x < reinterpret<f32>(0xc2cff1b4)) return 0; // -103.97208: below ln(2^-150)
+    if (x < reinterpret<f32>(0xc2ce8ecf)) return reinterpret<f32>(1); // -103.27892: glibc's may-underflow answer, 2^-149
+  }
+  const xd = <f64>x;
+  // 32/ln2 = 0x1.71547652b82fep+5 = hi (29 bits) + lo (24 bits)
+  const p1 = xd * reinterpret<f64>(0x4047154765000000);
+  const p2 = xd * reinterpret<f64>(0x3e55c17f00000000);
+  const zh = p1 + p2;
+  const zl = p2 - (zh - p1); // exact error of zh: zh + zl = x * 32/ln2
+  const shift = reinterpret<f64>(0x4338000000000000); // 1.5 * 2^52: adding it rounds to an integer, ties to even
+  let kd = zh + shift - shift;
+  // the exact product is never a half-integer, but zh can be: let zl break the tie
+  const d = zh - kd;
+  if (d == 0.5) {
+    if (zl > 0) kd += 1;
+  } else if (d == -0.5) {
+    if (zl < 0) kd -= 1;
+  }
+  const r = zh - kd + zl; // zh - kd is exact: one rounding, as in the fused form
+  const k = <i64><i32>kd;
+  const s = reinterpret<f64>(exp2fTab(<i32>k & 31) + (<u64>k << 47));
+  // 2^(r/32) ~ 1 + c2 r + c1 r^2 + c0 r^3 (poly_scaled)
+  const z = reinterpret<f64>(0x3ebc6af84b912394) * r + reinterpret<f64>(0x3f2ebfce50fac4f3);
+  const r2 = r * r;
+  let y = reinterpret<f64>(0x3f962e42ff0c52d6) * r + 1.0;
+  y = z * r2 + y;
+  return <f32>(y * s);
+}

@@ -526,7 +526,7 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
 
 /** BF16 weights x BF16 activations. n % 8 == 0 is fastest; any n works. */
 export function matmul_bf16(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void { matmul(30, out, xq, w, n, d, T, r0, r1); }
-/** Q8_0 weights x Q8_0 activations. */
+/** Q8_0 weights x Q8_0 activations (matmul_q8_0_ggml in q8_0-ggml.ts sums in ggml's order instead). */
 export function matmul_q8_0(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void { matmul(Q8_0, out, xq, w, n, d, T, r0, r1); }
 /** Q4_0 weights x Q8_0 activations. */
 export function matmul_q4_0(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void { matmul(Q4_0, out, xq, w, n, d, T, r0, r1); }

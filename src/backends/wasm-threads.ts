@@ -12,6 +12,8 @@ export interface ThreadedWasmOptions {
   /** Threads in all, the calling thread included. */
   threads: number;
   relaxed?: boolean;
+  /** Sum as llama.cpp's x86 kernels do where kvasm's faster order differs (WasmBackend's option). */
+  ggmlOrder?: boolean;
   /**
    * Ops whose work (multiply-adds, or elements for elementwise ops) is below
    * this run on the calling thread alone: waking the workers costs more than
@@ -63,7 +65,7 @@ export class ThreadedWasmBackend extends WasmBackend {
   private draining = false;
 
   constructor(opts: ThreadedWasmOptions) {
-    super({ relaxed: opts.relaxed, shared: true });
+    super({ relaxed: opts.relaxed, shared: true, ggmlOrder: opts.ggmlOrder });
     if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;

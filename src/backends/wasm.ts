@@ -29,7 +29,10 @@ export class WasmBackend implements Backend {
   protected heapI32!: Int32Array;
   protected heapU8!: Uint8Array;
 
-  constructor(protected readonly opts: { relaxed?: boolean; shared?: boolean } = {}) {}
+  /** Weight kernels by type, with the ggml-order variants swapped in when asked (ggmlOrder). */
+  private readonly weightKernels = new Map<GGMLTypeId, WeightKernel>();
+
+  constructor(protected readonly opts: { relaxed?: boolean; shared?: boolean; ggmlOrder?: boolean } = {}) {}
 
   async init(bytes: number): Promise<void> {
     const shared = this.opts.shared ?? false;
@@ -77,8 +80,13 @@ export class WasmBackend implements Backend {
   }
 
   protected quantKernel(type: GGMLTypeId): WeightKernel {
-    const k = weightKernelFor(type);
+    let k = this.weightKernels.get(type);
+    if (k) return k;
+    k = weightKernelFor(type);
     if (!k) throw new UnsupportedError(`the WASM backend has no matmul for ${ggmlTypeName(type)} weights`);
+    // llama.cpp's x86 order: eight f32 lanes per output, one fused multiply-add per block (slower, bit-identical)
+    if (this.opts.ggmlOrder && type === GGMLType.Q8_0) k = { ...k, matmul: "matmul_q8_0_ggml" };
+    this.weightKernels.set(type, k);
     return k;
   }
 

@@ -47,6 +47,13 @@ export interface LoadOptions {
   slidingWindow?: number;
   /** Use the relaxed-SIMD kernels; default: when the runtime validates them. */
   relaxedSimd?: boolean;
+  /**
+   * WASM backend: where kvasm's fastest kernels sum floats in another order than llama.cpp's x86 CPU build
+   * (Q8_0 matmuls: ggml keeps eight lanes per output and one fused multiply-add per block), use kernels that
+   * follow ggml's order, so greedy output is bit-identical to llama.cpp's (with kvCacheType "f16"). About half
+   * the Q8_0 decode speed. Default: false.
+   */
+  ggmlOrder?: boolean;
   /** A backend instance, or "wasm" (default: on `threads` threads), "webgpu", or "auto" (WebGPU when an adapter exists and the model fits it). */
   backend?: Backend | BackendName;
   /** Told why "auto" did not pick WebGPU. */
@@ -303,7 +310,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const pageSize = opts.pageSize ?? 16;
   const nPages = opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize);
   const maxLogitRows = Math.max(maxSeqs, 1);
-  const wasm = () => selectBackend({ threads: opts.threads, relaxedSimd: opts.relaxedSimd });
+  const wasm = () => selectBackend({ threads: opts.threads, relaxedSimd: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
   const backend = typeof opts.backend === "object" ? opts.backend : await backendByName(opts.backend ?? "wasm", wasm, () => {
     // what a GPU would hold: every tensor, and KV pages + scratch in its one state binding
     const gpu = new WebGpuBackend();

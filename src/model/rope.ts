@@ -1,12 +1,16 @@
 import type { ModelConfig } from "./config.ts";
+import { cosf, sinf } from "./libm.ts";
 
 /**
  * The (cos, sin) table for rotary embeddings: (maxPos, ropeDim/2) pairs,
  * computed once at load so no kernel evaluates a transcendental per token.
  *
  * Angles follow the reference each model came from, so f32 results match it:
- * - "ggml" (GGUF, llama.cpp): theta_i = pos * base^(-2i/d), the power built by
- *   repeated f32 multiplication as ggml_rope_cache_init does;
+ * - "ggml" (GGUF, llama.cpp): as ggml_rope_cache_init: theta starts at pos and is
+ *   multiplied by base^(-2/d) in f32 once per pair (divided by the pair's
+ *   frequency factor where the file has them), and cos / sin are the C
+ *   library's cosf / sinf (glibc's algorithm, src/model/libm.ts), so the table
+ *   is llama.cpp's to the bit;
  * - "llama2c": freq_i = 1 / base^(2i/d) in f32, then pos * freq_i (run.c).
  * Llama 3 frequency scaling divides the low frequencies by `factor` and blends the band between.
  */
@@ -20,6 +24,19 @@ export function ropeTable(
   const half = c.ropeDim / 2;
   const table = new Float32Array(maxPos * half * 2);
   const f = Math.fround;
+  if (style === "ggml" && !c.ropeScaling) {
+    const thetaScale = f(Math.pow(c.ropeTheta, f(-2 / c.ropeDim)));
+    for (let p = 0; p < maxPos; p++) {
+      let theta = f(p);
+      for (let i = 0; i < half; i++) {
+        const t = freqFactors ? f(theta / freqFactors[i]) : theta;
+        table[(p * half + i) * 2] = cosf(t);
+        table[(p * half + i) * 2 + 1] = sinf(t);
+        theta = f(theta * thetaScale);
+      }
+    }
+    return table;
+  }
   const freqs = new Float64Array(half);
   if (style === "llama2c") {
     for (let i = 0; i < half; i++) freqs[i] = f(1 / f(Math.pow(c.ropeTheta, f((2 * i) / c.ropeDim))));
