@@ -119,11 +119,11 @@ export class ThreadedWasmBackend extends WasmBackend {
     const k = this.kernels, n = w.cols, split = this.pool !== undefined && T >= 2 && T * n >= this.minWork;
     switch (w.type) {
       case GGMLType.F32:
-        return ["matmul_f32", x];
+        return [this.denseKernel(GGMLType.F32), x];
       case GGMLType.F16:
         if (split) this.pool!.splitOffset("round_f16", [scratch, x, T * n], [4, 4, 0], 2, T * n, ELEMENT_ALIGN);
         else k.round_f16(scratch, x, T * n);
-        return ["matmul_f16", scratch];
+        return [this.denseKernel(GGMLType.F16), scratch];
       default: {
         const q = this.quantKernel(w.type);
         if (split) this.pool!.splitOffset(q.quantize, [scratch, x, n, T], [rowBytes(q.actType, n)!, n * 4, 0, 0], 3, T, 1);

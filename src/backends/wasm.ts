@@ -3,6 +3,7 @@ import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { weightKernelFor, type WeightKernel } from "./weight-kernels.ts";
+import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
 import { UnsupportedError } from "../errors.ts";
 import {
   type Backend,
@@ -84,10 +85,16 @@ export class WasmBackend implements Backend {
     if (k) return k;
     k = weightKernelFor(type);
     if (!k) throw new UnsupportedError(`the WASM backend has no matmul for ${ggmlTypeName(type)} weights`);
-    // llama.cpp's x86 order: eight f32 lanes per output, one fused multiply-add per block (slower, bit-identical)
-    if (this.opts.ggmlOrder && type === GGMLType.Q8_0) k = { ...k, matmul: "matmul_q8_0_ggml" };
+    const ggml = this.opts.ggmlOrder ? GGML_ORDER_MATMUL.get(type) : undefined;
+    if (ggml) k = { ...k, matmul: ggml };
     this.weightKernels.set(type, k);
     return k;
+  }
+
+  /** The F32 or F16 matmul: ggml's summation order when asked (ggmlOrder) and built. */
+  protected denseKernel(type: typeof GGMLType.F32 | typeof GGMLType.F16): string {
+    const plain = type === GGMLType.F32 ? "matmul_f32" : "matmul_f16";
+    return (this.opts.ggmlOrder ? GGML_ORDER_MATMUL.get(type) : undefined) ?? plain;
   }
 
   embed(out: number, table: Weight, tokens: number, T: number): void {
@@ -117,11 +124,11 @@ export class WasmBackend implements Backend {
     const k = this.kernels;
     switch (w.type) {
       case GGMLType.F32:
-        k.matmul_f32(out, x, w.ptr, w.cols, w.rows, T, r0, r1);
+        (k[this.denseKernel(GGMLType.F32)] as Kernels["matmul_f32"])(out, x, w.ptr, w.cols, w.rows, T, r0, r1);
         return;
       case GGMLType.F16:
         if (prepare) k.round_f16(scratch, x, T * w.cols);
-        k.matmul_f16(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
+        (k[this.denseKernel(GGMLType.F16)] as Kernels["matmul_f16"])(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
         return;
       default: {
         const q = this.quantKernel(w.type);

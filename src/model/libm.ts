@@ -6,18 +6,18 @@
  * sinf/cosf, its softmax and activations use expf.
  *
  * On a CPU with FMA, glibc's ifunc picks `__sinf_fma`, `__cosf_fma`, `__expf_fma`:
- * the same C compiled with -mfma, where GCC fuses every `a * b + c`. JS has no
+ * the same C compiled with -mfma, where GCC contracts the `a * b + c` steps. JS has no
  * fused multiply-add, so the two fusions that matter are reproduced exactly with
  * split constants (see `reduceFast` and `expf`); the remaining fusions sit in the
- * polynomials, where they move the double result by about an ulp of a double.
- * A C model of exactly this arithmetic was compared with the system libm over
- * all 2^32 f32 inputs, for each of the three functions: no difference, so plain
- * multiply-then-add is enough there (without the two exact steps, 2 expf, 12 sinf
- * and 22 cosf inputs differ).
+ * polynomials, where they move the double result by about an ulp of a double and
+ * change no f32 result: these functions were compared with the system's glibc 2.36
+ * (x86-64, FMA variants) over all 2^32 f32 inputs each, with no difference.
+ * (Without the two exact steps, 2 expf, 12 sinf and 22 cosf inputs differ.)
  *
  * Inputs are f32 values (numbers already rounded with Math.fround; others are
  * rounded first); results are f32 values. Valid for every f32 input, including
- * the large-argument reduction (|x| >= 120), +-0, subnormals, +-inf and NaN.
+ * the large-argument reduction (|x| >= 120), +-0, subnormals, +-inf and NaN
+ * (NaN results are JS NaN: glibc's NaN sign and payload are not kept).
  */
 
 // Scratch views for bit access (host side, so static data is fine here).

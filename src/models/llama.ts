@@ -141,6 +141,9 @@ export function llamaForward(
 ): void {
   const { dim, hiddenDim, headDim, ropeDim, normEps } = c;
   const halves = c.ropeStyle === "halves";
+  // logitRows is strictly increasing (row i of the output comes from row logitRows[i] >= i)
+  const nOut = logitRows.length;
+  let rows = T;
 
   // token embeddings
   b.embed(s.x, w.tokenEmbd, s.tokens, T);
@@ -168,26 +171,34 @@ export function llamaForward(
 
     // output projection and residual connection back into x
     linear(b, s.xb2, s.xb, L.wo, L.bo, T, s.mmScratch);
-    b.add(s.x, s.x, s.xb2, T * dim);
+    // past the last layer's attention only the rows whose logits are wanted matter (the cache is written):
+    // as llama.cpp does, move them to the front and finish with those alone
+    if (l === c.nLayers - 1 && rows > nOut) {
+      for (let i = 0; i < nOut; i++) {
+        b.copy(s.x + i * dim * 4, s.x + logitRows[i] * dim * 4, dim * 4);
+        b.copy(s.xb2 + i * dim * 4, s.xb2 + logitRows[i] * dim * 4, dim * 4);
+      }
+      rows = nOut;
+      if (rows === 0) return;
+    }
+    b.add(s.x, s.x, s.xb2, rows * dim);
 
     // feed-forward rmsnorm
-    b.rmsnorm(s.xb, s.x, L.ffnNorm, dim, normEps, T);
+    b.rmsnorm(s.xb, s.x, L.ffnNorm, dim, normEps, rows);
 
     // SwiGLU: w2(silu(w1(x)) * w3(x))
-    b.matmul(s.hb, s.xb, L.wGate, T, s.mmScratch);
-    b.matmul(s.hb2, s.xb, L.wUp, T, s.mmScratch);
-    b.swiglu(s.hb, s.hb, s.hb2, T * hiddenDim);
-    b.matmul(s.xb2, s.hb, L.wDown, T, s.mmScratch);
+    b.matmul(s.hb, s.xb, L.wGate, rows, s.mmScratch);
+    b.matmul(s.hb2, s.xb, L.wUp, rows, s.mmScratch);
+    b.swiglu(s.hb, s.hb, s.hb2, rows * hiddenDim);
+    b.matmul(s.xb2, s.hb, L.wDown, rows, s.mmScratch);
 
     // residual connection
-    b.add(s.x, s.x, s.xb2, T * dim);
+    b.add(s.x, s.x, s.xb2, rows * dim);
   }
 
-  // final rmsnorm and classifier, only for the rows whose next token is wanted
-  const nL = logitRows.length;
-  for (let i = 0; i < nL; i++) b.copy(s.xLast + i * dim * 4, s.x + logitRows[i] * dim * 4, dim * 4);
-  b.rmsnorm(s.xLast, s.xLast, w.outputNorm, dim, normEps, nL);
-  b.matmul(s.logits, s.xLast, w.output, nL, s.mmScratch);
+  // final rmsnorm and classifier, for the rows whose next token is wanted (now x's first nOut rows)
+  b.rmsnorm(s.xLast, s.x, w.outputNorm, dim, normEps, nOut);
+  b.matmul(s.logits, s.xLast, w.output, nOut, s.mmScratch);
 }
 
 export const llama: Architecture<LlamaWeights> = {

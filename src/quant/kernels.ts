@@ -43,6 +43,16 @@ const TABLE = new Map<GGMLTypeId, WeightKernel>([
   [GGMLType.Q6_K, entry(GGMLType.Q6_K, GGMLType.Q8_K, "q6_k")],
 ]);
 
+/**
+ * Matmuls that sum in llama.cpp's x86 order (load option ggmlOrder), by weight
+ * type: bit-identical to the CPU backend of the node-llama-cpp 3.22.1 build on
+ * an AVX-512 (Zen 4) host, slower than the default kernels. Same arguments as
+ * the default matmul of the type (F32 and F16 included: matmul_f32 / matmul_f16).
+ */
+export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, string> = new Map<GGMLTypeId, string>([
+  [GGMLType.Q8_0, "matmul_q8_0_ggml"],
+]);
+
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
 export const QUANT_WEIGHT_TYPES: readonly GGMLTypeId[] = [...TABLE.keys()];
 
