@@ -5,4 +5,5 @@
 export * from "./quant-act";
 export * from "./quant-matmul";
 export * from "./q8_0-ggml";
+export * from "./legacy-ggml";
 export * from "./quant-dequant";

@@ -51,6 +51,9 @@ const TABLE = new Map<GGMLTypeId, WeightKernel>([
  */
 export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, string> = new Map<GGMLTypeId, string>([
   [GGMLType.Q8_0, "matmul_q8_0_ggml"],
+  [GGMLType.Q4_1, "matmul_q4_1_ggml"],
+  [GGMLType.Q5_0, "matmul_q5_0_ggml"],
+  [GGMLType.Q5_1, "matmul_q5_1_ggml"],
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
