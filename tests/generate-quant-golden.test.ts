@@ -89,8 +89,26 @@ const SYNTH_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1
  */
 const OPEN_DEPARTURES = new Set(["bf16", "q2_k", "q3_k_m", "q5_k_m"]);
 
+/**
+ * Files whose logits kvasm reproduces bit for bit: the reference's top-5 logits after the prompt (stored as
+ * f32 values) must come out exactly, a far stronger check than the greedy ids.
+ */
+const BIT_EXACT = new Set(["q8_0"]);
+
 interface SynthRow extends Row {
   top1_margins: number[];
+  top5_after_prompt: [number, number][];
+}
+
+/** The prompt's logits for the reference's top-5 ids, where they are not exactly the reference's f32 values. */
+async function top5Mismatches(model: Model, row: SynthRow): Promise<string[]> {
+  const seq = model.newSequence();
+  try {
+    const logits = await model.prefill(seq, row.prompt_ids);
+    return row.top5_after_prompt.filter(([id, v]) => logits[id] !== Math.fround(v)).map(([id, v]) => `"${row.prompt}" logit of ${id}: ${logits[id]}, llama.cpp ${v}`);
+  } finally {
+    model.releaseSequence(seq);
+  }
 }
 
 for (const t of SYNTH_TYPES) {
@@ -102,6 +120,7 @@ for (const t of SYNTH_TYPES) {
     try {
       const bad: string[] = [];
       for (const row of rows) {
+        if (BIT_EXACT.has(t)) bad.push(...await top5Mismatches(model, row));
         const ds = await departures(model, row.prompt_ids, row.greedy_ids);
         if (!OPEN_DEPARTURES.has(t)) for (const v of violations(ds)) bad.push(`"${row.prompt}" ${v}`);
         else {
