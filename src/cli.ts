@@ -4,7 +4,7 @@
  * registered in COMMANDS). Runs unchanged under `deno run -A src/cli.ts` and
  * `bun src/cli.ts`: output goes to stdout as it is generated, timings to stderr.
  */
-import { loadModel } from "./model/model.ts";
+import { loadModel, type LoadOptions } from "./model/model.ts";
 import { generate } from "./generate.ts";
 import { KvasmError, ParamError } from "./errors.ts";
 import { fmtBytes } from "./memory/arena.ts";
@@ -35,6 +35,7 @@ options:
   --context N         positions per sequence (default: the model's)
   --threads N         threads, the calling one included (default: one per core)
   --backend B         wasm (default), webgpu, or auto (WebGPU when there is an adapter the model fits)
+  --ggml-order        llama.cpp's CPU arithmetic bit for bit (F16 KV cache, matmuls in ggml's order; slower)
 ${ENGINE_GENERATE_USAGE}
 
 ${SERVE_OPTIONS}`;
@@ -85,12 +86,15 @@ interface Io {
 
 async function cmdGenerate(f: Flags, io: Io): Promise<void> {
   const modelPath = required(f, "model");
-  if (usesEngine(f)) return engineGenerate(f, io, { tokenizer: str(f, "tokenizer"), contextLength: num(f, "context"), threads: num(f, "threads") });
+  // --ggml-order: the F16 cache (flash attention as ggml computes it) and matmuls summed in ggml's order
+  const ggml: LoadOptions = f.has("ggml-order") ? { ggmlOrder: true, kvCacheType: "f16" } : {};
+  if (usesEngine(f)) return engineGenerate(f, io, { ...ggml, tokenizer: str(f, "tokenizer"), contextLength: num(f, "context"), threads: num(f, "threads") });
   // token ids run models that ship no tokenizer (and skip tokenization when comparing with a reference)
   const prompt = parsePromptIds(str(f, "prompt-ids")) ?? required(f, "prompt");
   const t0 = performance.now();
   let lastShown = 0;
   const model = await loadModel(modelPath, {
+    ...ggml,
     tokenizer: str(f, "tokenizer"),
     contextLength: num(f, "context"),
     threads: num(f, "threads"),

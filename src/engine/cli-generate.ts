@@ -25,11 +25,13 @@ export const ENGINE_GENERATE_USAGE = `  --prompt TEXT       (repeatable) several
   --presence-penalty, --frequency-penalty   OpenAI-style penalties (0 = off)
   --stop TEXT         (repeatable) stop string, matched across token boundaries
   --logprobs N        report each token's logprob and the top N alternatives (with --json)
-  --kv-cache TYPE     f32 (default) or q8_0
+  --kv-cache TYPE     f32 (default), f16 or q8_0
   --json              one JSON line per finished sequence: prompt, text, token ids, finish reason, logprobs`;
 
 /** Flags only the engine path understands; their presence (or several prompts) selects it. */
 const ENGINE_FLAGS = ["n", "beams", "min-p", "repeat-penalty", "repeat-last-n", "presence-penalty", "frequency-penalty", "stop", "logprobs", "kv-cache", "json", "length-penalty", "early-stopping"];
+
+const KV_TYPES: KVType[] = ["f32", "f16", "q8_0"];
 
 export function usesEngine(f: Flags): boolean {
   return (f.get("prompt")?.length ?? 0) > 1 || ENGINE_FLAGS.some((k) => f.has(k));
@@ -68,7 +70,8 @@ export async function engineGenerate(f: Flags, io: Io, load: LoadOptions): Promi
   const beams = num(f, "beams");
   const n = num(f, "n") ?? (beams ?? 1);
   const width = Math.max(n, beams ?? 0);
-  const kvType = (last(f, "kv-cache") ?? "f32") as KVType;
+  const kvType = (last(f, "kv-cache") ?? load.kvCacheType ?? "f32") as KVType;
+  if (!KV_TYPES.includes(kvType)) throw new ParamError("--kv-cache", `must be one of ${KV_TYPES.join(", ")}, got ${JSON.stringify(kvType)}`);
   const params: Omit<RequestParams, "prompt"> = {
     maxTokens: num(f, "max-tokens"),
     temperature: num(f, "temperature"),
