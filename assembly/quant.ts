@@ -6,4 +6,6 @@ export * from "./quant-act";
 export * from "./quant-matmul";
 export * from "./q8_0-ggml";
 export * from "./legacy-ggml";
+export * from "./repack-ggml";
+export * from "./dense-ggml";
 export * from "./quant-dequant";

@@ -14,21 +14,25 @@ const f = Math.fround;
 const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
 /** An f32's bit pattern as hex (compares -0 and NaN payloads too, unlike JSON). */
 const bits = (x: number) => (f32[0] = x, u32[0].toString(16));
-const Q4_1 = "q4_1", Q5_0 = "q5_0", Q5_1 = "q5_1";
-type Kind = typeof Q4_1 | typeof Q5_0 | typeof Q5_1;
+const Q4_0 = "q4_0", Q4_1 = "q4_1", Q5_0 = "q5_0", Q5_1 = "q5_1";
+type Kind = typeof Q4_0 | typeof Q4_1 | typeof Q5_0 | typeof Q5_1;
+/** Q4_0 and Q5_0: value = unsigned - offset, Q8_0 activations, no min term. */
+const symmetric = (k: Kind) => k === Q4_0 || k === Q5_0;
+/** The kernel under test: Q4_0's vec_dot order is the fallback for weights llama.cpp does not repack. */
+const kernel = (k: Kind) => k === Q4_0 ? "matmul_q4_0_vecdot_ggml" : `matmul_${k}_ggml`;
 /** Weight block bytes, activation block bytes (Q8_0 for Q5_0, Q8_1 otherwise). */
-const WB: Record<Kind, number> = { q4_1: 20, q5_0: 22, q5_1: 24 };
-const AB: Record<Kind, number> = { q4_1: 36, q5_0: 34, q5_1: 36 };
+const WB: Record<Kind, number> = { q4_0: 18, q4_1: 20, q5_0: 22, q5_1: 24 };
+const AB: Record<Kind, number> = { q4_0: 34, q4_1: 36, q5_0: 34, q5_1: 36 };
 
 /** The 32 weight values of the block at o: nibble j (low nibbles first, as bytes_from_nibbles_32), plus bit j of qh x 16, minus 16 for Q5_0. */
 function weights(kind: Kind, v: DataView, o: number): number[] {
-  const qs = o + (kind === Q4_1 ? 4 : kind === Q5_0 ? 6 : 8);
-  const qh = kind === Q4_1 ? 0 : v.getUint32(o + (kind === Q5_0 ? 2 : 4), true);
+  const qs = o + (kind === Q4_0 ? 2 : kind === Q4_1 ? 4 : kind === Q5_0 ? 6 : 8);
+  const qh = kind === Q4_0 || kind === Q4_1 ? 0 : v.getUint32(o + (kind === Q5_0 ? 2 : 4), true);
   const out: number[] = [];
   for (let j = 0; j < 32; j++) {
     const nib = j < 16 ? v.getUint8(qs + j) & 15 : v.getUint8(qs + j - 16) >> 4;
     const hb = ((qh >>> j) & 1) << 4;
-    out.push(kind === Q4_1 ? nib : kind === Q5_1 ? nib | hb : (nib | hb) - 16);
+    out.push(kind === Q4_0 ? nib - 8 : kind === Q4_1 ? nib : kind === Q5_1 ? nib | hb : (nib | hb) - 16);
   }
   return out;
 }
@@ -45,7 +49,7 @@ function weights(kind: Kind, v: DataView, o: number): number[] {
 function ggmlDot(kind: Kind, wv: DataView, wo: number, xv: DataView, xo: number, nb: number): number {
   const lanes = new Float64Array(8); // each holds an f32 value
   let summs = 0;
-  const qa = kind === Q5_0 ? 2 : 4;
+  const qa = symmetric(kind) ? 2 : 4;
   for (let b = 0; b < nb; b++) {
     const w = wo + b * WB[kind], x = xo + b * AB[kind];
     const d = f(f16ToF32(wv.getUint16(w, true)) * f16ToF32(xv.getUint16(x, true)));
@@ -55,11 +59,11 @@ function ggmlDot(kind: Kind, wv: DataView, wo: number, xv: DataView, xo: number,
       for (let j = 4 * l; j < 4 * l + 4; j++) s += q[j] * xv.getInt8(x + qa + j);
       lanes[l] = f(d * s + lanes[l]);
     }
-    if (kind !== Q5_0) summs = f(f16ToF32(wv.getUint16(w + 2, true)) * f16ToF32(xv.getUint16(x + 2, true)) + summs);
+    if (!symmetric(kind)) summs = f(f16ToF32(wv.getUint16(w + 2, true)) * f16ToF32(xv.getUint16(x + 2, true)) + summs);
   }
   const r = [0, 1, 2, 3].map((i) => f(lanes[4 + i] + lanes[i]));
   const h = f(f(r[0] + r[2]) + f(r[1] + r[3]));
-  return kind === Q5_0 ? h : f(h + summs);
+  return symmetric(kind) ? h : f(h + summs);
 }
 
 let seed = 0x9e3779b9;
@@ -75,8 +79,8 @@ function instances(memory: WebAssembly.Memory) {
   });
 }
 
-for (const kind of [Q4_1, Q5_0, Q5_1] as Kind[]) {
-  test(`matmul_${kind}_ggml: every output equals ggml's lane-wise fused sum (+ min term), plain and relaxed builds, T = 1 and >= 2, any row range`, () => {
+for (const kind of [Q4_0, Q4_1, Q5_0, Q5_1] as Kind[]) {
+  test(`${kernel(kind)}: every output equals ggml's lane-wise fused sum (+ min term), plain and relaxed builds, T = 1 and >= 2, any row range`, () => {
     const memory = new WebAssembly.Memory({ initial: 64 });
     const u8 = new Uint8Array(memory.buffer), view = new DataView(memory.buffer);
     const n = 256, d = 37, nb = n / 32, wRow = nb * WB[kind], aRow = nb * AB[kind];
@@ -86,14 +90,14 @@ for (const kind of [Q4_1, Q5_0, Q5_1] as Kind[]) {
         const o = W + r * wRow + b * WB[kind];
         for (let i = 0; i < WB[kind]; i++) u8[o + i] = Math.floor(rnd() * 256); // qs and qh: any bits
         view.setUint16(o, scale(false), true); // d
-        if (kind !== Q5_0) view.setUint16(o + 2, scale(true), true); // m (Q4_1 and Q5_1 mins are often negative)
+        if (!symmetric(kind)) view.setUint16(o + 2, scale(true), true); // m (Q4_1 and Q5_1 mins are often negative)
       }
     }
     for (let t = 0; t < 5; t++) {
       for (let b = 0; b < nb; b++) {
         const o = X + t * aRow + b * AB[kind];
         view.setUint16(o, scale(false), true);
-        if (kind !== Q5_0) view.setUint16(o + 2, scale(true), true); // s: any value works for the arithmetic
+        if (!symmetric(kind)) view.setUint16(o + 2, scale(true), true); // s: any value works for the arithmetic
         for (let j = 0; j < 32; j++) view.setInt8(o + AB[kind] - 32 + j, Math.floor(rnd() * 255) - 127); // -127..127
       }
     }
@@ -102,7 +106,7 @@ for (const kind of [Q4_1, Q5_0, Q5_1] as Kind[]) {
         // [3, 30): an odd count (the row-pair loop's last pair is one row); [5, 6): a single row
         for (const [r0, r1] of [[0, d], [3, 30], [5, 6]]) {
           new Float32Array(memory.buffer, OUT, T * d).fill(NaN);
-          k[`matmul_${kind}_ggml`](OUT, X, W, n, d, T, r0, r1);
+          k[kernel(kind)](OUT, X, W, n, d, T, r0, r1);
           const out = new Float32Array(memory.buffer, OUT, T * d);
           for (let t = 0; t < T; t++) {
             for (let r = 0; r < d; r++) {

@@ -54,6 +54,12 @@ export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, string> = new Map<GGMLTy
   [GGMLType.Q4_1, "matmul_q4_1_ggml"],
   [GGMLType.Q5_0, "matmul_q5_0_ggml"],
   [GGMLType.Q5_1, "matmul_q5_1_ggml"],
+  [GGMLType.Q4_0, "matmul_q4_0_ggml"],
+  [GGMLType.Q2_K, "matmul_q2_k_ggml"],
+  [GGMLType.Q4_K, "matmul_q4_k_ggml"],
+  [GGMLType.BF16, "matmul_bf16_ggml"],
+  [GGMLType.F16, "matmul_f16_ggml"],
+  [GGMLType.F32, "matmul_f32_ggml"],
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
