@@ -241,24 +241,28 @@ export function add(out: usize, a: usize, b: usize, n: i32): void {
 }
 
 /**
- * SwiGLU: out = silu(gate) * up over n floats, silu(g) = g / (1 + e^-g), as
- * ggml_vec_swiglu_f32 of ggml's AVX-512 build computes it: groups of sixteen
- * through ggml_v_expf (its own polynomial, not the C library's), the last
- * n % 16 through the C library's expf.
+ * SwiGLU: out = silu(gate) * up on T rows of n floats, silu(g) = g / (1 + e^-g),
+ * as ggml_vec_swiglu_f32 of ggml's AVX-512 build computes each row: groups of
+ * sixteen through ggml_v_expf (its own polynomial, not the C library's), the
+ * row's last n % 16 through the C library's expf.
  */
-export function swiglu(out: usize, gate: usize, up: usize, n: i32): void {
+export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void {
   const one = f32x4.splat(1), zero = f32x4.splat(0);
   const nv = n & ~15;
-  let i = 0;
-  for (; i < nv; i += 4) {
-    const o = <usize>i << 2;
-    const g = v128.load(gate + o);
-    const silu = f32x4.div(g, f32x4.add(one, ggmlExpf4(f32x4.sub(zero, g))));
-    v128.store(out + o, f32x4.mul(silu, v128.load(up + o)));
-  }
-  for (; i < n; i++) {
-    const g = f32At(gate, i);
-    setF32(out, i, (g / (<f32>1 + expfGlibc(-g))) * f32At(up, i));
+  for (let t = 0; t < T; t++) {
+    const row = (<usize>t * <usize>n) << 2;
+    const o0 = out + row, g0 = gate + row, u0 = up + row;
+    let i = 0;
+    for (; i < nv; i += 4) {
+      const o = <usize>i << 2;
+      const g = v128.load(g0 + o);
+      const silu = f32x4.div(g, f32x4.add(one, ggmlExpf4(f32x4.sub(zero, g))));
+      v128.store(o0 + o, f32x4.mul(silu, v128.load(u0 + o)));
+    }
+    for (; i < n; i++) {
+      const g = f32At(g0, i);
+      setF32(o0, i, (g / (<f32>1 + expfGlibc(-g))) * f32At(u0, i));
+    }
   }
 }
 

@@ -8,4 +8,5 @@ export * from "./q8_0-ggml";
 export * from "./legacy-ggml";
 export * from "./repack-ggml";
 export * from "./dense-ggml";
+export * from "./kquant-ggml";
 export * from "./quant-dequant";

@@ -19,12 +19,12 @@
 // same way, so results do not depend on llama.cpp's threads or chunks, nor on
 // r0/r1 here. Integer sums are exact in every build (the i16 partials never
 // overflow); fused multiply-adds are emulated in f64 (see fused.ts).
-// Weights llama.cpp would not repack (d % 8 != 0) go to the plain kernels.
+// Weights llama.cpp would not repack (d % 8 != 0) take the type's vec_dot order.
 
 import { f16, f16x4, reduce4i, reduce4i16, dot16 } from "./quant-util";
 import { fma4 } from "./fused";
-import { matmul_q4_k, matmul_q2_k } from "./quant-matmul";
 import { matmul_q4_0_vecdot_ggml } from "./legacy-ggml";
+import { matmul_q4_k_vecdot_ggml, matmul_q2_k_vecdot_ggml } from "./kquant-ggml";
 
 // @ts-ignore: decorator
 @inline const Q8K: usize = 292; // f32 d, 256 int8, 16 i16 bsums
@@ -359,17 +359,16 @@ import { matmul_q4_0_vecdot_ggml } from "./legacy-ggml";
 
 /**
  * Q4_K weights x Q8_K activations in the order of llama.cpp's q4_K_8x8 gemv /
- * gemm (weights with d % 8 != 0 are not repacked there: plain kernel, which
- * stands in for the vec_dot order).
+ * gemm (weights with d % 8 != 0 are not repacked there: vec_dot's order).
  */
 export function matmul_q4_k_ggml(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  if (d & 7) { matmul_q4_k(out, xq, w, n, d, T, r0, r1); return; }
+  if (d & 7) { matmul_q4_k_vecdot_ggml(out, xq, w, n, d, T, r0, r1); return; }
   repacked(Q4_K, out, xq, w, n, d, T, r0, r1);
 }
 
-/** Q2_K weights x Q8_K activations in the order of llama.cpp's q2_K_8x8 gemv / gemm (d % 8 != 0: plain kernel). */
+/** Q2_K weights x Q8_K activations in the order of llama.cpp's q2_K_8x8 gemv / gemm (d % 8 != 0: vec_dot's order). */
 export function matmul_q2_k_ggml(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  if (d & 7) { matmul_q2_k(out, xq, w, n, d, T, r0, r1); return; }
+  if (d & 7) { matmul_q2_k_vecdot_ggml(out, xq, w, n, d, T, r0, r1); return; }
   repacked(Q2_K, out, xq, w, n, d, T, r0, r1);
 }
 

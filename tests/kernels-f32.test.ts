@@ -164,7 +164,7 @@ test("rmsnorm, add, swiglu and softmax match their oracles on odd sizes", async 
       k.add(out, px, pb, T * n);
       assertClose(heap.f32(out, T * n), x.map((v, i) => v + b[i]), 1e-6, `add n=${n}`);
 
-      k.swiglu(out, px, pb, T * n);
+      k.swiglu(out, px, pb, n, T);
       assertClose(heap.f32(out, T * n), Array.from(x, (g, i) => (g / (1 + Math.exp(-g))) * b[i]), 2e-6, `swiglu n=${n}`, 1e-6);
 
       const big = rand(n, n + 9, 80); // large logits: the max-subtraction must keep exp finite

@@ -36,7 +36,8 @@ export interface Backend {
   /** In place on T rows of nHeads heads; positions: device i32 (T); table: (cos, sin) pairs (maxPos, ropeDim/2). */
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void;
   add(out: number, a: number, b: number, n: number): void;
-  swiglu(out: number, gate: number, up: number, n: number): void;
+  /** out = silu(gate) * up on T rows of n (row by row, as ggml groups its SIMD body and tail per row). */
+  swiglu(out: number, gate: number, up: number, n: number, T: number): void;
   /** Writes T rows of K and V (kvDim floats each) into their cache slots for one layer. */
   kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void;
   /** out (T, qDim) = attention of T query rows over the cache, for one layer. */

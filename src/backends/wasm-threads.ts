@@ -173,11 +173,15 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.pool.splitOffset("add", [out, a, b, n], [4, 4, 4, 0], 3, n, ELEMENT_ALIGN);
   }
 
-  override swiglu(out: number, gate: number, up: number, n: number): void {
-    if (this.defer(() => this.swiglu(out, gate, up, n))) return;
+  override swiglu(out: number, gate: number, up: number, n: number, T: number): void {
+    if (this.defer(() => this.swiglu(out, gate, up, n, T))) return;
     // an exp per element: worth splitting at an eighth of add's size
-    if (!this.pool || 8 * n < this.minWork) return super.swiglu(out, gate, up, n);
-    this.pool.splitOffset("swiglu", [out, gate, up, n], [4, 4, 4, 0], 3, n, ELEMENT_ALIGN);
+    if (!this.pool || 8 * n * T < this.minWork) return super.swiglu(out, gate, up, n, T);
+    // rows whose width is a multiple of 16 group alike as one long row (split at multiples of 64 elements);
+    // other widths split by whole rows, so each row's SIMD body and tail fall as on one thread
+    if (n % 16 === 0) this.pool.splitOffset("swiglu", [out, gate, up, n * T, 1], [4, 4, 4, 0, 0], 3, n * T, ELEMENT_ALIGN);
+    else if (T > 1) this.pool.splitOffset("swiglu", [out, gate, up, n, T], [n * 4, n * 4, n * 4, 0, 0], 4, T, 1);
+    else super.swiglu(out, gate, up, n, T);
   }
 
   // ---------------------------------------------------------------- calling-thread ops, in order behind a pending op

@@ -150,8 +150,8 @@ export class WasmBackend implements Backend {
     this.kernels.add(out, a, b, n);
   }
 
-  swiglu(out: number, gate: number, up: number, n: number): void {
-    this.kernels.swiglu(out, gate, up, n);
+  swiglu(out: number, gate: number, up: number, n: number, T: number): void {
+    this.kernels.swiglu(out, gate, up, n, T);
   }
 
   layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {

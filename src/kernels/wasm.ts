@@ -9,7 +9,7 @@ export interface Kernels {
   dequantize_f16(out: number, w: number, n: number): void;
   rmsnorm(out: number, x: number, w: number, n: number, eps: number, T: number): void;
   add(out: number, a: number, b: number, n: number): void;
-  swiglu(out: number, gate: number, up: number, n: number): void;
+  swiglu(out: number, gate: number, up: number, n: number, T: number): void;
   softmax(x: number, n: number): void;
   rope(x: number, cs: number, pos: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: number): void;
   attention(

@@ -189,7 +189,7 @@ export function llamaForward(
     // SwiGLU: w2(silu(w1(x)) * w3(x))
     b.matmul(s.hb, s.xb, L.wGate, rows, s.mmScratch);
     b.matmul(s.hb2, s.xb, L.wUp, rows, s.mmScratch);
-    b.swiglu(s.hb, s.hb, s.hb2, rows * hiddenDim);
+    b.swiglu(s.hb, s.hb, s.hb2, hiddenDim, rows);
     b.matmul(s.xb2, s.hb, L.wDown, rows, s.mmScratch);
 
     // residual connection

@@ -50,16 +50,19 @@ const TABLE = new Map<GGMLTypeId, WeightKernel>([
  * the default matmul of the type (F32 and F16 included: matmul_f32 / matmul_f16).
  */
 export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, string> = new Map<GGMLTypeId, string>([
-  [GGMLType.Q8_0, "matmul_q8_0_ggml"],
+  [GGMLType.F32, "matmul_f32_ggml"], // vec_dot_f32 (T = 1), tinyBLAS (T >= 2)
+  [GGMLType.F16, "matmul_f16_ggml"], // vec_dot_f16, tinyBLAS
+  [GGMLType.BF16, "matmul_bf16_ggml"], // vec_dot_bf16 (AVX512-BF16 dot), tinyBLAS
+  [GGMLType.Q8_0, "matmul_q8_0_ggml"], // vec_dot and tinyBLAS sum alike
+  [GGMLType.Q4_0, "matmul_q4_0_ggml"], // repacked q4_0_8x8 gemv/gemm (rows % 8 != 0: vec_dot)
   [GGMLType.Q4_1, "matmul_q4_1_ggml"],
   [GGMLType.Q5_0, "matmul_q5_0_ggml"],
   [GGMLType.Q5_1, "matmul_q5_1_ggml"],
-  [GGMLType.Q4_0, "matmul_q4_0_ggml"],
-  [GGMLType.Q2_K, "matmul_q2_k_ggml"],
-  [GGMLType.Q4_K, "matmul_q4_k_ggml"],
-  [GGMLType.BF16, "matmul_bf16_ggml"],
-  [GGMLType.F16, "matmul_f16_ggml"],
-  [GGMLType.F32, "matmul_f32_ggml"],
+  [GGMLType.Q2_K, "matmul_q2_k_ggml"], // repacked q2_K_8x8 (rows % 8 != 0: vec_dot)
+  [GGMLType.Q3_K, "matmul_q3_k_ggml"],
+  [GGMLType.Q4_K, "matmul_q4_k_ggml"], // repacked q4_K_8x8 (rows % 8 != 0: vec_dot)
+  [GGMLType.Q5_K, "matmul_q5_k_ggml"],
+  [GGMLType.Q6_K, "matmul_q6_k_ggml"],
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */

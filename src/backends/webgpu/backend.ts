@@ -448,8 +448,8 @@ export class WebGpuBackend implements Backend {
     this.elementwise("add", ADD, [out / 4, a / 4, b / 4, n], n);
   }
 
-  swiglu(out: number, gate: number, up: number, n: number): void {
-    this.elementwise("swiglu", SWIGLU, [out / 4, gate / 4, up / 4, n], n);
+  swiglu(out: number, gate: number, up: number, n: number, T: number): void {
+    this.elementwise("swiglu", SWIGLU, [out / 4, gate / 4, up / 4, n * T], n * T);
   }
 
   kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
