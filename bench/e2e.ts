@@ -4,8 +4,11 @@
  * and the effective GB/s of weights read per decoded token, next to the
  * machine's read bandwidth measured by the same kernels in the same run.
  *
- *   deno run -A bench/e2e.ts [--shape stories110M] [--types F32,Q8_0] [--decode 48] [--json]
+ *   deno run -A bench/e2e.ts [--shape stories110M] [--types F32,Q8_0] [--decode 48] [--json] [--ggml-order]
  *   bun bench/e2e.ts ...
+ *
+ * --ggml-order also measures each type loaded for llama.cpp's arithmetic bit for bit
+ * ({ ggmlOrder: true, kvCacheType: "f16" }) and prints its speed as a share of the default's.
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
@@ -49,6 +52,8 @@ export function decodeBytes(model: Model): number {
 
 export interface E2EResult {
   type: string;
+  /** "default", or "ggml" for { ggmlOrder: true, kvCacheType: "f16" } */
+  mode?: "default" | "ggml";
   weightBytes: number;
   decodeTps: number;
   prefillTps: number;
@@ -88,16 +93,20 @@ if (import.meta.main) {
   const shape = flag("shape", "stories110M");
   const types = flag("types", "F32,Q8_0,Q4_0,Q4_K_M").split(",");
   const decodeTokens = Number(flag("decode", "48"));
+  const modes = args.includes("--ggml-order") ? ["default", "ggml"] as const : ["default"] as const;
   const results: E2EResult[] = [];
   let bw = 0;
   for (const type of types) {
     const path = await ensureSyntheticModel(shape, type as SyntheticType);
-    const model = await loadModel(path, { contextLength: 512, threads: 1 });
-    try {
-      results.push(await measure(model, type, decodeTokens));
-      bw = Math.max(bw, readBandwidth(model));
-    } finally {
-      await model.close();
+    for (const mode of modes) {
+      const exact = mode === "ggml" ? { ggmlOrder: true, kvCacheType: "f16" as const } : {};
+      const model = await loadModel(path, { contextLength: 512, threads: 1, ...exact });
+      try {
+        results.push({ ...await measure(model, type, decodeTokens), mode });
+        bw = Math.max(bw, readBandwidth(model));
+      } finally {
+        await model.close();
+      }
     }
   }
   if (args.includes("--json")) {
@@ -105,10 +114,15 @@ if (import.meta.main) {
   } else {
     console.log(`${runtime}, ${shape}, 1 thread; read bandwidth (read_probe kernel over the weights): ${bw.toFixed(1)} GB/s`);
     for (const r of results) {
+      const base = results.find((d) => d.type === r.type && d.mode === "default")!;
+      const share = r.mode === "ggml"
+        ? `  [ggml order: ${((100 * r.decodeTps) / base.decodeTps).toFixed(0)}% of default decode, ${((100 * r.prefillTps) / base.prefillTps).toFixed(0)}% prefill]`
+        : "";
       console.log(
-        `${r.type.padEnd(6)} decode ${r.decodeTps.toFixed(1).padStart(6)} tok/s  ${r.decodeGBs.toFixed(1)} GB/s of weights ` +
-          `(${((100 * r.decodeGBs) / bw).toFixed(0)}% of read bandwidth)  prefill(128) ${r.prefillTps.toFixed(1).padStart(6)} tok/s`,
+        `${(r.type + (r.mode === "ggml" ? "*" : "")).padEnd(7)} decode ${r.decodeTps.toFixed(1).padStart(6)} tok/s  ${r.decodeGBs.toFixed(1)} GB/s of weights ` +
+          `(${((100 * r.decodeGBs) / bw).toFixed(0)}% of read bandwidth)  prefill(128) ${r.prefillTps.toFixed(1).padStart(6)} tok/s${share}`,
       );
     }
+    if (modes.length > 1) console.log(`* loaded with { ggmlOrder: true, kvCacheType: "f16" }: llama.cpp's CPU arithmetic bit for bit`);
   }
 }

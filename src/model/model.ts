@@ -48,10 +48,10 @@ export interface LoadOptions {
   /** Use the relaxed-SIMD kernels; default: when the runtime validates them. */
   relaxedSimd?: boolean;
   /**
-   * WASM backend: where kvasm's fastest kernels sum floats in another order than llama.cpp's x86 CPU build
-   * (Q8_0 matmuls: ggml keeps eight lanes per output and one fused multiply-add per block), use kernels that
-   * follow ggml's order, so greedy output is bit-identical to llama.cpp's (with kvCacheType "f16"). About half
-   * the Q8_0 decode speed. Default: false.
+   * WASM backend: matmuls that sum floats exactly as llama.cpp's x86 CPU backend does for each weight type
+   * (its vec_dot lanes and fused multiply-adds, tinyBLAS for several rows, the repacked 8x8 gemv/gemm of
+   * Q4_0/Q4_K/Q2_K) instead of kvasm's fastest order. With kvCacheType "f16" every op then equals
+   * llama.cpp's bit for bit, logits included. Slower (F32 most; see the README). Default: false.
    */
   ggmlOrder?: boolean;
   /** A backend instance, or "wasm" (default: on `threads` threads), "webgpu", or "auto" (WebGPU when an adapter exists and the model fits it). */
