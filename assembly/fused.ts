@@ -51,3 +51,24 @@
   const alt = v128.andnot(f32x4.splat(Infinity), f32x4.le(n, f32x4.splat(0)));
   return v128.bitselect(alt, res, big);
 }
+
+/**
+ * Two of an output's eight f32 lanes after one more block, the lanes kept in
+ * f64 between blocks (each value stays an f32): acc = f32(d * q + acc), the
+ * fused multiply-add, since d (an f32) times the block's integer dot q (at
+ * most 24 bits here) is exact in f64.
+ */
+// @ts-ignore: decorator
+@inline export function fmaLanes(acc: v128, d: v128, q: v128): v128 {
+  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(d, f64x2.convert_low_i32x4_s(q)), acc)));
+}
+
+/** hsum_float_8 of lanes a (0,1), b (2,3), c (4,5), e (6,7): the upper four onto the lower, lanes 2,3 onto 0,1, lane 1 onto 0. */
+// @ts-ignore: decorator
+@inline export function hsum8(a: v128, b: v128, c: v128, e: v128): f32 {
+  const r0 = <f32>f64x2.extract_lane(c, 0) + <f32>f64x2.extract_lane(a, 0);
+  const r1 = <f32>f64x2.extract_lane(c, 1) + <f32>f64x2.extract_lane(a, 1);
+  const r2 = <f32>f64x2.extract_lane(e, 0) + <f32>f64x2.extract_lane(b, 0);
+  const r3 = <f32>f64x2.extract_lane(e, 1) + <f32>f64x2.extract_lane(b, 1);
+  return (r0 + r2) + (r1 + r3);
+}

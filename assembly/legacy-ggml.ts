@@ -13,6 +13,7 @@
 // are exact; lane sums stay below 2^24, so their conversion is exact too.
 
 import { f16 } from "./quant-util";
+import { fmaf, fmaLanes, hsum8 } from "./fused";
 
 // ggml type ids
 // @ts-ignore: decorator
@@ -92,32 +93,6 @@ import { f16 } from "./quant-util";
 }
 
 /**
- * One block's contribution to two of an output's eight lanes, kept in f64 (each
- * lane's value stays an f32): acc = f32(d * q + acc), the fused multiply-add,
- * since d * q (24-bit times at most 15-bit) is exact in f64.
- */
-// @ts-ignore: decorator
-@inline function fmaLanes(acc: v128, d: v128, q: v128): v128 {
-  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(d, f64x2.convert_low_i32x4_s(q)), acc)));
-}
-
-/** hsum_float_8 of lanes a (0,1), b (2,3), c (4,5), e (6,7): the upper four onto the lower, lanes 2,3 onto 0,1, lane 1 onto 0. */
-// @ts-ignore: decorator
-@inline function hsum8(a: v128, b: v128, c: v128, e: v128): f32 {
-  const r0 = <f32>f64x2.extract_lane(c, 0) + <f32>f64x2.extract_lane(a, 0);
-  const r1 = <f32>f64x2.extract_lane(c, 1) + <f32>f64x2.extract_lane(a, 1);
-  const r2 = <f32>f64x2.extract_lane(e, 0) + <f32>f64x2.extract_lane(b, 0);
-  const r3 = <f32>f64x2.extract_lane(e, 1) + <f32>f64x2.extract_lane(b, 1);
-  return (r0 + r2) + (r1 + r3);
-}
-
-/** fma(m, s, acc) for f32 operands: m * s (two f16 values) is exact in f64. */
-// @ts-ignore: decorator
-@inline function fmaMin(m: f32, s: f32, acc: f32): f32 {
-  return <f32>(<f64>m * <f64>s + <f64>acc);
-}
-
-/**
  * The row loop. Two rows from two bands of [r0, r1) are read together (two
  * far-apart streams, and each activation block's loads shared); each output
  * is its own sum, so the result does not depend on r0/r1.
@@ -155,8 +130,8 @@ import { f16 } from "./quant-util";
         b2 = fmaLanes(b2, s, hi); b3 = fmaLanes(b3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
         if (!symmetric(k)) {
           const sa = f16(xb + 2);
-          ma = fmaMin(f16(pa + 2), sa, ma);
-          mb = fmaMin(f16(pb + 2), sa, mb);
+          ma = fmaf(f16(pa + 2), sa, ma);
+          mb = fmaf(f16(pb + 2), sa, mb);
         }
       }
       // Q4_0/Q5_0 have no min term (adding ma = 0 would turn an output of -0 into +0)

@@ -9,6 +9,7 @@
 // result. Integer dots are exact either way.
 
 import { f16 } from "./quant-util";
+import { fmaLanes, hsum8 } from "./fused";
 
 // @ts-ignore: decorator
 @inline const BLOCK: usize = 34; // f16 scale + 32 int8
@@ -28,26 +29,6 @@ import { f16 } from "./quant-util";
   const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(w), i16x8.extend_low_i8x16_s(x));
   const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(w), i16x8.extend_high_i8x16_s(x));
   return i32x4.add(i32x4.shuffle(lo, hi, 0, 2, 4, 6), i32x4.shuffle(lo, hi, 1, 3, 5, 7));
-}
-
-/**
- * One block's contribution to an output's eight lanes, kept in f64 (each
- * lane's value stays an f32): acc = f32(d * q + acc), the fused
- * multiply-add, since d * q (24-bit times 17-bit) is exact in f64.
- */
-// @ts-ignore: decorator
-@inline function fmaLanes(acc: v128, d: v128, q: v128): v128 {
-  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(d, f64x2.convert_low_i32x4_s(q)), acc)));
-}
-
-/** hsum_float_8 of lanes a (0,1), b (2,3), c (4,5), e (6,7): the upper four onto the lower, lanes 2,3 onto 0,1, lane 1 onto 0. */
-// @ts-ignore: decorator
-@inline function hsum8(a: v128, b: v128, c: v128, e: v128): f32 {
-  const r0 = <f32>f64x2.extract_lane(c, 0) + <f32>f64x2.extract_lane(a, 0);
-  const r1 = <f32>f64x2.extract_lane(c, 1) + <f32>f64x2.extract_lane(a, 1);
-  const r2 = <f32>f64x2.extract_lane(e, 0) + <f32>f64x2.extract_lane(b, 0);
-  const r3 = <f32>f64x2.extract_lane(e, 1) + <f32>f64x2.extract_lane(b, 1);
-  return (r0 + r2) + (r1 + r3);
 }
 
 /** One weight row against one activation row, nb blocks. */
