@@ -2,7 +2,7 @@
 // residual add, row fetch and attention over the paged KV cache.
 // Every pointer is a byte address in the imported memory; outputs come first.
 
-import { hsum, madd, expf, expf4, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
+import { hsum, madd, expf, expf4, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fmaf, ggmlExpf4 } from "./fused";
 
 // @ts-ignore: decorator
@@ -185,7 +185,10 @@ export function matmul_f16(out: usize, x: usize, w: usize, n: i32, d: i32, T: i3
 
 /** out[i] = x[i] rounded to the nearest half (ties to even), as f32. Activations of an F16 matmul. */
 export function round_f16(out: usize, x: usize, n: i32): void {
-  for (let i = 0; i < n; i++) setF32(out, i, roundToF16(f32At(x, i)));
+  const nv = n & ~3;
+  let i = 0;
+  for (; i < nv; i += 4) v128.store(out + (<usize>i << 2), roundToF16x4(v128.load(x + (<usize>i << 2))));
+  for (; i < n; i++) setF32(out, i, roundToF16(f32At(x, i)));
 }
 
 // ---------------------------------------------------------------- row fetch

@@ -8,7 +8,7 @@
 // the other side of a rounding step there moves every later logit.
 // Pointers are byte addresses in the imported memory; outputs come first.
 
-import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16 } from "./math";
+import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -101,6 +101,14 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
   return <f32>sum;
 }
 
+/** f32(v * s + y) on four lanes through f64: v (a half) times s (an f32) is exact there, so this is the fma. */
+// @ts-ignore: decorator
+@inline function fmaHalf(v: v128, s: v128, y: v128): v128 {
+  const lo = f64x2.add(f64x2.mul(f64x2.promote_low_f32x4(v), s), f64x2.promote_low_f32x4(y));
+  const hi = f64x2.add(f64x2.mul(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3)), s), f64x2.promote_low_f32x4(i32x4.shuffle(y, y, 2, 3, 2, 3)));
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
 /**
  * Flash attention over F16 pages: heads [h0, h1) of one query row attend
  * positions [start, end) through the page table (layout as in `attention`,
@@ -120,12 +128,14 @@ export function attention_f16(
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>1 / sqrt<f32>(<f32>headDim); // llama.cpp's kq_scale = 1.0f/sqrtf(float(n_embd_head))
   const slotBytes = <usize>kvDim << 1;
+  const dv = headDim & ~7; // eight halves per load in the SIMD loops, the rest one by one
   for (let h = h0; h < h1; h++) {
     const qh = q + ((<usize>h * headDim) << 2);
-    for (let i = 0; i < headDim; i++) setF32(qh, i, roundToF16(f32At(qh, i)));
+    for (let i = 0; i < dv; i += 4) v128.store(qh + (<usize>i << 2), roundToF16x4(v128.load(qh + (<usize>i << 2))));
+    for (let i = dv; i < headDim; i++) setF32(qh, i, roundToF16(f32At(qh, i)));
     const kvHeadOff = (<usize>(h / kvMul) * headDim) << 1;
     const oh = out + ((<usize>h * headDim) << 2);
-    for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
+    memory.fill(oh, 0, <usize>headDim << 2);
     let M: f32 = -Infinity;
     let S: f32 = 0;
     for (let p = start; p < end; p++) {
@@ -136,14 +146,23 @@ export function attention_f16(
       if (s > M) {
         ms = expfGlibc(M - s);
         M = s;
-        for (let i = 0; i < headDim; i++) setF32(oh, i, roundToF16(f32At(oh, i) * ms));
+        const ms4 = f32x4.splat(ms);
+        for (let i = 0; i < dv; i += 4) v128.store(oh + (<usize>i << 2), roundToF16x4(f32x4.mul(v128.load(oh + (<usize>i << 2)), ms4)));
+        for (let i = dv; i < headDim; i++) setF32(oh, i, roundToF16(f32At(oh, i) * ms));
       } else {
         vs = expfGlibc(s - M);
       }
       // y = half(fma(v, vs, y)): the product of a half and an f32 is exact in f64, so one f64 add then f32 rounding is the fma
       const v = slot + <usize>vOff;
       const vs64 = <f64>vs;
-      for (let i = 0; i < headDim; i++) {
+      const vs2 = f64x2.splat(vs64);
+      for (let i = 0; i < dv; i += 8) {
+        const h8 = v128.load(v + (<usize>i << 1));
+        const o = oh + (<usize>i << 2);
+        v128.store(o, roundToF16x4(fmaHalf(f16x8Lo(h8), vs2, v128.load(o))));
+        v128.store(o, roundToF16x4(fmaHalf(f16x8Hi(h8), vs2, v128.load(o, 16))), 16);
+      }
+      for (let i = dv; i < headDim; i++) {
         const y = <f32>(<f64>f16ToF32(load<u16>(v + (<usize>i << 1))) * vs64 + <f64>f32At(oh, i));
         setF32(oh, i, roundToF16(y));
       }

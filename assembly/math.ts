@@ -112,6 +112,21 @@
   return reinterpret<f32>(sign | r);
 }
 
+/** roundToF16 on four lanes, branch-free: the same three cases chosen by masks. */
+// @ts-ignore: decorator
+@inline export function roundToF16x4(x: v128): v128 {
+  const sign = v128.and(x, i32x4.splat(0x80000000));
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const lsb = v128.and(i32x4.shr_u(a, 13), i32x4.splat(1));
+  const normal = v128.and(i32x4.add(i32x4.add(a, i32x4.splat(0xfff)), lsb), i32x4.splat(0xffffe000));
+  const half = f32x4.splat(0.5);
+  const sub = f32x4.sub(f32x4.add(a, half), half);
+  let r = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(0x38800000)));
+  r = v128.bitselect(i32x4.splat(0x7f800000), r, i32x4.ge_s(a, i32x4.splat(0x477ff000)));
+  r = v128.bitselect(a, r, i32x4.ge_s(a, i32x4.splat(0x7f800000)));
+  return v128.or(r, sign);
+}
+
 /**
  * glibc's __exp2f_data.tab[i] = bits(2^(i/32)) - (i << 47), i in 0..31, as f64 bit
  * patterns: adding k << 47 (k = 32 e + i) gives the bits of 2^(k/32). Five levels of

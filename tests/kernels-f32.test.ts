@@ -3,6 +3,7 @@
 import { assert, assertClose, test } from "./harness.ts";
 import { instantiateKernels, type Kernels } from "../src/kernels/wasm.ts";
 import type { KernelVariant } from "../src/kernels/binaries.ts";
+import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
 
 const BASE = 65536;
 
@@ -132,6 +133,23 @@ test("round_f16 rounds ties to even, overflow to infinity, and keeps subnormals"
     const got = heap.f32(out, cases.length);
     const want = [1, 1 + 4 * 2 ** -11, 65504, 65504, Infinity, 2 ** -24, 0, 2 ** -23, 0, -2.5, 0];
     for (let i = 0; i < cases.length; i++) assert(got[i] === want[i], `round_f16(${cases[i]}) = ${got[i]}, want ${want[i]}`);
+  });
+});
+
+test("round_f16 (four lanes at a time) equals the scalar reference over a sweep of every kind of f32", async () => {
+  await withKernels((k, heap) => {
+    // every 65521st bit pattern: both signs, subnormals, every exponent, halfway cases, inf and NaN
+    const n = Math.ceil(2 ** 32 / 65521);
+    const bits = new Uint32Array(n);
+    for (let i = 0; i < n; i++) bits[i] = (i * 65521) >>> 0;
+    const x = new Float32Array(bits.buffer);
+    const p = heap.put(x), out = heap.alloc(n);
+    k.round_f16(out, p, n);
+    const got = heap.f32(out, n);
+    for (let i = 0; i < n; i++) {
+      const want = Number.isNaN(x[i]) ? NaN : f16ToF32(f32ToF16(x[i]));
+      if (!Object.is(got[i], want)) assert(false, `round_f16 of bits 0x${bits[i].toString(16)} (${x[i]}): ${got[i]}, want ${want}`);
+    }
   });
 });
 
