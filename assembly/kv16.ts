@@ -118,10 +118,12 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
  * time in order, with the running output kept in half precision (scaled by
  * expf(Mold - M) on a new maximum, then y = half(fma(v, expf(s - M), y)))
  * and the running sum in f32; the output is that half vector times 1/sum.
- * The running output lives in `out` (as f32 values that are halves).
+ * The running output lives in `out` (as f32 values that are halves). The
+ * arguments are `attention`'s, so the thread pool splits both alike; the
+ * score scratch (_att) goes unused: scores are consumed as they come.
  */
 export function attention_f16(
-  out: usize, q: usize,
+  out: usize, q: usize, _att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
 ): void {

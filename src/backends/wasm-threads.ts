@@ -140,8 +140,8 @@ export class ThreadedWasmBackend extends WasmBackend {
       const r = (rows >> 2) + t * ROW_FIELDS;
       maxLen = Math.max(maxLen, this.heapI32[r + ROW_POS] + 1 - this.heapI32[r + ROW_START]);
     }
-    // the Q8_0 and F16 caches' attention runs on the calling thread (the workers' split calls the f32 kernel)
-    if (!this.pool || kv.kvType !== "f32" || 2 * T * kv.nHeads * maxLen * kv.headDim < this.minWork) {
+    // the Q8_0 cache's attention runs on the calling thread; the F16 cache's kernel takes the f32 one's arguments
+    if (!this.pool || kv.kvType === "q8_0" || 2 * T * kv.nHeads * maxLen * kv.headDim < this.minWork) {
       return super.attention(out, q, kv, layer, rows, T, scratch);
     }
     const { kOff, vOff } = kvOffsets(kv, layer);
@@ -150,7 +150,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
     a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
     a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
-    this.pool.splitHeads("attention", a, kv.nHeads);
+    this.pool.splitHeads(kv.kvType === "f16" ? "attention_f16" : "attention", a, kv.nHeads);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {

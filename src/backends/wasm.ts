@@ -219,7 +219,7 @@ export class WasmBackend implements Backend {
       if (kv.kvType === "f16") {
         // llama.cpp's flash attention; rounds this row's q to half in place
         this.kernels.attention_f16(
-          out + t * qDim * 4, q + t * qDim * 4,
+          out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
           kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
         );
