@@ -31,7 +31,11 @@ export interface LoadOptions {
   contextLength?: number;
   /** Sequences that can hold KV pages at once (the engine's batch); default 1. */
   maxSequences?: number;
-  /** Token rows per forward pass: prefill chunk and batched-decode width; default 128. */
+  /**
+   * Token rows per forward pass: prefill chunk and batched-decode width; default 128, or 512 with
+   * ggmlOrder (llama.cpp's ubatch: its kernels' order depends on a batch's row count, so a prompt must be
+   * cut where llama.cpp cuts it).
+   */
   maxBatchRows?: number;
   /** Positions per KV page; default 16. */
   pageSize?: number;
@@ -306,7 +310,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const ctx = opts.contextLength ?? config.contextLength;
   if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
   const maxSeqs = opts.maxSequences ?? 1;
-  const maxRows = opts.maxBatchRows ?? 128;
+  const maxRows = opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128);
   const pageSize = opts.pageSize ?? 16;
   const nPages = opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize);
   const maxLogitRows = Math.max(maxSeqs, 1);
