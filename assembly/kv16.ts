@@ -9,6 +9,7 @@
 // Pointers are byte addresses in the imported memory; outputs come first.
 
 import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
+import { fma4, ggmlExpf4 } from "./fused";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -172,5 +173,178 @@ export function attention_f16(
     }
     const inv: f32 = S == 0 ? 0 : <f32>1 / S;
     for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
+  }
+}
+
+/** Lanes [0, n) of v (n in 1..4) to p: the tail of a group of four whose other lanes lie outside the tile. */
+// @ts-ignore: decorator
+@inline function storeLanes(p: usize, v: v128, n: i32): void {
+  store<f32>(p, f32x4.extract_lane(v, 0));
+  if (n > 1) store<f32>(p, f32x4.extract_lane(v, 1), 4);
+  if (n > 2) store<f32>(p, f32x4.extract_lane(v, 2), 8);
+  if (n > 3) store<f32>(p, f32x4.extract_lane(v, 3), 12);
+}
+
+/**
+ * Softmax weights of the tile positions P0..P0+3 (one group of four lanes of
+ * a sixteen-lane block): ggml_v_expf(s - M) where P lies in [lo, hi), else 0
+ * (ggml's -inf mask and padding: ggml_v_expf(-inf) is 0). The scores at
+ * sc[P - lo] are replaced by the weights, which the V step reads.
+ */
+// @ts-ignore: decorator
+@inline function tileWeights(sc: usize, P0: i32, lo: i32, hi: i32, M4: v128): v128 {
+  if (P0 + 4 <= lo || P0 >= hi) return f32x4.splat(0);
+  if (P0 >= lo && P0 + 4 <= hi) {
+    const at = sc + (<usize>(P0 - lo) << 2);
+    const e = ggmlExpf4(f32x4.sub(v128.load(at), M4));
+    v128.store(at, e);
+    return e;
+  }
+  // a group cut by lo or hi: live lanes from the scores, the others -inf (weight 0)
+  let s = f32x4.splat(-Infinity);
+  if (P0 >= lo && P0 < hi) s = f32x4.replace_lane(s, 0, f32At(sc, P0 - lo));
+  if (P0 + 1 >= lo && P0 + 1 < hi) s = f32x4.replace_lane(s, 1, f32At(sc, P0 + 1 - lo));
+  if (P0 + 2 >= lo && P0 + 2 < hi) s = f32x4.replace_lane(s, 2, f32At(sc, P0 + 2 - lo));
+  if (P0 + 3 >= lo && P0 + 3 < hi) s = f32x4.replace_lane(s, 3, f32At(sc, P0 + 3 - lo));
+  let e = ggmlExpf4(f32x4.sub(s, M4));
+  e = v128.and(e, f32x4.ne(s, f32x4.splat(-Infinity))); // exactly 0 off the tile, as ggml_v_expf gives
+  if (P0 >= lo && P0 < hi) setF32(sc, P0 - lo, f32x4.extract_lane(e, 0));
+  if (P0 + 1 >= lo && P0 + 1 < hi) setF32(sc, P0 + 1 - lo, f32x4.extract_lane(e, 1));
+  if (P0 + 2 >= lo && P0 + 2 < hi) setF32(sc, P0 + 2 - lo, f32x4.extract_lane(e, 2));
+  if (P0 + 3 >= lo && P0 + 3 < hi) setF32(sc, P0 + 3 - lo, f32x4.extract_lane(e, 3));
+  return e;
+}
+
+/**
+ * ggml's tiled flash attention (ggml_compute_forward_flash_attn_ext_tiled),
+ * which llama.cpp's CPU backend runs instead of the one-chunk kernel above
+ * when the ubatch has at least GGML_FA_TILE_Q = 64 query rows and the head
+ * dim is a multiple of 16 (GGML_F32_EPR on AVX-512): the caller picks it then.
+ * Same arguments as `attention_f16`; q is read as f32 and left alone.
+ *
+ * ggml runs 64 query rows against KV tiles of 64 cells (tiles from cell 0;
+ * here from position 0, the cell of that position in llama.cpp's cache for a
+ * sequence that starts at cell 0). Every step is per query row, so one row at
+ * a time gives the same bits, whatever rows share its Q tile: a tile that ggml
+ * skips for the whole Q tile (all -inf) or for one row (its max is -inf) adds
+ * nothing, and masked or padded cells add weight 0, so fma(0, v, y) leaves y.
+ * Per tile, for the live positions [lo, hi) of [start, end):
+ *  - score = the f32 GEMM's FMA chain over the head dim, from 0, of q (f32)
+ *    times k (half to f32), then times 1/sqrt(headDim) (the mask adds 0);
+ *  - tile max; M' = max(M, tile max); on M' > M the f32 output row and the
+ *    f32 sum are scaled by expf(M - M') (glibc expf; plain multiplies);
+ *  - ggml_vec_soft_max_f32 on the 64 lanes: w = ggml_v_expf(s - M'), each
+ *    block of sixteen summed as GCC's _mm512_reduce_add_ps, the four block
+ *    sums added in f64 (ggml_float), and S = f32(f64(S) + that);
+ *  - the output row y += w v as the GEMM's FMA chain over the tile's cells
+ *    in order (v half to f32).
+ * Then y * (1/S) (0 when S is 0). The scores and weights of one tile (at
+ * most min(64, end - start) of them) use the head's part of the scratch
+ * (att + h * (end - start)), as `attention` does.
+ */
+export function attention_f16_tiled(
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>1 / sqrt<f32>(<f32>headDim);
+  const scale4 = f32x4.splat(scale);
+  const slotBytes = <usize>kvDim << 1;
+  const len = end - start;
+  const d8 = headDim & ~7;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * headDim) << 2);
+    const kvHeadOff = (<usize>(h / kvMul) * headDim) << 1;
+    const oh = out + ((<usize>h * headDim) << 2);
+    const sc = att + ((<usize>h * len) << 2);
+    memory.fill(oh, 0, <usize>headDim << 2);
+    let M: f32 = -Infinity;
+    let S: f32 = 0;
+    for (let tb = start & ~63; tb < end; tb += 64) {
+      const lo = max(start, tb), hi = min(end, tb + 64), n = hi - lo;
+      // scores, four positions at a time (lanes = positions; past hi the last one again, not stored)
+      for (let j = 0; j < n; j += 4) {
+        const p0 = lo + j, p1 = min(p0 + 1, hi - 1), p2 = min(p0 + 2, hi - 1), p3 = min(p0 + 3, hi - 1);
+        const k0 = kvBase + <usize>load<i32>(pageTable + (<usize>(p0 / pageSize) << 2)) * <usize>pageBytes + <usize>(p0 % pageSize) * slotBytes + kvHeadOff + <usize>kOff;
+        const k1 = kvBase + <usize>load<i32>(pageTable + (<usize>(p1 / pageSize) << 2)) * <usize>pageBytes + <usize>(p1 % pageSize) * slotBytes + kvHeadOff + <usize>kOff;
+        const k2 = kvBase + <usize>load<i32>(pageTable + (<usize>(p2 / pageSize) << 2)) * <usize>pageBytes + <usize>(p2 % pageSize) * slotBytes + kvHeadOff + <usize>kOff;
+        const k3 = kvBase + <usize>load<i32>(pageTable + (<usize>(p3 / pageSize) << 2)) * <usize>pageBytes + <usize>(p3 % pageSize) * slotBytes + kvHeadOff + <usize>kOff;
+        let acc = f32x4.splat(0);
+        for (let d = 0; d < d8; d += 8) {
+          const h0v = v128.load(k0 + (<usize>d << 1)), h1v = v128.load(k1 + (<usize>d << 1));
+          const h2v = v128.load(k2 + (<usize>d << 1)), h3v = v128.load(k3 + (<usize>d << 1));
+          const qd = qh + (<usize>d << 2);
+          // dims d..d+3, then d+4..d+7: rows are positions, transposed to one vector per dim
+          for (let half = 0; half < 2; half++) {
+            const r0 = half ? f16x8Hi(h0v) : f16x8Lo(h0v), r1 = half ? f16x8Hi(h1v) : f16x8Lo(h1v);
+            const r2 = half ? f16x8Hi(h2v) : f16x8Lo(h2v), r3 = half ? f16x8Hi(h3v) : f16x8Lo(h3v);
+            const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+            const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+            const qo = qd + (<usize>half << 4);
+            acc = fma4(f32x4.splat(load<f32>(qo)), i32x4.shuffle(t0, t1, 0, 1, 4, 5), acc);
+            acc = fma4(f32x4.splat(load<f32>(qo, 4)), i32x4.shuffle(t0, t1, 2, 3, 6, 7), acc);
+            acc = fma4(f32x4.splat(load<f32>(qo, 8)), i32x4.shuffle(t2, t3, 0, 1, 4, 5), acc);
+            acc = fma4(f32x4.splat(load<f32>(qo, 12)), i32x4.shuffle(t2, t3, 2, 3, 6, 7), acc);
+          }
+        }
+        for (let d = d8; d < headDim; d++) {
+          let kd = f32x4.splat(f16ToF32(load<u16>(k0 + (<usize>d << 1))));
+          kd = f32x4.replace_lane(kd, 1, f16ToF32(load<u16>(k1 + (<usize>d << 1))));
+          kd = f32x4.replace_lane(kd, 2, f16ToF32(load<u16>(k2 + (<usize>d << 1))));
+          kd = f32x4.replace_lane(kd, 3, f16ToF32(load<u16>(k3 + (<usize>d << 1))));
+          acc = fma4(f32x4.splat(f32At(qh, d)), kd, acc);
+        }
+        const s4 = f32x4.mul(acc, scale4);
+        if (j + 4 <= n) v128.store(sc + (<usize>j << 2), s4);
+        else storeLanes(sc + (<usize>j << 2), s4, n - j);
+      }
+      // ggml_vec_max_f32 over the row (the -inf lanes never win), then fmaxf with the running max
+      let tmax: f32 = -Infinity;
+      for (let j = 0; j < n; j++) { const s = f32At(sc, j); tmax = tmax > s ? tmax : s; }
+      if (tmax == -Infinity) continue;
+      const Mnew: f32 = M > tmax ? M : tmax;
+      if (Mnew > M) {
+        const ms = expfGlibc(M - Mnew);
+        const ms4 = f32x4.splat(ms);
+        for (let i = 0; i < d8; i += 4) v128.store(oh + (<usize>i << 2), f32x4.mul(v128.load(oh + (<usize>i << 2)), ms4));
+        for (let i = d8; i < headDim; i++) setF32(oh, i, f32At(oh, i) * ms);
+        S *= ms;
+      }
+      M = Mnew;
+      const M4 = f32x4.splat(M);
+      let sum: f64 = 0;
+      for (let b = tb; b < tb + 64; b += 16) {
+        if (b + 16 <= lo || b >= hi) continue; // all sixteen weights 0: the block adds 0
+        const e0 = tileWeights(sc, b, lo, hi, M4), e1 = tileWeights(sc, b + 4, lo, hi, M4);
+        const e2 = tileWeights(sc, b + 8, lo, hi, M4), e3 = tileWeights(sc, b + 12, lo, hi, M4);
+        // _mm512_reduce_add_ps: lanes 8-15 onto 0-7, 4-7 onto 0-3, 2-3 onto 0-1, 1 onto 0
+        const t6 = f32x4.add(f32x4.add(e3, e1), f32x4.add(e2, e0));
+        const t8 = f32x4.add(t6, i32x4.shuffle(t6, t6, 2, 3, 0, 1));
+        sum += <f64>(f32x4.extract_lane(t8, 0) + f32x4.extract_lane(t8, 1));
+      }
+      S = <f32>(<f64>S + sum);
+      // y = fma(w, v, y) per cell in order; a weight of 0 leaves y as it is
+      for (let j = 0; j < n; j++) {
+        const w = f32At(sc, j);
+        if (w == 0) continue;
+        const p = lo + j;
+        const v = kvBase + <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2)) * <usize>pageBytes + <usize>(p % pageSize) * slotBytes + kvHeadOff + <usize>vOff;
+        const w2 = f64x2.splat(<f64>w);
+        for (let i = 0; i < d8; i += 8) {
+          const h8 = v128.load(v + (<usize>i << 1));
+          const o = oh + (<usize>i << 2);
+          v128.store(o, fmaHalf(f16x8Lo(h8), w2, v128.load(o)));
+          v128.store(o, fmaHalf(f16x8Hi(h8), w2, v128.load(o, 16)), 16);
+        }
+        for (let i = d8; i < headDim; i++) {
+          setF32(oh, i, <f32>(<f64>f16ToF32(load<u16>(v + (<usize>i << 1))) * <f64>w + <f64>f32At(oh, i)));
+        }
+      }
+    }
+    const inv: f32 = S == 0 ? 0 : <f32>1 / S;
+    const inv4 = f32x4.splat(inv);
+    for (let i = 0; i < d8; i += 4) v128.store(oh + (<usize>i << 2), f32x4.mul(v128.load(oh + (<usize>i << 2)), inv4));
+    for (let i = d8; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
   }
 }

@@ -6,7 +6,7 @@ import { ThreadPool } from "../threads/pool.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { KvasmError } from "../errors.ts";
 import { type KVLayout, kvOffsets, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
-import { WasmBackend } from "./wasm.ts";
+import { f16AttentionKernel, WasmBackend } from "./wasm.ts";
 
 export interface ThreadedWasmOptions {
   /** Threads in all, the calling thread included. */
@@ -150,7 +150,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
     a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
     a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
-    this.pool.splitHeads(kv.kvType === "f16" ? "attention_f16" : "attention", a, kv.nHeads);
+    this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim) : "attention", a, kv.nHeads);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {

@@ -19,6 +19,18 @@ import {
 } from "./backend.ts";
 
 /**
+ * The F16 cache's attention kernel for a batch of T query rows, as llama.cpp's
+ * CPU backend picks (ggml_compute_forward_flash_attn_ext_f16): the tiled kernel
+ * when the ubatch has at least GGML_FA_TILE_Q = 64 rows and the head dim is a
+ * multiple of GGML_F32_EPR (16 on AVX-512), else the one-row online softmax.
+ * The batch stands for llama.cpp's ubatch: both split a prompt the same way
+ * only when kvasm's maxBatchRows equals llama.cpp's n_ubatch (512).
+ */
+export function f16AttentionKernel(T: number, headDim: number): "attention_f16" | "attention_f16_tiled" {
+  return T >= 64 && headDim % 16 === 0 ? "attention_f16_tiled" : "attention_f16";
+}
+
+/**
  * The WebAssembly backend on the calling thread: the arena is its device
  * memory and every op is one synchronous kernel call. It runs wherever
  * WebAssembly SIMD does (edge functions included: no Worker, no file system).
@@ -217,8 +229,8 @@ export class WasmBackend implements Backend {
         continue;
       }
       if (kv.kvType === "f16") {
-        // llama.cpp's flash attention; rounds this row's q to half in place
-        this.kernels.attention_f16(
+        // llama.cpp's flash attention (the tiled kernel for batches of 64+ rows; the other rounds q to half in place)
+        this.kernels[f16AttentionKernel(T, kv.headDim)](
           out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
           kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
