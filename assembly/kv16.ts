@@ -9,7 +9,7 @@
 // Pointers are byte addresses in the imported memory; outputs come first.
 
 import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
-import { fma4, ggmlExpf4 } from "./fused";
+import { fma4, fmaf, ggmlExpf4 } from "./fused";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -110,6 +110,67 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
   return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
 
+// M and S of the last faChunk (wasm globals: one per instance, so per thread)
+let chunkM: f32 = 0;
+let chunkS: f32 = 0;
+
+/** Rounds head h's q to half in place (ggml's q_to_vec_dot into the F16 K type). */
+// @ts-ignore: decorator
+@inline function roundQ(qh: usize, headDim: i32): void {
+  const dv = headDim & ~7;
+  for (let i = 0; i < dv; i += 4) v128.store(qh + (<usize>i << 2), roundToF16x4(v128.load(qh + (<usize>i << 2))));
+  for (let i = dv; i < headDim; i++) setF32(qh, i, roundToF16(f32At(qh, i)));
+}
+
+/**
+ * ggml_compute_forward_flash_attn_ext_f16_one_chunk's loop for one head over
+ * positions [p0, p1) (positions outside are masked, -inf, and skipped there
+ * before any arithmetic): the running half vector VKQ is left in oh (as f32
+ * values that are halves), unnormalized; M and S in chunkM / chunkS.
+ */
+// @ts-ignore: decorator
+@inline function faChunk(
+  qh: usize, oh: usize, kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32,
+  slotBytes: usize, kvHeadOff: usize, headDim: i32, scale: f32, p0: i32, p1: i32,
+): void {
+  const dv = headDim & ~7; // eight halves per load in the SIMD loops, the rest one by one
+  memory.fill(oh, 0, <usize>headDim << 2);
+  let M: f32 = -Infinity;
+  let S: f32 = 0;
+  for (let p = p0; p < p1; p++) {
+    const slot = kvBase + <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2)) * <usize>pageBytes + <usize>(p % pageSize) * slotBytes + kvHeadOff;
+    const s = dotF16(qh, slot + <usize>kOff, headDim) * scale;
+    let ms: f32 = 1;
+    let vs: f32 = 1;
+    if (s > M) {
+      ms = expfGlibc(M - s);
+      M = s;
+      const ms4 = f32x4.splat(ms);
+      for (let i = 0; i < dv; i += 4) v128.store(oh + (<usize>i << 2), roundToF16x4(f32x4.mul(v128.load(oh + (<usize>i << 2)), ms4)));
+      for (let i = dv; i < headDim; i++) setF32(oh, i, roundToF16(f32At(oh, i) * ms));
+    } else {
+      vs = expfGlibc(s - M);
+    }
+    // y = half(fma(v, vs, y)): the product of a half and an f32 is exact in f64, so one f64 add then f32 rounding is the fma
+    const v = slot + <usize>vOff;
+    const vs64 = <f64>vs;
+    const vs2 = f64x2.splat(vs64);
+    for (let i = 0; i < dv; i += 8) {
+      const h8 = v128.load(v + (<usize>i << 1));
+      const o = oh + (<usize>i << 2);
+      v128.store(o, roundToF16x4(fmaHalf(f16x8Lo(h8), vs2, v128.load(o))));
+      v128.store(o, roundToF16x4(fmaHalf(f16x8Hi(h8), vs2, v128.load(o, 16))), 16);
+    }
+    for (let i = dv; i < headDim; i++) {
+      const y = <f32>(<f64>f16ToF32(load<u16>(v + (<usize>i << 1))) * vs64 + <f64>f32At(oh, i));
+      setF32(oh, i, roundToF16(y));
+    }
+    S = S * ms + vs; // two roundings: llama.cpp's build multiplies, then adds (no contraction here)
+  }
+  chunkM = M;
+  chunkS = S;
+}
+
 /**
  * Flash attention over F16 pages: heads [h0, h1) of one query row attend
  * positions [start, end) through the page table (layout as in `attention`,
@@ -131,48 +192,87 @@ export function attention_f16(
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>1 / sqrt<f32>(<f32>headDim); // llama.cpp's kq_scale = 1.0f/sqrtf(float(n_embd_head))
   const slotBytes = <usize>kvDim << 1;
-  const dv = headDim & ~7; // eight halves per load in the SIMD loops, the rest one by one
   for (let h = h0; h < h1; h++) {
     const qh = q + ((<usize>h * headDim) << 2);
-    for (let i = 0; i < dv; i += 4) v128.store(qh + (<usize>i << 2), roundToF16x4(v128.load(qh + (<usize>i << 2))));
-    for (let i = dv; i < headDim; i++) setF32(qh, i, roundToF16(f32At(qh, i)));
-    const kvHeadOff = (<usize>(h / kvMul) * headDim) << 1;
+    roundQ(qh, headDim);
     const oh = out + ((<usize>h * headDim) << 2);
-    memory.fill(oh, 0, <usize>headDim << 2);
+    faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end);
+    const inv: f32 = chunkS == 0 ? 0 : <f32>1 / chunkS;
+    for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
+  }
+}
+
+/**
+ * ggml's split-KV flash attention (ggml_compute_forward_flash_attn_ext_f16
+ * with use_split_kv_path: one query row, llama.cpp's padded n_kv >= 512) as
+ * llama.cpp runs it on nChunks threads: the padded KV range [0, nKv) is cut
+ * in chunks of ceil(nKv / nChunks) positions, each chunk is one_chunk's loop
+ * (faChunk, over the chunk's unmasked positions [start, end)) stopped before
+ * the division, and ggml_flash_attn_ext_reduce_partials folds the chunks in
+ * order: chunks with S = 0 (all masked) are skipped; M = fmaxf(M, Mc),
+ * so = expf(Mold - M), sc = expf(Mc - M) (glibc's expf), VKQ = fma(VKQ, so,
+ * VKQc * sc) and S = fma(S, so, Sc * sc) (GCC's contraction, checked in the
+ * zen4 build's disassembly), then VKQ * (1 / S). scratch holds headDim f32
+ * (the folded VKQ); out and q as in attention_f16.
+ */
+export function attention_f16_chunks(
+  out: usize, q: usize, scratch: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32, nKv: i32, nChunks: i32,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>1 / sqrt<f32>(<f32>headDim);
+  const slotBytes = <usize>kvDim << 1;
+  const chunk = (nKv + nChunks - 1) / nChunks;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * headDim) << 2);
+    roundQ(qh, headDim);
+    const oh = out + ((<usize>h * headDim) << 2);
+    const kvHeadOff = (<usize>(h / kvMul) * headDim) << 1;
+    memory.fill(scratch, 0, <usize>headDim << 2);
     let M: f32 = -Infinity;
     let S: f32 = 0;
-    for (let p = start; p < end; p++) {
-      const slot = kvBase + <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2)) * <usize>pageBytes + <usize>(p % pageSize) * slotBytes + kvHeadOff;
-      const s = dotF16(qh, slot + <usize>kOff, headDim) * scale;
-      let ms: f32 = 1;
-      let vs: f32 = 1;
-      if (s > M) {
-        ms = expfGlibc(M - s);
-        M = s;
-        const ms4 = f32x4.splat(ms);
-        for (let i = 0; i < dv; i += 4) v128.store(oh + (<usize>i << 2), roundToF16x4(f32x4.mul(v128.load(oh + (<usize>i << 2)), ms4)));
-        for (let i = dv; i < headDim; i++) setF32(oh, i, roundToF16(f32At(oh, i) * ms));
-      } else {
-        vs = expfGlibc(s - M);
-      }
-      // y = half(fma(v, vs, y)): the product of a half and an f32 is exact in f64, so one f64 add then f32 rounding is the fma
-      const v = slot + <usize>vOff;
-      const vs64 = <f64>vs;
-      const vs2 = f64x2.splat(vs64);
-      for (let i = 0; i < dv; i += 8) {
-        const h8 = v128.load(v + (<usize>i << 1));
-        const o = oh + (<usize>i << 2);
-        v128.store(o, roundToF16x4(fmaHalf(f16x8Lo(h8), vs2, v128.load(o))));
-        v128.store(o, roundToF16x4(fmaHalf(f16x8Hi(h8), vs2, v128.load(o, 16))), 16);
-      }
-      for (let i = dv; i < headDim; i++) {
-        const y = <f32>(<f64>f16ToF32(load<u16>(v + (<usize>i << 1))) * vs64 + <f64>f32At(oh, i));
-        setF32(oh, i, roundToF16(y));
-      }
-      S = S * ms + vs; // two roundings: llama.cpp's build multiplies, then adds (no contraction here)
+    for (let c = 0; c < nChunks; c++) {
+      const c0 = c * chunk;
+      if (c0 >= nKv) continue;
+      const p0 = max(c0, start), p1 = min(min(c0 + chunk, nKv), end);
+      if (p0 >= p1) continue; // every position masked: M = -inf, S = 0, skipped by the reduce
+      faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, kvHeadOff, headDim, scale, p0, p1);
+      if (chunkS == 0) continue;
+      const Mn = max(M, chunkM);
+      const so = expfGlibc(M - Mn), sc = expfGlibc(chunkM - Mn);
+      for (let i = 0; i < headDim; i++) setF32(scratch, i, fmaf(f32At(scratch, i), so, f32At(oh, i) * sc));
+      S = fmaf(S, so, chunkS * sc);
+      M = Mn;
     }
-    const inv: f32 = S == 0 ? 0 : <f32>1 / S;
-    for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
+    const inv: f32 = S != 0 ? <f32>1 / S : 1;
+    for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(scratch, i) * inv);
+  }
+}
+
+/**
+ * attention_f16_chunks for one chunk (llama.cpp on one thread), with
+ * `attention`'s arguments so the thread pool can run it, and no scratch: the
+ * reduce of a single chunk folds it into zeros with so = expf(-inf) = 0 and
+ * sc = expf(0) = 1, so VKQ = fma(0, 0, VKQc * 1) = VKQc + 0 and S = Sc: the
+ * result is one_chunk's (attention_f16's) except that -0 outputs become +0.
+ */
+export function attention_f16_split(
+  out: usize, q: usize, _att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>1 / sqrt<f32>(<f32>headDim);
+  const slotBytes = <usize>kvDim << 1;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * headDim) << 2);
+    roundQ(qh, headDim);
+    const oh = out + ((<usize>h * headDim) << 2);
+    faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end);
+    if (chunkS == 0) { memory.fill(oh, 0, <usize>headDim << 2); continue; } // skipped chunk: the zeroed VKQ, unscaled
+    const inv: f32 = <f32>1 / chunkS;
+    for (let i = 0; i < headDim; i++) setF32(oh, i, (f32At(oh, i) + <f32>0) * inv);
   }
 }
 

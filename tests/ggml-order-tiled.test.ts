@@ -249,12 +249,16 @@ test("attention_f16_tiled: ggml's tiled flash attention bit for bit, plain and r
   }
 });
 
-test("attention_f16_tiled: picked when llama.cpp's CPU backend tiles (64+ rows, head dim a multiple of 16)", async () => {
+test("the F16 attention kernel is picked as llama.cpp's CPU backend picks its path", async () => {
   const { f16AttentionKernel } = await import("../src/backends/wasm.ts");
-  assertEquals(f16AttentionKernel(63, 32), "attention_f16");
-  assertEquals(f16AttentionKernel(64, 32), "attention_f16_tiled");
-  assertEquals(f16AttentionKernel(512, 64), "attention_f16_tiled");
-  assertEquals(f16AttentionKernel(128, 8), "attention_f16");
-  assertEquals(f16AttentionKernel(128, 40), "attention_f16");
-  assertEquals(f16AttentionKernel(1, 64), "attention_f16");
+  // tiled: 64+ rows in the batch and a head dim that is a multiple of 16
+  assertEquals(f16AttentionKernel(63, 32, 100), "attention_f16");
+  assertEquals(f16AttentionKernel(64, 32, 100), "attention_f16_tiled");
+  assertEquals(f16AttentionKernel(512, 64, 900), "attention_f16_tiled");
+  assertEquals(f16AttentionKernel(128, 8, 200), "attention_f16");
+  assertEquals(f16AttentionKernel(128, 40, 200), "attention_f16");
+  // split-KV: one query row once llama.cpp's padded K view reaches 512 cells (position 256)
+  assertEquals(f16AttentionKernel(1, 64, 255), "attention_f16");
+  assertEquals(f16AttentionKernel(1, 64, 256), "attention_f16_split");
+  assertEquals(f16AttentionKernel(2, 64, 300), "attention_f16");
 });

@@ -150,7 +150,8 @@ export class ThreadedWasmBackend extends WasmBackend {
     a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
     a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
     a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
-    this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim) : "attention", a, kv.nHeads);
+    const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
+    this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos) : "attention", a, kv.nHeads);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {

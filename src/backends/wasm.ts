@@ -19,15 +19,23 @@ import {
 } from "./backend.ts";
 
 /**
- * The F16 cache's attention kernel for a batch of T query rows, as llama.cpp's
- * CPU backend picks (ggml_compute_forward_flash_attn_ext_f16): the tiled kernel
- * when the ubatch has at least GGML_FA_TILE_Q = 64 rows and the head dim is a
- * multiple of GGML_F32_EPR (16 on AVX-512), else the one-row online softmax.
- * The batch stands for llama.cpp's ubatch: both split a prompt the same way
- * only when kvasm's maxBatchRows equals llama.cpp's n_ubatch (512).
+ * The F16 cache's attention kernel for a batch of T query rows, the last at
+ * position pos, as llama.cpp's CPU flash attention (ggml_compute_forward_flash_attn_ext_f16)
+ * picks its path:
+ * - a ubatch of at least GGML_FA_TILE_Q = 64 rows, head dim a multiple of
+ *   GGML_F32_EPR (16 on AVX-512): the tiled kernel (attention_f16_tiled);
+ * - one query row over a K view of n_kv >= 512 cells: the split-KV path as on
+ *   one thread (attention_f16_split). llama.cpp's n_kv (llama_kv_cache::get_n_kv)
+ *   is the highest used cell + 1 padded to 256, at least 256, at most the
+ *   cache's cells (n_ctx, itself padded to 256), so with one sequence from
+ *   cell 0 it reaches 512 exactly when pos >= 256;
+ * - anything else one_chunk's online softmax (attention_f16).
+ * The batch stands for llama.cpp's ubatch: both cut a prompt alike when
+ * maxBatchRows equals llama.cpp's n_ubatch (512, ggmlOrder's default).
  */
-export function f16AttentionKernel(T: number, headDim: number): "attention_f16" | "attention_f16_tiled" {
-  return T >= 64 && headDim % 16 === 0 ? "attention_f16_tiled" : "attention_f16";
+export function f16AttentionKernel(T: number, headDim: number, pos: number): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
+  if (T >= 64 && headDim % 16 === 0) return "attention_f16_tiled";
+  return T === 1 && pos >= 256 ? "attention_f16_split" : "attention_f16";
 }
 
 /**
@@ -229,8 +237,8 @@ export class WasmBackend implements Backend {
         continue;
       }
       if (kv.kvType === "f16") {
-        // llama.cpp's flash attention (the tiled kernel for batches of 64+ rows; the other rounds q to half in place)
-        this.kernels[f16AttentionKernel(T, kv.headDim)](
+        // llama.cpp's flash attention, by its path (attention_f16 rounds this row's q to half in place)
+        this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS])](
           out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
           kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
