@@ -325,41 +325,67 @@ export function matmul_f16_ggml(out: usize, x: usize, w: usize, n: i32, d: i32, 
 @inline function hi2(v: v128): v128 { return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 2, 3)); }
 
 /**
- * Sixteen lanes over steps of `stride` bytes (`steps` of them) of w and x from
- * byte offset 0, each lane a chain of fused multiply-adds; returned through
- * the globals q0..q3 as f32x4 (lanes 0-3, 4-7, 8-11, 12-15).
+ * Eight f64x2 accumulators a0..a7 (sixteen f32 lanes) after one more step:
+ * lane l += w[l] * x[l] fused, for the 64 bytes at pw and px.
  */
-let q0: v128 = i64x2.splat(0), q1: v128 = i64x2.splat(0), q2: v128 = i64x2.splat(0), q3: v128 = i64x2.splat(0);
-function f32Lanes(w: usize, x: usize, steps: i32, stride: usize): void {
-  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
-  let a4 = f64x2.splat(0), a5 = f64x2.splat(0), a6 = f64x2.splat(0), a7 = f64x2.splat(0);
-  for (let s = 0; s < steps; s++) {
-    const pw = w + <usize>s * stride, px = x + <usize>s * stride;
-    let u = v128.load(pw), v = v128.load(px);
-    a0 = fma2(a0, lo2(u), lo2(v)); a1 = fma2(a1, hi2(u), hi2(v));
-    u = v128.load(pw, 16); v = v128.load(px, 16);
-    a2 = fma2(a2, lo2(u), lo2(v)); a3 = fma2(a3, hi2(u), hi2(v));
-    u = v128.load(pw, 32); v = v128.load(px, 32);
-    a4 = fma2(a4, lo2(u), lo2(v)); a5 = fma2(a5, hi2(u), hi2(v));
-    u = v128.load(pw, 48); v = v128.load(px, 48);
-    a6 = fma2(a6, lo2(u), lo2(v)); a7 = fma2(a7, hi2(u), hi2(v));
-  }
-  q0 = f32of(a0, a1); q1 = f32of(a2, a3); q2 = f32of(a4, a5); q3 = f32of(a6, a7);
+// @ts-ignore: decorator
+@inline function lane(acc: v128, pw: usize, px: usize, at: usize, high: bool): v128 {
+  const u = v128.load(pw + at), v = v128.load(px + at);
+  return high ? fma2(acc, hi2(u), hi2(v)) : fma2(acc, lo2(u), lo2(v));
 }
 
-/** ggml_vec_dot_f32 of one weight row and one activation row. */
+/**
+ * tinyBLAS<16, __m512> for one output: sixteen lanes, each a chain of fused
+ * multiply-adds over the row in steps of sixteen, then _mm512_reduce_add_ps.
+ */
+function f32Tiny(w: usize, x: usize, n: i32): f32 {
+  let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+  let a4 = f64x2.splat(0), a5 = f64x2.splat(0), a6 = f64x2.splat(0), a7 = f64x2.splat(0);
+  for (let i = 0; i < n; i += 16) {
+    const pw = w + (<usize>i << 2), px = x + (<usize>i << 2);
+    a0 = lane(a0, pw, px, 0, false); a1 = lane(a1, pw, px, 0, true);
+    a2 = lane(a2, pw, px, 16, false); a3 = lane(a3, pw, px, 16, true);
+    a4 = lane(a4, pw, px, 32, false); a5 = lane(a5, pw, px, 32, true);
+    a6 = lane(a6, pw, px, 48, false); a7 = lane(a7, pw, px, 48, true);
+  }
+  return reduce16(f32of(a0, a1), f32of(a2, a3), f32of(a4, a5), f32of(a6, a7));
+}
+
+/**
+ * ggml_vec_dot_f32 of one weight row and one activation row: four sixteen-lane
+ * accumulators sum[j] (elements 64i + 16j + l), each lane a chain of fused
+ * multiply-adds; (sum[0] + sum[2]) + (sum[1] + sum[3]) lane by lane, then
+ * _mm512_reduce_add_ps; the leftovers as GCC compiled them (the first
+ * (n % 64) & ~7 multiply then add, the last n % 8 fused).
+ */
 function f32VecDot(w: usize, x: usize, n: i32): f32 {
   const np = n & ~63;
-  const k = np >> 6;
-  f32Lanes(w, x, k, 256);
-  let s0 = q0, s1 = q1, s2 = q2, s3 = q3;
-  f32Lanes(w + 128, x + 128, k, 256); // sum[2]
-  s0 = f32x4.add(s0, q0); s1 = f32x4.add(s1, q1); s2 = f32x4.add(s2, q2); s3 = f32x4.add(s3, q3);
-  f32Lanes(w + 64, x + 64, k, 256); // sum[1]
-  let u0 = q0, u1 = q1, u2 = q2, u3 = q3;
-  f32Lanes(w + 192, x + 192, k, 256); // sum[3]
-  u0 = f32x4.add(u0, q0); u1 = f32x4.add(u1, q1); u2 = f32x4.add(u2, q2); u3 = f32x4.add(u3, q3);
-  let s = reduce16(f32x4.add(s0, u0), f32x4.add(s1, u1), f32x4.add(s2, u2), f32x4.add(s3, u3));
+  // pass 1: sum[0] (a) and sum[2] (b); pass 2: sum[1] and sum[3], into the same accumulators
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let pass = 0; pass < 2; pass++) {
+    const off: usize = pass == 0 ? 0 : 64; // byte offset of sum[0] / sum[1] in a 256-byte step
+    let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
+    let a4 = f64x2.splat(0), a5 = f64x2.splat(0), a6 = f64x2.splat(0), a7 = f64x2.splat(0);
+    let b0 = f64x2.splat(0), b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0);
+    let b4 = f64x2.splat(0), b5 = f64x2.splat(0), b6 = f64x2.splat(0), b7 = f64x2.splat(0);
+    for (let i = 0; i < np; i += 64) {
+      const pw = w + (<usize>i << 2) + off, px = x + (<usize>i << 2) + off;
+      a0 = lane(a0, pw, px, 0, false); a1 = lane(a1, pw, px, 0, true);
+      a2 = lane(a2, pw, px, 16, false); a3 = lane(a3, pw, px, 16, true);
+      a4 = lane(a4, pw, px, 32, false); a5 = lane(a5, pw, px, 32, true);
+      a6 = lane(a6, pw, px, 48, false); a7 = lane(a7, pw, px, 48, true);
+      b0 = lane(b0, pw, px, 128, false); b1 = lane(b1, pw, px, 128, true);
+      b2 = lane(b2, pw, px, 144, false); b3 = lane(b3, pw, px, 144, true);
+      b4 = lane(b4, pw, px, 160, false); b5 = lane(b5, pw, px, 160, true);
+      b6 = lane(b6, pw, px, 176, false); b7 = lane(b7, pw, px, 176, true);
+    }
+    // sum[j] + sum[j + 2], lane by lane
+    const t0 = f32x4.add(f32of(a0, a1), f32of(b0, b1)), t1 = f32x4.add(f32of(a2, a3), f32of(b2, b3));
+    const t2 = f32x4.add(f32of(a4, a5), f32of(b4, b5)), t3 = f32x4.add(f32of(a6, a7), f32of(b6, b7));
+    if (pass == 0) { s0 = t0; s1 = t1; s2 = t2; s3 = t3; }
+    else { s0 = f32x4.add(s0, t0); s1 = f32x4.add(s1, t1); s2 = f32x4.add(s2, t2); s3 = f32x4.add(s3, t3); }
+  }
+  let s = reduce16(s0, s1, s2, s3);
   const fusedFrom = np + ((n - np) & ~7);
   let i = np;
   for (; i < fusedFrom; i++) s += load<f32>(w + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
@@ -380,10 +406,8 @@ export function matmul_f32_ggml(out: usize, x: usize, w: usize, n: i32, d: i32, 
     for (let t = 0; t < T; t++) {
       const xt = x + <usize>t * rowBytes;
       let s: f32;
-      if (gemm) {
-        f32Lanes(wr, xt, n >> 4, 64);
-        s = reduce16(q0, q1, q2, q3);
-      } else s = f32VecDot(wr, xt, n);
+      if (gemm) s = f32Tiny(wr, xt, n);
+      else s = f32VecDot(wr, xt, n);
       store<f32>(out + <usize>t * dBytes + (<usize>r << 2), s);
     }
   }

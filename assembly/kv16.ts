@@ -110,9 +110,11 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
   return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
 
-// M and S of the last faChunk (wasm globals: one per instance, so per thread)
-let chunkM: f32 = 0;
-let chunkS: f32 = 0;
+/** faChunk's result: the chunk's running max M (high word) and sum S (low word), as f32 bits. */
+// @ts-ignore: decorator
+@inline function chunkMax(r: u64): f32 { return reinterpret<f32>(<u32>(r >> 32)); }
+// @ts-ignore: decorator
+@inline function chunkSum(r: u64): f32 { return reinterpret<f32>(<u32>r); }
 
 /** Rounds head h's q to half in place (ggml's q_to_vec_dot into the F16 K type). */
 // @ts-ignore: decorator
@@ -126,13 +128,13 @@ let chunkS: f32 = 0;
  * ggml_compute_forward_flash_attn_ext_f16_one_chunk's loop for one head over
  * positions [p0, p1) (positions outside are masked, -inf, and skipped there
  * before any arithmetic): the running half vector VKQ is left in oh (as f32
- * values that are halves), unnormalized; M and S in chunkM / chunkS.
+ * values that are halves), unnormalized; returns M and S (chunkMax, chunkSum).
  */
 // @ts-ignore: decorator
 @inline function faChunk(
   qh: usize, oh: usize, kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32,
   slotBytes: usize, kvHeadOff: usize, headDim: i32, scale: f32, p0: i32, p1: i32,
-): void {
+): u64 {
   const dv = headDim & ~7; // eight halves per load in the SIMD loops, the rest one by one
   memory.fill(oh, 0, <usize>headDim << 2);
   let M: f32 = -Infinity;
@@ -167,8 +169,7 @@ let chunkS: f32 = 0;
     }
     S = S * ms + vs; // two roundings: llama.cpp's build multiplies, then adds (no contraction here)
   }
-  chunkM = M;
-  chunkS = S;
+  return (<u64>reinterpret<u32>(M) << 32) | <u64>reinterpret<u32>(S);
 }
 
 /**
@@ -196,8 +197,8 @@ export function attention_f16(
     const qh = q + ((<usize>h * headDim) << 2);
     roundQ(qh, headDim);
     const oh = out + ((<usize>h * headDim) << 2);
-    faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end);
-    const inv: f32 = chunkS == 0 ? 0 : <f32>1 / chunkS;
+    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end));
+    const inv: f32 = S == 0 ? 0 : <f32>1 / S;
     for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
   }
 }
@@ -237,12 +238,13 @@ export function attention_f16_chunks(
       if (c0 >= nKv) continue;
       const p0 = max(c0, start), p1 = min(min(c0 + chunk, nKv), end);
       if (p0 >= p1) continue; // every position masked: M = -inf, S = 0, skipped by the reduce
-      faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, kvHeadOff, headDim, scale, p0, p1);
-      if (chunkS == 0) continue;
-      const Mn = max(M, chunkM);
-      const so = expfGlibc(M - Mn), sc = expfGlibc(chunkM - Mn);
+      const r = faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, kvHeadOff, headDim, scale, p0, p1);
+      const Mc = chunkMax(r), Sc = chunkSum(r);
+      if (Sc == 0) continue;
+      const Mn = max(M, Mc);
+      const so = expfGlibc(M - Mn), sc = expfGlibc(Mc - Mn);
       for (let i = 0; i < headDim; i++) setF32(scratch, i, fmaf(f32At(scratch, i), so, f32At(oh, i) * sc));
-      S = fmaf(S, so, chunkS * sc);
+      S = fmaf(S, so, Sc * sc);
       M = Mn;
     }
     const inv: f32 = S != 0 ? <f32>1 / S : 1;
@@ -269,9 +271,9 @@ export function attention_f16_split(
     const qh = q + ((<usize>h * headDim) << 2);
     roundQ(qh, headDim);
     const oh = out + ((<usize>h * headDim) << 2);
-    faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end);
-    if (chunkS == 0) { memory.fill(oh, 0, <usize>headDim << 2); continue; } // skipped chunk: the zeroed VKQ, unscaled
-    const inv: f32 = <f32>1 / chunkS;
+    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end));
+    if (S == 0) { memory.fill(oh, 0, <usize>headDim << 2); continue; } // skipped chunk: the zeroed VKQ, unscaled
+    const inv: f32 = <f32>1 / S;
     for (let i = 0; i < headDim; i++) setF32(oh, i, (f32At(oh, i) + <f32>0) * inv);
   }
 }
