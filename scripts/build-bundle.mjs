@@ -36,8 +36,11 @@ const common = {
   logLevel: quiet ? "error" : "warning",
 };
 
-/** Replaces the module that reads kernels from build/ with one that inlines them. */
-const inlineKernels = {
+/**
+ * Replaces the module that reads kernels from build/ with one that inlines them: all four builds, or
+ * (the edge bundle: one thread, no Workers) the two private-memory ones, which halves its size.
+ */
+const inlineKernels = (variants = VARIANTS) => ({
   name: "kvasm-inline-kernels",
   setup(build) {
     build.onResolve({ filter: /[/\\]binaries\.ts$/ }, (args) =>
@@ -46,14 +49,17 @@ const inlineKernels = {
       resolveDir: root,
       loader: "ts",
       contents: [
-        ...VARIANTS.map((v, i) => `import k${i} from "./build/kvasm-${v}.wasm";`),
+        ...variants.map((v, i) => `import k${i} from "./build/kvasm-${v}.wasm";`),
         `export type KernelVariant = ${VARIANTS.map((v) => JSON.stringify(v)).join(" | ")};`,
-        `const BYTES: Record<KernelVariant, Uint8Array> = { ${VARIANTS.map((v, i) => `${JSON.stringify(v)}: k${i}`).join(", ")} };`,
-        `export function kernelBytes(variant: KernelVariant): Promise<Uint8Array> { return Promise.resolve(BYTES[variant]); }`,
+        `const BYTES: Partial<Record<KernelVariant, Uint8Array>> = { ${variants.map((v, i) => `${JSON.stringify(v)}: k${i}`).join(", ")} };`,
+        `export function kernelBytes(variant: KernelVariant): Promise<Uint8Array> {`,
+        `  const b = BYTES[variant];`,
+        `  return b ? Promise.resolve(b) : Promise.reject(new Error(\`this bundle carries no \${variant} kernel build (the edge bundle runs on one thread: load with threads: 1)\`));`,
+        `}`,
       ].join("\n"),
     }));
   },
-};
+});
 
 /** Points the thread pool at its worker bundled into a data: URL (Deno, Bun and Node all start Workers from one). */
 function inlineWorker(workerCode) {
@@ -70,7 +76,7 @@ function inlineWorker(workerCode) {
   };
 }
 
-const worker = await esbuild.build({ ...common, entryPoints: [`${root}src/threads/worker.ts`], write: false, minify: true, plugins: [inlineKernels] });
+const worker = await esbuild.build({ ...common, entryPoints: [`${root}src/threads/worker.ts`], write: false, minify: true, plugins: [inlineKernels()] });
 const workerCode = worker.outputFiles[0].contents;
 
 const entries = { kvasm: "src/mod.ts", "kvasm-cli": "src/cli.ts", "kvasm-edge": "src/edge.ts" };
@@ -80,7 +86,7 @@ for (const [name, entry] of Object.entries(entries)) {
     entryPoints: [`${root}${entry}`],
     outfile: `${outdir}/${name}.mjs`,
     minify: name === "kvasm-edge",
-    plugins: [inlineKernels, inlineWorker(workerCode)],
+    plugins: [inlineKernels(name === "kvasm-edge" ? ["simd", "relaxed"] : VARIANTS), inlineWorker(workerCode)],
   });
   if (!quiet) console.log(`built ${outdir}/${name}.mjs (${(statSync(`${outdir}/${name}.mjs`).size / 1024).toFixed(0)} KB)`);
 }

@@ -44,6 +44,27 @@ testShared("size budget: each kernel build under 200 KB, the edge bundle under 1
   assert(edge < 1024 * 1024, `edge bundle is ${edge} bytes`);
 });
 
+testShared("the edge bundle (single-thread kernels only) answers a completion from model bytes", [MODEL, GOLDEN], async () => {
+  const dir = buildOnce();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-edge-"));
+  fs.copyFileSync(path.join(dir, "kvasm-edge.mjs"), path.join(work, "kvasm-edge.mjs"));
+  try {
+    const { createEdgeHandler } = await import(path.join(work, "kvasm-edge.mjs"));
+    const edge = createEdgeHandler({ model: new Uint8Array(fs.readFileSync(MODEL)) });
+    const r: Response = await edge.fetch(new Request("http://edge.local/v1/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 24, temperature: 0 }),
+    }));
+    assertEquals(r.status, 200);
+    const body = await r.json() as { choices: Array<{ text: string }> };
+    assert(golden().startsWith("Once upon a time" + body.choices[0].text), body.choices[0].text);
+    await (await edge.ready()).close();
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
 testShared("the library bundle generates the golden text in Deno, Bun and Node", [MODEL, GOLDEN], () => {
   const dir = buildOnce();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-bundle-"));
