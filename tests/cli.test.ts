@@ -51,3 +51,10 @@ test("cli: a bad --kv-cache value is a typed error (exit 1)", async () => {
   assertEquals(code, 1);
   assert(/kvasm: ParamError: --kv-cache: must be one of f32, f16, q8_0/.test(io.stderr), io.stderr);
 });
+
+test("cli: serve checks --kv-cache before loading anything", async () => {
+  const io = capture();
+  const code = await main(["serve", "--model", "/nonexistent.gguf", "--kv-cache", "f8"], io);
+  assertEquals(code, 1);
+  assert(/kvasm: ParamError: --kv-cache: must be one of f32, f16, q8_0/.test(io.stderr), io.stderr);
+});

@@ -25,6 +25,8 @@ export const SERVE_OPTIONS = `serve options:
   --model-id NAME     name clients pass as "model" (default: the file's general.name)
   --max-pending N     requests admitted at once; more get 429 (default 64)
   --max-body BYTES    largest request body (default 1048576)
+  --kv-cache TYPE     f32 (default), f16 or q8_0
+  --ggml-order        llama.cpp's CPU arithmetic bit for bit (F16 cache, matmuls in ggml's order; slower)
 `;
 
 function last(f: Flags, key: string): string | undefined {
@@ -43,11 +45,17 @@ function int(f: Flags, key: string): number | undefined {
 export async function cmdServe(f: Flags, io: Io): Promise<void> {
   const modelPath = last(f, "model");
   if (!modelPath) throw new ParamError("--model", "is required");
+  const kvCacheType = last(f, "kv-cache") ?? (f.has("ggml-order") ? "f16" : "f32");
+  if (kvCacheType !== "f32" && kvCacheType !== "f16" && kvCacheType !== "q8_0") {
+    throw new ParamError("--kv-cache", `must be one of f32, f16, q8_0, got ${JSON.stringify(kvCacheType)}`);
+  }
   const model = await loadModel(modelPath, {
     tokenizer: last(f, "tokenizer"),
     contextLength: int(f, "context"),
     maxSequences: int(f, "parallel") ?? 8,
     threads: int(f, "threads"),
+    kvCacheType,
+    ggmlOrder: f.has("ggml-order"),
   });
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
   const handler = createHandler(model, {
