@@ -10,14 +10,7 @@
 // _mm512_reduce_add_ps (GCC): lane i += lane i+8, i += i+4, i += i+2, 0 += 1.
 
 import { madd, f16ToF32, f16x8Lo, f16x8Hi } from "./math";
-
-/** _mm512_reduce_add_ps of sixteen lanes: a (0-3), b (4-7), c (8-11), e (12-15). */
-// @ts-ignore: decorator
-@inline function reduce16(a: v128, b: v128, c: v128, e: v128): f32 {
-  const s = f32x4.add(f32x4.add(e, b), f32x4.add(c, a));
-  const u = f32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
-  return f32x4.extract_lane(u, 0) + f32x4.extract_lane(u, 1);
-}
+import { reduce16 } from "./fused";
 
 /** Four f32 values as one f32x4 from two f64x2 (each lane an f32 value). */
 // @ts-ignore: decorator

@@ -1,9 +1,12 @@
-// Fused multiply-add, as x86 computes it, for kernels that reproduce ggml's
-// arithmetic bit for bit. WebAssembly has no fused f32 op (relaxed_madd may or
+// x86 arithmetic as ggml's AVX-512 build computes it, for kernels that reproduce
+// ggml's results bit for bit: fused multiply-add, ggml_v_expf, and the lane
+// reductions GCC emits (hsum_float_8, _mm512_reduce_add_ps). WebAssembly has no fused f32 op (relaxed_madd may or
 // may not fuse: V8 does on x86, JavaScriptCore does not), so a*b + c is formed
 // in f64: the product of two f32 is exact there, the sum rounds once to f64
 // and then to f32, which differs from one rounding only when the f64 sum lands
 // exactly on an f32 halfway point (the 29 extra bits make that vanishingly rare).
+
+import { hsum } from "./math";
 
 /** fma(a, b, c) on four f32 lanes. */
 // @ts-ignore: decorator
@@ -71,4 +74,13 @@
   const r2 = <f32>f64x2.extract_lane(e, 0) + <f32>f64x2.extract_lane(b, 0);
   const r3 = <f32>f64x2.extract_lane(e, 1) + <f32>f64x2.extract_lane(b, 1);
   return (r0 + r2) + (r1 + r3);
+}
+
+/**
+ * GCC's _mm512_reduce_add_ps of sixteen f32 lanes a (0-3), b (4-7), c (8-11),
+ * e (12-15): lanes 8-15 onto 0-7, 4-7 onto 0-3, then 2,3 onto 0,1 and 1 onto 0.
+ */
+// @ts-ignore: decorator
+@inline export function reduce16(a: v128, b: v128, c: v128, e: v128): f32 {
+  return hsum(f32x4.add(f32x4.add(e, b), f32x4.add(c, a)));
 }

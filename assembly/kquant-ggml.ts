@@ -15,6 +15,7 @@
 
 import { f16, q3kScalesLo, q3kScalesHi } from "./quant-util";
 import { fma4, fmaf } from "./fused";
+import { hsum } from "./math";
 
 // Type ids (as in quant-matmul.ts).
 // @ts-ignore: decorator
@@ -179,15 +180,10 @@ import { fma4, fmaf } from "./fused";
 /** hsum_float_8 of (L: lanes 0..3, H: 4..7), plus Q4_K's folded acc_m or Q5_K's summs. */
 // @ts-ignore: decorator
 @inline function result(k: i32, L: v128, H: v128, M: v128, sm: f32): f32 {
-  // upper four onto lower, lanes 2,3 onto 0,1, lane 1 onto 0
-  const r = f32x4.add(H, L);
-  const r2 = f32x4.add(r, v128.shuffle<f32>(r, r, 2, 3, 0, 1));
-  const s = f32x4.extract_lane(r2, 0) + f32x4.extract_lane(r2, 1);
+  // upper four onto lower, then hsum: lanes 2,3 onto 0,1, lane 1 onto 0
+  const s = hsum(f32x4.add(H, L));
   if (k == Q5_K) return s + sm;
-  if (k == Q4_K) {
-    const m2 = f32x4.add(M, v128.shuffle<f32>(M, M, 2, 3, 0, 1));
-    return s + (f32x4.extract_lane(m2, 0) + f32x4.extract_lane(m2, 1));
-  }
+  if (k == Q4_K) return s + hsum(M);
   return s;
 }
 

@@ -9,7 +9,7 @@
 // Pointers are byte addresses in the imported memory; outputs come first.
 
 import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
-import { fma4, fmaf, ggmlExpf4 } from "./fused";
+import { fma4, fmaf, ggmlExpf4, reduce16 } from "./fused";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -93,10 +93,7 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
     const y1 = f32x4.add(f32x4.add(a01, a21), f32x4.add(a11, a31));
     const y2 = f32x4.add(f32x4.add(a02, a22), f32x4.add(a12, a32));
     const y3 = f32x4.add(f32x4.add(a03, a23), f32x4.add(a13, a33));
-    // _mm512_reduce_add_ps: lanes 8-15 onto 0-7, 4-7 onto 0-3, 2-3 onto 0-1, 1 onto 0
-    const t6 = f32x4.add(f32x4.add(y3, y1), f32x4.add(y2, y0));
-    const t8 = f32x4.add(t6, i32x4.shuffle(t6, t6, 2, 3, 0, 1));
-    sum = <f64>(f32x4.extract_lane(t8, 0) + f32x4.extract_lane(t8, 1));
+    sum = <f64>reduce16(y0, y1, y2, y3);
   }
   for (let i = np; i < n; i++) sum += <f64>(f32At(q, i) * f16ToF32(load<u16>(k + (<usize>i << 1))));
   return <f32>sum;
@@ -173,6 +170,38 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
 }
 
 /**
+ * one_chunk over [start, end) for heads [h0, h1), then the division by S;
+ * `split` adds the reduce of llama.cpp's split-KV path on one thread, which
+ * folds the single chunk into zeros with so = expf(-inf) = 0 and sc = expf(0)
+ * = 1: VKQ = fma(0, 0, VKQc * 1) = VKQc + 0 and S = Sc, so one_chunk's result
+ * except that -0 outputs become +0 (and an empty chunk leaves zeros).
+ */
+// @ts-ignore: decorator
+@inline function oneChunkHeads(
+  split: bool, out: usize, q: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>1 / sqrt<f32>(<f32>headDim); // llama.cpp's kq_scale = 1.0f/sqrtf(float(n_embd_head))
+  const slotBytes = <usize>kvDim << 1;
+  for (let h = h0; h < h1; h++) {
+    const qh = q + ((<usize>h * headDim) << 2);
+    roundQ(qh, headDim);
+    const oh = out + ((<usize>h * headDim) << 2);
+    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end));
+    if (split) {
+      if (S == 0) { memory.fill(oh, 0, <usize>headDim << 2); continue; } // skipped chunk: the zeroed VKQ, unscaled
+      const inv: f32 = <f32>1 / S;
+      for (let i = 0; i < headDim; i++) setF32(oh, i, (f32At(oh, i) + <f32>0) * inv);
+    } else {
+      const inv: f32 = S == 0 ? 0 : <f32>1 / S;
+      for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
+    }
+  }
+}
+
+/**
  * Flash attention over F16 pages: heads [h0, h1) of one query row attend
  * positions [start, end) through the page table (layout as in `attention`,
  * slots of kvDim halves). As ggml does it: q is rounded to half (in place:
@@ -190,17 +219,7 @@ export function attention_f16(
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
 ): void {
-  const kvMul = nHeads / nKvHeads;
-  const scale = <f32>1 / sqrt<f32>(<f32>headDim); // llama.cpp's kq_scale = 1.0f/sqrtf(float(n_embd_head))
-  const slotBytes = <usize>kvDim << 1;
-  for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize>h * headDim) << 2);
-    roundQ(qh, headDim);
-    const oh = out + ((<usize>h * headDim) << 2);
-    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end));
-    const inv: f32 = S == 0 ? 0 : <f32>1 / S;
-    for (let i = 0; i < headDim; i++) setF32(oh, i, f32At(oh, i) * inv);
-  }
+  oneChunkHeads(false, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1);
 }
 
 /**
@@ -254,28 +273,15 @@ export function attention_f16_chunks(
 
 /**
  * attention_f16_chunks for one chunk (llama.cpp on one thread), with
- * `attention`'s arguments so the thread pool can run it, and no scratch: the
- * reduce of a single chunk folds it into zeros with so = expf(-inf) = 0 and
- * sc = expf(0) = 1, so VKQ = fma(0, 0, VKQc * 1) = VKQc + 0 and S = Sc: the
- * result is one_chunk's (attention_f16's) except that -0 outputs become +0.
+ * `attention`'s arguments so the thread pool can run it, and no scratch
+ * (see oneChunkHeads for what the reduce of one chunk does).
  */
 export function attention_f16_split(
   out: usize, q: usize, _att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
 ): void {
-  const kvMul = nHeads / nKvHeads;
-  const scale = <f32>1 / sqrt<f32>(<f32>headDim);
-  const slotBytes = <usize>kvDim << 1;
-  for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize>h * headDim) << 2);
-    roundQ(qh, headDim);
-    const oh = out + ((<usize>h * headDim) << 2);
-    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end));
-    if (S == 0) { memory.fill(oh, 0, <usize>headDim << 2); continue; } // skipped chunk: the zeroed VKQ, unscaled
-    const inv: f32 = <f32>1 / S;
-    for (let i = 0; i < headDim; i++) setF32(oh, i, (f32At(oh, i) + <f32>0) * inv);
-  }
+  oneChunkHeads(true, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1);
 }
 
 /** Lanes [0, n) of v (n in 1..4) to p: the tail of a group of four whose other lanes lie outside the tile. */
@@ -420,10 +426,7 @@ export function attention_f16_tiled(
         if (b + 16 <= lo || b >= hi) continue; // all sixteen weights 0: the block adds 0
         const e0 = tileWeights(sc, b, lo, hi, M4), e1 = tileWeights(sc, b + 4, lo, hi, M4);
         const e2 = tileWeights(sc, b + 8, lo, hi, M4), e3 = tileWeights(sc, b + 12, lo, hi, M4);
-        // _mm512_reduce_add_ps: lanes 8-15 onto 0-7, 4-7 onto 0-3, 2-3 onto 0-1, 1 onto 0
-        const t6 = f32x4.add(f32x4.add(e3, e1), f32x4.add(e2, e0));
-        const t8 = f32x4.add(t6, i32x4.shuffle(t6, t6, 2, 3, 0, 1));
-        sum += <f64>(f32x4.extract_lane(t8, 0) + f32x4.extract_lane(t8, 1));
+        sum += <f64>reduce16(e0, e1, e2, e3);
       }
       S = <f32>(<f64>S + sum);
       // y = fma(w, v, y) per cell in order; a weight of 0 leaves y as it is

@@ -33,6 +33,13 @@ const ENGINE_FLAGS = ["n", "beams", "min-p", "repeat-penalty", "repeat-last-n", 
 
 const KV_TYPES: KVType[] = ["f32", "f16", "q8_0"];
 
+/** The --kv-cache flag's value (dflt when absent), or a ParamError naming the choices. */
+export function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {
+  const kv = (value ?? dflt) as KVType;
+  if (!KV_TYPES.includes(kv)) throw new ParamError("--kv-cache", `must be one of ${KV_TYPES.join(", ")}, got ${JSON.stringify(kv)}`);
+  return kv;
+}
+
 export function usesEngine(f: Flags): boolean {
   return (f.get("prompt")?.length ?? 0) > 1 || ENGINE_FLAGS.some((k) => f.has(k));
 }
@@ -70,8 +77,7 @@ export async function engineGenerate(f: Flags, io: Io, load: LoadOptions): Promi
   const beams = num(f, "beams");
   const n = num(f, "n") ?? (beams ?? 1);
   const width = Math.max(n, beams ?? 0);
-  const kvType = (last(f, "kv-cache") ?? load.kvCacheType ?? "f32") as KVType;
-  if (!KV_TYPES.includes(kvType)) throw new ParamError("--kv-cache", `must be one of ${KV_TYPES.join(", ")}, got ${JSON.stringify(kvType)}`);
+  const kvType = kvCacheFlag(last(f, "kv-cache"), load.kvCacheType ?? "f32");
   const params: Omit<RequestParams, "prompt"> = {
     maxTokens: num(f, "max-tokens"),
     temperature: num(f, "temperature"),

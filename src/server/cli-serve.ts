@@ -4,6 +4,7 @@
  */
 import { loadModel } from "../model/model.ts";
 import { ParamError } from "../errors.ts";
+import { kvCacheFlag } from "../engine/cli-generate.ts";
 import { createHandler } from "./handler.ts";
 import { serve } from "./serve.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./serve-types.ts";
@@ -45,10 +46,7 @@ function int(f: Flags, key: string): number | undefined {
 export async function cmdServe(f: Flags, io: Io): Promise<void> {
   const modelPath = last(f, "model");
   if (!modelPath) throw new ParamError("--model", "is required");
-  const kvCacheType = last(f, "kv-cache") ?? (f.has("ggml-order") ? "f16" : "f32");
-  if (kvCacheType !== "f32" && kvCacheType !== "f16" && kvCacheType !== "q8_0") {
-    throw new ParamError("--kv-cache", `must be one of f32, f16, q8_0, got ${JSON.stringify(kvCacheType)}`);
-  }
+  const kvCacheType = kvCacheFlag(last(f, "kv-cache"), f.has("ggml-order") ? "f16" : "f32");
   const model = await loadModel(modelPath, {
     tokenizer: last(f, "tokenizer"),
     contextLength: int(f, "context"),
