@@ -12,7 +12,7 @@
 import { FormatError } from "../errors.ts";
 import type { ByteSource } from "../io/source.ts";
 import { blockGeometry, ggmlTypeName } from "./ggml-types.ts";
-import type { MetadataValue, ModelFile, TensorInfo } from "./types.ts";
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type MetadataValue, type ModelFile, type TensorInfo } from "./types.ts";
 
 export type GGUFScalar = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "bool" | "string" | "u64" | "i64" | "f64";
 
@@ -91,7 +91,7 @@ class HeaderCursor {
   private chunk = FIRST_CHUNK;
   private readonly decoder = new TextDecoder("utf-8", { fatal: false });
 
-  constructor(readonly source: ByteSource) {}
+  constructor(readonly source: ByteSource, readonly limits: HeaderLimits) {}
 
   fail(problem: string): never {
     throw new FormatError(this.source.name, problem);
@@ -150,6 +150,9 @@ class HeaderCursor {
 
   async string(): Promise<string> {
     const len = await this.size(`length of ${this.what}`);
+    if (len > this.limits.maxStringBytes) {
+      this.fail(`string length ${len} in ${this.what} is over the limit of ${this.limits.maxStringBytes} bytes (LoadOptions.limits.maxStringBytes)`);
+    }
     if (len > this.remaining) {
       this.fail(
         `string length ${len} in ${this.what} is more than the rest of the file (${this.remaining} bytes): a corrupt length or a truncated file`,
@@ -206,6 +209,9 @@ class HeaderCursor {
   async array(depth: number): Promise<[MetadataValue, GGUFValueType]> {
     const of = await this.typeId();
     const count = await this.size(`array length in ${this.what}`);
+    if (count > this.limits.maxArrayLength) {
+      this.fail(`array length ${count} in ${this.what} is over the limit of ${this.limits.maxArrayLength} (LoadOptions.limits.maxArrayLength)`);
+    }
     // Smallest possible encoding of one element: a fixed scalar's size, 8 for a string, 12 for an empty array.
     const minBytes = of === "array" ? 12 : GGUF_SCALAR_BYTES[of];
     if (count * minBytes > this.remaining) {
@@ -281,8 +287,8 @@ function safeNumber(v: bigint): number | bigint {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
-  const c: HeaderCursor = new HeaderCursor(source);
+export async function readGGUF(source: ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<GGUFFile> {
+  const c: HeaderCursor = new HeaderCursor(source, limits);
 
   // ---- fixed header
   c.what = "the magic";
@@ -308,6 +314,9 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
     c.fail(
       `tensor count ${tensorCount} is more than the rest of the file (${c.remaining} bytes) could hold: a corrupt count or a truncated file`,
     );
+  }
+  if (kvCount > limits.maxMetadataEntries) {
+    c.fail(`metadata entry count ${kvCount} is over the limit of ${limits.maxMetadataEntries} (LoadOptions.limits.maxMetadataEntries)`);
   }
   // Smallest possible entry: empty key (8), type (4), a u8 value (1).
   if (kvCount * 13 > c.remaining) {

@@ -4,7 +4,7 @@ import { selectBackend } from "../backends/select.ts";
 import { type BackendName, backendByName } from "../backends/webgpu/select.ts";
 import { WebGpuBackend } from "../backends/webgpu/backend.ts";
 import { openModelFile } from "../formats/open.ts";
-import type { ModelFile } from "../formats/types.ts";
+import type { HeaderLimits, ModelFile } from "../formats/types.ts";
 import type { ByteSource } from "../io/source.ts";
 import { ArenaPlan } from "../memory/arena.ts";
 import { PagedKVCache, type Sequence } from "../kv/paged-cache.ts";
@@ -13,10 +13,11 @@ import { ropeTable } from "./rope.ts";
 import { WeightSet } from "./weights.ts";
 import type { RunState } from "../models/llama.ts";
 import { type Architecture, architectureOf } from "../models/registry.ts";
-import { ClosedError, ContextLengthError, FormatError, ParamError, UnsupportedError } from "../errors.ts";
+import { ClosedError, ContextLengthError, FormatError, NumericalError, ParamError, UnsupportedError } from "../errors.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
+import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
 import { generate, type GenerateOptions, type GenerationResult } from "../generate.ts";
 import { argmax } from "../sampling/sampler.ts";
 
@@ -65,6 +66,8 @@ export interface LoadOptions {
   /** Threads for the default WASM backend, the calling thread included; default: the machine's cores (1 where Workers or shared memory are missing). */
   threads?: number;
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** Bounds on header metadata beyond what the file's size allows (entries, array lengths, string bytes); see HeaderLimits. */
+  limits?: Partial<HeaderLimits>;
 }
 
 /** One sequence's input to a forward step: tokens to append, and whether its next-token logits are wanted. */
@@ -223,7 +226,7 @@ export class Model {
     if (!(Number.isInteger(n) && n >= 1)) throw new ParamError("n", `must be a positive integer, got ${n}`);
     const out = new Int32Array(n);
     const b = this.backend;
-    const noPick = () => new ParamError("logits", "no token to pick: every logit is NaN");
+    const noPick = () => new NumericalError("no token to pick: every logit is NaN (corrupt weights)", this.file.source.name);
     if (!b.argmax) {
       for (let i = 0; i < n; i++) {
         token = argmax(await this.decodeOne(seq, token));
@@ -291,7 +294,7 @@ export class Model {
 
 /** Loads a model file (GGUF, llama2.c .bin, safetensors) into one arena and prepares it for generation. */
 export async function loadModel(input: string | Uint8Array | ByteSource, opts: LoadOptions = {}): Promise<Model> {
-  const opened = await openModelFile(input);
+  const opened = await openModelFile(input, resolveHeaderLimits(opts.limits));
   try {
     // a Hugging Face directory: config.json names the architecture and maps the tensor names
     const file = await withHFConfig(opened, input);
@@ -305,7 +308,15 @@ export async function loadModel(input: string | Uint8Array | ByteSource, opts: L
 async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const arch = architectureOf(file);
   const config = deriveConfig(arch.config(file));
+  checkLayerCount(config, file); // before any table per layer is built
   const tokenizer = await loadTokenizerFor(file, opts.tokenizer);
+  if (tokenizer.vocabSize > 0 && tokenizer.vocabSize < config.vocabSize) {
+    // the model could pick ids the tokenizer cannot turn into text: a mismatch of files, found now, not mid-generation
+    throw new FormatError(
+      typeof opts.tokenizer === "string" ? opts.tokenizer : file.source.name,
+      `the tokenizer holds ${tokenizer.vocabSize} tokens, fewer than the model's vocabulary of ${config.vocabSize}: a tokenizer for another model?`,
+    );
+  }
 
   const ctx = opts.contextLength ?? config.contextLength;
   if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
