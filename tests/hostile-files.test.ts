@@ -91,7 +91,7 @@ testShared("a tokenizer smaller than the model's vocabulary fails at load, not a
 async function withNaNTensor(name: string): Promise<Uint8Array> {
   const bytes = fs.readFileSync(STORIES);
   const info = (await readGGUF(new BytesSource(bytes, "stories260K.gguf"))).tensors.get(name)!;
-  const copy = bytes.slice();
+  const copy = new Uint8Array(bytes);
   new Float32Array(copy.buffer, copy.byteOffset + info.offset, info.byteLength / 4).fill(NaN);
   return copy;
 }

@@ -16,7 +16,10 @@ export interface GGUFField {
 
 const SCALAR_BYTES = [1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8]; // by GGUF type id; 8 = string, 9 = array
 
-/** Walks a well-formed GGUF header; `maxArrayFields` caps how many elements of one array are listed. */
+/**
+ * Walks a GGUF header; `maxArrayFields` caps how many elements of one array are listed. A header
+ * that runs past the end of the file (an already mutated one) throws a RangeError.
+ */
 export function ggufFields(bytes: Uint8Array, maxArrayFields = 4): GGUFField[] {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dec = new TextDecoder();
@@ -28,6 +31,7 @@ export function ggufFields(bytes: Uint8Array, maxArrayFields = 4): GGUFField[] {
     out.push({ what: `length of ${what}`, offset: p, bytes: 8, kind: "count" });
     const n = u64();
     p += n;
+    if (p > bytes.length) throw new RangeError("string runs past the end of the file");
     return dec.decode(bytes.subarray(p - n, p));
   };
   const value = (type: number, what: string, listed: boolean) => {
@@ -40,8 +44,21 @@ export function ggufFields(bytes: Uint8Array, maxArrayFields = 4): GGUFField[] {
       p += 4;
       if (listed) out.push({ what: `array length of ${what}`, offset: p, bytes: 8, kind: "count" });
       const n = u64();
-      for (let i = 0; i < n; i++) value(of, `${what}[${i}]`, listed && i < maxArrayFields);
+      const w = SCALAR_BYTES[of];
+      if (of !== 8 && of !== 9 && (w === undefined || w === 0)) throw new RangeError(`unknown element type ${of}`);
+      if (of !== 8 && of !== 9 && n > maxArrayFields) {
+        // fixed-size elements past the listed ones: skip them in one step
+        for (let i = 0; i < maxArrayFields; i++) value(of, `${what}[${i}]`, listed);
+        p += (n - maxArrayFields) * w;
+        if (p > bytes.length) throw new RangeError("array runs past the end of the file");
+      } else {
+        for (let i = 0; i < n; i++) {
+          if (p > bytes.length) throw new RangeError("array runs past the end of the file");
+          value(of, `${what}[${i}]`, listed && i < maxArrayFields);
+        }
+      }
     } else {
+      if (SCALAR_BYTES[type] === undefined) throw new RangeError(`unknown value type ${type}`);
       const w = SCALAR_BYTES[type] as 1 | 2 | 4 | 8;
       if (listed) out.push({ what, offset: p, bytes: w, kind: "value" });
       p += w;
@@ -53,15 +70,18 @@ export function ggufFields(bytes: Uint8Array, maxArrayFields = 4): GGUFField[] {
   out.push({ what: "metadata_count", offset: p, bytes: 8, kind: "count" });
   const kvCount = u64();
   for (let i = 0; i < kvCount; i++) {
+    if (p > bytes.length) throw new RangeError("metadata runs past the end of the file");
     const key = str(`key ${i}`);
     out.push({ what: `type of metadata ${key}`, offset: p, bytes: 4, kind: "value" });
     const type = u32();
     value(type, `metadata ${key}`, true);
   }
   for (let i = 0; i < tensorCount; i++) {
+    if (p > bytes.length) throw new RangeError("tensor table runs past the end of the file");
     const name = str(`tensor name ${i}`);
     out.push({ what: `tensor ${name} n_dims`, offset: p, bytes: 4, kind: "count" });
     const nDims = u32();
+    if (p + 8 * nDims > bytes.length) throw new RangeError("tensor dims run past the end of the file");
     for (let d = 0; d < nDims; d++) {
       out.push({ what: `tensor ${name} dim ${d}`, offset: p, bytes: 8, kind: "value" });
       p += 8;
@@ -76,7 +96,7 @@ export function ggufFields(bytes: Uint8Array, maxArrayFields = 4): GGUFField[] {
 
 /** Writes `value` (a bigint, truncated to the field's width) into a copy of `bytes`. */
 export function withField(bytes: Uint8Array, field: GGUFField, value: bigint): Uint8Array {
-  const copy = bytes.slice();
+  const copy = new Uint8Array(bytes); // a copy even of a Node Buffer, whose slice() is a view
   setField(copy, field, value);
   return copy;
 }
