@@ -150,3 +150,29 @@ test("header limits: safetensors header entries are bounded too", async () => {
     /__metadata__ entry count 20 is over the limit of 10/,
   );
 });
+
+test("RoPE rows computed in pieces equal the whole table (the table grows with the sequences)", async () => {
+  const { ropeTable } = await import("../src/model/rope.ts");
+  const c = { ropeDim: 8, ropeTheta: 10000 } as Parameters<typeof ropeTable>[0];
+  for (const style of ["ggml", "llama2c"] as const) {
+    const whole = ropeTable(c, 3000, style);
+    const parts = [ropeTable(c, 1024, style), ropeTable(c, 2048, style, undefined, 1024), ropeTable(c, 3000, style, undefined, 2048)];
+    const joined = new Float32Array(whole.length);
+    let o = 0;
+    for (const p of parts) joined.set(p, (o += p.length) - p.length);
+    assertEquals([...joined], [...whole], style);
+  }
+});
+
+testShared("a declared context of 2^21 positions loads without computing them (RoPE rows on demand)", [STORIES], async () => {
+  const bytes = fs.readFileSync(STORIES);
+  const model = await loadModel(withField(bytes, field(bytes, "metadata llama.context_length"), 1n << 21n), { threads: 1 });
+  try {
+    assertEquals(model.contextLength, 1 << 21);
+    let text = "";
+    for await (const piece of model.generate("Once upon a time", { maxTokens: 8, temperature: 0 })) text += piece;
+    assert(text.length > 0, "generates");
+  } finally {
+    await model.close();
+  }
+});

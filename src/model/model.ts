@@ -23,6 +23,8 @@ import { argmax } from "../sampling/sampler.ts";
 
 /** Greedy steps Model.decodeGreedy records between two readbacks (the size of its device scratch). */
 export const GREEDY_ROWS = 64;
+/** RoPE rows written at load; the table then doubles as sequences grow (Model.ensureRope). */
+const ROPE_FIRST_ROWS = 1024;
 const ONE_ROW = [0];
 
 export interface LoadOptions {
@@ -95,6 +97,13 @@ export class Model {
   private readonly rowsHost: Int32Array;
   private readonly logitRowIdx: number[] = [];
   private readonly greedyMeta = new Int32Array(GREEDY_ROWS * (1 + ROW_FIELDS));
+  /**
+   * RoPE rows written to the backend so far. The table grows with the longest sequence (doubling),
+   * so a context of millions of positions, declared by a generous or a hostile header, costs no
+   * load time or resident memory until positions are used: loading stays linear in the file.
+   */
+  private ropeRows = 0;
+  private rope: { style: "ggml" | "llama2c"; factors?: Float32Array } = { style: "ggml" };
 
   constructor(
     readonly config: DerivedConfig,
@@ -115,6 +124,22 @@ export class Model {
 
   get vocabSize(): number {
     return this.config.vocabSize;
+  }
+
+  /** How the RoPE table is computed (set once at load, before the first step). */
+  setRope(style: "ggml" | "llama2c", factors?: Float32Array): void {
+    this.rope = { style, factors };
+    this.ropeRows = 0;
+    this.ensureRope(Math.min(this.contextLength, ROPE_FIRST_ROWS));
+  }
+
+  /** Writes RoPE rows up to position `end` (exclusive) if they are not there yet. */
+  private ensureRope(end: number): void {
+    if (end <= this.ropeRows) return;
+    const to = Math.min(this.contextLength, Math.max(end, 2 * this.ropeRows));
+    const rows = ropeTable(this.config, to, this.rope.style, this.rope.factors, this.ropeRows);
+    this.backend.write(this.state.ropeTable + this.ropeRows * this.config.ropeDim * 4, rows);
+    this.ropeRows = to;
   }
 
   /** A new, empty sequence with its own page table. */
@@ -145,7 +170,12 @@ export class Model {
     }
     const wantLogits = inputs.filter((i) => i.logits !== false).length;
     if (wantLogits > this.state.maxLogitRows) throw new ParamError("inputs", `at most ${this.state.maxLogitRows} sequences per step`);
-    for (const inp of inputs) this.kv.reserve(inp.seq, inp.seq.length + inp.tokens.length);
+    let maxEnd = 0;
+    for (const inp of inputs) {
+      maxEnd = Math.max(maxEnd, inp.seq.length + inp.tokens.length);
+      this.kv.reserve(inp.seq, inp.seq.length + inp.tokens.length);
+    }
+    this.ensureRope(maxEnd);
 
     const out: Float32Array[] = [];
     const maxRows = this.state.maxRows;
@@ -239,6 +269,7 @@ export class Model {
     if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
     if (!(Number.isInteger(token) && token >= 0 && token < this.vocabSize)) throw new ParamError("tokens", `token id ${token} is outside the vocabulary (0..${this.vocabSize - 1})`);
     this.kv.reserve(seq, end);
+    this.ensureRope(end);
     const s = this.state, G = GREEDY_ROWS;
     const window = this.config.slidingWindow ?? 0;
     // device scratch: picks (G), then each step's position (G) and row metadata (G x ROW_FIELDS)
@@ -362,8 +393,9 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     for (const [what, bytes] of Object.entries(scratch)) {
       (state as unknown as Record<string, number>)[what] = backend.alloc(bytes, `scratch ${what}`);
     }
-    backend.write(state.ropeTable, ropeTable(config, ctx, file.format === "llama2c" ? "llama2c" : "ggml", await ropeFreqFactors(file, config.ropeDim)));
+    const ropeFactors = await ropeFreqFactors(file, config.ropeDim);
     const model = new Model(config, tokenizer, backend, arch, weights, kv, state, ctx, file);
+    model.setRope(file.format === "llama2c" ? "llama2c" : "ggml", ropeFactors);
     model.weightBytes = weightSet.bytes;
     return model;
   } catch (e) {
