@@ -264,11 +264,14 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzSummary> {
 }
 
 export function formatSummary(s: FuzzSummary): string {
-  const lines = [`${s.runtime}: seed ${s.seed}, ${s.seconds.toFixed(0)} s, failures: ${s.failures.length}`];
+  const lines = [
+    `${s.runtime}: seed ${s.seed}, ${s.seconds.toFixed(0)} s, failures: ${s.failures.length} ` +
+    `(watchdog ${WATCHDOG_MS} ms; memory bound per mutant ${MEMORY_MULTIPLE} x its file bytes + ${MEMORY_SLACK / 2 ** 20} MiB)`,
+  ];
   for (const [c, v] of Object.entries(s.corpora)) {
     const outcomes = Object.entries(v!.outcomes).sort().map(([k, n]) => `${k} ${n}`).join(", ");
     lines.push(
-      `  ${c.padEnd(15)} ${String(v!.mutants).padStart(6)} mutants: ${outcomes}; peak growth ${(v!.maxGrowthBytes / 2 ** 20).toFixed(1)} MiB (${v!.maxGrowthRatio.toFixed(1)}x the files)`,
+      `  ${c.padEnd(15)} ${String(v!.mutants).padStart(6)} mutants: ${outcomes}; largest growth of one mutant ${(v!.maxGrowthBytes / 2 ** 20).toFixed(1)} MiB`,
     );
   }
   for (const f of s.failures.slice(0, 20)) {
