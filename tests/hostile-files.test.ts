@@ -29,13 +29,16 @@ testShared("GGUF: a forged block_count fails at once with a FormatError naming i
   for (const file of [STORIES, STORIES_Q4]) {
     const bytes = fs.readFileSync(file);
     const f = field(bytes, "metadata llama.block_count");
-    for (const n of [6, 1 << 20, 1 << 24, 2 ** 32 - 1]) {
+    const tensors = (await readGGUF(new BytesSource(new Uint8Array(bytes), file))).tensors.size;
+    for (const n of [1 << 20, 1 << 24, 2 ** 32 - 1]) {
       await assertRejects(
         () => loadModel(withField(bytes, f, BigInt(n)), { threads: 1 }),
         FormatError,
-        new RegExp(`"llama\\.block_count" declares ${n} layers, but the file holds tensors for 5`),
+        new RegExp(`"llama\\.block_count" declares ${n} layers, but the file holds only ${tensors} tensors`),
       );
     }
+    // one layer too many still names the first missing tensor
+    await assertRejects(() => loadModel(withField(bytes, f, 6n), { threads: 1 }), FormatError, /tensor "blk\.5\.[a-z_]+\.weight" is missing/);
   }
 });
 

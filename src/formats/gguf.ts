@@ -150,13 +150,13 @@ class HeaderCursor {
 
   async string(): Promise<string> {
     const len = await this.size(`length of ${this.what}`);
-    if (len > this.limits.maxStringBytes) {
-      this.fail(`string length ${len} in ${this.what} is over the limit of ${this.limits.maxStringBytes} bytes (LoadOptions.limits.maxStringBytes)`);
-    }
     if (len > this.remaining) {
       this.fail(
         `string length ${len} in ${this.what} is more than the rest of the file (${this.remaining} bytes): a corrupt length or a truncated file`,
       );
+    }
+    if (len > this.limits.maxStringBytes) {
+      this.fail(`string length ${len} in ${this.what} is over the limit of ${this.limits.maxStringBytes} bytes (LoadOptions.limits.maxStringBytes)`);
     }
     const at = await this.need(len);
     this.pos += len;
@@ -209,15 +209,15 @@ class HeaderCursor {
   async array(depth: number): Promise<[MetadataValue, GGUFValueType]> {
     const of = await this.typeId();
     const count = await this.size(`array length in ${this.what}`);
-    if (count > this.limits.maxArrayLength) {
-      this.fail(`array length ${count} in ${this.what} is over the limit of ${this.limits.maxArrayLength} (LoadOptions.limits.maxArrayLength)`);
-    }
     // Smallest possible encoding of one element: a fixed scalar's size, 8 for a string, 12 for an empty array.
     const minBytes = of === "array" ? 12 : GGUF_SCALAR_BYTES[of];
     if (count * minBytes > this.remaining) {
       this.fail(
         `array length ${count} in ${this.what} is more than the rest of the file (${this.remaining} bytes) could hold: a corrupt length or a truncated file`,
       );
+    }
+    if (count > this.limits.maxArrayLength) {
+      this.fail(`array length ${count} in ${this.what} is over the limit of ${this.limits.maxArrayLength} (LoadOptions.limits.maxArrayLength)`);
     }
     if (of === "array") {
       if (depth >= 8) this.fail(`arrays nested deeper than 8 levels in ${this.what}`);
@@ -315,14 +315,14 @@ export async function readGGUF(source: ByteSource, limits: HeaderLimits = DEFAUL
       `tensor count ${tensorCount} is more than the rest of the file (${c.remaining} bytes) could hold: a corrupt count or a truncated file`,
     );
   }
-  if (kvCount > limits.maxMetadataEntries) {
-    c.fail(`metadata entry count ${kvCount} is over the limit of ${limits.maxMetadataEntries} (LoadOptions.limits.maxMetadataEntries)`);
-  }
   // Smallest possible entry: empty key (8), type (4), a u8 value (1).
   if (kvCount * 13 > c.remaining) {
     c.fail(
       `metadata entry count ${kvCount} is more than the rest of the file (${c.remaining} bytes) could hold: a corrupt count or a truncated file`,
     );
+  }
+  if (kvCount > limits.maxMetadataEntries) {
+    c.fail(`metadata entry count ${kvCount} is over the limit of ${limits.maxMetadataEntries} (LoadOptions.limits.maxMetadataEntries)`);
   }
 
   // ---- metadata
