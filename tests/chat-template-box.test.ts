@@ -23,8 +23,16 @@ const render = (source: string, limits = {}) => () => new ChatTemplate(source, C
 
 test("chat template budget: huge ranges, endless loops, doubling strings and wide filters are NumericalErrors", async () => {
   const t0 = Date.now();
-  await assertRejects(render("{% for i in range(100000000) %}{{ i }}{% endfor %}"), NumericalError, /range\(\) of 100000000 elements .*maxSteps/);
-  await assertRejects(render("{% for i in range(200000) %}{% for j in range(200000) %}{% endfor %}{% endfor %}"), NumericalError, /maxSteps|timeoutMs/);
+  await assertRejects(
+    render("{% for i in range(100000000) %}{{ i }}{% endfor %}"),
+    NumericalError,
+    /range\(\) of 100000000 elements .*maxSteps/,
+  );
+  await assertRejects(
+    render("{% for i in range(200000) %}{% for j in range(200000) %}{% endfor %}{% endfor %}"),
+    NumericalError,
+    /maxSteps|timeoutMs/,
+  );
   await assertRejects(
     render("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}"),
     NumericalError,
@@ -45,14 +53,24 @@ async function withTemplate(template: string): Promise<Uint8Array> {
   const file = await readGGUF(new BytesSource(bytes, "stories260K.gguf"));
   const metadata = [...file.metadata].map(([key, value]) => ({ key, type: file.metadataTypes.get(key)!, value }));
   metadata.push({ key: "tokenizer.chat_template", type: { type: "string" }, value: template });
-  const tensors = [...file.tensors.values()].map((t) => ({ name: t.name, type: t.type, shape: t.shape, data: bytes.subarray(t.offset, t.offset + t.byteLength) }));
+  const tensors = [...file.tensors.values()].map((t) => ({
+    name: t.name,
+    type: t.type,
+    shape: t.shape,
+    data: bytes.subarray(t.offset, t.offset + t.byteLength),
+  }));
   const sink = new BytesSink();
   await writeGGUF(sink, metadata, tensors);
   return sink.bytes();
 }
 
 testShared("server: a GGUF whose template loops 10^8 times gets a 500 for that request, /health answers meanwhile", [STORIES], async () => {
-  for (const template of ["{% for i in range(100000000) %}{{ i }}{% endfor %}", "{% for i in range(200000) %}{% for j in range(200000) %}{% endfor %}{% endfor %}"]) {
+  for (
+    const template of [
+      "{% for i in range(100000000) %}{{ i }}{% endfor %}",
+      "{% for i in range(200000) %}{% for j in range(200000) %}{% endfor %}{% endfor %}",
+    ]
+  ) {
     const model = await loadModel(await withTemplate(template), { threads: 1, maxSequences: 2 });
     const handler = createHandler(model, { modelId: "hostile" });
     const server = await serve(handler.fetch, { host: "127.0.0.1", port: 0 });
@@ -72,7 +90,10 @@ testShared("server: a GGUF whose template loops 10^8 times gets a 500 for that r
       assert(/chat template/.test(body.error.message), body.error.message);
       assert(Date.now() - t0 < 10_000, `answered in bounded time (${Date.now() - t0} ms)`);
       // the server goes on serving: a completion needs no template
-      const ok = await fetch(`${server.url}/v1/completions`, { method: "POST", body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 4, temperature: 0 }) });
+      const ok = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 4, temperature: 0 }),
+      });
       assertEquals(ok.status, 200);
       assertEquals((await ok.json()).choices.length, 1);
     } finally {

@@ -38,7 +38,11 @@ testShared("GGUF: a forged block_count fails at once with a FormatError naming i
       );
     }
     // one layer too many still names the first missing tensor
-    await assertRejects(() => loadModel(withField(bytes, f, 6n), { threads: 1 }), FormatError, /tensor "blk\.5\.[a-z_]+\.weight" is missing/);
+    await assertRejects(
+      () => loadModel(withField(bytes, f, 6n), { threads: 1 }),
+      FormatError,
+      /tensor "blk\.5\.[a-z_]+\.weight" is missing/,
+    );
   }
 });
 
@@ -49,7 +53,11 @@ testShared("safetensors: a forged num_hidden_layers in config.json fails at once
     fs.symlinkSync(path.join(HF_DIR, "model.safetensors"), path.join(dir, "model.safetensors"));
     for (const n of [1 << 20, 1 << 24]) {
       fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ ...config, num_hidden_layers: n }));
-      await assertRejects(() => loadModel(dir, { threads: 1 }), FormatError, new RegExp(`config\\.json's layer count declares ${n} layers`));
+      await assertRejects(
+        () => loadModel(dir, { threads: 1 }),
+        FormatError,
+        new RegExp(`config\\.json's layer count declares ${n} layers`),
+      );
     }
     fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config).slice(0, 100));
     await assertRejects(() => loadModel(dir, { threads: 1 }), FormatError, /config\.json: is not a valid config\.json/);
@@ -62,7 +70,11 @@ testShared("tokenizer.json: truncated or not UTF-8 is a FormatError naming the f
   const json = await gpt2TokenizerJson(fs.readFileSync(GPT2_VOCAB), 512);
   assertEquals((await tokenizerFromBytes(json, "tokenizer.json")).vocabSize, 512);
   for (const cut of [1, 2, 100, json.length >> 1, json.length - 1]) {
-    await assertRejects(() => tokenizerFromBytes(json.subarray(0, cut), "dir/tokenizer.json"), FormatError, /^dir\/tokenizer\.json: is not valid UTF-8 JSON/);
+    await assertRejects(
+      () => tokenizerFromBytes(json.subarray(0, cut), "dir/tokenizer.json"),
+      FormatError,
+      /^dir\/tokenizer\.json: is not valid UTF-8 JSON/,
+    );
   }
   const bad = json.slice();
   bad[json.length >> 1] = 0xff;
@@ -103,9 +115,13 @@ testShared("NaN logits from corrupt weights are a NumericalError, and the server
   const model = await loadModel(await withNaNTensor("output_norm.weight"), { threads: 1, maxSequences: 2 });
   try {
     for (const temperature of [0, 0.8]) {
-      await assertRejects(async () => {
-        for await (const _ of model.generate("Once upon a time", { maxTokens: 4, temperature, seed: 1 })) { /* drain */ }
-      }, NumericalError, /no finite logit|every logit is NaN/);
+      await assertRejects(
+        async () => {
+          for await (const _ of model.generate("Once upon a time", { maxTokens: 4, temperature, seed: 1 })) { /* drain */ }
+        },
+        NumericalError,
+        /no finite logit|every logit is NaN/,
+      );
     }
     const seq = model.newSequence();
     await model.prefill(seq, [1]);
@@ -115,7 +131,10 @@ testShared("NaN logits from corrupt weights are a NumericalError, and the server
     const handler = createHandler(model, { modelId: "broken" });
     try {
       const res = await handler.fetch(
-        new Request("http://127.0.0.1/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "Once", max_tokens: 4, temperature: 0.8, seed: 1 }) }),
+        new Request("http://127.0.0.1/v1/completions", {
+          method: "POST",
+          body: JSON.stringify({ prompt: "Once", max_tokens: 4, temperature: 0.8, seed: 1 }),
+        }),
       );
       const body = await res.json();
       assertEquals(res.status, 500, JSON.stringify(body));
@@ -132,11 +151,27 @@ testShared("NaN logits from corrupt weights are a NumericalError, and the server
 testShared("header limits: entries, array lengths and string bytes are configurable and checked before reading", [STORIES], async () => {
   const bytes = fs.readFileSync(STORIES);
   const src = () => new BytesSource(bytes, "stories260K.gguf");
-  await assertRejects(() => readGGUF(src(), { maxMetadataEntries: 65536, maxArrayLength: 511, maxStringBytes: 1 << 20 }), FormatError, /array length 512 .* over the limit of 511 \(LoadOptions\.limits\.maxArrayLength\)/);
-  await assertRejects(() => readGGUF(src(), { maxMetadataEntries: 3, maxArrayLength: 1 << 20, maxStringBytes: 1 << 20 }), FormatError, /metadata entry count \d+ is over the limit of 3/);
-  await assertRejects(() => readGGUF(src(), { maxMetadataEntries: 65536, maxArrayLength: 1 << 20, maxStringBytes: 4 }), FormatError, /string length \d+ .* over the limit of 4 bytes/);
+  await assertRejects(
+    () => readGGUF(src(), { maxMetadataEntries: 65536, maxArrayLength: 511, maxStringBytes: 1 << 20 }),
+    FormatError,
+    /array length 512 .* over the limit of 511 \(LoadOptions\.limits\.maxArrayLength\)/,
+  );
+  await assertRejects(
+    () => readGGUF(src(), { maxMetadataEntries: 3, maxArrayLength: 1 << 20, maxStringBytes: 1 << 20 }),
+    FormatError,
+    /metadata entry count \d+ is over the limit of 3/,
+  );
+  await assertRejects(
+    () => readGGUF(src(), { maxMetadataEntries: 65536, maxArrayLength: 1 << 20, maxStringBytes: 4 }),
+    FormatError,
+    /string length \d+ .* over the limit of 4 bytes/,
+  );
   await assertRejects(() => loadModel(bytes, { limits: { maxArrayLength: 100 }, threads: 1 }), FormatError, /maxArrayLength/);
-  await assertRejects(() => loadModel(bytes, { limits: { maxStringBytes: -1 }, threads: 1 }), ParamError, /limits\.maxStringBytes: must be a positive integer/);
+  await assertRejects(
+    () => loadModel(bytes, { limits: { maxStringBytes: -1 }, threads: 1 }),
+    ParamError,
+    /limits\.maxStringBytes: must be a positive integer/,
+  );
   const model = await loadModel(bytes, { limits: { maxArrayLength: 512 }, threads: 1 });
   await model.close();
 });

@@ -52,7 +52,11 @@ export async function baseFiles(shared: string): Promise<Record<Corpus, FileSet>
     "gguf": { model: m("stories260K", "stories260K.gguf") },
     "gguf-q4_0": { model: m("stories260K", "stories260K-q4_0.gguf") },
     // the hf/ directory ships no tokenizer; tok512.model is its SentencePiece vocabulary (left unmutated)
-    "safetensors": { model: m("stories260K", "hf", "model.safetensors"), config: m("stories260K", "hf", "config.json"), tokenizer: m("stories260K", "tok512.model") },
+    "safetensors": {
+      model: m("stories260K", "hf", "model.safetensors"),
+      config: m("stories260K", "hf", "config.json"),
+      tokenizer: m("stories260K", "tok512.model"),
+    },
     "llama2c": { model: bin, tokenizer: m("stories260K", "tok512.bin") },
     "tokenizer-json": { model: bin, tokenizer: await gpt2TokenizerJson(m("tokenizers", "ggml-vocab-gpt-2.gguf"), 512) },
   };
@@ -219,7 +223,10 @@ function editJson(rng: Rng, root: unknown, name: string, v: bigint): string {
       node[k] = Number(v);
       return `${at} = ${name}`;
     }
-    const others: [string, unknown][] = [["null", null], ['""', ""], ["[]", []], ["{}", {}], ["-0.5", -0.5], ["1e308", 1e308], ['"x"', "x"]];
+    const others: [string, unknown][] = [["null", null], ['""', ""], ["[]", []], ["{}", {}], ["-0.5", -0.5], ["1e308", 1e308], [
+      '"x"',
+      "x",
+    ]];
     if (r < 0.9) {
       const [label, value] = others[below(rng, others.length)];
       node[k] = value;

@@ -112,7 +112,14 @@ interface Job {
  * Runs jobs in one child; resolves with the index reached per job when the child ends (done,
  * killed after a hang, or crashed), so the caller can resume after the mutant that stopped it.
  */
-function runChild(runtime: Runtime, seed: number, shared: string, tmp: string, jobs: Job[], record: (o: Outcome) => void): Promise<Map<Corpus, number>> {
+function runChild(
+  runtime: Runtime,
+  seed: number,
+  shared: string,
+  tmp: string,
+  jobs: Job[],
+  record: (o: Outcome) => void,
+): Promise<Map<Corpus, number>> {
   const [cmd, args] = runtimeCommand(runtime);
   const child = spawn(cmd, [...args, String(seed), shared, tmp, ...jobs.map((j) => `${j.corpus}:${j.start}:${j.count}`)], {
     stdio: ["ignore", "pipe", "pipe"],
@@ -209,7 +216,12 @@ function runChild(runtime: Runtime, seed: number, shared: string, tmp: string, j
       } else if (code !== 0) {
         // died outside a mutant (warm-up on the base files, startup): report it rather than loop
         const j = jobs.find((j) => (reached.get(j.corpus) ?? j.start) < j.start + j.count) ?? jobs[0];
-        record({ corpus: j.corpus, i: -1, outcome: "crash", message: `child exited (${signal ?? code}) outside a mutant: ${stderr.slice(-1500)}` });
+        record({
+          corpus: j.corpus,
+          i: -1,
+          outcome: "crash",
+          message: `child exited (${signal ?? code}) outside a mutant: ${stderr.slice(-1500)}`,
+        });
         for (const jj of jobs) reached.set(jj.corpus, jj.start + jj.count);
       }
       resolve(reached);
@@ -250,7 +262,11 @@ export async function fuzz(opts: FuzzOptions): Promise<FuzzSummary> {
       if (pending.length === 0) break;
       const roundEnd = new Map(pending.map((c) => [c, Math.min(next.get(c)! + batch, end)]));
       for (;;) {
-        const jobs = pending.filter((c) => next.get(c)! < roundEnd.get(c)!).map((c) => ({ corpus: c, start: next.get(c)!, count: roundEnd.get(c)! - next.get(c)! }));
+        const jobs = pending.filter((c) => next.get(c)! < roundEnd.get(c)!).map((c) => ({
+          corpus: c,
+          start: next.get(c)!,
+          count: roundEnd.get(c)! - next.get(c)!,
+        }));
         if (jobs.length === 0) break;
         const reached = await runChild(opts.runtime, seed, shared, tmp, jobs, record);
         for (const [c, i] of reached) next.set(c, i);
@@ -271,7 +287,9 @@ export function formatSummary(s: FuzzSummary): string {
   for (const [c, v] of Object.entries(s.corpora)) {
     const outcomes = Object.entries(v!.outcomes).sort().map(([k, n]) => `${k} ${n}`).join(", ");
     lines.push(
-      `  ${c.padEnd(15)} ${String(v!.mutants).padStart(6)} mutants: ${outcomes}; largest growth of one mutant ${(v!.maxGrowthBytes / 2 ** 20).toFixed(1)} MiB`,
+      `  ${c.padEnd(15)} ${String(v!.mutants).padStart(6)} mutants: ${outcomes}; largest growth of one mutant ${
+        (v!.maxGrowthBytes / 2 ** 20).toFixed(1)
+      } MiB`,
     );
   }
   for (const f of s.failures.slice(0, 20)) {
@@ -280,7 +298,10 @@ export function formatSummary(s: FuzzSummary): string {
   return lines.join("\n");
 }
 
-if (import.meta.main ?? (typeof process !== "undefined" && process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]))) {
+if (
+  import.meta.main ??
+    (typeof process !== "undefined" && process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]))
+) {
   const argv = process.argv.slice(2);
   const arg = (name: string) => {
     const i = argv.indexOf(`--${name}`);
