@@ -11,6 +11,7 @@ export type ErrorCode =
   | "closed" // the model or pool was used after close()
   | "worker" // a worker thread died
   | "backend" // a backend (WebGPU) failed: lost device, failed allocation
+  | "numerical" // the model computed NaN or infinite values (corrupt weights), or ran past a budget of its own (a chat template)
   | "aborted"; // cancelled through an AbortSignal
 
 export class KvasmError extends Error {
@@ -65,5 +66,18 @@ export class OutOfMemoryError extends KvasmError {
 export class ClosedError extends KvasmError {
   constructor(what: string) {
     super("closed", `${what} was used after close()`);
+  }
+}
+
+/**
+ * The model itself failed while running: NaN or infinite logits from corrupt weights, or its
+ * chat template running past its time, step or output budget. Never the caller's fault (a
+ * server answers it as a 500); it names the model file where the thrower knows it.
+ */
+export class NumericalError extends KvasmError {
+  readonly file?: string;
+  constructor(problem: string, file?: string) {
+    super("numerical", file === undefined ? problem : `${file}: ${problem}`);
+    this.file = file;
   }
 }

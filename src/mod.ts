@@ -30,6 +30,7 @@ export { selectBackend } from "./backends/select.ts";
 export { WebGpuBackend } from "./backends/webgpu/backend.ts";
 export { webgpuStatus, WebGpuError } from "./backends/webgpu/device.ts";
 export { openModelFile } from "./formats/open.ts";
+export { DEFAULT_HEADER_LIMITS, type HeaderLimits } from "./formats/types.ts";
 export { readGGUF } from "./formats/gguf.ts";
 export { BytesSink, fileSink, writeGGUF } from "./formats/gguf-writer.ts";
 export { quantizeModel } from "./quant/quantize.ts";
@@ -38,6 +39,7 @@ export {
   ContextLengthError,
   FormatError,
   KvasmError,
+  NumericalError,
   OutOfMemoryError,
   ParamError,
   UnsupportedError,

@@ -12,7 +12,7 @@
 import { FormatError } from "../errors.ts";
 import type { ByteSource } from "../io/source.ts";
 import { blockGeometry, ggmlTypeName } from "./ggml-types.ts";
-import type { MetadataValue, ModelFile, TensorInfo } from "./types.ts";
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type MetadataValue, type ModelFile, type TensorInfo } from "./types.ts";
 
 export type GGUFScalar = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "bool" | "string" | "u64" | "i64" | "f64";
 
@@ -91,7 +91,7 @@ class HeaderCursor {
   private chunk = FIRST_CHUNK;
   private readonly decoder = new TextDecoder("utf-8", { fatal: false });
 
-  constructor(readonly source: ByteSource) {}
+  constructor(readonly source: ByteSource, readonly limits: HeaderLimits) {}
 
   fail(problem: string): never {
     throw new FormatError(this.source.name, problem);
@@ -155,6 +155,9 @@ class HeaderCursor {
         `string length ${len} in ${this.what} is more than the rest of the file (${this.remaining} bytes): a corrupt length or a truncated file`,
       );
     }
+    if (len > this.limits.maxStringBytes) {
+      this.fail(`string length ${len} in ${this.what} is over the limit of ${this.limits.maxStringBytes} bytes (LoadOptions.limits.maxStringBytes)`);
+    }
     const at = await this.need(len);
     this.pos += len;
     return this.decoder.decode(this.window.subarray(at, at + len));
@@ -212,6 +215,9 @@ class HeaderCursor {
       this.fail(
         `array length ${count} in ${this.what} is more than the rest of the file (${this.remaining} bytes) could hold: a corrupt length or a truncated file`,
       );
+    }
+    if (count > this.limits.maxArrayLength) {
+      this.fail(`array length ${count} in ${this.what} is over the limit of ${this.limits.maxArrayLength} (LoadOptions.limits.maxArrayLength)`);
     }
     if (of === "array") {
       if (depth >= 8) this.fail(`arrays nested deeper than 8 levels in ${this.what}`);
@@ -281,8 +287,8 @@ function safeNumber(v: bigint): number | bigint {
   return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
-  const c: HeaderCursor = new HeaderCursor(source);
+export async function readGGUF(source: ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<GGUFFile> {
+  const c: HeaderCursor = new HeaderCursor(source, limits);
 
   // ---- fixed header
   c.what = "the magic";
@@ -314,6 +320,9 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
     c.fail(
       `metadata entry count ${kvCount} is more than the rest of the file (${c.remaining} bytes) could hold: a corrupt count or a truncated file`,
     );
+  }
+  if (kvCount > limits.maxMetadataEntries) {
+    c.fail(`metadata entry count ${kvCount} is over the limit of ${limits.maxMetadataEntries} (LoadOptions.limits.maxMetadataEntries)`);
   }
 
   // ---- metadata

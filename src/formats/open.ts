@@ -8,7 +8,7 @@ import { type ByteSource, BytesSource, FileSource } from "../io/source.ts";
 import { GGUF_MAGIC, readGGUF } from "./gguf.ts";
 import { readLlama2c } from "./llama2c.ts";
 import { readSafetensors, readSafetensorsIndex } from "./safetensors.ts";
-import type { ModelFile } from "./types.ts";
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type ModelFile } from "./types.ts";
 
 export type ModelFormat = ModelFile["format"];
 
@@ -26,9 +26,9 @@ export async function sniffFormat(source: ByteSource): Promise<ModelFormat> {
 }
 
 /** Reads the header of a model file; the returned ModelFile keeps its source open (close `file.source`). */
-export async function openModelFile(input: string | Uint8Array | ByteSource): Promise<ModelFile> {
-  if (input instanceof Uint8Array) return await readBySniffing(new BytesSource(input));
-  if (typeof input !== "string") return await readBySniffing(input);
+export async function openModelFile(input: string | Uint8Array | ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<ModelFile> {
+  if (input instanceof Uint8Array) return await readBySniffing(new BytesSource(input), limits);
+  if (typeof input !== "string") return await readBySniffing(input, limits);
 
   const fs = await import("node:fs");
   let stat: import("node:fs").Stats;
@@ -38,8 +38,8 @@ export async function openModelFile(input: string | Uint8Array | ByteSource): Pr
     const code = (e as { code?: string }).code;
     throw new FormatError(input, code === "ENOENT" ? "no such file or directory" : `cannot open: ${(e as Error).message}`);
   }
-  if (stat.isDirectory()) return await openDirectory(input, fs);
-  if (input.endsWith(".index.json")) return await readSafetensorsIndex(input, FileSource.open);
+  if (stat.isDirectory()) return await openDirectory(input, fs, limits);
+  if (input.endsWith(".index.json")) return await readSafetensorsIndex(input, FileSource.open, limits);
 
   let source: ByteSource;
   try {
@@ -48,17 +48,17 @@ export async function openModelFile(input: string | Uint8Array | ByteSource): Pr
     throw new FormatError(input, `cannot open: ${(e as Error).message}`);
   }
   try {
-    return await readBySniffing(source);
+    return await readBySniffing(source, limits);
   } catch (e) {
     await source.close();
     throw e;
   }
 }
 
-async function readBySniffing(source: ByteSource): Promise<ModelFile> {
+async function readBySniffing(source: ByteSource, limits: HeaderLimits): Promise<ModelFile> {
   const format = await sniffFormat(source);
-  if (format === "gguf") return await readGGUF(source);
-  if (format === "safetensors") return await readSafetensors(source);
+  if (format === "gguf") return await readGGUF(source, limits);
+  if (format === "safetensors") return await readSafetensors(source, limits);
   try {
     return await readLlama2c(source);
   } catch (e) {
@@ -71,13 +71,13 @@ async function readBySniffing(source: ByteSource): Promise<ModelFile> {
   }
 }
 
-async function openDirectory(dir: string, fs: typeof import("node:fs")): Promise<ModelFile> {
+async function openDirectory(dir: string, fs: typeof import("node:fs"), limits: HeaderLimits): Promise<ModelFile> {
   const join = (f: string) => (dir.endsWith("/") ? dir + f : `${dir}/${f}`);
-  if (fs.existsSync(join("model.safetensors.index.json"))) return await readSafetensorsIndex(dir, FileSource.open);
+  if (fs.existsSync(join("model.safetensors.index.json"))) return await readSafetensorsIndex(dir, FileSource.open, limits);
   if (fs.existsSync(join("model.safetensors"))) {
     const source = await FileSource.open(join("model.safetensors"));
     try {
-      return await readSafetensors(source);
+      return await readSafetensors(source, limits);
     } catch (e) {
       await source.close();
       throw e;

@@ -11,7 +11,7 @@
 import { FormatError, UnsupportedError } from "../errors.ts";
 import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId } from "./ggml-types.ts";
-import type { MetadataValue, ModelFile, TensorInfo } from "./types.ts";
+import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type MetadataValue, type ModelFile, type TensorInfo } from "./types.ts";
 
 /** Element size of every safetensors dtype, and the ggml type it maps to (undefined: ggml has none). */
 const DTYPES: Record<string, [bytes: number, ggml: GGMLTypeId | undefined]> = {
@@ -35,7 +35,7 @@ const DTYPES: Record<string, [bytes: number, ggml: GGMLTypeId | undefined]> = {
 /** Headers above this are not real (the format's own reader caps them at 100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
 
-export async function readSafetensors(source: ByteSource): Promise<ModelFile> {
+export async function readSafetensors(source: ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<ModelFile> {
   const fail: (problem: string) => never = (problem) => {
     throw new FormatError(source.name, problem);
   };
@@ -62,11 +62,18 @@ export async function readSafetensors(source: ByteSource): Promise<ModelFile> {
   const tensors = new Map<string, TensorInfo>();
   const spans: { name: string; begin: number; end: number }[] = [];
 
-  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+  const entries = Object.entries(header as Record<string, unknown>);
+  const over = (what: string, n: number, limit: number, option: keyof HeaderLimits) =>
+    fail(`${what} ${n} is over the limit of ${limit} (LoadOptions.limits.${option})`);
+  if (entries.length > limits.maxMetadataEntries) over("header entry count", entries.length, limits.maxMetadataEntries, "maxMetadataEntries");
+  for (const [name, entry] of entries) {
     if (name === "__metadata__") {
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) fail("__metadata__ is not a JSON object");
-      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+      const meta = Object.entries(entry as Record<string, unknown>);
+      if (meta.length > limits.maxMetadataEntries) over("__metadata__ entry count", meta.length, limits.maxMetadataEntries, "maxMetadataEntries");
+      for (const [k, v] of meta) {
         if (typeof v !== "string") fail(`__metadata__ entry "${k}" is not a string`);
+        if (v.length > limits.maxStringBytes) over(`length of __metadata__ entry "${k}"`, v.length, limits.maxStringBytes, "maxStringBytes");
         metadata.set(`safetensors.metadata.${k}`, v as string);
       }
       continue;
@@ -75,7 +82,7 @@ export async function readSafetensors(source: ByteSource): Promise<ModelFile> {
     if (typeof e !== "object" || e === null) fail(`tensor "${name}": entry is not a JSON object`);
     const { dtype, shape, data_offsets: offsets } = e;
     if (typeof dtype !== "string") fail(`tensor "${name}": dtype is missing or not a string`);
-    if (!Array.isArray(shape) || !shape.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every((n) => Number.isSafeInteger(n) && n >= 0)) {
       fail(`tensor "${name}": shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     }
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((n) => Number.isSafeInteger(n) && n >= 0)) {
@@ -135,7 +142,11 @@ export interface ShardedModelFile extends ModelFile {
  * files in the same directory. `path` is the index file or the directory holding it;
  * `open` turns a path into a ByteSource (FileSource.open on disk).
  */
-export async function readSafetensorsIndex(path: string, open: (path: string) => Promise<ByteSource>): Promise<ShardedModelFile> {
+export async function readSafetensorsIndex(
+  path: string,
+  open: (path: string) => Promise<ByteSource>,
+  limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
+): Promise<ShardedModelFile> {
   const indexPath = path.endsWith(".json") ? path : joinPath(path, "model.safetensors.index.json");
   const dir = indexPath.replace(/[^/\\]*$/, "");
   const index = await open(indexPath);
@@ -172,7 +183,7 @@ export async function readSafetensorsIndex(path: string, open: (path: string) =>
       if (!shard) {
         const src = await open(dir + shardFile);
         try {
-          shard = await readSafetensors(src);
+          shard = await readSafetensors(src, limits);
         } catch (e) {
           await src.close();
           throw e;

@@ -26,3 +26,24 @@ export interface ModelFile {
   metadata: Map<string, MetadataValue>;
   tensors: Map<string, TensorInfo>;
 }
+
+/**
+ * Bounds on what a header may declare, on top of what the file's size allows: a count or length
+ * that fits the file can still cost far more memory as JS objects than as bytes (an array of 2^27
+ * empty strings is 1 GB on disk and several in a heap). LoadOptions.limits overrides them.
+ */
+export interface HeaderLimits {
+  /** Metadata entries (GGUF key-value pairs, safetensors header entries); default 65,536. */
+  maxMetadataEntries: number;
+  /** Elements of one metadata array (a vocabulary, its merges); default 2^24 (Gemma's 256K vocabulary is 2^18). */
+  maxArrayLength: number;
+  /** Bytes of one string (a key, a token, a chat template, an embedded tokenizer.json); default 64 MiB. */
+  maxStringBytes: number;
+}
+
+export const DEFAULT_HEADER_LIMITS: HeaderLimits = { maxMetadataEntries: 1 << 16, maxArrayLength: 1 << 24, maxStringBytes: 64 << 20 };
+
+/** `given` over the defaults, each a positive integer (a ParamError is the caller's; checked where loading starts). */
+export function headerLimits(given?: Partial<HeaderLimits>): HeaderLimits {
+  return { ...DEFAULT_HEADER_LIMITS, ...given };
+}

@@ -4,7 +4,7 @@ import { selectBackend } from "../backends/select.ts";
 import { type BackendName, backendByName } from "../backends/webgpu/select.ts";
 import { WebGpuBackend } from "../backends/webgpu/backend.ts";
 import { openModelFile } from "../formats/open.ts";
-import type { ModelFile } from "../formats/types.ts";
+import type { HeaderLimits, ModelFile } from "../formats/types.ts";
 import type { ByteSource } from "../io/source.ts";
 import { ArenaPlan } from "../memory/arena.ts";
 import { PagedKVCache, type Sequence } from "../kv/paged-cache.ts";
@@ -13,15 +13,18 @@ import { ropeTable } from "./rope.ts";
 import { WeightSet } from "./weights.ts";
 import type { RunState } from "../models/llama.ts";
 import { type Architecture, architectureOf } from "../models/registry.ts";
-import { ClosedError, ContextLengthError, FormatError, ParamError, UnsupportedError } from "../errors.ts";
+import { ClosedError, ContextLengthError, FormatError, NumericalError, ParamError, UnsupportedError } from "../errors.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
+import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
 import { generate, type GenerateOptions, type GenerationResult } from "../generate.ts";
 import { argmax } from "../sampling/sampler.ts";
 
 /** Greedy steps Model.decodeGreedy records between two readbacks (the size of its device scratch). */
 export const GREEDY_ROWS = 64;
+/** RoPE rows written at load; the table then doubles as sequences grow (Model.ensureRope). */
+const ROPE_FIRST_ROWS = 1024;
 const ONE_ROW = [0];
 
 export interface LoadOptions {
@@ -65,6 +68,8 @@ export interface LoadOptions {
   /** Threads for the default WASM backend, the calling thread included; default: the machine's cores (1 where Workers or shared memory are missing). */
   threads?: number;
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
+  /** Bounds on header metadata beyond what the file's size allows (entries, array lengths, string bytes); see HeaderLimits. */
+  limits?: Partial<HeaderLimits>;
 }
 
 /** One sequence's input to a forward step: tokens to append, and whether its next-token logits are wanted. */
@@ -92,6 +97,13 @@ export class Model {
   private readonly rowsHost: Int32Array;
   private readonly logitRowIdx: number[] = [];
   private readonly greedyMeta = new Int32Array(GREEDY_ROWS * (1 + ROW_FIELDS));
+  /**
+   * RoPE rows written to the backend so far. The table grows with the longest sequence (doubling),
+   * so a context of millions of positions, declared by a generous or a hostile header, costs no
+   * load time or resident memory until positions are used: loading stays linear in the file.
+   */
+  private ropeRows = 0;
+  private rope: { style: "ggml" | "llama2c"; factors?: Float32Array } = { style: "ggml" };
 
   constructor(
     readonly config: DerivedConfig,
@@ -112,6 +124,22 @@ export class Model {
 
   get vocabSize(): number {
     return this.config.vocabSize;
+  }
+
+  /** How the RoPE table is computed (set once at load, before the first step). */
+  setRope(style: "ggml" | "llama2c", factors?: Float32Array): void {
+    this.rope = { style, factors };
+    this.ropeRows = 0;
+    this.ensureRope(Math.min(this.contextLength, ROPE_FIRST_ROWS));
+  }
+
+  /** Writes RoPE rows up to position `end` (exclusive) if they are not there yet. */
+  private ensureRope(end: number): void {
+    if (end <= this.ropeRows) return;
+    const to = Math.min(this.contextLength, Math.max(end, 2 * this.ropeRows));
+    const rows = ropeTable(this.config, to, this.rope.style, this.rope.factors, this.ropeRows);
+    this.backend.write(this.state.ropeTable + this.ropeRows * this.config.ropeDim * 4, rows);
+    this.ropeRows = to;
   }
 
   /** A new, empty sequence with its own page table. */
@@ -142,7 +170,12 @@ export class Model {
     }
     const wantLogits = inputs.filter((i) => i.logits !== false).length;
     if (wantLogits > this.state.maxLogitRows) throw new ParamError("inputs", `at most ${this.state.maxLogitRows} sequences per step`);
-    for (const inp of inputs) this.kv.reserve(inp.seq, inp.seq.length + inp.tokens.length);
+    let maxEnd = 0;
+    for (const inp of inputs) {
+      maxEnd = Math.max(maxEnd, inp.seq.length + inp.tokens.length);
+      this.kv.reserve(inp.seq, inp.seq.length + inp.tokens.length);
+    }
+    this.ensureRope(maxEnd);
 
     const out: Float32Array[] = [];
     const maxRows = this.state.maxRows;
@@ -223,7 +256,7 @@ export class Model {
     if (!(Number.isInteger(n) && n >= 1)) throw new ParamError("n", `must be a positive integer, got ${n}`);
     const out = new Int32Array(n);
     const b = this.backend;
-    const noPick = () => new ParamError("logits", "no token to pick: every logit is NaN");
+    const noPick = () => new NumericalError("no token to pick: every logit is NaN (corrupt weights)", this.file.source.name);
     if (!b.argmax) {
       for (let i = 0; i < n; i++) {
         token = argmax(await this.decodeOne(seq, token));
@@ -236,6 +269,7 @@ export class Model {
     if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
     if (!(Number.isInteger(token) && token >= 0 && token < this.vocabSize)) throw new ParamError("tokens", `token id ${token} is outside the vocabulary (0..${this.vocabSize - 1})`);
     this.kv.reserve(seq, end);
+    this.ensureRope(end);
     const s = this.state, G = GREEDY_ROWS;
     const window = this.config.slidingWindow ?? 0;
     // device scratch: picks (G), then each step's position (G) and row metadata (G x ROW_FIELDS)
@@ -291,7 +325,7 @@ export class Model {
 
 /** Loads a model file (GGUF, llama2.c .bin, safetensors) into one arena and prepares it for generation. */
 export async function loadModel(input: string | Uint8Array | ByteSource, opts: LoadOptions = {}): Promise<Model> {
-  const opened = await openModelFile(input);
+  const opened = await openModelFile(input, resolveHeaderLimits(opts.limits));
   try {
     // a Hugging Face directory: config.json names the architecture and maps the tensor names
     const file = await withHFConfig(opened, input);
@@ -305,7 +339,15 @@ export async function loadModel(input: string | Uint8Array | ByteSource, opts: L
 async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const arch = architectureOf(file);
   const config = deriveConfig(arch.config(file));
+  checkLayerCount(config, file); // before any table per layer is built
   const tokenizer = await loadTokenizerFor(file, opts.tokenizer);
+  if (tokenizer.vocabSize > 0 && tokenizer.vocabSize < config.vocabSize) {
+    // the model could pick ids the tokenizer cannot turn into text: a mismatch of files, found now, not mid-generation
+    throw new FormatError(
+      typeof opts.tokenizer === "string" ? opts.tokenizer : file.source.name,
+      `the tokenizer holds ${tokenizer.vocabSize} tokens, fewer than the model's vocabulary of ${config.vocabSize}: a tokenizer for another model?`,
+    );
+  }
 
   const ctx = opts.contextLength ?? config.contextLength;
   if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
@@ -351,8 +393,9 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     for (const [what, bytes] of Object.entries(scratch)) {
       (state as unknown as Record<string, number>)[what] = backend.alloc(bytes, `scratch ${what}`);
     }
-    backend.write(state.ropeTable, ropeTable(config, ctx, file.format === "llama2c" ? "llama2c" : "ggml", await ropeFreqFactors(file, config.ropeDim)));
+    const ropeFactors = await ropeFreqFactors(file, config.ropeDim);
     const model = new Model(config, tokenizer, backend, arch, weights, kv, state, ctx, file);
+    model.setRope(file.format === "llama2c" ? "llama2c" : "ggml", ropeFactors);
     model.weightBytes = weightSet.bytes;
     return model;
   } catch (e) {

@@ -20,18 +20,21 @@ export function ropeTable(
   style: "ggml" | "llama2c" = "ggml",
   /** Per-pair divisors of the frequency (llama.cpp's rope_freqs.weight: Llama 3 scaling baked into the file). */
   freqFactors?: Float32Array,
+  /** First position: the table returned holds rows [from, maxPos); each row depends on its position only. */
+  from = 0,
 ): Float32Array {
   const half = c.ropeDim / 2;
-  const table = new Float32Array(maxPos * half * 2);
+  const table = new Float32Array((maxPos - from) * half * 2);
   const f = Math.fround;
   if (style === "ggml" && !c.ropeScaling) {
     const thetaScale = f(Math.pow(c.ropeTheta, f(-2 / c.ropeDim)));
-    for (let p = 0; p < maxPos; p++) {
+    for (let p = from; p < maxPos; p++) {
       let theta = f(p);
+      const row = (p - from) * half;
       for (let i = 0; i < half; i++) {
         const t = freqFactors ? f(theta / freqFactors[i]) : theta;
-        table[(p * half + i) * 2] = cosf(t);
-        table[(p * half + i) * 2 + 1] = sinf(t);
+        table[(row + i) * 2] = cosf(t);
+        table[(row + i) * 2 + 1] = sinf(t);
         theta = f(theta * thetaScale);
       }
     }
@@ -50,11 +53,12 @@ export function ropeTable(
   }
   if (c.ropeScaling) applyLlama3Scaling(freqs, c.ropeScaling);
   if (freqFactors) for (let i = 0; i < half; i++) freqs[i] = Math.fround(freqs[i] / freqFactors[i]);
-  for (let p = 0; p < maxPos; p++) {
+  for (let p = from; p < maxPos; p++) {
+    const row = (p - from) * half;
     for (let i = 0; i < half; i++) {
       const theta = f(p * freqs[i]);
-      table[(p * half + i) * 2] = Math.cos(theta);
-      table[(p * half + i) * 2 + 1] = Math.sin(theta);
+      table[(row + i) * 2] = Math.cos(theta);
+      table[(row + i) * 2 + 1] = Math.sin(theta);
     }
   }
   return table;

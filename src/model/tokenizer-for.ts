@@ -24,19 +24,27 @@ export async function loadTokenizerFor(file: ModelFile, explicit?: string | Uint
     const dir = hfConfig.replace(/[^/\\]*$/, "");
     const fs = await import("node:fs");
     for (const name of ["tokenizer.json", "tokenizer.model"]) {
-      if (fs.existsSync(dir + name)) return await tokenizerFromBytes(await readFile(dir + name), dir + name, vocabSize);
+      // the directory's own tokenizer.json may hold fewer ids than the embedding has rows (padding): pad it to match
+      if (fs.existsSync(dir + name)) return await tokenizerFromBytes(await readFile(dir + name), dir + name, vocabSize, true);
     }
   }
   // no vocabulary at all (random-weight test models, a GGUF written without one): the model still runs on token ids
   return new IdOnlyTokenizer(vocabSize ?? 0, file.metadata, file.source.name);
 }
 
-export async function tokenizerFromBytes(bytes: Uint8Array, name: string, vocabSize?: number): Promise<Tokenizer> {
+/** `padToVocab`: a tokenizer.json shipped beside a model pads its unused ids up to `vocabSize`. */
+export async function tokenizerFromBytes(bytes: Uint8Array, name: string, vocabSize?: number, padToVocab = false): Promise<Tokenizer> {
   let i = 0;
   while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
   if (bytes[i] === 0x7b /* { */) {
     const { tokenizerFromHFJson } = await import("../tokenizer/hf-json.ts");
-    return tokenizerFromHFJson(JSON.parse(new TextDecoder().decode(bytes)));
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (e) {
+      throw new FormatError(name, `is not valid UTF-8 JSON (truncated or corrupt tokenizer.json?): ${(e as Error).message}`);
+    }
+    return tokenizerFromHFJson(json, undefined, name, padToVocab ? vocabSize : 0);
   }
   // tokenizer.bin opens with a small int32 (max_token_length); a SentencePiece protobuf with
   // field 1 (0x0a), a length, then the piece's own field 1: as an int32 that is far larger

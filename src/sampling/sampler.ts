@@ -34,7 +34,7 @@
  * is computed by `expNonPositive` below rather than Math.exp, whose last bit
  * differs between V8 and JavaScriptCore. Only reported logprobs use Math.log.
  */
-import { ParamError } from "../errors.ts";
+import { type KvasmError, NumericalError, ParamError } from "../errors.ts";
 import { type ResolvedSamplingParams, type SamplingParams, validateSamplingParams } from "./params.ts";
 import { Rng } from "./rng.ts";
 
@@ -93,6 +93,17 @@ export class Sampler {
     return new Sampler(this.vocabSize, { ...this.params, seed: seed ?? this.rng.nextU32() });
   }
 
+  /**
+   * Why no token can be drawn: NaN logits come from the model (corrupt weights), never from the
+   * caller; only a bias that drove every finite logit to -Infinity is the caller's doing.
+   */
+  private nothingToSample(logits: Float32Array): KvasmError {
+    let nan = false;
+    for (let i = 0; i < logits.length && !nan; i++) nan = logits[i] !== logits[i];
+    if (!nan && this.biasIds.length > 0) return new ParamError("logitBias", "no token left to sample: the bias made every logit -Infinity");
+    return new NumericalError(`the model computed no finite logit (${nan ? "NaN" : "all -Infinity"}): its weights are corrupt or overflow`);
+  }
+
   /** Applies bias and penalties (given the token history) to `logits` IN PLACE, then picks a token. */
   sample(logits: Float32Array, history?: ArrayLike<number>): SampleResult {
     this.checkLength(logits);
@@ -104,7 +115,7 @@ export class Sampler {
     // Pass 1: the max, then pass 2: weights and their sum, both over the whole vocabulary.
     const best = argmax(logits);
     const max = best < 0 ? -Infinity : logits[best];
-    if (!(max > -Infinity)) throw new ParamError("logitBias", "no token left to sample: every logit is -Infinity or NaN");
+    if (!(max > -Infinity)) throw this.nothingToSample(logits);
     const w = this.weights;
     let total = 0;
     let positive = 0;

@@ -13,7 +13,7 @@
  * away aborts its request, which frees them.
  */
 import type { Model } from "../model/model.ts";
-import { ChatTemplate } from "./chat-template.ts";
+import { ChatTemplate, type TemplateLimits } from "./chat-template.ts";
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from "./body.ts";
 import type { Generator } from "./generation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
@@ -40,6 +40,8 @@ export interface HandlerOptions {
   retryAfterSeconds?: number;
   /** A Jinja chat template that overrides the model's own. */
   chatTemplate?: string;
+  /** Steps, output size and time one chat template render may take (see TemplateLimits); past them the request gets a 500. */
+  chatTemplateLimits?: Partial<TemplateLimits>;
 }
 
 export interface KvasmHandler {
@@ -58,8 +60,8 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
   const generator = opts.generator ?? new EngineGenerator(ownEngine!);
   const created = Math.floor(Date.now() / 1000);
   const template = opts.chatTemplate !== undefined
-    ? new ChatTemplate(opts.chatTemplate, { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) })
-    : ChatTemplate.forModel(model);
+    ? new ChatTemplate(opts.chatTemplate, { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) }, false, opts.chatTemplateLimits)
+    : ChatTemplate.forModel(model, opts.chatTemplateLimits);
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const maxPending = opts.maxPending ?? 64;
   const retryAfter = String(opts.retryAfterSeconds ?? 1);

@@ -55,6 +55,10 @@ export function toHttpError(e: unknown): HttpError {
         return new HttpError(503, e.message, "server_error", null, "out_of_memory", { "Retry-After": "1" });
       case "aborted":
         return new HttpError(499, e.message, "invalid_request_error", null, "cancelled");
+      // the model failed (NaN logits, a chat template past its budget): the server's fault, never the client's
+      case "numerical":
+      case "format":
+        return new HttpError(500, `model error: ${e.message}`, "server_error", null, "model_error");
     }
   }
   return new HttpError(500, `internal error: ${(e as Error)?.message ?? String(e)}`, "server_error", null, "internal_error");

@@ -18,13 +18,16 @@ import { GPT2_PATTERN } from "./pretokenize.ts";
 import { SPACE_MARK } from "./spm.ts";
 import { type Tokenizer, TokenType } from "./tokenizer.ts";
 
-const FILE = "tokenizer.json";
-
 type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
-export function tokenizerFromHFJson(json: unknown, config?: unknown): Tokenizer {
+/**
+ * `file` names the file in errors; `minVocabSize` pads the vocabulary with unused ids up to a model's
+ * embedding rows (Qwen2 ships 151,665 tokens for 151,936 rows; llama.cpp's converter pads the same way).
+ */
+export function tokenizerFromHFJson(json: unknown, config?: unknown, file = "tokenizer.json", minVocabSize = 0): Tokenizer {
+  const FILE = file;
   if (!isObject(json) || !isObject(json.model)) throw new FormatError(FILE, "no `model` object: not a Hugging Face tokenizer.json");
   const model = json.model;
   const type = model.type ?? (model.merges !== undefined ? "BPE" : undefined);
@@ -48,7 +51,7 @@ export function tokenizerFromHFJson(json: unknown, config?: unknown): Tokenizer 
     }
     entries.push([t.content, t.id as number, t.special === true ? TokenType.control : TokenType.userDefined]);
   }
-  const size = entries.reduce((m, [, id]) => Math.max(m, id + 1), 0);
+  const size = Math.max(entries.reduce((m, [, id]) => Math.max(m, id + 1), 0), minVocabSize);
   if (size > 4 * entries.length + 1024) throw new FormatError(FILE, `token ids reach ${size - 1} for ${entries.length} tokens`);
   const pieces: string[] = new Array(size).fill("");
   const types = new Uint8Array(size).fill(TokenType.unused); // ids no entry names stay unused and empty
@@ -65,8 +68,8 @@ export function tokenizerFromHFJson(json: unknown, config?: unknown): Tokenizer 
   });
 
   // ---- which of the two shapes
-  const pre = flatten(json.pre_tokenizer);
-  const norm = flatten(json.normalizer);
+  const pre = flatten(json.pre_tokenizer, FILE);
+  const norm = flatten(json.normalizer, FILE);
   const byteLevel = pre.some((s) => s.type === "ByteLevel");
   const byteFallback = model.byte_fallback === true;
   if (typeof model.unk_token === "string") {
@@ -168,13 +171,13 @@ export function tokenizerFromHFJson(json: unknown, config?: unknown): Tokenizer 
 }
 
 /** A normalizer / pre-tokenizer as a flat list of steps (Sequence nodes opened, null -> []). */
-function flatten(node: unknown): Json[] {
+function flatten(node: unknown, FILE: string): Json[] {
   if (node === null || node === undefined) return [];
   if (!isObject(node)) throw new FormatError(FILE, `expected an object, found ${JSON.stringify(node)}`);
   if (node.type === "Sequence") {
     const inner = node.normalizers ?? node.pretokenizers ?? node.pre_tokenizers;
     if (!Array.isArray(inner)) throw new FormatError(FILE, "Sequence without steps");
-    return inner.flatMap(flatten);
+    return inner.flatMap((n) => flatten(n, FILE));
   }
   return [node];
 }
