@@ -1,4 +1,5 @@
 import { GGMLType, type GGMLTypeId } from "../../formats/ggml-types.ts";
+import { forWeight } from "./wgsl-common.ts";
 
 /**
  * Matmul kernels: out (T, d) = x (T, n) @ W^T for one weight type, W read
@@ -130,43 +131,154 @@ const UNIT: Record<number, { units: string; body: string }> = {
   },
 };
 
-/** ggml's get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 packed bytes after d, dmin. */
-export const Q4K_SCALE_MIN = /* wgsl */ `
-fn q4k_scale_min(bo: u32, j: u32) -> vec2<u32> {
-  let s = bo + 4u;
-  if (j < 4u) { return vec2<u32>(wbyte(s + j) & 63u, wbyte(s + j + 4u) & 63u); }
-  let a = wbyte(s + j + 4u);
-  return vec2<u32>((a & 0xfu) | ((wbyte(s + j - 4u) >> 6u) << 4u), (a >> 4u) | ((wbyte(s + j) >> 6u) << 4u));
-}
-`;
-
-export const MATMUL_ROWS_PER_GROUP = 8;
-export const MATMUL_TOKENS_PER_GROUP = 8;
-
 export function matmulTypes(): GGMLTypeId[] {
   return Object.keys(UNIT).map(Number);
 }
 
-export function matmulKernel(type: GGMLTypeId): string {
+/**
+ * What a matmul dispatch does with its rows once they are summed:
+ *   store     out = x W^T (one weight; the tensor may be bound in row ranges)
+ *   residual  out = x W^T and resid += out (the residual add of the output / down projection)
+ *   swiglu    two weights, gate and up: up -> out2, silu(gate) * up -> out (llama's feed-forward)
+ *   qkv       three weights, q, k, v: RoPE on q and k, q/k/v -> their buffers, k and v into their KV-cache slots
+ */
+export type Epilogue = "store" | "residual" | "swiglu" | "qkv";
+export const EPILOGUE_WEIGHTS: Record<Epilogue, number> = { store: 1, residual: 1, swiglu: 2, qkv: 3 };
+
+/**
+ * Which weight (seg) and row (r) thread-row rl of workgroup wg.x computes.
+ * swiglu interleaves gate and up rows so a workgroup holds both halves of its
+ * 4 outputs; qkv holds 4 RoPE pairs (rows i and i + ropeDim/2, or 2i and
+ * 2i + 1, of one head), so the epilogue rotates them without another pass.
+ */
+const ROW_MAP: Record<Epilogue, string> = {
+  store: `let seg = 0u; let r = wg.x * 8u + rl; let valid = r < P.b.x;`,
+  residual: `let seg = 0u; let r = wg.x * 8u + rl; let valid = r < P.b.x;`,
+  swiglu: `let seg = rl & 1u; let r = wg.x * 4u + (rl >> 1u); let valid = r < P.b.x;`,
+  qkv: `let pr = qkv_pair(wg.x * 4u + (rl >> 1u));
+  let seg = pr.x;
+  let r = select(pr.z, pr.w, (rl & 1u) == 1u);
+  let valid = pr.y != NONE;`,
+};
+
+/** qkv: pair gp of the concatenated q|k|v rows -> (segment, valid, row a, row b). P: b = (qRows, kvRows, -, rowBytes), d = (-, -, headDim, ropeDim | halves << 16). */
+const QKV_PAIR = /* wgsl */ `
+const NONE: u32 = 0xffffffffu;
+fn qkv_pair(gp: u32) -> vec4<u32> {
+  let qp = P.b.x / 2u; let kp = P.b.y / 2u;
+  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u; let halves = P.d.w >> 16u;
+  if (gp >= qp + 2u * kp) { return vec4<u32>(0u, NONE, 0u, 0u); }
+  if (gp >= qp + kp) { let i = gp - qp - kp; return vec4<u32>(2u, 0u, 2u * i, 2u * i + 1u); }
+  let seg = select(0u, 1u, gp >= qp);
+  let pp = gp - select(0u, qp, gp >= qp);
+  let head = pp / (hd / 2u);
+  let s = pp % (hd / 2u);
+  var a = 2u * s;
+  var b = 2u * s + 1u;
+  if (halves == 1u && s < ropeHalf) { a = s; b = s + ropeHalf; }
+  return vec4<u32>(seg, 0u, head * hd + a, head * hd + b);
+}
+`;
+
+/** The epilogues; sum(rl, k) is the reduced dot product of thread-row rl and token t0 + k. */
+const EPILOGUE: Record<Epilogue, string> = {
+  // P: a = (-, x, n, T), b = (rows, row0, d, rowBytes), c.x = out
+  store: `
+  if (lane == 0u && valid) {
+    for (var k = 0u; k < nt; k++) { stf(P.c.x + (t0 + k) * P.b.z + P.b.y + r, sum(rl, k)); }
+  }`,
+  // c = (out, resid)
+  residual: `
+  if (lane == 0u && valid) {
+    for (var k = 0u; k < nt; k++) {
+      let i = (t0 + k) * P.b.z + r;
+      let v = sum(rl, k);
+      stf(P.c.x + i, v);
+      stf(P.c.y + i, ldf(P.c.y + i) + v);
+    }
+  }`,
+  // c = (out, up out); the silu expression is SWIGLU's
+  swiglu: `
+  if (li < 4u * TT) {
+    let p = li % 4u;
+    let k = li / 4u;
+    let rr = wg.x * 4u + p;
+    if (k < nt && rr < P.b.x) {
+      let g = sum(2u * p, k);
+      let u = sum(2u * p + 1u, k);
+      let i = (t0 + k) * P.b.x + rr;
+      stf(P.c.y + i, u);
+      stf(P.c.x + i, g / (1.0 + exp(-g)) * u);
+    }
+  }`,
+  // c = (q out, k out, v out, positions), d = (rope table, row metadata, headDim, ropeDim | halves << 16),
+  // e = (cache base, pageBytes, pageSize, kvDim), f = (kOff, vOff) bytes; the rotation is ROPE's, the slot KV_STORE's
+  qkv: `
+  if (li < 4u * TT) {
+    let p = li % 4u;
+    let k = li / 4u;
+    let pr = qkv_pair(wg.x * 4u + p);
+    if (k < nt && pr.y != NONE) {
+      let t = t0 + k;
+      var a = sum(2u * p, k);
+      var b = sum(2u * p + 1u, k);
+      let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
+      let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
+      if (pr.x < 2u && s < ropeHalf) {
+        let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
+        let fc = ldf(c); let fs = ldf(c + 1u);
+        let ra = a * fc - b * fs;
+        let rb = a * fs + b * fc;
+        a = ra;
+        b = rb;
+      }
+      let rows = select(P.b.y, P.b.x, pr.x == 0u);
+      let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
+      stf(out + t * rows + pr.z, a);
+      stf(out + t * rows + pr.w, b);
+      if (pr.x > 0u) {
+        let m = P.d.y + t * 4u;
+        let pos = st[m + 1u];
+        let page = st[(st[m] >> 2u) + pos / P.e.z];
+        let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+        stf(at + pr.z, a);
+        stf(at + pr.w, b);
+      }
+    }
+  }`,
+};
+
+/**
+ * A matmul kernel of one weight type, epilogue and token tile TT (1 for
+ * decode: no accumulator is spent on rows that do not exist). A workgroup of
+ * 256 threads owns 8 weight rows (32 threads per row, striding over the row's
+ * units) and TT token rows (dispatch y), so each weight unit read serves TT
+ * activation rows; the 32 partial sums of a row meet in a tree in workgroup memory.
+ */
+export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt = 8): string {
   const u = UNIT[type];
+  const segs = EPILOGUE_WEIGHTS[epilogue];
+  const loops = [];
+  for (let b = 0; b < segs; b++) loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += 32u) {${forWeight(u.body, b)}\n      }\n    }`);
   return /* wgsl */ `
-${Q4K_SCALE_MIN}
-const TT: u32 = 8u;
-var<workgroup> red: array<f32, 2048>;
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const TT: u32 = ${tt}u;
+var<workgroup> red: array<f32, ${256 * tt}>;
+fn sum(rl: u32, k: u32) -> f32 { return red[rl * 32u * TT + k]; }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let out = P.a.x; let x = P.a.y; let n = P.a.z; let d = P.a.w;
-  let T = P.b.x; let row0 = P.b.y; let rows = P.b.z; let rowBytes = P.b.w;
+  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let rowBytes = P.b.w;
   let lane = li & 31u;
-  let r = wg.x * 8u + (li >> 5u);
+  let rl = li >> 5u;
   let t0 = wg.y * TT;
   let nt = min(TT, T - t0);
-  var acc: array<f32, 8>;
-  if (r < rows) {
+  ${ROW_MAP[epilogue]}
+  var acc: array<f32, ${tt}>;
+  if (valid) {
     let wbase = r * rowBytes;
     let nu = ${u.units};
-    for (var u = lane; u < nu; u += 32u) {${u.body}
-    }
+    ${loops.join(" else ")}
   }
   for (var k = 0u; k < TT; k++) { red[li * TT + k] = acc[k]; }
   workgroupBarrier();
@@ -175,10 +287,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var k = 0u; k < TT; k++) { red[li * TT + k] += red[(li + s) * TT + k]; }
     }
     workgroupBarrier();
-  }
-  if (lane == 0u && r < rows) {
-    for (var k = 0u; k < nt; k++) { stf(out + (t0 + k) * d + row0 + r, red[li * TT + k]); }
-  }
+  }${EPILOGUE[epilogue]}
 }
 `;
 }
@@ -282,7 +391,6 @@ export const DEQUANT_ELEMENT: Record<number, string> = {
  */
 export function embedKernel(type: GGMLTypeId): string {
   return /* wgsl */ `
-${Q4K_SCALE_MIN}
 fn element(ro: u32, i: u32) -> f32 {
   ${DEQUANT_ELEMENT[type]}
 }

@@ -25,6 +25,78 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 `;
 
+/**
+ * RMSNorm fused with the activation quantizer of the matmul that reads its
+ * output: one workgroup per row writes the normed row (RMSNORM's arithmetic)
+ * and its Q8_0 or Q8_K blocks (QUANTIZE_Q8_0 / QUANTIZE_Q8_K's), one thread per
+ * block, from the same values, so the matmul needs no quantize dispatch.
+ * a = (out, x, n, T), b = (eps bits, quantized out); the norm weight is the bound tensor.
+ */
+export function normQuantKernel(block: 32 | 256): string {
+  const quantize = block === 32
+    ? `
+    var amax = 0.0;
+    for (var i = 0u; i < 32u; i++) { amax = max(amax, abs(v[i])); }
+    let id = select(0.0, 127.0 / amax, amax != 0.0);
+    let o = qo + g * 9u;
+    stf(o, quantizeToF16(amax / 127.0));
+    for (var j = 0u; j < 8u; j++) {
+      st[o + 1u + j] = pack_i8(vec4<i32>(round(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]) * id)));
+    }`
+    : `
+    var amax = 0.0;
+    var mx = 0.0;
+    for (var i = 0u; i < 256u; i++) { if (abs(v[i]) > amax) { amax = abs(v[i]); mx = v[i]; } }
+    let o = qo + g * 81u;
+    if (amax == 0.0) {
+      for (var i = 0u; i < 81u; i++) { st[o + i] = 0u; }
+    } else {
+      let iscale = -127.0 / mx;
+      for (var b = 0u; b < 16u; b++) {
+        var sum = 0i;
+        for (var j = 0u; j < 4u; j++) {
+          let e = b * 16u + j * 4u;
+          let q = min(vec4<i32>(round(vec4<f32>(v[e], v[e + 1u], v[e + 2u], v[e + 3u]) * iscale)), vec4<i32>(127));
+          st[o + 17u + b * 4u + j] = pack_i8(q);
+          sum += q.x + q.y + q.z + q.w;
+        }
+        st[o + 1u + b] = bitcast<u32>(sum);
+      }
+      stf(o, 1.0 / iscale);
+    }`;
+  return /* wgsl */ `
+const QB: u32 = ${block}u;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let x = P.a.y; let n = P.a.z;
+  let eps = bitcast<f32>(P.b.x);
+  let xr = x + wg.x * n;
+  let orow = out + wg.x * n;
+  var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let scale = 1.0 / sqrt(red[0] / f32(n) + eps);
+  let nb = n / QB;
+  let qo = P.b.y;
+  for (var blk = li; blk < nb; blk += 256u) {
+    let g = wg.x * nb + blk;
+    var v: array<f32, ${block}>;
+    for (var i = 0u; i < QB; i++) {
+      let e = blk * QB + i;
+      v[i] = ldf(xr + e) * scale * wf(e);
+      stf(orow + e, v[i]);
+    }${quantize}
+  }
+}
+`;
+}
+
 /** a = (out, a, b, n) */
 export const ADD = /* wgsl */ `
 @compute @workgroup_size(256)
@@ -43,6 +115,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (g >= P.a.w) { return; }
   let x = ldf(P.a.y + g);
   stf(P.a.x + g, x / (1.0 + exp(-x)) * ldf(P.a.z + g));
+}
+`;
+
+/**
+ * Up to 7 word copies in one dispatch (dispatch y = copy index), for the
+ * small host-side gathers between steps (positions, row metadata); their
+ * ranges never overlap (the backend checks). b..h = (dst, src, words, -).
+ */
+export const COPY_MANY = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  var cp = array<vec4<u32>, 7>(P.b, P.c, P.d, P.e, P.f, P.g, P.h);
+  let c = cp[wg.y];
+  let g = wg.x * 256u + li;
+  if (g >= c.z) { return; }
+  st[c.x + g] = st[c.y + g];
 }
 `;
 
@@ -273,7 +361,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * (the host Sampler's argmax, bit for bit), written as an i32 to `out`; all
  * NaN writes -1. One workgroup: each thread scans a strided slice in
  * ascending order, then a tree reduction keeps (larger value, lower index).
- * a = (out, logits, n)
+ * a = (out, logits, n, out2): out2 (a second copy, the next step's input token) unless 0xffffffff.
  */
 export const ARGMAX = /* wgsl */ `
 const NONE: u32 = 0xffffffffu;
@@ -301,6 +389,9 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
     workgroupBarrier();
   }
-  if (li == 0u) { st[out] = bi[0]; }
+  if (li == 0u) {
+    st[out] = bi[0];
+    if (P.a.w != NONE) { st[P.a.w] = bi[0]; }
+  }
 }
 `;
