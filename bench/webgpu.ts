@@ -12,7 +12,8 @@
  *
  * --batch B also times B sequences decoding together (Model.step, one token row each, logits read back per
  * step as the engine does) against B = 1 the same way; --keep leaves the GGUF files in --dir for a peer
- * (llama.cpp's llama-bench, scripts/gpu/device-run.sh peer) to read the same weights.
+ * (llama.cpp's llama-bench, scripts/gpu/device-run.sh peer) to read the same weights; --profile adds the GPU
+ * microseconds per greedy token of each kernel (timestamp queries, each dispatch in its own pass).
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -150,6 +151,29 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
   return (B * steps) / (ms / 1000);
 }
 
+/**
+ * Where a greedy decode step's GPU time goes: each dispatch timed in its own
+ * pass (timestamp queries), summed per kernel over `steps` tokens.
+ */
+async function profileDecode(path: string, steps: number): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true });
+  const model = await loadModel(path, { backend, contextLength: 512 });
+  const seq = model.newSequence();
+  await model.prefill(seq, prompt(8));
+  const t0 = (await model.decodeGreedy(seq, 5, 4))[3];
+  await backend.gpuTimes(); // drop the warm-up
+  await model.decodeGreedy(seq, t0, steps);
+  const times = await backend.gpuTimes();
+  await model.close();
+  const perToken: Record<string, number> = {};
+  let total = 0;
+  for (const [key, { ns }] of [...times].sort((a, b) => b[1].ns - a[1].ns)) {
+    perToken[key] = +(ns / steps / 1000).toFixed(1);
+    total += ns / steps / 1000;
+  }
+  return { gpuUsPerToken: +total.toFixed(1), ...perToken };
+}
+
 /** Milliseconds of one bare readback: submit a 4-byte copy, mapAsync, unmap. */
 async function readbackMs(n: number): Promise<number> {
   const device = await requestDevice((await requestAdapter()).adapter);
@@ -180,6 +204,7 @@ const submitEvery = Number(flag("submit-every", "256"));
 const dir = flag("dir", "/tmp");
 const batch = Number(flag("batch", "0"));
 const keep = args.includes("--keep");
+const profile = args.includes("--profile");
 const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
 const results = [];
@@ -231,6 +256,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
       prefillSpeedup: +(prefill / wasmPrefill).toFixed(1), decodeGBs: +gbs.toFixed(1), bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };
+    if (profile) Object.assign(r, { profileUs: await profileDecode(path, 32) });
     console.log(JSON.stringify(r));
     results.push(r);
     if (!keep) g.Deno?.removeSync?.(path);

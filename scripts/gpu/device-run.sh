@@ -2,7 +2,7 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile]
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
 # run again, one after the other on a quiet machine, on the same GGUF files.
@@ -32,6 +32,13 @@ date -u | tee -a "$OUT/adapter.txt"
 if [ "$what" != bench ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = profile ]; then
+  # GPU microseconds per greedy token of each kernel, beside the plain throughput
+  for shape in stories110M:F32,Q4_0 llama-1b:Q4_0; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --profile --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+  done
+  exit 0
 fi
 if [ "$what" = peer ]; then
   kv="--decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --keep --dir /tmp"

@@ -42,6 +42,7 @@ const PARAM_SLOTS = 4096;
  */
 const SUBMIT_EVERY = 256;
 const MAX_GROUPS = 65535;
+const MAX_QUERIES = 4096;
 
 interface WeightBuffer {
   addr: number;
@@ -112,10 +113,22 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private readonly submitEvery: number;
 
-  /** submitEvery: dispatches per submit at most (default 256; at most 4096). */
-  constructor(opts: { adapter?: Gpu; submitEvery?: number } = {}) {
+  /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
+  private readonly profile: boolean;
+  private querySet: Gpu = null;
+  private readonly slotKeys: string[] = [];
+  private readonly profileReads: Promise<void>[] = [];
+  private readonly gpuTime = new Map<string, { count: number; ns: number }>();
+
+  /**
+   * submitEvery: dispatches per submit at most (default 256; at most 4096).
+   * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
+   */
+  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean } = {}) {
     this.adapter = opts.adapter;
-    this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, PARAM_SLOTS));
+    this.profile = opts.profile ?? false;
+    // a query set holds 4096 timestamps at most: two per dispatch
+    this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
   }
 
   async init(_bytes: number): Promise<void> {
@@ -125,8 +138,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
       this.adapter = adapter;
     }
     this.adapterName = adapterName(this.adapter);
-    const device = await requestDevice(this.adapter);
+    const device = await requestDevice(this.adapter, this.profile ? ["timestamp-query"] : []);
     this.device = device;
+    if (this.profile && device.features.has("timestamp-query")) this.querySet = device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
     this.limits = limitsOf(device);
     this.hasDot4 = hasWgslFeature("packed_4x8_integer_dot_product");
     device.lost.then((info: Gpu) => {
@@ -322,9 +336,43 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (!this.encoder) return;
     if (this.pass) this.pass.end();
     if (this.slot > 0) this.device.queue.writeBuffer(this.params, 0, this.paramsHost, 0, (this.slot * PARAM_SLOT) / 4);
+    const timed = this.querySet && this.slot > 0 ? this.resolveTimes(this.encoder, this.slot) : null;
     this.device.queue.submit([this.encoder.finish()]);
+    if (timed) this.profileReads.push(timed());
     this.encoder = this.pass = null;
     this.slot = 0;
+  }
+
+  /** Profiling: copies this submit's timestamps out; the returned reader adds them to gpuTime once the GPU is done. */
+  private resolveTimes(enc: Gpu, slots: number): () => Promise<void> {
+    const bytes = slots * 16;
+    const resolved = this.device.createBuffer({ size: bytes, usage: 0x200 | COPY_SRC }); // QUERY_RESOLVE
+    const host = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+    enc.resolveQuerySet(this.querySet, 0, 2 * slots, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, host, 0, bytes);
+    const keys = this.slotKeys.slice(0, slots);
+    return async () => {
+      await host.mapAsync(1);
+      const t = new BigUint64Array(host.getMappedRange());
+      keys.forEach((key, i) => {
+        const e = this.gpuTime.get(key) ?? { count: 0, ns: 0 };
+        e.count++;
+        e.ns += Number(t[2 * i + 1] - t[2 * i]);
+        this.gpuTime.set(key, e);
+      });
+      host.unmap();
+      host.destroy();
+      resolved.destroy();
+    };
+  }
+
+  /** Profiling: GPU nanoseconds per kernel (pipeline key) since the last call; empty unless constructed with profile. */
+  async gpuTimes(): Promise<Map<string, { count: number; ns: number }>> {
+    await this.flush();
+    await Promise.all(this.profileReads.splice(0));
+    const out = new Map(this.gpuTime);
+    this.gpuTime.clear();
+    return out;
   }
 
   private pipeline(key: string, source: () => string, weights = 1): Gpu {
@@ -404,6 +452,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const multi = Array.isArray(w);
     const pipe = this.pipeline(key, source, multi ? 3 : 1);
     const bg = multi ? this.bindGroup3(w) : this.bindGroup(w, wOffset, wSize);
+    if (this.querySet) {
+      // one timed pass per dispatch
+      this.open();
+      this.pass.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * this.slot, endOfPassWriteIndex: 2 * this.slot + 1 } });
+      this.slotKeys[this.slot] = key;
+    }
     this.open();
     const base = (this.slot * PARAM_SLOT) / 4;
     for (let i = 0; i < PARAM_WORDS; i++) this.paramsHost[base + i] = params[i] ?? 0;
