@@ -4,7 +4,7 @@ import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
-import { embedKernel, type Epilogue, matmulKernel, matmulTypes, QUANTIZE_Q8_0, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
+import { embedKernel, type Epilogue, matmulKernel, matmulTypes, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
 import {
   ADD,
   ADD_BIAS,
@@ -17,6 +17,7 @@ import {
   KV_STORE,
   LAYERNORM_SCALE,
   normQuantKernel,
+  quantQ8_0Kernel,
   RMSNORM,
   ROPE,
   SWIGLU,
@@ -35,6 +36,9 @@ const PARAM_WORDS = 32;
 /** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
 const QUEUE_DRAIN_AT = 48;
 const NO_OUT = 0xffffffff;
+/** Logits one workgroup of the argmax's first stage takes, and the most such chunks (partial pairs kept in the state buffer). */
+const ARGMAX_CHUNK = 4096;
+const ARGMAX_CHUNKS = 2048;
 const PARAM_SLOTS = 4096;
 /**
  * Dispatches recorded before a submit: long chains (Model.decodeGreedy) then
@@ -90,6 +94,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private weightTop = WEIGHT_BASE;
   private readonly weights = new Map<number, WeightBuffer>();
   private dummy!: Gpu;
+  private argmaxPartials = 0;
 
   private params!: Gpu;
   private readonly paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
@@ -167,6 +172,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.pipelineLayout3 = device.createPipelineLayout({ bindGroupLayouts: [this.layout3] });
     this.params = device.createBuffer({ size: PARAM_SLOTS * PARAM_SLOT, usage: UNIFORM | COPY_DST });
     this.dummy = device.createBuffer({ size: 16, usage: STORAGE });
+    this.argmaxPartials = this.alloc(ARGMAX_CHUNKS * 8, "argmax partials");
   }
 
   // ------------------------------------------------------------ memory
@@ -645,8 +651,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const n = w.cols;
     const key = `${a.quantizer}:${x}:${n}:${T}:${scratch}`;
     if (this.quantized?.key !== key) {
-      const src = a.quantizer === "quantize_q8_0" ? QUANTIZE_Q8_0 : QUANTIZE_Q8_K;
-      this.dispatch(a.quantizer, () => src, [scratch / 4, x / 4, n, T], Math.ceil((T * n) / a.block / 256));
+      if (a.block === 32) this.dispatch("quantize_q8_0", () => quantQ8_0Kernel(false), [scratch / 4, x / 4, n, T], [Math.ceil(n / 256), T]);
+      else this.dispatch("quantize_q8_k", () => QUANTIZE_Q8_K, [scratch / 4, x / 4, n, T], Math.ceil((T * n) / a.block / 256));
       this.quantized = { key, x, xEnd: x + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(w.type, n, T) };
     }
     return scratch;
@@ -688,7 +694,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private normQuant(out: number, x: number, w: Weight, n: number, eps: number, T: number, next: Weight, scratch: number): void {
     const a = ACT_WORDS[next.type];
     const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
-    this.dispatch(`normquant:${a.block}`, () => normQuantKernel(a.block as 32 | 256), [out / 4, x / 4, n, T, epsBits, scratch / 4], [T, 1], w);
+    if (a.block === 32) this.dispatch("normquant:32", () => quantQ8_0Kernel(true), [scratch / 4, x / 4, n, T, epsBits, out / 4], [Math.ceil(n / 256), T], w);
+    else this.dispatch("normquant:256", () => normQuantKernel(256), [out / 4, x / 4, n, T, epsBits, scratch / 4], [T, 1], w);
     this.quantized = { key: `${a.quantizer}:${out}:${n}:${T}:${scratch}`, x: out, xEnd: out + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(next.type, n, T) };
   }
 
@@ -756,6 +763,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** out2: a word address that gets the pick too (the next step's token), or NO_OUT. */
   private argmaxNow(out: number, x: number, n: number, out2: number): void {
-    this.dispatch("argmax", () => ARGMAX, [out / 4, x / 4, n, out2], [1, 1]);
+    const chunks = Math.ceil(n / ARGMAX_CHUNK);
+    if (chunks === 1 || chunks > ARGMAX_CHUNKS) {
+      this.dispatch("argmax", () => ARGMAX, [out / 4, x / 4, n, out2, 0, n, 0], [1, 1]);
+      return;
+    }
+    const part = this.argmaxPartials / 4;
+    this.dispatch("argmax", () => ARGMAX, [part, x / 4, n, NO_OUT, 0, ARGMAX_CHUNK, 1], [chunks, 1]);
+    this.dispatch("argmax", () => ARGMAX, [out / 4, part, chunks, out2, 1, chunks, 0], [1, 1]);
   }
 }

@@ -26,6 +26,70 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 `;
 
 /**
+ * Q8_0 activation quantizer (QUANTIZE_Q8_0's arithmetic), 32 threads per
+ * block and 8 blocks per workgroup (dispatch (ceil(blocks / 8), T)), so a
+ * row's blocks are quantized side by side rather than one thread walking
+ * each. With norm, it is also the RMSNorm before it (RMSNORM's arithmetic and
+ * reduction order): every workgroup sums its row's squares, writes the normed
+ * values of its blocks and quantizes them; the norm weight is the bound tensor.
+ * a = (quantized out, x, n, T), b = (eps bits, normed out).
+ */
+export function quantQ8_0Kernel(norm: boolean): string {
+  return /* wgsl */ `
+var<workgroup> red: array<f32, 256>;
+var<workgroup> qs: array<i32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let x = P.a.y; let n = P.a.z;
+  let t = wg.y;
+  let xr = x + t * n;
+  var scale = 1.0;
+${
+    norm
+      ? `  var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  scale = 1.0 / sqrt(red[0] / f32(n) + bitcast<f32>(P.b.x));
+  workgroupBarrier();`
+      : ""
+  }
+  let nb = n / 32u;
+  let b = wg.x * 8u + (li >> 5u);
+  let e = li & 31u;
+  let first = li & ~31u;
+  var v = 0.0;
+  if (b < nb) {
+    let i = b * 32u + e;
+${norm ? "    v = ldf(xr + i) * scale * wf(i);\n    stf(P.b.y + t * n + i, v);" : "    v = ldf(xr + i);"}
+  }
+  red[li] = abs(v);
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (e < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  let amax = red[first];
+  let id = select(0.0, 127.0 / amax, amax != 0.0);
+  qs[li] = i32(round(v * id));
+  workgroupBarrier();
+  if (b < nb) {
+    let o = out + (t * nb + b) * 9u;
+    if (e == 0u) { stf(o, quantizeToF16(amax / 127.0)); }
+    if (e < 8u) {
+      let q = first + 4u * e;
+      st[o + 1u + e] = pack_i8(vec4<i32>(qs[q], qs[q + 1u], qs[q + 2u], qs[q + 3u]));
+    }
+  }
+}
+`;
+}
+
+/**
  * RMSNorm fused with the activation quantizer of the matmul that reads its
  * output: one workgroup per row writes the normed row (RMSNORM's arithmetic)
  * and its Q8_0 or Q8_K blocks (QUANTIZE_Q8_0 / QUANTIZE_Q8_K's), one thread per
@@ -197,7 +261,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * Causal grouped-query attention over the paged cache: one workgroup of 128
  * threads per (query head, row). Positions [start, pos] are taken in chunks
  * of 256 with an online softmax (running max and sum), so context length is
- * bounded by nothing but the cache. headDim <= 256.
+ * bounded by nothing but the cache. headDim <= 256. The scores pass keeps each
+ * position's cache slot in workgroup memory, and the weighted sum of V splits
+ * the chunk's positions over 128 / headDim thread groups (summed at the end),
+ * so no thread walks the page table or every position one after another.
  * a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff)
  */
 export const ATTENTION = /* wgsl */ `
@@ -205,6 +272,7 @@ const CH: u32 = 256u;
 var<workgroup> qv: array<f32, 256>;
 var<workgroup> sc: array<f32, 256>;
 var<workgroup> red: array<f32, 128>;
+var<workgroup> vs: array<u32, 256>;
 var<workgroup> span: vec2<u32>;
 
 fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
@@ -232,6 +300,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = li; i < headDim; i += 128u) { qv[i] = ldf(qo + i); }
   workgroupBarrier();
   let scale = 1.0 / sqrt(f32(headDim));
+  // V: thread li sums dimension d over the positions of its group (dimensions d and d + 128 when headDim > 128)
+  let vgroups = max(1u, 128u / headDim);
+  let d = li % min(headDim, 128u);
+  let vgroup = li / min(headDim, 128u);
   var m = -3.0e38;
   var l = 0.0;
   var acc0 = 0.0;
@@ -240,7 +312,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let cn = min(CH, end - c0);
     var mx = -3.0e38;
     for (var j = li; j < cn; j += 128u) {
-      let ko = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim) + kOff + kvh;
+      let at = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim);
+      vs[j] = at;
+      let ko = at + kOff + kvh;
       var s = 0.0;
       for (var i = 0u; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
       s *= scale;
@@ -268,17 +342,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     m = newM;
     acc0 *= corr;
     acc1 *= corr;
-    for (var j = 0u; j < cn; j++) {
-      let vo = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim) + vOff + kvh;
-      let p = sc[j];
-      if (li < headDim) { acc0 += p * ldf(vo + li); }
-      if (li + 128u < headDim) { acc1 += p * ldf(vo + li + 128u); }
+    if (vgroup < vgroups) {
+      for (var j = vgroup; j < cn; j += vgroups) {
+        let vo = vs[j] + vOff + kvh;
+        let p = sc[j];
+        acc0 += p * ldf(vo + d);
+        if (d + 128u < headDim) { acc1 += p * ldf(vo + d + 128u); }
+      }
     }
     workgroupBarrier();
   }
+  red[li] = acc0;
+  workgroupBarrier();
   let oo = out + (t * nHeads + h) * headDim;
-  if (li < headDim) { stf(oo + li, acc0 / l); }
-  if (li + 128u < headDim) { stf(oo + li + 128u, acc1 / l); }
+  if (vgroup == 0u) {
+    var o = 0.0;
+    for (var k = 0u; k < vgroups; k++) { o += red[k * headDim + d]; }
+    stf(oo + d, o / l);
+    if (d + 128u < headDim) { stf(oo + d + 128u, acc1 / l); }
+  }
 }
 `;
 
@@ -359,23 +441,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * Greedy pick on the device: the index of the largest of n floats, ties to
  * the lowest index, NaN never chosen, -Infinity only when nothing is larger
  * (the host Sampler's argmax, bit for bit), written as an i32 to `out`; all
- * NaN writes -1. One workgroup: each thread scans a strided slice in
- * ascending order, then a tree reduction keeps (larger value, lower index).
- * a = (out, logits, n, out2): out2 (a second copy, the next step's input token) unless 0xffffffff.
+ * NaN writes -1. Two stages: workgroup g of the first takes `chunk` logits and
+ * writes its (value, index) pair to partial g; one workgroup then picks among
+ * the pairs (ties still to the lower index: chunks are in order). In a
+ * workgroup each thread scans a strided slice in ascending order, then a tree
+ * reduction keeps (larger value, lower index).
+ * a = (out, logits, n, out2): out2 (a second copy, the next step's input token) unless 0xffffffff;
+ * b = (input is pairs, chunk, output is pairs).
  */
 export const ARGMAX = /* wgsl */ `
 const NONE: u32 = 0xffffffffu;
 var<workgroup> bv: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let out = P.a.x; let logits = P.a.y; let n = P.a.z;
+  let pairs = P.b.x == 1u;
+  let lo = wg.x * P.b.y;
+  let hi = min(n, lo + P.b.y);
   let ninf = bitcast<f32>(0xff800000u);
   var v = ninf;
   var idx = NONE;
-  for (var i = li; i < n; i += 256u) {
-    let x = ldf(logits + i);
-    if (x > v || (idx == NONE && x == ninf)) { v = x; idx = i; }
+  for (var i = lo + li; i < hi; i += 256u) {
+    var x: f32;
+    var xi = i;
+    if (pairs) {
+      x = ldf(logits + 2u * i);
+      xi = st[logits + 2u * i + 1u];
+    } else {
+      x = ldf(logits + i);
+    }
+    if (xi != NONE && (x > v || (idx == NONE && x == ninf))) { v = x; idx = xi; }
   }
   bv[li] = v;
   bi[li] = idx;
@@ -390,8 +486,13 @@ fn main(@builtin(local_invocation_index) li: u32) {
     workgroupBarrier();
   }
   if (li == 0u) {
-    st[out] = bi[0];
-    if (P.a.w != NONE) { st[P.a.w] = bi[0]; }
+    if (P.b.z == 1u) {
+      st[out + 2u * wg.x] = bitcast<u32>(bv[0]);
+      st[out + 2u * wg.x + 1u] = bi[0];
+    } else {
+      st[out] = bi[0];
+      if (P.a.w != NONE) { st[P.a.w] = bi[0]; }
+    }
   }
 }
 `;
