@@ -231,10 +231,11 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     await prefillTps(model, 16); // compiles the pipelines
     const prefill = await prefillTps(model, 128);
     const decode = await decodeTps(model, decodeSteps);
-    const d0 = backend.dispatches;
+    const d0 = backend.dispatches, r0 = backend.recordMs;
     const greedy = await greedyTps(model, decodeSteps, chunk);
     // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
     const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
+    const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
@@ -252,7 +253,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const gbs = (weightBytes * greedy) / 1e9;
     const r = {
       shape: shapeName, type: typeName, weightMB: +(weightBytes / 1e6).toFixed(1), writeS: +writeS.toFixed(1), loadS: +loadS.toFixed(1),
-      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), dispatchesPerToken: +dispatchesPerToken.toFixed(1),
+      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), dispatchesPerToken: +dispatchesPerToken.toFixed(1), recordUsPerToken: +recordUsPerToken.toFixed(1),
       ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
       prefillSpeedup: +(prefill / wasmPrefill).toFixed(1), decodeGBs: +gbs.toFixed(1), bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };

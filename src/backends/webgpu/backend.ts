@@ -4,7 +4,7 @@ import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
-import { embedKernel, type Epilogue, matmulKernel, matmulTypes, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
+import { embedKernel, type Epilogue, matmulKernel, matmulTypes, pairedUnits, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
 import {
   ADD,
   ADD_BIAS,
@@ -100,6 +100,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
   /** Dispatches recorded so far (what fusion saves shows here). */
   dispatches = 0;
+  /** Host milliseconds spent fusing and recording queued ops (the CPU side of a token). */
+  recordMs = 0;
   private slot = 0;
 
   /**
@@ -532,6 +534,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** Records the queued ops, fused where a rule applies; short of `final`, keeps the last few for a group they may start. */
   private drain(final: boolean): void {
+    const t0 = performance.now();
     const q = this.queue;
     let i = 0;
     while (i < q.length && (final || q.length - i >= LOOKAHEAD)) {
@@ -540,6 +543,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       i += len;
     }
     q.splice(0, i);
+    this.recordMs += performance.now() - t0;
   }
 
   private record(g: Group): void {
@@ -665,11 +669,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
     const act = this.matmulInput(w, x, T, scratch);
-    const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T);
+    const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
       this.dispatch(
-        `matmul:${w.type}:store:${tt}`,
-        () => matmulKernel(w.type, "store", tt),
+        `matmul:${w.type}:store:${tt}:${paired}`,
+        () => matmulKernel(w.type, "store", tt, paired),
         [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4],
         [Math.ceil(r.rows / 8), Math.ceil(T / tt)],
         w,
@@ -684,9 +688,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues); params as vec4 rows a, b, c, ... */
   private fusedMatmul(epilogue: Epilogue, ws: Weight[], _act: number, T: number, groupsX: number, params: number[][]): void {
-    const type = ws[0].type, tt = this.tokenTile(T);
+    const type = ws[0].type, tt = this.tokenTile(T), paired = pairedUnits(type, ws[0].cols);
     const w = ws.length > 1 ? ws : ws[0];
-    this.dispatch(`matmul:${type}:${epilogue}:${tt}`, () => matmulKernel(type, epilogue, tt), params.flat(), [groupsX, Math.ceil(T / tt)], w);
+    this.dispatch(`matmul:${type}:${epilogue}:${tt}:${paired}`, () => matmulKernel(type, epilogue, tt, paired), params.flat(), [groupsX, Math.ceil(T / tt)], w);
     this.quantized = null; // its outputs may lie anywhere: quantize afresh
   }
 

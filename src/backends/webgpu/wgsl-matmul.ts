@@ -131,6 +131,67 @@ const UNIT: Record<number, { units: string; body: string }> = {
   },
 };
 
+/**
+ * Units of two blocks for Q8_0 and Q4_0 rows of an even number of blocks:
+ * 68 and 36 bytes, so every weight word is read once, aligned (a lone 34- or
+ * 18-byte block starts at an odd half-word every other time).
+ */
+const PAIRED_UNIT: Record<number, { units: string; body: string }> = {
+  [GGMLType.Q8_0]: {
+    units: "n / 64u",
+    body: `
+      let bo = (wbase >> 2u) + u * 17u;
+      var wd: array<u32, 17>;
+      for (var j = 0u; j < 17u; j++) { wd[j] = wt[bo + j]; }
+      let d0 = unpack2x16float(wd[0]).x;
+      let d1 = unpack2x16float(wd[8]).y;
+      for (var k = 0u; k < nt; k++) {
+        let xb = x + ((t0 + k) * (n / 32u) + 2u * u) * 9u;
+        var s0 = 0i;
+        var s1 = 0i;
+        for (var j = 0u; j < 8u; j++) {
+          s0 += dot4((wd[j] >> 16u) | (wd[j + 1u] << 16u), st[xb + 1u + j]);
+          s1 += dot4(wd[9u + j], st[xb + 10u + j]);
+        }
+        acc[k] += f32(s0) * (d0 * ldf(xb)) + f32(s1) * (d1 * ldf(xb + 9u));
+      }`,
+  },
+  [GGMLType.Q4_0]: {
+    units: "n / 64u",
+    body: `
+      let bo = (wbase >> 2u) + u * 9u;
+      var wd: array<u32, 9>;
+      for (var j = 0u; j < 9u; j++) { wd[j] = wt[bo + j]; }
+      let d0 = unpack2x16float(wd[0]).x;
+      let d1 = unpack2x16float(wd[4]).y;
+      for (var k = 0u; k < nt; k++) {
+        let xb = x + ((t0 + k) * (n / 32u) + 2u * u) * 9u;
+        var s0 = 0i;
+        var sx0 = 0i;
+        var s1 = 0i;
+        var sx1 = 0i;
+        for (var j = 0u; j < 4u; j++) {
+          let w0 = (wd[j] >> 16u) | (wd[j + 1u] << 16u);
+          let w1 = wd[5u + j];
+          let xl0 = st[xb + 1u + j];
+          let xh0 = st[xb + 5u + j];
+          let xl1 = st[xb + 10u + j];
+          let xh1 = st[xb + 14u + j];
+          s0 += dot4(w0 & 0x0f0f0f0fu, xl0) + dot4((w0 >> 4u) & 0x0f0f0f0fu, xh0);
+          sx0 += dot4(0x01010101u, xl0) + dot4(0x01010101u, xh0);
+          s1 += dot4(w1 & 0x0f0f0f0fu, xl1) + dot4((w1 >> 4u) & 0x0f0f0f0fu, xh1);
+          sx1 += dot4(0x01010101u, xl1) + dot4(0x01010101u, xh1);
+        }
+        acc[k] += f32(s0 - 8i * sx0) * (d0 * ldf(xb)) + f32(s1 - 8i * sx1) * (d1 * ldf(xb + 9u));
+      }`,
+  },
+};
+
+/** Whether a row of n columns of this type is read in paired-block units. */
+export function pairedUnits(type: GGMLTypeId, n: number): boolean {
+  return PAIRED_UNIT[type] !== undefined && (n / 32) % 2 === 0;
+}
+
 export function matmulTypes(): GGMLTypeId[] {
   return Object.keys(UNIT).map(Number);
 }
@@ -255,8 +316,8 @@ const EPILOGUE: Record<Epilogue, string> = {
  * units) and TT token rows (dispatch y), so each weight unit read serves TT
  * activation rows; the 32 partial sums of a row meet in a tree in workgroup memory.
  */
-export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt = 8): string {
-  const u = UNIT[type];
+export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt = 8, paired = false): string {
+  const u = paired ? PAIRED_UNIT[type] : UNIT[type];
   const segs = EPILOGUE_WEIGHTS[epilogue];
   const loops = [];
   for (let b = 0; b < segs; b++) loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += 32u) {${forWeight(u.body, b)}\n      }\n    }`);
