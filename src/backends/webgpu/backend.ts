@@ -556,8 +556,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
         const { q, key, value, ropeQ, store } = g;
         const T = q.T, kv = store.kv, { kOff, vOff } = kvOffsets(kv, store.layer);
         const act = this.matmulInput(q.w, q.x, T, q.scratch);
-        const pairs = (q.w.rows + 2 * key.w.rows) / 2;
-        this.fusedMatmul("qkv", [q.w, key.w, value.w], act, T, Math.ceil(pairs / 4), [
+        this.fusedMatmul("qkv", [q.w, key.w, value.w], T, q.w.rows + 2 * key.w.rows, [
           [0, act / 4, q.w.cols, T],
           [q.w.rows, key.w.rows, value.w.rows, q.w.bytes / q.w.rows],
           [q.out / 4, key.out / 4, value.out / 4, ropeQ.positions / 4],
@@ -570,7 +569,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       case "swiglu": {
         const { gate, up } = g;
         const act = this.matmulInput(gate.w, gate.x, gate.T, gate.scratch);
-        this.fusedMatmul("swiglu", [gate.w, up.w], act, gate.T, Math.ceil(gate.w.rows / 4), [
+        this.fusedMatmul("swiglu", [gate.w, up.w], gate.T, 2 * gate.w.rows, [
           [0, act / 4, gate.w.cols, gate.T],
           [gate.w.rows, 0, gate.w.rows, gate.w.bytes / gate.w.rows],
           [gate.out / 4, up.out / 4, 0, 0],
@@ -580,7 +579,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       case "residual": {
         const { mm, add } = g;
         const act = this.matmulInput(mm.w, mm.x, mm.T, mm.scratch);
-        this.fusedMatmul("residual", [mm.w], act, mm.T, Math.ceil(mm.w.rows / 8), [
+        this.fusedMatmul("residual", [mm.w], mm.T, mm.w.rows, [
           [0, act / 4, mm.w.cols, mm.T],
           [mm.w.rows, 0, mm.w.rows, mm.w.bytes / mm.w.rows],
           [mm.out / 4, add.out / 4, 0, 0],
@@ -671,11 +670,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
+      const lanes = this.lanes(r.rows, T);
       this.dispatch(
-        `matmul:${w.type}:store:${tt}:${paired}`,
-        () => matmulKernel(w.type, "store", tt, paired),
+        `matmul:${w.type}:store:${tt}:${paired}:${lanes}`,
+        () => matmulKernel(w.type, "store", tt, paired, lanes),
         [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4],
-        [Math.ceil(r.rows / 8), Math.ceil(T / tt)],
+        [Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt)],
         w,
         r.offset,
         r.size,
@@ -686,11 +686,25 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (q && ((out < q.xEnd && q.x < outEnd) || (out < q.scratchEnd && q.scratch < outEnd))) this.quantized = null;
   }
 
-  /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues); params as vec4 rows a, b, c, ... */
-  private fusedMatmul(epilogue: Epilogue, ws: Weight[], _act: number, T: number, groupsX: number, params: number[][]): void {
-    const type = ws[0].type, tt = this.tokenTile(T), paired = pairedUnits(type, ws[0].cols);
+  /**
+   * Threads per weight row: 32, or 64 where 32 would leave fewer than ~3 workgroups per
+   * compute unit of a large GPU (a decode step's small projections), so more rows stream at once.
+   */
+  private lanes(rows: number, T: number): number {
+    return T <= 4 && rows / 8 < 400 ? 64 : 32;
+  }
+
+  /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues) over `rows` weight rows in all; params as vec4 rows a, b, c, ... */
+  private fusedMatmul(epilogue: Epilogue, ws: Weight[], T: number, rows: number, params: number[][]): void {
+    const type = ws[0].type, tt = this.tokenTile(T), paired = pairedUnits(type, ws[0].cols), lanes = this.lanes(rows, T);
     const w = ws.length > 1 ? ws : ws[0];
-    this.dispatch(`matmul:${type}:${epilogue}:${tt}:${paired}`, () => matmulKernel(type, epilogue, tt, paired), params.flat(), [groupsX, Math.ceil(T / tt)], w);
+    this.dispatch(
+      `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}`,
+      () => matmulKernel(type, epilogue, tt, paired, lanes),
+      params.flat(),
+      [Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt)],
+      w,
+    );
     this.quantized = null; // its outputs may lie anywhere: quantize afresh
   }
 

@@ -213,10 +213,10 @@ export const EPILOGUE_WEIGHTS: Record<Epilogue, number> = { store: 1, residual: 
  * 2i + 1, of one head), so the epilogue rotates them without another pass.
  */
 const ROW_MAP: Record<Epilogue, string> = {
-  store: `let seg = 0u; let r = wg.x * 8u + rl; let valid = r < P.b.x;`,
-  residual: `let seg = 0u; let r = wg.x * 8u + rl; let valid = r < P.b.x;`,
-  swiglu: `let seg = rl & 1u; let r = wg.x * 4u + (rl >> 1u); let valid = r < P.b.x;`,
-  qkv: `let pr = qkv_pair(wg.x * 4u + (rl >> 1u));
+  store: `let seg = 0u; let r = wg.x * ROWS + rl; let valid = r < P.b.x;`,
+  residual: `let seg = 0u; let r = wg.x * ROWS + rl; let valid = r < P.b.x;`,
+  swiglu: `let seg = rl & 1u; let r = wg.x * PAIRS + (rl >> 1u); let valid = r < P.b.x;`,
+  qkv: `let pr = qkv_pair(wg.x * PAIRS + (rl >> 1u));
   let seg = pr.x;
   let r = select(pr.z, pr.w, (rl & 1u) == 1u);
   let valid = pr.y != NONE;`,
@@ -260,10 +260,10 @@ const EPILOGUE: Record<Epilogue, string> = {
   }`,
   // c = (out, up out); the silu expression is SWIGLU's
   swiglu: `
-  if (li < 4u * TT) {
-    let p = li % 4u;
-    let k = li / 4u;
-    let rr = wg.x * 4u + p;
+  if (li < PAIRS * TT) {
+    let p = li % PAIRS;
+    let k = li / PAIRS;
+    let rr = wg.x * PAIRS + p;
     if (k < nt && rr < P.b.x) {
       let g = sum(2u * p, k);
       let u = sum(2u * p + 1u, k);
@@ -275,10 +275,10 @@ const EPILOGUE: Record<Epilogue, string> = {
   // c = (q out, k out, v out, positions), d = (rope table, row metadata, headDim, ropeDim | halves << 16),
   // e = (cache base, pageBytes, pageSize, kvDim), f = (kOff, vOff) bytes; the rotation is ROPE's, the slot KV_STORE's
   qkv: `
-  if (li < 4u * TT) {
-    let p = li % 4u;
-    let k = li / 4u;
-    let pr = qkv_pair(wg.x * 4u + p);
+  if (li < PAIRS * TT) {
+    let p = li % PAIRS;
+    let k = li / PAIRS;
+    let pr = qkv_pair(wg.x * PAIRS + p);
     if (k < nt && pr.y != NONE) {
       let t = t0 + k;
       var a = sum(2u * p, k);
@@ -312,26 +312,31 @@ const EPILOGUE: Record<Epilogue, string> = {
 /**
  * A matmul kernel of one weight type, epilogue and token tile TT (1 for
  * decode: no accumulator is spent on rows that do not exist). A workgroup of
- * 256 threads owns 8 weight rows (32 threads per row, striding over the row's
- * units) and TT token rows (dispatch y), so each weight unit read serves TT
- * activation rows; the 32 partial sums of a row meet in a tree in workgroup memory.
+ * 256 threads owns 256 / lanes weight rows (`lanes` threads per row, striding
+ * over the row's units) and TT token rows (dispatch y), so each weight unit
+ * read serves TT activation rows; a row's partial sums meet in a tree in
+ * workgroup memory. 64 lanes (4 rows per workgroup) keep more workgroups in
+ * flight where a matrix has few rows.
  */
-export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt = 8, paired = false): string {
+export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt = 8, paired = false, lanes = 32): string {
   const u = paired ? PAIRED_UNIT[type] : UNIT[type];
   const segs = EPILOGUE_WEIGHTS[epilogue];
   const loops = [];
-  for (let b = 0; b < segs; b++) loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += 32u) {${forWeight(u.body, b)}\n      }\n    }`);
+  for (let b = 0; b < segs; b++) loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${forWeight(u.body, b)}\n      }\n    }`);
   return /* wgsl */ `
 ${epilogue === "qkv" ? QKV_PAIR : ""}
 const TT: u32 = ${tt}u;
 var<workgroup> red: array<f32, ${256 * tt}>;
-fn sum(rl: u32, k: u32) -> f32 { return red[rl * 32u * TT + k]; }
+const LANES: u32 = ${lanes}u;
+const ROWS: u32 = ${256 / lanes}u;
+const PAIRS: u32 = ${128 / lanes}u;
+fn sum(rl: u32, k: u32) -> f32 { return red[rl * LANES * TT + k]; }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let x = P.a.y; let n = P.a.z; let T = P.a.w;
   let rowBytes = P.b.w;
-  let lane = li & 31u;
-  let rl = li >> 5u;
+  let lane = li % LANES;
+  let rl = li / LANES;
   let t0 = wg.y * TT;
   let nt = min(TT, T - t0);
   ${ROW_MAP[epilogue]}
@@ -343,7 +348,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   for (var k = 0u; k < TT; k++) { red[li * TT + k] = acc[k]; }
   workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
     if (lane < s) {
       for (var k = 0u; k < TT; k++) { red[li * TT + k] += red[(li + s) * TT + k]; }
     }

@@ -315,8 +315,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let at = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim);
       vs[j] = at;
       let ko = at + kOff + kvh;
-      var s = 0.0;
-      for (var i = 0u; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
+      // four partial sums: four independent loads in flight instead of one chain
+      var s4 = vec4<f32>(0.0);
+      var i = 0u;
+      for (; i + 4u <= headDim; i += 4u) {
+        s4 += vec4<f32>(qv[i], qv[i + 1u], qv[i + 2u], qv[i + 3u]) * vec4<f32>(ldf(ko + i), ldf(ko + i + 1u), ldf(ko + i + 2u), ldf(ko + i + 3u));
+      }
+      var s = (s4.x + s4.y) + (s4.z + s4.w);
+      for (; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
       s *= scale;
       sc[j] = s;
       mx = max(mx, s);
