@@ -4,7 +4,7 @@ import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
-import { embedKernel, type Epilogue, matmulKernel, matmulTypes, pairedUnits, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
+import { embedKernel, type Epilogue, lanesFor, matmulKernel, matmulTypes, pairedUnits, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
 import {
   ADD,
   ADD_BIAS,
@@ -670,7 +670,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
-      const lanes = this.lanes(r.rows, T);
+      const lanes = lanesFor(w.type, w.cols);
       this.dispatch(
         `matmul:${w.type}:store:${tt}:${paired}:${lanes}`,
         () => matmulKernel(w.type, "store", tt, paired, lanes),
@@ -686,17 +686,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (q && ((out < q.xEnd && q.x < outEnd) || (out < q.scratchEnd && q.scratch < outEnd))) this.quantized = null;
   }
 
-  /**
-   * Threads per weight row: 32, or 64 where 32 would leave fewer than ~3 workgroups per
-   * compute unit of a large GPU (a decode step's small projections), so more rows stream at once.
-   */
-  private lanes(rows: number, T: number): number {
-    return T <= 4 && rows / 8 < 400 ? 64 : 32;
-  }
-
   /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues) over `rows` weight rows in all; params as vec4 rows a, b, c, ... */
   private fusedMatmul(epilogue: Epilogue, ws: Weight[], T: number, rows: number, params: number[][]): void {
-    const type = ws[0].type, tt = this.tokenTile(T), paired = pairedUnits(type, ws[0].cols), lanes = this.lanes(rows, T);
+    const type = ws[0].type, tt = this.tokenTile(T), paired = pairedUnits(type, ws[0].cols), lanes = lanesFor(type, ws[0].cols);
     const w = ws.length > 1 ? ws : ws[0];
     this.dispatch(
       `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}`,

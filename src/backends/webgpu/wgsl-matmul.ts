@@ -192,6 +192,26 @@ export function pairedUnits(type: GGMLTypeId, n: number): boolean {
   return PAIRED_UNIT[type] !== undefined && (n / 32) % 2 === 0;
 }
 
+/** Units (the stride of one thread's loop) in a row of n columns: 4 elements for F32/F16, a block or paired blocks else. */
+export function unitsPerRow(type: GGMLTypeId, n: number): number {
+  if (pairedUnits(type, n)) return n / 64;
+  return type === GGMLType.F32 || type === GGMLType.F16 ? n / 4 : n / 32;
+}
+
+/**
+ * Threads per weight row: enough that each takes about 4 units (8 to 64, a
+ * power of two). Short rows get few threads and a workgroup more rows, so a
+ * thread has several independent loads in flight and the row's sum takes few
+ * barrier rounds; long rows get many, so a decode step's small projections
+ * still spread over the whole GPU.
+ */
+export function lanesFor(type: GGMLTypeId, n: number): number {
+  const want = Math.ceil(unitsPerRow(type, n) / 4);
+  let lanes = 8;
+  while (lanes < want && lanes < 64) lanes *= 2;
+  return lanes;
+}
+
 export function matmulTypes(): GGMLTypeId[] {
   return Object.keys(UNIT).map(Number);
 }
