@@ -199,17 +199,13 @@ export function unitsPerRow(type: GGMLTypeId, n: number): number {
 }
 
 /**
- * Threads per weight row: enough that each takes about 4 units (8 to 64, a
- * power of two). Short rows get few threads and a workgroup more rows, so a
- * thread has several independent loads in flight and the row's sum takes few
- * barrier rounds; long rows get many, so a decode step's small projections
- * still spread over the whole GPU.
+ * Threads per weight row: 64 for rows of 128 units or more (4 rows per
+ * workgroup: a decode step's projections of few, long rows still spread over
+ * the whole GPU), else 32. Fewer (8 or 16, more units per thread) measured
+ * slower on an H200: the shorter reduction did not pay for the fewer workgroups.
  */
 export function lanesFor(type: GGMLTypeId, n: number): number {
-  const want = Math.ceil(unitsPerRow(type, n) / 4);
-  let lanes = 8;
-  while (lanes < want && lanes < 64) lanes *= 2;
-  return lanes;
+  return unitsPerRow(type, n) >= 128 ? 64 : 32;
 }
 
 export function matmulTypes(): GGMLTypeId[] {
