@@ -42,11 +42,11 @@ if [ "$what" = profile ]; then
 fi
 if [ "$what" = peer ]; then
   kv="--decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --keep --dir /tmp"
+  # first pass, while llama.cpp compiles: writes the GGUF files both engines read (its numbers are not the quiet ones)
   if [ ! -e /tmp/bench-1b.json ]; then
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 $kv --batch 16 --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 $kv --batch 16 --json /tmp/bench-1b.json 2>&1 | tee -a "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 ${kv/--decode 128/--decode 32} --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 ${kv/--decode 128/--decode 32} --json /tmp/bench-1b.json 2>&1 | tee -a "$OUT/bench.log"
   fi
-  cp /tmp/bench-110m.json /tmp/bench-1b.json "$OUT/" 2>/dev/null
   files="/tmp/kvasm-bench-stories110M-F32.gguf /tmp/kvasm-bench-stories110M-Q8_0.gguf /tmp/kvasm-bench-stories110M-Q4_0.gguf /tmp/kvasm-bench-llama-1b-Q4_0.gguf /tmp/kvasm-bench-llama-1b-Q8_0.gguf"
   deadline=${PEER_DEADLINE:-470}
   while [ ! -e /tmp/llamacpp/built ] && pgrep -f "peer.sh build" >/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do sleep 5; done
@@ -54,7 +54,8 @@ if [ "$what" = peer ]; then
     cat .gpucarry/llamacpp.version 2>/dev/null | tee "$OUT/peer.jsonl"
     bash scripts/gpu/peer.sh bench $files | tee -a "$OUT/peer.jsonl"
     # kvasm again right after, on the same files and the same quiet machine
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M,llama-1b --types F32,Q4_0 $kv --json "$OUT/bench-quiet.json" 2>&1 | tee -a "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 $kv --batch 16 --json "$OUT/bench-110m.json" 2>&1 | tee -a "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 $kv --batch 16 --json "$OUT/bench-1b.json" 2>&1 | tee -a "$OUT/bench.log"
   else
     echo "llama.cpp not built after $((SECONDS - start)) s (still building: $(pgrep -f 'peer.sh build' >/dev/null && echo yes || echo no))" | tee -a "$OUT/bench.log"
   fi

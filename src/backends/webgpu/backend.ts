@@ -4,7 +4,7 @@ import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
-import { embedKernel, type Epilogue, lanesFor, matmulKernel, matmulTypes, pairedUnits, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
+import { embedKernel, type Epilogue, lanesFor, matmulKernel, matmulTypes, pairedUnits, type Prologue, QUANTIZE_Q8_K, stagedWords } from "./wgsl-matmul.ts";
 import {
   ADD,
   ADD_BIAS,
@@ -169,6 +169,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
         { binding: 2, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: PARAM_WORDS * 4 } },
         { binding: 3, visibility: 4, buffer: { type: "read-only-storage" } },
         { binding: 4, visibility: 4, buffer: { type: "read-only-storage" } },
+        { binding: 5, visibility: 4, buffer: { type: "read-only-storage" } },
       ],
     });
     this.pipelineLayout3 = device.createPipelineLayout({ bindGroupLayouts: [this.layout3] });
@@ -414,8 +415,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /** Bind group for the state buffer plus two or three whole weight tensors (a fused matmul). */
-  private bindGroup3(ws: Weight[]): Gpu {
-    const key = ws.map((w) => w.ptr).join("|");
+  private bindGroup3(ws: Array<Weight | null>): Gpu {
+    const key = ws.map((w) => w?.ptr ?? "-").join("|");
     let g = this.bindGroups.get(key);
     if (!g) {
       const buf = (i: number) => (ws[i] ? this.weightBuffer(ws[i]).buffer : this.dummy);
@@ -427,6 +428,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
           { binding: 2, resource: { buffer: this.params, size: PARAM_WORDS * 4 } },
           { binding: 3, resource: { buffer: buf(1) } },
           { binding: 4, resource: { buffer: buf(2) } },
+          { binding: 5, resource: { buffer: buf(3) } },
         ],
       });
       this.bindGroups.set(key, g);
@@ -449,16 +451,17 @@ export class WebGpuBackend implements Backend, FuseTarget {
     source: () => string,
     params: number[],
     groups: number | [number, number],
-    w: Weight | Weight[] | null = null,
+    w: Weight | Array<Weight | null> | null = null,
     wOffset = 0,
     wSize = 0,
+    weightBindings = 1,
   ): void {
     this.assertLive();
     this.stateBuffer();
     if (!key.startsWith("matmul:")) this.quantized = null; // any other op may overwrite x or the scratch
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
-    const pipe = this.pipeline(key, source, multi ? 3 : 1);
+    const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
     const bg = multi ? this.bindGroup3(w) : this.bindGroup(w, wOffset, wSize);
     if (this.querySet) {
       // one timed pass per dispatch
@@ -526,6 +529,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return ACT_WORDS[w.type] !== undefined;
   }
 
+  /** FuseTarget: one row, and its staged input fits workgroup memory. */
+  stagesInput(w: Weight, T: number): boolean {
+    return T === 1 && stagedWords(w.type, w.cols, this.quantizesInput(w)) > 0;
+  }
+
   private enqueue(op: Op): void {
     this.assertLive();
     this.queue.push(op);
@@ -555,34 +563,43 @@ export class WebGpuBackend implements Backend, FuseTarget {
       case "qkv": {
         const { q, key, value, ropeQ, store } = g;
         const T = q.T, kv = store.kv, { kOff, vOff } = kvOffsets(kv, store.layer);
-        const act = this.matmulInput(q.w, q.x, T, q.scratch);
-        this.fusedMatmul("qkv", [q.w, key.w, value.w], T, q.w.rows + 2 * key.w.rows, [
+        const { act, prologue, stage } = this.input(q, g.norm);
+        this.fusedMatmul("qkv", [q.w, key.w, value.w, g.norm?.w ?? null], T, q.w.rows + 2 * key.w.rows, prologue, [
           [0, act / 4, q.w.cols, T],
           [q.w.rows, key.w.rows, value.w.rows, q.w.bytes / q.w.rows],
           [q.out / 4, key.out / 4, value.out / 4, ropeQ.positions / 4],
           [ropeQ.table / 4, store.rows / 4, ropeQ.headDim, ropeQ.ropeDim | ((ropeQ.halves ? 1 : 0) << 16)],
           [kv.base, kv.pageBytes, kv.pageSize, kv.kvDim],
           [kOff, vOff, 0, 0],
+          stage,
         ]);
         return;
       }
       case "swiglu": {
         const { gate, up } = g;
-        const act = this.matmulInput(gate.w, gate.x, gate.T, gate.scratch);
-        this.fusedMatmul("swiglu", [gate.w, up.w], gate.T, 2 * gate.w.rows, [
+        const { act, prologue, stage } = this.input(gate, g.norm);
+        this.fusedMatmul("swiglu", [gate.w, up.w, null, g.norm?.w ?? null], gate.T, 2 * gate.w.rows, prologue, [
           [0, act / 4, gate.w.cols, gate.T],
           [gate.w.rows, 0, gate.w.rows, gate.w.bytes / gate.w.rows],
           [gate.out / 4, up.out / 4, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          stage,
         ]);
         return;
       }
       case "residual": {
         const { mm, add } = g;
-        const act = this.matmulInput(mm.w, mm.x, mm.T, mm.scratch);
-        this.fusedMatmul("residual", [mm.w], mm.T, mm.w.rows, [
+        const { act, prologue, stage } = this.input(mm);
+        this.fusedMatmul("residual", [mm.w], mm.T, mm.w.rows, prologue, [
           [0, act / 4, mm.w.cols, mm.T],
           [mm.w.rows, 0, mm.w.rows, mm.w.bytes / mm.w.rows],
           [mm.out / 4, add.out / 4, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          stage,
         ]);
         return;
       }
@@ -661,6 +678,22 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return scratch;
   }
 
+  /**
+   * How a fused matmul gets its input: staged by its own prologue (one row that fits workgroup memory:
+   * normed and/or quantized there, `stage` = params row g), or, as before, x itself or its quantized blocks
+   * in scratch after a norm dispatch of its own.
+   */
+  private input(mm: { x: number; w: Weight; T: number; scratch: number }, norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number }): { act: number; prologue: Prologue; stage: number[] } {
+    const quant = this.quantizesInput(mm.w);
+    if (this.stagesInput(mm.w, mm.T) && (norm || quant)) {
+      const prologue: Prologue = norm ? (quant ? "normquant" : "norm") : "quant";
+      const epsBits = norm ? new Uint32Array(new Float32Array([norm.eps]).buffer)[0] : 0;
+      return { act: 0, prologue, stage: norm ? [norm.x / 4, norm.out / 4, epsBits, 0] : [mm.x / 4, 0, 0, 0] };
+    }
+    if (norm) this.recordOp({ k: "rmsnorm", ...norm });
+    return { act: this.matmulInput(mm.w, mm.x, mm.T, mm.scratch), prologue: "none", stage: [0, 0, 0, 0] };
+  }
+
   /** Token rows per matmul workgroup: 1 for decode, so no accumulator or reduction is spent on absent rows. */
   private tokenTile(T: number): number {
     return T === 1 ? 1 : T <= 4 ? 4 : 8;
@@ -687,15 +720,20 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues) over `rows` weight rows in all; params as vec4 rows a, b, c, ... */
-  private fusedMatmul(epilogue: Epilogue, ws: Weight[], T: number, rows: number, params: number[][]): void {
-    const type = ws[0].type, tt = this.tokenTile(T), paired = pairedUnits(type, ws[0].cols), lanes = lanesFor(type, ws[0].cols);
-    const w = ws.length > 1 ? ws : ws[0];
+  private fusedMatmul(epilogue: Epilogue, ws: Array<Weight | null>, T: number, rows: number, prologue: Prologue, params: number[][]): void {
+    const w0 = ws[0]!, n = w0.cols;
+    const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
+    const multi = ws.length > 1 && ws.slice(1).some((w) => w);
+    const binds = prologue === "norm" || prologue === "normquant" ? 4 : multi ? 3 : 1;
     this.dispatch(
-      `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}`,
-      () => matmulKernel(type, epilogue, tt, paired, lanes),
+      `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${prologue === "none" ? 0 : n}`,
+      () => matmulKernel(type, epilogue, tt, paired, lanes, prologue, n),
       params.flat(),
       [Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt)],
-      w,
+      binds > 1 ? ws : w0,
+      0,
+      0,
+      binds,
     );
     this.quantized = null; // its outputs may lie anywhere: quantize afresh
   }

@@ -20,8 +20,8 @@ type OpOf<K extends Op["k"]> = Extract<Op, { k: K }>;
 
 /**
  * One dispatch's worth of ops, found at the head of the queue:
- *   qkv        matmul q, k, v of one input; RoPE of q and k; kvStore of k and v
- *   swiglu     matmul gate, up of one input; out = silu(gate) * up, written over gate
+ *   qkv        matmul q, k, v of one input; RoPE of q and k; kvStore of k and v (after the rmsnorm of their input, for one row)
+ *   swiglu     matmul gate, up of one input; out = silu(gate) * up, written over gate (likewise)
  *   residual   matmul out; x += out
  *   normQuant  rmsnorm whose output the next (quantized) matmul reads
  *   copies     up to 7 word copies whose ranges do not overlap
@@ -29,8 +29,8 @@ type OpOf<K extends Op["k"]> = Extract<Op, { k: K }>;
  *   single     anything else, as it was recorded
  */
 export type Group =
-  | { g: "qkv"; q: OpOf<"matmul">; key: OpOf<"matmul">; value: OpOf<"matmul">; ropeQ: OpOf<"rope">; ropeK: OpOf<"rope">; store: OpOf<"kvStore"> }
-  | { g: "swiglu"; gate: OpOf<"matmul">; up: OpOf<"matmul">; act: OpOf<"swiglu"> }
+  | { g: "qkv"; q: OpOf<"matmul">; key: OpOf<"matmul">; value: OpOf<"matmul">; ropeQ: OpOf<"rope">; ropeK: OpOf<"rope">; store: OpOf<"kvStore">; norm?: OpOf<"rmsnorm"> }
+  | { g: "swiglu"; gate: OpOf<"matmul">; up: OpOf<"matmul">; act: OpOf<"swiglu">; norm?: OpOf<"rmsnorm"> }
   | { g: "residual"; mm: OpOf<"matmul">; add: OpOf<"add"> }
   | { g: "normQuant"; norm: OpOf<"rmsnorm">; next: OpOf<"matmul"> }
   | { g: "copies"; copies: OpOf<"copy">[] }
@@ -38,7 +38,7 @@ export type Group =
   | { g: "single"; op: Op };
 
 /** Ops a group can span at most: the fuser waits for this many before deciding (unless draining to the end). */
-export const LOOKAHEAD = 7;
+export const LOOKAHEAD = 8;
 const MAX_COPIES = 7;
 
 const overlaps = (a: number, aBytes: number, b: number, bBytes: number) => a < b + bBytes && b < a + aBytes;
@@ -49,6 +49,8 @@ export interface FuseTarget {
   whole(w: Weight): boolean;
   /** The matmul's input is quantized for this weight type. */
   quantizesInput(w: Weight): boolean;
+  /** A one-row matmul of w can stage its (normed, quantized) input row in workgroup memory. */
+  stagesInput(w: Weight, T: number): boolean;
 }
 
 /**
@@ -85,6 +87,13 @@ export function groupAt(ops: Op[], i: number, t: FuseTarget): { group: Group; le
       }
     }
   } else if (op.k === "rmsnorm") {
+    // one row: the norm becomes the prologue of the q|k|v or gate|up matmul that reads it
+    const after = ops[i + 1]?.k === "matmul" ? groupAt(ops, i + 1, t) : undefined;
+    const mm = after?.group.g === "qkv" ? after.group.q : after?.group.g === "swiglu" ? after.group.gate : undefined;
+    if (
+      after && mm && (after.group.g === "qkv" || after.group.g === "swiglu") && mm.x === op.out && op.T === 1 && mm.T === 1 && mm.w.cols === op.n &&
+      t.stagesInput(mm.w, 1) && !overlaps(op.out, op.n * 4, op.x, op.n * 4)
+    ) return { group: { ...after.group, norm: op }, len: after.len + 1 };
     const next = at(1, "matmul");
     if (next && next.x === op.out && next.T === op.T && next.w.cols === op.n && t.quantizesInput(next.w) && !overlaps(op.out, op.T * op.n * 4, op.x, op.T * op.n * 4)) {
       return { group: { g: "normQuant", norm: op, next }, len: 1 }; // the matmul stays queued: it finds its input quantized

@@ -8,7 +8,8 @@
  *      declared as u32 words so integers (page tables) are read bit-exact.
  *   1  wt: one weight tensor (or a row range of one), raw ggml bytes as u32 words.
  *   2  P:  this dispatch's parameters, a 256-byte slot of the params buffer (128 bytes used).
- *   3  wt_1, 4 wt_2: the second and third weight tensor of a fused matmul.
+ *   3  wt_1, 4 wt_2: the second and third weight tensor of a fused matmul;
+ *   5  wt_3: the RMSNorm weight of a matmul that norms its input itself.
  */
 export function prelude(hasDot4: boolean, weightBindings = 1): string {
   let weights = "";
@@ -37,7 +38,7 @@ fn flat(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 { return (wg.y * nwg.x + 
 }
 
 /** Binding numbers of weight tensors 0, 1, 2 (2 is the params). */
-export const WEIGHT_BINDINGS = [1, 3, 4];
+export const WEIGHT_BINDINGS = [1, 3, 4, 5];
 
 /**
  * Renames the weight accessors a kernel body uses (wt, wf, wbyte, ...) to
