@@ -529,9 +529,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return ACT_WORDS[w.type] !== undefined;
   }
 
-  /** FuseTarget: one row, and its staged input fits workgroup memory. */
+  /**
+   * FuseTarget: one row of F32/F16 weights' input, which fits workgroup memory. Quantized inputs are not
+   * staged: every workgroup re-quantizing the row measured 2-3x slower on an H200 than one quantize
+   * dispatch (wgsl-ops.ts quantQ8_0Kernel, 32 threads per block) before the matmul.
+   */
   stagesInput(w: Weight, T: number): boolean {
-    return T === 1 && stagedWords(w.type, w.cols, this.quantizesInput(w)) > 0;
+    return T === 1 && !this.quantizesInput(w) && stagedWords(w.cols) > 0;
   }
 
   private enqueue(op: Op): void {
@@ -679,16 +683,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /**
-   * How a fused matmul gets its input: staged by its own prologue (one row that fits workgroup memory:
-   * normed and/or quantized there, `stage` = params row g), or, as before, x itself or its quantized blocks
-   * in scratch after a norm dispatch of its own.
+   * How a fused matmul gets its input: normed by its own prologue (one row of F32/F16 weights' input that
+   * fits workgroup memory; `stage` = params row g), or x itself or its quantized blocks in scratch, after a
+   * norm dispatch of its own where there is a norm.
    */
   private input(mm: { x: number; w: Weight; T: number; scratch: number }, norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number }): { act: number; prologue: Prologue; stage: number[] } {
-    const quant = this.quantizesInput(mm.w);
-    if (this.stagesInput(mm.w, mm.T) && (norm || quant)) {
-      const prologue: Prologue = norm ? (quant ? "normquant" : "norm") : "quant";
-      const epsBits = norm ? new Uint32Array(new Float32Array([norm.eps]).buffer)[0] : 0;
-      return { act: 0, prologue, stage: norm ? [norm.x / 4, norm.out / 4, epsBits, 0] : [mm.x / 4, 0, 0, 0] };
+    if (norm && this.stagesInput(mm.w, mm.T)) {
+      const epsBits = new Uint32Array(new Float32Array([norm.eps]).buffer)[0];
+      return { act: 0, prologue: "norm", stage: [norm.x / 4, norm.out / 4, epsBits, 0] };
     }
     if (norm) this.recordOp({ k: "rmsnorm", ...norm });
     return { act: this.matmulInput(mm.w, mm.x, mm.T, mm.scratch), prologue: "none", stage: [0, 0, 0, 0] };
@@ -724,7 +726,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const w0 = ws[0]!, n = w0.cols;
     const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
     const multi = ws.length > 1 && ws.slice(1).some((w) => w);
-    const binds = prologue === "norm" || prologue === "normquant" ? 4 : multi ? 3 : 1;
+    const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
     this.dispatch(
       `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${prologue === "none" ? 0 : n}`,
       () => matmulKernel(type, epilogue, tt, paired, lanes, prologue, n),

@@ -326,71 +326,28 @@ const EPILOGUE: Record<Epilogue, string> = {
 };
 
 /**
- * What a decode (T = 1) matmul does to its input row before the products,
- * staging it in workgroup memory: norm (RMSNorm, for F32/F16 weights), quant
- * (the activation quantizer), normquant (both). Each workgroup repeats it (the
- * row is small and in cache), so no dispatch of its own is needed; workgroup 0
- * also writes the normed row where RMSNorm would have.
+ * What a decode (T = 1) matmul of F32/F16 weights does to its input row before
+ * the products: "norm" is the RMSNorm before it, done in each workgroup (the row
+ * is small and in cache) with the normed row staged in workgroup memory, so the
+ * norm needs no dispatch of its own; workgroup 0 also writes the normed row where
+ * RMSNorm would have. (Quantizing the row the same way measured slower than a
+ * quantize dispatch: wgsl-ops.ts quantQ8_0Kernel.)
  */
-export type Prologue = "none" | "norm" | "quant" | "normquant";
+export type Prologue = "none" | "norm";
 
-/** Words of workgroup memory the staged input row of n columns takes (0: does not fit the default 16 KiB with the reduction). */
-export function stagedWords(type: GGMLTypeId, n: number, quantize: boolean): number {
-  const words = !quantize ? n : type === GGMLType.Q4_K || type === GGMLType.Q6_K ? (n / 256) * 81 : (n / 32) * 9;
-  return words * 4 + 1024 <= 16384 ? words : 0;
+/** Words of workgroup memory the staged row of n columns takes (0: it does not fit the default 16 KiB beside the reduction). */
+export function stagedWords(n: number): number {
+  return n * 4 + 1024 <= 16384 ? n : 0;
 }
 
-/**
- * The prologue's WGSL. P.g = (source row word, normed-row word, eps bits); the norm weight is wt_3.
- * The arithmetic is RMSNORM's, QUANTIZE_Q8_0's and QUANTIZE_Q8_K's, so the products see the same values.
- */
-function prologueCode(type: GGMLTypeId, prologue: Prologue, n: number): string {
-  const norm = prologue === "norm" || prologue === "normquant";
-  const quantize = prologue === "quant" || prologue === "normquant";
-  const k = type === GGMLType.Q4_K || type === GGMLType.Q6_K;
-  const value = (e: string) => (norm ? `ldf(xin + ${e}) * scale * wf_3(${e})` : `ldf(xin + ${e})`);
-  const stage = !quantize
-    ? `for (var i = li; i < n; i += 256u) { xq[i] = bitcast<u32>(${value("i")}); }`
-    : !k
-    ? `for (var b = li; b < n / 32u; b += 256u) {
-    var v: array<f32, 32>;
-    var amax = 0.0;
-    for (var i = 0u; i < 32u; i++) { v[i] = ${value("b * 32u + i")}; amax = max(amax, abs(v[i])); }
-    let id = select(0.0, 127.0 / amax, amax != 0.0);
-    xq[b * 9u] = bitcast<u32>(quantizeToF16(amax / 127.0));
-    for (var j = 0u; j < 8u; j++) { xq[b * 9u + 1u + j] = pack_i8(vec4<i32>(round(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]) * id))); }
-  }`
-    : `for (var b = li; b < n / 256u; b += 256u) {
-    let o = b * 81u;
-    var amax = 0.0;
-    var mx = 0.0;
-    for (var i = 0u; i < 256u; i++) { let v = ${value("b * 256u + i")}; if (abs(v) > amax) { amax = abs(v); mx = v; } }
-    if (amax == 0.0) {
-      for (var i = 0u; i < 81u; i++) { xq[o + i] = 0u; }
-    } else {
-      let iscale = -127.0 / mx;
-      for (var c = 0u; c < 16u; c++) {
-        var sum = 0i;
-        for (var j = 0u; j < 4u; j++) {
-          let e = b * 256u + c * 16u + j * 4u;
-          let q = min(vec4<i32>(round(vec4<f32>(${value("e")}, ${value("e + 1u")}, ${value("e + 2u")}, ${value("e + 3u")}) * iscale)), vec4<i32>(127));
-          xq[o + 17u + c * 4u + j] = pack_i8(q);
-          sum += q.x + q.y + q.z + q.w;
-        }
-        xq[o + 1u + c] = bitcast<u32>(sum);
-      }
-      xq[o] = bitcast<u32>(1.0 / iscale);
-    }
-  }`;
+/** The prologue's WGSL, RMSNORM's arithmetic and reduction order. P.g = (source row word, normed-row word, eps bits); the norm weight is wt_3. */
+function prologueCode(n: number): string {
   return /* wgsl */ `
-var<workgroup> xq: array<u32, ${stagedWords(type, n, quantize)}>;
+var<workgroup> xq: array<u32, ${stagedWords(n)}>;
 fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
 fn stage_input(wgx: u32, li: u32, n: u32) {
   let xin = P.g.x;
-  var scale = 1.0;
-${
-    norm
-      ? `  var ss = 0.0;
+  var ss = 0.0;
   for (var i = li; i < n; i += 256u) { let v = ldf(xin + i); ss += v * v; }
   red[li] = ss;
   workgroupBarrier();
@@ -398,12 +355,13 @@ ${
     if (li < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  scale = 1.0 / sqrt(red[0] / f32(n) + bitcast<f32>(P.g.z));
+  let scale = 1.0 / sqrt(red[0] / f32(n) + bitcast<f32>(P.g.z));
   workgroupBarrier();
-  if (wgx == 0u) { for (var i = li; i < n; i += 256u) { stf(P.g.y + i, ldf(xin + i) * scale * wf_3(i)); } }`
-      : ""
+  for (var i = li; i < n; i += 256u) {
+    let v = ldf(xin + i) * scale * wf_3(i);
+    xq[i] = bitcast<u32>(v);
+    if (wgx == 0u) { stf(P.g.y + i, v); }
   }
-  ${stage}
   workgroupBarrier();
 }
 `;
@@ -426,7 +384,7 @@ export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt 
   const loops = [];
   for (let b = 0; b < segs; b++) loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${body(b)}\n      }\n    }`);
   return /* wgsl */ `
-${prologue === "none" ? "" : prologueCode(type, prologue, n)}
+${prologue === "none" ? "" : prologueCode(n)}
 ${epilogue === "qkv" ? QKV_PAIR : ""}
 const TT: u32 = ${tt}u;
 var<workgroup> red: array<f32, ${256 * tt}>;
@@ -463,31 +421,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 
 /**
- * Activation quantizers, one thread per block, as ggml's x86 CPU path:
- * Q8_0: d = amax/127 stored f16-rounded, q = round_even(x * 127/amax);
+ * Activation quantizer, one thread per block, as ggml's x86 CPU path (Q8_0's,
+ * d = amax/127 stored f16-rounded, q = round_even(x * 127/amax), is wgsl-ops.ts quantQ8_0Kernel):
  * Q8_K: the signed value of largest magnitude maps to -127, q = min(127, round(x * -127/max)), d = 1/iscale, block sums per 16.
  * Params: a = (out word, x word, n, T).
  */
-export const QUANTIZE_Q8_0 = /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let out = P.a.x; let x = P.a.y; let n = P.a.z; let T = P.a.w;
-  let g = flat(wg, nwg, li);
-  let nb = n / 32u;
-  if (g >= nb * T) { return; }
-  let xo = x + (g / nb) * n + (g % nb) * 32u;
-  var amax = 0.0;
-  for (var i = 0u; i < 32u; i++) { amax = max(amax, abs(ldf(xo + i))); }
-  let id = select(0.0, 127.0 / amax, amax != 0.0);
-  let o = out + g * 9u;
-  stf(o, quantizeToF16(amax / 127.0));
-  for (var j = 0u; j < 8u; j++) {
-    let v = vec4<f32>(ldf(xo + 4u * j), ldf(xo + 4u * j + 1u), ldf(xo + 4u * j + 2u), ldf(xo + 4u * j + 3u));
-    st[o + 1u + j] = pack_i8(vec4<i32>(round(v * id)));
-  }
-}
-`;
-
 export const QUANTIZE_Q8_K = /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {

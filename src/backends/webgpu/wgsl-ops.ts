@@ -90,24 +90,14 @@ ${norm ? "    v = ldf(xr + i) * scale * wf(i);\n    stf(P.b.y + t * n + i, v);" 
 }
 
 /**
- * RMSNorm fused with the activation quantizer of the matmul that reads its
- * output: one workgroup per row writes the normed row (RMSNORM's arithmetic)
- * and its Q8_0 or Q8_K blocks (QUANTIZE_Q8_0 / QUANTIZE_Q8_K's), one thread per
- * block, from the same values, so the matmul needs no quantize dispatch.
+ * RMSNorm fused with the Q8_K activation quantizer of the (Q4_K / Q6_K) matmul
+ * that reads its output: one workgroup per row writes the normed row (RMSNORM's
+ * arithmetic) and its Q8_K blocks (QUANTIZE_Q8_K's), one thread per block, from
+ * the same values, so the matmul needs no quantize dispatch. (Q8_0: quantQ8_0Kernel.)
  * a = (out, x, n, T), b = (eps bits, quantized out); the norm weight is the bound tensor.
  */
-export function normQuantKernel(block: 32 | 256): string {
-  const quantize = block === 32
-    ? `
-    var amax = 0.0;
-    for (var i = 0u; i < 32u; i++) { amax = max(amax, abs(v[i])); }
-    let id = select(0.0, 127.0 / amax, amax != 0.0);
-    let o = qo + g * 9u;
-    stf(o, quantizeToF16(amax / 127.0));
-    for (var j = 0u; j < 8u; j++) {
-      st[o + 1u + j] = pack_i8(vec4<i32>(round(vec4<f32>(v[4u * j], v[4u * j + 1u], v[4u * j + 2u], v[4u * j + 3u]) * id)));
-    }`
-    : `
+export function normQuantKernel(block: 256): string {
+  const quantize = `
     var amax = 0.0;
     var mx = 0.0;
     for (var i = 0u; i < 256u; i++) { if (abs(v[i]) > amax) { amax = abs(v[i]); mx = v[i]; } }
