@@ -68,7 +68,7 @@ const ACT_WORDS: Record<number, { block: number; words: number; quantizer: strin
  * byte offsets into it) plus one buffer per weight tensor, uploaded once.
  * Ops are queued, then fused where runs of them touch the same rows (fuse.ts:
  * Q/K/V with RoPE and the KV write, gate/up with SwiGLU, the residual add in
- * the projection, RMSNorm with the activation quantizer), and recorded into
+ * the projection, RMSNorm in the next matmul or with its activation quantizer), and recorded into
  * one compute pass; the pass is submitted when the host reads (logits), writes
  * (next step's tokens), or flushes, so one forward pass is one submit and one readback.
  */
@@ -81,7 +81,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private adapter: Gpu;
   private layout!: Gpu;
   private pipelineLayout!: Gpu;
-  /** Fused matmuls bind up to three weight tensors. */
+  /** Fused matmuls bind up to four weight tensors (q, k, v or gate, up; and the RMSNorm weight of a norm prologue). */
   private layout3!: Gpu;
   private pipelineLayout3!: Gpu;
   private readonly queue: Op[] = [];

@@ -376,13 +376,25 @@ fn stage_input(wgx: u32, li: u32, n: u32) {
  * workgroup memory. 64 lanes (4 rows per workgroup) keep more workgroups in
  * flight where a matrix has few rows.
  */
-export function matmulKernel(type: GGMLTypeId, epilogue: Epilogue = "store", tt = 8, paired = false, lanes = 32, prologue: Prologue = "none", n = 0): string {
+export function matmulKernel(
+  type: GGMLTypeId,
+  epilogue: Epilogue = "store",
+  tt = 8,
+  paired = false,
+  lanes = 32,
+  prologue: Prologue = "none",
+  n = 0,
+): string {
   const u = paired ? PAIRED_UNIT[type] : UNIT[type];
   const segs = EPILOGUE_WEIGHTS[epilogue];
   // with a prologue the input row is read from workgroup memory (xq), not the state buffer
-  const body = (b: number) => (prologue === "none" ? forWeight(u.body, b) : forWeight(u.body, b).replace(/\bst\[/g, "xq[").replace(/\bldf\(/g, "xqf("));
+  const body = (
+    b: number,
+  ) => (prologue === "none" ? forWeight(u.body, b) : forWeight(u.body, b).replace(/\bst\[/g, "xq[").replace(/\bldf\(/g, "xqf("));
   const loops = [];
-  for (let b = 0; b < segs; b++) loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${body(b)}\n      }\n    }`);
+  for (let b = 0; b < segs; b++) {
+    loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${body(b)}\n      }\n    }`);
+  }
   return /* wgsl */ `
 ${prologue === "none" ? "" : prologueCode(n)}
 ${epilogue === "qkv" ? QKV_PAIR : ""}
