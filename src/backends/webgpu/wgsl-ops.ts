@@ -339,11 +339,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     acc0 *= corr;
     acc1 *= corr;
     if (vgroup < vgroups) {
-      for (var j = vgroup; j < cn; j += vgroups) {
-        let vo = vs[j] + vOff + kvh;
-        let p = sc[j];
-        acc0 += p * ldf(vo + d);
-        if (d + 128u < headDim) { acc1 += p * ldf(vo + d + 128u); }
+      // four positions a step, four partial sums: their V loads are in flight together
+      let vd = vOff + kvh + d;
+      var j = vgroup;
+      var a4 = vec4<f32>(0.0);
+      for (; j + 3u * vgroups < cn; j += 4u * vgroups) {
+        let j1 = j + vgroups;
+        let j2 = j1 + vgroups;
+        let j3 = j2 + vgroups;
+        a4 += vec4<f32>(sc[j], sc[j1], sc[j2], sc[j3]) * vec4<f32>(ldf(vs[j] + vd), ldf(vs[j1] + vd), ldf(vs[j2] + vd), ldf(vs[j3] + vd));
+      }
+      for (; j < cn; j += vgroups) { a4.x += sc[j] * ldf(vs[j] + vd); }
+      acc0 += (a4.x + a4.y) + (a4.z + a4.w);
+      if (d + 128u < headDim) {
+        for (var jj = vgroup; jj < cn; jj += vgroups) { acc1 += sc[jj] * ldf(vs[jj] + vd + 128u); }
       }
     }
     workgroupBarrier();
