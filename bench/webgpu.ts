@@ -8,7 +8,12 @@
  * a 4-byte copy, mapAsync, unmap (Deno's mapAsync sleeps 10 ms at least once).
  *
  *   deno run -A bench/webgpu.ts [--shapes stories110M,llama-1b] [--types F32,Q8_0,Q4_0] [--decode 64]
- *          [--chunk 64] [--submit-every 256] [--bandwidth-gbs 3350] [--wasm-prefill 32] [--json out.json]
+ *          [--chunk 64] [--submit-every 256] [--bandwidth-gbs 3350] [--wasm-prefill 32] [--batch 16] [--keep] [--json out.json]
+ *
+ * --batch B also times B sequences decoding together (Model.step, one token row each, logits read back per
+ * step as the engine does) against B = 1 the same way; --keep leaves the GGUF files in --dir for a peer
+ * (llama.cpp's llama-bench, scripts/gpu/device-run.sh peer) to read the same weights; --profile adds the GPU
+ * microseconds per greedy token of each kernel (timestamp queries, each dispatch in its own pass).
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -133,6 +138,42 @@ async function greedyTps(model: Model, steps: number, chunk: number): Promise<nu
   return steps / (ms / 1000);
 }
 
+/** Aggregate tok/s of B sequences stepping together, one token each, logits read back every step. */
+async function batchTps(model: Model, B: number, steps: number): Promise<number> {
+  const seqs = Array.from({ length: B }, () => model.newSequence());
+  for (const seq of seqs) await model.prefill(seq, prompt(8));
+  const stepAll = (i: number) => model.step(seqs.map((seq, b) => ({ seq, tokens: [10 + ((i + b) % 100)], logits: true })));
+  for (let i = 0; i < 2; i++) await stepAll(i); // warm
+  const t = performance.now();
+  for (let i = 0; i < steps; i++) await stepAll(i);
+  const ms = performance.now() - t;
+  for (const seq of seqs) model.releaseSequence(seq);
+  return (B * steps) / (ms / 1000);
+}
+
+/**
+ * Where a greedy decode step's GPU time goes: each dispatch timed in its own
+ * pass (timestamp queries), summed per kernel over `steps` tokens.
+ */
+async function profileDecode(path: string, steps: number): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true });
+  const model = await loadModel(path, { backend, contextLength: 512 });
+  const seq = model.newSequence();
+  await model.prefill(seq, prompt(8));
+  const t0 = (await model.decodeGreedy(seq, 5, 4))[3];
+  await backend.gpuTimes(); // drop the warm-up
+  await model.decodeGreedy(seq, t0, steps);
+  const times = await backend.gpuTimes();
+  await model.close();
+  const perToken: Record<string, number> = {};
+  let total = 0;
+  for (const [key, { ns }] of [...times].sort((a, b) => b[1].ns - a[1].ns)) {
+    perToken[key] = +(ns / steps / 1000).toFixed(1);
+    total += ns / steps / 1000;
+  }
+  return { gpuUsPerToken: +total.toFixed(1), ...perToken };
+}
+
 /** Milliseconds of one bare readback: submit a 4-byte copy, mapAsync, unmap. */
 async function readbackMs(n: number): Promise<number> {
   const device = await requestDevice((await requestAdapter()).adapter);
@@ -161,6 +202,9 @@ const wasmPrefillTokens = Number(flag("wasm-prefill", "32"));
 const chunk = Number(flag("chunk", "64"));
 const submitEvery = Number(flag("submit-every", "256"));
 const dir = flag("dir", "/tmp");
+const batch = Number(flag("batch", "0"));
+const keep = args.includes("--keep");
+const profile = args.includes("--profile");
 const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
 const results = [];
@@ -170,15 +214,30 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const type = GGMLType[typeName as keyof typeof GGMLType];
     const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
     let t = performance.now();
-    await writeModel(path, shape, type);
+    // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
+    if (!(keep && (() => {
+      try {
+        return g.Deno.statSync(path).isFile;
+      } catch {
+        return false;
+      }
+    })())) await writeModel(path, shape, type);
     const writeS = (performance.now() - t) / 1000;
     t = performance.now();
-    const model = await loadModel(path, { backend: new WebGpuBackend({ submitEvery }), contextLength: 512 });
+    const backend = new WebGpuBackend({ submitEvery });
+    // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
+    const model = await loadModel(path, { backend, contextLength: 512, maxSequences: Math.max(1, batch), kvPages: 32 + 2 * batch });
     const loadS = (performance.now() - t) / 1000;
     await prefillTps(model, 16); // compiles the pipelines
     const prefill = await prefillTps(model, 128);
     const decode = await decodeTps(model, decodeSteps);
+    const d0 = backend.dispatches, r0 = backend.recordMs;
     const greedy = await greedyTps(model, decodeSteps, chunk);
+    // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
+    const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
+    const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
+    const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
+    const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
     await model.close();
     let wasmPrefill = NaN;
@@ -194,12 +253,14 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const gbs = (weightBytes * greedy) / 1e9;
     const r = {
       shape: shapeName, type: typeName, weightMB: +(weightBytes / 1e6).toFixed(1), writeS: +writeS.toFixed(1), loadS: +loadS.toFixed(1),
-      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
+      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), dispatchesPerToken: +dispatchesPerToken.toFixed(1), recordUsPerToken: +recordUsPerToken.toFixed(1),
+      ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
       prefillSpeedup: +(prefill / wasmPrefill).toFixed(1), decodeGBs: +gbs.toFixed(1), bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };
+    if (profile) Object.assign(r, { profileUs: await profileDecode(path, 32) });
     console.log(JSON.stringify(r));
     results.push(r);
-    g.Deno?.removeSync?.(path);
+    if (!keep) g.Deno?.removeSync?.(path);
   }
 }
 const out = flag("json", "");

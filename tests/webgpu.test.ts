@@ -218,6 +218,54 @@ for (const file of ["synthq-q4_k_m.gguf"]) {
   });
 }
 
+gpuTest("a decode step is 5 fused dispatches per layer (F32)", [STORIES("stories260K.gguf")], async () => {
+  const backend = new WebGpuBackend();
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend, contextLength: 64 });
+  try {
+    const seq = model.newSequence();
+    await model.prefill(seq, [1, 403, 407]);
+    const before = backend.dispatches;
+    await model.decodeOne(seq, 261);
+    // per layer: rmsnorm + q|k|v + RoPE + KV write, attention, output projection + residual, rmsnorm + gate|up + SwiGLU,
+    // down + residual; then embedding (before), final norm and classifier
+    assertEquals(backend.dispatches - before, 5 * model.config.nLayers + 3);
+  } finally {
+    await model.close();
+  }
+});
+
+if (gpuExpected) {
+  test("webgpu: argmax on the device over several 4096-logit chunks picks what the host argmax picks (ties, NaN, -Infinity)", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    const b = new WebGpuBackend();
+    await b.init(0);
+    const n = 3 * 4096 + 100;
+    const x = b.alloc(n * 4, "logits"), out = b.alloc(16, "pick");
+    let seed = 12345;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const cases: Array<[string, (v: Float32Array) => void]> = [
+      ["random", (v) => v.forEach((_, i) => (v[i] = rnd() * 10 - 5))],
+      ["a tie across chunks goes to the lower index", (v) => (v.forEach((_, i) => (v[i] = rnd())), v[9000] = 7, v[5000] = 7, v[12300] = 7)],
+      ["NaN is never picked", (v) => (v.forEach((_, i) => (v[i] = rnd())), v[100] = NaN, v[8200] = NaN, v[4097] = 3)],
+      ["all -Infinity but NaNs: the first -Infinity", (v) => (v.fill(-Infinity), v[0] = NaN, v[4096] = NaN)],
+      ["all NaN: -1", (v) => v.fill(NaN)],
+    ];
+    try {
+      for (const [what, fill] of cases) {
+        const v = new Float32Array(n);
+        fill(v);
+        b.write(x, v);
+        b.argmax(out, x, n);
+        const r = new Float32Array(1);
+        await b.read(out, r);
+        assertEquals(new Int32Array(r.buffer)[0], argmax(v), what);
+      }
+    } finally {
+      await b.close();
+    }
+  });
+}
+
 gpuTest("a lost device is a typed error, and the model reloads on WASM", [STORIES("stories260K.gguf")], async () => {
   const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 64 });
   const seq = model.newSequence();

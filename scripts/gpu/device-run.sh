@@ -2,14 +2,21 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile]
+# peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
+# the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
+# run again, one after the other on a quiet machine, on the same GGUF files.
 set -uo pipefail
 what=${1:-all}
 OUT=${OUT:-/tmp/out}
+start=$SECONDS
 mkdir -p "$OUT"
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
-ldconfig -p | grep libvulkan | tee "$OUT/vulkan.txt"
+if [ "$what" = peer ] && [ ! -e /tmp/llamacpp/built ] && ! pgrep -f "peer.sh build" >/dev/null; then
+  setsid nohup bash scripts/gpu/peer.sh build >/tmp/peer-build.log 2>&1 </dev/null &
+fi
+ldconfig -p | grep libvulkan | tee "$OUT/adapter.txt"
 xz -dc .gpucarry/deno.xz > /tmp/deno && chmod +x /tmp/deno
 [ -e ../shared ] || ln -s "$PWD/.gpucarry/shared" ../shared
 export XDG_RUNTIME_DIR=/tmp
@@ -19,10 +26,41 @@ if ! echo "$adapter" | grep -qi nvidia; then
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
   adapter=$(/tmp/deno eval "$probe" 2>&1)
 fi
-echo "adapter: $adapter" | tee "$OUT/adapter.txt"
+echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ]; then
+date -u | tee -a "$OUT/adapter.txt"
+if [ "$what" != bench ] && [ "$what" != profile ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
+  [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = profile ]; then
+  # GPU microseconds per greedy token of each kernel, beside the plain throughput
+  for shape in stories110M:F32,Q4_0 llama-1b:Q4_0; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --profile --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+  done
+  exit 0
+fi
+if [ "$what" = peer ]; then
+  kv="--decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --keep --dir /tmp"
+  # first pass, while llama.cpp compiles: writes the GGUF files both engines read (its numbers are not the quiet ones)
+  if [ ! -e /tmp/bench-1b.json ]; then
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 ${kv/--decode 128/--decode 32} --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 ${kv/--decode 128/--decode 32} --json /tmp/bench-1b.json 2>&1 | tee -a "$OUT/bench.log"
+  fi
+  files="/tmp/kvasm-bench-stories110M-F32.gguf /tmp/kvasm-bench-stories110M-Q8_0.gguf /tmp/kvasm-bench-stories110M-Q4_0.gguf /tmp/kvasm-bench-llama-1b-Q4_0.gguf /tmp/kvasm-bench-llama-1b-Q8_0.gguf"
+  deadline=${PEER_DEADLINE:-470}
+  while [ ! -e /tmp/llamacpp/built ] && pgrep -f "peer.sh build" >/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do sleep 5; done
+  if [ -e /tmp/llamacpp/built ]; then
+    cat .gpucarry/llamacpp.version 2>/dev/null | tee "$OUT/peer.jsonl"
+    bash scripts/gpu/peer.sh bench $files | tee -a "$OUT/peer.jsonl"
+    # kvasm again right after, on the same files and the same quiet machine
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 $kv --batch 16 --json "$OUT/bench-110m.json" 2>&1 | tee -a "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 $kv --batch 16 --json "$OUT/bench-1b.json" 2>&1 | tee -a "$OUT/bench.log"
+  else
+    echo "llama.cpp not built after $((SECONDS - start)) s (still building: $(pgrep -f 'peer.sh build' >/dev/null && echo yes || echo no))" | tee -a "$OUT/bench.log"
+  fi
+  tail -c 20000 /tmp/peer-build.log > "$OUT/peer-build.log"
+  exit 0
 fi
 if [ "$what" != tests ]; then
   # WASM_PREFILL=0 skips the (slow) single-thread WASM prefill the speedup column needs

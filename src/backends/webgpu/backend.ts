@@ -4,8 +4,25 @@ import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
-import { embedKernel, matmulKernel, matmulTypes, QUANTIZE_Q8_0, QUANTIZE_Q8_K } from "./wgsl-matmul.ts";
-import { ADD, ADD_BIAS, ARGMAX, ATTENTION, COPY, GELU_ERF, GELU_TANH, KV_STORE, LAYERNORM_SCALE, RMSNORM, ROPE, SWIGLU } from "./wgsl-ops.ts";
+import { embedKernel, type Epilogue, lanesFor, matmulKernel, matmulTypes, pairedUnits, type Prologue, QUANTIZE_Q8_K, stagedWords } from "./wgsl-matmul.ts";
+import {
+  ADD,
+  ADD_BIAS,
+  ARGMAX,
+  ATTENTION,
+  COPY,
+  COPY_MANY,
+  GELU_ERF,
+  GELU_TANH,
+  KV_STORE,
+  LAYERNORM_SCALE,
+  normQuantKernel,
+  quantQ8_0Kernel,
+  RMSNORM,
+  ROPE,
+  SWIGLU,
+} from "./wgsl-ops.ts";
+import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80;
@@ -13,8 +30,15 @@ const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 
 /** State addresses are byte offsets into the state buffer; weight addresses live far above them and only name a tensor. */
 const STATE_START = 256;
 const WEIGHT_BASE = 2 ** 40;
-/** One dispatch's params: 64 bytes used, 256 apart (minUniformBufferOffsetAlignment). */
+/** One dispatch's params: 128 bytes used, 256 apart (minUniformBufferOffsetAlignment). */
 const PARAM_SLOT = 256;
+const PARAM_WORDS = 32;
+/** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
+const QUEUE_DRAIN_AT = 48;
+const NO_OUT = 0xffffffff;
+/** Logits one workgroup of the argmax's first stage takes, and the most such chunks (partial pairs kept in the state buffer). */
+const ARGMAX_CHUNK = 4096;
+const ARGMAX_CHUNKS = 2048;
 const PARAM_SLOTS = 4096;
 /**
  * Dispatches recorded before a submit: long chains (Model.decodeGreedy) then
@@ -22,6 +46,7 @@ const PARAM_SLOTS = 4096;
  */
 const SUBMIT_EVERY = 256;
 const MAX_GROUPS = 65535;
+const MAX_QUERIES = 4096;
 
 interface WeightBuffer {
   addr: number;
@@ -41,11 +66,13 @@ const ACT_WORDS: Record<number, { block: number; words: number; quantizer: strin
  * The WebGPU backend. Device memory is one state buffer (activations, KV
  * pages, page tables, row metadata: the addresses the forward pass holds are
  * byte offsets into it) plus one buffer per weight tensor, uploaded once.
- * Ops are recorded into one compute pass; the pass is submitted when the host
- * reads (logits), writes (next step's tokens), or flushes, so one forward pass
- * is one submit and one readback.
+ * Ops are queued, then fused where runs of them touch the same rows (fuse.ts:
+ * Q/K/V with RoPE and the KV write, gate/up with SwiGLU, the residual add in
+ * the projection, RMSNorm in the next matmul or with its activation quantizer), and recorded into
+ * one compute pass; the pass is submitted when the host reads (logits), writes
+ * (next step's tokens), or flushes, so one forward pass is one submit and one readback.
  */
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend implements Backend, FuseTarget {
   readonly name = "webgpu";
   device!: Gpu;
   adapterName = "";
@@ -54,6 +81,10 @@ export class WebGpuBackend implements Backend {
   private adapter: Gpu;
   private layout!: Gpu;
   private pipelineLayout!: Gpu;
+  /** Fused matmuls bind up to four weight tensors (q, k, v or gate, up; and the RMSNorm weight of a norm prologue). */
+  private layout3!: Gpu;
+  private pipelineLayout3!: Gpu;
+  private readonly queue: Op[] = [];
   private readonly pipelines = new Map<string, Gpu>();
   private readonly bindGroups = new Map<string, Gpu>();
   private hasDot4 = false;
@@ -63,9 +94,15 @@ export class WebGpuBackend implements Backend {
   private weightTop = WEIGHT_BASE;
   private readonly weights = new Map<number, WeightBuffer>();
   private dummy!: Gpu;
+  private argmaxPartials = 0;
 
   private params!: Gpu;
   private readonly paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
+  private readonly paramOffset = new Uint32Array(1);
+  /** Dispatches recorded so far (what fusion saves shows here). */
+  dispatches = 0;
+  /** Host milliseconds spent fusing and recording queued ops (the CPU side of a token). */
+  recordMs = 0;
   private slot = 0;
 
   /**
@@ -84,10 +121,22 @@ export class WebGpuBackend implements Backend {
 
   private readonly submitEvery: number;
 
-  /** submitEvery: dispatches per submit at most (default 256; at most 4096). */
-  constructor(opts: { adapter?: Gpu; submitEvery?: number } = {}) {
+  /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
+  private readonly profile: boolean;
+  private querySet: Gpu = null;
+  private readonly slotKeys: string[] = [];
+  private readonly profileReads: Promise<void>[] = [];
+  private readonly gpuTime = new Map<string, { count: number; ns: number }>();
+
+  /**
+   * submitEvery: dispatches per submit at most (default 256; at most 4096).
+   * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
+   */
+  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean } = {}) {
     this.adapter = opts.adapter;
-    this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, PARAM_SLOTS));
+    this.profile = opts.profile ?? false;
+    // a query set holds 4096 timestamps at most: two per dispatch
+    this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
   }
 
   async init(_bytes: number): Promise<void> {
@@ -97,8 +146,9 @@ export class WebGpuBackend implements Backend {
       this.adapter = adapter;
     }
     this.adapterName = adapterName(this.adapter);
-    const device = await requestDevice(this.adapter);
+    const device = await requestDevice(this.adapter, this.profile ? ["timestamp-query"] : []);
     this.device = device;
+    if (this.profile && device.features.has("timestamp-query")) this.querySet = device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
     this.limits = limitsOf(device);
     this.hasDot4 = hasWgslFeature("packed_4x8_integer_dot_product");
     device.lost.then((info: Gpu) => {
@@ -109,12 +159,24 @@ export class WebGpuBackend implements Backend {
       entries: [
         { binding: 0, visibility: 4, buffer: { type: "storage" } },
         { binding: 1, visibility: 4, buffer: { type: "read-only-storage" } },
-        { binding: 2, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 64 } },
+        { binding: 2, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: PARAM_WORDS * 4 } },
       ],
     });
     this.pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [this.layout] });
+    this.layout3 = device.createBindGroupLayout({
+      entries: [
+        { binding: 0, visibility: 4, buffer: { type: "storage" } },
+        { binding: 1, visibility: 4, buffer: { type: "read-only-storage" } },
+        { binding: 2, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: PARAM_WORDS * 4 } },
+        { binding: 3, visibility: 4, buffer: { type: "read-only-storage" } },
+        { binding: 4, visibility: 4, buffer: { type: "read-only-storage" } },
+        { binding: 5, visibility: 4, buffer: { type: "read-only-storage" } },
+      ],
+    });
+    this.pipelineLayout3 = device.createPipelineLayout({ bindGroupLayouts: [this.layout3] });
     this.params = device.createBuffer({ size: PARAM_SLOTS * PARAM_SLOT, usage: UNIFORM | COPY_DST });
     this.dummy = device.createBuffer({ size: 16, usage: STORAGE });
+    this.argmaxPartials = this.alloc(ARGMAX_CHUNKS * 8, "argmax partials");
   }
 
   // ------------------------------------------------------------ memory
@@ -170,6 +232,7 @@ export class WebGpuBackend implements Backend {
   write(ptr: number, data: ArrayBufferView): void {
     this.assertLive();
     if (ptr >= WEIGHT_BASE) throw new WebGpuError("write() addresses the state buffer only");
+    this.drain(true);
     const state = this.stateBuffer();
     this.quantized = null;
     this.submit(); // work recorded before this write must see the old contents
@@ -201,6 +264,7 @@ export class WebGpuBackend implements Backend {
 
   async read(ptr: number, dest: Float32Array): Promise<void> {
     this.assertLive();
+    this.drain(true);
     const state = this.stateBuffer();
     const bytes = dest.byteLength;
     if (!this.staging || this.staging.size < bytes) {
@@ -224,6 +288,7 @@ export class WebGpuBackend implements Backend {
 
   async flush(): Promise<void> {
     this.assertLive();
+    this.drain(true);
     this.submit();
     await this.device.queue.onSubmittedWorkDone();
     await this.checkErrors();
@@ -232,8 +297,10 @@ export class WebGpuBackend implements Backend {
   async close(): Promise<void> {
     if (!this.device) return;
     try {
+      this.drain(true);
       this.submit();
     } catch { /* closing anyway */ }
+    this.queue.length = 0;
     for (const w of this.weights.values()) w.buffer.destroy();
     this.weights.clear();
     this.state?.destroy();
@@ -279,16 +346,51 @@ export class WebGpuBackend implements Backend {
     if (!this.encoder) return;
     if (this.pass) this.pass.end();
     if (this.slot > 0) this.device.queue.writeBuffer(this.params, 0, this.paramsHost, 0, (this.slot * PARAM_SLOT) / 4);
+    const timed = this.querySet && this.slot > 0 ? this.resolveTimes(this.encoder, this.slot) : null;
     this.device.queue.submit([this.encoder.finish()]);
+    if (timed) this.profileReads.push(timed());
     this.encoder = this.pass = null;
     this.slot = 0;
   }
 
-  private pipeline(key: string, source: () => string): Gpu {
+  /** Profiling: copies this submit's timestamps out; the returned reader adds them to gpuTime once the GPU is done. */
+  private resolveTimes(enc: Gpu, slots: number): () => Promise<void> {
+    const bytes = slots * 16;
+    const resolved = this.device.createBuffer({ size: bytes, usage: 0x200 | COPY_SRC }); // QUERY_RESOLVE
+    const host = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
+    enc.resolveQuerySet(this.querySet, 0, 2 * slots, resolved, 0);
+    enc.copyBufferToBuffer(resolved, 0, host, 0, bytes);
+    const keys = this.slotKeys.slice(0, slots);
+    return async () => {
+      await host.mapAsync(1);
+      const t = new BigUint64Array(host.getMappedRange());
+      keys.forEach((key, i) => {
+        const e = this.gpuTime.get(key) ?? { count: 0, ns: 0 };
+        e.count++;
+        e.ns += Number(t[2 * i + 1] - t[2 * i]);
+        this.gpuTime.set(key, e);
+      });
+      host.unmap();
+      host.destroy();
+      resolved.destroy();
+    };
+  }
+
+  /** Profiling: GPU nanoseconds per kernel (pipeline key) since the last call; empty unless constructed with profile. */
+  async gpuTimes(): Promise<Map<string, { count: number; ns: number }>> {
+    await this.flush();
+    await Promise.all(this.profileReads.splice(0));
+    const out = new Map(this.gpuTime);
+    this.gpuTime.clear();
+    return out;
+  }
+
+  private pipeline(key: string, source: () => string, weights = 1): Gpu {
     let p = this.pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ code: prelude(this.hasDot4) + source(), label: key });
-      p = this.device.createComputePipeline({ layout: this.pipelineLayout, compute: { module, entryPoint: "main" }, label: key });
+      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights) + source(), label: key });
+      const layout = weights > 1 ? this.pipelineLayout3 : this.pipelineLayout;
+      p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: "main" }, label: key });
       this.pipelines.set(key, p);
     }
     return p;
@@ -305,8 +407,30 @@ export class WebGpuBackend implements Backend {
         layout: this.layout,
         entries: [{ binding: 0, resource: { buffer: this.state } }, { binding: 1, resource: entry }, {
           binding: 2,
-          resource: { buffer: this.params, size: 64 },
+          resource: { buffer: this.params, size: PARAM_WORDS * 4 },
         }],
+      });
+      this.bindGroups.set(key, g);
+    }
+    return g;
+  }
+
+  /** Bind group for the state buffer plus two or three whole weight tensors (a fused matmul). */
+  private bindGroup3(ws: Array<Weight | null>): Gpu {
+    const key = ws.map((w) => w?.ptr ?? "-").join("|");
+    let g = this.bindGroups.get(key);
+    if (!g) {
+      const buf = (i: number) => (ws[i] ? this.weightBuffer(ws[i]).buffer : this.dummy);
+      g = this.device.createBindGroup({
+        layout: this.layout3,
+        entries: [
+          { binding: 0, resource: { buffer: this.state } },
+          { binding: 1, resource: { buffer: buf(0) } },
+          { binding: 2, resource: { buffer: this.params, size: PARAM_WORDS * 4 } },
+          { binding: 3, resource: { buffer: buf(1) } },
+          { binding: 4, resource: { buffer: buf(2) } },
+          { binding: 5, resource: { buffer: buf(3) } },
+        ],
       });
       this.bindGroups.set(key, g);
     }
@@ -323,18 +447,38 @@ export class WebGpuBackend implements Backend {
    * Records one dispatch. params: up to 16 u32 (addresses already in words).
    * groups: [x, y], or a 1-D count of 256-thread groups folded into x, y.
    */
-  private dispatch(key: string, source: () => string, params: number[], groups: number | [number, number], w: Weight | null = null, wOffset = 0, wSize = 0): void {
+  private dispatch(
+    key: string,
+    source: () => string,
+    params: number[],
+    groups: number | [number, number],
+    w: Weight | Array<Weight | null> | null = null,
+    wOffset = 0,
+    wSize = 0,
+    weightBindings = 1,
+  ): void {
     this.assertLive();
     this.stateBuffer();
     if (!key.startsWith("matmul:")) this.quantized = null; // any other op may overwrite x or the scratch
     if (this.slot >= this.submitEvery) this.submit();
-    const pipe = this.pipeline(key, source);
-    const bg = this.bindGroup(w, wOffset, wSize);
+    const multi = Array.isArray(w);
+    const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
+    const bg = multi ? this.bindGroup3(w) : this.bindGroup(w, wOffset, wSize);
+    if (this.querySet) {
+      // one timed pass per dispatch
+      this.open();
+      this.pass.end();
+      this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * this.slot, endOfPassWriteIndex: 2 * this.slot + 1 } });
+      this.slotKeys[this.slot] = key;
+    }
     this.open();
     const base = (this.slot * PARAM_SLOT) / 4;
-    for (let i = 0; i < 16; i++) this.paramsHost[base + i] = params[i] ?? 0;
+    for (let i = 0; i < PARAM_WORDS; i++) this.paramsHost[base + i] = params[i] ?? 0;
+    this.dispatches++;
     this.pass.setPipeline(pipe);
-    this.pass.setBindGroup(0, bg, [this.slot * PARAM_SLOT]);
+    // the typed-array form: Deno converts a plain array of offsets element by element (0.5 us a dispatch)
+    this.paramOffset[0] = this.slot * PARAM_SLOT;
+    this.pass.setBindGroup(0, bg, this.paramOffset, 0, 1);
     this.slot++;
     let gx: number, gy: number;
     if (typeof groups === "number") {
@@ -375,38 +519,201 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
+  // ------------------------------------------------------------ the queue
+
+  /** FuseTarget: one binding holds the whole tensor, and a fused dispatch's rows fit its grid. */
+  whole(w: Weight): boolean {
+    const r = this.ranges(w);
+    return r.length === 1 && r[0].size === 0 && w.rows <= MAX_GROUPS * 4;
+  }
+
+  /** FuseTarget: the matmul's input is quantized for this weight type. */
+  quantizesInput(w: Weight): boolean {
+    return ACT_WORDS[w.type] !== undefined;
+  }
+
+  /**
+   * FuseTarget: one row of F32/F16 weights' input, which fits workgroup memory. Quantized inputs are not
+   * staged: every workgroup re-quantizing the row measured 2-3x slower on an H200 than one quantize
+   * dispatch (wgsl-ops.ts quantQ8_0Kernel, 32 threads per block) before the matmul.
+   */
+  stagesInput(w: Weight, T: number): boolean {
+    return T === 1 && !this.quantizesInput(w) && stagedWords(w.cols) > 0;
+  }
+
+  private enqueue(op: Op): void {
+    this.assertLive();
+    this.queue.push(op);
+    if (this.queue.length >= QUEUE_DRAIN_AT) this.drain(false);
+  }
+
+  /** Records the queued ops, fused where a rule applies; short of `final`, keeps the last few for a group they may start. */
+  private drain(final: boolean): void {
+    const t0 = performance.now();
+    const q = this.queue;
+    let i = 0;
+    while (i < q.length && (final || q.length - i >= LOOKAHEAD)) {
+      const { group, len } = groupAt(q, i, this);
+      this.record(group);
+      i += len;
+    }
+    q.splice(0, i);
+    this.recordMs += performance.now() - t0;
+  }
+
+  private record(g: Group): void {
+    switch (g.g) {
+      case "single":
+        return this.recordOp(g.op);
+      case "normQuant":
+        return this.normQuant(g.norm.out, g.norm.x, g.norm.w, g.norm.n, g.norm.eps, g.norm.T, g.next.w, g.next.scratch);
+      case "qkv": {
+        const { q, key, value, ropeQ, store } = g;
+        const T = q.T, kv = store.kv, { kOff, vOff } = kvOffsets(kv, store.layer);
+        const { act, prologue, stage } = this.input(q, g.norm);
+        this.fusedMatmul("qkv", [q.w, key.w, value.w, g.norm?.w ?? null], T, q.w.rows + 2 * key.w.rows, prologue, [
+          [0, act / 4, q.w.cols, T],
+          [q.w.rows, key.w.rows, value.w.rows, q.w.bytes / q.w.rows],
+          [q.out / 4, key.out / 4, value.out / 4, ropeQ.positions / 4],
+          [ropeQ.table / 4, store.rows / 4, ropeQ.headDim, ropeQ.ropeDim | ((ropeQ.halves ? 1 : 0) << 16)],
+          [kv.base, kv.pageBytes, kv.pageSize, kv.kvDim],
+          [kOff, vOff, 0, 0],
+          stage,
+        ]);
+        return;
+      }
+      case "swiglu": {
+        const { gate, up } = g;
+        const { act, prologue, stage } = this.input(gate, g.norm);
+        this.fusedMatmul("swiglu", [gate.w, up.w, null, g.norm?.w ?? null], gate.T, 2 * gate.w.rows, prologue, [
+          [0, act / 4, gate.w.cols, gate.T],
+          [gate.w.rows, 0, gate.w.rows, gate.w.bytes / gate.w.rows],
+          [gate.out / 4, up.out / 4, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          stage,
+        ]);
+        return;
+      }
+      case "residual": {
+        const { mm, add } = g;
+        const { act, prologue, stage } = this.input(mm);
+        this.fusedMatmul("residual", [mm.w], mm.T, mm.w.rows, prologue, [
+          [0, act / 4, mm.w.cols, mm.T],
+          [mm.w.rows, 0, mm.w.rows, mm.w.bytes / mm.w.rows],
+          [mm.out / 4, add.out / 4, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          stage,
+        ]);
+        return;
+      }
+      case "copies": {
+        const words = g.copies.map((c) => [c.dst / 4, c.src / 4, c.bytes / 4, 0]);
+        const most = Math.max(...g.copies.map((c) => c.bytes / 4));
+        this.dispatch("copy_many", () => COPY_MANY, [0, 0, 0, 0, ...words.flat()], [Math.ceil(most / 256), g.copies.length]);
+        return;
+      }
+      case "argmax":
+        return this.argmaxNow(g.pick.out, g.pick.x, g.pick.n, g.copy.dst / 4);
+    }
+  }
+
+  private recordOp(op: Op): void {
+    switch (op.k) {
+      case "matmul":
+        return this.matmulNow(op.out, op.x, op.w, op.T, op.scratch);
+      case "rmsnorm": {
+        const epsBits = new Uint32Array(new Float32Array([op.eps]).buffer)[0];
+        return this.dispatch("rmsnorm", () => RMSNORM, [op.out / 4, op.x / 4, op.n, op.T, epsBits], [op.T, 1], op.w);
+      }
+      case "rope":
+        return this.elementwise("rope", ROPE, [op.x / 4, op.table / 4, op.positions / 4, op.T, op.nHeads, op.headDim, op.ropeDim, op.halves ? 1 : 0], op.T * op.nHeads * (op.ropeDim / 2));
+      case "kvStore": {
+        const { kv, T } = op, { kOff, vOff } = kvOffsets(kv, op.layer);
+        return this.elementwise("kvstore", KV_STORE, [op.key / 4, op.value / 4, op.rows / 4, T, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kOff, vOff], T * kv.kvDim);
+      }
+      case "add":
+        return this.elementwise("add", ADD, [op.out / 4, op.a / 4, op.b / 4, op.n], op.n);
+      case "swiglu":
+        return this.elementwise("swiglu", SWIGLU, [op.out / 4, op.gate / 4, op.up / 4, op.n * op.T], op.n * op.T);
+      case "copy":
+        return this.elementwise("copy", COPY, [op.dst / 4, op.src / 4, op.bytes / 4], op.bytes / 4);
+      case "argmax":
+        return this.argmaxNow(op.out, op.x, op.n, NO_OUT);
+      case "other":
+        return op.run();
+    }
+  }
+
+  // ------------------------------------------------------------ ops
+
   embed(out: number, table: Weight, tokens: number, T: number): void {
     const n = table.cols;
     const rowBytes = table.bytes / table.rows;
-    for (const r of this.ranges(table)) {
-      this.dispatch(`embed:${table.type}`, () => embedKernel(table.type), [out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes], Math.ceil((n * T) / 256), table, r.offset, r.size);
-    }
+    this.enqueue({
+      k: "other",
+      run: () => {
+        for (const r of this.ranges(table)) {
+          this.dispatch(`embed:${table.type}`, () => embedKernel(table.type), [out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes], Math.ceil((n * T) / 256), table, r.offset, r.size);
+        }
+      },
+    });
   }
 
   matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
     if (!this.supportsWeight(w.type)) throw new UnsupportedError(`the WebGPU backend has no matmul for ${ggmlTypeName(w.type)} weights`);
-    const n = w.cols;
-    let act = x;
     const a = ACT_WORDS[w.type];
-    if (a) {
-      if (n % a.block !== 0) throw new UnsupportedError(`${w.name}: ${n} columns do not split into ${a.block}-element blocks`);
-      const key = `${a.quantizer}:${x}:${n}:${T}:${scratch}`;
-      if (this.quantized?.key !== key) {
-        const src = a.quantizer === "quantize_q8_0" ? QUANTIZE_Q8_0 : QUANTIZE_Q8_K;
-        this.dispatch(a.quantizer, () => src, [scratch / 4, x / 4, n, T], Math.ceil((T * n) / a.block / 256));
-        this.quantized = { key, x, xEnd: x + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(w.type, n, T) };
-      }
-      act = scratch;
-    } else if (n % 4 !== 0) {
-      throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${n}`);
+    if (a && w.cols % a.block !== 0) throw new UnsupportedError(`${w.name}: ${w.cols} columns do not split into ${a.block}-element blocks`);
+    if (!a && w.cols % 4 !== 0) throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${w.cols}`);
+    this.enqueue({ k: "matmul", out, x, w, T, scratch });
+  }
+
+  /** The address a matmul of w reads its input at: x itself, or its quantized blocks in scratch (quantized now unless still there). */
+  private matmulInput(w: Weight, x: number, T: number, scratch: number): number {
+    const a = ACT_WORDS[w.type];
+    if (!a) return x;
+    const n = w.cols;
+    const key = `${a.quantizer}:${x}:${n}:${T}:${scratch}`;
+    if (this.quantized?.key !== key) {
+      if (a.block === 32) this.dispatch("quantize_q8_0", () => quantQ8_0Kernel(false), [scratch / 4, x / 4, n, T], [Math.ceil(n / 256), T]);
+      else this.dispatch("quantize_q8_k", () => QUANTIZE_Q8_K, [scratch / 4, x / 4, n, T], Math.ceil((T * n) / a.block / 256));
+      this.quantized = { key, x, xEnd: x + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(w.type, n, T) };
     }
-    const rowBytes = w.bytes / w.rows;
+    return scratch;
+  }
+
+  /**
+   * How a fused matmul gets its input: normed by its own prologue (one row of F32/F16 weights' input that
+   * fits workgroup memory; `stage` = params row g), or x itself or its quantized blocks in scratch, after a
+   * norm dispatch of its own where there is a norm.
+   */
+  private input(mm: { x: number; w: Weight; T: number; scratch: number }, norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number }): { act: number; prologue: Prologue; stage: number[] } {
+    if (norm && this.stagesInput(mm.w, mm.T)) {
+      const epsBits = new Uint32Array(new Float32Array([norm.eps]).buffer)[0];
+      return { act: 0, prologue: "norm", stage: [norm.x / 4, norm.out / 4, epsBits, 0] };
+    }
+    if (norm) this.recordOp({ k: "rmsnorm", ...norm });
+    return { act: this.matmulInput(mm.w, mm.x, mm.T, mm.scratch), prologue: "none", stage: [0, 0, 0, 0] };
+  }
+
+  /** Token rows per matmul workgroup: 1 for decode, so no accumulator or reduction is spent on absent rows. */
+  private tokenTile(T: number): number {
+    return T === 1 ? 1 : T <= 4 ? 4 : 8;
+  }
+
+  private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
+    const act = this.matmulInput(w, x, T, scratch);
+    const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
+      const lanes = lanesFor(w.type, w.cols);
       this.dispatch(
-        `matmul:${w.type}`,
-        () => matmulKernel(w.type),
-        [out / 4, act / 4, n, w.rows, T, r.row0, r.rows, rowBytes],
-        [Math.ceil(r.rows / 8), Math.ceil(T / 8)],
+        `matmul:${w.type}:store:${tt}:${paired}:${lanes}`,
+        () => matmulKernel(w.type, "store", tt, paired, lanes),
+        [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4],
+        [Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt)],
         w,
         r.offset,
         r.size,
@@ -417,63 +724,105 @@ export class WebGpuBackend implements Backend {
     if (q && ((out < q.xEnd && q.x < outEnd) || (out < q.scratchEnd && q.scratch < outEnd))) this.quantized = null;
   }
 
-  rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+  /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues) over `rows` weight rows in all; params as vec4 rows a, b, c, ... */
+  private fusedMatmul(epilogue: Epilogue, ws: Array<Weight | null>, T: number, rows: number, prologue: Prologue, params: number[][]): void {
+    const w0 = ws[0]!, n = w0.cols;
+    const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
+    const multi = ws.length > 1 && ws.slice(1).some((w) => w);
+    const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
+    this.dispatch(
+      `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${prologue === "none" ? 0 : n}`,
+      () => matmulKernel(type, epilogue, tt, paired, lanes, prologue, n),
+      params.flat(),
+      [Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt)],
+      binds > 1 ? ws : w0,
+      0,
+      0,
+      binds,
+    );
+    this.quantized = null; // its outputs may lie anywhere: quantize afresh
+  }
+
+  /** RMSNorm and the quantizer of the matmul (of weight `next`) that reads its output, in one dispatch. */
+  private normQuant(out: number, x: number, w: Weight, n: number, eps: number, T: number, next: Weight, scratch: number): void {
+    const a = ACT_WORDS[next.type];
     const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
-    this.dispatch("rmsnorm", () => RMSNORM, [out / 4, x / 4, n, T, epsBits], [T, 1], w);
+    if (a.block === 32) this.dispatch("normquant:32", () => quantQ8_0Kernel(true), [scratch / 4, x / 4, n, T, epsBits, out / 4], [Math.ceil(n / 256), T], w);
+    else this.dispatch("normquant:256", () => normQuantKernel(256), [out / 4, x / 4, n, T, epsBits, scratch / 4], [T, 1], w);
+    this.quantized = { key: `${a.quantizer}:${out}:${n}:${T}:${scratch}`, x: out, xEnd: out + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(next.type, n, T) };
+  }
+
+  rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    this.enqueue({ k: "rmsnorm", out, x, w, n, eps, T });
   }
 
   layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
     const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
-    this.dispatch("layernorm", () => LAYERNORM_SCALE, [out / 4, x / 4, n, T, epsBits], [T, 1], w);
+    this.enqueue({ k: "other", run: () => this.dispatch("layernorm", () => LAYERNORM_SCALE, [out / 4, x / 4, n, T, epsBits], [T, 1], w) });
     this.addBias(out, bias, T, n);
   }
 
   addBias(x: number, bias: Weight, rows: number, n: number): void {
-    this.dispatch("addbias", () => ADD_BIAS, [x / 4, rows * n, n], Math.ceil((rows * n) / 256), bias);
+    this.enqueue({ k: "other", run: () => this.dispatch("addbias", () => ADD_BIAS, [x / 4, rows * n, n], Math.ceil((rows * n) / 256), bias) });
   }
 
   gelu(out: number, x: number, n: number): void {
-    this.elementwise("gelu", GELU_TANH, [out / 4, x / 4, n], n);
+    this.enqueue({ k: "other", run: () => this.elementwise("gelu", GELU_TANH, [out / 4, x / 4, n], n) });
   }
 
   geluErf(out: number, x: number, n: number): void {
-    this.elementwise("gelu_erf", GELU_ERF, [out / 4, x / 4, n], n);
+    this.enqueue({ k: "other", run: () => this.elementwise("gelu_erf", GELU_ERF, [out / 4, x / 4, n], n) });
   }
 
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
-    this.elementwise("rope", ROPE, [x / 4, table / 4, positions / 4, T, nHeads, headDim, ropeDim, halves ? 1 : 0], T * nHeads * (ropeDim / 2));
+    this.enqueue({ k: "rope", x, table, positions, T, nHeads, headDim, ropeDim, halves });
   }
 
   add(out: number, a: number, b: number, n: number): void {
-    this.elementwise("add", ADD, [out / 4, a / 4, b / 4, n], n);
+    this.enqueue({ k: "add", out, a, b, n });
   }
 
   swiglu(out: number, gate: number, up: number, n: number, T: number): void {
-    this.elementwise("swiglu", SWIGLU, [out / 4, gate / 4, up / 4, n * T], n * T);
+    this.enqueue({ k: "swiglu", out, gate, up, n, T });
   }
 
   kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
-    const { kOff, vOff } = kvOffsets(kv, layer);
-    this.elementwise("kvstore", KV_STORE, [k / 4, v / 4, rows / 4, T, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kOff, vOff], T * kv.kvDim);
+    this.enqueue({ k: "kvStore", kv, layer, key: k, value: v, rows, T });
   }
 
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
     if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
     const { kOff, vOff } = kvOffsets(kv, layer);
-    this.dispatch(
-      "attention",
-      () => ATTENTION,
-      [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff],
-      [kv.nHeads, T],
-    );
+    this.enqueue({
+      k: "other",
+      run: () =>
+        this.dispatch(
+          "attention",
+          () => ATTENTION,
+          [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff],
+          [kv.nHeads, T],
+        ),
+    });
   }
 
   copy(dst: number, src: number, bytes: number): void {
     if (dst % 4 || src % 4 || bytes % 4) throw new WebGpuError(`copy of ${bytes} bytes at ${src} -> ${dst} is not word-aligned`);
-    this.elementwise("copy", COPY, [dst / 4, src / 4, bytes / 4], bytes / 4);
+    this.enqueue({ k: "copy", dst, src, bytes });
   }
 
   argmax(out: number, x: number, n: number): void {
-    this.dispatch("argmax", () => ARGMAX, [out / 4, x / 4, n], [1, 1]);
+    this.enqueue({ k: "argmax", out, x, n });
+  }
+
+  /** out2: a word address that gets the pick too (the next step's token), or NO_OUT. */
+  private argmaxNow(out: number, x: number, n: number, out2: number): void {
+    const chunks = Math.ceil(n / ARGMAX_CHUNK);
+    if (chunks === 1 || chunks > ARGMAX_CHUNKS) {
+      this.dispatch("argmax", () => ARGMAX, [out / 4, x / 4, n, out2, 0, n, 0], [1, 1]);
+      return;
+    }
+    const part = this.argmaxPartials / 4;
+    this.dispatch("argmax", () => ARGMAX, [part, x / 4, n, NO_OUT, 0, ARGMAX_CHUNK, 1], [chunks, 1]);
+    this.dispatch("argmax", () => ARGMAX, [out / 4, part, chunks, out2, 1, chunks, 0], [1, 1]);
   }
 }

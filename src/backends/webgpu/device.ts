@@ -75,7 +75,7 @@ export async function webgpuStatus(): Promise<GpuStatus> {
 }
 
 /** A device with the adapter's full buffer limits (the defaults cap bindings at 128 MiB). */
-export async function requestDevice(adapter: Gpu): Promise<Gpu> {
+export async function requestDevice(adapter: Gpu, features: string[] = []): Promise<Gpu> {
   const l = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxBufferSize: l.maxBufferSize,
@@ -84,7 +84,7 @@ export async function requestDevice(adapter: Gpu): Promise<Gpu> {
     maxComputeInvocationsPerWorkgroup: Math.min(256, l.maxComputeInvocationsPerWorkgroup),
   };
   try {
-    return await adapter.requestDevice({ requiredLimits });
+    return await adapter.requestDevice({ requiredLimits, requiredFeatures: features.filter((f) => adapter.features.has(f)) });
   } catch (e) {
     throw new WebGpuError(`requestDevice failed: ${(e as Error).message}`, { cause: e });
   }

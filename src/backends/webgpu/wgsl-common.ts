@@ -1,31 +1,27 @@
 /**
- * The WGSL every kvasm kernel starts with: one bind group of three bindings,
- * shared by all pipelines so a bind group made once serves every kernel.
+ * The WGSL every kvasm kernel starts with. Plain kernels use one bind group of
+ * three bindings, shared by all pipelines so a bind group made once serves
+ * every kernel; fused kernels that read two or three weight tensors at once
+ * (Q/K/V, gate/up) add two more:
  *   0  st: the state buffer (activations, KV pages, page tables, row metadata);
  *      addresses the forward pass hands out are byte offsets into it, and it is
  *      declared as u32 words so integers (page tables) are read bit-exact.
  *   1  wt: one weight tensor (or a row range of one), raw ggml bytes as u32 words.
- *   2  P:  this dispatch's parameters, a 256-byte slot of the params buffer.
+ *   2  P:  this dispatch's parameters, a 256-byte slot of the params buffer (128 bytes used).
+ *   3  wt_1, 4 wt_2: the second and third weight tensor of a fused matmul;
+ *   5  wt_3: the RMSNorm weight of a matmul that norms its input itself.
  */
-export function prelude(hasDot4: boolean): string {
+export function prelude(hasDot4: boolean, weightBindings = 1): string {
+  let weights = "";
+  for (let b = 0; b < weightBindings; b++) weights += weightAccess(b);
   return /* wgsl */ `
-struct Params { a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32> }
+struct Params { a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32>, e: vec4<u32>, f: vec4<u32>, g: vec4<u32>, h: vec4<u32> }
 @group(0) @binding(0) var<storage, read_write> st: array<u32>;
-@group(0) @binding(1) var<storage, read> wt: array<u32>;
 @group(0) @binding(2) var<uniform> P: Params;
 
 fn ldf(i: u32) -> f32 { return bitcast<f32>(st[i]); }
 fn stf(i: u32, v: f32) { st[i] = bitcast<u32>(v); }
-fn wf(i: u32) -> f32 { return bitcast<f32>(wt[i]); }
-// ggml blocks of 18 or 34 bytes leave rows and blocks 2-byte aligned: these read at any even byte offset
-fn wbyte(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu; }
-fn w16(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 2u) * 8u)) & 0xffffu; }
-fn wf16(o: u32) -> f32 { return unpack2x16float(w16(o)).x; }
-fn w32(o: u32) -> u32 {
-  let i = o >> 2u;
-  if ((o & 2u) == 0u) { return wt[i]; }
-  return (wt[i] >> 16u) | (wt[i + 1u] << 16u);
-}
+${weights}
 fn pack_i8(v: vec4<i32>) -> u32 {
   return (u32(v.x) & 0xffu) | ((u32(v.y) & 0xffu) << 8u) | ((u32(v.z) & 0xffu) << 16u) | ((u32(v.w) & 0xffu) << 24u);
 }
@@ -39,6 +35,44 @@ ${
 // flat invocation index of a 1-D job dispatched as (x, y) workgroups of 256
 fn flat(wg: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 { return (wg.y * nwg.x + wg.x) * 256u + li; }
 `;
+}
+
+/** Binding numbers of weight tensors 0, 1, 2 (2 is the params). */
+export const WEIGHT_BINDINGS = [1, 3, 4, 5];
+
+/**
+ * Renames the weight accessors a kernel body uses (wt, wf, wbyte, ...) to
+ * those of weight binding b, so one body text serves every tensor of a fused matmul.
+ */
+export function forWeight(src: string, b: number): string {
+  return b === 0 ? src : src.replace(/\b(wt|wf|wbyte|w16|wf16|w32|q4k_scale_min)\b/g, `$1_${b}`);
+}
+
+/** The weight binding b and its readers. */
+function weightAccess(b: number): string {
+  return forWeight(
+    /* wgsl */ `
+@group(0) @binding(${WEIGHT_BINDINGS[b]}) var<storage, read> wt: array<u32>;
+fn wf(i: u32) -> f32 { return bitcast<f32>(wt[i]); }
+// ggml blocks of 18 or 34 bytes leave rows and blocks 2-byte aligned: these read at any even byte offset
+fn wbyte(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu; }
+fn w16(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 2u) * 8u)) & 0xffffu; }
+fn wf16(o: u32) -> f32 { return unpack2x16float(w16(o)).x; }
+fn w32(o: u32) -> u32 {
+  let i = o >> 2u;
+  if ((o & 2u) == 0u) { return wt[i]; }
+  return (wt[i] >> 16u) | (wt[i + 1u] << 16u);
+}
+/** ggml's get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 packed bytes after d, dmin. */
+fn q4k_scale_min(bo: u32, j: u32) -> vec2<u32> {
+  let s = bo + 4u;
+  if (j < 4u) { return vec2<u32>(wbyte(s + j) & 63u, wbyte(s + j + 4u) & 63u); }
+  let a = wbyte(s + j + 4u);
+  return vec2<u32>((a & 0xfu) | ((wbyte(s + j - 4u) >> 6u) << 4u), (a >> 4u) | ((wbyte(s + j) >> 6u) << 4u));
+}
+`,
+    b,
+  );
 }
 
 /** Words of the Q8_0 activation block kvasm's quantizer writes: f32 d (f16-rounded), then 32 i8 in 8 words. */

@@ -1,4 +1,5 @@
 import { GGMLType, type GGMLTypeId } from "../../formats/ggml-types.ts";
+import { forWeight } from "./wgsl-common.ts";
 
 /**
  * Matmul kernels: out (T, d) = x (T, n) @ W^T for one weight type, W read
@@ -130,85 +131,313 @@ const UNIT: Record<number, { units: string; body: string }> = {
   },
 };
 
-/** ggml's get_scale_min_k4: 6-bit scale and min of sub-block j from the 12 packed bytes after d, dmin. */
-export const Q4K_SCALE_MIN = /* wgsl */ `
-fn q4k_scale_min(bo: u32, j: u32) -> vec2<u32> {
-  let s = bo + 4u;
-  if (j < 4u) { return vec2<u32>(wbyte(s + j) & 63u, wbyte(s + j + 4u) & 63u); }
-  let a = wbyte(s + j + 4u);
-  return vec2<u32>((a & 0xfu) | ((wbyte(s + j - 4u) >> 6u) << 4u), (a >> 4u) | ((wbyte(s + j) >> 6u) << 4u));
-}
-`;
+/**
+ * Units of two blocks for Q8_0 and Q4_0 rows of an even number of blocks:
+ * 68 and 36 bytes, so every weight word is read once, aligned (a lone 34- or
+ * 18-byte block starts at an odd half-word every other time).
+ */
+const PAIRED_UNIT: Record<number, { units: string; body: string }> = {
+  [GGMLType.Q8_0]: {
+    units: "n / 64u",
+    body: `
+      let bo = (wbase >> 2u) + u * 17u;
+      var wd: array<u32, 17>;
+      for (var j = 0u; j < 17u; j++) { wd[j] = wt[bo + j]; }
+      let d0 = unpack2x16float(wd[0]).x;
+      let d1 = unpack2x16float(wd[8]).y;
+      for (var k = 0u; k < nt; k++) {
+        let xb = x + ((t0 + k) * (n / 32u) + 2u * u) * 9u;
+        var s0 = 0i;
+        var s1 = 0i;
+        for (var j = 0u; j < 8u; j++) {
+          s0 += dot4((wd[j] >> 16u) | (wd[j + 1u] << 16u), st[xb + 1u + j]);
+          s1 += dot4(wd[9u + j], st[xb + 10u + j]);
+        }
+        acc[k] += f32(s0) * (d0 * ldf(xb)) + f32(s1) * (d1 * ldf(xb + 9u));
+      }`,
+  },
+  [GGMLType.Q4_0]: {
+    units: "n / 64u",
+    body: `
+      let bo = (wbase >> 2u) + u * 9u;
+      var wd: array<u32, 9>;
+      for (var j = 0u; j < 9u; j++) { wd[j] = wt[bo + j]; }
+      let d0 = unpack2x16float(wd[0]).x;
+      let d1 = unpack2x16float(wd[4]).y;
+      for (var k = 0u; k < nt; k++) {
+        let xb = x + ((t0 + k) * (n / 32u) + 2u * u) * 9u;
+        var s0 = 0i;
+        var sx0 = 0i;
+        var s1 = 0i;
+        var sx1 = 0i;
+        for (var j = 0u; j < 4u; j++) {
+          let w0 = (wd[j] >> 16u) | (wd[j + 1u] << 16u);
+          let w1 = wd[5u + j];
+          let xl0 = st[xb + 1u + j];
+          let xh0 = st[xb + 5u + j];
+          let xl1 = st[xb + 10u + j];
+          let xh1 = st[xb + 14u + j];
+          s0 += dot4(w0 & 0x0f0f0f0fu, xl0) + dot4((w0 >> 4u) & 0x0f0f0f0fu, xh0);
+          sx0 += dot4(0x01010101u, xl0) + dot4(0x01010101u, xh0);
+          s1 += dot4(w1 & 0x0f0f0f0fu, xl1) + dot4((w1 >> 4u) & 0x0f0f0f0fu, xh1);
+          sx1 += dot4(0x01010101u, xl1) + dot4(0x01010101u, xh1);
+        }
+        acc[k] += f32(s0 - 8i * sx0) * (d0 * ldf(xb)) + f32(s1 - 8i * sx1) * (d1 * ldf(xb + 9u));
+      }`,
+  },
+};
 
-export const MATMUL_ROWS_PER_GROUP = 8;
-export const MATMUL_TOKENS_PER_GROUP = 8;
+/** Whether a row of n columns of this type is read in paired-block units. */
+export function pairedUnits(type: GGMLTypeId, n: number): boolean {
+  return PAIRED_UNIT[type] !== undefined && (n / 32) % 2 === 0;
+}
+
+/** Units (the stride of one thread's loop) in a row of n columns: 4 elements for F32/F16, a block or paired blocks else. */
+export function unitsPerRow(type: GGMLTypeId, n: number): number {
+  if (pairedUnits(type, n)) return n / 64;
+  return type === GGMLType.F32 || type === GGMLType.F16 ? n / 4 : n / 32;
+}
+
+/**
+ * Threads per weight row: 64 for rows of 128 units or more (4 rows per
+ * workgroup: a decode step's projections of few, long rows still spread over
+ * the whole GPU), else 32. Fewer (8 or 16, more units per thread) measured
+ * slower on an H200: the shorter reduction did not pay for the fewer workgroups.
+ */
+export function lanesFor(type: GGMLTypeId, n: number): number {
+  return unitsPerRow(type, n) >= 128 ? 64 : 32;
+}
 
 export function matmulTypes(): GGMLTypeId[] {
   return Object.keys(UNIT).map(Number);
 }
 
-export function matmulKernel(type: GGMLTypeId): string {
-  const u = UNIT[type];
+/**
+ * What a matmul dispatch does with its rows once they are summed:
+ *   store     out = x W^T (one weight; the tensor may be bound in row ranges)
+ *   residual  out = x W^T and resid += out (the residual add of the output / down projection)
+ *   swiglu    two weights, gate and up: up -> out2, silu(gate) * up -> out (llama's feed-forward)
+ *   qkv       three weights, q, k, v: RoPE on q and k, q/k/v -> their buffers, k and v into their KV-cache slots
+ */
+export type Epilogue = "store" | "residual" | "swiglu" | "qkv";
+export const EPILOGUE_WEIGHTS: Record<Epilogue, number> = { store: 1, residual: 1, swiglu: 2, qkv: 3 };
+
+/**
+ * Which weight (seg) and row (r) thread-row rl of workgroup wg.x computes.
+ * swiglu interleaves gate and up rows so a workgroup holds both halves of its
+ * 4 outputs; qkv holds 4 RoPE pairs (rows i and i + ropeDim/2, or 2i and
+ * 2i + 1, of one head), so the epilogue rotates them without another pass.
+ */
+const ROW_MAP: Record<Epilogue, string> = {
+  store: `let seg = 0u; let r = wg.x * ROWS + rl; let valid = r < P.b.x;`,
+  residual: `let seg = 0u; let r = wg.x * ROWS + rl; let valid = r < P.b.x;`,
+  swiglu: `let seg = rl & 1u; let r = wg.x * PAIRS + (rl >> 1u); let valid = r < P.b.x;`,
+  qkv: `let pr = qkv_pair(wg.x * PAIRS + (rl >> 1u));
+  let seg = pr.x;
+  let r = select(pr.z, pr.w, (rl & 1u) == 1u);
+  let valid = pr.y != NONE;`,
+};
+
+/** qkv: pair gp of the concatenated q|k|v rows -> (segment, valid, row a, row b). P: b = (qRows, kvRows, -, rowBytes), d = (-, -, headDim, ropeDim | halves << 16). */
+const QKV_PAIR = /* wgsl */ `
+const NONE: u32 = 0xffffffffu;
+fn qkv_pair(gp: u32) -> vec4<u32> {
+  let qp = P.b.x / 2u; let kp = P.b.y / 2u;
+  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u; let halves = P.d.w >> 16u;
+  if (gp >= qp + 2u * kp) { return vec4<u32>(0u, NONE, 0u, 0u); }
+  if (gp >= qp + kp) { let i = gp - qp - kp; return vec4<u32>(2u, 0u, 2u * i, 2u * i + 1u); }
+  let seg = select(0u, 1u, gp >= qp);
+  let pp = gp - select(0u, qp, gp >= qp);
+  let head = pp / (hd / 2u);
+  let s = pp % (hd / 2u);
+  var a = 2u * s;
+  var b = 2u * s + 1u;
+  if (halves == 1u && s < ropeHalf) { a = s; b = s + ropeHalf; }
+  return vec4<u32>(seg, 0u, head * hd + a, head * hd + b);
+}
+`;
+
+/** The epilogues; sum(rl, k) is the reduced dot product of thread-row rl and token t0 + k. */
+const EPILOGUE: Record<Epilogue, string> = {
+  // P: a = (-, x, n, T), b = (rows, row0, d, rowBytes), c.x = out
+  store: `
+  if (lane == 0u && valid) {
+    for (var k = 0u; k < nt; k++) { stf(P.c.x + (t0 + k) * P.b.z + P.b.y + r, sum(rl, k)); }
+  }`,
+  // c = (out, resid)
+  residual: `
+  if (lane == 0u && valid) {
+    for (var k = 0u; k < nt; k++) {
+      let i = (t0 + k) * P.b.z + r;
+      let v = sum(rl, k);
+      stf(P.c.x + i, v);
+      stf(P.c.y + i, ldf(P.c.y + i) + v);
+    }
+  }`,
+  // c = (out, up out); the silu expression is SWIGLU's
+  swiglu: `
+  if (li < PAIRS * TT) {
+    let p = li % PAIRS;
+    let k = li / PAIRS;
+    let rr = wg.x * PAIRS + p;
+    if (k < nt && rr < P.b.x) {
+      let g = sum(2u * p, k);
+      let u = sum(2u * p + 1u, k);
+      let i = (t0 + k) * P.b.x + rr;
+      stf(P.c.y + i, u);
+      stf(P.c.x + i, g / (1.0 + exp(-g)) * u);
+    }
+  }`,
+  // c = (q out, k out, v out, positions), d = (rope table, row metadata, headDim, ropeDim | halves << 16),
+  // e = (cache base, pageBytes, pageSize, kvDim), f = (kOff, vOff) bytes; the rotation is ROPE's, the slot KV_STORE's
+  qkv: `
+  if (li < PAIRS * TT) {
+    let p = li % PAIRS;
+    let k = li / PAIRS;
+    let pr = qkv_pair(wg.x * PAIRS + p);
+    if (k < nt && pr.y != NONE) {
+      let t = t0 + k;
+      var a = sum(2u * p, k);
+      var b = sum(2u * p + 1u, k);
+      let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
+      let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
+      if (pr.x < 2u && s < ropeHalf) {
+        let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
+        let fc = ldf(c); let fs = ldf(c + 1u);
+        let ra = a * fc - b * fs;
+        let rb = a * fs + b * fc;
+        a = ra;
+        b = rb;
+      }
+      let rows = select(P.b.y, P.b.x, pr.x == 0u);
+      let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
+      stf(out + t * rows + pr.z, a);
+      stf(out + t * rows + pr.w, b);
+      if (pr.x > 0u) {
+        let m = P.d.y + t * 4u;
+        let pos = st[m + 1u];
+        let page = st[(st[m] >> 2u) + pos / P.e.z];
+        let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+        stf(at + pr.z, a);
+        stf(at + pr.w, b);
+      }
+    }
+  }`,
+};
+
+/**
+ * What a decode (T = 1) matmul of F32/F16 weights does to its input row before
+ * the products: "norm" is the RMSNorm before it, done in each workgroup (the row
+ * is small and in cache) with the normed row staged in workgroup memory, so the
+ * norm needs no dispatch of its own; workgroup 0 also writes the normed row where
+ * RMSNorm would have. (Quantizing the row the same way measured slower than a
+ * quantize dispatch: wgsl-ops.ts quantQ8_0Kernel.)
+ */
+export type Prologue = "none" | "norm";
+
+/** Words of workgroup memory the staged row of n columns takes (0: it does not fit the default 16 KiB beside the reduction). */
+export function stagedWords(n: number): number {
+  return n * 4 + 1024 <= 16384 ? n : 0;
+}
+
+/** The prologue's WGSL, RMSNORM's arithmetic and reduction order. P.g = (source row word, normed-row word, eps bits); the norm weight is wt_3. */
+function prologueCode(n: number): string {
   return /* wgsl */ `
-${Q4K_SCALE_MIN}
-const TT: u32 = 8u;
-var<workgroup> red: array<f32, 2048>;
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let out = P.a.x; let x = P.a.y; let n = P.a.z; let d = P.a.w;
-  let T = P.b.x; let row0 = P.b.y; let rows = P.b.z; let rowBytes = P.b.w;
-  let lane = li & 31u;
-  let r = wg.x * 8u + (li >> 5u);
-  let t0 = wg.y * TT;
-  let nt = min(TT, T - t0);
-  var acc: array<f32, 8>;
-  if (r < rows) {
-    let wbase = r * rowBytes;
-    let nu = ${u.units};
-    for (var u = lane; u < nu; u += 32u) {${u.body}
-    }
-  }
-  for (var k = 0u; k < TT; k++) { red[li * TT + k] = acc[k]; }
+var<workgroup> xq: array<u32, ${stagedWords(n)}>;
+fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
+fn stage_input(wgx: u32, li: u32, n: u32) {
+  let xin = P.g.x;
+  var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xin + i); ss += v * v; }
+  red[li] = ss;
   workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
-    if (lane < s) {
-      for (var k = 0u; k < TT; k++) { red[li * TT + k] += red[(li + s) * TT + k]; }
-    }
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  if (lane == 0u && r < rows) {
-    for (var k = 0u; k < nt; k++) { stf(out + (t0 + k) * d + row0 + r, red[li * TT + k]); }
+  let scale = 1.0 / sqrt(red[0] / f32(n) + bitcast<f32>(P.g.z));
+  workgroupBarrier();
+  for (var i = li; i < n; i += 256u) {
+    let v = ldf(xin + i) * scale * wf_3(i);
+    xq[i] = bitcast<u32>(v);
+    if (wgx == 0u) { stf(P.g.y + i, v); }
   }
+  workgroupBarrier();
 }
 `;
 }
 
 /**
- * Activation quantizers, one thread per block, as ggml's x86 CPU path:
- * Q8_0: d = amax/127 stored f16-rounded, q = round_even(x * 127/amax);
+ * A matmul kernel of one weight type, epilogue and token tile TT (1 for
+ * decode: no accumulator is spent on rows that do not exist). A workgroup of
+ * 256 threads owns 256 / lanes weight rows (`lanes` threads per row, striding
+ * over the row's units) and TT token rows (dispatch y), so each weight unit
+ * read serves TT activation rows; a row's partial sums meet in a tree in
+ * workgroup memory. 64 lanes (4 rows per workgroup) keep more workgroups in
+ * flight where a matrix has few rows.
+ */
+export function matmulKernel(
+  type: GGMLTypeId,
+  epilogue: Epilogue = "store",
+  tt = 8,
+  paired = false,
+  lanes = 32,
+  prologue: Prologue = "none",
+  n = 0,
+): string {
+  const u = paired ? PAIRED_UNIT[type] : UNIT[type];
+  const segs = EPILOGUE_WEIGHTS[epilogue];
+  // with a prologue the input row is read from workgroup memory (xq), not the state buffer
+  const body = (
+    b: number,
+  ) => (prologue === "none" ? forWeight(u.body, b) : forWeight(u.body, b).replace(/\bst\[/g, "xq[").replace(/\bldf\(/g, "xqf("));
+  const loops = [];
+  for (let b = 0; b < segs; b++) {
+    loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${body(b)}\n      }\n    }`);
+  }
+  return /* wgsl */ `
+${prologue === "none" ? "" : prologueCode(n)}
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const TT: u32 = ${tt}u;
+var<workgroup> red: array<f32, ${256 * tt}>;
+const LANES: u32 = ${lanes}u;
+const ROWS: u32 = ${256 / lanes}u;
+const PAIRS: u32 = ${128 / lanes}u;
+fn sum(rl: u32, k: u32) -> f32 { return red[rl * LANES * TT + k]; }
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let rowBytes = P.b.w;
+  let lane = li % LANES;
+  let rl = li / LANES;
+  let t0 = wg.y * TT;
+  let nt = min(TT, T - t0);
+  ${ROW_MAP[epilogue]}
+  ${prologue === "none" ? "" : "stage_input(wg.x, li, n);"}
+  var acc: array<f32, ${tt}>;
+  if (valid) {
+    let wbase = r * rowBytes;
+    let nu = ${u.units};
+    ${loops.join(" else ")}
+  }
+  for (var k = 0u; k < TT; k++) { red[li * TT + k] = acc[k]; }
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) {
+      for (var k = 0u; k < TT; k++) { red[li * TT + k] += red[(li + s) * TT + k]; }
+    }
+    workgroupBarrier();
+  }${EPILOGUE[epilogue]}
+}
+`;
+}
+
+/**
+ * Activation quantizer, one thread per block, as ggml's x86 CPU path (Q8_0's,
+ * d = amax/127 stored f16-rounded, q = round_even(x * 127/amax), is wgsl-ops.ts quantQ8_0Kernel):
  * Q8_K: the signed value of largest magnitude maps to -127, q = min(127, round(x * -127/max)), d = 1/iscale, block sums per 16.
  * Params: a = (out word, x word, n, T).
  */
-export const QUANTIZE_Q8_0 = /* wgsl */ `
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let out = P.a.x; let x = P.a.y; let n = P.a.z; let T = P.a.w;
-  let g = flat(wg, nwg, li);
-  let nb = n / 32u;
-  if (g >= nb * T) { return; }
-  let xo = x + (g / nb) * n + (g % nb) * 32u;
-  var amax = 0.0;
-  for (var i = 0u; i < 32u; i++) { amax = max(amax, abs(ldf(xo + i))); }
-  let id = select(0.0, 127.0 / amax, amax != 0.0);
-  let o = out + g * 9u;
-  stf(o, quantizeToF16(amax / 127.0));
-  for (var j = 0u; j < 8u; j++) {
-    let v = vec4<f32>(ldf(xo + 4u * j), ldf(xo + 4u * j + 1u), ldf(xo + 4u * j + 2u), ldf(xo + 4u * j + 3u));
-    st[o + 1u + j] = pack_i8(vec4<i32>(round(v * id)));
-  }
-}
-`;
-
 export const QUANTIZE_Q8_K = /* wgsl */ `
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -282,7 +511,6 @@ export const DEQUANT_ELEMENT: Record<number, string> = {
  */
 export function embedKernel(type: GGMLTypeId): string {
   return /* wgsl */ `
-${Q4K_SCALE_MIN}
 fn element(ro: u32, i: u32) -> f32 {
   ${DEQUANT_ELEMENT[type]}
 }

@@ -25,6 +25,132 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 }
 `;
 
+/**
+ * Q8_0 activation quantizer (QUANTIZE_Q8_0's arithmetic), 32 threads per
+ * block and 8 blocks per workgroup (dispatch (ceil(blocks / 8), T)), so a
+ * row's blocks are quantized side by side rather than one thread walking
+ * each. With norm, it is also the RMSNorm before it (RMSNORM's arithmetic and
+ * reduction order): every workgroup sums its row's squares, writes the normed
+ * values of its blocks and quantizes them; the norm weight is the bound tensor.
+ * a = (quantized out, x, n, T), b = (eps bits, normed out).
+ */
+export function quantQ8_0Kernel(norm: boolean): string {
+  return /* wgsl */ `
+var<workgroup> red: array<f32, 256>;
+var<workgroup> qs: array<i32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let x = P.a.y; let n = P.a.z;
+  let t = wg.y;
+  let xr = x + t * n;
+  var scale = 1.0;
+${
+    norm
+      ? `  var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  scale = 1.0 / sqrt(red[0] / f32(n) + bitcast<f32>(P.b.x));
+  workgroupBarrier();`
+      : ""
+  }
+  let nb = n / 32u;
+  let b = wg.x * 8u + (li >> 5u);
+  let e = li & 31u;
+  let first = li & ~31u;
+  var v = 0.0;
+  if (b < nb) {
+    let i = b * 32u + e;
+${norm ? "    v = ldf(xr + i) * scale * wf(i);\n    stf(P.b.y + t * n + i, v);" : "    v = ldf(xr + i);"}
+  }
+  red[li] = abs(v);
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (e < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  let amax = red[first];
+  let id = select(0.0, 127.0 / amax, amax != 0.0);
+  qs[li] = i32(round(v * id));
+  workgroupBarrier();
+  if (b < nb) {
+    let o = out + (t * nb + b) * 9u;
+    if (e == 0u) { stf(o, quantizeToF16(amax / 127.0)); }
+    if (e < 8u) {
+      let q = first + 4u * e;
+      st[o + 1u + e] = pack_i8(vec4<i32>(qs[q], qs[q + 1u], qs[q + 2u], qs[q + 3u]));
+    }
+  }
+}
+`;
+}
+
+/**
+ * RMSNorm fused with the Q8_K activation quantizer of the (Q4_K / Q6_K) matmul
+ * that reads its output: one workgroup per row writes the normed row (RMSNORM's
+ * arithmetic) and its Q8_K blocks (QUANTIZE_Q8_K's), one thread per block, from
+ * the same values, so the matmul needs no quantize dispatch. (Q8_0: quantQ8_0Kernel.)
+ * a = (out, x, n, T), b = (eps bits, quantized out); the norm weight is the bound tensor.
+ */
+export function normQuantKernel(block: 256): string {
+  const quantize = `
+    var amax = 0.0;
+    var mx = 0.0;
+    for (var i = 0u; i < 256u; i++) { if (abs(v[i]) > amax) { amax = abs(v[i]); mx = v[i]; } }
+    let o = qo + g * 81u;
+    if (amax == 0.0) {
+      for (var i = 0u; i < 81u; i++) { st[o + i] = 0u; }
+    } else {
+      let iscale = -127.0 / mx;
+      for (var b = 0u; b < 16u; b++) {
+        var sum = 0i;
+        for (var j = 0u; j < 4u; j++) {
+          let e = b * 16u + j * 4u;
+          let q = min(vec4<i32>(round(vec4<f32>(v[e], v[e + 1u], v[e + 2u], v[e + 3u]) * iscale)), vec4<i32>(127));
+          st[o + 17u + b * 4u + j] = pack_i8(q);
+          sum += q.x + q.y + q.z + q.w;
+        }
+        st[o + 1u + b] = bitcast<u32>(sum);
+      }
+      stf(o, 1.0 / iscale);
+    }`;
+  return /* wgsl */ `
+const QB: u32 = ${block}u;
+var<workgroup> red: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let x = P.a.y; let n = P.a.z;
+  let eps = bitcast<f32>(P.b.x);
+  let xr = x + wg.x * n;
+  let orow = out + wg.x * n;
+  var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  red[li] = ss;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let scale = 1.0 / sqrt(red[0] / f32(n) + eps);
+  let nb = n / QB;
+  let qo = P.b.y;
+  for (var blk = li; blk < nb; blk += 256u) {
+    let g = wg.x * nb + blk;
+    var v: array<f32, ${block}>;
+    for (var i = 0u; i < QB; i++) {
+      let e = blk * QB + i;
+      v[i] = ldf(xr + e) * scale * wf(e);
+      stf(orow + e, v[i]);
+    }${quantize}
+  }
+}
+`;
+}
+
 /** a = (out, a, b, n) */
 export const ADD = /* wgsl */ `
 @compute @workgroup_size(256)
@@ -43,6 +169,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (g >= P.a.w) { return; }
   let x = ldf(P.a.y + g);
   stf(P.a.x + g, x / (1.0 + exp(-x)) * ldf(P.a.z + g));
+}
+`;
+
+/**
+ * Up to 7 word copies in one dispatch (dispatch y = copy index), for the
+ * small host-side gathers between steps (positions, row metadata); their
+ * ranges never overlap (the backend checks). b..h = (dst, src, words, -).
+ */
+export const COPY_MANY = /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  var cp = array<vec4<u32>, 7>(P.b, P.c, P.d, P.e, P.f, P.g, P.h);
+  let c = cp[wg.y];
+  let g = wg.x * 256u + li;
+  if (g >= c.z) { return; }
+  st[c.x + g] = st[c.y + g];
 }
 `;
 
@@ -109,7 +251,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * Causal grouped-query attention over the paged cache: one workgroup of 128
  * threads per (query head, row). Positions [start, pos] are taken in chunks
  * of 256 with an online softmax (running max and sum), so context length is
- * bounded by nothing but the cache. headDim <= 256.
+ * bounded by nothing but the cache. headDim <= 256. The scores pass keeps each
+ * position's cache slot in workgroup memory, and the weighted sum of V splits
+ * the chunk's positions over 128 / headDim thread groups (summed at the end),
+ * so no thread walks the page table or every position one after another.
  * a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff)
  */
 export const ATTENTION = /* wgsl */ `
@@ -117,6 +262,7 @@ const CH: u32 = 256u;
 var<workgroup> qv: array<f32, 256>;
 var<workgroup> sc: array<f32, 256>;
 var<workgroup> red: array<f32, 128>;
+var<workgroup> vs: array<u32, 256>;
 var<workgroup> span: vec2<u32>;
 
 fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
@@ -144,6 +290,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = li; i < headDim; i += 128u) { qv[i] = ldf(qo + i); }
   workgroupBarrier();
   let scale = 1.0 / sqrt(f32(headDim));
+  // V: thread li sums dimension d over the positions of its group (dimensions d and d + 128 when headDim > 128)
+  let vgroups = max(1u, 128u / headDim);
+  let d = li % min(headDim, 128u);
+  let vgroup = li / min(headDim, 128u);
   var m = -3.0e38;
   var l = 0.0;
   var acc0 = 0.0;
@@ -152,9 +302,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let cn = min(CH, end - c0);
     var mx = -3.0e38;
     for (var j = li; j < cn; j += 128u) {
-      let ko = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim) + kOff + kvh;
-      var s = 0.0;
-      for (var i = 0u; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
+      let at = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim);
+      vs[j] = at;
+      let ko = at + kOff + kvh;
+      // four partial sums: four independent loads in flight instead of one chain
+      var s4 = vec4<f32>(0.0);
+      var i = 0u;
+      for (; i + 4u <= headDim; i += 4u) {
+        s4 += vec4<f32>(qv[i], qv[i + 1u], qv[i + 2u], qv[i + 3u]) * vec4<f32>(ldf(ko + i), ldf(ko + i + 1u), ldf(ko + i + 2u), ldf(ko + i + 3u));
+      }
+      var s = (s4.x + s4.y) + (s4.z + s4.w);
+      for (; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
       s *= scale;
       sc[j] = s;
       mx = max(mx, s);
@@ -180,17 +338,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     m = newM;
     acc0 *= corr;
     acc1 *= corr;
-    for (var j = 0u; j < cn; j++) {
-      let vo = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim) + vOff + kvh;
-      let p = sc[j];
-      if (li < headDim) { acc0 += p * ldf(vo + li); }
-      if (li + 128u < headDim) { acc1 += p * ldf(vo + li + 128u); }
+    if (vgroup < vgroups) {
+      // four positions a step, four partial sums: their V loads are in flight together
+      let vd = vOff + kvh + d;
+      var j = vgroup;
+      var a4 = vec4<f32>(0.0);
+      for (; j + 3u * vgroups < cn; j += 4u * vgroups) {
+        let j1 = j + vgroups;
+        let j2 = j1 + vgroups;
+        let j3 = j2 + vgroups;
+        a4 += vec4<f32>(sc[j], sc[j1], sc[j2], sc[j3]) * vec4<f32>(ldf(vs[j] + vd), ldf(vs[j1] + vd), ldf(vs[j2] + vd), ldf(vs[j3] + vd));
+      }
+      for (; j < cn; j += vgroups) { a4.x += sc[j] * ldf(vs[j] + vd); }
+      acc0 += (a4.x + a4.y) + (a4.z + a4.w);
+      if (d + 128u < headDim) {
+        for (var jj = vgroup; jj < cn; jj += vgroups) { acc1 += sc[jj] * ldf(vs[jj] + vd + 128u); }
+      }
     }
     workgroupBarrier();
   }
+  red[li] = acc0;
+  workgroupBarrier();
   let oo = out + (t * nHeads + h) * headDim;
-  if (li < headDim) { stf(oo + li, acc0 / l); }
-  if (li + 128u < headDim) { stf(oo + li + 128u, acc1 / l); }
+  if (vgroup == 0u) {
+    var o = 0.0;
+    for (var k = 0u; k < vgroups; k++) { o += red[k * headDim + d]; }
+    stf(oo + d, o / l);
+    if (d + 128u < headDim) { stf(oo + d + 128u, acc1 / l); }
+  }
 }
 `;
 
@@ -271,23 +446,37 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * Greedy pick on the device: the index of the largest of n floats, ties to
  * the lowest index, NaN never chosen, -Infinity only when nothing is larger
  * (the host Sampler's argmax, bit for bit), written as an i32 to `out`; all
- * NaN writes -1. One workgroup: each thread scans a strided slice in
- * ascending order, then a tree reduction keeps (larger value, lower index).
- * a = (out, logits, n)
+ * NaN writes -1. Two stages: workgroup g of the first takes `chunk` logits and
+ * writes its (value, index) pair to partial g; one workgroup then picks among
+ * the pairs (ties still to the lower index: chunks are in order). In a
+ * workgroup each thread scans a strided slice in ascending order, then a tree
+ * reduction keeps (larger value, lower index).
+ * a = (out, logits, n, out2): out2 (a second copy, the next step's input token) unless 0xffffffff;
+ * b = (input is pairs, chunk, output is pairs).
  */
 export const ARGMAX = /* wgsl */ `
 const NONE: u32 = 0xffffffffu;
 var<workgroup> bv: array<f32, 256>;
 var<workgroup> bi: array<u32, 256>;
 @compute @workgroup_size(256)
-fn main(@builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let out = P.a.x; let logits = P.a.y; let n = P.a.z;
+  let pairs = P.b.x == 1u;
+  let lo = wg.x * P.b.y;
+  let hi = min(n, lo + P.b.y);
   let ninf = bitcast<f32>(0xff800000u);
   var v = ninf;
   var idx = NONE;
-  for (var i = li; i < n; i += 256u) {
-    let x = ldf(logits + i);
-    if (x > v || (idx == NONE && x == ninf)) { v = x; idx = i; }
+  for (var i = lo + li; i < hi; i += 256u) {
+    var x: f32;
+    var xi = i;
+    if (pairs) {
+      x = ldf(logits + 2u * i);
+      xi = st[logits + 2u * i + 1u];
+    } else {
+      x = ldf(logits + i);
+    }
+    if (xi != NONE && (x > v || (idx == NONE && x == ninf))) { v = x; idx = xi; }
   }
   bv[li] = v;
   bi[li] = idx;
@@ -301,6 +490,14 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
     workgroupBarrier();
   }
-  if (li == 0u) { st[out] = bi[0]; }
+  if (li == 0u) {
+    if (P.b.z == 1u) {
+      st[out + 2u * wg.x] = bitcast<u32>(bv[0]);
+      st[out + 2u * wg.x + 1u] = bi[0];
+    } else {
+      st[out] = bi[0];
+      if (P.a.w != NONE) { st[P.a.w] = bi[0]; }
+    }
+  }
 }
 `;
