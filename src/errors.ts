@@ -11,6 +11,7 @@ export type ErrorCode =
   | "closed" // the model or pool was used after close()
   | "worker" // a worker thread died
   | "backend" // a backend (WebGPU) failed: lost device, failed allocation
+  | "download" // a model URL could not be fetched (HTTP error status, no connection)
   | "aborted"; // cancelled through an AbortSignal
 
 export class KvasmError extends Error {
@@ -65,5 +66,16 @@ export class OutOfMemoryError extends KvasmError {
 export class ClosedError extends KvasmError {
   constructor(what: string) {
     super("closed", `${what} was used after close()`);
+  }
+}
+
+/** A model URL could not be fetched. The message names the URL and the HTTP status (`status` 0: no response at all). */
+export class DownloadError extends KvasmError {
+  readonly url: string;
+  readonly status: number;
+  constructor(url: string, status: number, problem: string, options?: { cause?: unknown }) {
+    super("download", `${url}: ${problem}`, options);
+    this.url = url;
+    this.status = status;
   }
 }
