@@ -1,18 +1,19 @@
-// Single-file ESM bundles of kvasm (esbuild, --target=es2022) with the kernels inlined:
+// Single-file ESM bundles of kvasm (esbuild, --target=es2022) with the kernels inlined, one per entry
+// point of the package (scripts/entries.mjs, from deno.json's exports):
 //   dist/kvasm.mjs       the library (src/mod.ts)
-//   dist/kvasm-cli.mjs   the command line (src/cli.ts)
+//   dist/kvasm-cli.mjs   the command line (src/cli.ts); starts `#!/usr/bin/env node`: the package's bin
 //   dist/kvasm-edge.mjs  the edge function entry (src/edge.ts: `export default { fetch }`)
-// Two source modules are swapped for bundle twins: src/kernels/binaries.ts (reads build/*.wasm
-// with node:fs) becomes one that imports the .wasm files as bytes (--loader:.wasm=binary), and
+// Two source modules are swapped for bundle twins: src/kernels/binaries.ts (imports build/*.ts)
+// becomes one that imports the .wasm files as bytes (--loader:.wasm=binary), and
 // src/threads/worker-url.ts (points at worker.ts) becomes a data: URL holding the bundled worker,
 // so the bundle needs no file beside it. node:* imports stay external (Deno, Bun and Node provide them).
 // The default model (src/model/default-model.ts) is pointed at ../models/ from dist/, where the npm
-// package carries it; with --standalone-cli, dist/kvasm-cli-standalone.mjs also gets the CLI with the
+// package carries it; with --standalone-cli, dist/standalone/kvasm-cli.mjs also gets the CLI with the
 // model's bytes inlined, which scripts/build-exe.mjs compiles into an executable that needs no file.
-// dist/kvasm-cli.mjs starts `#!/usr/bin/env node`: it is the package's `kvasm` bin.
 // Usage: node scripts/build-bundle.mjs [--quiet] [--outdir DIR] [--standalone-cli]   (default dist/)
 import * as esbuild from "esbuild";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { ENTRIES } from "./entries.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const quiet = process.argv.includes("--quiet");
@@ -104,23 +105,22 @@ function inlineWorker(workerCode) {
 const worker = await esbuild.build({ ...common, entryPoints: [`${root}src/threads/worker.ts`], write: false, minify: true, plugins: [inlineKernels()] });
 const workerCode = worker.outputFiles[0].contents;
 
-const entries = { kvasm: "src/mod.ts", "kvasm-cli": "src/cli.ts", "kvasm-edge": "src/edge.ts" };
-if (standaloneCli) entries["kvasm-cli-standalone"] = "src/cli.ts";
-for (const [name, entry] of Object.entries(entries)) {
-  const outfile = `${outdir}/${name}.mjs`;
+const bundles = ENTRIES.map((e) => ({ name: e.bundle, source: e.source, outfile: `${outdir}/${e.bundle}.mjs`, standalone: false }));
+if (standaloneCli) bundles.push({ name: "kvasm-cli", source: "src/cli.ts", outfile: `${outdir}/standalone/kvasm-cli.mjs`, standalone: true });
+for (const { name, source, outfile, standalone } of bundles) {
   await esbuild.build({
     ...common,
-    entryPoints: [`${root}${entry}`],
+    entryPoints: [`${root}${source}`],
     outfile,
     minify: name === "kvasm-edge",
     loader: { ...common.loader, ".gguf": "binary" },
     plugins: [
       inlineKernels(name === "kvasm-edge" ? ["simd", "relaxed"] : VARIANTS),
       inlineWorker(workerCode),
-      defaultModel(name === "kvasm-cli-standalone"),
+      defaultModel(standalone),
     ],
   });
-  if (name === "kvasm-cli") {
+  if (name === "kvasm-cli" && !standalone) {
     // the npm bin runs under Node (npx); src/cli.ts's own first line asks for Deno
     writeFileSync(outfile, "#!/usr/bin/env node\n" + readFileSync(outfile, "utf8").replace(/^#!.*\n/, ""));
     chmodSync(outfile, 0o755);

@@ -72,27 +72,37 @@ async function greedyFromSource(): Promise<string> {
 test("package: npm pack ships the bundles, declarations, default model and licenses; no sources, tests, bench or fixtures", () => {
   const { tarball } = install();
   const files = run("tar", ["-tzf", tarball], os.tmpdir()).out.trim().split("\n").map((f) => f.replace(/^package\//, ""));
-  for (
-    const f of [
-      "package.json",
-      "LICENSE",
-      "README.md",
-      "THIRD-PARTY-NOTICES",
-      "dist/kvasm.mjs",
-      "dist/kvasm-cli.mjs",
-      "dist/kvasm-edge.mjs",
-      "dist/types/src/mod.d.ts",
-      "dist/types/src/edge.d.ts",
-      "dist/types/src/cli.d.ts",
-      "models/stories260K-q8_0.gguf",
-      "models/LICENSE",
-    ]
-  ) assert(files.includes(f), `${f} missing from the tarball`);
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8"));
+  const deno = JSON.parse(fs.readFileSync(path.join(REPO, "deno.json"), "utf8"));
+  // one entry point per subpath, the same on npm and JSR; each resolves to a bundle and its declarations
+  assertEquals(
+    Object.keys(pkg.exports).filter((k) => k !== "./package.json").sort(),
+    Object.keys(deno.exports).sort(),
+    "package.json vs deno.json exports",
+  );
+  for (const [subpath, source] of Object.entries(deno.exports as Record<string, string>)) {
+    const bundle = subpath === "." ? "kvasm" : `kvasm-${subpath.slice(2).replaceAll("/", "-")}`;
+    const types = `./dist/types/${source.slice(2).replace(/\.ts$/, ".d.ts")}`;
+    assertEquals(pkg.exports[subpath], { types, default: `./dist/${bundle}.mjs` }, `package.json exports["${subpath}"]`);
+  }
+  const entryFiles = Object.values(pkg.exports as Record<string, string | Record<string, string>>).flatMap((e) =>
+    typeof e === "string" ? [e] : Object.values(e)
+  );
+  const wanted = [
+    ...entryFiles,
+    pkg.bin.kvasm,
+    pkg.types,
+    "LICENSE",
+    "README.md",
+    "THIRD-PARTY-NOTICES",
+    "models/stories260K-q8_0.gguf",
+    "models/LICENSE",
+  ];
+  for (const f of wanted.map((f) => f.replace(/^\.\//, ""))) assert(files.includes(f), `${f} missing from the tarball`);
   const stray = files.filter((f) =>
-    !/^(package\.json|LICENSE|README\.md|THIRD-PARTY-NOTICES|dist\/kvasm(-cli|-edge)?\.mjs|dist\/types\/.+\.d\.ts|models\/.+)$/.test(f)
+    !/^(package\.json|LICENSE|README\.md|THIRD-PARTY-NOTICES|dist\/kvasm[a-z-]*\.mjs|dist\/types\/.+\.d\.ts|models\/.+)$/.test(f)
   );
   assertEquals(stray, [], "files outside the whitelist");
-  const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8"));
   assertEquals(pkg.dependencies ?? {}, {}, "runtime dependencies");
   for (const hook of ["preinstall", "install", "postinstall"]) assertEquals(pkg.scripts[hook], undefined, `scripts.${hook}`);
 });
