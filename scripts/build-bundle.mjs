@@ -1,19 +1,26 @@
-// Single-file ESM bundles of kvasm (esbuild, --target=es2022) with the kernels inlined:
+// Single-file ESM bundles of kvasm (esbuild, --target=es2022) with the kernels inlined, one per entry
+// point of the package (scripts/entries.mjs, from deno.json's exports):
 //   dist/kvasm.mjs       the library (src/mod.ts)
-//   dist/kvasm-cli.mjs   the command line (src/cli.ts)
+//   dist/kvasm-cli.mjs   the command line (src/cli.ts); starts `#!/usr/bin/env node`: the package's bin
 //   dist/kvasm-edge.mjs  the edge function entry (src/edge.ts: `export default { fetch }`)
-// Two source modules are swapped for bundle twins: src/kernels/binaries.ts (reads build/*.wasm
-// with node:fs) becomes one that imports the .wasm files as bytes (--loader:.wasm=binary), and
+// Two source modules are swapped for bundle twins: src/kernels/binaries.ts (imports build/*.ts)
+// becomes one that imports the .wasm files as bytes (--loader:.wasm=binary), and
 // src/threads/worker-url.ts (points at worker.ts) becomes a data: URL holding the bundled worker,
 // so the bundle needs no file beside it. node:* imports stay external (Deno, Bun and Node provide them).
-// Usage: node scripts/build-bundle.mjs [--quiet] [--outdir DIR]   (default dist/)
+// The default model (src/model/default-model.ts) is pointed at ../models/ from dist/, where the npm
+// package carries it; with --standalone-cli, dist/standalone/kvasm-cli.mjs also gets the CLI with the
+// model's bytes inlined, which scripts/build-exe.mjs compiles into an executable that needs no file.
+// Usage: node scripts/build-bundle.mjs [--quiet] [--outdir DIR] [--standalone-cli]   (default dist/)
 import * as esbuild from "esbuild";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { ENTRIES } from "./entries.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const quiet = process.argv.includes("--quiet");
 const outAt = process.argv.indexOf("--outdir");
 const outdir = (outAt > 0 ? process.argv[outAt + 1] : `${root}dist`).replace(/\/$/, "");
+const standaloneCli = process.argv.includes("--standalone-cli");
+const MODEL_FILE = "stories260K-q8_0.gguf"; // as src/model/default-model.ts names it
 const VARIANTS = ["simd", "relaxed", "simd-shared", "relaxed-shared"];
 for (const v of VARIANTS) {
   if (!existsSync(`${root}build/kvasm-${v}.wasm`)) {
@@ -61,6 +68,25 @@ const inlineKernels = (variants = VARIANTS) => ({
   },
 });
 
+/** The default model: a URL from dist/ to the package's models/, or (standalone) its bytes inlined. */
+const defaultModel = (inline = false) => ({
+  name: "kvasm-default-model",
+  setup(build) {
+    build.onResolve({ filter: /[/\\]default-model\.ts$/ }, () => ({ path: "kvasm:default-model", namespace: "kvasm" }));
+    build.onLoad({ filter: /^kvasm:default-model$/, namespace: "kvasm" }, () => ({
+      resolveDir: root,
+      loader: "ts",
+      contents: [
+        inline ? `import bytes from "./models/${MODEL_FILE}";` : "",
+        `export const DEFAULT_MODEL_NAME = ${JSON.stringify(MODEL_FILE)};`,
+        `export function defaultModel(): URL | Uint8Array {`,
+        inline ? `  return bytes;` : `  return new URL(${JSON.stringify(`../models/${MODEL_FILE}`)}, import.meta.url);`,
+        `}`,
+      ].join("\n"),
+    }));
+  },
+});
+
 /** Points the thread pool at its worker bundled into a data: URL (Deno, Bun and Node all start Workers from one). */
 function inlineWorker(workerCode) {
   return {
@@ -79,16 +105,27 @@ function inlineWorker(workerCode) {
 const worker = await esbuild.build({ ...common, entryPoints: [`${root}src/threads/worker.ts`], write: false, minify: true, plugins: [inlineKernels()] });
 const workerCode = worker.outputFiles[0].contents;
 
-const entries = { kvasm: "src/mod.ts", "kvasm-cli": "src/cli.ts", "kvasm-edge": "src/edge.ts" };
-for (const [name, entry] of Object.entries(entries)) {
+const bundles = ENTRIES.map((e) => ({ name: e.bundle, source: e.source, outfile: `${outdir}/${e.bundle}.mjs`, standalone: false }));
+if (standaloneCli) bundles.push({ name: "kvasm-cli", source: "src/cli.ts", outfile: `${outdir}/standalone/kvasm-cli.mjs`, standalone: true });
+for (const { name, source, outfile, standalone } of bundles) {
   await esbuild.build({
     ...common,
-    entryPoints: [`${root}${entry}`],
-    outfile: `${outdir}/${name}.mjs`,
+    entryPoints: [`${root}${source}`],
+    outfile,
     minify: name === "kvasm-edge",
-    plugins: [inlineKernels(name === "kvasm-edge" ? ["simd", "relaxed"] : VARIANTS), inlineWorker(workerCode)],
+    loader: { ...common.loader, ".gguf": "binary" },
+    plugins: [
+      inlineKernels(name === "kvasm-edge" ? ["simd", "relaxed"] : VARIANTS),
+      inlineWorker(workerCode),
+      defaultModel(standalone),
+    ],
   });
-  if (!quiet) console.log(`built ${outdir}/${name}.mjs (${(statSync(`${outdir}/${name}.mjs`).size / 1024).toFixed(0)} KB)`);
+  if (name === "kvasm-cli" && !standalone) {
+    // the npm bin runs under Node (npx); src/cli.ts's own first line asks for Deno
+    writeFileSync(outfile, "#!/usr/bin/env node\n" + readFileSync(outfile, "utf8").replace(/^#!.*\n/, ""));
+    chmodSync(outfile, 0o755);
+  }
+  if (!quiet) console.log(`built ${outfile} (${(statSync(outfile).size / 1024).toFixed(0)} KB)`);
 }
 if (!quiet) {
   const kernels = VARIANTS.reduce((n, v) => n + statSync(`${root}build/kvasm-${v}.wasm`).size, 0);

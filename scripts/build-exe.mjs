@@ -1,6 +1,6 @@
 // A standalone executable of the CLI: `bun build --compile` of the single-file CLI bundle
-// (dist/kvasm-cli.mjs, kernels and worker inlined), so dist/kvasm runs from any directory
-// with nothing else installed. Builds the bundle first unless --no-bundle.
+// (dist/standalone/kvasm-cli.mjs: kernels, worker and the default model inlined), so dist/kvasm
+// runs from any directory with nothing else installed. Builds the bundle first unless --no-bundle.
 // Usage: node scripts/build-exe.mjs [--no-bundle] [--outdir DIR] [--outfile PATH]   (default dist/kvasm)
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
@@ -20,7 +20,7 @@ function run(cmd, argv) {
   }
 }
 
-if (!args.includes("--no-bundle")) run(process.execPath, [`${root}scripts/build-bundle.mjs`, "--quiet", "--outdir", outdir]);
+if (!args.includes("--no-bundle")) run(process.execPath, [`${root}scripts/build-bundle.mjs`, "--quiet", "--standalone-cli", "--outdir", outdir]);
 const t0 = Date.now();
-run(`${root}node_modules/.bin/bun`, ["build", "--compile", `${outdir}/kvasm-cli.mjs`, "--outfile", outfile]);
+run(`${root}node_modules/.bin/bun`, ["build", "--compile", `${outdir}/standalone/kvasm-cli.mjs`, "--outfile", outfile]);
 console.log(`built ${outfile} (${(statSync(outfile).size / 1048576).toFixed(1)} MB) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

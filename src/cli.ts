@@ -7,7 +7,7 @@
 import { loadModel, type LoadOptions } from "./model/model.ts";
 import { generate } from "./generate.ts";
 import { KvasmError, ParamError } from "./errors.ts";
-import { fmtBytes } from "./memory/arena.ts";
+import { loadProgress } from "./io/load-progress.ts";
 import { ENGINE_GENERATE_USAGE, engineGenerate, parsePromptIds, usesEngine } from "./engine/cli-generate.ts";
 import { cmdServe, SERVE_OPTIONS, SERVE_USAGE } from "./server/cli-serve.ts";
 import { cmdQuantize, QUANTIZE_USAGE } from "./quant/cli-quantize.ts";
@@ -17,13 +17,14 @@ import type { BackendName } from "./backends/webgpu/select.ts";
 type Flags = Map<string, string[]>;
 
 const USAGE = `usage:
-  kvasm generate --model PATH [--tokenizer PATH] --prompt TEXT [--max-tokens N]
+  kvasm generate [--model PATH|URL] [--tokenizer PATH] --prompt TEXT [--max-tokens N]
                  [--temperature T] [--top-k K] [--top-p P] [--seed S] [--threads N]
 
 ${SERVE_USAGE}${QUANTIZE_USAGE}
 
 options:
-  --model PATH        GGUF, llama2.c .bin, or safetensors model
+  --model PATH|URL    GGUF, llama2.c .bin, or safetensors model: a path or an http(s) URL
+                      (default: stories260K, the small story model bundled with kvasm)
   --tokenizer PATH    tokenizer for models without one (llama2.c tokenizer.bin, .model, tokenizer.json)
   --prompt TEXT       text to continue
   --prompt-ids IDS    token ids to continue instead, comma-separated (5,17,42): runs models without a tokenizer
@@ -85,14 +86,13 @@ interface Io {
 }
 
 async function cmdGenerate(f: Flags, io: Io): Promise<void> {
-  const modelPath = required(f, "model");
+  const modelPath = str(f, "model"); // none: the model bundled with kvasm
   // --ggml-order: the F16 cache (flash attention as ggml computes it) and matmuls summed in ggml's order
   const ggml: LoadOptions = f.has("ggml-order") ? { ggmlOrder: true, kvCacheType: "f16" } : {};
   if (usesEngine(f)) return engineGenerate(f, io, { ...ggml, tokenizer: str(f, "tokenizer"), contextLength: num(f, "context"), threads: num(f, "threads") });
   // token ids run models that ship no tokenizer (and skip tokenization when comparing with a reference)
   const prompt = parsePromptIds(str(f, "prompt-ids")) ?? required(f, "prompt");
   const t0 = performance.now();
-  let lastShown = 0;
   const model = await loadModel(modelPath, {
     ...ggml,
     tokenizer: str(f, "tokenizer"),
@@ -100,13 +100,7 @@ async function cmdGenerate(f: Flags, io: Io): Promise<void> {
     threads: num(f, "threads"),
     backend: str(f, "backend") as BackendName | undefined,
     onNotice: (m) => io.err(`${m}\n`),
-    onProgress: (done, total) => {
-      const now = performance.now();
-      if (io.errIsTTY && now - t0 > 1000 && (now - lastShown > 100 || done === total)) {
-        lastShown = now;
-        io.err(`\rloading ${fmtBytes(done)} / ${fmtBytes(total)} (${((100 * done) / total).toFixed(0)}%)${done === total ? "\n" : ""}`);
-      }
-    },
+    onProgress: loadProgress(modelPath, io.err, io.errIsTTY),
   });
   const loadMs = performance.now() - t0;
   try {

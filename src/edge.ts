@@ -13,8 +13,6 @@
  * The model loads once per isolate, on the first request; later requests reuse it.
  */
 import { loadModel, type LoadOptions, type Model } from "./model/model.ts";
-import type { ByteSource } from "./io/source.ts";
-import { StreamSource } from "./edge/stream-source.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "./server/handler.ts";
 import { HttpError } from "./server/http-error.ts";
 
@@ -58,15 +56,8 @@ export function createEdgeHandler(opts: EdgeOptions): EdgeHandler {
 }
 
 async function loadFrom(input: Uint8Array | string | URL | Response, load: LoadOptions): Promise<Model> {
-  if (input instanceof Uint8Array) return await loadModel(input, load);
-  let source: ByteSource;
-  if (input instanceof Response) {
-    if (!input.ok || !input.body) throw new HttpError(503, `model response is ${input.status}`, "server_error");
-    source = StreamSource.fromStream(input.body, Number(input.headers.get("content-length")), input.url || "<response>");
-  } else source = await StreamSource.fromUrl(String(input));
-  const model = await loadModel(source, load);
-  (source as StreamSource).release();
-  return model;
+  // no file system here: a string is a URL (loadModel would take a plain one for a path)
+  return await loadModel(typeof input === "string" ? new URL(input) : input, load);
 }
 
 function env(name: string): string | undefined {
@@ -81,7 +72,7 @@ function env(name: string): string | undefined {
 let fromEnv: EdgeHandler | null = null;
 
 /** `{ fetch }` configured from KVASM_MODEL_URL / KVASM_API_KEY. */
-export default {
+const fromEnvironment: { fetch(req: Request): Promise<Response> } = {
   fetch(req: Request): Promise<Response> {
     if (!fromEnv) {
       const url = env("KVASM_MODEL_URL");
@@ -91,3 +82,4 @@ export default {
     return fromEnv.fetch(req);
   },
 };
+export default fromEnvironment;

@@ -12,6 +12,7 @@ export type ErrorCode =
   | "worker" // a worker thread died
   | "backend" // a backend (WebGPU) failed: lost device, failed allocation
   | "numerical" // the model computed NaN or infinite values (corrupt weights), or ran past a budget of its own (a chat template)
+  | "download" // a model URL could not be fetched (HTTP error status, no connection)
   | "aborted"; // cancelled through an AbortSignal
 
 export class KvasmError extends Error {
@@ -79,5 +80,16 @@ export class NumericalError extends KvasmError {
   constructor(problem: string, file?: string) {
     super("numerical", file === undefined ? problem : `${file}: ${problem}`);
     this.file = file;
+  }
+}
+
+/** A model URL could not be fetched. The message names the URL and the HTTP status (`status` 0: no response at all). */
+export class DownloadError extends KvasmError {
+  readonly url: string;
+  readonly status: number;
+  constructor(url: string, status: number, problem: string, options?: { cause?: unknown }) {
+    super("download", `${url}: ${problem}`, options);
+    this.url = url;
+    this.status = status;
   }
 }

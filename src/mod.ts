@@ -2,11 +2,12 @@
  * kvasm: LLM inference for Deno, Bun and Node on WebAssembly SIMD.
  *
  *   import { loadModel, generate } from "kvasm";
- *   const model = await loadModel("stories260K.gguf");
+ *   const model = await loadModel(); // the bundled stories260K; or a path, URL, bytes, stream
  *   for await (const piece of model.generate("Once upon a time", { temperature: 0 })) out(piece);
  *   await model.close();
  */
 export { loadModel, Model, type LoadOptions, type StepInput } from "./model/model.ts";
+export type { ModelInput } from "./io/model-input.ts";
 export { generate, type FinishReason, type GeneratedToken, type GenerateOptions, type GenerationResult } from "./generate.ts";
 export { Sampler, type SampleResult, type TokenLogprob } from "./sampling/sampler.ts";
 export { Engine, type EngineOptions, QueueFullError } from "./engine/engine.ts";
@@ -37,6 +38,7 @@ export { quantizeModel } from "./quant/quantize.ts";
 export {
   ClosedError,
   ContextLengthError,
+  DownloadError,
   FormatError,
   KvasmError,
   NumericalError,

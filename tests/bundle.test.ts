@@ -2,13 +2,15 @@
  * The shipped artifacts: the esbuild single-file bundles (kernels and worker
  * inlined) run in Deno, Bun and Node; the `bun build --compile` executable
  * generates from stories260K when copied alone into an empty directory.
- * Everything is built into a temporary directory, once per file (about 4 s).
+ * The executable also carries the default model (no --model). Everything is
+ * built into a temporary directory, once per file (about 4 s).
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
-import { assert, assertEquals, readJSON, REPO, sharedPath, testShared } from "./harness.ts";
+import { loadModel } from "../src/mod.ts";
+import { assert, assertEquals, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K.gguf");
 const GOLDEN = sharedPath("golden/stories260K.json");
@@ -97,7 +99,23 @@ testShared("the compiled executable, alone in an empty directory, generates from
   fs.rmSync(empty, { recursive: true, force: true });
 });
 
-testShared("bundle artifacts are cleaned up", [MODEL], () => {
+test("the compiled executable carries the default model: generate with no --model, from an empty directory", async () => {
+  const dir = buildOnce();
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-exe-"));
+  const exe = path.join(empty, "kvasm");
+  fs.copyFileSync(path.join(dir, "kvasm"), exe);
+  fs.chmodSync(exe, 0o755);
+  const out = run(exe, ["generate", "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "16"], empty);
+  // the same continuation as the source's default model (models/stories260K-q8_0.gguf)
+  const model = await loadModel(undefined, { threads: 1 });
+  let want = "Once upon a time";
+  for await (const p of model.generate("Once upon a time", { temperature: 0, maxTokens: 16 })) want += p;
+  await model.close();
+  assertEquals(out, want + "\n");
+  fs.rmSync(empty, { recursive: true, force: true });
+});
+
+test("bundle artifacts are cleaned up", () => {
   if (built) fs.rmSync(built, { recursive: true, force: true });
   built = null;
 });

@@ -8,9 +8,10 @@
  * Reads must come in non-decreasing offsets. One that goes back behind the
  * kept bytes re-opens the body at that offset with an HTTP Range request when
  * the source was opened from a URL (`StreamSource.fromUrl`), and is a
- * FormatError for a plain stream, which cannot rewind.
+ * FormatError for a plain stream, which cannot rewind. A URL that cannot be
+ * fetched (an HTTP error status, no connection) is a DownloadError.
  */
-import { FormatError } from "../errors.ts";
+import { DownloadError, FormatError } from "../errors.ts";
 import type { ByteSource } from "../io/source.ts";
 
 export type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
@@ -44,8 +45,16 @@ export class StreamSource implements ByteSource {
   /** GETs `url`; a read that goes back re-opens it with `Range: bytes=offset-`. */
   static async fromUrl(url: string, opts: { fetch?: FetchFn; headers?: Record<string, string> } = {}): Promise<StreamSource> {
     const doFetch = opts.fetch ?? ((u, i) => fetch(u, i));
-    const res = await doFetch(url, { headers: opts.headers });
-    if (!res.ok || !res.body) throw new FormatError(url, `GET answered ${res.status} ${res.statusText}`);
+    let res: Response;
+    try {
+      res = await doFetch(url, { headers: opts.headers });
+    } catch (e) {
+      throw new DownloadError(url, 0, `GET failed: ${(e as Error).message}`, { cause: e });
+    }
+    if (!res.ok || !res.body) {
+      await res.body?.cancel().catch(() => {});
+      throw new DownloadError(url, res.status, `GET answered ${res.status} ${res.statusText}`.trimEnd());
+    }
     const size = Number(res.headers.get("content-length"));
     if (!Number.isSafeInteger(size) || size <= 0) throw new FormatError(url, "the response has no Content-Length; the model's size must be known");
     return new StreamSource(url, size, res.body, async (offset) => {

@@ -5,6 +5,7 @@
  * per finished sequence).
  */
 import { loadModel, type LoadOptions } from "../model/model.ts";
+import { loadProgress } from "../io/load-progress.ts";
 import { ParamError } from "../errors.ts";
 import type { KVType } from "../backends/backend.ts";
 import { Engine } from "./engine.ts";
@@ -15,6 +16,7 @@ type Flags = Map<string, string[]>;
 interface Io {
   out(s: string): void;
   err(s: string): void;
+  errIsTTY?: boolean;
 }
 
 export const ENGINE_GENERATE_USAGE = `  --prompt TEXT       (repeatable) several prompts run together as one batch
@@ -68,8 +70,7 @@ export function parsePromptIds(v: string | undefined): number[] | undefined {
 }
 
 export async function engineGenerate(f: Flags, io: Io, load: LoadOptions): Promise<void> {
-  const modelPath = last(f, "model");
-  if (!modelPath) throw new ParamError("--model", "is required");
+  const modelPath = last(f, "model"); // none: the model bundled with kvasm
   const ids = parsePromptIds(last(f, "prompt-ids"));
   const prompts: Array<string | number[]> = ids ? [ids] : f.get("prompt") ?? [];
   if (prompts.length === 0) throw new ParamError("--prompt", "is required");
@@ -97,7 +98,12 @@ export async function engineGenerate(f: Flags, io: Io, load: LoadOptions): Promi
     earlyStopping: f.has("early-stopping") ? last(f, "early-stopping") !== "false" : undefined,
   };
   const t0 = performance.now();
-  const model = await loadModel(modelPath, { ...load, maxSequences: prompts.length * width, kvCacheType: kvType });
+  const model = await loadModel(modelPath, {
+    ...load,
+    maxSequences: prompts.length * width,
+    kvCacheType: kvType,
+    onProgress: loadProgress(modelPath, io.err, io.errIsTTY ?? false),
+  });
   const loadMs = performance.now() - t0;
   const engine = new Engine(model);
   const stream = !json && prompts.length === 1 && width === 1;

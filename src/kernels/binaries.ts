@@ -1,17 +1,39 @@
 /**
- * Where the compiled kernels come from. In a source checkout they are the
- * files `npm install` built into build/; the single-file bundle replaces this
- * module with one that inlines them (scripts/build-bundle.mjs).
+ * Where the compiled kernels come from. Run from source (a checkout, or the
+ * package on JSR, which has no build/ directory to read files from) they are
+ * modules: scripts/build-kernels.mjs writes each build/kvasm-X.wasm also as
+ * build/kvasm-X.ts holding its bytes in base64, imported here on first use, so
+ * they travel in the module graph wherever the source goes. The single-file
+ * bundles replace this module with one that inlines the .wasm files
+ * (scripts/build-bundle.mjs).
  */
 export type KernelVariant = "simd" | "relaxed" | "simd-shared" | "relaxed-shared";
 
+// static specifiers, so Deno, JSR and bundlers see every build in the module graph
+const MODULES: Record<KernelVariant, () => Promise<{ WASM_BASE64: string }>> = {
+  "simd": () => import("../../build/kvasm-simd.ts"),
+  "relaxed": () => import("../../build/kvasm-relaxed.ts"),
+  "simd-shared": () => import("../../build/kvasm-simd-shared.ts"),
+  "relaxed-shared": () => import("../../build/kvasm-relaxed-shared.ts"),
+};
+
 export async function kernelBytes(variant: KernelVariant): Promise<Uint8Array> {
-  const url = new URL(`../../build/kvasm-${variant}.wasm`, import.meta.url);
-  const { readFileSync } = await import("node:fs");
-  const { fileURLToPath } = await import("node:url");
+  let base64: string;
   try {
-    return readFileSync(fileURLToPath(url));
+    base64 = (await MODULES[variant]()).WASM_BASE64;
   } catch (e) {
-    throw new Error(`kernel build ${url.pathname} is missing: run \`npm install\` (or \`npm run build:kernels\`) first`, { cause: e });
+    throw new Error(`kernel build build/kvasm-${variant}.ts is missing: run \`npm install\` (or \`npm run build:kernels\`) first`, {
+      cause: e,
+    });
   }
+  return decodeBase64(base64);
+}
+
+function decodeBase64(s: string): Uint8Array {
+  const fromBase64 = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+  if (fromBase64) return fromBase64(s);
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
 }

@@ -5,7 +5,8 @@ import { type BackendName, backendByName } from "../backends/webgpu/select.ts";
 import { WebGpuBackend } from "../backends/webgpu/backend.ts";
 import { openModelFile } from "../formats/open.ts";
 import type { HeaderLimits, ModelFile } from "../formats/types.ts";
-import type { ByteSource } from "../io/source.ts";
+import { type ModelInput, resolveModelInput } from "../io/model-input.ts";
+import { StreamSource } from "../edge/stream-source.ts";
 import { ArenaPlan } from "../memory/arena.ts";
 import { PagedKVCache, type Sequence } from "../kv/paged-cache.ts";
 import { type DerivedConfig, deriveConfig } from "./config.ts";
@@ -67,9 +68,12 @@ export interface LoadOptions {
   onNotice?: (message: string) => void;
   /** Threads for the default WASM backend, the calling thread included; default: the machine's cores (1 where Workers or shared memory are missing). */
   threads?: number;
+  /** Told how many of the weights' bytes are in memory (for a URL: downloaded), as they arrive. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
   /** Bounds on header metadata beyond what the file's size allows (entries, array lengths, string bytes); see HeaderLimits. */
   limits?: Partial<HeaderLimits>;
+  /** Byte length of a ReadableStream model, so it streams into the arena; without it the stream is read into memory first. */
+  streamSize?: number;
 }
 
 /** One sequence's input to a forward step: tokens to append, and whether its next-token logits are wanted. */
@@ -323,13 +327,27 @@ export class Model {
   }
 }
 
-/** Loads a model file (GGUF, llama2.c .bin, safetensors) into one arena and prepares it for generation. */
-export async function loadModel(input: string | Uint8Array | ByteSource, opts: LoadOptions = {}): Promise<Model> {
-  const opened = await openModelFile(input, resolveHeaderLimits(opts.limits));
+/**
+ * Loads a model (GGUF, llama2.c .bin, safetensors) into one arena and prepares it for generation. The model is a
+ * path, a `file:` / `http:` / `https:` URL (streamed into the arena; `onProgress` reports the download), bytes, a
+ * ReadableStream or Response, or a ByteSource; with none, the small story model bundled with kvasm.
+ */
+export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Promise<Model> {
+  const resolved = await resolveModelInput(input, opts.streamSize);
+  let opened: ModelFile;
+  try {
+    opened = await openModelFile(resolved, resolveHeaderLimits(opts.limits));
+  } catch (e) {
+    if (typeof resolved === "object" && !(resolved instanceof Uint8Array)) await resolved.close();
+    throw e;
+  }
   try {
     // a Hugging Face directory: config.json names the architecture and maps the tensor names
-    const file = await withHFConfig(opened, input);
-    return await buildModel(file, opts);
+    const file = await withHFConfig(opened, resolved);
+    const model = await buildModel(file, opts);
+    // a stream is read front to back once: what it kept for re-reads is not needed after the load
+    if (opened.source instanceof StreamSource) opened.source.release();
+    return model;
   } catch (e) {
     await opened.source.close();
     throw e;

@@ -3,6 +3,7 @@
  * runtime's HTTP server until SIGINT/SIGTERM. Default host is loopback.
  */
 import { loadModel } from "../model/model.ts";
+import { loadProgress } from "../io/load-progress.ts";
 import { ParamError } from "../errors.ts";
 import { kvCacheFlag } from "../engine/cli-generate.ts";
 import { createHandler } from "./handler.ts";
@@ -13,9 +14,10 @@ type Flags = Map<string, string[]>;
 interface Io {
   out(s: string): void;
   err(s: string): void;
+  errIsTTY?: boolean;
 }
 
-export const SERVE_USAGE = `  kvasm serve --model PATH [--host 127.0.0.1] [--port 8080] [--api-key KEY]
+export const SERVE_USAGE = `  kvasm serve [--model PATH|URL] [--host 127.0.0.1] [--port 8080] [--api-key KEY]
               [--parallel N] [--context N] [--model-id NAME] [--max-pending N] [--max-body BYTES]`;
 
 export const SERVE_OPTIONS = `serve options:
@@ -44,8 +46,7 @@ function int(f: Flags, key: string): number | undefined {
 }
 
 export async function cmdServe(f: Flags, io: Io): Promise<void> {
-  const modelPath = last(f, "model");
-  if (!modelPath) throw new ParamError("--model", "is required");
+  const modelPath = last(f, "model"); // none: the model bundled with kvasm
   const kvCacheType = kvCacheFlag(last(f, "kv-cache"), f.has("ggml-order") ? "f16" : "f32");
   const model = await loadModel(modelPath, {
     tokenizer: last(f, "tokenizer"),
@@ -54,6 +55,7 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     threads: int(f, "threads"),
     kvCacheType,
     ggmlOrder: f.has("ggml-order"),
+    onProgress: loadProgress(modelPath, io.err, io.errIsTTY ?? false),
   });
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
   const handler = createHandler(model, {
