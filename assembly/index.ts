@@ -5,3 +5,4 @@ export * from "./quant";
 export * from "./kv";
 export * from "./nn";
 export * from "./kv16";
+export * from "./variants";
