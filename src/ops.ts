@@ -46,6 +46,7 @@ interface Checked {
 }
 
 function tensor(args: Record<string, unknown>, name: string, rank?: number): Checked {
+  if (typeof args !== "object" || args === null) throw new ParamError("args", "must be an object of the operator's named inputs");
   const t = args[name] as { shape?: unknown; data?: unknown } | undefined;
   if (t === undefined || t === null) throw new ParamError(name, "is required");
   const shape = t.shape;
@@ -67,6 +68,7 @@ function optionalTensor(args: Record<string, unknown>, name: string, rank: numbe
 }
 
 function int(args: Record<string, unknown>, name: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
+  if (typeof args !== "object" || args === null) throw new ParamError("args", "must be an object of the operator's named inputs");
   const n = args[name];
   if (typeof n !== "number" || !Number.isInteger(n)) throw new ParamError(name, `must be an integer, got ${JSON.stringify(n)}`);
   if (n < lo || n > hi) throw new ParamError(name, `must be in [${lo}, ${hi}], got ${n}`);
@@ -226,7 +228,10 @@ export async function aftFull(args: {
   sameShape(u, [1, M, W], "(1, max_seq_len, w_dim)");
   sameShape(v, [1, M, W], "like u");
   if (c.T > M) throw new ParamError("x", `has ${c.T} positions but u and v cover max_seq_len ${M}`);
-  const s = await Scratch.create(plan([...AftLayer.floats(c), ["u", u.size], ["v", v.size], ["ek", c.T * c.D], ["ekv", c.T * c.D], ["wrow", c.T], ["den", c.D]]), opts);
+  const s = await Scratch.create(
+    plan([...AftLayer.floats(c), ["u", u.size], ["v", v.size], ["ek", c.T * c.D], ["ekv", c.T * c.D], ["wrow", c.T], ["den", c.D]]),
+    opts,
+  );
   const layer = new AftLayer(s, c);
   const up = s.put(u), vp = s.put(v);
   const ek = s.floats(c.T * c.D, "ek"), ekv = s.floats(c.T * c.D, "ekv"), wrow = s.floats(c.T, "wrow"), den = s.floats(c.D, "den");
@@ -269,7 +274,10 @@ export async function aftLocal(args: {
   const c = checkAft(a);
   const { wbias, M } = checkWbias(a, c.T);
   const S = int(a, "local_context", 1);
-  const s = await Scratch.create(plan([...AftLayer.floats(c), ["wbias", wbias.size], ["ek", c.T * c.D], ["ekv", c.T * c.D], ["den", c.D]]), opts);
+  const s = await Scratch.create(
+    plan([...AftLayer.floats(c), ["wbias", wbias.size], ["ek", c.T * c.D], ["ekv", c.T * c.D], ["den", c.D]]),
+    opts,
+  );
   const layer = new AftLayer(s, c);
   const wb = s.put(wbias);
   const ek = s.floats(c.T * c.D, "ek"), ekv = s.floats(c.T * c.D, "ekv"), den = s.floats(c.D, "den");
@@ -389,12 +397,18 @@ export async function aftSimpleDecoder(args: { dim: number }, opts?: OpsOptions)
  * aftLocal({ causal: true }) gives at row t, before W_o. Positions run to wbias's max_seq_len (its bias is
  * indexed by absolute position), past which step throws ContextLengthError.
  */
-export async function aftLocalDecoder(args: { dim: number; wbias: TensorInput; local_context: number }, opts?: OpsOptions): Promise<AftDecoder> {
+export async function aftLocalDecoder(
+  args: { dim: number; wbias: TensorInput; local_context: number },
+  opts?: OpsOptions,
+): Promise<AftDecoder> {
   const a = args as unknown as Record<string, unknown>;
   const dim = int(a, "dim", 1, 1 << 24);
   const { wbias, M } = checkWbias(a, 1);
   const S = int(a, "local_context", 1, M);
-  const s = await Scratch.create(plan([["q", dim], ["k", dim], ["v", dim], ["out", dim], ["wbias", wbias.size], ["ek", S * dim], ["ekv", S * dim], ["den", dim]]), opts);
+  const s = await Scratch.create(
+    plan([["q", dim], ["k", dim], ["v", dim], ["out", dim], ["wbias", wbias.size], ["ek", S * dim], ["ekv", S * dim], ["den", dim]]),
+    opts,
+  );
   const io = new DecoderIO(s, dim);
   const wb = s.put(wbias);
   const ek = s.floats(S * dim, "ek"), ekv = s.floats(S * dim, "ekv"), den = s.floats(dim, "den");
@@ -449,7 +463,10 @@ async function runAttention(
   scratchFloats: number,
   run: (s: Scratch, out: number, q: number, k: number, v: number, scratch: number) => void,
 ): Promise<Tensor> {
-  const s = await Scratch.create(plan([["query", c.q.size], ["key", c.k.size], ["value", c.v.size], ["out", c.B * rows * c.Dv], ["scratch", scratchFloats]]), opts);
+  const s = await Scratch.create(
+    plan([["query", c.q.size], ["key", c.k.size], ["value", c.v.size], ["out", c.B * rows * c.Dv], ["scratch", scratchFloats]]),
+    opts,
+  );
   const q = s.put(c.q), k = s.put(c.k), v = s.put(c.v);
   const out = s.floats(c.B * rows * c.Dv, "out"), scratch = s.floats(scratchFloats, "scratch");
   for (let bi = 0; bi < c.B; bi++) {
@@ -459,11 +476,20 @@ async function runAttention(
 }
 
 /** Dense softmax attention, softmax(Q K^T / sqrt(D)) V, optionally causal: the baseline the variants are measured against. */
-export function denseAttention(args: { query: TensorInput; key: TensorInput; value: TensorInput; causal?: boolean }, opts?: OpsOptions): Promise<Tensor> {
+export function denseAttention(
+  args: { query: TensorInput; key: TensorInput; value: TensorInput; causal?: boolean },
+  opts?: OpsOptions,
+): Promise<Tensor> {
   const a = args as unknown as Record<string, unknown>;
   const causal = flag(a, "causal");
   const c = checkQkv(a, causal);
-  return runAttention(c, c.Tq, opts, c.Tk, (s, out, q, k, v, sc) => s.k.attention_window(out, q, k, v, c.Tq, c.Tk, c.D, c.Dv, -1, causal ? 1 : 0, sc));
+  return runAttention(
+    c,
+    c.Tq,
+    opts,
+    c.Tk,
+    (s, out, q, k, v, sc) => s.k.attention_window(out, q, k, v, c.Tq, c.Tk, c.D, c.Dv, -1, causal ? 1 : 0, sc),
+  );
 }
 
 /**
@@ -495,7 +521,13 @@ export function sparseTopK(
   const topk = int(a, "k", 1, c.Tk);
   const chunks = int(a, "num_chunks", 1, c.Tq);
   const rows = chunks * Math.floor(c.Tq / chunks);
-  return runAttention(c, rows, opts, 2 * topk, (s, out, q, k, v, sel) => s.k.sparse_topk_attention(out, q, k, v, rows, c.Tk, c.D, c.Dv, topk, sel));
+  return runAttention(
+    c,
+    rows,
+    opts,
+    2 * topk,
+    (s, out, q, k, v, sel) => s.k.sparse_topk_attention(out, q, k, v, rows, c.Tk, c.D, c.Dv, topk, sel),
+  );
 }
 
 // ---------------------------------------------------------------- Linformer
@@ -589,6 +621,17 @@ export interface AsymU8 {
  */
 export async function quantizeAsymU8(args: { x: TensorInput }, opts?: OpsOptions): Promise<AsymU8> {
   const x = tensor(args as unknown as Record<string, unknown>, "x");
+  // the range check before any memory is reserved (the kernel computes scale and zero point itself)
+  let lo = Infinity, hi = -Infinity, finite = true;
+  for (let i = 0; i < x.size; i++) {
+    const a = x.data[i];
+    finite &&= Number.isFinite(a);
+    if (a < lo) lo = a;
+    if (a > hi) hi = a;
+  }
+  if (!finite || !(hi > lo)) {
+    throw new ParamError("x", `needs finite values with max > min for an asymmetric scale (got min ${lo}, max ${hi})`);
+  }
   const s = await Scratch.create(plan([["x", x.size], ["q", Math.ceil(x.size / 4)], ["dequant", x.size], ["params", 2]]), opts);
   const xp = s.put(x);
   const q = s.arena.alloc(x.size, 64, "q"), dq = s.floats(x.size, "dequant"), params = s.floats(2, "params");

@@ -137,7 +137,12 @@ function attentionRef(q: number[][], k: number[][], v: number[][], keep: (t: num
 const flat = (bs: number[][][]) => bs.flat(2);
 
 function aftWeights(D: number, seed: number) {
-  return { wq: randn([D, D], seed + 1, 0.25), wk: randn([D, D], seed + 2, 0.25), wv: randn([D, D], seed + 3, 0.25), wo: randn([D, D], seed + 4, 0.25) };
+  return {
+    wq: randn([D, D], seed + 1, 0.25),
+    wk: randn([D, D], seed + 2, 0.25),
+    wv: randn([D, D], seed + 3, 0.25),
+    wo: randn([D, D], seed + 4, 0.25),
+  };
 }
 /**
  * The f32 kernels against the f64 references: 1e-4 relative, where relative means to the element or, for
@@ -193,7 +198,11 @@ test("ops: linformer, sparse top-k, sliding window and dense attention on other 
     const causal = await ops.denseAttention({ query: q, key: k, value: v, causal: true }, opts);
     near(causal.data, flat([0, 1].map((b) => attentionRef(rows(q, b), rows(k, b), rows(v, b), (t, j) => j <= t))), `causal ${tag}`);
     const sw = await ops.slidingWindowBidirectional({ query: q, key: k, value: v, window_overlap: 3 }, opts);
-    near(sw.data, flat([0, 1].map((b) => attentionRef(rows(q, b), rows(k, b), rows(v, b), (t, j) => Math.abs(t - j) <= 3))), `sliding ${tag}`);
+    near(
+      sw.data,
+      flat([0, 1].map((b) => attentionRef(rows(q, b), rows(k, b), rows(v, b), (t, j) => Math.abs(t - j) <= 3))),
+      `sliding ${tag}`,
+    );
     // 37 rows in 4 chunks of 9: the seed drops the 37th row
     const sp = await ops.sparseTopK({ query: q, key: k, value: v, k: 6, num_chunks: 4 }, opts);
     assertEquals(sp.shape, [B, 36, 7]);
@@ -204,9 +213,18 @@ test("ops: linformer, sparse top-k, sliding window and dense attention on other 
   const x = randn([B, T, D], 50);
   const p = {
     x,
-    wq: randn([HD, D], 51, 0.3), bq: randn([HD], 52, 0.1), wk: randn([HD, D], 53, 0.3), bk: randn([HD], 54, 0.1),
-    wv: randn([HD, D], 55, 0.3), bv: randn([HD], 56, 0.1),
-    E: randn([K, L], 57, 0.2), bE: randn([K], 58, 0.1), F: randn([K, L], 59, 0.2), bF: randn([K], 60, 0.1), max_seq_len: L, k: K,
+    wq: randn([HD, D], 51, 0.3),
+    bq: randn([HD], 52, 0.1),
+    wk: randn([HD, D], 53, 0.3),
+    bk: randn([HD], 54, 0.1),
+    wv: randn([HD, D], 55, 0.3),
+    bv: randn([HD], 56, 0.1),
+    E: randn([K, L], 57, 0.2),
+    bE: randn([K], 58, 0.1),
+    F: randn([K, L], 59, 0.2),
+    bF: randn([K], 60, 0.1),
+    max_seq_len: L,
+    k: K,
   };
   const expected = [0, 1].map((b) => {
     const xr = rows(x, b);
@@ -288,25 +306,54 @@ test("ops: wrong shapes and parameters are ParamErrors that name the field", asy
   const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
     ["missing wo", () => ops.aftSimple({ x, wq: W.wq, wk: W.wk, wv: W.wv } as never), /^wo: is required/],
     ["2-d x", () => ops.aftSimple({ ...W, x: { shape: [12, 16], data: x.data } }), /^x: must have 3 dimensions/],
-    ["data length", () => ops.aftSimple({ ...W, x: { shape: [1, 12, 16], data: x.data.slice(1) } }), /^x: shape \[1,12,16\] holds 192 values but data has 191/],
+    [
+      "data length",
+      () => ops.aftSimple({ ...W, x: { shape: [1, 12, 16], data: x.data.slice(1) } }),
+      /^x: shape \[1,12,16\] holds 192 values but data has 191/,
+    ],
     ["wq shape", () => ops.aftSimple({ ...W, x, wq: randn([8, 16], 3) }), /^wq: must have shape \[16,16\]/],
     ["bad shape", () => ops.aftSimple({ ...W, x: { shape: [1, 0, 16], data: [] } }), /^x: needs a shape/],
-    ["T past u", () => ops.aftFull({ ...W, x, u: randn([1, 8, 4], 4), v: randn([1, 8, 4], 5) }), /^x: has 12 positions but u and v cover max_seq_len 8/],
+    [
+      "T past u",
+      () => ops.aftFull({ ...W, x, u: randn([1, 8, 4], 4), v: randn([1, 8, 4], 5) }),
+      /^x: has 12 positions but u and v cover max_seq_len 8/,
+    ],
     ["local_context 0", () => ops.aftLocal({ ...W, x, wbias: randn([1, 16, 16], 6), local_context: 0 }), /^local_context: must be in \[1/],
-    ["wbias not square", () => ops.aftLocal({ ...W, x, wbias: randn([1, 16, 12], 6), local_context: 2 }), /^wbias: must have shape \[1,16,16\]/],
+    [
+      "wbias not square",
+      () => ops.aftLocal({ ...W, x, wbias: randn([1, 16, 12], 6), local_context: 2 }),
+      /^wbias: must have shape \[1,16,16\]/,
+    ],
     ["k > T", () => ops.sparseTopK({ ...qkv, k: 13, num_chunks: 3 }), /^k: must be in \[1, 12\]/],
     ["chunks", () => ops.sparseTopK({ ...qkv, k: 4, num_chunks: 2.5 }), /^num_chunks: must be an integer/],
     ["window", () => ops.slidingWindowBidirectional({ ...qkv, window_overlap: -1 }), /^window_overlap: must be in \[0/],
-    ["key width", () => ops.slidingWindowBidirectional({ ...qkv, key: randn([1, 12, 8], 7), window_overlap: 2 }), /^key: must have shape \[1,12,16\]/],
+    [
+      "key width",
+      () => ops.slidingWindowBidirectional({ ...qkv, key: randn([1, 12, 8], 7), window_overlap: 2 }),
+      /^key: must have shape \[1,12,16\]/,
+    ],
     ["causal flag", () => ops.denseAttention({ ...qkv, causal: "yes" as never }), /^causal: must be a boolean/],
     ["constant x", () => ops.quantizeAsymU8({ x: { shape: [4], data: [2, 2, 2, 2] } }), /^x: needs finite values with max > min/],
     ["NaN x", () => ops.quantizeAsymU8({ x: { shape: [2], data: [0, NaN] } }), /^x: needs finite values/],
     ["linformer T > max_seq_len", () =>
       ops.linformer({
-        x: randn([1, 20, 16], 8), wq: randn([8, 16], 9), bq: randn([8], 9), wk: randn([8, 16], 9), bk: randn([8], 9), wv: randn([8, 16], 9),
-        bv: randn([8], 9), E: randn([4, 16], 9), bE: randn([4], 9), F: randn([4, 16], 9), bF: randn([4], 9), max_seq_len: 16, k: 4,
+        x: randn([1, 20, 16], 8),
+        wq: randn([8, 16], 9),
+        bq: randn([8], 9),
+        wk: randn([8, 16], 9),
+        bk: randn([8], 9),
+        wv: randn([8, 16], 9),
+        bv: randn([8], 9),
+        E: randn([4, 16], 9),
+        bE: randn([4], 9),
+        F: randn([4, 16], 9),
+        bF: randn([4], 9),
+        max_seq_len: 16,
+        k: 4,
       }), /^x: has 20 positions but max_seq_len is 16/],
     ["decoder dim", () => ops.aftSimpleDecoder({ dim: 0 }), /^dim: must be in \[1/],
+    ["no args", () => ops.sparseTopK(undefined as never), /^args: must be an object/],
+    ["no args (decoder)", () => ops.aftSimpleDecoder(null as never), /^args: must be an object/],
   ];
   for (const [what, fn, re] of cases) {
     const e = await assertRejects(fn, ParamError, re).catch((err) => {
