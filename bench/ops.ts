@@ -154,4 +154,30 @@ operators.forEach((op, i) => {
   });
   lines.push(`${pad(op.name, 22)}${cells.join("")}${pad(op.timeCost, 22)}${op.memory}, ${op.mem(Tmax)} at T=${Tmax}`);
 });
+
+// Decode: one new token at position T. Dense attention reads the T cached keys and values (its KV cache grows as
+// 2TD floats); the AFT decoders' steps do not depend on T (state 3D, and 2sD for the local ring).
+new Float32Array(mem.buffer, state, D).fill(-Infinity);
+const REPS = 64;
+const decoders: Array<{ name: string; run: (T: number) => void; memory: string }> = [
+  { name: "dense, KV cache", run: (T) => k.attention_window(out, q, kk, v, 1, T, D, D, -1, 0, sc), memory: "2TD (the KV cache)" },
+  { name: "aftSimpleDecoder", run: () => k.aft_simple_step(out, q, kk, v, 1, D, state), memory: "3D" },
+  {
+    name: `aftLocalDecoder s=${S}`,
+    run: (T) => k.aft_local_step(out, q, kk, v, ek, ekv, wbias, T - 1, S, D, den),
+    memory: "2sD",
+  },
+];
+const us: number[][] = decoders.map(() => []);
+for (const T of lengths) {
+  timeAll(decoders.map((d) => () => {
+    for (let r = 0; r < REPS; r++) d.run(T);
+  })).forEach((t, i) => us[i].push((t / REPS) * 1000));
+}
+lines.push("");
+lines.push(`${pad("decode one token at T", 22)}${lengths.map((T) => pad(`T=${T}`, 20)).join("")}${pad("", 4)}state (floats)`);
+decoders.forEach((d, i) => {
+  const cells = lengths.map((_, j) => pad(`${us[i][j].toFixed(2)} us${i ? ` (${(us[i][j] / us[0][j]).toFixed(3)}x)` : ""}`, 20));
+  lines.push(`${pad(d.name, 22)}${cells.join("")}${pad("", 4)}${d.memory}`);
+});
 console.log(lines.join("\n"));
