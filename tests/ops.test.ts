@@ -260,6 +260,30 @@ test("ops: quantizeAsymU8 on 1000 values (two rows of 500) against the seed's fl
   }
 });
 
+test("ops: limiting cases agree with each other (top-k of all keys, a window past both ends, one position, width 1)", async () => {
+  for (const [T, D] of [[9, 1], [1, 5], [16, 8]]) {
+    const q = randn([1, T, D], 100 + T), k = randn([1, T, D], 200 + T), v = randn([1, T, D], 300 + T);
+    const dense = await ops.denseAttention({ query: q, key: k, value: v });
+    const all = await ops.sparseTopK({ query: q, key: k, value: v, k: T, num_chunks: 1 });
+    const wide = await ops.slidingWindowBidirectional({ query: q, key: k, value: v, window_overlap: T });
+    near(all.data, Array.from(dense.data), `top-${T} of ${T} keys = dense (D ${D})`, 1e-5);
+    near(wide.data, Array.from(dense.data), `window ${T} = dense (D ${D})`, 1e-5);
+    // AFT-local with a window past both ends is AFT with the whole wbias: AFT-full's form with w = wbias
+    const x = randn([1, T, D], 400 + T), W = aftWeights(D, 500 + T), wbias = randn([1, T, T], 600 + T, 0.5);
+    const local = await ops.aftLocal({ x, ...W, wbias, local_context: T + 3 });
+    const xr = rows(x, 0), qq = linear(xr, W.wq), kk = linear(xr, W.wk), vv = linear(xr, W.wv);
+    near(local.data, linear(aftRef(qq, kk, vv, (t, j) => at(wbias, 0, t, j)), W.wo).flat(), `aftLocal s > T (D ${D})`);
+    // one position: every AFT form mixes only itself, so the output is (sigmoid(q) * v) W_o^T
+    if (T === 1) {
+      const self = linear([qq[0].map((qd, d) => sigmoid(qd) * vv[0][d])], W.wo)[0];
+      const u = randn([1, 1, 3], 7), uv = randn([1, 1, 3], 8);
+      near((await ops.aftSimple({ x, ...W })).data, self, "aftSimple T=1");
+      near((await ops.aftFull({ x, ...W, u, v: uv })).data, self, "aftFull T=1");
+      near(local.data, self, "aftLocal T=1");
+    }
+  }
+});
+
 // ---------------------------------------------------------------- causal decoders
 
 test("ops: aftSimpleDecoder and aftLocalDecoder step for step equal the dense causal AFT over the sequence", async () => {
