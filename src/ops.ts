@@ -20,9 +20,9 @@
  * shape and parameter first (ParamError names the field), then sizes one private WebAssembly.Memory for
  * exactly what it needs, copies the inputs in, runs the kernels and copies the result out; nothing is kept.
  */
-import { ContextLengthError, ParamError } from "./errors.ts";
+import { ContextLengthError, ParamError, UnsupportedError } from "./errors.ts";
 import { Arena, ArenaPlan } from "./memory/arena.ts";
-import { instantiateKernels, type Kernels, pickVariant } from "./kernels/wasm.ts";
+import { hasRelaxedSimd, instantiateKernels, type Kernels, pickVariant } from "./kernels/wasm.ts";
 
 /** An array argument: `{ shape, data }`, or a typed array with a `shape` property. */
 export type TensorInput = { shape: readonly number[]; data: ArrayLike<number> } | (Float32Array & { shape: readonly number[] });
@@ -97,6 +97,9 @@ class Scratch {
     this.arena = arena;
   }
   static async create(plan: ArenaPlan, opts: OpsOptions = {}): Promise<Scratch> {
+    if (opts.relaxed && !hasRelaxedSimd()) {
+      throw new UnsupportedError("relaxed: this runtime does not run relaxed SIMD; leave relaxed unset");
+    }
     const arena = new Arena(plan.bytes);
     const k = await instantiateKernels(arena.memory, pickVariant({ shared: false, relaxed: opts.relaxed }));
     return new Scratch(arena, k);
