@@ -351,13 +351,17 @@ class DecoderIO {
   constructor(readonly s: Scratch, readonly dim: number) {
     [this.q, this.k, this.v, this.out] = ["q", "k", "v", "out"].map((what) => s.arena.f32(s.floats(dim, what), dim));
   }
+  /** Checks all three rows, then copies them in (no allocation per token). */
   load(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>): void {
-    for (const [name, a] of [["q", q], ["k", k], ["v", v]] as const) {
-      if (!a || a.length !== this.dim) throw new ParamError(name, `must hold dim = ${this.dim} values, got ${a?.length}`);
-    }
+    this.check("q", q);
+    this.check("k", k);
+    this.check("v", v);
     this.q.set(q);
     this.k.set(k);
     this.v.set(v);
+  }
+  private check(name: string, a: ArrayLike<number>): void {
+    if (!a || a.length !== this.dim) throw new ParamError(name, `must hold dim = ${this.dim} values, got ${a?.length}`);
   }
 }
 
