@@ -88,12 +88,71 @@ export function aft_keys(ek: usize, ekv: usize, k: usize, v: usize, T: i32, D: i
 }
 
 /**
+ * num (D) = sum_j wts[j] ekv[row j], den (D) = sum_j wts[j] ek[row j] for j in [lo, hi], row j = j % ring when
+ * ring > 0 (the decoder's ring of slots), else j. Sixteen channels at a time in eight registers, so each pair
+ * (t, j) costs two fused multiply-adds per four channels and no round trip of the sums through memory.
+ * Each channel is summed over j ascending whatever the blocking, so the dense and the decode forms agree bit for bit.
+ */
+// @ts-ignore: decorator
+@inline function mixRows(num: usize, den: usize, wts: usize, lo: i32, hi: i32, ek: usize, ekv: usize, D: i32, ring: i32): void {
+  const stride = <usize>D << 2;
+  let c = 0;
+  for (; c + 16 <= D; c += 16) {
+    const off = <usize>c << 2;
+    let n0 = f32x4.splat(0), n1 = f32x4.splat(0), n2 = f32x4.splat(0), n3 = f32x4.splat(0);
+    let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+    for (let j = lo; j <= hi; j++) {
+      const r = <usize>(ring > 0 ? j % ring : j) * stride + off;
+      const e = f32x4.splat(f32At(wts, j));
+      const pv = ekv + r, pk = ek + r;
+      n0 = madd(e, v128.load(pv), n0); n1 = madd(e, v128.load(pv, 16), n1);
+      n2 = madd(e, v128.load(pv, 32), n2); n3 = madd(e, v128.load(pv, 48), n3);
+      d0 = madd(e, v128.load(pk), d0); d1 = madd(e, v128.load(pk, 16), d1);
+      d2 = madd(e, v128.load(pk, 32), d2); d3 = madd(e, v128.load(pk, 48), d3);
+    }
+    v128.store(num + off, n0); v128.store(num + off, n1, 16); v128.store(num + off, n2, 32); v128.store(num + off, n3, 48);
+    v128.store(den + off, d0); v128.store(den + off, d1, 16); v128.store(den + off, d2, 32); v128.store(den + off, d3, 48);
+  }
+  for (; c + 4 <= D; c += 4) {
+    const off = <usize>c << 2;
+    let n0 = f32x4.splat(0), d0 = f32x4.splat(0);
+    for (let j = lo; j <= hi; j++) {
+      const r = <usize>(ring > 0 ? j % ring : j) * stride + off;
+      const e = f32x4.splat(f32At(wts, j));
+      n0 = madd(e, v128.load(ekv + r), n0);
+      d0 = madd(e, v128.load(ek + r), d0);
+    }
+    v128.store(num + off, n0);
+    v128.store(den + off, d0);
+  }
+  for (; c < D; c++) {
+    let n: f32 = 0, d: f32 = 0;
+    for (let j = lo; j <= hi; j++) {
+      const r = <usize>(ring > 0 ? j % ring : j) * stride + (<usize>c << 2);
+      const e = f32At(wts, j);
+      n += e * load<f32>(ekv + r);
+      d += e * load<f32>(ek + r);
+    }
+    setF32(num, c, n);
+    setF32(den, c, d);
+  }
+}
+
+/** wts[j] = e^(w[j] - max w) over [lo, hi] (w may alias wts). */
+// @ts-ignore: decorator
+@inline function expWeights(wts: usize, w: usize, lo: i32, hi: i32): void {
+  let mx: f32 = -Infinity;
+  for (let j = lo; j <= hi; j++) mx = max(mx, f32At(w, j));
+  for (let j = lo; j <= hi; j++) setF32(wts, j, expf(f32At(w, j) - mx));
+}
+
+/**
  * AFT mixing after aft_keys: out[t] = sigmoid(q[t]) * sum_t' e^(w[t,t'] - max_t' w[t,:]) ekv[t'] / (the same with ek),
  * t' over the positions row t sees: all T (AFT-full), |t - t'| < window when window > 0 (AFT-local: the seed
  * masks the rest to -inf), and t' <= t when causal. The position bias row w[t, :] is either row t of a bias
  * matrix (AFT-local's wbias, rows biasStride floats apart) or, when wdim > 0, computed on the fly as
- * u[t] . ub[t'] (AFT-full's w = u v^T, never materialized: one row of T floats in wrow).
- * den is scratch for D floats. Cost: (positions seen) * (D + wdim) per row; memory T*D for ek/ekv.
+ * u[t] . ub[t'] (AFT-full's w = u v^T, never materialized). wrow: scratch for T floats (the row's weights);
+ * den: D floats. Cost: (positions seen) * (2D + wdim) per row; memory T*D for ek/ekv.
  */
 export function aft_mix(
   out: usize, q: usize, ek: usize, ekv: usize, T: i32, D: i32,
@@ -113,16 +172,9 @@ export function aft_mix(
       for (let j = lo; j <= hi; j++) setF32(wrow, j, dot(ur, row(ub, j, wdim), wdim));
       w = wrow;
     }
-    let mx: f32 = -Infinity;
-    for (let j = lo; j <= hi; j++) mx = max(mx, f32At(w, j));
+    expWeights(wrow, w, lo, hi);
     const num = row(out, t, D);
-    zero(num, D);
-    zero(den, D);
-    for (let j = lo; j <= hi; j++) {
-      const e = expf(f32At(w, j) - mx);
-      axpy(num, e, row(ekv, j, D), D);
-      axpy(den, e, row(ek, j, D), D);
-    }
+    mixRows(num, den, wrow, lo, hi, ek, ekv, D, 0);
     gate(num, row(q, t, D), num, den, D);
   }
 }
@@ -130,23 +182,18 @@ export function aft_mix(
 /**
  * One decode step of causal AFT-local at position pos: the new k, v enter a ring of `window` slots
  * (ek, ekv: window * D floats each, slot pos % window), and the output mixes positions
- * (pos - window, pos] with the bias row wrow[t'] (row pos of wbias). State is the ring: window * 2D
- * floats whatever the sequence length. Sums run over t' ascending, as aft_mix's causal form does.
+ * (pos - window, pos] with the bias row wbiasRow[t'] (row pos of wbias). State is the ring: window * 2D
+ * floats whatever the sequence length. wts: scratch for pos + 1 floats; den: D floats. The arithmetic is
+ * aft_mix's causal form, step for step.
  */
 export function aft_local_step(
-  out: usize, q: usize, k: usize, v: usize, ek: usize, ekv: usize, wrow: usize, pos: i32, window: i32, D: i32, den: usize,
+  out: usize, q: usize, k: usize, v: usize, ek: usize, ekv: usize, wbiasRow: usize, pos: i32, window: i32, D: i32,
+  wts: usize, den: usize,
 ): void {
   aft_keys(row(ek, pos % window, D), row(ekv, pos % window, D), k, v, 1, D);
   const lo = max(0, pos - window + 1);
-  let mx: f32 = -Infinity;
-  for (let j = lo; j <= pos; j++) mx = max(mx, f32At(wrow, j));
-  zero(out, D);
-  zero(den, D);
-  for (let j = lo; j <= pos; j++) {
-    const e = expf(f32At(wrow, j) - mx);
-    axpy(out, e, row(ekv, j % window, D), D);
-    axpy(den, e, row(ek, j % window, D), D);
-  }
+  expWeights(wts, wbiasRow, lo, pos);
+  mixRows(out, den, wts, lo, pos, ek, ekv, D, window);
   gate(out, q, out, den, D);
 }
 

@@ -95,7 +95,7 @@ const operators: Op[] = [
     name: `AFT-local s=${S}`,
     run: (T) => {
       k.aft_keys(ek, ekv, kk, v, T, D);
-      k.aft_mix(out, q, ek, ekv, T, D, wbias, T, 0, 0, 0, S, 0, 0, den);
+      k.aft_mix(out, q, ek, ekv, T, D, wbias, T, 0, 0, 0, S, 0, wrow, den);
     },
     timeCost: "T (2s-1) 2D",
     memory: "2TD + D",
@@ -164,7 +164,7 @@ const decoders: Array<{ name: string; run: (T: number) => void; memory: string }
   { name: "aftSimpleDecoder", run: () => k.aft_simple_step(out, q, kk, v, 1, D, state), memory: "3D" },
   {
     name: `aftLocalDecoder s=${S}`,
-    run: (T) => k.aft_local_step(out, q, kk, v, ek, ekv, wbias, T - 1, S, D, den),
+    run: (T) => k.aft_local_step(out, q, kk, v, ek, ekv, wbias, T - 1, S, D, wrow, den),
     memory: "2sD",
   },
 ];

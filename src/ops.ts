@@ -278,16 +278,16 @@ export async function aftLocal(args: {
   const { wbias, M } = checkWbias(a, c.T);
   const S = int(a, "local_context", 1);
   const s = await Scratch.create(
-    plan([...AftLayer.floats(c), ["wbias", wbias.size], ["ek", c.T * c.D], ["ekv", c.T * c.D], ["den", c.D]]),
+    plan([...AftLayer.floats(c), ["wbias", wbias.size], ["ek", c.T * c.D], ["ekv", c.T * c.D], ["wrow", c.T], ["den", c.D]]),
     opts,
   );
   const layer = new AftLayer(s, c);
   const wb = s.put(wbias);
-  const ek = s.floats(c.T * c.D, "ek"), ekv = s.floats(c.T * c.D, "ekv"), den = s.floats(c.D, "den");
+  const ek = s.floats(c.T * c.D, "ek"), ekv = s.floats(c.T * c.D, "ekv"), wrow = s.floats(c.T, "wrow"), den = s.floats(c.D, "den");
   for (let bi = 0; bi < c.B; bi++) {
     layer.project(bi);
     s.k.aft_keys(ek, ekv, layer.k, layer.v, c.T, c.D);
-    s.k.aft_mix(layer.y, layer.q, ek, ekv, c.T, c.D, wb, M, 0, 0, 0, S, c.causal ? 1 : 0, 0, den);
+    s.k.aft_mix(layer.y, layer.q, ek, ekv, c.T, c.D, wb, M, 0, 0, 0, S, c.causal ? 1 : 0, wrow, den);
     layer.output(bi);
   }
   return layer.result();
@@ -413,12 +413,16 @@ export async function aftLocalDecoder(
   const { wbias, M } = checkWbias(a, 1);
   const S = int(a, "local_context", 1, M);
   const s = await Scratch.create(
-    plan([["q", dim], ["k", dim], ["v", dim], ["out", dim], ["wbias", wbias.size], ["ek", S * dim], ["ekv", S * dim], ["den", dim]]),
+    plan([["q", dim], ["k", dim], ["v", dim], ["out", dim], ["wbias", wbias.size], ["ek", S * dim], ["ekv", S * dim], ["wts", M], [
+      "den",
+      dim,
+    ]]),
     opts,
   );
   const io = new DecoderIO(s, dim);
   const wb = s.put(wbias);
   const ek = s.floats(S * dim, "ek"), ekv = s.floats(S * dim, "ekv"), den = s.floats(dim, "den");
+  const wts = s.floats(M, "wts"); // the step's weights, indexed by position (scratch, not state)
   let position = 0;
   return {
     dim,
@@ -430,7 +434,7 @@ export async function aftLocalDecoder(
       if (position >= M) throw new ContextLengthError(position + 1, M, "AFT-local decoder (wbias's max_seq_len)");
       io.load(q, k, v);
       const wrow = wb + position * M * 4;
-      s.k.aft_local_step(io.out.byteOffset, io.q.byteOffset, io.k.byteOffset, io.v.byteOffset, ek, ekv, wrow, position, S, dim, den);
+      s.k.aft_local_step(io.out.byteOffset, io.q.byteOffset, io.k.byteOffset, io.v.byteOffset, ek, ekv, wrow, position, S, dim, wts, den);
       position++;
       return io.out;
     },

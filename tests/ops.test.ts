@@ -315,6 +315,17 @@ test("ops: aftSimpleDecoder and aftLocalDecoder step for step equal the dense ca
       simple.reset();
       localDec.reset();
     }
+    // with identity projections (q = k = v = x) the operators' causal forms see the decoders' exact inputs:
+    // the steps run the same arithmetic, so they agree bit for bit
+    const same = { x, wq: eye, wk: eye, wv: eye, wo: eye, causal: true };
+    const exactSimple = await ops.aftSimple(same, opts);
+    const exactLocal = await ops.aftLocal({ ...same, wbias, local_context: S }, opts);
+    for (let t = 0; t < T; t++) {
+      const xt = new Float32Array(xr[t]);
+      assertEquals(Array.from(simple.step(xt, xt, xt)), Array.from(exactSimple.data.subarray(t * D, (t + 1) * D)), `simple step ${t}`);
+      assertEquals(Array.from(localDec.step(xt, xt, xt)), Array.from(exactLocal.data.subarray(t * D, (t + 1) * D)), `local step ${t}`);
+    }
+    localDec.reset();
     // the local decoder's bias runs out at wbias's max_seq_len
     for (let t = 0; t < M; t++) localDec.step(q[0], k[0], v[0]);
     await assertRejects(() => localDec.step(q[0], k[0], v[0]), ContextLengthError, /max_seq_len/);
