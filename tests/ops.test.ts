@@ -396,6 +396,10 @@ test("ops: wrong shapes and parameters are ParamErrors that name the field", asy
     });
     assertEquals((e as ParamError).code, "params", what);
   }
+  // errors arrive as rejections, never as synchronous throws
+  const pending = ops.sparseTopK(undefined as never);
+  assert(pending instanceof Promise, "sparseTopK returns a promise even for bad input");
+  await pending.catch(() => {});
   // a Float32Array carrying its shape is accepted as well as { shape, data }
   const xf = Object.assign(new Float32Array(x.data), { shape: [1, 12, 16] });
   const a = await ops.aftSimple({ ...W, x: xf }), b = await ops.aftSimple({ ...W, x });
