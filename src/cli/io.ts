@@ -40,14 +40,16 @@ export function defaultIo(): Io {
 /** The process's own stdin and SIGINT, through node:readline (Deno, Bun and Node all provide it). */
 export async function defaultInteractiveIo(): Promise<InteractiveIo> {
   const readline = await import("node:readline");
-  const proc = await import("node:process");
+  const proc = (await import("node:process")).default;
   // terminal: false keeps the terminal in cooked mode, so Ctrl-C reaches us as SIGINT rather than as a key
   const rl = readline.createInterface({ input: proc.stdin, terminal: false });
+  // the iterator buffers lines from its creation on: made now, it keeps those piped in while the model loads
+  const lines = rl[Symbol.asyncIterator]();
   const inIsTTY = g.Deno ? g.Deno.stdin.isTerminal() : Boolean(proc.stdin.isTTY);
   return {
     ...defaultIo(),
     inIsTTY,
-    lines: () => rl,
+    lines: () => ({ [Symbol.asyncIterator]: () => lines }),
     close: () => rl.close(),
     onInterrupt(fn) {
       if (g.Deno) {
