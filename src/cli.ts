@@ -5,7 +5,7 @@
  * stderr. Each command declares its flags in a CommandSpec; src/cli/flags.ts parses them all the same way.
  */
 import { KvasmError } from "./errors.ts";
-import { closest, type CommandSpec, commandHelp, type Flags, parseFlags } from "./cli/flags.ts";
+import { closest, commandHelp, type CommandSpec, type Flags, parseFlags } from "./cli/flags.ts";
 import { defaultInteractiveIo, defaultIo, type InteractiveIo, type Io } from "./cli/io.ts";
 import { cmdGenerate, GENERATE_COMMAND } from "./engine/cli-generate.ts";
 import { CHAT_COMMAND, cmdChat } from "./cli/chat.ts";

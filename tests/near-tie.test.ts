@@ -28,18 +28,22 @@ testShared("near tie: the recomputed margins are llama.cpp's own (the synthetic 
   }
 });
 
-testShared("near tie: a departure is allowed only to the runner-up where llama.cpp's own margin is below the bound", [Q4_0, GOLDEN], async () => {
-  const row = readJSON<Row[]>(GOLDEN).find((r) => r.model === "stories260K/stories260K-q4_0.gguf")!;
-  const steps = await referenceSteps(Q4_0, row);
-  assert(steps.margins[74] < NEAR_TIE, `step 74 is a near tie of the reference: ${steps.margins[74]}`);
-  assertAllowedDeparture(74, steps.runnerUps[74], steps);
-  const departed = [...row.greedy_ids.slice(0, 74), steps.runnerUps[74], 0, 0];
-  assertEquals(compareGreedyIds(departed, steps), 74);
+testShared(
+  "near tie: a departure is allowed only to the runner-up where llama.cpp's own margin is below the bound",
+  [Q4_0, GOLDEN],
+  async () => {
+    const row = readJSON<Row[]>(GOLDEN).find((r) => r.model === "stories260K/stories260K-q4_0.gguf")!;
+    const steps = await referenceSteps(Q4_0, row);
+    assert(steps.margins[74] < NEAR_TIE, `step 74 is a near tie of the reference: ${steps.margins[74]}`);
+    assertAllowedDeparture(74, steps.runnerUps[74], steps);
+    const departed = [...row.greedy_ids.slice(0, 74), steps.runnerUps[74], 0, 0];
+    assertEquals(compareGreedyIds(departed, steps), 74);
 
-  await assertRejects(async () => assertAllowedDeparture(74, (steps.runnerUps[74] + 1) % 512, steps), Error, /allowed only/);
-  const clear = steps.margins.findIndex((m) => m > 1);
-  assert(clear >= 0, "a step where the reference is sure");
-  await assertRejects(async () => assertAllowedDeparture(clear, steps.runnerUps[clear], steps), Error, new RegExp(`step ${clear}:`));
-  await assertRejects(async () => compareGreedyIds([...row.greedy_ids.slice(0, clear), steps.runnerUps[clear]], steps), Error, /allowed only/);
-  assertEquals(compareGreedyIds(row.greedy_ids, steps), row.greedy_ids.length);
-});
+    await assertRejects(() => assertAllowedDeparture(74, (steps.runnerUps[74] + 1) % 512, steps), Error, /allowed only/);
+    const clear = steps.margins.findIndex((m) => m > 1);
+    assert(clear >= 0, "a step where the reference is sure");
+    await assertRejects(() => assertAllowedDeparture(clear, steps.runnerUps[clear], steps), Error, new RegExp(`step ${clear}:`));
+    await assertRejects(() => compareGreedyIds([...row.greedy_ids.slice(0, clear), steps.runnerUps[clear]], steps), Error, /allowed only/);
+    assertEquals(compareGreedyIds(row.greedy_ids, steps), row.greedy_ids.length);
+  },
+);

@@ -40,14 +40,22 @@ function top2(l: Float32Array): [number, number] {
 
 /** The reference's margins at every step of `ref`, from kvasm's exact mode on `modelPath`. */
 export async function referenceSteps(modelPath: string, ref: GreedyReference): Promise<ReferenceSteps> {
-  const model = await loadModel(modelPath, { kvCacheType: "f16", ggmlOrder: true, threads: 1, contextLength: ref.prompt_ids.length + ref.greedy_ids.length + 1 });
+  const model = await loadModel(modelPath, {
+    kvCacheType: "f16",
+    ggmlOrder: true,
+    threads: 1,
+    contextLength: ref.prompt_ids.length + ref.greedy_ids.length + 1,
+  });
   try {
     const seq = model.newSequence();
     let logits = await model.prefill(seq, ref.prompt_ids);
     const margins: number[] = [], runnerUps: number[] = [];
     for (let i = 0; i < ref.greedy_ids.length; i++) {
       const [first, second] = top2(logits);
-      assert(first === ref.greedy_ids[i], `exact mode departs from the reference at step ${i} (${first} vs ${ref.greedy_ids[i]}): it no longer reproduces llama.cpp`);
+      assert(
+        first === ref.greedy_ids[i],
+        `exact mode departs from the reference at step ${i} (${first} vs ${ref.greedy_ids[i]}): it no longer reproduces llama.cpp`,
+      );
       margins.push(logits[first] - logits[second]);
       runnerUps.push(second);
       logits = await model.decodeOne(seq, ref.greedy_ids[i]);
@@ -99,11 +107,16 @@ export async function greedyAgainst(model: Model, ref: GreedyReference, steps: R
   }
 }
 
-/** Which kind of adapter a WebGPU description names, for the test log. */
-export function adapterKind(description: string | undefined, isFallback = false): string {
+/**
+ * Which kind of adapter this is, for the test log. Mesa's llvmpipe describes itself the same way through
+ * Vulkan (lavapipe) and through OpenGL ES (wgpu's GL backend); the GL one offers the ETC2 textures of GL ES
+ * and lacks shader-f16, which is how they are told apart here.
+ */
+export function adapterKind(description: string | undefined, features: string[] = [], isFallback = false): string {
   const d = description ?? "";
-  if (/llvmpipe|lavapipe/i.test(d)) return "lavapipe (Mesa's software Vulkan)";
-  if (/\bgl\b|opengl|angle/i.test(d)) return "OpenGL";
+  const gles = features.includes("texture-compression-etc2") && !features.includes("shader-f16");
+  if (/llvmpipe|lavapipe/i.test(d)) return gles ? "Mesa llvmpipe over OpenGL ES" : "lavapipe (Mesa's software Vulkan)";
+  if (/\bgl\b|opengl|angle/i.test(d) || gles) return "OpenGL";
   if (/swiftshader/i.test(d) || isFallback) return "software fallback";
   return "GPU";
 }

@@ -15,10 +15,13 @@ let loaded: Promise<Model> | null = null;
 const model = () => loaded ??= loadModel(MODEL, { maxSequences: 4 });
 
 function post(handler: KvasmHandler, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return handler.fetch(new Request(BASE + path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } }));
+  return handler.fetch(
+    new Request(BASE + path, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json", ...headers } }),
+  );
 }
 
-const get = (handler: KvasmHandler, path: string, headers: Record<string, string> = {}) => handler.fetch(new Request(BASE + path, { headers }));
+const get = (handler: KvasmHandler, path: string, headers: Record<string, string> = {}) =>
+  handler.fetch(new Request(BASE + path, { headers }));
 
 test("server: a model's default id is its file's stem", () => {
   assertEquals(fileStem("/models/stories260K/stories260K-q8_0.gguf"), "stories260K-q8_0");
@@ -28,32 +31,41 @@ test("server: a model's default id is its file's stem", () => {
   assertEquals(fileStem("<bytes>"), "");
 });
 
-testShared("server: the file's stem is the model id: /v1/models and /health show it, requests naming it or none are served, others get 404", [MODEL], async () => {
-  const handler = createHandler(await model(), {});
-  try {
-    assertEquals(handler.modelId, "stories260K-q8_0");
-    const list = await (await get(handler, "/v1/models")).json();
-    assertEquals(list.data.map((m: { id: string }) => m.id), ["stories260K-q8_0"]);
-    assertEquals((await (await get(handler, "/health")).json()).model, "stories260K-q8_0");
-    assertEquals((await get(handler, "/v1/models/stories260K-q8_0")).status, 200);
-    for (const named of [{ model: "stories260K-q8_0" }, {}]) {
-      const r = await post(handler, "/v1/completions", { ...named, prompt: "Once", max_tokens: 2, temperature: 0 });
-      assertEquals(r.status, 200, JSON.stringify(named));
-      assertEquals((await r.json()).model, "stories260K-q8_0");
+testShared(
+  "server: the file's stem is the model id: /v1/models and /health show it, requests naming it or none are served, others get 404",
+  [MODEL],
+  async () => {
+    const handler = createHandler(await model(), {});
+    try {
+      assertEquals(handler.modelId, "stories260K-q8_0");
+      const list = await (await get(handler, "/v1/models")).json();
+      assertEquals(list.data.map((m: { id: string }) => m.id), ["stories260K-q8_0"]);
+      assertEquals((await (await get(handler, "/health")).json()).model, "stories260K-q8_0");
+      assertEquals((await get(handler, "/v1/models/stories260K-q8_0")).status, 200);
+      for (const named of [{ model: "stories260K-q8_0" }, {}]) {
+        const r = await post(handler, "/v1/completions", { ...named, prompt: "Once", max_tokens: 2, temperature: 0 });
+        assertEquals(r.status, 200, JSON.stringify(named));
+        assertEquals((await r.json()).model, "stories260K-q8_0");
+      }
+      for (
+        const [path, body] of [["/v1/completions", { model: "gpt-4o", prompt: "x" }], ["/v1/chat/completions", {
+          model: "llama",
+          messages: [{ role: "user", content: "x" }],
+        }]] as const
+      ) {
+        const r = await post(handler, path, body);
+        assertEquals(r.status, 404, path);
+        const { error } = await r.json();
+        assertEquals([error.type, error.code, error.param], ["invalid_request_error", "model_not_found", null]);
+        assert(error.message.includes(JSON.stringify(body.model)) && error.message.includes('"stories260K-q8_0"'), error.message);
+      }
+      const one = await get(handler, "/v1/models/gpt-4o");
+      assertEquals([one.status, (await one.json()).error.code], [404, "model_not_found"]);
+    } finally {
+      await handler.close();
     }
-    for (const [path, body] of [["/v1/completions", { model: "gpt-4o", prompt: "x" }], ["/v1/chat/completions", { model: "llama", messages: [{ role: "user", content: "x" }] }]] as const) {
-      const r = await post(handler, path, body);
-      assertEquals(r.status, 404, path);
-      const { error } = await r.json();
-      assertEquals([error.type, error.code, error.param], ["invalid_request_error", "model_not_found", null]);
-      assert(error.message.includes(JSON.stringify(body.model)) && error.message.includes('"stories260K-q8_0"'), error.message);
-    }
-    const one = await get(handler, "/v1/models/gpt-4o");
-    assertEquals([one.status, (await one.json()).error.code], [404, "model_not_found"]);
-  } finally {
-    await handler.close();
-  }
-});
+  },
+);
 
 testShared("server: an alias replaces the stem everywhere", [MODEL], async () => {
   const handler = createHandler(await model(), { modelId: "tiny-stories" });
@@ -74,10 +86,16 @@ testShared("server: CORS preflight is answered (before the API key), and answers
   const none = createHandler(await model(), { generator: handler.generator });
   try {
     const preflight = (h: KvasmHandler, from: string) =>
-      h.fetch(new Request(BASE + "/v1/chat/completions", {
-        method: "OPTIONS",
-        headers: { origin: from, "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
-      }));
+      h.fetch(
+        new Request(BASE + "/v1/chat/completions", {
+          method: "OPTIONS",
+          headers: {
+            origin: from,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+          },
+        }),
+      );
     const p = await preflight(handler, origin);
     assertEquals(p.status, 204);
     assertEquals(p.headers.get("access-control-allow-origin"), origin);
@@ -114,7 +132,12 @@ testShared("server: one log line per request with method, path, status, tokens a
     assertEquals(lines.length, 1);
     assert(new RegExp(`^POST /v1/completions 200 ${usage.total_tokens} tokens \\d+ ms$`).test(lines[0]), lines[0]);
 
-    const s = await post(handler, "/v1/chat/completions", { messages: [{ role: "user", content: "Hi" }], max_tokens: 5, stream: true, stream_options: { include_usage: true } });
+    const s = await post(handler, "/v1/chat/completions", {
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 5,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     assertEquals(lines.length, 1, "a stream is logged when it ends, not when its headers go");
     const events = (await s.text()).split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6)));
     await new Promise((res) => setTimeout(res, 0));

@@ -5,7 +5,7 @@
 import { assert, assertClose, assertEquals, assertRejects, env, readJSON, runtime, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import type { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { webgpuStatus, WebGpuError } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
@@ -28,7 +28,7 @@ const status = await webgpuStatus();
 // Deno has WebGPU; under CI it must also have an adapter (.ci/run installs Mesa's software Vulkan)
 const gpuExpected = runtime === "deno" && (status.available || env("CI") === "true");
 if (runtime === "deno" && !status.available && !gpuExpected) console.warn(`skipping WebGPU model tests: ${status.reason}`);
-if (status.available) console.log(`WebGPU adapter: ${status.adapter} (${adapterKind(status.adapter, status.isFallbackAdapter)})`);
+if (status.available) console.log(`WebGPU adapter: ${status.adapter} (${adapterKind(status.adapter, status.features, status.isFallbackAdapter)})`);
 
 /** The reference's margins per file (kvasm's exact mode), computed once. */
 const stepsCache = new Map<string, Promise<ReferenceSteps>>();

@@ -64,7 +64,13 @@ export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
   });
   const prompt = () => io.inIsTTY && io.err("> ");
   try {
-    if (io.inIsTTY) io.err(`kvasm chat: ${model.file.source.name}${template.isFallback ? " (no chat template in the file: ChatML)" : ""}; /reset, /exit, Ctrl-C\n`);
+    if (io.inIsTTY) {
+      io.err(
+        `kvasm chat: ${model.file.source.name}${
+          template.isFallback ? " (no chat template in the file: ChatML)" : ""
+        }; /reset, /exit, Ctrl-C\n`,
+      );
+    }
     prompt();
     for await (const line of io.lines()) {
       interrupts = 0;
@@ -75,7 +81,15 @@ export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
         io.err("(conversation reset)\n");
       } else if (text !== "") {
         replying = new AbortController();
-        const reply = await turn(model, engine, template, [...messages, { role: "user", content: text }], { ...sampling, maxTokens, stop }, replying.signal, io);
+        const reply = await turn(
+          model,
+          engine,
+          template,
+          [...messages, { role: "user", content: text }],
+          { ...sampling, maxTokens, stop },
+          replying.signal,
+          io,
+        );
         replying = null;
         // a reply cut off by Ctrl-C stays in the conversation as far as it went
         if (reply !== null) messages = [...messages, { role: "user", content: text }, { role: "assistant", content: reply }];
@@ -110,7 +124,11 @@ async function turn(
     const c = res.choices[0];
     io.out("\n");
     const s = (performance.now() - t0) / 1000;
-    io.err(`[prompt ${res.usage.promptTokens} tokens (${res.usage.cachedTokens} cached), reply ${c.tokens.length} tokens, ${(c.tokens.length / s).toFixed(1)} tok/s, ${c.finishReason}]\n`);
+    io.err(
+      `[prompt ${res.usage.promptTokens} tokens (${res.usage.cachedTokens} cached), reply ${c.tokens.length} tokens, ${
+        (c.tokens.length / s).toFixed(1)
+      } tok/s, ${c.finishReason}]\n`,
+    );
     return c.text;
   } catch (e) {
     if (!(e instanceof KvasmError)) throw e;

@@ -104,7 +104,11 @@ export function parseFlags(cmd: CommandSpec, args: string[]): Flags {
   const specs = new Map([...COMMON, ...cmd.flags].map((s) => [s.name, s]));
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {};
   for (const s of specs.values()) {
-    options[s.name] = { type: s.kind === "boolean" ? "boolean" : "string", ...(s.multiple ? { multiple: true } : {}), ...(s.short ? { short: s.short } : {}) };
+    options[s.name] = {
+      type: s.kind === "boolean" ? "boolean" : "string",
+      ...(s.multiple ? { multiple: true } : {}),
+      ...(s.short ? { short: s.short } : {}),
+    };
   }
   let values: Record<string, unknown>;
   try {
@@ -146,7 +150,9 @@ function checkNumber(s: FlagSpec, raw: string): void {
     throw new ParamError(flag, `must be ${s.kind === "int" ? "an integer" : "a number"}${rangeText(s)}, got ${JSON.stringify(raw)}`);
   }
   const low = s.min !== undefined && (s.minExclusive ? n <= s.min : n < s.min);
-  if (low || (s.max !== undefined && n > s.max)) throw new ParamError(flag, `must be ${s.kind === "int" ? "an integer" : "a number"}${rangeText(s)}, got ${raw}`);
+  if (low || (s.max !== undefined && n > s.max)) {
+    throw new ParamError(flag, `must be ${s.kind === "int" ? "an integer" : "a number"}${rangeText(s)}, got ${raw}`);
+  }
 }
 
 function rangeText(s: FlagSpec): string {
@@ -199,7 +205,9 @@ function editDistance(a: string, b: string): number {
 /** A command's help screen: its usage, then one aligned line per flag. */
 export function commandHelp(cmd: CommandSpec): string {
   const rows = [...cmd.flags, ...COMMON].map((s) => {
-    const left = `${s.short ? `-${s.short}, ` : ""}--${s.name}${s.kind === "boolean" ? "" : ` ${s.value ?? (s.kind === "string" ? "TEXT" : "N")}`}`;
+    const left = `${s.short ? `-${s.short}, ` : ""}--${s.name}${
+      s.kind === "boolean" ? "" : ` ${s.value ?? (s.kind === "string" ? "TEXT" : "N")}`
+    }`;
     return [left, s.help + (s.multiple ? " (repeatable)" : "")];
   });
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;

@@ -17,7 +17,12 @@ export const MODEL_FLAGS: FlagSpec[] = [
     value: "PATH|URL",
     help: "GGUF, llama2.c .bin, or safetensors model: a path or an http(s) URL (default: stories260K, bundled with kvasm)",
   },
-  { name: "tokenizer", kind: "string", value: "PATH", help: "tokenizer for models without one (llama2.c tokenizer.bin, .model, tokenizer.json)" },
+  {
+    name: "tokenizer",
+    kind: "string",
+    value: "PATH",
+    help: "tokenizer for models without one (llama2.c tokenizer.bin, .model, tokenizer.json)",
+  },
   { name: "context", kind: "int", min: 1, help: "positions per sequence (default: the model's)" },
   { name: "threads", kind: "int", min: 1, help: "threads, the calling one included (default: one per core)" },
   { name: "kv-cache", kind: "string", value: "TYPE", help: "KV cache type: f32 (default), f16 or q8_0" },
@@ -37,7 +42,14 @@ export const SAMPLING_FLAGS: FlagSpec[] = [
   { name: "top-k", kind: "int", min: 0, value: "K", help: "keep the K most likely tokens (0 = off)" },
   { name: "top-p", kind: "number", min: 0, minExclusive: true, max: 1, value: "P", help: "nucleus sampling threshold (1 = off)" },
   { name: "min-p", kind: "number", min: 0, max: 1, value: "P", help: "keep tokens with p >= P * p_max (0 = off)" },
-  { name: "repeat-penalty", kind: "number", min: 0, minExclusive: true, value: "R", help: "llama.cpp repetition penalty over the last --repeat-last-n tokens (1 = off)" },
+  {
+    name: "repeat-penalty",
+    kind: "number",
+    min: 0,
+    minExclusive: true,
+    value: "R",
+    help: "llama.cpp repetition penalty over the last --repeat-last-n tokens (1 = off)",
+  },
   { name: "repeat-last-n", kind: "int", min: -1, help: "tokens the repeat penalty looks back over (-1 = all)" },
   { name: "presence-penalty", kind: "number", value: "X", help: "OpenAI presence penalty (0 = off)" },
   { name: "frequency-penalty", kind: "number", value: "X", help: "OpenAI frequency penalty (0 = off)" },
@@ -59,7 +71,9 @@ const BACKENDS: BackendName[] = ["wasm", "webgpu", "auto"];
 export function loadOptions(f: Flags, io: Io): LoadOptions {
   const ggml = f.boolean("ggml-order");
   const backend = f.accepts("backend") ? f.string("backend") as BackendName : undefined;
-  if (backend !== undefined && !BACKENDS.includes(backend)) throw new ParamError("--backend", `must be one of ${BACKENDS.join(", ")}, got ${JSON.stringify(backend)}`);
+  if (backend !== undefined && !BACKENDS.includes(backend)) {
+    throw new ParamError("--backend", `must be one of ${BACKENDS.join(", ")}, got ${JSON.stringify(backend)}`);
+  }
   return {
     // --ggml-order: the F16 cache (flash attention as ggml computes it) and matmuls summed in ggml's order
     ggmlOrder: ggml || undefined,

@@ -21,7 +21,12 @@ export const GENERATE_COMMAND: CommandSpec = {
     ...MODEL_FLAGS,
     BACKEND_FLAG,
     { name: "prompt", kind: "string", multiple: true, value: "TEXT", help: "text to continue; several run together as one batch" },
-    { name: "prompt-ids", kind: "string", value: "IDS", help: "token ids to continue instead, comma-separated (5,17,42): runs models without a tokenizer" },
+    {
+      name: "prompt-ids",
+      kind: "string",
+      value: "IDS",
+      help: "token ids to continue instead, comma-separated (5,17,42): runs models without a tokenizer",
+    },
     ...SAMPLING_FLAGS,
     { name: "n", kind: "int", min: 1, help: "samples per prompt (they share the prompt's KV pages)" },
     { name: "beams", kind: "int", min: 1, value: "W", help: "beam search of width W (--length-penalty, --early-stopping)" },
@@ -36,7 +41,21 @@ the batching engine; otherwise one prompt streams through generate().`,
 };
 
 /** Flags only the engine path understands; their presence (or several prompts) selects it. */
-const ENGINE_FLAGS = ["n", "beams", "min-p", "repeat-penalty", "repeat-last-n", "presence-penalty", "frequency-penalty", "stop", "logprobs", "kv-cache", "json", "length-penalty", "early-stopping"];
+const ENGINE_FLAGS = [
+  "n",
+  "beams",
+  "min-p",
+  "repeat-penalty",
+  "repeat-last-n",
+  "presence-penalty",
+  "frequency-penalty",
+  "stop",
+  "logprobs",
+  "kv-cache",
+  "json",
+  "length-penalty",
+  "early-stopping",
+];
 
 function usesEngine(f: Flags): boolean {
   return f.strings("prompt").length > 1 || ENGINE_FLAGS.some((k) => f.has(k));
@@ -133,17 +152,19 @@ async function engineGenerate(f: Flags, io: Io, load: LoadOptions, prompts: Arra
       completion += res.usage.completionTokens;
       for (const c of res.choices) {
         if (json) {
-          io.out(JSON.stringify({
-            prompt: prompts[p],
-            index: p,
-            choice: c.index,
-            text: c.text,
-            tokens: c.tokens,
-            finish_reason: c.finishReason,
-            ...(c.stop !== undefined ? { stop: c.stop } : {}),
-            ...(c.score !== undefined ? { score: c.score } : {}),
-            ...(c.logprobs && params.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
-          }) + "\n");
+          io.out(
+            JSON.stringify({
+              prompt: prompts[p],
+              index: p,
+              choice: c.index,
+              text: c.text,
+              tokens: c.tokens,
+              finish_reason: c.finishReason,
+              ...(c.stop !== undefined ? { stop: c.stop } : {}),
+              ...(c.score !== undefined ? { score: c.score } : {}),
+              ...(c.logprobs && params.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
+            }) + "\n",
+          );
         } else if (!stream) {
           io.out(`--- prompt ${p}${res.choices.length > 1 ? `, choice ${c.index}` : ""} (${c.finishReason}) ---\n${prompts[p]}${c.text}\n`);
         }

@@ -19,7 +19,12 @@ export const SERVE_COMMAND: CommandSpec = {
     { name: "port", kind: "int", min: 0, max: 65535, value: "P", help: "port (default 8080; 0 picks a free one)" },
     { name: "api-key", kind: "string", value: "KEY", help: "require Authorization: Bearer KEY on /v1 routes (default: env KVASM_API_KEY)" },
     { name: "parallel", kind: "int", min: 1, help: "sequences generated at once, batched together (default 8)" },
-    { name: "alias", kind: "string", value: "NAME", help: `the model id clients pass as "model" (default: the file's name without extension)` },
+    {
+      name: "alias",
+      kind: "string",
+      value: "NAME",
+      help: `the model id clients pass as "model" (default: the file's name without extension)`,
+    },
     { name: "model-id", kind: "string", value: "NAME", help: "the same as --alias" },
     { name: "max-pending", kind: "int", min: 1, help: "requests admitted at once; more get 429 (default 64)" },
     { name: "max-body", kind: "int", min: 1, value: "BYTES", help: "largest request body (default 1048576)" },
