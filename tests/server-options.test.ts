@@ -130,7 +130,10 @@ testShared("server: one log line per request with method, path, status, tokens a
     const r = await post(handler, "/v1/completions", { prompt: "Once upon a time", max_tokens: 7, temperature: 0 });
     const usage = (await r.json()).usage;
     assertEquals(lines.length, 1);
-    assert(new RegExp(`^POST /v1/completions 200 ${usage.total_tokens} tokens \\d+ ms$`).test(lines[0]), lines[0]);
+    assert(
+      new RegExp(`^POST /v1/completions 200 ${usage.prompt_tokens}\\+${usage.completion_tokens} tokens \\d+ ms$`).test(lines[0]),
+      lines[0],
+    );
 
     const s = await post(handler, "/v1/chat/completions", {
       messages: [{ role: "user", content: "Hi" }],
@@ -142,8 +145,9 @@ testShared("server: one log line per request with method, path, status, tokens a
     const events = (await s.text()).split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6)));
     await new Promise((res) => setTimeout(res, 0));
     assertEquals(lines.length, 2);
-    assertEquals(entries[1].tokens, events[events.length - 1].usage.total_tokens);
-    assert(/^POST \/v1\/chat\/completions 200 \d+ tokens \d+ ms$/.test(lines[1]), lines[1]);
+    const u = events[events.length - 1].usage;
+    assertEquals([entries[1].promptTokens, entries[1].completionTokens], [u.prompt_tokens, u.completion_tokens]);
+    assert(/^POST \/v1\/chat\/completions 200 \d+\+\d+ tokens \d+ ms$/.test(lines[1]), lines[1]);
 
     await get(handler, "/nowhere");
     assert(/^GET \/nowhere 404 \d+ ms$/.test(lines[2]), lines[2]);

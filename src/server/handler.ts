@@ -86,7 +86,7 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
 
   /** What the log line of the request being answered needs from the route: its tokens, and when a stream ends. */
   interface RouteNote {
-    tokens?: number;
+    usage?: { prompt_tokens: number; completion_tokens: number };
     streamEnded?: Promise<void>;
   }
 
@@ -115,7 +115,7 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       };
       const run = runRequest({ model, generator, template, modelId, parsed, signal: abort.signal });
       handedOff = true;
-      run.usage().then((u) => note.tokens = u.total_tokens, () => {});
+      run.usage().then((u) => note.usage = u, () => {});
       if (parsed.stream) {
         note.streamEnded = new Promise((resolve) => streamEnded = resolve);
         // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
@@ -184,7 +184,14 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       }
       const log = opts.log;
       if (log) {
-        const entry = (): RequestLogEntry => ({ method, path, status: res.status, tokens: note.tokens, ms: performance.now() - t0 });
+        const entry = (): RequestLogEntry => ({
+          method,
+          path,
+          status: res.status,
+          promptTokens: note.usage?.prompt_tokens,
+          completionTokens: note.usage?.completion_tokens,
+          ms: performance.now() - t0,
+        });
         if (note.streamEnded) note.streamEnded.then(() => log(formatLogLine(entry()), entry()));
         else log(formatLogLine(entry()), entry());
       }
