@@ -153,6 +153,15 @@ testShared("server: one log line per request with method, path, status, tokens a
     assert(/^GET \/nowhere 404 \d+ ms$/.test(lines[2]), lines[2]);
     await get(quiet, "/health");
     assertEquals(lines.length, 3, "log: null logs nothing");
+
+    // a client that goes away mid-stream: logged once the generation has stopped, with what it had produced
+    const c = await post(handler, "/v1/completions", { prompt: "Once", max_tokens: 200, stream: true });
+    const reader = c.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    for (let i = 0; i < 500 && lines.length < 4; i++) await new Promise((res) => setTimeout(res, 10));
+    assert(/^POST \/v1\/completions 200 2\+\d+ tokens \d+ ms$/.test(lines[3] ?? ""), lines.join("\n"));
+    assert(entries[3].completionTokens! < 200, `cancelled early: ${lines[3]}`);
   } finally {
     await quiet.close();
     await handler.close();

@@ -84,10 +84,10 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     }
   }
 
-  /** What the log line of the request being answered needs from the route: its tokens, and when a stream ends. */
+  /** What the log line of the request being answered needs from the route: its token counts, and when a stream has ended. */
   interface RouteNote {
     usage?: { prompt_tokens: number; completion_tokens: number };
-    streamEnded?: Promise<void>;
+    streamEnded?: Promise<unknown>;
   }
 
   async function generateRoute(req: Request, parse: (body: unknown) => ParsedRequest, note: RouteNote): Promise<Response> {
@@ -115,9 +115,10 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       };
       const run = runRequest({ model, generator, template, modelId, parsed, signal: abort.signal });
       handedOff = true;
-      run.usage().then((u) => note.usage = u, () => {});
+      const counted = run.usage().then((u) => note.usage = u, () => {});
       if (parsed.stream) {
-        note.streamEnded = new Promise((resolve) => streamEnded = resolve);
+        // a cancelled stream ends before its generations do: its counts follow once they have
+        note.streamEnded = new Promise<void>((resolve) => streamEnded = resolve).then(() => counted);
         // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
         return sseResponse(withFinally(run.chunks(), release), () => {
           abort.abort();
@@ -184,16 +185,21 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       }
       const log = opts.log;
       if (log) {
-        const entry = (): RequestLogEntry => ({
-          method,
-          path,
-          status: res.status,
-          promptTokens: note.usage?.prompt_tokens,
-          completionTokens: note.usage?.completion_tokens,
-          ms: performance.now() - t0,
-        });
-        if (note.streamEnded) note.streamEnded.then(() => log(formatLogLine(entry()), entry()));
-        else log(formatLogLine(entry()), entry());
+        const write = () => {
+          const entry: RequestLogEntry = {
+            method,
+            path,
+            status: res.status,
+            promptTokens: note.usage?.prompt_tokens,
+            completionTokens: note.usage?.completion_tokens,
+            ms: performance.now() - t0,
+          };
+          try {
+            log(formatLogLine(entry), entry);
+          } catch { /* a failing logger must not fail the request it logs */ }
+        };
+        if (note.streamEnded) note.streamEnded.then(write);
+        else write();
       }
       return res;
     },
