@@ -48,7 +48,13 @@ export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
   };
   const maxTokens = f.number("max-tokens") ?? 256;
   const system = f.string("system");
-  const model = await loadFromFlags(f, io, opts);
+  let model: Model;
+  try {
+    model = await loadFromFlags(f, io, opts);
+  } catch (e) {
+    io.close(); // stdin is open already: a failed load must not leave it holding the process
+    throw e;
+  }
   const engine = new Engine(model);
   const template = ChatTemplate.forModel(model);
   const stop = template.isFallback ? CHATML_STOPS : undefined;
