@@ -263,7 +263,8 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
   // Vector constants, built from an opaque zero (z) outside the loop: V8 would
   // otherwise rematerialize every non-trivial v128.const at each use in the loop.
   const m1 = i8x16.splat(<i8>(1 + z)), m3 = i8x16.splat(<i8>(3 + z)), m4 = i8x16.splat(<i8>(15 + z));
-  const c20 = i8x16.splat(<i8>(32 + z)), c30 = i8x16.splat(<i8>(0x30 + z)), bits = i64x2.splat(0x8040201008040201 + <i64>z);
+  // deno-lint-ignore no-unused-vars -- used below; the loop body's own `let c10` hides it from JS scoping, not from AssemblyScript's
+  const c10 = i8x16.splat(<i8>(0x10 + z)), c20 = i8x16.splat(<i8>(32 + z)), c30 = i8x16.splat(<i8>(0x30 + z)), bits = i64x2.splat(0x8040201008040201 + <i64>z);
   const ones16 = i16x8.splat(<i16>(1 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   const zero = i32x4.splat(0);
