@@ -20,20 +20,23 @@ if (!existsSync(new URL("../build/kvasm-simd.wasm", import.meta.url))) {
 
 let passed = 0, failed = 0, skipped = 0;
 
-/** Runs a command with its output passed through as it comes; resolves with its exit status and the output's last 64 KiB. */
-function run(cmd, cmdArgs) {
+/**
+ * Runs a command with its output passed through as it comes (unless `quiet`, which keeps all of it instead);
+ * resolves with its exit status and the output (its last 64 KiB when passed through).
+ */
+function run(cmd, cmdArgs, quiet = false) {
   return new Promise((resolve) => {
     const child = spawn(cmd, cmdArgs, { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
     let tail = "";
     const keep = (chunk) => {
-      tail = (tail + chunk.toString("utf8")).slice(-65536);
+      tail = quiet ? tail + chunk.toString("utf8") : (tail + chunk.toString("utf8")).slice(-65536);
     };
     child.stdout.on("data", (c) => {
-      process.stdout.write(c);
+      if (!quiet) process.stdout.write(c);
       keep(c);
     });
     child.stderr.on("data", (c) => {
-      process.stderr.write(c);
+      if (!quiet) process.stderr.write(c);
       keep(c);
     });
     child.on("error", (e) => resolve({ status: null, signal: e.message, tail }));
@@ -41,16 +44,26 @@ function run(cmd, cmdArgs) {
   });
 }
 
-/** One static check: a pass, or a failure with what to do about it. */
-async function check(title, cmd, cmdArgs, onFailure) {
+/** One static check: a pass, or a failure with what to do about it. `summary` shortens a failure's output (else it streams). */
+async function check(title, cmd, cmdArgs, onFailure, summary) {
   console.log(`=== ${title}`);
-  const r = await run(cmd, cmdArgs);
+  const r = await run(cmd, cmdArgs, Boolean(summary));
   if (r.status === 0) passed++;
   else {
     failed++;
+    if (summary) console.error(summary(strip(r.tail)));
     console.error(`${title} failed: ${onFailure}`);
   }
 }
+
+// ANSI colour codes, which Deno writes even into a pipe
+const strip = (s) => s.replace(new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g"), "");
+
+/** deno fmt --check prints every diff; the files are what matters. */
+const unformattedFiles = (out) => {
+  const files = [...out.matchAll(/^from (.+):$/gm)].map((m) => "  " + m[1].replace(root, ""));
+  return files.length ? `not formatted (${files.length} files):\n${files.join("\n")}` : out;
+};
 
 if (!files.length) {
   const benches = readdirSync(new URL("../bench", import.meta.url)).filter((f) => f.endsWith(".ts")).map((f) => `bench/${f}`);
@@ -64,15 +77,14 @@ if (!files.length) {
     "deno fmt --check",
     bin("deno"),
     ["fmt", "--check"],
-    "run `deno fmt` (node_modules/.bin/deno fmt) to format the files listed above",
+    "run `deno fmt` (node_modules/.bin/deno fmt) to format them",
+    unformattedFiles,
   );
   // the test runs themselves skip type-checking for speed, so everything they load is checked here once
   const entries = ["src/mod.ts", "src/cli.ts", "src/edge.ts", ...benches, "tests/"];
   await check(`deno check ${entries.join(" ")}`, bin("deno"), ["check", ...entries], "fix the type errors above");
 }
 
-// ANSI colour codes, which Deno's reporter writes even into a pipe
-const strip = (s) => s.replace(new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g"), "");
 for (const rt of which) {
   const [cmd, cmdArgs] = rt === "deno"
     ? [bin("deno"), ["test", "-A", "--no-check", ...(files.length ? files : ["tests/"])]]
