@@ -5,7 +5,7 @@
 import { assert, assertClose, assertEquals, assertRejects, env, readJSON, runtime, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import type { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { webgpuStatus, WebGpuError } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
