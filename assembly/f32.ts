@@ -2,7 +2,7 @@
 // residual add, row fetch and attention over the paged KV cache.
 // Every pointer is a byte address in the imported memory; outputs come first.
 
-import { hsum, madd, expf, expf4, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
+import { hsum, madd, expf, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fmaf, ggmlExpf4 } from "./fused";
 
 // @ts-ignore: decorator

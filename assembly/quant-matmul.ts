@@ -119,7 +119,7 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
 @inline function kPackLo(k: i32, p: usize): u64 {
   if (k == Q3_K) return q3kScalesLo(p + 96);
   if (k == Q4_K || k == Q5_K) {
-    const u0 = load<u32>(p + 4), u1 = load<u32>(p + 8), u2 = load<u32>(p + 12);
+    const u0 = load<u32>(p + 4), u2 = load<u32>(p + 12);
     const s1 = (u2 & 0x0f0f0f0f) | (((u0 >> 6) & 0x03030303) << 4);
     return <u64>(u0 & 0x3f3f3f3f) | (<u64>s1 << 32); // the 8 scales
   }
@@ -129,7 +129,7 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
 @inline function kPackHi(k: i32, p: usize): u64 {
   if (k == Q3_K) return q3kScalesHi(p + 96);
   if (k == Q4_K || k == Q5_K) {
-    const u0 = load<u32>(p + 4), u1 = load<u32>(p + 8), u2 = load<u32>(p + 12);
+    const u1 = load<u32>(p + 8), u2 = load<u32>(p + 12);
     const m1 = ((u2 >> 4) & 0x0f0f0f0f) | (((u1 >> 6) & 0x03030303) << 4);
     return <u64>(u1 & 0x3f3f3f3f) | (<u64>m1 << 32); // the 8 mins
   }
@@ -263,6 +263,7 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
   // Vector constants, built from an opaque zero (z) outside the loop: V8 would
   // otherwise rematerialize every non-trivial v128.const at each use in the loop.
   const m1 = i8x16.splat(<i8>(1 + z)), m3 = i8x16.splat(<i8>(3 + z)), m4 = i8x16.splat(<i8>(15 + z));
+  // deno-lint-ignore no-unused-vars -- used below; the loop body's own `let c10` hides it from JS scoping, not from AssemblyScript's
   const c10 = i8x16.splat(<i8>(0x10 + z)), c20 = i8x16.splat(<i8>(32 + z)), c30 = i8x16.splat(<i8>(0x30 + z)), bits = i64x2.splat(0x8040201008040201 + <i64>z);
   const ones16 = i16x8.splat(<i16>(1 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));

@@ -9,8 +9,8 @@
  */
 import { Bench } from "tinybench";
 import * as fs from "node:fs";
-import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
-import { actRowBytes, QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
+import { ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
+import { QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
 
 type Kernels = Record<string, (...a: number[]) => void>;
 const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB

@@ -1,10 +1,17 @@
 /**
  * The command line as a user runs it: `kvasm generate` with --ggml-order reproduces llama.cpp's greedy ids
- * (F16 cache, ggml-order matmuls), on both the plain path and the engine path (--json), and a bad flag
- * value is a typed error with exit code 1, not a crash.
+ * (F16 cache, ggml-order matmuls), on both the plain path and the engine path (--json); a bad flag or flag
+ * value is a typed error naming it with exit code 1, not a crash; --help, --version; `kvasm chat` over a pipe.
  */
-import { assert, assertEquals, readJSON, sharedPath, test, testShared } from "./harness.ts";
+import * as path from "node:path";
+import process from "node:process";
+import { spawnSync } from "node:child_process";
+import { assert, assertEquals, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
 import { main } from "../src/cli.ts";
+import { loadModel } from "../src/model/model.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { ChatTemplate } from "../src/server/chat-template.ts";
+import { chatPromptIds } from "../src/server/chat-prompt.ts";
 
 interface Row {
   model: string;
@@ -57,4 +64,78 @@ test("cli: serve checks --kv-cache before loading anything", async () => {
   const code = await main(["serve", "--model", "/nonexistent.gguf", "--kv-cache", "f8"], io);
   assertEquals(code, 1);
   assert(/kvasm: ParamError: --kv-cache: must be one of f32, f16, q8_0/.test(io.stderr), io.stderr);
+});
+
+test("cli: an unknown flag names itself and the closest known flag (exit 1)", async () => {
+  const io = capture();
+  assertEquals(await main(["generate", "--temprature", "0"], io), 1);
+  assert(/ParamError: --temprature: unknown flag; did you mean --temperature\?/.test(io.stderr), io.stderr);
+  const serve = capture();
+  assertEquals(await main(["serve", "--prot", "8080"], serve), 1);
+  assert(/--prot: unknown flag; did you mean --port\?/.test(serve.stderr), serve.stderr);
+});
+
+test("cli: --help and -h on every command exit 0 with its flags; --version prints package.json's version", async () => {
+  for (const cmd of ["generate", "chat", "serve", "quantize"]) {
+    for (const h of ["--help", "-h"]) {
+      const io = capture();
+      assertEquals(await main([cmd, h], io), 0, `${cmd} ${h}`);
+      assert(io.stdout.startsWith(`usage: kvasm ${cmd}`) && /--model /.test(io.stdout), io.stdout);
+    }
+  }
+  const top = capture();
+  assertEquals(await main(["--help"], top), 0);
+  for (const cmd of ["generate", "chat", "serve", "quantize"]) assert(top.stdout.includes(`\n  ${cmd} `), top.stdout);
+  const v = capture();
+  assertEquals(await main(["--version"], v), 0);
+  assertEquals(v.stdout, `kvasm ${readJSON<{ version: string }>(path.join(REPO, "package.json")).version}\n`);
+});
+
+test("cli: numeric flags are range-checked by name before anything loads; a flag missing its value is an error", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [["--beams", "-1"], /ParamError: --beams: must be an integer >= 1, got -1/],
+    [["--max-tokens", "ten"], /ParamError: --max-tokens: must be an integer >= 0, got "ten"/],
+    [["--top-p", "0"], /ParamError: --top-p: must be a number > 0 and <= 1, got 0/],
+    [["--temperature=-0.5"], /ParamError: --temperature: must be a number >= 0, got -0.5/],
+    [["--prompt", "--hello"], /ParamError: --prompt: needs a value/],
+    [["--json=yes"], /ParamError: --json: takes no value/],
+    [["stray"], /ParamError: stray: unexpected argument/],
+  ];
+  for (const [args, re] of cases) {
+    const io = capture();
+    // the model path does not exist: a flag error must come first
+    assertEquals(await main(["generate", "--model", "/nonexistent.gguf", "--prompt", "x", ...args], io), 1, args.join(" "));
+    assert(re.test(io.stderr), `${args.join(" ")} -> ${io.stderr}`);
+  }
+});
+
+const CHAT_MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
+
+testShared("cli: chat through piped stdin keeps the conversation: the second turn's prompt holds the first", [CHAT_MODEL], async () => {
+  const system = "You tell stories.", user1 = "Tell me about a cat.", user2 = "And then?";
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const [exe, pre] = deno ? [deno.execPath(), ["run", "-A"]] : [process.execPath, []];
+  const args = [...pre, path.join(REPO, "src", "cli.ts"), "chat", "--model", CHAT_MODEL, "--temperature", "0", "--max-tokens", "24", "--threads", "1", "--system", system];
+  const r = spawnSync(exe, args, { input: `${user1}\n${user2}\n`, encoding: "utf8", cwd: REPO, timeout: 120_000 });
+  assertEquals(r.status, 0, r.stderr);
+  const counts = [...r.stderr.matchAll(/\[prompt (\d+) tokens/g)].map((m) => Number(m[1]));
+  assertEquals(counts.length, 2, r.stderr);
+
+  // what the model must have been given: the template's rendering of the whole conversation, first reply included
+  const model = await loadModel(CHAT_MODEL);
+  const engine = new Engine(model);
+  try {
+    const template = ChatTemplate.forModel(model);
+    const first = [{ role: "system", content: system }, { role: "user", content: user1 }];
+    const firstIds = chatPromptIds(model, template, first);
+    const req = engine.submit({ prompt: firstIds, maxTokens: 24, temperature: 0, stop: ["<|im_end|>", "<|im_start|>"] });
+    const reply1 = (await req.done).choices[0].text;
+    assert(r.stdout.startsWith(reply1 + "\n"), `first reply ${JSON.stringify(reply1)} vs stdout ${JSON.stringify(r.stdout)}`);
+    const second = chatPromptIds(model, template, [...first, { role: "assistant", content: reply1 }, { role: "user", content: user2 }]);
+    assertEquals(counts, [firstIds.length, second.length]);
+    assert(second.length > firstIds.length + 10, "the second prompt is longer by the first reply and the second turn");
+  } finally {
+    await engine.close();
+    await model.close();
+  }
 });

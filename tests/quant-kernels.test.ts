@@ -97,7 +97,7 @@ function quantizeActs(build: string, kernel: string, actType: GGMLTypeId, x: Flo
 // ------------------------------------------------------------------ JS references for the activation quantizers
 const fr = Math.fround;
 /** ggml x86 quantize_row_q8_0 / q8_1: d = amax/127, q = round-half-even(x * 127/amax). */
-function refQ8(x: Float32Array, n: number, one: boolean): Uint8Array {
+function refQ8(x: Float32Array, _n: number, one: boolean): Uint8Array {
   const bs = one ? 36 : 34, out = new Uint8Array((x.length / 32) * bs), v = new DataView(out.buffer);
   for (let b = 0; b < x.length / 32; b++) {
     let amax = 0;

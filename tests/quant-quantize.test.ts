@@ -6,7 +6,7 @@ import { dequantizeRef } from "../src/quant/dequantize-ref.ts";
 import { BytesSink } from "../src/formats/gguf-writer.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource } from "../src/io/source.ts";
-import type { ModelFile } from "../src/formats/types.ts";
+import type { MetadataValue, ModelFile } from "../src/formats/types.ts";
 import { ParamError, UnsupportedError } from "../src/errors.ts";
 
 function data(n: number, seed: number): Float32Array {
@@ -75,7 +75,7 @@ test("quantize: quantizeModel Q4_K (pure) on a small in-memory model", async () 
   const input: ModelFile = {
     format: "llama2c",
     source: new BytesSource(bytes),
-    metadata: new Map([["general.architecture", "llama"], ["llama.block_count", 1]]),
+    metadata: new Map<string, MetadataValue>([["general.architecture", "llama"], ["llama.block_count", 1]]),
     tensors: new Map([
       ["blk.0.attn_q.weight", { name: "blk.0.attn_q.weight", type: GGMLType.F32, shape: [n, rows], offset: 0, byteLength: w.byteLength }],
       ["output_norm.weight", { name: "output_norm.weight", type: GGMLType.F32, shape: [n], offset: w.byteLength, byteLength: norm.byteLength }],

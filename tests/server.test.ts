@@ -125,12 +125,12 @@ testShared("16 concurrent streaming clients each get exactly what they get alone
   assert(await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0), "sequences left behind");
 });
 
-testShared("bad requests get 400/413 naming the problem; the server keeps serving", [MODEL], async () => {
+testShared("bad requests get 400/404/413 naming the problem; the server keeps serving", [MODEL], async () => {
   const { server, client } = await started();
   const url = `${server.url}/v1/completions`;
   const cases: Array<[string, number, RegExp]> = [
     ["{not json", 400, /not valid JSON/],
-    [JSON.stringify({ model: "gpt-9", prompt: "x" }), 400, /gpt-9/],
+    [JSON.stringify({ model: "gpt-9", prompt: "x" }), 404, /gpt-9/], // OpenAI: model_not_found
     [JSON.stringify({ prompt: "x", max_tokens: -1 }), 400, /max_tokens/],
     [JSON.stringify({ prompt: "x", temperature: "hot" }), 400, /temperature/],
     [JSON.stringify({ prompt: "x", top_p: 0 }), 400, /top_p/],

@@ -188,7 +188,7 @@ test("a worker that traps inside an op fails the call with its message instead o
       if (!pool.splitRange("matmul_f32", [beyond, 1 << 16, 1 << 16, 16, 256, 1], 256, 16)) await pool.settle();
     }, KvasmError, /worker 1 failed during an op: .*(out of bounds|RuntimeError)/i);
     assertEquals((err as KvasmError).code, "worker", "error code");
-    await assertRejects(async () => pool.splitRange("matmul_f32", [0, 0, 0, 16, 16, 1], 16, 16), KvasmError, /died|failed/);
+    await assertRejects(() => pool.splitRange("matmul_f32", [0, 0, 0, 16, 16, 1], 16, 16), KvasmError, /died|failed/);
   } finally {
     pool.close();
     await backend.close();

@@ -1,62 +1,64 @@
 /**
- * `kvasm generate` over the engine: several --prompt flags run together as
- * one continuously batched set of requests, with the full sampling toolbox,
- * n > 1 samples, beam search, a Q8_0 KV cache, and --json output (one line
- * per finished sequence).
+ * `kvasm generate`: one prompt streamed through generate() (the plain path), or, when several --prompt
+ * flags or any engine-only flag are given, the engine path: continuously batched requests with the full
+ * sampling toolbox, n > 1 samples, beam search, a Q8_0 KV cache, and --json output (one line per
+ * finished sequence).
  */
-import { loadModel, type LoadOptions } from "../model/model.ts";
-import { loadProgress } from "../io/load-progress.ts";
+import { generate } from "../generate.ts";
 import { ParamError } from "../errors.ts";
-import type { KVType } from "../backends/backend.ts";
+import type { LoadOptions } from "../model/model.ts";
 import { Engine } from "./engine.ts";
 import type { RequestParams } from "./request.ts";
+import type { CommandSpec, Flags } from "../cli/flags.ts";
+import type { Io } from "../cli/io.ts";
+import { BACKEND_FLAG, loadFromFlags, loadOptions, MODEL_FLAGS, SAMPLING_FLAGS } from "../cli/model-flags.ts";
 
-type Flags = Map<string, string[]>;
-
-interface Io {
-  out(s: string): void;
-  err(s: string): void;
-  errIsTTY?: boolean;
-}
-
-export const ENGINE_GENERATE_USAGE = `  --prompt TEXT       (repeatable) several prompts run together as one batch
-  --n N               samples per prompt (they share the prompt's KV pages)
-  --beams W           beam search of width W (--length-penalty, --early-stopping)
-  --min-p P           keep tokens with p >= P * p_max (0 = off)
-  --repeat-penalty R  llama.cpp repetition penalty over the last --repeat-last-n tokens (1 = off)
-  --presence-penalty, --frequency-penalty   OpenAI-style penalties (0 = off)
-  --stop TEXT         (repeatable) stop string, matched across token boundaries
-  --logprobs N        report each token's logprob and the top N alternatives (with --json)
-  --kv-cache TYPE     f32 (default), f16 or q8_0
-  --json              one JSON line per finished sequence: prompt, text, token ids, finish reason, logprobs`;
+export const GENERATE_COMMAND: CommandSpec = {
+  name: "generate",
+  summary: "Continue a prompt: text to stdout as it is generated, timings to stderr.",
+  usage: "kvasm generate [--model PATH|URL] --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [...]",
+  flags: [
+    ...MODEL_FLAGS,
+    BACKEND_FLAG,
+    { name: "prompt", kind: "string", multiple: true, value: "TEXT", help: "text to continue; several run together as one batch" },
+    {
+      name: "prompt-ids",
+      kind: "string",
+      value: "IDS",
+      help: "token ids to continue instead, comma-separated (5,17,42): runs models without a tokenizer",
+    },
+    ...SAMPLING_FLAGS,
+    { name: "n", kind: "int", min: 1, help: "samples per prompt (they share the prompt's KV pages)" },
+    { name: "beams", kind: "int", min: 1, value: "W", help: "beam search of width W (--length-penalty, --early-stopping)" },
+    { name: "length-penalty", kind: "number", value: "X", help: "beam score = logprob sum / length ** X (default 1)" },
+    { name: "early-stopping", kind: "boolean", help: "beam search ends once W hypotheses have finished" },
+    { name: "stop", kind: "string", multiple: true, value: "TEXT", help: "stop string, matched across token boundaries" },
+    { name: "logprobs", kind: "int", min: 0, help: "report each token's logprob and the top N alternatives (with --json)" },
+    { name: "json", kind: "boolean", help: "one JSON line per finished sequence: prompt, text, token ids, finish reason, logprobs" },
+  ],
+  notes: `Several --prompt flags, --n, --beams, --min-p, the penalties, --stop, --logprobs, --kv-cache or --json run
+the batching engine; otherwise one prompt streams through generate().`,
+};
 
 /** Flags only the engine path understands; their presence (or several prompts) selects it. */
-const ENGINE_FLAGS = ["n", "beams", "min-p", "repeat-penalty", "repeat-last-n", "presence-penalty", "frequency-penalty", "stop", "logprobs", "kv-cache", "json", "length-penalty", "early-stopping"];
+const ENGINE_FLAGS = [
+  "n",
+  "beams",
+  "min-p",
+  "repeat-penalty",
+  "repeat-last-n",
+  "presence-penalty",
+  "frequency-penalty",
+  "stop",
+  "logprobs",
+  "kv-cache",
+  "json",
+  "length-penalty",
+  "early-stopping",
+];
 
-const KV_TYPES: KVType[] = ["f32", "f16", "q8_0"];
-
-/** The --kv-cache flag's value (dflt when absent), or a ParamError naming the choices. */
-export function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {
-  const kv = (value ?? dflt) as KVType;
-  if (!KV_TYPES.includes(kv)) throw new ParamError("--kv-cache", `must be one of ${KV_TYPES.join(", ")}, got ${JSON.stringify(kv)}`);
-  return kv;
-}
-
-export function usesEngine(f: Flags): boolean {
-  return (f.get("prompt")?.length ?? 0) > 1 || ENGINE_FLAGS.some((k) => f.has(k));
-}
-
-function last(f: Flags, key: string): string | undefined {
-  const v = f.get(key);
-  return v?.[v.length - 1];
-}
-
-function num(f: Flags, key: string): number | undefined {
-  const v = last(f, key);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new ParamError(`--${key}`, `must be a number, got ${JSON.stringify(v)}`);
-  return n;
+function usesEngine(f: Flags): boolean {
+  return f.strings("prompt").length > 1 || ENGINE_FLAGS.some((k) => f.has(k));
 }
 
 /** `--prompt-ids 5,17,42` -> [5, 17, 42] (models without a tokenizer run on ids); undefined when absent. */
@@ -69,41 +71,73 @@ export function parsePromptIds(v: string | undefined): number[] | undefined {
   return ids;
 }
 
-export async function engineGenerate(f: Flags, io: Io, load: LoadOptions): Promise<void> {
-  const modelPath = last(f, "model"); // none: the model bundled with kvasm
-  const ids = parsePromptIds(last(f, "prompt-ids"));
-  const prompts: Array<string | number[]> = ids ? [ids] : f.get("prompt") ?? [];
-  if (prompts.length === 0) throw new ParamError("--prompt", "is required");
-  const json = f.has("json");
-  const beams = num(f, "beams");
-  const n = num(f, "n") ?? (beams ?? 1);
+export function cmdGenerate(f: Flags, io: Io): Promise<void> {
+  const load = loadOptions(f, io);
+  // token ids run models that ship no tokenizer (and skip tokenization when comparing with a reference)
+  const ids = parsePromptIds(f.string("prompt-ids"));
+  const prompts: Array<string | number[]> = ids ? [ids] : f.strings("prompt");
+  if (prompts.length === 0) throw new ParamError("--prompt", "is required (or --prompt-ids)");
+  return usesEngine(f) ? engineGenerate(f, io, load, prompts) : plainGenerate(f, io, load, prompts[0]);
+}
+
+async function plainGenerate(f: Flags, io: Io, load: LoadOptions, prompt: string | number[]): Promise<void> {
+  const t0 = performance.now();
+  const model = await loadFromFlags(f, io, load);
+  const loadMs = performance.now() - t0;
+  try {
+    const gen = generate(model, prompt, {
+      maxTokens: f.number("max-tokens"),
+      temperature: f.number("temperature"),
+      topK: f.number("top-k"),
+      topP: f.number("top-p"),
+      seed: f.number("seed"),
+    });
+    if (typeof prompt === "string") io.out(prompt);
+    let r = await gen.next();
+    while (!r.done) {
+      io.out(r.value);
+      r = await gen.next();
+    }
+    io.out("\n");
+    const s = r.value;
+    const prefillTps = s.promptTokens.length / (s.prefillMs / 1000);
+    const decodeTps = s.tokens.length > 1 ? (s.tokens.length - 1) / (s.decodeMs / 1000) : 0;
+    io.err(
+      `${model.backend.name} | load ${loadMs.toFixed(0)} ms | prefill ${s.promptTokens.length} tokens, ${prefillTps.toFixed(1)} tok/s | ` +
+        `decode ${s.tokens.length} tokens, ${decodeTps.toFixed(1)} tok/s | ${s.finishReason}\n`,
+    );
+  } finally {
+    await model.close();
+  }
+}
+
+async function engineGenerate(f: Flags, io: Io, load: LoadOptions, prompts: Array<string | number[]>): Promise<void> {
+  const json = f.boolean("json");
+  const beams = f.number("beams");
+  const n = f.number("n") ?? (beams ?? 1);
+  if (beams !== undefined && n > beams) throw new ParamError("--n", `must be at most --beams (${beams}), got ${n}`);
   const width = Math.max(n, beams ?? 0);
-  const kvType = kvCacheFlag(last(f, "kv-cache"), load.kvCacheType ?? "f32");
+  const kvType = load.kvCacheType ?? "f32";
   const params: Omit<RequestParams, "prompt"> = {
-    maxTokens: num(f, "max-tokens"),
-    temperature: num(f, "temperature"),
-    topK: num(f, "top-k"),
-    topP: num(f, "top-p"),
-    minP: num(f, "min-p"),
-    repeatPenalty: num(f, "repeat-penalty"),
-    repeatLastN: num(f, "repeat-last-n"),
-    presencePenalty: num(f, "presence-penalty"),
-    frequencyPenalty: num(f, "frequency-penalty"),
-    seed: num(f, "seed"),
-    logprobs: num(f, "logprobs"),
-    stop: f.get("stop"),
+    maxTokens: f.number("max-tokens"),
+    temperature: f.number("temperature"),
+    topK: f.number("top-k"),
+    topP: f.number("top-p"),
+    minP: f.number("min-p"),
+    repeatPenalty: f.number("repeat-penalty"),
+    repeatLastN: f.number("repeat-last-n"),
+    presencePenalty: f.number("presence-penalty"),
+    frequencyPenalty: f.number("frequency-penalty"),
+    seed: f.number("seed"),
+    logprobs: f.number("logprobs"),
+    stop: f.has("stop") ? f.strings("stop") : undefined,
     n,
     beams,
-    lengthPenalty: num(f, "length-penalty"),
-    earlyStopping: f.has("early-stopping") ? last(f, "early-stopping") !== "false" : undefined,
+    lengthPenalty: f.number("length-penalty"),
+    earlyStopping: f.has("early-stopping") ? true : undefined,
   };
   const t0 = performance.now();
-  const model = await loadModel(modelPath, {
-    ...load,
-    maxSequences: prompts.length * width,
-    kvCacheType: kvType,
-    onProgress: loadProgress(modelPath, io.err, io.errIsTTY ?? false),
-  });
+  const model = await loadFromFlags(f, io, { ...load, maxSequences: prompts.length * width, kvCacheType: kvType });
   const loadMs = performance.now() - t0;
   const engine = new Engine(model);
   const stream = !json && prompts.length === 1 && width === 1;
@@ -113,26 +147,24 @@ export async function engineGenerate(f: Flags, io: Io, load: LoadOptions): Promi
     let completion = 0;
     await Promise.all(reqs.map(async (r, p) => {
       if (stream && typeof prompts[p] === "string") io.out(prompts[p] as string);
-      const texts: string[] = [];
-      for await (const ev of r) {
-        texts[ev.choice] = (texts[ev.choice] ?? "") + ev.text;
-        if (stream) io.out(ev.text);
-      }
+      for await (const ev of r) if (stream) io.out(ev.text);
       const res = await r.done;
       completion += res.usage.completionTokens;
       for (const c of res.choices) {
         if (json) {
-          io.out(JSON.stringify({
-            prompt: prompts[p],
-            index: p,
-            choice: c.index,
-            text: c.text,
-            tokens: c.tokens,
-            finish_reason: c.finishReason,
-            ...(c.stop !== undefined ? { stop: c.stop } : {}),
-            ...(c.score !== undefined ? { score: c.score } : {}),
-            ...(c.logprobs && params.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
-          }) + "\n");
+          io.out(
+            JSON.stringify({
+              prompt: prompts[p],
+              index: p,
+              choice: c.index,
+              text: c.text,
+              tokens: c.tokens,
+              finish_reason: c.finishReason,
+              ...(c.stop !== undefined ? { stop: c.stop } : {}),
+              ...(c.score !== undefined ? { score: c.score } : {}),
+              ...(c.logprobs && params.logprobs !== undefined ? { logprobs: c.logprobs } : {}),
+            }) + "\n",
+          );
         } else if (!stream) {
           io.out(`--- prompt ${p}${res.choices.length > 1 ? `, choice ${c.index}` : ""} (${c.finishReason}) ---\n${prompts[p]}${c.text}\n`);
         }

@@ -3,27 +3,32 @@ import { fileSink, type GGUFMetadataEntry, inferValueType } from "../formats/ggu
 import { quantizeModel, type QuantizeTarget } from "./quantize.ts";
 import { ParamError } from "../errors.ts";
 import { loadTokenizerFor } from "../model/tokenizer-for.ts";
+import type { CommandSpec, Flags } from "../cli/flags.ts";
 
-export const QUANTIZE_USAGE = `  kvasm quantize --model IN --out OUT.gguf --type Q8_0|Q4_0|Q4_K|Q4_K_M [--tokenizer PATH]
-                 (IN: F32/F16 GGUF or llama2.c .bin; a llama2.c model's tokenizer.bin is embedded in the GGUF)
-`;
+export const QUANTIZE_COMMAND: CommandSpec = {
+  name: "quantize",
+  summary: "Write a quantized GGUF v3 from an F32/F16 GGUF or a llama2.c .bin, tensor by tensor.",
+  usage: "kvasm quantize --model IN --out OUT.gguf --type Q8_0|Q4_0|Q4_K|Q4_K_M [--tokenizer PATH]",
+  flags: [
+    { name: "model", kind: "string", value: "IN", help: "F32/F16 GGUF or llama2.c .bin" },
+    { name: "out", kind: "string", value: "OUT.gguf", help: "the quantized file to write" },
+    { name: "type", kind: "string", value: "TYPE", help: "Q8_0, Q4_0, Q4_K or Q4_K_M" },
+    { name: "tokenizer", kind: "string", value: "PATH", help: "a llama2.c model's tokenizer.bin, embedded in the GGUF" },
+  ],
+};
 
 const TARGETS: QuantizeTarget[] = ["Q8_0", "Q4_0", "Q4_K", "Q4_K_M"];
 
 /** `kvasm quantize`: F32/F16 GGUF or llama2.c checkpoint to a quantized GGUF v3, tensor by tensor. */
-export async function cmdQuantize(
-  get: (key: string) => string | undefined,
-  io: { err(s: string): void },
-): Promise<void> {
-  const inPath = get("model"), outPath = get("out"), type = get("type")?.toUpperCase() as QuantizeTarget | undefined;
-  if (!inPath) throw new ParamError("--model", "is required");
-  if (!outPath) throw new ParamError("--out", "is required");
-  if (!type || !TARGETS.includes(type)) throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(get("type"))}`);
+export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promise<void> {
+  const inPath = f.required("model"), outPath = f.required("out");
+  const type = f.string("type")?.toUpperCase() as QuantizeTarget | undefined;
+  if (!type || !TARGETS.includes(type)) throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(f.string("type"))}`);
   const t0 = performance.now();
   const input = await openModelFile(inPath);
   try {
     let tokenizerMetadata: GGUFMetadataEntry[] | undefined;
-    const tokPath = get("tokenizer");
+    const tokPath = f.string("tokenizer");
     if (!input.metadata.has("tokenizer.ggml.model") && tokPath) {
       tokenizerMetadata = ggufVocabulary(await loadTokenizerFor(input, tokPath));
     }

@@ -25,7 +25,6 @@ function nearestInt(x: number): number {
 function roundf(x: number): number {
   return x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
 }
-const f16r = (x: number) => f16ToF32(f32ToF16(x)); // value after a round trip through the stored f16
 
 // ------------------------------------------------------------------ 32-element blocks
 

@@ -2,69 +2,51 @@
  * `kvasm serve`: loads a model and serves the OpenAI-compatible API on this
  * runtime's HTTP server until SIGINT/SIGTERM. Default host is loopback.
  */
-import { loadModel } from "../model/model.ts";
-import { loadProgress } from "../io/load-progress.ts";
-import { ParamError } from "../errors.ts";
-import { kvCacheFlag } from "../engine/cli-generate.ts";
 import { createHandler } from "./handler.ts";
 import { serve } from "./serve.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./serve-types.ts";
+import type { CommandSpec, Flags } from "../cli/flags.ts";
+import type { Io } from "../cli/io.ts";
+import { loadFromFlags, loadOptions, MODEL_FLAGS } from "../cli/model-flags.ts";
 
-type Flags = Map<string, string[]>;
-interface Io {
-  out(s: string): void;
-  err(s: string): void;
-  errIsTTY?: boolean;
-}
-
-export const SERVE_USAGE = `  kvasm serve [--model PATH|URL] [--host 127.0.0.1] [--port 8080] [--api-key KEY]
-              [--parallel N] [--context N] [--model-id NAME] [--max-pending N] [--max-body BYTES]`;
-
-export const SERVE_OPTIONS = `serve options:
-  --host H            interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)
-  --port P            port (default 8080; 0 picks a free one)
-  --api-key KEY       require Authorization: Bearer KEY on /v1 routes (default: env KVASM_API_KEY)
-  --parallel N        sequences generated at once, batched together (default 8)
-  --model-id NAME     name clients pass as "model" (default: the file's general.name)
-  --max-pending N     requests admitted at once; more get 429 (default 64)
-  --max-body BYTES    largest request body (default 1048576)
-  --kv-cache TYPE     f32 (default), f16 or q8_0
-  --ggml-order        llama.cpp's CPU arithmetic bit for bit (F16 cache, matmuls in ggml's order; slower)
-`;
-
-function last(f: Flags, key: string): string | undefined {
-  const v = f.get(key);
-  return v?.[v.length - 1];
-}
-
-function int(f: Flags, key: string): number | undefined {
-  const v = last(f, key);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ParamError(`--${key}`, `must be a non-negative integer, got ${JSON.stringify(v)}`);
-  return n;
-}
+export const SERVE_COMMAND: CommandSpec = {
+  name: "serve",
+  summary: "Serve the OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models, /health).",
+  usage: "kvasm serve [--model PATH|URL] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--alias NAME] [--cors ORIGIN] [...]",
+  flags: [
+    ...MODEL_FLAGS,
+    { name: "host", kind: "string", value: "H", help: "interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)" },
+    { name: "port", kind: "int", min: 0, max: 65535, value: "P", help: "port (default 8080; 0 picks a free one)" },
+    { name: "api-key", kind: "string", value: "KEY", help: "require Authorization: Bearer KEY on /v1 routes (default: env KVASM_API_KEY)" },
+    { name: "parallel", kind: "int", min: 1, help: "sequences generated at once, batched together (default 8)" },
+    {
+      name: "alias",
+      kind: "string",
+      value: "NAME",
+      help: `the model id clients pass as "model" (default: the file's name without extension)`,
+    },
+    { name: "model-id", kind: "string", value: "NAME", help: "the same as --alias" },
+    { name: "max-pending", kind: "int", min: 1, help: "requests admitted at once; more get 429 (default 64)" },
+    { name: "max-body", kind: "int", min: 1, value: "BYTES", help: "largest request body (default 1048576)" },
+    { name: "cors", kind: "string", value: "ORIGIN", help: "allow browsers from ORIGIN (or * for any) to call the API" },
+    { name: "quiet", kind: "boolean", help: "no log line per request on stderr" },
+  ],
+};
 
 export async function cmdServe(f: Flags, io: Io): Promise<void> {
-  const modelPath = last(f, "model"); // none: the model bundled with kvasm
-  const kvCacheType = kvCacheFlag(last(f, "kv-cache"), f.has("ggml-order") ? "f16" : "f32");
-  const model = await loadModel(modelPath, {
-    tokenizer: last(f, "tokenizer"),
-    contextLength: int(f, "context"),
-    maxSequences: int(f, "parallel") ?? 8,
-    threads: int(f, "threads"),
-    kvCacheType,
-    ggmlOrder: f.has("ggml-order"),
-    onProgress: loadProgress(modelPath, io.err, io.errIsTTY ?? false),
-  });
+  const opts = loadOptions(f, io);
+  const host = f.string("host") ?? DEFAULT_HOST, port = f.number("port") ?? DEFAULT_PORT;
+  const model = await loadFromFlags(f, io, { ...opts, maxSequences: f.number("parallel") ?? 8, ggmlOrder: f.boolean("ggml-order") });
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
   const handler = createHandler(model, {
-    apiKey: last(f, "api-key") ?? env.KVASM_API_KEY,
-    modelId: last(f, "model-id"),
-    maxPending: int(f, "max-pending"),
-    maxBodyBytes: int(f, "max-body"),
+    apiKey: f.string("api-key") ?? env.KVASM_API_KEY,
+    modelId: f.string("alias") ?? f.string("model-id"),
+    maxPending: f.number("max-pending"),
+    maxBodyBytes: f.number("max-body"),
+    cors: f.string("cors"),
+    log: f.boolean("quiet") ? null : (line) => io.err(`${line}\n`),
   });
-  const server = await serve(handler.fetch, { host: last(f, "host") ?? DEFAULT_HOST, port: int(f, "port") ?? DEFAULT_PORT });
+  const server = await serve(handler.fetch, { host, port });
   io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.kv.maxSeqs} sequences in parallel)\n`);
   await new Promise<void>((resolve) => {
     const proc = (globalThis as { process?: { once(s: string, f: () => void): void } }).process;

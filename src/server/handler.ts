@@ -22,13 +22,15 @@ import { HttpError, jsonResponse, toHttpError } from "./http-error.ts";
 import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "./openai-request.ts";
 import { runRequest } from "./run-request.ts";
 import { sseResponse } from "./sse.ts";
+import { applyCors, type CorsOrigins, isPreflight, preflightResponse } from "./cors.ts";
+import { formatLogLine, type RequestLogEntry, type RequestLogger } from "./request-log.ts";
 
 export interface HandlerOptions {
   /** Runs the requests (default: a new Engine over the model, closed by handler.close()). */
   generator?: Generator;
   /** Options for the Engine created when no generator is given. */
   engine?: EngineOptions;
-  /** The name clients pass as `model` (default: the file's general.name, else "kvasm"). */
+  /** The model id clients pass as `model` (an alias; default: the model file's name without its extension). */
   modelId?: string;
   /** When set, /v1 routes require `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
@@ -42,6 +44,10 @@ export interface HandlerOptions {
   chatTemplate?: string;
   /** Steps, output size and time one chat template render may take (see TemplateLimits); past them the request gets a 500. */
   chatTemplateLimits?: Partial<TemplateLimits>;
+  /** Origins browsers may call the API from: "*", one origin, or a comma-separated list (default: none). */
+  cors?: CorsOrigins;
+  /** Receives one line per request (method, path, status, tokens, ms); default: none (`kvasm serve` logs to stderr). */
+  log?: RequestLogger | null;
 }
 
 export interface KvasmHandler {
@@ -78,7 +84,13 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     }
   }
 
-  async function generateRoute(req: Request, parse: (body: unknown) => ParsedRequest): Promise<Response> {
+  /** What the log line of the request being answered needs from the route: its token counts, and when a stream has ended. */
+  interface RouteNote {
+    usage?: { prompt_tokens: number; completion_tokens: number };
+    streamEnded?: Promise<unknown>;
+  }
+
+  async function generateRoute(req: Request, parse: (body: unknown) => ParsedRequest, note: RouteNote): Promise<Response> {
     if (pending >= maxPending) {
       throw new HttpError(429, `server is busy: ${pending} requests in progress; retry after ${retryAfter} s`, "rate_limit_error", null, "queue_full", {
         "Retry-After": retryAfter,
@@ -88,22 +100,25 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     let handedOff = false;
     try {
       const parsed = parse(await readJsonBody(req, maxBody));
-      if (parsed.model !== undefined && parsed.model !== modelId) {
-        throw new HttpError(400, `model ${JSON.stringify(parsed.model)} is not served here; this server serves ${JSON.stringify(modelId)}`, "invalid_request_error", "model", "model_not_found");
-      }
+      if (parsed.model !== undefined && parsed.model !== modelId) throw modelNotFound(parsed.model, modelId);
       const abort = new AbortController();
       const onClientGone = () => abort.abort();
       req.signal?.addEventListener("abort", onClientGone, { once: true });
       let released = false;
+      let streamEnded = () => {};
       const release = () => {
         if (released) return;
         released = true;
         req.signal?.removeEventListener("abort", onClientGone);
         pending--;
+        streamEnded();
       };
       const run = runRequest({ model, generator, template, modelId, parsed, signal: abort.signal });
       handedOff = true;
+      const counted = run.usage().then((u) => note.usage = u, () => {});
       if (parsed.stream) {
+        // a cancelled stream ends before its generations do: its counts follow once they have
+        note.streamEnded = new Promise<void>((resolve) => streamEnded = resolve).then(() => counted);
         // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
         return sseResponse(withFinally(run.chunks(), release), () => {
           abort.abort();
@@ -120,9 +135,7 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     }
   }
 
-  async function route(req: Request): Promise<Response> {
-    const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
-    const method = req.method.toUpperCase();
+  async function route(req: Request, path: string, method: string, note: RouteNote): Promise<Response> {
     if (path === "/health") {
       if (method !== "GET" && method !== "HEAD") throw notAllowed(method, path);
       return jsonResponse({ status: "ok", model: modelId, pending, sequences: generator.activeSequences });
@@ -132,17 +145,17 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       case "/v1/models":
         if (method !== "GET") throw notAllowed(method, path);
         return jsonResponse({ object: "list", data: [modelObject] });
-      case `/v1/models/${modelId}`:
+      case `/v1/models/${encodeURIComponent(modelId)}`:
         if (method !== "GET") throw notAllowed(method, path);
         return jsonResponse(modelObject);
       case "/v1/completions":
         if (method !== "POST") throw notAllowed(method, path);
-        return await generateRoute(req, parseCompletionRequest);
+        return await generateRoute(req, parseCompletionRequest, note);
       case "/v1/chat/completions":
         if (method !== "POST") throw notAllowed(method, path);
-        return await generateRoute(req, parseChatRequest);
+        return await generateRoute(req, parseChatRequest, note);
     }
-    if (path.startsWith("/v1/models/")) throw new HttpError(404, `model ${JSON.stringify(path.slice(11))} not found`, "not_found_error", "model", "model_not_found");
+    if (path.startsWith("/v1/models/")) throw modelNotFound(safeDecode(path.slice(11)), modelId);
     throw new HttpError(404, `no route for ${method} ${path}`, "not_found_error", null, "not_found");
   }
 
@@ -156,11 +169,39 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       return pending;
     },
     async fetch(req: Request): Promise<Response> {
-      try {
-        return await route(req);
-      } catch (e) {
-        return toHttpError(e).response();
+      const t0 = performance.now();
+      const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
+      const method = req.method.toUpperCase();
+      const note: RouteNote = {};
+      let res: Response;
+      if (opts.cors !== undefined && isPreflight(req)) res = preflightResponse(req, opts.cors);
+      else {
+        try {
+          res = await route(req, path, method, note);
+        } catch (e) {
+          res = toHttpError(e).response();
+        }
+        if (opts.cors !== undefined) applyCors(res.headers, req, opts.cors);
       }
+      const log = opts.log;
+      if (log) {
+        const write = () => {
+          const entry: RequestLogEntry = {
+            method,
+            path,
+            status: res.status,
+            promptTokens: note.usage?.prompt_tokens,
+            completionTokens: note.usage?.completion_tokens,
+            ms: performance.now() - t0,
+          };
+          try {
+            log(formatLogLine(entry), entry);
+          } catch { /* a failing logger must not fail the request it logs */ }
+        };
+        if (note.streamEnded) note.streamEnded.then(write);
+        else write();
+      }
+      return res;
     },
   };
 }
@@ -169,9 +210,37 @@ function notAllowed(method: string, path: string): HttpError {
   return new HttpError(405, `method ${method} is not allowed on ${path}`, "invalid_request_error", null, "method_not_allowed");
 }
 
-function defaultModelId(model: Model): string {
+/** OpenAI's answer to a model it does not serve: 404, code model_not_found. */
+function modelNotFound(asked: string, served: string): HttpError {
+  return new HttpError(404, `The model ${JSON.stringify(asked)} does not exist; this server serves ${JSON.stringify(served)}`, "invalid_request_error", null, "model_not_found");
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/**
+ * The id a model is served under when no alias is given: its file's name without the extension
+ * (stories260K-q8_0.gguf -> "stories260K-q8_0"), what a user who started the server knows it by; a model
+ * from bytes has no name, so its general.name stands in, else "kvasm".
+ */
+export function defaultModelId(model: Model): string {
+  const stem = fileStem(model.file.source.name);
+  if (stem !== "") return stem;
   const name = model.file.metadata.get("general.name");
   return typeof name === "string" && name.trim() !== "" ? name.trim() : "kvasm";
+}
+
+/** "/models/a/stories260K.gguf" or "https://host/x/stories260K.gguf?dl=1" -> "stories260K"; "" for "<bytes>". */
+export function fileStem(name: string): string {
+  if (name.startsWith("<")) return "";
+  const base = name.replace(/[?#].*$/, "").replace(/[\\/]+$/, "").split(/[\\/]/).pop() ?? "";
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? base.slice(0, dot) : base;
 }
 
 function piece(model: Model, id: number): string {

@@ -7,6 +7,7 @@
 import type { Model } from "../model/model.ts";
 import { ContextLengthError, ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
+import { chatPromptIds as renderChatIds } from "./chat-prompt.ts";
 import type { FinishReason, GeneratedTokenInfo, GenerationEvent, GenerationHandle, GenerationUsage, Generator } from "./generation.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
@@ -111,6 +112,9 @@ export function runRequest(ctx: RunContext) {
   }
 
   return {
+    /** Prompt and completion token counts, once every generation has finished. */
+    usage,
+
     /** The whole answer as one JSON object. */
     async json() {
       const choices: ChoiceState[] = Array.from({ length: handles.length * n }, () => ({ text: "", tokens: [], finishReason: null }));
@@ -204,11 +208,5 @@ function completionPromptIds(model: Model, prompt: string | number[]): number[] 
  * tokenizer wants one and the template did not already write it.
  */
 function chatPromptIds(ctx: RunContext): number[] {
-  const text = ctx.template.render(ctx.parsed.messages);
-  const tok = ctx.model.tokenizer;
-  const bosText = tok.bos >= 0 ? tok.piece(tok.bos) : "";
-  const templateHasBos = bosText !== "" && text.startsWith(bosText);
-  const ids = tok.encode(text, { addBos: tok.addBos && !templateHasBos, parseSpecial: true });
-  if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
-  return ids;
+  return renderChatIds(ctx.model, ctx.template, ctx.parsed.messages);
 }

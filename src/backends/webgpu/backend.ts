@@ -294,8 +294,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
     await this.checkErrors();
   }
 
-  async close(): Promise<void> {
-    if (!this.device) return;
+  close(): Promise<void> {
+    if (!this.device) return Promise.resolve();
     try {
       this.drain(true);
       this.submit();
@@ -312,6 +312,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.bindGroups.clear();
     this.pipelines.clear();
     device.destroy();
+    return Promise.resolve();
   }
 
   // ------------------------------------------------------------ recording
