@@ -47,7 +47,9 @@ export interface GenerationResult {
  * before, so EOS, stop strings and maxTokens end generation at the same token;
  * what was computed past it is dropped with the sequence. It applies when
  * nothing needs the logits on the host: temperature 0 (or topK 1), no bias or
- * penalties, no logprobs, no onToken.
+ * penalties, no logprobs, no onToken. Sampled decoding on WebGPU runs ahead
+ * the same way through Model.decodeSampled, which draws on the device (bias
+ * and penalties included) and hands the RNG stream back to the sampler.
  */
 export async function* generate(
   model: Model,
@@ -69,7 +71,8 @@ export async function* generate(
   const generated: number[] = [];
   let text = "";
   let finishReason: FinishReason = "length";
-  const ahead = runAhead(model, sampler, opts) ? { ids: new Int32Array(0) as Int32Array, at: 0, chunk: 4 } : null;
+  const path = runAhead(model, sampler, opts);
+  const ahead = path ? { ids: new Int32Array(0) as Int32Array, at: 0, chunk: 4, sampled: path === "sampled" } : null;
 
   const seq = model.newSequence();
   try {
@@ -107,7 +110,9 @@ export async function* generate(
       const t2 = performance.now();
       if (ahead) {
         const n = Math.min(ahead.chunk, maxTokens - 1 - i, model.contextLength - seq.length);
-        ahead.ids = await model.decodeGreedy(seq, pick.id, n);
+        ahead.ids = ahead.sampled
+          ? await model.decodeSampled(seq, pick.id, n, sampler, history.subarray(0, nHistory))
+          : await model.decodeGreedy(seq, pick.id, n);
         ahead.at = 0;
         ahead.chunk = Math.min(ahead.chunk * 2, GREEDY_ROWS);
       } else {
@@ -128,10 +133,16 @@ export async function* generate(
   }
 }
 
-/** Whether greedy picks can stay on the device: the backend has argmax and nothing needs the logits on the host. */
-function runAhead(model: Model, sampler: Sampler, opts: GenerateOptions): boolean {
+/**
+ * Whether picks can stay on the device, and how: greedy (the backend has argmax; no bias or penalties) or
+ * sampled (the model draws on the device: WebGPU; bias and penalties are applied there too). Never when
+ * something needs the logits on the host: logprobs or onToken.
+ */
+function runAhead(model: Model, sampler: Sampler, opts: GenerateOptions): "greedy" | "sampled" | null {
   const p = sampler.params;
+  if (p.logprobs !== 0 || opts.onToken) return null;
   const greedy = p.temperature === 0 || p.topK === 1;
   const untouched = p.logitBias.size === 0 && (p.repeatPenalty === 1 || p.repeatLastN === 0) && p.presencePenalty === 0 && p.frequencyPenalty === 0;
-  return Boolean(model.backend.argmax) && greedy && untouched && p.logprobs === 0 && !opts.onToken;
+  if (greedy) return model.backend.argmax && untouched ? "greedy" : null;
+  return model.sampledOnDevice(sampler) ? "sampled" : null;
 }

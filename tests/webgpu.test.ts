@@ -9,8 +9,11 @@ import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { webgpuStatus, WebGpuError } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
-import { generate, type GenerationResult } from "../src/generate.ts";
-import { argmax } from "../src/sampling/sampler.ts";
+import { generate, type GenerateOptions, type GenerationResult } from "../src/generate.ts";
+import { argmax, Sampler } from "../src/sampling/sampler.ts";
+import { Rng } from "../src/sampling/rng.ts";
+import type { SamplingParams } from "../src/sampling/params.ts";
+import { DeviceSampler } from "../src/backends/webgpu/sample.ts";
 import { adapterKind, compareGreedyIds, greedyAgainst, referenceSteps, type ReferenceSteps } from "./near-tie.ts";
 
 interface GoldenRow {
@@ -302,4 +305,151 @@ if (!gpuExpected) {
 
 test("webgpu: an unknown backend name is a parameter error", async () => {
   await assertRejects(() => backendByName("cuda" as "wasm", () => Promise.resolve(new WasmBackend()), () => ({ tensors: [], stateBytes: 0 })), ParamError);
+});
+
+// ---------------------------------------------------------------- sampling on the device
+
+/** Logits with a few strong candidates over noise; `step` > 0 rounds them to multiples of it, so ties occur. */
+function syntheticLogits(V: number, rng: Rng, step = 0): Float32Array {
+  const out = new Float32Array(V);
+  for (let i = 0; i < V; i++) {
+    const g = Math.sqrt(-2 * Math.log(1 - rng.nextFloat())) * Math.cos(2 * Math.PI * rng.nextFloat());
+    out[i] = 2 * g + (rng.nextFloat() < 0.01 ? 6 : 0);
+  }
+  if (step > 0) for (let i = 0; i < V; i++) out[i] = Math.round(out[i] / step) * step;
+  return out;
+}
+
+/**
+ * The tolerance rule for a device draw that differs from the CPU sampler's (f32 against f64 arithmetic):
+ * the CPU's own pick must change when its uniform moves by 1e-5 (a draw within 1e-5 of the kept mass of a
+ * boundary between two tokens), or topP or minP by a relative 1e-5 (a cut within that of a token's weight).
+ */
+function nearBoundary(logits: Float32Array, history: number[], params: SamplingParams, u: number, pick: number): boolean {
+  const d = 1e-5;
+  const variants: Array<[SamplingParams, number]> = [[params, u - d], [params, u + d]];
+  if ((params.topP ?? 1) < 1) variants.push([{ ...params, topP: params.topP! * (1 - d) }, u], [{ ...params, topP: Math.min(1, params.topP! * (1 + d)) }, u]);
+  if (params.minP) variants.push([{ ...params, minP: params.minP * (1 - d) }, u], [{ ...params, minP: params.minP * (1 + d) }, u]);
+  return variants.some(([p, v]) => {
+    const probe = new Sampler(logits.length, p);
+    (probe as unknown as { rng: { nextFloat(): number } }).rng = { nextFloat: () => Math.min(Math.max(v, 0), 1 - 2 ** -24) };
+    return probe.sample(logits.slice(), history).id !== pick;
+  });
+}
+
+gpuTest("the device sampler draws the CPU sampler's tokens for the same logits and seed (tolerance: draws within 1e-5 of a boundary)", [], async () => {
+  const backend = new WebGpuBackend();
+  await backend.init(0);
+  try {
+    const V = 2000, RUN = 8, RUNS = 5; // V not a multiple of 256: the last thread's chunk is short
+    const logitsAt = backend.alloc(V * 4, "logits"), nextAt = backend.alloc(4, "next token");
+    const ds = new DeviceSampler(backend, V, RUN);
+    const configs: Array<{ params: SamplingParams; step?: number }> = [
+      { params: { temperature: 0.8, topP: 0.9, seed: 1 } },
+      { params: { temperature: 1.2, topK: 40, topP: 0.95, minP: 0.05, seed: 2 } },
+      { params: { temperature: 1, topK: 7, seed: 3 }, step: 0.5 }, // ties at the top-k cut and in the nucleus
+      { params: { temperature: 0.9, topP: 0.8, seed: 4 }, step: 0.25 },
+      {
+        params: { temperature: 0.7, minP: 0.02, repeatPenalty: 1.25, repeatLastN: 16, presencePenalty: 0.5, frequencyPenalty: 0.25, logitBias: { 3: 2.5, 5: -Infinity, 1999: 4 }, seed: 5 },
+      },
+    ];
+    const gen = new Rng(99);
+    let compared = 0, tolerated = 0;
+    for (const { params, step } of configs) {
+      const cpu = new Sampler(V, params), host = new Sampler(V, params);
+      const history = [3, 3, 17, 1999, 42, 3];
+      for (let run = 0; run < RUNS; run++) {
+        ds.load(host, history, logitsAt, nextAt);
+        const steps: Array<{ logits: Float32Array; u: number; pick: number; history: number[] }> = [];
+        for (let k = 0; k < RUN; k++) {
+          const logits = syntheticLogits(V, gen, step);
+          backend.write(logitsAt, logits);
+          ds.step(k);
+          const u = cpu.rng.clone().nextFloat();
+          const before = history.slice();
+          const pick = cpu.sample(logits.slice(), history).id;
+          steps.push({ logits, u, pick, history: before });
+          history.push(pick);
+        }
+        const dev = new Int32Array(RUN);
+        await ds.finish(host, dev, RUN);
+        const a = new Uint32Array(4), b = new Uint32Array(4);
+        cpu.rng.getState(a);
+        host.rng.getState(b);
+        assertEquals(Array.from(b), Array.from(a), "the RNG continues where the device left it, one draw per token");
+        for (let k = 0; k < RUN; k++) {
+          compared++;
+          if (dev[k] === steps[k].pick) continue;
+          const s = steps[k];
+          assert(nearBoundary(s.logits, s.history, params, s.u, s.pick), `${JSON.stringify(params)} run ${run} step ${k}: device drew ${dev[k]}, the CPU ${s.pick}, not near a boundary`);
+          tolerated++;
+          break; // the device's history now differs: the next run starts again from the CPU's
+        }
+      }
+    }
+    assert(tolerated <= compared / 20, `${tolerated} of ${compared} draws differ (near boundaries): too many to be rounding`);
+    // nothing finite to draw from: -1, which decodeSampled reports as a NumericalError
+    const host = new Sampler(V, { temperature: 1, seed: 1 });
+    ds.load(host, [], logitsAt, nextAt);
+    backend.write(logitsAt, new Float32Array(V).fill(-Infinity));
+    ds.step(0);
+    const dev = new Int32Array(1);
+    await ds.finish(host, dev, 1);
+    assertEquals(dev[0], -1);
+    assert(!DeviceSampler.supports(new Sampler(V, { temperature: 1, logprobs: 2 }).params), "logprobs need the logits on the host");
+    await assertRejects(async () => ds.load(new Sampler(V, { temperature: 0 }), [], logitsAt, nextAt), ParamError, /temperature/);
+  } finally {
+    await backend.close();
+  }
+});
+
+gpuTest("sampled generate runs ahead on the device and gives the text of per-token sampling on the same backend", [STORIES("stories260K.gguf")], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 256 });
+  try {
+    let calls = 0;
+    const decodeSampled = model.decodeSampled.bind(model);
+    model.decodeSampled = (...a) => (calls++, decodeSampled(...a));
+    const prompt = "Once upon a time";
+    for (
+      const opts of [
+        { temperature: 0.8, topP: 0.9, seed: 42, maxTokens: 100 }, // past GREEDY_ROWS: runs of 4, 8, ..., 64
+        { temperature: 1.1, topK: 40, minP: 0.02, repeatPenalty: 1.3, presencePenalty: 0.2, frequencyPenalty: 0.1, logitBias: { 13: -Infinity, 400: 1.5 }, seed: 7, maxTokens: 30 },
+        { temperature: 0.9, seed: 3, maxTokens: 30, stop: [" the"] },
+      ] as GenerateOptions[]
+    ) {
+      const before = calls;
+      const fast = await run(generate(model, prompt, opts));
+      assert(calls > before, "decodeSampled ran");
+      const slow = await run(generate(model, prompt, { ...opts, onToken: () => {} })); // onToken keeps generate on the per-token path
+      assertEquals(fast.tokens, slow.tokens, JSON.stringify(opts));
+      assertEquals(fast.text, slow.text);
+      assertEquals(fast.finishReason, slow.finishReason);
+    }
+  } finally {
+    await model.close();
+  }
+});
+
+testShared("decodeSampled on the WASM backend is decodeOne with Sampler.sample", [STORIES("stories260K.gguf")], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WasmBackend(), contextLength: 64, maxSequences: 2 });
+  try {
+    const prompt = [1, 403, 407, 261, 378], params = { temperature: 0.9, topP: 0.95, repeatPenalty: 1.2, seed: 11 };
+    const a = model.newSequence(), b = model.newSequence();
+    const sa = new Sampler(model.vocabSize, params), sb = new Sampler(model.vocabSize, params);
+    const history = [...prompt];
+    let logits = await model.prefill(a, prompt);
+    const host: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const id = sa.sample(logits, history).id;
+      host.push(id);
+      history.push(id);
+      logits = await model.decodeOne(a, id);
+    }
+    const first = sb.sample(await model.prefill(b, prompt), prompt).id;
+    const dev = await model.decodeSampled(b, first, 9, sb, [...prompt, first]);
+    assertEquals([first, ...dev], host);
+    assert(!model.sampledOnDevice(sb));
+  } finally {
+    await model.close();
+  }
 });

@@ -20,7 +20,8 @@ import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
 import { generate, type GenerateOptions, type GenerationResult } from "../generate.ts";
-import { argmax } from "../sampling/sampler.ts";
+import { argmax, type Sampler } from "../sampling/sampler.ts";
+import { DeviceSampler } from "../backends/webgpu/sample.ts";
 
 /** Greedy steps Model.decodeGreedy records between two readbacks (the size of its device scratch). */
 export const GREEDY_ROWS = 64;
@@ -101,6 +102,8 @@ export class Model {
   private readonly rowsHost: Int32Array;
   private readonly logitRowIdx: number[] = [];
   private readonly greedyMeta = new Int32Array(GREEDY_ROWS * (1 + ROW_FIELDS));
+  /** decodeSampled's sampler state on the device, made at its first use. */
+  private deviceSampler: DeviceSampler | null = null;
   /**
    * RoPE rows written to the backend so far. The table grows with the longest sequence (doubling),
    * so a context of millions of positions, declared by a generous or a hostile header, costs no
@@ -258,10 +261,10 @@ export class Model {
   async decodeGreedy(seq: Sequence, token: number, n: number): Promise<Int32Array> {
     this.assertOpen();
     if (!(Number.isInteger(n) && n >= 1)) throw new ParamError("n", `must be a positive integer, got ${n}`);
-    const out = new Int32Array(n);
     const b = this.backend;
     const noPick = () => new NumericalError("no token to pick: every logit is NaN (corrupt weights)", this.file.source.name);
     if (!b.argmax) {
+      const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         token = argmax(await this.decodeOne(seq, token));
         if (token < 0) throw noPick();
@@ -269,12 +272,58 @@ export class Model {
       }
       return out;
     }
+    const out = new Int32Array(n);
+    await this.runOnDevice(seq, token, n, out, null);
+    if (out.includes(-1)) throw noPick();
+    return out;
+  }
+
+  /**
+   * Sampled decoding of `n` steps: feeds `token`, then each step's draw by `sampler` (its params and RNG
+   * stream; `history` is every token so far, ending with `token`, for the penalties) as the next step's
+   * token, and returns the n draws; the sequence is left as decodeGreedy leaves it. On the WebGPU backend
+   * the draw runs on the device (backends/webgpu/sample.ts), up to GREEDY_ROWS steps per readback, and the
+   * sampler's RNG continues from where the device left it. Its arithmetic is f32 where the Sampler's is f64:
+   * a draw lands on the same token unless it falls within about 1e-5 of a boundary (README, WebGPU).
+   * Elsewhere it is decodeOne and sampler.sample, token by token.
+   */
+  async decodeSampled(seq: Sequence, token: number, n: number, sampler: Sampler, history: ArrayLike<number>): Promise<Int32Array> {
+    this.assertOpen();
+    if (!(Number.isInteger(n) && n >= 1)) throw new ParamError("n", `must be a positive integer, got ${n}`);
+    const out = new Int32Array(n);
+    if (!this.sampledOnDevice(sampler)) {
+      const h = new Int32Array(history.length + n);
+      h.set(Array.from(history));
+      for (let i = 0; i < n; i++) {
+        token = sampler.sample(await this.decodeOne(seq, token), h.subarray(0, history.length + i)).id;
+        out[i] = h[history.length + i] = token;
+      }
+      return out;
+    }
+    await this.runOnDevice(seq, token, n, out, { sampler, history });
+    if (out.includes(-1)) throw new NumericalError("no token to sample: every logit is NaN or -Infinity after bias and penalties", this.file.source.name);
+    return out;
+  }
+
+  /** Whether decodeSampled draws on the device for this sampler (WebGPU, a draw at a temperature, no logprobs). */
+  sampledOnDevice(sampler: Sampler): boolean {
+    return this.backend instanceof WebGpuBackend && DeviceSampler.supports(sampler.params);
+  }
+
+  /** decodeGreedy's and decodeSampled's device loop: n steps, GREEDY_ROWS per readback, picks into out. */
+  private async runOnDevice(seq: Sequence, token: number, n: number, out: Int32Array, draw: { sampler: Sampler; history: ArrayLike<number> } | null): Promise<void> {
+    const b = this.backend;
     const end = seq.length + n;
     if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
     if (!(Number.isInteger(token) && token >= 0 && token < this.vocabSize)) throw new ParamError("tokens", `token id ${token} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    const s = this.state, G = GREEDY_ROWS;
+    let ds: DeviceSampler | null = null;
+    if (draw) {
+      ds = this.deviceSampler ??= new DeviceSampler(b as WebGpuBackend, this.vocabSize, G);
+      ds.load(draw.sampler, draw.history, s.logits, s.tokens); // validates before anything is reserved
+    }
     this.kv.reserve(seq, end);
     this.ensureRope(end);
-    const s = this.state, G = GREEDY_ROWS;
     const window = this.config.slidingWindow ?? 0;
     // device scratch: picks (G), then each step's position (G) and row metadata (G x ROW_FIELDS)
     const ids = s.greedy, positions = ids + G * 4, rows = positions + G * 4;
@@ -294,16 +343,18 @@ export class Model {
         b.copy(s.positions, positions + k * 4, 4);
         b.copy(s.rows, rows + k * ROW_FIELDS * 4, ROW_FIELDS * 4);
         this.arch.forward(b, this.config, this.weights, s, this.kv.layout, 1, ONE_ROW);
-        b.argmax(ids + k * 4, s.logits, this.vocabSize);
-        b.copy(s.tokens, ids + k * 4, 4); // the next step's input
+        if (ds) ds.step(k); // writes the pick and the next step's input
+        else {
+          b.argmax!(ids + k * 4, s.logits, this.vocabSize);
+          b.copy(s.tokens, ids + k * 4, 4); // the next step's input
+        }
       }
       seq.length += m;
       this.positionsComputed += m;
-      await b.read(ids, new Float32Array(out.buffer, done * 4, m)); // i32 bits, copied as they are
+      if (ds) await ds.finish(draw!.sampler, out.subarray(done, done + m), m);
+      else await b.read(ids, new Float32Array(out.buffer, done * 4, m)); // i32 bits, copied as they are
       done += m;
     }
-    if (out.includes(-1)) throw noPick();
-    return out;
   }
 
   /** Streams a continuation of `prompt` (see generate()). */

@@ -51,6 +51,22 @@ export class Rng {
     return (this.nextU32() >>> 8) * (1 / 16777216);
   }
 
+  /** Writes the state (s0..s3 as u32) to out[0, 4): how a device sampler takes over the stream (backends/webgpu/sample.ts). */
+  getState(out: Uint32Array): void {
+    out[0] = this.s0;
+    out[1] = this.s1;
+    out[2] = this.s2;
+    out[3] = this.s3;
+  }
+
+  /** Continues the stream from a state getState wrote (after the device drew from it). */
+  setState(s: ArrayLike<number>): void {
+    this.s0 = s[0] | 0;
+    this.s1 = s[1] | 0;
+    this.s2 = s[2] | 0;
+    this.s3 = s[3] | 0;
+  }
+
   /** An independent copy at the same position in the stream. */
   clone(): Rng {
     const r = new Rng(0); // then overwrite: keeps one object shape for the JIT

@@ -22,6 +22,7 @@ import {
   ROPE,
   SWIGLU,
 } from "./wgsl-ops.ts";
+import { SAMPLE } from "./wgsl-sample.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -451,7 +452,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private dispatch(
     key: string,
     source: () => string,
-    params: number[],
+    params: ArrayLike<number>,
     groups: number | [number, number],
     w: Weight | Array<Weight | null> | null = null,
     wOffset = 0,
@@ -813,6 +814,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   argmax(out: number, x: number, n: number): void {
     this.enqueue({ k: "argmax", out, x, n });
+  }
+
+  /** Records one step of the device sampler (sample.ts lays out its params; the array is read when the dispatch is recorded). */
+  sampleOnDevice(params: Uint32Array): void {
+    this.enqueue({ k: "other", run: () => this.dispatch("sample", () => SAMPLE, params, [1, 1]) });
   }
 
   /** out2: a word address that gets the pick too (the next step's token), or NO_OUT. */

@@ -1,0 +1,269 @@
+/**
+ * The sampler as one WGSL dispatch of one workgroup: logit bias and penalties
+ * (in place, as the CPU sampler does), temperature, top-k, top-p, min-p and
+ * the draw with xoshiro128**, so a sampled token never has to leave the device
+ * (Model.decodeSampled). It follows src/sampling/sampler.ts step for step, in
+ * f32 where the CPU sampler works in f64 (WGSL has no f64): the README's WebGPU
+ * section says where that can move a draw.
+ *
+ * The sampler block (st words from P.a.x; layout in sample.ts):
+ *   [0, 12)   unused here      [12, 16) xoshiro128** state s0..s3
+ *   [16]      history length   [17, 17+G) picks, one per step of a run
+ *   then V words each: bias (f32), counts (u32, whole history), last (u32, last history position of the id), w (f32 scratch)
+ * Params: a = (block, logits, first pick slot, next-token word), b = (V, flags, temperature, topK),
+ *         c = (topP, minP, repeatPenalty, repeatLastN as i32), d = (presence, frequency, bias offset, G)
+ *         flags: 1 penalties, 2 bias.
+ *
+ * Why bisection: top-k and top-p need the k-th largest logit and the weight at
+ * which the descending cumulative mass reaches topP * mass. Without a sort,
+ * each is the largest threshold (over the f32 bit patterns, which order like
+ * the values) whose count or mass still reaches the goal: 32 counting passes
+ * over the vocabulary, all 256 threads at once, instead of a sort. Ties at the
+ * threshold are taken in ascending id order, as the CPU sampler's heaps take them.
+ */
+export const SAMPLE = /* wgsl */ `
+const WG: u32 = 256u;
+const NONE: u32 = 0xffffffffu;
+var<workgroup> rf: array<f32, 256>;
+var<workgroup> ru: array<u32, 256>;
+var<workgroup> uf: f32;
+var<workgroup> uu: u32;
+
+fn sum_f(li: u32, v: f32) -> f32 {
+  rf[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { rf[li] = rf[li] + rf[li + s]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { uf = rf[0]; }
+  return workgroupUniformLoad(&uf);
+}
+
+fn max_f(li: u32, v: f32) -> f32 {
+  rf[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s && rf[li + s] > rf[li]) { rf[li] = rf[li + s]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { uf = rf[0]; }
+  return workgroupUniformLoad(&uf);
+}
+
+fn sum_u(li: u32, v: u32) -> u32 {
+  ru[li] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (li < s) { ru[li] = ru[li] + ru[li + s]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { uu = ru[0]; }
+  return workgroupUniformLoad(&uu);
+}
+
+/** Exclusive prefix of v over the threads in order (thread 0 walks the 256 partials: cheap, and the same sums every time). */
+fn prefix_u(li: u32, v: u32) -> u32 {
+  ru[li] = v;
+  workgroupBarrier();
+  if (li == 0u) {
+    var acc = 0u;
+    for (var t = 0u; t < WG; t++) { let x = ru[t]; ru[t] = acc; acc += x; }
+  }
+  workgroupBarrier();
+  let p = ru[li];
+  workgroupBarrier();
+  return p;
+}
+
+/** f32 bits mapped so that unsigned order is the float order. */
+fn key(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+/**
+ * exp(y) for y <= 0 to about 2 ulp, from +, *, and a power-of-two scale: WGSL's exp may be
+ * off by 3 + 2|y| ulp, and differently on each adapter. 0 below f32's range.
+ */
+fn exp_np(y: f32) -> f32 {
+  if (!(y > -103.0)) { return 0.0; }
+  let k = round(y * 1.44269504);
+  let r = (y - k * 0.693145752) - k * 1.42860677e-6;
+  let p = 1.0 + r * (1.0 + r * (0.5 + r * (0.166666672 + r * (0.0416666679 + r * (0.00833333377 + r * 0.00138888892)))));
+  return ldexp(p, i32(k)); // exact scaling
+}
+
+fn rotl(x: u32, k: u32) -> u32 { return (x << k) | (x >> (32u - k)); }
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32) {
+  let blk = P.a.x; let logits = P.a.y; let pickAt = P.a.z; let nextTok = P.a.w;
+  let V = P.b.x; let flags = P.b.y; let temp = bitcast<f32>(P.b.z); let topK = P.b.w;
+  let topP = bitcast<f32>(P.c.x); let minP = bitcast<f32>(P.c.y); let rep = bitcast<f32>(P.c.z); let repN = bitcast<i32>(P.c.w);
+  let pres = bitcast<f32>(P.d.x); let freq = bitcast<f32>(P.d.y);
+  let bias = blk + P.d.z; let counts = bias + V; let last = counts + V; let wb = last + V;
+  let hist = i32(st[blk + 16u]);
+  let ninf = bitcast<f32>(0xff800000u);
+  let chunk = (V + WG - 1u) / WG;
+  let c0 = min(V, li * chunk); let c1 = min(V, c0 + chunk);
+
+  // 1-3: bias, then repetition and presence/frequency penalties, in place; the max
+  var m = ninf;
+  for (var i = li; i < V; i += WG) {
+    var x = ldf(logits + i);
+    if ((flags & 2u) != 0u) { x = x + ldf(bias + i); }
+    if ((flags & 1u) != 0u) {
+      let c = st[counts + i];
+      if (c > 0u) {
+        if (repN != 0 && (repN < 0 || i32(st[last + i]) >= hist - repN)) { x = select(x * rep, x / rep, x > 0.0); }
+        x = x - (pres + freq * f32(c));
+      }
+    }
+    if (flags != 0u) { stf(logits + i, x); }
+    if (x > m) { m = x; }
+  }
+  let mx = max_f(li, m);
+  if (!(mx > ninf)) {
+    // nothing finite to draw from: the host reports it (NumericalError) after the readback
+    if (li == 0u) { st[pickAt] = NONE; st[nextTok] = 0u; st[blk + 16u] = u32(hist + 1); }
+    return;
+  }
+
+  // 6: weights at temperature; the max weighs exactly 1
+  var tot = 0.0;
+  var pos = 0u;
+  for (var i = li; i < V; i += WG) {
+    let x = ldf(logits + i);
+    var w = 0.0;
+    if (x == mx) { w = 1.0; } else if (x > ninf) { w = exp_np((x - mx) / temp); }
+    stf(wb + i, w);
+    tot += w;
+    if (w > 0.0) { pos++; }
+  }
+  let total = sum_f(li, tot);
+  let positive = sum_u(li, pos);
+  storageBarrier();
+
+  // 5: top-k by logit: the largest key with at least topK positive-weight ids at or above it
+  var reference = total;
+  if (topK > 0u && topK < positive) {
+    var lo = 0u;
+    var hi = NONE;
+    while (lo < hi) {
+      let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
+      var n = 0u;
+      for (var i = li; i < V; i += WG) { if (ldf(wb + i) > 0.0 && key(ldf(logits + i)) >= mid) { n++; } }
+      if (sum_u(li, n) >= topK) { lo = mid; } else { hi = mid - 1u; }
+    }
+    var above = 0u;
+    var ties = 0u;
+    for (var i = c0; i < c1; i++) {
+      if (ldf(wb + i) > 0.0) {
+        let kx = key(ldf(logits + i));
+        if (kx > lo) { above++; } else if (kx == lo) { ties++; }
+      }
+    }
+    let need = topK - sum_u(li, above);
+    var rank = prefix_u(li, ties);
+    var kept = 0.0;
+    for (var i = c0; i < c1; i++) {
+      let w = ldf(wb + i);
+      if (w > 0.0) {
+        let kx = key(ldf(logits + i));
+        var keep = kx > lo;
+        if (kx == lo) { keep = rank < need; rank++; }
+        if (keep) { kept += w; } else { stf(wb + i, 0.0); }
+      }
+    }
+    reference = sum_f(li, kept);
+    storageBarrier();
+  }
+
+  // 7-8: top-p: the largest weight theta whose at-or-above mass reaches topP * reference; min-p: w >= minP
+  var theta = 0.0;
+  var gtMass = 0.0;
+  let goal = topP * reference;
+  if (topP < 1.0) {
+    var lo = 1u;
+    var hi = 0x3f800000u;
+    while (lo < hi) {
+      let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
+      var s = 0.0;
+      for (var i = li; i < V; i += WG) { let w = ldf(wb + i); if (bitcast<u32>(w) >= mid) { s += w; } }
+      if (sum_f(li, s) >= goal) { lo = mid; } else { hi = mid - 1u; }
+    }
+    theta = bitcast<f32>(lo);
+    var s = 0.0;
+    for (var i = li; i < V; i += WG) { let w = ldf(wb + i); if (w > theta) { s += w; } }
+    gtMass = sum_f(li, s);
+  }
+  var ties = 0u;
+  if (topP < 1.0) { for (var i = c0; i < c1; i++) { if (ldf(wb + i) == theta) { ties++; } } }
+  var rank = prefix_u(li, ties);
+  var mass = 0.0;
+  for (var i = c0; i < c1; i++) {
+    let w = ldf(wb + i);
+    if (w > 0.0) {
+      var keep = w >= minP;
+      if (topP < 1.0) {
+        if (w == theta) {
+          // ties at the cut go in ascending id order while the mass before them is still short of the goal
+          keep = keep && gtMass + f32(rank) * theta < goal;
+          rank++;
+        } else {
+          keep = keep && w > theta;
+        }
+      }
+      if (keep) { mass += w; } else { stf(wb + i, 0.0); }
+    }
+  }
+  rf[li] = mass;
+  storageBarrier();
+  workgroupBarrier();
+
+  // 9: the draw, walking the kept ids in ascending order: thread 0 finds the chunk, then the id
+  if (li == 0u) {
+    var s0 = st[blk + 12u]; var s1 = st[blk + 13u]; var s2 = st[blk + 14u]; var s3 = st[blk + 15u];
+    let result = rotl(s1 * 5u, 7u) * 9u;
+    let t = s1 << 9u;
+    s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 11u);
+    st[blk + 12u] = s0; st[blk + 13u] = s1; st[blk + 14u] = s2; st[blk + 15u] = s3;
+    var keptMass = 0.0;
+    for (var c = 0u; c < WG; c++) { keptMass += rf[c]; }
+    let r = f32(result >> 8u) * (1.0 / 16777216.0) * keptMass;
+    // whole chunks by their sums; inside the chunk that crosses r, id by id (if rounding leaves the walk
+    // short of r there, it goes on into the next chunk)
+    var pick = NONE;
+    var lastChunk = 0u;
+    var cum = 0.0;
+    for (var c = 0u; c < WG; c++) {
+      if (rf[c] > 0.0) {
+        lastChunk = c;
+        if (pick == NONE) {
+          if (cum + rf[c] > r) {
+            let e = min(V, c * chunk + chunk);
+            for (var i = c * chunk; i < e; i++) {
+              let w = ldf(wb + i);
+              cum += w;
+              if (w > 0.0 && cum > r) { pick = i; break; }
+            }
+          } else {
+            cum += rf[c];
+          }
+        }
+      }
+    }
+    if (pick == NONE) {
+      // rounding left r at or past the final sum: the last kept id
+      let e = min(V, lastChunk * chunk + chunk);
+      for (var i = lastChunk * chunk; i < e; i++) { if (ldf(wb + i) > 0.0) { pick = i; } }
+    }
+    st[pickAt] = pick;
+    st[nextTok] = pick;
+    st[counts + pick] = st[counts + pick] + 1u;
+    st[last + pick] = u32(hist);
+    st[blk + 16u] = u32(hist + 1);
+  }
+}
+`;
