@@ -1,8 +1,9 @@
 /**
  * WebGPU throughput on synthetic models (real shapes, random weights written
  * straight in the quantized block formats): decode tok/s token by token (one
- * readback per token) and greedy on the device (Model.decodeGreedy, runs of
- * --chunk tokens per readback), 128-token prefill tok/s, the share of the
+ * readback per token), greedy on the device (Model.decodeGreedy, runs of
+ * --chunk tokens per readback) and sampled on the device (Model.decodeSampled, temperature 0.8, top-p 0.9,
+ * the same runs), 128-token prefill tok/s, the share of the
  * GPU's memory bandwidth greedy decode reaches, and WASM single-thread prefill
  * of the same file for the speedup. First it times the bare readback: submit
  * a 4-byte copy, mapAsync, unmap (Deno's mapAsync sleeps 10 ms at least once).
@@ -22,6 +23,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
+import { Sampler } from "../src/sampling/sampler.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -138,6 +140,23 @@ async function greedyTps(model: Model, steps: number, chunk: number): Promise<nu
   return steps / (ms / 1000);
 }
 
+/** Sampled decode (temperature 0.8, top-p 0.9) drawn on the device (Model.decodeSampled): `steps` tokens in runs of `chunk`. */
+async function sampledTps(model: Model, steps: number, chunk: number): Promise<number> {
+  const seq = model.newSequence();
+  const history = prompt(8);
+  await model.prefill(seq, history);
+  const sampler = new Sampler(model.vocabSize, { temperature: 0.8, topP: 0.9, seed: 1 });
+  let t0 = (await model.decodeSampled(seq, 5, 4, sampler, [...history, 5]))[3]; // warm
+  const t = performance.now();
+  for (let done = 0; done < steps; done += chunk) {
+    const ids = await model.decodeSampled(seq, t0, Math.min(chunk, steps - done), sampler, history);
+    t0 = ids[ids.length - 1];
+  }
+  const ms = performance.now() - t;
+  model.releaseSequence(seq);
+  return steps / (ms / 1000);
+}
+
 /** Aggregate tok/s of B sequences stepping together, one token each, logits read back every step. */
 async function batchTps(model: Model, B: number, steps: number): Promise<number> {
   const seqs = Array.from({ length: B }, () => model.newSequence());
@@ -236,6 +255,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
     const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
     const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
+    const sampled = await sampledTps(model, decodeSteps, chunk);
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
@@ -253,7 +273,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const gbs = (weightBytes * greedy) / 1e9;
     const r = {
       shape: shapeName, type: typeName, weightMB: +(weightBytes / 1e6).toFixed(1), writeS: +writeS.toFixed(1), loadS: +loadS.toFixed(1),
-      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), dispatchesPerToken: +dispatchesPerToken.toFixed(1), recordUsPerToken: +recordUsPerToken.toFixed(1),
+      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), sampledTps: +sampled.toFixed(1), sampledOverGreedy: +(sampled / greedy).toFixed(3), dispatchesPerToken: +dispatchesPerToken.toFixed(1), recordUsPerToken: +recordUsPerToken.toFixed(1),
       ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
       prefillSpeedup: +(prefill / wasmPrefill).toFixed(1), decodeGBs: +gbs.toFixed(1), bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };

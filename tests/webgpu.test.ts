@@ -412,7 +412,7 @@ gpuTest("sampled generate runs ahead on the device and gives the text of per-tok
     const prompt = "Once upon a time";
     for (
       const opts of [
-        { temperature: 0.8, topP: 0.9, seed: 42, maxTokens: 100 }, // past GREEDY_ROWS: runs of 4, 8, ..., 64
+        { temperature: 0.8, topP: 0.9, seed: 42, maxTokens: 70 }, // runs of 4, 8, 16, 32, then the rest: five readbacks
         { temperature: 1.1, topK: 40, minP: 0.02, repeatPenalty: 1.3, presencePenalty: 0.2, frequencyPenalty: 0.1, logitBias: { 13: -Infinity, 400: 1.5 }, seed: 7, maxTokens: 30 },
         { temperature: 0.9, seed: 3, maxTokens: 30, stop: [" the"] },
       ] as GenerateOptions[]
