@@ -23,11 +23,14 @@
  */
 export const SAMPLE = /* wgsl */ `
 const WG: u32 = 256u;
+// loads each thread issues before it uses them: a pass over the vocabulary is bound by their latency, one workgroup being all there is
+const UNROLL: u32 = 8u;
 const NONE: u32 = 0xffffffffu;
 var<workgroup> rf: array<f32, 256>;
 var<workgroup> ru: array<u32, 256>;
 var<workgroup> uf: f32;
 var<workgroup> uu: u32;
+var<workgroup> drawR: f32;
 
 fn sum_f(li: u32, v: f32) -> f32 {
   rf[li] = v;
@@ -153,7 +156,12 @@ fn main(@builtin(local_invocation_index) li: u32) {
     while (lo < hi) {
       let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
       var n = 0u;
-      for (var i = li; i < V; i += WG) { if (ldf(wb + i) > 0.0 && key(ldf(logits + i)) >= mid) { n++; } }
+      for (var b = li; b < V; b += UNROLL * WG) {
+        var w: array<f32, UNROLL>;
+        var x: array<f32, UNROLL>;
+        for (var u = 0u; u < UNROLL; u++) { let i = min(b + u * WG, V - 1u); w[u] = select(0.0, ldf(wb + i), b + u * WG < V); x[u] = ldf(logits + i); }
+        for (var u = 0u; u < UNROLL; u++) { if (w[u] > 0.0 && key(x[u]) >= mid) { n++; } }
+      }
       if (sum_u(li, n) >= topK) { lo = mid; } else { hi = mid - 1u; }
     }
     var above = 0u;
@@ -185,12 +193,17 @@ fn main(@builtin(local_invocation_index) li: u32) {
   var gtMass = 0.0;
   let goal = topP * reference;
   if (topP < 1.0) {
-    var lo = 1u;
+    // below (reference - goal) / V the ids weigh less than reference - goal together: half that is a safe floor
+    var lo = max(1u, bitcast<u32>(0.5 * (reference - goal) / f32(V)));
     var hi = 0x3f800000u;
     while (lo < hi) {
       let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
       var s = 0.0;
-      for (var i = li; i < V; i += WG) { let w = ldf(wb + i); if (bitcast<u32>(w) >= mid) { s += w; } }
+      for (var b = li; b < V; b += UNROLL * WG) {
+        var w: array<f32, UNROLL>;
+        for (var u = 0u; u < UNROLL; u++) { w[u] = select(0.0, ldf(wb + min(b + u * WG, V - 1u)), b + u * WG < V); }
+        for (var u = 0u; u < UNROLL; u++) { if (bitcast<u32>(w[u]) >= mid) { s += w[u]; } }
+      }
       if (sum_f(li, s) >= goal) { lo = mid; } else { hi = mid - 1u; }
     }
     theta = bitcast<f32>(lo);
@@ -222,7 +235,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
   storageBarrier();
   workgroupBarrier();
 
-  // 9: the draw, walking the kept ids in ascending order: thread 0 finds the chunk, then the id
+  // 9: the draw, walking the kept ids in ascending order: thread 0 finds the chunk by the chunks' sums, then
+  // the chunk goes through workgroup memory 256 ids at a time and thread 0 walks it there
   if (li == 0u) {
     var s0 = st[blk + 12u]; var s1 = st[blk + 13u]; var s2 = st[blk + 14u]; var s3 = st[blk + 15u];
     let result = rotl(s1 * 5u, 7u) * 9u;
@@ -232,33 +246,46 @@ fn main(@builtin(local_invocation_index) li: u32) {
     var keptMass = 0.0;
     for (var c = 0u; c < WG; c++) { keptMass += rf[c]; }
     let r = f32(result >> 8u) * (1.0 / 16777216.0) * keptMass;
-    // whole chunks by their sums; inside the chunk that crosses r, id by id (if rounding leaves the walk
-    // short of r there, it goes on into the next chunk)
-    var pick = NONE;
-    var lastChunk = 0u;
+    // the first chunk whose sum carries the running mass past r; the last kept chunk if rounding leaves r beyond them all
     var cum = 0.0;
+    var sel = 0u;
+    var before = 0.0;
+    var found = false;
     for (var c = 0u; c < WG; c++) {
-      if (rf[c] > 0.0) {
-        lastChunk = c;
-        if (pick == NONE) {
-          if (cum + rf[c] > r) {
-            let e = min(V, c * chunk + chunk);
-            for (var i = c * chunk; i < e; i++) {
-              let w = ldf(wb + i);
-              cum += w;
-              if (w > 0.0 && cum > r) { pick = i; break; }
-            }
-          } else {
-            cum += rf[c];
-          }
+      if (rf[c] > 0.0 && !found) {
+        sel = c;
+        before = cum;
+        cum += rf[c];
+        found = cum > r;
+      }
+    }
+    uu = sel;
+    uf = before;
+    drawR = r;
+  }
+  let sel = workgroupUniformLoad(&uu);
+  let e = min(V, sel * chunk + chunk);
+  var pick = NONE;
+  var lastKept = NONE;
+  var cum = uf;
+  for (var seg = sel * chunk; seg < e; seg += WG) {
+    let i = seg + li;
+    rf[li] = select(0.0, ldf(wb + min(i, V - 1u)), i < e);
+    workgroupBarrier();
+    if (li == 0u) {
+      for (var j = 0u; j < min(WG, e - seg) && pick == NONE; j++) {
+        let w = rf[j];
+        if (w > 0.0) {
+          lastKept = seg + j;
+          cum += w;
+          if (cum > drawR) { pick = seg + j; }
         }
       }
     }
-    if (pick == NONE) {
-      // rounding left r at or past the final sum: the last kept id
-      let e = min(V, lastChunk * chunk + chunk);
-      for (var i = lastChunk * chunk; i < e; i++) { if (ldf(wb + i) > 0.0) { pick = i; } }
-    }
+    workgroupBarrier();
+  }
+  if (li == 0u) {
+    if (pick == NONE) { pick = lastKept; } // rounding left r at or past the chunk's walked sum
     st[pickAt] = pick;
     st[nextTok] = pick;
     st[counts + pick] = st[counts + pick] + 1u;
