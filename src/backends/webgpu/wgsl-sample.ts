@@ -23,14 +23,15 @@
  */
 export const SAMPLE = /* wgsl */ `
 const WG: u32 = 256u;
-// loads each thread issues before it uses them: a pass over the vocabulary is bound by their latency, one workgroup being all there is
-const UNROLL: u32 = 8u;
 const NONE: u32 = 0xffffffffu;
 var<workgroup> rf: array<f32, 256>;
 var<workgroup> ru: array<u32, 256>;
 var<workgroup> uf: f32;
 var<workgroup> uu: u32;
 var<workgroup> drawR: f32;
+var<workgroup> searchHi: u32;
+var<workgroup> ra: array<vec4<f32>, 256>;
+var<workgroup> rb: array<vec4<f32>, 256>;
 
 fn sum_f(li: u32, v: f32) -> f32 {
   rf[li] = v;
@@ -156,12 +157,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
     while (lo < hi) {
       let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
       var n = 0u;
-      for (var b = li; b < V; b += UNROLL * WG) {
-        var w: array<f32, UNROLL>;
-        var x: array<f32, UNROLL>;
-        for (var u = 0u; u < UNROLL; u++) { let i = min(b + u * WG, V - 1u); w[u] = select(0.0, ldf(wb + i), b + u * WG < V); x[u] = ldf(logits + i); }
-        for (var u = 0u; u < UNROLL; u++) { if (w[u] > 0.0 && key(x[u]) >= mid) { n++; } }
-      }
+      for (var i = li; i < V; i += WG) { if (ldf(wb + i) > 0.0 && key(ldf(logits + i)) >= mid) { n++; } }
       if (sum_u(li, n) >= topK) { lo = mid; } else { hi = mid - 1u; }
     }
     var above = 0u;
@@ -196,15 +192,40 @@ fn main(@builtin(local_invocation_index) li: u32) {
     // below (reference - goal) / V the ids weigh less than reference - goal together: half that is a safe floor
     var lo = max(1u, bitcast<u32>(0.5 * (reference - goal) / f32(V)));
     var hi = 0x3f800000u;
+    // eight thresholds a pass (a pass is bound by the loads, not the compares): about 10 passes, not 30
     while (lo < hi) {
-      let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
-      var s = 0.0;
-      for (var b = li; b < V; b += UNROLL * WG) {
-        var w: array<f32, UNROLL>;
-        for (var u = 0u; u < UNROLL; u++) { w[u] = select(0.0, ldf(wb + min(b + u * WG, V - 1u)), b + u * WG < V); }
-        for (var u = 0u; u < UNROLL; u++) { if (bitcast<u32>(w[u]) >= mid) { s += w[u]; } }
+      let step = (hi - lo + 7u) / 8u;
+      let ta = min(vec4<u32>(hi), lo + step * vec4<u32>(1u, 2u, 3u, 4u));
+      let tb = min(vec4<u32>(hi), lo + step * vec4<u32>(5u, 6u, 7u, 8u));
+      var sa = vec4<f32>(0.0);
+      var sb = vec4<f32>(0.0);
+      for (var i = li; i < V; i += WG) {
+        let w = ldf(wb + i);
+        let bits = vec4<u32>(bitcast<u32>(w));
+        sa += select(vec4<f32>(0.0), vec4<f32>(w), bits >= ta);
+        sb += select(vec4<f32>(0.0), vec4<f32>(w), bits >= tb);
       }
-      if (sum_f(li, s) >= goal) { lo = mid; } else { hi = mid - 1u; }
+      ra[li] = sa;
+      rb[li] = sb;
+      workgroupBarrier();
+      for (var h = 128u; h > 0u; h >>= 1u) {
+        if (li < h) { ra[li] = ra[li] + ra[li + h]; rb[li] = rb[li] + rb[li + h]; }
+        workgroupBarrier();
+      }
+      if (li == 0u) {
+        // the largest threshold whose mass still reaches the goal narrows [lo, hi] to the step above it
+        var nlo = lo;
+        var nhi = ta.x - 1u;
+        for (var j = 0u; j < 8u; j++) {
+          let t = select(tb[j - 4u], ta[j], j < 4u);
+          let m = select(rb[0][j - 4u], ra[0][j], j < 4u);
+          if (m >= goal) { nlo = t; nhi = select(hi, select(tb[j - 3u], ta[j + 1u], j < 3u) - 1u, j < 7u); }
+        }
+        uu = nlo;
+        searchHi = nhi;
+      }
+      lo = workgroupUniformLoad(&uu);
+      hi = workgroupUniformLoad(&searchHi);
     }
     theta = bitcast<f32>(lo);
     var s = 0.0;
