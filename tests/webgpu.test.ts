@@ -398,6 +398,7 @@ gpuTest("the device sampler draws the CPU sampler's tokens for the same logits a
     assertEquals(dev[0], -1);
     assert(!DeviceSampler.supports(new Sampler(V, { temperature: 1, logprobs: 2 }).params), "logprobs need the logits on the host");
     await assertRejects(async () => ds.load(new Sampler(V, { temperature: 0 }), [], logitsAt, nextAt), ParamError, /temperature/);
+    await assertRejects(async () => ds.load(new Sampler(V, { temperature: 1, repeatPenalty: 1.1 }), [1, V], logitsAt, nextAt), ParamError, /history/);
   } finally {
     await backend.close();
   }

@@ -49,16 +49,14 @@ export class DeviceSampler {
   /** Copies the sampler's RNG state, params, bias and `history`'s counts to the device, for steps that write picks at logits. */
   load(sampler: Sampler, history: ArrayLike<number>, logits: number, nextToken: number): void {
     const p = sampler.params, V = this.vocabSize;
-    if (!DeviceSampler.supports(p)) throw new ParamError("sampling", "the device sampler draws at a temperature > 0 without logprobs (greedy picks use argmax)");
-    if (sampler.vocabSize !== V) throw new ParamError("logits", `the sampler's vocabulary of ${sampler.vocabSize} does not match the model's ${V}`);
+    if (!DeviceSampler.supports(p)) {
+      throw new ParamError("sampling", "the device sampler draws at a temperature > 0 without logprobs (greedy picks use argmax)");
+    }
+    if (sampler.vocabSize !== V) {
+      throw new ParamError("logits", `the sampler's vocabulary of ${sampler.vocabSize} does not match the model's ${V}`);
+    }
     const penalties = (p.repeatPenalty !== 1 && p.repeatLastN !== 0) || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
-    this.flags = (penalties ? FLAG_PENALTIES : 0) | (p.logitBias.size > 0 ? FLAG_BIAS : 0);
-    const h = this.header;
-    h.fill(0);
-    sampler.rng.getState(h.subarray(RNG_WORD, RNG_WORD + 4));
-    h[HIST_WORD] = history.length;
-    const b = this.backend, words = this.ptr;
-    b.write(words, h);
+    // count first, so a bad history id throws before the device is touched
     if (penalties) {
       this.counts.fill(0);
       for (let i = 0; i < history.length; i++) {
@@ -67,6 +65,15 @@ export class DeviceSampler {
         this.counts[t]++;
         this.last[t] = i;
       }
+    }
+    this.flags = (penalties ? FLAG_PENALTIES : 0) | (p.logitBias.size > 0 ? FLAG_BIAS : 0);
+    const h = this.header;
+    h.fill(0);
+    sampler.rng.getState(h.subarray(RNG_WORD, RNG_WORD + 4));
+    h[HIST_WORD] = history.length;
+    const b = this.backend, words = this.ptr;
+    b.write(words, h);
+    if (penalties) {
       b.write(words + (PICKS_WORD + this.rows + V) * 4, this.counts);
       b.write(words + (PICKS_WORD + this.rows + 2 * V) * 4, this.last);
     }
