@@ -37,6 +37,7 @@ options:
   --threads N         threads, the calling one included (default: one per core)
   --backend B         wasm (default), webgpu, or auto (WebGPU when there is an adapter the model fits)
   --ggml-order        llama.cpp's CPU arithmetic bit for bit (F16 KV cache, matmuls in ggml's order; slower)
+  --attention-top-k K sparse top-k attention: each row's softmax over its K best scores (long contexts; 0 = dense)
 ${ENGINE_GENERATE_USAGE}
 
 ${SERVE_OPTIONS}`;
@@ -89,6 +90,8 @@ async function cmdGenerate(f: Flags, io: Io): Promise<void> {
   const modelPath = str(f, "model"); // none: the model bundled with kvasm
   // --ggml-order: the F16 cache (flash attention as ggml computes it) and matmuls summed in ggml's order
   const ggml: LoadOptions = f.has("ggml-order") ? { ggmlOrder: true, kvCacheType: "f16" } : {};
+  const topK = num(f, "attention-top-k");
+  if (topK !== undefined) ggml.attention = { topK };
   if (usesEngine(f)) return engineGenerate(f, io, { ...ggml, tokenizer: str(f, "tokenizer"), contextLength: num(f, "context"), threads: num(f, "threads") });
   // token ids run models that ship no tokenizer (and skip tokenization when comparing with a reference)
   const prompt = parsePromptIds(str(f, "prompt-ids")) ?? required(f, "prompt");

@@ -27,13 +27,13 @@ export const ENGINE_GENERATE_USAGE = `  --prompt TEXT       (repeatable) several
   --presence-penalty, --frequency-penalty   OpenAI-style penalties (0 = off)
   --stop TEXT         (repeatable) stop string, matched across token boundaries
   --logprobs N        report each token's logprob and the top N alternatives (with --json)
-  --kv-cache TYPE     f32 (default), f16 or q8_0
+  --kv-cache TYPE     f32 (default), f16, q8_0 or u8_asym
   --json              one JSON line per finished sequence: prompt, text, token ids, finish reason, logprobs`;
 
 /** Flags only the engine path understands; their presence (or several prompts) selects it. */
 const ENGINE_FLAGS = ["n", "beams", "min-p", "repeat-penalty", "repeat-last-n", "presence-penalty", "frequency-penalty", "stop", "logprobs", "kv-cache", "json", "length-penalty", "early-stopping"];
 
-const KV_TYPES: KVType[] = ["f32", "f16", "q8_0"];
+const KV_TYPES: KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 /** The --kv-cache flag's value (dflt when absent), or a ParamError naming the choices. */
 export function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {

@@ -28,7 +28,7 @@ export const SERVE_OPTIONS = `serve options:
   --model-id NAME     name clients pass as "model" (default: the file's general.name)
   --max-pending N     requests admitted at once; more get 429 (default 64)
   --max-body BYTES    largest request body (default 1048576)
-  --kv-cache TYPE     f32 (default), f16 or q8_0
+  --kv-cache TYPE     f32 (default), f16, q8_0 or u8_asym
   --ggml-order        llama.cpp's CPU arithmetic bit for bit (F16 cache, matmuls in ggml's order; slower)
 `;
 

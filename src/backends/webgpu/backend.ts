@@ -756,10 +756,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.enqueue({ k: "rmsnorm", out, x, w, n, eps, T });
   }
 
-  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
+  layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
     const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
     this.enqueue({ k: "other", run: () => this.dispatch("layernorm", () => LAYERNORM_SCALE, [out / 4, x / 4, n, T, epsBits], [T, 1], w) });
-    this.addBias(out, bias, T, n);
+    if (bias) this.addBias(out, bias, T, n);
   }
 
   addBias(x: number, bias: Weight, rows: number, n: number): void {
@@ -792,14 +792,17 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
     if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
+    if (kv.topK) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     const { kOff, vOff } = kvOffsets(kv, layer);
+    // d = (ALiBi on, its slopes' word address)
+    const alibi = kv.alibiSlopes === undefined ? [0, 0] : [1, kv.alibiSlopes / 4];
     this.enqueue({
       k: "other",
       run: () =>
         this.dispatch(
           "attention",
           () => ATTENTION,
-          [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff],
+          [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff, ...alibi],
           [kv.nHeads, T],
         ),
     });
