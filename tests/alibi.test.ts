@@ -100,7 +100,9 @@ for (const [name, arch] of [["bloom-alibi", "bloom"], ["mpt-alibi", "mpt"]] as c
   });
 }
 
-testShared("bloom-alibi: without the bias the logits move (ALiBi is what the reference needs)", [path.join(FIXTURES, "bloom-alibi", "reference.json")], async () => {
+testShared("bloom-alibi: without the bias the logits move (ALiBi is what the reference needs)", [
+  path.join(FIXTURES, "bloom-alibi", "reference.json"),
+], async () => {
   const ref = readJSON<Reference>(path.join(FIXTURES, "bloom-alibi", "reference.json"));
   const m = await loadModel(path.join(FIXTURES, "bloom-alibi"), { threads: 1 });
   try {
@@ -139,14 +141,25 @@ test("alibi: slopes for any head count equal BLOOM's and MPT's formulas (the int
     const got = Array.from(alibiSlopes(n, 8));
     assertClose(got, bloomSlopes(n), 1e-7, `BLOOM, ${n} heads`, 1);
     assertClose(got, mptSlopes(n, 8), 1e-7, `MPT, ${n} heads`, 1);
-    for (const maxBias of [4, 12]) assertClose(Array.from(alibiSlopes(n, maxBias)), mptSlopes(n, maxBias), 1e-7, `MPT max bias ${maxBias}, ${n} heads`, 1);
+    for (const maxBias of [4, 12]) {
+      assertClose(Array.from(alibiSlopes(n, maxBias)), mptSlopes(n, maxBias), 1e-7, `MPT max bias ${maxBias}, ${n} heads`, 1);
+    }
   }
   // 12 heads: 8 of the first series, then the odd powers of 2^(-1/2)
   assertClose(Array.from(alibiSlopes(12, 8)).slice(8), [2 ** -0.5, 2 ** -1.5, 2 ** -2.5, 2 ** -3.5], 1e-7, "12 heads", 1);
 });
 
 /** Softmax attention of one query row with ALiBi over explicit K/V rows (f64). */
-function referenceAlibi(q: Float32Array, K: Float32Array[], V: Float32Array[], slopes: Float32Array, nKv: number, hd: number, start: number, end: number): Float32Array {
+function referenceAlibi(
+  q: Float32Array,
+  K: Float32Array[],
+  V: Float32Array[],
+  slopes: Float32Array,
+  nKv: number,
+  hd: number,
+  start: number,
+  end: number,
+): Float32Array {
   const nHeads = slopes.length;
   const out = new Float32Array(nHeads * hd);
   for (let h = 0; h < nHeads; h++) {
@@ -188,7 +201,9 @@ async function alibiKernel(kvType: KVType, tol: number, threads: number): Promis
   K.forEach((k, p) => b.write(kPtr + p * kvDim * 4, k));
   V.forEach((v, p) => b.write(vPtr + p * kvDim * 4, v));
   const meta = new Int32Array(N * ROW_FIELDS);
-  for (let p = 0; p < N; p++) [meta[p * ROW_FIELDS + ROW_PAGE_TABLE], meta[p * ROW_FIELDS + ROW_POS], meta[p * ROW_FIELDS + ROW_START]] = [seq.pageTablePtr, p, 0];
+  for (let p = 0; p < N; p++) {
+    [meta[p * ROW_FIELDS + ROW_PAGE_TABLE], meta[p * ROW_FIELDS + ROW_POS], meta[p * ROW_FIELDS + ROW_START]] = [seq.pageTablePtr, p, 0];
+  }
   b.write(rows, meta);
   b.kvStore(kv.layout, 0, kPtr, vPtr, rows, N);
   // what the cache holds: K and V read back through the kernels' own dequantizers

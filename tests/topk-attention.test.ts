@@ -17,7 +17,15 @@ import { assert, assertClose, assertEquals, assertRejects, sharedPath, test, tes
 
 /** Dense top-k attention of one query row (f64): all scores, the k best (ties: the earlier position), softmax over them. */
 export function referenceTopK(
-  q: Float32Array, K: Float32Array[], V: Float32Array[], nHeads: number, nKv: number, hd: number, start: number, end: number, k: number,
+  q: Float32Array,
+  K: Float32Array[],
+  V: Float32Array[],
+  nHeads: number,
+  nKv: number,
+  hd: number,
+  start: number,
+  end: number,
+  k: number,
   slopes?: Float32Array,
 ): Float32Array {
   const out = new Float32Array(nHeads * hd);
@@ -48,7 +56,14 @@ async function topKKernel(kvType: KVType, topK: number, threads: number, alibi: 
   b.write(slopesPtr, slopes);
   const sel = b.alloc(shape.nHeads * topK * 8, "top-k selection");
   const kv = new PagedKVCache(b, shape, {
-    pageSize: 16, nPages: 16, maxSeqs: 1, maxPositions: 256, kvType, topK, topKScratch: sel, alibiSlopes: alibi ? slopesPtr : undefined,
+    pageSize: 16,
+    nPages: 16,
+    maxSeqs: 1,
+    maxPositions: 256,
+    kvType,
+    topK,
+    topKScratch: sel,
+    alibiSlopes: alibi ? slopesPtr : undefined,
   });
   const seq = kv.create();
   kv.reserve(seq, N);
@@ -65,7 +80,9 @@ async function topKKernel(kvType: KVType, topK: number, threads: number, alibi: 
   V.forEach((v, p) => b.write(vPtr + p * kvDim * 4, v));
   b.write(qPtr, q);
   const meta = new Int32Array(N * ROW_FIELDS);
-  for (let p = 0; p < N; p++) [meta[p * ROW_FIELDS + ROW_PAGE_TABLE], meta[p * ROW_FIELDS + ROW_POS], meta[p * ROW_FIELDS + ROW_START]] = [seq.pageTablePtr, p, 0];
+  for (let p = 0; p < N; p++) {
+    [meta[p * ROW_FIELDS + ROW_PAGE_TABLE], meta[p * ROW_FIELDS + ROW_POS], meta[p * ROW_FIELDS + ROW_START]] = [seq.pageTablePtr, p, 0];
+  }
   b.write(rows, meta);
   b.kvStore(kv.layout, 1, kPtr, vPtr, rows, N);
   b.attention(out, qPtr, kv.layout, 1, rows, N, att); // all N rows as one batch
@@ -75,15 +92,33 @@ async function topKKernel(kvType: KVType, topK: number, threads: number, alibi: 
     kvType === "f32" ? src : src.map((r) => {
       const tmp = b.alloc(kvDim * 4, "tmp"), slot = b.alloc(kvDim * 4 + 64, "slot");
       b.write(tmp, r);
-      const store = kvType === "q8_0" ? b.kernels.kv_store_q8 : b.kernels.kv_store_u8, load = kvType === "q8_0" ? b.kernels.kv_load_q8 : b.kernels.kv_load_u8;
+      const store = kvType === "q8_0" ? b.kernels.kv_store_q8 : b.kernels.kv_store_u8,
+        load = kvType === "q8_0" ? b.kernels.kv_load_q8 : b.kernels.kv_load_u8;
       store(slot, tmp, kvDim, kv.layout.qBlock);
       load(tmp, slot, kvDim, kv.layout.qBlock);
       return b.arena.f32(tmp, kvDim).slice();
     });
   const Kh = held(K), Vh = held(V);
   for (const p of [0, topK - 1, topK, 77, 155, N - 1]) {
-    const want = referenceTopK(q.subarray(p * qDim, (p + 1) * qDim), Kh, Vh, shape.nHeads, shape.nKvHeads, shape.headDim, 0, p + 1, topK, alibi ? slopes : undefined);
-    assertClose(got.subarray(p * qDim, (p + 1) * qDim), want, 1e-5, `${kvType} top-${topK}, ${threads} thread(s)${alibi ? ", ALiBi" : ""}, position ${p}`, 1);
+    const want = referenceTopK(
+      q.subarray(p * qDim, (p + 1) * qDim),
+      Kh,
+      Vh,
+      shape.nHeads,
+      shape.nKvHeads,
+      shape.headDim,
+      0,
+      p + 1,
+      topK,
+      alibi ? slopes : undefined,
+    );
+    assertClose(
+      got.subarray(p * qDim, (p + 1) * qDim),
+      want,
+      1e-5,
+      `${kvType} top-${topK}, ${threads} thread(s)${alibi ? ", ALiBi" : ""}, position ${p}`,
+      1,
+    );
   }
   await b.close();
 }
@@ -102,29 +137,38 @@ test("topk: sparse top-k attention over Q8_0 and u8_asym pages equals the dense 
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
-testShared("topk: in a model, k >= the positions is dense attention bit for bit; a small k changes the logits a little; two threads give the same bits", [MODEL], async () => {
-  const run = async (topK: number, threads = 1) => {
-    const m = await loadModel(MODEL, threads === 1 ? { attention: { topK }, threads: 1 } : { attention: { topK }, backend: new ThreadedWasmBackend({ threads, minWork: 0 }) });
-    try {
-      const seq = m.newSequence();
-      const ids = m.tokenizer.encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.");
-      const rows: Float32Array[] = [];
-      rows.push((await m.prefill(seq, ids.slice(0, 8))).slice());
-      for (const t of ids.slice(8)) rows.push((await m.decodeOne(seq, t)).slice());
-      return { rows, n: ids.length };
-    } finally {
-      await m.close();
-    }
-  };
-  const dense = await run(0), wide = await run(512), small = await run(4), small2 = await run(4, 2);
-  assert(dense.n > 16, "a prompt longer than k");
-  for (let i = 0; i < dense.rows.length; i++) assertEquals(Array.from(wide.rows[i]), Array.from(dense.rows[i]), `k = 512, row ${i}`);
-  assertEquals(Array.from(small.rows[0]), Array.from(small2.rows[0]));
-  assertEquals(Array.from(small.rows.at(-1)!), Array.from(small2.rows.at(-1)!), "one and two threads, same bits");
-  let diff = 0;
-  for (let i = 0; i < dense.rows.at(-1)!.length; i++) diff = Math.max(diff, Math.abs(dense.rows.at(-1)![i] - small.rows.at(-1)![i]));
-  assert(diff > 1e-4 && diff < 5, `k = 4 moves the last logits by ${diff}`);
-});
+testShared(
+  "topk: in a model, k >= the positions is dense attention bit for bit; a small k changes the logits a little; two threads give the same bits",
+  [MODEL],
+  async () => {
+    const run = async (topK: number, threads = 1) => {
+      const m = await loadModel(
+        MODEL,
+        threads === 1
+          ? { attention: { topK }, threads: 1 }
+          : { attention: { topK }, backend: new ThreadedWasmBackend({ threads, minWork: 0 }) },
+      );
+      try {
+        const seq = m.newSequence();
+        const ids = m.tokenizer.encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the park.");
+        const rows: Float32Array[] = [];
+        rows.push((await m.prefill(seq, ids.slice(0, 8))).slice());
+        for (const t of ids.slice(8)) rows.push((await m.decodeOne(seq, t)).slice());
+        return { rows, n: ids.length };
+      } finally {
+        await m.close();
+      }
+    };
+    const dense = await run(0), wide = await run(512), small = await run(4), small2 = await run(4, 2);
+    assert(dense.n > 16, "a prompt longer than k");
+    for (let i = 0; i < dense.rows.length; i++) assertEquals(Array.from(wide.rows[i]), Array.from(dense.rows[i]), `k = 512, row ${i}`);
+    assertEquals(Array.from(small.rows[0]), Array.from(small2.rows[0]));
+    assertEquals(Array.from(small.rows.at(-1)!), Array.from(small2.rows.at(-1)!), "one and two threads, same bits");
+    let diff = 0;
+    for (let i = 0; i < dense.rows.at(-1)!.length; i++) diff = Math.max(diff, Math.abs(dense.rows.at(-1)![i] - small.rows.at(-1)![i]));
+    assert(diff > 1e-4 && diff < 5, `k = 4 moves the last logits by ${diff}`);
+  },
+);
 
 testShared("topk: bad or unsupported settings are typed errors before anything is allocated", [MODEL], async () => {
   await assertRejects(() => loadModel(MODEL, { attention: { topK: -1 } }), ParamError, /attention\.topK/);

@@ -30,7 +30,13 @@ for (const name of ["bloom-alibi", "mpt-alibi"]) {
       assertEquals(m.backend.name, "webgpu");
       const seq = m.newSequence();
       for (let p = 0; p < ref.input_ids.length; p++) {
-        assertClose(await m.decodeOne(seq, ref.input_ids[p]), ref.logits[p], 1e-4, `${name} on WebGPU: position ${p}`, scaleOf(ref.logits[p]));
+        assertClose(
+          await m.decodeOne(seq, ref.input_ids[p]),
+          ref.logits[p],
+          1e-4,
+          `${name} on WebGPU: position ${p}`,
+          scaleOf(ref.logits[p]),
+        );
       }
       m.releaseSequence(seq);
       const s2 = m.newSequence();
