@@ -174,4 +174,8 @@ testShared("topk: bad or unsupported settings are typed errors before anything i
   await assertRejects(() => loadModel(MODEL, { attention: { topK: -1 } }), ParamError, /attention\.topK/);
   await assertRejects(() => loadModel(MODEL, { attention: { topK: 2.5 } }), ParamError, /attention\.topK/);
   await assertRejects(() => loadModel(MODEL, { attention: { topK: 8 }, kvCacheType: "f16" }), UnsupportedError, /f16/);
+  // k past the context is dense attention: its scratch is sized by the context, not by k
+  const m = await loadModel(MODEL, { attention: { topK: 1e9 }, threads: 1 });
+  assertEquals(m.kv.layout.topK, m.contextLength);
+  await m.close();
 });

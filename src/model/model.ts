@@ -377,6 +377,12 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     );
   }
 
+  // attention options before any backend starts
+  const topK = opts.attention?.topK ?? 0;
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new ParamError("attention.topK", `must be a non-negative integer, got ${topK}`);
+  if (topK > 0 && opts.kvCacheType === "f16") {
+    throw new UnsupportedError(`sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`);
+  }
   const ctx = opts.contextLength ?? config.contextLength;
   if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
   const maxSeqs = opts.maxSequences ?? 1;
@@ -403,9 +409,6 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     for (const t of tensors) plan.add(`weights:${t.name}`, t.byteLength);
     const kvType = opts.kvCacheType ?? "f32";
     if (!KV_TYPES.includes(kvType)) throw new ParamError("kvCacheType", `must be one of ${KV_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(kvType)}`);
-    const topK = opts.attention?.topK ?? 0;
-    if (!(Number.isInteger(topK) && topK >= 0)) throw new ParamError("attention.topK", `must be a non-negative integer, got ${topK}`);
-    if (topK > 0 && kvType === "f16") throw new UnsupportedError(`sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16`);
     if (topK > 0 && backend instanceof WebGpuBackend) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     if (opts.slidingWindow !== undefined) {
       if (!(Number.isInteger(opts.slidingWindow) && opts.slidingWindow >= 0)) throw new ParamError("slidingWindow", `must be a non-negative integer, got ${opts.slidingWindow}`);
@@ -415,7 +418,9 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     const kvOpts = { pageSize, nPages, maxSeqs, maxPositions: ctx, kvType };
     plan.add("kv", PagedKVCache.bytes(config, kvOpts));
     if (config.alibiMaxBias) plan.add("alibi slopes", config.nHeads * 4);
-    if (topK > 0) plan.add("top-k selection", config.nHeads * topK * 8);
+    // a row never attends more than ctx positions: k past that is dense attention, and needs no more scratch
+    const kept = Math.min(topK, ctx);
+    if (kept > 0) plan.add("top-k selection", config.nHeads * kept * 8);
     const scratch = { ...scratchSizes(config, tensors, backend, maxRows, maxLogitRows, ctx), ...arch.extraScratch?.(config, maxRows) };
     for (const [what, bytes] of Object.entries(scratch)) plan.add(`scratch:${what}`, bytes);
     await backend.init(plan.bytes);
@@ -427,7 +432,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
       attention.alibiSlopes = backend.alloc(config.nHeads * 4, "alibi slopes");
       backend.write(attention.alibiSlopes, alibiSlopes(config.nHeads, config.alibiMaxBias));
     }
-    if (topK > 0) Object.assign(attention, { topK, topKScratch: backend.alloc(config.nHeads * topK * 8, "top-k selection") });
+    if (kept > 0) Object.assign(attention, { topK: kept, topKScratch: backend.alloc(config.nHeads * kept * 8, "top-k selection") });
     const kv = new PagedKVCache(backend, config, { ...kvOpts, ...attention });
     const state: RunState = { maxRows, maxLogitRows } as RunState;
     for (const [what, bytes] of Object.entries(scratch)) {
