@@ -401,8 +401,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const key = w ? `${w.ptr}:${offset}` : "-";
     let g = this.bindGroups.get(key);
     if (!g) {
-      const buf = w ? this.weightBuffer(w).buffer : this.dummy;
-      const entry = w ? { buffer: buf, offset, size: size || buf.size - offset } : { buffer: buf };
+      const wb = w ? this.weightBuffer(w) : undefined;
+      const buf = wb ? wb.buffer : this.dummy;
+      const entry = w ? { buffer: buf, offset: wb!.base + offset, size: size || wb!.size - offset } : { buffer: buf };
       g = this.device.createBindGroup({
         layout: this.layout,
         entries: [{ binding: 0, resource: { buffer: this.state } }, { binding: 1, resource: entry }, {
@@ -415,21 +416,25 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return g;
   }
 
-  /** Bind group for the state buffer plus two or three whole weight tensors (a fused matmul). */
+  /** Bind group for the state buffer plus two or three weight tensors (a fused matmul); a row view binds at its offset. */
   private bindGroup3(ws: Array<Weight | null>): Gpu {
     const key = ws.map((w) => w?.ptr ?? "-").join("|");
     let g = this.bindGroups.get(key);
     if (!g) {
-      const buf = (i: number) => (ws[i] ? this.weightBuffer(ws[i]).buffer : this.dummy);
+      const res = (i: number) => {
+        if (!ws[i]) return { buffer: this.dummy };
+        const wb = this.weightBuffer(ws[i]!);
+        return wb.base === 0 ? { buffer: wb.buffer } : { buffer: wb.buffer, offset: wb.base, size: wb.size };
+      };
       g = this.device.createBindGroup({
         layout: this.layout3,
         entries: [
           { binding: 0, resource: { buffer: this.state } },
-          { binding: 1, resource: { buffer: buf(0) } },
+          { binding: 1, resource: res(0) },
           { binding: 2, resource: { buffer: this.params, size: PARAM_WORDS * 4 } },
-          { binding: 3, resource: { buffer: buf(1) } },
-          { binding: 4, resource: { buffer: buf(2) } },
-          { binding: 5, resource: { buffer: buf(3) } },
+          { binding: 3, resource: res(1) },
+          { binding: 4, resource: res(2) },
+          { binding: 5, resource: res(3) },
         ],
       });
       this.bindGroups.set(key, g);
@@ -437,10 +442,20 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return g;
   }
 
-  private weightBuffer(w: Weight): WeightBuffer {
-    const b = this.weights.get(w.ptr);
-    if (!b) throw new WebGpuError(`${w.name} is not in GPU memory`);
-    return b;
+  /**
+   * The buffer holding w, w's byte offset in it and the bytes from there a binding may cover: a row view of a
+   * fused tensor (GPT-2's and BLOOM's q/k/v of attn_qkv, and their biases) starts inside its tensor's buffer.
+   */
+  private weightBuffer(w: Weight): { buffer: Gpu; base: number; size: number } {
+    const whole = this.weights.get(w.ptr);
+    if (whole) return { buffer: whole.buffer, base: 0, size: whole.buffer.size };
+    for (const b of this.weights.values()) {
+      if (w.ptr <= b.addr || w.ptr + w.bytes > b.addr + b.bytes) continue;
+      const base = w.ptr - b.addr, align = this.limits.minStorageBufferOffsetAlignment;
+      if (base % align !== 0) throw new UnsupportedError(`WebGPU: ${w.name} starts at byte ${base} of ${b.what}, not a multiple of this adapter's binding alignment ${align}`);
+      return { buffer: b.buffer, base, size: Math.min(Math.ceil(w.bytes / 4) * 4 + 16, b.buffer.size - base) };
+    }
+    throw new WebGpuError(`${w.name} is not in GPU memory`);
   }
 
   /**
@@ -507,7 +522,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private ranges(w: Weight): Array<{ row0: number; rows: number; offset: number; size: number }> {
     const rowBytes = w.bytes / w.rows;
     const limit = this.limits.maxStorageBufferBindingSize - 256;
-    const bufSize = this.weightBuffer(w).buffer.size;
+    const bufSize = this.weightBuffer(w).size;
     if (bufSize <= this.limits.maxStorageBufferBindingSize && w.rows <= MAX_GROUPS * 8) return [{ row0: 0, rows: w.rows, offset: 0, size: 0 }];
     const step = Math.max(256, Math.min(Math.floor(limit / rowBytes / 256) * 256, MAX_GROUPS * 8 - (MAX_GROUPS * 8) % 256));
     const out = [];
