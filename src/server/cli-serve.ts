@@ -30,6 +30,7 @@ export const SERVE_OPTIONS = `serve options:
   --max-body BYTES    largest request body (default 1048576)
   --kv-cache TYPE     f32 (default), f16, q8_0 or u8_asym
   --ggml-order        llama.cpp's CPU arithmetic bit for bit (F16 cache, matmuls in ggml's order; slower)
+  --attention-top-k K sparse top-k attention: each row's softmax over its K best scores (long contexts; 0 = dense)
 `;
 
 function last(f: Flags, key: string): string | undefined {
@@ -56,6 +57,7 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     kvCacheType,
     ggmlOrder: f.has("ggml-order"),
     onProgress: loadProgress(modelPath, io.err, io.errIsTTY ?? false),
+    attention: { topK: int(f, "attention-top-k") },
   });
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
   const handler = createHandler(model, {
