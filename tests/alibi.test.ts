@@ -247,3 +247,27 @@ test("alibi: the bias inside the F16 cache's flash-attention paths (one chunk, s
   await alibiKernel("f16", 5e-3, 1);
   await alibiKernel("f16", 5e-3, 2);
 });
+
+testShared("alibi: bloom-alibi and mpt-alibi on the F16 (ggmlOrder), Q8_0 and u8_asym caches stay near transformers' logits", [
+  path.join(FIXTURES, "bloom-alibi", "reference.json"),
+  path.join(FIXTURES, "mpt-alibi", "reference.json"),
+], async () => {
+  for (const name of ["bloom-alibi", "mpt-alibi"]) {
+    const ref = readJSON<Reference>(path.join(FIXTURES, name, "reference.json"));
+    // half-precision K/V: about 1e-3 of the largest logit here; 8-bit K/V about 1e-2
+    for (
+      const [opts, tol] of [[{ kvCacheType: "f16", ggmlOrder: true }, 3e-3], [{ kvCacheType: "q8_0" }, 3e-2], [
+        { kvCacheType: "u8_asym" },
+        3e-2,
+      ]] as const
+    ) {
+      const m = await loadModel(path.join(FIXTURES, name), { threads: 1, ...opts });
+      try {
+        const last = await m.prefill(m.newSequence(), ref.input_ids);
+        assertClose(last, ref.logits.at(-1)!, tol, `${name}, ${opts.kvCacheType} cache`, scaleOf(ref.logits.at(-1)!));
+      } finally {
+        await m.close();
+      }
+    }
+  }
+});
