@@ -5,6 +5,8 @@
  * slopes for any head count against BLOOM's and MPT's own formulas; and the
  * bias inside every cache's attention kernel against an explicit reference.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { alibiSlopes } from "../src/model/alibi.ts";
@@ -18,7 +20,8 @@ import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { type KVType, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { PagedKVCache } from "../src/kv/paged-cache.ts";
-import { assert, assertClose, assertEquals, readJSON, sharedPath, test, testShared } from "./harness.ts";
+import { UnsupportedError } from "../src/errors.ts";
+import { assert, assertClose, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
 
 interface Reference {
   input_ids: number[];
@@ -268,6 +271,39 @@ testShared("alibi: bloom-alibi and mpt-alibi on the F16 (ggmlOrder), Q8_0 and u8
       } finally {
         await m.close();
       }
+    }
+  }
+});
+
+/** A copy of a fixture in a temporary directory with an edited config.json. */
+// deno-lint-ignore no-explicit-any
+function editedFixture(name: string, edit: (c: Record<string, any>) => void): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kvasm-${name}-`));
+  // deno-lint-ignore no-explicit-any
+  const config = readJSON<Record<string, any>>(path.join(FIXTURES, name, "config.json"));
+  edit(config);
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
+  fs.copyFileSync(path.join(FIXTURES, name, "model.safetensors"), path.join(dir, "model.safetensors"));
+  return dir;
+}
+
+testShared("alibi: MPT and BLOOM options kvasm does not run are UnsupportedErrors naming them", [
+  path.join(FIXTURES, "mpt-alibi", "model.safetensors"),
+], async () => {
+  // deno-lint-ignore no-explicit-any
+  const cases: Array<[string, (c: Record<string, any>) => void, RegExp]> = [
+    ["mpt-alibi", (c) => (c.attn_config.clip_qkv = 6), /attn_config\.clip_qkv/],
+    ["mpt-alibi", (c) => (c.attn_config.qk_ln = true), /attn_config\.qk_ln/],
+    ["mpt-alibi", (c) => (c.attn_config.alibi = false), /without ALiBi/],
+    ["mpt-alibi", (c) => (c.attn_config.attn_type = "grouped_query_attention"), /attn_type "grouped_query_attention"/],
+    ["bloom-alibi", (c) => (c.apply_residual_connection_post_layernorm = true), /apply_residual_connection_post_layernorm/],
+  ];
+  for (const [name, edit, re] of cases) {
+    const dir = editedFixture(name, edit);
+    try {
+      await assertRejects(() => loadModel(dir, { threads: 1 }), UnsupportedError, re);
+    } finally {
+      fs.rmSync(dir, { recursive: true });
     }
   }
 });
