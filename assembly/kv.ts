@@ -1,8 +1,10 @@
-// Kernels of the Q8_0 KV cache. One position's K (or V) for one layer is a
-// slot of kvDim int8 values followed by kvDim / qBlock f32 scales (one per
+// Kernels of the 8-bit KV caches. Q8_0: one position's K (or V) for one layer
+// is a slot of kvDim int8 values followed by kvDim / qBlock f32 scales (one per
 // block of qBlock values: 32, or one head when heads are shorter), so a page
-// takes a bit over a quarter of the f32 cache's bytes. Pointers are byte
-// addresses in the imported memory; outputs come first.
+// takes a bit over a quarter of the f32 cache's bytes. u8_asym: kvDim uint8
+// values followed by an f32 scale and an f32 zero point per block (the seed's
+// asymmetric quantization). Pointers are byte addresses in the imported
+// memory; outputs come first.
 
 import { hsum, madd, expf } from "./math";
 import { alibiSlope, topkMask } from "./attn-select";
