@@ -4,6 +4,7 @@
 
 import { hsum, madd, expf, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fmaf, ggmlExpf4 } from "./fused";
+import { alibiSlope, topkMask } from "./attn-select";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -323,11 +324,16 @@ export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headD
  * rows start at kOff and V rows at vOff, each slot kvDim floats.
  * Query head h reads KV head h / (nHeads / nKvHeads): no K or V is copied.
  * att is scratch for (end - start) scores for each of the nHeads heads.
+ * slopes: ALiBi's per-head slopes (nHeads f32), or 0: each score then gains
+ * slope * (p - own position). topK > 0: sparse top-k attention, the softmax
+ * over the topK best scores only (topkMask); sel is its scratch, 8 * topK
+ * bytes per head at sel + 8 * topK * h.
  */
 export function attention(
   out: usize, q: usize, att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, topK: i32, sel: usize,
 ): void {
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
@@ -338,7 +344,8 @@ export function attention(
     const qh = q + ((<usize>h * headDim) << 2);
     const kvHeadOff = (<usize>(h / kvMul) * headDim) << 2;
     const sc = att + ((<usize>h * len) << 2); // by absolute head: threads splitting heads never overlap
-    // scores = q . k / sqrt(headDim)
+    const slope = alibiSlope(slopes, h);
+    // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance)
     let mx: f32 = -Infinity;
     for (let p = start; p < end; p++) {
       const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
@@ -348,9 +355,11 @@ export function attention(
       let s = hsum(acc);
       for (let i = hd4; i < headDim; i++) s += f32At(qh, i) * f32At(k, i);
       s *= scale;
+      if (slopes != 0) s += slope * <f32>(p - end + 1);
       setF32(sc, p - start, s);
       mx = max(mx, s);
     }
+    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3)); // the max is always kept
     // softmax, max-subtracted
     let sum: f32 = 0;
     for (let j = 0; j < len; j++) {
@@ -366,6 +375,7 @@ export function attention(
       const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
       const v = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
       const a = f32At(sc, p - start) * inv;
+      if (topK > 0 && a == 0) continue; // not among the top k: its V row is never read
       const a4 = f32x4.splat(a);
       for (let i = 0; i < hd4; i += 4) {
         const o = <usize>i << 2;

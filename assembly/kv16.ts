@@ -10,6 +10,7 @@
 
 import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fma4, fmaf, ggmlExpf4, reduce16 } from "./fused";
+import { alibiSlope } from "./attn-select";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -130,7 +131,7 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
 // @ts-ignore: decorator
 @inline function faChunk(
   qh: usize, oh: usize, kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32,
-  slotBytes: usize, kvHeadOff: usize, headDim: i32, scale: f32, p0: i32, p1: i32,
+  slotBytes: usize, kvHeadOff: usize, headDim: i32, scale: f32, p0: i32, p1: i32, slope: f32, qPos: i32,
 ): u64 {
   const dv = headDim & ~7; // eight halves per load in the SIMD loops, the rest one by one
   memory.fill(oh, 0, <usize>headDim << 2);
@@ -138,7 +139,8 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
   let S: f32 = 0;
   for (let p = p0; p < p1; p++) {
     const slot = kvBase + <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2)) * <usize>pageBytes + <usize>(p % pageSize) * slotBytes + kvHeadOff;
-    const s = dotF16(qh, slot + <usize>kOff, headDim) * scale;
+    let s = dotF16(qh, slot + <usize>kOff, headDim) * scale;
+    if (slope != 0) s += slope * <f32>(p - qPos); // llama.cpp: s = s*scale; s += slope*mask, the mask -|i - j|
     let ms: f32 = 1;
     let vs: f32 = 1;
     if (s > M) {
@@ -180,7 +182,7 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
 @inline function oneChunkHeads(
   split: bool, out: usize, q: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
-  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32, slopes: usize,
 ): void {
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>1 / sqrt<f32>(<f32>headDim); // llama.cpp's kq_scale = 1.0f/sqrtf(float(n_embd_head))
@@ -189,7 +191,7 @@ export function kv_load_f16(out: usize, src: usize, n: i32): void {
     const qh = q + ((<usize>h * headDim) << 2);
     roundQ(qh, headDim);
     const oh = out + ((<usize>h * headDim) << 2);
-    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end));
+    const S = chunkSum(faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, (<usize>(h / kvMul) * headDim) << 1, headDim, scale, start, end, alibiSlope(slopes, h), end - 1));
     if (split) {
       if (S == 0) { memory.fill(oh, 0, <usize>headDim << 2); continue; } // skipped chunk: the zeroed VKQ, unscaled
       const inv: f32 = <f32>1 / S;
@@ -218,8 +220,9 @@ export function attention_f16(
   out: usize, q: usize, _att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, _topK: i32, _sel: usize,
 ): void {
-  oneChunkHeads(false, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1);
+  oneChunkHeads(false, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1, slopes);
 }
 
 /**
@@ -238,7 +241,7 @@ export function attention_f16(
 export function attention_f16_chunks(
   out: usize, q: usize, scratch: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
-  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32, nKv: i32, nChunks: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32, nKv: i32, nChunks: i32, slopes: usize,
 ): void {
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>1 / sqrt<f32>(<f32>headDim);
@@ -257,7 +260,7 @@ export function attention_f16_chunks(
       if (c0 >= nKv) continue;
       const p0 = max(c0, start), p1 = min(min(c0 + chunk, nKv), end);
       if (p0 >= p1) continue; // every position masked: M = -inf, S = 0, skipped by the reduce
-      const r = faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, kvHeadOff, headDim, scale, p0, p1);
+      const r = faChunk(qh, oh, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, slotBytes, kvHeadOff, headDim, scale, p0, p1, alibiSlope(slopes, h), end - 1);
       const Mc = chunkMax(r), Sc = chunkSum(r);
       if (Sc == 0) continue;
       const Mn = max(M, Mc);
@@ -280,8 +283,9 @@ export function attention_f16_split(
   out: usize, q: usize, _att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, _topK: i32, _sel: usize,
 ): void {
-  oneChunkHeads(true, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1);
+  oneChunkHeads(true, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1, slopes);
 }
 
 /** Lanes [0, n) of v (n in 1..4) to p: the tail of a group of four whose other lanes lie outside the tile. */
@@ -354,6 +358,7 @@ export function attention_f16_tiled(
   out: usize, q: usize, att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, _topK: i32, _sel: usize,
 ): void {
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>1 / sqrt<f32>(<f32>headDim);
@@ -366,6 +371,7 @@ export function attention_f16_tiled(
     const kvHeadOff = (<usize>(h / kvMul) * headDim) << 1;
     const oh = out + ((<usize>h * headDim) << 2);
     const sc = att + ((<usize>h * len) << 2);
+    const slope = alibiSlope(slopes, h);
     memory.fill(oh, 0, <usize>headDim << 2);
     let M: f32 = -Infinity;
     let S: f32 = 0;
@@ -403,7 +409,12 @@ export function attention_f16_tiled(
           kd = f32x4.replace_lane(kd, 3, f16ToF32(load<u16>(k3 + (<usize>d << 1))));
           acc = fma4(f32x4.splat(f32At(qh, d)), kd, acc);
         }
-        const s4 = f32x4.mul(acc, scale4);
+        let s4 = f32x4.mul(acc, scale4);
+        if (slope != 0) {
+          // ALiBi: + slope * (p - own position) per lane, as the mask adds it after the scale
+          const d4 = f32x4.convert_i32x4_s(i32x4.add(i32x4.splat(p0 - end + 1), i32x4(0, 1, 2, 3)));
+          s4 = f32x4.add(s4, f32x4.mul(f32x4.splat(slope), d4));
+        }
         if (j + 4 <= n) v128.store(sc + (<usize>j << 2), s4);
         else storeLanes(sc + (<usize>j << 2), s4, n - j);
       }

@@ -14,6 +14,7 @@ import { expf } from "./math";
  * LayerNorm of T rows: out (T,n) = (x - mean) / sqrt(var + eps) * w + b.
  * Mean and variance in f64 over two passes (PyTorch's f32 Welford agrees to
  * an ulp; a one-pass sum of squares would cancel for rows with a large mean).
+ * b = 0: no bias (MPT's no_bias LayerNorm).
  */
 export function layernorm(out: usize, x: usize, w: usize, b: usize, n: i32, eps: f32, T: i32): void {
   for (let t = 0; t < T; t++) {
@@ -30,6 +31,15 @@ export function layernorm(out: usize, x: usize, w: usize, b: usize, n: i32, eps:
     const m = <f32>mean;
     const m4 = f32x4.splat(m), s4 = f32x4.splat(scale);
     let i = 0;
+    if (b == 0) {
+      // no bias (MPT's no_bias): the same products, nothing added
+      for (; i + 4 <= n; i += 4) {
+        const o = <usize>i << 2;
+        v128.store(or + o, f32x4.mul(f32x4.mul(f32x4.sub(v128.load(xr + o), m4), s4), v128.load(w + o)));
+      }
+      for (; i < n; i++) setF32(or, i, (f32At(xr, i) - m) * scale * f32At(w, i));
+      continue;
+    }
     for (; i + 4 <= n; i += 4) {
       const o = <usize>i << 2;
       const v = f32x4.mul(f32x4.sub(v128.load(xr + o), m4), s4);

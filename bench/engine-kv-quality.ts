@@ -1,10 +1,12 @@
 /**
- * The Q8_0 KV cache's quality cost: the f32 cache's greedy continuation is
- * fed to both caches (teacher forcing), and at every position the next-token
- * distributions are compared: mean and max KL(f32 || q8_0), top-1 agreement,
- * and where free-running greedy output first departs.
+ * The quantized KV caches' quality cost (Q8_0, u8_asym): the f32 cache's
+ * greedy continuation is fed to each cache (teacher forcing), and at every
+ * position the next-token distributions are compared: mean and max
+ * KL(f32 || cache), top-1 agreement, and where free-running greedy output
+ * first departs.
  *
- *   deno run -A bench/engine-kv-quality.ts [model.gguf] [tokens]   (default: ../shared stories260K, 400)
+ *   deno run -A bench/engine-kv-quality.ts [model.gguf] [tokens] [types]
+ *   (default: ../shared stories260K, 400, q8_0,u8_asym)
  */
 import { loadModel, type Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
@@ -14,6 +16,7 @@ const g = globalThis as any;
 const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
 const path = args[0] ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
 const N = Number(args[1] ?? 400);
+const TYPES = (args[2] ?? "q8_0,u8_asym").split(",") as KVType[];
 
 function logSoftmax(l: Float32Array): Float64Array {
   let mx = -Infinity;
@@ -51,32 +54,35 @@ const prompt = mf.tokenizer.encode("Once upon a time");
 const n = Math.min(N, mf.contextLength - prompt.length);
 const ref = await greedy(mf, prompt, n);
 await mf.close();
-const mq = await loadModel(path, { kvCacheType: "q8_0" });
-const q = await greedy(mq, prompt, n);
-const pageRatio = mq.kv.layout.pageBytes;
-await mq.close();
-
 const tokens = [...prompt, ...ref];
-const [pf, pq] = [await distributions("f32", tokens, prompt.length), await distributions("q8_0", tokens, prompt.length)];
-let klSum = 0, klMax = 0, agree = 0;
-for (let i = 0; i < pf.length; i++) {
-  let kl = 0, af = 0, aq = 0;
-  for (let j = 0; j < pf[i].length; j++) {
-    kl += Math.exp(pf[i][j]) * (pf[i][j] - pq[i][j]);
-    if (pf[i][j] > pf[i][af]) af = j;
-    if (pq[i][j] > pq[i][aq]) aq = j;
-  }
-  klSum += kl;
-  klMax = Math.max(klMax, kl);
-  if (af === aq) agree++;
-}
-let departs = 0;
-while (departs < ref.length && ref[departs] === q[departs]) departs++;
+const pf = await distributions("f32", tokens, prompt.length);
 const mf2 = await loadModel(path);
 const f32Page = mf2.kv.layout.pageBytes;
 await mf2.close();
 console.log(`${path.split("/").pop()}: ${pf.length} positions teacher-forced`);
-console.log(`  KV bytes: q8_0 / f32 = ${(pageRatio / f32Page).toFixed(3)}`);
-console.log(`  KL(f32 || q8_0) per position: mean ${(klSum / pf.length).toExponential(2)}, max ${klMax.toExponential(2)} nats`);
-console.log(`  top-1 agreement: ${((100 * agree) / pf.length).toFixed(1)}%`);
-console.log(`  free-running greedy output departs at generated token ${departs === ref.length ? `never (of ${ref.length})` : departs}`);
+for (const type of TYPES) {
+  const mq = await loadModel(path, { kvCacheType: type });
+  const q = await greedy(mq, prompt, n);
+  const page = mq.kv.layout.pageBytes;
+  await mq.close();
+  const pq = await distributions(type, tokens, prompt.length);
+  let klSum = 0, klMax = 0, agree = 0;
+  for (let i = 0; i < pf.length; i++) {
+    let kl = 0, af = 0, aq = 0;
+    for (let j = 0; j < pf[i].length; j++) {
+      kl += Math.exp(pf[i][j]) * (pf[i][j] - pq[i][j]);
+      if (pf[i][j] > pf[i][af]) af = j;
+      if (pq[i][j] > pq[i][aq]) aq = j;
+    }
+    klSum += kl;
+    klMax = Math.max(klMax, kl);
+    if (af === aq) agree++;
+  }
+  let departs = 0;
+  while (departs < ref.length && ref[departs] === q[departs]) departs++;
+  console.log(`${type}:`);
+  console.log(`  KV bytes: ${type} / f32 = ${(page / f32Page).toFixed(3)}`);
+  console.log(`  KL(f32 || ${type}) per position: mean ${(klSum / pf.length).toExponential(2)}, max ${klMax.toExponential(2)} nats`);
+  console.log(`  top-1 agreement: ${((100 * agree) / pf.length).toFixed(1)}%`);
+  console.log(`  free-running greedy output departs at generated token ${departs === ref.length ? `never (of ${ref.length})` : departs}`);
+}

@@ -25,6 +25,8 @@ export const SHAPES: Record<string, SyntheticShape> = {
   stories15M: { name: "stories15M", dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, nKvHeads: 6, vocabSize: 32000, contextLength: 256 },
   stories110M: { name: "stories110M", dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12, vocabSize: 32000, contextLength: 1024 },
   "llama-1b": { name: "llama-1b", dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, vocabSize: 128256, contextLength: 2048 },
+  // attention-bound at long context (bench/topk-attention.ts): two heads of 64, 16k positions and a margin
+  "long-context": { name: "long-context", dim: 128, hiddenDim: 384, nLayers: 2, nHeads: 2, nKvHeads: 2, vocabSize: 512, contextLength: 16512 },
 };
 
 /** xorshift32 stream of roughly N(0, std) values (sum of uniforms): fast, deterministic, good enough for weights. */

@@ -1,4 +1,4 @@
-// The paged KV cache: fork with copy-on-write, sliding-window attention and page release, the Q8_0 cache.
+// The paged KV cache: fork with copy-on-write, sliding-window attention and page release, the Q8_0 and u8_asym caches.
 import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
@@ -150,6 +150,38 @@ test("kv: sliding-window attention over Q8_0 pages stays close to the f32 refere
   await windowedAttention("q8_0", 64, 5e-2);
 });
 
+test("kv: sliding-window attention over u8_asym pages stays close to the f32 reference", async () => {
+  await windowedAttention("u8_asym", 8, 5e-2);
+  await windowedAttention("u8_asym", 64, 5e-2);
+});
+
+test("kv: u8_asym slots are the seed's asymmetric quantization per block (scale, zero point), and constant blocks stay exact", async () => {
+  const b = new WasmBackend();
+  await b.init(1 << 20);
+  const n = 64, qBlock = 32;
+  const src = b.alloc(n * 4, "src"), slot = b.alloc(n + (n / qBlock) * 8, "slot"), back = b.alloc(n * 4, "back");
+  const x = Float32Array.from({ length: n }, (_, i) => (i < 32 ? Math.sin(i * 1.7) * 3 + 0.5 : -2.25)); // block 1 constant
+  b.write(src, x);
+  b.kernels.kv_store_u8(slot, src, n, qBlock);
+  b.kernels.kv_load_u8(back, slot, n, qBlock);
+  const q = b.arena.u8(slot, n), params = new Float32Array(b.arena.u8(slot + n, 16).slice().buffer);
+  // block 0 as the seed computes it: scale = (max - min) / 255, zero_point = -min / scale, q = round(x / scale + zero_point)
+  const blk = x.subarray(0, 32);
+  const lo = Math.min(...blk), hi = Math.max(...blk);
+  const scale = Math.fround((Math.fround(hi - lo)) / 255), zp = Math.fround(-Math.fround(lo / scale));
+  assertEquals([params[0], params[1]], [scale, zp]);
+  const roundHalfEven = (v: number) => (Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v)); // torch.round
+  for (let i = 0; i < 32; i++) {
+    const want = Math.min(255, Math.max(0, roundHalfEven(Math.fround(Math.fround(blk[i] / scale) + zp))));
+    assertEquals(q[i], want, `q[${i}]`);
+  }
+  assert(q.subarray(0, 32).includes(0) && q.subarray(0, 32).includes(255), "the block's range spans 0..255");
+  const got = b.arena.f32(back, n);
+  for (let i = 0; i < 32; i++) assert(Math.abs(got[i] - x[i]) <= scale / 2 + 1e-6, `value ${i}: ${got[i]} vs ${x[i]} (scale ${scale})`);
+  for (let i = 32; i < 64; i++) assertEquals(got[i], x[i], `constant block value ${i}`);
+  await b.close();
+});
+
 testShared("kv: a sliding window gives back pages while decoding; a window as long as the context changes nothing", [MODEL], async () => {
   const run = async (slidingWindow: number) => {
     const m = await loadModel(MODEL, { maxSequences: 1, slidingWindow });
@@ -193,4 +225,22 @@ testShared("kv: the Q8_0 cache holds a quarter to a third of the bytes and keeps
   let same = 0;
   while (same < f.out.length && f.out[same] === q.out[same]) same++;
   assert(same >= 50, `Q8_0 cache departs from f32 at token ${same}`);
+});
+
+testShared("kv: the u8_asym cache holds a third to a half of the bytes and keeps greedy output close", [MODEL], async () => {
+  const ids = async (kvCacheType: KVType) => {
+    const m = await loadModel(MODEL, { kvCacheType });
+    const bytes = m.kv.layout.pageBytes;
+    const out: number[] = [];
+    const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
+    while (!(await g.next()).done);
+    await m.close();
+    return { out, bytes };
+  };
+  const f = await ids("f32"), u = await ids("u8_asym");
+  // headDim 8: one f32 scale and one f32 zero point per 8 values, 2 bytes a value instead of 4
+  assertEquals(u.bytes / f.bytes, 0.5);
+  let same = 0;
+  while (same < f.out.length && f.out[same] === u.out[same]) same++;
+  assert(same >= 50, `u8_asym cache departs from f32 at token ${same}`);
 });

@@ -42,8 +42,8 @@ export interface Backend {
   kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void;
   /** out (T, qDim) = attention of T query rows over the cache, for one layer. */
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void;
-  /** LayerNorm of T rows (GPT-2, GPT-NeoX): out (T,n) = (x - mean) / sqrt(var + eps) * w + bias. */
-  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void;
+  /** LayerNorm of T rows (GPT-2, GPT-NeoX, BLOOM, MPT): out (T,n) = (x - mean) / sqrt(var + eps) * w (+ bias, when given). */
+  layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void;
   /** x (rows, n) += bias (n) on every row: a Linear layer's bias after its matmul. */
   addBias(x: number, bias: Weight, rows: number, n: number): void;
   /** GELU, tanh approximation (GPT-2 "gelu_new"), over n floats; out may alias x. */
@@ -93,16 +93,27 @@ export interface KVLayout {
    * or "q8_0" (per slot: kvDim int8 values, then one f32 scale per qBlock values).
    */
   kvType: KVType;
-  /** Values per Q8_0 scale (0 for f32 and f16). */
+  /** Values per Q8_0 scale, or per u8_asym scale and zero point (0 for f32 and f16). */
   qBlock: number;
+  /** ALiBi: address of the nHeads f32 slopes (src/model/alibi.ts); 0 = no positional bias in attention. */
+  alibiSlopes?: number;
+  /** Sparse top-k attention: each query row's softmax runs over its topK best scores only; 0 or absent = dense. */
+  topK?: number;
+  /** Scratch of the top-k selection: 8 * topK bytes per query head. */
+  topKScratch?: number;
 }
 
-export type KVType = "f32" | "f16" | "q8_0";
+/**
+ * "u8_asym": per slot kvDim uint8, then per qBlock values an f32 scale and an f32 zero point
+ * (the seed's asymmetric quantization, x ~ scale * (q - zero_point)).
+ */
+export type KVType = "f32" | "f16" | "q8_0" | "u8_asym";
 
 /** Bytes of one position's K (or V) for one layer. */
 export function kvSlotBytes(kvType: KVType, kvDim: number, qBlock: number): number {
   if (kvType === "f32") return kvDim * 4;
   if (kvType === "f16") return kvDim * 2;
+  if (kvType === "u8_asym") return kvDim + (kvDim / qBlock) * 8;
   return kvDim + (kvDim / qBlock) * 4;
 }
 

@@ -140,16 +140,17 @@ export class ThreadedWasmBackend extends WasmBackend {
       const r = (rows >> 2) + t * ROW_FIELDS;
       maxLen = Math.max(maxLen, this.heapI32[r + ROW_POS] + 1 - this.heapI32[r + ROW_START]);
     }
-    // the Q8_0 cache's attention runs on the calling thread; the F16 cache's kernel takes the f32 one's arguments
-    if (!this.pool || kv.kvType === "q8_0" || 2 * T * kv.nHeads * maxLen * kv.headDim < this.minWork) {
+    // the Q8_0 and u8_asym caches' attention runs on the calling thread; the F16 cache's kernel takes the f32 one's arguments
+    if (!this.pool || kv.kvType === "q8_0" || kv.kvType === "u8_asym" || 2 * T * kv.nHeads * maxLen * kv.headDim < this.minWork) {
       return super.attention(out, q, kv, layer, rows, T, scratch);
     }
     const { kOff, vOff } = kvOffsets(kv, layer);
-    const a = new Array<number>(19);
+    const a = new Array<number>(22);
     a[ATT.out] = out, a[ATT.q] = q, a[ATT.att] = scratch, a[ATT.kvBase] = kv.base, a[ATT.pageSize] = kv.pageSize;
     a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
     a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
     a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
+    a[ATT.slopes] = kv.alibiSlopes ?? 0, a[ATT.topK] = kv.topK ?? 0, a[ATT.sel] = kv.topKScratch ?? 0;
     const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
     this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos) : "attention", a, kv.nHeads);
   }
@@ -203,7 +204,7 @@ export class ThreadedWasmBackend extends WasmBackend {
   }
 
   // GPT-2 / GPT-NeoX ops: small next to the matmuls, run on the calling thread
-  override layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
+  override layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
     if (this.defer(() => this.layernorm(out, x, w, bias, n, eps, T))) return;
     super.layernorm(out, x, w, bias, n, eps, T);
   }

@@ -90,7 +90,7 @@ export class WasmBackend implements Backend {
   }
 
   supportsKV(type: KVType): boolean {
-    return type === "f32" || type === "f16" || type === "q8_0";
+    return type === "f32" || type === "f16" || type === "q8_0" || type === "u8_asym";
   }
 
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
@@ -174,8 +174,8 @@ export class WasmBackend implements Backend {
     this.kernels.swiglu(out, gate, up, n, T);
   }
 
-  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
-    this.kernels.layernorm(out, x, w.ptr, bias.ptr, n, eps, T);
+  layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
+    this.kernels.layernorm(out, x, w.ptr, bias?.ptr ?? 0, n, eps, T);
   }
 
   addBias(x: number, bias: Weight, rows: number, n: number): void {
@@ -195,15 +195,17 @@ export class WasmBackend implements Backend {
     const row = kv.kvDim * 4;
     const slot = kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
     const q8 = kv.kvType === "q8_0";
+    const u8 = kv.kvType === "u8_asym";
     const h = this.heapI32;
     for (let t = 0; t < T; t++) {
       const r = (rows >> 2) + t * ROW_FIELDS;
       const pos = h[r + ROW_POS];
       const page = h[(h[r + ROW_PAGE_TABLE] >> 2) + Math.floor(pos / kv.pageSize)];
       const at = kv.base + page * kv.pageBytes + (pos % kv.pageSize) * slot;
-      if (q8) {
-        this.kernels.kv_store_q8(at + kOff, k + t * row, kv.kvDim, kv.qBlock);
-        this.kernels.kv_store_q8(at + vOff, v + t * row, kv.kvDim, kv.qBlock);
+      if (q8 || u8) {
+        const store = q8 ? this.kernels.kv_store_q8 : this.kernels.kv_store_u8;
+        store(at + kOff, k + t * row, kv.kvDim, kv.qBlock);
+        store(at + vOff, v + t * row, kv.kvDim, kv.qBlock);
         continue;
       }
       if (kv.kvType === "f16") {
@@ -226,13 +228,14 @@ export class WasmBackend implements Backend {
     const { kOff, vOff } = kvOffsets(kv, layer);
     const qDim = kv.nHeads * kv.headDim;
     const h = this.heapI32;
+    const slopes = kv.alibiSlopes ?? 0, topK = kv.topK ?? 0, sel = kv.topKScratch ?? 0;
     for (let t = 0; t < T; t++) {
       const r = (rows >> 2) + t * ROW_FIELDS;
-      if (kv.kvType === "q8_0") {
-        this.kernels.attention_q8(
+      if (kv.kvType === "q8_0" || kv.kvType === "u8_asym") {
+        this.kernels[kv.kvType === "q8_0" ? "attention_q8" : "attention_u8"](
           out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim, kv.qBlock,
-          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
+          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, topK, sel,
         );
         continue;
       }
@@ -241,14 +244,14 @@ export class WasmBackend implements Backend {
         this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS])](
           out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
-          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
+          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, 0, 0,
         );
         continue;
       }
       this.kernels.attention(
         out + t * qDim * 4, q + t * qDim * 4, scratch,
         kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
-        kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1,
+        kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, topK, sel,
       );
     }
   }

@@ -25,8 +25,15 @@ export const MODEL_FLAGS: FlagSpec[] = [
   },
   { name: "context", kind: "int", min: 1, help: "positions per sequence (default: the model's)" },
   { name: "threads", kind: "int", min: 1, help: "threads, the calling one included (default: one per core)" },
-  { name: "kv-cache", kind: "string", value: "TYPE", help: "KV cache type: f32 (default), f16 or q8_0" },
+  { name: "kv-cache", kind: "string", value: "TYPE", help: "KV cache type: f32 (default), f16, q8_0 or u8_asym" },
   { name: "ggml-order", kind: "boolean", help: "llama.cpp's CPU arithmetic bit for bit (F16 KV cache, matmuls in ggml's order; slower)" },
+  {
+    name: "attention-top-k",
+    kind: "int",
+    min: 0,
+    value: "K",
+    help: "sparse top-k attention: each row's softmax over its K best scores (long contexts; 0 = dense)",
+  },
 ];
 
 export const BACKEND_FLAG: FlagSpec = {
@@ -56,7 +63,7 @@ export const SAMPLING_FLAGS: FlagSpec[] = [
   { name: "seed", kind: "int", min: 0, max: 0xffffffff, value: "S", help: "random seed (same seed, same tokens in every runtime)" },
 ];
 
-const KV_TYPES: KVType[] = ["f32", "f16", "q8_0"];
+const KV_TYPES: KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 /** The --kv-cache flag's value (dflt when absent), or a ParamError naming the choices. */
 export function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {
@@ -82,6 +89,7 @@ export function loadOptions(f: Flags, io: Io): LoadOptions {
     contextLength: f.number("context"),
     threads: f.number("threads"),
     backend,
+    attention: f.has("attention-top-k") ? { topK: f.number("attention-top-k") } : undefined,
     onNotice: (m) => io.err(`${m}\n`),
   };
 }

@@ -21,7 +21,7 @@ import { FormatError } from "../errors.ts";
 const SOURCE_ONLY = /^(kvasm\.|safetensors\.)|\.rope\.scaling\./;
 
 /** Keys llama.cpp reads as f32 (a JS integer like 10000 would otherwise be typed u32). */
-const FLOAT_KEYS = /(freq_base|epsilon|factor)$/;
+const FLOAT_KEYS = /(freq_base|epsilon|factor|max_alibi_bias)$/;
 
 /** Writes the GGUF form of an HF-mapped model file (see hfModelFile) to `sink`. */
 export async function writeHFModelAsGGUF(file: ModelFile, sink: ByteSink, name?: string): Promise<void> {

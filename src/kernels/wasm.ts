@@ -16,6 +16,7 @@ export interface Kernels {
     out: number, q: number, att: number,
     kvBase: number, pageTable: number, pageSize: number, pageBytes: number, kOff: number, vOff: number, kvDim: number,
     nHeads: number, nKvHeads: number, headDim: number, start: number, end: number, h0: number, h1: number,
+    slopes?: number, topK?: number, sel?: number,
   ): void;
   copy(dst: number, src: number, n: number): void;
   /** Reads n floats as fast as a kernel can (benchmarks' bandwidth probe). */

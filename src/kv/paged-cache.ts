@@ -22,6 +22,10 @@ export interface KVCacheOptions {
   maxPositions: number;
   /** Element type of K and V in the pages; default "f32". */
   kvType?: KVType;
+  /** How attention reads the pages (KVLayout's fields): ALiBi slopes' address, sparse top-k and its scratch. */
+  alibiSlopes?: number;
+  topK?: number;
+  topKScratch?: number;
 }
 
 /**
@@ -73,6 +77,8 @@ export class PagedKVCache {
     const base = backend.alloc(opts.nPages * pageBytes, "kv cache pages");
     this.pageTables = backend.alloc(opts.maxSeqs * this.maxPagesPerSeq * 4, "kv page tables");
     this.layout = { base, pageSize: opts.pageSize, pageBytes, kvDim, kvType, qBlock, ...shape };
+    if (opts.alibiSlopes) this.layout.alibiSlopes = opts.alibiSlopes;
+    if (opts.topK) Object.assign(this.layout, { topK: opts.topK, topKScratch: opts.topKScratch });
     this.refs = new Int32Array(opts.nPages);
     this.freeList = new Int32Array(opts.nPages);
     // pop from the end: low page numbers are handed out first
@@ -240,8 +246,11 @@ export class PagedKVCache {
   }
 }
 
-/** Values per quantization block (one scale each) of a Q8_0 cache: 32, or one head when heads are not multiples of 32. */
+/**
+ * Values per quantization block of a Q8_0 cache (one scale each) or a u8_asym cache (one scale and zero
+ * point each): 32, or one head when heads are not multiples of 32.
+ */
 export function quantBlock(kvType: KVType, headDim: number): number {
-  if (kvType !== "q8_0") return 0;
+  if (kvType !== "q8_0" && kvType !== "u8_asym") return 0;
   return headDim % 32 === 0 ? 32 : headDim;
 }

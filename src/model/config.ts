@@ -3,7 +3,7 @@
  * Derived fields (headDim, kvDim, kvMul) are filled in by `makeConfig`.
  */
 export interface ModelConfig {
-  arch: string; // "llama", "qwen2", "mistral", "phi3", "gpt2", "gptneox"
+  arch: string; // "llama", "qwen2", "mistral", "phi3", "gpt2", "gptneox", "bloom", "mpt"
   dim: number; // residual stream width
   hiddenDim: number; // feed-forward inner width
   nLayers: number;
@@ -21,6 +21,8 @@ export interface ModelConfig {
   normEps: number;
   /** Attention reads only the last `slidingWindow` positions (Mistral); undefined = full causal. */
   slidingWindow?: number;
+  /** ALiBi (BLOOM, MPT): scores gain slope_h * (key position - query position), slopes from this maximum bias (src/model/alibi.ts). */
+  alibiMaxBias?: number;
 }
 
 export interface DerivedConfig extends ModelConfig {

@@ -149,7 +149,7 @@ function llama3RopeScaling(m: MetadataReader, file: ModelFile): ModelConfig["rop
   };
 }
 
-/** The GPT-2 / GPT-NeoX family: LayerNorm, GELU, fused QKV with biases. */
+/** The GPT-2 / GPT-NeoX / BLOOM / MPT family: LayerNorm, GELU, fused QKV (with biases, except MPT's no_bias). */
 export interface GPTConfig extends ModelConfig {
   activation: "gelu_tanh" | "gelu_erf";
   /** GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)) instead of two residual steps. */
@@ -158,15 +158,23 @@ export interface GPTConfig extends ModelConfig {
   learnedPositions: boolean;
 }
 
+const GPT_FAMILY = ["gpt2", "gptneox", "bloom", "mpt"];
+
 /**
- * GPTConfig from `gpt2.*` or `gptneox.*` keys (llama.cpp's names). GELU: GPT-2
- * uses the tanh approximation, GPT-NeoX / Pythia the exact erf form, unless
- * `{arch}.hidden_act` (written by the Hugging Face mapping) says otherwise.
+ * GPTConfig from `gpt2.*`, `gptneox.*`, `bloom.*` or `mpt.*` keys (llama.cpp's names). GELU: GPT-2 and
+ * BLOOM use the tanh approximation, GPT-NeoX / Pythia and MPT the exact erf form (nn.GELU, as transformers
+ * runs MPT), unless `{arch}.hidden_act` (written by the Hugging Face mapping) says otherwise. BLOOM and MPT
+ * position by ALiBi: BLOOM with llama.cpp's fixed maximum bias 8, MPT with `mpt.attention.max_alibi_bias`.
  */
 export function gptConfigFromMetadata(file: ModelFile, name: string = file.source.name): GPTConfig {
   const arch = file.metadata.get("general.architecture");
-  if (arch !== "gpt2" && arch !== "gptneox") throw new UnsupportedError(`${name}: architecture "${String(arch)}" is not GPT-2 or GPT-NeoX`);
+  if (typeof arch !== "string" || !GPT_FAMILY.includes(arch)) {
+    throw new UnsupportedError(`${name}: architecture "${String(arch)}" is not one of ${GPT_FAMILY.join(", ")}`);
+  }
   const m = new MetadataReader(file, name, arch);
+  if (arch === "mpt" && file.metadata.has("mpt.attention.clamp_kqv")) {
+    throw new UnsupportedError(`${name}: MPT with clip_qkv (mpt.attention.clamp_kqv) is not supported`);
+  }
   const dim = m.count(".embedding_length");
   const nHeads = m.count(".attention.head_count");
   if (dim % nHeads !== 0) throw new FormatError(name, `${arch}.attention.head_count ${nHeads} does not divide ${arch}.embedding_length ${dim}`);
@@ -175,7 +183,7 @@ export function gptConfigFromMetadata(file: ModelFile, name: string = file.sourc
   if (ropeDim > headDim || ropeDim % 2 !== 0) {
     throw new FormatError(name, `${arch}.rope.dimension_count ${ropeDim} must be even and at most the head size ${headDim}`);
   }
-  const act = m.string(".hidden_act") ?? (arch === "gpt2" ? "gelu_new" : "gelu");
+  const act = m.string(".hidden_act") ?? (arch === "gpt2" || arch === "bloom" ? "gelu_new" : "gelu");
   const TANH = ["gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_tanh"];
   if (!TANH.includes(act) && act !== "gelu") throw new UnsupportedError(`${name}: activation "${act}" is not supported (kvasm runs gelu, ${TANH.join(", ")})`);
   const embd = file.tensors.get("token_embd.weight");
@@ -186,7 +194,8 @@ export function gptConfigFromMetadata(file: ModelFile, name: string = file.sourc
     : Array.isArray(file.metadata.get("tokenizer.ggml.tokens"))
     ? (file.metadata.get("tokenizer.ggml.tokens") as unknown[]).length
     : m.count(".vocab_size");
-  return {
+  const alibiMaxBias = arch === "bloom" ? 8 : arch === "mpt" ? m.number(".attention.max_alibi_bias", 8) : undefined;
+  const config: GPTConfig = {
     arch,
     dim,
     hiddenDim: m.count(".feed_forward_length"),
@@ -204,6 +213,11 @@ export function gptConfigFromMetadata(file: ModelFile, name: string = file.sourc
     parallelResidual: arch === "gptneox" && m.bool(".use_parallel_residual", true),
     learnedPositions: arch === "gpt2",
   };
+  if (alibiMaxBias !== undefined) {
+    if (!(alibiMaxBias > 0)) throw new FormatError(name, `${arch}.attention.max_alibi_bias must be positive, found ${alibiMaxBias}`);
+    config.alibiMaxBias = alibiMaxBias;
+  }
+  return config;
 }
 
 /** The llama tensor set and each tensor's ggml shape (`output.weight` is absent when tied to the embedding). */

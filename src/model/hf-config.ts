@@ -10,7 +10,7 @@
  * llama.cpp's layout directly, nothing is copied inside it):
  * - GPT-2's Conv1D stores weights as [in, out]; ggml rows are outputs, so
  *   they are transposed (llama.cpp's converter does the same).
- * - GPT-NeoX's fused query_key_value is per head: rows [head][q|k|v][headDim].
+ * - GPT-NeoX's and BLOOM's fused query_key_value is per head: rows [head][q|k|v][headDim].
  *   It is regrouped to [q|k|v][head][headDim] (again as llama.cpp's converter
  *   does), so Q, K and V are then contiguous row ranges, split by views like
  *   GPT-2's c_attn and Phi-3's qkv_proj (src/models/blocks.ts rowView).
@@ -80,6 +80,33 @@ const NEOX_NAMES: NameRule[] = [
   [/^gpt_neox\.layers\.(\d+)\.mlp\.dense_4h_to_h\.(weight|bias)$/, "blk.$1.ffn_down.$2"],
 ];
 
+// BLOOM: bigscience's own checkpoints have no "transformer." prefix; transformers' do. Its QKV is per head, as NeoX's.
+const BLOOM_NAMES: NameRule[] = [
+  [/^(?:transformer\.)?word_embeddings\.weight$/, "token_embd.weight"],
+  [/^(?:transformer\.)?word_embeddings_layernorm\.(weight|bias)$/, "token_embd_norm.$1"],
+  [/^(?:transformer\.)?ln_f\.(weight|bias)$/, "output_norm.$1"],
+  [/^lm_head\.weight$/, "output.weight"],
+  [/^(?:transformer\.)?h\.(\d+)\.input_layernorm\.(weight|bias)$/, "blk.$1.attn_norm.$2"],
+  [/^(?:transformer\.)?h\.(\d+)\.self_attention\.query_key_value\.(weight|bias)$/, "blk.$1.attn_qkv.$2", "neox_qkv"],
+  [/^(?:transformer\.)?h\.(\d+)\.self_attention\.dense\.(weight|bias)$/, "blk.$1.attn_output.$2"],
+  [/^(?:transformer\.)?h\.(\d+)\.post_attention_layernorm\.(weight|bias)$/, "blk.$1.ffn_norm.$2"],
+  [/^(?:transformer\.)?h\.(\d+)\.mlp\.dense_h_to_4h\.(weight|bias)$/, "blk.$1.ffn_up.$2"],
+  [/^(?:transformer\.)?h\.(\d+)\.mlp\.dense_4h_to_h\.(weight|bias)$/, "blk.$1.ffn_down.$2"],
+];
+
+// MPT: Wqkv is [q|k|v] already; with no_bias there are no bias tensors to map
+const MPT_NAMES: NameRule[] = [
+  [/^transformer\.wte\.weight$/, "token_embd.weight"],
+  [/^transformer\.norm_f\.(weight|bias)$/, "output_norm.$1"],
+  [/^lm_head\.weight$/, "output.weight"],
+  [/^transformer\.blocks\.(\d+)\.norm_1\.(weight|bias)$/, "blk.$1.attn_norm.$2"],
+  [/^transformer\.blocks\.(\d+)\.attn\.Wqkv\.(weight|bias)$/, "blk.$1.attn_qkv.$2"],
+  [/^transformer\.blocks\.(\d+)\.attn\.out_proj\.(weight|bias)$/, "blk.$1.attn_output.$2"],
+  [/^transformer\.blocks\.(\d+)\.norm_2\.(weight|bias)$/, "blk.$1.ffn_norm.$2"],
+  [/^transformer\.blocks\.(\d+)\.ffn\.up_proj\.(weight|bias)$/, "blk.$1.ffn_up.$2"],
+  [/^transformer\.blocks\.(\d+)\.ffn\.down_proj\.(weight|bias)$/, "blk.$1.ffn_down.$2"],
+];
+
 /** One Hugging Face model_type: the GGUF architecture it becomes, its metadata and its names. */
 interface HFArchitecture {
   gguf: string;
@@ -95,6 +122,8 @@ const HF_ARCHITECTURES: Record<string, HFArchitecture> = {
   phi3: { gguf: "phi3", names: LLAMA_NAMES, metadata: (c) => llamaKeys(c, "phi3") },
   gpt2: { gguf: "gpt2", names: GPT2_NAMES, metadata: gpt2Keys },
   gpt_neox: { gguf: "gptneox", names: NEOX_NAMES, metadata: neoxKeys },
+  bloom: { gguf: "bloom", names: BLOOM_NAMES, metadata: bloomKeys },
+  mpt: { gguf: "mpt", names: MPT_NAMES, metadata: mptKeys },
 };
 
 /** Typed reads of config.json, each failure a FormatError naming the key. */
@@ -225,6 +254,61 @@ function neoxKeys(c: ConfigReader): Record<string, MetadataValue> {
   };
 }
 
+/**
+ * BLOOM's config.json names no context length (ALiBi has no position table): `seq_length` where a
+ * checkpoint gives one, else the 2048 positions BLOOM was trained on. The slopes' maximum bias is 8,
+ * fixed by BLOOM (and by llama.cpp for "bloom"), so no key is written for it.
+ */
+function bloomKeys(c: ConfigReader): Record<string, MetadataValue> {
+  const dim = c.count(["hidden_size", "n_embed"]);
+  if (c.json.apply_residual_connection_post_layernorm === true) {
+    throw new UnsupportedError(`${c.name}: apply_residual_connection_post_layernorm (residual taken after the LayerNorm) is not supported`);
+  }
+  return {
+    "bloom.context_length": c.count("seq_length", 2048),
+    "bloom.embedding_length": dim,
+    "bloom.feed_forward_length": 4 * dim,
+    "bloom.block_count": c.count(["n_layer", "num_hidden_layers"]),
+    "bloom.attention.head_count": c.count(["n_head", "num_attention_heads"]),
+    "bloom.attention.layer_norm_epsilon": c.number("layer_norm_epsilon", 1e-5),
+    "bloom.vocab_size": c.count("vocab_size"),
+    "bloom.hidden_act": "gelu_new", // bloom_gelu_forward: the tanh approximation
+  };
+}
+
+/** MPT with ALiBi (attn_config.alibi); the options kvasm does not run are refused by name. */
+function mptKeys(c: ConfigReader): Record<string, MetadataValue> {
+  const raw = c.json.attn_config ?? {};
+  if (typeof raw !== "object" || raw === null) throw new FormatError(c.name, `"attn_config" must be an object`);
+  const attn = new ConfigReader(raw as HFConfig, `${c.name} (attn_config)`);
+  if (attn.json.alibi !== true) throw new UnsupportedError(`${c.name}: MPT without ALiBi (learned position embeddings) is not supported`);
+  // options that change the math: clipped Q/K/V, a custom softmax scale, LayerNorm on Q and K, prefix-LM masking
+  for (const key of ["clip_qkv", "softmax_scale", "qk_ln", "prefix_lm"]) {
+    const v = attn.json[key];
+    if (v !== undefined && v !== null && v !== false) throw new UnsupportedError(`${c.name}: MPT with attn_config.${key} = ${JSON.stringify(v)} is not supported`);
+  }
+  const type = attn.json.attn_type ?? "multihead_attention";
+  if (type !== "multihead_attention") throw new UnsupportedError(`${c.name}: MPT attn_type "${String(type)}" is not supported (kvasm runs multihead_attention)`);
+  if (c.has("logit_scale")) throw new UnsupportedError(`${c.name}: MPT with logit_scale is not supported`);
+  const dim = c.count("d_model");
+  const ffn = c.json.ffn_config as Record<string, unknown> | undefined;
+  const hidden = typeof ffn?.ffn_hidden_size === "number" ? ffn.ffn_hidden_size : c.count("expansion_ratio", 4) * dim;
+  if (typeof ffn?.ffn_act_fn === "object" && ffn.ffn_act_fn !== null && (ffn.ffn_act_fn as { name?: unknown }).name !== "gelu") {
+    throw new UnsupportedError(`${c.name}: MPT ffn activation ${JSON.stringify(ffn.ffn_act_fn)} is not supported (kvasm runs gelu)`);
+  }
+  return {
+    "mpt.context_length": c.count("max_seq_len"),
+    "mpt.embedding_length": dim,
+    "mpt.feed_forward_length": hidden,
+    "mpt.block_count": c.count("n_layers"),
+    "mpt.attention.head_count": c.count("n_heads"),
+    "mpt.attention.layer_norm_epsilon": c.number("layer_norm_epsilon", 1e-5),
+    "mpt.attention.max_alibi_bias": attn.number("alibi_bias_max", 8),
+    "mpt.vocab_size": c.count("vocab_size"),
+    "mpt.hidden_act": "gelu", // nn.GELU(approximate="none")
+  };
+}
+
 /** The model_types kvasm maps (config.json "model_type"). */
 export const HF_MODEL_TYPES = Object.keys(HF_ARCHITECTURES);
 
@@ -252,7 +336,7 @@ export function hfModelFile(file: ModelFile, config: HFConfig, configName: strin
     if (typeof id === "number") metadata.set(`tokenizer.ggml.${k}`, id);
   }
 
-  const nHeads = c.count(["num_attention_heads", "n_head"]);
+  const nHeads = c.count(["num_attention_heads", "n_head", "n_heads"]);
   const tensors = new Map<string, TensorInfo>();
   for (const info of file.tensors.values()) {
     const rule = arch.names.find(([re]) => re.test(info.name));

@@ -11,6 +11,7 @@ import { ArenaPlan } from "../memory/arena.ts";
 import { PagedKVCache, type Sequence } from "../kv/paged-cache.ts";
 import { type DerivedConfig, deriveConfig } from "./config.ts";
 import { ropeTable } from "./rope.ts";
+import { alibiSlopes } from "./alibi.ts";
 import { WeightSet } from "./weights.ts";
 import type { RunState } from "../models/llama.ts";
 import { type Architecture, architectureOf } from "../models/registry.ts";
@@ -22,6 +23,8 @@ import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
 import { generate, type GenerateOptions, type GenerationResult } from "../generate.ts";
 import { argmax, type Sampler } from "../sampling/sampler.ts";
 import { DeviceSampler } from "../backends/webgpu/sample.ts";
+
+const KV_TYPES: KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 /** Greedy steps Model.decodeGreedy records between two readbacks (the size of its device scratch). */
 export const GREEDY_ROWS = 64;
@@ -48,10 +51,17 @@ export interface LoadOptions {
   kvPages?: number;
   /**
    * Element type of the KV cache: "f32" (default); "f16" (half the bytes; llama.cpp's default cache type, with attention
-   * computed as llama.cpp's CPU flash attention does, so logits match llama.cpp's); or "q8_0" (8-bit blocks with a scale,
-   * about a quarter of the bytes).
+   * computed as llama.cpp's CPU flash attention does, so logits match llama.cpp's); "q8_0" (8-bit blocks with a scale,
+   * about a quarter of the bytes); or "u8_asym" (unsigned 8-bit blocks with a scale and a zero point, the seed's
+   * asymmetric quantization: x ~ scale * (q - zero_point), a bit over a quarter of the bytes).
    */
   kvCacheType?: KVType;
+  /**
+   * Attention variants. `topK`: sparse top-k attention, for long contexts: each query row (prompt rows too) keeps
+   * its topK highest scores over the cached positions and takes the softmax over those only; the V rows of the
+   * others are never read. 0 or absent: dense attention. WASM backend, f32 / q8_0 / u8_asym caches.
+   */
+  attention?: { topK?: number };
   /** Overrides the model's sliding attention window (positions attended per query); 0 = full causal attention. */
   slidingWindow?: number;
   /** Use the relaxed-SIMD kernels; default: when the runtime validates them. */
@@ -418,6 +428,12 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     );
   }
 
+  // attention options before any backend starts
+  const topK = opts.attention?.topK ?? 0;
+  if (!(Number.isInteger(topK) && topK >= 0)) throw new ParamError("attention.topK", `must be a non-negative integer, got ${topK}`);
+  if (topK > 0 && opts.kvCacheType === "f16") {
+    throw new UnsupportedError(`sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`);
+  }
   const ctx = opts.contextLength ?? config.contextLength;
   if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
   const maxSeqs = opts.maxSequences ?? 1;
@@ -443,7 +459,8 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     const plan = new ArenaPlan();
     for (const t of tensors) plan.add(`weights:${t.name}`, t.byteLength);
     const kvType = opts.kvCacheType ?? "f32";
-    if (kvType !== "f32" && kvType !== "f16" && kvType !== "q8_0") throw new ParamError("kvCacheType", `must be "f32", "f16" or "q8_0", got ${JSON.stringify(kvType)}`);
+    if (!KV_TYPES.includes(kvType)) throw new ParamError("kvCacheType", `must be one of ${KV_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(kvType)}`);
+    if (topK > 0 && backend instanceof WebGpuBackend) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     if (opts.slidingWindow !== undefined) {
       if (!(Number.isInteger(opts.slidingWindow) && opts.slidingWindow >= 0)) throw new ParamError("slidingWindow", `must be a non-negative integer, got ${opts.slidingWindow}`);
       config.slidingWindow = opts.slidingWindow || undefined;
@@ -451,13 +468,23 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     if (kvType !== "f32" && !backend.supportsKV?.(kvType)) throw new UnsupportedError(`the ${backend.name} backend has no ${kvType} KV cache`);
     const kvOpts = { pageSize, nPages, maxSeqs, maxPositions: ctx, kvType };
     plan.add("kv", PagedKVCache.bytes(config, kvOpts));
+    if (config.alibiMaxBias) plan.add("alibi slopes", config.nHeads * 4);
+    // a row never attends more than ctx positions: k past that is dense attention, and needs no more scratch
+    const kept = Math.min(topK, ctx);
+    if (kept > 0) plan.add("top-k selection", config.nHeads * kept * 8);
     const scratch = { ...scratchSizes(config, tensors, backend, maxRows, maxLogitRows, ctx), ...arch.extraScratch?.(config, maxRows) };
     for (const [what, bytes] of Object.entries(scratch)) plan.add(`scratch:${what}`, bytes);
     await backend.init(plan.bytes);
 
     const weightSet = await WeightSet.upload(backend, file, tensors, opts.onProgress);
     const weights = arch.bind(config, weightSet);
-    const kv = new PagedKVCache(backend, config, kvOpts);
+    const attention: { alibiSlopes?: number; topK?: number; topKScratch?: number } = {};
+    if (config.alibiMaxBias) {
+      attention.alibiSlopes = backend.alloc(config.nHeads * 4, "alibi slopes");
+      backend.write(attention.alibiSlopes, alibiSlopes(config.nHeads, config.alibiMaxBias));
+    }
+    if (kept > 0) Object.assign(attention, { topK: kept, topKScratch: backend.alloc(config.nHeads * kept * 8, "top-k selection") });
+    const kv = new PagedKVCache(backend, config, { ...kvOpts, ...attention });
     const state: RunState = { maxRows, maxLogitRows } as RunState;
     for (const [what, bytes] of Object.entries(scratch)) {
       (state as unknown as Record<string, number>)[what] = backend.alloc(bytes, `scratch ${what}`);

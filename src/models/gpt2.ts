@@ -3,7 +3,9 @@
  * embeddings instead of RoPE, a fused `attn_qkv` of [q|k|v] rows split by
  * views, biases on every projection, GELU (tanh approximation), and an output
  * head tied to the token embedding. The weights, blocks and tensor set are
- * shared with GPT-NeoX (src/models/gptneox.ts), which differs in its graph.
+ * shared with GPT-NeoX (src/models/gptneox.ts) and BLOOM / MPT
+ * (src/models/bloom-mpt.ts), which differ in their graphs. Biases are
+ * optional in the bound weights: MPT's no_bias checkpoints have none.
  */
 import type { Backend, KVLayout, Weight } from "../backends/backend.ts";
 import type { DerivedConfig } from "../model/config.ts";
@@ -19,62 +21,82 @@ export type GPTDerivedConfig = DerivedConfig & GPTConfig;
 /** One block's weights; (rows, cols) = (out, in), llama.cpp names in comments. */
 export interface GPTLayer {
   attnNorm: Weight; // blk.N.attn_norm.weight (dim)
-  attnNormB: Weight; // blk.N.attn_norm.bias (dim)
+  attnNormB?: Weight; // blk.N.attn_norm.bias (dim)
   wq: Weight; // rows [0, dim) of blk.N.attn_qkv.weight
   wk: Weight; // rows [dim, 2 dim)
   wv: Weight; // rows [2 dim, 3 dim)
-  bq: Weight; // the same ranges of blk.N.attn_qkv.bias
-  bk: Weight;
-  bv: Weight;
+  bq?: Weight; // the same ranges of blk.N.attn_qkv.bias
+  bk?: Weight;
+  bv?: Weight;
   wo: Weight; // blk.N.attn_output.weight (dim, dim)
-  bo: Weight; // blk.N.attn_output.bias (dim)
+  bo?: Weight; // blk.N.attn_output.bias (dim)
   ffnNorm: Weight; // blk.N.ffn_norm.weight (dim)
-  ffnNormB: Weight; // blk.N.ffn_norm.bias (dim)
+  ffnNormB?: Weight; // blk.N.ffn_norm.bias (dim)
   wUp: Weight; // blk.N.ffn_up.weight (hidden, dim)
-  bUp: Weight; // blk.N.ffn_up.bias (hidden)
+  bUp?: Weight; // blk.N.ffn_up.bias (hidden)
   wDown: Weight; // blk.N.ffn_down.weight (dim, hidden)
-  bDown: Weight; // blk.N.ffn_down.bias (dim)
+  bDown?: Weight; // blk.N.ffn_down.bias (dim)
 }
 
 export interface GPTWeights {
   tokenEmbd: Weight; // token_embd.weight (vocab, dim)
   posEmbd?: Weight; // position_embd.weight (nPositions, dim), GPT-2 only
+  tokenEmbdNorm?: Weight; // token_embd_norm.weight (dim), BLOOM's word_embeddings_layernorm
+  tokenEmbdNormB?: Weight; // token_embd_norm.bias (dim)
   layers: GPTLayer[];
   outputNorm: Weight; // output_norm.weight
-  outputNormB: Weight; // output_norm.bias
+  outputNormB?: Weight; // output_norm.bias
   output: Weight; // output.weight, or token_embd when tied
 }
 
-export function gptExpectedTensors(c: GPTDerivedConfig): ExpectedTensors {
+/**
+ * The family's tensor set. `biases`: "required" (GPT-2, GPT-NeoX, BLOOM) or "optional" (MPT, whose
+ * no_bias checkpoints have none, as llama.cpp loads it); `embeddingNorm`: BLOOM's token_embd_norm.
+ */
+export function gptExpectedTensors(
+  c: GPTDerivedConfig,
+  opts: { biases?: "required" | "optional"; embeddingNorm?: boolean } = {},
+): ExpectedTensors {
   const { dim, hiddenDim, vocabSize } = c;
   const required = new Map<string, number[]>([
     ["token_embd.weight", [dim, vocabSize]],
     ["output_norm.weight", [dim]],
-    ["output_norm.bias", [dim]],
   ]);
-  if (c.learnedPositions) required.set("position_embd.weight", [dim, c.contextLength]);
   const optional = new Map<string, number[]>([["output.weight", [dim, vocabSize]]]);
+  const biases = opts.biases === "optional" ? optional : required;
+  biases.set("output_norm.bias", [dim]);
+  if (c.learnedPositions) required.set("position_embd.weight", [dim, c.contextLength]);
+  if (opts.embeddingNorm) {
+    required.set("token_embd_norm.weight", [dim]);
+    required.set("token_embd_norm.bias", [dim]);
+  }
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
     for (const norm of ["attn_norm", "ffn_norm"]) {
       required.set(p + norm + ".weight", [dim]);
-      required.set(p + norm + ".bias", [dim]);
+      biases.set(p + norm + ".bias", [dim]);
     }
     required.set(p + "attn_qkv.weight", [dim, 3 * dim]);
-    required.set(p + "attn_qkv.bias", [3 * dim]);
+    biases.set(p + "attn_qkv.bias", [3 * dim]);
     required.set(p + "attn_output.weight", [dim, dim]);
-    required.set(p + "attn_output.bias", [dim]);
+    biases.set(p + "attn_output.bias", [dim]);
     required.set(p + "ffn_up.weight", [dim, hiddenDim]);
-    required.set(p + "ffn_up.bias", [hiddenDim]);
+    biases.set(p + "ffn_up.bias", [hiddenDim]);
     required.set(p + "ffn_down.weight", [hiddenDim, dim]);
-    required.set(p + "ffn_down.bias", [dim]);
+    biases.set(p + "ffn_down.bias", [dim]);
   }
   return { required, optional };
 }
 
 /** Q, K, V weights and biases as views of the fused [q|k|v] `attn_qkv` rows (d = dim rows each). */
-export function splitGPTQKV(qkv: Weight, bias: Weight, d: number, p: string): { wq: Weight; wk: Weight; wv: Weight; bq: Weight; bk: Weight; bv: Weight } {
+export function splitGPTQKV(
+  qkv: Weight,
+  bias: Weight | undefined,
+  d: number,
+  p: string,
+): { wq: Weight; wk: Weight; wv: Weight; bq?: Weight; bk?: Weight; bv?: Weight } {
   const [wq, wk, wv] = splitRows(qkv, [d, d, d], [p + "q", p + "k", p + "v"]);
+  if (!bias) return { wq, wk, wv };
   const [bq, bk, bv] = splitRows(bias, [d, d, d], [p + "q.bias", p + "k.bias", p + "v.bias"]);
   return { wq, wk, wv, bq, bk, bv };
 }
@@ -85,40 +107,44 @@ export function bindGPTWeights(c: GPTDerivedConfig, w: WeightSet): GPTWeights {
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
     // [q|k|v] rows: llama.cpp's layout for both families (the NeoX per-head layout is regrouped on read)
+    // biases by `maybe`: which ones must exist was settled by the tensor check (gptExpectedTensors)
     layers.push({
       attnNorm: w.get(p + "attn_norm.weight"),
-      attnNormB: w.get(p + "attn_norm.bias"),
-      ...splitGPTQKV(w.get(p + "attn_qkv.weight"), w.get(p + "attn_qkv.bias"), d, p),
+      attnNormB: w.maybe(p + "attn_norm.bias"),
+      ...splitGPTQKV(w.get(p + "attn_qkv.weight"), w.maybe(p + "attn_qkv.bias"), d, p),
       wo: w.get(p + "attn_output.weight"),
-      bo: w.get(p + "attn_output.bias"),
+      bo: w.maybe(p + "attn_output.bias"),
       ffnNorm: w.get(p + "ffn_norm.weight"),
-      ffnNormB: w.get(p + "ffn_norm.bias"),
+      ffnNormB: w.maybe(p + "ffn_norm.bias"),
       wUp: w.get(p + "ffn_up.weight"),
-      bUp: w.get(p + "ffn_up.bias"),
+      bUp: w.maybe(p + "ffn_up.bias"),
       wDown: w.get(p + "ffn_down.weight"),
-      bDown: w.get(p + "ffn_down.bias"),
+      bDown: w.maybe(p + "ffn_down.bias"),
     });
   }
   const tokenEmbd = w.get("token_embd.weight");
   return {
     tokenEmbd,
     posEmbd: c.learnedPositions ? w.get("position_embd.weight") : undefined,
+    tokenEmbdNorm: w.maybe("token_embd_norm.weight"),
+    tokenEmbdNormB: w.maybe("token_embd_norm.bias"),
     layers,
     outputNorm: w.get("output_norm.weight"),
-    outputNormB: w.get("output_norm.bias"),
+    outputNormB: w.maybe("output_norm.bias"),
     output: w.maybe("output.weight") ?? tokenEmbd,
   };
 }
 
 /**
  * Self-attention of the normed rows in s.xb; the projected output lands in
- * `out` (T, dim). RoPE (partial, on rotated halves) unless positions are learned.
+ * `out` (T, dim). RoPE (partial, on rotated halves) unless positions are learned
+ * or come from ALiBi (inside the attention kernel, through the KV layout's slopes).
  */
 export function gptAttention(b: Backend, c: GPTDerivedConfig, L: GPTLayer, s: RunState, kv: KVLayout, layer: number, T: number, out: number): void {
   linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
   linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch);
   linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch);
-  if (!c.learnedPositions) {
+  if (!c.learnedPositions && c.alibiMaxBias === undefined) {
     b.rope(s.q, s.ropeTable, s.positions, T, c.nHeads, c.headDim, c.ropeDim, true);
     b.rope(s.k, s.ropeTable, s.positions, T, c.nKvHeads, c.headDim, c.ropeDim, true);
   }

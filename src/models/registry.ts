@@ -9,6 +9,7 @@ import { qwen2 } from "./qwen2.ts";
 import { phi3 } from "./phi3.ts";
 import { gpt2 } from "./gpt2.ts";
 import { gptneox } from "./gptneox.ts";
+import { bloom, mpt } from "./bloom-mpt.ts";
 
 /**
  * What an architecture file provides: how to read its hyper-parameters, which
@@ -26,7 +27,7 @@ export interface Architecture<W = unknown> {
   forward(b: Backend, c: DerivedConfig, w: W, s: RunState, kv: KVLayout, T: number, logitRows: ArrayLike<number>): void;
 }
 
-const ARCHITECTURES: Architecture<any>[] = [llama, qwen2, phi3, gpt2, gptneox];
+const ARCHITECTURES: Architecture<any>[] = [llama, qwen2, phi3, gpt2, gptneox, bloom, mpt];
 
 export function architectureOf(file: ModelFile): Architecture<unknown> {
   const name = String(file.metadata.get("general.architecture") ?? "llama");

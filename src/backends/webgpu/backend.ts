@@ -403,8 +403,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const key = w ? `${w.ptr}:${offset}` : "-";
     let g = this.bindGroups.get(key);
     if (!g) {
-      const buf = w ? this.weightBuffer(w).buffer : this.dummy;
-      const entry = w ? { buffer: buf, offset, size: size || buf.size - offset } : { buffer: buf };
+      const wb = w ? this.weightBuffer(w) : undefined;
+      const buf = wb ? wb.buffer : this.dummy;
+      const entry = w ? { buffer: buf, offset: wb!.base + offset, size: size || wb!.size - offset } : { buffer: buf };
       g = this.device.createBindGroup({
         layout: this.layout,
         entries: [{ binding: 0, resource: { buffer: this.state } }, { binding: 1, resource: entry }, {
@@ -417,21 +418,25 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return g;
   }
 
-  /** Bind group for the state buffer plus two or three whole weight tensors (a fused matmul). */
+  /** Bind group for the state buffer plus two or three weight tensors (a fused matmul); a row view binds at its offset. */
   private bindGroup3(ws: Array<Weight | null>): Gpu {
     const key = ws.map((w) => w?.ptr ?? "-").join("|");
     let g = this.bindGroups.get(key);
     if (!g) {
-      const buf = (i: number) => (ws[i] ? this.weightBuffer(ws[i]).buffer : this.dummy);
+      const res = (i: number) => {
+        if (!ws[i]) return { buffer: this.dummy };
+        const wb = this.weightBuffer(ws[i]!);
+        return wb.base === 0 ? { buffer: wb.buffer } : { buffer: wb.buffer, offset: wb.base, size: wb.size };
+      };
       g = this.device.createBindGroup({
         layout: this.layout3,
         entries: [
           { binding: 0, resource: { buffer: this.state } },
-          { binding: 1, resource: { buffer: buf(0) } },
+          { binding: 1, resource: res(0) },
           { binding: 2, resource: { buffer: this.params, size: PARAM_WORDS * 4 } },
-          { binding: 3, resource: { buffer: buf(1) } },
-          { binding: 4, resource: { buffer: buf(2) } },
-          { binding: 5, resource: { buffer: buf(3) } },
+          { binding: 3, resource: res(1) },
+          { binding: 4, resource: res(2) },
+          { binding: 5, resource: res(3) },
         ],
       });
       this.bindGroups.set(key, g);
@@ -439,10 +444,20 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return g;
   }
 
-  private weightBuffer(w: Weight): WeightBuffer {
-    const b = this.weights.get(w.ptr);
-    if (!b) throw new WebGpuError(`${w.name} is not in GPU memory`);
-    return b;
+  /**
+   * The buffer holding w, w's byte offset in it and the bytes from there a binding may cover: a row view of a
+   * fused tensor (GPT-2's and BLOOM's q/k/v of attn_qkv, and their biases) starts inside its tensor's buffer.
+   */
+  private weightBuffer(w: Weight): { buffer: Gpu; base: number; size: number } {
+    const whole = this.weights.get(w.ptr);
+    if (whole) return { buffer: whole.buffer, base: 0, size: whole.buffer.size };
+    for (const b of this.weights.values()) {
+      if (w.ptr <= b.addr || w.ptr + w.bytes > b.addr + b.bytes) continue;
+      const base = w.ptr - b.addr, align = this.limits.minStorageBufferOffsetAlignment;
+      if (base % align !== 0) throw new UnsupportedError(`WebGPU: ${w.name} starts at byte ${base} of ${b.what}, not a multiple of this adapter's binding alignment ${align}`);
+      return { buffer: b.buffer, base, size: Math.min(Math.ceil(w.bytes / 4) * 4 + 16, b.buffer.size - base) };
+    }
+    throw new WebGpuError(`${w.name} is not in GPU memory`);
   }
 
   /**
@@ -509,7 +524,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private ranges(w: Weight): Array<{ row0: number; rows: number; offset: number; size: number }> {
     const rowBytes = w.bytes / w.rows;
     const limit = this.limits.maxStorageBufferBindingSize - 256;
-    const bufSize = this.weightBuffer(w).buffer.size;
+    const bufSize = this.weightBuffer(w).size;
     if (bufSize <= this.limits.maxStorageBufferBindingSize && w.rows <= MAX_GROUPS * 8) return [{ row0: 0, rows: w.rows, offset: 0, size: 0 }];
     const step = Math.max(256, Math.min(Math.floor(limit / rowBytes / 256) * 256, MAX_GROUPS * 8 - (MAX_GROUPS * 8) % 256));
     const out = [];
@@ -758,10 +773,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.enqueue({ k: "rmsnorm", out, x, w, n, eps, T });
   }
 
-  layernorm(out: number, x: number, w: Weight, bias: Weight, n: number, eps: number, T: number): void {
+  layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
     const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
     this.enqueue({ k: "other", run: () => this.dispatch("layernorm", () => LAYERNORM_SCALE, [out / 4, x / 4, n, T, epsBits], [T, 1], w) });
-    this.addBias(out, bias, T, n);
+    if (bias) this.addBias(out, bias, T, n);
   }
 
   addBias(x: number, bias: Weight, rows: number, n: number): void {
@@ -794,14 +809,17 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
     if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
+    if (kv.topK) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     const { kOff, vOff } = kvOffsets(kv, layer);
+    // d = (ALiBi on, its slopes' word address)
+    const alibi = kv.alibiSlopes === undefined ? [0, 0] : [1, kv.alibiSlopes / 4];
     this.enqueue({
       k: "other",
       run: () =>
         this.dispatch(
           "attention",
           () => ATTENTION,
-          [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff],
+          [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff, ...alibi],
           [kv.nHeads, T],
         ),
     });

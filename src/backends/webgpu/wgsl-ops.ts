@@ -255,7 +255,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * position's cache slot in workgroup memory, and the weighted sum of V splits
  * the chunk's positions over 128 / headDim thread groups (summed at the end),
  * so no thread walks the page table or every position one after another.
- * a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff)
+ * ALiBi (d.x = 1): each score gains slope * (p - own position), the slope at word d.y + h.
+ * a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff), d = (alibi, slopes)
  */
 export const ATTENTION = /* wgsl */ `
 const CH: u32 = 256u;
@@ -294,6 +295,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let vgroups = max(1u, 128u / headDim);
   let d = li % min(headDim, 128u);
   let vgroup = li / min(headDim, 128u);
+  var slope = 0.0;
+  if (P.d.x != 0u) { slope = ldf(P.d.y + h); }
   var m = -3.0e38;
   var l = 0.0;
   var acc0 = 0.0;
@@ -314,6 +317,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       var s = (s4.x + s4.y) + (s4.z + s4.w);
       for (; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
       s *= scale;
+      if (P.d.x != 0u) { s += slope * (f32(c0 + j) - f32(end - 1u)); }
       sc[j] = s;
       mx = max(mx, s);
     }
