@@ -10,19 +10,56 @@
  */
 import { ParamError } from "../errors.ts";
 
+/**
+ * The stop strings as a trie over UTF-16 units. Matching walks it from each
+ * start position that could begin a match, so the cost of a push depends on
+ * the new text and the longest stop string, never on how many there are.
+ */
+interface TrieNode {
+  next: Map<number, TrieNode>;
+  /** The stop string that ends here, if any. */
+  word: string | null;
+}
+
+interface CompiledStops {
+  root: TrieNode;
+  longest: number;
+}
+
+/** Compiled once per stop list: the engine builds a matcher per choice from the same array. */
+const compiled = new WeakMap<readonly string[], CompiledStops>();
+
+function compile(stops: readonly string[]): CompiledStops {
+  const cached = compiled.get(stops);
+  if (cached) return cached;
+  const root: TrieNode = { next: new Map(), word: null };
+  let longest = 0;
+  for (const s of stops) {
+    if (typeof s !== "string" || s.length === 0) throw new ParamError("stop", "stop strings must be non-empty strings");
+    let node = root;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      let child = node.next.get(c);
+      if (!child) node.next.set(c, child = { next: new Map(), word: null });
+      node = child;
+    }
+    node.word = s;
+    longest = Math.max(longest, s.length);
+  }
+  const out = { root, longest };
+  compiled.set(stops, out);
+  return out;
+}
+
 export class StopMatcher {
-  private readonly stops: readonly string[];
+  private readonly root: TrieNode;
   private readonly longest: number;
   private held = "";
   private done = false;
   private which: string | null = null;
 
-  constructor(stops: string[]) {
-    for (const s of stops) {
-      if (typeof s !== "string" || s.length === 0) throw new ParamError("stop", "stop strings must be non-empty strings");
-    }
-    this.stops = [...stops];
-    this.longest = stops.reduce((m, s) => Math.max(m, s.length), 0);
+  constructor(stops: readonly string[]) {
+    ({ root: this.root, longest: this.longest } = compile(stops));
   }
 
   get stopped(): boolean {
@@ -42,27 +79,37 @@ export class StopMatcher {
    */
   push(text: string): { emit: string; stopped: boolean } {
     if (this.done) return { emit: "", stopped: true };
-    // `held` never contains a whole stop string, so any match ends inside `text`.
+    if (this.longest === 0) return { emit: text, stopped: false };
+    // `held` never contains a whole stop string, so any match ends inside `text`
+    // and starts at most longest - 1 units before it.
     const buffer = this.held + text;
+    const from = Math.max(0, this.held.length - this.longest + 1);
 
-    let start = -1, end = Infinity;
-    for (const s of this.stops) {
-      const at = buffer.indexOf(s); // the first occurrence is also the first to end
-      if (at < 0) continue;
-      const e = at + s.length;
-      if (e < end || (e === end && at < start)) {
-        start = at;
-        end = e;
-        this.which = s;
+    let start = -1, end = Infinity, hold = 0;
+    for (let i = from; i < buffer.length && i < end; i++) {
+      let node: TrieNode | undefined = this.root;
+      let j = i;
+      for (; j < buffer.length && j - i < this.longest; j++) {
+        node = node.next.get(buffer.charCodeAt(j));
+        if (!node) break;
+        if (node.word !== null) {
+          // the earliest end wins; at equal ends the earlier start (found first) does
+          if (j + 1 < end) {
+            start = i;
+            end = j + 1;
+            this.which = node.word;
+          }
+          break;
+        }
       }
+      // walked off the end of the buffer still inside the trie: this suffix may grow into a stop string
+      if (start < 0 && hold === 0 && node && j === buffer.length) hold = buffer.length - i;
     }
     if (start >= 0) {
       this.done = true;
       this.held = "";
       return { emit: buffer.slice(0, start), stopped: true };
     }
-
-    const hold = this.partialSuffix(buffer);
     this.held = buffer.slice(buffer.length - hold);
     return { emit: buffer.slice(0, buffer.length - hold), stopped: false };
   }
@@ -72,14 +119,5 @@ export class StopMatcher {
     const rest = this.held;
     this.held = "";
     return rest;
-  }
-
-  /** Length of the longest suffix of `buffer` that is a proper prefix of some stop string. */
-  private partialSuffix(buffer: string): number {
-    for (let len = Math.min(this.longest - 1, buffer.length); len > 0; len--) {
-      const suffix = buffer.slice(buffer.length - len);
-      for (const s of this.stops) if (s.length > len && s.startsWith(suffix)) return len;
-    }
-    return 0;
   }
 }
