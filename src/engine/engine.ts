@@ -122,6 +122,10 @@ export class Engine {
   get queueLength(): number {
     return this.queue.length;
   }
+  /** Requests submit() still accepts before QueueFullError. */
+  get queueRoom(): number {
+    return Math.max(0, this.maxQueue - this.queue.length);
+  }
   get runningRequests(): number {
     return this.running.length;
   }

@@ -23,6 +23,18 @@ export class EngineGenerator implements Generator {
     return this.engine.activeSequences;
   }
 
+  get capacity(): number {
+    return this.engine.queueRoom;
+  }
+
+  get waiting(): number {
+    return this.engine.queueLength;
+  }
+
+  get freeKvPages(): number {
+    return this.engine.freePages;
+  }
+
   start(req: GenerationRequest): GenerationHandle {
     const { logprobs, ...sampling } = req.sampling;
     let r;

@@ -49,6 +49,12 @@ export interface Generator {
   readonly inFlight: number;
   /** Sequences holding KV memory right now (tests assert cancelled requests give theirs back). */
   readonly activeSequences: number;
+  /** Generations start() accepts right now (undefined: no bound); a request needing more is refused before any starts. */
+  readonly capacity?: number;
+  /** Generations waiting to be scheduled (for /metrics). */
+  readonly waiting?: number;
+  /** KV cache pages free (for /metrics). */
+  readonly freeKvPages?: number;
 }
 
 /** A push queue read as an async iterable: producers push, one consumer iterates; end() or fail() closes it. */

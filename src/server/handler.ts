@@ -4,6 +4,7 @@
  * node:http (serve-*.ts) and edge hosts (src/edge.ts).
  *
  *   GET  /health                 liveness and load
+ *   GET  /metrics                Prometheus text (metrics.ts)
  *   GET  /v1/models              the one model served
  *   POST /v1/completions         text or token-id prompts
  *   POST /v1/chat/completions    messages through the model's chat template
@@ -11,6 +12,12 @@
  * Both POST routes answer JSON, or server-sent events with `stream: true`.
  * Every request gets its own sequence(s) in the generator; a client that goes
  * away aborts its request, which frees them.
+ *
+ * Admission: a request takes its place (its choices against `maxPending`, its
+ * tokens of work against `maxQueuedTokens`) only once its whole body has
+ * arrived, parsed, passed the per-request limits (limits.ts) and been
+ * tokenized, so slow or oversized clients hold nothing; then all of its
+ * generations start, or none do.
  */
 import type { Model } from "../model/model.ts";
 import { ChatTemplate, type TemplateLimits } from "./chat-template.ts";
@@ -24,6 +31,10 @@ import { runRequest } from "./run-request.ts";
 import { sseResponse } from "./sse.ts";
 import { applyCors, type CorsOrigins, isPreflight, preflightResponse } from "./cors.ts";
 import { formatLogLine, type RequestLogEntry, type RequestLogger } from "./request-log.ts";
+import { checkRequestShape, choicesOf, DEFAULT_LIMITS, overLimit, type RequestLimits } from "./limits.ts";
+import { promptIdsOf } from "./prompt-tokens.ts";
+import { ServerMetrics } from "./metrics.ts";
+import type { GenerationEvent } from "./generation.ts";
 
 export interface HandlerOptions {
   /** Runs the requests (default: a new Engine over the model, closed by handler.close()). */
@@ -36,8 +47,10 @@ export interface HandlerOptions {
   apiKey?: string;
   /** Largest request body accepted (default 1 MiB); larger ones get 413. */
   maxBodyBytes?: number;
-  /** Requests admitted at once, running or waiting for the engine (default 64); more get 429. */
+  /** Choices (prompts x n) admitted at once, running or waiting for the engine (default 64); more get 429. */
   maxPending?: number;
+  /** Per-request bounds and the total of queued work (limits.ts); unset fields keep their defaults. */
+  limits?: Partial<RequestLimits>;
   /** Seconds a 429 asks the client to wait (default 1). */
   retryAfterSeconds?: number;
   /** A Jinja chat template that overrides the model's own. */
@@ -54,8 +67,11 @@ export interface KvasmHandler {
   fetch(req: Request): Promise<Response>;
   readonly generator: Generator;
   readonly modelId: string;
-  /** Requests admitted and not yet answered in full (streams included). */
+  /** Choices of requests admitted and not yet answered in full (streams included). */
   readonly pending: number;
+  /** Tokens of work (prompts + n x max_tokens) admitted and not yet answered. */
+  readonly queuedTokens: number;
+  readonly metrics: ServerMetrics;
   /** Ends running requests and stops the engine the handler created (the model stays open). */
   close(): Promise<void>;
 }
@@ -72,6 +88,16 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
   const maxPending = opts.maxPending ?? 64;
   const retryAfter = String(opts.retryAfterSeconds ?? 1);
   let pending = 0;
+  const limits: RequestLimits = { ...DEFAULT_LIMITS, maxQueuedTokens: 4 * model.kv.nPages * model.kv.layout.pageSize, ...opts.limits };
+  let queuedTokens = 0;
+  const metrics = new ServerMetrics({
+    queueDepth: () => generator.waiting ?? 0,
+    pendingChoices: () => pending,
+    queuedTokens: () => queuedTokens,
+    activeSequences: () => generator.activeSequences,
+    freeKvPages: () => generator.freeKvPages,
+  });
+
 
   const modelObject = { id: modelId, object: "model", created, owned_by: "kvasm" };
 
@@ -90,33 +116,85 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     streamEnded?: Promise<unknown>;
   }
 
+  function busy(what: string): HttpError {
+    return new HttpError(429, `server is busy: ${what}; retry after ${retryAfter} s`, "rate_limit_error", null, "queue_full", { "Retry-After": retryAfter });
+  }
+
+  /** The request's choices and tokens of work, refused (400) when they could never fit and deferred (429) when they do not fit now. */
+  function admit(parsed: ParsedRequest, promptIds: number[][]): { choices: number; work: number } {
+    const choices = choicesOf(parsed);
+    let work = 0;
+    promptIds.forEach((ids, i) => {
+      const room = model.contextLength - ids.length;
+      if (parsed.maxTokens !== undefined && parsed.maxTokens > room) {
+        throw new HttpError(
+          400,
+          `max_tokens: ${parsed.maxTokens} tokens after a prompt of ${ids.length}${promptIds.length > 1 ? ` (prompt[${i}])` : ""} exceed the context of ${model.contextLength}; ask for at most ${room}`,
+          "invalid_request_error",
+          "max_tokens",
+          "context_length_exceeded",
+        );
+      }
+      work += ids.length + parsed.n * (parsed.maxTokens ?? room);
+    });
+    if (choices > maxPending) throw overLimit(parsed.kind === "chat" ? "n" : "prompt", `${choices} choices`, maxPending, "maxPending, --max-pending");
+    if (work > limits.maxQueuedTokens) throw overLimit("max_tokens", `${work} tokens of work (prompts + n x max_tokens)`, limits.maxQueuedTokens, "maxQueuedTokens, --max-queued-tokens");
+    if (pending + choices > maxPending) throw busy(`${pending} of ${maxPending} choices in progress`);
+    if (queuedTokens + work > limits.maxQueuedTokens) throw busy(`${queuedTokens} of ${limits.maxQueuedTokens} tokens of work queued`);
+    const room = generator.capacity;
+    if (room !== undefined && room < promptIds.length) throw busy(`the engine's queue has room for ${room} of this request's ${promptIds.length} prompts`);
+    return { choices, work };
+  }
+
+  /** Metrics of one request's events: tokens, time to its first token, and the gap between tokens of each choice. */
+  function observer(admittedAt: number): (ev: GenerationEvent) => void {
+    let first = true;
+    const last = new Map<number, number>();
+    return (ev) => {
+      if (ev.type !== "delta" || ev.tokens.length === 0) return;
+      const now = performance.now();
+      metrics.completionTokens += ev.tokens.length;
+      if (first) {
+        first = false;
+        metrics.timeToFirstToken.observe((now - admittedAt) / 1000);
+      }
+      const before = last.get(ev.index);
+      if (before !== undefined) metrics.timePerToken.observe((now - before) / 1000 / ev.tokens.length);
+      last.set(ev.index, now);
+    };
+  }
+
   async function generateRoute(req: Request, parse: (body: unknown) => ParsedRequest, note: RouteNote): Promise<Response> {
-    if (pending >= maxPending) {
-      throw new HttpError(429, `server is busy: ${pending} requests in progress; retry after ${retryAfter} s`, "rate_limit_error", null, "queue_full", {
-        "Retry-After": retryAfter,
-      });
-    }
-    pending++;
+    // nothing is held while the body arrives, is checked and is tokenized
+    const parsed = parse(await readJsonBody(req, maxBody, limits.bodyTimeoutMs));
+    if (parsed.model !== undefined && parsed.model !== modelId) throw modelNotFound(parsed.model, modelId);
+    checkRequestShape(parsed, limits);
+    if (req.signal?.aborted) throw new HttpError(499, "the client went away", "invalid_request_error", null, "cancelled");
+    const promptIds = await promptIdsOf(model, template, parsed);
+    const { choices, work } = admit(parsed, promptIds);
+    pending += choices;
+    queuedTokens += work;
+    const abort = new AbortController();
+    const onClientGone = () => abort.abort();
+    let released = false;
+    let streamEnded = () => {};
+    const release = () => {
+      if (released) return;
+      released = true;
+      req.signal?.removeEventListener("abort", onClientGone);
+      pending -= choices;
+      queuedTokens -= work;
+      streamEnded();
+    };
     let handedOff = false;
     try {
-      const parsed = parse(await readJsonBody(req, maxBody));
-      if (parsed.model !== undefined && parsed.model !== modelId) throw modelNotFound(parsed.model, modelId);
-      const abort = new AbortController();
-      const onClientGone = () => abort.abort();
       req.signal?.addEventListener("abort", onClientGone, { once: true });
-      let released = false;
-      let streamEnded = () => {};
-      const release = () => {
-        if (released) return;
-        released = true;
-        req.signal?.removeEventListener("abort", onClientGone);
-        pending--;
-        streamEnded();
-      };
-      const run = runRequest({ model, generator, template, modelId, parsed, signal: abort.signal });
-      handedOff = true;
+      if (req.signal?.aborted) abort.abort();
+      const run = runRequest({ model, generator, modelId, parsed, promptIds, signal: abort.signal, observe: observer(performance.now()) });
+      metrics.promptTokens += promptIds.reduce((s, ids) => s + ids.length, 0);
       const counted = run.usage().then((u) => note.usage = u, () => {});
       if (parsed.stream) {
+        handedOff = true;
         // a cancelled stream ends before its generations do: its counts follow once they have
         note.streamEnded = new Promise<void>((resolve) => streamEnded = resolve).then(() => counted);
         // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
@@ -125,13 +203,9 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
           release();
         });
       }
-      try {
-        return jsonResponse(await run.json());
-      } finally {
-        release();
-      }
+      return jsonResponse(await run.json());
     } finally {
-      if (!handedOff) pending--;
+      if (!handedOff) release();
     }
   }
 
@@ -139,6 +213,10 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     if (path === "/health") {
       if (method !== "GET" && method !== "HEAD") throw notAllowed(method, path);
       return jsonResponse({ status: "ok", model: modelId, pending, sequences: generator.activeSequences });
+    }
+    if (path === "/metrics") {
+      if (method !== "GET" && method !== "HEAD") throw notAllowed(method, path);
+      return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } });
     }
     if (path.startsWith("/v1/")) authorize(req);
     switch (path) {
@@ -168,21 +246,27 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     get pending() {
       return pending;
     },
+    get queuedTokens() {
+      return queuedTokens;
+    },
+    metrics,
     async fetch(req: Request): Promise<Response> {
       const t0 = performance.now();
-      const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
       const method = req.method.toUpperCase();
       const note: RouteNote = {};
+      let path = "?";
       let res: Response;
       if (opts.cors !== undefined && isPreflight(req)) res = preflightResponse(req, opts.cors);
       else {
         try {
+          path = pathOf(req);
           res = await route(req, path, method, note);
         } catch (e) {
           res = toHttpError(e).response();
         }
         if (opts.cors !== undefined) applyCors(res.headers, req, opts.cors);
       }
+      metrics.countResponse(res.status);
       const log = opts.log;
       if (log) {
         const write = () => {
@@ -204,6 +288,17 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       return res;
     },
   };
+}
+
+/** The request's path; a target that is no URL (Bun builds req.url from a missing Host header) is the client's error. */
+function pathOf(req: Request): string {
+  let url: URL;
+  try {
+    url = new URL(req.url);
+  } catch {
+    throw new HttpError(400, `the request target ${JSON.stringify(String(req.url).slice(0, 200))} is not a valid URL (HTTP/1.1 requests need a Host header)`, "invalid_request_error", null, "invalid_url");
+  }
+  return url.pathname.replace(/\/+$/, "") || "/";
 }
 
 function notAllowed(method: string, path: string): HttpError {

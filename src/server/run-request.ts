@@ -1,23 +1,23 @@
 /**
- * One parsed OpenAI request run on a Generator: prompts to token ids (chat
- * through the template), one generation per prompt with `n` choices each, and
+ * One parsed OpenAI request run on a Generator: one generation per prompt
+ * (already token ids, prompt-tokens.ts) with `n` choices each, and
  * the answer in OpenAI's shapes: a whole JSON body, or stream chunks.
  * Choice indices are prompt * n + choice, as in OpenAI's completions API.
  */
 import type { Model } from "../model/model.ts";
-import { ContextLengthError, ParamError } from "../errors.ts";
-import type { ChatTemplate } from "./chat-template.ts";
-import { chatPromptIds as renderChatIds } from "./chat-prompt.ts";
-import type { FinishReason, GeneratedTokenInfo, GenerationEvent, GenerationHandle, GenerationUsage, Generator } from "./generation.ts";
+import { EventQueue, type FinishReason, type GeneratedTokenInfo, type GenerationEvent, type GenerationHandle, type GenerationUsage, type Generator } from "./generation.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
 export interface RunContext {
   model: Model;
   generator: Generator;
-  template: ChatTemplate;
   modelId: string;
   parsed: ParsedRequest;
+  /** The prompts as token ids (prompt-tokens.ts), already checked against the context. */
+  promptIds: number[][];
   signal: AbortSignal;
+  /** Called with every event as it is merged (metrics). */
+  observe?: (ev: GenerationEvent) => void;
 }
 
 interface ChoiceState {
@@ -28,48 +28,60 @@ interface ChoiceState {
 
 let nextId = 0;
 
+/**
+ * Starts every generation of the request at once, or none: when one cannot
+ * start, those already started are cancelled before the error is thrown.
+ */
 export function runRequest(ctx: RunContext) {
-  const { model, parsed } = ctx;
+  const { model, parsed, promptIds } = ctx;
   const chat = parsed.kind === "chat";
   const id = `${chat ? "chatcmpl" : "cmpl"}-${Date.now().toString(36)}${(nextId++).toString(36)}`;
   const created = Math.floor(Date.now() / 1000);
   const object = chat ? "chat.completion" : "text_completion";
-  const promptIds = (chat ? [chatPromptIds(ctx)] : parsed.prompts.map((p) => completionPromptIds(model, p)));
-  for (const ids of promptIds) {
-    if (ids.length >= model.contextLength) throw new ContextLengthError(ids.length + 1, model.contextLength, "prompt");
-  }
   const maxTokens = parsed.maxTokens;
-  const handles: GenerationHandle[] = promptIds.map((ids) =>
-    ctx.generator.start({
-      promptIds: ids,
-      maxTokens: maxTokens === undefined ? model.contextLength - ids.length : maxTokens,
-      sampling: parsed.logprobs === null ? parsed.sampling : { ...parsed.sampling, logprobs: parsed.logprobs },
-      stop: parsed.stop,
-      n: parsed.n,
-      signal: ctx.signal,
-    })
-  );
   const n = parsed.n;
+  const started = new AbortController();
+  const signal = anySignal(ctx.signal, started.signal);
+  const handles: GenerationHandle[] = [];
+  try {
+    for (const ids of promptIds) {
+      handles.push(ctx.generator.start({
+        promptIds: ids,
+        maxTokens: maxTokens === undefined ? model.contextLength - ids.length : maxTokens,
+        sampling: parsed.logprobs === null ? parsed.sampling : { ...parsed.sampling, logprobs: parsed.logprobs },
+        stop: parsed.stop,
+        n,
+        signal,
+      }));
+    }
+  } catch (e) {
+    started.abort();
+    throw e;
+  }
 
-  /** All generations' events, merged, with choice indices made global. */
-  async function* merged(): AsyncGenerator<GenerationEvent> {
-    if (handles.length === 1) {
-      yield* handles[0];
-      return;
-    }
-    const its = handles.map((h) => h[Symbol.asyncIterator]());
-    const next = its.map((it, p) => it.next().then((r) => ({ r, p })));
-    let live = its.length;
-    while (live > 0) {
-      const { r, p } = await Promise.race(next.filter(Boolean));
-      if (r.done) {
-        live--;
-        delete next[p];
-        continue;
+  /**
+   * All generations' events in one queue, with choice indices made global:
+   * each generation pumps its own events in, so an event costs the same
+   * whatever the number of prompts.
+   */
+  let merging: EventQueue<GenerationEvent> | null = null;
+  function merged(): AsyncIterable<GenerationEvent> {
+    if (merging) return merging;
+    const q = merging = new EventQueue<GenerationEvent>();
+    let live = handles.length;
+    handles.forEach(async (h, p) => {
+      try {
+        for await (const ev of h) {
+          const global = p === 0 ? ev : { ...ev, index: p * n + ev.index };
+          ctx.observe?.(global);
+          q.push(global);
+        }
+        if (--live === 0) q.end();
+      } catch (e) {
+        q.fail(e);
       }
-      next[p] = its[p].next().then((r) => ({ r, p }));
-      yield { ...r.value, index: p * n + r.value.index };
-    }
+    });
+    return q;
   }
 
   async function usage(): Promise<{ prompt_tokens: number; completion_tokens: number; total_tokens: number }> {
@@ -190,23 +202,14 @@ function openAIFinish(r: FinishReason | null): "stop" | "length" {
   return r === "length" ? "length" : "stop";
 }
 
-function completionPromptIds(model: Model, prompt: string | number[]): number[] {
-  if (typeof prompt === "string") {
-    const ids = model.tokenizer.encode(prompt);
-    if (ids.length === 0) throw new ParamError("prompt", "is empty");
-    return ids;
+/** Aborts when either signal does (AbortSignal.any where the runtime has it). */
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  const any = (AbortSignal as unknown as { any?: (s: AbortSignal[]) => AbortSignal }).any;
+  if (any) return any([a, b]);
+  const c = new AbortController();
+  for (const s of [a, b]) {
+    if (s.aborted) c.abort();
+    else s.addEventListener("abort", () => c.abort(), { once: true });
   }
-  for (const t of prompt) {
-    if (t >= model.vocabSize) throw new ParamError("prompt", `token id ${t} is outside the vocabulary (0..${model.vocabSize - 1})`);
-  }
-  return prompt;
-}
-
-/**
- * The rendered conversation, tokenized with control tokens recognised (the
- * template writes `<|im_start|>` etc. on purpose). BOS is added only when the
- * tokenizer wants one and the template did not already write it.
- */
-function chatPromptIds(ctx: RunContext): number[] {
-  return renderChatIds(ctx.model, ctx.template, ctx.parsed.messages);
+  return c.signal;
 }

@@ -1,7 +1,10 @@
 /**
- * Deno.serve adapter. The handler sees a Request whose signal aborts only when
- * the client goes away before the response is delivered (info.completed
- * rejects), not after every successful response as Deno's own signal does.
+ * Deno.serve adapter. The handler sees a Request whose signal aborts exactly
+ * when the client goes away before its response is delivered: while the
+ * handler works (no response yet, e.g. a non-streamed completion) Deno's own
+ * request signal tells, and afterwards `info.completed` rejecting does. Deno's
+ * signal also aborts after every successful response, so it is listened to
+ * only until the response exists.
  */
 import { DEFAULT_HOST, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
 
@@ -17,13 +20,21 @@ export function serveDeno(handler: FetchHandler, opts: ServeOptions = {}): Promi
       onListen: ({ port }: { port: number }) => {
         resolve({ url: urlOf(hostname, port), port, close: () => server.shutdown() });
       },
-    }, (req: Request, info: { completed?: Promise<void> }) => {
-      if (!info.completed) return handler(req);
+    }, async (req: Request, info: { completed?: Promise<void> }) => {
       const gone = new AbortController();
-      info.completed.catch(() => gone.abort());
-      // built from parts: copying `req` itself would read its signal and opt into the legacy behaviour
+      let answered = false;
+      const beforeResponse = () => {
+        if (!answered) gone.abort();
+      };
+      req.signal.addEventListener("abort", beforeResponse, { once: true });
+      info.completed?.catch(() => gone.abort());
       const init = { method: req.method, headers: req.headers, body: req.body, signal: gone.signal, duplex: "half" };
-      return handler(new Request(req.url, init as RequestInit));
+      try {
+        return await handler(new Request(req.url, init as RequestInit));
+      } finally {
+        answered = true;
+        req.signal.removeEventListener("abort", beforeResponse);
+      }
     });
   });
 }

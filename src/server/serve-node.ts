@@ -2,15 +2,29 @@
  * node:http adapter: IncomingMessage to a Web Request (body streamed, signal
  * aborted when the client goes away), and the Response's body piped back
  * chunk by chunk, honouring backpressure, so server-sent events flow.
+ * Connections that send no complete headers, or no next request, within the
+ * idle timeout are closed (headersTimeout, keepAliveTimeout); the handler
+ * bounds the body's arrival itself.
  */
-import { DEFAULT_HOST, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
+import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 export async function serveNode(handler: FetchHandler, opts: ServeOptions = {}): Promise<RunningServer> {
   const http = await import("node:http");
   const { Readable } = await import("node:stream");
   const hostname = opts.host ?? DEFAULT_HOST;
-  const server = http.createServer((req, res) => void respond(handler, req, res, hostname, Readable));
+  const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  const server = http.createServer({
+    ...(idleMs > 0
+      ? {
+        headersTimeout: idleMs,
+        keepAliveTimeout: idleMs,
+        // Node checks headersTimeout on this interval; keep it well below the timeout itself
+        connectionsCheckingInterval: Math.min(30_000, Math.max(50, idleMs / 4)),
+      }
+      : {}),
+    requestTimeout: 0, // the body's deadline is the handler's; a response may stream for long
+  }, (req, res) => void respond(handler, req, res, hostname, Readable));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? DEFAULT_PORT, hostname, () => resolve());

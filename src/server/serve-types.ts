@@ -6,7 +6,15 @@ export interface ServeOptions {
   host?: string;
   /** Port (default 8080; 0 picks a free one). */
   port?: number;
+  /**
+   * Milliseconds a connection may sit with no request in progress, its
+   * headers not yet complete included (default 30 000; 0: never). Bun and
+   * Node; Deno.serve has no such setting.
+   */
+  idleTimeoutMs?: number;
 }
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export interface RunningServer {
   /** http://host:port */

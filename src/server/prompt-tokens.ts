@@ -1,0 +1,122 @@
+/**
+ * A request's prompts as token ids, refusing the ones that cannot fit the
+ * context as cheaply as possible: a prompt whose UTF-8 length alone proves it
+ * needs more tokens than the context holds (no token spells more than the
+ * vocabulary's longest piece) is refused without running the tokenizer, so a
+ * megabyte of text costs a byte count, not seconds of tokenizing on the event
+ * loop. Prompts are tokenized one at a time with a yield to the event loop
+ * between them, so a many-prompt request lets running streams step between.
+ */
+import type { Model } from "../model/model.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { ParamError } from "../errors.ts";
+import type { ChatTemplate } from "./chat-template.ts";
+import { HttpError } from "./http-error.ts";
+import type { ParsedRequest } from "./openai-request.ts";
+
+const longestToken = new WeakMap<Tokenizer, number>();
+
+/**
+ * The most UTF-8 bytes of text one token can stand for: its bytes, or for a
+ * control token matched by name (chat templates), the name itself.
+ */
+export function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
+  let max = longestToken.get(tok);
+  if (max !== undefined) return max;
+  max = 1;
+  for (let id = 0; id < vocabSize; id++) max = Math.max(max, tok.tokenBytes(id).length, utf8Length(tok.piece(id)));
+  longestToken.set(tok, max);
+  return max;
+}
+
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** Refuses `text` when its length alone proves it needs more positions than the context has (plus one to generate). */
+export function checkTextFits(model: Model, text: string, param: string): void {
+  const limit = model.contextLength;
+  const bytes = utf8Length(text);
+  const atLeast = Math.ceil(bytes / maxTokenBytes(model.tokenizer, model.vocabSize));
+  if (atLeast >= limit) {
+    throw new HttpError(
+      400,
+      `${param}: ${bytes} bytes of text need at least ${atLeast} tokens, and the context holds ${limit} (prompt and completion together); shorten the prompt`,
+      "invalid_request_error",
+      param,
+      "context_length_exceeded",
+    );
+  }
+}
+
+function checkIdsFit(model: Model, ids: number[], param: string): void {
+  if (ids.length >= model.contextLength) {
+    throw new HttpError(
+      400,
+      `${param}: ${ids.length} tokens leave no room to generate in a context of ${model.contextLength}; shorten the prompt`,
+      "invalid_request_error",
+      param,
+      "context_length_exceeded",
+    );
+  }
+}
+
+const yieldToEventLoop: () => Promise<void> = typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
+  ? () => new Promise((r) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(r))
+  : () => new Promise((r) => setTimeout(r, 0));
+
+/** Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context. */
+export async function promptIdsOf(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[][]> {
+  if (parsed.kind === "chat") return [chatPromptIds(model, template, parsed)];
+  const out: number[][] = [];
+  for (let i = 0; i < parsed.prompts.length; i++) {
+    const param = parsed.prompts.length > 1 ? `prompt[${i}]` : "prompt";
+    const p = parsed.prompts[i];
+    if (typeof p === "string") checkTextFits(model, p, param);
+    if (i > 0) await yieldToEventLoop();
+    const ids = completionPromptIds(model, p, param);
+    checkIdsFit(model, ids, param);
+    out.push(ids);
+  }
+  return out;
+}
+
+function completionPromptIds(model: Model, prompt: string | number[], param: string): number[] {
+  if (typeof prompt === "string") {
+    if (prompt === "") throw new ParamError(param, "is empty; send at least one character");
+    const ids = model.tokenizer.encode(prompt);
+    if (ids.length === 0) throw new ParamError(param, "is empty");
+    return ids;
+  }
+  for (const t of prompt) {
+    if (t >= model.vocabSize) throw new ParamError(param, `token id ${t} is outside the vocabulary (0..${model.vocabSize - 1})`);
+  }
+  return prompt;
+}
+
+/**
+ * The rendered conversation, tokenized with control tokens recognised (the
+ * template writes `<|im_start|>` etc. on purpose). BOS is added only when the
+ * tokenizer wants one and the template did not already write it.
+ */
+function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): number[] {
+  const text = template.render(parsed.messages);
+  checkTextFits(model, text, "messages");
+  const tok = model.tokenizer;
+  const bosText = tok.bos >= 0 ? tok.piece(tok.bos) : "";
+  const templateHasBos = bosText !== "" && text.startsWith(bosText);
+  const ids = tok.encode(text, { addBos: tok.addBos && !templateHasBos, parseSpecial: true });
+  if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
+  checkIdsFit(model, ids, "messages");
+  return ids;
+}
