@@ -5,6 +5,7 @@
 import { createHandler } from "./handler.ts";
 import { serve } from "./serve.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./serve-types.ts";
+import { ParamError } from "../errors.ts";
 import type { CommandSpec, Flags } from "../cli/flags.ts";
 import type { Io } from "../cli/io.ts";
 import { loadFromFlags, loadOptions, MODEL_FLAGS } from "../cli/model-flags.ts";
@@ -26,8 +27,16 @@ export const SERVE_COMMAND: CommandSpec = {
       help: `the model id clients pass as "model" (default: the file's name without extension)`,
     },
     { name: "model-id", kind: "string", value: "NAME", help: "the same as --alias" },
-    { name: "max-pending", kind: "int", min: 1, help: "requests admitted at once; more get 429 (default 64)" },
+    { name: "max-pending", kind: "int", min: 1, help: "choices (prompts x n) admitted at once; more get 429 (default 64)" },
     { name: "max-body", kind: "int", min: 1, value: "BYTES", help: "largest request body (default 1048576)" },
+    { name: "max-choices", kind: "int", min: 1, help: "prompts x n in one request; more get 400 (default 64)" },
+    { name: "max-stop", kind: "int", min: 0, help: "stop strings in one request (default 16)" },
+    { name: "max-stop-length", kind: "int", min: 1, help: "characters in one stop string (default 256)" },
+    { name: "max-logit-bias", kind: "int", min: 0, help: "logit_bias entries in one request (default 1024)" },
+    { name: "max-queued-tokens", kind: "int", min: 1, help: "tokens of work (prompts + n x max_tokens) admitted at once (default 4 x the KV cache's positions)" },
+    { name: "body-timeout", kind: "number", min: 0, value: "S", help: "seconds a client has to send its whole body (default 30); later: 408" },
+    { name: "idle-timeout", kind: "number", min: 0, value: "S", help: "seconds a connection may stay silent, headers included, before it is closed (default 30; Bun and node:http)" },
+    { name: "http", kind: "string", value: "native|node", help: "node: serve through node:http (under Deno, the way to get --idle-timeout); default: the runtime's own server" },
     { name: "cors", kind: "string", value: "ORIGIN", help: "allow browsers from ORIGIN (or * for any) to call the API" },
     { name: "quiet", kind: "boolean", help: "no log line per request on stderr" },
   ],
@@ -36,6 +45,22 @@ export const SERVE_COMMAND: CommandSpec = {
 export async function cmdServe(f: Flags, io: Io): Promise<void> {
   const opts = loadOptions(f, io);
   const host = f.string("host") ?? DEFAULT_HOST, port = f.number("port") ?? DEFAULT_PORT;
+  const http = f.string("http") as "native" | "node" | undefined;
+  if (http !== undefined && http !== "native" && http !== "node") throw new ParamError("--http", `must be native or node, got ${JSON.stringify(http)}`);
+  const seconds = (name: string) => {
+    const s = f.number(name);
+    return s === undefined ? undefined : s * 1000;
+  };
+  const limits = Object.fromEntries(
+    Object.entries({
+      maxChoices: f.number("max-choices"),
+      maxStopStrings: f.number("max-stop"),
+      maxStopLength: f.number("max-stop-length"),
+      maxLogitBias: f.number("max-logit-bias"),
+      maxQueuedTokens: f.number("max-queued-tokens"),
+      bodyTimeoutMs: seconds("body-timeout"),
+    }).filter(([, v]) => v !== undefined),
+  );
   const model = await loadFromFlags(f, io, { ...opts, maxSequences: f.number("parallel") ?? 8, ggmlOrder: f.boolean("ggml-order") });
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
   const handler = createHandler(model, {
@@ -45,8 +70,9 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     maxBodyBytes: f.number("max-body"),
     cors: f.string("cors"),
     log: f.boolean("quiet") ? null : (line) => io.err(`${line}\n`),
+    limits,
   });
-  const server = await serve(handler.fetch, { host, port });
+  const server = await serve(handler.fetch, { host, port, idleTimeoutMs: seconds("idle-timeout"), http });
   io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.kv.maxSeqs} sequences in parallel)\n`);
   await new Promise<void>((resolve) => {
     const proc = (globalThis as { process?: { once(s: string, f: () => void): void } }).process;
@@ -56,8 +82,11 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
       else proc?.once(sig, resolve);
     }
   });
+  // stop accepting, cancel every request (streams end, sequences are freed), then let the connections drain briefly
   io.err("kvasm: shutting down\n");
-  await server.close();
+  const closing = server.close();
   await handler.close();
+  await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
   await model.close();
+  io.err("kvasm: stopped\n");
 }

@@ -1,9 +1,10 @@
 /**
  * Bun.serve adapter. Bun's idleTimeout closes a connection that sends
- * nothing (no headers, or no next request) for that long; once a request's
- * headers are in it is switched off for that request, because a stream may
- * go quiet while a long prompt is prefilled (the handler bounds the body's
- * arrival itself).
+ * nothing (no next request) for that long; it is switched off while a
+ * request is served, because a stream may go quiet while a long prompt is
+ * prefilled (the handler bounds the body's arrival itself), and switched back
+ * on when its response has been written. Bun (uWS) counts it in 4 s ticks
+ * and closes a connection whose headers never complete after about 10 s.
  */
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
 
@@ -20,9 +21,17 @@ export function serveBun(handler: FetchHandler, opts: ServeOptions = {}): Promis
     port: opts.port ?? DEFAULT_PORT,
     idleTimeout,
     // deno-lint-ignore no-explicit-any
-    fetch(req: Request, srv: any) {
-      srv.timeout?.(req, 0);
-      return handler(req);
+    async fetch(req: Request, srv: any) {
+      if (idleTimeout === 0 || typeof srv.timeout !== "function") return handler(req);
+      srv.timeout(req, 0);
+      const rearm = () => srv.timeout(req, idleTimeout);
+      const res = await handler(req);
+      if (!res.body) {
+        rearm();
+        return res;
+      }
+      const body = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: rearm }));
+      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
     },
   });
   return Promise.resolve({ url: urlOf(hostname, server.port), port: server.port, close: () => server.stop(true) });

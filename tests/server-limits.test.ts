@@ -1,0 +1,372 @@
+/**
+ * The server under hostile clients and heavy requests (issue 14): work per
+ * request bounded with 400s naming the limit, all-or-nothing admission,
+ * prompts too long for the context refused before tokenizing, slots taken
+ * only once a body has arrived, idle connections closed, disconnects freeing
+ * KV pages within 0.5 s, /metrics, and a few malformed requests. Loopback
+ * only, on stories260K, each test bounded to seconds.
+ */
+import * as net from "node:net";
+import { assert, assertEquals, runtime, sharedPath, testShared } from "./harness.ts";
+import { loadModel, type Model } from "../src/model/model.ts";
+import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/server/handler.ts";
+import { EngineGenerator } from "../src/server/engine-generator.ts";
+import type { GenerationHandle, GenerationRequest, Generator } from "../src/server/generation.ts";
+import { serve, type RunningServer } from "../src/server/serve.ts";
+import { serveNode } from "../src/server/serve-node.ts";
+
+const MODEL = sharedPath("models/stories260K/stories260K.gguf");
+
+let loaded: Promise<Model> | null = null;
+const model = () => loaded ??= loadModel(MODEL, { maxSequences: 16 });
+
+interface Served {
+  handler: KvasmHandler;
+  server: RunningServer;
+  engine: EngineGenerator["engine"];
+  close(): Promise<void>;
+}
+
+async function served(opts: Partial<HandlerOptions> = {}, serveOpts: { idleTimeoutMs?: number; node?: boolean } = {}): Promise<Served> {
+  const m = await model();
+  const handler = createHandler(m, { modelId: "stories260K", ...opts });
+  const start = serveOpts.node ? serveNode : serve;
+  const server = await start(handler.fetch, { host: "127.0.0.1", port: 0, idleTimeoutMs: serveOpts.idleTimeoutMs });
+  const engine = (handler.generator as EngineGenerator).engine;
+  return {
+    handler,
+    server,
+    engine,
+    async close() {
+      await handler.close();
+      await server.close();
+    },
+  };
+}
+
+/** KV pages held by sequences (the prefix cache's pages are a cache, not a leak). */
+function heldPages(m: Model, e: Served["engine"]): number {
+  return m.kv.nPages - m.kv.freePages - (e.prefixCache?.size ?? 0);
+}
+
+async function waitFor(cond: () => boolean, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) return -1;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return performance.now() - t0;
+}
+
+function post(url: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+  return fetch(url, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" }, signal });
+}
+
+async function error(r: Response): Promise<{ status: number; message: string; param: string | null; code: string | null }> {
+  const j = await r.json() as { error: { message: string; param: string | null; code: string | null } };
+  return { status: r.status, ...j.error };
+}
+
+/** A raw TCP exchange: writes `parts` (with pauses), returns what the server sent until it closed or `ms` passed. */
+function rawExchange(port: number, parts: Array<string | number>, ms: number): Promise<{ text: string; closedAfterMs: number }> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const sock = net.connect(port, "127.0.0.1");
+    let text = "";
+    let closed = -1;
+    const finish = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ text, closedAfterMs: closed });
+    };
+    const timer = setTimeout(finish, ms);
+    sock.on("data", (d: Uint8Array) => (text += new TextDecoder().decode(d)));
+    sock.on("error", () => {});
+    sock.on("close", () => {
+      closed = performance.now() - t0;
+      finish();
+    });
+    sock.on("connect", async () => {
+      for (const p of parts) {
+        if (typeof p === "number") await new Promise((r) => setTimeout(r, p));
+        else if (!sock.destroyed) sock.write(p);
+      }
+    });
+  });
+}
+
+testShared("amplification: 100 prompts x n 8 is a 400 naming the limit, and nothing is queued", [MODEL], async () => {
+  const s = await served();
+  try {
+    const url = `${s.server.url}/v1/completions`;
+    const e = await error(await post(url, { prompt: Array.from({ length: 100 }, () => "Once upon a time"), n: 8, max_tokens: 100 }));
+    assertEquals(e.status, 400);
+    assertEquals(e.param, "prompt");
+    assertEquals(e.code, "limit_exceeded");
+    assert(/800 choices/.test(e.message) && /limit of 64/.test(e.message) && /max-choices/.test(e.message), e.message);
+    assertEquals([s.engine.queueLength, s.engine.runningRequests, s.engine.activeSequences, s.handler.pending, s.handler.queuedTokens], [0, 0, 0, 0, 0]);
+    // max_tokens against the context, logit_bias entries, the total of queued work
+    const ctx = (await model()).contextLength;
+    const over = await error(await post(url, { prompt: "Once upon a time", max_tokens: ctx }));
+    assert(over.status === 400 && over.param === "max_tokens" && over.message.includes(`exceed the context of ${ctx}; ask for at most ${ctx - 5}`), over.message);
+    const bias = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [String(i), 1]));
+    const b = await error(await post(url, { prompt: "Once upon a time", logit_bias: bias, max_tokens: 1 }));
+    assert(b.status === 400 && b.param === "logit_bias" && /1025 entries exceeds the server's limit of 1024/.test(b.message), b.message);
+    assertEquals([s.engine.queueLength, s.engine.activeSequences, s.handler.pending, s.handler.queuedTokens], [0, 0, 0, 0]);
+  } finally {
+    await s.close();
+  }
+  // the total of queued work: over it alone is a 400, over it beside others a 429
+  const q = await served({ limits: { maxQueuedTokens: 4000 } });
+  try {
+    const url = `${q.server.url}/v1/completions`;
+    const w = await error(await post(url, { prompt: Array.from({ length: 16 }, () => "Once upon a time"), max_tokens: 300 }));
+    assert(w.status === 400 && /4880 tokens of work/.test(w.message) && /limit of 4000 \(maxQueuedTokens, --max-queued-tokens\)/.test(w.message), w.message);
+    const open = await post(url, { prompt: ["Once upon a time", "The dog"], n: 3, max_tokens: 500, stream: true });
+    assertEquals(open.status, 200);
+    assertEquals(q.handler.queuedTokens, 5 + 4 + 6 * 500); // two prompts (5 and 4 tokens) and 6 choices of 500
+    const later = await error(await post(url, { prompt: "Once upon a time", n: 2, max_tokens: 500 }));
+    assert(later.status === 429 && /3009 of 4000 tokens of work queued/.test(later.message), later.message);
+    await open.body!.cancel();
+    assert(await waitFor(() => q.handler.queuedTokens === 0 && q.engine.activeSequences === 0, 2000) >= 0, "work not released");
+  } finally {
+    await q.close();
+  }
+});
+
+testShared("a 300-prompt request is refused all-or-nothing: the engine's queue stays empty and the next client is served", [MODEL], async () => {
+  // limits raised so the engine's own queue (256 requests) is what refuses
+  const s = await served({ maxPending: 1000, limits: { maxChoices: 1000, maxQueuedTokens: 1 << 30 } });
+  try {
+    const url = `${s.server.url}/v1/completions`;
+    const r = await post(url, { prompt: Array.from({ length: 300 }, (_, i) => `Once upon a time ${i}`), max_tokens: 50 });
+    const e = await error(r);
+    assertEquals(e.status, 429);
+    assert(/room for 256 of this request's 300 prompts/.test(e.message), e.message);
+    assertEquals([s.engine.queueLength, s.engine.runningRequests, s.handler.pending], [0, 0, 0]);
+    const t0 = performance.now();
+    const next = await post(url, { prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
+    assertEquals(next.status, 200);
+    assertEquals(((await next.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was a");
+    assert(performance.now() - t0 < 5000, "the next client waited");
+  } finally {
+    await s.close();
+  }
+  // a generator that refuses midway: the generations already started are cancelled
+  const m = await model();
+  const inner = createHandler(m, { modelId: "x" });
+  const real = inner.generator as EngineGenerator;
+  let starts = 0;
+  const flaky: Generator = {
+    get inFlight() {
+      return real.inFlight;
+    },
+    get activeSequences() {
+      return real.activeSequences;
+    },
+    start(req: GenerationRequest): GenerationHandle {
+      if (++starts === 3) throw new Error("refused at the third");
+      return real.start(req);
+    },
+  };
+  const h = createHandler(m, { modelId: "x", generator: flaky });
+  const res = await h.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body: JSON.stringify({ prompt: ["a", "b", "c", "d"], max_tokens: 200 }) }));
+  assertEquals(res.status, 500);
+  assert(await waitFor(() => real.engine.queueLength === 0 && real.engine.runningRequests === 0 && real.activeSequences === 0, 2000) >= 0, "started generations were left running");
+  assertEquals(h.pending, 0);
+  await inner.close();
+});
+
+testShared("stop strings: count and length are bounded with a 400", [MODEL], async () => {
+  const s = await served();
+  try {
+    const url = `${s.server.url}/v1/completions`;
+    const many = await error(await post(url, { prompt: "Once upon a time", stop: Array.from({ length: 90_000 }, (_, i) => `s${i}`), max_tokens: 300 }));
+    assert(many.status === 400 && many.param === "stop" && /90000 stop strings exceeds the server's limit of 16/.test(many.message), many.message);
+    const long = await error(await post(url, { prompt: "Once upon a time", stop: ["x".repeat(257)], max_tokens: 3 }));
+    assert(long.status === 400 && long.param === "stop" && /257 characters exceeds the server's limit of 256/.test(long.message), long.message);
+    const ok = await post(url, { prompt: "Once upon a time", stop: [...Array.from({ length: 15 }, (_, i) => `zz${i}`), "Lily"], max_tokens: 40, temperature: 0 });
+    assertEquals(((await ok.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was a little girl named ");
+  } finally {
+    await s.close();
+  }
+});
+
+testShared("a prompt too long for the context is refused without tokenizing it; an empty prompt is a 400", [MODEL], async () => {
+  const s = await served();
+  const tok = (await model()).tokenizer;
+  const encode = tok.encode;
+  let encodedChars = 0;
+  tok.encode = (text, opts) => {
+    encodedChars += text.length;
+    return encode.call(tok, text, opts);
+  };
+  try {
+    const url = `${s.server.url}/v1/completions`;
+    const huge = "Once upon a time, there was a little girl. ".repeat(20_000); // 860 KB
+    const e = await error(await post(url, { prompt: huge, max_tokens: 4 }));
+    assert(e.status === 400 && e.code === "context_length_exceeded" && /need at least \d+ tokens/.test(e.message), e.message);
+    assertEquals(encodedChars, 0, "the tokenizer ran over the refused prompt");
+    const chat = await error(await post(`${s.server.url}/v1/chat/completions`, { messages: [{ role: "user", content: huge }] }));
+    assert(chat.status === 400 && chat.code === "context_length_exceeded", chat.message);
+    assertEquals(encodedChars, 0, "the tokenizer ran over the refused conversation");
+    // one just past the context is tokenized (nothing cheaper proves it too long) and still refused
+    const past = await error(await post(url, { prompt: "Once upon a time, there was a little girl. ".repeat(200), max_tokens: 4 }));
+    assert(past.status === 400 && past.code === "context_length_exceeded", past.message);
+    for (const prompt of ["", [""]]) {
+      const empty = await error(await post(url, { prompt, max_tokens: 4 }));
+      assert(empty.status === 400 && /empty/.test(empty.message), `${JSON.stringify(prompt)}: ${empty.message}`);
+    }
+    assertEquals([s.engine.queueLength, s.handler.pending], [0, 0]);
+  } finally {
+    tok.encode = encode;
+    await s.close();
+  }
+});
+
+testShared("slow clients trickling their bodies hold no slot, and get 408 at the body deadline", [MODEL], async () => {
+  const s = await served({ maxPending: 2, limits: { bodyTimeoutMs: 1200 } });
+  try {
+    const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 3, temperature: 0 });
+    const head = `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const slow = Array.from({ length: 6 }, () => rawExchange(s.server.port, [head, body.slice(0, 5), 400, body.slice(5, 8), 400, body.slice(8, 10)], 3000));
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 3; i++) {
+      const r = await post(`${s.server.url}/v1/completions`, JSON.parse(body));
+      assertEquals(r.status, 200, "a slow client took a slot");
+      assertEquals(((await r.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was");
+    }
+    for (const x of await Promise.all(slow)) assert(/^HTTP\/1\.1 408/.test(x.text), `slow client got ${JSON.stringify(x.text.slice(0, 80))}`);
+    assertEquals(s.handler.pending, 0);
+  } finally {
+    await s.close();
+  }
+});
+
+for (const node of runtime === "deno" ? [true] : [false, true]) {
+  // Deno.serve has no idle or header timeout to set; its node:http is checked instead. Bun (uWS) closes a
+  // connection that never completes its headers after a fixed ~10 s whatever idleTimeout says, and counts
+  // idleTimeout in 4 s ticks.
+  const bunOwn = !node && runtime === "bun";
+  const [keptAliveMs, silentMs] = bunOwn ? [6000, 15_000] : [4500, 4500];
+  testShared(`an idle connection is closed after the idle timeout (${node ? "node:http" : runtime})`, [MODEL], async () => {
+    const s = await served({}, { idleTimeoutMs: 1000, node });
+    try {
+      const silent = rawExchange(s.server.port, [], silentMs + 1000);
+      const partial = rawExchange(s.server.port, ["GET /health HTTP/1.1\r\nHost: x\r\n"], silentMs + 1000);
+      const keptAlive = rawExchange(s.server.port, ["GET /health HTTP/1.1\r\nHost: x\r\n\r\n"], keptAliveMs + 1000);
+      for (const [name, x, ms] of [["silent", await silent, silentMs], ["partial headers", await partial, silentMs], ["kept alive", await keptAlive, keptAliveMs]] as const) {
+        assert(x.closedAfterMs >= 0 && x.closedAfterMs < ms, `${name} connection still open after ${ms} ms`);
+      }
+      assert(/^HTTP\/1\.1 200/.test((await keptAlive).text), "the kept-alive request was not answered");
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+for (const node of [false, true]) {
+  const via = node ? "node:http" : runtime;
+  testShared(`disconnects free the KV pages within 0.5 s: non-streaming and streaming (${via})`, [MODEL], async () => {
+    const s = await served({}, { node });
+    const m = await model();
+    try {
+      const cases = [
+        { stream: false, prompt: "Once upon a time", n: 4 },
+        { stream: true, prompt: ["Once upon a time", "The dog", "Lily wanted"], n: 2 },
+      ];
+      for (const c of cases) {
+        const abort = new AbortController();
+        const res = post(`${s.server.url}/v1/completions`, { ...c, max_tokens: 480, logit_bias: { "2": -100 } }, abort.signal).then(async (r) => {
+          if (c.stream) {
+            const reader = r.body!.getReader();
+            await reader.read();
+          }
+          return r;
+        }).catch(() => null);
+        assert(await waitFor(() => s.engine.activeSequences >= c.n, 5000) >= 0, "the request never started");
+        if (c.stream) await res;
+        await new Promise((r) => setTimeout(r, 50));
+        assert(heldPages(m, s.engine) > 0, "no pages held while generating");
+        abort.abort();
+        const ms = await waitFor(() => s.engine.activeSequences === 0 && heldPages(m, s.engine) === 0, 2000);
+        assert(ms >= 0 && ms <= 500, `${c.stream ? "streaming" : "non-streaming"}: pages freed after ${ms < 0 ? "more than 2000" : ms.toFixed(0)} ms`);
+        assert(await waitFor(() => s.handler.pending === 0 && s.handler.queuedTokens === 0, 1000) >= 0, "admission not released");
+      }
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+/** Prometheus text format 0.0.4: every line a HELP/TYPE comment or `name{labels} value`; returns the samples. */
+function parsePrometheus(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  const typed = new Set<string>();
+  assert(text.endsWith("\n"), "exposition must end with a newline");
+  for (const line of text.slice(0, -1).split("\n")) {
+    const c = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line);
+    if (c) {
+      if (c[1] === "TYPE") {
+        assert(["counter", "gauge", "histogram", "summary", "untyped"].includes(c[3]), line);
+        typed.add(c[2]);
+      }
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)$/.exec(line);
+    assert(m, `not a Prometheus sample: ${JSON.stringify(line)}`);
+    const family = m[1].replace(/_(bucket|sum|count)$/, "");
+    assert(typed.has(m[1]) || typed.has(family), `sample before its TYPE: ${line}`);
+    samples.set(m[1] + (m[2] ?? ""), Number(m[3]));
+  }
+  return samples;
+}
+
+testShared("/metrics is Prometheus text and its counters move", [MODEL], async () => {
+  const s = await served();
+  try {
+    const scrape = async () => {
+      const r = await fetch(`${s.server.url}/metrics`);
+      assert((r.headers.get("content-type") ?? "").startsWith("text/plain"), "content type");
+      return parsePrometheus(await r.text());
+    };
+    const before = await scrape();
+    for (const k of ["kvasm_queue_depth", "kvasm_active_sequences", "kvasm_kv_pages_free", "kvasm_pending_choices", "kvasm_time_to_first_token_seconds_count"]) {
+      assert(before.has(k), `${k} missing`);
+    }
+    const r = await post(`${s.server.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 8, n: 2, temperature: 0 });
+    assertEquals(r.status, 200);
+    await r.json();
+    await post(`${s.server.url}/v1/completions`, { prompt: "" }).then((x) => x.json());
+    const after = await scrape();
+    const moved = (k: string) => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+    assertEquals(moved('kvasm_requests_total{status="200"}'), 2); // the completion and the first scrape
+    assertEquals(moved('kvasm_requests_total{status="400"}'), 1);
+    assertEquals(moved("kvasm_completion_tokens_total"), 16);
+    assertEquals(moved("kvasm_prompt_tokens_total"), 5);
+    assertEquals(moved("kvasm_time_to_first_token_seconds_count"), 1);
+    assertEquals(moved("kvasm_time_per_output_token_seconds_count"), 14);
+    assertEquals(after.get('kvasm_time_per_output_token_seconds_bucket{le="+Inf"}'), after.get("kvasm_time_per_output_token_seconds_count"));
+    assertEquals(after.get("kvasm_kv_pages_free"), (await model()).kv.freePages);
+  } finally {
+    await s.close();
+  }
+});
+
+testShared("HTTP/1.0 without a Host header is answered, not a 500", [MODEL], async () => {
+  const s = await served();
+  try {
+    const x = await rawExchange(s.server.port, ["GET /health HTTP/1.0\r\n\r\n"], 3000);
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(x.text)?.[1]);
+    // Bun cannot build a URL without a host (400); Deno and Node fill one in and answer
+    assert(status === 400 || status === 200, `got ${JSON.stringify(x.text.slice(0, 120))}`);
+    if (runtime === "bun") assertEquals(status, 400);
+  } finally {
+    await s.close();
+  }
+});
+
+testShared("close the model", [MODEL], async () => {
+  await (await model()).close();
+  loaded = null;
+});
