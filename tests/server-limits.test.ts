@@ -14,6 +14,7 @@ import { EngineGenerator } from "../src/server/engine-generator.ts";
 import type { GenerationHandle, GenerationRequest, Generator } from "../src/server/generation.ts";
 import { serve, type RunningServer } from "../src/server/serve.ts";
 import { serveNode } from "../src/server/serve-node.ts";
+import { encodeInPieces, splittable } from "../src/server/prompt-tokens.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K.gguf");
 
@@ -210,9 +211,11 @@ testShared("a prompt too long for the context is refused without tokenizing it; 
     const chat = await error(await post(`${s.server.url}/v1/chat/completions`, { messages: [{ role: "user", content: huge }] }));
     assert(chat.status === 400 && chat.code === "context_length_exceeded", chat.message);
     assertEquals(encodedChars, 0, "the tokenizer ran over the refused conversation");
-    // one just past the context is tokenized (nothing cheaper proves it too long) and still refused
-    const past = await error(await post(url, { prompt: "Once upon a time, there was a little girl. ".repeat(200), max_tokens: 4 }));
+    // one past the context that its length does not prove too long is tokenized in pieces, up to where it overflows
+    const pastText = "Once upon a time, there was a little girl. ".repeat(300);
+    const past = await error(await post(url, { prompt: pastText, max_tokens: 4 }));
     assert(past.status === 400 && past.code === "context_length_exceeded", past.message);
+    assert(encodedChars > 0 && encodedChars < pastText.length * 0.75, `tokenized ${encodedChars} of ${pastText.length} characters`);
     for (const prompt of ["", [""]]) {
       const empty = await error(await post(url, { prompt, max_tokens: 4 }));
       assert(empty.status === 400 && /empty/.test(empty.message), `${JSON.stringify(prompt)}: ${empty.message}`);
@@ -221,6 +224,20 @@ testShared("a prompt too long for the context is refused without tokenizing it; 
   } finally {
     tok.encode = encode;
     await s.close();
+  }
+});
+
+testShared("a long prompt tokenized in pieces gives exactly the whole text's ids", [MODEL], async () => {
+  const m = await model();
+  assert(splittable(m.tokenizer, m.vocabSize), "stories260K's vocabulary should allow cuts at spaces");
+  const words = ["Once", "upon", "a", "time,", "Lily", "saw", "a", "ßig", "dog 🐶.", "\n", "The  end", "  ", "it's", "naïve", "日本"];
+  let seed = 7;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (const size of [5000, 12_000]) {
+    let text = "";
+    while (text.length < size) text += words[Math.floor(rand() * words.length)] + (rand() < 0.9 ? " " : "");
+    const whole = m.tokenizer.encode(text);
+    assertEquals(await encodeInPieces(m, text, Infinity), whole, `${size} characters`);
   }
 });
 

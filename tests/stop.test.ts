@@ -102,3 +102,15 @@ test("empty stop strings are refused as a ParamError on 'stop'", async () => {
   const e = await assertRejects(() => new StopMatcher(["ok", ""]), ParamError);
   assertEquals((e as ParamError).param, "stop");
 });
+
+test("90,000 stop strings match as the one among them that occurs, chunking aside", () => {
+  const many = Array.from({ length: 90_000 }, (_, i) => `q${i}z`);
+  many.push("o w", "wor", "xyz");
+  const text = "say hello world and more";
+  for (const chunks of [[text], [...text], ["say hel", "lo w", "orld and more"]]) {
+    const r = run(many, chunks);
+    assertEquals([r.text, r.stopped, r.matched], ["say hell", true, "o w"]);
+  }
+  const none = run(many, ["q1", "2", "3", "4", "q"]); // "q1234q" completes none, though every prefix could start one
+  assertEquals([none.text + none.flushed, none.stopped], ["q1234q", false]);
+});
