@@ -1,0 +1,226 @@
+/**
+ * The server under a mixed load with disconnects (issue 14's acceptance):
+ * `clients` clients each send `requests` requests back to back over loopback:
+ * completions and chat, streamed and not, greedy and seeded at temperature
+ * 0.8, n of 1 to 3, some with stop strings, and a fifth of them streamed and
+ * dropped after a few chunks. Then every request that completed is sent again
+ * alone on the idle server and must come back the same: text, finish reasons
+ * and every token's piece (OpenAI's answers carry no ids; the pieces are what
+ * a client can check). Logprobs are compared too and reported: bit-equal ones
+ * need decoding that is batch-invariant in the kernels. Afterwards the
+ * server must be back at its baseline: no active sequences, no KV pages held
+ * outside the prefix cache, nothing admitted or queued, and resident memory
+ * within 10% of what it was after the warm-up. Exits 1 on any failure.
+ *
+ *   deno run -A bench/serve-load.ts [--model PATH] [--clients 16] [--requests 20] [--parallel 16]
+ *   bun bench/serve-load.ts ...
+ */
+import { loadModel } from "../src/model/model.ts";
+import { createHandler } from "../src/server/handler.ts";
+import type { EngineGenerator } from "../src/server/engine-generator.ts";
+import { serve } from "../src/server/serve.ts";
+
+const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
+const flag = (k: string, d: number) => {
+  const i = args.indexOf(`--${k}`);
+  return i >= 0 ? Number(args[i + 1]) : d;
+};
+const modelPath = args.includes("--model")
+  ? args[args.indexOf("--model") + 1]
+  : new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
+const clients = flag("clients", 16), requests = flag("requests", 20);
+
+const proc = (globalThis as unknown as { process: { memoryUsage(): { rss: number } } }).process;
+const rss = () => proc.memoryUsage().rss;
+const gc = async () => {
+  const g = globalThis as { Bun?: { gc(force: boolean): void }; gc?: () => void };
+  g.Bun?.gc(true);
+  g.gc?.();
+  await new Promise((r) => setTimeout(r, 50));
+};
+
+const model = await loadModel(modelPath, { maxSequences: flag("parallel", 16) });
+const handler = createHandler(model, { modelId: "load" });
+const engine = (handler.generator as EngineGenerator).engine;
+const server = await serve(handler.fetch, { port: 0 });
+const heldPages = () => model.kv.nPages - model.kv.freePages - (engine.prefixCache?.size ?? 0);
+
+interface Spec {
+  path: string;
+  body: Record<string, unknown>;
+  stream: boolean;
+  seeded: boolean;
+  disconnect: boolean;
+}
+
+const PROMPTS = ["Once upon a time", "The little dog", "One day, a girl named Lily", "In a big forest", "Tom and his mom went"];
+
+/** Request i of client c: a fixed mix, the same in every run and runtime. */
+function spec(c: number, i: number): Spec {
+  const k = c * requests + i;
+  const h = (k * 2654435761) >>> 0;
+  const chat = h % 10 < 3;
+  const disconnect = h % 5 === 0; // a fifth of all requests
+  const stream = disconnect || (h >>> 4) % 2 === 0;
+  const seeded = (h >>> 5) % 2 === 0;
+  const n = 1 + ((h >>> 6) % 3);
+  const stop = (h >>> 8) % 4 === 0 ? ["."] : (h >>> 8) % 4 === 1 ? ["Lily", "!"] : undefined;
+  const prompt = PROMPTS[(h >>> 10) % PROMPTS.length];
+  const body: Record<string, unknown> = {
+    max_tokens: 24 + ((h >>> 12) % 40),
+    n,
+    temperature: seeded ? 0.8 : 0,
+    ...(seeded ? { seed: h % 100_000 } : {}),
+    ...(stop ? { stop } : {}),
+    stream,
+  };
+  if (chat) Object.assign(body, { messages: [{ role: "user", content: prompt }], logprobs: true });
+  else Object.assign(body, { prompt, logprobs: 0 });
+  return { path: chat ? "/v1/chat/completions" : "/v1/completions", body, stream, seeded, disconnect };
+}
+
+/** One choice as a client sees it: text, finish reason, and each token's piece and logprob. */
+interface Answer {
+  text: string;
+  finish: string | null;
+  tokens: Array<[string, number]>;
+}
+
+// deno-lint-ignore no-explicit-any
+function tokensOf(lp: any): Array<[string, number]> {
+  if (!lp) return [];
+  if (Array.isArray(lp.content)) return lp.content.map((t: { token: string; logprob: number }) => [t.token, t.logprob]);
+  return (lp.tokens as string[]).map((t, j) => [t, lp.token_logprobs[j] as number]);
+}
+
+/** Sends one request; null when it was dropped on purpose. Throws when the answer is not a complete one. */
+async function send(s: Spec, dropAfterChunks = -1): Promise<Answer[] | null> {
+  const abort = new AbortController();
+  const r = await fetch(server.url + s.path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(s.body),
+    signal: abort.signal,
+  });
+  if (r.status !== 200) throw new Error(`status ${r.status}: ${await r.text()}`);
+  const n = s.body.n as number;
+  const answers: Answer[] = Array.from({ length: n }, () => ({ text: "", finish: null, tokens: [] }));
+  if (!s.stream) {
+    // deno-lint-ignore no-explicit-any
+    const j = await r.json() as { choices: any[] };
+    for (const ch of j.choices) {
+      answers[ch.index] = { text: ch.message?.content ?? ch.text, finish: ch.finish_reason, tokens: tokensOf(ch.logprobs) };
+    }
+    return answers;
+  }
+  const reader = r.body!.getReader();
+  const dec = new TextDecoder();
+  let buf = "", chunks = 0, done = false;
+  while (!done) {
+    const { value, done: end } = await reader.read();
+    if (end) break;
+    buf += dec.decode(value, { stream: true });
+    let at;
+    while ((at = buf.indexOf("\n\n")) >= 0) {
+      const line = buf.slice(0, at);
+      buf = buf.slice(at + 2);
+      if (line === "data: [DONE]") {
+        done = true;
+        continue;
+      }
+      const chunk = JSON.parse(line.slice(6));
+      if (chunk.error) throw new Error(`in-band error: ${chunk.error.message}`);
+      for (const ch of chunk.choices ?? []) {
+        const a = answers[ch.index];
+        a.text += ch.delta?.content ?? ch.text ?? "";
+        a.tokens.push(...tokensOf(ch.logprobs));
+        if (ch.finish_reason) a.finish = ch.finish_reason;
+      }
+      if (++chunks === dropAfterChunks) {
+        abort.abort();
+        await reader.cancel().catch(() => {});
+        return null;
+      }
+    }
+  }
+  if (!done) throw new Error("stream ended without [DONE]");
+  return answers;
+}
+
+// warm up (first-use allocations, JIT), then take the baselines
+for (const s of [spec(0, 0), spec(1, 1), spec(2, 2)]) await send({ ...s, disconnect: false });
+await gc();
+const base = { rss: rss(), held: heldPages(), active: engine.activeSequences };
+
+const t0 = performance.now();
+const results: Array<{ s: Spec; answers: Answer[] | null; error?: string }> = [];
+await Promise.all(Array.from({ length: clients }, async (_, c) => {
+  for (let i = 0; i < requests; i++) {
+    const s = spec(c, i);
+    try {
+      results.push({ s, answers: await send(s, s.disconnect ? 2 + (i % 4) : -1) });
+    } catch (e) {
+      results.push({ s, answers: null, error: (e as Error).message });
+    }
+  }
+}));
+const loadSeconds = (performance.now() - t0) / 1000;
+
+// the dropped requests must be given up within moments
+const settleStart = performance.now();
+while ((engine.activeSequences > 0 || handler.pending > 0) && performance.now() - settleStart < 2000) await new Promise((r) => setTimeout(r, 5));
+const settleMs = performance.now() - settleStart;
+
+let lost = 0, differ = 0, differSeeded = 0, differGreedy = 0, compared = 0, dropped = 0, logprobsDiffer = 0, maxLogprobDelta = 0;
+const visible = (as: Answer[]) => JSON.stringify(as.map((a) => [a.text, a.finish, a.tokens.map((t) => t[0])]));
+const diffs: string[] = [];
+for (const r of results) {
+  if (r.error) {
+    lost++;
+    diffs.push(`lost: ${r.error}`);
+    continue;
+  }
+  if (!r.answers) {
+    if (r.s.disconnect) dropped++;
+    else lost++;
+    continue;
+  }
+  if (r.answers.some((a) => a.finish === null)) {
+    lost++;
+    continue;
+  }
+  const alone = await send({ ...r.s, disconnect: false });
+  compared++;
+  if (JSON.stringify(alone) !== JSON.stringify(r.answers)) {
+    logprobsDiffer++;
+    r.answers.forEach((a, j) => a.tokens.forEach((t, k) => (maxLogprobDelta = Math.max(maxLogprobDelta, Math.abs(t[1] - (alone![j].tokens[k]?.[1] ?? NaN))))));
+  }
+  if (visible(alone!) !== visible(r.answers)) {
+    differ++;
+    if (r.s.seeded) differSeeded++;
+    else differGreedy++;
+    if (diffs.length < 5) diffs.push(`${JSON.stringify(r.s.body).slice(0, 160)}\n  under load: ${JSON.stringify(r.answers[0].text)}\n  alone:      ${JSON.stringify(alone![0].text)}`);
+  }
+}
+
+await gc();
+const after = { rss: rss(), held: heldPages(), active: engine.activeSequences, queued: engine.queueLength, pending: handler.pending, queuedTokens: handler.queuedTokens };
+const rssRatio = after.rss / base.rss;
+const ok = lost === 0 && differ === 0 && after.held === base.held && after.active === base.active && after.queued === 0 && after.pending === 0 &&
+  after.queuedTokens === 0 && rssRatio <= 1.1 && dropped === results.filter((r) => r.s.disconnect).length;
+
+const runtime = (globalThis as { Deno?: { version: { deno: string } } }).Deno ? `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+console.log(`${runtime} | ${modelPath.split("/").pop()} | ${clients} clients x ${requests} requests in ${loadSeconds.toFixed(1)} s`);
+console.log(`completed ${results.length - dropped - lost}, dropped on purpose ${dropped}, lost ${lost}; released ${settleMs.toFixed(0)} ms after the last client`);
+console.log(`same as alone (text, finish, token pieces): ${compared - differ} of ${compared} (differ: ${differSeeded} seeded at temperature 0.8, ${differGreedy} greedy)`);
+console.log(`logprobs bit-equal to alone: ${compared - logprobsDiffer} of ${compared} (largest difference ${maxLogprobDelta.toExponential(2)})`);
+console.log(`after the run: active sequences ${after.active} (baseline ${base.active}), KV pages held ${after.held} (baseline ${base.held}), engine queue ${after.queued}, admitted choices ${after.pending}, queued tokens ${after.queuedTokens}`);
+console.log(`resident memory: ${(base.rss / 2 ** 20).toFixed(0)} MiB after warm-up, ${(after.rss / 2 ** 20).toFixed(0)} MiB after the run (x${rssRatio.toFixed(3)})`);
+for (const d of diffs) console.log(d);
+console.log(ok ? "PASS" : "FAIL");
+
+await server.close();
+await handler.close();
+await model.close();
+const exit = (globalThis as { Deno?: { exit(c: number): void } }).Deno?.exit ?? ((c: number) => (globalThis as unknown as { process: { exit(c: number): void } }).process.exit(c));
+exit(ok ? 0 : 1);
