@@ -7,7 +7,8 @@
  * only, on stories260K, each test bounded to seconds.
  */
 import * as net from "node:net";
-import { assert, assertEquals, runtime, sharedPath, testShared } from "./harness.ts";
+import { spawn } from "node:child_process";
+import { assert, assertEquals, REPO, runtime, sharedPath, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/server/handler.ts";
 import { EngineGenerator } from "../src/server/engine-generator.ts";
@@ -380,6 +381,41 @@ testShared("HTTP/1.0 without a Host header is answered, not a 500", [MODEL], asy
     if (runtime === "bun") assertEquals(status, 400);
   } finally {
     await s.close();
+  }
+});
+
+testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long request", [MODEL], async () => {
+  const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
+  const cli = ["src/cli.ts", "serve", "--model", MODEL, "--port", "0", "--parallel", "4"];
+  const child = spawn(exec, runtime === "deno" ? ["run", "-A", ...cli] : cli, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    let stderr = "";
+    const exited = new Promise<number | string | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal)));
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr!.on("data", (d: Uint8Array) => {
+        stderr += new TextDecoder().decode(d);
+        const m = / at (http:\/\/\S+)\/v1/.exec(stderr);
+        if (m) resolve(m[1]);
+      });
+      child.on("exit", () => reject(new Error(`serve exited: ${stderr}`)));
+    });
+    const long = post(`${url}/v1/completions`, { prompt: Array.from({ length: 4 }, () => "Once upon a time"), max_tokens: 1900, logit_bias: { "2": -100 } })
+      .catch(() => null);
+    const running = post(`${url}/v1/completions`, { prompt: "The dog", max_tokens: 1900, logit_bias: { "2": -100 }, stream: true });
+    const reader = (await running).body!.getReader();
+    await reader.read();
+    const t0 = performance.now();
+    child.kill("SIGTERM");
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 5000))]);
+    const ms = performance.now() - t0;
+    // Deno's node:child_process reports the signal it sent even when the child exits 0 on its own
+    assert(code === 0 || (runtime === "deno" && code === "SIGTERM"), `exit ${code}: ${stderr}`);
+    assert(ms < 3000, `took ${ms.toFixed(0)} ms to exit`);
+    assert(/shutting down\n(.|\n)*kvasm: stopped\n$/.test(stderr), stderr);
+    await long;
+    await reader.cancel().catch(() => {});
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
   }
 });
 
