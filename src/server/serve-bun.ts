@@ -3,7 +3,7 @@
  * nothing (no next request) for that long; it is switched off while a
  * request is served, because a stream may go quiet while a long prompt is
  * prefilled (the handler bounds the body's arrival itself), and switched back
- * on when its response has been written. Bun (uWS) counts it in 4 s ticks
+ * on when its response is handed over (an event stream: when it ends). Bun (uWS) counts it in 4 s ticks
  * and closes a connection whose headers never complete after about 10 s.
  */
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
@@ -26,7 +26,8 @@ export function serveBun(handler: FetchHandler, opts: ServeOptions = {}): Promis
       srv.timeout(req, 0);
       const rearm = () => srv.timeout(req, idleTimeout);
       const res = await handler(req);
-      if (!res.body) {
+      // only an event stream can go quiet mid-body; any other response is re-armed at once (and keeps its length)
+      if (!res.body || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
         rearm();
         return res;
       }
