@@ -7,7 +7,10 @@
  * only, on stories260K, each test bounded to seconds.
  */
 import * as net from "node:net";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { assert, assertEquals, REPO, runtime, sharedPath, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/server/handler.ts";
@@ -416,6 +419,67 @@ testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long reques
     await reader.cancel().catch(() => {});
   } finally {
     if (child.exitCode === null) child.kill("SIGKILL");
+  }
+});
+
+/** Run under Node itself (from the library bundle): serve() picks node:http there. */
+const NODE_SCRIPT = `
+import * as net from "node:net";
+import { createHandler, loadModel, serve } from "./kvasm.mjs";
+const model = await loadModel(process.argv[2], { maxSequences: 16 });
+const handler = createHandler(model, { modelId: "m" });
+const engine = handler.generator.engine;
+const server = await serve(handler.fetch, { port: 0, idleTimeoutMs: 1000 });
+const held = () => model.kv.nPages - model.kv.freePages - (engine.prefixCache?.size ?? 0);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const out = {};
+for (const stream of [false, true]) {
+  const abort = new AbortController();
+  const body = JSON.stringify({ prompt: ["Once upon a time", "The dog"], n: 2, max_tokens: 480, stream, logit_bias: { "2": -100 } });
+  const res = fetch(server.url + "/v1/completions", { method: "POST", body, signal: abort.signal }).then(async (r) => { if (stream) await r.body.getReader().read(); }).catch(() => {});
+  while (engine.activeSequences < 4) await sleep(5);
+  if (stream) await res;
+  await sleep(50);
+  const heldBefore = held();
+  abort.abort();
+  const t0 = performance.now();
+  while ((engine.activeSequences > 0 || held() > 0) && performance.now() - t0 < 2000) await sleep(5);
+  out[stream ? "streaming" : "nonStreaming"] = { heldBefore, ms: performance.now() - t0, held: held(), active: engine.activeSequences };
+}
+const probe = (data) => new Promise((resolve) => {
+  const t0 = performance.now();
+  const s = net.connect(server.port, "127.0.0.1");
+  s.on("connect", () => data && s.write(data));
+  s.on("data", () => {});
+  s.on("error", () => {});
+  s.on("close", () => resolve(performance.now() - t0));
+  setTimeout(() => { s.destroy(); resolve(-1); }, 6000);
+});
+out.idleClosedMs = await Promise.all([probe(""), probe("GET /health HTTP/1.1\\r\\nHost: x\\r\\n"), probe("GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")]);
+await server.close();
+await handler.close();
+await model.close();
+console.log(JSON.stringify(out));
+`;
+
+// Node is the runtime under test here: once per suite is enough
+if (runtime === "deno") testShared("under Node itself: disconnects free the KV pages within 0.5 s, and idle connections close", [MODEL], () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-node-serve-"));
+  try {
+    const b = spawnSync("node", [path.join(REPO, "scripts", "build-bundle.mjs"), "--quiet", "--outdir", work], { encoding: "utf8" });
+    assert(b.status === 0, `bundle build failed: ${b.stderr}`);
+    fs.writeFileSync(path.join(work, "main.mjs"), NODE_SCRIPT);
+    const r = spawnSync("node", ["main.mjs", MODEL], { cwd: work, encoding: "utf8", timeout: 60_000 });
+    assert(r.status === 0, `node exited ${r.status}: ${r.stderr}`);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, { heldBefore: number; ms: number; held: number; active: number }> & { idleClosedMs: number[] };
+    for (const k of ["nonStreaming", "streaming"]) {
+      const x = out[k];
+      assert(x.heldBefore > 0 && x.held === 0 && x.active === 0 && x.ms <= 500, `${k}: ${JSON.stringify(x)}`);
+    }
+    // silent, partial headers, kept alive after a request
+    for (const ms of out.idleClosedMs) assert(ms >= 0 && ms < 4500, `idle connections closed after ${out.idleClosedMs} ms`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
   }
 });
 

@@ -2,9 +2,10 @@
  * node:http adapter: IncomingMessage to a Web Request (body streamed, signal
  * aborted when the client goes away), and the Response's body piped back
  * chunk by chunk, honouring backpressure, so server-sent events flow.
- * Connections that send no complete headers, or no next request, within the
- * idle timeout are closed (headersTimeout, keepAliveTimeout); the handler
- * bounds the body's arrival itself.
+ * Connections that send nothing, no complete headers, or no next request
+ * within the idle timeout are closed (a socket timeout until the first
+ * request, headersTimeout, keepAliveTimeout); the handler bounds the body's
+ * arrival itself.
  */
 import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -24,7 +25,13 @@ export async function serveNode(handler: FetchHandler, opts: ServeOptions = {}):
       }
       : {}),
     requestTimeout: 0, // the body's deadline is the handler's; a response may stream for long
-  }, (req, res) => void respond(handler, req, res, hostname, Readable));
+  }, (req, res) => {
+    // the connection's silence timer is for waiting on a request; a response may go quiet (prefill) for long
+    if (idleMs > 0) req.socket.setTimeout(0);
+    void respond(handler, req, res, hostname, Readable);
+  });
+  // headersTimeout starts with a request's first byte: a connection that sends nothing is timed here (Node destroys it)
+  if (idleMs > 0) server.on("connection", (socket) => socket.setTimeout(idleMs));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port ?? DEFAULT_PORT, hostname, () => resolve());
