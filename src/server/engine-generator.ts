@@ -35,6 +35,14 @@ export class EngineGenerator implements Generator {
     return this.engine.freePages;
   }
 
+  get cachedKvPages(): number {
+    return this.engine.prefixCache?.size ?? 0;
+  }
+
+  get totalKvPages(): number {
+    return this.engine.model.kv.nPages;
+  }
+
   start(req: GenerationRequest): GenerationHandle {
     const { logprobs, ...sampling } = req.sampling;
     let r;

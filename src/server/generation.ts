@@ -53,8 +53,10 @@ export interface Generator {
   readonly capacity?: number;
   /** Generations waiting to be scheduled (for /metrics). */
   readonly waiting?: number;
-  /** KV cache pages free (for /metrics). */
+  /** KV cache pages free, kept by the prefix cache, and in all (for /metrics). */
   readonly freeKvPages?: number;
+  readonly cachedKvPages?: number;
+  readonly totalKvPages?: number;
 }
 
 /** A push queue read as an async iterable: producers push, one consumer iterates; end() or fail() closes it. */

@@ -96,6 +96,8 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     queuedTokens: () => queuedTokens,
     activeSequences: () => generator.activeSequences,
     freeKvPages: () => generator.freeKvPages,
+    cachedKvPages: () => generator.cachedKvPages,
+    totalKvPages: () => generator.totalKvPages,
   });
 
 

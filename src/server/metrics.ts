@@ -44,6 +44,8 @@ export interface MetricGauges {
   queuedTokens(): number;
   activeSequences(): number;
   freeKvPages(): number | undefined;
+  cachedKvPages(): number | undefined;
+  totalKvPages(): number | undefined;
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -75,6 +77,10 @@ export class ServerMetrics {
     metric("kvasm_active_sequences", "gauge", "Sequences holding KV cache pages.", [`kvasm_active_sequences ${this.gauges.activeSequences()}`]);
     const free = this.gauges.freeKvPages();
     if (free !== undefined) metric("kvasm_kv_pages_free", "gauge", "KV cache pages free.", [`kvasm_kv_pages_free ${free}`]);
+    const cached = this.gauges.cachedKvPages();
+    if (cached !== undefined) metric("kvasm_kv_pages_cached", "gauge", "KV cache pages kept by the prefix cache for reuse.", [`kvasm_kv_pages_cached ${cached}`]);
+    const total = this.gauges.totalKvPages();
+    if (total !== undefined) metric("kvasm_kv_pages_total", "gauge", "KV cache pages in all.", [`kvasm_kv_pages_total ${total}`]);
     this.timeToFirstToken.render(out);
     this.timePerToken.render(out);
     return out.join("\n") + "\n";
