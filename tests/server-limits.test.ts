@@ -18,7 +18,11 @@ import { EngineGenerator } from "../src/server/engine-generator.ts";
 import type { GenerationHandle, GenerationRequest, Generator } from "../src/server/generation.ts";
 import { serve, type RunningServer } from "../src/server/serve.ts";
 import { serveNode } from "../src/server/serve-node.ts";
-import { encodeInPieces, splittable } from "../src/server/prompt-tokens.ts";
+import { encodeInSteps } from "../src/server/prompt-tokens.ts";
+import { FileSource } from "../src/io/source.ts";
+import { readGGUF } from "../src/formats/gguf.ts";
+import { tokenizerFromGGUF } from "../src/tokenizer/gguf-vocab.ts";
+import type { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K.gguf");
 
@@ -199,12 +203,13 @@ testShared("stop strings: count and length are bounded with a 400", [MODEL], asy
 
 testShared("a prompt too long for the context is refused without tokenizing it; an empty prompt is a 400", [MODEL], async () => {
   const s = await served();
-  const tok = (await model()).tokenizer;
-  const encode = tok.encode;
+  // counts the characters the tokenizer's merge loop is given, through encode() and encodeSteps() alike
+  const tok = (await model()).tokenizer as unknown as { encodeFragment(text: string, atStart: boolean, out: number[]): void };
+  const encodeFragment = tok.encodeFragment;
   let encodedChars = 0;
-  tok.encode = (text, opts) => {
+  tok.encodeFragment = (text, atStart, out) => {
     encodedChars += text.length;
-    return encode.call(tok, text, opts);
+    return encodeFragment.call(tok, text, atStart, out);
   };
   try {
     const url = `${s.server.url}/v1/completions`;
@@ -226,22 +231,39 @@ testShared("a prompt too long for the context is refused without tokenizing it; 
     }
     assertEquals([s.engine.queueLength, s.handler.pending], [0, 0]);
   } finally {
-    tok.encode = encode;
+    tok.encodeFragment = encodeFragment;
     await s.close();
   }
 });
 
-testShared("a long prompt tokenized in pieces gives exactly the whole text's ids", [MODEL], async () => {
-  const m = await model();
-  assert(splittable(m.tokenizer, m.vocabSize), "stories260K's vocabulary should allow cuts at spaces");
-  const words = ["Once", "upon", "a", "time,", "Lily", "saw", "a", "ßig", "dog 🐶.", "\n", "The  end", "  ", "it's", "naïve", "日本"];
-  let seed = 7;
-  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-  for (const size of [5000, 12_000]) {
-    let text = "";
-    while (text.length < size) text += words[Math.floor(rand() * words.length)] + (rand() < 0.9 ? " " : "");
-    const whole = m.tokenizer.encode(text);
-    assertEquals(await encodeInPieces(m, text, Infinity), whole, `${size} characters`);
+const VOCABS = ["gpt-2", "llama-spm"].map((v) => sharedPath(`models/tokenizers/ggml-vocab-${v}.gguf`));
+
+async function vocab(path: string): Promise<Tokenizer> {
+  const src = await FileSource.open(path);
+  try {
+    return tokenizerFromGGUF((await readGGUF(src)).metadata as Map<string, unknown>, path);
+  } finally {
+    await src.close();
+  }
+}
+
+testShared("a long prompt tokenized in steps gives exactly the whole text's ids (SentencePiece and byte-level BPE)", [MODEL, ...VOCABS], async () => {
+  const words = ["Once", "upon", "a", "time,", "Lily", "saw", "a", "ßig", "dog 🐶.", "\n", "The  end", "  ", "it's", "naïve", "日本", "1234567"];
+  for (const [name, tok] of [["stories260K", (await model()).tokenizer], ["gpt-2", await vocab(VOCABS[0])], ["llama-spm", await vocab(VOCABS[1])]] as const) {
+    let seed = 7;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    for (const size of [5000, 12_000]) {
+      let text = "";
+      while (text.length < size) text += words[Math.floor(rand() * words.length)] + (rand() < 0.9 ? " " : "");
+      const whole = tok.encode(text);
+      let steps = 0;
+      const it = tok.encodeSteps!(text, undefined, 1000);
+      let r = it.next();
+      for (; !r.done; r = it.next()) steps++;
+      assertEquals(r.value, whole, `${name}, ${size} characters`);
+      assert(steps >= size / 1000 - 2, `${name}: ${steps} steps for ${size} characters`);
+      assertEquals(await encodeInSteps(tok, text, Infinity), whole, `${name}, ${size} characters, through the server's loop`);
+    }
   }
 });
 

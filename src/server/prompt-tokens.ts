@@ -4,16 +4,14 @@
  * needs more tokens than the context holds (no token spells more than the
  * vocabulary's longest piece) is refused without running the tokenizer, so a
  * megabyte of text costs a byte count, not seconds of tokenizing on the event
- * loop. A prompt that may fit is tokenized in pieces of a few kilobytes with
- * a yield to the event loop between them (so running streams keep stepping),
- * and tokenizing stops as soon as the context is exceeded. The pieces are cut
- * only where the tokenizer provably cannot merge across (splittable()), so
- * the ids are exactly those of the whole text; a tokenizer without such cuts
- * gets the whole text at once, within the bound above.
+ * loop. A prompt that may fit is tokenized in steps of a few kilobytes
+ * (Tokenizer.encodeSteps: cut only where the vocabulary cannot merge across,
+ * so the ids are exactly those of the whole text) with a yield to the event
+ * loop between them, so running streams keep stepping, and tokenizing stops
+ * as soon as the context is exceeded.
  */
 import type { Model } from "../model/model.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { SPACE_MARK, SpmTokenizer } from "../tokenizer/spm.ts";
 import { ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
 import { HttpError } from "./http-error.ts";
@@ -83,62 +81,22 @@ const yieldToEventLoop: () => Promise<void> = typeof (globalThis as { setImmedia
   ? () => new Promise((r) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(r))
   : () => new Promise((r) => setTimeout(r, 0));
 
-const CHUNK_CHARS = 4096;
-const canSplit = new WeakMap<Tokenizer, boolean>();
+const STEP_CHARS = 4096;
 
 /**
- * Whether text may be tokenized in pieces cut at a single space between two
- * non-spaces, the piece after the cut starting without it: true for a
- * SentencePiece vocabulary that puts a space in front of the text (so the
- * dropped space comes back as that prefix) and has no piece in which a space
- * follows another character (so no merge can cross the cut).
- */
-export function splittable(tok: Tokenizer, vocabSize: number): boolean {
-  let ok = canSplit.get(tok);
-  if (ok !== undefined) return ok;
-  ok = tok instanceof SpmTokenizer && tok.addSpacePrefix && !tok.removeExtraWhitespaces;
-  for (let id = 0; ok && id < vocabSize; id++) {
-    const p = tok.piece(id);
-    for (let i = 1; i < p.length; i++) {
-      const c = p[i];
-      if ((c === SPACE_MARK || c === " ") && p[i - 1] !== SPACE_MARK && p[i - 1] !== " ") {
-        ok = false;
-        break;
-      }
-    }
-  }
-  canSplit.set(tok, ok);
-  return ok;
-}
-
-/** Where to cut `text` after `from`: a single space between two non-spaces at or after from + CHUNK_CHARS, or -1. */
-function nextCut(text: string, from: number): number {
-  for (let i = from + CHUNK_CHARS; i < text.length - 1; i++) {
-    if (text[i] === " " && text[i - 1] !== " " && text[i + 1] !== " ") return i;
-  }
-  return -1;
-}
-
-/**
- * `text` as ids, in pieces with a yield between them where the tokenizer
- * allows, stopping once more than `limit` ids are known (the ids so far are
+ * `text` as ids, a step at a time with a yield to the event loop between
+ * steps, stopping once more than `limit` ids are known (the ids so far are
  * returned: the caller refuses them).
  */
-export async function encodeInPieces(model: Model, text: string, limit: number): Promise<number[]> {
-  const tok = model.tokenizer;
-  if (text.length <= CHUNK_CHARS || !splittable(tok, model.vocabSize)) return tok.encode(text);
-  const out: number[] = [];
-  let from = 0;
-  while (from < text.length) {
-    const cut = nextCut(text, from);
-    const end = cut < 0 ? text.length : cut;
-    const ids = tok.encode(text.slice(from, end), { addBos: from === 0 ? undefined : false, addEos: cut < 0 ? undefined : false });
-    for (const id of ids) out.push(id);
-    if (out.length > limit || cut < 0) break;
-    from = cut + 1; // the space comes back as the next piece's space prefix
+export async function encodeInSteps(tok: Tokenizer, text: string, limit: number): Promise<number[]> {
+  if (!tok.encodeSteps || text.length <= STEP_CHARS) return tok.encode(text);
+  const steps = tok.encodeSteps(text, undefined, STEP_CHARS);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if (r.value.length > limit) return [...r.value];
     await yieldToEventLoop();
   }
-  return out;
 }
 
 /** Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context. */
@@ -160,7 +118,7 @@ export async function promptIdsOf(model: Model, template: ChatTemplate, parsed: 
 async function completionPromptIds(model: Model, prompt: string | number[], param: string): Promise<number[]> {
   if (typeof prompt === "string") {
     if (prompt === "") throw new ParamError(param, "is empty; send at least one character");
-    const ids = await encodeInPieces(model, prompt, model.contextLength);
+    const ids = await encodeInSteps(model.tokenizer, prompt, model.contextLength);
     if (ids.length === 0) throw new ParamError(param, "is empty");
     return ids;
   }

@@ -85,11 +85,27 @@ export class BpeTokenizer extends VocabTokenizer {
       }
       return this.encodeWord(s.slice(from), out);
     }
+    for (const _ of this.byteLevelSteps(text, atStart, out, Infinity));
+  }
+
+  protected override *encodeFragmentSteps(text: string, atStart: boolean, out: number[], stepChars: number): Generator<void, void> {
+    if (!this.byteLevel) return this.encodeFragment(text, atStart, out);
+    yield* this.byteLevelSteps(text, atStart, out, stepChars);
+  }
+
+  /** Byte-level BPE never crosses a pre-tokenizer span, so the spans are worked through in steps of `stepChars`. */
+  private *byteLevelSteps(text: string, atStart: boolean, out: number[], stepChars: number): Generator<void, void> {
     if (this.normalizeNFC) text = text.normalize("NFC");
     const s = this.addPrefixSpace && atStart && !text.startsWith(" ") ? " " + text : text;
     const spans = splitByPatterns(s, this.patterns);
+    let since = 0;
     for (let i = 0; i < spans.length; i += 2) {
       this.encodeWord(byteLevelSpelling(utf8.encode(s.slice(spans[i], spans[i + 1]))), out);
+      since += spans[i + 1] - spans[i];
+      if (since >= stepChars && i + 2 < spans.length) {
+        since = 0;
+        yield;
+      }
     }
   }
 

@@ -30,6 +30,47 @@ export class SpmTokenizer extends VocabTokenizer {
     this.byteIds = byteFallbackIds((p) => this.pieceId(p));
   }
 
+  private cutsAtSpaces: boolean | undefined;
+
+  /**
+   * Whether a fragment may be tokenized in pieces cut before a space that
+   * follows another character: true when no piece has a space after another
+   * character (so no merge can cross such a cut) and spaces are not collapsed.
+   */
+  private canCutAtSpaces(): boolean {
+    if (this.cutsAtSpaces !== undefined) return this.cutsAtSpaces;
+    let ok = !this.removeExtraWhitespaces;
+    for (let id = 0; ok && id < this.vocabSize; id++) {
+      const p = this.pieces[id];
+      for (let i = 1; i < p.length; i++) {
+        if (p[i] === SPACE_MARK && p[i - 1] !== SPACE_MARK) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    return this.cutsAtSpaces = ok;
+  }
+
+  protected override *encodeFragmentSteps(text: string, atStart: boolean, out: number[], stepChars: number): Generator<void, void> {
+    if (text.length <= stepChars || !this.canCutAtSpaces()) return this.encodeFragment(text, atStart, out);
+    let from = 0;
+    while (from < text.length) {
+      let cut = -1;
+      for (let i = from + stepChars; i < text.length; i++) {
+        if (text[i] === " " && text[i - 1] !== " ") {
+          cut = i;
+          break;
+        }
+      }
+      // a piece after a cut starts with its space, spelled "▁" as inside the text
+      this.encodeFragment(text.slice(from, cut < 0 ? text.length : cut), atStart && from === 0, out);
+      if (cut < 0) return;
+      from = cut;
+      yield;
+    }
+  }
+
   protected encodeFragment(text: string, atStart: boolean, out: number[]): void {
     if (this.removeExtraWhitespaces) text = text.replace(/ {2,}/g, " ").replace(/^ | $/g, "");
     if (text.length === 0) return;

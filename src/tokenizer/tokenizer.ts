@@ -41,6 +41,11 @@ export interface Tokenizer {
    */
   readonly addSpacePrefix: boolean;
   encode(text: string, opts?: EncodeOptions): number[];
+  /**
+   * encode() in steps of about `stepChars` characters, yielding the ids so far
+   * between them (where the vocabulary allows exact cuts); returns encode()'s ids.
+   */
+  encodeSteps?(text: string, opts?: EncodeOptions, stepChars?: number): Generator<readonly number[], number[]>;
   /** The raw bytes this token stands for (byte-fallback tokens give their byte; control tokens give nothing). */
   tokenBytes(id: number): Uint8Array;
   /** Decoding a whole id sequence; the leading space of the first piece (after BOS) is dropped for SPM vocabularies. */

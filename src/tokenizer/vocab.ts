@@ -110,7 +110,30 @@ export abstract class VocabTokenizer implements Tokenizer {
   /** The bytes of a normal (or unused) piece. */
   protected abstract pieceBytes(piece: string): Uint8Array;
 
+  /**
+   * encodeFragment in steps: yields after about `stepChars` characters of work
+   * wherever the fragment can be cut without changing its ids (a subclass
+   * knows where); by default the fragment is one step.
+   */
+  protected *encodeFragmentSteps(text: string, atStart: boolean, out: number[], _stepChars: number): Generator<void, void> {
+    this.encodeFragment(text, atStart, out);
+  }
+
   encode(text: string, opts?: EncodeOptions): number[] {
+    const steps = this.encodeSteps(text, opts, Infinity);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /**
+   * encode() as a generator that yields the ids so far after every piece of
+   * about `stepChars` characters (where the vocabulary allows a cut), so a
+   * caller can let other work run between pieces, or stop once it has seen
+   * enough ids. Run to its end it returns exactly encode()'s ids.
+   */
+  *encodeSteps(text: string, opts?: EncodeOptions, stepChars = 4096): Generator<readonly number[], number[]> {
     const out: number[] = [];
     if (opts?.addBos ?? this.addBos) {
       if (this.bos < 0) throw new ParamError("addBos", "this vocabulary has no BOS token");
@@ -122,7 +145,7 @@ export abstract class VocabTokenizer implements Tokenizer {
         out.push(f);
         atStart = true;
       } else {
-        this.encodeFragment(f, atStart, out);
+        for (const _ of this.encodeFragmentSteps(f, atStart, out, stepChars)) yield out;
         atStart = false;
       }
     }
