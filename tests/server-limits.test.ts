@@ -374,7 +374,9 @@ testShared("/metrics is Prometheus text and its counters move", [MODEL], async (
       return parsePrometheus(await r.text());
     };
     const before = await scrape();
-    for (const k of ["kvasm_queue_depth", "kvasm_active_sequences", "kvasm_kv_pages_free", "kvasm_pending_choices", "kvasm_time_to_first_token_seconds_count"]) {
+    for (
+      const k of ["kvasm_queue_depth", "kvasm_active_sequences", "kvasm_kv_pages_free", "kvasm_kv_pages_cached", "kvasm_kv_pages_total", "kvasm_pending_choices", "kvasm_queued_tokens", "kvasm_time_to_first_token_seconds_count"]
+    ) {
       assert(before.has(k), `${k} missing`);
     }
     const r = await post(`${s.server.url}/v1/completions`, { prompt: "Once upon a time", max_tokens: 8, n: 2, temperature: 0 });
@@ -391,6 +393,8 @@ testShared("/metrics is Prometheus text and its counters move", [MODEL], async (
     assertEquals(moved("kvasm_time_per_output_token_seconds_count"), 14);
     assertEquals(after.get('kvasm_time_per_output_token_seconds_bucket{le="+Inf"}'), after.get("kvasm_time_per_output_token_seconds_count"));
     assertEquals(after.get("kvasm_kv_pages_free"), (await model()).kv.freePages);
+    assertEquals(after.get("kvasm_kv_pages_total"), (await model()).kv.nPages);
+    assertEquals(after.get("kvasm_kv_pages_cached"), s.engine.prefixCache?.size);
   } finally {
     await s.close();
   }

@@ -11,7 +11,7 @@
  * as soon as the context is exceeded.
  */
 import type { Model } from "../model/model.ts";
-import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
 import { HttpError } from "./http-error.ts";
@@ -88,9 +88,9 @@ const STEP_CHARS = 4096;
  * steps, stopping once more than `limit` ids are known (the ids so far are
  * returned: the caller refuses them).
  */
-export async function encodeInSteps(tok: Tokenizer, text: string, limit: number): Promise<number[]> {
-  if (!tok.encodeSteps || text.length <= STEP_CHARS) return tok.encode(text);
-  const steps = tok.encodeSteps(text, undefined, STEP_CHARS);
+export async function encodeInSteps(tok: Tokenizer, text: string, limit: number, opts?: EncodeOptions): Promise<number[]> {
+  if (!tok.encodeSteps || text.length <= STEP_CHARS) return tok.encode(text, opts);
+  const steps = tok.encodeSteps(text, opts, STEP_CHARS);
   for (;;) {
     const r = steps.next();
     if (r.done) return r.value;
@@ -101,7 +101,7 @@ export async function encodeInSteps(tok: Tokenizer, text: string, limit: number)
 
 /** Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context. */
 export async function promptIdsOf(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[][]> {
-  if (parsed.kind === "chat") return [chatPromptIds(model, template, parsed)];
+  if (parsed.kind === "chat") return [await chatPromptIds(model, template, parsed)];
   const out: number[][] = [];
   for (let i = 0; i < parsed.prompts.length; i++) {
     const param = parsed.prompts.length > 1 ? `prompt[${i}]` : "prompt";
@@ -133,13 +133,13 @@ async function completionPromptIds(model: Model, prompt: string | number[], para
  * template writes `<|im_start|>` etc. on purpose). BOS is added only when the
  * tokenizer wants one and the template did not already write it.
  */
-function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): number[] {
+async function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[]> {
   const text = template.render(parsed.messages);
   checkTextFits(model, text, "messages");
   const tok = model.tokenizer;
   const bosText = tok.bos >= 0 ? tok.piece(tok.bos) : "";
   const templateHasBos = bosText !== "" && text.startsWith(bosText);
-  const ids = tok.encode(text, { addBos: tok.addBos && !templateHasBos, parseSpecial: true });
+  const ids = await encodeInSteps(tok, text, model.contextLength, { addBos: tok.addBos && !templateHasBos, parseSpecial: true });
   if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
   checkIdsFit(model, ids, "messages");
   return ids;
