@@ -11,18 +11,15 @@
 import { ParamError } from "../errors.ts";
 
 /**
- * The stop strings as a trie over UTF-16 units. Matching walks it from each
- * start position that could begin a match, so the cost of a push depends on
- * the new text and the longest stop string, never on how many there are.
+ * The stop strings as a trie over UTF-16 units, flat: node n's child for unit
+ * c is `next.get(n * 65536 + c)`, and `word[n]` is the stop string ending at
+ * n, if any (node 0 is the root). Matching walks it from each start position
+ * that could begin a match, so the cost of a push depends on the new text and
+ * the longest stop string, never on how many there are.
  */
-interface TrieNode {
-  next: Map<number, TrieNode>;
-  /** The stop string that ends here, if any. */
-  word: string | null;
-}
-
 interface CompiledStops {
-  root: TrieNode;
+  next: Map<number, number>;
+  word: Array<string | null>;
   longest: number;
 }
 
@@ -32,34 +29,40 @@ const compiled = new WeakMap<readonly string[], CompiledStops>();
 function compile(stops: readonly string[]): CompiledStops {
   const cached = compiled.get(stops);
   if (cached) return cached;
-  const root: TrieNode = { next: new Map(), word: null };
+  const next = new Map<number, number>();
+  const word: Array<string | null> = [null];
   let longest = 0;
   for (const s of stops) {
     if (typeof s !== "string" || s.length === 0) throw new ParamError("stop", "stop strings must be non-empty strings");
-    let node = root;
+    let node = 0;
     for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      let child = node.next.get(c);
-      if (!child) node.next.set(c, child = { next: new Map(), word: null });
+      const key = node * 65536 + s.charCodeAt(i);
+      let child = next.get(key);
+      if (child === undefined) {
+        child = word.length;
+        word.push(null);
+        next.set(key, child);
+      }
       node = child;
     }
-    node.word = s;
+    word[node] = s;
     longest = Math.max(longest, s.length);
   }
-  const out = { root, longest };
+  const out = { next, word, longest };
   compiled.set(stops, out);
   return out;
 }
 
 export class StopMatcher {
-  private readonly root: TrieNode;
+  private readonly trie: CompiledStops;
   private readonly longest: number;
   private held = "";
   private done = false;
   private which: string | null = null;
 
   constructor(stops: readonly string[]) {
-    ({ root: this.root, longest: this.longest } = compile(stops));
+    this.trie = compile(stops);
+    this.longest = this.trie.longest;
   }
 
   get stopped(): boolean {
@@ -87,23 +90,24 @@ export class StopMatcher {
 
     let start = -1, end = Infinity, hold = 0;
     for (let i = from; i < buffer.length && i < end; i++) {
-      let node: TrieNode | undefined = this.root;
+      const { next, word } = this.trie;
+      let node: number | undefined = 0;
       let j = i;
       for (; j < buffer.length && j - i < this.longest; j++) {
-        node = node.next.get(buffer.charCodeAt(j));
-        if (!node) break;
-        if (node.word !== null) {
+        node = next.get(node * 65536 + buffer.charCodeAt(j));
+        if (node === undefined) break;
+        if (word[node] !== null) {
           // the earliest end wins; at equal ends the earlier start (found first) does
           if (j + 1 < end) {
             start = i;
             end = j + 1;
-            this.which = node.word;
+            this.which = word[node];
           }
           break;
         }
       }
       // walked off the end of the buffer still inside the trie: this suffix may grow into a stop string
-      if (start < 0 && hold === 0 && node && j === buffer.length) hold = buffer.length - i;
+      if (start < 0 && hold === 0 && node !== undefined && j === buffer.length) hold = buffer.length - i;
     }
     if (start >= 0) {
       this.done = true;
