@@ -23,7 +23,8 @@
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
+const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
+  (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
 const flag = (k: string, d: number) => {
   const i = args.indexOf(`--${k}`);
   return i >= 0 ? Number(args[i + 1]) : d;
@@ -37,7 +38,18 @@ const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
 // the server: `kvasm serve` under this same runtime
 const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
 const context = flag("context", 1024);
-const cli = [new URL("../src/cli.ts", import.meta.url).pathname, "serve", "--model", modelPath, "--port", "0", "--parallel", String(flag("parallel", 16)), "--context", String(context)];
+const cli = [
+  new URL("../src/cli.ts", import.meta.url).pathname,
+  "serve",
+  "--model",
+  modelPath,
+  "--port",
+  "0",
+  "--parallel",
+  String(flag("parallel", 16)),
+  "--context",
+  String(context),
+];
 const child = spawn(exec, isDeno ? ["run", "-A", ...cli] : cli, { stdio: ["ignore", "ignore", "pipe"] });
 let serverLog = "";
 const url = await new Promise<string>((resolve, reject) => {
@@ -184,8 +196,7 @@ await Promise.all(Array.from({ length: parallel }, (_, i) =>
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ prompt: Array.from({ length: context - 1 }, (_, j) => 3 + ((i * 131 + j * 7) % 200)), max_tokens: 1 }),
-  }).then((r) => r.text())
-));
+  }).then((r) => r.text())));
 const filledRss = rss();
 const warmRounds = 2 * requests;
 await Promise.all(Array.from({ length: clients }, async (_, c) => {
@@ -239,13 +250,21 @@ for (const r of results) {
   compared++;
   if (JSON.stringify(alone) !== JSON.stringify(r.answers)) {
     logprobsDiffer++;
-    r.answers.forEach((a, j) => a.tokens.forEach((t, k) => (maxLogprobDelta = Math.max(maxLogprobDelta, Math.abs(t[1] - (alone![j].tokens[k]?.[1] ?? NaN))))));
+    r.answers.forEach((a, j) =>
+      a.tokens.forEach((t, k) => (maxLogprobDelta = Math.max(maxLogprobDelta, Math.abs(t[1] - (alone![j].tokens[k]?.[1] ?? NaN)))))
+    );
   }
   if (visible(alone!) !== visible(r.answers)) {
     differ++;
     if (r.s.seeded) differSeeded++;
     else differGreedy++;
-    if (diffs.length < 5) diffs.push(`${JSON.stringify(r.s.body).slice(0, 160)}\n  under load: ${JSON.stringify(r.answers[0].text)}\n  alone:      ${JSON.stringify(alone![0].text)}`);
+    if (diffs.length < 5) {
+      diffs.push(
+        `${JSON.stringify(r.s.body).slice(0, 160)}\n  under load: ${JSON.stringify(r.answers[0].text)}\n  alone:      ${
+          JSON.stringify(alone![0].text)
+        }`,
+      );
+    }
   }
 }
 
@@ -257,24 +276,44 @@ for (let t = 0; t < 10 && Math.min(...idleRss) > base.rss * 1.1; t++) {
 }
 const after = { rss: Math.min(...idleRss), ...(await state()) };
 const rssRatio = after.rss / base.rss;
-const ok = lost === 0 && differ === 0 && after.held === base.held && after.active === base.active && after.queued === 0 && after.pending === 0 &&
+const ok = lost === 0 && differ === 0 && after.held === base.held && after.active === base.active && after.queued === 0 &&
+  after.pending === 0 &&
   after.queuedTokens === 0 && rssRatio <= 1.1 && dropped === results.filter((r) => r.s.disconnect).length;
 
-const runtime = (globalThis as { Deno?: { version: { deno: string } } }).Deno ? `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}` : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
+const runtime = (globalThis as { Deno?: { version: { deno: string } } }).Deno
+  ? `Deno ${(globalThis as unknown as { Deno: { version: { deno: string } } }).Deno.version.deno}`
+  : `Bun ${(globalThis as unknown as { Bun: { version: string } }).Bun.version}`;
 console.log(`${runtime} | ${modelPath.split("/").pop()} | ${clients} clients x ${requests} requests in ${loadSeconds.toFixed(1)} s`);
-console.log(`completed ${results.length - dropped - lost}, dropped on purpose ${dropped}, lost ${lost}; released ${settleMs.toFixed(0)} ms after the last client`);
-console.log(`same as alone (text, finish, token pieces): ${compared - differ} of ${compared} (differ: ${differSeeded} seeded at temperature 0.8, ${differGreedy} greedy)`);
-console.log(`logprobs bit-equal to alone: ${compared - logprobsDiffer} of ${compared} (largest difference ${maxLogprobDelta.toExponential(2)})`);
-console.log(`after the run: active sequences ${after.active} (baseline ${base.active}), KV pages held ${after.held} (baseline ${base.held}), engine queue ${after.queued}, admitted choices ${after.pending}, queued tokens ${after.queuedTokens}`);
+console.log(
+  `completed ${results.length - dropped - lost}, dropped on purpose ${dropped}, lost ${lost}; released ${
+    settleMs.toFixed(0)
+  } ms after the last client`,
+);
+console.log(
+  `same as alone (text, finish, token pieces): ${
+    compared - differ
+  } of ${compared} (differ: ${differSeeded} seeded at temperature 0.8, ${differGreedy} greedy)`,
+);
+console.log(
+  `logprobs bit-equal to alone: ${compared - logprobsDiffer} of ${compared} (largest difference ${maxLogprobDelta.toExponential(2)})`,
+);
+console.log(
+  `after the run: active sequences ${after.active} (baseline ${base.active}), KV pages held ${after.held} (baseline ${base.held}), engine queue ${after.queued}, admitted choices ${after.pending}, queued tokens ${after.queuedTokens}`,
+);
 const mib = (b: number) => (b / 2 ** 20).toFixed(0);
 console.log(
-  `server's resident memory: ${mib(startRss)} MiB loaded, ${mib(filledRss)} MiB with every KV page touched, ${mib(base.rss)} MiB after ${clients * warmRounds} warm-up requests, ` +
-    `${mib(after.rss)} MiB after the run (x${rssRatio.toFixed(3)} of the warm baseline; idle samples 1 s apart: ${idleRss.map(mib).join(", ")})`,
+  `server's resident memory: ${mib(startRss)} MiB loaded, ${mib(filledRss)} MiB with every KV page touched, ${mib(base.rss)} MiB after ${
+    clients * warmRounds
+  } warm-up requests, ` +
+    `${mib(after.rss)} MiB after the run (x${rssRatio.toFixed(3)} of the warm baseline; idle samples 1 s apart: ${
+      idleRss.map(mib).join(", ")
+    })`,
 );
 for (const d of diffs) console.log(d);
 console.log(ok ? "PASS" : "FAIL");
 
 child.kill("SIGTERM");
 await new Promise((r) => child.on("exit", r));
-const exit = (globalThis as { Deno?: { exit(c: number): void } }).Deno?.exit ?? ((c: number) => (globalThis as unknown as { process: { exit(c: number): void } }).process.exit(c));
+const exit = (globalThis as { Deno?: { exit(c: number): void } }).Deno?.exit ??
+  ((c: number) => (globalThis as unknown as { process: { exit(c: number): void } }).process.exit(c));
 exit(ok ? 0 : 1);

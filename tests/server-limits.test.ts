@@ -14,9 +14,9 @@ import * as path from "node:path";
 import { assert, assertEquals, REPO, runtime, sharedPath, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/server/handler.ts";
-import { EngineGenerator } from "../src/server/engine-generator.ts";
+import type { EngineGenerator } from "../src/server/engine-generator.ts";
 import type { GenerationHandle, GenerationRequest, Generator } from "../src/server/generation.ts";
-import { serve, type RunningServer } from "../src/server/serve.ts";
+import { type RunningServer, serve } from "../src/server/serve.ts";
 import { serveNode } from "../src/server/serve-node.ts";
 import { encodeInSteps } from "../src/server/prompt-tokens.ts";
 import { FileSource } from "../src/io/source.ts";
@@ -113,11 +113,21 @@ testShared("amplification: 100 prompts x n 8 is a 400 naming the limit, and noth
     assertEquals(e.param, "prompt");
     assertEquals(e.code, "limit_exceeded");
     assert(/800 choices/.test(e.message) && /limit of 64/.test(e.message) && /max-choices/.test(e.message), e.message);
-    assertEquals([s.engine.queueLength, s.engine.runningRequests, s.engine.activeSequences, s.handler.pending, s.handler.queuedTokens], [0, 0, 0, 0, 0]);
+    assertEquals([s.engine.queueLength, s.engine.runningRequests, s.engine.activeSequences, s.handler.pending, s.handler.queuedTokens], [
+      0,
+      0,
+      0,
+      0,
+      0,
+    ]);
     // max_tokens against the context, logit_bias entries, the total of queued work
     const ctx = (await model()).contextLength;
     const over = await error(await post(url, { prompt: "Once upon a time", max_tokens: ctx }));
-    assert(over.status === 400 && over.param === "max_tokens" && over.message.includes(`exceed the context of ${ctx}; ask for at most ${ctx - 5}`), over.message);
+    assert(
+      over.status === 400 && over.param === "max_tokens" &&
+        over.message.includes(`exceed the context of ${ctx}; ask for at most ${ctx - 5}`),
+      over.message,
+    );
     const bias = Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [String(i), 1]));
     const b = await error(await post(url, { prompt: "Once upon a time", logit_bias: bias, max_tokens: 1 }));
     assert(b.status === 400 && b.param === "logit_bias" && /1025 entries exceeds the server's limit of 1024/.test(b.message), b.message);
@@ -130,7 +140,10 @@ testShared("amplification: 100 prompts x n 8 is a 400 naming the limit, and noth
   try {
     const url = `${q.server.url}/v1/completions`;
     const w = await error(await post(url, { prompt: Array.from({ length: 16 }, () => "Once upon a time"), max_tokens: 300 }));
-    assert(w.status === 400 && /4880 tokens of work/.test(w.message) && /limit of 4000 \(maxQueuedTokens, --max-queued-tokens\)/.test(w.message), w.message);
+    assert(
+      w.status === 400 && /4880 tokens of work/.test(w.message) && /limit of 4000 \(maxQueuedTokens, --max-queued-tokens\)/.test(w.message),
+      w.message,
+    );
     const open = await post(url, { prompt: ["Once upon a time", "The dog"], n: 3, max_tokens: 500, stream: true });
     assertEquals(open.status, 200);
     assertEquals(q.handler.queuedTokens, 5 + 4 + 6 * 500); // two prompts (5 and 4 tokens) and 6 choices of 500
@@ -143,58 +156,83 @@ testShared("amplification: 100 prompts x n 8 is a 400 naming the limit, and noth
   }
 });
 
-testShared("a 300-prompt request is refused all-or-nothing: the engine's queue stays empty and the next client is served", [MODEL], async () => {
-  // limits raised so the engine's own queue (256 requests) is what refuses
-  const s = await served({ maxPending: 1000, limits: { maxChoices: 1000, maxQueuedTokens: 1 << 30 } });
-  try {
-    const url = `${s.server.url}/v1/completions`;
-    const r = await post(url, { prompt: Array.from({ length: 300 }, (_, i) => `Once upon a time ${i}`), max_tokens: 50 });
-    const e = await error(r);
-    assertEquals(e.status, 429);
-    assert(/room for 256 of this request's 300 prompts/.test(e.message), e.message);
-    assertEquals([s.engine.queueLength, s.engine.runningRequests, s.handler.pending], [0, 0, 0]);
-    const t0 = performance.now();
-    const next = await post(url, { prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
-    assertEquals(next.status, 200);
-    assertEquals(((await next.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was a");
-    assert(performance.now() - t0 < 5000, "the next client waited");
-  } finally {
-    await s.close();
-  }
-  // a generator that refuses midway: the generations already started are cancelled
-  const m = await model();
-  const inner = createHandler(m, { modelId: "x" });
-  const real = inner.generator as EngineGenerator;
-  let starts = 0;
-  const flaky: Generator = {
-    get inFlight() {
-      return real.inFlight;
-    },
-    get activeSequences() {
-      return real.activeSequences;
-    },
-    start(req: GenerationRequest): GenerationHandle {
-      if (++starts === 3) throw new Error("refused at the third");
-      return real.start(req);
-    },
-  };
-  const h = createHandler(m, { modelId: "x", generator: flaky });
-  const res = await h.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body: JSON.stringify({ prompt: ["a", "b", "c", "d"], max_tokens: 200 }) }));
-  assertEquals(res.status, 500);
-  assert(await waitFor(() => real.engine.queueLength === 0 && real.engine.runningRequests === 0 && real.activeSequences === 0, 2000) >= 0, "started generations were left running");
-  assertEquals(h.pending, 0);
-  await inner.close();
-});
+testShared(
+  "a 300-prompt request is refused all-or-nothing: the engine's queue stays empty and the next client is served",
+  [MODEL],
+  async () => {
+    // limits raised so the engine's own queue (256 requests) is what refuses
+    const s = await served({ maxPending: 1000, limits: { maxChoices: 1000, maxQueuedTokens: 1 << 30 } });
+    try {
+      const url = `${s.server.url}/v1/completions`;
+      const r = await post(url, { prompt: Array.from({ length: 300 }, (_, i) => `Once upon a time ${i}`), max_tokens: 50 });
+      const e = await error(r);
+      assertEquals(e.status, 429);
+      assert(/room for 256 of this request's 300 prompts/.test(e.message), e.message);
+      assertEquals([s.engine.queueLength, s.engine.runningRequests, s.handler.pending], [0, 0, 0]);
+      const t0 = performance.now();
+      const next = await post(url, { prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
+      assertEquals(next.status, 200);
+      assertEquals(((await next.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was a");
+      assert(performance.now() - t0 < 5000, "the next client waited");
+    } finally {
+      await s.close();
+    }
+    // a generator that refuses midway: the generations already started are cancelled
+    const m = await model();
+    const inner = createHandler(m, { modelId: "x" });
+    const real = inner.generator as EngineGenerator;
+    let starts = 0;
+    const flaky: Generator = {
+      get inFlight() {
+        return real.inFlight;
+      },
+      get activeSequences() {
+        return real.activeSequences;
+      },
+      start(req: GenerationRequest): GenerationHandle {
+        if (++starts === 3) throw new Error("refused at the third");
+        return real.start(req);
+      },
+    };
+    const h = createHandler(m, { modelId: "x", generator: flaky });
+    const res = await h.fetch(
+      new Request("http://127.0.0.1/v1/completions", {
+        method: "POST",
+        body: JSON.stringify({ prompt: ["a", "b", "c", "d"], max_tokens: 200 }),
+      }),
+    );
+    assertEquals(res.status, 500);
+    assert(
+      await waitFor(() => real.engine.queueLength === 0 && real.engine.runningRequests === 0 && real.activeSequences === 0, 2000) >= 0,
+      "started generations were left running",
+    );
+    assertEquals(h.pending, 0);
+    await inner.close();
+  },
+);
 
 testShared("stop strings: count and length are bounded with a 400", [MODEL], async () => {
   const s = await served();
   try {
     const url = `${s.server.url}/v1/completions`;
-    const many = await error(await post(url, { prompt: "Once upon a time", stop: Array.from({ length: 90_000 }, (_, i) => `s${i}`), max_tokens: 300 }));
-    assert(many.status === 400 && many.param === "stop" && /90000 stop strings exceeds the server's limit of 16/.test(many.message), many.message);
+    const many = await error(
+      await post(url, { prompt: "Once upon a time", stop: Array.from({ length: 90_000 }, (_, i) => `s${i}`), max_tokens: 300 }),
+    );
+    assert(
+      many.status === 400 && many.param === "stop" && /90000 stop strings exceeds the server's limit of 16/.test(many.message),
+      many.message,
+    );
     const long = await error(await post(url, { prompt: "Once upon a time", stop: ["x".repeat(257)], max_tokens: 3 }));
-    assert(long.status === 400 && long.param === "stop" && /257 characters exceeds the server's limit of 256/.test(long.message), long.message);
-    const ok = await post(url, { prompt: "Once upon a time", stop: [...Array.from({ length: 15 }, (_, i) => `zz${i}`), "Lily"], max_tokens: 40, temperature: 0 });
+    assert(
+      long.status === 400 && long.param === "stop" && /257 characters exceeds the server's limit of 256/.test(long.message),
+      long.message,
+    );
+    const ok = await post(url, {
+      prompt: "Once upon a time",
+      stop: [...Array.from({ length: 15 }, (_, i) => `zz${i}`), "Lily"],
+      max_tokens: 40,
+      temperature: 0,
+    });
     assertEquals(((await ok.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was a little girl named ");
   } finally {
     await s.close();
@@ -247,39 +285,71 @@ async function vocab(path: string): Promise<Tokenizer> {
   }
 }
 
-testShared("a long prompt tokenized in steps gives exactly the whole text's ids (SentencePiece and byte-level BPE)", [MODEL, ...VOCABS], async () => {
-  const words = ["Once", "upon", "a", "time,", "Lily", "saw", "a", "ßig", "dog 🐶.", "\n", "The  end", "  ", "it's", "naïve", "日本", "1234567"];
-  for (const [name, tok] of [["stories260K", (await model()).tokenizer], ["gpt-2", await vocab(VOCABS[0])], ["llama-spm", await vocab(VOCABS[1])]] as const) {
-    let seed = 7;
-    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
-    for (const size of [5000, 12_000]) {
-      let text = "";
-      while (text.length < size) text += words[Math.floor(rand() * words.length)] + (rand() < 0.9 ? " " : "");
-      const whole = tok.encode(text);
-      let steps = 0;
-      const it = tok.encodeSteps!(text, undefined, 1000);
-      let r = it.next();
-      for (; !r.done; r = it.next()) steps++;
-      assertEquals(r.value, whole, `${name}, ${size} characters`);
-      assert(steps >= size / 1000 - 2, `${name}: ${steps} steps for ${size} characters`);
-      assertEquals(await encodeInSteps(tok, text, Infinity), whole, `${name}, ${size} characters, through the server's loop`);
+testShared(
+  "a long prompt tokenized in steps gives exactly the whole text's ids (SentencePiece and byte-level BPE)",
+  [MODEL, ...VOCABS],
+  async () => {
+    const words = [
+      "Once",
+      "upon",
+      "a",
+      "time,",
+      "Lily",
+      "saw",
+      "a",
+      "ßig",
+      "dog 🐶.",
+      "\n",
+      "The  end",
+      "  ",
+      "it's",
+      "naïve",
+      "日本",
+      "1234567",
+    ];
+    for (
+      const [name, tok] of [["stories260K", (await model()).tokenizer], ["gpt-2", await vocab(VOCABS[0])], [
+        "llama-spm",
+        await vocab(VOCABS[1]),
+      ]] as const
+    ) {
+      let seed = 7;
+      const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+      for (const size of [5000, 12_000]) {
+        let text = "";
+        while (text.length < size) text += words[Math.floor(rand() * words.length)] + (rand() < 0.9 ? " " : "");
+        const whole = tok.encode(text);
+        let steps = 0;
+        const it = tok.encodeSteps!(text, undefined, 1000);
+        let r = it.next();
+        for (; !r.done; r = it.next()) steps++;
+        assertEquals(r.value, whole, `${name}, ${size} characters`);
+        assert(steps >= size / 1000 - 2, `${name}: ${steps} steps for ${size} characters`);
+        assertEquals(await encodeInSteps(tok, text, Infinity), whole, `${name}, ${size} characters, through the server's loop`);
+      }
     }
-  }
-});
+  },
+);
 
 testShared("slow clients trickling their bodies hold no slot, and get 408 at the body deadline", [MODEL], async () => {
   const s = await served({ maxPending: 2, limits: { bodyTimeoutMs: 1200 } });
   try {
     const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 3, temperature: 0 });
-    const head = `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
-    const slow = Array.from({ length: 6 }, () => rawExchange(s.server.port, [head, body.slice(0, 5), 400, body.slice(5, 8), 400, body.slice(8, 10)], 3000));
+    const head =
+      `POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const slow = Array.from(
+      { length: 6 },
+      () => rawExchange(s.server.port, [head, body.slice(0, 5), 400, body.slice(5, 8), 400, body.slice(8, 10)], 3000),
+    );
     await new Promise((r) => setTimeout(r, 300));
     for (let i = 0; i < 3; i++) {
       const r = await post(`${s.server.url}/v1/completions`, JSON.parse(body));
       assertEquals(r.status, 200, "a slow client took a slot");
       assertEquals(((await r.json()) as { choices: Array<{ text: string }> }).choices[0].text, ", there was");
     }
-    for (const x of await Promise.all(slow)) assert(/^HTTP\/1\.1 408/.test(x.text), `slow client got ${JSON.stringify(x.text.slice(0, 80))}`);
+    for (const x of await Promise.all(slow)) {
+      assert(/^HTTP\/1\.1 408/.test(x.text), `slow client got ${JSON.stringify(x.text.slice(0, 80))}`);
+    }
     assertEquals(s.handler.pending, 0);
   } finally {
     await s.close();
@@ -298,7 +368,13 @@ for (const node of runtime === "deno" ? [true] : [false, true]) {
       const silent = rawExchange(s.server.port, [], silentMs + 1000);
       const partial = rawExchange(s.server.port, ["GET /health HTTP/1.1\r\nHost: x\r\n"], silentMs + 1000);
       const keptAlive = rawExchange(s.server.port, ["GET /health HTTP/1.1\r\nHost: x\r\n\r\n"], keptAliveMs + 1000);
-      for (const [name, x, ms] of [["silent", await silent, silentMs], ["partial headers", await partial, silentMs], ["kept alive", await keptAlive, keptAliveMs]] as const) {
+      for (
+        const [name, x, ms] of [["silent", await silent, silentMs], ["partial headers", await partial, silentMs], [
+          "kept alive",
+          await keptAlive,
+          keptAliveMs,
+        ]] as const
+      ) {
         assert(x.closedAfterMs >= 0 && x.closedAfterMs < ms, `${name} connection still open after ${ms} ms`);
       }
       assert(/^HTTP\/1\.1 200/.test((await keptAlive).text), "the kept-alive request was not answered");
@@ -320,20 +396,25 @@ for (const node of [false, true]) {
       ];
       for (const c of cases) {
         const abort = new AbortController();
-        const res = post(`${s.server.url}/v1/completions`, { ...c, max_tokens: 480, logit_bias: { "2": -100 } }, abort.signal).then(async (r) => {
-          if (c.stream) {
-            const reader = r.body!.getReader();
-            await reader.read();
-          }
-          return r;
-        }).catch(() => null);
+        const res = post(`${s.server.url}/v1/completions`, { ...c, max_tokens: 480, logit_bias: { "2": -100 } }, abort.signal).then(
+          async (r) => {
+            if (c.stream) {
+              const reader = r.body!.getReader();
+              await reader.read();
+            }
+            return r;
+          },
+        ).catch(() => null);
         assert(await waitFor(() => s.engine.activeSequences >= c.n, 5000) >= 0, "the request never started");
         if (c.stream) await res;
         await new Promise((r) => setTimeout(r, 50));
         assert(heldPages(m, s.engine) > 0, "no pages held while generating");
         abort.abort();
         const ms = await waitFor(() => s.engine.activeSequences === 0 && heldPages(m, s.engine) === 0, 2000);
-        assert(ms >= 0 && ms <= 500, `${c.stream ? "streaming" : "non-streaming"}: pages freed after ${ms < 0 ? "more than 2000" : ms.toFixed(0)} ms`);
+        assert(
+          ms >= 0 && ms <= 500,
+          `${c.stream ? "streaming" : "non-streaming"}: pages freed after ${ms < 0 ? "more than 2000" : ms.toFixed(0)} ms`,
+        );
         assert(await waitFor(() => s.handler.pending === 0 && s.handler.queuedTokens === 0, 1000) >= 0, "admission not released");
       }
     } finally {
@@ -375,7 +456,16 @@ testShared("/metrics is Prometheus text and its counters move", [MODEL], async (
     };
     const before = await scrape();
     for (
-      const k of ["kvasm_queue_depth", "kvasm_active_sequences", "kvasm_kv_pages_free", "kvasm_kv_pages_cached", "kvasm_kv_pages_total", "kvasm_pending_choices", "kvasm_queued_tokens", "kvasm_time_to_first_token_seconds_count"]
+      const k of [
+        "kvasm_queue_depth",
+        "kvasm_active_sequences",
+        "kvasm_kv_pages_free",
+        "kvasm_kv_pages_cached",
+        "kvasm_kv_pages_total",
+        "kvasm_pending_choices",
+        "kvasm_queued_tokens",
+        "kvasm_time_to_first_token_seconds_count",
+      ]
     ) {
       assert(before.has(k), `${k} missing`);
     }
@@ -391,7 +481,10 @@ testShared("/metrics is Prometheus text and its counters move", [MODEL], async (
     assertEquals(moved("kvasm_prompt_tokens_total"), 5);
     assertEquals(moved("kvasm_time_to_first_token_seconds_count"), 1);
     assertEquals(moved("kvasm_time_per_output_token_seconds_count"), 14);
-    assertEquals(after.get('kvasm_time_per_output_token_seconds_bucket{le="+Inf"}'), after.get("kvasm_time_per_output_token_seconds_count"));
+    assertEquals(
+      after.get('kvasm_time_per_output_token_seconds_bucket{le="+Inf"}'),
+      after.get("kvasm_time_per_output_token_seconds_count"),
+    );
     assertEquals(after.get("kvasm_kv_pages_free"), (await model()).kv.freePages);
     assertEquals(after.get("kvasm_kv_pages_total"), (await model()).kv.nPages);
     assertEquals(after.get("kvasm_kv_pages_cached"), s.engine.prefixCache?.size);
@@ -428,7 +521,11 @@ testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long reques
       });
       child.on("exit", () => reject(new Error(`serve exited: ${stderr}`)));
     });
-    const long = post(`${url}/v1/completions`, { prompt: Array.from({ length: 4 }, () => "Once upon a time"), max_tokens: 1900, logit_bias: { "2": -100 } })
+    const long = post(`${url}/v1/completions`, {
+      prompt: Array.from({ length: 4 }, () => "Once upon a time"),
+      max_tokens: 1900,
+      logit_bias: { "2": -100 },
+    })
       .catch(() => null);
     const running = post(`${url}/v1/completions`, { prompt: "The dog", max_tokens: 1900, logit_bias: { "2": -100 }, stream: true });
     const reader = (await running).body!.getReader();
@@ -489,25 +586,31 @@ console.log(JSON.stringify(out));
 `;
 
 // Node is the runtime under test here: once per suite is enough
-if (runtime === "deno") testShared("under Node itself: disconnects free the KV pages within 0.5 s, and idle connections close", [MODEL], () => {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-node-serve-"));
-  try {
-    const b = spawnSync("node", [path.join(REPO, "scripts", "build-bundle.mjs"), "--quiet", "--outdir", work], { encoding: "utf8" });
-    assert(b.status === 0, `bundle build failed: ${b.stderr}`);
-    fs.writeFileSync(path.join(work, "main.mjs"), NODE_SCRIPT);
-    const r = spawnSync("node", ["main.mjs", MODEL], { cwd: work, encoding: "utf8", timeout: 60_000 });
-    assert(r.status === 0, `node exited ${r.status}: ${r.stderr}`);
-    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, { heldBefore: number; ms: number; held: number; active: number }> & { idleClosedMs: number[] };
-    for (const k of ["nonStreaming", "streaming"]) {
-      const x = out[k];
-      assert(x.heldBefore > 0 && x.held === 0 && x.active === 0 && x.ms <= 500, `${k}: ${JSON.stringify(x)}`);
+if (runtime === "deno") {
+  testShared("under Node itself: disconnects free the KV pages within 0.5 s, and idle connections close", [MODEL], () => {
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-node-serve-"));
+    try {
+      const b = spawnSync("node", [path.join(REPO, "scripts", "build-bundle.mjs"), "--quiet", "--outdir", work], { encoding: "utf8" });
+      assert(b.status === 0, `bundle build failed: ${b.stderr}`);
+      fs.writeFileSync(path.join(work, "main.mjs"), NODE_SCRIPT);
+      const r = spawnSync("node", ["main.mjs", MODEL], { cwd: work, encoding: "utf8", timeout: 60_000 });
+      assert(r.status === 0, `node exited ${r.status}: ${r.stderr}`);
+      const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as
+        & Record<string, { heldBefore: number; ms: number; held: number; active: number }>
+        & { idleClosedMs: number[] };
+      for (const k of ["nonStreaming", "streaming"]) {
+        const x = out[k];
+        assert(x.heldBefore > 0 && x.held === 0 && x.active === 0 && x.ms <= 500, `${k}: ${JSON.stringify(x)}`);
+      }
+      // silent, partial headers, kept alive after a request
+      for (const ms of out.idleClosedMs) {
+        assert(ms >= 0 && ms < 4500, `idle connections closed after ${out.idleClosedMs} ms`);
+      }
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
     }
-    // silent, partial headers, kept alive after a request
-    for (const ms of out.idleClosedMs) assert(ms >= 0 && ms < 4500, `idle connections closed after ${out.idleClosedMs} ms`);
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-});
+  });
+}
 
 testShared("close the model", [MODEL], async () => {
   await (await model()).close();

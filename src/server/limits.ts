@@ -36,7 +36,13 @@ export const DEFAULT_LIMITS: Omit<RequestLimits, "maxQueuedTokens"> = {
 
 /** A per-request limit: 400 naming the field, the limit and the option that sets it. */
 export function overLimit(param: string, what: string, limit: number, option: string): HttpError {
-  return new HttpError(400, `${param}: ${what} exceeds the server's limit of ${limit} (${option})`, "invalid_request_error", param, "limit_exceeded");
+  return new HttpError(
+    400,
+    `${param}: ${what} exceeds the server's limit of ${limit} (${option})`,
+    "invalid_request_error",
+    param,
+    "limit_exceeded",
+  );
 }
 
 /** Choices the request makes: one per prompt (chat: one) times n. */

@@ -54,8 +54,16 @@ export class ServerMetrics {
   private readonly byStatus = new Map<number, number>();
   promptTokens = 0;
   completionTokens = 0;
-  readonly timeToFirstToken = new Histogram("kvasm_time_to_first_token_seconds", "Seconds from admission to a request's first generated token.", LATENCY_BUCKETS);
-  readonly timePerToken = new Histogram("kvasm_time_per_output_token_seconds", "Seconds between consecutive tokens of one choice.", LATENCY_BUCKETS);
+  readonly timeToFirstToken = new Histogram(
+    "kvasm_time_to_first_token_seconds",
+    "Seconds from admission to a request's first generated token.",
+    LATENCY_BUCKETS,
+  );
+  readonly timePerToken = new Histogram(
+    "kvasm_time_per_output_token_seconds",
+    "Seconds between consecutive tokens of one choice.",
+    LATENCY_BUCKETS,
+  );
 
   constructor(private readonly gauges: MetricGauges) {}
 
@@ -68,17 +76,34 @@ export class ServerMetrics {
     const metric = (name: string, type: string, help: string, lines: string[]) => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
     };
-    metric("kvasm_requests_total", "counter", "HTTP requests answered, by status code.", [...this.byStatus].sort((a, b) => a[0] - b[0]).map(([s, c]) => `kvasm_requests_total{status="${s}"} ${c}`));
-    metric("kvasm_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", [`kvasm_prompt_tokens_total ${this.promptTokens}`]);
+    metric(
+      "kvasm_requests_total",
+      "counter",
+      "HTTP requests answered, by status code.",
+      [...this.byStatus].sort((a, b) => a[0] - b[0]).map(([s, c]) => `kvasm_requests_total{status="${s}"} ${c}`),
+    );
+    metric("kvasm_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", [
+      `kvasm_prompt_tokens_total ${this.promptTokens}`,
+    ]);
     metric("kvasm_completion_tokens_total", "counter", "Tokens generated.", [`kvasm_completion_tokens_total ${this.completionTokens}`]);
-    metric("kvasm_queue_depth", "gauge", "Generations waiting for the engine to schedule them.", [`kvasm_queue_depth ${this.gauges.queueDepth()}`]);
-    metric("kvasm_pending_choices", "gauge", "Choices of admitted requests not yet answered (the --max-pending bound).", [`kvasm_pending_choices ${this.gauges.pendingChoices()}`]);
-    metric("kvasm_queued_tokens", "gauge", "Tokens of work admitted and not yet answered (the --max-queued-tokens bound).", [`kvasm_queued_tokens ${this.gauges.queuedTokens()}`]);
-    metric("kvasm_active_sequences", "gauge", "Sequences holding KV cache pages.", [`kvasm_active_sequences ${this.gauges.activeSequences()}`]);
+    metric("kvasm_queue_depth", "gauge", "Generations waiting for the engine to schedule them.", [
+      `kvasm_queue_depth ${this.gauges.queueDepth()}`,
+    ]);
+    metric("kvasm_pending_choices", "gauge", "Choices of admitted requests not yet answered (the --max-pending bound).", [
+      `kvasm_pending_choices ${this.gauges.pendingChoices()}`,
+    ]);
+    metric("kvasm_queued_tokens", "gauge", "Tokens of work admitted and not yet answered (the --max-queued-tokens bound).", [
+      `kvasm_queued_tokens ${this.gauges.queuedTokens()}`,
+    ]);
+    metric("kvasm_active_sequences", "gauge", "Sequences holding KV cache pages.", [
+      `kvasm_active_sequences ${this.gauges.activeSequences()}`,
+    ]);
     const free = this.gauges.freeKvPages();
     if (free !== undefined) metric("kvasm_kv_pages_free", "gauge", "KV cache pages free.", [`kvasm_kv_pages_free ${free}`]);
     const cached = this.gauges.cachedKvPages();
-    if (cached !== undefined) metric("kvasm_kv_pages_cached", "gauge", "KV cache pages kept by the prefix cache for reuse.", [`kvasm_kv_pages_cached ${cached}`]);
+    if (cached !== undefined) {
+      metric("kvasm_kv_pages_cached", "gauge", "KV cache pages kept by the prefix cache for reuse.", [`kvasm_kv_pages_cached ${cached}`]);
+    }
     const total = this.gauges.totalKvPages();
     if (total !== undefined) metric("kvasm_kv_pages_total", "gauge", "KV cache pages in all.", [`kvasm_kv_pages_total ${total}`]);
     this.timeToFirstToken.render(out);

@@ -88,7 +88,7 @@ export class BpeTokenizer extends VocabTokenizer {
     for (const _ of this.byteLevelSteps(text, atStart, out, Infinity));
   }
 
-  protected override *encodeFragmentSteps(text: string, atStart: boolean, out: number[], stepChars: number): Generator<void, void> {
+  protected override *encodeFragmentSteps(text: string, atStart: boolean, out: number[], stepChars: number): Iterable<void> {
     if (!this.byteLevel) return this.encodeFragment(text, atStart, out);
     yield* this.byteLevelSteps(text, atStart, out, stepChars);
   }

@@ -52,7 +52,7 @@ export class SpmTokenizer extends VocabTokenizer {
     return this.cutsAtSpaces = ok;
   }
 
-  protected override *encodeFragmentSteps(text: string, atStart: boolean, out: number[], stepChars: number): Generator<void, void> {
+  protected override *encodeFragmentSteps(text: string, atStart: boolean, out: number[], stepChars: number): Iterable<void> {
     if (text.length <= stepChars || !this.canCutAtSpaces()) return this.encodeFragment(text, atStart, out);
     let from = 0;
     while (from < text.length) {

@@ -115,8 +115,9 @@ export abstract class VocabTokenizer implements Tokenizer {
    * wherever the fragment can be cut without changing its ids (a subclass
    * knows where); by default the fragment is one step.
    */
-  protected *encodeFragmentSteps(text: string, atStart: boolean, out: number[], _stepChars: number): Generator<void, void> {
+  protected encodeFragmentSteps(text: string, atStart: boolean, out: number[], _stepChars: number): Iterable<void> {
     this.encodeFragment(text, atStart, out);
+    return [];
   }
 
   encode(text: string, opts?: EncodeOptions): number[] {
