@@ -17,7 +17,6 @@ import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/se
 import type { EngineGenerator } from "../src/server/engine-generator.ts";
 import type { GenerationHandle, GenerationRequest, Generator } from "../src/server/generation.ts";
 import { type RunningServer, serve } from "../src/server/serve.ts";
-import { serveNode } from "../src/server/serve-node.ts";
 import { encodeInSteps } from "../src/server/prompt-tokens.ts";
 import { FileSource } from "../src/io/source.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
@@ -39,8 +38,7 @@ interface Served {
 async function served(opts: Partial<HandlerOptions> = {}, serveOpts: { idleTimeoutMs?: number; node?: boolean } = {}): Promise<Served> {
   const m = await model();
   const handler = createHandler(m, { modelId: "stories260K", ...opts });
-  const start = serveOpts.node ? serveNode : serve;
-  const server = await start(handler.fetch, { host: "127.0.0.1", port: 0, idleTimeoutMs: serveOpts.idleTimeoutMs });
+  const server = await serve(handler.fetch, { host: "127.0.0.1", port: 0, idleTimeoutMs: serveOpts.idleTimeoutMs, http: serveOpts.node ? "node" : undefined });
   const engine = (handler.generator as EngineGenerator).engine;
   return {
     handler,

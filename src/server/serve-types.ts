@@ -12,6 +12,8 @@ export interface ServeOptions {
    * Node; Deno.serve has no such setting.
    */
   idleTimeoutMs?: number;
+  /** "node": node:http on any runtime (under Deno, the way to get the idle timeout); default: the runtime's own server. */
+  http?: "native" | "node";
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
