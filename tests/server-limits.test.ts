@@ -11,7 +11,8 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { assert, assertEquals, REPO, runtime, sharedPath, testShared } from "./harness.ts";
+import { assert, assertEquals, REPO, runtime, sharedPath, test, testShared } from "./harness.ts";
+import { main } from "../src/cli.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/server/handler.ts";
 import type { EngineGenerator } from "../src/server/engine-generator.ts";
@@ -609,6 +610,15 @@ if (runtime === "deno") {
     }
   });
 }
+
+test("kvasm serve checks its limit and timeout flags before loading the model", async () => {
+  for (const [flag, value] of [["--max-choices", "-1"], ["--body-timeout", "soon"], ["--idle-timeout", "-5"], ["--http", "carrier-pigeon"], ["--max-queued-tokens", "1.5"]]) {
+    let err = "";
+    const code = await main(["serve", "--model", "/nonexistent.gguf", flag, value], { out: () => {}, err: (s: string) => (err += s), errIsTTY: false });
+    assertEquals(code, 1, flag);
+    assert(err.includes(`ParamError: ${flag}:`) && !/nonexistent/.test(err), `${flag}: ${err}`);
+  }
+});
 
 testShared("close the model", [MODEL], async () => {
   await (await model()).close();
