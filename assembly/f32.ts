@@ -16,17 +16,31 @@ import { alibiSlope, topkMask } from "./attn-select";
 /**
  * W (d,n) @ x (T,n) -> out (T,d), rows [r0, r1) of W only (threads split rows).
  *
- * Four weight rows are read together so each x vector is loaded once for four
- * products. The four come from four bands of the row range (rows i, i+q, i+2q,
- * i+3q): four streams far apart in memory keep more cache-line fills in flight
- * than four adjacent rows, which nearly doubles the read rate of the
- * memory-bound T = 1 case. For T > 1 each group of four rows stays in L1 while
- * all T activation rows stream past it, so prefill reads each weight once.
- * Every row is summed in the same order whichever group it lands in, so the
- * result never depends on how rows were split between threads.
+ * Every (row, activation row) dot product is summed in one order, whatever T
+ * and whichever group the row lands in: one f32x4 chain over the row's
+ * multiples of 4, its lanes summed by hsum, then the scalar tail. So a row's
+ * result never depends on how rows were split between threads, nor on which
+ * other activation rows share the call (batch invariance: a sequence decodes
+ * the same alone and beside others).
+ *
+ * T = 1 (decode, memory-bound) reads eight weight rows from eight far-apart
+ * bands of the row range (rows i, i+q, ..., i+7q): eight streams keep more
+ * cache-line fills in flight than adjacent rows, and eight independent chains
+ * hide the add latency. T > 1 takes four rows against two activation rows at
+ * a time, so each group of four rows stays in L1 while all T activation rows
+ * stream past it and prefill reads each weight once.
  */
 export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>n << 2;
+  if (T == 1) {
+    const q = (r1 - r0) >> 3;
+    for (let g = 0; g < q; g++) mv8_f32(out, x, w, n, r0 + g, q);
+    for (let r = r0 + 8 * q; r < r1; r++) {
+      const w0 = w + <usize>r * rowBytes;
+      mm4_f32(out, x, w0, w0, w0, w0, n, d, 1, r, r, r, r);
+    }
+    return;
+  }
   const q = (r1 - r0) >> 2;
   for (let g = 0; g < q; g++) {
     const ra = r0 + g, rb = ra + q, rc = rb + q, rd = rc + q;
@@ -38,7 +52,35 @@ export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i3
   }
 }
 
-/** Four rows (possibly the same row four times, for leftovers) against all T activation rows. */
+/** One activation row x against rows ra, ra+q, ..., ra+7q of W: eight streams, eight chains, each row in the one order. */
+// @ts-ignore: decorator
+@inline function mv8_f32(out: usize, x: usize, w: usize, n: i32, ra: i32, q: i32): void {
+  const rowBytes = <usize>n << 2;
+  const n4 = n & ~3;
+  const band = <usize>q * rowBytes;
+  const w0 = w + <usize>ra * rowBytes, w1 = w0 + band, w2 = w1 + band, w3 = w2 + band;
+  const w4 = w3 + band, w5 = w4 + band, w6 = w5 + band, w7 = w6 + band;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  for (let i = 0; i < n4; i += 4) {
+    const o = <usize>i << 2;
+    const v = v128.load(x + o);
+    a0 = madd(v128.load(w0 + o), v, a0); a1 = madd(v128.load(w1 + o), v, a1);
+    a2 = madd(v128.load(w2 + o), v, a2); a3 = madd(v128.load(w3 + o), v, a3);
+    a4 = madd(v128.load(w4 + o), v, a4); a5 = madd(v128.load(w5 + o), v, a5);
+    a6 = madd(v128.load(w6 + o), v, a6); a7 = madd(v128.load(w7 + o), v, a7);
+  }
+  let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
+  for (let j = n4; j < n; j++) {
+    const e = f32At(x, j);
+    s0 += f32At(w0, j) * e; s1 += f32At(w1, j) * e; s2 += f32At(w2, j) * e; s3 += f32At(w3, j) * e;
+    s4 += f32At(w4, j) * e; s5 += f32At(w5, j) * e; s6 += f32At(w6, j) * e; s7 += f32At(w7, j) * e;
+  }
+  const o = out + (<usize>ra << 2), qo = <usize>q << 2;
+  store<f32>(o, s0); store<f32>(o + qo, s1); store<f32>(o + 2 * qo, s2); store<f32>(o + 3 * qo, s3);
+  store<f32>(o + 4 * qo, s4); store<f32>(o + 5 * qo, s5); store<f32>(o + 6 * qo, s6); store<f32>(o + 7 * qo, s7);
+}
+
+/** Four rows (possibly the same row four times, for leftovers) against all T activation rows, each dot in the one order. */
 // @ts-ignore: decorator
 @inline function mm4_f32(
   out: usize, x: usize, w0: usize, w1: usize, w2: usize, w3: usize, n: i32, d: i32, T: i32, ra: i32, rb: i32, rc: i32, rd: i32,
@@ -72,24 +114,13 @@ export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i3
   for (; t < T; t++) {
     const xa = x + <usize>t * rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-    let i = 0;
-    // two independent accumulator sets hide the add latency in the memory-bound T = 1 case
-    for (; i + 8 <= n4; i += 8) {
-      const o = <usize>i << 2;
-      const va = v128.load(xa + o), vb = v128.load(xa + o, 16);
-      a0 = madd(v128.load(w0 + o), va, a0); a1 = madd(v128.load(w1 + o), va, a1);
-      a2 = madd(v128.load(w2 + o), va, a2); a3 = madd(v128.load(w3 + o), va, a3);
-      c0 = madd(v128.load(w0 + o, 16), vb, c0); c1 = madd(v128.load(w1 + o, 16), vb, c1);
-      c2 = madd(v128.load(w2 + o, 16), vb, c2); c3 = madd(v128.load(w3 + o, 16), vb, c3);
-    }
-    for (; i < n4; i += 4) {
+    for (let i = 0; i < n4; i += 4) {
       const o = <usize>i << 2;
       const va = v128.load(xa + o);
       a0 = madd(v128.load(w0 + o), va, a0); a1 = madd(v128.load(w1 + o), va, a1);
       a2 = madd(v128.load(w2 + o), va, a2); a3 = madd(v128.load(w3 + o), va, a3);
     }
-    let s0 = hsum(f32x4.add(a0, c0)), s1 = hsum(f32x4.add(a1, c1)), s2 = hsum(f32x4.add(a2, c2)), s3 = hsum(f32x4.add(a3, c3));
+    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     for (let j = n4; j < n; j++) {
       const e = f32At(xa, j);
       s0 += f32At(w0, j) * e; s1 += f32At(w1, j) * e; s2 += f32At(w2, j) * e; s3 += f32At(w3, j) * e;

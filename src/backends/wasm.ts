@@ -5,6 +5,7 @@ import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.t
 import { weightKernelFor, type WeightKernel } from "./weight-kernels.ts";
 import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
 import { UnsupportedError } from "../errors.ts";
+import type { OpProfile } from "./op-profile.ts";
 import {
   type Backend,
   type KVLayout,
@@ -49,6 +50,9 @@ export class WasmBackend implements Backend {
   kernels!: Kernels;
   protected heapI32!: Int32Array;
   protected heapU8!: Uint8Array;
+
+  /** Set to time every op by class (bench/peers.ts --profile); null: off, one null check per op. */
+  profile: OpProfile | null = null;
 
   /** Weight kernels by type, with the ggml-order variants swapped in when asked (ggmlOrder). */
   private readonly weightKernels = new Map<GGMLTypeId, WeightKernel>();
@@ -125,10 +129,12 @@ export class WasmBackend implements Backend {
       : table.type === GGMLType.F16
       ? this.kernels.dequantize_f16
       : (this.kernels[this.quantKernel(table.type).dequantize] as Kernels["dequantize_f32"]);
+    const p = this.profile, t0 = p ? p.now() : 0;
     for (let t = 0; t < T; t++) {
       const id = this.heapI32[(tokens >> 2) + t];
       fetch(out + t * n * 4, table.ptr + id * stride, n);
     }
+    if (p) p.add("embed", t0);
   }
 
   matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
@@ -142,36 +148,55 @@ export class WasmBackend implements Backend {
    */
   protected matmulRows(out: number, x: number, w: Weight, T: number, scratch: number, r0: number, r1: number, prepare: boolean): void {
     const k = this.kernels;
+    const p = this.profile;
+    let t0 = p ? p.now() : 0;
+    let input = x, kernel: string;
     switch (w.type) {
       case GGMLType.F32:
-        (k[this.denseKernel(GGMLType.F32)] as Kernels["matmul_f32"])(out, x, w.ptr, w.cols, w.rows, T, r0, r1);
-        return;
+        kernel = this.denseKernel(GGMLType.F32);
+        break;
       case GGMLType.F16:
         if (prepare) k.round_f16(scratch, x, T * w.cols);
-        (k[this.denseKernel(GGMLType.F16)] as Kernels["matmul_f16"])(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
-        return;
+        input = scratch;
+        kernel = this.denseKernel(GGMLType.F16);
+        break;
       default: {
         const q = this.quantKernel(w.type);
         if (prepare) (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, w.cols, T);
-        (k[q.matmul] as Kernels["matmul_f32"])(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
+        input = scratch;
+        kernel = q.matmul;
       }
     }
+    if (p) {
+      if (prepare && w.type !== GGMLType.F32) p.add("quantize act", t0);
+      t0 = p.now();
+    }
+    (k[kernel] as Kernels["matmul_f32"])(out, input, w.ptr, w.cols, w.rows, T, r0, r1);
+    if (p) p.add(`matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`, t0);
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.rmsnorm(out, x, w.ptr, n, eps, T);
+    if (p) p.add("norm", t0);
   }
 
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
+    if (p) p.add("rope", t0);
   }
 
   add(out: number, a: number, b: number, n: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.add(out, a, b, n);
+    if (p) p.add("add", t0);
   }
 
   swiglu(out: number, gate: number, up: number, n: number, T: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.swiglu(out, gate, up, n, T);
+    if (p) p.add("act", t0);
   }
 
   layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
@@ -197,6 +222,7 @@ export class WasmBackend implements Backend {
     const q8 = kv.kvType === "q8_0";
     const u8 = kv.kvType === "u8_asym";
     const h = this.heapI32;
+    const p = this.profile, t0 = p ? p.now() : 0;
     for (let t = 0; t < T; t++) {
       const r = (rows >> 2) + t * ROW_FIELDS;
       const pos = h[r + ROW_POS];
@@ -216,10 +242,13 @@ export class WasmBackend implements Backend {
       this.heapU8.copyWithin(at + kOff, k + t * row, k + (t + 1) * row);
       this.heapU8.copyWithin(at + vOff, v + t * row, v + (t + 1) * row);
     }
+    if (p) p.add("kv store", t0);
   }
 
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.attentionHeads(out, q, kv, layer, rows, T, scratch, 0, kv.nHeads);
+    if (p) p.add("attention", t0);
   }
 
   protected attentionHeads(
