@@ -150,6 +150,18 @@ for (const [name, type] of TYPES) {
   });
 }
 
+test("F16 KV cache (default mode): a row's logits are the same alone and in steps of 5 and 70 rows (no tiled path)", async () => {
+  const m = await loadModel(await syntheticModel(GGMLType.Q8_0), { threads: 1, maxSequences: 8, kvCacheType: "f16" });
+  try {
+    for (const rows of [5, 70]) {
+      const [alone, batched] = await probeInBatch(m, rows);
+      assertBitIdentical(batched, alone, `f16 cache, ${rows} rows`);
+    }
+  } finally {
+    await m.close();
+  }
+});
+
 test("engine: a seeded temperature-0.8 request gives the same ids and logprobs alone and beside 7 others (10 seeds)", async () => {
   const bytes = await syntheticModel(GGMLType.F32);
   const m = await loadModel(bytes, { threads: 1, maxSequences: 8 });

@@ -33,8 +33,14 @@ import {
  * - anything else one_chunk's online softmax (attention_f16).
  * The batch stands for llama.cpp's ubatch: both cut a prompt alike when
  * maxBatchRows equals llama.cpp's n_ubatch (512, ggmlOrder's default).
+ * Without ggmlOrder every row takes the one-row kernel, whatever the batch and
+ * position, so that a row's output does not depend on the rows beside it
+ * (batch invariance; the paths reduce in different orders).
  */
-export function f16AttentionKernel(T: number, headDim: number, pos: number): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
+export function f16AttentionKernel(
+  T: number, headDim: number, pos: number, ggmlOrder = true,
+): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
+  if (!ggmlOrder) return "attention_f16";
   if (T >= 64 && headDim % 16 === 0) return "attention_f16_tiled";
   return T === 1 && pos >= 256 ? "attention_f16_split" : "attention_f16";
 }
@@ -137,8 +143,28 @@ export class WasmBackend implements Backend {
     if (p) p.add("embed", t0);
   }
 
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
-    this.matmulRows(out, x, w, T, scratch, 0, w.rows, true);
+  matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput = false): void {
+    this.matmulRows(out, x, w, T, scratch, 0, w.rows, !this.reusePrepared(x, w, T, scratch, sameInput));
+  }
+
+  /** What the last preparation wrote to scratch: from which x, of which activation kind (ggml type), n, T. */
+  private readonly prepared = { x: -1, scratch: -1, kind: -1, n: 0, T: 0 };
+
+  /**
+   * Whether scratch already holds x prepared for w (the caller's sameInput promise, and the same x, scratch,
+   * activation kind, width and rows as the last preparation); if not, notes that it is about to be prepared.
+   */
+  protected reusePrepared(x: number, w: Weight, T: number, scratch: number, sameInput: boolean): boolean {
+    const p = this.prepared;
+    if (w.type === GGMLType.F32) {
+      // prepares nothing: what scratch holds may be of an older x, which a later sameInput must not take
+      p.x = -1;
+      return false;
+    }
+    const kind = w.type === GGMLType.F16 ? GGMLType.F16 : this.quantKernel(w.type).actType;
+    if (sameInput && p.x === x && p.scratch === scratch && p.kind === kind && p.n === w.cols && p.T === T) return true;
+    p.x = x, p.scratch = scratch, p.kind = kind, p.n = w.cols, p.T = T;
+    return false;
   }
 
   /**
@@ -239,8 +265,9 @@ export class WasmBackend implements Backend {
         this.kernels.kv_store_f16(at + vOff, v + t * row, kv.kvDim);
         continue;
       }
-      this.heapU8.copyWithin(at + kOff, k + t * row, k + (t + 1) * row);
-      this.heapU8.copyWithin(at + vOff, v + t * row, v + (t + 1) * row);
+      // memory.copy: TypedArray.copyWithin on the arena's buffer measured ~20 µs per 3 KB row in Deno
+      this.kernels.copy(at + kOff, k + t * row, row);
+      this.kernels.copy(at + vOff, v + t * row, row);
     }
     if (p) p.add("kv store", t0);
   }
@@ -270,7 +297,7 @@ export class WasmBackend implements Backend {
       }
       if (kv.kvType === "f16") {
         // llama.cpp's flash attention, by its path (attention_f16 rounds this row's q to half in place)
-        this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS])](
+        this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS], this.opts.ggmlOrder ?? false)](
           out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
           kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, 0, 0,
@@ -286,7 +313,7 @@ export class WasmBackend implements Backend {
   }
 
   copy(dst: number, src: number, bytes: number): void {
-    this.heapU8.copyWithin(dst, src, src + bytes);
+    this.kernels.copy(dst, src, bytes);
   }
 
   flush(): Promise<void> {
