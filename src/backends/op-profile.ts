@@ -11,6 +11,15 @@ export class OpProfile {
   readonly totals = new Map<string, { ms: number; calls: number }>();
   readonly now: () => number = performance.now.bind(performance);
 
+  private readonly keys = new WeakMap<object, string>();
+
+  /** The key of an op on this object (a weight), made once: building strings per call would time the profiler. */
+  keyOf(of: object, make: () => string): string {
+    let k = this.keys.get(of);
+    if (k === undefined) this.keys.set(of, k = make());
+    return k;
+  }
+
   /** Adds the time since t0 (a value of `now()`) under key. */
   add(key: string, t0: number): void {
     const ms = this.now() - t0;

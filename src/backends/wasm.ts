@@ -198,7 +198,7 @@ export class WasmBackend implements Backend {
       t0 = p.now();
     }
     (k[kernel] as Kernels["matmul_f32"])(out, input, w.ptr, w.cols, w.rows, T, r0, r1);
-    if (p) p.add(`matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`, t0);
+    if (p) p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
