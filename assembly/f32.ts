@@ -23,24 +23,19 @@ import { alibiSlope, topkMask } from "./attn-select";
  * other activation rows share the call (batch invariance: a sequence decodes
  * the same alone and beside others).
  *
- * T = 1 (decode, memory-bound) reads eight weight rows from eight far-apart
- * bands of the row range (rows i, i+q, ..., i+7q): eight streams keep more
- * cache-line fills in flight than adjacent rows, and eight independent chains
- * hide the add latency. T > 1 takes four rows against two activation rows at
- * a time, so each group of four rows stays in L1 while all T activation rows
- * stream past it and prefill reads each weight once.
+ * Four weight rows are read together so each x vector is loaded once for four
+ * products. The four come from four bands of the row range (rows i, i+q, i+2q,
+ * i+3q): four streams far apart in memory keep more cache-line fills in flight
+ * than four adjacent rows, which nearly doubles the read rate of the
+ * memory-bound T = 1 case (one chain per row suffices there: four chains of
+ * one 4-cycle add each consume 16 bytes of weights a cycle, more than memory
+ * delivers). For T > 1 each group of four rows stays in L1 while all T
+ * activation rows stream past it, two at a time, so prefill reads each weight
+ * once. (A 4 x 3 register tile measured 1.7-1.9x slower: V8 has 15 vector
+ * registers for its 16 values. Eight bands for T = 1 measured 1.2x slower.)
  */
 export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const rowBytes = <usize>n << 2;
-  if (T == 1) {
-    const q = (r1 - r0) >> 3;
-    for (let g = 0; g < q; g++) mv8_f32(out, x, w, n, r0 + g, q);
-    for (let r = r0 + 8 * q; r < r1; r++) {
-      const w0 = w + <usize>r * rowBytes;
-      mm4_f32(out, x, w0, w0, w0, w0, n, d, 1, r, r, r, r);
-    }
-    return;
-  }
   const q = (r1 - r0) >> 2;
   for (let g = 0; g < q; g++) {
     const ra = r0 + g, rb = ra + q, rc = rb + q, rd = rc + q;
@@ -52,34 +47,6 @@ export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i3
   }
 }
 
-/** One activation row x against rows ra, ra+q, ..., ra+7q of W: eight streams, eight chains, each row in the one order. */
-// @ts-ignore: decorator
-@inline function mv8_f32(out: usize, x: usize, w: usize, n: i32, ra: i32, q: i32): void {
-  const rowBytes = <usize>n << 2;
-  const n4 = n & ~3;
-  const band = <usize>q * rowBytes;
-  const w0 = w + <usize>ra * rowBytes, w1 = w0 + band, w2 = w1 + band, w3 = w2 + band;
-  const w4 = w3 + band, w5 = w4 + band, w6 = w5 + band, w7 = w6 + band;
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  for (let i = 0; i < n4; i += 4) {
-    const o = <usize>i << 2;
-    const v = v128.load(x + o);
-    a0 = madd(v128.load(w0 + o), v, a0); a1 = madd(v128.load(w1 + o), v, a1);
-    a2 = madd(v128.load(w2 + o), v, a2); a3 = madd(v128.load(w3 + o), v, a3);
-    a4 = madd(v128.load(w4 + o), v, a4); a5 = madd(v128.load(w5 + o), v, a5);
-    a6 = madd(v128.load(w6 + o), v, a6); a7 = madd(v128.load(w7 + o), v, a7);
-  }
-  let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3), s4 = hsum(a4), s5 = hsum(a5), s6 = hsum(a6), s7 = hsum(a7);
-  for (let j = n4; j < n; j++) {
-    const e = f32At(x, j);
-    s0 += f32At(w0, j) * e; s1 += f32At(w1, j) * e; s2 += f32At(w2, j) * e; s3 += f32At(w3, j) * e;
-    s4 += f32At(w4, j) * e; s5 += f32At(w5, j) * e; s6 += f32At(w6, j) * e; s7 += f32At(w7, j) * e;
-  }
-  const o = out + (<usize>ra << 2), qo = <usize>q << 2;
-  store<f32>(o, s0); store<f32>(o + qo, s1); store<f32>(o + 2 * qo, s2); store<f32>(o + 3 * qo, s3);
-  store<f32>(o + 4 * qo, s4); store<f32>(o + 5 * qo, s5); store<f32>(o + 6 * qo, s6); store<f32>(o + 7 * qo, s7);
-}
-
 /** Four rows (possibly the same row four times, for leftovers) against all T activation rows, each dot in the one order. */
 // @ts-ignore: decorator
 @inline function mm4_f32(
@@ -89,37 +56,6 @@ export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i3
   const n4 = n & ~3;
   const dBytes = <usize>d << 2;
   let t = 0;
-  // register tile of 4 weight rows x 3 activation rows: 12 accumulators, each weight vector loaded once for
-  // three products (prefill is compute-bound); every dot is still one chain over the row, as for T = 1
-  for (; t + 3 <= T; t += 3) {
-    const xa = x + <usize>t * rowBytes, xb = xa + rowBytes, xc = xb + rowBytes;
-    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
-    for (let i = 0; i < n4; i += 4) {
-      const o = <usize>i << 2;
-      const va = v128.load(xa + o), vb = v128.load(xb + o), vc = v128.load(xc + o);
-      let q = v128.load(w0 + o);
-      a0 = madd(q, va, a0); b0 = madd(q, vb, b0); c0 = madd(q, vc, c0);
-      q = v128.load(w1 + o);
-      a1 = madd(q, va, a1); b1 = madd(q, vb, b1); c1 = madd(q, vc, c1);
-      q = v128.load(w2 + o);
-      a2 = madd(q, va, a2); b2 = madd(q, vb, b2); c2 = madd(q, vc, c2);
-      q = v128.load(w3 + o);
-      a3 = madd(q, va, a3); b3 = madd(q, vb, b3); c3 = madd(q, vc, c3);
-    }
-    let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-    let u0 = hsum(b0), u1 = hsum(b1), u2 = hsum(b2), u3 = hsum(b3);
-    let v0 = hsum(c0), v1 = hsum(c1), v2 = hsum(c2), v3 = hsum(c3);
-    for (let i = n4; i < n; i++) {
-      const ea = f32At(xa, i), eb = f32At(xb, i), ec = f32At(xc, i);
-      s0 += f32At(w0, i) * ea; s1 += f32At(w1, i) * ea; s2 += f32At(w2, i) * ea; s3 += f32At(w3, i) * ea;
-      u0 += f32At(w0, i) * eb; u1 += f32At(w1, i) * eb; u2 += f32At(w2, i) * eb; u3 += f32At(w3, i) * eb;
-      v0 += f32At(w0, i) * ec; v1 += f32At(w1, i) * ec; v2 += f32At(w2, i) * ec; v3 += f32At(w3, i) * ec;
-    }
-    const oa = out + <usize>t * dBytes, ob = oa + dBytes, oc = ob + dBytes;
-    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
-    setF32(ob, ra, u0); setF32(ob, rb, u1); setF32(ob, rc, u2); setF32(ob, rd, u3);
-    setF32(oc, ra, v0); setF32(oc, rb, v1); setF32(oc, rc, v2); setF32(oc, rd, v3);
-  }
   for (; t + 2 <= T; t += 2) {
     const xa = x + <usize>t * rowBytes, xb = xa + rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
