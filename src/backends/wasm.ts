@@ -271,7 +271,7 @@ export class WasmBackend implements Backend {
         this.kernels.kv_store_f16(at + vOff, v + t * row, kv.kvDim);
         continue;
       }
-      // memory.copy: TypedArray.copyWithin on the arena's buffer measured ~20 µs per 3 KB row in Deno
+      // memory.copy inside the kernels (the slow part of a store was the page fault on a fresh cache page: see alloc)
       this.kernels.copy(at + kOff, k + t * row, row);
       this.kernels.copy(at + vOff, v + t * row, row);
     }
