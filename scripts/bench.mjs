@@ -3,6 +3,11 @@
 import { spawnSync } from "node:child_process";
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
 const extra = process.argv.slice(2);
+if (extra[0] === "--peers" || extra[0] === "--profile") {
+  // kvasm beside native llama.cpp and wllama, same files, same run (bench/peers.ts)
+  const args = extra[0] === "--peers" ? extra.slice(1) : extra;
+  process.exit(spawnSync(bin("deno"), ["run", "-A", "bench/peers.ts", ...args], { stdio: "inherit" }).status ?? 1);
+}
 const runs = [
   [bin("deno"), ["run", "-A", "bench/kernels.bench.ts"]],
   [bin("bun"), ["bench/kernels.bench.ts"]],

@@ -30,8 +30,13 @@ export interface Backend {
 
   /** out (T, dim) = rows tokens[t] of the table; tokens is a device i32 array. */
   embed(out: number, table: Weight, tokens: number, T: number): void;
-  /** out (T, w.rows) = x (T, w.cols) @ W^T. scratch: matmulScratchBytes of device memory. */
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void;
+  /**
+   * out (T, w.rows) = x (T, w.cols) @ W^T. scratch: matmulScratchBytes of device memory.
+   * sameInput: the caller promises that x and scratch are those of the previous matmul and that x has not
+   * changed since (q, k and v of one normed row; gate and up), so a backend may reuse the activations it
+   * quantized (or rounded) then, when they are of the kind this weight needs: one quantization, not three.
+   */
+  matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput?: boolean): void;
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void;
   /** In place on T rows of nHeads heads; positions: device i32 (T); table: (cos, sin) pairs (maxPos, ropeDim/2). */
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void;

@@ -99,10 +99,10 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   // ---------------------------------------------------------------- split ops
 
-  override matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
-    if (this.defer(() => this.matmul(out, x, w, T, scratch))) return;
-    if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, scratch);
-    const [fn, input] = this.prepareActivations(x, w, T, scratch);
+  override matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput = false): void {
+    if (this.defer(() => this.matmul(out, x, w, T, scratch, sameInput))) return;
+    if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, scratch, sameInput);
+    const [fn, input] = this.prepareActivations(x, w, T, scratch, this.reusePrepared(x, w, T, scratch, sameInput));
     const pool = this.pool, dispatch = () => void pool.splitRange(fn, [out, input, w.ptr, w.cols, w.rows, T], w.rows, ROW_ALIGN);
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
@@ -115,17 +115,19 @@ export class ThreadedWasmBackend extends WasmBackend {
    * matmulRows(prepare) does; a batch of rows is itself split by rows (each
    * row is rounded or quantized alone). Returns the matmul kernel and its input.
    */
-  private prepareActivations(x: number, w: Weight, T: number, scratch: number): [string, number] {
+  private prepareActivations(x: number, w: Weight, T: number, scratch: number, ready: boolean): [string, number] {
     const k = this.kernels, n = w.cols, split = this.pool !== undefined && T >= 2 && T * n >= this.minWork;
     switch (w.type) {
       case GGMLType.F32:
         return [this.denseKernel(GGMLType.F32), x];
       case GGMLType.F16:
+        if (ready) return [this.denseKernel(GGMLType.F16), scratch];
         if (split) this.pool!.splitOffset("round_f16", [scratch, x, T * n], [4, 4, 0], 2, T * n, ELEMENT_ALIGN);
         else k.round_f16(scratch, x, T * n);
         return [this.denseKernel(GGMLType.F16), scratch];
       default: {
         const q = this.quantKernel(w.type);
+        if (ready) return [q.matmul, scratch];
         if (split) this.pool!.splitOffset(q.quantize, [scratch, x, n, T], [rowBytes(q.actType, n)!, n * 4, 0, 0], 3, T, 1);
         else (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, n, T);
         return [q.matmul, scratch];
@@ -152,7 +154,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
     a[ATT.slopes] = kv.alibiSlopes ?? 0, a[ATT.topK] = kv.topK ?? 0, a[ATT.sel] = kv.topKScratch ?? 0;
     const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
-    this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos) : "attention", a, kv.nHeads);
+    this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos, this.opts.ggmlOrder ?? false) : "attention", a, kv.nHeads);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {

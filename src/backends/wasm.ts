@@ -5,6 +5,7 @@ import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.t
 import { weightKernelFor, type WeightKernel } from "./weight-kernels.ts";
 import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
 import { UnsupportedError } from "../errors.ts";
+import type { OpProfile } from "./op-profile.ts";
 import {
   type Backend,
   type KVLayout,
@@ -32,8 +33,14 @@ import {
  * - anything else one_chunk's online softmax (attention_f16).
  * The batch stands for llama.cpp's ubatch: both cut a prompt alike when
  * maxBatchRows equals llama.cpp's n_ubatch (512, ggmlOrder's default).
+ * Without ggmlOrder every row takes the one-row kernel, whatever the batch and
+ * position, so that a row's output does not depend on the rows beside it
+ * (batch invariance; the paths reduce in different orders).
  */
-export function f16AttentionKernel(T: number, headDim: number, pos: number): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
+export function f16AttentionKernel(
+  T: number, headDim: number, pos: number, ggmlOrder = true,
+): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
+  if (!ggmlOrder) return "attention_f16";
   if (T >= 64 && headDim % 16 === 0) return "attention_f16_tiled";
   return T === 1 && pos >= 256 ? "attention_f16_split" : "attention_f16";
 }
@@ -50,6 +57,9 @@ export class WasmBackend implements Backend {
   protected heapI32!: Int32Array;
   protected heapU8!: Uint8Array;
 
+  /** Set to time every op by class (bench/peers.ts --profile); null: off, one null check per op. */
+  profile: OpProfile | null = null;
+
   /** Weight kernels by type, with the ggml-order variants swapped in when asked (ggmlOrder). */
   private readonly weightKernels = new Map<GGMLTypeId, WeightKernel>();
 
@@ -64,7 +74,13 @@ export class WasmBackend implements Backend {
   }
 
   alloc(bytes: number, what: string, align = 64): number {
-    return this.arena.alloc(bytes, align, what);
+    const ptr = this.arena.alloc(bytes, align, what);
+    // Commit the pages now (the memory is zero already): the OS maps a page on its first write, and the KV
+    // cache's first writes would otherwise cost a page fault per new slot in decode (~0.5 ms a token on the
+    // stories110M shape in these VMs). llama.cpp clears its cache buffer at creation likewise. Weights are
+    // written at load anyway.
+    this.heapU8.fill(0, ptr, ptr + bytes);
+    return ptr;
   }
 
   write(ptr: number, data: ArrayBufferView): void {
@@ -125,14 +141,36 @@ export class WasmBackend implements Backend {
       : table.type === GGMLType.F16
       ? this.kernels.dequantize_f16
       : (this.kernels[this.quantKernel(table.type).dequantize] as Kernels["dequantize_f32"]);
+    const p = this.profile, t0 = p ? p.now() : 0;
     for (let t = 0; t < T; t++) {
       const id = this.heapI32[(tokens >> 2) + t];
       fetch(out + t * n * 4, table.ptr + id * stride, n);
     }
+    if (p) p.add("embed", t0);
   }
 
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
-    this.matmulRows(out, x, w, T, scratch, 0, w.rows, true);
+  matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput = false): void {
+    this.matmulRows(out, x, w, T, scratch, 0, w.rows, !this.reusePrepared(x, w, T, scratch, sameInput));
+  }
+
+  /** What the last preparation wrote to scratch: from which x, of which activation kind (ggml type), n, T. */
+  private readonly prepared = { x: -1, scratch: -1, kind: -1, n: 0, T: 0 };
+
+  /**
+   * Whether scratch already holds x prepared for w (the caller's sameInput promise, and the same x, scratch,
+   * activation kind, width and rows as the last preparation); if not, notes that it is about to be prepared.
+   */
+  protected reusePrepared(x: number, w: Weight, T: number, scratch: number, sameInput: boolean): boolean {
+    const p = this.prepared;
+    if (w.type === GGMLType.F32) {
+      // prepares nothing: what scratch holds may be of an older x, which a later sameInput must not take
+      p.x = -1;
+      return false;
+    }
+    const kind = w.type === GGMLType.F16 ? GGMLType.F16 : this.quantKernel(w.type).actType;
+    if (sameInput && p.x === x && p.scratch === scratch && p.kind === kind && p.n === w.cols && p.T === T) return true;
+    p.x = x, p.scratch = scratch, p.kind = kind, p.n = w.cols, p.T = T;
+    return false;
   }
 
   /**
@@ -142,36 +180,55 @@ export class WasmBackend implements Backend {
    */
   protected matmulRows(out: number, x: number, w: Weight, T: number, scratch: number, r0: number, r1: number, prepare: boolean): void {
     const k = this.kernels;
+    const p = this.profile;
+    let t0 = p ? p.now() : 0;
+    let input = x, kernel: string;
     switch (w.type) {
       case GGMLType.F32:
-        (k[this.denseKernel(GGMLType.F32)] as Kernels["matmul_f32"])(out, x, w.ptr, w.cols, w.rows, T, r0, r1);
-        return;
+        kernel = this.denseKernel(GGMLType.F32);
+        break;
       case GGMLType.F16:
         if (prepare) k.round_f16(scratch, x, T * w.cols);
-        (k[this.denseKernel(GGMLType.F16)] as Kernels["matmul_f16"])(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
-        return;
+        input = scratch;
+        kernel = this.denseKernel(GGMLType.F16);
+        break;
       default: {
         const q = this.quantKernel(w.type);
         if (prepare) (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, w.cols, T);
-        (k[q.matmul] as Kernels["matmul_f32"])(out, scratch, w.ptr, w.cols, w.rows, T, r0, r1);
+        input = scratch;
+        kernel = q.matmul;
       }
     }
+    if (p) {
+      if (prepare && w.type !== GGMLType.F32) p.add("quantize act", t0);
+      t0 = p.now();
+    }
+    (k[kernel] as Kernels["matmul_f32"])(out, input, w.ptr, w.cols, w.rows, T, r0, r1);
+    if (p) p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.rmsnorm(out, x, w.ptr, n, eps, T);
+    if (p) p.add("norm", t0);
   }
 
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
+    if (p) p.add("rope", t0);
   }
 
   add(out: number, a: number, b: number, n: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.add(out, a, b, n);
+    if (p) p.add("add", t0);
   }
 
   swiglu(out: number, gate: number, up: number, n: number, T: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.kernels.swiglu(out, gate, up, n, T);
+    if (p) p.add("act", t0);
   }
 
   layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
@@ -197,6 +254,7 @@ export class WasmBackend implements Backend {
     const q8 = kv.kvType === "q8_0";
     const u8 = kv.kvType === "u8_asym";
     const h = this.heapI32;
+    const p = this.profile, t0 = p ? p.now() : 0;
     for (let t = 0; t < T; t++) {
       const r = (rows >> 2) + t * ROW_FIELDS;
       const pos = h[r + ROW_POS];
@@ -213,13 +271,17 @@ export class WasmBackend implements Backend {
         this.kernels.kv_store_f16(at + vOff, v + t * row, kv.kvDim);
         continue;
       }
-      this.heapU8.copyWithin(at + kOff, k + t * row, k + (t + 1) * row);
-      this.heapU8.copyWithin(at + vOff, v + t * row, v + (t + 1) * row);
+      // memory.copy inside the kernels (the slow part of a store was the page fault on a fresh cache page: see alloc)
+      this.kernels.copy(at + kOff, k + t * row, row);
+      this.kernels.copy(at + vOff, v + t * row, row);
     }
+    if (p) p.add("kv store", t0);
   }
 
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void {
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.attentionHeads(out, q, kv, layer, rows, T, scratch, 0, kv.nHeads);
+    if (p) p.add("attention", t0);
   }
 
   protected attentionHeads(
@@ -241,7 +303,7 @@ export class WasmBackend implements Backend {
       }
       if (kv.kvType === "f16") {
         // llama.cpp's flash attention, by its path (attention_f16 rounds this row's q to half in place)
-        this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS])](
+        this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS], this.opts.ggmlOrder ?? false)](
           out + t * qDim * 4, q + t * qDim * 4, scratch,
           kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
           kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, 0, 0,
@@ -257,7 +319,7 @@ export class WasmBackend implements Backend {
   }
 
   copy(dst: number, src: number, bytes: number): void {
-    this.heapU8.copyWithin(dst, src, src + bytes);
+    this.kernels.copy(dst, src, bytes);
   }
 
   flush(): Promise<void> {

@@ -154,10 +154,10 @@ export function llamaForward(
     // attention rmsnorm
     b.rmsnorm(s.xb, s.x, L.attnNorm, dim, normEps, T);
 
-    // q, k, v projections for these rows
+    // q, k, v projections for these rows (xb quantized once for the three where their types agree)
     linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
-    linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch);
-    linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch);
+    linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch, true);
+    linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch, true);
 
     // rotary position embedding of q and k
     b.rope(s.q, s.ropeTable, s.positions, T, c.nHeads, headDim, ropeDim, halves);
@@ -188,7 +188,7 @@ export function llamaForward(
 
     // SwiGLU: w2(silu(w1(x)) * w3(x))
     b.matmul(s.hb, s.xb, L.wGate, rows, s.mmScratch);
-    b.matmul(s.hb2, s.xb, L.wUp, rows, s.mmScratch);
+    b.matmul(s.hb2, s.xb, L.wUp, rows, s.mmScratch, true);
     b.swiglu(s.hb, s.hb, s.hb2, hiddenDim, rows);
     b.matmul(s.xb2, s.hb, L.wDown, rows, s.mmScratch);
 

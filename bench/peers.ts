@@ -1,0 +1,262 @@
+/**
+ * kvasm against its peers, side by side in one run: native llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU
+ * build) and wllama 3.13 (llama.cpp compiled to wasm), on the same synthetic stories110M-shaped GGUF files
+ * (bench/synthetic.ts: kvasm's own writer and quantizer), 1 thread, prefill of 128 ids then 48 greedy decode
+ * steps, one process per measurement. Prints tok/s and the ratios kvasm / llama.cpp and kvasm / wllama, and
+ * kvasm's two-thread prefill over its one-thread prefill. Absolute tok/s differ from host to host; the ratios,
+ * measured in the same run with the engines interleaved, are what to compare.
+ *
+ *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--median] [--no-wllama] [--no-bun] [--no-threads]
+ *   npm run bench -- --peers ...                 (the same)
+ *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
+ *
+ * The peers install on first use into bench/peers-install/ (git-ignored, never a dependency of kvasm), with
+ * the harnesses of ../shared/peers (llamacpp.mjs, wllama.ts) copied beside them; see ../shared/peers/README.md.
+ */
+import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { loadModel } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { OpProfile } from "../src/backends/op-profile.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+const flag = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const here = new URL(".", import.meta.url).pathname;
+const PEERS_DIR = here + "peers-install/";
+const SHARED_PEERS = new URL("../../shared/peers/", import.meta.url).pathname;
+const bin = (name: string) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
+const N_PROMPT = 128, N_DECODE = 48;
+
+/** The prompt of ../shared/peers/llamacpp.mjs: BOS, then ids from the same LCG. */
+function promptIds(): number[] {
+  let s = 12345;
+  const ids = [1];
+  while (ids.length < N_PROMPT) {
+    s = (s * 1103515245 + 12345) >>> 0; // the same float arithmetic as llamacpp.mjs
+    ids.push(3 + (s % 31990));
+  }
+  return ids;
+}
+
+interface Measured {
+  engine: string;
+  prefillTps: number;
+  decodeTps: number;
+  threads: number;
+  profile?: ProfileReport;
+}
+
+interface ProfileReport {
+  /** µs per token by op key, decode (one row) and prefill (per prompt token) */
+  decode: Record<string, number>;
+  prefill: Record<string, number>;
+}
+
+/**
+ * One kvasm measurement in this process, as llamacpp.mjs measures llama.cpp: a warm-up (compile tiers,
+ * touch pages; llama.cpp needs none), one prefill of the 128 ids, then 48 steps each feeding the last
+ * step's argmax, starting from ids[5].
+ */
+async function measureKvasm(path: string, threads: number, profile: boolean): Promise<Measured> {
+  const model = await loadModel(path, { contextLength: 512, threads });
+  try {
+    const ids = promptIds();
+    let seq = model.newSequence();
+    await model.prefill(seq, ids.slice(0, 16));
+    for (let i = 0; i < 4; i++) await model.decodeOne(seq, 400 + i);
+    model.releaseSequence(seq);
+
+    const prof = profile ? new OpProfile() : null;
+    const backend = model.backend instanceof WasmBackend ? model.backend : null;
+    if (prof && (!backend || threads !== 1)) throw new Error("--profile needs the one-thread WASM backend");
+    if (backend) backend.profile = prof;
+    seq = model.newSequence();
+    let t0 = performance.now();
+    let logits = await model.prefill(seq, ids);
+    const prefillMs = performance.now() - t0;
+    const prefillProfile = prof ? perToken(prof, prefillMs, N_PROMPT) : undefined;
+    prof?.reset();
+    let token = ids[5];
+    t0 = performance.now();
+    for (let i = 0; i < N_DECODE; i++) {
+      logits = await model.decodeOne(seq, token);
+      token = argmax(logits);
+    }
+    const decodeMs = performance.now() - t0;
+    const decodeProfile = prof ? perToken(prof, decodeMs, N_DECODE) : undefined;
+    if (backend) backend.profile = null;
+    model.releaseSequence(seq);
+    return {
+      engine: "kvasm",
+      threads,
+      prefillTps: N_PROMPT / (prefillMs / 1000),
+      decodeTps: N_DECODE / (decodeMs / 1000),
+      profile: prof ? { decode: decodeProfile!, prefill: prefillProfile! } : undefined,
+    };
+  } finally {
+    await model.close();
+  }
+}
+
+/** µs per token by op key; "JS between calls" is the wall time no op accounts for, less the timers' own cost. */
+function perToken(prof: OpProfile, wallMs: number, tokens: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, e] of prof.totals) out[k] = (1000 * e.ms) / tokens;
+  const { ms, calls } = prof.sum();
+  const timers = calls * prof.timerCost();
+  out["JS between calls"] = (1000 * Math.max(0, wallMs - ms - timers)) / tokens;
+  out["(profiler timers)"] = (1000 * timers) / tokens;
+  out["(wall)"] = (1000 * wallMs) / tokens;
+  return out;
+}
+
+function argmax(x: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+}
+
+// ------------------------------------------------------------------ orchestration (one process per measurement)
+
+async function sh(cmd: string, argv: string[], cwd?: string): Promise<{ status: number; stdout: string; stderr: string }> {
+  const { spawnSync } = await import("node:child_process");
+  const r = spawnSync(cmd, argv, { cwd, encoding: "utf8", maxBuffer: 64 << 20, timeout: 30 * 60_000 });
+  return { status: r.status ?? 1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}
+
+/** The last JSON line a child printed, or undefined (with its stderr shown) when it failed. */
+async function child(label: string, cmd: string, argv: string[], cwd?: string): Promise<Measured | undefined> {
+  const r = await sh(cmd, argv, cwd);
+  const line = r.stdout.trim().split("\n").reverse().find((l) => l.startsWith("{"));
+  if (r.status !== 0 || !line) {
+    console.error(`${label}: failed (exit ${r.status})\n${r.stderr.trim().split("\n").slice(-8).join("\n")}`);
+    return undefined;
+  }
+  return JSON.parse(line) as Measured;
+}
+
+/** Installs the peers into bench/peers-install/ on first use; returns which are there. */
+async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: boolean; wllama: boolean }> {
+  const fs = await import("node:fs");
+  if (!fs.existsSync(SHARED_PEERS + "llamacpp.mjs")) {
+    console.error(`no peer harnesses at ${SHARED_PEERS} (../shared/peers beside the project): measuring kvasm alone`);
+    return { llamacpp: false, wllama: false };
+  }
+  fs.mkdirSync(PEERS_DIR + "wllama", { recursive: true });
+  fs.copyFileSync(SHARED_PEERS + "llamacpp.mjs", PEERS_DIR + "llamacpp.mjs");
+  // wllama takes only text: its harness prompts BOS + "the" x 127, which the synthetic vocabulary spells in
+  // several tokens each; "a" is one token there ("▁a"), so the mirror differs from the original in that word
+  const wl = fs.readFileSync(SHARED_PEERS + "wllama.ts", "utf8");
+  if (!wl.includes(".fill('the')")) console.error("../shared/peers/wllama.ts changed: its prompt word is not replaced");
+  fs.writeFileSync(PEERS_DIR + "wllama.ts", wl.replace(".fill('the')", ".fill('a')"));
+  const npm = async (dir: string, pkg: string) => {
+    if (!fs.existsSync(dir + "package.json")) fs.writeFileSync(dir + "package.json", '{ "private": true }\n');
+    console.error(`installing ${pkg} into ${dir} ...`);
+    const r = await sh("npm", ["install", "--no-audit", "--no-fund", "--no-save", pkg], dir);
+    if (r.status !== 0) console.error(r.stderr.trim().split("\n").slice(-5).join("\n"));
+  };
+  if (!fs.existsSync(PEERS_DIR + "node_modules/node-llama-cpp/package.json")) await npm(PEERS_DIR, "node-llama-cpp@3.22.1");
+  const wllamaPath = PEERS_DIR + "wllama/node_modules/@wllama/wllama/package.json";
+  if (wantWllama && !fs.existsSync(wllamaPath)) await npm(PEERS_DIR + "wllama/", "@wllama/wllama@3.13.0");
+  return { llamacpp: fs.existsSync(PEERS_DIR + "node_modules/node-llama-cpp/package.json"), wllama: wantWllama && fs.existsSync(wllamaPath) };
+}
+
+const fmt = (x: number | undefined, d = 1) => (x === undefined ? "-" : x.toFixed(d));
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
+/**
+ * The best of the rounds: on a machine shared with other work, load only ever slows a run down, so each
+ * engine's fastest run is the closest to its unloaded speed (--median: the median instead).
+ */
+const useMedian = args.includes("--median");
+const pick = (xs: number[]) => {
+  if (xs.length === 0) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  if (!useMedian) return s[s.length - 1];
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function orchestrate(): Promise<void> {
+  const types = flag("types", "F32,Q8_0,Q4_0,Q4_K_M").split(",") as SyntheticType[];
+  const rounds = Number(flag("rounds", "3"));
+  const withBun = !args.includes("--no-bun");
+  const withThreads = !args.includes("--no-threads");
+  const peers = await ensurePeers(!args.includes("--no-wllama"));
+  const self = here + "peers.ts";
+  const kv = (runtime: "deno" | "bun", path: string, threads: number) =>
+    runtime === "deno"
+      ? child(`kvasm deno ${threads}t`, bin("deno"), ["run", "-A", self, "--one", path, String(threads)])
+      : child(`kvasm bun ${threads}t`, bin("bun"), [self, "--one", path, String(threads)]);
+
+  const started = new Date().toISOString();
+  const rows: Array<{ type: string; runs: Record<string, Measured[]> }> = [];
+  for (const type of types) {
+    const path = await ensureSyntheticModel("stories110M", type);
+    const runs: Record<string, Measured[]> = {};
+    const push = (k: string, m: Measured | undefined) => m && (runs[k] ??= []).push(m);
+    for (let r = 0; r < rounds; r++) {
+      // interleaved, so that load from other processes falls on every engine alike
+      push("deno", await kv("deno", path, 1));
+      if (peers.llamacpp) push("llama.cpp", await child("llama.cpp", "node", [PEERS_DIR + "llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1"], PEERS_DIR));
+      if (withBun) push("bun", await kv("bun", path, 1));
+      if (withThreads) push("deno 2t", await kv("deno", path, 2));
+      if (withThreads && withBun) push("bun 2t", await kv("bun", path, 2));
+    }
+    if (peers.wllama) push("wllama", await child("wllama", bin("deno"), ["run", "-A", PEERS_DIR + "wllama.ts", path, "1", "1", "--warmup=0"], PEERS_DIR));
+    rows.push({ type, runs });
+    console.error(`${type}: ${JSON.stringify(Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((m) => [m.decodeTps, m.prefillTps].map((x) => +x.toFixed(1)))])))}`);
+  }
+
+  const med = (runs: Record<string, Measured[]>, k: string, f: "decodeTps" | "prefillTps") => pick((runs[k] ?? []).map((m) => m[f]));
+  console.log(`\nstories110M shape, synthetic weights, prefill ${N_PROMPT} ids + ${N_DECODE} greedy steps, 1 thread unless marked; ` +
+    `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s); started ${started}`);
+  console.log("| type | engine | decode tok/s | prefill tok/s | decode / llama.cpp | prefill / llama.cpp | decode / wllama | prefill / wllama | prefill 2 threads / 1 |");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const { type, runs } of rows) {
+    const lD = med(runs, "llama.cpp", "decodeTps"), lP = med(runs, "llama.cpp", "prefillTps");
+    const wD = med(runs, "wllama", "decodeTps"), wP = med(runs, "wllama", "prefillTps");
+    for (const rt of ["deno", "bun"]) {
+      if (!runs[rt]) continue;
+      const d = med(runs, rt, "decodeTps"), p = med(runs, rt, "prefillTps");
+      const p2 = med(runs, rt + " 2t", "prefillTps");
+      console.log(`| ${type} | kvasm ${rt} | ${fmt(d)} | ${fmt(p)} | ${ratio(d, lD)} | ${ratio(p, lP)} | ${ratio(d, wD)} | ${ratio(p, wP)} | ${ratio(p2, p)} |`);
+    }
+    if (lD !== undefined) console.log(`| ${type} | llama.cpp | ${fmt(lD)} | ${fmt(lP)} | | | | | |`);
+    if (wD !== undefined) console.log(`| ${type} | wllama | ${fmt(wD)} | ${fmt(wP)} | | | | | |`);
+  }
+}
+
+/** --profile: decode and prefill µs per token by op class, one process per type (Deno, then Bun unless --no-bun). */
+async function profileAll(): Promise<void> {
+  const types = flag("types", "F32,Q8_0,Q4_0,Q4_K_M").split(",") as SyntheticType[];
+  const runtimes = args.includes("--no-bun") ? ["deno"] : ["deno", "bun"];
+  for (const type of types) {
+    const path = await ensureSyntheticModel("stories110M", type);
+    for (const rt of runtimes) {
+      const m = rt === "deno"
+        ? await child("profile deno", bin("deno"), ["run", "-A", here + "peers.ts", "--one", path, "1", "--with-profile"])
+        : await child("profile bun", bin("bun"), [here + "peers.ts", "--one", path, "1", "--with-profile"]);
+      if (!m?.profile) continue;
+      for (const phase of ["decode", "prefill"] as const) {
+        const p = m.profile[phase];
+        const wall = p["(wall)"];
+        console.log(`\n${type}, kvasm ${rt}, ${phase}: ${fmt(wall, 0)} µs per token (${fmt(phase === "decode" ? m.decodeTps : m.prefillTps)} tok/s)`);
+        const keys = Object.keys(p).filter((k) => k !== "(wall)").sort((a, b) => p[b] - p[a]);
+        for (const k of keys) console.log(`  ${k.padEnd(28)} ${fmt(p[k], 1).padStart(8)} µs  ${fmt((100 * p[k]) / wall, 1).padStart(5)}%`);
+      }
+    }
+  }
+}
+
+if (import.meta.main) {
+  const one = args.indexOf("--one");
+  if (one >= 0) {
+    const m = await measureKvasm(args[one + 1], Number(args[one + 2] ?? "1"), args.includes("--with-profile"));
+    console.log(JSON.stringify(m));
+    g.Deno ? g.Deno.exit(0) : g.process.exit(0);
+  } else if (args.includes("--profile")) await profileAll();
+  else await orchestrate();
+}
