@@ -116,11 +116,17 @@ if (import.meta.main) {
     for (const r of results) {
       const base = results.find((d) => d.type === r.type && d.mode === "default")!;
       const share = r.mode === "ggml"
-        ? `  [ggml order: ${((100 * r.decodeTps) / base.decodeTps).toFixed(0)}% of default decode, ${((100 * r.prefillTps) / base.prefillTps).toFixed(0)}% prefill]`
+        ? `  [ggml order: ${((100 * r.decodeTps) / base.decodeTps).toFixed(0)}% of default decode, ${
+          ((100 * r.prefillTps) / base.prefillTps).toFixed(0)
+        }% prefill]`
         : "";
       console.log(
-        `${(r.type + (r.mode === "ggml" ? "*" : "")).padEnd(7)} decode ${r.decodeTps.toFixed(1).padStart(6)} tok/s  ${r.decodeGBs.toFixed(1)} GB/s of weights ` +
-          `(${((100 * r.decodeGBs) / bw).toFixed(0)}% of read bandwidth)  prefill(128) ${r.prefillTps.toFixed(1).padStart(6)} tok/s${share}`,
+        `${(r.type + (r.mode === "ggml" ? "*" : "")).padEnd(7)} decode ${r.decodeTps.toFixed(1).padStart(6)} tok/s  ${
+          r.decodeGBs.toFixed(1)
+        } GB/s of weights ` +
+          `(${((100 * r.decodeGBs) / bw).toFixed(0)}% of read bandwidth)  prefill(128) ${
+            r.prefillTps.toFixed(1).padStart(6)
+          } tok/s${share}`,
       );
     }
     if (modes.length > 1) console.log(`* loaded with { ggmlOrder: true, kvCacheType: "f16" }: llama.cpp's CPU arithmetic bit for bit`);

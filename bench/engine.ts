@@ -68,6 +68,8 @@ for (const path of models) {
   }
 }
 console.log(`\n${runtime}, 1 thread, ${STEPS} decode steps per batch size\n`);
-console.log("| model | KV cache | prefill 16-token chunk tok/s | decode B=1 tok/s | B=4 | B=16 | B=16 / B=1 | B=16 / prefill | KV bytes per token |");
+console.log(
+  "| model | KV cache | prefill 16-token chunk tok/s | decode B=1 tok/s | B=4 | B=16 | B=16 / B=1 | B=16 / prefill | KV bytes per token |",
+);
 console.log("|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) console.log(r);

@@ -54,7 +54,9 @@ for (const relaxed of [false, true]) {
     const gflops = (2 * n * d * T) / (ms / 1000) / 1e9;
     const gbs = (n * d * 4) / (ms / 1000) / 1e9;
     results.push(
-      `${relaxed ? "relaxed" : "simd"}\t${name}\t${ms.toFixed(3)} ms\t${gflops.toFixed(1)} GFLOP/s\t${gbs.toFixed(1)} GB/s\t${((100 * gbs) / probeGBs).toFixed(0)}% of read_probe (${probeGBs.toFixed(1)} GB/s)`,
+      `${relaxed ? "relaxed" : "simd"}\t${name}\t${ms.toFixed(3)} ms\t${gflops.toFixed(1)} GFLOP/s\t${gbs.toFixed(1)} GB/s\t${
+        ((100 * gbs) / probeGBs).toFixed(0)
+      }% of read_probe (${probeGBs.toFixed(1)} GB/s)`,
     );
   }
 }

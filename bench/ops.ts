@@ -148,7 +148,7 @@ lines.push(
 );
 lines.push(`${pad("operator", 22)}${lengths.map((T) => pad(`T=${T}`, 18)).join("")}${pad("time", 22)}memory (floats)`);
 operators.forEach((op, i) => {
-  const cells = lengths.map((T, j) => {
+  const cells = lengths.map((_T, j) => {
     const r = ms[i][j] / ms[0][j];
     return pad(i === 0 ? `${ms[i][j].toFixed(2)} ms` : `${r >= 0.1 ? r.toFixed(2) : r.toFixed(3)}x`, 18);
   });

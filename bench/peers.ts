@@ -162,7 +162,10 @@ async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: boolean; wl
   if (!fs.existsSync(PEERS_DIR + "node_modules/node-llama-cpp/package.json")) await npm(PEERS_DIR, "node-llama-cpp@3.22.1");
   const wllamaPath = PEERS_DIR + "wllama/node_modules/@wllama/wllama/package.json";
   if (wantWllama && !fs.existsSync(wllamaPath)) await npm(PEERS_DIR + "wllama/", "@wllama/wllama@3.13.0");
-  return { llamacpp: fs.existsSync(PEERS_DIR + "node_modules/node-llama-cpp/package.json"), wllama: wantWllama && fs.existsSync(wllamaPath) };
+  return {
+    llamacpp: fs.existsSync(PEERS_DIR + "node_modules/node-llama-cpp/package.json"),
+    wllama: wantWllama && fs.existsSync(wllamaPath),
+  };
 }
 
 const fmt = (x: number | undefined, d = 1) => (x === undefined ? "-" : x.toFixed(d));
@@ -200,20 +203,40 @@ async function orchestrate(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       // interleaved, so that load from other processes falls on every engine alike
       push("deno", await kv("deno", path, 1));
-      if (peers.llamacpp) push("llama.cpp", await child("llama.cpp", "node", [PEERS_DIR + "llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1"], PEERS_DIR));
+      if (peers.llamacpp) {
+        push(
+          "llama.cpp",
+          await child("llama.cpp", "node", [PEERS_DIR + "llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1"], PEERS_DIR),
+        );
+      }
       if (withBun) push("bun", await kv("bun", path, 1));
       if (withThreads) push("deno 2t", await kv("deno", path, 2));
       if (withThreads && withBun) push("bun 2t", await kv("bun", path, 2));
     }
-    if (peers.wllama) push("wllama", await child("wllama", bin("deno"), ["run", "-A", PEERS_DIR + "wllama.ts", path, "1", "1", "--warmup=0"], PEERS_DIR));
+    if (peers.wllama) {
+      push("wllama", await child("wllama", bin("deno"), ["run", "-A", PEERS_DIR + "wllama.ts", path, "1", "1", "--warmup=0"], PEERS_DIR));
+    }
     rows.push({ type, runs });
-    console.error(`${type}: ${JSON.stringify(Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, v.map((m) => [m.decodeTps, m.prefillTps].map((x) => +x.toFixed(1)))])))}`);
+    console.error(
+      `${type}: ${
+        JSON.stringify(Object.fromEntries(
+          Object.entries(runs).map(([k, v]) => [
+            k,
+            v.map((m) => [m.decodeTps, m.prefillTps].map((x) => +x.toFixed(1))),
+          ]),
+        ))
+      }`,
+    );
   }
 
   const med = (runs: Record<string, Measured[]>, k: string, f: "decodeTps" | "prefillTps") => pick((runs[k] ?? []).map((m) => m[f]));
-  console.log(`\nstories110M shape, synthetic weights, prefill ${N_PROMPT} ids + ${N_DECODE} greedy steps, 1 thread unless marked; ` +
-    `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s); started ${started}`);
-  console.log("| type | engine | decode tok/s | prefill tok/s | decode / llama.cpp | prefill / llama.cpp | decode / wllama | prefill / wllama | prefill 2 threads / 1 |");
+  console.log(
+    `\nstories110M shape, synthetic weights, prefill ${N_PROMPT} ids + ${N_DECODE} greedy steps, 1 thread unless marked; ` +
+      `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s); started ${started}`,
+  );
+  console.log(
+    "| type | engine | decode tok/s | prefill tok/s | decode / llama.cpp | prefill / llama.cpp | decode / wllama | prefill / wllama | prefill 2 threads / 1 |",
+  );
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const { type, runs } of rows) {
     const lD = med(runs, "llama.cpp", "decodeTps"), lP = med(runs, "llama.cpp", "prefillTps");
@@ -222,7 +245,11 @@ async function orchestrate(): Promise<void> {
       if (!runs[rt]) continue;
       const d = med(runs, rt, "decodeTps"), p = med(runs, rt, "prefillTps");
       const p2 = med(runs, rt + " 2t", "prefillTps");
-      console.log(`| ${type} | kvasm ${rt} | ${fmt(d)} | ${fmt(p)} | ${ratio(d, lD)} | ${ratio(p, lP)} | ${ratio(d, wD)} | ${ratio(p, wP)} | ${ratio(p2, p)} |`);
+      console.log(
+        `| ${type} | kvasm ${rt} | ${fmt(d)} | ${fmt(p)} | ${ratio(d, lD)} | ${ratio(p, lP)} | ${ratio(d, wD)} | ${ratio(p, wP)} | ${
+          ratio(p2, p)
+        } |`,
+      );
     }
     if (lD !== undefined) console.log(`| ${type} | llama.cpp | ${fmt(lD)} | ${fmt(lP)} | | | | | |`);
     if (wD !== undefined) console.log(`| ${type} | wllama | ${fmt(wD)} | ${fmt(wP)} | | | | | |`);
@@ -243,7 +270,9 @@ async function profileAll(): Promise<void> {
       for (const phase of ["decode", "prefill"] as const) {
         const p = m.profile[phase];
         const wall = p["(wall)"];
-        console.log(`\n${type}, kvasm ${rt}, ${phase}: ${fmt(wall, 0)} µs per token (${fmt(phase === "decode" ? m.decodeTps : m.prefillTps)} tok/s)`);
+        console.log(
+          `\n${type}, kvasm ${rt}, ${phase}: ${fmt(wall, 0)} µs per token (${fmt(phase === "decode" ? m.decodeTps : m.prefillTps)} tok/s)`,
+        );
         const keys = Object.keys(p).filter((k) => k !== "(wall)").sort((a, b) => p[b] - p[a]);
         for (const k of keys) console.log(`  ${k.padEnd(28)} ${fmt(p[k], 1).padStart(8)} µs  ${fmt((100 * p[k]) / wall, 1).padStart(5)}%`);
       }

@@ -20,7 +20,8 @@ for (const b of ["simd", "relaxed"]) {
   builds[b] = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as Kernels;
 }
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
+const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
+  (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
 const wanted = args.length ? QUANT_WEIGHT_TYPES.filter((t) => args.includes(ggmlTypeName(t).toLowerCase())) : QUANT_WEIGHT_TYPES;
 
 // Random bytes are fine for speed, once no f16 scale is NaN, inf or subnormal.
@@ -28,7 +29,9 @@ const W = 65536, X = W + 70 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 24 
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 for (let i = W; i < X; i++) {
-  s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+  s ^= s << 13;
+  s ^= s >>> 17;
+  s ^= s << 5;
   // every f16 field finite and normal (exponent bits never all ones, never zero: subnormal
   // scales take a slow path in the CPU's float unit and would halve Q4_0 / Q8_0 here), Q8_0 bytes > -128
   heap[i] = (s & 0x73) | 0x08;
@@ -39,7 +42,15 @@ for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768], ["32000x768", 768, 32000]];
 const Ts = [1, 16, 128];
 
-interface Row { type: string; shape: string; T: number; build: string; ms: number; gops: number; gbs: number }
+interface Row {
+  type: string;
+  shape: string;
+  T: number;
+  build: string;
+  ms: number;
+  gops: number;
+  gbs: number;
+}
 const rows: Row[] = [];
 for (const type of wanted) {
   const k = weightKernel(type);
@@ -56,8 +67,13 @@ for (const type of wanted) {
         const ms = (task.result as unknown as { latency: { mean: number } }).latency.mean;
         const ops = 2 * n * d * T;
         rows.push({
-          type: ggmlTypeName(type), shape: label, T, build: task.name, ms,
-          gops: ops / ms / 1e6, gbs: rowBytes(type, n)! * d / ms / 1e6,
+          type: ggmlTypeName(type),
+          shape: label,
+          T,
+          build: task.name,
+          ms,
+          gops: ops / ms / 1e6,
+          gbs: rowBytes(type, n)! * d / ms / 1e6,
         });
       }
     }
@@ -68,7 +84,9 @@ console.log("type  shape      T    build     ms       GOP/s   GB/s(weights)  rel
 for (const r of rows) {
   const plain = rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "simd")!;
   console.log(
-    `${r.type.padEnd(5)} ${r.shape.padEnd(10)} ${String(r.T).padEnd(4)} ${r.build.padEnd(8)} ${r.ms.toFixed(3).padStart(8)} ${r.gops.toFixed(1).padStart(7)} ${r.gbs.toFixed(1).padStart(8)}` +
+    `${r.type.padEnd(5)} ${r.shape.padEnd(10)} ${String(r.T).padEnd(4)} ${r.build.padEnd(8)} ${r.ms.toFixed(3).padStart(8)} ${
+      r.gops.toFixed(1).padStart(7)
+    } ${r.gbs.toFixed(1).padStart(8)}` +
       (r.build === "relaxed" ? `        ${(plain.ms / r.ms).toFixed(2)}x` : ""),
   );
 }
@@ -76,10 +94,16 @@ for (const r of rows) {
 // Decode estimate for stories110M: per token 12 x (4 x 768x768 + 3 x {768x2048 or 2048x768}) + 32000x768 classifier.
 console.log("\nstories110M matmul-only decode estimate (T=1, relaxed), tokens/s:");
 for (const type of wanted) {
-  const t = (shape: string) => rows.find((r) => r.type === ggmlTypeName(type) && r.shape === shape && r.T === 1 && r.build === "relaxed")!.ms;
+  const t = (shape: string) =>
+    rows.find((r) => r.type === ggmlTypeName(type) && r.shape === shape && r.T === 1 && r.build === "relaxed")!.ms;
   const perLayer = (4 * 768 * 768 / (768 * 2048)) * t("2048x768") + 2 * t("2048x768") + t("768x2048");
   const ms = 12 * perLayer + t("32000x768");
-  const pre = (shape: string) => rows.find((r) => r.type === ggmlTypeName(type) && r.shape === shape && r.T === 128 && r.build === "relaxed")!.ms;
+  const pre = (shape: string) =>
+    rows.find((r) => r.type === ggmlTypeName(type) && r.shape === shape && r.T === 128 && r.build === "relaxed")!.ms;
   const preMs = 12 * ((4 * 768 / 2048) * pre("2048x768") + 2 * pre("2048x768") + pre("768x2048")) / 128;
-  console.log(`  ${ggmlTypeName(type).padEnd(5)} decode ${(1000 / ms).toFixed(0)} tok/s; prefill (T=128, layers only) ${(1000 / preMs).toFixed(0)} tok/s`);
+  console.log(
+    `  ${ggmlTypeName(type).padEnd(5)} decode ${(1000 / ms).toFixed(0)} tok/s; prefill (T=128, layers only) ${
+      (1000 / preMs).toFixed(0)
+    } tok/s`,
+  );
 }

@@ -14,7 +14,8 @@ import { createHandler } from "../src/server/handler.ts";
 import { serve } from "../src/server/serve.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ?? (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
+const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
+  (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
 const flag = (k: string, d: number) => {
   const i = args.indexOf(`--${k}`);
   return i >= 0 ? Number(args[i + 1]) : d;
@@ -28,7 +29,10 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 
-const model = await loadModel(modelArg ?? await ensureSyntheticModel("stories110M"), { maxSequences: flag("parallel", 8), contextLength: 512 });
+const model = await loadModel(modelArg ?? await ensureSyntheticModel("stories110M"), {
+  maxSequences: flag("parallel", 8),
+  contextLength: 512,
+});
 const handler = createHandler(model, { modelId: "bench" });
 const server = await serve(handler.fetch, { port: 0 });
 const prompts = ["Once upon a time", "The little dog", "One day, a girl named Lily", "In a big forest"];
@@ -45,7 +49,13 @@ async function client(c: number): Promise<void> {
       method: "POST",
       headers: { "content-type": "application/json" },
       // ignore_eos is not an OpenAI field: random weights may end early, so ban EOS (id 2) to keep lengths fixed
-      body: JSON.stringify({ prompt: prompts[(c + i) % prompts.length], max_tokens: maxTokens, stream: true, seed: i, logit_bias: { "2": -100 } }),
+      body: JSON.stringify({
+        prompt: prompts[(c + i) % prompts.length],
+        max_tokens: maxTokens,
+        stream: true,
+        seed: i,
+        logit_bias: { "2": -100 },
+      }),
     });
     const reader = r.body!.getReader();
     const dec = new TextDecoder();
@@ -78,7 +88,11 @@ await server.close();
 await handler.close();
 await model.close();
 const f = (x: number) => x.toFixed(1);
-console.log(`model ${modelArg ?? "stories110M shape (random f32 weights)"} | ${clients} clients | ${done} requests x ${maxTokens} tokens in ${wall.toFixed(1)} s`);
+console.log(
+  `model ${modelArg ?? "stories110M shape (random f32 weights)"} | ${clients} clients | ${done} requests x ${maxTokens} tokens in ${
+    wall.toFixed(1)
+  } s`,
+);
 console.log(`throughput: ${(done / wall).toFixed(2)} req/s, ${(tokens / wall).toFixed(1)} streamed chunks/s`);
 console.log(`time to first token ms: p50 ${f(pct(ttft, 50))} p90 ${f(pct(ttft, 90))} p99 ${f(pct(ttft, 99))}`);
 console.log(`inter-token latency ms: p50 ${f(pct(itl, 50))} p90 ${f(pct(itl, 90))} p99 ${f(pct(itl, 99))}`);

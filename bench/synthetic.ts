@@ -23,10 +23,37 @@ export interface SyntheticShape {
 
 export const SHAPES: Record<string, SyntheticShape> = {
   stories15M: { name: "stories15M", dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, nKvHeads: 6, vocabSize: 32000, contextLength: 256 },
-  stories110M: { name: "stories110M", dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12, vocabSize: 32000, contextLength: 1024 },
-  "llama-1b": { name: "llama-1b", dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, vocabSize: 128256, contextLength: 2048 },
+  stories110M: {
+    name: "stories110M",
+    dim: 768,
+    hiddenDim: 2048,
+    nLayers: 12,
+    nHeads: 12,
+    nKvHeads: 12,
+    vocabSize: 32000,
+    contextLength: 1024,
+  },
+  "llama-1b": {
+    name: "llama-1b",
+    dim: 2048,
+    hiddenDim: 8192,
+    nLayers: 16,
+    nHeads: 32,
+    nKvHeads: 8,
+    vocabSize: 128256,
+    contextLength: 2048,
+  },
   // attention-bound at long context (bench/topk-attention.ts): two heads of 64, 16k positions and a margin
-  "long-context": { name: "long-context", dim: 128, hiddenDim: 384, nLayers: 2, nHeads: 2, nKvHeads: 2, vocabSize: 512, contextLength: 16512 },
+  "long-context": {
+    name: "long-context",
+    dim: 128,
+    hiddenDim: 384,
+    nLayers: 2,
+    nHeads: 2,
+    nKvHeads: 2,
+    vocabSize: 512,
+    contextLength: 16512,
+  },
 };
 
 /** xorshift32 stream of roughly N(0, std) values (sum of uniforms): fast, deterministic, good enough for weights. */
@@ -54,7 +81,7 @@ function syntheticVocab(n: number): { tokens: string[]; scores: Float32Array; ty
   const letters = "abcdefghijklmnopqrstuvwxyz";
   for (let i = 0; tokens.length < n; i++) {
     let piece = "";
-    for (let v = i; ; v = Math.floor(v / 26) - 1) {
+    for (let v = i;; v = Math.floor(v / 26) - 1) {
       piece = letters[v % 26] + piece;
       if (v < 26) break;
     }
@@ -66,12 +93,18 @@ function syntheticVocab(n: number): { tokens: string[]; scores: Float32Array; ty
 }
 
 export async function writeSyntheticModel(path: string, shape: SyntheticShape, type: number = GGMLType.F32): Promise<void> {
-  if (type !== GGMLType.F32 && type !== GGMLType.F16) throw new Error("the synthetic writer makes F32 or F16 models; quantize them with kvasm quantize");
+  if (type !== GGMLType.F32 && type !== GGMLType.F16) {
+    throw new Error("the synthetic writer makes F32 or F16 models; quantize them with kvasm quantize");
+  }
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize } = shape;
   const headDim = dim / nHeads;
   const kvDim = nKvHeads * headDim;
   const vocab = syntheticVocab(vocabSize);
-  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({ key, type: { type: t } as GGUFMetadataEntry["type"], value });
+  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({
+    key,
+    type: { type: t } as GGUFMetadataEntry["type"],
+    value,
+  });
   const metadata: GGUFMetadataEntry[] = [
     md("general.architecture", "string", "llama"),
     md("general.name", "string", `synthetic ${shape.name}`),

@@ -15,8 +15,13 @@ await backend.init(64 << 20);
 const k = backend.kernels;
 const module = await kernelModule(pickVariant({ shared: true }));
 const pool = await ThreadPool.start({
-  threads: 2, kind: threadSupport()!, cores: await coreCount(), module, memory: backend.arena.memory,
-  exports: k as unknown as Record<string, unknown>, kernelNames: ["matmul_f32", "add"],
+  threads: 2,
+  kind: threadSupport()!,
+  cores: await coreCount(),
+  module,
+  memory: backend.arena.memory,
+  exports: k as unknown as Record<string, unknown>,
+  kernelNames: ["matmul_f32", "add"],
 });
 
 function time(fn: () => void, minMs = 200): number {
@@ -32,7 +37,11 @@ function time(fn: () => void, minMs = 200): number {
 
 const a = backend.alloc(1 << 16, "a");
 console.log(`empty op round trip: ${time(() => pool.splitOffset("add", [a, a, a, 0], [4, 4, 4, 0], 3, 0, 64)).toFixed(2)} µs`);
-console.log(`64-element add split: ${time(() => pool.splitOffset("add", [a, a, a, 64], [4, 4, 4, 0], 3, 64, 64)).toFixed(2)} µs, direct ${time(() => k.add(a, a, a, 64)).toFixed(2)} µs`);
+console.log(
+  `64-element add split: ${time(() => pool.splitOffset("add", [a, a, a, 64], [4, 4, 4, 0], 3, 64, 64)).toFixed(2)} µs, direct ${
+    time(() => k.add(a, a, a, 64)).toFixed(2)
+  } µs`,
+);
 
 const n = 768, maxD = 8192;
 const w = backend.alloc(n * maxD * 4, "w"), x = backend.alloc(n * 4, "x"), out = backend.alloc(maxD * 4, "out");

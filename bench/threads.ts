@@ -114,14 +114,18 @@ try {
   }
   const bw = models.map(streamBandwidth);
   console.log(`# ${runtime}, ${path.split("/").pop()}, decode ${decodeSteps} tokens, prefill ${prefillTokens} tokens, median of ${reps}`);
-  console.log("| threads | decode ms/token | decode speed-up | weight stream GB/s (limit) | decode GB/s (of limit) | prefill ms/token | prefill speed-up |");
+  console.log(
+    "| threads | decode ms/token | decode speed-up | weight stream GB/s (limit) | decode GB/s (of limit) | prefill ms/token | prefill speed-up |",
+  );
   console.log("|---|---|---|---|---|---|---|");
   const d0 = median(runs[0].decode), p0 = median(runs[0].prefill);
   threadCounts.forEach((n, i) => {
     const d = median(runs[i].decode), p = median(runs[i].prefill);
     const gbs = decodeBytes(models[i]) / (d / 1000) / 1e9;
     console.log(
-      `| ${n} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${bw[i].toFixed(1)} (${(bw[i] / bw[0]).toFixed(2)}x) | ${gbs.toFixed(1)} (${((100 * gbs) / bw[i]).toFixed(0)}%) | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`,
+      `| ${n} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${bw[i].toFixed(1)} (${(bw[i] / bw[0]).toFixed(2)}x) | ${gbs.toFixed(1)} (${
+        ((100 * gbs) / bw[i]).toFixed(0)
+      }%) | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`,
     );
   });
 } finally {

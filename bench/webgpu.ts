@@ -66,7 +66,11 @@ async function writeModel(path: string, s: SyntheticShape, type: number): Promis
   const headDim = s.dim / s.nHeads, kvDim = s.nKvHeads * headDim;
   const tokens = ["<unk>", "<s>", "</s>"];
   for (let i = tokens.length; i < s.vocabSize; i++) tokens.push(`▁t${i}`);
-  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({ key, type: { type: t } as GGUFMetadataEntry["type"], value });
+  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({
+    key,
+    type: { type: t } as GGUFMetadataEntry["type"],
+    value,
+  });
   const metadata: GGUFMetadataEntry[] = [
     md("general.architecture", "string", "llama"),
     md("llama.context_length", "u32", s.contextLength),
@@ -90,14 +94,25 @@ async function writeModel(path: string, s: SyntheticShape, type: number): Promis
     const my = seed++ * 2654435761;
     return { name, type, shape: [cols, rows], data: () => tensorBytes(type, cols, rows, my) };
   };
-  const norm = (name: string): GGUFTensorToWrite => ({ name, type: GGMLType.F32, shape: [s.dim], data: () => new Uint8Array(new Float32Array(s.dim).fill(1).buffer) });
+  const norm = (name: string): GGUFTensorToWrite => ({
+    name,
+    type: GGMLType.F32,
+    shape: [s.dim],
+    data: () => new Uint8Array(new Float32Array(s.dim).fill(1).buffer),
+  });
   const tensors = [mat("token_embd.weight", s.dim, s.vocabSize), norm("output_norm.weight")];
   for (let l = 0; l < s.nLayers; l++) {
     const p = `blk.${l}.`;
     tensors.push(
-      norm(p + "attn_norm.weight"), mat(p + "attn_q.weight", s.dim, s.dim), mat(p + "attn_k.weight", s.dim, kvDim),
-      mat(p + "attn_v.weight", s.dim, kvDim), mat(p + "attn_output.weight", s.dim, s.dim), norm(p + "ffn_norm.weight"),
-      mat(p + "ffn_gate.weight", s.dim, s.hiddenDim), mat(p + "ffn_up.weight", s.dim, s.hiddenDim), mat(p + "ffn_down.weight", s.hiddenDim, s.dim),
+      norm(p + "attn_norm.weight"),
+      mat(p + "attn_q.weight", s.dim, s.dim),
+      mat(p + "attn_k.weight", s.dim, kvDim),
+      mat(p + "attn_v.weight", s.dim, kvDim),
+      mat(p + "attn_output.weight", s.dim, s.dim),
+      norm(p + "ffn_norm.weight"),
+      mat(p + "ffn_gate.weight", s.dim, s.hiddenDim),
+      mat(p + "ffn_up.weight", s.dim, s.hiddenDim),
+      mat(p + "ffn_down.weight", s.hiddenDim, s.dim),
     );
   }
   await writeGGUF(await fileSink(path), metadata, tensors);
@@ -234,13 +249,15 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
     let t = performance.now();
     // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
-    if (!(keep && (() => {
-      try {
-        return g.Deno.statSync(path).isFile;
-      } catch {
-        return false;
-      }
-    })())) await writeModel(path, shape, type);
+    if (
+      !(keep && (() => {
+        try {
+          return g.Deno.statSync(path).isFile;
+        } catch {
+          return false;
+        }
+      })())
+    ) await writeModel(path, shape, type);
     const writeS = (performance.now() - t) / 1000;
     t = performance.now();
     const backend = new WebGpuBackend({ submitEvery });
@@ -272,10 +289,25 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     }
     const gbs = (weightBytes * greedy) / 1e9;
     const r = {
-      shape: shapeName, type: typeName, weightMB: +(weightBytes / 1e6).toFixed(1), writeS: +writeS.toFixed(1), loadS: +loadS.toFixed(1),
-      decodeTps: +decode.toFixed(1), greedyTps: +greedy.toFixed(1), sampledTps: +sampled.toFixed(1), sampledOverGreedy: +(sampled / greedy).toFixed(3), dispatchesPerToken: +dispatchesPerToken.toFixed(1), recordUsPerToken: +recordUsPerToken.toFixed(1),
-      ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}), greedyChunk: chunk, submitEvery, prefill128Tps: +prefill.toFixed(1), wasm1tPrefillTps: +wasmPrefill.toFixed(2),
-      prefillSpeedup: +(prefill / wasmPrefill).toFixed(1), decodeGBs: +gbs.toFixed(1), bandwidthShare: +(gbs / bandwidth).toFixed(3),
+      shape: shapeName,
+      type: typeName,
+      weightMB: +(weightBytes / 1e6).toFixed(1),
+      writeS: +writeS.toFixed(1),
+      loadS: +loadS.toFixed(1),
+      decodeTps: +decode.toFixed(1),
+      greedyTps: +greedy.toFixed(1),
+      sampledTps: +sampled.toFixed(1),
+      sampledOverGreedy: +(sampled / greedy).toFixed(3),
+      dispatchesPerToken: +dispatchesPerToken.toFixed(1),
+      recordUsPerToken: +recordUsPerToken.toFixed(1),
+      ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),
+      greedyChunk: chunk,
+      submitEvery,
+      prefill128Tps: +prefill.toFixed(1),
+      wasm1tPrefillTps: +wasmPrefill.toFixed(2),
+      prefillSpeedup: +(prefill / wasmPrefill).toFixed(1),
+      decodeGBs: +gbs.toFixed(1),
+      bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };
     if (profile) Object.assign(r, { profileUs: await profileDecode(path, 32) });
     console.log(JSON.stringify(r));

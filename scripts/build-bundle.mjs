@@ -50,15 +50,20 @@ const common = {
 const inlineKernels = (variants = VARIANTS) => ({
   name: "kvasm-inline-kernels",
   setup(build) {
-    build.onResolve({ filter: /[/\\]binaries\.ts$/ }, (args) =>
-      args.importer.endsWith("wasm.ts") && args.importer.includes("kernels") ? { path: "kvasm:binaries", namespace: "kvasm" } : undefined);
+    build.onResolve(
+      { filter: /[/\\]binaries\.ts$/ },
+      (args) =>
+        args.importer.endsWith("wasm.ts") && args.importer.includes("kernels") ? { path: "kvasm:binaries", namespace: "kvasm" } : undefined,
+    );
     build.onLoad({ filter: /^kvasm:binaries$/, namespace: "kvasm" }, () => ({
       resolveDir: root,
       loader: "ts",
       contents: [
         ...variants.map((v, i) => `import k${i} from "./build/kvasm-${v}.wasm";`),
         `export type KernelVariant = ${VARIANTS.map((v) => JSON.stringify(v)).join(" | ")};`,
-        `const BYTES: Partial<Record<KernelVariant, Uint8Array>> = { ${variants.map((v, i) => `${JSON.stringify(v)}: k${i}`).join(", ")} };`,
+        `const BYTES: Partial<Record<KernelVariant, Uint8Array>> = { ${
+          variants.map((v, i) => `${JSON.stringify(v)}: k${i}`).join(", ")
+        } };`,
         `export function kernelBytes(variant: KernelVariant): Promise<Uint8Array> {`,
         `  const b = BYTES[variant];`,
         `  return b ? Promise.resolve(b) : Promise.reject(new Error(\`this bundle carries no \${variant} kernel build (the edge bundle runs on one thread: load with threads: 1)\`));`,
@@ -102,11 +107,19 @@ function inlineWorker(workerCode) {
   };
 }
 
-const worker = await esbuild.build({ ...common, entryPoints: [`${root}src/threads/worker.ts`], write: false, minify: true, plugins: [inlineKernels()] });
+const worker = await esbuild.build({
+  ...common,
+  entryPoints: [`${root}src/threads/worker.ts`],
+  write: false,
+  minify: true,
+  plugins: [inlineKernels()],
+});
 const workerCode = worker.outputFiles[0].contents;
 
 const bundles = ENTRIES.map((e) => ({ name: e.bundle, source: e.source, outfile: `${outdir}/${e.bundle}.mjs`, standalone: false }));
-if (standaloneCli) bundles.push({ name: "kvasm-cli", source: "src/cli.ts", outfile: `${outdir}/standalone/kvasm-cli.mjs`, standalone: true });
+if (standaloneCli) {
+  bundles.push({ name: "kvasm-cli", source: "src/cli.ts", outfile: `${outdir}/standalone/kvasm-cli.mjs`, standalone: true });
+}
 for (const { name, source, outfile, standalone } of bundles) {
   await esbuild.build({
     ...common,
@@ -129,5 +142,7 @@ for (const { name, source, outfile, standalone } of bundles) {
 }
 if (!quiet) {
   const kernels = VARIANTS.reduce((n, v) => n + statSync(`${root}build/kvasm-${v}.wasm`).size, 0);
-  console.log(`kernels inlined: ${(kernels / 1024).toFixed(0)} KB in ${VARIANTS.length} builds; worker: ${(workerCode.length / 1024).toFixed(0)} KB`);
+  console.log(
+    `kernels inlined: ${(kernels / 1024).toFixed(0)} KB in ${VARIANTS.length} builds; worker: ${(workerCode.length / 1024).toFixed(0)} KB`,
+  );
 }

@@ -20,7 +20,9 @@ function run(cmd, argv) {
   }
 }
 
-if (!args.includes("--no-bundle")) run(process.execPath, [`${root}scripts/build-bundle.mjs`, "--quiet", "--standalone-cli", "--outdir", outdir]);
+if (!args.includes("--no-bundle")) {
+  run(process.execPath, [`${root}scripts/build-bundle.mjs`, "--quiet", "--standalone-cli", "--outdir", outdir]);
+}
 const t0 = Date.now();
 run(`${root}node_modules/.bin/bun`, ["build", "--compile", `${outdir}/standalone/kvasm-cli.mjs`, "--outfile", outfile]);
 console.log(`built ${outfile} (${(statSync(outfile).size / 1048576).toFixed(1)} MB) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

@@ -76,7 +76,9 @@ const fromEnvironment: { fetch(req: Request): Promise<Response> } = {
   fetch(req: Request): Promise<Response> {
     if (!fromEnv) {
       const url = env("KVASM_MODEL_URL");
-      if (!url) return Promise.resolve(new HttpError(503, "KVASM_MODEL_URL is not set", "server_error", null, "model_unavailable").response());
+      if (!url) {
+        return Promise.resolve(new HttpError(503, "KVASM_MODEL_URL is not set", "server_error", null, "model_unavailable").response());
+      }
       fromEnv = createEdgeHandler({ model: url, apiKey: env("KVASM_API_KEY") });
     }
     return fromEnv.fetch(req);

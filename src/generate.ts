@@ -87,7 +87,9 @@ export async function* generate(
         finishReason = "abort";
         break;
       }
-      const pick = ahead && ahead.at < ahead.ids.length ? { id: ahead.ids[ahead.at++], logprob: NaN, top: [] } : sampler.sample(logits, history.subarray(0, nHistory));
+      const pick = ahead && ahead.at < ahead.ids.length
+        ? { id: ahead.ids[ahead.at++], logprob: NaN, top: [] }
+        : sampler.sample(logits, history.subarray(0, nHistory));
       if (tok.isEndOfGeneration(pick.id)) {
         finishReason = "stop";
         break;
@@ -142,7 +144,8 @@ function runAhead(model: Model, sampler: Sampler, opts: GenerateOptions): "greed
   const p = sampler.params;
   if (p.logprobs !== 0 || opts.onToken) return null;
   const greedy = p.temperature === 0 || p.topK === 1;
-  const untouched = p.logitBias.size === 0 && (p.repeatPenalty === 1 || p.repeatLastN === 0) && p.presencePenalty === 0 && p.frequencyPenalty === 0;
+  const untouched = p.logitBias.size === 0 && (p.repeatPenalty === 1 || p.repeatLastN === 0) && p.presencePenalty === 0 &&
+    p.frequencyPenalty === 0;
   if (greedy) return model.backend.argmax && untouched ? "greedy" : null;
   return model.sampledOnDevice(sampler) ? "sampled" : null;
 }

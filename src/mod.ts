@@ -6,9 +6,9 @@
  *   for await (const piece of model.generate("Once upon a time", { temperature: 0 })) out(piece);
  *   await model.close();
  */
-export { loadModel, Model, type LoadOptions, type StepInput } from "./model/model.ts";
+export { loadModel, type LoadOptions, Model, type StepInput } from "./model/model.ts";
 export type { ModelInput } from "./io/model-input.ts";
-export { generate, type FinishReason, type GeneratedToken, type GenerateOptions, type GenerationResult } from "./generate.ts";
+export { type FinishReason, generate, type GeneratedToken, type GenerateOptions, type GenerationResult } from "./generate.ts";
 export { Sampler, type SampleResult, type TokenLogprob } from "./sampling/sampler.ts";
 export { Engine, type EngineOptions, QueueFullError } from "./engine/engine.ts";
 export {
@@ -29,7 +29,7 @@ export { WasmBackend } from "./backends/wasm.ts";
 export { ThreadedWasmBackend } from "./backends/wasm-threads.ts";
 export { selectBackend } from "./backends/select.ts";
 export { WebGpuBackend } from "./backends/webgpu/backend.ts";
-export { webgpuStatus, WebGpuError } from "./backends/webgpu/device.ts";
+export { WebGpuError, webgpuStatus } from "./backends/webgpu/device.ts";
 export { openModelFile } from "./formats/open.ts";
 export { DEFAULT_HEADER_LIMITS, type HeaderLimits } from "./formats/types.ts";
 export { readGGUF } from "./formats/gguf.ts";
@@ -49,6 +49,6 @@ export {
 export type { ByteSource } from "./io/source.ts";
 export { BytesSource } from "./io/source.ts";
 export { createHandler, type HandlerOptions, type KvasmHandler } from "./server/handler.ts";
-export { serve, type FetchHandler, type RunningServer, type ServeOptions } from "./server/serve.ts";
+export { type FetchHandler, type RunningServer, serve, type ServeOptions } from "./server/serve.ts";
 export { ChatTemplate } from "./server/chat-template.ts";
 export { createEdgeHandler, type EdgeHandler, type EdgeOptions } from "./edge.ts";

@@ -487,6 +487,7 @@ async function runAttention(
 }
 
 /** Dense softmax attention, softmax(Q K^T / sqrt(D)) V, optionally causal: the baseline the variants are measured against. */
+// deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
 export async function denseAttention(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; causal?: boolean },
   opts?: OpsOptions,
@@ -508,6 +509,7 @@ export async function denseAttention(
  * dense masked reference make.py computes): row t attends keys |t - t'| <= window_overlap. Only the band is
  * computed: T (2w + 1) (D + Dv) time, no T x T scores.
  */
+// deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
 export async function slidingWindowBidirectional(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; window_overlap: number },
   opts?: OpsOptions,
@@ -523,6 +525,7 @@ export async function slidingWindowBidirectional(
  * softmaxes them and mixes those k values. The seed walks the queries in num_chunks chunks of floor(T / num_chunks)
  * rows, so its output has num_chunks * floor(T / num_chunks) rows (a remainder is dropped); this does the same.
  */
+// deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
 export async function sparseTopK(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; k: number; num_chunks: number },
   opts?: OpsOptions,

@@ -84,7 +84,11 @@ for (const arch of ARCHS) {
       if (arch.startsWith("gptneox")) {
         const c = m.config as unknown as { parallelResidual: boolean; activation: string };
         const sequential = arch === "gptneox-sequential";
-        assertEquals([c.parallelResidual, c.activation], [!sequential, sequential ? "gelu_tanh" : "gelu_erf"], "NeoX residual and GELU form");
+        assertEquals(
+          [c.parallelResidual, c.activation],
+          [!sequential, sequential ? "gelu_tanh" : "gelu_erf"],
+          "NeoX residual and GELU form",
+        );
       }
       if (arch === "gpt2") assert(fs.existsSync(path.join(fixture(arch), "model.safetensors.index.json")), "the GPT-2 fixture is sharded");
       if (exp.sliding_window) assertEquals(m.config.slidingWindow, exp.sliding_window, "sliding window from config.json");
@@ -107,7 +111,10 @@ for (const arch of ARCHS) {
     // llama.cpp's names, no Hugging Face ones
     const gguf = await readGGUF(new BytesSource(bytes));
     assert(gguf.tensors.has("token_embd.weight") && gguf.tensors.has("blk.1.ffn_down.weight"), "llama.cpp tensor names");
-    assert(![...gguf.tensors.keys()].some((n) => n.startsWith("model.") || n.startsWith("transformer.") || n.startsWith("gpt_neox.")), "no HF names left");
+    assert(
+      ![...gguf.tensors.keys()].some((n) => n.startsWith("model.") || n.startsWith("transformer.") || n.startsWith("gpt_neox.")),
+      "no HF names left",
+    );
     if (arch === "llama") assert(gguf.tensors.has("rope_freqs.weight"), "Llama 3 scaling as rope_freqs.weight");
     const m = await loadModel(bytes, { threads: 1 });
     try {
@@ -139,28 +146,32 @@ const STORIES_HF = sharedPath("models/stories260K/hf");
 const STORIES_TOK = sharedPath("models/stories260K/tok512.model");
 const GOLDEN = sharedPath("golden/stories260K.json");
 
-testShared("stories260K/hf (Hugging Face layout, rotate_half RoPE) reproduces its golden row", [STORIES_HF, STORIES_TOK, GOLDEN], async () => {
-  const rows = readJSON<Array<Record<string, unknown>>>(GOLDEN);
-  const row = rows.find((r) => String(r.model).startsWith("stories260K/hf"))!;
-  assert(row, "golden row for stories260K/hf");
-  const m = await loadModel(STORIES_HF, { tokenizer: STORIES_TOK, threads: 1 });
-  try {
-    assertEquals(m.config.ropeStyle, "halves");
-    const ids = m.tokenizer.encode(row.prompt as string);
-    assertEquals(ids, row.prompt_ids as number[], "prompt ids");
-    const seq = m.newSequence();
-    const logits = (await m.prefill(seq, ids)).slice();
-    m.releaseSequence(seq);
-    const top5 = row.logits_after_prompt_top5 as Array<[number, number]>;
-    const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 5);
-    assertEquals(order, top5.map(([id]) => id), "top-5 ids after the prompt");
-    assertClose(top5.map(([id]) => logits[id]), top5.map(([, l]) => l), TOL, "top-5 logits", top5[0][1]);
-    const want = row.greedy_ids as number[];
-    assertEquals(await greedy(m, ids, want.length), want, "greedy ids");
-  } finally {
-    await m.close();
-  }
-});
+testShared(
+  "stories260K/hf (Hugging Face layout, rotate_half RoPE) reproduces its golden row",
+  [STORIES_HF, STORIES_TOK, GOLDEN],
+  async () => {
+    const rows = readJSON<Array<Record<string, unknown>>>(GOLDEN);
+    const row = rows.find((r) => String(r.model).startsWith("stories260K/hf"))!;
+    assert(row, "golden row for stories260K/hf");
+    const m = await loadModel(STORIES_HF, { tokenizer: STORIES_TOK, threads: 1 });
+    try {
+      assertEquals(m.config.ropeStyle, "halves");
+      const ids = m.tokenizer.encode(row.prompt as string);
+      assertEquals(ids, row.prompt_ids as number[], "prompt ids");
+      const seq = m.newSequence();
+      const logits = (await m.prefill(seq, ids)).slice();
+      m.releaseSequence(seq);
+      const top5 = row.logits_after_prompt_top5 as Array<[number, number]>;
+      const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 5);
+      assertEquals(order, top5.map(([id]) => id), "top-5 ids after the prompt");
+      assertClose(top5.map(([id]) => logits[id]), top5.map(([, l]) => l), TOL, "top-5 logits", top5[0][1]);
+      const want = row.greedy_ids as number[];
+      assertEquals(await greedy(m, ids, want.length), want, "greedy ids");
+    } finally {
+      await m.close();
+    }
+  },
+);
 
 // ---------------------------------------------------------------- typed errors
 
@@ -236,7 +247,10 @@ test("bf16 safetensors load: norms and biases widened to f32, matrices run as BF
   const { f32ToBf16 } = await import("../src/quant/half.ts");
   const src = fs.readFileSync(path.join(fixture("qwen2"), "model.safetensors"));
   const hlen = Number(new DataView(src.buffer, src.byteOffset, 8).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(src.subarray(8, 8 + hlen))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(new TextDecoder().decode(src.subarray(8, 8 + hlen))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   const data = src.subarray(8 + hlen);
   const out: Record<string, unknown> = {};
   const chunks: Uint8Array[] = [];

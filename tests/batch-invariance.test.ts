@@ -33,7 +33,11 @@ async function syntheticModel(type: GGMLTypeId): Promise<Uint8Array> {
   types[0] = 2;
   types[1] = types[2] = 3;
   for (let b = 0; b < 256; b++) types[3 + b] = 6;
-  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({ key, type: { type: t } as GGUFMetadataEntry["type"], value });
+  const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({
+    key,
+    type: { type: t } as GGUFMetadataEntry["type"],
+    value,
+  });
   const metadata: GGUFMetadataEntry[] = [
     md("general.architecture", "string", "llama"),
     md("llama.context_length", "u32", CONTEXT),

@@ -56,7 +56,9 @@ testShared("beam: width 4 returns the 4 best sequences under the length penalty 
     await e.close();
     await m.close();
     assertEquals(res.choices.map((c) => c.tokens), all.slice(0, 4).map((h) => h.tokens), `lengthPenalty ${lengthPenalty}`);
-    for (let i = 0; i < 4; i++) assert(Math.abs(res.choices[i].score! - all[i].score) < 1e-4, `score ${i}: ${res.choices[i].score} vs ${all[i].score}`);
+    for (let i = 0; i < 4; i++) {
+      assert(Math.abs(res.choices[i].score! - all[i].score) < 1e-4, `score ${i}: ${res.choices[i].score} vs ${all[i].score}`);
+    }
   }
 });
 

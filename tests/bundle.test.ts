@@ -53,11 +53,13 @@ testShared("the edge bundle (single-thread kernels only) answers a completion fr
   try {
     const { createEdgeHandler } = await import(path.join(work, "kvasm-edge.mjs"));
     const edge = createEdgeHandler({ model: new Uint8Array(fs.readFileSync(MODEL)) });
-    const r: Response = await edge.fetch(new Request("http://edge.local/v1/completions", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 24, temperature: 0 }),
-    }));
+    const r: Response = await edge.fetch(
+      new Request("http://edge.local/v1/completions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 24, temperature: 0 }),
+      }),
+    );
     assertEquals(r.status, 200);
     const body = await r.json() as { choices: Array<{ text: string }> };
     assert(golden().startsWith("Once upon a time" + body.choices[0].text), body.choices[0].text);

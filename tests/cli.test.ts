@@ -21,7 +21,13 @@ interface Row {
 }
 
 function capture() {
-  const io = { stdout: "", stderr: "", out: (s: string) => void (io.stdout += s), err: (s: string) => void (io.stderr += s), errIsTTY: false };
+  const io = {
+    stdout: "",
+    stderr: "",
+    out: (s: string) => void (io.stdout += s),
+    err: (s: string) => void (io.stderr += s),
+    errIsTTY: false,
+  };
   return io;
 }
 
@@ -31,17 +37,47 @@ const MODEL = sharedPath("models", "synthetic-quants", "synthq-q8_0.gguf");
 testShared("cli: generate --ggml-order --json gives llama.cpp's greedy ids", [MODEL, GOLDEN], async () => {
   const row = readJSON<Row[]>(GOLDEN).find((r) => r.model === "synthetic-quants/synthq-q8_0.gguf")!;
   const io = capture();
-  const args = ["generate", "--model", MODEL, "--prompt-ids", row.prompt_ids.join(","), "--max-tokens", "24", "--temperature", "0", "--threads", "1", "--ggml-order", "--json"];
+  const args = [
+    "generate",
+    "--model",
+    MODEL,
+    "--prompt-ids",
+    row.prompt_ids.join(","),
+    "--max-tokens",
+    "24",
+    "--temperature",
+    "0",
+    "--threads",
+    "1",
+    "--ggml-order",
+    "--json",
+  ];
   assertEquals(await main(args, io), 0, io.stderr);
   const line = JSON.parse(io.stdout.trim());
   assertEquals(line.tokens, row.greedy_ids.slice(0, 24));
   assert(/kv f16/.test(io.stderr), `the F16 cache is used: ${io.stderr}`);
 });
 
-testShared("cli: generate --ggml-order streams the same tokens as text", [sharedPath("models", "stories260K", "stories260K-q8_0.gguf"), sharedPath("golden", "stories260K.json")], async () => {
+testShared("cli: generate --ggml-order streams the same tokens as text", [
+  sharedPath("models", "stories260K", "stories260K-q8_0.gguf"),
+  sharedPath("golden", "stories260K.json"),
+], async () => {
   const row = readJSON<Row[]>(sharedPath("golden", "stories260K.json")).find((r) => r.model === "stories260K/stories260K-q8_0.gguf")!;
   const io = capture();
-  const args = ["generate", "--model", sharedPath("models", "stories260K", "stories260K-q8_0.gguf"), "--prompt", row.prompt, "--max-tokens", "40", "--temperature", "0", "--threads", "1", "--ggml-order"];
+  const args = [
+    "generate",
+    "--model",
+    sharedPath("models", "stories260K", "stories260K-q8_0.gguf"),
+    "--prompt",
+    row.prompt,
+    "--max-tokens",
+    "40",
+    "--temperature",
+    "0",
+    "--threads",
+    "1",
+    "--ggml-order",
+  ];
   assertEquals(await main(args, io), 0, io.stderr);
   const { loadModel } = await import("../src/model/model.ts");
   const model = await loadModel(sharedPath("models", "stories260K", "stories260K-q8_0.gguf"));
@@ -115,7 +151,21 @@ testShared("cli: chat through piped stdin keeps the conversation: the second tur
   const system = "You tell stories.", user1 = "Tell me about a cat.", user2 = "And then?";
   const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
   const [exe, pre] = deno ? [deno.execPath(), ["run", "-A"]] : [process.execPath, []];
-  const args = [...pre, path.join(REPO, "src", "cli.ts"), "chat", "--model", CHAT_MODEL, "--temperature", "0", "--max-tokens", "24", "--threads", "1", "--system", system];
+  const args = [
+    ...pre,
+    path.join(REPO, "src", "cli.ts"),
+    "chat",
+    "--model",
+    CHAT_MODEL,
+    "--temperature",
+    "0",
+    "--max-tokens",
+    "24",
+    "--threads",
+    "1",
+    "--system",
+    system,
+  ];
   const r = spawnSync(exe, args, { input: `${user1}\n${user2}\n`, encoding: "utf8", cwd: REPO, timeout: 120_000 });
   assertEquals(r.status, 0, r.stderr);
   const counts = [...r.stderr.matchAll(/\[prompt (\d+) tokens/g)].map((m) => Number(m[1]));

@@ -162,8 +162,10 @@ testShared("engine: asking for more KV pages than exist fails only the request t
 
 testShared("engine: prefix reuse computes only the new tokens and gives the same output", [MODEL], async () => {
   const m0 = await loadModel(MODEL);
-  const prefix = m0.tokenizer.encode("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big tree with a swing. " +
-      "She ran to the swing and sat on it. Her mom pushed her high into the sky and Lily laughed.");
+  const prefix = m0.tokenizer.encode(
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big tree with a swing. " +
+      "She ran to the swing and sat on it. Her mom pushed her high into the sky and Lily laughed.",
+  );
   await m0.close();
   assert(prefix.length >= 64, `prefix of ${prefix.length} tokens`);
   const shared = prefix.slice(0, 64);

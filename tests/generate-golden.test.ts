@@ -40,7 +40,12 @@ for (const file of ["stories260K.gguf", "stories260K-f16.gguf"]) {
   });
 }
 
-for (const [bin, tok] of [["stories260K/stories260K.bin", "stories260K/tok512.bin"], ["aidreams260K/aidreams260K.bin", "aidreams260K/tok512.bin"]]) {
+for (
+  const [bin, tok] of [["stories260K/stories260K.bin", "stories260K/tok512.bin"], [
+    "aidreams260K/aidreams260K.bin",
+    "aidreams260K/tok512.bin",
+  ]]
+) {
   const path = sharedPath("models", bin), tokPath = sharedPath("models", tok);
   testShared(`llama2.c golden: ${bin} greedy text`, [path, tokPath, GOLDEN], async () => {
     const ref = row(bin);
@@ -52,26 +57,49 @@ for (const [bin, tok] of [["stories260K/stories260K.bin", "stories260K/tok512.bi
   });
 }
 
-testShared("a prompt longer than the context is a ContextLengthError", [sharedPath("models", "aidreams260K", "aidreams260K.bin")], async () => {
-  const model = await loadModel(sharedPath("models", "aidreams260K", "aidreams260K.bin"), { tokenizer: sharedPath("models", "aidreams260K", "tok512.bin") });
-  try {
-    const long = "Once upon a time ".repeat(60);
-    const err = await assertRejects(() => generate(model, long, { maxTokens: 4 }).next(), ContextLengthError, /prompt needs \d+ positions but the context holds 128/);
-    assert((err as ContextLengthError).limit === 128);
-    // the model is still usable after the error
-    const ok = await generate(model, "Once upon a time", { temperature: 0, maxTokens: 3 }).next();
-    assert(!ok.done || ok.value.tokens.length > 0, "generation after an error still works");
-  } finally {
-    await model.close();
-  }
-});
+testShared(
+  "a prompt longer than the context is a ContextLengthError",
+  [sharedPath("models", "aidreams260K", "aidreams260K.bin")],
+  async () => {
+    const model = await loadModel(sharedPath("models", "aidreams260K", "aidreams260K.bin"), {
+      tokenizer: sharedPath("models", "aidreams260K", "tok512.bin"),
+    });
+    try {
+      const long = "Once upon a time ".repeat(60);
+      const err = await assertRejects(
+        () => generate(model, long, { maxTokens: 4 }).next(),
+        ContextLengthError,
+        /prompt needs \d+ positions but the context holds 128/,
+      );
+      assert((err as ContextLengthError).limit === 128);
+      // the model is still usable after the error
+      const ok = await generate(model, "Once upon a time", { temperature: 0, maxTokens: 3 }).next();
+      assert(!ok.done || ok.value.tokens.length > 0, "generation after an error still works");
+    } finally {
+      await model.close();
+    }
+  },
+);
 
 testShared("generation stops at the end of the context", [sharedPath("models", "aidreams260K", "aidreams260K.bin")], async () => {
-  const r = await greedy(sharedPath("models", "aidreams260K", "aidreams260K.bin"), "Once upon a time", 1000, sharedPath("models", "aidreams260K", "tok512.bin"));
+  const r = await greedy(
+    sharedPath("models", "aidreams260K", "aidreams260K.bin"),
+    "Once upon a time",
+    1000,
+    sharedPath("models", "aidreams260K", "tok512.bin"),
+  );
   assertEquals(r.promptTokens.length + r.tokens.length, 128 + 1, "prompt + generated = context + the token sampled from the last position");
   assertEquals(r.finishReason, "length");
 });
 
-testShared("an unsupported tensor type names the tensor and the type", [sharedPath("models", "synthetic-quants", "synthq-iq4_xs.gguf")], async () => {
-  await assertRejects(() => loadModel(sharedPath("models", "synthetic-quants", "synthq-iq4_xs.gguf")), UnsupportedError, /tensor \S+ has type IQ4_XS/);
-});
+testShared(
+  "an unsupported tensor type names the tensor and the type",
+  [sharedPath("models", "synthetic-quants", "synthq-iq4_xs.gguf")],
+  async () => {
+    await assertRejects(
+      () => loadModel(sharedPath("models", "synthetic-quants", "synthq-iq4_xs.gguf")),
+      UnsupportedError,
+      /tensor \S+ has type IQ4_XS/,
+    );
+  },
+);

@@ -42,7 +42,9 @@ export async function departures(model: Model, promptIds: number[], refIds: numb
         } else if (second < 0 || logits[j] > logits[second]) second = j;
       }
       const ref = refIds[i];
-      if (best !== ref) out.push({ step: i, kvasm: best, reference: ref, gap: logits[best] - logits[ref], referenceIsSecond: second === ref });
+      if (best !== ref) {
+        out.push({ step: i, kvasm: best, reference: ref, gap: logits[best] - logits[ref], referenceIsSecond: second === ref });
+      }
       if (i + 1 < refIds.length) logits = await model.decodeOne(seq, ref);
     }
   } finally {
@@ -56,7 +58,8 @@ export function violations(ds: Departure[]): string[] {
   return ds.filter((d) => !(d.referenceIsSecond && d.gap < 1e-2)).map(describe);
 }
 
-const describe = (d: Departure) => `step ${d.step}: kvasm ${d.kvasm}, reference ${d.reference} (second: ${d.referenceIsSecond}, gap ${d.gap})`;
+const describe = (d: Departure) =>
+  `step ${d.step}: kvasm ${d.kvasm}, reference ${d.reference} (second: ${d.referenceIsSecond}, gap ${d.gap})`;
 
 const STORIES = sharedPath("golden", "stories260K.json");
 const SYNTH = sharedPath("golden", "synthetic-quants.json");
@@ -87,7 +90,9 @@ async function top5Mismatches(model: Model, row: SynthRow): Promise<string[]> {
   const seq = model.newSequence();
   try {
     const logits = await model.prefill(seq, row.prompt_ids);
-    return row.top5_after_prompt.filter(([id, v]) => logits[id] !== Math.fround(v)).map(([id, v]) => `"${row.prompt}" logit of ${id}: ${logits[id]}, llama.cpp ${v}`);
+    return row.top5_after_prompt.filter(([id, v]) => logits[id] !== Math.fround(v)).map(([id, v]) =>
+      `"${row.prompt}" logit of ${id}: ${logits[id]}, llama.cpp ${v}`
+    );
   } finally {
     model.releaseSequence(seq);
   }
@@ -117,7 +122,10 @@ for (const t of SYNTH_TYPES) {
   });
 }
 
-testShared("kvasm's quantizer: stories260K quantized to Q8_0 by kvasm matches llama.cpp's Q8_0 row", [sharedPath("models", "stories260K", "stories260K.gguf"), STORIES], async () => {
+testShared("kvasm's quantizer: stories260K quantized to Q8_0 by kvasm matches llama.cpp's Q8_0 row", [
+  sharedPath("models", "stories260K", "stories260K.gguf"),
+  STORIES,
+], async () => {
   const { openModelFile } = await import("../src/formats/open.ts");
   const { BytesSink } = await import("../src/formats/gguf-writer.ts");
   const { quantizeModel } = await import("../src/quant/quantize.ts");
@@ -135,7 +143,9 @@ testShared("kvasm's quantizer: stories260K quantized to Q8_0 by kvasm matches ll
   const model = await loadModel(ours, { threads: 1 });
   try {
     // same tensor types as llama.cpp chose (ffn_down stays F16: 172 does not split into blocks of 32)
-    for (const [name, t] of theirs.tensors) assert(model.file.tensors.get(name)?.type === t.type, `${name}: type ${model.file.tensors.get(name)?.type} vs llama.cpp ${t.type}`);
+    for (const [name, t] of theirs.tensors) {
+      assert(model.file.tensors.get(name)?.type === t.type, `${name}: type ${model.file.tensors.get(name)?.type} vs llama.cpp ${t.type}`);
+    }
     const bad = violations(await departures(model, row.prompt_ids, row.greedy_ids));
     assert(bad.length === 0, bad.join("\n"));
   } finally {
@@ -143,30 +153,34 @@ testShared("kvasm's quantizer: stories260K quantized to Q8_0 by kvasm matches ll
   }
 });
 
-testShared("ggmlOrder on two threads (every op split): the same logits bit for bit, stories260K and every synthetic file", [SYNTH, STORIES], async () => {
-  const { threadSupport } = await import("../src/threads/spawn.ts");
-  const { ThreadedWasmBackend } = await import("../src/backends/wasm-threads.ts");
-  if (!threadSupport()) return; // this runtime has no Workers: the single-thread path above is the whole story
-  const bad: string[] = [];
-  for (const t of SYNTH_TYPES) {
-    const backend = new ThreadedWasmBackend({ threads: 2, minWork: 0, ggmlOrder: true });
-    const model = await loadModel(sharedPath("models", "synthetic-quants", `synthq-${t}.gguf`), { backend, kvCacheType: "f16" });
-    try {
-      for (const row of readJSON<SynthRow[]>(SYNTH).filter((r) => r.model === `synthetic-quants/synthq-${t}.gguf`)) {
-        bad.push(...(await top5Mismatches(model, row)).map((m) => `${t} ${m}`));
+testShared(
+  "ggmlOrder on two threads (every op split): the same logits bit for bit, stories260K and every synthetic file",
+  [SYNTH, STORIES],
+  async () => {
+    const { threadSupport } = await import("../src/threads/spawn.ts");
+    const { ThreadedWasmBackend } = await import("../src/backends/wasm-threads.ts");
+    if (!threadSupport()) return; // this runtime has no Workers: the single-thread path above is the whole story
+    const bad: string[] = [];
+    for (const t of SYNTH_TYPES) {
+      const backend = new ThreadedWasmBackend({ threads: 2, minWork: 0, ggmlOrder: true });
+      const model = await loadModel(sharedPath("models", "synthetic-quants", `synthq-${t}.gguf`), { backend, kvCacheType: "f16" });
+      try {
+        for (const row of readJSON<SynthRow[]>(SYNTH).filter((r) => r.model === `synthetic-quants/synthq-${t}.gguf`)) {
+          bad.push(...(await top5Mismatches(model, row)).map((m) => `${t} ${m}`));
+        }
+      } finally {
+        await model.close();
       }
+    }
+    // stories260K's FFN is 172 wide: SwiGLU splits by whole rows, and Q4_0 rows % 8 != 0 take vec_dot's order
+    const row = readJSON<Row[]>(STORIES).find((r) => r.model === "stories260K/stories260K-q4_0.gguf")!;
+    const backend = new ThreadedWasmBackend({ threads: 2, minWork: 0, ggmlOrder: true });
+    const model = await loadModel(sharedPath("models", "stories260K", "stories260K-q4_0.gguf"), { backend, kvCacheType: "f16" });
+    try {
+      bad.push(...(await departures(model, row.prompt_ids, row.greedy_ids)).map((d) => `stories260K-q4_0 ${describe(d)}`));
     } finally {
       await model.close();
     }
-  }
-  // stories260K's FFN is 172 wide: SwiGLU splits by whole rows, and Q4_0 rows % 8 != 0 take vec_dot's order
-  const row = readJSON<Row[]>(STORIES).find((r) => r.model === "stories260K/stories260K-q4_0.gguf")!;
-  const backend = new ThreadedWasmBackend({ threads: 2, minWork: 0, ggmlOrder: true });
-  const model = await loadModel(sharedPath("models", "stories260K", "stories260K-q4_0.gguf"), { backend, kvCacheType: "f16" });
-  try {
-    bad.push(...(await departures(model, row.prompt_ids, row.greedy_ids)).map((d) => `stories260K-q4_0 ${describe(d)}`));
-  } finally {
-    await model.close();
-  }
-  assert(bad.length === 0, bad.join("\n"));
-});
+    assert(bad.length === 0, bad.join("\n"));
+  },
+);

@@ -109,7 +109,7 @@ function ggmlDot(kind: Kind, b: Uint8Array, w: number, x: number, nb: number): n
       const m = (j: number) => scaleMinK4(b, w + 4, j)[1];
       const q8s = (j: number) => bs(2 * j) + bs(2 * j + 1);
       const prod = [0, 1, 2, 3].map((k) => m(2 * k) * q8s(2 * k) + m(2 * k + 1) * q8s(2 * k + 1));
-      if (kind === "q4_k") for (let k = 0; k < 4; k++) accM[k] = fma(dmin, f(prod[k]), accM[k]);
+      if (kind === "q4_k") { for (let k = 0; k < 4; k++) accM[k] = fma(dmin, f(prod[k]), accM[k]); }
       else summs = fma(dmin, f(prod[0] + prod[1] + prod[2] + prod[3]), summs);
     }
     for (let l = 0; l < 8; l++) acc[l] = fma(d, f(lanes[l]), acc[l]);
@@ -145,7 +145,10 @@ for (const [kind, name] of KERNELS) {
         for (let i = 0; i < WBYTES[kind]; i++) u8[p + i] = Math.floor(rnd() * 256);
         if (r >= d - 2) {
           if (kind !== "q6_k") u8.fill(0xff, p, p + WBYTES[kind]);
-          else { u8.fill(0xff, p + 128, p + 192); for (let i = 192; i < 208; i++) u8[p + i] = 100 + Math.floor(rnd() * 28); } // q 48..63, scales 100..127
+          else {
+            u8.fill(0xff, p + 128, p + 192);
+            for (let i = 192; i < 208; i++) u8[p + i] = 100 + Math.floor(rnd() * 28);
+          } // q 48..63, scales 100..127
         }
         const dOff = kind === "q2_k" ? 80 : kind === "q3_k" ? 108 : kind === "q6_k" ? 208 : 0;
         dv.setUint16(p + dOff, 0x1000 + Math.floor(rnd() * 0x2800), true);
@@ -159,7 +162,9 @@ for (const [kind, name] of KERNELS) {
       for (let b = 0; b < nb; b++) {
         const q = X + t * rowA + b * 292;
         dv.setFloat32(q, (rnd() - 0.5) * 0.05, true);
-        for (let j = 0; j < 256; j++) dv.setInt8(q + 4 + j, t === 3 ? ((j & 31) < 4 ? 127 : -127) * (b & 1 ? -1 : 1) : Math.floor(rnd() * 255) - 127);
+        for (let j = 0; j < 256; j++) {
+          dv.setInt8(q + 4 + j, t === 3 ? ((j & 31) < 4 ? 127 : -127) * (b & 1 ? -1 : 1) : Math.floor(rnd() * 255) - 127);
+        }
         for (let j = 0; j < 16; j++) {
           let s = 0;
           for (let i = 0; i < 16; i++) s += dv.getInt8(q + 4 + 16 * j + i);
@@ -171,7 +176,10 @@ for (const [kind, name] of KERNELS) {
     for (let t = 0; t < 4; t++) for (let r = 0; r < d; r++) want[t * d + r] = ggmlDot(kind, u8, W + r * rowW, X + t * rowA, nb);
     for (const build of ["simd", "relaxed"]) {
       const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${build}.wasm`));
-      const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
+      const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<
+        string,
+        (...a: number[]) => void
+      >;
       for (const [T, r0, r1, x] of [[1, 0, d, X + 3 * rowA], [1, 2, 15, X], [4, 0, d, X], [4, 5, 18, X]]) {
         const out = new Float32Array(memory.buffer, OUT, T * d);
         out.fill(NaN);

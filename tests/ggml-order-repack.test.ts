@@ -89,7 +89,10 @@ function q4kScaleMin(v: DataView, p: number, j: number): [number, number] {
 const KINDS: Kind[] = [
   {
     // gemv_q4_b32_8x8_q8_0_lut_avx / gemm_q4_b32_8x8_q8_0_lut_avx: one fused step per 32-block, both paths
-    name: "q4_0", qk: 32, wb: 18, ab: 34,
+    name: "q4_0",
+    qk: 32,
+    wb: 18,
+    ab: 34,
     weight(v, p, max) {
       v.setUint16(p, randF16(), true);
       for (let j = 0; j < 16; j++) v.setUint8(p + 2 + j, max ? 0xff : Math.floor(rnd() * 256));
@@ -107,7 +110,10 @@ const KINDS: Kind[] = [
   {
     // ggml_gemv_q4_K_8x8_q8_K: one step per superblock; ggml_gemm_q4_K_8x8_q8_K: one per
     // 64 elements (its sb loop: sub-blocks 2c and 2c+1, with their two mins * bsum pairs)
-    name: "q4_k", qk: 256, wb: 144, ab: 292,
+    name: "q4_k",
+    qk: 256,
+    wb: 144,
+    ab: 292,
     weight(v, p, max) {
       v.setUint16(p, randF16(), true);
       v.setUint16(p + 2, randF16(), true);
@@ -133,7 +139,10 @@ const KINDS: Kind[] = [
   {
     // ggml_gemv_q2_K_8x8_q8_K: one step per superblock; ggml_gemm_q2_K_8x8_q8_K: one per
     // 128 elements (its sb loop: 16-element sub-blocks 8h..8h+7)
-    name: "q2_k", qk: 256, wb: 84, ab: 292,
+    name: "q2_k",
+    qk: 256,
+    wb: 84,
+    ab: 292,
     weight(v, p, max) {
       for (let j = 0; j < 80; j++) v.setUint8(p + j, max ? 0xff : Math.floor(rnd() * 256));
       v.setUint16(p + 80, randF16(), true);

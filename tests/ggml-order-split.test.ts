@@ -45,7 +45,11 @@ function dotF16(x: number[], y: number[]): number {
   return f(sum);
 }
 
-interface Head { q: number[]; K: number[][]; V: number[][] } // q as f32, K and V as halves, by position
+interface Head {
+  q: number[];
+  K: number[][];
+  V: number[][];
+} // q as f32, K and V as halves, by position
 
 /** one_chunk for one head over [ic0, ic1), positions outside [start, end) masked (-inf: skipped): M, S and the half VKQ. */
 function oneChunk(hd: Head, ic0: number, ic1: number, start: number, end: number) {
@@ -103,21 +107,35 @@ function split(hd: Head, start: number, end: number, nKv: number, nth: number): 
 const memory = new WebAssembly.Memory({ initial: 256 });
 const builds = ["simd", "relaxed"].map((b) => {
   const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  return [b, new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>] as const;
+  return [
+    b,
+    new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>,
+  ] as const;
 });
 
 let seed = 12345;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 
 const PAGE = 16;
-interface Case { nHeads: number; nKvHeads: number; D: number; n: number; q: Float32Array; K: Uint16Array[]; V: Uint16Array[] }
+interface Case {
+  nHeads: number;
+  nKvHeads: number;
+  D: number;
+  n: number;
+  q: Float32Array;
+  K: Uint16Array[];
+  V: Uint16Array[];
+}
 
 /** Random K/V halves for n positions; big q spreads the scores (expf underflows, half VKQ values flush to zeros of either sign). */
 function makeCase(nHeads: number, nKvHeads: number, D: number, n: number, qScale: number): Case {
   const kvDim = nKvHeads * D;
   const hv = (x: number) => f32ToF16(x);
   const K = Array.from({ length: n }, () => Uint16Array.from({ length: kvDim }, () => hv(rnd())));
-  const V = Array.from({ length: n }, () => Uint16Array.from({ length: kvDim }, () => (rnd() < 0.05 ? 0x8000 : hv(rnd() * (rnd() < 0.2 ? 1e-4 : 1)))));
+  const V = Array.from(
+    { length: n },
+    () => Uint16Array.from({ length: kvDim }, () => (rnd() < 0.05 ? 0x8000 : hv(rnd() * (rnd() < 0.2 ? 1e-4 : 1)))),
+  );
   const q = Float32Array.from({ length: nHeads * D }, () => qScale * rnd());
   return { nHeads, nKvHeads, D, n, q, K, V };
 }
@@ -159,7 +177,26 @@ function check(name: string, c: Case, start: number, end: number, want: (hd: Hea
     const out = new Float32Array(memory.buffer, L.OUT, c.q.length);
     out.fill(NaN);
     const att = name === "attention_f16_chunks" ? L.SCR : 0;
-    k[name](L.OUT, L.Q, att, L.BASE, L.TABLE, PAGE, L.pageBytes, L.kOff, L.vOff, L.kvDim, c.nHeads, c.nKvHeads, c.D, start, end, h0, h1, ...extra);
+    k[name](
+      L.OUT,
+      L.Q,
+      att,
+      L.BASE,
+      L.TABLE,
+      PAGE,
+      L.pageBytes,
+      L.kOff,
+      L.vOff,
+      L.kvDim,
+      c.nHeads,
+      c.nKvHeads,
+      c.D,
+      start,
+      end,
+      h0,
+      h1,
+      ...extra,
+    );
     let bad = 0, first = "";
     for (let h = 0; h < c.nHeads; h++) {
       for (let i = 0; i < c.D; i++) {

@@ -76,8 +76,15 @@ const QT = 64, KT = 64;
  * mask(i, c) for row i. Returns dst [N][nHeads][D].
  */
 function ggmlTiled(
-  q: Float64Array, K: Float64Array, V: Float64Array, mask: (i: number, c: number) => number,
-  N: number, nHeads: number, nKvHeads: number, D: number, nKv: number,
+  q: Float64Array,
+  K: Float64Array,
+  V: Float64Array,
+  mask: (i: number, c: number) => number,
+  N: number,
+  nHeads: number,
+  nKvHeads: number,
+  D: number,
+  nKv: number,
 ): Float64Array {
   const scale = f(1 / f(Math.sqrt(D)));
   const kvDim = nKvHeads * D;
@@ -228,8 +235,23 @@ test("attention_f16_tiled: ggml's tiled flash attention bit for bit, plain and r
         const hs = nHeads > 1 ? [0, nHeads >> 1, nHeads] : [0, 1];
         for (let i = 0; i + 1 < hs.length; i++) {
           k.attention_f16_tiled(
-            OUT + t * qDim * 4, Q + t * qDim * 4, ATT, KVB, PT, pageSize, pageBytes, kOff, vOff, kvDim,
-            nHeads, nKvHeads, D, start, end, hs[i], hs[i + 1],
+            OUT + t * qDim * 4,
+            Q + t * qDim * 4,
+            ATT,
+            KVB,
+            PT,
+            pageSize,
+            pageBytes,
+            kOff,
+            vOff,
+            kvDim,
+            nHeads,
+            nKvHeads,
+            D,
+            start,
+            end,
+            hs[i],
+            hs[i + 1],
           );
         }
         for (let i = nHeads * len; i < att.length; i++) assertEquals(att[i], 12345, `${build}: scratch guard, row ${t}`);

@@ -74,7 +74,10 @@ test("matmul_q8_0_ggml: every output equals ggml's lane-wise fused sum, plain an
   for (let t = 0; t < T; t++) block(X + t * rowB);
   for (const build of ["simd", "relaxed"]) {
     const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${build}.wasm`));
-    const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
+    const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<
+      string,
+      (...a: number[]) => void
+    >;
     for (const [r0, r1] of [[0, d], [3, 30]]) {
       new Float32Array(memory.buffer, OUT, T * d).fill(NaN);
       k.matmul_q8_0_ggml(OUT, X, W, n, d, T, r0, r1);

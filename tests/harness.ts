@@ -87,7 +87,9 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
       at = i;
     }
   }
-  if (!(worst <= tol)) throw new Error(`${msg ? msg + ": " : ""}relative error ${worst} > ${tol} at [${at}]: ${actual[at]} vs ${expected[at]}`);
+  if (!(worst <= tol)) {
+    throw new Error(`${msg ? msg + ": " : ""}relative error ${worst} > ${tol} at [${at}]: ${actual[at]} vs ${expected[at]}`);
+  }
 }
 
 /** Runs fn, asserts it throws (or rejects) an instance of `cls` whose message matches `re`. */

@@ -12,9 +12,22 @@ test("kv f16: values round to the nearest half, ties to even, past 65504 to infi
   const b = new WasmBackend();
   await b.init(1 << 16);
   const cases: [number, number][] = [
-    [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e9, 0x7c00], [-Infinity, 0xfc00],
-    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02], [2 ** -14, 0x0400], [2 ** -24, 0x0001], [2 ** -25, 0x0000],
-    [3 * 2 ** -25, 0x0002], [2 ** -14 - 2 ** -25, 0x0400], [-0, 0x8000], [0.1, 0x2e66],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [65504, 0x7bff],
+    [65519, 0x7bff],
+    [65520, 0x7c00],
+    [1e9, 0x7c00],
+    [-Infinity, 0xfc00],
+    [1 + 2 ** -11, 0x3c00],
+    [1 + 3 * 2 ** -11, 0x3c02],
+    [2 ** -14, 0x0400],
+    [2 ** -24, 0x0001],
+    [2 ** -25, 0x0000],
+    [3 * 2 ** -25, 0x0002],
+    [2 ** -14 - 2 ** -25, 0x0400],
+    [-0, 0x8000],
+    [0.1, 0x2e66],
   ];
   const src = b.alloc(cases.length * 4, "src"), dst = b.alloc(cases.length * 2, "dst"), back = b.alloc(cases.length * 4, "back");
   b.write(src, Float32Array.from(cases, ([x]) => x));
@@ -30,7 +43,16 @@ test("kv f16: values round to the nearest half, ties to even, past 65504 to infi
 });
 
 /** Exact softmax attention (f64) of one query row over rounded K/V rows [start, end). */
-function reference(q: Float32Array, K: Float32Array[], V: Float32Array[], nHeads: number, nKvHeads: number, hd: number, start: number, end: number): Float32Array {
+function reference(
+  q: Float32Array,
+  K: Float32Array[],
+  V: Float32Array[],
+  nHeads: number,
+  nKvHeads: number,
+  hd: number,
+  start: number,
+  end: number,
+): Float32Array {
   const out = new Float32Array(nHeads * hd);
   for (let h = 0; h < nHeads; h++) {
     const kh = Math.floor(h / (nHeads / nKvHeads)) * hd;
@@ -90,7 +112,16 @@ test("kv f16: flash attention over F16 pages (pages of 4, a sliding window, grou
     };
     const Kh = K.map(half), Vh = V.map(half), qh = half(q);
     for (const p of [0, 5, W - 1, W, 20, N - 1]) {
-      const ref = reference(qh.subarray(p * qDim, (p + 1) * qDim), Kh, Vh, shape.nHeads, shape.nKvHeads, headDim, Math.max(0, p - W + 1), p + 1);
+      const ref = reference(
+        qh.subarray(p * qDim, (p + 1) * qDim),
+        Kh,
+        Vh,
+        shape.nHeads,
+        shape.nKvHeads,
+        headDim,
+        Math.max(0, p - W + 1),
+        p + 1,
+      );
       // the running output is a half vector: a few half ulps of error
       assertClose(got.subarray(p * qDim, (p + 1) * qDim), ref, 4e-3, `headDim ${headDim}, position ${p}`, 1);
     }

@@ -40,7 +40,10 @@ testShared("kv: a fork shares full pages, copies the partial page on write, and 
     assertEquals(m.kv.refs[full], 2);
     const fullBytes = pageBytesOf(m, full), partialBytes = pageBytesOf(m, partial);
 
-    const [a, b] = await continueTogether(m, [parent, child], [logits, logits], [new Sampler(m.vocabSize, { seed: 1 }), new Sampler(m.vocabSize, { seed: 2 })], 24);
+    const [a, b] = await continueTogether(m, [parent, child], [logits, logits], [
+      new Sampler(m.vocabSize, { seed: 1 }),
+      new Sampler(m.vocabSize, { seed: 2 }),
+    ], 24);
     assert(JSON.stringify(a) !== JSON.stringify(b), "different seeds, different continuations");
 
     // page tables: the full page is still shared, the partial one now has two owners' private copies
@@ -82,7 +85,16 @@ testShared("kv: a fork shares full pages, copies the partial page on write, and 
 });
 
 /** Explicit-mask attention of one query row over f32 K/V rows: positions outside [start, end) get -Infinity. */
-function referenceAttention(q: Float32Array, K: Float32Array[], V: Float32Array[], nHeads: number, nKv: number, hd: number, start: number, end: number): Float32Array {
+function referenceAttention(
+  q: Float32Array,
+  K: Float32Array[],
+  V: Float32Array[],
+  nHeads: number,
+  nKv: number,
+  hd: number,
+  start: number,
+  end: number,
+): Float32Array {
   const out = new Float32Array(nHeads * hd);
   for (let h = 0; h < nHeads; h++) {
     const kh = Math.floor(h / (nHeads / nKv)) * hd;
@@ -131,7 +143,16 @@ async function windowedAttention(kvType: KVType, headDim: number, tol: number): 
   const got = new Float32Array(N * qDim);
   await b.read(out, got);
   for (const p of [0, 5, W - 1, W, 20, N - 1]) {
-    const ref = referenceAttention(q.subarray(p * qDim, (p + 1) * qDim), K, V, shape.nHeads, shape.nKvHeads, headDim, Math.max(0, p - W + 1), p + 1);
+    const ref = referenceAttention(
+      q.subarray(p * qDim, (p + 1) * qDim),
+      K,
+      V,
+      shape.nHeads,
+      shape.nKvHeads,
+      headDim,
+      Math.max(0, p - W + 1),
+      p + 1,
+    );
     assertClose(got.subarray(p * qDim, (p + 1) * qDim), ref, tol, `${kvType} position ${p}`, 0.1);
   }
   // pages wholly before the last query's window go back to the pool

@@ -77,7 +77,16 @@ test("GPT-2 c_attn: Conv1D [in, 3 dim] columns become Q, K, V rows", async () =>
 });
 
 test("GPT-NeoX query_key_value: per-head [q|k|v] rows are regrouped so each head lands in Q, K, V", async () => {
-  const config = { model_type: "gpt_neox", hidden_size: D, num_attention_heads: HEADS, num_hidden_layers: 1, intermediate_size: 16, max_position_embeddings: 16, vocab_size: 4, rotary_pct: 0.5 };
+  const config = {
+    model_type: "gpt_neox",
+    hidden_size: D,
+    num_attention_heads: HEADS,
+    num_hidden_layers: 1,
+    intermediate_size: 16,
+    max_position_embeddings: 16,
+    vocab_size: 4,
+    rotary_pct: 0.5,
+  };
   const { set, read, backend } = await upload(config, {
     "gpt_neox.layers.0.attention.query_key_value.weight": [3 * D, D],
     "gpt_neox.layers.0.attention.query_key_value.bias": [3 * D],
@@ -95,8 +104,14 @@ test("GPT-NeoX query_key_value: per-head [q|k|v] rows are regrouped so each head
 test("Phi-3 qkv_proj ([q|k|v] rows, GQA) and gate_up_proj ([gate|up] rows) split by views", async () => {
   const hidden = 12, kvHeads = 1;
   const config = {
-    model_type: "phi3", hidden_size: D, num_attention_heads: HEADS, num_key_value_heads: kvHeads, num_hidden_layers: 1,
-    intermediate_size: hidden, max_position_embeddings: 16, vocab_size: 4,
+    model_type: "phi3",
+    hidden_size: D,
+    num_attention_heads: HEADS,
+    num_key_value_heads: kvHeads,
+    num_hidden_layers: 1,
+    intermediate_size: hidden,
+    max_position_embeddings: 16,
+    vocab_size: 4,
   };
   const qkvRows = D + 2 * kvHeads * HD;
   const { file, set, read, backend } = await upload(config, {

@@ -6,7 +6,7 @@
 import { assert, assertEquals, REPO, sharedPath, testShared } from "./harness.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readGGUF, type GGUFFile } from "../src/formats/gguf.ts";
+import { type GGUFFile, readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource, FileSource } from "../src/io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
 import { weightKernel } from "../src/quant/kernels.ts";
@@ -38,8 +38,17 @@ async function tensorF32(f: GGUFFile, name: string): Promise<Float32Array> {
 
 /** Expected max |error| / rms(row) for one row of each type (generous: a bug gives errors of order 1). */
 const ROW_TOL: Record<number, number> = {
-  [GGMLType.BF16]: 0.01, [GGMLType.Q8_0]: 0.03, [GGMLType.Q6_K]: 0.1, [GGMLType.Q5_0]: 0.2, [GGMLType.Q5_1]: 0.2,
-  [GGMLType.Q5_K]: 0.2, [GGMLType.Q4_0]: 0.4, [GGMLType.Q4_1]: 0.4, [GGMLType.Q4_K]: 0.4, [GGMLType.Q3_K]: 0.8, [GGMLType.Q2_K]: 1.5,
+  [GGMLType.BF16]: 0.01,
+  [GGMLType.Q8_0]: 0.03,
+  [GGMLType.Q6_K]: 0.1,
+  [GGMLType.Q5_0]: 0.2,
+  [GGMLType.Q5_1]: 0.2,
+  [GGMLType.Q5_K]: 0.2,
+  [GGMLType.Q4_0]: 0.4,
+  [GGMLType.Q4_1]: 0.4,
+  [GGMLType.Q4_K]: 0.4,
+  [GGMLType.Q3_K]: 0.8,
+  [GGMLType.Q2_K]: 1.5,
 };
 
 const CASES: [file: string, tensors: string[]][] = [
@@ -57,36 +66,51 @@ const CASES: [file: string, tensors: string[]][] = [
 ];
 
 for (const [file, names] of CASES) {
-  testShared(`quant files: dequantize_* on ${file} matches the F32 model and the JS reference`, [SQ(file), SQ("synthq-f32.gguf")], async () => {
-    const q = await open(SQ(file)), f = await open(SQ("synthq-f32.gguf"));
-    const seen = new Set<GGMLTypeId>();
-    for (const name of names) {
-      const t = q.tensors.get(name)!;
-      seen.add(t.type);
-      const n = t.shape[0], rows = t.shape[1], rb = rowBytes(t.type, n)!;
-      const bytes = await tensorBytes(q, name), orig = await tensorF32(f, name);
-      const W = 65536, O = W + bytes.length + 64;
-      new Uint8Array(memory.buffer, W, bytes.length).set(bytes);
-      for (const r of [0, 1, rows >> 1, rows - 1]) {
-        wasm[weightKernel(t.type).dequantize](O, W + r * rb, n);
-        const got = new Float32Array(memory.buffer, O, n).slice();
-        assertEquals(Array.from(got), Array.from(dequantizeRef(t.type, bytes.subarray(r * rb, (r + 1) * rb), n)), `${name} row ${r}: wasm vs JS`);
-        const x = orig.subarray(r * n, (r + 1) * n);
-        let rms = 0, worst = 0;
-        for (let i = 0; i < n; i++) rms += x[i] * x[i];
-        rms = Math.sqrt(rms / n);
-        for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - x[i]));
-        if (rms === 0) assertEquals(worst, 0, `${name} row ${r} is all zeros`); // output.weight rows 0..2
-        else assert(worst / rms <= ROW_TOL[t.type], `${name} (${ggmlTypeName(t.type)}) row ${r}: max error ${worst / rms} x rms`);
+  testShared(
+    `quant files: dequantize_* on ${file} matches the F32 model and the JS reference`,
+    [SQ(file), SQ("synthq-f32.gguf")],
+    async () => {
+      const q = await open(SQ(file)), f = await open(SQ("synthq-f32.gguf"));
+      const seen = new Set<GGMLTypeId>();
+      for (const name of names) {
+        const t = q.tensors.get(name)!;
+        seen.add(t.type);
+        const n = t.shape[0], rows = t.shape[1], rb = rowBytes(t.type, n)!;
+        const bytes = await tensorBytes(q, name), orig = await tensorF32(f, name);
+        const W = 65536, O = W + bytes.length + 64;
+        new Uint8Array(memory.buffer, W, bytes.length).set(bytes);
+        for (const r of [0, 1, rows >> 1, rows - 1]) {
+          wasm[weightKernel(t.type).dequantize](O, W + r * rb, n);
+          const got = new Float32Array(memory.buffer, O, n).slice();
+          assertEquals(
+            Array.from(got),
+            Array.from(dequantizeRef(t.type, bytes.subarray(r * rb, (r + 1) * rb), n)),
+            `${name} row ${r}: wasm vs JS`,
+          );
+          const x = orig.subarray(r * n, (r + 1) * n);
+          let rms = 0, worst = 0;
+          for (let i = 0; i < n; i++) rms += x[i] * x[i];
+          rms = Math.sqrt(rms / n);
+          for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - x[i]));
+          if (rms === 0) assertEquals(worst, 0, `${name} row ${r} is all zeros`); // output.weight rows 0..2
+          else assert(worst / rms <= ROW_TOL[t.type], `${name} (${ggmlTypeName(t.type)}) row ${r}: max error ${worst / rms} x rms`);
+        }
       }
-    }
-    assert(seen.size > 0);
-  });
+      assert(seen.size > 0);
+    },
+  );
 }
 
-for (const [file, types] of [["synthq-q8_0.gguf", [GGMLType.Q8_0]], ["synthq-q4_0.gguf", [GGMLType.Q4_0, GGMLType.Q6_K]],
-  ["synthq-q4_1.gguf", [GGMLType.Q4_1]], ["synthq-q5_0.gguf", [GGMLType.Q5_0]], ["synthq-q5_1.gguf", [GGMLType.Q5_1]],
-  ["synthq-q4_k_m.gguf", [GGMLType.Q4_K, GGMLType.Q6_K]]] as [string, GGMLTypeId[]][]) {
+for (
+  const [file, types] of [
+    ["synthq-q8_0.gguf", [GGMLType.Q8_0]],
+    ["synthq-q4_0.gguf", [GGMLType.Q4_0, GGMLType.Q6_K]],
+    ["synthq-q4_1.gguf", [GGMLType.Q4_1]],
+    ["synthq-q5_0.gguf", [GGMLType.Q5_0]],
+    ["synthq-q5_1.gguf", [GGMLType.Q5_1]],
+    ["synthq-q4_k_m.gguf", [GGMLType.Q4_K, GGMLType.Q6_K]],
+  ] as [string, GGMLTypeId[]][]
+) {
   testShared(`quant files: quantizeRows reproduces llama.cpp's ${file} block for block`, [SQ(file), SQ("synthq-f32.gguf")], async () => {
     const q = await open(SQ(file)), f = await open(SQ("synthq-f32.gguf"));
     let checked = 0;
@@ -97,7 +121,12 @@ for (const [file, types] of [["synthq-q8_0.gguf", [GGMLType.Q8_0]], ["synthq-q4_
       const bs = rowBytes(t.type, t.type === GGMLType.Q4_K || t.type === GGMLType.Q6_K ? 256 : 32)!;
       let differ = 0;
       for (let b = 0; b < mine.length / bs; b++) {
-        for (let j = 0; j < bs; j++) if (mine[b * bs + j] !== theirs[b * bs + j]) { differ++; break; }
+        for (let j = 0; j < bs; j++) {
+          if (mine[b * bs + j] !== theirs[b * bs + j]) {
+            differ++;
+            break;
+          }
+        }
       }
       assertEquals(differ, 0, `${t.name} (${ggmlTypeName(t.type)}): blocks that differ`);
       checked++;
@@ -106,7 +135,10 @@ for (const [file, types] of [["synthq-q8_0.gguf", [GGMLType.Q8_0]], ["synthq-q4_
   });
 }
 
-testShared("quant files: quantizeModel Q4_K_M writes llama.cpp's synthq-q4_k_m.gguf tensors exactly", [SQ("synthq-q4_k_m.gguf"), SQ("synthq-f32.gguf")], async () => {
+testShared("quant files: quantizeModel Q4_K_M writes llama.cpp's synthq-q4_k_m.gguf tensors exactly", [
+  SQ("synthq-q4_k_m.gguf"),
+  SQ("synthq-f32.gguf"),
+], async () => {
   const f = await open(SQ("synthq-f32.gguf")), ref = await open(SQ("synthq-q4_k_m.gguf"));
   const sink = new BytesSink();
   await quantizeModel({ input: f, output: sink, type: "Q4_K_M" });
@@ -124,7 +156,8 @@ testShared("quant files: quantizeModel Q4_K_M writes llama.cpp's synthq-q4_k_m.g
 });
 
 testShared("quant files: quantizeModel Q4_0 / Q8_0 on stories260K match llama.cpp's tensor types and data", [
-  sharedPath("models", "stories260K", "stories260K.gguf"), sharedPath("models", "stories260K", "stories260K-q4_0.gguf"),
+  sharedPath("models", "stories260K", "stories260K.gguf"),
+  sharedPath("models", "stories260K", "stories260K-q4_0.gguf"),
 ], async () => {
   const f = await open(sharedPath("models", "stories260K", "stories260K.gguf"));
   for (const [type, refName, ftype] of [["Q4_0", "stories260K-q4_0.gguf", 2], ["Q8_0", "stories260K-q8_0.gguf", 7]] as const) {

@@ -40,7 +40,11 @@ const floatsAt = (at: number, n: number) => new Float32Array(memory.buffer, at, 
 function rng(seed: number) {
   let s = seed >>> 0 || 1;
   const u = () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return (s + 0.5) / 4294967296;
   };
   return { u, normal: () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()) };
@@ -68,12 +72,30 @@ function randomWeights(type: GGMLTypeId, n: number, d: number, seed: number): Ui
         scale(p, s1);
         for (let j = 2; j < 34; j++) if (out[p + j] === 0x80) out[p + j] = 0x81; // ggml never writes -128
         break;
-      case GGMLType.Q4_0: case GGMLType.Q5_0: scale(p, s1); break;
-      case GGMLType.Q4_1: case GGMLType.Q5_1: scale(p, s1); scale(p + 2, -s2); break;
-      case GGMLType.Q2_K: scale(p + 80, s1); scale(p + 82, s2); break;
-      case GGMLType.Q3_K: scale(p + 108, s1); break;
-      case GGMLType.Q4_K: case GGMLType.Q5_K: scale(p, s1); scale(p + 2, s2); break;
-      case GGMLType.Q6_K: scale(p + 208, s1); break;
+      case GGMLType.Q4_0:
+      case GGMLType.Q5_0:
+        scale(p, s1);
+        break;
+      case GGMLType.Q4_1:
+      case GGMLType.Q5_1:
+        scale(p, s1);
+        scale(p + 2, -s2);
+        break;
+      case GGMLType.Q2_K:
+        scale(p + 80, s1);
+        scale(p + 82, s2);
+        break;
+      case GGMLType.Q3_K:
+        scale(p + 108, s1);
+        break;
+      case GGMLType.Q4_K:
+      case GGMLType.Q5_K:
+        scale(p, s1);
+        scale(p + 2, s2);
+        break;
+      case GGMLType.Q6_K:
+        scale(p + 208, s1);
+        break;
     }
   }
   return out;
@@ -125,7 +147,10 @@ function refQ8K(x: Float32Array): Uint8Array {
     let max = 0, amax = 0;
     for (let j = 0; j < 256; j++) {
       const ax = Math.abs(x[b * 256 + j]);
-      if (ax > amax) { amax = ax; max = x[b * 256 + j]; }
+      if (ax > amax) {
+        amax = ax;
+        max = x[b * 256 + j];
+      }
     }
     if (!amax) continue;
     const iscale = fr(-127 / max);
@@ -145,13 +170,16 @@ for (const build of BUILDS) {
     top = 65536;
     const n = 512, T = 3;
     const x = randomActs(n, T, 7);
-    x[5] = 0; x.fill(0, 256, 512); // an all-zero Q8_K block
+    x[5] = 0;
+    x.fill(0, 256, 512); // an all-zero Q8_K block
     x[40] = 2.5 * (127 / 127); // ties are handled by the round-half-even paths
     assertEquals(bytesAt(quantizeActs(build, "quantize_q8_0", GGMLType.Q8_0, x, n, T), 34 * 16 * T), refQ8(x, n, false), "q8_0");
     assertEquals(bytesAt(quantizeActs(build, "quantize_q8_1", GGMLType.Q8_1, x, n, T), 36 * 16 * T), refQ8(x, n, true), "q8_1");
     assertEquals(bytesAt(quantizeActs(build, "quantize_q8_k", GGMLType.Q8_K, x, n, T), 292 * 2 * T), refQ8K(x), "q8_k");
     const bf = new Uint8Array(2 * n * T), bv = new DataView(bf.buffer);
-    x[7] = NaN; x[9] = 1 + 2 ** -8; x[11] = 1 + 3 * 2 ** -8; // NaN and both tie directions
+    x[7] = NaN;
+    x[9] = 1 + 2 ** -8;
+    x[11] = 1 + 3 * 2 ** -8; // NaN and both tie directions
     for (let i = 0; i < x.length; i++) bv.setUint16(2 * i, f32ToBf16(x[i]), true);
     assertEquals(bytesAt(quantizeActs(build, "quantize_bf16", GGMLType.BF16, x, n, T), 2 * n * T), bf, "bf16");
   });
@@ -274,7 +302,11 @@ for (const type of QUANT_WEIGHT_TYPES) {
 }
 
 test("quant kernels: unsupported weight types are named in the error", async () => {
-  await assertRejects(() => assertSupportedWeightType(GGMLType.IQ4_XS, "blk.0.ffn_up.weight"), UnsupportedError, /blk\.0\.ffn_up\.weight.*IQ4_XS/);
+  await assertRejects(
+    () => assertSupportedWeightType(GGMLType.IQ4_XS, "blk.0.ffn_up.weight"),
+    UnsupportedError,
+    /blk\.0\.ffn_up\.weight.*IQ4_XS/,
+  );
   await assertRejects(() => assertSupportedWeightType(GGMLType.TQ2_0, "output.weight"), UnsupportedError, /TQ2_0/);
   await assertRejects(() => weightKernel(GGMLType.IQ4_NL), UnsupportedError, /IQ4_NL/);
   assertSupportedWeightType(GGMLType.Q4_K, "x"); // does not throw

@@ -20,8 +20,14 @@ function data(n: number, seed: number): Float32Array {
 }
 
 const RMS_TOL: Record<number, number> = {
-  [GGMLType.F16]: 1e-3, [GGMLType.Q8_0]: 0.01, [GGMLType.Q6_K]: 0.04, [GGMLType.Q5_0]: 0.1, [GGMLType.Q5_1]: 0.1,
-  [GGMLType.Q4_0]: 0.2, [GGMLType.Q4_1]: 0.2, [GGMLType.Q4_K]: 0.2,
+  [GGMLType.F16]: 1e-3,
+  [GGMLType.Q8_0]: 0.01,
+  [GGMLType.Q6_K]: 0.04,
+  [GGMLType.Q5_0]: 0.1,
+  [GGMLType.Q5_1]: 0.1,
+  [GGMLType.Q4_0]: 0.2,
+  [GGMLType.Q4_1]: 0.2,
+  [GGMLType.Q4_K]: 0.2,
 };
 
 for (const type of Object.keys(RMS_TOL).map(Number)) {
@@ -51,7 +57,8 @@ test("quantize: llama.cpp's tensor type choices (use_more_bits, output, fallback
   // 12 layers: 0, 1 (< 12/8 = 1? no: 0 only), the last eighth (>= 10), and every third in between
   assertEquals([...Array(12).keys()].filter((i) => useMoreBits(i, 12)), [0, 3, 6, 9, 10, 11]);
   const ctx = { hasOutput: true, iAttnV: 0, nAttnV: 12, iFfnDown: 5, nFfnDown: 12 };
-  const t = (name: string, shape: number[], target: "Q8_0" | "Q4_0" | "Q4_K" | "Q4_K_M", c = ctx) => ggmlTypeName(chooseTensorType(target, { name, shape }, c));
+  const t = (name: string, shape: number[], target: "Q8_0" | "Q4_0" | "Q4_K" | "Q4_K_M", c = ctx) =>
+    ggmlTypeName(chooseTensorType(target, { name, shape }, c));
   assertEquals(t("output.weight", [768, 32000], "Q4_K_M"), "Q6_K");
   assertEquals(t("output.weight", [768, 32000], "Q8_0"), "Q8_0");
   assertEquals(t("output.weight", [64, 512], "Q4_0"), "Q8_0"); // stories260K: 64 % 256 != 0
@@ -78,19 +85,30 @@ test("quantize: quantizeModel Q4_K (pure) on a small in-memory model", async () 
     metadata: new Map<string, MetadataValue>([["general.architecture", "llama"], ["llama.block_count", 1]]),
     tensors: new Map([
       ["blk.0.attn_q.weight", { name: "blk.0.attn_q.weight", type: GGMLType.F32, shape: [n, rows], offset: 0, byteLength: w.byteLength }],
-      ["output_norm.weight", { name: "output_norm.weight", type: GGMLType.F32, shape: [n], offset: w.byteLength, byteLength: norm.byteLength }],
+      ["output_norm.weight", {
+        name: "output_norm.weight",
+        type: GGMLType.F32,
+        shape: [n],
+        offset: w.byteLength,
+        byteLength: norm.byteLength,
+      }],
     ]),
   };
   const sink = new BytesSink();
   await quantizeModel({
-    input, output: sink, type: "Q4_K",
+    input,
+    output: sink,
+    type: "Q4_K",
     tokenizerMetadata: [{ key: "tokenizer.ggml.model", type: { type: "string" }, value: "llama" }],
   });
   const out = await readGGUF(new BytesSource(sink.bytes()));
   assertEquals(out.metadata.get("general.file_type"), 14);
   assertEquals(out.metadata.get("general.quantization_version"), 2);
   assertEquals(out.metadata.get("tokenizer.ggml.model"), "llama");
-  assertEquals([...out.tensors.values()].map((t) => [t.name, ggmlTypeName(t.type)]), [["output_norm.weight", "F32"], ["blk.0.attn_q.weight", "Q4_K"]]);
+  assertEquals([...out.tensors.values()].map((t) => [t.name, ggmlTypeName(t.type)]), [["output_norm.weight", "F32"], [
+    "blk.0.attn_q.weight",
+    "Q4_K",
+  ]]);
   const q = out.tensors.get("blk.0.attn_q.weight")!;
   const qb = new Uint8Array(q.byteLength);
   await out.source.read(q.offset, qb);

@@ -7,7 +7,7 @@ import { assert, assertEquals, assertRejects, test } from "./harness.ts";
 import { BytesSink, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource } from "../src/io/source.ts";
-import { ChatTemplate, CHATML_TEMPLATE } from "../src/server/chat-template.ts";
+import { CHATML_TEMPLATE, ChatTemplate } from "../src/server/chat-template.ts";
 import { ParamError } from "../src/errors.ts";
 
 // Meta-Llama-3-8B-Instruct's tokenizer_config.json chat_template, verbatim

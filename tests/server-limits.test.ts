@@ -39,7 +39,12 @@ interface Served {
 async function served(opts: Partial<HandlerOptions> = {}, serveOpts: { idleTimeoutMs?: number; node?: boolean } = {}): Promise<Served> {
   const m = await model();
   const handler = createHandler(m, { modelId: "stories260K", ...opts });
-  const server = await serve(handler.fetch, { host: "127.0.0.1", port: 0, idleTimeoutMs: serveOpts.idleTimeoutMs, http: serveOpts.node ? "node" : undefined });
+  const server = await serve(handler.fetch, {
+    host: "127.0.0.1",
+    port: 0,
+    idleTimeoutMs: serveOpts.idleTimeoutMs,
+    http: serveOpts.node ? "node" : undefined,
+  });
   const engine = (handler.generator as EngineGenerator).engine;
   return {
     handler,
@@ -614,9 +619,18 @@ if (runtime === "deno") {
 }
 
 test("kvasm serve checks its limit and timeout flags before loading the model", async () => {
-  for (const [flag, value] of [["--max-choices", "-1"], ["--body-timeout", "soon"], ["--idle-timeout", "-5"], ["--http", "carrier-pigeon"], ["--max-queued-tokens", "1.5"]]) {
+  for (
+    const [flag, value] of [["--max-choices", "-1"], ["--body-timeout", "soon"], ["--idle-timeout", "-5"], ["--http", "carrier-pigeon"], [
+      "--max-queued-tokens",
+      "1.5",
+    ]]
+  ) {
     let err = "";
-    const code = await main(["serve", "--model", "/nonexistent.gguf", flag, value], { out: () => {}, err: (s: string) => (err += s), errIsTTY: false });
+    const code = await main(["serve", "--model", "/nonexistent.gguf", flag, value], {
+      out: () => {},
+      err: (s: string) => (err += s),
+      errIsTTY: false,
+    });
     assertEquals(code, 1, flag);
     assert(err.includes(`ParamError: ${flag}:`) && !/nonexistent/.test(err), `${flag}: ${err}`);
   }

@@ -7,7 +7,7 @@ import OpenAI from "openai";
 import { assert, assertEquals, readJSON, sharedPath, testShared } from "./harness.ts";
 import { loadModel, type Model } from "../src/model/model.ts";
 import { createHandler, type KvasmHandler } from "../src/server/handler.ts";
-import { serve, type RunningServer } from "../src/server/serve.ts";
+import { type RunningServer, serve } from "../src/server/serve.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K.gguf");
 const GOLDEN = sharedPath("golden/stories260K.json");
@@ -46,7 +46,9 @@ function post(url: string, body: string, headers: Record<string, string> = {}): 
 
 testShared("openai client: greedy completion equals the llama.cpp golden", [MODEL, GOLDEN], async () => {
   const { client } = await started();
-  const golden = readJSON<Array<{ model: string; text: string; prompt: string }>>(GOLDEN).find((g) => g.model === "stories260K/stories260K.gguf")!;
+  const golden = readJSON<Array<{ model: string; text: string; prompt: string }>>(GOLDEN).find((g) =>
+    g.model === "stories260K/stories260K.gguf"
+  )!;
   const r = await client.completions.create({ model: "stories260K", prompt: golden.prompt, max_tokens: 64, temperature: 0 });
   const text = r.choices[0].text;
   assert(text.length > 100, `completion too short: ${JSON.stringify(text)}`);
@@ -86,7 +88,14 @@ testShared("openai client: streamed chat equals the non-streamed chat for the sa
 
 testShared("n, logprobs and stop map onto the sampler", [MODEL], async () => {
   const { client } = await started();
-  const r = await client.completions.create({ model: "stories260K", prompt: "Once upon a time", max_tokens: 40, temperature: 0, logprobs: 3, stop: ["Lily"] });
+  const r = await client.completions.create({
+    model: "stories260K",
+    prompt: "Once upon a time",
+    max_tokens: 40,
+    temperature: 0,
+    logprobs: 3,
+    stop: ["Lily"],
+  });
   const c = r.choices[0];
   assertEquals(c.text, ", there was a little girl named ");
   assertEquals(c.finish_reason, "stop");
@@ -112,7 +121,10 @@ testShared("n, logprobs and stop map onto the sampler", [MODEL], async () => {
 
 testShared("16 concurrent streaming clients each get exactly what they get alone", [MODEL], async () => {
   const { client, handler } = await started();
-  const prompts = Array.from({ length: 16 }, (_, i) => ["Once upon a time", "The dog", "Lily wanted", "One day, a bird"][i % 4] + " ".repeat(i % 3));
+  const prompts = Array.from(
+    { length: 16 },
+    (_, i) => ["Once upon a time", "The dog", "Lily wanted", "One day, a bird"][i % 4] + " ".repeat(i % 3),
+  );
   const params = (i: number) => ({ model: "stories260K", prompt: prompts[i], max_tokens: 24, temperature: 0.8, seed: 100 + i });
   const alone: string[] = [];
   for (let i = 0; i < 16; i++) alone.push((await client.completions.create(params(i))).choices[0].text);
@@ -173,15 +185,22 @@ testShared("a full queue answers 429 with Retry-After and recovers", [MODEL], as
   const { model, handler } = await started();
   const small = createHandler(model, { generator: handler.generator, maxPending: 2, modelId: "stories260K" });
   const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 200, stream: true });
-  const open = [await small.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body })),
-    await small.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body }))];
+  const open = [
+    await small.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body })),
+    await small.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body })),
+  ];
   const busy = await small.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body }));
   assertEquals(busy.status, 429);
   assertEquals(busy.headers.get("retry-after"), "1");
   assertEquals(((await busy.json()) as { error: { code: string } }).error.code, "queue_full");
   for (const r of open) await r.body!.cancel();
   assert(await waitFor(() => small.pending === 0 && handler.generator.activeSequences === 0), "cancelled streams not released");
-  const again = await small.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 3, temperature: 0 }) }));
+  const again = await small.fetch(
+    new Request("http://127.0.0.1/v1/completions", {
+      method: "POST",
+      body: JSON.stringify({ prompt: "Once upon a time", max_tokens: 3, temperature: 0 }),
+    }),
+  );
   assertEquals(again.status, 200);
 });
 
@@ -199,7 +218,10 @@ testShared("a client disconnecting mid-stream frees its sequence", [MODEL], asyn
   assertEquals(handler.generator.activeSequences, 1);
   abort.abort();
   await reader.cancel().catch(() => {});
-  assert(await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0), "the disconnected client's sequence is still held");
+  assert(
+    await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0),
+    "the disconnected client's sequence is still held",
+  );
   const after = await post(`${server.url}/v1/completions`, JSON.stringify({ prompt: "Once upon a time", max_tokens: 3, temperature: 0 }));
   assertEquals(after.status, 200);
 });

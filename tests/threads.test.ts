@@ -15,7 +15,8 @@ import type { Backend } from "../src/backends/backend.ts";
 
 const MODELS = sharedPath("models", "stories260K");
 const GOLDEN = sharedPath("golden", "stories260K.json");
-const golden = (model: string) => readJSON<Array<{ model: string; prompt_ids: number[]; greedy_ids: number[] }>>(GOLDEN).find((r) => r.model === model)!;
+const golden = (model: string) =>
+  readJSON<Array<{ model: string; prompt_ids: number[]; greedy_ids: number[] }>>(GOLDEN).find((r) => r.model === model)!;
 
 /** Every op split, however small: the stories260K shapes then exercise every split path. */
 const threaded = (threads: number) => new ThreadedWasmBackend({ threads, minWork: 0 });
@@ -94,7 +95,11 @@ testShared("ops left pending (no join spin) and finished asynchronously give the
   const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
   const ref = golden("stories260K/stories260K-q8_0.gguf");
   const one = await withModel(path, new WasmBackend(), (m) => greedyRun(m, ref.prompt_ids, 16));
-  const deferred = await withModel(path, new ThreadedWasmBackend({ threads: 2, minWork: 0, joinSpinMs: 0 }), (m) => greedyRun(m, ref.prompt_ids, 16));
+  const deferred = await withModel(
+    path,
+    new ThreadedWasmBackend({ threads: 2, minWork: 0, joinSpinMs: 0 }),
+    (m) => greedyRun(m, ref.prompt_ids, 16),
+  );
   assertBitIdentical(deferred.logits, one.logits, "deferred joins");
 });
 
@@ -146,26 +151,34 @@ test("threads: 1 and bad thread counts", async () => {
 
 // ---------------------------------------------------------------- dying workers
 
-testShared("a worker terminated mid-generation fails the pending call with a worker error; a new model loads after", [MODELS, GOLDEN], async () => {
-  const path = sharedPath("models", "stories260K", "stories260K.gguf");
-  const backend = threaded(2);
-  const model = await loadModel(path, { backend });
-  let produced = 0;
-  const err = await assertRejects(async () => {
-    const gen = generate(model, "Once upon a time", { temperature: 0, maxTokens: 100 });
-    for (let r = await gen.next(); !r.done; r = await gen.next()) {
-      if (++produced === 5) backend.pool!.workers[0].terminate();
-    }
-  }, KvasmError, /worker/);
-  assertEquals((err as KvasmError).code, "worker", "error code");
-  assert(produced >= 5 && produced < 100, `stopped after the kill (${produced} pieces)`);
-  await assertRejects(() => model.prefill(model.newSequence(), [1, 403]), KvasmError, /worker/);
-  await model.close();
+testShared(
+  "a worker terminated mid-generation fails the pending call with a worker error; a new model loads after",
+  [MODELS, GOLDEN],
+  async () => {
+    const path = sharedPath("models", "stories260K", "stories260K.gguf");
+    const backend = threaded(2);
+    const model = await loadModel(path, { backend });
+    let produced = 0;
+    const err = await assertRejects(
+      async () => {
+        const gen = generate(model, "Once upon a time", { temperature: 0, maxTokens: 100 });
+        for (let r = await gen.next(); !r.done; r = await gen.next()) {
+          if (++produced === 5) backend.pool!.workers[0].terminate();
+        }
+      },
+      KvasmError,
+      /worker/,
+    );
+    assertEquals((err as KvasmError).code, "worker", "error code");
+    assert(produced >= 5 && produced < 100, `stopped after the kill (${produced} pieces)`);
+    await assertRejects(() => model.prefill(model.newSequence(), [1, 403]), KvasmError, /worker/);
+    await model.close();
 
-  const ref = golden("stories260K/stories260K.gguf");
-  const again = await withModel(path, threaded(2), (m) => greedyRun(m, ref.prompt_ids, 32));
-  assertEquals(again.ids, ref.greedy_ids.slice(0, 32), "greedy ids after reloading");
-});
+    const ref = golden("stories260K/stories260K.gguf");
+    const again = await withModel(path, threaded(2), (m) => greedyRun(m, ref.prompt_ids, 32));
+    assertEquals(again.ids, ref.greedy_ids.slice(0, 32), "greedy ids after reloading");
+  },
+);
 
 test("a worker that traps inside an op fails the call with its message instead of hanging", async () => {
   const backend = new WasmBackend({ shared: true });
@@ -179,14 +192,23 @@ test("a worker that traps inside an op fails the call with its message instead o
     while (Atomics.load(ctl, FAILED) === 0 && performance.now() < until) { /* hold the chunk */ }
   };
   const pool = await ThreadPool.start({
-    threads: 2, kind: threadSupport()!, cores: 2, module, memory: backend.arena.memory,
-    exports: { matmul_f32: slow }, kernelNames: ["matmul_f32"],
+    threads: 2,
+    kind: threadSupport()!,
+    cores: 2,
+    module,
+    memory: backend.arena.memory,
+    exports: { matmul_f32: slow },
+    kernelNames: ["matmul_f32"],
   });
   try {
     const beyond = backend.arena.capacity - 64;
-    const err = await assertRejects(async () => {
-      if (!pool.splitRange("matmul_f32", [beyond, 1 << 16, 1 << 16, 16, 256, 1], 256, 16)) await pool.settle();
-    }, KvasmError, /worker 1 failed during an op: .*(out of bounds|RuntimeError)/i);
+    const err = await assertRejects(
+      async () => {
+        if (!pool.splitRange("matmul_f32", [beyond, 1 << 16, 1 << 16, 16, 256, 1], 256, 16)) await pool.settle();
+      },
+      KvasmError,
+      /worker 1 failed during an op: .*(out of bounds|RuntimeError)/i,
+    );
     assertEquals((err as KvasmError).code, "worker", "error code");
     await assertRejects(() => pool.splitRange("matmul_f32", [0, 0, 0, 16, 16, 1], 16, 16), KvasmError, /died|failed/);
   } finally {
@@ -198,7 +220,11 @@ test("a worker that traps inside an op fails the call with its message instead o
 test("a worker script that cannot start is an error with explicit threads, and single-threaded with the fallback", async () => {
   const bad = "data:text/javascript,throw new Error('no kernels here')";
   const path = sharedPath("models", "stories260K", "stories260K.gguf");
-  await assertRejects(() => loadModel(path, { backend: new ThreadedWasmBackend({ threads: 2, workerURL: bad }) }), KvasmError, /could not start/);
+  await assertRejects(
+    () => loadModel(path, { backend: new ThreadedWasmBackend({ threads: 2, workerURL: bad }) }),
+    KvasmError,
+    /could not start/,
+  );
   const backend = new ThreadedWasmBackend({ threads: 2, workerURL: bad, fallback: true });
   await withModel(path, backend, async (m) => {
     assertEquals(backend.threads, 1, "fell back to the calling thread");

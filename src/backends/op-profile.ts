@@ -8,7 +8,7 @@
  */
 export class OpProfile {
   /** Milliseconds and calls per key, in the order keys first appeared. */
-  readonly totals = new Map<string, { ms: number; calls: number }>();
+  readonly totals: Map<string, { ms: number; calls: number }> = new Map();
   readonly now: () => number = performance.now.bind(performance);
 
   private readonly keys = new WeakMap<object, string>();

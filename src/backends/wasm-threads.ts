@@ -66,7 +66,9 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   constructor(opts: ThreadedWasmOptions) {
     super({ relaxed: opts.relaxed, shared: true, ggmlOrder: opts.ggmlOrder });
-    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
+    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) {
+      throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
+    }
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
   }
@@ -86,8 +88,15 @@ export class ThreadedWasmBackend extends WasmBackend {
       const module = await kernelModule(pickVariant({ shared: true, relaxed: this.opts.relaxed }));
       const kernelNames = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
       this.pool = await ThreadPool.start({
-        threads, kind, cores: await coreCount(), module, memory: this.arena.memory, exports: this.kernels as unknown as Record<string, unknown>,
-        kernelNames, workerURL: this.threadOpts.workerURL, joinSpinMs: this.threadOpts.joinSpinMs,
+        threads,
+        kind,
+        cores: await coreCount(),
+        module,
+        memory: this.arena.memory,
+        exports: this.kernels as unknown as Record<string, unknown>,
+        kernelNames,
+        workerURL: this.threadOpts.workerURL,
+        joinSpinMs: this.threadOpts.joinSpinMs,
       });
     } catch (e) {
       if (!fallback) {
@@ -151,10 +160,18 @@ export class ThreadedWasmBackend extends WasmBackend {
     a[ATT.out] = out, a[ATT.q] = q, a[ATT.att] = scratch, a[ATT.kvBase] = kv.base, a[ATT.pageSize] = kv.pageSize;
     a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
     a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
-    a[ATT.maxLen] = maxLen, a[ATT.rowFields] = ROW_FIELDS, a[ATT.rowPageTable] = ROW_PAGE_TABLE, a[ATT.rowPos] = ROW_POS, a[ATT.rowStart] = ROW_START;
+    a[ATT.maxLen] = maxLen,
+      a[ATT.rowFields] = ROW_FIELDS,
+      a[ATT.rowPageTable] = ROW_PAGE_TABLE,
+      a[ATT.rowPos] = ROW_POS,
+      a[ATT.rowStart] = ROW_START;
     a[ATT.slopes] = kv.alibiSlopes ?? 0, a[ATT.topK] = kv.topK ?? 0, a[ATT.sel] = kv.topKScratch ?? 0;
     const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
-    this.pool.splitHeads(kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos, this.opts.ggmlOrder ?? false) : "attention", a, kv.nHeads);
+    this.pool.splitHeads(
+      kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos, this.opts.ggmlOrder ?? false) : "attention",
+      a,
+      kv.nHeads,
+    );
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
@@ -164,9 +181,20 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.pool.splitOffset("rmsnorm", [out, x, w.ptr, n, eps, T], [n * 4, n * 4, 0, 0, 0, 0], 5, T, 1, 1 << 4);
   }
 
-  override rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
+  override rope(
+    x: number,
+    table: number,
+    positions: number,
+    T: number,
+    nHeads: number,
+    headDim: number,
+    ropeDim: number,
+    halves: boolean,
+  ): void {
     if (this.defer(() => this.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves))) return;
-    if (!this.pool || T < 2 || 2 * T * nHeads * ropeDim < this.minWork) return super.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves);
+    if (!this.pool || T < 2 || 2 * T * nHeads * ropeDim < this.minWork) {
+      return super.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves);
+    }
     const row = nHeads * headDim * 4;
     this.pool.splitOffset("rope", [x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0], [row, 0, 4, 0, 0, 0, 0, 0], 3, T, 1);
   }
@@ -289,4 +317,3 @@ export class ThreadedWasmBackend extends WasmBackend {
     }
   }
 }
-

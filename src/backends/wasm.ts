@@ -2,16 +2,16 @@ import { Arena } from "../memory/arena.ts";
 import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
-import { weightKernelFor, type WeightKernel } from "./weight-kernels.ts";
+import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
 import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
 import { UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
 import {
   type Backend,
   type KVLayout,
-  type KVType,
   kvOffsets,
   kvSlotBytes,
+  type KVType,
   ROW_FIELDS,
   ROW_PAGE_TABLE,
   ROW_POS,
@@ -38,7 +38,10 @@ import {
  * (batch invariance; the paths reduce in different orders).
  */
 export function f16AttentionKernel(
-  T: number, headDim: number, pos: number, ggmlOrder = true,
+  T: number,
+  headDim: number,
+  pos: number,
+  ggmlOrder = true,
 ): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
   if (!ggmlOrder) return "attention_f16";
   if (T >= 64 && headDim % 16 === 0) return "attention_f16_tiled";
@@ -285,7 +288,15 @@ export class WasmBackend implements Backend {
   }
 
   protected attentionHeads(
-    out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number, h0: number, h1: number,
+    out: number,
+    q: number,
+    kv: KVLayout,
+    layer: number,
+    rows: number,
+    T: number,
+    scratch: number,
+    h0: number,
+    h1: number,
   ): void {
     const { kOff, vOff } = kvOffsets(kv, layer);
     const qDim = kv.nHeads * kv.headDim;
@@ -295,25 +306,77 @@ export class WasmBackend implements Backend {
       const r = (rows >> 2) + t * ROW_FIELDS;
       if (kv.kvType === "q8_0" || kv.kvType === "u8_asym") {
         this.kernels[kv.kvType === "q8_0" ? "attention_q8" : "attention_u8"](
-          out + t * qDim * 4, q + t * qDim * 4, scratch,
-          kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim, kv.qBlock,
-          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, topK, sel,
+          out + t * qDim * 4,
+          q + t * qDim * 4,
+          scratch,
+          kv.base,
+          h[r + ROW_PAGE_TABLE],
+          kv.pageSize,
+          kv.pageBytes,
+          kOff,
+          vOff,
+          kv.kvDim,
+          kv.qBlock,
+          kv.nHeads,
+          kv.nKvHeads,
+          kv.headDim,
+          h[r + ROW_START],
+          h[r + ROW_POS] + 1,
+          h0,
+          h1,
+          slopes,
+          topK,
+          sel,
         );
         continue;
       }
       if (kv.kvType === "f16") {
         // llama.cpp's flash attention, by its path (attention_f16 rounds this row's q to half in place)
         this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS], this.opts.ggmlOrder ?? false)](
-          out + t * qDim * 4, q + t * qDim * 4, scratch,
-          kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
-          kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, 0, 0,
+          out + t * qDim * 4,
+          q + t * qDim * 4,
+          scratch,
+          kv.base,
+          h[r + ROW_PAGE_TABLE],
+          kv.pageSize,
+          kv.pageBytes,
+          kOff,
+          vOff,
+          kv.kvDim,
+          kv.nHeads,
+          kv.nKvHeads,
+          kv.headDim,
+          h[r + ROW_START],
+          h[r + ROW_POS] + 1,
+          h0,
+          h1,
+          slopes,
+          0,
+          0,
         );
         continue;
       }
       this.kernels.attention(
-        out + t * qDim * 4, q + t * qDim * 4, scratch,
-        kv.base, h[r + ROW_PAGE_TABLE], kv.pageSize, kv.pageBytes, kOff, vOff, kv.kvDim,
-        kv.nHeads, kv.nKvHeads, kv.headDim, h[r + ROW_START], h[r + ROW_POS] + 1, h0, h1, slopes, topK, sel,
+        out + t * qDim * 4,
+        q + t * qDim * 4,
+        scratch,
+        kv.base,
+        h[r + ROW_PAGE_TABLE],
+        kv.pageSize,
+        kv.pageBytes,
+        kOff,
+        vOff,
+        kv.kvDim,
+        kv.nHeads,
+        kv.nKvHeads,
+        kv.headDim,
+        h[r + ROW_START],
+        h[r + ROW_POS] + 1,
+        h0,
+        h1,
+        slopes,
+        topK,
+        sel,
       );
     }
   }

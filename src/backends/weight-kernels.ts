@@ -1,5 +1,5 @@
 import type { GGMLTypeId } from "../formats/ggml-types.ts";
-import { QUANT_WEIGHT_TYPES, weightKernel, type WeightKernel } from "../quant/kernels.ts";
+import { QUANT_WEIGHT_TYPES, type WeightKernel, weightKernel } from "../quant/kernels.ts";
 
 export type { WeightKernel };
 

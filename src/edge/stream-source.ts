@@ -56,10 +56,14 @@ export class StreamSource implements ByteSource {
       throw new DownloadError(url, res.status, `GET answered ${res.status} ${res.statusText}`.trimEnd());
     }
     const size = Number(res.headers.get("content-length"));
-    if (!Number.isSafeInteger(size) || size <= 0) throw new FormatError(url, "the response has no Content-Length; the model's size must be known");
+    if (!Number.isSafeInteger(size) || size <= 0) {
+      throw new FormatError(url, "the response has no Content-Length; the model's size must be known");
+    }
     return new StreamSource(url, size, res.body, async (offset) => {
       const r = await doFetch(url, { headers: { ...opts.headers, range: `bytes=${offset}-` } });
-      if (r.status !== 206 || !r.body) throw new FormatError(url, `a read went back to byte ${offset} and the server does not answer Range requests (status ${r.status})`);
+      if (r.status !== 206 || !r.body) {
+        throw new FormatError(url, `a read went back to byte ${offset} and the server does not answer Range requests (status ${r.status})`);
+      }
       return r.body;
     });
   }
@@ -113,7 +117,10 @@ export class StreamSource implements ByteSource {
 
   private async rewind(offset: number): Promise<void> {
     if (!this.reopen) {
-      throw new FormatError(this.name, `read at byte ${offset} goes back behind byte ${this.keptFrom}; a stream can only be read front to back`);
+      throw new FormatError(
+        this.name,
+        `read at byte ${offset} goes back behind byte ${this.keptFrom}; a stream can only be read front to back`,
+      );
     }
     await this.reader.cancel().catch(() => {});
     this.reader = (await this.reopen(offset)).getReader();

@@ -18,13 +18,7 @@ import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
 import { ClosedError, ContextLengthError, KvasmError, OutOfMemoryError, ParamError } from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
-import {
-  type ChoiceResult,
-  EngineRequest,
-  type FinishReason,
-  type RequestParams,
-  type RequestResult,
-} from "./request.ts";
+import { type ChoiceResult, EngineRequest, type FinishReason, type RequestParams, type RequestResult } from "./request.ts";
 
 export interface EngineOptions {
   /** Requests waiting for admission at most; submit() beyond it throws QueueFullError (default 256). */
@@ -102,7 +96,9 @@ export class Engine {
   constructor(readonly model: Model, opts: EngineOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 256;
     this.maxStepRows = opts.maxStepRows ?? model.state.maxRows;
-    if (!(Number.isInteger(this.maxStepRows) && this.maxStepRows > 0)) throw new ParamError("maxStepRows", `must be a positive integer, got ${this.maxStepRows}`);
+    if (!(Number.isInteger(this.maxStepRows) && this.maxStepRows > 0)) {
+      throw new ParamError("maxStepRows", `must be a positive integer, got ${this.maxStepRows}`);
+    }
     const prefixPages = opts.prefixCachePages ?? Math.floor(model.kv.nPages / 2);
     this.prefixCache = prefixPages > 0 ? new PrefixCache(model.kv, prefixPages) : null;
   }
@@ -142,20 +138,26 @@ export class Engine {
     if (this.closed) throw new ClosedError("engine");
     const m = this.model, tok = m.tokenizer;
     const maxTokens = params.maxTokens ?? 256;
-    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new ParamError("maxTokens", `must be a non-negative integer, got ${maxTokens}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) {
+      throw new ParamError("maxTokens", `must be a non-negative integer, got ${maxTokens}`);
+    }
     const beams = params.beams ?? 0;
     if (!Number.isInteger(beams) || beams < 0) throw new ParamError("beams", `must be a non-negative integer, got ${beams}`);
     const n = params.n ?? (beams > 0 ? beams : 1);
     if (!Number.isInteger(n) || n < 1) throw new ParamError("n", `must be a positive integer, got ${n}`);
     if (beams > 0 && n > beams) throw new ParamError("n", `must be at most beams (${beams}), got ${n}`);
     const width = beams > 0 ? beams : n;
-    if (width > m.kv.maxSeqs) throw new ParamError(beams > 0 ? "beams" : "n", `${width} sequences exceed the engine's ${m.kv.maxSeqs} (LoadOptions.maxSequences)`);
+    if (width > m.kv.maxSeqs) {
+      throw new ParamError(beams > 0 ? "beams" : "n", `${width} sequences exceed the engine's ${m.kv.maxSeqs} (LoadOptions.maxSequences)`);
+    }
     const lengthPenalty = params.lengthPenalty ?? 1;
     if (!Number.isFinite(lengthPenalty)) throw new ParamError("lengthPenalty", `must be a finite number, got ${lengthPenalty}`);
     const prompt = typeof params.prompt === "string" ? tok.encode(params.prompt, { addBos: params.addBos }) : Array.from(params.prompt);
     if (prompt.length === 0) throw new ParamError("prompt", "is empty: at least one token (e.g. BOS) is needed");
     for (const t of prompt) {
-      if (!Number.isInteger(t) || t < 0 || t >= m.vocabSize) throw new ParamError("prompt", `token id ${t} is outside the vocabulary (0..${m.vocabSize - 1})`);
+      if (!Number.isInteger(t) || t < 0 || t >= m.vocabSize) {
+        throw new ParamError("prompt", `token id ${t} is outside the vocabulary (0..${m.vocabSize - 1})`);
+      }
     }
     if (prompt.length > m.contextLength) throw new ContextLengthError(prompt.length, m.contextLength, "prompt");
     const base = new Sampler(m.vocabSize, params); // validates the sampling fields
@@ -175,7 +177,13 @@ export class Engine {
       cachedTokens: 0,
       choices: [],
       beam: beams > 0
-        ? new BeamSearch({ width: beams, lengthPenalty, earlyStopping: params.earlyStopping ?? false, maxTokens, isEnd: (id) => tok.isEndOfGeneration(id) })
+        ? new BeamSearch({
+          width: beams,
+          lengthPenalty,
+          earlyStopping: params.earlyStopping ?? false,
+          maxTokens,
+          isEnd: (id) => tok.isEndOfGeneration(id),
+        })
         : null,
       wantLogprobs: params.logprobs !== undefined,
       base,
@@ -258,7 +266,9 @@ export class Engine {
       const needed = Math.ceil((a.prompt.length + 1) / P) - pages.length;
       if (needed > kv.nPages) {
         this.queue.shift();
-        a.handle.fail(new OutOfMemoryError(`KV cache full: the prompt needs ${needed} pages of ${P} positions, the cache has ${kv.nPages}`));
+        a.handle.fail(
+          new OutOfMemoryError(`KV cache full: the prompt needs ${needed} pages of ${P} positions, the cache has ${kv.nPages}`),
+        );
         continue;
       }
       // wait for pages to be freed, unless nothing runs that could free them

@@ -156,7 +156,9 @@ class HeaderCursor {
       );
     }
     if (len > this.limits.maxStringBytes) {
-      this.fail(`string length ${len} in ${this.what} is over the limit of ${this.limits.maxStringBytes} bytes (LoadOptions.limits.maxStringBytes)`);
+      this.fail(
+        `string length ${len} in ${this.what} is over the limit of ${this.limits.maxStringBytes} bytes (LoadOptions.limits.maxStringBytes)`,
+      );
     }
     const at = await this.need(len);
     this.pos += len;
@@ -217,7 +219,9 @@ class HeaderCursor {
       );
     }
     if (count > this.limits.maxArrayLength) {
-      this.fail(`array length ${count} in ${this.what} is over the limit of ${this.limits.maxArrayLength} (LoadOptions.limits.maxArrayLength)`);
+      this.fail(
+        `array length ${count} in ${this.what} is over the limit of ${this.limits.maxArrayLength} (LoadOptions.limits.maxArrayLength)`,
+      );
     }
     if (of === "array") {
       if (depth >= 8) this.fail(`arrays nested deeper than 8 levels in ${this.what}`);

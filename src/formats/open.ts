@@ -26,7 +26,10 @@ export async function sniffFormat(source: ByteSource): Promise<ModelFormat> {
 }
 
 /** Reads the header of a model file; the returned ModelFile keeps its source open (close `file.source`). */
-export async function openModelFile(input: string | Uint8Array | ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<ModelFile> {
+export async function openModelFile(
+  input: string | Uint8Array | ByteSource,
+  limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
+): Promise<ModelFile> {
   if (input instanceof Uint8Array) return await readBySniffing(new BytesSource(input), limits);
   if (typeof input !== "string") return await readBySniffing(input, limits);
 

@@ -65,15 +65,21 @@ export async function readSafetensors(source: ByteSource, limits: HeaderLimits =
   const entries = Object.entries(header as Record<string, unknown>);
   const over = (what: string, n: number, limit: number, option: keyof HeaderLimits) =>
     fail(`${what} ${n} is over the limit of ${limit} (LoadOptions.limits.${option})`);
-  if (entries.length > limits.maxMetadataEntries) over("header entry count", entries.length, limits.maxMetadataEntries, "maxMetadataEntries");
+  if (entries.length > limits.maxMetadataEntries) {
+    over("header entry count", entries.length, limits.maxMetadataEntries, "maxMetadataEntries");
+  }
   for (const [name, entry] of entries) {
     if (name === "__metadata__") {
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) fail("__metadata__ is not a JSON object");
       const meta = Object.entries(entry as Record<string, unknown>);
-      if (meta.length > limits.maxMetadataEntries) over("__metadata__ entry count", meta.length, limits.maxMetadataEntries, "maxMetadataEntries");
+      if (meta.length > limits.maxMetadataEntries) {
+        over("__metadata__ entry count", meta.length, limits.maxMetadataEntries, "maxMetadataEntries");
+      }
       for (const [k, v] of meta) {
         if (typeof v !== "string") fail(`__metadata__ entry "${k}" is not a string`);
-        if (v.length > limits.maxStringBytes) over(`length of __metadata__ entry "${k}"`, v.length, limits.maxStringBytes, "maxStringBytes");
+        if (v.length > limits.maxStringBytes) {
+          over(`length of __metadata__ entry "${k}"`, v.length, limits.maxStringBytes, "maxStringBytes");
+        }
         metadata.set(`safetensors.metadata.${k}`, v as string);
       }
       continue;

@@ -240,7 +240,9 @@ export class PagedKVCache {
     if (this.reclaimer) this.reclaimer.reclaim(n - this.nFree);
     if (n > this.nFree) {
       throw new OutOfMemoryError(
-        `KV cache full: ${seq ? `sequence ${seq.id} ` : ""}needs ${n} more pages of ${this.layout.pageSize} positions, ${this.nFree} of ${this.nPages} free`,
+        `KV cache full: ${
+          seq ? `sequence ${seq.id} ` : ""
+        }needs ${n} more pages of ${this.layout.pageSize} positions, ${this.nFree} of ${this.nPages} free`,
       );
     }
   }

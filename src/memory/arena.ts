@@ -42,7 +42,9 @@ export class Arena {
     if (this.closed) throw new OutOfMemoryError("arena is closed");
     const ptr = Math.ceil(this.top / align) * align;
     if (ptr + bytes > this.capacity) {
-      throw new OutOfMemoryError(`arena full: ${what} needs ${fmtBytes(bytes)}, ${fmtBytes(this.capacity - ptr)} left of ${fmtBytes(this.capacity)}`);
+      throw new OutOfMemoryError(
+        `arena full: ${what} needs ${fmtBytes(bytes)}, ${fmtBytes(this.capacity - ptr)} left of ${fmtBytes(this.capacity)}`,
+      );
     }
     this.top = ptr + bytes;
     return ptr;

@@ -177,7 +177,9 @@ export function gptConfigFromMetadata(file: ModelFile, name: string = file.sourc
   }
   const dim = m.count(".embedding_length");
   const nHeads = m.count(".attention.head_count");
-  if (dim % nHeads !== 0) throw new FormatError(name, `${arch}.attention.head_count ${nHeads} does not divide ${arch}.embedding_length ${dim}`);
+  if (dim % nHeads !== 0) {
+    throw new FormatError(name, `${arch}.attention.head_count ${nHeads} does not divide ${arch}.embedding_length ${dim}`);
+  }
   const headDim = dim / nHeads;
   const ropeDim = arch === "gptneox" ? m.count(".rope.dimension_count", headDim) : headDim;
   if (ropeDim > headDim || ropeDim % 2 !== 0) {
@@ -185,7 +187,9 @@ export function gptConfigFromMetadata(file: ModelFile, name: string = file.sourc
   }
   const act = m.string(".hidden_act") ?? (arch === "gpt2" || arch === "bloom" ? "gelu_new" : "gelu");
   const TANH = ["gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_tanh"];
-  if (!TANH.includes(act) && act !== "gelu") throw new UnsupportedError(`${name}: activation "${act}" is not supported (kvasm runs gelu, ${TANH.join(", ")})`);
+  if (!TANH.includes(act) && act !== "gelu") {
+    throw new UnsupportedError(`${name}: activation "${act}" is not supported (kvasm runs gelu, ${TANH.join(", ")})`);
+  }
   const embd = file.tensors.get("token_embd.weight");
   const vocabSize = file.metadata.has(`${arch}.vocab_size`)
     ? m.count(".vocab_size")

@@ -138,7 +138,9 @@ class ConfigReader {
     for (const k of Array.isArray(key) ? key : [key]) {
       const v = this.json[k];
       if (v === undefined || v === null) continue;
-      if (typeof v !== "number" || !Number.isFinite(v)) throw new FormatError(this.name, `"${k}" must be a number, found ${JSON.stringify(v)}`);
+      if (typeof v !== "number" || !Number.isFinite(v)) {
+        throw new FormatError(this.name, `"${k}" must be a number, found ${JSON.stringify(v)}`);
+      }
       return v;
     }
     if (fallback === undefined) throw new FormatError(this.name, `"${Array.isArray(key) ? key.join('" or "') : key}" is missing`);
@@ -147,7 +149,9 @@ class ConfigReader {
 
   count(key: string | string[], fallback?: number): number {
     const v = this.number(key, fallback);
-    if (!Number.isInteger(v) || v <= 0) throw new FormatError(this.name, `"${Array.isArray(key) ? key[0] : key}" must be a positive integer, found ${v}`);
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new FormatError(this.name, `"${Array.isArray(key) ? key[0] : key}" must be a positive integer, found ${v}`);
+    }
     return v;
   }
 
@@ -176,7 +180,9 @@ function headDimOf(c: ConfigReader, dim: number, nHeads: number): number {
 
 function ropeDimOf(c: ConfigReader, headDim: number): number {
   const d = Math.floor(headDim * c.partialRotary());
-  if (d <= 0 || d % 2 !== 0) throw new FormatError(c.name, `rotary dimensions ${d} (head_dim ${headDim} x partial rotary factor) must be even and positive`);
+  if (d <= 0 || d % 2 !== 0) {
+    throw new FormatError(c.name, `rotary dimensions ${d} (head_dim ${headDim} x partial rotary factor) must be even and positive`);
+  }
   return d;
 }
 
@@ -186,7 +192,9 @@ function llamaKeys(c: ConfigReader, a: string): Record<string, MetadataValue> {
   const act = c.json.hidden_act ?? "silu";
   if (act !== "silu") throw new UnsupportedError(`${c.name}: hidden_act "${String(act)}" is not supported for ${a} (kvasm runs silu)`);
   if (c.json.use_sliding_window === true) {
-    throw new UnsupportedError(`${c.name}: use_sliding_window with max_window_layers (windowed attention in some layers only) is not supported`);
+    throw new UnsupportedError(
+      `${c.name}: use_sliding_window with max_window_layers (windowed attention in some layers only) is not supported`,
+    );
   }
   const keys: Record<string, MetadataValue> = {
     [`${a}.context_length`]: c.count("max_position_embeddings"),
@@ -285,10 +293,14 @@ function mptKeys(c: ConfigReader): Record<string, MetadataValue> {
   // options that change the math: clipped Q/K/V, a custom softmax scale, LayerNorm on Q and K, prefix-LM masking
   for (const key of ["clip_qkv", "softmax_scale", "qk_ln", "prefix_lm"]) {
     const v = attn.json[key];
-    if (v !== undefined && v !== null && v !== false) throw new UnsupportedError(`${c.name}: MPT with attn_config.${key} = ${JSON.stringify(v)} is not supported`);
+    if (v !== undefined && v !== null && v !== false) {
+      throw new UnsupportedError(`${c.name}: MPT with attn_config.${key} = ${JSON.stringify(v)} is not supported`);
+    }
   }
   const type = attn.json.attn_type ?? "multihead_attention";
-  if (type !== "multihead_attention") throw new UnsupportedError(`${c.name}: MPT attn_type "${String(type)}" is not supported (kvasm runs multihead_attention)`);
+  if (type !== "multihead_attention") {
+    throw new UnsupportedError(`${c.name}: MPT attn_type "${String(type)}" is not supported (kvasm runs multihead_attention)`);
+  }
   if (c.has("logit_scale")) throw new UnsupportedError(`${c.name}: MPT with logit_scale is not supported`);
   const dim = c.count("d_model");
   const ffn = c.json.ffn_config as Record<string, unknown> | undefined;
@@ -343,7 +355,12 @@ export function hfModelFile(file: ModelFile, config: HFConfig, configName: strin
     if (!rule) continue;
     const [re, template, transform] = rule;
     const name = info.name.replace(re, template);
-    if (tensors.has(name)) throw new FormatError(file.source.name, `tensors "${(tensors.get(name) as HFTensorInfo).hfName}" and "${info.name}" both map to ${name}`);
+    if (tensors.has(name)) {
+      throw new FormatError(
+        file.source.name,
+        `tensors "${(tensors.get(name) as HFTensorInfo).hfName}" and "${info.name}" both map to ${name}`,
+      );
+    }
     tensors.set(name, derive(file, info, name, transform, nHeads));
   }
   return { format: "safetensors", source: file.source, metadata, tensors };
@@ -395,13 +412,17 @@ function derive(file: ModelFile, info: TensorInfo, name: string, transform: Tran
   const steps: Array<(b: Uint8Array) => Uint8Array> = [];
   if (transform === "conv1d") {
     // Conv1D [in, out] row-major is ggml shape [out, in]: rows are inputs. Transpose to rows of outputs.
-    if (shape.length !== 2) throw new FormatError(file.source.name, `Conv1D tensor "${info.name}" is not a matrix (shape [${shape.join(", ")}])`);
+    if (shape.length !== 2) {
+      throw new FormatError(file.source.name, `Conv1D tensor "${info.name}" is not a matrix (shape [${shape.join(", ")}])`);
+    }
     const [cols, rows] = shape;
     steps.push((b) => transpose(b, rows, cols, elem));
     shape = [rows, cols];
   } else if (transform === "neox_qkv") {
     const rows = shape.length === 1 ? shape[0] : shape[1], cols = shape.length === 1 ? 1 : shape[0];
-    if (rows % (3 * nHeads) !== 0) throw new FormatError(file.source.name, `"${info.name}" has ${rows} rows, not 3 x ${nHeads} heads x head_dim`);
+    if (rows % (3 * nHeads) !== 0) {
+      throw new FormatError(file.source.name, `"${info.name}" has ${rows} rows, not 3 x ${nHeads} heads x head_dim`);
+    }
     steps.push((b) => regroupNeoxQKV(b, nHeads, rows / (3 * nHeads), cols * elem));
   }
   let type = info.type, byteLength = info.byteLength;

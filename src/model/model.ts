@@ -1,7 +1,7 @@
 import type { Backend, KVType } from "../backends/backend.ts";
 import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../backends/backend.ts";
 import { selectBackend } from "../backends/select.ts";
-import { type BackendName, backendByName } from "../backends/webgpu/select.ts";
+import { backendByName, type BackendName } from "../backends/webgpu/select.ts";
 import { WebGpuBackend } from "../backends/webgpu/backend.ts";
 import { openModelFile } from "../formats/open.ts";
 import type { HeaderLimits, ModelFile } from "../formats/types.ts";
@@ -9,7 +9,7 @@ import { type ModelInput, resolveModelInput } from "../io/model-input.ts";
 import { StreamSource } from "../edge/stream-source.ts";
 import { ArenaPlan } from "../memory/arena.ts";
 import { PagedKVCache, type Sequence } from "../kv/paged-cache.ts";
-import { type DerivedConfig, deriveConfig } from "./config.ts";
+import { deriveConfig, type DerivedConfig } from "./config.ts";
 import { ropeTable } from "./rope.ts";
 import { alibiSlopes } from "./alibi.ts";
 import { WeightSet } from "./weights.ts";
@@ -182,7 +182,9 @@ export class Model {
       if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
       for (let i = 0; i < inp.tokens.length; i++) {
         const t = inp.tokens[i];
-        if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new ParamError("tokens", `token id ${t} is outside the vocabulary (0..${this.vocabSize - 1})`);
+        if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) {
+          throw new ParamError("tokens", `token id ${t} is outside the vocabulary (0..${this.vocabSize - 1})`);
+        }
       }
     }
     const wantLogits = inputs.filter((i) => i.logits !== false).length;
@@ -212,7 +214,10 @@ export class Model {
       this.positionsComputed += T;
       if (this.logitRowIdx.length > 0) {
         const n = this.logitRowIdx.length * this.vocabSize;
-        await b.read(s.logits, this.logitsHost.subarray(pending[0].logitsIndex * this.vocabSize, pending[0].logitsIndex * this.vocabSize + n));
+        await b.read(
+          s.logits,
+          this.logitsHost.subarray(pending[0].logitsIndex * this.vocabSize, pending[0].logitsIndex * this.vocabSize + n),
+        );
       } else {
         await b.flush();
       }
@@ -311,7 +316,9 @@ export class Model {
       return out;
     }
     await this.runOnDevice(seq, token, n, out, { sampler, history });
-    if (out.includes(-1)) throw new NumericalError("no token to sample: every logit is NaN or -Infinity after bias and penalties", this.file.source.name);
+    if (out.includes(-1)) {
+      throw new NumericalError("no token to sample: every logit is NaN or -Infinity after bias and penalties", this.file.source.name);
+    }
     return out;
   }
 
@@ -321,11 +328,19 @@ export class Model {
   }
 
   /** decodeGreedy's and decodeSampled's device loop: n steps, GREEDY_ROWS per readback, picks into out. */
-  private async runOnDevice(seq: Sequence, token: number, n: number, out: Int32Array, draw: { sampler: Sampler; history: ArrayLike<number> } | null): Promise<void> {
+  private async runOnDevice(
+    seq: Sequence,
+    token: number,
+    n: number,
+    out: Int32Array,
+    draw: { sampler: Sampler; history: ArrayLike<number> } | null,
+  ): Promise<void> {
     const b = this.backend;
     const end = seq.length + n;
     if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
-    if (!(Number.isInteger(token) && token >= 0 && token < this.vocabSize)) throw new ParamError("tokens", `token id ${token} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    if (!(Number.isInteger(token) && token >= 0 && token < this.vocabSize)) {
+      throw new ParamError("tokens", `token id ${token} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    }
     const s = this.state, G = GREEDY_ROWS;
     let ds: DeviceSampler | null = null;
     if (draw) {
@@ -432,7 +447,9 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const topK = opts.attention?.topK ?? 0;
   if (!(Number.isInteger(topK) && topK >= 0)) throw new ParamError("attention.topK", `must be a non-negative integer, got ${topK}`);
   if (topK > 0 && opts.kvCacheType === "f16") {
-    throw new UnsupportedError(`sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`);
+    throw new UnsupportedError(
+      `sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`,
+    );
   }
   const ctx = opts.contextLength ?? config.contextLength;
   if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
@@ -459,13 +476,24 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     const plan = new ArenaPlan();
     for (const t of tensors) plan.add(`weights:${t.name}`, t.byteLength);
     const kvType = opts.kvCacheType ?? "f32";
-    if (!KV_TYPES.includes(kvType)) throw new ParamError("kvCacheType", `must be one of ${KV_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(kvType)}`);
-    if (topK > 0 && backend instanceof WebGpuBackend) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
+    if (!KV_TYPES.includes(kvType)) {
+      throw new ParamError(
+        "kvCacheType",
+        `must be one of ${KV_TYPES.map((t) => `"${t}"`).join(", ")}, got ${JSON.stringify(kvType)}`,
+      );
+    }
+    if (topK > 0 && backend instanceof WebGpuBackend) {
+      throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
+    }
     if (opts.slidingWindow !== undefined) {
-      if (!(Number.isInteger(opts.slidingWindow) && opts.slidingWindow >= 0)) throw new ParamError("slidingWindow", `must be a non-negative integer, got ${opts.slidingWindow}`);
+      if (!(Number.isInteger(opts.slidingWindow) && opts.slidingWindow >= 0)) {
+        throw new ParamError("slidingWindow", `must be a non-negative integer, got ${opts.slidingWindow}`);
+      }
       config.slidingWindow = opts.slidingWindow || undefined;
     }
-    if (kvType !== "f32" && !backend.supportsKV?.(kvType)) throw new UnsupportedError(`the ${backend.name} backend has no ${kvType} KV cache`);
+    if (kvType !== "f32" && !backend.supportsKV?.(kvType)) {
+      throw new UnsupportedError(`the ${backend.name} backend has no ${kvType} KV cache`);
+    }
     const kvOpts = { pageSize, nPages, maxSeqs, maxPositions: ctx, kvType };
     plan.add("kv", PagedKVCache.bytes(config, kvOpts));
     if (config.alibiMaxBias) plan.add("alibi slopes", config.nHeads * 4);
@@ -506,7 +534,10 @@ async function ropeFreqFactors(file: ModelFile, ropeDim: number): Promise<Float3
   const t = file.tensors.get("rope_freqs.weight");
   if (!t) return undefined;
   if (t.type !== 0 || t.byteLength !== (ropeDim / 2) * 4) {
-    throw new FormatError(file.source.name, `tensor "rope_freqs.weight" must be ${ropeDim / 2} f32 values, found ${t.byteLength} bytes of type ${t.type}`);
+    throw new FormatError(
+      file.source.name,
+      `tensor "rope_freqs.weight" must be ${ropeDim / 2} f32 values, found ${t.byteLength} bytes of type ${t.type}`,
+    );
   }
   const bytes = new Uint8Array(t.byteLength);
   await ((t as { source?: ModelFile["source"] }).source ?? file.source).read(t.offset, bytes);

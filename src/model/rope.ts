@@ -52,7 +52,7 @@ export function ropeTable(
     }
   }
   if (c.ropeScaling) applyLlama3Scaling(freqs, c.ropeScaling);
-  if (freqFactors) for (let i = 0; i < half; i++) freqs[i] = Math.fround(freqs[i] / freqFactors[i]);
+  if (freqFactors) { for (let i = 0; i < half; i++) freqs[i] = Math.fround(freqs[i] / freqFactors[i]); }
   for (let p = from; p < maxPos; p++) {
     const row = (p - from) * half;
     for (let i = 0; i < half; i++) {

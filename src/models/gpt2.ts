@@ -11,7 +11,7 @@ import type { Backend, KVLayout, Weight } from "../backends/backend.ts";
 import type { DerivedConfig } from "../model/config.ts";
 import type { ModelFile } from "../formats/types.ts";
 import type { WeightSet } from "../model/weights.ts";
-import { gptConfigFromMetadata, type GPTConfig } from "../model/from-metadata.ts";
+import { type GPTConfig, gptConfigFromMetadata } from "../model/from-metadata.ts";
 import { checkTensors, type ExpectedTensors, linear, splitRows } from "./blocks.ts";
 import type { RunState } from "./llama.ts";
 import type { Architecture } from "./registry.ts";
@@ -140,7 +140,16 @@ export function bindGPTWeights(c: GPTDerivedConfig, w: WeightSet): GPTWeights {
  * `out` (T, dim). RoPE (partial, on rotated halves) unless positions are learned
  * or come from ALiBi (inside the attention kernel, through the KV layout's slopes).
  */
-export function gptAttention(b: Backend, c: GPTDerivedConfig, L: GPTLayer, s: RunState, kv: KVLayout, layer: number, T: number, out: number): void {
+export function gptAttention(
+  b: Backend,
+  c: GPTDerivedConfig,
+  L: GPTLayer,
+  s: RunState,
+  kv: KVLayout,
+  layer: number,
+  T: number,
+  out: number,
+): void {
   linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
   linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch);
   linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch);

@@ -30,7 +30,12 @@ export function phi3ExpectedTensors(c: DerivedConfig): ExpectedTensors {
 }
 
 /** Q, K, V and gate, up as views of the fused `attn_qkv` ([qDim | kvDim | kvDim] rows) and `ffn_up` ([hidden | hidden]). */
-export function splitPhi3(qkv: Weight, gateUp: Weight, c: DerivedConfig, p: string): Pick<LlamaLayer, "wq" | "wk" | "wv" | "wGate" | "wUp"> {
+export function splitPhi3(
+  qkv: Weight,
+  gateUp: Weight,
+  c: DerivedConfig,
+  p: string,
+): Pick<LlamaLayer, "wq" | "wk" | "wv" | "wGate" | "wUp"> {
   const [wq, wk, wv] = splitRows(qkv, [c.qDim, c.kvDim, c.kvDim], [p + "q", p + "k", p + "v"]);
   const [wGate, wUp] = splitRows(gateUp, [c.hiddenDim, c.hiddenDim], [p + "gate", p + "up"]);
   return { wq, wk, wv, wGate, wUp };

@@ -23,7 +23,9 @@ const TARGETS: QuantizeTarget[] = ["Q8_0", "Q4_0", "Q4_K", "Q4_K_M"];
 export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promise<void> {
   const inPath = f.required("model"), outPath = f.required("out");
   const type = f.string("type")?.toUpperCase() as QuantizeTarget | undefined;
-  if (!type || !TARGETS.includes(type)) throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(f.string("type"))}`);
+  if (!type || !TARGETS.includes(type)) {
+    throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(f.string("type"))}`);
+  }
   const t0 = performance.now();
   const input = await openModelFile(inPath);
   try {

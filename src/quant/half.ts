@@ -34,7 +34,10 @@ export function f32ToF16(x: number): number {
   const q = v / 2 ** (e - 10); // in [1024, 2048)
   let r = Math.round(q);
   if (r - q === 0.5 && r % 2 === 1) r -= 1;
-  if (r === 2048) { r = 1024; e++; }
+  if (r === 2048) {
+    r = 1024;
+    e++;
+  }
   if (e + 15 >= 31) return sign | 0x7c00;
   return sign | ((e + 15) << 10) | (r - 1024);
 }

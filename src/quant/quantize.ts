@@ -11,7 +11,14 @@ import { ParamError, UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import type { ModelFile } from "../formats/types.ts";
 import type { GGUFFile } from "../formats/gguf.ts";
-import { type ByteSink, type GGUFMetadataEntry, type GGUFTensorToWrite, inferValueType, metadataEntries, writeGGUF } from "../formats/gguf-writer.ts";
+import {
+  type ByteSink,
+  type GGUFMetadataEntry,
+  type GGUFTensorToWrite,
+  inferValueType,
+  metadataEntries,
+  writeGGUF,
+} from "../formats/gguf-writer.ts";
 import { bf16ToF32, f16ToF32, f32ToF16 } from "./half.ts";
 
 const fr = Math.fround;
@@ -40,7 +47,10 @@ function q8_0(x: Float32Array, y: DataView, o: number): void {
 function qx_0(x: Float32Array, y: DataView, o: number, bits: 4 | 5): void {
   let amax = 0, max = 0;
   for (let j = 0; j < 32; j++) {
-    if (amax < Math.abs(x[j])) { amax = Math.abs(x[j]); max = x[j]; }
+    if (amax < Math.abs(x[j])) {
+      amax = Math.abs(x[j]);
+      max = x[j];
+    }
   }
   const half = bits === 4 ? 8 : 16, top = bits === 4 ? 15 : 31;
   const d = fr(max / -half), id = d ? fr(1 / d) : 0;
@@ -72,7 +82,10 @@ function qx_1(x: Float32Array, y: DataView, o: number, bits: 4 | 5): void {
   for (let j = 0; j < 16; j++) {
     let x0 = Math.trunc(fr(fr(fr(x[j] - min) * id) + 0.5)) & 0xff;
     let x1 = Math.trunc(fr(fr(fr(x[j + 16] - min) * id) + 0.5)) & 0xff;
-    if (bits === 4) { x0 = Math.min(15, x0); x1 = Math.min(15, x1); }
+    if (bits === 4) {
+      x0 = Math.min(15, x0);
+      x1 = Math.min(15, x1);
+    }
     y.setUint8(qs + j, (x0 & 15) | ((x1 & 15) << 4));
     qh |= ((x0 & 0x10) >> 4) << j;
     qh |= ((x1 & 0x10) >> 4) << (j + 16);
@@ -84,8 +97,16 @@ function qx_1(x: Float32Array, y: DataView, o: number, bits: 4 | 5): void {
 
 /** make_qkx2_quants: scale and -min for n values at 0..nmax (weighted least squares search). */
 function makeQkx2Quants(
-  n: number, nmax: number, x: Float32Array, weights: Float32Array, L: Uint8Array, Laux: Uint8Array,
-  rmin: number, rdelta: number, nstep: number, useMad: boolean,
+  n: number,
+  nmax: number,
+  x: Float32Array,
+  weights: Float32Array,
+  L: Uint8Array,
+  Laux: Uint8Array,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
+  useMad: boolean,
 ): [scale: number, theMin: number] {
   let min = x[0], max = x[0];
   let sumW = weights[0];
@@ -155,7 +176,10 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, L: Int8Array | U
   let max = 0, amax = 0;
   for (let i = 0; i < n; i++) {
     const ax = Math.abs(x[i]);
-    if (ax > amax) { amax = ax; max = x[i]; }
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
   }
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, 0, n);
@@ -231,7 +255,9 @@ function q4_K(x: Float32Array, y: DataView, o: number): void {
   y.setUint16(o + 2, mh, true);
   for (let i = 0; i < 12; i++) y.setUint8(o + 4 + i, sb[i]);
   for (let j = 0; j < 8; j++) {
-    const [sc, m] = j < 4 ? [sb[j] & 63, sb[j + 4] & 63] : [(sb[j + 4] & 0xf) | ((sb[j - 4] >> 6) << 4), (sb[j + 4] >> 4) | ((sb[j] >> 6) << 4)];
+    const [sc, m] = j < 4
+      ? [sb[j] & 63, sb[j + 4] & 63]
+      : [(sb[j + 4] & 0xf) | ((sb[j - 4] >> 6) << 4), (sb[j + 4] >> 4) | ((sb[j] >> 6) << 4)];
     const d = fr(f16ToF32(dh) * sc);
     if (!d) continue;
     const dm = fr(f16ToF32(mh) * m);
@@ -252,7 +278,10 @@ function q6_K(x: Float32Array, y: DataView, o: number): void {
     const scale = makeQxQuants(16, 32, x.subarray(16 * ib, 16 * ib + 16), L.subarray(16 * ib, 16 * ib + 16));
     scales[ib] = scale;
     const a = Math.abs(scale);
-    if (a > maxAbsScale) { maxAbsScale = a; maxScale = scale; }
+    if (a > maxAbsScale) {
+      maxAbsScale = a;
+      maxScale = scale;
+    }
   }
   if (maxAbsScale < GROUP_MAX_EPS) {
     for (let i = 0; i < 210; i++) y.setUint8(o + i, 0);
@@ -286,7 +315,15 @@ function q6_K(x: Float32Array, y: DataView, o: number): void {
 
 /** Types quantizeRows writes. */
 export const QUANTIZE_TYPES: readonly GGMLTypeId[] = [
-  GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q4_K, GGMLType.Q6_K,
+  GGMLType.F32,
+  GGMLType.F16,
+  GGMLType.Q8_0,
+  GGMLType.Q4_0,
+  GGMLType.Q4_1,
+  GGMLType.Q5_0,
+  GGMLType.Q5_1,
+  GGMLType.Q4_K,
+  GGMLType.Q6_K,
 ];
 
 /**
@@ -314,13 +351,27 @@ export function quantizeRows(type: GGMLTypeId, src: Float32Array, n: number): Ui
   for (let b = 0; b < src.length / qk; b++) {
     const x = src.subarray(b * qk, b * qk + qk), o = b * bs;
     switch (type) {
-      case GGMLType.Q8_0: q8_0(x, y, o); break;
-      case GGMLType.Q4_0: qx_0(x, y, o, 4); break;
-      case GGMLType.Q5_0: qx_0(x, y, o, 5); break;
-      case GGMLType.Q4_1: qx_1(x, y, o, 4); break;
-      case GGMLType.Q5_1: qx_1(x, y, o, 5); break;
-      case GGMLType.Q4_K: q4_K(x, y, o); break;
-      case GGMLType.Q6_K: q6_K(x, y, o); break;
+      case GGMLType.Q8_0:
+        q8_0(x, y, o);
+        break;
+      case GGMLType.Q4_0:
+        qx_0(x, y, o, 4);
+        break;
+      case GGMLType.Q5_0:
+        qx_0(x, y, o, 5);
+        break;
+      case GGMLType.Q4_1:
+        qx_1(x, y, o, 4);
+        break;
+      case GGMLType.Q5_1:
+        qx_1(x, y, o, 5);
+        break;
+      case GGMLType.Q4_K:
+        q4_K(x, y, o);
+        break;
+      case GGMLType.Q6_K:
+        q6_K(x, y, o);
+        break;
     }
   }
   return out;
@@ -397,9 +448,9 @@ async function readF32(file: ModelFile, name: string): Promise<Float32Array> {
   const v = new DataView(bytes.buffer);
   const count = t.shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(count);
-  if (t.type === GGMLType.F32) for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true);
-  else if (t.type === GGMLType.F16) for (let i = 0; i < count; i++) out[i] = f16ToF32(v.getUint16(2 * i, true));
-  else if (t.type === GGMLType.BF16) for (let i = 0; i < count; i++) out[i] = bf16ToF32(v.getUint16(2 * i, true));
+  if (t.type === GGMLType.F32) { for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true); }
+  else if (t.type === GGMLType.F16) { for (let i = 0; i < count; i++) out[i] = f16ToF32(v.getUint16(2 * i, true)); }
+  else if (t.type === GGMLType.BF16) { for (let i = 0; i < count; i++) out[i] = bf16ToF32(v.getUint16(2 * i, true)); }
   else throw new UnsupportedError(`tensor "${name}" is ${ggmlTypeName(t.type)}; kvasm quantizes from F32, F16 or BF16 only`);
   return out;
 }
@@ -444,7 +495,8 @@ export async function quantizeModel(opts: {
       name,
       type,
       shape: info.shape,
-      data: async () => quantizeRows(type, await readF32(input, name), type === GGMLType.F32 && info.shape.length < 2 ? info.shape[0] ?? 1 : info.shape[0]),
+      data: async () =>
+        quantizeRows(type, await readF32(input, name), type === GGMLType.F32 && info.shape.length < 2 ? info.shape[0] ?? 1 : info.shape[0]),
     });
   }
   await writeGGUF(output, entries, tensors);

@@ -15,7 +15,9 @@ export async function readJsonBody(req: Request, limit: number, timeoutMs = Infi
   if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
   const bytes = await readLimited(req, limit, timeoutMs);
   const text = new TextDecoder("utf-8").decode(bytes);
-  if (text.trim() === "") throw new HttpError(400, "request body is empty; expected a JSON object", "invalid_request_error", null, "invalid_json");
+  if (text.trim() === "") {
+    throw new HttpError(400, "request body is empty; expected a JSON object", "invalid_request_error", null, "invalid_json");
+  }
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -63,5 +65,11 @@ function tooSlow(ms: number): HttpError {
 }
 
 function tooLarge(limit: number): HttpError {
-  return new HttpError(413, `request body is larger than the server's limit of ${limit} bytes`, "invalid_request_error", null, "request_too_large");
+  return new HttpError(
+    413,
+    `request body is larger than the server's limit of ${limit} bytes`,
+    "invalid_request_error",
+    null,
+    "request_too_large",
+  );
 }

@@ -65,7 +65,9 @@ export class ChatTemplate {
   ) {
     this.limits = { ...DEFAULT_TEMPLATE_LIMITS, ...limits };
     for (const [k, v] of Object.entries(this.limits)) {
-      if (!(Number.isSafeInteger(v) && v > 0)) throw new ParamError(`chatTemplateLimits.${k}`, `must be a positive integer, got ${String(v)}`);
+      if (!(Number.isSafeInteger(v) && v > 0)) {
+        throw new ParamError(`chatTemplateLimits.${k}`, `must be a positive integer, got ${String(v)}`);
+      }
     }
     try {
       this.template = new Template(source);
@@ -213,21 +215,23 @@ function strftimeNow(format: string): string {
   const d = new Date();
   const pad = (n: number) => String(n).padStart(2, "0");
   const month = (style: "long" | "short") => new Intl.DateTimeFormat("en-US", { month: style }).format(d);
-  return String(format).replace(/%[YmdbBHM%]/g, (t) =>
-    t === "%Y"
-      ? String(d.getFullYear())
-      : t === "%m"
-      ? pad(d.getMonth() + 1)
-      : t === "%d"
-      ? pad(d.getDate())
-      : t === "%b"
-      ? month("short")
-      : t === "%B"
-      ? month("long")
-      : t === "%H"
-      ? pad(d.getHours())
-      : t === "%M"
-      ? pad(d.getMinutes())
-      : "%"
+  return String(format).replace(
+    /%[YmdbBHM%]/g,
+    (t) =>
+      t === "%Y"
+        ? String(d.getFullYear())
+        : t === "%m"
+        ? pad(d.getMonth() + 1)
+        : t === "%d"
+        ? pad(d.getDate())
+        : t === "%b"
+        ? month("short")
+        : t === "%B"
+        ? month("long")
+        : t === "%H"
+        ? pad(d.getHours())
+        : t === "%M"
+        ? pad(d.getMinutes())
+        : "%",
   );
 }

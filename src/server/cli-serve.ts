@@ -13,7 +13,8 @@ import { loadFromFlags, loadOptions, MODEL_FLAGS } from "../cli/model-flags.ts";
 export const SERVE_COMMAND: CommandSpec = {
   name: "serve",
   summary: "Serve the OpenAI-compatible API (/v1/completions, /v1/chat/completions, /v1/models, /health).",
-  usage: "kvasm serve [--model PATH|URL] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--alias NAME] [--cors ORIGIN] [...]",
+  usage:
+    "kvasm serve [--model PATH|URL] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [--parallel N] [--alias NAME] [--cors ORIGIN] [...]",
   flags: [
     ...MODEL_FLAGS,
     { name: "host", kind: "string", value: "H", help: "interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)" },
@@ -33,10 +34,32 @@ export const SERVE_COMMAND: CommandSpec = {
     { name: "max-stop", kind: "int", min: 0, help: "stop strings in one request (default 16)" },
     { name: "max-stop-length", kind: "int", min: 1, help: "characters in one stop string (default 256)" },
     { name: "max-logit-bias", kind: "int", min: 0, help: "logit_bias entries in one request (default 1024)" },
-    { name: "max-queued-tokens", kind: "int", min: 1, help: "tokens of work (prompts + n x max_tokens) admitted at once (default 4 x the KV cache's positions)" },
-    { name: "body-timeout", kind: "number", min: 0, value: "S", help: "seconds a client has to send its whole body (default 30); later: 408" },
-    { name: "idle-timeout", kind: "number", min: 0, value: "S", help: "seconds a connection may stay silent, headers included, before it is closed (default 30; Bun and node:http)" },
-    { name: "http", kind: "string", value: "native|node", help: "node: serve through node:http (under Deno, the way to get --idle-timeout); default: the runtime's own server" },
+    {
+      name: "max-queued-tokens",
+      kind: "int",
+      min: 1,
+      help: "tokens of work (prompts + n x max_tokens) admitted at once (default 4 x the KV cache's positions)",
+    },
+    {
+      name: "body-timeout",
+      kind: "number",
+      min: 0,
+      value: "S",
+      help: "seconds a client has to send its whole body (default 30); later: 408",
+    },
+    {
+      name: "idle-timeout",
+      kind: "number",
+      min: 0,
+      value: "S",
+      help: "seconds a connection may stay silent, headers included, before it is closed (default 30; Bun and node:http)",
+    },
+    {
+      name: "http",
+      kind: "string",
+      value: "native|node",
+      help: "node: serve through node:http (under Deno, the way to get --idle-timeout); default: the runtime's own server",
+    },
     { name: "cors", kind: "string", value: "ORIGIN", help: "allow browsers from ORIGIN (or * for any) to call the API" },
     { name: "quiet", kind: "boolean", help: "no log line per request on stderr" },
   ],
@@ -46,7 +69,9 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
   const opts = loadOptions(f, io);
   const host = f.string("host") ?? DEFAULT_HOST, port = f.number("port") ?? DEFAULT_PORT;
   const http = f.string("http") as "native" | "node" | undefined;
-  if (http !== undefined && http !== "native" && http !== "node") throw new ParamError("--http", `must be native or node, got ${JSON.stringify(http)}`);
+  if (http !== undefined && http !== "native" && http !== "node") {
+    throw new ParamError("--http", `must be native or node, got ${JSON.stringify(http)}`);
+  }
   const seconds = (name: string) => {
     const s = f.number(name);
     return s === undefined ? undefined : s * 1000;

@@ -7,7 +7,14 @@
 import type { Engine } from "../engine/engine.ts";
 import { QueueFullError } from "../engine/engine.ts";
 import type { FinishReason as EngineFinish } from "../engine/request.ts";
-import { EventQueue, type FinishReason, type GenerationEvent, type GenerationHandle, type GenerationRequest, type Generator } from "./generation.ts";
+import {
+  EventQueue,
+  type FinishReason,
+  type GenerationEvent,
+  type GenerationHandle,
+  type GenerationRequest,
+  type Generator,
+} from "./generation.ts";
 import { HttpError } from "./http-error.ts";
 
 export class EngineGenerator implements Generator {
@@ -70,7 +77,12 @@ export class EngineGenerator implements Generator {
       try {
         for await (const ev of request) {
           if (ev.type === "token") {
-            events.push({ type: "delta", index: ev.choice, text: ev.text, tokens: [{ id: ev.id, piece: ev.text, logprob: ev.logprob, top: ev.top }] });
+            events.push({
+              type: "delta",
+              index: ev.choice,
+              text: ev.text,
+              tokens: [{ id: ev.id, piece: ev.text, logprob: ev.logprob, top: ev.top }],
+            });
           } else {
             if (ev.text) events.push({ type: "delta", index: ev.choice, text: ev.text, tokens: [] });
             events.push({ type: "finish", index: ev.choice, finishReason: finish(ev.reason) });

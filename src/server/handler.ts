@@ -82,7 +82,12 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
   const generator = opts.generator ?? new EngineGenerator(ownEngine!);
   const created = Math.floor(Date.now() / 1000);
   const template = opts.chatTemplate !== undefined
-    ? new ChatTemplate(opts.chatTemplate, { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) }, false, opts.chatTemplateLimits)
+    ? new ChatTemplate(
+      opts.chatTemplate,
+      { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) },
+      false,
+      opts.chatTemplateLimits,
+    )
     : ChatTemplate.forModel(model, opts.chatTemplateLimits);
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const maxPending = opts.maxPending ?? 64;
@@ -100,7 +105,6 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     totalKvPages: () => generator.totalKvPages,
   });
 
-
   const modelObject = { id: modelId, object: "model", created, owned_by: "kvasm" };
 
   function authorize(req: Request): void {
@@ -108,7 +112,13 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
     const auth = req.headers.get("authorization") ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(auth);
     if (!m || !sameSecret(m[1].trim(), opts.apiKey)) {
-      throw new HttpError(401, "missing or wrong API key (send Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");
+      throw new HttpError(
+        401,
+        "missing or wrong API key (send Authorization: Bearer <key>)",
+        "authentication_error",
+        null,
+        "invalid_api_key",
+      );
     }
   }
 
@@ -119,7 +129,9 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
   }
 
   function busy(what: string): HttpError {
-    return new HttpError(429, `server is busy: ${what}; retry after ${retryAfter} s`, "rate_limit_error", null, "queue_full", { "Retry-After": retryAfter });
+    return new HttpError(429, `server is busy: ${what}; retry after ${retryAfter} s`, "rate_limit_error", null, "queue_full", {
+      "Retry-After": retryAfter,
+    });
   }
 
   /** The request's choices and tokens of work, refused (400) when they could never fit and deferred (429) when they do not fit now. */
@@ -131,7 +143,9 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       if (parsed.maxTokens !== undefined && parsed.maxTokens > room) {
         throw new HttpError(
           400,
-          `max_tokens: ${parsed.maxTokens} tokens after a prompt of ${ids.length}${promptIds.length > 1 ? ` (prompt[${i}])` : ""} exceed the context of ${model.contextLength}; ask for at most ${room}`,
+          `max_tokens: ${parsed.maxTokens} tokens after a prompt of ${ids.length}${
+            promptIds.length > 1 ? ` (prompt[${i}])` : ""
+          } exceed the context of ${model.contextLength}; ask for at most ${room}`,
           "invalid_request_error",
           "max_tokens",
           "context_length_exceeded",
@@ -139,12 +153,23 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
       }
       work += ids.length + parsed.n * (parsed.maxTokens ?? room);
     });
-    if (choices > maxPending) throw overLimit(parsed.kind === "chat" ? "n" : "prompt", `${choices} choices`, maxPending, "maxPending, --max-pending");
-    if (work > limits.maxQueuedTokens) throw overLimit("max_tokens", `${work} tokens of work (prompts + n x max_tokens)`, limits.maxQueuedTokens, "maxQueuedTokens, --max-queued-tokens");
+    if (choices > maxPending) {
+      throw overLimit(parsed.kind === "chat" ? "n" : "prompt", `${choices} choices`, maxPending, "maxPending, --max-pending");
+    }
+    if (work > limits.maxQueuedTokens) {
+      throw overLimit(
+        "max_tokens",
+        `${work} tokens of work (prompts + n x max_tokens)`,
+        limits.maxQueuedTokens,
+        "maxQueuedTokens, --max-queued-tokens",
+      );
+    }
     if (pending + choices > maxPending) throw busy(`${pending} of ${maxPending} choices in progress`);
     if (queuedTokens + work > limits.maxQueuedTokens) throw busy(`${queuedTokens} of ${limits.maxQueuedTokens} tokens of work queued`);
     const room = generator.capacity;
-    if (room !== undefined && room < promptIds.length) throw busy(`the engine's queue has room for ${room} of this request's ${promptIds.length} prompts`);
+    if (room !== undefined && room < promptIds.length) {
+      throw busy(`the engine's queue has room for ${room} of this request's ${promptIds.length} prompts`);
+    }
     return { choices, work };
   }
 
@@ -298,7 +323,13 @@ function pathOf(req: Request): string {
   try {
     url = new URL(req.url);
   } catch {
-    throw new HttpError(400, `the request target ${JSON.stringify(String(req.url).slice(0, 200))} is not a valid URL (HTTP/1.1 requests need a Host header)`, "invalid_request_error", null, "invalid_url");
+    throw new HttpError(
+      400,
+      `the request target ${JSON.stringify(String(req.url).slice(0, 200))} is not a valid URL (HTTP/1.1 requests need a Host header)`,
+      "invalid_request_error",
+      null,
+      "invalid_url",
+    );
   }
   return url.pathname.replace(/\/+$/, "") || "/";
 }
@@ -309,7 +340,13 @@ function notAllowed(method: string, path: string): HttpError {
 
 /** OpenAI's answer to a model it does not serve: 404, code model_not_found. */
 function modelNotFound(asked: string, served: string): HttpError {
-  return new HttpError(404, `The model ${JSON.stringify(asked)} does not exist; this server serves ${JSON.stringify(served)}`, "invalid_request_error", null, "model_not_found");
+  return new HttpError(
+    404,
+    `The model ${JSON.stringify(asked)} does not exist; this server serves ${JSON.stringify(served)}`,
+    "invalid_request_error",
+    null,
+    "model_not_found",
+  );
 }
 
 function safeDecode(s: string): string {
@@ -358,4 +395,3 @@ async function* withFinally<T>(it: AsyncIterable<T>, after: () => void): AsyncGe
     after();
   }
 }
-

@@ -46,7 +46,9 @@ export function toHttpError(e: unknown): HttpError {
     switch (e.code) {
       case "params": {
         const name = openAIName(param);
-        const message = param !== null && name !== param && e.message.startsWith(`${param}:`) ? name + e.message.slice(param.length) : e.message;
+        const message = param !== null && name !== param && e.message.startsWith(`${param}:`)
+          ? name + e.message.slice(param.length)
+          : e.message;
         return new HttpError(400, message, "invalid_request_error", name, "invalid_value");
       }
       case "context":

@@ -121,7 +121,11 @@ function parsePrompt(p: unknown): Array<string | number[]> {
 
 function tokenIds(a: unknown[], field: string): number[] {
   if (a.length === 0) throw badParam(field, "is empty");
-  for (const x of a) if (typeof x !== "number" || !Number.isInteger(x) || x < 0) throw badParam(field, `token ids must be non-negative integers, got ${JSON.stringify(x)}`);
+  for (const x of a) {
+    if (typeof x !== "number" || !Number.isInteger(x) || x < 0) {
+      throw badParam(field, `token ids must be non-negative integers, got ${JSON.stringify(x)}`);
+    }
+  }
   return a as number[];
 }
 
@@ -149,7 +153,7 @@ function messageText(content: unknown, field: string): string {
   return content.map((part, j) => {
     const p = part as Body;
     if (p === null || typeof p !== "object" || p.type !== "text" || typeof p.text !== "string") {
-      throw badParam(`${field}[${j}]`, "only text parts ({ type: \"text\", text }) are supported");
+      throw badParam(`${field}[${j}]`, 'only text parts ({ type: "text", text }) are supported');
     }
     return p.text;
   }).join("");

@@ -5,7 +5,15 @@
  * Choice indices are prompt * n + choice, as in OpenAI's completions API.
  */
 import type { Model } from "../model/model.ts";
-import { EventQueue, type FinishReason, type GeneratedTokenInfo, type GenerationEvent, type GenerationHandle, type GenerationUsage, type Generator } from "./generation.ts";
+import {
+  EventQueue,
+  type FinishReason,
+  type GeneratedTokenInfo,
+  type GenerationEvent,
+  type GenerationHandle,
+  type GenerationUsage,
+  type Generator,
+} from "./generation.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
 export interface RunContext {
@@ -172,7 +180,11 @@ export function runRequest(ctx: RunContext) {
       if (chat) {
         // OpenAI opens every chat choice with a role-only delta
         for (let index = 0; index < handles.length * n; index++) {
-          yield { ...base(), choices: [{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }], ...(includeUsage ? { usage: null } : {}) };
+          yield {
+            ...base(),
+            choices: [{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }],
+            ...(includeUsage ? { usage: null } : {}),
+          };
         }
       }
       for await (const ev of merged()) {

@@ -6,7 +6,15 @@
  * on when its response is handed over (an event stream: when it ends). Bun (uWS) counts it in 4 s ticks
  * and closes a connection whose headers never complete after about 10 s.
  */
-import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
+import {
+  DEFAULT_HOST,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_PORT,
+  type FetchHandler,
+  type RunningServer,
+  type ServeOptions,
+  urlOf,
+} from "./serve-types.ts";
 
 // deno-lint-ignore no-explicit-any
 declare const Bun: any;

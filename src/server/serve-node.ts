@@ -7,7 +7,15 @@
  * request, headersTimeout, keepAliveTimeout); the handler bounds the body's
  * arrival itself.
  */
-import { DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
+import {
+  DEFAULT_HOST,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_PORT,
+  type FetchHandler,
+  type RunningServer,
+  type ServeOptions,
+  urlOf,
+} from "./serve-types.ts";
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 export async function serveNode(handler: FetchHandler, opts: ServeOptions = {}): Promise<RunningServer> {
@@ -63,7 +71,7 @@ async function respond(
   const method = req.method ?? "GET";
   const headers = new Headers();
   for (const [k, v] of Object.entries(req.headers)) {
-    if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+    if (Array.isArray(v)) { for (const x of v) headers.append(k, x); }
     else if (v !== undefined) headers.set(k, v);
   }
   const hasBody = method !== "GET" && method !== "HEAD";
@@ -79,7 +87,9 @@ async function respond(
   try {
     response = await handler(request);
   } catch (e) {
-    response = new Response(JSON.stringify({ error: { message: String((e as Error)?.message ?? e), type: "server_error" } }), { status: 500 });
+    response = new Response(JSON.stringify({ error: { message: String((e as Error)?.message ?? e), type: "server_error" } }), {
+      status: 500,
+    });
   }
   res.statusCode = response.status;
   response.headers.forEach((v, k) => res.setHeader(k, v));

@@ -67,9 +67,28 @@ export const ATTENTION = 3;
 
 // ATTENTION argument slots (in ARGS)
 export const ATT = {
-  out: 0, q: 1, att: 2, kvBase: 3, pageSize: 4, pageBytes: 5, kOff: 6, vOff: 7, kvDim: 8,
-  nHeads: 9, nKvHeads: 10, headDim: 11, rows: 12, T: 13, maxLen: 14,
-  rowFields: 15, rowPageTable: 16, rowPos: 17, rowStart: 18, slopes: 19, topK: 20, sel: 21,
+  out: 0,
+  q: 1,
+  att: 2,
+  kvBase: 3,
+  pageSize: 4,
+  pageBytes: 5,
+  kOff: 6,
+  vOff: 7,
+  kvDim: 8,
+  nHeads: 9,
+  nKvHeads: 10,
+  headDim: 11,
+  rows: 12,
+  T: 13,
+  maxLen: 14,
+  rowFields: 15,
+  rowPageTable: 16,
+  rowPos: 17,
+  rowStart: 18,
+  slopes: 19,
+  topK: 20,
+  sel: 21,
 } as const;
 
 /** 4 beat 16 in bench/threads.ts (16-core Xeon, 2 threads): a finer cut only adds claims. */
@@ -161,9 +180,26 @@ function runAttention(v: ThreadView, h0: number, h1: number): void {
     const r = (a(ATT.rows) >> 2) + t * rowFields;
     const start = heap[r + a(ATT.rowStart)], end = heap[r + a(ATT.rowPos)] + 1;
     attention(
-      a(ATT.out) + t * qBytes, a(ATT.q) + t * qBytes, a(ATT.att) + 4 * h0 * (maxLen - (end - start)),
-      a(ATT.kvBase), heap[r + a(ATT.rowPageTable)], a(ATT.pageSize), a(ATT.pageBytes), a(ATT.kOff), a(ATT.vOff), a(ATT.kvDim),
-      a(ATT.nHeads), a(ATT.nKvHeads), a(ATT.headDim), start, end, h0, h1, a(ATT.slopes), a(ATT.topK), a(ATT.sel),
+      a(ATT.out) + t * qBytes,
+      a(ATT.q) + t * qBytes,
+      a(ATT.att) + 4 * h0 * (maxLen - (end - start)),
+      a(ATT.kvBase),
+      heap[r + a(ATT.rowPageTable)],
+      a(ATT.pageSize),
+      a(ATT.pageBytes),
+      a(ATT.kOff),
+      a(ATT.vOff),
+      a(ATT.kvDim),
+      a(ATT.nHeads),
+      a(ATT.nKvHeads),
+      a(ATT.headDim),
+      start,
+      end,
+      h0,
+      h1,
+      a(ATT.slopes),
+      a(ATT.topK),
+      a(ATT.sel),
     );
   }
 }

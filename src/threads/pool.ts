@@ -24,8 +24,8 @@ import {
   SPLIT_RANGE,
   STOP,
   STRIDES,
-  threadView,
   type ThreadView,
+  threadView,
   TOTAL,
 } from "./control.ts";
 import { spawnWorker, type ThreadSupport, type WorkerHandle } from "./spawn.ts";
@@ -94,7 +94,9 @@ export class ThreadPool {
 
   /** Starts the Workers and resolves when every one has instantiated the kernels. */
   static async start(opts: PoolOptions): Promise<ThreadPool> {
-    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
+    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) {
+      throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
+    }
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
     for (const i of [DONE, FAILED, STOP, MSG_LEN]) Atomics.store(c, i, 0);
@@ -120,14 +122,22 @@ export class ThreadPool {
         });
         pool.workers.push(handle);
         const start: StartMessage = {
-          type: "start", module: opts.module, memory: opts.memory, names: opts.kernelNames, index, gen, spinMs: spinMs(opts),
+          type: "start",
+          module: opts.module,
+          memory: opts.memory,
+          names: opts.kernelNames,
+          index,
+          gen,
+          spinMs: spinMs(opts),
         };
         handle.post(start);
       }
       await Promise.all(started);
     } catch (e) {
       pool.close();
-      throw e instanceof KvasmError ? e : new KvasmError("worker", `could not start worker threads: ${(e as Error)?.message ?? e}`, { cause: e });
+      throw e instanceof KvasmError
+        ? e
+        : new KvasmError("worker", `could not start worker threads: ${(e as Error)?.message ?? e}`, { cause: e });
     }
     for (const w of pool.workers) w.unref();
     return pool;
@@ -150,7 +160,15 @@ export class ThreadPool {
    * advanced by lo * strides[i] bytes and args[countArg] = hi - lo.
    * floatMask: bit i set when args[i] is an f32.
    */
-  splitOffset(fn: string, args: ArrayLike<number>, strides: ArrayLike<number>, countArg: number, total: number, align: number, floatMask = 0): boolean {
+  splitOffset(
+    fn: string,
+    args: ArrayLike<number>,
+    strides: ArrayLike<number>,
+    countArg: number,
+    total: number,
+    align: number,
+    floatMask = 0,
+  ): boolean {
     this.writeOp(SPLIT_OFFSET, fn, args, total, align, floatMask);
     const c = this.view.ctl;
     for (let i = 0; i < args.length; i++) c[STRIDES + i] = strides[i] ?? 0;
@@ -279,7 +297,9 @@ export class ThreadPool {
   private assertUsable(): void {
     if (this.closed) throw new KvasmError("closed", "thread pool was used after close()");
     if (this.dead !== undefined) throw this.deathError();
-    if (this.pending) throw new KvasmError("worker", "thread pool: an op was dispatched while the previous one is pending (await settle() first)");
+    if (this.pending) {
+      throw new KvasmError("worker", "thread pool: an op was dispatched while the previous one is pending (await settle() first)");
+    }
   }
 
   /** Stops and terminates every Worker. Idempotent. */

@@ -8,7 +8,7 @@
  * Loads as a web Worker (Deno, Bun, browsers) or under node:worker_threads.
  * Imports only ./control.ts, so it bundles into one self-contained script.
  */
-import { CONTROL_BASE, DONE, FAILED, GEN, MSG, MSG_BYTES, MSG_LEN, runShare, STOP, threadView, type ThreadView } from "./control.ts";
+import { CONTROL_BASE, DONE, FAILED, GEN, MSG, MSG_BYTES, MSG_LEN, runShare, STOP, type ThreadView, threadView } from "./control.ts";
 
 export interface StartMessage {
   type: "start";

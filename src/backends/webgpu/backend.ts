@@ -2,9 +2,19 @@ import type { ByteSource } from "../../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../../formats/ggml-types.ts";
 import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
-import { adapterName, type Gpu, hasWgslFeature, limitsOf, type GpuLimits, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
+import { adapterName, type Gpu, type GpuLimits, hasWgslFeature, limitsOf, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
-import { embedKernel, type Epilogue, lanesFor, matmulKernel, matmulTypes, pairedUnits, type Prologue, QUANTIZE_Q8_K, stagedWords } from "./wgsl-matmul.ts";
+import {
+  embedKernel,
+  type Epilogue,
+  lanesFor,
+  matmulKernel,
+  matmulTypes,
+  pairedUnits,
+  type Prologue,
+  QUANTIZE_Q8_K,
+  stagedWords,
+} from "./wgsl-matmul.ts";
 import {
   ADD,
   ADD_BIAS,
@@ -149,7 +159,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.adapterName = adapterName(this.adapter);
     const device = await requestDevice(this.adapter, this.profile ? ["timestamp-query"] : []);
     this.device = device;
-    if (this.profile && device.features.has("timestamp-query")) this.querySet = device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
+    if (this.profile && device.features.has("timestamp-query")) {
+      this.querySet = device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
+    }
     this.limits = limitsOf(device);
     this.hasDot4 = hasWgslFeature("packed_4x8_integer_dot_product");
     device.lost.then((info: Gpu) => {
@@ -200,7 +212,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     // +16: kernels read the word after a 2-byte-aligned value; sizes must be multiples of 4
     const size = Math.ceil(bytes / 4) * 4 + 16;
     if (size > this.limits.maxBufferSize) {
-      throw new OutOfMemoryError(`WebGPU: ${what} needs a ${size}-byte buffer, past this adapter's maxBufferSize (${this.limits.maxBufferSize})`);
+      throw new OutOfMemoryError(
+        `WebGPU: ${what} needs a ${size}-byte buffer, past this adapter's maxBufferSize (${this.limits.maxBufferSize})`,
+      );
     }
     this.device.pushErrorScope("out-of-memory");
     const buffer = this.device.createBuffer({ size, usage: STORAGE | COPY_DST });
@@ -218,7 +232,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const size = Math.ceil(this.stateTop / 256) * 256;
     this.device.pushErrorScope("out-of-memory");
     const buf = this.device.createBuffer({ size, usage: STORAGE | COPY_SRC | COPY_DST });
-    this.pendingScopes.push(this.device.popErrorScope().then((e: Gpu) => e && this.errors.push(`allocating the ${size}-byte state buffer: ${e.message}`)));
+    this.pendingScopes.push(
+      this.device.popErrorScope().then((e: Gpu) => e && this.errors.push(`allocating the ${size}-byte state buffer: ${e.message}`)),
+    );
     if (this.state) {
       const enc = this.device.createCommandEncoder();
       enc.copyBufferToBuffer(this.state, 0, buf, 0, this.state.size);
@@ -454,7 +470,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     for (const b of this.weights.values()) {
       if (w.ptr <= b.addr || w.ptr + w.bytes > b.addr + b.bytes) continue;
       const base = w.ptr - b.addr, align = this.limits.minStorageBufferOffsetAlignment;
-      if (base % align !== 0) throw new UnsupportedError(`WebGPU: ${w.name} starts at byte ${base} of ${b.what}, not a multiple of this adapter's binding alignment ${align}`);
+      if (base % align !== 0) {
+        throw new UnsupportedError(
+          `WebGPU: ${w.name} starts at byte ${base} of ${b.what}, not a multiple of this adapter's binding alignment ${align}`,
+        );
+      }
       return { buffer: b.buffer, base, size: Math.min(Math.ceil(w.bytes / 4) * 4 + 16, b.buffer.size - base) };
     }
     throw new WebGpuError(`${w.name} is not in GPU memory`);
@@ -485,7 +505,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
       // one timed pass per dispatch
       this.open();
       this.pass.end();
-      this.pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * this.slot, endOfPassWriteIndex: 2 * this.slot + 1 } });
+      this.pass = this.encoder.beginComputePass({
+        timestampWrites: { querySet: this.querySet, beginningOfPassWriteIndex: 2 * this.slot, endOfPassWriteIndex: 2 * this.slot + 1 },
+      });
       this.slotKeys[this.slot] = key;
     }
     this.open();
@@ -525,7 +547,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const rowBytes = w.bytes / w.rows;
     const limit = this.limits.maxStorageBufferBindingSize - 256;
     const bufSize = this.weightBuffer(w).size;
-    if (bufSize <= this.limits.maxStorageBufferBindingSize && w.rows <= MAX_GROUPS * 8) return [{ row0: 0, rows: w.rows, offset: 0, size: 0 }];
+    if (bufSize <= this.limits.maxStorageBufferBindingSize && w.rows <= MAX_GROUPS * 8) {
+      return [{ row0: 0, rows: w.rows, offset: 0, size: 0 }];
+    }
     const step = Math.max(256, Math.min(Math.floor(limit / rowBytes / 256) * 256, MAX_GROUPS * 8 - (MAX_GROUPS * 8) % 256));
     const out = [];
     for (let r = 0; r < w.rows; r += step) {
@@ -647,10 +671,30 @@ export class WebGpuBackend implements Backend, FuseTarget {
         return this.dispatch("rmsnorm", () => RMSNORM, [op.out / 4, op.x / 4, op.n, op.T, epsBits], [op.T, 1], op.w);
       }
       case "rope":
-        return this.elementwise("rope", ROPE, [op.x / 4, op.table / 4, op.positions / 4, op.T, op.nHeads, op.headDim, op.ropeDim, op.halves ? 1 : 0], op.T * op.nHeads * (op.ropeDim / 2));
+        return this.elementwise("rope", ROPE, [
+          op.x / 4,
+          op.table / 4,
+          op.positions / 4,
+          op.T,
+          op.nHeads,
+          op.headDim,
+          op.ropeDim,
+          op.halves ? 1 : 0,
+        ], op.T * op.nHeads * (op.ropeDim / 2));
       case "kvStore": {
         const { kv, T } = op, { kOff, vOff } = kvOffsets(kv, op.layer);
-        return this.elementwise("kvstore", KV_STORE, [op.key / 4, op.value / 4, op.rows / 4, T, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kOff, vOff], T * kv.kvDim);
+        return this.elementwise("kvstore", KV_STORE, [
+          op.key / 4,
+          op.value / 4,
+          op.rows / 4,
+          T,
+          kv.base,
+          kv.pageBytes,
+          kv.pageSize,
+          kv.kvDim,
+          kOff,
+          vOff,
+        ], T * kv.kvDim);
       }
       case "add":
         return this.elementwise("add", ADD, [op.out / 4, op.a / 4, op.b / 4, op.n], op.n);
@@ -674,7 +718,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
       k: "other",
       run: () => {
         for (const r of this.ranges(table)) {
-          this.dispatch(`embed:${table.type}`, () => embedKernel(table.type), [out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes], Math.ceil((n * T) / 256), table, r.offset, r.size);
+          this.dispatch(
+            `embed:${table.type}`,
+            () => embedKernel(table.type),
+            [out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes],
+            Math.ceil((n * T) / 256),
+            table,
+            r.offset,
+            r.size,
+          );
         }
       },
     });
@@ -684,7 +736,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (!this.supportsWeight(w.type)) throw new UnsupportedError(`the WebGPU backend has no matmul for ${ggmlTypeName(w.type)} weights`);
     const a = ACT_WORDS[w.type];
     if (a && w.cols % a.block !== 0) throw new UnsupportedError(`${w.name}: ${w.cols} columns do not split into ${a.block}-element blocks`);
-    if (!a && w.cols % 4 !== 0) throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${w.cols}`);
+    if (!a && w.cols % 4 !== 0) {
+      throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${w.cols}`);
+    }
     this.enqueue({ k: "matmul", out, x, w, T, scratch });
   }
 
@@ -707,7 +761,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * fits workgroup memory; `stage` = params row g), or x itself or its quantized blocks in scratch, after a
    * norm dispatch of its own where there is a norm.
    */
-  private input(mm: { x: number; w: Weight; T: number; scratch: number }, norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number }): { act: number; prologue: Prologue; stage: number[] } {
+  private input(
+    mm: { x: number; w: Weight; T: number; scratch: number },
+    norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number },
+  ): { act: number; prologue: Prologue; stage: number[] } {
     if (norm && this.stagesInput(mm.w, mm.T)) {
       const epsBits = new Uint32Array(new Float32Array([norm.eps]).buffer)[0];
       return { act: 0, prologue: "norm", stage: [norm.x / 4, norm.out / 4, epsBits, 0] };
@@ -764,9 +821,16 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private normQuant(out: number, x: number, w: Weight, n: number, eps: number, T: number, next: Weight, scratch: number): void {
     const a = ACT_WORDS[next.type];
     const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
-    if (a.block === 32) this.dispatch("normquant:32", () => quantQ8_0Kernel(true), [scratch / 4, x / 4, n, T, epsBits, out / 4], [Math.ceil(n / 256), T], w);
-    else this.dispatch("normquant:256", () => normQuantKernel(256), [out / 4, x / 4, n, T, epsBits, scratch / 4], [T, 1], w);
-    this.quantized = { key: `${a.quantizer}:${out}:${n}:${T}:${scratch}`, x: out, xEnd: out + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(next.type, n, T) };
+    if (a.block === 32) {
+      this.dispatch("normquant:32", () => quantQ8_0Kernel(true), [scratch / 4, x / 4, n, T, epsBits, out / 4], [Math.ceil(n / 256), T], w);
+    } else this.dispatch("normquant:256", () => normQuantKernel(256), [out / 4, x / 4, n, T, epsBits, scratch / 4], [T, 1], w);
+    this.quantized = {
+      key: `${a.quantizer}:${out}:${n}:${T}:${scratch}`,
+      x: out,
+      xEnd: out + T * n * 4,
+      scratch,
+      scratchEnd: scratch + this.matmulScratchBytes(next.type, n, T),
+    };
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
@@ -780,7 +844,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   addBias(x: number, bias: Weight, rows: number, n: number): void {
-    this.enqueue({ k: "other", run: () => this.dispatch("addbias", () => ADD_BIAS, [x / 4, rows * n, n], Math.ceil((rows * n) / 256), bias) });
+    this.enqueue({
+      k: "other",
+      run: () => this.dispatch("addbias", () => ADD_BIAS, [x / 4, rows * n, n], Math.ceil((rows * n) / 256), bias),
+    });
   }
 
   gelu(out: number, x: number, n: number): void {
@@ -819,7 +886,21 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(
           "attention",
           () => ATTENTION,
-          [out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim, kv.nHeads, kv.nKvHeads, kOff, vOff, ...alibi],
+          [
+            out / 4,
+            q / 4,
+            rows / 4,
+            kv.base,
+            kv.pageBytes,
+            kv.pageSize,
+            kv.kvDim,
+            kv.headDim,
+            kv.nHeads,
+            kv.nKvHeads,
+            kOff,
+            vOff,
+            ...alibi,
+          ],
           [kv.nHeads, T],
         ),
     });

@@ -46,7 +46,9 @@ export async function requestAdapter(): Promise<{ adapter?: Gpu; reason?: string
   } catch (e) {
     return { reason: `requestAdapter failed: ${(e as Error).message}` };
   }
-  if (!adapter) return { reason: "no WebGPU adapter (no Vulkan/Metal/D3D12 driver found; on Linux install mesa-vulkan-drivers for a software one)" };
+  if (!adapter) {
+    return { reason: "no WebGPU adapter (no Vulkan/Metal/D3D12 driver found; on Linux install mesa-vulkan-drivers for a software one)" };
+  }
   return { adapter };
 }
 

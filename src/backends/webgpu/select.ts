@@ -28,7 +28,9 @@ export async function backendByName(
   needs: () => GpuNeeds,
   onNotice?: (message: string) => void,
 ): Promise<Backend> {
-  if (!BACKEND_NAMES.includes(name)) throw new ParamError("backend", `must be one of ${BACKEND_NAMES.join(", ")}, got ${JSON.stringify(name)}`);
+  if (!BACKEND_NAMES.includes(name)) {
+    throw new ParamError("backend", `must be one of ${BACKEND_NAMES.join(", ")}, got ${JSON.stringify(name)}`);
+  }
   if (name === "wasm") return wasm();
   const { adapter, reason } = await requestAdapter();
   const misfit = adapter ? whyNotFit(adapter, needs()) : reason!;
@@ -42,8 +44,12 @@ function whyNotFit(adapter: unknown, needs: GpuNeeds): string | undefined {
   const limits = limitsOf(adapter);
   const types = matmulTypes();
   for (const t of needs.tensors) {
-    if (t.shape.length > 1 && !types.includes(t.type)) return `tensor ${t.name} is ${ggmlTypeName(t.type)}, which the WebGPU kernels do not read`;
-    if (t.byteLength + 16 > limits.maxBufferSize) return `tensor ${t.name} (${t.byteLength} bytes) exceeds the adapter's maxBufferSize (${limits.maxBufferSize})`;
+    if (t.shape.length > 1 && !types.includes(t.type)) {
+      return `tensor ${t.name} is ${ggmlTypeName(t.type)}, which the WebGPU kernels do not read`;
+    }
+    if (t.byteLength + 16 > limits.maxBufferSize) {
+      return `tensor ${t.name} (${t.byteLength} bytes) exceeds the adapter's maxBufferSize (${limits.maxBufferSize})`;
+    }
   }
   if (needs.stateBytes > limits.maxStorageBufferBindingSize) {
     return `KV cache and scratch need ${needs.stateBytes} bytes, past the adapter's maxStorageBufferBindingSize (${limits.maxStorageBufferBindingSize}); a shorter contextLength fits`;
