@@ -18,7 +18,7 @@ import { hfModelFile } from "../src/model/hf-config.ts";
 import { WeightSet } from "../src/model/weights.ts";
 import { splitGPTQKV } from "../src/models/gpt2.ts";
 import { splitPhi3 } from "../src/models/phi3.ts";
-import { assertEquals, test } from "./harness.ts";
+import { assert, assertEquals, test } from "./harness.ts";
 
 /** A safetensors file of F32 tensors filled with 0, 1, 2, ... */
 function patternSafetensors(tensors: Record<string, number[]>): Uint8Array {
@@ -71,6 +71,7 @@ test("GPT-2 c_attn: Conv1D [in, 3 dim] columns become Q, K, V rows", async () =>
   for (const [part, w, b] of [[0, v.wq, v.bq], [1, v.wk, v.bk], [2, v.wv, v.bv]] as const) {
     assertEquals([w.rows, w.cols], [D, D]);
     assertEquals(read(w), expect(D, D, (o, i) => i * 3 * D + part * D + o), `weight part ${part}`);
+    assert(b !== undefined, `bias part ${part} is split out`);
     assertEquals(read(b), expect(1, D, (_, o) => part * D + o), `bias part ${part}`);
   }
   await backend.close();
@@ -96,6 +97,7 @@ test("GPT-NeoX query_key_value: per-head [q|k|v] rows are regrouped so each head
   const hfRow = (part: number, r: number) => (Math.floor(r / HD) * 3 + part) * HD + (r % HD);
   for (const [part, w, b] of [[0, v.wq, v.bq], [1, v.wk, v.bk], [2, v.wv, v.bv]] as const) {
     assertEquals(read(w), expect(D, D, (r, i) => hfRow(part, r) * D + i), `weight part ${part}`);
+    assert(b !== undefined, `bias part ${part} is split out`);
     assertEquals(read(b), expect(1, D, (_, r) => hfRow(part, r)), `bias part ${part}`);
   }
   await backend.close();
