@@ -3,14 +3,9 @@
 // sparse top-k selection over the cached positions. Inline helpers, no state.
 
 // @ts-ignore: decorator
-function f32At(p: usize, i: i32): f32 {
-  return load<f32>(p + (<usize> i << 2));
-}
-
+@inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
 // @ts-ignore: decorator
-function setF32(p: usize, i: i32, v: f32): void {
-  store<f32>(p + (<usize> i << 2), v);
-}
+@inline function setF32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
 
 /**
  * ALiBi slope of head h: the f32 at slopes + 4h, or 0 without ALiBi (slopes
@@ -18,12 +13,12 @@ function setF32(p: usize, i: i32, v: f32): void {
  * take any head count without a power function of their own.
  */
 // @ts-ignore: decorator
-export function alibiSlope(slopes: usize, h: i32): f32 {
+@inline export function alibiSlope(slopes: usize, h: i32): f32 {
   return slopes != 0 ? f32At(slopes, h) : 0;
 }
 
 // @ts-ignore: decorator
-function worse(s: f32, i: i32, ts: f32, ti: i32): bool {
+@inline function worse(s: f32, i: i32, ts: f32, ti: i32): bool {
   return s < ts || (s == ts && i > ti);
 }
 
@@ -38,11 +33,8 @@ function worse(s: f32, i: i32, ts: f32, ti: i32): bool {
  */
 export function topkMask(sc: usize, n: i32, k: i32, heap: usize): void {
   if (k <= 0 || k >= n) return;
-  const hs = heap, hi = heap + (<usize> k << 2);
-  for (let j = 0; j < k; j++) {
-    setF32(hs, j, f32At(sc, j));
-    store<i32>(hi + (<usize> j << 2), j);
-  }
+  const hs = heap, hi = heap + (<usize>k << 2);
+  for (let j = 0; j < k; j++) { setF32(hs, j, f32At(sc, j)); store<i32>(hi + (<usize>j << 2), j); }
   for (let j = (k >> 1) - 1; j >= 0; j--) siftDown(hs, hi, k, j);
   for (let j = k; j < n; j++) {
     const s = f32At(sc, j);
@@ -58,24 +50,20 @@ export function topkMask(sc: usize, n: i32, k: i32, heap: usize): void {
 }
 
 function siftDown(hs: usize, hi: usize, k: i32, j: i32): void {
-  const s = f32At(hs, j), i = load<i32>(hi + (<usize> j << 2));
+  const s = f32At(hs, j), i = load<i32>(hi + (<usize>j << 2));
   for (;;) {
     let c = 2 * j + 1;
     if (c >= k) break;
-    let cs = f32At(hs, c), ci = load<i32>(hi + (<usize> c << 2));
+    let cs = f32At(hs, c), ci = load<i32>(hi + (<usize>c << 2));
     if (c + 1 < k) {
-      const rs = f32At(hs, c + 1), ri = load<i32>(hi + (<usize> (c + 1) << 2));
-      if (worse(rs, ri, cs, ci)) {
-        c++;
-        cs = rs;
-        ci = ri;
-      }
+      const rs = f32At(hs, c + 1), ri = load<i32>(hi + (<usize>(c + 1) << 2));
+      if (worse(rs, ri, cs, ci)) { c++; cs = rs; ci = ri; }
     }
     if (!worse(cs, ci, s, i)) break;
     setF32(hs, j, cs);
-    store<i32>(hi + (<usize> j << 2), ci);
+    store<i32>(hi + (<usize>j << 2), ci);
     j = c;
   }
   setF32(hs, j, s);
-  store<i32>(hi + (<usize> j << 2), i);
+  store<i32>(hi + (<usize>j << 2), i);
 }

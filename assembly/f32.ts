@@ -2,19 +2,14 @@
 // residual add, row fetch and attention over the paged KV cache.
 // Every pointer is a byte address in the imported memory; outputs come first.
 
-import { expf, expfGlibc, f16ToF32, f16x8Hi, f16x8Lo, hsum, madd, roundToF16, roundToF16x4 } from "./math";
+import { hsum, madd, expf, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fmaf, ggmlExpf4 } from "./fused";
 import { alibiSlope, topkMask } from "./attn-select";
 
 // @ts-ignore: decorator
-function f32At(p: usize, i: i32): f32 {
-  return load<f32>(p + (<usize> i << 2));
-}
-
+@inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
 // @ts-ignore: decorator
-function setF32(p: usize, i: i32, v: f32): void {
-  store<f32>(p + (<usize> i << 2), v);
-}
+@inline function setF32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
 
 // ---------------------------------------------------------------- matmul
 
@@ -40,117 +35,65 @@ function setF32(p: usize, i: i32, v: f32): void {
  * registers for its 16 values. Eight bands for T = 1 measured 1.2x slower.)
  */
 export function matmul_f32(out: usize, x: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  const rowBytes = <usize> n << 2;
+  const rowBytes = <usize>n << 2;
   const q = (r1 - r0) >> 2;
   for (let g = 0; g < q; g++) {
     const ra = r0 + g, rb = ra + q, rc = rb + q, rd = rc + q;
-    mm4_f32(
-      out,
-      x,
-      w + <usize> ra * rowBytes,
-      w + <usize> rb * rowBytes,
-      w + <usize> rc * rowBytes,
-      w + <usize> rd * rowBytes,
-      n,
-      d,
-      T,
-      ra,
-      rb,
-      rc,
-      rd,
-    );
+    mm4_f32(out, x, w + <usize>ra * rowBytes, w + <usize>rb * rowBytes, w + <usize>rc * rowBytes, w + <usize>rd * rowBytes, n, d, T, ra, rb, rc, rd);
   }
   for (let r = r0 + 4 * q; r < r1; r++) {
-    const w0 = w + <usize> r * rowBytes;
+    const w0 = w + <usize>r * rowBytes;
     mm4_f32(out, x, w0, w0, w0, w0, n, d, T, r, r, r, r);
   }
 }
 
 /** Four rows (possibly the same row four times, for leftovers) against all T activation rows, each dot in the one order. */
 // @ts-ignore: decorator
-function mm4_f32(
-  out: usize,
-  x: usize,
-  w0: usize,
-  w1: usize,
-  w2: usize,
-  w3: usize,
-  n: i32,
-  d: i32,
-  T: i32,
-  ra: i32,
-  rb: i32,
-  rc: i32,
-  rd: i32,
+@inline function mm4_f32(
+  out: usize, x: usize, w0: usize, w1: usize, w2: usize, w3: usize, n: i32, d: i32, T: i32, ra: i32, rb: i32, rc: i32, rd: i32,
 ): void {
-  const rowBytes = <usize> n << 2;
+  const rowBytes = <usize>n << 2;
   const n4 = n & ~3;
-  const dBytes = <usize> d << 2;
+  const dBytes = <usize>d << 2;
   let t = 0;
   for (; t + 2 <= T; t += 2) {
-    const xa = x + <usize> t * rowBytes, xb = xa + rowBytes;
+    const xa = x + <usize>t * rowBytes, xb = xa + rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     for (let i = 0; i < n4; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       const va = v128.load(xa + o), vb = v128.load(xb + o);
       const q0 = v128.load(w0 + o), q1 = v128.load(w1 + o), q2 = v128.load(w2 + o), q3 = v128.load(w3 + o);
-      a0 = madd(q0, va, a0);
-      a1 = madd(q1, va, a1);
-      a2 = madd(q2, va, a2);
-      a3 = madd(q3, va, a3);
-      b0 = madd(q0, vb, b0);
-      b1 = madd(q1, vb, b1);
-      b2 = madd(q2, vb, b2);
-      b3 = madd(q3, vb, b3);
+      a0 = madd(q0, va, a0); a1 = madd(q1, va, a1); a2 = madd(q2, va, a2); a3 = madd(q3, va, a3);
+      b0 = madd(q0, vb, b0); b1 = madd(q1, vb, b1); b2 = madd(q2, vb, b2); b3 = madd(q3, vb, b3);
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     let u0 = hsum(b0), u1 = hsum(b1), u2 = hsum(b2), u3 = hsum(b3);
     for (let i = n4; i < n; i++) {
       const ea = f32At(xa, i), eb = f32At(xb, i);
-      s0 += f32At(w0, i) * ea;
-      s1 += f32At(w1, i) * ea;
-      s2 += f32At(w2, i) * ea;
-      s3 += f32At(w3, i) * ea;
-      u0 += f32At(w0, i) * eb;
-      u1 += f32At(w1, i) * eb;
-      u2 += f32At(w2, i) * eb;
-      u3 += f32At(w3, i) * eb;
+      s0 += f32At(w0, i) * ea; s1 += f32At(w1, i) * ea; s2 += f32At(w2, i) * ea; s3 += f32At(w3, i) * ea;
+      u0 += f32At(w0, i) * eb; u1 += f32At(w1, i) * eb; u2 += f32At(w2, i) * eb; u3 += f32At(w3, i) * eb;
     }
-    const oa = out + <usize> t * dBytes, ob = oa + dBytes;
-    setF32(oa, ra, s0);
-    setF32(oa, rb, s1);
-    setF32(oa, rc, s2);
-    setF32(oa, rd, s3);
-    setF32(ob, ra, u0);
-    setF32(ob, rb, u1);
-    setF32(ob, rc, u2);
-    setF32(ob, rd, u3);
+    const oa = out + <usize>t * dBytes, ob = oa + dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
+    setF32(ob, ra, u0); setF32(ob, rb, u1); setF32(ob, rc, u2); setF32(ob, rd, u3);
   }
   for (; t < T; t++) {
-    const xa = x + <usize> t * rowBytes;
+    const xa = x + <usize>t * rowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let i = 0; i < n4; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       const va = v128.load(xa + o);
-      a0 = madd(v128.load(w0 + o), va, a0);
-      a1 = madd(v128.load(w1 + o), va, a1);
-      a2 = madd(v128.load(w2 + o), va, a2);
-      a3 = madd(v128.load(w3 + o), va, a3);
+      a0 = madd(v128.load(w0 + o), va, a0); a1 = madd(v128.load(w1 + o), va, a1);
+      a2 = madd(v128.load(w2 + o), va, a2); a3 = madd(v128.load(w3 + o), va, a3);
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     for (let j = n4; j < n; j++) {
       const e = f32At(xa, j);
-      s0 += f32At(w0, j) * e;
-      s1 += f32At(w1, j) * e;
-      s2 += f32At(w2, j) * e;
-      s3 += f32At(w3, j) * e;
+      s0 += f32At(w0, j) * e; s1 += f32At(w1, j) * e; s2 += f32At(w2, j) * e; s3 += f32At(w3, j) * e;
     }
-    const oa = out + <usize> t * dBytes;
-    setF32(oa, ra, s0);
-    setF32(oa, rb, s1);
-    setF32(oa, rc, s2);
-    setF32(oa, rd, s3);
+    const oa = out + <usize>t * dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
   }
 }
 
@@ -161,111 +104,62 @@ function mm4_f32(
  * four bands as in matmul_f32.
  */
 export function matmul_f16(out: usize, x: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  const rowBytes = <usize> n << 1;
+  const rowBytes = <usize>n << 1;
   const q = (r1 - r0) >> 2;
   for (let g = 0; g < q; g++) {
     const ra = r0 + g, rb = ra + q, rc = rb + q, rd = rc + q;
-    mm4_f16(
-      out,
-      x,
-      w + <usize> ra * rowBytes,
-      w + <usize> rb * rowBytes,
-      w + <usize> rc * rowBytes,
-      w + <usize> rd * rowBytes,
-      n,
-      d,
-      T,
-      ra,
-      rb,
-      rc,
-      rd,
-    );
+    mm4_f16(out, x, w + <usize>ra * rowBytes, w + <usize>rb * rowBytes, w + <usize>rc * rowBytes, w + <usize>rd * rowBytes, n, d, T, ra, rb, rc, rd);
   }
   for (let r = r0 + 4 * q; r < r1; r++) {
-    const w0 = w + <usize> r * rowBytes;
+    const w0 = w + <usize>r * rowBytes;
     mm4_f16(out, x, w0, w0, w0, w0, n, d, T, r, r, r, r);
   }
 }
 
 // @ts-ignore: decorator
-function mm4_f16(
-  out: usize,
-  x: usize,
-  w0: usize,
-  w1: usize,
-  w2: usize,
-  w3: usize,
-  n: i32,
-  d: i32,
-  T: i32,
-  ra: i32,
-  rb: i32,
-  rc: i32,
-  rd: i32,
+@inline function mm4_f16(
+  out: usize, x: usize, w0: usize, w1: usize, w2: usize, w3: usize, n: i32, d: i32, T: i32, ra: i32, rb: i32, rc: i32, rd: i32,
 ): void {
-  const xRowBytes = <usize> n << 2;
-  const dBytes = <usize> d << 2;
+  const xRowBytes = <usize>n << 2;
+  const dBytes = <usize>d << 2;
   const n8 = n & ~7;
   let t = 0;
   for (; t + 2 <= T; t += 2) {
-    const xa = x + <usize> t * xRowBytes, xb = xa + xRowBytes;
+    const xa = x + <usize>t * xRowBytes, xb = xa + xRowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
     for (let i = 0; i < n8; i += 8) {
-      const ox = <usize> i << 2, ow = <usize> i << 1;
+      const ox = <usize>i << 2, ow = <usize>i << 1;
       const va = v128.load(xa + ox), va2 = v128.load(xa + ox, 16);
       const vb = v128.load(xb + ox), vb2 = v128.load(xb + ox, 16);
-      let h = v128.load(w0 + ow);
-      let lo = f16x8Lo(h), hi = f16x8Hi(h);
-      a0 = madd(hi, va2, madd(lo, va, a0));
-      b0 = madd(hi, vb2, madd(lo, vb, b0));
-      h = v128.load(w1 + ow);
-      lo = f16x8Lo(h);
-      hi = f16x8Hi(h);
-      a1 = madd(hi, va2, madd(lo, va, a1));
-      b1 = madd(hi, vb2, madd(lo, vb, b1));
-      h = v128.load(w2 + ow);
-      lo = f16x8Lo(h);
-      hi = f16x8Hi(h);
-      a2 = madd(hi, va2, madd(lo, va, a2));
-      b2 = madd(hi, vb2, madd(lo, vb, b2));
-      h = v128.load(w3 + ow);
-      lo = f16x8Lo(h);
-      hi = f16x8Hi(h);
-      a3 = madd(hi, va2, madd(lo, va, a3));
-      b3 = madd(hi, vb2, madd(lo, vb, b3));
+      let h = v128.load(w0 + ow); let lo = f16x8Lo(h), hi = f16x8Hi(h);
+      a0 = madd(hi, va2, madd(lo, va, a0)); b0 = madd(hi, vb2, madd(lo, vb, b0));
+      h = v128.load(w1 + ow); lo = f16x8Lo(h); hi = f16x8Hi(h);
+      a1 = madd(hi, va2, madd(lo, va, a1)); b1 = madd(hi, vb2, madd(lo, vb, b1));
+      h = v128.load(w2 + ow); lo = f16x8Lo(h); hi = f16x8Hi(h);
+      a2 = madd(hi, va2, madd(lo, va, a2)); b2 = madd(hi, vb2, madd(lo, vb, b2));
+      h = v128.load(w3 + ow); lo = f16x8Lo(h); hi = f16x8Hi(h);
+      a3 = madd(hi, va2, madd(lo, va, a3)); b3 = madd(hi, vb2, madd(lo, vb, b3));
     }
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     let u0 = hsum(b0), u1 = hsum(b1), u2 = hsum(b2), u3 = hsum(b3);
     for (let i = n8; i < n; i++) {
       const ea = f32At(xa, i), eb = f32At(xb, i);
-      const ow = <usize> i << 1;
+      const ow = <usize>i << 1;
       const h0 = f16ToF32(load<u16>(w0 + ow)), h1 = f16ToF32(load<u16>(w1 + ow));
       const h2 = f16ToF32(load<u16>(w2 + ow)), h3 = f16ToF32(load<u16>(w3 + ow));
-      s0 += h0 * ea;
-      s1 += h1 * ea;
-      s2 += h2 * ea;
-      s3 += h3 * ea;
-      u0 += h0 * eb;
-      u1 += h1 * eb;
-      u2 += h2 * eb;
-      u3 += h3 * eb;
+      s0 += h0 * ea; s1 += h1 * ea; s2 += h2 * ea; s3 += h3 * ea;
+      u0 += h0 * eb; u1 += h1 * eb; u2 += h2 * eb; u3 += h3 * eb;
     }
-    const oa = out + <usize> t * dBytes, ob = oa + dBytes;
-    setF32(oa, ra, s0);
-    setF32(oa, rb, s1);
-    setF32(oa, rc, s2);
-    setF32(oa, rd, s3);
-    setF32(ob, ra, u0);
-    setF32(ob, rb, u1);
-    setF32(ob, rc, u2);
-    setF32(ob, rd, u3);
+    const oa = out + <usize>t * dBytes, ob = oa + dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
+    setF32(ob, ra, u0); setF32(ob, rb, u1); setF32(ob, rc, u2); setF32(ob, rd, u3);
   }
   for (; t < T; t++) {
-    const xa = x + <usize> t * xRowBytes;
+    const xa = x + <usize>t * xRowBytes;
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     for (let i = 0; i < n8; i += 8) {
-      const ox = <usize> i << 2, ow = <usize> i << 1;
+      const ox = <usize>i << 2, ow = <usize>i << 1;
       const va = v128.load(xa + ox), va2 = v128.load(xa + ox, 16);
       let h = v128.load(w0 + ow);
       a0 = madd(f16x8Hi(h), va2, madd(f16x8Lo(h), va, a0));
@@ -279,17 +173,12 @@ function mm4_f16(
     let s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
     for (let i = n8; i < n; i++) {
       const e = f32At(xa, i);
-      const ow = <usize> i << 1;
-      s0 += f16ToF32(load<u16>(w0 + ow)) * e;
-      s1 += f16ToF32(load<u16>(w1 + ow)) * e;
-      s2 += f16ToF32(load<u16>(w2 + ow)) * e;
-      s3 += f16ToF32(load<u16>(w3 + ow)) * e;
+      const ow = <usize>i << 1;
+      s0 += f16ToF32(load<u16>(w0 + ow)) * e; s1 += f16ToF32(load<u16>(w1 + ow)) * e;
+      s2 += f16ToF32(load<u16>(w2 + ow)) * e; s3 += f16ToF32(load<u16>(w3 + ow)) * e;
     }
-    const oa = out + <usize> t * dBytes;
-    setF32(oa, ra, s0);
-    setF32(oa, rb, s1);
-    setF32(oa, rc, s2);
-    setF32(oa, rd, s3);
+    const oa = out + <usize>t * dBytes;
+    setF32(oa, ra, s0); setF32(oa, rb, s1); setF32(oa, rc, s2); setF32(oa, rd, s3);
   }
 }
 
@@ -297,7 +186,7 @@ function mm4_f16(
 export function round_f16(out: usize, x: usize, n: i32): void {
   const nv = n & ~3;
   let i = 0;
-  for (; i < nv; i += 4) v128.store(out + (<usize> i << 2), roundToF16x4(v128.load(x + (<usize> i << 2))));
+  for (; i < nv; i += 4) v128.store(out + (<usize>i << 2), roundToF16x4(v128.load(x + (<usize>i << 2))));
   for (; i < n; i++) setF32(out, i, roundToF16(f32At(x, i)));
 }
 
@@ -305,18 +194,18 @@ export function round_f16(out: usize, x: usize, n: i32): void {
 
 /** One row of an f32 table: out (n,) = w (n,). */
 export function dequantize_f32(out: usize, w: usize, n: i32): void {
-  memory.copy(out, w, <usize> n << 2);
+  memory.copy(out, w, <usize>n << 2);
 }
 
 /** One row of an f16 table to f32. */
 export function dequantize_f16(out: usize, w: usize, n: i32): void {
   let i = 0;
   for (; i + 8 <= n; i += 8) {
-    const h = v128.load(w + (<usize> i << 1));
-    v128.store(out + (<usize> i << 2), f16x8Lo(h));
-    v128.store(out + (<usize> i << 2), f16x8Hi(h), 16);
+    const h = v128.load(w + (<usize>i << 1));
+    v128.store(out + (<usize>i << 2), f16x8Lo(h));
+    v128.store(out + (<usize>i << 2), f16x8Hi(h), 16);
   }
-  for (; i < n; i++) setF32(out, i, f16ToF32(load<u16>(w + (<usize> i << 1))));
+  for (; i < n; i++) setF32(out, i, f16ToF32(load<u16>(w + (<usize>i << 1))));
 }
 
 // ---------------------------------------------------------------- elementwise
@@ -324,19 +213,19 @@ export function dequantize_f16(out: usize, w: usize, n: i32): void {
 /** RMSNorm of T rows: out (T,n) = x / sqrt(mean(x^2) + eps) * w. Sum of squares in f64, as ggml does. */
 export function rmsnorm(out: usize, x: usize, w: usize, n: i32, eps: f32, T: i32): void {
   for (let t = 0; t < T; t++) {
-    const xr = x + ((<usize> t * n) << 2), or = out + ((<usize> t * n) << 2);
+    const xr = x + ((<usize>t * n) << 2), or = out + ((<usize>t * n) << 2);
     // as ggml_compute_forward_rms_norm_f32: squares in f32 summed in f64, the mean rounded to f32, then 1/sqrtf in f32
     let ss: f64 = 0;
     for (let i = 0; i < n; i++) {
       const v = f32At(xr, i);
-      ss += <f64> (v * v);
+      ss += <f64>(v * v);
     }
-    const mean = <f32> (ss / <f64> n);
-    const scale = <f32> 1 / sqrt<f32>(mean + eps);
+    const mean = <f32>(ss / <f64>n);
+    const scale = <f32>1 / sqrt<f32>(mean + eps);
     const s4 = f32x4.splat(scale);
     let i = 0;
     for (; i + 4 <= n; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       v128.store(or + o, f32x4.mul(f32x4.mul(v128.load(xr + o), s4), v128.load(w + o)));
     }
     for (; i < n; i++) setF32(or, i, f32At(xr, i) * scale * f32At(w, i));
@@ -347,7 +236,7 @@ export function rmsnorm(out: usize, x: usize, w: usize, n: i32, eps: f32, T: i32
 export function add(out: usize, a: usize, b: usize, n: i32): void {
   let i = 0;
   for (; i + 4 <= n; i += 4) {
-    const o = <usize> i << 2;
+    const o = <usize>i << 2;
     v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
   }
   for (; i < n; i++) setF32(out, i, f32At(a, i) + f32At(b, i));
@@ -363,18 +252,18 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
   const one = f32x4.splat(1), zero = f32x4.splat(0);
   const nv = n & ~15;
   for (let t = 0; t < T; t++) {
-    const row = (<usize> t * <usize> n) << 2;
+    const row = (<usize>t * <usize>n) << 2;
     const o0 = out + row, g0 = gate + row, u0 = up + row;
     let i = 0;
     for (; i < nv; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       const g = v128.load(g0 + o);
       const silu = f32x4.div(g, f32x4.add(one, ggmlExpf4(f32x4.sub(zero, g))));
       v128.store(o0 + o, f32x4.mul(silu, v128.load(u0 + o)));
     }
     for (; i < n; i++) {
       const g = f32At(g0, i);
-      setF32(o0, i, (g / (<f32> 1 + expfGlibc(-g))) * f32At(u0, i));
+      setF32(o0, i, (g / (<f32>1 + expfGlibc(-g))) * f32At(u0, i));
     }
   }
 }
@@ -389,7 +278,7 @@ export function softmax(x: usize, n: i32): void {
     setF32(x, i, e);
     sum += e;
   }
-  const inv = <f32> 1 / sum;
+  const inv = <f32>1 / sum;
   for (let i = 0; i < n; i++) setF32(x, i, f32At(x, i) * inv);
 }
 
@@ -405,13 +294,13 @@ export function softmax(x: usize, n: i32): void {
 export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headDim: i32, ropeDim: i32, halves: i32): void {
   const half = ropeDim >> 1;
   for (let t = 0; t < T; t++) {
-    const p = load<i32>(pos + (<usize> t << 2));
-    const c = cs + ((<usize> p * half) << 3);
-    const row = x + ((<usize> t * nHeads * headDim) << 2);
+    const p = load<i32>(pos + (<usize>t << 2));
+    const c = cs + ((<usize>p * half) << 3);
+    const row = x + ((<usize>t * nHeads * headDim) << 2);
     for (let h = 0; h < nHeads; h++) {
-      const hp = row + ((<usize> h * headDim) << 2);
+      const hp = row + ((<usize>h * headDim) << 2);
       for (let i = 0; i < half; i++) {
-        const fc = load<f32>(c + (<usize> i << 3)), fs = load<f32>(c + (<usize> i << 3), 4);
+        const fc = load<f32>(c + (<usize>i << 3)), fs = load<f32>(c + (<usize>i << 3), 4);
         const ia = halves ? i : 2 * i, ib = halves ? i + half : 2 * i + 1;
         const a = f32At(hp, ia), b = f32At(hp, ib);
         // ggml's rotate_pairs as GCC contracts it: fma(a, cos, -(b sin)), fma(a, sin, b cos)
@@ -439,52 +328,36 @@ export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headD
  * bytes per head at sel + 8 * topK * h.
  */
 export function attention(
-  out: usize,
-  q: usize,
-  att: usize,
-  kvBase: usize,
-  pageTable: usize,
-  pageSize: i32,
-  pageBytes: i32,
-  kOff: i32,
-  vOff: i32,
-  kvDim: i32,
-  nHeads: i32,
-  nKvHeads: i32,
-  headDim: i32,
-  start: i32,
-  end: i32,
-  h0: i32,
-  h1: i32,
-  slopes: usize,
-  topK: i32,
-  sel: usize,
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, topK: i32, sel: usize,
 ): void {
   const kvMul = nHeads / nKvHeads;
-  const scale = <f32> (1.0 / Math.sqrt(<f64> headDim));
+  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
   const len = end - start;
   const hd4 = headDim & ~3;
-  const slotBytes = <usize> kvDim << 2;
+  const slotBytes = <usize>kvDim << 2;
   for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize> h * headDim) << 2);
-    const kvHeadOff = (<usize> (h / kvMul) * headDim) << 2;
-    const sc = att + ((<usize> h * len) << 2); // by absolute head: threads splitting heads never overlap
+    const qh = q + ((<usize>h * headDim) << 2);
+    const kvHeadOff = (<usize>(h / kvMul) * headDim) << 2;
+    const sc = att + ((<usize>h * len) << 2); // by absolute head: threads splitting heads never overlap
     const slope = alibiSlope(slopes, h);
     // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance)
     let mx: f32 = -Infinity;
     for (let p = start; p < end; p++) {
-      const page = <usize> load<i32>(pageTable + (<usize> (p / pageSize) << 2));
-      const k = kvBase + page * <usize> pageBytes + <usize> kOff + <usize> (p % pageSize) * slotBytes + kvHeadOff;
+      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+      const k = kvBase + page * <usize>pageBytes + <usize>kOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
       let acc = f32x4.splat(0);
-      for (let i = 0; i < hd4; i += 4) acc = madd(v128.load(qh + (<usize> i << 2)), v128.load(k + (<usize> i << 2)), acc);
+      for (let i = 0; i < hd4; i += 4) acc = madd(v128.load(qh + (<usize>i << 2)), v128.load(k + (<usize>i << 2)), acc);
       let s = hsum(acc);
       for (let i = hd4; i < headDim; i++) s += f32At(qh, i) * f32At(k, i);
       s *= scale;
-      if (slopes != 0) s += slope * <f32> (p - end + 1);
+      if (slopes != 0) s += slope * <f32>(p - end + 1);
       setF32(sc, p - start, s);
       mx = max(mx, s);
     }
-    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize> h * topK) << 3)); // the max is always kept
+    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3)); // the max is always kept
     // softmax, max-subtracted
     let sum: f32 = 0;
     for (let j = 0; j < len; j++) {
@@ -492,18 +365,18 @@ export function attention(
       setF32(sc, j, e);
       sum += e;
     }
-    const inv = <f32> 1 / sum;
+    const inv = <f32>1 / sum;
     // out = sum_p softmax_p * v_p
-    const oh = out + ((<usize> h * headDim) << 2);
+    const oh = out + ((<usize>h * headDim) << 2);
     for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
     for (let p = start; p < end; p++) {
-      const page = <usize> load<i32>(pageTable + (<usize> (p / pageSize) << 2));
-      const v = kvBase + page * <usize> pageBytes + <usize> vOff + <usize> (p % pageSize) * slotBytes + kvHeadOff;
+      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+      const v = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
       const a = f32At(sc, p - start) * inv;
       if (topK > 0 && a == 0) continue; // not among the top k: its V row is never read
       const a4 = f32x4.splat(a);
       for (let i = 0; i < hd4; i += 4) {
-        const o = <usize> i << 2;
+        const o = <usize>i << 2;
         v128.store(oh + o, madd(a4, v128.load(v + o), v128.load(oh + o)));
       }
       for (let i = hd4; i < headDim; i++) setF32(oh, i, f32At(oh, i) + a * f32At(v, i));
@@ -523,19 +396,15 @@ export function copy(dst: usize, src: usize, n: usize): void {
  * read bandwidth with it and report matmuls as a fraction of that.
  */
 export function read_probe(x: usize, n: i32): f32 {
-  const q = <usize> (n >> 6) << 6; // bytes per stream: n/4 floats, rounded down to 16 floats
+  const q = <usize>(n >> 6) << 6; // bytes per stream: n/4 floats, rounded down to 16 floats
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
   for (let o: usize = 0; o < q; o += 32) {
     const p = x + o;
-    a0 = f32x4.add(a0, v128.load(p));
-    a1 = f32x4.add(a1, v128.load(p + q));
-    a2 = f32x4.add(a2, v128.load(p + 2 * q));
-    a3 = f32x4.add(a3, v128.load(p + 3 * q));
-    c0 = f32x4.add(c0, v128.load(p, 16));
-    c1 = f32x4.add(c1, v128.load(p + q, 16));
-    c2 = f32x4.add(c2, v128.load(p + 2 * q, 16));
-    c3 = f32x4.add(c3, v128.load(p + 3 * q, 16));
+    a0 = f32x4.add(a0, v128.load(p)); a1 = f32x4.add(a1, v128.load(p + q));
+    a2 = f32x4.add(a2, v128.load(p + 2 * q)); a3 = f32x4.add(a3, v128.load(p + 3 * q));
+    c0 = f32x4.add(c0, v128.load(p, 16)); c1 = f32x4.add(c1, v128.load(p + q, 16));
+    c2 = f32x4.add(c2, v128.load(p + 2 * q, 16)); c3 = f32x4.add(c3, v128.load(p + 3 * q, 16));
   }
   return hsum(f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(c0, c1), f32x4.add(c2, c3))));
 }

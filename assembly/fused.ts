@@ -10,7 +10,7 @@ import { hsum } from "./math";
 
 /** fma(a, b, c) on four f32 lanes. */
 // @ts-ignore: decorator
-export function fma4(a: v128, b: v128, c: v128): v128 {
+@inline export function fma4(a: v128, b: v128, c: v128): v128 {
   const lo = f64x2.add(f64x2.mul(f64x2.promote_low_f32x4(a), f64x2.promote_low_f32x4(b)), f64x2.promote_low_f32x4(c));
   const ah = i32x4.shuffle(a, a, 2, 3, 2, 3), bh = i32x4.shuffle(b, b, 2, 3, 2, 3), ch = i32x4.shuffle(c, c, 2, 3, 2, 3);
   const hi = f64x2.add(f64x2.mul(f64x2.promote_low_f32x4(ah), f64x2.promote_low_f32x4(bh)), f64x2.promote_low_f32x4(ch));
@@ -19,8 +19,8 @@ export function fma4(a: v128, b: v128, c: v128): v128 {
 
 /** fma(a, b, c) for one f32. */
 // @ts-ignore: decorator
-export function fmaf(a: f32, b: f32, c: f32): f32 {
-  return <f32> (<f64> a * <f64> b + <f64> c);
+@inline export function fmaf(a: f32, b: f32, c: f32): f32 {
+  return <f32>(<f64>a * <f64>b + <f64>c);
 }
 
 /**
@@ -30,7 +30,7 @@ export function fmaf(a: f32, b: f32, c: f32): f32 {
  * rounding, subnormal results included); |n| > 192 gives 0 or +inf.
  */
 // @ts-ignore: decorator
-export function ggmlExpf4(x: v128): v128 {
+@inline export function ggmlExpf4(x: v128): v128 {
   const r = f32x4.splat(12582912.0); // 0x1.8p23
   const z = fma4(x, f32x4.splat(reinterpret<f32>(0x3fb8aa3b)), r); // 0x1.715476p+0
   const n = f32x4.sub(z, r);
@@ -38,11 +38,7 @@ export function ggmlExpf4(x: v128): v128 {
   const b = fma4(negN, f32x4.splat(reinterpret<f32>(0x35bfbe8e)), fma4(negN, f32x4.splat(reinterpret<f32>(0x3f317200)), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
   const u = f32x4.mul(b, b);
   const j = fma4(
-    fma4(
-      fma4(f32x4.splat(reinterpret<f32>(0x3c072010)), b, f32x4.splat(reinterpret<f32>(0x3d2b9f17))),
-      u,
-      fma4(f32x4.splat(reinterpret<f32>(0x3e2aaf33)), b, f32x4.splat(reinterpret<f32>(0x3efffedb))),
-    ),
+    fma4(fma4(f32x4.splat(reinterpret<f32>(0x3c072010)), b, f32x4.splat(reinterpret<f32>(0x3d2b9f17))), u, fma4(f32x4.splat(reinterpret<f32>(0x3e2aaf33)), b, f32x4.splat(reinterpret<f32>(0x3efffedb)))),
     u,
     fma4(f32x4.splat(reinterpret<f32>(0x3f7ffff6)), b, f32x4.splat(1.0)),
   );
@@ -66,17 +62,17 @@ export function ggmlExpf4(x: v128): v128 {
  * most 24 bits here) is exact in f64.
  */
 // @ts-ignore: decorator
-export function fmaLanes(acc: v128, d: v128, q: v128): v128 {
+@inline export function fmaLanes(acc: v128, d: v128, q: v128): v128 {
   return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(d, f64x2.convert_low_i32x4_s(q)), acc)));
 }
 
 /** hsum_float_8 of lanes a (0,1), b (2,3), c (4,5), e (6,7): the upper four onto the lower, lanes 2,3 onto 0,1, lane 1 onto 0. */
 // @ts-ignore: decorator
-export function hsum8(a: v128, b: v128, c: v128, e: v128): f32 {
-  const r0 = <f32> f64x2.extract_lane(c, 0) + <f32> f64x2.extract_lane(a, 0);
-  const r1 = <f32> f64x2.extract_lane(c, 1) + <f32> f64x2.extract_lane(a, 1);
-  const r2 = <f32> f64x2.extract_lane(e, 0) + <f32> f64x2.extract_lane(b, 0);
-  const r3 = <f32> f64x2.extract_lane(e, 1) + <f32> f64x2.extract_lane(b, 1);
+@inline export function hsum8(a: v128, b: v128, c: v128, e: v128): f32 {
+  const r0 = <f32>f64x2.extract_lane(c, 0) + <f32>f64x2.extract_lane(a, 0);
+  const r1 = <f32>f64x2.extract_lane(c, 1) + <f32>f64x2.extract_lane(a, 1);
+  const r2 = <f32>f64x2.extract_lane(e, 0) + <f32>f64x2.extract_lane(b, 0);
+  const r3 = <f32>f64x2.extract_lane(e, 1) + <f32>f64x2.extract_lane(b, 1);
   return (r0 + r2) + (r1 + r3);
 }
 
@@ -85,6 +81,6 @@ export function hsum8(a: v128, b: v128, c: v128, e: v128): f32 {
  * e (12-15): lanes 8-15 onto 0-7, 4-7 onto 0-3, then 2,3 onto 0,1 and 1 onto 0.
  */
 // @ts-ignore: decorator
-export function reduce16(a: v128, b: v128, c: v128, e: v128): f32 {
+@inline export function reduce16(a: v128, b: v128, c: v128, e: v128): f32 {
   return hsum(f32x4.add(f32x4.add(e, b), f32x4.add(c, a)));
 }

@@ -17,51 +17,31 @@ import { fmaf, fmaLanes, hsum8 } from "./fused";
 
 // ggml type ids
 // @ts-ignore: decorator
-const Q4_0 = 2;
-
+@inline const Q4_0 = 2;
 // @ts-ignore: decorator
-const Q4_1 = 3;
-
+@inline const Q4_1 = 3;
 // @ts-ignore: decorator
-const Q5_0 = 6;
-
+@inline const Q5_0 = 6;
 // @ts-ignore: decorator
-const Q5_1 = 7;
+@inline const Q5_1 = 7;
 
 /** Bytes per weight block: Q4_0 {d, qs[16]}, Q4_1 {d, m, qs[16]}, Q5_0 {d, qh[4], qs[16]}, Q5_1 {d, m, qh[4], qs[16]}. */
 // @ts-ignore: decorator
-function wBytes(k: i32): usize {
-  return k == Q4_0 ? 18 : k == Q4_1 ? 20 : k == Q5_0 ? 22 : 24;
-}
-
+@inline function wBytes(k: i32): usize { return k == Q4_0 ? 18 : k == Q4_1 ? 20 : k == Q5_0 ? 22 : 24; }
 /** Offset of the packed nibbles. */
 // @ts-ignore: decorator
-function wQs(k: i32): usize {
-  return k == Q4_0 ? 2 : k == Q4_1 ? 4 : k == Q5_0 ? 6 : 8;
-}
-
+@inline function wQs(k: i32): usize { return k == Q4_0 ? 2 : k == Q4_1 ? 4 : k == Q5_0 ? 6 : 8; }
 /** Offset of the 32 high bits (Q5_0, Q5_1). */
 // @ts-ignore: decorator
-function wQh(k: i32): usize {
-  return k == Q5_0 ? 2 : 4;
-}
-
+@inline function wQh(k: i32): usize { return k == Q5_0 ? 2 : 4; }
 /** Q4_0 and Q5_0 are symmetric (value = unsigned - offset); Q4_1 and Q5_1 carry a min instead. */
 // @ts-ignore: decorator
-function symmetric(k: i32): bool {
-  return k == Q4_0 || k == Q5_0;
-}
-
+@inline function symmetric(k: i32): bool { return k == Q4_0 || k == Q5_0; }
 /** Bytes per activation block: Q8_0 {d, qs[32]} for Q4_0/Q5_0, Q8_1 {d, s, qs[32]} otherwise. */
 // @ts-ignore: decorator
-function aBytes(k: i32): usize {
-  return symmetric(k) ? 34 : 36;
-}
-
+@inline function aBytes(k: i32): usize { return symmetric(k) ? 34 : 36; }
 // @ts-ignore: decorator
-function aQs(k: i32): usize {
-  return symmetric(k) ? 2 : 4;
-}
+@inline function aQs(k: i32): usize { return symmetric(k) ? 2 : 4; }
 
 /**
  * Weight bytes of half h of a block (elements 16h..16h+15: the low nibbles of
@@ -70,11 +50,11 @@ function aQs(k: i32): usize {
  * minus 16: ggml ors in 0xF0 where the bit is clear.)
  */
 // @ts-ignore: decorator
-function wHalf(k: i32, p: usize, h: i32, m4: v128, bits: v128, x10: v128): v128 {
+@inline function wHalf(k: i32, p: usize, h: i32, m4: v128, bits: v128, x10: v128): v128 {
   const q = v128.load(p + wQs(k));
   const lo = v128.and(h == 0 ? q : i16x8.shr_u(q, 4), m4);
   if (k == Q4_0 || k == Q4_1) return lo;
-  const v = i32x4.splat(<i32> (load<u32>(p + wQh(k)) >> (<u32> h << 4)));
+  const v = i32x4.splat(<i32>(load<u32>(p + wQh(k)) >> (<u32>h << 4)));
   const b = v128.and(i8x16.shuffle(v, v, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), bits);
   return v128.or(lo, v128.and(i8x16.ne(b, i8x16.splat(0)), x10));
 }
@@ -85,7 +65,7 @@ function wHalf(k: i32, p: usize, h: i32, m4: v128, bits: v128, x10: v128): v128 
  * (products fit i16; two-product pair sums are widened before the last add).
  */
 // @ts-ignore: decorator
-function dot4(w: v128, y: v128, c: v128): v128 {
+@inline function dot4(w: v128, y: v128, c: v128): v128 {
   if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(y, w, c);
   const lo = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(w, y));
   const hi = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(w, y));
@@ -99,7 +79,7 @@ function dot4(w: v128, y: v128, c: v128): v128 {
  * signed value (unsigned minus xoff).
  */
 // @ts-ignore: decorator
-function lanes(k: i32, p: usize, h: i32, y: v128, c: v128, m4: v128, bits: v128, x10: v128, xoff: v128): v128 {
+@inline function lanes(k: i32, p: usize, h: i32, y: v128, c: v128, m4: v128, bits: v128, x10: v128, xoff: v128): v128 {
   const u = wHalf(k, p, h, m4, bits, x10);
   if (symmetric(k) && !RELAXED) return dot4(i8x16.sub(u, xoff), y, c);
   return dot4(u, y, c);
@@ -107,7 +87,7 @@ function lanes(k: i32, p: usize, h: i32, y: v128, c: v128, m4: v128, bits: v128,
 
 /** -8 (Q4_0) or -16 (Q5_0) x the sums of four consecutive int8 of y (the relaxed build's offset), else zero. */
 // @ts-ignore: decorator
-function offset(k: i32, y: v128): v128 {
+@inline function offset(k: i32, y: v128): v128 {
   if (!symmetric(k) || !RELAXED) return i32x4.splat(0);
   return i32x4.neg(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(y)), k == Q4_0 ? 3 : 4));
 }
@@ -118,41 +98,36 @@ function offset(k: i32, y: v128): v128 {
  * is its own sum, so the result does not depend on r0/r1.
  */
 // @ts-ignore: decorator
-function matmul(k: i32, out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+@inline function matmul(k: i32, out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 5;
   const WB = wBytes(k), AB = aBytes(k);
-  const wRow = <usize> nb * WB, aRow = <usize> nb * AB;
+  const wRow = <usize>nb * WB, aRow = <usize>nb * AB;
   // vector constants from an opaque zero (V8 would rematerialize v128.const at each use in the loop)
-  const z = <i32> (<u32> n >> 31);
-  const m4 = i8x16.splat(<i8> (15 + z)), x10 = i8x16.splat(<i8> (0x10 + z)), xoff = i8x16.splat(<i8> ((k == Q4_0 ? 8 : 16) + z));
-  const bits = i64x2.splat(0x8040201008040201 + <i64> z);
+  const z = <i32>(<u32>n >> 31);
+  const m4 = i8x16.splat(<i8>(15 + z)), x10 = i8x16.splat(<i8>(0x10 + z)), xoff = i8x16.splat(<i8>((k == Q4_0 ? 8 : 16) + z));
+  const bits = i64x2.splat(0x8040201008040201 + <i64>z);
   const q = (r1 - r0 + 1) >> 1;
   for (let g = 0; g < q; g++) {
     const ra = r0 + g, rb = ra + q < r1 ? ra + q : ra; // odd count: the last pair is one row twice
-    const wa = w + <usize> ra * wRow, wb = w + <usize> rb * wRow;
+    const wa = w + <usize>ra * wRow, wb = w + <usize>rb * wRow;
     for (let t = 0; t < T; t++) {
-      const x = xq + <usize> t * aRow, o = out + ((<usize> t * d) << 2);
+      const x = xq + <usize>t * aRow, o = out + ((<usize>t * d) << 2);
       let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
       let b0 = f64x2.splat(0), b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0);
       let ma: f32 = 0, mb: f32 = 0;
       for (let kb = 0; kb < nb; kb++) {
-        const xb = x + <usize> kb * AB, pa = wa + <usize> kb * WB, pb = wb + <usize> kb * WB;
+        const xb = x + <usize>kb * AB, pa = wa + <usize>kb * WB, pb = wb + <usize>kb * WB;
         const da = f16(xb);
         const y0 = v128.load(xb + aQs(k)), y1 = v128.load(xb + aQs(k) + 16);
         const c0 = offset(k, y0), c1 = offset(k, y1);
-        let s = f64x2.splat(<f64> (f16(pa) * da));
+        let s = f64x2.splat(<f64>(f16(pa) * da));
         let lo = lanes(k, pa, 0, y0, c0, m4, bits, x10, xoff), hi = lanes(k, pa, 1, y1, c1, m4, bits, x10, xoff);
-        a0 = fmaLanes(a0, s, lo);
-        a1 = fmaLanes(a1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
-        a2 = fmaLanes(a2, s, hi);
-        a3 = fmaLanes(a3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
-        s = f64x2.splat(<f64> (f16(pb) * da));
-        lo = lanes(k, pb, 0, y0, c0, m4, bits, x10, xoff);
-        hi = lanes(k, pb, 1, y1, c1, m4, bits, x10, xoff);
-        b0 = fmaLanes(b0, s, lo);
-        b1 = fmaLanes(b1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
-        b2 = fmaLanes(b2, s, hi);
-        b3 = fmaLanes(b3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
+        a0 = fmaLanes(a0, s, lo); a1 = fmaLanes(a1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
+        a2 = fmaLanes(a2, s, hi); a3 = fmaLanes(a3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
+        s = f64x2.splat(<f64>(f16(pb) * da));
+        lo = lanes(k, pb, 0, y0, c0, m4, bits, x10, xoff); hi = lanes(k, pb, 1, y1, c1, m4, bits, x10, xoff);
+        b0 = fmaLanes(b0, s, lo); b1 = fmaLanes(b1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
+        b2 = fmaLanes(b2, s, hi); b3 = fmaLanes(b3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
         if (!symmetric(k)) {
           const sa = f16(xb + 2);
           ma = fmaf(f16(pa + 2), sa, ma);
@@ -160,8 +135,8 @@ function matmul(k: i32, out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32,
         }
       }
       // Q4_0/Q5_0 have no min term (adding ma = 0 would turn an output of -0 into +0)
-      store<f32>(o + (<usize> rb << 2), symmetric(k) ? hsum8(b0, b1, b2, b3) : hsum8(b0, b1, b2, b3) + mb);
-      store<f32>(o + (<usize> ra << 2), symmetric(k) ? hsum8(a0, a1, a2, a3) : hsum8(a0, a1, a2, a3) + ma);
+      store<f32>(o + (<usize>rb << 2), symmetric(k) ? hsum8(b0, b1, b2, b3) : hsum8(b0, b1, b2, b3) + mb);
+      store<f32>(o + (<usize>ra << 2), symmetric(k) ? hsum8(a0, a1, a2, a3) : hsum8(a0, a1, a2, a3) + ma);
     }
   }
 }

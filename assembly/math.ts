@@ -4,14 +4,14 @@
 
 /** Horizontal sum of the four lanes. */
 // @ts-ignore: decorator
-export function hsum(v: v128): f32 {
+@inline export function hsum(v: v128): f32 {
   const s = f32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
   return f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1);
 }
 
 /** a * b + c: fused in the relaxed builds, separate multiply and add otherwise. */
 // @ts-ignore: decorator
-export function madd(a: v128, b: v128, c: v128): v128 {
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
   if (RELAXED) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
@@ -22,20 +22,20 @@ export function madd(a: v128, b: v128, c: v128): v128 {
  * built in the exponent bits. Saturates to 0 and +inf outside the f32 range.
  */
 // @ts-ignore: decorator
-export function expf(x: f32): f32 {
+@inline export function expf(x: f32): f32 {
   if (x < -103.0) return 0;
   if (x > 88.72) return Infinity;
-  const k: f32 = nearest<f32>(x * <f32> 1.442695);
+  const k: f32 = nearest<f32>(x * <f32>1.442695);
   // two-part ln2 keeps r exact to f32 precision
-  const r = (x - k * <f32> 0.693145751953125) - k * <f32> 1.428606765330187e-6;
-  let p: f32 = <f32> 1.3888889e-3;
-  p = p * r + <f32> 8.3333333e-3;
-  p = p * r + <f32> 4.1666667e-2;
-  p = p * r + <f32> 0.16666667;
-  p = p * r + <f32> 0.5;
-  p = p * r + <f32> 1.0;
-  p = p * r + <f32> 1.0;
-  const ki = <i32> k;
+  const r = (x - k * <f32>0.693145751953125) - k * <f32>1.428606765330187e-6;
+  let p: f32 = <f32>1.3888889e-3;
+  p = p * r + <f32>8.3333333e-3;
+  p = p * r + <f32>4.1666667e-2;
+  p = p * r + <f32>0.16666667;
+  p = p * r + <f32>0.5;
+  p = p * r + <f32>1.0;
+  p = p * r + <f32>1.0;
+  const ki = <i32>k;
   // split 2^k in two factors so k down to -149 (subnormal results) stays exact
   const k1 = ki >> 1;
   const s1 = reinterpret<f32>((k1 + 127) << 23);
@@ -45,7 +45,7 @@ export function expf(x: f32): f32 {
 
 /** Four lanes of expf (same polynomial and reduction). */
 // @ts-ignore: decorator
-export function expf4(x: v128): v128 {
+@inline export function expf4(x: v128): v128 {
   let xc = f32x4.max(x, f32x4.splat(-87.0));
   xc = f32x4.min(xc, f32x4.splat(88.5));
   const k = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.4426950408889634)));
@@ -66,7 +66,7 @@ export function expf4(x: v128): v128 {
 
 /** IEEE half (in the low 16 bits) to f32, exact, including subnormals, inf and NaN. */
 // @ts-ignore: decorator
-export function f16ToF32(h: u32): f32 {
+@inline export function f16ToF32(h: u32): f32 {
   const sign = (h & 0x8000) << 16;
   const em = h & 0x7fff;
   if (em >= 0x7c00) return reinterpret<f32>(sign | 0x7f800000 | ((em & 0x3ff) << 13));
@@ -76,19 +76,17 @@ export function f16ToF32(h: u32): f32 {
 
 /** Eight halves (one v128) to two f32x4: lanes 0-3 in lo, 4-7 in hi. Finite inputs only (weights). */
 // @ts-ignore: decorator
-export function f16x8Lo(h: v128): v128 {
+@inline export function f16x8Lo(h: v128): v128 {
   const w = i32x4.extend_low_i16x8_u(h);
   return f16x4ToF32(w);
 }
-
 // @ts-ignore: decorator
-export function f16x8Hi(h: v128): v128 {
+@inline export function f16x8Hi(h: v128): v128 {
   const w = i32x4.extend_high_i16x8_u(h);
   return f16x4ToF32(w);
 }
-
 // @ts-ignore: decorator
-function f16x4ToF32(w: v128): v128 {
+@inline function f16x4ToF32(w: v128): v128 {
   const sign = i32x4.shl(v128.and(w, i32x4.splat(0x8000)), 16);
   const em = i32x4.shl(v128.and(w, i32x4.splat(0x7fff)), 13);
   const mag = f32x4.mul(em, f32x4.splat(reinterpret<f32>(0x77800000)));
@@ -97,7 +95,7 @@ function f16x4ToF32(w: v128): v128 {
 
 /** Round f32 to the nearest IEEE half (ties to even) and return it as f32: what F16C's vcvtps2ph then vcvtph2ps gives. */
 // @ts-ignore: decorator
-export function roundToF16(x: f32): f32 {
+@inline export function roundToF16(x: f32): f32 {
   const bits = reinterpret<u32>(x);
   const sign = bits & 0x80000000;
   const a = bits & 0x7fffffff;
@@ -105,8 +103,8 @@ export function roundToF16(x: f32): f32 {
   if (a >= 0x477ff000) return reinterpret<f32>(sign | 0x7f800000); // rounds past 65504: inf
   if (a < 0x38800000) {
     // half subnormal range: quantum 2^-24; adding and subtracting 2^-1 * 2^... rounds in f32 hardware
-    const q = reinterpret<f32>(a) + <f32> 0.5; // 0.5 has ulp 2^-24 in f32
-    return reinterpret<f32>(sign | reinterpret<u32>(q - <f32> 0.5));
+    const q = reinterpret<f32>(a) + <f32>0.5; // 0.5 has ulp 2^-24 in f32
+    return reinterpret<f32>(sign | reinterpret<u32>(q - <f32>0.5));
   }
   // normal: drop 13 mantissa bits with round-to-nearest-even
   const lsb = (a >> 13) & 1;
@@ -116,7 +114,7 @@ export function roundToF16(x: f32): f32 {
 
 /** roundToF16 on four lanes, branch-free: the same three cases chosen by masks. */
 // @ts-ignore: decorator
-export function roundToF16x4(x: v128): v128 {
+@inline export function roundToF16x4(x: v128): v128 {
   const sign = v128.and(x, i32x4.splat(0x80000000));
   const a = v128.and(x, i32x4.splat(0x7fffffff));
   const lsb = v128.and(i32x4.shr_u(a, 13), i32x4.splat(1));
@@ -137,7 +135,7 @@ export function roundToF16x4(x: v128): v128 {
  * slower there in V8).
  */
 // @ts-ignore: decorator
-function exp2fTab(i: i32): u64 {
+@inline function exp2fTab(i: i32): u64 {
   const b0 = (i & 1) != 0;
   const b1 = (i & 2) != 0;
   const b2 = (i & 4) != 0;
@@ -192,7 +190,7 @@ function exp2fTab(i: i32): u64 {
  * product, unfused, differs on 2 inputs.)
  */
 // @ts-ignore: decorator
-export function expfGlibc(x: f32): f32 {
+@inline export function expfGlibc(x: f32): f32 {
   const ix = reinterpret<u32>(x);
   const abstop = (ix >> 20) & 0x7ff;
   if (abstop >= 0x42b) {
@@ -203,7 +201,7 @@ export function expfGlibc(x: f32): f32 {
     if (x < reinterpret<f32>(0xc2cff1b4)) return 0; // -103.97208: below ln(2^-150)
     if (x < reinterpret<f32>(0xc2ce8ecf)) return reinterpret<f32>(1); // -103.27892: glibc's may-underflow answer, 2^-149
   }
-  const xd = <f64> x;
+  const xd = <f64>x;
   // 32/ln2 = 0x1.71547652b82fep+5 = hi (29 bits) + lo (24 bits)
   const p1 = xd * reinterpret<f64>(0x4047154765000000);
   const p2 = xd * reinterpret<f64>(0x3e55c17f00000000);
@@ -219,12 +217,12 @@ export function expfGlibc(x: f32): f32 {
     if (zl < 0) kd -= 1;
   }
   const r = zh - kd + zl; // zh - kd is exact: one rounding, as in the fused form
-  const k = <i64> <i32> kd;
-  const s = reinterpret<f64>(exp2fTab(<i32> k & 31) + (<u64> k << 47));
+  const k = <i64><i32>kd;
+  const s = reinterpret<f64>(exp2fTab(<i32>k & 31) + (<u64>k << 47));
   // 2^(r/32) ~ 1 + c2 r + c1 r^2 + c0 r^3 (poly_scaled)
   const z = reinterpret<f64>(0x3ebc6af84b912394) * r + reinterpret<f64>(0x3f2ebfce50fac4f3);
   const r2 = r * r;
   let y = reinterpret<f64>(0x3f962e42ff0c52d6) * r + 1.0;
   y = z * r2 + y;
-  return <f32> (y * s);
+  return <f32>(y * s);
 }

@@ -12,7 +12,7 @@ import { f16 } from "./quant-util";
 import { fmaLanes, hsum8 } from "./fused";
 
 // @ts-ignore: decorator
-const BLOCK: usize = 34; // f16 scale + 32 int8
+@inline const BLOCK: usize = 34; // f16 scale + 32 int8
 
 /**
  * Sums of four consecutive products of two signed int8 vectors (16 values
@@ -21,7 +21,7 @@ const BLOCK: usize = 34; // f16 scale + 32 int8
  * is moved onto the other side.
  */
 // @ts-ignore: decorator
-function dot4(w: v128, x: v128): v128 {
+@inline function dot4(w: v128, x: v128): v128 {
   if (RELAXED) {
     const neg = i8x16.lt_s(w, i8x16.splat(0));
     return i32x4.relaxed_dot_i8x16_i7x16_add_s(i8x16.sub(v128.xor(x, neg), neg), i8x16.abs(w), i32x4.splat(0));
@@ -33,16 +33,14 @@ function dot4(w: v128, x: v128): v128 {
 
 /** One weight row against one activation row, nb blocks. */
 // @ts-ignore: decorator
-function dotRow(w: usize, x: usize, nb: i32): f32 {
+@inline function dotRow(w: usize, x: usize, nb: i32): f32 {
   let a = f64x2.splat(0), b = f64x2.splat(0), c = f64x2.splat(0), e = f64x2.splat(0);
   for (let k = 0; k < nb; k++) {
-    const wb = w + <usize> k * BLOCK, xb = x + <usize> k * BLOCK;
-    const d = f64x2.splat(<f64> (f16(wb) * f16(xb)));
+    const wb = w + <usize>k * BLOCK, xb = x + <usize>k * BLOCK;
+    const d = f64x2.splat(<f64>(f16(wb) * f16(xb)));
     const lo = dot4(v128.load(wb, 2), v128.load(xb, 2)), hi = dot4(v128.load(wb, 18), v128.load(xb, 18));
-    a = fmaLanes(a, d, lo);
-    b = fmaLanes(b, d, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
-    c = fmaLanes(c, d, hi);
-    e = fmaLanes(e, d, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
+    a = fmaLanes(a, d, lo); b = fmaLanes(b, d, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
+    c = fmaLanes(c, d, hi); e = fmaLanes(e, d, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
   }
   return hsum8(a, b, c, e);
 }
@@ -54,40 +52,35 @@ function dotRow(w: usize, x: usize, nb: i32): f32 {
  */
 export function matmul_q8_0_ggml(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 5;
-  const rowBytes = <usize> nb * BLOCK;
+  const rowBytes = <usize>nb * BLOCK;
   const q = (r1 - r0) >> 1;
   for (let g = 0; g < q; g++) {
     const ra = r0 + g, rb = ra + q;
-    const wa = w + <usize> ra * rowBytes, wb = w + <usize> rb * rowBytes;
+    const wa = w + <usize>ra * rowBytes, wb = w + <usize>rb * rowBytes;
     for (let t = 0; t < T; t++) {
-      const x = xq + <usize> t * rowBytes, o = out + ((<usize> t * d) << 2);
+      const x = xq + <usize>t * rowBytes, o = out + ((<usize>t * d) << 2);
       let a0 = f64x2.splat(0), a1 = f64x2.splat(0), a2 = f64x2.splat(0), a3 = f64x2.splat(0);
       let b0 = f64x2.splat(0), b1 = f64x2.splat(0), b2 = f64x2.splat(0), b3 = f64x2.splat(0);
       for (let k = 0; k < nb; k++) {
-        const off = <usize> k * BLOCK;
+        const off = <usize>k * BLOCK;
         const xb = x + off;
         const da = f16(xb);
         const x0 = v128.load(xb, 2), x1 = v128.load(xb, 18);
-        let s = f64x2.splat(<f64> (f16(wa + off) * da));
+        let s = f64x2.splat(<f64>(f16(wa + off) * da));
         let lo = dot4(v128.load(wa + off, 2), x0), hi = dot4(v128.load(wa + off, 18), x1);
-        a0 = fmaLanes(a0, s, lo);
-        a1 = fmaLanes(a1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
-        a2 = fmaLanes(a2, s, hi);
-        a3 = fmaLanes(a3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
-        s = f64x2.splat(<f64> (f16(wb + off) * da));
-        lo = dot4(v128.load(wb + off, 2), x0);
-        hi = dot4(v128.load(wb + off, 18), x1);
-        b0 = fmaLanes(b0, s, lo);
-        b1 = fmaLanes(b1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
-        b2 = fmaLanes(b2, s, hi);
-        b3 = fmaLanes(b3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
+        a0 = fmaLanes(a0, s, lo); a1 = fmaLanes(a1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
+        a2 = fmaLanes(a2, s, hi); a3 = fmaLanes(a3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
+        s = f64x2.splat(<f64>(f16(wb + off) * da));
+        lo = dot4(v128.load(wb + off, 2), x0); hi = dot4(v128.load(wb + off, 18), x1);
+        b0 = fmaLanes(b0, s, lo); b1 = fmaLanes(b1, s, i32x4.shuffle(lo, lo, 2, 3, 2, 3));
+        b2 = fmaLanes(b2, s, hi); b3 = fmaLanes(b3, s, i32x4.shuffle(hi, hi, 2, 3, 2, 3));
       }
-      store<f32>(o + (<usize> ra << 2), hsum8(a0, a1, a2, a3));
-      store<f32>(o + (<usize> rb << 2), hsum8(b0, b1, b2, b3));
+      store<f32>(o + (<usize>ra << 2), hsum8(a0, a1, a2, a3));
+      store<f32>(o + (<usize>rb << 2), hsum8(b0, b1, b2, b3));
     }
   }
   for (let r = r0 + 2 * q; r < r1; r++) {
-    const wr = w + <usize> r * rowBytes;
-    for (let t = 0; t < T; t++) store<f32>(out + ((<usize> t * d + r) << 2), dotRow(wr, xq + <usize> t * rowBytes, nb));
+    const wr = w + <usize>r * rowBytes;
+    for (let t = 0; t < T; t++) store<f32>(out + ((<usize>t * d + r) << 2), dotRow(wr, xq + <usize>t * rowBytes, nb));
   }
 }

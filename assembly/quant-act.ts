@@ -4,7 +4,7 @@
 import { f32ToF16 } from "./quant-util";
 
 // @ts-ignore: decorator
-function absmax32(p: usize): f32 {
+@inline function absmax32(p: usize): f32 {
   let m = f32x4.abs(v128.load(p));
   for (let k: usize = 16; k < 128; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(p + k)));
   m = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
@@ -13,7 +13,7 @@ function absmax32(p: usize): f32 {
 
 /** x*id rounded to nearest even, 16 floats at p -> 16 int8 at q; returns per-lane sums of the ints. */
 // @ts-ignore: decorator
-function round16(q: usize, p: usize, id: v128): v128 {
+@inline function round16(q: usize, p: usize, id: v128): v128 {
   const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), id)));
   const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + 16), id)));
   const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + 32), id)));
@@ -29,12 +29,12 @@ function round16(q: usize, p: usize, id: v128): v128 {
 export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
   for (let t = 0; t < T; t++) {
-    let p = x + (<usize> t * <usize> n << 2);
-    let q = out + <usize> t * <usize> nb * 34;
+    let p = x + (<usize>t * <usize>n << 2);
+    let q = out + <usize>t * <usize>nb * 34;
     for (let b = 0; b < nb; b++, p += 128, q += 34) {
       const amax = absmax32(p);
-      store<u16>(q, <u16> f32ToF16(amax / 127.0));
-      const id = f32x4.splat(amax != 0 ? <f32> 127.0 / amax : 0);
+      store<u16>(q, <u16>f32ToF16(amax / 127.0));
+      const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
       round16(q + 2, p, id);
       round16(q + 18, p + 64, id);
     }
@@ -45,17 +45,17 @@ export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
 export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
   for (let t = 0; t < T; t++) {
-    let p = x + (<usize> t * <usize> n << 2);
-    let q = out + <usize> t * <usize> nb * 36;
+    let p = x + (<usize>t * <usize>n << 2);
+    let q = out + <usize>t * <usize>nb * 36;
     for (let b = 0; b < nb; b++, p += 128, q += 36) {
       const amax = absmax32(p);
       const d: f32 = amax / 127.0;
-      store<u16>(q, <u16> f32ToF16(d));
-      const id = f32x4.splat(amax != 0 ? <f32> 127.0 / amax : 0);
+      store<u16>(q, <u16>f32ToF16(d));
+      const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
       const s = i32x4.add(round16(q + 4, p, id), round16(q + 20, p + 64, id));
       const t2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
       const sum = i32x4.extract_lane(t2, 0) + i32x4.extract_lane(t2, 1);
-      store<u16>(q + 2, <u16> f32ToF16(d * <f32> sum));
+      store<u16>(q + 2, <u16>f32ToF16(d * <f32>sum));
     }
   }
 }
@@ -68,23 +68,20 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
 export function quantize_q8_k(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 8;
   for (let t = 0; t < T; t++) {
-    let p = x + (<usize> t * <usize> n << 2);
-    let q = out + <usize> t * <usize> nb * 292;
+    let p = x + (<usize>t * <usize>n << 2);
+    let q = out + <usize>t * <usize>nb * 292;
     for (let b = 0; b < nb; b++, p += 1024, q += 292) {
       let mx: f32 = 0, amax: f32 = 0;
       for (let j: usize = 0; j < 256; j++) {
         const v = load<f32>(p + (j << 2));
         const a = abs<f32>(v);
-        if (a > amax) {
-          amax = a;
-          mx = v;
-        }
+        if (a > amax) { amax = a; mx = v; }
       }
       if (amax == 0) {
         memory.fill(q, 0, 292);
         continue;
       }
-      const iscale: f32 = <f32> -127.0 / mx;
+      const iscale: f32 = <f32>-127.0 / mx;
       const vs = f32x4.splat(iscale);
       const top = i32x4.splat(127);
       for (let j: usize = 0; j < 16; j++) {
@@ -96,16 +93,16 @@ export function quantize_q8_k(out: usize, x: usize, n: i32, T: i32): void {
         v128.store(q + 4 + (j << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
         const s = i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
         const s2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
-        store<i16>(q + 260 + (j << 1), <i16> (i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1)));
+        store<i16>(q + 260 + (j << 1), <i16>(i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1)));
       }
-      store<f32>(q, <f32> 1.0 / iscale);
+      store<f32>(q, <f32>1.0 / iscale);
     }
   }
 }
 
 /** BF16, round to nearest even (NaN stays a quiet NaN), as ggml's GGML_FP32_TO_BF16. */
 export function quantize_bf16(out: usize, x: usize, n: i32, T: i32): void {
-  const total = <usize> n * <usize> T;
+  const total = <usize>n * <usize>T;
   let i: usize = 0;
   const one = i32x4.splat(1), bias = i32x4.splat(0x7fff), inf = i32x4.splat(0x7f800000), abs_ = i32x4.splat(0x7fffffff);
   for (; i + 8 <= total; i += 8) {
@@ -119,6 +116,6 @@ export function quantize_bf16(out: usize, x: usize, n: i32, T: i32): void {
   for (; i < total; i++) {
     const u = load<u32>(x + (i << 2));
     const r = (u & 0x7fffffff) > 0x7f800000 ? (u >> 16) | 64 : (u + (0x7fff + ((u >> 16) & 1))) >> 16;
-    store<u16>(out + (i << 1), <u16> r);
+    store<u16>(out + (i << 1), <u16>r);
   }
 }

@@ -3,15 +3,14 @@
 
 // 2^112 and 2^-110 as f32 bit patterns.
 // @ts-ignore: decorator
-const P112: u32 = 0x77800000;
-
+@inline const P112: u32 = 0x77800000;
 // @ts-ignore: decorator
-const M110: u32 = 0x08800000;
+@inline const M110: u32 = 0x08800000;
 
 /** f16 at p to f32 (exact for normal and subnormal values; ggml scales are never inf/NaN). */
 // @ts-ignore: decorator
-export function f16(p: usize): f32 {
-  const h = <u32> load<u16>(p);
+@inline export function f16(p: usize): f32 {
+  const h = <u32>load<u16>(p);
   return reinterpret<f32>(((h & 0x8000) << 16) | ((h & 0x7fff) << 13)) * reinterpret<f32>(P112);
 }
 
@@ -22,7 +21,7 @@ export function f16(p: usize): f32 {
  * three bits below it, which the mask clears): 3 ops instead of 5, one constant fewer.
  */
 // @ts-ignore: decorator
-export function f16x4(p0: usize, p1: usize, p2: usize, p3: usize, mask: v128, p112: v128): v128 {
+@inline export function f16x4(p0: usize, p1: usize, p2: usize, p3: usize, mask: v128, p112: v128): v128 {
   let v = i32x4.splat(0);
   v = v128.load16_lane(p0, v, 1);
   v = v128.load16_lane(p1, v, 3);
@@ -47,7 +46,7 @@ export function f32ToF16(f: f32): u32 {
 
 /** [sum(s0), sum(s1), sum(s2), sum(s3)] of four i32x4 vectors (exact integer adds). */
 // @ts-ignore: decorator
-export function reduce4i(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+@inline export function reduce4i(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
   const t0 = i32x4.add(v128.shuffle<i32>(s0, s1, 0, 4, 1, 5), v128.shuffle<i32>(s0, s1, 2, 6, 3, 7));
   const t1 = i32x4.add(v128.shuffle<i32>(s2, s3, 0, 4, 1, 5), v128.shuffle<i32>(s2, s3, 2, 6, 3, 7));
   return i32x4.add(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), v128.shuffle<i32>(t0, t1, 2, 3, 6, 7));
@@ -62,7 +61,7 @@ export function reduce4i(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
  * Q4_0's decode time went to reduce4i).
  */
 // @ts-ignore: decorator
-export function reduce4i16(s0: v128, s1: v128, s2: v128, s3: v128, ones16: v128): v128 {
+@inline export function reduce4i16(s0: v128, s1: v128, s2: v128, s3: v128, ones16: v128): v128 {
   const a = i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(s0, s1), ones16); // [s0 pair sums, s1 pair sums]
   const b = i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(s2, s3), ones16);
   return i32x4.dot_i16x8_s(i16x8.narrow_i32x4_s(a, b), ones16);
@@ -70,7 +69,7 @@ export function reduce4i16(s0: v128, s1: v128, s2: v128, s3: v128, ones16: v128)
 
 /** Same for f32x4. */
 // @ts-ignore: decorator
-export function reduce4f(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
+@inline export function reduce4f(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
   const t0 = f32x4.add(v128.shuffle<f32>(s0, s1, 0, 4, 1, 5), v128.shuffle<f32>(s0, s1, 2, 6, 3, 7));
   const t1 = f32x4.add(v128.shuffle<f32>(s2, s3, 0, 4, 1, 5), v128.shuffle<f32>(s2, s3, 2, 6, 3, 7));
   return f32x4.add(v128.shuffle<f32>(t0, t1, 0, 1, 4, 5), v128.shuffle<f32>(t0, t1, 2, 3, 6, 7));
@@ -86,7 +85,7 @@ export function reduce4f(s0: v128, s1: v128, s2: v128, s3: v128): v128 {
  * but only the total over all lanes is ever used, so the integers agree.
  */
 // @ts-ignore: decorator
-export function dot16(u: v128, a: v128): v128 {
+@inline export function dot16(u: v128, a: v128): v128 {
   if (RELAXED) return i16x8.relaxed_dot_i8x16_i7x16_s(a, u);
   return i16x8.add(
     i16x8.mul(i16x8.extend_low_i8x16_u(u), i16x8.extend_low_i8x16_s(a)),
@@ -96,24 +95,24 @@ export function dot16(u: v128, a: v128): v128 {
 
 /** Horizontal sum of an i32x4. */
 // @ts-ignore: decorator
-export function hsumi(v: v128): i32 {
+@inline export function hsumi(v: v128): i32 {
   const t = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
   return i32x4.extract_lane(t, 0) + i32x4.extract_lane(t, 1);
 }
 
 // Q3_K's 16 six-bit scales from 12 bytes (ggml's kmask trick); byte s of the result is scale s + 32.
 // @ts-ignore: decorator
-export function q3kScalesLo(p: usize): u64 {
+@inline export function q3kScalesLo(p: usize): u64 {
   const a0 = load<u32>(p), a1 = load<u32>(p + 4), tmp = load<u32>(p + 8);
   const r0 = (a0 & 0x0f0f0f0f) | (((tmp >> 0) & 0x03030303) << 4);
   const r1 = (a1 & 0x0f0f0f0f) | (((tmp >> 2) & 0x03030303) << 4);
-  return <u64> r0 | (<u64> r1 << 32);
+  return <u64>r0 | (<u64>r1 << 32);
 }
-
 // @ts-ignore: decorator
-export function q3kScalesHi(p: usize): u64 {
+@inline export function q3kScalesHi(p: usize): u64 {
   const a0 = load<u32>(p), a1 = load<u32>(p + 4), tmp = load<u32>(p + 8);
   const r2 = ((a0 >> 4) & 0x0f0f0f0f) | (((tmp >> 4) & 0x03030303) << 4);
   const r3 = ((a1 >> 4) & 0x0f0f0f0f) | (((tmp >> 6) & 0x03030303) << 4);
-  return <u64> r2 | (<u64> r3 << 32);
+  return <u64>r2 | (<u64>r3 << 32);
 }
+

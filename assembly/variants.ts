@@ -5,29 +5,21 @@
 // Same conventions as f32.ts: byte addresses into the imported memory, outputs first, scratch passed
 // in by the caller, no allocation, no globals. Rows are row-major f32; D is the feature width.
 
-import { expf, expf4, hsum, madd } from "./math";
+import { hsum, madd, expf, expf4 } from "./math";
 
 // @ts-ignore: decorator
-function f32At(p: usize, i: i32): f32 {
-  return load<f32>(p + (<usize> i << 2));
-}
-
+@inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
 // @ts-ignore: decorator
-function setF32(p: usize, i: i32, v: f32): void {
-  store<f32>(p + (<usize> i << 2), v);
-}
-
+@inline function setF32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
 // @ts-ignore: decorator
-function row(base: usize, r: i32, width: i32): usize {
-  return base + ((<usize> r * <usize> width) << 2);
-}
+@inline function row(base: usize, r: i32, width: i32): usize { return base + ((<usize>r * <usize>width) << 2); }
 
 /** q . k over n floats. */
 // @ts-ignore: decorator
-function dot(a: usize, b: usize, n: i32): f32 {
+@inline function dot(a: usize, b: usize, n: i32): f32 {
   const n4 = n & ~3;
   let acc = f32x4.splat(0);
-  for (let i = 0; i < n4; i += 4) acc = madd(v128.load(a + (<usize> i << 2)), v128.load(b + (<usize> i << 2)), acc);
+  for (let i = 0; i < n4; i += 4) acc = madd(v128.load(a + (<usize>i << 2)), v128.load(b + (<usize>i << 2)), acc);
   let s = hsum(acc);
   for (let i = n4; i < n; i++) s += f32At(a, i) * f32At(b, i);
   return s;
@@ -35,34 +27,34 @@ function dot(a: usize, b: usize, n: i32): f32 {
 
 /** acc (n) += a * x (n). */
 // @ts-ignore: decorator
-function axpy(acc: usize, a: f32, x: usize, n: i32): void {
+@inline function axpy(acc: usize, a: f32, x: usize, n: i32): void {
   const n4 = n & ~3;
   const a4 = f32x4.splat(a);
   for (let i = 0; i < n4; i += 4) {
-    const o = <usize> i << 2;
+    const o = <usize>i << 2;
     v128.store(acc + o, madd(a4, v128.load(x + o), v128.load(acc + o)));
   }
   for (let i = n4; i < n; i++) setF32(acc, i, f32At(acc, i) + a * f32At(x, i));
 }
 
 // @ts-ignore: decorator
-function zero(p: usize, n: i32): void {
-  memory.fill(p, 0, <usize> n << 2);
+@inline function zero(p: usize, n: i32): void {
+  memory.fill(p, 0, <usize>n << 2);
 }
 
 /** out (n) = sigmoid(q) * num / den, the AFT output gate; num may alias out. */
 // @ts-ignore: decorator
-function gate(out: usize, q: usize, num: usize, den: usize, n: i32): void {
+@inline function gate(out: usize, q: usize, num: usize, den: usize, n: i32): void {
   const n4 = n & ~3;
   const one = f32x4.splat(1);
   for (let i = 0; i < n4; i += 4) {
-    const o = <usize> i << 2;
+    const o = <usize>i << 2;
     // 1 / (1 + e^-q): expf4 saturates at e^88.5, so a very negative q gives a tiny positive gate, not 0
     const sig = f32x4.div(one, f32x4.add(one, expf4(f32x4.neg(v128.load(q + o)))));
     v128.store(out + o, f32x4.mul(sig, f32x4.div(v128.load(num + o), v128.load(den + o))));
   }
   for (let i = n4; i < n; i++) {
-    const sig = <f32> 1 / (<f32> 1 + expf(-f32At(q, i)));
+    const sig = <f32>1 / (<f32>1 + expf(-f32At(q, i)));
     setF32(out, i, sig * (f32At(num, i) / f32At(den, i)));
   }
 }
@@ -82,7 +74,7 @@ export function aft_keys(ek: usize, ekv: usize, k: usize, v: usize, T: i32, D: i
     for (let i = 0; i < D; i++) mx = max(mx, f32At(kr, i));
     const m4 = f32x4.splat(mx);
     for (let i = 0; i < d4; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       const e = expf4(f32x4.sub(v128.load(kr + o), m4));
       v128.store(er + o, e);
       v128.store(evr + o, f32x4.mul(e, v128.load(vr + o)));
@@ -102,40 +94,30 @@ export function aft_keys(ek: usize, ekv: usize, k: usize, v: usize, T: i32, D: i
  * Each channel is summed over j ascending whatever the blocking, so the dense and the decode forms agree bit for bit.
  */
 // @ts-ignore: decorator
-function mixRows(num: usize, den: usize, wts: usize, lo: i32, hi: i32, ek: usize, ekv: usize, D: i32, ring: i32): void {
-  const stride = <usize> D << 2;
+@inline function mixRows(num: usize, den: usize, wts: usize, lo: i32, hi: i32, ek: usize, ekv: usize, D: i32, ring: i32): void {
+  const stride = <usize>D << 2;
   let c = 0;
   for (; c + 16 <= D; c += 16) {
-    const off = <usize> c << 2;
+    const off = <usize>c << 2;
     let n0 = f32x4.splat(0), n1 = f32x4.splat(0), n2 = f32x4.splat(0), n3 = f32x4.splat(0);
     let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
     for (let j = lo; j <= hi; j++) {
-      const r = <usize> (ring > 0 ? j % ring : j) * stride + off;
+      const r = <usize>(ring > 0 ? j % ring : j) * stride + off;
       const e = f32x4.splat(f32At(wts, j));
       const pv = ekv + r, pk = ek + r;
-      n0 = madd(e, v128.load(pv), n0);
-      n1 = madd(e, v128.load(pv, 16), n1);
-      n2 = madd(e, v128.load(pv, 32), n2);
-      n3 = madd(e, v128.load(pv, 48), n3);
-      d0 = madd(e, v128.load(pk), d0);
-      d1 = madd(e, v128.load(pk, 16), d1);
-      d2 = madd(e, v128.load(pk, 32), d2);
-      d3 = madd(e, v128.load(pk, 48), d3);
+      n0 = madd(e, v128.load(pv), n0); n1 = madd(e, v128.load(pv, 16), n1);
+      n2 = madd(e, v128.load(pv, 32), n2); n3 = madd(e, v128.load(pv, 48), n3);
+      d0 = madd(e, v128.load(pk), d0); d1 = madd(e, v128.load(pk, 16), d1);
+      d2 = madd(e, v128.load(pk, 32), d2); d3 = madd(e, v128.load(pk, 48), d3);
     }
-    v128.store(num + off, n0);
-    v128.store(num + off, n1, 16);
-    v128.store(num + off, n2, 32);
-    v128.store(num + off, n3, 48);
-    v128.store(den + off, d0);
-    v128.store(den + off, d1, 16);
-    v128.store(den + off, d2, 32);
-    v128.store(den + off, d3, 48);
+    v128.store(num + off, n0); v128.store(num + off, n1, 16); v128.store(num + off, n2, 32); v128.store(num + off, n3, 48);
+    v128.store(den + off, d0); v128.store(den + off, d1, 16); v128.store(den + off, d2, 32); v128.store(den + off, d3, 48);
   }
   for (; c + 4 <= D; c += 4) {
-    const off = <usize> c << 2;
+    const off = <usize>c << 2;
     let n0 = f32x4.splat(0), d0 = f32x4.splat(0);
     for (let j = lo; j <= hi; j++) {
-      const r = <usize> (ring > 0 ? j % ring : j) * stride + off;
+      const r = <usize>(ring > 0 ? j % ring : j) * stride + off;
       const e = f32x4.splat(f32At(wts, j));
       n0 = madd(e, v128.load(ekv + r), n0);
       d0 = madd(e, v128.load(ek + r), d0);
@@ -146,7 +128,7 @@ function mixRows(num: usize, den: usize, wts: usize, lo: i32, hi: i32, ek: usize
   for (; c < D; c++) {
     let n: f32 = 0, d: f32 = 0;
     for (let j = lo; j <= hi; j++) {
-      const r = <usize> (ring > 0 ? j % ring : j) * stride + (<usize> c << 2);
+      const r = <usize>(ring > 0 ? j % ring : j) * stride + (<usize>c << 2);
       const e = f32At(wts, j);
       n += e * load<f32>(ekv + r);
       d += e * load<f32>(ek + r);
@@ -158,7 +140,7 @@ function mixRows(num: usize, den: usize, wts: usize, lo: i32, hi: i32, ek: usize
 
 /** wts[j] = e^(w[j] - max w) over [lo, hi] (w may alias wts). */
 // @ts-ignore: decorator
-function expWeights(wts: usize, w: usize, lo: i32, hi: i32): void {
+@inline function expWeights(wts: usize, w: usize, lo: i32, hi: i32): void {
   let mx: f32 = -Infinity;
   for (let j = lo; j <= hi; j++) mx = max(mx, f32At(w, j));
   for (let j = lo; j <= hi; j++) setF32(wts, j, expf(f32At(w, j) - mx));
@@ -173,21 +155,9 @@ function expWeights(wts: usize, w: usize, lo: i32, hi: i32): void {
  * den: D floats. Cost: (positions seen) * (2D + wdim) per row; memory T*D for ek/ekv.
  */
 export function aft_mix(
-  out: usize,
-  q: usize,
-  ek: usize,
-  ekv: usize,
-  T: i32,
-  D: i32,
-  bias: usize,
-  biasStride: i32,
-  u: usize,
-  ub: usize,
-  wdim: i32,
-  window: i32,
-  causal: i32,
-  wrow: usize,
-  den: usize,
+  out: usize, q: usize, ek: usize, ekv: usize, T: i32, D: i32,
+  bias: usize, biasStride: i32, u: usize, ub: usize, wdim: i32,
+  window: i32, causal: i32, wrow: usize, den: usize,
 ): void {
   for (let t = 0; t < T; t++) {
     let lo = 0, hi = T - 1;
@@ -217,18 +187,8 @@ export function aft_mix(
  * aft_mix's causal form, step for step.
  */
 export function aft_local_step(
-  out: usize,
-  q: usize,
-  k: usize,
-  v: usize,
-  ek: usize,
-  ekv: usize,
-  wbiasRow: usize,
-  pos: i32,
-  window: i32,
-  D: i32,
-  wts: usize,
-  den: usize,
+  out: usize, q: usize, k: usize, v: usize, ek: usize, ekv: usize, wbiasRow: usize, pos: i32, window: i32, D: i32,
+  wts: usize, den: usize,
 ): void {
   aft_keys(row(ek, pos % window, D), row(ekv, pos % window, D), k, v, 1, D);
   const lo = max(0, pos - window + 1);
@@ -245,14 +205,12 @@ export function aft_local_step(
  * state: 3 * D floats of scratch. Cost T * D time, D memory beyond the inputs.
  */
 export function aft_simple(out: usize, q: usize, k: usize, v: usize, T: i32, D: i32, state: usize): void {
-  const mx = state, num = state + (<usize> D << 2), den = state + (<usize> D << 3);
+  const mx = state, num = state + (<usize>D << 2), den = state + (<usize>D << 3);
   const d4 = D & ~3;
-  memory.copy(mx, k, <usize> D << 2);
+  memory.copy(mx, k, <usize>D << 2);
   for (let t = 1; t < T; t++) {
     const kr = row(k, t, D);
-    for (let i = 0; i < d4; i += 4) {
-      v128.store(mx + (<usize> i << 2), f32x4.max(v128.load(mx + (<usize> i << 2)), v128.load(kr + (<usize> i << 2))));
-    }
+    for (let i = 0; i < d4; i += 4) v128.store(mx + (<usize>i << 2), f32x4.max(v128.load(mx + (<usize>i << 2)), v128.load(kr + (<usize>i << 2))));
     for (let i = d4; i < D; i++) setF32(mx, i, max(f32At(mx, i), f32At(kr, i)));
   }
   zero(num, D);
@@ -260,7 +218,7 @@ export function aft_simple(out: usize, q: usize, k: usize, v: usize, T: i32, D: 
   for (let t = 0; t < T; t++) {
     const kr = row(k, t, D), vr = row(v, t, D);
     for (let i = 0; i < d4; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       const e = expf4(f32x4.sub(v128.load(kr + o), v128.load(mx + o)));
       v128.store(num + o, madd(e, v128.load(vr + o), v128.load(num + o)));
       v128.store(den + o, f32x4.add(v128.load(den + o), e));
@@ -281,12 +239,12 @@ export function aft_simple(out: usize, q: usize, k: usize, v: usize, T: i32, D: 
  * however long the sequence. T > 1 runs a causal prefill through the same steps.
  */
 export function aft_simple_step(out: usize, q: usize, k: usize, v: usize, T: i32, D: i32, state: usize): void {
-  const mx = state, num = state + (<usize> D << 2), den = state + (<usize> D << 3);
+  const mx = state, num = state + (<usize>D << 2), den = state + (<usize>D << 3);
   const d4 = D & ~3;
   for (let t = 0; t < T; t++) {
     const kr = row(k, t, D), vr = row(v, t, D);
     for (let i = 0; i < d4; i += 4) {
-      const o = <usize> i << 2;
+      const o = <usize>i << 2;
       const kk = v128.load(kr + o), m = v128.load(mx + o);
       const m2 = f32x4.max(m, kk);
       // e^(m - m2): the lanes still at -inf (first step) scale an all-zero sum, so flushing to 0 is exact
@@ -299,7 +257,7 @@ export function aft_simple_step(out: usize, q: usize, k: usize, v: usize, T: i32
     for (let i = d4; i < D; i++) {
       const kk = f32At(kr, i), m = f32At(mx, i);
       const m2 = max(m, kk);
-      const a = m == -Infinity ? <f32> 0 : expf(m - m2);
+      const a = m == -Infinity ? <f32>0 : expf(m - m2);
       const b = expf(kk - m2);
       setF32(mx, i, m2);
       setF32(num, i, b * f32At(vr, i) + f32At(num, i) * a);
@@ -318,19 +276,9 @@ export function aft_simple_step(out: usize, q: usize, k: usize, v: usize, T: i32
  * Cost: Tq * (keys seen) * (D + Dv); memory: one row of scores.
  */
 export function attention_window(
-  out: usize,
-  q: usize,
-  k: usize,
-  v: usize,
-  Tq: i32,
-  Tk: i32,
-  D: i32,
-  Dv: i32,
-  window: i32,
-  causal: i32,
-  sc: usize,
+  out: usize, q: usize, k: usize, v: usize, Tq: i32, Tk: i32, D: i32, Dv: i32, window: i32, causal: i32, sc: usize,
 ): void {
-  const scale = <f32> (1.0 / Math.sqrt(<f64> D));
+  const scale = <f32>(1.0 / Math.sqrt(<f64>D));
   for (let t = 0; t < Tq; t++) {
     let lo = 0, hi = Tk - 1;
     if (window >= 0) {
@@ -351,7 +299,7 @@ export function attention_window(
       setF32(sc, j, e);
       sum += e;
     }
-    const inv = <f32> 1 / sum;
+    const inv = <f32>1 / sum;
     const o = row(out, t, Dv);
     zero(o, Dv);
     for (let j = lo; j <= hi; j++) axpy(o, f32At(sc, j) * inv, row(v, j, Dv), Dv);
@@ -365,19 +313,10 @@ export function attention_window(
  * score row is never stored: memory topk per row, time Tq * Tk * D (+ Tq * topk * Dv). Ties keep the earlier key.
  */
 export function sparse_topk_attention(
-  out: usize,
-  q: usize,
-  k: usize,
-  v: usize,
-  Tq: i32,
-  Tk: i32,
-  D: i32,
-  Dv: i32,
-  topk: i32,
-  sel: usize,
+  out: usize, q: usize, k: usize, v: usize, Tq: i32, Tk: i32, D: i32, Dv: i32, topk: i32, sel: usize,
 ): void {
-  const scale = <f32> (1.0 / Math.sqrt(<f64> D));
-  const vals = sel, idx = sel + (<usize> topk << 2);
+  const scale = <f32>(1.0 / Math.sqrt(<f64>D));
+  const vals = sel, idx = sel + (<usize>topk << 2);
   for (let t = 0; t < Tq; t++) {
     const qr = row(q, t, D);
     let n = 0;
@@ -388,11 +327,11 @@ export function sparse_topk_attention(
       let p = n < topk ? n++ : topk - 1;
       while (p > 0 && s > f32At(vals, p - 1)) {
         setF32(vals, p, f32At(vals, p - 1));
-        store<i32>(idx + (<usize> p << 2), load<i32>(idx + (<usize> (p - 1) << 2)));
+        store<i32>(idx + (<usize>p << 2), load<i32>(idx + (<usize>(p - 1) << 2)));
         p--;
       }
       setF32(vals, p, s);
-      store<i32>(idx + (<usize> p << 2), j);
+      store<i32>(idx + (<usize>p << 2), j);
     }
     const mx = f32At(vals, 0);
     let sum: f32 = 0;
@@ -401,10 +340,10 @@ export function sparse_topk_attention(
       setF32(vals, p, e);
       sum += e;
     }
-    const inv = <f32> 1 / sum;
+    const inv = <f32>1 / sum;
     const o = row(out, t, Dv);
     zero(o, Dv);
-    for (let p = 0; p < n; p++) axpy(o, f32At(vals, p) * inv, row(v, load<i32>(idx + (<usize> p << 2)), Dv), Dv);
+    for (let p = 0; p < n; p++) axpy(o, f32At(vals, p) * inv, row(v, load<i32>(idx + (<usize>p << 2)), Dv), Dv);
   }
 }
 
@@ -421,7 +360,7 @@ export function linformer_project(out: usize, e: usize, be: usize, x: usize, T: 
     const b = f32At(be, j);
     const b4 = f32x4.splat(b);
     const d4 = D & ~3;
-    for (let i = 0; i < d4; i += 4) v128.store(o + (<usize> i << 2), b4);
+    for (let i = 0; i < d4; i += 4) v128.store(o + (<usize>i << 2), b4);
     for (let i = d4; i < D; i++) setF32(o, i, b);
     const er = row(e, j, eStride);
     for (let t = 0; t < T; t++) axpy(o, f32At(er, t), row(x, t, D), D);
@@ -440,7 +379,7 @@ export function quantize_asym_u8(q: usize, x: usize, n: i32, params: usize): voi
   const n4 = n & ~3;
   let lo4 = f32x4.splat(Infinity), hi4 = f32x4.splat(-Infinity);
   for (let i = 0; i < n4; i += 4) {
-    const a = v128.load(x + (<usize> i << 2));
+    const a = v128.load(x + (<usize>i << 2));
     lo4 = f32x4.min(lo4, a);
     hi4 = f32x4.max(hi4, a);
   }
@@ -450,24 +389,24 @@ export function quantize_asym_u8(q: usize, x: usize, n: i32, params: usize): voi
     lo = min(lo, f32At(x, i));
     hi = max(hi, f32At(x, i));
   }
-  const scale: f32 = (hi - lo) / <f32> 255;
-  const zp: f32 = <f32> 0 - lo / scale;
+  const scale: f32 = (hi - lo) / <f32>255;
+  const zp: f32 = <f32>0 - lo / scale;
   setF32(params, 0, scale);
   setF32(params, 1, zp);
   if (!(scale > 0) || !isFinite(scale) || !isFinite(zp)) return;
   const s4 = f32x4.splat(scale), z4 = f32x4.splat(zp), top = f32x4.splat(255), bottom = f32x4.splat(0);
   const n16 = n & ~15;
   for (let i = 0; i < n16; i += 16) {
-    const p = x + (<usize> i << 2);
+    const p = x + (<usize>i << 2);
     const a = i32x4.trunc_sat_f32x4_u(f32x4.min(f32x4.max(f32x4.nearest(f32x4.add(f32x4.div(v128.load(p), s4), z4)), bottom), top));
     const b = i32x4.trunc_sat_f32x4_u(f32x4.min(f32x4.max(f32x4.nearest(f32x4.add(f32x4.div(v128.load(p, 16), s4), z4)), bottom), top));
     const c = i32x4.trunc_sat_f32x4_u(f32x4.min(f32x4.max(f32x4.nearest(f32x4.add(f32x4.div(v128.load(p, 32), s4), z4)), bottom), top));
     const d = i32x4.trunc_sat_f32x4_u(f32x4.min(f32x4.max(f32x4.nearest(f32x4.add(f32x4.div(v128.load(p, 48), s4), z4)), bottom), top));
-    v128.store(q + <usize> i, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(a, b), i16x8.narrow_i32x4_u(c, d)));
+    v128.store(q + <usize>i, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(a, b), i16x8.narrow_i32x4_u(c, d)));
   }
   for (let i = n16; i < n; i++) {
-    const r = min(max(nearest<f32>(f32At(x, i) / scale + zp), <f32> 0), <f32> 255);
-    store<u8>(q + <usize> i, <u8> r);
+    const r = min(max(nearest<f32>(f32At(x, i) / scale + zp), <f32>0), <f32>255);
+    store<u8>(q + <usize>i, <u8>r);
   }
 }
 
@@ -476,13 +415,13 @@ export function dequantize_asym_u8(out: usize, q: usize, n: i32, scale: f32, zp:
   const n16 = n & ~15;
   const s4 = f32x4.splat(scale), z4 = f32x4.splat(zp);
   for (let i = 0; i < n16; i += 16) {
-    const b = v128.load(q + <usize> i);
+    const b = v128.load(q + <usize>i);
     const lo = i16x8.extend_low_i8x16_u(b), hi = i16x8.extend_high_i8x16_u(b);
-    const o = out + (<usize> i << 2);
+    const o = out + (<usize>i << 2);
     v128.store(o, f32x4.mul(s4, f32x4.sub(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(lo)), z4)));
     v128.store(o, f32x4.mul(s4, f32x4.sub(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(lo)), z4)), 16);
     v128.store(o, f32x4.mul(s4, f32x4.sub(f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(hi)), z4)), 32);
     v128.store(o, f32x4.mul(s4, f32x4.sub(f32x4.convert_i32x4_u(i32x4.extend_high_i16x8_u(hi)), z4)), 48);
   }
-  for (let i = n16; i < n; i++) setF32(out, i, scale * (<f32> load<u8>(q + <usize> i) - zp));
+  for (let i = n16; i < n; i++) setF32(out, i, scale * (<f32>load<u8>(q + <usize>i) - zp));
 }
