@@ -105,6 +105,55 @@ gpuTest("F32 logits agree with the WASM backend within 1e-3 (prefill, decode, ba
   }
 });
 
+// 40 prompt rows: past TILED_FROM, so every matmul of the prefill runs as workgroup-memory tiles (wgsl-tiled.ts) with the
+// fused epilogues (Q/K/V + RoPE + KV write, gate/up + SwiGLU, residual), and the decode after it reads that KV cache
+const LONG_PROMPT = Array.from({ length: 40 }, (_, i) => 1 + ((i * 37 + 11) % 500));
+// The one-row kernels and the tiles do the same per-block arithmetic (only the order of the blocks' sums differs), so they
+// agree to 3e-4 (1e-3 for F16, whose kernels round the activations to half: a sum order that moves a value across a
+// rounding boundary moves it by a half ulp). Float weights are held to the WASM backend too (1e-3); quantized files' logits on the GPU part from
+// WASM's by more than that with either kernel (the goldens' near-tie rule above is what holds them to llama.cpp).
+for (
+  const [path, wasmToo, rowsTol] of [
+    [STORIES("stories260K.gguf"), true, 3e-4],
+    [STORIES("stories260K-f16.gguf"), true, 1e-3],
+    [STORIES("stories260K-q8_0.gguf"), false, 3e-4],
+    [STORIES("stories260K-q4_0.gguf"), false, 3e-4],
+    [sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf"), false, 3e-4],
+  ] as const
+) {
+  const file = path.split("/").pop()!;
+  gpuTest(`${file}: a 40-row prefill (tiled matmuls) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [path], async () => {
+    const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128, maxSequences: 2 });
+    const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128 });
+    try {
+      const check = (a: Float32Array, b: Float32Array, what: string, tol: number = rowsTol) => {
+        let scale = 0;
+        for (const v of b) scale = Math.max(scale, Math.abs(v));
+        assertClose(a, b, tol, `${file} ${what}`, scale);
+      };
+      const prompt = LONG_PROMPT.map((t) => t % gpu.vocabSize);
+      const [tiled, rows, c] = [gpu.newSequence(), gpu.newSequence(), cpu.newSequence()];
+      const a = (await gpu.prefill(tiled, prompt)).slice();
+      let b = (await gpu.prefill(rows, prompt.slice(0, 1))).slice();
+      for (const t of prompt.slice(1)) b = (await gpu.decodeOne(rows, t)).slice();
+      check(a, b, "prefill vs one row at a time");
+      const wasm = await cpu.prefill(c, prompt);
+      if (wasmToo) check(a, wasm, "prefill vs WASM", 1e-3);
+      let token = top2(a)[0];
+      for (let i = 0; i < 3; i++) {
+        const x = (await gpu.decodeOne(tiled, token)).slice(), y = (await gpu.decodeOne(rows, token)).slice();
+        check(x, y, `decode ${i} after the tiled prefill`);
+        const w = await cpu.decodeOne(c, token);
+        if (wasmToo) check(x, w, `decode ${i} vs WASM`, 1e-3);
+        token = top2(y)[0];
+      }
+    } finally {
+      await gpu.close();
+      await cpu.close();
+    }
+  });
+}
+
 /** Greedy ids fed back one decodeOne at a time, picked on the host. */
 async function hostGreedy(model: Model, prompt: number[], n: number): Promise<{ ids: number[]; next: Float32Array }> {
   const seq = model.newSequence();

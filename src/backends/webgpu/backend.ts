@@ -33,6 +33,7 @@ import {
   SWIGLU,
 } from "./wgsl-ops.ts";
 import { SAMPLE } from "./wgsl-sample.ts";
+import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -44,6 +45,8 @@ const WEIGHT_BASE = 2 ** 40;
 /** One dispatch's params: 128 bytes used, 256 apart (minUniformBufferOffsetAlignment). */
 const PARAM_SLOT = 256;
 const PARAM_WORDS = 32;
+/** Token rows from which a matmul runs as tiles in workgroup memory (wgsl-tiled.ts) rather than the one-row kernels. */
+const TILED_FROM = 16;
 /** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
 const QUEUE_DRAIN_AT = 48;
 const NO_OUT = 0xffffffff;
@@ -496,7 +499,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   ): void {
     this.assertLive();
     this.stateBuffer();
-    if (!key.startsWith("matmul:")) this.quantized = null; // any other op may overwrite x or the scratch
+    if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized = null; // any other op may overwrite x or the scratch
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
     const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
@@ -782,11 +785,20 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
+      const params = [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4];
+      if (T >= TILED_FROM) {
+        const bm = tileTokens(T, r.rows);
+        this.dispatch(`tiled:${w.type}:store:${bm}`, () => tiledKernel(w.type, "store", bm), params, [
+          Math.ceil(r.rows / TILE_N),
+          Math.ceil(T / bm),
+        ], w, r.offset, r.size);
+        continue;
+      }
       const lanes = lanesFor(w.type, w.cols);
       this.dispatch(
         `matmul:${w.type}:store:${tt}:${paired}:${lanes}`,
         () => matmulKernel(w.type, "store", tt, paired, lanes),
-        [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4],
+        params,
         [Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt)],
         w,
         r.offset,
@@ -804,6 +816,21 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
     const multi = ws.length > 1 && ws.slice(1).some((w) => w);
     const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
+    if (T >= TILED_FROM && prologue === "none") {
+      const bm = tileTokens(T, rows);
+      this.dispatch(
+        `tiled:${type}:${epilogue}:${bm}`,
+        () => tiledKernel(type, epilogue, bm),
+        params.flat(),
+        [Math.ceil(rows / TILE_N), Math.ceil(T / bm)],
+        binds > 1 ? ws : w0,
+        0,
+        0,
+        binds,
+      );
+      this.quantized = null;
+      return;
+    }
     this.dispatch(
       `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${prologue === "none" ? 0 : n}`,
       () => matmulKernel(type, epilogue, tt, paired, lanes, prologue, n),

@@ -1,0 +1,365 @@
+import { GGMLType, type GGMLTypeId } from "../../formats/ggml-types.ts";
+import { forWeight } from "./wgsl-common.ts";
+import { type Epilogue, QKV_PAIR } from "./wgsl-matmul.ts";
+
+/**
+ * Matmul kernels for many token rows (prefill, large batches): a workgroup
+ * owns an output tile of BM tokens x BN = 64 weight rows and walks K in
+ * steps, staging both operands' step in workgroup memory, so each weight
+ * value read from memory serves BM tokens and each activation BN rows (the
+ * one-row kernels of wgsl-matmul.ts reuse a weight for 8 tokens at most and
+ * reduce every dot product through workgroup memory). Each of the 256 threads
+ * keeps TM x 4 sums in registers: tokens tg + 16 i (i < TM, tg = li / 16) and
+ * tile columns 2 cg, 2 cg + 1, 2 cg + 32, 2 cg + 33 (cg = li % 16), that is two
+ * adjacent pairs, so the fused epilogues (swiglu: gate and up; qkv: a RoPE
+ * pair) find both halves of a pair in one thread.
+ *
+ * Quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) are staged as 32-element units of
+ * signed 8-bit values (Q4_0's q - 8 and Q6_K's q - 32 applied while staging,
+ * which leaves each unit's integer dot product exactly the one-row kernel's)
+ * plus their scales, and multiply the activations quantized as the one-row
+ * kernels read them (Q8_0 blocks, Q8_K super-blocks), with the same per-unit
+ * arithmetic; F32/F16 weights are staged as f32 (F16 activations rounded to
+ * half, as ggml's F16 vec_dot). Only the order the units' terms are summed in
+ * differs from the one-row kernels.
+ *
+ * Workgroup memory: 12 KiB (quantized, BM = 64), 8 KiB (float, BM = 64);
+ * within WebGPU's default 16 KiB. Params are the one-row kernels' (wgsl-matmul.ts):
+ * a = (-, x word, n, T), b = (rows, row0 | kvRows, d | vRows, rowBytes), c..f the epilogue's.
+ */
+
+/** Weight rows per tile; the tile's columns are "virtual rows" (swiglu interleaves gate/up, qkv walks RoPE pairs). */
+export const TILE_N = 64;
+
+/** Token rows per tile: 64 where there are enough tiles to fill the GPU (2 per SM of a large GPU), else 32. */
+export function tileTokens(T: number, virtualRows: number): number {
+  return Math.ceil(virtualRows / TILE_N) * Math.ceil(T / 64) >= 256 ? 64 : 32;
+}
+
+/** Which weight (seg) and row (r) tile column vr (a virtual row) reads, and whether it exists. */
+const COLUMN: Record<Epilogue, string> = {
+  store: `let seg = 0u; let r = vr; let valid = r < P.b.x;`,
+  residual: `let seg = 0u; let r = vr; let valid = r < P.b.x;`,
+  swiglu: `let seg = vr & 1u; let r = vr >> 1u; let valid = r < P.b.x;`,
+  qkv: `let pr = qkv_pair(vr >> 1u);
+  let seg = pr.x;
+  let r = select(pr.z, pr.w, (vr & 1u) == 1u);
+  let valid = pr.y != NONE;`,
+};
+
+/** What becomes of the pair of sums (a, b) of virtual rows 2 gp, 2 gp + 1 and token t: the one-row epilogues' stores. */
+const EMIT: Record<Epilogue, string> = {
+  store: `
+  for (var m = 0u; m < 2u; m++) {
+    let r = 2u * gp + m;
+    if (r < P.b.x) { stf(P.c.x + t * P.b.z + P.b.y + r, select(a, b, m == 1u)); }
+  }`,
+  residual: `
+  for (var m = 0u; m < 2u; m++) {
+    let r = 2u * gp + m;
+    if (r < P.b.x) {
+      let i = t * P.b.z + r;
+      let v = select(a, b, m == 1u);
+      stf(P.c.x + i, v);
+      stf(P.c.y + i, ldf(P.c.y + i) + v);
+    }
+  }`,
+  swiglu: `
+  if (gp < P.b.x) {
+    let i = t * P.b.x + gp;
+    stf(P.c.y + i, b);
+    stf(P.c.x + i, a / (1.0 + exp(-a)) * b);
+  }`,
+  qkv: `
+  let pr = qkv_pair(gp);
+  if (pr.y == NONE) { return; }
+  var ra = a;
+  var rb = b;
+  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
+  let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
+  if (pr.x < 2u && s < ropeHalf) {
+    let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
+    let fc = ldf(c); let fs = ldf(c + 1u);
+    ra = a * fc - b * fs;
+    rb = a * fs + b * fc;
+  }
+  let rows = select(P.b.y, P.b.x, pr.x == 0u);
+  let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
+  stf(out + t * rows + pr.z, ra);
+  stf(out + t * rows + pr.w, rb);
+  if (pr.x > 0u) {
+    let m = P.d.y + t * 4u;
+    let pos = st[m + 1u];
+    let page = st[(st[m] >> 2u) + pos / P.e.z];
+    let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+    stf(at + pr.z, ra);
+    stf(at + pr.w, rb);
+  }`,
+};
+
+/**
+ * Stages 32-element unit u of the row at byte wbase into tile column c, unit slot k:
+ * 8 words of signed bytes (wq) and up to three scales (wsc). The arithmetic is wgsl-matmul.ts's UNIT bodies'.
+ */
+const STAGE_W: Record<number, string> = {
+  [GGMLType.Q8_0]: `
+  let bo = wbase + u * 34u;
+  for (var j = 0u; j < 8u; j++) { wq[(k * 8u + j) * BN + c] = w32(bo + 2u + 4u * j); }
+  wsc[k * BN + c] = vec4<f32>(wf16(bo), 0.0, 0.0, 0.0);`,
+  [GGMLType.Q4_0]: `
+  let bo = wbase + u * 18u;
+  for (var j = 0u; j < 4u; j++) {
+    let w = w32(bo + 2u + 4u * j);
+    wq[(k * 8u + j) * BN + c] = s8_minus(w & 0x0f0f0f0fu, 0x08080808u);
+    wq[(k * 8u + 4u + j) * BN + c] = s8_minus((w >> 4u) & 0x0f0f0f0fu, 0x08080808u);
+  }
+  wsc[k * BN + c] = vec4<f32>(wf16(bo), 0.0, 0.0, 0.0);`,
+  [GGMLType.Q4_K]: `
+  let sb = u >> 3u;
+  let j = u & 7u;
+  let bo = wbase + sb * 144u;
+  let dd = unpack2x16float(wt[bo >> 2u]);
+  let sm = q4k_scale_min(bo, j);
+  let qo = ((bo + 16u) >> 2u) + 8u * (j >> 1u);
+  let shift = (j & 1u) * 4u;
+  for (var i = 0u; i < 8u; i++) { wq[(k * 8u + i) * BN + c] = (wt[qo + i] >> shift) & 0x0f0f0f0fu; }
+  wsc[k * BN + c] = vec4<f32>(dd.x * f32(sm.x), dd.y * f32(sm.y), 0.0, 0.0);`,
+  [GGMLType.Q6_K]: `
+  let sb = u >> 3u;
+  let j = u & 7u;
+  let h = j >> 2u;
+  let kq = j & 3u;
+  let bo = wbase + sb * 210u;
+  let scA = f32(extractBits(bitcast<i32>(wbyte(bo + 192u + 8u * h + 2u * kq)), 0u, 8u));
+  let scB = f32(extractBits(bitcast<i32>(wbyte(bo + 193u + 8u * h + 2u * kq)), 0u, 8u));
+  for (var i = 0u; i < 8u; i++) {
+    let ql = w32(bo + 64u * h + 32u * (kq & 1u) + 4u * i);
+    let qh = w32(bo + 128u + 32u * h + 4u * i);
+    let q = ((ql >> (4u * (kq >> 1u))) & 0x0f0f0f0fu) | (((qh >> (2u * kq)) & 0x03030303u) << 4u);
+    wq[(k * 8u + i) * BN + c] = s8_minus(q, 0x20202020u);
+  }
+  wsc[k * BN + c] = vec4<f32>(wf16(bo + 208u), scA, scB, 0.0);`,
+};
+
+/**
+ * One unit's integer sums (sa over its first 16 elements, sb over the last 16) to f32, per type
+ * (w = the column's scales, xd / xs = the token's activation scale and its Q8_K block sums):
+ * the one-row kernels' expressions with q - 8 and q - 32 already in the sums.
+ */
+const COMBINE: Record<number, string> = {
+  [GGMLType.Q8_0]: `f32(sa + sb) * (w.x * xd)`,
+  [GGMLType.Q4_0]: `f32(sa + sb) * (w.x * xd)`,
+  [GGMLType.Q4_K]: `xd * (w.x * f32(sa + sb) - w.y * f32(xs.x + xs.y))`,
+  [GGMLType.Q6_K]: `xd * w.x * (w.y * f32(sa) + w.z * f32(sb))`,
+};
+
+/** Stages unit u of token row t (absolute) into tile row tr, unit slot k: Q8_0 (9 words a block) or Q8_K (81 a super-block) activations. */
+function stageX(type: GGMLTypeId): string {
+  if (type === GGMLType.Q8_0 || type === GGMLType.Q4_0) {
+    return `
+  let xb = x + (t * (n / 32u) + u) * 9u;
+  for (var j = 0u; j < 8u; j++) { xq[(k * 8u + j) * BM + tr] = st[xb + 1u + j]; }
+  xsc[k * BM + tr] = vec4<u32>(st[xb], 0u, 0u, 0u);`;
+  }
+  return `
+  let j = u & 7u;
+  let xb = x + (t * (n / 256u) + (u >> 3u)) * 81u;
+  for (var i = 0u; i < 8u; i++) { xq[(k * 8u + i) * BM + tr] = st[xb + 17u + 8u * j + i]; }
+  xsc[k * BM + tr] = vec4<u32>(st[xb], st[xb + 1u + 2u * j], st[xb + 2u + 2u * j], 0u);`;
+}
+
+/** The weight-staging function of each weight binding a fused epilogue reads. */
+function stagers(epilogue: Epilogue, body: string, args: string): { fns: string; call: string } {
+  const segs = epilogue === "qkv" ? 3 : epilogue === "swiglu" ? 2 : 1;
+  let fns = "";
+  const calls = [];
+  for (let b = 0; b < segs; b++) {
+    fns += `fn stage_w${b}(${args}) {${forWeight(body, b)}\n}\n`;
+    calls.push(`if (seg == ${b}u) { stage_w${b}(wbase, u, c, k); }`);
+  }
+  return { fns, call: calls.join(" else ") };
+}
+
+/** What both tiled kernels share: the tile's shape, the epilogue, the signed-byte offset. */
+function frame(epilogue: Epilogue, bm: number): string {
+  return /* wgsl */ `
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const BN: u32 = ${TILE_N}u;
+const BM: u32 = ${bm}u;
+const TM: u32 = ${bm / 16}u;
+fn emit(gp: u32, t: u32, a: f32, b: f32) {${EMIT[epilogue]}
+}
+fn s8_minus(q: u32, off: u32) -> u32 { return ((q | 0x80808080u) - off) ^ 0x80808080u; }
+`;
+}
+
+/** Units (32 elements) staged per step of K. */
+const KU = 2;
+
+/** The tiled kernel for quantized weights. */
+export function tiledQuantKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): string {
+  const { fns, call } = stagers(epilogue, STAGE_W[type], "wbase: u32, u: u32, c: u32, k: u32");
+  return /* wgsl */ `
+${frame(epilogue, bm)}
+const KU: u32 = ${KU}u;
+var<workgroup> wq: array<u32, ${KU * 8 * TILE_N}>;
+var<workgroup> wsc: array<vec4<f32>, ${KU * TILE_N}>;
+var<workgroup> xq: array<u32, ${KU * 8 * bm}>;
+var<workgroup> xsc: array<vec4<u32>, ${KU * bm}>;
+${fns}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let rowBytes = P.b.w;
+  let nu = n / 32u;
+  let t0 = wg.y * BM;
+  let cg = li % 16u;
+  let tg = li / 16u;
+  // staging roles: threads 0..127 stage weight units (column li / KU, slot li % KU), the rest activation units
+  let c = li / KU;
+  let k = li % KU;
+  let vr = wg.x * BN + c;
+  ${COLUMN[epilogue].replaceAll("\n", "\n  ")}
+  let wbase = r * rowBytes;
+  let xi = li - ${KU * TILE_N}u;
+  let tr = xi / KU;
+  let xk = xi % KU;
+  var acc: array<vec4<f32>, ${bm / 16}>;
+  for (var u0 = 0u; u0 < nu; u0 += KU) {
+    if (li < ${KU * TILE_N}u) {
+      let u = u0 + k;
+      if (valid && u < nu) { ${call} } else {
+        for (var j = 0u; j < 8u; j++) { wq[(k * 8u + j) * BN + c] = 0u; }
+        wsc[k * BN + c] = vec4<f32>(0.0);
+      }
+    } else if (tr < BM) {
+      let u = u0 + xk;
+      let t = t0 + tr;
+      let k = xk;
+      if (t < T && u < nu) {${stageX(type).replaceAll("\n", "\n        ")}
+      } else {
+        for (var j = 0u; j < 8u; j++) { xq[(k * 8u + j) * BM + tr] = 0u; }
+        xsc[k * BM + tr] = vec4<u32>(0u);
+      }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < KU; kk++) {
+      // the unit's first and second 16 elements summed apart (Q6_K scales them apart); zeroed explicitly:
+      // Naga hoists a loop body's uninitialized var out of the loop, so it would carry the last unit's sums
+      var suma = array<vec4<i32>, ${bm / 16}>();
+      var sumb = array<vec4<i32>, ${bm / 16}>();
+      for (var j = 0u; j < 4u; j++) {
+        let wo = (kk * 8u + j) * BN + 2u * cg;
+        let wa = vec4<u32>(wq[wo], wq[wo + 1u], wq[wo + 32u], wq[wo + 33u]);
+        let wb = vec4<u32>(wq[wo + 4u * BN], wq[wo + 4u * BN + 1u], wq[wo + 4u * BN + 32u], wq[wo + 4u * BN + 33u]);
+        for (var i = 0u; i < TM; i++) {
+          let xo = (kk * 8u + j) * BM + tg + 16u * i;
+          let xa = xq[xo];
+          let xb = xq[xo + 4u * BM];
+          suma[i] += vec4<i32>(dot4(xa, wa.x), dot4(xa, wa.y), dot4(xa, wa.z), dot4(xa, wa.w));
+          sumb[i] += vec4<i32>(dot4(xb, wb.x), dot4(xb, wb.y), dot4(xb, wb.z), dot4(xb, wb.w));
+        }
+      }
+      let o = kk * BN + 2u * cg;
+      var ws = array<vec4<f32>, 4>(wsc[o], wsc[o + 1u], wsc[o + 32u], wsc[o + 33u]);
+      for (var i = 0u; i < TM; i++) {
+        let xa = xsc[kk * BM + tg + 16u * i];
+        let xd = bitcast<f32>(xa.x);
+        let xs = bitcast<vec2<i32>>(xa.yz);
+        for (var q = 0u; q < 4u; q++) {
+          let w = ws[q];
+          let sa = suma[i][q];
+          let sb = sumb[i][q];
+          acc[i][q] += ${COMBINE[type]};
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < TM; i++) {
+    let t = t0 + tg + 16u * i;
+    if (t < T) {
+      emit(wg.x * (BN / 2u) + cg, t, acc[i].x, acc[i].y);
+      emit(wg.x * (BN / 2u) + cg + 16u, t, acc[i].z, acc[i].w);
+    }
+  }
+}
+`;
+}
+
+/** Elements of K staged per step by the float kernel. */
+const BK = 16;
+
+/** The tiled kernel for F32/F16 weights. */
+export function tiledFloatKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): string {
+  const f16 = type === GGMLType.F16;
+  const load = f16
+    ? `let wo = (wbase >> 2u) + e / 2u;\n  return vec4<f32>(unpack2x16float(wt[wo]), unpack2x16float(wt[wo + 1u]));`
+    : `let wo = (wbase >> 2u) + e;\n  return vec4<f32>(wf(wo), wf(wo + 1u), wf(wo + 2u), wf(wo + 3u));`;
+  const segs = epilogue === "qkv" ? 3 : epilogue === "swiglu" ? 2 : 1;
+  let fns = "";
+  const calls = [];
+  for (let b = 0; b < segs; b++) {
+    fns += `fn load_w${b}(wbase: u32, e: u32) -> vec4<f32> {\n  ${forWeight(load, b)}\n}\n`;
+    calls.push(`if (seg == ${b}u) { wv = load_w${b}(wbase, e); }`);
+  }
+  return /* wgsl */ `
+${frame(epilogue, bm)}
+const BK: u32 = ${BK}u;
+var<workgroup> wtile: array<f32, ${BK * TILE_N}>;
+var<workgroup> xtile: array<f32, ${BK * bm}>;
+${fns}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let rowBytes = P.b.w;
+  let t0 = wg.y * BM;
+  let cg = li % 16u;
+  let tg = li / 16u;
+  // staging: each thread one 4-element run of a weight row (column li / 4) and, while li / 4 < BM, of a token row
+  let c = li / 4u;
+  let q4 = (li % 4u) * 4u;
+  let vr = wg.x * BN + c;
+  ${COLUMN[epilogue].replaceAll("\n", "\n  ")}
+  let wbase = r * rowBytes;
+  let tr = c;
+  let t = t0 + tr;
+  var acc: array<vec4<f32>, ${bm / 16}>;
+  for (var k0 = 0u; k0 < n; k0 += BK) {
+    let e = k0 + q4;
+    var wv = vec4<f32>(0.0);
+    if (valid && e < n) { ${calls.join(" else ")} }
+    for (var j = 0u; j < 4u; j++) { wtile[(q4 + j) * BN + c] = wv[j]; }
+    if (tr < BM) {
+      var xv = vec4<f32>(0.0);
+      if (t < T && e < n) {
+        let xo = x + t * n + e;
+        xv = vec4<f32>(ldf(xo), ldf(xo + 1u), ldf(xo + 2u), ldf(xo + 3u));${f16 ? "\n        xv = quantizeToF16(xv);" : ""}
+      }
+      for (var j = 0u; j < 4u; j++) { xtile[(q4 + j) * BM + tr] = xv[j]; }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      let wo = kk * BN + 2u * cg;
+      let w = vec4<f32>(wtile[wo], wtile[wo + 1u], wtile[wo + 32u], wtile[wo + 33u]);
+      for (var i = 0u; i < TM; i++) { acc[i] += xtile[kk * BM + tg + 16u * i] * w; }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < TM; i++) {
+    let tt = t0 + tg + 16u * i;
+    if (tt < T) {
+      emit(wg.x * (BN / 2u) + cg, tt, acc[i].x, acc[i].y);
+      emit(wg.x * (BN / 2u) + cg + 16u, tt, acc[i].z, acc[i].w);
+    }
+  }
+}
+`;
+}
+
+/** The tiled kernel of a weight type. */
+export function tiledKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): string {
+  return type === GGMLType.F32 || type === GGMLType.F16
+    ? tiledFloatKernel(type, epilogue, bm)
+    : tiledQuantKernel(type, epilogue, bm);
+}
