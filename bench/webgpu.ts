@@ -214,6 +214,24 @@ async function profileDecode(path: string, steps: number): Promise<Record<string
   return { gpuUsPerToken: +total.toFixed(1), ...perToken };
 }
 
+/** GPU microseconds per kernel of one n-token prefill (one forward pass of n rows), as profileDecode. */
+async function profilePrefill(path: string, n: number): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true });
+  const model = await loadModel(path, { backend, contextLength: Math.max(512, n), maxBatchRows: Math.max(128, n) });
+  await prefillTps(model, n); // compiles the pipelines
+  await backend.gpuTimes();
+  await prefillTps(model, n);
+  const times = await backend.gpuTimes();
+  await model.close();
+  const us: Record<string, number> = {};
+  let total = 0;
+  for (const [key, { ns }] of [...times].sort((a, b) => b[1].ns - a[1].ns)) {
+    us[key] = +(ns / 1000).toFixed(1);
+    total += ns / 1000;
+  }
+  return { gpuUs: +total.toFixed(1), ...us };
+}
+
 /** Milliseconds of one bare readback: submit a 4-byte copy, mapAsync, unmap. */
 async function readbackMs(n: number): Promise<number> {
   const device = await requestDevice((await requestAdapter()).adapter);
@@ -328,7 +346,9 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       decodeGBs: +gbs.toFixed(1),
       bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };
-    if (profile) Object.assign(r, { profileUs: await profileDecode(path, 32) });
+    if (profile) {
+      Object.assign(r, { profileUs: await profileDecode(path, 32), [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill) });
+    }
     console.log(JSON.stringify(r));
     results.push(r);
     if (!keep) g.Deno?.removeSync?.(path);
