@@ -2,7 +2,7 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill]
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
@@ -30,9 +30,16 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ ! -e /tmp/tests-done ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = prefill ]; then
+  # per-kernel GPU time of a 512-row prefill (and a short decode), no tests
+  for shape in stories110M:F32 llama-1b:Q4_0; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 16 --chunk 16 --wasm-prefill 0 --prefill 128,512 --profile --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+  done
+  exit 0
 fi
 if [ "$what" = quick ]; then
   /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q4_0 --decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --dir /tmp 2>&1 | tee "$OUT/bench.log"

@@ -193,6 +193,49 @@ fn s8_minus(q: u32, off: u32) -> u32 { return ((q | 0x80808080u) - off) ^ 0x8080
 `;
 }
 
+/*
+ * The per-thread sums are plain variables (acc0..acc3: one vec4 of 4 columns per token row), written out for each
+ * row rather than as arrays indexed in loops: a driver that does not unroll such a loop keeps the array in local
+ * memory, which measured several times slower on an H200.
+ */
+const rows = (bm: number, line: (i: number) => string) => Array.from({ length: bm / 16 }, (_, i) => line(i)).join("\n");
+const accs = (bm: number) => rows(bm, (i) => `  var acc${i} = vec4<f32>(0.0);`);
+const emitAll = (bm: number) =>
+  rows(bm, (i) => `  if (t0 + tg + ${16 * i}u < T) {
+    emit(wg.x * (BN / 2u) + cg, t0 + tg + ${16 * i}u, acc${i}.x, acc${i}.y);
+    emit(wg.x * (BN / 2u) + cg + 16u, t0 + tg + ${16 * i}u, acc${i}.z, acc${i}.w);
+  }`);
+
+/** One K step's products of the quantized kernel: per unit, the integer sums of each row's halves, then the scales. */
+function quantCompute(bm: number): string {
+  return `    for (var kk = 0u; kk < KU; kk++) {
+      // the unit's first and second 16 elements summed apart (Q6_K scales them apart)
+${rows(bm, (i) => `      var sa${i} = vec4<i32>(0);
+      var sb${i} = vec4<i32>(0);`)}
+      for (var j = 0u; j < 4u; j++) {
+        let wo = (kk * 8u + j) * BN + 2u * cg;
+        let wa = vec4<u32>(wq[wo], wq[wo + 1u], wq[wo + 32u], wq[wo + 33u]);
+        let wb = vec4<u32>(wq[wo + 4u * BN], wq[wo + 4u * BN + 1u], wq[wo + 4u * BN + 32u], wq[wo + 4u * BN + 33u]);
+        let xo = (kk * 8u + j) * BM + tg;
+${
+    rows(bm, (i) =>
+      `        let xa${i} = xq[xo + ${16 * i}u];
+        let xb${i} = xq[xo + ${16 * i}u + 4u * BM];
+        sa${i} += vec4<i32>(dot4(xa${i}, wa.x), dot4(xa${i}, wa.y), dot4(xa${i}, wa.z), dot4(xa${i}, wa.w));
+        sb${i} += vec4<i32>(dot4(xb${i}, wb.x), dot4(xb${i}, wb.y), dot4(xb${i}, wb.z), dot4(xb${i}, wb.w));`)
+  }
+      }
+      let o = kk * BN + 2u * cg;
+      let w0 = wsc[o]; let w1 = wsc[o + 1u]; let w2 = wsc[o + 32u]; let w3 = wsc[o + 33u];
+${
+    rows(bm, (i) =>
+      `      let xs${i} = xsc[kk * BM + tg + ${16 * i}u];
+      acc${i} += vec4<f32>(combine(w0, sa${i}.x, sb${i}.x, xs${i}), combine(w1, sa${i}.y, sb${i}.y, xs${i}),
+        combine(w2, sa${i}.z, sb${i}.z, xs${i}), combine(w3, sa${i}.w, sb${i}.w, xs${i}));`)
+  }
+    }`;
+}
+
 /** Units (32 elements) staged per step of K. */
 const KU = 2;
 
@@ -207,6 +250,11 @@ var<workgroup> wsc: array<vec4<f32>, ${KU * TILE_N}>;
 var<workgroup> xq: array<u32, ${KU * 8 * bm}>;
 var<workgroup> xsc: array<vec4<u32>, ${KU * bm}>;
 ${fns}
+fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
+  let xd = bitcast<f32>(xa.x);
+  let xs = bitcast<vec2<i32>>(xa.yz);
+  return ${COMBINE[type]};
+}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let x = P.a.y; let n = P.a.z; let T = P.a.w;
@@ -224,7 +272,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let xi = li - ${KU * TILE_N}u;
   let tr = xi / KU;
   let xk = xi % KU;
-  var acc: array<vec4<f32>, ${bm / 16}>;
+${accs(bm)}
   for (var u0 = 0u; u0 < nu; u0 += KU) {
     if (li < ${KU * TILE_N}u) {
       let u = u0 + k;
@@ -243,46 +291,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < KU; kk++) {
-      // the unit's first and second 16 elements summed apart (Q6_K scales them apart); zeroed explicitly:
-      // Naga hoists a loop body's uninitialized var out of the loop, so it would carry the last unit's sums
-      var suma = array<vec4<i32>, ${bm / 16}>();
-      var sumb = array<vec4<i32>, ${bm / 16}>();
-      for (var j = 0u; j < 4u; j++) {
-        let wo = (kk * 8u + j) * BN + 2u * cg;
-        let wa = vec4<u32>(wq[wo], wq[wo + 1u], wq[wo + 32u], wq[wo + 33u]);
-        let wb = vec4<u32>(wq[wo + 4u * BN], wq[wo + 4u * BN + 1u], wq[wo + 4u * BN + 32u], wq[wo + 4u * BN + 33u]);
-        for (var i = 0u; i < TM; i++) {
-          let xo = (kk * 8u + j) * BM + tg + 16u * i;
-          let xa = xq[xo];
-          let xb = xq[xo + 4u * BM];
-          suma[i] += vec4<i32>(dot4(xa, wa.x), dot4(xa, wa.y), dot4(xa, wa.z), dot4(xa, wa.w));
-          sumb[i] += vec4<i32>(dot4(xb, wb.x), dot4(xb, wb.y), dot4(xb, wb.z), dot4(xb, wb.w));
-        }
-      }
-      let o = kk * BN + 2u * cg;
-      var ws = array<vec4<f32>, 4>(wsc[o], wsc[o + 1u], wsc[o + 32u], wsc[o + 33u]);
-      for (var i = 0u; i < TM; i++) {
-        let xa = xsc[kk * BM + tg + 16u * i];
-        let xd = bitcast<f32>(xa.x);
-        let xs = bitcast<vec2<i32>>(xa.yz);
-        for (var q = 0u; q < 4u; q++) {
-          let w = ws[q];
-          let sa = suma[i][q];
-          let sb = sumb[i][q];
-          acc[i][q] += ${COMBINE[type]};
-        }
-      }
-    }
+${quantCompute(bm)}
     workgroupBarrier();
   }
-  for (var i = 0u; i < TM; i++) {
-    let t = t0 + tg + 16u * i;
-    if (t < T) {
-      emit(wg.x * (BN / 2u) + cg, t, acc[i].x, acc[i].y);
-      emit(wg.x * (BN / 2u) + cg + 16u, t, acc[i].z, acc[i].w);
-    }
-  }
+${emitAll(bm)}
 }
 `;
 }
@@ -324,7 +336,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let wbase = r * rowBytes;
   let tr = c;
   let t = t0 + tr;
-  var acc: array<vec4<f32>, ${bm / 16}>;
+${accs(bm)}
   for (var k0 = 0u; k0 < n; k0 += BK) {
     let e = k0 + q4;
     var wv = vec4<f32>(0.0);
@@ -342,17 +354,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var kk = 0u; kk < BK; kk++) {
       let wo = kk * BN + 2u * cg;
       let w = vec4<f32>(wtile[wo], wtile[wo + 1u], wtile[wo + 32u], wtile[wo + 33u]);
-      for (var i = 0u; i < TM; i++) { acc[i] += xtile[kk * BM + tg + 16u * i] * w; }
+      let xo = kk * BM + tg;
+${rows(bm, (i) => `      acc${i} += xtile[xo + ${16 * i}u] * w;`)}
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < TM; i++) {
-    let tt = t0 + tg + 16u * i;
-    if (tt < T) {
-      emit(wg.x * (BN / 2u) + cg, tt, acc[i].x, acc[i].y);
-      emit(wg.x * (BN / 2u) + cg + 16u, tt, acc[i].z, acc[i].w);
-    }
-  }
+${emitAll(bm)}
 }
 `;
 }
