@@ -127,8 +127,8 @@ for (
 ) {
   const file = path.split("/").pop()!;
   gpuTest(`${file}: a 40-row prefill (tiled matmuls) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [path], async () => {
-    const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128, maxSequences: 2 });
-    const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128 });
+    const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128, maxSequences: 4 });
+    const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128, maxSequences: 3 });
     try {
       const check = (a: Float32Array, b: Float32Array, what: string, tol: number = rowsTol) => {
         let scale = 0;
@@ -143,6 +143,17 @@ for (
       check(a, b, "prefill vs one row at a time");
       const wasm = await cpu.prefill(c, prompt);
       if (wasmToo) check(a, wasm, "prefill vs WASM", 1e-3);
+      if (wasmToo) {
+        // a step of 9 + 9 rows of two sequences: the many-row attention takes one pass per sequence in a tile
+        const [g1, g2, c1, c2] = [gpu.newSequence(), gpu.newSequence(), cpu.newSequence(), cpu.newSequence()];
+        const x = prompt.slice(3, 12), y = prompt.slice(20, 29);
+        const ga = await gpu.step([{ seq: g1, tokens: x }, { seq: g2, tokens: y }]);
+        const ca = await cpu.step([{ seq: c1, tokens: x }, { seq: c2, tokens: y }]);
+        check(ga[0], ca[0], "two sequences in one step, row 0", 1e-3);
+        check(ga[1], ca[1], "two sequences in one step, row 1", 1e-3);
+        for (const s of [g1, g2]) gpu.releaseSequence(s);
+        for (const s of [c1, c2]) cpu.releaseSequence(s);
+      }
       let token = top2(a)[0];
       for (let i = 0; i < 3; i++) {
         const x = (await gpu.decodeOne(tiled, token)).slice(), y = (await gpu.decodeOne(rows, token)).slice();

@@ -34,6 +34,7 @@ import {
 } from "./wgsl-ops.ts";
 import { SAMPLE } from "./wgsl-sample.ts";
 import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
+import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -907,29 +908,35 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const { kOff, vOff } = kvOffsets(kv, layer);
     // d = (ALiBi on, its slopes' word address)
     const alibi = kv.alibiSlopes === undefined ? [0, 0] : [1, kv.alibiSlopes / 4];
+    const params = [
+      out / 4,
+      q / 4,
+      rows / 4,
+      kv.base,
+      kv.pageBytes,
+      kv.pageSize,
+      kv.kvDim,
+      kv.headDim,
+      kv.nHeads,
+      kv.nKvHeads,
+      kOff,
+      vOff,
+      ...alibi,
+      0,
+      0,
+      T,
+    ];
+    // many rows: 16 a workgroup, each K/V position read once for all of them (wgsl-attention-rows.ts)
+    const tiled = T >= TILED_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
     this.enqueue({
       k: "other",
       run: () =>
-        this.dispatch(
-          "attention",
-          () => ATTENTION,
-          [
-            out / 4,
-            q / 4,
-            rows / 4,
-            kv.base,
-            kv.pageBytes,
-            kv.pageSize,
-            kv.kvDim,
-            kv.headDim,
+        tiled
+          ? this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [
             kv.nHeads,
-            kv.nKvHeads,
-            kOff,
-            vOff,
-            ...alibi,
-          ],
-          [kv.nHeads, T],
-        ),
+            Math.ceil(T / ROWS_PER_TILE),
+          ])
+          : this.dispatch("attention", () => ATTENTION, params, [kv.nHeads, T]),
     });
   }
 
