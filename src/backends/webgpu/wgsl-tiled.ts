@@ -98,22 +98,29 @@ const EMIT: Record<Epilogue, string> = {
 };
 
 /**
- * Stages 32-element unit u of the row at byte wbase into tile column c, unit slot k:
- * 8 words of signed bytes (wq) and up to three scales (wsc). The arithmetic is wgsl-matmul.ts's UNIT bodies'.
+ * Fetches 32-element unit u of the row at byte wbase: its 32 signed bytes (lo: the first 16, hi: the last 16)
+ * and up to three f32 scales (s, as bits). The arithmetic is wgsl-matmul.ts's UNIT bodies'.
  */
-const STAGE_W: Record<number, string> = {
+const FETCH_W: Record<number, string> = {
   [GGMLType.Q8_0]: `
   let bo = wbase + u * 34u;
-  for (var j = 0u; j < 8u; j++) { wq[(k * 8u + j) * BN + c] = w32(bo + 2u + 4u * j); }
-  wsc[k * BN + c] = vec4<f32>(wf16(bo), 0.0, 0.0, 0.0);`,
+  var g: Unit;
+  for (var j = 0u; j < 4u; j++) {
+    g.lo[j] = w32(bo + 2u + 4u * j);
+    g.hi[j] = w32(bo + 18u + 4u * j);
+  }
+  g.s = vec4<u32>(bitcast<u32>(wf16(bo)), 0u, 0u, 0u);
+  return g;`,
   [GGMLType.Q4_0]: `
   let bo = wbase + u * 18u;
+  var g: Unit;
   for (var j = 0u; j < 4u; j++) {
     let w = w32(bo + 2u + 4u * j);
-    wq[(k * 8u + j) * BN + c] = s8_minus(w & 0x0f0f0f0fu, 0x08080808u);
-    wq[(k * 8u + 4u + j) * BN + c] = s8_minus((w >> 4u) & 0x0f0f0f0fu, 0x08080808u);
+    g.lo[j] = s8_minus(w & 0x0f0f0f0fu, 0x08080808u);
+    g.hi[j] = s8_minus((w >> 4u) & 0x0f0f0f0fu, 0x08080808u);
   }
-  wsc[k * BN + c] = vec4<f32>(wf16(bo), 0.0, 0.0, 0.0);`,
+  g.s = vec4<u32>(bitcast<u32>(wf16(bo)), 0u, 0u, 0u);
+  return g;`,
   [GGMLType.Q4_K]: `
   let sb = u >> 3u;
   let j = u & 7u;
@@ -122,8 +129,13 @@ const STAGE_W: Record<number, string> = {
   let sm = q4k_scale_min(bo, j);
   let qo = ((bo + 16u) >> 2u) + 8u * (j >> 1u);
   let shift = (j & 1u) * 4u;
-  for (var i = 0u; i < 8u; i++) { wq[(k * 8u + i) * BN + c] = (wt[qo + i] >> shift) & 0x0f0f0f0fu; }
-  wsc[k * BN + c] = vec4<f32>(dd.x * f32(sm.x), dd.y * f32(sm.y), 0.0, 0.0);`,
+  var g: Unit;
+  for (var i = 0u; i < 4u; i++) {
+    g.lo[i] = (wt[qo + i] >> shift) & 0x0f0f0f0fu;
+    g.hi[i] = (wt[qo + 4u + i] >> shift) & 0x0f0f0f0fu;
+  }
+  g.s = bitcast<vec4<u32>>(vec4<f32>(dd.x * f32(sm.x), dd.y * f32(sm.y), 0.0, 0.0));
+  return g;`,
   [GGMLType.Q6_K]: `
   let sb = u >> 3u;
   let j = u & 7u;
@@ -132,13 +144,18 @@ const STAGE_W: Record<number, string> = {
   let bo = wbase + sb * 210u;
   let scA = f32(extractBits(bitcast<i32>(wbyte(bo + 192u + 8u * h + 2u * kq)), 0u, 8u));
   let scB = f32(extractBits(bitcast<i32>(wbyte(bo + 193u + 8u * h + 2u * kq)), 0u, 8u));
-  for (var i = 0u; i < 8u; i++) {
-    let ql = w32(bo + 64u * h + 32u * (kq & 1u) + 4u * i);
-    let qh = w32(bo + 128u + 32u * h + 4u * i);
-    let q = ((ql >> (4u * (kq >> 1u))) & 0x0f0f0f0fu) | (((qh >> (2u * kq)) & 0x03030303u) << 4u);
-    wq[(k * 8u + i) * BN + c] = s8_minus(q, 0x20202020u);
+  var g: Unit;
+  for (var i = 0u; i < 4u; i++) {
+    for (var half = 0u; half < 2u; half++) {
+      let e = i + 4u * half;
+      let ql = w32(bo + 64u * h + 32u * (kq & 1u) + 4u * e);
+      let qh = w32(bo + 128u + 32u * h + 4u * e);
+      let q = s8_minus(((ql >> (4u * (kq >> 1u))) & 0x0f0f0f0fu) | (((qh >> (2u * kq)) & 0x03030303u) << 4u), 0x20202020u);
+      if (half == 0u) { g.lo[i] = q; } else { g.hi[i] = q; }
+    }
   }
-  wsc[k * BN + c] = vec4<f32>(wf16(bo + 208u), scA, scB, 0.0);`,
+  g.s = bitcast<vec4<u32>>(vec4<f32>(wf16(bo + 208u), scA, scB, 0.0));
+  return g;`,
 };
 
 /**
@@ -153,29 +170,30 @@ const COMBINE: Record<number, string> = {
   [GGMLType.Q6_K]: `xd * w.x * (w.y * f32(sa) + w.z * f32(sb))`,
 };
 
-/** Stages unit u of token row t (absolute) into tile row tr, unit slot k: Q8_0 (9 words a block) or Q8_K (81 a super-block) activations. */
-function stageX(type: GGMLTypeId): string {
+/** Fetches unit u of token row t: Q8_0 activations (9 words a block) or Q8_K (81 a super-block: d, 16 block sums, 64 words). */
+function fetchX(type: GGMLTypeId): string {
   if (type === GGMLType.Q8_0 || type === GGMLType.Q4_0) {
     return `
   let xb = x + (t * (n / 32u) + u) * 9u;
-  for (var j = 0u; j < 8u; j++) { xq[(k * 8u + j) * BM + tr] = st[xb + 1u + j]; }
-  xsc[k * BM + tr] = vec4<u32>(st[xb], 0u, 0u, 0u);`;
+  return Unit(vec4<u32>(st[xb + 1u], st[xb + 2u], st[xb + 3u], st[xb + 4u]), vec4<u32>(st[xb + 5u], st[xb + 6u], st[xb + 7u], st[xb + 8u]),
+    vec4<u32>(st[xb], 0u, 0u, 0u));`;
   }
   return `
   let j = u & 7u;
   let xb = x + (t * (n / 256u) + (u >> 3u)) * 81u;
-  for (var i = 0u; i < 8u; i++) { xq[(k * 8u + i) * BM + tr] = st[xb + 17u + 8u * j + i]; }
-  xsc[k * BM + tr] = vec4<u32>(st[xb], st[xb + 1u + 2u * j], st[xb + 2u + 2u * j], 0u);`;
+  let q = xb + 17u + 8u * j;
+  return Unit(vec4<u32>(st[q], st[q + 1u], st[q + 2u], st[q + 3u]), vec4<u32>(st[q + 4u], st[q + 5u], st[q + 6u], st[q + 7u]),
+    vec4<u32>(st[xb], st[xb + 1u + 2u * j], st[xb + 2u + 2u * j], 0u));`;
 }
 
-/** The weight-staging function of each weight binding a fused epilogue reads. */
-function stagers(epilogue: Epilogue, body: string, args: string): { fns: string; call: string } {
+/** The weight-fetching function of each weight binding a fused epilogue reads, and the call that picks one by seg. */
+function fetchers(epilogue: Epilogue, body: string): { fns: string; call: string } {
   const segs = epilogue === "qkv" ? 3 : epilogue === "swiglu" ? 2 : 1;
   let fns = "";
   const calls = [];
   for (let b = 0; b < segs; b++) {
-    fns += `fn stage_w${b}(${args}) {${forWeight(body, b)}\n}\n`;
-    calls.push(`if (seg == ${b}u) { stage_w${b}(wbase, u, c, k); }`);
+    fns += `fn fetch_w${b}(wbase: u32, u: u32) -> Unit {${forWeight(body, b)}\n}\n`;
+    calls.push(`if (seg == ${b}u) { return fetch_w${b}(wbase, u); }`);
   }
   return { fns, call: calls.join(" else ") };
 }
@@ -239,12 +257,17 @@ ${
 /** Units (32 elements) staged per step of K. */
 const KU = 2;
 
-/** The tiled kernel for quantized weights. */
+/**
+ * The tiled kernel for quantized weights. Threads 0..127 stage weight units (column li / KU, slot li % KU), the
+ * rest activation units (token row (li - 128) / KU); each fetches its next step's unit into registers before the
+ * current step's products, so the loads are in flight while the tile is used.
+ */
 export function tiledQuantKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): string {
-  const { fns, call } = stagers(epilogue, STAGE_W[type], "wbase: u32, u: u32, c: u32, k: u32");
+  const { fns, call } = fetchers(epilogue, FETCH_W[type]);
   return /* wgsl */ `
 ${frame(epilogue, bm)}
 const KU: u32 = ${KU}u;
+struct Unit { lo: vec4<u32>, hi: vec4<u32>, s: vec4<u32> }
 var<workgroup> wq: array<u32, ${KU * 8 * TILE_N}>;
 var<workgroup> wsc: array<vec4<f32>, ${KU * TILE_N}>;
 var<workgroup> xq: array<u32, ${KU * 8 * bm}>;
@@ -255,15 +278,31 @@ fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
   let xs = bitcast<vec2<i32>>(xa.yz);
   return ${COMBINE[type]};
 }
+fn fetch_x(x: u32, n: u32, t: u32, u: u32) -> Unit {${fetchX(type)}
+}
+/** The unit this thread stages for the step at u0 (zeros past the row, the tokens or the weight's rows). */
+fn fetch(li: u32, u0: u32, seg: u32, valid: bool, wbase: u32, t0: u32) -> Unit {
+  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let nu = n / 32u;
+  if (li < ${KU * TILE_N}u) {
+    let u = u0 + li % KU;
+    if (valid && u < nu) { ${call} }
+  } else {
+    let xi = li - ${KU * TILE_N}u;
+    let u = u0 + xi % KU;
+    let t = t0 + xi / KU;
+    if (xi / KU < BM && t < T && u < nu) { return fetch_x(x, n, t, u); }
+  }
+  return Unit(vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
+}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let n = P.a.z; let T = P.a.w;
   let rowBytes = P.b.w;
   let nu = n / 32u;
   let t0 = wg.y * BM;
   let cg = li % 16u;
   let tg = li / 16u;
-  // staging roles: threads 0..127 stage weight units (column li / KU, slot li % KU), the rest activation units
   let c = li / KU;
   let k = li % KU;
   let vr = wg.x * BN + c;
@@ -273,24 +312,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let tr = xi / KU;
   let xk = xi % KU;
 ${accs(bm)}
+  var g = fetch(li, 0u, seg, valid, wbase, t0);
   for (var u0 = 0u; u0 < nu; u0 += KU) {
     if (li < ${KU * TILE_N}u) {
-      let u = u0 + k;
-      if (valid && u < nu) { ${call} } else {
-        for (var j = 0u; j < 8u; j++) { wq[(k * 8u + j) * BN + c] = 0u; }
-        wsc[k * BN + c] = vec4<f32>(0.0);
+      for (var j = 0u; j < 4u; j++) {
+        wq[(k * 8u + j) * BN + c] = g.lo[j];
+        wq[(k * 8u + 4u + j) * BN + c] = g.hi[j];
       }
+      wsc[k * BN + c] = bitcast<vec4<f32>>(g.s);
     } else if (tr < BM) {
-      let u = u0 + xk;
-      let t = t0 + tr;
-      let k = xk;
-      if (t < T && u < nu) {${stageX(type).replaceAll("\n", "\n        ")}
-      } else {
-        for (var j = 0u; j < 8u; j++) { xq[(k * 8u + j) * BM + tr] = 0u; }
-        xsc[k * BM + tr] = vec4<u32>(0u);
+      for (var j = 0u; j < 4u; j++) {
+        xq[(xk * 8u + j) * BM + tr] = g.lo[j];
+        xq[(xk * 8u + 4u + j) * BM + tr] = g.hi[j];
       }
+      xsc[xk * BM + tr] = g.s;
     }
     workgroupBarrier();
+    if (u0 + KU < nu) { g = fetch(li, u0 + KU, seg, valid, wbase, t0); }
 ${quantCompute(bm)}
     workgroupBarrier();
   }
@@ -313,7 +351,7 @@ export function tiledFloatKernel(type: GGMLTypeId, epilogue: Epilogue, bm: numbe
   const calls = [];
   for (let b = 0; b < segs; b++) {
     fns += `fn load_w${b}(wbase: u32, e: u32) -> vec4<f32> {\n  ${forWeight(load, b)}\n}\n`;
-    calls.push(`if (seg == ${b}u) { wv = load_w${b}(wbase, e); }`);
+    calls.push(`if (seg == ${b}u) { return load_w${b}(wbase, e); }`);
   }
   return /* wgsl */ `
 ${frame(epilogue, bm)}
@@ -321,9 +359,18 @@ const BK: u32 = ${BK}u;
 var<workgroup> wtile: array<f32, ${BK * TILE_N}>;
 var<workgroup> xtile: array<f32, ${BK * bm}>;
 ${fns}
+fn fetch_w(seg: u32, valid: bool, wbase: u32, e: u32, n: u32) -> vec4<f32> {
+  if (valid && e < n) { ${calls.join(" else ")} }
+  return vec4<f32>(0.0);
+}
+fn fetch_x(t: u32, e: u32, n: u32, staging: bool) -> vec4<f32> {
+  if (!staging || t >= P.a.w || e >= n) { return vec4<f32>(0.0); }
+  let xo = P.a.y + t * n + e;
+  return ${f16 ? "quantizeToF16(" : ""}vec4<f32>(ldf(xo), ldf(xo + 1u), ldf(xo + 2u), ldf(xo + 3u))${f16 ? ")" : ""};
+}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let x = P.a.y; let n = P.a.z; let T = P.a.w;
+  let n = P.a.z; let T = P.a.w;
   let rowBytes = P.b.w;
   let t0 = wg.y * BM;
   let cg = li % 16u;
@@ -337,20 +384,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let tr = c;
   let t = t0 + tr;
 ${accs(bm)}
+  // each thread fetches its next step's 4 weights and 4 activations into registers before the current step's products
+  var wv = fetch_w(seg, valid, wbase, q4, n);
+  var xv = fetch_x(t, q4, n, tr < BM);
   for (var k0 = 0u; k0 < n; k0 += BK) {
-    let e = k0 + q4;
-    var wv = vec4<f32>(0.0);
-    if (valid && e < n) { ${calls.join(" else ")} }
     for (var j = 0u; j < 4u; j++) { wtile[(q4 + j) * BN + c] = wv[j]; }
     if (tr < BM) {
-      var xv = vec4<f32>(0.0);
-      if (t < T && e < n) {
-        let xo = x + t * n + e;
-        xv = vec4<f32>(ldf(xo), ldf(xo + 1u), ldf(xo + 2u), ldf(xo + 3u));${f16 ? "\n        xv = quantizeToF16(xv);" : ""}
-      }
       for (var j = 0u; j < 4u; j++) { xtile[(q4 + j) * BM + tr] = xv[j]; }
     }
     workgroupBarrier();
+    wv = fetch_w(seg, valid, wbase, k0 + BK + q4, n);
+    xv = fetch_x(t, k0 + BK + q4, n, tr < BM);
     for (var kk = 0u; kk < BK; kk++) {
       let wo = kk * BN + 2u * cg;
       let w = vec4<f32>(wtile[wo], wtile[wo + 1u], wtile[wo + 32u], wtile[wo + 33u]);
