@@ -63,6 +63,14 @@ const SUBMIT_EVERY = 256;
 const MAX_GROUPS = 65535;
 const MAX_QUERIES = 4096;
 
+/** A row range of a weight that one binding covers (offset and size 0: the whole buffer). */
+interface WeightRange {
+  row0: number;
+  rows: number;
+  offset: number;
+  size: number;
+}
+
 interface WeightBuffer {
   addr: number;
   bytes: number;
@@ -108,6 +116,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private state: Gpu = null;
   private weightTop = WEIGHT_BASE;
   private readonly weights = new Map<number, WeightBuffer>();
+  private readonly rangeCache = new WeakMap<Weight, WeightRange[]>();
   private dummy!: Gpu;
   private argmaxPartials = 0;
 
@@ -547,7 +556,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /** Row ranges of a tensor that fit one binding, at offsets the adapter accepts. */
-  private ranges(w: Weight): Array<{ row0: number; rows: number; offset: number; size: number }> {
+  private ranges(w: Weight): WeightRange[] {
+    // the same for a weight's whole life, and asked for several times per op by the fuser: computed once
+    let r = this.rangeCache.get(w);
+    if (!r) this.rangeCache.set(w, r = this.computeRanges(w));
+    return r;
+  }
+
+  private computeRanges(w: Weight): WeightRange[] {
     const rowBytes = w.bytes / w.rows;
     const limit = this.limits.maxStorageBufferBindingSize - 256;
     const bufSize = this.weightBuffer(w).size;
