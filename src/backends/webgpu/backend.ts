@@ -20,6 +20,7 @@ import {
   ADD_BIAS,
   ARGMAX,
   ATTENTION,
+  attentionKernel,
   COPY,
   COPY_MANY,
   GELU_ERF,
@@ -144,6 +145,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private pendingScopes: Promise<unknown>[] = [];
 
   private readonly submitEvery: number;
+  private readonly fuseAttentionQuant: boolean;
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -155,9 +157,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /**
    * submitEvery: dispatches per submit at most (default 256; at most 4096).
    * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
+   * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
+   * blocks are bit-identical).
    */
-  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean } = {}) {
+  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean } = {}) {
     this.adapter = opts.adapter;
+    this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
@@ -626,6 +631,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
     switch (g.g) {
       case "single":
         return this.recordOp(g.op);
+      case "attnQuant":
+        return this.attentionNow(g.attn, g.next);
       case "normQuant":
         return this.normQuant(g.norm.out, g.norm.x, g.norm.w, g.norm.n, g.norm.eps, g.norm.T, g.next.w, g.next.scratch);
       case "qkv": {
@@ -724,6 +731,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
         return this.elementwise("copy", COPY, [op.dst / 4, op.src / 4, op.bytes / 4], op.bytes / 4);
       case "argmax":
         return this.argmaxNow(op.out, op.x, op.n, NO_OUT);
+      case "attention":
+        return this.attentionNow(op);
       case "other":
         return op.run();
     }
@@ -921,6 +930,23 @@ export class WebGpuBackend implements Backend, FuseTarget {
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
     if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
     if (kv.topK) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
+    this.enqueue({ k: "attention", out, q, kv, layer, rows, T });
+  }
+
+  /** The many-row kernel (16 rows a workgroup, wgsl-attention-rows.ts) serves these rows. */
+  private attentionRows(kv: KVLayout, T: number): boolean {
+    return T >= TILED_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
+  }
+
+  /** FuseTarget: the per-row attention kernel quantizes its head's output in whole Q8_0 blocks for a Q8_0/Q4_0 matmul. */
+  quantizesAttention(kv: KVLayout, T: number, w: Weight): boolean {
+    return this.fuseAttentionQuant && ACT_WORDS[w.type]?.block === 32 && !this.attentionRows(kv, T) && kv.headDim % 32 === 0 &&
+      kv.headDim <= 128;
+  }
+
+  /** quantTo: also the Q8_0 blocks of the output for the matmul `next` reads them, at its scratch (attnQuant). */
+  private attentionNow(op: Extract<Op, { k: "attention" }>, next?: Extract<Op, { k: "matmul" }>): void {
+    const { out, q, kv, layer, rows, T } = op;
     const { kOff, vOff } = kvOffsets(kv, layer);
     // d = (ALiBi on, its slopes' word address)
     const alibi = kv.alibiSlopes === undefined ? [0, 0] : [1, kv.alibiSlopes / 4];
@@ -941,19 +967,22 @@ export class WebGpuBackend implements Backend, FuseTarget {
       0,
       0,
       T,
+      next ? next.scratch / 4 : 0,
     ];
     // many rows: 16 a workgroup, each K/V position read once for all of them (wgsl-attention-rows.ts)
-    const tiled = T >= TILED_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
-    this.enqueue({
-      k: "other",
-      run: () =>
-        tiled
-          ? this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [
-            kv.nHeads,
-            Math.ceil(T / ROWS_PER_TILE),
-          ])
-          : this.dispatch("attention", () => ATTENTION, params, [kv.nHeads, T]),
-    });
+    if (this.attentionRows(kv, T)) {
+      this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [kv.nHeads, Math.ceil(T / ROWS_PER_TILE)]);
+    } else if (next) {
+      this.dispatch("attention_quant", () => attentionKernel(true), params, [kv.nHeads, T]);
+      const n = next.w.cols;
+      this.quantized = {
+        key: `${ACT_WORDS[next.w.type].quantizer}:${out}:${n}:${T}:${next.scratch}`,
+        x: out,
+        xEnd: out + T * n * 4,
+        scratch: next.scratch,
+        scratchEnd: next.scratch + this.matmulScratchBytes(next.w.type, n, T),
+      };
+    } else this.dispatch("attention", () => ATTENTION, params, [kv.nHeads, T]);
   }
 
   copy(dst: number, src: number, bytes: number): void {
