@@ -232,6 +232,46 @@ async function profilePrefill(path: string, n: number): Promise<Record<string, n
   return { gpuUs: +total.toFixed(1), ...us };
 }
 
+/**
+ * Host microseconds to record one dispatch the way the backend does (setPipeline, setBindGroup with a dynamic
+ * offset, dispatchWorkgroups) of an empty kernel, 4096 to a pass, the best of 5 passes: the floor under
+ * recordUsPerToken / dispatchesPerToken, whatever the fuser and the kernels do.
+ */
+async function dispatchFloorUs(): Promise<number> {
+  const device = await requestDevice((await requestAdapter()).adapter);
+  const layout = device.createBindGroupLayout({
+    entries: [{ binding: 0, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 16 } }],
+  });
+  const module = device.createShaderModule({
+    code: "@group(0) @binding(0) var<uniform> p: vec4<u32>;\n@compute @workgroup_size(64) fn main() { _ = p.x; }",
+  });
+  const pipe = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: "main" },
+  });
+  const params = device.createBuffer({ size: 4096 * 256, usage: 0x40 }); // UNIFORM
+  const bg = device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: params, size: 16 } }] });
+  const offset = new Uint32Array(1);
+  let best = Infinity;
+  for (let rep = 0; rep < 5; rep++) {
+    const t = performance.now();
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < 4096; i++) {
+      pass.setPipeline(pipe);
+      offset[0] = i * 256;
+      pass.setBindGroup(0, bg, offset, 0, 1);
+      pass.dispatchWorkgroups(1, 1);
+    }
+    pass.end();
+    device.queue.submit([enc.finish()]);
+    best = Math.min(best, ((performance.now() - t) * 1000) / 4096);
+    await device.queue.onSubmittedWorkDone();
+  }
+  device.destroy();
+  return best;
+}
+
 /** Milliseconds of one bare readback: submit a 4-byte copy, mapAsync, unmap. */
 async function readbackMs(n: number): Promise<number> {
   const device = await requestDevice((await requestAdapter()).adapter);
@@ -268,6 +308,8 @@ const prefillLengths = flag("prefill", "128").split(",").map(Number);
 const maxPrefill = Math.max(...prefillLengths);
 const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
+const dispatchFloor = await dispatchFloorUs();
+console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
 const results = [];
 for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
   const shape = SHAPES[shapeName];
@@ -355,4 +397,4 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
   }
 }
 const out = flag("json", "");
-if (out) g.Deno.writeTextFileSync(out, JSON.stringify({ adapter: status.adapter, readbackMs: +readback.toFixed(2), results }, null, 2));
+if (out) g.Deno.writeTextFileSync(out, JSON.stringify({ adapter: status.adapter, readbackMs: +readback.toFixed(2), dispatchFloorUs: +dispatchFloor.toFixed(2), results }, null, 2));
