@@ -107,9 +107,10 @@ gpuTest("F32 logits agree with the WASM backend within 1e-3 (prefill, decode, ba
   }
 });
 
-// 40 prompt rows: past TILED_FROM, so every matmul of the prefill runs as workgroup-memory tiles (wgsl-tiled.ts) with the
-// fused epilogues (Q/K/V + RoPE + KV write, gate/up + SwiGLU, residual), and the decode after it reads that KV cache
-const LONG_PROMPT = Array.from({ length: 40 }, (_, i) => 1 + ((i * 37 + 11) % 500));
+// 72 prompt rows: past TILED_FROM and ATTENTION_ROWS_FROM, so every matmul of the prefill runs as workgroup-memory tiles
+// (wgsl-tiled.ts) with the fused epilogues (Q/K/V + RoPE + KV write, gate/up + SwiGLU, residual) and attention takes 16
+// rows a workgroup (wgsl-attention-rows.ts); the decode after it reads that KV cache
+const LONG_PROMPT = Array.from({ length: 72 }, (_, i) => 1 + ((i * 37 + 11) % 500));
 // The one-row kernels and the tiles do the same per-block arithmetic (only the order of the blocks' sums differs: the test
 // above holds one matmul to 1e-5), so the model's logits agree to 3e-4 for F32, 1e-3 for F16 (its activations are rounded
 // to half), and 2e-2 for quantized files, whose activations are quantized to 8 bits before every matmul: where a sum
@@ -126,7 +127,7 @@ for (
   ] as const
 ) {
   const file = path.split("/").pop()!;
-  gpuTest(`${file}: a 40-row prefill (tiled matmuls) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [path], async () => {
+  gpuTest(`${file}: a 72-row prefill (tiled matmuls, many-row attention) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [path], async () => {
     const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128, maxSequences: 4 });
     const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128, maxSequences: 3 });
     try {
@@ -144,9 +145,9 @@ for (
       const wasm = await cpu.prefill(c, prompt);
       if (wasmToo) check(a, wasm, "prefill vs WASM", 1e-3);
       if (wasmToo) {
-        // a step of 9 + 9 rows of two sequences: the many-row attention takes one pass per sequence in a tile
+        // a step of 36 + 36 rows of two sequences: the many-row attention takes one pass per sequence in a tile
         const [g1, g2, c1, c2] = [gpu.newSequence(), gpu.newSequence(), cpu.newSequence(), cpu.newSequence()];
-        const x = prompt.slice(3, 12), y = prompt.slice(20, 29);
+        const x = prompt.slice(0, 36), y = prompt.slice(36, 72);
         const ga = await gpu.step([{ seq: g1, tokens: x }, { seq: g2, tokens: y }]);
         const ca = await cpu.step([{ seq: c1, tokens: x }, { seq: c2, tokens: y }]);
         check(ga[0], ca[0], "two sequences in one step, row 0", 1e-3);

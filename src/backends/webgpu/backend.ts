@@ -49,6 +49,12 @@ const PARAM_SLOT = 256;
 const PARAM_WORDS = 32;
 /** Token rows from which a matmul runs as tiles in workgroup memory (wgsl-tiled.ts) rather than the one-row kernels. */
 const TILED_FROM = 16;
+/**
+ * Rows from which attention runs 16 rows a workgroup (wgsl-attention-rows.ts). Rows of different sequences in one
+ * tile take a pass each, so a step of many sequences with a row each (batched decode) stays on the per-row kernel:
+ * at 16 such rows the many-row kernel measured 0.7x (batch-16 decode on an H200).
+ */
+export const ATTENTION_ROWS_FROM = 64;
 /** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
 const QUEUE_DRAIN_AT = 48;
 const NO_OUT = 0xffffffff;
@@ -146,6 +152,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
+  private readonly tiledFrom: number;
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -157,11 +164,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /**
    * submitEvery: dispatches per submit at most (default 256; at most 4096).
    * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
+   * tiledFrom: token rows from which matmuls run as tiles (default 16; for measuring the crossover).
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
    */
-  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean } = {}) {
+  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean; tiledFrom?: number } = {}) {
     this.adapter = opts.adapter;
+    this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
@@ -812,7 +821,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
       const params = [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4];
-      if (T >= TILED_FROM) {
+      if (T >= this.tiledFrom) {
         const bm = tileTokens(T, r.rows);
         this.dispatch(`tiled:${w.type}:store:${bm}`, () => tiledKernel(w.type, "store", bm), params, [
           Math.ceil(r.rows / TILE_N),
@@ -842,7 +851,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
     const multi = ws.length > 1 && ws.slice(1).some((w) => w);
     const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
-    if (T >= TILED_FROM && prologue === "none") {
+    if (T >= this.tiledFrom && prologue === "none") {
       const bm = tileTokens(T, rows);
       this.dispatch(
         `tiled:${type}:${epilogue}:${bm}`,
@@ -935,7 +944,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** The many-row kernel (16 rows a workgroup, wgsl-attention-rows.ts) serves these rows. */
   private attentionRows(kv: KVLayout, T: number): boolean {
-    return T >= TILED_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
+    return T >= ATTENTION_ROWS_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
   }
 
   /** FuseTarget: the per-row attention kernel quantizes its head's output in whole Q8_0 blocks for a Q8_0/Q4_0 matmul. */
