@@ -379,12 +379,12 @@ function randomWeights(type: GGMLTypeId, cols: number, rows: number, seed: numbe
 }
 
 if (gpuExpected) {
-  test("webgpu: a matmul of 20 token rows (tiles in workgroup memory) equals 20 one-row matmuls, every weight type", async () => {
+  test("webgpu: a matmul of 40 token rows (tiles in workgroup memory) equals 40 one-row matmuls, every weight type", async () => {
     assert(status.available, `no WebGPU adapter: ${status.reason}`);
     const b = new WebGpuBackend();
     await b.init(0);
-    // 512 columns: several K steps of every kernel; 70 rows: a partial tile; 20 tokens: a partial token tile
-    const cols = 512, rows = 70, T = 20;
+    // 512 columns: several K steps of every kernel; 70 rows: a partial tile; 40 tokens (past TILED_FROM): a partial token tile
+    const cols = 512, rows = 70, T = 40;
     try {
       const x = b.alloc(T * cols * 4, "x"), scratch = b.alloc(T * cols * 4, "scratch");
       const tiled = b.alloc(T * rows * 4, "tiled out"), single = b.alloc(T * rows * 4, "one-row out");
