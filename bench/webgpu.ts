@@ -390,7 +390,10 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };
     if (profile) {
-      Object.assign(r, { profileUs: await profileDecode(path, 32), [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill) });
+      Object.assign(r, {
+        profileUs: await profileDecode(path, 32),
+        [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+      });
     }
     console.log(JSON.stringify(r));
     results.push(r);
@@ -398,4 +401,13 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
   }
 }
 const out = flag("json", "");
-if (out) g.Deno.writeTextFileSync(out, JSON.stringify({ adapter: status.adapter, readbackMs: +readback.toFixed(2), dispatchFloorUs: +dispatchFloor.toFixed(2), results }, null, 2));
+if (out) {
+  g.Deno.writeTextFileSync(
+    out,
+    JSON.stringify(
+      { adapter: status.adapter, readbackMs: +readback.toFixed(2), dispatchFloorUs: +dispatchFloor.toFixed(2), results },
+      null,
+      2,
+    ),
+  );
+}

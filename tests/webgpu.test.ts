@@ -127,7 +127,9 @@ for (
   ] as const
 ) {
   const file = path.split("/").pop()!;
-  gpuTest(`${file}: a 72-row prefill (tiled matmuls, many-row attention) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [path], async () => {
+  gpuTest(`${file}: a 72-row prefill (tiled matmuls, many-row attention) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [
+    path,
+  ], async () => {
     const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128, maxSequences: 4 });
     const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128, maxSequences: 3 });
     try {
@@ -365,8 +367,10 @@ function randomWeights(type: GGMLTypeId, cols: number, rows: number, seed: numbe
   const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8;
   for (let i = 0; i < bytes.length; i++) bytes[i] = next() & 0xff;
   const dv = new DataView(bytes.buffer);
-  if (type === GGMLType.F32) for (let o = 0; o < bytes.length; o += 4) dv.setFloat32(o, (next() / 2 ** 24 - 0.5) * 0.1, true);
-  if (type === GGMLType.F16) for (let o = 0; o < bytes.length; o += 2) dv.setUint16(o, (next() & 0x83ff) | ((8 + (next() % 6)) << 10), true);
+  if (type === GGMLType.F32) { for (let o = 0; o < bytes.length; o += 4) dv.setFloat32(o, (next() / 2 ** 24 - 0.5) * 0.1, true); }
+  if (type === GGMLType.F16) {
+    for (let o = 0; o < bytes.length; o += 2) dv.setUint16(o, (next() & 0x83ff) | ((8 + (next() % 6)) << 10), true);
+  }
   const scales: Record<number, [number, number[]]> = {
     [GGMLType.Q8_0]: [34, [0]],
     [GGMLType.Q4_0]: [18, [0]],
@@ -374,7 +378,7 @@ function randomWeights(type: GGMLTypeId, cols: number, rows: number, seed: numbe
     [GGMLType.Q6_K]: [210, [208]],
   };
   const sc = scales[type];
-  if (sc) for (let b = 0; b < bytes.length; b += sc[0]) for (const o of sc[1]) dv.setUint16(b + o, 0x1019, true);
+  if (sc) { for (let b = 0; b < bytes.length; b += sc[0]) for (const o of sc[1]) dv.setUint16(b + o, 0x1019, true); }
   return bytes;
 }
 

@@ -826,10 +826,18 @@ export class WebGpuBackend implements Backend, FuseTarget {
       const params = [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4];
       if (T >= this.tiledFrom) {
         const bm = tileTokens(T, r.rows);
-        this.dispatch(`tiled:${w.type}:store:${bm}`, () => tiledKernel(w.type, "store", bm), params, [
-          Math.ceil(r.rows / TILE_N),
-          Math.ceil(T / bm),
-        ], w, r.offset, r.size);
+        this.dispatch(
+          `tiled:${w.type}:store:${bm}`,
+          () => tiledKernel(w.type, "store", bm),
+          params,
+          [
+            Math.ceil(r.rows / TILE_N),
+            Math.ceil(T / bm),
+          ],
+          w,
+          r.offset,
+          r.size,
+        );
         continue;
       }
       const lanes = lanesFor(w.type, w.cols);
@@ -983,7 +991,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
     ];
     // many rows: 16 a workgroup, each K/V position read once for all of them (wgsl-attention-rows.ts)
     if (this.attentionRows(kv, T)) {
-      this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [kv.nHeads, Math.ceil(T / ROWS_PER_TILE)]);
+      this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [
+        kv.nHeads,
+        Math.ceil(T / ROWS_PER_TILE),
+      ]);
     } else if (next) {
       this.dispatch("attention_quant", () => attentionKernel(true), params, [kv.nHeads, T]);
       const n = next.w.cols;

@@ -219,7 +219,8 @@ fn s8_minus(q: u32, off: u32) -> u32 { return ((q | 0x80808080u) - off) ^ 0x8080
 const rows = (bm: number, line: (i: number) => string) => Array.from({ length: bm / 16 }, (_, i) => line(i)).join("\n");
 const accs = (bm: number) => rows(bm, (i) => `  var acc${i} = vec4<f32>(0.0);`);
 const emitAll = (bm: number) =>
-  rows(bm, (i) => `  if (t0 + tg + ${16 * i}u < T) {
+  rows(bm, (i) =>
+    `  if (t0 + tg + ${16 * i}u < T) {
     emit(wg.x * (BN / 2u) + cg, t0 + tg + ${16 * i}u, acc${i}.x, acc${i}.y);
     emit(wg.x * (BN / 2u) + cg + 16u, t0 + tg + ${16 * i}u, acc${i}.z, acc${i}.w);
   }`);
@@ -228,8 +229,11 @@ const emitAll = (bm: number) =>
 function quantCompute(bm: number): string {
   return `    for (var kk = 0u; kk < KU; kk++) {
       // the unit's first and second 16 elements summed apart (Q6_K scales them apart)
-${rows(bm, (i) => `      var sa${i} = vec4<i32>(0);
-      var sb${i} = vec4<i32>(0);`)}
+${
+    rows(bm, (i) =>
+      `      var sa${i} = vec4<i32>(0);
+      var sb${i} = vec4<i32>(0);`)
+  }
       for (var j = 0u; j < 4u; j++) {
         let wo = (kk * 8u + j) * BN + 2u * cg;
         let wa = vec4<u32>(wq[wo], wq[wo + 1u], wq[wo + 32u], wq[wo + 33u]);
@@ -410,7 +414,5 @@ ${emitAll(bm)}
 
 /** The tiled kernel of a weight type. */
 export function tiledKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): string {
-  return type === GGMLType.F32 || type === GGMLType.F16
-    ? tiledFloatKernel(type, epilogue, bm)
-    : tiledQuantKernel(type, epilogue, bm);
+  return type === GGMLType.F32 || type === GGMLType.F16 ? tiledFloatKernel(type, epilogue, bm) : tiledQuantKernel(type, epilogue, bm);
 }
