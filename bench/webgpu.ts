@@ -304,6 +304,7 @@ const batch = Number(flag("batch", "0"));
 const keep = args.includes("--keep");
 const profile = args.includes("--profile");
 const tiledFrom = Number(flag("tiled-from", "0")); // 0: the backend's default
+const tileRows = Number(flag("tile-rows", "0")); // 32 or 64 token rows a matmul tile holds; 0: the backend picks
 // prompt lengths timed (best of 3); the longest is also the rows one forward pass takes (maxBatchRows), as llama-bench's ubatch
 const prefillLengths = flag("prefill", "128").split(",").map(Number);
 const maxPrefill = Math.max(...prefillLengths);
@@ -330,7 +331,11 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     ) await writeModel(path, shape, type);
     const writeS = (performance.now() - t) / 1000;
     t = performance.now();
-    const backend = new WebGpuBackend({ submitEvery, ...(tiledFrom ? { tiledFrom } : {}) });
+    const backend = new WebGpuBackend({
+      submitEvery,
+      ...(tiledFrom ? { tiledFrom } : {}),
+      ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
+    });
     // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
     const ctx = Math.max(512, maxPrefill);
     const model = await loadModel(path, {

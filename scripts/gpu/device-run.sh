@@ -2,7 +2,7 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles]
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
@@ -30,9 +30,18 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ ! -e /tmp/tests-done ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = tiles ]; then
+  # prefill with matmul tiles of 32 token rows and of 64
+  for tr in 32 64 32; do
+    for shape in stories110M:F32 llama-1b:Q4_0; do
+      /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 8 --chunk 8 --wasm-prefill 0 --prefill 128,512 --tile-rows $tr --keep --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+    done
+  done
+  exit 0
 fi
 if [ "$what" = batch ]; then
   # batched decode (16 sequences, a row each) with matmul tiles from 16 rows and from 32

@@ -156,6 +156,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
   private readonly tiledFrom: number;
+  private readonly tileRows: number;
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -167,13 +168,18 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /**
    * submitEvery: dispatches per submit at most (default 256; at most 4096).
    * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
-   * tiledFrom: token rows from which matmuls run as tiles (default 32; for measuring the crossover).
+   * tiledFrom: token rows from which matmuls run as tiles (default 32; for measuring the crossover);
+   * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
    */
-  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean; tiledFrom?: number } = {}) {
+  constructor(
+    opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean; tiledFrom?: number; tileRows?: 32 | 64 } =
+      {},
+  ) {
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
+    this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
@@ -825,7 +831,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     for (const r of this.ranges(w)) {
       const params = [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4];
       if (T >= this.tiledFrom) {
-        const bm = tileTokens(T, r.rows);
+        const bm = this.tileRows || tileTokens(T, r.rows);
         this.dispatch(
           `tiled:${w.type}:store:${bm}`,
           () => tiledKernel(w.type, "store", bm),
@@ -863,7 +869,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const multi = ws.length > 1 && ws.slice(1).some((w) => w);
     const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
     if (T >= this.tiledFrom && prologue === "none") {
-      const bm = tileTokens(T, rows);
+      const bm = this.tileRows || tileTokens(T, rows);
       this.dispatch(
         `tiled:${type}:${epilogue}:${bm}`,
         () => tiledKernel(type, epilogue, bm),
