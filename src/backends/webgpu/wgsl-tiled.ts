@@ -31,7 +31,10 @@ import { type Epilogue, QKV_PAIR } from "./wgsl-matmul.ts";
 /** Weight rows per tile; the tile's columns are "virtual rows" (swiglu interleaves gate/up, qkv walks RoPE pairs). */
 export const TILE_N = 64;
 
-/** Token rows per tile: 64 where there are enough tiles to fill the GPU (2 per SM of a large GPU), else 32. */
+/**
+ * Token rows per tile: 64 where there are enough tiles to fill the GPU (2 per SM of a large GPU), else 32. At 512
+ * rows, tiles of 64 measured 1.1-1.2x tiles of 32 on an H200 (`device-run.sh tiles`); at 128 rows about the same.
+ */
 export function tileTokens(T: number, virtualRows: number): number {
   return Math.ceil(virtualRows / TILE_N) * Math.ceil(T / 64) >= 256 ? 64 : 32;
 }
