@@ -9,12 +9,14 @@
  * a 4-byte copy, mapAsync, unmap (Deno's mapAsync sleeps 10 ms at least once).
  *
  *   deno run -A bench/webgpu.ts [--shapes stories110M,llama-1b] [--types F32,Q8_0,Q4_0] [--decode 64]
- *          [--chunk 64] [--submit-every 256] [--bandwidth-gbs 3350] [--wasm-prefill 32] [--batch 16] [--keep] [--json out.json]
+ *          [--chunk 64] [--submit-every 256] [--bandwidth-gbs 3350] [--wasm-prefill 32] [--batch 16] [--prefill 128,512]
+ *          [--keep] [--json out.json]
  *
  * --batch B also times B sequences decoding together (Model.step, one token row each, logits read back per
  * step as the engine does) against B = 1 the same way; --keep leaves the GGUF files in --dir for a peer
  * (llama.cpp's llama-bench, scripts/gpu/device-run.sh peer) to read the same weights; --profile adds the GPU
- * microseconds per greedy token of each kernel (timestamp queries, each dispatch in its own pass).
+ * microseconds per greedy token of each kernel (timestamp queries, each dispatch in its own pass); --prefill times
+ * prompts of those lengths (best of 3, one forward pass each: maxBatchRows is the longest).
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -120,13 +122,17 @@ async function writeModel(path: string, s: SyntheticShape, type: number): Promis
 
 const prompt = (n: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919) % 1000));
 
-async function prefillTps(model: Model, n: number): Promise<number> {
-  const seq = model.newSequence();
-  const t = performance.now();
-  await model.prefill(seq, prompt(n));
-  const ms = performance.now() - t;
-  model.releaseSequence(seq);
-  return n / (ms / 1000);
+/** Prefill tok/s of an n-token prompt, the best of `runs` (each pays one readback of the logits). */
+async function prefillTps(model: Model, n: number, runs = 1): Promise<number> {
+  let best = Infinity;
+  for (let r = 0; r < runs; r++) {
+    const seq = model.newSequence();
+    const t = performance.now();
+    await model.prefill(seq, prompt(n));
+    best = Math.min(best, performance.now() - t);
+    model.releaseSequence(seq);
+  }
+  return n / (best / 1000);
 }
 
 async function decodeTps(model: Model, steps: number): Promise<number> {
@@ -208,6 +214,64 @@ async function profileDecode(path: string, steps: number): Promise<Record<string
   return { gpuUsPerToken: +total.toFixed(1), ...perToken };
 }
 
+/** GPU microseconds per kernel of one n-token prefill (one forward pass of n rows), as profileDecode. */
+async function profilePrefill(path: string, n: number): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true });
+  const model = await loadModel(path, { backend, contextLength: Math.max(512, n), maxBatchRows: Math.max(128, n) });
+  await prefillTps(model, n); // compiles the pipelines
+  await backend.gpuTimes();
+  await prefillTps(model, n);
+  const times = await backend.gpuTimes();
+  await model.close();
+  const us: Record<string, number> = {};
+  let total = 0;
+  for (const [key, { ns }] of [...times].sort((a, b) => b[1].ns - a[1].ns)) {
+    us[key] = +(ns / 1000).toFixed(1);
+    total += ns / 1000;
+  }
+  return { gpuUs: +total.toFixed(1), ...us };
+}
+
+/**
+ * Host microseconds to record one dispatch the way the backend does (setPipeline, setBindGroup with a dynamic
+ * offset, dispatchWorkgroups) of an empty kernel, 4096 to a pass, the best of 5 passes: the floor under
+ * recordUsPerToken / dispatchesPerToken, whatever the fuser and the kernels do.
+ */
+async function dispatchFloorUs(): Promise<number> {
+  const device = await requestDevice((await requestAdapter()).adapter);
+  const layout = device.createBindGroupLayout({
+    entries: [{ binding: 0, visibility: 4, buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: 16 } }],
+  });
+  const module = device.createShaderModule({
+    code: "@group(0) @binding(0) var<uniform> p: vec4<u32>;\n@compute @workgroup_size(64) fn main() { _ = p.x; }",
+  });
+  const pipe = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: "main" },
+  });
+  const params = device.createBuffer({ size: 4096 * 256, usage: 0x40 }); // UNIFORM
+  const bg = device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: params, size: 16 } }] });
+  const offset = new Uint32Array(1);
+  let best = Infinity;
+  for (let rep = 0; rep < 5; rep++) {
+    const t = performance.now();
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < 4096; i++) {
+      pass.setPipeline(pipe);
+      offset[0] = i * 256;
+      pass.setBindGroup(0, bg, offset, 0, 1);
+      pass.dispatchWorkgroups(1, 1);
+    }
+    pass.end();
+    device.queue.submit([enc.finish()]);
+    best = Math.min(best, ((performance.now() - t) * 1000) / 4096);
+    await device.queue.onSubmittedWorkDone();
+  }
+  device.destroy();
+  return best;
+}
+
 /** Milliseconds of one bare readback: submit a 4-byte copy, mapAsync, unmap. */
 async function readbackMs(n: number): Promise<number> {
   const device = await requestDevice((await requestAdapter()).adapter);
@@ -239,8 +303,15 @@ const dir = flag("dir", "/tmp");
 const batch = Number(flag("batch", "0"));
 const keep = args.includes("--keep");
 const profile = args.includes("--profile");
+const tiledFrom = Number(flag("tiled-from", "0")); // 0: the backend's default
+const tileRows = Number(flag("tile-rows", "0")); // 32 or 64 token rows a matmul tile holds; 0: the backend picks
+// prompt lengths timed (best of 3); the longest is also the rows one forward pass takes (maxBatchRows), as llama-bench's ubatch
+const prefillLengths = flag("prefill", "128").split(",").map(Number);
+const maxPrefill = Math.max(...prefillLengths);
 const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
+const dispatchFloor = await dispatchFloorUs();
+console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
 const results = [];
 for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
   const shape = SHAPES[shapeName];
@@ -260,11 +331,24 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     ) await writeModel(path, shape, type);
     const writeS = (performance.now() - t) / 1000;
     t = performance.now();
-    const backend = new WebGpuBackend({ submitEvery });
+    const backend = new WebGpuBackend({
+      submitEvery,
+      ...(tiledFrom ? { tiledFrom } : {}),
+      ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
+    });
     // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
-    const model = await loadModel(path, { backend, contextLength: 512, maxSequences: Math.max(1, batch), kvPages: 32 + 2 * batch });
+    const ctx = Math.max(512, maxPrefill);
+    const model = await loadModel(path, {
+      backend,
+      contextLength: ctx,
+      maxSequences: Math.max(1, batch),
+      kvPages: ctx / 16 + 2 * batch,
+      maxBatchRows: Math.max(128, maxPrefill),
+    });
     const loadS = (performance.now() - t) / 1000;
     await prefillTps(model, 16); // compiles the pipelines
+    const prefills: Record<string, number> = {};
+    for (const n of prefillLengths) prefills[`prefill${n}Tps`] = +(await prefillTps(model, n, 3)).toFixed(1);
     const prefill = await prefillTps(model, 128);
     const decode = await decodeTps(model, decodeSteps);
     const d0 = backend.dispatches, r0 = backend.recordMs;
@@ -304,16 +388,31 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       greedyChunk: chunk,
       submitEvery,
       prefill128Tps: +prefill.toFixed(1),
+      ...prefills,
       wasm1tPrefillTps: +wasmPrefill.toFixed(2),
       prefillSpeedup: +(prefill / wasmPrefill).toFixed(1),
       decodeGBs: +gbs.toFixed(1),
       bandwidthShare: +(gbs / bandwidth).toFixed(3),
     };
-    if (profile) Object.assign(r, { profileUs: await profileDecode(path, 32) });
+    if (profile) {
+      Object.assign(r, {
+        profileUs: await profileDecode(path, 32),
+        [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+      });
+    }
     console.log(JSON.stringify(r));
     results.push(r);
     if (!keep) g.Deno?.removeSync?.(path);
   }
 }
 const out = flag("json", "");
-if (out) g.Deno.writeTextFileSync(out, JSON.stringify({ adapter: status.adapter, readbackMs: +readback.toFixed(2), results }, null, 2));
+if (out) {
+  g.Deno.writeTextFileSync(
+    out,
+    JSON.stringify(
+      { adapter: status.adapter, readbackMs: +readback.toFixed(2), dispatchFloorUs: +dispatchFloor.toFixed(2), results },
+      null,
+      2,
+    ),
+  );
+}

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { assert, assertClose, assertEquals, env, readJSON, runtime, sharedPath, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/model.ts";
 import { webgpuStatus } from "../src/backends/webgpu/device.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
 import { UnsupportedError } from "../src/errors.ts";
 
 interface Reference {
@@ -46,6 +47,17 @@ for (const name of ["bloom-alibi", "mpt-alibi"]) {
       for (let j = 1; j < first.length; j++) if (first[j] > first[best]) best = j;
       const ids = [best, ...(await m.decodeGreedy(s2, best, ref.greedy_ids.length - 1))];
       assertEquals(ids, ref.greedy_ids, `${name} on WebGPU: greedy ids`);
+      // 70 rows: past 64, so the many-row kernels (tiled matmuls, attention 16 rows a workgroup, ALiBi in its scores)
+      // run; held to the WASM backend's logits
+      const long = Array.from({ length: 5 }, () => ref.input_ids).flat();
+      const cpu = await loadModel(dir, { backend: new WasmBackend() });
+      try {
+        const want = await cpu.prefill(cpu.newSequence(), long);
+        m.releaseSequence(s2);
+        assertClose(await m.prefill(m.newSequence(), long), want, 1e-3, `${name} on WebGPU: 70-row prefill vs WASM`, scaleOf(want));
+      } finally {
+        await cpu.close();
+      }
     } finally {
       await m.close();
     }

@@ -14,6 +14,8 @@ import { argmax, Sampler } from "../src/sampling/sampler.ts";
 import { Rng } from "../src/sampling/rng.ts";
 import type { SamplingParams } from "../src/sampling/params.ts";
 import { DeviceSampler } from "../src/backends/webgpu/sample.ts";
+import { GGMLType, type GGMLTypeId, rowBytes } from "../src/formats/ggml-types.ts";
+import { BytesSource } from "../src/io/source.ts";
 import { adapterKind, compareGreedyIds, greedyAgainst, type ReferenceSteps, referenceSteps } from "./near-tie.ts";
 
 interface GoldenRow {
@@ -104,6 +106,71 @@ gpuTest("F32 logits agree with the WASM backend within 1e-3 (prefill, decode, ba
     await cpu.close();
   }
 });
+
+// 72 prompt rows: past TILED_FROM and ATTENTION_ROWS_FROM, so every matmul of the prefill runs as workgroup-memory tiles
+// (wgsl-tiled.ts) with the fused epilogues (Q/K/V + RoPE + KV write, gate/up + SwiGLU, residual) and attention takes 16
+// rows a workgroup (wgsl-attention-rows.ts); the decode after it reads that KV cache
+const LONG_PROMPT = Array.from({ length: 72 }, (_, i) => 1 + ((i * 37 + 11) % 500));
+// The one-row kernels and the tiles do the same per-block arithmetic (only the order of the blocks' sums differs: the test
+// above holds one matmul to 1e-5), so the model's logits agree to 3e-4 for F32, 1e-3 for F16 (its activations are rounded
+// to half), and 2e-2 for quantized files, whose activations are quantized to 8 bits before every matmul: where a sum
+// order moves a value across a rounding boundary, its 8-bit step carries through the layers (synthq-q4_k_m moved by 9e-3
+// on an H200, 0 on lavapipe). Float weights are held to the WASM backend too (1e-3); quantized files' logits on the GPU
+// part from WASM's by that much with either kernel (the goldens' near-tie rule above holds them to llama.cpp).
+for (
+  const [path, wasmToo, rowsTol] of [
+    [STORIES("stories260K.gguf"), true, 3e-4],
+    [STORIES("stories260K-f16.gguf"), true, 1e-3],
+    [STORIES("stories260K-q8_0.gguf"), false, 2e-2],
+    [STORIES("stories260K-q4_0.gguf"), false, 2e-2],
+    [sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf"), false, 2e-2],
+  ] as const
+) {
+  const file = path.split("/").pop()!;
+  gpuTest(`${file}: a 72-row prefill (tiled matmuls, many-row attention) agrees with one row at a time${wasmToo ? " and with WASM" : ""}`, [
+    path,
+  ], async () => {
+    const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128, maxSequences: 4 });
+    const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128, maxSequences: 3 });
+    try {
+      const check = (a: Float32Array, b: Float32Array, what: string, tol: number = rowsTol) => {
+        let scale = 0;
+        for (const v of b) scale = Math.max(scale, Math.abs(v));
+        assertClose(a, b, tol, `${file} ${what}`, scale);
+      };
+      const prompt = LONG_PROMPT.map((t) => t % gpu.vocabSize);
+      const [tiled, rows, c] = [gpu.newSequence(), gpu.newSequence(), cpu.newSequence()];
+      const a = (await gpu.prefill(tiled, prompt)).slice();
+      let b = (await gpu.prefill(rows, prompt.slice(0, 1))).slice();
+      for (const t of prompt.slice(1)) b = (await gpu.decodeOne(rows, t)).slice();
+      check(a, b, "prefill vs one row at a time");
+      const wasm = await cpu.prefill(c, prompt);
+      if (wasmToo) check(a, wasm, "prefill vs WASM", 1e-3);
+      if (wasmToo) {
+        // a step of 36 + 36 rows of two sequences: the many-row attention takes one pass per sequence in a tile
+        const [g1, g2, c1, c2] = [gpu.newSequence(), gpu.newSequence(), cpu.newSequence(), cpu.newSequence()];
+        const x = prompt.slice(0, 36), y = prompt.slice(36, 72);
+        const ga = await gpu.step([{ seq: g1, tokens: x }, { seq: g2, tokens: y }]);
+        const ca = await cpu.step([{ seq: c1, tokens: x }, { seq: c2, tokens: y }]);
+        check(ga[0], ca[0], "two sequences in one step, row 0", 1e-3);
+        check(ga[1], ca[1], "two sequences in one step, row 1", 1e-3);
+        for (const s of [g1, g2]) gpu.releaseSequence(s);
+        for (const s of [c1, c2]) cpu.releaseSequence(s);
+      }
+      let token = top2(a)[0];
+      for (let i = 0; i < 3; i++) {
+        const x = (await gpu.decodeOne(tiled, token)).slice(), y = (await gpu.decodeOne(rows, token)).slice();
+        check(x, y, `decode ${i} after the tiled prefill`);
+        const w = await cpu.decodeOne(c, token);
+        if (wasmToo) check(x, w, `decode ${i} vs WASM`, 1e-3);
+        token = top2(y)[0];
+      }
+    } finally {
+      await gpu.close();
+      await cpu.close();
+    }
+  });
+}
 
 /** Greedy ids fed back one decodeOne at a time, picked on the host. */
 async function hostGreedy(model: Model, prompt: number[], n: number): Promise<{ ids: number[]; next: Float32Array }> {
@@ -201,6 +268,8 @@ testShared("decodeGreedy on the WASM backend is decodeOne with the Sampler's arg
   }
 });
 
+// (synthq-q8_0 and synthq-q4_0 part from llama.cpp's ids beyond the near-tie rule on WebGPU, before the many-row
+// kernels as after: step 30 of "Once upon a time" (margin 0.17) and step 2 (0.12); an open issue, not asserted here)
 for (const file of ["synthq-q4_k_m.gguf"]) {
   const path = sharedPath("models", "synthetic-quants", file);
   gpuTest(`${file} (Q4_K with Q6_K) greedy ids equal llama.cpp's`, [path, SYNTH_GOLDEN], async () => {
@@ -212,6 +281,31 @@ for (const file of ["synthq-q4_k_m.gguf"]) {
     } finally {
       await model.close();
     }
+  });
+}
+
+for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
+  const path = sharedPath("models", "synthetic-quants", file);
+  gpuTest(`${file}: attention quantizing its output for the output projection is bit-identical to a quantize dispatch`, [
+    path,
+  ], async () => {
+    const run = async (fuseAttentionQuant: boolean) => {
+      const backend = new WebGpuBackend({ fuseAttentionQuant });
+      const model = await loadModel(path, { backend, contextLength: 64 });
+      try {
+        const seq = model.newSequence();
+        const out = [(await model.prefill(seq, [1, 403, 407, 261])).slice()];
+        const before = backend.dispatches;
+        for (const t of [378, 432, 261]) out.push((await model.decodeOne(seq, t)).slice());
+        return { out, dispatches: backend.dispatches - before };
+      } finally {
+        await model.close();
+      }
+    };
+    const fused = await run(true), apart = await run(false);
+    // headDim 32: one Q8_0 block a head; one quantize dispatch fewer per layer and token (2 layers, 3 tokens)
+    assertEquals(apart.dispatches - fused.dispatches, 2 * 3);
+    fused.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
   });
 }
 
@@ -256,6 +350,65 @@ if (gpuExpected) {
         const r = new Float32Array(1);
         await b.read(out, r);
         assertEquals(new Int32Array(r.buffer)[0], argmax(v), what);
+      }
+    } finally {
+      await b.close();
+    }
+  });
+}
+
+/**
+ * Random weight rows of a type, with sane scales: F16 halves of modest exponent, and each block's f16 scale
+ * fields (Q8_0/Q4_0 d, Q4_K d and dmin, Q6_K d) set to about 5e-4.
+ */
+function randomWeights(type: GGMLTypeId, cols: number, rows: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(rowBytes(type, cols)! * rows);
+  let s = seed;
+  const next = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8;
+  for (let i = 0; i < bytes.length; i++) bytes[i] = next() & 0xff;
+  const dv = new DataView(bytes.buffer);
+  if (type === GGMLType.F32) { for (let o = 0; o < bytes.length; o += 4) dv.setFloat32(o, (next() / 2 ** 24 - 0.5) * 0.1, true); }
+  if (type === GGMLType.F16) {
+    for (let o = 0; o < bytes.length; o += 2) dv.setUint16(o, (next() & 0x83ff) | ((8 + (next() % 6)) << 10), true);
+  }
+  const scales: Record<number, [number, number[]]> = {
+    [GGMLType.Q8_0]: [34, [0]],
+    [GGMLType.Q4_0]: [18, [0]],
+    [GGMLType.Q4_K]: [144, [0, 2]],
+    [GGMLType.Q6_K]: [210, [208]],
+  };
+  const sc = scales[type];
+  if (sc) { for (let b = 0; b < bytes.length; b += sc[0]) for (const o of sc[1]) dv.setUint16(b + o, 0x1019, true); }
+  return bytes;
+}
+
+if (gpuExpected) {
+  test("webgpu: a matmul of 40 token rows (tiles in workgroup memory) equals 40 one-row matmuls, every weight type", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    const b = new WebGpuBackend();
+    await b.init(0);
+    // 512 columns: several K steps of every kernel; 70 rows: a partial tile; 40 tokens (past TILED_FROM): a partial token tile
+    const cols = 512, rows = 70, T = 40;
+    try {
+      const x = b.alloc(T * cols * 4, "x"), scratch = b.alloc(T * cols * 4, "scratch");
+      const tiled = b.alloc(T * rows * 4, "tiled out"), single = b.alloc(T * rows * 4, "one-row out");
+      const xs = new Float32Array(T * cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
+      b.write(x, xs);
+      for (const type of [GGMLType.F32, GGMLType.F16, GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q4_K, GGMLType.Q6_K]) {
+        const bytes = randomWeights(type, cols, rows, 17 + type);
+        const ptr = b.alloc(bytes.length, `weight test ${type}`);
+        await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
+        const w = { name: `test ${type}`, type, cols, rows, ptr, bytes: bytes.length };
+        b.matmul(tiled, x, w, T, scratch);
+        // one row at a time: each row's activation is quantized alone, as the tiled matmul's rows were
+        for (let t = 0; t < T; t++) b.matmul(single + t * rows * 4, x + t * cols * 4, w, 1, scratch);
+        const a = new Float32Array(T * rows), e = new Float32Array(T * rows);
+        await b.read(tiled, a);
+        await b.read(single, e);
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `type ${type}: all-zero products`);
+        assertClose(a, e, 1e-5, `type ${type}`, scale);
       }
     } finally {
       await b.close();

@@ -2,7 +2,8 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles]
+# quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
 # run again, one after the other on a quiet machine, on the same GGUF files.
@@ -29,9 +30,37 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ ! -e /tmp/tests-done ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = tiles ]; then
+  # prefill with matmul tiles of 32 token rows and of 64
+  for tr in 32 64 32; do
+    for shape in stories110M:F32 llama-1b:Q4_0; do
+      /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 8 --chunk 8 --wasm-prefill 0 --prefill 128,512 --tile-rows $tr --keep --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+    done
+  done
+  exit 0
+fi
+if [ "$what" = batch ]; then
+  # batched decode (16 sequences, a row each) with matmul tiles from 16 rows and from 32
+  for tf in 16 32; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M,llama-1b --types Q4_0 --decode 32 --chunk 32 --wasm-prefill 0 --prefill 128 --batch 16 --tiled-from $tf --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+  done
+  exit 0
+fi
+if [ "$what" = prefill ]; then
+  # per-kernel GPU time of a 512-row prefill (and a short decode), no tests
+  for shape in stories110M:F32 llama-1b:Q4_0; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 16 --chunk 16 --wasm-prefill 0 --prefill 128,512 --profile --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+  done
+  exit 0
+fi
+if [ "$what" = quick ]; then
+  /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q4_0 --decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --dir /tmp 2>&1 | tee "$OUT/bench.log"
+  /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --profile --dir /tmp 2>&1 | tee -a "$OUT/bench.log"
+  exit 0
 fi
 if [ "$what" = profile ]; then
   # GPU microseconds per greedy token of each kernel, beside the plain throughput
@@ -41,7 +70,7 @@ if [ "$what" = profile ]; then
   exit 0
 fi
 if [ "$what" = peer ]; then
-  kv="--decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --keep --dir /tmp"
+  kv="--decode 128 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --keep --dir /tmp"
   # first pass, while llama.cpp compiles: writes the GGUF files both engines read (its numbers are not the quiet ones)
   if [ ! -e /tmp/bench-1b.json ]; then
     /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 ${kv/--decode 128/--decode 32} --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"

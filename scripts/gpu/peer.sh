@@ -3,7 +3,7 @@
 # source tarball in .gpucarry/llamacpp.tar.xz (prepare-carry.sh makes it with
 # `git archive`; nothing of llama.cpp is in this repository), in /tmp.
 #   bash scripts/gpu/peer.sh build          # configure and build llama-bench (run it under setsid: it outlives the call)
-#   bash scripts/gpu/peer.sh bench FILE...  # llama-bench: prefill 128 (pp128) and decode 128 (tg128), all layers on the GPU
+#   bash scripts/gpu/peer.sh bench FILE...  # llama-bench: prefill 128 and 512 (pp128, pp512) and decode 128 (tg128), all layers on the GPU
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 src=/tmp/llamacpp
@@ -28,7 +28,7 @@ case "${1:-}" in
   bench)
     shift
     for f in "$@"; do
-      "$src/build/bin/llama-bench" -m "$f" -p 128 -n 128 -ngl 99 -r 3 -o jsonl 2>>/tmp/peer-build.log
+      "$src/build/bin/llama-bench" -m "$f" -p 128,512 -n 128 -ngl 99 -r 3 -o jsonl 2>>/tmp/peer-build.log
     done
     ;;
   *) echo "usage: peer.sh build | bench FILE..." >&2; exit 2 ;;

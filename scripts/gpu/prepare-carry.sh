@@ -12,7 +12,7 @@ apt-get $o update -qq
 S=../shared
 mkdir -p .gpucarry/shared/models/stories260K .gpucarry/shared/models/synthetic-quants .gpucarry/shared/golden
 cp $S/models/stories260K/*.gguf .gpucarry/shared/models/stories260K/
-cp $S/models/synthetic-quants/synthq-q4_k_m.gguf .gpucarry/shared/models/synthetic-quants/
+cp $S/models/synthetic-quants/synthq-{q4_k_m,q8_0,q4_0}.gguf .gpucarry/shared/models/synthetic-quants/
 cp $S/golden/stories260K.json $S/golden/synthetic-quants.json .gpucarry/shared/golden/
 xz -T4 -6 -c node_modules/deno/deno > .gpucarry/deno.xz
 # llama.cpp's source for the native peer (scripts/gpu/peer.sh), from a clone the search tool's fetch

@@ -20,6 +20,7 @@ import {
   ADD_BIAS,
   ARGMAX,
   ATTENTION,
+  attentionKernel,
   COPY,
   COPY_MANY,
   GELU_ERF,
@@ -33,6 +34,8 @@ import {
   SWIGLU,
 } from "./wgsl-ops.ts";
 import { SAMPLE } from "./wgsl-sample.ts";
+import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
+import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -44,6 +47,17 @@ const WEIGHT_BASE = 2 ** 40;
 /** One dispatch's params: 128 bytes used, 256 apart (minUniformBufferOffsetAlignment). */
 const PARAM_SLOT = 256;
 const PARAM_WORDS = 32;
+/**
+ * Token rows from which a matmul runs as tiles in workgroup memory (wgsl-tiled.ts) rather than the one-row kernels
+ * (8 token rows a workgroup): at 16 rows (batch-16 decode) the tiles measured 0.9-0.96x of those on an H200.
+ */
+const TILED_FROM = 32;
+/**
+ * Rows from which attention runs 16 rows a workgroup (wgsl-attention-rows.ts). Rows of different sequences in one
+ * tile take a pass each, so a step of many sequences with a row each (batched decode) stays on the per-row kernel:
+ * at 16 such rows the many-row kernel measured 0.7x (batch-16 decode on an H200).
+ */
+export const ATTENTION_ROWS_FROM = 64;
 /** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
 const QUEUE_DRAIN_AT = 48;
 const NO_OUT = 0xffffffff;
@@ -58,6 +72,14 @@ const PARAM_SLOTS = 4096;
 const SUBMIT_EVERY = 256;
 const MAX_GROUPS = 65535;
 const MAX_QUERIES = 4096;
+
+/** A row range of a weight that one binding covers (offset and size 0: the whole buffer). */
+interface WeightRange {
+  row0: number;
+  rows: number;
+  offset: number;
+  size: number;
+}
 
 interface WeightBuffer {
   addr: number;
@@ -104,6 +126,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private state: Gpu = null;
   private weightTop = WEIGHT_BASE;
   private readonly weights = new Map<number, WeightBuffer>();
+  private readonly rangeCache = new WeakMap<Weight, WeightRange[]>();
   private dummy!: Gpu;
   private argmaxPartials = 0;
 
@@ -131,6 +154,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private pendingScopes: Promise<unknown>[] = [];
 
   private readonly submitEvery: number;
+  private readonly fuseAttentionQuant: boolean;
+  private readonly tiledFrom: number;
+  private readonly tileRows: number;
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -142,9 +168,19 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /**
    * submitEvery: dispatches per submit at most (default 256; at most 4096).
    * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
+   * tiledFrom: token rows from which matmuls run as tiles (default 32; for measuring the crossover);
+   * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
+   * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
+   * blocks are bit-identical).
    */
-  constructor(opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean } = {}) {
+  constructor(
+    opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean; tiledFrom?: number; tileRows?: 32 | 64 } =
+      {},
+  ) {
     this.adapter = opts.adapter;
+    this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
+    this.tileRows = opts.tileRows ?? 0;
+    this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
@@ -496,7 +532,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   ): void {
     this.assertLive();
     this.stateBuffer();
-    if (!key.startsWith("matmul:")) this.quantized = null; // any other op may overwrite x or the scratch
+    if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized = null; // any other op may overwrite x or the scratch
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
     const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
@@ -543,7 +579,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /** Row ranges of a tensor that fit one binding, at offsets the adapter accepts. */
-  private ranges(w: Weight): Array<{ row0: number; rows: number; offset: number; size: number }> {
+  private ranges(w: Weight): WeightRange[] {
+    // the same for a weight's whole life, and asked for several times per op by the fuser: computed once
+    let r = this.rangeCache.get(w);
+    if (!r) this.rangeCache.set(w, r = this.computeRanges(w));
+    return r;
+  }
+
+  private computeRanges(w: Weight): WeightRange[] {
     const rowBytes = w.bytes / w.rows;
     const limit = this.limits.maxStorageBufferBindingSize - 256;
     const bufSize = this.weightBuffer(w).size;
@@ -606,6 +649,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
     switch (g.g) {
       case "single":
         return this.recordOp(g.op);
+      case "attnQuant":
+        return this.attentionNow(g.attn, g.next);
       case "normQuant":
         return this.normQuant(g.norm.out, g.norm.x, g.norm.w, g.norm.n, g.norm.eps, g.norm.T, g.next.w, g.next.scratch);
       case "qkv": {
@@ -704,6 +749,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
         return this.elementwise("copy", COPY, [op.dst / 4, op.src / 4, op.bytes / 4], op.bytes / 4);
       case "argmax":
         return this.argmaxNow(op.out, op.x, op.n, NO_OUT);
+      case "attention":
+        return this.attentionNow(op);
       case "other":
         return op.run();
     }
@@ -782,11 +829,28 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
     for (const r of this.ranges(w)) {
+      const params = [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4];
+      if (T >= this.tiledFrom) {
+        const bm = this.tileRows || tileTokens(T, r.rows);
+        this.dispatch(
+          `tiled:${w.type}:store:${bm}`,
+          () => tiledKernel(w.type, "store", bm),
+          params,
+          [
+            Math.ceil(r.rows / TILE_N),
+            Math.ceil(T / bm),
+          ],
+          w,
+          r.offset,
+          r.size,
+        );
+        continue;
+      }
       const lanes = lanesFor(w.type, w.cols);
       this.dispatch(
         `matmul:${w.type}:store:${tt}:${paired}:${lanes}`,
         () => matmulKernel(w.type, "store", tt, paired, lanes),
-        [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4],
+        params,
         [Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt)],
         w,
         r.offset,
@@ -804,6 +868,21 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
     const multi = ws.length > 1 && ws.slice(1).some((w) => w);
     const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
+    if (T >= this.tiledFrom && prologue === "none") {
+      const bm = this.tileRows || tileTokens(T, rows);
+      this.dispatch(
+        `tiled:${type}:${epilogue}:${bm}`,
+        () => tiledKernel(type, epilogue, bm),
+        params.flat(),
+        [Math.ceil(rows / TILE_N), Math.ceil(T / bm)],
+        binds > 1 ? ws : w0,
+        0,
+        0,
+        binds,
+      );
+      this.quantized = null;
+      return;
+    }
     this.dispatch(
       `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${prologue === "none" ? 0 : n}`,
       () => matmulKernel(type, epilogue, tt, paired, lanes, prologue, n),
@@ -877,33 +956,62 @@ export class WebGpuBackend implements Backend, FuseTarget {
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
     if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
     if (kv.topK) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
+    this.enqueue({ k: "attention", out, q, kv, layer, rows, T });
+  }
+
+  /** The many-row kernel (16 rows a workgroup, wgsl-attention-rows.ts) serves these rows. */
+  private attentionRows(kv: KVLayout, T: number): boolean {
+    return T >= ATTENTION_ROWS_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
+  }
+
+  /** FuseTarget: the per-row attention kernel quantizes its head's output in whole Q8_0 blocks for a Q8_0/Q4_0 matmul. */
+  quantizesAttention(kv: KVLayout, T: number, w: Weight): boolean {
+    return this.fuseAttentionQuant && ACT_WORDS[w.type]?.block === 32 && !this.attentionRows(kv, T) && kv.headDim % 32 === 0 &&
+      kv.headDim <= 128;
+  }
+
+  /** quantTo: also the Q8_0 blocks of the output for the matmul `next` reads them, at its scratch (attnQuant). */
+  private attentionNow(op: Extract<Op, { k: "attention" }>, next?: Extract<Op, { k: "matmul" }>): void {
+    const { out, q, kv, layer, rows, T } = op;
     const { kOff, vOff } = kvOffsets(kv, layer);
     // d = (ALiBi on, its slopes' word address)
     const alibi = kv.alibiSlopes === undefined ? [0, 0] : [1, kv.alibiSlopes / 4];
-    this.enqueue({
-      k: "other",
-      run: () =>
-        this.dispatch(
-          "attention",
-          () => ATTENTION,
-          [
-            out / 4,
-            q / 4,
-            rows / 4,
-            kv.base,
-            kv.pageBytes,
-            kv.pageSize,
-            kv.kvDim,
-            kv.headDim,
-            kv.nHeads,
-            kv.nKvHeads,
-            kOff,
-            vOff,
-            ...alibi,
-          ],
-          [kv.nHeads, T],
-        ),
-    });
+    const params = [
+      out / 4,
+      q / 4,
+      rows / 4,
+      kv.base,
+      kv.pageBytes,
+      kv.pageSize,
+      kv.kvDim,
+      kv.headDim,
+      kv.nHeads,
+      kv.nKvHeads,
+      kOff,
+      vOff,
+      ...alibi,
+      0,
+      0,
+      T,
+      next ? next.scratch / 4 : 0,
+    ];
+    // many rows: 16 a workgroup, each K/V position read once for all of them (wgsl-attention-rows.ts)
+    if (this.attentionRows(kv, T)) {
+      this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [
+        kv.nHeads,
+        Math.ceil(T / ROWS_PER_TILE),
+      ]);
+    } else if (next) {
+      this.dispatch("attention_quant", () => attentionKernel(true), params, [kv.nHeads, T]);
+      const n = next.w.cols;
+      this.quantized = {
+        key: `${ACT_WORDS[next.w.type].quantizer}:${out}:${n}:${T}:${next.scratch}`,
+        x: out,
+        xEnd: out + T * n * 4,
+        scratch: next.scratch,
+        scratchEnd: next.scratch + this.matmulScratchBytes(next.w.type, n, T),
+      };
+    } else this.dispatch("attention", () => ATTENTION, params, [kv.nHeads, T]);
   }
 
   copy(dst: number, src: number, bytes: number): void {

@@ -14,6 +14,7 @@ export type Op =
   | { k: "swiglu"; out: number; gate: number; up: number; n: number; T: number }
   | { k: "copy"; dst: number; src: number; bytes: number }
   | { k: "argmax"; out: number; x: number; n: number }
+  | { k: "attention"; out: number; q: number; kv: KVLayout; layer: number; rows: number; T: number }
   | { k: "other"; run: () => void };
 
 type OpOf<K extends Op["k"]> = Extract<Op, { k: K }>;
@@ -24,6 +25,7 @@ type OpOf<K extends Op["k"]> = Extract<Op, { k: K }>;
  *   swiglu     matmul gate, up of one input; out = silu(gate) * up, written over gate (likewise)
  *   residual   matmul out; x += out
  *   normQuant  rmsnorm whose output the next (quantized) matmul reads
+ *   attnQuant  attention whose output the next Q8_0/Q4_0 matmul reads (its Q8_0 blocks quantized in the attention kernel)
  *   copies     up to 7 word copies whose ranges do not overlap
  *   argmax     argmax, then a copy of its pick (the next step's token)
  *   single     anything else, as it was recorded
@@ -42,6 +44,7 @@ export type Group =
   | { g: "swiglu"; gate: OpOf<"matmul">; up: OpOf<"matmul">; act: OpOf<"swiglu">; norm?: OpOf<"rmsnorm"> }
   | { g: "residual"; mm: OpOf<"matmul">; add: OpOf<"add"> }
   | { g: "normQuant"; norm: OpOf<"rmsnorm">; next: OpOf<"matmul"> }
+  | { g: "attnQuant"; attn: OpOf<"attention">; next: OpOf<"matmul"> }
   | { g: "copies"; copies: OpOf<"copy">[] }
   | { g: "argmax"; pick: OpOf<"argmax">; copy: OpOf<"copy"> }
   | { g: "single"; op: Op };
@@ -58,6 +61,8 @@ export interface FuseTarget {
   whole(w: Weight): boolean;
   /** The matmul's input is quantized for this weight type. */
   quantizesInput(w: Weight): boolean;
+  /** The attention of these rows can quantize its output into Q8_0 blocks for a matmul of w (wgsl-ops.ts attentionKernel). */
+  quantizesAttention(kv: KVLayout, T: number, w: Weight): boolean;
   /** A one-row matmul of w can stage its (normed, quantized) input row in workgroup memory. */
   stagesInput(w: Weight, T: number): boolean;
 }
@@ -122,6 +127,15 @@ export function groupAt(ops: Op[], i: number, t: FuseTarget): { group: Group; le
       !overlaps(op.out, op.T * op.n * 4, op.x, op.T * op.n * 4)
     ) {
       return { group: { g: "normQuant", norm: op, next }, len: 1 }; // the matmul stays queued: it finds its input quantized
+    }
+  } else if (op.k === "attention") {
+    const next = at(1, "matmul");
+    if (
+      next && next.x === op.out && next.T === op.T && next.w.cols === op.kv.nHeads * op.kv.headDim &&
+      t.quantizesAttention(op.kv, op.T, next.w) &&
+      !overlaps(next.scratch, op.T * (next.w.cols / 32) * 36, op.out, op.T * next.w.cols * 4)
+    ) {
+      return { group: { g: "attnQuant", attn: op, next }, len: 1 }; // the matmul stays queued: it finds its input quantized
     }
   } else if (op.k === "argmax") {
     const copy = at(1, "copy");

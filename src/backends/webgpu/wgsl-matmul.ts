@@ -239,7 +239,7 @@ const ROW_MAP: Record<Epilogue, string> = {
 };
 
 /** qkv: pair gp of the concatenated q|k|v rows -> (segment, valid, row a, row b). P: b = (qRows, kvRows, -, rowBytes), d = (-, -, headDim, ropeDim | halves << 16). */
-const QKV_PAIR = /* wgsl */ `
+export const QKV_PAIR = /* wgsl */ `
 const NONE: u32 = 0xffffffffu;
 fn qkv_pair(gp: u32) -> vec4<u32> {
   let qp = P.b.x / 2u; let kp = P.b.y / 2u;

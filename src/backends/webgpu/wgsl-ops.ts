@@ -258,7 +258,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  * ALiBi (d.x = 1): each score gains slope * (p - own position), the slope at word d.y + h.
  * a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff), d = (alibi, slopes)
  */
-export const ATTENTION = /* wgsl */ `
+export const ATTENTION = attentionKernel(false);
+
+/**
+ * ATTENTION, and with quantize the Q8_0 activation blocks of its output for the Q8_0/Q4_0 matmul that reads it
+ * (the output projection), so that matmul needs no quantize dispatch: the workgroup's head is headDim / 32 whole
+ * blocks (headDim a multiple of 32, at most 128), quantized with quantQ8_0Kernel's arithmetic from the values it
+ * stores. e.y = the quantized blocks' word address.
+ */
+export function attentionKernel(quantize: boolean): string {
+  return /* wgsl */ `
 const CH: u32 = 256u;
 var<workgroup> qv: array<f32, 256>;
 var<workgroup> sc: array<f32, 256>;
@@ -368,10 +377,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     var o = 0.0;
     for (var k = 0u; k < vgroups; k++) { o += red[k * headDim + d]; }
     stf(oo + d, o / l);
-    if (d + 128u < headDim) { stf(oo + d + 128u, acc1 / l); }
+    if (d + 128u < headDim) { stf(oo + d + 128u, acc1 / l); }${
+    quantize
+      ? `
+    sc[d] = o / l;`
+      : ""
+  }
+  }${
+    quantize
+      ? `
+  // the head's blocks of 32: amax over each, then d = amax / 127 (f16-rounded) and q = round(v * 127 / amax)
+  workgroupBarrier();
+  let e = li & 31u;
+  let first = li & ~31u;
+  let v = select(0.0, sc[li], li < headDim);
+  red[li] = abs(v);
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (e < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  let amax = red[first];
+  let id = select(0.0, 127.0 / amax, amax != 0.0);
+  vs[li] = bitcast<u32>(i32(round(v * id)));
+  workgroupBarrier();
+  if (li < headDim) {
+    let o = P.e.y + (t * (nHeads * headDim / 32u) + (h * headDim + first) / 32u) * 9u;
+    if (e == 0u) { stf(o, quantizeToF16(amax / 127.0)); }
+    if (e < 8u) {
+      let q = first + 4u * e;
+      st[o + 1u + e] = pack_i8(vec4<i32>(bitcast<i32>(vs[q]), bitcast<i32>(vs[q + 1u]), bitcast<i32>(vs[q + 2u]), bitcast<i32>(vs[q + 3u])));
+    }
+  }`
+      : ""
   }
 }
 `;
+}
 
 /**
  * LayerNorm without its bias, one workgroup per row: out = (x - mean) / sqrt(var + eps) * w
