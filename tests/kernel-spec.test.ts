@@ -46,15 +46,17 @@ test("kernel spec: a build that lacks a kernel, takes other arguments or exports
   }
 });
 
-/** `export function name(args): ret` of every file assembly/index.ts re-exports: argument names (a leading _ dropped), f32 arguments, return type. */
+/** `export function name(args): ret` of every file assembly/index.ts re-exports (through `export *`): argument names (a leading _ dropped), f32 arguments, return type. */
 function assemblySignatures(): Map<string, { args: string[]; f32: string[]; returns: string }> {
   const dir = path.join(REPO, "assembly");
-  const index = fs.readFileSync(path.join(dir, "index.ts"), "utf8");
-  const files = [...index.matchAll(/export \* from "\.\/([\w-]+)"/g)].map((m) => m[1]);
-  assert(files.length > 5, "assembly/index.ts re-exports the kernel files");
   const out = new Map<string, { args: string[]; f32: string[]; returns: string }>();
-  for (const f of files) {
-    const src = fs.readFileSync(path.join(dir, `${f}.ts`), "utf8");
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const src = fs.readFileSync(path.join(dir, `${file}.ts`), "utf8");
+    for (const m of src.matchAll(/^export \* from "\.\/([\w-]+)"/gm)) visit(m[1]);
+    if (file === "index") return;
     for (const m of src.matchAll(/^export function (\w+)\(([^)]*)\)\s*:\s*(\w+)/gm)) {
       const params = m[2].split(",").map((p) => p.trim()).filter(Boolean).map((p) => p.split(":").map((s) => s.trim()));
       out.set(m[1], {
@@ -63,7 +65,9 @@ function assemblySignatures(): Map<string, { args: string[]; f32: string[]; retu
         returns: m[3],
       });
     }
-  }
+  };
+  visit("index");
+  assert(seen.size > 10, "assembly/index.ts re-exports the kernel files");
   return out;
 }
 

@@ -46,10 +46,11 @@ export const ROW_ALIGN = 16;
 /** Elementwise chunks start at multiples of this many elements: SIMD bodies and scalar tails fall as on one thread. */
 export const ELEMENT_ALIGN = 64;
 
-const MATMUL = {
-  args: ["out", "x", "w", "n", "d", "T", "r0", "r1"],
-  split: { rows: { by: "range", total: "d", lo: "r0", hi: "r1", align: ROW_ALIGN } },
-} as const satisfies KernelSpec;
+/** out (T x d) = x (T rows of n) . W (d rows of n)^T over weight rows [r0, r1); split by weight rows. */
+const MATMUL_ROWS = { rows: { by: "range", total: "d", lo: "r0", hi: "r1", align: ROW_ALIGN } } as const;
+const MATMUL = { args: ["out", "x", "w", "n", "d", "T", "r0", "r1"], split: MATMUL_ROWS } as const satisfies KernelSpec;
+/** The same over quantized (or BF16) activations xq, as quantize_<act> wrote them. */
+const QMATMUL = { args: ["out", "xq", "w", "n", "d", "T", "r0", "r1"], split: MATMUL_ROWS } as const satisfies KernelSpec;
 const DEQUANTIZE = { args: ["out", "w", "n"] } as const satisfies KernelSpec;
 
 /** quantize_<act>(out, x, n, T): T rows of n f32 into the activation format act; split by rows. */
@@ -68,6 +69,7 @@ function quantizeSpec(act: GGMLTypeId) {
 const ATTENTION_CACHE = ["out", "q", "att", "kvBase", "pageTable", "pageSize", "pageBytes", "kOff", "vOff", "kvDim"] as const;
 const ATTENTION_ROWS = ["nHeads", "nKvHeads", "headDim", "start", "end", "h0", "h1"] as const;
 const ATTENTION_ARGS = [...ATTENTION_CACHE, ...ATTENTION_ROWS, "slopes", "topK", "sel"] as const;
+type Tail3<A extends readonly string[]> = A extends readonly [string, string, string, ...infer R] ? R : never;
 const HEADS = { by: "heads", total: "nHeads", lo: "h0", hi: "h1", align: 1 } as const;
 const ATTENTION = { args: ATTENTION_ARGS, split: { heads: HEADS } } as const satisfies KernelSpec;
 const ATTENTION_BLOCKED = {
@@ -123,34 +125,34 @@ export const KERNEL_SPEC = {
   quantize_q8_k: quantizeSpec(GGMLType.Q8_K),
   quantize_bf16: quantizeSpec(GGMLType.BF16),
   // assembly/quant-matmul.ts
-  matmul_bf16: MATMUL,
-  matmul_q8_0: MATMUL,
-  matmul_q4_0: MATMUL,
-  matmul_q4_1: MATMUL,
-  matmul_q5_0: MATMUL,
-  matmul_q5_1: MATMUL,
-  matmul_q2_k: MATMUL,
-  matmul_q3_k: MATMUL,
-  matmul_q4_k: MATMUL,
-  matmul_q5_k: MATMUL,
-  matmul_q6_k: MATMUL,
+  matmul_bf16: QMATMUL,
+  matmul_q8_0: QMATMUL,
+  matmul_q4_0: QMATMUL,
+  matmul_q4_1: QMATMUL,
+  matmul_q5_0: QMATMUL,
+  matmul_q5_1: QMATMUL,
+  matmul_q2_k: QMATMUL,
+  matmul_q3_k: QMATMUL,
+  matmul_q4_k: QMATMUL,
+  matmul_q5_k: QMATMUL,
+  matmul_q6_k: QMATMUL,
   // assembly/*-ggml.ts: llama.cpp's summation order (ggmlOrder); *_vecdot_ggml are the non-repacked paths, exported for tests
-  matmul_q8_0_ggml: MATMUL,
-  matmul_q4_0_vecdot_ggml: MATMUL,
-  matmul_q4_1_ggml: MATMUL,
-  matmul_q5_0_ggml: MATMUL,
-  matmul_q5_1_ggml: MATMUL,
-  matmul_q4_k_ggml: MATMUL,
-  matmul_q2_k_ggml: MATMUL,
-  matmul_q4_0_ggml: MATMUL,
-  matmul_bf16_ggml: MATMUL,
+  matmul_q8_0_ggml: QMATMUL,
+  matmul_q4_0_vecdot_ggml: QMATMUL,
+  matmul_q4_1_ggml: QMATMUL,
+  matmul_q5_0_ggml: QMATMUL,
+  matmul_q5_1_ggml: QMATMUL,
+  matmul_q4_k_ggml: QMATMUL,
+  matmul_q2_k_ggml: QMATMUL,
+  matmul_q4_0_ggml: QMATMUL,
+  matmul_bf16_ggml: QMATMUL,
   matmul_f16_ggml: MATMUL,
   matmul_f32_ggml: MATMUL,
-  matmul_q6_k_ggml: MATMUL,
-  matmul_q5_k_ggml: MATMUL,
-  matmul_q3_k_ggml: MATMUL,
-  matmul_q4_k_vecdot_ggml: MATMUL,
-  matmul_q2_k_vecdot_ggml: MATMUL,
+  matmul_q6_k_ggml: QMATMUL,
+  matmul_q5_k_ggml: QMATMUL,
+  matmul_q3_k_ggml: QMATMUL,
+  matmul_q4_k_vecdot_ggml: QMATMUL,
+  matmul_q2_k_vecdot_ggml: QMATMUL,
   // assembly/quant-dequant.ts
   dequantize_bf16: DEQUANTIZE,
   dequantize_q8_0: DEQUANTIZE,
@@ -183,7 +185,7 @@ export const KERNEL_SPEC = {
   attention_f16_tiled: ATTENTION,
   /** attention_f16_split's chunk pass alone (tests/ggml-order-split.test.ts checks it against llama.cpp's chunking). */
   attention_f16_chunks: {
-    args: [...ATTENTION_CACHE, ...ATTENTION_ROWS, "nKv", "nChunks", "slopes"],
+    args: ["out", "q", "scratch", ...ATTENTION_CACHE.slice(3) as Tail3<typeof ATTENTION_CACHE>, ...ATTENTION_ROWS, "nKv", "nChunks", "slopes"],
   },
   // assembly/variants.ts (kvasm/ops)
   aft_keys: { args: ["ek", "ekv", "k", "v", "T", "D"] },
@@ -220,7 +222,7 @@ export type SplitKernel<S extends string> = {
 }[KernelName];
 
 /** Kernels of one argument list, picked by GGML type through src/quant/kernels.ts. */
-export type MatmulKernel = { [K in KernelName]: Spec<K> extends typeof MATMUL ? K : never }[KernelName];
+export type MatmulKernel = { [K in KernelName]: Spec<K> extends typeof MATMUL | typeof QMATMUL ? K : never }[KernelName];
 export type DequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE ? K : never }[KernelName];
 export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_1" | "q8_k" | "bf16"}`>;
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
