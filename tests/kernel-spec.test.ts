@@ -39,7 +39,10 @@ test("kernel spec: a build that lacks a kernel, takes other arguments or exports
     ["softmax", { ...real, softmax: (_x: number, _n: number) => {} }],
   ];
   for (const [kernel, exports] of cases) {
-    const err = await assertRejects(() => Promise.resolve().then(() => checkKernelExports(exports as WebAssembly.Exports, "simd")), KernelBuildError);
+    const err = await assertRejects(
+      () => Promise.resolve().then(() => checkKernelExports(exports as WebAssembly.Exports, "simd")),
+      KernelBuildError,
+    );
     assertEquals((err as KernelBuildError).kernel, kernel, "the kernel named");
     assertEquals((err as KernelBuildError).code, "unsupported", "code");
     assert(err.message.includes(kernel) && err.message.includes("npm run build:kernels"), err.message);

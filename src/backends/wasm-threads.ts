@@ -2,7 +2,7 @@ import { GGMLType } from "../formats/ggml-types.ts";
 import type { MatmulKernel } from "../kernels/spec.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
-import { ThreadPool } from "../threads/pool.ts";
+import { type AttentionRows, ThreadPool } from "../threads/pool.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { KvasmError } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
@@ -61,6 +61,16 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** Ops issued while the pool had a pending op, run in order by drain(). */
   private queue: Array<() => void> = [];
   private draining = false;
+  /** The attention op's row metadata, one object reused for every call. */
+  private readonly attentionRows: AttentionRows = {
+    rows: 0,
+    T: 0,
+    maxLen: 0,
+    rowFields: ROW_FIELDS,
+    rowPageTable: ROW_PAGE_TABLE,
+    rowPos: ROW_POS,
+    rowStart: ROW_START,
+  };
 
   constructor(opts: ThreadedWasmOptions) {
     super({ relaxed: opts.relaxed, shared: true, ggmlOrder: opts.ggmlOrder });
@@ -155,15 +165,9 @@ export class ThreadedWasmBackend extends WasmBackend {
     const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
     const frame = this.attentionFrame(this.attentionKernel(kv, T, lastPos), kv, layer, scratch, 0, kv.nHeads);
     frame.set("out", out).set("q", q);
-    this.pool.attention(frame, {
-      rows,
-      T,
-      maxLen,
-      rowFields: ROW_FIELDS,
-      rowPageTable: ROW_PAGE_TABLE,
-      rowPos: ROW_POS,
-      rowStart: ROW_START,
-    });
+    const batch = this.attentionRows;
+    batch.rows = rows, batch.T = T, batch.maxLen = maxLen;
+    this.pool.attention(frame, batch);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {

@@ -2,7 +2,7 @@ import { Arena } from "../memory/arena.ts";
 import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
-import { type AttentionKernel, AttentionFrame, type MatmulKernel } from "../kernels/spec.ts";
+import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
 import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
 import { UnsupportedError } from "../errors.ts";

@@ -185,7 +185,16 @@ export const KERNEL_SPEC = {
   attention_f16_tiled: ATTENTION,
   /** attention_f16_split's chunk pass alone (tests/ggml-order-split.test.ts checks it against llama.cpp's chunking). */
   attention_f16_chunks: {
-    args: ["out", "q", "scratch", ...ATTENTION_CACHE.slice(3) as Tail3<typeof ATTENTION_CACHE>, ...ATTENTION_ROWS, "nKv", "nChunks", "slopes"],
+    args: [
+      "out",
+      "q",
+      "scratch",
+      ...ATTENTION_CACHE.slice(3) as Tail3<typeof ATTENTION_CACHE>,
+      ...ATTENTION_ROWS,
+      "nKv",
+      "nChunks",
+      "slopes",
+    ],
   },
   // assembly/variants.ts (kvasm/ops)
   aft_keys: { args: ["ek", "ekv", "k", "v", "T", "D"] },
@@ -226,7 +235,13 @@ export type MatmulKernel = { [K in KernelName]: Spec<K> extends typeof MATMUL | 
 export type DequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE ? K : never }[KernelName];
 export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_1" | "q8_k" | "bf16"}`>;
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
-export type AttentionKernel = "attention" | "attention_q8" | "attention_u8" | "attention_f16" | "attention_f16_split" | "attention_f16_tiled";
+export type AttentionKernel =
+  | "attention"
+  | "attention_q8"
+  | "attention_u8"
+  | "attention_f16"
+  | "attention_f16_split"
+  | "attention_f16_tiled";
 
 /** Position of a named argument in a kernel's argument list; -1 when the kernel has no such argument. */
 export function argIndex<K extends KernelName>(kernel: K, arg: KernelArg<K> | string): number {
