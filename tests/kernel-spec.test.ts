@@ -60,7 +60,7 @@ function assemblySignatures(): Map<string, { args: string[]; f32: string[]; retu
     const src = fs.readFileSync(path.join(dir, `${file}.ts`), "utf8");
     for (const m of src.matchAll(/^export \* from "\.\/([\w-]+)"/gm)) visit(m[1]);
     if (file === "index") return;
-    for (const m of src.matchAll(/^export function (\w+)\(([^)]*)\)\s*:\s*(\w+)/gm)) {
+    for (const m of src.matchAll(/^(?:@inline )?export function (\w+)\(([^)]*)\)\s*:\s*(\w+)/gm)) {
       const params = m[2].split(",").map((p) => p.trim()).filter(Boolean).map((p) => p.split(":").map((s) => s.trim()));
       out.set(m[1], {
         args: params.map(([name]) => name.replace(/^_/, "")),
@@ -103,7 +103,7 @@ test("kernel spec: every split names arguments the kernel takes", () => {
 
 test("block layouts: assembly/ggml-common.ts agrees with src/formats/ggml-types.ts", () => {
   const src = fs.readFileSync(path.join(REPO, "assembly", "ggml-common.ts"), "utf8");
-  const consts = new Map([...src.matchAll(/^export const (\w+): \w+ = (\d+);/gm)].map((m) => [m[1], Number(m[2])]));
+  const consts = new Map([...src.matchAll(/^(?:@inline )?export const (\w+): \w+ = (\d+);/gm)].map((m) => [m[1], Number(m[2])]));
   const ids = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "BF16"] as const;
   for (const t of ids) {
     assertEquals(consts.get(t), GGMLType[t], `${t} type id`);
