@@ -1,4 +1,4 @@
-// f32 / f16 kernels of the transformer: matmul, norms, RoPE, softmax, SwiGLU,
+// f32 / f16 kernels of the transformer: matmul, norms, RoPE, SwiGLU,
 // residual add, row fetch and attention over the paged KV cache.
 // Every pointer is a byte address in the imported memory; outputs come first.
 
@@ -266,20 +266,6 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
       setF32(o0, i, (g / (<f32>1 + expfGlibc(-g))) * f32At(u0, i));
     }
   }
-}
-
-/** In-place softmax over n floats, max-subtracted so large logits cannot overflow. */
-export function softmax(x: usize, n: i32): void {
-  let mx = f32At(x, 0);
-  for (let i = 1; i < n; i++) mx = max(mx, f32At(x, i));
-  let sum: f32 = 0;
-  for (let i = 0; i < n; i++) {
-    const e = expf(f32At(x, i) - mx);
-    setF32(x, i, e);
-    sum += e;
-  }
-  const inv = <f32>1 / sum;
-  for (let i = 0; i < n; i++) setF32(x, i, f32At(x, i) * inv);
 }
 
 // ---------------------------------------------------------------- RoPE

@@ -16,26 +16,15 @@
 import { f16, q3kScalesLo, q3kScalesHi } from "./quant-util";
 import { fma4, fmaf } from "./fused";
 import { hsum } from "./math";
-
-// Type ids (as in quant-matmul.ts).
-// @ts-ignore: decorator
-@inline const Q2_K = 10;
-// @ts-ignore: decorator
-@inline const Q3_K = 11;
-// @ts-ignore: decorator
-@inline const Q4_K = 12;
-// @ts-ignore: decorator
-@inline const Q5_K = 13;
-// @ts-ignore: decorator
-@inline const Q6_K = 14;
+import { Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_K_BYTES } from "./ggml-common";
 
 /** Bytes per weight superblock. */
 // @ts-ignore: decorator
 @inline function wBytes(k: i32): usize {
-  return k == Q2_K ? 84 : k == Q3_K ? 110 : k == Q4_K ? 144 : k == Q5_K ? 176 : 210;
+  return k == Q2_K ? Q2_K_BYTES : k == Q3_K ? Q3_K_BYTES : k == Q4_K ? Q4_K_BYTES : k == Q5_K ? Q5_K_BYTES : Q6_K_BYTES;
 }
 // @ts-ignore: decorator
-@inline const ABYTES: usize = 292; // Q8_K: f32 d, i8 qs[256], i16 bsums[16]
+@inline const ABYTES: usize = Q8_K_BYTES; // Q8_K: f32 d, i8 qs[256], i16 bsums[16]
 
 /**
  * i16 lane i = w[2i] * a[2i] + w[2i+1] * a[2i+1] (pmaddubsw's pairs), exact:

@@ -58,63 +58,8 @@ export function attention_q8(
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
   slopes: usize, topK: i32, sel: usize,
 ): void {
-  const kvMul = nHeads / nKvHeads;
-  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
-  const len = end - start;
-  const slotBytes = <usize>(kvDim + (kvDim / qBlock) * 4);
-  const qb4 = qBlock & ~3;
-  for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize>h * headDim) << 2);
-    const e0 = (h / kvMul) * headDim; // first element of this KV head in a slot
-    const sc = att + ((<usize>h * len) << 2);
-    const slope = alibiSlope(slopes, h);
-    let mx: f32 = -Infinity;
-    for (let p = start; p < end; p++) {
-      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
-      const slot = kvBase + page * <usize>pageBytes + <usize>kOff + <usize>(p % pageSize) * slotBytes;
-      let s: f32 = 0;
-      for (let c = 0; c < headDim; c += qBlock) {
-        const k = slot + <usize>(e0 + c);
-        const qc = qh + (<usize>c << 2);
-        let acc = f32x4.splat(0);
-        for (let i = 0; i < qb4; i += 4) acc = madd(v128.load(qc + (<usize>i << 2)), i8x4(k + <usize>i), acc);
-        let dot = hsum(acc);
-        for (let i = qb4; i < qBlock; i++) dot += f32At(qc, i) * <f32>load<i8>(k + <usize>i);
-        s += dot * load<f32>(slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << 2));
-      }
-      s *= scale;
-      if (slopes != 0) s += slope * <f32>(p - end + 1);
-      setF32(sc, p - start, s);
-      mx = max(mx, s);
-    }
-    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3));
-    let sum: f32 = 0;
-    for (let j = 0; j < len; j++) {
-      const e = expf(f32At(sc, j) - mx);
-      setF32(sc, j, e);
-      sum += e;
-    }
-    const inv = <f32>1 / sum;
-    const oh = out + ((<usize>h * headDim) << 2);
-    for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
-    for (let p = start; p < end; p++) {
-      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
-      const slot = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes;
-      const a = f32At(sc, p - start) * inv;
-      if (topK > 0 && a == 0) continue;
-      for (let c = 0; c < headDim; c += qBlock) {
-        const v = slot + <usize>(e0 + c);
-        const ac = a * load<f32>(slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << 2));
-        const a4 = f32x4.splat(ac);
-        const oc = oh + (<usize>c << 2);
-        for (let i = 0; i < qb4; i += 4) {
-          const o = <usize>i << 2;
-          v128.store(oc + o, madd(a4, i8x4(v + <usize>i), v128.load(oc + o)));
-        }
-        for (let i = qb4; i < qBlock; i++) setF32(oc, i, f32At(oc, i) + ac * <f32>load<i8>(v + <usize>i));
-      }
-    }
-  }
+  attention8<i8>(out, q, att, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, qBlock,
+    nHeads, nKvHeads, headDim, start, end, h0, h1, slopes, topK, sel);
 }
 
 // ---------------------------------------------------------------- u8_asym
@@ -173,14 +118,31 @@ export function attention_u8(
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
   slopes: usize, topK: i32, sel: usize,
 ): void {
+  attention8<u8>(out, q, att, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, qBlock,
+    nHeads, nKvHeads, headDim, start, end, h0, h1, slopes, topK, sel);
+}
+
+/**
+ * The one loop of attention_q8 and attention_u8. Q is i8 (a Q8_0 slot: one f32 scale per block) or u8
+ * (u8_asym: an f32 scale and an f32 zero point per block); the compiler folds the isSigned<Q>() branches
+ * and inlines the loop into each export, so each is the loop it had when the two were written out apart.
+ */
+// @ts-ignore: decorator
+@inline function attention8<Q>(
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32, qBlock: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, topK: i32, sel: usize,
+): void {
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
   const len = end - start;
-  const slotBytes = <usize>(kvDim + (kvDim / qBlock) * 8);
+  const paramShift: usize = isSigned<Q>() ? 2 : 3; // per block: the scale (Q8_0), or scale and zero point (u8_asym)
+  const slotBytes = <usize>(kvDim + (kvDim / qBlock) * (isSigned<Q>() ? 4 : 8));
   const qb4 = qBlock & ~3;
   for (let h = h0; h < h1; h++) {
     const qh = q + ((<usize>h * headDim) << 2);
-    const e0 = (h / kvMul) * headDim;
+    const e0 = (h / kvMul) * headDim; // first element of this KV head in a slot
     const sc = att + ((<usize>h * len) << 2);
     const slope = alibiSlope(slopes, h);
     let mx: f32 = -Infinity;
@@ -191,16 +153,25 @@ export function attention_u8(
       for (let c = 0; c < headDim; c += qBlock) {
         const k = slot + <usize>(e0 + c);
         const qc = qh + (<usize>c << 2);
-        let acc = f32x4.splat(0), qs = f32x4.splat(0);
-        for (let i = 0; i < qb4; i += 4) {
-          const qv = v128.load(qc + (<usize>i << 2));
-          acc = madd(qv, u8x4(k + <usize>i), acc);
-          qs = f32x4.add(qs, qv);
+        const at = slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << paramShift);
+        if (isSigned<Q>()) {
+          let acc = f32x4.splat(0);
+          for (let i = 0; i < qb4; i += 4) acc = madd(v128.load(qc + (<usize>i << 2)), i8x4(k + <usize>i), acc);
+          let dot = hsum(acc);
+          for (let i = qb4; i < qBlock; i++) dot += f32At(qc, i) * <f32>load<i8>(k + <usize>i);
+          s += dot * load<f32>(at);
+        } else {
+          // k = scale * (u - zp) per block: q . k = scale * (q . u - zp * sum(q)), both sums in one pass
+          let acc = f32x4.splat(0), qs = f32x4.splat(0);
+          for (let i = 0; i < qb4; i += 4) {
+            const qv = v128.load(qc + (<usize>i << 2));
+            acc = madd(qv, u8x4(k + <usize>i), acc);
+            qs = f32x4.add(qs, qv);
+          }
+          let dot = hsum(acc), qsum = hsum(qs);
+          for (let i = qb4; i < qBlock; i++) { dot += f32At(qc, i) * <f32>load<u8>(k + <usize>i); qsum += f32At(qc, i); }
+          s += load<f32>(at) * (dot - load<f32>(at, 4) * qsum);
         }
-        let dot = hsum(acc), qsum = hsum(qs);
-        for (let i = qb4; i < qBlock; i++) { dot += f32At(qc, i) * <f32>load<u8>(k + <usize>i); qsum += f32At(qc, i); }
-        const at = slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << 3);
-        s += load<f32>(at) * (dot - load<f32>(at, 4) * qsum);
       }
       s *= scale;
       if (slopes != 0) s += slope * <f32>(p - end + 1);
@@ -224,16 +195,27 @@ export function attention_u8(
       const slot = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes;
       for (let c = 0; c < headDim; c += qBlock) {
         const v = slot + <usize>(e0 + c);
-        const at = slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << 3);
-        const as = a * load<f32>(at);
-        const off = -as * load<f32>(at, 4);
-        const a4 = f32x4.splat(as), off4 = f32x4.splat(off);
+        const at = slot + <usize>kvDim + (<usize>((e0 + c) / qBlock) << paramShift);
         const oc = oh + (<usize>c << 2);
-        for (let i = 0; i < qb4; i += 4) {
-          const o = <usize>i << 2;
-          v128.store(oc + o, f32x4.add(madd(a4, u8x4(v + <usize>i), v128.load(oc + o)), off4));
+        if (isSigned<Q>()) {
+          const ac = a * load<f32>(at);
+          const a4 = f32x4.splat(ac);
+          for (let i = 0; i < qb4; i += 4) {
+            const o = <usize>i << 2;
+            v128.store(oc + o, madd(a4, i8x4(v + <usize>i), v128.load(oc + o)));
+          }
+          for (let i = qb4; i < qBlock; i++) setF32(oc, i, f32At(oc, i) + ac * <f32>load<i8>(v + <usize>i));
+        } else {
+          // the output gains (a scale) u - (a scale zp) per block
+          const as = a * load<f32>(at);
+          const off = -as * load<f32>(at, 4);
+          const a4 = f32x4.splat(as), off4 = f32x4.splat(off);
+          for (let i = 0; i < qb4; i += 4) {
+            const o = <usize>i << 2;
+            v128.store(oc + o, f32x4.add(madd(a4, u8x4(v + <usize>i), v128.load(oc + o)), off4));
+          }
+          for (let i = qb4; i < qBlock; i++) setF32(oc, i, f32At(oc, i) + as * <f32>load<u8>(v + <usize>i) + off);
         }
-        for (let i = qb4; i < qBlock; i++) setF32(oc, i, f32At(oc, i) + as * <f32>load<u8>(v + <usize>i) + off);
       }
     }
   }

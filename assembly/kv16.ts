@@ -19,7 +19,7 @@ import { alibiSlope } from "./attn-select";
 
 /** f32 to IEEE half bits, round to nearest even (F16C's vcvtps2ph with rounding mode 0). */
 // @ts-ignore: decorator
-@inline export function f32ToF16Bits(x: f32): u32 {
+@inline function f32ToF16Bits(x: f32): u32 {
   const bits = reinterpret<u32>(x);
   const sign = (bits >> 16) & 0x8000;
   const a = bits & 0x7fffffff;

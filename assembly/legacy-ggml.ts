@@ -14,20 +14,11 @@
 
 import { f16 } from "./quant-util";
 import { fmaf, fmaLanes, hsum8 } from "./fused";
-
-// ggml type ids
-// @ts-ignore: decorator
-@inline const Q4_0 = 2;
-// @ts-ignore: decorator
-@inline const Q4_1 = 3;
-// @ts-ignore: decorator
-@inline const Q5_0 = 6;
-// @ts-ignore: decorator
-@inline const Q5_1 = 7;
+import { Q4_0, Q4_1, Q5_0, Q5_1, Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES } from "./ggml-common";
 
 /** Bytes per weight block: Q4_0 {d, qs[16]}, Q4_1 {d, m, qs[16]}, Q5_0 {d, qh[4], qs[16]}, Q5_1 {d, m, qh[4], qs[16]}. */
 // @ts-ignore: decorator
-@inline function wBytes(k: i32): usize { return k == Q4_0 ? 18 : k == Q4_1 ? 20 : k == Q5_0 ? 22 : 24; }
+@inline function wBytes(k: i32): usize { return k == Q4_0 ? Q4_0_BYTES : k == Q4_1 ? Q4_1_BYTES : k == Q5_0 ? Q5_0_BYTES : Q5_1_BYTES; }
 /** Offset of the packed nibbles. */
 // @ts-ignore: decorator
 @inline function wQs(k: i32): usize { return k == Q4_0 ? 2 : k == Q4_1 ? 4 : k == Q5_0 ? 6 : 8; }

@@ -10,9 +10,10 @@
 
 import { f16 } from "./quant-util";
 import { fmaLanes, hsum8 } from "./fused";
+import { Q8_0_BYTES } from "./ggml-common";
 
 // @ts-ignore: decorator
-@inline const BLOCK: usize = 34; // f16 scale + 32 int8
+@inline const BLOCK: usize = Q8_0_BYTES; // f16 scale + 32 int8
 
 /**
  * Sums of four consecutive products of two signed int8 vectors (16 values

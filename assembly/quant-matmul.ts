@@ -13,28 +13,12 @@
 //   T > 1:  one weight row against four activation rows (each weight block is
 //           unpacked once and used four times; the row stays in L1 across t).
 import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from "./quant-util";
+import {
+  Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+  Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_K_BYTES,
+} from "./ggml-common";
 
-// Kinds are ggml type ids.
-// @ts-ignore: decorator
-@inline const Q4_0 = 2;
-// @ts-ignore: decorator
-@inline const Q4_1 = 3;
-// @ts-ignore: decorator
-@inline const Q5_0 = 6;
-// @ts-ignore: decorator
-@inline const Q5_1 = 7;
-// @ts-ignore: decorator
-@inline const Q8_0 = 8;
-// @ts-ignore: decorator
-@inline const Q2_K = 10;
-// @ts-ignore: decorator
-@inline const Q3_K = 11;
-// @ts-ignore: decorator
-@inline const Q4_K = 12;
-// @ts-ignore: decorator
-@inline const Q5_K = 13;
-// @ts-ignore: decorator
-@inline const Q6_K = 14;
+// Kinds are ggml type ids (ggml-common.ts).
 
 // Tile modes.
 // @ts-ignore: decorator
@@ -48,12 +32,12 @@ import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScal
 /** Bytes per weight block. */
 // @ts-ignore: decorator
 @inline function wBytes(k: i32): usize {
-  return k == Q4_0 ? 18 : k == Q4_1 ? 20 : k == Q5_0 ? 22 : k == Q5_1 ? 24 : k == Q8_0 ? 34
-    : k == Q2_K ? 84 : k == Q3_K ? 110 : k == Q4_K ? 144 : k == Q5_K ? 176 : 210;
+  return k == Q4_0 ? Q4_0_BYTES : k == Q4_1 ? Q4_1_BYTES : k == Q5_0 ? Q5_0_BYTES : k == Q5_1 ? Q5_1_BYTES : k == Q8_0 ? Q8_0_BYTES
+    : k == Q2_K ? Q2_K_BYTES : k == Q3_K ? Q3_K_BYTES : k == Q4_K ? Q4_K_BYTES : k == Q5_K ? Q5_K_BYTES : Q6_K_BYTES;
 }
 /** Bytes per activation block: Q8_0 (34), Q8_1 (36) or Q8_K (292). */
 // @ts-ignore: decorator
-@inline function aBytes(k: i32): usize { return isK(k) ? 292 : (k == Q4_1 || k == Q5_1) ? 36 : 34; }
+@inline function aBytes(k: i32): usize { return isK(k) ? Q8_K_BYTES : (k == Q4_1 || k == Q5_1) ? Q8_1_BYTES : Q8_0_BYTES; }
 /** Offset of the int8 values in an activation block. */
 // @ts-ignore: decorator
 @inline function aQs(k: i32): usize { return isK(k) ? 4 : (k == Q4_1 || k == Q5_1) ? 4 : 2; }

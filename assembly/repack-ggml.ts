@@ -25,17 +25,18 @@ import { f16, f16x4, reduce4i, reduce4i16, dot16 } from "./quant-util";
 import { fma4 } from "./fused";
 import { matmul_q4_0_vecdot_ggml } from "./legacy-ggml";
 import { matmul_q4_k_vecdot_ggml, matmul_q2_k_vecdot_ggml } from "./kquant-ggml";
+import { Q4_0, Q2_K, Q4_K, Q2_K_BYTES, Q4_0_BYTES, Q4_K_BYTES, Q8_0_BYTES, Q8_K_BYTES } from "./ggml-common";
 
 // @ts-ignore: decorator
-@inline const Q8K: usize = 292; // f32 d, 256 int8, 16 i16 bsums
+@inline const Q8K: usize = Q8_K_BYTES; // f32 d, 256 int8, 16 i16 bsums
 // @ts-ignore: decorator
-@inline const Q8_0B: usize = 34; // f16 d, 32 int8
+@inline const Q8_0B: usize = Q8_0_BYTES; // f16 d, 32 int8
 // @ts-ignore: decorator
-@inline const Q4KB: usize = 144; // f16 d, f16 dmin, 12 bytes of scales, 128 bytes of nibbles
+@inline const Q4KB: usize = Q4_K_BYTES; // f16 d, f16 dmin, 12 bytes of scales, 128 bytes of nibbles
 // @ts-ignore: decorator
-@inline const Q2KB: usize = 84; // 16 bytes of scales (scale | min << 4), 64 bytes of 2-bit values, f16 d, f16 dmin
+@inline const Q2KB: usize = Q2_K_BYTES; // 16 bytes of scales (scale | min << 4), 64 bytes of 2-bit values, f16 d, f16 dmin
 // @ts-ignore: decorator
-@inline const Q4_0B: usize = 18; // f16 d, 16 bytes of nibbles
+@inline const Q4_0B: usize = Q4_0_BYTES; // f16 d, 16 bytes of nibbles
 
 // @ts-ignore: decorator
 @inline const GEMV = 0; // four weight rows, one activation row (lanes: rows)
@@ -287,13 +288,7 @@ import { matmul_q4_k_vecdot_ggml, matmul_q2_k_vecdot_ggml } from "./kquant-ggml"
 
 // ---------------------------------------------------------------- driver
 
-// Kinds (ggml type ids).
-// @ts-ignore: decorator
-@inline const Q4_0 = 2;
-// @ts-ignore: decorator
-@inline const Q2_K = 10;
-// @ts-ignore: decorator
-@inline const Q4_K = 12;
+// Kinds are ggml type ids (ggml-common.ts).
 
 // @ts-ignore: decorator
 @inline function tile(k: i32, mode: i32, p0: usize, p1: usize, p2: usize, p3: usize, q0: usize, q1: usize, q2: usize, q3: usize, n: i32, z: i32): v128 {

@@ -12,12 +12,13 @@ import * as fs from "node:fs";
 import { ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
 import { QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
 
-type Kernels = Record<string, (...a: number[]) => void>;
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { Kernels } from "../src/kernels/spec.ts";
 const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
 const builds: Record<string, Kernels> = {};
 for (const b of ["simd", "relaxed"]) {
   const bytes = fs.readFileSync(new URL(`../build/kvasm-${b}.wasm`, import.meta.url));
-  builds[b] = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as Kernels;
+  builds[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
 }
 
 const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??

@@ -20,8 +20,7 @@ const pool = await ThreadPool.start({
   cores: await coreCount(),
   module,
   memory: backend.arena.memory,
-  exports: k as unknown as Record<string, unknown>,
-  kernelNames: ["matmul_f32", "add"],
+  exports: k,
 });
 
 function time(fn: () => void, minMs = 200): number {
@@ -36,9 +35,9 @@ function time(fn: () => void, minMs = 200): number {
 }
 
 const a = backend.alloc(1 << 16, "a");
-console.log(`empty op round trip: ${time(() => pool.splitOffset("add", [a, a, a, 0], [4, 4, 4, 0], 3, 0, 64)).toFixed(2)} µs`);
+console.log(`empty op round trip: ${time(() => pool.split("add", "elements", a, a, a, 0)).toFixed(2)} µs`);
 console.log(
-  `64-element add split: ${time(() => pool.splitOffset("add", [a, a, a, 64], [4, 4, 4, 0], 3, 64, 64)).toFixed(2)} µs, direct ${
+  `64-element add split: ${time(() => pool.split("add", "elements", a, a, a, 64)).toFixed(2)} µs, direct ${
     time(() => k.add(a, a, a, 64)).toFixed(2)
   } µs`,
 );
@@ -51,7 +50,7 @@ console.log("| multiply-adds (T=1, n=768) | 1 thread µs | 2 threads µs |");
 console.log("|---|---|---|");
 for (const d of [16, 32, 64, 128, 256, 1024, 4096]) {
   const one = time(() => k.matmul_f32(out, x, w, n, d, 1, 0, d));
-  const two = time(() => pool.splitRange("matmul_f32", [out, x, w, n, d, 1], d, 16));
+  const two = time(() => pool.split("matmul_f32", "rows", out, x, w, n, d, 1, 0, d));
   console.log(`| ${n * d} | ${one.toFixed(2)} | ${two.toFixed(2)} |`);
 }
 pool.close();

@@ -89,7 +89,7 @@ function streamBandwidth(model: Model): number {
   let best = Infinity;
   for (let i = 0; i < 5; i++) {
     const t = performance.now();
-    pool.splitOffset("read_probe", [RESERVED, floats], [4, 0], 1, floats, 4096);
+    pool.split("read_probe", "elements", RESERVED, floats);
     best = Math.min(best, performance.now() - t);
   }
   return (floats * 4) / (best / 1000) / 1e9;

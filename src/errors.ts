@@ -40,6 +40,18 @@ export class UnsupportedError extends KvasmError {
   }
 }
 
+/**
+ * A kernel build's exports do not match the kernel specification (src/kernels/spec.ts): a stale or foreign
+ * build/. Names the kernel; the fix is to rebuild the kernels.
+ */
+export class KernelBuildError extends UnsupportedError {
+  readonly kernel: string;
+  constructor(kernel: string, problem: string) {
+    super(`kernel ${kernel}: ${problem}; rebuild the kernels (npm run build:kernels)`);
+    this.kernel = kernel;
+  }
+}
+
 export class ContextLengthError extends KvasmError {
   readonly needed: number;
   readonly limit: number;

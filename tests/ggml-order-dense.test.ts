@@ -11,6 +11,8 @@ import { assertEquals, REPO, test } from "./harness.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { bf16ToF32, f16ToF32 } from "../src/quant/half.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { MatmulKernel } from "../src/kernels/spec.ts";
 
 const f = Math.fround;
 /** x86 FMA on f32: the product of two f32 is exact in a double, so one double add then rounding to f32 is the fused result (short of a double-rounding tie). */
@@ -107,7 +109,7 @@ const builds = ["simd", "relaxed"].map((b) => {
   const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
   return [
     b,
-    new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>,
+    checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b),
   ] as const;
 });
 const W = 65536;
@@ -117,7 +119,7 @@ const W = 65536;
  * rows already in memory at W / X, in both builds, and checks every output
  * against want(r, t) bit for bit (zeros by sign too).
  */
-function check(name: string, X: number, n: number, d: number, T: number, want: (r: number, t: number) => number) {
+function check(name: MatmulKernel, X: number, n: number, d: number, T: number, want: (r: number, t: number) => number) {
   const OUT = X + 4 * T * n + 64;
   const ref = Array.from({ length: T * d }, (_, i) => want(i % d, Math.floor(i / d)));
   for (const [build, k] of builds) {

@@ -25,6 +25,8 @@ import { assertEquals, REPO, test } from "./harness.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { f16ToF32 } from "../src/quant/half.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { MatmulKernel } from "../src/kernels/spec.ts";
 
 const f = Math.fround;
 const fma = (a: number, b: number, c: number) => f(a * b + c);
@@ -120,7 +122,7 @@ function ggmlDot(kind: Kind, b: Uint8Array, w: number, x: number, nb: number): n
   return s;
 }
 
-const KERNELS: [Kind, string][] = [
+const KERNELS: [Kind, MatmulKernel][] = [
   ["q6_k", "matmul_q6_k_ggml"],
   ["q5_k", "matmul_q5_k_ggml"],
   ["q3_k", "matmul_q3_k_ggml"],
@@ -176,10 +178,7 @@ for (const [kind, name] of KERNELS) {
     for (let t = 0; t < 4; t++) for (let r = 0; r < d; r++) want[t * d + r] = ggmlDot(kind, u8, W + r * rowW, X + t * rowA, nb);
     for (const build of ["simd", "relaxed"]) {
       const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${build}.wasm`));
-      const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<
-        string,
-        (...a: number[]) => void
-      >;
+      const k = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, build);
       for (const [T, r0, r1, x] of [[1, 0, d, X + 3 * rowA], [1, 2, 15, X], [4, 0, d, X], [4, 5, 18, X]]) {
         const out = new Float32Array(memory.buffer, OUT, T * d);
         out.fill(NaN);

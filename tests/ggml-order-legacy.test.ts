@@ -9,6 +9,8 @@ import { assertEquals, REPO, test } from "./harness.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { MatmulKernel } from "../src/kernels/spec.ts";
 
 const f = Math.fround;
 const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
@@ -19,7 +21,7 @@ type Kind = typeof Q4_0 | typeof Q4_1 | typeof Q5_0 | typeof Q5_1;
 /** Q4_0 and Q5_0: value = unsigned - offset, Q8_0 activations, no min term. */
 const symmetric = (k: Kind) => k === Q4_0 || k === Q5_0;
 /** The kernel under test: Q4_0's vec_dot order is the fallback for weights llama.cpp does not repack. */
-const kernel = (k: Kind) => k === Q4_0 ? "matmul_q4_0_vecdot_ggml" : `matmul_${k}_ggml`;
+const kernel = (k: Kind): MatmulKernel => k === Q4_0 ? "matmul_q4_0_vecdot_ggml" : `matmul_${k}_ggml` as const;
 /** Weight block bytes, activation block bytes (Q8_0 for Q5_0, Q8_1 otherwise). */
 const WB: Record<Kind, number> = { q4_0: 18, q4_1: 20, q5_0: 22, q5_1: 24 };
 const AB: Record<Kind, number> = { q4_0: 34, q4_1: 36, q5_0: 34, q5_1: 36 };
@@ -75,7 +77,7 @@ function instances(memory: WebAssembly.Memory) {
   return ["simd", "relaxed"].map((build) => {
     const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${build}.wasm`));
     const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
-    return [build, exports as Record<string, (...a: number[]) => void>] as const;
+    return [build, checkKernelExports(exports, build)] as const;
   });
 }
 

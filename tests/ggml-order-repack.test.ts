@@ -14,6 +14,7 @@ import { assert, assertEquals, REPO, test } from "./harness.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { f16ToF32 } from "../src/quant/half.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
 
 const f = Math.fround;
 const F = new Float32Array(1), U = new Uint32Array(F.buffer);
@@ -204,11 +205,11 @@ for (const k of KINDS) {
         for (let b = 0; b < nb; b++) (k.ab === 292 ? q8k : q80)(v, X + t * rowA + b * k.ab, t === 0);
       }
       for (const { build, module } of builds) {
-        const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
+        const e = checkKernelExports(new WebAssembly.Instance(module, { env: { memory } }).exports, build);
         for (const T of [1, 3, 4, 6, 9]) {
           for (const [r0, r1] of [[0, d], [3, 30]]) {
             const out = new Float32Array(memory.buffer, OUT, T * d).fill(NaN);
-            e[`matmul_${k.name}_ggml`](OUT, X, W, n, d, T, r0, r1);
+            e[`matmul_${k.name}_ggml` as const](OUT, X, W, n, d, T, r0, r1);
             for (let t = 0; t < T; t++) {
               for (let r = 0; r < d; r++) {
                 const got = out[t * d + r];
@@ -237,9 +238,9 @@ test("matmul_{q4_0,q4_k,q2_k}_ggml: weights llama.cpp does not repack (rows % 8 
     for (let r = 0; r < d; r++) for (let b = 0; b < nb; b++) k.weight(v, W + r * rowW + b * k.wb, false);
     for (let t = 0; t < T; t++) for (let b = 0; b < nb; b++) (k.ab === 292 ? q8k : q80)(v, X + t * rowA + b * k.ab, false);
     for (const { build, module } of builds) {
-      const e = new WebAssembly.Instance(module, { env: { memory } }).exports as Record<string, (...a: number[]) => void>;
-      e[`matmul_${k.name}_ggml`](A, X, W, n, d, T, 0, d);
-      e[`matmul_${k.name}_vecdot_ggml`](B, X, W, n, d, T, 0, d);
+      const e = checkKernelExports(new WebAssembly.Instance(module, { env: { memory } }).exports, build);
+      e[`matmul_${k.name}_ggml` as const](A, X, W, n, d, T, 0, d);
+      e[`matmul_${k.name}_vecdot_ggml` as const](B, X, W, n, d, T, 0, d);
       assertEquals([...new Float32Array(memory.buffer, A, T * d)], [...new Float32Array(memory.buffer, B, T * d)], `${build} ${k.name}`);
     }
   }

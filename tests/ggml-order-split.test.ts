@@ -17,6 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
 import { expf } from "../src/model/libm.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
 
 const f = Math.fround;
 const half = (x: number) => f16ToF32(f32ToF16(x));
@@ -109,7 +110,7 @@ const builds = ["simd", "relaxed"].map((b) => {
   const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
   return [
     b,
-    new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>,
+    checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b),
   ] as const;
 });
 
@@ -167,7 +168,14 @@ function head(c: Case, h: number): Head {
 }
 
 /** Runs kernel `name` (extra trailing args) for heads [h0, h1) in both builds; compares every output bit for bit with want. */
-function check(name: string, c: Case, start: number, end: number, want: (hd: Head) => number[], extra: number[] = []): number {
+function check(
+  name: "attention_f16" | "attention_f16_split" | "attention_f16_chunks",
+  c: Case,
+  start: number,
+  end: number,
+  want: (hd: Head) => number[],
+  extra: number[] = [],
+): number {
   const L = place(c);
   const h0 = 1, h1 = c.nHeads; // head 0 stays untouched
   const ref = Array.from({ length: c.nHeads }, (_, h) => (h >= h0 ? want(head(c, h)) : null));
@@ -177,6 +185,8 @@ function check(name: string, c: Case, start: number, end: number, want: (hd: Hea
     const out = new Float32Array(memory.buffer, L.OUT, c.q.length);
     out.fill(NaN);
     const att = name === "attention_f16_chunks" ? L.SCR : 0;
+    // after h1: the chunk pass's nKv and nChunks (its slopes 0), or the one-row kernels' slopes, topK, sel (0)
+    const tail: [number, number, number] = name === "attention_f16_chunks" ? [extra[0], extra[1], 0] : [0, 0, 0];
     k[name](
       L.OUT,
       L.Q,
@@ -195,7 +205,7 @@ function check(name: string, c: Case, start: number, end: number, want: (hd: Hea
       end,
       h0,
       h1,
-      ...extra,
+      ...tail,
     );
     let bad = 0, first = "";
     for (let h = 0; h < c.nHeads; h++) {

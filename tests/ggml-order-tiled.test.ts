@@ -21,6 +21,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { f16ToF32 } from "../src/quant/half.ts";
 import { expf } from "../src/model/libm.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
 
 const f = Math.fround;
 /** x86 FMA on f32: a * b exact in a double (here an f32 times an f32 or a half), one add, then f32 (short of a double-rounding tie). */
@@ -155,7 +156,7 @@ const builds = ["simd", "relaxed"].map((b) => {
   const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
   return [
     b,
-    new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<string, (...a: number[]) => void>,
+    checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b),
   ] as const;
 });
 
@@ -252,6 +253,9 @@ test("attention_f16_tiled: ggml's tiled flash attention bit for bit, plain and r
             end,
             hs[i],
             hs[i + 1],
+            0,
+            0,
+            0,
           );
         }
         for (let i = nHeads * len; i < att.length; i++) assertEquals(att[i], 12345, `${build}: scratch guard, row ${t}`);

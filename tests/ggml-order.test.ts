@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { cosf, expf, sinf } from "../src/model/libm.ts";
 import { f16ToF32 } from "../src/quant/half.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
 
 /** A C hex float literal ("-0x1.8p+3"), which JS has no syntax for. */
 function h(s: string): number {
@@ -74,10 +75,7 @@ test("matmul_q8_0_ggml: every output equals ggml's lane-wise fused sum, plain an
   for (let t = 0; t < T; t++) block(X + t * rowB);
   for (const build of ["simd", "relaxed"]) {
     const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${build}.wasm`));
-    const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as Record<
-      string,
-      (...a: number[]) => void
-    >;
+    const k = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, build);
     for (const [r0, r1] of [[0, d], [3, 30]]) {
       new Float32Array(memory.buffer, OUT, T * d).fill(NaN);
       k.matmul_q8_0_ggml(OUT, X, W, n, d, T, r0, r1);

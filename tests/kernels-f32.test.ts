@@ -56,6 +56,19 @@ function fromHalf(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/**
+ * One query value q (one head of dimension 1) attending positions with keys ks and values vs, all in one
+ * f32 page: sum over p of softmax(q * ks)_p * vs[p].
+ */
+function attendOne(k: Kernels, heap: Heap, q: number, ks: ArrayLike<number>, vs: ArrayLike<number>): number {
+  const n = ks.length;
+  const page = heap.put(new Float32Array([...Array.from(ks), ...Array.from(vs)]));
+  const table = heap.put(new Int32Array([0]));
+  const pq = heap.put(new Float32Array([q])), out = heap.alloc(1), att = heap.alloc(n);
+  k.attention(out, pq, att, page, table, n, 8 * n, 0, 4 * n, 1, 1, 1, 1, 0, n, 0, 1, 0, 0, 0);
+  return heap.f32(out, 1)[0];
+}
+
 async function withKernels(fn: (k: Kernels, heap: Heap) => void | Promise<void>): Promise<void> {
   for (const variant of ["simd", "relaxed"] as KernelVariant[]) {
     const mem = new WebAssembly.Memory({ initial: 64, maximum: 64 });
@@ -163,7 +176,7 @@ test("dequantize_f16 converts a row exactly, including subnormals and signs", as
   });
 });
 
-test("rmsnorm, add, swiglu and softmax match their oracles on odd sizes", async () => {
+test("rmsnorm, add, swiglu and attention's softmax match their oracles on odd sizes", async () => {
   await withKernels((k, heap) => {
     for (const n of [1, 5, 13, 67]) {
       const T = 3;
@@ -185,27 +198,25 @@ test("rmsnorm, add, swiglu and softmax match their oracles on odd sizes", async 
       k.swiglu(out, px, pb, n, T);
       assertClose(heap.f32(out, T * n), Array.from(x, (g, i) => (g / (1 + Math.exp(-g))) * b[i]), 2e-6, `swiglu n=${n}`, 1e-6);
 
-      const big = rand(n, n + 9, 80); // large logits: the max-subtraction must keep exp finite
-      const ps = heap.put(big);
-      k.softmax(ps, n);
+      // the softmax inside attention (kvasm's only softmax kernel): large scores, so the max-subtraction must keep exp finite
+      const big = rand(n, n + 9, 80), vs = rand(n, n + 10);
       const mx = Math.max(...big);
       const e = Array.from(big, (v) => Math.exp(v - mx));
       const sum = e.reduce((a, c) => a + c, 0);
-      assertClose(heap.f32(ps, n), e.map((v) => v / sum), 2e-6, `softmax n=${n}`, 1e-9);
+      const want1 = e.reduce((acc, v, i) => acc + (v / sum) * vs[i], 0);
+      assertClose([attendOne(k, heap, 1, big, vs)], [want1], 2e-6, `attention softmax n=${n}`, 1e-6);
     }
   });
 });
 
-test("expf stays accurate over the whole f32 range (through swiglu and softmax)", async () => {
+test("expf stays accurate over the whole f32 range (through attention's softmax)", async () => {
   await withKernels((k, heap) => {
-    // softmax of [v, 0] = [e^v / (e^v + 1), ...]: probes exp at v without saturation issues for |v| < 80
+    // scores [v, 0] over values [1, 0]: out = e^v / (e^v + 1), which probes exp at v without saturation issues for |v| < 80
     const xs = [-87, -40, -10.5, -1, -1e-3, 0, 1e-3, 0.5, 1, 3.7, 20, 60, 87];
     for (const v of xs) {
-      const p = heap.put(new Float32Array([v, 0]));
-      k.softmax(p, 2);
-      const got = heap.f32(p, 2);
+      const got = attendOne(k, heap, v, [1, 0], [1, 0]);
       const ev = Math.exp(v - Math.max(v, 0)), e0 = Math.exp(-Math.max(v, 0));
-      assertClose(got, [ev / (ev + e0), e0 / (ev + e0)], 1e-6, `softmax([${v}, 0])`, 1e-30);
+      assertClose([got], [ev / (ev + e0)], 1e-6, `softmax([${v}, 0])`, 1e-30);
     }
   });
 });
@@ -264,7 +275,28 @@ test("attention over a paged cache: causal, grouped-query, sliding window, any h
     const q = rand(nHeads * headDim, 9);
     const pq = heap.put(q), att = heap.alloc(nHeads * nPos), out = heap.alloc(nHeads * headDim);
     for (const [start, end] of [[0, 8], [0, 1], [5, 8], [2, 7]]) {
-      k.attention(out, pq, att, pages, table, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, 0, nHeads);
+      k.attention(
+        out,
+        pq,
+        att,
+        pages,
+        table,
+        pageSize,
+        pageBytes,
+        kOff,
+        vOff,
+        kvDim,
+        nHeads,
+        nKvHeads,
+        headDim,
+        start,
+        end,
+        0,
+        nHeads,
+        0,
+        0,
+        0,
+      );
       const want = new Float64Array(nHeads * headDim);
       for (let h = 0; h < nHeads; h++) {
         const g = Math.floor(h / (nHeads / nKvHeads));
@@ -283,8 +315,50 @@ test("attention over a paged cache: causal, grouped-query, sliding window, any h
       assertClose(got, want, 1e-5, `attention [${start}, ${end})`, 1e-3);
       // heads split across two calls give the same bits
       const split = heap.alloc(nHeads * headDim);
-      k.attention(split, pq, att, pages, table, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, 0, 4);
-      k.attention(split, pq, att, pages, table, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, 4, nHeads);
+      k.attention(
+        split,
+        pq,
+        att,
+        pages,
+        table,
+        pageSize,
+        pageBytes,
+        kOff,
+        vOff,
+        kvDim,
+        nHeads,
+        nKvHeads,
+        headDim,
+        start,
+        end,
+        0,
+        4,
+        0,
+        0,
+        0,
+      );
+      k.attention(
+        split,
+        pq,
+        att,
+        pages,
+        table,
+        pageSize,
+        pageBytes,
+        kOff,
+        vOff,
+        kvDim,
+        nHeads,
+        nKvHeads,
+        headDim,
+        start,
+        end,
+        4,
+        nHeads,
+        0,
+        0,
+        0,
+      );
       assert(heap.f32(split, nHeads * headDim).every((v, i) => Object.is(v, got[i])), "head split changes results");
     }
   });

@@ -13,13 +13,15 @@ import { weightKernel } from "../src/quant/kernels.ts";
 import { dequantizeRef } from "../src/quant/dequantize-ref.ts";
 import { quantizeModel, quantizeRows } from "../src/quant/quantize.ts";
 import { BytesSink } from "../src/formats/gguf-writer.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
 
 const SQ = (f: string) => sharedPath("models", "synthetic-quants", f);
 const memory = new WebAssembly.Memory({ initial: 64 });
-const wasm = new WebAssembly.Instance(
-  new WebAssembly.Module(fs.readFileSync(path.join(REPO, "build", "kvasm-relaxed.wasm"))),
-  { env: { memory } },
-).exports as unknown as Record<string, (...a: number[]) => void>;
+const wasm = checkKernelExports(
+  new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(path.join(REPO, "build", "kvasm-relaxed.wasm"))), { env: { memory } })
+    .exports,
+  "relaxed",
+);
 
 const files = new Map<string, GGUFFile>();
 async function open(p: string): Promise<GGUFFile> {

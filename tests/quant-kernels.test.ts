@@ -14,14 +14,15 @@ import { f16ToF32, f32ToBf16, f32ToF16 } from "../src/quant/half.ts";
 import { assertSupportedWeightType } from "../src/quant/types.ts";
 import { UnsupportedError } from "../src/errors.ts";
 import { assertRejects } from "./harness.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { Kernels, QuantizeKernel } from "../src/kernels/spec.ts";
 
-type Kernels = Record<string, (...a: number[]) => void>;
 const BUILDS = ["simd", "relaxed"] as const;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels: Record<string, Kernels> = {};
 for (const b of BUILDS) {
   const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  kernels[b] = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports as unknown as Kernels;
+  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
 }
 
 // A bump allocator above the reserved first 64 KiB; reset per test.
@@ -108,7 +109,7 @@ function randomActs(n: number, T: number, seed: number): Float32Array {
   return x;
 }
 
-function quantizeActs(build: string, kernel: string, actType: GGMLTypeId, x: Float32Array, n: number, T: number): number {
+function quantizeActs(build: string, kernel: QuantizeKernel, actType: GGMLTypeId, x: Float32Array, n: number, T: number): number {
   const xp = alloc(x.length * 4);
   new Float32Array(memory.buffer, xp, x.length).set(x);
   const qp = alloc(actRowBytes(actType, n) * T);

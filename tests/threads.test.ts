@@ -204,13 +204,13 @@ test("a worker that traps inside an op fails the call with its message instead o
     const beyond = backend.arena.capacity - 64;
     const err = await assertRejects(
       async () => {
-        if (!pool.splitRange("matmul_f32", [beyond, 1 << 16, 1 << 16, 16, 256, 1], 256, 16)) await pool.settle();
+        if (!pool.split("matmul_f32", "rows", beyond, 1 << 16, 1 << 16, 16, 256, 1, 0, 256)) await pool.settle();
       },
       KvasmError,
       /worker 1 failed during an op: .*(out of bounds|RuntimeError)/i,
     );
     assertEquals((err as KvasmError).code, "worker", "error code");
-    await assertRejects(() => pool.splitRange("matmul_f32", [0, 0, 0, 16, 16, 1], 16, 16), KvasmError, /died|failed/);
+    await assertRejects(() => pool.split("matmul_f32", "rows", 0, 0, 0, 16, 16, 1, 0, 16), KvasmError, /died|failed/);
   } finally {
     pool.close();
     await backend.close();

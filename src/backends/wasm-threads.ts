@@ -1,12 +1,12 @@
-import { GGMLType, rowBytes } from "../formats/ggml-types.ts";
+import { GGMLType } from "../formats/ggml-types.ts";
+import type { MatmulKernel } from "../kernels/spec.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
-import { ATT } from "../threads/control.ts";
-import { ThreadPool } from "../threads/pool.ts";
+import { type AttentionRows, ThreadPool } from "../threads/pool.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { KvasmError } from "../errors.ts";
-import { type KVLayout, kvOffsets, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
-import { f16AttentionKernel, WasmBackend } from "./wasm.ts";
+import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
+import { WasmBackend } from "./wasm.ts";
 
 export interface ThreadedWasmOptions {
   /** Threads in all, the calling thread included. */
@@ -35,11 +35,6 @@ export interface ThreadedWasmOptions {
  */
 export const DEFAULT_MIN_WORK = 1 << 15;
 
-/** Matmul chunks start at multiples of this many rows, so a kernel's row groups (4 for f32/f16) fall as on one thread. */
-const ROW_ALIGN = 16;
-/** Elementwise chunks start at multiples of this many elements: SIMD bodies and scalar tails fall as on one thread. */
-const ELEMENT_ALIGN = 64;
-
 /**
  * The WebAssembly backend on a pool of Workers over one shared memory. Matmul
  * is split by output rows (activations quantized or rounded once, here, before
@@ -47,6 +42,9 @@ const ELEMENT_ALIGN = 64;
  * by ranges; every row, head or element is computed by one thread with the same
  * code as single-threaded, so results are bit-identical for any thread count.
  * Small ops, embedding lookups, KV stores and copies run on the calling thread.
+ *
+ * How each kernel splits (which argument range, at what alignment, how far each pointer advances) is
+ * the kernel specification's (src/kernels/spec.ts); the pool reads it.
  *
  * Ops are synchronous: the caller claims chunks like a worker, then spins until the workers
  * are done. If they are not done within the pool's join spin (a worker was
@@ -63,6 +61,16 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** Ops issued while the pool had a pending op, run in order by drain(). */
   private queue: Array<() => void> = [];
   private draining = false;
+  /** The attention op's row metadata, one object reused for every call. */
+  private readonly attentionRows: AttentionRows = {
+    rows: 0,
+    T: 0,
+    maxLen: 0,
+    rowFields: ROW_FIELDS,
+    rowPageTable: ROW_PAGE_TABLE,
+    rowPos: ROW_POS,
+    rowStart: ROW_START,
+  };
 
   constructor(opts: ThreadedWasmOptions) {
     super({ relaxed: opts.relaxed, shared: true, ggmlOrder: opts.ggmlOrder });
@@ -86,15 +94,13 @@ export class ThreadedWasmBackend extends WasmBackend {
     try {
       if (!kind) throw new KvasmError("unsupported", "this runtime has no Worker with shared WebAssembly memory");
       const module = await kernelModule(pickVariant({ shared: true, relaxed: this.opts.relaxed }));
-      const kernelNames = WebAssembly.Module.exports(module).filter((e) => e.kind === "function").map((e) => e.name);
       this.pool = await ThreadPool.start({
         threads,
         kind,
         cores: await coreCount(),
         module,
         memory: this.arena.memory,
-        exports: this.kernels as unknown as Record<string, unknown>,
-        kernelNames,
+        exports: this.kernels,
         workerURL: this.threadOpts.workerURL,
         joinSpinMs: this.threadOpts.joinSpinMs,
       });
@@ -112,7 +118,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (this.defer(() => this.matmul(out, x, w, T, scratch, sameInput))) return;
     if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, scratch, sameInput);
     const [fn, input] = this.prepareActivations(x, w, T, scratch, this.reusePrepared(x, w, T, scratch, sameInput));
-    const pool = this.pool, dispatch = () => void pool.splitRange(fn, [out, input, w.ptr, w.cols, w.rows, T], w.rows, ROW_ALIGN);
+    const pool = this.pool, dispatch = () => void pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
     if (pool.busy) this.queue.unshift(dispatch);
@@ -124,21 +130,21 @@ export class ThreadedWasmBackend extends WasmBackend {
    * matmulRows(prepare) does; a batch of rows is itself split by rows (each
    * row is rounded or quantized alone). Returns the matmul kernel and its input.
    */
-  private prepareActivations(x: number, w: Weight, T: number, scratch: number, ready: boolean): [string, number] {
+  private prepareActivations(x: number, w: Weight, T: number, scratch: number, ready: boolean): [MatmulKernel, number] {
     const k = this.kernels, n = w.cols, split = this.pool !== undefined && T >= 2 && T * n >= this.minWork;
     switch (w.type) {
       case GGMLType.F32:
         return [this.denseKernel(GGMLType.F32), x];
       case GGMLType.F16:
         if (ready) return [this.denseKernel(GGMLType.F16), scratch];
-        if (split) this.pool!.splitOffset("round_f16", [scratch, x, T * n], [4, 4, 0], 2, T * n, ELEMENT_ALIGN);
+        if (split) this.pool!.split("round_f16", "elements", scratch, x, T * n);
         else k.round_f16(scratch, x, T * n);
         return [this.denseKernel(GGMLType.F16), scratch];
       default: {
         const q = this.quantKernel(w.type);
         if (ready) return [q.matmul, scratch];
-        if (split) this.pool!.splitOffset(q.quantize, [scratch, x, n, T], [rowBytes(q.actType, n)!, n * 4, 0, 0], 3, T, 1);
-        else (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, n, T);
+        if (split) this.pool!.split(q.quantize, "rows", scratch, x, n, T);
+        else k[q.quantize](scratch, x, n, T);
         return [q.matmul, scratch];
       }
     }
@@ -155,30 +161,20 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (!this.pool || kv.kvType === "q8_0" || kv.kvType === "u8_asym" || 2 * T * kv.nHeads * maxLen * kv.headDim < this.minWork) {
       return super.attention(out, q, kv, layer, rows, T, scratch);
     }
-    const { kOff, vOff } = kvOffsets(kv, layer);
-    const a = new Array<number>(22);
-    a[ATT.out] = out, a[ATT.q] = q, a[ATT.att] = scratch, a[ATT.kvBase] = kv.base, a[ATT.pageSize] = kv.pageSize;
-    a[ATT.pageBytes] = kv.pageBytes, a[ATT.kOff] = kOff, a[ATT.vOff] = vOff, a[ATT.kvDim] = kv.kvDim;
-    a[ATT.nHeads] = kv.nHeads, a[ATT.nKvHeads] = kv.nKvHeads, a[ATT.headDim] = kv.headDim, a[ATT.rows] = rows, a[ATT.T] = T;
-    a[ATT.maxLen] = maxLen,
-      a[ATT.rowFields] = ROW_FIELDS,
-      a[ATT.rowPageTable] = ROW_PAGE_TABLE,
-      a[ATT.rowPos] = ROW_POS,
-      a[ATT.rowStart] = ROW_START;
-    a[ATT.slopes] = kv.alibiSlopes ?? 0, a[ATT.topK] = kv.topK ?? 0, a[ATT.sel] = kv.topKScratch ?? 0;
+    // one kernel for the whole batch (the F16 cache's path by the last row's position), every head split over the threads
     const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
-    this.pool.splitHeads(
-      kv.kvType === "f16" ? f16AttentionKernel(T, kv.headDim, lastPos, this.opts.ggmlOrder ?? false) : "attention",
-      a,
-      kv.nHeads,
-    );
+    const frame = this.attentionFrame(this.attentionKernel(kv, T, lastPos), kv, layer, scratch, 0, kv.nHeads);
+    frame.set("out", out).set("q", q);
+    const batch = this.attentionRows;
+    batch.rows = rows, batch.T = T, batch.maxLen = maxLen;
+    this.pool.attention(frame, batch);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
     if (this.defer(() => this.rmsnorm(out, x, w, n, eps, T))) return;
     if (!this.pool || T < 2 || 2 * T * n < this.minWork) return super.rmsnorm(out, x, w, n, eps, T);
     // rows of (out, x, w.ptr, n, eps, T): out and x advance by a row, T becomes the chunk's rows
-    this.pool.splitOffset("rmsnorm", [out, x, w.ptr, n, eps, T], [n * 4, n * 4, 0, 0, 0, 0], 5, T, 1, 1 << 4);
+    this.pool.split("rmsnorm", "rows", out, x, w.ptr, n, eps, T);
   }
 
   override rope(
@@ -195,14 +191,13 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (!this.pool || T < 2 || 2 * T * nHeads * ropeDim < this.minWork) {
       return super.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves);
     }
-    const row = nHeads * headDim * 4;
-    this.pool.splitOffset("rope", [x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0], [row, 0, 4, 0, 0, 0, 0, 0], 3, T, 1);
+    this.pool.split("rope", "rows", x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
   }
 
   override add(out: number, a: number, b: number, n: number): void {
     if (this.defer(() => this.add(out, a, b, n))) return;
     if (!this.pool || n < this.minWork) return super.add(out, a, b, n);
-    this.pool.splitOffset("add", [out, a, b, n], [4, 4, 4, 0], 3, n, ELEMENT_ALIGN);
+    this.pool.split("add", "elements", out, a, b, n);
   }
 
   override swiglu(out: number, gate: number, up: number, n: number, T: number): void {
@@ -211,8 +206,8 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (!this.pool || 8 * n * T < this.minWork) return super.swiglu(out, gate, up, n, T);
     // rows whose width is a multiple of 16 group alike as one long row (split at multiples of 64 elements);
     // other widths split by whole rows, so each row's SIMD body and tail fall as on one thread
-    if (n % 16 === 0) this.pool.splitOffset("swiglu", [out, gate, up, n * T, 1], [4, 4, 4, 0, 0], 3, n * T, ELEMENT_ALIGN);
-    else if (T > 1) this.pool.splitOffset("swiglu", [out, gate, up, n, T], [n * 4, n * 4, n * 4, 0, 0], 4, T, 1);
+    if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
+    else if (T > 1) this.pool.split("swiglu", "rows", out, gate, up, n, T);
     else super.swiglu(out, gate, up, n, T);
   }
 

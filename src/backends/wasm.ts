@@ -2,6 +2,7 @@ import { Arena } from "../memory/arena.ts";
 import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
+import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
 import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
 import { UnsupportedError } from "../errors.ts";
@@ -65,6 +66,8 @@ export class WasmBackend implements Backend {
 
   /** Weight kernels by type, with the ggml-order variants swapped in when asked (ggmlOrder). */
   private readonly weightKernels = new Map<GGMLTypeId, WeightKernel>();
+  /** Each attention kernel's argument array, made on first use and reused for every row. */
+  private readonly attentionFrames = new Map<AttentionKernel, AttentionFrame>();
 
   constructor(protected readonly opts: { relaxed?: boolean; shared?: boolean; ggmlOrder?: boolean } = {}) {}
 
@@ -131,8 +134,8 @@ export class WasmBackend implements Backend {
   }
 
   /** The F32 or F16 matmul: ggml's summation order when asked (ggmlOrder) and built. */
-  protected denseKernel(type: typeof GGMLType.F32 | typeof GGMLType.F16): string {
-    const plain = type === GGMLType.F32 ? "matmul_f32" : "matmul_f16";
+  protected denseKernel(type: typeof GGMLType.F32 | typeof GGMLType.F16): MatmulKernel {
+    const plain: MatmulKernel = type === GGMLType.F32 ? "matmul_f32" : "matmul_f16";
     return (this.opts.ggmlOrder ? GGML_ORDER_MATMUL.get(type) : undefined) ?? plain;
   }
 
@@ -143,7 +146,7 @@ export class WasmBackend implements Backend {
       ? this.kernels.dequantize_f32
       : table.type === GGMLType.F16
       ? this.kernels.dequantize_f16
-      : (this.kernels[this.quantKernel(table.type).dequantize] as Kernels["dequantize_f32"]);
+      : this.kernels[this.quantKernel(table.type).dequantize];
     const p = this.profile, t0 = p ? p.now() : 0;
     for (let t = 0; t < T; t++) {
       const id = this.heapI32[(tokens >> 2) + t];
@@ -185,7 +188,7 @@ export class WasmBackend implements Backend {
     const k = this.kernels;
     const p = this.profile;
     let t0 = p ? p.now() : 0;
-    let input = x, kernel: string;
+    let input = x, kernel: MatmulKernel;
     switch (w.type) {
       case GGMLType.F32:
         kernel = this.denseKernel(GGMLType.F32);
@@ -197,7 +200,7 @@ export class WasmBackend implements Backend {
         break;
       default: {
         const q = this.quantKernel(w.type);
-        if (prepare) (k[q.quantize] as (o: number, x: number, n: number, T: number) => void)(scratch, x, w.cols, T);
+        if (prepare) k[q.quantize](scratch, x, w.cols, T);
         input = scratch;
         kernel = q.matmul;
       }
@@ -206,7 +209,7 @@ export class WasmBackend implements Backend {
       if (prepare && w.type !== GGMLType.F32) p.add("quantize act", t0);
       t0 = p.now();
     }
-    (k[kernel] as Kernels["matmul_f32"])(out, input, w.ptr, w.cols, w.rows, T, r0, r1);
+    k[kernel](out, input, w.ptr, w.cols, w.rows, T, r0, r1);
     if (p) p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
   }
 
@@ -298,87 +301,49 @@ export class WasmBackend implements Backend {
     h0: number,
     h1: number,
   ): void {
-    const { kOff, vOff } = kvOffsets(kv, layer);
     const qDim = kv.nHeads * kv.headDim;
     const h = this.heapI32;
-    const slopes = kv.alibiSlopes ?? 0, topK = kv.topK ?? 0, sel = kv.topKScratch ?? 0;
+    let frame: AttentionFrame | undefined;
     for (let t = 0; t < T; t++) {
       const r = (rows >> 2) + t * ROW_FIELDS;
-      if (kv.kvType === "q8_0" || kv.kvType === "u8_asym") {
-        this.kernels[kv.kvType === "q8_0" ? "attention_q8" : "attention_u8"](
-          out + t * qDim * 4,
-          q + t * qDim * 4,
-          scratch,
-          kv.base,
-          h[r + ROW_PAGE_TABLE],
-          kv.pageSize,
-          kv.pageBytes,
-          kOff,
-          vOff,
-          kv.kvDim,
-          kv.qBlock,
-          kv.nHeads,
-          kv.nKvHeads,
-          kv.headDim,
-          h[r + ROW_START],
-          h[r + ROW_POS] + 1,
-          h0,
-          h1,
-          slopes,
-          topK,
-          sel,
-        );
-        continue;
-      }
-      if (kv.kvType === "f16") {
-        // llama.cpp's flash attention, by its path (attention_f16 rounds this row's q to half in place)
-        this.kernels[f16AttentionKernel(T, kv.headDim, h[r + ROW_POS], this.opts.ggmlOrder ?? false)](
-          out + t * qDim * 4,
-          q + t * qDim * 4,
-          scratch,
-          kv.base,
-          h[r + ROW_PAGE_TABLE],
-          kv.pageSize,
-          kv.pageBytes,
-          kOff,
-          vOff,
-          kv.kvDim,
-          kv.nHeads,
-          kv.nKvHeads,
-          kv.headDim,
-          h[r + ROW_START],
-          h[r + ROW_POS] + 1,
-          h0,
-          h1,
-          slopes,
-          0,
-          0,
-        );
-        continue;
-      }
-      this.kernels.attention(
-        out + t * qDim * 4,
-        q + t * qDim * 4,
-        scratch,
-        kv.base,
-        h[r + ROW_PAGE_TABLE],
-        kv.pageSize,
-        kv.pageBytes,
-        kOff,
-        vOff,
-        kv.kvDim,
-        kv.nHeads,
-        kv.nKvHeads,
-        kv.headDim,
-        h[r + ROW_START],
-        h[r + ROW_POS] + 1,
-        h0,
-        h1,
-        slopes,
-        topK,
-        sel,
-      );
+      // the kernel can change between rows only on the F16 cache (its path depends on the position)
+      const kernel = this.attentionKernel(kv, T, h[r + ROW_POS]);
+      if (frame?.kernel !== kernel) frame = this.attentionFrame(kernel, kv, layer, scratch, h0, h1);
+      frame.set("out", out + t * qDim * 4).set("q", q + t * qDim * 4).set("pageTable", h[r + ROW_PAGE_TABLE]);
+      frame.set("start", h[r + ROW_START]).set("end", h[r + ROW_POS] + 1);
+      frame.call(this.kernels);
     }
+  }
+
+  /**
+   * The attention kernel of the cache type: for the F16 cache llama.cpp's flash attention path for a
+   * batch of T rows whose (last) row is at pos (f16AttentionKernel; attention_f16 rounds the row's q to half in place).
+   */
+  protected attentionKernel(kv: KVLayout, T: number, pos: number): AttentionKernel {
+    switch (kv.kvType) {
+      case "q8_0":
+        return "attention_q8";
+      case "u8_asym":
+        return "attention_u8";
+      case "f16":
+        return f16AttentionKernel(T, kv.headDim, pos, this.opts.ggmlOrder ?? false);
+      default:
+        return "attention";
+    }
+  }
+
+  /** The kernel's reused argument array with every argument that is the same for all rows set: the cache's layout, heads, ALiBi, top-k. */
+  protected attentionFrame(kernel: AttentionKernel, kv: KVLayout, layer: number, scratch: number, h0: number, h1: number): AttentionFrame {
+    let frame = this.attentionFrames.get(kernel);
+    if (!frame) this.attentionFrames.set(kernel, frame = new AttentionFrame(kernel));
+    const { kOff, vOff } = kvOffsets(kv, layer);
+    // the F16 cache's kernels take no top-k (and ignore its arguments)
+    const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0, sel = kv.kvType === "f16" ? 0 : kv.topKScratch ?? 0;
+    frame.set("att", scratch).set("kvBase", kv.base).set("pageSize", kv.pageSize).set("pageBytes", kv.pageBytes);
+    frame.set("kOff", kOff).set("vOff", vOff).set("kvDim", kv.kvDim).set("qBlock", kv.qBlock);
+    frame.set("nHeads", kv.nHeads).set("nKvHeads", kv.nKvHeads).set("headDim", kv.headDim).set("h0", h0).set("h1", h1);
+    frame.set("slopes", kv.alibiSlopes ?? 0).set("topK", topK).set("sel", sel);
+    return frame;
   }
 
   copy(dst: number, src: number, bytes: number): void {

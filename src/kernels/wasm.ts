@@ -1,45 +1,8 @@
 import { kernelBytes, type KernelVariant } from "./binaries.ts";
+import { KERNEL_NAMES, KERNEL_SPEC, type Kernels } from "./spec.ts";
+import { KernelBuildError } from "../errors.ts";
 
-/** The kernel exports, as the TypeScript side calls them. Pointers are byte addresses in the arena. */
-export interface Kernels {
-  matmul_f32(out: number, x: number, w: number, n: number, d: number, T: number, r0: number, r1: number): void;
-  matmul_f16(out: number, x: number, w: number, n: number, d: number, T: number, r0: number, r1: number): void;
-  round_f16(out: number, x: number, n: number): void;
-  dequantize_f32(out: number, w: number, n: number): void;
-  dequantize_f16(out: number, w: number, n: number): void;
-  rmsnorm(out: number, x: number, w: number, n: number, eps: number, T: number): void;
-  add(out: number, a: number, b: number, n: number): void;
-  swiglu(out: number, gate: number, up: number, n: number, T: number): void;
-  softmax(x: number, n: number): void;
-  rope(x: number, cs: number, pos: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: number): void;
-  attention(
-    out: number,
-    q: number,
-    att: number,
-    kvBase: number,
-    pageTable: number,
-    pageSize: number,
-    pageBytes: number,
-    kOff: number,
-    vOff: number,
-    kvDim: number,
-    nHeads: number,
-    nKvHeads: number,
-    headDim: number,
-    start: number,
-    end: number,
-    h0: number,
-    h1: number,
-    slopes?: number,
-    topK?: number,
-    sel?: number,
-  ): void;
-  copy(dst: number, src: number, n: number): void;
-  /** Reads n floats as fast as a kernel can (benchmarks' bandwidth probe). */
-  read_probe(x: number, n: number): number;
-  /** Quantized kernels by name (quantize_q8_0, matmul_q4_k, dequantize_q6_k, ...). */
-  [name: string]: (...args: number[]) => unknown;
-}
+export type { Kernels };
 
 /** Does this runtime run relaxed SIMD? Validating a tiny module answers without compiling the kernels. */
 export function hasRelaxedSimd(): boolean {
@@ -119,5 +82,28 @@ export function pickVariant(opts: { shared: boolean; relaxed?: boolean }): Kerne
 export async function instantiateKernels(memory: WebAssembly.Memory, variant: KernelVariant): Promise<Kernels> {
   const module = await kernelModule(variant);
   const instance = await WebAssembly.instantiate(module, { env: { memory } });
-  return instance.exports as unknown as Kernels;
+  return checkKernelExports(instance.exports, variant);
+}
+
+/**
+ * The module's exports as `Kernels`, once they are checked against the kernel specification: every kernel
+ * of the spec is a function of its arity, and the module exports no function the spec lacks. A mismatch
+ * (a stale or foreign build) is a KernelBuildError naming the kernel, at load rather than as wrong
+ * arguments at the first call. The one cast from the untyped exports lives here.
+ */
+export function checkKernelExports(exports: WebAssembly.Exports, variant: string): Kernels {
+  for (const name of KERNEL_NAMES) {
+    const fn = exports[name];
+    if (typeof fn !== "function") throw new KernelBuildError(name, `the ${variant} kernel build does not export it`);
+    const arity = KERNEL_SPEC[name].args.length;
+    if (fn.length !== arity) {
+      throw new KernelBuildError(name, `the ${variant} kernel build takes ${fn.length} arguments, the specification ${arity}`);
+    }
+  }
+  for (const [name, value] of Object.entries(exports)) {
+    if (typeof value === "function" && !(name in KERNEL_SPEC)) {
+      throw new KernelBuildError(name, `the ${variant} kernel build exports it, but src/kernels/spec.ts does not list it`);
+    }
+  }
+  return exports as unknown as Kernels;
 }

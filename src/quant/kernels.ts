@@ -5,27 +5,31 @@
  */
 import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
+import type { DequantizeKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
 
 export interface WeightKernel {
   type: GGMLTypeId;
   /** Q8_0, Q8_1, Q8_K or BF16. */
   actType: GGMLTypeId;
   /** quantize_<act>(out, x, n, T) */
-  quantize: string;
+  quantize: QuantizeKernel;
   /** matmul_<type>(out, xq, w, n, d, T, r0, r1) */
-  matmul: string;
+  matmul: MatmulKernel;
   /** dequantize_<type>(out, w, n) */
-  dequantize: string;
+  dequantize: DequantizeKernel;
 }
 
-const ACT_KERNEL: Record<number, string> = {
+const ACT_KERNEL: Record<number, QuantizeKernel> = {
   [GGMLType.Q8_0]: "quantize_q8_0",
   [GGMLType.Q8_1]: "quantize_q8_1",
   [GGMLType.Q8_K]: "quantize_q8_k",
   [GGMLType.BF16]: "quantize_bf16",
 };
 
-function entry(type: GGMLTypeId, actType: GGMLTypeId, suffix: string): WeightKernel {
+/** Weight types by kernel-name suffix: the spec's kernels matmul_<suffix> and dequantize_<suffix> (names checked by type). */
+type WeightSuffix = "bf16" | "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+
+function entry(type: GGMLTypeId, actType: GGMLTypeId, suffix: WeightSuffix): WeightKernel {
   return { type, actType, quantize: ACT_KERNEL[actType], matmul: `matmul_${suffix}`, dequantize: `dequantize_${suffix}` };
 }
 
@@ -49,7 +53,7 @@ const TABLE = new Map<GGMLTypeId, WeightKernel>([
  * an AVX-512 (Zen 4) host, slower than the default kernels. Same arguments as
  * the default matmul of the type (F32 and F16 included: matmul_f32 / matmul_f16).
  */
-export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, string> = new Map<GGMLTypeId, string>([
+export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, MatmulKernel> = new Map<GGMLTypeId, MatmulKernel>([
   [GGMLType.F32, "matmul_f32_ggml"], // vec_dot_f32 (T = 1), tinyBLAS (T >= 2)
   [GGMLType.F16, "matmul_f16_ggml"], // vec_dot_f16, tinyBLAS
   [GGMLType.BF16, "matmul_bf16_ggml"], // vec_dot_bf16 (AVX512-BF16 dot), tinyBLAS

@@ -7,8 +7,11 @@
  * and caller run `runShare`, claiming chunks of the range until none are left
  * and adding 1 to DONE for each chunk they finish. Nothing but Atomics passes between threads after start.
  *
- * This module imports nothing: the Worker entry (worker.ts) is built from it
- * alone, so a bundle can ship the worker as one self-contained script.
+ * How each kernel is split (which arguments hold the range, the count, the
+ * strides) comes from the kernel specification (src/kernels/spec.ts), read by
+ * the pool on the calling thread and written here as argument indices. This
+ * module imports nothing: the Worker entry (worker.ts) is built from it alone,
+ * so a bundle can ship the worker as one self-contained script.
  */
 
 /** Byte address of the control block in the shared memory. */
@@ -35,6 +38,9 @@ export const NARGS = 7;
 export const FLOATS = 8;
 /** Units to split (rows, heads, elements). */
 export const TOTAL = 9;
+/** SPLIT_RANGE and ATTENTION: which arguments receive a chunk's first and end unit (matmul r0, r1; attention h0, h1). */
+export const LO_ARG = 4;
+export const HI_ARG = 10;
 /** SPLIT_OFFSET: which argument receives the chunk's unit count. */
 export const COUNT_ARG = 11;
 /** Length in bytes of the failure message at MSG. */
@@ -53,43 +59,39 @@ export const NCHUNKS = 15;
 export const ARGS = 16;
 export const MAX_ARGS = 24;
 export const STRIDES = ARGS + MAX_ARGS;
+/**
+ * ATTENTION: the batch's row metadata (where the rows are, how many, the
+ * longest span, the field layout of a row), the bytes of one query row, and
+ * the kernel's argument indices that change per row (from the spec).
+ */
+export const ATT_WORDS = STRIDES + MAX_ARGS;
+export const ATT = {
+  rows: ATT_WORDS,
+  T: ATT_WORDS + 1,
+  maxLen: ATT_WORDS + 2,
+  rowFields: ATT_WORDS + 3,
+  rowPageTable: ATT_WORDS + 4,
+  rowPos: ATT_WORDS + 5,
+  rowStart: ATT_WORDS + 6,
+  qBytes: ATT_WORDS + 7,
+  outArg: ATT_WORDS + 8,
+  qArg: ATT_WORDS + 9,
+  attArg: ATT_WORDS + 10,
+  pageTableArg: ATT_WORDS + 11,
+  startArg: ATT_WORDS + 12,
+  endArg: ATT_WORDS + 13,
+} as const;
 /** Byte offset (from CONTROL_BASE) and size of a failed worker's message. */
 export const MSG = 1024;
 export const MSG_BYTES = CONTROL_BYTES - MSG;
 
 // op codes
-/** fn(...args, lo, hi): the kernel takes the range itself (matmul rows r0, r1). */
+/** fn(...args) with args[LO_ARG] = lo, args[HI_ARG] = hi: the kernel takes the range itself (matmul rows r0, r1). */
 export const SPLIT_RANGE = 1;
 /** fn(...args) with args[i] += lo * strides[i] and args[COUNT_ARG] = hi - lo (elementwise, per-row ops). */
 export const SPLIT_OFFSET = 2;
 /** Attention by heads over every query row (see runAttention). */
 export const ATTENTION = 3;
-
-// ATTENTION argument slots (in ARGS)
-export const ATT = {
-  out: 0,
-  q: 1,
-  att: 2,
-  kvBase: 3,
-  pageSize: 4,
-  pageBytes: 5,
-  kOff: 6,
-  vOff: 7,
-  kvDim: 8,
-  nHeads: 9,
-  nKvHeads: 10,
-  headDim: 11,
-  rows: 12,
-  T: 13,
-  maxLen: 14,
-  rowFields: 15,
-  rowPageTable: 16,
-  rowPos: 17,
-  rowStart: 18,
-  slopes: 19,
-  topK: 20,
-  sel: 21,
-} as const;
 
 /** 4 beat 16 in bench/threads.ts (16-core Xeon, 2 threads): a finer cut only adds claims. */
 export const CHUNKS_PER_THREAD = 4;
@@ -118,7 +120,7 @@ export interface ThreadView {
   fns: KernelFn[]; // kernels, in the pool's name order
 }
 
-export function threadView(memory: WebAssembly.Memory, exports: Record<string, unknown>, names: string[]): ThreadView {
+export function threadView(memory: WebAssembly.Memory, exports: Record<string, unknown>, names: readonly string[]): ThreadView {
   const buf = memory.buffer;
   return {
     ctl: new Int32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
@@ -154,12 +156,13 @@ export function runShare(v: ThreadView, gen: number): void {
 
 function runRange(v: ThreadView, lo: number, hi: number): void {
   const c = v.ctl, op = c[OP];
-  if (op === ATTENTION) return runAttention(v, lo, hi);
   const n = c[NARGS], floats = c[FLOATS];
   argv.length = 0;
   for (let i = 0; i < n; i++) argv.push((floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i]);
+  if (op === ATTENTION) return runAttention(v, lo, hi);
   if (op === SPLIT_RANGE) {
-    argv.push(lo, hi);
+    argv[c[LO_ARG]] = lo;
+    argv[c[HI_ARG]] = hi;
   } else {
     for (let i = 0; i < n; i++) argv[i] += lo * c[STRIDES + i];
     argv[c[COUNT_ARG]] = hi - lo;
@@ -168,38 +171,26 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
 }
 
 /**
- * Heads [h0, h1) of every query row. The kernel keeps head h's scores at
- * att + h * len; threads run rows at their own pace, and rows differ in len,
- * so each chunk's scores are moved into its own band [h0 * maxLen, h1 * maxLen).
+ * Heads [h0, h1) of every query row, the kernel's arguments in argv (in the
+ * spec's order) with the per-row ones set here. The kernel keeps head h's
+ * scores at att + h * len; threads run rows at their own pace, and rows differ
+ * in len, so each chunk's scores are moved into its own band [h0 * maxLen, h1 * maxLen).
  */
 function runAttention(v: ThreadView, h0: number, h1: number): void {
-  const c = v.ctl, a = (k: number) => c[ARGS + k], heap = v.heap, attention = v.fns[c[FN]];
-  const qBytes = a(ATT.nHeads) * a(ATT.headDim) * 4;
-  const rowFields = a(ATT.rowFields), maxLen = a(ATT.maxLen);
-  for (let t = 0; t < a(ATT.T); t++) {
-    const r = (a(ATT.rows) >> 2) + t * rowFields;
-    const start = heap[r + a(ATT.rowStart)], end = heap[r + a(ATT.rowPos)] + 1;
-    attention(
-      a(ATT.out) + t * qBytes,
-      a(ATT.q) + t * qBytes,
-      a(ATT.att) + 4 * h0 * (maxLen - (end - start)),
-      a(ATT.kvBase),
-      heap[r + a(ATT.rowPageTable)],
-      a(ATT.pageSize),
-      a(ATT.pageBytes),
-      a(ATT.kOff),
-      a(ATT.vOff),
-      a(ATT.kvDim),
-      a(ATT.nHeads),
-      a(ATT.nKvHeads),
-      a(ATT.headDim),
-      start,
-      end,
-      h0,
-      h1,
-      a(ATT.slopes),
-      a(ATT.topK),
-      a(ATT.sel),
-    );
+  const c = v.ctl, heap = v.heap, attention = v.fns[c[FN]];
+  const qBytes = c[ATT.qBytes], rowFields = c[ATT.rowFields], maxLen = c[ATT.maxLen];
+  const out = c[ARGS + c[ATT.outArg]], q = c[ARGS + c[ATT.qArg]], att = c[ARGS + c[ATT.attArg]];
+  argv[c[LO_ARG]] = h0;
+  argv[c[HI_ARG]] = h1;
+  for (let t = 0; t < c[ATT.T]; t++) {
+    const r = (c[ATT.rows] >> 2) + t * rowFields;
+    const start = heap[r + c[ATT.rowStart]], end = heap[r + c[ATT.rowPos]] + 1;
+    argv[c[ATT.outArg]] = out + t * qBytes;
+    argv[c[ATT.qArg]] = q + t * qBytes;
+    argv[c[ATT.attArg]] = att + 4 * h0 * (maxLen - (end - start));
+    argv[c[ATT.pageTableArg]] = heap[r + c[ATT.rowPageTable]];
+    argv[c[ATT.startArg]] = start;
+    argv[c[ATT.endArg]] = end;
+    attention(...argv);
   }
 }

@@ -1,6 +1,7 @@
 import { KvasmError } from "../errors.ts";
 import {
   ARGS,
+  ATT,
   ATTENTION,
   CHUNK,
   chunkUnits,
@@ -12,6 +13,8 @@ import {
   FLOATS,
   FN,
   GEN,
+  HI_ARG,
+  LO_ARG,
   MAX_ARGS,
   MSG,
   MSG_LEN,
@@ -31,6 +34,45 @@ import {
 import { spawnWorker, type ThreadSupport, type WorkerHandle } from "./spawn.ts";
 import type { StartMessage, WorkerReply } from "./worker.ts";
 import { workerURL } from "./worker-url.ts";
+import {
+  argIndex,
+  type AttentionFrame,
+  floatMask,
+  KERNEL_NAMES,
+  KERNEL_SPEC,
+  type KernelArgs,
+  type KernelName,
+  type KernelSpec,
+  type Split,
+  type SplitKernel,
+} from "../kernels/spec.ts";
+
+/** A split of the spec as the control block takes it: argument indices, and per argument its stride's coefficient and factors. */
+interface CompiledSplit {
+  op: number;
+  fn: number;
+  floats: number;
+  /** offset: the count argument; range and heads: the argument that holds the total. */
+  unitsArg: number;
+  lo: number;
+  hi: number;
+  align: number;
+  strideBytes: Float64Array;
+  strideFactors: number[][];
+}
+
+/** The row metadata an attention op reads per query row (see control.ts runAttention). */
+export interface AttentionRows {
+  /** Byte address of the rows' metadata, T rows of rowFields i32. */
+  rows: number;
+  T: number;
+  /** The longest span (end - start) among the rows: each chunk's score band. */
+  maxLen: number;
+  rowFields: number;
+  rowPageTable: number;
+  rowPos: number;
+  rowStart: number;
+}
 
 export interface PoolOptions {
   /** Threads in all, the calling thread included: threads - 1 Workers are started. */
@@ -41,8 +83,8 @@ export interface PoolOptions {
   memory: WebAssembly.Memory;
   /** The calling thread's instance of the module (it runs chunks itself). */
   exports: Record<string, unknown>;
-  /** Kernels ops may name; an op carries its index in this list. */
-  kernelNames: string[];
+  /** Kernels ops may name (default: every kernel of the spec); an op carries its index in this list. */
+  kernelNames?: readonly string[];
   /** Cores of the machine: with more threads than cores every thread spins only briefly before it sleeps. */
   cores: number;
   /**
@@ -71,6 +113,9 @@ export class ThreadPool {
   readonly workers: WorkerHandle[] = [];
   private readonly view: ThreadView;
   private readonly names: Map<string, number>;
+  private readonly kernelNames: readonly string[];
+  /** The spec's splits, compiled once per (kernel, split): nothing is built per op. */
+  private readonly splits = new Map<string, CompiledSplit>();
   private readonly joinSpinMs: number;
   private readonly spinMs: number;
   private canWait = true;
@@ -86,8 +131,9 @@ export class ThreadPool {
 
   private constructor(opts: PoolOptions) {
     this.threads = opts.threads;
-    this.view = threadView(opts.memory, opts.exports, opts.kernelNames);
-    this.names = new Map(opts.kernelNames.map((n, i) => [n, i]));
+    this.kernelNames = opts.kernelNames ?? KERNEL_NAMES;
+    this.view = threadView(opts.memory, opts.exports, this.kernelNames);
+    this.names = new Map(this.kernelNames.map((n, i) => [n, i]));
     this.joinSpinMs = opts.joinSpinMs ?? 50;
     this.spinMs = spinMs(opts);
   }
@@ -125,7 +171,7 @@ export class ThreadPool {
           type: "start",
           module: opts.module,
           memory: opts.memory,
-          names: opts.kernelNames,
+          names: pool.kernelNames,
           index,
           gen,
           spinMs: spinMs(opts),
@@ -149,52 +195,95 @@ export class ThreadPool {
     return i;
   }
 
-  /** fn(...args, lo, hi) on chunks [lo, hi) of [0, total) (matmul rows: the kernel takes r0, r1). */
-  splitRange(fn: string, args: ArrayLike<number>, total: number, align: number): boolean {
-    this.writeOp(SPLIT_RANGE, fn, args, total, align, 0);
+  /**
+   * Runs a kernel split as the spec's `split` of it says: the units come from the arguments (the count
+   * argument, or the total's), each chunk gets its range or count and its advanced pointers. Returns
+   * false when the op was left pending (see run()).
+   */
+  split<S extends string, K extends SplitKernel<S>>(kernel: K, split: S, ...args: KernelArgs<K> & number[]): boolean {
+    const s = this.compiled(kernel, split);
+    const units = args[s.unitsArg];
+    this.writeOp(s, args, units);
+    if (s.op === SPLIT_OFFSET) {
+      const c = this.view.ctl;
+      for (let i = 0; i < args.length; i++) {
+        let stride = s.strideBytes[i];
+        for (const f of s.strideFactors[i]) stride *= args[f];
+        c[STRIDES + i] = stride;
+      }
+      c[COUNT_ARG] = s.unitsArg;
+    }
     return this.run();
   }
 
   /**
-   * fn(...args) on chunks [lo, hi) of [0, total) units, with args[i]
-   * advanced by lo * strides[i] bytes and args[countArg] = hi - lo.
-   * floatMask: bit i set when args[i] is an f32.
+   * Attention by heads over every query row: the frame holds the kernel's row-invariant arguments; each
+   * chunk sets the per-row ones (out and q from row 0's, the scores' band, page table, start, end) from
+   * `rows`, as control.ts runAttention does, and its heads as h0, h1.
    */
-  splitOffset(
-    fn: string,
-    args: ArrayLike<number>,
-    strides: ArrayLike<number>,
-    countArg: number,
-    total: number,
-    align: number,
-    floatMask = 0,
-  ): boolean {
-    this.writeOp(SPLIT_OFFSET, fn, args, total, align, floatMask);
+  attention(frame: AttentionFrame, rows: AttentionRows): boolean {
+    const kernel = frame.kernel, args = frame.args;
+    const s = this.compiled(kernel, "heads");
+    this.writeOp(s, args, args[s.unitsArg]);
     const c = this.view.ctl;
-    for (let i = 0; i < args.length; i++) c[STRIDES + i] = strides[i] ?? 0;
-    c[COUNT_ARG] = countArg;
+    c[ATT.rows] = rows.rows, c[ATT.T] = rows.T, c[ATT.maxLen] = rows.maxLen, c[ATT.rowFields] = rows.rowFields;
+    c[ATT.rowPageTable] = rows.rowPageTable, c[ATT.rowPos] = rows.rowPos, c[ATT.rowStart] = rows.rowStart;
+    c[ATT.qBytes] = args[argIndex(kernel, "nHeads")] * args[argIndex(kernel, "headDim")] * 4;
+    c[ATT.outArg] = argIndex(kernel, "out"), c[ATT.qArg] = argIndex(kernel, "q"), c[ATT.attArg] = argIndex(kernel, "att");
+    c[ATT.pageTableArg] = argIndex(kernel, "pageTable"), c[ATT.startArg] = argIndex(kernel, "start");
+    c[ATT.endArg] = argIndex(kernel, "end");
     return this.run();
   }
 
-  /** Attention by heads: args in the control.ts ATT slots. */
-  splitHeads(fn: string, args: ArrayLike<number>, nHeads: number): boolean {
-    this.writeOp(ATTENTION, fn, args, nHeads, 1, 0);
-    return this.run();
+  private compiled(kernel: KernelName, split: string): CompiledSplit {
+    const key = `${kernel} ${split}`;
+    let s = this.splits.get(key);
+    if (s) return s;
+    const spec: KernelSpec = KERNEL_SPEC[kernel];
+    const d: Split | undefined = spec.split?.[split];
+    if (!d) throw new KvasmError("unsupported", `the kernel specification has no split ${split} of ${kernel}`);
+    const at = (arg: string) => {
+      const i = spec.args.indexOf(arg);
+      if (i < 0) throw new KvasmError("unsupported", `split ${split} of ${kernel} names ${arg}, which is not among its arguments`);
+      return i;
+    };
+    const n = spec.args.length;
+    s = {
+      op: d.by === "range" ? SPLIT_RANGE : d.by === "heads" ? ATTENTION : SPLIT_OFFSET,
+      fn: this.kernelIndex(kernel),
+      floats: floatMask(kernel),
+      unitsArg: at(d.by === "offset" ? d.count : d.total),
+      lo: d.by === "offset" ? -1 : at(d.lo),
+      hi: d.by === "offset" ? -1 : at(d.hi),
+      align: d.align,
+      strideBytes: new Float64Array(n),
+      strideFactors: Array.from({ length: n }, () => []),
+    };
+    if (d.by === "offset") {
+      for (const [arg, [bytes, ...times]] of Object.entries(d.advance)) {
+        s.strideBytes[at(arg)] = bytes;
+        s.strideFactors[at(arg)] = times.map(at);
+      }
+    }
+    this.splits.set(key, s);
+    return s;
   }
 
-  private writeOp(op: number, fn: string, args: ArrayLike<number>, total: number, align: number, floatMask: number): void {
+  private writeOp(s: CompiledSplit, args: ArrayLike<number>, total: number): void {
     this.assertUsable();
     if (args.length > MAX_ARGS) throw new KvasmError("params", `an op takes at most ${MAX_ARGS} arguments`);
-    const c = this.view.ctl, f = this.view.ctlF32;
+    const c = this.view.ctl, f = this.view.ctlF32, floatMask = s.floats;
     // close the previous op's claims before its words change: a late worker then claims nothing
     this.gen = Atomics.load(c, GEN) + 1;
     Atomics.store(c, NEXT, claimTag(this.gen));
-    c[OP] = op;
-    c[FN] = this.kernelIndex(fn);
+    c[OP] = s.op;
+    c[FN] = s.fn;
     c[NARGS] = args.length;
     c[FLOATS] = floatMask;
     c[TOTAL] = total;
-    c[CHUNK] = chunkUnits(total, align, this.threads);
+    c[LO_ARG] = s.lo;
+    c[HI_ARG] = s.hi;
+    c[CHUNK] = chunkUnits(total, s.align, this.threads);
     c[NCHUNKS] = Math.ceil(total / c[CHUNK]);
     for (let i = 0; i < args.length; i++) {
       if ((floatMask >> i) & 1) f[ARGS + i] = args[i];

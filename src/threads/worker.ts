@@ -14,7 +14,7 @@ export interface StartMessage {
   type: "start";
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
-  names: string[];
+  names: readonly string[];
   index: number;
   /** GEN when the pool started: the first op bumps it past this. */
   gen: number;
