@@ -36,11 +36,13 @@ function run(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
-testShared("size budget: each kernel build under 200 KB, the edge bundle under 1 MB", [MODEL], () => {
+// The kernels are ~200 KB with their @inline specialisations (75 KB without, and slower); 320 KB leaves room for
+// the int8 kernels while still catching a runaway build. The edge bundle inlines two builds (plain and relaxed SIMD).
+testShared("size budget: each kernel build under 320 KB, the edge bundle under 1 MB", [MODEL], () => {
   const dir = buildOnce();
   for (const v of ["simd", "relaxed", "simd-shared", "relaxed-shared"]) {
     const size = fs.statSync(path.join(REPO, "build", `kvasm-${v}.wasm`)).size;
-    assert(size < 200 * 1024, `kvasm-${v}.wasm is ${size} bytes`);
+    assert(size < 320 * 1024, `kvasm-${v}.wasm is ${size} bytes`);
   }
   const edge = fs.statSync(path.join(dir, "kvasm-edge.mjs")).size;
   assert(edge < 1024 * 1024, `edge bundle is ${edge} bytes`);
