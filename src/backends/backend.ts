@@ -1,5 +1,7 @@
 import type { ByteSource } from "../io/source.ts";
 import type { GGMLTypeId } from "../formats/ggml-types.ts";
+import type { ResolvedSamplingParams } from "../sampling/params.ts";
+import type { Sampler } from "../sampling/sampler.ts";
 
 /**
  * The contract between the forward pass and whatever runs it (WASM on one
@@ -27,6 +29,13 @@ export interface Backend {
   supportsKV?(type: KVType): boolean;
   /** Scratch bytes `matmul` needs for T activation rows of width n against a weight of this type. */
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number;
+  /**
+   * Whether draws with these parameters can run on the device (WebGPU); absent: never. The model asks the
+   * backend rather than naming a concrete one, so the loader (and the edge bundle) carry no GPU code.
+   */
+  samplesOnDevice?(params: ResolvedSamplingParams): boolean;
+  /** A sampler on the device over `vocabSize` logits, `rows` draws per readback (where samplesOnDevice says so). */
+  deviceSampler?(vocabSize: number, rows: number): DeviceSampling;
 
   /** out (T, dim) = rows tokens[t] of the table; tokens is a device i32 array. */
   embed(out: number, table: Weight, tokens: number, T: number): void;
@@ -135,4 +144,14 @@ export const ROW_START = 2;
 export function kvOffsets(kv: KVLayout, layer: number): { kOff: number; vOff: number } {
   const block = kv.pageSize * kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
   return { kOff: layer * 2 * block, vOff: layer * 2 * block + block };
+}
+
+/** Draws on the device, a batch of steps per readback (Model.decodeSampled; WebGPU's is backends/webgpu/sample.ts). */
+export interface DeviceSampling {
+  /** Takes the sampler's params, RNG and `history` (penalties) before a batch; validates before anything is reserved. */
+  load(sampler: Sampler, history: ArrayLike<number>, logits: number, nextToken: number): void;
+  /** Records step k's draw from the logits, writing the pick and the next step's input token. */
+  step(k: number): void;
+  /** Reads the batch's `m` picks into `out` and moves the sampler's RNG on past them. */
+  finish(sampler: Sampler, out: Int32Array, m: number): Promise<void>;
 }

@@ -36,6 +36,8 @@ import {
 import { SAMPLE } from "./wgsl-sample.ts";
 import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
+import { DeviceSampler } from "./sample.ts";
+import type { ResolvedSamplingParams } from "../../sampling/params.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -571,6 +573,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   supportsWeight(type: GGMLTypeId): boolean {
     return matmulTypes().includes(type);
+  }
+
+  samplesOnDevice(params: ResolvedSamplingParams): boolean {
+    return DeviceSampler.supports(params);
+  }
+
+  deviceSampler(vocabSize: number, rows: number): DeviceSampler {
+    return new DeviceSampler(this, vocabSize, rows);
   }
 
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
