@@ -349,7 +349,7 @@ testShared("openModelFile: a directory without a model is a FormatError", [share
   );
 });
 
-testShared("llama.config and the loader's tensor check (llama.tensors) name the missing key, the architecture, the tensor", [STORIES], async () => {
+testShared("llama.config and llama.tensors (the loader's check) name the bad key, the architecture, the tensor", [STORIES], async () => {
   const file = await readGGUF(await FileSource.open(STORIES));
   const withMeta = (edit: (m: Map<string, unknown>) => void): ModelFile => {
     const metadata = new Map(file.metadata);

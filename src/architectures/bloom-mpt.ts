@@ -158,7 +158,10 @@ export const mpt: Architecture<GPTConfig, GPTWeights> = {
       throw new UnsupportedError(`${file.source.name}: MPT with clip_qkv (mpt.attention.clamp_kqv) is not supported`);
     }
     // the exact erf GELU (nn.GELU, as transformers runs MPT); ALiBi with mpt.attention.max_alibi_bias
-    return gptConfigFromMetadata(file, mpt.names, { defaultActivation: "gelu", alibiMaxBias: (m) => m.number(".attention.max_alibi_bias", 8) });
+    return gptConfigFromMetadata(file, mpt.names, {
+      defaultActivation: "gelu",
+      alibiMaxBias: (m) => m.number(".attention.max_alibi_bias", 8),
+    });
   },
   // no_bias checkpoints have none, as llama.cpp loads them
   tensors: (c) => gptExpectedTensors(c, { biases: "optional" }),

@@ -234,7 +234,12 @@ export interface GPTVariant {
  * GPTConfig from `{arch}.*` keys (llama.cpp's names) for the architectures in `names`, as `variant` reads them.
  * `{arch}.hidden_act` (written by the Hugging Face mapping) overrides the variant's default GELU.
  */
-export function gptConfigFromMetadata(file: ModelFile, names: readonly string[], variant: GPTVariant, name: string = file.source.name): GPTConfig {
+export function gptConfigFromMetadata(
+  file: ModelFile,
+  names: readonly string[],
+  variant: GPTVariant,
+  name: string = file.source.name,
+): GPTConfig {
   const arch = architectureName(file, names, name);
   const m = new MetadataReader(file, name, arch);
   const dim = m.count(".embedding_length");

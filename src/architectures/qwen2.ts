@@ -4,7 +4,15 @@
  */
 import type { DerivedConfig, ModelConfig } from "../model/config.ts";
 import type { ExpectedTensors } from "./blocks.ts";
-import { bindLlamaWeights, LLAMA_NAMES, llamaConfigFromMetadata, llamaExpectedTensors, llamaForward, llamaKeys, type LlamaWeights } from "./llama.ts";
+import {
+  bindLlamaWeights,
+  LLAMA_NAMES,
+  llamaConfigFromMetadata,
+  llamaExpectedTensors,
+  llamaForward,
+  llamaKeys,
+  type LlamaWeights,
+} from "./llama.ts";
 import type { Architecture } from "./architecture.ts";
 
 function qwen2Tensors(c: DerivedConfig): ExpectedTensors {

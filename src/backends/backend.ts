@@ -1,3 +1,7 @@
+// src/backends/ owns what runs the forward pass: the Backend contract (this file), the WASM backends on one
+// thread or a pool of Workers, the WebGPU backend (webgpu/, which registers its names when imported), and
+// select.ts, which picks one: WASM by default, another by the name it registered.
+
 import type { ByteSource } from "../io/source.ts";
 import type { GGMLTypeId } from "../formats/ggml-types.ts";
 import type { ResolvedSamplingParams } from "../sampling/params.ts";

@@ -1,9 +1,3 @@
-/**
- * src/backends/ owns what runs the forward pass: the Backend contract
- * (backend.ts), the WASM backends on one thread or a pool of Workers, the
- * WebGPU backend (webgpu/), and this file, which picks one: the WASM backend by
- * default, another by the name it registered under.
- */
 import type { Backend } from "./backend.ts";
 import type { TensorInfo } from "../formats/types.ts";
 import { WasmBackend } from "./wasm.ts";

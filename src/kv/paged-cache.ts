@@ -1,3 +1,6 @@
+// src/kv/ owns the KV cache: pages, page tables and reference counts (this file; the arena plan places its two
+// regions), and the prefix cache that lets sequences share computed pages (prefix-cache.ts).
+
 import { type Backend, type KVLayout, kvSlotBytes, type KVType } from "../backends/backend.ts";
 import { ContextLengthError, OutOfMemoryError, ParamError } from "../errors.ts";
 import type { ArenaPlan, Region } from "../memory/arena.ts";

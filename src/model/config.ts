@@ -1,10 +1,4 @@
 /**
- * src/model/ holds what every architecture shares: the hyper-parameters' common
- * shape (this file), metadata and config.json readers, the weight set, RoPE and
- * ALiBi tables, the tokenizer choice, the loader (load.ts) and the Model that
- * runs a loaded architecture. What differs between architectures lives in
- * src/architectures/.
- *
  * The hyper-parameters of a decoder, immutable once a loader has produced it.
  * Derived fields (qDim, kvDim, kvMul) are filled in by `deriveConfig`.
  */

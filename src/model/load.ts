@@ -15,7 +15,7 @@ import { type KVCacheOptions, PagedKVCache } from "../kv/paged-cache.ts";
 import { deriveConfig, type DerivedConfig } from "./config.ts";
 import { alibiSlopes } from "./alibi.ts";
 import { WeightSet } from "./weights.ts";
-import { planRunState, runState, type RunShape } from "../architectures/architecture.ts";
+import { planRunState, type RunShape, runState } from "../architectures/architecture.ts";
 import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
 import { FormatError, ParamError, UnsupportedError } from "../errors.ts";

@@ -330,4 +330,3 @@ export class Model {
     if (this.closed) throw new ClosedError("model");
   }
 }
-
