@@ -7,7 +7,7 @@
  *   bun bench/engine.ts [model.gguf ...]
  */
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";

@@ -11,7 +11,7 @@
  * any file. Weights are random: speed does not depend on the values.
  */
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";

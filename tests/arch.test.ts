@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { BytesSink, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { readGGUF } from "../src/formats/gguf.ts";

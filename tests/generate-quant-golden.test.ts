@@ -11,7 +11,7 @@
 // an ulp upstream moves whole quantization steps.
 import { assert, readJSON, sharedPath, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 
 interface Row {
   model: string;

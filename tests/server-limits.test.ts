@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { assert, assertEquals, REPO, runtime, sharedPath, test, testShared } from "./harness.ts";
 import { main } from "../src/cli.ts";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "../src/server/handler.ts";
 import type { EngineGenerator } from "../src/server/engine-generator.ts";
 import type { GenerationHandle, GenerationRequest, Generator } from "../src/server/generation.ts";

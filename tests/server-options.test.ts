@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { createHandler, fileStem, type KvasmHandler } from "../src/server/handler.ts";
 import type { RequestLogEntry } from "../src/server/request-log.ts";
 

@@ -6,7 +6,7 @@
 import OpenAI from "openai";
 import { assert, assertEquals, readJSON, sharedPath, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { createHandler, type KvasmHandler } from "../src/server/handler.ts";
 import { type RunningServer, serve } from "../src/server/serve.ts";
 

@@ -2,7 +2,7 @@
 // threads, the automatic single-thread path, and a worker dying mid-run.
 import { assert, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { selectBackend } from "../src/backends/select.ts";

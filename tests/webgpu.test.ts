@@ -4,7 +4,7 @@
 // Runs on whatever adapter is present (lavapipe, OpenGL, a real GPU) and says which.
 import { assert, assertClose, assertEquals, assertRejects, env, readJSON, runtime, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
-import { type Model } from "../src/model/model.ts";
+import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";

@@ -3,7 +3,7 @@
  * place that turns them into loadModel's options, with the progress line for slow loads.
  */
 import { loadModel, type LoadOptions } from "../model/load.ts";
-import { type Model } from "../model/model.ts";
+import type { Model } from "../model/model.ts";
 import type { KVType } from "../backends/backend.ts";
 import type { BackendName } from "../backends/select.ts";
 // the CLI runs on WebGPU when asked: importing its selector registers the "webgpu" and "auto" backends
