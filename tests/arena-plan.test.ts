@@ -47,7 +47,7 @@ test("run state: every buffer is its own region, sized by runStateBytes, none at
     ropeStyle: "interleaved",
     normEps: 1e-5,
   });
-  const shape: RunShape = { rows: 16, logitRows: 2, positions: 256, matmulScratch: 1000 };
+  const shape: RunShape = { rows: 16, logitRows: 2, positions: 256 };
   const plan = new ArenaPlan();
   const kv = PagedKVCache.plan(plan, c, { pageSize: 16, nPages: 16, maxSeqs: 1, maxPositions: 256 });
   const regions = planRunState(plan, c, shape);
@@ -58,7 +58,7 @@ test("run state: every buffer is its own region, sized by runStateBytes, none at
   const buffers = Object.keys(bytes) as RunBuffer[];
   assertEquals([s.maxRows, s.maxLogitRows], [16, 2]);
   assertEquals(bytes.x, 16 * 64 * 4);
-  assertEquals(bytes.mmScratch, 1000);
+  assertEquals(bytes.logits, 2 * 512 * 4);
   // disjoint, in order, after the KV cache's regions
   let end = at(kv.pageTables) + kv.pageTables.bytes;
   for (const b of buffers) {
@@ -79,8 +79,9 @@ testShared("loadModel: the arena is the plan's size, no slack past it", [MODEL],
       rows: model.state.maxRows,
       logitRows: model.state.maxLogitRows,
       positions: 128,
-      matmulScratch: 0,
     }).greedy,
   );
+  // and the memory reserved is that, rounded up to whole 64 KiB WebAssembly pages
+  assert(backend.arena.capacity - backend.arena.used < 65536, `${backend.arena.capacity - backend.arena.used} bytes unused`);
   await model.close();
 });

@@ -64,7 +64,6 @@ export interface RunState {
   positions: number; // i32 (T)
   rows: number; // i32 (T, ROW_FIELDS) per-row KV metadata
   attScratch: number; // attention scores
-  mmScratch: number; // quantized / rounded activations (its size is the backend's: matmulScratchBytes)
   ropeTable: number; // (maxPos, ropeDim/2, 2) cos, sin
   greedy: number; // i32 decodeGreedy's device loop: picks (G), positions (G), row metadata (G, ROW_FIELDS)
 }
@@ -80,8 +79,6 @@ export interface RunShape {
   logitRows: number;
   /** Positions per sequence: attention scores and the RoPE table. */
   positions: number;
-  /** The backend's matmul scratch for these rows over the model's weights (Backend.matmulScratchBytes, largest). */
-  matmulScratch: number;
 }
 
 /** run.c's malloc_run_state: every buffer with its bytes; `satisfies` fails to compile if one is missing or unknown. */
@@ -102,7 +99,6 @@ export function runStateBytes(c: Derived, shape: RunShape): Record<RunBuffer, nu
     positions: T * 4,
     rows: T * ROW_FIELDS * 4,
     attScratch: c.nHeads * ctx * f,
-    mmScratch: Math.max(shape.matmulScratch, 64),
     ropeTable: ctx * c.ropeDim * f,
     greedy: GREEDY_ROWS * (2 + ROW_FIELDS) * 4,
   } satisfies Record<RunBuffer, number>;

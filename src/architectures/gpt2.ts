@@ -151,24 +151,24 @@ export function gptAttention(
   T: number,
   out: number,
 ): void {
-  linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
-  linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch);
-  linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch);
+  linear(b, s.q, s.xb, L.wq, L.bq, T);
+  linear(b, s.k, s.xb, L.wk, L.bk, T);
+  linear(b, s.v, s.xb, L.wv, L.bv, T);
   if (!c.learnedPositions && c.alibiMaxBias === undefined) {
     b.rope(s.q, s.ropeTable, s.positions, T, c.nHeads, c.headDim, c.ropeDim, true);
     b.rope(s.k, s.ropeTable, s.positions, T, c.nKvHeads, c.headDim, c.ropeDim, true);
   }
   b.kvStore(kv, layer, s.k, s.v, s.rows, T);
   b.attention(s.xb, s.q, kv, layer, s.rows, T, s.attScratch);
-  linear(b, out, s.xb, L.wo, L.bo, T, s.mmScratch);
+  linear(b, out, s.xb, L.wo, L.bo, T);
 }
 
 /** MLP of the normed rows in `x`: out = down(gelu(up(x))); s.hb is its scratch. `out` may be `x`. */
 export function gptMlp(b: Backend, c: GPTDerivedConfig, L: GPTLayer, s: RunState, x: number, T: number, out: number): void {
-  linear(b, s.hb, x, L.wUp, L.bUp, T, s.mmScratch);
+  linear(b, s.hb, x, L.wUp, L.bUp, T);
   if (c.activation === "gelu_tanh") b.gelu(s.hb, s.hb, T * c.hiddenDim);
   else b.geluErf(s.hb, s.hb, T * c.hiddenDim);
-  linear(b, out, s.hb, L.wDown, L.bDown, T, s.mmScratch);
+  linear(b, out, s.hb, L.wDown, L.bDown, T);
 }
 
 /** Final LayerNorm and classifier, only for the rows whose next token is wanted. */
@@ -176,7 +176,7 @@ export function gptLogits(b: Backend, c: GPTDerivedConfig, w: GPTWeights, s: Run
   const dim = c.dim, nL = logitRows.length;
   for (let i = 0; i < nL; i++) b.copy(s.xLast + i * dim * 4, s.x + logitRows[i] * dim * 4, dim * 4);
   b.layernorm(s.xLast, s.xLast, w.outputNorm, w.outputNormB, dim, c.normEps, nL);
-  b.matmul(s.logits, s.xLast, w.output, nL, s.mmScratch);
+  b.matmul(s.logits, s.xLast, w.output, nL);
 }
 
 /** GPT-2's forward pass over T rows: x = wte[token] + wpe[pos]; x += attn(ln1(x)); x += mlp(ln2(x)). */

@@ -122,9 +122,9 @@ export function llamaForward(
     b.rmsnorm(s.xb, s.x, L.attnNorm, dim, normEps, T);
 
     // q, k, v projections for these rows (xb quantized once for the three where their types agree)
-    linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
-    linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch, true);
-    linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch, true);
+    linear(b, s.q, s.xb, L.wq, L.bq, T);
+    linear(b, s.k, s.xb, L.wk, L.bk, T, true);
+    linear(b, s.v, s.xb, L.wv, L.bv, T, true);
 
     // rotary position embedding of q and k
     b.rope(s.q, s.ropeTable, s.positions, T, c.nHeads, headDim, ropeDim, halves);
@@ -137,7 +137,7 @@ export function llamaForward(
     b.attention(s.xb, s.q, kv, l, s.rows, T, s.attScratch);
 
     // output projection and residual connection back into x
-    linear(b, s.xb2, s.xb, L.wo, L.bo, T, s.mmScratch);
+    linear(b, s.xb2, s.xb, L.wo, L.bo, T);
     // past the last layer's attention only the rows whose logits are wanted matter (the cache is written):
     // as llama.cpp does, move them to the front and finish with those alone
     if (l === c.nLayers - 1 && rows > nOut) {
@@ -154,10 +154,10 @@ export function llamaForward(
     b.rmsnorm(s.xb, s.x, L.ffnNorm, dim, normEps, rows);
 
     // SwiGLU: w2(silu(w1(x)) * w3(x))
-    b.matmul(s.hb, s.xb, L.wGate, rows, s.mmScratch);
-    b.matmul(s.hb2, s.xb, L.wUp, rows, s.mmScratch, true);
+    b.matmul(s.hb, s.xb, L.wGate, rows);
+    b.matmul(s.hb2, s.xb, L.wUp, rows, true);
     b.swiglu(s.hb, s.hb, s.hb2, hiddenDim, rows);
-    b.matmul(s.xb2, s.hb, L.wDown, rows, s.mmScratch);
+    b.matmul(s.xb2, s.hb, L.wDown, rows);
 
     // residual connection
     b.add(s.x, s.x, s.xb2, rows * dim);
@@ -165,7 +165,7 @@ export function llamaForward(
 
   // final rmsnorm and classifier, for the rows whose next token is wanted (now x's first nOut rows)
   b.rmsnorm(s.xLast, s.x, w.outputNorm, dim, normEps, nOut);
-  b.matmul(s.logits, s.xLast, w.output, nOut, s.mmScratch);
+  b.matmul(s.logits, s.xLast, w.output, nOut);
 }
 
 // ---------------------------------------------------------------- hyper-parameters and Hugging Face mapping

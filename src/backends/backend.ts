@@ -34,6 +34,12 @@ export interface Backend {
   /** Scratch bytes `matmul` needs for T activation rows of width n against a weight of this type. */
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number;
   /**
+   * Hands the backend its matmul scratch: `bytes` at `ptr` (a region of the arena plan, at least matmulScratchBytes
+   * for every weight and row count it will multiply), before the first matmul. The scratch is the backend's own
+   * (quantized or rounded activations): the forward pass never names it.
+   */
+  setMatmulScratch(ptr: number, bytes: number): void;
+  /**
    * Whether draws with these parameters can run on the device (WebGPU); absent: never. The model asks the
    * backend rather than naming a concrete one, so the loader (and the edge bundle) carry no GPU code.
    */
@@ -44,12 +50,12 @@ export interface Backend {
   /** out (T, dim) = rows tokens[t] of the table; tokens is a device i32 array. */
   embed(out: number, table: Weight, tokens: number, T: number): void;
   /**
-   * out (T, w.rows) = x (T, w.cols) @ W^T. scratch: matmulScratchBytes of device memory.
-   * sameInput: the caller promises that x and scratch are those of the previous matmul and that x has not
-   * changed since (q, k and v of one normed row; gate and up), so a backend may reuse the activations it
+   * out (T, w.rows) = x (T, w.cols) @ W^T, through the backend's matmul scratch (setMatmulScratch).
+   * sameInput: the caller promises that x is that of the previous matmul and has not changed
+   * since (q, k and v of one normed row; gate and up), so a backend may reuse the activations it
    * quantized (or rounded) then, when they are of the kind this weight needs: one quantization, not three.
    */
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput?: boolean): void;
+  matmul(out: number, x: number, w: Weight, T: number, sameInput?: boolean): void;
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void;
   /** In place on T rows of nHeads heads; positions: device i32 (T); table: (cos, sin) pairs (maxPos, ropeDim/2). */
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void;

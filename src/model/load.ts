@@ -143,7 +143,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const kept = Math.min(topK, ctx);
   const kvOpts = { pageSize, nPages, maxSeqs, maxPositions: ctx, kvType };
   const layout = (tensors: TensorInfo[], backend: Backend) =>
-    planModel(config, tensors, backend, kvOpts, { rows, logitRows, positions: ctx, matmulScratch: 0 }, kept);
+    planModel(config, tensors, backend, kvOpts, { rows, logitRows, positions: ctx }, kept);
   const all = [...file.tensors.values()];
   const wasm = () => selectBackend({ threads: opts.threads, relaxedSimd: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
   const backend = typeof opts.backend === "object" ? opts.backend : await backendNamed(opts.backend ?? "wasm", wasm, {
@@ -174,8 +174,9 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     }
 
     // the layout pass (weights, ALiBi slopes, top-k scratch, KV pages, run state), then one reservation
-    const { plan, regions, shape } = layout(tensors, backend);
+    const { plan, regions } = layout(tensors, backend);
     const at = await plan.place(backend);
+    backend.setMatmulScratch(at(regions.matmulScratch), regions.matmulScratch.bytes);
 
     const weightSet = await WeightSet.upload(backend, file, tensors.map((t, i) => ({ t, ptr: at(regions.weights[i]) })), opts.onProgress);
     const weights = arch.bind(config, weightSet);
@@ -187,7 +188,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     if (regions.topK) Object.assign(attention, { topK: kept, topKScratch: at(regions.topK) });
     const kvAt = { pages: at(regions.kv.pages), pageTables: at(regions.kv.pageTables) };
     const kv = new PagedKVCache(backend, config, { ...kvOpts, ...attention, at: kvAt });
-    const state = runState(regions.run, at, shape);
+    const state = runState(regions.run, at, { rows, logitRows, positions: ctx });
     const ropeFactors = await ropeFreqFactors(file, config.ropeDim);
     const model = new Model(config, tokenizer, backend, arch, weights, kv, state, ctx, file);
     model.setRope(config.ropeAngles ?? "ggml", ropeFactors);
@@ -202,23 +203,22 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
 
 /**
  * The one layout of a model's memory: every weight (in the architecture's order), ALiBi slopes, top-k
- * scratch, KV pages and page tables, and the run state, whose matmul scratch the backend sizes for the
- * widest weight. `stateBytes` is what is not weights (a GPU's state binding).
+ * scratch, KV pages and page tables, the backend's matmul scratch (as large as its widest weight needs),
+ * and the run state. `stateBytes` is what is not weights (a GPU's state binding).
  */
 function planModel(
   c: DerivedConfig,
   tensors: TensorInfo[],
   backend: Backend,
   kvOpts: KVCacheOptions,
-  runShape: RunShape,
+  shape: RunShape,
   topK: number,
 ) {
-  let matmulScratch = 0;
+  let matmulScratch = 64;
   for (const t of tensors) {
     if (t.shape.length < 2) continue;
-    matmulScratch = Math.max(matmulScratch, backend.matmulScratchBytes(t.type, t.shape[0], Math.max(runShape.rows, runShape.logitRows)));
+    matmulScratch = Math.max(matmulScratch, backend.matmulScratchBytes(t.type, t.shape[0], Math.max(shape.rows, shape.logitRows)));
   }
-  const shape: RunShape = { ...runShape, matmulScratch };
   const plan = new ArenaPlan();
   const weights = tensors.map((t) => plan.add(`weight ${t.name}`, t.byteLength));
   const weightBytes = plan.bytes;
@@ -227,9 +227,10 @@ function planModel(
     alibiSlopes: c.alibiMaxBias ? plan.add("alibi slopes", c.nHeads * 4) : undefined,
     topK: topK > 0 ? plan.add("top-k selection", c.nHeads * topK * 8) : undefined,
     kv: PagedKVCache.plan(plan, c, kvOpts),
+    matmulScratch: plan.add("matmul scratch", matmulScratch),
     run: planRunState(plan, c, shape),
   };
-  return { plan, regions, shape, stateBytes: plan.bytes - weightBytes };
+  return { plan, regions, stateBytes: plan.bytes - weightBytes };
 }
 
 /** llama.cpp's Llama 3 GGUFs carry RoPE frequency scaling as `rope_freqs.weight`: one divisor per rotated pair. */
