@@ -11,7 +11,8 @@
  * ({ ggmlOrder: true, kvCacheType: "f16" }) and prints its speed as a share of the default's.
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 

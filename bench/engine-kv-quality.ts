@@ -8,7 +8,8 @@
  *   deno run -A bench/engine-kv-quality.ts [model.gguf] [tokens] [types]
  *   (default: ../shared stories260K, 400, q8_0,u8_asym)
  */
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 
 // deno-lint-ignore no-explicit-any

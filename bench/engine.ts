@@ -6,7 +6,8 @@
  *   deno run -A bench/engine.ts [model.gguf ...]     (default: the synthetic stories110M F32 model)
  *   bun bench/engine.ts [model.gguf ...]
  */
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";

@@ -14,7 +14,7 @@
  * the harnesses of ../shared/peers (llamacpp.mjs, wllama.ts) copied beside them; see ../shared/peers/README.md.
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 

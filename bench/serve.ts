@@ -9,7 +9,7 @@
  * Without --model it uses bench/synthetic.ts's random-weight model of the
  * stories110M shape: the speed depends on the shape, not on the weights' values.
  */
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { createHandler } from "../src/server/handler.ts";
 import { serve } from "../src/server/serve.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";

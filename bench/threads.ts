@@ -10,7 +10,8 @@
  * one with src/quant/quantize.ts on first use, cached beside it); --model runs
  * any file. Weights are random: speed does not depend on the values.
  */
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";

@@ -15,7 +15,8 @@
  *
  * A model path in place of the synthetic one measures the same on real weights (within its context).
  */
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 

@@ -12,7 +12,8 @@
  * variable (and the API key from KVASM_API_KEY) on the first request.
  * The model loads once per isolate, on the first request; later requests reuse it.
  */
-import { loadModel, type LoadOptions, type Model } from "./model/model.ts";
+import { loadModel, type LoadOptions } from "./model/load.ts";
+import type { Model } from "./model/model.ts";
 import { createHandler, type HandlerOptions, type KvasmHandler } from "./server/handler.ts";
 import { HttpError } from "./server/http-error.ts";
 

@@ -6,7 +6,8 @@
  *   for await (const piece of model.generate("Once upon a time", { temperature: 0 })) out(piece);
  *   await model.close();
  */
-export { loadModel, type LoadOptions, Model, type StepInput } from "./model/model.ts";
+export { loadModel, type LoadOptions } from "./model/load.ts";
+export { Model, type StepInput } from "./model/model.ts";
 export type { ModelInput } from "./io/model-input.ts";
 export { type FinishReason, generate, type GeneratedToken, type GenerateOptions, type GenerationResult } from "./generate.ts";
 export { Sampler, type SampleResult, type TokenLogprob } from "./sampling/sampler.ts";
@@ -29,6 +30,8 @@ export { WasmBackend } from "./backends/wasm.ts";
 export { ThreadedWasmBackend } from "./backends/wasm-threads.ts";
 export { selectBackend } from "./backends/select.ts";
 export { WebGpuBackend } from "./backends/webgpu/backend.ts";
+// registers the "webgpu" and "auto" backend names for loadModel (kvasm/edge leaves them out, and WGSL with them)
+import "./backends/webgpu/select.ts";
 export { WebGpuError, webgpuStatus } from "./backends/webgpu/device.ts";
 export { openModelFile } from "./formats/open.ts";
 export { DEFAULT_HEADER_LIMITS, type HeaderLimits } from "./formats/types.ts";

@@ -8,7 +8,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { alibiSlopes } from "../src/model/alibi.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { BytesSink } from "../src/formats/gguf-writer.ts";

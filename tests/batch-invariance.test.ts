@@ -3,7 +3,8 @@
 // synthetic llama models (random weights, every matrix of one type) are built in memory with kvasm's writer
 // and quantizer. (ggmlOrder is exempt: it follows llama.cpp, whose one-row and many-row orders differ.)
 import { assertEquals, test } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { BytesSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";

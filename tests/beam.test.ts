@@ -1,6 +1,6 @@
 // Beam search through forked sequences.
 import { assert, assertEquals, sharedPath, testShared } from "./harness.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { generate } from "../src/generate.ts";
 import { Engine } from "../src/engine/engine.ts";
 

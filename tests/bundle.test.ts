@@ -48,6 +48,15 @@ testShared("size budget: each kernel build under 320 KB, the edge bundle under 1
   assert(edge < 1024 * 1024, `edge bundle is ${edge} bytes`);
 });
 
+testShared("the edge bundle carries no WebGPU backend (no WGSL); the library bundle does", [MODEL], () => {
+  const dir = buildOnce();
+  const wgsl = /@compute\s*@workgroup_size/;
+  const lib = fs.readFileSync(path.join(dir, "kvasm.mjs"), "utf8");
+  assert(wgsl.test(lib), "the library bundle holds the WebGPU shaders");
+  // the backend registers itself where it is imported (src/mod.ts); the loader never imports it
+  assert(!wgsl.test(fs.readFileSync(path.join(dir, "kvasm-edge.mjs"), "utf8")), "the edge bundle holds a WGSL compute shader");
+});
+
 testShared("the edge bundle (single-thread kernels only) answers a completion from model bytes", [MODEL, GOLDEN], async () => {
   const dir = buildOnce();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-edge-"));

@@ -10,7 +10,7 @@ import { NumericalError, ParamError } from "../src/errors.ts";
 import { BytesSink, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource } from "../src/io/source.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { ChatTemplate } from "../src/server/chat-template.ts";
 import { createHandler } from "../src/server/handler.ts";
 import { serve } from "../src/server/serve.ts";

@@ -8,7 +8,7 @@ import process from "node:process";
 import { spawnSync } from "node:child_process";
 import { assert, assertEquals, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
 import { main } from "../src/cli.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { ChatTemplate } from "../src/server/chat-template.ts";
 import { chatPromptIds } from "../src/server/chat-prompt.ts";
@@ -79,7 +79,7 @@ testShared("cli: generate --ggml-order streams the same tokens as text", [
     "--ggml-order",
   ];
   assertEquals(await main(args, io), 0, io.stderr);
-  const { loadModel } = await import("../src/model/model.ts");
+  const { loadModel } = await import("../src/model/load.ts");
   const model = await loadModel(sharedPath("models", "stories260K", "stories260K-q8_0.gguf"));
   try {
     assertEquals(io.stdout, row.prompt + model.tokenizer.decode(row.greedy_ids.slice(0, 40)) + "\n");

@@ -7,7 +7,7 @@ import { assert, assertEquals, readJSON, sharedPath, testShared } from "./harnes
 import { createEdgeHandler } from "../src/edge.ts";
 import { StreamSource } from "../src/edge/stream-source.ts";
 import { serve } from "../src/server/serve.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { FormatError } from "../src/errors.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K.gguf");

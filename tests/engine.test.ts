@@ -1,6 +1,7 @@
 // The engine: continuous batching of many requests over one paged KV cache.
 import { assert, assertEquals, assertRejects, sharedPath, testShared } from "./harness.ts";
-import { loadModel, type LoadOptions, type Model } from "../src/model/model.ts";
+import { loadModel, type LoadOptions } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { generate } from "../src/generate.ts";
 import { Engine, type EngineOptions, QueueFullError } from "../src/engine/engine.ts";
 import type { EngineRequest, RequestParams, RequestResult } from "../src/engine/request.ts";

@@ -12,7 +12,9 @@ import { readLlama2c } from "../src/formats/llama2c.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { readSafetensors } from "../src/formats/safetensors.ts";
 import type { ModelFile } from "../src/formats/types.ts";
-import { checkTensorShapes, llamaConfigFromMetadata } from "../src/model/from-metadata.ts";
+import { llama } from "../src/architectures/llama.ts";
+import { checkTensors } from "../src/architectures/blocks.ts";
+import { deriveConfig } from "../src/model/config.ts";
 
 // ---------------------------------------------------------------- GGUF
 
@@ -347,7 +349,7 @@ testShared("openModelFile: a directory without a model is a FormatError", [share
   );
 });
 
-testShared("llamaConfigFromMetadata and checkTensorShapes name the missing key, the architecture, the tensor", [STORIES], async () => {
+testShared("llama.config and llama.tensors (the loader's check) name the bad key, the architecture, the tensor", [STORIES], async () => {
   const file = await readGGUF(await FileSource.open(STORIES));
   const withMeta = (edit: (m: Map<string, unknown>) => void): ModelFile => {
     const metadata = new Map(file.metadata);
@@ -355,52 +357,52 @@ testShared("llamaConfigFromMetadata and checkTensorShapes name the missing key, 
     return { ...file, metadata };
   };
   await assertRejects(
-    () => llamaConfigFromMetadata(withMeta((m) => m.delete("llama.block_count"))),
+    () => llama.config(withMeta((m) => m.delete("llama.block_count"))),
     FormatError,
     /metadata key "llama\.block_count" is missing/,
   );
   await assertRejects(
-    () => llamaConfigFromMetadata(withMeta((m) => m.delete("general.architecture"))),
+    () => llama.config(withMeta((m) => m.delete("general.architecture"))),
     FormatError,
     /"general\.architecture" is missing/,
   );
   await assertRejects(
-    () => llamaConfigFromMetadata(withMeta((m) => m.set("general.architecture", "gpt2"))),
+    () => llama.config(withMeta((m) => m.set("general.architecture", "gpt2"))),
     UnsupportedError,
     /architecture "gpt2" is not supported/,
   );
   await assertRejects(
-    () => llamaConfigFromMetadata(withMeta((m) => m.set("llama.attention.head_count_kv", 3))),
+    () => llama.config(withMeta((m) => m.set("llama.attention.head_count_kv", 3))),
     FormatError,
     /head_count_kv 3 does not divide head_count 8/,
   );
   await assertRejects(
-    () => llamaConfigFromMetadata(withMeta((m) => m.set("llama.embedding_length", "64"))),
+    () => llama.config(withMeta((m) => m.set("llama.embedding_length", "64"))),
     FormatError,
     /"llama\.embedding_length" must be a number/,
   );
-  const mistral = llamaConfigFromMetadata(withMeta((m) => {
+  const mistral = llama.config(withMeta((m) => {
     for (const [k, v] of [...m]) if (k.startsWith("llama.")) m.set(k.replace(/^llama\./, "mistral."), v);
     m.set("general.architecture", "mistral");
     m.set("mistral.attention.sliding_window", 4096);
   }));
   assertEquals([mistral.arch, mistral.slidingWindow, mistral.nKvHeads], ["mistral", 4096, 4]);
 
-  const config = llamaConfigFromMetadata(file);
+  const config = llama.config(file);
   const withTensors = (edit: (t: typeof file.tensors) => void): ModelFile => {
     const tensors = new Map(file.tensors);
     edit(tensors);
     return { ...file, tensors };
   };
   const k = file.tensors.get("blk.0.attn_k.weight")!;
-  checkTensorShapes(withTensors((t) => t.delete("output.weight")), config); // tied classifier is fine
+  checkTensors(withTensors((t) => t.delete("output.weight")), llama.tensors(deriveConfig(config))); // tied classifier is fine
   await assertRejects(
-    () => checkTensorShapes(withTensors((t) => t.set(k.name, { ...k, shape: [64, 64] })), config),
+    () => checkTensors(withTensors((t) => t.set(k.name, { ...k, shape: [64, 64] })), llama.tensors(deriveConfig(config))),
     FormatError,
-    /tensor "blk\.0\.attn_k\.weight" has shape \[64, 64\], expected \[64, 32\]/,
+    /tensor "blk\.0\.attn_k\.weight" has shape \[64, 64\], but the metadata implies \[64, 32\]/,
   );
   await assertRejects(
-    () => checkTensorShapes(withTensors((t) => t.delete("blk.3.ffn_up.weight")), config),
+    () => checkTensors(withTensors((t) => t.delete("blk.3.ffn_up.weight")), llama.tensors(deriveConfig(config))),
     FormatError,
     /tensor "blk\.3\.ffn_up\.weight" is missing \(expected shape \[64, 172\]\)/,
   );

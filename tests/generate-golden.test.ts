@@ -1,6 +1,6 @@
 // End-to-end: real checkpoints, greedy decoding, compared with llama.cpp and llama2.c.
 import { assert, assertEquals, assertRejects, readJSON, sharedPath, testShared } from "./harness.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { generate, type GenerationResult } from "../src/generate.ts";
 import { ContextLengthError, UnsupportedError } from "../src/errors.ts";
 

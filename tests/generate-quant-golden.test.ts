@@ -10,7 +10,8 @@
 // ggml's order; quantized weights need both, since their activations are re-quantized at every matmul and
 // an ulp upstream moves whole quantization steps.
 import { assert, readJSON, sharedPath, testShared } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 
 interface Row {
   model: string;

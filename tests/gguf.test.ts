@@ -6,7 +6,9 @@ import { type GGUFFile, type GGUFValueType, readGGUF } from "../src/formats/gguf
 import { BytesSink, fileSink, type GGUFMetadataEntry, inferValueType, metadataEntries, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { readLlama2c } from "../src/formats/llama2c.ts";
 import { openModelFile } from "../src/formats/open.ts";
-import { checkTensorShapes, llamaConfigFromMetadata } from "../src/model/from-metadata.ts";
+import { llama } from "../src/architectures/llama.ts";
+import { checkTensors } from "../src/architectures/blocks.ts";
+import { deriveConfig } from "../src/model/config.ts";
 
 async function tensorBytes(
   file: { source: { read(o: number, d: Uint8Array): Promise<void> } },
@@ -241,15 +243,16 @@ const STORIES_BIN = sharedPath("models/stories260K/stories260K.bin");
 testShared("stories260K.gguf: config, shapes, and tensors bit-identical to stories260K.bin", [STORIES, STORIES_BIN], async () => {
   const gguf = await readGGUF(await FileSource.open(STORIES));
   const bin = await readLlama2c(await FileSource.open(STORIES_BIN));
-  const config = llamaConfigFromMetadata(gguf);
+  const config = llama.config(gguf);
   assertEquals(
     [config.dim, config.hiddenDim, config.nLayers, config.nHeads, config.nKvHeads, config.headDim, config.vocabSize, config.ropeDim],
     [64, 172, 5, 8, 4, 8, 512, 8],
   );
   assertEquals(config.ropeTheta, 10000);
   assertEquals(config.ropeStyle, "interleaved");
+  assertEquals(config.ropeAngles, undefined); // llama.cpp's angles
   assertClose([config.normEps], [1e-5], 1e-6);
-  checkTensorShapes(gguf, config);
+  checkTensors(gguf, llama.tensors(deriveConfig(config)));
   assertEquals(gguf.tensors.size, 3 + 5 * 9);
   assertEquals(gguf.tensors.get("blk.4.ffn_down.weight")!.shape, [172, 64]);
   assertEquals(gguf.tensors.get("blk.0.attn_k.weight")!.shape, [64, 32]);
@@ -294,7 +297,7 @@ for (
     }
     assertEquals(type("output.weight"), expected.output, `${variant} output`);
     assertEquals(type("token_embd.weight"), expected.embd, `${variant} token_embd`);
-    checkTensorShapes(file, llamaConfigFromMetadata(file));
+    checkTensors(file, llama.tensors(deriveConfig(llama.config(file))));
     // Quantized tensors end inside the file and are laid out back to back (with padding).
     const last = [...file.tensors.values()].reduce((a, b) => (a.offset > b.offset ? a : b));
     assert(last.offset + last.byteLength <= file.source.size);
@@ -341,13 +344,13 @@ const synthPaths = SYNTH.map((s) => sharedPath(`models/synthetic-quants/synthq-$
 testShared("synthetic-quants: every file parses with the documented types", synthPaths, async () => {
   for (let i = 0; i < SYNTH.length; i++) {
     const file = await readGGUF(await FileSource.open(synthPaths[i]));
-    const c = llamaConfigFromMetadata(file);
+    const c = llama.config(file);
     assertEquals(
       [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.contextLength],
       [256, 512, 2, 8, 2, 512, 256],
       SYNTH[i],
     );
-    checkTensorShapes(file, c);
+    checkTensors(file, llama.tensors(deriveConfig(c)));
     assertEquals(file.tensors.size, 3 + 2 * 9, SYNTH[i]);
     assertEquals(file.tensors.get("token_embd.weight")!.type, SYNTH_TYPE[SYNTH[i]], `${SYNTH[i]} token_embd`);
     assertEquals(file.tensors.get("blk.0.ffn_gate.weight")!.type, SYNTH_TYPE[SYNTH[i]], `${SYNTH[i]} ffn_gate`);
@@ -377,7 +380,7 @@ testShared("vocab-only GGUFs: tokens, scores, merges, no tensors", [SPM, GPT2], 
   assert(spm.metadata.get("tokenizer.ggml.scores") instanceof Float32Array);
   assertEquals((spm.metadata.get("tokenizer.ggml.token_type") as Int32Array)[0], 2);
   assertEquals(spm.metadata.get("tokenizer.ggml.add_bos_token"), true);
-  assertEquals(llamaConfigFromMetadata(spm).vocabSize, 32000);
+  assertEquals(llama.config(spm).vocabSize, 32000);
   await spm.source.close();
 
   const gpt2 = await readGGUF(await FileSource.open(GPT2));

@@ -13,7 +13,7 @@ import { assert, assertEquals, assertRejects, sharedPath, test, testShared } fro
 import { FormatError, NumericalError, ParamError } from "../src/errors.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource } from "../src/io/source.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { tokenizerFromBytes } from "../src/model/tokenizer-for.ts";
 import { createHandler } from "../src/server/handler.ts";
 import { field, withField } from "../scripts/fuzz/gguf-fields.ts";

@@ -1,7 +1,7 @@
 // The F16 KV cache: halves rounded as F16C rounds them, flash attention as ggml's CPU backend computes it
 // (close to exact attention over the rounded K and V), half the bytes of the f32 cache.
 import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { PagedKVCache } from "../src/kv/paged-cache.ts";

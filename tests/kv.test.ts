@@ -1,6 +1,7 @@
 // The paged KV cache: fork with copy-on-write, sliding-window attention and page release, the Q8_0 and u8_asym caches.
 import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { type KVType, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";

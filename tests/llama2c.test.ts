@@ -5,7 +5,9 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { LLAMA2C_MAGIC, readLlama2c } from "../src/formats/llama2c.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import type { ModelFile } from "../src/formats/types.ts";
-import { checkTensorShapes, llamaConfigFromMetadata } from "../src/model/from-metadata.ts";
+import { llama } from "../src/architectures/llama.ts";
+import { checkTensors } from "../src/architectures/blocks.ts";
+import { deriveConfig } from "../src/model/config.ts";
 
 const STORIES_BIN = sharedPath("models/stories260K/stories260K.bin");
 const AIDREAMS_BIN = sharedPath("models/aidreams260K/aidreams260K.bin");
@@ -31,14 +33,15 @@ function concat(parts: Uint8Array[]): Uint8Array {
 testShared("stories260K.bin: legacy header, per-layer tensors, GGUF metadata keys", [STORIES_BIN], async () => {
   const file = await readLlama2c(await FileSource.open(STORIES_BIN));
   assertEquals(file.format, "llama2c");
-  const c = llamaConfigFromMetadata(file);
+  const c = llama.config(file);
   assertEquals(
     [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.headDim, c.vocabSize, c.contextLength, c.ropeTheta, c.ropeDim],
     [64, 172, 5, 8, 4, 8, 512, 512, 10000, 8],
   );
   assertEquals(c.ropeStyle, "interleaved");
+  assertEquals(c.ropeAngles, "llama2c"); // run.c's RoPE angles, which the loader hands to the Model
   assertEquals(file.metadata.get("general.name"), "stories260K");
-  checkTensorShapes(file, c);
+  checkTensors(file, llama.tensors(deriveConfig(c)));
   // Shared classifier: no output.weight; 1 embedding + 1 final norm + 9 per layer.
   assertEquals(file.tensors.has("output.weight"), false);
   assertEquals(file.tensors.size, 2 + 5 * 9);
@@ -61,9 +64,9 @@ testShared("stories260K.bin: legacy header, per-layer tensors, GGUF metadata key
 testShared("aidreams260K.bin: 4 layers, 4 heads, plain multi-head attention, context 128", [AIDREAMS_BIN], async () => {
   const file = await openModelFile(AIDREAMS_BIN);
   assertEquals(file.format, "llama2c");
-  const c = llamaConfigFromMetadata(file);
+  const c = llama.config(file);
   assertEquals([c.dim, c.nLayers, c.nHeads, c.nKvHeads, c.headDim, c.vocabSize, c.contextLength], [64, 4, 4, 4, 16, 512, 128]);
-  checkTensorShapes(file, c);
+  checkTensors(file, llama.tensors(deriveConfig(c)));
   assertEquals(file.tensors.get("blk.3.attn_k.weight")!.shape, [64, 64]);
   assertEquals(file.tensors.has("blk.4.attn_k.weight"), false);
   await file.source.close();
@@ -132,7 +135,7 @@ test("legacy checkpoint with a negative vocab_size has an unshared classifier af
   assertEquals(await firstFloat(file, "blk.0.ffn_up.weight"), 544);
   assertEquals(await firstFloat(file, "output_norm.weight"), 672);
   assertEquals(await firstFloat(file, "output.weight"), 696);
-  checkTensorShapes(file, llamaConfigFromMetadata(file));
+  checkTensors(file, llama.tensors(deriveConfig(llama.config(file))));
 
   const shared = await readLlama2c(new BytesSource(tinyLegacy(10), "tiny-shared.bin"));
   assertEquals(shared.tensors.has("output.weight"), false);

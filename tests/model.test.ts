@@ -1,7 +1,7 @@
 // The model object: batch prefill equals token-by-token decode, sequences are
 // independent, and closing frees everything.
 import { assert, assertClose, assertEquals, assertRejects, sharedPath, testShared } from "./harness.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { ClosedError, ContextLengthError, ParamError } from "../src/errors.ts";
 
 const GGUF = sharedPath("models", "stories260K", "stories260K.gguf");

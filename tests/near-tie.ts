@@ -11,7 +11,8 @@
  * reference's).
  */
 import { assert } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 
 /** Logits closer than this at the top are a near tie of the reference (stories260K's typical margins are 0.1 to 30). */
 export const NEAR_TIE = 0.02;

@@ -13,11 +13,11 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { readSafetensors } from "../src/formats/safetensors.ts";
 import { BytesSource } from "../src/io/source.ts";
 import { deriveConfig } from "../src/model/config.ts";
-import { llamaConfigFromMetadata } from "../src/model/from-metadata.ts";
+import { ArenaPlan } from "../src/memory/arena.ts";
 import { hfModelFile } from "../src/model/hf-config.ts";
 import { WeightSet } from "../src/model/weights.ts";
-import { splitGPTQKV } from "../src/models/gpt2.ts";
-import { splitPhi3 } from "../src/models/phi3.ts";
+import { splitGPTQKV } from "../src/architectures/gpt2.ts";
+import { phi3, splitPhi3 } from "../src/architectures/phi3.ts";
 import { assert, assertEquals, test } from "./harness.ts";
 
 /** A safetensors file of F32 tensors filled with 0, 1, 2, ... */
@@ -48,8 +48,10 @@ async function upload(config: Record<string, unknown>, tensors: Record<string, n
   const file = hfModelFile(await readSafetensors(new BytesSource(patternSafetensors(tensors))), config, "config.json");
   const backend = new WasmBackend();
   const infos = [...file.tensors.values()];
-  await backend.init(infos.reduce((n, t) => n + t.byteLength + 64, 0) + 4096);
-  const set = await WeightSet.upload(backend, file, infos);
+  const plan = new ArenaPlan();
+  const regions = infos.map((t) => plan.add(`weight ${t.name}`, t.byteLength));
+  const at = await plan.place(backend);
+  const set = await WeightSet.upload(backend, file, infos.map((t, i) => ({ t, ptr: at(regions[i]) })));
   const read = (w: Weight) => Array.from(backend.arena.f32(w.ptr, w.rows * w.cols));
   return { file, set, read, backend };
 }
@@ -120,7 +122,7 @@ test("Phi-3 qkv_proj ([q|k|v] rows, GQA) and gate_up_proj ([gate|up] rows) split
     "model.layers.0.self_attn.qkv_proj.weight": [qkvRows, D],
     "model.layers.0.mlp.gate_up_proj.weight": [2 * hidden, D],
   });
-  const c = deriveConfig(llamaConfigFromMetadata(file));
+  const c = deriveConfig(phi3.config(file));
   const v = splitPhi3(set.get("blk.0.attn_qkv.weight"), set.get("blk.0.ffn_up.weight"), c, "blk.0.");
   const kv = kvHeads * HD;
   assertEquals(read(v.wq), expect(D, D, (r, i) => r * D + i), "Q rows");

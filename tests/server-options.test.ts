@@ -4,7 +4,8 @@
  * (preflight and the headers on plain and streamed answers); and the one log line per request.
  */
 import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { createHandler, fileStem, type KvasmHandler } from "../src/server/handler.ts";
 import type { RequestLogEntry } from "../src/server/request-log.ts";
 

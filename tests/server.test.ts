@@ -5,7 +5,8 @@
  */
 import OpenAI from "openai";
 import { assert, assertEquals, readJSON, sharedPath, testShared } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { createHandler, type KvasmHandler } from "../src/server/handler.ts";
 import { type RunningServer, serve } from "../src/server/serve.ts";
 

@@ -1,7 +1,8 @@
 // The threaded WASM backend: bit-identical logits and ids for 1, 2 and 3
 // threads, the automatic single-thread path, and a worker dying mid-run.
 import { assert, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { selectBackend } from "../src/backends/select.ts";

@@ -6,7 +6,7 @@
  * and two threads, with ALiBi; and in a model: k at least the context is
  * dense attention bit for bit, a small k changes the logits.
  */
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { type KVType, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";

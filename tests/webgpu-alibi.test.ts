@@ -3,9 +3,10 @@
 // where there is none: Bun, Node, Deno without a driver; under CI an adapter is required).
 import * as path from "node:path";
 import { assert, assertClose, assertEquals, env, readJSON, runtime, sharedPath, testShared } from "./harness.ts";
-import { loadModel } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
 import { webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
+import "../src/backends/webgpu/select.ts"; // registers the "webgpu" backend name
 import { UnsupportedError } from "../src/errors.ts";
 
 interface Reference {

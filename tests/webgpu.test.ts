@@ -3,7 +3,8 @@
 // ("auto" falls back where there is no WebGPU: Bun, Node, Deno without a driver), and typed errors.
 // Runs on whatever adapter is present (lavapipe, OpenGL, a real GPU) and says which.
 import { assert, assertClose, assertEquals, assertRejects, env, readJSON, runtime, sharedPath, test, testShared } from "./harness.ts";
-import { loadModel, type Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
@@ -390,7 +391,8 @@ if (gpuExpected) {
     // 512 columns: several K steps of every kernel; 70 rows: a partial tile; 40 tokens (past TILED_FROM): a partial token tile
     const cols = 512, rows = 70, T = 40;
     try {
-      const x = b.alloc(T * cols * 4, "x"), scratch = b.alloc(T * cols * 4, "scratch");
+      const x = b.alloc(T * cols * 4, "x");
+      b.setMatmulScratch(b.alloc(T * cols * 4, "matmul scratch"), T * cols * 4);
       const tiled = b.alloc(T * rows * 4, "tiled out"), single = b.alloc(T * rows * 4, "one-row out");
       const xs = new Float32Array(T * cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7)));
       b.write(x, xs);
@@ -399,9 +401,9 @@ if (gpuExpected) {
         const ptr = b.alloc(bytes.length, `weight test ${type}`);
         await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
         const w = { name: `test ${type}`, type, cols, rows, ptr, bytes: bytes.length };
-        b.matmul(tiled, x, w, T, scratch);
+        b.matmul(tiled, x, w, T);
         // one row at a time: each row's activation is quantized alone, as the tiled matmul's rows were
-        for (let t = 0; t < T; t++) b.matmul(single + t * rows * 4, x + t * cols * 4, w, 1, scratch);
+        for (let t = 0; t < T; t++) b.matmul(single + t * rows * 4, x + t * cols * 4, w, 1);
         const a = new Float32Array(T * rows), e = new Float32Array(T * rows);
         await b.read(tiled, a);
         await b.read(single, e);

@@ -9,7 +9,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { KvasmError } from "../../src/errors.ts";
-import { loadModel, type Model } from "../../src/model/model.ts";
+import { loadModel } from "../../src/model/load.ts";
+import type { Model } from "../../src/model/model.ts";
 import { baseFiles, type Corpus, type FileSet, mutant } from "./mutate.ts";
 
 const args = process.argv.slice(process.argv.findIndex((a) => a.endsWith("child.ts")) + 1);

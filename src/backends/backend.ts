@@ -1,5 +1,11 @@
+// src/backends/ owns what runs the forward pass: the Backend contract (this file), the WASM backends on one
+// thread or a pool of Workers, the WebGPU backend (webgpu/, which registers its names when imported), and
+// select.ts, which picks one: WASM by default, another by the name it registered.
+
 import type { ByteSource } from "../io/source.ts";
 import type { GGMLTypeId } from "../formats/ggml-types.ts";
+import type { ResolvedSamplingParams } from "../sampling/params.ts";
+import type { Sampler } from "../sampling/sampler.ts";
 
 /**
  * The contract between the forward pass and whatever runs it (WASM on one
@@ -27,16 +33,29 @@ export interface Backend {
   supportsKV?(type: KVType): boolean;
   /** Scratch bytes `matmul` needs for T activation rows of width n against a weight of this type. */
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number;
+  /**
+   * Hands the backend its matmul scratch: `bytes` at `ptr` (a region of the arena plan, at least matmulScratchBytes
+   * for every weight and row count it will multiply), before the first matmul. The scratch is the backend's own
+   * (quantized or rounded activations): the forward pass never names it.
+   */
+  setMatmulScratch(ptr: number, bytes: number): void;
+  /**
+   * Whether draws with these parameters can run on the device (WebGPU); absent: never. The model asks the
+   * backend rather than naming a concrete one, so the loader (and the edge bundle) carry no GPU code.
+   */
+  samplesOnDevice?(params: ResolvedSamplingParams): boolean;
+  /** A sampler on the device over `vocabSize` logits, `rows` draws per readback (where samplesOnDevice says so). */
+  deviceSampler?(vocabSize: number, rows: number): DeviceSampling;
 
   /** out (T, dim) = rows tokens[t] of the table; tokens is a device i32 array. */
   embed(out: number, table: Weight, tokens: number, T: number): void;
   /**
-   * out (T, w.rows) = x (T, w.cols) @ W^T. scratch: matmulScratchBytes of device memory.
-   * sameInput: the caller promises that x and scratch are those of the previous matmul and that x has not
-   * changed since (q, k and v of one normed row; gate and up), so a backend may reuse the activations it
+   * out (T, w.rows) = x (T, w.cols) @ W^T, through the backend's matmul scratch (setMatmulScratch).
+   * sameInput: the caller promises that x is that of the previous matmul and has not changed
+   * since (q, k and v of one normed row; gate and up), so a backend may reuse the activations it
    * quantized (or rounded) then, when they are of the kind this weight needs: one quantization, not three.
    */
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput?: boolean): void;
+  matmul(out: number, x: number, w: Weight, T: number, sameInput?: boolean): void;
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void;
   /** In place on T rows of nHeads heads; positions: device i32 (T); table: (cos, sin) pairs (maxPos, ropeDim/2). */
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void;
@@ -135,4 +154,14 @@ export const ROW_START = 2;
 export function kvOffsets(kv: KVLayout, layer: number): { kOff: number; vOff: number } {
   const block = kv.pageSize * kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
   return { kOff: layer * 2 * block, vOff: layer * 2 * block + block };
+}
+
+/** Draws on the device, a batch of steps per readback (Model.decodeSampled; WebGPU's is backends/webgpu/sample.ts). */
+export interface DeviceSampling {
+  /** Takes the sampler's params, RNG and `history` (penalties) before a batch; validates before anything is reserved. */
+  load(sampler: Sampler, history: ArrayLike<number>, logits: number, nextToken: number): void;
+  /** Records step k's draw from the logits, writing the pick and the next step's input token. */
+  step(k: number): void;
+  /** Reads the batch's `m` picks into `out` and moves the sampler's RNG on past them. */
+  finish(sampler: Sampler, out: Int32Array, m: number): Promise<void>;
 }

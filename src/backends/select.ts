@@ -1,8 +1,57 @@
 import type { Backend } from "./backend.ts";
+import type { TensorInfo } from "../formats/types.ts";
 import { WasmBackend } from "./wasm.ts";
 import { ThreadedWasmBackend } from "./wasm-threads.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
-import { ParamError } from "../errors.ts";
+import { ParamError, UnsupportedError } from "../errors.ts";
+
+export type BackendName = "wasm" | "webgpu" | "auto";
+export const BACKEND_NAMES: readonly BackendName[] = ["wasm", "webgpu", "auto"];
+
+/** What a model asks of a backend before it loads: its weight tensors, and the bytes of the rest (KV pages, scratch) as a probe of that backend sizes them. */
+export interface BackendNeeds {
+  tensors: TensorInfo[];
+  stateBytes(probe: Backend): number;
+}
+
+/** Picks a backend for `name`: `wasm` is the default WASM backend, to fall back on. */
+export type NamedBackend = (
+  name: BackendName,
+  wasm: () => Promise<Backend>,
+  needs: BackendNeeds,
+  onNotice?: (message: string) => void,
+) => Promise<Backend>;
+
+/**
+ * Backends other than WASM register their names when their module is imported
+ * (src/backends/webgpu/select.ts: "webgpu", "auto"), so code that loads models
+ * does not import them: the edge bundle, which never does, carries no GPU code.
+ */
+const named = new Map<BackendName, NamedBackend>();
+
+export function registerBackend(names: readonly BackendName[], pick: NamedBackend): void {
+  for (const n of names) named.set(n, pick);
+}
+
+/** The backend `name` asks for: "wasm" is selectBackend's; another name goes to whichever backend registered it. */
+export function backendNamed(
+  name: BackendName,
+  wasm: () => Promise<Backend>,
+  needs: BackendNeeds,
+  onNotice?: (message: string) => void,
+): Promise<Backend> {
+  if (!BACKEND_NAMES.includes(name)) {
+    throw new ParamError("backend", `must be one of ${BACKEND_NAMES.join(", ")}, got ${JSON.stringify(name)}`);
+  }
+  if (name === "wasm") return wasm();
+  const pick = named.get(name);
+  if (!pick) {
+    throw new UnsupportedError(
+      `backend "${name}" is not in this build (kvasm/edge runs WASM only); load from "kvasm", which includes WebGPU, or use backend "wasm"`,
+    );
+  }
+  return pick(name, wasm, needs, onNotice);
+}
 
 export interface BackendChoice {
   /** Threads in all, the calling thread included; default: the machine's cores. 1 = the single-thread backend. */

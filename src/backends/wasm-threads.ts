@@ -114,9 +114,10 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   // ---------------------------------------------------------------- split ops
 
-  override matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput = false): void {
-    if (this.defer(() => this.matmul(out, x, w, T, scratch, sameInput))) return;
-    if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, scratch, sameInput);
+  override matmul(out: number, x: number, w: Weight, T: number, sameInput = false): void {
+    if (this.defer(() => this.matmul(out, x, w, T, sameInput))) return;
+    if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, sameInput);
+    const scratch = this.matmulScratch;
     const [fn, input] = this.prepareActivations(x, w, T, scratch, this.reusePrepared(x, w, T, scratch, sameInput));
     const pool = this.pool, dispatch = () => void pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
     // the split preparation is still running: the matmul goes first in line. Outside drain() the

@@ -155,7 +155,15 @@ export class WasmBackend implements Backend {
     if (p) p.add("embed", t0);
   }
 
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number, sameInput = false): void {
+  /** The matmul scratch's address (setMatmulScratch); 0 until the loader places it. */
+  protected matmulScratch = 0;
+
+  setMatmulScratch(ptr: number, _bytes: number): void {
+    this.matmulScratch = ptr;
+  }
+
+  matmul(out: number, x: number, w: Weight, T: number, sameInput = false): void {
+    const scratch = this.matmulScratch;
     this.matmulRows(out, x, w, T, scratch, 0, w.rows, !this.reusePrepared(x, w, T, scratch, sameInput));
   }
 

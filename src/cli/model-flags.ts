@@ -2,9 +2,12 @@
  * The flags every model-running command shares (which model, how to load it, how to sample) and the one
  * place that turns them into loadModel's options, with the progress line for slow loads.
  */
-import { loadModel, type LoadOptions, type Model } from "../model/model.ts";
+import { loadModel, type LoadOptions } from "../model/load.ts";
+import type { Model } from "../model/model.ts";
 import type { KVType } from "../backends/backend.ts";
-import type { BackendName } from "../backends/webgpu/select.ts";
+import type { BackendName } from "../backends/select.ts";
+// the CLI runs on WebGPU when asked: importing its selector registers the "webgpu" and "auto" backends
+import "../backends/webgpu/select.ts";
 import { ParamError } from "../errors.ts";
 import { loadProgress } from "../io/load-progress.ts";
 import type { Flags, FlagSpec } from "./flags.ts";

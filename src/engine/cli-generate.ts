@@ -6,7 +6,7 @@
  */
 import { generate } from "../generate.ts";
 import { ParamError } from "../errors.ts";
-import type { LoadOptions } from "../model/model.ts";
+import type { LoadOptions } from "../model/load.ts";
 import { Engine } from "./engine.ts";
 import type { RequestParams } from "./request.ts";
 import type { CommandSpec, Flags } from "../cli/flags.ts";

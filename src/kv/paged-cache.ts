@@ -1,5 +1,9 @@
+// src/kv/ owns the KV cache: pages, page tables and reference counts (this file; the arena plan places its two
+// regions), and the prefix cache that lets sequences share computed pages (prefix-cache.ts).
+
 import { type Backend, type KVLayout, kvSlotBytes, type KVType } from "../backends/backend.ts";
 import { ContextLengthError, OutOfMemoryError, ParamError } from "../errors.ts";
+import type { ArenaPlan, Region } from "../memory/arena.ts";
 
 /** One sequence's view of the cache: its page table (host mirror + device copy) and how many positions it holds. */
 export class Sequence {
@@ -26,6 +30,14 @@ export interface KVCacheOptions {
   alibiSlopes?: number;
   topK?: number;
   topKScratch?: number;
+  /** Where the arena plan placed the pages and page tables (PagedKVCache.plan); absent: the cache allocates them. */
+  at?: { pages: number; pageTables: number };
+}
+
+/** The cache's two regions of an arena plan. */
+export interface KVRegions {
+  pages: Region;
+  pageTables: Region;
 }
 
 /**
@@ -74,8 +86,8 @@ export class PagedKVCache {
     this.nPages = opts.nPages;
     this.maxSeqs = opts.maxSeqs;
     this.maxPagesPerSeq = Math.ceil(opts.maxPositions / opts.pageSize);
-    const base = backend.alloc(opts.nPages * pageBytes, "kv cache pages");
-    this.pageTables = backend.alloc(opts.maxSeqs * this.maxPagesPerSeq * 4, "kv page tables");
+    const base = opts.at?.pages ?? backend.alloc(opts.nPages * pageBytes, "kv cache pages");
+    this.pageTables = opts.at?.pageTables ?? backend.alloc(opts.maxSeqs * this.maxPagesPerSeq * 4, "kv page tables");
     this.layout = { base, pageSize: opts.pageSize, pageBytes, kvDim, kvType, qBlock, ...shape };
     if (opts.alibiSlopes) this.layout.alibiSlopes = opts.alibiSlopes;
     if (opts.topK) Object.assign(this.layout, { topK: opts.topK, topKScratch: opts.topKScratch });
@@ -95,9 +107,12 @@ export class PagedKVCache {
     return Math.ceil((shape.nLayers * 2 * pageSize * slot) / 16) * 16;
   }
 
-  static bytes(shape: { nLayers: number; nKvHeads: number; headDim: number }, opts: KVCacheOptions): number {
-    return opts.nPages * PagedKVCache.pageBytes(shape, opts.pageSize, opts.kvType) +
-      opts.maxSeqs * Math.ceil(opts.maxPositions / opts.pageSize) * 4 + 128;
+  /** Adds the pages and the page tables to an arena plan (their addresses then go to the constructor as `at`). */
+  static plan(plan: ArenaPlan, shape: { nLayers: number; nKvHeads: number; headDim: number }, opts: KVCacheOptions): KVRegions {
+    return {
+      pages: plan.add("kv cache pages", opts.nPages * PagedKVCache.pageBytes(shape, opts.pageSize, opts.kvType)),
+      pageTables: plan.add("kv page tables", opts.maxSeqs * Math.ceil(opts.maxPositions / opts.pageSize) * 4),
+    };
   }
 
   get freePages(): number {
@@ -157,15 +172,6 @@ export class PagedKVCache {
     const first = seq.nPages;
     while (seq.nPages < need) seq.pages[seq.nPages++] = this.takePage();
     if (need > first) this.syncPageTable(seq, first, need);
-  }
-
-  /** Pages `reserve(seq, length)` would take from the free list. */
-  pagesNeeded(seq: Sequence, length: number): number {
-    if (length <= seq.length) return 0;
-    const need = Math.ceil(length / this.layout.pageSize);
-    const writeFrom = Math.floor(seq.length / this.layout.pageSize);
-    const cow = writeFrom < seq.nPages && this.refs[seq.pages[writeFrom]] > 1;
-    return Math.max(0, need - seq.nPages) + (cow ? 1 : 0);
   }
 
   /**

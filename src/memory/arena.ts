@@ -1,4 +1,11 @@
+/**
+ * src/memory/ owns the one linear memory and its layout: the Arena (a
+ * WebAssembly.Memory handed out by a bump pointer) and the ArenaPlan, the
+ * single pass that sizes and orders every region a model needs before the
+ * memory is reserved.
+ */
 import { OutOfMemoryError } from "../errors.ts";
+import type { Backend } from "../backends/backend.ts";
 
 const PAGE = 65536;
 /** The kernels address 32 bits: one module sees at most 4 GiB. */
@@ -71,27 +78,49 @@ export class Arena {
   }
 }
 
+/** One planned range: its offset from the start of the plan, and the order it is placed in. */
+export interface Region {
+  readonly what: string;
+  readonly bytes: number;
+  readonly align: number;
+  readonly offset: number;
+  readonly index: number;
+}
+
+/** A placed plan: the address the backend gave each region. */
+export type Placement = (region: Region) => number;
+
 /**
- * The layout pass: callers add every region they will need, the planner sums
- * them (with alignment), and the arena is created once at the final size.
+ * The layout pass: callers add every region they will need and get its offset;
+ * `place` reserves the memory once, at exactly the planned size, and allocates
+ * the regions in plan order with the plan's alignment. The arena's first free
+ * byte (RESERVED) is aligned to every alignment used, so region i lands at
+ * RESERVED + offset and no slack is needed.
  */
 export class ArenaPlan {
-  private total = 0;
-  private items: Array<{ what: string; bytes: number }> = [];
-  add(what: string, bytes: number, align = 64): void {
-    this.total = Math.ceil(this.total / align) * align + bytes;
-    this.items.push({ what, bytes });
+  private top = 0;
+  private readonly regions: Region[] = [];
+
+  add(what: string, bytes: number, align = 64): Region {
+    const offset = Math.ceil(this.top / align) * align;
+    const region = { what, bytes, align, offset, index: this.regions.length };
+    this.top = offset + bytes;
+    this.regions.push(region);
+    return region;
   }
+
   get bytes(): number {
-    return this.total + 64 * this.items.length; // worst-case alignment slack
+    return this.top;
   }
-  summary(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const { what, bytes } of this.items) {
-      const key = what.split(":")[0];
-      out[key] = (out[key] ?? 0) + bytes;
-    }
-    return out;
+
+  /** Reserves the backend's memory at the planned size and allocates every region in order. */
+  async place(backend: Backend): Promise<Placement> {
+    await backend.init(this.bytes);
+    const addresses = this.regions.map((r) => backend.alloc(r.bytes, r.what, r.align));
+    return (region) => {
+      if (this.regions[region.index] !== region) throw new RangeError(`${region.what} is not a region of this plan`);
+      return addresses[region.index];
+    };
   }
 }
 

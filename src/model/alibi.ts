@@ -1,3 +1,8 @@
+// src/model/ holds what every architecture shares: the configuration's common shape (config.ts), the GGUF
+// metadata and config.json readers, the Hugging Face mapping's machinery, the weight set, the RoPE and ALiBi
+// tables, the tokenizer choice, the loader (load.ts) and the Model that runs a loaded architecture (model.ts).
+// What differs between architectures lives in src/architectures/.
+
 /**
  * ALiBi's per-head slopes ("Attention with Linear Biases", Press et al.):
  * head h adds slope_h * (key position - query position) to its scores, so

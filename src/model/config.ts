@@ -1,6 +1,6 @@
 /**
  * The hyper-parameters of a decoder, immutable once a loader has produced it.
- * Derived fields (headDim, kvDim, kvMul) are filled in by `makeConfig`.
+ * Derived fields (qDim, kvDim, kvMul) are filled in by `deriveConfig`.
  */
 export interface ModelConfig {
   arch: string; // "llama", "qwen2", "mistral", "phi3", "gpt2", "gptneox", "bloom", "mpt"
@@ -16,6 +16,8 @@ export interface ModelConfig {
   ropeDim: number; // rotated dimensions per head (headDim unless partial rotary)
   /** "interleaved": pairs (x[2i], x[2i+1]) as in GGUF llama and llama2.c; "halves": (x[i], x[i + d/2]) as in Hugging Face (rotate_half). */
   ropeStyle: "interleaved" | "halves";
+  /** How the RoPE angles are computed (src/model/rope.ts): llama.cpp's way (default), or run.c's for llama2.c files. */
+  ropeAngles?: "ggml" | "llama2c";
   /** Llama 3 style RoPE frequency scaling, when the model declares it. */
   ropeScaling?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContext: number };
   normEps: number;
@@ -25,12 +27,17 @@ export interface ModelConfig {
   alibiMaxBias?: number;
 }
 
-export interface DerivedConfig extends ModelConfig {
+/** The widths every graph computes from the head counts. */
+export interface DerivedFields {
   kvDim: number; // nKvHeads * headDim
   qDim: number; // nHeads * headDim
   kvMul: number; // query heads per KV head
 }
 
-export function deriveConfig(c: ModelConfig): DerivedConfig {
+/** An architecture's own configuration with the derived widths. */
+export type Derived<C extends ModelConfig = ModelConfig> = C & DerivedFields;
+export type DerivedConfig = Derived<ModelConfig>;
+
+export function deriveConfig<C extends ModelConfig>(c: C): Derived<C> {
   return { ...c, kvDim: c.nKvHeads * c.headDim, qDim: c.nHeads * c.headDim, kvMul: c.nHeads / c.nKvHeads };
 }

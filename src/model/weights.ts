@@ -50,21 +50,20 @@ export class WeightSet {
     return out;
   }
 
-  /** Reserves space for each tensor and streams its bytes from the file into it. */
+  /** Streams each tensor's bytes from the file to where the arena plan placed it. */
   static async upload(
     backend: Backend,
     file: ModelFile,
-    tensors: TensorInfo[],
+    placed: Array<{ t: TensorInfo; ptr: number }>,
     onProgress?: (done: number, total: number) => void,
   ): Promise<WeightSet> {
     const set = new WeightSet();
-    const total = tensors.reduce((n, t) => n + t.byteLength, 0);
-    // reserve in the architecture's order, then read in file order: a network stream
+    const total = placed.reduce((n, p) => n + p.t.byteLength, 0);
+    // placed in the architecture's order, read in file order: a network stream
     // (edge functions) is read front to back, never seeking backwards
-    const placed = tensors.map((t) => ({ t, ptr: backend.alloc(t.byteLength, `weight ${t.name}`) }));
-    placed.sort((a, b) => a.t.offset - b.t.offset);
+    const inFileOrder = [...placed].sort((a, b) => a.t.offset - b.t.offset);
     let done = 0;
-    for (const { t, ptr } of placed) {
+    for (const { t, ptr } of inFileOrder) {
       await backend.upload(ptr, sourceOf(file, t), t.offset, t.byteLength);
       const rows = t.shape.slice(1).reduce((a, b) => a * b, 1);
       set.byName.set(t.name, { name: t.name, type: t.type, cols: t.shape[0], rows, ptr, bytes: t.byteLength });

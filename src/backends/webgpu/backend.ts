@@ -36,6 +36,8 @@ import {
 import { SAMPLE } from "./wgsl-sample.ts";
 import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
+import { DeviceSampler } from "./sample.ts";
+import type { ResolvedSamplingParams } from "../../sampling/params.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -573,6 +575,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return matmulTypes().includes(type);
   }
 
+  samplesOnDevice(params: ResolvedSamplingParams): boolean {
+    return DeviceSampler.supports(params);
+  }
+
+  deviceSampler(vocabSize: number, rows: number): DeviceSampler {
+    return new DeviceSampler(this, vocabSize, rows);
+  }
+
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
     const a = ACT_WORDS[type];
     return a ? T * Math.ceil(n / a.block) * a.words * 4 : 0;
@@ -779,14 +789,21 @@ export class WebGpuBackend implements Backend, FuseTarget {
     });
   }
 
-  matmul(out: number, x: number, w: Weight, T: number, scratch: number): void {
+  /** The matmul scratch's address in the state buffer (setMatmulScratch). */
+  private matmulScratch = 0;
+
+  setMatmulScratch(ptr: number, _bytes: number): void {
+    this.matmulScratch = ptr;
+  }
+
+  matmul(out: number, x: number, w: Weight, T: number): void {
     if (!this.supportsWeight(w.type)) throw new UnsupportedError(`the WebGPU backend has no matmul for ${ggmlTypeName(w.type)} weights`);
     const a = ACT_WORDS[w.type];
     if (a && w.cols % a.block !== 0) throw new UnsupportedError(`${w.name}: ${w.cols} columns do not split into ${a.block}-element blocks`);
     if (!a && w.cols % 4 !== 0) {
       throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${w.cols}`);
     }
-    this.enqueue({ k: "matmul", out, x, w, T, scratch });
+    this.enqueue({ k: "matmul", out, x, w, T, scratch: this.matmulScratch });
   }
 
   /** The address a matmul of w reads its input at: x itself, or its quantized blocks in scratch (quantized now unless still there). */

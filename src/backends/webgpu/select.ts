@@ -5,9 +5,17 @@ import { ParamError } from "../../errors.ts";
 import { limitsOf, requestAdapter, WebGpuError } from "./device.ts";
 import { WebGpuBackend } from "./backend.ts";
 import { matmulTypes } from "./wgsl-matmul.ts";
+import { BACKEND_NAMES, type BackendName, registerBackend } from "../select.ts";
 
-export type BackendName = "wasm" | "webgpu" | "auto";
-export const BACKEND_NAMES: readonly BackendName[] = ["wasm", "webgpu", "auto"];
+export { BACKEND_NAMES, type BackendName } from "../select.ts";
+
+// importing this module (src/mod.ts does) makes "webgpu" and "auto" loadModel backends
+registerBackend(["webgpu", "auto"], (name, wasm, needs, onNotice) =>
+  backendByName(name, wasm, () => {
+    // what a GPU would hold: every tensor, and KV pages + scratch (sized for its kernels) in its one state binding
+    const probe = new WebGpuBackend();
+    return { tensors: needs.tensors, stateBytes: needs.stateBytes(probe) };
+  }, onNotice));
 
 /** What a model asks of a GPU: its weight tensors, and the state buffer (KV pages + scratch) in bytes. */
 export interface GpuNeeds {

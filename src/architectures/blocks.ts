@@ -39,17 +39,8 @@ export function splitRows(w: Weight, sizes: number[], names: string[]): Weight[]
 }
 
 /** out (T, w.rows) = x @ W^T (+ bias). sameInput: as Backend.matmul (x unchanged since the previous matmul). */
-export function linear(
-  b: Backend,
-  out: number,
-  x: number,
-  w: Weight,
-  bias: Weight | undefined,
-  T: number,
-  scratch: number,
-  sameInput = false,
-): void {
-  b.matmul(out, x, w, T, scratch, sameInput);
+export function linear(b: Backend, out: number, x: number, w: Weight, bias: Weight | undefined, T: number, sameInput = false): void {
+  b.matmul(out, x, w, T, sameInput);
   if (bias) b.addBias(out, bias, T, w.rows);
 }
 

@@ -3,20 +3,21 @@
  * embeddings instead of RoPE, a fused `attn_qkv` of [q|k|v] rows split by
  * views, biases on every projection, GELU (tanh approximation), and an output
  * head tied to the token embedding. The weights, blocks and tensor set are
- * shared with GPT-NeoX (src/models/gptneox.ts) and BLOOM / MPT
- * (src/models/bloom-mpt.ts), which differ in their graphs. Biases are
+ * shared with GPT-NeoX (src/architectures/gptneox.ts) and BLOOM / MPT
+ * (src/architectures/bloom-mpt.ts), which differ in their graphs. Biases are
  * optional in the bound weights: MPT's no_bias checkpoints have none.
  */
 import type { Backend, KVLayout, Weight } from "../backends/backend.ts";
-import type { DerivedConfig } from "../model/config.ts";
-import type { ModelFile } from "../formats/types.ts";
+import type { Derived, ModelConfig } from "../model/config.ts";
+import type { MetadataValue, ModelFile } from "../formats/types.ts";
 import type { WeightSet } from "../model/weights.ts";
-import { type GPTConfig, gptConfigFromMetadata } from "../model/from-metadata.ts";
-import { checkTensors, type ExpectedTensors, linear, splitRows } from "./blocks.ts";
-import type { RunState } from "./llama.ts";
-import type { Architecture } from "./registry.ts";
+import { FormatError, UnsupportedError } from "../errors.ts";
+import { architectureName, MetadataReader } from "../model/from-metadata.ts";
+import type { ConfigReader, NameRule } from "../model/config-json.ts";
+import { type ExpectedTensors, linear, splitRows } from "./blocks.ts";
+import type { Architecture, RunState } from "./architecture.ts";
 
-export type GPTDerivedConfig = DerivedConfig & GPTConfig;
+export type GPTDerivedConfig = Derived<GPTConfig>;
 
 /** One block's weights; (rows, cols) = (out, in), llama.cpp names in comments. */
 export interface GPTLayer {
@@ -150,24 +151,24 @@ export function gptAttention(
   T: number,
   out: number,
 ): void {
-  linear(b, s.q, s.xb, L.wq, L.bq, T, s.mmScratch);
-  linear(b, s.k, s.xb, L.wk, L.bk, T, s.mmScratch);
-  linear(b, s.v, s.xb, L.wv, L.bv, T, s.mmScratch);
+  linear(b, s.q, s.xb, L.wq, L.bq, T);
+  linear(b, s.k, s.xb, L.wk, L.bk, T);
+  linear(b, s.v, s.xb, L.wv, L.bv, T);
   if (!c.learnedPositions && c.alibiMaxBias === undefined) {
     b.rope(s.q, s.ropeTable, s.positions, T, c.nHeads, c.headDim, c.ropeDim, true);
     b.rope(s.k, s.ropeTable, s.positions, T, c.nKvHeads, c.headDim, c.ropeDim, true);
   }
   b.kvStore(kv, layer, s.k, s.v, s.rows, T);
   b.attention(s.xb, s.q, kv, layer, s.rows, T, s.attScratch);
-  linear(b, out, s.xb, L.wo, L.bo, T, s.mmScratch);
+  linear(b, out, s.xb, L.wo, L.bo, T);
 }
 
 /** MLP of the normed rows in `x`: out = down(gelu(up(x))); s.hb is its scratch. `out` may be `x`. */
 export function gptMlp(b: Backend, c: GPTDerivedConfig, L: GPTLayer, s: RunState, x: number, T: number, out: number): void {
-  linear(b, s.hb, x, L.wUp, L.bUp, T, s.mmScratch);
+  linear(b, s.hb, x, L.wUp, L.bUp, T);
   if (c.activation === "gelu_tanh") b.gelu(s.hb, s.hb, T * c.hiddenDim);
   else b.geluErf(s.hb, s.hb, T * c.hiddenDim);
-  linear(b, out, s.hb, L.wDown, L.bDown, T, s.mmScratch);
+  linear(b, out, s.hb, L.wDown, L.bDown, T);
 }
 
 /** Final LayerNorm and classifier, only for the rows whose next token is wanted. */
@@ -175,7 +176,7 @@ export function gptLogits(b: Backend, c: GPTDerivedConfig, w: GPTWeights, s: Run
   const dim = c.dim, nL = logitRows.length;
   for (let i = 0; i < nL; i++) b.copy(s.xLast + i * dim * 4, s.x + logitRows[i] * dim * 4, dim * 4);
   b.layernorm(s.xLast, s.xLast, w.outputNorm, w.outputNormB, dim, c.normEps, nL);
-  b.matmul(s.logits, s.xLast, w.output, nL, s.mmScratch);
+  b.matmul(s.logits, s.xLast, w.output, nL);
 }
 
 /** GPT-2's forward pass over T rows: x = wte[token] + wpe[pos]; x += attn(ln1(x)); x += mlp(ln2(x)). */
@@ -204,10 +205,130 @@ export function gpt2Forward(
   gptLogits(b, c, w, s, logitRows);
 }
 
-export const gpt2: Architecture<GPTWeights> = {
+// ---------------------------------------------------------------- the family's hyper-parameters; GPT-2's Hugging Face mapping
+
+/** The GPT-2 / GPT-NeoX / BLOOM / MPT family: LayerNorm, GELU, fused QKV (with biases, except MPT's no_bias). */
+export interface GPTConfig extends ModelConfig {
+  activation: "gelu_tanh" | "gelu_erf";
+  /** GPT-NeoX: x + attn(ln1(x)) + mlp(ln2(x)) instead of two residual steps. */
+  parallelResidual: boolean;
+  /** GPT-2: a learned position embedding table (and no RoPE). */
+  learnedPositions: boolean;
+}
+
+/** What sets one member of the GPT family apart, declared by its architecture file. */
+export interface GPTVariant {
+  /** The activation when `{arch}.hidden_act` is absent: "gelu_new" (tanh approximation) or "gelu" (exact erf). */
+  defaultActivation: "gelu_new" | "gelu";
+  /** RoPE on `{arch}.rope.dimension_count` dimensions of each head (GPT-NeoX); otherwise RoPE on all of it, unless positions are learned or ALiBi. */
+  partialRotary?: boolean;
+  /** Reads `{arch}.use_parallel_residual` (default true; GPT-NeoX). */
+  parallelResidual?: boolean;
+  /** A learned position table (GPT-2). */
+  learnedPositions?: boolean;
+  /** ALiBi's maximum bias (BLOOM, MPT): positions enter as per-head slopes on the scores. */
+  alibiMaxBias?: (m: MetadataReader) => number;
+}
+
+/**
+ * GPTConfig from `{arch}.*` keys (llama.cpp's names) for the architectures in `names`, as `variant` reads them.
+ * `{arch}.hidden_act` (written by the Hugging Face mapping) overrides the variant's default GELU.
+ */
+export function gptConfigFromMetadata(
+  file: ModelFile,
+  names: readonly string[],
+  variant: GPTVariant,
+  name: string = file.source.name,
+): GPTConfig {
+  const arch = architectureName(file, names, name);
+  const m = new MetadataReader(file, name, arch);
+  const dim = m.count(".embedding_length");
+  const nHeads = m.count(".attention.head_count");
+  if (dim % nHeads !== 0) {
+    throw new FormatError(name, `${arch}.attention.head_count ${nHeads} does not divide ${arch}.embedding_length ${dim}`);
+  }
+  const headDim = dim / nHeads;
+  const ropeDim = variant.partialRotary ? m.count(".rope.dimension_count", headDim) : headDim;
+  if (ropeDim > headDim || ropeDim % 2 !== 0) {
+    throw new FormatError(name, `${arch}.rope.dimension_count ${ropeDim} must be even and at most the head size ${headDim}`);
+  }
+  const act = m.string(".hidden_act") ?? variant.defaultActivation;
+  const TANH = ["gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_tanh"];
+  if (!TANH.includes(act) && act !== "gelu") {
+    throw new UnsupportedError(`${name}: activation "${act}" is not supported (kvasm runs gelu, ${TANH.join(", ")})`);
+  }
+  const embd = file.tensors.get("token_embd.weight");
+  const vocabSize = file.metadata.has(`${arch}.vocab_size`)
+    ? m.count(".vocab_size")
+    : embd?.shape.length === 2
+    ? embd.shape[1]
+    : Array.isArray(file.metadata.get("tokenizer.ggml.tokens"))
+    ? (file.metadata.get("tokenizer.ggml.tokens") as unknown[]).length
+    : m.count(".vocab_size");
+  const alibiMaxBias = variant.alibiMaxBias?.(m);
+  const config: GPTConfig = {
+    arch,
+    dim,
+    hiddenDim: m.count(".feed_forward_length"),
+    nLayers: m.count(".block_count"),
+    nHeads,
+    nKvHeads: nHeads,
+    headDim,
+    vocabSize,
+    contextLength: m.count(".context_length"),
+    ropeTheta: m.number(".rope.freq_base", 10000),
+    ropeDim,
+    ropeStyle: "halves",
+    normEps: m.number(".attention.layer_norm_epsilon", 1e-5),
+    activation: TANH.includes(act) ? "gelu_tanh" : "gelu_erf",
+    parallelResidual: variant.parallelResidual === true && m.bool(".use_parallel_residual", true),
+    learnedPositions: variant.learnedPositions === true,
+  };
+  if (alibiMaxBias !== undefined) {
+    if (!(alibiMaxBias > 0)) throw new FormatError(name, `${arch}.attention.max_alibi_bias must be positive, found ${alibiMaxBias}`);
+    config.alibiMaxBias = alibiMaxBias;
+  }
+  return config;
+}
+
+// OpenAI's own gpt2 checkpoints have no "transformer." prefix; transformers' do
+const GPT2_NAMES: NameRule[] = [
+  [/^(?:transformer\.)?wte\.weight$/, "token_embd.weight"],
+  [/^(?:transformer\.)?wpe\.weight$/, "position_embd.weight"],
+  [/^(?:transformer\.)?ln_f\.(weight|bias)$/, "output_norm.$1"],
+  [/^lm_head\.weight$/, "output.weight"],
+  [/^(?:transformer\.)?h\.(\d+)\.ln_1\.(weight|bias)$/, "blk.$1.attn_norm.$2"],
+  [/^(?:transformer\.)?h\.(\d+)\.attn\.c_attn\.weight$/, "blk.$1.attn_qkv.weight", "conv1d"],
+  [/^(?:transformer\.)?h\.(\d+)\.attn\.c_attn\.bias$/, "blk.$1.attn_qkv.bias"],
+  [/^(?:transformer\.)?h\.(\d+)\.attn\.c_proj\.weight$/, "blk.$1.attn_output.weight", "conv1d"],
+  [/^(?:transformer\.)?h\.(\d+)\.attn\.c_proj\.bias$/, "blk.$1.attn_output.bias"],
+  [/^(?:transformer\.)?h\.(\d+)\.ln_2\.(weight|bias)$/, "blk.$1.ffn_norm.$2"],
+  [/^(?:transformer\.)?h\.(\d+)\.mlp\.c_fc\.weight$/, "blk.$1.ffn_up.weight", "conv1d"],
+  [/^(?:transformer\.)?h\.(\d+)\.mlp\.c_fc\.bias$/, "blk.$1.ffn_up.bias"],
+  [/^(?:transformer\.)?h\.(\d+)\.mlp\.c_proj\.weight$/, "blk.$1.ffn_down.weight", "conv1d"],
+  [/^(?:transformer\.)?h\.(\d+)\.mlp\.c_proj\.bias$/, "blk.$1.ffn_down.bias"],
+];
+
+/** config.json -> `gpt2.*` keys. */
+function gpt2Keys(c: ConfigReader): Record<string, MetadataValue> {
+  const dim = c.count(["n_embd", "hidden_size"]);
+  return {
+    "gpt2.context_length": c.count(["n_positions", "max_position_embeddings"]),
+    "gpt2.embedding_length": dim,
+    "gpt2.feed_forward_length": c.count("n_inner", 4 * dim),
+    "gpt2.block_count": c.count(["n_layer", "num_hidden_layers"]),
+    "gpt2.attention.head_count": c.count(["n_head", "num_attention_heads"]),
+    "gpt2.attention.layer_norm_epsilon": c.number("layer_norm_epsilon", 1e-5),
+    "gpt2.vocab_size": c.count("vocab_size"),
+    "gpt2.hidden_act": String(c.json.activation_function ?? "gelu_new"),
+  };
+}
+
+export const gpt2: Architecture<GPTConfig, GPTWeights> = {
   names: ["gpt2"],
-  config: (file) => gptConfigFromMetadata(file),
-  tensors: (c: DerivedConfig, file: ModelFile) => checkTensors(file, gptExpectedTensors(c as GPTDerivedConfig)),
-  bind: (c, w) => bindGPTWeights(c as GPTDerivedConfig, w),
-  forward: (b, c, w, s, kv, T, rows) => gpt2Forward(b, c as GPTDerivedConfig, w, s, kv, T, rows),
+  hf: { gpt2: { gguf: "gpt2", names: GPT2_NAMES, metadata: gpt2Keys } },
+  config: (file) => gptConfigFromMetadata(file, gpt2.names, { defaultActivation: "gelu_new", learnedPositions: true }),
+  tensors: (c) => gptExpectedTensors(c),
+  bind: bindGPTWeights,
+  forward: gpt2Forward,
 };

@@ -4,14 +4,20 @@
  * gate, then the up projection ([2 hidden] rows). Both are split by views:
  * row ranges of the fused matrix in the arena, no bytes copied.
  */
-import type { DerivedConfig } from "../model/config.ts";
-import type { ModelFile } from "../formats/types.ts";
+import type { DerivedConfig, ModelConfig } from "../model/config.ts";
 import type { WeightSet } from "../model/weights.ts";
 import type { Weight } from "../backends/backend.ts";
-import { llamaConfigFromMetadata } from "../model/from-metadata.ts";
-import { checkTensors, type ExpectedTensors, splitRows } from "./blocks.ts";
-import { llamaForward, type LlamaLayer, type LlamaWeights } from "./llama.ts";
-import type { Architecture } from "./registry.ts";
+import type { NameRule } from "../model/config-json.ts";
+import { type ExpectedTensors, splitRows } from "./blocks.ts";
+import { LLAMA_NAMES, llamaConfigFromMetadata, llamaForward, llamaKeys, type LlamaLayer, type LlamaWeights } from "./llama.ts";
+import type { Architecture } from "./architecture.ts";
+
+/** Hugging Face names: llama's, plus the fused qkv_proj and gate_up_proj. */
+const PHI3_NAMES: NameRule[] = [
+  ...LLAMA_NAMES,
+  [/^model\.layers\.(\d+)\.self_attn\.qkv_proj\.(weight|bias)$/, "blk.$1.attn_qkv.$2"],
+  [/^model\.layers\.(\d+)\.mlp\.gate_up_proj\.weight$/, "blk.$1.ffn_up.weight"],
+];
 
 export function phi3ExpectedTensors(c: DerivedConfig): ExpectedTensors {
   const { dim, hiddenDim, qDim, kvDim, vocabSize } = c;
@@ -62,10 +68,12 @@ export function bindPhi3Weights(c: DerivedConfig, w: WeightSet): LlamaWeights {
   return { tokenEmbd, layers, outputNorm: w.get("output_norm.weight"), output: w.maybe("output.weight") ?? tokenEmbd };
 }
 
-export const phi3: Architecture<LlamaWeights> = {
+export const phi3: Architecture<ModelConfig, LlamaWeights> = {
   names: ["phi3"],
-  config: (file) => llamaConfigFromMetadata(file),
-  tensors: (c: DerivedConfig, file: ModelFile) => checkTensors(file, phi3ExpectedTensors(c)),
+  hf: { phi3: { gguf: "phi3", names: PHI3_NAMES, metadata: (c) => llamaKeys(c, "phi3") } },
+  // llama.cpp runs Phi-3 with NEOX-style RoPE (rotated halves)
+  config: (file) => llamaConfigFromMetadata(file, phi3.names, true),
+  tensors: phi3ExpectedTensors,
   bind: bindPhi3Weights,
   forward: llamaForward,
 };
