@@ -547,7 +547,8 @@ testShared("HTTP/1.0 without a Host header is answered, not a 500", [MODEL], asy
 
 testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long request", [MODEL], async () => {
   const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-  const cli = ["src/cli.ts", "serve", "--model", MODEL, "--port", "0", "--parallel", "4"];
+  // 8 sequences: room for the 4 long choices and the stream at once (with 4 the stream waited for the long request to end)
+  const cli = ["src/cli.ts", "serve", "--model", MODEL, "--port", "0", "--parallel", "8"];
   const child = spawn(exec, runtime === "deno" ? ["run", "-A", ...cli] : cli, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
   try {
     let stderr = "";
