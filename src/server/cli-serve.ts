@@ -52,13 +52,14 @@ export const SERVE_COMMAND: CommandSpec = {
       kind: "number",
       min: 0,
       value: "S",
-      help: "seconds a connection may stay silent, headers included, before it is closed (default 30; Bun and node:http)",
+      help:
+        "seconds a connection may stay silent, headers included, before it is closed (default 30 on Bun and node:http; under Deno it selects node:http)",
     },
     {
       name: "http",
       kind: "string",
       value: "native|node",
-      help: "node: serve through node:http (under Deno, the way to get --idle-timeout); default: the runtime's own server",
+      help: "node: serve through node:http (under Deno, what --idle-timeout selects); default: the runtime's own server",
     },
     { name: "cors", kind: "string", value: "ORIGIN", help: "allow browsers from ORIGIN (or * for any) to call the API" },
     { name: "quiet", kind: "boolean", help: "no log line per request on stderr" },
@@ -68,7 +69,7 @@ export const SERVE_COMMAND: CommandSpec = {
 export async function cmdServe(f: Flags, io: Io): Promise<void> {
   const opts = loadOptions(f, io);
   const host = f.string("host") ?? DEFAULT_HOST, port = f.number("port") ?? DEFAULT_PORT;
-  const http = f.string("http") as "native" | "node" | undefined;
+  let http = f.string("http") as "native" | "node" | undefined;
   if (http !== undefined && http !== "native" && http !== "node") {
     throw new ParamError("--http", `must be native or node, got ${JSON.stringify(http)}`);
   }
@@ -76,6 +77,16 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     const s = f.number(name);
     return s === undefined ? undefined : s * 1000;
   };
+  // Deno.serve has no header or idle timeout (2.9.6 keeps a silent, half-headed or kept-alive connection open
+  // indefinitely); Deno's node:http enforces both, so an idle timeout asked for by name is served through it
+  const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+  const idleAsked = f.number("idle-timeout");
+  if (isDeno && idleAsked !== undefined && idleAsked > 0) {
+    if (http === "native") {
+      throw new ParamError("--idle-timeout", "Deno.serve has no idle or header timeout; drop --http native (node:http enforces it)");
+    }
+    http = "node";
+  }
   const limits = Object.fromEntries(
     Object.entries({
       maxChoices: f.number("max-choices"),
@@ -99,6 +110,9 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
   });
   const server = await serve(handler.fetch, { host, port, idleTimeoutMs: seconds("idle-timeout"), http });
   io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.kv.maxSeqs} sequences in parallel)\n`);
+  if (isDeno && http !== "node") {
+    io.err("kvasm: Deno.serve closes no idle or half-sent connection (they hold no slot); --idle-timeout S serves through node:http\n");
+  }
   await new Promise<void>((resolve) => {
     const proc = (globalThis as { process?: { once(s: string, f: () => void): void } }).process;
     const deno = (globalThis as { Deno?: { addSignalListener(s: string, f: () => void): void } }).Deno;
