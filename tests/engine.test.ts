@@ -6,6 +6,7 @@ import { generate } from "../src/generate.ts";
 import { Engine, type EngineOptions, QueueFullError } from "../src/engine/engine.ts";
 import type { EngineRequest, RequestParams, RequestResult } from "../src/engine/request.ts";
 import { OutOfMemoryError } from "../src/errors.ts";
+import { drain } from "./drain.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
@@ -33,10 +34,7 @@ async function withEngine<T>(load: LoadOptions, opts: EngineOptions, fn: (e: Eng
 
 /** Greedy ids of `prompt` through the single-sequence loop (the foundation's reference path). */
 async function greedyAlone(m: Model, prompt: string, maxTokens: number): Promise<number[]> {
-  const g = generate(m, prompt, { temperature: 0, maxTokens });
-  let r = await g.next();
-  while (!r.done) r = await g.next();
-  return r.value.tokens;
+  return (await drain(generate(m, prompt, { temperature: 0, maxTokens }))).tokens;
 }
 
 testShared("engine: eight prompts decoded together give each its greedy ids alone", [MODEL], async () => {
@@ -106,14 +104,12 @@ testShared("engine: seeded sampling is the same at every batch size and for n > 
   });
   // the single-sequence loop, same seed
   const m = await loadModel(MODEL);
-  const g = generate(m, SEEDED.prompt, SEEDED);
-  let r = await g.next();
-  while (!r.done) r = await g.next();
+  const alone = await drain(generate(m, SEEDED.prompt, SEEDED));
   await m.close();
   const ids = results[0].choices[0].tokens;
   assertEquals(results[1].choices[0].tokens, ids, "batched");
   assertEquals(results[2].choices[0].tokens, ids, "n=3, choice 0");
-  assertEquals(r.value.tokens, ids, "generate()");
+  assertEquals(alone.tokens, ids, "generate()");
   assertEquals(ids, SEEDED_IDS, "the same tokens as captured under Deno");
   const others = results[2].choices.slice(1).map((c) => c.tokens);
   assert(others.some((o) => JSON.stringify(o) !== JSON.stringify(ids)), "n=3 choices are different samples");

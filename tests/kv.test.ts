@@ -1,5 +1,6 @@
 // The paged KV cache: fork with copy-on-write, sliding-window attention and page release, the Q8_0 and u8_asym caches.
 import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { drain } from "./drain.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
@@ -237,7 +238,7 @@ testShared("kv: the Q8_0 cache holds a quarter to a third of the bytes and keeps
     const bytes = m.kv.layout.pageBytes;
     const out: number[] = [];
     const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    while (!(await g.next()).done);
+    await drain(g);
     await m.close();
     return { out, bytes };
   };
@@ -255,7 +256,7 @@ testShared("kv: the u8_asym cache holds a third to a half of the bytes and keeps
     const bytes = m.kv.layout.pageBytes;
     const out: number[] = [];
     const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    while (!(await g.next()).done);
+    await drain(g);
     await m.close();
     return { out, bytes };
   };
