@@ -90,6 +90,36 @@ testShared("engine: streamed events spell the result; stop strings end a choice"
   });
 });
 
+// The one documented behaviour of both paths: a token is reported after stop matching, with the text it releases;
+// the token that completes a stop string is reported (with the text before the stop string), EOS never is.
+testShared("engine and generate(): onToken and token events agree, after stop matching", [MODEL], async () => {
+  // "named Lily" splits over tokens, so text is held back while the stop string may still complete
+  const params = { prompt: "Once upon a time", temperature: 0, maxTokens: 40, stop: [" Lily"], logprobs: 1 };
+  const seen: Array<{ id: number; text: string }> = [];
+  const fromEngine: Array<{ id: number; text: string }> = [];
+  await withEngine({ maxSequences: 2 }, {}, async (e) => {
+    const r = e.submit(params);
+    for await (const ev of r) if (ev.type === "token") fromEngine.push({ id: ev.id, text: ev.text });
+    const res = await r.done;
+    assertEquals(res.choices[0].finishReason, "stop");
+    assertEquals(fromEngine.map((t) => t.id), res.choices[0].tokens, "every token is reported, the stop's last one too");
+  });
+  const m = await loadModel(MODEL);
+  try {
+    const pieces: string[] = [];
+    const g = generate(m, params.prompt, { ...params, onToken: (t) => seen.push({ id: t.id, text: t.text }) });
+    let r = await g.next();
+    for (; !r.done; r = await g.next()) pieces.push(r.value);
+    assertEquals(seen, fromEngine, "onToken sees what the engine streams");
+    assertEquals(r.value.tokens, seen.map((t) => t.id));
+    assertEquals(pieces.join(""), seen.map((t) => t.text).join(""), "the yielded text is what onToken released");
+    assertEquals(r.value.text, ", there was a little girl named");
+    assert(seen.some((t) => t.text === "") && seen[seen.length - 1].text === "", 'text held back for a possible stop string is ""');
+  } finally {
+    await m.close();
+  }
+});
+
 // Captured from this engine under Deno; Bun must draw the same tokens (the sampler's math is exact in both).
 const SEEDED = { prompt: "Once upon a time", temperature: 0.9, topP: 0.95, seed: 1234, maxTokens: 24 };
 

@@ -81,7 +81,9 @@ export function assertEquals<T>(actual: T, expected: T, msg = ""): void {
   const where = firstDifference(actual, expected, "");
   if (where === null) return;
   throw new Error(
-    `${msg ? msg + ": " : ""}${where ? `at ${where}: ` : ""}expected ${show(expected).slice(0, 2000)}\n     got ${show(actual).slice(0, 2000)}`,
+    `${msg ? msg + ": " : ""}${where ? `at ${where}: ` : ""}expected ${show(expected).slice(0, 2000)}\n     got ${
+      show(actual).slice(0, 2000)
+    }`,
   );
 }
 
