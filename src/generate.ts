@@ -1,9 +1,11 @@
-import { GREEDY_ROWS, type Model } from "./model/model.ts";
-import { Sampler, type TokenLogprob } from "./sampling/sampler.ts";
+import type { Model } from "./model/model.ts";
+import { GREEDY_ROWS } from "./architectures/architecture.ts";
+import { Sampler } from "./sampling/sampler.ts";
 import type { SamplingParams } from "./sampling/params.ts";
-import { StopMatcher } from "./sampling/stop.ts";
-import { TextStream } from "./tokenizer/tokenizer.ts";
-import { ContextLengthError, ParamError } from "./errors.ts";
+import { ChoiceDecoder, maxTokensOf, promptIds } from "./engine/decoder.ts";
+import type { EngineEvent, FinishReason, TokenEvent } from "./engine/events.ts";
+
+export type { FinishReason } from "./engine/events.ts";
 
 export interface GenerateOptions extends SamplingParams {
   /** Tokens to generate at most (default 256); generation also ends at end-of-generation or a full context. */
@@ -14,18 +16,16 @@ export interface GenerateOptions extends SamplingParams {
   addBos?: boolean;
   /** Stops generation at the next step when aborted. */
   signal?: AbortSignal;
-  /** Called with each generated token, its logprob and the top alternatives (when `logprobs` is set). */
+  /**
+   * Called with each generated token, after stop matching, as the engine reports it (TokenEvent): `text` is the
+   * text the token releases ("" while UTF-8 or a possible stop string is pending), and the token that completes
+   * a stop string is reported with the text before it. `top` holds the alternatives when `logprobs` is set.
+   */
   onToken?: (token: GeneratedToken) => void;
 }
 
-export interface GeneratedToken {
-  id: number;
-  text: string;
-  logprob: number;
-  top: TokenLogprob[];
-}
-
-export type FinishReason = "stop" | "length" | "abort";
+/** One generated token, as onToken sees it: the engine's TokenEvent (choice is always 0). */
+export type GeneratedToken = TokenEvent;
 
 export interface GenerationResult {
   promptTokens: number[];
@@ -39,7 +39,10 @@ export interface GenerationResult {
 /**
  * Generates a continuation of `prompt`, yielding text pieces as they become
  * whole UTF-8 and clear of any stop string; the generator's return value
- * carries the ids, timings and finish reason.
+ * carries the ids, timings and finish reason. It is one sequence driven
+ * directly (no scheduler between the steps), through the engine's per-choice
+ * decoder (engine/decoder.ts), so the two report the same tokens, text and
+ * finish reasons.
  * Prefill runs the whole prompt as one batch; decode feeds one token per step.
  * Greedy decoding on a backend that picks on the device (WebGPU) runs ahead
  * instead: Model.decodeGreedy computes a run of tokens per readback (4, then
@@ -56,80 +59,72 @@ export async function* generate(
   prompt: string | ArrayLike<number>,
   opts: GenerateOptions = {},
 ): AsyncGenerator<string, GenerationResult> {
-  const maxTokens = opts.maxTokens ?? 256;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new ParamError("maxTokens", `must be a non-negative integer, got ${maxTokens}`);
-  const tok = model.tokenizer;
-  const promptIds = typeof prompt === "string" ? tok.encode(prompt, { addBos: opts.addBos }) : Array.from(prompt);
-  if (promptIds.length === 0) throw new ParamError("prompt", "is empty");
-  if (promptIds.length > model.contextLength) throw new ContextLengthError(promptIds.length, model.contextLength, "prompt");
+  const maxTokens = maxTokensOf(opts.maxTokens);
+  const ids = promptIds(model, prompt, opts.addBos);
   const sampler = new Sampler(model.vocabSize, opts);
-  const stops = new StopMatcher(opts.stop ?? []);
-  const stream = new TextStream(tok);
-  const history = new Int32Array(model.contextLength);
-  history.set(promptIds);
-  let nHistory = promptIds.length;
-  const generated: number[] = [];
-  let text = "";
-  let finishReason: FinishReason = "length";
+  // what the decoder releases, handed to the caller by the loop below
+  let released = "";
+  const onToken = opts.onToken;
+  const emit = (ev: EngineEvent) => {
+    released += ev.text;
+    if (ev.type === "token") onToken?.(ev);
+  };
+  const choice = new ChoiceDecoder(model, {
+    index: 0,
+    prompt: ids,
+    sampler,
+    stop: opts.stop ?? [],
+    maxTokens,
+    logprobs: false,
+    emit,
+  });
   const path = runAhead(model, sampler, opts);
   const ahead = path ? { ids: new Int32Array(0) as Int32Array, at: 0, chunk: 4, sampled: path === "sampled" } : null;
 
   const seq = model.newSequence();
   try {
-    // prime the stream with the prompt so the first piece's leading space is handled as in the reference
-    for (const id of promptIds) stream.push(id);
     const t0 = performance.now();
-    let logits = await model.prefill(seq, promptIds);
+    let logits = await model.prefill(seq, ids);
     const t1 = performance.now();
     let decodeMs = 0;
-    for (let i = 0; i < maxTokens; i++) {
+    while (!choice.finished) {
       if (opts.signal?.aborted) {
-        finishReason = "abort";
+        choice.finish("abort");
         break;
       }
-      const pick = ahead && ahead.at < ahead.ids.length
-        ? { id: ahead.ids[ahead.at++], logprob: NaN, top: [] }
-        : sampler.sample(logits, history.subarray(0, nHistory));
-      if (tok.isEndOfGeneration(pick.id)) {
-        finishReason = "stop";
-        break;
+      const go = ahead && ahead.at < ahead.ids.length
+        ? choice.take({ id: ahead.ids[ahead.at++], logprob: NaN, top: [] })
+        : choice.sample(logits);
+      if (released) {
+        const piece = released;
+        released = "";
+        yield piece;
       }
-      generated.push(pick.id);
-      history[nHistory++] = pick.id;
-      const piece = stream.push(pick.id);
-      opts.onToken?.({ id: pick.id, text: piece, logprob: pick.logprob, top: pick.top });
-      const { emit, stopped } = stops.push(piece);
-      if (emit) {
-        text += emit;
-        yield emit;
-      }
-      if (stopped) {
-        finishReason = "stop";
-        break;
-      }
+      if (!go) break;
       if (ahead && ahead.at < ahead.ids.length) continue; // computed already
-      if (i === maxTokens - 1 || seq.length >= model.contextLength) break;
+      const pick = choice.history[choice.history.length - 1];
       const t2 = performance.now();
       if (ahead) {
-        const n = Math.min(ahead.chunk, maxTokens - 1 - i, model.contextLength - seq.length);
+        const n = Math.min(ahead.chunk, maxTokens - choice.tokens.length, model.contextLength - seq.length);
         ahead.ids = ahead.sampled
-          ? await model.decodeSampled(seq, pick.id, n, sampler, history.subarray(0, nHistory))
-          : await model.decodeGreedy(seq, pick.id, n);
+          ? await model.decodeSampled(seq, pick, n, sampler, choice.history)
+          : await model.decodeGreedy(seq, pick, n);
         ahead.at = 0;
         ahead.chunk = Math.min(ahead.chunk * 2, GREEDY_ROWS);
       } else {
-        logits = await model.decodeOne(seq, pick.id);
+        logits = await model.decodeOne(seq, pick);
       }
       decodeMs += performance.now() - t2;
     }
-    if (finishReason !== "stop") {
-      const rest = stops.push(stream.flush()).emit + stops.flush();
-      if (rest) {
-        text += rest;
-        yield rest;
-      }
-    }
-    return { promptTokens: promptIds, tokens: generated, text, finishReason, prefillMs: t1 - t0, decodeMs };
+    if (released) yield released;
+    return {
+      promptTokens: ids,
+      tokens: choice.tokens,
+      text: choice.text,
+      finishReason: choice.finishReason!,
+      prefillMs: t1 - t0,
+      decodeMs,
+    };
   } finally {
     model.releaseSequence(seq);
   }

@@ -3,6 +3,7 @@ import { assert, assertEquals, sharedPath, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import { generate } from "../src/generate.ts";
 import { Engine } from "../src/engine/engine.ts";
+import { drain } from "./drain.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
@@ -16,15 +17,13 @@ function logSoftmax64(l: Float32Array): number[] {
 
 testShared("beam: width 1 is greedy", [MODEL], async () => {
   const m = await loadModel(MODEL, { maxSequences: 4 });
-  const g = generate(m, "Once upon a time", { temperature: 0, maxTokens: 40 });
-  let r = await g.next();
-  while (!r.done) r = await g.next();
+  const alone = await drain(generate(m, "Once upon a time", { temperature: 0, maxTokens: 40 }));
   const e = new Engine(m);
   const res = await e.submit({ prompt: "Once upon a time", beams: 1, maxTokens: 40, earlyStopping: true }).done;
   await e.close();
   await m.close();
   assertEquals(res.choices.length, 1);
-  assertEquals(res.choices[0].tokens, r.value.tokens);
+  assertEquals(res.choices[0].tokens, alone.tokens);
 });
 
 testShared("beam: width 4 returns the 4 best sequences under the length penalty (brute force, horizon 2)", [MODEL], async () => {

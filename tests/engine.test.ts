@@ -6,6 +6,7 @@ import { generate } from "../src/generate.ts";
 import { Engine, type EngineOptions, QueueFullError } from "../src/engine/engine.ts";
 import type { EngineRequest, RequestParams, RequestResult } from "../src/engine/request.ts";
 import { OutOfMemoryError } from "../src/errors.ts";
+import { drain } from "./drain.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
@@ -33,10 +34,7 @@ async function withEngine<T>(load: LoadOptions, opts: EngineOptions, fn: (e: Eng
 
 /** Greedy ids of `prompt` through the single-sequence loop (the foundation's reference path). */
 async function greedyAlone(m: Model, prompt: string, maxTokens: number): Promise<number[]> {
-  const g = generate(m, prompt, { temperature: 0, maxTokens });
-  let r = await g.next();
-  while (!r.done) r = await g.next();
-  return r.value.tokens;
+  return (await drain(generate(m, prompt, { temperature: 0, maxTokens }))).tokens;
 }
 
 testShared("engine: eight prompts decoded together give each its greedy ids alone", [MODEL], async () => {
@@ -92,6 +90,36 @@ testShared("engine: streamed events spell the result; stop strings end a choice"
   });
 });
 
+// The one documented behaviour of both paths: a token is reported after stop matching, with the text it releases;
+// the token that completes a stop string is reported (with the text before the stop string), EOS never is.
+testShared("engine and generate(): onToken and token events agree, after stop matching", [MODEL], async () => {
+  // "named Lily" splits over tokens, so text is held back while the stop string may still complete
+  const params = { prompt: "Once upon a time", temperature: 0, maxTokens: 40, stop: [" Lily"], logprobs: 1 };
+  const seen: Array<{ id: number; text: string }> = [];
+  const fromEngine: Array<{ id: number; text: string }> = [];
+  await withEngine({ maxSequences: 2 }, {}, async (e) => {
+    const r = e.submit(params);
+    for await (const ev of r) if (ev.type === "token") fromEngine.push({ id: ev.id, text: ev.text });
+    const res = await r.done;
+    assertEquals(res.choices[0].finishReason, "stop");
+    assertEquals(fromEngine.map((t) => t.id), res.choices[0].tokens, "every token is reported, the stop's last one too");
+  });
+  const m = await loadModel(MODEL);
+  try {
+    const pieces: string[] = [];
+    const g = generate(m, params.prompt, { ...params, onToken: (t) => seen.push({ id: t.id, text: t.text }) });
+    let r = await g.next();
+    for (; !r.done; r = await g.next()) pieces.push(r.value);
+    assertEquals(seen, fromEngine, "onToken sees what the engine streams");
+    assertEquals(r.value.tokens, seen.map((t) => t.id));
+    assertEquals(pieces.join(""), seen.map((t) => t.text).join(""), "the yielded text is what onToken released");
+    assertEquals(r.value.text, ", there was a little girl named");
+    assert(seen.some((t) => t.text === "") && seen[seen.length - 1].text === "", 'text held back for a possible stop string is ""');
+  } finally {
+    await m.close();
+  }
+});
+
 // Captured from this engine under Deno; Bun must draw the same tokens (the sampler's math is exact in both).
 const SEEDED = { prompt: "Once upon a time", temperature: 0.9, topP: 0.95, seed: 1234, maxTokens: 24 };
 
@@ -106,14 +134,12 @@ testShared("engine: seeded sampling is the same at every batch size and for n > 
   });
   // the single-sequence loop, same seed
   const m = await loadModel(MODEL);
-  const g = generate(m, SEEDED.prompt, SEEDED);
-  let r = await g.next();
-  while (!r.done) r = await g.next();
+  const alone = await drain(generate(m, SEEDED.prompt, SEEDED));
   await m.close();
   const ids = results[0].choices[0].tokens;
   assertEquals(results[1].choices[0].tokens, ids, "batched");
   assertEquals(results[2].choices[0].tokens, ids, "n=3, choice 0");
-  assertEquals(r.value.tokens, ids, "generate()");
+  assertEquals(alone.tokens, ids, "generate()");
   assertEquals(ids, SEEDED_IDS, "the same tokens as captured under Deno");
   const others = results[2].choices.slice(1).map((c) => c.tokens);
   assert(others.some((o) => JSON.stringify(o) !== JSON.stringify(ids)), "n=3 choices are different samples");

@@ -3,6 +3,7 @@ import { assert, assertEquals, assertRejects, readJSON, sharedPath, testShared }
 import { loadModel } from "../src/model/load.ts";
 import { generate, type GenerationResult } from "../src/generate.ts";
 import { ContextLengthError, UnsupportedError } from "../src/errors.ts";
+import { drain } from "./drain.ts";
 
 interface GoldenRow {
   model: string;
@@ -21,10 +22,7 @@ const row = (model: string) => rows().find((r) => r.model === model)!;
 async function greedy(modelPath: string, prompt: string, maxTokens: number, tokenizer?: string): Promise<GenerationResult> {
   const model = await loadModel(modelPath, { tokenizer });
   try {
-    const gen = generate(model, prompt, { temperature: 0, maxTokens });
-    let r = await gen.next();
-    while (!r.done) r = await gen.next();
-    return r.value;
+    return await drain(generate(model, prompt, { temperature: 0, maxTokens }));
   } finally {
     await model.close();
   }

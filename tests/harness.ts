@@ -71,9 +71,63 @@ export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
   if (!cond) throw new Error(msg);
 }
 
+/**
+ * Structural equality: same type and prototype, arrays and typed arrays element by element, Maps and Sets by
+ * their entries, plain objects by their own enumerable keys (a key holding undefined differs from a missing
+ * key). Numbers compare by value: NaN equals only NaN (so `assertEquals(NaN, null)` fails, as it did not when
+ * this compared JSON.stringify output), and 0 equals -0.
+ */
 export function assertEquals<T>(actual: T, expected: T, msg = ""): void {
-  const a = JSON.stringify(actual), e = JSON.stringify(expected);
-  if (a !== e) throw new Error(`${msg ? msg + ": " : ""}expected ${e.slice(0, 2000)}\n     got ${a.slice(0, 2000)}`);
+  const where = firstDifference(actual, expected, "");
+  if (where === null) return;
+  throw new Error(
+    `${msg ? msg + ": " : ""}${where ? `at ${where}: ` : ""}expected ${show(expected).slice(0, 2000)}\n     got ${
+      show(actual).slice(0, 2000)
+    }`,
+  );
+}
+
+/** The path of the first difference between two values ("" = the values themselves), or null when they are equal. */
+function firstDifference(a: unknown, b: unknown, at: string): string | null {
+  if (a === b) return null;
+  if (typeof a === "number" && typeof b === "number") return Number.isNaN(a) && Number.isNaN(b) ? null : at;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return at;
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return at;
+  if (Array.isArray(a) || ArrayBuffer.isView(a)) {
+    const x = a as ArrayLike<unknown>, y = b as ArrayLike<unknown>;
+    if (x.length !== y.length) return `${at}.length`;
+    for (let i = 0; i < x.length; i++) {
+      const d = firstDifference(x[i], y[i], `${at}[${i}]`);
+      if (d !== null) return d;
+    }
+    return null;
+  }
+  if (a instanceof Map || a instanceof Set) {
+    const x = [...(a as Map<unknown, unknown>).entries()], y = [...(b as Map<unknown, unknown>).entries()];
+    return firstDifference(x, y, at);
+  }
+  if (a instanceof Date) return a.getTime() === (b as Date).getTime() ? null : at;
+  const ka = Object.keys(a), kb = Object.keys(b);
+  if (ka.length !== kb.length) return `${at} (keys ${ka.join(",")} vs ${kb.join(",")})`;
+  for (const k of ka) {
+    if (!Object.prototype.hasOwnProperty.call(b, k)) return `${at}.${k}`;
+    const d = firstDifference((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`);
+    if (d !== null) return d;
+  }
+  return null;
+}
+
+/** A value for a failure message: JSON where it says what the value is, else the runtime's own rendering. */
+function show(v: unknown): string {
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "undefined" || typeof v === "symbol") return String(v);
+  if (v instanceof Map || v instanceof Set) return `${v.constructor.name}(${JSON.stringify([...v.entries()])})`;
+  if (ArrayBuffer.isView(v)) return `${v.constructor.name}[${Array.from(v as unknown as ArrayLike<number>).join(",")}]`;
+  try {
+    return JSON.stringify(v, (_, x) => (typeof x === "number" && !Number.isFinite(x) ? String(x) : x === undefined ? "undefined" : x)) ??
+      String(v);
+  } catch {
+    return String(v);
+  }
 }
 
 /** Max |a-b| / max(scale, |b|) over all elements must be <= tol. */

@@ -1,6 +1,7 @@
 // The F16 KV cache: halves rounded as F16C rounds them, flash attention as ggml's CPU backend computes it
 // (close to exact attention over the rounded K and V), half the bytes of the f32 cache.
 import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { drain } from "./drain.ts";
 import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
@@ -134,7 +135,7 @@ testShared("kv f16: stories260K greedy output with the F16 cache follows the f32
     const m = await loadModel(MODEL, { kvCacheType, threads: 2 });
     const out: number[] = [];
     const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    while (!(await g.next()).done);
+    await drain(g);
     await m.close();
     return out;
   };

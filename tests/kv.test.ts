@@ -1,5 +1,7 @@
 // The paged KV cache: fork with copy-on-write, sliding-window attention and page release, the Q8_0 and u8_asym caches.
-import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertClose, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+import { ContextLengthError, ParamError } from "../src/errors.ts";
+import { drain } from "./drain.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
@@ -26,6 +28,39 @@ async function continueTogether(m: Model, seqs: Sequence[], logits: Float32Array
   }
   return out;
 }
+
+testShared(
+  "kv: runRows writes only what the KV manager reserved; a fork's shared partial page waits for reserve's copy",
+  [MODEL],
+  async () => {
+    const m = await loadModel(MODEL, { maxSequences: 2 });
+    try {
+      const kv = m.sequences;
+      const prompt = m.tokenizer.encode("Once upon a time, there was a little girl");
+      assert(prompt.length % kv.pageSize !== 0, "the prompt ends inside a page");
+      const parent = kv.create();
+      await assertRejects(() => m.runRows([{ seq: parent, tokens: prompt }]), ParamError, /not reserved/);
+      assertEquals(parent.length, 0, "a refused step leaves the sequence as it was");
+      kv.reserve(parent, prompt.length);
+      const alone = (await m.runRows([{ seq: parent, tokens: prompt }]))[0].slice();
+      assertEquals(parent.length, prompt.length, "runRows advanced the sequence by its rows");
+      const other = kv.create();
+      assertEquals(alone, (await m.step([{ seq: other, tokens: prompt }]))[0].slice(), "step = reserve + runRows");
+      kv.release(other);
+      const child = kv.fork(parent);
+      // the child's last page is the parent's: writing it before reserve copies it would change the parent's K/V
+      await assertRejects(() => m.runRows([{ seq: child, tokens: [5] }]), ParamError, /not reserved/);
+      const copied = m.kv.pagesCopied;
+      kv.reserve(child, child.length + 1);
+      assertEquals(m.kv.pagesCopied, copied + 1, "reserve copied the shared partial page");
+      await m.runRows([{ seq: child, tokens: [5] }]);
+      assertEquals([child.length, parent.length], [prompt.length + 1, prompt.length]);
+      await assertRejects(() => kv.reserve(child, m.contextLength + 1), ContextLengthError);
+    } finally {
+      await m.close();
+    }
+  },
+);
 
 testShared("kv: a fork shares full pages, copies the partial page on write, and neither changes the other", [MODEL], async () => {
   const m = await loadModel(MODEL, { maxSequences: 4 });
@@ -237,7 +272,7 @@ testShared("kv: the Q8_0 cache holds a quarter to a third of the bytes and keeps
     const bytes = m.kv.layout.pageBytes;
     const out: number[] = [];
     const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    while (!(await g.next()).done);
+    await drain(g);
     await m.close();
     return { out, bytes };
   };
@@ -255,7 +290,7 @@ testShared("kv: the u8_asym cache holds a third to a half of the bytes and keeps
     const bytes = m.kv.layout.pageBytes;
     const out: number[] = [];
     const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    while (!(await g.next()).done);
+    await drain(g);
     await m.close();
     return { out, bytes };
   };

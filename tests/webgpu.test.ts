@@ -10,13 +10,14 @@ import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
-import { generate, type GenerateOptions, type GenerationResult } from "../src/generate.ts";
+import { generate, type GenerateOptions } from "../src/generate.ts";
 import { argmax, Sampler } from "../src/sampling/sampler.ts";
 import { Rng } from "../src/sampling/rng.ts";
 import type { SamplingParams } from "../src/sampling/params.ts";
 import { DeviceSampler } from "../src/backends/webgpu/sample.ts";
 import { GGMLType, type GGMLTypeId, rowBytes } from "../src/formats/ggml-types.ts";
 import { BytesSource } from "../src/io/source.ts";
+import { drain } from "./drain.ts";
 import { adapterKind, compareGreedyIds, greedyAgainst, type ReferenceSteps, referenceSteps } from "./near-tie.ts";
 
 interface GoldenRow {
@@ -207,12 +208,6 @@ async function deviceGreedy(model: Model, prompt: number[], runs: number[]): Pro
   }
 }
 
-async function run(gen: AsyncGenerator<string, GenerationResult>): Promise<GenerationResult> {
-  let r = await gen.next();
-  while (!r.done) r = await gen.next();
-  return r.value;
-}
-
 gpuTest("decodeGreedy picks on the device the ids a host argmax picks, across readbacks, and leaves the same cache", [
   STORIES("stories260K.gguf"),
 ], async () => {
@@ -238,12 +233,12 @@ gpuTest(
     const ref = readJSON<GoldenRow[]>(GOLDEN).find((r) => r.model === "stories260K/stories260K.gguf")!;
     const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 256 });
     try {
-      const ahead = await run(generate(model, ref.prompt_ids, { temperature: 0, maxTokens: ref.greedy_ids.length }));
+      const ahead = await drain(generate(model, ref.prompt_ids, { temperature: 0, maxTokens: ref.greedy_ids.length }));
       compareGreedyIds(ahead.tokens, await stepsFor(STORIES("stories260K.gguf"), ref));
       // a stop string mid-run, and maxTokens inside a run: the same tokens, text and reason as token by token (onToken keeps generate on that path)
       for (const opts of [{ stop: [" park"] }, { maxTokens: 11 }]) {
-        const fast = await run(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts }));
-        const slow = await run(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts, onToken: () => {} }));
+        const fast = await drain(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts }));
+        const slow = await drain(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts, onToken: () => {} }));
         assertEquals(fast.tokens, slow.tokens, JSON.stringify(opts));
         assertEquals(fast.text, slow.text);
         assertEquals(fast.finishReason, slow.finishReason);
@@ -632,9 +627,9 @@ gpuTest("sampled generate runs ahead on the device and gives the text of per-tok
       ] as GenerateOptions[]
     ) {
       const before = calls;
-      const fast = await run(generate(model, prompt, opts));
+      const fast = await drain(generate(model, prompt, opts));
       assert(calls > before, "decodeSampled ran");
-      const slow = await run(generate(model, prompt, { ...opts, onToken: () => {} })); // onToken keeps generate on the per-token path
+      const slow = await drain(generate(model, prompt, { ...opts, onToken: () => {} })); // onToken keeps generate on the per-token path
       assertEquals(fast.tokens, slow.tokens, JSON.stringify(opts));
       assertEquals(fast.text, slow.text);
       assertEquals(fast.finishReason, slow.finishReason);

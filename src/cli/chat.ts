@@ -14,7 +14,7 @@ import { chatPromptIds } from "../server/chat-prompt.ts";
 import type { ChatMessage } from "../server/openai-request.ts";
 import type { CommandSpec, Flags } from "./flags.ts";
 import type { InteractiveIo } from "./io.ts";
-import { BACKEND_FLAG, loadFromFlags, loadOptions, MODEL_FLAGS, SAMPLING_FLAGS } from "./model-flags.ts";
+import { BACKEND_FLAG, loadFromFlags, loadOptions, MODEL_FLAGS, SAMPLING_FLAGS, samplingFromFlags } from "./model-flags.ts";
 
 export const CHAT_COMMAND: CommandSpec = {
   name: "chat",
@@ -35,17 +35,7 @@ const CHATML_STOPS = ["<|im_end|>", "<|im_start|>"];
 
 export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
   const opts = loadOptions(f, io);
-  const sampling: SamplingParams = {
-    temperature: f.number("temperature"),
-    topK: f.number("top-k"),
-    topP: f.number("top-p"),
-    minP: f.number("min-p"),
-    repeatPenalty: f.number("repeat-penalty"),
-    repeatLastN: f.number("repeat-last-n"),
-    presencePenalty: f.number("presence-penalty"),
-    frequencyPenalty: f.number("frequency-penalty"),
-    seed: f.number("seed"),
-  };
+  const sampling = samplingFromFlags(f);
   const maxTokens = f.number("max-tokens") ?? 256;
   const system = f.string("system");
   let model: Model;

@@ -8,6 +8,7 @@ import type { KVType } from "../backends/backend.ts";
 import type { BackendName } from "../backends/select.ts";
 // the CLI runs on WebGPU when asked: importing its selector registers the "webgpu" and "auto" backends
 import "../backends/webgpu/select.ts";
+import type { SamplingParams } from "../sampling/params.ts";
 import { ParamError } from "../errors.ts";
 import { loadProgress } from "../io/load-progress.ts";
 import type { Flags, FlagSpec } from "./flags.ts";
@@ -69,13 +70,28 @@ export const SAMPLING_FLAGS: FlagSpec[] = [
 const KV_TYPES: KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 /** The --kv-cache flag's value (dflt when absent), or a ParamError naming the choices. */
-export function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {
+function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {
   const kv = (value ?? dflt) as KVType;
   if (!KV_TYPES.includes(kv)) throw new ParamError("--kv-cache", `must be one of ${KV_TYPES.join(", ")}, got ${JSON.stringify(kv)}`);
   return kv;
 }
 
 const BACKENDS: BackendName[] = ["wasm", "webgpu", "auto"];
+
+/** The sampling flags (SAMPLING_FLAGS but --max-tokens) as SamplingParams: the one mapping every command uses. */
+export function samplingFromFlags(f: Flags): SamplingParams {
+  return {
+    temperature: f.number("temperature"),
+    topK: f.number("top-k"),
+    topP: f.number("top-p"),
+    minP: f.number("min-p"),
+    repeatPenalty: f.number("repeat-penalty"),
+    repeatLastN: f.number("repeat-last-n"),
+    presencePenalty: f.number("presence-penalty"),
+    frequencyPenalty: f.number("frequency-penalty"),
+    seed: f.number("seed"),
+  };
+}
 
 /** loadModel's options from the model flags; everything is checked here, before a byte is read. */
 export function loadOptions(f: Flags, io: Io): LoadOptions {

@@ -11,7 +11,7 @@ import { Engine } from "./engine.ts";
 import type { RequestParams } from "./request.ts";
 import type { CommandSpec, Flags } from "../cli/flags.ts";
 import type { Io } from "../cli/io.ts";
-import { BACKEND_FLAG, loadFromFlags, loadOptions, MODEL_FLAGS, SAMPLING_FLAGS } from "../cli/model-flags.ts";
+import { BACKEND_FLAG, loadFromFlags, loadOptions, MODEL_FLAGS, SAMPLING_FLAGS, samplingFromFlags } from "../cli/model-flags.ts";
 
 export const GENERATE_COMMAND: CommandSpec = {
   name: "generate",
@@ -85,13 +85,8 @@ async function plainGenerate(f: Flags, io: Io, load: LoadOptions, prompt: string
   const model = await loadFromFlags(f, io, load);
   const loadMs = performance.now() - t0;
   try {
-    const gen = generate(model, prompt, {
-      maxTokens: f.number("max-tokens"),
-      temperature: f.number("temperature"),
-      topK: f.number("top-k"),
-      topP: f.number("top-p"),
-      seed: f.number("seed"),
-    });
+    // the plain path is taken only without the engine's flags (min-p, penalties, ...): those are undefined here
+    const gen = generate(model, prompt, { ...samplingFromFlags(f), maxTokens: f.number("max-tokens") });
     if (typeof prompt === "string") io.out(prompt);
     let r = await gen.next();
     while (!r.done) {
@@ -119,16 +114,8 @@ async function engineGenerate(f: Flags, io: Io, load: LoadOptions, prompts: Arra
   const width = Math.max(n, beams ?? 0);
   const kvType = load.kvCacheType ?? "f32";
   const params: Omit<RequestParams, "prompt"> = {
+    ...samplingFromFlags(f),
     maxTokens: f.number("max-tokens"),
-    temperature: f.number("temperature"),
-    topK: f.number("top-k"),
-    topP: f.number("top-p"),
-    minP: f.number("min-p"),
-    repeatPenalty: f.number("repeat-penalty"),
-    repeatLastN: f.number("repeat-last-n"),
-    presencePenalty: f.number("presence-penalty"),
-    frequencyPenalty: f.number("frequency-penalty"),
-    seed: f.number("seed"),
     logprobs: f.number("logprobs"),
     stop: f.has("stop") ? f.strings("stop") : undefined,
     n,

@@ -9,16 +9,18 @@
  * (copy-on-write of its partial last page); full prompt pages go to a prefix
  * cache so a later prompt sharing them skips recomputing them.
  */
-import type { Model } from "../model/model.ts";
-import type { StepInput } from "../model/model.ts";
+import type { Model, StepInput } from "../model/model.ts";
 import type { Sequence } from "../kv/paged-cache.ts";
-import { PrefixCache } from "../kv/prefix-cache.ts";
-import { Sampler, type SampleResult } from "../sampling/sampler.ts";
+import type { KVManager } from "../kv/kv-manager.ts";
+import type { PrefixCache } from "../kv/prefix-cache.ts";
+import { Sampler } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
-import { ClosedError, ContextLengthError, KvasmError, OutOfMemoryError, ParamError } from "../errors.ts";
+import { ClosedError, KvasmError, OutOfMemoryError, ParamError } from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
-import { type ChoiceResult, EngineRequest, type FinishReason, type RequestParams, type RequestResult } from "./request.ts";
+import { ChoiceDecoder, maxTokensOf, promptIds } from "./decoder.ts";
+import type { FinishReason } from "./events.ts";
+import { type ChoiceResult, EngineRequest, type RequestParams, type RequestResult } from "./request.ts";
 
 export interface EngineOptions {
   /** Requests waiting for admission at most; submit() beyond it throws QueueFullError (default 256). */
@@ -36,50 +38,59 @@ export class QueueFullError extends KvasmError {
   }
 }
 
-/** One sampled continuation (a "choice") and the sequence it runs on. */
+/** One sampled continuation (a "choice"): its decoder, the sequence it runs on, and the token it feeds next. */
 interface Choice {
-  index: number;
+  decoder: ChoiceDecoder;
+  /** null once the choice finished (its pages went back). */
   seq: Sequence | null;
-  sampler: Sampler;
-  stops: StopMatcher;
-  stream: TextStream;
-  history: number[];
-  tokens: number[];
-  text: string;
-  logprobs?: ChoiceResult["logprobs"];
   /** The token to feed at the next step, -1 if none. */
   pending: number;
-  finishReason?: FinishReason;
-  stop?: string;
-  /** Beam search: the hypothesis' score. */
-  score?: number;
 }
+
+/**
+ * Where a request is: waiting for admission, its prompt being prefilled (on `promptSeq`), its choices or
+ * beams decoding, or retired (resolved, nothing held).
+ */
+type Phase = "queued" | "prefill" | "decode" | "done";
 
 interface Active {
   handle: EngineRequest;
   params: RequestParams;
+  phase: Phase;
   prompt: number[];
   maxTokens: number;
   n: number;
   /** Sequences the request will hold at once (n, or the beam width). */
   width: number;
   signal?: AbortSignal;
-  /** The prompt's sequence while it is prefilled. */
-  seq: Sequence | null;
+  /** The prompt's sequence, in phase "prefill" only. */
+  promptSeq: Sequence | null;
   cachedTokens: number;
+  /** Sampled choices (phase "decode"; none under beam search). */
   choices: Choice[];
   beam: BeamSearch | null;
+  /** Beam search's best hypotheses, once it ended. */
+  beamResults: ChoiceResult[];
   wantLogprobs: boolean;
   base: Sampler;
-  ended: boolean;
 }
 
-const yieldToEventLoop: () => Promise<void> = typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
-  ? () => new Promise((r) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(r))
+/** Who a row of a step belongs to: a prompt chunk, a sampled choice's token, or a beam's token. */
+type RowOwner =
+  | { kind: "prompt"; a: Active }
+  | { kind: "choice"; a: Active; c: Choice }
+  | { kind: "beam"; a: Active; beam: number };
+
+// setImmediate (Node, Bun, Deno) runs after pending I/O, so HTTP clients are served between steps; setTimeout elsewhere
+const host = globalThis as typeof globalThis & { setImmediate?: (f: () => void) => void };
+const yieldToEventLoop: () => Promise<void> = typeof host.setImmediate === "function"
+  ? () => new Promise((r) => host.setImmediate!(r))
   : () => new Promise((r) => setTimeout(r, 0));
 
 export class Engine {
   readonly prefixCache: PrefixCache | null;
+  /** The model's KV manager: the scheduler's one way to sequences and pages. */
+  private readonly kv: KVManager;
   private readonly queue: Active[] = [];
   private readonly running: Active[] = [];
   private readonly maxQueue: number;
@@ -95,22 +106,26 @@ export class Engine {
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 256;
-    this.maxStepRows = opts.maxStepRows ?? model.state.maxRows;
+    this.maxStepRows = opts.maxStepRows ?? model.maxBatchRows;
     if (!(Number.isInteger(this.maxStepRows) && this.maxStepRows > 0)) {
       throw new ParamError("maxStepRows", `must be a positive integer, got ${this.maxStepRows}`);
     }
-    const prefixPages = opts.prefixCachePages ?? Math.floor(model.kv.nPages / 2);
-    this.prefixCache = prefixPages > 0 ? new PrefixCache(model.kv, prefixPages) : null;
+    this.kv = model.sequences;
+    this.prefixCache = this.kv.prefixCache(opts.prefixCachePages ?? Math.floor(this.kv.totalPages / 2));
   }
 
   // ---------------------------------------------------------------- counters
 
   /** Sequences holding KV pages for running requests. */
   get activeSequences(): number {
-    return this.model.kv.maxSeqs - this.model.kv.freeSequences;
+    return this.kv.activeSequences;
   }
   get freePages(): number {
-    return this.model.kv.freePages;
+    return this.kv.freePages;
+  }
+  /** KV pages in all. */
+  get totalPages(): number {
+    return this.kv.totalPages;
   }
   get positionsComputed(): number {
     return this.model.positionsComputed;
@@ -137,29 +152,22 @@ export class Engine {
   submit(params: RequestParams): EngineRequest {
     if (this.closed) throw new ClosedError("engine");
     const m = this.model, tok = m.tokenizer;
-    const maxTokens = params.maxTokens ?? 256;
-    if (!Number.isInteger(maxTokens) || maxTokens < 0) {
-      throw new ParamError("maxTokens", `must be a non-negative integer, got ${maxTokens}`);
-    }
+    const maxTokens = maxTokensOf(params.maxTokens);
     const beams = params.beams ?? 0;
     if (!Number.isInteger(beams) || beams < 0) throw new ParamError("beams", `must be a non-negative integer, got ${beams}`);
     const n = params.n ?? (beams > 0 ? beams : 1);
     if (!Number.isInteger(n) || n < 1) throw new ParamError("n", `must be a positive integer, got ${n}`);
     if (beams > 0 && n > beams) throw new ParamError("n", `must be at most beams (${beams}), got ${n}`);
     const width = beams > 0 ? beams : n;
-    if (width > m.kv.maxSeqs) {
-      throw new ParamError(beams > 0 ? "beams" : "n", `${width} sequences exceed the engine's ${m.kv.maxSeqs} (LoadOptions.maxSequences)`);
+    if (width > this.kv.maxSequences) {
+      throw new ParamError(
+        beams > 0 ? "beams" : "n",
+        `${width} sequences exceed the engine's ${this.kv.maxSequences} (LoadOptions.maxSequences)`,
+      );
     }
     const lengthPenalty = params.lengthPenalty ?? 1;
     if (!Number.isFinite(lengthPenalty)) throw new ParamError("lengthPenalty", `must be a finite number, got ${lengthPenalty}`);
-    const prompt = typeof params.prompt === "string" ? tok.encode(params.prompt, { addBos: params.addBos }) : Array.from(params.prompt);
-    if (prompt.length === 0) throw new ParamError("prompt", "is empty: at least one token (e.g. BOS) is needed");
-    for (const t of prompt) {
-      if (!Number.isInteger(t) || t < 0 || t >= m.vocabSize) {
-        throw new ParamError("prompt", `token id ${t} is outside the vocabulary (0..${m.vocabSize - 1})`);
-      }
-    }
-    if (prompt.length > m.contextLength) throw new ContextLengthError(prompt.length, m.contextLength, "prompt");
+    const prompt = promptIds(m, params.prompt, params.addBos);
     const base = new Sampler(m.vocabSize, params); // validates the sampling fields
     new StopMatcher(params.stop ?? []); // validates the stop strings
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
@@ -168,12 +176,13 @@ export class Engine {
     const a: Active = {
       handle,
       params,
+      phase: "queued",
       prompt,
       maxTokens,
       n,
       width,
       signal: params.signal,
-      seq: null,
+      promptSeq: null,
       cachedTokens: 0,
       choices: [],
       beam: beams > 0
@@ -185,9 +194,9 @@ export class Engine {
           isEnd: (id) => tok.isEndOfGeneration(id),
         })
         : null,
+      beamResults: [],
       wantLogprobs: params.logprobs !== undefined,
       base,
-      ended: false,
     };
     this.queue.push(a);
     this.kick();
@@ -201,8 +210,7 @@ export class Engine {
     for (const a of [...this.queue, ...this.running]) a.handle.cancel();
     this.kick();
     await this.loopRunning;
-    this.prefixCache?.clear();
-    if (this.model.kv.reclaimer === this.prefixCache) this.model.kv.reclaimer = undefined;
+    this.kv.dropPrefixCache(this.prefixCache);
   }
 
   // ---------------------------------------------------------------- the scheduler
@@ -229,7 +237,10 @@ export class Engine {
       } catch (e) {
         // a failure of the forward pass itself: nothing more can run
         for (const a of [...this.running]) this.fail(a, e);
-        for (const a of this.queue.splice(0)) a.handle.fail(e);
+        for (const a of this.queue.splice(0)) {
+          a.phase = "done";
+          a.handle.fail(e);
+        }
         return;
       }
       await yieldToEventLoop();
@@ -245,88 +256,87 @@ export class Engine {
       const a = this.queue[i];
       if (!this.isCancelled(a)) continue;
       this.queue.splice(i, 1);
+      a.phase = "done";
       a.handle.finish(this.result(a, Array.from({ length: a.n }, (_, k) => emptyChoice(k, "abort"))));
     }
     for (const a of [...this.running]) {
       if (!this.isCancelled(a)) continue;
-      if (a.beam) a.beam.abort(this.seqOps);
-      for (const c of a.choices) if (!c.finishReason) this.finishChoice(a, c, "abort");
+      if (a.beam) a.beam.abort(this.kv);
+      for (const c of a.choices) if (!c.decoder.finished) this.finishChoice(c, "abort");
       this.retire(a);
     }
   }
 
   /** Moves waiting requests into the running set while sequence slots and pages allow, in arrival order. */
   private admit(): void {
-    const kv = this.model.kv;
+    const kv = this.kv;
     while (this.queue.length > 0) {
       const a = this.queue[0];
       if (kv.freeSequences - this.promisedSlots < a.width) return;
-      const P = kv.layout.pageSize;
-      const pages = this.prefixCache?.lookup(a.prompt, a.prompt.length - 1) ?? [];
-      const needed = Math.ceil((a.prompt.length + 1) / P) - pages.length;
-      if (needed > kv.nPages) {
+      const admission = kv.admission(a.prompt, this.prefixCache);
+      const needed = admission.neededPages;
+      if (needed > kv.totalPages) {
         this.queue.shift();
+        a.phase = "done";
         a.handle.fail(
-          new OutOfMemoryError(`KV cache full: the prompt needs ${needed} pages of ${P} positions, the cache has ${kv.nPages}`),
+          new OutOfMemoryError(
+            `KV cache full: the prompt needs ${needed} pages of ${kv.pageSize} positions, the cache has ${kv.totalPages}`,
+          ),
         );
         continue;
       }
       // wait for pages to be freed, unless nothing runs that could free them
       if (needed > kv.freePages + (this.prefixCache?.size ?? 0) && this.running.length > 0) return;
       this.queue.shift();
-      const seq = kv.create();
-      if (pages.length > 0) kv.adoptPrefix(seq, pages);
-      a.seq = seq;
+      const seq = kv.open(admission);
+      a.phase = "prefill";
+      a.promptSeq = seq;
       a.cachedTokens = seq.length;
       this.promisedSlots += a.width - 1;
       this.running.push(a);
     }
   }
 
-  private readonly seqOps = {
-    fork: (seq: Sequence) => this.model.kv.fork(seq),
-    release: (seq: Sequence) => this.model.releaseSequence(seq),
-  };
-
   /** Rows of one request in this step. */
-  private gather(a: Active, budget: number, inputs: StepInput[], owners: Array<{ a: Active; c: Choice | null; beam: number }>): number {
-    if (a.seq) {
-      // prefill: the next chunk of the prompt
-      const from = a.seq.length;
+  private gather(a: Active, budget: number, inputs: StepInput[], owners: RowOwner[]): number {
+    if (a.phase === "prefill") {
+      // the next chunk of the prompt
+      const seq = a.promptSeq!;
+      const from = seq.length;
       const take = Math.min(a.prompt.length - from, budget);
       if (take <= 0) return 0;
       const last = from + take === a.prompt.length;
-      inputs.push({ seq: a.seq, tokens: a.prompt.slice(from, from + take), logits: last });
-      owners.push({ a, c: null, beam: -1 });
+      inputs.push({ seq, tokens: a.prompt.slice(from, from + take), logits: last });
+      owners.push({ kind: "prompt", a });
       return take;
     }
     let rows = 0;
     if (a.beam) {
       a.beam.live.forEach((b, i) => {
         inputs.push({ seq: b.seq, tokens: [b.pending], logits: true });
-        owners.push({ a, c: null, beam: i });
+        owners.push({ kind: "beam", a, beam: i });
         rows++;
       });
       return rows;
     }
     for (const c of a.choices) {
-      if (c.finishReason || c.pending < 0) continue;
+      if (c.decoder.finished || c.pending < 0) continue;
       inputs.push({ seq: c.seq!, tokens: [c.pending], logits: true });
-      owners.push({ a, c, beam: -1 });
+      owners.push({ kind: "choice", a, c });
       rows++;
     }
     return rows;
   }
 
   private async step(): Promise<void> {
-    const m = this.model, kv = m.kv;
+    const m = this.model, kv = this.kv;
     const inputs: StepInput[] = [];
-    const owners: Array<{ a: Active; c: Choice | null; beam: number }> = [];
+    const owners: RowOwner[] = [];
     // decode rows first (they are what keeps running sequences streaming), then prompt chunks
     let rows = 0;
-    for (const a of this.running) if (!a.seq) rows += this.gather(a, 0, inputs, owners);
+    for (const a of this.running) if (a.phase === "decode") rows += this.gather(a, 0, inputs, owners);
     for (const a of this.running) {
-      if (!a.seq) continue;
+      if (a.phase !== "prefill") continue;
       const budget = Math.max(this.maxStepRows - rows, rows === 0 ? 1 : 0);
       if (budget <= 0) break;
       rows += this.gather(a, budget, inputs, owners);
@@ -355,7 +365,7 @@ export class Engine {
       if (inputs.length === 0) return;
     }
 
-    const logits = await m.step(inputs);
+    const logits = await m.runRows(inputs);
     this.steps++;
     this.rows += inputs.reduce((s, x) => s + x.tokens.length, 0);
 
@@ -364,22 +374,22 @@ export class Engine {
     let li = 0;
     for (let i = 0; i < inputs.length; i++) {
       if (inputs[i].logits === false) continue;
-      const { a, c, beam } = owners[i];
+      const owner = owners[i];
       const l = logits[li++];
-      if (a.ended) continue;
-      if (beam >= 0) {
-        const list = beamLogits.get(a) ?? [];
-        list[beam] = l;
-        beamLogits.set(a, list);
-      } else if (c) {
-        this.accept(a, c, c.sampler.sample(l, c.history));
+      if (owner.a.phase === "done") continue;
+      if (owner.kind === "beam") {
+        const list = beamLogits.get(owner.a) ?? [];
+        list[owner.beam] = l;
+        beamLogits.set(owner.a, list);
+      } else if (owner.kind === "choice") {
+        this.take(owner.c, owner.c.decoder.sample(l));
       } else {
-        this.promptDone(a, l);
+        this.promptDone(owner.a, l);
       }
     }
     for (const [a, list] of beamLogits) {
       const live = a.beam!.live;
-      a.beam!.step(list, this.seqOps, live[0].seq.length >= m.contextLength);
+      a.beam!.step(list, this.kv, live[0].seq.length >= m.contextLength);
       if (a.beam!.isDone) this.finishBeams(a);
     }
 
@@ -387,7 +397,7 @@ export class Engine {
     const W = m.config.slidingWindow ?? 0;
     if (W > 0) {
       for (const a of this.running) {
-        for (const s of this.sequencesOf(a)) kv.releaseBefore(s, s.length - W + 1);
+        for (const s of this.sequencesOf(a)) kv.slide(s, W);
       }
     }
     for (const a of [...this.running]) if (this.allFinished(a)) this.retire(a);
@@ -395,77 +405,65 @@ export class Engine {
 
   /** The prompt is in the cache and its last logits are here: fork the choices (or start the beams). */
   private promptDone(a: Active, logits: Float32Array): void {
-    const m = this.model, kv = m.kv, seq = a.seq!;
-    a.seq = null;
-    this.prefixCache?.insert(a.prompt, seq.pages.subarray(0, seq.nPages));
+    const m = this.model, kv = this.kv, seq = a.promptSeq!;
+    a.promptSeq = null;
+    a.phase = "decode";
+    kv.remember(a.prompt, seq, this.prefixCache);
     if (a.beam) {
       this.promisedSlots -= a.width - 1;
       a.beam.start(seq);
-      a.beam.step([logits], this.seqOps, seq.length >= m.contextLength);
+      a.beam.step([logits], this.kv, seq.length >= m.contextLength);
       if (a.beam.isDone) this.finishBeams(a);
       return;
     }
     const seeds = choiceSeeds(a.base.params.seed, a.n);
+    const emit = a.handle.emit.bind(a.handle);
     for (let k = 0; k < a.n; k++) {
       const s = k === 0 ? seq : kv.fork(seq);
       if (k > 0) this.promisedSlots--;
-      const stream = new TextStream(m.tokenizer);
-      // prime the stream with the prompt so the first piece's leading space is handled as in the reference
-      for (const id of a.prompt) stream.push(id);
       a.choices.push({
-        index: k,
+        decoder: new ChoiceDecoder(m, {
+          index: k,
+          prompt: a.prompt,
+          sampler: k === 0 ? a.base : new Sampler(m.vocabSize, { ...a.params, seed: seeds[k] }),
+          stop: a.params.stop ?? [],
+          maxTokens: a.maxTokens,
+          logprobs: a.wantLogprobs,
+          emit,
+        }),
         seq: s,
-        sampler: k === 0 ? a.base : new Sampler(m.vocabSize, { ...a.params, seed: seeds[k] }),
-        stops: new StopMatcher(a.params.stop ?? []),
-        stream,
-        history: [...a.prompt],
-        tokens: [],
-        text: "",
-        logprobs: a.wantLogprobs ? [] : undefined,
         pending: -1,
       });
     }
     for (const c of a.choices) {
-      if (a.maxTokens === 0) {
-        this.finishChoice(a, c, "length");
+      // maxTokens 0: the decoder finished as it was made
+      if (c.decoder.finished) {
+        this.releaseChoice(c);
         continue;
       }
       // each choice samples from its own copy: the sampler edits logits in place
       const l = a.n > 1 ? logits.slice() : logits;
-      this.accept(a, c, c.sampler.sample(l, c.history));
+      this.take(c, c.decoder.sample(l));
     }
   }
 
-  /** A choice drew a token: stream it and decide whether it goes on. */
-  private accept(a: Active, c: Choice, pick: SampleResult): void {
-    const tok = this.model.tokenizer;
-    if (tok.isEndOfGeneration(pick.id)) return this.finishChoice(a, c, "stop");
-    c.tokens.push(pick.id);
-    c.history.push(pick.id);
-    c.logprobs?.push({ id: pick.id, logprob: pick.logprob, top: pick.top });
-    const piece = c.stream.push(pick.id);
-    const { emit, stopped } = c.stops.push(piece);
-    c.text += emit;
-    a.handle.emit({ type: "token", choice: c.index, id: pick.id, text: emit, logprob: pick.logprob, top: pick.top });
-    if (stopped) {
-      c.stop = c.stops.matched ?? undefined;
-      return this.finishChoice(a, c, "stop");
-    }
-    if (c.tokens.length >= a.maxTokens || c.seq!.length >= this.model.contextLength) return this.finishChoice(a, c, "length");
-    c.pending = pick.id;
+  /** After the decoder took a token: feed it at the next step, or free the finished choice's sequence. */
+  private take(c: Choice, goOn: boolean): void {
+    if (goOn) c.pending = c.decoder.tokens[c.decoder.tokens.length - 1];
+    else this.releaseChoice(c);
   }
 
-  private finishChoice(a: Active, c: Choice, reason: FinishReason): void {
-    c.finishReason = reason;
+  private finishChoice(c: Choice, reason: FinishReason): void {
+    c.decoder.finish(reason);
+    this.releaseChoice(c);
+  }
+
+  private releaseChoice(c: Choice): void {
     c.pending = -1;
-    let rest = "";
-    if (!c.stops.stopped) rest = c.stops.push(c.stream.flush()).emit + c.stops.flush();
-    c.text += rest;
     if (c.seq) {
-      this.model.releaseSequence(c.seq);
+      this.kv.release(c.seq);
       c.seq = null;
     }
-    a.handle.emit({ type: "finish", choice: c.index, reason, text: rest });
   }
 
   /** Beam search ended: the best hypotheses become the choices, streamed whole. */
@@ -483,31 +481,25 @@ export class Engine {
       const rest = stream.flush();
       text += rest;
       a.handle.emit({ type: "finish", choice: k, reason: h.reason, text: rest });
-      a.choices.push({
+      a.beamResults.push({
         index: k,
-        seq: null,
-        sampler: a.base,
-        stops: new StopMatcher([]),
-        stream,
-        history: [],
         tokens: h.tokens,
         text,
-        logprobs: h.tokens.map((id, i) => ({ id, logprob: h.logprobs[i], top: [] })),
-        pending: -1,
         finishReason: h.reason,
+        logprobs: h.tokens.map((id, i) => ({ id, logprob: h.logprobs[i], top: [] })),
         score: h.score,
       });
     });
   }
 
   private allFinished(a: Active): boolean {
-    if (a.seq) return false;
+    if (a.phase !== "decode") return false;
     if (a.beam) return a.beam.isDone;
-    return a.choices.every((c) => c.finishReason !== undefined);
+    return a.choices.every((c) => c.decoder.finished);
   }
 
   private sequencesOf(a: Active): Sequence[] {
-    if (a.seq) return [a.seq];
+    if (a.phase === "prefill") return [a.promptSeq!];
     if (a.beam) return a.beam.live.map((b) => b.seq);
     return a.choices.flatMap((c) => (c.seq ? [c.seq] : []));
   }
@@ -515,14 +507,13 @@ export class Engine {
   /** Takes a request out of the running set, frees what it holds, and resolves it. */
   private retire(a: Active): void {
     this.release(a);
-    const choices: ChoiceResult[] = a.choices.map((c) => ({
-      index: c.index,
-      tokens: c.tokens,
-      text: c.text,
-      finishReason: c.finishReason ?? "abort",
-      ...(c.logprobs ? { logprobs: c.logprobs } : {}),
-      ...(c.score !== undefined ? { score: c.score } : {}),
-      ...(c.stop !== undefined ? { stop: c.stop } : {}),
+    const choices: ChoiceResult[] = a.beam ? a.beamResults : a.choices.map(({ decoder: d }) => ({
+      index: d.index,
+      tokens: d.tokens,
+      text: d.text,
+      finishReason: d.finishReason ?? "abort",
+      ...(d.logprobs ? { logprobs: d.logprobs } : {}),
+      ...(d.stop !== undefined ? { stop: d.stop } : {}),
     }));
     for (let k = choices.length; k < a.n; k++) choices.push(emptyChoice(k, "abort"));
     a.handle.finish(this.result(a, choices));
@@ -534,22 +525,17 @@ export class Engine {
   }
 
   private release(a: Active): void {
-    if (a.ended) return;
-    a.ended = true;
+    if (a.phase === "done") return;
+    a.phase = "done";
     const i = this.running.indexOf(a);
     if (i >= 0) this.running.splice(i, 1);
-    if (a.seq) {
-      this.model.releaseSequence(a.seq);
-      a.seq = null;
+    if (a.promptSeq) {
+      this.kv.release(a.promptSeq);
+      a.promptSeq = null;
       this.promisedSlots -= a.width - 1;
     }
-    if (a.beam && !a.beam.isDone) a.beam.abort(this.seqOps);
-    for (const c of a.choices) {
-      if (c.seq) {
-        this.model.releaseSequence(c.seq);
-        c.seq = null;
-      }
-    }
+    if (a.beam && !a.beam.isDone) a.beam.abort(this.kv);
+    for (const c of a.choices) this.releaseChoice(c);
   }
 
   private result(a: Active, choices: ChoiceResult[]): RequestResult {

@@ -5,7 +5,7 @@
  */
 import type { SamplingParams } from "../sampling/params.ts";
 import type { TokenLogprob } from "../sampling/sampler.ts";
-import type { KvasmError } from "../errors.ts";
+import { type EngineEvent, EventQueue, type FinishReason } from "./events.ts";
 
 export interface RequestParams extends SamplingParams {
   /** Text (tokenized with the model's tokenizer) or token ids. */
@@ -28,29 +28,7 @@ export interface RequestParams extends SamplingParams {
   signal?: AbortSignal;
 }
 
-/** "stop": end-of-generation token or a stop string; "length": maxTokens or the context; "abort": cancelled; "error": see ChoiceResult.error. */
-export type FinishReason = "stop" | "length" | "abort" | "error";
-
-/** One generated token of one choice. `text` is the new text it completes (may be "" while UTF-8 or a possible stop string is pending). */
-export interface TokenEvent {
-  type: "token";
-  choice: number;
-  id: number;
-  text: string;
-  logprob: number;
-  /** The top alternatives (when `logprobs` > 0), descending. */
-  top: TokenLogprob[];
-}
-
-/** A choice ended. `text` is any text released only now (held back for a stop string that did not complete). */
-export interface FinishEvent {
-  type: "finish";
-  choice: number;
-  reason: FinishReason;
-  text: string;
-}
-
-export type EngineEvent = TokenEvent | FinishEvent;
+export type { EngineEvent, FinishEvent, FinishReason, TokenEvent } from "./events.ts";
 
 export interface ChoiceResult {
   index: number;
@@ -63,7 +41,6 @@ export interface ChoiceResult {
   score?: number;
   /** Which stop string ended it, if any. */
   stop?: string;
-  error?: KvasmError;
 }
 
 export interface Usage {
@@ -92,11 +69,7 @@ export interface RequestResult {
  */
 export class EngineRequest implements AsyncIterable<EngineEvent> {
   readonly done: Promise<RequestResult>;
-  private readonly buffered: EngineEvent[] = [];
-  private waiting: ((r: IteratorResult<EngineEvent>) => void) | null = null;
-  private waitingReject: ((e: unknown) => void) | null = null;
-  private ended = false;
-  private failure: unknown = null;
+  private readonly events = new EventQueue<EngineEvent>();
   private resolveDone!: (r: RequestResult) => void;
   private rejectDone!: (e: unknown) => void;
   private readonly localAbort = new AbortController();
@@ -122,48 +95,22 @@ export class EngineRequest implements AsyncIterable<EngineEvent> {
 
   /** @internal */
   emit(e: EngineEvent): void {
-    if (this.waiting) {
-      const w = this.waiting;
-      this.waiting = this.waitingReject = null;
-      w({ value: e, done: false });
-    } else this.buffered.push(e);
+    this.events.push(e);
   }
 
   /** @internal */
   finish(r: RequestResult): void {
-    this.ended = true;
     this.resolveDone(r);
-    this.wake();
+    this.events.end();
   }
 
   /** @internal */
   fail(e: unknown): void {
-    this.ended = true;
-    this.failure = e;
     this.rejectDone(e);
-    this.wake();
-  }
-
-  private wake(): void {
-    if (!this.waiting || this.buffered.length > 0) return;
-    const w = this.waiting, rj = this.waitingReject!;
-    this.waiting = this.waitingReject = null;
-    if (this.failure !== null) rj(this.failure);
-    else w({ value: undefined, done: true });
+    this.events.fail(e);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<EngineEvent> {
-    return {
-      next: () => {
-        const e = this.buffered.shift();
-        if (e) return Promise.resolve({ value: e, done: false });
-        if (this.ended) return this.failure !== null ? Promise.reject(this.failure) : Promise.resolve({ value: undefined, done: true });
-        return new Promise((res, rej) => {
-          this.waiting = res;
-          this.waitingReject = rej;
-        });
-      },
-      return: () => Promise.resolve({ value: undefined, done: true }),
-    };
+    return this.events[Symbol.asyncIterator]();
   }
 }

@@ -174,6 +174,14 @@ export class PagedKVCache {
     if (need > first) this.syncPageTable(seq, first, need);
   }
 
+  /** Whether positions [seq.length, length) may be written now: their pages are there and none is shared (reserve done). */
+  writable(seq: Sequence, length: number): boolean {
+    if (length <= seq.length) return true;
+    if (Math.ceil(length / this.layout.pageSize) > seq.nPages) return false;
+    const writeFrom = Math.floor(seq.length / this.layout.pageSize);
+    return writeFrom >= seq.nPages || this.refs[seq.pages[writeFrom]] === 1;
+  }
+
   /**
    * Gives a sequence shared, already computed full pages as its first pages
    * (prefix reuse): the sequence must be empty; it then holds

@@ -3,6 +3,7 @@ import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../backends/back
 import type { ModelFile } from "../formats/types.ts";
 import type { PagedKVCache, Sequence } from "../kv/paged-cache.ts";
 import type { DerivedConfig } from "./config.ts";
+import { KVManager } from "../kv/kv-manager.ts";
 import { ropeTable } from "./rope.ts";
 import { GREEDY_ROWS, type RunState, type SomeArchitecture } from "../architectures/architecture.ts";
 import { ClosedError, ContextLengthError, NumericalError, ParamError } from "../errors.ts";
@@ -15,7 +16,7 @@ export { GREEDY_ROWS } from "../architectures/architecture.ts";
 const ROPE_FIRST_ROWS = 1024;
 const ONE_ROW = [0];
 
-/** One sequence's input to a forward step: tokens to append, and whether its next-token logits are wanted. */
+/** One sequence's input to a forward step: tokens to append at seq.length, and whether its next-token logits are wanted. */
 export interface StepInput {
   seq: Sequence;
   tokens: ArrayLike<number>;
@@ -24,9 +25,12 @@ export interface StepInput {
 
 /**
  * A loaded model: configuration, tokenizer, weights in the backend's memory,
- * the paged KV cache and the forward pass's scratch. `step` runs the
- * transformer over new tokens of one or more sequences; text generation
- * (model.generate, the engine) is built on it.
+ * the paged KV cache and the forward pass's scratch. `runRows` runs the
+ * transformer over new tokens of sequences whose positions are already
+ * reserved (by `sequences`, the KV manager: the engine's scheduler reserves
+ * per request); `step`, `prefill`, `decodeOne`, `decodeGreedy` and
+ * `decodeSampled` are the single-sequence calls that reserve through the same
+ * manager first. Text generation (model.generate, the engine) is built on them.
  */
 export class Model {
   /** Positions computed by forward passes since load (prefix reuse is measured against it). */
@@ -49,6 +53,8 @@ export class Model {
    */
   private ropeRows = 0;
   private rope: { style: "ggml" | "llama2c"; factors?: Float32Array } = { style: "ggml" };
+  /** The one owner of sequences and their pages (create, fork, reserve, release, prefix reuse). */
+  readonly sequences: KVManager;
 
   constructor(
     readonly config: DerivedConfig,
@@ -65,10 +71,16 @@ export class Model {
     this.tokensHost = new Int32Array(state.maxRows);
     this.positionsHost = new Int32Array(state.maxRows);
     this.rowsHost = new Int32Array(state.maxRows * ROW_FIELDS);
+    this.sequences = new KVManager(kv, contextLength);
   }
 
   get vocabSize(): number {
     return this.config.vocabSize;
+  }
+
+  /** Token rows one forward pass takes at most (longer inputs run in several passes). */
+  get maxBatchRows(): number {
+    return this.state.maxRows;
   }
 
   /** How the RoPE table is computed (set once at load, before the first step). */
@@ -90,21 +102,29 @@ export class Model {
   /** A new, empty sequence with its own page table. */
   newSequence(): Sequence {
     this.assertOpen();
-    return this.kv.create();
+    return this.sequences.create();
   }
 
   releaseSequence(seq: Sequence): void {
-    if (!this.closed) this.kv.release(seq);
+    if (!this.closed) this.sequences.release(seq);
   }
 
   /**
    * Appends tokens to each sequence and runs the transformer over all of them
-   * as one batch of rows (chunked by maxBatchRows). Returns, for each input
-   * that asked, a view of its next-token logits, valid until the next step.
+   * as one batch of rows (chunked by maxBatchRows): reserves the positions
+   * through `sequences`, then runRows. Returns, for each input that asked, a
+   * view of its next-token logits, valid until the next step.
    */
   async step(inputs: StepInput[]): Promise<Float32Array[]> {
     this.assertOpen();
-    // validate and reserve everything first: a failure leaves no sequence half-extended
+    // validate everything before reserving anything
+    this.checkInputs(inputs);
+    for (const inp of inputs) this.sequences.reserve(inp.seq, inp.seq.length + inp.tokens.length);
+    return await this.forward(inputs);
+  }
+
+  /** Context, vocabulary and logit-row bounds of a step's inputs. */
+  private checkInputs(inputs: StepInput[]): void {
     for (const inp of inputs) {
       const end = inp.seq.length + inp.tokens.length;
       if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
@@ -115,18 +135,41 @@ export class Model {
         }
       }
     }
-    const wantLogits = inputs.filter((i) => i.logits !== false).length;
+    let wantLogits = 0;
+    for (const inp of inputs) if (inp.logits !== false) wantLogits++;
     if (wantLogits > this.state.maxLogitRows) throw new ParamError("inputs", `at most ${this.state.maxLogitRows} sequences per step`);
-    let maxEnd = 0;
-    for (const inp of inputs) {
-      maxEnd = Math.max(maxEnd, inp.seq.length + inp.tokens.length);
-      this.kv.reserve(inp.seq, inp.seq.length + inp.tokens.length);
+  }
+
+  /** Refuses to write positions the KV manager has not reserved (a caller that skipped `sequences.reserve`). */
+  private checkReserved(seq: Sequence, end: number): void {
+    if (!this.sequences.isReserved(seq, end)) {
+      throw new ParamError("seq", `sequence ${seq.id} is not reserved up to position ${end}: reserve it through model.sequences first`);
     }
+  }
+
+  /**
+   * The forward pass over rows of sequences already reserved up to their new
+   * ends (KVManager.reserve): writes their K and V at positions seq.length on,
+   * and is the one place a sequence's length grows (here and in the device
+   * loop of decodeGreedy / decodeSampled, through the same writeRow). Returns,
+   * for each input that asked, a view of its next-token logits, valid until
+   * the next step.
+   */
+  async runRows(inputs: StepInput[]): Promise<Float32Array[]> {
+    this.assertOpen();
+    this.checkInputs(inputs);
+    for (const inp of inputs) this.checkReserved(inp.seq, inp.seq.length + inp.tokens.length);
+    return await this.forward(inputs);
+  }
+
+  /** runRows' body, for inputs checked and reserved. */
+  private async forward(inputs: StepInput[]): Promise<Float32Array[]> {
+    let maxEnd = 0;
+    for (const inp of inputs) maxEnd = Math.max(maxEnd, inp.seq.length + inp.tokens.length);
     this.ensureRope(maxEnd);
 
     const out: Float32Array[] = [];
     const maxRows = this.state.maxRows;
-    const window = this.config.slidingWindow ?? 0;
     let T = 0;
     const pending: Array<{ slot: number; logitsIndex: number }> = [];
     let logitSlot = 0;
@@ -161,11 +204,7 @@ export class Model {
         const pos = seq.length;
         this.tokensHost[T] = inp.tokens[i];
         this.positionsHost[T] = pos;
-        const r = T * ROW_FIELDS;
-        this.rowsHost[r + ROW_PAGE_TABLE] = seq.pageTablePtr;
-        this.rowsHost[r + ROW_POS] = pos;
-        this.rowsHost[r + ROW_START] = window > 0 ? Math.max(0, pos - window + 1) : 0;
-        seq.length++;
+        this.writeRow(this.rowsHost, T * ROW_FIELDS, seq);
         if (i === inp.tokens.length - 1 && inp.logits !== false) {
           if (pending.length === 0) pending.push({ slot: T, logitsIndex: logitSlot });
           this.logitRowIdx.push(T);
@@ -177,6 +216,19 @@ export class Model {
     }
     await run();
     return out;
+  }
+
+  /**
+   * One row's metadata (page table, position seq.length, first attended position) at `meta[at..]`, then the
+   * sequence grows by that position: the row fill step and the device loop share, and the one place
+   * seq.length advances.
+   */
+  private writeRow(meta: Int32Array, at: number, seq: Sequence): void {
+    const pos = seq.length, window = this.config.slidingWindow ?? 0;
+    meta[at + ROW_PAGE_TABLE] = seq.pageTablePtr;
+    meta[at + ROW_POS] = pos;
+    meta[at + ROW_START] = window > 0 ? Math.max(0, pos - window + 1) : 0;
+    seq.length = pos + 1;
   }
 
   /** Prefill: the whole prompt as one batch; returns the logits after its last token. */
@@ -275,9 +327,8 @@ export class Model {
       ds = this.deviceSampler ??= b.deviceSampler!(this.vocabSize, G);
       ds.load(draw.sampler, draw.history, s.logits, s.tokens); // validates before anything is reserved
     }
-    this.kv.reserve(seq, end);
+    this.sequences.reserve(seq, end);
     this.ensureRope(end);
-    const window = this.config.slidingWindow ?? 0;
     // device scratch: picks (G), then each step's position (G) and row metadata (G x ROW_FIELDS)
     const ids = s.greedy, positions = ids + G * 4, rows = positions + G * 4;
     const meta = this.greedyMeta;
@@ -285,11 +336,8 @@ export class Model {
     for (let done = 0; done < n;) {
       const m = Math.min(G, n - done);
       for (let k = 0; k < m; k++) {
-        const pos = seq.length + k, r = G + k * ROW_FIELDS;
-        meta[k] = pos;
-        meta[r + ROW_PAGE_TABLE] = seq.pageTablePtr;
-        meta[r + ROW_POS] = pos;
-        meta[r + ROW_START] = window > 0 ? Math.max(0, pos - window + 1) : 0;
+        meta[k] = seq.length;
+        this.writeRow(meta, G + k * ROW_FIELDS, seq); // advances seq.length
       }
       b.write(positions, meta);
       for (let k = 0; k < m; k++) {
@@ -302,7 +350,6 @@ export class Model {
           b.copy(s.tokens, ids + k * 4, 4); // the next step's input
         }
       }
-      seq.length += m;
       this.positionsComputed += m;
       if (ds) await ds.finish(draw!.sampler, out.subarray(done, done + m), m);
       else await b.read(ids, new Float32Array(out.buffer, done * 4, m)); // i32 bits, copied as they are

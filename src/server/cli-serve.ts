@@ -109,7 +109,7 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     limits,
   });
   const server = await serve(handler.fetch, { host, port, idleTimeoutMs: seconds("idle-timeout"), http });
-  io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.kv.maxSeqs} sequences in parallel)\n`);
+  io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.sequences.maxSequences} sequences in parallel)\n`);
   if (isDeno && http !== "node") {
     io.err("kvasm: Deno.serve closes no idle or half-sent connection (they hold no slot); --idle-timeout S serves through node:http\n");
   }

@@ -1,20 +1,12 @@
 /**
  * The server's Generator over kvasm's Engine: every HTTP request becomes one
  * engine request, so concurrent clients share forward passes (continuous
- * batching), each on its own sequences. Token events become text deltas with
- * their token; a choice's finish carries any text released only at the end.
+ * batching), each on its own sequences. The handler reads the engine
+ * request's own events; only the usage counts are reshaped.
  */
 import type { Engine } from "../engine/engine.ts";
 import { QueueFullError } from "../engine/engine.ts";
-import type { FinishReason as EngineFinish } from "../engine/request.ts";
-import {
-  EventQueue,
-  type FinishReason,
-  type GenerationEvent,
-  type GenerationHandle,
-  type GenerationRequest,
-  type Generator,
-} from "./generation.ts";
+import type { GenerationHandle, GenerationRequest, Generator } from "./generation.ts";
 import { HttpError } from "./http-error.ts";
 
 export class EngineGenerator implements Generator {
@@ -47,7 +39,7 @@ export class EngineGenerator implements Generator {
   }
 
   get totalKvPages(): number {
-    return this.engine.model.kv.nPages;
+    return this.engine.totalPages;
   }
 
   start(req: GenerationRequest): GenerationHandle {
@@ -71,40 +63,11 @@ export class EngineGenerator implements Generator {
       throw e;
     }
     this.started++;
-    const events = new EventQueue<GenerationEvent>();
     const request = r;
-    const done = (async () => {
-      try {
-        for await (const ev of request) {
-          if (ev.type === "token") {
-            events.push({
-              type: "delta",
-              index: ev.choice,
-              text: ev.text,
-              tokens: [{ id: ev.id, piece: ev.text, logprob: ev.logprob, top: ev.top }],
-            });
-          } else {
-            if (ev.text) events.push({ type: "delta", index: ev.choice, text: ev.text, tokens: [] });
-            events.push({ type: "finish", index: ev.choice, finishReason: finish(ev.reason) });
-          }
-        }
-        const result = await request.done;
-        const failed = result.choices.find((c) => c.error);
-        if (failed?.error) throw failed.error;
-        events.end();
-        return { promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens };
-      } catch (e) {
-        events.fail(e);
-        throw e;
-      } finally {
-        this.started--;
-      }
-    })();
+    const done = request.done.then(
+      (result) => ({ promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens }),
+    ).finally(() => this.started--);
     done.catch(() => {}); // seen through the events by the consumer
-    return { done, [Symbol.asyncIterator]: () => events[Symbol.asyncIterator]() };
+    return { done, [Symbol.asyncIterator]: () => request[Symbol.asyncIterator]() };
   }
-}
-
-function finish(r: EngineFinish): FinishReason {
-  return r === "error" ? "abort" : r;
 }

@@ -34,7 +34,7 @@ import { formatLogLine, type RequestLogEntry, type RequestLogger } from "./reque
 import { checkRequestShape, choicesOf, DEFAULT_LIMITS, overLimit, type RequestLimits } from "./limits.ts";
 import { promptIdsOf } from "./prompt-tokens.ts";
 import { ServerMetrics } from "./metrics.ts";
-import type { GenerationEvent } from "./generation.ts";
+import type { EngineEvent } from "../engine/events.ts";
 
 export interface HandlerOptions {
   /** Runs the requests (default: a new Engine over the model, closed by handler.close()). */
@@ -93,7 +93,11 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
   const maxPending = opts.maxPending ?? 64;
   const retryAfter = String(opts.retryAfterSeconds ?? 1);
   let pending = 0;
-  const limits: RequestLimits = { ...DEFAULT_LIMITS, maxQueuedTokens: 4 * model.kv.nPages * model.kv.layout.pageSize, ...opts.limits };
+  const limits: RequestLimits = {
+    ...DEFAULT_LIMITS,
+    maxQueuedTokens: 4 * model.sequences.totalPages * model.sequences.pageSize,
+    ...opts.limits,
+  };
   let queuedTokens = 0;
   const metrics = new ServerMetrics({
     queueDepth: () => generator.waiting ?? 0,
@@ -174,20 +178,20 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
   }
 
   /** Metrics of one request's events: tokens, time to its first token, and the gap between tokens of each choice. */
-  function observer(admittedAt: number): (ev: GenerationEvent) => void {
+  function observer(admittedAt: number): (ev: EngineEvent) => void {
     let first = true;
     const last = new Map<number, number>();
     return (ev) => {
-      if (ev.type !== "delta" || ev.tokens.length === 0) return;
+      if (ev.type !== "token") return;
       const now = performance.now();
-      metrics.completionTokens += ev.tokens.length;
+      metrics.completionTokens++;
       if (first) {
         first = false;
         metrics.timeToFirstToken.observe((now - admittedAt) / 1000);
       }
-      const before = last.get(ev.index);
-      if (before !== undefined) metrics.timePerToken.observe((now - before) / 1000 / ev.tokens.length);
-      last.set(ev.index, now);
+      const before = last.get(ev.choice);
+      if (before !== undefined) metrics.timePerToken.observe((now - before) / 1000);
+      last.set(ev.choice, now);
     };
   }
 

@@ -5,15 +5,8 @@
  * Choice indices are prompt * n + choice, as in OpenAI's completions API.
  */
 import type { Model } from "../model/model.ts";
-import {
-  EventQueue,
-  type FinishReason,
-  type GeneratedTokenInfo,
-  type GenerationEvent,
-  type GenerationHandle,
-  type GenerationUsage,
-  type Generator,
-} from "./generation.ts";
+import { type EngineEvent, EventQueue, type FinishReason, type TokenEvent } from "../engine/events.ts";
+import type { GenerationHandle, GenerationUsage, Generator } from "./generation.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
 export interface RunContext {
@@ -25,12 +18,12 @@ export interface RunContext {
   promptIds: number[][];
   signal: AbortSignal;
   /** Called with every event as it is merged (metrics). */
-  observe?: (ev: GenerationEvent) => void;
+  observe?: (ev: EngineEvent) => void;
 }
 
 interface ChoiceState {
   text: string;
-  tokens: GeneratedTokenInfo[];
+  tokens: TokenEvent[];
   finishReason: FinishReason | null;
 }
 
@@ -72,15 +65,15 @@ export function runRequest(ctx: RunContext) {
    * each generation pumps its own events in, so an event costs the same
    * whatever the number of prompts.
    */
-  let merging: EventQueue<GenerationEvent> | null = null;
-  function merged(): AsyncIterable<GenerationEvent> {
+  let merging: EventQueue<EngineEvent> | null = null;
+  function merged(): AsyncIterable<EngineEvent> {
     if (merging) return merging;
-    const q = merging = new EventQueue<GenerationEvent>();
+    const q = merging = new EventQueue<EngineEvent>();
     let live = handles.length;
     handles.forEach(async (h, p) => {
       try {
         for await (const ev of h) {
-          const global = p === 0 ? ev : { ...ev, index: p * n + ev.index };
+          const global = p === 0 ? ev : { ...ev, choice: p * n + ev.choice };
           ctx.observe?.(global);
           q.push(global);
         }
@@ -105,7 +98,7 @@ export function runRequest(ctx: RunContext) {
   const tokenText = (id: number) => dec.decode(tok.tokenBytes(id));
   const bytesOf = (id: number) => Array.from(tok.tokenBytes(id));
 
-  function chatLogprobs(tokens: GeneratedTokenInfo[]) {
+  function chatLogprobs(tokens: TokenEvent[]) {
     return {
       content: tokens.map((t) => ({
         token: tokenText(t.id),
@@ -116,7 +109,7 @@ export function runRequest(ctx: RunContext) {
     };
   }
 
-  function completionLogprobs(tokens: GeneratedTokenInfo[], textOffset: number) {
+  function completionLogprobs(tokens: TokenEvent[], textOffset: number) {
     const offsets: number[] = [];
     let at = textOffset;
     for (const t of tokens) {
@@ -139,11 +132,11 @@ export function runRequest(ctx: RunContext) {
     async json() {
       const choices: ChoiceState[] = Array.from({ length: handles.length * n }, () => ({ text: "", tokens: [], finishReason: null }));
       for await (const ev of merged()) {
-        const c = choices[ev.index];
-        if (ev.type === "delta") {
-          c.text += ev.text;
-          if (wantLogprobs) c.tokens.push(...ev.tokens);
-        } else c.finishReason = ev.finishReason;
+        const c = choices[ev.choice];
+        c.text += ev.text;
+        if (ev.type === "token") {
+          if (wantLogprobs) c.tokens.push(ev);
+        } else c.finishReason = ev.reason;
       }
       const u = await usage();
       return {
@@ -188,18 +181,21 @@ export function runRequest(ctx: RunContext) {
         }
       }
       for await (const ev of merged()) {
-        if (ev.type === "delta") {
-          if (ev.text === "" && (!wantLogprobs || ev.tokens.length === 0)) continue;
-          const lp = wantLogprobs ? (chat ? chatLogprobs(ev.tokens) : completionLogprobs(ev.tokens, textSoFar[ev.index])) : null;
-          textSoFar[ev.index] += ev.text.length;
+        const index = ev.choice;
+        // a token's text (with the token, for logprobs), or the text a finish releases (no token)
+        const tokens = ev.type === "token" ? [ev] : [];
+        if (ev.text !== "" || (wantLogprobs && tokens.length > 0)) {
+          const lp = wantLogprobs ? (chat ? chatLogprobs(tokens) : completionLogprobs(tokens, textSoFar[index])) : null;
+          textSoFar[index] += ev.text.length;
           const choice = chat
-            ? { index: ev.index, delta: { content: ev.text }, logprobs: lp, finish_reason: null }
-            : { index: ev.index, text: ev.text, logprobs: lp, finish_reason: null };
+            ? { index, delta: { content: ev.text }, logprobs: lp, finish_reason: null }
+            : { index, text: ev.text, logprobs: lp, finish_reason: null };
           yield { ...base(), choices: [choice], ...(includeUsage ? { usage: null } : {}) };
-        } else {
+        }
+        if (ev.type === "finish") {
           const choice = chat
-            ? { index: ev.index, delta: {}, logprobs: null, finish_reason: openAIFinish(ev.finishReason) }
-            : { index: ev.index, text: "", logprobs: null, finish_reason: openAIFinish(ev.finishReason) };
+            ? { index, delta: {}, logprobs: null, finish_reason: openAIFinish(ev.reason) }
+            : { index, text: "", logprobs: null, finish_reason: openAIFinish(ev.reason) };
           yield { ...base(), choices: [choice], ...(includeUsage ? { usage: null } : {}) };
         }
       }
@@ -216,7 +212,7 @@ function openAIFinish(r: FinishReason | null): "stop" | "length" {
 
 /** Aborts when either signal does (AbortSignal.any where the runtime has it). */
 function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
-  const any = (AbortSignal as unknown as { any?: (s: AbortSignal[]) => AbortSignal }).any;
+  const any = (AbortSignal as { any?: (s: AbortSignal[]) => AbortSignal }).any;
   if (any) return any([a, b]);
   const c = new AbortController();
   for (const s of [a, b]) {
