@@ -1,8 +1,8 @@
 /**
  * What the engine makes of WebAssembly's int8 dot products on this CPU: eight
  * chains of 16-byte dot products into i32 lanes (eight weight-like operands
- * against two shared activation-like ones per step, as in a kernel's row tile), over 4 KiB of L1-resident
- * bytes, in one run. The module is assembled here (a few hand-written bytes),
+ * against two shared activation-like ones per step, as in a kernel's row tile),
+ * over 4 KiB of L1-resident bytes, in one run. The module is assembled here (a few hand-written bytes),
  * so the comparison does not wait on a kernel build:
  *
  *   relaxed_add:  i32x4.relaxed_dot_i8x16_i7x16_add_s (one vpdpbusd where the engine uses AVX-VNNI)
@@ -55,22 +55,20 @@ const steps: Record<string, Step> = {
   relaxed_add: (k) => u(...load(0, k), ...load(1, k), ...get(ACC + k), ...RDOT_ADD, ...set(ACC + k)),
   relaxed16: (k) => u(...get(ACC + k), ...load(0, k), ...load(1, k), ...RDOT16, ...get(ONES), ...DOT16, ...I32X4_ADD, ...set(ACC + k)),
   relaxed16x2: (k) =>
-    k % 2
-      ? []
-      : u(
-        ...get(ACC + k),
-        ...load(0, k),
-        ...load(1, k),
-        ...RDOT16,
-        ...load(0, k + 1),
-        ...load(1, k + 1),
-        ...RDOT16,
-        ...I16X8_ADD,
-        ...get(ONES),
-        ...DOT16,
-        ...I32X4_ADD,
-        ...set(ACC + k),
-      ),
+    k % 2 ? [] : u(
+      ...get(ACC + k),
+      ...load(0, k),
+      ...load(1, k),
+      ...RDOT16,
+      ...load(0, k + 1),
+      ...load(1, k + 1),
+      ...RDOT16,
+      ...I16X8_ADD,
+      ...get(ONES),
+      ...DOT16,
+      ...I32X4_ADD,
+      ...set(ACC + k),
+    ),
   plain: (k) =>
     u(
       ...get(ACC + k),
@@ -168,5 +166,9 @@ for (let round = 0; round < 5; round++) {
 const best = (n: string) => Math.max(...results.get(n)!);
 console.log(`${runtime}, ${new Date().toISOString()}: int8 dot chains (${CHAINS} accumulators, L1-resident), best of 5`);
 for (const n of names) {
-  console.log(`${n.padEnd(12)} ${best(n).toFixed(1).padStart(6)} GMAC/s  ${(best(n) / best("relaxed16")).toFixed(2)}x relaxed16  (sum ${check.get(n)})`);
+  console.log(
+    `${n.padEnd(12)} ${best(n).toFixed(1).padStart(6)} GMAC/s  ${(best(n) / best("relaxed16")).toFixed(2)}x relaxed16  (sum ${
+      check.get(n)
+    })`,
+  );
 }
