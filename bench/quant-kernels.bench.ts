@@ -36,7 +36,9 @@ const buildFiles: Record<string, string | URL> = {
 if (baseline) buildFiles.base = `${baseline}/kvasm-relaxed.wasm`;
 for (const [b, file] of Object.entries(buildFiles)) {
   const bytes = fs.readFileSync(file);
-  builds[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+  // a baseline from an earlier tree may export kernels this tree's spec no longer lists; only its matmuls are called
+  builds[b] = b === "base" ? exports as unknown as Kernels : checkKernelExports(exports, b);
 }
 const wanted = args.length ? QUANT_WEIGHT_TYPES.filter((t) => args.includes(ggmlTypeName(t).toLowerCase())) : QUANT_WEIGHT_TYPES;
 
