@@ -4,6 +4,7 @@
 
 import { hsum, madd, expf, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fmaf, ggmlExpf4 } from "./fused";
+import { reduce4f } from "./quant-util";
 import { alibiSlope, topkMask } from "./attn-select";
 
 // @ts-ignore: decorator
@@ -313,6 +314,13 @@ export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headD
  * over the topK best scores only (topkMask); sel is its scratch, 8 * topK
  * bytes per head at sel + 8 * topK * h.
  */
+/** Address of position p's slot (K or V at byte offset off) in the paged cache. */
+// @ts-ignore: decorator
+@inline function kvSlot(kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, off: i32, slotBytes: usize, p: i32): usize {
+  const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+  return kvBase + page * <usize>pageBytes + <usize>off + <usize>(p % pageSize) * slotBytes;
+}
+
 export function attention(
   out: usize, q: usize, att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
@@ -331,7 +339,39 @@ export function attention(
     const slope = alibiSlope(slopes, h);
     // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance)
     let mx: f32 = -Infinity;
-    for (let p = start; p < end; p++) {
+    let p0 = start;
+    if (hd4 == headDim) {
+      // four positions per step: four independent chains (each position's own, in the
+      // same order as below) sharing the loads of q, and one four-lane reduction whose
+      // lanes sum as hsum does ((a0 + a2) + (a1 + a3)): the same bits as one at a time
+      const sv = f32x4.splat(scale);
+      for (; p0 + 4 <= end; p0 += 4) {
+        const k0 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0) + kvHeadOff;
+        const k1 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0 + 1) + kvHeadOff;
+        const k2 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0 + 2) + kvHeadOff;
+        const k3 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0 + 3) + kvHeadOff;
+        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+        for (let i = 0; i < hd4; i += 4) {
+          const o = <usize>i << 2;
+          const qv = v128.load(qh + o);
+          a0 = madd(qv, v128.load(k0 + o), a0);
+          a1 = madd(qv, v128.load(k1 + o), a1);
+          a2 = madd(qv, v128.load(k2 + o), a2);
+          a3 = madd(qv, v128.load(k3 + o), a3);
+        }
+        let s4 = f32x4.mul(reduce4f(a0, a1, a2, a3), sv);
+        if (slopes != 0) {
+          const e = p0 - end + 1;
+          let dist = f32x4.splat(<f32>e);
+          dist = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(dist, 1, <f32>(e + 1)), 2, <f32>(e + 2)), 3, <f32>(e + 3));
+          s4 = f32x4.add(s4, f32x4.mul(f32x4.splat(slope), dist));
+        }
+        v128.store(sc + (<usize>(p0 - start) << 2), s4);
+        mx = max(max(mx, f32x4.extract_lane(s4, 0)), f32x4.extract_lane(s4, 1));
+        mx = max(max(mx, f32x4.extract_lane(s4, 2)), f32x4.extract_lane(s4, 3));
+      }
+    }
+    for (let p = p0; p < end; p++) {
       const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
       const k = kvBase + page * <usize>pageBytes + <usize>kOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
       let acc = f32x4.splat(0);
@@ -355,7 +395,30 @@ export function attention(
     // out = sum_p softmax_p * v_p
     const oh = out + ((<usize>h * headDim) << 2);
     for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
-    for (let p = start; p < end; p++) {
+    let pv = start;
+    if (topK == 0 && hd4 == headDim) {
+      // four positions per pass over the output row: each element still takes the four
+      // products in position order (the same bits), with a quarter of the loads and stores
+      for (; pv + 4 <= end; pv += 4) {
+        const v0 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv) + kvHeadOff;
+        const v1 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv + 1) + kvHeadOff;
+        const v2 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv + 2) + kvHeadOff;
+        const v3 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv + 3) + kvHeadOff;
+        const j = pv - start;
+        const b0 = f32x4.splat(f32At(sc, j) * inv), b1 = f32x4.splat(f32At(sc, j + 1) * inv);
+        const b2 = f32x4.splat(f32At(sc, j + 2) * inv), b3 = f32x4.splat(f32At(sc, j + 3) * inv);
+        for (let i = 0; i < hd4; i += 4) {
+          const o = <usize>i << 2;
+          let acc = v128.load(oh + o);
+          acc = madd(b0, v128.load(v0 + o), acc);
+          acc = madd(b1, v128.load(v1 + o), acc);
+          acc = madd(b2, v128.load(v2 + o), acc);
+          acc = madd(b3, v128.load(v3 + o), acc);
+          v128.store(oh + o, acc);
+        }
+      }
+    }
+    for (let p = pv; p < end; p++) {
       const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
       const v = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
       const a = f32At(sc, p - start) * inv;

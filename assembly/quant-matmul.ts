@@ -17,6 +17,7 @@ import {
   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
   Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_K_BYTES,
 } from "./ggml-common";
+import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
 
 // Kinds are ggml type ids (ggml-common.ts).
 
@@ -231,6 +232,23 @@ import {
 }
 
 /** v with the sign of the bytes whose mask m is all ones flipped (v ^ m) - m. */
+/** q4kPair with the row's unpacked bytes (la, lb: low nibbles, ha, hb: high) and scale splats given, for activation x (T > 1). */
+// @ts-ignore: decorator
+@inline function q4kPairW(la: v128, lb: v128, ha: v128, hb: v128, c0: v128, c1: v128, x: usize): v128 {
+  const pl = i16x8.add(dot16(la, v128.load(x)), dot16(lb, v128.load(x + 16)));
+  const ph = i16x8.add(dot16(ha, v128.load(x + 32)), dot16(hb, v128.load(x + 48)));
+  return i32x4.add(i32x4.dot_i16x8_s(pl, c0), i32x4.dot_i16x8_s(ph, c1));
+}
+
+/** q6kQuad with the four sub-blocks' weights (w0..w3) and scale splats (e0..e3) given, for activation x (T > 1). */
+// @ts-ignore: decorator
+@inline function q6kQuadW(w0: v128, w1: v128, w2: v128, w3: v128, e0: v128, e1: v128, e2: v128, e3: v128, x: usize): v128 {
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(dot16(w0, v128.load(x)), e0), i32x4.dot_i16x8_s(dot16(w1, v128.load(x + 32)), e1)),
+    i32x4.add(i32x4.dot_i16x8_s(dot16(w2, v128.load(x + 64)), e2), i32x4.dot_i16x8_s(dot16(w3, v128.load(x + 96)), e3)),
+  );
+}
+
 // @ts-ignore: decorator
 @inline function flip(v: v128, m: v128): v128 { return i8x16.sub(v128.xor(v, m), m); }
 
@@ -287,6 +305,37 @@ import {
         const x0 = v128.load(x), x1 = v128.load(x + 32), x2 = v128.load(x + 64), x3 = v128.load(x + 96);
         s0 = i32x4.add(s0, q6kQuad(p0, n, h, x0, x1, x2, x3, m4, c30)); s1 = i32x4.add(s1, q6kQuad(p1, n, h, x0, x1, x2, x3, m4, c30));
         s2 = i32x4.add(s2, q6kQuad(p2, n, h, x0, x1, x2, x3, m4, c30)); s3 = i32x4.add(s3, q6kQuad(p3, n, h, x0, x1, x2, x3, m4, c30));
+      }
+      j = NS;
+    }
+    // T > 1 paths for Q4_K and Q6_K: the same weight unpacking (each byte loaded
+    // once), done once for the four activation rows (q4kPairW, q6kQuadW); the
+    // same exact integer sums as the generic loop.
+    if (mode == SAME_W && k == Q4_K) {
+      for (let i = 0; i < 4; i++) {
+        const w0 = v128.load(p0 + 16 + (<usize>i << 5)), w1 = v128.load(p0 + 32 + (<usize>i << 5));
+        const la = v128.and(w0, m4), lb = v128.and(w1, m4), ha = v128.and(i16x8.shr_u(w0, 4), m4), hb = v128.and(i16x8.shr_u(w1, 4), m4);
+        const c0 = i16x8.splat(<i16>sc16(Q4_K, p0, l0, 0, i << 1, 0)), c1 = i16x8.splat(<i16>sc16(Q4_K, p0, l0, 0, (i << 1) + 1, 0));
+        const x: usize = 4 + (<usize>i << 6);
+        s0 = i32x4.add(s0, q4kPairW(la, lb, ha, hb, c0, c1, q0 + x)); s1 = i32x4.add(s1, q4kPairW(la, lb, ha, hb, c0, c1, q1 + x));
+        s2 = i32x4.add(s2, q4kPairW(la, lb, ha, hb, c0, c1, q2 + x)); s3 = i32x4.add(s3, q4kPairW(la, lb, ha, hb, c0, c1, q3 + x));
+      }
+      j = NS;
+    }
+    if (mode == SAME_W && k == Q6_K) {
+      for (let t = 0; t < 4; t++) {
+        const n = t >> 1, h = t & 1;
+        const o = (<usize>n << 6) + (<usize>h << 4);
+        const a = v128.load(p0 + o), b = v128.load(p0 + o + 32), hb = v128.load(p0 + 128 + (<usize>n << 5) + (<usize>h << 4));
+        const w0 = v128.or(v128.and(a, m4), v128.and(i16x8.shl(hb, 4), c30));
+        const w1 = v128.or(v128.and(b, m4), v128.and(i16x8.shl(hb, 2), c30));
+        const w2 = v128.or(v128.and(i16x8.shr_u(a, 4), m4), v128.and(hb, c30));
+        const w3 = v128.or(v128.and(i16x8.shr_u(b, 4), m4), v128.and(i16x8.shr_u(hb, 2), c30));
+        const sc = p0 + 192 + (<usize>n << 3) + <usize>h;
+        const e0 = i16x8.splat(load<i8>(sc)), e1 = i16x8.splat(load<i8>(sc + 2)), e2 = i16x8.splat(load<i8>(sc + 4)), e3 = i16x8.splat(load<i8>(sc + 6));
+        const x: usize = 4 + (<usize>n << 7) + (<usize>h << 4);
+        s0 = i32x4.add(s0, q6kQuadW(w0, w1, w2, w3, e0, e1, e2, e3, q0 + x)); s1 = i32x4.add(s1, q6kQuadW(w0, w1, w2, w3, e0, e1, e2, e3, q1 + x));
+        s2 = i32x4.add(s2, q6kQuadW(w0, w1, w2, w3, e0, e1, e2, e3, q2 + x)); s3 = i32x4.add(s3, q6kQuadW(w0, w1, w2, w3, e0, e1, e2, e3, q3 + x));
       }
       j = NS;
     }
@@ -483,28 +532,38 @@ import {
     }
     return;
   }
+  if (hasGemm(k)) {
+    // 4 x 4 register tiles, bit-identical per pair to the one-row path above (quant-gemm.ts)
+    gemm(k, out, xq, w, n, d, T, r0, r1, ws, as);
+    return;
+  }
   const od: usize = <usize>d << 2;
-  for (let r = r0; r < r1; r++) {
-    const p = w + <usize>r * ws;
-    const o = out + (<usize>r << 2);
-    let t = 0;
-    for (; t + 4 <= T; t += 4) {
-      const q = xq + <usize>t * as;
-      const v = tileAny(k, SAME_W, p, p, p, p, q, q + as, q + 2 * as, q + 3 * as, n);
-      const ot = o + <usize>t * od;
-      store<f32>(ot, f32x4.extract_lane(v, 0));
-      store<f32>(ot + od, f32x4.extract_lane(v, 1));
-      store<f32>(ot + 2 * od, f32x4.extract_lane(v, 2));
-      store<f32>(ot + 3 * od, f32x4.extract_lane(v, 3));
-    }
-    if (t < T) {
-      const q = xq + <usize>t * as;
-      const qb = t + 1 < T ? q + as : q, qc = t + 2 < T ? q + 2 * as : q;
-      const v = tileAny(k, SAME_W, p, p, p, p, q, qb, qc, q, n);
-      const ot = o + <usize>t * od;
-      store<f32>(ot, f32x4.extract_lane(v, 0));
-      if (t + 1 < T) store<f32>(ot + od, f32x4.extract_lane(v, 1));
-      if (t + 2 < T) store<f32>(ot + 2 * od, f32x4.extract_lane(v, 2));
+  // activation rows in chunks that stay in L1 while every weight row passes over them
+  const chunk = gemmChunk(as);
+  for (let t0 = 0; t0 < T; t0 += chunk) {
+    const T1 = min(T, t0 + chunk);
+    for (let r = r0; r < r1; r++) {
+      const p = w + <usize>r * ws;
+      const o = out + (<usize>r << 2);
+      let t = t0;
+      for (; t + 4 <= T1; t += 4) {
+        const q = xq + <usize>t * as;
+        const v = tileAny(k, SAME_W, p, p, p, p, q, q + as, q + 2 * as, q + 3 * as, n);
+        const ot = o + <usize>t * od;
+        store<f32>(ot, f32x4.extract_lane(v, 0));
+        store<f32>(ot + od, f32x4.extract_lane(v, 1));
+        store<f32>(ot + 2 * od, f32x4.extract_lane(v, 2));
+        store<f32>(ot + 3 * od, f32x4.extract_lane(v, 3));
+      }
+      if (t < T1) {
+        const q = xq + <usize>t * as;
+        const qb = t + 1 < T1 ? q + as : q, qc = t + 2 < T1 ? q + 2 * as : q;
+        const v = tileAny(k, SAME_W, p, p, p, p, q, qb, qc, q, n);
+        const ot = o + <usize>t * od;
+        store<f32>(ot, f32x4.extract_lane(v, 0));
+        if (t + 1 < T1) store<f32>(ot + od, f32x4.extract_lane(v, 1));
+        if (t + 2 < T1) store<f32>(ot + 2 * od, f32x4.extract_lane(v, 2));
+      }
     }
   }
 }

@@ -6,6 +6,9 @@
  *   deno run -A bench/quant-kernels.bench.ts [types...]       (e.g. q4_0 q4_k; default: all)
  *   bun bench/quant-kernels.bench.ts
  *   node --experimental-wasm-relaxed-simd --no-liftoff --experimental-strip-types bench/quant-kernels.bench.ts
+ *   ... --build DIR                      the builds in DIR instead of build/
+ *   ... --baseline DIR [--T 1,128]     also times DIR/kvasm-relaxed.wasm (an earlier build) in the same run,
+ *                                      and reports each kernel's fastest call (a loaded host only slows calls)
  */
 import { Bench } from "tinybench";
 import * as fs from "node:fs";
@@ -15,14 +18,28 @@ import { QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
 import { checkKernelExports } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/spec.ts";
 const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
-const builds: Record<string, Kernels> = {};
-for (const b of ["simd", "relaxed"]) {
-  const bytes = fs.readFileSync(new URL(`../build/kvasm-${b}.wasm`, import.meta.url));
-  builds[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
-}
-
 const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
   (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
+const option = (name: string) => {
+  const i = args.indexOf(name);
+  return i < 0 ? undefined : args.splice(i, 2)[1];
+};
+const baseline = option("--baseline");
+const buildDir = option("--build");
+const Ts = (option("--T") ?? "1,16,128").split(",").map(Number);
+
+const builds: Record<string, Kernels> = {};
+const buildFiles: Record<string, string | URL> = {
+  simd: buildDir ? `${buildDir}/kvasm-simd.wasm` : new URL("../build/kvasm-simd.wasm", import.meta.url),
+  relaxed: buildDir ? `${buildDir}/kvasm-relaxed.wasm` : new URL("../build/kvasm-relaxed.wasm", import.meta.url),
+};
+if (baseline) buildFiles.base = `${baseline}/kvasm-relaxed.wasm`;
+for (const [b, file] of Object.entries(buildFiles)) {
+  const bytes = fs.readFileSync(file);
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+  // a baseline from an earlier tree may export kernels this tree's spec no longer lists; only its matmuls are called
+  builds[b] = b === "base" ? exports as unknown as Kernels : checkKernelExports(exports, b);
+}
 const wanted = args.length ? QUANT_WEIGHT_TYPES.filter((t) => args.includes(ggmlTypeName(t).toLowerCase())) : QUANT_WEIGHT_TYPES;
 
 // Random bytes are fine for speed, once no f16 scale is NaN, inf or subnormal.
@@ -41,7 +58,6 @@ const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
 for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
 
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768], ["32000x768", 768, 32000]];
-const Ts = [1, 16, 128];
 
 interface Row {
   type: string;
@@ -59,13 +75,14 @@ for (const type of wanted) {
     for (const T of Ts) {
       if (d === 32000 && T > 1) continue;
       const bench = new Bench({ time: 300, warmupTime: 50 });
-      for (const b of ["simd", "relaxed"]) {
+      for (const b of Object.keys(builds)) {
         builds[b][k.quantize](X, XF, n, T);
         bench.add(b, () => builds[b][k.matmul](O, X, W, n, d, T, 0, d));
       }
       await bench.run();
       for (const task of bench.tasks) {
-        const ms = (task.result as unknown as { latency: { mean: number } }).latency.mean;
+        const latency = (task.result as unknown as { latency: { mean: number; min: number } }).latency;
+        const ms = baseline ? latency.min : latency.mean;
         const ops = 2 * n * d * T;
         rows.push({
           type: ggmlTypeName(type),
@@ -81,20 +98,22 @@ for (const type of wanted) {
   }
 }
 
-console.log("type  shape      T    build     ms       GOP/s   GB/s(weights)  relaxed/plain");
+console.log(`type  shape      T    build     ms       GOP/s   GB/s(weights)  relaxed/plain${baseline ? "  relaxed/base" : ""}`);
 for (const r of rows) {
   const plain = rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "simd")!;
+  const base = (r: Row) => rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "base")!;
   console.log(
     `${r.type.padEnd(5)} ${r.shape.padEnd(10)} ${String(r.T).padEnd(4)} ${r.build.padEnd(8)} ${r.ms.toFixed(3).padStart(8)} ${
       r.gops.toFixed(1).padStart(7)
     } ${r.gbs.toFixed(1).padStart(8)}` +
-      (r.build === "relaxed" ? `        ${(plain.ms / r.ms).toFixed(2)}x` : ""),
+      (r.build === "relaxed" ? `        ${(plain.ms / r.ms).toFixed(2)}x` : "") +
+      (r.build === "relaxed" && baseline ? `         ${(base(r).ms / r.ms).toFixed(2)}x` : ""),
   );
 }
 
 // Decode estimate for stories110M: per token 12 x (4 x 768x768 + 3 x {768x2048 or 2048x768}) + 32000x768 classifier.
-console.log("\nstories110M matmul-only decode estimate (T=1, relaxed), tokens/s:");
-for (const type of wanted) {
+if (Ts.includes(1) && Ts.includes(128)) console.log("\nstories110M matmul-only decode estimate (T=1, relaxed), tokens/s:");
+for (const type of Ts.includes(1) && Ts.includes(128) ? wanted : []) {
   const t = (shape: string) =>
     rows.find((r) => r.type === ggmlTypeName(type) && r.shape === shape && r.T === 1 && r.build === "relaxed")!.ms;
   const perLayer = (4 * 768 * 768 / (768 * 2048)) * t("2048x768") + 2 * t("2048x768") + t("768x2048");

@@ -271,19 +271,26 @@ for (const type of QUANT_WEIGHT_TYPES) {
 
 for (const type of QUANT_WEIGHT_TYPES) {
   test(`quant kernels: T>1 results equal T=1 results row by row (${ggmlTypeName(type)})`, () => {
-    top = 65536;
     const k = weightKernel(type);
-    const n = 256, d = 9, T = 6;
-    const w = randomWeights(type, n, d, 5 + type);
-    const wp = alloc(w.length);
-    put(wp, w);
-    const x = randomActs(n, T, 3);
-    const qp = quantizeActs("relaxed", k.quantize, k.actType, x, n, T);
-    const all = runMatmul("relaxed", type, wp, qp, n, d, T, [[0, d]]);
-    const ab = actRowBytes(k.actType, n);
-    for (let t = 0; t < T; t++) {
-      const one = runMatmul("relaxed", type, wp, qp + t * ab, n, d, 1, [[0, d]]);
-      assertEquals(Array.from(all.subarray(t * d, t * d + d)), Array.from(one), `t=${t}`);
+    // n = 4096: an activation row is >= 4 KiB, so the T > 1 kernels take the activation rows
+    // in chunks of 4 (gemmChunk) and T = 11 ends in a partial chunk and a partial tile;
+    // d = 9 with split rows ends in a partial tile of weight rows
+    for (const [n, T] of [[256, 6], [4096, 11]]) {
+      for (const build of BUILDS) {
+        top = 65536;
+        const d = 9;
+        const w = randomWeights(type, n, d, 5 + type);
+        const wp = alloc(w.length);
+        put(wp, w);
+        const x = randomActs(n, T, 3);
+        const qp = quantizeActs(build, k.quantize, k.actType, x, n, T);
+        const all = runMatmul(build, type, wp, qp, n, d, T, [[0, 5], [5, d]]);
+        const ab = actRowBytes(k.actType, n);
+        for (let t = 0; t < T; t++) {
+          const one = runMatmul(build, type, wp, qp + t * ab, n, d, 1, [[0, d]]);
+          assertEquals(Array.from(all.subarray(t * d, t * d + d)), Array.from(one), `${build} n=${n} t=${t}`);
+        }
+      }
     }
   });
 }

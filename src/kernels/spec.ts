@@ -49,7 +49,11 @@ export const ELEMENT_ALIGN = 64;
 /** out (T x d) = x (T rows of n) . W (d rows of n)^T over weight rows [r0, r1); split by weight rows. */
 const MATMUL_ROWS = { rows: { by: "range", total: "d", lo: "r0", hi: "r1", align: ROW_ALIGN } } as const;
 const MATMUL = { args: ["out", "x", "w", "n", "d", "T", "r0", "r1"], split: MATMUL_ROWS } as const satisfies KernelSpec;
-/** The same over quantized (or BF16) activations xq, as quantize_<act> wrote them. */
+/**
+ * The same over quantized (or BF16) activations xq, as quantize_<act> wrote them. T > 1 runs register tiles
+ * (assembly/quant-gemm.ts: 4 weight x 4 activation rows for Q4_0 and Q8_0; Q4_K and Q6_K unpack a weight row
+ * once for 4 activation rows; activation rows in L1-sized chunks), with each output's bits as at T = 1.
+ */
 const QMATMUL = { args: ["out", "xq", "w", "n", "d", "T", "r0", "r1"], split: MATMUL_ROWS } as const satisfies KernelSpec;
 const DEQUANTIZE = { args: ["out", "w", "n"] } as const satisfies KernelSpec;
 
