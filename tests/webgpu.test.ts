@@ -264,18 +264,60 @@ testShared("decodeGreedy on the WASM backend is decodeOne with the Sampler's arg
   }
 });
 
-// (synthq-q8_0 and synthq-q4_0 part from llama.cpp's ids beyond the near-tie rule on WebGPU, before the many-row
-// kernels as after: step 30 of "Once upon a time" (margin 0.17) and step 2 (0.12); an open issue, not asserted here)
+// synthq-q8_0 and synthq-q4_0 are not held to llama.cpp's greedy ids here, and no WebGPU kernel is why: teacher-forced
+// along those ids, the WASM backend (kvasm's own order, F32 cache) departs at the same steps by the same gaps as WebGPU
+// (q8_0 "Once upon a time" step 30, llama.cpp's margin 0.17; q4_0 "The cat" step 2, margin 0.12), and WebGPU's logits
+// follow WASM's at every step (the test below: within 2.3e-5 on lavapipe; 1.6e-3 of the logit scale on an H200, whose
+// sum order rounds a few 8-bit activations a step apart, hence 2e-2 as for the 72-row prefills of quantized files above).
+// The rule cannot hold on these two files for any arithmetic but
+// llama.cpp's own: its references use an F16 cache (an F32 cache moves their logits by ~1 in ~90 at every step), and
+// their activations are re-quantized to 8 bits before every matmul, where one value on the other side of a rounding step
+// moves the logits by 0.5-1 (with the F16 cache too, WASM in kvasm's sum order departs at q8_0 step 31, margin 0.39).
+// Only llama.cpp's arithmetic bit for bit meets it there (ggmlOrder + F16 cache, tests/generate-quant-golden.test.ts).
+for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
+  const path = sharedPath("models", "synthetic-quants", file);
+  gpuTest(`${file}: teacher-forced along llama.cpp's greedy ids, the logits follow the WASM backend's (2e-2)`, [
+    path,
+    SYNTH_GOLDEN,
+  ], async () => {
+    const refs = readJSON<GoldenRow[]>(SYNTH_GOLDEN).filter((r) => r.model.endsWith(file));
+    assertEquals(refs.length, 2, "references");
+    const gpu = await loadModel(path, { backend: "webgpu", contextLength: 128 });
+    const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 128 });
+    try {
+      for (const ref of refs) {
+        const [g, c] = [gpu.newSequence(), cpu.newSequence()];
+        let a = await gpu.prefill(g, ref.prompt_ids), b = await cpu.prefill(c, ref.prompt_ids);
+        for (let i = 0; i < ref.greedy_ids.length; i++) {
+          let scale = 0;
+          for (const v of b) scale = Math.max(scale, Math.abs(v));
+          assertClose(a, b, 2e-2, `${file} "${ref.prompt}" step ${i}`, scale);
+          a = await gpu.decodeOne(g, ref.greedy_ids[i]);
+          b = await cpu.decodeOne(c, ref.greedy_ids[i]);
+        }
+        gpu.releaseSequence(g);
+        cpu.releaseSequence(c);
+      }
+    } finally {
+      await gpu.close();
+      await cpu.close();
+    }
+  });
+}
+
 for (const file of ["synthq-q4_k_m.gguf"]) {
   const path = sharedPath("models", "synthetic-quants", file);
   gpuTest(`${file} (Q4_K with Q6_K) greedy ids equal llama.cpp's`, [path, SYNTH_GOLDEN], async () => {
     const refs = readJSON<Array<GoldenRow & { top1_margins: number[] }>>(SYNTH_GOLDEN).filter((r) => r.model.endsWith(file));
     assert(refs.length > 0, "references");
-    const model = await loadModel(path, { backend: "webgpu", contextLength: 128 });
-    try {
-      for (const ref of refs) await greedyAgainst(model, ref, await stepsFor(path, ref));
-    } finally {
-      await model.close();
+    // the F32 cache, and the F16 cache the references were made with (ggml's flash-attention arithmetic)
+    for (const kvCacheType of ["f32", "f16"] as const) {
+      const model = await loadModel(path, { backend: "webgpu", contextLength: 128, kvCacheType });
+      try {
+        for (const ref of refs) await greedyAgainst(model, ref, await stepsFor(path, ref));
+      } finally {
+        await model.close();
+      }
     }
   });
 }
@@ -304,6 +346,74 @@ for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
     fused.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
   });
 }
+
+/** kvStore and attention over an F16 cache of `positions` positions on one backend; the output of `queries` and the pages. */
+async function f16Attention(
+  backend: WasmBackend | WebGpuBackend,
+  shape: { headDim: number; nHeads: number; nKvHeads: number; positions: number; alibi: boolean },
+  queries: number[],
+): Promise<{ out: Float32Array; pages: Uint32Array }> {
+  const { headDim, nHeads, nKvHeads, positions } = shape;
+  const pageSize = 16, kvDim = nKvHeads * headDim, nPages = Math.ceil(positions / pageSize);
+  const pageBytes = 2 * pageSize * kvDim * 2;
+  await backend.init(1 << 22);
+  const kv = {
+    base: backend.alloc(nPages * pageBytes, "kv"),
+    pageSize,
+    pageBytes,
+    kvDim,
+    nHeads,
+    nKvHeads,
+    headDim,
+    nLayers: 1,
+    kvType: "f16" as const,
+    qBlock: 0,
+    alibiSlopes: shape.alibi ? backend.alloc(nHeads * 4, "slopes") : undefined,
+  };
+  if (kv.alibiSlopes) backend.write(kv.alibiSlopes, Float32Array.from({ length: nHeads }, (_, h) => 2 ** -(h + 1)));
+  const pageTable = backend.alloc(nPages * 4, "page table");
+  backend.write(pageTable, Int32Array.from({ length: nPages }, (_, i) => nPages - 1 - i)); // pages in reverse
+  const rng = new Rng(7);
+  const values = (n: number, s: number) => Float32Array.from({ length: n }, () => (rng.nextFloat() * 2 - 1) * s);
+  const rowsOf = (pos: number[], start: (i: number) => number) =>
+    Int32Array.from({ length: pos.length * 4 }, (_, i) => [pageTable, pos[i >> 2], start(i >> 2), 0][i % 4]);
+  const k = backend.alloc(positions * kvDim * 4, "k"), v = backend.alloc(positions * kvDim * 4, "v");
+  backend.write(k, values(positions * kvDim, 3));
+  backend.write(v, values(positions * kvDim, 2));
+  const storeRows = backend.alloc(positions * 16, "store rows");
+  backend.write(storeRows, rowsOf(Array.from({ length: positions }, (_, i) => i), () => 0));
+  backend.kvStore(kv, 0, k, v, storeRows, positions);
+  const T = queries.length, qDim = nHeads * headDim;
+  const rows = backend.alloc(T * 16, "rows");
+  backend.write(rows, rowsOf(queries, (i) => (i === 1 ? 5 : 0))); // the second row attends from position 5 (a window)
+  const q = backend.alloc(T * qDim * 4, "q"), out = backend.alloc(T * qDim * 4, "out");
+  backend.write(q, values(T * qDim, 2));
+  backend.attention(out, q, kv, 0, rows, T, backend.alloc(1 << 16, "scratch"));
+  const o = new Float32Array(T * qDim), pages = new Float32Array(nPages * pageBytes / 4);
+  await backend.read(out, o);
+  await backend.read(kv.base, pages);
+  return { out: o, pages: new Uint32Array(pages.buffer) };
+}
+
+gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equal to its ggml flash attention", [], async () => {
+  for (
+    const shape of [
+      { headDim: 32, nHeads: 8, nKvHeads: 2, positions: 70, alibi: false }, // leftover products only; two chunks of 64
+      { headDim: 64, nHeads: 4, nKvHeads: 2, positions: 150, alibi: false }, // AVX-512's 4 x 16 lanes
+      { headDim: 128, nHeads: 2, nKvHeads: 1, positions: 40, alibi: true },
+      { headDim: 8, nHeads: 8, nKvHeads: 4, positions: 20, alibi: false },
+    ]
+  ) {
+    const queries = [shape.positions - 1, shape.positions >> 1, 0];
+    const cpu = await f16Attention(new WasmBackend(), shape, queries);
+    const backend = new WebGpuBackend();
+    const gpu = await f16Attention(backend, shape, queries).finally(() => backend.close());
+    assertEquals(gpu.pages, cpu.pages, `headDim ${shape.headDim}: the halves stored`);
+    // the running output is the same halves; exp is the GPU's, not glibc's expf, so the running sum and the output
+    // may differ by a few f32 ulps (a half's rounding boundary would show as 5e-4)
+    assertClose(gpu.out, cpu.out, 2e-6, `headDim ${shape.headDim}: attention`);
+  }
+});
 
 gpuTest("a decode step is 5 fused dispatches per layer (F32)", [STORIES("stories260K.gguf")], async () => {
   const backend = new WebGpuBackend();

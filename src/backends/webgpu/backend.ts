@@ -1,7 +1,7 @@
 import type { ByteSource } from "../../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../../formats/ggml-types.ts";
 import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
-import { type Backend, type KVLayout, kvOffsets, type Weight } from "../backend.ts";
+import { type Backend, type KVLayout, kvOffsets, type KVType, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, type GpuLimits, hasWgslFeature, limitsOf, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
 import {
@@ -38,6 +38,7 @@ import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { DeviceSampler } from "./sample.ts";
 import type { ResolvedSamplingParams } from "../../sampling/params.ts";
+import { ATTENTION_F16, KV_STORE_F16 } from "./wgsl-attention-f16.ts";
 import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
@@ -583,6 +584,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return new DeviceSampler(this, vocabSize, rows);
   }
 
+  /** f32, and f16: llama.cpp's default cache, with ggml's flash-attention arithmetic (wgsl-attention-f16.ts). */
+  supportsKV(type: KVType): boolean {
+    return type === "f32" || type === "f16";
+  }
+
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
     const a = ACT_WORDS[type];
     return a ? T * Math.ceil(n / a.block) * a.words * 4 : 0;
@@ -738,7 +744,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
         ], op.T * op.nHeads * (op.ropeDim / 2));
       case "kvStore": {
         const { kv, T } = op, { kOff, vOff } = kvOffsets(kv, op.layer);
-        return this.elementwise("kvstore", KV_STORE, [
+        const f16 = kv.kvType === "f16"; // a thread per word: two halves
+        return this.elementwise(f16 ? "kvstore_f16" : "kvstore", f16 ? KV_STORE_F16 : KV_STORE, [
           op.key / 4,
           op.value / 4,
           op.rows / 4,
@@ -749,7 +756,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
           kv.kvDim,
           kOff,
           vOff,
-        ], T * kv.kvDim);
+        ], f16 ? T * kv.kvDim / 2 : T * kv.kvDim);
       }
       case "add":
         return this.elementwise("add", ADD, [op.out / 4, op.a / 4, op.b / 4, op.n], op.n);
@@ -973,17 +980,21 @@ export class WebGpuBackend implements Backend, FuseTarget {
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
     if (kv.headDim > 256) throw new UnsupportedError(`the WebGPU attention kernel handles head sizes up to 256, not ${kv.headDim}`);
     if (kv.topK) throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
+    if (kv.kvType === "f16" && kv.headDim % 2) {
+      throw new UnsupportedError(`the WebGPU F16 cache reads halves in pairs: head size ${kv.headDim} is odd (use kvCacheType "f32")`);
+    }
     this.enqueue({ k: "attention", out, q, kv, layer, rows, T });
   }
 
   /** The many-row kernel (16 rows a workgroup, wgsl-attention-rows.ts) serves these rows. */
   private attentionRows(kv: KVLayout, T: number): boolean {
-    return T >= ATTENTION_ROWS_FROM && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
+    return T >= ATTENTION_ROWS_FROM && kv.kvType === "f32" && kv.headDim <= MAX_TILE_HEAD_DIM && kv.headDim % 8 === 0;
   }
 
   /** FuseTarget: the per-row attention kernel quantizes its head's output in whole Q8_0 blocks for a Q8_0/Q4_0 matmul. */
   quantizesAttention(kv: KVLayout, T: number, w: Weight): boolean {
-    return this.fuseAttentionQuant && ACT_WORDS[w.type]?.block === 32 && !this.attentionRows(kv, T) && kv.headDim % 32 === 0 &&
+    return this.fuseAttentionQuant && kv.kvType === "f32" && ACT_WORDS[w.type]?.block === 32 && !this.attentionRows(kv, T) &&
+      kv.headDim % 32 === 0 &&
       kv.headDim <= 128;
   }
 
@@ -1012,6 +1023,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
       T,
       next ? next.scratch / 4 : 0,
     ];
+    if (kv.kvType === "f16") {
+      // ggml's one_chunk, one (head, row) a workgroup, every row alike (batch invariance); d.z = the score scale, 1 / sqrtf(headDim)
+      params[14] = new Uint32Array(new Float32Array([1 / Math.fround(Math.sqrt(kv.headDim))]).buffer)[0];
+      this.dispatch("attention_f16", () => ATTENTION_F16, params, [kv.nHeads, T]);
+      return;
+    }
     // many rows: 16 a workgroup, each K/V position read once for all of them (wgsl-attention-rows.ts)
     if (this.attentionRows(kv, T)) {
       this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [
