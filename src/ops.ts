@@ -45,6 +45,11 @@ interface Checked {
   size: number;
 }
 
+/** A caller's argument object read field by field: JavaScript callers pass anything, so every field is checked. */
+function fieldsOf(args: object): Readonly<Record<string, unknown>> {
+  return args as Readonly<Record<string, unknown>>;
+}
+
 function tensor(args: Record<string, unknown>, name: string, rank?: number): Checked {
   if (typeof args !== "object" || args === null) throw new ParamError("args", "must be an object of the operator's named inputs");
   const t = args[name] as { shape?: unknown; data?: unknown } | undefined;
@@ -224,7 +229,7 @@ export async function aftFull(args: {
   bo?: TensorInput;
   causal?: boolean;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const c = checkAft(a);
   const u = tensor(a, "u", 3), v = tensor(a, "v", 3);
   const [, M, W] = u.shape;
@@ -273,7 +278,7 @@ export async function aftLocal(args: {
   bo?: TensorInput;
   causal?: boolean;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const c = checkAft(a);
   const { wbias, M } = checkWbias(a, c.T);
   const S = int(a, "local_context", 1);
@@ -309,7 +314,7 @@ export async function aftSimple(args: {
   bo?: TensorInput;
   causal?: boolean;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const c = checkAft(args as unknown as Record<string, unknown>);
+  const c = checkAft(fieldsOf(args));
   const s = await Scratch.create(plan([...AftLayer.floats(c), ["state", 3 * c.D]]), opts);
   const layer = new AftLayer(s, c);
   const state = s.floats(3 * c.D, "state");
@@ -370,7 +375,7 @@ class DecoderIO {
  * state), updated in O(dim) per token; step t returns what aftSimple({ causal: true }) gives at row t, before W_o.
  */
 export async function aftSimpleDecoder(args: { dim: number }, opts?: OpsOptions): Promise<AftDecoder> {
-  const dim = int(args as unknown as Record<string, unknown>, "dim", 1, 1 << 24);
+  const dim = int(fieldsOf(args), "dim", 1, 1 << 24);
   const s = await Scratch.create(plan([["q", dim], ["k", dim], ["v", dim], ["out", dim], ["state", 3 * dim]]), opts);
   const io = new DecoderIO(s, dim);
   const state = s.floats(3 * dim, "state");
@@ -408,7 +413,7 @@ export async function aftLocalDecoder(
   args: { dim: number; wbias: TensorInput; local_context: number },
   opts?: OpsOptions,
 ): Promise<AftDecoder> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const dim = int(a, "dim", 1, 1 << 24);
   const { wbias, M } = checkWbias(a, 1);
   const S = int(a, "local_context", 1, M);
@@ -492,7 +497,7 @@ export async function denseAttention(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; causal?: boolean },
   opts?: OpsOptions,
 ): Promise<Tensor> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const causal = flag(a, "causal");
   const c = checkQkv(a, causal);
   return runAttention(
@@ -514,7 +519,7 @@ export async function slidingWindowBidirectional(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; window_overlap: number },
   opts?: OpsOptions,
 ): Promise<Tensor> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const c = checkQkv(a, true);
   const w = int(a, "window_overlap", 0);
   return runAttention(c, c.Tq, opts, c.Tk, (s, out, q, k, v, sc) => s.k.attention_window(out, q, k, v, c.Tq, c.Tk, c.D, c.Dv, w, 0, sc));
@@ -530,7 +535,7 @@ export async function sparseTopK(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; k: number; num_chunks: number },
   opts?: OpsOptions,
 ): Promise<Tensor> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const c = checkQkv(a, false);
   const topk = int(a, "k", 1, c.Tk);
   const chunks = int(a, "num_chunks", 1, c.Tq);
@@ -566,7 +571,7 @@ export async function linformer(args: {
   max_seq_len: number;
   k: number;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const a = args as unknown as Record<string, unknown>;
+  const a = fieldsOf(args);
   const x = tensor(a, "x", 3);
   const [B, T, D] = x.shape;
   const M = int(a, "max_seq_len", 1);
@@ -634,7 +639,7 @@ export interface AsymU8 {
  * scale: ParamError.
  */
 export async function quantizeAsymU8(args: { x: TensorInput }, opts?: OpsOptions): Promise<AsymU8> {
-  const x = tensor(args as unknown as Record<string, unknown>, "x");
+  const x = tensor(fieldsOf(args), "x");
   // the range check before any memory is reserved (the kernel computes scale and zero point itself)
   let lo = Infinity, hi = -Infinity, finite = true;
   for (let i = 0; i < x.size; i++) {

@@ -9,6 +9,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import process from "node:process";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 import { FormatError, NumericalError, ParamError } from "../src/errors.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
@@ -202,11 +203,20 @@ test("RoPE rows computed in pieces equal the whole table (the table grows with t
   }
 });
 
-testShared("a declared context of 2^21 positions loads without computing them (RoPE rows on demand)", [STORIES], async () => {
+testShared("a declared context of 2^21 positions loads without computing or committing them (RoPE rows, KV pages on demand)", [
+  STORIES,
+], async () => {
   const bytes = fs.readFileSync(STORIES);
-  const model = await loadModel(withField(bytes, field(bytes, "metadata llama.context_length"), 1n << 21n), { threads: 1 });
+  const forged = withField(bytes, field(bytes, "metadata llama.context_length"), 1n << 21n);
+  const rssBefore = process.memoryUsage.rss();
+  const model = await loadModel(forged, { threads: 1 });
   try {
     assertEquals(model.contextLength, 1 << 21);
+    // the KV region is reserved for every declared position, but only the pages the pool hands out become resident
+    const kvBytes = model.kv.nPages * model.kv.layout.pageBytes;
+    const grew = process.memoryUsage.rss() - rssBefore;
+    assert(kvBytes > 1 << 30, `the forged context reserves ${kvBytes} B of KV pages`);
+    assert(grew < 256 << 20, `loading made ${grew} B resident for ${kvBytes} B of reserved KV pages`);
     let text = "";
     for await (const piece of model.generate("Once upon a time", { maxTokens: 8, temperature: 0 })) text += piece;
     assert(text.length > 0, "generates");

@@ -19,7 +19,13 @@ export interface Backend {
 
   /** Reserves `bytes` of device memory once; allocations below carve it up. */
   init(bytes: number): Promise<void>;
-  alloc(bytes: number, what: string, align?: number): number;
+  /**
+   * Carves `bytes` out of the reserved memory. `commit` (default true) asks the backend to make the pages
+   * resident now; false leaves them to `commit()` later (the KV pages: a declared context costs nothing until used).
+   */
+  alloc(bytes: number, what: string, align?: number, commit?: boolean): number;
+  /** Makes never-used bytes of an uncommitted allocation resident (zero) before their first use in a kernel. */
+  commit?(ptr: number, bytes: number): void;
   /** Host to device (page tables, positions, row metadata). */
   write(ptr: number, data: ArrayBufferView): void;
   /** Streams `bytes` of the source at `offset` to `ptr`: weights go from file to device with no second copy. */

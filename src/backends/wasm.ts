@@ -79,14 +79,19 @@ export class WasmBackend implements Backend {
     this.heapU8 = new Uint8Array(this.arena.memory.buffer);
   }
 
-  alloc(bytes: number, what: string, align = 64): number {
+  alloc(bytes: number, what: string, align = 64, commit = true): number {
     const ptr = this.arena.alloc(bytes, align, what);
+    if (commit) this.commit(ptr, bytes);
+    return ptr;
+  }
+
+  commit(ptr: number, bytes: number): void {
     // Commit the pages now (the memory is zero already): the OS maps a page on its first write, and the KV
     // cache's first writes would otherwise cost a page fault per new slot in decode (~0.5 ms a token on the
     // stories110M shape in these VMs). llama.cpp clears its cache buffer at creation likewise. Weights are
-    // written at load anyway.
+    // written at load anyway. Uncommitted regions (the KV pages) come here in steps, as the page pool first hands
+    // their pages out.
     this.heapU8.fill(0, ptr, ptr + bytes);
-    return ptr;
   }
 
   write(ptr: number, data: ArrayBufferView): void {

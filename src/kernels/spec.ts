@@ -58,7 +58,11 @@ const QMATMUL = { args: ["out", "xq", "w", "n", "d", "T", "r0", "r1"], split: MA
 const DEQUANTIZE = { args: ["out", "w", "n"] } as const satisfies KernelSpec;
 
 /** quantize_<act>(out, x, n, T): T rows of n f32 into the activation format act; split by rows. */
-function quantizeSpec(act: GGMLTypeId) {
+interface QuantizeSpec extends KernelSpec {
+  readonly args: readonly ["out", "x", "n", "T"];
+  readonly split: { readonly rows: Split };
+}
+function quantizeSpec(act: GGMLTypeId): QuantizeSpec {
   const [elements, bytes] = blockGeometry(act)!;
   return {
     args: ["out", "x", "n", "T"],
@@ -84,6 +88,9 @@ const KV_STORE_BLOCKED = { args: ["dst", "src", "n", "qBlock"] } as const satisf
 const KV_LOAD_BLOCKED = { args: ["out", "src", "n", "qBlock"] } as const satisfies KernelSpec;
 const UNARY = { args: ["out", "x", "n"] } as const satisfies KernelSpec;
 
+// The table's type is its value's (as const): writing it out a second time would be the hand-kept ABI this file
+// replaces. JSR therefore checks this one symbol from source (it is a "slow type").
+// deno-lint-ignore no-slow-types
 export const KERNEL_SPEC = {
   // assembly/f32.ts
   matmul_f32: MATMUL,

@@ -5,6 +5,9 @@ import { type Backend, type KVLayout, kvSlotBytes, type KVType } from "../backen
 import { ContextLengthError, OutOfMemoryError, ParamError } from "../errors.ts";
 import type { ArenaPlan, Region } from "../memory/arena.ts";
 
+/** Pages made resident at creation (more as the pool first hands them out): a short conversation never faults. */
+const INITIAL_COMMIT_BYTES = 16 << 20;
+
 /** One sequence's view of the cache: its page table (host mirror + device copy) and how many positions it holds. */
 export class Sequence {
   /** Positions written so far; the next token goes to position `length`. */
@@ -73,6 +76,8 @@ export class PagedKVCache {
   private readonly freeSlots: number[];
   private readonly pageTables: number;
   private nextId = 1;
+  /** Pages [0, committed) are resident; the rest of the pool stays virtual until first handed out. */
+  private committed = 0;
 
   constructor(
     private readonly backend: Backend,
@@ -86,7 +91,7 @@ export class PagedKVCache {
     this.nPages = opts.nPages;
     this.maxSeqs = opts.maxSeqs;
     this.maxPagesPerSeq = Math.ceil(opts.maxPositions / opts.pageSize);
-    const base = opts.at?.pages ?? backend.alloc(opts.nPages * pageBytes, "kv cache pages");
+    const base = opts.at?.pages ?? backend.alloc(opts.nPages * pageBytes, "kv cache pages", 64, false);
     this.pageTables = opts.at?.pageTables ?? backend.alloc(opts.maxSeqs * this.maxPagesPerSeq * 4, "kv page tables");
     this.layout = { base, pageSize: opts.pageSize, pageBytes, kvDim, kvType, qBlock, ...shape };
     if (opts.alibiSlopes) this.layout.alibiSlopes = opts.alibiSlopes;
@@ -97,6 +102,7 @@ export class PagedKVCache {
     for (let i = 0; i < opts.nPages; i++) this.freeList[i] = opts.nPages - 1 - i;
     this.nFree = opts.nPages;
     this.freeSlots = Array.from({ length: opts.maxSeqs }, (_, i) => opts.maxSeqs - 1 - i);
+    this.commitThrough(Math.min(opts.nPages, Math.ceil(INITIAL_COMMIT_BYTES / pageBytes)) - 1);
   }
 
   /** Bytes of one page: pageSize positions of K and V for every layer. */
@@ -110,7 +116,7 @@ export class PagedKVCache {
   /** Adds the pages and the page tables to an arena plan (their addresses then go to the constructor as `at`). */
   static plan(plan: ArenaPlan, shape: { nLayers: number; nKvHeads: number; headDim: number }, opts: KVCacheOptions): KVRegions {
     return {
-      pages: plan.add("kv cache pages", opts.nPages * PagedKVCache.pageBytes(shape, opts.pageSize, opts.kvType)),
+      pages: plan.add("kv cache pages", opts.nPages * PagedKVCache.pageBytes(shape, opts.pageSize, opts.kvType), 64, { lazy: true }),
       pageTables: plan.add("kv page tables", opts.maxSeqs * Math.ceil(opts.maxPositions / opts.pageSize) * 4),
     };
   }
@@ -241,7 +247,20 @@ export class PagedKVCache {
     if (this.nFree === 0) this.ensureFree(1);
     const page = this.freeList[--this.nFree];
     this.refs[page] = 1;
+    if (page >= this.committed) this.commitThrough(Math.max(page, Math.min(this.nPages, 2 * this.committed) - 1));
     return page;
+  }
+
+  /**
+   * Makes pages [committed, last] resident. A page's first write in a kernel would otherwise cost a page fault per
+   * new slot in decode; committing when the pool first hands a page out, doubling each time, keeps those faults out of
+   * the token loop while a context declared huge (or forged so, by a hostile file) costs only what is used.
+   */
+  private commitThrough(last: number): void {
+    if (last < this.committed) return;
+    const bytes = this.layout.pageBytes;
+    this.backend.commit?.(this.pageAddress(this.committed), (last + 1 - this.committed) * bytes);
+    this.committed = last + 1;
   }
 
   pageAddress(page: number): number {

@@ -85,6 +85,8 @@ export interface Region {
   readonly align: number;
   readonly offset: number;
   readonly index: number;
+  /** Left uncommitted by place(): its owner commits it as it is used (Backend.commit). */
+  readonly lazy: boolean;
 }
 
 /** A placed plan: the address the backend gave each region. */
@@ -101,9 +103,9 @@ export class ArenaPlan {
   private top = 0;
   private readonly regions: Region[] = [];
 
-  add(what: string, bytes: number, align = 64): Region {
+  add(what: string, bytes: number, align = 64, opts: { lazy?: boolean } = {}): Region {
     const offset = Math.ceil(this.top / align) * align;
-    const region = { what, bytes, align, offset, index: this.regions.length };
+    const region = { what, bytes, align, offset, index: this.regions.length, lazy: opts.lazy ?? false };
     this.top = offset + bytes;
     this.regions.push(region);
     return region;
@@ -116,7 +118,7 @@ export class ArenaPlan {
   /** Reserves the backend's memory at the planned size and allocates every region in order. */
   async place(backend: Backend): Promise<Placement> {
     await backend.init(this.bytes);
-    const addresses = this.regions.map((r) => backend.alloc(r.bytes, r.what, r.align));
+    const addresses = this.regions.map((r) => backend.alloc(r.bytes, r.what, r.align, !r.lazy));
     return (region) => {
       if (this.regions[region.index] !== region) throw new RangeError(`${region.what} is not a region of this plan`);
       return addresses[region.index];
