@@ -89,8 +89,8 @@ const KV_LOAD_BLOCKED = { args: ["out", "src", "n", "qBlock"] } as const satisfi
 const UNARY = { args: ["out", "x", "n"] } as const satisfies KernelSpec;
 
 // The table's type is its value's (as const): writing it out a second time would be the hand-kept ABI this file
-// replaces. JSR therefore checks this one symbol from source (it is a "slow type").
-// deno-lint-ignore no-slow-types
+// replaces. JSR therefore checks this one symbol from source (it is a "slow type"; tests/jsr.test.ts asserts it is
+// the only one, which is why deno lint's no-slow-types rule is off).
 export const KERNEL_SPEC = {
   // assembly/f32.ts
   matmul_f32: MATMUL,
