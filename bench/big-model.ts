@@ -48,6 +48,7 @@ function promptIds(n: number): number[] {
 
 /** One kvasm measurement in this process: load, one warm-up step (compile tiers), prefill, greedy decode from ids[5]. */
 async function measureKvasm(path: string, threads: number, nPrompt: number, nDecode: number): Promise<Measured> {
+  if (!(nPrompt >= 6 && nDecode >= 1)) throw new Error("a prompt of at least 6 ids (decoding starts from id 5) and 1 step");
   let t0 = performance.now();
   const model = await loadModel(path, { contextLength: 512, threads });
   const loadS = (performance.now() - t0) / 1000;
@@ -112,6 +113,8 @@ async function child(label: string, cmd: string, argv: string[], cwd?: string): 
 
 async function orchestrate(): Promise<void> {
   const nPrompt = Number(flag("prompt", "16")), nDecode = Number(flag("decode", "8")), threads = Number(flag("threads", "2"));
+  // decoding starts from the prompt's id 5, as llamacpp.mjs's does
+  if (!(nPrompt >= 6 && nDecode >= 1)) throw new Error("--prompt must be at least 6 ids and --decode at least 1 step");
   const path = await ensureSyntheticModel("llama3-8b", "Q4_K_M");
   const peers = args.includes("--no-llamacpp") ? { llamacpp: false } : await ensurePeers(false);
   const started = new Date().toISOString();
