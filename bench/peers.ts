@@ -140,7 +140,7 @@ async function child(label: string, cmd: string, argv: string[], cwd?: string): 
 }
 
 /** Installs the peers into bench/peers-install/ on first use; returns which are there. */
-async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: boolean; wllama: boolean }> {
+export async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: boolean; wllama: boolean }> {
   const fs = await import("node:fs");
   if (!fs.existsSync(SHARED_PEERS + "llamacpp.mjs")) {
     console.error(`no peer harnesses at ${SHARED_PEERS} (../shared/peers beside the project): measuring kvasm alone`);

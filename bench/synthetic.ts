@@ -3,12 +3,20 @@
  * weights, for benchmarks (throughput does not depend on the values).
  * Streams one tensor at a time, so a 440 MB F32 file never sits in memory whole.
  *
- *   deno run -A bench/synthetic.ts [out.gguf] [shape]     (shape: stories110M | stories15M | llama-1b)
+ *   deno run -A bench/synthetic.ts [out.gguf] [shape]     (shape: stories110M | stories15M | llama-1b | llama3-8b)
+ *   deno run -A bench/synthetic.ts --ensure llama3-8b Q4_K_M     (the cached file in bench/models/, written if absent)
+ *
+ * Shapes too large for an F32 intermediate (llama3-8b: 32 GB of F32) are written quantized directly by
+ * writeSyntheticQuantized: each (type, row length, scale) gets a pool of distinct random rows quantized once
+ * by kvasm's quantizer, and every tensor's rows are tiled from that pool in a per-tensor pseudo-random order.
+ * Quantizing 8 billion floats in JS would take hours; the pool takes seconds and the file is disk-bound
+ * (minutes). The bytes are real Q4_K / Q6_K blocks with the types llama.cpp's Q4_K_M picks per tensor.
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { openModelFile } from "../src/formats/open.ts";
-import { quantizeModel } from "../src/quant/quantize.ts";
+import { chooseTensorType, quantizeModel, quantizeRows, type QuantizeTarget } from "../src/quant/quantize.ts";
+import { rowBytes } from "../src/formats/ggml-types.ts";
 
 export interface SyntheticShape {
   name: string;
@@ -42,6 +50,17 @@ export const SHAPES: Record<string, SyntheticShape> = {
     nKvHeads: 8,
     vocabSize: 128256,
     contextLength: 2048,
+  },
+  // Llama-3-8B's shape (Llama-3.1-8B at Q4_K_M is 4.9 GB): past one 4 GiB WebAssembly memory
+  "llama3-8b": {
+    name: "llama3-8b",
+    dim: 4096,
+    hiddenDim: 14336,
+    nLayers: 32,
+    nHeads: 32,
+    nKvHeads: 8,
+    vocabSize: 128256,
+    contextLength: 8192,
   },
   // attention-bound at long context (bench/topk-attention.ts): two heads of 64, 16k positions and a margin
   "long-context": {
@@ -92,23 +111,19 @@ function syntheticVocab(n: number): { tokens: string[]; scores: Float32Array; ty
   return { tokens, scores, types };
 }
 
-export async function writeSyntheticModel(path: string, shape: SyntheticShape, type: number = GGMLType.F32): Promise<void> {
-  if (type !== GGMLType.F32 && type !== GGMLType.F16) {
-    throw new Error("the synthetic writer makes F32 or F16 models; quantize them with kvasm quantize");
-  }
+function syntheticMetadata(shape: SyntheticShape, fileType: number): GGUFMetadataEntry[] {
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize } = shape;
   const headDim = dim / nHeads;
-  const kvDim = nKvHeads * headDim;
   const vocab = syntheticVocab(vocabSize);
   const md = (key: string, t: string, value: unknown): GGUFMetadataEntry => ({
     key,
     type: { type: t } as GGUFMetadataEntry["type"],
     value,
   });
-  const metadata: GGUFMetadataEntry[] = [
+  return [
     md("general.architecture", "string", "llama"),
     md("general.name", "string", `synthetic ${shape.name}`),
-    md("general.file_type", "u32", type === GGMLType.F32 ? 0 : 1),
+    md("general.file_type", "u32", fileType),
     md("llama.context_length", "u32", shape.contextLength),
     md("llama.embedding_length", "u32", dim),
     md("llama.feed_forward_length", "u32", hiddenDim),
@@ -125,6 +140,37 @@ export async function writeSyntheticModel(path: string, shape: SyntheticShape, t
     md("tokenizer.ggml.bos_token_id", "u32", 1),
     md("tokenizer.ggml.eos_token_id", "u32", 2),
   ];
+}
+
+/** The llama tensor list in the writers' order: name, ggml shape, std of its values (0: a norm of ones). */
+function syntheticTensorList(shape: SyntheticShape): Array<{ name: string; shape: number[]; std: number }> {
+  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize } = shape;
+  const kvDim = nKvHeads * (dim / nHeads);
+  const std = 0.02;
+  const out = [{ name: "token_embd.weight", shape: [dim, vocabSize], std: 1 }];
+  for (let l = 0; l < nLayers; l++) {
+    const p = `blk.${l}.`;
+    out.push(
+      { name: p + "attn_norm.weight", shape: [dim], std: 0 },
+      { name: p + "attn_q.weight", shape: [dim, dim], std },
+      { name: p + "attn_k.weight", shape: [dim, kvDim], std },
+      { name: p + "attn_v.weight", shape: [dim, kvDim], std },
+      { name: p + "attn_output.weight", shape: [dim, dim], std },
+      { name: p + "ffn_norm.weight", shape: [dim], std: 0 },
+      { name: p + "ffn_gate.weight", shape: [dim, hiddenDim], std },
+      { name: p + "ffn_up.weight", shape: [dim, hiddenDim], std },
+      { name: p + "ffn_down.weight", shape: [hiddenDim, dim], std },
+    );
+  }
+  out.push({ name: "output_norm.weight", shape: [dim], std: 0 }, { name: "output.weight", shape: [dim, vocabSize], std });
+  return out;
+}
+
+export async function writeSyntheticModel(path: string, shape: SyntheticShape, type: number = GGMLType.F32): Promise<void> {
+  if (type !== GGMLType.F32 && type !== GGMLType.F16) {
+    throw new Error("the synthetic writer makes F32 or F16 models; quantize them with kvasm quantize");
+  }
+  const metadata = syntheticMetadata(shape, type === GGMLType.F32 ? 0 : 1);
   let seed = 1;
   const tensor = (name: string, shapeGG: number[], std: number, norm = false): GGUFTensorToWrite => {
     const mySeed = seed++;
@@ -143,23 +189,63 @@ export async function writeSyntheticModel(path: string, shape: SyntheticShape, t
       },
     };
   };
-  const tensors: GGUFTensorToWrite[] = [tensor("token_embd.weight", [dim, vocabSize], 1)];
-  const std = 0.02;
-  for (let l = 0; l < nLayers; l++) {
-    const p = `blk.${l}.`;
-    tensors.push(
-      tensor(p + "attn_norm.weight", [dim], 0, true),
-      tensor(p + "attn_q.weight", [dim, dim], std),
-      tensor(p + "attn_k.weight", [dim, kvDim], std),
-      tensor(p + "attn_v.weight", [dim, kvDim], std),
-      tensor(p + "attn_output.weight", [dim, dim], std),
-      tensor(p + "ffn_norm.weight", [dim], 0, true),
-      tensor(p + "ffn_gate.weight", [dim, hiddenDim], std),
-      tensor(p + "ffn_up.weight", [dim, hiddenDim], std),
-      tensor(p + "ffn_down.weight", [hiddenDim, dim], std),
-    );
-  }
-  tensors.push(tensor("output_norm.weight", [dim], 0, true), tensor("output.weight", [dim, vocabSize], std));
+  const tensors = syntheticTensorList(shape).map((t) => tensor(t.name, t.shape, t.std, t.std === 0));
+  await writeGGUF(await fileSink(path), metadata, tensors);
+}
+
+/** Distinct random rows per (type, row length, std) in writeSyntheticQuantized's pools. */
+const POOL_ROWS = 256;
+const QUANT_FILE_TYPE: Record<QuantizeTarget, number> = { Q8_0: 7, Q4_0: 2, Q4_K: 14, Q4_K_M: 15 };
+
+/**
+ * A quantized synthetic model written directly, without an F32 file (see the file comment): tensor types as
+ * kvasm's quantizer (llama.cpp's llama_tensor_get_type) picks them for `target`, each matrix's rows tiled from
+ * a pool of POOL_ROWS rows quantized once. One tensor is in memory at a time (the largest, llama3-8b's Q6_K
+ * output.weight, 431 MB).
+ */
+export async function writeSyntheticQuantized(path: string, shape: SyntheticShape, target: QuantizeTarget): Promise<void> {
+  const list = syntheticTensorList(shape);
+  const metadata = syntheticMetadata(shape, QUANT_FILE_TYPE[target]);
+  metadata.push({ key: "general.quantization_version", type: { type: "u32" }, value: 2 });
+  const nAttnV = list.filter((t) => t.name.includes("attn_v.weight")).length;
+  const nFfnDown = list.filter((t) => t.name.includes("ffn_down")).length;
+  const ctx = { hasOutput: true, iAttnV: 0, nAttnV, iFfnDown: 0, nFfnDown };
+  const pools = new Map<string, Uint8Array>();
+  const pool = (type: number, n: number, std: number, seed: number): Uint8Array => {
+    const key = `${type}/${n}/${std}`;
+    let p = pools.get(key);
+    if (!p) {
+      const f = new Float32Array(POOL_ROWS * n);
+      fillRandom(f, seed * 2654435761, std);
+      pools.set(key, p = quantizeRows(type, f, n));
+    }
+    return p;
+  };
+  let seed = 1;
+  const tensors: GGUFTensorToWrite[] = list.map((t) => {
+    const mySeed = seed++;
+    const type = t.std === 0 ? GGMLType.F32 : chooseTensorType(target, t, ctx);
+    if (t.name.includes("attn_v.weight")) ctx.iAttnV++;
+    if (t.name.includes("ffn_down")) ctx.iFfnDown++;
+    return {
+      name: t.name,
+      type,
+      shape: t.shape,
+      data: () => {
+        if (t.std === 0) return new Uint8Array(new Float32Array(t.shape[0]).fill(1).buffer);
+        const n = t.shape[0], rows = t.shape[1], rb = rowBytes(type, n)!;
+        const src = pool(type, n, t.std, mySeed), out = new Uint8Array(rows * rb);
+        // xorshift picks a pool row per row: no two tensors (or neighbouring rows) repeat the same pattern
+        let s = (mySeed * 0x9e3779b1) >>> 0 || 1;
+        for (let r = 0; r < rows; r++) {
+          s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
+          const from = ((s >>> 0) % POOL_ROWS) * rb;
+          out.set(src.subarray(from, from + rb), r * rb);
+        }
+        return out;
+      },
+    };
+  });
   await writeGGUF(await fileSink(path), metadata, tensors);
 }
 
@@ -201,6 +287,9 @@ export async function ensureSyntheticModel(shapeName: string, type: SyntheticTyp
     if (!shape) throw new Error(`unknown shape ${shapeName}; known: ${Object.keys(SHAPES).join(", ")}`);
     console.error(`writing ${path} ...`);
     await writeSyntheticModel(path + ".tmp", shape, type === "F32" ? GGMLType.F32 : GGMLType.F16);
+  } else if (shapeName === "llama3-8b") {
+    console.error(`writing ${path} (rows tiled from quantized pools) ...`);
+    await writeSyntheticQuantized(path + ".tmp", SHAPES[shapeName], type);
   } else {
     const f32 = await ensureSyntheticModel(shapeName, "F32");
     console.error(`quantizing ${f32} to ${type} ...`);
@@ -218,6 +307,11 @@ export async function ensureSyntheticModel(shapeName: string, type: SyntheticTyp
 if (import.meta.main) {
   // deno-lint-ignore no-explicit-any
   const args: string[] = (globalThis as any).Deno?.args ?? (globalThis as any).process.argv.slice(2);
+  if (args[0] === "--ensure") {
+    console.log(await ensureSyntheticModel(args[1], (args[2] ?? "F32") as SyntheticType));
+    // deno-lint-ignore no-explicit-any
+    (globalThis as any).Deno?.exit(0);
+  }
   const shape = SHAPES[args[1] ?? "stories110M"];
   await writeSyntheticModel(args[0] ?? "synthetic.gguf", shape);
 }

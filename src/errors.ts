@@ -71,8 +71,13 @@ export class ParamError extends KvasmError {
 }
 
 export class OutOfMemoryError extends KvasmError {
-  constructor(message: string) {
+  /** Bytes that were asked for and bytes there were, where the thrower knows them (a load over its budget). */
+  readonly needed?: number;
+  readonly available?: number;
+  constructor(message: string, sizes?: { needed: number; available: number }) {
     super("memory", message);
+    this.needed = sizes?.needed;
+    this.available = sizes?.available;
   }
 }
 

@@ -81,6 +81,15 @@ export class ThreadedWasmBackend extends WasmBackend {
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
   }
 
+  override twin(): ThreadedWasmBackend {
+    return new ThreadedWasmBackend(this.threadOpts);
+  }
+
+  /** No op of the Workers is pending or queued: the memory may be read and written from this thread now. */
+  get idle(): boolean {
+    return !this.pending();
+  }
+
   /** Threads actually running ops (1 after a fallback). */
   get threads(): number {
     return this.pool?.threads ?? 1;

@@ -71,6 +71,11 @@ export class WasmBackend implements Backend {
 
   constructor(protected readonly opts: { relaxed?: boolean; shared?: boolean; ggmlOrder?: boolean } = {}) {}
 
+  /** A new, unstarted backend with these options: the next memory of a multi-memory layout (MultiMemoryBackend). */
+  twin(): WasmBackend {
+    return new WasmBackend(this.opts);
+  }
+
   async init(bytes: number): Promise<void> {
     const shared = this.opts.shared ?? false;
     this.arena = new Arena(bytes, { shared });

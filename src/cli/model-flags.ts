@@ -10,6 +10,7 @@ import type { BackendName } from "../backends/select.ts";
 import "../backends/webgpu/select.ts";
 import type { SamplingParams } from "../sampling/params.ts";
 import { ParamError } from "../errors.ts";
+import { parseByteSize } from "../memory/budget.ts";
 import { loadProgress } from "../io/load-progress.ts";
 import type { Flags, FlagSpec } from "./flags.ts";
 import type { Io } from "./io.ts";
@@ -30,6 +31,12 @@ export const MODEL_FLAGS: FlagSpec[] = [
   { name: "context", kind: "int", min: 1, help: "positions per sequence (default: the model's)" },
   { name: "threads", kind: "int", min: 1, help: "threads, the calling one included (default: one per core)" },
   { name: "kv-cache", kind: "string", value: "TYPE", help: "KV cache type: f32 (default), f16, q8_0 or u8_asym" },
+  {
+    name: "memory-limit",
+    kind: "string",
+    value: "SIZE",
+    help: "most memory the model may take, e.g. 6G or 512M (default: the machine's); checked before loading",
+  },
   { name: "ggml-order", kind: "boolean", help: "llama.cpp's CPU arithmetic bit for bit (F16 KV cache, matmuls in ggml's order; slower)" },
   {
     name: "attention-top-k",
@@ -100,7 +107,13 @@ export function loadOptions(f: Flags, io: Io): LoadOptions {
   if (backend !== undefined && !BACKENDS.includes(backend)) {
     throw new ParamError("--backend", `must be one of ${BACKENDS.join(", ")}, got ${JSON.stringify(backend)}`);
   }
+  const limit = f.string("memory-limit");
+  const memoryLimit = limit === undefined ? undefined : parseByteSize(limit);
+  if (limit !== undefined && memoryLimit === undefined) {
+    throw new ParamError("--memory-limit", `must be a size such as 6G, 512M or a byte count, got ${JSON.stringify(limit)}`);
+  }
   return {
+    memoryLimit,
     // --ggml-order: the F16 cache (flash attention as ggml computes it) and matmuls summed in ggml's order
     ggmlOrder: ggml || undefined,
     kvCacheType: f.has("kv-cache") || ggml ? kvCacheFlag(f.string("kv-cache"), ggml ? "f16" : "f32") : undefined,

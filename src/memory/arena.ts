@@ -115,10 +115,13 @@ export class ArenaPlan {
     return this.top;
   }
 
-  /** Reserves the backend's memory at the planned size and allocates every region in order. */
-  async place(backend: Backend): Promise<Placement> {
+  /**
+   * Reserves the backend's memory at the planned size and allocates every region in order; `allocate`, when
+   * given, allocates instead (a multi-memory layout puts each region in its memory: src/memory/memory-plan.ts).
+   */
+  async place(backend: Backend, allocate?: (region: Region) => number): Promise<Placement> {
     await backend.init(this.bytes);
-    const addresses = this.regions.map((r) => backend.alloc(r.bytes, r.what, r.align, !r.lazy));
+    const addresses = this.regions.map((r) => allocate ? allocate(r) : backend.alloc(r.bytes, r.what, r.align, !r.lazy));
     return (region) => {
       if (this.regions[region.index] !== region) throw new RangeError(`${region.what} is not a region of this plan`);
       return addresses[region.index];

@@ -10,7 +10,11 @@ import { openModelFile } from "../formats/open.ts";
 import type { HeaderLimits, ModelFile, TensorInfo } from "../formats/types.ts";
 import { type ModelInput, resolveModelInput } from "../io/model-input.ts";
 import { StreamSource } from "../edge/stream-source.ts";
-import { ArenaPlan } from "../memory/arena.ts";
+import { ArenaPlan, MAX_ARENA_BYTES, type Region, RESERVED } from "../memory/arena.ts";
+import { checkMemoryBudget } from "../memory/budget.ts";
+import { type MemoryPlan, planMemories } from "../memory/memory-plan.ts";
+import { MultiMemoryBackend } from "../backends/multi-memory.ts";
+import { WasmBackend } from "../backends/wasm.ts";
 import { type KVCacheOptions, PagedKVCache } from "../kv/paged-cache.ts";
 import { deriveConfig, type DerivedConfig } from "./config.ts";
 import { alibiSlopes } from "./alibi.ts";
@@ -79,6 +83,17 @@ export interface LoadOptions {
   limits?: Partial<HeaderLimits>;
   /** Byte length of a ReadableStream model, so it streams into the arena; without it the stream is read into memory first. */
   streamSize?: number;
+  /**
+   * Bytes the model may take at most (weights, KV cache, scratch); default: the machine's memory. A model that
+   * needs more fails with an OutOfMemoryError naming both figures before anything is reserved.
+   */
+  memoryLimit?: number;
+  /**
+   * WASM backend: WebAssembly memories to spread the model over (layers in contiguous groups, each memory with
+   * its own kernel instance and Workers); default: as few as hold it, so 1 below 4 GiB. Results are
+   * bit-identical for any count; more than needed is for tests.
+   */
+  memories?: number;
 }
 
 /**
@@ -146,7 +161,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     planModel(config, tensors, backend, kvOpts, { rows, logitRows, positions: ctx }, kept);
   const all = [...file.tensors.values()];
   const wasm = () => selectBackend({ threads: opts.threads, relaxedSimd: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
-  const backend = typeof opts.backend === "object" ? opts.backend : await backendNamed(opts.backend ?? "wasm", wasm, {
+  let backend = typeof opts.backend === "object" ? opts.backend : await backendNamed(opts.backend ?? "wasm", wasm, {
     tensors: all,
     stateBytes: (probe) => layout(all.filter((t) => probe.supportsWeight(t.type)), probe).stateBytes,
   }, opts.onNotice);
@@ -175,7 +190,35 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
 
     // the layout pass (weights, ALiBi slopes, top-k scratch, KV pages, run state), then one reservation
     const { plan, regions } = layout(tensors, backend);
-    const at = await plan.place(backend);
+    const weightBytes = tensors.reduce((n, t) => n + t.byteLength, 0);
+    const kvBytes = regions.kv.pages.bytes + regions.kv.pageTables.bytes;
+    const parts = { weights: weightBytes, kv: kvBytes, "run state": plan.bytes - weightBytes - kvBytes };
+    await checkMemoryBudget(plan.bytes, parts, opts.memoryLimit); // before anything is reserved
+    // past one memory's 4 GiB (or when asked), the WASM backend spreads the layers over several memories
+    const wasmBackend = backend instanceof WasmBackend;
+    if (opts.memories !== undefined && !wasmBackend) throw new ParamError("memories", `applies to the WASM backend, not ${backend.name}`);
+    let allocate: ((r: Region) => number) | undefined;
+    if (wasmBackend && (opts.memories ?? (plan.bytes + RESERVED <= MAX_ARENA_BYTES ? 1 : undefined)) !== 1) {
+      const memories = planMemories({
+        tensors: tensors.map((t) => ({ name: t.name, bytes: t.byteLength })),
+        nLayers: config.nLayers,
+        kvLayerBytes: regions.kv.pages.bytes / config.nLayers,
+        sharedBytes: plan.bytes - weightBytes - regions.kv.pages.bytes,
+        memories: opts.memories,
+      });
+      const total = memories.memoryBytes.reduce((a, b) => a + b, 0);
+      await checkMemoryBudget(total, { ...parts, "shared copies": total - plan.bytes }, opts.memoryLimit);
+      // the backend chosen (or given) runs the first memory; twins with its options run the others
+      const first = backend as WasmBackend;
+      const multi = new MultiMemoryBackend([first, ...Array.from({ length: memories.memories - 1 }, () => first.twin())], memories);
+      backend = multi;
+      allocate = multiMemoryPlacement(multi, memories, tensors, regions.weights, regions.kv.pages, {
+        nPages,
+        pageBytes: PagedKVCache.pageBytes(config, pageSize, kvType),
+        layerBytes: PagedKVCache.pageBytes({ ...config, nLayers: 1 }, pageSize, kvType),
+      });
+    }
+    const at = await plan.place(backend, allocate);
     backend.setMatmulScratch(at(regions.matmulScratch), regions.matmulScratch.bytes);
 
     const weightSet = await WeightSet.upload(backend, file, tensors.map((t, i) => ({ t, ptr: at(regions.weights[i]) })), opts.onProgress);
@@ -197,8 +240,30 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   } catch (e) {
     // a load that fails after the backend started (bad tensor, arena too small) frees it: workers, GPU buffers, memory
     if (typeof opts.backend !== "object") await backend.close().catch(() => {});
+    else if (backend instanceof MultiMemoryBackend) { for (const p of backend.parts.slice(1)) await p.close().catch(() => {}); }
     throw e;
   }
+}
+
+/**
+ * Where each region of the plan goes in a multi-memory layout: a weight to its layer's memory, the KV pages
+ * striped over the memories holding layers, everything else (run state, page tables, slopes) shared.
+ */
+function multiMemoryPlacement(
+  multi: MultiMemoryBackend,
+  memories: MemoryPlan,
+  tensors: TensorInfo[],
+  weights: Region[],
+  kvPages: Region,
+  kv: { nPages: number; pageBytes: number; layerBytes: number },
+): (r: Region) => number {
+  const weightOf = new Map(weights.map((r, i) => [r, tensors[i]]));
+  return (r) => {
+    const t = weightOf.get(r);
+    if (t) return multi.allocIn(memories.memoryOf(t.name), r.bytes, r.what, r.align);
+    if (r === kvPages) return multi.allocKVPages(kv.nPages, kv.pageBytes, kv.layerBytes);
+    return multi.alloc(r.bytes, r.what, r.align);
+  };
 }
 
 /**
