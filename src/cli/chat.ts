@@ -1,3 +1,5 @@
+// src/cli/ owns the command line's parts: one node:util parseArgs flag table per command (flags.ts), the model flags
+// every command shares (model-flags.ts), and `kvasm chat`. src/cli.ts dispatches to them.
 /**
  * `kvasm chat`: a conversation in the terminal. Each line on stdin is a user turn; the whole conversation is
  * rendered through the model's chat template (ChatML when the file has none), exactly as the server's chat

@@ -1,3 +1,4 @@
+// src/convert/ owns turning other checkpoints into GGUF (Hugging Face safetensors + config.json, with llama.cpp's names).
 /**
  * Hugging Face checkpoint (config.json + safetensors) -> GGUF, with llama.cpp's
  * metadata keys and tensor names for each architecture, written by

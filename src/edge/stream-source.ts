@@ -1,3 +1,4 @@
+// src/edge/ owns what kvasm/edge needs beyond the library: model bytes from a fetch body, read front to back.
 /**
  * A ByteSource over an HTTP response body, read front to back: the model is
  * never held whole in memory beside the arena. Bytes pulled from the stream

@@ -1,3 +1,5 @@
+// src/engine/ owns generation: the scheduler (engine.ts), the one per-choice decoder (decoder.ts), events and their
+// queue (events.ts), beam search (this file) and the CLI's generate command.
 /**
  * Beam search over forked sequences: each live beam is one Sequence; a step
  * scores every beam's continuations, keeps the `width` best partial

@@ -1,3 +1,5 @@
+// src/formats/ owns reading and writing model files (GGUF, safetensors, llama2.c): names, shapes and offsets, never
+// the weights' data, which the loader streams into the arena.
 /**
  * ggml tensor types: ids as stored in GGUF, and the block geometry of each
  * (elements per block, bytes per block). Layouts follow ggml-common.h.

@@ -1,3 +1,5 @@
+// src/io/ owns where a model comes from: paths, URLs, Responses, streams and bytes as a ByteSource, the bundled default
+// model, and load progress.
 /**
  * The command line's load progress on stderr: a line that updates in place
  * (only on a terminal, only for loads past a second), and for a model that is

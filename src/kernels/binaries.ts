@@ -1,3 +1,5 @@
+// src/kernels/ owns the compiled kernels: where their bytes come from (this file), the ABI they export (spec.ts), and
+// instantiating the plain or relaxed SIMD build on a memory (wasm.ts).
 /**
  * Where the compiled kernels come from. Run from source (a checkout, or the
  * package on JSR, which has no build/ directory to read files from) they are

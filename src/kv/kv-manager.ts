@@ -1,3 +1,5 @@
+// src/kv/ owns the KV cache: pages, page tables and reference counts (paged-cache.ts), the prefix cache, and the one
+// owner of sequence lifecycles (this file).
 /**
  * The one owner of sequence lifecycles over the paged KV cache: sequences are created (adopting a cached
  * prompt prefix), forked (copy-on-write), reserved ahead of each forward step, slid (sliding window) and

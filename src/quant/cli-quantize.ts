@@ -1,3 +1,5 @@
+// src/quant/ owns quantization: ggml block formats written from f32 (quantize.ts), reference dequantizers, the kernels
+// each weight type uses, and `kvasm quantize` (this file).
 import { openModelFile } from "../formats/open.ts";
 import { fileSink, type GGUFMetadataEntry, inferValueType } from "../formats/gguf-writer.ts";
 import { quantizeModel, type QuantizeTarget } from "./quantize.ts";

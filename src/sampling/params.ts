@@ -1,3 +1,5 @@
+// src/sampling/ owns choosing the next token: sampling options and their validation (this file), the sampler and
+// stop strings.
 /**
  * Sampling options as callers pass them, and their validation into a fully
  * resolved form the Sampler can trust. Every problem is a ParamError that names

@@ -1,3 +1,5 @@
+// src/server/ owns the OpenAI-compatible API: one fetch handler (handler.ts) with its limits, metrics and chat
+// templates, and the Deno, Bun and node:http adapters around it.
 /**
  * Reading a request body under a byte limit: a Content-Length over the limit
  * is refused before reading, and a chunked body is counted as it arrives, so

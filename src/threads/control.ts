@@ -1,3 +1,5 @@
+// src/threads/ owns running kernels on Workers over the shared memory: the control block every thread spins or waits
+// on (this file), the pool that splits ops, and the worker script.
 /**
  * The thread pool's control block and the one function every thread runs.
  *

@@ -1,3 +1,5 @@
+// src/tokenizer/ owns text to ids and back: SentencePiece and byte-level BPE, vocabularies from tokenizer.bin, .model,
+// GGUF and tokenizer.json, and pre-tokenization.
 /**
  * Rank-based BPE, in the two shapes tokenizer files use:
  *
