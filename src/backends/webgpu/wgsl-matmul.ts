@@ -255,6 +255,32 @@ fn qkv_pair(gp: u32) -> vec4<u32> {
   if (halves == 1u && s < ropeHalf) { a = s; b = s + ropeHalf; }
   return vec4<u32>(seg, 0u, head * hd + a, head * hd + b);
 }
+// Token t's pair pr of Q/K/V outputs (a, b): rotated by RoPE (Q and K), stored to its output rows, and K and V
+// also to the token's KV-cache slot. Shared by the many-row and the tiled matmuls' qkv epilogues.
+fn qkv_store(t: u32, pr: vec4<u32>, a: f32, b: f32) {
+  var ra = a;
+  var rb = b;
+  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
+  let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
+  if (pr.x < 2u && s < ropeHalf) {
+    let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
+    let fc = ldf(c); let fs = ldf(c + 1u);
+    ra = a * fc - b * fs;
+    rb = a * fs + b * fc;
+  }
+  let rows = select(P.b.y, P.b.x, pr.x == 0u);
+  let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
+  stf(out + t * rows + pr.z, ra);
+  stf(out + t * rows + pr.w, rb);
+  if (pr.x > 0u) {
+    let m = P.d.y + t * 4u;
+    let pos = st[m + 1u];
+    let page = st[(st[m] >> 2u) + pos / P.e.z];
+    let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+    stf(at + pr.z, ra);
+    stf(at + pr.w, rb);
+  }
+}
 `;
 
 /** The epilogues; sum(rl, k) is the reduced dot product of thread-row rl and token t0 + k. */
@@ -295,33 +321,7 @@ const EPILOGUE: Record<Epilogue, string> = {
     let p = li % PAIRS;
     let k = li / PAIRS;
     let pr = qkv_pair(wg.x * PAIRS + p);
-    if (k < nt && pr.y != NONE) {
-      let t = t0 + k;
-      var a = sum(2u * p, k);
-      var b = sum(2u * p + 1u, k);
-      let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
-      let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
-      if (pr.x < 2u && s < ropeHalf) {
-        let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
-        let fc = ldf(c); let fs = ldf(c + 1u);
-        let ra = a * fc - b * fs;
-        let rb = a * fs + b * fc;
-        a = ra;
-        b = rb;
-      }
-      let rows = select(P.b.y, P.b.x, pr.x == 0u);
-      let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
-      stf(out + t * rows + pr.z, a);
-      stf(out + t * rows + pr.w, b);
-      if (pr.x > 0u) {
-        let m = P.d.y + t * 4u;
-        let pos = st[m + 1u];
-        let page = st[(st[m] >> 2u) + pos / P.e.z];
-        let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
-        stf(at + pr.z, a);
-        stf(at + pr.w, b);
-      }
-    }
+    if (k < nt && pr.y != NONE) { qkv_store(t0 + k, pr, sum(2u * p, k), sum(2u * p + 1u, k)); }
   }`,
 };
 

@@ -76,28 +76,7 @@ const EMIT: Record<Epilogue, string> = {
   qkv: `
   let pr = qkv_pair(gp);
   if (pr.y == NONE) { return; }
-  var ra = a;
-  var rb = b;
-  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
-  let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
-  if (pr.x < 2u && s < ropeHalf) {
-    let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
-    let fc = ldf(c); let fs = ldf(c + 1u);
-    ra = a * fc - b * fs;
-    rb = a * fs + b * fc;
-  }
-  let rows = select(P.b.y, P.b.x, pr.x == 0u);
-  let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
-  stf(out + t * rows + pr.z, ra);
-  stf(out + t * rows + pr.w, rb);
-  if (pr.x > 0u) {
-    let m = P.d.y + t * 4u;
-    let pos = st[m + 1u];
-    let page = st[(st[m] >> 2u) + pos / P.e.z];
-    let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
-    stf(at + pr.z, ra);
-    stf(at + pr.w, rb);
-  }`,
+  qkv_store(t, pr, a, b);`,
 };
 
 /**
