@@ -274,9 +274,10 @@ test("attention over a paged cache: causal, grouped-query, sliding window, any h
     }
     const q = rand(nHeads * headDim, 9);
     const pq = heap.put(q), att = heap.alloc(nHeads * nPos), out = heap.alloc(nHeads * headDim);
-    for (const [start, end] of [[0, 8], [0, 1], [5, 8], [2, 7]]) {
+    // heads [h0, h1) of query q over positions [start, end), no ALiBi, no top-k
+    const attend = (dst: number, start: number, end: number, h0: number, h1: number) =>
       k.attention(
-        out,
+        dst,
         pq,
         att,
         pages,
@@ -291,12 +292,14 @@ test("attention over a paged cache: causal, grouped-query, sliding window, any h
         headDim,
         start,
         end,
-        0,
-        nHeads,
+        h0,
+        h1,
         0,
         0,
         0,
       );
+    for (const [start, end] of [[0, 8], [0, 1], [5, 8], [2, 7]]) {
+      attend(out, start, end, 0, nHeads);
       const want = new Float64Array(nHeads * headDim);
       for (let h = 0; h < nHeads; h++) {
         const g = Math.floor(h / (nHeads / nKvHeads));
@@ -315,50 +318,8 @@ test("attention over a paged cache: causal, grouped-query, sliding window, any h
       assertClose(got, want, 1e-5, `attention [${start}, ${end})`, 1e-3);
       // heads split across two calls give the same bits
       const split = heap.alloc(nHeads * headDim);
-      k.attention(
-        split,
-        pq,
-        att,
-        pages,
-        table,
-        pageSize,
-        pageBytes,
-        kOff,
-        vOff,
-        kvDim,
-        nHeads,
-        nKvHeads,
-        headDim,
-        start,
-        end,
-        0,
-        4,
-        0,
-        0,
-        0,
-      );
-      k.attention(
-        split,
-        pq,
-        att,
-        pages,
-        table,
-        pageSize,
-        pageBytes,
-        kOff,
-        vOff,
-        kvDim,
-        nHeads,
-        nKvHeads,
-        headDim,
-        start,
-        end,
-        4,
-        nHeads,
-        0,
-        0,
-        0,
-      );
+      attend(split, start, end, 0, 4);
+      attend(split, start, end, 4, nHeads);
       assert(heap.f32(split, nHeads * headDim).every((v, i) => Object.is(v, got[i])), "head split changes results");
     }
   });
