@@ -266,17 +266,19 @@ testShared("kv: a sliding window gives back pages while decoding; a window as lo
   assertEquals(narrow.tokens.slice(0, 20), full.tokens.slice(0, 20), "identical while the text fits in the window");
 });
 
+/** 100 greedy ids of "Once upon a time" with the given cache type, and that cache's page size in bytes. */
+async function greedyWithCache(kvCacheType: KVType): Promise<{ out: number[]; bytes: number }> {
+  const m = await loadModel(MODEL, { kvCacheType });
+  const bytes = m.kv.layout.pageBytes;
+  const out: number[] = [];
+  const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
+  await drain(g);
+  await m.close();
+  return { out, bytes };
+}
+
 testShared("kv: the Q8_0 cache holds a quarter to a third of the bytes and keeps greedy output close", [MODEL], async () => {
-  const ids = async (kvCacheType: KVType) => {
-    const m = await loadModel(MODEL, { kvCacheType });
-    const bytes = m.kv.layout.pageBytes;
-    const out: number[] = [];
-    const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    await drain(g);
-    await m.close();
-    return { out, bytes };
-  };
-  const f = await ids("f32"), q = await ids("q8_0");
+  const f = await greedyWithCache("f32"), q = await greedyWithCache("q8_0");
   // stories260K: headDim 8, so one f32 scale per 8 values: 1.5 bytes a value instead of 4
   assertEquals(q.bytes / f.bytes, 0.375);
   let same = 0;
@@ -285,16 +287,7 @@ testShared("kv: the Q8_0 cache holds a quarter to a third of the bytes and keeps
 });
 
 testShared("kv: the u8_asym cache holds a third to a half of the bytes and keeps greedy output close", [MODEL], async () => {
-  const ids = async (kvCacheType: KVType) => {
-    const m = await loadModel(MODEL, { kvCacheType });
-    const bytes = m.kv.layout.pageBytes;
-    const out: number[] = [];
-    const g = m.generate("Once upon a time", { temperature: 0, maxTokens: 100, onToken: (t) => out.push(t.id) });
-    await drain(g);
-    await m.close();
-    return { out, bytes };
-  };
-  const f = await ids("f32"), u = await ids("u8_asym");
+  const f = await greedyWithCache("f32"), u = await greedyWithCache("u8_asym");
   // headDim 8: one f32 scale and one f32 zero point per 8 values, 2 bytes a value instead of 4
   assertEquals(u.bytes / f.bytes, 0.5);
   let same = 0;
