@@ -624,7 +624,9 @@ gpuTest(
     const backend = new WebGpuBackend();
     await backend.init(0);
     try {
-      const V = 2000, RUN = 8, RUNS = 5; // V not a multiple of 256: the last thread's chunk is short
+      // V not a multiple of 256 (the last threads' chunks are short or empty) and over 8 * 256 with a remainder: the
+      // kernel's passes load 8 ids a thread at a time, so a pass ends part way through its last round
+      const V = 5003, RUN = 8, RUNS = 5;
       const logitsAt = backend.alloc(V * 4, "logits"), nextAt = backend.alloc(4, "next token");
       const ds = new DeviceSampler(backend, V, RUN);
       const configs: Array<{ params: SamplingParams; step?: number }> = [
@@ -640,7 +642,7 @@ gpuTest(
             repeatLastN: 16,
             presencePenalty: 0.5,
             frequencyPenalty: 0.25,
-            logitBias: { 3: 2.5, 5: -Infinity, 1999: 4 },
+            logitBias: { 3: 2.5, 5: -Infinity, 5002: 4 },
             seed: 5,
           },
         },
@@ -649,7 +651,7 @@ gpuTest(
       let compared = 0, tolerated = 0;
       for (const { params, step } of configs) {
         const cpu = new Sampler(V, params), host = new Sampler(V, params);
-        const history = [3, 3, 17, 1999, 42, 3];
+        const history = [3, 3, 17, 5002, 42, 3];
         for (let run = 0; run < RUNS; run++) {
           ds.load(host, history, logitsAt, nextAt);
           const steps: Array<{ logits: Float32Array; u: number; pick: number; history: number[] }> = [];

@@ -20,9 +20,16 @@
  * the values) whose count or mass still reaches the goal: 32 counting passes
  * over the vocabulary, all 256 threads at once, instead of a sort. Ties at the
  * threshold are taken in ascending id order, as the CPU sampler's heaps take them.
+ *
+ * Why eight loads at a time: one workgroup's passes over the vocabulary are bound by load latency, not
+ * bandwidth (a pass over 128256 logits took ~110 us on an H200 with one load in flight per thread). Each
+ * pass issues U independent loads per thread before it uses any of them; every thread still visits its
+ * ids in the same order and adds in the same order, so the sums are those of one load at a time.
  */
 export const SAMPLE = /* wgsl */ `
 const WG: u32 = 256u;
+/** Loads in flight per thread and pass. */
+const U: u32 = 8u;
 const NONE: u32 = 0xffffffffu;
 var<workgroup> rf: array<f32, 256>;
 var<workgroup> ru: array<u32, 256>;
@@ -114,18 +121,25 @@ fn main(@builtin(local_invocation_index) li: u32) {
 
   // 1-3: bias, then repetition and presence/frequency penalties, in place; the max
   var m = ninf;
-  for (var i = li; i < V; i += WG) {
-    var x = ldf(logits + i);
-    if ((flags & 2u) != 0u) { x = x + ldf(bias + i); }
-    if ((flags & 1u) != 0u) {
-      let c = st[counts + i];
-      if (c > 0u) {
-        if (repN != 0 && (repN < 0 || i32(st[last + i]) >= hist - repN)) { x = select(x * rep, x / rep, x > 0.0); }
-        x = x - (pres + freq * f32(c));
+  for (var i0 = li; i0 < V; i0 += U * WG) {
+    var xs: array<f32, U>;
+    for (var u = 0u; u < U; u++) { xs[u] = ldf(logits + min(i0 + u * WG, V - 1u)); }
+    for (var u = 0u; u < U; u++) {
+      let i = i0 + u * WG;
+      if (i < V) {
+        var x = xs[u];
+        if ((flags & 2u) != 0u) { x = x + ldf(bias + i); }
+        if ((flags & 1u) != 0u) {
+          let c = st[counts + i];
+          if (c > 0u) {
+            if (repN != 0 && (repN < 0 || i32(st[last + i]) >= hist - repN)) { x = select(x * rep, x / rep, x > 0.0); }
+            x = x - (pres + freq * f32(c));
+          }
+        }
+        if (flags != 0u) { stf(logits + i, x); }
+        if (x > m) { m = x; }
       }
     }
-    if (flags != 0u) { stf(logits + i, x); }
-    if (x > m) { m = x; }
   }
   let mx = max_f(li, m);
   if (!(mx > ninf)) {
@@ -137,13 +151,20 @@ fn main(@builtin(local_invocation_index) li: u32) {
   // 6: weights at temperature; the max weighs exactly 1
   var tot = 0.0;
   var pos = 0u;
-  for (var i = li; i < V; i += WG) {
-    let x = ldf(logits + i);
-    var w = 0.0;
-    if (x == mx) { w = 1.0; } else if (x > ninf) { w = exp_np((x - mx) / temp); }
-    stf(wb + i, w);
-    tot += w;
-    if (w > 0.0) { pos++; }
+  for (var i0 = li; i0 < V; i0 += U * WG) {
+    var xs: array<f32, U>;
+    for (var u = 0u; u < U; u++) { xs[u] = ldf(logits + min(i0 + u * WG, V - 1u)); }
+    for (var u = 0u; u < U; u++) {
+      let i = i0 + u * WG;
+      if (i < V) {
+        let x = xs[u];
+        var w = 0.0;
+        if (x == mx) { w = 1.0; } else if (x > ninf) { w = exp_np((x - mx) / temp); }
+        stf(wb + i, w);
+        tot += w;
+        if (w > 0.0) { pos++; }
+      }
+    }
   }
   let total = sum_f(li, tot);
   let positive = sum_u(li, pos);
@@ -157,27 +178,54 @@ fn main(@builtin(local_invocation_index) li: u32) {
     while (lo < hi) {
       let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
       var n = 0u;
-      for (var i = li; i < V; i += WG) { if (ldf(wb + i) > 0.0 && key(ldf(logits + i)) >= mid) { n++; } }
+      for (var i0 = li; i0 < V; i0 += U * WG) {
+        var ws: array<f32, U>;
+        var xs: array<f32, U>;
+        for (var u = 0u; u < U; u++) {
+          let i = min(i0 + u * WG, V - 1u);
+          ws[u] = ldf(wb + i);
+          xs[u] = ldf(logits + i);
+        }
+        for (var u = 0u; u < U; u++) { if (i0 + u * WG < V && ws[u] > 0.0 && key(xs[u]) >= mid) { n++; } }
+      }
       if (sum_u(li, n) >= topK) { lo = mid; } else { hi = mid - 1u; }
     }
     var above = 0u;
     var ties = 0u;
-    for (var i = c0; i < c1; i++) {
-      if (ldf(wb + i) > 0.0) {
-        let kx = key(ldf(logits + i));
-        if (kx > lo) { above++; } else if (kx == lo) { ties++; }
+    for (var i0 = c0; i0 < c1; i0 += U) {
+      var ws: array<f32, U>;
+      var xs: array<f32, U>;
+      for (var u = 0u; u < U; u++) {
+        let i = min(i0 + u, c1 - 1u);
+        ws[u] = ldf(wb + i);
+        xs[u] = ldf(logits + i);
+      }
+      for (var u = 0u; u < U; u++) {
+        if (i0 + u < c1 && ws[u] > 0.0) {
+          let kx = key(xs[u]);
+          if (kx > lo) { above++; } else if (kx == lo) { ties++; }
+        }
       }
     }
     let need = topK - sum_u(li, above);
     var rank = prefix_u(li, ties);
     var kept = 0.0;
-    for (var i = c0; i < c1; i++) {
-      let w = ldf(wb + i);
-      if (w > 0.0) {
-        let kx = key(ldf(logits + i));
-        var keep = kx > lo;
-        if (kx == lo) { keep = rank < need; rank++; }
-        if (keep) { kept += w; } else { stf(wb + i, 0.0); }
+    for (var i0 = c0; i0 < c1; i0 += U) {
+      var ws: array<f32, U>;
+      var xs: array<f32, U>;
+      for (var u = 0u; u < U; u++) {
+        let i = min(i0 + u, c1 - 1u);
+        ws[u] = ldf(wb + i);
+        xs[u] = ldf(logits + i);
+      }
+      for (var u = 0u; u < U; u++) {
+        let w = ws[u];
+        if (i0 + u < c1 && w > 0.0) {
+          let kx = key(xs[u]);
+          var keep = kx > lo;
+          if (kx == lo) { keep = rank < need; rank++; }
+          if (keep) { kept += w; } else { stf(wb + i0 + u, 0.0); }
+        }
       }
     }
     reference = sum_f(li, kept);
@@ -199,11 +247,17 @@ fn main(@builtin(local_invocation_index) li: u32) {
       let tb = min(vec4<u32>(hi), lo + step * vec4<u32>(5u, 6u, 7u, 8u));
       var sa = vec4<f32>(0.0);
       var sb = vec4<f32>(0.0);
-      for (var i = li; i < V; i += WG) {
-        let w = ldf(wb + i);
-        let bits = vec4<u32>(bitcast<u32>(w));
-        sa += select(vec4<f32>(0.0), vec4<f32>(w), bits >= ta);
-        sb += select(vec4<f32>(0.0), vec4<f32>(w), bits >= tb);
+      for (var i0 = li; i0 < V; i0 += U * WG) {
+        var ws: array<f32, U>;
+        for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u * WG, V - 1u)); }
+        for (var u = 0u; u < U; u++) {
+          if (i0 + u * WG < V) {
+            let w = ws[u];
+            let bits = vec4<u32>(bitcast<u32>(w));
+            sa += select(vec4<f32>(0.0), vec4<f32>(w), bits >= ta);
+            sb += select(vec4<f32>(0.0), vec4<f32>(w), bits >= tb);
+          }
+        }
       }
       ra[li] = sa;
       rb[li] = sb;
@@ -229,27 +283,41 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
     theta = bitcast<f32>(lo);
     var s = 0.0;
-    for (var i = li; i < V; i += WG) { let w = ldf(wb + i); if (w > theta) { s += w; } }
+    for (var i0 = li; i0 < V; i0 += U * WG) {
+      var ws: array<f32, U>;
+      for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u * WG, V - 1u)); }
+      for (var u = 0u; u < U; u++) { if (i0 + u * WG < V && ws[u] > theta) { s += ws[u]; } }
+    }
     gtMass = sum_f(li, s);
   }
   var ties = 0u;
-  if (topP < 1.0) { for (var i = c0; i < c1; i++) { if (ldf(wb + i) == theta) { ties++; } } }
+  if (topP < 1.0) {
+    for (var i0 = c0; i0 < c1; i0 += U) {
+      var ws: array<f32, U>;
+      for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u, c1 - 1u)); }
+      for (var u = 0u; u < U; u++) { if (i0 + u < c1 && ws[u] == theta) { ties++; } }
+    }
+  }
   var rank = prefix_u(li, ties);
   var mass = 0.0;
-  for (var i = c0; i < c1; i++) {
-    let w = ldf(wb + i);
-    if (w > 0.0) {
-      var keep = w >= minP;
-      if (topP < 1.0) {
-        if (w == theta) {
-          // ties at the cut go in ascending id order while the mass before them is still short of the goal
-          keep = keep && gtMass + f32(rank) * theta < goal;
-          rank++;
-        } else {
-          keep = keep && w > theta;
+  for (var i0 = c0; i0 < c1; i0 += U) {
+    var ws: array<f32, U>;
+    for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u, c1 - 1u)); }
+    for (var u = 0u; u < U; u++) {
+      let w = ws[u];
+      if (i0 + u < c1 && w > 0.0) {
+        var keep = w >= minP;
+        if (topP < 1.0) {
+          if (w == theta) {
+            // ties at the cut go in ascending id order while the mass before them is still short of the goal
+            keep = keep && gtMass + f32(rank) * theta < goal;
+            rank++;
+          } else {
+            keep = keep && w > theta;
+          }
         }
+        if (keep) { mass += w; } else { stf(wb + i0 + u, 0.0); }
       }
-      if (keep) { mass += w; } else { stf(wb + i, 0.0); }
     }
   }
   rf[li] = mass;
