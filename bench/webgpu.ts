@@ -16,7 +16,9 @@
  * step as the engine does) against B = 1 the same way; --keep leaves the GGUF files in --dir for a peer
  * (llama.cpp's llama-bench, scripts/gpu/device-run.sh peer) to read the same weights; --profile adds the GPU
  * microseconds per greedy token of each kernel (timestamp queries, each dispatch in its own pass); --prefill times
- * prompts of those lengths (best of 3, one forward pass each: maxBatchRows is the longest).
+ * prompts of those lengths (best of 3, one forward pass each: maxBatchRows is the longest). With --decode above
+ * --chunk, greedyOverlapTps and sampledOverlapTps time the same tokens in one call, whose 64-token runs are each
+ * read back while the next is recorded and run.
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -358,6 +360,10 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
     const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
     const sampled = await sampledTps(model, decodeSteps, chunk);
+    // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
+    const overlap = decodeSteps > chunk;
+    const greedyOverlap = overlap ? await greedyTps(model, decodeSteps, decodeSteps) : NaN;
+    const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
@@ -383,6 +389,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       greedyTps: +greedy.toFixed(1),
       sampledTps: +sampled.toFixed(1),
       sampledOverGreedy: +(sampled / greedy).toFixed(3),
+      ...(overlap ? { greedyOverlapTps: +greedyOverlap.toFixed(1), sampledOverlapTps: +sampledOverlap.toFixed(1) } : {}),
       dispatchesPerToken: +dispatchesPerToken.toFixed(1),
       recordUsPerToken: +recordUsPerToken.toFixed(1),
       ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),

@@ -751,6 +751,41 @@ gpuTest("sampled generate runs ahead on the device and gives the text of per-tok
   }
 });
 
+gpuTest("decodeSampled of 150 tokens in one call (readbacks overlapped with the next run) equals runs of 64, 64 and 22", [
+  STORIES("stories260K.gguf"),
+], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 256 });
+  try {
+    const prompt = [1, 403, 407, 261, 378];
+    const params = { temperature: 0.9, topP: 0.95, repeatPenalty: 1.1, seed: 11 };
+    const draw = async (runs: number[]) => {
+      const seq = model.newSequence(), sampler = new Sampler(model.vocabSize, params);
+      try {
+        const history = [...prompt];
+        let t = argmax(await model.prefill(seq, prompt));
+        history.push(t);
+        for (const n of runs) {
+          const ids = await model.decodeSampled(seq, t, n, sampler, history);
+          history.push(...ids);
+          t = ids[n - 1];
+        }
+        const rng = new Uint32Array(4);
+        sampler.rng.getState(rng);
+        return { ids: history.slice(prompt.length + 1), rng: Array.from(rng), length: seq.length };
+      } finally {
+        model.releaseSequence(seq);
+      }
+    };
+    const whole = await draw([150]), runs = await draw([64, 64, 22]);
+    assertEquals(whole.ids.length, 150);
+    assertEquals(whole.ids, runs.ids);
+    assertEquals(whole.rng, runs.rng, "the sampler's RNG ends where the last run left it");
+    assertEquals(whole.length, prompt.length + 150);
+  } finally {
+    await model.close();
+  }
+});
+
 testShared("decodeSampled on the WASM backend is decodeOne with Sampler.sample", [STORIES("stories260K.gguf")], async () => {
   const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WasmBackend(), contextLength: 64, maxSequences: 2 });
   try {
