@@ -21,15 +21,15 @@
  * over the vocabulary, all 256 threads at once, instead of a sort. Ties at the
  * threshold are taken in ascending id order, as the CPU sampler's heaps take them.
  *
- * Why eight loads at a time: one workgroup's passes over the vocabulary are bound by load latency, not
- * bandwidth (a pass over 128256 logits took ~110 us on an H200 with one load in flight per thread). Each
- * pass issues U independent loads per thread before it uses any of them; every thread still visits its
- * ids in the same order and adds in the same order, so the sums are those of one load at a time.
+ * Why four loads at a time: one workgroup's passes over the vocabulary are bound by load latency, not
+ * bandwidth (a pass over 128256 logits took ~110 us on an H200 with one load in flight per thread). The
+ * passes run many times (the weights, top-k's and top-p's searches, top-p's mass) issue four independent
+ * loads per thread (into scalars: an array held in a loop went to slow local memory on NVIDIA) before
+ * using any; every thread still visits its ids in the same order and adds in the same order, an id past
+ * the end adding exactly 0, so the sums are those of one load at a time.
  */
 export const SAMPLE = /* wgsl */ `
 const WG: u32 = 256u;
-/** Loads in flight per thread and pass. */
-const U: u32 = 8u;
 const NONE: u32 = 0xffffffffu;
 var<workgroup> rf: array<f32, 256>;
 var<workgroup> ru: array<u32, 256>;
@@ -105,6 +105,19 @@ fn exp_np(y: f32) -> f32 {
   return ldexp(p, i32(k)); // exact scaling
 }
 
+/** Word i of the V-word vector at word address at, loaded unconditionally (clamped) so the four of a round are in flight together. */
+fn ld_clamped(at: u32, i: u32, V: u32) -> f32 { return ldf(at + min(i, V - 1u)); }
+
+/** A weight's share of the top-p masses at thresholds t (bit patterns): w where its bits reach t, else 0. */
+fn mass_at(w: f32, t: vec4<u32>) -> vec4<f32> { return select(vec4<f32>(0.0), vec4<f32>(w), vec4<u32>(bitcast<u32>(w)) >= t); }
+
+/** A logit's weight at the temperature: exactly 1 at the max, 0 at -inf. */
+fn weight_of(x: f32, mx: f32, temp: f32) -> f32 {
+  if (x == mx) { return 1.0; }
+  if (x > bitcast<f32>(0xff800000u)) { return exp_np((x - mx) / temp); }
+  return 0.0;
+}
+
 fn rotl(x: u32, k: u32) -> u32 { return (x << k) | (x >> (32u - k)); }
 
 @compute @workgroup_size(256)
@@ -121,25 +134,18 @@ fn main(@builtin(local_invocation_index) li: u32) {
 
   // 1-3: bias, then repetition and presence/frequency penalties, in place; the max
   var m = ninf;
-  for (var i0 = li; i0 < V; i0 += U * WG) {
-    var xs: array<f32, U>;
-    for (var u = 0u; u < U; u++) { xs[u] = ldf(logits + min(i0 + u * WG, V - 1u)); }
-    for (var u = 0u; u < U; u++) {
-      let i = i0 + u * WG;
-      if (i < V) {
-        var x = xs[u];
-        if ((flags & 2u) != 0u) { x = x + ldf(bias + i); }
-        if ((flags & 1u) != 0u) {
-          let c = st[counts + i];
-          if (c > 0u) {
-            if (repN != 0 && (repN < 0 || i32(st[last + i]) >= hist - repN)) { x = select(x * rep, x / rep, x > 0.0); }
-            x = x - (pres + freq * f32(c));
-          }
-        }
-        if (flags != 0u) { stf(logits + i, x); }
-        if (x > m) { m = x; }
+  for (var i = li; i < V; i += WG) {
+    var x = ldf(logits + i);
+    if ((flags & 2u) != 0u) { x = x + ldf(bias + i); }
+    if ((flags & 1u) != 0u) {
+      let c = st[counts + i];
+      if (c > 0u) {
+        if (repN != 0 && (repN < 0 || i32(st[last + i]) >= hist - repN)) { x = select(x * rep, x / rep, x > 0.0); }
+        x = x - (pres + freq * f32(c));
       }
     }
+    if (flags != 0u) { stf(logits + i, x); }
+    if (x > m) { m = x; }
   }
   let mx = max_f(li, m);
   if (!(mx > ninf)) {
@@ -151,20 +157,14 @@ fn main(@builtin(local_invocation_index) li: u32) {
   // 6: weights at temperature; the max weighs exactly 1
   var tot = 0.0;
   var pos = 0u;
-  for (var i0 = li; i0 < V; i0 += U * WG) {
-    var xs: array<f32, U>;
-    for (var u = 0u; u < U; u++) { xs[u] = ldf(logits + min(i0 + u * WG, V - 1u)); }
-    for (var u = 0u; u < U; u++) {
-      let i = i0 + u * WG;
-      if (i < V) {
-        let x = xs[u];
-        var w = 0.0;
-        if (x == mx) { w = 1.0; } else if (x > ninf) { w = exp_np((x - mx) / temp); }
-        stf(wb + i, w);
-        tot += w;
-        if (w > 0.0) { pos++; }
-      }
-    }
+  for (var i0 = li; i0 < V; i0 += 4u * WG) {
+    let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+      ld_clamped(logits, i0 + 3u * WG, V));
+    let ws = vec4<f32>(weight_of(xs.x, mx, temp), weight_of(xs.y, mx, temp), weight_of(xs.z, mx, temp), weight_of(xs.w, mx, temp));
+    if (i0 < V) { stf(wb + i0, ws.x); tot += ws.x; pos += select(0u, 1u, ws.x > 0.0); }
+    if (i0 + WG < V) { stf(wb + i0 + WG, ws.y); tot += ws.y; pos += select(0u, 1u, ws.y > 0.0); }
+    if (i0 + 2u * WG < V) { stf(wb + i0 + 2u * WG, ws.z); tot += ws.z; pos += select(0u, 1u, ws.z > 0.0); }
+    if (i0 + 3u * WG < V) { stf(wb + i0 + 3u * WG, ws.w); tot += ws.w; pos += select(0u, 1u, ws.w > 0.0); }
   }
   let total = sum_f(li, tot);
   let positive = sum_u(li, pos);
@@ -178,54 +178,36 @@ fn main(@builtin(local_invocation_index) li: u32) {
     while (lo < hi) {
       let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
       var n = 0u;
-      for (var i0 = li; i0 < V; i0 += U * WG) {
-        var ws: array<f32, U>;
-        var xs: array<f32, U>;
-        for (var u = 0u; u < U; u++) {
-          let i = min(i0 + u * WG, V - 1u);
-          ws[u] = ldf(wb + i);
-          xs[u] = ldf(logits + i);
-        }
-        for (var u = 0u; u < U; u++) { if (i0 + u * WG < V && ws[u] > 0.0 && key(xs[u]) >= mid) { n++; } }
+      for (var i0 = li; i0 < V; i0 += 4u * WG) {
+        let ws = vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V));
+        let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+          ld_clamped(logits, i0 + 3u * WG, V));
+        let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+        let hit = (ids < vec4<u32>(V)) & (ws > vec4<f32>(0.0)) &
+          (vec4<u32>(key(xs.x), key(xs.y), key(xs.z), key(xs.w)) >= vec4<u32>(mid));
+        let c = select(vec4<u32>(0u), vec4<u32>(1u), hit);
+        n += c.x + c.y + c.z + c.w;
       }
       if (sum_u(li, n) >= topK) { lo = mid; } else { hi = mid - 1u; }
     }
     var above = 0u;
     var ties = 0u;
-    for (var i0 = c0; i0 < c1; i0 += U) {
-      var ws: array<f32, U>;
-      var xs: array<f32, U>;
-      for (var u = 0u; u < U; u++) {
-        let i = min(i0 + u, c1 - 1u);
-        ws[u] = ldf(wb + i);
-        xs[u] = ldf(logits + i);
-      }
-      for (var u = 0u; u < U; u++) {
-        if (i0 + u < c1 && ws[u] > 0.0) {
-          let kx = key(xs[u]);
-          if (kx > lo) { above++; } else if (kx == lo) { ties++; }
-        }
+    for (var i = c0; i < c1; i++) {
+      if (ldf(wb + i) > 0.0) {
+        let kx = key(ldf(logits + i));
+        if (kx > lo) { above++; } else if (kx == lo) { ties++; }
       }
     }
     let need = topK - sum_u(li, above);
     var rank = prefix_u(li, ties);
     var kept = 0.0;
-    for (var i0 = c0; i0 < c1; i0 += U) {
-      var ws: array<f32, U>;
-      var xs: array<f32, U>;
-      for (var u = 0u; u < U; u++) {
-        let i = min(i0 + u, c1 - 1u);
-        ws[u] = ldf(wb + i);
-        xs[u] = ldf(logits + i);
-      }
-      for (var u = 0u; u < U; u++) {
-        let w = ws[u];
-        if (i0 + u < c1 && w > 0.0) {
-          let kx = key(xs[u]);
-          var keep = kx > lo;
-          if (kx == lo) { keep = rank < need; rank++; }
-          if (keep) { kept += w; } else { stf(wb + i0 + u, 0.0); }
-        }
+    for (var i = c0; i < c1; i++) {
+      let w = ldf(wb + i);
+      if (w > 0.0) {
+        let kx = key(ldf(logits + i));
+        var keep = kx > lo;
+        if (kx == lo) { keep = rank < need; rank++; }
+        if (keep) { kept += w; } else { stf(wb + i, 0.0); }
       }
     }
     reference = sum_f(li, kept);
@@ -247,17 +229,16 @@ fn main(@builtin(local_invocation_index) li: u32) {
       let tb = min(vec4<u32>(hi), lo + step * vec4<u32>(5u, 6u, 7u, 8u));
       var sa = vec4<f32>(0.0);
       var sb = vec4<f32>(0.0);
-      for (var i0 = li; i0 < V; i0 += U * WG) {
-        var ws: array<f32, U>;
-        for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u * WG, V - 1u)); }
-        for (var u = 0u; u < U; u++) {
-          if (i0 + u * WG < V) {
-            let w = ws[u];
-            let bits = vec4<u32>(bitcast<u32>(w));
-            sa += select(vec4<f32>(0.0), vec4<f32>(w), bits >= ta);
-            sb += select(vec4<f32>(0.0), vec4<f32>(w), bits >= tb);
-          }
-        }
+      for (var i0 = li; i0 < V; i0 += 4u * WG) {
+        // past the end: a zero weight, whose bits (0) are below every threshold (lo >= 1), adds exactly 0
+        let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+        let ws = select(vec4<f32>(0.0),
+          vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
+          ids < vec4<u32>(V));
+        sa += mass_at(ws.x, ta); sb += mass_at(ws.x, tb);
+        sa += mass_at(ws.y, ta); sb += mass_at(ws.y, tb);
+        sa += mass_at(ws.z, ta); sb += mass_at(ws.z, tb);
+        sa += mass_at(ws.w, ta); sb += mass_at(ws.w, tb);
       }
       ra[li] = sa;
       rb[li] = sb;
@@ -283,41 +264,32 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
     theta = bitcast<f32>(lo);
     var s = 0.0;
-    for (var i0 = li; i0 < V; i0 += U * WG) {
-      var ws: array<f32, U>;
-      for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u * WG, V - 1u)); }
-      for (var u = 0u; u < U; u++) { if (i0 + u * WG < V && ws[u] > theta) { s += ws[u]; } }
+    for (var i0 = li; i0 < V; i0 += 4u * WG) {
+      let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+      let ws = vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V));
+      let add = select(vec4<f32>(0.0), ws, (ids < vec4<u32>(V)) & (ws > vec4<f32>(theta)));
+      s += add.x; s += add.y; s += add.z; s += add.w;
     }
     gtMass = sum_f(li, s);
   }
   var ties = 0u;
-  if (topP < 1.0) {
-    for (var i0 = c0; i0 < c1; i0 += U) {
-      var ws: array<f32, U>;
-      for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u, c1 - 1u)); }
-      for (var u = 0u; u < U; u++) { if (i0 + u < c1 && ws[u] == theta) { ties++; } }
-    }
-  }
+  if (topP < 1.0) { for (var i = c0; i < c1; i++) { if (ldf(wb + i) == theta) { ties++; } } }
   var rank = prefix_u(li, ties);
   var mass = 0.0;
-  for (var i0 = c0; i0 < c1; i0 += U) {
-    var ws: array<f32, U>;
-    for (var u = 0u; u < U; u++) { ws[u] = ldf(wb + min(i0 + u, c1 - 1u)); }
-    for (var u = 0u; u < U; u++) {
-      let w = ws[u];
-      if (i0 + u < c1 && w > 0.0) {
-        var keep = w >= minP;
-        if (topP < 1.0) {
-          if (w == theta) {
-            // ties at the cut go in ascending id order while the mass before them is still short of the goal
-            keep = keep && gtMass + f32(rank) * theta < goal;
-            rank++;
-          } else {
-            keep = keep && w > theta;
-          }
+  for (var i = c0; i < c1; i++) {
+    let w = ldf(wb + i);
+    if (w > 0.0) {
+      var keep = w >= minP;
+      if (topP < 1.0) {
+        if (w == theta) {
+          // ties at the cut go in ascending id order while the mass before them is still short of the goal
+          keep = keep && gtMass + f32(rank) * theta < goal;
+          rank++;
+        } else {
+          keep = keep && w > theta;
         }
-        if (keep) { mass += w; } else { stf(wb + i0 + u, 0.0); }
       }
+      if (keep) { mass += w; } else { stf(wb + i, 0.0); }
     }
   }
   rf[li] = mass;
