@@ -23,8 +23,8 @@
  *
  * Why four loads at a time: one workgroup's passes over the vocabulary are bound by load latency, not
  * bandwidth (a pass over 128256 logits took ~110 us on an H200 with one load in flight per thread). The
- * passes run many times (the weights, top-k's and top-p's searches, top-p's mass) issue four independent
- * loads per thread (into scalars: an array held in a loop went to slow local memory on NVIDIA) before
+ * passes run many times (the weights, top-k's and top-p's searches, top-p's mass) issue four (top-p's search:
+ * eight) independent loads per thread (into scalars: an array held in a loop went to slow local memory on NVIDIA) before
  * using any; every thread still visits its ids in the same order and adds in the same order, an id past
  * the end adding exactly 0, so the sums are those of one load at a time.
  */
@@ -229,16 +229,25 @@ fn main(@builtin(local_invocation_index) li: u32) {
       let tb = min(vec4<u32>(hi), lo + step * vec4<u32>(5u, 6u, 7u, 8u));
       var sa = vec4<f32>(0.0);
       var sb = vec4<f32>(0.0);
-      for (var i0 = li; i0 < V; i0 += 4u * WG) {
+      // the search's passes are most of the sampler's time: eight loads in flight here
+      for (var i0 = li; i0 < V; i0 += 8u * WG) {
         // past the end: a zero weight, whose bits (0) are below every threshold (lo >= 1), adds exactly 0
         let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
-        let ws = select(vec4<f32>(0.0),
+        let ids2 = ids + vec4<u32>(4u * WG);
+        let wa = select(vec4<f32>(0.0),
           vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
           ids < vec4<u32>(V));
-        sa += mass_at(ws.x, ta); sb += mass_at(ws.x, tb);
-        sa += mass_at(ws.y, ta); sb += mass_at(ws.y, tb);
-        sa += mass_at(ws.z, ta); sb += mass_at(ws.z, tb);
-        sa += mass_at(ws.w, ta); sb += mass_at(ws.w, tb);
+        let wz = select(vec4<f32>(0.0),
+          vec4<f32>(ld_clamped(wb, ids2.x, V), ld_clamped(wb, ids2.y, V), ld_clamped(wb, ids2.z, V), ld_clamped(wb, ids2.w, V)),
+          ids2 < vec4<u32>(V));
+        sa += mass_at(wa.x, ta); sb += mass_at(wa.x, tb);
+        sa += mass_at(wa.y, ta); sb += mass_at(wa.y, tb);
+        sa += mass_at(wa.z, ta); sb += mass_at(wa.z, tb);
+        sa += mass_at(wa.w, ta); sb += mass_at(wa.w, tb);
+        sa += mass_at(wz.x, ta); sb += mass_at(wz.x, tb);
+        sa += mass_at(wz.y, ta); sb += mass_at(wz.y, tb);
+        sa += mass_at(wz.z, ta); sb += mass_at(wz.z, tb);
+        sa += mass_at(wz.w, ta); sb += mass_at(wz.w, tb);
       }
       ra[li] = sa;
       rb[li] = sb;
