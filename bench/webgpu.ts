@@ -385,7 +385,9 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const sampled = await sampledTps(model, decodeSteps, chunk);
     // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
     const overlap = decodeSteps > chunk;
-    const { tps: greedyOverlap, forwardUs } = overlap ? await greedyHostTimed(model, decodeSteps, decodeSteps) : { tps: NaN, forwardUs: NaN };
+    const { tps: greedyOverlap, forwardUs } = overlap
+      ? await greedyHostTimed(model, decodeSteps, decodeSteps)
+      : { tps: NaN, forwardUs: NaN };
     const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
