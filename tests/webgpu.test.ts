@@ -395,6 +395,26 @@ async function f16Attention(
   return { out: o, pages: new Uint32Array(pages.buffer) };
 }
 
+gpuTest("reads in flight together each return the memory as it was when they were issued", [], async () => {
+  const backend = new WebGpuBackend();
+  await backend.init(0);
+  try {
+    const at = backend.alloc(4096, "scratch");
+    const first = new Float32Array(1000).map((_, i) => i),
+      second = first.map((x) => -x),
+      back = [new Float32Array(1000), new Float32Array(10)];
+    backend.write(at, first);
+    const a = backend.read(at, back[0]); // not awaited: the copy is already submitted
+    backend.write(at, second);
+    const b = backend.read(at + 4, back[1]);
+    await Promise.all([a, b]);
+    assertEquals(Array.from(back[0]), Array.from(first));
+    assertEquals(Array.from(back[1]), Array.from(second.subarray(1, 11)));
+  } finally {
+    await backend.close();
+  }
+});
+
 gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equal to its ggml flash attention", [], async () => {
   for (
     const shape of [
