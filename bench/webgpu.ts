@@ -16,7 +16,10 @@
  * step as the engine does) against B = 1 the same way; --keep leaves the GGUF files in --dir for a peer
  * (llama.cpp's llama-bench, scripts/gpu/device-run.sh peer) to read the same weights; --profile adds the GPU
  * microseconds per greedy token of each kernel (timestamp queries, each dispatch in its own pass); --prefill times
- * prompts of those lengths (best of 3, one forward pass each: maxBatchRows is the longest).
+ * prompts of those lengths (best of 3, one forward pass each: maxBatchRows is the longest). With --decode above
+ * --chunk, greedyOverlapTps and sampledOverlapTps time the same tokens in one call, whose 64-token runs are each
+ * read back while the next is recorded and run; forwardUsPerToken is the host's time inside the forward pass
+ * per token of that greedy run, hostShare that time over the token's wall time (near 1: the host is the bound).
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -160,6 +163,28 @@ async function greedyTps(model: Model, steps: number, chunk: number): Promise<nu
   const ms = performance.now() - t;
   model.releaseSequence(seq);
   return steps / (ms / 1000);
+}
+
+/**
+ * greedyTps with the host's share timed: the milliseconds spent inside the architecture's forward (building
+ * the ops, fusing and recording them: all a token's host work but the pick's few dispatches), per token.
+ */
+async function greedyHostTimed(model: Model, steps: number, chunk: number): Promise<{ tps: number; forwardUs: number }> {
+  const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
+  const forward = arch.forward;
+  let ms = 0, calls = 0;
+  arch.forward = function (this: unknown, ...a: unknown[]) {
+    const t = performance.now();
+    forward.apply(this, a);
+    ms += performance.now() - t;
+    calls++;
+  };
+  try {
+    const tps = await greedyTps(model, steps, chunk);
+    return { tps, forwardUs: (ms * 1000) / calls };
+  } finally {
+    arch.forward = forward;
+  }
 }
 
 /** Sampled decode (temperature 0.8, top-p 0.9) drawn on the device (Model.decodeSampled): `steps` tokens in runs of `chunk`. */
@@ -358,6 +383,12 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
     const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
     const sampled = await sampledTps(model, decodeSteps, chunk);
+    // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
+    const overlap = decodeSteps > chunk;
+    const { tps: greedyOverlap, forwardUs } = overlap
+      ? await greedyHostTimed(model, decodeSteps, decodeSteps)
+      : { tps: NaN, forwardUs: NaN };
+    const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
@@ -383,6 +414,15 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       greedyTps: +greedy.toFixed(1),
       sampledTps: +sampled.toFixed(1),
       sampledOverGreedy: +(sampled / greedy).toFixed(3),
+      ...(overlap
+        ? {
+          greedyOverlapTps: +greedyOverlap.toFixed(1),
+          sampledOverlapTps: +sampledOverlap.toFixed(1),
+          // the host's time per token inside forward (overlapped run), against the token's wall time
+          forwardUsPerToken: +forwardUs.toFixed(1),
+          hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
+        }
+        : {}),
       dispatchesPerToken: +dispatchesPerToken.toFixed(1),
       recordUsPerToken: +recordUsPerToken.toFixed(1),
       ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),

@@ -395,6 +395,26 @@ async function f16Attention(
   return { out: o, pages: new Uint32Array(pages.buffer) };
 }
 
+gpuTest("reads in flight together each return the memory as it was when they were issued", [], async () => {
+  const backend = new WebGpuBackend();
+  await backend.init(0);
+  try {
+    const at = backend.alloc(4096, "scratch");
+    const first = new Float32Array(1000).map((_, i) => i),
+      second = first.map((x) => -x),
+      back = [new Float32Array(1000), new Float32Array(10)];
+    backend.write(at, first);
+    const a = backend.read(at, back[0]); // not awaited: the copy is already submitted
+    backend.write(at, second);
+    const b = backend.read(at + 4, back[1]);
+    await Promise.all([a, b]);
+    assertEquals(Array.from(back[0]), Array.from(first));
+    assertEquals(Array.from(back[1]), Array.from(second.subarray(1, 11)));
+  } finally {
+    await backend.close();
+  }
+});
+
 gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equal to its ggml flash attention", [], async () => {
   for (
     const shape of [
@@ -624,7 +644,9 @@ gpuTest(
     const backend = new WebGpuBackend();
     await backend.init(0);
     try {
-      const V = 2000, RUN = 8, RUNS = 5; // V not a multiple of 256: the last thread's chunk is short
+      // V not a multiple of 256 (the last threads' chunks are short or empty) and over 8 * 256 with a remainder: the
+      // kernel's passes load 8 ids a thread at a time, so a pass ends part way through its last round
+      const V = 5003, RUN = 8, RUNS = 5;
       const logitsAt = backend.alloc(V * 4, "logits"), nextAt = backend.alloc(4, "next token");
       const ds = new DeviceSampler(backend, V, RUN);
       const configs: Array<{ params: SamplingParams; step?: number }> = [
@@ -640,7 +662,7 @@ gpuTest(
             repeatLastN: 16,
             presencePenalty: 0.5,
             frequencyPenalty: 0.25,
-            logitBias: { 3: 2.5, 5: -Infinity, 1999: 4 },
+            logitBias: { 3: 2.5, 5: -Infinity, 5002: 4 },
             seed: 5,
           },
         },
@@ -649,7 +671,7 @@ gpuTest(
       let compared = 0, tolerated = 0;
       for (const { params, step } of configs) {
         const cpu = new Sampler(V, params), host = new Sampler(V, params);
-        const history = [3, 3, 17, 1999, 42, 3];
+        const history = [3, 3, 17, 5002, 42, 3];
         for (let run = 0; run < RUNS; run++) {
           ds.load(host, history, logitsAt, nextAt);
           const steps: Array<{ logits: Float32Array; u: number; pick: number; history: number[] }> = [];
@@ -744,6 +766,41 @@ gpuTest("sampled generate runs ahead on the device and gives the text of per-tok
       assertEquals(fast.text, slow.text);
       assertEquals(fast.finishReason, slow.finishReason);
     }
+  } finally {
+    await model.close();
+  }
+});
+
+gpuTest("decodeSampled of 150 tokens in one call (readbacks overlapped with the next run) equals runs of 64, 64 and 22", [
+  STORIES("stories260K.gguf"),
+], async () => {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 256 });
+  try {
+    const prompt = [1, 403, 407, 261, 378];
+    const params = { temperature: 0.9, topP: 0.95, repeatPenalty: 1.1, seed: 11 };
+    const draw = async (runs: number[]) => {
+      const seq = model.newSequence(), sampler = new Sampler(model.vocabSize, params);
+      try {
+        const history = [...prompt];
+        let t = argmax(await model.prefill(seq, prompt));
+        history.push(t);
+        for (const n of runs) {
+          const ids = await model.decodeSampled(seq, t, n, sampler, history);
+          history.push(...ids);
+          t = ids[n - 1];
+        }
+        const rng = new Uint32Array(4);
+        sampler.rng.getState(rng);
+        return { ids: history.slice(prompt.length + 1), rng: Array.from(rng), length: seq.length };
+      } finally {
+        model.releaseSequence(seq);
+      }
+    };
+    const whole = await draw([150]), runs = await draw([64, 64, 22]);
+    assertEquals(whole.ids.length, 150);
+    assertEquals(whole.ids, runs.ids);
+    assertEquals(whole.rng, runs.rng, "the sampler's RNG ends where the last run left it");
+    assertEquals(whole.length, prompt.length + 150);
   } finally {
     await model.close();
   }

@@ -86,6 +86,8 @@ export interface Backend {
    * Optional: writes the i32 index of the largest of `n` floats at `x` to `out`
    * (ties to the lowest index, NaN never chosen; -1 when all are NaN), so greedy
    * decoding can feed its pick to the next step without a readback (Model.decodeGreedy).
+   * A backend with argmax must take a read's bytes as of the read() call, not when its promise settles:
+   * Model's device loop records the next run before it awaits the last run's read.
    */
   argmax?(out: number, x: number, n: number): void;
 

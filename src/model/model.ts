@@ -333,6 +333,9 @@ export class Model {
     const ids = s.greedy, positions = ids + G * 4, rows = positions + G * 4;
     const meta = this.greedyMeta;
     b.write(s.tokens, Int32Array.of(token));
+    // each run's readback is awaited after the next run is recorded and submitted, so the GPU is not left idle
+    // while Deno's mapAsync sleeps (10 ms at least) or the host records (the next run's input is on the device)
+    let reading: Promise<void> | null = null;
     for (let done = 0; done < n;) {
       const m = Math.min(G, n - done);
       for (let k = 0; k < m; k++) {
@@ -351,10 +354,15 @@ export class Model {
         }
       }
       this.positionsComputed += m;
-      if (ds) await ds.finish(draw!.sampler, out.subarray(done, done + m), m);
-      else await b.read(ids, new Float32Array(out.buffer, done * 4, m)); // i32 bits, copied as they are
+      const read: Promise<void> = ds
+        ? ds.finish(draw!.sampler, out.subarray(done, done + m), m)
+        : b.read(ids, new Float32Array(out.buffer, done * 4, m)); // i32 bits, copied as they are
+      read.catch(() => {}); // awaited below; a failure is thrown there, not reported as unhandled
+      if (reading) await reading;
+      reading = read;
       done += m;
     }
+    await reading;
   }
 
   /** Streams a continuation of `prompt` (see generate()). */

@@ -150,7 +150,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private encoder: Gpu = null;
   private pass: Gpu = null;
-  private staging: Gpu = null;
+  /**
+   * Readback buffers: one per read in flight (a caller may start the next read before awaiting the last, as
+   * Model's device loop does to record the next run while Deno's mapAsync sleeps), kept for reuse.
+   */
+  private readonly staging: Array<{ buffer: Gpu; busy: boolean }> = [];
 
   private lost: string | null = null;
   private errors: string[] = [];
@@ -323,23 +327,38 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.drain(true);
     const state = this.stateBuffer();
     const bytes = dest.byteLength;
-    if (!this.staging || this.staging.size < bytes) {
-      this.staging?.destroy();
-      this.staging = this.device.createBuffer({ size: Math.ceil(bytes / 256) * 256, usage: MAP_READ | COPY_DST });
-    }
+    const slot = this.stagingFor(bytes);
     const enc = this.open();
     this.pass.end();
     this.pass = null;
-    enc.copyBufferToBuffer(state, ptr, this.staging, 0, bytes);
+    // recorded and submitted before the first await: what the caller records next cannot change what this reads
+    enc.copyBufferToBuffer(state, ptr, slot.buffer, 0, bytes);
     this.submit();
     try {
-      await this.staging.mapAsync(1, 0, bytes);
+      await slot.buffer.mapAsync(1, 0, bytes);
     } catch (e) {
+      slot.busy = false;
       throw new WebGpuError(`reading back ${bytes} bytes failed: ${this.lost ?? (e as Error).message}`, { cause: e });
     }
-    dest.set(new Float32Array(this.staging.getMappedRange(0, bytes)));
-    this.staging.unmap();
+    dest.set(new Float32Array(slot.buffer.getMappedRange(0, bytes)));
+    slot.buffer.unmap();
+    slot.busy = false;
     await this.checkErrors();
+  }
+
+  /** A readback buffer of at least `bytes` that no read in flight holds (a larger one replaces an idle one too small). */
+  private stagingFor(bytes: number): { buffer: Gpu; busy: boolean } {
+    let slot = this.staging.find((s) => !s.busy && s.buffer.size >= bytes);
+    if (!slot) {
+      const buffer = this.device.createBuffer({ size: Math.ceil(bytes / 256) * 256, usage: MAP_READ | COPY_DST });
+      const idle = this.staging.findIndex((s) => !s.busy);
+      if (idle >= 0) {
+        this.staging[idle].buffer.destroy();
+        this.staging[idle] = slot = { buffer, busy: false };
+      } else this.staging.push(slot = { buffer, busy: false });
+    }
+    slot.busy = true;
+    return slot;
   }
 
   async flush(): Promise<void> {
@@ -360,7 +379,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     for (const w of this.weights.values()) w.buffer.destroy();
     this.weights.clear();
     this.state?.destroy();
-    this.staging?.destroy();
+    for (const s of this.staging.splice(0)) s.buffer.destroy();
     this.params?.destroy();
     this.dummy?.destroy();
     const device = this.device;

@@ -27,7 +27,9 @@ export class DeviceSampler {
   private readonly bias: Float32Array;
   /** One params row per step of a run: the backend records a dispatch after the call returns. */
   private readonly paramRows: Uint32Array[];
-  private readonly readBack: Uint32Array;
+  /** Two, so that a run's readback can be in flight while the next run's is started (Model's device loop). */
+  private readonly readBack: [Uint32Array, Uint32Array];
+  private readIndex = 0;
   private flags = 0;
 
   /** `rows`: the longest run (steps between two readbacks). */
@@ -38,7 +40,7 @@ export class DeviceSampler {
     this.last = new Uint32Array(V);
     this.bias = new Float32Array(V);
     this.paramRows = Array.from({ length: rows }, () => new Uint32Array(16));
-    this.readBack = new Uint32Array(PICKS_WORD - RNG_WORD + rows);
+    this.readBack = [new Uint32Array(PICKS_WORD - RNG_WORD + rows), new Uint32Array(PICKS_WORD - RNG_WORD + rows)];
   }
 
   /** Whether these params can be sampled on the device: a draw at a temperature, nothing that needs the logits on the host. */
@@ -111,9 +113,13 @@ export class DeviceSampler {
     this.backend.sampleOnDevice(this.paramRows[k]);
   }
 
-  /** Reads the first m picks back (-1: nothing finite to draw from) and hands the RNG state to the sampler. */
+  /**
+   * Reads the first m picks back (-1: nothing finite to draw from) and hands the RNG state to the sampler.
+   * The copy is recorded before this returns its promise, so the next run may be recorded before it is
+   * awaited; await the runs' finishes in order, so the sampler ends with the last run's state.
+   */
   async finish(sampler: Sampler, out: Int32Array, m: number): Promise<void> {
-    const back = this.readBack.subarray(0, PICKS_WORD - RNG_WORD + m);
+    const back = this.readBack[this.readIndex ^= 1].subarray(0, PICKS_WORD - RNG_WORD + m);
     await this.backend.read(this.ptr + RNG_WORD * 4, new Float32Array(back.buffer, 0, back.length)); // u32 bits, copied as they are
     sampler.rng.setState(back.subarray(0, 4));
     out.set(new Int32Array(back.buffer, (PICKS_WORD - RNG_WORD) * 4, m));

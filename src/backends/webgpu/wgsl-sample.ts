@@ -20,6 +20,14 @@
  * the values) whose count or mass still reaches the goal: 32 counting passes
  * over the vocabulary, all 256 threads at once, instead of a sort. Ties at the
  * threshold are taken in ascending id order, as the CPU sampler's heaps take them.
+ *
+ * Why four loads at a time: one workgroup's passes over the vocabulary are bound by load latency, not
+ * bandwidth (a pass over 128256 logits took ~110 us on an H200 with one load in flight per thread). The
+ * passes (the max without bias or penalties, the weights, top-k's and top-p's searches, top-p's mass, its
+ * ties and the kept weights) issue four (top-p's search: eight) independent loads per thread, into scalars
+ * (an array held in a loop went to slow local memory on NVIDIA), before using any; every thread still
+ * visits its ids in the same order and adds in the same order, an id past the end adding exactly 0, so the
+ * sums are those of one load at a time.
  */
 export const SAMPLE = /* wgsl */ `
 const WG: u32 = 256u;
@@ -98,6 +106,32 @@ fn exp_np(y: f32) -> f32 {
   return ldexp(p, i32(k)); // exact scaling
 }
 
+/** Word i of the V-word vector at word address at, loaded unconditionally (clamped) so the four of a round are in flight together. */
+fn ld_clamped(at: u32, i: u32, V: u32) -> f32 { return ldf(at + min(i, V - 1u)); }
+
+/** A weight's share of the top-p masses at thresholds t (bit patterns): w where its bits reach t, else 0. */
+fn mass_at(w: f32, t: vec4<u32>) -> vec4<f32> { return select(vec4<f32>(0.0), vec4<f32>(w), vec4<u32>(bitcast<u32>(w)) >= t); }
+
+/** A logit's weight at the temperature: exactly 1 at the max, 0 at -inf. */
+fn weight_of(x: f32, mx: f32, temp: f32) -> f32 {
+  if (x == mx) { return 1.0; }
+  if (x > bitcast<f32>(0xff800000u)) { return exp_np((x - mx) / temp); }
+  return 0.0;
+}
+
+/**
+ * Whether a positive weight stays after min-p and top-p: at or above minP, and above the cut theta, or at it
+ * while the mass before it is still short of the goal (ties at the cut go in ascending id order; rank: the
+ * ties at theta before this id).
+ */
+fn kept(w: f32, rank: u32, minP: f32, topP: f32, theta: f32, gtMass: f32, goal: f32) -> bool {
+  var keep = w >= minP;
+  if (topP < 1.0) {
+    if (w == theta) { keep = keep && gtMass + f32(rank) * theta < goal; } else { keep = keep && w > theta; }
+  }
+  return keep;
+}
+
 fn rotl(x: u32, k: u32) -> u32 { return (x << k) | (x >> (32u - k)); }
 
 @compute @workgroup_size(256)
@@ -114,7 +148,16 @@ fn main(@builtin(local_invocation_index) li: u32) {
 
   // 1-3: bias, then repetition and presence/frequency penalties, in place; the max
   var m = ninf;
-  for (var i = li; i < V; i += WG) {
+  // no bias or penalties (the usual case): the max alone, four loads in flight (a clamped id repeats one already seen)
+  for (var i0 = li; flags == 0u && i0 < V; i0 += 4u * WG) {
+    let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+      ld_clamped(logits, i0 + 3u * WG, V));
+    if (xs.x > m) { m = xs.x; }
+    if (xs.y > m) { m = xs.y; }
+    if (xs.z > m) { m = xs.z; }
+    if (xs.w > m) { m = xs.w; }
+  }
+  for (var i = li; flags != 0u && i < V; i += WG) {
     var x = ldf(logits + i);
     if ((flags & 2u) != 0u) { x = x + ldf(bias + i); }
     if ((flags & 1u) != 0u) {
@@ -137,13 +180,14 @@ fn main(@builtin(local_invocation_index) li: u32) {
   // 6: weights at temperature; the max weighs exactly 1
   var tot = 0.0;
   var pos = 0u;
-  for (var i = li; i < V; i += WG) {
-    let x = ldf(logits + i);
-    var w = 0.0;
-    if (x == mx) { w = 1.0; } else if (x > ninf) { w = exp_np((x - mx) / temp); }
-    stf(wb + i, w);
-    tot += w;
-    if (w > 0.0) { pos++; }
+  for (var i0 = li; i0 < V; i0 += 4u * WG) {
+    let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+      ld_clamped(logits, i0 + 3u * WG, V));
+    let ws = vec4<f32>(weight_of(xs.x, mx, temp), weight_of(xs.y, mx, temp), weight_of(xs.z, mx, temp), weight_of(xs.w, mx, temp));
+    if (i0 < V) { stf(wb + i0, ws.x); tot += ws.x; pos += select(0u, 1u, ws.x > 0.0); }
+    if (i0 + WG < V) { stf(wb + i0 + WG, ws.y); tot += ws.y; pos += select(0u, 1u, ws.y > 0.0); }
+    if (i0 + 2u * WG < V) { stf(wb + i0 + 2u * WG, ws.z); tot += ws.z; pos += select(0u, 1u, ws.z > 0.0); }
+    if (i0 + 3u * WG < V) { stf(wb + i0 + 3u * WG, ws.w); tot += ws.w; pos += select(0u, 1u, ws.w > 0.0); }
   }
   let total = sum_f(li, tot);
   let positive = sum_u(li, pos);
@@ -157,7 +201,17 @@ fn main(@builtin(local_invocation_index) li: u32) {
     while (lo < hi) {
       let mid = lo + ((hi - lo) >> 1u) + ((hi - lo) & 1u);
       var n = 0u;
-      for (var i = li; i < V; i += WG) { if (ldf(wb + i) > 0.0 && key(ldf(logits + i)) >= mid) { n++; } }
+      for (var i0 = li; i0 < V; i0 += 4u * WG) {
+        let ws = vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V),
+          ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V));
+        let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+          ld_clamped(logits, i0 + 3u * WG, V));
+        let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+        let hit = (ids < vec4<u32>(V)) & (ws > vec4<f32>(0.0)) &
+          (vec4<u32>(key(xs.x), key(xs.y), key(xs.z), key(xs.w)) >= vec4<u32>(mid));
+        let c = select(vec4<u32>(0u), vec4<u32>(1u), hit);
+        n += c.x + c.y + c.z + c.w;
+      }
       if (sum_u(li, n) >= topK) { lo = mid; } else { hi = mid - 1u; }
     }
     var above = 0u;
@@ -199,11 +253,25 @@ fn main(@builtin(local_invocation_index) li: u32) {
       let tb = min(vec4<u32>(hi), lo + step * vec4<u32>(5u, 6u, 7u, 8u));
       var sa = vec4<f32>(0.0);
       var sb = vec4<f32>(0.0);
-      for (var i = li; i < V; i += WG) {
-        let w = ldf(wb + i);
-        let bits = vec4<u32>(bitcast<u32>(w));
-        sa += select(vec4<f32>(0.0), vec4<f32>(w), bits >= ta);
-        sb += select(vec4<f32>(0.0), vec4<f32>(w), bits >= tb);
+      // the search's passes are most of the sampler's time: eight loads in flight here
+      for (var i0 = li; i0 < V; i0 += 8u * WG) {
+        // past the end: a zero weight, whose bits (0) are below every threshold (lo >= 1), adds exactly 0
+        let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+        let ids2 = ids + vec4<u32>(4u * WG);
+        let wa = select(vec4<f32>(0.0),
+          vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
+          ids < vec4<u32>(V));
+        let wz = select(vec4<f32>(0.0),
+          vec4<f32>(ld_clamped(wb, ids2.x, V), ld_clamped(wb, ids2.y, V), ld_clamped(wb, ids2.z, V), ld_clamped(wb, ids2.w, V)),
+          ids2 < vec4<u32>(V));
+        sa += mass_at(wa.x, ta); sb += mass_at(wa.x, tb);
+        sa += mass_at(wa.y, ta); sb += mass_at(wa.y, tb);
+        sa += mass_at(wa.z, ta); sb += mass_at(wa.z, tb);
+        sa += mass_at(wa.w, ta); sb += mass_at(wa.w, tb);
+        sa += mass_at(wz.x, ta); sb += mass_at(wz.x, tb);
+        sa += mass_at(wz.y, ta); sb += mass_at(wz.y, tb);
+        sa += mass_at(wz.z, ta); sb += mass_at(wz.z, tb);
+        sa += mass_at(wz.w, ta); sb += mass_at(wz.w, tb);
       }
       ra[li] = sa;
       rb[li] = sb;
@@ -229,27 +297,44 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
     theta = bitcast<f32>(lo);
     var s = 0.0;
-    for (var i = li; i < V; i += WG) { let w = ldf(wb + i); if (w > theta) { s += w; } }
+    for (var i0 = li; i0 < V; i0 += 4u * WG) {
+      let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+      let ws = vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V),
+        ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V));
+      let add = select(vec4<f32>(0.0), ws, (ids < vec4<u32>(V)) & (ws > vec4<f32>(theta)));
+      s += add.x; s += add.y; s += add.z; s += add.w;
+    }
     gtMass = sum_f(li, s);
   }
   var ties = 0u;
-  if (topP < 1.0) { for (var i = c0; i < c1; i++) { if (ldf(wb + i) == theta) { ties++; } } }
+  // the thread's own chunk [c0, c1), four loads in flight (clamped to c1 - 1, masked by id)
+  if (topP < 1.0) {
+    for (var i0 = c0; i0 < c1; i0 += 4u) {
+      let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u);
+      let ws = vec4<f32>(ld_clamped(wb, i0, c1), ld_clamped(wb, i0 + 1u, c1), ld_clamped(wb, i0 + 2u, c1), ld_clamped(wb, i0 + 3u, c1));
+      let c = select(vec4<u32>(0u), vec4<u32>(1u), (ids < vec4<u32>(c1)) & (ws == vec4<f32>(theta)));
+      ties += c.x + c.y + c.z + c.w;
+    }
+  }
   var rank = prefix_u(li, ties);
   var mass = 0.0;
-  for (var i = c0; i < c1; i++) {
-    let w = ldf(wb + i);
-    if (w > 0.0) {
-      var keep = w >= minP;
-      if (topP < 1.0) {
-        if (w == theta) {
-          // ties at the cut go in ascending id order while the mass before them is still short of the goal
-          keep = keep && gtMass + f32(rank) * theta < goal;
-          rank++;
-        } else {
-          keep = keep && w > theta;
-        }
-      }
-      if (keep) { mass += w; } else { stf(wb + i, 0.0); }
+  for (var i0 = c0; i0 < c1; i0 += 4u) {
+    let ws = vec4<f32>(ld_clamped(wb, i0, c1), ld_clamped(wb, i0 + 1u, c1), ld_clamped(wb, i0 + 2u, c1), ld_clamped(wb, i0 + 3u, c1));
+    if (i0 < c1 && ws.x > 0.0) {
+      if (kept(ws.x, rank, minP, topP, theta, gtMass, goal)) { mass += ws.x; } else { stf(wb + i0, 0.0); }
+      rank += select(0u, 1u, topP < 1.0 && ws.x == theta);
+    }
+    if (i0 + 1u < c1 && ws.y > 0.0) {
+      if (kept(ws.y, rank, minP, topP, theta, gtMass, goal)) { mass += ws.y; } else { stf(wb + i0 + 1u, 0.0); }
+      rank += select(0u, 1u, topP < 1.0 && ws.y == theta);
+    }
+    if (i0 + 2u < c1 && ws.z > 0.0) {
+      if (kept(ws.z, rank, minP, topP, theta, gtMass, goal)) { mass += ws.z; } else { stf(wb + i0 + 2u, 0.0); }
+      rank += select(0u, 1u, topP < 1.0 && ws.z == theta);
+    }
+    if (i0 + 3u < c1 && ws.w > 0.0) {
+      if (kept(ws.w, rank, minP, topP, theta, gtMass, goal)) { mass += ws.w; } else { stf(wb + i0 + 3u, 0.0); }
+      rank += select(0u, 1u, topP < 1.0 && ws.w == theta);
     }
   }
   rf[li] = mass;
