@@ -3,8 +3,7 @@ import {
   ARGS,
   ATT,
   ATTENTION,
-  CHUNK,
-  chunkUnits,
+  BOUNDS,
   claimTag,
   CONTROL_BASE,
   COUNT_ARG,
@@ -22,7 +21,9 @@ import {
   NCHUNKS,
   NEXT,
   OP,
+  planChunks,
   runShare,
+  SLEEPERS,
   SPLIT_OFFSET,
   SPLIT_RANGE,
   STOP,
@@ -145,7 +146,7 @@ export class ThreadPool {
     }
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
-    for (const i of [DONE, FAILED, STOP, MSG_LEN]) Atomics.store(c, i, 0);
+    for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS]) Atomics.store(c, i, 0);
     const gen = Atomics.load(c, GEN);
     const url = opts.workerURL ?? workerURL();
     const started: Promise<void>[] = [];
@@ -283,8 +284,7 @@ export class ThreadPool {
     c[TOTAL] = total;
     c[LO_ARG] = s.lo;
     c[HI_ARG] = s.hi;
-    c[CHUNK] = chunkUnits(total, s.align, this.threads);
-    c[NCHUNKS] = Math.ceil(total / c[CHUNK]);
+    c[NCHUNKS] = planChunks(total, s.align, this.threads, c, BOUNDS);
     for (let i = 0; i < args.length; i++) {
       if ((floatMask >> i) & 1) f[ARGS + i] = args[i];
       else c[ARGS + i] = args[i];
@@ -301,7 +301,8 @@ export class ThreadPool {
     const c = this.view.ctl;
     Atomics.store(c, DONE, 0);
     Atomics.store(c, GEN, this.gen); // publishes the op's words written above
-    Atomics.notify(c, GEN);
+    // a worker that was not counted here sees the new GEN before it can wait (both sides seq-cst: see SLEEPERS)
+    if (Atomics.load(c, SLEEPERS) !== 0) Atomics.notify(c, GEN);
     try {
       runShare(this.view, this.gen);
     } catch (e) {
