@@ -21,11 +21,14 @@ export const CONTROL_BASE = 4096;
 /** Bytes of the block, the failure message area included. */
 export const CONTROL_BYTES = 4096;
 
-// i32 word indices into the block
+// i32 word indices into the block. The words threads spin on or claim with get cache lines (16 words) of
+// their own: GEN (spun on by idle workers, with SLEEPERS), NEXT (claimed per chunk), DONE (spun on by the
+// joining caller). On one line with the op's words, every write of the next op's arguments and every
+// claim or count pulled the line away from the spinning core and back.
 /** Bumped (Atomics.add) once per op; workers wait for it to change. */
-export const GEN = 0;
+export const GEN = 96;
 /** Chunks of the current op finished (by any thread). */
-export const DONE = 1;
+export const DONE = 112;
 /** 0, or the index of a worker that failed (its message is at MSG). */
 export const FAILED = 2;
 /** Set to 1 by close(): workers leave their loop at the next GEN. */
@@ -53,7 +56,7 @@ export const MSG_LEN = 12;
  * worker that wakes after its op was finished by others claims nothing, and
  * the caller never waits for a thread that has no work.
  */
-export const NEXT = 13;
+export const NEXT = 80;
 /** Chunks in the op; chunk i is units [BOUNDS + i, BOUNDS + i + 1) (see planChunks). */
 export const NCHUNKS = 15;
 /** Kernel arguments, then per-argument byte strides (SPLIT_OFFSET), MAX_ARGS words each. */
@@ -86,7 +89,7 @@ export const ATT = {
  * Workers asleep in Atomics.wait on GEN (each adds 1 before it waits and takes it back after): the caller
  * calls Atomics.notify only when this is not 0, so an op among spinning workers costs no notify.
  */
-export const SLEEPERS = 96;
+export const SLEEPERS = 97;
 /** The op's chunk boundaries, NCHUNKS + 1 words (planChunks); up to MAX_CHUNKS chunks fit before MSG. */
 export const BOUNDS = 128;
 export const MAX_CHUNKS = 120;
@@ -114,9 +117,9 @@ export const ATTENTION = 3;
  * ends at `total`, so a kernel's unit groups and leftover units fall exactly as on one thread, and each
  * unit is computed by the same code, whichever thread claims it.
  */
-export function planChunks(total: number, align: number, threads: number, bounds: Int32Array | number[], at = 0): number {
+export function planChunks(total: number, align: number, threads: number, bounds: Int32Array | number[], at = 0, perThread = 8): number {
   const up = (u: number) => Math.ceil(u / align) * align;
-  const floor = up(Math.max(1, Math.ceil(total / Math.min(MAX_CHUNKS, 8 * threads))));
+  const floor = up(Math.max(1, Math.ceil(total / Math.min(MAX_CHUNKS, perThread * threads))));
   let n = 0;
   for (let lo = 0; lo < total; n++) {
     bounds[at + n] = lo;
