@@ -126,6 +126,10 @@ test("chunks start at multiples of the alignment, cover the range once, and shri
   const n = planChunks(768, 16, 2, b);
   assertEquals(b[1], 192, "first chunk");
   assert(b[n] - b[n - 1] <= 48, `last chunk ${b[n] - b[n - 1]}`);
+  // attention's 12 heads at 2 chunks a thread: 4 chunks of 3 heads (each chunk is one kernel call per query row)
+  const heads: number[] = [];
+  assertEquals(planChunks(12, 1, 2, heads, 0, 2), 4, "attention chunks");
+  assertEquals(heads, [0, 3, 6, 9, 12], "attention chunk boundaries");
 });
 
 // ---------------------------------------------------------------- no Worker, no shared memory

@@ -122,8 +122,8 @@ export class ThreadPool {
   private readonly view: ThreadView;
   private readonly names: Map<string, number>;
   private readonly kernelNames: readonly string[];
-  /** The spec's splits, compiled once per (kernel, split): nothing is built per op. */
-  private readonly splits = new Map<string, CompiledSplit>();
+  /** The spec's splits, compiled once per (kernel, split) and found by kernel then split: nothing is built per op. */
+  private readonly splits = new Map<string, Map<string, CompiledSplit>>();
   private readonly joinSpinMs: number;
   private readonly spinMs: number;
   private canWait = true;
@@ -244,8 +244,9 @@ export class ThreadPool {
   }
 
   private compiled(kernel: KernelName, split: string): CompiledSplit {
-    const key = `${kernel} ${split}`;
-    let s = this.splits.get(key);
+    let byName = this.splits.get(kernel);
+    if (!byName) this.splits.set(kernel, byName = new Map());
+    let s = byName.get(split);
     if (s) return s;
     const spec: KernelSpec = KERNEL_SPEC[kernel];
     const d: Split | undefined = spec.split?.[split];
@@ -273,7 +274,7 @@ export class ThreadPool {
         s.strideFactors[at(arg)] = times.map(at);
       }
     }
-    this.splits.set(key, s);
+    byName.set(split, s);
     return s;
   }
 
