@@ -130,6 +130,10 @@ test("chunks start at multiples of the alignment, cover the range once, and shri
   const heads: number[] = [];
   assertEquals(planChunks(12, 1, 2, heads, 0, 2), 4, "attention chunks");
   assertEquals(heads, [0, 3, 6, 9, 12], "attention chunk boundaries");
+  // a one-row matmul (splitStreaming): one chunk a thread, the halves
+  const halves: number[] = [];
+  assertEquals(planChunks(768, 16, 2, halves, 0, 1), 2, "streaming chunks");
+  assertEquals(halves, [0, 384, 768], "streaming chunk boundaries");
 });
 
 // ---------------------------------------------------------------- no Worker, no shared memory

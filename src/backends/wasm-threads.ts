@@ -134,7 +134,12 @@ export class ThreadedWasmBackend extends WasmBackend {
       if (w.type !== GGMLType.F32) p.add("quantize act", t0);
       t0 = p.now();
     }
-    const pool = this.pool, dispatch = () => void pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
+    // a few rows stream the weights through once: few, long chunks (see splitStreaming)
+    const pool = this.pool, streaming = T < 4;
+    const dispatch = () =>
+      void (streaming
+        ? pool.splitStreaming(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows)
+        : pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows));
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
     if (pool.busy) this.queue.unshift(dispatch);
