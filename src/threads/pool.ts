@@ -250,7 +250,8 @@ export class ThreadPool {
   attention(frame: AttentionFrame, rows: AttentionRows): boolean {
     const kernel = frame.kernel, args = frame.args;
     const s = this.compiled(kernel, "heads");
-    this.writeOp(s, args, args[s.unitsArg]);
+    // a few rows stream each head's cached keys and values through once: one chunk a thread, as splitStreaming
+    this.writeOp(s, args, args[s.unitsArg], rows.T < 4 ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD);
     const c = this.view.ctl;
     c[ATT.rows] = rows.rows, c[ATT.T] = rows.T, c[ATT.maxLen] = rows.maxLen, c[ATT.rowFields] = rows.rowFields;
     c[ATT.rowPageTable] = rows.rowPageTable, c[ATT.rowPos] = rows.rowPos, c[ATT.rowStart] = rows.rowStart;
@@ -310,14 +311,7 @@ export class ThreadPool {
     c[TOTAL] = total;
     c[LO_ARG] = s.lo;
     c[HI_ARG] = s.hi;
-    c[NCHUNKS] = planChunks(
-      total,
-      s.align,
-      this.threads,
-      c,
-      BOUNDS,
-      perThread ?? (s.op === ATTENTION ? ATTENTION_CHUNKS_PER_THREAD : undefined),
-    );
+    c[NCHUNKS] = planChunks(total, s.align, this.threads, c, BOUNDS, perThread);
     for (let i = 0; i < args.length; i++) {
       if ((floatMask >> i) & 1) f[ARGS + i] = args[i];
       else c[ARGS + i] = args[i];
