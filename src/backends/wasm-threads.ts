@@ -238,7 +238,8 @@ export class ThreadedWasmBackend extends WasmBackend {
     // rows whose width is a multiple of 16 group alike as one long row (split at multiples of 64 elements);
     // other widths split by whole rows, so each row's SIMD body and tail fall as on one thread
     const p = this.profile, t0 = p ? p.now() : 0;
-    if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
+    if (n % 16 === 0 && T < 4) this.pool.splitStreaming("swiglu", "elements", out, gate, up, n * T, 1); // decode: halves
+    else if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
     else if (T > 1) this.pool.split("swiglu", "rows", out, gate, up, n, T);
     else return super.swiglu(out, gate, up, n, T);
     if (p) p.add("act", t0);
