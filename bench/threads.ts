@@ -3,8 +3,12 @@
  * on 1 thread (WasmBackend) and on N threads (ThreadedWasmBackend), same file,
  * same tokens. Prints ms per token and the speed-up over one thread.
  *
- *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0] [--model PATH] [--decode 32] [--prefill 128] [--reps 5]
+ *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0] [--model PATH] [--decode 32] [--prefill 128] [--reps 5] [--profile]
  *   bun bench/threads.ts ...
+ *
+ * --profile adds, after the timed runs, one prefill and one decode run per thread count with the
+ * backend's OpProfile on, and prints µs per token by op class side by side: where a second thread
+ * does not halve the time.
  *
  * --type uses bench/synthetic.ts's cached model (Q8_0: quantized from the F32
  * one with src/quant/quantize.ts on first use, cached beside it); --model runs
@@ -20,6 +24,7 @@ import { openModelFile } from "../src/formats/open.ts";
 import { fileSink } from "../src/formats/gguf-writer.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
+import { OpProfile } from "../src/backends/op-profile.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -33,6 +38,7 @@ const threadCounts = flag("threads", "1,2").split(",").map(Number);
 const decodeSteps = Number(flag("decode", "32"));
 const prefillTokens = Number(flag("prefill", "128"));
 const reps = Number(flag("reps", "5"));
+const profile = argv.includes("--profile");
 const path = argv.includes("--model") ? flag("model", "") : await syntheticModel(flag("type", "F32"));
 
 async function syntheticModel(type: string): Promise<string> {
@@ -129,6 +135,58 @@ try {
       }%) | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`,
     );
   });
+  if (profile) await printProfiles();
 } finally {
   for (const m of models) await m.close();
+}
+
+/** One profiled prefill and decode run per thread count; µs per token by op class, and each class's speed-up over one thread. */
+async function printProfiles(): Promise<void> {
+  const phases = { prefill: [] as Map<string, number>[], decode: [] as Map<string, number>[] };
+  for (const m of models) {
+    const backend = m.backend as WasmBackend, prof = new OpProfile();
+    for (const phase of ["prefill", "decode"] as const) {
+      backend.profile = prof;
+      prof.reset();
+      let seq = m.newSequence();
+      let t = performance.now(), tokensRun = prefillTokens;
+      if (phase === "prefill") await m.prefill(seq, tokens(prefillTokens, 7));
+      else {
+        backend.profile = null;
+        m.releaseSequence(seq);
+        seq = m.newSequence();
+        await m.prefill(seq, tokens(prefillTokens, 8));
+        backend.profile = prof;
+        t = performance.now();
+        for (const id of tokens(decodeSteps, 9)) await m.decodeOne(seq, id);
+        tokensRun = decodeSteps;
+      }
+      const wall = performance.now() - t;
+      backend.profile = null;
+      m.releaseSequence(seq);
+      const row = new Map<string, number>();
+      let sum = 0;
+      for (const [k, e] of prof.totals) {
+        row.set(k, (1000 * e.ms) / tokensRun);
+        sum += e.ms;
+      }
+      row.set("JS between calls", (1000 * (wall - sum)) / tokensRun);
+      row.set("(wall)", (1000 * wall) / tokensRun);
+      phases[phase].push(row);
+    }
+  }
+  for (const phase of ["prefill", "decode"] as const) {
+    const rows = phases[phase];
+    console.log(`\n${phase}: µs per token by op class (${threadCounts.join(" / ")} threads; speed-up over ${threadCounts[0]})`);
+    console.log(
+      `| op | ${threadCounts.map((n) => `${n}t µs`).join(" | ")} | ${threadCounts.slice(1).map((n) => `${n}t speed-up`).join(" | ")} |`,
+    );
+    const keys = [...new Set(rows.flatMap((r) => [...r.keys()]))];
+    for (const k of keys) {
+      const v = rows.map((r) => r.get(k) ?? 0);
+      console.log(
+        `| ${k} | ${v.map((x) => x.toFixed(1)).join(" | ")} | ${v.slice(1).map((x) => (v[0] / x).toFixed(2) + "x").join(" | ")} |`,
+      );
+    }
+  }
 }

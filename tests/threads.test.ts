@@ -7,7 +7,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { selectBackend } from "../src/backends/select.ts";
 import { ThreadPool } from "../src/threads/pool.ts";
-import { chunkUnits, CONTROL_BASE, FAILED } from "../src/threads/control.ts";
+import { CONTROL_BASE, FAILED, MAX_CHUNKS, planChunks } from "../src/threads/control.ts";
 import { threadSupport } from "../src/threads/spawn.ts";
 import { kernelModule, pickVariant } from "../src/kernels/wasm.ts";
 import { generate } from "../src/generate.ts";
@@ -104,12 +104,36 @@ testShared("ops left pending (no join spin) and finished asynchronously give the
   assertBitIdentical(deferred.logits, one.logits, "deferred joins");
 });
 
-test("chunks start at multiples of the alignment and cover the range once", () => {
-  for (const [total, align, n] of [[172, 16, 2], [32000, 16, 3], [12, 1, 2], [5, 64, 2], [98304, 64, 8]]) {
-    const chunk = chunkUnits(total, align, n);
-    assert(chunk % align === 0 && chunk > 0, `chunk ${chunk} for align ${align}`);
-    assert(Math.ceil(total / chunk) < 0x10000, "chunk index fits the claim word");
+test("chunks start at multiples of the alignment, cover the range once, and shrink towards the end", () => {
+  const cases = [[172, 16, 2], [768, 16, 2], [32000, 16, 3], [12, 1, 2], [5, 64, 2], [98304, 64, 8], [1, 1, 2], [4096 * 70, 4096, 64]];
+  for (const [total, align, threads] of cases) {
+    const bounds: number[] = [];
+    const n = planChunks(total, align, threads, bounds);
+    const what = `${total} units, align ${align}, ${threads} threads`;
+    assert(n >= 1 && n <= MAX_CHUNKS, `${what}: ${n} chunks`);
+    assertEquals(bounds.length, n + 1, `${what}: boundaries`);
+    assertEquals([bounds[0], bounds[n]], [0, total], `${what}: ends`);
+    for (let i = 0; i < n; i++) {
+      assert(bounds[i] % align === 0 && bounds[i + 1] > bounds[i], `${what}: chunk ${i} is [${bounds[i]}, ${bounds[i + 1]})`);
+      // factoring: sizes never grow (the last chunk takes what is left, so it may be smaller still)
+      if (i > 0) assert(bounds[i + 1] - bounds[i] <= bounds[i] - bounds[i - 1], `${what}: chunk ${i} larger than chunk ${i - 1}`);
+    }
+    // the tail a late thread can leave to the other: at most about a 1 / (2 * threads) share of the op
+    if (total >= 16 * align * threads) assert(bounds[n] - bounds[n - 1] <= Math.ceil(total / (2 * threads)), `${what}: last chunk`);
   }
+  // two threads over a 768-row matmul: the first chunk is a quarter, the last at most a sixteenth
+  const b: number[] = [];
+  const n = planChunks(768, 16, 2, b);
+  assertEquals(b[1], 192, "first chunk");
+  assert(b[n] - b[n - 1] <= 48, `last chunk ${b[n] - b[n - 1]}`);
+  // attention's 12 heads at 2 chunks a thread: 4 chunks of 3 heads (each chunk is one kernel call per query row)
+  const heads: number[] = [];
+  assertEquals(planChunks(12, 1, 2, heads, 0, 2), 4, "attention chunks");
+  assertEquals(heads, [0, 3, 6, 9, 12], "attention chunk boundaries");
+  // a one-row matmul (splitStreaming): one chunk a thread, the halves
+  const halves: number[] = [];
+  assertEquals(planChunks(768, 16, 2, halves, 0, 1), 2, "streaming chunks");
+  assertEquals(halves, [0, 384, 768], "streaming chunk boundaries");
 });
 
 // ---------------------------------------------------------------- no Worker, no shared memory

@@ -1,4 +1,4 @@
-import { GGMLType } from "../formats/ggml-types.ts";
+import { GGMLType, ggmlTypeName } from "../formats/ggml-types.ts";
 import type { MatmulKernel } from "../kernels/spec.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
@@ -127,12 +127,24 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (this.defer(() => this.matmul(out, x, w, T, sameInput))) return;
     if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, sameInput);
     const scratch = this.matmulScratch;
+    const p = this.profile;
+    let t0 = p ? p.now() : 0;
     const [fn, input] = this.prepareActivations(x, w, T, scratch, this.reusePrepared(x, w, T, scratch, sameInput));
-    const pool = this.pool, dispatch = () => void pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
+    if (p) {
+      if (w.type !== GGMLType.F32) p.add("quantize act", t0);
+      t0 = p.now();
+    }
+    // a few rows stream the weights through once: few, long chunks (see splitStreaming)
+    const pool = this.pool, streaming = T < 4;
+    const dispatch = () =>
+      void (streaming
+        ? pool.splitStreaming(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows)
+        : pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows));
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
     if (pool.busy) this.queue.unshift(dispatch);
     else dispatch();
+    if (p) p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
   }
 
   /**
@@ -177,14 +189,18 @@ export class ThreadedWasmBackend extends WasmBackend {
     frame.set("out", out).set("q", q);
     const batch = this.attentionRows;
     batch.rows = rows, batch.T = T, batch.maxLen = maxLen;
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.pool.attention(frame, batch);
+    if (p) p.add("attention", t0);
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
     if (this.defer(() => this.rmsnorm(out, x, w, n, eps, T))) return;
     if (!this.pool || T < 2 || 2 * T * n < this.minWork) return super.rmsnorm(out, x, w, n, eps, T);
     // rows of (out, x, w.ptr, n, eps, T): out and x advance by a row, T becomes the chunk's rows
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.pool.split("rmsnorm", "rows", out, x, w.ptr, n, eps, T);
+    if (p) p.add("norm", t0);
   }
 
   override rope(
@@ -201,24 +217,32 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (!this.pool || T < 2 || 2 * T * nHeads * ropeDim < this.minWork) {
       return super.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves);
     }
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.pool.split("rope", "rows", x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
+    if (p) p.add("rope", t0);
   }
 
   override add(out: number, a: number, b: number, n: number): void {
     if (this.defer(() => this.add(out, a, b, n))) return;
     if (!this.pool || n < this.minWork) return super.add(out, a, b, n);
+    const p = this.profile, t0 = p ? p.now() : 0;
     this.pool.split("add", "elements", out, a, b, n);
+    if (p) p.add("add", t0);
   }
 
   override swiglu(out: number, gate: number, up: number, n: number, T: number): void {
     if (this.defer(() => this.swiglu(out, gate, up, n, T))) return;
-    // an exp per element: worth splitting at an eighth of add's size
-    if (!this.pool || 8 * n * T < this.minWork) return super.swiglu(out, gate, up, n, T);
+    // an exp and a divide per element: one decode row of 2048 took 12.8 µs on one thread (bench/threads.ts
+    // --profile, 2-core Zen VM), as long as a 250K multiply-add matmul, so it is split from 1024 elements on
+    if (!this.pool || 32 * n * T < this.minWork) return super.swiglu(out, gate, up, n, T);
     // rows whose width is a multiple of 16 group alike as one long row (split at multiples of 64 elements);
     // other widths split by whole rows, so each row's SIMD body and tail fall as on one thread
-    if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
+    const p = this.profile, t0 = p ? p.now() : 0;
+    if (n % 16 === 0 && T < 4) this.pool.splitStreaming("swiglu", "elements", out, gate, up, n * T, 1); // decode: halves
+    else if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
     else if (T > 1) this.pool.split("swiglu", "rows", out, gate, up, n, T);
-    else super.swiglu(out, gate, up, n, T);
+    else return super.swiglu(out, gate, up, n, T);
+    if (p) p.add("act", t0);
   }
 
   // ---------------------------------------------------------------- calling-thread ops, in order behind a pending op

@@ -21,11 +21,14 @@ export const CONTROL_BASE = 4096;
 /** Bytes of the block, the failure message area included. */
 export const CONTROL_BYTES = 4096;
 
-// i32 word indices into the block
+// i32 word indices into the block. The words threads spin on or claim with get cache lines (16 words) of
+// their own: GEN (spun on by idle workers, with SLEEPERS), NEXT (claimed per chunk), DONE (spun on by the
+// joining caller). On one line with the op's words, every write of the next op's arguments and every
+// claim or count pulled the line away from the spinning core and back.
 /** Bumped (Atomics.add) once per op; workers wait for it to change. */
-export const GEN = 0;
+export const GEN = 96;
 /** Chunks of the current op finished (by any thread). */
-export const DONE = 1;
+export const DONE = 112;
 /** 0, or the index of a worker that failed (its message is at MSG). */
 export const FAILED = 2;
 /** Set to 1 by close(): workers leave their loop at the next GEN. */
@@ -53,9 +56,8 @@ export const MSG_LEN = 12;
  * worker that wakes after its op was finished by others claims nothing, and
  * the caller never waits for a thread that has no work.
  */
-export const NEXT = 13;
-/** Units per chunk (see chunkUnits) and chunks in the op. */
-export const CHUNK = 14;
+export const NEXT = 80;
+/** Chunks in the op; chunk i is units [BOUNDS + i, BOUNDS + i + 1) (see planChunks). */
 export const NCHUNKS = 15;
 /** Kernel arguments, then per-argument byte strides (SPLIT_OFFSET), MAX_ARGS words each. */
 export const ARGS = 16;
@@ -83,6 +85,14 @@ export const ATT = {
   startArg: ATT_WORDS + 12,
   endArg: ATT_WORDS + 13,
 } as const;
+/**
+ * Workers asleep in Atomics.wait on GEN (each adds 1 before it waits and takes it back after): the caller
+ * calls Atomics.notify only when this is not 0, so an op among spinning workers costs no notify.
+ */
+export const SLEEPERS = 97;
+/** The op's chunk boundaries, NCHUNKS + 1 words (planChunks); up to MAX_CHUNKS chunks fit before MSG. */
+export const BOUNDS = 128;
+export const MAX_CHUNKS = 120;
 /** Byte offset (from CONTROL_BASE) and size of a failed worker's message. */
 export const MSG = 1024;
 export const MSG_BYTES = CONTROL_BYTES - MSG;
@@ -95,20 +105,28 @@ export const SPLIT_OFFSET = 2;
 /** Attention by heads over every query row (see runAttention). */
 export const ATTENTION = 3;
 
-/** 4 beat 16 in bench/threads.ts (16-core Xeon, 2 threads): a finer cut only adds claims. */
-export const CHUNKS_PER_THREAD = 4;
-
 /**
- * How an op's [0, total) units are cut into chunks that threads claim one at
- * a time (compare-exchange on NEXT): about CHUNKS_PER_THREAD per thread, so a
- * thread that starts late or runs slow leaves its work to the others. Every
- * chunk starts at a multiple of `align` and the last one ends at `total`, so
- * a kernel's unit groups and leftover units fall exactly as on one thread and
- * each unit is computed by the same code, whichever thread claims it.
+ * Cuts an op's [0, total) units into chunks that threads claim one at a time (compare-exchange on NEXT),
+ * writing the boundaries to `bounds` (chunk i is [bounds[i], bounds[i + 1])) and returning the count.
+ *
+ * Each chunk takes 1 / (2 * threads) of the units still unclaimed (factoring), never fewer than about
+ * total / (8 * threads): the first chunks are large (few claims and kernel calls), the last ones small,
+ * so when one thread starts late or is slowed the other is left idle for at most a small chunk at the
+ * end. Equal chunks of an eighth of the op (the previous cut) could leave one thread idle for an eighth of
+ * every op while the other ran its last chunk. Every chunk starts at a multiple of `align` and the last one
+ * ends at `total`, so a kernel's unit groups and leftover units fall exactly as on one thread, and each
+ * unit is computed by the same code, whichever thread claims it.
  */
-export function chunkUnits(total: number, align: number, threads: number): number {
-  const aligned = Math.ceil(total / align);
-  return Math.max(1, Math.ceil(aligned / (threads * CHUNKS_PER_THREAD))) * align;
+export function planChunks(total: number, align: number, threads: number, bounds: Int32Array | number[], at = 0, perThread = 8): number {
+  const up = (u: number) => Math.ceil(u / align) * align;
+  const floor = up(Math.max(1, Math.ceil(total / Math.min(MAX_CHUNKS, perThread * threads))));
+  let n = 0;
+  for (let lo = 0; lo < total; n++) {
+    bounds[at + n] = lo;
+    lo = Math.min(total, lo + Math.max(floor, up(Math.ceil((total - lo) / (2 * threads)))));
+  }
+  bounds[at + n] = total;
+  return n;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -146,13 +164,12 @@ export function claimTag(gen: number): number {
 export function runShare(v: ThreadView, gen: number): void {
   const c = v.ctl, tag = gen & 0xffff;
   for (;;) {
-    const cur = Atomics.load(c, NEXT);
-    if (cur >>> 16 !== tag || (cur & 0xffff) >= c[NCHUNKS]) return;
+    const cur = Atomics.load(c, NEXT), i = cur & 0xffff, chunks = c[NCHUNKS];
+    if (cur >>> 16 !== tag || i >= chunks) return;
     if (Atomics.compareExchange(c, NEXT, cur, cur + 1) !== cur) continue;
-    const lo = (cur & 0xffff) * c[CHUNK];
-    runRange(v, lo, Math.min(c[TOTAL], lo + c[CHUNK]));
-    Atomics.add(c, DONE, 1);
-    Atomics.notify(c, DONE);
+    runRange(v, c[BOUNDS + i], c[BOUNDS + i + 1]);
+    // only the op's last chunk can end the caller's wait (join waits for all of them)
+    if (Atomics.add(c, DONE, 1) + 1 >= chunks) Atomics.notify(c, DONE);
   }
 }
 

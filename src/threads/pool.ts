@@ -3,8 +3,7 @@ import {
   ARGS,
   ATT,
   ATTENTION,
-  CHUNK,
-  chunkUnits,
+  BOUNDS,
   claimTag,
   CONTROL_BASE,
   COUNT_ARG,
@@ -22,7 +21,9 @@ import {
   NCHUNKS,
   NEXT,
   OP,
+  planChunks,
   runShare,
+  SLEEPERS,
   SPLIT_OFFSET,
   SPLIT_RANGE,
   STOP,
@@ -47,6 +48,15 @@ import {
   type SplitKernel,
 } from "../kernels/spec.ts";
 
+/**
+ * Attention chunks per thread (other ops: 8, planChunks' default). Every head costs the same, but each chunk
+ * is one kernel call per query row: a 128-row prefill cut into 7 head chunks made 896 calls a layer where one
+ * thread makes 128, and its attention ran 1.2x faster on two threads than on one (bench/threads.ts --profile);
+ * 2 per thread ran it 1.7-1.8x.
+ */
+const ATTENTION_CHUNKS_PER_THREAD = 2;
+/** Chunks a thread for splitStreaming: one (the halves on two threads; a thread that finds the other late still claims its chunk). */
+const STREAM_CHUNKS_PER_THREAD = 1;
 /** A split of the spec as the control block takes it: argument indices, and per argument its stride's coefficient and factors. */
 interface CompiledSplit {
   op: number;
@@ -114,8 +124,8 @@ export class ThreadPool {
   private readonly view: ThreadView;
   private readonly names: Map<string, number>;
   private readonly kernelNames: readonly string[];
-  /** The spec's splits, compiled once per (kernel, split): nothing is built per op. */
-  private readonly splits = new Map<string, CompiledSplit>();
+  /** The spec's splits, compiled once per (kernel, split) and found by kernel then split: nothing is built per op. */
+  private readonly splits = new Map<string, Map<string, CompiledSplit>>();
   private readonly joinSpinMs: number;
   private readonly spinMs: number;
   private canWait = true;
@@ -145,7 +155,7 @@ export class ThreadPool {
     }
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
-    for (const i of [DONE, FAILED, STOP, MSG_LEN]) Atomics.store(c, i, 0);
+    for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS]) Atomics.store(c, i, 0);
     const gen = Atomics.load(c, GEN);
     const url = opts.workerURL ?? workerURL();
     const started: Promise<void>[] = [];
@@ -201,9 +211,25 @@ export class ThreadPool {
    * false when the op was left pending (see run()).
    */
   split<S extends string, K extends SplitKernel<S>>(kernel: K, split: S, ...args: KernelArgs<K> & number[]): boolean {
+    return this.splitOp(undefined, kernel, split, args);
+  }
+
+  /**
+   * split() for an op that streams its data through once from memory (a one-row matmul: every weight byte
+   * is read once, from DRAM when the model is larger than the cache), cut into STREAM_CHUNKS_PER_THREAD
+   * chunks a thread. Each chunk starts its own streams, and the hardware prefetcher takes a while to follow
+   * each new one: a cold 768x768 Q4_K one-row matmul took 25.8 µs as one call on one thread and 35.6 µs as
+   * the nine calls of the default cut (2 calls: 30.7 µs), so on two threads the default cut ate most of the
+   * second core's gain.
+   */
+  splitStreaming<S extends string, K extends SplitKernel<S>>(kernel: K, split: S, ...args: KernelArgs<K> & number[]): boolean {
+    return this.splitOp(STREAM_CHUNKS_PER_THREAD, kernel, split, args);
+  }
+
+  private splitOp(perThread: number | undefined, kernel: KernelName, split: string, args: number[]): boolean {
     const s = this.compiled(kernel, split);
     const units = args[s.unitsArg];
-    this.writeOp(s, args, units);
+    this.writeOp(s, args, units, perThread);
     if (s.op === SPLIT_OFFSET) {
       const c = this.view.ctl;
       for (let i = 0; i < args.length; i++) {
@@ -224,7 +250,8 @@ export class ThreadPool {
   attention(frame: AttentionFrame, rows: AttentionRows): boolean {
     const kernel = frame.kernel, args = frame.args;
     const s = this.compiled(kernel, "heads");
-    this.writeOp(s, args, args[s.unitsArg]);
+    // a few rows stream each head's cached keys and values through once: one chunk a thread, as splitStreaming
+    this.writeOp(s, args, args[s.unitsArg], rows.T < 4 ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD);
     const c = this.view.ctl;
     c[ATT.rows] = rows.rows, c[ATT.T] = rows.T, c[ATT.maxLen] = rows.maxLen, c[ATT.rowFields] = rows.rowFields;
     c[ATT.rowPageTable] = rows.rowPageTable, c[ATT.rowPos] = rows.rowPos, c[ATT.rowStart] = rows.rowStart;
@@ -236,8 +263,9 @@ export class ThreadPool {
   }
 
   private compiled(kernel: KernelName, split: string): CompiledSplit {
-    const key = `${kernel} ${split}`;
-    let s = this.splits.get(key);
+    let byName = this.splits.get(kernel);
+    if (!byName) this.splits.set(kernel, byName = new Map());
+    let s = byName.get(split);
     if (s) return s;
     const spec: KernelSpec = KERNEL_SPEC[kernel];
     const d: Split | undefined = spec.split?.[split];
@@ -265,11 +293,11 @@ export class ThreadPool {
         s.strideFactors[at(arg)] = times.map(at);
       }
     }
-    this.splits.set(key, s);
+    byName.set(split, s);
     return s;
   }
 
-  private writeOp(s: CompiledSplit, args: ArrayLike<number>, total: number): void {
+  private writeOp(s: CompiledSplit, args: ArrayLike<number>, total: number, perThread?: number): void {
     this.assertUsable();
     if (args.length > MAX_ARGS) throw new KvasmError("params", `an op takes at most ${MAX_ARGS} arguments`);
     const c = this.view.ctl, f = this.view.ctlF32, floatMask = s.floats;
@@ -283,8 +311,7 @@ export class ThreadPool {
     c[TOTAL] = total;
     c[LO_ARG] = s.lo;
     c[HI_ARG] = s.hi;
-    c[CHUNK] = chunkUnits(total, s.align, this.threads);
-    c[NCHUNKS] = Math.ceil(total / c[CHUNK]);
+    c[NCHUNKS] = planChunks(total, s.align, this.threads, c, BOUNDS, perThread);
     for (let i = 0; i < args.length; i++) {
       if ((floatMask >> i) & 1) f[ARGS + i] = args[i];
       else c[ARGS + i] = args[i];
@@ -301,7 +328,8 @@ export class ThreadPool {
     const c = this.view.ctl;
     Atomics.store(c, DONE, 0);
     Atomics.store(c, GEN, this.gen); // publishes the op's words written above
-    Atomics.notify(c, GEN);
+    // a worker that was not counted here sees the new GEN before it can wait (both sides seq-cst: see SLEEPERS)
+    if (Atomics.load(c, SLEEPERS) !== 0) Atomics.notify(c, GEN);
     try {
       runShare(this.view, this.gen);
     } catch (e) {

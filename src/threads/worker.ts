@@ -8,7 +8,20 @@
  * Loads as a web Worker (Deno, Bun, browsers) or under node:worker_threads.
  * Imports only ./control.ts, so it bundles into one self-contained script.
  */
-import { CONTROL_BASE, DONE, FAILED, GEN, MSG, MSG_BYTES, MSG_LEN, runShare, STOP, type ThreadView, threadView } from "./control.ts";
+import {
+  CONTROL_BASE,
+  DONE,
+  FAILED,
+  GEN,
+  MSG,
+  MSG_BYTES,
+  MSG_LEN,
+  runShare,
+  SLEEPERS,
+  STOP,
+  type ThreadView,
+  threadView,
+} from "./control.ts";
 
 export interface StartMessage {
   type: "start";
@@ -52,7 +65,13 @@ function serve(v: ThreadView, index: number, seen: number, spinMs: number): void
       for (let i = 1; (gen = Atomics.load(c, GEN)) === seen; i++) {
         if ((i & 1023) === 0 && performance.now() > until) break;
       }
-      while ((gen = Atomics.load(c, GEN)) === seen) Atomics.wait(c, GEN, seen);
+      // counted before the wait reads GEN: the caller, which stores GEN and then reads SLEEPERS, either
+      // sees this thread counted and notifies, or stored GEN first and the wait returns at once
+      while ((gen = Atomics.load(c, GEN)) === seen) {
+        Atomics.add(c, SLEEPERS, 1);
+        Atomics.wait(c, GEN, seen);
+        Atomics.sub(c, SLEEPERS, 1);
+      }
     }
     seen = gen;
     if (Atomics.load(c, STOP)) return;
