@@ -2,7 +2,8 @@
  * The decode step's attention over the paged KV cache, alone: one query row against `--positions` cached
  * positions on the stories110M shape (12 layers, 12 heads of 64, pages of 16 positions, every layer's K and V
  * in each page, as src/kv lays them out), each call a different layer as in a forward pass, so K and V come
- * from memory (11 MB a token at 150 positions on the f32 cache), not from L1. Prints µs per token (12 layer
+ * from memory (11 MB a token at 150 positions on the f32 cache), not from L1. Kernels: `attention` (f32 cache),
+ * attention_f16_twopass (F16 cache, default mode) and attention_f16 (F16 cache, --ggml-order's one-row path). Prints µs per token (12 layer
  * calls) for each cache type and the rate at which the f32 kernel reads K and V as a ratio of the machine's
  * read rate (read_probe) measured in the same run. `--against build.wasm` times a second kernel build in the
  * same process (old against new while iterating) and prints this build's speed over its.
@@ -25,7 +26,12 @@ const { cpus, hostname } = await import("node:os");
 const LAYERS = 12, HEADS = 12, HEAD_DIM = 64, PAGE = 16;
 const kvDim = HEADS * HEAD_DIM, qDim = kvDim;
 const nPages = Math.ceil(positions / PAGE);
-const cacheTypes = [{ name: "f32", slot: kvDim * 4 }, { name: "f16", slot: kvDim * 2 }] as const;
+type CacheType = { name: string; slot: number; kernel: "attention" | "attention_f16_twopass" | "attention_f16" };
+const cacheTypes: CacheType[] = [
+  { name: "f32", slot: kvDim * 4, kernel: "attention" },
+  { name: "f16", slot: kvDim * 2, kernel: "attention_f16_twopass" }, // default mode
+  { name: "f16 ggml-order", slot: kvDim * 2, kernel: "attention_f16" },
+];
 
 /** One memory per build: the cache pages (f32 sized, the f16 cache uses half of each), q, out, scores, page table. */
 function layout() {
@@ -59,9 +65,9 @@ async function build(path?: string): Promise<{ k: Kernels; m: ReturnType<typeof 
 }
 
 /** µs per token: the 12 layers' calls of one cache type's one-row kernel at `positions`. */
-function attentionStep(k: Kernels, m: ReturnType<typeof layout>, type: (typeof cacheTypes)[number]): () => void {
+function attentionStep(k: Kernels, m: ReturnType<typeof layout>, type: CacheType): () => void {
   const pageBytes = LAYERS * 2 * PAGE * type.slot;
-  const fn = type.name === "f32" ? k.attention : k.attention_f16;
+  const fn = k[type.kernel];
   return () => {
     for (let l = 0; l < LAYERS; l++) {
       const kOff = l * 2 * PAGE * type.slot, vOff = kOff + PAGE * type.slot;
@@ -90,7 +96,9 @@ const other = against ? await build(against) : undefined;
 const entries: Array<{ label: string; run: () => void }> = [];
 for (const type of cacheTypes) {
   entries.push({ label: `${type.name} cache`, run: attentionStep(mine.k, mine.m, type) });
-  if (other) entries.push({ label: `${type.name} cache (--against)`, run: attentionStep(other.k, other.m, type) });
+  // an older build may lack the kernel (attention_f16_twopass): its f16 line then times attention_f16, what it ran
+  const theirs = other && (other.k[type.kernel] ? type : { ...type, kernel: "attention_f16" } as CacheType);
+  if (other) entries.push({ label: `${type.name} cache (--against)`, run: attentionStep(other.k, other.m, theirs!) });
 }
 entries.push({ label: "read_probe 64 MiB", run: () => mine.k.read_probe(mine.m.probe, mine.m.probeFloats) });
 const us = timeAll(entries.map((e) => e.run));
@@ -100,7 +108,7 @@ console.log(`${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()
 const probeGBs = (mine.m.probeFloats * 4) / (us.at(-1)! * 1e3);
 entries.forEach((e, i) => {
   if (i === entries.length - 1) return console.log(`  ${e.label.padEnd(28)} ${probeGBs.toFixed(1)} GB/s (the machine's read rate)`);
-  const type = cacheTypes.find((t) => e.label.startsWith(t.name))!;
+  const type = cacheTypes.find((t) => e.label.startsWith(t.name + " cache"))!;
   const gbs = (LAYERS * 2 * positions * kvDim * (type.slot / kvDim)) / (us[i] * 1e3);
   const vs = other && !e.label.includes("against") ? `  ${(us[i + 1] / us[i]).toFixed(2)}x the speed of --against` : "";
   console.log(
