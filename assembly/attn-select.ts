@@ -1,6 +1,9 @@
-// What the attention kernels add to plain softmax attention, shared by the
-// f32, Q8_0 and u8_asym caches: ALiBi's linear bias on the scores and the
-// sparse top-k selection over the cached positions. Inline helpers, no state.
+// What the attention kernels of the f32, Q8_0 and u8_asym caches share: the
+// softmax of a head's scores into weights, ALiBi's linear bias on the scores
+// and the sparse top-k selection over the cached positions. Inline helpers,
+// no state.
+
+import { expf } from "./math";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -15,6 +18,64 @@
 // @ts-ignore: decorator
 @inline export function alibiSlope(slopes: usize, h: i32): f32 {
   return slopes != 0 ? f32At(slopes, h) : 0;
+}
+
+/**
+ * math.ts's expf on four lanes, lane for lane the same operations (f32 multiply
+ * and add, never fused; the same two-factor 2^k; 0 below -103, +inf above 88.72),
+ * so every lane has expf's bits: the softmax takes four scores a step and its
+ * weights stay what the one-at-a-time loop gave.
+ */
+// @ts-ignore: decorator
+@inline function expfLanes(x: v128): v128 {
+  const k = f32x4.nearest(f32x4.mul(x, f32x4.splat(<f32>1.442695)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, f32x4.splat(<f32>0.693145751953125))), f32x4.mul(k, f32x4.splat(<f32>1.428606765330187e-6)));
+  let p = f32x4.splat(<f32>1.3888889e-3);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>8.3333333e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>4.1666667e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>0.16666667));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>0.5));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>1.0));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(<f32>1.0));
+  const ki = i32x4.trunc_sat_f32x4_s(k);
+  const k1 = i32x4.shr_s(ki, 1);
+  const s1 = i32x4.shl(i32x4.add(k1, i32x4.splat(127)), 23);
+  const s2 = i32x4.shl(i32x4.add(i32x4.sub(ki, k1), i32x4.splat(127)), 23);
+  const y = f32x4.mul(f32x4.mul(p, s1), s2);
+  const low = v128.andnot(y, f32x4.lt(x, f32x4.splat(<f32>-103.0)));
+  return v128.bitselect(f32x4.splat(Infinity), low, f32x4.gt(x, f32x4.splat(<f32>88.72)));
+}
+
+/**
+ * A head's n scores at sc (mx their maximum) become its softmax weights in
+ * place: e_j = expf(s_j - mx), summed in position order, then each e_j times
+ * 1 / sum. Four lanes a step through expfLanes: the same bits as the scalar
+ * loop. A score of -inf (masked by topkMask) gets the weight 0 exactly.
+ */
+// @ts-ignore: decorator
+@inline export function softmaxWeights(sc: usize, n: i32, mx: f32): void {
+  const m4 = f32x4.splat(mx);
+  let sum: f32 = 0;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const at = sc + (<usize>j << 2);
+    const e = expfLanes(f32x4.sub(v128.load(at), m4));
+    v128.store(at, e);
+    sum = (((sum + f32x4.extract_lane(e, 0)) + f32x4.extract_lane(e, 1)) + f32x4.extract_lane(e, 2)) + f32x4.extract_lane(e, 3);
+  }
+  for (; j < n; j++) {
+    const e = expf(f32At(sc, j) - mx);
+    setF32(sc, j, e);
+    sum += e;
+  }
+  const inv = <f32>1 / sum;
+  const inv4 = f32x4.splat(inv);
+  j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const at = sc + (<usize>j << 2);
+    v128.store(at, f32x4.mul(v128.load(at), inv4));
+  }
+  for (; j < n; j++) setF32(sc, j, f32At(sc, j) * inv);
 }
 
 // @ts-ignore: decorator

@@ -2,10 +2,9 @@
 // residual add, row fetch and attention over the paged KV cache.
 // Every pointer is a byte address in the imported memory; outputs come first.
 
-import { hsum, madd, expf, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
+import { hsum, madd, expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fmaf, ggmlExpf4 } from "./fused";
-import { reduce4f } from "./quant-util";
-import { alibiSlope, topkMask } from "./attn-select";
+import { attendPaged } from "./attn-paged";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -313,124 +312,21 @@ export function rope(x: usize, cs: usize, pos: usize, T: i32, nHeads: i32, headD
  * slope * (p - own position). topK > 0: sparse top-k attention, the softmax
  * over the topK best scores only (topkMask); sel is its scratch, 8 * topK
  * bytes per head at sel + 8 * topK * h.
+ *
+ * What each head computes, in this order (the order is the result: thread
+ * splits and batches must not change a bit): each score one f32x4 chain over
+ * the head's multiples of 4 summed as hsum does, then the scalar tail, times
+ * 1/sqrt(headDim); the softmax weights (softmaxWeights); each output element
+ * the sum over positions, in position order from +0, of weight * v.
+ * How it is made fast without changing that: attendPaged (attn-paged.ts).
  */
-/** Address of position p's slot (K or V at byte offset off) in the paged cache. */
-// @ts-ignore: decorator
-@inline function kvSlot(kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, off: i32, slotBytes: usize, p: i32): usize {
-  const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
-  return kvBase + page * <usize>pageBytes + <usize>off + <usize>(p % pageSize) * slotBytes;
-}
-
 export function attention(
   out: usize, q: usize, att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
   slopes: usize, topK: i32, sel: usize,
 ): void {
-  const kvMul = nHeads / nKvHeads;
-  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
-  const len = end - start;
-  const hd4 = headDim & ~3;
-  const slotBytes = <usize>kvDim << 2;
-  for (let h = h0; h < h1; h++) {
-    const qh = q + ((<usize>h * headDim) << 2);
-    const kvHeadOff = (<usize>(h / kvMul) * headDim) << 2;
-    const sc = att + ((<usize>h * len) << 2); // by absolute head: threads splitting heads never overlap
-    const slope = alibiSlope(slopes, h);
-    // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance)
-    let mx: f32 = -Infinity;
-    let p0 = start;
-    if (hd4 == headDim) {
-      // four positions per step: four independent chains (each position's own, in the
-      // same order as below) sharing the loads of q, and one four-lane reduction whose
-      // lanes sum as hsum does ((a0 + a2) + (a1 + a3)): the same bits as one at a time
-      const sv = f32x4.splat(scale);
-      for (; p0 + 4 <= end; p0 += 4) {
-        const k0 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0) + kvHeadOff;
-        const k1 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0 + 1) + kvHeadOff;
-        const k2 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0 + 2) + kvHeadOff;
-        const k3 = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p0 + 3) + kvHeadOff;
-        let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-        for (let i = 0; i < hd4; i += 4) {
-          const o = <usize>i << 2;
-          const qv = v128.load(qh + o);
-          a0 = madd(qv, v128.load(k0 + o), a0);
-          a1 = madd(qv, v128.load(k1 + o), a1);
-          a2 = madd(qv, v128.load(k2 + o), a2);
-          a3 = madd(qv, v128.load(k3 + o), a3);
-        }
-        let s4 = f32x4.mul(reduce4f(a0, a1, a2, a3), sv);
-        if (slopes != 0) {
-          const e = p0 - end + 1;
-          let dist = f32x4.splat(<f32>e);
-          dist = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(dist, 1, <f32>(e + 1)), 2, <f32>(e + 2)), 3, <f32>(e + 3));
-          s4 = f32x4.add(s4, f32x4.mul(f32x4.splat(slope), dist));
-        }
-        v128.store(sc + (<usize>(p0 - start) << 2), s4);
-        mx = max(max(mx, f32x4.extract_lane(s4, 0)), f32x4.extract_lane(s4, 1));
-        mx = max(max(mx, f32x4.extract_lane(s4, 2)), f32x4.extract_lane(s4, 3));
-      }
-    }
-    for (let p = p0; p < end; p++) {
-      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
-      const k = kvBase + page * <usize>pageBytes + <usize>kOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
-      let acc = f32x4.splat(0);
-      for (let i = 0; i < hd4; i += 4) acc = madd(v128.load(qh + (<usize>i << 2)), v128.load(k + (<usize>i << 2)), acc);
-      let s = hsum(acc);
-      for (let i = hd4; i < headDim; i++) s += f32At(qh, i) * f32At(k, i);
-      s *= scale;
-      if (slopes != 0) s += slope * <f32>(p - end + 1);
-      setF32(sc, p - start, s);
-      mx = max(mx, s);
-    }
-    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3)); // the max is always kept
-    // softmax, max-subtracted
-    let sum: f32 = 0;
-    for (let j = 0; j < len; j++) {
-      const e = expf(f32At(sc, j) - mx);
-      setF32(sc, j, e);
-      sum += e;
-    }
-    const inv = <f32>1 / sum;
-    // out = sum_p softmax_p * v_p
-    const oh = out + ((<usize>h * headDim) << 2);
-    for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
-    let pv = start;
-    if (topK == 0 && hd4 == headDim) {
-      // four positions per pass over the output row: each element still takes the four
-      // products in position order (the same bits), with a quarter of the loads and stores
-      for (; pv + 4 <= end; pv += 4) {
-        const v0 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv) + kvHeadOff;
-        const v1 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv + 1) + kvHeadOff;
-        const v2 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv + 2) + kvHeadOff;
-        const v3 = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, pv + 3) + kvHeadOff;
-        const j = pv - start;
-        const b0 = f32x4.splat(f32At(sc, j) * inv), b1 = f32x4.splat(f32At(sc, j + 1) * inv);
-        const b2 = f32x4.splat(f32At(sc, j + 2) * inv), b3 = f32x4.splat(f32At(sc, j + 3) * inv);
-        for (let i = 0; i < hd4; i += 4) {
-          const o = <usize>i << 2;
-          let acc = v128.load(oh + o);
-          acc = madd(b0, v128.load(v0 + o), acc);
-          acc = madd(b1, v128.load(v1 + o), acc);
-          acc = madd(b2, v128.load(v2 + o), acc);
-          acc = madd(b3, v128.load(v3 + o), acc);
-          v128.store(oh + o, acc);
-        }
-      }
-    }
-    for (let p = pv; p < end; p++) {
-      const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
-      const v = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes + kvHeadOff;
-      const a = f32At(sc, p - start) * inv;
-      if (topK > 0 && a == 0) continue; // not among the top k: its V row is never read
-      const a4 = f32x4.splat(a);
-      for (let i = 0; i < hd4; i += 4) {
-        const o = <usize>i << 2;
-        v128.store(oh + o, madd(a4, v128.load(v + o), v128.load(oh + o)));
-      }
-      for (let i = hd4; i < headDim; i++) setF32(oh, i, f32At(oh, i) + a * f32At(v, i));
-    }
-  }
+  attendPaged<f32>(out, q, att, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1, slopes, topK, sel);
 }
 
 /** Copies n bytes (KV cache writes, copy-on-write of pages). */

@@ -6,8 +6,8 @@
 // asymmetric quantization). Pointers are byte addresses in the imported
 // memory; outputs come first.
 
-import { hsum, madd, expf } from "./math";
-import { alibiSlope, topkMask } from "./attn-select";
+import { hsum, madd } from "./math";
+import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -179,17 +179,11 @@ export function attention_u8(
       mx = max(mx, s);
     }
     if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3));
-    let sum: f32 = 0;
-    for (let j = 0; j < len; j++) {
-      const e = expf(f32At(sc, j) - mx);
-      setF32(sc, j, e);
-      sum += e;
-    }
-    const inv = <f32>1 / sum;
+    softmaxWeights(sc, len, mx);
     const oh = out + ((<usize>h * headDim) << 2);
     for (let i = 0; i < headDim; i++) setF32(oh, i, 0);
     for (let p = start; p < end; p++) {
-      const a = f32At(sc, p - start) * inv;
+      const a = f32At(sc, p - start);
       if (topK > 0 && a == 0) continue;
       const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
       const slot = kvBase + page * <usize>pageBytes + <usize>vOff + <usize>(p % pageSize) * slotBytes;

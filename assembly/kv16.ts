@@ -11,6 +11,7 @@
 import { expfGlibc, f16ToF32, f16x8Lo, f16x8Hi, roundToF16, roundToF16x4 } from "./math";
 import { fma4, fmaf, ggmlExpf4, reduce16 } from "./fused";
 import { alibiSlope } from "./attn-select";
+import { attendPaged } from "./attn-paged";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -223,6 +224,25 @@ export function attention_f16(
   slopes: usize, _topK: i32, _sel: usize,
 ): void {
   oneChunkHeads(false, out, q, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1, slopes);
+}
+
+/**
+ * The F16 cache in default mode (without ggmlOrder): `attention`'s two passes
+ * (attendPaged) over slots of kvDim halves, each widened to f32 as it is
+ * loaded, q kept in f32, the scores, weights and output in f32: what the f32
+ * cache computes on the halves the cache holds, at half its memory traffic,
+ * instead of llama.cpp's online softmax with its half-precision running output
+ * (attention_f16, which --ggml-order keeps for llama.cpp's bits). One kernel
+ * for every row, batch and position, heads split as `attention`'s: batch and
+ * thread-count invariant. att: the scores' scratch, as in `attention`.
+ */
+export function attention_f16_twopass(
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, topK: i32, sel: usize,
+): void {
+  attendPaged<u16>(out, q, att, kvBase, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, start, end, h0, h1, slopes, topK, sel);
 }
 
 /**

@@ -183,11 +183,11 @@ function referenceAlibi(
 }
 
 /** Attention with ALiBi (6 heads: past a power of two) over the pages of each cache type, batched rows, against the reference on the values the cache holds. */
-async function alibiKernel(kvType: KVType, tol: number, threads: number): Promise<void> {
+async function alibiKernel(kvType: KVType, tol: number, threads: number, ggmlOrder = false): Promise<void> {
   const shape = { nLayers: 1, nHeads: 6, nKvHeads: 3, headDim: 32 };
   const kvDim = shape.nKvHeads * shape.headDim, qDim = shape.nHeads * shape.headDim;
   const N = 300; // past 256 one-row F16 attention takes llama.cpp's split-KV path; 64+ rows the tiled one
-  const b = threads > 1 ? new ThreadedWasmBackend({ threads, minWork: 0 }) : new WasmBackend();
+  const b = threads > 1 ? new ThreadedWasmBackend({ threads, minWork: 0, ggmlOrder }) : new WasmBackend({ ggmlOrder });
   await b.init(1 << 24);
   const slopesPtr = b.alloc(shape.nHeads * 4, "slopes");
   const slopes = alibiSlopes(shape.nHeads, 8);
@@ -246,10 +246,14 @@ test("alibi: the bias inside the Q8_0 and u8_asym caches' attention kernels", as
   await alibiKernel("q8_0", 1e-5, 1);
   await alibiKernel("u8_asym", 1e-5, 1);
 });
-test("alibi: the bias inside the F16 cache's flash-attention paths (one chunk, split-KV, tiled), one and two threads", async () => {
+test("alibi: the bias inside the F16 cache's flash-attention paths (one chunk, split-KV, tiled; ggmlOrder), one and two threads", async () => {
   // the F16 kernels round q to half and keep a half-precision running output: a looser match
-  await alibiKernel("f16", 5e-3, 1);
-  await alibiKernel("f16", 5e-3, 2);
+  await alibiKernel("f16", 5e-3, 1, true);
+  await alibiKernel("f16", 5e-3, 2, true);
+});
+test("alibi: the bias inside the F16 cache's default-mode kernel (attention_f16_twopass), one and two threads", async () => {
+  await alibiKernel("f16", 1e-5, 1);
+  await alibiKernel("f16", 1e-5, 2);
 });
 
 testShared("alibi: bloom-alibi and mpt-alibi on the F16 (ggmlOrder), Q8_0 and u8_asym caches stay near transformers' logits", [

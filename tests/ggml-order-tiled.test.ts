@@ -287,4 +287,6 @@ test("the F16 attention kernel is picked as llama.cpp's CPU backend picks its pa
   assertEquals(f16AttentionKernel(1, 64, 255), "attention_f16");
   assertEquals(f16AttentionKernel(1, 64, 256), "attention_f16_split");
   assertEquals(f16AttentionKernel(2, 64, 300), "attention_f16");
+  // without ggmlOrder one kernel for every row, batch and position (batch invariance)
+  for (const [T, pos] of [[1, 10], [1, 300], [128, 200]]) assertEquals(f16AttentionKernel(T, 64, pos, false), "attention_f16_twopass");
 });

@@ -1,5 +1,6 @@
 // The F16 KV cache: halves rounded as F16C rounds them, flash attention as ggml's CPU backend computes it
-// (close to exact attention over the rounded K and V), half the bytes of the f32 cache.
+// with ggmlOrder (close to exact attention over the rounded K and V), the f32 cache's kernel on the halves
+// without it; half the bytes of the f32 cache.
 import { assert, assertClose, assertEquals, sharedPath, test, testShared } from "./harness.ts";
 import { drain } from "./drain.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -71,62 +72,112 @@ function reference(
   return out;
 }
 
-test("kv f16: flash attention over F16 pages (pages of 4, a sliding window, grouped heads) matches exact attention", async () => {
-  for (const headDim of [8, 32, 40]) {
-    const shape = { nLayers: 2, nHeads: 4, nKvHeads: 2, headDim };
-    const kvDim = shape.nKvHeads * headDim, qDim = shape.nHeads * headDim;
-    const N = 37, W = 10;
-    const b = new WasmBackend();
-    await b.init(1 << 22);
-    const kv = new PagedKVCache(b, shape, { pageSize: 4, nPages: 16, maxSeqs: 1, maxPositions: 64, kvType: "f16" });
-    assertEquals(kv.layout.pageBytes, PagedKVCache.pageBytes(shape, 4, "f32") / 2);
-    const seq = kv.create();
-    kv.reserve(seq, N);
-    let x = 4321;
-    const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
-    const K = Array.from({ length: N }, () => Float32Array.from({ length: kvDim }, () => 3 * rnd()));
-    const V = Array.from({ length: N }, () => Float32Array.from({ length: kvDim }, rnd));
-    const q = Float32Array.from({ length: N * qDim }, () => 2 * rnd());
-    const kPtr = b.alloc(N * kvDim * 4, "k"), vPtr = b.alloc(N * kvDim * 4, "v"), qPtr = b.alloc(N * qDim * 4, "q");
-    const rows = b.alloc(N * ROW_FIELDS * 4, "rows"), out = b.alloc(N * qDim * 4, "out");
-    K.forEach((k, p) => b.write(kPtr + p * kvDim * 4, k));
-    V.forEach((v, p) => b.write(vPtr + p * kvDim * 4, v));
-    b.write(qPtr, q);
-    const meta = new Int32Array(N * ROW_FIELDS);
-    for (let p = 0; p < N; p++) {
-      meta[p * ROW_FIELDS + ROW_PAGE_TABLE] = seq.pageTablePtr;
-      meta[p * ROW_FIELDS + ROW_POS] = p;
-      meta[p * ROW_FIELDS + ROW_START] = Math.max(0, p - W + 1);
+/** Random K, V and q rows (deterministic) for N positions: kvDim and qDim wide. */
+function randomRows(N: number, kvDim: number, qDim: number) {
+  let x = 4321;
+  const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const K = Array.from({ length: N }, () => Float32Array.from({ length: kvDim }, () => 3 * rnd()));
+  const V = Array.from({ length: N }, () => Float32Array.from({ length: kvDim }, rnd));
+  const q = Float32Array.from({ length: N * qDim }, () => 2 * rnd());
+  return { K, V, q };
+}
+
+/**
+ * Every one of N rows (row p at position p, window W: 0 for none) attends through a `kvType` cache of
+ * pages of 4 holding K and V, on a WASM backend with or without ggmlOrder; returns the N output rows and
+ * a function that rounds floats to halves as the F16 cache stores them.
+ */
+async function attendAll(
+  kvType: "f32" | "f16",
+  ggmlOrder: boolean,
+  shape: { nLayers: number; nHeads: number; nKvHeads: number; headDim: number },
+  rows: { K: Float32Array[]; V: Float32Array[]; q: Float32Array },
+  W: number,
+  opts: { slopes?: Float32Array } = {},
+) {
+  const N = rows.K.length, kvDim = shape.nKvHeads * shape.headDim, qDim = shape.nHeads * shape.headDim;
+  const b = new WasmBackend({ ggmlOrder });
+  await b.init(1 << 22);
+  const kv = new PagedKVCache(b, shape, { pageSize: 4, nPages: 16, maxSeqs: 1, maxPositions: 64, kvType });
+  if (kvType === "f16") assertEquals(kv.layout.pageBytes, PagedKVCache.pageBytes(shape, 4, "f32") / 2);
+  if (opts.slopes) {
+    kv.layout.alibiSlopes = b.alloc(shape.nHeads * 4, "slopes");
+    b.write(kv.layout.alibiSlopes, opts.slopes);
+  }
+  const seq = kv.create();
+  kv.reserve(seq, N);
+  const kPtr = b.alloc(N * kvDim * 4, "k"), vPtr = b.alloc(N * kvDim * 4, "v"), qPtr = b.alloc(N * qDim * 4, "q");
+  const rowsPtr = b.alloc(N * ROW_FIELDS * 4, "rows"), out = b.alloc(N * qDim * 4, "out"), att = b.alloc(shape.nHeads * N * 4, "scores");
+  rows.K.forEach((k, p) => b.write(kPtr + p * kvDim * 4, k));
+  rows.V.forEach((v, p) => b.write(vPtr + p * kvDim * 4, v));
+  b.write(qPtr, rows.q);
+  const meta = new Int32Array(N * ROW_FIELDS);
+  for (let p = 0; p < N; p++) {
+    meta[p * ROW_FIELDS + ROW_PAGE_TABLE] = seq.pageTablePtr;
+    meta[p * ROW_FIELDS + ROW_POS] = p;
+    meta[p * ROW_FIELDS + ROW_START] = W > 0 ? Math.max(0, p - W + 1) : 0;
+  }
+  b.write(rowsPtr, meta);
+  for (let l = 0; l < shape.nLayers; l++) b.kvStore(kv.layout, l, kPtr, vPtr, rowsPtr, N);
+  b.attention(out, qPtr, kv.layout, 1, rowsPtr, N, att);
+  const got = new Float32Array(N * qDim);
+  await b.read(out, got);
+  const half = (a: Float32Array) => {
+    const t = b.alloc(a.length * 2, "t"), r = b.alloc(a.length * 4, "r");
+    b.write(r, a);
+    b.kernels.kv_store_f16(t, r, a.length);
+    b.kernels.kv_load_f16(r, t, a.length);
+    return b.arena.f32(r, a.length).slice();
+  };
+  return { got, half, close: () => b.close() };
+}
+
+test("kv f16: attention over F16 pages (pages of 4, a sliding window, grouped heads) matches exact attention, with and without ggmlOrder", async () => {
+  for (const ggmlOrder of [true, false]) {
+    for (const headDim of [8, 32, 40]) {
+      const shape = { nLayers: 2, nHeads: 4, nKvHeads: 2, headDim };
+      const qDim = shape.nHeads * headDim;
+      const N = 37, W = 10;
+      const rows = randomRows(N, shape.nKvHeads * headDim, qDim);
+      const { got, half, close } = await attendAll("f16", ggmlOrder, shape, rows, W);
+      // the reference sees K and V as the cache holds them (and q rounded to half, as ggml's path rounds it)
+      const Kh = rows.K.map(half), Vh = rows.V.map(half), qh = ggmlOrder ? half(rows.q) : rows.q;
+      for (const p of [0, 5, W - 1, W, 20, N - 1]) {
+        const ref = reference(
+          qh.subarray(p * qDim, (p + 1) * qDim),
+          Kh,
+          Vh,
+          shape.nHeads,
+          shape.nKvHeads,
+          headDim,
+          Math.max(0, p - W + 1),
+          p + 1,
+        );
+        // ggmlOrder: the running output is a half vector, a few half ulps of error; without it f32 throughout
+        const tol = ggmlOrder ? 4e-3 : 2e-5;
+        assertClose(got.subarray(p * qDim, (p + 1) * qDim), ref, tol, `ggmlOrder ${ggmlOrder}, headDim ${headDim}, position ${p}`, 1);
+      }
+      await close();
     }
-    b.write(rows, meta);
-    for (let l = 0; l < shape.nLayers; l++) b.kvStore(kv.layout, l, kPtr, vPtr, rows, N);
-    b.attention(out, qPtr, kv.layout, 1, rows, N, 0);
-    const got = new Float32Array(N * qDim);
-    await b.read(out, got);
-    // the reference sees K and V as the cache holds them
-    const half = (a: Float32Array) => {
-      const t = b.alloc(a.length * 2, "t"), r = b.alloc(a.length * 4, "r");
-      b.write(r, a);
-      b.kernels.kv_store_f16(t, r, a.length);
-      b.kernels.kv_load_f16(r, t, a.length);
-      return b.arena.f32(r, a.length).slice();
-    };
-    const Kh = K.map(half), Vh = V.map(half), qh = half(q);
-    for (const p of [0, 5, W - 1, W, 20, N - 1]) {
-      const ref = reference(
-        qh.subarray(p * qDim, (p + 1) * qDim),
-        Kh,
-        Vh,
-        shape.nHeads,
-        shape.nKvHeads,
-        headDim,
-        Math.max(0, p - W + 1),
-        p + 1,
-      );
-      // the running output is a half vector: a few half ulps of error
-      assertClose(got.subarray(p * qDim, (p + 1) * qDim), ref, 4e-3, `headDim ${headDim}, position ${p}`, 1);
+  }
+});
+
+test("kv f16: without ggmlOrder the F16 cache's attention is the f32 cache's on the halves it holds, bit for bit (ALiBi, windows, grouped heads)", async () => {
+  for (const [headDim, nHeads, nKvHeads, W] of [[64, 4, 4, 0], [32, 6, 2, 9], [40, 4, 1, 0], [6, 2, 2, 5]]) {
+    const shape = { nLayers: 2, nHeads, nKvHeads, headDim };
+    const N = 45;
+    const rows = randomRows(N, nKvHeads * headDim, nHeads * headDim);
+    const slopes = W === 0 && nHeads === 4 ? new Float32Array([0.5, 0.25, 0.125, 0.0625]) : undefined;
+    const h = await attendAll("f16", false, shape, rows, W, { slopes });
+    // the f32 cache holding exactly the halves' values
+    const halved = { K: rows.K.map(h.half), V: rows.V.map(h.half), q: rows.q };
+    const f = await attendAll("f32", false, shape, halved, W, { slopes });
+    const a = new Uint32Array(h.got.buffer), e = new Uint32Array(f.got.buffer);
+    for (let i = 0; i < a.length; i++) {
+      if (a[i] !== e[i]) throw new Error(`headDim ${headDim} heads ${nHeads}/${nKvHeads}: output ${i}: ${h.got[i]} != ${f.got[i]}`);
     }
-    await b.close();
+    await h.close();
+    await f.close();
   }
 });
 
@@ -144,3 +195,35 @@ testShared("kv f16: stories260K greedy output with the F16 cache follows the f32
   while (same < f.length && f[same] === h[same]) same++;
   assert(same >= 50, `F16 cache departs from f32 at token ${same}`);
 });
+
+testShared(
+  "kv f16: default mode's logits are bit-identical on 1 and 2 threads (heads split in every attention call)",
+  [MODEL],
+  async () => {
+    const { ThreadedWasmBackend } = await import("../src/backends/wasm-threads.ts");
+    const { threadSupport } = await import("../src/threads/spawn.ts");
+    if (!threadSupport()) return; // no Workers in this runtime: one thread is the whole story
+    const run = async (backend: WasmBackend) => {
+      const m = await loadModel(MODEL, { backend, kvCacheType: "f16" });
+      try {
+        const seq = m.newSequence();
+        const all: Float32Array[] = [];
+        let logits = await m.prefill(seq, [1, 403, 407, 261, 378, 432, 383]);
+        for (let i = 0; i < 24; i++) {
+          all.push(logits.slice());
+          let best = 0;
+          for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+          logits = await m.decodeOne(seq, best);
+        }
+        return all;
+      } finally {
+        await m.close();
+      }
+    };
+    const one = await run(new WasmBackend()), two = await run(new ThreadedWasmBackend({ threads: 2, minWork: 0 }));
+    for (let i = 0; i < one.length; i++) {
+      const a = new Uint32Array(one[i].buffer), b = new Uint32Array(two[i].buffer);
+      for (let j = 0; j < a.length; j++) if (a[j] !== b[j]) throw new Error(`step ${i} logit ${j}: ${one[i][j]} vs ${two[i][j]}`);
+    }
+  },
+);

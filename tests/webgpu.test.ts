@@ -425,7 +425,7 @@ gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equ
     ]
   ) {
     const queries = [shape.positions - 1, shape.positions >> 1, 0];
-    const cpu = await f16Attention(new WasmBackend(), shape, queries);
+    const cpu = await f16Attention(new WasmBackend({ ggmlOrder: true }), shape, queries); // attention_f16: ggml's one-chunk path
     const backend = new WebGpuBackend();
     const gpu = await f16Attention(backend, shape, queries).finally(() => backend.close());
     assertEquals(gpu.pages, cpu.pages, `headDim ${shape.headDim}: the halves stored`);

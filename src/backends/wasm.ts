@@ -34,17 +34,19 @@ import {
  * - anything else one_chunk's online softmax (attention_f16).
  * The batch stands for llama.cpp's ubatch: both cut a prompt alike when
  * maxBatchRows equals llama.cpp's n_ubatch (512, ggmlOrder's default).
- * Without ggmlOrder every row takes the one-row kernel, whatever the batch and
- * position, so that a row's output does not depend on the rows beside it
- * (batch invariance; the paths reduce in different orders).
+ * Without ggmlOrder every row takes attention_f16_twopass, whatever the batch
+ * and position, so that a row's output does not depend on the rows beside it
+ * (batch invariance; the paths above reduce in different orders): the f32
+ * cache's kernel over halves, several times faster than one_chunk's
+ * half-precision online softmax and closer to exact (its output stays f32).
  */
 export function f16AttentionKernel(
   T: number,
   headDim: number,
   pos: number,
   ggmlOrder = true,
-): "attention_f16" | "attention_f16_tiled" | "attention_f16_split" {
-  if (!ggmlOrder) return "attention_f16";
+): "attention_f16" | "attention_f16_twopass" | "attention_f16_tiled" | "attention_f16_split" {
+  if (!ggmlOrder) return "attention_f16_twopass";
   if (T >= 64 && headDim % 16 === 0) return "attention_f16_tiled";
   return T === 1 && pos >= 256 ? "attention_f16_split" : "attention_f16";
 }
@@ -334,8 +336,9 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * The attention kernel of the cache type: for the F16 cache llama.cpp's flash attention path for a
-   * batch of T rows whose (last) row is at pos (f16AttentionKernel; attention_f16 rounds the row's q to half in place).
+   * The attention kernel of the cache type: for the F16 cache with ggmlOrder llama.cpp's flash attention path
+   * for a batch of T rows whose (last) row is at pos (f16AttentionKernel; attention_f16 rounds the row's q to
+   * half in place), without it attention_f16_twopass.
    */
   protected attentionKernel(kv: KVLayout, T: number, pos: number): AttentionKernel {
     switch (kv.kvType) {

@@ -192,6 +192,8 @@ export const KERNEL_SPEC = {
   kv_store_f16: { args: ["dst", "src", "n"] },
   kv_load_f16: { args: ["out", "src", "n"] },
   attention_f16: ATTENTION,
+  /** The F16 cache without ggmlOrder: the f32 cache's two passes over halves (not llama.cpp's arithmetic). */
+  attention_f16_twopass: ATTENTION,
   attention_f16_split: ATTENTION,
   attention_f16_tiled: ATTENTION,
   /** attention_f16_split's chunk pass alone (tests/ggml-order-split.test.ts checks it against llama.cpp's chunking). */
@@ -251,6 +253,7 @@ export type AttentionKernel =
   | "attention_q8"
   | "attention_u8"
   | "attention_f16"
+  | "attention_f16_twopass"
   | "attention_f16_split"
   | "attention_f16_tiled";
 

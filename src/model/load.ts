@@ -48,8 +48,9 @@ export interface LoadOptions {
   /** Total KV pages; default: enough for every sequence at full context. */
   kvPages?: number;
   /**
-   * Element type of the KV cache: "f32" (default); "f16" (half the bytes; llama.cpp's default cache type, with attention
-   * computed as llama.cpp's CPU flash attention does, so logits match llama.cpp's); "q8_0" (8-bit blocks with a scale,
+   * Element type of the KV cache: "f32" (default); "f16" (half the bytes; llama.cpp's default cache type: with ggmlOrder
+   * attention is computed as llama.cpp's CPU flash attention does, so logits match llama.cpp's; without it, as the f32
+   * cache computes it, on the halves the cache holds); "q8_0" (8-bit blocks with a scale,
    * about a quarter of the bytes); or "u8_asym" (unsigned 8-bit blocks with a scale and a zero point, the seed's
    * asymmetric quantization: x ~ scale * (q - zero_point), a bit over a quarter of the bytes).
    */

@@ -1,0 +1,198 @@
+// Paged attention of one query row in two passes (scores, softmax weights,
+// then the weighted sum of V), generic over the cache's element: f32 (the f32
+// cache's `attention`) or IEEE half (attention_f16_twopass, the F16 cache in
+// default mode), each element widened to f32 as it is loaded. Inline, no state.
+
+import { hsum, madd, f16ToF32, f16x8Lo } from "./math";
+import { reduce4f } from "./quant-util";
+import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
+
+// @ts-ignore: decorator
+@inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
+// @ts-ignore: decorator
+@inline function setF32(p: usize, i: i32, v: f32): void { store<f32>(p + (<usize>i << 2), v); }
+
+/** Four cache elements at p as f32x4 (E = f32, or u16 for IEEE halves). */
+// @ts-ignore: decorator
+@inline function load4<E>(p: usize): v128 {
+  if (sizeof<E>() == 2) return f16x8Lo(v128.load64_zero(p));
+  return v128.load(p);
+}
+
+/** One cache element at p as f32. */
+// @ts-ignore: decorator
+@inline function load1<E>(p: usize): f32 {
+  if (sizeof<E>() == 2) return f16ToF32(load<u16>(p));
+  return load<f32>(p);
+}
+
+/** Address of position p's slot (K or V at byte offset off) in the paged cache. */
+// @ts-ignore: decorator
+@inline function kvSlot(kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, off: i32, slotBytes: usize, p: i32): usize {
+  const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
+  return kvBase + page * <usize>pageBytes + <usize>off + <usize>(p % pageSize) * slotBytes;
+}
+
+/**
+ * `attention` (f32.ts: arguments, and the order every result is reduced in) over slots of kvDim elements
+ * of type E. How, for speed: positions are walked page by page (one page-table load and no division per
+ * position), and within a page position-major, every head of [h0, h1) at one position before the next: a
+ * layer's K (or V) rows of a page are one block of pageSize * kvDim elements, so both passes read it as
+ * one sequential stream that the hardware prefetches (head by head, each head's rows lie a whole slot
+ * apart and every row is a cache miss of its own). Four positions a step share the loads of q (scores)
+ * and of the output row (V).
+ */
+// @ts-ignore: decorator
+@inline export function attendPaged<E>(
+  out: usize, q: usize, att: usize,
+  kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
+  nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
+  slopes: usize, topK: i32, sel: usize,
+): void {
+  const kvMul = nHeads / nKvHeads;
+  const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
+  const len = end - start;
+  const slotBytes = <usize>kvDim * sizeof<E>();
+  const headBytes = <usize>headDim << 2; // of q and out (f32)
+  const kvHeadBytes = <usize>headDim * sizeof<E>(); // of a K or V row
+  const vec = (headDim & 3) == 0;
+  // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance); head h's row at att + 4 h len (by absolute
+  // head: threads splitting heads never overlap)
+  for (let p = start; p < end;) {
+    const run = min(pageSize - p % pageSize, end - p);
+    const k = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p);
+    const j0 = p - start, dist0 = p - end + 1;
+    let j = 0;
+    if (vec) {
+      for (; j + 4 <= run; j += 4) {
+        const kj = k + <usize>j * slotBytes;
+        for (let h = h0; h < h1; h++) {
+          const sc = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
+          score4<E>(sc, q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j);
+        }
+      }
+    }
+    for (; j < run; j++) {
+      const kj = k + <usize>j * slotBytes;
+      for (let h = h0; h < h1; h++) {
+        const sc = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
+        setF32(sc, 0, score1<E>(q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j));
+      }
+    }
+    p += run;
+  }
+  for (let h = h0; h < h1; h++) {
+    const sc = att + ((<usize>h * len) << 2);
+    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3)); // the max is always kept
+    softmaxWeights(sc, len, rowMax(sc, len));
+  }
+  // out = sum_p weight_p * v_p
+  memory.fill(out + <usize>h0 * headBytes, 0, <usize>(h1 - h0) * headBytes);
+  for (let p = start; p < end;) {
+    const run = min(pageSize - p % pageSize, end - p);
+    const v = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, p);
+    const j0 = p - start;
+    let j = 0;
+    if (vec && topK == 0) {
+      for (; j + 4 <= run; j += 4) {
+        const vj = v + <usize>j * slotBytes;
+        for (let h = h0; h < h1; h++) {
+          const w = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
+          weighted4<E>(out + <usize>h * headBytes, w, vj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim);
+        }
+      }
+    }
+    for (; j < run; j++) {
+      const vj = v + <usize>j * slotBytes;
+      for (let h = h0; h < h1; h++) {
+        const a = f32At(att, h * len + j0 + j);
+        if (topK > 0 && a == 0) continue; // not among the top k: its V row is never read
+        weighted1<E>(out + <usize>h * headBytes, a, vj + <usize>(h / kvMul) * kvHeadBytes, headDim);
+      }
+    }
+    p += run;
+  }
+}
+
+/**
+ * Four consecutive positions' scores of one head (k: the first position's head row, slotBytes apart) into
+ * sc[0..3]: four independent chains (each its own, in score1's order) sharing the loads of q, and one
+ * four-lane reduction whose lanes sum as hsum does ((a0 + a2) + (a1 + a3)): score1's bits. dist: the
+ * first position's distance to the query (p - own position, for ALiBi).
+ */
+// @ts-ignore: decorator
+@inline function score4<E>(sc: usize, qh: usize, k0: usize, slotBytes: usize, headDim: i32, scale: f32, slope: f32, dist: i32): void {
+  const k1 = k0 + slotBytes, k2 = k1 + slotBytes, k3 = k2 + slotBytes;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let i = 0; i < headDim; i += 4) {
+    const qv = v128.load(qh + (<usize>i << 2));
+    const e = <usize>i * sizeof<E>();
+    a0 = madd(qv, load4<E>(k0 + e), a0);
+    a1 = madd(qv, load4<E>(k1 + e), a1);
+    a2 = madd(qv, load4<E>(k2 + e), a2);
+    a3 = madd(qv, load4<E>(k3 + e), a3);
+  }
+  let s4 = f32x4.mul(reduce4f(a0, a1, a2, a3), f32x4.splat(scale));
+  if (slope != 0) {
+    let d = f32x4.splat(<f32>dist);
+    d = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(d, 1, <f32>(dist + 1)), 2, <f32>(dist + 2)), 3, <f32>(dist + 3));
+    s4 = f32x4.add(s4, f32x4.mul(f32x4.splat(slope), d));
+  }
+  v128.store(sc, s4);
+}
+
+/** One position's score of one head: an f32x4 chain over the multiples of 4 summed by hsum, then the scalar tail. */
+// @ts-ignore: decorator
+@inline function score1<E>(qh: usize, k: usize, headDim: i32, scale: f32, slope: f32, dist: i32): f32 {
+  const hd4 = headDim & ~3;
+  let acc = f32x4.splat(0);
+  for (let i = 0; i < hd4; i += 4) acc = madd(v128.load(qh + (<usize>i << 2)), load4<E>(k + <usize>i * sizeof<E>()), acc);
+  let s = hsum(acc);
+  for (let i = hd4; i < headDim; i++) s += f32At(qh, i) * load1<E>(k + <usize>i * sizeof<E>());
+  s *= scale;
+  if (slope != 0) s += slope * <f32>dist;
+  return s;
+}
+
+/** The largest of n floats at sc (max is exact: any order gives it). */
+// @ts-ignore: decorator
+@inline function rowMax(sc: usize, n: i32): f32 {
+  let m4 = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) m4 = f32x4.max(m4, v128.load(sc + (<usize>j << 2)));
+  let m = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+  for (; j < n; j++) m = max(m, f32At(sc, j));
+  return m;
+}
+
+/**
+ * oh += w[0] v0 + w[1] v1 + w[2] v2 + w[3] v3 over a head of headDim (a multiple of 4) floats, the four V
+ * rows slotBytes apart from v0: each element takes the four products in position order (weighted1's bits
+ * four times over), with a quarter of the loads and stores of the output row.
+ */
+// @ts-ignore: decorator
+@inline function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32): void {
+  const v1 = v0 + slotBytes, v2 = v1 + slotBytes, v3 = v2 + slotBytes;
+  const b0 = v128.load32_splat(w), b1 = v128.load32_splat(w, 4), b2 = v128.load32_splat(w, 8), b3 = v128.load32_splat(w, 12);
+  for (let i = 0; i < headDim; i += 4) {
+    const o = oh + (<usize>i << 2), e = <usize>i * sizeof<E>();
+    let acc = v128.load(o);
+    acc = madd(b0, load4<E>(v0 + e), acc);
+    acc = madd(b1, load4<E>(v1 + e), acc);
+    acc = madd(b2, load4<E>(v2 + e), acc);
+    acc = madd(b3, load4<E>(v3 + e), acc);
+    v128.store(o, acc);
+  }
+}
+
+/** oh += a v over a head of headDim floats. */
+// @ts-ignore: decorator
+@inline function weighted1<E>(oh: usize, a: f32, v: usize, headDim: i32): void {
+  const hd4 = headDim & ~3;
+  const a4 = f32x4.splat(a);
+  for (let i = 0; i < hd4; i += 4) {
+    const o = oh + (<usize>i << 2);
+    v128.store(o, madd(a4, load4<E>(v + <usize>i * sizeof<E>()), v128.load(o)));
+  }
+  for (let i = hd4; i < headDim; i++) setF32(oh, i, f32At(oh, i) + a * load1<E>(v + <usize>i * sizeof<E>()));
+}
