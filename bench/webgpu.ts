@@ -221,14 +221,18 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
  * Where a greedy decode step's GPU time goes: each dispatch timed in its own
  * pass (timestamp queries), summed per kernel over `steps` tokens.
  */
-async function profileDecode(path: string, steps: number): Promise<Record<string, number>> {
+async function profileDecode(path: string, steps: number, sampled = false): Promise<Record<string, number>> {
   const backend = new WebGpuBackend({ profile: true });
   const model = await loadModel(path, { backend, contextLength: 512 });
   const seq = model.newSequence();
-  await model.prefill(seq, prompt(8));
-  const t0 = (await model.decodeGreedy(seq, 5, 4))[3];
+  const history = prompt(8);
+  await model.prefill(seq, history);
+  // sampled: temperature 0.8, top-p 0.9 drawn on the device, as sampledTps
+  const sampler = new Sampler(model.vocabSize, { temperature: 0.8, topP: 0.9, seed: 1 });
+  const run = (t: number, n: number) => sampled ? model.decodeSampled(seq, t, n, sampler, history) : model.decodeGreedy(seq, t, n);
+  const t0 = (await run(5, 4))[3];
   await backend.gpuTimes(); // drop the warm-up
-  await model.decodeGreedy(seq, t0, steps);
+  await run(t0, steps);
   const times = await backend.gpuTimes();
   await model.close();
   const perToken: Record<string, number> = {};
@@ -438,6 +442,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     if (profile) {
       Object.assign(r, {
         profileUs: await profileDecode(path, 32),
+        profileSampledUs: await profileDecode(path, 32, true),
         [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
       });
     }
