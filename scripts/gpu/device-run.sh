@@ -30,9 +30,20 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ ! -e /tmp/tests-done ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = split ]; then
+  # where the host's time per greedy token goes (each WebGPU call timed), at three submit sizes
+  for shape in stories110M:F32 llama-1b:Q4_0; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 8 --chunk 8 --wasm-prefill 0 --prefill 16 --keep --dir /tmp >/dev/null 2>&1
+    for se in 256 64 4096; do
+      echo "split ${shape} submitEvery $se" | tee -a "$OUT/bench.log"
+      /tmp/deno run -A --no-check bench/_host19b.ts "/tmp/kvasm-bench-${shape%%:*}-${shape#*:}.gguf" 240 $se 2>&1 | tee -a "$OUT/bench.log"
+    done
+  done
+  exit 0
 fi
 if [ "$what" = tiles ]; then
   # prefill with matmul tiles of 32 token rows and of 64

@@ -1,0 +1,28 @@
+// wraps WebGPU prototype methods with timers (host microseconds per call site)
+export function splitTimers(): Record<string, number> {
+  const g = globalThis as unknown as Record<string, { prototype: Record<string, unknown> }>;
+  const t: Record<string, number> = {};
+  const wrap = (cls: string, names: string[]) => {
+    const proto = g[cls]?.prototype;
+    if (!proto) return;
+    for (const name of names) {
+      const f = proto[name] as (...a: unknown[]) => unknown;
+      if (typeof f !== "function") continue;
+      const key = `${cls.replace("GPU", "")}.${name}`;
+      t[key] = 0;
+      proto[name] = function (this: unknown, ...a: unknown[]) {
+        const s = performance.now();
+        try {
+          return f.apply(this, a);
+        } finally {
+          t[key] += performance.now() - s;
+        }
+      };
+    }
+  };
+  wrap("GPUComputePassEncoder", ["setPipeline", "setBindGroup", "dispatchWorkgroups", "end"]);
+  wrap("GPUCommandEncoder", ["beginComputePass", "finish", "copyBufferToBuffer"]);
+  wrap("GPUQueue", ["submit", "writeBuffer"]);
+  wrap("GPUDevice", ["createCommandEncoder", "createBindGroup"]);
+  return t;
+}
