@@ -30,6 +30,7 @@ import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
+import { generate } from "../src/generate.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -202,6 +203,19 @@ async function sampledTps(model: Model, steps: number, chunk: number): Promise<n
   const ms = performance.now() - t;
   model.releaseSequence(seq);
   return steps / (ms / 1000);
+}
+
+/** generate() at temperature 0 for `steps` tokens (no stop strings): the rate a caller of the library sees. */
+async function generateTps(model: Model, steps: number): Promise<number> {
+  const run = async (maxTokens: number) => {
+    const gen = generate(model, prompt(8), { temperature: 0, maxTokens });
+    let r = await gen.next();
+    while (!r.done) r = await gen.next();
+    return r.value;
+  };
+  await run(8); // warm
+  const r = await run(steps);
+  return r.tokens.length / (r.decodeMs / 1000);
 }
 
 /** Aggregate tok/s of B sequences stepping together, one token each, logits read back every step. */
@@ -393,6 +407,8 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       ? await greedyHostTimed(model, decodeSteps, decodeSteps)
       : { tps: NaN, forwardUs: NaN };
     const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
+    // the same tokens through generate(), which runs ahead in calls of 4, 8, ... up to 256 (src/generate.ts)
+    const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
@@ -422,6 +438,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
         ? {
           greedyOverlapTps: +greedyOverlap.toFixed(1),
           sampledOverlapTps: +sampledOverlap.toFixed(1),
+          generateTps: +generated.toFixed(1),
           // the host's time per token inside forward (overlapped run), against the token's wall time
           forwardUsPerToken: +forwardUs.toFixed(1),
           hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
