@@ -1,10 +1,13 @@
 import { loadModel } from "../src/model/load.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { splitTimers } from "./_split.ts";
-const split = splitTimers();
+// NOSPLIT=1: no per-call timers (their own cost); argument 4: maxBatchRows (the bench loads with 128 or 512)
+const wrapCalls = !Deno.env.get("NOSPLIT");
+const split = wrapCalls ? splitTimers() : {} as Record<string, number>;
 const path = Deno.args[0];
 const backend = new WebGpuBackend({ submitEvery: Number(Deno.args[2] ?? 256) });
-const model = await loadModel(path, { backend, contextLength: 512 });
+const rows = Number(Deno.args[3] ?? 0);
+const model = await loadModel(path, { backend, contextLength: 512, ...(rows ? { maxBatchRows: rows } : {}) });
 const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
 const fwd = arch.forward;
 let ms = 0, calls = 0;
@@ -16,7 +19,7 @@ arch.forward = function (this: unknown, ...a: unknown[]) {
 };
 const b = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
 const timers: Record<string, number> = {};
-for (const name of ["submit", "dispatch", "record", "pipeline", "bindGroup", "bindGroup3", "stateBuffer"]) {
+for (const name of !wrapCalls ? [] : ["submit", "dispatch", "record", "pipeline", "bindGroup", "bindGroup3", "stateBuffer"]) {
   const f = b[name];
   timers[name] = 0;
   b[name] = function (this: unknown, ...a: unknown[]) {
