@@ -4,7 +4,7 @@
 # README section "WebGPU"); the Vulkan loader travels in .gl.
 #   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split]
 # gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
-# split: each WebGPU call's host time per greedy token (bench/_host19b.ts), with and without the timers and 512 batch rows.
+# split: each WebGPU call's host time per greedy token (bench/webgpu-host.ts), with and without the timers and 512 batch rows.
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
@@ -50,7 +50,7 @@ if [ "$what" = split ]; then
     for v in "256 0" "256 512" "256 512 nosplit" "256 0 nosplit"; do
       set -- $v
       echo "split ${shape} submitEvery $1 maxBatchRows $2 $3" | tee -a "$OUT/bench.log"
-      NOSPLIT=${3:+1} /tmp/deno run -A --no-check bench/_host19b.ts "/tmp/kvasm-bench-${shape%%:*}-${shape#*:}.gguf" 240 $1 $2 2>&1 | tee -a "$OUT/bench.log"
+      NOSPLIT=${3:+1} /tmp/deno run -A --no-check bench/webgpu-host.ts "/tmp/kvasm-bench-${shape%%:*}-${shape#*:}.gguf" 240 $1 $2 2>&1 | tee -a "$OUT/bench.log"
     done
   done
   exit 0

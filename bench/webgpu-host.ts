@@ -1,6 +1,13 @@
+/**
+ * Where the host's time per greedy token goes on WebGPU (issue 19: is decode bound by the host or the GPU?).
+ *   deno run -A bench/webgpu-host.ts MODEL.gguf [tokens per call, 100] [submitEvery, 256] [maxBatchRows, default]
+ * Decodes two calls of `tokens` (Model.decodeGreedy: readbacks overlapped) and prints per token: the wall time, the
+ * time inside the architecture's forward (all of a token's recording), the backend's record/dispatch/submit and,
+ * unless NOSPLIT=1, each WebGPU call's (bench/webgpu-call-timers.ts). scripts/gpu/device-run.sh split runs it.
+ */
 import { loadModel } from "../src/model/load.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
-import { splitTimers } from "./_split.ts";
+import { splitTimers } from "./webgpu-call-timers.ts";
 // NOSPLIT=1: no per-call timers (their own cost); argument 4: maxBatchRows (the bench loads with 128 or 512)
 const wrapCalls = !Deno.env.get("NOSPLIT");
 const split = wrapCalls ? splitTimers() : {} as Record<string, number>;
