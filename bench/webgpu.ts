@@ -30,6 +30,7 @@ import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
+import { generate } from "../src/generate.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -204,6 +205,19 @@ async function sampledTps(model: Model, steps: number, chunk: number): Promise<n
   return steps / (ms / 1000);
 }
 
+/** generate() at temperature 0 for `steps` tokens (no stop strings): the rate a caller of the library sees. */
+async function generateTps(model: Model, steps: number): Promise<number> {
+  const run = async (maxTokens: number) => {
+    const gen = generate(model, prompt(8), { temperature: 0, maxTokens });
+    let r = await gen.next();
+    while (!r.done) r = await gen.next();
+    return r.value;
+  };
+  await run(8); // warm
+  const r = await run(steps);
+  return r.tokens.length / (r.decodeMs / 1000);
+}
+
 /** Aggregate tok/s of B sequences stepping together, one token each, logits read back every step. */
 async function batchTps(model: Model, B: number, steps: number): Promise<number> {
   const seqs = Array.from({ length: B }, () => model.newSequence());
@@ -221,14 +235,18 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
  * Where a greedy decode step's GPU time goes: each dispatch timed in its own
  * pass (timestamp queries), summed per kernel over `steps` tokens.
  */
-async function profileDecode(path: string, steps: number): Promise<Record<string, number>> {
+async function profileDecode(path: string, steps: number, sampled = false): Promise<Record<string, number>> {
   const backend = new WebGpuBackend({ profile: true });
   const model = await loadModel(path, { backend, contextLength: 512 });
   const seq = model.newSequence();
-  await model.prefill(seq, prompt(8));
-  const t0 = (await model.decodeGreedy(seq, 5, 4))[3];
+  const history = prompt(8);
+  await model.prefill(seq, history);
+  // sampled: temperature 0.8, top-p 0.9 drawn on the device, as sampledTps
+  const sampler = new Sampler(model.vocabSize, { temperature: 0.8, topP: 0.9, seed: 1 });
+  const run = (t: number, n: number) => sampled ? model.decodeSampled(seq, t, n, sampler, history) : model.decodeGreedy(seq, t, n);
+  const t0 = (await run(5, 4))[3];
   await backend.gpuTimes(); // drop the warm-up
-  await model.decodeGreedy(seq, t0, steps);
+  await run(t0, steps);
   const times = await backend.gpuTimes();
   await model.close();
   const perToken: Record<string, number> = {};
@@ -389,6 +407,8 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
       ? await greedyHostTimed(model, decodeSteps, decodeSteps)
       : { tps: NaN, forwardUs: NaN };
     const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
+    // the same tokens through generate(), which runs ahead in calls of 4, 8, ... up to 256 (src/generate.ts)
+    const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
     const weightBytes = model.weightBytes;
@@ -418,6 +438,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
         ? {
           greedyOverlapTps: +greedyOverlap.toFixed(1),
           sampledOverlapTps: +sampledOverlap.toFixed(1),
+          generateTps: +generated.toFixed(1),
           // the host's time per token inside forward (overlapped run), against the token's wall time
           forwardUsPerToken: +forwardUs.toFixed(1),
           hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
@@ -438,6 +459,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     if (profile) {
       Object.assign(r, {
         profileUs: await profileDecode(path, 32),
+        profileSampledUs: await profileDecode(path, 32, true),
         [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
       });
     }

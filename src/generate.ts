@@ -45,8 +45,11 @@ export interface GenerationResult {
  * finish reasons.
  * Prefill runs the whole prompt as one batch; decode feeds one token per step.
  * Greedy decoding on a backend that picks on the device (WebGPU) runs ahead
- * instead: Model.decodeGreedy computes a run of tokens per readback (4, then
- * doubling up to GREEDY_ROWS), and the tokens are then taken one at a time as
+ * instead: Model.decodeGreedy computes a call of tokens (4, then doubling up to
+ * GREEDY_ROWS, and on to RUN_AHEAD_MAX while calls come back within
+ * RUN_AHEAD_MS: a call of more than GREEDY_ROWS reads each run back while the
+ * next runs; nextRunAhead),
+ * and the tokens are then taken one at a time as
  * before, so EOS, stop strings and maxTokens end generation at the same token;
  * what was computed past it is dropped with the sequence. It applies when
  * nothing needs the logits on the host: temperature 0 (or topK 1), no bias or
@@ -110,7 +113,7 @@ export async function* generate(
           ? await model.decodeSampled(seq, pick, n, sampler, choice.history)
           : await model.decodeGreedy(seq, pick, n);
         ahead.at = 0;
-        ahead.chunk = Math.min(ahead.chunk * 2, GREEDY_ROWS);
+        ahead.chunk = nextRunAhead(ahead.chunk, performance.now() - t2);
       } else {
         logits = await model.decodeOne(seq, pick);
       }
@@ -128,6 +131,22 @@ export async function* generate(
   } finally {
     model.releaseSequence(seq);
   }
+}
+
+/** Tokens one run-ahead call computes at most: four device runs, each read back while the next runs. */
+export const RUN_AHEAD_MAX = 4 * GREEDY_ROWS;
+/** Past GREEDY_ROWS, a call that took less than this doubles the next: text still streams at least every ~2 x this. */
+export const RUN_AHEAD_MS = 150;
+
+/**
+ * The next run-ahead call's length after a call of `chunk` tokens took `ms`: doubling up to GREEDY_ROWS (one
+ * device run per readback), then on up to RUN_AHEAD_MAX while calls come back within RUN_AHEAD_MS. Calls of
+ * more than GREEDY_ROWS overlap their readbacks (Model.decodeGreedy/decodeSampled; 1.2-1.8x the rate of calls
+ * of 64 on the H200), but generate() only yields between calls and drops what was computed past a stop, so
+ * the device's speed, not a fixed count, bounds how long text waits for those.
+ */
+export function nextRunAhead(chunk: number, ms: number): number {
+  return chunk < GREEDY_ROWS || ms < RUN_AHEAD_MS ? Math.min(chunk * 2, RUN_AHEAD_MAX) : chunk;
 }
 
 /**

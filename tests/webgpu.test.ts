@@ -10,7 +10,8 @@ import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
-import { generate, type GenerateOptions } from "../src/generate.ts";
+import { generate, type GenerateOptions, nextRunAhead, RUN_AHEAD_MAX, RUN_AHEAD_MS } from "../src/generate.ts";
+import { GREEDY_ROWS } from "../src/architectures/architecture.ts";
 import { argmax, Sampler } from "../src/sampling/sampler.ts";
 import { Rng } from "../src/sampling/rng.ts";
 import type { SamplingParams } from "../src/sampling/params.ts";
@@ -226,6 +227,20 @@ gpuTest("decodeGreedy picks on the device the ids a host argmax picks, across re
   }
 });
 
+test("generate's run-ahead calls double up to one device run, then on up to four while they come back fast", () => {
+  assertEquals(RUN_AHEAD_MAX, 4 * GREEDY_ROWS);
+  const grow = (ms: number) => {
+    let chunk = 4;
+    const seen = [chunk];
+    for (let i = 0; i < 8; i++) seen.push(chunk = nextRunAhead(chunk, ms));
+    return seen;
+  };
+  assertEquals(grow(RUN_AHEAD_MS / 2), [4, 8, 16, 32, 64, 128, 256, 256, 256]);
+  // slow calls (a slow device): one run per readback as before, so text is not held back longer
+  assertEquals(grow(RUN_AHEAD_MS), [4, 8, 16, 32, 64, 64, 64, 64, 64]);
+  assertEquals(nextRunAhead(128, 10 * RUN_AHEAD_MS), 128);
+});
+
 gpuTest(
   "generate at temperature 0 runs ahead on the device and ends where per-token decoding ends",
   [STORIES("stories260K.gguf"), GOLDEN],
@@ -235,14 +250,26 @@ gpuTest(
     try {
       const ahead = await drain(generate(model, ref.prompt_ids, { temperature: 0, maxTokens: ref.greedy_ids.length }));
       compareGreedyIds(ahead.tokens, await stepsFor(STORIES("stories260K.gguf"), ref));
-      // a stop string mid-run, and maxTokens inside a run: the same tokens, text and reason as token by token (onToken keeps generate on that path)
-      for (const opts of [{ stop: [" park"] }, { maxTokens: 11 }]) {
+      // each call is 4 tokens, then the last one's length or twice it (nextRunAhead), or what is left of maxTokens
+      const calls: number[] = [];
+      const decodeGreedy = model.decodeGreedy.bind(model);
+      model.decodeGreedy = (seq, token, n) => (calls.push(n), decodeGreedy(seq, token, n));
+      // a stop string mid-run, maxTokens inside a run, and a long run: the same tokens, text and reason as token by token (onToken keeps generate on that path)
+      for (const opts of [{ stop: [" park"] }, { maxTokens: 11 }, { maxTokens: 90 }] as GenerateOptions[]) {
+        calls.length = 0;
         const fast = await drain(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts }));
+        assertEquals(calls[0], 4);
+        for (let i = 1; i < calls.length; i++) {
+          assert(
+            calls[i] <= RUN_AHEAD_MAX && [calls[i - 1], 2 * calls[i - 1]].includes(calls[i]) || i === calls.length - 1,
+            `calls ${calls}`,
+          );
+        }
         const slow = await drain(generate(model, ref.prompt, { temperature: 0, maxTokens: 40, ...opts, onToken: () => {} }));
         assertEquals(fast.tokens, slow.tokens, JSON.stringify(opts));
         assertEquals(fast.text, slow.text);
         assertEquals(fast.finishReason, slow.finishReason);
-        assertEquals(fast.finishReason, opts.stop ? "stop" : "length");
+        if (opts.maxTokens !== 90) assertEquals(fast.finishReason, opts.stop ? "stop" : "length"); // 90 may end at EOS
       }
     } finally {
       await model.close();

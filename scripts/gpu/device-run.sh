@@ -2,7 +2,9 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split]
+# gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
+# split: each WebGPU call's host time per greedy token (bench/webgpu-host.ts), with and without the timers and 512 batch rows.
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
@@ -30,9 +32,28 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ ! -e /tmp/tests-done ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ ! -e /tmp/tests-done ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
+fi
+if [ "$what" = gen ]; then
+  # decode of 256 tokens: four calls of 64, one call, generate() (calls of 4, 8, ... 256), sampled; three models
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --dir /tmp"
+  /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q4_0 $kv --json "$OUT/bench-110m.json" 2>&1 | tee -a "$OUT/bench.log"
+  /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 $kv --json "$OUT/bench-1b.json" 2>&1 | tee -a "$OUT/bench.log"
+  exit 0
+fi
+if [ "$what" = split ]; then
+  # where the host's time per greedy token goes (each WebGPU call timed), at three submit sizes
+  for shape in stories110M:F32 llama-1b:Q4_0; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "${shape%%:*}" --types "${shape#*:}" --decode 8 --chunk 8 --wasm-prefill 0 --prefill 16 --keep --dir /tmp >/dev/null 2>&1
+    for v in "256 0" "256 512" "256 512 nosplit" "256 0 nosplit"; do
+      set -- $v
+      echo "split ${shape} submitEvery $1 maxBatchRows $2 $3" | tee -a "$OUT/bench.log"
+      NOSPLIT=${3:+1} /tmp/deno run -A --no-check bench/webgpu-host.ts "/tmp/kvasm-bench-${shape%%:*}-${shape#*:}.gguf" 240 $1 $2 2>&1 | tee -a "$OUT/bench.log"
+    done
+  done
+  exit 0
 fi
 if [ "$what" = tiles ]; then
   # prefill with matmul tiles of 32 token rows and of 64
