@@ -104,9 +104,13 @@ export function runStateBytes(c: Derived, shape: RunShape): Record<RunBuffer, nu
   } satisfies Record<RunBuffer, number>;
 }
 
+const CONTEXT_SIZED: ReadonlySet<string> = new Set<RunBuffer>(["attScratch", "ropeTable"]);
+
 /** Adds every run-state buffer to the arena plan, in RunState's order; `runState` then reads their placed addresses. */
 export function planRunState(plan: ArenaPlan, c: Derived, shape: RunShape): Record<RunBuffer, Region> {
-  return mapRecord(runStateBytes(c, shape), (bytes, what) => plan.add(`scratch ${what}`, bytes));
+  // the two buffers that grow with the context are left to be committed by their first writes (WebAssembly memory
+  // starts zeroed): a forged context_length of 2^20 otherwise costs 64 MiB and seconds at load (fuzz, README)
+  return mapRecord(runStateBytes(c, shape), (bytes, what) => plan.add(`scratch ${what}`, bytes, 64, { lazy: CONTEXT_SIZED.has(what) }));
 }
 
 export function runState(regions: Record<RunBuffer, Region>, at: Placement, shape: RunShape): RunState {

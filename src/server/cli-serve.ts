@@ -61,6 +61,13 @@ export const SERVE_COMMAND: CommandSpec = {
       value: "native|node",
       help: "node: serve through node:http (under Deno, what --idle-timeout selects); default: the runtime's own server",
     },
+    {
+      name: "gc-slack",
+      kind: "number",
+      min: 0,
+      value: "MIB",
+      help: "Bun: a full garbage collection each time resident memory grows this much past the last one's level (default 16; 0: off)",
+    },
     { name: "cors", kind: "string", value: "ORIGIN", help: "allow browsers from ORIGIN (or * for any) to call the API" },
     { name: "quiet", kind: "boolean", help: "no log line per request on stderr" },
   ],
@@ -108,7 +115,14 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     log: f.boolean("quiet") ? null : (line) => io.err(`${line}\n`),
     limits,
   });
-  const server = await serve(handler.fetch, { host, port, idleTimeoutMs: seconds("idle-timeout"), http });
+  const gcSlack = f.number("gc-slack");
+  const server = await serve(handler.fetch, {
+    host,
+    port,
+    idleTimeoutMs: seconds("idle-timeout"),
+    http,
+    ...(gcSlack !== undefined ? { gcSlackBytes: gcSlack * 2 ** 20 } : {}),
+  });
   io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.sequences.maxSequences} sequences in parallel)\n`);
   if (isDeno && http !== "node") {
     io.err("kvasm: Deno.serve closes no idle or half-sent connection (they hold no slot); --idle-timeout S serves through node:http\n");

@@ -5,6 +5,9 @@
  * prefilled (the handler bounds the body's arrival itself), and switched back
  * on when its response is handed over (an event stream: when it ends). Bun (uWS) counts it in 4 s ticks
  * and closes a connection whose headers never complete after about 10 s.
+ * Each request also lets a ResidentCollector (bun-collector.ts) check
+ * resident memory, since JavaScriptCore's own schedule of full collections
+ * cannot see the native memory dead requests pin.
  */
 import {
   DEFAULT_HOST,
@@ -15,6 +18,7 @@ import {
   type ServeOptions,
   urlOf,
 } from "./serve-types.ts";
+import { ResidentCollector } from "./bun-collector.ts";
 
 // deno-lint-ignore no-explicit-any
 declare const Bun: any;
@@ -24,12 +28,15 @@ export function serveBun(handler: FetchHandler, opts: ServeOptions = {}): Promis
   const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   // Bun counts whole seconds, at most 255
   const idleTimeout = idleMs <= 0 ? 0 : Math.min(255, Math.max(1, Math.ceil(idleMs / 1000)));
+  const proc = (globalThis as unknown as { process: { memoryUsage: { rss(): number } } }).process;
+  const collector = new ResidentCollector(() => proc.memoryUsage.rss(), () => Bun.gc(true), { slackBytes: opts.gcSlackBytes });
   const server = Bun.serve({
     hostname,
     port: opts.port ?? DEFAULT_PORT,
     idleTimeout,
     // deno-lint-ignore no-explicit-any
     async fetch(req: Request, srv: any) {
+      collector.check();
       if (idleTimeout === 0 || typeof srv.timeout !== "function") return handler(req);
       srv.timeout(req, 0);
       const rearm = () => srv.timeout(req, idleTimeout);
@@ -43,5 +50,5 @@ export function serveBun(handler: FetchHandler, opts: ServeOptions = {}): Promis
       return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
     },
   });
-  return Promise.resolve({ url: urlOf(hostname, server.port), port: server.port, close: () => server.stop(true) });
+  return Promise.resolve({ url: urlOf(hostname, server.port), port: server.port, close: () => server.stop(true), collector });
 }

@@ -1,3 +1,5 @@
+import type { CollectorStats } from "./bun-collector.ts";
+
 /** What every runtime adapter takes and returns: a fetch handler in, a listening server out. */
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
 
@@ -14,6 +16,11 @@ export interface ServeOptions {
   idleTimeoutMs?: number;
   /** "node": node:http on any runtime (under Deno, the way to get the idle timeout); default: the runtime's own server. */
   http?: "native" | "node";
+  /**
+   * Bun only: resident growth (bytes) over the level after the last full garbage collection
+   * past which the next one runs (bun-collector.ts; default 16 MiB, 0: leave it to the runtime).
+   */
+  gcSlackBytes?: number;
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
@@ -24,6 +31,8 @@ export interface RunningServer {
   readonly port: number;
   /** Stops accepting, ends open connections, resolves when the socket is closed. */
   close(): Promise<void>;
+  /** Bun: the full collections the server ran (bun-collector.ts). */
+  readonly collector?: CollectorStats;
 }
 
 export const DEFAULT_HOST = "127.0.0.1";

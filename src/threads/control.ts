@@ -150,6 +150,10 @@ export function threadView(memory: WebAssembly.Memory, exports: Record<string, u
   };
 }
 
+// Kernels are called with `fn.apply(null, argv)`, not `fn(...argv)`: in Bun (JavaScriptCore) a spread call from a pool
+// thread, which never returns to its event loop, left memory behind that the thread did not give back (a 16-sequence
+// engine on stories260K, 2 threads: resident 87 -> 119 MiB over 38,400 tokens, flat at 79-81 MiB with apply;
+// bench/serve-load.ts, README "Serving").
 const argv: number[] = [];
 
 /** The NEXT word that opens generation `gen` at chunk 0. */
@@ -186,7 +190,7 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
     for (let i = 0; i < n; i++) argv[i] += lo * c[STRIDES + i];
     argv[c[COUNT_ARG]] = hi - lo;
   }
-  v.fns[c[FN]](...argv);
+  v.fns[c[FN]].apply(null, argv);
 }
 
 /**
@@ -210,6 +214,6 @@ function runAttention(v: ThreadView, h0: number, h1: number): void {
     argv[c[ATT.pageTableArg]] = heap[r + c[ATT.rowPageTable]];
     argv[c[ATT.startArg]] = start;
     argv[c[ATT.endArg]] = end;
-    attention(...argv);
+    attention.apply(null, argv);
   }
 }
