@@ -61,3 +61,6 @@
 @inline export const Q6_K_BYTES: usize = 210; // 128 bytes of low bits, 64 bytes of high bits, 16 int8 scales, f16 d
 // @ts-ignore: decorator
 @inline export const Q8_K_BYTES: usize = 292; // f32 d, 256 int8, 16 i16 bsums
+// kvasm's activation format for Q4_0 and Q8_0 weights (not a ggml type; quantize_q8_s in quant-act.ts)
+// @ts-ignore: decorator
+@inline export const Q8_S_BYTES: usize = 40; // f32 d (Q8_0's f16 d, widened), i32 sum of the 32 int8, 32 int8

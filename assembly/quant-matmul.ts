@@ -1,5 +1,7 @@
 // Quantized matmuls: out[t*d + r] = W[r] . x[t] for r in [r0, r1), t < T.
-// W: d rows of n elements in ggml blocks; xq: T rows of quantized activations.
+// W: d rows of n elements in ggml blocks; xq: T rows of quantized activations
+// (Q8_S for Q4_0 and Q8_0: Q8_0's values with d as f32 and the block sum; Q8_0,
+// Q8_1 or Q8_K for the others, as ggml pairs them).
 //
 // Every kernel computes the integer dot product of one weight block with one
 // activation block exactly (i32), converts it to f32 once per block, and
@@ -9,15 +11,16 @@
 // and results do not depend on r0/r1.
 //
 // Work is done in tiles of four (weight row, activation row) pairs:
-//   T == 1: four weight rows against one activation row (the activation loads are shared);
+//   T == 1: four weight rows against one activation row (the activation loads are shared;
+//           Q4_0 and Q8_0: gemv() in quant-gemm.ts, with the tiles' per-block step);
 //   T > 1:  one weight row against four activation rows (each weight block is
 //           unpacked once and used four times; the row stays in L1 across t).
 import { f16, f16x4, reduce4i, reduce4i16, reduce4f, dot16, q3kScalesLo, q3kScalesHi } from "./quant-util";
 import {
   Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
-  Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_K_BYTES,
+  Q4_0_BYTES, Q4_1_BYTES, Q5_0_BYTES, Q5_1_BYTES, Q8_0_BYTES, Q8_1_BYTES, Q2_K_BYTES, Q3_K_BYTES, Q4_K_BYTES, Q5_K_BYTES, Q6_K_BYTES, Q8_K_BYTES, Q8_S_BYTES,
 } from "./ggml-common";
-import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
+import { gemm, gemmChunk, gemv, hasGemm } from "./quant-gemm";
 
 // Kinds are ggml type ids (ggml-common.ts).
 
@@ -36,12 +39,17 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
   return k == Q4_0 ? Q4_0_BYTES : k == Q4_1 ? Q4_1_BYTES : k == Q5_0 ? Q5_0_BYTES : k == Q5_1 ? Q5_1_BYTES : k == Q8_0 ? Q8_0_BYTES
     : k == Q2_K ? Q2_K_BYTES : k == Q3_K ? Q3_K_BYTES : k == Q4_K ? Q4_K_BYTES : k == Q5_K ? Q5_K_BYTES : Q6_K_BYTES;
 }
-/** Bytes per activation block: Q8_0 (34), Q8_1 (36) or Q8_K (292). */
+/** Do Q8_S activations (f32 d at 0, i32 sum at 4, int8 at 8) go with weight type k? */
 // @ts-ignore: decorator
-@inline function aBytes(k: i32): usize { return isK(k) ? Q8_K_BYTES : (k == Q4_1 || k == Q5_1) ? Q8_1_BYTES : Q8_0_BYTES; }
+@inline function isS(k: i32): bool { return k == Q4_0 || k == Q8_0; }
+/** Bytes per activation block: Q8_S (40), Q8_0 (34), Q8_1 (36) or Q8_K (292). */
+// @ts-ignore: decorator
+@inline function aBytes(k: i32): usize {
+  return isK(k) ? Q8_K_BYTES : isS(k) ? Q8_S_BYTES : (k == Q4_1 || k == Q5_1) ? Q8_1_BYTES : Q8_0_BYTES;
+}
 /** Offset of the int8 values in an activation block. */
 // @ts-ignore: decorator
-@inline function aQs(k: i32): usize { return isK(k) ? 4 : (k == Q4_1 || k == Q5_1) ? 4 : 2; }
+@inline function aQs(k: i32): usize { return isK(k) ? 4 : isS(k) ? 8 : (k == Q4_1 || k == Q5_1) ? 4 : 2; }
 /** Offset of the f16 d in a weight block. */
 // @ts-ignore: decorator
 @inline function wD(k: i32): usize { return k == Q2_K ? 80 : k == Q3_K ? 108 : k == Q6_K ? 208 : 0; }
@@ -160,7 +168,8 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
  * signed one. The two halves' i16 partials are added before widening (|lane| <= 2*2*63*127
  * fits i16 for every type but Q8_0), and the widening pmaddwd multiplies by the
  * sub-block's integer scale (ones where there is none).
- * off: Q4_0/Q5_0's 8 (16) x the activation lane sums, subtracted in i16 (still fits).
+ * off: Q5_0's 16 x the activation lane sums, subtracted in i16 (still fits); Q4_0's
+ * 8 x the block sum is subtracted after the reduction (tile()), from Q8_S's stored sum.
  */
 // @ts-ignore: decorator
 @inline function step(k: i32, s: v128, u0: v128, u1: v128, x0: v128, x1: v128, c0: i32, c1: i32, ones16: v128, off: v128, sv: v128): v128 {
@@ -169,7 +178,7 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
     return i32x4.add(s, i32x4.add(i32x4.dot_i16x8_s(dot16(u0, x0), ones16), i32x4.dot_i16x8_s(dot16(u1, x1), ones16)));
   }
   const p = i16x8.add(dot16(u0, x0), dot16(u1, x1));
-  if (k == Q4_0 || k == Q5_0) return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.sub(p, off), ones16));
+  if (k == Q5_0) return i32x4.add(s, i32x4.dot_i16x8_s(i16x8.sub(p, off), ones16));
   if (!isK(k)) return i32x4.add(s, i32x4.dot_i16x8_s(p, ones16));
   if (k == Q4_K || k == Q5_K) return i32x4.add(s, i32x4.dot_i16x8_s(p, i16x8.splat(<i16>c0)));
   if (k == Q6_K) {
@@ -252,10 +261,10 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
 // @ts-ignore: decorator
 @inline function flip(v: v128, m: v128): v128 { return i8x16.sub(v128.xor(v, m), m); }
 
-/** Q4_0/Q5_0's offset term for activation halves x0, x1: (Σ lane pairs) << sh, as i16x8. */
+/** Q5_0's offset term for activation halves x0, x1: (Σ lane pairs) << 4, as i16x8. */
 // @ts-ignore: decorator
-@inline function offA(k: i32, x0: v128, x1: v128, ones8: v128): v128 {
-  return i16x8.shl(i16x8.add(dot16(ones8, x0), dot16(ones8, x1)), k == Q4_0 ? 3 : 4);
+@inline function offA(x0: v128, x1: v128, ones8: v128): v128 {
+  return i16x8.shl(i16x8.add(dot16(ones8, x0), dot16(ones8, x1)), 4);
 }
 
 /** Four dot products of n elements: pairs (p_i, q_i); returns them as f32x4. */
@@ -392,12 +401,12 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
           c30 = sc16(k, p3, l3, h3, j, 0); c31 = sc16(k, p3, l3, h3, j, 1);
         }
       }
-      // q - 8 (q - 16) of Q4_0 (Q5_0): subtract 8 (16) times the activation sum
+      // q - 16 of Q5_0: subtract 16 times the activation sum (Q4_0's q - 8: below, from Q8_S's sum)
       let o0 = zero, o1 = zero, o2 = zero, o3 = zero;
-      if (k == Q4_0 || k == Q5_0) {
-        o0 = offA(k, x00, x01, m1);
+      if (k == Q5_0) {
+        o0 = offA(x00, x01, m1);
         if (mode == SAME_A) { o1 = o0; o2 = o0; o3 = o0; }
-        else { o1 = offA(k, x10, x11, m1); o2 = offA(k, x20, x21, m1); o3 = offA(k, x30, x31, m1); }
+        else { o1 = offA(x10, x11, m1); o2 = offA(x20, x21, m1); o3 = offA(x30, x31, m1); }
       }
       s0 = step(k, s0, u00, u01, x00, x01, c00, c01, ones16, o0, v0);
       s1 = step(k, s1, u10, u11, x10, x11, c10, c11, ones16, o1, v1);
@@ -413,19 +422,27 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
       s2 = i32x4.sub(s2, i32x4.shl(kCorr(k, p2, h2, l2, q2, m4, c20), sh));
       s3 = i32x4.sub(s3, i32x4.shl(kCorr(k, p3, h3, l3, q3, m4, c20), sh));
     }
-    // scales: d_w (f16) times d_a (f16 for Q8_0/Q8_1, f32 for Q8_K)
+    // scales: d_w (f16) times d_a (f16 for Q8_0/Q8_1, f32 for Q8_K and Q8_S)
     let dw: v128, da: v128;
     if (mode == SAME_W) dw = f32x4.splat(f16(p0 + wD(k)));
     else dw = f16x4(p0 + wD(k), p1 + wD(k), p2 + wD(k), p3 + wD(k), hmask, p112);
-    if (isK(k)) {
+    if (isK(k) || isS(k)) {
       if (mode == SAME_A) da = f32x4.splat(load<f32>(q0));
       else da = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(q0)), 1, load<f32>(q1)), 2, load<f32>(q2)), 3, load<f32>(q3));
     } else {
       if (mode == SAME_A) da = f32x4.splat(f16(q0));
       else da = f16x4(q0, q1, q2, q3, hmask, p112);
     }
-    // Q4_0's block sums fit i16 (|a| <= 127: quantize_q8_0 never writes -128)
-    const isum = k == Q4_0 ? reduce4i16(s0, s1, s2, s3, ones16) : reduce4i(s0, s1, s2, s3);
+    // Q4_0's sums of unsigned nibbles times activations fit i16 in every partial the reduction
+    // narrows (16 products: 16 * 15 * 127 < 2^15; |a| <= 127: quantize_q8_s never writes -128),
+    // and the whole block's (32 products) is only formed in i32; then q - 8: minus 8 x Σa
+    let isum = k == Q4_0 ? reduce4i16(s0, s1, s2, s3, ones16) : reduce4i(s0, s1, s2, s3);
+    if (k == Q4_0) {
+      let sa: v128;
+      if (mode == SAME_A) sa = v128.load32_splat(q0 + 4);
+      else sa = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(v128.load32_splat(q0 + 4), 1, load<i32>(q1 + 4)), 2, load<i32>(q2 + 4)), 3, load<i32>(q3 + 4));
+      isum = i32x4.sub(isum, i32x4.shl(sa, 3));
+    }
     let f = f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(isum));
     if (k == Q2_K || k == Q4_K || k == Q5_K) {
       const mo: usize = k == Q2_K ? 82 : 2;
@@ -505,6 +522,11 @@ import { gemm, gemmChunk, hasGemm } from "./quant-gemm";
   // row strides in bytes
   const ws: usize = k == 30 ? <usize>n << 1 : <usize>(n / (isK(k) ? 256 : 32)) * wBytes(k);
   const as: usize = k == 30 ? <usize>n << 1 : <usize>(n / (isK(k) ? 256 : 32)) * aBytes(k);
+  if (T == 1 && hasGemm(k)) {
+    // Q4_0, Q8_0: the tiles' own per-block step (quant-gemm.ts)
+    gemv(k, out, xq, w, n, r0, r1, ws);
+    return;
+  }
   if (T == 1) {
     // Four rows from four far-apart bands of [r0, r1) (g, g+q, g+2q, g+3q), as
     // matmul_f32 does: four independent streams through memory. Each row's

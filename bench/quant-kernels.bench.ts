@@ -75,9 +75,13 @@ for (const type of wanted) {
     for (const T of Ts) {
       if (d === 32000 && T > 1) continue;
       const bench = new Bench({ time: 300, warmupTime: 50 });
-      for (const b of Object.keys(builds)) {
-        builds[b][k.quantize](X, XF, n, T);
-        bench.add(b, () => builds[b][k.matmul](O, X, W, n, d, T, 0, d));
+      for (const [i, b] of Object.keys(builds).entries()) {
+        // each build its own activations (1 MiB apart): a baseline from an earlier tree may pair the type with
+        // another format (Q4_0/Q8_0 took Q8_0 blocks before Q8_S), which its own quantizer then writes
+        const xq = X + i * 1024 * 1024;
+        const quantize = b === "base" && !(k.quantize in builds[b]) ? "quantize_q8_0" : k.quantize;
+        builds[b][quantize](xq, XF, n, T);
+        bench.add(b, () => builds[b][k.matmul](O, xq, W, n, d, T, 0, d));
       }
       await bench.run();
       for (const task of bench.tasks) {

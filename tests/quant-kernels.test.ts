@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
 import { actRowBytes, QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
 import { dequantizeRef } from "../src/quant/dequantize-ref.ts";
+import { Q8_S } from "../src/quant/act-formats.ts";
 import { f16ToF32, f32ToBf16, f32ToF16 } from "../src/quant/half.ts";
 import { assertSupportedWeightType } from "../src/quant/types.ts";
 import { UnsupportedError } from "../src/errors.ts";
@@ -137,6 +138,18 @@ function refQ8(x: Float32Array, _n: number, one: boolean): Uint8Array {
   }
   return out;
 }
+/** kvasm's Q8_S {f32 d; i32 sum; i8 qs[32]} from Q8_0 blocks: the same d (widened) and qs, and their sum. */
+function refQ8S(q8_0: Uint8Array): Uint8Array {
+  const nb = q8_0.length / 34, out = new Uint8Array(nb * 40), v = new DataView(out.buffer), src = new DataView(q8_0.buffer);
+  for (let b = 0; b < nb; b++) {
+    v.setFloat32(b * 40, f16ToF32(src.getUint16(b * 34, true)), true);
+    out.set(q8_0.subarray(b * 34 + 2, b * 34 + 34), b * 40 + 8);
+    let sum = 0;
+    for (let j = 0; j < 32; j++) sum += src.getInt8(b * 34 + 2 + j);
+    v.setInt32(b * 40 + 4, sum, true);
+  }
+  return out;
+}
 function roundEven(f: number): number {
   const r = Math.round(f);
   return r - f === 0.5 && r % 2 !== 0 ? r - 1 : r;
@@ -176,6 +189,7 @@ for (const build of BUILDS) {
     x[40] = 2.5 * (127 / 127); // ties are handled by the round-half-even paths
     assertEquals(bytesAt(quantizeActs(build, "quantize_q8_0", GGMLType.Q8_0, x, n, T), 34 * 16 * T), refQ8(x, n, false), "q8_0");
     assertEquals(bytesAt(quantizeActs(build, "quantize_q8_1", GGMLType.Q8_1, x, n, T), 36 * 16 * T), refQ8(x, n, true), "q8_1");
+    assertEquals(bytesAt(quantizeActs(build, "quantize_q8_s", Q8_S, x, n, T), 40 * 16 * T), refQ8S(refQ8(x, n, false)), "q8_s");
     assertEquals(bytesAt(quantizeActs(build, "quantize_q8_k", GGMLType.Q8_K, x, n, T), 292 * 2 * T), refQ8K(x), "q8_k");
     const bf = new Uint8Array(2 * n * T), bv = new DataView(bf.buffer);
     x[7] = NaN;

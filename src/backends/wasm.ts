@@ -4,7 +4,8 @@ import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/gg
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
-import { GGML_ORDER_MATMUL } from "../quant/kernels.ts";
+import { GGML_ORDER_MATMUL, ggmlOrderKernel } from "../quant/kernels.ts";
+import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
 import { UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
 import {
@@ -131,7 +132,7 @@ export class WasmBackend implements Backend {
     if (type === GGMLType.F32) return 0;
     if (type === GGMLType.F16) return T * n * 4;
     const k = this.quantKernel(type);
-    return T * (rowBytes(k.actType, n) ?? 0);
+    return T * (actRowBytesOrUndefined(k.actType, n) ?? 0);
   }
 
   protected quantKernel(type: GGMLTypeId): WeightKernel {
@@ -139,8 +140,8 @@ export class WasmBackend implements Backend {
     if (k) return k;
     k = weightKernelFor(type);
     if (!k) throw new UnsupportedError(`the WASM backend has no matmul for ${ggmlTypeName(type)} weights`);
-    const ggml = this.opts.ggmlOrder ? GGML_ORDER_MATMUL.get(type) : undefined;
-    if (ggml) k = { ...k, matmul: ggml };
+    // ggmlOrder: llama.cpp's summation order over its own activation format
+    if (this.opts.ggmlOrder) k = ggmlOrderKernel(type) ?? k;
     this.weightKernels.set(type, k);
     return k;
   }

@@ -15,7 +15,8 @@
  *
  * Imports only the ggml block table (pure data), so the Worker entry could take it along.
  */
-import { blockGeometry, GGMLType, type GGMLTypeId } from "../formats/ggml-types.ts";
+import { GGMLType, type GGMLTypeId } from "../formats/ggml-types.ts";
+import { actBlockGeometry, Q8_S } from "../quant/act-formats.ts";
 
 /** How far a pointer argument advances per split unit: coefficient * the product of the named arguments' values, in bytes. */
 export type Stride = readonly [bytes: number, ...times: string[]];
@@ -63,7 +64,7 @@ interface QuantizeSpec extends KernelSpec {
   readonly split: { readonly rows: Split };
 }
 function quantizeSpec(act: GGMLTypeId): QuantizeSpec {
-  const [elements, bytes] = blockGeometry(act)!;
+  const [elements, bytes] = actBlockGeometry(act)!;
   return {
     args: ["out", "x", "n", "T"],
     split: { rows: { by: "offset", count: "T", advance: { out: [bytes / elements, "n"], x: [4, "n"] }, align: 1 } },
@@ -132,6 +133,7 @@ export const KERNEL_SPEC = {
   },
   // assembly/quant-act.ts
   quantize_q8_0: quantizeSpec(GGMLType.Q8_0),
+  quantize_q8_s: quantizeSpec(Q8_S),
   quantize_q8_1: quantizeSpec(GGMLType.Q8_1),
   quantize_q8_k: quantizeSpec(GGMLType.Q8_K),
   quantize_bf16: quantizeSpec(GGMLType.BF16),
@@ -246,7 +248,7 @@ export type SplitKernel<S extends string> = {
 /** Kernels of one argument list, picked by GGML type through src/quant/kernels.ts. */
 export type MatmulKernel = { [K in KernelName]: Spec<K> extends typeof MATMUL | typeof QMATMUL ? K : never }[KernelName];
 export type DequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE ? K : never }[KernelName];
-export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_1" | "q8_k" | "bf16"}`>;
+export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "q8_1" | "q8_k" | "bf16"}`>;
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
 export type AttentionKernel =
   | "attention"

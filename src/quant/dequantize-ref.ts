@@ -2,17 +2,29 @@
  * Plain JavaScript dequantizers for every block type kvasm runs, written
  * straight from ggml's dequantize_row_* (same f32 operations in the same order,
  * via Math.fround). They are test oracles for the WebAssembly kernels, not a
- * fast path. Activation formats (Q8_1, Q8_K) are included so tests can
+ * fast path. Activation formats (Q8_1, Q8_K, kvasm's Q8_S) are included so tests can
  * dequantize what the quantize_* kernels wrote.
  */
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import { UnsupportedError } from "../errors.ts";
 import { bf16ToF32, f16ToF32 } from "./half.ts";
+import { actRowBytesOrUndefined, Q8_S } from "./act-formats.ts";
 
 const fr = Math.fround;
 
 /** Dequantizes `n` elements (whole rows, back to back) of `type` from `src`. */
 export function dequantizeRef(type: GGMLTypeId, src: Uint8Array, n: number): Float32Array {
+  if (type === Q8_S) {
+    // kvasm's activation format (act-formats.ts): {f32 d; i32 sum; i8 qs[32]}
+    const need = actRowBytesOrUndefined(Q8_S, n);
+    if (need === undefined || src.length < need) throw new RangeError(`Q8_S: ${n} elements need whole blocks of ${need} bytes`);
+    const v = new DataView(src.buffer, src.byteOffset, src.byteLength), y = new Float32Array(n);
+    for (let b = 0; b < n / 32; b++) {
+      const d = v.getFloat32(b * 40, true);
+      for (let j = 0; j < 32; j++) y[b * 32 + j] = fr(v.getInt8(b * 40 + 8 + j) * d);
+    }
+    return y;
+  }
   const need = rowBytes(type, n);
   if (need === undefined) throw new UnsupportedError(`${ggmlTypeName(type)}: ${n} elements do not split into blocks`);
   if (src.length < need) throw new RangeError(`${ggmlTypeName(type)}: need ${need} bytes for ${n} elements, got ${src.length}`);

@@ -4,12 +4,13 @@
  * the kernels in assembly/quant.ts.
  */
 import { UnsupportedError } from "../errors.ts";
-import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
+import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
 import type { DequantizeKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
+import { actRowBytesOrUndefined, actTypeName, Q8_S } from "./act-formats.ts";
 
 export interface WeightKernel {
   type: GGMLTypeId;
-  /** Q8_0, Q8_1, Q8_K or BF16. */
+  /** Q8_0, Q8_1, Q8_K, BF16, or kvasm's Q8_S (act-formats.ts). */
   actType: GGMLTypeId;
   /** quantize_<act>(out, x, n, T) */
   quantize: QuantizeKernel;
@@ -21,6 +22,7 @@ export interface WeightKernel {
 
 const ACT_KERNEL: Record<number, QuantizeKernel> = {
   [GGMLType.Q8_0]: "quantize_q8_0",
+  [Q8_S]: "quantize_q8_s",
   [GGMLType.Q8_1]: "quantize_q8_1",
   [GGMLType.Q8_K]: "quantize_q8_k",
   [GGMLType.BF16]: "quantize_bf16",
@@ -35,8 +37,9 @@ function entry(type: GGMLTypeId, actType: GGMLTypeId, suffix: WeightSuffix): Wei
 
 const TABLE = new Map<GGMLTypeId, WeightKernel>([
   [GGMLType.BF16, entry(GGMLType.BF16, GGMLType.BF16, "bf16")],
-  [GGMLType.Q8_0, entry(GGMLType.Q8_0, GGMLType.Q8_0, "q8_0")],
-  [GGMLType.Q4_0, entry(GGMLType.Q4_0, GGMLType.Q8_0, "q4_0")],
+  // Q4_0 and Q8_0: ggml's Q8_0 values in kvasm's Q8_S blocks (f32 d, block sum), which save the matmuls work
+  [GGMLType.Q8_0, entry(GGMLType.Q8_0, Q8_S, "q8_0")],
+  [GGMLType.Q4_0, entry(GGMLType.Q4_0, Q8_S, "q4_0")],
   [GGMLType.Q4_1, entry(GGMLType.Q4_1, GGMLType.Q8_1, "q4_1")],
   [GGMLType.Q5_0, entry(GGMLType.Q5_0, GGMLType.Q8_0, "q5_0")],
   [GGMLType.Q5_1, entry(GGMLType.Q5_1, GGMLType.Q8_1, "q5_1")],
@@ -69,6 +72,16 @@ export const GGML_ORDER_MATMUL: ReadonlyMap<GGMLTypeId, MatmulKernel> = new Map<
   [GGMLType.Q6_K, "matmul_q6_k_ggml"],
 ]);
 
+/**
+ * The kernels for a weight type under ggmlOrder: its GGML_ORDER_MATMUL over ggml's own activation
+ * format (Q8_0 where the default kernels take Q8_S); undefined where there is no such matmul.
+ */
+export function ggmlOrderKernel(type: GGMLTypeId): WeightKernel | undefined {
+  const matmul = GGML_ORDER_MATMUL.get(type), k = TABLE.get(type);
+  if (!matmul || !k) return undefined;
+  return k.actType === Q8_S ? { ...k, actType: GGMLType.Q8_0, quantize: ACT_KERNEL[GGMLType.Q8_0], matmul } : { ...k, matmul };
+}
+
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
 export const QUANT_WEIGHT_TYPES: readonly GGMLTypeId[] = [...TABLE.keys()];
 
@@ -81,7 +94,7 @@ export function weightKernel(type: GGMLTypeId): WeightKernel {
 
 /** Bytes of one quantized activation row of n elements (n must split into the act type's blocks). */
 export function actRowBytes(actType: GGMLTypeId, n: number): number {
-  const b = rowBytes(actType, n);
-  if (b === undefined) throw new UnsupportedError(`${ggmlTypeName(actType)} activations need rows that split into blocks; got ${n}`);
+  const b = actRowBytesOrUndefined(actType, n);
+  if (b === undefined) throw new UnsupportedError(`${actTypeName(actType)} activations need rows that split into blocks; got ${n}`);
   return b;
 }
