@@ -86,43 +86,99 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
 }
 
 /**
- * Q8_K blocks {f32 d; i8 qs[256]; i16 bsums[16]} as ggml's quantize_row_q8_K_ref:
- * the signed value of largest magnitude maps to -127, q = min(127, nearest_int(x * -127/max)).
- * n % 256 == 0. (An all-zero block gets d = 0, qs = 0 and bsums = 0.)
+ * One Q8_K block {f32 d; i8 qs[256]; i16 bsums[16]} at q from 256 floats at p, as ggml's
+ * quantize_row_q8_K_ref: the signed value of largest magnitude maps to -127,
+ * q = min(127, nearest_int(x * -127/max)). Returns the scale x -> q (0 for an all-zero
+ * block, which gets d = 0, qs = 0 and bsums = 0).
  */
+// @ts-ignore: decorator
+@inline function q8kBlock(q: usize, p: usize): f32 {
+  let mx: f32 = 0, amax: f32 = 0;
+  for (let j: usize = 0; j < 256; j++) {
+    const v = load<f32>(p + (j << 2));
+    const a = abs<f32>(v);
+    if (a > amax) { amax = a; mx = v; }
+  }
+  if (amax == 0) {
+    memory.fill(q, 0, 292);
+    return 0;
+  }
+  const iscale: f32 = <f32>-127.0 / mx;
+  const vs = f32x4.splat(iscale);
+  const top = i32x4.splat(127);
+  for (let j: usize = 0; j < 16; j++) {
+    const pp = p + (j << 6);
+    const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp), vs))), top);
+    const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 16), vs))), top);
+    const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 32), vs))), top);
+    const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 48), vs))), top);
+    v128.store(q + 4 + (j << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
+    const s = i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
+    const s2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
+    store<i16>(q + 260 + (j << 1), <i16>(i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1)));
+  }
+  store<f32>(q, <f32>1.0 / iscale);
+  return iscale;
+}
+
+/** Q8_K blocks as ggml's quantize_row_q8_K_ref (q8kBlock). n % 256 == 0. */
 export function quantize_q8_k(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 8;
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 292;
+    for (let b = 0; b < nb; b++, p += 1024, q += 292) q8kBlock(q, p);
+  }
+}
+
+/**
+ * Q8_K blocks whose 256 int8 are in this build's KX order (assembly/kquant-decode.ts, for
+ * matmul_q6_kx): the same values, d and natural-order bsums as quantize_q8_k. Byte b of
+ * chunk c (16 bytes) of half H holds element 128H + 16g + 2c + e, where (g, e) is
+ * (b >> 1, b & 1) in the relaxed build and (b & 7, b >> 3) in the plain one.
+ */
+export function quantize_q8_kx(out: usize, x: usize, n: i32, T: i32): void {
+  const nb = n >> 8;
+  for (let t = 0; t < T; t++) {
+    let p = x + (<usize>t * <usize>n << 2);
+    let q = out + <usize>t * <usize>nb * 292;
     for (let b = 0; b < nb; b++, p += 1024, q += 292) {
-      let mx: f32 = 0, amax: f32 = 0;
-      for (let j: usize = 0; j < 256; j++) {
-        const v = load<f32>(p + (j << 2));
-        const a = abs<f32>(v);
-        if (a > amax) { amax = a; mx = v; }
-      }
-      if (amax == 0) {
-        memory.fill(q, 0, 292);
-        continue;
-      }
-      const iscale: f32 = <f32>-127.0 / mx;
+      const iscale = q8kBlock(q, p);
+      if (iscale == 0) continue;
+      // the same rounding of the same floats, gathered in KX order
       const vs = f32x4.splat(iscale);
       const top = i32x4.splat(127);
-      for (let j: usize = 0; j < 16; j++) {
-        const pp = p + (j << 6);
-        const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp), vs))), top);
-        const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 16), vs))), top);
-        const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 32), vs))), top);
-        const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 48), vs))), top);
-        v128.store(q + 4 + (j << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
-        const s = i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
-        const s2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
-        store<i16>(q + 260 + (j << 1), <i16>(i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1)));
+      for (let c: usize = 0; c < 16; c++) {
+        const h = p + ((c >> 3) << 9) + ((c & 7) << 3); // half c >> 3, elements 2c, 2c+1 of group 0
+        let v0: v128, v1: v128, v2: v128, v3: v128;
+        if (RELAXED) {
+          // bytes 4i..4i+3: groups 2i, 2i+1, two elements each
+          v0 = v128.load64_lane(h + 64, v128.load64_zero(h), 1);
+          v1 = v128.load64_lane(h + 192, v128.load64_zero(h + 128), 1);
+          v2 = v128.load64_lane(h + 320, v128.load64_zero(h + 256), 1);
+          v3 = v128.load64_lane(h + 448, v128.load64_zero(h + 384), 1);
+        } else {
+          // bytes 0..7: groups 0..7, element 2c; bytes 8..15: element 2c + 1
+          v0 = gather4(h, 0); v1 = gather4(h + 256, 0); v2 = gather4(h, 4); v3 = gather4(h + 256, 4);
+        }
+        const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v0, vs))), top);
+        const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v1, vs))), top);
+        const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v2, vs))), top);
+        const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v3, vs))), top);
+        v128.store(q + 4 + (c << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
       }
-      store<f32>(q, <f32>1.0 / iscale);
     }
   }
+}
+
+/** The floats at p + o, p + 64 + o, p + 128 + o, p + 192 + o (one element of four consecutive 16-element groups). */
+// @ts-ignore: decorator
+@inline function gather4(p: usize, o: usize): v128 {
+  return f32x4.replace_lane(
+    f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(p + o)), 1, load<f32>(p + 64 + o)), 2, load<f32>(p + 128 + o)),
+    3,
+    load<f32>(p + 192 + o),
+  );
 }
 
 /** BF16, round to nearest even (NaN stays a quiet NaN), as ggml's GGML_FP32_TO_BF16. */

@@ -10,3 +10,4 @@ export * from "./repack-ggml";
 export * from "./dense-ggml";
 export * from "./kquant-ggml";
 export * from "./quant-dequant";
+export * from "./kquant-decode";

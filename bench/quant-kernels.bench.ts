@@ -9,11 +9,13 @@
  *   ... --build DIR                      the builds in DIR instead of build/
  *   ... --baseline DIR [--T 1,128]     also times DIR/kvasm-relaxed.wasm (an earlier build) in the same run,
  *                                      and reports each kernel's fastest call (a loaded host only slows calls)
+ * Types with a KX layout (Q6_K: KX_KERNELS in src/quant/kernels.ts) are also timed as the WASM backend runs
+ * them, on a repacked copy (rows relaxed-kx, plain-kx; "kx/natural": the same build's natural kernel's time over it).
  */
 import { Bench } from "tinybench";
 import * as fs from "node:fs";
 import { ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
-import { QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
+import { KX_KERNELS, QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
 
 import { checkKernelExports } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/spec.ts";
@@ -44,6 +46,8 @@ const wanted = args.length ? QUANT_WEIGHT_TYPES.filter((t) => args.includes(ggml
 
 // Random bytes are fine for speed, once no f16 scale is NaN, inf or subnormal.
 const W = 65536, X = W + 70 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 24 * 1024 * 1024;
+// KX copies of the weights (each build its own order), their activations, the repack's scratch
+const WKX = XF + 1024 * 1024, XKX = WKX + 22 * 1024 * 1024, TMP = XKX + 2 * 1024 * 1024;
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 for (let i = W; i < X; i++) {
@@ -83,6 +87,17 @@ for (const type of wanted) {
         builds[b][quantize](xq, XF, n, T);
         bench.add(b, () => builds[b][k.matmul](O, xq, W, n, d, T, 0, d));
       }
+      const kx = KX_KERNELS.get(type);
+      for (const b of kx ? ["simd", "relaxed"] : []) {
+        const wb = rowBytes(type, n)! * d;
+        bench.add(`${b === "simd" ? "plain" : b}-kx`, () => builds[b][kx!.matmul](O, XKX, WKX, n, d, T, 0, d), {
+          beforeAll: () => {
+            heap.copyWithin(WKX, W, W + wb);
+            builds[b][kx!.repack](WKX, wb / rowBytes(type, 256)!, TMP);
+            builds[b][kx!.quantize](XKX, XF, n, T);
+          },
+        });
+      }
       await bench.run();
       for (const task of bench.tasks) {
         const latency = (task.result as unknown as { latency: { mean: number; min: number } }).latency;
@@ -105,13 +120,16 @@ for (const type of wanted) {
 console.log(`type  shape      T    build     ms       GOP/s   GB/s(weights)  relaxed/plain${baseline ? "  relaxed/base" : ""}`);
 for (const r of rows) {
   const plain = rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "simd")!;
+  const natural = (r: Row) =>
+    rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === (r.build === "plain-kx" ? "simd" : "relaxed"))!;
   const base = (r: Row) => rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "base")!;
   console.log(
     `${r.type.padEnd(5)} ${r.shape.padEnd(10)} ${String(r.T).padEnd(4)} ${r.build.padEnd(8)} ${r.ms.toFixed(3).padStart(8)} ${
       r.gops.toFixed(1).padStart(7)
     } ${r.gbs.toFixed(1).padStart(8)}` +
       (r.build === "relaxed" ? `        ${(plain.ms / r.ms).toFixed(2)}x` : "") +
-      (r.build === "relaxed" && baseline ? `         ${(base(r).ms / r.ms).toFixed(2)}x` : ""),
+      (r.build === "relaxed" && baseline ? `         ${(base(r).ms / r.ms).toFixed(2)}x` : "") +
+      (r.build.endsWith("-kx") ? `        kx/natural ${(natural(r).ms / r.ms).toFixed(2)}x` : ""),
   );
 }
 

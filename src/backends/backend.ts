@@ -30,6 +30,11 @@ export interface Backend {
   write(ptr: number, data: ArrayBufferView): void;
   /** Streams `bytes` of the source at `offset` to `ptr`: weights go from file to device with no second copy. */
   upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void>;
+  /**
+   * After a weight's upload (and the loader's validation of its tensor), may rewrite its bytes in place into a
+   * faster layout of the same size, and then marks `w.layout`; every later op on `w` reads that layout.
+   */
+  prepareWeight?(w: Weight): void;
   /** Device to host, after all enqueued work. */
   read(ptr: number, dest: Float32Array): Promise<void>;
 
@@ -104,6 +109,8 @@ export interface Weight {
   rows: number; // product of the other dimensions
   ptr: number;
   bytes: number;
+  /** Set by a backend's prepareWeight when it rewrote the bytes into its own layout ("kx": see src/quant/kernels.ts). */
+  layout?: "kx";
 }
 
 /**

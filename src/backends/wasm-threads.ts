@@ -163,7 +163,7 @@ export class ThreadedWasmBackend extends WasmBackend {
         else k.round_f16(scratch, x, T * n);
         return [this.denseKernel(GGMLType.F16), scratch];
       default: {
-        const q = this.quantKernel(w.type);
+        const q = this.kernelsOf(w);
         if (ready) return [q.matmul, scratch];
         if (split) this.pool!.split(q.quantize, "rows", scratch, x, n, T);
         else k[q.quantize](scratch, x, n, T);

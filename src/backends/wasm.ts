@@ -4,7 +4,7 @@ import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/gg
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
-import { GGML_ORDER_MATMUL, ggmlOrderKernel } from "../quant/kernels.ts";
+import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS } from "../quant/kernels.ts";
 import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
 import { UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
@@ -146,6 +146,24 @@ export class WasmBackend implements Backend {
     return k;
   }
 
+  /** The kernels for weight w: its layout's (prepareWeight) or its type's. */
+  protected kernelsOf(w: Weight): WeightKernel {
+    return (w.layout === "kx" ? KX_KERNELS.get(w.type) : undefined) ?? this.quantKernel(w.type);
+  }
+
+  /**
+   * Repacks a Q6_K weight in place into the KX layout (assembly/kquant-decode.ts: no scale splat per 16
+   * weights; same results bit for bit), outside ggmlOrder. One pass over the weight's bytes at load (the 20 MB
+   * 32000x768 classifier: 3-15 ms on a loaded 2-core VM); uses the matmul scratch, placed before the weights.
+   */
+  prepareWeight(w: Weight): void {
+    const kx = KX_KERNELS.get(w.type);
+    const block = rowBytes(w.type, 256);
+    if (!kx || this.opts.ggmlOrder || !block || w.cols % 256 !== 0 || w.bytes % block !== 0 || this.matmulScratchSize < 256) return;
+    this.kernels[kx.repack](w.ptr, w.bytes / block, this.matmulScratch);
+    w.layout = "kx";
+  }
+
   /** The F32 or F16 matmul: ggml's summation order when asked (ggmlOrder) and built. */
   protected denseKernel(type: typeof GGMLType.F32 | typeof GGMLType.F16): MatmulKernel {
     const plain: MatmulKernel = type === GGMLType.F32 ? "matmul_f32" : "matmul_f16";
@@ -159,7 +177,7 @@ export class WasmBackend implements Backend {
       ? this.kernels.dequantize_f32
       : table.type === GGMLType.F16
       ? this.kernels.dequantize_f16
-      : this.kernels[this.quantKernel(table.type).dequantize];
+      : this.kernels[this.kernelsOf(table).dequantize];
     const p = this.profile, t0 = p ? p.now() : 0;
     for (let t = 0; t < T; t++) {
       const id = this.heapI32[(tokens >> 2) + t];
@@ -170,9 +188,11 @@ export class WasmBackend implements Backend {
 
   /** The matmul scratch's address (setMatmulScratch); 0 until the loader places it. */
   protected matmulScratch = 0;
+  private matmulScratchSize = 0;
 
-  setMatmulScratch(ptr: number, _bytes: number): void {
+  setMatmulScratch(ptr: number, bytes: number): void {
     this.matmulScratch = ptr;
+    this.matmulScratchSize = bytes;
   }
 
   matmul(out: number, x: number, w: Weight, T: number, sameInput = false): void {
@@ -180,8 +200,8 @@ export class WasmBackend implements Backend {
     this.matmulRows(out, x, w, T, scratch, 0, w.rows, !this.reusePrepared(x, w, T, scratch, sameInput));
   }
 
-  /** What the last preparation wrote to scratch: from which x, of which activation kind (ggml type), n, T. */
-  private readonly prepared = { x: -1, scratch: -1, kind: -1, n: 0, T: 0 };
+  /** What the last preparation wrote to scratch: from which x, by which kernel (round_f16 or a quantize_*), n, T. */
+  private readonly prepared = { x: -1, scratch: -1, kind: "", n: 0, T: 0 };
 
   /**
    * Whether scratch already holds x prepared for w (the caller's sameInput promise, and the same x, scratch,
@@ -194,7 +214,7 @@ export class WasmBackend implements Backend {
       p.x = -1;
       return false;
     }
-    const kind = w.type === GGMLType.F16 ? GGMLType.F16 : this.quantKernel(w.type).actType;
+    const kind = w.type === GGMLType.F16 ? "round_f16" : this.kernelsOf(w).quantize;
     if (sameInput && p.x === x && p.scratch === scratch && p.kind === kind && p.n === w.cols && p.T === T) return true;
     p.x = x, p.scratch = scratch, p.kind = kind, p.n = w.cols, p.T = T;
     return false;
@@ -220,7 +240,7 @@ export class WasmBackend implements Backend {
         kernel = this.denseKernel(GGMLType.F16);
         break;
       default: {
-        const q = this.quantKernel(w.type);
+        const q = this.kernelsOf(w);
         if (prepare) k[q.quantize](scratch, x, w.cols, T);
         input = scratch;
         kernel = q.matmul;

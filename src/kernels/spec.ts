@@ -136,6 +136,7 @@ export const KERNEL_SPEC = {
   quantize_q8_s: quantizeSpec(Q8_S),
   quantize_q8_1: quantizeSpec(GGMLType.Q8_1),
   quantize_q8_k: quantizeSpec(GGMLType.Q8_K),
+  quantize_q8_kx: quantizeSpec(GGMLType.Q8_K),
   quantize_bf16: quantizeSpec(GGMLType.BF16),
   // assembly/quant-matmul.ts
   matmul_bf16: QMATMUL,
@@ -178,6 +179,11 @@ export const KERNEL_SPEC = {
   dequantize_q4_k: DEQUANTIZE,
   dequantize_q5_k: DEQUANTIZE,
   dequantize_q6_k: DEQUANTIZE,
+  // assembly/kquant-decode.ts: Q6_K in the KX layout (weights repacked at load, activations by quantize_q8_kx)
+  matmul_q6_kx: QMATMUL,
+  dequantize_q6_kx: DEQUANTIZE,
+  /** Rewrites nb Q6_K blocks at w in place into the KX layout; tmp: 256 bytes of scratch. */
+  repack_q6_kx: { args: ["w", "nb", "tmp"] },
   // assembly/kv.ts (kv_load_*: tests and debugging)
   kv_store_q8: KV_STORE_BLOCKED,
   kv_load_q8: KV_LOAD_BLOCKED,
@@ -248,7 +254,7 @@ export type SplitKernel<S extends string> = {
 /** Kernels of one argument list, picked by GGML type through src/quant/kernels.ts. */
 export type MatmulKernel = { [K in KernelName]: Spec<K> extends typeof MATMUL | typeof QMATMUL ? K : never }[KernelName];
 export type DequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE ? K : never }[KernelName];
-export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "q8_1" | "q8_k" | "bf16"}`>;
+export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "q8_1" | "q8_k" | "q8_kx" | "bf16"}`>;
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
 export type AttentionKernel =
   | "attention"

@@ -66,7 +66,9 @@ export class WeightSet {
     for (const { t, ptr } of inFileOrder) {
       await backend.upload(ptr, sourceOf(file, t), t.offset, t.byteLength);
       const rows = t.shape.slice(1).reduce((a, b) => a * b, 1);
-      set.byName.set(t.name, { name: t.name, type: t.type, cols: t.shape[0], rows, ptr, bytes: t.byteLength });
+      const w: Weight = { name: t.name, type: t.type, cols: t.shape[0], rows, ptr, bytes: t.byteLength };
+      backend.prepareWeight?.(w);
+      set.byName.set(t.name, w);
       done += t.byteLength;
       onProgress?.(done, total);
     }

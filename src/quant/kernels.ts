@@ -82,6 +82,23 @@ export function ggmlOrderKernel(type: GGMLTypeId): WeightKernel | undefined {
   return k.actType === Q8_S ? { ...k, actType: GGMLType.Q8_0, quantize: ACT_KERNEL[GGMLType.Q8_0], matmul } : { ...k, matmul };
 }
 
+/**
+ * Kernels over kvasm's own "KX" layout of a weight type (assembly/kquant-decode.ts), which the WASM
+ * backend repacks weights into at load (`repack`) outside ggmlOrder: Q6_K, whose natural order needs a
+ * scale splat per 16 weights. Same results as the natural kernels, bit for bit; activations are Q8_K
+ * blocks in the matching order (quantize_q8_kx), so they are never shared with the natural Q8_K kernels.
+ */
+export const KX_KERNELS: ReadonlyMap<GGMLTypeId, WeightKernel & { repack: "repack_q6_kx" }> = new Map([
+  [GGMLType.Q6_K, {
+    type: GGMLType.Q6_K,
+    actType: GGMLType.Q8_K,
+    quantize: "quantize_q8_kx",
+    matmul: "matmul_q6_kx",
+    dequantize: "dequantize_q6_kx",
+    repack: "repack_q6_kx",
+  }],
+]);
+
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
 export const QUANT_WEIGHT_TYPES: readonly GGMLTypeId[] = [...TABLE.keys()];
 

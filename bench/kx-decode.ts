@@ -1,0 +1,60 @@
+/**
+ * Decode with and without the KX repack of Q6_K weights (src/quant/kernels.ts KX_KERNELS), in one process:
+ * the same synthetic stories110M-shaped file loaded twice, one WASM backend that repacks at load and one
+ * that keeps ggml's layout, stepped in alternation (1 thread). Prints each one's best ms per token and the
+ * ratio; the logits of the two are bit-identical (tests/kquant-kx.test.ts).
+ *
+ *   deno run -A bench/kx-decode.ts [--types Q4_0,Q4_K_M] [--rounds 3] [--steps 32]
+ *   bun bench/kx-decode.ts
+ */
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+
+const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
+  (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
+const option = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i < 0 ? dflt : args[i + 1];
+};
+const types = option("types", "Q4_0,Q4_K_M").split(",") as SyntheticType[];
+const rounds = Number(option("rounds", "3")), steps = Number(option("steps", "32"));
+
+/** A WASM backend that leaves every weight in ggml's layout (the kernels before the KX repack). */
+class NaturalLayout extends WasmBackend {
+  override prepareWeight(_w: Weight): void {}
+}
+
+/** ms per decode step over `steps` greedy steps after a 16-id prompt. */
+async function decodeMs(model: Model): Promise<number> {
+  const seq = model.newSequence();
+  try {
+    let logits = await model.prefill(seq, Array.from({ length: 16 }, (_, i) => 1 + i * 7));
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      logits = await model.decodeOne(seq, best);
+    }
+    return (performance.now() - t0) / steps;
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+console.log(`kvasm decode, Q6_K repacked (KX) vs ggml's layout, same process, ${new Date().toISOString()}`);
+for (const type of types) {
+  const file = await ensureSyntheticModel("stories110M", type);
+  const kx = await loadModel(file, { backend: new WasmBackend(), threads: 1 });
+  const natural = await loadModel(file, { backend: new NaturalLayout(), threads: 1 });
+  let a = Infinity, b = Infinity;
+  for (let r = 0; r < rounds; r++) {
+    b = Math.min(b, await decodeMs(natural));
+    a = Math.min(a, await decodeMs(kx));
+  }
+  console.log(`${type}: ggml layout ${b.toFixed(2)} ms/token, KX ${a.toFixed(2)} ms/token, speed-up ${(b / a).toFixed(3)}x`);
+  await kx.close();
+  await natural.close();
+}

@@ -1,0 +1,175 @@
+/**
+ * Q6_K in the KX layout (assembly/kquant-decode.ts): the repacked weights and the KX-ordered Q8_K
+ * activations give the natural kernels' results bit for bit (matmul for T = 1 and T > 1, row ranges,
+ * dequantization), in both builds; and a loaded model repacks its Q6_K weights outside ggmlOrder and
+ * computes the same logits as without the repack.
+ */
+import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { Kernels } from "../src/kernels/spec.ts";
+import { f32ToF16 } from "../src/quant/half.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
+
+const BUILDS = ["simd", "relaxed"] as const;
+const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
+const kernels: Record<string, Kernels> = {};
+for (const b of BUILDS) {
+  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
+  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
+}
+const QB = 210, AB = 292; // Q6_K and Q8_K block bytes
+
+function xorshift(seed: number) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+/** d rows of n Q6_K weights: random 6-bit values and i8 scales (the full range, -128 included), small f16 d. */
+function q6kRows(n: number, d: number, seed: number): Uint8Array {
+  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * QB);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
+  const v = new DataView(out.buffer);
+  for (let p = 0; p < out.length; p += QB) v.setUint16(p + 208, f32ToF16(0.001 + 0.01 * u()), true);
+  return out;
+}
+
+/** T rows of n activations, with an all-zero superblock and one whose largest magnitude is positive. */
+function activations(n: number, T: number, seed: number): Float32Array {
+  const u = xorshift(seed), x = new Float32Array(n * T);
+  for (let i = 0; i < x.length; i++) x[i] = (u() - 0.5) * 4;
+  x.fill(0, 256, 512);
+  if (n * T >= 1024) x[700] = 9;
+  return x;
+}
+
+const W = 1 << 16, W2 = 4 << 20, X = 8 << 20, X2 = 9 << 20, XF = 10 << 20, O = 12 << 20, O2 = 14 << 20, TMP = 15 << 20;
+const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
+const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
+
+/** Natural Q6_K weights at W, the same repacked by build b at W2. */
+function place(b: string, n: number, d: number, seed: number): void {
+  const w = q6kRows(n, d, seed);
+  u8(W, w.length).set(w);
+  u8(W2, w.length).set(w);
+  kernels[b].repack_q6_kx(W2, w.length / QB, TMP);
+}
+
+/** The natural element of each byte of a KX half's 128 bytes (chunk c, byte j): the order the build documents. */
+function kxOrder(b: string): number[] {
+  const out: number[] = [];
+  for (let c = 0; c < 8; c++) {
+    for (let j = 0; j < 16; j++) out.push(b === "relaxed" ? 16 * (j >> 1) + 2 * c + (j & 1) : 16 * (j & 7) + 2 * c + (j >> 3));
+  }
+  return out;
+}
+
+for (const b of BUILDS) {
+  test(`quantize_q8_kx (${b}): quantize_q8_k's d, bsums and values, the values in the build's KX order`, () => {
+    const k = kernels[b], n = 768, T = 2;
+    new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, 7));
+    k.quantize_q8_k(X, XF, n, T);
+    k.quantize_q8_kx(X2, XF, n, T);
+    const nat = u8(X, AB * 6).slice(), kx = u8(X2, AB * 6).slice(), order = kxOrder(b);
+    for (let blk = 0; blk < 6; blk++) {
+      const p = blk * AB;
+      assertEquals([...kx.subarray(p, p + 4)], [...nat.subarray(p, p + 4)], `d of block ${blk}`);
+      assertEquals([...kx.subarray(p + 260, p + AB)], [...nat.subarray(p + 260, p + AB)], `bsums of block ${blk}`);
+      for (let h = 0; h < 2; h++) {
+        for (let i = 0; i < 128; i++) {
+          const got = kx[p + 4 + 128 * h + i], want = nat[p + 4 + 128 * h + order[i]];
+          if (got !== want) assertEquals(got, want, `block ${blk} half ${h} byte ${i}`);
+        }
+      }
+    }
+    assert(nat.subarray(AB + 4, AB + 260).every((v) => v === 0), "the all-zero superblock quantizes to zeros");
+  });
+
+  test(`dequantize_q6_kx (${b}): dequantize_q6_k of the natural bytes, bit for bit`, () => {
+    const k = kernels[b], n = 1024;
+    place(b, n, 3, 11);
+    for (let r = 0; r < 3; r++) {
+      k.dequantize_q6_k(O, W + r * 4 * QB, n);
+      k.dequantize_q6_kx(O2, W2 + r * 4 * QB, n);
+      assertEquals([...u32(O2, n)], [...u32(O, n)], `row ${r}`);
+    }
+  });
+
+  test(`matmul_q6_kx (${b}): matmul_q6_k's floats bit for bit, T = 1 and T > 1, any row range`, () => {
+    const k = kernels[b];
+    for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37]]) {
+      place(b, n, d, n + d + T);
+      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T));
+      k.quantize_q8_k(X, XF, n, T);
+      k.quantize_q8_kx(X2, XF, n, T);
+      k.matmul_q6_k(O, X, W, n, d, T, 0, d);
+      const want = u32(O, d * T);
+      k.matmul_q6_kx(O2, X2, W2, n, d, T, 0, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
+      u8(O2, d * T * 4).fill(0);
+      k.matmul_q6_kx(O2, X2, W2, n, d, T, 0, 16 < d ? 16 : d);
+      if (d > 16) k.matmul_q6_kx(O2, X2, W2, n, d, T, 16, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at 16`);
+    }
+  });
+}
+
+/** A WASM backend that leaves every weight in ggml's layout. */
+class NaturalLayout extends WasmBackend {
+  override prepareWeight(_w: Weight): void {}
+}
+
+/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
+function weightsOf(m: Model): Weight[] {
+  const out: Weight[] = [];
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if ("ptr" in v && "type" in v) out.push(v as Weight);
+    else for (const x of Object.values(v)) walk(x);
+  };
+  walk(m.weights);
+  return out;
+}
+
+async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> {
+  const seq = model.newSequence();
+  try {
+    return (await model.prefill(seq, ids)).slice();
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
+  const at = sharedPath("models", "synthetic-quants", file);
+  testShared(`${file}: Q6_K weights repacked to KX at load (not under ggmlOrder), logits as without the repack`, [at], async () => {
+    const kx = new WasmBackend(), natural = new NaturalLayout();
+    const a = await loadModel(at, { backend: kx, threads: 1 });
+    const n = await loadModel(at, { backend: natural, threads: 1 });
+    const exact = await loadModel(at, { threads: 1, ggmlOrder: true });
+    try {
+      const q6 = weightsOf(a).filter((w) => w.type === GGMLType.Q6_K);
+      assert(q6.length > 0 && q6.every((w) => w.layout === "kx"), "every Q6_K weight is repacked");
+      assert(weightsOf(exact).every((w) => w.layout === undefined), "ggmlOrder keeps ggml's layout");
+      for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
+        assertEquals([...new Uint32Array((await promptLogits(a, ids)).buffer)], [...new Uint32Array((await promptLogits(n, ids)).buffer)]);
+      }
+    } finally {
+      await a.close();
+      await n.close();
+      await exact.close();
+    }
+  });
+}
