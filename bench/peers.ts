@@ -18,7 +18,7 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { parseArgs } from "node:util";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -297,8 +297,7 @@ Internal (one measurement in a child process): --one MODEL.gguf THREADS [--with-
 
 /** The command line; parsed only when this file runs, not when big-model.ts imports ensurePeers. */
 function parseCommandLine() {
-  return parseArgs({
-    args: g.Deno?.args ?? g.process.argv.slice(2),
+  return benchArgs(USAGE, {
     options: {
       types: { type: "string", default: "F32,Q8_0,Q4_0,Q4_K_M" },
       rounds: { type: "string", default: "3" },
@@ -317,17 +316,8 @@ function parseCommandLine() {
 type CommandLine = ReturnType<typeof parseCommandLine>["values"];
 
 if (import.meta.main) {
-  let parsed: ReturnType<typeof parseCommandLine>;
-  try {
-    parsed = parseCommandLine();
-  } catch (e) {
-    console.error(`${(e as Error).message}\n\n${USAGE}`);
-    g.Deno ? g.Deno.exit(2) : g.process.exit(2);
-    throw e;
-  }
-  const { values: opts, positionals } = parsed;
-  if (opts.help) console.log(USAGE);
-  else if (opts.one !== undefined) {
+  const { values: opts, positionals } = parseCommandLine();
+  if (opts.one !== undefined) {
     const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"]);
     console.log(JSON.stringify(m));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
