@@ -198,10 +198,10 @@ async function send(s: Spec, dropAfterChunks = -1): Promise<Answer[] | null> {
 // Deno, RSS rises from 117 to about 170 MiB over the first 640 requests while V8's heapTotal goes from 17 to
 // 70 MiB (its young generation growing to its maximum; --max-semi-space-size=2 keeps it at 23-30 MiB) and
 // heapUsed after a full GC stays at 9-10 MiB, then RSS stays within 167-173 MiB for 3,000 more. In Bun two things
-// grew (README, Serving): the pool threads' kernel calls by spread, which left memory behind in threads that
-// never return to their event loop (now `apply`, src/threads/control.ts), and garbage that JavaScriptCore
-// collects only at its next full collection, which it schedules blind to the native memory the garbage pins
-// (now Bun's server collects per 16 MiB of resident growth, src/server/bun-collector.ts). Either way one
+// can grow (README, Serving): kernel calls by spread from pool threads, which never return to their event loop,
+// leave memory behind (so src/threads/control.ts calls with `apply`), and garbage waits for JavaScriptCore's next
+// full collection, which it schedules blind to the native memory the garbage pins (so Bun's server collects per
+// 16 MiB of resident growth, src/server/bun-collector.ts). Either way one
 // reading is noise: the baseline is the median RSS after the last three warm-up rounds, and what is measured is
 // whether memory keeps growing, the median RSS after three runs of the mix (the measured one, then two more)
 // against it.
