@@ -4,7 +4,7 @@
  * that keeps ggml's layout, stepped in alternation (1 thread). Prints each one's best ms per token and the
  * ratio; the logits of the two are bit-identical (tests/kquant-kx.test.ts).
  *
- *   deno run -A bench/kx-decode.ts [--types Q4_0,Q4_K_M] [--rounds 3] [--steps 32] [--help]
+ *   deno run -A bench/kx-decode.ts [--types Q4_0,Q4_K_M] [--rounds 3] [--steps 32]
  *   bun bench/kx-decode.ts
  */
 import { loadModel } from "../src/model/load.ts";
