@@ -8,7 +8,7 @@
  */
 import { loadModel } from "../src/model/load.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
-import { splitTimers } from "./webgpu-call-timers.ts";
+import { forwardTimer, splitTimers } from "./webgpu-call-timers.ts";
 import { benchArgs } from "./cli.ts";
 
 const USAGE = `Where the host's time per greedy WebGPU token goes (Deno): wall time, forward, the backend's recording and submits,
@@ -33,15 +33,7 @@ const path = positionals[0];
 const backend = new WebGpuBackend({ submitEvery: Number(positionals[2] ?? 256) });
 const rows = Number(positionals[3] ?? 0);
 const model = await loadModel(path, { backend, contextLength: 512, ...(rows ? { maxBatchRows: rows } : {}) });
-const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
-const fwd = arch.forward;
-let ms = 0, calls = 0;
-arch.forward = function (this: unknown, ...a: unknown[]) {
-  const t = performance.now();
-  fwd.apply(this, a);
-  ms += performance.now() - t;
-  calls++;
-};
+const forward = forwardTimer(model);
 const b = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
 const timers: Record<string, number> = {};
 for (const name of !wrapCalls ? [] : ["submit", "dispatch", "record", "pipeline", "bindGroup", "bindGroup3", "stateBuffer"]) {
@@ -59,8 +51,8 @@ for (const name of !wrapCalls ? [] : ["submit", "dispatch", "record", "pipeline"
 const seq = model.newSequence();
 await model.prefill(seq, [1, 2, 3, 4, 5, 6, 7, 8]);
 let lastToken = (await model.decodeGreedy(seq, 5, 8))[7];
-ms = 0;
-calls = 0;
+forward.ms = 0;
+forward.calls = 0;
 for (const k in timers) timers[k] = 0;
 for (const k in split) split[k] = 0;
 const d0 = backend.dispatches;
@@ -68,6 +60,7 @@ const t = performance.now();
 const n = Number(positionals[1] ?? 100);
 for (let i = 0; i < 2; i++) lastToken = (await model.decodeGreedy(seq, lastToken, n)).at(-1)!;
 const wall = performance.now() - t;
+const { ms, calls } = forward;
 console.log(JSON.stringify({
   forwardUs: (ms * 1000) / calls,
   calls,

@@ -32,6 +32,7 @@ import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { generate } from "../src/generate.ts";
 import { benchArgs } from "./cli.ts";
+import { forwardTimer } from "./webgpu-call-timers.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -208,20 +209,12 @@ async function greedyTps(model: Model, steps: number, chunk: number): Promise<nu
  * the ops, fusing and recording them: all a token's host work but the pick's few dispatches), per token.
  */
 async function greedyHostTimed(model: Model, steps: number, chunk: number): Promise<{ tps: number; forwardUs: number }> {
-  const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
-  const forward = arch.forward;
-  let ms = 0, calls = 0;
-  arch.forward = function (this: unknown, ...a: unknown[]) {
-    const t = performance.now();
-    forward.apply(this, a);
-    ms += performance.now() - t;
-    calls++;
-  };
+  const forward = forwardTimer(model);
   try {
     const tps = await greedyTps(model, steps, chunk);
-    return { tps, forwardUs: (ms * 1000) / calls };
+    return { tps, forwardUs: (forward.ms * 1000) / forward.calls };
   } finally {
-    arch.forward = forward;
+    forward.restore();
   }
 }
 
@@ -281,9 +274,9 @@ async function profileDecode(path: string, steps: number, sampled = false): Prom
   // sampled: temperature 0.8, top-p 0.9 drawn on the device, as sampledTps
   const sampler = new Sampler(model.vocabSize, { temperature: 0.8, topP: 0.9, seed: 1 });
   const run = (t: number, n: number) => sampled ? model.decodeSampled(seq, t, n, sampler, history) : model.decodeGreedy(seq, t, n);
-  const t0 = (await run(5, 4))[3];
+  const next = (await run(5, 4))[3];
   await backend.gpuTimes(); // drop the warm-up
-  await run(t0, steps);
+  await run(next, steps);
   const times = await backend.gpuTimes();
   await model.close();
   const perToken: Record<string, number> = {};
