@@ -3,8 +3,8 @@
  * positions on the stories110M shape (12 layers, 12 heads of 64, pages of 16 positions, every layer's K and V
  * in each page, as src/kv lays them out), each call a different layer as in a forward pass, so K and V come
  * from memory (11 MB a token at 150 positions on the f32 cache), not from L1. Kernels: `attention` (f32 cache),
- * attention_f16_twopass (F16 cache, default mode) and attention_f16 (F16 cache, --ggml-order's one-row path). Prints µs per token (12 layer
- * calls) for each cache type and the rate at which the f32 kernel reads K and V as a ratio of the machine's
+ * attention_f16_twopass (F16 cache, default mode) and attention_f16 (F16 cache, --ggml-order's one-row path).
+ * Prints µs per token (12 layer calls) for each cache type and the rate at which the f32 kernel reads K and V as a ratio of the machine's
  * read rate (read_probe) measured in the same run. `--against build.wasm` times a second kernel build in the
  * same process (old against new while iterating) and prints this build's speed over its.
  *
