@@ -3,24 +3,33 @@
  * positions on the stories110M shape (12 layers, 12 heads of 64, pages of 16 positions, every layer's K and V
  * in each page, as src/kv lays them out), each call a different layer as in a forward pass, so K and V come
  * from memory (11 MB a token at 150 positions on the f32 cache), not from L1. Kernels: `attention` (f32 cache),
- * attention_f16_twopass (F16 cache, default mode) and attention_f16 (F16 cache, --ggml-order's one-row path). Prints µs per token (12 layer
- * calls) for each cache type and the rate at which the f32 kernel reads K and V as a ratio of the machine's
+ * attention_f16_twopass (F16 cache, default mode) and attention_f16 (F16 cache, --ggml-order's one-row path).
+ * Prints µs per token (12 layer calls) for each cache type and the rate at which the f32 kernel reads K and V as a ratio of the machine's
  * read rate (read_probe) measured in the same run. `--against build.wasm` times a second kernel build in the
  * same process (old against new while iterating) and prints this build's speed over its.
  *
- *   deno run -A bench/attention.bench.ts [--positions 150] [--against /path/to/kvasm-relaxed.wasm]
+ *   deno run -A bench/attention.bench.ts [--positions 150] [--against /path/to/kvasm-relaxed.wasm] [--help]
  *   bun bench/attention.bench.ts ...
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
-const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
-const opt = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
-const positions = Number(opt("positions") ?? 150);
-const against = opt("against");
+const USAGE = `The decode step's attention over the paged KV cache alone (stories110M shape, 12 layers), per cache type.
+
+  deno run -A bench/attention.bench.ts [options]        bun bench/attention.bench.ts [options]
+
+  --positions N         cached positions the query row attends to (default 150)
+  --against BUILD.wasm  also time this kernel build in the same process and print this build's speed over its
+  -h, --help            this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: { positions: { type: "string", default: "150" }, against: { type: "string" }, help: { type: "boolean", short: "h" } },
+});
+const positions = Number(opts.positions);
+const against = opts.against;
 const { cpus, hostname } = await import("node:os");
 
 const LAYERS = 12, HEADS = 12, HEAD_DIM = 64, PAGE = 16;

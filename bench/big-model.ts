@@ -7,20 +7,16 @@
  * prefill of ../shared/peers/llamacpp.mjs's ids, then greedy steps), their ratios to llama.cpp, and each
  * process's peak resident memory (GNU time's maximum RSS; llama.cpp maps the file, so its pages count too).
  *
- *   deno run -A bench/big-model.ts [--prompt 16] [--decode 8] [--threads 2] [--no-bun] [--no-llamacpp]
+ *   deno run -A bench/big-model.ts [--prompt 16] [--decode 8] [--threads 2] [--no-bun] [--no-llamacpp] [--help]
  */
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { ensurePeers } from "./peers.ts";
 import { loadModel } from "../src/model/load.ts";
 import { MultiMemoryBackend } from "../src/backends/multi-memory.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const here = new URL(".", import.meta.url).pathname;
 const PEERS_DIR = here + "peers-install/";
 const bin = (name: string) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
@@ -111,12 +107,12 @@ async function child(label: string, cmd: string, argv: string[], cwd?: string): 
   return m;
 }
 
-async function orchestrate(): Promise<void> {
-  const nPrompt = Number(flag("prompt", "16")), nDecode = Number(flag("decode", "8")), threads = Number(flag("threads", "2"));
+async function orchestrate(opts: CommandLine): Promise<void> {
+  const nPrompt = Number(opts.prompt), nDecode = Number(opts.decode), threads = Number(opts.threads);
   // decoding starts from the prompt's id 5, as llamacpp.mjs's does
   if (!(nPrompt >= 6 && nDecode >= 1)) throw new Error("--prompt must be at least 6 ids and --decode at least 1 step");
   const path = await ensureSyntheticModel("llama3-8b", "Q4_K_M");
-  const peers = args.includes("--no-llamacpp") ? { llamacpp: false } : await ensurePeers(false);
+  const peers = opts["no-llamacpp"] ? { llamacpp: false } : await ensurePeers(false);
   const started = new Date().toISOString();
   const { hostname, cpus, totalmem, loadavg } = await import("node:os");
   const self = here + "big-model.ts";
@@ -129,7 +125,7 @@ async function orchestrate(): Promise<void> {
     const argv = [PEERS_DIR + "llamacpp.mjs", path, String(nPrompt), String(nDecode), String(threads)];
     push(await child("llama.cpp", "node", argv, PEERS_DIR));
   }
-  if (!args.includes("--no-bun")) push(await child("kvasm bun", bin("bun"), [self, "--one", ...one]));
+  if (!opts["no-bun"]) push(await child("kvasm bun", bin("bun"), [self, "--one", ...one]));
 
   const ref = runs.find((m) => m.engine === "llama.cpp");
   const fmt = (x: number | undefined, d = 2) => (x === undefined ? "-" : x.toFixed(d));
@@ -150,11 +146,41 @@ async function orchestrate(): Promise<void> {
   }
 }
 
+const USAGE = `An 8B-class model past one memory's 4 GiB (synthetic Llama-3-8B-shaped Q4_K_M, 4.9 GB): kvasm under Deno and Bun
+against llama.cpp on the same file, one process each: load s, prefill and decode tok/s, ratios, peak resident memory.
+
+  deno run -A bench/big-model.ts [options]
+
+  --prompt N       prompt ids (default 16, at least 6)
+  --decode N       greedy steps (default 8)
+  --threads N      threads for every engine (default 2)
+  --no-bun         kvasm under Deno only
+  --no-llamacpp    leave llama.cpp out
+  -h, --help       this text
+
+Internal (one measurement in a child process): --one MODEL.gguf THREADS PROMPT DECODE.`;
+
+function parseCommandLine() {
+  return benchArgs(USAGE, {
+    options: {
+      prompt: { type: "string", default: "16" },
+      decode: { type: "string", default: "8" },
+      threads: { type: "string", default: "2" },
+      "no-bun": { type: "boolean", default: false },
+      "no-llamacpp": { type: "boolean", default: false },
+      one: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+}
+type CommandLine = ReturnType<typeof parseCommandLine>["values"];
+
 if (import.meta.main) {
-  const one = args.indexOf("--one");
-  if (one >= 0) {
-    const [path, threads, nPrompt, nDecode] = args.slice(one + 1);
-    console.log(JSON.stringify(await measureKvasm(path, Number(threads), Number(nPrompt), Number(nDecode))));
+  const { values: opts, positionals } = parseCommandLine();
+  if (opts.one !== undefined) {
+    const [threads, nPrompt, nDecode] = positionals;
+    console.log(JSON.stringify(await measureKvasm(opts.one, Number(threads), Number(nPrompt), Number(nDecode))));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
-  } else await orchestrate();
+  } else await orchestrate(opts);
 }

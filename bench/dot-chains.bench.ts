@@ -14,6 +14,15 @@
  *
  * Prints GMAC/s (16 multiply-adds per 16-byte dot) per variant; ratios are within one run.
  */
+import { benchArgs } from "./cli.ts";
+
+benchArgs(
+  `Eight chains of WebAssembly int8 dot products per variant (relaxed_add, relaxed16, relaxed16x2, plain) over L1-resident
+bytes, in GMAC/s, one run. No options.
+
+  deno run -A bench/dot-chains.bench.ts        bun bench/dot-chains.bench.ts`,
+  { options: { help: { type: "boolean", short: "h" } } },
+);
 
 const u = (...b: number[]) => b;
 const leb = (n: number): number[] => {

@@ -4,7 +4,7 @@
  * and the effective GB/s of weights read per decoded token, next to the
  * machine's read bandwidth measured by the same kernels in the same run.
  *
- *   deno run -A bench/e2e.ts [--shape stories110M] [--types F32,Q8_0] [--decode 48] [--json] [--ggml-order]
+ *   deno run -A bench/e2e.ts [--shape stories110M] [--types F32,Q8_0] [--decode 48] [--json] [--ggml-order] [--help]
  *   bun bench/e2e.ts ...
  *
  * --ggml-order also measures each type loaded for llama.cpp's arithmetic bit for bit
@@ -15,14 +15,10 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 
 /**
@@ -90,11 +86,33 @@ export async function measure(model: Model, type: string, decodeTokens: number):
   return { type, weightBytes, decodeTps, prefillTps: prompt.length / (bestPrefill / 1000), decodeGBs: (weightBytes * decodeTps) / 1e9 };
 }
 
+const USAGE = `End-to-end throughput on a synthetic model, 1 thread: decode and 128-token prefill tok/s, and the weights' GB/s per
+decoded token next to the machine's read bandwidth, measured in the same run.
+
+  deno run -A bench/e2e.ts [options]        bun bench/e2e.ts [options]        npm run bench -- [options]
+
+  --shape NAME     bench/synthetic.ts shape (default stories110M)
+  --types LIST     weight types (default F32,Q8_0,Q4_0,Q4_K_M)
+  --decode N       decode steps timed (default 48)
+  --ggml-order     also each type with { ggmlOrder: true, kvCacheType: "f16" }, as a share of the default's speed
+  --json           one JSON line instead of the table
+  -h, --help       this text`;
+
 if (import.meta.main) {
-  const shape = flag("shape", "stories110M");
-  const types = flag("types", "F32,Q8_0,Q4_0,Q4_K_M").split(",");
-  const decodeTokens = Number(flag("decode", "48"));
-  const modes = args.includes("--ggml-order") ? ["default", "ggml"] as const : ["default"] as const;
+  const { values: opts } = benchArgs(USAGE, {
+    options: {
+      shape: { type: "string", default: "stories110M" },
+      types: { type: "string", default: "F32,Q8_0,Q4_0,Q4_K_M" },
+      decode: { type: "string", default: "48" },
+      "ggml-order": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const shape = opts.shape;
+  const types = opts.types.split(",");
+  const decodeTokens = Number(opts.decode);
+  const modes = opts["ggml-order"] ? ["default", "ggml"] as const : ["default"] as const;
   const results: E2EResult[] = [];
   let bw = 0;
   for (const type of types) {
@@ -110,7 +128,7 @@ if (import.meta.main) {
       }
     }
   }
-  if (args.includes("--json")) {
+  if (opts.json) {
     console.log(JSON.stringify({ runtime, shape, readGBs: bw, results }));
   } else {
     console.log(`${runtime}, ${shape}, 1 thread; read bandwidth (read_probe kernel over the weights): ${bw.toFixed(1)} GB/s`);

@@ -11,10 +11,20 @@
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
+import { benchArgs } from "./cli.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+const { positionals: args } = benchArgs(
+  `The quantized KV caches' quality cost: the f32 cache's greedy continuation fed to each cache; mean and max
+KL(f32 || cache), top-1 agreement, and where free-running greedy output first departs.
+
+  deno run -A bench/engine-kv-quality.ts [MODEL.gguf] [TOKENS] [TYPES]
+
+  MODEL.gguf     default ../shared/models/stories260K/stories260K.gguf
+  TOKENS         positions compared (default 400)
+  TYPES          KV cache types (default q8_0,u8_asym)
+  -h, --help     this text`,
+  { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true },
+);
 const path = args[0] ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
 const N = Number(args[1] ?? 400);
 const TYPES = (args[2] ?? "q8_0,u8_asym").split(",") as KVType[];

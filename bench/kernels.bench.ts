@@ -8,6 +8,15 @@
  */
 import { Bench } from "tinybench";
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
+import { benchArgs } from "./cli.ts";
+
+benchArgs(
+  `f32 matmul micro-benchmarks (tinybench) at decode and prefill sizes of the stories110M shape, each beside the read
+bandwidth probe over the same bytes. No options.
+
+  deno run -A bench/kernels.bench.ts        bun bench/kernels.bench.ts`,
+  { options: { help: { type: "boolean", short: "h" } } },
+);
 
 /** Mean latency (ms) of a finished tinybench task (its result type is a union over task states). */
 function meanMs(task: { result?: unknown }): number {

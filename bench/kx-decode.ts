@@ -12,15 +12,26 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { benchArgs } from "./cli.ts";
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-  (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i < 0 ? dflt : args[i + 1];
-};
-const types = option("types", "Q4_0,Q4_K_M").split(",") as SyntheticType[];
-const rounds = Number(option("rounds", "3")), steps = Number(option("steps", "32"));
+const USAGE = `Decode ms per token with Q6_K weights repacked at load (KX) and in ggml's layout, same process, 1 thread.
+
+  deno run -A bench/kx-decode.ts [options]        bun bench/kx-decode.ts [options]
+
+  --types LIST   types of the synthetic stories110M-shaped files (default Q4_0,Q4_K_M)
+  --rounds N     alternating rounds, best kept (default 3)
+  --steps N      greedy decode steps per round (default 32)
+  -h, --help     this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: {
+    types: { type: "string", default: "Q4_0,Q4_K_M" },
+    rounds: { type: "string", default: "3" },
+    steps: { type: "string", default: "32" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+const types = opts.types.split(",") as SyntheticType[];
+const rounds = Number(opts.rounds), steps = Number(opts.steps);
 
 /** A WASM backend that leaves every weight in ggml's layout (the kernels before the KX repack). */
 class NaturalLayout extends WasmBackend {

@@ -5,16 +5,24 @@
  * One head of width D = 64 (queries, keys, values), one thread, the kernels the operators run (no copying
  * in and out). AFT's learned projections (4 T D^2) are left out on both sides: this is the mixing step.
  *
- *   deno run -A bench/ops.ts [--max 4096]      bun bench/ops.ts
+ *   deno run -A bench/ops.ts [--max 4096] [--help]      bun bench/ops.ts
  */
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
-const argv: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
-const maxT = Number(argv[argv.indexOf("--max") + 1] ?? 4096) || 4096;
+const USAGE = `The kvasm/ops attention variants against dense softmax attention of the same size, by sequence length: time
+ratios measured in the same run and the working memory each needs (one head of 64, one thread).
+
+  deno run -A bench/ops.ts [--max T]        bun bench/ops.ts [--max T]
+
+  --max T        the longest sequence length (default 4096)
+  -h, --help     this text`;
+const { values: opts } = benchArgs(USAGE, { options: { max: { type: "string", default: "4096" }, help: { type: "boolean", short: "h" } } });
+const maxT = Number(opts.max) || 4096;
 const { cpus, hostname } = await import("node:os");
 
 const D = 64, WDIM = 64, S = 64, LK = 128, TOPK = 32, WIN = 64;

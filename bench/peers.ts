@@ -9,6 +9,7 @@
  *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--median] [--no-wllama] [--no-bun] [--no-threads]
  *   npm run bench -- --peers ...                 (the same)
  *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
+ *   deno run -A bench/peers.ts --help
  *
  * The peers install on first use into bench/peers-install/ (git-ignored, never a dependency of kvasm), with
  * the harnesses of ../shared/peers (llamacpp.mjs, wllama.ts) copied beside them; see ../shared/peers/README.md.
@@ -17,14 +18,10 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const here = new URL(".", import.meta.url).pathname;
 const PEERS_DIR = here + "peers-install/";
 const SHARED_PEERS = new URL("../../shared/peers/", import.meta.url).pathname;
@@ -174,20 +171,22 @@ const ratio = (a: number | undefined, b: number | undefined) => (a === undefined
  * The best of the rounds: on a machine shared with other work, load only ever slows a run down, so each
  * engine's fastest run is the closest to its unloaded speed (--median: the median instead).
  */
-const useMedian = args.includes("--median");
-const pick = (xs: number[]) => {
-  if (xs.length === 0) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  if (!useMedian) return s[s.length - 1];
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+function pickOf(useMedian: boolean): (xs: number[]) => number | undefined {
+  return (xs) => {
+    if (xs.length === 0) return undefined;
+    const s = [...xs].sort((a, b) => a - b);
+    if (!useMedian) return s[s.length - 1];
+    return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+}
 
-async function orchestrate(): Promise<void> {
-  const types = flag("types", "F32,Q8_0,Q4_0,Q4_K_M").split(",") as SyntheticType[];
-  const rounds = Number(flag("rounds", "3"));
-  const withBun = !args.includes("--no-bun");
-  const withThreads = !args.includes("--no-threads");
-  const peers = await ensurePeers(!args.includes("--no-wllama"));
+async function orchestrate(opts: CommandLine): Promise<void> {
+  const types = opts.types.split(",") as SyntheticType[];
+  const rounds = Number(opts.rounds);
+  const useMedian = opts.median, pick = pickOf(useMedian);
+  const withBun = !opts["no-bun"];
+  const withThreads = !opts["no-threads"];
+  const peers = await ensurePeers(!opts["no-wllama"]);
   const self = here + "peers.ts";
   const kv = (runtime: "deno" | "bun", path: string, threads: number) =>
     runtime === "deno"
@@ -257,9 +256,9 @@ async function orchestrate(): Promise<void> {
 }
 
 /** --profile: decode and prefill µs per token by op class, one process per type (Deno, then Bun unless --no-bun). */
-async function profileAll(): Promise<void> {
-  const types = flag("types", "F32,Q8_0,Q4_0,Q4_K_M").split(",") as SyntheticType[];
-  const runtimes = args.includes("--no-bun") ? ["deno"] : ["deno", "bun"];
+async function profileAll(opts: CommandLine): Promise<void> {
+  const types = opts.types.split(",") as SyntheticType[];
+  const runtimes = opts["no-bun"] ? ["deno"] : ["deno", "bun"];
   for (const type of types) {
     const path = await ensureSyntheticModel("stories110M", type);
     for (const rt of runtimes) {
@@ -280,12 +279,48 @@ async function profileAll(): Promise<void> {
   }
 }
 
+const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic stories110M-shaped GGUF files, one run.
+
+  deno run -A bench/peers.ts [options]        (or: npm run bench -- --peers [options])
+
+  --types LIST   weight types to compare (default F32,Q8_0,Q4_0,Q4_K_M)
+  --rounds N     interleaved rounds per type (default 3)
+  --median       report each engine's median round, not its best
+  --no-wllama    leave wllama out
+  --no-bun       kvasm under Deno only
+  --no-threads   no two-thread kvasm runs
+  --profile      instead: kvasm's decode and prefill time per token by op class, per type and runtime
+  -h, --help     this text
+
+The peers install on first use into bench/peers-install/ (git-ignored); see ../shared/peers/README.md.
+Internal (one measurement in a child process): --one MODEL.gguf THREADS [--with-profile].`;
+
+/** The command line; parsed only when this file runs, not when big-model.ts imports ensurePeers. */
+function parseCommandLine() {
+  return benchArgs(USAGE, {
+    options: {
+      types: { type: "string", default: "F32,Q8_0,Q4_0,Q4_K_M" },
+      rounds: { type: "string", default: "3" },
+      median: { type: "boolean", default: false },
+      "no-wllama": { type: "boolean", default: false },
+      "no-bun": { type: "boolean", default: false },
+      "no-threads": { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+      one: { type: "string" },
+      "with-profile": { type: "boolean", default: false },
+    },
+    allowPositionals: true,
+  });
+}
+type CommandLine = ReturnType<typeof parseCommandLine>["values"];
+
 if (import.meta.main) {
-  const one = args.indexOf("--one");
-  if (one >= 0) {
-    const m = await measureKvasm(args[one + 1], Number(args[one + 2] ?? "1"), args.includes("--with-profile"));
+  const { values: opts, positionals } = parseCommandLine();
+  if (opts.one !== undefined) {
+    const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"]);
     console.log(JSON.stringify(m));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
-  } else if (args.includes("--profile")) await profileAll();
-  else await orchestrate();
+  } else if (opts.profile) await profileAll(opts);
+  else await orchestrate(opts);
 }

@@ -19,16 +19,32 @@ import { KX_KERNELS, QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kerne
 
 import { checkKernelExports } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/spec.ts";
+import { benchArgs } from "./cli.ts";
 const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-  (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string) => {
-  const i = args.indexOf(name);
-  return i < 0 ? undefined : args.splice(i, 2)[1];
-};
-const baseline = option("--baseline");
-const buildDir = option("--build");
-const Ts = (option("--T") ?? "1,16,128").split(",").map(Number);
+const { values: opts, positionals: args } = benchArgs(
+  `Quantized matmul kernels, one thread: GOP/s and GB/s of weights, plain against relaxed SIMD (and KX layouts), and a
+stories110M-shaped decode estimate.
+
+  deno run -A bench/quant-kernels.bench.ts [options] [TYPE ...]        bun bench/quant-kernels.bench.ts ...
+
+  TYPE ...          weight types, lower case (e.g. q4_0 q4_k; default: all)
+  --build DIR       the builds in DIR instead of build/
+  --baseline DIR    also time DIR/kvasm-relaxed.wasm (an earlier build) in the same run, fastest call reported
+  --T LIST          token rows (default 1,16,128)
+  -h, --help        this text`,
+  {
+    options: {
+      build: { type: "string" },
+      baseline: { type: "string" },
+      T: { type: "string", default: "1,16,128" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  },
+);
+const baseline = opts.baseline;
+const buildDir = opts.build;
+const Ts = opts.T.split(",").map(Number);
 
 const builds: Record<string, Kernels> = {};
 const buildFiles: Record<string, string | URL> = {

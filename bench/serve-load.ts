@@ -19,27 +19,47 @@
  * /proc/PID/smaps at each stage (what grows, mapping by mapping).
  * Exits 1 on any failure.
  *
- *   deno run -A bench/serve-load.ts [--model PATH] [--clients 16] [--requests 20] [--parallel 16] [--context 1024] [--http node]
+ *   deno run -A bench/serve-load.ts [--model PATH] [--clients 16] [--requests 20] [--parallel 16] [--context 1024] [--http node] [--help]
  *   bun bench/serve-load.ts ...
  */
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
+import { benchArgs } from "./cli.ts";
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-  (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
-const flag = (k: string, d: number) => {
-  const i = args.indexOf(`--${k}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
-const modelPath = args.includes("--model")
-  ? args[args.indexOf("--model") + 1]
-  : new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
-const clients = flag("clients", 16), requests = flag("requests", 20);
+const USAGE = `The server under a mixed load with disconnects, each answer checked against a replay alone, and its memory and
+counters back at their baseline afterwards (\`kvasm serve\` in a child process of this runtime). Exits 1 on any failure.
+
+  deno run -A bench/serve-load.ts [options]        bun bench/serve-load.ts [options]
+
+  --model PATH      a model (default: ../shared/models/stories260K/stories260K.gguf)
+  --clients N       clients sending requests back to back (default 16)
+  --requests N      requests per client (default 20)
+  --parallel N      the server's --parallel (default 16)
+  --context N       the server's --context (default 1024)
+  --warm N          warm-up rounds before the baseline, at least 3 (default 8)
+  --http node       serve through node:http
+  --smaps DIR       write the server's /proc/PID/smaps at each stage into DIR
+  -h, --help        this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: {
+    model: { type: "string" },
+    clients: { type: "string", default: "16" },
+    requests: { type: "string", default: "20" },
+    parallel: { type: "string", default: "16" },
+    context: { type: "string", default: "1024" },
+    warm: { type: "string", default: "8" },
+    http: { type: "string" },
+    smaps: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+const modelPath = opts.model ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
+const clients = Number(opts.clients), requests = Number(opts.requests);
 const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
 
 // the server: `kvasm serve` under this same runtime
 const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-const context = flag("context", 1024);
+const context = Number(opts.context);
 const cli = [
   new URL("../src/cli.ts", import.meta.url).pathname,
   "serve",
@@ -48,10 +68,10 @@ const cli = [
   "--port",
   "0",
   "--parallel",
-  String(flag("parallel", 16)),
+  opts.parallel,
   "--context",
   String(context),
-  ...(args.includes("--http") ? ["--http", args[args.indexOf("--http") + 1]] : []),
+  ...(opts.http !== undefined ? ["--http", opts.http] : []),
 ];
 const child = spawn(exec, isDeno ? ["run", "-A", ...cli] : cli, { stdio: ["ignore", "ignore", "pipe"] });
 let serverLog = "";
@@ -64,7 +84,7 @@ const url = await new Promise<string>((resolve, reject) => {
   child.on("exit", () => reject(new Error(`kvasm serve exited: ${serverLog}`)));
 });
 const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) * 1024;
-const smapsDir = args.includes("--smaps") ? args[args.indexOf("--smaps") + 1] : null;
+const smapsDir = opts.smaps ?? null;
 const snapshot = (stage: string) => {
   if (smapsDir) writeFileSync(`${smapsDir}/${stage}.smaps`, readFileSync(`/proc/${child.pid}/smaps`, "utf8"));
 };
@@ -198,16 +218,16 @@ async function send(s: Spec, dropAfterChunks = -1): Promise<Answer[] | null> {
 // Deno, RSS rises from 117 to about 170 MiB over the first 640 requests while V8's heapTotal goes from 17 to
 // 70 MiB (its young generation growing to its maximum; --max-semi-space-size=2 keeps it at 23-30 MiB) and
 // heapUsed after a full GC stays at 9-10 MiB, then RSS stays within 167-173 MiB for 3,000 more. In Bun two things
-// grew (README, Serving): the pool threads' kernel calls by spread, which left memory behind in threads that
-// never return to their event loop (now `apply`, src/threads/control.ts), and garbage that JavaScriptCore
-// collects only at its next full collection, which it schedules blind to the native memory the garbage pins
-// (now Bun's server collects per 16 MiB of resident growth, src/server/bun-collector.ts). Either way one
+// can grow (README, Serving): kernel calls by spread from pool threads, which never return to their event loop,
+// leave memory behind (so src/threads/control.ts calls with `apply`), and garbage waits for JavaScriptCore's next
+// full collection, which it schedules blind to the native memory the garbage pins (so Bun's server collects per
+// 16 MiB of resident growth, src/server/bun-collector.ts). Either way one
 // reading is noise: the baseline is the median RSS after the last three warm-up rounds, and what is measured is
 // whether memory keeps growing, the median RSS after three runs of the mix (the measured one, then two more)
 // against it.
 const startRss = rss();
 snapshot("0-loaded");
-const parallel = flag("parallel", 16);
+const parallel = Number(opts.parallel);
 await Promise.all(Array.from({ length: parallel }, (_, i) =>
   fetch(`${url}/v1/completions`, {
     method: "POST",
@@ -229,7 +249,7 @@ async function mixRound(): Promise<number> {
   return lostInRound;
 }
 const warmRss: number[] = [];
-for (let round = 0; round < Math.max(3, flag("warm", 8)); round++) {
+for (let round = 0; round < Math.max(3, Number(opts.warm)); round++) {
   await mixRound();
   warmRss.push(rss());
 }

@@ -4,7 +4,7 @@
  * pass). Reports requests/s, tokens/s, time to first token and inter-token
  * latency percentiles.
  *
- *   deno run -A bench/serve.ts [--model PATH] [--clients 8] [--requests 64] [--max-tokens 64] [--seconds 120] [--parallel 8]
+ *   deno run -A bench/serve.ts [--model PATH] [--clients 8] [--requests 64] [--max-tokens 64] [--seconds 120] [--parallel 8] [--help]
  *
  * Without --model it uses bench/synthetic.ts's random-weight model of the
  * stories110M shape: the speed depends on the shape, not on the weights' values.
@@ -13,15 +13,34 @@ import { loadModel } from "../src/model/load.ts";
 import { createHandler } from "../src/server/handler.ts";
 import { serve } from "../src/server/serve.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
+import { benchArgs } from "./cli.ts";
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-  (globalThis as unknown as { process: { argv: string[] } }).process.argv.slice(2);
-const flag = (k: string, d: number) => {
-  const i = args.indexOf(`--${k}`);
-  return i >= 0 ? Number(args[i + 1]) : d;
-};
-const modelArg = args.includes("--model") ? args[args.indexOf("--model") + 1] : undefined;
-const clients = flag("clients", 8), requests = flag("requests", 64), maxTokens = flag("max-tokens", 64), seconds = flag("seconds", 120);
+const USAGE = `Loopback load run of the OpenAI-compatible server: streaming completions from N clients; requests/s, tokens/s,
+time to first token and inter-token latency percentiles.
+
+  deno run -A bench/serve.ts [options]        bun bench/serve.ts [options]
+
+  --model PATH       a model (default: bench/synthetic.ts's random-weight stories110M shape)
+  --clients N        clients issuing requests back to back (default 8)
+  --requests N       requests in all (default 64)
+  --max-tokens N     tokens per completion (default 64)
+  --seconds S        stop issuing after S seconds (default 120)
+  --parallel N       sequences the model serves at once (default 8)
+  -h, --help         this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: {
+    model: { type: "string" },
+    clients: { type: "string", default: "8" },
+    requests: { type: "string", default: "64" },
+    "max-tokens": { type: "string", default: "64" },
+    seconds: { type: "string", default: "120" },
+    parallel: { type: "string", default: "8" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+const modelArg = opts.model;
+const clients = Number(opts.clients), requests = Number(opts.requests), maxTokens = Number(opts["max-tokens"]);
+const seconds = Number(opts.seconds);
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
@@ -30,7 +49,7 @@ const pct = (xs: number[], p: number) => {
 };
 
 const model = await loadModel(modelArg ?? await ensureSyntheticModel("stories110M"), {
-  maxSequences: flag("parallel", 8),
+  maxSequences: Number(opts.parallel),
   contextLength: 512,
 });
 const handler = createHandler(model, { modelId: "bench" });

@@ -17,6 +17,7 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { chooseTensorType, quantizeModel, quantizeRows, type QuantizeTarget } from "../src/quant/quantize.ts";
 import { rowBytes } from "../src/formats/ggml-types.ts";
+import { benchArgs } from "./cli.ts";
 
 export interface SyntheticShape {
   name: string;
@@ -305,13 +306,20 @@ export async function ensureSyntheticModel(shapeName: string, type: SyntheticTyp
 }
 
 if (import.meta.main) {
-  // deno-lint-ignore no-explicit-any
-  const args: string[] = (globalThis as any).Deno?.args ?? (globalThis as any).process.argv.slice(2);
-  if (args[0] === "--ensure") {
-    console.log(await ensureSyntheticModel(args[1], (args[2] ?? "F32") as SyntheticType));
+  const { values: opts, positionals: args } = benchArgs(
+    `kvasm's synthetic-model writer: a llama GGUF with real shapes and random weights.
+
+  deno run -A bench/synthetic.ts [OUT.gguf] [SHAPE]          F32 (SHAPE: ${Object.keys(SHAPES).join(" | ")}; default stories110M)
+  deno run -A bench/synthetic.ts --ensure SHAPE [TYPE]      the cached file in bench/models/ (written if absent), its path printed
+  -h, --help                                                 this text`,
+    { options: { ensure: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } }, allowPositionals: true },
+  );
+  if (opts.ensure) {
+    console.log(await ensureSyntheticModel(args[0], (args[1] ?? "F32") as SyntheticType));
     // deno-lint-ignore no-explicit-any
     (globalThis as any).Deno?.exit(0);
+  } else {
+    const shape = SHAPES[args[1] ?? "stories110M"];
+    await writeSyntheticModel(args[0] ?? "synthetic.gguf", shape);
   }
-  const shape = SHAPES[args[1] ?? "stories110M"];
-  await writeSyntheticModel(args[0] ?? "synthetic.gguf", shape);
 }

@@ -11,7 +11,7 @@
  * 42.2 µs (9 calls), halves 32.2 µs; two threads 48.5 (default) / 44.5 µs (halves); Q6_K 768x2048 two
  * threads 120.2 / 88.0 µs.
  *
- *   deno run -A bench/threads-chunks.ts [--model PATH] [--reps 200]      bun bench/threads-chunks.ts ...
+ *   deno run -A bench/threads-chunks.ts [--model PATH] [--reps 200] [--help]      bun bench/threads-chunks.ts ...
  */
 import { loadModel } from "../src/model/load.ts";
 import type { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
@@ -19,13 +19,23 @@ import type { Weight } from "../src/backends/backend.ts";
 import { planChunks } from "../src/threads/control.ts";
 import { weightKernelFor } from "../src/backends/weight-kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const argv: string[] = g.Deno?.args ?? g.process.argv.slice(2);
-const flag = (name: string, def: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : def);
-const path = argv.includes("--model") ? flag("model", "") : await ensureSyntheticModel("stories110M", "Q4_K_M");
-const reps = Number(flag("reps", "200"));
+
+const USAGE = `What cutting a one-row matmul into chunks costs: one call, the default cut, the streaming cut, on one and two threads.
+
+  deno run -A bench/threads-chunks.ts [options]        bun bench/threads-chunks.ts [options]
+
+  --model PATH   a GGUF model (default: the synthetic stories110M Q4_K_M file)
+  --reps N       calls per measurement, caches flushed before each (default 200)
+  -h, --help     this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: { model: { type: "string" }, reps: { type: "string", default: "200" }, help: { type: "boolean", short: "h" } },
+});
+const path = opts.model ?? await ensureSyntheticModel("stories110M", "Q4_K_M");
+const reps = Number(opts.reps);
 
 const model = await loadModel(path, { contextLength: 512, threads: 2 });
 try {

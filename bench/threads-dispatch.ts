@@ -9,6 +9,15 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadPool } from "../src/threads/pool.ts";
 import { coreCount, threadSupport } from "../src/threads/spawn.ts";
 import { kernelModule, pickVariant } from "../src/kernels/wasm.ts";
+import { benchArgs } from "./cli.ts";
+
+benchArgs(
+  `What one split op costs: the round trip to a spinning worker, and one- against two-thread T=1 f32 matmuls of growing
+size, to place the calling-thread-only threshold (DEFAULT_MIN_WORK). No options.
+
+  deno run -A bench/threads-dispatch.ts        bun bench/threads-dispatch.ts`,
+  { options: { help: { type: "boolean", short: "h" } } },
+);
 
 const backend = new WasmBackend({ shared: true });
 await backend.init(64 << 20);

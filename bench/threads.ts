@@ -3,7 +3,7 @@
  * on 1 thread (WasmBackend) and on N threads (ThreadedWasmBackend), same file,
  * same tokens. Prints ms per token and the speed-up over one thread.
  *
- *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0] [--model PATH] [--decode 32] [--prefill 128] [--reps 5] [--profile]
+ *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0] [--model PATH] [--decode 32] [--prefill 128] [--reps 5] [--profile] [--help]
  *   bun bench/threads.ts ...
  *
  * --profile adds, after the timed runs, one prefill and one decode run per thread count with the
@@ -25,21 +25,41 @@ import { fileSink } from "../src/formats/gguf-writer.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const argv: string[] = g.Deno?.args ?? g.process.argv.slice(2);
-const flag = (name: string, def: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : def;
-};
+const USAGE = `Thread scaling: decode and prefill of a stories110M-shaped model on 1 and N threads, ms per token and speed-up.
+
+  deno run -A bench/threads.ts [options]        bun bench/threads.ts [options]
+
+  --threads LIST   thread counts (default 1,2)
+  --type T         F32, F16 or Q8_0: bench/synthetic.ts's cached model (default F32)
+  --model PATH     any GGUF file instead
+  --decode N       decode steps (default 32)
+  --prefill N      prompt ids of the prefill (default 128)
+  --reps N         timed runs, median kept (default 5)
+  --profile        then one run per thread count with the op profile on: µs per token by op class
+  -h, --help       this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: {
+    threads: { type: "string", default: "1,2" },
+    type: { type: "string", default: "F32" },
+    model: { type: "string" },
+    decode: { type: "string", default: "32" },
+    prefill: { type: "string", default: "128" },
+    reps: { type: "string", default: "5" },
+    profile: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h" },
+  },
+});
 const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
-const threadCounts = flag("threads", "1,2").split(",").map(Number);
-const decodeSteps = Number(flag("decode", "32"));
-const prefillTokens = Number(flag("prefill", "128"));
-const reps = Number(flag("reps", "5"));
-const profile = argv.includes("--profile");
-const path = argv.includes("--model") ? flag("model", "") : await syntheticModel(flag("type", "F32"));
+const threadCounts = opts.threads.split(",").map(Number);
+const decodeSteps = Number(opts.decode);
+const prefillTokens = Number(opts.prefill);
+const reps = Number(opts.reps);
+const profile = opts.profile;
+const path = opts.model ?? await syntheticModel(opts.type);
 
 async function syntheticModel(type: string): Promise<string> {
   if (type === "F32" || type === "F16") return ensureSyntheticModel("stories110M", type);

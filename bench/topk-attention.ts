@@ -19,10 +19,23 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
+import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+const { positionals: args } = benchArgs(
+  `Sparse top-k attention against dense attention at long context (teacher-forced along dense's greedy tokens):
+KL(dense || top-k), top-1 agreement and decode tok/s, in the same run.
+
+  deno run -A bench/topk-attention.ts [POSITIONS] [KS] [STEPS] [MODEL.gguf]
+
+  POSITIONS      prompt lengths (default 1024,4096,16384)
+  KS             top-k settings (default 64,256)
+  STEPS          decode steps per setting (default 32)
+  MODEL.gguf     real weights instead of the synthetic long-context shape
+  -h, --help     this text`,
+  { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true },
+);
 const POSITIONS = (args[0] ?? "1024,4096,16384").split(",").map(Number);
 const KS = (args[1] ?? "64,256").split(",").map(Number);
 const STEPS = Number(args[2] ?? 32);

@@ -1,3 +1,30 @@
+import type { Model } from "../src/model/model.ts";
+
+/** Time spent inside a model's forward pass (all of a token's recording), while forwardTimer's wrapper is on. */
+export interface ForwardTimes {
+  ms: number;
+  calls: number;
+  /** Puts the architecture's own forward back. */
+  restore(): void;
+}
+
+/**
+ * Wraps the model's architecture's forward with a timer (bench/webgpu.ts, bench/webgpu-host.ts): the host's time
+ * per token inside it, against the token's wall time, says whether the host or the GPU bounds decode.
+ */
+export function forwardTimer(model: Model): ForwardTimes {
+  const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
+  const forward = arch.forward;
+  const times: ForwardTimes = { ms: 0, calls: 0, restore: () => void (arch.forward = forward) };
+  arch.forward = function (this: unknown, ...a: unknown[]) {
+    const t = performance.now();
+    forward.apply(this, a);
+    times.ms += performance.now() - t;
+    times.calls++;
+  };
+  return times;
+}
+
 /**
  * Wraps the WebGPU methods a decode step calls (recording, finish, submit, writeBuffer) with timers, so
  * bench/webgpu-host.ts can tell Deno's own cost per dispatch from kvasm's bookkeeping around it. Each wrapper

@@ -1,29 +1,39 @@
 /**
- * Where the host's time per greedy token goes on WebGPU (issue 19: is decode bound by the host or the GPU?).
+ * Where the host's time per greedy token goes on WebGPU: is decode bound by the host or the GPU?
  *   deno run -A bench/webgpu-host.ts MODEL.gguf [tokens per call, 100] [submitEvery, 256] [maxBatchRows, default]
+ *   deno run -A bench/webgpu-host.ts --help
  * Decodes two calls of `tokens` (Model.decodeGreedy: readbacks overlapped) and prints per token: the wall time, the
  * time inside the architecture's forward (all of a token's recording), the backend's record/dispatch/submit and,
  * unless NOSPLIT=1, each WebGPU call's (bench/webgpu-call-timers.ts). scripts/gpu/device-run.sh split runs it.
  */
 import { loadModel } from "../src/model/load.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
-import { splitTimers } from "./webgpu-call-timers.ts";
-// NOSPLIT=1: no per-call timers (their own cost); argument 4: maxBatchRows (the bench loads with 128 or 512)
+import { forwardTimer, splitTimers } from "./webgpu-call-timers.ts";
+import { benchArgs } from "./cli.ts";
+
+const USAGE = `Where the host's time per greedy WebGPU token goes (Deno): wall time, forward, the backend's recording and submits,
+and each WebGPU call's own time.
+
+  deno run -A bench/webgpu-host.ts MODEL.gguf [TOKENS_PER_CALL] [SUBMIT_EVERY] [MAX_BATCH_ROWS]
+
+  TOKENS_PER_CALL  tokens per decodeGreedy call, two calls timed (default 100)
+  SUBMIT_EVERY     the backend's submitEvery (default 256)
+  MAX_BATCH_ROWS   the model's maxBatchRows (default: the loader's)
+  NOSPLIT=1        (environment) no per-call timers, to see what they cost
+  -h, --help       this text`;
+const { positionals } = benchArgs(USAGE, { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true });
+if (positionals.length === 0) {
+  console.error(USAGE);
+  Deno.exit(2);
+}
+// NOSPLIT=1: no per-call timers (their own cost)
 const wrapCalls = !Deno.env.get("NOSPLIT");
 const split = wrapCalls ? splitTimers() : {} as Record<string, number>;
-const path = Deno.args[0];
-const backend = new WebGpuBackend({ submitEvery: Number(Deno.args[2] ?? 256) });
-const rows = Number(Deno.args[3] ?? 0);
+const path = positionals[0];
+const backend = new WebGpuBackend({ submitEvery: Number(positionals[2] ?? 256) });
+const rows = Number(positionals[3] ?? 0);
 const model = await loadModel(path, { backend, contextLength: 512, ...(rows ? { maxBatchRows: rows } : {}) });
-const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
-const fwd = arch.forward;
-let ms = 0, calls = 0;
-arch.forward = function (this: unknown, ...a: unknown[]) {
-  const t = performance.now();
-  fwd.apply(this, a);
-  ms += performance.now() - t;
-  calls++;
-};
+const forward = forwardTimer(model);
 const b = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
 const timers: Record<string, number> = {};
 for (const name of !wrapCalls ? [] : ["submit", "dispatch", "record", "pipeline", "bindGroup", "bindGroup3", "stateBuffer"]) {
@@ -40,16 +50,17 @@ for (const name of !wrapCalls ? [] : ["submit", "dispatch", "record", "pipeline"
 }
 const seq = model.newSequence();
 await model.prefill(seq, [1, 2, 3, 4, 5, 6, 7, 8]);
-let t0 = (await model.decodeGreedy(seq, 5, 8))[7];
-ms = 0;
-calls = 0;
+let lastToken = (await model.decodeGreedy(seq, 5, 8))[7];
+forward.ms = 0;
+forward.calls = 0;
 for (const k in timers) timers[k] = 0;
 for (const k in split) split[k] = 0;
 const d0 = backend.dispatches;
 const t = performance.now();
-const n = Number(Deno.args[1] ?? 100);
-for (let i = 0; i < 2; i++) t0 = (await model.decodeGreedy(seq, t0, n)).at(-1)!;
+const n = Number(positionals[1] ?? 100);
+for (let i = 0; i < 2; i++) lastToken = (await model.decodeGreedy(seq, lastToken, n)).at(-1)!;
 const wall = performance.now() - t;
+const { ms, calls } = forward;
 console.log(JSON.stringify({
   forwardUs: (ms * 1000) / calls,
   calls,

@@ -10,7 +10,7 @@
  *
  *   deno run -A bench/webgpu.ts [--shapes stories110M,llama-1b] [--types F32,Q8_0,Q4_0] [--decode 64]
  *          [--chunk 64] [--submit-every 256] [--bandwidth-gbs 3350] [--wasm-prefill 32] [--batch 16] [--prefill 128,512]
- *          [--keep] [--json out.json]
+ *          [--keep] [--json out.json] [--help]
  *
  * --batch B also times B sequences decoding together (Model.step, one token row each, logits read back per
  * step as the engine does) against B = 1 the same way; --keep leaves the GGUF files in --dir for a peer
@@ -31,14 +31,52 @@ import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/web
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { generate } from "../src/generate.ts";
+import { benchArgs } from "./cli.ts";
+import { forwardTimer } from "./webgpu-call-timers.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
-const flag = (name: string, dflt: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : dflt;
-};
+const USAGE = `WebGPU throughput on synthetic models (real shapes, random weights): per-token, greedy and sampled decode on the
+device, prefill, batched decode, and WASM's one-thread prefill of the same file (Deno).
+
+  deno run -A bench/webgpu.ts [options]
+
+  --shapes LIST         bench/synthetic.ts shapes (default stories110M,llama-1b)
+  --types LIST          weight types (default F32,Q8_0,Q4_0)
+  --decode N            decode tokens timed (default 64; above --chunk also one call of N, runs read back overlapped)
+  --chunk N             greedy/sampled tokens per readback (default 64)
+  --submit-every N      the backend's submitEvery (default 256)
+  --bandwidth-gbs X     the GPU's memory bandwidth for the share greedy decode reaches (default 3350)
+  --wasm-prefill N      ids of WASM's one-thread prefill (default 32; 0: none)
+  --prefill LIST        prompt lengths timed, best of 3 (default 128)
+  --batch B             also B sequences decoding together against 1 (default 0: none)
+  --tiled-from N        token rows from which matmuls run as tiles (default 0: the backend's, 32)
+  --tile-rows N         32 or 64 token rows a matmul tile holds (default 0: the backend picks)
+  --profile             GPU microseconds per greedy token of each kernel (timestamp queries)
+  --dir DIR             where the GGUF files are written (default /tmp)
+  --keep                leave them there for a peer to read
+  --json FILE           also write the results as JSON
+  -h, --help            this text`;
+const { values: opts } = benchArgs(USAGE, {
+  options: {
+    shapes: { type: "string", default: "stories110M,llama-1b" },
+    types: { type: "string", default: "F32,Q8_0,Q4_0" },
+    decode: { type: "string", default: "64" },
+    chunk: { type: "string", default: "64" },
+    "submit-every": { type: "string", default: "256" },
+    "bandwidth-gbs": { type: "string", default: "3350" },
+    "wasm-prefill": { type: "string", default: "32" },
+    prefill: { type: "string", default: "128" },
+    batch: { type: "string", default: "0" },
+    "tiled-from": { type: "string", default: "0" },
+    "tile-rows": { type: "string", default: "0" },
+    profile: { type: "boolean", default: false },
+    dir: { type: "string", default: "/tmp" },
+    keep: { type: "boolean", default: false },
+    json: { type: "string", default: "" },
+    help: { type: "boolean", short: "h" },
+  },
+});
 
 /** xorshift32 words: random bytes fast enough for gigabytes. */
 function randomBytes(n: number, seed: number): Uint8Array {
@@ -171,20 +209,12 @@ async function greedyTps(model: Model, steps: number, chunk: number): Promise<nu
  * the ops, fusing and recording them: all a token's host work but the pick's few dispatches), per token.
  */
 async function greedyHostTimed(model: Model, steps: number, chunk: number): Promise<{ tps: number; forwardUs: number }> {
-  const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
-  const forward = arch.forward;
-  let ms = 0, calls = 0;
-  arch.forward = function (this: unknown, ...a: unknown[]) {
-    const t = performance.now();
-    forward.apply(this, a);
-    ms += performance.now() - t;
-    calls++;
-  };
+  const forward = forwardTimer(model);
   try {
     const tps = await greedyTps(model, steps, chunk);
-    return { tps, forwardUs: (ms * 1000) / calls };
+    return { tps, forwardUs: (forward.ms * 1000) / forward.calls };
   } finally {
-    arch.forward = forward;
+    forward.restore();
   }
 }
 
@@ -244,9 +274,9 @@ async function profileDecode(path: string, steps: number, sampled = false): Prom
   // sampled: temperature 0.8, top-p 0.9 drawn on the device, as sampledTps
   const sampler = new Sampler(model.vocabSize, { temperature: 0.8, topP: 0.9, seed: 1 });
   const run = (t: number, n: number) => sampled ? model.decodeSampled(seq, t, n, sampler, history) : model.decodeGreedy(seq, t, n);
-  const t0 = (await run(5, 4))[3];
+  const next = (await run(5, 4))[3];
   await backend.gpuTimes(); // drop the warm-up
-  await run(t0, steps);
+  await run(next, steps);
   const times = await backend.gpuTimes();
   await model.close();
   const perToken: Record<string, number> = {};
@@ -338,28 +368,28 @@ async function readbackMs(n: number): Promise<number> {
 const status = await webgpuStatus();
 console.log(`adapter: ${status.available ? status.adapter : "none: " + status.reason}`);
 if (!status.available) throw new Error("no WebGPU adapter");
-const bandwidth = Number(flag("bandwidth-gbs", "3350")); // H100 SXM HBM3 peak
-const decodeSteps = Number(flag("decode", "64"));
-const wasmPrefillTokens = Number(flag("wasm-prefill", "32"));
-const chunk = Number(flag("chunk", "64"));
-const submitEvery = Number(flag("submit-every", "256"));
-const dir = flag("dir", "/tmp");
-const batch = Number(flag("batch", "0"));
-const keep = args.includes("--keep");
-const profile = args.includes("--profile");
-const tiledFrom = Number(flag("tiled-from", "0")); // 0: the backend's default
-const tileRows = Number(flag("tile-rows", "0")); // 32 or 64 token rows a matmul tile holds; 0: the backend picks
+const bandwidth = Number(opts["bandwidth-gbs"]); // H100 SXM HBM3 peak
+const decodeSteps = Number(opts.decode);
+const wasmPrefillTokens = Number(opts["wasm-prefill"]);
+const chunk = Number(opts.chunk);
+const submitEvery = Number(opts["submit-every"]);
+const dir = opts.dir;
+const batch = Number(opts.batch);
+const keep = opts.keep;
+const profile = opts.profile;
+const tiledFrom = Number(opts["tiled-from"]); // 0: the backend's default
+const tileRows = Number(opts["tile-rows"]); // 32 or 64 token rows a matmul tile holds; 0: the backend picks
 // prompt lengths timed (best of 3); the longest is also the rows one forward pass takes (maxBatchRows), as llama-bench's ubatch
-const prefillLengths = flag("prefill", "128").split(",").map(Number);
+const prefillLengths = opts.prefill.split(",").map(Number);
 const maxPrefill = Math.max(...prefillLengths);
 const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
 const dispatchFloor = await dispatchFloorUs();
 console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
 const results = [];
-for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
+for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];
-  for (const typeName of flag("types", "F32,Q8_0,Q4_0").split(",")) {
+  for (const typeName of opts.types.split(",")) {
     const type = GGMLType[typeName as keyof typeof GGMLType];
     const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
     let t = performance.now();
@@ -468,7 +498,7 @@ for (const shapeName of flag("shapes", "stories110M,llama-1b").split(",")) {
     if (!keep) g.Deno?.removeSync?.(path);
   }
 }
-const out = flag("json", "");
+const out = opts.json;
 if (out) {
   g.Deno.writeTextFileSync(
     out,

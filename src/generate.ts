@@ -48,9 +48,8 @@ export interface GenerationResult {
  * instead: Model.decodeGreedy computes a call of tokens (4, then doubling up to
  * GREEDY_ROWS, and on to RUN_AHEAD_MAX while calls come back within
  * RUN_AHEAD_MS: a call of more than GREEDY_ROWS reads each run back while the
- * next runs; nextRunAhead),
- * and the tokens are then taken one at a time as
- * before, so EOS, stop strings and maxTokens end generation at the same token;
+ * next runs; nextRunAhead), and the tokens are then taken one at a time as
+ * per-token decoding takes them, so EOS, stop strings and maxTokens end generation at the same token;
  * what was computed past it is dropped with the sequence. It applies when
  * nothing needs the logits on the host: temperature 0 (or topK 1), no bias or
  * penalties, no logprobs, no onToken. Sampled decoding on WebGPU runs ahead

@@ -334,3 +334,9 @@ test("quant kernels: unsupported weight types are named in the error", async () 
   assertSupportedWeightType(GGMLType.Q4_K, "x"); // does not throw
   assertClose([actRowBytes(GGMLType.Q8_K, 512)], [584], 0);
 });
+
+test("quant kernels: the Q8_S reference names a row that does not split into blocks, and a short source", async () => {
+  await assertRejects(() => dequantizeRef(Q8_S, new Uint8Array(80), 48), UnsupportedError, /Q8_S: 48 elements do not split/);
+  await assertRejects(() => dequantizeRef(Q8_S, new Uint8Array(79), 64), RangeError, /Q8_S: need 80 bytes for 64 elements, got 79/);
+  assertEquals(dequantizeRef(Q8_S, new Uint8Array(80), 64).length, 64);
+});

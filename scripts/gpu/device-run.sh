@@ -11,6 +11,8 @@
 # run again, one after the other on a quiet machine, on the same GGUF files.
 set -uo pipefail
 what=${1:-all}
+# --help: the comment above, before anything is unpacked or run
+if [ "$what" = -h ] || [ "$what" = --help ]; then sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0; fi
 OUT=${OUT:-/tmp/out}
 start=$SECONDS
 mkdir -p "$OUT"

@@ -2,7 +2,7 @@ import { GGMLType, ggmlTypeName } from "../formats/ggml-types.ts";
 import type { MatmulKernel } from "../kernels/spec.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
-import { type AttentionRows, ThreadPool } from "../threads/pool.ts";
+import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool } from "../threads/pool.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { KvasmError } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
@@ -135,7 +135,7 @@ export class ThreadedWasmBackend extends WasmBackend {
       t0 = p.now();
     }
     // a few rows stream the weights through once: few, long chunks (see splitStreaming)
-    const pool = this.pool, streaming = T < 4;
+    const pool = this.pool, streaming = T < STREAMING_ROWS_BELOW;
     const dispatch = () =>
       void (streaming
         ? pool.splitStreaming(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows)
@@ -238,7 +238,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     // rows whose width is a multiple of 16 group alike as one long row (split at multiples of 64 elements);
     // other widths split by whole rows, so each row's SIMD body and tail fall as on one thread
     const p = this.profile, t0 = p ? p.now() : 0;
-    if (n % 16 === 0 && T < 4) this.pool.splitStreaming("swiglu", "elements", out, gate, up, n * T, 1); // decode: halves
+    if (n % 16 === 0 && T < STREAMING_ROWS_BELOW) this.pool.splitStreaming("swiglu", "elements", out, gate, up, n * T, 1); // decode: halves
     else if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
     else if (T > 1) this.pool.split("swiglu", "rows", out, gate, up, n, T);
     else return super.swiglu(out, gate, up, n, T);

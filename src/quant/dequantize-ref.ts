@@ -17,7 +17,8 @@ export function dequantizeRef(type: GGMLTypeId, src: Uint8Array, n: number): Flo
   if (type === Q8_S) {
     // kvasm's activation format (act-formats.ts): {f32 d; i32 sum; i8 qs[32]}
     const need = actRowBytesOrUndefined(Q8_S, n);
-    if (need === undefined || src.length < need) throw new RangeError(`Q8_S: ${n} elements need whole blocks of ${need} bytes`);
+    if (need === undefined) throw new UnsupportedError(`Q8_S: ${n} elements do not split into blocks of 32`);
+    if (src.length < need) throw new RangeError(`Q8_S: need ${need} bytes for ${n} elements, got ${src.length}`);
     const v = new DataView(src.buffer, src.byteOffset, src.byteLength), y = new Float32Array(n);
     for (let b = 0; b < n / 32; b++) {
       const d = v.getFloat32(b * 40, true);

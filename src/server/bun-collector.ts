@@ -12,7 +12,7 @@
  * garbage (after a forced full collection the JS heap is back at 48 MiB and
  * every Request, Response and ReadableStream of the run is gone). The
  * collector here bounds that climb: resident memory is read at most every
- * `intervalMs` as requests end, and past `floor + slack` one synchronous full
+ * `intervalMs` as requests arrive, and past `floor + slack` one synchronous full
  * collection runs and the floor becomes what is resident after it, so a
  * working size that really grows costs one collection per `slack` of growth,
  * never a collection per request.
@@ -52,7 +52,7 @@ export class ResidentCollector implements CollectorStats {
     this.floor = rss();
   }
 
-  /** Called as a request ends: reads resident memory when due and collects when it is past the floor plus the slack. */
+  /** Called as a request arrives: reads resident memory when due and collects when it is past the floor plus the slack. */
   check(now = performance.now()): void {
     if (this.slack <= 0 || now - this.lastReading < this.interval) return;
     this.lastReading = now;

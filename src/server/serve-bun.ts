@@ -28,8 +28,7 @@ export function serveBun(handler: FetchHandler, opts: ServeOptions = {}): Promis
   const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   // Bun counts whole seconds, at most 255
   const idleTimeout = idleMs <= 0 ? 0 : Math.min(255, Math.max(1, Math.ceil(idleMs / 1000)));
-  const proc = (globalThis as unknown as { process: { memoryUsage: { rss(): number } } }).process;
-  const collector = new ResidentCollector(() => proc.memoryUsage.rss(), () => Bun.gc(true), { slackBytes: opts.gcSlackBytes });
+  const collector = new ResidentCollector(() => process.memoryUsage.rss(), () => Bun.gc(true), { slackBytes: opts.gcSlackBytes });
   const server = Bun.serve({
     hostname,
     port: opts.port ?? DEFAULT_PORT,

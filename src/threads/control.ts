@@ -112,8 +112,8 @@ export const ATTENTION = 3;
  * Each chunk takes 1 / (2 * threads) of the units still unclaimed (factoring), never fewer than about
  * total / (8 * threads): the first chunks are large (few claims and kernel calls), the last ones small,
  * so when one thread starts late or is slowed the other is left idle for at most a small chunk at the
- * end. Equal chunks of an eighth of the op (the previous cut) could leave one thread idle for an eighth of
- * every op while the other ran its last chunk. Every chunk starts at a multiple of `align` and the last one
+ * end (equal chunks of an eighth of the op can leave one thread idle for an eighth of every op while the other
+ * runs its last chunk). Every chunk starts at a multiple of `align` and the last one
  * ends at `total`, so a kernel's unit groups and leftover units fall exactly as on one thread, and each
  * unit is computed by the same code, whichever thread claims it.
  */

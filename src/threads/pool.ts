@@ -57,6 +57,11 @@ import {
 const ATTENTION_CHUNKS_PER_THREAD = 2;
 /** Chunks a thread for splitStreaming: one (the halves on two threads; a thread that finds the other late still claims its chunk). */
 const STREAM_CHUNKS_PER_THREAD = 1;
+/**
+ * Ops of fewer token rows than this (decode, a few sequences' steps) read their weights or cached keys and values
+ * once from memory, so they take the streaming cut (splitStreaming; attention likewise); prefill keeps the finer cut.
+ */
+export const STREAMING_ROWS_BELOW = 4;
 /** A split of the spec as the control block takes it: argument indices, and per argument its stride's coefficient and factors. */
 interface CompiledSplit {
   op: number;
@@ -251,7 +256,7 @@ export class ThreadPool {
     const kernel = frame.kernel, args = frame.args;
     const s = this.compiled(kernel, "heads");
     // a few rows stream each head's cached keys and values through once: one chunk a thread, as splitStreaming
-    this.writeOp(s, args, args[s.unitsArg], rows.T < 4 ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD);
+    this.writeOp(s, args, args[s.unitsArg], rows.T < STREAMING_ROWS_BELOW ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD);
     const c = this.view.ctl;
     c[ATT.rows] = rows.rows, c[ATT.T] = rows.T, c[ATT.maxLen] = rows.maxLen, c[ATT.rowFields] = rows.rowFields;
     c[ATT.rowPageTable] = rows.rowPageTable, c[ATT.rowPos] = rows.rowPos, c[ATT.rowStart] = rows.rowStart;

@@ -1,0 +1,30 @@
+/**
+ * The command line of a bench script, through node:util's parseArgs (Deno, Bun and Node alike): `--help` or
+ * `-h` prints the script's usage and exits; an unknown flag or a missing value prints what is wrong, then the
+ * usage, and exits with status 2, so a mistyped flag never starts a long run with the defaults.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+
+export function benchArgs<T extends ParseArgsConfig>(usage: string, config: T): ReturnType<typeof parseArgs<T>> {
+  const args: string[] = g.Deno?.args ?? g.process.argv.slice(2);
+  let parsed: ReturnType<typeof parseArgs<T>>;
+  try {
+    parsed = parseArgs({ ...config, args }) as ReturnType<typeof parseArgs<T>>;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${usage}`);
+    return exit(2);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(usage);
+    return exit(0);
+  }
+  return parsed;
+}
+
+function exit(code: number): never {
+  g.Deno ? g.Deno.exit(code) : g.process.exit(code);
+  throw new Error("unreachable");
+}
