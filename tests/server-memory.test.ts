@@ -56,7 +56,11 @@ test("serve: Bun's server runs the collector (a 1-byte slack collects as request
   const body = new Uint8Array(1 << 20);
   const server = await serve(() => new Response(body.slice()), { port: 0, gcSlackBytes: 1 });
   try {
+    // Resident memory must grow between readings for a collection to be due; freed response bodies may be
+    // reused by the allocator and leave it flat, so the test holds (and touches) 4 MiB more before each request.
+    const held: Uint8Array[] = [];
     for (let i = 0; i < 4; i++) {
+      held.push(new Uint8Array(4 << 20).fill(i + 1));
       await (await fetch(`${server.url}/`)).arrayBuffer();
       await new Promise((r) => setTimeout(r, 260)); // past the reading interval
     }
@@ -64,6 +68,7 @@ test("serve: Bun's server runs the collector (a 1-byte slack collects as request
       assert(server.collector !== undefined, "Bun's server reports its collector");
       assert(server.collector!.collections >= 1, `collections: ${server.collector!.collections}`);
     } else assertEquals(server.collector, undefined);
+    assertEquals(held.length, 4);
   } finally {
     await server.close();
   }
