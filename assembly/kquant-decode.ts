@@ -400,7 +400,8 @@ export function matmul_q4_kx(out: usize, xq: usize, w: usize, n: i32, d: i32, T:
   let acc = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
     let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
-    const c = q4kScales(p);
+    // the row's scale and min vectors once per superblock, not once per activation row
+    const c = q4kScales(p), mv = i16x8.extend_low_i8x16_u(i64x2.splat(q4kMins(p)));
     for (let H = 0; H < 2; H++) {
       let t0 = i16x8.splat(0), t1 = t0, t2 = t0, t3 = t0;
       for (let k = 0; k < 4; k++) {
@@ -420,7 +421,9 @@ export function matmul_q4_kx(out: usize, xq: usize, w: usize, n: i32, d: i32, T:
     const da = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(load<f32>(q0)), 1, load<f32>(q1)), 2, load<f32>(q2)), 3, load<f32>(q3));
     let f = f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(reduce4i(s0, s1, s2, s3)));
     const dm = f32x4.splat(f16(p + 2));
-    const ms = reduce4i(minCorr(p, pairs(q0)), minCorr(p, pairs(q1)), minCorr(p, pairs(q2)), minCorr(p, pairs(q3)));
+    const ms = reduce4i(
+      i32x4.dot_i16x8_s(mv, pairs(q0)), i32x4.dot_i16x8_s(mv, pairs(q1)), i32x4.dot_i16x8_s(mv, pairs(q2)), i32x4.dot_i16x8_s(mv, pairs(q3)),
+    );
     f = f32x4.sub(f, f32x4.mul(f32x4.mul(dm, da), f32x4.convert_i32x4_s(ms)));
     acc = f32x4.add(acc, f);
     p += WB4; q0 += AB; q1 += AB; q2 += AB; q3 += AB;
