@@ -229,7 +229,7 @@ async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> 
 
 for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
   const at = sharedPath("models", "synthetic-quants", file);
-  testShared(`${file}: Q6_K and Q4_K weights repacked to KX at load (not under ggmlOrder), logits as without the repack`, [at], async () => {
+  testShared(`${file}: Q6_K, Q4_K weights repacked to KX at load (not under ggmlOrder), logits as without the repack`, [at], async () => {
     const kx = new WasmBackend(), natural = new NaturalLayout();
     const a = await loadModel(at, { backend: kx, threads: 1 });
     const n = await loadModel(at, { backend: natural, threads: 1 });
