@@ -16,7 +16,7 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { benchArgs } from "./cli.ts";
 
-const USAGE = `Decode ms per token with Q6_K weights repacked at load (KX) and in ggml's layout, same process, 1 thread.
+const USAGE = `Decode ms per token, weights repacked at load (KX: Q6_K and Q4_K; Q6_K only) and in ggml's layout, same process, 1 thread.
 
   deno run -A bench/kx-decode.ts [options]        bun bench/kx-decode.ts [options]
 
