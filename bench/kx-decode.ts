@@ -1,8 +1,9 @@
 /**
- * Decode with and without the KX repack of Q6_K weights (src/quant/kernels.ts KX_KERNELS), in one process:
- * the same synthetic stories110M-shaped file loaded twice, one WASM backend that repacks at load and one
- * that keeps ggml's layout, stepped in alternation (1 thread). Prints each one's best ms per token and the
- * ratio; the logits of the two are bit-identical (tests/kquant-kx.test.ts).
+ * Decode with and without the KX repack of Q6_K and Q4_K weights (src/quant/kernels.ts KX_KERNELS), in one
+ * process: the same synthetic stories110M-shaped file loaded three times, by a WASM backend that keeps ggml's
+ * layout, one that repacks only Q6_K (the KX repack before Q4_K had one) and one that repacks both, stepped in
+ * alternation (1 thread). Prints each one's best ms per token and the ratios; the logits are bit-identical
+ * (tests/kquant-kx.test.ts).
  *
  *   deno run -A bench/kx-decode.ts [--types Q4_0,Q4_K_M] [--rounds 3] [--steps 32]
  *   bun bench/kx-decode.ts
@@ -11,10 +12,11 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { benchArgs } from "./cli.ts";
 
-const USAGE = `Decode ms per token with Q6_K weights repacked at load (KX) and in ggml's layout, same process, 1 thread.
+const USAGE = `Decode ms per token, weights repacked at load (KX: Q6_K and Q4_K; Q6_K only) and in ggml's layout, same process, 1 thread.
 
   deno run -A bench/kx-decode.ts [options]        bun bench/kx-decode.ts [options]
 
@@ -38,6 +40,13 @@ class NaturalLayout extends WasmBackend {
   override prepareWeight(_w: Weight): void {}
 }
 
+/** A WASM backend that repacks only Q6_K weights. */
+class Q6Only extends WasmBackend {
+  override prepareWeight(w: Weight): void {
+    if (w.type === GGMLType.Q6_K) super.prepareWeight(w);
+  }
+}
+
 /** ms per decode step over `steps` greedy steps after a 16-id prompt. */
 async function decodeMs(model: Model): Promise<number> {
   const seq = model.newSequence();
@@ -55,17 +64,23 @@ async function decodeMs(model: Model): Promise<number> {
   }
 }
 
-console.log(`kvasm decode, Q6_K repacked (KX) vs ggml's layout, same process, ${new Date().toISOString()}`);
+console.log(`kvasm decode, Q6_K and Q4_K repacked (KX) vs ggml's layout, same process, ${new Date().toISOString()}`);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const kx = await loadModel(file, { backend: new WasmBackend(), threads: 1 });
   const natural = await loadModel(file, { backend: new NaturalLayout(), threads: 1 });
-  let a = Infinity, b = Infinity;
+  const q6 = await loadModel(file, { backend: new Q6Only(), threads: 1 });
+  let a = Infinity, b = Infinity, c = Infinity;
   for (let r = 0; r < rounds; r++) {
     b = Math.min(b, await decodeMs(natural));
+    c = Math.min(c, await decodeMs(q6));
     a = Math.min(a, await decodeMs(kx));
   }
-  console.log(`${type}: ggml layout ${b.toFixed(2)} ms/token, KX ${a.toFixed(2)} ms/token, speed-up ${(b / a).toFixed(3)}x`);
+  console.log(
+    `${type}: ggml layout ${b.toFixed(2)} ms/token, Q6_K KX only ${c.toFixed(2)}, Q6_K+Q4_K KX ${a.toFixed(2)}; ` +
+      `speed-up ${(b / a).toFixed(3)}x (Q4_K's repack alone: ${(c / a).toFixed(3)}x)`,
+  );
   await kx.close();
+  await q6.close();
   await natural.close();
 }

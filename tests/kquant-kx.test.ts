@@ -1,8 +1,8 @@
 /**
- * Q6_K in the KX layout (assembly/kquant-decode.ts): the repacked weights and the KX-ordered Q8_K
+ * Q6_K and Q4_K in the KX layout (assembly/kquant-decode.ts): the repacked weights and the KX-ordered Q8_K
  * activations give the natural kernels' results bit for bit (matmul for T = 1 and T > 1, row ranges,
- * dequantization), in both builds; and a loaded model repacks its Q6_K weights outside ggmlOrder and
- * computes the same logits as without the repack.
+ * dequantization), in both builds; and a loaded model repacks its Q6_K and Q4_K weights outside ggmlOrder
+ * and computes the same logits as without the repack.
  */
 import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
 import * as fs from "node:fs";
@@ -23,7 +23,7 @@ for (const b of BUILDS) {
   const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
   kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
 }
-const QB = 210, AB = 292; // Q6_K and Q8_K block bytes
+const QB = 210, AB = 292, Q4B = 144; // Q6_K, Q8_K and Q4_K block bytes
 
 function xorshift(seed: number) {
   let s = seed >>> 0 || 1;
@@ -46,6 +46,18 @@ function q6kRows(n: number, d: number, seed: number): Uint8Array {
   return out;
 }
 
+/** d rows of n Q4_K weights: random nibbles and 6-bit scales and mins (every bit pattern), small f16 d and dmin. */
+function q4kRows(n: number, d: number, seed: number): Uint8Array {
+  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * Q4B);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
+  const v = new DataView(out.buffer);
+  for (let p = 0; p < out.length; p += Q4B) {
+    v.setUint16(p, f32ToF16(0.001 + 0.01 * u()), true);
+    v.setUint16(p + 2, f32ToF16(0.001 + 0.01 * u()), true);
+  }
+  return out;
+}
+
 /** T rows of n activations, with an all-zero superblock and one whose largest magnitude is positive. */
 function activations(n: number, T: number, seed: number): Float32Array {
   const u = xorshift(seed), x = new Float32Array(n * T);
@@ -65,6 +77,14 @@ function place(b: string, n: number, d: number, seed: number): void {
   u8(W, w.length).set(w);
   u8(W2, w.length).set(w);
   kernels[b].repack_q6_kx(W2, w.length / QB, TMP);
+}
+
+/** Natural Q4_K weights at W, the same repacked by build b at W2. */
+function place4(b: string, n: number, d: number, seed: number): void {
+  const w = q4kRows(n, d, seed);
+  u8(W, w.length).set(w);
+  u8(W2, w.length).set(w);
+  kernels[b].repack_q4_kx(W2, w.length / Q4B, TMP);
 }
 
 /** The natural element of each byte of a KX half's 128 bytes (chunk c, byte j): the order the build documents. */
@@ -124,6 +144,61 @@ for (const b of BUILDS) {
       assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at 16`);
     }
   });
+
+  test(`repack_q4_kx (${b}): each half's chunks in the build's KX order, chunk 2k in the low nibbles of byte vector k, scales kept`, () => {
+    const n = 512, order = kxOrder(b);
+    place4(b, n, 1, 5);
+    const nat = u8(W, 2 * Q4B).slice(), kx = u8(W2, 2 * Q4B).slice();
+    for (let blk = 0; blk < 2; blk++) {
+      const p = blk * Q4B;
+      assertEquals([...kx.subarray(p, p + 16)], [...nat.subarray(p, p + 16)], `d, dmin, scales of block ${blk}`);
+      // natural element e: byte 16 + 32 (e >> 6) + (e & 31), high nibble when e & 32
+      const natural = (e: number) => (nat[p + 16 + 32 * (e >> 6) + (e & 31)] >> (e & 32 ? 4 : 0)) & 15;
+      for (let h = 0; h < 2; h++) {
+        for (let i = 0; i < 128; i++) {
+          const c = i >> 4, got = (kx[p + 16 + 64 * h + 16 * (c >> 1) + (i & 15)] >> (4 * (c & 1))) & 15;
+          const want = natural(128 * h + order[i]);
+          if (got !== want) assertEquals(got, want, `block ${blk} half ${h} chunk ${c} byte ${i & 15}`);
+        }
+      }
+    }
+  });
+
+  test(`dequantize_q4_kx (${b}): dequantize_q4_k of the natural bytes, bit for bit`, () => {
+    const k = kernels[b], n = 1024;
+    place4(b, n, 3, 13);
+    for (let r = 0; r < 3; r++) {
+      k.dequantize_q4_k(O, W + r * 4 * Q4B, n);
+      k.dequantize_q4_kx(O2, W2 + r * 4 * Q4B, n);
+      assertEquals([...u32(O2, n)], [...u32(O, n)], `row ${r}`);
+    }
+  });
+
+  test(`matmul_q4_kx (${b}): matmul_q4_k's floats bit for bit, T = 1, 3, 5, 37, any row range; T > 1 rows as T = 1`, () => {
+    const k = kernels[b];
+    for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37]]) {
+      place4(b, n, d, 3 * n + d + T);
+      const x = activations(n, T, T + 100);
+      new Float32Array(memory.buffer, XF, n * T).set(x);
+      k.quantize_q8_k(X, XF, n, T);
+      k.quantize_q8_kx(X2, XF, n, T);
+      k.matmul_q4_k(O, X, W, n, d, T, 0, d);
+      const want = u32(O, d * T);
+      k.matmul_q4_kx(O2, X2, W2, n, d, T, 0, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
+      u8(O2, d * T * 4).fill(0);
+      k.matmul_q4_kx(O2, X2, W2, n, d, T, 0, 16 < d ? 16 : d);
+      if (d > 16) k.matmul_q4_kx(O2, X2, W2, n, d, T, 16, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at 16`);
+      if (T > 1) {
+        // batch invariance: each activation row alone gives its batched row
+        for (let t = 0; t < T; t++) {
+          k.matmul_q4_kx(O2, X2 + t * (n / 256) * AB, W2, n, d, 1, 0, d);
+          assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `n ${n} d ${d} row ${t} of ${T} alone`);
+        }
+      }
+    }
+  });
 }
 
 /** A WASM backend that leaves every weight in ggml's layout. */
@@ -154,7 +229,7 @@ async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> 
 
 for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
   const at = sharedPath("models", "synthetic-quants", file);
-  testShared(`${file}: Q6_K weights repacked to KX at load (not under ggmlOrder), logits as without the repack`, [at], async () => {
+  testShared(`${file}: Q6_K, Q4_K weights repacked to KX at load (not under ggmlOrder), logits as without the repack`, [at], async () => {
     const kx = new WasmBackend(), natural = new NaturalLayout();
     const a = await loadModel(at, { backend: kx, threads: 1 });
     const n = await loadModel(at, { backend: natural, threads: 1 });
@@ -162,6 +237,9 @@ for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
     try {
       const q6 = weightsOf(a).filter((w) => w.type === GGMLType.Q6_K);
       assert(q6.length > 0 && q6.every((w) => w.layout === "kx"), "every Q6_K weight is repacked");
+      const q4 = weightsOf(a).filter((w) => w.type === GGMLType.Q4_K);
+      assert(q4.every((w) => w.layout === "kx"), "every Q4_K weight is repacked");
+      if (file.includes("q4_k")) assert(q4.length > 0, `${file} has Q4_K weights`);
       assert(weightsOf(exact).every((w) => w.layout === undefined), "ggmlOrder keeps ggml's layout");
       for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
         assertEquals([...new Uint32Array((await promptLogits(a, ids)).buffer)], [...new Uint32Array((await promptLogits(n, ids)).buffer)]);

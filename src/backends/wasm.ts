@@ -152,8 +152,8 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Repacks a Q6_K weight in place into the KX layout (assembly/kquant-decode.ts: no scale splat per 16
-   * weights; same results bit for bit), outside ggmlOrder. One pass over the weight's bytes at load (the 20 MB
+   * Repacks a Q6_K or Q4_K weight in place into the KX layout (assembly/kquant-decode.ts: no scale splat per
+   * 16 or 32 weights; same results bit for bit), outside ggmlOrder. One pass over the weight's bytes at load (the 20 MB
    * 32000x768 classifier: 3-15 ms on a loaded 2-core VM); uses the matmul scratch, placed before the weights.
    */
   prepareWeight(w: Weight): void {

@@ -179,11 +179,15 @@ export const KERNEL_SPEC = {
   dequantize_q4_k: DEQUANTIZE,
   dequantize_q5_k: DEQUANTIZE,
   dequantize_q6_k: DEQUANTIZE,
-  // assembly/kquant-decode.ts: Q6_K in the KX layout (weights repacked at load, activations by quantize_q8_kx)
+  // assembly/kquant-decode.ts: Q6_K and Q4_K in the KX layout (weights repacked at load, activations by quantize_q8_kx)
   matmul_q6_kx: QMATMUL,
   dequantize_q6_kx: DEQUANTIZE,
   /** Rewrites nb Q6_K blocks at w in place into the KX layout; tmp: 256 bytes of scratch. */
   repack_q6_kx: { args: ["w", "nb", "tmp"] },
+  matmul_q4_kx: QMATMUL,
+  dequantize_q4_kx: DEQUANTIZE,
+  /** Rewrites nb Q4_K blocks at w in place into the KX layout; tmp: 256 bytes of scratch. */
+  repack_q4_kx: { args: ["w", "nb", "tmp"] },
   // assembly/kv.ts (kv_load_*: tests and debugging)
   kv_store_q8: KV_STORE_BLOCKED,
   kv_load_q8: KV_LOAD_BLOCKED,

@@ -85,10 +85,10 @@ export function ggmlOrderKernel(type: GGMLTypeId): WeightKernel | undefined {
 /**
  * Kernels over kvasm's own "KX" layout of a weight type (assembly/kquant-decode.ts), which the WASM
  * backend repacks weights into at load (`repack`) outside ggmlOrder: Q6_K, whose natural order needs a
- * scale splat per 16 weights. Same results as the natural kernels, bit for bit; activations are Q8_K
+ * scale splat per 16 weights, and Q4_K, one per 32. Same results as the natural kernels, bit for bit; activations are Q8_K
  * blocks in the matching order (quantize_q8_kx), so they are never shared with the natural Q8_K kernels.
  */
-export const KX_KERNELS: ReadonlyMap<GGMLTypeId, WeightKernel & { repack: "repack_q6_kx" }> = new Map([
+export const KX_KERNELS: ReadonlyMap<GGMLTypeId, WeightKernel & { repack: "repack_q6_kx" | "repack_q4_kx" }> = new Map([
   [GGMLType.Q6_K, {
     type: GGMLType.Q6_K,
     actType: GGMLType.Q8_K,
@@ -96,6 +96,14 @@ export const KX_KERNELS: ReadonlyMap<GGMLTypeId, WeightKernel & { repack: "repac
     matmul: "matmul_q6_kx",
     dequantize: "dequantize_q6_kx",
     repack: "repack_q6_kx",
+  }],
+  [GGMLType.Q4_K, {
+    type: GGMLType.Q4_K,
+    actType: GGMLType.Q8_K,
+    quantize: "quantize_q8_kx",
+    matmul: "matmul_q4_kx",
+    dequantize: "dequantize_q4_kx",
+    repack: "repack_q4_kx",
   }],
 ]);
 
