@@ -18,14 +18,28 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
-const args = (globalThis as { Deno?: { args: string[] } }).Deno?.args ??
-  (globalThis as { process?: { argv: string[] } }).process?.argv.slice(2) ?? [];
-const option = (name: string) => {
-  const i = args.indexOf(name);
-  return i < 0 ? undefined : args.splice(i, 2)[1];
-};
-const Ts = (option("--T") ?? "1,16,128").split(",").map(Number);
-const rounds = Number(option("--rounds") ?? 10);
+import { benchArgs } from "./cli.ts";
+
+const { values: opts } = benchArgs(
+  `Q8_0 matmul on one module compiled here (relaxed SIMD): today's kernel, its tile without the per-block reduction
+(timing only), and the lanes layout (bit-identical, checked); fastest call and ratio to today's, per shape and T.
+Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
+
+  deno run -A bench/q8_0-jsc.bench.ts [options]        bun bench/q8_0-jsc.bench.ts [options]
+
+  --T LIST          token rows (default 1,16,128)
+  --rounds N        timed rounds per variant, interleaved (default 10)
+  -h, --help        this text`,
+  {
+    options: {
+      T: { type: "string", default: "1,16,128" },
+      rounds: { type: "string", default: "10" },
+      help: { type: "boolean", short: "h" },
+    },
+  },
+);
+const Ts = opts.T.split(",").map(Number);
+const rounds = Number(opts.rounds);
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
