@@ -1,6 +1,6 @@
 /**
  * Why Bun (JavaScriptCore) runs kvasm's Q8_0 matmul slower than Deno (V8), measured on one module:
- * bench/q8_0-jsc/kernels.ts, compiled here with asc (relaxed SIMD, a few seconds), holds
+ * bench/q8_0-jsc/kernels.ts, compiled here with asc (relaxed SIMD, or plain with --plain; a few seconds), holds
  *
  *   now        matmul_q8_0 as built (assembly/quant-gemm.ts: gemv for T = 1, 4 x 4 tiles for T > 1)
  *   noReduce   the same tile with its per-block reduce4i (six two-input shuffles + three adds) replaced by
@@ -21,7 +21,7 @@ import * as path from "node:path";
 import { benchArgs } from "./cli.ts";
 
 const { values: opts } = benchArgs(
-  `Q8_0 matmul on one module compiled here (relaxed SIMD): today's kernel, its tile without the per-block reduction
+  `Q8_0 matmul on one module compiled here (relaxed SIMD, or plain): today's kernel, its tile without the per-block reduction
 (timing only), and the lanes layout (bit-identical, checked); fastest call and ratio to today's, per shape and T.
 Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
 
@@ -29,25 +29,29 @@ Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
 
   --T LIST          token rows (default 1,16,128)
   --rounds N        timed rounds per variant, interleaved (default 10)
+  --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
   -h, --help        this text`,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
       rounds: { type: "string", default: "10" },
+      plain: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   },
 );
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
+const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
 const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "q8-jsc-")), "k.wasm");
 const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
   path.join(root, "bench/q8_0-jsc/kernels.ts"),
-  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd", "--enable", "relaxed-simd"],
-  ...["--use", "RELAXED=1", "-o", wasmFile],
+  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
+  ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
+  ...["-o", wasmFile],
 ], { encoding: "utf8" });
 if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
 
@@ -73,7 +77,10 @@ for (let i = W; i < WL; i++) {
 const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
 for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
 
-/** The lanes layout: per 4 rows and block, 4 f16 scales, then vector g = elements 4g..4g+3 of rows 0..3. */
+/**
+ * The lanes layout: per 4 rows and block, 4 f16 scales, then vector g = elements 4g..4g+3 of rows 0..3
+ * (row i's at bytes 4i..4i+3; plain build: 2i, 2i + 1, 2i + 8, 2i + 9, where its dot16 pairs them).
+ */
 function repackLanes(n: number, d: number) {
   const nb = n / 32;
   for (let r = 0; r < d; r += 4) {
@@ -83,7 +90,11 @@ function repackLanes(n: number, d: number) {
         const src = W + (r + i) * nb * 34 + b * 34;
         heap[dst + 2 * i] = heap[src];
         heap[dst + 2 * i + 1] = heap[src + 1];
-        for (let g = 0; g < 8; g++) heap.copyWithin(dst + 8 + 16 * g + 4 * i, src + 2 + 4 * g, src + 6 + 4 * g);
+        for (let g = 0; g < 8; g++) {
+          for (let k = 0; k < 4; k++) {
+            heap[dst + 8 + 16 * g + (plain ? 2 * i + (k & 1) + 8 * (k >> 1) : 4 * i + k)] = heap[src + 2 + 4 * g + k];
+          }
+        }
       }
     }
   }
@@ -91,7 +102,7 @@ function repackLanes(n: number, d: number) {
 
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768]];
 const variants = ["now", "noReduce", "lanes"];
-console.log(`${engine}, ${new Date().toISOString()}: fastest call in us (ratio now / variant)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio now / variant)`);
 for (const [label, n, d] of shapes) {
   repackLanes(n, d);
   for (const T of Ts) {

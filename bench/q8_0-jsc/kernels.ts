@@ -1,4 +1,4 @@
-// AssemblyScript, compiled by bench/q8_0-jsc.bench.ts (relaxed SIMD): kvasm's Q8_0 matmul as built today
+// AssemblyScript, compiled by bench/q8_0-jsc.bench.ts (relaxed or plain SIMD): kvasm's Q8_0 matmul as built today
 // (assembly/quant-gemm.ts), the same tile with its per-block reduction removed (timing only: wrong sums),
 // and a candidate "lanes" layout in which no per-block reduction exists. Not formatted by deno fmt
 // (it drops @inline decorators): deno.json excludes this folder.
@@ -66,9 +66,9 @@ export function noReduce(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32
 }
 
 /**
- * The "lanes" layout (repacked by the bench in JS; relaxed build only: the plain dot16 pairs bytes i and i + 8,
- * so a plain build needs its own order): per 4 rows and block, the rows' four f16 scales (8 bytes), then 8
- * vectors, vector g = elements 4g..4g+3 of rows 0, 1, 2, 3 (136 bytes = 4 x 34). Against the activation's
+ * The "lanes" layout (repacked by the bench in JS): per 4 rows and block, the rows' four f16 scales (8 bytes),
+ * then 8 vectors, vector g = elements 4g..4g+3 of rows 0, 1, 2, 3 (136 bytes = 4 x 34); relaxed build: row r's
+ * four at bytes 4r..4r+3; plain build (its dot16 pairs bytes i and i + 8): at 2r, 2r + 1, 2r + 8, 2r + 9. Against the activation's
  * 4 elements splatted (load32_splat), i32 lane r of every dot belongs to row r: the block's exact integer sum
  * builds up in place, with no horizontal reduction; then the same f32 steps as q8_0Row, so the same bits.
  * Four quads (16 rows) per pass share the activation's abs and sign per group.
@@ -88,7 +88,9 @@ export function noReduce(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32
     const zero = i32x4.splat(0);
     let i0 = zero, i1 = zero, i2 = zero, i3 = zero;
     for (let g: usize = 0; g < 8; g++) {
-      const x = v128.load32_splat(q + 8 + (g << 2));
+      // relaxed: the 4 activation bytes in every lane; plain (dot16 pairs bytes i and i + 8): bytes 0, 1 in the low half, 2, 3 in the high
+      const x = RELAXED ? v128.load32_splat(q + 8 + (g << 2))
+        : v128.shuffle<i8>(v128.load32_zero(q + 8 + (g << 2)), i32x4.splat(0), 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3);
       const u = i8x16.abs(x), m = i8x16.lt_s(x, zero);
       const o = p0 + 8 + (g << 4);
       i0 = i32x4.add(i0, i32x4.dot_i16x8_s(dot16(u, flip(v128.load(o), m)), ones16));
