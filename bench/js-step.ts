@@ -6,15 +6,14 @@
  *   bun bench/js-step.ts alloc ...
  *   deno run -A bench/js-step.ts tierup [--types F32,Q8_0,Q4_0,Q4_K_M] [--tokens 200] [--no-warmup]
  *
- * alloc: bytes allocated per decoded token (node:v8 getHeapStatistics().total_allocated_bytes, which Deno's V8 and
- * Bun's JavaScriptCore both keep: every byte handed out, collected or not), over `--tokens` Model.decodeOne steps
- * after 32 warm steps, then the same through model.generate() (greedy, text and events included). The counters
- * advance in allocation-buffer steps (tens of KB), so a few hundred tokens make the figure exact to tens of bytes.
+ * alloc: bytes allocated on the JS heap per decoded token (Deno: V8's sampling heap profiler; Bun: JavaScriptCore's
+ * GC log; see sampledBytes and gcLogged), over `--tokens` Model.decodeOne steps after 200 warm steps (V8 runs matmulRows in a tier that allocates for its first ~100 tokens), then the same
+ * through model.generate() (greedy, text and events included).
  * tierup: each of the first `--tokens` decode steps' latency right after load (one 8-id prefill first), one fresh
  * load per type; the first step, the mean over steps 2-10, 11-50, 51-100, 101-200, and the steady state (median of
  * the last 50). The models are bench/synthetic.ts's stories110M files.
  */
-import { getHeapStatistics } from "node:v8";
+import { Session } from "node:inspector";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -25,7 +24,37 @@ import { benchArgs } from "./cli.ts";
 const g = globalThis as any;
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 
-const allocated = () => getHeapStatistics().total_allocated_bytes;
+/**
+ * V8's own total_allocated_bytes moved by 3-55 KB a token between windows of one steady run (it counts the
+ * collector's copies and the JIT's code too), so under Deno a window is measured by V8's sampling heap profiler
+ * (node:inspector), every allocation of a JS object sampled at a 32-byte interval, collected ones included.
+ */
+async function sampledBytes(body: () => Promise<number>): Promise<number> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params: object = {}) =>
+    new Promise<Record<string, unknown>>((res, rej) => session.post(method, params, (e, r) => e ? rej(e) : res(r as Record<string, unknown>)));
+  try {
+    await post("HeapProfiler.enable");
+    await post("HeapProfiler.startSampling", {
+      samplingInterval: 32,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    const tokens = await body();
+    const { profile } = await post("HeapProfiler.stopSampling") as { profile: { head: ProfileNode } };
+    return sum(profile.head) / tokens;
+  } finally {
+    session.disconnect();
+  }
+}
+
+interface ProfileNode {
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+const sum = (n: ProfileNode): number => n.children.reduce((s, c) => s + sum(c), n.selfSize);
 
 /**
  * JavaScriptCore's total_allocated_bytes (Bun's node:v8) counts heap growth, not allocations (cells reused after a
@@ -47,9 +76,7 @@ async function perToken(body: () => Promise<number>): Promise<number> {
     g.Bun.gc(true);
     return NaN;
   }
-  const a0 = allocated();
-  const tokens = await body();
-  return (allocated() - a0) / tokens;
+  return await sampledBytes(body);
 }
 
 /** Bytes per token of each window in a BUN_JSC_logGC=1 child's stderr, in window order. */
@@ -78,7 +105,7 @@ export async function stepAllocation(model: Model, tokens: number): Promise<numb
   try {
     await model.prefill(seq, [1, 2, 3, 4]);
     let token = 5;
-    for (let i = 0; i < 32; i++) token = argmax(await model.decodeOne(seq, 7 + ((token * 31) % (vocab - 7))));
+    for (let i = 0; i < 200; i++) token = argmax(await model.decodeOne(seq, 7 + ((token * 31) % (vocab - 7))));
     return await perToken(async () => {
       for (let i = 0; i < tokens; i++) token = argmax(await model.decodeOne(seq, 7 + ((token * 31) % (vocab - 7))));
       return tokens;
@@ -92,7 +119,7 @@ export async function stepAllocation(model: Model, tokens: number): Promise<numb
 async function generateAllocation(model: Model, tokens: number): Promise<number> {
   const prompt = [1, 2, 3, 4];
   // warm: the generator, decoder and text paths compiled
-  for await (const _ of model.generate(prompt, { maxTokens: 32, temperature: 0 }));
+  for await (const _ of model.generate(prompt, { maxTokens: 200, temperature: 0 }));
   return await perToken(async () => {
     const it = model.generate(prompt, { maxTokens: tokens, temperature: 0 });
     let r = await it.next();
@@ -128,7 +155,7 @@ interface AllocResult {
 
 function printAlloc(r: AllocResult, json: boolean): void {
   if (json) return console.log(JSON.stringify(r));
-  const how = gcLogged ? "JavaScriptCore's GC log" : "V8 total_allocated_bytes";
+  const how = gcLogged ? "JavaScriptCore's GC log" : "V8's sampling heap profiler";
   console.log(`${r.runtime}, ${r.date}, stories110M synthetic, ${r.tokens} tokens: JS bytes allocated per token (${how})`);
   for (const x of r.rows) {
     const f = (v: number) => v.toFixed(0).padStart(7);
