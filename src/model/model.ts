@@ -200,7 +200,10 @@ export class Model {
         if (i === n - 1 && inp.logits !== false) {
           if (firstSlot < 0) firstSlot = logitSlot;
           this.logitRowIdx[this.logitRowCount++] = T;
-          out[logitSlot] = this.logitViews[logitSlot] ??= this.logitsHost.subarray(logitSlot * this.vocabSize, (logitSlot + 1) * this.vocabSize);
+          out[logitSlot] = this.logitViews[logitSlot] ??= this.logitsHost.subarray(
+            logitSlot * this.vocabSize,
+            (logitSlot + 1) * this.vocabSize,
+          );
           logitSlot++;
         }
         T++;

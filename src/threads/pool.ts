@@ -283,7 +283,13 @@ export class ThreadPool {
     const kernel = frame.kernel, args = frame.args;
     const s = this.compiled(kernel, "heads");
     // a few rows stream each head's cached keys and values through once: one chunk a thread, as splitStreaming
-    this.writeOp(s, args, args.length, args[s.unitsArg], rows.T < STREAMING_ROWS_BELOW ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD);
+    this.writeOp(
+      s,
+      args,
+      args.length,
+      args[s.unitsArg],
+      rows.T < STREAMING_ROWS_BELOW ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD,
+    );
     const c = this.view.ctl;
     c[ATT.rows] = rows.rows, c[ATT.T] = rows.T, c[ATT.maxLen] = rows.maxLen, c[ATT.rowFields] = rows.rowFields;
     c[ATT.rowPageTable] = rows.rowPageTable, c[ATT.rowPos] = rows.rowPos, c[ATT.rowStart] = rows.rowStart;
