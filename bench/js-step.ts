@@ -4,7 +4,7 @@
  *
  *   deno run -A bench/js-step.ts alloc  [--types F32,Q8_0] [--threads 1,2] [--tokens 256]
  *   bun bench/js-step.ts alloc ...
- *   deno run -A bench/js-step.ts tierup [--types F32,Q8_0,Q4_0,Q4_K_M] [--tokens 200] [--no-warmup]
+ *   deno run -A bench/js-step.ts tierup [--types F32,Q8_0,Q4_0,Q4_K_M] [--tokens 200]
  *
  * alloc: bytes allocated on the JS heap per decoded token (Deno: V8's sampling heap profiler; Bun: JavaScriptCore's
  * GC log; see tests/js-alloc.ts), over `--tokens` Model.decodeOne steps after 200 warm ones, then through
@@ -73,7 +73,6 @@ const USAGE = `The JavaScript side of a decode step: bytes allocated per token, 
   --types LIST     synthetic stories110M types (alloc default F32,Q8_0; tierup default F32,Q8_0,Q4_0,Q4_K_M)
   --threads LIST   alloc: thread counts (default 1,2); tierup: one count (default 1)
   --tokens N       steps measured (alloc default 256, tierup default 200)
-  --no-warmup      tierup: load with { warmup: false } (the load-time kernel warm-up off)
   --json           one JSON line
   -h, --help       this text`;
 
@@ -83,7 +82,6 @@ if (import.meta.main) {
       types: { type: "string" },
       threads: { type: "string" },
       tokens: { type: "string" },
-      "no-warmup": { type: "boolean", default: false },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
@@ -113,7 +111,7 @@ if (import.meta.main) {
     for (const type of types) {
       const path = await ensureSyntheticModel("stories110M", type as SyntheticType);
       const t0 = performance.now();
-      const model = await loadModel(path, { contextLength: 1024, threads, ...(opts["no-warmup"] ? { warmup: false } : {}) });
+      const model = await loadModel(path, { contextLength: 1024, threads });
       const loadMs = performance.now() - t0;
       try {
         const ms = await firstTokens(model, tokens);
@@ -134,9 +132,9 @@ if (import.meta.main) {
         await model.close();
       }
     }
-    if (opts.json) console.log(JSON.stringify({ runtime, date, threads, tokens, warmup: !opts["no-warmup"], rows }));
+    if (opts.json) console.log(JSON.stringify({ runtime, date, threads, tokens, rows }));
     else {
-      console.log(`${runtime}, ${date}, ${threads} thread(s), warm-up ${opts["no-warmup"] ? "off" : "on"}: decode step ms after load`);
+      console.log(`${runtime}, ${date}, ${threads} thread(s): decode step ms after load (one 8-id prefill first)`);
       console.log("  type     load    first   2-10  11-50 51-100 101-200 steady  >1.5x steady  excess ms");
       for (const r of rows) {
         const f = (k: string) => (r[k] as number).toFixed(1).padStart(6);
