@@ -386,16 +386,16 @@ export class ThreadPool {
   private join(want: number): boolean {
     const c = this.view.ctl;
     if (Atomics.load(c, DONE) < want) {
-      // the clock is read only every 2048 spins (a few µs), from the first such check on: each performance.now()
-      // is a number allocated, and most joins end before it (they read it once per op, ~1 KB a token; a caller
-      // that waited for a descheduled worker read it every 256 spins, 0.3-4 KB a token on a loaded host)
+      // the clock is read after 256 spins (about a µs: most joins end before it), then every 2048: each
+      // performance.now() is a number allocated, and joins read it once per op (~1 KB a token), and a caller
+      // that waited for a descheduled worker every 256 spins (0.3-4 KB a token on a loaded host)
       let sleepAfter = Infinity, giveUp = Infinity;
       for (let i = 1, done = 0; (done = Atomics.load(c, DONE)) < want; i++) {
-        if ((i & 2047) !== 0) continue;
+        if ((i & 2047) !== 0 && i !== 256) continue;
         if (this.dead !== undefined) throw this.deathError();
         const now = performance.now();
-        if (i === 2048) sleepAfter = now + this.spinMs, giveUp = now + this.joinSpinMs;
-        if (now > giveUp) {
+        if (i === 256) sleepAfter = now + this.spinMs, giveUp = now + this.joinSpinMs;
+        if (now >= giveUp) {
           this.pending = true;
           this.want = want;
           return false;
