@@ -103,7 +103,7 @@ export class WasmBackend implements Backend {
 
   write(ptr: number, data: ArrayBufferView): void {
     // the step's i32 inputs (tokens, positions, row metadata) go in as they are: a byte view of them was an allocation per write
-    if (data instanceof Int32Array && (ptr & 3) === 0) this.heapI32.set(data, ptr >> 2);
+    if (data instanceof Int32Array && (ptr & 3) === 0) this.heapI32.set(data, ptr / 4); // (ptr >> 2 is negative past 2 GiB)
     else this.heapU8.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ptr);
   }
 
