@@ -5,6 +5,7 @@ import { assert, assertEquals, assertRejects, sharedPath, test, testShared } fro
 import type { Model } from "../src/model/model.ts";
 import { loadModel, type LoadOptions } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
+import type { Weight } from "../src/backends/backend.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { MultiMemoryBackend } from "../src/backends/multi-memory.ts";
 import { planMemories } from "../src/memory/memory-plan.ts";
@@ -24,7 +25,7 @@ const Q4K = sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf"); // 2
  * Every logits vector of one scripted run: a prompt (prefill), a fork of it, one step decoding both
  * sequences as a batch (the fork's partial page is copied on write), then two more steps of the child alone.
  */
-async function script(path: string, opts: LoadOptions): Promise<{ logits: Float32Array[]; memories: number }> {
+async function script(path: string, opts: LoadOptions): Promise<{ logits: Float32Array[]; memories: number; layouts: string[] }> {
   const model: Model = await loadModel(path, { contextLength: 64, maxSequences: 2, ...opts });
   try {
     const out: Float32Array[] = [];
@@ -35,10 +36,24 @@ async function script(path: string, opts: LoadOptions): Promise<{ logits: Float3
     for (const l of await model.step([{ seq: a, tokens: [290] }, { seq: b, tokens: [311, 312] }])) out.push(l.slice());
     out.push((await model.decodeOne(b, 400)).slice(), (await model.decodeOne(b, 401)).slice());
     out.push((await model.decodeOne(a, 402)).slice());
-    return { logits: out, memories: model.backend instanceof MultiMemoryBackend ? model.backend.memories : 1 };
+    return { logits: out, memories: model.backend instanceof MultiMemoryBackend ? model.backend.memories : 1, layouts: layoutsOf(model) };
   } finally {
     await model.close();
   }
+}
+
+/** Each weight's "name type layout", for the weights' load-time layouts (prepareWeight) to be compared across memory counts. */
+function layoutsOf(m: Model): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if ("ptr" in v && "type" in v) {
+      const w = v as Weight;
+      out.push(`${w.name} ${w.type} ${w.layout ?? "ggml"}`);
+    } else for (const x of Object.values(v)) walk(x);
+  };
+  walk(m.weights);
+  return out.sort();
 }
 
 function assertBitIdentical(a: Float32Array[], b: Float32Array[], what: string): void {
@@ -60,6 +75,9 @@ for (const [label, path, counts] of [["F32", F32, [2, 3, 5]], ["Q4_K", Q4K, [2]]
       const many = await script(path, { threads: 1, memories });
       assertEquals(many.memories, memories);
       assertBitIdentical(many.logits, one.logits, `${label}, ${memories} memories`);
+      // every memory's weights take the layout one memory gives them (prepareWeight delegated to the weight's memory)
+      assertEquals(many.layouts, one.layouts, `${label}, ${memories} memories: weight layouts`);
+      if (label === "Q4_K") assert(one.layouts.some((l) => l.endsWith(" kx")), "the Q4_K file has KX-repacked weights");
     }
   });
 
@@ -70,6 +88,7 @@ for (const [label, path, counts] of [["F32", F32, [2, 3, 5]], ["Q4_K", Q4K, [2]]
     const many = await script(path, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }), memories: 2 });
     assertEquals(many.memories, 2);
     assertBitIdentical(many.logits, one.logits, `${label}, 2 memories, 2 threads`);
+    assertEquals(many.layouts, one.layouts, `${label}, 2 memories, 2 threads: weight layouts`);
   });
 }
 

@@ -275,6 +275,22 @@ export class MultiMemoryBackend implements Backend {
     await this.parts[m].upload(ptr - (m + 1) * SPAN, source, offset, bytes);
   }
 
+  /**
+   * A weight's load-time layout (KX today, the lanes layouts as they land) is its memory's backend's: that backend
+   * prepares the weight at its local address, in place in its own memory (with its own copy of the shared matmul
+   * scratch, never read across memories), and whatever it marks on the weight (its layout) is marked on the
+   * weight the forward pass holds, so every memory's ops read that layout. The bytes stay where they were, so
+   * the shared buffers and the layer-boundary copies are untouched.
+   */
+  prepareWeight(w: Weight): void {
+    const m = this.weightMemory(w), part = this.parts[m];
+    if (!part?.prepareWeight) return;
+    const local = { ...w, ptr: w.ptr - (m + 1) * SPAN };
+    part.prepareWeight(local);
+    Object.assign(w, local, { ptr: w.ptr });
+    this.localWeights.delete(w); // made again from w, its layout included, at its first op
+  }
+
   async read(ptr: number, dest: Float32Array): Promise<void> {
     await this.drain();
     const m = this.memoryOf(ptr);

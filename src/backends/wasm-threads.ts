@@ -1,5 +1,6 @@
-import { GGMLType, ggmlTypeName } from "../formats/ggml-types.ts";
+import { GGMLType } from "../formats/ggml-types.ts";
 import type { MatmulKernel } from "../kernels/spec.ts";
+import { DeferredOps, Op } from "./deferred-ops.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
 import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool } from "../threads/pool.ts";
@@ -58,9 +59,11 @@ export class ThreadedWasmBackend extends WasmBackend {
   pool: ThreadPool | undefined;
   private readonly threadOpts: ThreadedWasmOptions;
   private readonly minWork: number;
-  /** Ops issued while the pool had a pending op, run in order by drain(). */
-  private queue: Array<() => void> = [];
+  /** Ops issued while the pool had a pending op, as records (no closures), run in order by drain(). */
+  private readonly queue = new DeferredOps();
   private draining = false;
+  /** The matmul kernel prepareActivations picked (returned here, not in a tuple: nothing is allocated per op). */
+  private preparedKernel: MatmulKernel = "matmul_f32";
   /** The attention op's row metadata, one object reused for every call. */
   private readonly attentionRows: AttentionRows = {
     rows: 0,
@@ -124,56 +127,58 @@ export class ThreadedWasmBackend extends WasmBackend {
   // ---------------------------------------------------------------- split ops
 
   override matmul(out: number, x: number, w: Weight, T: number, sameInput = false): void {
-    if (this.defer(() => this.matmul(out, x, w, T, sameInput))) return;
+    if (this.pending()) return this.queue.push(Op.matmul, out, x, T, sameInput ? 1 : 0, 0, 0, 0, 0, w);
     if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, sameInput);
     const scratch = this.matmulScratch;
     const p = this.profile;
     let t0 = p ? p.now() : 0;
-    const [fn, input] = this.prepareActivations(x, w, T, scratch, this.reusePrepared(x, w, T, scratch, sameInput));
+    const input = this.prepareActivations(x, w, T, scratch, this.reusePrepared(x, w, T, scratch, sameInput));
     if (p) {
       if (w.type !== GGMLType.F32) p.add("quantize act", t0);
       t0 = p.now();
     }
-    // a few rows stream the weights through once: few, long chunks (see splitStreaming)
-    const pool = this.pool, streaming = T < STREAMING_ROWS_BELOW;
-    const dispatch = () =>
-      void (streaming
-        ? pool.splitStreaming(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows)
-        : pool.split(fn, "rows", out, input, w.ptr, w.cols, w.rows, T, 0, w.rows));
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
-    if (pool.busy) this.queue.unshift(dispatch);
-    else dispatch();
-    if (p) p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
+    if (this.pool.busy) this.queue.unshift(Op.matmulSplit, out, input, T, 0, 0, 0, 0, 0, w, this.preparedKernel);
+    else this.matmulSplit(this.preparedKernel, out, input, w, T);
+    if (p) this.profileMatmul(p, w, t0);
+  }
+
+  /** The matmul over prepared input, split by output rows; a few rows stream the weights through once: few, long chunks (see splitStreaming). */
+  private matmulSplit(fn: MatmulKernel, out: number, input: number, w: Weight, T: number): void {
+    this.pool!.splitArgs(fn, "rows", T < STREAMING_ROWS_BELOW, 8, out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
   }
 
   /**
    * Rounds or quantizes x into scratch once, before the matmul is split, as
    * matmulRows(prepare) does; a batch of rows is itself split by rows (each
-   * row is rounded or quantized alone). Returns the matmul kernel and its input.
+   * row is rounded or quantized alone). Returns the matmul's input; its kernel is left in preparedKernel.
    */
-  private prepareActivations(x: number, w: Weight, T: number, scratch: number, ready: boolean): [MatmulKernel, number] {
+  private prepareActivations(x: number, w: Weight, T: number, scratch: number, ready: boolean): number {
     const k = this.kernels, n = w.cols, split = this.pool !== undefined && T >= 2 && T * n >= this.minWork;
     switch (w.type) {
       case GGMLType.F32:
-        return [this.denseKernel(GGMLType.F32), x];
+        this.preparedKernel = this.denseKernel(GGMLType.F32);
+        return x;
       case GGMLType.F16:
-        if (ready) return [this.denseKernel(GGMLType.F16), scratch];
-        if (split) this.pool!.split("round_f16", "elements", scratch, x, T * n);
+        this.preparedKernel = this.denseKernel(GGMLType.F16);
+        if (ready) return scratch;
+        if (split) this.pool!.splitArgs("round_f16", "elements", false, 3, scratch, x, T * n);
         else k.round_f16(scratch, x, T * n);
-        return [this.denseKernel(GGMLType.F16), scratch];
+        return scratch;
       default: {
         const q = this.kernelsOf(w);
-        if (ready) return [q.matmul, scratch];
-        if (split) this.pool!.split(q.quantize, "rows", scratch, x, n, T);
+        this.preparedKernel = q.matmul;
+        if (ready) return scratch;
+        if (split) this.pool!.splitArgs(q.quantize, "rows", false, 4, scratch, x, n, T);
         else k[q.quantize](scratch, x, n, T);
-        return [q.matmul, scratch];
+        return scratch;
       }
     }
   }
 
   override attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, scratch: number): void {
-    if (this.defer(() => this.attention(out, q, kv, layer, rows, T, scratch))) return;
+    if (this.pending()) return this.queue.push(Op.attention, out, q, layer, rows, T, scratch, 0, 0, kv);
     let maxLen = 0;
     for (let t = 0; t < T; t++) {
       const r = (rows >> 2) + t * ROW_FIELDS;
@@ -195,11 +200,11 @@ export class ThreadedWasmBackend extends WasmBackend {
   }
 
   override rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
-    if (this.defer(() => this.rmsnorm(out, x, w, n, eps, T))) return;
+    if (this.pending()) return this.queue.push(Op.rmsnorm, out, x, n, eps, T, 0, 0, 0, w);
     if (!this.pool || T < 2 || 2 * T * n < this.minWork) return super.rmsnorm(out, x, w, n, eps, T);
     // rows of (out, x, w.ptr, n, eps, T): out and x advance by a row, T becomes the chunk's rows
     const p = this.profile, t0 = p ? p.now() : 0;
-    this.pool.split("rmsnorm", "rows", out, x, w.ptr, n, eps, T);
+    this.pool.splitArgs("rmsnorm", "rows", false, 6, out, x, w.ptr, n, eps, T);
     if (p) p.add("norm", t0);
   }
 
@@ -213,34 +218,33 @@ export class ThreadedWasmBackend extends WasmBackend {
     ropeDim: number,
     halves: boolean,
   ): void {
-    if (this.defer(() => this.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves))) return;
+    if (this.pending()) return this.queue.push(Op.rope, x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
     if (!this.pool || T < 2 || 2 * T * nHeads * ropeDim < this.minWork) {
       return super.rope(x, table, positions, T, nHeads, headDim, ropeDim, halves);
     }
     const p = this.profile, t0 = p ? p.now() : 0;
-    this.pool.split("rope", "rows", x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
+    this.pool.splitArgs("rope", "rows", false, 8, x, table, positions, T, nHeads, headDim, ropeDim, halves ? 1 : 0);
     if (p) p.add("rope", t0);
   }
 
   override add(out: number, a: number, b: number, n: number): void {
-    if (this.defer(() => this.add(out, a, b, n))) return;
+    if (this.pending()) return this.queue.push(Op.add, out, a, b, n);
     if (!this.pool || n < this.minWork) return super.add(out, a, b, n);
     const p = this.profile, t0 = p ? p.now() : 0;
-    this.pool.split("add", "elements", out, a, b, n);
+    this.pool.splitArgs("add", "elements", false, 4, out, a, b, n);
     if (p) p.add("add", t0);
   }
 
   override swiglu(out: number, gate: number, up: number, n: number, T: number): void {
-    if (this.defer(() => this.swiglu(out, gate, up, n, T))) return;
+    if (this.pending()) return this.queue.push(Op.swiglu, out, gate, up, n, T);
     // an exp and a divide per element: one decode row of 2048 took 12.8 µs on one thread (bench/threads.ts
     // --profile, 2-core Zen VM), as long as a 250K multiply-add matmul, so it is split from 1024 elements on
     if (!this.pool || 32 * n * T < this.minWork) return super.swiglu(out, gate, up, n, T);
     // rows whose width is a multiple of 16 group alike as one long row (split at multiples of 64 elements);
     // other widths split by whole rows, so each row's SIMD body and tail fall as on one thread
     const p = this.profile, t0 = p ? p.now() : 0;
-    if (n % 16 === 0 && T < STREAMING_ROWS_BELOW) this.pool.splitStreaming("swiglu", "elements", out, gate, up, n * T, 1); // decode: halves
-    else if (n % 16 === 0) this.pool.split("swiglu", "elements", out, gate, up, n * T, 1);
-    else if (T > 1) this.pool.split("swiglu", "rows", out, gate, up, n, T);
+    if (n % 16 === 0) this.pool.splitArgs("swiglu", "elements", T < STREAMING_ROWS_BELOW, 5, out, gate, up, n * T, 1); // decode: halves
+    else if (T > 1) this.pool.splitArgs("swiglu", "rows", false, 5, out, gate, up, n, T);
     else return super.swiglu(out, gate, up, n, T);
     if (p) p.add("act", t0);
   }
@@ -248,45 +252,45 @@ export class ThreadedWasmBackend extends WasmBackend {
   // ---------------------------------------------------------------- calling-thread ops, in order behind a pending op
 
   override embed(out: number, table: Weight, tokens: number, T: number): void {
-    if (this.defer(() => this.embed(out, table, tokens, T))) return;
+    if (this.pending()) return this.queue.push(Op.embed, out, tokens, T, 0, 0, 0, 0, 0, table);
     super.embed(out, table, tokens, T);
   }
 
   override kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
-    if (this.defer(() => this.kvStore(kv, layer, k, v, rows, T))) return;
+    if (this.pending()) return this.queue.push(Op.kvStore, layer, k, v, rows, T, 0, 0, 0, kv);
     super.kvStore(kv, layer, k, v, rows, T);
   }
 
   override copy(dst: number, src: number, bytes: number): void {
-    if (this.defer(() => this.copy(dst, src, bytes))) return;
+    if (this.pending()) return this.queue.push(Op.copy, dst, src, bytes);
     super.copy(dst, src, bytes);
   }
 
   // GPT-2 / GPT-NeoX ops: small next to the matmuls, run on the calling thread
   override layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
-    if (this.defer(() => this.layernorm(out, x, w, bias, n, eps, T))) return;
+    if (this.pending()) return this.queue.push(Op.layernorm, out, x, n, eps, T, 0, 0, 0, w, bias);
     super.layernorm(out, x, w, bias, n, eps, T);
   }
 
   override addBias(x: number, bias: Weight, rows: number, n: number): void {
-    if (this.defer(() => this.addBias(x, bias, rows, n))) return;
+    if (this.pending()) return this.queue.push(Op.addBias, x, rows, n, 0, 0, 0, 0, 0, bias);
     super.addBias(x, bias, rows, n);
   }
 
   override gelu(out: number, x: number, n: number): void {
-    if (this.defer(() => this.gelu(out, x, n))) return;
+    if (this.pending()) return this.queue.push(Op.gelu, out, x, n);
     super.gelu(out, x, n);
   }
 
   override geluErf(out: number, x: number, n: number): void {
-    if (this.defer(() => this.geluErf(out, x, n))) return;
+    if (this.pending()) return this.queue.push(Op.geluErf, out, x, n);
     super.geluErf(out, x, n);
   }
 
   override write(ptr: number, data: ArrayBufferView): void {
     if (this.pending()) {
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(); // the caller may reuse its buffer
-      this.queue.push(() => super.write(ptr, bytes));
+      this.queue.push(Op.write, ptr, 0, 0, 0, 0, 0, 0, 0, bytes);
       return;
     }
     super.write(ptr, data);
@@ -297,17 +301,24 @@ export class ThreadedWasmBackend extends WasmBackend {
     await super.upload(ptr, source, offset, bytes);
   }
 
-  override async read(ptr: number, dest: Float32Array): Promise<void> {
+  override read(ptr: number, dest: Float32Array): Promise<void> {
+    // nothing pending or queued (the usual end of a step): read now, without drain()'s async frames
+    if (this.pool === undefined || (!this.pool.busy && this.queue.size === 0)) return super.read(ptr, dest);
+    return this.drainThenRead(ptr, dest);
+  }
+
+  private async drainThenRead(ptr: number, dest: Float32Array): Promise<void> {
     await this.drain();
     await super.read(ptr, dest);
   }
 
   override flush(): Promise<void> {
+    if (this.pool === undefined || (!this.pool.busy && this.queue.size === 0)) return Promise.resolve();
     return this.drain();
   }
 
   override async close(): Promise<void> {
-    this.queue = [];
+    this.queue.clear();
     this.pool?.close();
     this.pool = undefined;
     await super.close();
@@ -315,13 +326,7 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   /** Is there a pending op (or queued ops behind one) that a new op must wait for? */
   private pending(): boolean {
-    return this.pool !== undefined && (this.pool.busy || (this.queue.length > 0 && !this.draining));
-  }
-
-  private defer(op: () => void): boolean {
-    if (!this.pending()) return false;
-    this.queue.push(op);
-    return true;
+    return this.pool !== undefined && (this.pool.busy || (this.queue.size > 0 && !this.draining));
   }
 
   /** Finishes a pending op and runs the ops queued behind it, awaiting the workers whenever one is pending again. */
@@ -331,18 +336,58 @@ export class ThreadedWasmBackend extends WasmBackend {
     try {
       for (;;) {
         await pool.settle();
-        const op = this.queue.shift();
-        if (!op) return;
+        if (this.queue.size === 0) return;
         this.draining = true;
         try {
-          op();
+          this.runFirst();
         } finally {
           this.draining = false;
         }
       }
     } catch (e) {
-      this.queue = [];
+      this.queue.clear();
       throw e;
+    }
+  }
+
+  /** Takes the first queued op off the queue and runs it as it was issued. */
+  private runFirst(): void {
+    const q = this.queue, i = q.first();
+    const a = q.args, at = i * DeferredOps.ARGS, w = q.refA[i] as Weight, kv = q.refA[i] as KVLayout;
+    const a0 = a[at], a1 = a[at + 1], a2 = a[at + 2], a3 = a[at + 3], a4 = a[at + 4], a5 = a[at + 5], a6 = a[at + 6], a7 = a[at + 7];
+    const op = q.ops[i], refB = q.refB[i];
+    q.shift();
+    switch (op) {
+      case Op.matmul:
+        return this.matmul(a0, a1, w, a2, a3 === 1);
+      case Op.matmulSplit:
+        return this.matmulSplit(refB as MatmulKernel, a0, a1, w, a2);
+      case Op.attention:
+        return this.attention(a0, a1, kv, a2, a3, a4, a5);
+      case Op.rmsnorm:
+        return this.rmsnorm(a0, a1, w, a2, a3, a4);
+      case Op.rope:
+        return this.rope(a0, a1, a2, a3, a4, a5, a6, a7 === 1);
+      case Op.add:
+        return this.add(a0, a1, a2, a3);
+      case Op.swiglu:
+        return this.swiglu(a0, a1, a2, a3, a4);
+      case Op.embed:
+        return this.embed(a0, w, a1, a2);
+      case Op.kvStore:
+        return this.kvStore(kv, a0, a1, a2, a3, a4);
+      case Op.copy:
+        return this.copy(a0, a1, a2);
+      case Op.layernorm:
+        return this.layernorm(a0, a1, w, refB as Weight | undefined, a2, a3, a4);
+      case Op.addBias:
+        return this.addBias(a0, w, a1, a2);
+      case Op.gelu:
+        return this.gelu(a0, a1, a2);
+      case Op.geluErf:
+        return this.geluErf(a0, a1, a2);
+      case Op.write:
+        return super.write(a0, q.refA[i] as Uint8Array);
     }
   }
 }

@@ -11,7 +11,6 @@ import type { OpProfile } from "./op-profile.ts";
 import {
   type Backend,
   type KVLayout,
-  kvOffsets,
   kvSlotBytes,
   type KVType,
   ROW_FIELDS,
@@ -103,7 +102,9 @@ export class WasmBackend implements Backend {
   }
 
   write(ptr: number, data: ArrayBufferView): void {
-    this.heapU8.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ptr);
+    // the step's i32 inputs (tokens, positions, row metadata) go in as they are: a byte view of them was an allocation per write
+    if (data instanceof Int32Array && (ptr & 3) === 0) this.heapI32.set(data, ptr / 4); // (ptr >> 2 is negative past 2 GiB)
+    else this.heapU8.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ptr);
   }
 
   async upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void> {
@@ -116,9 +117,14 @@ export class WasmBackend implements Backend {
   }
 
   read(ptr: number, dest: Float32Array): Promise<void> {
-    dest.set(this.arena.f32(ptr, dest.length));
+    // the logits are read from one place at one length every step: that view is kept (the memory never grows)
+    if (ptr !== this.readPtr || dest.length !== this.readView.length) this.readView = this.arena.f32(ptr, dest.length), this.readPtr = ptr;
+    dest.set(this.readView);
     return Promise.resolve();
   }
+
+  private readPtr = -1;
+  private readView: Float32Array<ArrayBufferLike> = new Float32Array(0);
 
   supportsWeight(type: GGMLTypeId): boolean {
     return type === GGMLType.F32 || type === GGMLType.F16 || weightKernelFor(type) !== undefined;
@@ -251,7 +257,15 @@ export class WasmBackend implements Backend {
       t0 = p.now();
     }
     k[kernel](out, input, w.ptr, w.cols, w.rows, T, r0, r1);
-    if (p) p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
+    if (p) this.profileMatmul(p, w, t0);
+  }
+
+  /**
+   * Books a matmul's time under its type and shape. Apart from the matmul, so that the key's closure (which
+   * captures w) is made here: in the matmul it made V8 allocate a context for w on every call, profiling or not.
+   */
+  protected profileMatmul(p: OpProfile, w: Weight, t0: number): void {
+    p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
@@ -295,9 +309,10 @@ export class WasmBackend implements Backend {
   }
 
   kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
-    const { kOff, vOff } = kvOffsets(kv, layer);
     const row = kv.kvDim * 4;
     const slot = kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
+    // kvOffsets' two numbers, without its object (one a layer and token)
+    const kOff = 2 * layer * kv.pageSize * slot, vOff = kOff + kv.pageSize * slot;
     const q8 = kv.kvType === "q8_0";
     const u8 = kv.kvType === "u8_asym";
     const h = this.heapI32;
@@ -378,11 +393,11 @@ export class WasmBackend implements Backend {
   protected attentionFrame(kernel: AttentionKernel, kv: KVLayout, layer: number, scratch: number, h0: number, h1: number): AttentionFrame {
     let frame = this.attentionFrames.get(kernel);
     if (!frame) this.attentionFrames.set(kernel, frame = new AttentionFrame(kernel));
-    const { kOff, vOff } = kvOffsets(kv, layer);
+    const block = kv.pageSize * kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock), kOff = 2 * layer * block; // kvOffsets, without its object
     // the F16 cache's kernels take no top-k (and ignore its arguments)
     const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0, sel = kv.kvType === "f16" ? 0 : kv.topKScratch ?? 0;
     frame.set("att", scratch).set("kvBase", kv.base).set("pageSize", kv.pageSize).set("pageBytes", kv.pageBytes);
-    frame.set("kOff", kOff).set("vOff", vOff).set("kvDim", kv.kvDim).set("qBlock", kv.qBlock);
+    frame.set("kOff", kOff).set("vOff", kOff + block).set("kvDim", kv.kvDim).set("qBlock", kv.qBlock);
     frame.set("nHeads", kv.nHeads).set("nKvHeads", kv.nKvHeads).set("headDim", kv.headDim).set("h0", h0).set("h1", h1);
     frame.set("slopes", kv.alibiSlopes ?? 0).set("topK", topK).set("sel", sel);
     return frame;
@@ -400,6 +415,7 @@ export class WasmBackend implements Backend {
     this.arena?.close();
     // drop every reference into the memory so the runtime can collect it
     this.heapI32 = this.heapU8 = undefined as unknown as Int32Array & Uint8Array;
+    this.readPtr = -1, this.readView = new Float32Array(0);
     this.kernels = undefined as unknown as Kernels;
     return Promise.resolve();
   }

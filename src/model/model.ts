@@ -42,7 +42,14 @@ export class Model {
   private readonly tokensHost: Int32Array;
   private readonly positionsHost: Int32Array;
   private readonly rowsHost: Int32Array;
-  private readonly logitRowIdx: number[] = [];
+  /** The rows of a pass whose logits are wanted (the first logitRowCount), and a view of each length, made once. */
+  private readonly logitRowIdx: Int32Array;
+  private logitRowCount = 0;
+  private readonly logitRowViews: Int32Array[] = [];
+  /** Views made once and reused every step (a view per step was an allocation per token): the host arrays' first T entries, each logit slot. */
+  private readonly hostViews: { tokens: Int32Array; positions: Int32Array; rows: Int32Array }[] = [];
+  private readonly logitViews: Float32Array[] = [];
+
   private readonly greedyMeta = new Int32Array(GREEDY_ROWS * (1 + ROW_FIELDS));
   /** decodeSampled's sampler state on the device, made at its first use. */
   private deviceSampler: DeviceSampling | null = null;
@@ -71,6 +78,7 @@ export class Model {
     this.tokensHost = new Int32Array(state.maxRows);
     this.positionsHost = new Int32Array(state.maxRows);
     this.rowsHost = new Int32Array(state.maxRows * ROW_FIELDS);
+    this.logitRowIdx = new Int32Array(state.maxRows);
     this.sequences = new KVManager(kv, contextLength);
   }
 
@@ -120,24 +128,26 @@ export class Model {
     // validate everything before reserving anything
     this.checkInputs(inputs);
     for (const inp of inputs) this.sequences.reserve(inp.seq, inp.seq.length + inp.tokens.length);
-    return await this.forward(inputs);
+    return await this.forward(inputs, []);
   }
 
   /** Context, vocabulary and logit-row bounds of a step's inputs. */
   private checkInputs(inputs: StepInput[]): void {
-    for (const inp of inputs) {
+    for (let k = 0; k < inputs.length; k++) {
+      const inp = inputs[k];
       const end = inp.seq.length + inp.tokens.length;
       if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
-      for (let i = 0; i < inp.tokens.length; i++) {
-        const t = inp.tokens[i];
-        if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) {
-          throw new ParamError("tokens", `token id ${t} is outside the vocabulary (0..${this.vocabSize - 1})`);
-        }
-      }
+      for (let i = 0; i < inp.tokens.length; i++) this.checkToken(inp.tokens[i]);
     }
     let wantLogits = 0;
-    for (const inp of inputs) if (inp.logits !== false) wantLogits++;
+    for (let k = 0; k < inputs.length; k++) if (inputs[k].logits !== false) wantLogits++;
     if (wantLogits > this.state.maxLogitRows) throw new ParamError("inputs", `at most ${this.state.maxLogitRows} sequences per step`);
+  }
+
+  private checkToken(t: number): void {
+    if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) {
+      throw new ParamError("tokens", `token id ${t} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    }
   }
 
   /** Refuses to write positions the KV manager has not reserved (a caller that skipped `sequences.reserve`). */
@@ -159,63 +169,80 @@ export class Model {
     this.assertOpen();
     this.checkInputs(inputs);
     for (const inp of inputs) this.checkReserved(inp.seq, inp.seq.length + inp.tokens.length);
-    return await this.forward(inputs);
+    return await this.forward(inputs, []);
   }
 
-  /** runRows' body, for inputs checked and reserved. */
-  private async forward(inputs: StepInput[]): Promise<Float32Array[]> {
+  /**
+   * runRows' body, for inputs checked and reserved; pushes the logit views to `out`. Allocates nothing of its own
+   * per step beyond the promises it awaits (views are made once; the decode step's JS is measured by
+   * bench/js-step.ts and bounded by tests/js-step-alloc.test.ts).
+   */
+  private async forward(inputs: StepInput[], out: Float32Array[]): Promise<Float32Array[]> {
     let maxEnd = 0;
-    for (const inp of inputs) maxEnd = Math.max(maxEnd, inp.seq.length + inp.tokens.length);
+    for (let k = 0; k < inputs.length; k++) maxEnd = Math.max(maxEnd, inputs[k].seq.length + inputs[k].tokens.length);
     this.ensureRope(maxEnd);
 
-    const out: Float32Array[] = [];
     const maxRows = this.state.maxRows;
     let T = 0;
-    const pending: Array<{ slot: number; logitsIndex: number }> = [];
+    // the logit slot of the pass's first row whose logits are wanted (-1: none yet)
+    let firstSlot = -1;
     let logitSlot = 0;
-    this.logitRowIdx.length = 0;
+    this.logitRowCount = 0;
 
-    const run = async () => {
-      if (T === 0) return;
-      const b = this.backend, s = this.state;
-      b.write(s.tokens, this.tokensHost.subarray(0, T));
-      b.write(s.positions, this.positionsHost.subarray(0, T));
-      b.write(s.rows, this.rowsHost.subarray(0, T * ROW_FIELDS));
-      this.arch.forward(b, this.config, this.weights, s, this.kv.layout, T, this.logitRowIdx);
-      this.positionsComputed += T;
-      if (this.logitRowIdx.length > 0) {
-        const n = this.logitRowIdx.length * this.vocabSize;
-        await b.read(
-          s.logits,
-          this.logitsHost.subarray(pending[0].logitsIndex * this.vocabSize, pending[0].logitsIndex * this.vocabSize + n),
-        );
-      } else {
-        await b.flush();
-      }
-      T = 0;
-      this.logitRowIdx.length = 0;
-      pending.length = 0;
-    };
-
-    for (const inp of inputs) {
-      const seq = inp.seq;
-      for (let i = 0; i < inp.tokens.length; i++) {
-        if (T === maxRows) await run();
-        const pos = seq.length;
-        this.tokensHost[T] = inp.tokens[i];
-        this.positionsHost[T] = pos;
-        this.writeRow(this.rowsHost, T * ROW_FIELDS, seq);
-        if (i === inp.tokens.length - 1 && inp.logits !== false) {
-          if (pending.length === 0) pending.push({ slot: T, logitsIndex: logitSlot });
-          this.logitRowIdx.push(T);
-          out.push(this.logitsHost.subarray(logitSlot * this.vocabSize, (logitSlot + 1) * this.vocabSize));
+    for (let k = 0; k < inputs.length; k++) {
+      const inp = inputs[k], seq = inp.seq, n = inp.tokens.length;
+      for (let i = 0; i < n; i++) {
+        if (T === maxRows) {
+          await this.runPass(T, firstSlot);
+          T = 0, firstSlot = -1;
+        }
+        this.stageRow(T, inp.tokens[i], seq);
+        if (i === n - 1 && inp.logits !== false) {
+          if (firstSlot < 0) firstSlot = logitSlot;
+          this.logitRowIdx[this.logitRowCount++] = T;
+          out[logitSlot] = this.logitViews[logitSlot] ??= this.logitsHost.subarray(
+            logitSlot * this.vocabSize,
+            (logitSlot + 1) * this.vocabSize,
+          );
           logitSlot++;
         }
         T++;
       }
     }
-    await run();
+    await this.runPass(T, firstSlot);
     return out;
+  }
+
+  /** Row T of the next pass: `token` at the sequence's next position (which it then takes). */
+  private stageRow(T: number, token: number, seq: Sequence): void {
+    this.tokensHost[T] = token;
+    this.positionsHost[T] = seq.length;
+    this.writeRow(this.rowsHost, T * ROW_FIELDS, seq);
+  }
+
+  /** One forward pass over the T rows staged in the host arrays; reads the wanted rows' logits into their slots from firstSlot. */
+  private runPass(T: number, firstSlot: number): Promise<void> {
+    if (T === 0) return Promise.resolve();
+    const b = this.backend, s = this.state;
+    const views = this.hostViews[T] ??= {
+      tokens: this.tokensHost.subarray(0, T),
+      positions: this.positionsHost.subarray(0, T),
+      rows: this.rowsHost.subarray(0, T * ROW_FIELDS),
+    };
+    b.write(s.tokens, views.tokens);
+    b.write(s.positions, views.positions);
+    b.write(s.rows, views.rows);
+    const nOut = this.logitRowCount;
+    const logitRows = this.logitRowViews[nOut] ??= this.logitRowIdx.subarray(0, nOut);
+    this.arch.forward(b, this.config, this.weights, s, this.kv.layout, T, logitRows);
+    this.positionsComputed += T;
+    this.logitRowCount = 0;
+    if (nOut > 0) {
+      const n = nOut * this.vocabSize, at = firstSlot * this.vocabSize;
+      // one row: its slot's view, made in forward()
+      return b.read(s.logits, nOut === 1 ? this.logitViews[firstSlot] : this.logitsHost.subarray(at, at + n));
+    }
+    return b.flush();
   }
 
   /**
@@ -237,9 +264,23 @@ export class Model {
     return (await this.step([{ seq, tokens }]))[0];
   }
 
-  /** One decode step: feed one token, get the logits for the next. */
+  /**
+   * One decode step: feed one token, get the logits for the next. step() for one token, with nothing allocated
+   * in JS but the promise it returns (the step's row staged directly, its logits view made once).
+   */
   async decodeOne(seq: Sequence, token: number): Promise<Float32Array> {
-    return (await this.step([{ seq, tokens: [token] }]))[0];
+    this.assertOpen();
+    const end = seq.length + 1;
+    if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
+    this.checkToken(token);
+    this.sequences.reserve(seq, end);
+    this.ensureRope(end);
+    this.stageRow(0, token, seq);
+    this.logitRowIdx[0] = 0;
+    this.logitRowCount = 1;
+    const logits = this.logitViews[0] ??= this.logitsHost.subarray(0, this.vocabSize);
+    await this.runPass(1, 0);
+    return logits;
   }
 
   /**

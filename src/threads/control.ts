@@ -118,15 +118,19 @@ export const ATTENTION = 3;
  * unit is computed by the same code, whichever thread claims it.
  */
 export function planChunks(total: number, align: number, threads: number, bounds: Int32Array | number[], at = 0, perThread = 8): number {
-  const up = (u: number) => Math.ceil(u / align) * align;
-  const floor = up(Math.max(1, Math.ceil(total / Math.min(MAX_CHUNKS, perThread * threads))));
+  const floor = roundUp(Math.max(1, Math.ceil(total / Math.min(MAX_CHUNKS, perThread * threads))), align);
   let n = 0;
   for (let lo = 0; lo < total; n++) {
     bounds[at + n] = lo;
-    lo = Math.min(total, lo + Math.max(floor, up(Math.ceil((total - lo) / (2 * threads)))));
+    lo = Math.min(total, lo + Math.max(floor, roundUp(Math.ceil((total - lo) / (2 * threads)), align)));
   }
   bounds[at + n] = total;
   return n;
+}
+
+/** u rounded up to a multiple of align (a function, not a closure in planChunks: that was one allocation per op). */
+function roundUp(u: number, align: number): number {
+  return Math.ceil(u / align) * align;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -154,7 +158,14 @@ export function threadView(memory: WebAssembly.Memory, exports: Record<string, u
 // thread, which never returns to its event loop, left memory behind that the thread did not give back (a 16-sequence
 // engine on stories260K, 2 threads: resident 87 -> 119 MiB over 38,400 tokens, flat at 79-81 MiB with apply;
 // bench/serve-load.ts, README "Serving").
-const argv: number[] = [];
+// One argument array per arity, made once and refilled for every chunk: emptied and pushed again (as before), an
+// array gives up its backing store and grows a new one per call. The arrays hold tagged values (made of nulls), not
+// unboxed doubles, so that apply() passes a small integer as it is instead of boxing every argument of every call.
+const argvs: unknown[][] = [];
+
+function argvOf(n: number): unknown[] {
+  return argvs[n] ??= Array.from({ length: n }, () => null);
+}
 
 /** The NEXT word that opens generation `gen` at chunk 0. */
 export function claimTag(gen: number): number {
@@ -180,14 +191,14 @@ export function runShare(v: ThreadView, gen: number): void {
 function runRange(v: ThreadView, lo: number, hi: number): void {
   const c = v.ctl, op = c[OP];
   const n = c[NARGS], floats = c[FLOATS];
-  argv.length = 0;
-  for (let i = 0; i < n; i++) argv.push((floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i]);
-  if (op === ATTENTION) return runAttention(v, lo, hi);
+  const argv = argvOf(n);
+  for (let i = 0; i < n; i++) argv[i] = (floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i];
+  if (op === ATTENTION) return runAttention(v, argv, lo, hi);
   if (op === SPLIT_RANGE) {
     argv[c[LO_ARG]] = lo;
     argv[c[HI_ARG]] = hi;
   } else {
-    for (let i = 0; i < n; i++) argv[i] += lo * c[STRIDES + i];
+    for (let i = 0; i < n; i++) argv[i] = (argv[i] as number) + lo * c[STRIDES + i];
     argv[c[COUNT_ARG]] = hi - lo;
   }
   v.fns[c[FN]].apply(null, argv);
@@ -199,7 +210,7 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
  * scores at att + h * len; threads run rows at their own pace, and rows differ
  * in len, so each chunk's scores are moved into its own band [h0 * maxLen, h1 * maxLen).
  */
-function runAttention(v: ThreadView, h0: number, h1: number): void {
+function runAttention(v: ThreadView, argv: unknown[], h0: number, h1: number): void {
   const c = v.ctl, heap = v.heap, attention = v.fns[c[FN]];
   const qBytes = c[ATT.qBytes], rowFields = c[ATT.rowFields], maxLen = c[ATT.maxLen];
   const out = c[ARGS + c[ATT.outArg]], q = c[ARGS + c[ATT.qArg]], att = c[ARGS + c[ATT.attArg]];

@@ -143,6 +143,8 @@ export class ThreadPool {
   private gen = 0;
   /** Chunks a pending op waits for. */
   private want = 0;
+  /** splitArgs' arguments, one buffer for every op. */
+  private readonly argBuf = new Float64Array(8);
 
   private constructor(opts: PoolOptions) {
     this.threads = opts.threads;
@@ -213,10 +215,11 @@ export class ThreadPool {
   /**
    * Runs a kernel split as the spec's `split` of it says: the units come from the arguments (the count
    * argument, or the total's), each chunk gets its range or count and its advanced pointers. Returns
-   * false when the op was left pending (see run()).
+   * false when the op was left pending (see run()). Its rest array is one allocation per call: the backend's
+   * per-token ops take splitArgs instead.
    */
   split<S extends string, K extends SplitKernel<S>>(kernel: K, split: S, ...args: KernelArgs<K> & number[]): boolean {
-    return this.splitOp(undefined, kernel, split, args);
+    return this.splitOp(undefined, kernel, split, args, args.length);
   }
 
   /**
@@ -228,18 +231,42 @@ export class ThreadPool {
    * second core's gain.
    */
   splitStreaming<S extends string, K extends SplitKernel<S>>(kernel: K, split: S, ...args: KernelArgs<K> & number[]): boolean {
-    return this.splitOp(STREAM_CHUNKS_PER_THREAD, kernel, split, args);
+    return this.splitOp(STREAM_CHUNKS_PER_THREAD, kernel, split, args, args.length);
   }
 
-  private splitOp(perThread: number | undefined, kernel: KernelName, split: string, args: number[]): boolean {
+  /**
+   * split() (or, with `streaming`, splitStreaming()) with the kernel's first `n` arguments (at most 8) in a0..a7:
+   * the decode step's path, which allocates nothing (no rest array; the arguments go through one reused buffer).
+   */
+  splitArgs<S extends string, K extends SplitKernel<S>>(
+    kernel: K,
+    split: S,
+    streaming: boolean,
+    n: KernelArgs<K>["length"],
+    a0: number,
+    a1: number,
+    a2: number,
+    a3 = 0,
+    a4 = 0,
+    a5 = 0,
+    a6 = 0,
+    a7 = 0,
+  ): boolean {
+    const a = this.argBuf;
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
+    return this.splitOp(streaming ? STREAM_CHUNKS_PER_THREAD : undefined, kernel, split, a, n);
+  }
+
+  private splitOp(perThread: number | undefined, kernel: KernelName, split: string, args: ArrayLike<number>, nargs: number): boolean {
     const s = this.compiled(kernel, split);
     const units = args[s.unitsArg];
-    this.writeOp(s, args, units, perThread);
+    this.writeOp(s, args, nargs, units, perThread);
     if (s.op === SPLIT_OFFSET) {
       const c = this.view.ctl;
-      for (let i = 0; i < args.length; i++) {
+      for (let i = 0; i < nargs; i++) {
         let stride = s.strideBytes[i];
-        for (const f of s.strideFactors[i]) stride *= args[f];
+        const factors = s.strideFactors[i];
+        for (let j = 0; j < factors.length; j++) stride *= args[factors[j]];
         c[STRIDES + i] = stride;
       }
       c[COUNT_ARG] = s.unitsArg;
@@ -256,7 +283,13 @@ export class ThreadPool {
     const kernel = frame.kernel, args = frame.args;
     const s = this.compiled(kernel, "heads");
     // a few rows stream each head's cached keys and values through once: one chunk a thread, as splitStreaming
-    this.writeOp(s, args, args[s.unitsArg], rows.T < STREAMING_ROWS_BELOW ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD);
+    this.writeOp(
+      s,
+      args,
+      args.length,
+      args[s.unitsArg],
+      rows.T < STREAMING_ROWS_BELOW ? STREAM_CHUNKS_PER_THREAD : ATTENTION_CHUNKS_PER_THREAD,
+    );
     const c = this.view.ctl;
     c[ATT.rows] = rows.rows, c[ATT.T] = rows.T, c[ATT.maxLen] = rows.maxLen, c[ATT.rowFields] = rows.rowFields;
     c[ATT.rowPageTable] = rows.rowPageTable, c[ATT.rowPos] = rows.rowPos, c[ATT.rowStart] = rows.rowStart;
@@ -268,10 +301,13 @@ export class ThreadPool {
   }
 
   private compiled(kernel: KernelName, split: string): CompiledSplit {
+    return this.splits.get(kernel)?.get(split) ?? this.compile(kernel, split);
+  }
+
+  /** compiled()'s first call for (kernel, split); apart, so the lookup allocates nothing (no closure context made per call). */
+  private compile(kernel: KernelName, split: string): CompiledSplit {
     let byName = this.splits.get(kernel);
     if (!byName) this.splits.set(kernel, byName = new Map());
-    let s = byName.get(split);
-    if (s) return s;
     const spec: KernelSpec = KERNEL_SPEC[kernel];
     const d: Split | undefined = spec.split?.[split];
     if (!d) throw new KvasmError("unsupported", `the kernel specification has no split ${split} of ${kernel}`);
@@ -281,7 +317,7 @@ export class ThreadPool {
       return i;
     };
     const n = spec.args.length;
-    s = {
+    const s: CompiledSplit = {
       op: d.by === "range" ? SPLIT_RANGE : d.by === "heads" ? ATTENTION : SPLIT_OFFSET,
       fn: this.kernelIndex(kernel),
       floats: floatMask(kernel),
@@ -302,22 +338,22 @@ export class ThreadPool {
     return s;
   }
 
-  private writeOp(s: CompiledSplit, args: ArrayLike<number>, total: number, perThread?: number): void {
+  private writeOp(s: CompiledSplit, args: ArrayLike<number>, nargs: number, total: number, perThread?: number): void {
     this.assertUsable();
-    if (args.length > MAX_ARGS) throw new KvasmError("params", `an op takes at most ${MAX_ARGS} arguments`);
+    if (nargs > MAX_ARGS) throw new KvasmError("params", `an op takes at most ${MAX_ARGS} arguments`);
     const c = this.view.ctl, f = this.view.ctlF32, floatMask = s.floats;
     // close the previous op's claims before its words change: a late worker then claims nothing
     this.gen = Atomics.load(c, GEN) + 1;
     Atomics.store(c, NEXT, claimTag(this.gen));
     c[OP] = s.op;
     c[FN] = s.fn;
-    c[NARGS] = args.length;
+    c[NARGS] = nargs;
     c[FLOATS] = floatMask;
     c[TOTAL] = total;
     c[LO_ARG] = s.lo;
     c[HI_ARG] = s.hi;
     c[NCHUNKS] = planChunks(total, s.align, this.threads, c, BOUNDS, perThread);
-    for (let i = 0; i < args.length; i++) {
+    for (let i = 0; i < nargs; i++) {
       if ((floatMask >> i) & 1) f[ARGS + i] = args[i];
       else c[ARGS + i] = args[i];
     }
@@ -350,12 +386,16 @@ export class ThreadPool {
   private join(want: number): boolean {
     const c = this.view.ctl;
     if (Atomics.load(c, DONE) < want) {
-      const t0 = performance.now(), sleepAfter = t0 + this.spinMs, giveUp = t0 + this.joinSpinMs;
+      // the clock is read after 256 spins (about a µs: most joins end before it), then every 2048: each
+      // performance.now() is a number allocated, and joins read it once per op (~1 KB a token), and a caller
+      // that waited for a descheduled worker every 256 spins (0.3-4 KB a token on a loaded host)
+      let sleepAfter = Infinity, giveUp = Infinity;
       for (let i = 1, done = 0; (done = Atomics.load(c, DONE)) < want; i++) {
-        if ((i & 255) !== 0) continue;
+        if ((i & 2047) !== 0 && i !== 256) continue;
         if (this.dead !== undefined) throw this.deathError();
         const now = performance.now();
-        if (now > giveUp) {
+        if (i === 256) sleepAfter = now + this.spinMs, giveUp = now + this.joinSpinMs;
+        if (now >= giveUp) {
           this.pending = true;
           this.want = want;
           return false;
