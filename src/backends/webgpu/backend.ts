@@ -162,6 +162,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
+  private readonly fold: boolean;
   private readonly tiledFrom: number;
   private readonly tileRows: number;
 
@@ -179,15 +180,26 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
+   * fold: false keeps the RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode, and the final RMSNorm, as
+   * dispatches of their own instead of prologues of the one-row matmuls that read them (the tree before the fold: for
+   * measuring both in one run, and for tests: the products are bit-identical).
    */
   constructor(
-    opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean; tiledFrom?: number; tileRows?: 32 | 64 } =
-      {},
+    opts: {
+      adapter?: Gpu;
+      submitEvery?: number;
+      profile?: boolean;
+      fuseAttentionQuant?: boolean;
+      tiledFrom?: number;
+      tileRows?: 32 | 64;
+      fold?: boolean;
+    } = {},
   ) {
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
+    this.fold = opts.fold ?? true;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
@@ -652,12 +664,24 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /**
-   * FuseTarget: one row of F32/F16 weights' input, which fits workgroup memory. Quantized inputs are not
-   * staged: every workgroup re-quantizing the row measured 2-3x slower on an H200 than one quantize
-   * dispatch (wgsl-ops.ts quantQ8_0Kernel, 32 threads per block) before the matmul.
+   * FuseTarget: one row of input that a matmul of w stages in workgroup memory, normed (F32/F16) or normed and
+   * quantized to Q8_0 (Q8_0/Q4_0 weights, unless constructed with fold: false) by each workgroup itself
+   * (wgsl-matmul.ts prologueCode). Q4_K/Q6_K inputs (Q8_K blocks) keep their RMSNorm + quantize dispatch.
    */
   stagesInput(w: Weight, T: number): boolean {
-    return T === 1 && !this.quantizesInput(w) && stagedWords(w.cols) > 0;
+    if (T !== 1) return false;
+    if (!this.quantizesInput(w)) return stagedWords(w.cols) > 0;
+    return this.foldsQuant(w);
+  }
+
+  /** One row of input to a matmul of w can be quantized to Q8_0 blocks in its workgroups (prologue normq or quant). */
+  private foldsQuant(w: Weight): boolean {
+    return this.fold && ACT_WORDS[w.type]?.block === 32 && stagedWords(w.cols, "quant") > 0;
+  }
+
+  /** FuseTarget: an RMSNorm may become the prologue of a lone one-row matmul (the classifier), not only of q|k|v or gate|up. */
+  normsAlone(w: Weight): boolean {
+    return this.fold && this.whole(w);
   }
 
   private enqueue(op: Op): void {
@@ -710,6 +734,20 @@ export class WebGpuBackend implements Backend, FuseTarget {
           [0, act / 4, gate.w.cols, gate.T],
           [gate.w.rows, 0, gate.w.rows, gate.w.bytes / gate.w.rows],
           [gate.out / 4, up.out / 4, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 0, 0],
+          stage,
+        ]);
+        return;
+      }
+      case "store": {
+        const { mm } = g;
+        const { act, prologue, stage } = this.input(mm, g.norm);
+        this.fusedMatmul("store", [mm.w, null, null, g.norm.w], mm.T, mm.w.rows, prologue, [
+          [0, act / 4, mm.w.cols, mm.T],
+          [mm.w.rows, 0, mm.w.rows, mm.w.bytes / mm.w.rows],
+          [mm.out / 4, 0, 0, 0],
           [0, 0, 0, 0],
           [0, 0, 0, 0],
           [0, 0, 0, 0],
@@ -855,12 +893,22 @@ export class WebGpuBackend implements Backend, FuseTarget {
     mm: { x: number; w: Weight; T: number; scratch: number },
     norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number },
   ): { act: number; prologue: Prologue; stage: number[] } {
+    const quantized = this.quantizesInput(mm.w);
     if (norm && this.stagesInput(mm.w, mm.T)) {
       const epsBits = new Uint32Array(new Float32Array([norm.eps]).buffer)[0];
-      return { act: 0, prologue: "norm", stage: [norm.x / 4, norm.out / 4, epsBits, 0] };
+      return { act: 0, prologue: quantized ? "normq" : "norm", stage: [norm.x / 4, norm.out / 4, epsBits, mm.scratch / 4] };
     }
     if (norm) this.recordOp({ k: "rmsnorm", ...norm });
+    // one row not quantized yet (the down projection's input): each workgroup quantizes it, no dispatch of its own
+    if (quantized && mm.T === 1 && this.foldsQuant(mm.w) && this.quantized?.key !== this.quantKey(mm.w, mm.x, 1, mm.scratch)) {
+      return { act: 0, prologue: "quant", stage: [mm.x / 4, 0, 0, mm.scratch / 4] };
+    }
     return { act: this.matmulInput(mm.w, mm.x, mm.T, mm.scratch), prologue: "none", stage: [0, 0, 0, 0] };
+  }
+
+  /** The `quantized` key of x's activation blocks for a matmul of w. */
+  private quantKey(w: Weight, x: number, T: number, scratch: number): string {
+    return `${ACT_WORDS[w.type].quantizer}:${x}:${w.cols}:${T}:${scratch}`;
   }
 
   /** Token rows per matmul workgroup: 1 for decode, so no accumulator or reduction is spent on absent rows. */
@@ -910,7 +958,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const w0 = ws[0]!, n = w0.cols;
     const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
     const multi = ws.length > 1 && ws.slice(1).some((w) => w);
-    const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
+    const binds = prologue === "norm" || prologue === "normq" ? 4 : multi ? 3 : 1;
     if (T >= this.tiledFrom && prologue === "none") {
       const bm = this.tileRows || tileTokens(T, rows);
       this.dispatch(

@@ -24,6 +24,7 @@ type OpOf<K extends Op["k"]> = Extract<Op, { k: K }>;
  *   qkv        matmul q, k, v of one input; RoPE of q and k; kvStore of k and v (and the rmsnorm before, for one row of F32/F16 weights)
  *   swiglu     matmul gate, up of one input; out = silu(gate) * up, written over gate (likewise)
  *   residual   matmul out; x += out
+ *   store      rmsnorm, then a lone one-row matmul of its output (the classifier), the norm in the matmul
  *   normQuant  rmsnorm whose output the next (quantized) matmul reads
  *   attnQuant  attention whose output the next Q8_0/Q4_0 matmul reads (its Q8_0 blocks quantized in the attention kernel)
  *   copies     up to 7 word copies whose ranges do not overlap
@@ -43,6 +44,7 @@ export type Group =
   }
   | { g: "swiglu"; gate: OpOf<"matmul">; up: OpOf<"matmul">; act: OpOf<"swiglu">; norm?: OpOf<"rmsnorm"> }
   | { g: "residual"; mm: OpOf<"matmul">; add: OpOf<"add"> }
+  | { g: "store"; mm: OpOf<"matmul">; norm: OpOf<"rmsnorm"> }
   | { g: "normQuant"; norm: OpOf<"rmsnorm">; next: OpOf<"matmul"> }
   | { g: "attnQuant"; attn: OpOf<"attention">; next: OpOf<"matmul"> }
   | { g: "copies"; copies: OpOf<"copy">[] }
@@ -65,6 +67,8 @@ export interface FuseTarget {
   quantizesAttention(kv: KVLayout, T: number, w: Weight): boolean;
   /** A one-row matmul of w can stage its (normed, quantized) input row in workgroup memory. */
   stagesInput(w: Weight, T: number): boolean;
+  /** An RMSNorm may be the prologue of a lone one-row matmul of w (not only of a q|k|v or gate|up group). */
+  normsAlone(w: Weight): boolean;
 }
 
 /**
@@ -121,6 +125,12 @@ export function groupAt(ops: Op[], i: number, t: FuseTarget): { group: Group; le
       mm.w.cols === op.n &&
       t.stagesInput(mm.w, 1) && !overlaps(op.out, op.n * 4, op.x, op.n * 4)
     ) return { group: { ...after.group, norm: op }, len: after.len + 1 };
+    const lone = after?.group.g === "single" ? after.group.op : undefined;
+    if (
+      lone?.k === "matmul" && lone.x === op.out && op.T === 1 && lone.T === 1 && lone.w.cols === op.n && t.normsAlone(lone.w) &&
+      t.stagesInput(lone.w, 1) && !overlaps(op.out, op.n * 4, op.x, op.n * 4) && !overlaps(lone.out, lone.w.rows * 4, op.out, op.n * 4) &&
+      !overlaps(lone.out, lone.w.rows * 4, op.x, op.n * 4)
+    ) return { group: { g: "store", mm: lone, norm: op }, len: 2 };
     const next = at(1, "matmul");
     if (
       next && next.x === op.out && next.T === op.T && next.w.cols === op.n && t.quantizesInput(next.w) &&
