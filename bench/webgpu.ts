@@ -20,6 +20,8 @@
  * --chunk, greedyOverlapTps and sampledOverlapTps time the same tokens in one call, whose 64-token runs are each
  * read back while the next is recorded and run; forwardUsPerToken is the host's time inside the forward pass
  * per token of that greedy run, hostShare that time over the token's wall time (near 1: the host is the bound).
+ * dispatchesPerToken is exact: the dispatches of a greedy run of 16 tokens less those of a run of 8, over 8.
+ * --fold off,layers,on measures each model with the norms and quantizers apart, then folded, in the same run.
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -53,6 +55,10 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --tiled-from N        token rows from which matmuls run as tiles (default 0: the backend's, 32)
   --tile-rows N         32 or 64 token rows a matmul tile holds (default 0: the backend picks)
   --profile             GPU microseconds per greedy token of each kernel (timestamp queries)
+  --fold LIST           on | layers | off, or several (off,layers,on), each measured in turn on the same file in the
+                        same run: RMSNorm and quantizers as prologues of the one-row matmuls (on, the default; layers:
+                        not the final norm) or as dispatches of their own (off: the tree before the fold); with
+                        several, foldGain compares each to the first (greedy and sampled tok/s)
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON
@@ -71,6 +77,7 @@ const { values: opts } = benchArgs(USAGE, {
     "tiled-from": { type: "string", default: "0" },
     "tile-rows": { type: "string", default: "0" },
     profile: { type: "boolean", default: false },
+    fold: { type: "string", default: "on" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
     json: { type: "string", default: "" },
@@ -248,6 +255,20 @@ async function generateTps(model: Model, steps: number): Promise<number> {
   return r.tokens.length / (r.decodeMs / 1000);
 }
 
+/** Dispatches per greedy token, exactly: a run of 16 less a run of 8 (the run's fixed dispatches cancel), over 8. */
+async function dispatchesPerToken(model: Model, backend: WebGpuBackend): Promise<number> {
+  const seq = model.newSequence();
+  await model.prefill(seq, prompt(8));
+  const count = async (n: number) => {
+    const d0 = backend.dispatches;
+    await model.decodeGreedy(seq, 5, n);
+    return backend.dispatches - d0;
+  };
+  const perToken = ((await count(16)) - (await count(8))) / 8;
+  model.releaseSequence(seq);
+  return perToken;
+}
+
 /** Aggregate tok/s of B sequences stepping together, one token each, logits read back every step. */
 async function batchTps(model: Model, B: number, steps: number): Promise<number> {
   const seqs = Array.from({ length: B }, () => model.newSequence());
@@ -265,8 +286,8 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
  * Where a greedy decode step's GPU time goes: each dispatch timed in its own
  * pass (timestamp queries), summed per kernel over `steps` tokens.
  */
-async function profileDecode(path: string, steps: number, sampled = false): Promise<Record<string, number>> {
-  const backend = new WebGpuBackend({ profile: true });
+async function profileDecode(path: string, steps: number, sampled = false, fold: Fold = true): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true, fold });
   const model = await loadModel(path, { backend, contextLength: 512 });
   const seq = model.newSequence();
   const history = prompt(8);
@@ -386,16 +407,23 @@ const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
 const dispatchFloor = await dispatchFloorUs();
 console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
-const results = [];
+// deno-lint-ignore no-explicit-any
+const results: any[] = [];
+type Fold = boolean | "layers";
+const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false };
+const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) => {
+  if (!(f in foldOf)) throw new Error(`--fold: ${f} is not on, layers or off`);
+  return foldOf[f];
+});
 for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];
-  for (const typeName of opts.types.split(",")) {
+  for (const typeName of opts.types.split(",")) for (const fold of folds) {
     const type = GGMLType[typeName as keyof typeof GGMLType];
     const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
     let t = performance.now();
     // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
     if (
-      !(keep && (() => {
+      !((keep || fold !== folds[0]) && (() => {
         try {
           return g.Deno.statSync(path).isFile;
         } catch {
@@ -406,6 +434,7 @@ for (const shapeName of opts.shapes.split(",")) {
     const writeS = (performance.now() - t) / 1000;
     t = performance.now();
     const backend = new WebGpuBackend({
+      fold,
       submitEvery,
       ...(tiledFrom ? { tiledFrom } : {}),
       ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
@@ -428,7 +457,7 @@ for (const shapeName of opts.shapes.split(",")) {
     const d0 = backend.dispatches, r0 = backend.recordMs;
     const greedy = await greedyTps(model, decodeSteps, chunk);
     // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
-    const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
+    const dispatchesPerTokenMean = (backend.dispatches - d0) / (decodeSteps + 4);
     const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
     const sampled = await sampledTps(model, decodeSteps, chunk);
     // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
@@ -441,6 +470,7 @@ for (const shapeName of opts.shapes.split(",")) {
     const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
     const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
     const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
+    const perToken = await dispatchesPerToken(model, backend);
     const weightBytes = model.weightBytes;
     await model.close();
     let wasmPrefill = NaN;
@@ -457,6 +487,7 @@ for (const shapeName of opts.shapes.split(",")) {
     const r = {
       shape: shapeName,
       type: typeName,
+      fold,
       weightMB: +(weightBytes / 1e6).toFixed(1),
       writeS: +writeS.toFixed(1),
       loadS: +loadS.toFixed(1),
@@ -474,7 +505,8 @@ for (const shapeName of opts.shapes.split(",")) {
           hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
         }
         : {}),
-      dispatchesPerToken: +dispatchesPerToken.toFixed(1),
+      dispatchesPerToken: perToken,
+      dispatchesPerTokenWithRun: +dispatchesPerTokenMean.toFixed(1),
       recordUsPerToken: +recordUsPerToken.toFixed(1),
       ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),
       greedyChunk: chunk,
@@ -488,14 +520,26 @@ for (const shapeName of opts.shapes.split(",")) {
     };
     if (profile) {
       Object.assign(r, {
-        profileUs: await profileDecode(path, 32),
-        profileSampledUs: await profileDecode(path, 32, true),
+        profileUs: await profileDecode(path, 32, false, fold),
+        profileSampledUs: await profileDecode(path, 32, true, fold),
         [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+      });
+    }
+    // several --fold modes: each later one against the first, just measured (same run, same file)
+    const apart = fold !== folds[0] ? results.find((o) => o.shape === shapeName && o.type === typeName && o.fold === folds[0]) : undefined;
+    if (apart) {
+      Object.assign(r, {
+        foldGain: {
+          dispatchesPerToken: `${apart.dispatchesPerToken} -> ${perToken}`,
+          greedy: +(greedy / apart.greedyTps).toFixed(3),
+          sampled: +(sampled / apart.sampledTps).toFixed(3),
+          ...(overlap ? { greedyOverlap: +(greedyOverlap / (apart.greedyOverlapTps ?? NaN)).toFixed(3) } : {}),
+        },
       });
     }
     console.log(JSON.stringify(r));
     results.push(r);
-    if (!keep) g.Deno?.removeSync?.(path);
+    if (!keep && fold === folds[folds.length - 1]) g.Deno?.removeSync?.(path);
   }
 }
 const out = opts.json;

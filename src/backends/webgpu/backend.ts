@@ -162,7 +162,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
-  private readonly fold: boolean;
+  private readonly fold: boolean | "layers";
   private readonly tiledFrom: number;
   private readonly tileRows: number;
 
@@ -182,7 +182,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * blocks are bit-identical).
    * fold: false keeps the RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode, and the final RMSNorm, as
    * dispatches of their own instead of prologues of the one-row matmuls that read them (the tree before the fold: for
-   * measuring both in one run, and for tests: the products are bit-identical).
+   * measuring both in one run, and for tests: the products are bit-identical); "layers" folds the layers' and keeps
+   * the final RMSNorm apart (the classifier's many workgroups each recompute the norm: measured by bench/webgpu.ts).
    */
   constructor(
     opts: {
@@ -192,7 +193,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       fuseAttentionQuant?: boolean;
       tiledFrom?: number;
       tileRows?: 32 | 64;
-      fold?: boolean;
+      fold?: boolean | "layers";
     } = {},
   ) {
     this.adapter = opts.adapter;
@@ -676,12 +677,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** One row of input to a matmul of w can be quantized to Q8_0 blocks in its workgroups (prologue normq or quant). */
   private foldsQuant(w: Weight): boolean {
-    return this.fold && ACT_WORDS[w.type]?.block === 32 && stagedWords(w.cols, "quant") > 0;
+    return this.fold !== false && ACT_WORDS[w.type]?.block === 32 && stagedWords(w.cols, "quant") > 0;
   }
 
   /** FuseTarget: an RMSNorm may become the prologue of a lone one-row matmul (the classifier), not only of q|k|v or gate|up. */
   normsAlone(w: Weight): boolean {
-    return this.fold && this.whole(w);
+    return this.fold === true && this.whole(w);
   }
 
   private enqueue(op: Op): void {
