@@ -417,129 +417,133 @@ const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) =
 });
 for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];
-  for (const typeName of opts.types.split(",")) for (const fold of folds) {
-    const type = GGMLType[typeName as keyof typeof GGMLType];
-    const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
-    let t = performance.now();
-    // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
-    if (
-      !((keep || fold !== folds[0]) && (() => {
+  for (const typeName of opts.types.split(",")) {
+    for (const fold of folds) {
+      const type = GGMLType[typeName as keyof typeof GGMLType];
+      const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
+      let t = performance.now();
+      // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
+      if (
+        !((keep || fold !== folds[0]) && (() => {
+          try {
+            return g.Deno.statSync(path).isFile;
+          } catch {
+            return false;
+          }
+        })())
+      ) await writeModel(path, shape, type);
+      const writeS = (performance.now() - t) / 1000;
+      t = performance.now();
+      const backend = new WebGpuBackend({
+        fold,
+        submitEvery,
+        ...(tiledFrom ? { tiledFrom } : {}),
+        ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
+      });
+      // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
+      const ctx = Math.max(512, maxPrefill);
+      const model = await loadModel(path, {
+        backend,
+        contextLength: ctx,
+        maxSequences: Math.max(1, batch),
+        kvPages: ctx / 16 + 2 * batch,
+        maxBatchRows: Math.max(128, maxPrefill),
+      });
+      const loadS = (performance.now() - t) / 1000;
+      await prefillTps(model, 16); // compiles the pipelines
+      const prefills: Record<string, number> = {};
+      for (const n of prefillLengths) prefills[`prefill${n}Tps`] = +(await prefillTps(model, n, 3)).toFixed(1);
+      const prefill = await prefillTps(model, 128);
+      const decode = await decodeTps(model, decodeSteps);
+      const d0 = backend.dispatches, r0 = backend.recordMs;
+      const greedy = await greedyTps(model, decodeSteps, chunk);
+      // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
+      const dispatchesPerTokenMean = (backend.dispatches - d0) / (decodeSteps + 4);
+      const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
+      const sampled = await sampledTps(model, decodeSteps, chunk);
+      // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
+      const overlap = decodeSteps > chunk;
+      const { tps: greedyOverlap, forwardUs } = overlap
+        ? await greedyHostTimed(model, decodeSteps, decodeSteps)
+        : { tps: NaN, forwardUs: NaN };
+      const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
+      // the same tokens through generate(), which runs ahead in calls of 4, 8, ... up to 256 (src/generate.ts)
+      const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
+      const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
+      const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
+      const perToken = await dispatchesPerToken(model, backend);
+      const weightBytes = model.weightBytes;
+      await model.close();
+      let wasmPrefill = NaN;
+      if (wasmPrefillTokens > 0) {
         try {
-          return g.Deno.statSync(path).isFile;
-        } catch {
-          return false;
+          const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
+          wasmPrefill = await prefillTps(cpu, wasmPrefillTokens);
+          await cpu.close();
+        } catch (e) {
+          console.log(`  (WASM prefill not measured: ${(e as Error).message})`);
         }
-      })())
-    ) await writeModel(path, shape, type);
-    const writeS = (performance.now() - t) / 1000;
-    t = performance.now();
-    const backend = new WebGpuBackend({
-      fold,
-      submitEvery,
-      ...(tiledFrom ? { tiledFrom } : {}),
-      ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
-    });
-    // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
-    const ctx = Math.max(512, maxPrefill);
-    const model = await loadModel(path, {
-      backend,
-      contextLength: ctx,
-      maxSequences: Math.max(1, batch),
-      kvPages: ctx / 16 + 2 * batch,
-      maxBatchRows: Math.max(128, maxPrefill),
-    });
-    const loadS = (performance.now() - t) / 1000;
-    await prefillTps(model, 16); // compiles the pipelines
-    const prefills: Record<string, number> = {};
-    for (const n of prefillLengths) prefills[`prefill${n}Tps`] = +(await prefillTps(model, n, 3)).toFixed(1);
-    const prefill = await prefillTps(model, 128);
-    const decode = await decodeTps(model, decodeSteps);
-    const d0 = backend.dispatches, r0 = backend.recordMs;
-    const greedy = await greedyTps(model, decodeSteps, chunk);
-    // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
-    const dispatchesPerTokenMean = (backend.dispatches - d0) / (decodeSteps + 4);
-    const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
-    const sampled = await sampledTps(model, decodeSteps, chunk);
-    // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
-    const overlap = decodeSteps > chunk;
-    const { tps: greedyOverlap, forwardUs } = overlap
-      ? await greedyHostTimed(model, decodeSteps, decodeSteps)
-      : { tps: NaN, forwardUs: NaN };
-    const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
-    // the same tokens through generate(), which runs ahead in calls of 4, 8, ... up to 256 (src/generate.ts)
-    const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
-    const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
-    const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
-    const perToken = await dispatchesPerToken(model, backend);
-    const weightBytes = model.weightBytes;
-    await model.close();
-    let wasmPrefill = NaN;
-    if (wasmPrefillTokens > 0) {
-      try {
-        const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
-        wasmPrefill = await prefillTps(cpu, wasmPrefillTokens);
-        await cpu.close();
-      } catch (e) {
-        console.log(`  (WASM prefill not measured: ${(e as Error).message})`);
       }
+      const gbs = (weightBytes * greedy) / 1e9;
+      const r = {
+        shape: shapeName,
+        type: typeName,
+        fold,
+        weightMB: +(weightBytes / 1e6).toFixed(1),
+        writeS: +writeS.toFixed(1),
+        loadS: +loadS.toFixed(1),
+        decodeTps: +decode.toFixed(1),
+        greedyTps: +greedy.toFixed(1),
+        sampledTps: +sampled.toFixed(1),
+        sampledOverGreedy: +(sampled / greedy).toFixed(3),
+        ...(overlap
+          ? {
+            greedyOverlapTps: +greedyOverlap.toFixed(1),
+            sampledOverlapTps: +sampledOverlap.toFixed(1),
+            generateTps: +generated.toFixed(1),
+            // the host's time per token inside forward (overlapped run), against the token's wall time
+            forwardUsPerToken: +forwardUs.toFixed(1),
+            hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
+          }
+          : {}),
+        dispatchesPerToken: perToken,
+        dispatchesPerTokenWithRun: +dispatchesPerTokenMean.toFixed(1),
+        recordUsPerToken: +recordUsPerToken.toFixed(1),
+        ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),
+        greedyChunk: chunk,
+        submitEvery,
+        prefill128Tps: +prefill.toFixed(1),
+        ...prefills,
+        wasm1tPrefillTps: +wasmPrefill.toFixed(2),
+        prefillSpeedup: +(prefill / wasmPrefill).toFixed(1),
+        decodeGBs: +gbs.toFixed(1),
+        bandwidthShare: +(gbs / bandwidth).toFixed(3),
+      };
+      if (profile) {
+        Object.assign(r, {
+          profileUs: await profileDecode(path, 32, false, fold),
+          profileSampledUs: await profileDecode(path, 32, true, fold),
+          [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+        });
+      }
+      // several --fold modes: each later one against the first, just measured (same run, same file)
+      const apart = fold !== folds[0]
+        ? results.find((o) => o.shape === shapeName && o.type === typeName && o.fold === folds[0])
+        : undefined;
+      if (apart) {
+        Object.assign(r, {
+          foldGain: {
+            dispatchesPerToken: `${apart.dispatchesPerToken} -> ${perToken}`,
+            greedy: +(greedy / apart.greedyTps).toFixed(3),
+            sampled: +(sampled / apart.sampledTps).toFixed(3),
+            ...(overlap ? { greedyOverlap: +(greedyOverlap / (apart.greedyOverlapTps ?? NaN)).toFixed(3) } : {}),
+          },
+        });
+      }
+      console.log(JSON.stringify(r));
+      results.push(r);
+      if (!keep && fold === folds[folds.length - 1]) g.Deno?.removeSync?.(path);
     }
-    const gbs = (weightBytes * greedy) / 1e9;
-    const r = {
-      shape: shapeName,
-      type: typeName,
-      fold,
-      weightMB: +(weightBytes / 1e6).toFixed(1),
-      writeS: +writeS.toFixed(1),
-      loadS: +loadS.toFixed(1),
-      decodeTps: +decode.toFixed(1),
-      greedyTps: +greedy.toFixed(1),
-      sampledTps: +sampled.toFixed(1),
-      sampledOverGreedy: +(sampled / greedy).toFixed(3),
-      ...(overlap
-        ? {
-          greedyOverlapTps: +greedyOverlap.toFixed(1),
-          sampledOverlapTps: +sampledOverlap.toFixed(1),
-          generateTps: +generated.toFixed(1),
-          // the host's time per token inside forward (overlapped run), against the token's wall time
-          forwardUsPerToken: +forwardUs.toFixed(1),
-          hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
-        }
-        : {}),
-      dispatchesPerToken: perToken,
-      dispatchesPerTokenWithRun: +dispatchesPerTokenMean.toFixed(1),
-      recordUsPerToken: +recordUsPerToken.toFixed(1),
-      ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),
-      greedyChunk: chunk,
-      submitEvery,
-      prefill128Tps: +prefill.toFixed(1),
-      ...prefills,
-      wasm1tPrefillTps: +wasmPrefill.toFixed(2),
-      prefillSpeedup: +(prefill / wasmPrefill).toFixed(1),
-      decodeGBs: +gbs.toFixed(1),
-      bandwidthShare: +(gbs / bandwidth).toFixed(3),
-    };
-    if (profile) {
-      Object.assign(r, {
-        profileUs: await profileDecode(path, 32, false, fold),
-        profileSampledUs: await profileDecode(path, 32, true, fold),
-        [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
-      });
-    }
-    // several --fold modes: each later one against the first, just measured (same run, same file)
-    const apart = fold !== folds[0] ? results.find((o) => o.shape === shapeName && o.type === typeName && o.fold === folds[0]) : undefined;
-    if (apart) {
-      Object.assign(r, {
-        foldGain: {
-          dispatchesPerToken: `${apart.dispatchesPerToken} -> ${perToken}`,
-          greedy: +(greedy / apart.greedyTps).toFixed(3),
-          sampled: +(sampled / apart.sampledTps).toFixed(3),
-          ...(overlap ? { greedyOverlap: +(greedyOverlap / (apart.greedyOverlapTps ?? NaN)).toFixed(3) } : {}),
-        },
-      });
-    }
-    console.log(JSON.stringify(r));
-    results.push(r);
-    if (!keep && fold === folds[folds.length - 1]) g.Deno?.removeSync?.(path);
   }
 }
 const out = opts.json;

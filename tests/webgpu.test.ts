@@ -464,30 +464,45 @@ gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equ
 });
 
 for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {
-  gpuTest(`${file}: a decode step is 5 fused dispatches per layer, bit-identical to the step with its norms and quantizers apart`, [
-    STORIES(file),
-  ], async () => {
-    const run = async (fold: boolean) => {
-      const backend = new WebGpuBackend({ fold });
-      const model = await loadModel(STORIES(file), { backend, contextLength: 64 });
-      try {
-        const seq = model.newSequence();
-        const out = [(await model.prefill(seq, [1, 403, 407])).slice()];
-        const before = backend.dispatches;
-        for (const t of [261, 378, 432]) out.push((await model.decodeOne(seq, t)).slice());
-        return { out, perToken: (backend.dispatches - before) / 3, layers: model.config.nLayers };
-      } finally {
-        await model.close();
-      }
-    };
-    const folded = await run(true), apart = await run(false);
-    // per layer: rmsnorm + q|k|v + RoPE + KV write, attention, output projection + residual, rmsnorm + gate|up + SwiGLU,
-    // down + residual; then the embedding and the final norm in the classifier. Apart: the final norm is a dispatch,
-    // and for Q8_0/Q4_0 each layer's two RMSNorm + quantize dispatches and the down projection's quantize dispatch too.
-    assertEquals(folded.perToken, 5 * folded.layers + 2, "dispatches per token");
-    assertEquals(apart.perToken, (file === "stories260K.gguf" ? 5 : 8) * apart.layers + 3, "dispatches per token, apart");
-    folded.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
-  });
+  gpuTest(
+    `${file}: a decode step is 5 fused dispatches per layer, bit-identical to the step with its norms and quantizers apart, and makes no op records`,
+    [
+      STORIES(file),
+    ],
+    async () => {
+      const run = async (fold: boolean) => {
+        const backend = new WebGpuBackend({ fold });
+        const model = await loadModel(STORIES(file), { backend, contextLength: 64 });
+        try {
+          const seq = model.newSequence();
+          const out = [(await model.prefill(seq, [1, 403, 407])).slice()];
+          const before = backend.dispatches;
+          let opRecordsFirst = 0;
+          for (const t of [261, 378, 432]) {
+            out.push((await model.decodeOne(seq, t)).slice());
+            opRecordsFirst ||= backend.opRecords; // the queue's records come from its pool from here on
+          }
+          return {
+            out,
+            perToken: (backend.dispatches - before) / 3,
+            layers: model.config.nLayers,
+            opRecords: backend.opRecords,
+            opRecordsFirst,
+          };
+        } finally {
+          await model.close();
+        }
+      };
+      const folded = await run(true), apart = await run(false);
+      assertEquals(folded.opRecords, folded.opRecordsFirst, "op records made after the first decode step");
+      // per layer: rmsnorm + q|k|v + RoPE + KV write, attention, output projection + residual, rmsnorm + gate|up + SwiGLU,
+      // down + residual; then the embedding and the final norm in the classifier. Apart: the final norm is a dispatch,
+      // and for Q8_0/Q4_0 each layer's two RMSNorm + quantize dispatches and the down projection's quantize dispatch too.
+      assertEquals(folded.perToken, 5 * folded.layers + 2, "dispatches per token");
+      assertEquals(apart.perToken, (file === "stories260K.gguf" ? 5 : 8) * apart.layers + 3, "dispatches per token, apart");
+      folded.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
+    },
+  );
 }
 
 if (gpuExpected) {
