@@ -749,6 +749,59 @@ function nearBoundary(logits: Float32Array, history: number[], params: SamplingP
   });
 }
 
+gpuTest("the device sampler's top-p search over many workgroups draws what its one-workgroup search draws, bit for bit", [], async () => {
+  // spreadSampleFrom 0: every step in three kernels (the search 3 passes of 128 workgroups); Infinity: SAMPLE alone
+  const draw = async (spreadSampleFrom: number, V: number, params: SamplingParams, step?: number) => {
+    const backend = new WebGpuBackend({ spreadSampleFrom });
+    await backend.init(0);
+    try {
+      const RUN = 3, gen = new Rng(V);
+      const logitsAt = backend.alloc(V * 4, "logits"), nextAt = backend.alloc(4, "next token");
+      const ds = new DeviceSampler(backend, V, RUN), host = new Sampler(V, params);
+      const picks = new Int32Array(RUN), state = new Uint32Array(4);
+      ds.load(host, [3, 3, 17, 42], logitsAt, nextAt);
+      for (let k = 0; k < RUN; k++) {
+        backend.write(logitsAt, syntheticLogits(V, gen, step));
+        ds.step(k);
+      }
+      await ds.finish(host, picks, RUN);
+      host.rng.getState(state);
+      const dispatches = backend.dispatches;
+      // the last step's weights, those past the top-k/top-p/min-p cuts zeroed (sample.ts's block: 17 words, the picks, 3 V-word vectors)
+      const weights = new Float32Array(V);
+      await backend.read(ds.ptr + (17 + RUN + 3 * V) * 4, weights);
+      // nothing finite to draw from: -1 either way
+      ds.load(host, [], logitsAt, nextAt);
+      backend.write(logitsAt, new Float32Array(V).fill(-Infinity));
+      ds.step(0);
+      const empty = new Int32Array(1);
+      await ds.finish(host, empty, 1);
+      return { picks: [...picks, empty[0]], state: Array.from(state), dispatches, weights };
+    } finally {
+      await backend.close();
+    }
+  };
+  const configs: Array<{ params: SamplingParams; step?: number }> = [
+    { params: { temperature: 0.8, topP: 0.9, seed: 1 } },
+    { params: { temperature: 1.2, topK: 40, topP: 0.95, minP: 0.05, seed: 2 } },
+    { params: { temperature: 0.9, topP: 0.8, repeatPenalty: 1.3, repeatLastN: 8, seed: 4 }, step: 0.25 }, // ties at the cut
+  ];
+  // 5003: not a multiple of 256; 128256: Llama 3's vocabulary
+  for (const V of [5003, 128256]) {
+    for (const { params, step } of configs) {
+      const whole = await draw(Infinity, V, params, step), spread = await draw(0, V, params, step);
+      const what = `V ${V} ${JSON.stringify(params)}`;
+      assertEquals(spread.dispatches - whole.dispatches, 3 * 4, `${what}: head, three passes and tail for each of 3 steps`);
+      assertEquals(spread.picks, whole.picks, `${what}: picks`);
+      assertEquals(spread.state, whole.state, `${what}: RNG state`);
+      const kept = whole.weights.filter((w) => w > 0).length;
+      assert(kept > 1 && kept < V / 2, `${what}: ${kept} ids kept: the cut is not exercised`);
+      assertClose(spread.weights, whole.weights, 0, `${what}: the kept weights (the same cut)`, 1);
+      assertEquals(spread.picks[3], -1, `${what}: nothing finite`);
+    }
+  }
+});
+
 gpuTest(
   "the device sampler draws the CPU sampler's tokens for the same logits and seed (tolerance: draws within 1e-5 of a boundary)",
   [],

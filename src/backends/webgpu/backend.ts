@@ -33,7 +33,7 @@ import {
   ROPE,
   SWIGLU,
 } from "./wgsl-ops.ts";
-import { SAMPLE } from "./wgsl-sample.ts";
+import { SAMPLE, SAMPLE_HEAD, SAMPLE_PASS, SAMPLE_TAIL, SPREAD_GROUPS, SPREAD_PASSES } from "./wgsl-sample.ts";
 import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { DeviceSampler } from "./sample.ts";
@@ -75,6 +75,12 @@ const PARAM_SLOTS = 4096;
 const SUBMIT_EVERY = 256;
 const MAX_GROUPS = 65535;
 const MAX_QUERIES = 4096;
+/**
+ * Logits from which the device sampler spreads its top-p search over 128 workgroups (wgsl-sample.ts SAMPLE_PASS):
+ * 3 passes of 1024 thresholds instead of about 10 of 8, for 4 dispatches more. At 128256 logits the one-workgroup
+ * sampler was a quarter of a 1B token's GPU time (H200); below 65536 it is not measured yet.
+ */
+const SPREAD_SAMPLE_FROM = 65536;
 
 /** A row range of a weight that one binding covers (offset and size 0: the whole buffer). */
 interface WeightRange {
@@ -182,6 +188,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
   private readonly fold: boolean | "layers";
+  private readonly spreadSampleFrom: number;
   private readonly tiledFrom: number;
   private readonly tileRows: number;
 
@@ -203,6 +210,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * dispatches of their own instead of prologues of the one-row matmuls that read them (the tree before the fold: for
    * measuring both in one run, and for tests: the products are bit-identical); "layers" folds the layers' and keeps
    * the final RMSNorm apart (the classifier's many workgroups each recompute the norm: measured by bench/webgpu.ts).
+   * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
+   * 65536; the draws are bit-identical either way).
    */
   constructor(
     opts: {
@@ -213,6 +222,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       tiledFrom?: number;
       tileRows?: 32 | 64;
       fold?: boolean | "layers";
+      spreadSampleFrom?: number;
     } = {},
   ) {
     this.adapter = opts.adapter;
@@ -220,6 +230,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
     this.fold = opts.fold ?? true;
+    this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
@@ -885,7 +896,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       case "embed":
         return this.embedNow(op.out, op.table, op.tokens, op.T);
       case "sample":
-        return this.dispatch("sample", SAMPLE, op.params, 1, 1);
+        return this.sampleNow(op.params);
       case "layernorm":
         this.words(op.out / 4, op.x / 4, op.n, op.T, this.f32Bits(op.eps));
         return this.dispatch("layernorm", LAYERNORM_SCALE, this.args, op.T, 1, op.w);
@@ -1270,6 +1281,22 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const op = this.take("sample");
     op.params = params;
     this.enqueue(op);
+  }
+
+  /**
+   * One step of the device sampler: one workgroup (SAMPLE), or from `spreadSampleFrom` logits the same draw in
+   * three kernels whose top-p search runs over 128 workgroups a pass (SAMPLE_HEAD, SAMPLE_PASS, SAMPLE_TAIL).
+   */
+  private sampleNow(params: Uint32Array): void {
+    if (params[4] < this.spreadSampleFrom) return this.dispatch("sample", SAMPLE, params, 1, 1);
+    this.dispatch("sample_head", SAMPLE_HEAD, params, 1, 1);
+    const a = this.words();
+    a.set(params);
+    for (let p = 0; p < SPREAD_PASSES; p++) {
+      a[16] = p; // e.x: the pass
+      this.dispatch("sample_pass", SAMPLE_PASS, a, SPREAD_GROUPS, 1);
+    }
+    this.dispatch("sample_tail", SAMPLE_TAIL, params, 1, 1);
   }
 
   /** out2: a word address that gets the pick too (the next step's token), or NO_OUT. */
