@@ -21,7 +21,9 @@
  * read back while the next is recorded and run; forwardUsPerToken is the host's time inside the forward pass
  * per token of that greedy run, hostShare that time over the token's wall time (near 1: the host is the bound).
  * dispatchesPerToken is exact: the dispatches of a greedy run of 16 tokens less those of a run of 8, over 8.
- * --fold off,layers,on measures each model with the norms and quantizers apart, then folded, in the same run.
+ * --fold off,layers,on measures each model with the norms and quantizers apart, then folded, in the same run;
+ * --spread-from 1e9,0 the device sampler with its top-p search in one workgroup, then over 128 (each variant of
+ * --fold with each of --spread-from, in turn; `gain` compares each to the first variant).
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -55,10 +57,12 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --tiled-from N        token rows from which matmuls run as tiles (default 0: the backend's, 32)
   --tile-rows N         32 or 64 token rows a matmul tile holds (default 0: the backend picks)
   --profile             GPU microseconds per greedy token of each kernel (timestamp queries)
-  --fold LIST           on | layers | off, or several (off,layers,on), each measured in turn on the same file in the
-                        same run: RMSNorm and quantizers as prologues of the one-row matmuls (on, the default; layers:
-                        not the final norm) or as dispatches of their own (off: the tree before the fold); with
-                        several, foldGain compares each to the first (greedy and sampled tok/s)
+  --fold LIST           layers | on | off, or several (off,layers,on), each measured in turn on the same file in the
+                        same run: RMSNorm and quantizers as prologues of the layers' one-row matmuls (layers, the
+                        default), of the classifier's too (on), or dispatches of their own (off: the tree before); with
+                        several, gain compares each to the first (greedy and sampled tok/s)
+  --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
+                        backend's, 65536); several (1e9,0): each measured in turn, as --fold's variants
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON
@@ -77,7 +81,8 @@ const { values: opts } = benchArgs(USAGE, {
     "tiled-from": { type: "string", default: "0" },
     "tile-rows": { type: "string", default: "0" },
     profile: { type: "boolean", default: false },
-    fold: { type: "string", default: "on" },
+    fold: { type: "string", default: "layers" },
+    "spread-from": { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
     json: { type: "string", default: "" },
@@ -286,8 +291,8 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
  * Where a greedy decode step's GPU time goes: each dispatch timed in its own
  * pass (timestamp queries), summed per kernel over `steps` tokens.
  */
-async function profileDecode(path: string, steps: number, sampled = false, fold: Fold = true): Promise<Record<string, number>> {
-  const backend = new WebGpuBackend({ profile: true, fold });
+async function profileDecode(path: string, steps: number, sampled: boolean, v: Variant): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true, fold: v.fold, ...(v.spread === undefined ? {} : { spreadSampleFrom: v.spread }) });
   const model = await loadModel(path, { backend, contextLength: 512 });
   const seq = model.newSequence();
   const history = prompt(8);
@@ -415,16 +420,21 @@ const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) =
   if (!(f in foldOf)) throw new Error(`--fold: ${f} is not on, layers or off`);
   return foldOf[f];
 });
+/** One backend configuration measured: --fold's mode, --spread-from's vocabulary (undefined: the backend's default). */
+type Variant = { fold: Fold; spread: number | undefined };
+const spreads = opts["spread-from"] ? opts["spread-from"].split(",").map(Number) : [undefined];
+const variants: Variant[] = folds.flatMap((fold) => spreads.map((spread) => ({ fold, spread })));
 for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];
   for (const typeName of opts.types.split(",")) {
-    for (const fold of folds) {
+    for (const variant of variants) {
+      const { fold, spread } = variant;
       const type = GGMLType[typeName as keyof typeof GGMLType];
       const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
       let t = performance.now();
       // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
       if (
-        !((keep || fold !== folds[0]) && (() => {
+        !((keep || variant !== variants[0]) && (() => {
           try {
             return g.Deno.statSync(path).isFile;
           } catch {
@@ -436,6 +446,7 @@ for (const shapeName of opts.shapes.split(",")) {
       t = performance.now();
       const backend = new WebGpuBackend({
         fold,
+        ...(spread === undefined ? {} : { spreadSampleFrom: spread }),
         submitEvery,
         ...(tiledFrom ? { tiledFrom } : {}),
         ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
@@ -489,6 +500,7 @@ for (const shapeName of opts.shapes.split(",")) {
         shape: shapeName,
         type: typeName,
         fold,
+        ...(spread === undefined ? {} : { spreadFrom: spread }),
         weightMB: +(weightBytes / 1e6).toFixed(1),
         writeS: +writeS.toFixed(1),
         loadS: +loadS.toFixed(1),
@@ -521,28 +533,32 @@ for (const shapeName of opts.shapes.split(",")) {
       };
       if (profile) {
         Object.assign(r, {
-          profileUs: await profileDecode(path, 32, false, fold),
-          profileSampledUs: await profileDecode(path, 32, true, fold),
+          profileUs: await profileDecode(path, 32, false, variant),
+          profileSampledUs: await profileDecode(path, 32, true, variant),
           [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
         });
       }
-      // several --fold modes: each later one against the first, just measured (same run, same file)
-      const apart = fold !== folds[0]
-        ? results.find((o) => o.shape === shapeName && o.type === typeName && o.fold === folds[0])
-        : undefined;
-      if (apart) {
+      // several variants: each later one against the first, just measured (same run, same file)
+      const first = variant !== variants[0] ? results[results.length - variants.indexOf(variant)] : undefined;
+      if (first) {
         Object.assign(r, {
-          foldGain: {
-            dispatchesPerToken: `${apart.dispatchesPerToken} -> ${perToken}`,
-            greedy: +(greedy / apart.greedyTps).toFixed(3),
-            sampled: +(sampled / apart.sampledTps).toFixed(3),
-            ...(overlap ? { greedyOverlap: +(greedyOverlap / (apart.greedyOverlapTps ?? NaN)).toFixed(3) } : {}),
+          gain: {
+            vs: `fold ${first.fold}${first.spreadFrom === undefined ? "" : `, spread from ${first.spreadFrom}`}`,
+            dispatchesPerToken: `${first.dispatchesPerToken} -> ${perToken}`,
+            greedy: +(greedy / first.greedyTps).toFixed(3),
+            sampled: +(sampled / first.sampledTps).toFixed(3),
+            ...(overlap
+              ? {
+                greedyOverlap: +(greedyOverlap / first.greedyOverlapTps).toFixed(3),
+                sampledOverlap: +(sampledOverlap / first.sampledOverlapTps).toFixed(3),
+              }
+              : {}),
           },
         });
       }
       console.log(JSON.stringify(r));
       results.push(r);
-      if (!keep && fold === folds[folds.length - 1]) g.Deno?.removeSync?.(path);
+      if (!keep && variant === variants[variants.length - 1]) g.Deno?.removeSync?.(path);
     }
   }
 }

@@ -470,7 +470,7 @@ for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4
       STORIES(file),
     ],
     async () => {
-      const run = async (fold: boolean) => {
+      const run = async (fold: boolean | "layers") => {
         const backend = new WebGpuBackend({ fold });
         const model = await loadModel(STORIES(file), { backend, contextLength: 64 });
         try {
@@ -493,14 +493,17 @@ for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4
           await model.close();
         }
       };
-      const folded = await run(true), apart = await run(false);
+      const folded = await run(true), layers = await run("layers"), apart = await run(false);
       assertEquals(folded.opRecords, folded.opRecordsFirst, "op records made after the first decode step");
       // per layer: rmsnorm + q|k|v + RoPE + KV write, attention, output projection + residual, rmsnorm + gate|up + SwiGLU,
       // down + residual; then the embedding and the final norm in the classifier. Apart: the final norm is a dispatch,
-      // and for Q8_0/Q4_0 each layer's two RMSNorm + quantize dispatches and the down projection's quantize dispatch too.
+      // and for Q8_0/Q4_0 each layer's two RMSNorm + quantize dispatches and the down projection's quantize dispatch too;
+      // the default ("layers") keeps only the final norm apart.
       assertEquals(folded.perToken, 5 * folded.layers + 2, "dispatches per token");
+      assertEquals(layers.perToken, 5 * layers.layers + 3, "dispatches per token, the final norm apart (the default)");
       assertEquals(apart.perToken, (file === "stories260K.gguf" ? 5 : 8) * apart.layers + 3, "dispatches per token, apart");
       folded.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
+      layers.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}, layers`, 1));
     },
   );
 }

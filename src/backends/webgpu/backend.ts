@@ -206,10 +206,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
-   * fold: false keeps the RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode, and the final RMSNorm, as
-   * dispatches of their own instead of prologues of the one-row matmuls that read them (the tree before the fold: for
-   * measuring both in one run, and for tests: the products are bit-identical); "layers" folds the layers' and keeps
-   * the final RMSNorm apart (the classifier's many workgroups each recompute the norm: measured by bench/webgpu.ts).
+   * fold: where one-row matmuls norm and quantize their own input (wgsl-matmul.ts prologueCode) instead of reading
+   * it from the dispatches before them; the products are bit-identical either way. "layers" (the default): the
+   * layers' RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final
+   * RMSNorm too, in the classifier (whose many workgroups each read the row and the norm weight again: at 128256
+   * rows that is more bytes than the weights, so it waits for a GPU's measurement); false: none (the tree before
+   * the fold, for measuring both in one run).
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * 65536; the draws are bit-identical either way).
    */
@@ -229,7 +231,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
-    this.fold = opts.fold ?? true;
+    this.fold = opts.fold ?? "layers";
     this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
