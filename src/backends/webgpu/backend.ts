@@ -132,8 +132,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly pool = new OpPool();
   private readonly fuser = new Fuser(this);
   private readonly pipelines = new Map<string, Gpu>();
-  /** Bind groups of one weight range (keyed by its address; 0: none) and of fused matmuls (keyed by four addresses in turn). */
-  private readonly bindGroups1 = new Map<number, Gpu>();
+  /** Bind groups of one weight range (by the weight's address (0: none), then the offset) and of fused matmuls (four addresses in turn). */
+  private readonly bindGroups1 = new Map<number, Map<number, Gpu>>();
   private readonly bindGroups3 = new Map<number, unknown>();
   private readonly keys = new Map<number, string>();
   /** One dispatch's params as the ops' recorders fill them (dispatch copies them out at once). */
@@ -533,8 +533,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** Bind group for the state buffer plus one weight range (or none), cached by the range's address (no key string). */
   private bindGroup(w: Weight | null, offset = 0, size = 0): Gpu {
-    const key = w ? w.ptr + offset : 0;
-    let g = this.bindGroups1.get(key);
+    const ptr = w ? w.ptr : 0;
+    let byOffset = this.bindGroups1.get(ptr);
+    if (!byOffset) this.bindGroups1.set(ptr, byOffset = new Map());
+    let g = byOffset.get(offset);
     if (!g) {
       const wb = w ? this.weightBuffer(w) : undefined;
       const buf = wb ? wb.buffer : this.dummy;
@@ -546,7 +548,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
           resource: { buffer: this.params, size: PARAM_WORDS * 4 },
         }],
       });
-      this.bindGroups1.set(key, g);
+      byOffset.set(offset, g);
     }
     return g;
   }
