@@ -465,7 +465,7 @@ gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equ
 
 for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {
   gpuTest(
-    `${file}: a decode step is 5 fused dispatches per layer, bit-identical to the step with its norms and quantizers apart, and makes no op records`,
+    `${file}: a decode step is 5 fused dispatches per layer, bit-identical with its norms and quantizers apart, no op records made`,
     [
       STORIES(file),
     ],

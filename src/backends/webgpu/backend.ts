@@ -627,7 +627,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   ): void {
     this.assertLive();
     this.stateBuffer();
-    if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized.valid = false; // any other op may overwrite x or the scratch
+    // any other op may overwrite x or the scratch
+    if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized.valid = false;
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
     const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);

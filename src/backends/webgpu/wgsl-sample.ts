@@ -401,7 +401,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
 }
 `;
 
-/** Thresholds one pass of the spread top-p search evaluates: 128 workgroups of 8 (three passes narrow any range of f32 bit patterns to one). */
+/** Thresholds one pass of the spread top-p search weighs: 128 workgroups of 8 (three passes narrow any range of f32 bits to one). */
 export const SPREAD_THRESHOLDS = 1024;
 export const SPREAD_GROUPS = SPREAD_THRESHOLDS / 8;
 /** Passes of the spread search, and the words its masses take after the sampler block's V-word vectors (one vector per pass). */
