@@ -33,7 +33,18 @@ import {
   ROPE,
   SWIGLU,
 } from "./wgsl-ops.ts";
-import { SAMPLE, SAMPLE_HEAD, SAMPLE_PASS, SAMPLE_TAIL, SPREAD_GROUPS, SPREAD_PASSES } from "./wgsl-sample.ts";
+import {
+  SAMPLE,
+  SAMPLE_HEAD,
+  SAMPLE_HEAD_K1,
+  SAMPLE_HEAD_K2,
+  SAMPLE_K_PASS,
+  SAMPLE_PASS,
+  SAMPLE_TAIL,
+  SPREAD_GROUPS,
+  SPREAD_K_PASSES,
+  SPREAD_PASSES,
+} from "./wgsl-sample.ts";
 import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { DeviceSampler } from "./sample.ts";
@@ -1294,9 +1305,17 @@ export class WebGpuBackend implements Backend, FuseTarget {
    */
   private sampleNow(params: Uint32Array): void {
     if (params[4] < this.spreadSampleFrom) return this.dispatch("sample", SAMPLE, params, 1, 1);
-    this.dispatch("sample_head", SAMPLE_HEAD, params, 1, 1);
     const a = this.words();
     a.set(params);
+    if (params[7] > 0) {
+      // b.w = topK: the key search's passes between the weights and the cut
+      this.dispatch("sample_head_k1", SAMPLE_HEAD_K1, params, 1, 1);
+      for (let p = 0; p < SPREAD_K_PASSES; p++) {
+        a[16] = p; // e.x: the pass
+        this.dispatch("sample_k_pass", SAMPLE_K_PASS, a, SPREAD_GROUPS, 1);
+      }
+      this.dispatch("sample_head_k2", SAMPLE_HEAD_K2, params, 1, 1);
+    } else this.dispatch("sample_head", SAMPLE_HEAD, params, 1, 1);
     for (let p = 0; p < SPREAD_PASSES; p++) {
       a[16] = p; // e.x: the pass
       this.dispatch("sample_pass", SAMPLE_PASS, a, SPREAD_GROUPS, 1);

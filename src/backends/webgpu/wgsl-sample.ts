@@ -404,9 +404,13 @@ fn main(@builtin(local_invocation_index) li: u32) {
 /** Thresholds one pass of the spread top-p search weighs: 128 workgroups of 8 (three passes narrow any range of f32 bits to one). */
 export const SPREAD_THRESHOLDS = 1024;
 export const SPREAD_GROUPS = SPREAD_THRESHOLDS / 8;
-/** Passes of the spread search, and the words its masses take after the sampler block's V-word vectors (one vector per pass). */
+/**
+ * Passes of the spread top-p and top-k searches (f32 bits below 1.0, and all u32 keys, narrowed 1024-fold a pass), and
+ * the words their masses or counts take after the sampler block's V-word vectors (one vector per pass).
+ */
 export const SPREAD_PASSES = 3;
-export const SPREAD_WORDS = SPREAD_PASSES * SPREAD_THRESHOLDS;
+export const SPREAD_K_PASSES = 4;
+export const SPREAD_WORDS = SPREAD_K_PASSES * SPREAD_THRESHOLDS;
 
 const mark = (s: string, at: string) => {
   const i = s.indexOf(at);
@@ -416,6 +420,8 @@ const mark = (s: string, at: string) => {
 const HELPERS = SAMPLE.slice(0, mark(SAMPLE, "@compute"));
 const MAIN = SAMPLE.slice(mark(SAMPLE, "@compute"), mark(SAMPLE, "  // 1-3:"));
 const HEAD = SAMPLE.slice(mark(SAMPLE, "  // 1-3:"), mark(SAMPLE, "  // 7-8:"));
+const WEIGHTS = SAMPLE.slice(mark(SAMPLE, "  // 1-3:"), mark(SAMPLE, "  // 5: top-k"));
+const TOP_K_CUT = SAMPLE.slice(mark(SAMPLE, "    var above = 0u;"), mark(SAMPLE, "  // 7-8:"));
 const TIES = "  var ties = 0u;\n  // the thread's own chunk";
 const THETA = "    theta = bitcast<f32>(lo);\n";
 const GT_MASS = SAMPLE.slice(mark(SAMPLE, THETA) + THETA.length, mark(SAMPLE, TIES));
@@ -459,9 +465,7 @@ const FLAG_SKIP = "st[blk] = 0u; ";
  * (a thread's ids in ascending order, then the same tree), so the cut, the picks and the RNG are SAMPLE's, bit for bit.
  * Params: SAMPLE's; e.x = the pass.
  */
-export const SAMPLE_HEAD = HELPERS + MAIN +
-  HEAD.slice(0, mark(HEAD, EMPTY)) + `if (li == 0u) { ${FLAG_SKIP}st[pickAt] = NONE;` +
-  HEAD.slice(mark(HEAD, EMPTY) + EMPTY.length) + /* wgsl */ `
+const HEAD_END = /* wgsl */ `
   let goal = topP * reference;
   if (li == 0u) {
     st[blk] = 1u;
@@ -471,6 +475,110 @@ export const SAMPLE_HEAD = HELPERS + MAIN +
   }
 }
 `;
+
+/** A head's text with the empty case flagged for the kernels after it. */
+const flagged = (head: string) =>
+  head.slice(0, mark(head, EMPTY)) + `if (li == 0u) { ${FLAG_SKIP}st[pickAt] = NONE;` + head.slice(mark(head, EMPTY) + EMPTY.length);
+
+export const SAMPLE_HEAD = HELPERS + MAIN + flagged(HEAD) + HEAD_END;
+
+/**
+ * With a top-k, the head in two around SPREAD_K_PASSES passes of SAMPLE_K_PASS, whose 128 workgroups each count the
+ * ids at or above 8 of 1024 key thresholds where SAMPLE's bisection counts one a pass (32 passes one after another).
+ * Counts are integers, exact in any order, and monotone in the threshold, so the cut is the bisection's. Words of the
+ * block: [2] the total weight's bits, [11] the positive weights, [3 + 2p, 4 + 2p] range p of the key search (the
+ * top-p search takes those words over after it). SAMPLE_HEAD_K1 stops after the weights; SAMPLE_HEAD_K2 cuts at the
+ * key found and ends as SAMPLE_HEAD ends.
+ */
+export const SAMPLE_HEAD_K1 = HELPERS + MAIN + flagged(WEIGHTS) + /* wgsl */ `
+  if (li == 0u) {
+    st[blk] = 1u;
+    st[blk + 2u] = bitcast<u32>(total);
+    st[blk + 11u] = positive;
+    st[blk + 3u] = 0u;
+    st[blk + 4u] = NONE;
+  }
+}
+`;
+
+/** Range p of the key search (thresholds t_j = lo + j * step, the last one hi), from range p - 1 and pass p - 1's counts. */
+const SPREAD_K_RANGE = /* wgsl */ `
+fn spread_kt(r: vec2<u32>, step: u32, j: u32) -> u32 { return select(r.x + min(r.y - r.x, step * j), r.y, j >= SPREAD); }
+fn spread_k_range(li: u32, blk: u32, counts: u32, p: u32, topK: u32) -> vec2<u32> {
+  let prev = select(0u, p - 1u, p > 0u);
+  if (li == 0u) { range2 = vec2<u32>(st[blk + 3u + 2u * prev], st[blk + 4u + 2u * prev]); }
+  let r = workgroupUniformLoad(&range2);
+  if (p == 0u || r.x >= r.y) { return r; }
+  let step = (r.y - r.x) / SPREAD + 1u;
+  var n = 0u;
+  for (var j = li; j < SPREAD; j += WG) { n += select(0u, 1u, st[counts + prev * SPREAD + j] >= topK); }
+  let count = sum_u(li, n);
+  if (count == 0u) { return vec2<u32>(r.x, spread_kt(r, step, 1u) - 1u); }
+  return vec2<u32>(spread_kt(r, step, count), select(r.y, spread_kt(r, step, count + 1u) - 1u, count < SPREAD));
+}
+`;
+
+export const SAMPLE_K_PASS = HELPERS + SPREAD_RANGE + SPREAD_K_RANGE + /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let blk = P.a.x; let logits = P.a.y; let V = P.b.x; let topK = P.b.w;
+  let wb = blk + P.d.z + 3u * V; let counts = wb + V; let p = P.e.x;
+  if (li == 0u) { uu = st[blk]; searchHi = st[blk + 11u]; }
+  let stepLive = workgroupUniformLoad(&uu);
+  let positive = workgroupUniformLoad(&searchHi);
+  if (stepLive == 0u || !(topK > 0u && topK < positive)) { return; }
+  let r = spread_k_range(li, blk, counts, p, topK);
+  if (p > 0u && wg.x == 0u && li == 0u) { st[blk + 3u + 2u * p] = r.x; st[blk + 4u + 2u * p] = r.y; }
+  if (r.x >= r.y) { return; }
+  let step = (r.y - r.x) / SPREAD + 1u;
+  let j = wg.x * 8u + 1u;
+  let ta = vec4<u32>(spread_kt(r, step, j), spread_kt(r, step, j + 1u), spread_kt(r, step, j + 2u), spread_kt(r, step, j + 3u));
+  let tb = vec4<u32>(spread_kt(r, step, j + 4u), spread_kt(r, step, j + 5u), spread_kt(r, step, j + 6u), spread_kt(r, step, j + 7u));
+  var na = vec4<u32>(0u);
+  var nb = vec4<u32>(0u);
+  for (var i0 = li; i0 < V; i0 += 4u * WG) {
+    let ws = vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V),
+      ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V));
+    let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+      ld_clamped(logits, i0 + 3u * WG, V));
+    let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+    let live = (ids < vec4<u32>(V)) & (ws > vec4<f32>(0.0));
+    let ks = vec4<u32>(key(xs.x), key(xs.y), key(xs.z), key(xs.w));
+    for (var e = 0u; e < 4u; e++) {
+      if (live[e]) {
+        na += select(vec4<u32>(0u), vec4<u32>(1u), vec4<u32>(ks[e]) >= ta);
+        nb += select(vec4<u32>(0u), vec4<u32>(1u), vec4<u32>(ks[e]) >= tb);
+      }
+    }
+  }
+  ra[li] = bitcast<vec4<f32>>(na);
+  rb[li] = bitcast<vec4<f32>>(nb);
+  workgroupBarrier();
+  for (var h = 128u; h > 0u; h >>= 1u) {
+    if (li < h) {
+      ra[li] = bitcast<vec4<f32>>(bitcast<vec4<u32>>(ra[li]) + bitcast<vec4<u32>>(ra[li + h]));
+      rb[li] = bitcast<vec4<f32>>(bitcast<vec4<u32>>(rb[li]) + bitcast<vec4<u32>>(rb[li + h]));
+    }
+    workgroupBarrier();
+  }
+  if (li < 8u) {
+    let c = select(bitcast<vec4<u32>>(rb[0])[(li + 4u) & 3u], bitcast<vec4<u32>>(ra[0])[li & 3u], li < 4u);
+    st[counts + p * SPREAD + wg.x * 8u + li] = c;
+  }
+}
+`;
+
+export const SAMPLE_HEAD_K2 = HELPERS + SPREAD_RANGE + SPREAD_K_RANGE + MAIN + /* wgsl */ `
+  let keyCounts = wb + V;
+  if (li == 0u) { uu = st[blk]; searchHi = st[blk + 11u]; }
+  let stepLive = workgroupUniformLoad(&uu);
+  let positive = workgroupUniformLoad(&searchHi);
+  if (stepLive == 0u) { return; }
+  let total = bitcast<f32>(st[blk + 2u]);
+  var reference = total;
+  if (topK > 0u && topK < positive) {
+    let lo = spread_k_range(li, blk, keyCounts, ${SPREAD_K_PASSES}u, topK).x;
+` + TOP_K_CUT + HEAD_END;
 
 export const SAMPLE_PASS = HELPERS + SPREAD_RANGE + /* wgsl */ `
 @compute @workgroup_size(256)
