@@ -6,7 +6,7 @@
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
 # search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
-# their ratios to the first variant (`gain`), then the per-kernel GPU time of the folded and unfolded 1B token
+# their ratios to the first variant (`gain`), then the per-kernel GPU time of the 1B token unfolded and folded (layers)
 # (`fold 110m` or `fold 1b`: one half).
 # gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
 # split: each WebGPU call's host time per greedy token (bench/webgpu-host.ts), with and without the timers and 512 batch rows.
@@ -60,7 +60,7 @@ if [ "$what" = fold ]; then
   fi
   if [ "$part" != 110m ]; then
     /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 $kv --json "$OUT/fold-1b.json" 2>&1 | tee -a "$OUT/bench.log"
-    for f in off on; do
+    for f in off layers; do
       /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 --keep --dir /tmp --fold $f --profile 2>&1 | tee -a "$OUT/bench.log"
     done
   fi
