@@ -20,6 +20,10 @@
  * --chunk, greedyOverlapTps and sampledOverlapTps time the same tokens in one call, whose 64-token runs are each
  * read back while the next is recorded and run; forwardUsPerToken is the host's time inside the forward pass
  * per token of that greedy run, hostShare that time over the token's wall time (near 1: the host is the bound).
+ * dispatchesPerToken is exact: the dispatches of a greedy run of 16 tokens less those of a run of 8, over 8.
+ * --fold off,layers,on measures each model with the norms and quantizers apart, then folded, in the same run;
+ * --spread-from 1e9,0 the device sampler with its top-p search in one workgroup, then over 128 (each variant of
+ * --fold with each of --spread-from, in turn; `gain` compares each to the first variant).
  */
 import { fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -53,6 +57,12 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --tiled-from N        token rows from which matmuls run as tiles (default 0: the backend's, 32)
   --tile-rows N         32 or 64 token rows a matmul tile holds (default 0: the backend picks)
   --profile             GPU microseconds per greedy token of each kernel (timestamp queries)
+  --fold LIST           layers | on | off, or several (off,layers,on), each measured in turn on the same file in the
+                        same run: RMSNorm and quantizers as prologues of the layers' one-row matmuls (layers, the
+                        default), of the classifier's too (on), or dispatches of their own (off: the tree before); with
+                        several, gain compares each to the first (greedy and sampled tok/s)
+  --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
+                        backend's, 65536); several (1e9,0): each measured in turn, as --fold's variants
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON
@@ -71,6 +81,8 @@ const { values: opts } = benchArgs(USAGE, {
     "tiled-from": { type: "string", default: "0" },
     "tile-rows": { type: "string", default: "0" },
     profile: { type: "boolean", default: false },
+    fold: { type: "string", default: "layers" },
+    "spread-from": { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
     json: { type: "string", default: "" },
@@ -248,6 +260,20 @@ async function generateTps(model: Model, steps: number): Promise<number> {
   return r.tokens.length / (r.decodeMs / 1000);
 }
 
+/** Dispatches per greedy token, exactly: a run of 16 less a run of 8 (the run's fixed dispatches cancel), over 8. */
+async function dispatchesPerToken(model: Model, backend: WebGpuBackend): Promise<number> {
+  const seq = model.newSequence();
+  await model.prefill(seq, prompt(8));
+  const count = async (n: number) => {
+    const d0 = backend.dispatches;
+    await model.decodeGreedy(seq, 5, n);
+    return backend.dispatches - d0;
+  };
+  const perToken = ((await count(16)) - (await count(8))) / 8;
+  model.releaseSequence(seq);
+  return perToken;
+}
+
 /** Aggregate tok/s of B sequences stepping together, one token each, logits read back every step. */
 async function batchTps(model: Model, B: number, steps: number): Promise<number> {
   const seqs = Array.from({ length: B }, () => model.newSequence());
@@ -265,8 +291,8 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
  * Where a greedy decode step's GPU time goes: each dispatch timed in its own
  * pass (timestamp queries), summed per kernel over `steps` tokens.
  */
-async function profileDecode(path: string, steps: number, sampled = false): Promise<Record<string, number>> {
-  const backend = new WebGpuBackend({ profile: true });
+async function profileDecode(path: string, steps: number, sampled: boolean, v: Variant): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true, fold: v.fold, ...(v.spread === undefined ? {} : { spreadSampleFrom: v.spread }) });
   const model = await loadModel(path, { backend, contextLength: 512 });
   const seq = model.newSequence();
   const history = prompt(8);
@@ -386,116 +412,154 @@ const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
 const dispatchFloor = await dispatchFloorUs();
 console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
-const results = [];
+// deno-lint-ignore no-explicit-any
+const results: any[] = [];
+type Fold = boolean | "layers";
+const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false };
+const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) => {
+  if (!(f in foldOf)) throw new Error(`--fold: ${f} is not on, layers or off`);
+  return foldOf[f];
+});
+/** One backend configuration measured: --fold's mode, --spread-from's vocabulary (undefined: the backend's default). */
+type Variant = { fold: Fold; spread: number | undefined };
+const spreads = opts["spread-from"] ? opts["spread-from"].split(",").map(Number) : [undefined];
+const variants: Variant[] = folds.flatMap((fold) => spreads.map((spread) => ({ fold, spread })));
 for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];
   for (const typeName of opts.types.split(",")) {
-    const type = GGMLType[typeName as keyof typeof GGMLType];
-    const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
-    let t = performance.now();
-    // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
-    if (
-      !(keep && (() => {
-        try {
-          return g.Deno.statSync(path).isFile;
-        } catch {
-          return false;
-        }
-      })())
-    ) await writeModel(path, shape, type);
-    const writeS = (performance.now() - t) / 1000;
-    t = performance.now();
-    const backend = new WebGpuBackend({
-      submitEvery,
-      ...(tiledFrom ? { tiledFrom } : {}),
-      ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
-    });
-    // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
-    const ctx = Math.max(512, maxPrefill);
-    const model = await loadModel(path, {
-      backend,
-      contextLength: ctx,
-      maxSequences: Math.max(1, batch),
-      kvPages: ctx / 16 + 2 * batch,
-      maxBatchRows: Math.max(128, maxPrefill),
-    });
-    const loadS = (performance.now() - t) / 1000;
-    await prefillTps(model, 16); // compiles the pipelines
-    const prefills: Record<string, number> = {};
-    for (const n of prefillLengths) prefills[`prefill${n}Tps`] = +(await prefillTps(model, n, 3)).toFixed(1);
-    const prefill = await prefillTps(model, 128);
-    const decode = await decodeTps(model, decodeSteps);
-    const d0 = backend.dispatches, r0 = backend.recordMs;
-    const greedy = await greedyTps(model, decodeSteps, chunk);
-    // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
-    const dispatchesPerToken = (backend.dispatches - d0) / (decodeSteps + 4);
-    const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
-    const sampled = await sampledTps(model, decodeSteps, chunk);
-    // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
-    const overlap = decodeSteps > chunk;
-    const { tps: greedyOverlap, forwardUs } = overlap
-      ? await greedyHostTimed(model, decodeSteps, decodeSteps)
-      : { tps: NaN, forwardUs: NaN };
-    const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
-    // the same tokens through generate(), which runs ahead in calls of 4, 8, ... up to 256 (src/generate.ts)
-    const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
-    const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
-    const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
-    const weightBytes = model.weightBytes;
-    await model.close();
-    let wasmPrefill = NaN;
-    if (wasmPrefillTokens > 0) {
-      try {
-        const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
-        wasmPrefill = await prefillTps(cpu, wasmPrefillTokens);
-        await cpu.close();
-      } catch (e) {
-        console.log(`  (WASM prefill not measured: ${(e as Error).message})`);
-      }
-    }
-    const gbs = (weightBytes * greedy) / 1e9;
-    const r = {
-      shape: shapeName,
-      type: typeName,
-      weightMB: +(weightBytes / 1e6).toFixed(1),
-      writeS: +writeS.toFixed(1),
-      loadS: +loadS.toFixed(1),
-      decodeTps: +decode.toFixed(1),
-      greedyTps: +greedy.toFixed(1),
-      sampledTps: +sampled.toFixed(1),
-      sampledOverGreedy: +(sampled / greedy).toFixed(3),
-      ...(overlap
-        ? {
-          greedyOverlapTps: +greedyOverlap.toFixed(1),
-          sampledOverlapTps: +sampledOverlap.toFixed(1),
-          generateTps: +generated.toFixed(1),
-          // the host's time per token inside forward (overlapped run), against the token's wall time
-          forwardUsPerToken: +forwardUs.toFixed(1),
-          hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
-        }
-        : {}),
-      dispatchesPerToken: +dispatchesPerToken.toFixed(1),
-      recordUsPerToken: +recordUsPerToken.toFixed(1),
-      ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),
-      greedyChunk: chunk,
-      submitEvery,
-      prefill128Tps: +prefill.toFixed(1),
-      ...prefills,
-      wasm1tPrefillTps: +wasmPrefill.toFixed(2),
-      prefillSpeedup: +(prefill / wasmPrefill).toFixed(1),
-      decodeGBs: +gbs.toFixed(1),
-      bandwidthShare: +(gbs / bandwidth).toFixed(3),
-    };
-    if (profile) {
-      Object.assign(r, {
-        profileUs: await profileDecode(path, 32),
-        profileSampledUs: await profileDecode(path, 32, true),
-        [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+    for (const variant of variants) {
+      const { fold, spread } = variant;
+      const type = GGMLType[typeName as keyof typeof GGMLType];
+      const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
+      let t = performance.now();
+      // with --keep a file left by an earlier run is read again (a peer may be timing the same bytes)
+      if (
+        !((keep || variant !== variants[0]) && (() => {
+          try {
+            return g.Deno.statSync(path).isFile;
+          } catch {
+            return false;
+          }
+        })())
+      ) await writeModel(path, shape, type);
+      const writeS = (performance.now() - t) / 1000;
+      t = performance.now();
+      const backend = new WebGpuBackend({
+        fold,
+        ...(spread === undefined ? {} : { spreadSampleFrom: spread }),
+        submitEvery,
+        ...(tiledFrom ? { tiledFrom } : {}),
+        ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
       });
+      // pages for one sequence at full context, plus a few for each batched one (8 + 18 positions)
+      const ctx = Math.max(512, maxPrefill);
+      const model = await loadModel(path, {
+        backend,
+        contextLength: ctx,
+        maxSequences: Math.max(1, batch),
+        kvPages: ctx / 16 + 2 * batch,
+        maxBatchRows: Math.max(128, maxPrefill),
+      });
+      const loadS = (performance.now() - t) / 1000;
+      await prefillTps(model, 16); // compiles the pipelines
+      const prefills: Record<string, number> = {};
+      for (const n of prefillLengths) prefills[`prefill${n}Tps`] = +(await prefillTps(model, n, 3)).toFixed(1);
+      const prefill = await prefillTps(model, 128);
+      const decode = await decodeTps(model, decodeSteps);
+      const d0 = backend.dispatches, r0 = backend.recordMs;
+      const greedy = await greedyTps(model, decodeSteps, chunk);
+      // greedyTps runs 4 warm-up steps and the 8-token prefill besides the timed ones
+      const dispatchesPerTokenMean = (backend.dispatches - d0) / (decodeSteps + 4);
+      const recordUsPerToken = ((backend.recordMs - r0) * 1000) / (decodeSteps + 4);
+      const sampled = await sampledTps(model, decodeSteps, chunk);
+      // the same tokens in one call: Model reads each 64-token run back while it records the next (its readbacks overlapped)
+      const overlap = decodeSteps > chunk;
+      const { tps: greedyOverlap, forwardUs } = overlap
+        ? await greedyHostTimed(model, decodeSteps, decodeSteps)
+        : { tps: NaN, forwardUs: NaN };
+      const sampledOverlap = overlap ? await sampledTps(model, decodeSteps, decodeSteps) : NaN;
+      // the same tokens through generate(), which runs ahead in calls of 4, 8, ... up to 256 (src/generate.ts)
+      const generated = overlap ? await generateTps(model, decodeSteps) : NaN;
+      const b1 = batch > 0 ? await batchTps(model, 1, 16) : NaN;
+      const bN = batch > 0 ? await batchTps(model, batch, 16) : NaN;
+      const perToken = await dispatchesPerToken(model, backend);
+      const weightBytes = model.weightBytes;
+      await model.close();
+      let wasmPrefill = NaN;
+      if (wasmPrefillTokens > 0) {
+        try {
+          const cpu = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
+          wasmPrefill = await prefillTps(cpu, wasmPrefillTokens);
+          await cpu.close();
+        } catch (e) {
+          console.log(`  (WASM prefill not measured: ${(e as Error).message})`);
+        }
+      }
+      const gbs = (weightBytes * greedy) / 1e9;
+      const r = {
+        shape: shapeName,
+        type: typeName,
+        fold,
+        ...(spread === undefined ? {} : { spreadFrom: spread }),
+        weightMB: +(weightBytes / 1e6).toFixed(1),
+        writeS: +writeS.toFixed(1),
+        loadS: +loadS.toFixed(1),
+        decodeTps: +decode.toFixed(1),
+        greedyTps: +greedy.toFixed(1),
+        sampledTps: +sampled.toFixed(1),
+        sampledOverGreedy: +(sampled / greedy).toFixed(3),
+        ...(overlap
+          ? {
+            greedyOverlapTps: +greedyOverlap.toFixed(1),
+            sampledOverlapTps: +sampledOverlap.toFixed(1),
+            generateTps: +generated.toFixed(1),
+            // the host's time per token inside forward (overlapped run), against the token's wall time
+            forwardUsPerToken: +forwardUs.toFixed(1),
+            hostShare: +((forwardUs * greedyOverlap) / 1e6).toFixed(2),
+          }
+          : {}),
+        dispatchesPerToken: perToken,
+        dispatchesPerTokenWithRun: +dispatchesPerTokenMean.toFixed(1),
+        recordUsPerToken: +recordUsPerToken.toFixed(1),
+        ...(batch > 0 ? { batch1Tps: +b1.toFixed(1), [`batch${batch}Tps`]: +bN.toFixed(1), batchGain: +(bN / b1).toFixed(2) } : {}),
+        greedyChunk: chunk,
+        submitEvery,
+        prefill128Tps: +prefill.toFixed(1),
+        ...prefills,
+        wasm1tPrefillTps: +wasmPrefill.toFixed(2),
+        prefillSpeedup: +(prefill / wasmPrefill).toFixed(1),
+        decodeGBs: +gbs.toFixed(1),
+        bandwidthShare: +(gbs / bandwidth).toFixed(3),
+      };
+      if (profile) {
+        Object.assign(r, {
+          profileUs: await profileDecode(path, 32, false, variant),
+          profileSampledUs: await profileDecode(path, 32, true, variant),
+          [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+        });
+      }
+      // several variants: each later one against the first, just measured (same run, same file)
+      const first = variant !== variants[0] ? results[results.length - variants.indexOf(variant)] : undefined;
+      if (first) {
+        Object.assign(r, {
+          gain: {
+            vs: `fold ${first.fold}${first.spreadFrom === undefined ? "" : `, spread from ${first.spreadFrom}`}`,
+            dispatchesPerToken: `${first.dispatchesPerToken} -> ${perToken}`,
+            greedy: +(greedy / first.greedyTps).toFixed(3),
+            sampled: +(sampled / first.sampledTps).toFixed(3),
+            ...(overlap
+              ? {
+                greedyOverlap: +(greedyOverlap / first.greedyOverlapTps).toFixed(3),
+                sampledOverlap: +(sampledOverlap / first.sampledOverlapTps).toFixed(3),
+              }
+              : {}),
+          },
+        });
+      }
+      console.log(JSON.stringify(r));
+      results.push(r);
+      if (!keep && variant === variants[variants.length - 1]) g.Deno?.removeSync?.(path);
     }
-    console.log(JSON.stringify(r));
-    results.push(r);
-    if (!keep) g.Deno?.removeSync?.(path);
   }
 }
 const out = opts.json;

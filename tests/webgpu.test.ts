@@ -355,7 +355,8 @@ for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
     path,
   ], async () => {
     const run = async (fuseAttentionQuant: boolean) => {
-      const backend = new WebGpuBackend({ fuseAttentionQuant });
+      // fold: false, else the output projection's matmul would quantize the unquantized output itself (no dispatch either way)
+      const backend = new WebGpuBackend({ fuseAttentionQuant, fold: false });
       const model = await loadModel(path, { backend, contextLength: 64 });
       try {
         const seq = model.newSequence();
@@ -462,21 +463,50 @@ gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equ
   }
 });
 
-gpuTest("a decode step is 5 fused dispatches per layer (F32)", [STORIES("stories260K.gguf")], async () => {
-  const backend = new WebGpuBackend();
-  const model = await loadModel(STORIES("stories260K.gguf"), { backend, contextLength: 64 });
-  try {
-    const seq = model.newSequence();
-    await model.prefill(seq, [1, 403, 407]);
-    const before = backend.dispatches;
-    await model.decodeOne(seq, 261);
-    // per layer: rmsnorm + q|k|v + RoPE + KV write, attention, output projection + residual, rmsnorm + gate|up + SwiGLU,
-    // down + residual; then embedding (before), final norm and classifier
-    assertEquals(backend.dispatches - before, 5 * model.config.nLayers + 3);
-  } finally {
-    await model.close();
-  }
-});
+for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {
+  gpuTest(
+    `${file}: a decode step is 5 fused dispatches per layer, bit-identical with its norms and quantizers apart, no op records made`,
+    [
+      STORIES(file),
+    ],
+    async () => {
+      const run = async (fold: boolean | "layers") => {
+        const backend = new WebGpuBackend({ fold });
+        const model = await loadModel(STORIES(file), { backend, contextLength: 64 });
+        try {
+          const seq = model.newSequence();
+          const out = [(await model.prefill(seq, [1, 403, 407])).slice()];
+          const before = backend.dispatches;
+          let opRecordsFirst = 0;
+          for (const t of [261, 378, 432]) {
+            out.push((await model.decodeOne(seq, t)).slice());
+            opRecordsFirst ||= backend.opRecords; // the queue's records come from its pool from here on
+          }
+          return {
+            out,
+            perToken: (backend.dispatches - before) / 3,
+            layers: model.config.nLayers,
+            opRecords: backend.opRecords,
+            opRecordsFirst,
+          };
+        } finally {
+          await model.close();
+        }
+      };
+      const folded = await run(true), layers = await run("layers"), apart = await run(false);
+      assertEquals(folded.opRecords, folded.opRecordsFirst, "op records made after the first decode step");
+      // per layer: rmsnorm + q|k|v + RoPE + KV write, attention, output projection + residual, rmsnorm + gate|up + SwiGLU,
+      // down + residual; then the embedding and the final norm in the classifier. Apart: the final norm is a dispatch,
+      // and for Q8_0/Q4_0 each layer's two RMSNorm + quantize dispatches and the down projection's quantize dispatch too;
+      // the default ("layers") keeps only the final norm apart.
+      assertEquals(folded.perToken, 5 * folded.layers + 2, "dispatches per token");
+      assertEquals(layers.perToken, 5 * layers.layers + 3, "dispatches per token, the final norm apart (the default)");
+      assertEquals(apart.perToken, (file === "stories260K.gguf" ? 5 : 8) * apart.layers + 3, "dispatches per token, apart");
+      folded.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
+      layers.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}, layers`, 1));
+    },
+  );
+}
 
 if (gpuExpected) {
   test("webgpu: argmax on the device over several 4096-logit chunks picks what the host argmax picks (ties, NaN, -Infinity)", async () => {
@@ -566,6 +596,64 @@ if (gpuExpected) {
       }
     } finally {
       await b.close();
+    }
+  });
+}
+
+if (gpuExpected) {
+  test("webgpu: one-row matmuls that norm and quantize their input themselves equal the dispatches apart, bit for bit", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    // 1056 columns: 33 Q8_0 blocks (unpaired), two rounds of 1024; 2112: 66 (paired), three rounds, the last partial
+    const run = async (fold: boolean, type: GGMLTypeId, cols: number) => {
+      const b = new WebGpuBackend({ fold });
+      await b.init(0);
+      try {
+        const rows = 70; // 9 workgroups of 8 rows share the writes of the normed row's blocks
+        const x = b.alloc(cols * 4, "x"), xn = b.alloc(cols * 4, "normed"), resid = b.alloc(rows * 4, "resid");
+        const scratch = b.alloc(cols * 4, "matmul scratch");
+        b.setMatmulScratch(scratch, cols * 4);
+        const out = b.alloc(rows * 4, "out"), out2 = b.alloc(rows * 4, "out2");
+        b.write(x, new Float32Array(cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7))));
+        b.write(resid, new Float32Array(rows).map((_, i) => i - 30));
+        const upload = async (t: GGMLTypeId, c: number, r: number, seed: number) => {
+          const bytes = randomWeights(t, c, r, seed);
+          const ptr = b.alloc(bytes.length, `weight test ${t} ${seed}`);
+          await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
+          return { name: `test ${t}`, type: t, cols: c, rows: r, ptr, bytes: bytes.length };
+        };
+        const normW = await upload(GGMLType.F32, cols, 1, 5), w = await upload(type, cols, rows, 23 + type);
+        b.rmsnorm(xn, x, normW, cols, 1e-5, 1);
+        b.matmul(out, xn, w, 1); // folded: the norm (and quantizer) in the matmul's prologue
+        b.matmul(out2, x, w, 1);
+        b.add(resid, resid, out2, rows); // folded: the quantizer in the residual matmul's prologue
+        const read = async (at: number, n: number) => {
+          const f = new Float32Array(n);
+          await b.read(at, f);
+          return f;
+        };
+        const blocks = type === GGMLType.F32 ? 0 : (cols / 32) * 9;
+        const got = {
+          out: await read(out, rows),
+          resid: await read(resid, rows),
+          normed: await read(xn, cols),
+          blocks: new Uint32Array((await read(scratch, blocks)).buffer),
+        };
+        return { ...got, dispatches: b.dispatches }; // the queue is recorded by the first read
+      } finally {
+        await b.close();
+      }
+    };
+    for (const [type, cols] of [[GGMLType.Q8_0, 1056], [GGMLType.Q8_0, 2112], [GGMLType.Q4_0, 2112], [GGMLType.F32, 1056]]) {
+      const folded = await run(true, type, cols), apart = await run(false, type, cols);
+      const what = `type ${type}, ${cols} columns`;
+      // apart: rmsnorm(+quantize), matmul, quantize (Q8_0/Q4_0 only), matmul + add; folded: two matmuls
+      assertEquals([folded.dispatches, apart.dispatches], [2, type === GGMLType.F32 ? 3 : 4], what);
+      assert(folded.out.some((v) => v !== 0), `${what}: all-zero products`);
+      assertClose(folded.out, apart.out, 0, `${what}: normed products`, 1);
+      assertClose(folded.resid, apart.resid, 0, `${what}: residual`, 1);
+      assertClose(folded.normed, apart.normed, 0, `${what}: the normed row`, 1);
+      // the blocks left in scratch are the last quantizer's (of x), as the dispatches apart leave them
+      assertEquals(Array.from(folded.blocks), Array.from(apart.blocks), `${what}: the quantized blocks`);
     }
   });
 }
@@ -663,6 +751,61 @@ function nearBoundary(logits: Float32Array, history: number[], params: SamplingP
     return probe.sample(logits.slice(), history).id !== pick;
   });
 }
+
+gpuTest("the device sampler's top-p search over many workgroups draws what its one-workgroup search draws, bit for bit", [], async () => {
+  // spreadSampleFrom 0: every step in three kernels (the search 3 passes of 128 workgroups); Infinity: SAMPLE alone
+  const draw = async (spreadSampleFrom: number, V: number, params: SamplingParams, step?: number) => {
+    const backend = new WebGpuBackend({ spreadSampleFrom });
+    await backend.init(0);
+    try {
+      const RUN = 3, gen = new Rng(V);
+      const logitsAt = backend.alloc(V * 4, "logits"), nextAt = backend.alloc(4, "next token");
+      const ds = new DeviceSampler(backend, V, RUN), host = new Sampler(V, params);
+      const picks = new Int32Array(RUN), state = new Uint32Array(4);
+      ds.load(host, [3, 3, 17, 42], logitsAt, nextAt);
+      for (let k = 0; k < RUN; k++) {
+        backend.write(logitsAt, syntheticLogits(V, gen, step));
+        ds.step(k);
+      }
+      await ds.finish(host, picks, RUN);
+      host.rng.getState(state);
+      const dispatches = backend.dispatches;
+      // the last step's weights, those past the top-k/top-p/min-p cuts zeroed (sample.ts's block: 17 words, the picks, 3 V-word vectors)
+      const weights = new Float32Array(V);
+      await backend.read(ds.ptr + (17 + RUN + 3 * V) * 4, weights);
+      // nothing finite to draw from: -1 either way
+      ds.load(host, [], logitsAt, nextAt);
+      backend.write(logitsAt, new Float32Array(V).fill(-Infinity));
+      ds.step(0);
+      const empty = new Int32Array(1);
+      await ds.finish(host, empty, 1);
+      return { picks: [...picks, empty[0]], state: Array.from(state), dispatches, weights };
+    } finally {
+      await backend.close();
+    }
+  };
+  const configs: Array<{ params: SamplingParams; step?: number }> = [
+    { params: { temperature: 0.8, topP: 0.9, seed: 1 } },
+    { params: { temperature: 1.2, topK: 40, topP: 0.95, minP: 0.05, seed: 2 } },
+    { params: { temperature: 0.9, topP: 0.8, repeatPenalty: 1.3, repeatLastN: 8, seed: 4 }, step: 0.25 }, // ties at the cut
+    { params: { temperature: 1, topK: 7, seed: 3 }, step: 0.5 }, // ties at the top-k cut
+  ];
+  // 5003: not a multiple of 256; 128256: Llama 3's vocabulary
+  for (const V of [5003, 128256]) {
+    for (const { params, step } of configs) {
+      const whole = await draw(Infinity, V, params, step), spread = await draw(0, V, params, step);
+      const what = `V ${V} ${JSON.stringify(params)}`;
+      // each of 3 steps: the head, three passes and the tail; with a top-k the head in two around four passes of its own
+      assertEquals(spread.dispatches - whole.dispatches, 3 * (params.topK ? 9 : 4), `${what}: dispatches`);
+      assertEquals(spread.picks, whole.picks, `${what}: picks`);
+      assertEquals(spread.state, whole.state, `${what}: RNG state`);
+      const kept = whole.weights.filter((w) => w > 0).length;
+      assert(kept > 1 && kept < V / 2, `${what}: ${kept} ids kept: the cut is not exercised`);
+      assertClose(spread.weights, whole.weights, 0, `${what}: the kept weights (the same cut)`, 1);
+      assertEquals(spread.picks[3], -1, `${what}: nothing finite`);
+    }
+  }
+});
 
 gpuTest(
   "the device sampler draws the CPU sampler's tokens for the same logits and seed (tolerance: draws within 1e-5 of a boundary)",

@@ -2,7 +2,12 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold]
+# fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
+# (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
+# search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
+# their ratios to the first variant (`gain`), then the per-kernel GPU time of the 1B token unfolded and folded (layers)
+# (`fold 110m` or `fold 1b`: one half).
 # gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
 # split: each WebGPU call's host time per greedy token (bench/webgpu-host.ts), with and without the timers and 512 batch rows.
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
@@ -43,6 +48,22 @@ if [ "$what" = gen ]; then
   kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --dir /tmp"
   /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q4_0 $kv --json "$OUT/bench-110m.json" 2>&1 | tee -a "$OUT/bench.log"
   /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 $kv --json "$OUT/bench-1b.json" 2>&1 | tee -a "$OUT/bench.log"
+  exit 0
+fi
+if [ "$what" = fold ]; then
+  # before/after in the same run, same files: 6 variants a model (about 10-15 s each on an H200), then two profiles;
+  # a second argument, 110m or 1b, runs that half alone (if the 10-minute limit of a device command is near)
+  part=${2:-all}
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 16 --keep --dir /tmp --fold off,layers,on --spread-from 1000000000,0"
+  if [ "$part" != 1b ]; then
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q4_0 $kv --json "$OUT/fold-110m.json" 2>&1 | tee -a "$OUT/bench.log"
+  fi
+  if [ "$part" != 110m ]; then
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 $kv --json "$OUT/fold-1b.json" 2>&1 | tee -a "$OUT/bench.log"
+    for f in off layers; do
+      /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 --keep --dir /tmp --fold $f --profile 2>&1 | tee -a "$OUT/bench.log"
+    done
+  fi
   exit 0
 fi
 if [ "$what" = split ]; then

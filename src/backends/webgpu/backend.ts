@@ -1,7 +1,7 @@
 import type { ByteSource } from "../../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../../formats/ggml-types.ts";
 import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
-import { type Backend, type KVLayout, kvOffsets, type KVType, type Weight } from "../backend.ts";
+import { type Backend, type KVLayout, kvSlotBytes, type KVType, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, type GpuLimits, hasWgslFeature, limitsOf, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
 import {
@@ -33,13 +33,24 @@ import {
   ROPE,
   SWIGLU,
 } from "./wgsl-ops.ts";
-import { SAMPLE } from "./wgsl-sample.ts";
+import {
+  SAMPLE,
+  SAMPLE_HEAD,
+  SAMPLE_HEAD_K1,
+  SAMPLE_HEAD_K2,
+  SAMPLE_K_PASS,
+  SAMPLE_PASS,
+  SAMPLE_TAIL,
+  SPREAD_GROUPS,
+  SPREAD_K_PASSES,
+  SPREAD_PASSES,
+} from "./wgsl-sample.ts";
 import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { DeviceSampler } from "./sample.ts";
 import type { ResolvedSamplingParams } from "../../sampling/params.ts";
 import { ATTENTION_F16, KV_STORE_F16 } from "./wgsl-attention-f16.ts";
-import { type FuseTarget, type Group, groupAt, LOOKAHEAD, type Op } from "./fuse.ts";
+import { Fuser, type FuseTarget, type Group, LOOKAHEAD, type Op, OpPool } from "./fuse.ts";
 
 // GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
 const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80;
@@ -75,6 +86,12 @@ const PARAM_SLOTS = 4096;
 const SUBMIT_EVERY = 256;
 const MAX_GROUPS = 65535;
 const MAX_QUERIES = 4096;
+/**
+ * Logits from which the device sampler spreads its top-p search over 128 workgroups (wgsl-sample.ts SAMPLE_PASS):
+ * 3 passes of 1024 thresholds instead of about 10 of 8, for 4 dispatches more. At 128256 logits the one-workgroup
+ * sampler was a quarter of a 1B token's GPU time (H200); below 65536 it is not measured yet.
+ */
+const SPREAD_SAMPLE_FROM = 65536;
 
 /** A row range of a weight that one binding covers (offset and size 0: the whole buffer). */
 interface WeightRange {
@@ -120,9 +137,24 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /** Fused matmuls bind up to four weight tensors (q, k, v or gate, up; and the RMSNorm weight of a norm prologue). */
   private layout3!: Gpu;
   private pipelineLayout3!: Gpu;
+  /** Ops waiting to be fused and recorded: the first `queued` entries (records from `pool`, given back once recorded). */
   private readonly queue: Op[] = [];
+  private queued = 0;
+  private readonly pool = new OpPool();
+  private readonly fuser = new Fuser(this);
   private readonly pipelines = new Map<string, Gpu>();
-  private readonly bindGroups = new Map<string, Gpu>();
+  /** Bind groups of one weight range (by the weight's address (0: none), then the offset) and of fused matmuls (four addresses in turn). */
+  private readonly bindGroups1 = new Map<number, Map<number, Gpu>>();
+  private readonly bindGroups3 = new Map<number, unknown>();
+  private readonly keys = new Map<number, string>();
+  /** One dispatch's params as the ops' recorders fill them (dispatch copies them out at once). */
+  private readonly args = new Uint32Array(PARAM_WORDS);
+  private readonly bitsF = new Float32Array(1);
+  private readonly bitsU = new Uint32Array(this.bitsF.buffer);
+  /** The weights a fused matmul binds (q, k, v or gate, up; and a prologue's norm weight), filled per dispatch. */
+  private readonly ws4: Array<Weight | null> = [null, null, null, null];
+  /** How the fused matmul being recorded gets its input (input()); stage = params row g. */
+  private readonly how = { act: 0, prologue: "none" as Prologue, stage: [0, 0, 0, 0] };
   private hasDot4 = false;
 
   private stateTop = STATE_START;
@@ -136,6 +168,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private params!: Gpu;
   private readonly paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
   private readonly paramOffset = new Uint32Array(1);
+  /** Op records the queue has made so far: steady after the first decode step (the rest come from its pool). */
+  get opRecords(): number {
+    return this.pool.created;
+  }
   /** Dispatches recorded so far (what fusion saves shows here). */
   dispatches = 0;
   /** Host milliseconds spent fusing and recording queued ops (the CPU side of a token). */
@@ -146,7 +182,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * The activation the last quantize dispatch left in scratch ("quantizer:x:n:T:scratch"):
    * matmuls of one input (q, k, v; gate, up) share it until another op runs.
    */
-  private quantized: { key: string; x: number; xEnd: number; scratch: number; scratchEnd: number } | null = null;
+  private readonly quantized = { valid: false, block: 0, x: 0, n: 0, T: 0, scratch: 0, xEnd: 0, scratchEnd: 0 };
 
   private encoder: Gpu = null;
   private pass: Gpu = null;
@@ -162,6 +198,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
+  private readonly fold: boolean | "layers";
+  private readonly spreadSampleFrom: number;
   private readonly tiledFrom: number;
   private readonly tileRows: number;
 
@@ -179,15 +217,33 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
+   * fold: where one-row matmuls norm and quantize their own input (wgsl-matmul.ts prologueCode) instead of reading
+   * it from the dispatches before them; the products are bit-identical either way. "layers" (the default): the
+   * layers' RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final
+   * RMSNorm too, in the classifier (whose many workgroups each read the row and the norm weight again: at 128256
+   * rows that is more bytes than the weights, so it waits for a GPU's measurement); false: none (the tree before
+   * the fold, for measuring both in one run).
+   * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
+   * 65536; the draws are bit-identical either way).
    */
   constructor(
-    opts: { adapter?: Gpu; submitEvery?: number; profile?: boolean; fuseAttentionQuant?: boolean; tiledFrom?: number; tileRows?: 32 | 64 } =
-      {},
+    opts: {
+      adapter?: Gpu;
+      submitEvery?: number;
+      profile?: boolean;
+      fuseAttentionQuant?: boolean;
+      tiledFrom?: number;
+      tileRows?: 32 | 64;
+      fold?: boolean | "layers";
+      spreadSampleFrom?: number;
+    } = {},
   ) {
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
+    this.fold = opts.fold ?? "layers";
+    this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
@@ -285,7 +341,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
       this.state.destroy();
     }
     this.state = buf;
-    this.bindGroups.clear();
+    this.bindGroups1.clear();
+    this.bindGroups3.clear();
     return buf;
   }
 
@@ -294,7 +351,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (ptr >= WEIGHT_BASE) throw new WebGpuError("write() addresses the state buffer only");
     this.drain(true);
     const state = this.stateBuffer();
-    this.quantized = null;
+    this.quantized.valid = false;
     this.submit(); // work recorded before this write must see the old contents
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.length % 4 !== 0) {
@@ -375,7 +432,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       this.drain(true);
       this.submit();
     } catch { /* closing anyway */ }
-    this.queue.length = 0;
+    this.queue.length = this.queued = 0;
     for (const w of this.weights.values()) w.buffer.destroy();
     this.weights.clear();
     this.state?.destroy();
@@ -384,7 +441,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.dummy?.destroy();
     const device = this.device;
     this.device = undefined;
-    this.bindGroups.clear();
+    this.bindGroups1.clear();
+    this.bindGroups3.clear();
     this.pipelines.clear();
     device.destroy();
     return Promise.resolve();
@@ -461,10 +519,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return out;
   }
 
-  private pipeline(key: string, source: () => string, weights = 1): Gpu {
+  /** The pipeline of `key`, compiled from `source` the first time (a function: only called then). */
+  private pipeline(key: string, source: string | (() => string), weights = 1): Gpu {
     let p = this.pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights) + source(), label: key });
+      const code = typeof source === "string" ? source : source();
+      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights) + code, label: key });
       const layout = weights > 1 ? this.pipelineLayout3 : this.pipelineLayout;
       p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: "main" }, label: key });
       this.pipelines.set(key, p);
@@ -472,10 +532,22 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return p;
   }
 
-  /** Bind group for the state buffer plus one weight range (or none). */
+  /**
+   * A kernel's key for a numeric signature (its parameters packed into one number), made once: template
+   * strings built per dispatch would allocate every token.
+   */
+  private keyFor(signature: number, make: (s: number) => string): string {
+    let k = this.keys.get(signature);
+    if (k === undefined) this.keys.set(signature, k = make(signature));
+    return k;
+  }
+
+  /** Bind group for the state buffer plus one weight range (or none), cached by the range's address (no key string). */
   private bindGroup(w: Weight | null, offset = 0, size = 0): Gpu {
-    const key = w ? `${w.ptr}:${offset}` : "-";
-    let g = this.bindGroups.get(key);
+    const ptr = w ? w.ptr : 0;
+    let byOffset = this.bindGroups1.get(ptr);
+    if (!byOffset) this.bindGroups1.set(ptr, byOffset = new Map());
+    let g = byOffset.get(offset);
     if (!g) {
       const wb = w ? this.weightBuffer(w) : undefined;
       const buf = wb ? wb.buffer : this.dummy;
@@ -487,15 +559,25 @@ export class WebGpuBackend implements Backend, FuseTarget {
           resource: { buffer: this.params, size: PARAM_WORDS * 4 },
         }],
       });
-      this.bindGroups.set(key, g);
+      byOffset.set(offset, g);
     }
     return g;
   }
 
-  /** Bind group for the state buffer plus two or three weight tensors (a fused matmul); a row view binds at its offset. */
+  /**
+   * Bind group for the state buffer plus up to four weight tensors (a fused matmul; the fourth the norm weight of
+   * a prologue); a row view binds at its offset. Cached in maps keyed by each tensor's address in turn.
+   */
   private bindGroup3(ws: Array<Weight | null>): Gpu {
-    const key = ws.map((w) => w?.ptr ?? "-").join("|");
-    let g = this.bindGroups.get(key);
+    let m: Map<number, unknown> = this.bindGroups3;
+    for (let i = 0; i < 3; i++) {
+      const k = ws[i]?.ptr ?? 0;
+      let next = m.get(k) as Map<number, unknown> | undefined;
+      if (!next) m.set(k, next = new Map());
+      m = next;
+    }
+    const last = ws[3]?.ptr ?? 0;
+    let g = m.get(last);
     if (!g) {
       const res = (i: number) => {
         if (!ws[i]) return { buffer: this.dummy };
@@ -513,7 +595,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
           { binding: 5, resource: res(3) },
         ],
       });
-      this.bindGroups.set(key, g);
+      m.set(last, g);
     }
     return g;
   }
@@ -539,14 +621,16 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /**
-   * Records one dispatch. params: up to 16 u32 (addresses already in words).
-   * groups: [x, y], or a 1-D count of 256-thread groups folded into x, y.
+   * Records one dispatch. params: up to 32 u32 (addresses already in words), read before this returns (the
+   * callers fill the backend's one `args` array). (gx, gy) workgroups, or gy = 0: gx is a 1-D count of
+   * 256-thread groups, folded into x and y. w: one weight range, or the four tensors of a fused matmul.
    */
   private dispatch(
     key: string,
-    source: () => string,
+    source: string | (() => string),
     params: ArrayLike<number>,
-    groups: number | [number, number],
+    gx: number,
+    gy: number,
     w: Weight | Array<Weight | null> | null = null,
     wOffset = 0,
     wSize = 0,
@@ -554,7 +638,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   ): void {
     this.assertLive();
     this.stateBuffer();
-    if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized = null; // any other op may overwrite x or the scratch
+    // any other op may overwrite x or the scratch
+    if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized.valid = false;
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
     const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
@@ -570,23 +655,52 @@ export class WebGpuBackend implements Backend, FuseTarget {
     }
     this.open();
     const base = (this.slot * PARAM_SLOT) / 4;
-    for (let i = 0; i < PARAM_WORDS; i++) this.paramsHost[base + i] = params[i] ?? 0;
+    for (let i = 0; i < PARAM_WORDS; i++) this.paramsHost[base + i] = i < params.length ? params[i] : 0;
     this.dispatches++;
     this.pass.setPipeline(pipe);
     // the typed-array form: Deno converts a plain array of offsets element by element (0.5 us a dispatch)
     this.paramOffset[0] = this.slot * PARAM_SLOT;
     this.pass.setBindGroup(0, bg, this.paramOffset, 0, 1);
     this.slot++;
-    let gx: number, gy: number;
-    if (typeof groups === "number") {
-      gx = Math.min(groups, MAX_GROUPS);
-      gy = Math.ceil(groups / MAX_GROUPS);
-    } else [gx, gy] = groups;
+    if (gy === 0) {
+      gy = Math.ceil(gx / MAX_GROUPS);
+      gx = Math.min(gx, MAX_GROUPS);
+    }
     if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
   }
 
-  private elementwise(key: string, src: string, params: number[], n: number): void {
-    this.dispatch(key, () => src, params, Math.ceil(n / 256));
+  /** args[0..7] = a..h and the rest 0: one dispatch's params, without an array literal per dispatch. */
+  private words(a = 0, b = 0, c = 0, d = 0, e = 0, f = 0, g = 0, h = 0): Uint32Array {
+    const p = this.args;
+    p.fill(0);
+    p[0] = a;
+    p[1] = b;
+    p[2] = c;
+    p[3] = d;
+    p[4] = e;
+    p[5] = f;
+    p[6] = g;
+    p[7] = h;
+    return p;
+  }
+
+  /** params vec4 row r (words 4r..4r+3) of args. */
+  private row(r: number, a: number, b: number, c: number, d: number): void {
+    const p = this.args;
+    p[4 * r] = a;
+    p[4 * r + 1] = b;
+    p[4 * r + 2] = c;
+    p[4 * r + 3] = d;
+  }
+
+  /** An f32's bits as a u32 (for eps and scales in the params), through one scratch word. */
+  private f32Bits(x: number): number {
+    this.bitsF[0] = x;
+    return this.bitsU[0];
+  }
+
+  private elementwise(key: string, src: string, params: ArrayLike<number>, n: number): void {
+    this.dispatch(key, src, params, Math.ceil(n / 256), 0);
   }
 
   // ------------------------------------------------------------ ops
@@ -652,31 +766,50 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /**
-   * FuseTarget: one row of F32/F16 weights' input, which fits workgroup memory. Quantized inputs are not
-   * staged: every workgroup re-quantizing the row measured 2-3x slower on an H200 than one quantize
-   * dispatch (wgsl-ops.ts quantQ8_0Kernel, 32 threads per block) before the matmul.
+   * FuseTarget: one row of input that a matmul of w stages in workgroup memory, normed (F32/F16) or normed and
+   * quantized to Q8_0 (Q8_0/Q4_0 weights, unless constructed with fold: false) by each workgroup itself
+   * (wgsl-matmul.ts prologueCode). Q4_K/Q6_K inputs (Q8_K blocks) keep their RMSNorm + quantize dispatch.
    */
   stagesInput(w: Weight, T: number): boolean {
-    return T === 1 && !this.quantizesInput(w) && stagedWords(w.cols) > 0;
+    if (T !== 1) return false;
+    if (!this.quantizesInput(w)) return stagedWords(w.cols) > 0;
+    return this.foldsQuant(w);
+  }
+
+  /** One row of input to a matmul of w can be quantized to Q8_0 blocks in its workgroups (prologue normq or quant). */
+  private foldsQuant(w: Weight): boolean {
+    return this.fold !== false && ACT_WORDS[w.type]?.block === 32 && stagedWords(w.cols, "quant") > 0;
+  }
+
+  /** FuseTarget: an RMSNorm may become the prologue of a lone one-row matmul (the classifier), not only of q|k|v or gate|up. */
+  normsAlone(w: Weight): boolean {
+    return this.fold === true && this.whole(w);
   }
 
   private enqueue(op: Op): void {
+    this.queue[this.queued++] = op;
+    if (this.queued >= QUEUE_DRAIN_AT) this.drain(false);
+  }
+
+  /** A pooled op record of kind k, for the caller to fill every field of and enqueue. */
+  private take<K extends Op["k"]>(k: K): Extract<Op, { k: K }> {
     this.assertLive();
-    this.queue.push(op);
-    if (this.queue.length >= QUEUE_DRAIN_AT) this.drain(false);
+    return this.pool.take(k);
   }
 
   /** Records the queued ops, fused where a rule applies; short of `final`, keeps the last few for a group they may start. */
   private drain(final: boolean): void {
     const t0 = performance.now();
-    const q = this.queue;
+    const q = this.queue, n = this.queued;
     let i = 0;
-    while (i < q.length && (final || q.length - i >= LOOKAHEAD)) {
-      const { group, len } = groupAt(q, i, this);
-      this.record(group);
+    while (i < n && (final || n - i >= LOOKAHEAD)) {
+      const len = this.fuser.groupAt(q, i, n);
+      this.record(this.fuser.group);
       i += len;
     }
-    q.splice(0, i);
+    for (let j = 0; j < i; j++) this.pool.give(q[j]);
+    q.copyWithin(0, i, n);
+    this.queued = n - i;
     this.recordMs += performance.now() - t0;
   }
 
@@ -690,51 +823,53 @@ export class WebGpuBackend implements Backend, FuseTarget {
         return this.normQuant(g.norm.out, g.norm.x, g.norm.w, g.norm.n, g.norm.eps, g.norm.T, g.next.w, g.next.scratch);
       case "qkv": {
         const { q, key, value, ropeQ, store } = g;
-        const T = q.T, kv = store.kv, { kOff, vOff } = kvOffsets(kv, store.layer);
-        const { act, prologue, stage } = this.input(q, g.norm);
-        this.fusedMatmul("qkv", [q.w, key.w, value.w, g.norm?.w ?? null], T, q.w.rows + 2 * key.w.rows, prologue, [
-          [0, act / 4, q.w.cols, T],
-          [q.w.rows, key.w.rows, value.w.rows, q.w.bytes / q.w.rows],
-          [q.out / 4, key.out / 4, value.out / 4, ropeQ.positions / 4],
-          [ropeQ.table / 4, store.rows / 4, ropeQ.headDim, ropeQ.ropeDim | ((ropeQ.halves ? 1 : 0) << 16)],
-          [kv.base, kv.pageBytes, kv.pageSize, kv.kvDim],
-          [kOff, vOff, 0, 0],
-          stage,
-        ]);
+        const T = q.T, kv = store.kv, kOff = kvOffset(kv, store.layer, 0), vOff = kvOffset(kv, store.layer, 1);
+        const how = this.input(q, g.norm);
+        const a = this.words();
+        this.row(0, 0, how.act / 4, q.w.cols, T);
+        this.row(1, q.w.rows, key.w.rows, value.w.rows, q.w.bytes / q.w.rows);
+        this.row(2, q.out / 4, key.out / 4, value.out / 4, ropeQ.positions / 4);
+        this.row(3, ropeQ.table / 4, store.rows / 4, ropeQ.headDim, ropeQ.ropeDim | ((ropeQ.halves ? 1 : 0) << 16));
+        this.row(4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim);
+        this.row(5, kOff, vOff, 0, 0);
+        this.stageRow(how.stage);
+        this.fusedMatmul(EPI_QKV, q.w, key.w, value.w, g.norm?.w ?? null, T, q.w.rows + 2 * key.w.rows, how.prologue, a);
         return;
       }
       case "swiglu": {
         const { gate, up } = g;
-        const { act, prologue, stage } = this.input(gate, g.norm);
-        this.fusedMatmul("swiglu", [gate.w, up.w, null, g.norm?.w ?? null], gate.T, 2 * gate.w.rows, prologue, [
-          [0, act / 4, gate.w.cols, gate.T],
-          [gate.w.rows, 0, gate.w.rows, gate.w.bytes / gate.w.rows],
-          [gate.out / 4, up.out / 4, 0, 0],
-          [0, 0, 0, 0],
-          [0, 0, 0, 0],
-          [0, 0, 0, 0],
-          stage,
-        ]);
+        const how = this.input(gate, g.norm);
+        const a = this.words();
+        this.row(0, 0, how.act / 4, gate.w.cols, gate.T);
+        this.row(1, gate.w.rows, 0, gate.w.rows, gate.w.bytes / gate.w.rows);
+        this.row(2, gate.out / 4, up.out / 4, 0, 0);
+        this.stageRow(how.stage);
+        this.fusedMatmul(EPI_SWIGLU, gate.w, up.w, null, g.norm?.w ?? null, gate.T, 2 * gate.w.rows, how.prologue, a);
         return;
       }
-      case "residual": {
-        const { mm, add } = g;
-        const { act, prologue, stage } = this.input(mm);
-        this.fusedMatmul("residual", [mm.w], mm.T, mm.w.rows, prologue, [
-          [0, act / 4, mm.w.cols, mm.T],
-          [mm.w.rows, 0, mm.w.rows, mm.w.bytes / mm.w.rows],
-          [mm.out / 4, add.out / 4, 0, 0],
-          [0, 0, 0, 0],
-          [0, 0, 0, 0],
-          [0, 0, 0, 0],
-          stage,
-        ]);
+      case "residual":
+      case "store": {
+        const mm = g.mm;
+        const how = this.input(mm, g.g === "store" ? g.norm : null);
+        const a = this.words();
+        this.row(0, 0, how.act / 4, mm.w.cols, mm.T);
+        this.row(1, mm.w.rows, 0, mm.w.rows, mm.w.bytes / mm.w.rows);
+        this.row(2, mm.out / 4, g.g === "residual" ? g.add.out / 4 : 0, 0, 0);
+        this.stageRow(how.stage);
+        const norm = g.g === "store" ? g.norm.w : null;
+        this.fusedMatmul(g.g === "store" ? EPI_STORE : EPI_RESIDUAL, mm.w, null, null, norm, mm.T, mm.w.rows, how.prologue, a);
         return;
       }
       case "copies": {
-        const words = g.copies.map((c) => [c.dst / 4, c.src / 4, c.bytes / 4, 0]);
-        const most = Math.max(...g.copies.map((c) => c.bytes / 4));
-        this.dispatch("copy_many", () => COPY_MANY, [0, 0, 0, 0, ...words.flat()], [Math.ceil(most / 256), g.copies.length]);
+        // b..h = (dst, src, words, -) of each copy; the grid's x covers the longest
+        const a = this.words();
+        let most = 0;
+        for (let c = 0; c < g.count; c++) {
+          const cp = g.copies[c];
+          this.row(1 + c, cp.dst / 4, cp.src / 4, cp.bytes / 4, 0);
+          most = Math.max(most, cp.bytes / 4);
+        }
+        this.dispatch("copy_many", COPY_MANY, a, Math.ceil(most / 256), g.count);
         return;
       }
       case "argmax":
@@ -742,77 +877,77 @@ export class WebGpuBackend implements Backend, FuseTarget {
     }
   }
 
+  /** params row g (the prologue's) from a stage array. */
+  private stageRow(stage: number[]): void {
+    this.row(6, stage[0], stage[1], stage[2], stage[3]);
+  }
+
   private recordOp(op: Op): void {
     switch (op.k) {
       case "matmul":
         return this.matmulNow(op.out, op.x, op.w, op.T, op.scratch);
-      case "rmsnorm": {
-        const epsBits = new Uint32Array(new Float32Array([op.eps]).buffer)[0];
-        return this.dispatch("rmsnorm", () => RMSNORM, [op.out / 4, op.x / 4, op.n, op.T, epsBits], [op.T, 1], op.w);
-      }
+      case "rmsnorm":
+        return this.rmsnormNow(op.out, op.x, op.w, op.n, op.eps, op.T);
       case "rope":
-        return this.elementwise("rope", ROPE, [
-          op.x / 4,
-          op.table / 4,
-          op.positions / 4,
-          op.T,
-          op.nHeads,
-          op.headDim,
-          op.ropeDim,
-          op.halves ? 1 : 0,
-        ], op.T * op.nHeads * (op.ropeDim / 2));
+        this.words(op.x / 4, op.table / 4, op.positions / 4, op.T, op.nHeads, op.headDim, op.ropeDim, op.halves ? 1 : 0);
+        return this.elementwise("rope", ROPE, this.args, op.T * op.nHeads * (op.ropeDim / 2));
       case "kvStore": {
-        const { kv, T } = op, { kOff, vOff } = kvOffsets(kv, op.layer);
+        const { kv, T } = op;
         const f16 = kv.kvType === "f16"; // a thread per word: two halves
-        return this.elementwise(f16 ? "kvstore_f16" : "kvstore", f16 ? KV_STORE_F16 : KV_STORE, [
-          op.key / 4,
-          op.value / 4,
-          op.rows / 4,
-          T,
-          kv.base,
-          kv.pageBytes,
-          kv.pageSize,
-          kv.kvDim,
-          kOff,
-          vOff,
-        ], f16 ? T * kv.kvDim / 2 : T * kv.kvDim);
+        const a = this.words(op.key / 4, op.value / 4, op.rows / 4, T, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim);
+        a[8] = kvOffset(kv, op.layer, 0);
+        a[9] = kvOffset(kv, op.layer, 1);
+        return this.elementwise(f16 ? "kvstore_f16" : "kvstore", f16 ? KV_STORE_F16 : KV_STORE, a, f16 ? T * kv.kvDim / 2 : T * kv.kvDim);
       }
       case "add":
-        return this.elementwise("add", ADD, [op.out / 4, op.a / 4, op.b / 4, op.n], op.n);
+        return this.elementwise("add", ADD, this.words(op.out / 4, op.a / 4, op.b / 4, op.n), op.n);
       case "swiglu":
-        return this.elementwise("swiglu", SWIGLU, [op.out / 4, op.gate / 4, op.up / 4, op.n * op.T], op.n * op.T);
+        return this.elementwise("swiglu", SWIGLU, this.words(op.out / 4, op.gate / 4, op.up / 4, op.n * op.T), op.n * op.T);
       case "copy":
-        return this.elementwise("copy", COPY, [op.dst / 4, op.src / 4, op.bytes / 4], op.bytes / 4);
+        return this.elementwise("copy", COPY, this.words(op.dst / 4, op.src / 4, op.bytes / 4), op.bytes / 4);
       case "argmax":
         return this.argmaxNow(op.out, op.x, op.n, NO_OUT);
       case "attention":
         return this.attentionNow(op);
-      case "other":
-        return op.run();
+      case "embed":
+        return this.embedNow(op.out, op.table, op.tokens, op.T);
+      case "sample":
+        return this.sampleNow(op.params);
+      case "layernorm":
+        this.words(op.out / 4, op.x / 4, op.n, op.T, this.f32Bits(op.eps));
+        return this.dispatch("layernorm", LAYERNORM_SCALE, this.args, op.T, 1, op.w);
+      case "addBias":
+        this.words(op.x / 4, op.rows * op.n, op.n);
+        return this.dispatch("addbias", ADD_BIAS, this.args, Math.ceil((op.rows * op.n) / 256), 0, op.bias);
+      case "gelu":
+        return this.elementwise(op.erf ? "gelu_erf" : "gelu", op.erf ? GELU_ERF : GELU_TANH, this.words(op.out / 4, op.x / 4, op.n), op.n);
     }
+  }
+
+  private rmsnormNow(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
+    this.dispatch("rmsnorm", RMSNORM, this.words(out / 4, x / 4, n, T, this.f32Bits(eps)), T, 1, w);
   }
 
   // ------------------------------------------------------------ ops
 
   embed(out: number, table: Weight, tokens: number, T: number): void {
-    const n = table.cols;
-    const rowBytes = table.bytes / table.rows;
-    this.enqueue({
-      k: "other",
-      run: () => {
-        for (const r of this.ranges(table)) {
-          this.dispatch(
-            `embed:${table.type}`,
-            () => embedKernel(table.type),
-            [out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes],
-            Math.ceil((n * T) / 256),
-            table,
-            r.offset,
-            r.size,
-          );
-        }
-      },
-    });
+    const op = this.take("embed");
+    op.out = out;
+    op.table = table;
+    op.tokens = tokens;
+    op.T = T;
+    this.enqueue(op);
+  }
+
+  private embedNow(out: number, table: Weight, tokens: number, T: number): void {
+    const n = table.cols, rowBytes = table.bytes / table.rows, ranges = this.ranges(table);
+    const key = this.keyFor(SIG_EMBED + table.type, embedKey);
+    for (let i = 0; i < ranges.length; i++) {
+      const r = ranges[i];
+      this.words(out / 4, tokens / 4, n, T, r.row0, r.rows, rowBytes);
+      const src = this.pipelines.has(key) ? "" : embedKernel(table.type);
+      this.dispatch(key, src, this.args, Math.ceil((n * T) / 256), 0, table, r.offset, r.size);
+    }
   }
 
   /** The matmul scratch's address in the state buffer (setMatmulScratch). */
@@ -829,7 +964,32 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (!a && w.cols % 4 !== 0) {
       throw new UnsupportedError(`${w.name}: the WebGPU F32/F16 matmul needs a multiple of 4 columns, got ${w.cols}`);
     }
-    this.enqueue({ k: "matmul", out, x, w, T, scratch: this.matmulScratch });
+    const op = this.take("matmul");
+    op.out = out;
+    op.x = x;
+    op.w = w;
+    op.T = T;
+    op.scratch = this.matmulScratch;
+    this.enqueue(op);
+  }
+
+  /** Whether scratch holds x's activation blocks for a matmul of w (quantized by an earlier dispatch, x unchanged since). */
+  private holdsQuantized(w: Weight, x: number, T: number, scratch: number): boolean {
+    const q = this.quantized;
+    return q.valid && q.block === ACT_WORDS[w.type].block && q.x === x && q.n === w.cols && q.T === T && q.scratch === scratch;
+  }
+
+  /** Notes that scratch now holds the activation blocks of x (n columns, T rows) for weights of `type`. */
+  private noteQuantized(type: GGMLTypeId, x: number, n: number, T: number, scratch: number): void {
+    const q = this.quantized;
+    q.valid = true;
+    q.block = ACT_WORDS[type].block;
+    q.x = x;
+    q.n = n;
+    q.T = T;
+    q.scratch = scratch;
+    q.xEnd = x + T * n * 4;
+    q.scratchEnd = scratch + this.matmulScratchBytes(type, n, T);
   }
 
   /** The address a matmul of w reads its input at: x itself, or its quantized blocks in scratch (quantized now unless still there). */
@@ -837,30 +997,53 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const a = ACT_WORDS[w.type];
     if (!a) return x;
     const n = w.cols;
-    const key = `${a.quantizer}:${x}:${n}:${T}:${scratch}`;
-    if (this.quantized?.key !== key) {
-      if (a.block === 32) this.dispatch("quantize_q8_0", () => quantQ8_0Kernel(false), [scratch / 4, x / 4, n, T], [Math.ceil(n / 256), T]);
-      else this.dispatch("quantize_q8_k", () => QUANTIZE_Q8_K, [scratch / 4, x / 4, n, T], Math.ceil((T * n) / a.block / 256));
-      this.quantized = { key, x, xEnd: x + T * n * 4, scratch, scratchEnd: scratch + this.matmulScratchBytes(w.type, n, T) };
+    if (!this.holdsQuantized(w, x, T, scratch)) {
+      this.words(scratch / 4, x / 4, n, T);
+      if (a.block === 32) {
+        const src = this.pipelines.has("quantize_q8_0") ? "" : quantQ8_0Kernel(false);
+        this.dispatch("quantize_q8_0", src, this.args, Math.ceil(n / 256), T);
+      } else this.dispatch("quantize_q8_k", QUANTIZE_Q8_K, this.args, Math.ceil((T * n) / a.block / 256), 0);
+      this.noteQuantized(w.type, x, n, T, scratch);
     }
     return scratch;
   }
 
   /**
-   * How a fused matmul gets its input: normed by its own prologue (one row of F32/F16 weights' input that
-   * fits workgroup memory; `stage` = params row g), or x itself or its quantized blocks in scratch, after a
-   * norm dispatch of its own where there is a norm.
+   * How a fused matmul gets its input (into `how`): normed, or normed and quantized, or quantized, by its own
+   * prologue (one row that fits workgroup memory; `stage` = params row g), or else x itself or its quantized
+   * blocks in scratch, after a norm dispatch of its own where there is a norm.
    */
   private input(
     mm: { x: number; w: Weight; T: number; scratch: number },
-    norm?: { out: number; x: number; w: Weight; n: number; eps: number; T: number },
+    norm: { out: number; x: number; w: Weight; n: number; eps: number; T: number } | null,
   ): { act: number; prologue: Prologue; stage: number[] } {
+    const how = this.how, stage = how.stage;
+    const quantized = this.quantizesInput(mm.w);
+    how.act = 0;
+    stage[0] =
+      stage[1] =
+      stage[2] =
+      stage[3] =
+        0;
     if (norm && this.stagesInput(mm.w, mm.T)) {
-      const epsBits = new Uint32Array(new Float32Array([norm.eps]).buffer)[0];
-      return { act: 0, prologue: "norm", stage: [norm.x / 4, norm.out / 4, epsBits, 0] };
+      how.prologue = quantized ? "normq" : "norm";
+      stage[0] = norm.x / 4;
+      stage[1] = norm.out / 4;
+      stage[2] = this.f32Bits(norm.eps);
+      stage[3] = mm.scratch / 4;
+      return how;
     }
-    if (norm) this.recordOp({ k: "rmsnorm", ...norm });
-    return { act: this.matmulInput(mm.w, mm.x, mm.T, mm.scratch), prologue: "none", stage: [0, 0, 0, 0] };
+    if (norm) this.rmsnormNow(norm.out, norm.x, norm.w, norm.n, norm.eps, norm.T);
+    // one row not quantized yet (the down projection's input): each workgroup quantizes it, no dispatch of its own
+    if (quantized && mm.T === 1 && this.foldsQuant(mm.w) && !this.holdsQuantized(mm.w, mm.x, 1, mm.scratch)) {
+      how.prologue = "quant";
+      stage[0] = mm.x / 4;
+      stage[3] = mm.scratch / 4;
+      return how;
+    }
+    how.prologue = "none";
+    how.act = this.matmulInput(mm.w, mm.x, mm.T, mm.scratch);
+    return how;
   }
 
   /** Token rows per matmul workgroup: 1 for decode, so no accumulator or reduction is spent on absent rows. */
@@ -870,130 +1053,171 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
     const act = this.matmulInput(w, x, T, scratch);
-    const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols);
-    for (const r of this.ranges(w)) {
-      const params = [0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes, out / 4];
+    const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols), ranges = this.ranges(w);
+    for (let i = 0; i < ranges.length; i++) {
+      const r = ranges[i];
+      const p = this.words(0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes);
+      p[8] = out / 4;
       if (T >= this.tiledFrom) {
         const bm = this.tileRows || tileTokens(T, r.rows);
-        this.dispatch(
-          `tiled:${w.type}:store:${bm}`,
-          () => tiledKernel(w.type, "store", bm),
-          params,
-          [
-            Math.ceil(r.rows / TILE_N),
-            Math.ceil(T / bm),
-          ],
-          w,
-          r.offset,
-          r.size,
-        );
+        const key = this.keyFor(tiledSignature(w.type, EPI_STORE, bm), tiledKey);
+        const src = this.pipelines.has(key) ? "" : tiledKernel(w.type, "store", bm);
+        this.dispatch(key, src, p, Math.ceil(r.rows / TILE_N), Math.ceil(T / bm), w, r.offset, r.size);
         continue;
       }
       const lanes = lanesFor(w.type, w.cols);
-      this.dispatch(
-        `matmul:${w.type}:store:${tt}:${paired}:${lanes}`,
-        () => matmulKernel(w.type, "store", tt, paired, lanes),
-        params,
-        [Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt)],
-        w,
-        r.offset,
-        r.size,
-      );
+      const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
+      const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes);
+      this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size);
     }
     // the quantized input stays valid for the next matmul unless this one wrote over its source or the scratch
     const q = this.quantized, outEnd = out + T * w.rows * 4;
-    if (q && ((out < q.xEnd && q.x < outEnd) || (out < q.scratchEnd && q.scratch < outEnd))) this.quantized = null;
+    if (q.valid && ((out < q.xEnd && q.x < outEnd) || (out < q.scratchEnd && q.scratch < outEnd))) q.valid = false;
   }
 
-  /** One dispatch of a fused matmul (wgsl-matmul.ts's epilogues) over `rows` weight rows in all; params as vec4 rows a, b, c, ... */
-  private fusedMatmul(epilogue: Epilogue, ws: Array<Weight | null>, T: number, rows: number, prologue: Prologue, params: number[][]): void {
-    const w0 = ws[0]!, n = w0.cols;
-    const type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
-    const multi = ws.length > 1 && ws.slice(1).some((w) => w);
-    const binds = prologue === "norm" ? 4 : multi ? 3 : 1;
+  /**
+   * One dispatch of a fused matmul (wgsl-matmul.ts's epilogues) over `rows` weight rows in all, of weights w0..w2
+   * and a prologue's norm weight wn; params in `args` as vec4 rows a, b, c, ... (g: the prologue's).
+   */
+  private fusedMatmul(
+    epilogue: number,
+    w0: Weight,
+    w1: Weight | null,
+    w2: Weight | null,
+    wn: Weight | null,
+    T: number,
+    rows: number,
+    prologue: Prologue,
+    params: Uint32Array,
+  ): void {
+    const n = w0.cols, type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
+    const ws = this.ws4;
+    ws[0] = w0;
+    ws[1] = w1;
+    ws[2] = w2;
+    ws[3] = wn;
+    const multi = !!(w1 || w2 || wn);
+    const binds = prologue === "norm" || prologue === "normq" ? 4 : multi ? 3 : 1;
+    const epi = EPILOGUES[epilogue];
     if (T >= this.tiledFrom && prologue === "none") {
       const bm = this.tileRows || tileTokens(T, rows);
-      this.dispatch(
-        `tiled:${type}:${epilogue}:${bm}`,
-        () => tiledKernel(type, epilogue, bm),
-        params.flat(),
-        [Math.ceil(rows / TILE_N), Math.ceil(T / bm)],
-        binds > 1 ? ws : w0,
-        0,
-        0,
-        binds,
-      );
-      this.quantized = null;
+      const key = this.keyFor(tiledSignature(type, epilogue, bm), tiledKey);
+      const src = this.pipelines.has(key) ? "" : tiledKernel(type, epi, bm);
+      this.dispatch(key, src, params, Math.ceil(rows / TILE_N), Math.ceil(T / bm), binds > 1 ? ws : w0, 0, 0, binds);
+      this.quantized.valid = false;
       return;
     }
-    this.dispatch(
-      `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${prologue === "none" ? 0 : n}`,
-      () => matmulKernel(type, epilogue, tt, paired, lanes, prologue, n),
-      params.flat(),
-      [Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt)],
-      binds > 1 ? ws : w0,
-      0,
-      0,
-      binds,
-    );
-    this.quantized = null; // its outputs may lie anywhere: quantize afresh
+    const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
+    const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey);
+    const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n);
+    this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds);
+    this.quantized.valid = false; // its outputs may lie anywhere: quantize afresh
   }
 
   /** RMSNorm and the quantizer of the matmul (of weight `next`) that reads its output, in one dispatch. */
   private normQuant(out: number, x: number, w: Weight, n: number, eps: number, T: number, next: Weight, scratch: number): void {
     const a = ACT_WORDS[next.type];
-    const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
+    const epsBits = this.f32Bits(eps);
     if (a.block === 32) {
-      this.dispatch("normquant:32", () => quantQ8_0Kernel(true), [scratch / 4, x / 4, n, T, epsBits, out / 4], [Math.ceil(n / 256), T], w);
-    } else this.dispatch("normquant:256", () => normQuantKernel(256), [out / 4, x / 4, n, T, epsBits, scratch / 4], [T, 1], w);
-    this.quantized = {
-      key: `${a.quantizer}:${out}:${n}:${T}:${scratch}`,
-      x: out,
-      xEnd: out + T * n * 4,
-      scratch,
-      scratchEnd: scratch + this.matmulScratchBytes(next.type, n, T),
-    };
+      const src = this.pipelines.has("normquant:32") ? "" : quantQ8_0Kernel(true);
+      this.dispatch("normquant:32", src, this.words(scratch / 4, x / 4, n, T, epsBits, out / 4), Math.ceil(n / 256), T, w);
+    } else {
+      const src = this.pipelines.has("normquant:256") ? "" : normQuantKernel(256);
+      this.dispatch("normquant:256", src, this.words(out / 4, x / 4, n, T, epsBits, scratch / 4), T, 1, w);
+    }
+    this.noteQuantized(next.type, out, n, T, scratch);
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
-    this.enqueue({ k: "rmsnorm", out, x, w, n, eps, T });
+    const op = this.take("rmsnorm");
+    op.out = out;
+    op.x = x;
+    op.w = w;
+    op.n = n;
+    op.eps = eps;
+    op.T = T;
+    this.enqueue(op);
   }
 
   layernorm(out: number, x: number, w: Weight, bias: Weight | undefined, n: number, eps: number, T: number): void {
-    const epsBits = new Uint32Array(new Float32Array([eps]).buffer)[0];
-    this.enqueue({ k: "other", run: () => this.dispatch("layernorm", () => LAYERNORM_SCALE, [out / 4, x / 4, n, T, epsBits], [T, 1], w) });
+    const op = this.take("layernorm");
+    op.out = out;
+    op.x = x;
+    op.w = w;
+    op.n = n;
+    op.eps = eps;
+    op.T = T;
+    this.enqueue(op);
     if (bias) this.addBias(out, bias, T, n);
   }
 
   addBias(x: number, bias: Weight, rows: number, n: number): void {
-    this.enqueue({
-      k: "other",
-      run: () => this.dispatch("addbias", () => ADD_BIAS, [x / 4, rows * n, n], Math.ceil((rows * n) / 256), bias),
-    });
+    const op = this.take("addBias");
+    op.x = x;
+    op.bias = bias;
+    op.rows = rows;
+    op.n = n;
+    this.enqueue(op);
   }
 
   gelu(out: number, x: number, n: number): void {
-    this.enqueue({ k: "other", run: () => this.elementwise("gelu", GELU_TANH, [out / 4, x / 4, n], n) });
+    this.enqueueGelu(out, x, n, false);
   }
 
   geluErf(out: number, x: number, n: number): void {
-    this.enqueue({ k: "other", run: () => this.elementwise("gelu_erf", GELU_ERF, [out / 4, x / 4, n], n) });
+    this.enqueueGelu(out, x, n, true);
+  }
+
+  private enqueueGelu(out: number, x: number, n: number, erf: boolean): void {
+    const op = this.take("gelu");
+    op.out = out;
+    op.x = x;
+    op.n = n;
+    op.erf = erf;
+    this.enqueue(op);
   }
 
   rope(x: number, table: number, positions: number, T: number, nHeads: number, headDim: number, ropeDim: number, halves: boolean): void {
-    this.enqueue({ k: "rope", x, table, positions, T, nHeads, headDim, ropeDim, halves });
+    const op = this.take("rope");
+    op.x = x;
+    op.table = table;
+    op.positions = positions;
+    op.T = T;
+    op.nHeads = nHeads;
+    op.headDim = headDim;
+    op.ropeDim = ropeDim;
+    op.halves = halves;
+    this.enqueue(op);
   }
 
   add(out: number, a: number, b: number, n: number): void {
-    this.enqueue({ k: "add", out, a, b, n });
+    const op = this.take("add");
+    op.out = out;
+    op.a = a;
+    op.b = b;
+    op.n = n;
+    this.enqueue(op);
   }
 
   swiglu(out: number, gate: number, up: number, n: number, T: number): void {
-    this.enqueue({ k: "swiglu", out, gate, up, n, T });
+    const op = this.take("swiglu");
+    op.out = out;
+    op.gate = gate;
+    op.up = up;
+    op.n = n;
+    op.T = T;
+    this.enqueue(op);
   }
 
   kvStore(kv: KVLayout, layer: number, k: number, v: number, rows: number, T: number): void {
-    this.enqueue({ k: "kvStore", kv, layer, key: k, value: v, rows, T });
+    const op = this.take("kvStore");
+    op.kv = kv;
+    op.layer = layer;
+    op.key = k;
+    op.value = v;
+    op.rows = rows;
+    op.T = T;
+    this.enqueue(op);
   }
 
   attention(out: number, q: number, kv: KVLayout, layer: number, rows: number, T: number, _scratch: number): void {
@@ -1002,7 +1226,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (kv.kvType === "f16" && kv.headDim % 2) {
       throw new UnsupportedError(`the WebGPU F16 cache reads halves in pairs: head size ${kv.headDim} is odd (use kvCacheType "f32")`);
     }
-    this.enqueue({ k: "attention", out, q, kv, layer, rows, T });
+    const op = this.take("attention");
+    op.out = out;
+    op.q = q;
+    op.kv = kv;
+    op.layer = layer;
+    op.rows = rows;
+    op.T = T;
+    this.enqueue(op);
   }
 
   /** The many-row kernel (16 rows a workgroup, wgsl-attention-rows.ts) serves these rows. */
@@ -1020,76 +1251,132 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /** quantTo: also the Q8_0 blocks of the output for the matmul `next` reads them, at its scratch (attnQuant). */
   private attentionNow(op: Extract<Op, { k: "attention" }>, next?: Extract<Op, { k: "matmul" }>): void {
     const { out, q, kv, layer, rows, T } = op;
-    const { kOff, vOff } = kvOffsets(kv, layer);
-    // d = (ALiBi on, its slopes' word address)
-    const alibi = kv.alibiSlopes === undefined ? [0, 0] : [1, kv.alibiSlopes / 4];
-    const params = [
-      out / 4,
-      q / 4,
-      rows / 4,
-      kv.base,
-      kv.pageBytes,
-      kv.pageSize,
-      kv.kvDim,
-      kv.headDim,
-      kv.nHeads,
-      kv.nKvHeads,
-      kOff,
-      vOff,
-      ...alibi,
-      0,
-      0,
-      T,
-      next ? next.scratch / 4 : 0,
-    ];
+    // a = (out, q, rows, base), b = (pageBytes, pageSize, kvDim, headDim), c = (nHeads, nKvHeads, kOff, vOff),
+    // d = (ALiBi on, its slopes' word address, score scale bits (F16), -), e = (T, the quantized blocks' word address)
+    const p = this.words(out / 4, q / 4, rows / 4, kv.base, kv.pageBytes, kv.pageSize, kv.kvDim, kv.headDim);
+    this.row(2, kv.nHeads, kv.nKvHeads, kvOffset(kv, layer, 0), kvOffset(kv, layer, 1));
+    this.row(3, kv.alibiSlopes === undefined ? 0 : 1, kv.alibiSlopes === undefined ? 0 : kv.alibiSlopes / 4, 0, 0);
+    this.row(4, T, next ? next.scratch / 4 : 0, 0, 0);
     if (kv.kvType === "f16") {
       // ggml's one_chunk, one (head, row) a workgroup, every row alike (batch invariance); d.z = the score scale, 1 / sqrtf(headDim)
-      params[14] = new Uint32Array(new Float32Array([1 / Math.fround(Math.sqrt(kv.headDim))]).buffer)[0];
-      this.dispatch("attention_f16", () => ATTENTION_F16, params, [kv.nHeads, T]);
+      p[14] = this.f32Bits(1 / Math.fround(Math.sqrt(kv.headDim)));
+      this.dispatch("attention_f16", ATTENTION_F16, p, kv.nHeads, T);
       return;
     }
     // many rows: 16 a workgroup, each K/V position read once for all of them (wgsl-attention-rows.ts)
     if (this.attentionRows(kv, T)) {
-      this.dispatch(`attention_rows:${kv.headDim}`, () => attentionRowsKernel(kv.headDim), params, [
-        kv.nHeads,
-        Math.ceil(T / ROWS_PER_TILE),
-      ]);
+      const key = this.keyFor(SIG_ATTENTION_ROWS + kv.headDim, attentionRowsKey);
+      const src = this.pipelines.has(key) ? "" : attentionRowsKernel(kv.headDim);
+      this.dispatch(key, src, p, kv.nHeads, Math.ceil(T / ROWS_PER_TILE));
     } else if (next) {
-      this.dispatch("attention_quant", () => attentionKernel(true), params, [kv.nHeads, T]);
-      const n = next.w.cols;
-      this.quantized = {
-        key: `${ACT_WORDS[next.w.type].quantizer}:${out}:${n}:${T}:${next.scratch}`,
-        x: out,
-        xEnd: out + T * n * 4,
-        scratch: next.scratch,
-        scratchEnd: next.scratch + this.matmulScratchBytes(next.w.type, n, T),
-      };
-    } else this.dispatch("attention", () => ATTENTION, params, [kv.nHeads, T]);
+      const src = this.pipelines.has("attention_quant") ? "" : attentionKernel(true);
+      this.dispatch("attention_quant", src, p, kv.nHeads, T);
+      this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
+    } else this.dispatch("attention", ATTENTION, p, kv.nHeads, T);
   }
 
   copy(dst: number, src: number, bytes: number): void {
     if (dst % 4 || src % 4 || bytes % 4) throw new WebGpuError(`copy of ${bytes} bytes at ${src} -> ${dst} is not word-aligned`);
-    this.enqueue({ k: "copy", dst, src, bytes });
+    const op = this.take("copy");
+    op.dst = dst;
+    op.src = src;
+    op.bytes = bytes;
+    this.enqueue(op);
   }
 
   argmax(out: number, x: number, n: number): void {
-    this.enqueue({ k: "argmax", out, x, n });
+    const op = this.take("argmax");
+    op.out = out;
+    op.x = x;
+    op.n = n;
+    this.enqueue(op);
   }
 
   /** Records one step of the device sampler (sample.ts lays out its params; the array is read when the dispatch is recorded). */
   sampleOnDevice(params: Uint32Array): void {
-    this.enqueue({ k: "other", run: () => this.dispatch("sample", () => SAMPLE, params, [1, 1]) });
+    const op = this.take("sample");
+    op.params = params;
+    this.enqueue(op);
+  }
+
+  /**
+   * One step of the device sampler: one workgroup (SAMPLE), or from `spreadSampleFrom` logits the same draw in
+   * three kernels whose top-p search runs over 128 workgroups a pass (SAMPLE_HEAD, SAMPLE_PASS, SAMPLE_TAIL).
+   */
+  private sampleNow(params: Uint32Array): void {
+    if (params[4] < this.spreadSampleFrom) return this.dispatch("sample", SAMPLE, params, 1, 1);
+    const a = this.words();
+    a.set(params);
+    if (params[7] > 0) {
+      // b.w = topK: the key search's passes between the weights and the cut
+      this.dispatch("sample_head_k1", SAMPLE_HEAD_K1, params, 1, 1);
+      for (let p = 0; p < SPREAD_K_PASSES; p++) {
+        a[16] = p; // e.x: the pass
+        this.dispatch("sample_k_pass", SAMPLE_K_PASS, a, SPREAD_GROUPS, 1);
+      }
+      this.dispatch("sample_head_k2", SAMPLE_HEAD_K2, params, 1, 1);
+    } else this.dispatch("sample_head", SAMPLE_HEAD, params, 1, 1);
+    for (let p = 0; p < SPREAD_PASSES; p++) {
+      a[16] = p; // e.x: the pass
+      this.dispatch("sample_pass", SAMPLE_PASS, a, SPREAD_GROUPS, 1);
+    }
+    this.dispatch("sample_tail", SAMPLE_TAIL, params, 1, 1);
   }
 
   /** out2: a word address that gets the pick too (the next step's token), or NO_OUT. */
   private argmaxNow(out: number, x: number, n: number, out2: number): void {
     const chunks = Math.ceil(n / ARGMAX_CHUNK);
     if (chunks === 1 || chunks > ARGMAX_CHUNKS) {
-      this.dispatch("argmax", () => ARGMAX, [out / 4, x / 4, n, out2, 0, n, 0], [1, 1]);
+      this.dispatch("argmax", ARGMAX, this.words(out / 4, x / 4, n, out2, 0, n, 0), 1, 1);
       return;
     }
     const part = this.argmaxPartials / 4;
-    this.dispatch("argmax", () => ARGMAX, [part, x / 4, n, NO_OUT, 0, ARGMAX_CHUNK, 1], [chunks, 1]);
-    this.dispatch("argmax", () => ARGMAX, [out / 4, part, chunks, out2, 1, chunks, 0], [1, 1]);
+    this.dispatch("argmax", ARGMAX, this.words(part, x / 4, n, NO_OUT, 0, ARGMAX_CHUNK, 1), chunks, 1);
+    this.dispatch("argmax", ARGMAX, this.words(out / 4, part, chunks, out2, 1, chunks, 0), 1, 1);
   }
+}
+
+/** Byte offset of a layer's K (which 0) or V (1) within a page: kvOffsets's, without the object it returns. */
+function kvOffset(kv: KVLayout, layer: number, which: 0 | 1): number {
+  const block = kv.pageSize * kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock);
+  return layer * 2 * block + which * block;
+}
+
+// Fused matmuls' epilogues and prologues by number, and kernels' numeric signatures (for keyFor: no string per dispatch)
+const EPILOGUES: Epilogue[] = ["store", "residual", "swiglu", "qkv"];
+const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
+const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
+const PRO_NONE = 0;
+const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
+
+/** type (< 64), epilogue (< 4), tile rows (32 or 64). */
+function tiledSignature(type: number, epilogue: number, bm: number): number {
+  return SIG_TILED + (type * 4 + epilogue) * 128 + bm;
+}
+
+function tiledKey(s: number): string {
+  const v = s - SIG_TILED;
+  return `tiled:${Math.floor(v / 512)}:${EPILOGUES[Math.floor(v / 128) % 4]}:${v % 128}`;
+}
+
+/** type (< 64), epilogue (< 4), tt (< 16), paired, lanes (< 128), prologue (< 4), n (< 2^20). */
+function matmulSignature(type: number, epilogue: number, tt: number, paired: boolean, lanes: number, prologue: number, n: number): number {
+  return SIG_MATMUL + (((((type * 4 + epilogue) * 16 + tt) * 2 + (paired ? 1 : 0)) * 128 + lanes) * 4 + prologue) * 2 ** 20 + n;
+}
+
+function matmulKey(s: number): string {
+  let v = s - SIG_MATMUL;
+  const n = v % 2 ** 20;
+  v = Math.floor(v / 2 ** 20);
+  const prologue = PROLOGUES[v % 4], lanes = Math.floor(v / 4) % 128, paired = Math.floor(v / 512) % 2 === 1;
+  const tt = Math.floor(v / 1024) % 16, epilogue = EPILOGUES[Math.floor(v / 16384) % 4], type = Math.floor(v / 65536);
+  return `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${n}`;
+}
+
+function embedKey(s: number): string {
+  return `embed:${s - SIG_EMBED}`;
+}
+
+function attentionRowsKey(s: number): string {
+  return `attention_rows:${s - SIG_ATTENTION_ROWS}`;
 }

@@ -2,6 +2,7 @@ import { ParamError } from "../../errors.ts";
 import type { ResolvedSamplingParams } from "../../sampling/params.ts";
 import type { Sampler } from "../../sampling/sampler.ts";
 import type { WebGpuBackend } from "./backend.ts";
+import { SPREAD_WORDS } from "./wgsl-sample.ts";
 
 /** Words of the block before the picks: [12, 16) the RNG state, [16] the history length. */
 const RNG_WORD = 12;
@@ -35,7 +36,8 @@ export class DeviceSampler {
   /** `rows`: the longest run (steps between two readbacks). */
   constructor(private readonly backend: WebGpuBackend, readonly vocabSize: number, readonly rows: number) {
     const V = vocabSize;
-    this.ptr = backend.alloc((PICKS_WORD + rows + 4 * V) * 4, "device sampler");
+    // after the four V-word vectors: the spread top-p search's masses (wgsl-sample.ts SAMPLE_PASS)
+    this.ptr = backend.alloc((PICKS_WORD + rows + 4 * V + SPREAD_WORDS) * 4, "device sampler");
     this.counts = new Uint32Array(V);
     this.last = new Uint32Array(V);
     this.bias = new Float32Array(V);

@@ -326,27 +326,26 @@ const EPILOGUE: Record<Epilogue, string> = {
 };
 
 /**
- * What a decode (T = 1) matmul of F32/F16 weights does to its input row before
- * the products: "norm" is the RMSNorm before it, done in each workgroup (the row
- * is small and in cache) with the normed row staged in workgroup memory, so the
- * norm needs no dispatch of its own; workgroup 0 also writes the normed row where
- * RMSNorm would have. (Quantizing the row the same way measured slower than a
- * quantize dispatch: wgsl-ops.ts quantQ8_0Kernel.)
+ * What a decode (T = 1) matmul does to its input row before the products, in
+ * each workgroup (the row is small and in cache), so that the op before it
+ * needs no dispatch of its own; the staged row lives in workgroup memory:
+ *   norm   F32/F16 weights: the RMSNorm before it; the normed row is staged as f32
+ *   normq  Q8_0/Q4_0 weights: the RMSNorm and the Q8_0 activation quantizer; the row's Q8_0 blocks are staged
+ *   quant  Q8_0/Q4_0 weights: the quantizer alone (the down projection's input, SwiGLU's output)
+ * The arithmetic is RMSNORM's and quantQ8_0Kernel's (wgsl-ops.ts), reduction orders included, so the
+ * products are bit-identical to those of the separate dispatches. Memory is left as those dispatches
+ * leave it: the normed row and the quantized blocks are written too, spread over the workgroups.
  */
-export type Prologue = "none" | "norm";
+export type Prologue = "none" | "norm" | "normq" | "quant";
 
 /** Words of workgroup memory the staged row of n columns takes (0: it does not fit the default 16 KiB beside the reduction). */
-export function stagedWords(n: number): number {
-  return n * 4 + 1024 <= 16384 ? n : 0;
+export function stagedWords(n: number, prologue: Prologue = "norm"): number {
+  const words = prologue === "normq" || prologue === "quant" ? (n % 32 === 0 ? (n / 32) * 9 : Infinity) : n;
+  return words * 4 + 1024 <= 16384 ? words : 0;
 }
 
-/** The prologue's WGSL, RMSNORM's arithmetic and reduction order. P.g = (source row word, normed-row word, eps bits); the norm weight is wt_3. */
-function prologueCode(n: number): string {
-  return /* wgsl */ `
-var<workgroup> xq: array<u32, ${stagedWords(n)}>;
-fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
-fn stage_input(wgx: u32, li: u32, n: u32) {
-  let xin = P.g.x;
+/** The RMSNorm's scale of the row at P.g.x: RMSNORM's sum of squares, in its order. */
+const NORM_SCALE = /* wgsl */ `
   var ss = 0.0;
   for (var i = li; i < n; i += 256u) { let v = ldf(xin + i); ss += v * v; }
   red[li] = ss;
@@ -356,11 +355,67 @@ fn stage_input(wgx: u32, li: u32, n: u32) {
     workgroupBarrier();
   }
   let scale = 1.0 / sqrt(red[0] / f32(n) + bitcast<f32>(P.g.z));
-  workgroupBarrier();
+  workgroupBarrier();`;
+
+/**
+ * The prologue's WGSL. P.g = (source row word, normed-row word, eps bits, quantized-blocks word); the norm weight is wt_3.
+ * norm: workgroup 0 writes the normed row. normq/quant: a thread takes 4 elements (one packed word of a block),
+ * 8 threads a block, 1024 elements a round; block b's normed values and Q8_0 block are written by workgroup b % workgroups.
+ */
+function prologueCode(n: number, prologue: Prologue): string {
+  if (prologue === "norm") {
+    return /* wgsl */ `
+var<workgroup> xq: array<u32, ${stagedWords(n)}>;
+fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
+fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
+  let xin = P.g.x;${NORM_SCALE}
   for (var i = li; i < n; i += 256u) {
     let v = ldf(xin + i) * scale * wf_3(i);
     xq[i] = bitcast<u32>(v);
     if (wgx == 0u) { stf(P.g.y + i, v); }
+  }
+  workgroupBarrier();
+}
+`;
+  }
+  const norm = prologue === "normq";
+  return /* wgsl */ `
+var<workgroup> xq: array<u32, ${stagedWords(n, prologue)}>;
+fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
+fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
+  let xin = P.g.x;${norm ? NORM_SCALE : ""}
+  for (var r = 0u; r < ${Math.ceil(n / 1024)}u; r++) {
+    let e = r * 1024u + 4u * li;
+    let b = e / 32u;
+    let mine = b % nwgx == wgx;
+    var v = vec4<f32>(0.0);
+    if (e < n) {
+      v = vec4<f32>(ldf(xin + e), ldf(xin + e + 1u), ldf(xin + e + 2u), ldf(xin + e + 3u));${
+    norm
+      ? `
+      v = v * scale * vec4<f32>(wf_3(e), wf_3(e + 1u), wf_3(e + 2u), wf_3(e + 3u));
+      if (mine) { stf(P.g.y + e, v.x); stf(P.g.y + e + 1u, v.y); stf(P.g.y + e + 2u, v.z); stf(P.g.y + e + 3u, v.w); }`
+      : ""
+  }
+    }
+    red[li] = max(max(abs(v.x), abs(v.y)), max(abs(v.z), abs(v.w)));
+    workgroupBarrier();
+    let first = li & ~7u;
+    var amax = red[first];
+    for (var j = 1u; j < 8u; j++) { amax = max(amax, red[first + j]); }
+    workgroupBarrier();
+    if (e < n) {
+      let id = select(0.0, 127.0 / amax, amax != 0.0);
+      let word = pack_i8(vec4<i32>(round(v * id)));
+      let o = b * 9u;
+      xq[o + 1u + (li & 7u)] = word;
+      if (mine) { st[P.g.w + o + 1u + (li & 7u)] = word; }
+      if ((li & 7u) == 0u) {
+        let d = quantizeToF16(amax / 127.0);
+        xq[o] = bitcast<u32>(d);
+        if (mine) { stf(P.g.w + o, d); }
+      }
+    }
   }
   workgroupBarrier();
 }
@@ -396,7 +451,7 @@ export function matmulKernel(
     loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${body(b)}\n      }\n    }`);
   }
   return /* wgsl */ `
-${prologue === "none" ? "" : prologueCode(n)}
+${prologue === "none" ? "" : prologueCode(n, prologue)}
 ${epilogue === "qkv" ? QKV_PAIR : ""}
 const TT: u32 = ${tt}u;
 var<workgroup> red: array<f32, ${256 * tt}>;
@@ -405,7 +460,7 @@ const ROWS: u32 = ${256 / lanes}u;
 const PAIRS: u32 = ${128 / lanes}u;
 fn sum(rl: u32, k: u32) -> f32 { return red[rl * LANES * TT + k]; }
 @compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let x = P.a.y; let n = P.a.z; let T = P.a.w;
   let rowBytes = P.b.w;
   let lane = li % LANES;
@@ -413,7 +468,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t0 = wg.y * TT;
   let nt = min(TT, T - t0);
   ${ROW_MAP[epilogue]}
-  ${prologue === "none" ? "" : "stage_input(wg.x, li, n);"}
+  ${prologue === "none" ? "" : "stage_input(wg.x, nwg.x, li, n);"}
   var acc: array<f32, ${tt}>;
   if (valid) {
     let wbase = r * rowBytes;

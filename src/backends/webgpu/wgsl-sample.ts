@@ -400,3 +400,243 @@ fn main(@builtin(local_invocation_index) li: u32) {
   }
 }
 `;
+
+/** Thresholds one pass of the spread top-p search weighs: 128 workgroups of 8 (three passes narrow any range of f32 bits to one). */
+export const SPREAD_THRESHOLDS = 1024;
+export const SPREAD_GROUPS = SPREAD_THRESHOLDS / 8;
+/**
+ * Passes of the spread top-p and top-k searches (f32 bits below 1.0, and all u32 keys, narrowed 1024-fold a pass), and
+ * the words their masses or counts take after the sampler block's V-word vectors (one vector per pass).
+ */
+export const SPREAD_PASSES = 3;
+export const SPREAD_K_PASSES = 4;
+export const SPREAD_WORDS = SPREAD_K_PASSES * SPREAD_THRESHOLDS;
+
+const mark = (s: string, at: string) => {
+  const i = s.indexOf(at);
+  if (i < 0) throw new Error(`wgsl-sample.ts: marker not found: ${at}`);
+  return i;
+};
+const HELPERS = SAMPLE.slice(0, mark(SAMPLE, "@compute"));
+const MAIN = SAMPLE.slice(mark(SAMPLE, "@compute"), mark(SAMPLE, "  // 1-3:"));
+const HEAD = SAMPLE.slice(mark(SAMPLE, "  // 1-3:"), mark(SAMPLE, "  // 7-8:"));
+const WEIGHTS = SAMPLE.slice(mark(SAMPLE, "  // 1-3:"), mark(SAMPLE, "  // 5: top-k"));
+const TOP_K_CUT = SAMPLE.slice(mark(SAMPLE, "    var above = 0u;"), mark(SAMPLE, "  // 7-8:"));
+const TIES = "  var ties = 0u;\n  // the thread's own chunk";
+const THETA = "    theta = bitcast<f32>(lo);\n";
+const GT_MASS = SAMPLE.slice(mark(SAMPLE, THETA) + THETA.length, mark(SAMPLE, TIES));
+const TAIL = SAMPLE.slice(mark(SAMPLE, TIES));
+const EMPTY = "if (li == 0u) { st[pickAt] = NONE;";
+
+/**
+ * The spread search's ranges. Words of the sampler block: [0] 1 while the step has something to draw from (0: the
+ * head wrote the pick), [1] the top-p goal's bits, [3 + 2p, 4 + 2p] range p of the search (0: the head's, [lo, hi]
+ * as SAMPLE's search starts it). Range p + 1 is the largest of pass p's thresholds whose mass reaches the goal and
+ * the step below the next one: SAMPLE's narrowing, 1024 thresholds at a time. A threshold's mass is monotone in it
+ * (its terms only drop out as it rises, and rounding is monotone), so the thresholds that reach the goal are a
+ * prefix and their count finds the cut: the search ends on the threshold SAMPLE's finds.
+ */
+const SPREAD_RANGE = /* wgsl */ `
+const SPREAD: u32 = ${SPREAD_THRESHOLDS}u;
+var<workgroup> range2: vec2<u32>;
+fn spread_t(r: vec2<u32>, step: u32, j: u32) -> u32 { return min(r.y, r.x + step * j); }
+/** Range p (pass p's), from range p - 1 and pass p - 1's masses (p = 0: the head's). */
+fn spread_range(li: u32, blk: u32, masses: u32, p: u32, goal: f32) -> vec2<u32> {
+  let prev = select(0u, p - 1u, p > 0u);
+  if (li == 0u) { range2 = vec2<u32>(st[blk + 3u + 2u * prev], st[blk + 4u + 2u * prev]); }
+  let r = workgroupUniformLoad(&range2);
+  if (p == 0u || r.x >= r.y) { return r; }
+  let step = (r.y - r.x + SPREAD - 1u) / SPREAD;
+  var n = 0u;
+  for (var j = li; j < SPREAD; j += WG) { n += select(0u, 1u, ldf(masses + prev * SPREAD + j) >= goal); }
+  let count = sum_u(li, n);
+  if (count == 0u) { return vec2<u32>(r.x, spread_t(r, step, 1u) - 1u); }
+  return vec2<u32>(spread_t(r, step, count), select(r.y, spread_t(r, step, count + 1u) - 1u, count < SPREAD));
+}
+`;
+
+const FLAG_SKIP = "st[blk] = 0u; ";
+
+/**
+ * SAMPLE in three kernels for large vocabularies: the head (bias, penalties, the max, weights, top-k; the top-p
+ * goal and the search's first range), SPREAD_PASSES passes of SAMPLE_PASS over 128 workgroups, each weighing 8 of
+ * 1024 thresholds at once where SAMPLE weighs 8 a pass in one workgroup (about 10 passes one after another at
+ * 128256 logits), and the tail (top-p's cut, min-p, the draw). Each threshold's mass is summed as SAMPLE sums it
+ * (a thread's ids in ascending order, then the same tree), so the cut, the picks and the RNG are SAMPLE's, bit for bit.
+ * Params: SAMPLE's; e.x = the pass.
+ */
+const HEAD_END = /* wgsl */ `
+  let goal = topP * reference;
+  if (li == 0u) {
+    st[blk] = 1u;
+    st[blk + 1u] = bitcast<u32>(goal);
+    st[blk + 3u] = max(1u, bitcast<u32>(0.5 * (reference - goal) / f32(V)));
+    st[blk + 4u] = 0x3f800000u;
+  }
+}
+`;
+
+/** A head's text with the empty case flagged for the kernels after it. */
+const flagged = (head: string) =>
+  head.slice(0, mark(head, EMPTY)) + `if (li == 0u) { ${FLAG_SKIP}st[pickAt] = NONE;` + head.slice(mark(head, EMPTY) + EMPTY.length);
+
+export const SAMPLE_HEAD = HELPERS + MAIN + flagged(HEAD) + HEAD_END;
+
+/**
+ * With a top-k, the head in two around SPREAD_K_PASSES passes of SAMPLE_K_PASS, whose 128 workgroups each count the
+ * ids at or above 8 of 1024 key thresholds where SAMPLE's bisection counts one a pass (32 passes one after another).
+ * Counts are integers, exact in any order, and monotone in the threshold, so the cut is the bisection's. Words of the
+ * block: [2] the total weight's bits, [11] the positive weights, [3 + 2p, 4 + 2p] range p of the key search (the
+ * top-p search takes those words over after it). SAMPLE_HEAD_K1 stops after the weights; SAMPLE_HEAD_K2 cuts at the
+ * key found and ends as SAMPLE_HEAD ends.
+ */
+export const SAMPLE_HEAD_K1 = HELPERS + MAIN + flagged(WEIGHTS) + /* wgsl */ `
+  if (li == 0u) {
+    st[blk] = 1u;
+    st[blk + 2u] = bitcast<u32>(total);
+    st[blk + 11u] = positive;
+    st[blk + 3u] = 0u;
+    st[blk + 4u] = NONE;
+  }
+}
+`;
+
+/** Range p of the key search (thresholds t_j = lo + j * step, the last one hi), from range p - 1 and pass p - 1's counts. */
+const SPREAD_K_RANGE = /* wgsl */ `
+fn spread_kt(r: vec2<u32>, step: u32, j: u32) -> u32 { return select(r.x + min(r.y - r.x, step * j), r.y, j >= SPREAD); }
+fn spread_k_range(li: u32, blk: u32, counts: u32, p: u32, topK: u32) -> vec2<u32> {
+  let prev = select(0u, p - 1u, p > 0u);
+  if (li == 0u) { range2 = vec2<u32>(st[blk + 3u + 2u * prev], st[blk + 4u + 2u * prev]); }
+  let r = workgroupUniformLoad(&range2);
+  if (p == 0u || r.x >= r.y) { return r; }
+  let step = (r.y - r.x) / SPREAD + 1u;
+  var n = 0u;
+  for (var j = li; j < SPREAD; j += WG) { n += select(0u, 1u, st[counts + prev * SPREAD + j] >= topK); }
+  let count = sum_u(li, n);
+  if (count == 0u) { return vec2<u32>(r.x, spread_kt(r, step, 1u) - 1u); }
+  return vec2<u32>(spread_kt(r, step, count), select(r.y, spread_kt(r, step, count + 1u) - 1u, count < SPREAD));
+}
+`;
+
+export const SAMPLE_K_PASS = HELPERS + SPREAD_RANGE + SPREAD_K_RANGE + /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let blk = P.a.x; let logits = P.a.y; let V = P.b.x; let topK = P.b.w;
+  let wb = blk + P.d.z + 3u * V; let counts = wb + V; let p = P.e.x;
+  if (li == 0u) { uu = st[blk]; searchHi = st[blk + 11u]; }
+  let stepLive = workgroupUniformLoad(&uu);
+  let positive = workgroupUniformLoad(&searchHi);
+  if (stepLive == 0u || !(topK > 0u && topK < positive)) { return; }
+  let r = spread_k_range(li, blk, counts, p, topK);
+  if (p > 0u && wg.x == 0u && li == 0u) { st[blk + 3u + 2u * p] = r.x; st[blk + 4u + 2u * p] = r.y; }
+  if (r.x >= r.y) { return; }
+  let step = (r.y - r.x) / SPREAD + 1u;
+  let j = wg.x * 8u + 1u;
+  let ta = vec4<u32>(spread_kt(r, step, j), spread_kt(r, step, j + 1u), spread_kt(r, step, j + 2u), spread_kt(r, step, j + 3u));
+  let tb = vec4<u32>(spread_kt(r, step, j + 4u), spread_kt(r, step, j + 5u), spread_kt(r, step, j + 6u), spread_kt(r, step, j + 7u));
+  var na = vec4<u32>(0u);
+  var nb = vec4<u32>(0u);
+  for (var i0 = li; i0 < V; i0 += 4u * WG) {
+    let ws = vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V),
+      ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V));
+    let xs = vec4<f32>(ld_clamped(logits, i0, V), ld_clamped(logits, i0 + WG, V), ld_clamped(logits, i0 + 2u * WG, V),
+      ld_clamped(logits, i0 + 3u * WG, V));
+    let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+    let live = (ids < vec4<u32>(V)) & (ws > vec4<f32>(0.0));
+    let ks = vec4<u32>(key(xs.x), key(xs.y), key(xs.z), key(xs.w));
+    for (var e = 0u; e < 4u; e++) {
+      if (live[e]) {
+        na += select(vec4<u32>(0u), vec4<u32>(1u), vec4<u32>(ks[e]) >= ta);
+        nb += select(vec4<u32>(0u), vec4<u32>(1u), vec4<u32>(ks[e]) >= tb);
+      }
+    }
+  }
+  ra[li] = bitcast<vec4<f32>>(na);
+  rb[li] = bitcast<vec4<f32>>(nb);
+  workgroupBarrier();
+  for (var h = 128u; h > 0u; h >>= 1u) {
+    if (li < h) {
+      ra[li] = bitcast<vec4<f32>>(bitcast<vec4<u32>>(ra[li]) + bitcast<vec4<u32>>(ra[li + h]));
+      rb[li] = bitcast<vec4<f32>>(bitcast<vec4<u32>>(rb[li]) + bitcast<vec4<u32>>(rb[li + h]));
+    }
+    workgroupBarrier();
+  }
+  if (li < 8u) {
+    let c = select(bitcast<vec4<u32>>(rb[0])[(li + 4u) & 3u], bitcast<vec4<u32>>(ra[0])[li & 3u], li < 4u);
+    st[counts + p * SPREAD + wg.x * 8u + li] = c;
+  }
+}
+`;
+
+export const SAMPLE_HEAD_K2 = HELPERS + SPREAD_RANGE + SPREAD_K_RANGE + MAIN + /* wgsl */ `
+  let keyCounts = wb + V;
+  if (li == 0u) { uu = st[blk]; searchHi = st[blk + 11u]; }
+  let stepLive = workgroupUniformLoad(&uu);
+  let positive = workgroupUniformLoad(&searchHi);
+  if (stepLive == 0u) { return; }
+  let total = bitcast<f32>(st[blk + 2u]);
+  var reference = total;
+  if (topK > 0u && topK < positive) {
+    let lo = spread_k_range(li, blk, keyCounts, ${SPREAD_K_PASSES}u, topK).x;
+` + TOP_K_CUT + HEAD_END;
+
+export const SAMPLE_PASS = HELPERS + SPREAD_RANGE + /* wgsl */ `
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let blk = P.a.x; let V = P.b.x; let topP = bitcast<f32>(P.c.x);
+  let wb = blk + P.d.z + 3u * V; let masses = wb + V; let p = P.e.x;
+  if (li == 0u) { uu = st[blk]; }
+  if (workgroupUniformLoad(&uu) == 0u || !(topP < 1.0)) { return; }
+  let goal = bitcast<f32>(st[blk + 1u]);
+  let r = spread_range(li, blk, masses, p, goal);
+  if (p > 0u && wg.x == 0u && li == 0u) { st[blk + 3u + 2u * p] = r.x; st[blk + 4u + 2u * p] = r.y; }
+  if (r.x >= r.y) { return; }
+  let step = (r.y - r.x + SPREAD - 1u) / SPREAD;
+  let j = wg.x * 8u + 1u;
+  let ta = min(vec4<u32>(r.y), r.x + step * (vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u)));
+  let tb = min(vec4<u32>(r.y), r.x + step * (vec4<u32>(j) + vec4<u32>(4u, 5u, 6u, 7u)));
+  var sa = vec4<f32>(0.0);
+  var sb = vec4<f32>(0.0);
+  // SAMPLE's search pass: eight loads in flight, each threshold's terms added in the same order
+  for (var i0 = li; i0 < V; i0 += 8u * WG) {
+    let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+    let ids2 = ids + vec4<u32>(4u * WG);
+    let wa = select(vec4<f32>(0.0),
+      vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
+      ids < vec4<u32>(V));
+    let wz = select(vec4<f32>(0.0),
+      vec4<f32>(ld_clamped(wb, ids2.x, V), ld_clamped(wb, ids2.y, V), ld_clamped(wb, ids2.z, V), ld_clamped(wb, ids2.w, V)),
+      ids2 < vec4<u32>(V));
+    sa += mass_at(wa.x, ta); sb += mass_at(wa.x, tb);
+    sa += mass_at(wa.y, ta); sb += mass_at(wa.y, tb);
+    sa += mass_at(wa.z, ta); sb += mass_at(wa.z, tb);
+    sa += mass_at(wa.w, ta); sb += mass_at(wa.w, tb);
+    sa += mass_at(wz.x, ta); sb += mass_at(wz.x, tb);
+    sa += mass_at(wz.y, ta); sb += mass_at(wz.y, tb);
+    sa += mass_at(wz.z, ta); sb += mass_at(wz.z, tb);
+    sa += mass_at(wz.w, ta); sb += mass_at(wz.w, tb);
+  }
+  ra[li] = sa;
+  rb[li] = sb;
+  workgroupBarrier();
+  for (var h = 128u; h > 0u; h >>= 1u) {
+    if (li < h) { ra[li] = ra[li] + ra[li + h]; rb[li] = rb[li] + rb[li + h]; }
+    workgroupBarrier();
+  }
+  if (li < 8u) {
+    let m = select(rb[0][(li + 4u) & 3u], ra[0][li & 3u], li < 4u);
+    stf(masses + p * SPREAD + wg.x * 8u + li, m);
+  }
+}
+`;
+
+export const SAMPLE_TAIL = HELPERS + SPREAD_RANGE + MAIN + /* wgsl */ `
+  let masses = wb + V;
+  if (li == 0u) { uu = st[blk]; }
+  if (workgroupUniformLoad(&uu) == 0u) { return; }
+  var theta = 0.0;
+  var gtMass = 0.0;
+  let goal = bitcast<f32>(st[blk + 1u]);
+  if (topP < 1.0) {
+    theta = bitcast<f32>(spread_range(li, blk, masses, ${SPREAD_PASSES}u, goal).x);
+` + GT_MASS + TAIL;
