@@ -58,8 +58,8 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --tile-rows N         32 or 64 token rows a matmul tile holds (default 0: the backend picks)
   --profile             GPU microseconds per greedy token of each kernel (timestamp queries)
   --fold LIST           layers | on | off, or several (off,layers,on), each measured in turn on the same file in the
-                        same run: RMSNorm and quantizers as prologues of the layers' one-row matmuls (layers, the
-                        default), of the classifier's too (on), or dispatches of their own (off: the tree before); with
+                        same run: RMSNorm and quantizers as prologues of the layers' one-row matmuls (layers), of
+                        the classifier's too (on), or dispatches of their own (off, the backend's default); with
                         several, gain compares each to the first (greedy and sampled tok/s)
   --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
                         backend's, 65536); several (1e9,0): each measured in turn, as --fold's variants
@@ -81,7 +81,7 @@ const { values: opts } = benchArgs(USAGE, {
     "tiled-from": { type: "string", default: "0" },
     "tile-rows": { type: "string", default: "0" },
     profile: { type: "boolean", default: false },
-    fold: { type: "string", default: "layers" },
+    fold: { type: "string", default: "off" },
     "spread-from": { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },

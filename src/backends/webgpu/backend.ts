@@ -218,11 +218,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
    * fold: where one-row matmuls norm and quantize their own input (wgsl-matmul.ts prologueCode) instead of reading
-   * it from the dispatches before them; the products are bit-identical either way. "layers" (the default): the
-   * layers' RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final
-   * RMSNorm too, in the classifier (whose many workgroups each read the row and the norm weight again: at 128256
-   * rows that is more bytes than the weights, so it waits for a GPU's measurement); false: none (the tree before
-   * the fold, for measuring both in one run).
+   * it from the dispatches before them; the products are bit-identical either way. "layers": the layers' RMSNorm +
+   * quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final RMSNorm too, in the
+   * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
+   * than the weights); false (the default until a GPU has measured the fold: an earlier per-workgroup quantizer ran
+   * 2-3x slower on an H200, and on lavapipe "layers" runs 0.77x): none.
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * 65536; the draws are bit-identical either way).
    */
@@ -242,7 +242,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
-    this.fold = opts.fold ?? "layers";
+    this.fold = opts.fold ?? false;
     this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
