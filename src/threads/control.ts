@@ -105,6 +105,13 @@ export const SPLIT_OFFSET = 2;
 /** Attention by heads over every query row (see runAttention). */
 export const ATTENTION = 3;
 
+/** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
+export function chunkAlign(align: number, group: number): number {
+  let a = align, b = group;
+  while (b) [a, b] = [b, a % b];
+  return (align / a) * group;
+}
+
 /**
  * Cuts an op's [0, total) units into chunks that threads claim one at a time (compare-exchange on NEXT),
  * writing the boundaries to `bounds` (chunk i is [bounds[i], bounds[i + 1])) and returning the count.
