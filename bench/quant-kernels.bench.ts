@@ -21,7 +21,7 @@ import { KX_KERNELS, LANES_KERNELS, QUANT_WEIGHT_TYPES, weightKernel } from "../
 import { checkKernelExports } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/spec.ts";
 import { benchArgs } from "./cli.ts";
-const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
+const memory = new WebAssembly.Memory({ initial: 2560 }); // 160 MiB
 const { values: opts, positionals: args } = benchArgs(
   `Quantized matmul kernels, one thread: GOP/s and GB/s of weights, plain against relaxed SIMD (and KX layouts), and a
 stories110M-shaped decode estimate.
@@ -64,7 +64,7 @@ const wanted = args.length ? QUANT_WEIGHT_TYPES.filter((t) => args.includes(ggml
 // Random bytes are fine for speed, once no f16 scale is NaN, inf or subnormal.
 const W = 65536, X = W + 70 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 24 * 1024 * 1024;
 // KX or lanes copies of the weights (each build its own order), their activations, the repack's scratch (a lanes row group)
-const WKX = XF + 1024 * 1024, XKX = WKX + 22 * 1024 * 1024, TMP = XKX + 2 * 1024 * 1024;
+const WKX = XF + 1024 * 1024, XKX = WKX + 28 * 1024 * 1024, TMP = XKX + 2 * 1024 * 1024; // 28 MiB: the Q8_0 classifier
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 for (let i = W; i < X; i++) {

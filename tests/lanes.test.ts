@@ -77,8 +77,8 @@ function place(b: string, n: number, d: number, seed: number): Uint8Array {
   return w;
 }
 
-/** Where the build puts row r's element k (0..3) of a group in its 16-byte vector (assembly/lanes-q8_0.ts). */
-const lanePos = (b: string, r: number, k: number) => b === "relaxed" ? 4 * r + k : 2 * r + (k & 1) + 8 * (k >> 1);
+/** Where row r's element k (0..3) of a group goes in its 16-byte vector (assembly/lanes-q8_0.ts; both builds). */
+const lanePos = (r: number, k: number) => 4 * r + k;
 
 for (const b of BUILDS) {
   test(`repack_q8_0_lanes (${b}): per quad and block the 4 scales, then vector g = elements 4g..4g+3 of the 4 rows; the last d % 4 rows kept`, () => {
@@ -91,7 +91,7 @@ for (const b of BUILDS) {
           const src = (4 * quad + r) * nb * QB + blk * QB;
           assertEquals([lanes[o + 2 * r], lanes[o + 2 * r + 1]], [w[src], w[src + 1]], `scale of row ${4 * quad + r} block ${blk}`);
           for (let e = 0; e < 32; e++) {
-            const got = lanes[o + 8 + 16 * (e >> 2) + lanePos(b, r, e & 3)];
+            const got = lanes[o + 8 + 16 * (e >> 2) + lanePos(r, e & 3)];
             if (got !== w[src + 2 + e]) assertEquals(got, w[src + 2 + e], `row ${4 * quad + r} block ${blk} element ${e}`);
           }
         }
