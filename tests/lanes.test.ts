@@ -22,6 +22,8 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { rowView } from "../src/architectures/blocks.ts";
+import { UnsupportedError } from "../src/errors.ts";
 
 const BUILDS = ["simd", "relaxed"] as const;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
@@ -225,6 +227,37 @@ test("lanes wiring: two threads, every op split, give one thread's matmul over a
     assertEquals([...two.logits], [...one.logits], `T = ${T}`);
     assertEquals([...two.rows], [...one.rows], "embedding rows");
   }
+});
+
+test("lanes wiring: row views of a repacked weight (fused QKV, gate|up) keep the layout on group boundaries and compute as natural views", async () => {
+  const n = 256, d = 103, T = 3;
+  const run = async (backend: WasmBackend) => {
+    const { w, x, out } = await backendWith(backend, n, d, T);
+    try {
+      const views = [rowView(w, 0, 48, "q"), rowView(w, 48, 32, "k"), rowView(w, 80, 23, "v")];
+      const got: number[][] = [];
+      for (const v of views) {
+        backend.matmul(out, x, v, T);
+        const o = new Float32Array(v.rows * T);
+        await backend.read(out, o);
+        got.push([...new Uint32Array(o.buffer)]);
+      }
+      let error: unknown;
+      try {
+        rowView(w, 2, 40, "misaligned");
+      } catch (e) {
+        error = e;
+      }
+      return { layouts: views.map((v) => v.layout), got, error };
+    } finally {
+      await backend.close();
+    }
+  };
+  const lanes = await run(new WasmBackend()), natural = await run(new NaturalLayout());
+  assertEquals(lanes.layouts, ["lanes", "lanes", "lanes"], "views on quad boundaries (the last one to the end) keep the layout");
+  assertEquals(lanes.got, natural.got, "each view's matmul");
+  assert(lanes.error instanceof UnsupportedError && /ggmlOrder/.test(lanes.error.message), "a view across a quad is a typed error");
+  assertEquals(natural.error, undefined, "any view of a natural weight");
 });
 
 /** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
