@@ -107,8 +107,14 @@ export const ATTENTION = 3;
 
 /** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
 export function chunkAlign(align: number, group: number): number {
+  if (group === 1) return align;
+  // Euclid's gcd without destructuring (an array per step in JavaScriptCore: this runs once per split op)
   let a = align, b = group;
-  while (b) [a, b] = [b, a % b];
+  while (b) {
+    const r = a % b;
+    a = b;
+    b = r;
+  }
   return (align / a) * group;
 }
 
