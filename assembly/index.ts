@@ -6,3 +6,4 @@ export * from "./kv";
 export * from "./nn";
 export * from "./kv16";
 export * from "./variants";
+export * from "./lanes-q8_0";

@@ -9,18 +9,19 @@
  *   ... --build DIR                      the builds in DIR instead of build/
  *   ... --baseline DIR [--T 1,128]     also times DIR/kvasm-relaxed.wasm (an earlier build) in the same run,
  *                                      and reports each kernel's fastest call (a loaded host only slows calls)
- * Types with a KX layout (Q6_K, Q4_K: KX_KERNELS in src/quant/kernels.ts) are also timed as the WASM backend runs
- * them, on a repacked copy (rows relaxed-kx, plain-kx; "kx/natural": the same build's natural kernel's time over it).
+ * Types with a KX layout (Q6_K, Q4_K: KX_KERNELS in src/quant/kernels.ts) or a lanes layout (LANES_KERNELS: Q8_0) are
+ * also timed as the WASM backend runs them, on a repacked copy (rows relaxed-kx, plain-kx, relaxed-lanes, plain-lanes;
+ * "kx/natural", "lanes/natural": the same build's natural kernel's time over its own).
  */
 import { Bench } from "tinybench";
 import * as fs from "node:fs";
 import { ggmlTypeName, rowBytes } from "../src/formats/ggml-types.ts";
-import { KX_KERNELS, QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
+import { KX_KERNELS, LANES_KERNELS, QUANT_WEIGHT_TYPES, weightKernel } from "../src/quant/kernels.ts";
 
 import { checkKernelExports } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/spec.ts";
 import { benchArgs } from "./cli.ts";
-const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
+const memory = new WebAssembly.Memory({ initial: 2560 }); // 160 MiB
 const { values: opts, positionals: args } = benchArgs(
   `Quantized matmul kernels, one thread: GOP/s and GB/s of weights, plain against relaxed SIMD (and KX layouts), and a
 stories110M-shaped decode estimate.
@@ -62,8 +63,8 @@ const wanted = args.length ? QUANT_WEIGHT_TYPES.filter((t) => args.includes(ggml
 
 // Random bytes are fine for speed, once no f16 scale is NaN, inf or subnormal.
 const W = 65536, X = W + 70 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 24 * 1024 * 1024;
-// KX copies of the weights (each build its own order), their activations, the repack's scratch
-const WKX = XF + 1024 * 1024, XKX = WKX + 22 * 1024 * 1024, TMP = XKX + 2 * 1024 * 1024;
+// KX or lanes copies of the weights (each build its own order), their activations, the repack's scratch (a lanes row group)
+const WKX = XF + 1024 * 1024, XKX = WKX + 28 * 1024 * 1024, TMP = XKX + 2 * 1024 * 1024; // 28 MiB: the Q8_0 classifier
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 for (let i = W; i < X; i++) {
@@ -114,6 +115,17 @@ for (const type of wanted) {
           },
         });
       }
+      const lanes = LANES_KERNELS.get(type);
+      for (const b of lanes ? ["simd", "relaxed"] : []) {
+        const wb = rowBytes(type, n)! * d;
+        bench.add(`${b === "simd" ? "plain" : b}-lanes`, () => builds[b][lanes!.matmul](O, XKX, WKX, n, d, T, 0, d), {
+          beforeAll: () => {
+            heap.copyWithin(WKX, W, W + wb);
+            builds[b][lanes!.repack](WKX, n, d, TMP);
+            builds[b][lanes!.quantize](XKX, XF, n, T);
+          },
+        });
+      }
       await bench.run();
       for (const task of bench.tasks) {
         const latency = (task.result as unknown as { latency: { mean: number; min: number } }).latency;
@@ -137,7 +149,9 @@ console.log(`type  shape      T    build     ms       GOP/s   GB/s(weights)  rel
 for (const r of rows) {
   const plain = rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "simd")!;
   const natural = (r: Row) =>
-    rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === (r.build === "plain-kx" ? "simd" : "relaxed"))!;
+    rows.find((p) =>
+      p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === (r.build.startsWith("plain-") ? "simd" : "relaxed")
+    )!;
   const base = (r: Row) => rows.find((p) => p.type === r.type && p.shape === r.shape && p.T === r.T && p.build === "base")!;
   console.log(
     `${r.type.padEnd(5)} ${r.shape.padEnd(10)} ${String(r.T).padEnd(4)} ${r.build.padEnd(8)} ${r.ms.toFixed(3).padStart(8)} ${
@@ -145,7 +159,8 @@ for (const r of rows) {
     } ${r.gbs.toFixed(1).padStart(8)}` +
       (r.build === "relaxed" ? `        ${(plain.ms / r.ms).toFixed(2)}x` : "") +
       (r.build === "relaxed" && baseline ? `         ${(base(r).ms / r.ms).toFixed(2)}x` : "") +
-      (r.build.endsWith("-kx") ? `        kx/natural ${(natural(r).ms / r.ms).toFixed(2)}x` : ""),
+      (r.build.endsWith("-kx") ? `        kx/natural ${(natural(r).ms / r.ms).toFixed(2)}x` : "") +
+      (r.build.endsWith("-lanes") ? `        lanes/natural ${(natural(r).ms / r.ms).toFixed(2)}x` : ""),
   );
 }
 

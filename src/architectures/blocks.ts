@@ -3,10 +3,11 @@
  * a Linear layer with an optional bias, and the shape check of a tensor set
  * against the configuration (a contradiction is a FormatError naming the tensor).
  */
-import type { Backend, Weight } from "../backends/backend.ts";
+import type { Backend, Weight, WeightLayout } from "../backends/backend.ts";
 import { rowBytes } from "../formats/ggml-types.ts";
 import type { ModelFile, TensorInfo } from "../formats/types.ts";
-import { FormatError } from "../errors.ts";
+import { LANES_KERNELS } from "../quant/kernels.ts";
+import { FormatError, UnsupportedError } from "../errors.ts";
 
 /**
  * Rows [r0, r0 + n) of a weight as a weight of its own: same bytes, no copy.
@@ -22,7 +23,23 @@ export function rowView(w: Weight, r0: number, n: number, name: string): Weight 
   }
   if (r0 + n > w.rows) throw new FormatError(w.name, `view of rows [${r0}, ${r0 + n}) lies past its ${w.rows} rows`);
   const stride = rowBytes(w.type, w.cols)!;
-  return { name, type: w.type, cols: w.cols, rows: n, ptr: w.ptr + r0 * stride, bytes: n * stride };
+  return { name, type: w.type, cols: w.cols, rows: n, ptr: w.ptr + r0 * stride, bytes: n * stride, ...viewLayout(w, r0, n) };
+}
+
+/**
+ * The layout (Weight.layout) a view of rows [r0, r0 + n) of w keeps: a row-local one (KX) as it is; a cross-row one
+ * (lanes) where the view starts on a row group and ends on one or where w ends, so that its whole groups are whole
+ * groups of w and its natural tail is w's. A view cutting across a group has no layout its bytes are in: an error.
+ */
+function viewLayout(w: Weight, r0: number, n: number): { layout?: WeightLayout } {
+  if (w.layout !== "lanes") return w.layout ? { layout: w.layout } : {};
+  const group = LANES_KERNELS.get(w.type)?.rowGroup ?? 1;
+  if (r0 % group === 0 && (n % group === 0 || r0 + n === w.rows)) return { layout: w.layout };
+  throw new UnsupportedError(
+    `${w.name}: rows [${r0}, ${
+      r0 + n
+    }) cut across the ${group}-row groups it was repacked in at load; load with ggmlOrder: true to keep ggml's layout`,
+  );
 }
 
 /** Splits a fused weight (matrix or bias) into consecutive row ranges of the given sizes. */

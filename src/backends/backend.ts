@@ -109,9 +109,18 @@ export interface Weight {
   rows: number; // product of the other dimensions
   ptr: number;
   bytes: number;
-  /** Set by a backend's prepareWeight when it rewrote the bytes into its own layout ("kx": see src/quant/kernels.ts). */
-  layout?: "kx";
+  /** Set by a backend's prepareWeight when it rewrote the bytes into its own layout (see WeightLayout). */
+  layout?: WeightLayout;
 }
+
+/**
+ * kvasm's own layouts of a weight's bytes, same size as ggml's (src/quant/kernels.ts holds each one's kernels):
+ * - "kx": row-local, each row's blocks reordered in place (KX_KERNELS: Q6_K, Q4_K);
+ * - "lanes": cross-row, a group of consecutive rows interleaved so that SIMD lane r of every dot product belongs
+ *   to row r of the group (LANES_KERNELS); the rows after the last whole group keep ggml's layout. Thread chunks of
+ *   a matmul start on group boundaries, and embedding lookups de-interleave one row.
+ */
+export type WeightLayout = "kx" | "lanes";
 
 /**
  * Geometry of the paged KV cache, shared by the cache (which owns pages and

@@ -146,7 +146,8 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   /** The matmul over prepared input, split by output rows; a few rows stream the weights through once: few, long chunks (see splitStreaming). */
   private matmulSplit(fn: MatmulKernel, out: number, input: number, w: Weight, T: number): void {
-    this.pool!.splitArgs(fn, "rows", T < STREAMING_ROWS_BELOW, 8, out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
+    // a cross-row layout's chunks start on its row groups
+    this.pool!.splitGrouped(this.rowGroupOf(w), fn, "rows", T < STREAMING_ROWS_BELOW, 8, out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
   }
 
   /**

@@ -4,7 +4,7 @@ import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/gg
 import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
-import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS } from "../quant/kernels.ts";
+import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS, LANES_KERNELS, type MatmulKernels } from "../quant/kernels.ts";
 import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
 import { UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
@@ -138,7 +138,13 @@ export class WasmBackend implements Backend {
     if (type === GGMLType.F32) return 0;
     if (type === GGMLType.F16) return T * n * 4;
     const k = this.quantKernel(type);
-    return T * (actRowBytesOrUndefined(k.actType, n) ?? 0);
+    return Math.max(T * (actRowBytesOrUndefined(k.actType, n) ?? 0), this.lanesScratchBytes(type, n));
+  }
+
+  /** Scratch the lanes repack of a weight of this type and width takes at load (a row group), 0 where it will not run. */
+  private lanesScratchBytes(type: GGMLTypeId, n: number): number {
+    const lanes = this.opts.ggmlOrder ? undefined : LANES_KERNELS.get(type);
+    return lanes ? lanes.rowGroup * (rowBytes(type, n) ?? 0) : 0;
   }
 
   protected quantKernel(type: GGMLTypeId): WeightKernel {
@@ -153,19 +159,34 @@ export class WasmBackend implements Backend {
   }
 
   /** The kernels for weight w: its layout's (prepareWeight) or its type's. */
-  protected kernelsOf(w: Weight): WeightKernel {
-    return (w.layout === "kx" ? KX_KERNELS.get(w.type) : undefined) ?? this.quantKernel(w.type);
+  protected kernelsOf(w: Weight): MatmulKernels {
+    const layout = w.layout === "lanes" ? LANES_KERNELS.get(w.type) : w.layout === "kx" ? KX_KERNELS.get(w.type) : undefined;
+    return layout ?? this.quantKernel(w.type);
+  }
+
+  /** Rows of w that its layout interleaves (1: each row on its own): a matmul's row ranges start at multiples of it. */
+  protected rowGroupOf(w: Weight): number {
+    return (w.layout === "lanes" ? LANES_KERNELS.get(w.type)?.rowGroup : undefined) ?? 1;
   }
 
   /**
-   * Repacks a Q6_K or Q4_K weight in place into the KX layout (assembly/kquant-decode.ts: no scale splat per
-   * 16 or 32 weights; same results bit for bit), outside ggmlOrder. One pass over the weight's bytes at load (the 20 MB
-   * 32000x768 classifier: 3-15 ms on a loaded 2-core VM); uses the matmul scratch, placed before the weights.
+   * Repacks a weight in place into kvasm's layout for its type, outside ggmlOrder (same results bit for bit;
+   * src/quant/kernels.ts): the lanes layout (Q8_0: no cross-lane sum per block), else KX (Q6_K, Q4_K: no scale
+   * splat per 16 or 32 weights). One pass over the weight's bytes at load (the 20 MB 32000x768 Q6_K classifier:
+   * 3-15 ms on a loaded 2-core VM); uses the matmul scratch, placed before the weights (matmulScratchBytes counts
+   * the lanes repack's row group).
    */
   prepareWeight(w: Weight): void {
+    if (this.opts.ggmlOrder) return;
+    const lanes = LANES_KERNELS.get(w.type), row = rowBytes(w.type, w.cols);
+    if (lanes && row && w.bytes === row * w.rows && w.rows >= lanes.rowGroup && this.matmulScratchSize >= lanes.rowGroup * row) {
+      this.kernels[lanes.repack](w.ptr, w.cols, w.rows, this.matmulScratch);
+      w.layout = "lanes";
+      return;
+    }
     const kx = KX_KERNELS.get(w.type);
     const block = rowBytes(w.type, 256);
-    if (!kx || this.opts.ggmlOrder || !block || w.cols % 256 !== 0 || w.bytes % block !== 0 || this.matmulScratchSize < 256) return;
+    if (!kx || !block || w.cols % 256 !== 0 || w.bytes % block !== 0 || this.matmulScratchSize < 256) return;
     this.kernels[kx.repack](w.ptr, w.bytes / block, this.matmulScratch);
     w.layout = "kx";
   }
@@ -178,16 +199,23 @@ export class WasmBackend implements Backend {
 
   embed(out: number, table: Weight, tokens: number, T: number): void {
     const n = table.cols;
-    const stride = rowBytes(table.type, n)!;
-    const fetch = table.type === GGMLType.F32
-      ? this.kernels.dequantize_f32
-      : table.type === GGMLType.F16
-      ? this.kernels.dequantize_f16
-      : this.kernels[this.kernelsOf(table).dequantize];
     const p = this.profile, t0 = p ? p.now() : 0;
-    for (let t = 0; t < T; t++) {
-      const id = this.heapI32[(tokens >> 2) + t];
-      fetch(out + t * n * 4, table.ptr + id * stride, n);
+    const lanes = table.layout === "lanes" ? LANES_KERNELS.get(table.type) : undefined;
+    if (lanes) {
+      // a row is spread over its row group: the kernel takes the table's start and the row
+      const fetchRow = this.kernels[lanes.dequantize];
+      for (let t = 0; t < T; t++) fetchRow(out + t * n * 4, table.ptr, n, this.heapI32[(tokens >> 2) + t], table.rows);
+    } else {
+      const stride = rowBytes(table.type, n)!;
+      const fetch = table.type === GGMLType.F32
+        ? this.kernels.dequantize_f32
+        : table.type === GGMLType.F16
+        ? this.kernels.dequantize_f16
+        : this.kernels[((table.layout === "kx" ? KX_KERNELS.get(table.type) : undefined) ?? this.quantKernel(table.type)).dequantize];
+      for (let t = 0; t < T; t++) {
+        const id = this.heapI32[(tokens >> 2) + t];
+        fetch(out + t * n * 4, table.ptr + id * stride, n);
+      }
     }
     if (p) p.add("embed", t0);
   }

@@ -57,6 +57,14 @@ const MATMUL = { args: ["out", "x", "w", "n", "d", "T", "r0", "r1"], split: MATM
  */
 const QMATMUL = { args: ["out", "xq", "w", "n", "d", "T", "r0", "r1"], split: MATMUL_ROWS } as const satisfies KernelSpec;
 const DEQUANTIZE = { args: ["out", "w", "n"] } as const satisfies KernelSpec;
+/**
+ * Cross-row ("lanes") layouts, which interleave a group of rows (src/quant/kernels.ts LANES_KERNELS): repack_<type>_lanes
+ * rewrites the d x n weight at w in place (tmp: a row group of scratch); dequantize_<type>_lanes gives row `row` of the
+ * d-row weight at w (the weight's start: a row is spread over its group) as dequantize_<type> gives it from the natural one.
+ * Rows past the last whole group stay in the natural layout, and the layout's matmul and dequantize read them there.
+ */
+const REPACK_LANES = { args: ["w", "n", "d", "tmp"] } as const satisfies KernelSpec;
+const DEQUANTIZE_LANES = { args: ["out", "w", "n", "row", "d"] } as const satisfies KernelSpec;
 
 /** quantize_<act>(out, x, n, T): T rows of n f32 into the activation format act; split by rows. */
 interface QuantizeSpec extends KernelSpec {
@@ -188,6 +196,10 @@ export const KERNEL_SPEC = {
   dequantize_q4_kx: DEQUANTIZE,
   /** Rewrites nb Q4_K blocks at w in place into the KX layout; tmp: 256 bytes of scratch. */
   repack_q4_kx: { args: ["w", "nb", "tmp"] },
+  // assembly/lanes-q8_0.ts: Q8_0 in the lanes layout (4 rows interleaved per 4 bytes; Q8_S activations, as matmul_q8_0)
+  matmul_q8_0_lanes: QMATMUL,
+  repack_q8_0_lanes: REPACK_LANES,
+  dequantize_q8_0_lanes: DEQUANTIZE_LANES,
   // assembly/kv.ts (kv_load_*: tests and debugging)
   kv_store_q8: KV_STORE_BLOCKED,
   kv_load_q8: KV_LOAD_BLOCKED,
@@ -258,6 +270,9 @@ export type SplitKernel<S extends string> = {
 /** Kernels of one argument list, picked by GGML type through src/quant/kernels.ts. */
 export type MatmulKernel = { [K in KernelName]: Spec<K> extends typeof MATMUL | typeof QMATMUL ? K : never }[KernelName];
 export type DequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE ? K : never }[KernelName];
+/** The cross-row layouts' repack and one-row dequantize kernels (REPACK_LANES, DEQUANTIZE_LANES). */
+export type LanesRepackKernel = { [K in KernelName]: Spec<K> extends typeof REPACK_LANES ? K : never }[KernelName];
+export type LanesDequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE_LANES ? K : never }[KernelName];
 export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "q8_1" | "q8_k" | "q8_kx" | "bf16"}`>;
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
 export type AttentionKernel =

@@ -5,10 +5,11 @@
  */
 import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
-import type { DequantizeKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
+import type { DequantizeKernel, LanesDequantizeKernel, LanesRepackKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
 import { actRowBytesOrUndefined, actTypeName, Q8_S } from "./act-formats.ts";
 
-export interface WeightKernel {
+/** What a matmul over a weight needs: its activation format, the quantizer that writes it, the matmul. */
+export interface MatmulKernels {
   type: GGMLTypeId;
   /** Q8_0, Q8_1, Q8_K, BF16, or kvasm's Q8_S (act-formats.ts). */
   actType: GGMLTypeId;
@@ -16,6 +17,10 @@ export interface WeightKernel {
   quantize: QuantizeKernel;
   /** matmul_<type>(out, xq, w, n, d, T, r0, r1) */
   matmul: MatmulKernel;
+}
+
+/** A weight type's kernels over ggml's layout (or a row-local one: KX). */
+export interface WeightKernel extends MatmulKernels {
   /** dequantize_<type>(out, w, n) */
   dequantize: DequantizeKernel;
 }
@@ -104,6 +109,37 @@ export const KX_KERNELS: ReadonlyMap<GGMLTypeId, WeightKernel & { repack: "repac
     matmul: "matmul_q4_kx",
     dequantize: "dequantize_q4_kx",
     repack: "repack_q4_kx",
+  }],
+]);
+
+/**
+ * Kernels over kvasm's cross-row "lanes" layouts (Weight.layout "lanes"), which the WASM backend repacks
+ * weights into at load (`repack`) outside ggmlOrder, in preference to KX: `rowGroup` consecutive rows are
+ * interleaved so that SIMD lane r of every integer dot product belongs to row r, and a block's sum needs no
+ * cross-lane step. Rows past the last whole group keep ggml's layout, where `matmul` and `dequantize` read
+ * them; `matmul` takes row ranges that start on a group boundary (the thread pool aligns its chunks to
+ * `rowGroup`), and `dequantize` takes the weight's start and a row index. Same results as the natural
+ * kernels, bit for bit, for any T and row range.
+ */
+export interface LanesKernel extends MatmulKernels {
+  /** Consecutive rows the layout interleaves; the repack needs this many rows of scratch. */
+  rowGroup: number;
+  /** repack_<type>_lanes(w, n, d, tmp): in place, whole groups only. */
+  repack: LanesRepackKernel;
+  /** dequantize_<type>_lanes(out, w, n, row, d): row `row` of the weight at w. */
+  dequantize: LanesDequantizeKernel;
+}
+
+export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLTypeId, LanesKernel>([
+  // assembly/lanes-q8_0.ts: quads of rows, 4 bytes of each per 16-byte vector; Q8_S activations, as matmul_q8_0
+  [GGMLType.Q8_0, {
+    type: GGMLType.Q8_0,
+    actType: Q8_S,
+    quantize: "quantize_q8_s",
+    matmul: "matmul_q8_0_lanes",
+    repack: "repack_q8_0_lanes",
+    dequantize: "dequantize_q8_0_lanes",
+    rowGroup: 4,
   }],
 ]);
 

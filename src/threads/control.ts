@@ -105,6 +105,19 @@ export const SPLIT_OFFSET = 2;
 /** Attention by heads over every query row (see runAttention). */
 export const ATTENTION = 3;
 
+/** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
+export function chunkAlign(align: number, group: number): number {
+  if (group === 1) return align;
+  // Euclid's gcd without destructuring (an array per step in JavaScriptCore: this runs once per split op)
+  let a = align, b = group;
+  while (b) {
+    const r = a % b;
+    a = b;
+    b = r;
+  }
+  return (align / a) * group;
+}
+
 /**
  * Cuts an op's [0, total) units into chunks that threads claim one at a time (compare-exchange on NEXT),
  * writing the boundaries to `bounds` (chunk i is [bounds[i], bounds[i + 1])) and returning the count.

@@ -4,6 +4,7 @@ import {
   ATT,
   ATTENTION,
   BOUNDS,
+  chunkAlign,
   claimTag,
   CONTROL_BASE,
   COUNT_ARG,
@@ -252,15 +253,45 @@ export class ThreadPool {
     a6 = 0,
     a7 = 0,
   ): boolean {
-    const a = this.argBuf;
-    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
-    return this.splitOp(streaming ? STREAM_CHUNKS_PER_THREAD : undefined, kernel, split, a, n);
+    return this.splitGrouped(1, kernel, split, streaming, n, a0, a1, a2, a3, a4, a5, a6, a7);
   }
 
-  private splitOp(perThread: number | undefined, kernel: KernelName, split: string, args: ArrayLike<number>, nargs: number): boolean {
+  /**
+   * splitArgs() with every chunk also starting at a multiple of `group` units: a matmul over a weight in a cross-row
+   * layout (Weight.layout "lanes"), whose kernel takes row ranges that start on its row group. The chunks start at
+   * multiples of the least common multiple of the spec's align and group.
+   */
+  splitGrouped<S extends string, K extends SplitKernel<S>>(
+    group: number,
+    kernel: K,
+    split: S,
+    streaming: boolean,
+    n: KernelArgs<K>["length"],
+    a0: number,
+    a1: number,
+    a2: number,
+    a3 = 0,
+    a4 = 0,
+    a5 = 0,
+    a6 = 0,
+    a7 = 0,
+  ): boolean {
+    const a = this.argBuf;
+    a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
+    return this.splitOp(streaming ? STREAM_CHUNKS_PER_THREAD : undefined, kernel, split, a, n, group);
+  }
+
+  private splitOp(
+    perThread: number | undefined,
+    kernel: KernelName,
+    split: string,
+    args: ArrayLike<number>,
+    nargs: number,
+    group = 1,
+  ): boolean {
     const s = this.compiled(kernel, split);
     const units = args[s.unitsArg];
-    this.writeOp(s, args, nargs, units, perThread);
+    this.writeOp(s, args, nargs, units, perThread, group);
     if (s.op === SPLIT_OFFSET) {
       const c = this.view.ctl;
       for (let i = 0; i < nargs; i++) {
@@ -338,7 +369,7 @@ export class ThreadPool {
     return s;
   }
 
-  private writeOp(s: CompiledSplit, args: ArrayLike<number>, nargs: number, total: number, perThread?: number): void {
+  private writeOp(s: CompiledSplit, args: ArrayLike<number>, nargs: number, total: number, perThread?: number, group = 1): void {
     this.assertUsable();
     if (nargs > MAX_ARGS) throw new KvasmError("params", `an op takes at most ${MAX_ARGS} arguments`);
     const c = this.view.ctl, f = this.view.ctlF32, floatMask = s.floats;
@@ -352,7 +383,7 @@ export class ThreadPool {
     c[TOTAL] = total;
     c[LO_ARG] = s.lo;
     c[HI_ARG] = s.hi;
-    c[NCHUNKS] = planChunks(total, s.align, this.threads, c, BOUNDS, perThread);
+    c[NCHUNKS] = planChunks(total, chunkAlign(s.align, group), this.threads, c, BOUNDS, perThread);
     for (let i = 0; i < nargs; i++) {
       if ((floatMask >> i) & 1) f[ARGS + i] = args[i];
       else c[ARGS + i] = args[i];
