@@ -244,6 +244,12 @@ export const KERNEL_SPEC = {
   linformer_project: { args: ["out", "e", "be", "x", "T", "K", "D", "eStride"] },
   quantize_asym_u8: { args: ["q", "x", "n", "params"] },
   dequantize_asym_u8: { args: ["out", "q", "n", "scale", "zp"], f32: ["scale", "zp"] },
+  // assembly/lanes-q4_0.ts: Q4_0 in the lanes layout (quads of rows, 4 qs bytes of each per 16-byte vector; Q8_S activations);
+  // _jsc: the same sums grouped as JavaScriptCore runs them fastest
+  matmul_q4_0_lanes: QMATMUL,
+  matmul_q4_0_lanes_jsc: QMATMUL,
+  repack_q4_0_lanes: { args: ["w", "n", "d", "tmp"] },
+  dequantize_q4_0_lanes: { args: ["out", "w", "n", "row", "d"] },
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;
