@@ -248,8 +248,8 @@ export const KERNEL_SPEC = {
   // _jsc: the same sums grouped as JavaScriptCore runs them fastest
   matmul_q4_0_lanes: QMATMUL,
   matmul_q4_0_lanes_jsc: QMATMUL,
-  repack_q4_0_lanes: { args: ["w", "n", "d", "tmp"] },
-  dequantize_q4_0_lanes: { args: ["out", "w", "n", "row", "d"] },
+  repack_q4_0_lanes: REPACK_LANES,
+  dequantize_q4_0_lanes: DEQUANTIZE_LANES,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

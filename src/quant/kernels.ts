@@ -141,6 +141,18 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     dequantize: "dequantize_q8_0_lanes",
     rowGroup: 4,
   }],
+  // assembly/lanes-q4_0.ts: quads of rows, 4 qs bytes (8 nibbles) of each per 16-byte vector; Q8_S activations, as matmul_q4_0.
+  // Two groupings of the same sums (bit-identical): V8 runs four quads sharing the activation's splats fastest,
+  // JavaScriptCore (Bun) two quads with fewer live vectors.
+  [GGMLType.Q4_0, {
+    type: GGMLType.Q4_0,
+    actType: Q8_S,
+    quantize: "quantize_q8_s",
+    matmul: "Bun" in globalThis ? "matmul_q4_0_lanes_jsc" : "matmul_q4_0_lanes",
+    repack: "repack_q4_0_lanes",
+    dequantize: "dequantize_q4_0_lanes",
+    rowGroup: 4,
+  }],
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
