@@ -68,24 +68,11 @@ import { dequantize_q4_0 } from "./quant-dequant";
 }
 
 /**
- * Four activation bytes (at a, lane i of the 16 loaded in v) in every i32 lane: V8 runs load32_splat fastest, JavaScriptCore
- * (jsc) one-input shuffles of one 16-byte load (v).
- */
-// @ts-ignore: decorator
-@inline function splat(a: usize, v: v128, i: i32, jsc: bool): v128 {
-  if (!jsc) return v128.load32_splat(a);
-  if (i == 0) return v128.shuffle<i32>(v, v, 0, 0, 0, 0);
-  if (i == 1) return v128.shuffle<i32>(v, v, 1, 1, 1, 1);
-  if (i == 2) return v128.shuffle<i32>(v, v, 2, 2, 2, 2);
-  return v128.shuffle<i32>(v, v, 3, 3, 3, 3);
-}
-
-/**
  * nq quads (nq = 1..4, constant) at p, p + qs, .. against one activation row at q, sharing its splats; quad j's
  * four results at out + j * os.
  */
 // @ts-ignore: decorator
-@inline function gemvQuads(out: usize, os: usize, q: usize, p: usize, qs: usize, nb: i32, nq: i32, z: i32, jsc: bool): void {
+@inline function gemvQuads(out: usize, os: usize, q: usize, p: usize, qs: usize, nb: i32, nq: i32, z: i32): void {
   const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), m16 = i16x8.splat(<i16> (15 + z));
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
@@ -93,9 +80,8 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const da = v128.load32_splat(q), s8 = i32x4.shl(v128.load32_splat(q + 4), 3);
     let i0: v128, i1: v128 = s8, i2: v128 = s8, i3: v128 = s8;
     if (RELAXED) {
-      const x = jsc ? v128.load(q + 8) : i32x4.splat(0), y = jsc ? v128.load(q + 24) : i32x4.splat(0);
-      const x0 = splat(q + 8, x, 0, jsc), x1 = splat(q + 12, x, 1, jsc), x2 = splat(q + 16, x, 2, jsc), x3 = splat(q + 20, x, 3, jsc);
-      const x4 = splat(q + 24, y, 0, jsc), x5 = splat(q + 28, y, 1, jsc), x6 = splat(q + 32, y, 2, jsc), x7 = splat(q + 36, y, 3, jsc);
+      const x0 = v128.load32_splat(q + 8), x1 = v128.load32_splat(q + 12), x2 = v128.load32_splat(q + 16), x3 = v128.load32_splat(q + 20);
+      const x4 = v128.load32_splat(q + 24), x5 = v128.load32_splat(q + 28), x6 = v128.load32_splat(q + 32), x7 = v128.load32_splat(q + 36);
       i0 = quadRelaxed(p, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
       if (nq > 1) i1 = quadRelaxed(p + qs, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
       if (nq > 2) i2 = quadRelaxed(p + 2 * qs, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
@@ -135,12 +121,11 @@ import { dequantize_q4_0 } from "./quant-dequant";
 
 /** Relaxed: one activation block at q (Q8_S) against a quad's unpacked block (l: low nibbles, h: high), scaled by dw. */
 // @ts-ignore: decorator
-@inline function tileRow(q: usize, l0: v128, l1: v128, l2: v128, l3: v128, h0: v128, h1: v128, h2: v128, h3: v128, dw: v128, ones16: v128, jsc: bool): v128 {
-  const x = jsc ? v128.load(q + 8) : i32x4.splat(0), y = jsc ? v128.load(q + 24) : i32x4.splat(0);
-  const s0 = i16x8.add(dot16(l0, splat(q + 8, x, 0, jsc)), dot16(h0, splat(q + 24, y, 0, jsc)));
-  const s1 = i16x8.add(dot16(l1, splat(q + 12, x, 1, jsc)), dot16(h1, splat(q + 28, y, 1, jsc)));
-  const s2 = i16x8.add(dot16(l2, splat(q + 16, x, 2, jsc)), dot16(h2, splat(q + 32, y, 2, jsc)));
-  const s3 = i16x8.add(dot16(l3, splat(q + 20, x, 3, jsc)), dot16(h3, splat(q + 36, y, 3, jsc)));
+@inline function tileRow(q: usize, l0: v128, l1: v128, l2: v128, l3: v128, h0: v128, h1: v128, h2: v128, h3: v128, dw: v128, ones16: v128): v128 {
+  const s0 = i16x8.add(dot16(l0, v128.load32_splat(q + 8)), dot16(h0, v128.load32_splat(q + 24)));
+  const s1 = i16x8.add(dot16(l1, v128.load32_splat(q + 12)), dot16(h1, v128.load32_splat(q + 28)));
+  const s2 = i16x8.add(dot16(l2, v128.load32_splat(q + 16)), dot16(h2, v128.load32_splat(q + 32)));
+  const s3 = i16x8.add(dot16(l3, v128.load32_splat(q + 20)), dot16(h3, v128.load32_splat(q + 36)));
   const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.shl(v128.load32_splat(q + 4), 3));
   return f32x4.mul(f32x4.mul(dw, v128.load32_splat(q)), f32x4.convert_i32x4_s(isum));
 }
@@ -150,7 +135,7 @@ import { dequantize_q4_0 } from "./quant-dequant";
  * the first), each block unpacked once for the four; out rows at o, o + od, ...
  */
 // @ts-ignore: decorator
-@inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32, jsc: bool): void {
+@inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32): void {
   const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   const q0 = q, q1 = nt > 1 ? q + as : q, q2 = nt > 2 ? q + 2 * as : q, q3 = nt > 3 ? q + 3 * as : q;
@@ -163,10 +148,10 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const l1 = v128.and(w1, m4), h1 = v128.and(i16x8.shr_u(w1, 4), m4);
     const l2 = v128.and(w2, m4), h2 = v128.and(i16x8.shr_u(w2, 4), m4);
     const l3 = v128.and(w3, m4), h3 = v128.and(i16x8.shr_u(w3, 4), m4);
-    c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, jsc));
-    c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, jsc));
-    c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, jsc));
-    c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, jsc));
+    c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
   }
   v128.store(o, c0);
   if (nt > 1) v128.store(o + od, c1);
@@ -174,52 +159,21 @@ import { dequantize_q4_0 } from "./quant-dequant";
   if (nt > 3) v128.store(o + 3 * od, c3);
 }
 
-/** Relaxed, T > 1: one quad against two activation rows (q, q + as; nt = 1 or 2), each block unpacked once for both. */
-// @ts-ignore: decorator
-@inline function tileQuad2(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32, jsc: bool): void {
-  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
-  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
-  const q0 = q, q1 = nt > 1 ? q + as : q;
-  let c0 = f32x4.splat(0), c1 = c0;
-  for (let b = 0; b < nb; b++) {
-    const wp = p + <usize> b * QB, ao = <usize> b * Q8_S_BYTES;
-    const dw = scales(wp, hmask, p112);
-    const w0 = v128.load(wp + 8), w1 = v128.load(wp + 24), w2 = v128.load(wp + 40), w3 = v128.load(wp + 56);
-    const l0 = v128.and(w0, m4), h0 = v128.and(i16x8.shr_u(w0, 4), m4);
-    const l1 = v128.and(w1, m4), h1 = v128.and(i16x8.shr_u(w1, 4), m4);
-    const l2 = v128.and(w2, m4), h2 = v128.and(i16x8.shr_u(w2, 4), m4);
-    const l3 = v128.and(w3, m4), h3 = v128.and(i16x8.shr_u(w3, 4), m4);
-    c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, jsc));
-    c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, jsc));
-  }
-  v128.store(o, c0);
-  if (nt > 1) v128.store(o + od, c1);
-}
-
 /**
  * Q4_0 lanes weights x Q8_S activations: out[t*d + r] = W[r] . x[t] for r in [r0, r1) (r0 a multiple of 4, as the
- * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked). jsc: the grouping that
- * JavaScriptCore runs fastest (fewer live vectors: two quads per pass, tiles of two activation rows; the activation's
- * splats by one-input shuffles), where V8 runs four quads and tiles of four rows fastest; the sums and bits are the same.
+ * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked).
  */
-// @ts-ignore: decorator
-@inline function matmul(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32, jsc: bool): void {
+export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 5, z = <i32> (<u32> n >> 31);
   const ws: usize = <usize> nb * Q4_0_BYTES, as: usize = <usize> nb * Q8_S_BYTES, qs: usize = ws << 2;
   const dl = d & ~3, l1 = min(r1, dl);
   if (T == 1) {
-    // nq quads from nq far-apart bands of the range per pass (g, g + Q, ..: independent streams through memory,
-    // as gemv in quant-gemm.ts); 1..nq-1 quads left over
+    // four quads from four far-apart bands of the range per pass (g, g + Q, g + 2Q, g + 3Q: independent streams
+    // through memory, as gemv in quant-gemm.ts), sharing the activation's splats; 1..3 quads left over
     const g0 = r0 >> 2, g1 = l1 >> 2;
-    if (RELAXED && jsc) {
-      const Q = (g1 - g0) >> 1, bs = <usize> Q * qs, os = <usize> Q << 4;
-      for (let g = g0; g < g0 + Q; g++) gemvQuads(out + (<usize> g << 4), os, xq, w + <usize> g * qs, bs, nb, 2, z, true);
-      for (let g = g0 + 2 * Q; g < g1; g++) gemvQuads(out + (<usize> g << 4), 16, xq, w + <usize> g * qs, qs, nb, 1, z, true);
-    } else {
-      const Q = (g1 - g0) >> 2, bs = <usize> Q * qs, os = <usize> Q << 4;
-      for (let g = g0; g < g0 + Q; g++) gemvQuads(out + (<usize> g << 4), os, xq, w + <usize> g * qs, bs, nb, 4, z, false);
-      for (let g = g0 + 4 * Q; g < g1; g++) gemvQuads(out + (<usize> g << 4), 16, xq, w + <usize> g * qs, qs, nb, 1, z, false);
-    }
+    const Q = (g1 - g0) >> 2, bs = <usize> Q * qs, os = <usize> Q << 4;
+    for (let g = g0; g < g0 + Q; g++) gemvQuads(out + (<usize> g << 4), os, xq, w + <usize> g * qs, bs, nb, 4, z);
+    for (let g = g0 + 4 * Q; g < g1; g++) gemvQuads(out + (<usize> g << 4), 16, xq, w + <usize> g * qs, qs, nb, 1, z);
     if (r1 > dl) gemv(Q4_0, out, xq, w, n, max(r0, dl), r1, ws);
     return;
   }
@@ -231,34 +185,20 @@ import { dequantize_q4_0 } from "./quant-dequant";
     if (RELAXED) {
       for (let g = r0 >> 2; 4 * g < l1; g++) {
         const p = w + <usize> g * qs, o = out + (<usize> g << 4);
-        if (jsc) {
-          for (let t = t0; t < t1; t += 2) tileQuad2(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(2, t1 - t), nb, z, true);
-        } else {
-          for (let t = t0; t < t1; t += 4) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(4, t1 - t), nb, z, false);
-        }
+        for (let t = t0; t < t1; t += 4) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(4, t1 - t), nb, z);
       }
     } else {
       // plain: sixteen unpacked i16 nibble vectors per quad would not stay in registers; four quads per activation row
       let g = r0 >> 2;
       for (; 4 * g + 16 <= l1; g += 4) {
-        for (let t = t0; t < t1; t++) gemvQuads(out + <usize> t * od + (<usize> g << 4), 16, xq + <usize> t * as, w + <usize> g * qs, qs, nb, 4, z, false);
+        for (let t = t0; t < t1; t++) gemvQuads(out + <usize> t * od + (<usize> g << 4), 16, xq + <usize> t * as, w + <usize> g * qs, qs, nb, 4, z);
       }
       for (; 4 * g < l1; g++) {
-        for (let t = t0; t < t1; t++) gemvQuads(out + <usize> t * od + (<usize> g << 4), 16, xq + <usize> t * as, w + <usize> g * qs, qs, nb, 1, z, false);
+        for (let t = t0; t < t1; t++) gemvQuads(out + <usize> t * od + (<usize> g << 4), 16, xq + <usize> t * as, w + <usize> g * qs, qs, nb, 1, z);
       }
     }
   }
   if (r1 > dl) gemm(Q4_0, out, xq, w, n, d, T, max(r0, dl), r1, ws, as);
-}
-
-/** Q4_0 lanes weights x Q8_S activations (matmul above), grouped as V8 runs it fastest. */
-export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  matmul(out, xq, w, n, d, T, r0, r1, false);
-}
-
-/** The same sums grouped as JavaScriptCore runs them fastest (Bun); bit-identical to matmul_q4_0_lanes. */
-export function matmul_q4_0_lanes_jsc(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  matmul(out, xq, w, n, d, T, r0, r1, true);
 }
 
 /** Row r's four qs bytes 4v..4v+3 (u32 at p) in this build's lanes order (plain: qs[4v], qs[4v+2], qs[4v+1], qs[4v+3]). */

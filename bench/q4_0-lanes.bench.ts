@@ -1,22 +1,20 @@
 /**
- * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts) against today's matmul_q4_0, on one small module compiled here
- * (bench/q4_0-lanes/kernels.ts; relaxed SIMD, or plain with --plain): both kernels on the same weights (the lanes copy
- * repacked by repack_q4_0_lanes), every output checked bit for bit, fastest call of interleaved rounds, per shape and T.
+ * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts) against today's matmul_q4_0, in one build (build/kvasm-relaxed.wasm,
+ * or kvasm-simd.wasm with --plain): both kernels on the same weights (the lanes copy repacked by repack_q4_0_lanes), every
+ * output checked bit for bit, fastest call of interleaved rounds, per shape and T.
  *
  *   deno run -A bench/q4_0-lanes.bench.ts          bun bench/q4_0-lanes.bench.ts        [--T 1,16,128] [--rounds 10] [--plain]
  *
  * Run both engines in the same minutes to compare them.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { benchArgs } from "./cli.ts";
 
 const { values: opts } = benchArgs(
-  `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes), on one module compiled
-here; outputs checked bit for bit; fastest call and lanes / today ratio, per shape and T.
+  `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes), in one build; outputs
+checked bit for bit; fastest call and today / lanes time ratio, per shape and T.
 
   deno run -A bench/q4_0-lanes.bench.ts [options]        bun bench/q4_0-lanes.bench.ts [options]
 
@@ -24,7 +22,7 @@ here; outputs checked bit for bit; fastest call and lanes / today ratio, per sha
   --rounds N        timed rounds per kernel, interleaved (default 10)
   --shapes LIST     out x in shapes (default 2048x768,768x2048,32000x768)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
-  --wasm FILE       a compiled bench/q4_0-lanes/kernels.ts instead of compiling it here
+  --build DIR       the builds in DIR (default build/)
   -h, --help        this text`,
   {
     options: {
@@ -32,7 +30,7 @@ here; outputs checked bit for bit; fastest call and lanes / today ratio, per sha
       rounds: { type: "string", default: "10" },
       shapes: { type: "string", default: "2048x768,768x2048,32000x768" },
       plain: { type: "boolean" },
-      wasm: { type: "string" },
+      build: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   },
@@ -43,20 +41,7 @@ const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
-let wasmBytes: Uint8Array;
-if (opts.wasm) wasmBytes = fs.readFileSync(opts.wasm);
-else {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "q4-lanes-"));
-  const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-    path.join(root, "bench/q4_0-lanes/kernels.ts"),
-    ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-    ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-    ...["-o", path.join(dir, "k.wasm")],
-  ], { encoding: "utf8" });
-  if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
-  wasmBytes = fs.readFileSync(path.join(dir, "k.wasm"));
-  fs.rmSync(dir, { recursive: true });
-}
+const wasmBytes = fs.readFileSync(path.join(opts.build ?? path.join(root, "build"), plain ? "kvasm-simd.wasm" : "kvasm-relaxed.wasm"));
 
 type Fn = (...args: number[]) => void;
 const memory = new WebAssembly.Memory({ initial: 4096 }); // 256 MiB
@@ -108,22 +93,11 @@ for (const shape of opts.shapes.split(",")) {
       for (let i = 0; i < reps; i++) ex.matmul_q4_0_lanes(O2, X, WL, n, d, T, 0, d);
       lanes = Math.min(lanes, (performance.now() - t0) / reps);
     }
-    const extra: string[] = [];
-    for (const v of ["matmul_q4_0_lanes_jsc"]) {
-      let best = Infinity;
-      for (let r = 0; r < rounds; r++) {
-        const t0 = performance.now();
-        for (let i = 0; i < reps; i++) ex[v](O2, X, WL, n, d, T, 0, d);
-        best = Math.min(best, (performance.now() - t0) / reps);
-      }
-      const ok = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === a[i]);
-      extra.push(` ${v} ${(today / best).toFixed(2)}x${ok ? "" : " (DIFFERS)"}`);
-    }
     const gops = (ms: number) => ((2 * n * d * T) / ms / 1e6).toFixed(1);
     console.log(
       `  ${shape.padEnd(9)} T=${String(T).padEnd(4)} today ${(today * 1000).toFixed(1).padStart(8)} (${gops(today)} GOP/s)` +
         `  lanes ${(lanes * 1000).toFixed(1).padStart(8)} (${gops(lanes)} GOP/s)  ${(today / lanes).toFixed(2)}x` +
-        `  bit-identical: ${same ? "yes" : "NO"}${extra.join("")}`,
+        `  bit-identical: ${same ? "yes" : "NO"}`,
     );
   }
 }
