@@ -7,3 +7,4 @@ export * from "./nn";
 export * from "./kv16";
 export * from "./variants";
 export * from "./lanes-q8_0";
+export * from "./lanes-q4_0";

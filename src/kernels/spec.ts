@@ -244,6 +244,10 @@ export const KERNEL_SPEC = {
   linformer_project: { args: ["out", "e", "be", "x", "T", "K", "D", "eStride"] },
   quantize_asym_u8: { args: ["q", "x", "n", "params"] },
   dequantize_asym_u8: { args: ["out", "q", "n", "scale", "zp"], f32: ["scale", "zp"] },
+  // assembly/lanes-q4_0.ts: Q4_0 in the lanes layout (quads of rows, 4 qs bytes of each per 16-byte vector; Q8_S activations)
+  matmul_q4_0_lanes: QMATMUL,
+  repack_q4_0_lanes: REPACK_LANES,
+  dequantize_q4_0_lanes: DEQUANTIZE_LANES,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

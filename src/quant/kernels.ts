@@ -141,6 +141,20 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     dequantize: "dequantize_q8_0_lanes",
     rowGroup: 4,
   }],
+  // assembly/lanes-q4_0.ts: quads of rows, 4 qs bytes (8 nibbles) of each per 16-byte vector; Q8_S activations, as matmul_q4_0.
+  // Not under Bun: JavaScriptCore runs its one-row kernel at 0.83-0.92x of matmul_q4_0's (V8: 1.22-1.25x; README "Q4_0 in the
+  // lanes layout"), so Bun keeps ggml's layout for Q4_0.
+  ...("Bun" in globalThis ? [] : [
+    [GGMLType.Q4_0, {
+      type: GGMLType.Q4_0,
+      actType: Q8_S,
+      quantize: "quantize_q8_s",
+      matmul: "matmul_q4_0_lanes",
+      repack: "repack_q4_0_lanes",
+      dequantize: "dequantize_q4_0_lanes",
+      rowGroup: 4,
+    }] as const,
+  ]),
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */

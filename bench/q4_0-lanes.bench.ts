@@ -1,0 +1,104 @@
+/**
+ * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts) against today's matmul_q4_0, in one build (build/kvasm-relaxed.wasm,
+ * or kvasm-simd.wasm with --plain): both kernels on the same weights (the lanes copy repacked by repack_q4_0_lanes), every
+ * output checked bit for bit, fastest call of interleaved rounds, per shape and T.
+ *
+ *   deno run -A bench/q4_0-lanes.bench.ts          bun bench/q4_0-lanes.bench.ts        [--T 1,16,128] [--rounds 10] [--plain]
+ *
+ * Run both engines in the same minutes to compare them.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+import { benchArgs } from "./cli.ts";
+
+const { values: opts } = benchArgs(
+  `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes), in one build; outputs
+checked bit for bit; fastest call and today / lanes time ratio, per shape and T.
+
+  deno run -A bench/q4_0-lanes.bench.ts [options]        bun bench/q4_0-lanes.bench.ts [options]
+
+  --T LIST          token rows (default 1,16,128)
+  --rounds N        timed rounds per kernel, interleaved (default 10)
+  --shapes LIST     out x in shapes (default 2048x768,768x2048,32000x768)
+  --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
+  --build DIR       the builds in DIR (default build/)
+  -h, --help        this text`,
+  {
+    options: {
+      T: { type: "string", default: "1,16,128" },
+      rounds: { type: "string", default: "10" },
+      shapes: { type: "string", default: "2048x768,768x2048,32000x768" },
+      plain: { type: "boolean" },
+      build: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  },
+);
+const Ts = opts.T.split(",").map(Number);
+const rounds = Number(opts.rounds);
+const plain = opts.plain === true;
+const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+const root = new URL("..", import.meta.url).pathname;
+const wasmBytes = fs.readFileSync(path.join(opts.build ?? path.join(root, "build"), plain ? "kvasm-simd.wasm" : "kvasm-relaxed.wasm"));
+
+type Fn = (...args: number[]) => void;
+const memory = new WebAssembly.Memory({ initial: 4096 }); // 256 MiB
+const ex = new WebAssembly.Instance(new WebAssembly.Module(wasmBytes as BufferSource), { env: { memory } }).exports as Record<string, Fn>;
+
+// natural Q4_0 weights, the lanes copy, Q8_S activations, outputs, f32 activations, repack scratch
+const MiB = 1 << 20;
+const W = 64 * 1024, WL = W + 20 * MiB, X = WL + 20 * MiB, O = X + 8 * MiB, O2 = O + 20 * MiB, XF = O2 + 20 * MiB, TMP = XF + 8 * MiB;
+const heap = new Uint8Array(memory.buffer);
+let s = 12345;
+const rnd = () => {
+  s ^= s << 13;
+  s ^= s >>> 17;
+  s ^= s << 5;
+  return s >>> 0;
+};
+const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
+for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
+
+function place(n: number, d: number) {
+  const bytes = (n / 32) * 18 * d;
+  for (let i = W; i < W + bytes; i++) heap[i] = rnd() & 0xff;
+  // finite, normal f16 scales 2^-10 .. 2^-7 with random mantissas
+  const v = new DataView(memory.buffer);
+  for (let p = W; p < W + bytes; p += 18) v.setUint16(p, 0x1400 + (rnd() & 0x0fff), true);
+  heap.copyWithin(WL, W, W + bytes);
+  ex.repack_q4_0_lanes(WL, n, d, TMP);
+}
+
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio today / lanes)`);
+let allSame = true;
+for (const shape of opts.shapes.split(",")) {
+  const [d, n] = shape.split("x").map(Number);
+  place(n, d);
+  for (const T of Ts) {
+    ex.quantize_q8_s(X, XF, n, T);
+    ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
+    ex.matmul_q4_0_lanes(O2, X, WL, n, d, T, 0, d);
+    const a = new Uint32Array(memory.buffer, O, d * T), b = new Uint32Array(memory.buffer, O2, d * T);
+    const same = a.every((x, i) => x === b[i]);
+    allSame &&= same;
+    const reps = Math.max(1, Math.round((32 * 768 * 2048) / (T * n * d)));
+    let today = Infinity, lanes = Infinity;
+    for (let r = 0; r < rounds; r++) {
+      let t0 = performance.now();
+      for (let i = 0; i < reps; i++) ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
+      today = Math.min(today, (performance.now() - t0) / reps);
+      t0 = performance.now();
+      for (let i = 0; i < reps; i++) ex.matmul_q4_0_lanes(O2, X, WL, n, d, T, 0, d);
+      lanes = Math.min(lanes, (performance.now() - t0) / reps);
+    }
+    const gops = (ms: number) => ((2 * n * d * T) / ms / 1e6).toFixed(1);
+    console.log(
+      `  ${shape.padEnd(9)} T=${String(T).padEnd(4)} today ${(today * 1000).toFixed(1).padStart(8)} (${gops(today)} GOP/s)` +
+        `  lanes ${(lanes * 1000).toFixed(1).padStart(8)} (${gops(lanes)} GOP/s)  ${(today / lanes).toFixed(2)}x` +
+        `  bit-identical: ${same ? "yes" : "NO"}`,
+    );
+  }
+}
+if (!allSame) throw new Error("the lanes kernel's outputs differ from matmul_q4_0's");

@@ -1,0 +1,202 @@
+/**
+ * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts): the repacked weights give matmul_q4_0's results bit for bit
+ * (T = 1, 3, 5, 37, row ranges split on 16-row chunk boundaries, row counts that leave a natural tail), each batched row
+ * equals the row alone, dequantize of any row equals dequantize_q4_0 of
+ * the natural row, the repack puts each byte where the header says, in both builds; and a loaded model repacks its
+ * Q4_0 weights outside ggmlOrder (not under Bun) and computes the same logits as without the repack, on 1 and 2 threads.
+ */
+import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { Kernels } from "../src/kernels/spec.ts";
+import { f32ToF16 } from "../src/quant/half.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
+import { LANES_KERNELS } from "../src/quant/kernels.ts";
+
+const BUILDS = ["simd", "relaxed"] as const;
+const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
+const kernels: Record<string, Kernels> = {};
+for (const b of BUILDS) {
+  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
+  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
+}
+const WB = 18, AB = 40; // Q4_0 and Q8_S block bytes
+
+function xorshift(seed: number) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+/** d rows of n Q4_0 weights: every nibble value, f16 scales of both signs (a few zero). */
+function q4Rows(n: number, d: number, seed: number): Uint8Array {
+  const u = xorshift(seed), out = new Uint8Array((n / 32) * d * WB);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
+  const v = new DataView(out.buffer);
+  for (let p = 0; p < out.length; p += WB) {
+    const r = u();
+    v.setUint16(p, r < 0.02 ? 0 : f32ToF16((r < 0.5 ? -1 : 1) * (0.001 + 0.05 * u())), true);
+  }
+  return out;
+}
+
+/** T rows of n activations, with an all-zero block and one whose largest magnitude is positive. */
+function activations(n: number, T: number, seed: number): Float32Array {
+  const u = xorshift(seed), x = new Float32Array(n * T);
+  for (let i = 0; i < x.length; i++) x[i] = (u() - 0.5) * 4;
+  x.fill(0, 32, 64);
+  if (n * T >= 1024) x[700] = 9;
+  return x;
+}
+
+const W = 1 << 16, W2 = 4 << 20, X = 8 << 20, XF = 10 << 20, O = 12 << 20, O2 = 14 << 20, TMP = 15 << 20;
+const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
+const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
+
+/** Natural Q4_0 weights at W, the same repacked by build b at W2; returns the natural bytes. */
+function place(b: string, n: number, d: number, seed: number): Uint8Array {
+  const w = q4Rows(n, d, seed);
+  u8(W, w.length).set(w);
+  u8(W2, w.length).set(w);
+  kernels[b].repack_q4_0_lanes(W2, n, d, TMP);
+  return w;
+}
+
+/** Byte offset in a quad's block of row r's qs[j] (header of assembly/lanes-q4_0.ts): vector j >> 2, the build's order. */
+function lanesByte(b: string, r: number, j: number): number {
+  const k = j & 3;
+  return 8 + 16 * (j >> 2) + 4 * r + (b === "relaxed" ? k : [0, 2, 1, 3][k]);
+}
+
+const MATMULS = ["matmul_q4_0_lanes"] as const;
+
+for (const b of BUILDS) {
+  test(`repack_q4_0_lanes (${b}): per quad and block the four f16 scales, then qs interleaved in the build's order; tail rows kept`, () => {
+    const n = 64, d = 6, nb = n / 32, ws = nb * WB;
+    const nat = place(b, n, d, 3), lanes = u8(W2, nat.length).slice();
+    for (let blk = 0; blk < nb; blk++) {
+      const p = 72 * blk;
+      for (let r = 0; r < 4; r++) {
+        const s = r * ws + blk * WB;
+        assertEquals([lanes[p + 2 * r], lanes[p + 2 * r + 1]], [nat[s], nat[s + 1]], `scale of row ${r} block ${blk}`);
+        for (let j = 0; j < 16; j++) {
+          if (lanes[p + lanesByte(b, r, j)] !== nat[s + 2 + j]) {
+            assertEquals(lanes[p + lanesByte(b, r, j)], nat[s + 2 + j], `row ${r} qs ${j}`);
+          }
+        }
+      }
+    }
+    assertEquals([...lanes.subarray(4 * ws)], [...nat.subarray(4 * ws)], "rows 4 and 5 (d % 4) stay natural");
+  });
+
+  test(`dequantize_q4_0_lanes (${b}): dequantize_q4_0 of the natural row, bit for bit, every row (tail included)`, () => {
+    const k = kernels[b], n = 256, d = 11, ws = (n / 32) * WB;
+    place(b, n, d, 5);
+    for (let r = 0; r < d; r++) {
+      k.dequantize_q4_0(O, W + r * ws, n);
+      k.dequantize_q4_0_lanes(O2, W2, n, r, d);
+      assertEquals([...u32(O2, n)], [...u32(O, n)], `row ${r}`);
+    }
+  });
+
+  test(`matmul_q4_0_lanes (${b}): matmul_q4_0's floats bit for bit, T = 1, 3, 5, 37, any 16-aligned row range; T > 1 rows as T = 1`, () => {
+    const k = kernels[b];
+    for (
+      const [n, d, T] of [[32, 4, 1], [256, 3, 1], [768, 70, 1], [768, 64, 3], [512, 36, 5], [768, 52, 37], [2048, 48, 1], [64, 13, 37]]
+    ) {
+      place(b, n, d, n + d + T);
+      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
+      k.quantize_q8_s(X, XF, n, T);
+      k.matmul_q4_0(O, X, W, n, d, T, 0, d);
+      const want = u32(O, d * T);
+      for (const m of MATMULS) {
+        u8(O2, d * T * 4).fill(0);
+        k[m](O2, X, W2, n, d, T, 0, d);
+        assertEquals([...u32(O2, d * T)], [...want], `${m} n ${n} d ${d} T ${T}`);
+        u8(O2, d * T * 4).fill(0);
+        for (let r0 = 0; r0 < d; r0 += 16) k[m](O2, X, W2, n, d, T, r0, Math.min(d, r0 + 16));
+        assertEquals([...u32(O2, d * T)], [...want], `${m} n ${n} d ${d} T ${T}, rows in chunks of 16`);
+        if (T > 1) {
+          // batch invariance: each activation row alone gives its batched row
+          for (let t = 0; t < T; t++) {
+            k[m](O2, X + t * (n / 32) * AB, W2, n, d, 1, 0, d);
+            assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `${m} n ${n} d ${d} row ${t} of ${T} alone`);
+          }
+        }
+      }
+    }
+  });
+}
+
+/** A WASM backend that leaves every weight in ggml's layout. */
+class NaturalLayout extends WasmBackend {
+  override prepareWeight(_w: Weight): void {}
+}
+
+/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
+function weightsOf(m: Model): Weight[] {
+  const out: Weight[] = [];
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if ("ptr" in v && "type" in v) out.push(v as Weight);
+    else for (const x of Object.values(v)) walk(x);
+  };
+  walk(m.weights);
+  return out;
+}
+
+async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> {
+  const seq = model.newSequence();
+  try {
+    return (await model.prefill(seq, ids)).slice();
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+const synthq = sharedPath("models", "synthetic-quants", "synthq-q4_0.gguf");
+testShared(
+  "synthq-q4_0: Q4_0 weights (the embedding table too) repacked to lanes at load, logits as without, 1 and 2 threads",
+  [synthq],
+  async () => {
+    const natural = await loadModel(synthq, { backend: new NaturalLayout(), threads: 1 });
+    const exact = await loadModel(synthq, { threads: 1, ggmlOrder: true });
+    try {
+      assert(weightsOf(exact).every((w) => w.layout === undefined), "ggmlOrder keeps ggml's layout");
+      const prompts = [[1, 50, 60, 70, 80, 90, 100], [1, 7]];
+      const want = [];
+      for (const ids of prompts) want.push([...new Uint32Array((await promptLogits(natural, ids)).buffer)]);
+      for (const threads of [1, 2]) {
+        const lanes = await loadModel(synthq, { threads });
+        try {
+          const q4 = weightsOf(lanes).filter((w) => w.type === GGMLType.Q4_0);
+          // Bun keeps ggml's layout for Q4_0 (src/quant/kernels.ts): there the lanes kernels are held to matmul_q4_0 above only
+          const layout = LANES_KERNELS.has(GGMLType.Q4_0) ? "lanes" : undefined;
+          assert(
+            q4.length > 0 && q4.every((w) => w.layout === layout),
+            `every Q4_0 weight in the ${layout ?? "ggml"} layout (${threads} threads)`,
+          );
+          for (let i = 0; i < prompts.length; i++) {
+            assertEquals([...new Uint32Array((await promptLogits(lanes, prompts[i])).buffer)], want[i], `prompt ${i}, ${threads} threads`);
+          }
+        } finally {
+          await lanes.close();
+        }
+      }
+    } finally {
+      await natural.close();
+      await exact.close();
+    }
+  },
+);
