@@ -146,6 +146,49 @@ class NaturalLayout extends WasmBackend {
   override prepareWeight(_w: Weight): void {}
 }
 
+/**
+ * A d x n Q4_K weight (random bytes, q4kRows) in a fresh backend with its matmul scratch as the loader sizes it,
+ * prepared as at load; then its matmul of T activation rows and every row through embed (in reverse order).
+ */
+async function outputs(backend: WasmBackend, n: number, d: number, T: number) {
+  const bytes = (n / 256) * QB * d, scratchBytes = backend.matmulScratchBytes(GGMLType.Q4_K, n, T);
+  await backend.init(bytes + 4 * n * T + 4 * d * T + 4 * n * d + scratchBytes + (1 << 20));
+  try {
+    backend.setMatmulScratch(backend.alloc(scratchBytes, "matmul scratch"), scratchBytes);
+    const w: Weight = { name: "w", type: GGMLType.Q4_K, cols: n, rows: d, ptr: backend.alloc(bytes, "w"), bytes };
+    backend.write(w.ptr, q4kRows(n, d, 77));
+    backend.prepareWeight(w);
+    const x = backend.alloc(4 * n * T, "x"), out = backend.alloc(4 * d * T, "out"), ids = backend.alloc(4 * d, "ids");
+    const emb = backend.alloc(4 * n * d, "embeddings");
+    backend.write(x, activations(n, T, 9));
+    backend.write(ids, Int32Array.from({ length: d }, (_, i) => d - 1 - i));
+    const logits = new Float32Array(d * T), rows = new Float32Array(n * d);
+    backend.matmul(out, x, w, T);
+    await backend.read(out, logits);
+    backend.embed(emb, w, ids, d);
+    await backend.read(emb, rows);
+    return { layout: w.layout, logits: new Uint32Array(logits.buffer), rows: new Uint32Array(rows.buffer) };
+  } finally {
+    await backend.close();
+  }
+}
+
+test("a 103x512 Q4_K weight repacked at load (3 KX tail rows): the natural layout's matmul (T = 1, 5) and embedding rows, 1 and 2 threads", async () => {
+  for (const T of [1, 5]) {
+    const natural = await outputs(new NaturalLayout(), 512, 103, T);
+    const one = await outputs(new WasmBackend(), 512, 103, T);
+    const two = await outputs(new ThreadedWasmBackend({ threads: 2, minWork: 0 }), 512, 103, T);
+    assertEquals(natural.layout, undefined);
+    for (const [name, got] of [["1 thread", one], ["2 threads", two]] as const) {
+      assertEquals(got.layout, "lanes", name);
+      assertEquals([...got.logits], [...natural.logits], `${name}: matmul, T = ${T}`);
+      assertEquals([...got.rows], [...natural.rows], `${name}: embedding rows`);
+    }
+  }
+  const exact = await outputs(new WasmBackend({ ggmlOrder: true }), 512, 103, 1);
+  assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
+});
+
 /** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
 function weightsOf(m: Model): Weight[] {
   const out: Weight[] = [];
@@ -169,37 +212,47 @@ async function promptLogits(model: Model, ids: number[]): Promise<Uint32Array> {
 
 {
   const at = sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf");
-  testShared("synthq-q4_k_m.gguf: Q4_K weights in the lanes layout, logits as ggml's layout gives them, 1 and 2 threads", [at], async () => {
-    const natural = await loadModel(at, { backend: new NaturalLayout(), threads: 1 });
-    const one = await loadModel(at, { threads: 1 });
-    const two = await loadModel(at, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }) });
-    try {
-      for (const m of [one, two]) {
-        const q4 = weightsOf(m).filter((w) => w.type === GGMLType.Q4_K);
-        assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), "every Q4_K weight is repacked into the lanes layout");
-      }
-      for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
-        const want = await promptLogits(natural, ids);
-        assertEquals([...(await promptLogits(one, ids))], [...want], `1 thread, ${ids.length} ids`);
-        assertEquals([...(await promptLogits(two, ids))], [...want], `2 threads, ${ids.length} ids`);
-      }
-      // one decode step after a prompt (T = 1 through the lanes kernel), alone and on 2 threads
-      const step = async (m: Model) => {
-        const seq = m.newSequence();
-        try {
-          await m.prefill(seq, [1, 50, 60]);
-          return new Uint32Array((await m.prefill(seq, [70])).slice().buffer);
-        } finally {
-          m.releaseSequence(seq);
+  testShared(
+    "synthq-q4_k_m.gguf: Q4_K weights in the lanes layout, logits as ggml's layout gives them, 1 and 2 threads",
+    [at],
+    async () => {
+      const natural = await loadModel(at, { backend: new NaturalLayout(), threads: 1 });
+      const one = await loadModel(at, { threads: 1 });
+      const two = await loadModel(at, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }) });
+      try {
+        for (const m of [one, two]) {
+          const q4 = weightsOf(m).filter((w) => w.type === GGMLType.Q4_K);
+          assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), "every Q4_K weight is repacked into the lanes layout");
         }
-      };
-      const want = await step(natural);
-      assertEquals([...(await step(one))], [...want], "decode step, 1 thread");
-      assertEquals([...(await step(two))], [...want], "decode step, 2 threads");
-    } finally {
-      await natural.close();
-      await one.close();
-      await two.close();
-    }
-  });
+        for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
+          const want = await promptLogits(natural, ids);
+          assertEquals([...(await promptLogits(one, ids))], [...want], `1 thread, ${ids.length} ids`);
+          assertEquals([...(await promptLogits(two, ids))], [...want], `2 threads, ${ids.length} ids`);
+        }
+        // two greedy decode steps after a prompt (T = 1 through the lanes kernel)
+        const steps = async (m: Model) => {
+          const seq = m.newSequence(), all: number[] = [];
+          try {
+            let logits = await m.prefill(seq, [1, 50, 60]);
+            for (let step = 0; step < 2; step++) {
+              let best = 0;
+              for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+              logits = await m.decodeOne(seq, best);
+              all.push(...new Uint32Array(logits.slice().buffer));
+            }
+            return all;
+          } finally {
+            m.releaseSequence(seq);
+          }
+        };
+        const want = await steps(natural);
+        assertEquals(await steps(one), want, "decode steps, 1 thread");
+        assertEquals(await steps(two), want, "decode steps, 2 threads");
+      } finally {
+        await natural.close();
+        await one.close();
+        await two.close();
+      }
+    },
+  );
 }
