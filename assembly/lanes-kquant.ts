@@ -110,11 +110,16 @@ export function repack_q4_k_lanes(w: usize, n: i32, d: i32, tmp: usize): void {
         for (let c2: usize = 0; c2 < 4; c2++) {
           const v = o + 64 + (((j << 2) + c2) << 4);
           for (let i: usize = 0; i < 4; i++) {
-            const s = tmp + i * ws + <usize>b * WB + 16 + ((j >> 1) << 5);
-            for (let idx: usize = 0; idx < 4; idx++) {
-              const lo = (<u32>load<u8>(s + elemOf(c2 << 1, idx)) >> sh) & 15;
-              const hi = (<u32>load<u8>(s + elemOf((c2 << 1) + 1, idx)) >> sh) & 15;
-              store<u8>(v + lanePos(i, idx), lo | (hi << 4));
+            // elements 4c2 + {0, 1, 16, 17} (chunk 2c2, low nibbles) and 4c2 + {2, 3, 18, 19} (chunk 2c2 + 1, high)
+            const s = tmp + i * ws + <usize>b * WB + 16 + ((j >> 1) << 5) + (c2 << 2);
+            const lo = (<u32>load<u16>(s) | (<u32>load<u16>(s + 16) << 16)) >> sh;
+            const hi = (<u32>load<u16>(s + 2) | (<u32>load<u16>(s + 18) << 16)) >> sh;
+            const x = (lo & 0x0f0f0f0f) | ((hi & 0x0f0f0f0f) << 4); // bytes: weights idx 0..3 in the relaxed order
+            if (RELAXED) store<u32>(v + (i << 2), x);
+            else {
+              // plain (lanePos, elemOf): elements 2c, 2c + 1, 16 + 2c, 17 + 2c (bytes 0..3 of x) at 2i, 2i + 8, 2i + 1, 2i + 9
+              store<u16>(v + (i << 1), (x & 0xff) | ((x >> 8) & 0xff00));
+              store<u16>(v + (i << 1) + 8, ((x >> 8) & 0xff) | ((x >> 16) & 0xff00));
             }
           }
         }
