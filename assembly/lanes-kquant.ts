@@ -251,12 +251,13 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
- * QN quads (QN = 4 or 1; qs: bytes between quads) against one activation row q (T = 1): 4 * QN outputs at out.
+ * QN quads (QN = 4 or 1; qs: bytes between quads) against one activation row q (T = 1): 4 * QN outputs, quad k's
+ * at out + k * oqs.
  * Per sub-block, each quad's i16 sums take 8 dot products (16 products a lane: 16 * 15 * 128 < 2^15) and are
  * widened once by pmaddwd with the quad's scales.
  */
 // @ts-ignore: decorator
-@inline function band(out: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
+@inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
   // constants from an opaque zero (z), so that V8 keeps them in registers (see quant-matmul.ts)
   const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
@@ -302,9 +303,9 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   }
   v128.store(out, a0);
   if (QN > 1) {
-    v128.store(out + 16, a1);
-    v128.store(out + 32, a2);
-    v128.store(out + 48, a3);
+    v128.store(out + oqs, a1);
+    v128.store(out + 2 * oqs, a2);
+    v128.store(out + 3 * oqs, a3);
   }
 }
 
@@ -411,7 +412,8 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 /**
  * out[t*d + r] = W[r] . xq[t] for r in [r0, r1), t < T: W in the lanes layout (repack_q4_k_lanes), xq KX
  * Q8_K activations (quantize_q8_kx), as matmul_q4_kx. r0 and r1 fall on quad boundaries (multiples of 4) or
- * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: 16 rows per pass, then single quads. T > 1:
+ * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: 16 rows per pass (four quads from four bands), then
+ * single quads. T > 1:
  * activation rows in chunks that stay in L1 (gemmChunk), each pair of quads passing over a chunk two rows at
  * a time (tile22: 1.04-1.08x the one-quad, four-row tile in V8, even in JavaScriptCore), a last quad four rows at a time.
  */
@@ -420,9 +422,14 @@ export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
   const ws: usize = <usize>nb * WB, as: usize = <usize>nb * AB, od: usize = <usize>d << 2;
   const d4 = d & ~3, e = min(r1, d4);
   if (T == 1) {
-    let r = r0;
-    for (; r + 16 <= e; r += 16) band(out + (<usize>r << 2), xq, w + <usize>r * ws, nb, ws << 2, z, 4);
-    for (; r + 4 <= e; r += 4) band(out + (<usize>r << 2), xq, w + <usize>r * ws, nb, ws << 2, z, 1);
+    // four quads from four far-apart bands of the range, as matmul_q4_kx takes rows: four sequential streams
+    // through memory (adjacent quads, read in turn, ran at 0.65-0.8x with the weights coming from DRAM)
+    const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
+    for (let g = 0; g < qn; g++) {
+      const r = r0 + 4 * g;
+      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4);
+    }
+    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
   } else {
     const chunk = gemmChunk(as);
     for (let t0 = 0; t0 < T; t0 += chunk) {
