@@ -8,3 +8,4 @@ export * from "./kv16";
 export * from "./variants";
 export * from "./lanes-q8_0";
 export * from "./lanes-q4_0";
+export * from "./lanes-kquant";

@@ -1,8 +1,8 @@
 /**
- * Decode with and without the KX repack of Q6_K and Q4_K weights (src/quant/kernels.ts KX_KERNELS), in one
- * process: the same synthetic stories110M-shaped file loaded three times, by a WASM backend that keeps ggml's
- * layout, one that repacks only Q6_K (the KX repack before Q4_K had one) and one that repacks both, stepped in
- * alternation (1 thread). Prints each one's best ms per token and the ratios; the logits are bit-identical
+ * Decode with and without the repack of Q6_K (KX) and Q4_K (lanes; KX before) weights (src/quant/kernels.ts
+ * KX_KERNELS, LANES_KERNELS), in one process: the same synthetic stories110M-shaped file loaded four times, by a
+ * WASM backend that keeps ggml's layout, one that repacks only Q6_K (the KX repack before Q4_K had one), one
+ * that repacks Q4_K to KX (before the lanes layout) and the default one, stepped in alternation (1 thread). Prints each one's best ms per token and the ratios; the logits are bit-identical
  * (tests/kquant-kx.test.ts).
  *
  *   deno run -A bench/kx-decode.ts [--types Q4_0,Q4_K_M] [--rounds 3] [--steps 32]
@@ -16,7 +16,8 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { benchArgs } from "./cli.ts";
 
-const USAGE = `Decode ms per token, weights repacked at load (KX: Q6_K and Q4_K; Q6_K only) and in ggml's layout, same process, 1 thread.
+const USAGE =
+  `Decode ms per token, weights repacked at load (Q6_K KX and Q4_K lanes; Q6_K only; Q4_K KX) and in ggml's layout, same process, 1 thread.
 
   deno run -A bench/kx-decode.ts [options]        bun bench/kx-decode.ts [options]
 
@@ -47,6 +48,15 @@ class Q6Only extends WasmBackend {
   }
 }
 
+/** A WASM backend that repacks Q4_K weights into KX, as before the lanes layout (assembly/lanes-kquant.ts) took them. */
+class Q4KX extends WasmBackend {
+  override prepareWeight(w: Weight): void {
+    if (w.type !== GGMLType.Q4_K || w.cols % 256 !== 0) return super.prepareWeight(w);
+    this.kernels.repack_q4_kx(w.ptr, w.bytes / 144, this.matmulScratch);
+    w.layout = "kx";
+  }
+}
+
 /** ms per decode step over `steps` greedy steps after a 16-id prompt. */
 async function decodeMs(model: Model): Promise<number> {
   const seq = model.newSequence();
@@ -64,23 +74,27 @@ async function decodeMs(model: Model): Promise<number> {
   }
 }
 
-console.log(`kvasm decode, Q6_K and Q4_K repacked (KX) vs ggml's layout, same process, ${new Date().toISOString()}`);
+console.log(`kvasm decode, Q6_K and Q4_K repacked (KX; Q4_K lanes) vs ggml's layout, same process, ${new Date().toISOString()}`);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const kx = await loadModel(file, { backend: new WasmBackend(), threads: 1 });
   const natural = await loadModel(file, { backend: new NaturalLayout(), threads: 1 });
   const q6 = await loadModel(file, { backend: new Q6Only(), threads: 1 });
-  let a = Infinity, b = Infinity, c = Infinity;
+  const q4kx = await loadModel(file, { backend: new Q4KX(), threads: 1 });
+  let a = Infinity, b = Infinity, c = Infinity, e = Infinity;
   for (let r = 0; r < rounds; r++) {
     b = Math.min(b, await decodeMs(natural));
     c = Math.min(c, await decodeMs(q6));
+    e = Math.min(e, await decodeMs(q4kx));
     a = Math.min(a, await decodeMs(kx));
   }
   console.log(
-    `${type}: ggml layout ${b.toFixed(2)} ms/token, Q6_K KX only ${c.toFixed(2)}, Q6_K+Q4_K KX ${a.toFixed(2)}; ` +
-      `speed-up ${(b / a).toFixed(3)}x (Q4_K's repack alone: ${(c / a).toFixed(3)}x)`,
+    `${type}: ggml layout ${b.toFixed(2)} ms/token, Q6_K KX only ${c.toFixed(2)}, Q6_K+Q4_K KX ${e.toFixed(2)}, ` +
+      `Q6_K KX + Q4_K lanes (default) ${a.toFixed(2)}; speed-up ${(b / a).toFixed(3)}x (Q4_K's repack alone: ${(c / a).toFixed(3)}x; ` +
+      `lanes over KX: ${(e / a).toFixed(3)}x)`,
   );
   await kx.close();
   await q6.close();
+  await q4kx.close();
   await natural.close();
 }

@@ -9,7 +9,7 @@
  *   ... --build DIR                      the builds in DIR instead of build/
  *   ... --baseline DIR [--T 1,128]     also times DIR/kvasm-relaxed.wasm (an earlier build) in the same run,
  *                                      and reports each kernel's fastest call (a loaded host only slows calls)
- * Types with a KX layout (Q6_K, Q4_K: KX_KERNELS in src/quant/kernels.ts) or a lanes layout (LANES_KERNELS: Q8_0) are
+ * Types with a KX layout (Q6_K, Q4_K: KX_KERNELS in src/quant/kernels.ts) or a lanes layout (LANES_KERNELS: Q8_0, Q4_K) are
  * also timed as the WASM backend runs them, on a repacked copy (rows relaxed-kx, plain-kx, relaxed-lanes, plain-lanes;
  * "kx/natural", "lanes/natural": the same build's natural kernel's time over its own).
  */

@@ -229,7 +229,7 @@ async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> 
 
 for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
   const at = sharedPath("models", "synthetic-quants", file);
-  testShared(`${file}: Q6_K, Q4_K weights repacked to KX at load (not under ggmlOrder), logits as without the repack`, [at], async () => {
+  testShared(`${file}: Q6_K repacked to KX, Q4_K to lanes at load (not ggmlOrder), logits as without the repack`, [at], async () => {
     const kx = new WasmBackend(), natural = new NaturalLayout();
     const a = await loadModel(at, { backend: kx, threads: 1 });
     const n = await loadModel(at, { backend: natural, threads: 1 });
@@ -238,7 +238,8 @@ for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
       const q6 = weightsOf(a).filter((w) => w.type === GGMLType.Q6_K);
       assert(q6.length > 0 && q6.every((w) => w.layout === "kx"), "every Q6_K weight is repacked");
       const q4 = weightsOf(a).filter((w) => w.type === GGMLType.Q4_K);
-      assert(q4.every((w) => w.layout === "kx"), "every Q4_K weight is repacked");
+      // (the lanes layout replaced KX for Q4_K: tests/lanes-kquant.test.ts)
+      assert(q4.every((w) => w.layout === "lanes"), "every Q4_K weight is repacked (lanes)");
       if (file.includes("q4_k")) assert(q4.length > 0, `${file} has Q4_K weights`);
       assert(weightsOf(exact).every((w) => w.layout === undefined), "ggmlOrder keeps ggml's layout");
       for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {

@@ -200,6 +200,11 @@ export const KERNEL_SPEC = {
   matmul_q8_0_lanes: QMATMUL,
   repack_q8_0_lanes: REPACK_LANES,
   dequantize_q8_0_lanes: DEQUANTIZE_LANES,
+  // assembly/lanes-kquant.ts: Q4_K in the lanes layout (quads of rows interleaved; KX Q8_K activations, as matmul_q4_kx)
+  matmul_q4_k_lanes: QMATMUL,
+  // (the d % 4 last rows are in the KX layout, where matmul_q4_k_lanes and dequantize_q4_k_lanes read them)
+  repack_q4_k_lanes: REPACK_LANES,
+  dequantize_q4_k_lanes: DEQUANTIZE_LANES,
   // assembly/kv.ts (kv_load_*: tests and debugging)
   kv_store_q8: KV_STORE_BLOCKED,
   kv_load_q8: KV_LOAD_BLOCKED,

@@ -155,6 +155,18 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
       rowGroup: 4,
     }] as const,
   ]),
+  // assembly/lanes-kquant.ts: quads of rows, 4 weights of each per 16-byte vector, scales and mins of 4 rows
+  // decoded together; KX Q8_K activations, as matmul_q4_kx (so Q6_K's KX weights share them); the d % 4 last
+  // rows are KX, not natural
+  [GGMLType.Q4_K, {
+    type: GGMLType.Q4_K,
+    actType: GGMLType.Q8_K,
+    quantize: "quantize_q8_kx",
+    matmul: "matmul_q4_k_lanes",
+    repack: "repack_q4_k_lanes",
+    dequantize: "dequantize_q4_k_lanes",
+    rowGroup: 4,
+  }],
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */

@@ -1,0 +1,84 @@
+/**
+ * Q4_K's share of a decode step in the lanes layout (assembly/lanes-kquant.ts) against KX, in the model: the same
+ * synthetic stories110M-shaped Q4_K_M file loaded twice in one process (default backend: Q4_K lanes; one that
+ * repacks Q4_K to KX as before), one decode step of each in alternation, each step timed by the backend's
+ * OpProfile; prints the fastest and median ms of the Q4_K matmuls, of the other ops and of the whole step.
+ *
+ *   deno run -A bench/lanes-kquant-decode.ts [--steps 80]        bun bench/lanes-kquant-decode.ts
+ */
+import { benchArgs } from "./cli.ts";
+import { ensureSyntheticModel } from "./synthetic.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { OpProfile } from "../src/backends/op-profile.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
+/** Q4_K repacked to KX, as before the lanes layout took it. */
+class Q4KX extends WasmBackend {
+  override prepareWeight(w: Weight): void {
+    if (w.type !== GGMLType.Q4_K || w.cols % 256 !== 0) return super.prepareWeight(w);
+    this.kernels.repack_q4_kx(w.ptr, w.bytes / 144, this.matmulScratch);
+    w.layout = "kx";
+  }
+}
+const { values: opts } = benchArgs(
+  `Q4_K matmuls of a decode step, lanes layout against KX, same process, 1 thread (the synthetic Q4_K_M file).
+
+  deno run -A bench/lanes-kquant-decode.ts [options]        bun bench/lanes-kquant-decode.ts [options]
+
+  --steps N      decode steps of each model, in alternation (default 80)
+  -h, --help     this text`,
+  { options: { steps: { type: "string", default: "80" }, help: { type: "boolean", short: "h" } } },
+);
+const steps = Number(opts.steps), mid = steps >> 1;
+const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
+const bl = new WasmBackend(), bk = new Q4KX();
+const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadModel(file, { backend: bk, threads: 1 });
+const sl = ml.newSequence(), sk = mk.newSequence();
+const prompt = Array.from({ length: 16 }, (_, i) => 1 + i * 7);
+let ll = await ml.prefill(sl, prompt), lk = await mk.prefill(sk, prompt);
+const argmax = (l: Float32Array) => {
+  let b = 0;
+  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
+  return b;
+};
+const q4 = (p: OpProfile) => {
+  let s = 0, o = 0;
+  for (const [k, v] of p.totals) {
+    if (k.startsWith("matmul Q4_K")) s += v.ms;
+    else o += v.ms;
+  }
+  return [s, o];
+};
+const res = { lanes: [] as number[][], kx: [] as number[][] };
+for (let step = 0; step < steps; step++) {
+  for (const which of (step & 1) ? ["kx", "lanes"] : ["lanes", "kx"]) {
+    const b = which === "lanes" ? bl : bk, p = new OpProfile();
+    b.profile = p;
+    const t0 = performance.now();
+    if (which === "lanes") ll = await ml.decodeOne(sl, argmax(ll));
+    else lk = await mk.decodeOne(sk, argmax(lk));
+    const t = performance.now() - t0;
+    b.profile = null;
+    res[which as "lanes" | "kx"].push([...q4(p), t]);
+  }
+}
+console.log(`Q4_K_M decode, Q4_K lanes vs KX, ${steps} steps each, ${new Date().toISOString()}`);
+for (const w of ["lanes", "kx"] as const) {
+  const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
+  console.log(
+    `${w}: Q4_K matmuls per step min ${cols[0][0].toFixed(2)} median ${cols[0][mid].toFixed(2)} ms; other ops min ${
+      cols[1][0].toFixed(2)
+    } median ${cols[1][mid].toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${cols[2][mid].toFixed(2)}`,
+  );
+}
+console.log(
+  `lanes / KX, fastest step's Q4_K matmuls: ${
+    (Math.min(...res.kx.map((r) => r[0])) / Math.min(...res.lanes.map((r) => r[0]))).toFixed(2)
+  }x`,
+);
+ml.releaseSequence(sl);
+mk.releaseSequence(sk);
+await ml.close();
+await mk.close();

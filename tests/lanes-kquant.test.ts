@@ -1,0 +1,258 @@
+/**
+ * Q4_K in the lanes layout (assembly/lanes-kquant.ts): weights repacked quad by quad (the d % 4 last rows to
+ * KX) and the KX-ordered Q8_K activations give matmul_q4_k's results bit for bit (T = 1, 3, 5, 37, row ranges
+ * split on quad boundaries, each batched row equal to the row alone) and dequantize_q4_k's rows, in both builds;
+ * and a loaded Q4_K_M model computes the same logits with the repack as without it, on 1 and 2 threads.
+ */
+import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { Kernels } from "../src/kernels/spec.ts";
+import { f32ToF16 } from "../src/quant/half.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
+
+const BUILDS = ["simd", "relaxed"] as const;
+const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
+const kernels: Record<string, Kernels> = {};
+for (const b of BUILDS) {
+  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
+  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
+}
+const AB = 292, QB = 144; // Q8_K and Q4_K block bytes
+
+function xorshift(seed: number) {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+/** d rows of n Q4_K weights: random nibbles and 6-bit scales and mins (every bit pattern), small f16 d and dmin. */
+function q4kRows(n: number, d: number, seed: number): Uint8Array {
+  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * QB);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
+  const v = new DataView(out.buffer);
+  for (let p = 0; p < out.length; p += QB) {
+    v.setUint16(p, f32ToF16((u() < 0.2 ? -1 : 1) * (0.001 + 0.01 * u())), true);
+    v.setUint16(p + 2, f32ToF16(0.001 + 0.01 * u()), true);
+  }
+  return out;
+}
+
+/** T rows of n activations, with an all-zero superblock, one whose largest magnitude is positive, one with every a = -max. */
+function activations(n: number, T: number, seed: number): Float32Array {
+  const u = xorshift(seed), x = new Float32Array(n * T);
+  for (let i = 0; i < x.length; i++) x[i] = (u() - 0.5) * 4;
+  x.fill(0, 256, 512);
+  if (n * T >= 1024) x[700] = 9;
+  if (n * T >= 1280) x.fill(-3, 1024, 1280);
+  return x;
+}
+
+const W = 1 << 16, W2 = 4 << 20, X = 8 << 20, X2 = 9 << 20, XF = 10 << 20, O = 12 << 20, O2 = 14 << 20, TMP = 15 << 20;
+const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
+const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
+
+/** Natural Q4_K weights at W, the same repacked into build b's lanes layout at W2. */
+function place(b: string, n: number, d: number, seed: number): void {
+  const w = q4kRows(n, d, seed);
+  u8(W, w.length).set(w);
+  u8(W2, w.length).set(w);
+  kernels[b].repack_q4_k_lanes(W2, n, d, TMP);
+}
+
+for (const b of BUILDS) {
+  test(`repack_q4_k_lanes (${b}): the same bytes rearranged, quads interleaved, the last d % 4 rows as repack_q4_kx writes them`, () => {
+    const k = kernels[b], n = 512, d = 7;
+    place(b, n, d, 3);
+    const nat = u8(W, d * 2 * QB).slice(), lanes = u8(W2, d * 2 * QB).slice();
+    // a quad superblock holds its four rows' nibbles: the same multiset of values
+    const count = (bytes: Uint8Array) => {
+      const c = new Array(16).fill(0);
+      for (const v of bytes) c[v & 15]++, c[v >> 4]++;
+      return c.join();
+    };
+    for (let blk = 0; blk < 2; blk++) {
+      const mine = lanes.subarray(blk * 576 + 64, blk * 576 + 576);
+      const theirs = [0, 1, 2, 3].flatMap((r) => [...nat.subarray((2 * r + blk) * QB + 16, (2 * r + blk + 1) * QB)]);
+      assertEquals(count(mine), count(new Uint8Array(theirs)), `quad 0 superblock ${blk}: the same nibbles`);
+      for (let r = 0; r < 4; r++) {
+        const dAt = (2 * r + blk) * QB;
+        assertEquals([...lanes.subarray(blk * 576 + 2 * r, blk * 576 + 2 * r + 2)], [...nat.subarray(dAt, dAt + 2)], `d of row ${r}`);
+        assertEquals([...lanes.subarray(blk * 576 + 8 + 2 * r, blk * 576 + 10 + 2 * r)], [...nat.subarray(dAt + 2, dAt + 4)], `dmin`);
+      }
+    }
+    u8(W2 + 4 * 2 * QB, 3 * 2 * QB).set(nat.subarray(4 * 2 * QB));
+    k.repack_q4_kx(W2 + 4 * 2 * QB, 3 * 2, TMP);
+    const tail = u8(W2 + 4 * 2 * QB, 3 * 2 * QB).slice();
+    place(b, n, d, 3);
+    assertEquals([...u8(W2 + 4 * 2 * QB, 3 * 2 * QB)], [...tail], "rows 4..6 in the KX layout");
+  });
+
+  test(`dequantize_q4_k_lanes (${b}): every row as dequantize_q4_k gives it from the natural bytes, bit for bit`, () => {
+    const k = kernels[b], n = 768;
+    for (const d of [4, 7, 9]) {
+      place(b, n, d, 13 + d);
+      for (let r = 0; r < d; r++) {
+        k.dequantize_q4_k(O, W + r * 3 * QB, n);
+        k.dequantize_q4_k_lanes(O2, W2, n, r, d);
+        assertEquals([...u32(O2, n)], [...u32(O, n)], `d ${d} row ${r}`);
+      }
+    }
+  });
+
+  test(`matmul_q4_k_lanes (${b}): matmul_q4_k's floats bit for bit, T = 1, 3, 5, 37, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
+    const k = kernels[b];
+    for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]]) {
+      place(b, n, d, 3 * n + d + T);
+      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
+      k.quantize_q8_k(X, XF, n, T);
+      k.quantize_q8_kx(X2, XF, n, T);
+      k.matmul_q4_k(O, X, W, n, d, T, 0, d);
+      const want = u32(O, d * T);
+      k.matmul_q4_k_lanes(O2, X2, W2, n, d, T, 0, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
+      // row ranges on quad boundaries (as the thread pool's aligned chunks), the last one ending at d
+      for (const cuts of [[0, 4, d], [0, 16, d], [0, 4, 12, 24, d]]) {
+        if (cuts.some((c, i) => i > 0 && c <= cuts[i - 1])) continue;
+        u8(O2, d * T * 4).fill(0);
+        for (let i = 0; i + 1 < cuts.length; i++) k.matmul_q4_k_lanes(O2, X2, W2, n, d, T, cuts[i], cuts[i + 1]);
+        assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at ${cuts.join(", ")}`);
+      }
+      if (T > 1) {
+        // batch invariance: each activation row alone gives its batched row
+        for (let t = 0; t < T; t++) {
+          k.matmul_q4_k_lanes(O2, X2 + t * (n / 256) * AB, W2, n, d, 1, 0, d);
+          assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `n ${n} d ${d} row ${t} of ${T} alone`);
+        }
+      }
+    }
+  });
+}
+
+/** A WASM backend that leaves every weight in ggml's layout. */
+class NaturalLayout extends WasmBackend {
+  override prepareWeight(_w: Weight): void {}
+}
+
+/**
+ * A d x n Q4_K weight (random bytes, q4kRows) in a fresh backend with its matmul scratch as the loader sizes it,
+ * prepared as at load; then its matmul of T activation rows and every row through embed (in reverse order).
+ */
+async function outputs(backend: WasmBackend, n: number, d: number, T: number) {
+  const bytes = (n / 256) * QB * d, scratchBytes = backend.matmulScratchBytes(GGMLType.Q4_K, n, T);
+  await backend.init(bytes + 4 * n * T + 4 * d * T + 4 * n * d + scratchBytes + (1 << 20));
+  try {
+    backend.setMatmulScratch(backend.alloc(scratchBytes, "matmul scratch"), scratchBytes);
+    const w: Weight = { name: "w", type: GGMLType.Q4_K, cols: n, rows: d, ptr: backend.alloc(bytes, "w"), bytes };
+    backend.write(w.ptr, q4kRows(n, d, 77));
+    backend.prepareWeight(w);
+    const x = backend.alloc(4 * n * T, "x"), out = backend.alloc(4 * d * T, "out"), ids = backend.alloc(4 * d, "ids");
+    const emb = backend.alloc(4 * n * d, "embeddings");
+    backend.write(x, activations(n, T, 9));
+    backend.write(ids, Int32Array.from({ length: d }, (_, i) => d - 1 - i));
+    const logits = new Float32Array(d * T), rows = new Float32Array(n * d);
+    backend.matmul(out, x, w, T);
+    await backend.read(out, logits);
+    backend.embed(emb, w, ids, d);
+    await backend.read(emb, rows);
+    return { layout: w.layout, logits: new Uint32Array(logits.buffer), rows: new Uint32Array(rows.buffer) };
+  } finally {
+    await backend.close();
+  }
+}
+
+test("a 103x512 Q4_K weight repacked at load (3 KX tail rows): the natural layout's matmul (T = 1, 5) and embedding rows, 1 and 2 threads", async () => {
+  for (const T of [1, 5]) {
+    const natural = await outputs(new NaturalLayout(), 512, 103, T);
+    const one = await outputs(new WasmBackend(), 512, 103, T);
+    const two = await outputs(new ThreadedWasmBackend({ threads: 2, minWork: 0 }), 512, 103, T);
+    assertEquals(natural.layout, undefined);
+    for (const [name, got] of [["1 thread", one], ["2 threads", two]] as const) {
+      assertEquals(got.layout, "lanes", name);
+      assertEquals([...got.logits], [...natural.logits], `${name}: matmul, T = ${T}`);
+      assertEquals([...got.rows], [...natural.rows], `${name}: embedding rows`);
+    }
+  }
+  const exact = await outputs(new WasmBackend({ ggmlOrder: true }), 512, 103, 1);
+  assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
+});
+
+/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
+function weightsOf(m: Model): Weight[] {
+  const out: Weight[] = [];
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if ("ptr" in v && "type" in v) out.push(v as Weight);
+    else for (const x of Object.values(v)) walk(x);
+  };
+  walk(m.weights);
+  return out;
+}
+
+async function promptLogits(model: Model, ids: number[]): Promise<Uint32Array> {
+  const seq = model.newSequence();
+  try {
+    return new Uint32Array((await model.prefill(seq, ids)).slice().buffer);
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+{
+  const at = sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf");
+  testShared(
+    "synthq-q4_k_m.gguf: Q4_K weights in the lanes layout, logits as ggml's layout gives them, 1 and 2 threads",
+    [at],
+    async () => {
+      const natural = await loadModel(at, { backend: new NaturalLayout(), threads: 1 });
+      const one = await loadModel(at, { threads: 1 });
+      const two = await loadModel(at, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }) });
+      try {
+        for (const m of [one, two]) {
+          const q4 = weightsOf(m).filter((w) => w.type === GGMLType.Q4_K);
+          assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), "every Q4_K weight is repacked into the lanes layout");
+        }
+        for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
+          const want = await promptLogits(natural, ids);
+          assertEquals([...(await promptLogits(one, ids))], [...want], `1 thread, ${ids.length} ids`);
+          assertEquals([...(await promptLogits(two, ids))], [...want], `2 threads, ${ids.length} ids`);
+        }
+        // two greedy decode steps after a prompt (T = 1 through the lanes kernel)
+        const steps = async (m: Model) => {
+          const seq = m.newSequence(), all: number[] = [];
+          try {
+            let logits = await m.prefill(seq, [1, 50, 60]);
+            for (let step = 0; step < 2; step++) {
+              let best = 0;
+              for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+              logits = await m.decodeOne(seq, best);
+              all.push(...new Uint32Array(logits.slice().buffer));
+            }
+            return all;
+          } finally {
+            m.releaseSequence(seq);
+          }
+        };
+        const want = await steps(natural);
+        assertEquals(await steps(one), want, "decode steps, 1 thread");
+        assertEquals(await steps(two), want, "decode steps, 2 threads");
+      } finally {
+        await natural.close();
+        await one.close();
+        await two.close();
+      }
+    },
+  );
+}
