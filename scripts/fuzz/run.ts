@@ -21,6 +21,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { CORPORA, type Corpus } from "./mutate.ts";
 
@@ -302,34 +303,64 @@ if (
   import.meta.main ??
     (typeof process !== "undefined" && process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1]))
 ) {
-  const argv = process.argv.slice(2);
-  const arg = (name: string) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 ? argv[i + 1] : undefined;
+  const { values: opt } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      runtime: { type: "string", default: "deno,bun" },
+      corpus: { type: "string", default: "all" },
+      seed: { type: "string", default: String(DEFAULT_SEED) },
+      count: { type: "string", default: "10000" },
+      seconds: { type: "string" },
+      batch: { type: "string", default: "250" },
+      only: { type: "string" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (opt.help) {
+    console.log(`Usage: deno run -A scripts/fuzz/run.ts [options]   (npm run fuzz -- [options])
+Loads seeded mutants of real model and tokenizer files, each in a child process under a watchdog, and
+classifies every outcome (ran, typed error; failures: untyped error, trap, hang, crash, memory growth).
+  --runtime LIST   deno,bun (default both)
+  --corpus LIST    ${CORPORA.join(",")} or all (default all)
+  --seed N         mutation seed (default ${DEFAULT_SEED})
+  --count N        mutants per corpus (default 10000)
+  --seconds S      stop starting batches after S seconds per runtime
+  --batch N        mutants per corpus a child runs per round (default 250)
+  --only INDEX     rebuild and run one mutant, printing its outcome
+  --json FILE      write the summaries as JSON
+Exit code 1 on any failure.`);
+    process.exit(0);
+  }
+  /** A flag's value as a non-negative integer, or a clear error naming the flag. */
+  const whole = (name: string, v: string) => {
+    const n = Number(v);
+    if (Number.isInteger(n) && n >= 0) return n;
+    console.error(`--${name}: expected a non-negative integer, got "${v}" (see --help)`);
+    process.exit(2);
   };
-  const corpusArg = arg("corpus") ?? "all";
-  const corpora = corpusArg === "all" ? CORPORA : corpusArg.split(",") as Corpus[];
+  const corpora = opt.corpus === "all" ? CORPORA : opt.corpus.split(",") as Corpus[];
   for (const c of corpora) if (!CORPORA.includes(c)) throw new Error(`--corpus: "${c}" is not one of ${CORPORA.join(", ")}`);
-  const only = arg("only");
-  const runtimes = (arg("runtime") ?? "deno,bun").split(",") as Runtime[];
+  const only = opt.only === undefined ? undefined : whole("only", opt.only);
+  const runtimes = opt.runtime.split(",") as Runtime[];
+  for (const r of runtimes) if (r !== "deno" && r !== "bun") throw new Error(`--runtime: "${r}" is not deno or bun`);
   let failed = false;
   const report: FuzzSummary[] = [];
   for (const runtime of runtimes) {
     const s = await fuzz({
       runtime,
       corpora,
-      seed: Number(arg("seed") ?? DEFAULT_SEED),
-      count: only !== undefined ? 1 : Number(arg("count") ?? 10000),
-      first: only !== undefined ? Number(only) : 0,
-      seconds: arg("seconds") !== undefined ? Number(arg("seconds")) : undefined,
-      batch: Number(arg("batch") ?? 250),
+      seed: whole("seed", opt.seed),
+      count: only !== undefined ? 1 : whole("count", opt.count),
+      first: only ?? 0,
+      seconds: opt.seconds === undefined ? undefined : whole("seconds", opt.seconds),
+      batch: Math.max(1, whole("batch", opt.batch)),
       onOutcome: only !== undefined ? (o) => console.log(JSON.stringify(o)) : undefined,
     });
     console.log(formatSummary(s));
     report.push(s);
     if (s.failures.length > 0) failed = true;
   }
-  const json = arg("json");
-  if (json) fs.writeFileSync(json, JSON.stringify(report, null, 1));
+  if (opt.json) fs.writeFileSync(opt.json, JSON.stringify(report, null, 1));
   process.exit(failed ? 1 : 0);
 }
