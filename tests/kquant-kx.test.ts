@@ -4,11 +4,8 @@
  * dequantization), in both builds; and a loaded model repacks its Q6_K and Q4_K weights outside ggmlOrder
  * and computes the same logits as without the repack.
  */
-import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
-import type { Kernels } from "../src/kernels/spec.ts";
+import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -16,26 +13,9 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 
-const BUILDS = ["simd", "relaxed"] as const;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
-const kernels: Record<string, Kernels> = {};
-for (const b of BUILDS) {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
-}
+const kernels = instantiateBuilds(memory);
 const QB = 210, AB = 292, Q4B = 144; // Q6_K, Q8_K and Q4_K block bytes
-
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 
 /** d rows of n Q6_K weights: random 6-bit values and i8 scales (the full range, -128 included), small f16 d. */
 function q6kRows(n: number, d: number, seed: number): Uint8Array {
@@ -72,7 +52,7 @@ const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
 const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
 
 /** Natural Q6_K weights at W, the same repacked by build b at W2. */
-function place(b: string, n: number, d: number, seed: number): void {
+function place(b: Build, n: number, d: number, seed: number): void {
   const w = q6kRows(n, d, seed);
   u8(W, w.length).set(w);
   u8(W2, w.length).set(w);
@@ -80,7 +60,7 @@ function place(b: string, n: number, d: number, seed: number): void {
 }
 
 /** Natural Q4_K weights at W, the same repacked by build b at W2. */
-function place4(b: string, n: number, d: number, seed: number): void {
+function place4(b: Build, n: number, d: number, seed: number): void {
   const w = q4kRows(n, d, seed);
   u8(W, w.length).set(w);
   u8(W2, w.length).set(w);
@@ -88,7 +68,7 @@ function place4(b: string, n: number, d: number, seed: number): void {
 }
 
 /** The natural element of each byte of a KX half's 128 bytes (chunk c, byte j): the order the build documents. */
-function kxOrder(b: string): number[] {
+function kxOrder(b: Build): number[] {
   const out: number[] = [];
   for (let c = 0; c < 8; c++) {
     for (let j = 0; j < 16; j++) out.push(b === "relaxed" ? 16 * (j >> 1) + 2 * c + (j & 1) : 16 * (j & 7) + 2 * c + (j >> 3));

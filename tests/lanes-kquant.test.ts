@@ -4,11 +4,8 @@
  * split on quad boundaries, each batched row equal to the row alone) and dequantize_q4_k's rows, in both builds;
  * and a loaded Q4_K_M model computes the same logits with the repack as without it, on 1 and 2 threads.
  */
-import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
-import type { Kernels } from "../src/kernels/spec.ts";
+import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -17,26 +14,9 @@ import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 
-const BUILDS = ["simd", "relaxed"] as const;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
-const kernels: Record<string, Kernels> = {};
-for (const b of BUILDS) {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
-}
+const kernels = instantiateBuilds(memory);
 const AB = 292, QB = 144; // Q8_K and Q4_K block bytes
-
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 
 /** d rows of n Q4_K weights: random nibbles and 6-bit scales and mins (every bit pattern), small f16 d and dmin. */
 function q4kRows(n: number, d: number, seed: number): Uint8Array {
@@ -65,7 +45,7 @@ const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
 const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
 
 /** Natural Q4_K weights at W, the same repacked into build b's lanes layout at W2. */
-function place(b: string, n: number, d: number, seed: number): void {
+function place(b: Build, n: number, d: number, seed: number): void {
   const w = q4kRows(n, d, seed);
   u8(W, w.length).set(w);
   u8(W2, w.length).set(w);

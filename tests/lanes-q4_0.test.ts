@@ -5,11 +5,8 @@
  * the natural row, the repack puts each byte where the header says, in both builds; and a loaded model repacks its
  * Q4_0 weights outside ggmlOrder (not under Bun) and computes the same logits as without the repack, on 1 and 2 threads.
  */
-import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
-import type { Kernels } from "../src/kernels/spec.ts";
+import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -18,26 +15,9 @@ import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { LANES_KERNELS } from "../src/quant/kernels.ts";
 
-const BUILDS = ["simd", "relaxed"] as const;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
-const kernels: Record<string, Kernels> = {};
-for (const b of BUILDS) {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
-}
+const kernels = instantiateBuilds(memory);
 const WB = 18, AB = 40; // Q4_0 and Q8_S block bytes
-
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 
 /** d rows of n Q4_0 weights: every nibble value, f16 scales of both signs (a few zero). */
 function q4Rows(n: number, d: number, seed: number): Uint8Array {
@@ -65,7 +45,7 @@ const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
 const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
 
 /** Natural Q4_0 weights at W, the same repacked by build b at W2; returns the natural bytes. */
-function place(b: string, n: number, d: number, seed: number): Uint8Array {
+function place(b: Build, n: number, d: number, seed: number): Uint8Array {
   const w = q4Rows(n, d, seed);
   u8(W, w.length).set(w);
   u8(W2, w.length).set(w);
@@ -74,7 +54,7 @@ function place(b: string, n: number, d: number, seed: number): Uint8Array {
 }
 
 /** Byte offset in a quad's block of row r's qs[j] (header of assembly/lanes-q4_0.ts): vector j >> 2, the build's order. */
-function lanesByte(b: string, r: number, j: number): number {
+function lanesByte(b: Build, r: number, j: number): number {
   const k = j & 3;
   return 8 + 16 * (j >> 2) + 4 * r + (b === "relaxed" ? k : [0, 2, 1, 3][k]);
 }

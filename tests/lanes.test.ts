@@ -6,11 +6,8 @@
  * gives the natural one's matmul and embedding rows (row counts not a multiple of the group included), on one
  * thread and two; a loaded Q8_0 model's logits are those of the same model without the repack.
  */
-import { assert, assertEquals, REPO, sharedPath, test, testShared } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
-import type { Kernels } from "../src/kernels/spec.ts";
+import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { ROW_ALIGN } from "../src/kernels/spec.ts";
 import { f32ToF16 } from "../src/quant/half.ts";
 import { LANES_KERNELS } from "../src/quant/kernels.ts";
@@ -25,26 +22,9 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { rowView } from "../src/architectures/blocks.ts";
 import { UnsupportedError } from "../src/errors.ts";
 
-const BUILDS = ["simd", "relaxed"] as const;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
-const kernels: Record<string, Kernels> = {};
-for (const b of BUILDS) {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  kernels[b] = checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b);
-}
+const kernels = instantiateBuilds(memory);
 const QB = 34, SB = 40; // Q8_0 and Q8_S block bytes
-
-function xorshift(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 
 /** d rows of n Q8_0 weights as llama.cpp's quantizer writes them: values -127..127 (the ends included), small f16 d. */
 function q8Rows(n: number, d: number, seed: number): Uint8Array {
@@ -71,7 +51,7 @@ const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
 const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
 
 /** Natural Q8_0 weights at W, the same repacked by build b at W2. */
-function place(b: string, n: number, d: number, seed: number): Uint8Array {
+function place(b: Build, n: number, d: number, seed: number): Uint8Array {
   const w = q8Rows(n, d, seed);
   u8(W, w.length).set(w);
   u8(W2, w.length).set(w);
