@@ -111,6 +111,39 @@ fn ld_clamped(at: u32, i: u32, V: u32) -> f32 { return ldf(at + min(i, V - 1u));
 
 /** A weight's share of the top-p masses at thresholds t (bit patterns): w where its bits reach t, else 0. */
 fn mass_at(w: f32, t: vec4<u32>) -> vec4<f32> { return select(vec4<f32>(0.0), vec4<f32>(w), vec4<u32>(bitcast<u32>(w)) >= t); }
+// The weights' mass at or above each of 8 thresholds (ta, tb: their bit patterns), summed over the workgroup into ra[0]
+// and rb[0]: each thread adds its weights in index order with eight loads in flight, then a tree in a fixed order, so
+// every caller's sums are bit-identical. Call it from uniform control flow (it has barriers).
+fn mass8(li: u32, wb: u32, V: u32, ta: vec4<u32>, tb: vec4<u32>) {
+  var sa = vec4<f32>(0.0);
+  var sb = vec4<f32>(0.0);
+  for (var i0 = li; i0 < V; i0 += 8u * WG) {
+    // past the end: a zero weight, whose bits (0) are below every threshold (lo >= 1), adds exactly 0
+    let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+    let ids2 = ids + vec4<u32>(4u * WG);
+    let wa = select(vec4<f32>(0.0),
+      vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
+      ids < vec4<u32>(V));
+    let wz = select(vec4<f32>(0.0),
+      vec4<f32>(ld_clamped(wb, ids2.x, V), ld_clamped(wb, ids2.y, V), ld_clamped(wb, ids2.z, V), ld_clamped(wb, ids2.w, V)),
+      ids2 < vec4<u32>(V));
+    sa += mass_at(wa.x, ta); sb += mass_at(wa.x, tb);
+    sa += mass_at(wa.y, ta); sb += mass_at(wa.y, tb);
+    sa += mass_at(wa.z, ta); sb += mass_at(wa.z, tb);
+    sa += mass_at(wa.w, ta); sb += mass_at(wa.w, tb);
+    sa += mass_at(wz.x, ta); sb += mass_at(wz.x, tb);
+    sa += mass_at(wz.y, ta); sb += mass_at(wz.y, tb);
+    sa += mass_at(wz.z, ta); sb += mass_at(wz.z, tb);
+    sa += mass_at(wz.w, ta); sb += mass_at(wz.w, tb);
+  }
+  ra[li] = sa;
+  rb[li] = sb;
+  workgroupBarrier();
+  for (var h = 128u; h > 0u; h >>= 1u) {
+    if (li < h) { ra[li] = ra[li] + ra[li + h]; rb[li] = rb[li] + rb[li + h]; }
+    workgroupBarrier();
+  }
+}
 
 /** A logit's weight at the temperature: exactly 1 at the max, 0 at -inf. */
 fn weight_of(x: f32, mx: f32, temp: f32) -> f32 {
@@ -251,35 +284,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
       let step = (hi - lo + 7u) / 8u;
       let ta = min(vec4<u32>(hi), lo + step * vec4<u32>(1u, 2u, 3u, 4u));
       let tb = min(vec4<u32>(hi), lo + step * vec4<u32>(5u, 6u, 7u, 8u));
-      var sa = vec4<f32>(0.0);
-      var sb = vec4<f32>(0.0);
-      // the search's passes are most of the sampler's time: eight loads in flight here
-      for (var i0 = li; i0 < V; i0 += 8u * WG) {
-        // past the end: a zero weight, whose bits (0) are below every threshold (lo >= 1), adds exactly 0
-        let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
-        let ids2 = ids + vec4<u32>(4u * WG);
-        let wa = select(vec4<f32>(0.0),
-          vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
-          ids < vec4<u32>(V));
-        let wz = select(vec4<f32>(0.0),
-          vec4<f32>(ld_clamped(wb, ids2.x, V), ld_clamped(wb, ids2.y, V), ld_clamped(wb, ids2.z, V), ld_clamped(wb, ids2.w, V)),
-          ids2 < vec4<u32>(V));
-        sa += mass_at(wa.x, ta); sb += mass_at(wa.x, tb);
-        sa += mass_at(wa.y, ta); sb += mass_at(wa.y, tb);
-        sa += mass_at(wa.z, ta); sb += mass_at(wa.z, tb);
-        sa += mass_at(wa.w, ta); sb += mass_at(wa.w, tb);
-        sa += mass_at(wz.x, ta); sb += mass_at(wz.x, tb);
-        sa += mass_at(wz.y, ta); sb += mass_at(wz.y, tb);
-        sa += mass_at(wz.z, ta); sb += mass_at(wz.z, tb);
-        sa += mass_at(wz.w, ta); sb += mass_at(wz.w, tb);
-      }
-      ra[li] = sa;
-      rb[li] = sb;
-      workgroupBarrier();
-      for (var h = 128u; h > 0u; h >>= 1u) {
-        if (li < h) { ra[li] = ra[li] + ra[li + h]; rb[li] = rb[li] + rb[li + h]; }
-        workgroupBarrier();
-      }
+      // the search's passes are most of the sampler's time
+      mass8(li, wb, V, ta, tb);
       if (li == 0u) {
         // the largest threshold whose mass still reaches the goal narrows [lo, hi] to the step above it
         var nlo = lo;
@@ -595,34 +601,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let j = wg.x * 8u + 1u;
   let ta = min(vec4<u32>(r.y), r.x + step * (vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u)));
   let tb = min(vec4<u32>(r.y), r.x + step * (vec4<u32>(j) + vec4<u32>(4u, 5u, 6u, 7u)));
-  var sa = vec4<f32>(0.0);
-  var sb = vec4<f32>(0.0);
-  // SAMPLE's search pass: eight loads in flight, each threshold's terms added in the same order
-  for (var i0 = li; i0 < V; i0 += 8u * WG) {
-    let ids = vec4<u32>(i0) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
-    let ids2 = ids + vec4<u32>(4u * WG);
-    let wa = select(vec4<f32>(0.0),
-      vec4<f32>(ld_clamped(wb, i0, V), ld_clamped(wb, i0 + WG, V), ld_clamped(wb, i0 + 2u * WG, V), ld_clamped(wb, i0 + 3u * WG, V)),
-      ids < vec4<u32>(V));
-    let wz = select(vec4<f32>(0.0),
-      vec4<f32>(ld_clamped(wb, ids2.x, V), ld_clamped(wb, ids2.y, V), ld_clamped(wb, ids2.z, V), ld_clamped(wb, ids2.w, V)),
-      ids2 < vec4<u32>(V));
-    sa += mass_at(wa.x, ta); sb += mass_at(wa.x, tb);
-    sa += mass_at(wa.y, ta); sb += mass_at(wa.y, tb);
-    sa += mass_at(wa.z, ta); sb += mass_at(wa.z, tb);
-    sa += mass_at(wa.w, ta); sb += mass_at(wa.w, tb);
-    sa += mass_at(wz.x, ta); sb += mass_at(wz.x, tb);
-    sa += mass_at(wz.y, ta); sb += mass_at(wz.y, tb);
-    sa += mass_at(wz.z, ta); sb += mass_at(wz.z, tb);
-    sa += mass_at(wz.w, ta); sb += mass_at(wz.w, tb);
-  }
-  ra[li] = sa;
-  rb[li] = sb;
-  workgroupBarrier();
-  for (var h = 128u; h > 0u; h >>= 1u) {
-    if (li < h) { ra[li] = ra[li] + ra[li + h]; rb[li] = rb[li] + rb[li + h]; }
-    workgroupBarrier();
-  }
+  // SAMPLE's search pass, each threshold's terms added in the same order
+  mass8(li, wb, V, ta, tb);
   if (li < 8u) {
     let m = select(rb[0][(li + 4u) & 3u], ra[0][li & 3u], li < 4u);
     stf(masses + p * SPREAD + wg.x * 8u + li, m);
