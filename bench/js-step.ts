@@ -8,7 +8,8 @@
  *
  * alloc: bytes allocated on the JS heap per decoded token (Deno: V8's sampling heap profiler; Bun: JavaScriptCore's
  * GC log; see tests/js-alloc.ts), over `--tokens` Model.decodeOne steps after 200 warm ones, then through
- * model.generate() (greedy, text and events included), in a child per type and thread count
+ * model.generate() (greedy, text and events included), then through the engine's scheduler (four greedy requests
+ * batched, output included), in a child per type and thread count
  * (tests/js-step-alloc-child.ts, the measuring child of tests/js-step-alloc.test.ts).
  * tierup: each of the first `--tokens` decode steps' latency right after load (one 8-id prefill first), one fresh
  * load per type; the first step, the mean over steps 2-10, 11-50, 51-100, 101-200, and the steady state (median of
@@ -47,7 +48,7 @@ interface AllocResult {
   runtime: string;
   date: string;
   tokens: number;
-  rows: { type: string; threads: number; step: number; generate: number }[];
+  rows: { type: string; threads: number; step: number; generate: number; engine: number }[];
 }
 
 function printAlloc(r: AllocResult, json: boolean): void {
@@ -56,7 +57,11 @@ function printAlloc(r: AllocResult, json: boolean): void {
   console.log(`${r.runtime}, ${r.date}, stories110M synthetic, ${r.tokens} tokens: JS bytes allocated per token (${how})`);
   for (const x of r.rows) {
     const f = (v: number) => v.toFixed(0).padStart(7);
-    console.log(`  ${x.type.padEnd(7)} ${x.threads} thread(s): decodeOne ${f(x.step)} B/token   generate() ${f(x.generate)} B/token`);
+    console.log(
+      `  ${x.type.padEnd(7)} ${x.threads} thread(s): decodeOne ${f(x.step)} B/token   generate() ${
+        f(x.generate)
+      } B/token   engine (4 requests) ${f(x.engine)} B/token`,
+    );
   }
 }
 
@@ -98,8 +103,14 @@ if (import.meta.main) {
     for (const type of types) {
       const path = await ensureSyntheticModel("stories110M", type as SyntheticType);
       for (const t of threads) {
-        const r = measureInChild<{ windows: number[]; tokens: number; generated: number }>(child, [path, t, tokens]);
-        rows.push({ type, threads: Number(t), step: r.windows[0] / r.tokens, generate: r.windows[1] / r.generated });
+        const r = measureInChild<{ windows: number[]; tokens: number; generated: number; engineTokens: number }>(child, [path, t, tokens]);
+        rows.push({
+          type,
+          threads: Number(t),
+          step: r.windows[0] / r.tokens,
+          generate: r.windows[1] / r.generated,
+          engine: r.windows[2] / r.engineTokens,
+        });
       }
     }
     printAlloc({ runtime, date, tokens: Number(tokens), rows }, opts.json!);

@@ -73,13 +73,31 @@ interface Active {
   beamResults: ChoiceResult[];
   wantLogprobs: boolean;
   base: Sampler;
+  /** Beam search: the live beams' logits of the current step, by beam (reused every step). */
+  beamLogits: Float32Array[];
+  /** Beam search: whether beamLogits holds this step's logits. */
+  beamStepped: boolean;
 }
 
-/** Who a row of a step belongs to: a prompt chunk, a sampled choice's token, or a beam's token. */
-type RowOwner =
-  | { kind: "prompt"; a: Active }
-  | { kind: "choice"; a: Active; c: Choice }
-  | { kind: "beam"; a: Active; beam: number };
+/**
+ * One row of a scheduler step: what Model.runRows reads (the sequence, its tokens, whether its logits are wanted)
+ * and who it belongs to (a prompt chunk, a sampled choice's token, or a beam's token). The engine keeps these
+ * records and reuses them step after step, with a one-token array each for decode rows, so a decode step
+ * allocates no rows, arrays or maps of its own.
+ */
+interface StepRow extends StepInput {
+  kind: "prompt" | "choice" | "beam";
+  /** The request (null between steps, so a record waiting for reuse holds no finished request). */
+  a: Active | null;
+  /** The choice (kind "choice"). */
+  c: Choice | null;
+  /** The beam's index among the live ones (kind "beam"). */
+  beam: number;
+  /** tokens of a decode row: one entry, rewritten each step. */
+  readonly one: number[];
+  /** Why the row's request could not reserve its positions this step (undefined: it could). */
+  failure: unknown;
+}
 
 // setImmediate (Node, Bun, Deno) runs after pending I/O, so HTTP clients are served between steps; setTimeout elsewhere
 const host = globalThis as typeof globalThis & { setImmediate?: (f: () => void) => void };
@@ -100,6 +118,13 @@ export class Engine {
   private nextId = 1;
   private loopRunning: Promise<void> | null = null;
   private closed = false;
+  /** The step's rows: the first `stepRowCount` are this step's, the rest wait for reuse. */
+  private readonly stepRows: StepRow[] = [];
+  private stepRowCount = 0;
+  /** The step's logits, one view per row that wanted them (Model.runRows fills it). */
+  private readonly stepLogits: Float32Array[] = [];
+  /** Beam requests whose rows ran this step. */
+  private readonly beamRequests: Active[] = [];
   /** Scheduler steps run, and token rows they carried (decode + prefill). */
   steps = 0;
   rows = 0;
@@ -197,6 +222,8 @@ export class Engine {
       beamResults: [],
       wantLogprobs: params.logprobs !== undefined,
       base,
+      beamLogits: [],
+      beamStepped: false,
     };
     this.queue.push(a);
     this.kick();
@@ -259,11 +286,15 @@ export class Engine {
       a.phase = "done";
       a.handle.finish(this.result(a, Array.from({ length: a.n }, (_, k) => emptyChoice(k, "abort"))));
     }
-    for (const a of [...this.running]) {
-      if (!this.isCancelled(a)) continue;
+    for (let i = 0; i < this.running.length;) {
+      const a = this.running[i];
+      if (!this.isCancelled(a)) {
+        i++;
+        continue;
+      }
       if (a.beam) a.beam.abort(this.kv);
       for (const c of a.choices) if (!c.decoder.finished) this.finishChoice(c, "abort");
-      this.retire(a);
+      this.retire(a); // takes it out of `running`
     }
   }
 
@@ -297,110 +328,184 @@ export class Engine {
     }
   }
 
+  /** The next row record of this step, reused from earlier steps where one exists. */
+  private nextRow(kind: StepRow["kind"], a: Active, seq: Sequence): StepRow {
+    let row = this.stepRows[this.stepRowCount];
+    if (row === undefined) {
+      row = { seq, tokens: [], logits: true, kind, a, c: null, beam: 0, one: [0], failure: undefined };
+      this.stepRows.push(row);
+    }
+    this.stepRowCount++;
+    row.seq = seq;
+    row.kind = kind;
+    row.a = a;
+    row.c = null;
+    row.beam = 0;
+    row.logits = true;
+    row.failure = undefined;
+    return row;
+  }
+
+  /** A decode row feeding `token` to `seq`. */
+  private decodeRow(kind: "choice" | "beam", a: Active, seq: Sequence, token: number): StepRow {
+    const row = this.nextRow(kind, a, seq);
+    row.one[0] = token;
+    row.tokens = row.one;
+    return row;
+  }
+
   /** Rows of one request in this step. */
-  private gather(a: Active, budget: number, inputs: StepInput[], owners: RowOwner[]): number {
+  private gather(a: Active, budget: number): number {
     if (a.phase === "prefill") {
-      // the next chunk of the prompt
+      // the next chunk of the prompt (a copy per chunk, not per token)
       const seq = a.promptSeq!;
       const from = seq.length;
       const take = Math.min(a.prompt.length - from, budget);
       if (take <= 0) return 0;
-      const last = from + take === a.prompt.length;
-      inputs.push({ seq, tokens: a.prompt.slice(from, from + take), logits: last });
-      owners.push({ kind: "prompt", a });
+      const row = this.nextRow("prompt", a, seq);
+      row.tokens = a.prompt.slice(from, from + take);
+      row.logits = from + take === a.prompt.length;
       return take;
     }
     let rows = 0;
     if (a.beam) {
-      a.beam.live.forEach((b, i) => {
-        inputs.push({ seq: b.seq, tokens: [b.pending], logits: true });
-        owners.push({ kind: "beam", a, beam: i });
+      const live = a.beam.live;
+      for (let i = 0; i < live.length; i++) {
+        this.decodeRow("beam", a, live[i].seq, live[i].pending).beam = i;
         rows++;
-      });
+      }
       return rows;
     }
-    for (const c of a.choices) {
+    for (let k = 0; k < a.choices.length; k++) {
+      const c = a.choices[k];
       if (c.decoder.finished || c.pending < 0) continue;
-      inputs.push({ seq: c.seq!, tokens: [c.pending], logits: true });
-      owners.push({ kind: "choice", a, c });
+      this.decodeRow("choice", a, c.seq!, c.pending).c = c;
       rows++;
     }
     return rows;
   }
 
+  /**
+   * Reserves every row's positions, request by request: running out fails only the request that asked, and its
+   * rows leave the step. Returns the rows left.
+   */
+  private reserveRows(): number {
+    const rows = this.stepRows, kv = this.kv;
+    let failures = 0;
+    for (let i = 0; i < this.stepRowCount; i++) {
+      const row = rows[i];
+      // a request that failed on an earlier row fails as a whole
+      let earlier: unknown = undefined;
+      for (let j = 0; j < i && earlier === undefined; j++) if (rows[j].a === row.a) earlier = rows[j].failure;
+      if (earlier !== undefined) {
+        row.failure = earlier;
+        continue;
+      }
+      try {
+        kv.reserve(row.seq, row.seq.length + row.tokens.length);
+      } catch (e) {
+        row.failure = e ?? new Error("KV reserve failed");
+        failures++;
+      }
+    }
+    if (failures === 0) return this.stepRowCount;
+    // fail each failed request once, then close up its rows (the records move to the end for reuse)
+    for (let i = 0; i < this.stepRowCount; i++) {
+      const row = rows[i];
+      if (row.failure !== undefined && row.a!.phase !== "done") this.fail(row.a!, row.failure);
+    }
+    let kept = 0;
+    for (let i = 0; i < this.stepRowCount; i++) {
+      const row = rows[i];
+      if (row.a!.phase === "done") {
+        this.clearRow(row);
+        continue;
+      }
+      rows[i] = rows[kept];
+      rows[kept++] = row;
+    }
+    this.stepRowCount = kept;
+    return kept;
+  }
+
   private async step(): Promise<void> {
-    const m = this.model, kv = this.kv;
-    const inputs: StepInput[] = [];
-    const owners: RowOwner[] = [];
+    const m = this.model;
+    this.stepRowCount = 0;
     // decode rows first (they are what keeps running sequences streaming), then prompt chunks
     let rows = 0;
-    for (const a of this.running) if (a.phase === "decode") rows += this.gather(a, 0, inputs, owners);
-    for (const a of this.running) {
+    // (indexed loops: a for-of here allocated an iterator a step in V8's baseline tiers)
+    const running = this.running;
+    for (let i = 0; i < running.length; i++) if (running[i].phase === "decode") rows += this.gather(running[i], 0);
+    for (let i = 0; i < running.length; i++) {
+      const a = running[i];
       if (a.phase !== "prefill") continue;
       const budget = Math.max(this.maxStepRows - rows, rows === 0 ? 1 : 0);
       if (budget <= 0) break;
-      rows += this.gather(a, budget, inputs, owners);
+      rows += this.gather(a, budget);
     }
+    if (this.reserveRows() === 0) return;
 
-    // reserve pages request by request: running out fails only the request that asked
-    const failed = new Map<Active, unknown>();
-    for (let i = 0; i < inputs.length; i++) {
-      const a = owners[i].a;
-      if (failed.has(a)) continue;
-      try {
-        kv.reserve(inputs[i].seq, inputs[i].seq.length + inputs[i].tokens.length);
-      } catch (e) {
-        failed.set(a, e);
-      }
-    }
-    if (failed.size > 0) {
-      const keep = inputs.map((_, i) => !failed.has(owners[i].a));
-      for (const [a, err] of failed) this.fail(a, err);
-      for (let i = inputs.length - 1; i >= 0; i--) {
-        if (!keep[i]) {
-          inputs.splice(i, 1);
-          owners.splice(i, 1);
-        }
-      }
-      if (inputs.length === 0) return;
-    }
-
-    const logits = await m.runRows(inputs);
+    const stepRows = this.stepRows, count = this.stepRowCount;
+    const logits = await m.runRows(stepRows, count, this.stepLogits);
     this.steps++;
-    this.rows += inputs.reduce((s, x) => s + x.tokens.length, 0);
+    for (let i = 0; i < count; i++) this.rows += stepRows[i].tokens.length;
 
     // hand each logits view to its owner; beam requests collect theirs first
-    const beamLogits = new Map<Active, Float32Array[]>();
+    const beams = this.beamRequests;
     let li = 0;
-    for (let i = 0; i < inputs.length; i++) {
-      if (inputs[i].logits === false) continue;
-      const owner = owners[i];
+    for (let i = 0; i < count; i++) {
+      const row = stepRows[i];
+      if (row.logits === false) continue;
       const l = logits[li++];
-      if (owner.a.phase === "done") continue;
-      if (owner.kind === "beam") {
-        const list = beamLogits.get(owner.a) ?? [];
-        list[owner.beam] = l;
-        beamLogits.set(owner.a, list);
-      } else if (owner.kind === "choice") {
-        this.take(owner.c, owner.c.decoder.sample(l));
+      const a = row.a!;
+      if (a.phase === "done") continue;
+      if (row.kind === "beam") {
+        if (!a.beamStepped) {
+          a.beamStepped = true;
+          a.beamLogits.length = a.beam!.live.length;
+          beams.push(a);
+        }
+        a.beamLogits[row.beam] = l;
+      } else if (row.kind === "choice") {
+        this.take(row.c!, row.c!.decoder.sample(l));
       } else {
-        this.promptDone(owner.a, l);
+        this.promptDone(a, l);
       }
     }
-    for (const [a, list] of beamLogits) {
-      const live = a.beam!.live;
-      a.beam!.step(list, this.kv, live[0].seq.length >= m.contextLength);
+    for (let k = 0; k < beams.length; k++) {
+      const a = beams[k], live = a.beam!.live;
+      a.beamStepped = false;
+      a.beam!.step(a.beamLogits, this.kv, live[0].seq.length >= m.contextLength);
       if (a.beam!.isDone) this.finishBeams(a);
     }
+    beams.length = 0;
+    // the rows keep no sequence, request or prompt chunk past the step
+    for (let i = 0; i < count; i++) this.clearRow(stepRows[i]);
 
     // sliding window: pages no later query can attend go back to the pool
     const W = m.config.slidingWindow ?? 0;
-    if (W > 0) {
-      for (const a of this.running) {
-        for (const s of this.sequencesOf(a)) kv.slide(s, W);
-      }
+    if (W > 0) { for (let i = 0; i < running.length; i++) this.slideRequest(running[i], W); }
+    // in running order (retire takes the request out of `running`)
+    for (let i = 0; i < this.running.length;) {
+      const a = this.running[i];
+      if (this.allFinished(a)) this.retire(a);
+      else i++;
     }
-    for (const a of [...this.running]) if (this.allFinished(a)) this.retire(a);
+  }
+
+  private clearRow(row: StepRow): void {
+    row.tokens = row.one;
+    row.a = null;
+    row.c = null;
+    row.failure = undefined;
+  }
+
+  /** Gives back the pages of every sequence of `a` that a window of W positions no longer reaches. */
+  private slideRequest(a: Active, W: number): void {
+    const kv = this.kv;
+    if (a.phase === "prefill") kv.slide(a.promptSeq!, W);
+    else if (a.beam) { for (let i = 0; i < a.beam.live.length; i++) kv.slide(a.beam.live[i].seq, W); }
+    else for (let k = 0; k < a.choices.length; k++) if (a.choices[k].seq) kv.slide(a.choices[k].seq!, W);
   }
 
   /** The prompt is in the cache and its last logits are here: fork the choices (or start the beams). */
@@ -495,13 +600,8 @@ export class Engine {
   private allFinished(a: Active): boolean {
     if (a.phase !== "decode") return false;
     if (a.beam) return a.beam.isDone;
-    return a.choices.every((c) => c.decoder.finished);
-  }
-
-  private sequencesOf(a: Active): Sequence[] {
-    if (a.phase === "prefill") return [a.promptSeq!];
-    if (a.beam) return a.beam.live.map((b) => b.seq);
-    return a.choices.flatMap((c) => (c.seq ? [c.seq] : []));
+    for (let k = 0; k < a.choices.length; k++) if (!a.choices[k].decoder.finished) return false;
+    return true;
   }
 
   /** Takes a request out of the running set, frees what it holds, and resolves it. */

@@ -49,6 +49,8 @@ export class Model {
   /** Views made once and reused every step (a view per step was an allocation per token): the host arrays' first T entries, each logit slot. */
   private readonly hostViews: { tokens: Int32Array; positions: Int32Array; rows: Int32Array }[] = [];
   private readonly logitViews: Float32Array[] = [];
+  /** Several wanted rows' logits read in one go: a view per (first slot, rows), at firstSlot * (maxLogitRows + 1) + rows. */
+  private readonly logitSpanViews: Float32Array[] = [];
 
   private readonly greedyMeta = new Int32Array(GREEDY_ROWS * (1 + ROW_FIELDS));
   /** decodeSampled's sampler state on the device, made at its first use. */
@@ -126,21 +128,21 @@ export class Model {
   async step(inputs: StepInput[]): Promise<Float32Array[]> {
     this.assertOpen();
     // validate everything before reserving anything
-    this.checkInputs(inputs);
+    this.checkInputs(inputs, inputs.length);
     for (const inp of inputs) this.sequences.reserve(inp.seq, inp.seq.length + inp.tokens.length);
-    return await this.forward(inputs, []);
+    return await this.forward(inputs, inputs.length, []);
   }
 
   /** Context, vocabulary and logit-row bounds of a step's inputs. */
-  private checkInputs(inputs: StepInput[]): void {
-    for (let k = 0; k < inputs.length; k++) {
+  private checkInputs(inputs: readonly StepInput[], count: number): void {
+    for (let k = 0; k < count; k++) {
       const inp = inputs[k];
       const end = inp.seq.length + inp.tokens.length;
       if (end > this.contextLength) throw new ContextLengthError(end, this.contextLength);
       for (let i = 0; i < inp.tokens.length; i++) this.checkToken(inp.tokens[i]);
     }
     let wantLogits = 0;
-    for (let k = 0; k < inputs.length; k++) if (inputs[k].logits !== false) wantLogits++;
+    for (let k = 0; k < count; k++) if (inputs[k].logits !== false) wantLogits++;
     if (wantLogits > this.state.maxLogitRows) throw new ParamError("inputs", `at most ${this.state.maxLogitRows} sequences per step`);
   }
 
@@ -163,13 +165,18 @@ export class Model {
    * and is the one place a sequence's length grows (here and in the device
    * loop of decodeGreedy / decodeSampled, through the same writeRow). Returns,
    * for each input that asked, a view of its next-token logits, valid until
-   * the next step.
+   * the next step. The first `count` inputs run (all by default), and the
+   * views go into `out` (a new array by default): the engine's scheduler
+   * passes its own reused arrays, so a step allocates no arrays.
    */
-  async runRows(inputs: StepInput[]): Promise<Float32Array[]> {
+  async runRows(inputs: readonly StepInput[], count = inputs.length, out: Float32Array[] = []): Promise<Float32Array[]> {
     this.assertOpen();
-    this.checkInputs(inputs);
-    for (const inp of inputs) this.checkReserved(inp.seq, inp.seq.length + inp.tokens.length);
-    return await this.forward(inputs, []);
+    if (!(Number.isInteger(count) && count >= 0 && count <= inputs.length)) {
+      throw new ParamError("count", `must be an integer in [0, ${inputs.length}] (the inputs given), got ${count}`);
+    }
+    this.checkInputs(inputs, count);
+    for (let k = 0; k < count; k++) this.checkReserved(inputs[k].seq, inputs[k].seq.length + inputs[k].tokens.length);
+    return await this.forward(inputs, count, out);
   }
 
   /**
@@ -177,9 +184,9 @@ export class Model {
    * per step beyond the promises it awaits (views are made once; the decode step's JS is measured by
    * bench/js-step.ts and bounded by tests/js-step-alloc.test.ts).
    */
-  private async forward(inputs: StepInput[], out: Float32Array[]): Promise<Float32Array[]> {
+  private async forward(inputs: readonly StepInput[], count: number, out: Float32Array[]): Promise<Float32Array[]> {
     let maxEnd = 0;
-    for (let k = 0; k < inputs.length; k++) maxEnd = Math.max(maxEnd, inputs[k].seq.length + inputs[k].tokens.length);
+    for (let k = 0; k < count; k++) maxEnd = Math.max(maxEnd, inputs[k].seq.length + inputs[k].tokens.length);
     this.ensureRope(maxEnd);
 
     const maxRows = this.state.maxRows;
@@ -189,7 +196,7 @@ export class Model {
     let logitSlot = 0;
     this.logitRowCount = 0;
 
-    for (let k = 0; k < inputs.length; k++) {
+    for (let k = 0; k < count; k++) {
       const inp = inputs[k], seq = inp.seq, n = inp.tokens.length;
       for (let i = 0; i < n; i++) {
         if (T === maxRows) {
@@ -210,6 +217,7 @@ export class Model {
       }
     }
     await this.runPass(T, firstSlot);
+    if (out.length !== logitSlot) out.length = logitSlot; // a reused array keeps its length (and its backing store) step to step
     return out;
   }
 
@@ -239,8 +247,11 @@ export class Model {
     this.logitRowCount = 0;
     if (nOut > 0) {
       const n = nOut * this.vocabSize, at = firstSlot * this.vocabSize;
-      // one row: its slot's view, made in forward()
-      return b.read(s.logits, nOut === 1 ? this.logitViews[firstSlot] : this.logitsHost.subarray(at, at + n));
+      // one row: its slot's view, made in forward(); several: the span's view, made once per (first slot, rows)
+      const span = nOut === 1
+        ? this.logitViews[firstSlot]
+        : (this.logitSpanViews[firstSlot * (s.maxLogitRows + 1) + nOut] ??= this.logitsHost.subarray(at, at + n));
+      return b.read(s.logits, span);
     }
     return b.flush();
   }
