@@ -425,14 +425,25 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
     for (let j: usize = 0; j < 8; j++) {
       const m = j & 3, bm = bcastMask(m);
       const x: usize = 4 + ((j >> 2) << 7);
-      let t0 = zero, t1 = zero, t2 = zero, t3 = zero, t4 = zero, t5 = zero, t6 = zero, t7 = zero;
-      for (let c2: usize = 0; c2 < 4; c2++) {
-        const o = p + 64 + (((j << 2) + c2) << 4);
-        const xc = x + (c2 << 5);
-        const V = v128.load(o), U = v128.load(o + qs);
-        const lo = v128.and(V, m4), hi = v128.and(i16x8.shr_u(V, 4), m4);
-        const lo2 = v128.and(U, m4), hi2 = v128.and(i16x8.shr_u(U, 4), m4);
-        let xa = act(q0 + xc, m, bm), xb = act(q0 + xc + 16, m, bm);
+      // chunk pair 0 starts the i16 sums (no add to zero), pairs 1..3 add to them
+      const o = p + 64 + (j << 6);
+      let V = v128.load(o), U = v128.load(o + qs);
+      let lo = v128.and(V, m4), hi = v128.and(i16x8.shr_u(V, 4), m4);
+      let lo2 = v128.and(U, m4), hi2 = v128.and(i16x8.shr_u(U, 4), m4);
+      let xa = act(q0 + x, m, bm), xb = act(q0 + x + 16, m, bm);
+      let t0 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t4 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      xa = act(q1 + x, m, bm); xb = act(q1 + x + 16, m, bm);
+      let t1 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t5 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      xa = act(q2 + x, m, bm); xb = act(q2 + x + 16, m, bm);
+      let t2 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t6 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      xa = act(q3 + x, m, bm); xb = act(q3 + x + 16, m, bm);
+      let t3 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t7 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      for (let c2: usize = 1; c2 < 4; c2++) {
+        const oc = o + (c2 << 4), xc = x + (c2 << 5);
+        V = v128.load(oc); U = v128.load(oc + qs);
+        lo = v128.and(V, m4); hi = v128.and(i16x8.shr_u(V, 4), m4);
+        lo2 = v128.and(U, m4); hi2 = v128.and(i16x8.shr_u(U, 4), m4);
+        xa = act(q0 + xc, m, bm); xb = act(q0 + xc + 16, m, bm);
         t0 = i16x8.add(t0, i16x8.add(dot16(lo, xa), dot16(hi, xb)));
         t4 = i16x8.add(t4, i16x8.add(dot16(lo2, xa), dot16(hi2, xb)));
         xa = act(q1 + xc, m, bm); xb = act(q1 + xc + 16, m, bm);

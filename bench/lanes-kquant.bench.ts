@@ -31,6 +31,7 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
   --wasm FILE       use this compiled module instead of compiling (it must match --plain)
   --baseline REF    also time the lanes kernel of git REF's assembly/ (e.g. main), compiled the same way: "old"
+                    (or of REF itself where it is a compiled .wasm file of this module)
   -h, --help        this text`,
   {
     options: {
@@ -64,7 +65,8 @@ function compile(src: string): string {
 }
 const wasmFile = opts.wasm ?? compile(root);
 let baseFile: string | undefined;
-if (opts.baseline) {
+if (opts.baseline?.endsWith(".wasm")) baseFile = opts.baseline;
+else if (opts.baseline) {
   // the old tree's assembly/ and this module's entry, from git, into a temporary folder
   const tree = fs.mkdtempSync(path.join(os.tmpdir(), "lanes-k-base-"));
   const tar = spawnSync("sh", ["-c", `git -C "${root}" archive "${opts.baseline}" assembly bench/lanes-kquant | tar -x -C "${tree}"`]);
@@ -82,7 +84,7 @@ const ex = instantiate(wasmFile, memory);
 const baseMemory = baseFile ? new WebAssembly.Memory({ initial: 2048 }) : undefined;
 const base = baseFile ? instantiate(baseFile, baseMemory!) : undefined;
 if (!opts.wasm) fs.rmSync(path.dirname(wasmFile), { recursive: true });
-if (baseFile) fs.rmSync(path.dirname(baseFile), { recursive: true });
+if (baseFile && baseFile !== opts.baseline) fs.rmSync(path.dirname(baseFile), { recursive: true });
 
 const MB = 1 << 20;
 // natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch
