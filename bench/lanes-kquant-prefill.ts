@@ -92,7 +92,9 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 const same = logits.new.every((x, i) => Object.is(x, logits.old[i]));
-console.log(`Q4_K_M prefill of ${tokens} tokens, ${variant} build, this tree / ${opts.baseline}, ${rounds} rounds, ${new Date().toISOString()}`);
+console.log(
+  `Q4_K_M prefill of ${tokens} tokens, ${variant} build, this tree / ${opts.baseline}, ${rounds} rounds, ${new Date().toISOString()}`,
+);
 const mid = rounds >> 1;
 for (const w of ["new", "old"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
@@ -108,7 +110,9 @@ console.log(
 );
 const best = (w: "new" | "old", i: number) => Math.min(...res[w].map((r) => r[i]));
 console.log(
-  `new / old, fastest: Q4_K matmuls ${(best("old", 0) / best("new", 0)).toFixed(2)}x, prefill ${(best("old", 2) / best("new", 2)).toFixed(2)}x; ` +
+  `new / old, fastest: Q4_K matmuls ${(best("old", 0) / best("new", 0)).toFixed(2)}x, prefill ${
+    (best("old", 2) / best("new", 2)).toFixed(2)
+  }x; ` +
     `logits bit-identical: ${same ? "yes" : "NO"}`,
 );
 await models.new.close();
