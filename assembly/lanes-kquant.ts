@@ -358,55 +358,88 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
- * Two quads (p, p + qs) against two activation rows q0, q1 (T > 1; q1 == q0 where there is one): each
- * activation splat serves two quads and each unpacked weight vector two rows. Results at o0, o1 (rows of the
- * first quad) and o0 + 16, o1 + 16 (the second); equal pointers where rows repeat hold equal values.
+ * Two quads (p, p + qs) against four activation rows q0..q3 (T > 1; the same row repeated where fewer): each
+ * unpacked weight vector serves four rows and each activation splat two quads. Results: the first quad's rows
+ * at o0..o3, the second's at o0 + 16 .. o3 + 16 (equal pointers where rows repeat hold equal values).
  */
 // @ts-ignore: decorator
-@inline function tile22(o0: usize, o1: usize, p: usize, qs: usize, q0: usize, q1: usize, nb: i32, z: i32): void {
+@inline function tile24(o0: usize, o1: usize, o2: usize, o3: usize, p: usize, qs: usize, q0: usize, q1: usize, q2: usize, q3: usize, nb: i32, z: i32): void {
   const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
   for (let b = 0; b < nb; b++) {
     const zero = i32x4.splat(0);
-    let s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+    let s0 = zero, s1 = zero, s2 = zero, s3 = zero, s4 = zero, s5 = zero, s6 = zero, s7 = zero;
     for (let j: usize = 0; j < 8; j++) {
       const m = j & 3, bm = bcastMask(m);
       const x: usize = 4 + ((j >> 2) << 7);
-      let t0 = zero, t1 = zero, t2 = zero, t3 = zero;
-      for (let c2: usize = 0; c2 < 4; c2++) {
-        const o = p + 64 + (((j << 2) + c2) << 4);
-        const xc = x + (c2 << 5);
-        const x00 = act(q0 + xc, m, bm), x01 = act(q0 + xc + 16, m, bm);
-        const x10 = act(q1 + xc, m, bm), x11 = act(q1 + xc + 16, m, bm);
-        let V = v128.load(o);
-        let lo = v128.and(V, m4), hi = v128.and(i16x8.shr_u(V, 4), m4);
-        t0 = i16x8.add(t0, i16x8.add(dot16(lo, x00), dot16(hi, x01)));
-        t1 = i16x8.add(t1, i16x8.add(dot16(lo, x10), dot16(hi, x11)));
-        V = v128.load(o + qs);
+      // chunk pair 0 starts the i16 sums (no add to zero), pairs 1..3 add to them
+      const o = p + 64 + (j << 6);
+      let V = v128.load(o), U = v128.load(o + qs);
+      let lo = v128.and(V, m4), hi = v128.and(i16x8.shr_u(V, 4), m4);
+      let lo2 = v128.and(U, m4), hi2 = v128.and(i16x8.shr_u(U, 4), m4);
+      let xa = act(q0 + x, m, bm), xb = act(q0 + x + 16, m, bm);
+      let t0 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t4 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      xa = act(q1 + x, m, bm); xb = act(q1 + x + 16, m, bm);
+      let t1 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t5 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      xa = act(q2 + x, m, bm); xb = act(q2 + x + 16, m, bm);
+      let t2 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t6 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      xa = act(q3 + x, m, bm); xb = act(q3 + x + 16, m, bm);
+      let t3 = i16x8.add(dot16(lo, xa), dot16(hi, xb)), t7 = i16x8.add(dot16(lo2, xa), dot16(hi2, xb));
+      for (let c2: usize = 1; c2 < 4; c2++) {
+        const oc = o + (c2 << 4), xc = x + (c2 << 5);
+        V = v128.load(oc); U = v128.load(oc + qs);
         lo = v128.and(V, m4); hi = v128.and(i16x8.shr_u(V, 4), m4);
-        t2 = i16x8.add(t2, i16x8.add(dot16(lo, x00), dot16(hi, x01)));
-        t3 = i16x8.add(t3, i16x8.add(dot16(lo, x10), dot16(hi, x11)));
+        lo2 = v128.and(U, m4); hi2 = v128.and(i16x8.shr_u(U, 4), m4);
+        xa = act(q0 + xc, m, bm); xb = act(q0 + xc + 16, m, bm);
+        t0 = i16x8.add(t0, i16x8.add(dot16(lo, xa), dot16(hi, xb)));
+        t4 = i16x8.add(t4, i16x8.add(dot16(lo2, xa), dot16(hi2, xb)));
+        xa = act(q1 + xc, m, bm); xb = act(q1 + xc + 16, m, bm);
+        t1 = i16x8.add(t1, i16x8.add(dot16(lo, xa), dot16(hi, xb)));
+        t5 = i16x8.add(t5, i16x8.add(dot16(lo2, xa), dot16(hi2, xb)));
+        xa = act(q2 + xc, m, bm); xb = act(q2 + xc + 16, m, bm);
+        t2 = i16x8.add(t2, i16x8.add(dot16(lo, xa), dot16(hi, xb)));
+        t6 = i16x8.add(t6, i16x8.add(dot16(lo2, xa), dot16(hi2, xb)));
+        xa = act(q3 + xc, m, bm); xb = act(q3 + xc + 16, m, bm);
+        t3 = i16x8.add(t3, i16x8.add(dot16(lo, xa), dot16(hi, xb)));
+        t7 = i16x8.add(t7, i16x8.add(dot16(lo2, xa), dot16(hi2, xb)));
       }
       const sm = scaleMask(j);
       const S = scales(p, j, sm, m63), S2 = scales(p + qs, j, sm, m63);
       s0 = i32x4.add(s0, i32x4.dot_i16x8_s(t0, S));
       s1 = i32x4.add(s1, i32x4.dot_i16x8_s(t1, S));
-      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(t2, S2));
-      s3 = i32x4.add(s3, i32x4.dot_i16x8_s(t3, S2));
+      s2 = i32x4.add(s2, i32x4.dot_i16x8_s(t2, S));
+      s3 = i32x4.add(s3, i32x4.dot_i16x8_s(t3, S));
+      s4 = i32x4.add(s4, i32x4.dot_i16x8_s(t4, S2));
+      s5 = i32x4.add(s5, i32x4.dot_i16x8_s(t5, S2));
+      s6 = i32x4.add(s6, i32x4.dot_i16x8_s(t6, S2));
+      s7 = i32x4.add(s7, i32x4.dot_i16x8_s(t7, S2));
     }
-    const P0 = pairs(q0), P1 = pairs(q1);
-    a0 = f32x4.add(a0, finishAt(p, s0, q0, P0, m4, m30, hmask, p112));
-    a1 = f32x4.add(a1, finishAt(p, s1, q1, P1, m4, m30, hmask, p112));
-    a2 = f32x4.add(a2, finishAt(p + qs, s2, q0, P0, m4, m30, hmask, p112));
-    a3 = f32x4.add(a3, finishAt(p + qs, s3, q1, P1, m4, m30, hmask, p112));
+    // each quad's mins, d and dmin, and each row's bsum pairs, once for the tile
+    const P0 = pairs(q0), P1 = pairs(q1), P2 = pairs(q2), P3 = pairs(q3);
+    let lo = minsLo(p, m4, m30), hi = minsHi(p, m4, m30), dw = f16quad(p, hmask, p112), dm = f16quad(p + 8, hmask, p112);
+    a0 = f32x4.add(a0, finish(s0, q0, P0, lo, hi, dw, dm));
+    a1 = f32x4.add(a1, finish(s1, q1, P1, lo, hi, dw, dm));
+    a2 = f32x4.add(a2, finish(s2, q2, P2, lo, hi, dw, dm));
+    a3 = f32x4.add(a3, finish(s3, q3, P3, lo, hi, dw, dm));
+    const p2 = p + qs;
+    lo = minsLo(p2, m4, m30); hi = minsHi(p2, m4, m30); dw = f16quad(p2, hmask, p112); dm = f16quad(p2 + 8, hmask, p112);
+    a4 = f32x4.add(a4, finish(s4, q0, P0, lo, hi, dw, dm));
+    a5 = f32x4.add(a5, finish(s5, q1, P1, lo, hi, dw, dm));
+    a6 = f32x4.add(a6, finish(s6, q2, P2, lo, hi, dw, dm));
+    a7 = f32x4.add(a7, finish(s7, q3, P3, lo, hi, dw, dm));
     p += LB;
-    q0 += AB; q1 += AB;
+    q0 += AB; q1 += AB; q2 += AB; q3 += AB;
   }
+  // stored last to first: where rows repeat, the pointers are equal and so are the values
+  v128.store(o3 + 16, a7);
+  v128.store(o2 + 16, a6);
+  v128.store(o1 + 16, a5);
+  v128.store(o0 + 16, a4);
+  v128.store(o3, a3);
+  v128.store(o2, a2);
   v128.store(o1, a1);
   v128.store(o0, a0);
-  v128.store(o1 + 16, a3);
-  v128.store(o0 + 16, a2);
 }
 
 /**
@@ -414,8 +447,10 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * Q8_K activations (quantize_q8_kx), as matmul_q4_kx. r0 and r1 fall on quad boundaries (multiples of 4) or
  * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: 16 rows per pass (four quads from four bands), then
  * single quads. T > 1:
- * activation rows in chunks that stay in L1 (gemmChunk), each pair of quads passing over a chunk two rows at
- * a time (tile22: 1.04-1.08x the one-quad, four-row tile in V8, even in JavaScriptCore), a last quad four rows at a time.
+ * activation rows in chunks that stay in L1 (gemmChunk), each pair of quads passing over a chunk four rows at
+ * a time (tile24: 16 dot products per pair of chunks for 2 weight loads, 6 unpacking ops and 8 activation splats;
+ * the two-quad, two-row tile before it did 8 for 2, 6 and 4: 1.2x in V8 and JavaScriptCore), a last quad four rows
+ * at a time (tile).
  */
 export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31);
@@ -437,9 +472,10 @@ export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
       let r = r0;
       for (; r + 8 <= e; r += 8) {
         const p = w + <usize>r * ws, o = out + (<usize>r << 2);
-        for (let t = t0; t < t1; t += 2) {
-          const q = xq + <usize>t * as, ot = o + <usize>t * od, tb = t + 1 < t1 ? 1 : 0;
-          tile22(ot, ot + <usize>tb * od, p, ws << 2, q, q + <usize>tb * as, nb, z);
+        for (let t = t0; t < t1; t += 4) {
+          const q = xq + <usize>t * as, ot = o + <usize>t * od;
+          const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
+          tile24(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, ws << 2, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z);
         }
       }
       for (; r + 4 <= e; r += 4) {

@@ -7,6 +7,7 @@
  *   lanes     matmul_q4_k_lanes over repack_q4_k_lanes's layout (the same KX activations)
  *
  *   deno run -A bench/lanes-kquant.bench.ts          bun bench/lanes-kquant.bench.ts        [--T 1,16,128] [--rounds 10]
+ *   [--baseline REF]: also the lanes kernel of git REF's assembly/ (the old build), same weights, same run
  *
  * Every output of kx and lanes is checked bit for bit against natural (and each row's dequantization), then each
  * variant's fastest call is printed with its ratio to natural and lanes / kx. Run both engines in the same minutes.
@@ -29,6 +30,8 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
   --wasm FILE       use this compiled module instead of compiling (it must match --plain)
+  --baseline REF    also time the lanes kernel of git REF's assembly/ (e.g. main), compiled the same way: "old"
+                    (or of REF itself where it is a compiled .wasm file of this module)
   -h, --help        this text`,
   {
     options: {
@@ -37,6 +40,7 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
       shapes: { type: "string", default: "2048x768,768x2048" },
       plain: { type: "boolean" },
       wasm: { type: "string" },
+      baseline: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   },
@@ -47,25 +51,40 @@ const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
-let wasmFile = opts.wasm;
-if (!wasmFile) {
-  wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lanes-k-")), "k.wasm");
+/** Compiles bench/lanes-kquant/kernels.ts under src (a tree holding assembly/ and bench/lanes-kquant/) to a temporary file. */
+function compile(src: string): string {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lanes-k-")), "k.wasm");
   const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-    path.join(root, "bench/lanes-kquant/kernels.ts"),
+    path.join(src, "bench/lanes-kquant/kernels.ts"),
     ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
     ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-    ...["-o", wasmFile],
+    ...["-o", out],
   ], { encoding: "utf8" });
   if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
+  return out;
+}
+const wasmFile = opts.wasm ?? compile(root);
+let baseFile: string | undefined;
+if (opts.baseline?.endsWith(".wasm")) baseFile = opts.baseline;
+else if (opts.baseline) {
+  // the old tree's assembly/ and this module's entry, from git, into a temporary folder
+  const tree = fs.mkdtempSync(path.join(os.tmpdir(), "lanes-k-base-"));
+  const tar = spawnSync("sh", ["-c", `git -C "${root}" archive "${opts.baseline}" assembly bench/lanes-kquant | tar -x -C "${tree}"`]);
+  if (tar.status !== 0) throw new Error(`git archive ${opts.baseline} failed: ${tar.stderr}`);
+  baseFile = compile(tree);
+  fs.rmSync(tree, { recursive: true });
 }
 
 type Kernel = (...args: number[]) => void;
 const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
-const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<
-  string,
-  Kernel
->;
+const instantiate = (file: string, mem: WebAssembly.Memory) =>
+  new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(file)), { env: { memory: mem } }).exports as Record<string, Kernel>;
+const ex = instantiate(wasmFile, memory);
+// the baseline module gets its own memory, a copy of this one's inputs before each T's runs
+const baseMemory = baseFile ? new WebAssembly.Memory({ initial: 2048 }) : undefined;
+const base = baseFile ? instantiate(baseFile, baseMemory!) : undefined;
 if (!opts.wasm) fs.rmSync(path.dirname(wasmFile), { recursive: true });
+if (baseFile && baseFile !== opts.baseline) fs.rmSync(path.dirname(baseFile), { recursive: true });
 
 const MB = 1 << 20;
 // natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch
@@ -93,7 +112,8 @@ function fillWeights(bytes: number) {
 }
 
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
-const variants = ["natural", "kx", "lanes"] as const;
+const variants = base ? ["natural", "kx", "old", "lanes"] as const : ["natural", "kx", "lanes"] as const;
+type Variant = typeof variants[number];
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
@@ -117,23 +137,31 @@ for (const [d, n] of shapes) {
   for (const T of Ts) {
     ex.quantize_q8_k(XN, XF, n, T);
     ex.quantize_q8_kx(XK, XF, n, T);
-    const call = (v: typeof variants[number], out: number, r0 = 0, r1 = d) => {
+    if (base) {
+      // inputs only (from W on: each module keeps its own static data below), the lanes copy repacked by the old code
+      const bh = new Uint8Array(baseMemory!.buffer);
+      bh.set(new Uint8Array(memory.buffer, W, TMP - W), W);
+      bh.copyWithin(WL, W, W + bytes);
+      base.repack_q4_k_lanes(WL, n, d, TMP);
+    }
+    const call = (v: Variant, out: number, r0 = 0, r1 = d) => {
       if (v === "natural") ex.matmul_q4_k(out, XN, W, n, d, T, r0, r1);
       else if (v === "kx") ex.matmul_q4_kx(out, XK, WK, n, d, T, r0, r1);
+      else if (v === "old") base!.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
       else ex.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
     };
-    const outOf = (v: typeof variants[number]) => {
+    const outOf = (v: Variant) => {
       call(v, O);
-      return new Uint32Array(memory.buffer, O, d * T).slice();
+      return new Uint32Array((v === "old" ? baseMemory! : memory).buffer, O, d * T).slice();
     };
     const ref = outOf("natural");
-    const same = (v: typeof variants[number]) => outOf(v).every((x, i) => x === ref[i]);
+    const same = (v: Variant) => outOf(v).every((x, i) => x === ref[i]);
     // lanes over split row ranges (quad boundaries, the last range ending at d)
     new Uint32Array(memory.buffer, O2, d * T).fill(0);
     const cut = [0, 4 * Math.floor(d / 12), 4 * Math.floor(d / 5), d];
     for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
     const split = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
-    const kxSame = same("kx"), lanesSame = same("lanes");
+    const kxSame = same("kx"), lanesSame = same("lanes") && (!base || same("old"));
     allSame &&= kxSame && lanesSame && split && dqSame;
     const reps = Math.max(1, Math.round(32 / T));
     const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
@@ -149,7 +177,8 @@ for (const [d, n] of shapes) {
       `  ${`${d}x${n}`.padEnd(9)} T=${String(T).padEnd(4)}` +
         variants.map((v) => ` ${v} ${(best[v] * 1000).toFixed(1).padStart(7)} (${(best.natural / best[v]).toFixed(2)}x, ${gops(v)} GOP/s)`)
           .join("") +
-        `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes ${lanesSame ? "yes" : "NO"}` +
+        `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x` + (base ? `  lanes/old ${(best.old / best.lanes).toFixed(2)}x` : "") +
+        `  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes ${lanesSame ? "yes" : "NO"}` +
         `, split ${split ? "yes" : "NO"}, dequantize ${dqSame ? "yes" : "NO"}`,
     );
   }

@@ -1,6 +1,6 @@
 /**
  * Q4_K in the lanes layout (assembly/lanes-kquant.ts): weights repacked quad by quad (the d % 4 last rows to
- * KX) and the KX-ordered Q8_K activations give matmul_q4_k's results bit for bit (T = 1, 3, 5, 37, row ranges
+ * KX) and the KX-ordered Q8_K activations give matmul_q4_k's results bit for bit (T = 1, 3, 5, 37, 128, row ranges
  * split on quad boundaries, each batched row equal to the row alone) and dequantize_q4_k's rows, in both builds;
  * and a loaded Q4_K_M model computes the same logits with the repack as without it, on 1 and 2 threads.
  */
@@ -92,9 +92,12 @@ for (const b of BUILDS) {
     }
   });
 
-  test(`matmul_q4_k_lanes (${b}): matmul_q4_k's floats bit for bit, T = 1, 3, 5, 37, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
+  test(`matmul_q4_k_lanes (${b}): matmul_q4_k's floats bit for bit, T = 1, 3, 5, 37, 128, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
     const k = kernels[b];
-    for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]]) {
+    const cases = [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]];
+    // prefill: pairs of quads over activation chunks four rows at a time (tile24), a last quad (tile), a KX tail row
+    cases.push([768, 24, 128], [512, 13, 128]);
+    for (const [n, d, T] of cases) {
       place(b, n, d, 3 * n + d + T);
       new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
       k.quantize_q8_k(X, XF, n, T);
