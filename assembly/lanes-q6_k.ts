@@ -251,46 +251,64 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * One quad p against four activation rows q0..q3 (T > 1; the same row repeated where fewer): each weight
  * vector is unpacked once for four rows, each quad's scales loaded once per sub-block word.
  * Results: four f32x4 (rows of the quad) stored at o0..o3 (equal pointers where rows repeat: same values).
+ * The two chunk quads of a sub-block word are written out and every address is a pointer moved along
+ * (weights, scales, bsums) or a fixed distance from the first activation row: with the offsets computed
+ * from the loop counters instead, V8 ran this tile at 0.93-0.95x of KX's, now 1.08-1.11x (same run).
  */
 // @ts-ignore: decorator
 @inline function tile(o0: usize, o1: usize, o2: usize, o3: usize, p: usize, q0: usize, q1: usize, q2: usize, q3: usize, nb: i32, z: i32): void {
   const m63 = i8x16.splat(<i8>(63 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  const d1 = q1 - q0, d2 = q2 - q0, d3 = q3 - q0;
   for (let b = 0; b < nb; b++) {
     const zero = i32x4.splat(0);
     let s0 = zero, s1 = zero, s2 = zero, s3 = zero;
-    for (let sw: usize = 0; sw < 8; sw++) {
-      const m = sw & 3, bm = bcastMask(m);
-      const S = v128.load8x8_s(p + SC + (sw << 3));
-      for (let k: usize = 0; k < 2; k++) {
-        const v = p + WQ + sw * 96 + k * 48;
+    let v = p + WQ, sp = p + SC, x = q0 + 4, bq = q0 + 260;
+    for (let sw = 0; sw < 8; sw++) {
+      const m: usize = <usize>(sw & 3), bm = bcastMask(m);
+      const S = v128.load8x8_s(sp);
+      // sub-block word m's bytes: relaxed, the splat's address; plain, the swizzle bm picks them
+      const xm = x + (RELAXED ? (m << 2) : 0);
+      {
         const A = v128.load(v), B = v128.load(v + 16), C = v128.load(v + 32);
         let t = i16x8.shr_u(v128.andnot(C, m63), 2);
         t = i16x8.shr_u(v128.or(t, v128.andnot(B, m63)), 2);
         const w3 = i16x8.shr_u(v128.or(t, v128.andnot(A, m63)), 2);
         const w0 = v128.and(A, m63), w1 = v128.and(B, m63), w2 = v128.and(C, m63);
-        const x: usize = 4 + ((sw >> 2) << 7) + (k << 6);
-        s0 = i32x4.add(s0, quadW(w0, w1, w2, w3, q0 + x, m, bm, S));
-        s1 = i32x4.add(s1, quadW(w0, w1, w2, w3, q1 + x, m, bm, S));
-        s2 = i32x4.add(s2, quadW(w0, w1, w2, w3, q2 + x, m, bm, S));
-        s3 = i32x4.add(s3, quadW(w0, w1, w2, w3, q3 + x, m, bm, S));
+        s0 = i32x4.add(s0, quadW(w0, w1, w2, w3, xm, 0, bm, S));
+        s1 = i32x4.add(s1, quadW(w0, w1, w2, w3, xm + d1, 0, bm, S));
+        s2 = i32x4.add(s2, quadW(w0, w1, w2, w3, xm + d2, 0, bm, S));
+        s3 = i32x4.add(s3, quadW(w0, w1, w2, w3, xm + d3, 0, bm, S));
       }
-      const S32 = i16x8.shl(S, 5), bo: usize = 260 + (sw << 2);
-      s0 = i32x4.sub(s0, i32x4.dot_i16x8_s(S32, v128.load32_splat(q0 + bo)));
-      s1 = i32x4.sub(s1, i32x4.dot_i16x8_s(S32, v128.load32_splat(q1 + bo)));
-      s2 = i32x4.sub(s2, i32x4.dot_i16x8_s(S32, v128.load32_splat(q2 + bo)));
-      s3 = i32x4.sub(s3, i32x4.dot_i16x8_s(S32, v128.load32_splat(q3 + bo)));
+      {
+        const A = v128.load(v + 48), B = v128.load(v + 64), C = v128.load(v + 80);
+        let t = i16x8.shr_u(v128.andnot(C, m63), 2);
+        t = i16x8.shr_u(v128.or(t, v128.andnot(B, m63)), 2);
+        const w3 = i16x8.shr_u(v128.or(t, v128.andnot(A, m63)), 2);
+        const w0 = v128.and(A, m63), w1 = v128.and(B, m63), w2 = v128.and(C, m63);
+        const xk = xm + 64;
+        s0 = i32x4.add(s0, quadW(w0, w1, w2, w3, xk, 0, bm, S));
+        s1 = i32x4.add(s1, quadW(w0, w1, w2, w3, xk + d1, 0, bm, S));
+        s2 = i32x4.add(s2, quadW(w0, w1, w2, w3, xk + d2, 0, bm, S));
+        s3 = i32x4.add(s3, quadW(w0, w1, w2, w3, xk + d3, 0, bm, S));
+      }
+      const S32 = i16x8.shl(S, 5);
+      s0 = i32x4.sub(s0, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq)));
+      s1 = i32x4.sub(s1, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq + d1)));
+      s2 = i32x4.sub(s2, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq + d2)));
+      s3 = i32x4.sub(s3, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq + d3)));
+      v += 96; sp += 8; bq += 4;
+      if (sw == 3) x += 128; // half 1's chunks
     }
     const dw = f16quad(p + DW, hmask, p112);
     a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0)), f32x4.convert_i32x4_s(s0)));
-    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q1)), f32x4.convert_i32x4_s(s1)));
-    a2 = f32x4.add(a2, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q2)), f32x4.convert_i32x4_s(s2)));
-    a3 = f32x4.add(a3, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q3)), f32x4.convert_i32x4_s(s3)));
+    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0 + d1)), f32x4.convert_i32x4_s(s1)));
+    a2 = f32x4.add(a2, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0 + d2)), f32x4.convert_i32x4_s(s2)));
+    a3 = f32x4.add(a3, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0 + d3)), f32x4.convert_i32x4_s(s3)));
     p += LB;
-    q0 += AB; q1 += AB; q2 += AB; q3 += AB;
+    q0 += AB;
   }
-  // stored last to first: where rows repeat, the pointers are equal and so are the values
   v128.store(o3, a3);
   v128.store(o2, a2);
   v128.store(o1, a1);
