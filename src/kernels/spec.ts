@@ -253,6 +253,11 @@ export const KERNEL_SPEC = {
   matmul_q4_0_lanes: QMATMUL,
   repack_q4_0_lanes: REPACK_LANES,
   dequantize_q4_0_lanes: DEQUANTIZE_LANES,
+  // assembly/lanes-q6_k.ts: Q6_K in the lanes layout (quads of rows interleaved; KX Q8_K activations, as matmul_q6_kx)
+  matmul_q6_k_lanes: QMATMUL,
+  // (the d % 4 last rows are in the KX layout, where matmul_q6_k_lanes and dequantize_q6_k_lanes read them)
+  repack_q6_k_lanes: REPACK_LANES,
+  dequantize_q6_k_lanes: DEQUANTIZE_LANES,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

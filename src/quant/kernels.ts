@@ -167,6 +167,17 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     dequantize: "dequantize_q4_k_lanes",
     rowGroup: 4,
   }],
+  // assembly/lanes-q6_k.ts: quads of rows, 4 weights of each per 16-byte vector (6 bits, KX's packing), the four rows'
+  // scales as i16 pairs for pmaddwd; KX Q8_K activations, as matmul_q6_kx (shared with Q4_K); the d % 4 last rows are KX
+  [GGMLType.Q6_K, {
+    type: GGMLType.Q6_K,
+    actType: GGMLType.Q8_K,
+    quantize: "quantize_q8_kx",
+    matmul: "matmul_q6_k_lanes",
+    repack: "repack_q6_k_lanes",
+    dequantize: "dequantize_q6_k_lanes",
+    rowGroup: 4,
+  }],
 ]);
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */

@@ -1,0 +1,258 @@
+/**
+ * Q6_K in the lanes layout (assembly/lanes-q6_k.ts): weights repacked quad by quad (the d % 4 last rows to KX)
+ * and the KX-ordered Q8_K activations give matmul_q6_k's results bit for bit (T = 1, 3, 5, 37, row ranges split
+ * on quad boundaries, each batched row equal to the row alone) and dequantize_q6_k's rows, in both builds; and
+ * loaded models (synthq-q6_k, synthq-q4_k_m, synthq-q4_0: a Q6_K classifier) compute the same logits with the
+ * repack as without it, on 1 and 2 threads.
+ */
+import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
+import { f32ToF16 } from "../src/quant/half.ts";
+import { loadModel } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
+
+const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
+const kernels = instantiateBuilds(memory);
+const AB = 292, QB = 210; // Q8_K and Q6_K block bytes
+
+/** d rows of n Q6_K weights: random ql, qh and scale bytes (every i8 scale, -128 included), small f16 d of either sign. */
+function q6kRows(n: number, d: number, seed: number): Uint8Array {
+  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * QB);
+  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
+  const v = new DataView(out.buffer);
+  for (let p = 0; p < out.length; p += QB) {
+    if (u() < 0.1) out[p + 192 + Math.floor(u() * 16)] = 0x80;
+    v.setUint16(p + 208, f32ToF16((u() < 0.3 ? -1 : 1) * (0.001 + 0.01 * u())), true);
+  }
+  return out;
+}
+
+/** T rows of n activations, with an all-zero superblock, one whose largest magnitude is positive, one with every a = -max. */
+function activations(n: number, T: number, seed: number): Float32Array {
+  const u = xorshift(seed), x = new Float32Array(n * T);
+  for (let i = 0; i < x.length; i++) x[i] = (u() - 0.5) * 4;
+  x.fill(0, 256, 512);
+  if (n * T >= 1024) x[700] = 9;
+  if (n * T >= 1280) x.fill(-3, 1024, 1280);
+  return x;
+}
+
+const W = 1 << 16, W2 = 4 << 20, X = 8 << 20, X2 = 9 << 20, XF = 10 << 20, O = 12 << 20, O2 = 14 << 20, TMP = 15 << 20;
+const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
+const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
+
+/** Natural Q6_K weights at W, the same repacked into build b's lanes layout at W2. */
+function place(b: Build, n: number, d: number, seed: number): void {
+  const w = q6kRows(n, d, seed);
+  u8(W, w.length).set(w);
+  u8(W2, w.length).set(w);
+  kernels[b].repack_q6_k_lanes(W2, n, d, TMP);
+}
+
+/** The 256 values (0..63) of the natural Q6_K block at bytes[p], as dequantize_q6_k unpacks them. */
+function q6Values(bytes: Uint8Array, p: number): number[] {
+  const out: number[] = [];
+  for (let e = 0; e < 256; e++) {
+    const n = e >> 7, l = e & 31, m = (e >> 5) & 3;
+    const ql = bytes[p + 64 * n + l + 32 * (m & 1)], qh = bytes[p + 128 + 32 * n + l];
+    out.push(((m >= 2 ? ql >> 4 : ql) & 15) | (((qh >> (2 * m)) & 3) << 4));
+  }
+  return out;
+}
+
+for (const b of BUILDS) {
+  test(`repack_q6_k_lanes (${b}): the same values rearranged, each quad's scales and d, the last d % 4 rows as repack_q6_kx writes them`, () => {
+    const k = kernels[b], n = 512, d = 7;
+    place(b, n, d, 3);
+    const nat = u8(W, d * 2 * QB).slice(), lanes = u8(W2, d * 2 * QB).slice();
+    const hist = (values: number[]) => {
+      const c = new Array(64).fill(0);
+      for (const v of values) c[v]++;
+      return c.join();
+    };
+    for (let blk = 0; blk < 2; blk++) {
+      const at = blk * 4 * QB;
+      // 48 bytes A, B, C per four chunks: the low 6 bits of each and the fourth chunk's pieces on top
+      const mine: number[] = [];
+      for (let v = at + 64; v < at + 832; v += 48) {
+        for (let i = 0; i < 16; i++) {
+          const A = lanes[v + i], B = lanes[v + 16 + i], C = lanes[v + 32 + i];
+          mine.push(A & 63, B & 63, C & 63, (C >> 6) | ((B >> 6) << 2) | ((A >> 6) << 4));
+        }
+      }
+      const theirs = [0, 1, 2, 3].flatMap((r) => q6Values(nat, (2 * r + blk) * QB));
+      assertEquals(hist(mine), hist(theirs), `quad 0 superblock ${blk}: the same weights`);
+      for (let r = 0; r < 4; r++) {
+        const src = (2 * r + blk) * QB;
+        assertEquals([...lanes.subarray(at + 832 + 2 * r, at + 834 + 2 * r)], [...nat.subarray(src + 208, src + 210)], `d of row ${r}`);
+        for (let g = 0; g < 16; g++) assertEquals(lanes[at + 8 * (g >> 1) + 2 * r + (g & 1)], nat[src + 192 + g], `row ${r} scale ${g}`);
+      }
+    }
+    u8(W2 + 4 * 2 * QB, 3 * 2 * QB).set(nat.subarray(4 * 2 * QB));
+    k.repack_q6_kx(W2 + 4 * 2 * QB, 3 * 2, TMP);
+    const tail = u8(W2 + 4 * 2 * QB, 3 * 2 * QB).slice();
+    place(b, n, d, 3);
+    assertEquals([...u8(W2 + 4 * 2 * QB, 3 * 2 * QB)], [...tail], "rows 4..6 in the KX layout");
+  });
+
+  test(`dequantize_q6_k_lanes (${b}): every row as dequantize_q6_k gives it from the natural bytes, bit for bit`, () => {
+    const k = kernels[b], n = 768;
+    for (const d of [4, 7, 9]) {
+      place(b, n, d, 13 + d);
+      for (let r = 0; r < d; r++) {
+        k.dequantize_q6_k(O, W + r * 3 * QB, n);
+        k.dequantize_q6_k_lanes(O2, W2, n, r, d);
+        assertEquals([...u32(O2, n)], [...u32(O, n)], `d ${d} row ${r}`);
+      }
+    }
+  });
+
+  test(`matmul_q6_k_lanes (${b}): matmul_q6_k's floats bit for bit, T = 1, 3, 5, 37, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
+    const k = kernels[b];
+    for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]]) {
+      place(b, n, d, 3 * n + d + T);
+      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
+      k.quantize_q8_k(X, XF, n, T);
+      k.quantize_q8_kx(X2, XF, n, T);
+      k.matmul_q6_k(O, X, W, n, d, T, 0, d);
+      const want = u32(O, d * T);
+      k.matmul_q6_k_lanes(O2, X2, W2, n, d, T, 0, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
+      // row ranges on quad boundaries (as the thread pool's aligned chunks), the last one ending at d
+      for (const cuts of [[0, 4, d], [0, 16, d], [0, 4, 12, 24, d]]) {
+        if (cuts.some((c, i) => i > 0 && c <= cuts[i - 1])) continue;
+        u8(O2, d * T * 4).fill(0);
+        for (let i = 0; i + 1 < cuts.length; i++) k.matmul_q6_k_lanes(O2, X2, W2, n, d, T, cuts[i], cuts[i + 1]);
+        assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at ${cuts.join(", ")}`);
+      }
+      if (T > 1) {
+        // batch invariance: each activation row alone gives its batched row
+        for (let t = 0; t < T; t++) {
+          k.matmul_q6_k_lanes(O2, X2 + t * (n / 256) * AB, W2, n, d, 1, 0, d);
+          assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `n ${n} d ${d} row ${t} of ${T} alone`);
+        }
+      }
+    }
+  });
+}
+
+/** A WASM backend that leaves every weight in ggml's layout. */
+class NaturalLayout extends WasmBackend {
+  override prepareWeight(_w: Weight): void {}
+}
+
+/**
+ * A d x n Q6_K weight (random bytes, q6kRows) in a fresh backend with its matmul scratch as the loader sizes it,
+ * prepared as at load; then its matmul of T activation rows and every row through embed (in reverse order).
+ */
+async function outputs(backend: WasmBackend, n: number, d: number, T: number) {
+  const bytes = (n / 256) * QB * d, scratchBytes = backend.matmulScratchBytes(GGMLType.Q6_K, n, T);
+  await backend.init(bytes + 4 * n * T + 4 * d * T + 4 * n * d + scratchBytes + (1 << 20));
+  try {
+    backend.setMatmulScratch(backend.alloc(scratchBytes, "matmul scratch"), scratchBytes);
+    const w: Weight = { name: "w", type: GGMLType.Q6_K, cols: n, rows: d, ptr: backend.alloc(bytes, "w"), bytes };
+    backend.write(w.ptr, q6kRows(n, d, 77));
+    backend.prepareWeight(w);
+    const x = backend.alloc(4 * n * T, "x"), out = backend.alloc(4 * d * T, "out"), ids = backend.alloc(4 * d, "ids");
+    const emb = backend.alloc(4 * n * d, "embeddings");
+    backend.write(x, activations(n, T, 9));
+    backend.write(ids, Int32Array.from({ length: d }, (_, i) => d - 1 - i));
+    const logits = new Float32Array(d * T), rows = new Float32Array(n * d);
+    backend.matmul(out, x, w, T);
+    await backend.read(out, logits);
+    backend.embed(emb, w, ids, d);
+    await backend.read(emb, rows);
+    return { layout: w.layout, logits: new Uint32Array(logits.buffer), rows: new Uint32Array(rows.buffer) };
+  } finally {
+    await backend.close();
+  }
+}
+
+test("a 103x512 Q6_K weight repacked at load (3 KX tail rows): the natural layout's matmul (T = 1, 5) and embedding rows, 1 and 2 threads", async () => {
+  for (const T of [1, 5]) {
+    const natural = await outputs(new NaturalLayout(), 512, 103, T);
+    const one = await outputs(new WasmBackend(), 512, 103, T);
+    const two = await outputs(new ThreadedWasmBackend({ threads: 2, minWork: 0 }), 512, 103, T);
+    assertEquals(natural.layout, undefined);
+    for (const [name, got] of [["1 thread", one], ["2 threads", two]] as const) {
+      assertEquals(got.layout, "lanes", name);
+      assertEquals([...got.logits], [...natural.logits], `${name}: matmul, T = ${T}`);
+      assertEquals([...got.rows], [...natural.rows], `${name}: embedding rows`);
+    }
+  }
+  const exact = await outputs(new WasmBackend({ ggmlOrder: true }), 512, 103, 1);
+  assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
+});
+
+/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
+function weightsOf(m: Model): Weight[] {
+  const out: Weight[] = [];
+  const walk = (v: unknown) => {
+    if (!v || typeof v !== "object") return;
+    if ("ptr" in v && "type" in v) out.push(v as Weight);
+    else for (const x of Object.values(v)) walk(x);
+  };
+  walk(m.weights);
+  return out;
+}
+
+async function promptLogits(model: Model, ids: number[]): Promise<number[]> {
+  const seq = model.newSequence();
+  try {
+    return [...new Uint32Array((await model.prefill(seq, ids)).slice().buffer)];
+  } finally {
+    model.releaseSequence(seq);
+  }
+}
+
+/** The logits of two greedy decode steps after a prompt (T = 1 through the lanes kernel). */
+async function decodeSteps(m: Model): Promise<number[]> {
+  const seq = m.newSequence(), all: number[] = [];
+  try {
+    let logits = await m.prefill(seq, [1, 50, 60]);
+    for (let step = 0; step < 2; step++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      logits = await m.decodeOne(seq, best);
+      all.push(...new Uint32Array(logits.slice().buffer));
+    }
+    return all;
+  } finally {
+    m.releaseSequence(seq);
+  }
+}
+
+for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf", "synthq-q4_0.gguf"]) {
+  const at = sharedPath("models", "synthetic-quants", file);
+  testShared(
+    `${file}: Q6_K weights in the lanes layout, logits and decode steps as ggml's layout gives them, 1 and 2 threads`,
+    [at],
+    async () => {
+      const natural = await loadModel(at, { backend: new NaturalLayout(), threads: 1 });
+      const one = await loadModel(at, { threads: 1 });
+      const two = await loadModel(at, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }) });
+      try {
+        for (const m of [one, two]) {
+          const q6 = weightsOf(m).filter((w) => w.type === GGMLType.Q6_K);
+          assert(q6.length > 0 && q6.every((w) => w.layout === "lanes"), "every Q6_K weight is repacked into the lanes layout");
+        }
+        for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
+          const want = await promptLogits(natural, ids);
+          assertEquals(await promptLogits(one, ids), want, `1 thread, ${ids.length} ids`);
+          assertEquals(await promptLogits(two, ids), want, `2 threads, ${ids.length} ids`);
+        }
+        const want = await decodeSteps(natural);
+        assertEquals(await decodeSteps(one), want, "decode steps, 1 thread");
+        assertEquals(await decodeSteps(two), want, "decode steps, 2 threads");
+      } finally {
+        await natural.close();
+        await one.close();
+        await two.close();
+      }
+    },
+  );
+}
