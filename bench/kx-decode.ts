@@ -1,5 +1,5 @@
 /**
- * Decode with and without the repack of Q6_K (KX) and Q4_K (lanes; KX before) weights (src/quant/kernels.ts
+ * Decode with and without the repack of Q6_K and Q4_K weights (both lanes now; KX before) (src/quant/kernels.ts
  * KX_KERNELS, LANES_KERNELS), in one process: the same synthetic stories110M-shaped file loaded four times, by a
  * WASM backend that keeps ggml's layout, one that repacks only Q6_K (the KX repack before Q4_K had one), one
  * that repacks Q4_K to KX (before the lanes layout) and the default one, stepped in alternation (1 thread). Prints each one's best ms per token and the ratios; the logits are bit-identical
@@ -17,7 +17,7 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { benchArgs } from "./cli.ts";
 
 const USAGE =
-  `Decode ms per token, weights repacked at load (Q6_K KX and Q4_K lanes; Q6_K only; Q4_K KX) and in ggml's layout, same process, 1 thread.
+  `Decode ms per token, weights repacked at load (Q6_K and Q4_K lanes; Q6_K only; Q4_K KX) and in ggml's layout, same process, 1 thread.
 
   deno run -A bench/kx-decode.ts [options]        bun bench/kx-decode.ts [options]
 
