@@ -131,11 +131,12 @@ import { dequantize_q4_0 } from "./quant-dequant";
 }
 
 /**
- * Relaxed, T > 1: one quad at p against activation rows q, q + as, .. (nt = 1..4 valid; the others repeat
- * the first), each block unpacked once for the four; out rows at o, o + od, ...
+ * Relaxed, T > 1: one quad at p against N activation rows q, q + as, .. (N = 4, or 2: JavaScriptCore's form, whose
+ * 14 live vectors at N = 4 spill there; nt = 1..N valid, the others repeat the first), each block unpacked once for
+ * the N; out rows at o, o + od, ...
  */
 // @ts-ignore: decorator
-@inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32): void {
+@inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32, N: i32): void {
   const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   const q0 = q, q1 = nt > 1 ? q + as : q, q2 = nt > 2 ? q + 2 * as : q, q3 = nt > 3 ? q + 3 * as : q;
@@ -150,8 +151,10 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const l3 = v128.and(w3, m4), h3 = v128.and(i16x8.shr_u(w3, 4), m4);
     c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
     c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
-    c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
-    c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    if (N > 2) {
+      c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+      c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    }
   }
   v128.store(o, c0);
   if (nt > 1) v128.store(o + od, c1);
@@ -185,8 +188,9 @@ import { dequantize_q4_0 } from "./quant-dequant";
 
 /**
  * Q4_0 lanes weights x Q8_S activations: out[t*d + r] = W[r] . x[t] for r in [r0, r1) (r0 a multiple of 4, as the
- * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked). oneQuad: T = 1 in
- * JavaScriptCore's form (gemvQuad1; relaxed build only, the plain build has one form).
+ * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked). oneQuad: JavaScriptCore's
+ * forms, T = 1 one quad per pass (gemvQuad1), T > 1 tiles of one quad x 2 activation rows (relaxed build only; the plain
+ * build has one form).
  */
 // @ts-ignore: decorator
 @inline function lanesMatmul(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32, oneQuad: bool): void {
@@ -216,7 +220,11 @@ import { dequantize_q4_0 } from "./quant-dequant";
     if (RELAXED) {
       for (let g = r0 >> 2; 4 * g < l1; g++) {
         const p = w + <usize> g * qs, o = out + (<usize> g << 4);
-        for (let t = t0; t < t1; t += 4) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(4, t1 - t), nb, z);
+        if (oneQuad) {
+          for (let t = t0; t < t1; t += 2) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(2, t1 - t), nb, z, 2);
+        } else {
+          for (let t = t0; t < t1; t += 4) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(4, t1 - t), nb, z, 4);
+        }
       }
     } else {
       // plain: sixteen unpacked i16 nibble vectors per quad would not stay in registers; four quads per activation row
@@ -241,8 +249,8 @@ export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
 }
 
 /**
- * matmul_q4_0_lanes with T = 1 one quad per pass (gemvQuad1), the form JavaScriptCore runs fast (Bun's Q4_0 kernel);
- * bit-identical to it.
+ * matmul_q4_0_lanes in the forms JavaScriptCore runs fast (Bun's Q4_0 kernel): T = 1 one quad per pass (gemvQuad1),
+ * T > 1 one quad x 2 activation rows per tile; bit-identical to it.
  */
 export function matmul_q4_0_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   lanesMatmul(out, xq, w, n, d, T, r0, r1, true);
