@@ -142,8 +142,9 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     rowGroup: 4,
   }],
   // assembly/lanes-q4_0.ts: quads of rows, 4 qs bytes (8 nibbles) of each per 16-byte vector; Q8_S activations, as matmul_q4_0.
-  // Bun takes matmul_q4_0_lanes_q1 (T = 1 one quad per pass): JavaScriptCore spills the four-quad step's shared splats and runs
-  // it at 0.83-0.92x of matmul_q4_0 (README "Q4_0 in the lanes layout"); V8 runs the four-quad step faster. Bit-identical.
+  // Bun takes matmul_q4_0_lanes_q1 (T = 1 one quad per pass, T > 1 tiles of two activation rows): JavaScriptCore spills the
+  // four-quad step's shared splats and the 4-row tile (0.89-0.99x of matmul_q4_0; _q1 1.09-1.17x), where V8 runs those faster
+  // (README "Q4_0 in the lanes layout"). Bit-identical.
   [GGMLType.Q4_0, {
     type: GGMLType.Q4_0,
     actType: Q8_S,
