@@ -131,11 +131,12 @@ import { dequantize_q4_0 } from "./quant-dequant";
 }
 
 /**
- * Relaxed, T > 1: one quad at p against activation rows q, q + as, .. (nt = 1..4 valid; the others repeat
- * the first), each block unpacked once for the four; out rows at o, o + od, ...
+ * Relaxed, T > 1: one quad at p against N activation rows q, q + as, .. (N = 4, or 2: JavaScriptCore's form, whose
+ * 14 live vectors at N = 4 spill there; nt = 1..N valid, the others repeat the first), each block unpacked once for
+ * the N; out rows at o, o + od, ...
  */
 // @ts-ignore: decorator
-@inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32): void {
+@inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32, N: i32): void {
   const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   const q0 = q, q1 = nt > 1 ? q + as : q, q2 = nt > 2 ? q + 2 * as : q, q3 = nt > 3 ? q + 3 * as : q;
@@ -150,8 +151,10 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const l3 = v128.and(w3, m4), h3 = v128.and(i16x8.shr_u(w3, 4), m4);
     c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
     c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
-    c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
-    c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    if (N > 2) {
+      c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+      c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    }
   }
   v128.store(o, c0);
   if (nt > 1) v128.store(o + od, c1);
@@ -160,13 +163,45 @@ import { dequantize_q4_0 } from "./quant-dequant";
 }
 
 /**
- * Q4_0 lanes weights x Q8_S activations: out[t*d + r] = W[r] . x[t] for r in [r0, r1) (r0 a multiple of 4, as the
- * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked).
+ * Relaxed, T = 1, JavaScriptCore's form: one quad per pass, each activation splat loaded where it is used. With four quads
+ * sharing eight live splats (gemvQuads) JavaScriptCore spills and runs the step at a third of this speed (2048x768, Bun
+ * 1.4.5; V8 runs gemvQuads 1.15-1.2x faster than this). Same integer sums and f32 operations per quad and block.
  */
-export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+// @ts-ignore: decorator
+@inline function gemvQuad1(out: usize, q: usize, p: usize, nb: i32, z: i32): void {
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let c = f32x4.splat(0);
+  for (let b = 0; b < nb; b++) {
+    const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+    const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load32_splat(q + 8)), dot16(v128.and(i16x8.shr_u(w0, 4), m4), v128.load32_splat(q + 24)));
+    const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(v128.and(i16x8.shr_u(w1, 4), m4), v128.load32_splat(q + 28)));
+    const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(v128.and(i16x8.shr_u(w2, 4), m4), v128.load32_splat(q + 32)));
+    const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(v128.and(i16x8.shr_u(w3, 4), m4), v128.load32_splat(q + 36)));
+    const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.shl(v128.load32_splat(q + 4), 3));
+    c = f32x4.add(c, f32x4.mul(f32x4.mul(scales(p, hmask, p112), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+    p += QB;
+    q += Q8_S_BYTES;
+  }
+  v128.store(out, c);
+}
+
+/**
+ * Q4_0 lanes weights x Q8_S activations: out[t*d + r] = W[r] . x[t] for r in [r0, r1) (r0 a multiple of 4, as the
+ * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked). oneQuad: JavaScriptCore's
+ * forms, T = 1 one quad per pass (gemvQuad1), T > 1 tiles of one quad x 2 activation rows (relaxed build only; the plain
+ * build has one form).
+ */
+// @ts-ignore: decorator
+@inline function lanesMatmul(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32, oneQuad: bool): void {
   const nb = n >> 5, z = <i32> (<u32> n >> 31);
   const ws: usize = <usize> nb * Q4_0_BYTES, as: usize = <usize> nb * Q8_S_BYTES, qs: usize = ws << 2;
   const dl = d & ~3, l1 = min(r1, dl);
+  if (T == 1 && oneQuad && RELAXED) {
+    for (let g = r0 >> 2; 4 * g < l1; g++) gemvQuad1(out + (<usize> g << 4), xq, w + <usize> g * qs, nb, z);
+    if (r1 > dl) gemv(Q4_0, out, xq, w, n, max(r0, dl), r1, ws);
+    return;
+  }
   if (T == 1) {
     // four quads from four far-apart bands of the range per pass (g, g + Q, g + 2Q, g + 3Q: independent streams
     // through memory, as gemv in quant-gemm.ts), sharing the activation's splats; 1..3 quads left over
@@ -185,7 +220,11 @@ export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
     if (RELAXED) {
       for (let g = r0 >> 2; 4 * g < l1; g++) {
         const p = w + <usize> g * qs, o = out + (<usize> g << 4);
-        for (let t = t0; t < t1; t += 4) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(4, t1 - t), nb, z);
+        if (oneQuad) {
+          for (let t = t0; t < t1; t += 2) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(2, t1 - t), nb, z, 2);
+        } else {
+          for (let t = t0; t < t1; t += 4) tileQuad(o + <usize> t * od, od, p, xq + <usize> t * as, as, min(4, t1 - t), nb, z, 4);
+        }
       }
     } else {
       // plain: sixteen unpacked i16 nibble vectors per quad would not stay in registers; four quads per activation row
@@ -199,6 +238,22 @@ export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
     }
   }
   if (r1 > dl) gemm(Q4_0, out, xq, w, n, d, T, max(r0, dl), r1, ws, as);
+}
+
+/**
+ * Q4_0 lanes weights x Q8_S activations: out[t*d + r] = W[r] . x[t] for r in [r0, r1) (r0 a multiple of 4, as the
+ * matmul chunks' 16-row alignment gives), t < T. Rows from d & ~3 on are ggml's (not repacked).
+ */
+export function matmul_q4_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  lanesMatmul(out, xq, w, n, d, T, r0, r1, false);
+}
+
+/**
+ * matmul_q4_0_lanes in the forms JavaScriptCore runs fast (Bun's Q4_0 kernel): T = 1 one quad per pass (gemvQuad1),
+ * T > 1 one quad x 2 activation rows per tile; bit-identical to it.
+ */
+export function matmul_q4_0_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  lanesMatmul(out, xq, w, n, d, T, r0, r1, true);
 }
 
 /** Row r's four qs bytes 4v..4v+3 (u32 at p) in this build's lanes order (plain: qs[4v], qs[4v+2], qs[4v+1], qs[4v+3]). */

@@ -1,6 +1,6 @@
 /**
- * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts) against today's matmul_q4_0, in one build (build/kvasm-relaxed.wasm,
- * or kvasm-simd.wasm with --plain): both kernels on the same weights (the lanes copy repacked by repack_q4_0_lanes), every
+ * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts: matmul_q4_0_lanes and Bun's matmul_q4_0_lanes_q1) against today's
+ * matmul_q4_0, in one build (build/kvasm-relaxed.wasm, or kvasm-simd.wasm with --plain): the kernels on the same weights (the lanes copy repacked by repack_q4_0_lanes), every
  * output checked bit for bit, fastest call of interleaved rounds, per shape and T.
  *
  *   deno run -A bench/q4_0-lanes.bench.ts          bun bench/q4_0-lanes.bench.ts        [--T 1,16,128] [--rounds 10] [--plain]
@@ -13,8 +13,9 @@ import * as path from "node:path";
 import { benchArgs } from "./cli.ts";
 
 const { values: opts } = benchArgs(
-  `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes), in one build; outputs
-checked bit for bit; fastest call and today / lanes time ratio, per shape and T.
+  `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes, and matmul_q4_0_lanes_q1, whose
+T = 1 step is the form JavaScriptCore runs fast), in one build; outputs checked bit for bit; fastest call after 300 ms of
+warm-up calls and today / lanes time ratio, per shape and T.
 
   deno run -A bench/q4_0-lanes.bench.ts [options]        bun bench/q4_0-lanes.bench.ts [options]
 
@@ -41,6 +42,8 @@ const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
+// lanes kernels: V8's (T = 1 four quads per pass) and JavaScriptCore's (T = 1 one quad per pass; Bun's)
+const LANES = ["matmul_q4_0_lanes", "matmul_q4_0_lanes_q1"];
 const wasmBytes = fs.readFileSync(path.join(opts.build ?? path.join(root, "build"), plain ? "kvasm-simd.wasm" : "kvasm-relaxed.wasm"));
 
 type Fn = (...args: number[]) => void;
@@ -79,25 +82,36 @@ for (const shape of opts.shapes.split(",")) {
   for (const T of Ts) {
     ex.quantize_q8_s(X, XF, n, T);
     ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
-    ex.matmul_q4_0_lanes(O2, X, WL, n, d, T, 0, d);
     const a = new Uint32Array(memory.buffer, O, d * T), b = new Uint32Array(memory.buffer, O2, d * T);
-    const same = a.every((x, i) => x === b[i]);
+    let same = true;
+    for (const k of LANES) {
+      b.fill(0x7fc00001);
+      ex[k](O2, X, WL, n, d, T, 0, d);
+      same &&= a.every((x, i) => x === b[i]);
+    }
     allSame &&= same;
+    // JavaScriptCore reaches its optimizing tier late on large functions (README "Q8_0 under JavaScriptCore"): 300 ms each first
+    for (const t0 = performance.now(); performance.now() - t0 < 300;) ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
+    for (const k of LANES) for (const t0 = performance.now(); performance.now() - t0 < 300;) ex[k](O2, X, WL, n, d, T, 0, d);
     const reps = Math.max(1, Math.round((32 * 768 * 2048) / (T * n * d)));
-    let today = Infinity, lanes = Infinity;
+    let today = Infinity;
+    const lanes = LANES.map(() => Infinity);
     for (let r = 0; r < rounds; r++) {
       let t0 = performance.now();
       for (let i = 0; i < reps; i++) ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
       today = Math.min(today, (performance.now() - t0) / reps);
-      t0 = performance.now();
-      for (let i = 0; i < reps; i++) ex.matmul_q4_0_lanes(O2, X, WL, n, d, T, 0, d);
-      lanes = Math.min(lanes, (performance.now() - t0) / reps);
+      LANES.forEach((k, j) => {
+        t0 = performance.now();
+        for (let i = 0; i < reps; i++) ex[k](O2, X, WL, n, d, T, 0, d);
+        lanes[j] = Math.min(lanes[j], (performance.now() - t0) / reps);
+      });
     }
     const gops = (ms: number) => ((2 * n * d * T) / ms / 1e6).toFixed(1);
     console.log(
       `  ${shape.padEnd(9)} T=${String(T).padEnd(4)} today ${(today * 1000).toFixed(1).padStart(8)} (${gops(today)} GOP/s)` +
-        `  lanes ${(lanes * 1000).toFixed(1).padStart(8)} (${gops(lanes)} GOP/s)  ${(today / lanes).toFixed(2)}x` +
-        `  bit-identical: ${same ? "yes" : "NO"}`,
+        LANES.map((k, j) =>
+          `  ${k.slice(10)} ${(lanes[j] * 1000).toFixed(1).padStart(8)} (${gops(lanes[j])} GOP/s) ${(today / lanes[j]).toFixed(2)}x`
+        ).join("") + `  bit-identical: ${same ? "yes" : "NO"}`,
     );
   }
 }

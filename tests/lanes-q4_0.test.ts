@@ -1,9 +1,9 @@
 /**
- * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts): the repacked weights give matmul_q4_0's results bit for bit
- * (T = 1, 3, 5, 37, row ranges split on 16-row chunk boundaries, row counts that leave a natural tail), each batched row
+ * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts): the repacked weights give matmul_q4_0's results bit for bit through
+ * matmul_q4_0_lanes and Bun's matmul_q4_0_lanes_q1 (T = 1, 3, 5, 37, row ranges split on 16-row chunk boundaries, row counts that leave a natural tail), each batched row
  * equals the row alone, dequantize of any row equals dequantize_q4_0 of
  * the natural row, the repack puts each byte where the header says, in both builds; and a loaded model repacks its
- * Q4_0 weights outside ggmlOrder (not under Bun) and computes the same logits as without the repack, on 1 and 2 threads.
+ * Q4_0 weights outside ggmlOrder (Deno and Bun) and computes the same logits as without the repack, on 1 and 2 threads.
  */
 import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
 import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
@@ -13,7 +13,6 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { LANES_KERNELS } from "../src/quant/kernels.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -59,7 +58,8 @@ function lanesByte(b: Build, r: number, j: number): number {
   return 8 + 16 * (j >> 2) + 4 * r + (b === "relaxed" ? k : [0, 2, 1, 3][k]);
 }
 
-const MATMULS = ["matmul_q4_0_lanes"] as const;
+// matmul_q4_0_lanes_q1: the same with T = 1 one quad per pass (Bun's kernel, src/quant/kernels.ts)
+const MATMULS = ["matmul_q4_0_lanes", "matmul_q4_0_lanes_q1"] as const;
 
 for (const b of BUILDS) {
   test(`repack_q4_0_lanes (${b}): per quad and block the four f16 scales, then qs interleaved in the build's order; tail rows kept`, () => {
@@ -161,12 +161,7 @@ testShared(
         const lanes = await loadModel(synthq, { threads });
         try {
           const q4 = weightsOf(lanes).filter((w) => w.type === GGMLType.Q4_0);
-          // Bun keeps ggml's layout for Q4_0 (src/quant/kernels.ts): there the lanes kernels are held to matmul_q4_0 above only
-          const layout = LANES_KERNELS.has(GGMLType.Q4_0) ? "lanes" : undefined;
-          assert(
-            q4.length > 0 && q4.every((w) => w.layout === layout),
-            `every Q4_0 weight in the ${layout ?? "ggml"} layout (${threads} threads)`,
-          );
+          assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), `every Q4_0 weight in the lanes layout (${threads} threads)`);
           for (let i = 0; i < prompts.length; i++) {
             assertEquals([...new Uint32Array((await promptLogits(lanes, prompts[i])).buffer)], want[i], `prompt ${i}, ${threads} threads`);
           }

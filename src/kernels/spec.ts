@@ -258,6 +258,9 @@ export const KERNEL_SPEC = {
   // (the d % 4 last rows are in the KX layout, where matmul_q6_k_lanes and dequantize_q6_k_lanes read them)
   repack_q6_k_lanes: REPACK_LANES,
   dequantize_q6_k_lanes: DEQUANTIZE_LANES,
+  // assembly/lanes-q4_0.ts: matmul_q4_0_lanes in the forms JavaScriptCore runs fast (T = 1 one quad per pass, T > 1 tiles of two
+  // activation rows): Bun's Q4_0 matmul
+  matmul_q4_0_lanes_q1: QMATMUL,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

@@ -142,19 +142,18 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     rowGroup: 4,
   }],
   // assembly/lanes-q4_0.ts: quads of rows, 4 qs bytes (8 nibbles) of each per 16-byte vector; Q8_S activations, as matmul_q4_0.
-  // Not under Bun: JavaScriptCore runs its one-row kernel at 0.83-0.92x of matmul_q4_0's (V8: 1.22-1.25x; README "Q4_0 in the
-  // lanes layout"), so Bun keeps ggml's layout for Q4_0.
-  ...("Bun" in globalThis ? [] : [
-    [GGMLType.Q4_0, {
-      type: GGMLType.Q4_0,
-      actType: Q8_S,
-      quantize: "quantize_q8_s",
-      matmul: "matmul_q4_0_lanes",
-      repack: "repack_q4_0_lanes",
-      dequantize: "dequantize_q4_0_lanes",
-      rowGroup: 4,
-    }] as const,
-  ]),
+  // Bun takes matmul_q4_0_lanes_q1 (T = 1 one quad per pass, T > 1 tiles of two activation rows): JavaScriptCore spills the
+  // four-quad step's shared splats and the 4-row tile (0.89-0.99x of matmul_q4_0; _q1 1.09-1.17x), where V8 runs those faster
+  // (README "Q4_0 in the lanes layout"). Bit-identical.
+  [GGMLType.Q4_0, {
+    type: GGMLType.Q4_0,
+    actType: Q8_S,
+    quantize: "quantize_q8_s",
+    matmul: "Bun" in globalThis ? "matmul_q4_0_lanes_q1" : "matmul_q4_0_lanes",
+    repack: "repack_q4_0_lanes",
+    dequantize: "dequantize_q4_0_lanes",
+    rowGroup: 4,
+  }],
   // assembly/lanes-kquant.ts: quads of rows, 4 weights of each per 16-byte vector, scales and mins of 4 rows
   // decoded together; KX Q8_K activations, as matmul_q4_kx (so Q6_K's KX weights share them); the d % 4 last
   // rows are KX, not natural

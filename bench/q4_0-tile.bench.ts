@@ -1,0 +1,119 @@
+/**
+ * Q4_0 lanes-layout tiles for T > 1, on one module compiled here (bench/q4_0-tile/kernels.ts, relaxed SIMD, a few
+ * seconds): today's matmul_q4_0 (ggml's layout) and matmul_q4_0_lanes against candidate tiles on the same repacked
+ * weights; every output checked bit for bit against matmul_q4_0; fastest call of interleaved rounds.
+ *
+ *   deno run -A bench/q4_0-tile.bench.ts          bun bench/q4_0-tile.bench.ts        [--T 1,16,128] [--rounds 8]
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+import { benchArgs } from "./cli.ts";
+
+const { values: opts } = benchArgs(
+  `Q4_0 T > 1 tiles in the lanes layout on one module compiled here (relaxed SIMD): matmul_q4_0 (ggml's layout),
+matmul_q4_0_lanes and the candidates in bench/q4_0-tile/kernels.ts; outputs checked bit for bit; fastest call and
+ratio to matmul_q4_0_lanes, per shape and T.
+
+  deno run -A bench/q4_0-tile.bench.ts [options]        bun bench/q4_0-tile.bench.ts [options]
+
+  --T LIST          token rows (default 1,16,128)
+  --rounds N        timed rounds per variant, interleaved (default 8)
+  --variants LIST   candidates (default g1,bo,t2,t6,t8: g1 at T = 1, the tiles at T > 1)
+  --shapes LIST     out x in shapes (default 2048x768,768x2048)
+  -h, --help        this text`,
+  {
+    options: {
+      T: { type: "string", default: "1,16,128" },
+      rounds: { type: "string", default: "8" },
+      variants: { type: "string", default: "g1,bo,t2,t6,t8" },
+      shapes: { type: "string", default: "2048x768,768x2048" },
+      help: { type: "boolean", short: "h" },
+    },
+  },
+);
+const Ts = opts.T.split(",").map(Number);
+const rounds = Number(opts.rounds);
+const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
+
+const root = new URL("..", import.meta.url).pathname;
+const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "q4-tile-")), "k.wasm");
+const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
+  path.join(root, "bench/q4_0-tile/kernels.ts"),
+  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd", "--enable", "relaxed-simd", "--use", "RELAXED=1"],
+  ...["-o", wasmFile],
+], { encoding: "utf8" });
+if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
+
+type Fn = (...args: number[]) => void;
+const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
+const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<string, Fn>;
+fs.rmSync(path.dirname(wasmFile), { recursive: true });
+
+const MiB = 1 << 20;
+const W = 64 * 1024, WL = W + 16 * MiB, X = WL + 16 * MiB, O = X + 8 * MiB, XF = O + 8 * MiB, TMP = XF + 8 * MiB;
+const heap = new Uint8Array(memory.buffer);
+let s = 12345;
+const rnd = () => {
+  s ^= s << 13;
+  s ^= s >>> 17;
+  s ^= s << 5;
+  return s >>> 0;
+};
+const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
+for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
+
+const candidates = opts.variants.split(",");
+const call = (v: string, n: number, d: number, T: number) => {
+  if (v === "ggml") ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
+  else if (v === "lanes") ex.matmul_q4_0_lanes(O, X, WL, n, d, T, 0, d);
+  else ex[v](O, X, WL, n, d, T);
+};
+console.log(`${engine}, relaxed, ${new Date().toISOString()}: fastest call in us (ratio lanes / variant)`);
+let allSame = true;
+for (const shape of opts.shapes.split(",")) {
+  const [d, n] = shape.split("x").map(Number);
+  const bytes = (n / 32) * 18 * d;
+  for (let i = W; i < W + bytes; i++) heap[i] = rnd() & 0xff;
+  const dv = new DataView(memory.buffer);
+  for (let p = W; p < W + bytes; p += 18) dv.setUint16(p, 0x1400 + (rnd() & 0x0fff), true);
+  heap.copyWithin(WL, W, W + bytes);
+  ex.repack_q4_0_lanes(WL, n, d, TMP);
+  for (const T of Ts) {
+    // g*: one-row steps (T = 1 only); the others: tiles (T > 1 only)
+    const variants = ["ggml", "lanes", ...candidates.filter((v) => v.startsWith("g") === (T === 1))];
+    ex.quantize_q8_s(X, XF, n, T);
+    call("ggml", n, d, T);
+    const ref = new Uint32Array(memory.buffer, O, d * T).slice();
+    const same: Record<string, boolean> = {};
+    for (const v of variants) {
+      new Uint32Array(memory.buffer, O, d * T).fill(0x7fc00001);
+      call(v, n, d, T);
+      const o = new Uint32Array(memory.buffer, O, d * T);
+      same[v] = ref.every((x, i) => x === o[i]);
+      allSame &&= same[v];
+    }
+    // JavaScriptCore reaches its optimizing tier late (README "Q8_0 under JavaScriptCore"): 300 ms of calls first
+    for (const v of variants) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(v, n, d, T);
+    const reps = Math.max(1, Math.round(64 / T));
+    const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
+    for (let r = 0; r < rounds; r++) {
+      for (const v of variants) {
+        const t0 = performance.now();
+        for (let i = 0; i < reps; i++) call(v, n, d, T);
+        best[v] = Math.min(best[v], (performance.now() - t0) / reps);
+      }
+    }
+    const gops = (ms: number) => ((2 * n * d * T) / ms / 1e6).toFixed(0);
+    console.log(
+      `  ${shape.padEnd(9)} T=${String(T).padEnd(4)}` +
+        variants.map((v) =>
+          ` ${v} ${(best[v] * 1000).toFixed(0)}us ${gops(best[v])}G ${(best.lanes / best[v]).toFixed(2)}x${same[v] ? "" : " DIFF"}`
+        )
+          .join(" |"),
+    );
+  }
+}
+if (!allSame) throw new Error("a variant's outputs differ from matmul_q4_0's");
