@@ -1,11 +1,12 @@
 // Paged attention of one query row in two passes (scores, softmax weights,
 // then the weighted sum of V), generic over the cache's element: f32 (the f32
 // cache's `attention`) or IEEE half (attention_f16_twopass, the F16 cache in
-// default mode), each element widened to f32 as it is loaded. Inline, no state.
+// default mode), each element widened to f32 as it is loaded. Inline, no state;
+// attn-stream.ts exports the same loops for decode rows (`stream`).
 
 import { hsum, madd, f16ToF32, f16x8Lo } from "./math";
 import { reduce4f } from "./quant-util";
-import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
+import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-select";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -40,14 +41,21 @@ import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
  * layer's K (or V) rows of a page are one block of pageSize * kvDim elements, so both passes read it as
  * one sequential stream that the hardware prefetches (head by head, each head's rows lie a whole slot
  * apart and every row is a cache miss of its own). Four positions a step share the loads of q (scores)
- * and of the output row (V).
+ * and of the output row (V); four heads' softmaxes run side by side (softmaxWeights4).
+ *
+ * stream: each page's K (then V) block is swept by readLines right before the pass works on it. The
+ * passes do a few hundred operations per 64-byte line, so a line they miss on is waited for with few other
+ * misses in flight (a decode row's K and V come from memory: read at 0.4 of read_probe, where the sweep's
+ * bare loads keep many misses in flight and read near its rate); after the sweep the pass finds the block
+ * in L2. Data already in cache (a prefill chunk's rows, which read the K and V the chunk just stored) only
+ * pays for the sweep, so the callers choose (attn-stream.ts: the decode rows' kernels). Loads only: the same bits.
  */
 // @ts-ignore: decorator
 @inline export function attendPaged<E>(
   out: usize, q: usize, att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
-  slopes: usize, topK: i32, sel: usize,
+  slopes: usize, topK: i32, sel: usize, stream: bool = false,
 ): void {
   const kvMul = nHeads / nKvHeads;
   const scale = <f32>(1.0 / Math.sqrt(<f64>headDim));
@@ -56,11 +64,15 @@ import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
   const headBytes = <usize>headDim << 2; // of q and out (f32)
   const kvHeadBytes = <usize>headDim * sizeof<E>(); // of a K or V row
   const vec = (headDim & 3) == 0;
+  let swept = i32x4.splat(0); // what the stream sweeps read, kept so that no compiler drops them
+  // the bytes of a slot that heads [h0, h1) read: their KV heads' rows
+  const sweepLo = <usize>(h0 / kvMul) * kvHeadBytes, sweepHi = h1 > h0 ? <usize>((h1 - 1) / kvMul + 1) * kvHeadBytes : sweepLo;
   // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance); head h's row at att + 4 h len (by absolute
   // head: threads splitting heads never overlap)
   for (let p = start; p < end;) {
     const run = min(pageSize - p % pageSize, end - p);
     const k = kvSlot(kvBase, pageTable, pageSize, pageBytes, kOff, slotBytes, p);
+    if (stream) swept = readLines(swept, k, slotBytes, run, sweepLo, sweepHi);
     const j0 = p - start, dist0 = p - end + 1;
     let j = 0;
     if (vec) {
@@ -81,9 +93,17 @@ import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
     }
     p += run;
   }
-  for (let h = h0; h < h1; h++) {
-    const sc = att + ((<usize>h * len) << 2);
-    if (topK > 0) topkMask(sc, len, topK, sel + ((<usize>h * topK) << 3)); // the max is always kept
+  const rowBytes = <usize>len << 2;
+  if (topK > 0) {
+    for (let h = h0; h < h1; h++) topkMask(att + <usize>h * rowBytes, len, topK, sel + ((<usize>h * topK) << 3)); // the max is always kept
+  }
+  let h = h0;
+  for (; h + 4 <= h1; h += 4) {
+    const sc = att + <usize>h * rowBytes;
+    softmaxWeights4(sc, rowBytes, len, rowMax(sc, len), rowMax(sc + rowBytes, len), rowMax(sc + 2 * rowBytes, len), rowMax(sc + 3 * rowBytes, len));
+  }
+  for (; h < h1; h++) {
+    const sc = att + <usize>h * rowBytes;
     softmaxWeights(sc, len, rowMax(sc, len));
   }
   // out = sum_p weight_p * v_p
@@ -91,6 +111,7 @@ import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
   for (let p = start; p < end;) {
     const run = min(pageSize - p % pageSize, end - p);
     const v = kvSlot(kvBase, pageTable, pageSize, pageBytes, vOff, slotBytes, p);
+    if (stream) swept = readLines(swept, v, slotBytes, run, sweepLo, sweepHi);
     const j0 = p - start;
     let j = 0;
     if (vec && topK == 0) {
@@ -112,6 +133,29 @@ import { alibiSlope, softmaxWeights, topkMask } from "./attn-select";
     }
     p += run;
   }
+  // att is scratch: head h0's first weight, already used, takes the sweeps' bits
+  if (stream && h1 > h0) store<i32>(att + <usize>h0 * rowBytes, i32x4.extract_lane(swept, 0) | i32x4.extract_lane(swept, 2));
+}
+
+/**
+ * Reads one 16-byte vector of every 64-byte line of bytes [lo, hi) of each of the run slots at block
+ * (slotBytes apart; [lo, hi) holds the KV heads of this call's query heads, all of the slot on one thread),
+ * ORed into acc: bare independent loads in address order, so the core keeps many line misses in flight
+ * and the hardware prefetcher sees one sequential stream.
+ */
+// @ts-ignore: decorator
+@inline function readLines(acc: v128, block: usize, slotBytes: usize, run: i32, lo: usize, hi: usize): v128 {
+  let a0 = acc, a1 = i32x4.splat(0);
+  for (let j = 0; j < run; j++) {
+    const slot = block + <usize>j * slotBytes;
+    let o = lo;
+    for (; o + 80 <= hi; o += 128) {
+      a0 = v128.or(a0, v128.load(slot + o));
+      a1 = v128.or(a1, v128.load(slot + o + 64));
+    }
+    if (o + 16 <= hi) a0 = v128.or(a0, v128.load(slot + o));
+  }
+  return v128.or(a0, a1);
 }
 
 /**

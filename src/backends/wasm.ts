@@ -402,7 +402,10 @@ export class WasmBackend implements Backend {
   /**
    * The attention kernel of the cache type: for the F16 cache with ggmlOrder llama.cpp's flash attention path
    * for a batch of T rows whose (last) row is at pos (f16AttentionKernel; attention_f16 rounds the row's q to
-   * half in place), without it attention_f16_twopass.
+   * half in place), without it attention_f16_twopass. A decode step (T = 1) of the f32 cache and of the F16
+   * cache without ggmlOrder takes the same loops with each page's K and V swept into cache first
+   * (assembly/attn-stream.ts, the same bits): its K and V come from memory, where a prefill chunk's rows read
+   * what the chunk just stored, from cache.
    */
   protected attentionKernel(kv: KVLayout, T: number, pos: number): AttentionKernel {
     switch (kv.kvType) {
@@ -410,10 +413,12 @@ export class WasmBackend implements Backend {
         return "attention_q8";
       case "u8_asym":
         return "attention_u8";
-      case "f16":
-        return f16AttentionKernel(T, kv.headDim, pos, this.opts.ggmlOrder ?? false);
+      case "f16": {
+        const kernel = f16AttentionKernel(T, kv.headDim, pos, this.opts.ggmlOrder ?? false);
+        return kernel === "attention_f16_twopass" && T === 1 ? "attention_f16_stream" : kernel;
+      }
       default:
-        return "attention";
+        return T === 1 ? "attention_stream" : "attention";
     }
   }
 

@@ -258,6 +258,10 @@ export const KERNEL_SPEC = {
   // (the d % 4 last rows are in the KX layout, where matmul_q6_k_lanes and dequantize_q6_k_lanes read them)
   repack_q6_k_lanes: REPACK_LANES,
   dequantize_q6_k_lanes: DEQUANTIZE_LANES,
+  // assembly/attn-stream.ts: the decode rows' attention, `attention` and attention_f16_twopass with each page's K and V
+  // swept into cache before a pass works on it (the same bits)
+  attention_stream: ATTENTION,
+  attention_f16_stream: ATTENTION,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;
@@ -291,6 +295,8 @@ export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
 export type AttentionKernel =
   | "attention"
+  | "attention_stream"
+  | "attention_f16_stream"
   | "attention_q8"
   | "attention_u8"
   | "attention_f16"
