@@ -133,7 +133,7 @@ test("paged attention: decode kernels, all heads at once and head by head agree 
       const label = `${b} ${JSON.stringify(s)}`;
       assert(all.every((v, i) => v === one[i]), `all heads at once differ from head by head: ${label}`);
       assert(all.every((v, i) => v === streamed[i]), `the decode kernel differs from the plain one: ${label}`);
-      assertClose(new Float32Array(all.buffer), m.want, s.f16 ? 2e-5 : 1e-5, `against float64: ${label}`, 1e-3);
+      assertClose(new Float32Array(all.buffer), m.want, 1e-5, `against float64: ${label}`, 1); // V and the outputs lie in [-2, 2]
       compared++;
     }
   }
