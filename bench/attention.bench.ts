@@ -11,7 +11,7 @@
  * Prints µs per token (12 layer calls), the rate at which K and V are read as a ratio of the machine's read rate
  * (read_probe, measured before and after the rounds), and whether every kernel's output has the bits of the
  * first one of its cache type. `--against build.wasm` times a second kernel build in the same process (old
- * against new) and prints this build's speed over its, kernel for kernel (an older build without a kernel
+ * against new) and prints this build's speed over its, kernel for kernel, and each kernel's over the first of its cache type (an older build without a kernel
  * times the one it ran instead: attention for attention_stream, attention_f16 for the F16 default mode).
  *
  *   deno run -A bench/attention.bench.ts [--positions 150] [--sequences 8] [--against /path/to/kvasm-relaxed.wasm] [--help]
@@ -121,20 +121,26 @@ function outputOf(run: (first?: boolean) => void, m: ReturnType<typeof layout>):
   return new Uint32Array(m.mem.buffer, m.out, qDim).slice();
 }
 
-/** Fastest of interleaved rounds (at least 5 rounds or 3 s), µs a call of 10 tokens / 10: load elsewhere hits every entry alike. */
-function timeAll(fns: Array<() => void>, seconds = 3): number[] {
-  const best = fns.map(() => Infinity);
+/**
+ * Interleaved rounds (at least 5 or `seconds`), µs a token (a call of 10 tokens / 10) per entry and round: load
+ * elsewhere hits the entries of a round alike, so ratios are taken round by round.
+ */
+function timeAll(fns: Array<() => void>, seconds = 3): number[][] {
+  const rounds: number[][] = [];
   const t = performance.now();
   for (let round = 0; round < 5 || performance.now() - t < seconds * 1000; round++) {
-    fns.forEach((fn, i) => {
+    rounds.push(fns.map((fn) => {
       const t0 = performance.now();
       for (let r = 0; r < 10; r++) fn();
-      best[i] = Math.min(best[i], ((performance.now() - t0) * 1000) / 10);
-    });
+      return ((performance.now() - t0) * 1000) / 10;
+    }));
     if (performance.now() - t > 30_000) break;
   }
-  return best;
+  return rounds;
 }
+const best = (rounds: number[][], i: number) => Math.min(...rounds.map((r) => r[i]));
+/** The median over rounds of entry j's time over entry i's: i's speed over j's. */
+const speedup = (rounds: number[][], i: number, j: number) => rounds.map((r) => r[j] / r[i]).sort((a, b) => a - b)[rounds.length >> 1];
 
 const mine = await build();
 const other = against ? await build(against) : undefined;
@@ -151,13 +157,15 @@ for (const type of cacheTypes) {
   }
 }
 const probe = () => mine.k.read_probe(mine.m.probe, mine.m.probeFloats);
-const probeBefore = timeAll([probe], 1)[0];
-const us = timeAll(entries.map((e) => () => e.run()));
-const probeUs = Math.min(probeBefore, timeAll([probe], 1)[0]);
+const probeBefore = best(timeAll([probe], 1), 0);
+const rounds = timeAll(entries.map((e) => () => e.run()), 10);
+const probeUs = Math.min(probeBefore, best(timeAll([probe], 1), 0));
 
 console.log(
   `attention, one query row, ${positions} positions, ${LAYERS} layers x ${HEADS} heads x ${HEAD_DIM}, pages of ${PAGE}, ` +
-    `${sequences} sequence(s): K and V from ${sequences > 1 ? "memory" : "cache"}`,
+    `${sequences} sequence(s): K and V from ${
+      sequences > 1 ? "memory" : "cache"
+    }; fastest of ${rounds.length} rounds, ratios the median of the rounds'`,
 );
 console.log(
   `${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, ${cpus()[0]?.model ?? "?"}, 1 thread, load average ${
@@ -167,13 +175,15 @@ console.log(
 const probeGBs = (mine.m.probeFloats * 4) / (probeUs * 1e3);
 console.log(`  ${"read_probe 64 MiB".padEnd(44)} ${probeGBs.toFixed(1)} GB/s (the machine's read rate)`);
 entries.forEach((e, i) => {
-  const gbs = (LAYERS * 2 * positions * kvDim * (e.type.slot / kvDim)) / (us[i] * 1e3);
-  const first = entries.find((x) => x.type === e.type)!;
-  const same = e.bits.every((v, j) => v === first.bits[j]) ? "" : "  OUTPUT DIFFERS";
-  const vs = other && !e.theirs ? `  ${(us[i + 1] / us[i]).toFixed(2)}x the speed of --against` : "";
+  const us = best(rounds, i);
+  const gbs = (LAYERS * 2 * positions * kvDim * (e.type.slot / kvDim)) / (us * 1e3);
+  const first = entries.indexOf(entries.find((x) => x.type === e.type)!);
+  const same = e.bits.every((v, j) => v === entries[first].bits[j]) ? "" : "  OUTPUT DIFFERS";
+  const vs = other && !e.theirs ? `  ${speedup(rounds, i, i + 1).toFixed(2)}x --against's` : "";
+  const vsFirst = i !== first && !e.theirs ? `, ${speedup(rounds, i, first).toFixed(2)}x the first's` : "";
   console.log(
-    `  ${e.label.padEnd(44)} ${us[i].toFixed(0).padStart(6)} µs/token  K+V at ${gbs.toFixed(1)} GB/s = ${
+    `  ${e.label.padEnd(44)} ${us.toFixed(0).padStart(6)} µs/token  K+V at ${gbs.toFixed(1)} GB/s = ${
       (gbs / probeGBs).toFixed(2)
-    } of read_probe${vs}${e === first ? "" : same}`,
+    } of read_probe${vs}${vsFirst}${i === first ? "" : same}`,
   );
 });
