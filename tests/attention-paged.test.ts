@@ -87,7 +87,7 @@ function setUp(mem: WebAssembly.Memory, s: Shape, r: () => number) {
   return { pages, table, pageBytes, kOff, vOff, kvDim, q, outs, att, slopes, sel, want };
 }
 
-test("paged attention: decode kernels, all heads at once and head by head agree bit for bit over 300 random shapes, both builds", async () => {
+test("paged attention: decode kernels, all heads at once and head by head agree bit for bit over 300 random shapes, both builds", () => {
   const memory = new WebAssembly.Memory({ initial: 64 });
   const builds = instantiateBuilds(memory);
   const r = xorshift(0x5eed);
