@@ -40,12 +40,12 @@ const backend = model.backend;
 if (!(backend instanceof WasmBackend)) throw new Error("needs the one-thread WASM backend");
 
 // the backend's choice, with the decode kernel swapped for the prefill rows' one on `plain` tokens
-type Chooser = { attentionKernel(kv: KVLayout, T: number, pos: number): AttentionKernel };
+type Chooser = { attentionKernel(kv: KVLayout, T: number, pos: number, decodeRow?: boolean): AttentionKernel };
 const chooser = backend as unknown as Chooser;
 const choose = chooser.attentionKernel.bind(backend);
 let plain = false;
-chooser.attentionKernel = (kv, T, pos) => {
-  const k = choose(kv, T, pos);
+chooser.attentionKernel = (kv, T, pos, decodeRow) => {
+  const k = choose(kv, T, pos, decodeRow);
   if (!plain) return k;
   return k === "attention_stream" ? "attention" : k === "attention_f16_stream" ? "attention_f16_twopass" : k;
 };
