@@ -1,5 +1,5 @@
 /**
- * Attention inside real decode and prefill steps (one thread, the WASM backend's OpProfile): a synthetic
+ * Attention inside real decode and prefill steps (the WASM backend's OpProfile, one thread or `--threads`): a synthetic
  * stories110M-shaped model (bench/models, as bench/peers.ts makes them), a prefill of 128 ids, then `--tokens`
  * decode steps whose decode row takes, token by token in turn, the decode kernel (attention_stream: each page's
  * K and V swept into cache first) and the prefill rows' kernel (`attention`) over the same cache: the same bits,
@@ -7,7 +7,7 @@
  * attention µs per token (median and best of its tokens) and the whole step's, and attention's share of the
  * prefill step.
  *
- *   deno run -A bench/attention-decode.ts [--type Q4_0] [--tokens 48] [--help]
+ *   deno run -A bench/attention-decode.ts [--type Q4_0] [--tokens 48] [--threads 1] [--help]
  *   bun bench/attention-decode.ts ...
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
@@ -27,17 +27,23 @@ const USAGE = `Attention inside real decode and prefill steps: the decode kernel
 
   --type T        weight type of the synthetic stories110M model (default Q4_0; F32, Q8_0, Q4_0, Q4_K_M)
   --tokens N      decode steps after the 128-id prefill (default 48)
+  --threads N     worker threads (default 1; the thread pool splits each attention call by heads)
   -h, --help      this text`;
 const { values: opts } = benchArgs(USAGE, {
-  options: { type: { type: "string", default: "Q4_0" }, tokens: { type: "string", default: "48" }, help: { type: "boolean", short: "h" } },
+  options: {
+    type: { type: "string", default: "Q4_0" },
+    tokens: { type: "string", default: "48" },
+    threads: { type: "string", default: "1" },
+    help: { type: "boolean", short: "h" },
+  },
 });
 const { hostname, loadavg } = await import("node:os");
-const N_PROMPT = 128, tokens = Number(opts.tokens);
+const N_PROMPT = 128, tokens = Number(opts.tokens), threads = Number(opts.threads);
 
 const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
-const model = await loadModel(path, { contextLength: 512, threads: 1 });
+const model = await loadModel(path, { contextLength: 512, threads });
 const backend = model.backend;
-if (!(backend instanceof WasmBackend)) throw new Error("needs the one-thread WASM backend");
+if (!(backend instanceof WasmBackend)) throw new Error("needs the WASM backend");
 
 // the backend's choice, with the decode kernel swapped for the prefill rows' one on `plain` tokens
 type Chooser = { attentionKernel(kv: KVLayout, T: number, pos: number, decodeRow?: boolean): AttentionKernel };
@@ -86,7 +92,7 @@ await model.close();
 
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const best = (a: number[]) => Math.min(...a);
-console.log(`attention in decode steps, ${opts.type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, 1 thread`);
+console.log(`attention in decode steps, ${opts.type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, ${threads} thread(s)`);
 console.log(
   `${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
 );
