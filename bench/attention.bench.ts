@@ -89,7 +89,7 @@ function layout() {
   // pages in a scrambled order, as a pool hands them out after some churn; sequence n owns table entries [n seqPages, (n + 1) seqPages)
   const i32 = new Int32Array(mem.buffer);
   for (let i = 0; i < nPages; i++) i32[(table >> 2) + i] = (i * 7) % nPages;
-  return { mem, pages, probe, probeFloats, q, out, att, table };
+  return { mem, pages, probe, probeFloats, q, out, att, table, seq: 0 };
 }
 
 async function build(path?: string): Promise<{ k: Kernels; m: ReturnType<typeof layout> }> {
@@ -104,10 +104,10 @@ async function build(path?: string): Promise<{ k: Kernels; m: ReturnType<typeof 
 function attentionStep(k: Kernels, m: ReturnType<typeof layout>, type: CacheType, kernel: AttentionName): (first?: boolean) => void {
   const pageBytes = LAYERS * 2 * PAGE * type.slot;
   const fn = k[kernel];
-  let seq = 0;
   return (first = false) => {
-    if (first) seq = 0;
-    const table = m.table + 4 * seqPages * (seq++ % sequences);
+    if (first) m.seq = 0;
+    // one counter per memory: the next entry goes on to sequences none of its build's entries read lately
+    const table = m.table + 4 * seqPages * (m.seq++ % sequences);
     for (let l = 0; l < LAYERS; l++) {
       const kOff = l * 2 * PAGE * type.slot, vOff = kOff + PAGE * type.slot;
       fn(m.out, m.q, m.att, m.pages, table, PAGE, pageBytes, kOff, vOff, kvDim, HEADS, HEADS, HEAD_DIM, 0, positions, 0, HEADS, 0, 0, 0);
