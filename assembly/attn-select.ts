@@ -78,6 +78,62 @@ import { expf } from "./math";
   for (; j < n; j++) setF32(sc, j, f32At(sc, j) * inv);
 }
 
+/**
+ * softmaxWeights over four rows of n scores (row r at sc + r * rowBytes, mr its maximum) at once: each row
+ * takes softmaxWeights' operations in its order, so the same bits. Why: a row's sum is one chain of
+ * dependent adds (position order), which alone leaves the core waiting on each add; four rows' chains
+ * are independent and overlap.
+ */
+// @ts-ignore: decorator
+@inline export function softmaxWeights4(sc: usize, rowBytes: usize, n: i32, m0: f32, m1: f32, m2: f32, m3: f32): void {
+  const r1 = sc + rowBytes, r2 = r1 + rowBytes, r3 = r2 + rowBytes;
+  const mv0 = f32x4.splat(m0), mv1 = f32x4.splat(m1), mv2 = f32x4.splat(m2), mv3 = f32x4.splat(m3);
+  let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const e0 = expfLanes(f32x4.sub(v128.load(sc + o), mv0));
+    const e1 = expfLanes(f32x4.sub(v128.load(r1 + o), mv1));
+    const e2 = expfLanes(f32x4.sub(v128.load(r2 + o), mv2));
+    const e3 = expfLanes(f32x4.sub(v128.load(r3 + o), mv3));
+    v128.store(sc + o, e0);
+    v128.store(r1 + o, e1);
+    v128.store(r2 + o, e2);
+    v128.store(r3 + o, e3);
+    s0 = (((s0 + f32x4.extract_lane(e0, 0)) + f32x4.extract_lane(e0, 1)) + f32x4.extract_lane(e0, 2)) + f32x4.extract_lane(e0, 3);
+    s1 = (((s1 + f32x4.extract_lane(e1, 0)) + f32x4.extract_lane(e1, 1)) + f32x4.extract_lane(e1, 2)) + f32x4.extract_lane(e1, 3);
+    s2 = (((s2 + f32x4.extract_lane(e2, 0)) + f32x4.extract_lane(e2, 1)) + f32x4.extract_lane(e2, 2)) + f32x4.extract_lane(e2, 3);
+    s3 = (((s3 + f32x4.extract_lane(e3, 0)) + f32x4.extract_lane(e3, 1)) + f32x4.extract_lane(e3, 2)) + f32x4.extract_lane(e3, 3);
+  }
+  for (; j < n; j++) {
+    const e0 = expf(f32At(sc, j) - m0), e1 = expf(f32At(r1, j) - m1), e2 = expf(f32At(r2, j) - m2), e3 = expf(f32At(r3, j) - m3);
+    setF32(sc, j, e0);
+    setF32(r1, j, e1);
+    setF32(r2, j, e2);
+    setF32(r3, j, e3);
+    s0 += e0;
+    s1 += e1;
+    s2 += e2;
+    s3 += e3;
+  }
+  scaleRow(sc, n, <f32>1 / s0);
+  scaleRow(r1, n, <f32>1 / s1);
+  scaleRow(r2, n, <f32>1 / s2);
+  scaleRow(r3, n, <f32>1 / s3);
+}
+
+/** n floats at sc times inv (softmaxWeights' last step). */
+// @ts-ignore: decorator
+@inline function scaleRow(sc: usize, n: i32, inv: f32): void {
+  const inv4 = f32x4.splat(inv);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const at = sc + (<usize>j << 2);
+    v128.store(at, f32x4.mul(v128.load(at), inv4));
+  }
+  for (; j < n; j++) setF32(sc, j, f32At(sc, j) * inv);
+}
+
 // @ts-ignore: decorator
 @inline function worse(s: f32, i: i32, ts: f32, ti: i32): bool {
   return s < ts || (s == ts && i > ti);

@@ -10,3 +10,4 @@ export * from "./lanes-q8_0";
 export * from "./lanes-q4_0";
 export * from "./lanes-kquant";
 export * from "./lanes-q6_k";
+export * from "./attn-stream";

@@ -1,14 +1,20 @@
 /**
  * The decode step's attention over the paged KV cache, alone: one query row against `--positions` cached
- * positions on the stories110M shape (12 layers, 12 heads of 64, pages of 16 positions, every layer's K and V
- * in each page, as src/kv lays them out), each call a different layer as in a forward pass, so K and V come
- * from memory (11 MB a token at 150 positions on the f32 cache), not from L1. Kernels: `attention` (f32 cache),
- * attention_f16_twopass (F16 cache, default mode) and attention_f16 (F16 cache, --ggml-order's one-row path).
- * Prints µs per token (12 layer calls) for each cache type and the rate at which the f32 kernel reads K and V as a ratio of the machine's
- * read rate (read_probe) measured in the same run. `--against build.wasm` times a second kernel build in the
- * same process (old against new while iterating) and prints this build's speed over its.
+ * positions on the stories110M shape (12 layers, 12 heads of 64, pages of 16 positions in a scrambled order,
+ * every layer's K and V in each page, as src/kv lays them out), each call a different layer as in a forward
+ * pass. Each token reads the pages of the next of `--sequences` sequences (8 by default: 94 MB of f32 K and V
+ * at 150 positions, past the last-level cache), so K and V come from memory as in a decode step, where the
+ * weights read between two of a layer's attention calls evict them; `--sequences 1` keeps them in cache (what
+ * a prefill chunk's rows see). Kernels per cache type: the one-row kernel of a prefill chunk (`attention`,
+ * attention_f16_twopass; attention_f16 for --ggml-order) and the decode row's (attention_stream,
+ * attention_f16_stream: the same loops with each page's K and V swept into cache first).
+ * Prints µs per token (12 layer calls), the rate at which K and V are read as a ratio of the machine's read rate
+ * (read_probe, measured before and after the rounds), and whether every kernel's output has the bits of the
+ * first one of its cache type. `--against build.wasm` times a second kernel build in the same process (old
+ * against new) and prints this build's speed over its, kernel for kernel, and each kernel's over the first of its cache type (an older build without a kernel
+ * times the one it ran instead: attention for attention_stream, attention_f16 for the F16 default mode).
  *
- *   deno run -A bench/attention.bench.ts [--positions 150] [--against /path/to/kvasm-relaxed.wasm] [--help]
+ *   deno run -A bench/attention.bench.ts [--positions 150] [--sequences 8] [--against /path/to/kvasm-relaxed.wasm] [--help]
  *   bun bench/attention.bench.ts ...
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
@@ -23,26 +29,47 @@ const USAGE = `The decode step's attention over the paged KV cache alone (storie
   deno run -A bench/attention.bench.ts [options]        bun bench/attention.bench.ts [options]
 
   --positions N         cached positions the query row attends to (default 150)
+  --sequences N         sequences whose pages the tokens take in turn (default 8: K and V from memory; 1: from cache)
   --against BUILD.wasm  also time this kernel build in the same process and print this build's speed over its
   -h, --help            this text`;
 const { values: opts } = benchArgs(USAGE, {
-  options: { positions: { type: "string", default: "150" }, against: { type: "string" }, help: { type: "boolean", short: "h" } },
+  options: {
+    positions: { type: "string", default: "150" },
+    sequences: { type: "string", default: "8" },
+    against: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
 });
-const positions = Number(opts.positions);
+const positions = Number(opts.positions), sequences = Number(opts.sequences);
 const against = opts.against;
-const { cpus, hostname } = await import("node:os");
+const { cpus, hostname, loadavg } = await import("node:os");
 
 const LAYERS = 12, HEADS = 12, HEAD_DIM = 64, PAGE = 16;
 const kvDim = HEADS * HEAD_DIM, qDim = kvDim;
-const nPages = Math.ceil(positions / PAGE);
-type CacheType = { name: string; slot: number; kernel: "attention" | "attention_f16_twopass" | "attention_f16" };
+const seqPages = Math.ceil(positions / PAGE), nPages = seqPages * sequences;
+type AttentionName = "attention" | "attention_stream" | "attention_f16_twopass" | "attention_f16_stream" | "attention_f16";
+type CacheType = { name: string; slot: number; kernels: Array<{ kernel: AttentionName; role: string; older: AttentionName }> };
 const cacheTypes: CacheType[] = [
-  { name: "f32", slot: kvDim * 4, kernel: "attention" },
-  { name: "f16", slot: kvDim * 2, kernel: "attention_f16_twopass" }, // default mode
-  { name: "f16 ggml-order", slot: kvDim * 2, kernel: "attention_f16" },
+  {
+    name: "f32",
+    slot: kvDim * 4,
+    kernels: [
+      { kernel: "attention", role: "prefill row", older: "attention" },
+      { kernel: "attention_stream", role: "decode row", older: "attention" },
+    ],
+  },
+  {
+    name: "f16",
+    slot: kvDim * 2,
+    kernels: [
+      { kernel: "attention_f16_twopass", role: "prefill row", older: "attention_f16" },
+      { kernel: "attention_f16_stream", role: "decode row", older: "attention_f16_twopass" },
+    ],
+  },
+  { name: "f16 ggml-order", slot: kvDim * 2, kernels: [{ kernel: "attention_f16", role: "one row", older: "attention_f16" }] },
 ];
 
-/** One memory per build: the cache pages (f32 sized, the f16 cache uses half of each), q, out, scores, page table. */
+/** One memory per build: the cache pages (f32 sized, the f16 cache uses half of each), q, out, scores, page tables. */
 function layout() {
   const pageBytes = LAYERS * 2 * PAGE * kvDim * 4;
   const probeFloats = 64 << 20 >> 2; // 64 MiB: past any cache
@@ -59,10 +86,10 @@ function layout() {
     f[i] = (s / 2 ** 32) * 2 - 1;
   }
   for (let i = 0; i < qDim; i++) f[(q >> 2) + i] = Math.sin(i);
-  // pages in a scrambled order, as a pool hands them out after some churn
+  // pages in a scrambled order, as a pool hands them out after some churn; sequence n owns table entries [n seqPages, (n + 1) seqPages)
   const i32 = new Int32Array(mem.buffer);
   for (let i = 0; i < nPages; i++) i32[(table >> 2) + i] = (i * 7) % nPages;
-  return { mem, pages, probe, probeFloats, q, out, att, table };
+  return { mem, pages, probe, probeFloats, q, out, att, table, seq: 0 };
 }
 
 async function build(path?: string): Promise<{ k: Kernels; m: ReturnType<typeof layout> }> {
@@ -73,56 +100,90 @@ async function build(path?: string): Promise<{ k: Kernels; m: ReturnType<typeof 
   return { k: inst.instance.exports as unknown as Kernels, m };
 }
 
-/** µs per token: the 12 layers' calls of one cache type's one-row kernel at `positions`. */
-function attentionStep(k: Kernels, m: ReturnType<typeof layout>, type: CacheType): () => void {
+/** One token: the 12 layers' calls of a one-row kernel, over the next sequence's pages (sequence 0 when `first`). */
+function attentionStep(k: Kernels, m: ReturnType<typeof layout>, type: CacheType, kernel: AttentionName): (first?: boolean) => void {
   const pageBytes = LAYERS * 2 * PAGE * type.slot;
-  const fn = k[type.kernel];
-  return () => {
+  const fn = k[kernel];
+  return (first = false) => {
+    if (first) m.seq = 0;
+    // one counter per memory: the next entry goes on to sequences none of its build's entries read lately
+    const table = m.table + 4 * seqPages * (m.seq++ % sequences);
     for (let l = 0; l < LAYERS; l++) {
       const kOff = l * 2 * PAGE * type.slot, vOff = kOff + PAGE * type.slot;
-      fn(m.out, m.q, m.att, m.pages, m.table, PAGE, pageBytes, kOff, vOff, kvDim, HEADS, HEADS, HEAD_DIM, 0, positions, 0, HEADS, 0, 0, 0);
+      fn(m.out, m.q, m.att, m.pages, table, PAGE, pageBytes, kOff, vOff, kvDim, HEADS, HEADS, HEAD_DIM, 0, positions, 0, HEADS, 0, 0, 0);
     }
   };
 }
 
-/** Fastest of interleaved rounds (at least 5 rounds or 2 s): a burst of load elsewhere hits every entry alike. */
-function timeAll(fns: Array<() => void>): number[] {
-  const best = fns.map(() => Infinity);
+/** The output row of sequence 0's last layer (bits). */
+function outputOf(run: (first?: boolean) => void, m: ReturnType<typeof layout>): Uint32Array {
+  run(true);
+  return new Uint32Array(m.mem.buffer, m.out, qDim).slice();
+}
+
+/**
+ * Interleaved rounds (at least 5 or `seconds`), µs a token (a call of 10 tokens / 10) per entry and round: load
+ * elsewhere hits the entries of a round alike, so ratios are taken round by round.
+ */
+function timeAll(fns: Array<() => void>, seconds = 3): number[][] {
+  const rounds: number[][] = [];
   const t = performance.now();
-  for (let round = 0; round < 5 || performance.now() - t < 2000; round++) {
-    fns.forEach((fn, i) => {
+  for (let round = 0; round < 5 || performance.now() - t < seconds * 1000; round++) {
+    rounds.push(fns.map((fn) => {
       const t0 = performance.now();
       for (let r = 0; r < 10; r++) fn();
-      best[i] = Math.min(best[i], ((performance.now() - t0) * 1000) / 10);
-    });
-    if (performance.now() - t > 20_000) break;
+      return ((performance.now() - t0) * 1000) / 10;
+    }));
+    if (performance.now() - t > 30_000) break;
   }
-  return best;
+  return rounds;
 }
+const best = (rounds: number[][], i: number) => Math.min(...rounds.map((r) => r[i]));
+/** The median over rounds of entry j's time over entry i's: i's speed over j's. */
+const speedup = (rounds: number[][], i: number, j: number) => rounds.map((r) => r[j] / r[i]).sort((a, b) => a - b)[rounds.length >> 1];
 
 const mine = await build();
 const other = against ? await build(against) : undefined;
-const entries: Array<{ label: string; run: () => void }> = [];
+type Entry = { label: string; type: CacheType; run: (first?: boolean) => void; bits: Uint32Array; theirs: boolean };
+const entries: Entry[] = [];
 for (const type of cacheTypes) {
-  entries.push({ label: `${type.name} cache`, run: attentionStep(mine.k, mine.m, type) });
-  // an older build may lack the kernel (attention_f16_twopass): its f16 line then times attention_f16, what it ran
-  const theirs = other && (other.k[type.kernel] ? type : { ...type, kernel: "attention_f16" } as CacheType);
-  if (other) entries.push({ label: `${type.name} cache (--against)`, run: attentionStep(other.k, other.m, theirs!) });
+  for (const { kernel, role, older } of type.kernels) {
+    const run = attentionStep(mine.k, mine.m, type, kernel);
+    entries.push({ label: `${type.name} ${role} (${kernel})`, type, run, bits: outputOf(run, mine.m), theirs: false });
+    if (!other) continue;
+    const theirKernel = other.k[kernel] ? kernel : older;
+    const runOld = attentionStep(other.k, other.m, type, theirKernel);
+    entries.push({ label: `  --against (${theirKernel})`, type, run: runOld, bits: outputOf(runOld, other.m), theirs: true });
+  }
 }
-entries.push({ label: "read_probe 64 MiB", run: () => mine.k.read_probe(mine.m.probe, mine.m.probeFloats) });
-const us = timeAll(entries.map((e) => e.run));
+const probe = () => mine.k.read_probe(mine.m.probe, mine.m.probeFloats);
+const probeBefore = best(timeAll([probe], 1), 0);
+const rounds = timeAll(entries.map((e) => () => e.run()), 10);
+const probeUs = Math.min(probeBefore, best(timeAll([probe], 1), 0));
 
-console.log(`attention, one query row, ${positions} positions, ${LAYERS} layers x ${HEADS} heads x ${HEAD_DIM}, pages of ${PAGE}`);
-console.log(`${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, ${cpus()[0]?.model ?? "?"}, 1 thread`);
-const probeGBs = (mine.m.probeFloats * 4) / (us.at(-1)! * 1e3);
+console.log(
+  `attention, one query row, ${positions} positions, ${LAYERS} layers x ${HEADS} heads x ${HEAD_DIM}, pages of ${PAGE}, ` +
+    `${sequences} sequence(s): K and V from ${
+      sequences > 1 ? "memory" : "cache"
+    }; fastest of ${rounds.length} rounds, ratios the median of the rounds'`,
+);
+console.log(
+  `${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, ${cpus()[0]?.model ?? "?"}, 1 thread, load average ${
+    loadavg().map((x) => x.toFixed(1)).join(" ")
+  }`,
+);
+const probeGBs = (mine.m.probeFloats * 4) / (probeUs * 1e3);
+console.log(`  ${"read_probe 64 MiB".padEnd(44)} ${probeGBs.toFixed(1)} GB/s (the machine's read rate)`);
 entries.forEach((e, i) => {
-  if (i === entries.length - 1) return console.log(`  ${e.label.padEnd(28)} ${probeGBs.toFixed(1)} GB/s (the machine's read rate)`);
-  const type = cacheTypes.find((t) => e.label.startsWith(t.name + " cache"))!;
-  const gbs = (LAYERS * 2 * positions * kvDim * (type.slot / kvDim)) / (us[i] * 1e3);
-  const vs = other && !e.label.includes("against") ? `  ${(us[i + 1] / us[i]).toFixed(2)}x the speed of --against` : "";
+  const us = best(rounds, i);
+  const gbs = (LAYERS * 2 * positions * kvDim * (e.type.slot / kvDim)) / (us * 1e3);
+  const first = entries.indexOf(entries.find((x) => x.type === e.type)!);
+  const same = e.bits.every((v, j) => v === entries[first].bits[j]) ? "" : "  OUTPUT DIFFERS";
+  const vs = other && !e.theirs ? `  ${speedup(rounds, i, i + 1).toFixed(2)}x --against's` : "";
+  const vsFirst = i !== first && !e.theirs ? `, ${speedup(rounds, i, first).toFixed(2)}x the first's` : "";
   console.log(
-    `  ${e.label.padEnd(28)} ${us[i].toFixed(0).padStart(6)} µs/token  K+V at ${gbs.toFixed(1)} GB/s = ${
+    `  ${e.label.padEnd(44)} ${us.toFixed(0).padStart(6)} µs/token  K+V at ${gbs.toFixed(1)} GB/s = ${
       (gbs / probeGBs).toFixed(2)
-    } of read_probe${vs}`,
+    } of read_probe${vs}${vsFirst}${i === first ? "" : same}`,
   );
 });

@@ -389,11 +389,14 @@ export class WasmBackend implements Backend {
     const h = this.heapI32;
     let frame: AttentionFrame | undefined;
     for (let t = 0; t < T; t++) {
-      const r = (rows >> 2) + t * ROW_FIELDS;
-      // the kernel can change between rows only on the F16 cache (its path depends on the position)
-      const kernel = this.attentionKernel(kv, T, h[r + ROW_POS]);
+      const r = (rows >> 2) + t * ROW_FIELDS, pageTable = h[r + ROW_PAGE_TABLE];
+      // a row whose sequence has no other row beside it in the batch is a decode row (a chunk's rows are consecutive)
+      const decodeRow = (t === 0 || h[r - ROW_FIELDS + ROW_PAGE_TABLE] !== pageTable) &&
+        (t === T - 1 || h[r + ROW_FIELDS + ROW_PAGE_TABLE] !== pageTable);
+      // the kernel can change between rows: decode rows and a chunk's rows, and the F16 cache's path by position
+      const kernel = this.attentionKernel(kv, T, h[r + ROW_POS], decodeRow);
       if (frame?.kernel !== kernel) frame = this.attentionFrame(kernel, kv, layer, scratch, h0, h1);
-      frame.set("out", out + t * qDim * 4).set("q", q + t * qDim * 4).set("pageTable", h[r + ROW_PAGE_TABLE]);
+      frame.set("out", out + t * qDim * 4).set("q", q + t * qDim * 4).set("pageTable", pageTable);
       frame.set("start", h[r + ROW_START]).set("end", h[r + ROW_POS] + 1);
       frame.call(this.kernels);
     }
@@ -402,18 +405,23 @@ export class WasmBackend implements Backend {
   /**
    * The attention kernel of the cache type: for the F16 cache with ggmlOrder llama.cpp's flash attention path
    * for a batch of T rows whose (last) row is at pos (f16AttentionKernel; attention_f16 rounds the row's q to
-   * half in place), without it attention_f16_twopass.
+   * half in place), without it attention_f16_twopass. A decode row (by default: T = 1) of the f32 cache and of
+   * the F16 cache without ggmlOrder takes the same loops with each page's K and V swept into cache first
+   * (assembly/attn-stream.ts, the same bits): its K and V come from memory, where a prefill chunk's rows read
+   * what the chunk just stored, from cache.
    */
-  protected attentionKernel(kv: KVLayout, T: number, pos: number): AttentionKernel {
+  protected attentionKernel(kv: KVLayout, T: number, pos: number, decodeRow = T === 1): AttentionKernel {
     switch (kv.kvType) {
       case "q8_0":
         return "attention_q8";
       case "u8_asym":
         return "attention_u8";
-      case "f16":
-        return f16AttentionKernel(T, kv.headDim, pos, this.opts.ggmlOrder ?? false);
+      case "f16": {
+        const kernel = f16AttentionKernel(T, kv.headDim, pos, this.opts.ggmlOrder ?? false);
+        return kernel === "attention_f16_twopass" && decodeRow ? "attention_f16_stream" : kernel;
+      }
       default:
-        return "attention";
+        return decodeRow ? "attention_stream" : "attention";
     }
   }
 

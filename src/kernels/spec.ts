@@ -261,6 +261,10 @@ export const KERNEL_SPEC = {
   // assembly/lanes-q4_0.ts: matmul_q4_0_lanes in the forms JavaScriptCore runs fast (T = 1 one quad per pass, T > 1 tiles of two
   // activation rows): Bun's Q4_0 matmul
   matmul_q4_0_lanes_q1: QMATMUL,
+  // assembly/attn-stream.ts: the decode rows' attention, `attention` and attention_f16_twopass with each page's K and V
+  // swept into cache before a pass works on it (the same bits)
+  attention_stream: ATTENTION,
+  attention_f16_stream: ATTENTION,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;
@@ -294,6 +298,8 @@ export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
 export type AttentionKernel =
   | "attention"
+  | "attention_stream"
+  | "attention_f16_stream"
   | "attention_q8"
   | "attention_u8"
   | "attention_f16"
