@@ -7,7 +7,11 @@
  * the one-thread step's time by op (from the same calls, times each op's calls per layer) and the two-thread step
  * those speed-ups compose to: the bound that the ops' split sets, whatever the rest.
  *
- *   deno run -A bench/prefill-split.ts [--type Q4_0] [--rows 128] [--reps 30] [--help]      bun bench/prefill-split.ts ...
+ * --baseline DIR adds another checkout's tree (DIR/src: `git archive main | tar -x -C DIR`, with its build/ and
+ * node_modules) on two threads, its calls interleaved with this tree's: old / new per op in the same seconds.
+ *
+ *   deno run -A bench/prefill-split.ts [--type Q4_0] [--rows 128] [--reps 30] [--baseline DIR] [--help]
+ *   bun bench/prefill-split.ts ...
  */
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -27,12 +31,14 @@ const USAGE = `Each op of a prefill step on one and two threads, fastest call of
   --type T     F32, F16, Q8_0, Q4_0 or Q4_K_M: bench/synthetic.ts's stories110M model (default Q4_0)
   --rows N     prompt rows of the step (default 128)
   --reps N     calls of each op on each thread count, fastest kept (default 30)
+  --baseline DIR  also another checkout's tree on two threads, interleaved (old / new per op)
   -h, --help   this text`;
 const { values: opts } = benchArgs(USAGE, {
   options: {
     type: { type: "string", default: "Q4_0" },
     rows: { type: "string", default: "128" },
     reps: { type: "string", default: "30" },
+    baseline: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -51,6 +57,14 @@ async function prefill(m: Model): Promise<void> {
 }
 await prefill(one);
 await prefill(two);
+let base: Model | undefined;
+if (opts.baseline) {
+  const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`);
+  const { loadModel } = await import(new URL("src/model/load.ts", root).href);
+  const { ThreadedWasmBackend } = await import(new URL("src/backends/wasm-threads.ts", root).href);
+  base = (await loadModel(path, { backend: new ThreadedWasmBackend({ threads: 2 }), contextLength: 512 })) as Model;
+  await prefill(base);
+}
 
 interface OpCase {
   name: string;
@@ -123,35 +137,54 @@ function timed(fn: () => void, setup?: () => void): number {
   return performance.now() - t;
 }
 
-const best = cases.map(() => ({ one: Infinity, two: Infinity, halves: Infinity }));
+const best = cases.map(() => ({ one: Infinity, two: Infinity, halves: Infinity, base: Infinity }));
+/**
+ * Lets the last pool's worker fall asleep (it spins 5 ms after an op, PoolOptions.spinMs) before another model's op:
+ * a spinning worker of one tree holds the second core while the other tree's op runs.
+ */
+const idle = () => new Promise((res) => setTimeout(res, 8));
+
 for (let r = 0; r < reps; r++) {
   for (const [i, k] of cases.entries()) {
     const setup = k.setup;
     best[i].one = Math.min(best[i].one, timed(() => k.run(one), setup && (() => setup(one))));
+    await idle();
+    k.run(two); // wakes the worker: in a prefill, ops follow each other within its spin
     best[i].two = Math.min(best[i].two, timed(() => k.run(two), setup && (() => setup(two))));
     // a join that outlived the pool's spin (a descheduled worker) leaves the op pending: finish it before the next
     await two.backend.flush();
+    if (base) {
+      await idle();
+      k.run(base);
+      best[i].base = Math.min(best[i].base, timed(() => k.run(base!), setup && (() => setup(base!))));
+      await base.backend.flush();
+      await idle();
+    }
     if (k.halves) best[i].halves = Math.min(best[i].halves, timed(() => k.halves!(two), setup && (() => setup(two))));
     await two.backend.flush();
   }
 }
 // the quantize row timed quantize + q's matmul: take the matmul off
 const q = best[3], mm = best[0];
-q.one -= mm.one, q.two -= mm.two;
+q.one -= mm.one, q.two -= mm.two, q.base -= mm.base;
 
 console.log(`# ${runtime}, ${path.split("/").pop()}, ${T} rows, fastest of ${reps} calls, ${new Date().toISOString()}`);
-console.log("| op | calls a layer | 1 thread ms | 2 threads ms (speed-up) | 2 threads, halves ms (speed-up) |");
-console.log("|---|---|---|---|---|");
-let step1 = 0, step2 = 0;
+const baseHead = base ? " baseline, 2 threads ms (speed-up) |" : "";
+console.log(`| op | calls a layer | 1 thread ms | 2 threads ms (speed-up) | 2 threads, halves ms (speed-up) |${baseHead}`);
+console.log(`|---|---|---|---|---|${base ? "---|" : ""}`);
+let step1 = 0, step2 = 0, stepBase = 0;
 cases.forEach((k, i) => {
   const b = best[i], calls = k.name.startsWith("quantize") ? 4 : k.perLayer;
-  step1 += calls * b.one, step2 += calls * b.two;
+  step1 += calls * b.one, step2 += calls * b.two, stepBase += calls * b.base;
   const halves = k.halves ? `${b.halves.toFixed(3)} (${(b.one / b.halves).toFixed(2)}x)` : "";
-  console.log(`| ${k.name} | ${calls} | ${b.one.toFixed(3)} | ${b.two.toFixed(3)} (${(b.one / b.two).toFixed(2)}x) | ${halves} |`);
+  const old = base ? ` ${b.base.toFixed(3)} (${(b.one / b.base).toFixed(2)}x) |` : "";
+  console.log(`| ${k.name} | ${calls} | ${b.one.toFixed(3)} | ${b.two.toFixed(3)} (${(b.one / b.two).toFixed(2)}x) | ${halves} |${old}`);
 });
 console.log(
-  `a layer of these ops: ${step1.toFixed(2)} ms on 1 thread, ${step2.toFixed(2)} ms on 2: ${(step1 / step2).toFixed(2)}x ` +
-    `(the classifier, embedding, KV store and JS between calls left out)`,
+  `a layer of these ops: ${step1.toFixed(2)} ms on 1 thread, ${step2.toFixed(2)} ms on 2: ${(step1 / step2).toFixed(2)}x` +
+    (base ? `; baseline on 2: ${stepBase.toFixed(2)} ms, ${(step1 / stepBase).toFixed(2)}x` : "") +
+    ` (the classifier, embedding, KV store and JS between calls left out)`,
 );
 await one.close();
 await two.close();
+await base?.close();

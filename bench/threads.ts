@@ -152,13 +152,19 @@ try {
   const runs = models.map(() => ({ decode: [] as number[], prefill: [] as number[] }));
   for (let r = -1; r < reps; r++) {
     for (let i = 0; i < models.length; i++) {
+      // another pool's worker spins 5 ms after its last op (PoolOptions.spinMs), holding a core: let it fall asleep
+      await new Promise((res) => setTimeout(res, 10));
       const m = await measureOnce(models[i], r + 1);
       if (r < 0) continue; // warm-up: page in the weights, tier up the JIT
       runs[i].decode.push(m.decodeMs);
       runs[i].prefill.push(m.prefillMs);
     }
   }
-  const bw = models.map(streamBandwidth);
+  const bw: number[] = [];
+  for (const m of models) {
+    await new Promise((res) => setTimeout(res, 10)); // the previous pool's worker asleep (see above)
+    bw.push(streamBandwidth(m));
+  }
   console.log(`# ${runtime}, ${path.split("/").pop()}, decode ${decodeSteps} tokens, prefill ${prefillTokens} tokens, median of ${reps}`);
   console.log(
     "| threads | decode ms/token | decode speed-up | weight stream GB/s (limit) | decode GB/s (of limit) | prefill ms/token | prefill speed-up |",
@@ -193,6 +199,7 @@ try {
 async function printProfiles(): Promise<void> {
   const phases = { prefill: [] as Map<string, number>[], decode: [] as Map<string, number>[] };
   for (const m of models) {
+    await new Promise((res) => setTimeout(res, 10)); // the previous pool's worker asleep (see above)
     const backend = m.backend as WasmBackend, prof = new OpProfile();
     for (const phase of ["prefill", "decode"] as const) {
       backend.profile = prof;
