@@ -106,7 +106,7 @@ export const SPLIT_RANGE = 1;
 export const SPLIT_OFFSET = 2;
 /** Attention by heads over every query row (see runAttention). */
 export const ATTENTION = 3;
-/** Attention by query rows, every head of a row in one call, each thread in its own score band (see runAttentionRows). */
+/** Attention by query rows, every head of a row in one call, each thread in its own score band (see attentionRows). */
 export const ATTENTION_ROWS = 4;
 
 /** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
