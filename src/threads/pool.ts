@@ -55,7 +55,8 @@ import {
  * Attention chunks per thread (other ops: 8, planChunks' default). Every head costs the same, but each chunk
  * is one kernel call per query row: a 128-row prefill cut into 7 head chunks made 896 calls a layer where one
  * thread makes 128, and its attention ran 1.2x faster on two threads than on one (bench/threads.ts --profile);
- * 2 per thread ran it 1.7-1.8x.
+ * 2 per thread ran it 1.7-1.8x. Since prefill attention goes by query rows (ATTENTION_ROWS, 1.85-2.1x), the cut by heads
+ * of 4 or more rows is left to top-k attention, whose rows share one selection scratch.
  */
 const ATTENTION_CHUNKS_PER_THREAD = 2;
 /** Chunks a thread for splitStreaming: one (the halves on two threads; a thread that finds the other late still claims its chunk). */
