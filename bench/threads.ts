@@ -3,14 +3,19 @@
  * on 1 thread (WasmBackend) and on N threads (ThreadedWasmBackend), same file,
  * same tokens. Prints ms per token and the speed-up over one thread.
  *
- *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0] [--model PATH] [--decode 32] [--prefill 128] [--reps 5] [--profile] [--help]
+ *   deno run -A bench/threads.ts [--threads 1,2] [--type F32|F16|Q8_0|Q4_0|Q4_K_M] [--model PATH] [--decode 32] [--prefill 128] [--reps 5]
+ *                                [--baseline DIR] [--profile] [--help]
  *   bun bench/threads.ts ...
  *
  * --profile adds, after the timed runs, one prefill and one decode run per thread count with the
  * backend's OpProfile on, and prints µs per token by op class side by side: where a second thread
  * does not halve the time.
  *
- * --type uses bench/synthetic.ts's cached model (Q8_0: quantized from the F32
+ * --baseline DIR also loads every thread count from another checkout's src/ (an earlier tree: `git archive main | tar
+ * -x -C DIR`, with its build/ and node_modules) and measures both trees interleaved, rep by rep, in this process:
+ * old / new ratios of the same minutes, which a loaded host does not skew as it skews runs minutes apart.
+ *
+ * --type uses bench/synthetic.ts's cached model (quantized types: quantized from the F32
  * one with src/quant/quantize.ts on first use, cached beside it); --model runs
  * any file. Weights are random: speed does not depend on the values.
  */
@@ -18,10 +23,7 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
-import { ensureSyntheticModel } from "./synthetic.ts";
-import { quantizeModel } from "../src/quant/quantize.ts";
-import { openModelFile } from "../src/formats/open.ts";
-import { fileSink } from "../src/formats/gguf-writer.ts";
+import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
@@ -34,11 +36,12 @@ const USAGE = `Thread scaling: decode and prefill of a stories110M-shaped model 
   deno run -A bench/threads.ts [options]        bun bench/threads.ts [options]
 
   --threads LIST   thread counts (default 1,2)
-  --type T         F32, F16 or Q8_0: bench/synthetic.ts's cached model (default F32)
+  --type T         F32, F16, Q8_0, Q4_0 or Q4_K_M: bench/synthetic.ts's cached model (default F32)
   --model PATH     any GGUF file instead
   --decode N       decode steps (default 32)
   --prefill N      prompt ids of the prefill (default 128)
   --reps N         timed runs, median kept (default 5)
+  --baseline DIR   also measure another checkout's tree (DIR/src), interleaved in the same run
   --profile        then one run per thread count with the op profile on: µs per token by op class
   -h, --help       this text`;
 const { values: opts } = benchArgs(USAGE, {
@@ -49,6 +52,7 @@ const { values: opts } = benchArgs(USAGE, {
     decode: { type: "string", default: "32" },
     prefill: { type: "string", default: "128" },
     reps: { type: "string", default: "5" },
+    baseline: { type: "string" },
     profile: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
@@ -61,20 +65,10 @@ const reps = Number(opts.reps);
 const profile = opts.profile;
 const path = opts.model ?? await syntheticModel(opts.type);
 
-async function syntheticModel(type: string): Promise<string> {
-  if (type === "F32" || type === "F16") return ensureSyntheticModel("stories110M", type);
-  if (type !== "Q8_0") throw new Error(`--type: F32, F16 or Q8_0, got ${type}`);
-  const f32 = await ensureSyntheticModel("stories110M", "F32");
-  const out = f32.replace(/-f32\.gguf$/, "-q8_0.gguf");
-  const fs = await import("node:fs");
-  if (!fs.existsSync(out)) {
-    console.error(`writing ${out} ...`);
-    const input = await openModelFile(f32);
-    await quantizeModel({ input, output: await fileSink(out + ".tmp"), type: "Q8_0" });
-    await input.source.close();
-    fs.renameSync(out + ".tmp", out);
-  }
-  return out;
+function syntheticModel(type: string): Promise<string> {
+  const types: SyntheticType[] = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"];
+  if (!types.includes(type as SyntheticType)) throw new Error(`--type: ${types.join(", ")}; got ${type}`);
+  return ensureSyntheticModel("stories110M", type as SyntheticType);
 }
 
 /** Deterministic token ids (the vocabulary's made-up pieces; ids do not change the work). */
@@ -101,6 +95,9 @@ async function measureOnce(model: Model, r: number): Promise<{ decodeMs: number;
   return { decodeMs, prefillMs };
 }
 
+/** Op classes the threaded backend runs on the calling thread alone, whatever the rows (prefill and decode). */
+const SERIAL_OPS = new Set(["embed", "kv store", "copy", "JS between calls"]);
+
 const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
 
 /**
@@ -122,39 +119,77 @@ function streamBandwidth(model: Model): number {
   return (floats * 4) / (best / 1000) / 1e9;
 }
 
-// every thread count loaded at once and measured in turn, rep by rep, so a noisy
+/** A tree's loader and backends: this checkout's, or --baseline's (its own module graph, Workers and kernel build). */
+interface Tree {
+  name: string;
+  loadModel: typeof loadModel;
+  WasmBackend: typeof WasmBackend;
+  ThreadedWasmBackend: typeof ThreadedWasmBackend;
+}
+const trees: Tree[] = [{ name: "this tree", loadModel, WasmBackend, ThreadedWasmBackend }];
+if (opts.baseline) {
+  const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? Deno.cwd() : g.process.cwd()}/`);
+  trees.unshift({
+    name: `baseline ${opts.baseline}`,
+    loadModel: (await import(new URL("src/model/load.ts", root).href)).loadModel,
+    WasmBackend: (await import(new URL("src/backends/wasm.ts", root).href)).WasmBackend,
+    ThreadedWasmBackend: (await import(new URL("src/backends/wasm-threads.ts", root).href)).ThreadedWasmBackend,
+  });
+}
+
+// every tree and thread count loaded at once and measured in turn, rep by rep, so a noisy
 // neighbour slows all of them alike instead of skewing one
 const models: Model[] = [];
-for (const n of threadCounts) {
-  const backend = n === 1 ? new WasmBackend() : new ThreadedWasmBackend({ threads: n });
-  models.push(await loadModel(path, { backend, contextLength: 512 }));
+const labels: string[] = [];
+for (const tree of trees) {
+  for (const n of threadCounts) {
+    const backend = n === 1 ? new tree.WasmBackend() : new tree.ThreadedWasmBackend({ threads: n });
+    models.push(await tree.loadModel(path, { backend, contextLength: 512 }));
+    labels.push(trees.length > 1 ? `${tree.name}, ${n}` : `${n}`);
+  }
 }
 try {
   const runs = models.map(() => ({ decode: [] as number[], prefill: [] as number[] }));
   for (let r = -1; r < reps; r++) {
     for (let i = 0; i < models.length; i++) {
+      // another pool's worker spins 5 ms after its last op (PoolOptions.spinMs), holding a core: let it fall asleep
+      await new Promise((res) => setTimeout(res, 10));
       const m = await measureOnce(models[i], r + 1);
       if (r < 0) continue; // warm-up: page in the weights, tier up the JIT
       runs[i].decode.push(m.decodeMs);
       runs[i].prefill.push(m.prefillMs);
     }
   }
-  const bw = models.map(streamBandwidth);
+  const bw: number[] = [];
+  for (const m of models) {
+    await new Promise((res) => setTimeout(res, 10)); // the previous pool's worker asleep (see above)
+    bw.push(streamBandwidth(m));
+  }
   console.log(`# ${runtime}, ${path.split("/").pop()}, decode ${decodeSteps} tokens, prefill ${prefillTokens} tokens, median of ${reps}`);
   console.log(
     "| threads | decode ms/token | decode speed-up | weight stream GB/s (limit) | decode GB/s (of limit) | prefill ms/token | prefill speed-up |",
   );
   console.log("|---|---|---|---|---|---|---|");
-  const d0 = median(runs[0].decode), p0 = median(runs[0].prefill);
-  threadCounts.forEach((n, i) => {
+  models.forEach((model, i) => {
+    // speed-ups over the same tree's first thread count
+    const first = i - (i % threadCounts.length);
+    const d0 = median(runs[first].decode), p0 = median(runs[first].prefill);
     const d = median(runs[i].decode), p = median(runs[i].prefill);
-    const gbs = decodeBytes(models[i]) / (d / 1000) / 1e9;
+    const gbs = decodeBytes(model) / (d / 1000) / 1e9;
     console.log(
-      `| ${n} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${bw[i].toFixed(1)} (${(bw[i] / bw[0]).toFixed(2)}x) | ${gbs.toFixed(1)} (${
-        ((100 * gbs) / bw[i]).toFixed(0)
-      }%) | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`,
+      `| ${labels[i]} | ${d.toFixed(2)} | ${(d0 / d).toFixed(2)}x | ${bw[i].toFixed(1)} (${(bw[i] / bw[first]).toFixed(2)}x) | ${
+        gbs.toFixed(1)
+      } (${((100 * gbs) / bw[i]).toFixed(0)}%) | ${p.toFixed(2)} | ${(p0 / p).toFixed(2)}x |`,
     );
   });
+  if (trees.length > 1) {
+    // each rep's old / new prefill time, paired: the pair ran within the same second or two
+    const n = threadCounts.length;
+    for (let j = 0; j < n; j++) {
+      const ratios = runs[j].prefill.map((old, r) => old / runs[n + j].prefill[r]);
+      console.log(`prefill ${threadCounts[j]} threads, baseline / this tree time per rep: ${ratios.map((x) => x.toFixed(2)).join(" ")}`);
+    }
+  }
   if (profile) await printProfiles();
 } finally {
   for (const m of models) await m.close();
@@ -164,6 +199,7 @@ try {
 async function printProfiles(): Promise<void> {
   const phases = { prefill: [] as Map<string, number>[], decode: [] as Map<string, number>[] };
   for (const m of models) {
+    await new Promise((res) => setTimeout(res, 10)); // the previous pool's worker asleep (see above)
     const backend = m.backend as WasmBackend, prof = new OpProfile();
     for (const phase of ["prefill", "decode"] as const) {
       backend.profile = prof;
@@ -197,16 +233,29 @@ async function printProfiles(): Promise<void> {
   }
   for (const phase of ["prefill", "decode"] as const) {
     const rows = phases[phase];
-    console.log(`\n${phase}: µs per token by op class (${threadCounts.join(" / ")} threads; speed-up over ${threadCounts[0]})`);
+    const n = threadCounts.length, others = labels.map((_, i) => i).filter((i) => i % n !== 0);
+    console.log(`\n${phase}: µs per token by op class (${labels.join(" / ")} threads; speed-up over the same tree's ${threadCounts[0]})`);
     console.log(
-      `| op | ${threadCounts.map((n) => `${n}t µs`).join(" | ")} | ${threadCounts.slice(1).map((n) => `${n}t speed-up`).join(" | ")} |`,
+      `| op | ${labels.map((l) => `${l}t µs`).join(" | ")} | ${others.map((i) => `${labels[i]}t speed-up`).join(" | ")} | share |`,
     );
     const keys = [...new Set(rows.flatMap((r) => [...r.keys()]))];
+    const wall0 = rows[0].get("(wall)")!;
+    let serial = 0;
     for (const k of keys) {
       const v = rows.map((r) => r.get(k) ?? 0);
+      if (SERIAL_OPS.has(k)) serial += v[0];
       console.log(
-        `| ${k} | ${v.map((x) => x.toFixed(1)).join(" | ")} | ${v.slice(1).map((x) => (v[0] / x).toFixed(2) + "x").join(" | ")} |`,
+        `| ${k} | ${v.map((x) => x.toFixed(1)).join(" | ")} | ${
+          others.map((i) => (v[i - (i % n)] / v[i]).toFixed(2) + "x").join(" | ")
+        } | ${k === "(wall)" ? "" : ((100 * v[0]) / wall0).toFixed(1) + "%"} |`,
       );
     }
+    // Amdahl: the calling thread's ops alone (SERIAL_OPS) cap every thread count's speed-up, whatever the split ops reach
+    const s = serial / wall0;
+    console.log(
+      `serial (${[...SERIAL_OPS].join(", ")}): ${(100 * s).toFixed(1)}% of ${labels[0]}'s wall; Amdahl's bound on 2 threads ${
+        (1 / (s + (1 - s) / 2)).toFixed(2)
+      }x`,
+    );
   }
 }

@@ -7,12 +7,12 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { selectBackend } from "../src/backends/select.ts";
 import { ThreadPool } from "../src/threads/pool.ts";
-import { CONTROL_BASE, FAILED, MAX_CHUNKS, planChunks } from "../src/threads/control.ts";
+import { CONTROL_BASE, FAILED, MAX_CHUNKS, planChunks, planRowChunks, ROW_CALL_POSITIONS } from "../src/threads/control.ts";
 import { threadSupport } from "../src/threads/spawn.ts";
 import { kernelModule, pickVariant } from "../src/kernels/wasm.ts";
 import { generate } from "../src/generate.ts";
 import { KvasmError } from "../src/errors.ts";
-import type { Backend } from "../src/backends/backend.ts";
+import { type Backend, ROW_FIELDS, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 
 const MODELS = sharedPath("models", "stories260K");
 const GOLDEN = sharedPath("golden", "stories260K.json");
@@ -91,6 +91,32 @@ testShared("a batched step over sequences of different lengths is bit-identical 
   assertBitIdentical(await run(threaded(3)), await run(new WasmBackend()), "batched step");
 });
 
+testShared("prefill attention split by query rows: long prompts, a continued prompt and a full context, bit-identical on 1, 2, 3 threads", [
+  MODELS,
+], async () => {
+  const path = sharedPath("models", "stories260K", "stories260K.gguf");
+  const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((seed + i * 37) % 500));
+  // a 64-position context filled to 62: every thread's band of scores is nearly a whole context long
+  const run = async (backend: Backend) => {
+    const m = await loadModel(path, { backend, contextLength: 64 });
+    try {
+      const out: Float32Array[] = [];
+      const a = m.newSequence();
+      out.push((await m.prefill(a, ids(40, 1))).slice());
+      // the prompt continued: rows start at position 40 and attend over the cached prefix
+      out.push((await m.prefill(a, ids(22, 2))).slice());
+      m.releaseSequence(a);
+      const b = m.newSequence();
+      out.push((await m.prefill(b, ids(9, 3))).slice());
+      return out;
+    } finally {
+      await m.close();
+    }
+  };
+  const one = await run(new WasmBackend());
+  for (const n of [2, 3]) assertBitIdentical(await run(threaded(n)), one, `${n} threads`);
+});
+
 testShared("ops left pending (no join spin) and finished asynchronously give the same bits", [MODELS, GOLDEN], async () => {
   // Q8_0: the split activation quantization can be pending when its matmul is issued
   const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
@@ -134,6 +160,35 @@ test("chunks start at multiples of the alignment, cover the range once, and shri
   const halves: number[] = [];
   assertEquals(planChunks(768, 16, 2, halves, 0, 1), 2, "streaming chunks");
   assertEquals(halves, [0, 384, 768], "streaming chunk boundaries");
+});
+
+test("query-row chunks of attention cover the rows once, in order, and end with little work", () => {
+  // T rows at positions pos0 .. pos0 + T - 1 of sequences starting at 0 (a causal prefill), ROW_FIELDS i32 a row
+  const rowsOf = (T: number, pos0: number) => {
+    const heap = new Int32Array(16 + T * ROW_FIELDS);
+    for (let t = 0; t < T; t++) heap[16 + t * ROW_FIELDS + ROW_POS] = pos0 + t, heap[16 + t * ROW_FIELDS + ROW_START] = 0;
+    return heap;
+  };
+  for (const [T, pos0, threads] of [[128, 0, 2], [128, 0, 3], [5, 0, 2], [4, 300, 2], [1, 0, 2], [512, 0, 16], [37, 90, 2]]) {
+    const heap = rowsOf(T, pos0), bounds: number[] = [], what = `${T} rows from ${pos0}, ${threads} threads`;
+    const n = planRowChunks(heap, 64, T, ROW_FIELDS, ROW_POS, ROW_START, threads, bounds);
+    assert(n >= 1 && n <= MAX_CHUNKS, `${what}: ${n} chunks`);
+    assertEquals([bounds[0], bounds[n], bounds.length], [0, T, n + 1], `${what}: ends`);
+    for (let i = 0; i < n; i++) assert(bounds[i + 1] > bounds[i], `${what}: chunk ${i} is [${bounds[i]}, ${bounds[i + 1]})`);
+    // the last chunk: at most a 1 / (2 * threads) share of the work, or a single row
+    const work = (t0: number, t1: number) => {
+      let w = 0;
+      for (let t = t0; t < t1; t++) w += pos0 + t + 1 + ROW_CALL_POSITIONS;
+      return w;
+    };
+    const last = work(bounds[n - 1], T);
+    assert(bounds[n] - bounds[n - 1] === 1 || last <= work(0, T) / (2 * threads), `${what}: last chunk's work ${last}`);
+  }
+  // 128 causal rows on two threads: the first chunk is the fewest rows that make a quarter of the work (about half
+  // the rows: the early rows are short)
+  const b: number[] = [], work = (t1: number) => (t1 * (t1 + 1)) / 2 + t1 * ROW_CALL_POSITIONS;
+  planRowChunks(rowsOf(128, 0), 64, 128, ROW_FIELDS, ROW_POS, ROW_START, 2, b);
+  assert(work(b[1]) >= work(128) / 4 && work(b[1] - 1) < work(128) / 4 && b[1] > 50, `first chunk [0, ${b[1]})`);
 });
 
 // ---------------------------------------------------------------- no Worker, no shared memory

@@ -79,6 +79,8 @@ export interface RunShape {
   logitRows: number;
   /** Positions per sequence: attention scores and the RoPE table. */
   positions: number;
+  /** Copies of the attention scores' scratch the backend fills at once (Backend.attentionBands; default 1). */
+  attentionBands?: number;
 }
 
 /** run.c's malloc_run_state: every buffer with its bytes; `satisfies` fails to compile if one is missing or unknown. */
@@ -98,7 +100,7 @@ export function runStateBytes(c: Derived, shape: RunShape): Record<RunBuffer, nu
     tokens: T * 4,
     positions: T * 4,
     rows: T * ROW_FIELDS * 4,
-    attScratch: c.nHeads * ctx * f,
+    attScratch: c.nHeads * ctx * f * (shape.attentionBands ?? 1),
     ropeTable: ctx * c.ropeDim * f,
     greedy: GREEDY_ROWS * (2 + ROW_FIELDS) * 4,
   } satisfies Record<RunBuffer, number>;

@@ -42,6 +42,11 @@ export interface Backend {
   supportsWeight(type: GGMLTypeId): boolean;
   /** Can kvStore/attention run on pages of this element type? Absent: "f32" only. */
   supportsKV?(type: KVType): boolean;
+  /**
+   * Score bands `attention`'s scratch must hold (each nHeads x positions f32): one per thread that runs query rows at
+   * once. The run state's attScratch is planned this many times over; absent: 1.
+   */
+  readonly attentionBands?: number;
   /** Scratch bytes `matmul` needs for T activation rows of width n against a weight of this type. */
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number;
   /**

@@ -3,7 +3,7 @@ import type { MatmulKernel } from "../kernels/spec.ts";
 import { DeferredOps, Op } from "./deferred-ops.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
-import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool } from "../threads/pool.ts";
+import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool, TILED_ROWS } from "../threads/pool.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { KvasmError } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
@@ -73,6 +73,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     rowPageTable: ROW_PAGE_TABLE,
     rowPos: ROW_POS,
     rowStart: ROW_START,
+    bandBytes: 0,
   };
 
   constructor(opts: ThreadedWasmOptions) {
@@ -91,6 +92,11 @@ export class ThreadedWasmBackend extends WasmBackend {
   /** No op of the Workers is pending or queued: the memory may be read and written from this thread now. */
   get idle(): boolean {
     return !this.pending();
+  }
+
+  /** Prefill's attention runs query rows on every thread at once, each in its own band of the scores' scratch. */
+  get attentionBands(): number {
+    return this.threadOpts.threads;
   }
 
   /** Threads actually running ops (1 after a fallback). */
@@ -144,10 +150,14 @@ export class ThreadedWasmBackend extends WasmBackend {
     if (p) this.profileMatmul(p, w, t0);
   }
 
-  /** The matmul over prepared input, split by output rows; a few rows stream the weights through once: few, long chunks (see splitStreaming). */
+  /**
+   * The matmul over prepared input, split by output rows; a few rows stream the weights through once: few, long chunks
+   * (see splitStreaming); many rows (prefill) take small last chunks, so that neither thread waits long at the end.
+   */
   private matmulSplit(fn: MatmulKernel, out: number, input: number, w: Weight, T: number): void {
     // a cross-row layout's chunks start on its row groups
-    this.pool!.splitGrouped(this.rowGroupOf(w), fn, "rows", T < STREAMING_ROWS_BELOW, 8, out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
+    const cut = T < STREAMING_ROWS_BELOW ? "streaming" : T >= TILED_ROWS ? "tiled" : "default";
+    this.pool!.splitGrouped(this.rowGroupOf(w), fn, "rows", cut, 8, out, input, w.ptr, w.cols, w.rows, T, 0, w.rows);
   }
 
   /**
@@ -195,6 +205,10 @@ export class ThreadedWasmBackend extends WasmBackend {
     frame.set("out", out).set("q", q);
     const batch = this.attentionRows;
     batch.rows = rows, batch.T = T, batch.maxLen = maxLen;
+    // many rows: split by query rows, each thread in its own band of the scratch (planned attentionBands times over),
+    // unless the rows share top-k's selection scratch (the F16 cache's kernels take no top-k)
+    const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0;
+    batch.bandBytes = T >= STREAMING_ROWS_BELOW && topK === 0 ? 4 * kv.nHeads * maxLen : 0;
     const p = this.profile, t0 = p ? p.now() : 0;
     this.pool.attention(frame, batch);
     if (p) p.add("attention", t0);

@@ -159,7 +159,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const kept = Math.min(topK, ctx);
   const kvOpts = { pageSize, nPages, maxSeqs, maxPositions: ctx, kvType };
   const layout = (tensors: TensorInfo[], backend: Backend) =>
-    planModel(config, tensors, backend, kvOpts, { rows, logitRows, positions: ctx }, kept);
+    planModel(config, tensors, backend, kvOpts, { rows, logitRows, positions: ctx, attentionBands: backend.attentionBands }, kept);
   const all = [...file.tensors.values()];
   const wasm = () => selectBackend({ threads: opts.threads, relaxedSimd: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
   let backend = typeof opts.backend === "object" ? opts.backend : await backendNamed(opts.backend ?? "wasm", wasm, {

@@ -84,6 +84,8 @@ export const ATT = {
   pageTableArg: ATT_WORDS + 11,
   startArg: ATT_WORDS + 12,
   endArg: ATT_WORDS + 13,
+  /** ATTENTION_ROWS: bytes between two threads' score bands (thread i's scores start at att + i * bandBytes). */
+  bandBytes: ATT_WORDS + 14,
 } as const;
 /**
  * Workers asleep in Atomics.wait on GEN (each adds 1 before it waits and takes it back after): the caller
@@ -104,6 +106,8 @@ export const SPLIT_RANGE = 1;
 export const SPLIT_OFFSET = 2;
 /** Attention by heads over every query row (see runAttention). */
 export const ATTENTION = 3;
+/** Attention by query rows, every head of a row in one call, each thread in its own score band (see attentionRows). */
+export const ATTENTION_ROWS = 4;
 
 /** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
 export function chunkAlign(align: number, group: number): number {
@@ -155,15 +159,22 @@ export interface ThreadView {
   ctlF32: Float32Array; // the same words, as f32
   heap: Int32Array; // the whole memory, as i32
   fns: KernelFn[]; // kernels, in the pool's name order
+  index: number; // 0 for the calling thread, 1.. for the workers: which scratch band ATTENTION_ROWS writes
 }
 
-export function threadView(memory: WebAssembly.Memory, exports: Record<string, unknown>, names: readonly string[]): ThreadView {
+export function threadView(
+  memory: WebAssembly.Memory,
+  exports: Record<string, unknown>,
+  names: readonly string[],
+  index = 0,
+): ThreadView {
   const buf = memory.buffer;
   return {
     ctl: new Int32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     ctlF32: new Float32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     heap: new Int32Array(buf),
     fns: names.map((n) => exports[n] as KernelFn),
+    index,
   };
 }
 
@@ -207,6 +218,7 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
   const argv = argvOf(n);
   for (let i = 0; i < n; i++) argv[i] = (floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i];
   if (op === ATTENTION) return runAttention(v, argv, lo, hi);
+  if (op === ATTENTION_ROWS) return attentionRows(v, argv, lo, hi, c[ARGS + c[ATT.attArg]] + v.index * c[ATT.bandBytes], 0);
   if (op === SPLIT_RANGE) {
     argv[c[LO_ARG]] = lo;
     argv[c[HI_ARG]] = hi;
@@ -224,12 +236,23 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
  * in len, so each chunk's scores are moved into its own band [h0 * maxLen, h1 * maxLen).
  */
 function runAttention(v: ThreadView, argv: unknown[], h0: number, h1: number): void {
-  const c = v.ctl, heap = v.heap, attention = v.fns[c[FN]];
-  const qBytes = c[ATT.qBytes], rowFields = c[ATT.rowFields], maxLen = c[ATT.maxLen];
-  const out = c[ARGS + c[ATT.outArg]], q = c[ARGS + c[ATT.qArg]], att = c[ARGS + c[ATT.attArg]];
+  const c = v.ctl;
   argv[c[LO_ARG]] = h0;
   argv[c[HI_ARG]] = h1;
-  for (let t = 0; t < c[ATT.T]; t++) {
+  attentionRows(v, argv, 0, c[ATT.T], c[ARGS + c[ATT.attArg]], h0);
+}
+
+/**
+ * Query rows [t0, t1) with the heads argv holds, one kernel call a row, as the calling thread alone makes them.
+ * Head h's scores go to att + 4 * (h0 * maxLen + (h - h0) * len): runAttention's band of its heads; ATTENTION_ROWS
+ * passes h0 = 0 (every head) and its thread's own band as att, since the rows of one thread's chunks run one after
+ * another and two threads' rows run at once.
+ */
+function attentionRows(v: ThreadView, argv: unknown[], t0: number, t1: number, att: number, h0: number): void {
+  const c = v.ctl, heap = v.heap, attention = v.fns[c[FN]];
+  const qBytes = c[ATT.qBytes], rowFields = c[ATT.rowFields], maxLen = c[ATT.maxLen];
+  const out = c[ARGS + c[ATT.outArg]], q = c[ARGS + c[ATT.qArg]];
+  for (let t = t0; t < t1; t++) {
     const r = (c[ATT.rows] >> 2) + t * rowFields;
     const start = heap[r + c[ATT.rowStart]], end = heap[r + c[ATT.rowPos]] + 1;
     argv[c[ATT.outArg]] = out + t * qBytes;
@@ -240,4 +263,51 @@ function runAttention(v: ThreadView, argv: unknown[], h0: number, h1: number): v
     argv[c[ATT.endArg]] = end;
     attention.apply(null, argv);
   }
+}
+
+/**
+ * Attention's per-call cost in positions: what a query row costs beyond its span (the call, q's load, the softmax's
+ * setup), for planRowChunks' balance. A row of span len costs about len + ROW_CALL_POSITIONS.
+ */
+export const ROW_CALL_POSITIONS = 8;
+
+/**
+ * Cuts T query rows into chunks of about equal attention work for ATTENTION_ROWS, as planChunks factors units: each
+ * chunk takes 1 / (2 * threads) of the work still unclaimed, never less than total / min(MAX_CHUNKS - 1, 8 * threads).
+ * A row's work is its span (end - start, from the row metadata at byte `rows`, rowFields i32 a row) plus
+ * ROW_CALL_POSITIONS: a causal prefill's later rows attend to more positions, so equal row counts would leave the thread
+ * with the last rows working alone. Writes the boundaries to bounds[at..] and returns the chunk count.
+ */
+export function planRowChunks(
+  heap: Int32Array,
+  rows: number,
+  T: number,
+  rowFields: number,
+  rowPos: number,
+  rowStart: number,
+  threads: number,
+  bounds: Int32Array | number[],
+  at = 0,
+): number {
+  const base = rows >> 2;
+  let total = 0;
+  for (let t = 0; t < T; t++) {
+    const r = base + t * rowFields;
+    total += heap[r + rowPos] + 1 - heap[r + rowStart] + ROW_CALL_POSITIONS;
+  }
+  const floor = total / Math.min(MAX_CHUNKS - 1, 8 * threads);
+  let n = 0, left = total;
+  for (let t = 0; t < T; n++) {
+    bounds[at + n] = t;
+    const want = Math.max(floor, left / (2 * threads));
+    let work = 0;
+    while (t < T && work < want) {
+      const r = base + t * rowFields;
+      work += heap[r + rowPos] + 1 - heap[r + rowStart] + ROW_CALL_POSITIONS;
+      t++;
+    }
+    left -= work;
+  }
+  bounds[at + n] = T;
+  return n;
 }

@@ -3,6 +3,7 @@ import {
   ARGS,
   ATT,
   ATTENTION,
+  ATTENTION_ROWS,
   BOUNDS,
   chunkAlign,
   claimTag,
@@ -23,6 +24,7 @@ import {
   NEXT,
   OP,
   planChunks,
+  planRowChunks,
   runShare,
   SLEEPERS,
   SPLIT_OFFSET,
@@ -53,11 +55,32 @@ import {
  * Attention chunks per thread (other ops: 8, planChunks' default). Every head costs the same, but each chunk
  * is one kernel call per query row: a 128-row prefill cut into 7 head chunks made 896 calls a layer where one
  * thread makes 128, and its attention ran 1.2x faster on two threads than on one (bench/threads.ts --profile);
- * 2 per thread ran it 1.7-1.8x.
+ * 2 per thread ran it 1.7-1.8x. Since prefill attention goes by query rows (ATTENTION_ROWS, 1.85-2.1x), the cut by heads
+ * of 4 or more rows is left to top-k attention, whose rows share one selection scratch.
  */
 const ATTENTION_CHUNKS_PER_THREAD = 2;
 /** Chunks a thread for splitStreaming: one (the halves on two threads; a thread that finds the other late still claims its chunk). */
 const STREAM_CHUNKS_PER_THREAD = 1;
+/**
+ * Chunks a thread for a matmul of many token rows (Cut "tiled"): factoring's smallest chunk is then 1 / 64 of the rows
+ * on two threads (16 of 768) instead of 1 / 16, the tail a thread may wait for at an op's end. Each chunk of a 128-row
+ * prefill matmul is 1.5 ms or more of tile work, so the extra claims and calls cost nothing that shows, and two
+ * threads' 128-row Q4_0 matmuls took 0.96-0.98x the time of the default cut, interleaved in one process (Deno and Bun,
+ * 2026-12-05, bench/prefill-split.ts's shapes): 1.92-1.94x of one thread became 1.97-2.0x, what halves reach.
+ */
+const TILED_CHUNKS_PER_THREAD = 32;
+/**
+ * How an op is cut into chunks: "default" (planChunks' 8 a thread), "streaming" (one a thread: splitStreaming),
+ * "tiled" (TILED_CHUNKS_PER_THREAD: a matmul of at least TILED_ROWS token rows).
+ */
+export type Cut = "default" | "streaming" | "tiled";
+const CUT_CHUNKS_PER_THREAD: Record<Cut, number | undefined> = {
+  default: undefined,
+  streaming: STREAM_CHUNKS_PER_THREAD,
+  tiled: TILED_CHUNKS_PER_THREAD,
+};
+/** Token rows from which a matmul takes the tiled cut (a 16-row Q4_0 768x768 chunk of 16 weight rows: 5 µs or more). */
+export const TILED_ROWS = 16;
 /**
  * Ops of fewer token rows than this (decode, a few sequences' steps) read their weights or cached keys and values
  * once from memory, so they take the streaming cut (splitStreaming; attention likewise); prefill keeps the finer cut.
@@ -88,6 +111,12 @@ export interface AttentionRows {
   rowPageTable: number;
   rowPos: number;
   rowStart: number;
+  /**
+   * 0: split by heads, every chunk over every row (the kernel's att holds nHeads * maxLen scores). Else split by query
+   * rows, every head of a row in one call as on one thread, thread i's scores at att + i * bandBytes: the caller's
+   * scratch must hold threads such bands of nHeads * maxLen scores, and no two rows may share other scratch (top-k's).
+   */
+  bandBytes: number;
 }
 
 export interface PoolOptions {
@@ -253,19 +282,19 @@ export class ThreadPool {
     a6 = 0,
     a7 = 0,
   ): boolean {
-    return this.splitGrouped(1, kernel, split, streaming, n, a0, a1, a2, a3, a4, a5, a6, a7);
+    return this.splitGrouped(1, kernel, split, streaming ? "streaming" : "default", n, a0, a1, a2, a3, a4, a5, a6, a7);
   }
 
   /**
    * splitArgs() with every chunk also starting at a multiple of `group` units: a matmul over a weight in a cross-row
    * layout (Weight.layout "lanes"), whose kernel takes row ranges that start on its row group. The chunks start at
-   * multiples of the least common multiple of the spec's align and group.
+   * multiples of the least common multiple of the spec's align and group, cut as `cut` says.
    */
   splitGrouped<S extends string, K extends SplitKernel<S>>(
     group: number,
     kernel: K,
     split: S,
-    streaming: boolean,
+    cut: Cut,
     n: KernelArgs<K>["length"],
     a0: number,
     a1: number,
@@ -278,7 +307,7 @@ export class ThreadPool {
   ): boolean {
     const a = this.argBuf;
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
-    return this.splitOp(streaming ? STREAM_CHUNKS_PER_THREAD : undefined, kernel, split, a, n, group);
+    return this.splitOp(CUT_CHUNKS_PER_THREAD[cut], kernel, split, a, n, group);
   }
 
   private splitOp(
@@ -306,9 +335,11 @@ export class ThreadPool {
   }
 
   /**
-   * Attention by heads over every query row: the frame holds the kernel's row-invariant arguments; each
-   * chunk sets the per-row ones (out and q from row 0's, the scores' band, page table, start, end) from
-   * `rows`, as control.ts runAttention does, and its heads as h0, h1.
+   * Attention over every query row: the frame holds the kernel's row-invariant arguments; each chunk sets the
+   * per-row ones (out and q from row 0's, the scores' band, page table, start, end) from `rows`, as control.ts
+   * runAttention does. With rows.bandBytes, chunks are runs of query rows of about equal work (planRowChunks), each
+   * row one call over every head, as the calling thread alone calls it: prefill's 128 rows then make 128 calls a layer
+   * on any thread count. Without it, chunks are heads h0, h1 of every row (one call per row and chunk).
    */
   attention(frame: AttentionFrame, rows: AttentionRows): boolean {
     const kernel = frame.kernel, args = frame.args;
@@ -328,6 +359,12 @@ export class ThreadPool {
     c[ATT.outArg] = argIndex(kernel, "out"), c[ATT.qArg] = argIndex(kernel, "q"), c[ATT.attArg] = argIndex(kernel, "att");
     c[ATT.pageTableArg] = argIndex(kernel, "pageTable"), c[ATT.startArg] = argIndex(kernel, "start");
     c[ATT.endArg] = argIndex(kernel, "end");
+    c[ATT.bandBytes] = rows.bandBytes;
+    if (rows.bandBytes > 0) {
+      c[OP] = ATTENTION_ROWS;
+      c[TOTAL] = rows.T;
+      c[NCHUNKS] = planRowChunks(this.view.heap, rows.rows, rows.T, rows.rowFields, rows.rowPos, rows.rowStart, this.threads, c, BOUNDS);
+    }
     return this.run();
   }
 

@@ -101,7 +101,7 @@ p.onMessage((msg) => {
   let view: ThreadView;
   try {
     const instance = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } });
-    view = threadView(msg.memory, instance.exports as Record<string, unknown>, msg.names);
+    view = threadView(msg.memory, instance.exports as Record<string, unknown>, msg.names, msg.index);
     const missing = msg.names.filter((_, i) => typeof view.fns[i] !== "function");
     if (missing.length) throw new Error(`kernel build lacks ${missing.join(", ")}`);
   } catch (e) {
