@@ -41,7 +41,9 @@ for (
     const step = r.windows[0] / r.tokens;
     assert(Number.isFinite(step), `no measurement: ${JSON.stringify(r)}`);
     assert(step < STEP_BOUND, `Model.decodeOne allocated ${step.toFixed(0)} B a token (bound ${STEP_BOUND}): ${JSON.stringify(r)}`);
-    if (threads !== "1") return; // (two threads: the backend's batched ops still pass rest arrays to the pool; not bounded yet)
+    // (two threads, not bounded yet: Deno's engine run allocated 6.7 KB a token on 2026-12-05, nearly all boxed doubles in
+    // Sampler.sample's per-logit loop, which V8 had not optimized with the second core held by the spinning worker; Bun 0.35-0.39 KB)
+    if (threads !== "1") return;
     const engine = r.windows[2] / r.engineTokens;
     assert(r.engineTokens > r.tokens && Number.isFinite(engine), `no engine measurement: ${JSON.stringify(r)}`);
     assert(engine < ENGINE_BOUND, `the engine allocated ${engine.toFixed(0)} B a token (bound ${ENGINE_BOUND}): ${JSON.stringify(r)}`);
