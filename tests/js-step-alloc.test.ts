@@ -41,8 +41,8 @@ for (
     const step = r.windows[0] / r.tokens;
     assert(Number.isFinite(step), `no measurement: ${JSON.stringify(r)}`);
     assert(step < STEP_BOUND, `Model.decodeOne allocated ${step.toFixed(0)} B a token (bound ${STEP_BOUND}): ${JSON.stringify(r)}`);
-    // (two threads, not bounded yet: Deno's engine run allocated 6.7 KB a token on 2026-12-05, nearly all boxed doubles in
-    // Sampler.sample's per-logit loop, which V8 had not optimized with the second core held by the spinning worker; Bun 0.35-0.39 KB)
+    // (two threads, not bounded: Deno's engine run allocates 1.7 KB a token, too near the bound on a loaded host (6.7 KB before
+    // the sampler's weight loop became a function of its own, src/sampling/sampler.ts expWeights); Bun 0.35-0.39 KB)
     if (threads !== "1") return;
     const engine = r.windows[2] / r.engineTokens;
     assert(r.engineTokens > r.tokens && Number.isFinite(engine), `no engine measurement: ${JSON.stringify(r)}`);

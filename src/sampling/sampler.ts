@@ -61,6 +61,8 @@ export class Sampler {
 
   // Scratch, all vocabSize long and allocated once.
   private readonly weights: Float64Array; // exp((logit - max) / T): unnormalised probabilities, max token = 1 exactly
+  /** expWeights' count of weights > 0, written there (one entry). */
+  private readonly positive: Int32Array;
   private readonly ids: Int32Array; // candidate ids; heaps and the kept set live here
   private readonly counts: Int32Array; // occurrences in the whole history (zeroed again after use)
   private readonly inWindow: Uint8Array; // 1 if the id is among the last repeatLastN history tokens
@@ -78,6 +80,7 @@ export class Sampler {
     this.vocabSize = vocabSize;
     this.rng = new Rng(this.params.seed);
     this.weights = new Float64Array(vocabSize);
+    this.positive = new Int32Array(1);
     this.ids = new Int32Array(vocabSize);
     this.counts = new Int32Array(vocabSize);
     this.inWindow = new Uint8Array(vocabSize);
@@ -116,16 +119,8 @@ export class Sampler {
     const best = argmax(logits);
     const max = best < 0 ? -Infinity : logits[best];
     if (!(max > -Infinity)) throw this.nothingToSample(logits);
-    const w = this.weights;
-    let total = 0;
-    let positive = 0;
-    for (let i = 0; i < w.length; i++) {
-      const x = logits[i];
-      const wi = expNonPositive(x === max ? 0 : (x - max) / temperature);
-      w[i] = wi;
-      total += wi;
-      if (wi > 0) positive++;
-    }
+    const total = expWeights(logits, this.weights, max, temperature, this.positive);
+    const positive = this.positive[0];
     const logTotal = Math.log(total);
 
     let id: number;
@@ -380,6 +375,26 @@ function siftDownMax(w: Float64Array, heap: Int32Array, c: number, size: number,
 }
 
 // ---------------------------------------------------------------- free functions
+
+/**
+ * Pass 2 of sample(): w[i] = exp((logits[i] - max) / temperature) for every id; returns their sum and writes how many
+ * are > 0 to positive[0]. A function of its own, so V8 optimizes the loop by itself: inside sample(), which runs once a
+ * token, the loop boxed doubles (expNonPositive's results) for a long while after start-up. Measured 2026-12-05, Deno,
+ * stories260K Q8_0, two threads: the engine's bytes a token 6.7 KB -> 1.7 KB, generate()'s 3.5 -> 1.8 KB.
+ */
+function expWeights(logits: Float32Array, w: Float64Array, max: number, temperature: number, positive: Int32Array): number {
+  let total = 0;
+  let count = 0;
+  for (let i = 0; i < w.length; i++) {
+    const x = logits[i];
+    const wi = expNonPositive(x === max ? 0 : (x - max) / temperature);
+    w[i] = wi;
+    total += wi;
+    if (wi > 0) count++;
+  }
+  positive[0] = count;
+  return total;
+}
 
 /** Index of the largest logit, ties -> lowest id; NaNs are skipped. -1 if there is none (empty or all NaN). */
 export function argmax(logits: Float32Array): number {
