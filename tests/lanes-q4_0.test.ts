@@ -10,9 +10,8 @@ import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
-import { WasmBackend } from "../src/backends/wasm.ts";
-import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -117,23 +116,6 @@ for (const b of BUILDS) {
       }
     }
   });
-}
-
-/** A WASM backend that leaves every weight in ggml's layout. */
-class NaturalLayout extends WasmBackend {
-  override prepareWeight(_w: Weight): void {}
-}
-
-/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
-function weightsOf(m: Model): Weight[] {
-  const out: Weight[] = [];
-  const walk = (v: unknown) => {
-    if (!v || typeof v !== "object") return;
-    if ("ptr" in v && "type" in v) out.push(v as Weight);
-    else for (const x of Object.values(v)) walk(x);
-  };
-  walk(m.weights);
-  return out;
 }
 
 async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> {

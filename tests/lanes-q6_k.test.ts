@@ -14,6 +14,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -140,11 +141,6 @@ for (const b of BUILDS) {
   });
 }
 
-/** A WASM backend that leaves every weight in ggml's layout. */
-class NaturalLayout extends WasmBackend {
-  override prepareWeight(_w: Weight): void {}
-}
-
 /**
  * A d x n Q6_K weight (random bytes, q6kRows) in a fresh backend with its matmul scratch as the loader sizes it,
  * prepared as at load; then its matmul of T activation rows and every row through embed (in reverse order).
@@ -187,18 +183,6 @@ test("a 103x512 Q6_K weight repacked at load (3 KX tail rows): the natural layou
   const exact = await outputs(new WasmBackend({ ggmlOrder: true }), 512, 103, 1);
   assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
 });
-
-/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
-function weightsOf(m: Model): Weight[] {
-  const out: Weight[] = [];
-  const walk = (v: unknown) => {
-    if (!v || typeof v !== "object") return;
-    if ("ptr" in v && "type" in v) out.push(v as Weight);
-    else for (const x of Object.values(v)) walk(x);
-  };
-  walk(m.weights);
-  return out;
-}
 
 async function promptLogits(model: Model, ids: number[]): Promise<number[]> {
   const seq = model.newSequence();

@@ -21,6 +21,7 @@ import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { rowView } from "../src/architectures/blocks.ts";
 import { UnsupportedError } from "../src/errors.ts";
+import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -145,11 +146,6 @@ test("lanes wiring: thread chunks of a matmul start on the row group (the lcm of
   }
 });
 
-/** A WASM backend that leaves every weight in ggml's layout. */
-class NaturalLayout extends WasmBackend {
-  override prepareWeight(_w: Weight): void {}
-}
-
 /**
  * A d x n Q8_0 weight in a fresh backend (its matmul scratch as the loader sizes it), prepared as at load; f32
  * activations at x (T rows) and room for T x d outputs at out.
@@ -239,18 +235,6 @@ test("lanes wiring: row views of a repacked weight (fused QKV, gate|up) keep the
   assert(lanes.error instanceof UnsupportedError && /ggmlOrder/.test(lanes.error.message), "a view across a quad is a typed error");
   assertEquals(natural.error, undefined, "any view of a natural weight");
 });
-
-/** Every Weight the architecture bound (objects with a type and a pointer, at any depth). */
-function weightsOf(m: Model): Weight[] {
-  const out: Weight[] = [];
-  const walk = (v: unknown) => {
-    if (!v || typeof v !== "object") return;
-    if ("ptr" in v && "type" in v) out.push(v as Weight);
-    else for (const x of Object.values(v)) walk(x);
-  };
-  walk(m.weights);
-  return out;
-}
 
 /** The prompt's logits, then those of two greedy steps. */
 async function run(model: Model, ids: number[]): Promise<number[]> {
