@@ -393,12 +393,10 @@ export class Engine {
     const rows = this.stepRows, kv = this.kv;
     let failures = 0;
     for (let i = 0; i < this.stepRowCount; i++) {
-      const row = rows[i];
-      // a request that failed on an earlier row fails as a whole
-      let earlier: unknown = undefined;
-      for (let j = 0; j < i && earlier === undefined; j++) if (rows[j].a === row.a) earlier = rows[j].failure;
-      if (earlier !== undefined) {
-        row.failure = earlier;
+      const row = rows[i], before = i > 0 ? rows[i - 1] : undefined;
+      // a request that failed on an earlier row fails as a whole (gather puts a request's rows side by side)
+      if (before?.a === row.a && before.failure !== undefined) {
+        row.failure = before.failure;
         continue;
       }
       try {
