@@ -21,7 +21,10 @@ ratio to matmul_q4_0_lanes, per shape and T.
 
   --T LIST          token rows (default 1,16,128)
   --rounds N        timed rounds per variant, interleaved (default 8)
-  --variants LIST   candidates (default g1,bo,t2,t6,t8: g1 at T = 1, the tiles at T > 1)
+  --variants LIST   candidates (default g1,bo,t2,t6,t8: g* at T = 1, the tiles at T > 1; r* only where T % 4 = 0).
+                    2026-12-05: gd1, gd1c, gd4, d1, d2, d2c, d4, d4c (i32 dot-add), gz1, z2, z4 (shift counts
+                    from n), go1, o2, o4 (offsets in the loads), gs1, s2, s4 (splats by shuffles), r4 (four
+                    activation rows interleaved, interleave_q8_s4, rotated weights)
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
   -h, --help        this text`,
   {
@@ -54,6 +57,7 @@ fs.rmSync(path.dirname(wasmFile), { recursive: true });
 
 const MiB = 1 << 20;
 const W = 64 * 1024, WL = W + 16 * MiB, X = WL + 16 * MiB, O = X + 8 * MiB, XF = O + 8 * MiB, TMP = XF + 8 * MiB;
+const X4 = TMP + MiB; // four activation rows interleaved (interleave_q8_s4), for the r* variants
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 const rnd = () => {
@@ -69,6 +73,7 @@ const candidates = opts.variants.split(",");
 const call = (v: string, n: number, d: number, T: number) => {
   if (v === "ggml") ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
   else if (v === "lanes") ex.matmul_q4_0_lanes(O, X, WL, n, d, T, 0, d);
+  else if (v.startsWith("r")) ex[v](O, X4, WL, n, d, T);
   else ex[v](O, X, WL, n, d, T);
 };
 console.log(`${engine}, relaxed, ${new Date().toISOString()}: fastest call in us (ratio lanes / variant)`);
@@ -83,8 +88,9 @@ for (const shape of opts.shapes.split(",")) {
   ex.repack_q4_0_lanes(WL, n, d, TMP);
   for (const T of Ts) {
     // g*: one-row steps (T = 1 only); the others: tiles (T > 1 only)
-    const variants = ["ggml", "lanes", ...candidates.filter((v) => v.startsWith("g") === (T === 1))];
+    const variants = ["ggml", "lanes", ...candidates.filter((v) => v.startsWith("g") === (T === 1) && (!v.startsWith("r") || T % 4 === 0))];
     ex.quantize_q8_s(X, XF, n, T);
+    if (T % 4 === 0) ex.interleave_q8_s4(X4, X, n, T);
     call("ggml", n, d, T);
     const ref = new Uint32Array(memory.buffer, O, d * T).slice();
     const same: Record<string, boolean> = {};
