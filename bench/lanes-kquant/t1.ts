@@ -7,6 +7,9 @@
 //   u2  the same, two quads (two bands) per pass
 //   u1  the same, one quad per pass (fewest live vectors: JavaScriptCore)
 //   l4, l1  u4 and u1 with the chunk pairs 1..3 of a sub-block in a loop
+//   c1  u1 with both sub-blocks of a pair taken together, each activation chunk loaded once for both (word shuffles
+//       instead of splat loads; relaxed build only)
+// u4 became matmul_q4_k_lanes's T = 1 step and u1 matmul_q4_k_lanes_q1's (Bun), so "today" is u4 since then.
 export { matmul_q4_k_lanes, repack_q4_k_lanes } from "../../assembly/lanes-kquant";
 export { quantize_q8_kx } from "../../assembly/quant-act";
 export { read_probe } from "../../assembly/f32";
@@ -185,3 +188,49 @@ export function u2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1:
 export function u1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, false); }
 export function l4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, true); }
 export function l1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, true); }
+
+/** Word w (0..3) of the chunk C in every lane. */
+// @ts-ignore: decorator
+@inline function word(C: v128, w: usize): v128 {
+  return w == 0 ? v128.shuffle<i32>(C, C, 0, 0, 0, 0) : w == 1 ? v128.shuffle<i32>(C, C, 1, 1, 1, 1) : w == 2 ? v128.shuffle<i32>(C, C, 2, 2, 2, 2) : v128.shuffle<i32>(C, C, 3, 3, 3, 3);
+}
+
+/** Sub-blocks 2k, 2k + 1 of one quad together: each activation chunk loaded once for both (two shuffles), relaxed only. */
+// @ts-ignore: decorator
+@inline function pairC(p: usize, o: usize, k: usize, x: usize, m4: v128, m63: v128): v128 {
+  let te = i16x8.splat(0), to = te;
+  for (let c: usize = 0; c < 4; c++) {
+    const C0 = v128.load(x + (c << 5)), C1 = v128.load(x + (c << 5) + 16);
+    const Ve = v128.load(o + (c << 4)), Vo = v128.load(o + 64 + (c << 4));
+    const ae = (k & 1) << 1;
+    const e = i16x8.add(dot16(v128.and(Ve, m4), word(C0, ae)), dot16(v128.and(i16x8.shr_u(Ve, 4), m4), word(C1, ae)));
+    const od = i16x8.add(dot16(v128.and(Vo, m4), word(C0, ae + 1)), dot16(v128.and(i16x8.shr_u(Vo, 4), m4), word(C1, ae + 1)));
+    te = c == 0 ? e : i16x8.add(te, e);
+    to = c == 0 ? od : i16x8.add(to, od);
+  }
+  const L = scalePair(p, k, m63);
+  return i32x4.add(i32x4.dot_i16x8_s(te, evenOf(L)), i32x4.dot_i16x8_s(to, oddOf(L)));
+}
+
+export function c1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB;
+  const d4 = d & ~3, e = min(r1, d4);
+  const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  for (let r = r0; r + 4 <= e; r += 4) {
+    let p = w + <usize>r * ws, q = xq;
+    let a0 = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      let s0 = pairC(p, p + 64, 0, q + 4, m4, m63);
+      s0 = i32x4.add(s0, pairC(p, p + 64 + 128, 1, q + 4, m4, m63));
+      s0 = i32x4.add(s0, pairC(p, p + 64 + 256, 2, q + 4 + 128, m4, m63));
+      s0 = i32x4.add(s0, pairC(p, p + 64 + 384, 3, q + 4 + 128, m4, m63));
+      a0 = f32x4.add(a0, finish(s0, q, pairs(q), minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+      p += LB;
+      q += AB;
+    }
+    v128.store(out + (<usize>r << 2), a0);
+  }
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+}
