@@ -253,7 +253,7 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 /**
  * Sub-block j's i16 sums of the quad whose four vectors of j are at o, against the activation chunks at x (sub-block
  * word m): 8 dot products, 16 products a lane (16 * 15 * 128 < 2^15). The chunk pairs are written out and the first
- * starts the sum (in a loop, JavaScriptCore ran the one-quad step at 0.76-0.79x; V8 alike either way).
+ * starts the sum (in a loop, JavaScriptCore ran the one-quad step at 0.71-0.74x; V8 alike either way).
  */
 // @ts-ignore: decorator
 @inline function sub(o: usize, x: usize, m: usize, bm: v128, m4: v128): v128 {
@@ -543,7 +543,7 @@ export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
 /**
  * matmul_q4_k_lanes with T = 1 one quad per pass (Bun's Q4_K matmul, src/quant/kernels.ts): JavaScriptCore spills
  * the four-quad step's live vectors (four quads' i16 and i32 sums and f32 results beside the shared splats) and
- * ran it at 0.70-0.75x of this one-quad form, where V8 runs the four-quad step 1.25x faster than this.
+ * ran it at 0.65-0.77x of this one-quad form, where V8 runs the four-quad step 1.09-1.53x faster than this.
  * T > 1 as matmul_q4_k_lanes. The same integer sums and f32 steps, so bit-identical to it.
  */
 export function matmul_q4_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
