@@ -47,7 +47,7 @@ const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const builds = { new: path.join(root, "build", `kvasm-${variant}.wasm`), old: path.join(opts.baseline, `kvasm-${variant}.wasm`) };
 const models = {
   new: await loadModel(file, { backend: new BackendOn(builds.new, variant), threads: 1 }),
-  old: await loadModel(file, { backend: new BackendOn(builds.old, variant), threads: 1 }),
+  old: await loadModel(file, { backend: new BackendOn(builds.old, variant, { matmul_q4_k_lanes_q1: "matmul_q4_k_lanes" }), threads: 1 }),
 };
 const prompt = Array.from({ length: tokens }, (_, i) => 1 + ((i * 7919) % 30000));
 const split = (p: OpProfile) => {
