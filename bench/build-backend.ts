@@ -13,7 +13,11 @@ export class BackendOn extends WasmBackend {
    * aliases: kernels newer than an old build, each taken as the older one it equals (e.g. Bun's
    * matmul_q4_k_lanes_q1 as matmul_q4_k_lanes, bit-identical), so that the old build loads where this tree picks them.
    */
-  constructor(private readonly file: string, private readonly variant: "relaxed" | "simd", private readonly aliases: Record<string, string> = {}) {
+  constructor(
+    private readonly file: string,
+    private readonly variant: "relaxed" | "simd",
+    private readonly aliases: Record<string, string> = {},
+  ) {
     super({ relaxed: variant === "relaxed", shared: false });
   }
   override async init(bytes: number): Promise<void> {

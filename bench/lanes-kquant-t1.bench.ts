@@ -82,7 +82,9 @@ function fillWeights(bytes: number) {
 const variants = ["today", ...opts.variants.split(",")];
 for (const v of variants.slice(1)) if (!ex[v]) throw new Error(`no candidate ${v} in bench/lanes-kquant/t1.ts`);
 console.log(
-  `${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}, load ${os.loadavg().map((l) => l.toFixed(1)).join(" ")}: ` +
+  `${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}, load ${
+    os.loadavg().map((l) => l.toFixed(1)).join(" ")
+  }: ` +
     `fastest call in us (GB/s of weights; ratio today / variant)`,
 );
 let allSame = true;
@@ -129,7 +131,9 @@ for (const [d, n] of opts.shapes.split(",").map((s) => s.split("x").map(Number))
   }
   const gbs = (v: string) => bytes / best[v] / 1e6;
   console.log(
-    `  ${`${d}x${n}`.padEnd(10)} ${(bytes / MiB).toFixed(1)} MiB${cold ? " (from DRAM)" : ""}: read_probe ${gbs("read_probe").toFixed(1)} GB/s;` +
+    `  ${`${d}x${n}`.padEnd(10)} ${(bytes / MiB).toFixed(1)} MiB${cold ? " (from DRAM)" : ""}: read_probe ${
+      gbs("read_probe").toFixed(1)
+    } GB/s;` +
       variants.map((v) =>
         ` ${v} ${(best[v] * 1000).toFixed(1)} (${gbs(v).toFixed(1)} GB/s = ${(gbs(v) / gbs("read_probe")).toFixed(2)} of read` +
         (v === "today" ? ")" : `, ${(best.today / best[v]).toFixed(2)}x${same[v] ? "" : ", DIFFERS"})`)

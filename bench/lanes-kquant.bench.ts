@@ -114,7 +114,13 @@ function fillWeights(bytes: number) {
 
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
 type Variant = "natural" | "kx" | "old" | "lanes" | "q1";
-const variants: Variant[] = ["natural", "kx", ...(base ? ["old" as const] : []), "lanes", ...(ex.matmul_q4_k_lanes_q1 ? ["q1" as const] : [])];
+const variants: Variant[] = [
+  "natural",
+  "kx",
+  ...(base ? ["old" as const] : []),
+  "lanes",
+  ...(ex.matmul_q4_k_lanes_q1 ? ["q1" as const] : []),
+];
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
