@@ -253,7 +253,8 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 /**
  * Sub-block j's i16 sums of the quad whose four vectors of j are at o, against the activation chunks at x (sub-block
  * word m): 8 dot products, 16 products a lane (16 * 15 * 128 < 2^15). The chunk pairs are written out and the first
- * starts the sum (in a loop, JavaScriptCore ran the one-quad step at 0.71-0.74x; V8 alike either way).
+ * starts the sum (with pairs 1..3 in a loop, JavaScriptCore ran the one-quad step at 0.71-0.74x, V8 the four-quad
+ * one at 0.90x and the plain build's at 0.85x).
  */
 // @ts-ignore: decorator
 @inline function sub(o: usize, x: usize, m: usize, bm: v128, m4: v128): v128 {
@@ -477,23 +478,26 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
- * T = 1, rows [r0, e) (quads): QN = 4: 16 rows per pass, four quads from four far-apart bands of the range, as
- * matmul_q4_kx takes rows: four sequential streams through memory (adjacent quads, read in turn, ran at 0.65-0.8x
- * with the weights coming from DRAM), then single quads; QN = 1: one quad per pass (JavaScriptCore: see
- * matmul_q4_k_lanes_q1).
+ * T = 1, rows [r0, e) (quads), one quad per pass: matmul_q4_k_lanes_q1's step (JavaScriptCore) and
+ * matmul_q4_k_lanes's last quads. One function for both (not inlined): the edge bundle carries every build's bytes.
+ */
+function gemv1(out: usize, xq: usize, w: usize, nb: i32, ws: usize, r0: i32, e: i32, z: i32): void {
+  for (let r = r0; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
+}
+
+/**
+ * T = 1, rows [r0, e) (quads), 16 rows per pass: four quads from four far-apart bands of the range, as matmul_q4_kx
+ * takes rows: four sequential streams through memory (adjacent quads, read in turn, ran at 0.65-0.8x with the
+ * weights coming from DRAM), then single quads (gemv1).
  */
 // @ts-ignore: decorator
-@inline function gemv(out: usize, xq: usize, w: usize, nb: i32, ws: usize, r0: i32, e: i32, z: i32, QN: i32): void {
-  let r = r0;
-  if (QN == 4) {
-    const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
-    for (let g = 0; g < qn; g++) {
-      const rg = r0 + 4 * g;
-      band(out + (<usize>rg << 2), qo, xq, w + <usize>rg * ws, nb, (qo >> 2) * ws, z, 4);
-    }
-    r = r0 + 16 * qn;
+@inline function gemv4(out: usize, xq: usize, w: usize, nb: i32, ws: usize, r0: i32, e: i32, z: i32): void {
+  const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
+  for (let g = 0; g < qn; g++) {
+    const rg = r0 + 4 * g;
+    band(out + (<usize>rg << 2), qo, xq, w + <usize>rg * ws, nb, (qo >> 2) * ws, z, 4);
   }
-  for (; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
+  gemv1(out, xq, w, nb, ws, r0 + 16 * qn, e, z);
 }
 
 /**
@@ -530,11 +534,11 @@ function gemm(out: usize, xq: usize, w: usize, nb: i32, d: i32, T: i32, r0: i32,
 /**
  * out[t*d + r] = W[r] . xq[t] for r in [r0, r1), t < T: W in the lanes layout (repack_q4_k_lanes), xq KX
  * Q8_K activations (quantize_q8_kx), as matmul_q4_kx. r0 and r1 fall on quad boundaries (multiples of 4) or
- * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: gemv, four quads per pass; T > 1: gemm.
+ * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: gemv4, four quads per pass; T > 1: gemm.
  */
 export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31), d4 = d & ~3, e = min(r1, d4);
-  if (T == 1) gemv(out, xq, w, nb, <usize>nb * WB, r0, e, z, 4);
+  if (T == 1) gemv4(out, xq, w, nb, <usize>nb * WB, r0, e, z);
   else gemm(out, xq, w, nb, d, T, r0, e, z);
   // the KX rows after the last quad
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, T, max(r0, d4), r1);
@@ -548,7 +552,7 @@ export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
  */
 export function matmul_q4_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31), d4 = d & ~3, e = min(r1, d4);
-  if (T == 1) gemv(out, xq, w, nb, <usize>nb * WB, r0, e, z, 1);
+  if (T == 1) gemv1(out, xq, w, nb, <usize>nb * WB, r0, e, z);
   else gemm(out, xq, w, nb, d, T, r0, e, z);
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, T, max(r0, d4), r1);
 }
