@@ -251,10 +251,56 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
- * QN quads (QN = 4 or 1; qs: bytes between quads) against one activation row q (T = 1): 4 * QN outputs, quad k's
- * at out + k * oqs.
- * Per sub-block, each quad's i16 sums take 8 dot products (16 products a lane: 16 * 15 * 128 < 2^15) and are
- * widened once by pmaddwd with the quad's scales.
+ * Sub-block j's i16 sums of the quad whose four vectors of j are at o, against the activation chunks at x (sub-block
+ * word m): 8 dot products, 16 products a lane (16 * 15 * 128 < 2^15). The chunk pairs are written out and the first
+ * starts the sum (with pairs 1..3 in a loop, JavaScriptCore ran the one-quad step at 0.71-0.74x, V8 the four-quad
+ * one at 0.90x and the plain build's at 0.85x).
+ */
+// @ts-ignore: decorator
+@inline function sub(o: usize, x: usize, m: usize, bm: v128, m4: v128): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m, bm)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 16, m, bm)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m, bm)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 48, m, bm))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m, bm)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 80, m, bm))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m, bm)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 112, m, bm))));
+}
+
+/**
+ * The scale bytes of sub-blocks 2k and 2k + 1 of the quad at p, zero-extended to i16 and masked to 6 bits: lane 2r is
+ * row r's scale of 2k, lane 2r + 1 its scale of 2k + 1 (scalePos(j, r) = 8(k & 1) + 2r + (j & 1) in the 16 bytes at
+ * p + 16 + 16(k >> 1)). evenOf / oddOf make the pmaddwd factors of 2k / 2k + 1 from it (each row's scale in both of
+ * its lanes): one load and three ops for two sub-blocks, where scales() takes a load, an and and a swizzle with a
+ * mask built per sub-block for each.
+ */
+// @ts-ignore: decorator
+@inline function scalePair(p: usize, k: usize, m63: v128): v128 {
+  return v128.and(v128.load8x8_u(p + 16 + ((k >> 1) << 4) + ((k & 1) << 3)), m63);
+}
+
+// @ts-ignore: decorator
+@inline function evenOf(L: v128): v128 {
+  return v128.shuffle<i16>(L, L, 0, 0, 2, 2, 4, 4, 6, 6);
+}
+
+// @ts-ignore: decorator
+@inline function oddOf(L: v128): v128 {
+  return v128.shuffle<i16>(L, L, 1, 1, 3, 3, 5, 5, 7, 7);
+}
+
+/** Sub-blocks 2k and 2k + 1 of the quad at p (vectors from o), widened by their scales: i32x4, row r in lane r. */
+// @ts-ignore: decorator
+@inline function subPair(p: usize, o: usize, k: usize, x: usize, m: usize, bm0: v128, bm1: v128, m4: v128, m63: v128): v128 {
+  const L = scalePair(p, k, m63);
+  return i32x4.add(i32x4.dot_i16x8_s(sub(o, x, m, bm0, m4), evenOf(L)), i32x4.dot_i16x8_s(sub(o + 64, x, m + 1, bm1, m4), oddOf(L)));
+}
+
+/**
+ * QN quads (QN = 4, 2 or 1; qs: bytes between quads) against one activation row q (T = 1): 4 * QN outputs, quad k's
+ * at out + k * oqs. Per pair of sub-blocks, each quad's i16 sums (sub) are widened once each by pmaddwd with the
+ * quad's scales (scalePair), and the first pair starts the i32 sums. Same integer sums and f32 steps as tile().
  */
 // @ts-ignore: decorator
 @inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
@@ -263,38 +309,27 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
-    const zero = i32x4.splat(0);
-    let s0 = zero, s1 = zero, s2 = zero, s3 = zero;
-    for (let j: usize = 0; j < 8; j++) {
-      const m = j & 3, bm = bcastMask(m);
-      const x = q + 4 + ((j >> 2) << 7);
-      let t0 = zero, t1 = zero, t2 = zero, t3 = zero;
-      for (let c2: usize = 0; c2 < 4; c2++) {
-        const x0 = act(x + (c2 << 5), m, bm), x1 = act(x + (c2 << 5) + 16, m, bm);
-        const o = p + 64 + (((j << 2) + c2) << 4);
-        let V = v128.load(o);
-        t0 = i16x8.add(t0, i16x8.add(dot16(v128.and(V, m4), x0), dot16(v128.and(i16x8.shr_u(V, 4), m4), x1)));
-        if (QN > 1) {
-          V = v128.load(o + qs);
-          t1 = i16x8.add(t1, i16x8.add(dot16(v128.and(V, m4), x0), dot16(v128.and(i16x8.shr_u(V, 4), m4), x1)));
-          V = v128.load(o + 2 * qs);
-          t2 = i16x8.add(t2, i16x8.add(dot16(v128.and(V, m4), x0), dot16(v128.and(i16x8.shr_u(V, 4), m4), x1)));
-          V = v128.load(o + 3 * qs);
-          t3 = i16x8.add(t3, i16x8.add(dot16(v128.and(V, m4), x0), dot16(v128.and(i16x8.shr_u(V, 4), m4), x1)));
-        }
-      }
-      const sm = scaleMask(j);
-      s0 = i32x4.add(s0, i32x4.dot_i16x8_s(t0, scales(p, j, sm, m63)));
-      if (QN > 1) {
-        s1 = i32x4.add(s1, i32x4.dot_i16x8_s(t1, scales(p + qs, j, sm, m63)));
-        s2 = i32x4.add(s2, i32x4.dot_i16x8_s(t2, scales(p + 2 * qs, j, sm, m63)));
-        s3 = i32x4.add(s3, i32x4.dot_i16x8_s(t3, scales(p + 3 * qs, j, sm, m63)));
+    const x0 = q + 4, o0 = p + 64, b0 = bcastMask(0), b1 = bcastMask(1);
+    let s0 = subPair(p, o0, 0, x0, 0, b0, b1, m4, m63), s1 = s0, s2 = s0, s3 = s0;
+    if (QN > 1) s1 = subPair(p + qs, o0 + qs, 0, x0, 0, b0, b1, m4, m63);
+    if (QN > 2) {
+      s2 = subPair(p + 2 * qs, o0 + 2 * qs, 0, x0, 0, b0, b1, m4, m63);
+      s3 = subPair(p + 3 * qs, o0 + 3 * qs, 0, x0, 0, b0, b1, m4, m63);
+    }
+    for (let k: usize = 1; k < 4; k++) {
+      // sub-blocks 2k and 2k + 1: half k >> 1 of the activation block, sub-block words 2(k & 1) and 2(k & 1) + 1
+      const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1, o = p + 64 + (k << 7), bm0 = bcastMask(m), bm1 = bcastMask(m + 1);
+      s0 = i32x4.add(s0, subPair(p, o, k, x, m, bm0, bm1, m4, m63));
+      if (QN > 1) s1 = i32x4.add(s1, subPair(p + qs, o + qs, k, x, m, bm0, bm1, m4, m63));
+      if (QN > 2) {
+        s2 = i32x4.add(s2, subPair(p + 2 * qs, o + 2 * qs, k, x, m, bm0, bm1, m4, m63));
+        s3 = i32x4.add(s3, subPair(p + 3 * qs, o + 3 * qs, k, x, m, bm0, bm1, m4, m63));
       }
     }
     const P = pairs(q);
     a0 = f32x4.add(a0, finishAt(p, s0, q, P, m4, m30, hmask, p112));
-    if (QN > 1) {
-      a1 = f32x4.add(a1, finishAt(p + qs, s1, q, P, m4, m30, hmask, p112));
+    if (QN > 1) a1 = f32x4.add(a1, finishAt(p + qs, s1, q, P, m4, m30, hmask, p112));
+    if (QN > 2) {
       a2 = f32x4.add(a2, finishAt(p + 2 * qs, s2, q, P, m4, m30, hmask, p112));
       a3 = f32x4.add(a3, finishAt(p + 3 * qs, s3, q, P, m4, m30, hmask, p112));
     }
@@ -302,8 +337,8 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
     q += AB;
   }
   v128.store(out, a0);
-  if (QN > 1) {
-    v128.store(out + oqs, a1);
+  if (QN > 1) v128.store(out + oqs, a1);
+  if (QN > 2) {
     v128.store(out + 2 * oqs, a2);
     v128.store(out + 3 * oqs, a3);
   }
@@ -443,52 +478,81 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
- * out[t*d + r] = W[r] . xq[t] for r in [r0, r1), t < T: W in the lanes layout (repack_q4_k_lanes), xq KX
- * Q8_K activations (quantize_q8_kx), as matmul_q4_kx. r0 and r1 fall on quad boundaries (multiples of 4) or
- * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: 16 rows per pass (four quads from four bands), then
- * single quads. T > 1:
- * activation rows in chunks that stay in L1 (gemmChunk), each pair of quads passing over a chunk four rows at
- * a time (tile24: 16 dot products per pair of chunks for 2 weight loads, 6 unpacking ops and 8 activation splats;
- * the two-quad, two-row tile before it did 8 for 2, 6 and 4: 1.2x in V8 and JavaScriptCore), a last quad four rows
- * at a time (tile).
+ * T = 1, rows [r0, e) (quads), one quad per pass: matmul_q4_k_lanes_q1's step (JavaScriptCore) and
+ * matmul_q4_k_lanes's last quads. One function for both (not inlined): the edge bundle carries every build's bytes.
  */
-export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
-  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+function gemv1(out: usize, xq: usize, w: usize, nb: i32, ws: usize, r0: i32, e: i32, z: i32): void {
+  for (let r = r0; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
+}
+
+/**
+ * T = 1, rows [r0, e) (quads), 16 rows per pass: four quads from four far-apart bands of the range, as matmul_q4_kx
+ * takes rows: four sequential streams through memory (adjacent quads, read in turn, ran at 0.65-0.8x with the
+ * weights coming from DRAM), then single quads (gemv1).
+ */
+// @ts-ignore: decorator
+@inline function gemv4(out: usize, xq: usize, w: usize, nb: i32, ws: usize, r0: i32, e: i32, z: i32): void {
+  const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
+  for (let g = 0; g < qn; g++) {
+    const rg = r0 + 4 * g;
+    band(out + (<usize>rg << 2), qo, xq, w + <usize>rg * ws, nb, (qo >> 2) * ws, z, 4);
+  }
+  gemv1(out, xq, w, nb, ws, r0 + 16 * qn, e, z);
+}
+
+/**
+ * T > 1, rows [r0, e) (quads): activation rows in chunks that stay in L1 (gemmChunk), each pair of quads passing
+ * over a chunk four rows at a time (tile24: 16 dot products per pair of chunks for 2 weight loads, 6 unpacking ops
+ * and 8 activation splats; the two-quad, two-row tile before it did 8 for 2, 6 and 4: 1.2x in V8 and
+ * JavaScriptCore), a last quad four rows at a time (tile).
+ */
+function gemm(out: usize, xq: usize, w: usize, nb: i32, d: i32, T: i32, r0: i32, e: i32, z: i32): void {
   const ws: usize = <usize>nb * WB, as: usize = <usize>nb * AB, od: usize = <usize>d << 2;
-  const d4 = d & ~3, e = min(r1, d4);
-  if (T == 1) {
-    // four quads from four far-apart bands of the range, as matmul_q4_kx takes rows: four sequential streams
-    // through memory (adjacent quads, read in turn, ran at 0.65-0.8x with the weights coming from DRAM)
-    const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
-    for (let g = 0; g < qn; g++) {
-      const r = r0 + 4 * g;
-      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4);
-    }
-    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
-  } else {
-    const chunk = gemmChunk(as);
-    for (let t0 = 0; t0 < T; t0 += chunk) {
-      const t1 = min(T, t0 + chunk);
-      let r = r0;
-      for (; r + 8 <= e; r += 8) {
-        const p = w + <usize>r * ws, o = out + (<usize>r << 2);
-        for (let t = t0; t < t1; t += 4) {
-          const q = xq + <usize>t * as, ot = o + <usize>t * od;
-          const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
-          tile24(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, ws << 2, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z);
-        }
+  const chunk = gemmChunk(as);
+  for (let t0 = 0; t0 < T; t0 += chunk) {
+    const t1 = min(T, t0 + chunk);
+    let r = r0;
+    for (; r + 8 <= e; r += 8) {
+      const p = w + <usize>r * ws, o = out + (<usize>r << 2);
+      for (let t = t0; t < t1; t += 4) {
+        const q = xq + <usize>t * as, ot = o + <usize>t * od;
+        const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
+        tile24(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, ws << 2, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z);
       }
-      for (; r + 4 <= e; r += 4) {
-        const p = w + <usize>r * ws, o = out + (<usize>r << 2);
-        for (let t = t0; t < t1; t += 4) {
-          const q = xq + <usize>t * as, ot = o + <usize>t * od;
-          const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
-          tile(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z);
-        }
+    }
+    for (; r + 4 <= e; r += 4) {
+      const p = w + <usize>r * ws, o = out + (<usize>r << 2);
+      for (let t = t0; t < t1; t += 4) {
+        const q = xq + <usize>t * as, ot = o + <usize>t * od;
+        const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
+        tile(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z);
       }
     }
   }
+}
+
+/**
+ * out[t*d + r] = W[r] . xq[t] for r in [r0, r1), t < T: W in the lanes layout (repack_q4_k_lanes), xq KX
+ * Q8_K activations (quantize_q8_kx), as matmul_q4_kx. r0 and r1 fall on quad boundaries (multiples of 4) or
+ * r1 == d; rows from d & ~3 on are KX (matmul_q4_kx). T = 1: gemv4, four quads per pass; T > 1: gemm.
+ */
+export function matmul_q4_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31), d4 = d & ~3, e = min(r1, d4);
+  if (T == 1) gemv4(out, xq, w, nb, <usize>nb * WB, r0, e, z);
+  else gemm(out, xq, w, nb, d, T, r0, e, z);
   // the KX rows after the last quad
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, T, max(r0, d4), r1);
 }
 
+/**
+ * matmul_q4_k_lanes with T = 1 one quad per pass (Bun's Q4_K matmul, src/quant/kernels.ts): JavaScriptCore spills
+ * the four-quad step's live vectors (four quads' i16 and i32 sums and f32 results beside the shared splats) and
+ * ran it at 0.65-0.77x of this one-quad form, where V8 runs the four-quad step 1.09-1.53x faster than this.
+ * T > 1 as matmul_q4_k_lanes. The same integer sums and f32 steps, so bit-identical to it.
+ */
+export function matmul_q4_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31), d4 = d & ~3, e = min(r1, d4);
+  if (T == 1) gemv1(out, xq, w, nb, <usize>nb * WB, r0, e, z);
+  else gemm(out, xq, w, nb, d, T, r0, e, z);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, T, max(r0, d4), r1);
+}

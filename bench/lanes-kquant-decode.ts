@@ -6,6 +6,8 @@
  *
  *   deno run -A bench/lanes-kquant-decode.ts [--steps 80]        bun bench/lanes-kquant-decode.ts
  */
+import * as path from "node:path";
+
 import { benchArgs } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -13,6 +15,8 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { hasRelaxedSimd } from "../src/kernels/wasm.ts";
+import { BackendOn } from "./build-backend.ts";
 /** Q4_K repacked to KX, as before the lanes layout took it. */
 class Q4KX extends WasmBackend {
   override prepareWeight(w: Weight): void {
@@ -22,17 +26,31 @@ class Q4KX extends WasmBackend {
   }
 }
 const { values: opts } = benchArgs(
-  `Q4_K matmuls of a decode step, lanes layout against KX, same process, 1 thread (the synthetic Q4_K_M file).
+  `Q4_K matmuls of a decode step, lanes layout against KX (or this tree's build against an earlier one: --baseline),
+same process, 1 thread (the synthetic Q4_K_M file).
 
   deno run -A bench/lanes-kquant-decode.ts [options]        bun bench/lanes-kquant-decode.ts [options]
 
-  --steps N      decode steps of each model, in alternation (default 80)
-  -h, --help     this text`,
-  { options: { steps: { type: "string", default: "80" }, help: { type: "boolean", short: "h" } } },
+  --steps N        decode steps of each model, in alternation (default 80)
+  --baseline DIR   instead of KX: both models in the lanes layout, one on this tree's build/, one on DIR's (a copy of
+                   an earlier build/); "lanes" is then this tree's, "kx" the earlier build's
+  -h, --help       this text`,
+  {
+    options: {
+      steps: { type: "string", default: "80" },
+      baseline: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  },
 );
 const steps = Number(opts.steps), mid = steps >> 1;
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
-const bl = new WasmBackend(), bk = new Q4KX();
+const variant = hasRelaxedSimd() ? "relaxed" : "simd";
+const root = new URL("..", import.meta.url).pathname;
+const bl = opts.baseline ? new BackendOn(path.join(root, "build", `kvasm-${variant}.wasm`), variant) : new WasmBackend();
+const bk = opts.baseline
+  ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, { matmul_q4_k_lanes_q1: "matmul_q4_k_lanes" })
+  : new Q4KX();
 const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadModel(file, { backend: bk, threads: 1 });
 const sl = ml.newSequence(), sk = mk.newSequence();
 const prompt = Array.from({ length: 16 }, (_, i) => 1 + i * 7);
@@ -63,7 +81,10 @@ for (let step = 0; step < steps; step++) {
     res[which as "lanes" | "kx"].push([...q4(p), t]);
   }
 }
-console.log(`Q4_K_M decode, Q4_K lanes vs KX, ${steps} steps each, ${new Date().toISOString()}`);
+console.log(
+  `Q4_K_M decode, Q4_K ${opts.baseline ? `lanes, this build ("lanes") vs ${opts.baseline} ("kx")` : "lanes vs KX"}, ${steps} steps each, ` +
+    `${new Date().toISOString()}`,
+);
 for (const w of ["lanes", "kx"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
   console.log(

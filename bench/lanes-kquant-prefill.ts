@@ -8,16 +8,14 @@
  *   deno run -A bench/lanes-kquant-prefill.ts --baseline DIR [--tokens 128] [--rounds 6]
  *   bun bench/lanes-kquant-prefill.ts --baseline DIR
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 
 import { benchArgs } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
-import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { Arena } from "../src/memory/arena.ts";
-import { checkKernelExports, hasRelaxedSimd } from "../src/kernels/wasm.ts";
+import { hasRelaxedSimd } from "../src/kernels/wasm.ts";
+import { BackendOn } from "./build-backend.ts";
 
 const { values: opts } = benchArgs(
   `Q4_K matmuls of a prefill, this tree's kernels against an earlier build's, same process, 1 thread (synthetic Q4_K_M).
@@ -44,27 +42,12 @@ const tokens = Number(opts.tokens), rounds = Number(opts.rounds);
 const relaxed = !opts.plain && hasRelaxedSimd();
 const variant = relaxed ? "relaxed" : "simd";
 
-/** The WASM backend on the kernel build in one file (private memory). */
-class BackendOn extends WasmBackend {
-  constructor(private readonly file: string) {
-    super({ relaxed, shared: false });
-  }
-  override async init(bytes: number): Promise<void> {
-    this.arena = new Arena(bytes, { shared: false });
-    const module = await WebAssembly.compile(fs.readFileSync(this.file));
-    const instance = await WebAssembly.instantiate(module, { env: { memory: this.arena.memory } });
-    this.kernels = checkKernelExports(instance.exports, variant);
-    this.heapI32 = new Int32Array(this.arena.memory.buffer);
-    this.heapU8 = new Uint8Array(this.arena.memory.buffer);
-  }
-}
-
 const root = new URL("..", import.meta.url).pathname;
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const builds = { new: path.join(root, "build", `kvasm-${variant}.wasm`), old: path.join(opts.baseline, `kvasm-${variant}.wasm`) };
 const models = {
-  new: await loadModel(file, { backend: new BackendOn(builds.new), threads: 1 }),
-  old: await loadModel(file, { backend: new BackendOn(builds.old), threads: 1 }),
+  new: await loadModel(file, { backend: new BackendOn(builds.new, variant), threads: 1 }),
+  old: await loadModel(file, { backend: new BackendOn(builds.old, variant, { matmul_q4_k_lanes_q1: "matmul_q4_k_lanes" }), threads: 1 }),
 };
 const prompt = Array.from({ length: tokens }, (_, i) => 1 + ((i * 7919) % 30000));
 const split = (p: OpProfile) => {

@@ -5,6 +5,7 @@
  *   natural   matmul_q4_k over ggml's layout (Q8_K activations)
  *   kx        matmul_q4_kx over repack_q4_kx's layout (KX Q8_K activations, quantize_q8_kx)
  *   lanes     matmul_q4_k_lanes over repack_q4_k_lanes's layout (the same KX activations)
+ *   q1        matmul_q4_k_lanes_q1 (Bun's: T = 1 one quad per pass), same weights, where the module has it
  *
  *   deno run -A bench/lanes-kquant.bench.ts          bun bench/lanes-kquant.bench.ts        [--T 1,16,128] [--rounds 10]
  *   [--baseline REF]: also the lanes kernel of git REF's assembly/ (the old build), same weights, same run
@@ -59,7 +60,7 @@ function compile(src: string): string {
     ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
     ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
     ...["-o", out],
-  ], { encoding: "utf8" });
+  ], { encoding: "utf8", cwd: os.tmpdir() }); // not the repository root, whose asconfig.json (converge) takes minutes
   if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
   return out;
 }
@@ -112,8 +113,14 @@ function fillWeights(bytes: number) {
 }
 
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
-const variants = base ? ["natural", "kx", "old", "lanes"] as const : ["natural", "kx", "lanes"] as const;
-type Variant = typeof variants[number];
+type Variant = "natural" | "kx" | "old" | "lanes" | "q1";
+const variants: Variant[] = [
+  "natural",
+  "kx",
+  ...(base ? ["old" as const] : []),
+  "lanes",
+  ...(ex.matmul_q4_k_lanes_q1 ? ["q1" as const] : []),
+];
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
@@ -148,6 +155,7 @@ for (const [d, n] of shapes) {
       if (v === "natural") ex.matmul_q4_k(out, XN, W, n, d, T, r0, r1);
       else if (v === "kx") ex.matmul_q4_kx(out, XK, WK, n, d, T, r0, r1);
       else if (v === "old") base!.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
+      else if (v === "q1") ex.matmul_q4_k_lanes_q1(out, XK, WL, n, d, T, r0, r1);
       else ex.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
     };
     const outOf = (v: Variant) => {
@@ -161,7 +169,7 @@ for (const [d, n] of shapes) {
     const cut = [0, 4 * Math.floor(d / 12), 4 * Math.floor(d / 5), d];
     for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
     const split = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
-    const kxSame = same("kx"), lanesSame = same("lanes") && (!base || same("old"));
+    const kxSame = same("kx"), lanesSame = same("lanes") && (!base || same("old")) && (!variants.includes("q1") || same("q1"));
     allSame &&= kxSame && lanesSame && split && dqSame;
     const reps = Math.max(1, Math.round(32 / T));
     const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
@@ -178,6 +186,7 @@ for (const [d, n] of shapes) {
         variants.map((v) => ` ${v} ${(best[v] * 1000).toFixed(1).padStart(7)} (${(best.natural / best[v]).toFixed(2)}x, ${gops(v)} GOP/s)`)
           .join("") +
         `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x` + (base ? `  lanes/old ${(best.old / best.lanes).toFixed(2)}x` : "") +
+        (variants.includes("q1") ? `  q1/old ${((base ? best.old : best.lanes) / best.q1).toFixed(2)}x` : "") +
         `  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes ${lanesSame ? "yes" : "NO"}` +
         `, split ${split ? "yes" : "NO"}, dequantize ${dqSame ? "yes" : "NO"}`,
     );

@@ -265,6 +265,8 @@ export const KERNEL_SPEC = {
   // swept into cache before a pass works on it (the same bits)
   attention_stream: ATTENTION,
   attention_f16_stream: ATTENTION,
+  // assembly/lanes-kquant.ts: matmul_q4_k_lanes with T = 1 one quad per pass (the form JavaScriptCore runs fast): Bun's Q4_K matmul
+  matmul_q4_k_lanes_q1: QMATMUL,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

@@ -156,12 +156,13 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   }],
   // assembly/lanes-kquant.ts: quads of rows, 4 weights of each per 16-byte vector, scales and mins of 4 rows
   // decoded together; KX Q8_K activations, as matmul_q4_kx (so Q6_K's KX weights share them); the d % 4 last
-  // rows are KX, not natural
+  // rows are KX, not natural. Bun takes matmul_q4_k_lanes_q1 (T = 1 one quad per pass): JavaScriptCore spills the
+  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (README "Q4_K decode"). Bit-identical.
   [GGMLType.Q4_K, {
     type: GGMLType.Q4_K,
     actType: GGMLType.Q8_K,
     quantize: "quantize_q8_kx",
-    matmul: "matmul_q4_k_lanes",
+    matmul: "Bun" in globalThis ? "matmul_q4_k_lanes_q1" : "matmul_q4_k_lanes",
     repack: "repack_q4_k_lanes",
     dequantize: "dequantize_q4_k_lanes",
     rowGroup: 4,

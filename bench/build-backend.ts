@@ -1,0 +1,33 @@
+/**
+ * The WASM backend on the kernel build in one file (private memory): two builds of the kernels in one process, so a
+ * bench can time this tree's build against an earlier one (a copy of build/) on the same model.
+ */
+import * as fs from "node:fs";
+
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { Arena } from "../src/memory/arena.ts";
+import { checkKernelExports } from "../src/kernels/wasm.ts";
+
+export class BackendOn extends WasmBackend {
+  /**
+   * aliases: kernels newer than an old build, each taken as the older one it equals (e.g. Bun's
+   * matmul_q4_k_lanes_q1 as matmul_q4_k_lanes, bit-identical), so that the old build loads where this tree picks them.
+   */
+  constructor(
+    private readonly file: string,
+    private readonly variant: "relaxed" | "simd",
+    private readonly aliases: Record<string, string> = {},
+  ) {
+    super({ relaxed: variant === "relaxed", shared: false });
+  }
+  override async init(bytes: number): Promise<void> {
+    this.arena = new Arena(bytes, { shared: false });
+    const module = await WebAssembly.compile(fs.readFileSync(this.file));
+    const instance = await WebAssembly.instantiate(module, { env: { memory: this.arena.memory } });
+    const exports: Record<string, unknown> = { ...instance.exports };
+    for (const [name, old] of Object.entries(this.aliases)) exports[name] ??= exports[old];
+    this.kernels = checkKernelExports(exports as WebAssembly.Exports, this.variant);
+    this.heapI32 = new Int32Array(this.arena.memory.buffer);
+    this.heapU8 = new Uint8Array(this.arena.memory.buffer);
+  }
+}

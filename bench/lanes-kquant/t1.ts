@@ -1,0 +1,236 @@
+// AssemblyScript, compiled by bench/lanes-kquant-t1.bench.ts (relaxed or plain SIMD): candidate T = 1 steps of
+// matmul_q4_k_lanes over the same lanes weights, against the kernel as built. Not formatted by deno fmt (it drops
+// @inline decorators): deno.json excludes this folder.
+//   u4  four quads from four far-apart bands per pass (as today), the chunk loop written out, the first chunk pair
+//       starting the i16 sums, a pair of sub-blocks' scales from one zero-extending load (two shuffles, no masks
+//       built per sub-block), the first sub-block starting the i32 sums
+//   u2  the same, two quads (two bands) per pass
+//   u1  the same, one quad per pass (fewest live vectors: JavaScriptCore)
+//   l4, l1  u4 and u1 with the chunk pairs 1..3 of a sub-block in a loop
+//   c1  u1 with both sub-blocks of a pair taken together, each activation chunk loaded once for both (word shuffles
+//       instead of splat loads; relaxed build only)
+// u4 became matmul_q4_k_lanes's T = 1 step and u1 matmul_q4_k_lanes_q1's (Bun), so "today" is u4 since then.
+export { matmul_q4_k_lanes, repack_q4_k_lanes } from "../../assembly/lanes-kquant";
+export { quantize_q8_kx } from "../../assembly/quant-act";
+export { read_probe } from "../../assembly/f32";
+import { matmul_q4_kx } from "../../assembly/kquant-decode";
+import { dot16 } from "../../assembly/quant-util";
+
+// @ts-ignore: decorator
+@inline const WB: usize = 144;
+// @ts-ignore: decorator
+@inline const AB: usize = 292;
+// @ts-ignore: decorator
+@inline const LB: usize = 576;
+
+// @ts-ignore: decorator
+@inline function f16quad(p: usize, hmask: v128, p112: v128): v128 {
+  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
+  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
+}
+
+// @ts-ignore: decorator
+@inline function act(x: usize, m: usize): v128 {
+  if (RELAXED) return v128.load32_splat(x + (m << 2));
+  const bm = i8x16.add(i16x8.splat(0x0100), i8x16.add(i64x2.replace_lane(i64x2.splat(0), 1, 0x0808080808080808), i8x16.splat(<i8>(m << 1))));
+  return i8x16.swizzle(v128.load(x), bm);
+}
+
+// @ts-ignore: decorator
+@inline function minsLo(p: usize, m4: v128, m30: v128): v128 {
+  return v128.or(v128.and(v128.load(p + 48), m4), v128.and(i16x8.shr_u(v128.load(p + 16), 2), m30));
+}
+
+// @ts-ignore: decorator
+@inline function minsHi(p: usize, m4: v128, m30: v128): v128 {
+  return v128.or(v128.and(i16x8.shr_u(v128.load(p + 48), 4), m4), v128.and(i16x8.shr_u(v128.load(p + 32), 2), m30));
+}
+
+// @ts-ignore: decorator
+@inline function finish(s: v128, q: usize, P: v128, lo: v128, hi: v128, dw: v128, dm: v128): v128 {
+  const ms = i32x4.add(
+    i32x4.add(
+      i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(lo), v128.shuffle<i32>(P, P, 0, 0, 0, 0)),
+      i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(lo), v128.shuffle<i32>(P, P, 1, 1, 1, 1)),
+    ),
+    i32x4.add(
+      i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(hi), v128.shuffle<i32>(P, P, 2, 2, 2, 2)),
+      i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(hi), v128.shuffle<i32>(P, P, 3, 3, 3, 3)),
+    ),
+  );
+  const da = v128.load32_splat(q);
+  const f = f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(s));
+  return f32x4.sub(f, f32x4.mul(f32x4.mul(dm, da), f32x4.convert_i32x4_s(ms)));
+}
+
+// @ts-ignore: decorator
+@inline function pairs(q: usize): v128 {
+  return i16x8.narrow_i32x4_s(i32x4.extadd_pairwise_i16x8_s(v128.load(q + 260)), i32x4.extadd_pairwise_i16x8_s(v128.load(q + 276)));
+}
+
+/** Sub-block j's i16 sums of the quad at o (its four vectors) against the activation chunk bytes at x (sub-block m). */
+// @ts-ignore: decorator
+@inline function sub(o: usize, x: usize, m: usize, m4: v128): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 16, m)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 48, m))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 80, m))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 112, m))));
+}
+
+/** sub() with the chunk pairs 1..3 in a loop (smaller code, fewer live values for the register allocator). */
+// @ts-ignore: decorator
+@inline function subLoop(o: usize, x: usize, m: usize, m4: v128): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 16, m)));
+  for (let c: usize = 1; c < 4; c++) {
+    V = v128.load(o + (c << 4));
+    const xc = x + (c << 5);
+    t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(xc, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(xc + 16, m))));
+  }
+  return t;
+}
+
+// @ts-ignore: decorator
+@inline function S(LOOP: bool, o: usize, x: usize, m: usize, m4: v128): v128 {
+  return LOOP ? subLoop(o, x, m, m4) : sub(o, x, m, m4);
+}
+
+/**
+ * The pmaddwd factors of sub-blocks 2k (even: true) or 2k + 1 of the quad at p: scale bytes scalePos(j, r) =
+ * 8(k & 1) + 2r + (j & 1) of the 16 at p + 16 + 16(k >> 1), zero-extended, masked to 6 bits, each row's duplicated.
+ */
+// @ts-ignore: decorator
+@inline function scalePair(p: usize, k: usize, m63: v128): v128 {
+  return v128.and(v128.load8x8_u(p + 16 + ((k >> 1) << 4) + ((k & 1) << 3)), m63);
+}
+// @ts-ignore: decorator
+@inline function evenOf(L: v128): v128 {
+  return v128.shuffle<i16>(L, L, 0, 0, 2, 2, 4, 4, 6, 6);
+}
+// @ts-ignore: decorator
+@inline function oddOf(L: v128): v128 {
+  return v128.shuffle<i16>(L, L, 1, 1, 3, 3, 5, 5, 7, 7);
+}
+
+/** One superblock's integer sums Σ sc * q * a of QN quads (p, p + qs, ...) against the activation block q. */
+// @ts-ignore: decorator
+@inline function bandU(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, LOOP: bool): void {
+  const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (let k: usize = 0; k < 4; k++) {
+      // sub-blocks 2k and 2k + 1: half k >> 1, sub-block words m = 2(k & 1), 2(k & 1) + 1
+      const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1;
+      const o = p + 64 + (k << 7);
+      let L = scalePair(p, k, m63);
+      s0 = i32x4.add(s0, i32x4.add(i32x4.dot_i16x8_s(S(LOOP, o, x, m, m4), evenOf(L)), i32x4.dot_i16x8_s(S(LOOP, o + 64, x, m + 1, m4), oddOf(L))));
+      if (QN > 1) {
+        L = scalePair(p + qs, k, m63);
+        s1 = i32x4.add(s1, i32x4.add(i32x4.dot_i16x8_s(S(LOOP, o + qs, x, m, m4), evenOf(L)), i32x4.dot_i16x8_s(S(LOOP, o + qs + 64, x, m + 1, m4), oddOf(L))));
+      }
+      if (QN > 2) {
+        L = scalePair(p + 2 * qs, k, m63);
+        s2 = i32x4.add(s2, i32x4.add(i32x4.dot_i16x8_s(S(LOOP, o + 2 * qs, x, m, m4), evenOf(L)), i32x4.dot_i16x8_s(S(LOOP, o + 2 * qs + 64, x, m + 1, m4), oddOf(L))));
+        L = scalePair(p + 3 * qs, k, m63);
+        s3 = i32x4.add(s3, i32x4.add(i32x4.dot_i16x8_s(S(LOOP, o + 3 * qs, x, m, m4), evenOf(L)), i32x4.dot_i16x8_s(S(LOOP, o + 3 * qs + 64, x, m + 1, m4), oddOf(L))));
+      }
+    }
+    const P = pairs(q);
+    a0 = f32x4.add(a0, finish(s0, q, P, minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+    if (QN > 1) {
+      const p1 = p + qs;
+      a1 = f32x4.add(a1, finish(s1, q, P, minsLo(p1, m4, m30), minsHi(p1, m4, m30), f16quad(p1, hmask, p112), f16quad(p1 + 8, hmask, p112)));
+    }
+    if (QN > 2) {
+      const p2 = p + 2 * qs, p3 = p + 3 * qs;
+      a2 = f32x4.add(a2, finish(s2, q, P, minsLo(p2, m4, m30), minsHi(p2, m4, m30), f16quad(p2, hmask, p112), f16quad(p2 + 8, hmask, p112)));
+      a3 = f32x4.add(a3, finish(s3, q, P, minsLo(p3, m4, m30), minsHi(p3, m4, m30), f16quad(p3, hmask, p112), f16quad(p3 + 8, hmask, p112)));
+    }
+    p += LB;
+    q += AB;
+  }
+  v128.store(out, a0);
+  if (QN > 1) v128.store(out + oqs, a1);
+  if (QN > 2) {
+    v128.store(out + 2 * oqs, a2);
+    v128.store(out + 3 * oqs, a3);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function run(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32, LOOP: bool): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB;
+  const d4 = d & ~3, e = min(r1, d4);
+  let r = r0;
+  if (QN > 1) {
+    // QN quads from QN far-apart bands of the range per pass
+    const qn = (e - r0) / (4 * QN), qo: usize = <usize>qn << 4;
+    for (let g = 0; g < qn; g++) {
+      const rr = r0 + 4 * g;
+      if (QN == 4) bandU(out + (<usize>rr << 2), qo, xq, w + <usize>rr * ws, nb, (qo >> 2) * ws, z, 4, LOOP);
+      else bandU(out + (<usize>rr << 2), qo, xq, w + <usize>rr * ws, nb, (qo >> 2) * ws, z, 2, LOOP);
+    }
+    r = r0 + 4 * QN * qn;
+  }
+  for (; r + 4 <= e; r += 4) bandU(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, LOOP);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+}
+
+export function u4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, false); }
+export function u2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 2, false); }
+export function u1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, false); }
+export function l4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, true); }
+export function l1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, true); }
+
+/** Word w (0..3) of the chunk C in every lane. */
+// @ts-ignore: decorator
+@inline function word(C: v128, w: usize): v128 {
+  return w == 0 ? v128.shuffle<i32>(C, C, 0, 0, 0, 0) : w == 1 ? v128.shuffle<i32>(C, C, 1, 1, 1, 1) : w == 2 ? v128.shuffle<i32>(C, C, 2, 2, 2, 2) : v128.shuffle<i32>(C, C, 3, 3, 3, 3);
+}
+
+/** Sub-blocks 2k, 2k + 1 of one quad together: each activation chunk loaded once for both (two shuffles), relaxed only. */
+// @ts-ignore: decorator
+@inline function pairC(p: usize, o: usize, k: usize, x: usize, m4: v128, m63: v128): v128 {
+  let te = i16x8.splat(0), to = te;
+  for (let c: usize = 0; c < 4; c++) {
+    const C0 = v128.load(x + (c << 5)), C1 = v128.load(x + (c << 5) + 16);
+    const Ve = v128.load(o + (c << 4)), Vo = v128.load(o + 64 + (c << 4));
+    const ae = (k & 1) << 1;
+    const e = i16x8.add(dot16(v128.and(Ve, m4), word(C0, ae)), dot16(v128.and(i16x8.shr_u(Ve, 4), m4), word(C1, ae)));
+    const od = i16x8.add(dot16(v128.and(Vo, m4), word(C0, ae + 1)), dot16(v128.and(i16x8.shr_u(Vo, 4), m4), word(C1, ae + 1)));
+    te = c == 0 ? e : i16x8.add(te, e);
+    to = c == 0 ? od : i16x8.add(to, od);
+  }
+  const L = scalePair(p, k, m63);
+  return i32x4.add(i32x4.dot_i16x8_s(te, evenOf(L)), i32x4.dot_i16x8_s(to, oddOf(L)));
+}
+
+export function c1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB;
+  const d4 = d & ~3, e = min(r1, d4);
+  const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  for (let r = r0; r + 4 <= e; r += 4) {
+    let p = w + <usize>r * ws, q = xq;
+    let a0 = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      let s0 = pairC(p, p + 64, 0, q + 4, m4, m63);
+      s0 = i32x4.add(s0, pairC(p, p + 64 + 128, 1, q + 4, m4, m63));
+      s0 = i32x4.add(s0, pairC(p, p + 64 + 256, 2, q + 4 + 128, m4, m63));
+      s0 = i32x4.add(s0, pairC(p, p + 64 + 384, 3, q + 4 + 128, m4, m63));
+      a0 = f32x4.add(a0, finish(s0, q, pairs(q), minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+      p += LB;
+      q += AB;
+    }
+    v128.store(out + (<usize>r << 2), a0);
+  }
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+}
