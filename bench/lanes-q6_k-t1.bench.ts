@@ -2,9 +2,10 @@
  * Q6_K lanes-layout T = 1 steps on one module compiled here (bench/lanes-q6_k/t1.ts, relaxed SIMD or --plain):
  * matmul_q6_k_lanes as built in that module ("lanes") against the candidates, on the same repacked weights; every
  * output checked bit for bit against lanes; 300 ms of warm-up per variant (JavaScriptCore tiers up late), then the
- * fastest call of interleaved rounds.
+ * fastest call of interleaved rounds; and the fastest read_probe (assembly/f32.ts: four streams of plain f32 adds) over
+ * the weight's bytes in the same rounds, the time one core takes to read them.
  *
- *   deno run -A bench/lanes-q6_k-t1.bench.ts          bun bench/lanes-q6_k-t1.bench.ts        [--variants q1,q2]
+ *   deno run -A bench/lanes-q6_k-t1.bench.ts          bun bench/lanes-q6_k-t1.bench.ts        [--variants q1,av1]
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -19,7 +20,7 @@ outputs checked bit for bit; fastest call and ratio to matmul_q6_k_lanes, per sh
 
   deno run -A bench/lanes-q6_k-t1.bench.ts [options]        bun bench/lanes-q6_k-t1.bench.ts [options]
 
-  --variants LIST   candidates (default q1,q1l,q2)
+  --variants LIST   candidates (default q1,av1,sh4; q1: matmul_q6_k_lanes_q1 as built)
   --rounds N        timed rounds per variant, interleaved (default 10)
   --shapes LIST     out x in shapes (default 32000x768,2048x768,768x2048)
   --plain           the plain-SIMD build (and its lanes order)
@@ -27,7 +28,7 @@ outputs checked bit for bit; fastest call and ratio to matmul_q6_k_lanes, per sh
   -h, --help        this text`,
   {
     options: {
-      variants: { type: "string", default: "q1,q1l,q2" },
+      variants: { type: "string", default: "q1,av1,sh4" },
       rounds: { type: "string", default: "10" },
       shapes: { type: "string", default: "32000x768,2048x768,768x2048" },
       plain: { type: "boolean" },
@@ -74,6 +75,7 @@ const candidates = opts.variants.split(",");
 const variants = ["lanes", ...candidates];
 const call = (v: string, n: number, d: number) => {
   if (v === "lanes") ex.matmul_q6_k_lanes(O, X, WL, n, d, 1, 0, d);
+  else if (v === "q1") ex.matmul_q6_k_lanes_q1(O, X, WL, n, d, 1, 0, d);
   else ex[v](O, X, WL, n, d);
 };
 console.log(`${engine}, ${plain ? "plain" : "relaxed"}, ${new Date().toISOString()}: fastest call in us (ratio lanes / variant)`);
@@ -103,18 +105,25 @@ for (const shape of opts.shapes.split(",")) {
   for (const v of variants) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(v, n, d);
   const reps = d >= 16384 ? 2 : 16;
   const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
+  let probe = Infinity;
   for (let r = 0; r < rounds; r++) {
     for (const v of variants) {
       const t0 = performance.now();
       for (let i = 0; i < reps; i++) call(v, n, d);
       best[v] = Math.min(best[v], (performance.now() - t0) / reps);
     }
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) ex.read_probe(WL, bytes >> 2);
+    probe = Math.min(probe, (performance.now() - t0) / reps);
   }
   const gops = (ms: number) => ((2 * n * d) / ms / 1e6).toFixed(0);
   console.log(
     `  ${shape.padEnd(9)}` +
-      variants.map((v) => ` ${v} ${(best[v] * 1000).toFixed(1)}us ${gops(best[v])}G ${(best.lanes / best[v]).toFixed(2)}x${same[v] ? "" : " DIFF"}`)
-        .join(" |"),
+      variants.map((v) =>
+        ` ${v} ${(best[v] * 1000).toFixed(1)}us ${gops(best[v])}G ${(best.lanes / best[v]).toFixed(2)}x${same[v] ? "" : " DIFF"}`
+      )
+        .join(" |") +
+      ` | read_probe ${(probe * 1000).toFixed(1)}us ${(bytes / probe / 1e6).toFixed(1)} GB/s`,
   );
 }
 if (!allSame) throw new Error("a candidate's outputs differ from matmul_q6_k_lanes's");

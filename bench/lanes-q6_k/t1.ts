@@ -2,8 +2,9 @@
 // the Q6_K lanes layout (assembly/lanes-q6_k.ts) against matmul_q6_k_lanes as built, in one small module.
 // Every candidate takes (out, xq, w, n, d) for the whole weight (d a multiple of 16), one activation row.
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.
-export { matmul_q6_k_lanes, repack_q6_k_lanes } from "../../assembly/lanes-q6_k";
+export { matmul_q6_k_lanes, matmul_q6_k_lanes_q1, repack_q6_k_lanes } from "../../assembly/lanes-q6_k";
 export { quantize_q8_kx } from "../../assembly/quant-act";
+export { read_probe } from "../../assembly/f32";
 import { dot16 } from "../../assembly/quant-util";
 
 // @ts-ignore: decorator
@@ -53,11 +54,11 @@ import { dot16 } from "../../assembly/quant-util";
 }
 
 /**
- * q1: one quad per pass, the quads in memory order (one sequential stream), every activation splat loaded where it
+ * q1w: one quad per pass, the quads in memory order (one sequential stream), every activation splat loaded where it
  * is used (few live vectors: JavaScriptCore spilled the four-quad step's), the eight sub-block words written out,
  * the -32 offset summed apart and shifted once per superblock.
  */
-export function q1(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
+export function q1w(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31);
   const m63 = i8x16.splat(<i8>(63 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
@@ -95,7 +96,7 @@ export function q1(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
   }
 }
 
-/** q1l: q1 with the sub-block words in a loop (smaller code) instead of written out. */
+/** q1l: q1w with the sub-block words in a loop (smaller code) instead of written out. */
 export function q1l(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31);
   const m63 = i8x16.splat(<i8>(63 + z));
