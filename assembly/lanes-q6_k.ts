@@ -192,9 +192,9 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * vectors x0..x3: Σ sc * q * a in i32 lanes (row r in lane r).
  */
 // @ts-ignore: decorator
-@inline function quadSum(v: usize, x0: v128, x1: v128, x2: v128, x3: v128, S: v128, m63: v128): v128 {
+@inline function quadSum(v: usize, x0: v128, x1: v128, x2: v128, x3: v128, S: v128, m63: v128, zero: v128, SHIFT: bool): v128 {
   const A = v128.load(v), B = v128.load(v + 16), C = v128.load(v + 32);
-  const w3 = fourth(A, B, C, m63, m63, true); // (no zero needed by the shifts)
+  const w3 = fourth(A, B, C, m63, zero, SHIFT);
   const t0 = i16x8.add(dot16(v128.and(A, m63), x0), dot16(v128.and(B, m63), x1));
   const t1 = i16x8.add(dot16(v128.and(C, m63), x2), dot16(w3, x3));
   return i32x4.add(i32x4.dot_i16x8_s(t0, S), i32x4.dot_i16x8_s(t1, S));
@@ -205,9 +205,9 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * at out + k * oqs.
  */
 // @ts-ignore: decorator
-@inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
+@inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, SHIFT: bool): void {
   // constants from an opaque zero (z), so that V8 keeps them in registers (see quant-matmul.ts)
-  const m63 = i8x16.splat(<i8>(63 + z));
+  const m63 = i8x16.splat(<i8>(63 + z)), z8 = i8x16.splat(<i8>z);
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
@@ -221,11 +221,11 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       for (let k: usize = 0; k < 2; k++) {
         const xk = x + (k << 6), ok = o + k * 48;
         const x0 = act(xk, m, bm), x1 = act(xk + 16, m, bm), x2 = act(xk + 32, m, bm), x3 = act(xk + 48, m, bm);
-        s0 = i32x4.add(s0, quadSum(ok, x0, x1, x2, x3, S0, m63));
+        s0 = i32x4.add(s0, quadSum(ok, x0, x1, x2, x3, S0, m63, z8, SHIFT));
         if (QN > 1) {
-          s1 = i32x4.add(s1, quadSum(ok + qs, x0, x1, x2, x3, v128.load8x8_s(so + qs), m63));
-          s2 = i32x4.add(s2, quadSum(ok + 2 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 2 * qs), m63));
-          s3 = i32x4.add(s3, quadSum(ok + 3 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 3 * qs), m63));
+          s1 = i32x4.add(s1, quadSum(ok + qs, x0, x1, x2, x3, v128.load8x8_s(so + qs), m63, z8, SHIFT));
+          s2 = i32x4.add(s2, quadSum(ok + 2 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 2 * qs), m63, z8, SHIFT));
+          s3 = i32x4.add(s3, quadSum(ok + 3 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 3 * qs), m63, z8, SHIFT));
         }
       }
       // the -32 offset: 32 Σ sc * bsum over groups 2sw, 2sw + 1
@@ -329,48 +329,6 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   v128.store(o0, a0);
 }
 
-/** quadSum with the fourth chunk by byte averages and each activation splat loaded where it is used (x: chunk 4k's word). */
-// @ts-ignore: decorator
-@inline function quadAvg(v: usize, x: usize, bm: v128, S: v128, m63: v128, zero: v128): v128 {
-  const A = v128.load(v), B = v128.load(v + 16), C = v128.load(v + 32);
-  const w3 = fourth(A, B, C, m63, zero, false);
-  const t0 = i16x8.add(dot16(v128.and(A, m63), act(x, 0, bm)), dot16(v128.and(B, m63), act(x + 16, 0, bm)));
-  const t1 = i16x8.add(dot16(v128.and(C, m63), act(x + 32, 0, bm)), dot16(w3, act(x + 48, 0, bm)));
-  return i32x4.add(i32x4.dot_i16x8_s(t0, S), i32x4.dot_i16x8_s(t1, S));
-}
-
-/**
- * One quad p against one activation row q (T = 1), in JavaScriptCore's form: the four activation splats loaded
- * where they are used, the fourth chunk by byte averages, the -32 offset summed apart and shifted once per
- * superblock (exact integers, so the same isum). The four-quad band() keeps eight splats, four sums and the
- * shifts' counts live, which JavaScriptCore spills; this form holds about half as many vectors.
- */
-// @ts-ignore: decorator
-@inline function quadRow(out: usize, q: usize, p: usize, nb: i32, z: i32): void {
-  const m63 = i8x16.splat(<i8>(63 + z)), zero = i8x16.splat(<i8>z);
-  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
-  let acc = f32x4.splat(0);
-  for (let b = 0; b < nb; b++) {
-    let s = i32x4.splat(0), o = s;
-    let v = p + WQ, sp = p + SC, bq = q + 260, x = q + 4;
-    for (let sw = 0; sw < 8; sw++) {
-      const m: usize = <usize>(sw & 3), bm = bcastMask(m);
-      const S = v128.load8x8_s(sp);
-      // relaxed: the splat's address (a computed address: JavaScriptCore turns a load offset into a scalar load and a splat)
-      const xm = x + (RELAXED ? (m << 2) : 0);
-      s = i32x4.add(s, i32x4.add(quadAvg(v, xm, bm, S, m63, zero), quadAvg(v + 48, xm + 64, bm, S, m63, zero)));
-      o = i32x4.add(o, i32x4.dot_i16x8_s(S, v128.load32_splat(bq))); // Σ sc * bsum over groups 2sw, 2sw + 1
-      v += 96; sp += 8; bq += 4;
-      if (sw == 3) x += 128; // half 1's chunks
-    }
-    s = i32x4.sub(s, i32x4.shl(o, 5));
-    acc = f32x4.add(acc, f32x4.mul(f32x4.mul(f16quad(p + DW, hmask, p112), v128.load32_splat(q)), f32x4.convert_i32x4_s(s)));
-    p += LB;
-    q += AB;
-  }
-  v128.store(out, acc);
-}
-
 /** T > 1: activation rows in chunks that stay in L1 (gemmChunk), each quad passing over a chunk four rows at a time. */
 // @ts-ignore: decorator
 @inline function tiles(out: usize, xq: usize, w: usize, nb: i32, d: i32, T: i32, r0: i32, e: i32, z: i32, SHIFT: bool): void {
@@ -406,17 +364,19 @@ export function matmul_q6_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
     const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
     for (let g = 0; g < qn; g++) {
       const r = r0 + 4 * g;
-      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4);
+      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4, true);
     }
-    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
+    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, true);
   } else tiles(out, xq, w, nb, d, T, r0, e, z, true);
   // the KX rows after the last quad
   if (r1 > d4) matmul_q6_kx(out, xq, w, n, d, T, max(r0, d4), r1);
 }
 
 /**
- * matmul_q6_k_lanes in the form JavaScriptCore runs fast (Bun's Q6_K matmul, src/quant/kernels.ts): T = 1 one
- * quad per pass in memory order (quadRow), T > 1 the same tiles with the fourth chunk by byte averages. The same
+ * matmul_q6_k_lanes in the form JavaScriptCore runs fast (Bun's Q6_K matmul, src/quant/kernels.ts): the same steps
+ * with the fourth chunk of each packed quad by byte averages instead of shifts (fourth()). Forms with fewer live
+ * vectors (one quad per pass, each splat loaded where used) ran 1.10-1.18x in the kernel bench but 0.72-0.73x on
+ * the model's classifier in Bun (README "Q6_K decode under JavaScriptCore"), so T = 1 keeps band()'s four bands. The same
  * integer sums and f32 steps, so the same bits for every T, row range and thread count.
  */
 export function matmul_q6_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
@@ -424,7 +384,12 @@ export function matmul_q6_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d:
   const ws: usize = <usize>nb * WB;
   const d4 = d & ~3, e = min(r1, d4);
   if (T == 1) {
-    for (let r = r0; r + 4 <= e; r += 4) quadRow(out + (<usize>r << 2), xq, w + <usize>r * ws, nb, z);
+    const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
+    for (let g = 0; g < qn; g++) {
+      const r = r0 + 4 * g;
+      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4, false);
+    }
+    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, false);
   } else tiles(out, xq, w, nb, d, T, r0, e, z, false);
   if (r1 > d4) matmul_q6_kx(out, xq, w, n, d, T, max(r0, d4), r1);
 }

@@ -524,3 +524,116 @@ export function av2(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
     v128.store(out + (<usize>(r + half) << 2), acc2);
   }
 }
+
+/**
+ * b4: four quads from four far-apart bands (four sequential streams through memory, as matmul_q6_k_lanes), each
+ * quad's whole superblock in turn (one quad's sums live at a time, as quadRow), four f32 accumulators.
+ */
+export function b4(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const m63 = i8x16.splat(<i8>(63 + z)), zero = i8x16.splat(<i8>z);
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const qn = d >> 4;
+  const qs: usize = <usize>qn * nb * LB;
+  for (let g = 0; g < qn; g++) {
+    let p = w + <usize>g * nb * LB;
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    let q = xq;
+    for (let b = 0; b < nb; b++) {
+      const da = v128.load32_splat(q);
+      for (let j = 0; j < 4; j++) {
+        const pj = p + <usize>j * qs;
+        let s = i32x4.splat(0), o = s;
+        let v = pj + 64, sp = pj, bq = q + 260, x = q + 4;
+        for (let sw: usize = 0; sw < 8; sw++) {
+          const m = sw & 3, bm = bcastMask(m);
+          const S = v128.load8x8_s(sp);
+          const xm = x + (RELAXED ? (m << 2) : 0);
+          s = i32x4.add(s, i32x4.add(quadAv(v, xm, 0, bm, S, m63, zero), quadAv(v + 48, xm + 64, 0, bm, S, m63, zero)));
+          o = i32x4.add(o, i32x4.dot_i16x8_s(S, v128.load32_splat(bq)));
+          v += 96; sp += 8; bq += 4;
+          if (sw == 3) x += 128;
+        }
+        const r = f32x4.mul(f32x4.mul(f16quad(pj + DW, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.shl(o, 5))));
+        if (j == 0) a0 = f32x4.add(a0, r);
+        else if (j == 1) a1 = f32x4.add(a1, r);
+        else if (j == 2) a2 = f32x4.add(a2, r);
+        else a3 = f32x4.add(a3, r);
+      }
+      p += LB;
+      q += AB;
+    }
+    const o = out + (<usize>g << 4), oq: usize = <usize>qn << 4;
+    v128.store(o, a0);
+    v128.store(o + oq, a1);
+    v128.store(o + 2 * oq, a2);
+    v128.store(o + 3 * oq, a3);
+  }
+}
+
+/** One superblock of one quad (av1's inner loop): (d_w * d_a) * f32(isum) for the four rows. */
+// @ts-ignore: decorator
+@inline function sbAv(p: usize, q: usize, m63: v128, zero: v128, hmask: v128, p112: v128): v128 {
+  let s = i32x4.splat(0), o = s;
+  let v = p + 64, sp = p, bq = q + 260, x = q + 4;
+  for (let sw: usize = 0; sw < 8; sw++) {
+    const m = sw & 3, bm = bcastMask(m);
+    const S = v128.load8x8_s(sp);
+    const xm = x + (RELAXED ? (m << 2) : 0);
+    s = i32x4.add(s, i32x4.add(quadAv(v, xm, 0, bm, S, m63, zero), quadAv(v + 48, xm + 64, 0, bm, S, m63, zero)));
+    o = i32x4.add(o, i32x4.dot_i16x8_s(S, v128.load32_splat(bq)));
+    v += 96; sp += 8; bq += 4;
+    if (sw == 3) x += 128;
+  }
+  return f32x4.mul(f32x4.mul(f16quad(p + DW, hmask, p112), v128.load32_splat(q)), f32x4.convert_i32x4_s(i32x4.sub(s, i32x4.shl(o, 5))));
+}
+
+/** b4x: four bands (four streams), each quad's superblock in turn through sbAv written out four times. */
+export function b4x(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const m63 = i8x16.splat(<i8>(63 + z)), zero = i8x16.splat(<i8>z);
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const qn = d >> 4;
+  const qs: usize = <usize>qn * nb * LB;
+  for (let g = 0; g < qn; g++) {
+    let p = w + <usize>g * nb * LB;
+    let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    let q = xq;
+    for (let b = 0; b < nb; b++) {
+      a0 = f32x4.add(a0, sbAv(p, q, m63, zero, hmask, p112));
+      a1 = f32x4.add(a1, sbAv(p + qs, q, m63, zero, hmask, p112));
+      a2 = f32x4.add(a2, sbAv(p + 2 * qs, q, m63, zero, hmask, p112));
+      a3 = f32x4.add(a3, sbAv(p + 3 * qs, q, m63, zero, hmask, p112));
+      p += LB;
+      q += AB;
+    }
+    const o = out + (<usize>g << 4), oq: usize = <usize>qn << 4;
+    v128.store(o, a0);
+    v128.store(o + oq, a1);
+    v128.store(o + 2 * oq, a2);
+    v128.store(o + 3 * oq, a3);
+  }
+}
+
+/** b2x: two bands (two streams), as b4x. */
+export function b2x(out: usize, xq: usize, w: usize, n: i32, d: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const m63 = i8x16.splat(<i8>(63 + z)), zero = i8x16.splat(<i8>z);
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const qn = d >> 3;
+  const qs: usize = <usize>qn * nb * LB;
+  for (let g = 0; g < qn; g++) {
+    let p = w + <usize>g * nb * LB;
+    let a0 = f32x4.splat(0), a1 = a0;
+    let q = xq;
+    for (let b = 0; b < nb; b++) {
+      a0 = f32x4.add(a0, sbAv(p, q, m63, zero, hmask, p112));
+      a1 = f32x4.add(a1, sbAv(p + qs, q, m63, zero, hmask, p112));
+      p += LB;
+      q += AB;
+    }
+    const o = out + (<usize>g << 4), oq: usize = <usize>qn << 4;
+    v128.store(o, a0);
+    v128.store(o + oq, a1);
+  }
+}
