@@ -66,7 +66,7 @@ function q6Values(bytes: Uint8Array, p: number): number[] {
   return out;
 }
 
-// matmul_q6_k_lanes_q1: the same with T = 1 one quad per pass and the fourth chunk by byte averages (Bun's kernel, src/quant/kernels.ts)
+// matmul_q6_k_lanes_q1: the same with the fourth chunk by byte averages instead of shifts (Bun's kernel, src/quant/kernels.ts)
 const MATMULS = ["matmul_q6_k_lanes", "matmul_q6_k_lanes_q1"] as const;
 
 for (const b of BUILDS) {
