@@ -168,16 +168,33 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
- * One packed quad of chunks (A, B, C at v: chunks 4k..4k+3 of a sub-block word) against the four activation
- * vectors x0..x3: Σ sc * q * a in i32 lanes (row r in lane r). As kquant-decode.ts quad(): the fourth chunk's
- * two-bit pieces are moved into place by 16-bit shifts (each step's neighbouring-byte bits are zero).
+ * The fourth chunk of a packed quad (two-bit pieces on top of A, B, C) as bytes 0..63. SHIFT: three 16-bit
+ * shifts (each step's neighbouring-byte bits are zero), as kquant-decode.ts quad(). Otherwise six byte averages
+ * (avgr_u(x, 0) = x / 2 for an even byte x, avgr_u(x, y) = (x + y) / 2 when x + y is even; every step here is
+ * even): w3 = ((C_hi / 4 + B_hi) / 4 + A_hi) / 4. JavaScriptCore lowers each i16x8.shr_u by a constant to four
+ * instructions (the count moved through a general register into a vector register), pavgb to one; V8 runs the
+ * shifts faster (README "Q6_K decode under JavaScriptCore").
  */
 // @ts-ignore: decorator
-@inline function quadSum(v: usize, x0: v128, x1: v128, x2: v128, x3: v128, S: v128, m63: v128): v128 {
+@inline function fourth(A: v128, B: v128, C: v128, m63: v128, zero: v128, SHIFT: bool): v128 {
+  if (SHIFT) {
+    let t = i16x8.shr_u(v128.andnot(C, m63), 2);
+    t = i16x8.shr_u(v128.or(t, v128.andnot(B, m63)), 2);
+    return i16x8.shr_u(v128.or(t, v128.andnot(A, m63)), 2);
+  }
+  let u = i8x16.avgr_u(i8x16.avgr_u(v128.andnot(C, m63), zero), zero); // C_hi / 4
+  u = i8x16.avgr_u(i8x16.avgr_u(u, v128.andnot(B, m63)), zero); // (C_hi / 4 + B_hi) / 4
+  return i8x16.avgr_u(i8x16.avgr_u(u, v128.andnot(A, m63)), zero); // (... + A_hi) / 4
+}
+
+/**
+ * One packed quad of chunks (A, B, C at v: chunks 4k..4k+3 of a sub-block word) against the four activation
+ * vectors x0..x3: Σ sc * q * a in i32 lanes (row r in lane r).
+ */
+// @ts-ignore: decorator
+@inline function quadSum(v: usize, x0: v128, x1: v128, x2: v128, x3: v128, S: v128, m63: v128, zero: v128, SHIFT: bool): v128 {
   const A = v128.load(v), B = v128.load(v + 16), C = v128.load(v + 32);
-  let t = i16x8.shr_u(v128.andnot(C, m63), 2);
-  t = i16x8.shr_u(v128.or(t, v128.andnot(B, m63)), 2);
-  const w3 = i16x8.shr_u(v128.or(t, v128.andnot(A, m63)), 2);
+  const w3 = fourth(A, B, C, m63, zero, SHIFT);
   const t0 = i16x8.add(dot16(v128.and(A, m63), x0), dot16(v128.and(B, m63), x1));
   const t1 = i16x8.add(dot16(v128.and(C, m63), x2), dot16(w3, x3));
   return i32x4.add(i32x4.dot_i16x8_s(t0, S), i32x4.dot_i16x8_s(t1, S));
@@ -188,9 +205,9 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * at out + k * oqs.
  */
 // @ts-ignore: decorator
-@inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
+@inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, SHIFT: bool): void {
   // constants from an opaque zero (z), so that V8 keeps them in registers (see quant-matmul.ts)
-  const m63 = i8x16.splat(<i8>(63 + z));
+  const m63 = i8x16.splat(<i8>(63 + z)), z8 = i8x16.splat(<i8>z);
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
@@ -204,11 +221,11 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       for (let k: usize = 0; k < 2; k++) {
         const xk = x + (k << 6), ok = o + k * 48;
         const x0 = act(xk, m, bm), x1 = act(xk + 16, m, bm), x2 = act(xk + 32, m, bm), x3 = act(xk + 48, m, bm);
-        s0 = i32x4.add(s0, quadSum(ok, x0, x1, x2, x3, S0, m63));
+        s0 = i32x4.add(s0, quadSum(ok, x0, x1, x2, x3, S0, m63, z8, SHIFT));
         if (QN > 1) {
-          s1 = i32x4.add(s1, quadSum(ok + qs, x0, x1, x2, x3, v128.load8x8_s(so + qs), m63));
-          s2 = i32x4.add(s2, quadSum(ok + 2 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 2 * qs), m63));
-          s3 = i32x4.add(s3, quadSum(ok + 3 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 3 * qs), m63));
+          s1 = i32x4.add(s1, quadSum(ok + qs, x0, x1, x2, x3, v128.load8x8_s(so + qs), m63, z8, SHIFT));
+          s2 = i32x4.add(s2, quadSum(ok + 2 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 2 * qs), m63, z8, SHIFT));
+          s3 = i32x4.add(s3, quadSum(ok + 3 * qs, x0, x1, x2, x3, v128.load8x8_s(so + 3 * qs), m63, z8, SHIFT));
         }
       }
       // the -32 offset: 32 Σ sc * bsum over groups 2sw, 2sw + 1
@@ -254,9 +271,10 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * The two chunk quads of a sub-block word are written out and every address is a pointer moved along
  * (weights, scales, bsums) or a fixed distance from the first activation row: with the offsets computed
  * from the loop counters instead, V8 ran this tile at 0.93-0.95x of KX's, now 1.08-1.11x (same run).
+ * SHIFT: the fourth chunk by shifts (V8) or byte averages (JavaScriptCore), as fourth().
  */
 // @ts-ignore: decorator
-@inline function tile(o0: usize, o1: usize, o2: usize, o3: usize, p: usize, q0: usize, q1: usize, q2: usize, q3: usize, nb: i32, z: i32): void {
+@inline function tile(o0: usize, o1: usize, o2: usize, o3: usize, p: usize, q0: usize, q1: usize, q2: usize, q3: usize, nb: i32, z: i32, SHIFT: bool): void {
   const m63 = i8x16.splat(<i8>(63 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
@@ -272,9 +290,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       const xm = x + (RELAXED ? (m << 2) : 0);
       {
         const A = v128.load(v), B = v128.load(v + 16), C = v128.load(v + 32);
-        let t = i16x8.shr_u(v128.andnot(C, m63), 2);
-        t = i16x8.shr_u(v128.or(t, v128.andnot(B, m63)), 2);
-        const w3 = i16x8.shr_u(v128.or(t, v128.andnot(A, m63)), 2);
+        const w3 = fourth(A, B, C, m63, zero, SHIFT);
         const w0 = v128.and(A, m63), w1 = v128.and(B, m63), w2 = v128.and(C, m63);
         s0 = i32x4.add(s0, quadW(w0, w1, w2, w3, xm, 0, bm, S));
         s1 = i32x4.add(s1, quadW(w0, w1, w2, w3, xm + d1, 0, bm, S));
@@ -283,9 +299,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       }
       {
         const A = v128.load(v + 48), B = v128.load(v + 64), C = v128.load(v + 80);
-        let t = i16x8.shr_u(v128.andnot(C, m63), 2);
-        t = i16x8.shr_u(v128.or(t, v128.andnot(B, m63)), 2);
-        const w3 = i16x8.shr_u(v128.or(t, v128.andnot(A, m63)), 2);
+        const w3 = fourth(A, B, C, m63, zero, SHIFT);
         const w0 = v128.and(A, m63), w1 = v128.and(B, m63), w2 = v128.and(C, m63);
         const xk = xm + 64;
         s0 = i32x4.add(s0, quadW(w0, w1, w2, w3, xk, 0, bm, S));
@@ -315,6 +329,24 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   v128.store(o0, a0);
 }
 
+/** T > 1: activation rows in chunks that stay in L1 (gemmChunk), each quad passing over a chunk four rows at a time. */
+// @ts-ignore: decorator
+@inline function tiles(out: usize, xq: usize, w: usize, nb: i32, d: i32, T: i32, r0: i32, e: i32, z: i32, SHIFT: bool): void {
+  const ws: usize = <usize>nb * WB, as: usize = <usize>nb * AB, od: usize = <usize>d << 2;
+  const chunk = gemmChunk(as);
+  for (let t0 = 0; t0 < T; t0 += chunk) {
+    const t1 = min(T, t0 + chunk);
+    for (let r = r0; r + 4 <= e; r += 4) {
+      const p = w + <usize>r * ws, o = out + (<usize>r << 2);
+      for (let t = t0; t < t1; t += 4) {
+        const q = xq + <usize>t * as, ot = o + <usize>t * od;
+        const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
+        tile(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z, SHIFT);
+      }
+    }
+  }
+}
+
 /**
  * out[t*d + r] = W[r] . xq[t] for r in [r0, r1), t < T: W in the lanes layout (repack_q6_k_lanes), xq KX
  * Q8_K activations (quantize_q8_kx), as matmul_q6_kx. r0 and r1 fall on quad boundaries (multiples of 4) or
@@ -324,7 +356,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  */
 export function matmul_q6_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31);
-  const ws: usize = <usize>nb * WB, as: usize = <usize>nb * AB, od: usize = <usize>d << 2;
+  const ws: usize = <usize>nb * WB;
   const d4 = d & ~3, e = min(r1, d4);
   if (T == 1) {
     // four quads from four far-apart bands of the range, as matmul_q6_kx takes rows: four sequential streams
@@ -332,23 +364,32 @@ export function matmul_q6_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
     const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
     for (let g = 0; g < qn; g++) {
       const r = r0 + 4 * g;
-      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4);
+      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4, true);
     }
-    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
-  } else {
-    const chunk = gemmChunk(as);
-    for (let t0 = 0; t0 < T; t0 += chunk) {
-      const t1 = min(T, t0 + chunk);
-      for (let r = r0; r + 4 <= e; r += 4) {
-        const p = w + <usize>r * ws, o = out + (<usize>r << 2);
-        for (let t = t0; t < t1; t += 4) {
-          const q = xq + <usize>t * as, ot = o + <usize>t * od;
-          const tb = t + 1 < t1 ? 1 : 0, tc = t + 2 < t1 ? 2 : tb, td = t + 3 < t1 ? 3 : tc;
-          tile(ot, ot + <usize>tb * od, ot + <usize>tc * od, ot + <usize>td * od, p, q, q + <usize>tb * as, q + <usize>tc * as, q + <usize>td * as, nb, z);
-        }
-      }
-    }
-  }
+    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, true);
+  } else tiles(out, xq, w, nb, d, T, r0, e, z, true);
   // the KX rows after the last quad
+  if (r1 > d4) matmul_q6_kx(out, xq, w, n, d, T, max(r0, d4), r1);
+}
+
+/**
+ * matmul_q6_k_lanes in the form JavaScriptCore runs fast (Bun's Q6_K matmul, src/quant/kernels.ts): the same steps
+ * with the fourth chunk of each packed quad by byte averages instead of shifts (fourth()). Forms with fewer live
+ * vectors (one quad per pass, each splat loaded where used) ran 1.10-1.18x in the kernel bench but 0.72-0.73x on
+ * the model's classifier in Bun (README "Q6_K decode under JavaScriptCore"), so T = 1 keeps band()'s four bands. The same
+ * integer sums and f32 steps, so the same bits for every T, row range and thread count.
+ */
+export function matmul_q6_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB;
+  const d4 = d & ~3, e = min(r1, d4);
+  if (T == 1) {
+    const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
+    for (let g = 0; g < qn; g++) {
+      const r = r0 + 4 * g;
+      band(out + (<usize>r << 2), qo, xq, w + <usize>r * ws, nb, (qo >> 2) * ws, z, 4, false);
+    }
+    for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, false);
+  } else tiles(out, xq, w, nb, d, T, r0, e, z, false);
   if (r1 > d4) matmul_q6_kx(out, xq, w, n, d, T, max(r0, d4), r1);
 }

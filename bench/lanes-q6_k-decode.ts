@@ -1,9 +1,10 @@
 /**
  * Q6_K's share of a decode step in the lanes layout (assembly/lanes-q6_k.ts) against KX, in the model: the same
  * synthetic stories110M-shaped file (Q4_0: the Q6_K classifier; Q4_K_M: the classifier and some layers) loaded
- * twice in one process (default backend: Q6_K lanes; one that repacks Q6_K to KX as before), one decode step of
- * each in alternation, each step timed by the backend's OpProfile; prints the fastest and median ms of the Q6_K
- * matmuls, of the other ops and of the whole step.
+ * three times in one process (default backend: Q6_K lanes with this runtime's kernel, src/quant/kernels.ts; one
+ * with the other runtime's lanes kernel, "other": matmul_q6_k_lanes in Bun, matmul_q6_k_lanes_q1 elsewhere; one
+ * that repacks Q6_K to KX as before), one decode step of each in turn, each step timed by the backend's OpProfile;
+ * prints the fastest and median ms of the Q6_K matmuls, of the other ops and of the whole step.
  *
  *   deno run -A bench/lanes-q6_k-decode.ts [--types Q4_0,Q4_K_M] [--steps 80]        bun bench/lanes-q6_k-decode.ts
  */
@@ -14,6 +15,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { LANES_KERNELS, type MatmulKernels } from "../src/quant/kernels.ts";
 
 /** Q6_K repacked to KX, as before the lanes layout took it. */
 class Q6KX extends WasmBackend {
@@ -23,8 +25,20 @@ class Q6KX extends WasmBackend {
     w.layout = "kx";
   }
 }
+/** Q6_K lanes with the other runtime's matmul kernel (same layout, same bits). */
+const mine = LANES_KERNELS.get(GGMLType.Q6_K)!;
+const otherKernels: MatmulKernels = {
+  ...mine,
+  matmul: mine.matmul === "matmul_q6_k_lanes" ? "matmul_q6_k_lanes_q1" : "matmul_q6_k_lanes",
+};
+class Q6KOther extends WasmBackend {
+  protected override kernelsOf(w: Weight): MatmulKernels {
+    return w.type === GGMLType.Q6_K && w.layout === "lanes" ? otherKernels : super.kernelsOf(w);
+  }
+}
 const { values: opts } = benchArgs(
-  `Q6_K matmuls of a decode step, lanes layout against KX, same process, 1 thread (synthetic stories110M-shaped files).
+  `Q6_K matmuls of a decode step, lanes layout (this runtime's kernel and the other's) against KX, same process, 1 thread
+(synthetic stories110M-shaped files).
 
   deno run -A bench/lanes-q6_k-decode.ts [options]        bun bench/lanes-q6_k-decode.ts [options]
 
@@ -54,28 +68,39 @@ const q6 = (p: OpProfile) => {
   }
   return [s, o];
 };
-console.log(`decode, Q6_K lanes vs KX, ${steps} steps each, 1 thread, ${new Date().toISOString()}`);
+console.log(
+  `decode, Q6_K lanes (${mine.matmul}) vs other (${otherKernels.matmul}) vs KX, ${steps} steps each, 1 thread, ${new Date().toISOString()}`,
+);
+type Which = "lanes" | "other" | "kx";
+const order: Which[][] = [["lanes", "other", "kx"], ["kx", "lanes", "other"], ["other", "kx", "lanes"]];
 for (const type of opts.types.split(",") as SyntheticType[]) {
   const file = await ensureSyntheticModel("stories110M", type);
-  const bl = new WasmBackend(), bk = new Q6KX();
-  const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadModel(file, { backend: bk, threads: 1 });
-  const sl = ml.newSequence(), sk = mk.newSequence();
+  const backends = { lanes: new WasmBackend(), other: new Q6KOther(), kx: new Q6KX() };
+  const models = {
+    lanes: await loadModel(file, { backend: backends.lanes, threads: 1 }),
+    other: await loadModel(file, { backend: backends.other, threads: 1 }),
+    kx: await loadModel(file, { backend: backends.kx, threads: 1 }),
+  };
   const prompt = Array.from({ length: 16 }, (_, i) => 1 + i * 7);
-  let ll = await ml.prefill(sl, prompt), lk = await mk.prefill(sk, prompt);
-  const res = { lanes: [] as number[][], kx: [] as number[][] };
+  const seqs = { lanes: models.lanes.newSequence(), other: models.other.newSequence(), kx: models.kx.newSequence() };
+  const logits = {
+    lanes: await models.lanes.prefill(seqs.lanes, prompt),
+    other: await models.other.prefill(seqs.other, prompt),
+    kx: await models.kx.prefill(seqs.kx, prompt),
+  };
+  const res: Record<Which, number[][]> = { lanes: [], other: [], kx: [] };
   for (let step = 0; step < steps; step++) {
-    for (const which of (step & 1) ? ["kx", "lanes"] : ["lanes", "kx"]) {
-      const b = which === "lanes" ? bl : bk, p = new OpProfile();
+    for (const which of order[step % 3]) {
+      const b = backends[which], p = new OpProfile();
       b.profile = p;
       const t0 = performance.now();
-      if (which === "lanes") ll = await ml.decodeOne(sl, argmax(ll));
-      else lk = await mk.decodeOne(sk, argmax(lk));
+      logits[which] = await models[which].decodeOne(seqs[which], argmax(logits[which]));
       const t = performance.now() - t0;
       b.profile = null;
-      res[which as "lanes" | "kx"].push([...q6(p), t]);
+      res[which].push([...q6(p), t]);
     }
   }
-  for (const w of ["lanes", "kx"] as const) {
+  for (const w of ["lanes", "other", "kx"] as const) {
     const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
     console.log(
       `${type} ${w}: Q6_K matmuls per step min ${cols[0][0].toFixed(3)} median ${cols[0][mid].toFixed(3)} ms; other ops min ${
@@ -83,15 +108,17 @@ for (const type of opts.types.split(",") as SyntheticType[]) {
       } median ${cols[1][mid].toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${cols[2][mid].toFixed(2)}`,
     );
   }
-  const best = (w: "lanes" | "kx", i: number) => Math.min(...res[w].map((r) => r[i]));
-  const med = (w: "lanes" | "kx", i: number) => res[w].map((r) => r[i]).sort((a, b) => a - b)[mid];
-  console.log(
-    `${type} lanes / KX: Q6_K matmuls fastest ${(best("kx", 0) / best("lanes", 0)).toFixed(2)}x, median ${
-      (med("kx", 0) / med("lanes", 0)).toFixed(2)
-    }x; whole step fastest ${(best("kx", 2) / best("lanes", 2)).toFixed(2)}x, median ${(med("kx", 2) / med("lanes", 2)).toFixed(2)}x`,
-  );
-  ml.releaseSequence(sl);
-  mk.releaseSequence(sk);
-  await ml.close();
-  await mk.close();
+  const best = (w: Which, i: number) => Math.min(...res[w].map((r) => r[i]));
+  const med = (w: Which, i: number) => res[w].map((r) => r[i]).sort((a, b) => a - b)[mid];
+  for (const base of ["other", "kx"] as const) {
+    console.log(
+      `${type} lanes / ${base}: Q6_K matmuls fastest ${(best(base, 0) / best("lanes", 0)).toFixed(2)}x, median ${
+        (med(base, 0) / med("lanes", 0)).toFixed(2)
+      }x; whole step fastest ${(best(base, 2) / best("lanes", 2)).toFixed(2)}x, median ${(med(base, 2) / med("lanes", 2)).toFixed(2)}x`,
+    );
+  }
+  for (const w of ["lanes", "other", "kx"] as const) {
+    models[w].releaseSequence(seqs[w]);
+    await models[w].close();
+  }
 }

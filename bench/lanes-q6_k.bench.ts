@@ -5,11 +5,13 @@
  *   natural   matmul_q6_k over ggml's layout (Q8_K activations)
  *   kx        matmul_q6_kx over repack_q6_kx's layout (KX Q8_K activations, quantize_q8_kx)
  *   lanes     matmul_q6_k_lanes over repack_q6_k_lanes's layout (the same KX activations)
+ *   q1        matmul_q6_k_lanes_q1 over the same layout (JavaScriptCore's form: Bun's Q6_K matmul)
  *
  *   deno run -A bench/lanes-q6_k.bench.ts          bun bench/lanes-q6_k.bench.ts        [--T 1,16,128] [--rounds 10]
  *
- * Every output of kx and lanes is checked bit for bit against natural (and each row's dequantization), then each
- * variant's fastest call is printed with its ratio to natural and lanes / kx. Run both engines in the same minutes.
+ * Every output of kx, lanes and q1 is checked bit for bit against natural (and each row's dequantization), then each
+ * variant's fastest call (after 300 ms of calls: JavaScriptCore tiers up late) is printed with its ratio to natural,
+ * lanes / kx and q1 / lanes. Run both engines in the same minutes.
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -55,7 +57,7 @@ if (!wasmFile) {
     ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
     ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
     ...["-o", wasmFile],
-  ], { encoding: "utf8" });
+  ], { encoding: "utf8", cwd: os.tmpdir() }); // outside the repository: asconfig.json's --converge costs minutes
   if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
 }
 
@@ -91,7 +93,7 @@ function fillWeights(bytes: number) {
 }
 
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
-const variants = ["natural", "kx", "lanes"] as const;
+const variants = ["natural", "kx", "lanes", "q1"] as const;
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
@@ -118,7 +120,8 @@ for (const [d, n] of shapes) {
     const call = (v: typeof variants[number], out: number, r0 = 0, r1 = d) => {
       if (v === "natural") ex.matmul_q6_k(out, XN, W, n, d, T, r0, r1);
       else if (v === "kx") ex.matmul_q6_kx(out, XK, WK, n, d, T, r0, r1);
-      else ex.matmul_q6_k_lanes(out, XK, WL, n, d, T, r0, r1);
+      else if (v === "lanes") ex.matmul_q6_k_lanes(out, XK, WL, n, d, T, r0, r1);
+      else ex.matmul_q6_k_lanes_q1(out, XK, WL, n, d, T, r0, r1);
     };
     const outOf = (v: typeof variants[number]) => {
       call(v, O);
@@ -127,12 +130,16 @@ for (const [d, n] of shapes) {
     const ref = outOf("natural");
     const same = (v: typeof variants[number]) => outOf(v).every((x, i) => x === ref[i]);
     // lanes over split row ranges (quad boundaries, the last range ending at d)
-    new Uint32Array(memory.buffer, O2, d * T).fill(0);
     const cut = [0, 4 * Math.floor(d / 12), 4 * Math.floor(d / 5), d];
-    for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
-    const split = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
-    const kxSame = same("kx"), lanesSame = same("lanes");
+    const splitSame = (v: "lanes" | "q1") => {
+      new Uint32Array(memory.buffer, O2, d * T).fill(0);
+      for (let i = 0; i + 1 < cut.length; i++) call(v, O2, cut[i], cut[i + 1]);
+      return new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
+    };
+    const split = splitSame("lanes") && splitSame("q1");
+    const kxSame = same("kx"), lanesSame = same("lanes") && same("q1");
     allSame &&= kxSame && lanesSame && split && dqSame;
+    for (const v of variants) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(v, O);
     const reps = Math.max(1, Math.round(32 / T));
     const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
     for (let r = 0; r < rounds; r++) {
@@ -147,7 +154,8 @@ for (const [d, n] of shapes) {
       `  ${`${d}x${n}`.padEnd(9)} T=${String(T).padEnd(4)}` +
         variants.map((v) => ` ${v} ${(best[v] * 1000).toFixed(1).padStart(7)} (${(best.natural / best[v]).toFixed(2)}x, ${gops(v)} GOP/s)`)
           .join("") +
-        `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes ${lanesSame ? "yes" : "NO"}` +
+        `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x q1/lanes ${(best.lanes / best.q1).toFixed(2)}x` +
+        `  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes and q1 ${lanesSame ? "yes" : "NO"}` +
         `, split ${split ? "yes" : "NO"}, dequantize ${dqSame ? "yes" : "NO"}`,
     );
   }

@@ -1,7 +1,8 @@
 /**
  * Q6_K in the lanes layout (assembly/lanes-q6_k.ts): weights repacked quad by quad (the d % 4 last rows to KX)
- * and the KX-ordered Q8_K activations give matmul_q6_k's results bit for bit (T = 1, 3, 5, 37, row ranges split
- * on quad boundaries, each batched row equal to the row alone) and dequantize_q6_k's rows, in both builds; and
+ * and the KX-ordered Q8_K activations give matmul_q6_k's results bit for bit through matmul_q6_k_lanes and Bun's
+ * matmul_q6_k_lanes_q1 (T = 1, 3, 5, 37, row ranges split on quad boundaries, each batched row equal to the row
+ * alone) and dequantize_q6_k's rows, in both builds; and
  * loaded models (synthq-q6_k, synthq-q4_k_m, synthq-q4_0: a Q6_K classifier) compute the same logits with the
  * repack as without it, on 1 and 2 threads.
  */
@@ -65,6 +66,9 @@ function q6Values(bytes: Uint8Array, p: number): number[] {
   return out;
 }
 
+// matmul_q6_k_lanes_q1: the same with the fourth chunk by byte averages instead of shifts (Bun's kernel, src/quant/kernels.ts)
+const MATMULS = ["matmul_q6_k_lanes", "matmul_q6_k_lanes_q1"] as const;
+
 for (const b of BUILDS) {
   test(`repack_q6_k_lanes (${b}): the same values rearranged, each quad's scales and d, the last d % 4 rows as repack_q6_kx writes them`, () => {
     const k = kernels[b], n = 512, d = 7;
@@ -112,33 +116,35 @@ for (const b of BUILDS) {
     }
   });
 
-  test(`matmul_q6_k_lanes (${b}): matmul_q6_k's floats bit for bit, T = 1, 3, 5, 37, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
-    const k = kernels[b];
-    for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]]) {
-      place(b, n, d, 3 * n + d + T);
-      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
-      k.quantize_q8_k(X, XF, n, T);
-      k.quantize_q8_kx(X2, XF, n, T);
-      k.matmul_q6_k(O, X, W, n, d, T, 0, d);
-      const want = u32(O, d * T);
-      k.matmul_q6_k_lanes(O2, X2, W2, n, d, T, 0, d);
-      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
-      // row ranges on quad boundaries (as the thread pool's aligned chunks), the last one ending at d
-      for (const cuts of [[0, 4, d], [0, 16, d], [0, 4, 12, 24, d]]) {
-        if (cuts.some((c, i) => i > 0 && c <= cuts[i - 1])) continue;
-        u8(O2, d * T * 4).fill(0);
-        for (let i = 0; i + 1 < cuts.length; i++) k.matmul_q6_k_lanes(O2, X2, W2, n, d, T, cuts[i], cuts[i + 1]);
-        assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at ${cuts.join(", ")}`);
-      }
-      if (T > 1) {
-        // batch invariance: each activation row alone gives its batched row
-        for (let t = 0; t < T; t++) {
-          k.matmul_q6_k_lanes(O2, X2 + t * (n / 256) * AB, W2, n, d, 1, 0, d);
-          assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `n ${n} d ${d} row ${t} of ${T} alone`);
+  for (const mm of MATMULS) {
+    test(`${mm} (${b}): matmul_q6_k's floats bit for bit, T = 1, 3, 5, 37, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
+      const k = kernels[b], matmul = k[mm];
+      for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]]) {
+        place(b, n, d, 3 * n + d + T);
+        new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
+        k.quantize_q8_k(X, XF, n, T);
+        k.quantize_q8_kx(X2, XF, n, T);
+        k.matmul_q6_k(O, X, W, n, d, T, 0, d);
+        const want = u32(O, d * T);
+        matmul(O2, X2, W2, n, d, T, 0, d);
+        assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
+        // row ranges on quad boundaries (as the thread pool's aligned chunks), the last one ending at d
+        for (const cuts of [[0, 4, d], [0, 16, d], [0, 4, 12, 24, d]]) {
+          if (cuts.some((c, i) => i > 0 && c <= cuts[i - 1])) continue;
+          u8(O2, d * T * 4).fill(0);
+          for (let i = 0; i + 1 < cuts.length; i++) matmul(O2, X2, W2, n, d, T, cuts[i], cuts[i + 1]);
+          assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at ${cuts.join(", ")}`);
+        }
+        if (T > 1) {
+          // batch invariance: each activation row alone gives its batched row
+          for (let t = 0; t < T; t++) {
+            matmul(O2, X2 + t * (n / 256) * AB, W2, n, d, 1, 0, d);
+            assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `n ${n} d ${d} row ${t} of ${T} alone`);
+          }
         }
       }
-    }
-  });
+    });
+  }
 }
 
 /**

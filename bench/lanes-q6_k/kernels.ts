@@ -4,4 +4,4 @@ export { matmul_q6_k } from "../../assembly/quant-matmul";
 export { dequantize_q6_k } from "../../assembly/quant-dequant";
 export { quantize_q8_k, quantize_q8_kx } from "../../assembly/quant-act";
 export { dequantize_q6_kx, matmul_q6_kx, repack_q6_kx } from "../../assembly/kquant-decode";
-export { dequantize_q6_k_lanes, matmul_q6_k_lanes, repack_q6_k_lanes } from "../../assembly/lanes-q6_k";
+export { dequantize_q6_k_lanes, matmul_q6_k_lanes, matmul_q6_k_lanes_q1, repack_q6_k_lanes } from "../../assembly/lanes-q6_k";

@@ -267,6 +267,9 @@ export const KERNEL_SPEC = {
   attention_f16_stream: ATTENTION,
   // assembly/lanes-kquant.ts: matmul_q4_k_lanes with T = 1 one quad per pass (the form JavaScriptCore runs fast): Bun's Q4_K matmul
   matmul_q4_k_lanes_q1: QMATMUL,
+  // assembly/lanes-q6_k.ts: matmul_q6_k_lanes in the form JavaScriptCore runs fast (the fourth chunk of each packed quad by
+  // byte averages instead of shifts): Bun's Q6_K matmul
+  matmul_q6_k_lanes_q1: QMATMUL,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

@@ -168,12 +168,15 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     rowGroup: 4,
   }],
   // assembly/lanes-q6_k.ts: quads of rows, 4 weights of each per 16-byte vector (6 bits, KX's packing), the four rows'
-  // scales as i16 pairs for pmaddwd; KX Q8_K activations, as matmul_q6_kx (shared with Q4_K); the d % 4 last rows are KX
+  // scales as i16 pairs for pmaddwd; KX Q8_K activations, as matmul_q6_kx (shared with Q4_K); the d % 4 last rows are KX.
+  // Bun takes matmul_q6_k_lanes_q1 (the same steps with the fourth chunk of each packed quad by byte averages: JavaScriptCore
+  // lowers a constant vector shift to four instructions, pavgb to one): 1.04-1.06x of matmul_q6_k_lanes on the model's Q6_K
+  // matmuls there, slower in V8 (README "Q6_K decode under JavaScriptCore"). Bit-identical.
   [GGMLType.Q6_K, {
     type: GGMLType.Q6_K,
     actType: GGMLType.Q8_K,
     quantize: "quantize_q8_kx",
-    matmul: "matmul_q6_k_lanes",
+    matmul: "Bun" in globalThis ? "matmul_q6_k_lanes_q1" : "matmul_q6_k_lanes",
     repack: "repack_q6_k_lanes",
     dequantize: "dequantize_q6_k_lanes",
     rowGroup: 4,
