@@ -72,6 +72,11 @@ const TILED_FROM = 32;
  * at 16 such rows the many-row kernel measured 0.7x (batch-16 decode on an H200).
  */
 export const ATTENTION_ROWS_FROM = 64;
+/**
+ * Head sizes up to which the per-row attention kernel is built for the head size, its K row's loads written out
+ * (all in flight before the sums; a loop over a parameter keeps 4 at a time). Larger heads keep the loop.
+ */
+const UNROLLED_HEAD_DIM = 128;
 /** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
 const QUEUE_DRAIN_AT = 48;
 const NO_OUT = 0xffffffff;
@@ -1268,11 +1273,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
       const key = this.keyFor(SIG_ATTENTION_ROWS + kv.headDim, attentionRowsKey);
       const src = this.pipelines.has(key) ? "" : attentionRowsKernel(kv.headDim);
       this.dispatch(key, src, p, kv.nHeads, Math.ceil(T / ROWS_PER_TILE));
-    } else if (next) {
-      const src = this.pipelines.has("attention_quant") ? "" : attentionKernel(true);
-      this.dispatch("attention_quant", src, p, kv.nHeads, T);
-      this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
-    } else this.dispatch("attention", ATTENTION, p, kv.nHeads, T);
+    } else {
+      // the kernel built for this head size (its K row's loads written out) where it is small enough to keep them in registers
+      const hd = kv.headDim <= UNROLLED_HEAD_DIM && kv.headDim % 4 === 0 ? kv.headDim : 0;
+      const key = this.keyFor(SIG_ATTENTION + (next ? 512 : 0) + hd, attentionKey);
+      const src = this.pipelines.has(key) ? "" : next || hd ? attentionKernel(!!next, hd) : ATTENTION;
+      this.dispatch(key, src, p, kv.nHeads, T);
+      if (next) this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
+    }
   }
 
   copy(dst: number, src: number, bytes: number): void {
@@ -1348,6 +1356,7 @@ const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
 const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
 const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
+const SIG_ATTENTION = 5 * 2 ** 44;
 
 /** type (< 64), epilogue (< 4), tile rows (32 or 64). */
 function tiledSignature(type: number, epilogue: number, bm: number): number {
@@ -1375,6 +1384,12 @@ function matmulKey(s: number): string {
 
 function embedKey(s: number): string {
   return `embed:${s - SIG_EMBED}`;
+}
+
+/** attention (per-row kernel): quantize (512) + head size written out (0: a parameter). */
+function attentionKey(s: number): string {
+  const v = s - SIG_ATTENTION;
+  return `${v >= 512 ? "attention_quant" : "attention"}${v % 512 ? `:${v % 512}` : ""}`;
 }
 
 function attentionRowsKey(s: number): string {
