@@ -452,10 +452,12 @@ export function matmulKernel(
   const unroll = type === GGMLType.F32 || type === GGMLType.F16 ? 4 : 2;
   const loops = [];
   for (let b = 0; b < segs; b++) {
-    const one = (i: number) => `\n        {\n        let u = u0${i ? ` + ${i}u * LANES` : ""};${body(b).replaceAll("\n", "\n  ")}\n        }`;
+    const one = (i: number) =>
+      `\n        {\n        let u = u0${i ? ` + ${i}u * LANES` : ""};${body(b).replaceAll("\n", "\n  ")}\n        }`;
     const round = Array.from({ length: unroll }, (_, i) => one(i)).join("");
+    const last = unroll - 1;
     loops.push(
-      `if (seg == ${b}u) {\n      var u0 = lane;\n      for (; u0 + ${unroll - 1}u * LANES < nu; u0 += ${unroll}u * LANES) {${round}\n      }` +
+      `if (seg == ${b}u) {\n      var u0 = lane;\n      for (; u0 + ${last}u * LANES < nu; u0 += ${unroll}u * LANES) {${round}\n      }` +
         `\n      for (; u0 < nu; u0 += LANES) {${one(0)}\n      }\n    }`,
     );
   }
