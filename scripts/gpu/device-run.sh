@@ -2,12 +2,14 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs]
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
 # search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
 # their ratios to the first variant (`gain`), then the per-kernel GPU time of the 1B token unfolded and folded (layers)
 # (`fold 110m` or `fold 1b`: one half).
+# foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
+# fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
 # same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
 # gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
@@ -65,6 +67,30 @@ if [ "$what" = fold ]; then
     for f in off layers; do
       /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 --keep --dir /tmp --fold $f --profile 2>&1 | tee -a "$OUT/bench.log"
     done
+  fi
+  exit 0
+fi
+if [ "$what" = foldvs ]; then
+  # fold's plan and a before/after in one call, from a copy of a branch inside the sent tree (.gpuwt): each model
+  # first with main's tree (../, the backend's defaults), then with this tree's six fold x spread variants (gain: over
+  # the first, fold off with the one-workgroup sampler, which is main's default below 65536 logits); then this
+  # tree's per-kernel GPU time of the 1B token, fold off and layers
+  main=${MAIN_TREE:-..}
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp"
+  for shape in stories110M:F32 stories110M:Q4_0 llama-1b:Q4_0; do
+    s=${shape%%:*} t=${shape#*:}
+    echo "foldvs main $s $t" | tee -a "$OUT/bench.log"
+    (cd "$main" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv --json "$OUT/main-$s-$t.json" 2>&1) | tee -a "$OUT/bench.log"
+    echo "foldvs branch $s $t" | tee -a "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv --fold off,layers,on --spread-from 1000000000,0 \
+      --json "$OUT/branch-$s-$t.json" 2>&1 | tee -a "$OUT/bench.log"
+  done
+  for f in off layers; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 --keep --dir /tmp --fold $f --profile 2>&1 | tee -a "$OUT/bench.log"
+  done
+  # with SKIP_TESTS=1 the tests run last, while the call has time left (a device command has 10 minutes)
+  if [ -n "${SKIP_TESTS:-}" ] && [ $((SECONDS - start)) -lt "${TESTS_BEFORE_S:-450}" ]; then
+    CI=true timeout $((570 - (SECONDS - start))) /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   fi
   exit 0
 fi
