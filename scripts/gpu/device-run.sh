@@ -80,7 +80,7 @@ if [ "$what" = foldvs ]; then
   for shape in stories110M:F32 stories110M:Q4_0 llama-1b:Q4_0; do
     s=${shape%%:*} t=${shape#*:}
     echo "foldvs main $s $t" | tee -a "$OUT/bench.log"
-    (cd "$main" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv --json "$OUT/main-$s-$t.json" 2>&1) | tee -a "$OUT/bench.log"
+    (cd "$main" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv 2>&1) | tee -a "$OUT/bench.log"
     echo "foldvs branch $s $t" | tee -a "$OUT/bench.log"
     /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv --fold off,layers,on --spread-from 1000000000,0 \
       --json "$OUT/branch-$s-$t.json" 2>&1 | tee -a "$OUT/bench.log"
