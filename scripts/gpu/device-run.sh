@@ -2,7 +2,7 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees]
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
 # search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
@@ -10,6 +10,7 @@
 # (`fold 110m` or `fold 1b`: one half).
 # foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
 # fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
+# trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
 # same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
 # gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
@@ -92,6 +93,24 @@ if [ "$what" = foldvs ]; then
   if [ -n "${SKIP_TESTS:-}" ] && [ $((SECONDS - start)) -lt "${TESTS_BEFORE_S:-450}" ]; then
     CI=true timeout $((570 - (SECONDS - start))) /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   fi
+  exit 0
+fi
+if [ "$what" = trees ]; then
+  # RUNS: space-separated tree:shape:type:fold, each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off), the device sampler spread from 0;
+  # PROFILES: tree:shape:type:fold runs of the per-kernel GPU time. One call, one machine: same-run ratios.
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp --spread-from 0"
+  for r in $RUNS; do
+    IFS=: read -r tree s t f <<<"$r"
+    echo "trees $r" | tee -a "$OUT/bench.log"
+    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv --fold "$f" 2>&1) | tee -a "$OUT/bench.log"
+  done
+  for r in ${PROFILES:-}; do
+    IFS=: read -r tree s t f <<<"$r"
+    echo "trees profile $r" | tee -a "$OUT/bench.log"
+    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 \
+      --keep --dir /tmp --fold "$f" --profile 2>&1) | tee -a "$OUT/bench.log"
+  done
   exit 0
 fi
 if [ "$what" = compare ]; then
