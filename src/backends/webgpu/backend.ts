@@ -102,9 +102,10 @@ const SPREAD_SAMPLE_FROM = 32000;
  * many elements. Each of its workgroups reads the whole input row again, so the prologue's cost grows with the
  * weight while the dispatch it saves costs the same: on an H200 (2026-12-05, same run) "layers" ran stories110M
  * Q4_0 (weights of 0.6-1.6M elements) at 1.08-1.18x of the dispatches apart, the 1B shape (4-17M) at 0.89-0.94x,
- * where the folded gate/up and down projections took longer than their dispatches apart.
+ * where the folded gate/up and down projections took longer than their dispatches apart. The bound keeps to what
+ * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured).
  */
-const FOLD_AUTO_ELEMENTS = 2 ** 22;
+const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /** Where one-row matmuls norm and quantize their own input: see the constructor. */
 export type Fold = boolean | "layers" | "auto";
 
