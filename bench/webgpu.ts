@@ -30,7 +30,7 @@ import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { type Fold, WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
@@ -57,12 +57,12 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --tiled-from N        token rows from which matmuls run as tiles (default 0: the backend's, 32)
   --tile-rows N         32 or 64 token rows a matmul tile holds (default 0: the backend picks)
   --profile             GPU microseconds per greedy token of each kernel (timestamp queries)
-  --fold LIST           layers | on | off, or several (off,layers,on), each measured in turn on the same file in the
-                        same run: RMSNorm and quantizers as prologues of the layers' one-row matmuls (layers), of
-                        the classifier's too (on), or dispatches of their own (off, the backend's default); with
-                        several, gain compares each to the first (greedy and sampled tok/s)
+  --fold LIST           auto | layers | on | off, or several (off,layers,on), each measured in turn on the same file
+                        in the same run: RMSNorm and quantizers as prologues of the layers' one-row matmuls (layers),
+                        of the classifier's too (on), of the small weights' (auto, the backend's default) or
+                        dispatches of their own (off); with several, gain compares each to the first
   --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
-                        backend's, 65536); several (1e9,0): each measured in turn, as --fold's variants
+                        backend's, 32000); several (1e9,0): each measured in turn, as --fold's variants
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON
@@ -81,7 +81,7 @@ const { values: opts } = benchArgs(USAGE, {
     "tiled-from": { type: "string", default: "0" },
     "tile-rows": { type: "string", default: "0" },
     profile: { type: "boolean", default: false },
-    fold: { type: "string", default: "off" },
+    fold: { type: "string", default: "auto" },
     "spread-from": { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
@@ -414,10 +414,9 @@ const dispatchFloor = await dispatchFloorUs();
 console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
 // deno-lint-ignore no-explicit-any
 const results: any[] = [];
-type Fold = boolean | "layers";
-const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false };
+const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false, auto: "auto" };
 const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) => {
-  if (!(f in foldOf)) throw new Error(`--fold: ${f} is not on, layers or off`);
+  if (!(f in foldOf)) throw new Error(`--fold: ${f} is not auto, on, layers or off`);
   return foldOf[f];
 });
 /** One backend configuration measured: --fold's mode, --spread-from's vocabulary (undefined: the backend's default). */

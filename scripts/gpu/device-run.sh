@@ -2,12 +2,17 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see the
 # README section "WebGPU"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees]
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
 # search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
 # their ratios to the first variant (`gain`), then the per-kernel GPU time of the 1B token unfolded and folded (layers)
 # (`fold 110m` or `fold 1b`: one half).
+# foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
+# fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
+# trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
+# compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
+# same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
 # gen: the tests, then decode of 256 tokens (calls of 64, one call, generate(), sampled) of three models.
 # split: each WebGPU call's host time per greedy token (bench/webgpu-host.ts), with and without the timers and 512 batch rows.
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
@@ -39,7 +44,7 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ ! -e /tmp/tests-done ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
 fi
@@ -64,6 +69,70 @@ if [ "$what" = fold ]; then
       /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 --keep --dir /tmp --fold $f --profile 2>&1 | tee -a "$OUT/bench.log"
     done
   fi
+  exit 0
+fi
+if [ "$what" = foldvs ]; then
+  # fold's plan and a before/after in one call, from a copy of a branch inside the sent tree (.gpuwt): each model
+  # first with main's tree (../, the backend's defaults), then with this tree's six fold x spread variants (gain: over
+  # the first, fold off with the one-workgroup sampler, which is main's default below 65536 logits); then this
+  # tree's per-kernel GPU time of the 1B token, fold off and layers
+  main=${MAIN_TREE:-..}
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp"
+  for shape in stories110M:F32 stories110M:Q4_0 llama-1b:Q4_0; do
+    s=${shape%%:*} t=${shape#*:}
+    echo "foldvs main $s $t" | tee -a "$OUT/bench.log"
+    (cd "$main" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv 2>&1) | tee -a "$OUT/bench.log"
+    echo "foldvs branch $s $t" | tee -a "$OUT/bench.log"
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv --fold off,layers,on --spread-from 1000000000,0 \
+      --json "$OUT/branch-$s-$t.json" 2>&1 | tee -a "$OUT/bench.log"
+  done
+  for f in off layers; do
+    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 --keep --dir /tmp --fold $f --profile 2>&1 | tee -a "$OUT/bench.log"
+  done
+  # with SKIP_TESTS=1 the tests run last, while the call has time left (a device command has 10 minutes)
+  if [ -n "${SKIP_TESTS:-}" ] && [ $((SECONDS - start)) -lt "${TESTS_BEFORE_S:-450}" ]; then
+    CI=true timeout $((570 - (SECONDS - start))) /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
+  fi
+  exit 0
+fi
+if [ "$what" = trees ]; then
+  # RUNS: space-separated tree:shape:type:fold, each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off; fold "-": the tree's default), SPREAD:
+  # --spread-from (unset: each tree's default);
+  # PROFILES: tree:shape:type:fold runs of the per-kernel GPU time. One call, one machine: same-run ratios.
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
+  for r in $RUNS; do
+    IFS=: read -r tree s t f <<<"$r"
+    echo "trees $r" | tee -a "$OUT/bench.log"
+    fold=(--fold "$f")
+    [ "$f" = - ] && fold=()
+    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv "${fold[@]}" 2>&1) | tee -a "$OUT/bench.log"
+  done
+  for r in ${PROFILES:-}; do
+    IFS=: read -r tree s t f <<<"$r"
+    echo "trees profile $r" | tee -a "$OUT/bench.log"
+    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 \
+      --keep --dir /tmp --fold "$f" --profile 2>&1) | tee -a "$OUT/bench.log"
+  done
+  exit 0
+fi
+if [ "$what" = compare ]; then
+  # before/after in one run: main's tree (the repository root the device call sent, ../ of this tree when it runs
+  # from a copy of the branch in a folder of it, .gpuwt) and this tree, one after the other on the same files, twice
+  # (A B A B), each model with the backend's defaults; then this tree's per-kernel GPU time of the 1B token.
+  # COMPARE_ARGS: extra bench/webgpu.ts options for this tree's runs (a variant under test).
+  main=${MAIN_TREE:-..}
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp"
+  for shape in stories110M:F32,Q4_0 llama-1b:Q4_0; do
+    s=${shape%%:*}
+    for round in 1 2; do
+      echo "compare main round $round $s" | tee -a "$OUT/bench.log"
+      (cd "$main" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "${shape#*:}" $kv --json "/tmp/main-$s-$round.json" 2>&1) | tee -a "$OUT/bench.log"
+      echo "compare branch round $round $s" | tee -a "$OUT/bench.log"
+      /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "${shape#*:}" $kv ${COMPARE_ARGS:-} --json "/tmp/branch-$s-$round.json" 2>&1 | tee -a "$OUT/bench.log"
+    done
+  done
+  /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 16 --chunk 16 --wasm-prefill 0 --prefill 512 --keep --dir /tmp ${COMPARE_ARGS:-} --profile 2>&1 | tee -a "$OUT/bench.log"
   exit 0
 fi
 if [ "$what" = split ]; then

@@ -72,6 +72,11 @@ const TILED_FROM = 32;
  * at 16 such rows the many-row kernel measured 0.7x (batch-16 decode on an H200).
  */
 export const ATTENTION_ROWS_FROM = 64;
+/**
+ * Head sizes up to which the per-row attention kernel is built for the head size, its K row's loads written out
+ * (all in flight before the sums; a loop over a parameter keeps 4 at a time). Larger heads keep the loop.
+ */
+const UNROLLED_HEAD_DIM = 128;
 /** Ops queued before the fuser looks at them: enough for a layer's groups, few enough that the GPU starts early. */
 const QUEUE_DRAIN_AT = 48;
 const NO_OUT = 0xffffffff;
@@ -88,10 +93,21 @@ const MAX_GROUPS = 65535;
 const MAX_QUERIES = 4096;
 /**
  * Logits from which the device sampler spreads its top-p search over 128 workgroups (wgsl-sample.ts SAMPLE_PASS):
- * 3 passes of 1024 thresholds instead of about 10 of 8, for 4 dispatches more. At 128256 logits the one-workgroup
- * sampler was a quarter of a 1B token's GPU time (H200); below 65536 it is not measured yet.
+ * 3 passes of 1024 thresholds instead of about 10 of 8, for 4 dispatches more. On an H200 (2026-12-05, same run)
+ * sampled decode gained 1.03-1.12x at 32000 logits and 1.08-1.09x at 128256; smaller vocabularies are not measured.
  */
-const SPREAD_SAMPLE_FROM = 65536;
+const SPREAD_SAMPLE_FROM = 32000;
+/**
+ * fold "auto" (the default): a one-row matmul norms and quantizes its own input where its weight has at most this
+ * many elements. Each of its workgroups reads the whole input row again, so the prologue's cost grows with the
+ * weight while the dispatch it saves costs the same: on an H200 (2026-12-05, same run) "layers" ran stories110M
+ * Q4_0 (weights of 0.6-1.6M elements) at 1.08-1.18x of the dispatches apart, the 1B shape (4-17M) at 0.89-0.94x,
+ * where the folded gate/up and down projections took longer than their dispatches apart. The bound keeps to what
+ * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured).
+ */
+const FOLD_AUTO_ELEMENTS = 2 ** 21;
+/** Where one-row matmuls norm and quantize their own input: see the constructor. */
+export type Fold = boolean | "layers" | "auto";
 
 /** A row range of a weight that one binding covers (offset and size 0: the whole buffer). */
 interface WeightRange {
@@ -198,7 +214,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   private readonly submitEvery: number;
   private readonly fuseAttentionQuant: boolean;
-  private readonly fold: boolean | "layers";
+  private readonly fold: Fold;
   private readonly spreadSampleFrom: number;
   private readonly tiledFrom: number;
   private readonly tileRows: number;
@@ -221,10 +237,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * it from the dispatches before them; the products are bit-identical either way. "layers": the layers' RMSNorm +
    * quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final RMSNorm too, in the
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
-   * than the weights); false (the default until a GPU has measured the fold: an earlier per-workgroup quantizer ran
-   * 2-3x slower on an H200, and on lavapipe "layers" runs 0.77x): none.
+   * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
+   * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
-   * 65536; the draws are bit-identical either way).
+   * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
    */
   constructor(
     opts: {
@@ -234,7 +250,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       fuseAttentionQuant?: boolean;
       tiledFrom?: number;
       tileRows?: 32 | 64;
-      fold?: boolean | "layers";
+      fold?: Fold;
       spreadSampleFrom?: number;
     } = {},
   ) {
@@ -242,7 +258,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
     this.fuseAttentionQuant = opts.fuseAttentionQuant ?? true;
-    this.fold = opts.fold ?? false;
+    this.fold = opts.fold ?? "auto";
     this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
     // a query set holds 4096 timestamps at most: two per dispatch
@@ -778,7 +794,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
 
   /** One row of input to a matmul of w can be quantized to Q8_0 blocks in its workgroups (prologue normq or quant). */
   private foldsQuant(w: Weight): boolean {
-    return this.fold !== false && ACT_WORDS[w.type]?.block === 32 && stagedWords(w.cols, "quant") > 0;
+    if (this.fold === false || (this.fold === "auto" && w.rows * w.cols > FOLD_AUTO_ELEMENTS)) return false;
+    return ACT_WORDS[w.type]?.block === 32 && stagedWords(w.cols, "quant") > 0;
   }
 
   /** FuseTarget: an RMSNorm may become the prologue of a lone one-row matmul (the classifier), not only of q|k|v or gate|up. */
@@ -1268,11 +1285,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
       const key = this.keyFor(SIG_ATTENTION_ROWS + kv.headDim, attentionRowsKey);
       const src = this.pipelines.has(key) ? "" : attentionRowsKernel(kv.headDim);
       this.dispatch(key, src, p, kv.nHeads, Math.ceil(T / ROWS_PER_TILE));
-    } else if (next) {
-      const src = this.pipelines.has("attention_quant") ? "" : attentionKernel(true);
-      this.dispatch("attention_quant", src, p, kv.nHeads, T);
-      this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
-    } else this.dispatch("attention", ATTENTION, p, kv.nHeads, T);
+    } else {
+      // the kernel built for this head size (its K row's loads written out) where it is small enough to keep them in registers
+      const hd = kv.headDim <= UNROLLED_HEAD_DIM && kv.headDim % 4 === 0 ? kv.headDim : 0;
+      const key = this.keyFor(SIG_ATTENTION + (next ? 512 : 0) + hd, attentionKey);
+      const src = this.pipelines.has(key) ? "" : next || hd ? attentionKernel(!!next, hd) : ATTENTION;
+      this.dispatch(key, src, p, kv.nHeads, T);
+      if (next) this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
+    }
   }
 
   copy(dst: number, src: number, bytes: number): void {
@@ -1348,6 +1368,7 @@ const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
 const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
 const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
+const SIG_ATTENTION = 5 * 2 ** 44;
 
 /** type (< 64), epilogue (< 4), tile rows (32 or 64). */
 function tiledSignature(type: number, epilogue: number, bm: number): number {
@@ -1375,6 +1396,12 @@ function matmulKey(s: number): string {
 
 function embedKey(s: number): string {
   return `embed:${s - SIG_EMBED}`;
+}
+
+/** attention (per-row kernel): quantize (512) + head size written out (0: a parameter). */
+function attentionKey(s: number): string {
+  const v = s - SIG_ATTENTION;
+  return `${v >= 512 ? "attention_quant" : "attention"}${v % 512 ? `:${v % 512}` : ""}`;
 }
 
 function attentionRowsKey(s: number): string {

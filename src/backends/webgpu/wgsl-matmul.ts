@@ -446,9 +446,20 @@ export function matmulKernel(
   const body = (
     b: number,
   ) => (prologue === "none" ? forWeight(u.body, b) : forWeight(u.body, b).replace(/\bst\[/g, "xq[").replace(/\bldf\(/g, "xqf("));
+  // F32/F16: 4 units a round, written out one after another (straight-line code: the compiler issues every unit's
+  // loads before the sums wait on them, where a loop keeps one unit's in flight), then the rest one at a time; each
+  // thread still adds its units in the loop's order, so the sums are the same bits. Quantized units stay one at a
+  // time: written out twice, the fused kernels' larger bodies measured 0.87x on the 1B shape (H200, 2026-12-05), a
+  // thread there having one or two units of a row anyway.
+  const unroll = type === GGMLType.F32 || type === GGMLType.F16 ? 4 : 1;
   const loops = [];
   for (let b = 0; b < segs; b++) {
-    loops.push(`if (seg == ${b}u) {\n      for (var u = lane; u < nu; u += LANES) {${body(b)}\n      }\n    }`);
+    const one = (i: number) =>
+      `\n        {\n        let u = u0${i ? ` + ${i}u * LANES` : ""};${body(b).replaceAll("\n", "\n  ")}\n        }`;
+    const round = Array.from({ length: unroll }, (_, i) => one(i)).join("");
+    const last = unroll - 1;
+    const rounds = unroll > 1 ? `\n      for (; u0 + ${last}u * LANES < nu; u0 += ${unroll}u * LANES) {${round}\n      }` : "";
+    loops.push(`if (seg == ${b}u) {\n      var u0 = lane;${rounds}\n      for (; u0 < nu; u0 += LANES) {${one(0)}\n      }\n    }`);
   }
   return /* wgsl */ `
 ${prologue === "none" ? "" : prologueCode(n, prologue)}
@@ -466,7 +477,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let lane = li % LANES;
   let rl = li / LANES;
   let t0 = wg.y * TT;
-  let nt = min(TT, T - t0);
+  // one token row (decode: as many y workgroups as rows): a constant, so the per-unit loops over rows vanish
+  let nt = ${tt === 1 ? "1u" : "min(TT, T - t0)"};
   ${ROW_MAP[epilogue]}
   ${prologue === "none" ? "" : "stage_input(wg.x, nwg.x, li, n);"}
   var acc: array<f32, ${tt}>;

@@ -260,13 +260,50 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
  */
 export const ATTENTION = attentionKernel(false);
 
+/** The V pass's four steps of four positions: the 16 loads (plain variables: an array here may live in local memory), then the sums. */
+function vBatch(): string {
+  let src = "";
+  const at = (u: number, k: number) => `j + ${4 * u + k}u * vgroups`;
+  for (let u = 0; u < 4; u++) {
+    src += `\n        let v${u} = vec4<f32>(${[0, 1, 2, 3].map((k) => `ldf(vs[${at(u, k)}] + vd)`).join(", ")});`;
+  }
+  for (let u = 0; u < 4; u++) src += `\n        a4 += vec4<f32>(${[0, 1, 2, 3].map((k) => `sc[${at(u, k)}]`).join(", ")}) * v${u};`;
+  return src;
+}
+
+/**
+ * The scores' dot product of q and a K row, as four partial sums over groups of four dimensions: a loop over
+ * headDim, or (headDim known when the kernel is built) written out, so every load of the row is issued before the
+ * sums wait on them (a loop whose bound is a parameter runs as 16 rounds of 4 loads at head size 64). Same sums, same order.
+ */
+function kDot(headDim: number): string {
+  if (!headDim) {
+    return `
+      var s4 = vec4<f32>(0.0);
+      var i = 0u;
+      for (; i + 4u <= headDim; i += 4u) {
+        s4 += vec4<f32>(qv[i], qv[i + 1u], qv[i + 2u], qv[i + 3u]) * vec4<f32>(ldf(ko + i), ldf(ko + i + 1u), ldf(ko + i + 2u), ldf(ko + i + 3u));
+      }`;
+  }
+  const groups = Math.floor(headDim / 4);
+  let src = "";
+  for (let g = 0; g < groups; g++) {
+    src += `\n      let k${g} = vec4<f32>(ldf(ko + ${4 * g}u), ldf(ko + ${4 * g + 1}u), ldf(ko + ${4 * g + 2}u), ldf(ko + ${4 * g + 3}u));`;
+  }
+  src += `\n      var s4 = vec4<f32>(0.0);`;
+  for (let g = 0; g < groups; g++) {
+    src += `\n      s4 += vec4<f32>(qv[${4 * g}u], qv[${4 * g + 1}u], qv[${4 * g + 2}u], qv[${4 * g + 3}u]) * k${g};`;
+  }
+  return src + `\n      var i = ${4 * groups}u;`;
+}
+
 /**
  * ATTENTION, and with quantize the Q8_0 activation blocks of its output for the Q8_0/Q4_0 matmul that reads it
  * (the output projection), so that matmul needs no quantize dispatch: the workgroup's head is headDim / 32 whole
  * blocks (headDim a multiple of 32, at most 128), quantized with quantQ8_0Kernel's arithmetic from the values it
  * stores. e.y = the quantized blocks' word address.
  */
-export function attentionKernel(quantize: boolean): string {
+export function attentionKernel(quantize: boolean, headDim = 0): string {
   return /* wgsl */ `
 const CH: u32 = 256u;
 var<workgroup> qv: array<f32, 256>;
@@ -283,7 +320,7 @@ fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let out = P.a.x; let q = P.a.y; let rows = P.a.z; let base = P.a.w;
-  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = P.b.w;
+  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = ${headDim ? `${headDim}u` : "P.b.w"};
   let nHeads = P.c.x; let nKvHeads = P.c.y; let kOff = P.c.z >> 2u; let vOff = P.c.w >> 2u;
   let h = wg.x;
   let t = wg.y;
@@ -317,12 +354,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let at = slot(pt, c0 + j, base, pageBytes, pageSize, kvDim);
       vs[j] = at;
       let ko = at + kOff + kvh;
-      // four partial sums: four independent loads in flight instead of one chain
-      var s4 = vec4<f32>(0.0);
-      var i = 0u;
-      for (; i + 4u <= headDim; i += 4u) {
-        s4 += vec4<f32>(qv[i], qv[i + 1u], qv[i + 2u], qv[i + 3u]) * vec4<f32>(ldf(ko + i), ldf(ko + i + 1u), ldf(ko + i + 2u), ldf(ko + i + 3u));
-      }
+      // four partial sums: four independent loads in flight instead of one chain${kDot(headDim)}
       var s = (s4.x + s4.y) + (s4.z + s4.w);
       for (; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
       s *= scale;
@@ -356,6 +388,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let vd = vOff + kvh + d;
       var j = vgroup;
       var a4 = vec4<f32>(0.0);
+      // four steps' 16 loads issued before their sums, which run in the one-step loop's order (the same bits)
+      for (; j + 15u * vgroups < cn; j += 16u * vgroups) {${vBatch()}
+      }
       for (; j + 3u * vgroups < cn; j += 4u * vgroups) {
         let j1 = j + vgroups;
         let j2 = j1 + vgroups;
