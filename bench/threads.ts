@@ -33,7 +33,7 @@ import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { benchArgs } from "./cli.ts";
-import fs from "node:fs";
+import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -335,34 +335,4 @@ async function printJoins(): Promise<void> {
       );
     }
   }
-}
-
-/** Each thread of this process: [ns on a CPU, ns runnable but waiting for one] (Linux's /proc schedstat), or undefined elsewhere. */
-function taskTimes(): Map<string, [number, number]> | undefined {
-  try {
-    const out = new Map<string, [number, number]>();
-    for (const tid of fs.readdirSync("/proc/self/task")) {
-      const [cpu, wait] = fs.readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ").map(Number);
-      out.set(tid, [cpu, wait]);
-    }
-    return out;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Between two taskTimes(): the `threads` threads that ran most (the pool's: caller and workers) and how long they sat
- * runnable without a CPU (descheduled: preempted by another process or by this runtime's own helper threads), and what
- * the process's other threads (the JIT's and the collector's) ran meanwhile.
- */
-function schedDelta(
-  a: Map<string, [number, number]> | undefined,
-  b: Map<string, [number, number]> | undefined,
-  threads: number,
-): { waitMs: number; otherCpuMs: number } | undefined {
-  if (!a || !b) return undefined;
-  const d = [...b].map(([tid, [cpu, wait]]) => [cpu - (a.get(tid)?.[0] ?? 0), wait - (a.get(tid)?.[1] ?? 0)]).sort((x, y) => y[0] - x[0]);
-  const pool = d.slice(0, threads), other = d.slice(threads);
-  return { waitMs: pool.reduce((s, x) => s + x[1], 0) / 1e6, otherCpuMs: other.reduce((s, x) => s + x[0], 0) / 1e6 };
 }
