@@ -289,7 +289,7 @@ async function printJoins(): Promise<void> {
         " spun ops, µs each | pool threads runnable, not running (ms) | other threads' CPU ms |",
     );
     console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    const byKernel = new Map<string, { ops: number; waitMs: number }>();
+    const byKernel = new Map<string, { ops: number; waitMs: number; maxMs: number }>();
     for (let r = 0; r < reps; r++) {
       await new Promise((res) => setTimeout(res, 10));
       let seq = single.newSequence();
@@ -313,8 +313,8 @@ async function printJoins(): Promise<void> {
       let joinMs = 0;
       for (const [k, v] of Object.entries(st.joins)) {
         joinMs += v.waitMs;
-        const e = byKernel.get(k) ?? { ops: 0, waitMs: 0 };
-        e.ops += v.ops, e.waitMs += v.waitMs;
+        const e = byKernel.get(k) ?? { ops: 0, waitMs: 0, maxMs: 0 };
+        e.ops += v.ops, e.waitMs += v.waitMs, e.maxMs = Math.max(e.maxMs, v.maxMs);
         byKernel.set(k, e);
       }
       const woken = sum((w) => w.parkedOps), spun = sum((w) => w.spunOps);
@@ -331,7 +331,9 @@ async function printJoins(): Promise<void> {
     console.log(`caller's join waits by kernel, summed over ${reps} prefills: ms (ops)`);
     for (const [k, v] of [...byKernel].sort((a, b) => b[1].waitMs - a[1].waitMs)) {
       console.log(
-        `  ${k.padEnd(28)} ${v.waitMs.toFixed(2).padStart(8)} ms (${v.ops} ops, ${((1000 * v.waitMs) / v.ops).toFixed(1)} µs each)`,
+        `  ${k.padEnd(28)} ${v.waitMs.toFixed(2).padStart(8)} ms (${v.ops} ops, ${
+          ((1000 * v.waitMs) / v.ops).toFixed(1)
+        } µs each, longest ${(1000 * v.maxMs).toFixed(0)} µs)`,
       );
     }
   }

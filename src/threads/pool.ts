@@ -127,6 +127,7 @@ export interface AttentionRows {
 /** recordStats(): the caller's wait at each op's join, by kernel index. */
 interface JoinStats {
   joinMs: Float64Array;
+  maxMs: Float64Array;
   ops: Float64Array;
 }
 
@@ -144,8 +145,8 @@ export interface ThreadStats {
 
 export interface PoolStats {
   threads: ThreadStats[];
-  /** By kernel name: ops joined and the caller's summed wait at their joins (ms) after running its own chunks. */
-  joins: Record<string, { ops: number; waitMs: number }>;
+  /** By kernel name: ops joined, the caller's summed and longest wait at their joins (ms) after running its own chunks. */
+  joins: Record<string, { ops: number; waitMs: number; maxMs: number }>;
 }
 
 export interface PoolOptions {
@@ -276,7 +277,8 @@ export class ThreadPool {
   recordStats(on: boolean): void {
     const c = this.view.ctl;
     this.view.stats.fill(0);
-    this.joinStats = on ? { joinMs: new Float64Array(this.kernelNames.length), ops: new Float64Array(this.kernelNames.length) } : null;
+    const n = this.kernelNames.length;
+    this.joinStats = on ? { joinMs: new Float64Array(n), maxMs: new Float64Array(n), ops: new Float64Array(n) } : null;
     Atomics.store(c, STATS_ON, on ? 1 : 0);
   }
 
@@ -297,8 +299,8 @@ export class ThreadPool {
         parkedDelayMs: s[at + STAT.parkedDelayMs],
       });
     }
-    const joins: Record<string, { ops: number; waitMs: number }> = {};
-    if (j) j.ops.forEach((n, i) => n > 0 && (joins[this.kernelNames[i]] = { ops: n, waitMs: j.joinMs[i] }));
+    const joins: Record<string, { ops: number; waitMs: number; maxMs: number }> = {};
+    if (j) j.ops.forEach((n, i) => n > 0 && (joins[this.kernelNames[i]] = { ops: n, waitMs: j.joinMs[i], maxMs: j.maxMs[i] }));
     return { threads, joins };
   }
 
@@ -522,7 +524,9 @@ export class ThreadPool {
   private joinCounted(want: number): boolean {
     const j = this.joinStats!, fn = this.view.ctl[FN], t0 = performance.now();
     const done = this.join(want);
-    j.joinMs[fn] += performance.now() - t0;
+    const ms = performance.now() - t0;
+    j.joinMs[fn] += ms;
+    j.maxMs[fn] = Math.max(j.maxMs[fn], ms);
     j.ops[fn]++;
     return done;
   }
