@@ -4,9 +4,12 @@
  * (bench/synthetic.ts: kvasm's own writer and quantizer), 1 thread, prefill of 128 ids then 48 greedy decode
  * steps, one process per measurement. Prints tok/s and the ratios kvasm / llama.cpp and kvasm / wllama, and
  * kvasm's two-thread prefill over its one-thread prefill. Absolute tok/s differ from host to host; the ratios,
- * measured in the same run with the engines interleaved, are what to compare.
+ * measured in the same run with the engines interleaved, are what to compare. Each kvasm and llama.cpp process
+ * runs --prefills prefills (default 5) and reports its best (bench/peers-llamacpp.mjs: ../shared/peers/llamacpp.mjs
+ * with that loop): one prefill per process was a single sample of the host's noise, and its first prefill pays
+ * one-time costs in both engines.
  *
- *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--median] [--no-wllama] [--no-bun] [--no-threads]
+ *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--median] [--no-wllama] [--no-bun] [--no-threads]
  *   npm run bench -- --peers ...                 (the same)
  *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
  *   deno run -A bench/peers.ts --help
@@ -19,6 +22,7 @@ import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { benchArgs } from "./cli.ts";
+import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -41,7 +45,15 @@ function promptIds(): number[] {
 
 interface Measured {
   engine: string;
+  /** The best of prefillRuns (kvasm and peers-llamacpp.mjs alike; wllama's harness measures one). */
   prefillTps: number;
+  /** Every prefill of the process in order, tok/s (the first is the process's first prefill of the 128 ids). */
+  prefillRuns?: number[];
+  /**
+   * kvasm, per prefill (Linux): [ms the pool's threads sat runnable without a CPU, ms the process's other threads ran]
+   * (bench/sched.ts): where a two-thread prefill lost time to descheduling.
+   */
+  prefillSched?: [number, number][];
   decodeTps: number;
   threads: number;
   profile?: ProfileReport;
@@ -54,11 +66,12 @@ interface ProfileReport {
 }
 
 /**
- * One kvasm measurement in this process, as llamacpp.mjs measures llama.cpp: a warm-up (compile tiers,
- * touch pages; llama.cpp needs none), one prefill of the 128 ids, then 48 steps each feeding the last
- * step's argmax, starting from ids[5].
+ * One kvasm measurement in this process, as bench/peers-llamacpp.mjs measures llama.cpp: a warm-up (compile tiers,
+ * touch pages; llama.cpp needs none), `prefills` prefills of the 128 ids, each on a new sequence (the last one's
+ * kept), then 48 steps each feeding the last step's argmax, starting from ids[5]. With a profile, only the last
+ * prefill is profiled.
  */
-async function measureKvasm(path: string, threads: number, profile: boolean): Promise<Measured> {
+async function measureKvasm(path: string, threads: number, profile: boolean, prefills = 1): Promise<Measured> {
   const model = await loadModel(path, { contextLength: 512, threads });
   try {
     const ids = promptIds();
@@ -70,11 +83,22 @@ async function measureKvasm(path: string, threads: number, profile: boolean): Pr
     const prof = profile ? new OpProfile() : null;
     const backend = model.backend instanceof WasmBackend ? model.backend : null;
     if (prof && (!backend || threads !== 1)) throw new Error("--profile needs the one-thread WASM backend");
-    if (backend) backend.profile = prof;
-    seq = model.newSequence();
-    let t0 = performance.now();
-    let logits = await model.prefill(seq, ids);
-    const prefillMs = performance.now() - t0;
+    const prefillRuns: number[] = [];
+    let prefillSched: [number, number][] | undefined;
+    let t0 = 0, prefillMs = 0;
+    let logits!: Float32Array;
+    for (let r = 0; r < prefills; r++) {
+      if (r > 0) model.releaseSequence(seq);
+      seq = model.newSequence();
+      if (backend && r === prefills - 1) backend.profile = prof;
+      const before = taskTimes();
+      t0 = performance.now();
+      logits = await model.prefill(seq, ids);
+      prefillMs = performance.now() - t0;
+      prefillRuns.push(N_PROMPT / (prefillMs / 1000));
+      const sched = schedDelta(before, taskTimes(), threads);
+      if (sched) (prefillSched ??= []).push([+sched.waitMs.toFixed(2), +sched.otherCpuMs.toFixed(2)]);
+    }
     const prefillProfile = prof ? perToken(prof, prefillMs, N_PROMPT) : undefined;
     prof?.reset();
     let token = ids[5];
@@ -90,7 +114,9 @@ async function measureKvasm(path: string, threads: number, profile: boolean): Pr
     return {
       engine: "kvasm",
       threads,
-      prefillTps: N_PROMPT / (prefillMs / 1000),
+      prefillTps: Math.max(...prefillRuns),
+      prefillRuns,
+      prefillSched,
       decodeTps: N_DECODE / (decodeMs / 1000),
       profile: prof ? { decode: decodeProfile!, prefill: prefillProfile! } : undefined,
     };
@@ -145,6 +171,8 @@ export async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: bool
   }
   fs.mkdirSync(PEERS_DIR + "wllama", { recursive: true });
   fs.copyFileSync(SHARED_PEERS + "llamacpp.mjs", PEERS_DIR + "llamacpp.mjs");
+  // the shared harness, measuring several prefills per process as kvasm's child does (see the file)
+  fs.copyFileSync(here + "peers-llamacpp.mjs", PEERS_DIR + "peers-llamacpp.mjs");
   // wllama takes only text: its harness prompts BOS + "the" x 127, which the synthetic vocabulary spells in
   // several tokens each; "a" is one token there ("▁a"), so the mirror differs from the original in that word
   const wl = fs.readFileSync(SHARED_PEERS + "wllama.ts", "utf8");
@@ -188,10 +216,12 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   const withThreads = !opts["no-threads"];
   const peers = await ensurePeers(!opts["no-wllama"]);
   const self = here + "peers.ts";
+  const prefills = Number(opts.prefills);
+  if (!(Number.isInteger(prefills) && prefills >= 1)) throw new Error(`--prefills: a positive integer, got ${opts.prefills}`);
   const kv = (runtime: "deno" | "bun", path: string, threads: number) =>
     runtime === "deno"
-      ? child(`kvasm deno ${threads}t`, bin("deno"), ["run", "-A", self, "--one", path, String(threads)])
-      : child(`kvasm bun ${threads}t`, bin("bun"), [self, "--one", path, String(threads)]);
+      ? child(`kvasm deno ${threads}t`, bin("deno"), ["run", "-A", self, "--one", path, String(threads), "--prefills", String(prefills)])
+      : child(`kvasm bun ${threads}t`, bin("bun"), [self, "--one", path, String(threads), "--prefills", String(prefills)]);
 
   const started = new Date().toISOString();
   const rows: Array<{ type: string; runs: Record<string, Measured[]> }> = [];
@@ -205,7 +235,12 @@ async function orchestrate(opts: CommandLine): Promise<void> {
       if (peers.llamacpp) {
         push(
           "llama.cpp",
-          await child("llama.cpp", "node", [PEERS_DIR + "llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1"], PEERS_DIR),
+          await child(
+            "llama.cpp",
+            "node",
+            [PEERS_DIR + "peers-llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1", String(prefills)],
+            PEERS_DIR,
+          ),
         );
       }
       if (withBun) push("bun", await kv("bun", path, 1));
@@ -221,17 +256,25 @@ async function orchestrate(opts: CommandLine): Promise<void> {
         JSON.stringify(Object.fromEntries(
           Object.entries(runs).map(([k, v]) => [
             k,
-            v.map((m) => [m.decodeTps, m.prefillTps].map((x) => +x.toFixed(1))),
+            v.map((m) => [
+              +m.decodeTps.toFixed(1),
+              (m.prefillRuns ?? [m.prefillTps]).map((x) => +x.toFixed(1)),
+              ...(m.prefillSched ? [m.prefillSched] : []),
+            ]),
           ]),
         ))
       }`,
     );
   }
 
-  const med = (runs: Record<string, Measured[]>, k: string, f: "decodeTps" | "prefillTps") => pick((runs[k] ?? []).map((m) => m[f]));
+  // --median: each process's median prefill too (its best otherwise, as the harnesses report it)
+  const one = (m: Measured, f: "decodeTps" | "prefillTps") =>
+    f === "prefillTps" && useMedian && m.prefillRuns ? pick(m.prefillRuns)! : m[f];
+  const med = (runs: Record<string, Measured[]>, k: string, f: "decodeTps" | "prefillTps") => pick((runs[k] ?? []).map((m) => one(m, f)));
   console.log(
     `\nstories110M shape, synthetic weights, prefill ${N_PROMPT} ids + ${N_DECODE} greedy steps, 1 thread unless marked; ` +
-      `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s); started ${started}`,
+      `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s), prefill: each process's best of ${prefills} ` +
+      `(kvasm and llama.cpp alike; wllama one); started ${started}`,
   );
   console.log(
     "| type | engine | decode tok/s | prefill tok/s | decode / llama.cpp | prefill / llama.cpp | decode / wllama | prefill / wllama | prefill 2 threads / 1 |",
@@ -285,7 +328,12 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
 
   --types LIST   weight types to compare (default F32,Q8_0,Q4_0,Q4_K_M)
   --rounds N     interleaved rounds per type (default 3)
-  --median       report each engine's median round, not its best
+  --median       report each engine's median round, not its best (and each process's median prefill)
+  --prefills N   prefills of the 128 ids in each process, kvasm and llama.cpp alike, each on an empty sequence
+                 (default 5); a process's prefill figure is its best one. The first prefill of a process pays
+                 one-time costs (llama.cpp's first ran 0.85x its later ones; kvasm's commits its KV pages then),
+                 and one prefill of 0.1-0.3 s is a single sample of the host's noise, the more so on two threads,
+                 where either thread descheduled holds the other at a join. --prefills 1 measures as before.
   --no-wllama    leave wllama out
   --no-bun       kvasm under Deno only
   --no-threads   no two-thread kvasm runs
@@ -293,7 +341,7 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
   -h, --help     this text
 
 The peers install on first use into bench/peers-install/ (git-ignored); see ../shared/peers/README.md.
-Internal (one measurement in a child process): --one MODEL.gguf THREADS [--with-profile].`;
+Internal (one measurement in a child process): --one MODEL.gguf THREADS [--prefills N] [--with-profile].`;
 
 /** The command line; parsed only when this file runs, not when big-model.ts imports ensurePeers. */
 function parseCommandLine() {
@@ -301,6 +349,7 @@ function parseCommandLine() {
     options: {
       types: { type: "string", default: "F32,Q8_0,Q4_0,Q4_K_M" },
       rounds: { type: "string", default: "3" },
+      prefills: { type: "string", default: "5" },
       median: { type: "boolean", default: false },
       "no-wllama": { type: "boolean", default: false },
       "no-bun": { type: "boolean", default: false },
@@ -318,7 +367,7 @@ type CommandLine = ReturnType<typeof parseCommandLine>["values"];
 if (import.meta.main) {
   const { values: opts, positionals } = parseCommandLine();
   if (opts.one !== undefined) {
-    const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"]);
+    const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"], Number(opts.prefills));
     console.log(JSON.stringify(m));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
   } else if (opts.profile) await profileAll(opts);

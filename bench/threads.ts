@@ -11,6 +11,11 @@
  * backend's OpProfile on, and prints µs per token by op class side by side: where a second thread
  * does not halve the time.
  *
+ * --joins adds, after the timed runs, --reps prefills per thread count with the pool's statistics on (ThreadPool.recordStats):
+ * where a two-thread prefill's time goes, prefill by prefill: each thread's time in chunks, the caller's wait at each op's
+ * join by kernel, ops a thread found empty, and each worker's delay from an op's publication to its start, spinning or
+ * woken from Atomics.wait. Each is paired with a one-thread prefill run just before it, so its ratio is of the same seconds.
+ *
  * --baseline DIR also loads every thread count from another checkout's src/ (an earlier tree: `git archive main | tar
  * -x -C DIR`, with its build/ and node_modules) and measures both trees interleaved, rep by rep, in this process:
  * old / new ratios of the same minutes, which a loaded host does not skew as it skews runs minutes apart.
@@ -28,6 +33,7 @@ import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { benchArgs } from "./cli.ts";
+import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -43,6 +49,9 @@ const USAGE = `Thread scaling: decode and prefill of a stories110M-shaped model 
   --reps N         timed runs, median kept (default 5)
   --baseline DIR   also measure another checkout's tree (DIR/src), interleaved in the same run
   --profile        then one run per thread count with the op profile on: µs per token by op class
+  --joins          then --reps prefills per thread count (interleaved with one thread's) with the pool's statistics on:
+                   per prefill, each thread's time in chunks, the caller's wait at joins (by kernel), the workers'
+                   delay from an op's publication to its start (spinning, or woken from Atomics.wait)
   -h, --help       this text`;
 const { values: opts } = benchArgs(USAGE, {
   options: {
@@ -54,6 +63,7 @@ const { values: opts } = benchArgs(USAGE, {
     reps: { type: "string", default: "5" },
     baseline: { type: "string" },
     profile: { type: "boolean", default: false },
+    joins: { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -63,6 +73,7 @@ const decodeSteps = Number(opts.decode);
 const prefillTokens = Number(opts.prefill);
 const reps = Number(opts.reps);
 const profile = opts.profile;
+const joins = opts.joins;
 const path = opts.model ?? await syntheticModel(opts.type);
 
 function syntheticModel(type: string): Promise<string> {
@@ -191,6 +202,7 @@ try {
     }
   }
   if (profile) await printProfiles();
+  if (joins) await printJoins();
 } finally {
   for (const m of models) await m.close();
 }
@@ -257,5 +269,72 @@ async function printProfiles(): Promise<void> {
         (1 / (s + (1 - s) / 2)).toFixed(2)
       }x`,
     );
+  }
+}
+
+/**
+ * --joins: prefills on each multi-thread model with the pool recording, each after a one-thread prefill of the same
+ * tree; one line per prefill, then the caller's join waits by kernel summed over them.
+ */
+async function printJoins(): Promise<void> {
+  for (let i = 0; i < models.length; i++) {
+    const pool = (models[i].backend as ThreadedWasmBackend).pool;
+    if (!pool) continue;
+    const single = models[i - (i % threadCounts.length)];
+    console.log(
+      `\njoins, ${labels[i]} threads: ms per prefill of ${prefillTokens} (1t: the same tree's ${threadCounts[0]} thread(s), just before)`,
+    );
+    console.log(
+      "| rep | 1t ms | wall ms | speed-up | caller busy | workers busy | caller join wait | empty ops (caller, workers) | woken ops, µs each |" +
+        " spun ops, µs each | pool threads runnable, not running (ms) | other threads' CPU ms |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    const byKernel = new Map<string, { ops: number; waitMs: number; maxMs: number }>();
+    for (let r = 0; r < reps; r++) {
+      await new Promise((res) => setTimeout(res, 10));
+      let seq = single.newSequence();
+      let t = performance.now();
+      await single.prefill(seq, tokens(prefillTokens, 50 + r));
+      const oneMs = performance.now() - t;
+      single.releaseSequence(seq);
+      seq = models[i].newSequence();
+      pool.recordStats(true);
+      const before = taskTimes();
+      t = performance.now();
+      await models[i].prefill(seq, tokens(prefillTokens, 50 + r));
+      const wall = performance.now() - t;
+      const sched = schedDelta(before, taskTimes(), pool.threads);
+      await new Promise((res) => setTimeout(res, 1)); // the workers' last counts written
+      const st = pool.stats();
+      pool.recordStats(false);
+      models[i].releaseSequence(seq);
+      const [caller, ...workers] = st.threads;
+      const sum = (f: (t: typeof caller) => number) => workers.reduce((a, w) => a + f(w), 0);
+      let joinMs = 0;
+      for (const [k, v] of Object.entries(st.joins)) {
+        joinMs += v.waitMs;
+        const e = byKernel.get(k) ?? { ops: 0, waitMs: 0, maxMs: 0 };
+        e.ops += v.ops, e.waitMs += v.waitMs, e.maxMs = Math.max(e.maxMs, v.maxMs);
+        byKernel.set(k, e);
+      }
+      const woken = sum((w) => w.parkedOps), spun = sum((w) => w.spunOps);
+      console.log(
+        `| ${r} | ${oneMs.toFixed(1)} | ${wall.toFixed(1)} | ${(oneMs / wall).toFixed(2)}x | ${caller.busyMs.toFixed(1)} | ${
+          sum((w) => w.busyMs).toFixed(1)
+        } | ${joinMs.toFixed(2)} | ${caller.emptyOps}, ${sum((w) => w.emptyOps)} | ${woken}, ${
+          woken ? ((1000 * sum((w) => w.parkedDelayMs)) / woken).toFixed(1) : "-"
+        } | ${spun}, ${spun ? ((1000 * sum((w) => w.spunDelayMs)) / spun).toFixed(2) : "-"} | ${sched?.waitMs.toFixed(2) ?? "-"} | ${
+          sched?.otherCpuMs.toFixed(1) ?? "-"
+        } |`,
+      );
+    }
+    console.log(`caller's join waits by kernel, summed over ${reps} prefills: ms (ops)`);
+    for (const [k, v] of [...byKernel].sort((a, b) => b[1].waitMs - a[1].waitMs)) {
+      console.log(
+        `  ${k.padEnd(28)} ${v.waitMs.toFixed(2).padStart(8)} ms (${v.ops} ops, ${
+          ((1000 * v.waitMs) / v.ops).toFixed(1)
+        } µs each, longest ${(1000 * v.maxMs).toFixed(0)} µs)`,
+      );
+    }
   }
 }

@@ -10,6 +10,7 @@ import { ThreadPool } from "../src/threads/pool.ts";
 import { CONTROL_BASE, FAILED, MAX_CHUNKS, planChunks, planRowChunks, ROW_CALL_POSITIONS } from "../src/threads/control.ts";
 import { threadSupport } from "../src/threads/spawn.ts";
 import { kernelModule, pickVariant } from "../src/kernels/wasm.ts";
+import { KERNEL_SPEC } from "../src/kernels/spec.ts";
 import { generate } from "../src/generate.ts";
 import { KvasmError } from "../src/errors.ts";
 import { type Backend, ROW_FIELDS, ROW_POS, ROW_START } from "../src/backends/backend.ts";
@@ -291,6 +292,65 @@ test("a worker that traps inside an op fails the call with its message instead o
     );
     assertEquals((err as KvasmError).code, "worker", "error code");
     await assertRejects(() => pool.split("matmul_f32", "rows", 0, 0, 0, 16, 16, 1, 0, 16), KvasmError, /died|failed/);
+  } finally {
+    pool.close();
+    await backend.close();
+  }
+});
+
+test("the pool's statistics count every chunk once, each join by kernel and each op a worker saw; off, they count nothing", async () => {
+  const backend = new WasmBackend({ shared: true });
+  await backend.init(4 << 20);
+  const module = await kernelModule(pickVariant({ shared: true }));
+  // a short spin: the worker sleeps in Atomics.wait between the ops below, so its wake-ups are counted as such
+  const pool = await ThreadPool.start({
+    threads: 2,
+    kind: threadSupport()!,
+    cores: 2,
+    module,
+    memory: backend.arena.memory,
+    exports: backend.kernels as unknown as Record<string, unknown>,
+    kernelNames: ["add"],
+    spinMs: 0.05,
+  });
+  try {
+    const n = 1 << 16, bytes = 4 * n;
+    const a = backend.alloc(bytes, "a"), b = backend.alloc(bytes, "b"), out = backend.alloc(bytes, "out");
+    const f32 = (p: number) => new Float32Array(backend.arena.memory.buffer, p, n);
+    for (let i = 0; i < n; i++) f32(a)[i] = i, f32(b)[i] = 2 * i;
+    const ops = 4, perOp = planChunks(n, KERNEL_SPEC.add.split!.elements.align, 2, []);
+    const counted = () => {
+      const [caller, worker] = pool.stats().threads;
+      return { caller, worker, chunks: caller.chunks + worker.chunks, seen: worker.spunOps + worker.parkedOps };
+    };
+    pool.recordStats(true);
+    for (let r = 0; r < ops; r++) {
+      await new Promise((res) => setTimeout(res, 20)); // the worker asleep
+      if (!pool.split("add", "elements", out, a, b, n)) await pool.settle();
+    }
+    // the worker adds its op's counts after its last chunk's DONE: wait for them (5 s at most)
+    for (const until = performance.now() + 5000; performance.now() < until;) {
+      const c = counted();
+      if (c.chunks === ops * perOp && c.seen === ops) break;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    const c = counted(), st = pool.stats();
+    assertEquals(c.chunks, ops * perOp, "every chunk of every op counted once, by the thread that ran it");
+    assertEquals(st.joins.add?.ops, ops, "one join per op, under its kernel");
+    assert(st.joins.add.waitMs >= 0 && st.joins.add.maxMs <= st.joins.add.waitMs, "the longest join is one of the summed ones");
+    assertEquals(c.seen, ops, "the worker saw every op once (spinning or woken)");
+    assert(c.worker.parkedOps >= 1 && c.worker.parkedDelayMs > 0, `the worker slept before an op: ${JSON.stringify(c.worker)}`);
+    for (const t of [c.caller, c.worker]) assertEquals(t.busyMs > 0, t.chunks > 0, `time in chunks when it ran any: ${JSON.stringify(t)}`);
+    assertEquals(c.caller.spunOps + c.caller.parkedOps, 0, "the caller publishes ops, it does not wait for them");
+    for (let i = 0; i < n; i += 4099) assertEquals(f32(out)[i], 3 * i, `out[${i}]`);
+
+    pool.recordStats(false);
+    if (!pool.split("add", "elements", out, b, b, n)) await pool.settle();
+    await new Promise((res) => setTimeout(res, 20));
+    const off = pool.stats();
+    assertEquals(off.threads.map((t) => t.chunks + t.spunOps + t.parkedOps), [0, 0], "nothing counted while off");
+    assertEquals(Object.keys(off.joins).length, 0, "no joins while off");
+    assertEquals(f32(out)[4099], 4 * 4099, "the op still ran");
   } finally {
     pool.close();
     await backend.close();

@@ -97,7 +97,38 @@ export const BOUNDS = 128;
 export const MAX_CHUNKS = 120;
 /** Byte offset (from CONTROL_BASE) and size of a failed worker's message. */
 export const MSG = 1024;
-export const MSG_BYTES = CONTROL_BYTES - MSG;
+/**
+ * Byte offset (from CONTROL_BASE) of the opt-in thread statistics (ThreadPool.recordStats; bench/threads.ts --joins):
+ * f64 words, STAT.published (when the caller published the current op, in epoch ms: performance.timeOrigin + now(),
+ * which every thread can read alike), then STAT_FIELDS words a thread (thread i at STAT_THREAD + i * STAT_FIELDS).
+ * Written only while the STATS_ON word is 1, so ops of a pool that does not record pay one read of a word per op.
+ */
+export const STATS = 3072;
+export const MSG_BYTES = STATS - MSG;
+/** 1 while threads record statistics (see STATS). */
+export const STATS_ON = 13;
+/** f64 indices into the statistics area: the header, then each thread's fields, from STAT_THREAD + index * STAT_FIELDS. */
+export const STAT = {
+  published: 0,
+  /** Per thread: ms spent running chunks (inside the kernels, JS glue of the call included). */
+  busyMs: 0,
+  /** Chunks run. */
+  chunks: 1,
+  /** Ops in which this thread ran no chunk: the others had claimed them all when it arrived. */
+  emptyOps: 2,
+  /** Workers: times they slept in Atomics.wait for an op (their spin ran out first). */
+  parks: 3,
+  /** Workers: ops seen while spinning, and the summed delay from the op's publication to being seen (ms). */
+  spunOps: 4,
+  spunDelayMs: 5,
+  /** Workers: ops seen after a sleep, and their summed delay from publication (a notify's wake-up, ms). */
+  parkedOps: 6,
+  parkedDelayMs: 7,
+} as const;
+export const STAT_THREAD = 8;
+export const STAT_FIELDS = 8;
+/** Threads whose statistics fit in the area. */
+export const STAT_MAX_THREADS = (CONTROL_BYTES - STATS) / 8 / STAT_FIELDS - 1;
 
 // op codes
 /** fn(...args) with args[LO_ARG] = lo, args[HI_ARG] = hi: the kernel takes the range itself (matmul rows r0, r1). */
@@ -157,6 +188,7 @@ type KernelFn = (...args: any[]) => unknown;
 export interface ThreadView {
   ctl: Int32Array; // the control block, as i32 words
   ctlF32: Float32Array; // the same words, as f32
+  stats: Float64Array; // the statistics area (STATS), as f64
   heap: Int32Array; // the whole memory, as i32
   fns: KernelFn[]; // kernels, in the pool's name order
   index: number; // 0 for the calling thread, 1.. for the workers: which scratch band ATTENTION_ROWS writes
@@ -172,6 +204,7 @@ export function threadView(
   return {
     ctl: new Int32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     ctlF32: new Float32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
+    stats: new Float64Array(buf, CONTROL_BASE + STATS, (CONTROL_BYTES - STATS) >> 3),
     heap: new Int32Array(buf),
     fns: names.map((n) => exports[n] as KernelFn),
     index,
@@ -201,6 +234,7 @@ export function claimTag(gen: number): number {
  * adding 1 to DONE after each. Caller and workers run this same code.
  */
 export function runShare(v: ThreadView, gen: number): void {
+  if (v.ctl[STATS_ON] === 1 && v.index < STAT_MAX_THREADS) return runShareCounted(v, gen);
   const c = v.ctl, tag = gen & 0xffff;
   for (;;) {
     const cur = Atomics.load(c, NEXT), i = cur & 0xffff, chunks = c[NCHUNKS];
@@ -210,6 +244,24 @@ export function runShare(v: ThreadView, gen: number): void {
     // only the op's last chunk can end the caller's wait (join waits for all of them)
     if (Atomics.add(c, DONE, 1) + 1 >= chunks) Atomics.notify(c, DONE);
   }
+}
+
+/** runShare with this thread's statistics (STATS): its time in chunks, its chunks, and whether it got any. */
+function runShareCounted(v: ThreadView, gen: number): void {
+  const c = v.ctl, s = v.stats, at = STAT_THREAD + v.index * STAT_FIELDS, tag = gen & 0xffff;
+  let ran = 0;
+  for (;;) {
+    const cur = Atomics.load(c, NEXT), i = cur & 0xffff, chunks = c[NCHUNKS];
+    if (cur >>> 16 !== tag || i >= chunks) break;
+    if (Atomics.compareExchange(c, NEXT, cur, cur + 1) !== cur) continue;
+    const t0 = performance.now();
+    runRange(v, c[BOUNDS + i], c[BOUNDS + i + 1]);
+    s[at + STAT.busyMs] += performance.now() - t0;
+    ran++;
+    if (Atomics.add(c, DONE, 1) + 1 >= chunks) Atomics.notify(c, DONE);
+  }
+  s[at + STAT.chunks] += ran;
+  if (ran === 0) s[at + STAT.emptyOps]++;
 }
 
 function runRange(v: ThreadView, lo: number, hi: number): void {

@@ -29,6 +29,11 @@ import {
   SLEEPERS,
   SPLIT_OFFSET,
   SPLIT_RANGE,
+  STAT,
+  STAT_FIELDS,
+  STAT_MAX_THREADS,
+  STAT_THREAD,
+  STATS_ON,
   STOP,
   STRIDES,
   type ThreadView,
@@ -119,6 +124,31 @@ export interface AttentionRows {
   bandBytes: number;
 }
 
+/** recordStats(): the caller's wait at each op's join, by kernel index. */
+interface JoinStats {
+  joinMs: Float64Array;
+  maxMs: Float64Array;
+  ops: Float64Array;
+}
+
+/** One thread's statistics (see control.ts STAT); index 0 is the calling thread (no wake-ups: it publishes the ops). */
+export interface ThreadStats {
+  busyMs: number;
+  chunks: number;
+  emptyOps: number;
+  parks: number;
+  spunOps: number;
+  spunDelayMs: number;
+  parkedOps: number;
+  parkedDelayMs: number;
+}
+
+export interface PoolStats {
+  threads: ThreadStats[];
+  /** By kernel name: ops joined, the caller's summed and longest wait at their joins (ms) after running its own chunks. */
+  joins: Record<string, { ops: number; waitMs: number; maxMs: number }>;
+}
+
 export interface PoolOptions {
   /** Threads in all, the calling thread included: threads - 1 Workers are started. */
   threads: number;
@@ -175,6 +205,8 @@ export class ThreadPool {
   private want = 0;
   /** splitArgs' arguments, one buffer for every op. */
   private readonly argBuf = new Float64Array(8);
+  /** recordStats(): the caller's join waits, by kernel index; null while not recording. */
+  private joinStats: JoinStats | null = null;
 
   private constructor(opts: PoolOptions) {
     this.threads = opts.threads;
@@ -192,7 +224,7 @@ export class ThreadPool {
     }
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
-    for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS]) Atomics.store(c, i, 0);
+    for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS, STATS_ON]) Atomics.store(c, i, 0);
     const gen = Atomics.load(c, GEN);
     const url = opts.workerURL ?? workerURL();
     const started: Promise<void>[] = [];
@@ -234,6 +266,42 @@ export class ThreadPool {
     }
     for (const w of pool.workers) w.unref();
     return pool;
+  }
+
+  /**
+   * Starts (clearing what was counted) or stops recording where two threads' time goes (a benchmark's switch:
+   * bench/threads.ts --joins): the caller's wait at each op's join, by kernel; each thread's time in chunks, its chunks,
+   * ops it found empty; each worker's delay from an op's publication to its start, spinning or woken from
+   * Atomics.wait. Read them with stats() while no op runs.
+   */
+  recordStats(on: boolean): void {
+    const c = this.view.ctl;
+    this.view.stats.fill(0);
+    const n = this.kernelNames.length;
+    this.joinStats = on ? { joinMs: new Float64Array(n), maxMs: new Float64Array(n), ops: new Float64Array(n) } : null;
+    Atomics.store(c, STATS_ON, on ? 1 : 0);
+  }
+
+  /** What recordStats() counted so far, by thread and (the caller's join waits) by kernel name. */
+  stats(): PoolStats {
+    const s = this.view.stats, j = this.joinStats;
+    const threads: ThreadStats[] = [];
+    for (let i = 0; i < Math.min(this.threads, STAT_MAX_THREADS); i++) {
+      const at = STAT_THREAD + i * STAT_FIELDS;
+      threads.push({
+        busyMs: s[at + STAT.busyMs],
+        chunks: s[at + STAT.chunks],
+        emptyOps: s[at + STAT.emptyOps],
+        parks: s[at + STAT.parks],
+        spunOps: s[at + STAT.spunOps],
+        spunDelayMs: s[at + STAT.spunDelayMs],
+        parkedOps: s[at + STAT.parkedOps],
+        parkedDelayMs: s[at + STAT.parkedDelayMs],
+      });
+    }
+    const joins: Record<string, { ops: number; waitMs: number; maxMs: number }> = {};
+    if (j) j.ops.forEach((n, i) => n > 0 && (joins[this.kernelNames[i]] = { ops: n, waitMs: j.joinMs[i], maxMs: j.maxMs[i] }));
+    return { threads, joins };
   }
 
   kernelIndex(name: string): number {
@@ -436,6 +504,7 @@ export class ThreadPool {
   private run(): boolean {
     const c = this.view.ctl;
     Atomics.store(c, DONE, 0);
+    if (this.joinStats) this.view.stats[STAT.published] = performance.timeOrigin + performance.now();
     Atomics.store(c, GEN, this.gen); // publishes the op's words written above
     // a worker that was not counted here sees the new GEN before it can wait (both sides seq-cst: see SLEEPERS)
     if (Atomics.load(c, SLEEPERS) !== 0) Atomics.notify(c, GEN);
@@ -447,7 +516,19 @@ export class ThreadPool {
       this.join(claimed - 1);
       throw e;
     }
+    if (this.joinStats) return this.joinCounted(c[NCHUNKS]);
     return this.join(c[NCHUNKS]);
+  }
+
+  /** join() timed into the op's kernel's join wait (recordStats). */
+  private joinCounted(want: number): boolean {
+    const j = this.joinStats!, fn = this.view.ctl[FN], t0 = performance.now();
+    const done = this.join(want);
+    const ms = performance.now() - t0;
+    j.joinMs[fn] += ms;
+    j.maxMs[fn] = Math.max(j.maxMs[fn], ms);
+    j.ops[fn]++;
+    return done;
   }
 
   /** Waits for DONE to reach `want` chunks; false if it had not after joinSpinMs (the op is then pending). */

@@ -18,6 +18,11 @@ import {
   MSG_LEN,
   runShare,
   SLEEPERS,
+  STAT,
+  STAT_FIELDS,
+  STAT_MAX_THREADS,
+  STAT_THREAD,
+  STATS_ON,
   STOP,
   type ThreadView,
   threadView,
@@ -57,6 +62,7 @@ async function port(): Promise<Port> {
 /** The wait-run-report loop; returns when the pool stops or this thread fails. */
 function serve(v: ThreadView, index: number, seen: number, spinMs: number): void {
   const c = v.ctl;
+  let parked = false;
   for (;;) {
     // spin: between the ops of one forward pass the next op comes within microseconds
     let gen = Atomics.load(c, GEN);
@@ -71,16 +77,33 @@ function serve(v: ThreadView, index: number, seen: number, spinMs: number): void
         Atomics.add(c, SLEEPERS, 1);
         Atomics.wait(c, GEN, seen);
         Atomics.sub(c, SLEEPERS, 1);
+        parked = true;
       }
     }
     seen = gen;
     if (Atomics.load(c, STOP)) return;
+    if (c[STATS_ON] === 1 && index < STAT_MAX_THREADS) countWake(v, index, parked);
+    parked = false;
     try {
       runShare(v, gen);
     } catch (e) {
       fail(v, index, e);
       return;
     }
+  }
+}
+
+/** Statistics (STATS): how long after its publication this thread saw an op, by whether it had slept in Atomics.wait. */
+function countWake(v: ThreadView, index: number, parked: boolean): void {
+  const s = v.stats, at = STAT_THREAD + index * STAT_FIELDS;
+  const delay = performance.timeOrigin + performance.now() - s[STAT.published];
+  if (parked) {
+    s[at + STAT.parks]++;
+    s[at + STAT.parkedOps]++;
+    s[at + STAT.parkedDelayMs] += delay;
+  } else {
+    s[at + STAT.spunOps]++;
+    s[at + STAT.spunDelayMs] += delay;
   }
 }
 
