@@ -36,16 +36,17 @@ function run(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
-// The kernels are ~200 KB with their @inline specialisations (75 KB without, and slower); 320 KB leaves room for
-// the int8 kernels while still catching a runaway build. The edge bundle inlines two builds (plain and relaxed SIMD).
-testShared("size budget: each kernel build under 320 KB, the edge bundle under 1 MB", [MODEL], () => {
+// The kernels are ~290 KB with their @inline specialisations and per-runtime forms; 320 KB still catches a runaway
+// build. The edge bundle inlines two builds (plain and relaxed SIMD) gzipped (about 70 KB each; the bundle was 1.03 MB
+// with them as bytes), so 640 KB leaves room for both to grow while keeping edge platforms' 1 MB limits far off.
+testShared("size budget: each kernel build under 320 KB, the edge bundle under 640 KB", [MODEL], () => {
   const dir = buildOnce();
   for (const v of ["simd", "relaxed", "simd-shared", "relaxed-shared"]) {
     const size = fs.statSync(path.join(REPO, "build", `kvasm-${v}.wasm`)).size;
     assert(size < 320 * 1024, `kvasm-${v}.wasm is ${size} bytes`);
   }
   const edge = fs.statSync(path.join(dir, "kvasm-edge.mjs")).size;
-  assert(edge < 1024 * 1024, `edge bundle is ${edge} bytes`);
+  assert(edge < 640 * 1024, `edge bundle is ${edge} bytes`);
 });
 
 testShared("the edge bundle carries no WebGPU backend (no WGSL); the library bundle does", [MODEL], () => {
