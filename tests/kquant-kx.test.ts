@@ -8,10 +8,9 @@ import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts
 import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
-import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
+import { NaturalLayout, promptLogitBits, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -181,15 +180,6 @@ for (const b of BUILDS) {
   });
 }
 
-async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> {
-  const seq = model.newSequence();
-  try {
-    return (await model.prefill(seq, ids)).slice();
-  } finally {
-    model.releaseSequence(seq);
-  }
-}
-
 for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
   const at = sharedPath("models", "synthetic-quants", file);
   testShared(`${file}: Q6_K and Q4_K repacked to lanes at load (not ggmlOrder), logits as without the repack`, [at], async () => {
@@ -207,7 +197,7 @@ for (const file of ["synthq-q6_k.gguf", "synthq-q4_k_m.gguf"]) {
       if (file.includes("q4_k")) assert(q4.length > 0, `${file} has Q4_K weights`);
       assert(weightsOf(exact).every((w) => w.layout === undefined), "ggmlOrder keeps ggml's layout");
       for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
-        assertEquals([...new Uint32Array((await promptLogits(a, ids)).buffer)], [...new Uint32Array((await promptLogits(n, ids)).buffer)]);
+        assertEquals(await promptLogitBits(a, ids), await promptLogitBits(n, ids));
       }
     } finally {
       await a.close();

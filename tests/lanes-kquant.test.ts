@@ -12,9 +12,8 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
-import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
+import { NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -134,28 +133,9 @@ for (const b of BUILDS) {
  * A d x n Q4_K weight (random bytes, q4kRows) in a fresh backend with its matmul scratch as the loader sizes it,
  * prepared as at load; then its matmul of T activation rows and every row through embed (in reverse order).
  */
-async function outputs(backend: WasmBackend, n: number, d: number, T: number) {
-  const bytes = (n / 256) * QB * d, scratchBytes = backend.matmulScratchBytes(GGMLType.Q4_K, n, T);
-  await backend.init(bytes + 4 * n * T + 4 * d * T + 4 * n * d + scratchBytes + (1 << 20));
-  try {
-    backend.setMatmulScratch(backend.alloc(scratchBytes, "matmul scratch"), scratchBytes);
-    const w: Weight = { name: "w", type: GGMLType.Q4_K, cols: n, rows: d, ptr: backend.alloc(bytes, "w"), bytes };
-    backend.write(w.ptr, q4kRows(n, d, 77));
-    backend.prepareWeight(w);
-    const x = backend.alloc(4 * n * T, "x"), out = backend.alloc(4 * d * T, "out"), ids = backend.alloc(4 * d, "ids");
-    const emb = backend.alloc(4 * n * d, "embeddings");
-    backend.write(x, activations(n, T, 9));
-    backend.write(ids, Int32Array.from({ length: d }, (_, i) => d - 1 - i));
-    const logits = new Float32Array(d * T), rows = new Float32Array(n * d);
-    backend.matmul(out, x, w, T);
-    await backend.read(out, logits);
-    backend.embed(emb, w, ids, d);
-    await backend.read(emb, rows);
-    return { layout: w.layout, logits: new Uint32Array(logits.buffer), rows: new Uint32Array(rows.buffer) };
-  } finally {
-    await backend.close();
-  }
-}
+/** The weight's products and rows through `backend`: see weightOutputs. */
+const outputs = (backend: WasmBackend, n: number, d: number, T: number) =>
+  weightOutputs(backend, GGMLType.Q4_K, q4kRows(n, d, 77), activations(n, T, 9), n, d, T);
 
 test("a 103x512 Q4_K weight repacked at load (3 KX tail rows): the natural layout's matmul (T = 1, 5) and embedding rows, 1 and 2 threads", async () => {
   for (const T of [1, 5]) {
@@ -173,15 +153,6 @@ test("a 103x512 Q4_K weight repacked at load (3 KX tail rows): the natural layou
   assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
 });
 
-async function promptLogits(model: Model, ids: number[]): Promise<Uint32Array> {
-  const seq = model.newSequence();
-  try {
-    return new Uint32Array((await model.prefill(seq, ids)).slice().buffer);
-  } finally {
-    model.releaseSequence(seq);
-  }
-}
-
 {
   const at = sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf");
   testShared(
@@ -197,9 +168,9 @@ async function promptLogits(model: Model, ids: number[]): Promise<Uint32Array> {
           assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), "every Q4_K weight is repacked into the lanes layout");
         }
         for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
-          const want = await promptLogits(natural, ids);
-          assertEquals([...(await promptLogits(one, ids))], [...want], `1 thread, ${ids.length} ids`);
-          assertEquals([...(await promptLogits(two, ids))], [...want], `2 threads, ${ids.length} ids`);
+          const want = await promptLogitBits(natural, ids);
+          assertEquals(await promptLogitBits(one, ids), want, `1 thread, ${ids.length} ids`);
+          assertEquals(await promptLogitBits(two, ids), want, `2 threads, ${ids.length} ids`);
         }
         // two greedy decode steps after a prompt (T = 1 through the lanes kernel)
         const steps = async (m: Model) => {

@@ -9,9 +9,8 @@ import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts
 import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
-import type { Model } from "../src/model/model.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
+import { NaturalLayout, promptLogitBits, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -118,15 +117,6 @@ for (const b of BUILDS) {
   });
 }
 
-async function promptLogits(model: Model, ids: number[]): Promise<Float32Array> {
-  const seq = model.newSequence();
-  try {
-    return (await model.prefill(seq, ids)).slice();
-  } finally {
-    model.releaseSequence(seq);
-  }
-}
-
 const synthq = sharedPath("models", "synthetic-quants", "synthq-q4_0.gguf");
 testShared(
   "synthq-q4_0: Q4_0 weights (the embedding table too) repacked to lanes at load, logits as without, 1 and 2 threads",
@@ -138,14 +128,14 @@ testShared(
       assert(weightsOf(exact).every((w) => w.layout === undefined), "ggmlOrder keeps ggml's layout");
       const prompts = [[1, 50, 60, 70, 80, 90, 100], [1, 7]];
       const want = [];
-      for (const ids of prompts) want.push([...new Uint32Array((await promptLogits(natural, ids)).buffer)]);
+      for (const ids of prompts) want.push(await promptLogitBits(natural, ids));
       for (const threads of [1, 2]) {
         const lanes = await loadModel(synthq, { threads });
         try {
           const q4 = weightsOf(lanes).filter((w) => w.type === GGMLType.Q4_0);
           assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), `every Q4_0 weight in the lanes layout (${threads} threads)`);
           for (let i = 0; i < prompts.length; i++) {
-            assertEquals([...new Uint32Array((await promptLogits(lanes, prompts[i])).buffer)], want[i], `prompt ${i}, ${threads} threads`);
+            assertEquals(await promptLogitBits(lanes, prompts[i]), want[i], `prompt ${i}, ${threads} threads`);
           }
         } finally {
           await lanes.close();

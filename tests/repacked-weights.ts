@@ -1,9 +1,11 @@
 /**
  * What the repack tests (KX and lanes layouts) share: a backend that leaves every weight as the file has it, to
- * compare a repacked model against, and a walk to every Weight a model bound, to check which layout each took.
+ * compare a repacked model against, a walk to every Weight a model bound, to check which layout each took, and the
+ * bits to compare: one weight's products and rows, a model's prompt logits.
  */
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
+import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import type { Model } from "../src/model/model.ts";
 
 /** A WASM backend that leaves every weight in ggml's layout. */
@@ -21,4 +23,50 @@ export function weightsOf(m: Model): Weight[] {
   };
   walk(m.weights);
   return out;
+}
+
+/**
+ * One d x n weight of `type` (its ggml bytes) prepared by `backend` (repacked or not), then its matmul of `x` (T rows of
+ * n) and all its rows through embedding lookups in reverse order, as bits, with the layout the weight took. Closes the
+ * backend.
+ */
+export async function weightOutputs(
+  backend: WasmBackend,
+  type: GGMLTypeId,
+  weightBytes: Uint8Array,
+  x: Float32Array,
+  n: number,
+  d: number,
+  T: number,
+): Promise<{ layout: Weight["layout"]; logits: Uint32Array; rows: Uint32Array }> {
+  const bytes = weightBytes.length, scratchBytes = backend.matmulScratchBytes(type, n, T);
+  await backend.init(bytes + 4 * n * T + 4 * d * T + 4 * n * d + scratchBytes + (1 << 20));
+  try {
+    backend.setMatmulScratch(backend.alloc(scratchBytes, "matmul scratch"), scratchBytes);
+    const w: Weight = { name: "w", type, cols: n, rows: d, ptr: backend.alloc(bytes, "w"), bytes };
+    backend.write(w.ptr, weightBytes);
+    backend.prepareWeight(w);
+    const xp = backend.alloc(4 * n * T, "x"), out = backend.alloc(4 * d * T, "out"), ids = backend.alloc(4 * d, "ids");
+    const emb = backend.alloc(4 * n * d, "embeddings");
+    backend.write(xp, x);
+    backend.write(ids, Int32Array.from({ length: d }, (_, i) => d - 1 - i));
+    const logits = new Float32Array(d * T), rows = new Float32Array(n * d);
+    backend.matmul(out, xp, w, T);
+    await backend.read(out, logits);
+    backend.embed(emb, w, ids, d);
+    await backend.read(emb, rows);
+    return { layout: w.layout, logits: new Uint32Array(logits.buffer), rows: new Uint32Array(rows.buffer) };
+  } finally {
+    await backend.close();
+  }
+}
+
+/** The bits of a model's logits after a prefill of `ids` into a new sequence (released after). */
+export async function promptLogitBits(model: Model, ids: number[]): Promise<number[]> {
+  const seq = model.newSequence();
+  try {
+    return [...new Uint32Array((await model.prefill(seq, ids)).slice().buffer)];
+  } finally {
+    model.releaseSequence(seq);
+  }
 }
