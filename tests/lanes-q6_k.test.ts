@@ -11,10 +11,10 @@ import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds
 import { f32ToF16 } from "../src/quant/half.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
-import { WasmBackend } from "../src/backends/wasm.ts";
+import type { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
+import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -146,28 +146,12 @@ for (const b of BUILDS) {
   }
 }
 
-/**
- * A d x n Q6_K weight (random bytes, q6kRows) in a fresh backend with its matmul scratch as the loader sizes it,
- * prepared as at load; then its matmul of T activation rows and every row through embed (in reverse order).
- */
-/** The weight's products and rows through `backend`: see weightOutputs. */
+/** A d x n Q6_K weight (q6kRows's random bytes) through `backend`: its products and rows, see weightOutputs. */
 const outputs = (backend: WasmBackend, n: number, d: number, T: number) =>
   weightOutputs(backend, GGMLType.Q6_K, q6kRows(n, d, 77), activations(n, T, 9), n, d, T);
 
 test("a 103x512 Q6_K weight repacked at load (3 KX tail rows): the natural layout's matmul (T = 1, 5) and embedding rows, 1 and 2 threads", async () => {
-  for (const T of [1, 5]) {
-    const natural = await outputs(new NaturalLayout(), 512, 103, T);
-    const one = await outputs(new WasmBackend(), 512, 103, T);
-    const two = await outputs(new ThreadedWasmBackend({ threads: 2, minWork: 0 }), 512, 103, T);
-    assertEquals(natural.layout, undefined);
-    for (const [name, got] of [["1 thread", one], ["2 threads", two]] as const) {
-      assertEquals(got.layout, "lanes", name);
-      assertEquals([...got.logits], [...natural.logits], `${name}: matmul, T = ${T}`);
-      assertEquals([...got.rows], [...natural.rows], `${name}: embedding rows`);
-    }
-  }
-  const exact = await outputs(new WasmBackend({ ggmlOrder: true }), 512, 103, 1);
-  assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
+  await assertRepackedAsNatural(outputs, 512, 103, "lanes");
 });
 
 /** The logits of two greedy decode steps after a prompt (T = 1 through the lanes kernel). */

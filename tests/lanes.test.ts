@@ -21,7 +21,7 @@ import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { rowView } from "../src/architectures/blocks.ts";
 import { UnsupportedError } from "../src/errors.ts";
-import { NaturalLayout, weightsOf } from "./repacked-weights.ts";
+import { NaturalLayout, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -164,21 +164,9 @@ async function backendWith(backend: WasmBackend, n: number, d: number, T: number
   return { w, x, out, ids };
 }
 
-async function outputs(backend: WasmBackend, n: number, d: number, T: number) {
-  const { w, x, out, ids } = await backendWith(backend, n, d, T);
-  try {
-    const logits = new Float32Array(d * T), rows = new Float32Array(n * d);
-    backend.matmul(out, x, w, T);
-    await backend.read(out, logits);
-    // every row of the table, as embedding lookups in reverse order
-    const emb = backend.alloc(4 * n * d, "embeddings");
-    backend.embed(emb, w, ids, d);
-    await backend.read(emb, rows);
-    return { layout: w.layout, logits: new Uint32Array(logits.buffer), rows: new Uint32Array(rows.buffer) };
-  } finally {
-    await backend.close();
-  }
-}
+/** A d x n Q8_0 weight (q8Rows' random bytes) through `backend`: its products and rows, see weightOutputs. */
+const outputs = (backend: WasmBackend, n: number, d: number, T: number) =>
+  weightOutputs(backend, GGMLType.Q8_0, q8Rows(n, d, 77), activations(n, T, 9), n, d, T);
 
 for (const [n, d] of [[256, 64], [512, 103]]) {
   test(`lanes wiring: a ${d}x${n} Q8_0 weight repacked at load gives the natural layout's matmul (T = 1, 5) and embedding rows`, async () => {

@@ -4,6 +4,8 @@
  * bits to compare: one weight's products and rows, a model's prompt logits.
  */
 import { WasmBackend } from "../src/backends/wasm.ts";
+import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
+import { assertEquals } from "./harness.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import type { Model } from "../src/model/model.ts";
@@ -69,4 +71,26 @@ export async function promptLogitBits(model: Model, ids: number[]): Promise<numb
   } finally {
     model.releaseSequence(seq);
   }
+}
+
+type Outputs = (backend: WasmBackend, n: number, d: number, T: number) => ReturnType<typeof weightOutputs>;
+
+/**
+ * A d x n weight repacked at load (by one thread's backend and by two threads, every op split) gives the natural
+ * layout's products (T = 1 and 5) and embedding rows bit for bit, and ggmlOrder leaves it unrepacked.
+ */
+export async function assertRepackedAsNatural(outputs: Outputs, n: number, d: number, layout: Weight["layout"]): Promise<void> {
+  for (const T of [1, 5]) {
+    const natural = await outputs(new NaturalLayout(), n, d, T);
+    const one = await outputs(new WasmBackend(), n, d, T);
+    const two = await outputs(new ThreadedWasmBackend({ threads: 2, minWork: 0 }), n, d, T);
+    assertEquals(natural.layout, undefined);
+    for (const [name, got] of [["1 thread", one], ["2 threads", two]] as const) {
+      assertEquals(got.layout, layout, name);
+      assertEquals([...got.logits], [...natural.logits], `${name}: matmul, T = ${T}`);
+      assertEquals([...got.rows], [...natural.rows], `${name}: embedding rows`);
+    }
+  }
+  const exact = await outputs(new WasmBackend({ ggmlOrder: true }), n, d, 1);
+  assertEquals(exact.layout, undefined, "ggmlOrder keeps ggml's layout");
 }
