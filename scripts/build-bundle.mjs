@@ -83,12 +83,11 @@ function gzippedKernels(variants) {
     variants.map((v) => [v, gzipSync(readFileSync(`${root}build/kvasm-${v}.wasm`), { level: 9 }).toString("base64")]),
   );
   return [
+    `import { decodeBase64 } from "./src/kernels/base64.ts";`,
     `export type KernelVariant = ${VARIANTS.map((v) => JSON.stringify(v)).join(" | ")};`,
     `const GZIPPED: Partial<Record<KernelVariant, string>> = ${JSON.stringify(packed)};`,
     `function inflate(base64: string): Promise<Uint8Array> {`,
-    `  const bin = atob(base64), bytes = new Uint8Array(bin.length);`,
-    `  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);`,
-    `  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));`,
+    `  const stream = new Blob([decodeBase64(base64)]).stream().pipeThrough(new DecompressionStream("gzip"));`,
     `  return new Response(stream).arrayBuffer().then((b) => new Uint8Array(b));`,
     `}`,
     `export function kernelBytes(variant: KernelVariant): Promise<Uint8Array> {`,

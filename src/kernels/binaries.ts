@@ -9,6 +9,8 @@
  * bundles replace this module with one that inlines the .wasm files
  * (scripts/build-bundle.mjs).
  */
+import { decodeBase64 } from "./base64.ts";
+
 export type KernelVariant = "simd" | "relaxed" | "simd-shared" | "relaxed-shared";
 
 // static specifiers, so Deno, JSR and bundlers see every build in the module graph
@@ -29,13 +31,4 @@ export async function kernelBytes(variant: KernelVariant): Promise<Uint8Array> {
     });
   }
   return decodeBase64(base64);
-}
-
-function decodeBase64(s: string): Uint8Array {
-  const fromBase64 = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
-  if (fromBase64) return fromBase64(s);
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }
