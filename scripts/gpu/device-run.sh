@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
-# machine has no Deno and no ../shared, so both travel in .gpucarry (see the
-# README section "WebGPU"); the Vulkan loader travels in .gl.
+# machine has no Deno and no ../shared, so both travel in .gpucarry (see
+# docs/webgpu.md, "To reproduce"); the Vulkan loader travels in .gl.
 #   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees]
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p

@@ -331,7 +331,7 @@ export class Model {
    * token, and returns the n draws; the sequence is left as decodeGreedy leaves it. On the WebGPU backend
    * the draw runs on the device (backends/webgpu/sample.ts), up to GREEDY_ROWS steps per readback, and the
    * sampler's RNG continues from where the device left it. Its arithmetic is f32 where the Sampler's is f64:
-   * a draw lands on the same token unless it falls within about 1e-5 of a boundary (README, WebGPU).
+   * a draw lands on the same token unless it falls within about 1e-5 of a boundary (README "WebGPU (Deno)", docs/webgpu.md).
    * Elsewhere it is decodeOne and sampler.sample, token by token.
    */
   async decodeSampled(seq: Sequence, token: number, n: number, sampler: Sampler, history: ArrayLike<number>): Promise<Int32Array> {
