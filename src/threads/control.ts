@@ -189,9 +189,29 @@ export interface ThreadView {
   ctl: Int32Array; // the control block, as i32 words
   ctlF32: Float32Array; // the same words, as f32
   stats: Float64Array; // the statistics area (STATS), as f64
+  /** Per thread and kernel, ms in chunks and chunks run (kernelStatIndex), while STATS_ON; a buffer of the pool's own. */
+  kernelStats: Float64Array;
   heap: Int32Array; // the whole memory, as i32
   fns: KernelFn[]; // kernels, in the pool's name order
   index: number; // 0 for the calling thread, 1.. for the workers: which scratch band ATTENTION_ROWS writes
+}
+
+/**
+ * Where thread `index`'s figures for kernel `fn` sit in ThreadView.kernelStats (of `kernels` kernels): ms in its chunks
+ * at the index returned, chunks run at the next, units run (rows, heads, elements) at the one after: units per ms tell a
+ * thread slowed by its core (a busy SMT sibling of the host, a lower clock) from one that got less work. The caller's
+ * recordStats() reads them; the buffer is a SharedArrayBuffer the pool makes at start (kernelStatBytes) and hands every
+ * worker in its start message.
+ */
+export function kernelStatIndex(index: number, fn: number, kernels: number): number {
+  return KERNEL_STAT_FIELDS * (index * kernels + fn);
+}
+
+const KERNEL_STAT_FIELDS = 3;
+
+/** Bytes of the per-kernel statistics of `threads` threads over `kernels` kernels (see kernelStatIndex). */
+export function kernelStatBytes(threads: number, kernels: number): number {
+  return 8 * KERNEL_STAT_FIELDS * threads * kernels;
 }
 
 export function threadView(
@@ -199,12 +219,14 @@ export function threadView(
   exports: Record<string, unknown>,
   names: readonly string[],
   index = 0,
+  kernelStats?: SharedArrayBuffer,
 ): ThreadView {
   const buf = memory.buffer;
   return {
     ctl: new Int32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     ctlF32: new Float32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     stats: new Float64Array(buf, CONTROL_BASE + STATS, (CONTROL_BYTES - STATS) >> 3),
+    kernelStats: new Float64Array(kernelStats ?? new SharedArrayBuffer(kernelStatBytes(index + 1, names.length))),
     heap: new Int32Array(buf),
     fns: names.map((n) => exports[n] as KernelFn),
     index,
@@ -246,17 +268,23 @@ export function runShare(v: ThreadView, gen: number): void {
   }
 }
 
-/** runShare with this thread's statistics (STATS): its time in chunks, its chunks, and whether it got any. */
+/**
+ * runShare with this thread's statistics (STATS): its time in chunks, its chunks, and whether it got any; and by kernel
+ * (kernelStats), its time in the op's chunks and their count.
+ */
 function runShareCounted(v: ThreadView, gen: number): void {
   const c = v.ctl, s = v.stats, at = STAT_THREAD + v.index * STAT_FIELDS, tag = gen & 0xffff;
+  const ks = v.kernelStats, k = kernelStatIndex(v.index, c[FN], v.fns.length);
   let ran = 0;
   for (;;) {
     const cur = Atomics.load(c, NEXT), i = cur & 0xffff, chunks = c[NCHUNKS];
     if (cur >>> 16 !== tag || i >= chunks) break;
     if (Atomics.compareExchange(c, NEXT, cur, cur + 1) !== cur) continue;
-    const t0 = performance.now();
-    runRange(v, c[BOUNDS + i], c[BOUNDS + i + 1]);
-    s[at + STAT.busyMs] += performance.now() - t0;
+    const lo = c[BOUNDS + i], hi = c[BOUNDS + i + 1], t0 = performance.now();
+    runRange(v, lo, hi);
+    const ms = performance.now() - t0;
+    s[at + STAT.busyMs] += ms;
+    if (k + 2 < ks.length) ks[k] += ms, ks[k + 1]++, ks[k + 2] += hi - lo;
     ran++;
     if (Atomics.add(c, DONE, 1) + 1 >= chunks) Atomics.notify(c, DONE);
   }

@@ -15,6 +15,8 @@ import {
   FN,
   GEN,
   HI_ARG,
+  kernelStatBytes,
+  kernelStatIndex,
   LO_ARG,
   MAX_ARGS,
   MSG,
@@ -143,11 +145,33 @@ export interface ThreadStats {
   parkedDelayMs: number;
 }
 
+/** One kernel's chunks on each thread (index 0: the calling thread) while recording. */
+export interface KernelStats {
+  /** Per thread, ms inside this kernel's chunks (JS glue of each call included). */
+  busyMs: number[];
+  /** Per thread, chunks run. */
+  chunks: number[];
+  /** Per thread, units run (matmul rows, attention query rows or heads, elements, rows): busyMs / units is its pace. */
+  units: number[];
+}
+
 export interface PoolStats {
   threads: ThreadStats[];
   /** By kernel name: ops joined, the caller's summed and longest wait at their joins (ms) after running its own chunks. */
   joins: Record<string, { ops: number; waitMs: number; maxMs: number }>;
+  /** By kernel name (those that ran): each thread's time in its chunks, the CPU work two threads' split costs against one's. */
+  kernels: Record<string, KernelStats>;
 }
+
+/**
+ * Who runs the ops (a benchmark's switch, ThreadPool.solo): "off", every thread; "split", the calling thread alone
+ * through the very chunks the op is cut into for all threads (the workers are not told of the op); "whole", the
+ * calling thread alone in one chunk, one kernel call as a single-thread backend makes it. Recording statistics
+ * (recordStats) in each, by kernel, separates what a split costs in work (split against whole: tiles cut at chunk
+ * edges, per-chunk calls) from what running on two cores at once costs (off against split: shared caches and memory,
+ * waits), in CPU time rather than wall time, which a shared host does not skew as much.
+ */
+export type Solo = "off" | "split" | "whole";
 
 export interface PoolOptions {
   /** Threads in all, the calling thread included: threads - 1 Workers are started. */
@@ -207,11 +231,16 @@ export class ThreadPool {
   private readonly argBuf = new Float64Array(8);
   /** recordStats(): the caller's join waits, by kernel index; null while not recording. */
   private joinStats: JoinStats | null = null;
+  /** Per thread and kernel, time in chunks and chunks (control.ts kernelStatIndex), shared with every worker. */
+  private readonly kernelStats: SharedArrayBuffer;
+  /** See Solo: "off" but in benchmarks that account for the split's work. */
+  solo: Solo = "off";
 
   private constructor(opts: PoolOptions) {
     this.threads = opts.threads;
     this.kernelNames = opts.kernelNames ?? KERNEL_NAMES;
-    this.view = threadView(opts.memory, opts.exports, this.kernelNames);
+    this.kernelStats = new SharedArrayBuffer(kernelStatBytes(Math.min(opts.threads, STAT_MAX_THREADS), this.kernelNames.length));
+    this.view = threadView(opts.memory, opts.exports, this.kernelNames, 0, this.kernelStats);
     this.names = new Map(this.kernelNames.map((n, i) => [n, i]));
     this.joinSpinMs = opts.joinSpinMs ?? 50;
     this.spinMs = spinMs(opts);
@@ -254,6 +283,7 @@ export class ThreadPool {
           index,
           gen,
           spinMs: spinMs(opts),
+          kernelStats: pool.kernelStats,
         };
         handle.post(start);
       }
@@ -277,6 +307,7 @@ export class ThreadPool {
   recordStats(on: boolean): void {
     const c = this.view.ctl;
     this.view.stats.fill(0);
+    this.view.kernelStats.fill(0);
     const n = this.kernelNames.length;
     this.joinStats = on ? { joinMs: new Float64Array(n), maxMs: new Float64Array(n), ops: new Float64Array(n) } : null;
     Atomics.store(c, STATS_ON, on ? 1 : 0);
@@ -301,7 +332,16 @@ export class ThreadPool {
     }
     const joins: Record<string, { ops: number; waitMs: number; maxMs: number }> = {};
     if (j) j.ops.forEach((n, i) => n > 0 && (joins[this.kernelNames[i]] = { ops: n, waitMs: j.joinMs[i], maxMs: j.maxMs[i] }));
-    return { threads, joins };
+    const kernels: Record<string, KernelStats> = {}, ks = this.view.kernelStats, nk = this.kernelNames.length;
+    for (let fn = 0; fn < nk; fn++) {
+      const busyMs: number[] = [], chunks: number[] = [], units: number[] = [];
+      for (let i = 0; i < threads.length; i++) {
+        const at = kernelStatIndex(i, fn, nk);
+        busyMs.push(ks[at]), chunks.push(ks[at + 1]), units.push(ks[at + 2]);
+      }
+      if (chunks.some((n) => n > 0)) kernels[this.kernelNames[fn]] = { busyMs, chunks, units };
+    }
+    return { threads, joins, kernels };
   }
 
   kernelIndex(name: string): number {
@@ -503,6 +543,7 @@ export class ThreadPool {
    */
   private run(): boolean {
     const c = this.view.ctl;
+    if (this.solo !== "off") return this.runSolo();
     Atomics.store(c, DONE, 0);
     if (this.joinStats) this.view.stats[STAT.published] = performance.timeOrigin + performance.now();
     Atomics.store(c, GEN, this.gen); // publishes the op's words written above
@@ -518,6 +559,22 @@ export class ThreadPool {
     }
     if (this.joinStats) return this.joinCounted(c[NCHUNKS]);
     return this.join(c[NCHUNKS]);
+  }
+
+  /**
+   * The op on the calling thread alone (solo "split" or "whole"): GEN is not bumped, so the workers never see it, and
+   * the next op takes the same generation. "whole" runs it as one chunk, the kernel's one call over the whole range.
+   */
+  private runSolo(): boolean {
+    const c = this.view.ctl;
+    if (this.solo === "whole") {
+      c[NCHUNKS] = 1;
+      c[BOUNDS] = 0;
+      c[BOUNDS + 1] = c[TOTAL];
+    }
+    Atomics.store(c, DONE, 0);
+    runShare(this.view, this.gen);
+    return true;
   }
 
   /** join() timed into the op's kernel's join wait (recordStats). */

@@ -38,6 +38,8 @@ export interface StartMessage {
   gen: number;
   /** Milliseconds a worker spins on GEN before it sleeps in Atomics.wait. */
   spinMs: number;
+  /** The per-kernel statistics every thread writes while recording (control.ts kernelStatIndex). */
+  kernelStats: SharedArrayBuffer;
 }
 
 export type WorkerReply = { type: "ready"; index: number } | { type: "error"; index: number; message: string };
@@ -124,7 +126,7 @@ p.onMessage((msg) => {
   let view: ThreadView;
   try {
     const instance = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } });
-    view = threadView(msg.memory, instance.exports as Record<string, unknown>, msg.names, msg.index);
+    view = threadView(msg.memory, instance.exports as Record<string, unknown>, msg.names, msg.index, msg.kernelStats);
     const missing = msg.names.filter((_, i) => typeof view.fns[i] !== "function");
     if (missing.length) throw new Error(`kernel build lacks ${missing.join(", ")}`);
   } catch (e) {
