@@ -57,6 +57,13 @@ export const MSG_LEN = 12;
  * the caller never waits for a thread that has no work.
  */
 export const NEXT = 80;
+/**
+ * 1 while spinning threads (a worker waiting for GEN, the caller waiting at a join) run Atomics.pause() each turn: the
+ * spin-wait hint (x86 `pause`), which leaves the core's issue slots to a hyperthread sibling that computes (on a 2-vCPU
+ * cloud VM the two vCPUs are often the two hyperthreads of one core: the pool's own other thread, busy in a chunk while
+ * this one spins for the next op). Set by the pool (ThreadPool.spinPause) where the runtime has Atomics.pause.
+ */
+export const SPIN_PAUSE = 14;
 /** Chunks in the op; chunk i is units [BOUNDS + i, BOUNDS + i + 1) (see planChunks). */
 export const NCHUNKS = 15;
 /** Kernel arguments, then per-argument byte strides (SPLIT_OFFSET), MAX_ARGS words each. */
@@ -180,6 +187,12 @@ export function planChunks(total: number, align: number, threads: number, bounds
 function roundUp(u: number, align: number): number {
   return Math.ceil(u / align) * align;
 }
+
+/** Does this runtime have Atomics.pause (Deno, Bun, browsers of 2025 on; not Node 20)? */
+export const HAS_PAUSE = typeof (Atomics as unknown as { pause?: unknown }).pause === "function";
+
+/** Atomics.pause(), typed: call only where HAS_PAUSE. */
+export const spinHint = (Atomics as unknown as { pause(): void });
 
 // deno-lint-ignore no-explicit-any
 type KernelFn = (...args: any[]) => unknown;

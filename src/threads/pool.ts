@@ -14,6 +14,7 @@ import {
   FLOATS,
   FN,
   GEN,
+  HAS_PAUSE,
   HI_ARG,
   kernelStatBytes,
   kernelStatIndex,
@@ -29,6 +30,8 @@ import {
   planRowChunks,
   runShare,
   SLEEPERS,
+  SPIN_PAUSE,
+  spinHint,
   SPLIT_OFFSET,
   SPLIT_RANGE,
   STAT,
@@ -186,6 +189,8 @@ export interface PoolOptions {
   kernelNames?: readonly string[];
   /** Cores of the machine: with more threads than cores every thread spins only briefly before it sleeps. */
   cores: number;
+  /** Spin with Atomics.pause() each turn where the runtime has it (default true; see control.ts SPIN_PAUSE). */
+  spinPause?: boolean;
   /**
    * How long an idle thread spins for the next op (a worker) or for the
    * workers (the caller) before it sleeps in Atomics.wait. Default: 5 ms when
@@ -236,6 +241,15 @@ export class ThreadPool {
   /** See Solo: "off" but in benchmarks that account for the split's work. */
   solo: Solo = "off";
 
+  /** Whether spinning threads run Atomics.pause() each turn (false where the runtime lacks it; see control.ts SPIN_PAUSE). */
+  get spinPause(): boolean {
+    return Atomics.load(this.view.ctl, SPIN_PAUSE) === 1;
+  }
+
+  set spinPause(on: boolean) {
+    Atomics.store(this.view.ctl, SPIN_PAUSE, on && HAS_PAUSE ? 1 : 0);
+  }
+
   private constructor(opts: PoolOptions) {
     this.threads = opts.threads;
     this.kernelNames = opts.kernelNames ?? KERNEL_NAMES;
@@ -254,6 +268,7 @@ export class ThreadPool {
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
     for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS, STATS_ON]) Atomics.store(c, i, 0);
+    pool.spinPause = opts.spinPause ?? true;
     const gen = Atomics.load(c, GEN);
     const url = opts.workerURL ?? workerURL();
     const started: Promise<void>[] = [];
@@ -596,7 +611,9 @@ export class ThreadPool {
       // performance.now() is a number allocated, and joins read it once per op (~1 KB a token), and a caller
       // that waited for a descheduled worker every 256 spins (0.3-4 KB a token on a loaded host)
       let sleepAfter = Infinity, giveUp = Infinity;
+      const pause = HAS_PAUSE && c[SPIN_PAUSE] === 1;
       for (let i = 1, done = 0; (done = Atomics.load(c, DONE)) < want; i++) {
+        if (pause) spinHint.pause();
         if ((i & 2047) !== 0 && i !== 256) continue;
         if (this.dead !== undefined) throw this.deathError();
         const now = performance.now();

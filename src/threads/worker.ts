@@ -13,11 +13,14 @@ import {
   DONE,
   FAILED,
   GEN,
+  HAS_PAUSE,
   MSG,
   MSG_BYTES,
   MSG_LEN,
   runShare,
   SLEEPERS,
+  SPIN_PAUSE,
+  spinHint,
   STAT,
   STAT_FIELDS,
   STAT_MAX_THREADS,
@@ -71,6 +74,7 @@ function serve(v: ThreadView, index: number, seen: number, spinMs: number): void
     if (gen === seen) {
       const until = performance.now() + spinMs;
       for (let i = 1; (gen = Atomics.load(c, GEN)) === seen; i++) {
+        if (HAS_PAUSE && c[SPIN_PAUSE] === 1) spinHint.pause();
         if ((i & 1023) === 0 && performance.now() > until) break;
       }
       // counted before the wait reads GEN: the caller, which stores GEN and then reads SLEEPERS, either
