@@ -287,7 +287,7 @@ async function printProfiles(): Promise<void> {
 
 /** --account: see the file's comment. */
 async function printAccount(): Promise<void> {
-  const modes = ["whole", "split", "off"] as const;
+  const modes = ["whole", "split", "off", "workers"] as const;
   type Round = {
     kernels: Map<string, { ms: number[]; chunks: number; units: number[] }>;
     wall: number;
@@ -344,10 +344,12 @@ async function printAccount(): Promise<void> {
     console.log(`\nCPU time by kernel, ${labels[i]} threads, ms per prefill of ${prefillTokens} (fastest of ${reps} rounds each)`);
     console.log(
       "| kernel | one call an op, 1 thread | the split's chunks, 1 thread (x) | all threads, CPU in chunks (x) | per thread (that round) |" +
-        " pace per thread, x of one call's (that round) | chunks |",
+        " pace per thread, x of one call's (that round) | the workers alone (x) | chunks |",
     );
-    console.log("|---|---|---|---|---|---|---|");
+    console.log("|---|---|---|---|---|---|---|---|");
     const names = [...rounds[0][0].kernels.keys()].sort((a, b) => cpu(0, b) - cpu(0, a));
+    // the workers alone (the caller publishing and joining): their pace on their own cores, against the caller's one call
+    const workersAlone = (k: string) => (cpu(3, k) / cpu(0, k)).toFixed(3);
     for (const k of names) {
       const w0 = cpu(0, k), s0 = cpu(1, k), a0 = cpu(2, k);
       const best = rounds[2].reduce((b, r) => (sum(r.kernels.get(k)?.ms ?? [Infinity]) < sum(b.kernels.get(k)?.ms ?? [Infinity]) ? r : b));
@@ -359,7 +361,7 @@ async function printAccount(): Promise<void> {
       console.log(
         `| ${k} | ${fmt(w0)} | ${fmt(s0)} (${(s0 / w0).toFixed(3)}) | ${fmt(a0)} (${(a0 / w0).toFixed(3)}) | ${
           e?.ms.map(fmt).join(" / ") ?? "-"
-        } | ${pace} | ${rounds[1][0].kernels.get(k)?.chunks ?? 0} |`,
+        } | ${pace} | ${workersAlone(k)} | ${rounds[1][0].kernels.get(k)?.chunks ?? 0} |`,
       );
     }
     const inK = (m: number) => least(m, (r) => sum([...r.kernels.values()].map((e) => sum(e.ms))));
@@ -369,7 +371,9 @@ async function printAccount(): Promise<void> {
       `all kernels, CPU ms: ${fmt(inK(0))} / ${fmt(inK(1))} / ${fmt(inK(2))} (${(inK(1) / inK(0)).toFixed(3)}x, ${
         (inK(2) / inK(0)).toFixed(3)
       }x); ` +
-        `wall ms: ${fmt(wall(0))} / ${fmt(wall(1))} / ${fmt(wall(2))} (all threads ${(wall(0) / wall(2)).toFixed(2)}x one call's); ` +
+        `wall ms: ${fmt(wall(0))} / ${fmt(wall(1))} / ${fmt(wall(2))} (all threads ${
+          (wall(0) / wall(2)).toFixed(2)
+        }x one call's); workers alone ${fmt(wall(3))}; ` +
         `the caller outside chunks and joins (calling-thread ops, unsplit ops, JS): ${fmt(outside(0))} / ${fmt(outside(1))} / ${
           fmt(outside(2))
         }; ` +

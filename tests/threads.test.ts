@@ -118,7 +118,7 @@ testShared("prefill attention split by query rows: long prompts, a continued pro
   for (const n of [2, 3]) assertBitIdentical(await run(threaded(n)), one, `${n} threads`);
 });
 
-testShared("a prefill run by the calling thread alone (ThreadPool.solo: the split's chunks, or one call an op) gives the same bits", [
+testShared("a prefill run by the calling thread alone (the split's chunks, or one call an op) or by the workers alone gives the same bits", [
   MODELS,
 ], async () => {
   // what bench/threads.ts --account compares: every op through the same kernels, only who runs which rows differs
@@ -127,7 +127,7 @@ testShared("a prefill run by the calling thread alone (ThreadPool.solo: the spli
   const backend = threaded(2);
   await withModel(path, backend, async (m) => {
     const pool = backend.pool!;
-    const run = async (solo: "off" | "split" | "whole") => {
+    const run = async (solo: "off" | "split" | "whole" | "workers") => {
       pool.solo = solo;
       try {
         const seq = m.newSequence();
@@ -139,7 +139,7 @@ testShared("a prefill run by the calling thread alone (ThreadPool.solo: the spli
       }
     };
     const all = await run("off");
-    for (const solo of ["split", "whole"] as const) assertBitIdentical([await run(solo)], [all], `solo ${solo}`);
+    for (const solo of ["split", "whole", "workers"] as const) assertBitIdentical([await run(solo)], [all], `solo ${solo}`);
     assertBitIdentical([await run("off")], [all], "all threads again after solo prefills");
   });
 });

@@ -169,12 +169,13 @@ export interface PoolStats {
 /**
  * Who runs the ops (a benchmark's switch, ThreadPool.solo): "off", every thread; "split", the calling thread alone
  * through the very chunks the op is cut into for all threads (the workers are not told of the op); "whole", the
- * calling thread alone in one chunk, one kernel call as a single-thread backend makes it. Recording statistics
+ * calling thread alone in one chunk, one kernel call as a single-thread backend makes it; "workers", the workers
+ * alone through the op's chunks (the caller publishes and joins): a worker's pace against the caller's on the same ops. Recording statistics
  * (recordStats) in each, by kernel, separates what a split costs in work (split against whole: tiles cut at chunk
  * edges, per-chunk calls) from what running on two cores at once costs (off against split: shared caches and memory,
  * waits), in CPU time rather than wall time, which a shared host does not skew as much.
  */
-export type Solo = "off" | "split" | "whole";
+export type Solo = "off" | "split" | "whole" | "workers";
 
 export interface PoolOptions {
   /** Threads in all, the calling thread included: threads - 1 Workers are started. */
@@ -558,14 +559,14 @@ export class ThreadPool {
    */
   private run(): boolean {
     const c = this.view.ctl;
-    if (this.solo !== "off") return this.runSolo();
+    if (this.solo === "split" || this.solo === "whole") return this.runSolo();
     Atomics.store(c, DONE, 0);
     if (this.joinStats) this.view.stats[STAT.published] = performance.timeOrigin + performance.now();
     Atomics.store(c, GEN, this.gen); // publishes the op's words written above
     // a worker that was not counted here sees the new GEN before it can wait (both sides seq-cst: see SLEEPERS)
     if (Atomics.load(c, SLEEPERS) !== 0) Atomics.notify(c, GEN);
     try {
-      runShare(this.view, this.gen);
+      if (this.solo !== "workers" || this.threads === 1) runShare(this.view, this.gen);
     } catch (e) {
       // no more claims; join the chunks workers already run (all but this thread's failed one), then report
       const claimed = Math.min(Atomics.exchange(c, NEXT, claimTag(this.gen) | 0xffff) & 0xffff, c[NCHUNKS]);
