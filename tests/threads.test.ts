@@ -118,31 +118,35 @@ testShared("prefill attention split by query rows: long prompts, a continued pro
   for (const n of [2, 3]) assertBitIdentical(await run(threaded(n)), one, `${n} threads`);
 });
 
-testShared("a prefill run by the calling thread alone (the split's chunks, or one call an op) or by the workers alone gives the same bits", [
-  MODELS,
-], async () => {
-  // what bench/threads.ts --account compares: every op through the same kernels, only who runs which rows differs
-  const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
-  const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
-  const backend = threaded(2);
-  await withModel(path, backend, async (m) => {
-    const pool = backend.pool!;
-    const run = async (solo: "off" | "split" | "whole" | "workers") => {
-      pool.solo = solo;
-      try {
-        const seq = m.newSequence();
-        const logits = (await m.prefill(seq, ids)).slice();
-        m.releaseSequence(seq);
-        return logits;
-      } finally {
-        pool.solo = "off";
-      }
-    };
-    const all = await run("off");
-    for (const solo of ["split", "whole", "workers"] as const) assertBitIdentical([await run(solo)], [all], `solo ${solo}`);
-    assertBitIdentical([await run("off")], [all], "all threads again after solo prefills");
-  });
-});
+testShared(
+  "a prefill run by the calling thread alone (the split's chunks, or one call an op) or by the workers alone gives the same bits",
+  [
+    MODELS,
+  ],
+  async () => {
+    // what bench/threads.ts --account compares: every op through the same kernels, only who runs which rows differs
+    const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
+    const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
+    const backend = threaded(2);
+    await withModel(path, backend, async (m) => {
+      const pool = backend.pool!;
+      const run = async (solo: "off" | "split" | "whole" | "workers") => {
+        pool.solo = solo;
+        try {
+          const seq = m.newSequence();
+          const logits = (await m.prefill(seq, ids)).slice();
+          m.releaseSequence(seq);
+          return logits;
+        } finally {
+          pool.solo = "off";
+        }
+      };
+      const all = await run("off");
+      for (const solo of ["split", "whole", "workers"] as const) assertBitIdentical([await run(solo)], [all], `solo ${solo}`);
+      assertBitIdentical([await run("off")], [all], "all threads again after solo prefills");
+    });
+  },
+);
 
 testShared("ops left pending (no join spin) and finished asynchronously give the same bits", [MODELS, GOLDEN], async () => {
   // Q8_0: the split activation quantization can be pending when its matmul is issued

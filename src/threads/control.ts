@@ -192,7 +192,7 @@ function roundUp(u: number, align: number): number {
 export const HAS_PAUSE = typeof (Atomics as unknown as { pause?: unknown }).pause === "function";
 
 /** Atomics.pause(), typed: call only where HAS_PAUSE. */
-export const spinHint = (Atomics as unknown as { pause(): void });
+export const spinHint = Atomics as unknown as { pause(): void };
 
 // deno-lint-ignore no-explicit-any
 type KernelFn = (...args: any[]) => unknown;
