@@ -148,6 +148,41 @@ testShared(
   },
 );
 
+testShared("a prefill's matmuls over one input run as one op (no join between q, k, v or gate, up): the same bits, fewer joins", [
+  MODELS,
+], async () => {
+  const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
+  for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf"]) {
+    const path = sharedPath("models", "stories260K", file);
+    // the prompt's logits and the pool's matmul joins (ops) of its prefill, and a decode step's after it
+    const run = async (backend: Backend) => {
+      const m = await loadModel(path, { backend, contextLength: 64 });
+      try {
+        const pool = backend instanceof ThreadedWasmBackend ? backend.pool : undefined;
+        pool?.recordStats(true);
+        const seq = m.newSequence();
+        const prompt = (await m.prefill(seq, ids)).slice();
+        const joins = Object.entries(pool?.stats().joins ?? {}).reduce((a, [k, v]) => a + (k.startsWith("matmul") ? v.ops : 0), 0);
+        pool?.recordStats(false);
+        const next = (await m.decodeOne(seq, 7)).slice();
+        return { logits: [prompt, next], joins };
+      } finally {
+        await m.close();
+      }
+    };
+    const one = await run(new WasmBackend());
+    const apart = await run(new ThreadedWasmBackend({ threads: 2, minWork: 0, mergeMatmuls: false }));
+    const merged = await run(new ThreadedWasmBackend({ threads: 2, minWork: 0 }));
+    // and with every join left pending: the held matmuls run from the queue, behind and before the right ops
+    const deferred = await run(new ThreadedWasmBackend({ threads: 3, minWork: 0, joinSpinMs: 0 }));
+    assertBitIdentical(apart.logits, one.logits, `${file}: 2 threads, matmuls apart`);
+    assertBitIdentical(merged.logits, one.logits, `${file}: 2 threads, matmuls merged`);
+    assertBitIdentical(deferred.logits, one.logits, `${file}: 3 threads, merged, joins deferred`);
+    // per layer q, k, v (3 joins) and gate, up (2) become one each: 3 fewer of the 7 matmul joins a layer
+    assert(merged.joins < apart.joins, `${file}: fewer matmul joins merged (${merged.joins}) than apart (${apart.joins})`);
+  }
+});
+
 testShared("ops left pending (no join spin) and finished asynchronously give the same bits", [MODELS, GOLDEN], async () => {
   // Q8_0: the split activation quantization can be pending when its matmul is issued
   const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");

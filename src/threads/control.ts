@@ -146,6 +146,27 @@ export const SPLIT_OFFSET = 2;
 export const ATTENTION = 3;
 /** Attention by query rows, every head of a row in one call, each thread in its own score band (see attentionRows). */
 export const ATTENTION_ROWS = 4;
+/**
+ * Matmuls over one prepared input as one op (runSegment): up to MAX_SEGMENTS weights' output rows laid end to end as
+ * one range of units, each chunk inside one weight's rows. The q, k and v projections (and gate and up) read the same
+ * activations and write separate outputs, so no thread waits at a join between them: the threads run on from one
+ * weight's rows to the next, and the op's last small chunks balance the whole.
+ */
+export const SEGMENTS = 5;
+export const MAX_SEGMENTS = 3;
+/** A matmul's arguments (out, xq, w, n, d, T, r0, r1): segment s's are at ARGS + SEG_ARGS * s. */
+export const SEG_ARGS = 8;
+/** SEGMENTS: segment s's kernel index at SEG_FN + s, its first unit in the op's range at SEG_START + s (s < NSEG). */
+export const SEG_FN = STRIDES;
+export const SEG_START = STRIDES + MAX_SEGMENTS;
+export const NSEG = STRIDES + 2 * MAX_SEGMENTS;
+
+/** The segment of a SEGMENTS op that holds unit u. */
+export function segmentOf(c: Int32Array, u: number): number {
+  let s = 0;
+  while (s + 1 < c[NSEG] && c[SEG_START + s + 1] <= u) s++;
+  return s;
+}
 
 /** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
 export function chunkAlign(align: number, group: number): number {
@@ -178,6 +199,36 @@ export function planChunks(total: number, align: number, threads: number, bounds
   for (let lo = 0; lo < total; n++) {
     bounds[at + n] = lo;
     lo = Math.min(total, lo + Math.max(floor, roundUp(Math.ceil((total - lo) / (2 * threads)), align)));
+  }
+  bounds[at + n] = total;
+  return n;
+}
+
+/**
+ * planChunks over a SEGMENTS op: segment s is units [starts[s], starts[s + 1]) (starts[count] = total), its chunks
+ * start at multiples of aligns[s] from its start and never cross its end. Each chunk takes 1 / (2 * threads) of the
+ * units still unclaimed in the whole op (not in its segment), never fewer than total / min(MAX_CHUNKS / 2, perThread *
+ * threads): large chunks while much is left, small ones at the op's end, the one place a thread waits.
+ */
+export function planSegmentChunks(
+  starts: ArrayLike<number>,
+  aligns: ArrayLike<number>,
+  count: number,
+  threads: number,
+  bounds: Int32Array | number[],
+  at: number,
+  perThread: number,
+): number {
+  const total = starts[count], cap = Math.min(MAX_CHUNKS >> 1, perThread * threads);
+  let n = 0, left = total;
+  for (let s = 0; s < count; s++) {
+    const end = starts[s + 1], align = aligns[s], floor = roundUp(Math.max(1, Math.ceil(total / cap)), align);
+    for (let lo = starts[s]; lo < end; n++) {
+      bounds[at + n] = lo;
+      const hi = Math.min(end, lo + Math.max(floor, roundUp(Math.ceil(left / (2 * threads)), align)));
+      left -= hi - lo;
+      lo = hi;
+    }
   }
   bounds[at + n] = total;
   return n;
@@ -287,13 +338,14 @@ export function runShare(v: ThreadView, gen: number): void {
  */
 function runShareCounted(v: ThreadView, gen: number): void {
   const c = v.ctl, s = v.stats, at = STAT_THREAD + v.index * STAT_FIELDS, tag = gen & 0xffff;
-  const ks = v.kernelStats, k = kernelStatIndex(v.index, c[FN], v.fns.length);
-  let ran = 0;
+  const ks = v.kernelStats, segments = c[OP] === SEGMENTS;
+  let ran = 0, k = kernelStatIndex(v.index, c[FN], v.fns.length);
   for (;;) {
     const cur = Atomics.load(c, NEXT), i = cur & 0xffff, chunks = c[NCHUNKS];
     if (cur >>> 16 !== tag || i >= chunks) break;
     if (Atomics.compareExchange(c, NEXT, cur, cur + 1) !== cur) continue;
     const lo = c[BOUNDS + i], hi = c[BOUNDS + i + 1], t0 = performance.now();
+    if (segments) k = kernelStatIndex(v.index, c[SEG_FN + segmentOf(c, lo)], v.fns.length);
     runRange(v, lo, hi);
     const ms = performance.now() - t0;
     s[at + STAT.busyMs] += ms;
@@ -307,6 +359,7 @@ function runShareCounted(v: ThreadView, gen: number): void {
 
 function runRange(v: ThreadView, lo: number, hi: number): void {
   const c = v.ctl, op = c[OP];
+  if (op === SEGMENTS) return runSegment(v, lo, hi);
   const n = c[NARGS], floats = c[FLOATS];
   const argv = argvOf(n);
   for (let i = 0; i < n; i++) argv[i] = (floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i];
@@ -320,6 +373,16 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
     argv[c[COUNT_ARG]] = hi - lo;
   }
   v.fns[c[FN]].apply(null, argv);
+}
+
+/** Units [lo, hi) of a SEGMENTS op: rows lo - start, hi - start of the weight of the segment that holds them. */
+function runSegment(v: ThreadView, lo: number, hi: number): void {
+  const c = v.ctl, s = segmentOf(c, lo), start = c[SEG_START + s], at = ARGS + SEG_ARGS * s;
+  const argv = argvOf(SEG_ARGS);
+  for (let i = 0; i < SEG_ARGS; i++) argv[i] = c[at + i];
+  argv[c[LO_ARG]] = lo - start;
+  argv[c[HI_ARG]] = hi - start;
+  v.fns[c[SEG_FN + s]].apply(null, argv);
 }
 
 /**

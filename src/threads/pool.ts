@@ -20,15 +20,22 @@ import {
   kernelStatIndex,
   LO_ARG,
   MAX_ARGS,
+  MAX_SEGMENTS,
   MSG,
   MSG_LEN,
   NARGS,
   NCHUNKS,
   NEXT,
+  NSEG,
   OP,
   planChunks,
   planRowChunks,
+  planSegmentChunks,
   runShare,
+  SEG_ARGS,
+  SEG_FN,
+  SEG_START,
+  SEGMENTS,
   SLEEPERS,
   SPIN_PAUSE,
   spinHint,
@@ -235,6 +242,12 @@ export class ThreadPool {
   private want = 0;
   /** splitArgs' arguments, one buffer for every op. */
   private readonly argBuf = new Float64Array(8);
+  /** splitSegments' segments, gathered by addSegment: kernel index, row group, matmul arguments, first unit of each. */
+  private readonly segFn = new Int32Array(MAX_SEGMENTS);
+  private readonly segAlign = new Int32Array(MAX_SEGMENTS);
+  private readonly segArgs = new Float64Array(MAX_SEGMENTS * SEG_ARGS);
+  private readonly segStarts = new Int32Array(MAX_SEGMENTS + 1);
+  private segCount = 0;
   /** recordStats(): the caller's join waits, by kernel index; null while not recording. */
   private joinStats: JoinStats | null = null;
   /** Per thread and kernel, time in chunks and chunks (control.ts kernelStatIndex), shared with every worker. */
@@ -434,6 +447,61 @@ export class ThreadPool {
     return this.splitOp(CUT_CHUNKS_PER_THREAD[cut], kernel, split, a, n, group);
   }
 
+  /**
+   * Adds a matmul (out, xq, w, n, d, T over all d rows; a kernel of the spec's "rows" split) to the op that
+   * splitSegments() runs next: up to MAX_SEGMENTS matmuls over one prepared input, one op with no join between them.
+   * `group` is the weight layout's row group (splitGrouped's).
+   */
+  addSegment<K extends SplitKernel<"rows">>(
+    group: number,
+    kernel: K,
+    out: number,
+    xq: number,
+    w: number,
+    n: number,
+    d: number,
+    T: number,
+  ): void {
+    const i = this.segCount;
+    if (i >= MAX_SEGMENTS) throw new KvasmError("params", `an op takes at most ${MAX_SEGMENTS} matmuls`);
+    const s = this.compiled(kernel, "rows");
+    if (s.lo !== 6 || s.hi !== 7) throw new KvasmError("unsupported", `${kernel} does not take its rows as r0, r1 after 6 arguments`);
+    this.segFn[i] = s.fn;
+    this.segAlign[i] = chunkAlign(s.align, group);
+    const a = this.segArgs, at = i * SEG_ARGS;
+    a[at] = out, a[at + 1] = xq, a[at + 2] = w, a[at + 3] = n, a[at + 4] = d, a[at + 5] = T, a[at + 6] = 0, a[at + 7] = d;
+    this.segStarts[i + 1] = this.segStarts[i] + d;
+    this.segCount = i + 1;
+  }
+
+  /**
+   * Runs the matmuls addSegment() gathered as one op, cut as `cut` says across all their rows (each chunk within one
+   * weight's rows, starting on its row group), and joins once. Returns false when the op was left pending (see run()).
+   */
+  splitSegments(cut: Cut): boolean {
+    const count = this.segCount;
+    this.segCount = 0;
+    this.assertUsable();
+    const c = this.view.ctl;
+    this.gen = Atomics.load(c, GEN) + 1;
+    Atomics.store(c, NEXT, claimTag(this.gen));
+    c[OP] = SEGMENTS;
+    c[FN] = this.segFn[0];
+    c[NARGS] = SEG_ARGS * count;
+    c[FLOATS] = 0;
+    c[TOTAL] = this.segStarts[count];
+    c[LO_ARG] = 6;
+    c[HI_ARG] = 7;
+    c[NSEG] = count;
+    for (let i = 0; i < count; i++) {
+      c[SEG_FN + i] = this.segFn[i];
+      c[SEG_START + i] = this.segStarts[i];
+    }
+    for (let i = 0; i < count * SEG_ARGS; i++) c[ARGS + i] = this.segArgs[i];
+    c[NCHUNKS] = planSegmentChunks(this.segStarts, this.segAlign, count, this.threads, c, BOUNDS, CUT_CHUNKS_PER_THREAD[cut] ?? 8);
+    return this.run();
+  }
+
   private splitOp(
     perThread: number | undefined,
     kernel: KernelName,
@@ -583,7 +651,13 @@ export class ThreadPool {
    */
   private runSolo(): boolean {
     const c = this.view.ctl;
-    if (this.solo === "whole") {
+    if (this.solo === "whole" && c[OP] === SEGMENTS) {
+      // one call per matmul: a chunk never crosses from one weight's rows to the next
+      const n = c[NSEG];
+      for (let i = 0; i < n; i++) c[BOUNDS + i] = c[SEG_START + i];
+      c[BOUNDS + n] = c[TOTAL];
+      c[NCHUNKS] = n;
+    } else if (this.solo === "whole") {
       c[NCHUNKS] = 1;
       c[BOUNDS] = 0;
       c[BOUNDS + 1] = c[TOTAL];
