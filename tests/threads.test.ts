@@ -148,12 +148,17 @@ testShared(
   },
 );
 
+// Q4_K_M: layer 1's q and k are Q4_K and its v Q6_K, one op over two kernels (both read Q8_K activations)
+const SYNTH_Q4_K_M = sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf");
+
 testShared("a prefill's matmuls over one input run as one op (no join between q, k, v or gate, up): the same bits, fewer joins", [
   MODELS,
+  SYNTH_Q4_K_M,
 ], async () => {
   const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
-  for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf"]) {
-    const path = sharedPath("models", "stories260K", file);
+  const paths = [sharedPath("models", "stories260K", "stories260K.gguf"), sharedPath("models", "stories260K", "stories260K-q8_0.gguf")];
+  for (const path of [...paths, SYNTH_Q4_K_M]) {
+    const file = path.split("/").pop()!;
     // the prompt's logits and the pool's matmul joins (ops) of its prefill, and a decode step's after it
     const run = async (backend: Backend) => {
       const m = await loadModel(path, { backend, contextLength: 64 });
