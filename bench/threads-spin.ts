@@ -34,7 +34,8 @@ const { values: opts } = benchArgs(
 );
 const T = 128, reps = Number(opts.reps);
 const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
-const backend = new ThreadedWasmBackend({ threads: 2 });
+// each matmul run when called (not held back to join the next over the same input: see ThreadedWasmBackend.matmul)
+const backend = new ThreadedWasmBackend({ threads: 2, mergeMatmuls: false });
 const model = await loadModel(path, { backend, contextLength: 512 });
 try {
   const pool = backend.pool;

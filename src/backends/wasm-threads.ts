@@ -75,6 +75,8 @@ export class ThreadedWasmBackend extends WasmBackend {
    * (sameInput): how many, and what a later one must share to join them. Any other op, read or flush runs them first.
    */
   private held = 0;
+  /** See ThreadedWasmOptions.mergeMatmuls (a benchmark may switch it between steps). */
+  mergeMatmuls: boolean;
   private readonly heldSeg = { x: 0, T: 0, n: 0, kind: "" };
   private readonly heldMatmuls: { fn: MatmulKernel; out: number; input: number; w: Weight | null }[] = Array.from(
     { length: MAX_SEGMENTS },
@@ -99,6 +101,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     }
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
+    this.mergeMatmuls = opts.mergeMatmuls ?? true;
   }
 
   override twin(): ThreadedWasmBackend {
@@ -169,7 +172,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
     if (this.pool.busy) this.queue.unshift(Op.matmulSplit, out, input, T, 0, 0, 0, 0, 0, w, this.preparedKernel);
-    else if (!p && T >= TILED_ROWS && this.threadOpts.mergeMatmuls !== false && !this.draining) {
+    else if (!p && T >= TILED_ROWS && this.mergeMatmuls && !this.draining) {
       // (not while draining the queue: an op that runs the held ones and finds the pool pending again queues itself
       // behind the ops already queued after it; outside drain() nothing is queued while a matmul is held)
       const h = this.heldSeg;
