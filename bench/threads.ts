@@ -60,6 +60,8 @@ const USAGE = `Thread scaling: decode and prefill of a stories110M-shaped model 
   --joins          then --reps prefills per thread count (interleaved with one thread's) with the pool's statistics on:
                    per prefill, each thread's time in chunks, the caller's wait at joins (by kernel), the workers'
                    delay from an op's publication to its start (spinning, or woken from Atomics.wait)
+  --gap MS         idle time before each timed run (default 10: another pool's worker falls asleep); at real-time priority
+                   (chrt -r 1) a gap of 300-500 lets the kernel's real-time budget (950 ms a second) refill between runs
   --account        then --reps rounds of three prefills per multi-thread model, CPU time by kernel: the calling thread
                    alone in one call an op (as one thread), alone through the chunks of the split, and all threads
                    (ThreadPool.solo): what the split costs in work, and what running at once costs
@@ -76,6 +78,7 @@ const { values: opts } = benchArgs(USAGE, {
     profile: { type: "boolean", default: false },
     joins: { type: "boolean", default: false },
     account: { type: "boolean", default: false },
+    gap: { type: "string", default: "10" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -86,6 +89,7 @@ const prefillTokens = Number(opts.prefill);
 const reps = Number(opts.reps);
 const profile = opts.profile;
 const joins = opts.joins;
+const gapMs = Number(opts.gap);
 const path = opts.model ?? await syntheticModel(opts.type);
 
 function syntheticModel(type: string): Promise<string> {
@@ -176,7 +180,7 @@ try {
   for (let r = -1; r < reps; r++) {
     for (let i = 0; i < models.length; i++) {
       // another pool's worker spins 5 ms after its last op (PoolOptions.spinMs), holding a core: let it fall asleep
-      await new Promise((res) => setTimeout(res, 10));
+      await new Promise((res) => setTimeout(res, gapMs));
       const m = await measureOnce(models[i], r + 1);
       if (r < 0) continue; // warm-up: page in the weights, tier up the JIT
       runs[i].decode.push(m.decodeMs);
