@@ -298,6 +298,8 @@ async function printAccount(): Promise<void> {
     busy: number;
     join: number;
     runnableMs: number;
+    migrations: number;
+    preemptions: number;
   };
   for (let i = 0; i < models.length; i++) {
     const pool = (models[i].backend as ThreadedWasmBackend).pool;
@@ -332,7 +334,15 @@ async function printAccount(): Promise<void> {
         pool.recordStats(false);
         models[i].releaseSequence(seq);
         if (r < 0) continue; // warm-up
-        const round: Round = { kernels: new Map(), wall, busy: st.threads[0].busyMs, join: 0, runnableMs: sched?.waitMs ?? NaN };
+        const round: Round = {
+          kernels: new Map(),
+          wall,
+          busy: st.threads[0].busyMs,
+          join: 0,
+          runnableMs: sched?.waitMs ?? NaN,
+          migrations: sched?.migrations ?? NaN,
+          preemptions: sched?.preemptions ?? NaN,
+        };
         for (const v of Object.values(st.joins)) round.join += v.waitMs;
         for (const [k, v] of Object.entries(st.kernels)) {
           round.kernels.set(k, { ms: v.busyMs, chunks: v.chunks.reduce((a, b) => a + b, 0), units: v.units });
@@ -383,7 +393,9 @@ async function printAccount(): Promise<void> {
         }; ` +
         `all threads' join waits ${fmt(least(2, (r) => r.join))}; pool threads runnable, not running: ${
           rounds.map((_, m) => fmt(least(m, (r) => r.runnableMs))).join(" / ")
-        }`,
+        } ms, moved between CPUs: ${rounds.map((_, m) => least(m, (r) => r.migrations)).join(" / ")}, preempted: ${
+          rounds.map((_, m) => least(m, (r) => r.preemptions)).join(" / ")
+        } (fewest of the rounds)`,
     );
     if (singleWalls.length) {
       const w1 = Math.min(...singleWalls);
