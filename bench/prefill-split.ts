@@ -47,7 +47,8 @@ const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
 const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
 
 const one = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
-const twoBackend = new ThreadedWasmBackend({ threads: 2 });
+// each matmul run when called, as a case times it (not held back to join the next over the same input: ThreadedWasmBackend.matmul)
+const twoBackend = new ThreadedWasmBackend({ threads: 2, mergeMatmuls: false });
 const two = await loadModel(path, { backend: twoBackend, contextLength: 512 });
 
 /** Fills each model's state and cache as a prefill of T rows leaves them: attention then has T causal rows to run. */
@@ -62,7 +63,8 @@ if (opts.baseline) {
   const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`);
   const { loadModel } = await import(new URL("src/model/load.ts", root).href);
   const { ThreadedWasmBackend } = await import(new URL("src/backends/wasm-threads.ts", root).href);
-  base = (await loadModel(path, { backend: new ThreadedWasmBackend({ threads: 2 }), contextLength: 512 })) as Model;
+  const backend = new ThreadedWasmBackend({ threads: 2, mergeMatmuls: false });
+  base = (await loadModel(path, { backend, contextLength: 512 })) as Model;
   await prefill(base);
 }
 
@@ -103,10 +105,33 @@ function matmulCase(name: string, perLayer: number, pick: (m: Model) => { out: n
   };
 }
 
+function qkvCase(merge: boolean): OpCase {
+  return {
+    name: `matmuls q, k, v as ${merge ? "one op" : "three ops"} (${c.dim}x${c.dim} x3)`,
+    perLayer: 0,
+    setup: (m) => m.backend.matmul(m.state.q, m.state.xb, layer(m).wq, T),
+    run: (m) => {
+      const b = m.backend, s = m.state, L = layer(m), two = b === twoBackend;
+      if (two) twoBackend.mergeMatmuls = merge;
+      b.matmul(s.q, s.xb, L.wq, T, true);
+      b.matmul(s.k, s.xb, L.wk, T, true);
+      b.matmul(s.v, s.xb, L.wv, T, true);
+      if (two) {
+        void twoBackend.idle;
+        twoBackend.mergeMatmuls = false;
+      }
+    },
+  };
+}
+
 const cases: OpCase[] = [
   matmulCase(`matmul ${c.dim}x${c.dim} (q, k, v, o)`, 4, (m) => ({ out: m.state.q, x: m.state.xb, w: layer(m).wq })),
   matmulCase(`matmul ${c.hiddenDim}x${c.dim} (gate, up)`, 2, (m) => ({ out: m.state.hb, x: m.state.xb, w: layer(m).wGate })),
   matmulCase(`matmul ${c.dim}x${c.hiddenDim} (down)`, 1, (m) => ({ out: m.state.xb2, x: m.state.hb, w: layer(m).wDown })),
+  // q, k and v over one prepared input: three ops, or (two threads) one op with no join between them
+  // (ThreadedWasmBackend.mergeMatmuls; reading `idle` runs the held matmuls at once). Not in the layer's sum.
+  qkvCase(false),
+  qkvCase(true),
   {
     name: "quantize act (x4: xb, xb, xb, hb)",
     perLayer: 1,
@@ -165,9 +190,10 @@ for (let r = 0; r < reps; r++) {
   }
 }
 // the quantize row timed quantize + q's matmul: take the matmul off (F32 prepares nothing: its row is left out)
-const q = best[3], mm = best[0];
+const quantizeAt = cases.findIndex((k) => k.name.startsWith("quantize"));
+const q = best[quantizeAt], mm = best[0];
 q.one -= mm.one, q.two -= mm.two, q.base -= mm.base;
-if (layer(one).wq.type === 0) cases.splice(3, 1), best.splice(3, 1);
+if (layer(one).wq.type === 0) cases.splice(quantizeAt, 1), best.splice(quantizeAt, 1);
 
 console.log(`# ${runtime}, ${path.split("/").pop()}, ${T} rows, fastest of ${reps} calls, ${new Date().toISOString()}`);
 const baseHead = base ? " baseline, 2 threads ms (speed-up) |" : "";

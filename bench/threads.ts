@@ -16,6 +16,14 @@
  * join by kernel, ops a thread found empty, and each worker's delay from an op's publication to its start, spinning or
  * woken from Atomics.wait. Each is paired with a one-thread prefill run just before it, so its ratio is of the same seconds.
  *
+ * --account adds, after the timed runs, --reps rounds of three prefills on each multi-thread model with the pool's
+ * statistics on, CPU time by kernel: the calling thread alone, one kernel call an op (ThreadPool.solo "whole": what a
+ * single thread does); the calling thread alone through the chunks the op is cut into for every thread ("split": what
+ * the cut costs in work, tiles cut at chunk edges and per-chunk calls); every thread ("off": what running on the cores
+ * at once costs on top, shared caches and memory). CPU time in chunks, not wall time: a shared host preempts threads,
+ * which stretches walls but not (much) the time a thread spends inside a kernel. Then the time outside the pool's chunks
+ * on the calling thread (calling-thread ops, ops too small to split, JS) and the caller's join waits.
+ *
  * --baseline DIR also loads every thread count from another checkout's src/ (an earlier tree: `git archive main | tar
  * -x -C DIR`, with its build/ and node_modules) and measures both trees interleaved, rep by rep, in this process:
  * old / new ratios of the same minutes, which a loaded host does not skew as it skews runs minutes apart.
@@ -52,6 +60,11 @@ const USAGE = `Thread scaling: decode and prefill of a stories110M-shaped model 
   --joins          then --reps prefills per thread count (interleaved with one thread's) with the pool's statistics on:
                    per prefill, each thread's time in chunks, the caller's wait at joins (by kernel), the workers'
                    delay from an op's publication to its start (spinning, or woken from Atomics.wait)
+  --gap MS         idle time before each timed run (default 10: another pool's worker falls asleep); at real-time priority
+                   (chrt -r 1) a gap of 300-500 lets the kernel's real-time budget (950 ms a second) refill between runs
+  --account        then --reps rounds of three prefills per multi-thread model, CPU time by kernel: the calling thread
+                   alone in one call an op (as one thread), alone through the chunks of the split, and all threads
+                   (ThreadPool.solo): what the split costs in work, and what running at once costs
   -h, --help       this text`;
 const { values: opts } = benchArgs(USAGE, {
   options: {
@@ -64,6 +77,8 @@ const { values: opts } = benchArgs(USAGE, {
     baseline: { type: "string" },
     profile: { type: "boolean", default: false },
     joins: { type: "boolean", default: false },
+    account: { type: "boolean", default: false },
+    gap: { type: "string", default: "10" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -74,6 +89,7 @@ const prefillTokens = Number(opts.prefill);
 const reps = Number(opts.reps);
 const profile = opts.profile;
 const joins = opts.joins;
+const gapMs = Number(opts.gap);
 const path = opts.model ?? await syntheticModel(opts.type);
 
 function syntheticModel(type: string): Promise<string> {
@@ -164,7 +180,7 @@ try {
   for (let r = -1; r < reps; r++) {
     for (let i = 0; i < models.length; i++) {
       // another pool's worker spins 5 ms after its last op (PoolOptions.spinMs), holding a core: let it fall asleep
-      await new Promise((res) => setTimeout(res, 10));
+      await new Promise((res) => setTimeout(res, gapMs));
       const m = await measureOnce(models[i], r + 1);
       if (r < 0) continue; // warm-up: page in the weights, tier up the JIT
       runs[i].decode.push(m.decodeMs);
@@ -203,6 +219,7 @@ try {
   }
   if (profile) await printProfiles();
   if (joins) await printJoins();
+  if (opts.account) await printAccount();
 } finally {
   for (const m of models) await m.close();
 }
@@ -269,6 +286,125 @@ async function printProfiles(): Promise<void> {
         (1 / (s + (1 - s) / 2)).toFixed(2)
       }x`,
     );
+  }
+}
+
+/** --account: see the file's comment. */
+async function printAccount(): Promise<void> {
+  const modes = ["whole", "split", "off", "workers"] as const;
+  type Round = {
+    kernels: Map<string, { ms: number[]; chunks: number; units: number[] }>;
+    wall: number;
+    busy: number;
+    join: number;
+    runnableMs: number;
+    migrations: number;
+    preemptions: number;
+  };
+  for (let i = 0; i < models.length; i++) {
+    const pool = (models[i].backend as ThreadedWasmBackend).pool;
+    if (!pool) continue;
+    const rounds: Round[][] = modes.map(() => []);
+    // the same tree's first thread count (one thread: WasmBackend on its own, unshared build), its wall in each round
+    const single = models[i - (i % threadCounts.length)], singleWalls: number[] = [];
+    for (let r = -1; r < reps; r++) {
+      if (single !== models[i]) {
+        await new Promise((res) => setTimeout(res, 10));
+        const seq = single.newSequence(), t = performance.now();
+        await single.prefill(seq, tokens(prefillTokens, 70 + r));
+        if (r >= 0) singleWalls.push(performance.now() - t);
+        single.releaseSequence(seq);
+      }
+      for (const [m, mode] of modes.entries()) {
+        await new Promise((res) => setTimeout(res, 10));
+        pool.solo = mode;
+        const seq = models[i].newSequence();
+        pool.recordStats(true);
+        const before = taskTimes();
+        const t = performance.now();
+        try {
+          await models[i].prefill(seq, tokens(prefillTokens, 70 + r));
+        } finally {
+          pool.solo = "off";
+        }
+        const wall = performance.now() - t;
+        const sched = schedDelta(before, taskTimes(), pool.threads);
+        await new Promise((res) => setTimeout(res, 1)); // the workers' last counts written
+        const st = pool.stats();
+        pool.recordStats(false);
+        models[i].releaseSequence(seq);
+        if (r < 0) continue; // warm-up
+        const round: Round = {
+          kernels: new Map(),
+          wall,
+          busy: st.threads[0].busyMs,
+          join: 0,
+          runnableMs: sched?.waitMs ?? NaN,
+          migrations: sched?.migrations ?? NaN,
+          preemptions: sched?.preemptions ?? NaN,
+        };
+        for (const v of Object.values(st.joins)) round.join += v.waitMs;
+        for (const [k, v] of Object.entries(st.kernels)) {
+          round.kernels.set(k, { ms: v.busyMs, chunks: v.chunks.reduce((a, b) => a + b, 0), units: v.units });
+        }
+        rounds[m].push(round);
+      }
+    }
+    // each figure is its least disturbed round's (fastest): load only adds time, and a shared host adds it unevenly
+    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+    const least = (m: number, f: (r: Round) => number) => Math.min(...rounds[m].map(f));
+    const cpu = (m: number, k: string) => least(m, (r) => sum(r.kernels.get(k)?.ms ?? [NaN]));
+    const fmt = (x: number) => x.toFixed(2);
+    console.log(`\nCPU time by kernel, ${labels[i]} threads, ms per prefill of ${prefillTokens} (fastest of ${reps} rounds each)`);
+    console.log(
+      "| kernel | one call an op, 1 thread | the split's chunks, 1 thread (x) | all threads, CPU in chunks (x) | per thread (that round) |" +
+        " pace per thread, x of one call's (that round) | the workers alone (x) | chunks |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|");
+    const names = [...rounds[0][0].kernels.keys()].sort((a, b) => cpu(0, b) - cpu(0, a));
+    // the workers alone (the caller publishing and joining): their pace on their own cores, against the caller's one call
+    const workersAlone = (k: string) => (cpu(3, k) / cpu(0, k)).toFixed(3);
+    for (const k of names) {
+      const w0 = cpu(0, k), s0 = cpu(1, k), a0 = cpu(2, k);
+      const best = rounds[2].reduce((b, r) => (sum(r.kernels.get(k)?.ms ?? [Infinity]) < sum(b.kernels.get(k)?.ms ?? [Infinity]) ? r : b));
+      const e = best.kernels.get(k),
+        one = rounds[0].reduce((b, r) => (sum(r.kernels.get(k)?.ms ?? [Infinity]) < sum(b.kernels.get(k)?.ms ?? [Infinity]) ? r : b));
+      const onePace = sum(one.kernels.get(k)?.ms ?? [NaN]) / sum(one.kernels.get(k)?.units ?? [NaN]);
+      // each thread's ms per unit against the one-call round's: above 1, that thread ran slower per unit of work
+      const pace = e ? e.ms.map((ms, j) => (e.units[j] ? (ms / e.units[j] / onePace).toFixed(2) : "-")).join(" / ") : "-";
+      console.log(
+        `| ${k} | ${fmt(w0)} | ${fmt(s0)} (${(s0 / w0).toFixed(3)}) | ${fmt(a0)} (${(a0 / w0).toFixed(3)}) | ${
+          e?.ms.map(fmt).join(" / ") ?? "-"
+        } | ${pace} | ${workersAlone(k)} | ${rounds[1][0].kernels.get(k)?.chunks ?? 0} |`,
+      );
+    }
+    const inK = (m: number) => least(m, (r) => sum([...r.kernels.values()].map((e) => sum(e.ms))));
+    const wall = (m: number) => least(m, (r) => r.wall);
+    const outside = (m: number) => least(m, (r) => r.wall - r.busy - r.join);
+    console.log(
+      `all kernels, CPU ms: ${fmt(inK(0))} / ${fmt(inK(1))} / ${fmt(inK(2))} (${(inK(1) / inK(0)).toFixed(3)}x, ${
+        (inK(2) / inK(0)).toFixed(3)
+      }x); ` +
+        `wall ms: ${fmt(wall(0))} / ${fmt(wall(1))} / ${fmt(wall(2))} (all threads ${
+          (wall(0) / wall(2)).toFixed(2)
+        }x one call's); workers alone ${fmt(wall(3))}; ` +
+        `the caller outside chunks and joins (calling-thread ops, unsplit ops, JS): ${fmt(outside(0))} / ${fmt(outside(1))} / ${
+          fmt(outside(2))
+        }; ` +
+        `all threads' join waits ${fmt(least(2, (r) => r.join))}; pool threads runnable, not running: ${
+          rounds.map((_, m) => fmt(least(m, (r) => r.runnableMs))).join(" / ")
+        } ms, moved between CPUs: ${rounds.map((_, m) => least(m, (r) => r.migrations)).join(" / ")}, preempted: ${
+          rounds.map((_, m) => least(m, (r) => r.preemptions)).join(" / ")
+        } (fewest of the rounds)`,
+    );
+    if (singleWalls.length) {
+      const w1 = Math.min(...singleWalls);
+      console.log(
+        `${labels[i - (i % threadCounts.length)]} thread(s) on its own backend and build, same rounds: wall ${fmt(w1)} ms (all threads ${
+          (w1 / wall(2)).toFixed(2)
+        }x; its one-call wall ${(w1 / wall(0)).toFixed(3)}x of this)`,
+      );
+    }
   }
 }
 

@@ -118,6 +118,76 @@ testShared("prefill attention split by query rows: long prompts, a continued pro
   for (const n of [2, 3]) assertBitIdentical(await run(threaded(n)), one, `${n} threads`);
 });
 
+testShared(
+  "a prefill run by the calling thread alone (the split's chunks, or one call an op) or by the workers alone gives the same bits",
+  [
+    MODELS,
+  ],
+  async () => {
+    // what bench/threads.ts --account compares: every op through the same kernels, only who runs which rows differs
+    const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
+    const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
+    const backend = threaded(2);
+    await withModel(path, backend, async (m) => {
+      const pool = backend.pool!;
+      const run = async (solo: "off" | "split" | "whole" | "workers") => {
+        pool.solo = solo;
+        try {
+          const seq = m.newSequence();
+          const logits = (await m.prefill(seq, ids)).slice();
+          m.releaseSequence(seq);
+          return logits;
+        } finally {
+          pool.solo = "off";
+        }
+      };
+      const all = await run("off");
+      for (const solo of ["split", "whole", "workers"] as const) assertBitIdentical([await run(solo)], [all], `solo ${solo}`);
+      assertBitIdentical([await run("off")], [all], "all threads again after solo prefills");
+    });
+  },
+);
+
+// Q4_K_M: layer 1's q and k are Q4_K and its v Q6_K, one op over two kernels (both read Q8_K activations)
+const SYNTH_Q4_K_M = sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf");
+
+testShared("a prefill's matmuls over one input run as one op (no join between q, k, v or gate, up): the same bits, fewer joins", [
+  MODELS,
+  SYNTH_Q4_K_M,
+], async () => {
+  const ids = Array.from({ length: 40 }, (_, i) => 3 + ((i * 37) % 500));
+  const paths = [sharedPath("models", "stories260K", "stories260K.gguf"), sharedPath("models", "stories260K", "stories260K-q8_0.gguf")];
+  for (const path of [...paths, SYNTH_Q4_K_M]) {
+    const file = path.split("/").pop()!;
+    // the prompt's logits and the pool's matmul joins (ops) of its prefill, and a decode step's after it
+    const run = async (backend: Backend) => {
+      const m = await loadModel(path, { backend, contextLength: 64 });
+      try {
+        const pool = backend instanceof ThreadedWasmBackend ? backend.pool : undefined;
+        pool?.recordStats(true);
+        const seq = m.newSequence();
+        const prompt = (await m.prefill(seq, ids)).slice();
+        const joins = Object.entries(pool?.stats().joins ?? {}).reduce((a, [k, v]) => a + (k.startsWith("matmul") ? v.ops : 0), 0);
+        pool?.recordStats(false);
+        const next = (await m.decodeOne(seq, 7)).slice();
+        return { logits: [prompt, next], joins };
+      } finally {
+        await m.close();
+      }
+    };
+    const one = await run(new WasmBackend());
+    const apart = await run(new ThreadedWasmBackend({ threads: 2, minWork: 0, mergeMatmuls: false }));
+    const merged = await run(new ThreadedWasmBackend({ threads: 2, minWork: 0 }));
+    // and with every join left pending: the held matmuls run from the queue, behind and before the right ops
+    const deferred = await run(new ThreadedWasmBackend({ threads: 3, minWork: 0, joinSpinMs: 0 }));
+    assertBitIdentical(apart.logits, one.logits, `${file}: 2 threads, matmuls apart`);
+    assertBitIdentical(merged.logits, one.logits, `${file}: 2 threads, matmuls merged`);
+    assertBitIdentical(deferred.logits, one.logits, `${file}: 3 threads, merged, joins deferred`);
+    // per layer q, k, v (3 joins) and gate, up (2) become one each: 3 fewer of the 7 matmul joins a layer
+    assert(merged.joins < apart.joins, `${file}: fewer matmul joins merged (${merged.joins}) than apart (${apart.joins})`);
+  }
+});
+
 testShared("ops left pending (no join spin) and finished asynchronously give the same bits", [MODELS, GOLDEN], async () => {
   // Q8_0: the split activation quantization can be pending when its matmul is issued
   const path = sharedPath("models", "stories260K", "stories260K-q8_0.gguf");
@@ -343,6 +413,37 @@ test("the pool's statistics count every chunk once, each join by kernel and each
     for (const t of [c.caller, c.worker]) assertEquals(t.busyMs > 0, t.chunks > 0, `time in chunks when it ran any: ${JSON.stringify(t)}`);
     assertEquals(c.caller.spunOps + c.caller.parkedOps, 0, "the caller publishes ops, it does not wait for them");
     for (let i = 0; i < n; i += 4099) assertEquals(f32(out)[i], 3 * i, `out[${i}]`);
+    // by kernel: the same chunks, each op's units once, time on the threads that ran chunks
+    const k = st.kernels.add;
+    assertEquals(k.chunks, [c.caller.chunks, c.worker.chunks], "each thread's chunks of the kernel");
+    assertEquals(k.units[0] + k.units[1], ops * n, "every element of every op counted once");
+    for (const i of [0, 1]) assertEquals(k.busyMs[i] > 0, k.chunks[i] > 0, `thread ${i}: time in the kernel when it ran chunks`);
+
+    // solo: the calling thread alone, through the op's chunks ("split") or in one call ("whole"); the worker never sees the op
+    for (const [solo, chunks] of [["split", perOp], ["whole", 1]] as const) {
+      pool.recordStats(true);
+      pool.solo = solo;
+      try {
+        assert(pool.split("add", "elements", out, a, a, n), "a solo op is never left pending");
+      } finally {
+        pool.solo = "off";
+      }
+      await new Promise((res) => setTimeout(res, 20));
+      const s = pool.stats();
+      assertEquals(s.kernels.add.chunks, [chunks, 0], `${solo}: chunks on the caller, none on the worker`);
+      assertEquals(s.kernels.add.units, [n, 0], `${solo}: every element once`);
+      assertEquals(s.threads[1].spunOps + s.threads[1].parkedOps, 0, `${solo}: the worker was not told of the op`);
+      for (let i = 0; i < n; i += 4099) assertEquals(f32(out)[i], 2 * i, `${solo}: out[${i}]`);
+    }
+    // and the next op, after solo ones, reaches the worker again
+    pool.recordStats(true);
+    await new Promise((res) => setTimeout(res, 20));
+    if (!pool.split("add", "elements", out, a, b, n)) await pool.settle();
+    for (const until = performance.now() + 5000; performance.now() < until && counted().seen < 1;) {
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    assertEquals(counted().seen, 1, "the worker saw the op after the solo ones");
+    assertEquals(f32(out)[4099], 3 * 4099, "after solo: out[4099]");
 
     pool.recordStats(false);
     if (!pool.split("add", "elements", out, b, b, n)) await pool.settle();
@@ -350,6 +451,7 @@ test("the pool's statistics count every chunk once, each join by kernel and each
     const off = pool.stats();
     assertEquals(off.threads.map((t) => t.chunks + t.spunOps + t.parkedOps), [0, 0], "nothing counted while off");
     assertEquals(Object.keys(off.joins).length, 0, "no joins while off");
+    assertEquals(Object.keys(off.kernels).length, 0, "no kernel counts while off");
     assertEquals(f32(out)[4099], 4 * 4099, "the op still ran");
   } finally {
     pool.close();

@@ -4,6 +4,7 @@ import { DeferredOps, Op } from "./deferred-ops.ts";
 import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
 import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool, TILED_ROWS } from "../threads/pool.ts";
+import { MAX_SEGMENTS } from "../threads/control.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { KvasmError } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
@@ -25,6 +26,11 @@ export interface ThreadedWasmOptions {
   joinSpinMs?: number;
   /** When the Workers cannot start, run on the calling thread instead of failing (default: false). */
   fallback?: boolean;
+  /**
+   * Run a prefill's matmuls over one input (q, k, v; gate, up) as one op, with no join between them (default true;
+   * see ThreadedWasmBackend.matmul). Same bits either way.
+   */
+  mergeMatmuls?: boolean;
   workerURL?: URL | string;
 }
 
@@ -64,6 +70,18 @@ export class ThreadedWasmBackend extends WasmBackend {
   private draining = false;
   /** The matmul kernel prepareActivations picked (returned here, not in a tuple: nothing is allocated per op). */
   private preparedKernel: MatmulKernel = "matmul_f32";
+  /**
+   * Prefill matmuls held back (not yet run) to be run as one op with the matmuls over the same input that follow
+   * (sameInput): how many, and what a later one must share to join them. Any other op, read or flush runs them first.
+   */
+  private held = 0;
+  /** See ThreadedWasmOptions.mergeMatmuls (a benchmark may switch it between steps). */
+  mergeMatmuls: boolean;
+  private readonly heldSeg = { x: 0, T: 0, n: 0, kind: "" };
+  private readonly heldMatmuls: { fn: MatmulKernel; out: number; input: number; w: Weight | null }[] = Array.from(
+    { length: MAX_SEGMENTS },
+    () => ({ fn: "matmul_f32" as MatmulKernel, out: 0, input: 0, w: null }),
+  );
   /** The attention op's row metadata, one object reused for every call. */
   private readonly attentionRows: AttentionRows = {
     rows: 0,
@@ -83,6 +101,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     }
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
+    this.mergeMatmuls = opts.mergeMatmuls ?? true;
   }
 
   override twin(): ThreadedWasmBackend {
@@ -132,7 +151,14 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   // ---------------------------------------------------------------- split ops
 
+  /**
+   * A prefill's matmul (T >= TILED_ROWS rows, no profile) is held back rather than run: the matmuls that follow over
+   * the same input (sameInput: q's then k's and v's, gate's then up's) join it, and the next other op (or read, flush)
+   * runs them as one pool op, each thread going on from one weight's rows to the next with one join at the end.
+   * Every output row is computed by the same kernel call as alone, so the bits do not change.
+   */
   override matmul(out: number, x: number, w: Weight, T: number, sameInput = false): void {
+    if (this.held > 0 && sameInput && this.joinsHeld(x, w, T)) return this.hold(out, w);
     if (this.pending()) return this.queue.push(Op.matmul, out, x, T, sameInput ? 1 : 0, 0, 0, 0, 0, w);
     if (!this.pool || T * w.rows * w.cols < this.minWork) return super.matmul(out, x, w, T, sameInput);
     const scratch = this.matmulScratch;
@@ -146,8 +172,52 @@ export class ThreadedWasmBackend extends WasmBackend {
     // the split preparation is still running: the matmul goes first in line. Outside drain() the
     // queue is empty here; inside it, ops issued after this matmul are already queued and must follow it.
     if (this.pool.busy) this.queue.unshift(Op.matmulSplit, out, input, T, 0, 0, 0, 0, 0, w, this.preparedKernel);
-    else this.matmulSplit(this.preparedKernel, out, input, w, T);
+    else if (!p && T >= TILED_ROWS && this.mergeMatmuls && !this.draining) {
+      // (not while draining the queue: an op that runs the held ones and finds the pool pending again queues itself
+      // behind the ops already queued after it; outside drain() nothing is queued while a matmul is held)
+      const h = this.heldSeg;
+      h.x = x, h.T = T, h.n = w.cols, h.kind = this.activationKind(w);
+      this.hold(out, w, input);
+    } else this.matmulSplit(this.preparedKernel, out, input, w, T);
     if (p) this.profileMatmul(p, w, t0);
+  }
+
+  /** What a matmul prepares its input into: "f32" (nothing: it reads x), "round_f16", or its quantize kernel. */
+  private activationKind(w: Weight): string {
+    return w.type === GGMLType.F32 ? "f32" : w.type === GGMLType.F16 ? "round_f16" : this.kernelsOf(w).quantize;
+  }
+
+  /** Can a sameInput matmul join the held ones: room left, the same x, rows, width and activation preparation? */
+  private joinsHeld(x: number, w: Weight, T: number): boolean {
+    const h = this.heldSeg;
+    return this.held < MAX_SEGMENTS && h.x === x && h.T === T && h.n === w.cols && h.kind === this.activationKind(w);
+  }
+
+  /** Holds a matmul back (see matmul): its kernel, output and prepared input (x itself for F32 weights). */
+  private hold(out: number, w: Weight, input?: number): void {
+    if (input === undefined) {
+      // a joining matmul: the held ones' preparation is its own (reusePrepared keeps its record of it)
+      input = this.prepareActivations(this.heldSeg.x, w, this.heldSeg.T, this.matmulScratch, true);
+      if (w.type !== GGMLType.F32) this.reusePrepared(this.heldSeg.x, w, this.heldSeg.T, this.matmulScratch, true);
+    }
+    const m = this.heldMatmuls[this.held++];
+    m.fn = this.preparedKernel, m.out = out, m.input = input, m.w = w;
+  }
+
+  /** Runs the held matmuls (see matmul): one of them as it is, more as one op. */
+  private runHeld(): void {
+    const n = this.held, pool = this.pool!, T = this.heldSeg.T;
+    this.held = 0;
+    if (n === 1) {
+      const m = this.heldMatmuls[0];
+      return this.matmulSplit(m.fn, m.out, m.input, m.w!, T);
+    }
+    for (let i = 0; i < n; i++) {
+      const m = this.heldMatmuls[i], w = m.w!;
+      pool.addSegment(this.rowGroupOf(w), m.fn, m.out, m.input, w.ptr, w.cols, w.rows, T);
+      m.w = null;
+    }
+    pool.splitSegments("tiled");
   }
 
   /**
@@ -312,11 +382,13 @@ export class ThreadedWasmBackend extends WasmBackend {
   }
 
   override async upload(ptr: number, source: ByteSource, offset: number, bytes: number): Promise<void> {
+    if (this.held > 0) this.runHeld();
     await this.drain();
     await super.upload(ptr, source, offset, bytes);
   }
 
   override read(ptr: number, dest: Float32Array): Promise<void> {
+    if (this.held > 0) this.runHeld();
     // nothing pending or queued (the usual end of a step): read now, without drain()'s async frames
     if (this.pool === undefined || (!this.pool.busy && this.queue.size === 0)) return super.read(ptr, dest);
     return this.drainThenRead(ptr, dest);
@@ -328,11 +400,13 @@ export class ThreadedWasmBackend extends WasmBackend {
   }
 
   override flush(): Promise<void> {
+    if (this.held > 0) this.runHeld();
     if (this.pool === undefined || (!this.pool.busy && this.queue.size === 0)) return Promise.resolve();
     return this.drain();
   }
 
   override async close(): Promise<void> {
+    this.held = 0;
     this.queue.clear();
     this.pool?.close();
     this.pool = undefined;
@@ -341,6 +415,7 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   /** Is there a pending op (or queued ops behind one) that a new op must wait for? */
   private pending(): boolean {
+    if (this.held > 0) this.runHeld();
     return this.pool !== undefined && (this.pool.busy || (this.queue.size > 0 && !this.draining));
   }
 

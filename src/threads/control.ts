@@ -57,6 +57,13 @@ export const MSG_LEN = 12;
  * the caller never waits for a thread that has no work.
  */
 export const NEXT = 80;
+/**
+ * 1 while spinning threads (a worker waiting for GEN, the caller waiting at a join) run Atomics.pause() each turn: the
+ * spin-wait hint (x86 `pause`), which leaves the core's issue slots to a hyperthread sibling that computes (on a 2-vCPU
+ * cloud VM the two vCPUs are often the two hyperthreads of one core: the pool's own other thread, busy in a chunk while
+ * this one spins for the next op). Set by the pool (ThreadPool.spinPause) where the runtime has Atomics.pause.
+ */
+export const SPIN_PAUSE = 14;
 /** Chunks in the op; chunk i is units [BOUNDS + i, BOUNDS + i + 1) (see planChunks). */
 export const NCHUNKS = 15;
 /** Kernel arguments, then per-argument byte strides (SPLIT_OFFSET), MAX_ARGS words each. */
@@ -139,6 +146,27 @@ export const SPLIT_OFFSET = 2;
 export const ATTENTION = 3;
 /** Attention by query rows, every head of a row in one call, each thread in its own score band (see attentionRows). */
 export const ATTENTION_ROWS = 4;
+/**
+ * Matmuls over one prepared input as one op (runSegment): up to MAX_SEGMENTS weights' output rows laid end to end as
+ * one range of units, each chunk inside one weight's rows. The q, k and v projections (and gate and up) read the same
+ * activations and write separate outputs, so no thread waits at a join between them: the threads run on from one
+ * weight's rows to the next, and the op's last small chunks balance the whole.
+ */
+export const SEGMENTS = 5;
+export const MAX_SEGMENTS = 3;
+/** A matmul's arguments (out, xq, w, n, d, T, r0, r1): segment s's are at ARGS + SEG_ARGS * s. */
+export const SEG_ARGS = 8;
+/** SEGMENTS: segment s's kernel index at SEG_FN + s, its first unit in the op's range at SEG_START + s (s < NSEG). */
+export const SEG_FN = STRIDES;
+export const SEG_START = STRIDES + MAX_SEGMENTS;
+export const NSEG = STRIDES + 2 * MAX_SEGMENTS;
+
+/** The segment of a SEGMENTS op that holds unit u. */
+export function segmentOf(c: Int32Array, u: number): number {
+  let s = 0;
+  while (s + 1 < c[NSEG] && c[SEG_START + s + 1] <= u) s++;
+  return s;
+}
 
 /** The least common multiple of a split's align and a row group (both positive integers): where chunks may start. */
 export function chunkAlign(align: number, group: number): number {
@@ -176,10 +204,46 @@ export function planChunks(total: number, align: number, threads: number, bounds
   return n;
 }
 
+/**
+ * planChunks over a SEGMENTS op: segment s is units [starts[s], starts[s + 1]) (starts[count] = total), its chunks
+ * start at multiples of aligns[s] from its start and never cross its end. Each chunk takes 1 / (2 * threads) of the
+ * units still unclaimed in the whole op (not in its segment), never fewer than total / min(MAX_CHUNKS / 2, perThread *
+ * threads): large chunks while much is left, small ones at the op's end, the one place a thread waits.
+ */
+export function planSegmentChunks(
+  starts: ArrayLike<number>,
+  aligns: ArrayLike<number>,
+  count: number,
+  threads: number,
+  bounds: Int32Array | number[],
+  at: number,
+  perThread: number,
+): number {
+  const total = starts[count], cap = Math.min(MAX_CHUNKS >> 1, perThread * threads);
+  let n = 0, left = total;
+  for (let s = 0; s < count; s++) {
+    const end = starts[s + 1], align = aligns[s], floor = roundUp(Math.max(1, Math.ceil(total / cap)), align);
+    for (let lo = starts[s]; lo < end; n++) {
+      bounds[at + n] = lo;
+      const hi = Math.min(end, lo + Math.max(floor, roundUp(Math.ceil(left / (2 * threads)), align)));
+      left -= hi - lo;
+      lo = hi;
+    }
+  }
+  bounds[at + n] = total;
+  return n;
+}
+
 /** u rounded up to a multiple of align (a function, not a closure in planChunks: that was one allocation per op). */
 function roundUp(u: number, align: number): number {
   return Math.ceil(u / align) * align;
 }
+
+/** Does this runtime have Atomics.pause (Deno, Bun, browsers of 2025 on; not Node 20)? */
+export const HAS_PAUSE = typeof (Atomics as unknown as { pause?: unknown }).pause === "function";
+
+/** Atomics.pause(), typed: call only where HAS_PAUSE. */
+export const spinHint = Atomics as unknown as { pause(): void };
 
 // deno-lint-ignore no-explicit-any
 type KernelFn = (...args: any[]) => unknown;
@@ -189,9 +253,29 @@ export interface ThreadView {
   ctl: Int32Array; // the control block, as i32 words
   ctlF32: Float32Array; // the same words, as f32
   stats: Float64Array; // the statistics area (STATS), as f64
+  /** Per thread and kernel, ms in chunks and chunks run (kernelStatIndex), while STATS_ON; a buffer of the pool's own. */
+  kernelStats: Float64Array;
   heap: Int32Array; // the whole memory, as i32
   fns: KernelFn[]; // kernels, in the pool's name order
   index: number; // 0 for the calling thread, 1.. for the workers: which scratch band ATTENTION_ROWS writes
+}
+
+/**
+ * Where thread `index`'s figures for kernel `fn` sit in ThreadView.kernelStats (of `kernels` kernels): ms in its chunks
+ * at the index returned, chunks run at the next, units run (rows, heads, elements) at the one after: units per ms tell a
+ * thread slowed by its core (a busy SMT sibling of the host, a lower clock) from one that got less work. The caller's
+ * recordStats() reads them; the buffer is a SharedArrayBuffer the pool makes at start (kernelStatBytes) and hands every
+ * worker in its start message.
+ */
+export function kernelStatIndex(index: number, fn: number, kernels: number): number {
+  return KERNEL_STAT_FIELDS * (index * kernels + fn);
+}
+
+const KERNEL_STAT_FIELDS = 3;
+
+/** Bytes of the per-kernel statistics of `threads` threads over `kernels` kernels (see kernelStatIndex). */
+export function kernelStatBytes(threads: number, kernels: number): number {
+  return 8 * KERNEL_STAT_FIELDS * threads * kernels;
 }
 
 export function threadView(
@@ -199,12 +283,14 @@ export function threadView(
   exports: Record<string, unknown>,
   names: readonly string[],
   index = 0,
+  kernelStats?: SharedArrayBuffer,
 ): ThreadView {
   const buf = memory.buffer;
   return {
     ctl: new Int32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     ctlF32: new Float32Array(buf, CONTROL_BASE, CONTROL_BYTES >> 2),
     stats: new Float64Array(buf, CONTROL_BASE + STATS, (CONTROL_BYTES - STATS) >> 3),
+    kernelStats: new Float64Array(kernelStats ?? new SharedArrayBuffer(kernelStatBytes(index + 1, names.length))),
     heap: new Int32Array(buf),
     fns: names.map((n) => exports[n] as KernelFn),
     index,
@@ -246,17 +332,24 @@ export function runShare(v: ThreadView, gen: number): void {
   }
 }
 
-/** runShare with this thread's statistics (STATS): its time in chunks, its chunks, and whether it got any. */
+/**
+ * runShare with this thread's statistics (STATS): its time in chunks, its chunks, and whether it got any; and by kernel
+ * (kernelStats), its time in the op's chunks and their count.
+ */
 function runShareCounted(v: ThreadView, gen: number): void {
   const c = v.ctl, s = v.stats, at = STAT_THREAD + v.index * STAT_FIELDS, tag = gen & 0xffff;
-  let ran = 0;
+  const ks = v.kernelStats, segments = c[OP] === SEGMENTS;
+  let ran = 0, k = kernelStatIndex(v.index, c[FN], v.fns.length);
   for (;;) {
     const cur = Atomics.load(c, NEXT), i = cur & 0xffff, chunks = c[NCHUNKS];
     if (cur >>> 16 !== tag || i >= chunks) break;
     if (Atomics.compareExchange(c, NEXT, cur, cur + 1) !== cur) continue;
-    const t0 = performance.now();
-    runRange(v, c[BOUNDS + i], c[BOUNDS + i + 1]);
-    s[at + STAT.busyMs] += performance.now() - t0;
+    const lo = c[BOUNDS + i], hi = c[BOUNDS + i + 1], t0 = performance.now();
+    if (segments) k = kernelStatIndex(v.index, c[SEG_FN + segmentOf(c, lo)], v.fns.length);
+    runRange(v, lo, hi);
+    const ms = performance.now() - t0;
+    s[at + STAT.busyMs] += ms;
+    if (k + 2 < ks.length) ks[k] += ms, ks[k + 1]++, ks[k + 2] += hi - lo;
     ran++;
     if (Atomics.add(c, DONE, 1) + 1 >= chunks) Atomics.notify(c, DONE);
   }
@@ -266,6 +359,7 @@ function runShareCounted(v: ThreadView, gen: number): void {
 
 function runRange(v: ThreadView, lo: number, hi: number): void {
   const c = v.ctl, op = c[OP];
+  if (op === SEGMENTS) return runSegment(v, lo, hi);
   const n = c[NARGS], floats = c[FLOATS];
   const argv = argvOf(n);
   for (let i = 0; i < n; i++) argv[i] = (floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i];
@@ -279,6 +373,16 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
     argv[c[COUNT_ARG]] = hi - lo;
   }
   v.fns[c[FN]].apply(null, argv);
+}
+
+/** Units [lo, hi) of a SEGMENTS op: rows lo - start, hi - start of the weight of the segment that holds them. */
+function runSegment(v: ThreadView, lo: number, hi: number): void {
+  const c = v.ctl, s = segmentOf(c, lo), start = c[SEG_START + s], at = ARGS + SEG_ARGS * s;
+  const argv = argvOf(SEG_ARGS);
+  for (let i = 0; i < SEG_ARGS; i++) argv[i] = c[at + i];
+  argv[c[LO_ARG]] = lo - start;
+  argv[c[HI_ARG]] = hi - start;
+  v.fns[c[SEG_FN + s]].apply(null, argv);
 }
 
 /**

@@ -14,19 +14,31 @@ import {
   FLOATS,
   FN,
   GEN,
+  HAS_PAUSE,
   HI_ARG,
+  kernelStatBytes,
+  kernelStatIndex,
   LO_ARG,
   MAX_ARGS,
+  MAX_SEGMENTS,
   MSG,
   MSG_LEN,
   NARGS,
   NCHUNKS,
   NEXT,
+  NSEG,
   OP,
   planChunks,
   planRowChunks,
+  planSegmentChunks,
   runShare,
+  SEG_ARGS,
+  SEG_FN,
+  SEG_START,
+  SEGMENTS,
   SLEEPERS,
+  SPIN_PAUSE,
+  spinHint,
   SPLIT_OFFSET,
   SPLIT_RANGE,
   STAT,
@@ -143,11 +155,34 @@ export interface ThreadStats {
   parkedDelayMs: number;
 }
 
+/** One kernel's chunks on each thread (index 0: the calling thread) while recording. */
+export interface KernelStats {
+  /** Per thread, ms inside this kernel's chunks (JS glue of each call included). */
+  busyMs: number[];
+  /** Per thread, chunks run. */
+  chunks: number[];
+  /** Per thread, units run (matmul rows, attention query rows or heads, elements, rows): busyMs / units is its pace. */
+  units: number[];
+}
+
 export interface PoolStats {
   threads: ThreadStats[];
   /** By kernel name: ops joined, the caller's summed and longest wait at their joins (ms) after running its own chunks. */
   joins: Record<string, { ops: number; waitMs: number; maxMs: number }>;
+  /** By kernel name (those that ran): each thread's time in its chunks, the CPU work two threads' split costs against one's. */
+  kernels: Record<string, KernelStats>;
 }
+
+/**
+ * Who runs the ops (a benchmark's switch, ThreadPool.solo): "off", every thread; "split", the calling thread alone
+ * through the very chunks the op is cut into for all threads (the workers are not told of the op); "whole", the
+ * calling thread alone in one chunk, one kernel call as a single-thread backend makes it; "workers", the workers
+ * alone through the op's chunks (the caller publishes and joins): a worker's pace against the caller's on the same ops. Recording statistics
+ * (recordStats) in each, by kernel, separates what a split costs in work (split against whole: tiles cut at chunk
+ * edges, per-chunk calls) from what running on two cores at once costs (off against split: shared caches and memory,
+ * waits), in CPU time rather than wall time, which a shared host does not skew as much.
+ */
+export type Solo = "off" | "split" | "whole" | "workers";
 
 export interface PoolOptions {
   /** Threads in all, the calling thread included: threads - 1 Workers are started. */
@@ -162,6 +197,8 @@ export interface PoolOptions {
   kernelNames?: readonly string[];
   /** Cores of the machine: with more threads than cores every thread spins only briefly before it sleeps. */
   cores: number;
+  /** Spin with Atomics.pause() each turn where the runtime has it (default true; see control.ts SPIN_PAUSE). */
+  spinPause?: boolean;
   /**
    * How long an idle thread spins for the next op (a worker) or for the
    * workers (the caller) before it sleeps in Atomics.wait. Default: 5 ms when
@@ -205,13 +242,33 @@ export class ThreadPool {
   private want = 0;
   /** splitArgs' arguments, one buffer for every op. */
   private readonly argBuf = new Float64Array(8);
+  /** splitSegments' segments, gathered by addSegment: kernel index, row group, matmul arguments, first unit of each. */
+  private readonly segFn = new Int32Array(MAX_SEGMENTS);
+  private readonly segAlign = new Int32Array(MAX_SEGMENTS);
+  private readonly segArgs = new Float64Array(MAX_SEGMENTS * SEG_ARGS);
+  private readonly segStarts = new Int32Array(MAX_SEGMENTS + 1);
+  private segCount = 0;
   /** recordStats(): the caller's join waits, by kernel index; null while not recording. */
   private joinStats: JoinStats | null = null;
+  /** Per thread and kernel, time in chunks and chunks (control.ts kernelStatIndex), shared with every worker. */
+  private readonly kernelStats: SharedArrayBuffer;
+  /** See Solo: "off" but in benchmarks that account for the split's work. */
+  solo: Solo = "off";
+
+  /** Whether spinning threads run Atomics.pause() each turn (false where the runtime lacks it; see control.ts SPIN_PAUSE). */
+  get spinPause(): boolean {
+    return Atomics.load(this.view.ctl, SPIN_PAUSE) === 1;
+  }
+
+  set spinPause(on: boolean) {
+    Atomics.store(this.view.ctl, SPIN_PAUSE, on && HAS_PAUSE ? 1 : 0);
+  }
 
   private constructor(opts: PoolOptions) {
     this.threads = opts.threads;
     this.kernelNames = opts.kernelNames ?? KERNEL_NAMES;
-    this.view = threadView(opts.memory, opts.exports, this.kernelNames);
+    this.kernelStats = new SharedArrayBuffer(kernelStatBytes(Math.min(opts.threads, STAT_MAX_THREADS), this.kernelNames.length));
+    this.view = threadView(opts.memory, opts.exports, this.kernelNames, 0, this.kernelStats);
     this.names = new Map(this.kernelNames.map((n, i) => [n, i]));
     this.joinSpinMs = opts.joinSpinMs ?? 50;
     this.spinMs = spinMs(opts);
@@ -225,6 +282,7 @@ export class ThreadPool {
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
     for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS, STATS_ON]) Atomics.store(c, i, 0);
+    pool.spinPause = opts.spinPause ?? true;
     const gen = Atomics.load(c, GEN);
     const url = opts.workerURL ?? workerURL();
     const started: Promise<void>[] = [];
@@ -254,6 +312,7 @@ export class ThreadPool {
           index,
           gen,
           spinMs: spinMs(opts),
+          kernelStats: pool.kernelStats,
         };
         handle.post(start);
       }
@@ -277,6 +336,7 @@ export class ThreadPool {
   recordStats(on: boolean): void {
     const c = this.view.ctl;
     this.view.stats.fill(0);
+    this.view.kernelStats.fill(0);
     const n = this.kernelNames.length;
     this.joinStats = on ? { joinMs: new Float64Array(n), maxMs: new Float64Array(n), ops: new Float64Array(n) } : null;
     Atomics.store(c, STATS_ON, on ? 1 : 0);
@@ -301,7 +361,16 @@ export class ThreadPool {
     }
     const joins: Record<string, { ops: number; waitMs: number; maxMs: number }> = {};
     if (j) j.ops.forEach((n, i) => n > 0 && (joins[this.kernelNames[i]] = { ops: n, waitMs: j.joinMs[i], maxMs: j.maxMs[i] }));
-    return { threads, joins };
+    const kernels: Record<string, KernelStats> = {}, ks = this.view.kernelStats, nk = this.kernelNames.length;
+    for (let fn = 0; fn < nk; fn++) {
+      const busyMs: number[] = [], chunks: number[] = [], units: number[] = [];
+      for (let i = 0; i < threads.length; i++) {
+        const at = kernelStatIndex(i, fn, nk);
+        busyMs.push(ks[at]), chunks.push(ks[at + 1]), units.push(ks[at + 2]);
+      }
+      if (chunks.some((n) => n > 0)) kernels[this.kernelNames[fn]] = { busyMs, chunks, units };
+    }
+    return { threads, joins, kernels };
   }
 
   kernelIndex(name: string): number {
@@ -376,6 +445,61 @@ export class ThreadPool {
     const a = this.argBuf;
     a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3, a[4] = a4, a[5] = a5, a[6] = a6, a[7] = a7;
     return this.splitOp(CUT_CHUNKS_PER_THREAD[cut], kernel, split, a, n, group);
+  }
+
+  /**
+   * Adds a matmul (out, xq, w, n, d, T over all d rows; a kernel of the spec's "rows" split) to the op that
+   * splitSegments() runs next: up to MAX_SEGMENTS matmuls over one prepared input, one op with no join between them.
+   * `group` is the weight layout's row group (splitGrouped's).
+   */
+  addSegment<K extends SplitKernel<"rows">>(
+    group: number,
+    kernel: K,
+    out: number,
+    xq: number,
+    w: number,
+    n: number,
+    d: number,
+    T: number,
+  ): void {
+    const i = this.segCount;
+    if (i >= MAX_SEGMENTS) throw new KvasmError("params", `an op takes at most ${MAX_SEGMENTS} matmuls`);
+    const s = this.compiled(kernel, "rows");
+    if (s.lo !== 6 || s.hi !== 7) throw new KvasmError("unsupported", `${kernel} does not take its rows as r0, r1 after 6 arguments`);
+    this.segFn[i] = s.fn;
+    this.segAlign[i] = chunkAlign(s.align, group);
+    const a = this.segArgs, at = i * SEG_ARGS;
+    a[at] = out, a[at + 1] = xq, a[at + 2] = w, a[at + 3] = n, a[at + 4] = d, a[at + 5] = T, a[at + 6] = 0, a[at + 7] = d;
+    this.segStarts[i + 1] = this.segStarts[i] + d;
+    this.segCount = i + 1;
+  }
+
+  /**
+   * Runs the matmuls addSegment() gathered as one op, cut as `cut` says across all their rows (each chunk within one
+   * weight's rows, starting on its row group), and joins once. Returns false when the op was left pending (see run()).
+   */
+  splitSegments(cut: Cut): boolean {
+    const count = this.segCount;
+    this.segCount = 0;
+    this.assertUsable();
+    const c = this.view.ctl;
+    this.gen = Atomics.load(c, GEN) + 1;
+    Atomics.store(c, NEXT, claimTag(this.gen));
+    c[OP] = SEGMENTS;
+    c[FN] = this.segFn[0];
+    c[NARGS] = SEG_ARGS * count;
+    c[FLOATS] = 0;
+    c[TOTAL] = this.segStarts[count];
+    c[LO_ARG] = 6;
+    c[HI_ARG] = 7;
+    c[NSEG] = count;
+    for (let i = 0; i < count; i++) {
+      c[SEG_FN + i] = this.segFn[i];
+      c[SEG_START + i] = this.segStarts[i];
+    }
+    for (let i = 0; i < count * SEG_ARGS; i++) c[ARGS + i] = this.segArgs[i];
+    c[NCHUNKS] = planSegmentChunks(this.segStarts, this.segAlign, count, this.threads, c, BOUNDS, CUT_CHUNKS_PER_THREAD[cut] ?? 8);
+    return this.run();
   }
 
   private splitOp(
@@ -503,13 +627,14 @@ export class ThreadPool {
    */
   private run(): boolean {
     const c = this.view.ctl;
+    if (this.solo === "split" || this.solo === "whole") return this.runSolo();
     Atomics.store(c, DONE, 0);
     if (this.joinStats) this.view.stats[STAT.published] = performance.timeOrigin + performance.now();
     Atomics.store(c, GEN, this.gen); // publishes the op's words written above
     // a worker that was not counted here sees the new GEN before it can wait (both sides seq-cst: see SLEEPERS)
     if (Atomics.load(c, SLEEPERS) !== 0) Atomics.notify(c, GEN);
     try {
-      runShare(this.view, this.gen);
+      if (this.solo !== "workers" || this.threads === 1) runShare(this.view, this.gen);
     } catch (e) {
       // no more claims; join the chunks workers already run (all but this thread's failed one), then report
       const claimed = Math.min(Atomics.exchange(c, NEXT, claimTag(this.gen) | 0xffff) & 0xffff, c[NCHUNKS]);
@@ -518,6 +643,28 @@ export class ThreadPool {
     }
     if (this.joinStats) return this.joinCounted(c[NCHUNKS]);
     return this.join(c[NCHUNKS]);
+  }
+
+  /**
+   * The op on the calling thread alone (solo "split" or "whole"): GEN is not bumped, so the workers never see it, and
+   * the next op takes the same generation. "whole" runs it as one chunk, the kernel's one call over the whole range.
+   */
+  private runSolo(): boolean {
+    const c = this.view.ctl;
+    if (this.solo === "whole" && c[OP] === SEGMENTS) {
+      // one call per matmul: a chunk never crosses from one weight's rows to the next
+      const n = c[NSEG];
+      for (let i = 0; i < n; i++) c[BOUNDS + i] = c[SEG_START + i];
+      c[BOUNDS + n] = c[TOTAL];
+      c[NCHUNKS] = n;
+    } else if (this.solo === "whole") {
+      c[NCHUNKS] = 1;
+      c[BOUNDS] = 0;
+      c[BOUNDS + 1] = c[TOTAL];
+    }
+    Atomics.store(c, DONE, 0);
+    runShare(this.view, this.gen);
+    return true;
   }
 
   /** join() timed into the op's kernel's join wait (recordStats). */
@@ -539,7 +686,9 @@ export class ThreadPool {
       // performance.now() is a number allocated, and joins read it once per op (~1 KB a token), and a caller
       // that waited for a descheduled worker every 256 spins (0.3-4 KB a token on a loaded host)
       let sleepAfter = Infinity, giveUp = Infinity;
+      const pause = HAS_PAUSE && c[SPIN_PAUSE] === 1;
       for (let i = 1, done = 0; (done = Atomics.load(c, DONE)) < want; i++) {
+        if (pause) spinHint.pause();
         if ((i & 2047) !== 0 && i !== 256) continue;
         if (this.dead !== undefined) throw this.deathError();
         const now = performance.now();

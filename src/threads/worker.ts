@@ -13,11 +13,14 @@ import {
   DONE,
   FAILED,
   GEN,
+  HAS_PAUSE,
   MSG,
   MSG_BYTES,
   MSG_LEN,
   runShare,
   SLEEPERS,
+  SPIN_PAUSE,
+  spinHint,
   STAT,
   STAT_FIELDS,
   STAT_MAX_THREADS,
@@ -38,6 +41,8 @@ export interface StartMessage {
   gen: number;
   /** Milliseconds a worker spins on GEN before it sleeps in Atomics.wait. */
   spinMs: number;
+  /** The per-kernel statistics every thread writes while recording (control.ts kernelStatIndex). */
+  kernelStats: SharedArrayBuffer;
 }
 
 export type WorkerReply = { type: "ready"; index: number } | { type: "error"; index: number; message: string };
@@ -69,6 +74,7 @@ function serve(v: ThreadView, index: number, seen: number, spinMs: number): void
     if (gen === seen) {
       const until = performance.now() + spinMs;
       for (let i = 1; (gen = Atomics.load(c, GEN)) === seen; i++) {
+        if (HAS_PAUSE && c[SPIN_PAUSE] === 1) spinHint.pause();
         if ((i & 1023) === 0 && performance.now() > until) break;
       }
       // counted before the wait reads GEN: the caller, which stores GEN and then reads SLEEPERS, either
@@ -124,7 +130,7 @@ p.onMessage((msg) => {
   let view: ThreadView;
   try {
     const instance = new WebAssembly.Instance(msg.module, { env: { memory: msg.memory } });
-    view = threadView(msg.memory, instance.exports as Record<string, unknown>, msg.names, msg.index);
+    view = threadView(msg.memory, instance.exports as Record<string, unknown>, msg.names, msg.index, msg.kernelStats);
     const missing = msg.names.filter((_, i) => typeof view.fns[i] !== "function");
     if (missing.length) throw new Error(`kernel build lacks ${missing.join(", ")}`);
   } catch (e) {
