@@ -118,7 +118,7 @@ for (const [label, n, d] of shapes) {
       return new Uint32Array(memory.buffer, O, d * T).slice();
     };
     const ref = outOf("matmul_q8_0", W);
-    const timed = kernels.filter(([name]) => T > 1 || !/^\dx\d$/.test(name));
+    const timed = kernels.filter(([name]) => T > 1 || !/^\dx\d/.test(name));
     const same = Object.fromEntries(timed.map(([name, fn, w]) => [name, outOf(fn, w).every((x, i) => x === ref[i])]));
     const reps = Math.max(1, Math.round((T === 1 ? 64 : 8) / T * (2048 / d)));
     const best: Record<string, number> = Object.fromEntries(timed.map(([name]) => [name, Infinity]));

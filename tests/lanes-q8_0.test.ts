@@ -9,7 +9,7 @@
  */
 import { assert, assertEquals, test } from "./harness.ts";
 import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
-import { f32ToF16 } from "../src/quant/half.ts";
+import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 import { Q8_0_VNNI_LANES } from "../src/quant/kernels.ts";
 import { threadSupport } from "../src/threads/spawn.ts";
@@ -146,15 +146,38 @@ for (const b of VALID) {
     }
   });
 
-  test(`matmul_q8_0_vnni (${b}): -128 weight bytes get their exact products (the plain build's matmul_q8_0, which widens to i16)`, () => {
-    for (const [n, d, T] of [[256, 40, 1], [512, 23, 5]]) {
-      place(b, q8Rows(n, d, 11 + T, true), n, d);
+  test(`matmul_q8_0_vnni (${b}): -128 weight bytes get their exact products (each block's integer sum in JavaScript, the f32 steps)`, () => {
+    // whole quads only: the d % 4 natural rows go to matmul_q8_0, which (both builds) moves the activation's sign onto
+    // the weight and so gives -128 |a| for a -128 byte
+    for (const [n, d, T] of [[256, 40, 1], [512, 24, 5], [128, 16, 3]]) {
+      const w = q8Rows(n, d, 11 + T, true);
+      place(b, w, n, d);
       quantize(b, n, T, 3);
-      kernels.simd.matmul_q8_0(O, X, W, n, d, T, 0, d);
-      kernels[b].matmul_q8_0_vnni(O2, X, WV, n, d, T, 0, d);
-      assertEquals([...u32(O2, d * T)], [...u32(O, d * T)], `n ${n} d ${d} T ${T}`);
+      kernels[b].matmul_q8_0_vnni(O, X, WV, n, d, T, 0, d);
+      assertEquals([...u32(O, d * T)], [...exactMatmul(w, n, d, T)], `n ${n} d ${d} T ${T}`);
     }
   });
+}
+
+/**
+ * The matmul of natural Q8_0 weights w by the Q8_S activations at X as kvasm's kernels round it, with exact integer
+ * block sums: per block acc += (d_w * d_a) * isum in f32, blocks in order. Bits, T rows of d.
+ */
+function exactMatmul(w: Uint8Array, n: number, d: number, T: number): Uint32Array {
+  const nb = n / 32, wv = new DataView(w.buffer), xv = new DataView(memory.buffer, X), out = new Float32Array(d * T);
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < d; r++) {
+      let acc = 0;
+      for (let b = 0; b < nb; b++) {
+        const p = (r * nb + b) * QB, q = (t * nb + b) * SB;
+        let isum = 0;
+        for (let j = 0; j < 32; j++) isum += wv.getInt8(p + 2 + j) * xv.getInt8(q + 8 + j);
+        acc = Math.fround(acc + Math.fround(Math.fround(f16ToF32(wv.getUint16(p, true)) * xv.getFloat32(q, true)) * isum));
+      }
+      out[t * d + r] = acc;
+    }
+  }
+  return new Uint32Array(out.buffer);
 }
 
 /** A d x n Q8_0 weight (q8Rows' bytes) through `backend`: its products and rows, see weightOutputs. */
