@@ -6,8 +6,10 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
 
 /**
  * Activation rows of one T > 1 tile of two quads. Measured in V8 (bench/q8_0-vnni.bench.ts, 2026-12-05, T = 16 and
- * 128, 2048x768 and 768x2048): 2 quads x 2 rows 1.41-1.54x matmul_q8_0_lanes, 2 x 4 1.38-1.45x (16 chains and sums
- * spill), 1 x 4 1.34-1.40x, 2 x 3 1.26-1.31x, 1 x 3 1.12-1.20x: every shape within 10% of 80 GOP/s.
+ * 128, 2048x768 and 768x2048, with load32_splat splats): 2 quads x 2 rows 1.41-1.54x matmul_q8_0_lanes, 2 x 4
+ * 1.38-1.45x (16 chains and sums spill), 1 x 4 1.34-1.40x, 2 x 3 1.26-1.31x, 1 x 3 1.12-1.20x: every shape within
+ * 10% of 80 GOP/s, so the tile's weight reuse is not what bounds it. The splats by shuffles (below) then gave
+ * 1.08-1.12x more, at T = 1 as at T > 1.
  */
 // @ts-ignore: decorator
 @inline export const TILE_ROWS: i32 = 2;
@@ -40,8 +42,9 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
 
 /**
  * T = 1: nq (1 or 4, constant after inlining) quads at p0..p3 against one Q8_S activation row at q, each
- * quad's 4 outputs at o0..o3. The 8 activation splats of a block serve all four quads; four independent chains
- * hide the dot-add's latency.
+ * quad's 4 outputs at o0..o3. Each 4-byte group of the activation is splatted once for the four quads, by a
+ * one-input shuffle of a 16-byte load (two loads a block; eight load32_splat ran 0.90-0.92x); four independent
+ * chains hide the dot-add's latency.
  */
 // @ts-ignore: decorator
 @inline export function quads(o0: usize, o1: usize, o2: usize, o3: usize, q: usize, p0: usize, p1: usize, p2: usize, p3: usize, nb: i32, z: i32, nq: i32): void {
@@ -54,14 +57,36 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
       i1 = i0;
       i2 = i0;
       i3 = i0;
-      for (let g: usize = 0; g < 8; g++) {
-        const x = v128.load32_splat(q + 8 + (g << 2));
-        const o = 8 + (g << 4);
+      for (let h: usize = 0; h < 2; h++) {
+        // activation bytes 16h..16h+15: groups 4h..4h+3, weight vectors at 8 + 64h + 16k
+        const a = v128.load(q + 8 + (h << 4)), o = 8 + (h << 6);
+        let x = v128.shuffle<i32>(a, a, 0, 0, 0, 0);
         i0 = dotAdd(x, v128.load(p0 + o), i0);
         if (nq > 1) {
           i1 = dotAdd(x, v128.load(p1 + o), i1);
           i2 = dotAdd(x, v128.load(p2 + o), i2);
           i3 = dotAdd(x, v128.load(p3 + o), i3);
+        }
+        x = v128.shuffle<i32>(a, a, 1, 1, 1, 1);
+        i0 = dotAdd(x, v128.load(p0 + o + 16), i0);
+        if (nq > 1) {
+          i1 = dotAdd(x, v128.load(p1 + o + 16), i1);
+          i2 = dotAdd(x, v128.load(p2 + o + 16), i2);
+          i3 = dotAdd(x, v128.load(p3 + o + 16), i3);
+        }
+        x = v128.shuffle<i32>(a, a, 2, 2, 2, 2);
+        i0 = dotAdd(x, v128.load(p0 + o + 32), i0);
+        if (nq > 1) {
+          i1 = dotAdd(x, v128.load(p1 + o + 32), i1);
+          i2 = dotAdd(x, v128.load(p2 + o + 32), i2);
+          i3 = dotAdd(x, v128.load(p3 + o + 32), i3);
+        }
+        x = v128.shuffle<i32>(a, a, 3, 3, 3, 3);
+        i0 = dotAdd(x, v128.load(p0 + o + 48), i0);
+        if (nq > 1) {
+          i1 = dotAdd(x, v128.load(p1 + o + 48), i1);
+          i2 = dotAdd(x, v128.load(p2 + o + 48), i2);
+          i3 = dotAdd(x, v128.load(p3 + o + 48), i3);
         }
       }
     } else {
@@ -92,49 +117,66 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
 }
 
 /**
- * T > 1: one or two adjacent quads (nq, constant; the second at p + qs) x nr (1..4) activation rows (at q, q + as,
- * ...): each weight vector loaded once for nr rows, each activation splat once for nq quads, the quads' f16
- * scales converted once per block for all rows. Outputs: row t's at o + t * od, the second quad's 16 bytes on.
- * Live vectors at nq = 2, nr = 2: 4 chains, 4 f32 sums, 2 weights, a splat, 2 constants (V8 has 16 xmm registers).
+ * T > 1: one or two adjacent quads (nq, constant; the second at p + qs) x one or two activation rows (nr, constant;
+ * at q and q + as): each weight vector loaded once for both rows, each activation group splatted (by a shuffle, as
+ * in quads) once for both quads, the quads' f16 scales converted once per block for both rows. Outputs: row t's at
+ * o + t * od, the second quad's 16 bytes on. Live vectors: 4 chains, 4 f32 sums, 2 weights, 2 activation loads, a
+ * splat, 2 constants (V8 has 16 xmm registers).
  */
 // @ts-ignore: decorator
 @inline export function tile(o: usize, od: usize, p: usize, qs: usize, q: usize, as: usize, nb: i32, z: i32, nq: i32, nr: i32): void {
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
-  let f00 = f32x4.splat(0), f01 = f00, f02 = f00, f03 = f00, f10 = f00, f11 = f00, f12 = f00, f13 = f00;
-  const q1 = q + as, q2 = q1 + as, q3 = q2 + as;
+  let f00 = f32x4.splat(0), f01 = f00, f10 = f00, f11 = f00;
+  const q1 = q + as;
   for (let b: usize = 0; b < <usize> nb; b++) {
     const qo = b * Q8_S_BYTES, po = b * QB;
-    let i00: v128, i01: v128, i02: v128, i03: v128, i10: v128, i11: v128, i12: v128, i13: v128;
+    let i00: v128, i01: v128, i10: v128, i11: v128;
     if (RELAXED) {
       i00 = chainStart(q + qo);
       i10 = i00;
       i01 = nr > 1 ? chainStart(q1 + qo) : i00;
       i11 = i01;
-      i02 = nr > 2 ? chainStart(q2 + qo) : i00;
-      i12 = i02;
-      i03 = nr > 3 ? chainStart(q3 + qo) : i00;
-      i13 = i03;
-      for (let g: usize = 0; g < 8; g++) {
-        const wo = po + 8 + (g << 4), xo = qo + 8 + (g << 2);
-        const w0 = v128.load(p + wo);
-        const w1 = nq > 1 ? v128.load(p + qs + wo) : w0;
-        let x = v128.load32_splat(q + xo);
+      for (let h: usize = 0; h < 2; h++) {
+        const a0 = v128.load(q + qo + 8 + (h << 4)), a1 = nr > 1 ? v128.load(q1 + qo + 8 + (h << 4)) : a0;
+        const wo = p + po + 8 + (h << 6);
+        let w0 = v128.load(wo), w1 = nq > 1 ? v128.load(wo + qs) : w0;
+        let x = v128.shuffle<i32>(a0, a0, 0, 0, 0, 0);
         i00 = dotAdd(x, w0, i00);
         if (nq > 1) i10 = dotAdd(x, w1, i10);
         if (nr > 1) {
-          x = v128.load32_splat(q1 + xo);
+          x = v128.shuffle<i32>(a1, a1, 0, 0, 0, 0);
           i01 = dotAdd(x, w0, i01);
           if (nq > 1) i11 = dotAdd(x, w1, i11);
         }
-        if (nr > 2) {
-          x = v128.load32_splat(q2 + xo);
-          i02 = dotAdd(x, w0, i02);
-          if (nq > 1) i12 = dotAdd(x, w1, i12);
+        w0 = v128.load(wo + 16);
+        if (nq > 1) w1 = v128.load(wo + qs + 16);
+        x = v128.shuffle<i32>(a0, a0, 1, 1, 1, 1);
+        i00 = dotAdd(x, w0, i00);
+        if (nq > 1) i10 = dotAdd(x, w1, i10);
+        if (nr > 1) {
+          x = v128.shuffle<i32>(a1, a1, 1, 1, 1, 1);
+          i01 = dotAdd(x, w0, i01);
+          if (nq > 1) i11 = dotAdd(x, w1, i11);
         }
-        if (nr > 3) {
-          x = v128.load32_splat(q3 + xo);
-          i03 = dotAdd(x, w0, i03);
-          if (nq > 1) i13 = dotAdd(x, w1, i13);
+        w0 = v128.load(wo + 32);
+        if (nq > 1) w1 = v128.load(wo + qs + 32);
+        x = v128.shuffle<i32>(a0, a0, 2, 2, 2, 2);
+        i00 = dotAdd(x, w0, i00);
+        if (nq > 1) i10 = dotAdd(x, w1, i10);
+        if (nr > 1) {
+          x = v128.shuffle<i32>(a1, a1, 2, 2, 2, 2);
+          i01 = dotAdd(x, w0, i01);
+          if (nq > 1) i11 = dotAdd(x, w1, i11);
+        }
+        w0 = v128.load(wo + 48);
+        if (nq > 1) w1 = v128.load(wo + qs + 48);
+        x = v128.shuffle<i32>(a0, a0, 3, 3, 3, 3);
+        i00 = dotAdd(x, w0, i00);
+        if (nq > 1) i10 = dotAdd(x, w1, i10);
+        if (nr > 1) {
+          x = v128.shuffle<i32>(a1, a1, 3, 3, 3, 3);
+          i01 = dotAdd(x, w0, i01);
+          if (nq > 1) i11 = dotAdd(x, w1, i11);
         }
       }
     } else {
@@ -142,10 +184,6 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
       i10 = nq > 1 ? plainQuadSum(p + qs + po, q + qo) : i00;
       i01 = nr > 1 ? plainQuadSum(p + po, q1 + qo) : i00;
       i11 = nr > 1 && nq > 1 ? plainQuadSum(p + qs + po, q1 + qo) : i00;
-      i02 = nr > 2 ? plainQuadSum(p + po, q2 + qo) : i00;
-      i12 = nr > 2 && nq > 1 ? plainQuadSum(p + qs + po, q2 + qo) : i00;
-      i03 = nr > 3 ? plainQuadSum(p + po, q3 + qo) : i00;
-      i13 = nr > 3 && nq > 1 ? plainQuadSum(p + qs + po, q3 + qo) : i00;
     }
     const dw0 = f16quad(p + po, hmask, p112);
     const dw1 = nq > 1 ? f16quad(p + qs + po, hmask, p112) : dw0;
@@ -157,16 +195,6 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
       f01 = f32x4.add(f01, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(i01)));
       if (nq > 1) f11 = f32x4.add(f11, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(i11)));
     }
-    if (nr > 2) {
-      da = v128.load32_splat(q2 + qo);
-      f02 = f32x4.add(f02, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(i02)));
-      if (nq > 1) f12 = f32x4.add(f12, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(i12)));
-    }
-    if (nr > 3) {
-      da = v128.load32_splat(q3 + qo);
-      f03 = f32x4.add(f03, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(i03)));
-      if (nq > 1) f13 = f32x4.add(f13, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(i13)));
-    }
   }
   v128.store(o, f00);
   if (nq > 1) v128.store(o + 16, f10);
@@ -174,22 +202,11 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
     v128.store(o + od, f01);
     if (nq > 1) v128.store(o + od + 16, f11);
   }
-  if (nr > 2) {
-    v128.store(o + 2 * od, f02);
-    if (nq > 1) v128.store(o + 2 * od + 16, f12);
-  }
-  if (nr > 3) {
-    v128.store(o + 3 * od, f03);
-    if (nq > 1) v128.store(o + 3 * od + 16, f13);
-  }
 }
 
-/** One (quad pair or quad) x (up to TILE_ROWS activation rows) tile, the row count dispatched to a constant. */
+/** One tile of nq (constant) quads x nr (1 or 2, from T) activation rows, the row count dispatched to a constant. */
 // @ts-ignore: decorator
 @inline export function tileRows(o: usize, od: usize, p: usize, qs: usize, q: usize, as: usize, nb: i32, z: i32, nq: i32, nr: i32): void {
-  if (nr == 4) tile(o, od, p, qs, q, as, nb, z, nq, 4);
-  else if (nr == 3) tile(o, od, p, qs, q, as, nb, z, nq, 3);
-  else if (nr == 2) tile(o, od, p, qs, q, as, nb, z, nq, 2);
+  if (nr >= 2) tile(o, od, p, qs, q, as, nb, z, nq, 2);
   else tile(o, od, p, qs, q, as, nb, z, nq, 1);
 }
-
