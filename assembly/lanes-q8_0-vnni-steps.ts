@@ -9,7 +9,7 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
  * 128, 2048x768 and 768x2048, with load32_splat splats): 2 quads x 2 rows 1.41-1.54x matmul_q8_0_lanes, 2 x 4
  * 1.38-1.45x (16 chains and sums spill), 1 x 4 1.34-1.40x, 2 x 3 1.26-1.31x, 1 x 3 1.12-1.20x: every shape within
  * 10% of 80 GOP/s, so the tile's weight reuse is not what bounds it. The splats by shuffles (below) then gave
- * 1.08-1.12x more, at T = 1 as at T > 1.
+ * 1.02-1.15x more, at T = 1 as at T > 1.
  */
 // @ts-ignore: decorator
 @inline export const TILE_ROWS: i32 = 2;
@@ -43,7 +43,7 @@ import { f16quad, QB } from "./lanes-q8_0-layout";
 /**
  * T = 1: nq (1 or 4, constant after inlining) quads at p0..p3 against one Q8_S activation row at q, each
  * quad's 4 outputs at o0..o3. Each 4-byte group of the activation is splatted once for the four quads, by a
- * one-input shuffle of a 16-byte load (two loads a block; eight load32_splat ran 0.90-0.92x); four independent
+ * one-input shuffle of a 16-byte load (two loads a block; eight load32_splat ran 0.87-0.92x); four independent
  * chains hide the dot-add's latency.
  */
 // @ts-ignore: decorator

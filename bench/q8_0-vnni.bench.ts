@@ -7,6 +7,7 @@
  *   lanes    matmul_q8_0_lanes (signed bytes: what Bun and runtimes without an exact dot-add run)
  *   vnni     matmul_q8_0_vnni (unsigned bytes, the relaxed dot-add; only valid where dotAddIsExactU8S8() holds)
  *   rows     candidate: every T through the T = 1 pass, one activation row after another (T > 1 only)
+ *   s12      candidate for JavaScriptCore: the signed form in tiles of one quad x two activation rows (T > 1 only)
  *
  *   deno run -A bench/q8_0-vnni.bench.ts          bun bench/q8_0-vnni.bench.ts        [--T 1,16,128] [--rounds 10]
  *
@@ -95,7 +96,10 @@ const kernels: [string, string, number][] = [
   ["natural", "matmul_q8_0", W],
   ["lanes", "matmul_q8_0_lanes", WL],
   ["vnni", "matmul_q8_0_vnni", WV],
-  ...Object.keys(ex).filter((k) => k.startsWith("cand_")).map((k): [string, string, number] => [k.slice(5), k, WV]),
+  // candidates: cand_s* take the signed form's weights, the others the VNNI form's
+  ...Object.keys(ex).filter((k) => k.startsWith("cand_")).map((
+    k,
+  ): [string, string, number] => [k.slice(5), k, k.startsWith("cand_s") ? WL : WV]),
 ];
 const exact = dotAddIsExactU8S8();
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768], ["32000x768", 768, 32000]];
@@ -118,7 +122,7 @@ for (const [label, n, d] of shapes) {
       return new Uint32Array(memory.buffer, O, d * T).slice();
     };
     const ref = outOf("matmul_q8_0", W);
-    const timed = kernels.filter(([name]) => T > 1 || name !== "rows");
+    const timed = kernels.filter(([name]) => T > 1 || !name.startsWith("rows") && !name.startsWith("s1"));
     const same = Object.fromEntries(timed.map(([name, fn, w]) => [name, outOf(fn, w).every((x, i) => x === ref[i])]));
     const reps = Math.max(1, Math.round((T === 1 ? 64 : 8) / T * (2048 / d)));
     const best: Record<string, number> = Object.fromEntries(timed.map(([name]) => [name, Infinity]));
