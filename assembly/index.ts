@@ -11,3 +11,4 @@ export * from "./lanes-q4_0";
 export * from "./lanes-kquant";
 export * from "./lanes-q6_k";
 export * from "./attn-stream";
+export * from "./lanes-q8_0-vnni";

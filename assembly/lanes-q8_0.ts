@@ -5,11 +5,10 @@
 // two-input i32 shuffles and three adds); JavaScriptCore lowers that to about 3.0 ns a reduction against
 // V8's 0.9 ns, which made Bun's Q8_0 matmul 0.68-0.78x of Deno's (README "Q8_0 under JavaScriptCore").
 //
-// Layout: rows are taken in quads (4 rows). Quad Q occupies exactly the bytes of its 4 natural rows
-// (w + 4Q * ws, ws = nb * 34); per block b, 136 bytes at + 136b: the 4 rows' f16 scales (8 bytes),
-// then 8 vectors, vector g = elements 4g..4g+3 of rows 0..3, row r's element 4g+k at byte 4r + k (both builds).
-// Rows past the last whole quad (d % 4 of them) stay in the natural layout, where matmul_q8_0 and
-// dequantize_q8_0 read them.
+// Layout (lanes-q8_0-layout.ts): rows in quads, per quad and block the 4 f16 scales, then 8 vectors holding
+// 4 consecutive elements of each row (row r at bytes 4r..4r+3). Rows past the last whole quad (d % 4 of them)
+// stay in the natural layout, where matmul_q8_0 and dequantize_q8_0 read them. lanes-q8_0-vnni.ts keeps the
+// same layout with the bytes offset to unsigned, for runtimes where the relaxed dot-add is an exact u8 x s8 dot.
 //
 // Relaxed: against the activation's 4 bytes splatted (load32_splat), i32 lane r of each pmaddubsw + pmaddwd is
 // row r's exact partial sum (pmaddubsw pairs bytes 2i, 2i+1, pmaddwd i16 lanes 2r, 2r+1), so the block's integer
@@ -23,16 +22,7 @@ import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { matmul_q8_0 } from "./quant-matmul";
 import { dequantize_q8_0 } from "./quant-dequant";
 import { gemmChunk } from "./quant-gemm";
-
-/** Bytes of one quad's block: 4 f16 scales and 4 x 32 int8, the size of 4 natural blocks. */
-// @ts-ignore: decorator
-@inline const QB: usize = 4 * Q8_0_BYTES;
-
-/** Position of row r's element k (0..3) of a group within its 16-byte vector (both builds). */
-// @ts-ignore: decorator
-@inline function lanePos(r: usize, k: usize): usize {
-  return (r << 2) + k;
-}
+import { f16quad, lanePos, QB, repackQuads } from "./lanes-q8_0-layout";
 
 /** v with the sign of the bytes whose mask m is all ones flipped (v ^ m) - m. */
 // @ts-ignore: decorator
@@ -44,13 +34,6 @@ import { gemmChunk } from "./quant-gemm";
 // @ts-ignore: decorator
 @inline function pairs(lo: v128, hi: v128): v128 {
   return i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7));
-}
-
-/** The four f16 scales at p (one quad's block) as f32x4, as f16x4 converts them (quant-util.ts). */
-// @ts-ignore: decorator
-@inline function f16quad(p: usize, hmask: v128, p112: v128): v128 {
-  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
-  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
 }
 
 /**
@@ -169,22 +152,7 @@ export function matmul_q8_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
  * stay natural). tmp: 4 rows of scratch (4 * n / 32 * 34 bytes).
  */
 export function repack_q8_0_lanes(w: usize, n: i32, d: i32, tmp: usize): void {
-  const nb = n >> 5;
-  const ws: usize = <usize> nb * Q8_0_BYTES;
-  for (let r = 0; r + 4 <= d; r += 4) {
-    const p = w + <usize> r * ws;
-    memory.copy(tmp, p, ws << 2);
-    for (let b = 0; b < nb; b++) {
-      const o = p + <usize> b * QB;
-      for (let i: usize = 0; i < 4; i++) {
-        const s = tmp + i * ws + <usize> b * Q8_0_BYTES;
-        store<u16>(o + (i << 1), load<u16>(s));
-        for (let g: usize = 0; g < 8; g++) {
-          for (let k: usize = 0; k < 4; k++) store<u8>(o + 8 + (g << 4) + lanePos(i, k), load<u8>(s + 2 + (g << 2) + k));
-        }
-      }
-    }
-  }
+  repackQuads(w, n, d, tmp, 0);
 }
 
 /**

@@ -1,10 +1,10 @@
 import { Arena } from "../memory/arena.ts";
 import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
-import { instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
+import { dotAddIsExactU8S8, instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
-import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS, LANES_KERNELS, type MatmulKernels } from "../quant/kernels.ts";
+import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS, type LanesKernel, lanesKernel, type MatmulKernels } from "../quant/kernels.ts";
 import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
 import { UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
@@ -63,6 +63,12 @@ export class WasmBackend implements Backend {
   protected heapI32!: Int32Array;
   protected heapU8!: Uint8Array;
 
+  /**
+   * Whether this backend's kernels are the relaxed build and its relaxed dot-add is an exact u8 x s8 dot
+   * (dotAddIsExactU8S8), decided once at init: Q8_0 weights then take the lanes layout's VNNI form (lanesKernelFor).
+   */
+  private dotAddExact = false;
+
   /** Set to time every op by class (bench/peers.ts --profile); null: off, one null check per op. */
   profile: OpProfile | null = null;
 
@@ -81,7 +87,9 @@ export class WasmBackend implements Backend {
   async init(bytes: number): Promise<void> {
     const shared = this.opts.shared ?? false;
     this.arena = new Arena(bytes, { shared });
-    this.kernels = await instantiateKernels(this.arena.memory, pickVariant({ shared, relaxed: this.opts.relaxed }));
+    const variant = pickVariant({ shared, relaxed: this.opts.relaxed });
+    this.kernels = await instantiateKernels(this.arena.memory, variant);
+    this.dotAddExact = variant.startsWith("relaxed") && dotAddIsExactU8S8();
     this.heapI32 = new Int32Array(this.arena.memory.buffer);
     this.heapU8 = new Uint8Array(this.arena.memory.buffer);
   }
@@ -143,8 +151,16 @@ export class WasmBackend implements Backend {
 
   /** Scratch the lanes repack of a weight of this type and width takes at load (a row group), 0 where it will not run. */
   private lanesScratchBytes(type: GGMLTypeId, n: number): number {
-    const lanes = this.opts.ggmlOrder ? undefined : LANES_KERNELS.get(type);
+    const lanes = this.opts.ggmlOrder ? undefined : this.lanesKernelFor(type);
     return lanes ? lanes.rowGroup * (rowBytes(type, n) ?? 0) : 0;
+  }
+
+  /**
+   * The lanes kernels this backend repacks a weight type into (src/quant/kernels.ts lanesKernel): for Q8_0, the VNNI
+   * form (matmul_q8_0_vnni) where the dot-add is exact here, else the signed one (matmul_q8_0_lanes). Fixed from init on.
+   */
+  lanesKernelFor(type: GGMLTypeId): LanesKernel | undefined {
+    return lanesKernel(type, this.dotAddExact);
   }
 
   protected quantKernel(type: GGMLTypeId): WeightKernel {
@@ -160,13 +176,13 @@ export class WasmBackend implements Backend {
 
   /** The kernels for weight w: its layout's (prepareWeight) or its type's. */
   protected kernelsOf(w: Weight): MatmulKernels {
-    const layout = w.layout === "lanes" ? LANES_KERNELS.get(w.type) : w.layout === "kx" ? KX_KERNELS.get(w.type) : undefined;
+    const layout = w.layout === "lanes" ? this.lanesKernelFor(w.type) : w.layout === "kx" ? KX_KERNELS.get(w.type) : undefined;
     return layout ?? this.quantKernel(w.type);
   }
 
   /** Rows of w that its layout interleaves (1: each row on its own): a matmul's row ranges start at multiples of it. */
   protected rowGroupOf(w: Weight): number {
-    return (w.layout === "lanes" ? LANES_KERNELS.get(w.type)?.rowGroup : undefined) ?? 1;
+    return (w.layout === "lanes" ? this.lanesKernelFor(w.type)?.rowGroup : undefined) ?? 1;
   }
 
   /**
@@ -178,7 +194,7 @@ export class WasmBackend implements Backend {
    */
   prepareWeight(w: Weight): void {
     if (this.opts.ggmlOrder) return;
-    const lanes = LANES_KERNELS.get(w.type), row = rowBytes(w.type, w.cols);
+    const lanes = this.lanesKernelFor(w.type), row = rowBytes(w.type, w.cols);
     if (lanes && row && w.bytes === row * w.rows && w.rows >= lanes.rowGroup && this.matmulScratchSize >= lanes.rowGroup * row) {
       this.kernels[lanes.repack](w.ptr, w.cols, w.rows, this.matmulScratch);
       w.layout = "lanes";
@@ -200,7 +216,7 @@ export class WasmBackend implements Backend {
   embed(out: number, table: Weight, tokens: number, T: number): void {
     const n = table.cols;
     const p = this.profile, t0 = p ? p.now() : 0;
-    const lanes = table.layout === "lanes" ? LANES_KERNELS.get(table.type) : undefined;
+    const lanes = table.layout === "lanes" ? this.lanesKernelFor(table.type) : undefined;
     if (lanes) {
       // a row is spread over its row group: the kernel takes the table's start and the row
       const fetchRow = this.kernels[lanes.dequantize];
@@ -289,11 +305,12 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Books a matmul's time under its type and shape. Apart from the matmul, so that the key's closure (which
-   * captures w) is made here: in the matmul it made V8 allocate a context for w on every call, profiling or not.
+   * Books a matmul's time under its type and shape, and the kernel where a layout chose it (Q8_0's two lanes forms
+   * differ by runtime). Apart from the matmul, so that the key's closure (which captures w) is made here: in the
+   * matmul it made V8 allocate a context for w on every call, profiling or not.
    */
   protected profileMatmul(p: OpProfile, w: Weight, t0: number): void {
-    p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}`), t0);
+    p.add(p.keyOf(w, () => `matmul ${ggmlTypeName(w.type)} ${w.rows}x${w.cols}${w.layout ? ` (${this.kernelsOf(w).matmul})` : ""}`), t0);
   }
 
   rmsnorm(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {

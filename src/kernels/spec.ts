@@ -270,6 +270,11 @@ export const KERNEL_SPEC = {
   // assembly/lanes-q6_k.ts: matmul_q6_k_lanes in the form JavaScriptCore runs fast (the fourth chunk of each packed quad by
   // byte averages instead of shifts): Bun's Q6_K matmul
   matmul_q6_k_lanes_q1: QMATMUL,
+  // assembly/lanes-q8_0-vnni.ts: Q8_0's lanes layout with unsigned weight bytes (w + 128), one relaxed dot-add per 16 bytes;
+  // the backend takes it only where dotAddIsExactU8S8() (src/kernels/wasm.ts) finds that op exact for u8 x s8
+  matmul_q8_0_vnni: QMATMUL,
+  repack_q8_0_vnni: REPACK_LANES,
+  dequantize_q8_0_vnni: DEQUANTIZE_LANES,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

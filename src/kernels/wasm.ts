@@ -53,6 +53,64 @@ export function hasRelaxedSimd(): boolean {
   }
 }
 
+/**
+ * The module of dotAddIsExactU8S8: f(a, b, c) = lane 0 of i32x4.relaxed_dot_i8x16_i7x16_add_s(splat a, splat b, splat c),
+ * the dot of a's 4 bytes (signed) with b's 4 bytes, plus c.
+ * (module (func (export "f") (param i32 i32 i32) (result i32)
+ *   local.get 0 i32x4.splat local.get 1 i32x4.splat local.get 2 i32x4.splat
+ *   i32x4.relaxed_dot_i8x16_i7x16_add_s i32x4.extract_lane 0))
+ */
+const DOT_ADD_PROBE = new Uint8Array([
+  ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // magic, version
+  ...[0x01, 0x08, 0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7f], // types: (i32 i32 i32) -> i32
+  ...[0x03, 0x02, 0x01, 0x00], // functions: one of type 0
+  ...[0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00], // exports: "f" = function 0
+  ...[0x0a, 0x16, 0x01, 0x14, 0x00], // code: one body of 20 bytes, no locals
+  ...[0x20, 0x00, 0xfd, 0x11, 0x20, 0x01, 0xfd, 0x11, 0x20, 0x02, 0xfd, 0x11], // local.get i, i32x4.splat (x3)
+  ...[0xfd, 0x93, 0x02, 0xfd, 0x1b, 0x00, 0x0b], // i32x4.relaxed_dot_i8x16_i7x16_add_s, i32x4.extract_lane 0, end
+]);
+
+/** Probe cases: 4 signed bytes of a, 4 bytes of b (0..255), the accumulator; extremes first (255 x -128, 255 x 127). */
+const DOT_ADD_CASES: readonly (readonly [readonly number[], readonly number[], number])[] = [
+  [[-128, -128, -128, -128], [255, 255, 255, 255], 0],
+  [[127, 127, 127, 127], [255, 255, 255, 255], 0], // saturating i16 pairs give 65534 here, not 129540
+  [[-128, -128, -128, -128], [128, 128, 128, 128], 0], // read signed (vpdpbssd), b = -128: +65536
+  [[127, -128, 127, -128], [255, 255, 128, 1], 1 << 30],
+  [[-3, 5, -7, 9], [200, 130, 129, 250], 12345],
+  [[1, -2, 3, -4], [5, 6, 7, 8], -7], // b < 128: every runtime agrees here
+];
+
+let dotAddExact: boolean | undefined;
+
+/**
+ * Does i32x4.relaxed_dot_i8x16_i7x16_add_s give, in this runtime, the exact sum of a's signed bytes times b's
+ * unsigned bytes for b's bytes >= 128 too? The relaxed-SIMD spec leaves those results open: V8 emits one
+ * vpdpbusd (exact u8 x s8) on CPUs with AVX-VNNI, pmaddubsw + pmaddwd (saturated i16 pairs) without it;
+ * JavaScriptCore returns the saturated pairs; a vpdpbssd lowering would read b signed. Q8_0's VNNI form
+ * (assembly/lanes-q8_0-vnni.ts) needs the exact sums, so the WASM backend asks this once per process and picks
+ * that form only on true. The probe makes 1,200 calls so that an engine that tiers up a hot
+ * function answers for its optimizing tier too (V8 gave the same sums in every tier, measured 2026-12-05).
+ */
+export function dotAddIsExactU8S8(): boolean {
+  if (dotAddExact !== undefined) return dotAddExact;
+  dotAddExact = false;
+  if (!hasRelaxedSimd()) return false;
+  try {
+    const f = new WebAssembly.Instance(new WebAssembly.Module(DOT_ADD_PROBE)).exports.f as (a: number, b: number, c: number) => number;
+    const packed = DOT_ADD_CASES.map(([a, b, c]) => {
+      const bytes = (v: readonly number[]) => (v[0] & 255) | (v[1] & 255) << 8 | (v[2] & 255) << 16 | (v[3] & 255) << 24;
+      return [bytes(a), bytes(b), c, c + a.reduce((s, x, i) => s + x * b[i], 0)];
+    });
+    for (let round = 0; round < 200; round++) {
+      for (const [a, b, c, want] of packed) if (f(a, b, c) !== want) return false;
+    }
+    dotAddExact = true;
+  } catch {
+    // a runtime that validates relaxed SIMD but cannot compile the probe: the signed form serves
+  }
+  return dotAddExact;
+}
+
 export function hasSharedMemory(): boolean {
   try {
     return typeof SharedArrayBuffer !== "undefined" &&

@@ -183,6 +183,29 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   }],
 ]);
 
+/**
+ * Q8_0's lanes layout in the VNNI form (assembly/lanes-q8_0-vnni.ts): the same interleave with the weight bytes offset
+ * to unsigned (w + 128), so that one i32x4.relaxed_dot_i8x16_i7x16_add_s does what takes the signed form xor, sub,
+ * pmaddubsw, pmaddwd and an add (Σa, in Q8_S, takes the offset back out); T > 1 in tiles of two quads x two activation
+ * rows. Valid only where that op is an exact u8 x s8 dot (V8 with AVX-VNNI: one vpdpbusd; not JavaScriptCore, not V8
+ * without AVX-VNNI), so the WASM backend takes it through lanesKernel, on the relaxed build, where dotAddIsExactU8S8()
+ * holds. Bit-identical to matmul_q8_0 for weight bytes in -127..127 (README "Q8_0: the VNNI form").
+ */
+export const Q8_0_VNNI_LANES: LanesKernel = {
+  type: GGMLType.Q8_0,
+  actType: Q8_S,
+  quantize: "quantize_q8_s",
+  matmul: "matmul_q8_0_vnni",
+  repack: "repack_q8_0_vnni",
+  dequantize: "dequantize_q8_0_vnni",
+  rowGroup: 4,
+};
+
+/** A weight type's lanes kernels: Q8_0's VNNI form where the relaxed dot-add is an exact u8 x s8 dot, else LANES_KERNELS'. */
+export function lanesKernel(type: GGMLTypeId, dotAddExact: boolean): LanesKernel | undefined {
+  return dotAddExact && type === GGMLType.Q8_0 ? Q8_0_VNNI_LANES : LANES_KERNELS.get(type);
+}
+
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
 export const QUANT_WEIGHT_TYPES: readonly GGMLTypeId[] = [...TABLE.keys()];
 

@@ -1,0 +1,50 @@
+// The Q8_0 lanes layout's geometry, shared by its two forms (lanes-q8_0.ts: signed weight bytes;
+// lanes-q8_0-vnni.ts: the same bytes offset to unsigned). Not re-exported by index.ts: no kernels here.
+//
+// Rows are taken in quads (4 rows). Quad Q occupies exactly the bytes of its 4 natural rows
+// (w + 4Q * ws, ws = nb * 34); per block b, 136 bytes at + 136b: the 4 rows' f16 scales (8 bytes),
+// then 8 vectors, vector g = elements 4g..4g+3 of rows 0..3, row r's element 4g+k at byte 4r + k (both builds).
+// Rows past the last whole quad (d % 4 of them) stay in the natural layout.
+import { Q8_0_BYTES } from "./ggml-common";
+
+/** Bytes of one quad's block: 4 f16 scales and 4 x 32 int8, the size of 4 natural blocks. */
+// @ts-ignore: decorator
+@inline export const QB: usize = 4 * Q8_0_BYTES;
+
+/** Position of row r's element k (0..3) of a group within its 16-byte vector (both builds). */
+// @ts-ignore: decorator
+@inline export function lanePos(r: usize, k: usize): usize {
+  return (r << 2) + k;
+}
+
+/** The four f16 scales at p (one quad's block) as f32x4, as f16x4 converts them (quant-util.ts). */
+// @ts-ignore: decorator
+@inline export function f16quad(p: usize, hmask: v128, p112: v128): v128 {
+  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
+  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
+}
+
+/**
+ * Repacks the d x n Q8_0 weight at w in place into the lanes layout, quad by quad (the d % 4 last rows
+ * stay natural), each weight byte xor `bias` (0: as it is; 0x80: offset to unsigned, w + 128).
+ * tmp: 4 rows of scratch (4 * n / 32 * 34 bytes).
+ */
+// @ts-ignore: decorator
+@inline export function repackQuads(w: usize, n: i32, d: i32, tmp: usize, bias: u8): void {
+  const nb = n >> 5;
+  const ws: usize = <usize> nb * Q8_0_BYTES;
+  for (let r = 0; r + 4 <= d; r += 4) {
+    const p = w + <usize> r * ws;
+    memory.copy(tmp, p, ws << 2);
+    for (let b = 0; b < nb; b++) {
+      const o = p + <usize> b * QB;
+      for (let i: usize = 0; i < 4; i++) {
+        const s = tmp + i * ws + <usize> b * Q8_0_BYTES;
+        store<u16>(o + (i << 1), load<u16>(s));
+        for (let g: usize = 0; g < 8; g++) {
+          for (let k: usize = 0; k < 4; k++) store<u8>(o + 8 + (g << 4) + lanePos(i, k), load<u8>(s + 2 + (g << 2) + k) ^ bias);
+        }
+      }
+    }
+  }
+}
