@@ -6,6 +6,7 @@
 import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
 import type { DequantizeKernel, LanesDequantizeKernel, LanesRepackKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
+import { dotAddIsExactU8 } from "../kernels/dot-add.ts";
 import { actRowBytesOrUndefined, actTypeName, Q8_S } from "./act-formats.ts";
 
 /** What a matmul over a weight needs: its activation format, the quantizer that writes it, the matmul. */
@@ -157,12 +158,14 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   // assembly/lanes-kquant.ts: quads of rows, 4 weights of each per 16-byte vector, scales and mins of 4 rows
   // decoded together; KX Q8_K activations, as matmul_q4_kx (so Q6_K's KX weights share them); the d % 4 last
   // rows are KX, not natural. Bun takes matmul_q4_k_lanes_q1 (T = 1 one quad per pass): JavaScriptCore spills the
-  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (README "Q4_K decode"). Bit-identical.
+  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (README "Q4_K decode"). Where the
+  // dot-add is an exact u8 x s8 product (V8 with AVX-VNNI: dotAddIsExactU8), matmul_q4_k_lanes_u8 (T = 1 through it,
+  // README "Q4_K decode through the dot-add"). Bit-identical, all three.
   [GGMLType.Q4_K, {
     type: GGMLType.Q4_K,
     actType: GGMLType.Q8_K,
     quantize: "quantize_q8_kx",
-    matmul: "Bun" in globalThis ? "matmul_q4_k_lanes_q1" : "matmul_q4_k_lanes",
+    matmul: "Bun" in globalThis ? "matmul_q4_k_lanes_q1" : dotAddIsExactU8() ? "matmul_q4_k_lanes_u8" : "matmul_q4_k_lanes",
     repack: "repack_q4_k_lanes",
     dequantize: "dequantize_q4_k_lanes",
     rowGroup: 4,
