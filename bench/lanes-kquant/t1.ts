@@ -9,7 +9,14 @@
 //   l4, l1  u4 and u1 with the chunk pairs 1..3 of a sub-block in a loop
 //   c1  u1 with both sub-blocks of a pair taken together, each activation chunk loaded once for both (word shuffles
 //       instead of splat loads; relaxed build only)
-// u4 became matmul_q4_k_lanes's T = 1 step and u1 matmul_q4_k_lanes_q1's (Bun), so "today" is u4 since then.
+//   v1  u1 with the high nibbles' shift count a run-time value (JavaScriptCore materializes a constant count per shift)
+//   a1  u1 with the high nibbles by four byte averages of V & 0xf0 (pavgb: one instruction in both engines)
+//   d4, d1  each sub-block summed in i32 lanes by the dot-add (operands 0..15, spec-deterministic), scales by i32x4.mul
+//   f4, f1, f2  the same with the high nibbles masked in place (0..240: exact only where the dot-add is u8 x s8, V8 with
+//       VNNI; they give wrong sums under JavaScriptCore), the low nibbles' chain shifted by 4 before the add
+//   p1k, p2k, p4k  f4 with each of the four streams touched 1152, 2048 or 4096 bytes ahead (a byte load per line, whose
+//       sum the function returns so that it stays): a software prefetch
+// u4 became matmul_q4_k_lanes's T = 1 step, u1 matmul_q4_k_lanes_q1's (Bun) and f4 matmul_q4_k_lanes_u8's (V8 with VNNI).
 export { matmul_q4_k_lanes, matmul_q4_k_lanes_q1, matmul_q4_k_lanes_u8, repack_q4_k_lanes } from "../../assembly/lanes-kquant";
 export { quantize_q8_kx } from "../../assembly/quant-act";
 export { read_probe } from "../../assembly/f32";
@@ -81,6 +88,36 @@ import { dot16 } from "../../assembly/quant-util";
   return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 112, m))));
 }
 
+/** sub() with the shift count a run-time value (4 + an opaque zero): JavaScriptCore materializes a constant count per shift. */
+// @ts-ignore: decorator
+@inline function subV(o: usize, x: usize, m: usize, m4: v128, sh: i32): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 16, m)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 48, m))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 80, m))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 112, m))));
+}
+
+/** sub() with each high nibble by byte averages: (V & 0xf0) halved four times (pavgb: one instruction in both engines). */
+// @ts-ignore: decorator
+@inline function hiAvg(V: v128, mf0: v128, zero: v128): v128 {
+  return i8x16.avgr_u(i8x16.avgr_u(i8x16.avgr_u(i8x16.avgr_u(v128.and(V, mf0), zero), zero), zero), zero);
+}
+// @ts-ignore: decorator
+@inline function subA(o: usize, x: usize, m: usize, m4: v128, mf0: v128, zero: v128): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(hiAvg(V, mf0, zero), act(x + 16, m)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m)), dot16(hiAvg(V, mf0, zero), act(x + 48, m))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m)), dot16(hiAvg(V, mf0, zero), act(x + 80, m))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(hiAvg(V, mf0, zero), act(x + 112, m))));
+}
+
 /** sub() with the chunk pairs 1..3 in a loop (smaller code, fewer live values for the register allocator). */
 // @ts-ignore: decorator
 @inline function subLoop(o: usize, x: usize, m: usize, m4: v128): v128 {
@@ -95,8 +132,10 @@ import { dot16 } from "../../assembly/quant-util";
 }
 
 // @ts-ignore: decorator
-@inline function S(LOOP: bool, o: usize, x: usize, m: usize, m4: v128): v128 {
-  return LOOP ? subLoop(o, x, m, m4) : sub(o, x, m, m4);
+@inline function S(LOOP: i32, o: usize, x: usize, m: usize, m4: v128): v128 {
+  if (LOOP == 2) return subV(o, x, m, m4, 4 + <i32>(i8x16.extract_lane_u(m4, 0) >> 4));
+  if (LOOP == 3) return subA(o, x, m, m4, v128.not(m4), i8x16.splat(0));
+  return LOOP == 1 ? subLoop(o, x, m, m4) : sub(o, x, m, m4);
 }
 
 /**
@@ -118,7 +157,7 @@ import { dot16 } from "../../assembly/quant-util";
 
 /** One superblock's integer sums Σ sc * q * a of QN quads (p, p + qs, ...) against the activation block q. */
 // @ts-ignore: decorator
-@inline function bandU(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, LOOP: bool): void {
+@inline function bandU(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, LOOP: i32): void {
   const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
@@ -164,7 +203,7 @@ import { dot16 } from "../../assembly/quant-util";
 }
 
 // @ts-ignore: decorator
-@inline function run(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32, LOOP: bool): void {
+@inline function run(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32, LOOP: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31);
   const ws: usize = <usize>nb * WB;
   const d4 = d & ~3, e = min(r1, d4);
@@ -183,11 +222,13 @@ import { dot16 } from "../../assembly/quant-util";
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
 }
 
-export function u4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, false); }
-export function u2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 2, false); }
-export function u1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, false); }
-export function l4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, true); }
-export function l1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, true); }
+export function u4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, 0); }
+export function u2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 2, 0); }
+export function u1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 0); }
+export function l4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, 1); }
+export function v1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 2); }
+export function a1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 3); }
+export function l1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 1); }
 
 /** Word w (0..3) of the chunk C in every lane. */
 // @ts-ignore: decorator
@@ -341,10 +382,10 @@ export function c1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1:
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
 }
 
-export function d4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 4, false); }
-export function d1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 1, false); }
-export function f4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 4, true); }
-export function f1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 1, true); }
+export function d4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 4, 0); }
+export function d1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 1, 0); }
+export function f4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 4, 1); }
+export function f1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 1, 1); }
 export function f2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 2, true); }
 
 // ---- p*: f4 with each stream touched DIST bytes ahead (one byte load per 64-byte line): a software prefetch
