@@ -49,7 +49,10 @@ const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
 const bl = opts.baseline ? new BackendOn(path.join(root, "build", `kvasm-${variant}.wasm`), variant) : new WasmBackend();
 const bk = opts.baseline
-  ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, { matmul_q4_k_lanes_q1: "matmul_q4_k_lanes", matmul_q4_k_lanes_u8: "matmul_q4_k_lanes" })
+  ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, {
+    matmul_q4_k_lanes_q1: "matmul_q4_k_lanes",
+    matmul_q4_k_lanes_u8: "matmul_q4_k_lanes",
+  })
   : new Q4KX();
 const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadModel(file, { backend: bk, threads: 1 });
 const sl = ml.newSequence(), sk = mk.newSequence();

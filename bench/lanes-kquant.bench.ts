@@ -215,8 +215,9 @@ for (const [d, n] of shapes) {
     const cut = [0, 4 * Math.floor(d / 12), 4 * Math.floor(d / 5), d];
     for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
     const split = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
-    const kxSame = same("kx"), lanesSame = same("lanes") && (!base || same("old")) && (!variants.includes("q1") || same("q1")) &&
-      (!variants.includes("u8") || same("u8"));
+    const kxSame = same("kx"),
+      lanesSame = same("lanes") && (!base || same("old")) && (!variants.includes("q1") || same("q1")) &&
+        (!variants.includes("u8") || same("u8"));
     allSame &&= kxSame && lanesSame && split && dqSame;
     const reps = Math.max(1, Math.round(32 / T));
     const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));

@@ -127,7 +127,9 @@ export function runT1(type: T1Type, o: T1Options): boolean {
     }
     const gbs = (v: string) => bytes / best[v] / 1e6;
     console.log(
-      `  ${`${d}x${n}`.padEnd(10)} ${(bytes / MiB).toFixed(1)} MiB${cold ? " (from DRAM)" : ""}: read_probe ${gbs("read_probe").toFixed(1)} GB/s;` +
+      `  ${`${d}x${n}`.padEnd(10)} ${(bytes / MiB).toFixed(1)} MiB${cold ? " (from DRAM)" : ""}: read_probe ${
+        gbs("read_probe").toFixed(1)
+      } GB/s;` +
         variants.map((v) =>
           ` ${v} ${(best[v] * 1000).toFixed(1)} (${gbs(v).toFixed(1)} GB/s = ${(gbs(v) / gbs("read_probe")).toFixed(2)}, ` +
           `${((2 * n * d) / best[v] / 1e6).toFixed(0)} GOP/s` +
