@@ -14,8 +14,9 @@ import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
-import { GGMLType } from "../src/formats/ggml-types.ts";
-import { hasRelaxedSimd } from "../src/kernels/wasm.ts";
+import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
+import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
+import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 import { BackendOn } from "./build-backend.ts";
 /** Q4_K repacked to KX, as before the lanes layout took it. */
 class Q4KX extends WasmBackend {
@@ -47,7 +48,13 @@ const steps = Number(opts.steps), mid = steps >> 1;
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
-const bl = opts.baseline ? new BackendOn(path.join(root, "build", `kvasm-${variant}.wasm`), variant) : new WasmBackend();
+/** This tree's build with the lanes kernels WasmBackend.init would pick (BackendOn's own init leaves the exact dot-add's off). */
+class CurrentOn extends BackendOn {
+  override lanesKernelFor(type: GGMLTypeId): LanesKernel | undefined {
+    return lanesKernel(type, variant === "relaxed" && dotAddIsExactU8S8());
+  }
+}
+const bl = opts.baseline ? new CurrentOn(path.join(root, "build", `kvasm-${variant}.wasm`), variant) : new WasmBackend();
 const bk = opts.baseline
   ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, {
     matmul_q4_k_lanes_q1: "matmul_q4_k_lanes",

@@ -7,7 +7,7 @@
  *   lanes     matmul_q4_k_lanes over repack_q4_k_lanes's layout (the same KX activations)
  *   q1        matmul_q4_k_lanes_q1 (Bun's: T = 1 one quad per pass), same weights, where the module has it
  *   u8        matmul_q4_k_lanes_u8 (V8 with VNNI's: T = 1 through the dot-add), where the module has it and the engine's
- *             dot-add is an exact u8 x s8 product (src/kernels/dot-add.ts)
+ *             dot-add is an exact u8 x s8 product (dotAddIsExactU8S8, src/kernels/wasm.ts)
  *
  *   deno run -A bench/lanes-kquant.bench.ts          bun bench/lanes-kquant.bench.ts        [--T 1,16,128] [--rounds 10]
  *   [--baseline REF]: also the lanes kernel of git REF's assembly/ (the old build), same weights, same run
@@ -27,7 +27,7 @@ import process from "node:process";
 
 import { benchArgs } from "./cli.ts";
 import { runT1 } from "./lanes-t1.ts";
-import { dotAddIsExactU8 } from "../src/kernels/dot-add.ts";
+import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
 const { values: opts } = benchArgs(
   `Q4_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
@@ -77,7 +77,7 @@ if (opts.t1) {
     kernels: { q1: "matmul_q4_k_lanes_q1", u8: "matmul_q4_k_lanes_u8" },
     candidateRange: true,
   }, {
-    variants: opts.variants.split(",").filter((v) => v !== "u8" || plain || dotAddIsExactU8()),
+    variants: opts.variants.split(",").filter((v) => v !== "u8" || plain || dotAddIsExactU8S8()),
     shapes: (opts.shapes ?? "2048x768,768x2048,12288x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]),
     rounds: Number(opts.rounds ?? 12),
     plain,
@@ -164,7 +164,7 @@ const variants: Variant[] = [
   ...(base ? ["old" as const] : []),
   "lanes",
   ...(ex.matmul_q4_k_lanes_q1 ? ["q1" as const] : []),
-  ...(ex.matmul_q4_k_lanes_u8 && (plain || dotAddIsExactU8()) ? ["u8" as const] : []),
+  ...(ex.matmul_q4_k_lanes_u8 && (plain || dotAddIsExactU8S8()) ? ["u8" as const] : []),
 ];
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;

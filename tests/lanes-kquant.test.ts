@@ -13,8 +13,8 @@ import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { dotAddIsExactU8 } from "../src/kernels/dot-add.ts";
-import { LANES_KERNELS } from "../src/quant/kernels.ts";
+import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
+import { lanesKernel } from "../src/quant/kernels.ts";
 import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
@@ -96,9 +96,9 @@ for (const b of BUILDS) {
   });
 
   // matmul_q4_k_lanes_q1: the same with T = 1 one quad per pass (Bun's kernel, src/quant/kernels.ts); matmul_q4_k_lanes_u8:
-  // T = 1 through the dot-add, exact only where it is a u8 x s8 product (dotAddIsExactU8: V8 with VNNI), so in the relaxed
+  // T = 1 through the dot-add, exact only where it is a u8 x s8 product (dotAddIsExactU8S8: V8 with VNNI), so in the relaxed
   // build only there (the plain build's is matmul_q4_k_lanes)
-  const u8Runs = b === "simd" || dotAddIsExactU8();
+  const u8Runs = b === "simd" || dotAddIsExactU8S8();
   for (const matmul of ["matmul_q4_k_lanes", "matmul_q4_k_lanes_q1", ...(u8Runs ? ["matmul_q4_k_lanes_u8" as const] : [])] as const) {
     test(`${matmul} (${b}): matmul_q4_k's floats bit for bit, T = 1, 3, 5, 37, 128, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
       const k = kernels[b], lanes = k[matmul];
@@ -134,10 +134,9 @@ for (const b of BUILDS) {
   }
 }
 
-test("Q4_K's matmul: matmul_q4_k_lanes_u8 only where the dot-add is an exact u8 x s8 product (dotAddIsExactU8)", () => {
-  const picked = LANES_KERNELS.get(GGMLType.Q4_K)!.matmul;
-  if (dotAddIsExactU8() && !("Bun" in globalThis)) assertEquals(picked, "matmul_q4_k_lanes_u8");
-  else assert(picked !== "matmul_q4_k_lanes_u8", `${picked}: this engine's dot-add saturates, so not the u8 kernel`);
+test("Q4_K's matmul: matmul_q4_k_lanes_u8 only where the dot-add is an exact u8 x s8 product (lanesKernel)", () => {
+  assertEquals(lanesKernel(GGMLType.Q4_K, true)?.matmul, "matmul_q4_k_lanes_u8");
+  assert(lanesKernel(GGMLType.Q4_K, false)?.matmul !== "matmul_q4_k_lanes_u8", "a saturating dot-add keeps the lanes kernel");
 });
 
 /** A d x n Q4_K weight (q4kRows's random bytes) through `backend`: its products and rows, see weightOutputs. */
