@@ -59,6 +59,10 @@ const bk = opts.baseline
   ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, {
     matmul_q4_k_lanes_q1: "matmul_q4_k_lanes",
     matmul_q4_k_lanes_u8: "matmul_q4_k_lanes",
+    // (Q8_0's VNNI form: never called on the Q4_K_M file, aliased so that a build from before it loads)
+    matmul_q8_0_vnni: "matmul_q8_0_lanes",
+    repack_q8_0_vnni: "repack_q8_0_lanes",
+    dequantize_q8_0_vnni: "dequantize_q8_0_lanes",
   })
   : new Q4KX();
 const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadModel(file, { backend: bk, threads: 1 });
