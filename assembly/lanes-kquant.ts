@@ -556,3 +556,110 @@ export function matmul_q4_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d:
   else gemm(out, xq, w, nb, d, T, r0, e, z);
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, T, max(r0, d4), r1);
 }
+
+// ---- T = 1 through the i32 dot-add, where it is an exact u8 x s8 dot product (V8 on a VNNI CPU) ----
+//
+// i32x4.relaxed_dot_i8x16_i7x16_add_s sums four byte products into each i32 lane. Where the engine lowers it to one
+// vpdpbusd (V8 with AVX-VNNI), it is exact for any unsigned byte in its second operand, so a weight vector's high
+// nibbles can stay where they are (V & 0xf0: 16 x 0..15) and only the low ones are masked: two ops a vector where
+// band's unpacking takes three, no i16 adds (the dot-add accumulates), and each sub-block's sums (16 x the exact
+// ones: the low nibbles' chain shifted left by 4 before the add) take their scales by one i32 multiply. Under
+// JavaScriptCore the same instruction is pmaddubsw + pmaddwd + add, saturating for bytes >= 128: a wrong result, so
+// src/quant/kernels.ts takes this kernel only where a run-time probe has found the exact semantics.
+// Same integers: |16 Σ q a| <= 16 x 32 x 15 x 128 per sub-block, times a 6-bit scale, eight sub-blocks: < 2^29, and
+// the superblock's sum is a multiple of 16, so shifting it right by 4 gives band's exact isum; finish() as band.
+
+/** Sub-block's sums of the quad at o (four vectors) against activation chunks at x (word m), times 16. Relaxed only. */
+// @ts-ignore: decorator
+@inline function sub16(o: usize, x: usize, m: usize, m4: v128, mf0: v128): v128 {
+  // written out: with a loop over the four vectors, V8 kept the loop and ran the step at 0.56-0.73x (standalone module)
+  let V = v128.load(o);
+  let lo = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x, m, m4), v128.and(V, m4), i32x4.splat(0));
+  let hi = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 16, m, m4), v128.and(V, mf0), i32x4.splat(0));
+  V = v128.load(o + 16);
+  lo = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 32, m, m4), v128.and(V, m4), lo);
+  hi = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 48, m, m4), v128.and(V, mf0), hi);
+  V = v128.load(o + 32);
+  lo = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 64, m, m4), v128.and(V, m4), lo);
+  hi = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 80, m, m4), v128.and(V, mf0), hi);
+  V = v128.load(o + 48);
+  lo = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 96, m, m4), v128.and(V, m4), lo);
+  hi = i32x4.relaxed_dot_i8x16_i7x16_add_s(act(x + 112, m, m4), v128.and(V, mf0), hi);
+  return i32x4.add(i32x4.shl(lo, 4), hi);
+}
+
+/** Sub-blocks 2k and 2k + 1 of the quad at p (vectors from o), times their scales (i32 lanes, row r in lane r), times 16. */
+// @ts-ignore: decorator
+@inline function subPair16(p: usize, o: usize, k: usize, x: usize, m: usize, m4: v128, mf0: v128, m3f: v128): v128 {
+  // the scale bytes of 2k and 2k + 1 side by side for each row (scalePair): the low / high i16 of i32 lane r
+  const L = v128.load8x8_u(p + 16 + ((k >> 1) << 4) + ((k & 1) << 3));
+  const se = v128.and(L, m3f), so = v128.and(i32x4.shr_u(L, 16), m3f);
+  return i32x4.add(i32x4.mul(sub16(o, x, m, m4, mf0), se), i32x4.mul(sub16(o + 64, x, m + 1, m4, mf0), so));
+}
+
+/** band() through the dot-add (QN = 4 or 1 quads, qs bytes apart): the same isum, msum and f32 steps. Relaxed only. */
+// @ts-ignore: decorator
+@inline function band16(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
+  const m4 = i8x16.splat(<i8>(15 + z)), mf0 = i8x16.splat(<i8>(0xf0 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
+  const m3f = i32x4.splat(63 + z);
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    // all four pairs in one loop from zero sums (the first pair peeled to start them, as band does, ran at 0.95x in V8)
+    let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (let k: usize = 0; k < 4; k++) {
+      // sub-blocks 2k and 2k + 1: half k >> 1 of the activation block, sub-block words 2(k & 1) and 2(k & 1) + 1
+      const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1, o = p + 64 + (k << 7);
+      // (s1 alone, then s2 and s3: grouped under one condition, binaryen reloaded a third of the shared splats)
+      s0 = i32x4.add(s0, subPair16(p, o, k, x, m, m4, mf0, m3f));
+      if (QN > 1) s1 = i32x4.add(s1, subPair16(p + qs, o + qs, k, x, m, m4, mf0, m3f));
+      if (QN > 2) {
+        s2 = i32x4.add(s2, subPair16(p + 2 * qs, o + 2 * qs, k, x, m, m4, mf0, m3f));
+        s3 = i32x4.add(s3, subPair16(p + 3 * qs, o + 3 * qs, k, x, m, m4, mf0, m3f));
+      }
+    }
+    const P = pairs(q);
+    a0 = f32x4.add(a0, finishAt(p, i32x4.shr_s(s0, 4), q, P, m4, m30, hmask, p112));
+    if (QN > 1) {
+      a1 = f32x4.add(a1, finishAt(p + qs, i32x4.shr_s(s1, 4), q, P, m4, m30, hmask, p112));
+      a2 = f32x4.add(a2, finishAt(p + 2 * qs, i32x4.shr_s(s2, 4), q, P, m4, m30, hmask, p112));
+      a3 = f32x4.add(a3, finishAt(p + 3 * qs, i32x4.shr_s(s3, 4), q, P, m4, m30, hmask, p112));
+    }
+    p += LB;
+    q += AB;
+  }
+  v128.store(out, a0);
+  if (QN > 1) {
+    v128.store(out + oqs, a1);
+    v128.store(out + 2 * oqs, a2);
+    v128.store(out + 3 * oqs, a3);
+  }
+}
+
+/** gemv4 through band16: four far-apart quads per pass, then single quads. Relaxed only. */
+// @ts-ignore: decorator
+@inline function gemv16(out: usize, xq: usize, w: usize, nb: i32, ws: usize, r0: i32, e: i32, z: i32): void {
+  const qn = (e - r0) >> 4, qo: usize = <usize>qn << 4;
+  for (let g = 0; g < qn; g++) {
+    const rg = r0 + 4 * g;
+    band16(out + (<usize>rg << 2), qo, xq, w + <usize>rg * ws, nb, (qo >> 2) * ws, z, 4);
+  }
+  for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) band16(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1);
+}
+
+/**
+ * matmul_q4_k_lanes with T = 1 through the dot-add (gemv16): for engines whose i32x4.relaxed_dot_i8x16_i7x16_add_s is an
+ * exact u8 x s8 dot product (V8 on a VNNI CPU: src/quant/kernels.ts checks it at run time); wrong where it saturates
+ * (JavaScriptCore). T > 1 and the plain build (no dot-add) as matmul_q4_k_lanes. Bit-identical to it where it applies.
+ */
+export function matmul_q4_k_lanes_u8(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {
+  if (!RELAXED) {
+    matmul_q4_k_lanes(out, xq, w, n, d, T, r0, r1);
+    return;
+  }
+  const nb = n >> 8, z = <i32>(<u32>n >> 31), d4 = d & ~3, e = min(r1, d4);
+  // (gemm, not matmul_q4_k_lanes: inlined here, its T = 1 step made this function's step 0.65-0.97x of the same code alone)
+  if (T == 1) gemv16(out, xq, w, nb, <usize>nb * WB, r0, e, z);
+  else gemm(out, xq, w, nb, d, T, r0, e, z);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, T, max(r0, d4), r1);
+}

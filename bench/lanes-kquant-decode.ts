@@ -14,8 +14,9 @@ import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
-import { GGMLType } from "../src/formats/ggml-types.ts";
-import { hasRelaxedSimd } from "../src/kernels/wasm.ts";
+import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
+import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
+import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 import { BackendOn } from "./build-backend.ts";
 /** Q4_K repacked to KX, as before the lanes layout took it. */
 class Q4KX extends WasmBackend {
@@ -47,9 +48,22 @@ const steps = Number(opts.steps), mid = steps >> 1;
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
-const bl = opts.baseline ? new BackendOn(path.join(root, "build", `kvasm-${variant}.wasm`), variant) : new WasmBackend();
+/** This tree's build with the lanes kernels WasmBackend.init would pick (BackendOn's own init leaves the exact dot-add's off). */
+class CurrentOn extends BackendOn {
+  override lanesKernelFor(type: GGMLTypeId): LanesKernel | undefined {
+    return lanesKernel(type, variant === "relaxed" && dotAddIsExactU8S8());
+  }
+}
+const bl = opts.baseline ? new CurrentOn(path.join(root, "build", `kvasm-${variant}.wasm`), variant) : new WasmBackend();
 const bk = opts.baseline
-  ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, { matmul_q4_k_lanes_q1: "matmul_q4_k_lanes" })
+  ? new BackendOn(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant, {
+    matmul_q4_k_lanes_q1: "matmul_q4_k_lanes",
+    matmul_q4_k_lanes_u8: "matmul_q4_k_lanes",
+    // (Q8_0's VNNI form: never called on the Q4_K_M file, aliased so that a build from before it loads)
+    matmul_q8_0_vnni: "matmul_q8_0_lanes",
+    repack_q8_0_vnni: "repack_q8_0_lanes",
+    dequantize_q8_0_vnni: "dequantize_q8_0_lanes",
+  })
   : new Q4KX();
 const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadModel(file, { backend: bk, threads: 1 });
 const sl = ml.newSequence(), sk = mk.newSequence();

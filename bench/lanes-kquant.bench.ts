@@ -6,19 +6,28 @@
  *   kx        matmul_q4_kx over repack_q4_kx's layout (KX Q8_K activations, quantize_q8_kx)
  *   lanes     matmul_q4_k_lanes over repack_q4_k_lanes's layout (the same KX activations)
  *   q1        matmul_q4_k_lanes_q1 (Bun's: T = 1 one quad per pass), same weights, where the module has it
+ *   u8        matmul_q4_k_lanes_u8 (V8 with VNNI's: T = 1 through the dot-add), where the module has it and the engine's
+ *             dot-add is an exact u8 x s8 product (dotAddIsExactU8S8, src/kernels/wasm.ts)
  *
  *   deno run -A bench/lanes-kquant.bench.ts          bun bench/lanes-kquant.bench.ts        [--T 1,16,128] [--rounds 10]
  *   [--baseline REF]: also the lanes kernel of git REF's assembly/ (the old build), same weights, same run
  *
  * Every output of kx and lanes is checked bit for bit against natural (and each row's dequantization), then each
  * variant's fastest call is printed with its ratio to natural and lanes / kx. Run both engines in the same minutes.
+ *
+ *   --t1: decode only, the lanes kernel as built against Bun's and V8's T = 1 kernels and the candidate steps of
+ *   bench/lanes-kquant/t1.ts, with read_probe over the same bytes (bench/lanes-t1.ts)
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
+import process from "node:process";
+
 import { benchArgs } from "./cli.ts";
+import { runT1 } from "./lanes-t1.ts";
+import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
 const { values: opts } = benchArgs(
   `Q4_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
@@ -27,18 +36,28 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
   deno run -A bench/lanes-kquant.bench.ts [options]        bun bench/lanes-kquant.bench.ts [options]
 
   --T LIST          token rows (default 1,16,128)
-  --rounds N        timed rounds per variant, interleaved (default 10)
-  --shapes LIST     out x in shapes (default 2048x768,768x2048)
+  --rounds N        timed rounds per variant, interleaved (default 10; --t1: 12)
+  --shapes LIST     out x in shapes (default 2048x768,768x2048; --t1: 2048x768,768x2048,12288x2048, the last one past
+                    the caches)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
   --wasm FILE       use this compiled module instead of compiling (it must match --plain)
   --baseline REF    also time the lanes kernel of git REF's assembly/ (e.g. main), compiled the same way: "old"
                     (or of REF itself where it is a compiled .wasm file of this module)
+  --t1              instead: T = 1 only, matmul_q4_k_lanes as built ("today") against other T = 1 kernels (q1: Bun's,
+                    u8: V8 with VNNI's) and the candidate steps of bench/lanes-kquant/t1.ts, on one module compiled from
+                    that file; outputs checked bit for bit; GB/s of weights as a fraction of read_probe's over the same
+                    bytes (weights over 8 MiB read from DRAM, after a 256 MiB sweep)
+  --variants LIST   with --t1: the kernels and candidates (default u8,q1,u4)
+  --cold            with --t1: every shape from DRAM
   -h, --help        this text`,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
-      rounds: { type: "string", default: "10" },
-      shapes: { type: "string", default: "2048x768,768x2048" },
+      rounds: { type: "string" },
+      shapes: { type: "string" },
+      t1: { type: "boolean" },
+      variants: { type: "string", default: "u8,q1,u4" },
+      cold: { type: "boolean" },
       plain: { type: "boolean" },
       wasm: { type: "string" },
       baseline: { type: "string" },
@@ -46,9 +65,30 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
     },
   },
 );
-const Ts = opts.T.split(",").map(Number);
-const rounds = Number(opts.rounds);
 const plain = opts.plain === true;
+if (opts.t1) {
+  const same = runT1({
+    name: "Q4_K",
+    entry: "bench/lanes-kquant/t1.ts",
+    blockBytes: 144,
+    fill: fillWeights,
+    repack: "repack_q4_k_lanes",
+    today: "matmul_q4_k_lanes",
+    kernels: { q1: "matmul_q4_k_lanes_q1", u8: "matmul_q4_k_lanes_u8" },
+    candidateRange: true,
+  }, {
+    variants: opts.variants.split(",").filter((v) => v !== "u8" || plain || dotAddIsExactU8S8()),
+    shapes: (opts.shapes ?? "2048x768,768x2048,12288x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]),
+    rounds: Number(opts.rounds ?? 12),
+    plain,
+    cold: opts.cold === true,
+    wasm: opts.wasm,
+  });
+  if (!same) console.error("a T = 1 kernel or candidate differs from matmul_q4_k_lanes");
+  process.exit(same ? 0 : 1);
+}
+const Ts = opts.T.split(",").map(Number);
+const rounds = Number(opts.rounds ?? 10);
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -93,39 +133,44 @@ const W = 65536, WK = W + 8 * MB, WL = WK + 8 * MB, XN = WL + 8 * MB, XK = XN + 
 const XF = O2 + 8 * MB, TMP = XF + 8 * MB, DQ = TMP + MB, DQ2 = DQ + MB;
 const heap = new Uint8Array(memory.buffer);
 
-/** Random Q4_K blocks: finite normal f16 d and dmin, random scale/min bytes and nibbles. */
-function fillWeights(bytes: number) {
+/** Random Q4_K blocks at `at`: finite normal f16 d and dmin, random scale/min bytes and nibbles. */
+function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => number) {
+  for (let b = 0; b < bytes; b += 144) {
+    for (let i = 0; i < 144; i++) heap[at + b + i] = next() & 255;
+    // d in [2^-14, 2^-7), dmin likewise: exponent 1..7, any mantissa, random sign for d only
+    const half = (sign: number) => (sign << 15) | ((1 + (next() % 7)) << 10) | (next() & 0x3ff);
+    const dv = half(next() & 1), dm = half(0);
+    heap[at + b] = dv & 255, heap[at + b + 1] = dv >> 8;
+    heap[at + b + 2] = dm & 255, heap[at + b + 3] = dm >> 8;
+  }
+}
+
+/** xorshift32 from seed 12345. */
+function xorshift(): () => number {
   let s = 12345;
-  const next = () => {
+  return () => {
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
     return s >>> 0;
   };
-  for (let b = 0; b < bytes; b += 144) {
-    for (let i = 0; i < 144; i++) heap[W + b + i] = next() & 255;
-    // d in [2^-14, 2^-7), dmin likewise: exponent 1..7, any mantissa, random sign for d only
-    const half = (sign: number) => (sign << 15) | ((1 + (next() % 7)) << 10) | (next() & 0x3ff);
-    const dv = half(next() & 1), dm = half(0);
-    heap[W + b] = dv & 255, heap[W + b + 1] = dv >> 8;
-    heap[W + b + 2] = dm & 255, heap[W + b + 3] = dm >> 8;
-  }
 }
 
-const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
-type Variant = "natural" | "kx" | "old" | "lanes" | "q1";
+const shapes = (opts.shapes ?? "2048x768,768x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]);
+type Variant = "natural" | "kx" | "old" | "lanes" | "q1" | "u8";
 const variants: Variant[] = [
   "natural",
   "kx",
   ...(base ? ["old" as const] : []),
   "lanes",
   ...(ex.matmul_q4_k_lanes_q1 ? ["q1" as const] : []),
+  ...(ex.matmul_q4_k_lanes_u8 && (plain || dotAddIsExactU8S8()) ? ["u8" as const] : []),
 ];
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
   const bytes = d * (n / 256) * 144;
-  fillWeights(bytes);
+  fillWeights(heap, W, bytes, xorshift());
   heap.copyWithin(WK, W, W + bytes);
   heap.copyWithin(WL, W, W + bytes);
   ex.repack_q4_kx(WK, bytes / 144, TMP);
@@ -156,6 +201,7 @@ for (const [d, n] of shapes) {
       else if (v === "kx") ex.matmul_q4_kx(out, XK, WK, n, d, T, r0, r1);
       else if (v === "old") base!.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
       else if (v === "q1") ex.matmul_q4_k_lanes_q1(out, XK, WL, n, d, T, r0, r1);
+      else if (v === "u8") ex.matmul_q4_k_lanes_u8(out, XK, WL, n, d, T, r0, r1);
       else ex.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
     };
     const outOf = (v: Variant) => {
@@ -169,7 +215,9 @@ for (const [d, n] of shapes) {
     const cut = [0, 4 * Math.floor(d / 12), 4 * Math.floor(d / 5), d];
     for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
     const split = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
-    const kxSame = same("kx"), lanesSame = same("lanes") && (!base || same("old")) && (!variants.includes("q1") || same("q1"));
+    const kxSame = same("kx"),
+      lanesSame = same("lanes") && (!base || same("old")) && (!variants.includes("q1") || same("q1")) &&
+        (!variants.includes("u8") || same("u8"));
     allSame &&= kxSame && lanesSame && split && dqSame;
     const reps = Math.max(1, Math.round(32 / T));
     const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
@@ -187,6 +235,7 @@ for (const [d, n] of shapes) {
           .join("") +
         `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x` + (base ? `  lanes/old ${(best.old / best.lanes).toFixed(2)}x` : "") +
         (variants.includes("q1") ? `  q1/old ${((base ? best.old : best.lanes) / best.q1).toFixed(2)}x` : "") +
+        (variants.includes("u8") ? `  u8/old ${((base ? best.old : best.lanes) / best.u8).toFixed(2)}x` : "") +
         `  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes ${lanesSame ? "yes" : "NO"}` +
         `, split ${split ? "yes" : "NO"}, dequantize ${dqSame ? "yes" : "NO"}`,
     );

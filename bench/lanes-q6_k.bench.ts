@@ -12,13 +12,19 @@
  * Every output of kx, lanes and q1 is checked bit for bit against natural (and each row's dequantization), then each
  * variant's fastest call (after 300 ms of calls: JavaScriptCore tiers up late) is printed with its ratio to natural,
  * lanes / kx and q1 / lanes. Run both engines in the same minutes.
+ *
+ *   --t1: decode only, the lanes kernel as built against Bun's and the candidate steps of bench/lanes-q6_k/t1.ts,
+ *   with read_probe over the same bytes (bench/lanes-t1.ts)
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
+import process from "node:process";
+
 import { benchArgs } from "./cli.ts";
+import { runT1 } from "./lanes-t1.ts";
 
 const { values: opts } = benchArgs(
   `Q6_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
@@ -31,21 +37,51 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
   --shapes LIST     out x in shapes (default 32000x768,2048x768,768x2048)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
   --wasm FILE       use this compiled module instead of compiling (it must match --plain)
+  --t1              instead: T = 1 only, matmul_q6_k_lanes as built ("today") against Bun's (q1) and the candidate steps
+                    of bench/lanes-q6_k/t1.ts (whole weights, d a multiple of 16), one module compiled from that file;
+                    outputs checked bit for bit; GB/s of weights as a fraction of read_probe's over the same bytes
+                    (weights over 8 MiB, the classifier's 20 MiB among them, read from DRAM after a 256 MiB sweep)
+  --variants LIST   with --t1: the kernels and candidates (default q1,av1,sh4)
+  --cold            with --t1: every shape from DRAM
   -h, --help        this text`,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
       rounds: { type: "string", default: "10" },
       shapes: { type: "string", default: "32000x768,2048x768,768x2048" },
+      t1: { type: "boolean" },
+      variants: { type: "string", default: "q1,av1,sh4" },
+      cold: { type: "boolean" },
       plain: { type: "boolean" },
       wasm: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   },
 );
+const plain = opts.plain === true;
+if (opts.t1) {
+  const same = runT1({
+    name: "Q6_K",
+    entry: "bench/lanes-q6_k/t1.ts",
+    blockBytes: 210,
+    fill: fillWeights,
+    repack: "repack_q6_k_lanes",
+    today: "matmul_q6_k_lanes",
+    kernels: { q1: "matmul_q6_k_lanes_q1" },
+    candidateRange: false,
+  }, {
+    variants: opts.variants.split(","),
+    shapes: opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]),
+    rounds: Number(opts.rounds),
+    plain,
+    cold: opts.cold === true,
+    wasm: opts.wasm,
+  });
+  if (!same) console.error("a T = 1 kernel or candidate differs from matmul_q6_k_lanes");
+  process.exit(same ? 0 : 1);
+}
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
-const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -75,21 +111,25 @@ const W = 65536, WK = W + 24 * MB, WL = WK + 24 * MB, XN = WL + 24 * MB, XK = XN
 const XF = O2 + 8 * MB, TMP = XF + 8 * MB, DQ = TMP + MB, DQ2 = DQ + MB;
 const heap = new Uint8Array(memory.buffer);
 
-/** Random Q6_K blocks: random ql, qh and scale bytes (every i8 scale), a finite normal f16 d of either sign. */
-function fillWeights(bytes: number) {
+/** Random Q6_K blocks at `at`: random ql, qh and scale bytes (every i8 scale), a finite normal f16 d of either sign. */
+function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => number) {
+  for (let b = 0; b < bytes; b += 210) {
+    for (let i = 0; i < 210; i++) heap[at + b + i] = next() & 255;
+    // d in [2^-14, 2^-7): exponent 1..7, any mantissa, random sign
+    const dv = ((next() & 1) << 15) | ((1 + (next() % 7)) << 10) | (next() & 0x3ff);
+    heap[at + b + 208] = dv & 255, heap[at + b + 209] = dv >> 8;
+  }
+}
+
+/** xorshift32 from seed 12345. */
+function xorshift(): () => number {
   let s = 12345;
-  const next = () => {
+  return () => {
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
     return s >>> 0;
   };
-  for (let b = 0; b < bytes; b += 210) {
-    for (let i = 0; i < 210; i++) heap[W + b + i] = next() & 255;
-    // d in [2^-14, 2^-7): exponent 1..7, any mantissa, random sign
-    const dv = ((next() & 1) << 15) | ((1 + (next() % 7)) << 10) | (next() & 0x3ff);
-    heap[W + b + 208] = dv & 255, heap[W + b + 209] = dv >> 8;
-  }
 }
 
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
@@ -98,7 +138,7 @@ console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISO
 let allSame = true;
 for (const [d, n] of shapes) {
   const bytes = d * (n / 256) * 210;
-  fillWeights(bytes);
+  fillWeights(heap, W, bytes, xorshift());
   heap.copyWithin(WK, W, W + bytes);
   heap.copyWithin(WL, W, W + bytes);
   ex.repack_q6_kx(WK, bytes / 210, TMP);

@@ -1,7 +1,7 @@
 /**
  * Q4_K in the lanes layout (assembly/lanes-kquant.ts): weights repacked quad by quad (the d % 4 last rows to
- * KX) and the KX-ordered Q8_K activations give matmul_q4_k's results bit for bit through matmul_q4_k_lanes and
- * Bun's matmul_q4_k_lanes_q1 (T = 1, 3, 5, 37, 128, row ranges
+ * KX) and the KX-ordered Q8_K activations give matmul_q4_k's results bit for bit through matmul_q4_k_lanes,
+ * Bun's matmul_q4_k_lanes_q1 and V8's matmul_q4_k_lanes_u8 where it applies (T = 1, 3, 5, 37, 128, row ranges
  * split on quad boundaries, each batched row equal to the row alone) and dequantize_q4_k's rows, in both builds;
  * and a loaded Q4_K_M model computes the same logits with the repack as without it, on 1 and 2 threads.
  */
@@ -13,6 +13,8 @@ import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
+import { lanesKernel } from "../src/quant/kernels.ts";
 import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
@@ -93,8 +95,11 @@ for (const b of BUILDS) {
     }
   });
 
-  // matmul_q4_k_lanes_q1: the same with T = 1 one quad per pass (Bun's kernel, src/quant/kernels.ts)
-  for (const matmul of ["matmul_q4_k_lanes", "matmul_q4_k_lanes_q1"] as const) {
+  // matmul_q4_k_lanes_q1: the same with T = 1 one quad per pass (Bun's kernel, src/quant/kernels.ts); matmul_q4_k_lanes_u8:
+  // T = 1 through the dot-add, exact only where it is a u8 x s8 product (dotAddIsExactU8S8: V8 with VNNI), so in the relaxed
+  // build only there (the plain build's is matmul_q4_k_lanes)
+  const u8Runs = b === "simd" || dotAddIsExactU8S8();
+  for (const matmul of ["matmul_q4_k_lanes", "matmul_q4_k_lanes_q1", ...(u8Runs ? ["matmul_q4_k_lanes_u8" as const] : [])] as const) {
     test(`${matmul} (${b}): matmul_q4_k's floats bit for bit, T = 1, 3, 5, 37, 128, quad-aligned row ranges; T > 1 rows as T = 1`, () => {
       const k = kernels[b], lanes = k[matmul];
       const cases = [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]];
@@ -128,6 +133,11 @@ for (const b of BUILDS) {
     });
   }
 }
+
+test("Q4_K's matmul: matmul_q4_k_lanes_u8 only where the dot-add is an exact u8 x s8 product (lanesKernel)", () => {
+  assertEquals(lanesKernel(GGMLType.Q4_K, true)?.matmul, "matmul_q4_k_lanes_u8");
+  assert(lanesKernel(GGMLType.Q4_K, false)?.matmul !== "matmul_q4_k_lanes_u8", "a saturating dot-add keeps the lanes kernel");
+});
 
 /** A d x n Q4_K weight (q4kRows's random bytes) through `backend`: its products and rows, see weightOutputs. */
 const outputs = (backend: WasmBackend, n: number, d: number, T: number) =>

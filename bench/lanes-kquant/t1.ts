@@ -1,4 +1,4 @@
-// AssemblyScript, compiled by bench/lanes-kquant-t1.bench.ts (relaxed or plain SIMD): candidate T = 1 steps of
+// AssemblyScript, compiled by bench/lanes-kquant.bench.ts --t1 (relaxed or plain SIMD): candidate T = 1 steps of
 // matmul_q4_k_lanes over the same lanes weights, against the kernel as built. Not formatted by deno fmt (it drops
 // @inline decorators): deno.json excludes this folder.
 //   u4  four quads from four far-apart bands per pass (as today), the chunk loop written out, the first chunk pair
@@ -9,8 +9,15 @@
 //   l4, l1  u4 and u1 with the chunk pairs 1..3 of a sub-block in a loop
 //   c1  u1 with both sub-blocks of a pair taken together, each activation chunk loaded once for both (word shuffles
 //       instead of splat loads; relaxed build only)
-// u4 became matmul_q4_k_lanes's T = 1 step and u1 matmul_q4_k_lanes_q1's (Bun), so "today" is u4 since then.
-export { matmul_q4_k_lanes, repack_q4_k_lanes } from "../../assembly/lanes-kquant";
+//   v1  u1 with the high nibbles' shift count a run-time value (JavaScriptCore materializes a constant count per shift)
+//   a1  u1 with the high nibbles by four byte averages of V & 0xf0 (pavgb: one instruction in both engines)
+//   d4, d1  each sub-block summed in i32 lanes by the dot-add (operands 0..15, spec-deterministic), scales by i32x4.mul
+//   f4, f1, f2  the same with the high nibbles masked in place (0..240: exact only where the dot-add is u8 x s8, V8 with
+//       VNNI; they give wrong sums under JavaScriptCore), the low nibbles' chain shifted by 4 before the add
+//   p1k, p2k, p4k  f4 with each of the four streams touched 1152, 2048 or 4096 bytes ahead (a byte load per line, whose
+//       sum the function returns so that it stays): a software prefetch
+// u4 became matmul_q4_k_lanes's T = 1 step, u1 matmul_q4_k_lanes_q1's (Bun) and f4 matmul_q4_k_lanes_u8's (V8 with VNNI).
+export { matmul_q4_k_lanes, matmul_q4_k_lanes_q1, matmul_q4_k_lanes_u8, repack_q4_k_lanes } from "../../assembly/lanes-kquant";
 export { quantize_q8_kx } from "../../assembly/quant-act";
 export { read_probe } from "../../assembly/f32";
 import { matmul_q4_kx } from "../../assembly/kquant-decode";
@@ -81,6 +88,36 @@ import { dot16 } from "../../assembly/quant-util";
   return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(v128.and(i16x8.shr_u(V, 4), m4), act(x + 112, m))));
 }
 
+/** sub() with the shift count a run-time value (4 + an opaque zero): JavaScriptCore materializes a constant count per shift. */
+// @ts-ignore: decorator
+@inline function subV(o: usize, x: usize, m: usize, m4: v128, sh: i32): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 16, m)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 48, m))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 80, m))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(v128.and(i16x8.shr_u(V, sh), m4), act(x + 112, m))));
+}
+
+/** sub() with each high nibble by byte averages: (V & 0xf0) halved four times (pavgb: one instruction in both engines). */
+// @ts-ignore: decorator
+@inline function hiAvg(V: v128, mf0: v128, zero: v128): v128 {
+  return i8x16.avgr_u(i8x16.avgr_u(i8x16.avgr_u(i8x16.avgr_u(v128.and(V, mf0), zero), zero), zero), zero);
+}
+// @ts-ignore: decorator
+@inline function subA(o: usize, x: usize, m: usize, m4: v128, mf0: v128, zero: v128): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(hiAvg(V, mf0, zero), act(x + 16, m)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m)), dot16(hiAvg(V, mf0, zero), act(x + 48, m))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m)), dot16(hiAvg(V, mf0, zero), act(x + 80, m))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(hiAvg(V, mf0, zero), act(x + 112, m))));
+}
+
 /** sub() with the chunk pairs 1..3 in a loop (smaller code, fewer live values for the register allocator). */
 // @ts-ignore: decorator
 @inline function subLoop(o: usize, x: usize, m: usize, m4: v128): v128 {
@@ -95,8 +132,10 @@ import { dot16 } from "../../assembly/quant-util";
 }
 
 // @ts-ignore: decorator
-@inline function S(LOOP: bool, o: usize, x: usize, m: usize, m4: v128): v128 {
-  return LOOP ? subLoop(o, x, m, m4) : sub(o, x, m, m4);
+@inline function S(LOOP: i32, o: usize, x: usize, m: usize, m4: v128): v128 {
+  if (LOOP == 2) return subV(o, x, m, m4, 4 + <i32>(i8x16.extract_lane_u(m4, 0) >> 4));
+  if (LOOP == 3) return subA(o, x, m, m4, v128.not(m4), i8x16.splat(0));
+  return LOOP == 1 ? subLoop(o, x, m, m4) : sub(o, x, m, m4);
 }
 
 /**
@@ -118,7 +157,7 @@ import { dot16 } from "../../assembly/quant-util";
 
 /** One superblock's integer sums Σ sc * q * a of QN quads (p, p + qs, ...) against the activation block q. */
 // @ts-ignore: decorator
-@inline function bandU(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, LOOP: bool): void {
+@inline function bandU(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, LOOP: i32): void {
   const m4 = i8x16.splat(<i8>(15 + z)), m63 = i8x16.splat(<i8>(63 + z)), m30 = i8x16.splat(<i8>(0x30 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
@@ -164,7 +203,7 @@ import { dot16 } from "../../assembly/quant-util";
 }
 
 // @ts-ignore: decorator
-@inline function run(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32, LOOP: bool): void {
+@inline function run(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32, LOOP: i32): void {
   const nb = n >> 8, z = <i32>(<u32>n >> 31);
   const ws: usize = <usize>nb * WB;
   const d4 = d & ~3, e = min(r1, d4);
@@ -183,11 +222,13 @@ import { dot16 } from "../../assembly/quant-util";
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
 }
 
-export function u4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, false); }
-export function u2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 2, false); }
-export function u1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, false); }
-export function l4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, true); }
-export function l1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, true); }
+export function u4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, 0); }
+export function u2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 2, 0); }
+export function u1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 0); }
+export function l4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 4, 1); }
+export function v1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 2); }
+export function a1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 3); }
+export function l1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { run(out, xq, w, n, d, r0, r1, 1, 1); }
 
 /** Word w (0..3) of the chunk C in every lane. */
 // @ts-ignore: decorator
@@ -234,3 +275,189 @@ export function c1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1:
   }
   if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
 }
+
+// ---- dot-add candidates (relaxed only): each sub-block summed in i32 lanes by i32x4.relaxed_dot_i8x16_i7x16_add_s
+// (one vpdpbusd in V8 on a VNNI CPU; pmaddubsw + pmaddwd + add under JavaScriptCore), its scale applied by i32x4.mul.
+//   d4  nibbles unpacked as today (0..15: the dot-add's spec-deterministic operand range), two chains a sub-block
+//   f4  high nibbles masked in place (16 x 0..15 = 0..240: exact only where the dot-add is u8 x s8, V8 with VNNI;
+//       needs the run-time check), the low ones' chain shifted by 4 before the add; the result / 16 at the end
+
+/** The dot-add (relaxed only: the d and f candidates trap in the plain build, which has none). */
+// @ts-ignore: decorator
+@inline function dadd(a: v128, b: v128, c: v128): v128 {
+  if (RELAXED) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+  unreachable();
+  return c;
+}
+
+/** Sub-block's i32 sums of the quad at o (four vectors) against activation chunks at x (word m): D: exact (0..15 operands), else 16x. */
+// @ts-ignore: decorator
+@inline function subD(o: usize, x: usize, m: usize, m4: v128, mF0: v128, F: bool): v128 {
+  // written out (a loop here stays a loop in the module: V8 ran it at 0.56-0.73x)
+  let V = v128.load(o);
+  let ta = dadd(act(x, m), v128.and(V, m4), i32x4.splat(0));
+  let tb = dadd(act(x + 16, m), F ? v128.and(V, mF0) : v128.and(i16x8.shr_u(V, 4), m4), i32x4.splat(0));
+  V = v128.load(o + 16);
+  ta = dadd(act(x + 32, m), v128.and(V, m4), ta);
+  tb = dadd(act(x + 48, m), F ? v128.and(V, mF0) : v128.and(i16x8.shr_u(V, 4), m4), tb);
+  V = v128.load(o + 32);
+  ta = dadd(act(x + 64, m), v128.and(V, m4), ta);
+  tb = dadd(act(x + 80, m), F ? v128.and(V, mF0) : v128.and(i16x8.shr_u(V, 4), m4), tb);
+  V = v128.load(o + 48);
+  ta = dadd(act(x + 96, m), v128.and(V, m4), ta);
+  tb = dadd(act(x + 112, m), F ? v128.and(V, mF0) : v128.and(i16x8.shr_u(V, 4), m4), tb);
+  return F ? i32x4.add(i32x4.shl(ta, 4), tb) : i32x4.add(ta, tb);
+}
+
+/** Sub-blocks 2k, 2k + 1 of the quad at p (vectors from o), times their scales (i32 multiplies). */
+// @ts-ignore: decorator
+@inline function pairD(p: usize, o: usize, k: usize, x: usize, m: usize, m4: v128, mF0: v128, m3f: v128, F: bool): v128 {
+  const L = v128.load8x8_u(p + 16 + ((k >> 1) << 4) + ((k & 1) << 3));
+  const se = v128.and(L, m3f), so = v128.and(i32x4.shr_u(L, 16), m3f);
+  return i32x4.add(i32x4.mul(subD(o, x, m, m4, mF0, F), se), i32x4.mul(subD(o + 64, x, m + 1, m4, mF0, F), so));
+}
+
+// @ts-ignore: decorator
+@inline function bandD(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, F: bool): void {
+  const m4 = i8x16.splat(<i8>(15 + z)), m30 = i8x16.splat(<i8>(0x30 + z)), mF0 = i8x16.splat(<i8>(0xF0 + z));
+  const m3f = i32x4.splat(63 + z);
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (let k: usize = 0; k < 4; k++) {
+      const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1;
+      const o = p + 64 + (k << 7);
+      s0 = i32x4.add(s0, pairD(p, o, k, x, m, m4, mF0, m3f, F));
+      if (QN > 1) s1 = i32x4.add(s1, pairD(p + qs, o + qs, k, x, m, m4, mF0, m3f, F));
+      if (QN > 2) {
+        s2 = i32x4.add(s2, pairD(p + 2 * qs, o + 2 * qs, k, x, m, m4, mF0, m3f, F));
+        s3 = i32x4.add(s3, pairD(p + 3 * qs, o + 3 * qs, k, x, m, m4, mF0, m3f, F));
+      }
+    }
+    if (F) {
+      s0 = i32x4.shr_s(s0, 4);
+      s1 = i32x4.shr_s(s1, 4);
+      s2 = i32x4.shr_s(s2, 4);
+      s3 = i32x4.shr_s(s3, 4);
+    }
+    const P = pairs(q);
+    a0 = f32x4.add(a0, finish(s0, q, P, minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+    if (QN > 1) {
+      const p1 = p + qs;
+      a1 = f32x4.add(a1, finish(s1, q, P, minsLo(p1, m4, m30), minsHi(p1, m4, m30), f16quad(p1, hmask, p112), f16quad(p1 + 8, hmask, p112)));
+    }
+    if (QN > 2) {
+      const p2 = p + 2 * qs, p3 = p + 3 * qs;
+      a2 = f32x4.add(a2, finish(s2, q, P, minsLo(p2, m4, m30), minsHi(p2, m4, m30), f16quad(p2, hmask, p112), f16quad(p2 + 8, hmask, p112)));
+      a3 = f32x4.add(a3, finish(s3, q, P, minsLo(p3, m4, m30), minsHi(p3, m4, m30), f16quad(p3, hmask, p112), f16quad(p3 + 8, hmask, p112)));
+    }
+    p += LB;
+    q += AB;
+  }
+  v128.store(out, a0);
+  if (QN > 1) v128.store(out + oqs, a1);
+  if (QN > 2) {
+    v128.store(out + 2 * oqs, a2);
+    v128.store(out + 3 * oqs, a3);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function runD(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32, F: bool): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB;
+  const d4 = d & ~3, e = min(r1, d4);
+  let r = r0;
+  if (QN > 1) {
+    const qn = (e - r0) / (4 * QN), qo: usize = <usize>qn << 4;
+    for (let g = 0; g < qn; g++) {
+      const rr = r0 + 4 * g;
+      if (QN == 4) bandD(out + (<usize>rr << 2), qo, xq, w + <usize>rr * ws, nb, (qo >> 2) * ws, z, 4, F);
+      else bandD(out + (<usize>rr << 2), qo, xq, w + <usize>rr * ws, nb, (qo >> 2) * ws, z, 2, F);
+    }
+    r = r0 + 4 * QN * qn;
+  }
+  for (; r + 4 <= e; r += 4) bandD(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, F);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+}
+
+export function d4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 4, 0); }
+export function d1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 1, 0); }
+export function f4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 4, 1); }
+export function f1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 1, 1); }
+export function f2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runD(out, xq, w, n, d, r0, r1, 2, true); }
+
+// ---- p*: f4 with each stream touched DIST bytes ahead (one byte load per 64-byte line): a software prefetch
+// @ts-ignore: decorator
+@inline function bandP(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, F: bool, DIST: usize): u32 {
+  let touch: u32 = 0;
+  const m4 = i8x16.splat(<i8>(15 + z)), m30 = i8x16.splat(<i8>(0x30 + z)), mF0 = i8x16.splat(<i8>(0xF0 + z));
+  const m3f = i32x4.splat(63 + z);
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (let b = 0; b < nb; b++) {
+    // touch each 64-byte line DIST bytes ahead in each stream (a load the result of which is returned, so kept)
+    for (let l: usize = 0; l < LB; l += 64) {
+      touch += load<u8>(p + DIST + l);
+      if (QN > 1) touch += load<u8>(p + qs + DIST + l);
+      if (QN > 2) touch += load<u8>(p + 2 * qs + DIST + l) + load<u8>(p + 3 * qs + DIST + l);
+    }
+    let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (let k: usize = 0; k < 4; k++) {
+      const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1;
+      const o = p + 64 + (k << 7);
+      s0 = i32x4.add(s0, pairD(p, o, k, x, m, m4, mF0, m3f, F));
+      if (QN > 1) s1 = i32x4.add(s1, pairD(p + qs, o + qs, k, x, m, m4, mF0, m3f, F));
+      if (QN > 2) {
+        s2 = i32x4.add(s2, pairD(p + 2 * qs, o + 2 * qs, k, x, m, m4, mF0, m3f, F));
+        s3 = i32x4.add(s3, pairD(p + 3 * qs, o + 3 * qs, k, x, m, m4, mF0, m3f, F));
+      }
+    }
+    if (F) {
+      s0 = i32x4.shr_s(s0, 4);
+      s1 = i32x4.shr_s(s1, 4);
+      s2 = i32x4.shr_s(s2, 4);
+      s3 = i32x4.shr_s(s3, 4);
+    }
+    const P = pairs(q);
+    a0 = f32x4.add(a0, finish(s0, q, P, minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+    if (QN > 1) {
+      const p1 = p + qs;
+      a1 = f32x4.add(a1, finish(s1, q, P, minsLo(p1, m4, m30), minsHi(p1, m4, m30), f16quad(p1, hmask, p112), f16quad(p1 + 8, hmask, p112)));
+    }
+    if (QN > 2) {
+      const p2 = p + 2 * qs, p3 = p + 3 * qs;
+      a2 = f32x4.add(a2, finish(s2, q, P, minsLo(p2, m4, m30), minsHi(p2, m4, m30), f16quad(p2, hmask, p112), f16quad(p2 + 8, hmask, p112)));
+      a3 = f32x4.add(a3, finish(s3, q, P, minsLo(p3, m4, m30), minsHi(p3, m4, m30), f16quad(p3, hmask, p112), f16quad(p3 + 8, hmask, p112)));
+    }
+    p += LB;
+    q += AB;
+  }
+  v128.store(out, a0);
+  if (QN > 1) v128.store(out + oqs, a1);
+  if (QN > 2) {
+    v128.store(out + 2 * oqs, a2);
+    v128.store(out + 3 * oqs, a3);
+  }
+  return touch;
+}
+
+// @ts-ignore: decorator
+@inline function runP(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, DIST: usize): u32 {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB;
+  const d4 = d & ~3, e = min(r1, d4);
+  let touch: u32 = 0;
+  const qn = (e - r0) / 16, qo: usize = <usize>qn << 4;
+  for (let g = 0; g < qn; g++) {
+    const rr = r0 + 4 * g;
+    touch += bandP(out + (<usize>rr << 2), qo, xq, w + <usize>rr * ws, nb, (qo >> 2) * ws, z, 4, true, DIST);
+  }
+  for (let r = r0 + 16 * qn; r + 4 <= e; r += 4) bandD(out + (<usize>r << 2), 16, xq, w + <usize>r * ws, nb, ws << 2, z, 1, true);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+  return touch;
+}
+export function p2k(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): u32 { return runP(out, xq, w, n, d, r0, r1, 2048); }
+export function p4k(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): u32 { return runP(out, xq, w, n, d, r0, r1, 4096); }
+export function p1k(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): u32 { return runP(out, xq, w, n, d, r0, r1, 1152); }

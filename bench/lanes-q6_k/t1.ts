@@ -1,4 +1,4 @@
-// AssemblyScript, compiled by bench/lanes-q6_k-t1.bench.ts (relaxed or plain SIMD): candidate T = 1 steps over
+// AssemblyScript, compiled by bench/lanes-q6_k.bench.ts --t1 (relaxed or plain SIMD): candidate T = 1 steps over
 // the Q6_K lanes layout (assembly/lanes-q6_k.ts) against matmul_q6_k_lanes as built, in one small module.
 // Every candidate takes (out, xq, w, n, d) for the whole weight (d a multiple of 16), one activation row.
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.

@@ -275,6 +275,9 @@ export const KERNEL_SPEC = {
   matmul_q8_0_vnni: QMATMUL,
   repack_q8_0_vnni: REPACK_LANES,
   dequantize_q8_0_vnni: DEQUANTIZE_LANES,
+  // assembly/lanes-kquant.ts: matmul_q4_k_lanes with T = 1 through the i32 dot-add, exact where that op is a u8 x s8 dot (V8
+  // with AVX-VNNI: the backend takes it where dotAddIsExactU8S8()); the plain build's is matmul_q4_k_lanes
+  matmul_q4_k_lanes_u8: QMATMUL,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;

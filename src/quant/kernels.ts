@@ -157,7 +157,8 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   // assembly/lanes-kquant.ts: quads of rows, 4 weights of each per 16-byte vector, scales and mins of 4 rows
   // decoded together; KX Q8_K activations, as matmul_q4_kx (so Q6_K's KX weights share them); the d % 4 last
   // rows are KX, not natural. Bun takes matmul_q4_k_lanes_q1 (T = 1 one quad per pass): JavaScriptCore spills the
-  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (README "Q4_K decode"). Bit-identical.
+  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (README "Q4_K decode"). Where the
+  // dot-add is an exact u8 x s8 dot (V8 with AVX-VNNI), lanesKernel gives Q4_K_U8_LANES instead. Bit-identical, all three.
   [GGMLType.Q4_K, {
     type: GGMLType.Q4_K,
     actType: GGMLType.Q8_K,
@@ -201,9 +202,22 @@ export const Q8_0_VNNI_LANES: LanesKernel = {
   rowGroup: 4,
 };
 
-/** A weight type's lanes kernels: Q8_0's VNNI form where the relaxed dot-add is an exact u8 x s8 dot, else LANES_KERNELS'. */
+/**
+ * Q4_K's lanes layout with T = 1 through the dot-add (assembly/lanes-kquant.ts, matmul_q4_k_lanes_u8): the same layout and
+ * KX activations, each weight vector's high nibbles masked in place (16 x 0..15, exact only where the dot-add is a u8 x s8
+ * dot), i32 sums per sub-block scaled by an i32 multiply; T > 1 as matmul_q4_k_lanes. Bit-identical (README "Q4_K decode
+ * through the dot-add").
+ */
+export const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
+
+/**
+ * A weight type's lanes kernels: where the relaxed dot-add is an exact u8 x s8 dot, Q8_0's VNNI form and Q4_K's u8 kernel,
+ * else LANES_KERNELS'.
+ */
 export function lanesKernel(type: GGMLTypeId, dotAddExact: boolean): LanesKernel | undefined {
-  return dotAddExact && type === GGMLType.Q8_0 ? Q8_0_VNNI_LANES : LANES_KERNELS.get(type);
+  if (dotAddExact && type === GGMLType.Q8_0) return Q8_0_VNNI_LANES;
+  if (dotAddExact && type === GGMLType.Q4_K) return Q4_K_U8_LANES;
+  return LANES_KERNELS.get(type);
 }
 
 /** All quantized weight types with kernels (F32/F16 live in assembly/f32.ts). */
