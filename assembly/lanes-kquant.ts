@@ -4,7 +4,7 @@
 //
 // Why: the KX layout (kquant-decode.ts) removed the scale splats, but each
 // (row, superblock) still paid two cross-lane reductions (reduce4i: 3.0 ns in
-// JavaScriptCore, 0.9 ns in V8; README "Q8_0 under JavaScriptCore"), the
+// JavaScriptCore, 0.9 ns in V8; docs/cpu-performance.md "Q8_0 under JavaScriptCore"), the
 // unpacking of its 6-bit scales and mins, and per-row f32 conversions. Here the
 // activation's 4 bytes are splatted (v128.load32_splat) against a vector of 4
 // rows, so each sub-block's exact integer sums of 4 rows build up in 4 lanes;

@@ -173,7 +173,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  * (avgr_u(x, 0) = x / 2 for an even byte x, avgr_u(x, y) = (x + y) / 2 when x + y is even; every step here is
  * even): w3 = ((C_hi / 4 + B_hi) / 4 + A_hi) / 4. JavaScriptCore lowers each i16x8.shr_u by a constant to four
  * instructions (the count moved through a general register into a vector register), pavgb to one; V8 runs the
- * shifts faster (README "Q6_K decode under JavaScriptCore").
+ * shifts faster (docs/cpu-performance.md "Q6_K decode under JavaScriptCore").
  */
 // @ts-ignore: decorator
 @inline function fourth(A: v128, B: v128, C: v128, m63: v128, zero: v128, SHIFT: bool): v128 {
@@ -376,7 +376,7 @@ export function matmul_q6_k_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
  * matmul_q6_k_lanes in the form JavaScriptCore runs fast (Bun's Q6_K matmul, src/quant/kernels.ts): the same steps
  * with the fourth chunk of each packed quad by byte averages instead of shifts (fourth()). Forms with fewer live
  * vectors (one quad per pass, each splat loaded where used) ran 1.10-1.18x in the kernel bench but 0.72-0.73x on
- * the model's classifier in Bun (README "Q6_K decode under JavaScriptCore"), so T = 1 keeps band()'s four bands. The same
+ * the model's classifier in Bun (docs/cpu-performance.md "Q6_K decode under JavaScriptCore"), so T = 1 keeps band()'s four bands. The same
  * integer sums and f32 steps, so the same bits for every T, row range and thread count.
  */
 export function matmul_q6_k_lanes_q1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32, r0: i32, r1: i32): void {

@@ -3,7 +3,7 @@
 //
 // Why: the natural kernels (quant-gemm.ts) sum each (4 rows, block) dot across lanes (reduce4i: six
 // two-input i32 shuffles and three adds); JavaScriptCore lowers that to about 3.0 ns a reduction against
-// V8's 0.9 ns, which made Bun's Q8_0 matmul 0.68-0.78x of Deno's (README "Q8_0 under JavaScriptCore").
+// V8's 0.9 ns, which made Bun's Q8_0 matmul 0.68-0.78x of Deno's (docs/cpu-performance.md "Q8_0 under JavaScriptCore").
 //
 // Layout (lanes-q8_0-layout.ts): rows in quads, per quad and block the 4 f16 scales, then 8 vectors holding
 // 4 consecutive elements of each row (row r at bytes 4r..4r+3). Rows past the last whole quad (d % 4 of them)

@@ -90,7 +90,7 @@ for (const shape of opts.shapes.split(",")) {
       same &&= a.every((x, i) => x === b[i]);
     }
     allSame &&= same;
-    // JavaScriptCore reaches its optimizing tier late on large functions (README "Q8_0 under JavaScriptCore"): 300 ms each first
+    // JavaScriptCore reaches its optimizing tier late on large functions (docs/cpu-performance.md "Q8_0 under JavaScriptCore"): 300 ms each first
     for (const t0 = performance.now(); performance.now() - t0 < 300;) ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
     for (const k of LANES) for (const t0 = performance.now(); performance.now() - t0 < 300;) ex[k](O2, X, WL, n, d, T, 0, d);
     const reps = Math.max(1, Math.round((32 * 768 * 2048) / (T * n * d)));

@@ -101,7 +101,7 @@ for (const shape of opts.shapes.split(",")) {
       same[v] = ref.every((x, i) => x === o[i]);
       allSame &&= same[v];
     }
-    // JavaScriptCore reaches its optimizing tier late (README "Q8_0 under JavaScriptCore"): 300 ms of calls first
+    // JavaScriptCore reaches its optimizing tier late (docs/cpu-performance.md "Q8_0 under JavaScriptCore"): 300 ms of calls first
     for (const v of variants) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(v, n, d, T);
     const reps = Math.max(1, Math.round(64 / T));
     const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));

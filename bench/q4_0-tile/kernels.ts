@@ -1,7 +1,7 @@
 // AssemblyScript, compiled by bench/q4_0-tile.bench.ts (relaxed SIMD): Q4_0 lanes-layout tiles for T > 1
 // and one-quad T = 1 steps, in one small module (a few seconds to build on a quiet host), against the kernels as built
 // (matmul_q4_0, matmul_q4_0_lanes). bo, t2, t6, t8: T > 1 only; g1: T = 1 only (it reads activation row 0).
-// 2026-12-05 (README "Q4_0 in the lanes layout", "Other activation formats"): g* T = 1 only, the rest T > 1; r4 reads the
+// 2026-12-05 (docs/cpu-performance.md "Q4_0 in the lanes layout", "Other activation formats"): g* T = 1 only, the rest T > 1; r4 reads the
 // interleaved activations of interleave_q8_s4 (T a multiple of 4).
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.
 export { matmul_q4_0 } from "../../assembly/quant-matmul";
