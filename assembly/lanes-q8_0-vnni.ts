@@ -18,11 +18,9 @@
 // (-(-128) wraps to -128), give -128 |a| for it.
 // Layout: lanes-q8_0-layout.ts (row r of a quad at bytes 4r..4r+3 of each vector; d % 4 last rows natural,
 // as matmul_q8_0 reads them, signed).
-import { f16 } from "./quant-util";
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { matmul_q8_0 } from "./quant-matmul";
-import { dequantize_q8_0 } from "./quant-dequant";
-import { lanePos, QB, repackQuads } from "./lanes-q8_0-layout";
+import { dequantizeQuadRow, repackQuads } from "./lanes-q8_0-layout";
 import { quads, TILE_ROWS, tileRows } from "./lanes-q8_0-vnni-steps";
 
 /**
@@ -81,21 +79,5 @@ export function repack_q8_0_vnni(w: usize, n: i32, d: i32, tmp: usize): void {
  * from the natural layout (x = q * d, bit for bit): embedding lookups.
  */
 export function dequantize_q8_0_vnni(out: usize, w: usize, n: i32, row: i32, d: i32): void {
-  const nb = n >> 5;
-  const ws: usize = <usize> nb * Q8_0_BYTES;
-  if (row >= (d & ~3)) {
-    dequantize_q8_0(out, w + <usize> row * ws, n);
-    return;
-  }
-  const i = <usize> (row & 3);
-  const quad = w + <usize> (row & ~3) * ws;
-  for (let b = 0; b < nb; b++) {
-    const p = quad + <usize> b * QB, s = f16(p + (i << 1));
-    const o = out + (<usize> b << 7);
-    for (let g: usize = 0; g < 8; g++) {
-      for (let k: usize = 0; k < 4; k++) {
-        store<f32>(o + (((g << 2) + k) << 2), <f32> <i8> (load<u8>(p + 8 + (g << 4) + lanePos(i, k)) ^ 0x80) * s);
-      }
-    }
-  }
+  dequantizeQuadRow(out, w, n, row, d, 0x80);
 }

@@ -17,12 +17,11 @@
 //   acc += (d_w * d_a) * f32(isum)
 // with the same f32 operations, in the same block order, as q8_0Row: every output is bit-identical
 // to matmul_q8_0's, for any T and any row range. Four quads per pass share each activation load.
-import { dot16, f16 } from "./quant-util";
+import { dot16 } from "./quant-util";
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { matmul_q8_0 } from "./quant-matmul";
-import { dequantize_q8_0 } from "./quant-dequant";
 import { gemmChunk } from "./quant-gemm";
-import { f16quad, lanePos, QB, repackQuads } from "./lanes-q8_0-layout";
+import { dequantizeQuadRow, f16quad, QB, repackQuads } from "./lanes-q8_0-layout";
 
 /** v with the sign of the bytes whose mask m is all ones flipped (v ^ m) - m. */
 // @ts-ignore: decorator
@@ -160,19 +159,5 @@ export function repack_q8_0_lanes(w: usize, n: i32, d: i32, tmp: usize): void {
  * dequantize_q8_0 gives it from the natural layout (x = q * d, bit for bit): embedding lookups.
  */
 export function dequantize_q8_0_lanes(out: usize, w: usize, n: i32, row: i32, d: i32): void {
-  const nb = n >> 5;
-  const ws: usize = <usize> nb * Q8_0_BYTES;
-  if (row >= (d & ~3)) {
-    dequantize_q8_0(out, w + <usize> row * ws, n);
-    return;
-  }
-  const i = <usize> (row & 3);
-  const quad = w + <usize> (row & ~3) * ws;
-  for (let b = 0; b < nb; b++) {
-    const p = quad + <usize> b * QB, s = f16(p + (i << 1));
-    const o = out + (<usize> b << 7);
-    for (let g: usize = 0; g < 8; g++) {
-      for (let k: usize = 0; k < 4; k++) store<f32>(o + (((g << 2) + k) << 2), <f32> load<i8>(p + 8 + (g << 4) + lanePos(i, k)) * s);
-    }
-  }
+  dequantizeQuadRow(out, w, n, row, d, 0);
 }
