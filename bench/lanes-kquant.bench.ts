@@ -26,6 +26,7 @@ import * as path from "node:path";
 import process from "node:process";
 
 import { benchArgs } from "./cli.ts";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 import { runT1 } from "./lanes-t1.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
@@ -93,17 +94,7 @@ const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "no
 
 const root = new URL("..", import.meta.url).pathname;
 /** Compiles bench/lanes-kquant/kernels.ts under src (a tree holding assembly/ and bench/lanes-kquant/) to a temporary file. */
-function compile(src: string): string {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lanes-k-")), "k.wasm");
-  const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-    path.join(src, "bench/lanes-kquant/kernels.ts"),
-    ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-    ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-    ...["-o", out],
-  ], { encoding: "utf8", cwd: os.tmpdir() }); // not the repository root, whose asconfig.json (converge) takes minutes
-  if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
-  return out;
-}
+const compile = (src: string) => compileStandalone(path.join(src, "bench/lanes-kquant/kernels.ts"), !plain, "lanes-k-");
 const wasmFile = opts.wasm ?? compile(root);
 let baseFile: string | undefined;
 if (opts.baseline?.endsWith(".wasm")) baseFile = opts.baseline;
@@ -124,8 +115,8 @@ const ex = instantiate(wasmFile, memory);
 // the baseline module gets its own memory, a copy of this one's inputs before each T's runs
 const baseMemory = baseFile ? new WebAssembly.Memory({ initial: 2048 }) : undefined;
 const base = baseFile ? instantiate(baseFile, baseMemory!) : undefined;
-if (!opts.wasm) fs.rmSync(path.dirname(wasmFile), { recursive: true });
-if (baseFile && baseFile !== opts.baseline) fs.rmSync(path.dirname(baseFile), { recursive: true });
+if (!opts.wasm) removeStandalone(wasmFile);
+if (baseFile && baseFile !== opts.baseline) removeStandalone(baseFile);
 
 const MB = 1 << 20;
 // natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch

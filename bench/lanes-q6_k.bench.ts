@@ -16,14 +16,13 @@
  *   --t1: decode only, the lanes kernel as built against Bun's and the candidate steps of bench/lanes-q6_k/t1.ts,
  *   with read_probe over the same bytes (bench/lanes-t1.ts)
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import process from "node:process";
 
 import { benchArgs } from "./cli.ts";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 import { runT1 } from "./lanes-t1.ts";
 
 const { values: opts } = benchArgs(
@@ -85,17 +84,7 @@ const rounds = Number(opts.rounds);
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
-let wasmFile = opts.wasm;
-if (!wasmFile) {
-  wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lanes-q6k-")), "k.wasm");
-  const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-    path.join(root, "bench/lanes-q6_k/kernels.ts"),
-    ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-    ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-    ...["-o", wasmFile],
-  ], { encoding: "utf8", cwd: os.tmpdir() }); // outside the repository: asconfig.json's --converge costs minutes
-  if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
-}
+const wasmFile = opts.wasm ?? compileStandalone(path.join(root, "bench/lanes-q6_k/kernels.ts"), !plain, "lanes-q6k-");
 
 type Kernel = (...args: number[]) => void;
 const memory = new WebAssembly.Memory({ initial: 4096 }); // 256 MiB
@@ -103,7 +92,7 @@ const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmF
   string,
   Kernel
 >;
-if (!opts.wasm) fs.rmSync(path.dirname(wasmFile), { recursive: true });
+if (!opts.wasm) removeStandalone(wasmFile);
 
 const MB = 1 << 20;
 // natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch

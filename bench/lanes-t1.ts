@@ -8,10 +8,10 @@
  * f32 adds) over the same weight bytes in the same rounds: each kernel's GB/s as a fraction of one core's read rate.
  * Weights over 8 MiB (or every shape with --cold) are read after a 256 MiB sweep, so from DRAM, as in the model.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 /** One weight type's T = 1 comparison. */
 export interface T1Type {
@@ -46,20 +46,10 @@ type Fn = (...args: number[]) => number;
 export function runT1(type: T1Type, o: T1Options): boolean {
   const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
   const root = new URL("..", import.meta.url).pathname;
-  let wasmFile = o.wasm;
-  if (!wasmFile) {
-    wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "lanes-t1-")), "k.wasm");
-    const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-      path.join(root, type.entry),
-      ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-      ...(o.plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-      ...["-o", wasmFile],
-    ], { encoding: "utf8", cwd: os.tmpdir() }); // not the repository root, whose asconfig.json (converge) takes minutes
-    if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
-  }
+  const wasmFile = o.wasm ?? compileStandalone(path.join(root, type.entry), !o.plain, "lanes-t1-");
   const memory = new WebAssembly.Memory({ initial: 1024 + 16 * 1024 }); // 1088 MiB
   const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<string, Fn>;
-  if (!o.wasm) fs.rmSync(path.dirname(wasmFile), { recursive: true });
+  if (!o.wasm) removeStandalone(wasmFile);
 
   const MiB = 1 << 20;
   // weights (up to 32 MiB), activations, outputs, f32 activations, repack scratch; a 256 MiB region swept to evict caches

@@ -5,12 +5,11 @@
  *
  *   deno run -A bench/q4_0-tile.bench.ts          bun bench/q4_0-tile.bench.ts        [--T 1,16,128] [--rounds 8]
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { benchArgs } from "./cli.ts";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 const { values: opts } = benchArgs(
   `Q4_0 T > 1 tiles in the lanes layout on one module compiled here (relaxed SIMD): matmul_q4_0 (ggml's layout),
@@ -42,18 +41,12 @@ const rounds = Number(opts.rounds);
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
-const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "q4-tile-")), "k.wasm");
-const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-  path.join(root, "bench/q4_0-tile/kernels.ts"),
-  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd", "--enable", "relaxed-simd", "--use", "RELAXED=1"],
-  ...["-o", wasmFile],
-], { encoding: "utf8" });
-if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
+const wasmFile = compileStandalone(path.join(root, "bench/q4_0-tile/kernels.ts"), true, "q4-tile-");
 
 type Fn = (...args: number[]) => void;
 const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
 const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<string, Fn>;
-fs.rmSync(path.dirname(wasmFile), { recursive: true });
+removeStandalone(wasmFile);
 
 const MiB = 1 << 20;
 const W = 64 * 1024, WL = W + 16 * MiB, X = WL + 16 * MiB, O = X + 8 * MiB, XF = O + 8 * MiB, TMP = XF + 8 * MiB;

@@ -13,12 +13,11 @@
  * Prints each variant's fastest call (a loaded host only slows calls) and its ratio to `now`, per shape and T.
  * Run both engines in the same minutes to compare them.
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { benchArgs } from "./cli.ts";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 const { values: opts } = benchArgs(
   `Q8_0 matmul on one module compiled here (relaxed SIMD, or plain): today's kernel, its tile without the per-block reduction
@@ -46,14 +45,7 @@ const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
-const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "q8-jsc-")), "k.wasm");
-const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-  path.join(root, "bench/q8_0-jsc/kernels.ts"),
-  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-  ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-  ...["-o", wasmFile],
-], { encoding: "utf8" });
-if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
+const wasmFile = compileStandalone(path.join(root, "bench/q8_0-jsc/kernels.ts"), !plain, "q8-jsc-");
 
 type Kernel = (out: number, xq: number, w: number, n: number, d?: number, T?: number) => void;
 const memory = new WebAssembly.Memory({ initial: 1024 }); // 64 MiB
@@ -61,7 +53,7 @@ const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmF
   string,
   Kernel
 >;
-fs.rmSync(path.dirname(wasmFile), { recursive: true });
+removeStandalone(wasmFile);
 
 // weights (natural Q8_0 and the lanes copy), Q8_S activations, output, f32 activations
 const W = 65536, WL = W + 8 * 1024 * 1024, X = WL + 8 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 8 * 1024 * 1024;

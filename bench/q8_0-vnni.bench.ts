@@ -14,12 +14,11 @@
  * Prints each kernel's fastest call and its ratio to `lanes` per shape and T, and whether its outputs are bit for
  * bit matmul_q8_0's (the weights hold -128 and 127 bytes, the activations ±127).
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 import { benchArgs } from "./cli.ts";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
 const { values: opts } = benchArgs(
@@ -49,14 +48,7 @@ const plain = opts.plain === true;
 const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
-const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "q8-vnni-")), "k.wasm");
-const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-  path.join(root, "bench/q8_0-vnni/kernels.ts"),
-  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-  ...(plain ? ["--use", "RELAXED=0"] : ["--enable", "relaxed-simd", "--use", "RELAXED=1"]),
-  ...["-o", wasmFile],
-], { encoding: "utf8" });
-if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
+const wasmFile = compileStandalone(path.join(root, "bench/q8_0-vnni/kernels.ts"), !plain, "q8-vnni-");
 
 type Matmul = (out: number, xq: number, w: number, n: number, d: number, T: number, r0: number, r1: number) => void;
 type Repack = (w: number, n: number, d: number, tmp: number) => void;
@@ -65,7 +57,7 @@ const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmF
   string,
   Matmul & Repack & ((out: number, x: number, n: number, T: number) => void)
 >;
-fs.rmSync(path.dirname(wasmFile), { recursive: true });
+removeStandalone(wasmFile);
 
 // the natural weight and its two repacked copies, Q8_S activations, outputs, f32 activations, repack scratch
 const MB = 1 << 20;

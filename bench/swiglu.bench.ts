@@ -6,11 +6,10 @@
  *
  *   deno run -A bench/swiglu.bench.ts [--rows 1,128] [--rounds 20] [--relaxed]        bun bench/swiglu.bench.ts ...
  */
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { benchArgs } from "./cli.ts";
+import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 const { values: opts } = benchArgs(
   `SwiGLU as built against bench/swiglu/reference.ts (through ggmlExpf4): bits compared, fastest call of interleaved rounds.
@@ -31,21 +30,14 @@ const { values: opts } = benchArgs(
   },
 );
 const root = new URL("..", import.meta.url).pathname;
-const wasmFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "swiglu-")), "k.wasm");
-const asc = spawnSync(path.join(root, "node_modules/.bin/asc"), [
-  path.join(root, "bench/swiglu/kernels.ts"),
-  ...["--runtime", "stub", "--importMemory", "-O3", "--noAssert", "--enable", "simd"],
-  ...(opts.relaxed ? ["--enable", "relaxed-simd", "--use", "RELAXED=1"] : ["--use", "RELAXED=0"]),
-  ...["-o", wasmFile],
-], { encoding: "utf8" });
-if (asc.status !== 0) throw new Error(`asc failed:\n${asc.stderr}`);
+const wasmFile = compileStandalone(path.join(root, "bench/swiglu/kernels.ts"), opts.relaxed === true, "swiglu-");
 type Fn = (out: number, gate: number, up: number, n: number, T: number) => void;
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory, abort() {} } }).exports as Record<
   string,
   Fn
 >;
-fs.rmSync(path.dirname(wasmFile), { recursive: true });
+removeStandalone(wasmFile);
 
 const n = 2048, maxRows = 128, MiB = 1 << 20;
 const G = 64 * 1024, U = G + 2 * MiB, O1 = U + 2 * MiB, O2 = O1 + 2 * MiB;
