@@ -51,6 +51,7 @@ removeStandalone(wasmFile);
 const MiB = 1 << 20;
 const W = 64 * 1024, WL = W + 16 * MiB, X = WL + 16 * MiB, O = X + 8 * MiB, XF = O + 8 * MiB, TMP = XF + 8 * MiB;
 const X4 = TMP + MiB; // four activation rows interleaved (interleave_q8_s4), for the r* variants
+const XX = X4 + 8 * MiB; // pre-splatted activations (splat_q8_x), for the gx* variants
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 const rnd = () => {
@@ -67,6 +68,7 @@ const call = (v: string, n: number, d: number, T: number) => {
   if (v === "ggml") ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
   else if (v === "lanes") ex.matmul_q4_0_lanes(O, X, WL, n, d, T, 0, d);
   else if (v.startsWith("r")) ex[v](O, X4, WL, n, d, T);
+  else if (v.startsWith("gx")) ex[v](O, XX, WL, n, d, T);
   else ex[v](O, X, WL, n, d, T);
 };
 console.log(`${engine}, relaxed, ${new Date().toISOString()}: fastest call in us (ratio lanes / variant)`);
@@ -84,6 +86,7 @@ for (const shape of opts.shapes.split(",")) {
     const variants = ["ggml", "lanes", ...candidates.filter((v) => v.startsWith("g") === (T === 1) && (!v.startsWith("r") || T % 4 === 0))];
     ex.quantize_q8_s(X, XF, n, T);
     if (T % 4 === 0) ex.interleave_q8_s4(X4, X, n, T);
+    ex.splat_q8_x(XX, X, n, T);
     call("ggml", n, d, T);
     const ref = new Uint32Array(memory.buffer, O, d * T).slice();
     const same: Record<string, boolean> = {};
