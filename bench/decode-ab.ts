@@ -82,7 +82,10 @@ for (const type of opts.types.split(",")) {
     new: new On(path.join(root, "build", `kvasm-${variant}.wasm`), variant),
     old: new On(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant),
   };
-  const models = { new: await loadModel(file, { backend: builds.new, threads: 1 }), old: await loadModel(file, { backend: builds.old, threads: 1 }) };
+  const models = {
+    new: await loadModel(file, { backend: builds.new, threads: 1 }),
+    old: await loadModel(file, { backend: builds.old, threads: 1 }),
+  };
   // per build: op class -> µs of each step; "(step)": the whole step's wall time
   const times = { new: new Map<string, number[]>(), old: new Map<string, number[]>() };
   // one profile per build, reset every step: a new one would build every weight's key string again (profileMatmul)
@@ -121,7 +124,11 @@ for (const type of opts.types.split(",")) {
     console.log(`  ${k.padEnd(26)} new ${n.toFixed(0).padStart(6)}  old ${o.toFixed(0).padStart(6)}  ${(o / n).toFixed(3)}x`);
   }
   const fast = (w: "new" | "old") => Math.min(...times[w].get("(step)")!);
-  console.log(`  (fastest step)             new ${fast("new").toFixed(0).padStart(6)}  old ${fast("old").toFixed(0).padStart(6)}  ${(fast("old") / fast("new")).toFixed(3)}x`);
+  console.log(
+    `  (fastest step)             new ${fast("new").toFixed(0).padStart(6)}  old ${fast("old").toFixed(0).padStart(6)}  ${
+      (fast("old") / fast("new")).toFixed(3)
+    }x`,
+  );
   await models.new.close();
   await models.old.close();
   if (mismatch) throw new Error(`${type}: the builds' tokens differ in ${mismatch} steps`);

@@ -111,7 +111,9 @@ for (const typeName of opts.types.split(",")) {
       const call = (b: Build) => b.k[kernel](O, X, W, n, d, T, 0, d);
       const sweep = (b: Build) => b.k.read_probe(SWEEP, 64 * MiB);
       for (const b of Object.values(builds)) call(b);
-      const same = new Uint32Array(builds.new.mem.buffer, O, d * T).every((x, i) => x === new Uint32Array(builds.old.mem.buffer, O, d * T)[i]);
+      const same = new Uint32Array(builds.new.mem.buffer, O, d * T).every((x, i) =>
+        x === new Uint32Array(builds.old.mem.buffer, O, d * T)[i]
+      );
       allSame &&= same;
       for (const b of Object.values(builds)) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(b);
       const best = { new: Infinity, old: Infinity };

@@ -23,7 +23,10 @@ ratio to matmul_q4_0_lanes, per shape and T.
   --variants LIST   candidates (default g1,bo,t2,t6,t8: g* at T = 1, the tiles at T > 1; r* only where T % 4 = 0).
                     2026-12-05: gd1, gd1c, gd4, d1, d2, d2c, d4, d4c (i32 dot-add), gz1, z2, z4 (shift counts
                     from n), go1, o2, o4 (offsets in the loads), gs1, s2, s4 (splats by shuffles), r4 (four
-                    activation rows interleaved, interleave_q8_s4, rotated weights)
+                    activation rows interleaved, interleave_q8_s4, rotated weights); decode session: gx1, gx4
+                    (pre-splatted activations, splat_q8_x), gm1, gm2 (g1 with multiplies for the scales' and Σa's
+                    constant shifts: gm2 is Bun's T = 1 step now), gm3 (and the nibble shift count from n), gm4
+                    (V8's four-quad step with gm2's multiplies), gq1 (high nibbles by q15mulr_sat_s)
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
   -h, --help        this text`,
   {

@@ -2,7 +2,8 @@
 // and one-quad T = 1 steps, in one small module (a few seconds to build on a quiet host), against the kernels as built
 // (matmul_q4_0, matmul_q4_0_lanes). bo, t2, t6, t8: T > 1 only; g1: T = 1 only (it reads activation row 0).
 // 2026-12-05 (docs/cpu-performance.md "Q4_0 in the lanes layout", "Other activation formats"): g* T = 1 only, the rest T > 1; r4 reads the
-// interleaved activations of interleave_q8_s4 (T a multiple of 4).
+// interleaved activations of interleave_q8_s4 (T a multiple of 4). Decode session (2026-12-05 09:10-09:27 UTC): gx* read the
+// pre-splatted activations of splat_q8_x; gm*, gq1 are T = 1 only.
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.
 export { matmul_q4_0 } from "../../assembly/quant-matmul";
 export { quantize_q8_s } from "../../assembly/quant-act";
@@ -845,4 +846,35 @@ export function gm4(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): vo
   const s2 = i16x8.add(dot16(v128.and(w2, m4), x2), dot16(v128.and(i16x8.shr_u(w2, 4), m4), x6));
   const s3 = i16x8.add(dot16(v128.and(w3, m4), x3), dot16(v128.and(i16x8.shr_u(w3, 4), m4), x7));
   return i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16);
+}
+
+// The high nibbles without a shift (JavaScriptCore lowers a constant shift to four instructions): with each byte's low
+// nibble cleared (w & 0xf0), q15mulr_sat_s(x, 2048) = (x * 2048 + 2^14) >> 15 = x >> 4 (arithmetic, as i16: the +8 never
+// carries into bit 4), so byte 0 of each i16 is b0 >> 4 and byte 1 (b1 >> 4) | sign fill, which the 15 mask clears.
+// @ts-ignore: decorator
+@inline function hiQ(w: v128, mf0: v128, k2048: v128, m4: v128): v128 {
+  return v128.and(i16x8.q15mulr_sat_s(v128.and(w, mf0), k2048), m4);
+}
+export function gq1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const mf0 = i8x16.splat(<i8> (0xf0 + z)), k2048 = i16x8.splat(<i16> (2048 + z));
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  for (let g = 0; g < (d >> 2); g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+      const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load32_splat(q + 8)), dot16(hiQ(w0, mf0, k2048, m4), v128.load32_splat(q + 24)));
+      const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(hiQ(w1, mf0, k2048, m4), v128.load32_splat(q + 28)));
+      const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(hiQ(w2, mf0, k2048, m4), v128.load32_splat(q + 32)));
+      const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(hiQ(w3, mf0, k2048, m4), v128.load32_splat(q + 36)));
+      const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
+      c = f32x4.add(c, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    v128.store(out + (<usize> g << 4), c);
+  }
 }
