@@ -290,11 +290,28 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   return v128.shuffle<i16>(L, L, 1, 1, 3, 3, 5, 5, 7, 7);
 }
 
-/** Sub-blocks 2k and 2k + 1 of the quad at p (vectors from o), widened by their scales: i32x4, row r in lane r. */
+/**
+ * evenOf and oddOf as one-input byte swizzles by a constant (one pshufb): JavaScriptCore's form (the one-quad step,
+ * Bun's), where a shuffle of L with itself runs as a two-input shuffle.
+ */
 // @ts-ignore: decorator
-@inline function subPair(p: usize, o: usize, k: usize, x: usize, m: usize, bm0: v128, bm1: v128, m4: v128, m63: v128): v128 {
+@inline function evenOfSw(L: v128): v128 {
+  const sm = i8x16(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13);
+  return RELAXED ? i8x16.relaxed_swizzle(L, sm) : i8x16.swizzle(L, sm);
+}
+
+// @ts-ignore: decorator
+@inline function oddOfSw(L: v128): v128 {
+  const sm = i8x16(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15);
+  return RELAXED ? i8x16.relaxed_swizzle(L, sm) : i8x16.swizzle(L, sm);
+}
+
+/** Sub-blocks 2k and 2k + 1 of the quad at p (vectors from o), widened by their scales: i32x4, row r in lane r. SW: evenOfSw / oddOfSw. */
+// @ts-ignore: decorator
+@inline function subPair(p: usize, o: usize, k: usize, x: usize, m: usize, bm0: v128, bm1: v128, m4: v128, m63: v128, SW: bool = false): v128 {
   const L = scalePair(p, k, m63);
-  return i32x4.add(i32x4.dot_i16x8_s(sub(o, x, m, bm0, m4), evenOf(L)), i32x4.dot_i16x8_s(sub(o + 64, x, m + 1, bm1, m4), oddOf(L)));
+  const e = SW ? evenOfSw(L) : evenOf(L), od = SW ? oddOfSw(L) : oddOf(L);
+  return i32x4.add(i32x4.dot_i16x8_s(sub(o, x, m, bm0, m4), e), i32x4.dot_i16x8_s(sub(o + 64, x, m + 1, bm1, m4), od));
 }
 
 /**
@@ -310,7 +327,7 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
     const x0 = q + 4, o0 = p + 64, b0 = bcastMask(0), b1 = bcastMask(1);
-    let s0 = subPair(p, o0, 0, x0, 0, b0, b1, m4, m63), s1 = s0, s2 = s0, s3 = s0;
+    let s0 = subPair(p, o0, 0, x0, 0, b0, b1, m4, m63, QN == 1), s1 = s0, s2 = s0, s3 = s0;
     if (QN > 1) s1 = subPair(p + qs, o0 + qs, 0, x0, 0, b0, b1, m4, m63);
     if (QN > 2) {
       s2 = subPair(p + 2 * qs, o0 + 2 * qs, 0, x0, 0, b0, b1, m4, m63);
@@ -319,7 +336,7 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
     for (let k: usize = 1; k < 4; k++) {
       // sub-blocks 2k and 2k + 1: half k >> 1 of the activation block, sub-block words 2(k & 1) and 2(k & 1) + 1
       const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1, o = p + 64 + (k << 7), bm0 = bcastMask(m), bm1 = bcastMask(m + 1);
-      s0 = i32x4.add(s0, subPair(p, o, k, x, m, bm0, bm1, m4, m63));
+      s0 = i32x4.add(s0, subPair(p, o, k, x, m, bm0, bm1, m4, m63, QN == 1));
       if (QN > 1) s1 = i32x4.add(s1, subPair(p + qs, o + qs, k, x, m, bm0, bm1, m4, m63));
       if (QN > 2) {
         s2 = i32x4.add(s2, subPair(p + 2 * qs, o + 2 * qs, k, x, m, bm0, bm1, m4, m63));

@@ -39,6 +39,17 @@ import { dequantize_q4_0 } from "./quant-dequant";
 }
 
 /**
+ * scales() without its two constant shifts, for JavaScriptCore (which lowers a shift by a constant to four instructions,
+ * a multiply to one): each f16 sign-extended to i32 times 2^13 holds exponent and mantissa at bits 13..27 and the sign
+ * in bits 28..31, which hmask reduces to bit 31, so the same bits as scales(). In V8 it runs no faster (pmulld).
+ */
+// @ts-ignore: decorator
+@inline function scalesMul(p: usize, hmask: v128, p112: v128, k8192: v128): v128 {
+  const h = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), k8192);
+  return f32x4.mul(v128.and(h, hmask), p112);
+}
+
+/**
  * Relaxed: Σ q·a of a quad's block at p (i32 lane r: row r), against the activation block's elements
  * splatted four at a time (x0..x3: elements 4v.., x4..x7: 16+4v..). Every i16 lane sums 16 products of
  * at most 15 x 127 (30480 < 2^15), so the eight dots add in i16 and widen once.
@@ -121,12 +132,13 @@ import { dequantize_q4_0 } from "./quant-dequant";
 
 /** Relaxed: one activation block at q (Q8_S) against a quad's unpacked block (l: low nibbles, h: high), scaled by dw. */
 // @ts-ignore: decorator
-@inline function tileRow(q: usize, l0: v128, l1: v128, l2: v128, l3: v128, h0: v128, h1: v128, h2: v128, h3: v128, dw: v128, ones16: v128): v128 {
+@inline function tileRow(q: usize, l0: v128, l1: v128, l2: v128, l3: v128, h0: v128, h1: v128, h2: v128, h3: v128, dw: v128, ones16: v128, k8: v128, MUL: bool): v128 {
   const s0 = i16x8.add(dot16(l0, v128.load32_splat(q + 8)), dot16(h0, v128.load32_splat(q + 24)));
   const s1 = i16x8.add(dot16(l1, v128.load32_splat(q + 12)), dot16(h1, v128.load32_splat(q + 28)));
   const s2 = i16x8.add(dot16(l2, v128.load32_splat(q + 16)), dot16(h2, v128.load32_splat(q + 32)));
   const s3 = i16x8.add(dot16(l3, v128.load32_splat(q + 20)), dot16(h3, v128.load32_splat(q + 36)));
-  const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.shl(v128.load32_splat(q + 4), 3));
+  const s8 = MUL ? i32x4.mul(v128.load32_splat(q + 4), k8) : i32x4.shl(v128.load32_splat(q + 4), 3);
+  const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), s8);
   return f32x4.mul(f32x4.mul(dw, v128.load32_splat(q)), f32x4.convert_i32x4_s(isum));
 }
 
@@ -137,23 +149,25 @@ import { dequantize_q4_0 } from "./quant-dequant";
  */
 // @ts-ignore: decorator
 @inline function tileQuad(o: usize, od: usize, p: usize, q: usize, as: usize, nt: i32, nb: i32, z: i32, N: i32): void {
-  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8 = i32x4.splat(8 + z), k8192 = i32x4.splat(8192 + z);
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   const q0 = q, q1 = nt > 1 ? q + as : q, q2 = nt > 2 ? q + 2 * as : q, q3 = nt > 3 ? q + 3 * as : q;
+  // JavaScriptCore's form (N = 2): multiplies for its constant shifts, as gemvQuad1
+  const MUL = N == 2;
   let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
   for (let b = 0; b < nb; b++) {
     const wp = p + <usize> b * QB, ao = <usize> b * Q8_S_BYTES;
-    const dw = scales(wp, hmask, p112);
+    const dw = MUL ? scalesMul(wp, hmask, p112, k8192) : scales(wp, hmask, p112);
     const w0 = v128.load(wp + 8), w1 = v128.load(wp + 24), w2 = v128.load(wp + 40), w3 = v128.load(wp + 56);
     const l0 = v128.and(w0, m4), h0 = v128.and(i16x8.shr_u(w0, 4), m4);
     const l1 = v128.and(w1, m4), h1 = v128.and(i16x8.shr_u(w1, 4), m4);
     const l2 = v128.and(w2, m4), h2 = v128.and(i16x8.shr_u(w2, 4), m4);
     const l3 = v128.and(w3, m4), h3 = v128.and(i16x8.shr_u(w3, 4), m4);
-    c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
-    c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+    c0 = f32x4.add(c0, tileRow(q0 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, k8, MUL));
+    c1 = f32x4.add(c1, tileRow(q1 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, k8, MUL));
     if (N > 2) {
-      c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
-      c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16));
+      c2 = f32x4.add(c2, tileRow(q2 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, k8, MUL));
+      c3 = f32x4.add(c3, tileRow(q3 + ao, l0, l1, l2, l3, h0, h1, h2, h3, dw, ones16, k8, MUL));
     }
   }
   v128.store(o, c0);
@@ -169,7 +183,7 @@ import { dequantize_q4_0 } from "./quant-dequant";
  */
 // @ts-ignore: decorator
 @inline function gemvQuad1(out: usize, q: usize, p: usize, nb: i32, z: i32): void {
-  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8 = i32x4.splat(8 + z), k8192 = i32x4.splat(8192 + z);
   const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let c = f32x4.splat(0);
   for (let b = 0; b < nb; b++) {
@@ -178,8 +192,9 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(v128.and(i16x8.shr_u(w1, 4), m4), v128.load32_splat(q + 28)));
     const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(v128.and(i16x8.shr_u(w2, 4), m4), v128.load32_splat(q + 32)));
     const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(v128.and(i16x8.shr_u(w3, 4), m4), v128.load32_splat(q + 36)));
-    const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.shl(v128.load32_splat(q + 4), 3));
-    c = f32x4.add(c, f32x4.mul(f32x4.mul(scales(p, hmask, p112), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+    // 8 Σa and the scales by multiplies, not constant shifts (scalesMul): 1.06-1.08x in Bun (bench/q4_0-tile.bench.ts gm2)
+    const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
+    c = f32x4.add(c, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
     p += QB;
     q += Q8_S_BYTES;
   }

@@ -188,6 +188,16 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 }
 
 /**
+ * 32 x the sub-block scales S (i16 lanes, |sc| <= 128: exact either way). SHIFT: one shift (V8); otherwise a
+ * multiply by k32 (32): JavaScriptCore lowers a shift by a constant to four instructions (see fourth()), pmullw
+ * is one; V8 runs the shift as fast.
+ */
+// @ts-ignore: decorator
+@inline function times32(S: v128, k32: v128, SHIFT: bool): v128 {
+  return SHIFT ? i16x8.shl(S, 5) : i16x8.mul(S, k32);
+}
+
+/**
  * One packed quad of chunks (A, B, C at v: chunks 4k..4k+3 of a sub-block word) against the four activation
  * vectors x0..x3: Σ sc * q * a in i32 lanes (row r in lane r).
  */
@@ -207,7 +217,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
 // @ts-ignore: decorator
 @inline function band(out: usize, oqs: usize, q: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32, SHIFT: bool): void {
   // constants from an opaque zero (z), so that V8 keeps them in registers (see quant-matmul.ts)
-  const m63 = i8x16.splat(<i8>(63 + z)), z8 = i8x16.splat(<i8>z);
+  const m63 = i8x16.splat(<i8>(63 + z)), z8 = i8x16.splat(<i8>z), k32 = i16x8.splat(<i16>(32 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   for (let b = 0; b < nb; b++) {
@@ -230,11 +240,11 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       }
       // the -32 offset: 32 Σ sc * bsum over groups 2sw, 2sw + 1
       const B = v128.load32_splat(q + 260 + (sw << 2));
-      s0 = i32x4.sub(s0, i32x4.dot_i16x8_s(i16x8.shl(S0, 5), B));
+      s0 = i32x4.sub(s0, i32x4.dot_i16x8_s(times32(S0, k32, SHIFT), B));
       if (QN > 1) {
-        s1 = i32x4.sub(s1, i32x4.dot_i16x8_s(i16x8.shl(v128.load8x8_s(so + qs), 5), B));
-        s2 = i32x4.sub(s2, i32x4.dot_i16x8_s(i16x8.shl(v128.load8x8_s(so + 2 * qs), 5), B));
-        s3 = i32x4.sub(s3, i32x4.dot_i16x8_s(i16x8.shl(v128.load8x8_s(so + 3 * qs), 5), B));
+        s1 = i32x4.sub(s1, i32x4.dot_i16x8_s(times32(v128.load8x8_s(so + qs), k32, SHIFT), B));
+        s2 = i32x4.sub(s2, i32x4.dot_i16x8_s(times32(v128.load8x8_s(so + 2 * qs), k32, SHIFT), B));
+        s3 = i32x4.sub(s3, i32x4.dot_i16x8_s(times32(v128.load8x8_s(so + 3 * qs), k32, SHIFT), B));
       }
     }
     // as matmul_q6_k: (d_w * d_a) * f32(isum), added in superblock order
@@ -275,7 +285,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
  */
 // @ts-ignore: decorator
 @inline function tile(o0: usize, o1: usize, o2: usize, o3: usize, p: usize, q0: usize, q1: usize, q2: usize, q3: usize, nb: i32, z: i32, SHIFT: bool): void {
-  const m63 = i8x16.splat(<i8>(63 + z));
+  const m63 = i8x16.splat(<i8>(63 + z)), k32 = i16x8.splat(<i16>(32 + z));
   const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
   const d1 = q1 - q0, d2 = q2 - q0, d3 = q3 - q0;
@@ -307,7 +317,7 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
         s2 = i32x4.add(s2, quadW(w0, w1, w2, w3, xk + d2, 0, bm, S));
         s3 = i32x4.add(s3, quadW(w0, w1, w2, w3, xk + d3, 0, bm, S));
       }
-      const S32 = i16x8.shl(S, 5);
+      const S32 = times32(S, k32, SHIFT);
       s0 = i32x4.sub(s0, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq)));
       s1 = i32x4.sub(s1, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq + d1)));
       s2 = i32x4.sub(s2, i32x4.dot_i16x8_s(S32, v128.load32_splat(bq + d2)));

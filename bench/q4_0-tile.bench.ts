@@ -23,7 +23,11 @@ ratio to matmul_q4_0_lanes, per shape and T.
   --variants LIST   candidates (default g1,bo,t2,t6,t8: g* at T = 1, the tiles at T > 1; r* only where T % 4 = 0).
                     2026-12-05: gd1, gd1c, gd4, d1, d2, d2c, d4, d4c (i32 dot-add), gz1, z2, z4 (shift counts
                     from n), go1, o2, o4 (offsets in the loads), gs1, s2, s4 (splats by shuffles), r4 (four
-                    activation rows interleaved, interleave_q8_s4, rotated weights)
+                    activation rows interleaved, interleave_q8_s4, rotated weights); decode session: gx1, gx4
+                    (pre-splatted activations, splat_q8_x), gm1, gm2 (g1 with multiplies for the scales' and Σa's
+                    constant shifts: gm2 is Bun's T = 1 step now), gm3 (and the nibble shift count from n), gm4
+                    (V8's four-quad step with gm2's multiplies), gq1 (high nibbles by q15mulr_sat_s),
+                    gm2b (gm2 over two far-apart bands), gm5 (high nibbles by i8x16.shr_u)
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
   -h, --help        this text`,
   {
@@ -51,6 +55,7 @@ removeStandalone(wasmFile);
 const MiB = 1 << 20;
 const W = 64 * 1024, WL = W + 16 * MiB, X = WL + 16 * MiB, O = X + 8 * MiB, XF = O + 8 * MiB, TMP = XF + 8 * MiB;
 const X4 = TMP + MiB; // four activation rows interleaved (interleave_q8_s4), for the r* variants
+const XX = X4 + 8 * MiB; // pre-splatted activations (splat_q8_x), for the gx* variants
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 const rnd = () => {
@@ -67,6 +72,7 @@ const call = (v: string, n: number, d: number, T: number) => {
   if (v === "ggml") ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
   else if (v === "lanes") ex.matmul_q4_0_lanes(O, X, WL, n, d, T, 0, d);
   else if (v.startsWith("r")) ex[v](O, X4, WL, n, d, T);
+  else if (v.startsWith("gx")) ex[v](O, XX, WL, n, d, T);
   else ex[v](O, X, WL, n, d, T);
 };
 console.log(`${engine}, relaxed, ${new Date().toISOString()}: fastest call in us (ratio lanes / variant)`);
@@ -84,6 +90,7 @@ for (const shape of opts.shapes.split(",")) {
     const variants = ["ggml", "lanes", ...candidates.filter((v) => v.startsWith("g") === (T === 1) && (!v.startsWith("r") || T % 4 === 0))];
     ex.quantize_q8_s(X, XF, n, T);
     if (T % 4 === 0) ex.interleave_q8_s4(X4, X, n, T);
+    ex.splat_q8_x(XX, X, n, T);
     call("ggml", n, d, T);
     const ref = new Uint32Array(memory.buffer, O, d * T).slice();
     const same: Record<string, boolean> = {};

@@ -1,6 +1,7 @@
 /**
  * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts): the repacked weights give matmul_q4_0's results bit for bit through
- * matmul_q4_0_lanes and Bun's matmul_q4_0_lanes_q1 (T = 1, 3, 5, 37, row ranges split on 16-row chunk boundaries, row counts that leave a natural tail), each batched row
+ * matmul_q4_0_lanes and Bun's matmul_q4_0_lanes_q1 (T = 1, 3, 5, 37, row ranges split on 16-row chunk boundaries, row counts that leave a natural tail;
+ * the two agree for every f16 scale pattern), each batched row
  * equals the row alone, dequantize of any row equals dequantize_q4_0 of
  * the natural row, the repack puts each byte where the header says, in both builds; and a loaded model repacks its
  * Q4_0 weights outside ggmlOrder (Deno and Bun) and computes the same logits as without the repack, on 1 and 2 threads.
@@ -113,6 +114,23 @@ for (const b of BUILDS) {
           }
         }
       }
+    }
+  });
+  test(`matmul_q4_0_lanes_q1 (${b}): every f16 scale (subnormals, infinities, NaNs, both zeros) gives matmul_q4_0_lanes's bits, T = 1 and 2`, () => {
+    // Bun's forms convert the scales by a multiply (scalesMul), V8's by two shifts: all 65536 patterns, one per block
+    const k = kernels[b], n = 256, d = 8192, nb = n / 32;
+    const w = q4Rows(n, d, 11), v = new DataView(w.buffer);
+    for (let blk = 0; blk < nb * d; blk++) v.setUint16(blk * WB, blk, true);
+    u8(W2, w.length).set(w);
+    k.repack_q4_0_lanes(W2, n, d, TMP);
+    for (const T of [1, 2]) {
+      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, 40 + T));
+      k.quantize_q8_s(X, XF, n, T);
+      k.matmul_q4_0_lanes(O, X, W2, n, d, T, 0, d);
+      k.matmul_q4_0_lanes_q1(O2, X, W2, n, d, T, 0, d);
+      const want = u32(O, d * T), got = u32(O2, d * T);
+      const bad = want.findIndex((x, i) => x !== got[i]);
+      assertEquals(bad, -1, `T ${T}: first differing output ${bad}`);
     }
   });
 }

@@ -2,7 +2,8 @@
 // and one-quad T = 1 steps, in one small module (a few seconds to build on a quiet host), against the kernels as built
 // (matmul_q4_0, matmul_q4_0_lanes). bo, t2, t6, t8: T > 1 only; g1: T = 1 only (it reads activation row 0).
 // 2026-12-05 (docs/cpu-performance.md "Q4_0 in the lanes layout", "Other activation formats"): g* T = 1 only, the rest T > 1; r4 reads the
-// interleaved activations of interleave_q8_s4 (T a multiple of 4).
+// interleaved activations of interleave_q8_s4 (T a multiple of 4). Decode session (2026-12-05 09:10-09:27 UTC): gx* read the
+// pre-splatted activations of splat_q8_x; gm*, gq1 are T = 1 only.
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.
 export { matmul_q4_0 } from "../../assembly/quant-matmul";
 export { quantize_q8_s } from "../../assembly/quant-act";
@@ -688,4 +689,248 @@ export function s2(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): voi
 }
 export function s4(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
   tilesS(out, xq, w, n, d, T, 4);
+}
+
+// ---------------------------------------------------------------- 2026-12-05 (decode session): pre-splatted activations
+// Q8_X: each Q8_S block of an activation row (40 bytes) widened to the ten vectors the T = 1 step splats from it, 160 bytes:
+// d as f32x4, 8 Σa as i32x4, then the block's eight 4-byte groups each splatted (elements 4k..4k+3 at 32 + 16k). The step
+// then reads plain 16-byte loads (one instruction each in JavaScriptCore, offsets folded) instead of 10 load32_splat per
+// quad and block (a scalar load and a broadcast, plus two adds for a computed address, there). Same integers, same f32 steps.
+// @ts-ignore: decorator
+@inline const XB: usize = 160;
+
+export function splat_q8_x(dst: usize, src: usize, n: i32, T: i32): void {
+  const nb = (n >> 5) * T;
+  for (let b = 0; b < nb; b++) {
+    v128.store(dst, v128.load32_splat(src));
+    v128.store(dst, i32x4.shl(v128.load32_splat(src + 4), 3), 16);
+    for (let k: usize = 0; k < 8; k++) v128.store(dst + 32 + 16 * k, v128.load32_splat(src + 8 + 4 * k));
+    dst += XB;
+    src += Q8_S_BYTES;
+  }
+}
+
+/** One quad's block at p against a Q8_X block at x: Σ q·a − 8 Σa, i32 lane r row r. */
+// @ts-ignore: decorator
+@inline function quadX(p: usize, x: usize, m4: v128, ones16: v128): v128 {
+  const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+  const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load(x, 32)), dot16(v128.and(i16x8.shr_u(w0, 4), m4), v128.load(x, 96)));
+  const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load(x, 48)), dot16(v128.and(i16x8.shr_u(w1, 4), m4), v128.load(x, 112)));
+  const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load(x, 64)), dot16(v128.and(i16x8.shr_u(w2, 4), m4), v128.load(x, 128)));
+  const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load(x, 80)), dot16(v128.and(i16x8.shr_u(w3, 4), m4), v128.load(x, 144)));
+  return i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), v128.load(x, 16));
+}
+
+/** T = 1, NQ quads per pass from NQ far-apart bands (NQ = 1: g1's order; 4: matmul_q4_0_lanes's), over Q8_X. */
+// @ts-ignore: decorator
+@inline function gemvX(out: usize, xq: usize, w: usize, n: i32, d: i32, NQ: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z));
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const nQuads = d >> 2, Q = nQuads / NQ, bs = <usize> Q * qs, os = <usize> Q << 4;
+  for (let g = 0; g < Q; g++) {
+    let p = w + <usize> g * qs, x = xq;
+    let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+    for (let b = 0; b < nb; b++) {
+      const da = v128.load(x);
+      c0 = f32x4.add(c0, f32x4.mul(f32x4.mul(scales(p, hmask, p112), da), f32x4.convert_i32x4_s(quadX(p, x, m4, ones16))));
+      if (NQ > 1) {
+        c1 = f32x4.add(c1, f32x4.mul(f32x4.mul(scales(p + bs, hmask, p112), da), f32x4.convert_i32x4_s(quadX(p + bs, x, m4, ones16))));
+        c2 = f32x4.add(c2, f32x4.mul(f32x4.mul(scales(p + 2 * bs, hmask, p112), da), f32x4.convert_i32x4_s(quadX(p + 2 * bs, x, m4, ones16))));
+        c3 = f32x4.add(c3, f32x4.mul(f32x4.mul(scales(p + 3 * bs, hmask, p112), da), f32x4.convert_i32x4_s(quadX(p + 3 * bs, x, m4, ones16))));
+      }
+      p += QB;
+      x += XB;
+    }
+    const o = out + (<usize> g << 4);
+    v128.store(o, c0);
+    if (NQ > 1) {
+      v128.store(o + os, c1);
+      v128.store(o + 2 * os, c2);
+      v128.store(o + 3 * os, c3);
+    }
+  }
+}
+/** gx*: xq is the Q8_X row (splat_q8_x). */
+export function gx1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  gemvX(out, xq, w, n, d, 1);
+}
+export function gx4(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  gemvX(out, xq, w, n, d, 4);
+}
+
+// The quad's scales without the two constant shifts (JavaScriptCore: four instructions each): the f16 sign-extended to
+// i32 times 2^13 puts exponent and mantissa at bits 13..27 and the sign in bits 28..31, which hmask reduces to bit 31:
+// the bits of scales() (shl 16, then shr_s 3, then the same mask).
+// @ts-ignore: decorator
+@inline function scalesMul(p: usize, hmask: v128, p112: v128, k8192: v128): v128 {
+  const h = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), k8192);
+  return f32x4.mul(v128.and(h, hmask), p112);
+}
+
+/** g1 with scalesMul and 8 Σa as a multiply (S = 1: scales only; 2: and the Σa shift). */
+// @ts-ignore: decorator
+@inline function gemvM(out: usize, xq: usize, w: usize, n: i32, d: i32, S: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const sh4 = S > 2 ? 4 + z : 4;
+  for (let g = 0; g < (d >> 2); g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+      const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load32_splat(q + 8)), dot16(v128.and(i16x8.shr_u(w0, sh4), m4), v128.load32_splat(q + 24)));
+      const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(v128.and(i16x8.shr_u(w1, sh4), m4), v128.load32_splat(q + 28)));
+      const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(v128.and(i16x8.shr_u(w2, sh4), m4), v128.load32_splat(q + 32)));
+      const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(v128.and(i16x8.shr_u(w3, sh4), m4), v128.load32_splat(q + 36)));
+      const s8 = S > 1 ? i32x4.mul(v128.load32_splat(q + 4), k8) : i32x4.shl(v128.load32_splat(q + 4), 3);
+      const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), s8);
+      c = f32x4.add(c, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    v128.store(out + (<usize> g << 4), c);
+  }
+}
+export function gm1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  gemvM(out, xq, w, n, d, 1);
+}
+export function gm2(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  gemvM(out, xq, w, n, d, 2);
+}
+export function gm3(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  gemvM(out, xq, w, n, d, 3);
+}
+
+/** V8's four-quad T = 1 step (matmul_q4_0_lanes: four far-apart bands sharing the splats) with scalesMul and 8 Σa by a multiply. */
+export function gm4(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const Q = (d >> 2) >> 2, bs = <usize> Q * qs, os = <usize> Q << 4;
+  for (let g = 0; g < Q; g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+    for (let b = 0; b < nb; b++) {
+      const da = v128.load32_splat(q), s8 = i32x4.mul(v128.load32_splat(q + 4), k8);
+      const x0 = v128.load32_splat(q + 8), x1 = v128.load32_splat(q + 12), x2 = v128.load32_splat(q + 16), x3 = v128.load32_splat(q + 20);
+      const x4 = v128.load32_splat(q + 24), x5 = v128.load32_splat(q + 28), x6 = v128.load32_splat(q + 32), x7 = v128.load32_splat(q + 36);
+      const i0 = quadR(p, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
+      const i1 = quadR(p + bs, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
+      const i2 = quadR(p + 2 * bs, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
+      const i3 = quadR(p + 3 * bs, x0, x1, x2, x3, x4, x5, x6, x7, m4, ones16);
+      c0 = f32x4.add(c0, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), da), f32x4.convert_i32x4_s(i32x4.sub(i0, s8))));
+      c1 = f32x4.add(c1, f32x4.mul(f32x4.mul(scalesMul(p + bs, hmask, p112, k8192), da), f32x4.convert_i32x4_s(i32x4.sub(i1, s8))));
+      c2 = f32x4.add(c2, f32x4.mul(f32x4.mul(scalesMul(p + 2 * bs, hmask, p112, k8192), da), f32x4.convert_i32x4_s(i32x4.sub(i2, s8))));
+      c3 = f32x4.add(c3, f32x4.mul(f32x4.mul(scalesMul(p + 3 * bs, hmask, p112, k8192), da), f32x4.convert_i32x4_s(i32x4.sub(i3, s8))));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    const o = out + (<usize> g << 4);
+    v128.store(o, c0);
+    v128.store(o + os, c1);
+    v128.store(o + 2 * os, c2);
+    v128.store(o + 3 * os, c3);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function quadR(p: usize, x0: v128, x1: v128, x2: v128, x3: v128, x4: v128, x5: v128, x6: v128, x7: v128, m4: v128, ones16: v128): v128 {
+  const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+  const s0 = i16x8.add(dot16(v128.and(w0, m4), x0), dot16(v128.and(i16x8.shr_u(w0, 4), m4), x4));
+  const s1 = i16x8.add(dot16(v128.and(w1, m4), x1), dot16(v128.and(i16x8.shr_u(w1, 4), m4), x5));
+  const s2 = i16x8.add(dot16(v128.and(w2, m4), x2), dot16(v128.and(i16x8.shr_u(w2, 4), m4), x6));
+  const s3 = i16x8.add(dot16(v128.and(w3, m4), x3), dot16(v128.and(i16x8.shr_u(w3, 4), m4), x7));
+  return i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16);
+}
+
+// The high nibbles without a shift (JavaScriptCore lowers a constant shift to four instructions): with each byte's low
+// nibble cleared (w & 0xf0), q15mulr_sat_s(x, 2048) = (x * 2048 + 2^14) >> 15 = x >> 4 (arithmetic, as i16: the +8 never
+// carries into bit 4), so byte 0 of each i16 is b0 >> 4 and byte 1 (b1 >> 4) | sign fill, which the 15 mask clears.
+// @ts-ignore: decorator
+@inline function hiQ(w: v128, mf0: v128, k2048: v128, m4: v128): v128 {
+  return v128.and(i16x8.q15mulr_sat_s(v128.and(w, mf0), k2048), m4);
+}
+export function gq1(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const mf0 = i8x16.splat(<i8> (0xf0 + z)), k2048 = i16x8.splat(<i16> (2048 + z));
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  for (let g = 0; g < (d >> 2); g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+      const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load32_splat(q + 8)), dot16(hiQ(w0, mf0, k2048, m4), v128.load32_splat(q + 24)));
+      const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(hiQ(w1, mf0, k2048, m4), v128.load32_splat(q + 28)));
+      const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(hiQ(w2, mf0, k2048, m4), v128.load32_splat(q + 32)));
+      const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(hiQ(w3, mf0, k2048, m4), v128.load32_splat(q + 36)));
+      const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
+      c = f32x4.add(c, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    v128.store(out + (<usize> g << 4), c);
+  }
+}
+
+/** gm2's step over two far-apart bands per pass (two streams through memory), each quad loading its own splats. */
+export function gm2b(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const Q = (d >> 2) >> 1, bs = <usize> Q * qs, os = <usize> Q << 4;
+  for (let g = 0; g < Q; g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c0 = f32x4.splat(0), c1 = c0;
+    for (let b = 0; b < nb; b++) {
+      c0 = f32x4.add(c0, stepM(p, q, m4, ones16, k8, k8192, hmask, p112));
+      c1 = f32x4.add(c1, stepM(p + bs, q, m4, ones16, k8, k8192, hmask, p112));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    v128.store(out + (<usize> g << 4), c0);
+    v128.store(out + (<usize> g << 4) + os, c1);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function stepM(p: usize, q: usize, m4: v128, ones16: v128, k8: v128, k8192: v128, hmask: v128, p112: v128): v128 {
+  const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+  const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load32_splat(q + 8)), dot16(v128.and(i16x8.shr_u(w0, 4), m4), v128.load32_splat(q + 24)));
+  const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(v128.and(i16x8.shr_u(w1, 4), m4), v128.load32_splat(q + 28)));
+  const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(v128.and(i16x8.shr_u(w2, 4), m4), v128.load32_splat(q + 32)));
+  const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(v128.and(i16x8.shr_u(w3, 4), m4), v128.load32_splat(q + 36)));
+  const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
+  return f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum));
+}
+
+/** gm2 with the high nibbles by i8x16.shr_u (no mask after the shift). */
+export function gm5(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  for (let g = 0; g < (d >> 2); g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c = f32x4.splat(0);
+    for (let b = 0; b < nb; b++) {
+      const w0 = v128.load(p + 8), w1 = v128.load(p + 24), w2 = v128.load(p + 40), w3 = v128.load(p + 56);
+      const s0 = i16x8.add(dot16(v128.and(w0, m4), v128.load32_splat(q + 8)), dot16(i8x16.shr_u(w0, 4), v128.load32_splat(q + 24)));
+      const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(i8x16.shr_u(w1, 4), v128.load32_splat(q + 28)));
+      const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(i8x16.shr_u(w2, 4), v128.load32_splat(q + 32)));
+      const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(i8x16.shr_u(w3, 4), v128.load32_splat(q + 36)));
+      const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
+      c = f32x4.add(c, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    v128.store(out + (<usize> g << 4), c);
+  }
 }

@@ -144,7 +144,8 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   // assembly/lanes-q4_0.ts: quads of rows, 4 qs bytes (8 nibbles) of each per 16-byte vector; Q8_S activations, as matmul_q4_0.
   // Bun takes matmul_q4_0_lanes_q1 (T = 1 one quad per pass, T > 1 tiles of two activation rows): JavaScriptCore spills the
   // four-quad step's shared splats and the 4-row tile (0.89-0.99x of matmul_q4_0; _q1 1.09-1.17x), where V8 runs those faster
-  // (docs/cpu-performance.md "Q4_0 in the lanes layout"). Bit-identical.
+  // (docs/cpu-performance.md "Q4_0 in the lanes layout"). Its steps take 8 Σa and the f16 scales by multiplies, not the
+  // constant shifts JavaScriptCore lowers to four instructions each (1.07-1.10x at T = 1: "Decode under JavaScriptCore"). Bit-identical.
   [GGMLType.Q4_0, {
     type: GGMLType.Q4_0,
     actType: Q8_S,
@@ -157,7 +158,8 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   // assembly/lanes-kquant.ts: quads of rows, 4 weights of each per 16-byte vector, scales and mins of 4 rows
   // decoded together; KX Q8_K activations, as matmul_q4_kx (so Q6_K's KX weights share them); the d % 4 last
   // rows are KX, not natural. Bun takes matmul_q4_k_lanes_q1 (T = 1 one quad per pass): JavaScriptCore spills the
-  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (docs/cpu-performance.md "Q4_K decode"). Where the
+  // four-quad step (0.65-0.77x of _q1), where V8 runs it 1.09-1.53x faster than _q1 (docs/cpu-performance.md "Q4_K decode"); its
+  // scale pairs spread by one-input swizzles ("Decode under JavaScriptCore"). Where the
   // dot-add is an exact u8 x s8 dot (V8 with AVX-VNNI), lanesKernel gives Q4_K_U8_LANES instead. Bit-identical, all three.
   [GGMLType.Q4_K, {
     type: GGMLType.Q4_K,
@@ -172,7 +174,8 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
   // scales as i16 pairs for pmaddwd; KX Q8_K activations, as matmul_q6_kx (shared with Q4_K); the d % 4 last rows are KX.
   // Bun takes matmul_q6_k_lanes_q1 (the same steps with the fourth chunk of each packed quad by byte averages: JavaScriptCore
   // lowers a constant vector shift to four instructions, pavgb to one): 1.04-1.06x of matmul_q6_k_lanes on the model's Q6_K
-  // matmuls there, slower in V8 (docs/cpu-performance.md "Q6_K decode under JavaScriptCore"). Bit-identical.
+  // matmuls there, slower in V8 (docs/cpu-performance.md "Q6_K decode under JavaScriptCore"), and 32 x its scales by a
+  // multiply ("Decode under JavaScriptCore"). Bit-identical.
   [GGMLType.Q6_K, {
     type: GGMLType.Q6_K,
     actType: GGMLType.Q8_K,
