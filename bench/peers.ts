@@ -9,7 +9,7 @@
  * with that loop): one prefill per process was a single sample of the host's noise, and its first prefill pays
  * one-time costs in both engines.
  *
- *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--median] [--no-wllama] [--no-bun] [--no-threads]
+ *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--median] [--no-wllama] [--no-bun] [--no-threads] [--cpu N]
  *   npm run bench -- --peers ...                 (the same)
  *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
  *   deno run -A bench/peers.ts --help
@@ -193,6 +193,21 @@ export async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: bool
   };
 }
 
+/**
+ * --cpu N: every one-thread process (kvasm, llama.cpp, wllama) runs under `taskset -c N`. On these 2-vCPU VMs one
+ * vCPU at times runs the same cache-resident kernel 1.6x slower than the other (72 against 43 µs, pinned, within
+ * 20 s), so a round whose engines land on different vCPUs compares the vCPUs, not the engines; pinned, they share
+ * one. Two-thread runs stay unpinned (they need both), so their ratio to a pinned one-thread run reads low when
+ * the other vCPU is the slow one.
+ */
+async function pinTo(cpu: string | undefined): Promise<(cmd: string, argv: string[]) => [string, string[]]> {
+  if (cpu === undefined) return (cmd, argv) => [cmd, argv];
+  if (!/^\d+$/.test(cpu)) throw new Error(`--cpu: a CPU number (as taskset -c takes it), got ${cpu}`);
+  const probe = await sh("taskset", ["-c", cpu, "true"]);
+  if (probe.status !== 0) throw new Error(`--cpu ${cpu}: taskset -c ${cpu} failed (${probe.stderr.trim() || "no taskset?"}); Linux only`);
+  return (cmd, argv) => ["taskset", ["-c", cpu, cmd, ...argv]];
+}
+
 const fmt = (x: number | undefined, d = 1) => (x === undefined ? "-" : x.toFixed(d));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
 /**
@@ -218,10 +233,13 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   const self = here + "peers.ts";
   const prefills = Number(opts.prefills);
   if (!(Number.isInteger(prefills) && prefills >= 1)) throw new Error(`--prefills: a positive integer, got ${opts.prefills}`);
-  const kv = (runtime: "deno" | "bun", path: string, threads: number) =>
-    runtime === "deno"
-      ? child(`kvasm deno ${threads}t`, bin("deno"), ["run", "-A", self, "--one", path, String(threads), "--prefills", String(prefills)])
-      : child(`kvasm bun ${threads}t`, bin("bun"), [self, "--one", path, String(threads), "--prefills", String(prefills)]);
+  const pin = await pinTo(opts.cpu);
+  const kv = (runtime: "deno" | "bun", path: string, threads: number) => {
+    const [cmd, argv] = runtime === "deno"
+      ? [bin("deno"), ["run", "-A", self, "--one", path, String(threads), "--prefills", String(prefills)]]
+      : [bin("bun"), [self, "--one", path, String(threads), "--prefills", String(prefills)]];
+    return child(`kvasm ${runtime} ${threads}t`, ...(threads === 1 ? pin(cmd, argv) : [cmd, argv] as const));
+  };
 
   const started = new Date().toISOString();
   const rows: Array<{ type: string; runs: Record<string, Measured[]> }> = [];
@@ -237,8 +255,7 @@ async function orchestrate(opts: CommandLine): Promise<void> {
           "llama.cpp",
           await child(
             "llama.cpp",
-            "node",
-            [PEERS_DIR + "peers-llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1", String(prefills)],
+            ...pin("node", [PEERS_DIR + "peers-llamacpp.mjs", path, String(N_PROMPT), String(N_DECODE), "1", String(prefills)]),
             PEERS_DIR,
           ),
         );
@@ -248,7 +265,10 @@ async function orchestrate(opts: CommandLine): Promise<void> {
       if (withThreads && withBun) push("bun 2t", await kv("bun", path, 2));
     }
     if (peers.wllama) {
-      push("wllama", await child("wllama", bin("deno"), ["run", "-A", PEERS_DIR + "wllama.ts", path, "1", "1", "--warmup=0"], PEERS_DIR));
+      push(
+        "wllama",
+        await child("wllama", ...pin(bin("deno"), ["run", "-A", PEERS_DIR + "wllama.ts", path, "1", "1", "--warmup=0"]), PEERS_DIR),
+      );
     }
     rows.push({ type, runs });
     console.error(
@@ -274,7 +294,9 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   console.log(
     `\nstories110M shape, synthetic weights, prefill ${N_PROMPT} ids + ${N_DECODE} greedy steps, 1 thread unless marked; ` +
       `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s), prefill: each process's best of ${prefills} ` +
-      `(kvasm and llama.cpp alike; wllama one); started ${started}`,
+      `(kvasm and llama.cpp alike; wllama one)${
+        opts.cpu === undefined ? "" : `; one-thread runs pinned to CPU ${opts.cpu}`
+      }; started ${started}`,
   );
   console.log(
     "| type | engine | decode tok/s | prefill tok/s | decode / llama.cpp | prefill / llama.cpp | decode / wllama | prefill / wllama | prefill 2 threads / 1 |",
@@ -337,6 +359,9 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
   --no-wllama    leave wllama out
   --no-bun       kvasm under Deno only
   --no-threads   no two-thread kvasm runs
+  --cpu N        run every one-thread process (kvasm, llama.cpp, wllama) pinned to CPU N (taskset -c N, Linux), so
+                 that a round's engines share one vCPU: on these VMs one vCPU at times runs 1.6x slower than the
+                 other, which moves an unpinned ratio more than most kernel changes do. Two-thread runs stay unpinned.
   --profile      instead: kvasm's decode and prefill time per token by op class, per type and runtime
   -h, --help     this text
 
@@ -354,6 +379,7 @@ function parseCommandLine() {
       "no-wllama": { type: "boolean", default: false },
       "no-bun": { type: "boolean", default: false },
       "no-threads": { type: "boolean", default: false },
+      cpu: { type: "string" },
       profile: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
       one: { type: "string" },
