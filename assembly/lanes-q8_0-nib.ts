@@ -31,6 +31,7 @@
 // signed pass for every T (it widens to i16: exact everywhere).
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
+import { f16, f32ToF16 } from "./quant-util";
 import { matmul_q8_0 } from "./quant-matmul";
 import { QB } from "./lanes-q8_0-layout";
 import { quads } from "./lanes-q8_0-steps";
@@ -59,20 +60,60 @@ import { quads } from "./lanes-q8_0-steps";
 @inline const CHUNK: i32 = 16;
 
 /**
- * T rows of n f32 at x as Q8_SN at out, row t at out + t * (n / 32) * 296: quantize_q8_s's blocks (the same d, sum
- * and values), then the nibble planes of each block (see above).
+ * The largest |x| of the 32 f32 at p, with the bits quant-act.ts' absmax32 gives where every x is finite or infinite:
+ * the magnitudes' bit patterns order as their values, so integer maxima (pmaxsd) find it, without f32x4.max's NaN
+ * fix-ups (several instructions each in V8 and JavaScriptCore). A NaN among the x gives a NaN here too (its bits
+ * exceed infinity's), which sends the block to quantize_q8_s.
+ */
+// @ts-ignore: decorator
+@inline function absmax32(p: usize, mag: v128): f32 {
+  let m = v128.and(v128.load(p), mag);
+  for (let k: usize = 16; k < 128; k += 16) m = i32x4.max_s(m, v128.and(v128.load(p + k), mag));
+  m = i32x4.max_s(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+  return reinterpret<f32>(max<i32>(i32x4.extract_lane(m, 0), i32x4.extract_lane(m, 1)));
+}
+
+/**
+ * Four x * id rounded to nearest, ties to even, as i32: adding 1.5 * 2^23 rounds the product to an integer in f32's
+ * own rounding (ties to even, as f32x4.nearest) and leaves it in the low mantissa bits, exact for |x * id| < 2^22
+ * (here <= 127). Two operations where nearest + trunc_sat take about eight (the saturating conversion's fix-ups).
+ */
+// @ts-ignore: decorator
+@inline function round4(p: usize, id: v128, magic: v128): v128 {
+  return i32x4.sub(f32x4.add(f32x4.mul(v128.load(p), id), magic), magic);
+}
+
+/**
+ * T rows of n f32 at x as Q8_SN at out, row t at out + t * (n / 32) * 328: quantize_q8_s' blocks, bit for bit (the
+ * same d, sum and values; a block whose scale or inverse is not finite goes through quantize_q8_s itself), then each
+ * block's tile operands (see above).
  */
 export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5, rs: usize = <usize> nb * Q8_SN_BYTES;
-  const eight16 = i16x8.splat(8), m15 = i16x8.splat(15), eight8 = i8x16.splat(8);
+  const eight16 = i16x8.splat(8), m15 = i16x8.splat(15), eight8 = i8x16.splat(8), magic = f32x4.splat(12582912.0);
+  const mag = i32x4.splat(0x7fffffff);
   for (let t = 0; t < T; t++) {
-    const q = out + <usize> t * rs, pl = q + <usize> nb * Q8_S_BYTES;
-    quantize_q8_s(q, x + (<usize> t * <usize> n << 2), n, 1);
+    const q = out + <usize> t * rs, pl = q + <usize> nb * Q8_S_BYTES, xr = x + (<usize> t * <usize> n << 2);
     for (let b: usize = 0; b < <usize> nb; b++) {
-      const qs = q + b * Q8_S_BYTES + 8, o = pl + b * PLANES;
+      const s = q + b * Q8_S_BYTES, p = xr + (b << 7), o = pl + b * PLANES;
+      const amax = absmax32(p, mag), id: f32 = amax != 0 ? <f32> 127.0 / amax : 0;
+      if (amax <= F32.MAX_VALUE && id <= F32.MAX_VALUE) {
+        store<u16>(s, <u16> f32ToF16(amax / 127.0)); // the f16 d, read back widened (quantize_q8_s)
+        store<f32>(s, f16(s));
+        const idv = f32x4.splat(id);
+        const i0 = round4(p, idv, magic), i1 = round4(p + 16, idv, magic), i2 = round4(p + 32, idv, magic), i3 = round4(p + 48, idv, magic);
+        const i4 = round4(p + 64, idv, magic), i5 = round4(p + 80, idv, magic), i6 = round4(p + 96, idv, magic), i7 = round4(p + 112, idv, magic);
+        v128.store(s + 8, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
+        v128.store(s + 24, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i4, i5), i16x8.narrow_i32x4_s(i6, i7)));
+        const sum = i32x4.add(i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3)), i32x4.add(i32x4.add(i4, i5), i32x4.add(i6, i7)));
+        const s2 = i32x4.add(sum, v128.shuffle<i32>(sum, sum, 2, 3, 0, 1));
+        store<i32>(s + 4, i32x4.extract_lane(s2, 0) + i32x4.extract_lane(s2, 1));
+      } else {
+        quantize_q8_s(s, p, 32, 1); // NaN, infinities, scales whose inverse overflows: its saturating conversions
+      }
       for (let h: usize = 0; h < 2; h++) {
         // in i16: a + 8 reaches 135
-        const a = v128.load(qs + (h << 4));
+        const a = v128.load(s + 8 + (h << 4));
         const lo = i16x8.add(i16x8.extend_low_i8x16_s(a), eight16), hi = i16x8.add(i16x8.extend_high_i8x16_s(a), eight16);
         const ah = i8x16.narrow_i16x8_s(i16x8.shr_s(lo, 4), i16x8.shr_s(hi, 4));
         const al = i8x16.sub(i8x16.narrow_i16x8_s(v128.and(lo, m15), v128.and(hi, m15)), eight8);
@@ -86,8 +127,8 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
         v128.store(g + 160, v128.shuffle<i32>(al, al, 2, 2, 2, 2));
         v128.store(g + 176, v128.shuffle<i32>(al, al, 3, 3, 3, 3));
       }
-      v128.store(o + 256, i32x4.splat(-(load<i32>(qs - 4) << 7)));
-      v128.store(o + 272, v128.load32_splat(qs - 8));
+      v128.store(o + 256, i32x4.splat(-(load<i32>(s + 4) << 7)));
+      v128.store(o + 272, v128.load32_splat(s));
     }
   }
 }
