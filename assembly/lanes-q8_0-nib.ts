@@ -19,13 +19,13 @@
 // where a run-time probe (src/kernels/wasm.ts, byteDotReadsUnsigned) finds the unsigned reading, and only in Bun (in V8
 // the tiles run at 0.82-0.88x of the signed lanes kernel; V8 with AVX-VNNI takes the VNNI form).
 //
-// Activations (Q8_SN, quantize_q8_sn): each row is its Q8_S blocks (nb x 40 bytes), then per block the two planes
-// pre-splatted, 256 bytes: ah then al, each group of 4 bytes repeated 4 times (the step's operand is then one plain
-// 16-byte load; JavaScriptCore turns a load32_splat into a scalar load and a broadcast). Rows stand alone, so threads
-// quantize row ranges independently.
+// Activations (Q8_SN, quantize_q8_sn): each row is its Q8_S blocks (nb x 40 bytes), then per block 288 bytes: the two
+// planes pre-splatted, ah then al, each group of 4 bytes repeated 4 times (the step's operand is then one plain 16-byte
+// load; JavaScriptCore turns a load32_splat into a scalar load and a broadcast), then -128 Σa and d, four lanes each.
+// Rows stand alone, so threads quantize row ranges independently.
 //
 // T < 4 (decode, batched decode of a few sequences) runs matmul_q8_0_lanes' own pass on the Q8_S blocks, so decode is
-// unchanged; T >= 4 runs tiles of 2 quads x 2 activation rows. -128 weight bytes (ggml never writes them; a file may):
+// unchanged; T >= 4 runs tiles of 2 quads (from two bands of the rows) x 2 activation rows. -128 weight bytes (ggml never writes them; a file may):
 // the tiles sum them exactly, as the VNNI form does, while T < 4 and the d % 4 natural tail rows give matmul_q8_0's
 // -128 |a| (the relaxed signed step moves the sign onto the weight, where -(-128) wraps); the plain build runs the
 // signed pass for every T (it widens to i16: exact everywhere).
@@ -49,13 +49,13 @@ import { quads } from "./lanes-q8_0-steps";
 @inline const Q8_SN_BYTES: usize = Q8_S_BYTES + PLANES;
 
 /**
- * Fewest activation rows that take the tiles: below, the four-band pass (batched decode of 2-3 sequences; on the
- * DRAM-sized 32000 x 768 classifier the tiles' adjacent quads ran at 0.67-0.71x of it for T = 2, 3).
+ * Fewest activation rows that take the tiles: below, the four-band pass (batched decode of 2-3 sequences), which the
+ * tiles did not beat there (0.87-1.05x on the layer shapes, 0.67-0.71x on the DRAM-sized 32000 x 768 classifier).
  */
 // @ts-ignore: decorator
 @inline const TILE_MIN_ROWS: i32 = 4;
 
-/** Activation rows per chunk of a T > 1 matmul: a chunk's planes and Q8_S blocks (101 KB at n = 768) stay in L2. */
+/** Activation rows per chunk of the tiles: a chunk's Q8_SN rows (126 KB at n = 768) stay in L2 (8 and 32 measured the same). */
 // @ts-ignore: decorator
 @inline const CHUNK: i32 = 16;
 
@@ -157,10 +157,9 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
 }
 
 /**
- * Relaxed build, T >= 4: nq (1 or 2, constant) adjacent quads at p (the second at p + qs) x nr (1 or 2, constant) Q8_SN
- * activation rows at x (the second at x + rs): each weight vector loaded once for both rows, each plane vector once for
- * both quads, the quads' f16 scales converted once per block. Outputs: row t's at o + t * od, the second quad's 16 bytes
- * on. Live vectors: 8 i16 sums, 4 f32 sums, 2 weights, 2 planes, the 0x80 splat (JavaScriptCore has 16 xmm registers;
+ * Relaxed build, T >= 4: nq (1 or 2, constant) quads at p and p + qs x nr (1 or 2, constant) Q8_SN activation rows at x
+ * and x + rs: each weight vector loaded and offset once for both rows, each plane vector loaded once for both quads, the
+ * quads' f16 scales converted once per block. Outputs: row t's at o + t * od, the second quad's at oq bytes on. Live vectors: 8 i16 sums, 4 f32 sums, 2 weights, 2 planes, the 0x80 splat (JavaScriptCore has 16 xmm registers;
  * 2 x 2 measured best in Bun, 2026-12-05: docs/cpu-performance.md "Q8_0 in Bun: nibble activations").
  */
 // @ts-ignore: decorator
