@@ -61,7 +61,16 @@ removeStandalone(wasmFile);
 
 // the natural weight and its two repacked copies, Q8_S activations, outputs, f32 activations, repack scratch
 const MB = 1 << 20;
-const W = 65536, WL = W + 28 * MB, WV = WL + 28 * MB, X = WV + 28 * MB, O = X + 8 * MB, XF = O + 8 * MB, TMP = XF + 8 * MB, XN = TMP + MB, XP = XN + 8 * MB, XS = XP + 8 * MB;
+const W = 65536,
+  WL = W + 28 * MB,
+  WV = WL + 28 * MB,
+  X = WV + 28 * MB,
+  O = X + 8 * MB,
+  XF = O + 8 * MB,
+  TMP = XF + 8 * MB,
+  XN = TMP + MB,
+  XP = XN + 8 * MB,
+  XS = XP + 8 * MB;
 const heap = new Uint8Array(memory.buffer);
 let s = 12345;
 const rand = () => (s ^= s << 13, s ^= s >>> 17, s ^= s << 5, s >>> 0);
@@ -91,7 +100,9 @@ const kernels: [string, string, number, number][] = ([
   ["vnni", "matmul_q8_0_vnni", WV, X],
   ["nib", "matmul_q8_0_nib", WL, XS],
   // candidates: cand_n* take the VNNI form's weights and nibble activations (split_q8_n)
-  ...Object.keys(ex).filter((k) => k.startsWith("cand_")).map((k): [string, string, number, number] => [k.slice(5), k, WV, /^cand_(n\d\d[pu]|t1)/.test(k) ? XP : XN]),
+  ...Object.keys(ex).filter((k) => k.startsWith("cand_")).map((
+    k,
+  ): [string, string, number, number] => [k.slice(5), k, WV, /^cand_(n\d\d[pu]|t1)/.test(k) ? XP : XN]),
 ] as [string, string, number, number][]).filter(([name]) => name === "lanes" || name === "natural" || !only || only.has(name));
 const exact = dotAddIsExactU8S8();
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768], ["32000x768", 768, 32000]];

@@ -18,8 +18,7 @@ import { LANES_KERNELS, type LanesKernel } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { benchArgs } from "./cli.ts";
 
-const USAGE =
-  `Q8_0 decode ms per token and prefill ms per 128 ids, the lanes form this runtime takes (VNNI; Bun: nibble activations)
+const USAGE = `Q8_0 decode ms per token and prefill ms per 128 ids, the lanes form this runtime takes (VNNI; Bun: nibble activations)
 vs the signed one, same process, 1 thread.
 
   deno run -A bench/q8_0-vnni-model.ts [options]        bun bench/q8_0-vnni-model.ts [options]

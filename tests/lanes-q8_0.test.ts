@@ -195,7 +195,11 @@ const FORM = exact ? Q8_0_VNNI_LANES.matmul : "Bun" in globalThis && unsigned ? 
 
 test(`the WASM backend's Q8_0 form: ${FORM} here, the signed form on the plain build; the natural layout's outputs on 1 and 2 threads`, async () => {
   const relaxed = new WasmBackend(), plain = new WasmBackend({ relaxed: false });
-  assertEquals(relaxed.lanesKernelFor(GGMLType.Q8_0)?.matmul, FORM, "the relaxed build's form, known before init (the plan sizes scratch by it)");
+  assertEquals(
+    relaxed.lanesKernelFor(GGMLType.Q8_0)?.matmul,
+    FORM,
+    "the relaxed build's form, known before init (the plan sizes scratch by it)",
+  );
   if (FORM === Q8_0_NIB_LANES.matmul) {
     assertEquals(relaxed.matmulScratchBytes(GGMLType.Q8_0, 512, 17), 17 * (512 / 32) * SNB, "the matmul scratch holds 17 Q8_SN rows");
   }
@@ -206,7 +210,11 @@ test(`the WASM backend's Q8_0 form: ${FORM} here, the signed form on the plain b
   assertEquals([...got.logits], [...natural.logits], "matmul, T = 17");
   assertEquals([...got.rows], [...natural.rows], "embedding rows");
   const plainGot = await outputs(plain, 512, 103, 17);
-  assertEquals(plain.lanesKernelFor(GGMLType.Q8_0)?.matmul, "matmul_q8_0_lanes", "the plain build takes neither the VNNI nor the nibble form");
+  assertEquals(
+    plain.lanesKernelFor(GGMLType.Q8_0)?.matmul,
+    "matmul_q8_0_lanes",
+    "the plain build takes neither the VNNI nor the nibble form",
+  );
   assertEquals([...plainGot.logits], [...natural.logits], "plain build's matmul");
   assert(threadSupport() !== undefined, "this runtime should have Workers and shared memory");
   for (const T of [1, 128]) {
@@ -268,7 +276,11 @@ for (const b of BUILDS) {
           for (let c = 0; c < 4; c++) {
             const at = (k >> 2) * 16 + c * 4 + (k & 3), ah = sn.getInt8(o + at), al = sn.getInt8(o + 128 + at);
             if (16 * ah + al !== a || Math.abs(ah) > 8 || Math.abs(al) > 8) {
-              assertEquals([ah, al], [Math.floor((a + 8) / 16), ((a + 8) & 15) - 8], `row ${t} block ${blk} element ${k} copy ${c} (a = ${a})`);
+              assertEquals(
+                [ah, al],
+                [Math.floor((a + 8) / 16), ((a + 8) & 15) - 8],
+                `row ${t} block ${blk} element ${k} copy ${c} (a = ${a})`,
+              );
             }
           }
         }
@@ -288,7 +300,11 @@ for (const b of BUILDS) {
 for (const b of NIB_VALID) {
   test(`matmul_q8_0_nib (${b}): matmul_q8_0's floats bit for bit, T = 1..6, 17, 37, 128, odd rows, ranges on quads, each row alone`, () => {
     const k = kernels[b];
-    const cases = [[64, 16, 1], [256, 37, 2], [768, 68, 3], [512, 23, 4], [256, 52, 5], [96, 3, 6], [1024, 101, 17], [256, 29, 37], [256, 40, 128]];
+    const cases = [[64, 16, 1], [256, 37, 2], [768, 68, 3], [512, 23, 4], [256, 52, 5], [96, 3, 6], [1024, 101, 17], [256, 29, 37], [
+      256,
+      40,
+      128,
+    ]];
     for (const [n, d, T] of cases) {
       place(b, q8Rows(n, d, n + d + T), n, d);
       quantizeBoth(b, n, T, T + d);
