@@ -17,7 +17,7 @@
 // This needs i16x8.relaxed_dot_i8x16_i7x16_s to read its second operand's bytes as unsigned (pmaddubsw: V8 and
 // JavaScriptCore on x86); the relaxed-SIMD spec also allows a signed reading (ARM), so the backend takes this form only
 // where a run-time probe (src/kernels/wasm.ts, byteDotReadsUnsigned) finds the unsigned reading, and only in Bun (in V8
-// the tiles run at 0.82-0.88x of the signed lanes kernel; V8 with AVX-VNNI takes the VNNI form).
+// the tiles run at 0.86-0.88x of the signed lanes kernel; V8 with AVX-VNNI takes the VNNI form).
 //
 // Activations (Q8_SN, quantize_q8_sn): each row is its Q8_S blocks (nb x 40 bytes), then per block 288 bytes: the two
 // planes pre-splatted, ah then al, each group of 4 bytes repeated 4 times (the step's operand is then one plain 16-byte

@@ -148,7 +148,7 @@ export class WasmBackend implements Backend {
     if (type === GGMLType.F32) return 0;
     if (type === GGMLType.F16) return T * n * 4;
     const k = this.quantKernel(type), lanes = this.opts.ggmlOrder ? undefined : this.lanesKernelFor(type);
-    // the activations of the layout the weight will take (Q8_0 in Bun: Q8_SN, 7.4x Q8_S) or of its natural kernel
+    // the activations of the layout the weight will take (Q8_0 in Bun: Q8_SN, 8.2x Q8_S) or of its natural kernel
     const act = Math.max(actRowBytesOrUndefined(k.actType, n) ?? 0, lanes ? actRowBytesOrUndefined(lanes.actType, n) ?? 0 : 0);
     return Math.max(T * act, this.lanesScratchBytes(type, n));
   }
@@ -162,7 +162,7 @@ export class WasmBackend implements Backend {
   /**
    * The lanes kernels this backend repacks a weight type into (src/quant/kernels.ts lanesKernel): for Q8_0, the VNNI
    * form (matmul_q8_0_vnni) where the dot-add is exact here, in Bun the signed layout against nibble activations
-   * (matmul_q8_0_nib) where the relaxed i16 dot reads unsigned, else the signed one (matmul_q8_0_lanes). Fixed from init on.
+   * (matmul_q8_0_nib) where the relaxed i16 dot reads unsigned, else the signed one (matmul_q8_0_lanes). Fixed on first use.
    */
   lanesKernelFor(type: GGMLTypeId): LanesKernel | undefined {
     if (!this.lanesChoice) {

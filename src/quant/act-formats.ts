@@ -16,7 +16,8 @@ export const Q8_S: GGMLTypeId = 0x108;
 /**
  * Q8_SN, for Q8_0 weights in Bun's lanes form (assembly/lanes-q8_0-nib.ts quantize_q8_sn): each row is its Q8_S blocks,
  * then per block the values split into two signed planes of magnitude <= 8 (a = 16 ah + al), each 4-byte group
- * repeated four times: 40 + 256 bytes per 32 elements. The matmul takes the planes for T >= 4, the Q8_S blocks else.
+ * repeated four times, and the block's -128 Σa and d as four lanes each: 40 + 288 bytes per 32 elements. The matmul
+ * takes the planes for T >= 4, the Q8_S blocks else.
  */
 export const Q8_SN: GGMLTypeId = 0x109;
 
