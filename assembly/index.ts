@@ -12,3 +12,4 @@ export * from "./lanes-kquant";
 export * from "./lanes-q6_k";
 export * from "./attn-stream";
 export * from "./lanes-q8_0-vnni";
+export * from "./lanes-q8_0-nib";

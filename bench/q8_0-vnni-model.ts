@@ -1,12 +1,13 @@
 /**
- * Q8_0's two lanes forms in the model, in one process: the synthetic stories110M-shaped Q8_0 file loaded by a WASM
- * backend as it is (the VNNI form, matmul_q8_0_vnni, where dotAddIsExactU8S8() holds) and by one held to the signed
- * form (matmul_q8_0_lanes, what main ran), stepped in alternation on 1 thread. Prints each one's best ms per decode
- * step and per 128-id prefill and the ratios, and with --profile the last prefill's µs per token by op class for
- * both (the matmul keys name their kernel). The logits are bit-identical (tests/lanes-q8_0.test.ts).
+ * Q8_0's lanes forms in the model, in one process: the synthetic stories110M-shaped Q8_0 file loaded by a WASM
+ * backend as it is (the form this runtime takes: the VNNI form, matmul_q8_0_vnni, where dotAddIsExactU8S8() holds;
+ * in Bun the nibble activations, matmul_q8_0_nib) and by one held to the signed form (matmul_q8_0_lanes), stepped in
+ * alternation on 1 thread. Prints each one's best ms per decode step and per 128-id prefill and the ratios, and with
+ * --profile the last prefill's µs per token by op class for both (the matmul keys name their kernel). The logits are
+ * bit-identical (tests/lanes-q8_0.test.ts).
  *
  *   deno run -A bench/q8_0-vnni-model.ts [--rounds 3] [--steps 32] [--profile]
- *   bun bench/q8_0-vnni-model.ts          (JavaScriptCore: the probe fails, both backends run the signed form)
+ *   bun bench/q8_0-vnni-model.ts [--rounds 3] [--steps 32] [--profile]
  */
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -17,8 +18,8 @@ import { LANES_KERNELS, type LanesKernel } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { benchArgs } from "./cli.ts";
 
-const USAGE =
-  `Q8_0 decode ms per token and prefill ms per 128 ids, VNNI lanes form (where chosen) vs the signed one, same process, 1 thread.
+const USAGE = `Q8_0 decode ms per token and prefill ms per 128 ids, the lanes form this runtime takes (VNNI; Bun: nibble activations)
+vs the signed one, same process, 1 thread.
 
   deno run -A bench/q8_0-vnni-model.ts [options]        bun bench/q8_0-vnni-model.ts [options]
 
@@ -69,35 +70,35 @@ async function timeRun(model: Model, prof: OpProfile | null): Promise<[number, n
 
 const engine = "Bun" in globalThis ? "Bun" : "Deno" in globalThis ? "Deno" : "Node";
 const file = await ensureSyntheticModel("stories110M", "Q8_0");
-const vnniBackend = new WasmBackend(), signedBackend = new SignedForm();
+const chosenBackend = new WasmBackend(), signedBackend = new SignedForm();
 const models = {
-  vnni: await loadModel(file, { backend: vnniBackend, threads: 1 }),
+  chosen: await loadModel(file, { backend: chosenBackend, threads: 1 }),
   signed: await loadModel(file, { backend: signedBackend, threads: 1 }),
 };
 const Q8_0 = GGMLType.Q8_0;
 console.log(
-  `kvasm (${engine}) Q8_0, ${vnniBackend.lanesKernelFor(Q8_0)?.matmul} vs ${signedBackend.lanesKernelFor(Q8_0)?.matmul}, ` +
+  `kvasm (${engine}) Q8_0, ${chosenBackend.lanesKernelFor(Q8_0)?.matmul} vs ${signedBackend.lanesKernelFor(Q8_0)?.matmul}, ` +
     `same process, ${new Date().toISOString()}`,
 );
-const best = { vnni: [Infinity, Infinity], signed: [Infinity, Infinity] };
-const profiles = { vnni: new OpProfile(), signed: new OpProfile() };
+const best = { chosen: [Infinity, Infinity], signed: [Infinity, Infinity] };
+const profiles = { chosen: new OpProfile(), signed: new OpProfile() };
 for (let r = 0; r < rounds; r++) {
-  for (const name of ["signed", "vnni"] as const) {
+  for (const name of ["signed", "chosen"] as const) {
     const [p, d] = await timeRun(models[name], opts.profile && r === rounds - 1 ? profiles[name] : null);
     best[name][0] = Math.min(best[name][0], p);
     best[name][1] = Math.min(best[name][1], d);
   }
 }
 console.log(
-  `decode signed ${best.signed[1].toFixed(2)} ms/token, vnni ${best.vnni[1].toFixed(2)} (${
-    (best.signed[1] / best.vnni[1]).toFixed(3)
+  `decode signed ${best.signed[1].toFixed(2)} ms/token, chosen ${best.chosen[1].toFixed(2)} (${
+    (best.signed[1] / best.chosen[1]).toFixed(3)
   }x); ` +
-    `prefill(128) signed ${best.signed[0].toFixed(1)} ms (${(128000 / best.signed[0]).toFixed(0)} tok/s), vnni ${
-      best.vnni[0].toFixed(1)
-    } ms (${(128000 / best.vnni[0]).toFixed(0)} tok/s) (${(best.signed[0] / best.vnni[0]).toFixed(3)}x)`,
+    `prefill(128) signed ${best.signed[0].toFixed(1)} ms (${(128000 / best.signed[0]).toFixed(0)} tok/s), chosen ${
+      best.chosen[0].toFixed(1)
+    } ms (${(128000 / best.chosen[0]).toFixed(0)} tok/s) (${(best.signed[0] / best.chosen[0]).toFixed(3)}x)`,
 );
 if (opts.profile) {
-  for (const name of ["signed", "vnni"] as const) {
+  for (const name of ["signed", "chosen"] as const) {
     const p = profiles[name], total = p.sum().ms;
     console.log(`prefill profile, ${name} form: ${(1000 * total / 128).toFixed(0)} µs/token in kernels`);
     const rows = [...p.totals].sort((a, b) => b[1].ms - a[1].ms).slice(0, 10);
@@ -108,5 +109,5 @@ if (opts.profile) {
     }
   }
 }
-await models.vnni.close();
+await models.chosen.close();
 await models.signed.close();

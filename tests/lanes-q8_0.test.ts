@@ -6,12 +6,16 @@
  * activations at ±127) in the plain build everywhere and in the relaxed build where the probe holds; the probe
  * predicting what the relaxed kernel does with bytes >= 128 in this runtime; -128 weight bytes summed exactly; the
  * backend's choice (named by its kernel) and its outputs against ggml's layout on one and two threads.
+ * Bun's form (assembly/lanes-q8_0-nib.ts: the signed lanes layout against Q8_SN, nibble activations) and its probe
+ * (byteDotReadsUnsigned): quantize_q8_sn's bytes; matmul_q8_0_nib against matmul_q8_0 bit for bit (T = 1..6, 17, 37,
+ * 128, the tiles and the T < 4 pass, odd rows, ranges, each row alone, blocks of ±127 against ±127); -128 bytes.
  */
 import { assert, assertEquals, test } from "./harness.ts";
 import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
-import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
-import { Q8_0_VNNI_LANES } from "../src/quant/kernels.ts";
+import { byteDotReadsUnsigned, dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
+import { Q8_0_NIB_LANES, Q8_0_VNNI_LANES } from "../src/quant/kernels.ts";
+import process from "node:process";
 import { threadSupport } from "../src/threads/spawn.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
@@ -52,6 +56,7 @@ function activations(n: number, T: number, seed: number): Float32Array {
 }
 
 const W = 1 << 16, WL = 5 << 20, WV = 10 << 20, X = 15 << 20, XF = 18 << 20, O = 22 << 20, O2 = 26 << 20, TMP = 30 << 20;
+const XN = 19 << 20, SNB = 328; // Q8_SN at XN: per block 40 bytes of Q8_S (each row's blocks first), then 288 of tile operands
 const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
 const u32 = (at: number, n: number) => new Uint32Array(memory.buffer, at, n).slice();
 
@@ -184,20 +189,32 @@ function exactMatmul(w: Uint8Array, n: number, d: number, T: number): Uint32Arra
 const outputs = (backend: WasmBackend, n: number, d: number, T: number) =>
   weightOutputs(backend, GGMLType.Q8_0, q8Rows(n, d, 77), activations(n, T, 9), n, d, T);
 
-test(`the WASM backend's Q8_0 form: ${exact ? "VNNI (matmul_q8_0_vnni)" : "signed (matmul_q8_0_lanes)"} here, the signed form on the plain build; the natural layout's outputs on 1 and 2 threads`, async () => {
+const unsigned = byteDotReadsUnsigned();
+/** The relaxed build's Q8_0 form in this runtime: VNNI where the dot-add is exact, Bun's nibble form, else the signed one. */
+const FORM = exact ? Q8_0_VNNI_LANES.matmul : "Bun" in globalThis && unsigned ? Q8_0_NIB_LANES.matmul : "matmul_q8_0_lanes";
+
+test(`the WASM backend's Q8_0 form: ${FORM} here, the signed form on the plain build; the natural layout's outputs on 1 and 2 threads`, async () => {
   const relaxed = new WasmBackend(), plain = new WasmBackend({ relaxed: false });
-  const natural = await outputs(new NaturalLayout(), 512, 103, 17);
-  const got = await outputs(relaxed, 512, 103, 17);
   assertEquals(
     relaxed.lanesKernelFor(GGMLType.Q8_0)?.matmul,
-    exact ? Q8_0_VNNI_LANES.matmul : "matmul_q8_0_lanes",
-    "the relaxed build's form",
+    FORM,
+    "the relaxed build's form, known before init (the plan sizes scratch by it)",
   );
+  if (FORM === Q8_0_NIB_LANES.matmul) {
+    assertEquals(relaxed.matmulScratchBytes(GGMLType.Q8_0, 512, 17), 17 * (512 / 32) * SNB, "the matmul scratch holds 17 Q8_SN rows");
+  }
+  const natural = await outputs(new NaturalLayout(), 512, 103, 17);
+  const got = await outputs(relaxed, 512, 103, 17);
+  assertEquals(relaxed.lanesKernelFor(GGMLType.Q8_0)?.matmul, FORM, "the relaxed build's form");
   assertEquals(got.layout, "lanes");
   assertEquals([...got.logits], [...natural.logits], "matmul, T = 17");
   assertEquals([...got.rows], [...natural.rows], "embedding rows");
   const plainGot = await outputs(plain, 512, 103, 17);
-  assertEquals(plain.lanesKernelFor(GGMLType.Q8_0)?.matmul, "matmul_q8_0_lanes", "the plain build never takes the VNNI form");
+  assertEquals(
+    plain.lanesKernelFor(GGMLType.Q8_0)?.matmul,
+    "matmul_q8_0_lanes",
+    "the plain build takes neither the VNNI nor the nibble form",
+  );
   assertEquals([...plainGot.logits], [...natural.logits], "plain build's matmul");
   assert(threadSupport() !== undefined, "this runtime should have Workers and shared memory");
   for (const T of [1, 128]) {
@@ -209,3 +226,136 @@ test(`the WASM backend's Q8_0 form: ${exact ? "VNNI (matmul_q8_0_vnni)" : "signe
     assertEquals([...twoGot.rows], [...one.rows], "two threads' embedding rows");
   }
 });
+
+// Bun's form: the signed lanes layout (repack_q8_0_lanes) against Q8_SN activations (quantize_q8_sn)
+
+/** The builds whose matmul_q8_0_nib is valid here: the plain one always (no tiles), the relaxed one where the probe holds. */
+const NIB_VALID: readonly Build[] = BUILDS.filter((b) => b === "simd" || unsigned);
+const x86 = process.arch === "x64" || process.arch === "ia32";
+
+test(`byteDotReadsUnsigned: ${unsigned} here (${process.arch}); true on x86 (pmaddubsw in V8 and JavaScriptCore), false without relaxed SIMD`, () => {
+  if (!hasRelaxedSimd()) assertEquals(unsigned, false, "no relaxed SIMD, no byte dot");
+  if (hasRelaxedSimd() && x86) assertEquals(unsigned, true, "x86 engines lower the relaxed i16 dot to pmaddubsw (measured 2026-12-05)");
+  assertEquals(byteDotReadsUnsigned(), unsigned, "asked again: the same answer, once per process");
+});
+
+/** T rows of activations (seed) at XF, quantize_q8_s'd at X and quantize_q8_sn'd at XN by build b. */
+function quantizeBoth(b: Build, n: number, T: number, seed: number): void {
+  quantize(b, n, T, seed);
+  kernels[b].quantize_q8_sn(XN, XF, n, T);
+}
+
+for (const b of BUILDS) {
+  test(`quantize_q8_sn (${b}): each row quantize_q8_s' blocks, then per block 16 ah + al = a (|ah|, |al| <= 8) each group 4 times, -128 Σa and d x 4`, () => {
+    const n = 256, T = 3, nb = n / 32;
+    quantizeBoth(b, n, T, 21);
+    // blocks quantize_q8_sn takes its own way through (ties to even at id = 1) or hands to quantize_q8_s (not finite)
+    const x = new Float32Array(memory.buffer, XF, n * T);
+    const ties = [127, 2.5, -3.5, 0.5, -0.5, 1.5, 126.5, -126.5, -0];
+    x.set(ties, 0);
+    x.fill(0, 32, 64); // all zero: d = 0
+    x[64 + 3] = NaN;
+    x[96 + 7] = Infinity;
+    x[128 + 1] = -Infinity;
+    x.fill(1e-39, 160, 192); // subnormal: 127 / amax overflows
+    x.fill(-3e38, 192, 200); // near the largest f32
+    x[224] = -0;
+    kernels[b].quantize_q8_s(X, XF, n, T);
+    kernels[b].quantize_q8_sn(XN, XF, n, T);
+    assertEquals([...new Int8Array(memory.buffer, X + 8, 8)], [127, 2, -4, 0, 0, 2, 126, -126], "ties to even, as f32x4.nearest");
+    const q8s = new DataView(memory.buffer, X), sn = new DataView(memory.buffer, XN);
+    for (let t = 0; t < T; t++) {
+      const row = t * nb * SNB;
+      assertEquals([...u8(XN + row, nb * SB)], [...u8(X + t * nb * SB, nb * SB)], `row ${t}: the Q8_S blocks`);
+      for (let blk = 0; blk < nb; blk++) {
+        const q = (t * nb + blk) * SB, o = row + nb * SB + blk * 288;
+        let sum = 0;
+        for (let k = 0; k < 32; k++) {
+          const a = q8s.getInt8(q + 8 + k);
+          sum += a;
+          for (let c = 0; c < 4; c++) {
+            const at = (k >> 2) * 16 + c * 4 + (k & 3), ah = sn.getInt8(o + at), al = sn.getInt8(o + 128 + at);
+            if (16 * ah + al !== a || Math.abs(ah) > 8 || Math.abs(al) > 8) {
+              assertEquals(
+                [ah, al],
+                [Math.floor((a + 8) / 16), ((a + 8) & 15) - 8],
+                `row ${t} block ${blk} element ${k} copy ${c} (a = ${a})`,
+              );
+            }
+          }
+        }
+        // row 0's blocks 2..5 (NaN, ±infinity, an inverse scale that overflows): quantize_q8_s' sum is of its saturated
+        // i32 conversions, not of the narrowed bytes; the tiles take whatever sum it stored
+        const stored = q8s.getInt32(q + 4, true);
+        if (t > 0 || blk < 2 || blk > 5) assertEquals(sum, stored, `row ${t} block ${blk}: Q8_S's block sum`);
+        for (let c = 0; c < 4; c++) {
+          assertEquals(sn.getInt32(o + 256 + 4 * c, true), Math.imul(stored, -128), `row ${t} block ${blk}: -128 Σa`);
+          assertEquals(sn.getUint32(o + 272 + 4 * c, true), q8s.getUint32(q, true), `row ${t} block ${blk}: d`);
+        }
+      }
+    }
+  });
+}
+
+for (const b of NIB_VALID) {
+  test(`matmul_q8_0_nib (${b}): matmul_q8_0's floats bit for bit, T = 1..6, 17, 37, 128, odd rows, ranges on quads, each row alone`, () => {
+    const k = kernels[b];
+    const cases = [[64, 16, 1], [256, 37, 2], [768, 68, 3], [512, 23, 4], [256, 52, 5], [96, 3, 6], [1024, 101, 17], [256, 29, 37], [
+      256,
+      40,
+      128,
+    ]];
+    for (const [n, d, T] of cases) {
+      place(b, q8Rows(n, d, n + d + T), n, d);
+      quantizeBoth(b, n, T, T + d);
+      k.matmul_q8_0(O, X, W, n, d, T, 0, d);
+      const want = u32(O, d * T);
+      k.matmul_q8_0_nib(O2, XN, WL, n, d, T, 0, d);
+      assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}`);
+      for (const cuts of [[0, 16], [0, 4, 20, 36], [0, 8, 12]]) {
+        const ranges = [...cuts.filter((c) => c < d), d];
+        u8(O2, d * T * 4).fill(0);
+        for (let i = 0; i + 1 < ranges.length; i++) k.matmul_q8_0_nib(O2, XN, WL, n, d, T, ranges[i], ranges[i + 1]);
+        assertEquals([...u32(O2, d * T)], [...want], `n ${n} d ${d} T ${T}, rows split at ${ranges.join(", ")}`);
+      }
+      // batch invariance: each activation row alone (the T < 4 pass) gives its batched row (the tiles where T >= 4)
+      for (let t = 0; t < T; t += T > 20 ? 13 : 1) {
+        k.matmul_q8_0_nib(O2, XN + t * (n / 32) * SNB, WL, n, d, 1, 0, d);
+        assertEquals([...u32(O2, d)], [...want.subarray(t * d, (t + 1) * d)], `n ${n} d ${d} row ${t} of ${T} alone`);
+      }
+    }
+  });
+
+  test(`matmul_q8_0_nib (${b}): blocks of 127 and -127 weights against activations at ±127, every sign pairing, T = 8`, () => {
+    // every pmaddubsw pair at its largest: u = 255 or 1 against planes at ±8; the i16 sums at their bounds
+    const n = 128, d = 8, T = 8, w = new Uint8Array((n / 32) * d * QB), v = new DataView(w.buffer);
+    for (let p = 0, r = 0; p < w.length; p += QB, r = Math.floor(p / ((n / 32) * QB))) {
+      v.setUint16(p, f32ToF16(0.01), true);
+      w.fill(r & 1 ? 0x81 : 0x7f, p + 2, p + QB); // -127, 127
+    }
+    place(b, w, n, d);
+    const x = new Float32Array(n * T);
+    for (let t = 0; t < T; t++) x.fill(t & 1 ? -3 : 3, t * n, (t + 1) * n);
+    x[5] = -3, x[n + 7] = 3; // mixed signs in one block
+    new Float32Array(memory.buffer, XF, n * T).set(x);
+    kernels[b].quantize_q8_s(X, XF, n, T);
+    kernels[b].quantize_q8_sn(XN, XF, n, T);
+    kernels[b].matmul_q8_0(O, X, W, n, d, T, 0, d);
+    kernels[b].matmul_q8_0_nib(O2, XN, WL, n, d, T, 0, d);
+    assertEquals([...u32(O2, d * T)], [...u32(O, d * T)], "all ±127");
+  });
+
+  test(`matmul_q8_0_nib (${b}): -128 weight bytes summed exactly by the tiles (relaxed, T >= 4; the plain build always), else as matmul_q8_0`, () => {
+    for (const [n, d, T] of [[256, 40, 1], [512, 24, 5], [128, 16, 3], [256, 16, 16]]) {
+      const w = q8Rows(n, d, 11 + T, true);
+      place(b, w, n, d);
+      quantizeBoth(b, n, T, 3);
+      kernels[b].matmul_q8_0_nib(O, XN, WL, n, d, T, 0, d);
+      if (b === "simd" || T >= 4) assertEquals([...u32(O, d * T)], [...exactMatmul(w, n, d, T)], `exact: n ${n} d ${d} T ${T}`);
+      else {
+        kernels[b].matmul_q8_0(O2, X, W, n, d, T, 0, d);
+        assertEquals([...u32(O, d * T)], [...u32(O2, d * T)], `as matmul_q8_0: n ${n} d ${d} T ${T}`);
+      }
+    }
+  });
+}

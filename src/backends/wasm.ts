@@ -1,7 +1,7 @@
 import { Arena } from "../memory/arena.ts";
 import type { ByteSource } from "../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
-import { dotAddIsExactU8S8, instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
+import { byteDotReadsUnsigned, dotAddIsExactU8S8, instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
 import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS, type LanesKernel, lanesKernel, type MatmulKernels } from "../quant/kernels.ts";
@@ -64,10 +64,13 @@ export class WasmBackend implements Backend {
   protected heapU8!: Uint8Array;
 
   /**
-   * Whether this backend's kernels are the relaxed build and its relaxed dot-add is an exact u8 x s8 dot
-   * (dotAddIsExactU8S8), decided once at init: Q8_0 weights then take the lanes layout's VNNI form (lanesKernelFor).
+   * What the relaxed build does in this runtime, for the lanes forms (lanesKernelFor), decided on first use from the
+   * build this backend will instantiate (so before init too: the arena plan sizes the matmul scratch by the form's
+   * activation format). dotAddExact: the relaxed dot-add is an exact u8 x s8 dot (dotAddIsExactU8S8): Q8_0 weights take
+   * the VNNI form. nibbleQ8_0: Bun (JavaScriptCore, whose dot-add saturates), where the relaxed i16 dot reads its second
+   * operand unsigned (byteDotReadsUnsigned): Q8_0 weights take the signed layout against nibble activations.
    */
-  private dotAddExact = false;
+  private lanesChoice?: { readonly dotAddExact: boolean; readonly nibbleQ8_0: boolean };
 
   /** Set to time every op by class (bench/peers.ts --profile); null: off, one null check per op. */
   profile: OpProfile | null = null;
@@ -89,7 +92,6 @@ export class WasmBackend implements Backend {
     this.arena = new Arena(bytes, { shared });
     const variant = pickVariant({ shared, relaxed: this.opts.relaxed });
     this.kernels = await instantiateKernels(this.arena.memory, variant);
-    this.dotAddExact = variant.startsWith("relaxed") && dotAddIsExactU8S8();
     this.heapI32 = new Int32Array(this.arena.memory.buffer);
     this.heapU8 = new Uint8Array(this.arena.memory.buffer);
   }
@@ -145,8 +147,10 @@ export class WasmBackend implements Backend {
   matmulScratchBytes(type: GGMLTypeId, n: number, T: number): number {
     if (type === GGMLType.F32) return 0;
     if (type === GGMLType.F16) return T * n * 4;
-    const k = this.quantKernel(type);
-    return Math.max(T * (actRowBytesOrUndefined(k.actType, n) ?? 0), this.lanesScratchBytes(type, n));
+    const k = this.quantKernel(type), lanes = this.opts.ggmlOrder ? undefined : this.lanesKernelFor(type);
+    // the activations of the layout the weight will take (Q8_0 in Bun: Q8_SN, 8.2x Q8_S) or of its natural kernel
+    const act = Math.max(actRowBytesOrUndefined(k.actType, n) ?? 0, lanes ? actRowBytesOrUndefined(lanes.actType, n) ?? 0 : 0);
+    return Math.max(T * act, this.lanesScratchBytes(type, n));
   }
 
   /** Scratch the lanes repack of a weight of this type and width takes at load (a row group), 0 where it will not run. */
@@ -157,10 +161,16 @@ export class WasmBackend implements Backend {
 
   /**
    * The lanes kernels this backend repacks a weight type into (src/quant/kernels.ts lanesKernel): for Q8_0, the VNNI
-   * form (matmul_q8_0_vnni) where the dot-add is exact here, else the signed one (matmul_q8_0_lanes). Fixed from init on.
+   * form (matmul_q8_0_vnni) where the dot-add is exact here, in Bun the signed layout against nibble activations
+   * (matmul_q8_0_nib) where the relaxed i16 dot reads unsigned, else the signed one (matmul_q8_0_lanes). Fixed on first use.
    */
   lanesKernelFor(type: GGMLTypeId): LanesKernel | undefined {
-    return lanesKernel(type, this.dotAddExact);
+    if (!this.lanesChoice) {
+      const relaxed = pickVariant({ shared: this.opts.shared ?? false, relaxed: this.opts.relaxed }).startsWith("relaxed");
+      const dotAddExact = relaxed && dotAddIsExactU8S8();
+      this.lanesChoice = { dotAddExact, nibbleQ8_0: relaxed && !dotAddExact && "Bun" in globalThis && byteDotReadsUnsigned() };
+    }
+    return lanesKernel(type, this.lanesChoice.dotAddExact, this.lanesChoice.nibbleQ8_0);
   }
 
   protected quantKernel(type: GGMLTypeId): WeightKernel {

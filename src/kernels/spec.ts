@@ -16,7 +16,7 @@
  * Imports only the ggml block table (pure data), so the Worker entry could take it along.
  */
 import { GGMLType, type GGMLTypeId } from "../formats/ggml-types.ts";
-import { actBlockGeometry, Q8_S } from "../quant/act-formats.ts";
+import { actBlockGeometry, Q8_S, Q8_SN } from "../quant/act-formats.ts";
 
 /** How far a pointer argument advances per split unit: coefficient * the product of the named arguments' values, in bytes. */
 export type Stride = readonly [bytes: number, ...times: string[]];
@@ -200,6 +200,9 @@ export const KERNEL_SPEC = {
   matmul_q8_0_lanes: QMATMUL,
   repack_q8_0_lanes: REPACK_LANES,
   dequantize_q8_0_lanes: DEQUANTIZE_LANES,
+  // assembly/lanes-q8_0-nib.ts: the same layout against Q8_SN activations (Q8_S rows and their nibble planes), Bun's form
+  quantize_q8_sn: quantizeSpec(Q8_SN),
+  matmul_q8_0_nib: QMATMUL,
   // assembly/lanes-kquant.ts: Q4_K in the lanes layout (quads of rows interleaved; KX Q8_K activations, as matmul_q4_kx)
   matmul_q4_k_lanes: QMATMUL,
   // (the d % 4 last rows are in the KX layout, where matmul_q4_k_lanes and dequantize_q4_k_lanes read them)
@@ -307,7 +310,7 @@ export type DequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUA
 /** The cross-row layouts' repack and one-row dequantize kernels (REPACK_LANES, DEQUANTIZE_LANES). */
 export type LanesRepackKernel = { [K in KernelName]: Spec<K> extends typeof REPACK_LANES ? K : never }[KernelName];
 export type LanesDequantizeKernel = { [K in KernelName]: Spec<K> extends typeof DEQUANTIZE_LANES ? K : never }[KernelName];
-export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "q8_1" | "q8_k" | "q8_kx" | "bf16"}`>;
+export type QuantizeKernel = Extract<KernelName, `quantize_${"q8_0" | "q8_s" | "q8_sn" | "q8_1" | "q8_k" | "q8_kx" | "bf16"}`>;
 /** The paged attention kernels the backends pick per cache type and batch shape; ATTENTION_ARGS, qBlock for the 8-bit caches. */
 export type AttentionKernel =
   | "attention"

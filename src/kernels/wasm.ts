@@ -111,6 +111,59 @@ export function dotAddIsExactU8S8(): boolean {
   return dotAddExact;
 }
 
+/**
+ * The module of byteDotReadsUnsigned: f(a, b) = lane 0 of i16x8.relaxed_dot_i8x16_i7x16_s(splat a, splat b) as i32 (two
+ * i16 lanes: a0 b0 + a1 b1, a2 b2 + a3 b3).
+ * (module (func (export "f") (param i32 i32) (result i32)
+ *   local.get 0 i32x4.splat local.get 1 i32x4.splat i16x8.relaxed_dot_i8x16_i7x16_s i32x4.extract_lane 0))
+ */
+const BYTE_DOT_PROBE = new Uint8Array([
+  ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // magic, version
+  ...[0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f], // types: (i32 i32) -> i32
+  ...[0x03, 0x02, 0x01, 0x00], // functions: one of type 0
+  ...[0x07, 0x05, 0x01, 0x01, 0x66, 0x00, 0x00], // exports: "f" = function 0
+  ...[0x0a, 0x12, 0x01, 0x10, 0x00], // code: one body of 16 bytes, no locals
+  ...[0x20, 0x00, 0xfd, 0x11, 0x20, 0x01, 0xfd, 0x11], // local.get i, i32x4.splat (x2)
+  ...[0xfd, 0x92, 0x02, 0xfd, 0x1b, 0x00, 0x0b], // i16x8.relaxed_dot_i8x16_i7x16_s, i32x4.extract_lane 0, end
+]);
+
+/** Probe cases: 4 signed bytes of a (|a| <= 8, as the nibble planes), 4 bytes of b (0..255); the extremes first. */
+const BYTE_DOT_CASES: readonly (readonly [readonly number[], readonly number[]])[] = [
+  [[8, 8, -8, -8], [255, 255, 255, 255]], // 4080, -4080: the planes' largest pairs
+  [[-8, 7, 8, -1], [128, 255, 129, 200]], // read signed, 128 would be -128
+  [[1, -2, 3, -4], [5, 6, 7, 8]], // b < 128: every runtime agrees here
+];
+
+let byteDotUnsigned: boolean | undefined;
+
+/**
+ * Does i16x8.relaxed_dot_i8x16_i7x16_s read its second operand's bytes as unsigned, in this runtime, for first-operand
+ * bytes of magnitude <= 8 (no pair near i16's range)? The relaxed-SIMD spec leaves bytes >= 128 open: x86 engines emit
+ * pmaddubsw (unsigned), an ARM lowering reads them signed. Q8_0's nibble form (assembly/lanes-q8_0-nib.ts) offsets the
+ * weight bytes to unsigned and needs this, so the WASM backend asks once per process (1,200 calls, so that an engine that
+ * tiers up a hot function answers for its optimizing tier too).
+ */
+export function byteDotReadsUnsigned(): boolean {
+  if (byteDotUnsigned !== undefined) return byteDotUnsigned;
+  byteDotUnsigned = false;
+  if (!hasRelaxedSimd()) return false;
+  try {
+    const f = new WebAssembly.Instance(new WebAssembly.Module(BYTE_DOT_PROBE)).exports.f as (a: number, b: number) => number;
+    const bytes = (v: readonly number[]) => (v[0] & 255) | (v[1] & 255) << 8 | (v[2] & 255) << 16 | (v[3] & 255) << 24;
+    const packed = BYTE_DOT_CASES.map(([a, b]) => {
+      const lo = a[0] * b[0] + a[1] * b[1], hi = a[2] * b[2] + a[3] * b[3];
+      return [bytes(a), bytes(b), (lo & 0xffff) | (hi << 16)];
+    });
+    for (let round = 0; round < 400; round++) {
+      for (const [a, b, want] of packed) if (f(a, b) !== want) return false;
+    }
+    byteDotUnsigned = true;
+  } catch {
+    // a runtime that validates relaxed SIMD but cannot compile the probe: the signed form serves
+  }
+  return byteDotUnsigned;
+}
+
 export function hasSharedMemory(): boolean {
   try {
     return typeof SharedArrayBuffer !== "undefined" &&

@@ -13,7 +13,15 @@ import { blockGeometry, type GGMLTypeId, ggmlTypeName, rowBytes } from "../forma
  */
 export const Q8_S: GGMLTypeId = 0x108;
 
-const ACT_BLOCK: Record<number, readonly [number, number]> = { [Q8_S]: [32, 40] };
+/**
+ * Q8_SN, for Q8_0 weights in Bun's lanes form (assembly/lanes-q8_0-nib.ts quantize_q8_sn): each row is its Q8_S blocks,
+ * then per block the values split into two signed planes of magnitude <= 8 (a = 16 ah + al), each 4-byte group
+ * repeated four times, and the block's -128 Σa and d as four lanes each: 40 + 288 bytes per 32 elements. The matmul
+ * takes the planes for T >= 4, the Q8_S blocks else.
+ */
+export const Q8_SN: GGMLTypeId = 0x109;
+
+const ACT_BLOCK: Record<number, readonly [number, number]> = { [Q8_S]: [32, 40], [Q8_SN]: [32, 328] };
 
 /** [elements per block, bytes per block] of an activation format: kvasm's or a ggml type's. */
 export function actBlockGeometry(t: GGMLTypeId): readonly [number, number] | undefined {
@@ -29,5 +37,5 @@ export function actRowBytesOrUndefined(t: GGMLTypeId, n: number): number | undef
 
 /** The name of an activation format, for messages. */
 export function actTypeName(t: GGMLTypeId): string {
-  return t === Q8_S ? "Q8_S" : ggmlTypeName(t);
+  return t === Q8_S ? "Q8_S" : t === Q8_SN ? "Q8_SN" : ggmlTypeName(t);
 }

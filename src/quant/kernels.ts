@@ -6,12 +6,12 @@
 import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
 import type { DequantizeKernel, LanesDequantizeKernel, LanesRepackKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
-import { actRowBytesOrUndefined, actTypeName, Q8_S } from "./act-formats.ts";
+import { actRowBytesOrUndefined, actTypeName, Q8_S, Q8_SN } from "./act-formats.ts";
 
 /** What a matmul over a weight needs: its activation format, the quantizer that writes it, the matmul. */
 export interface MatmulKernels {
   type: GGMLTypeId;
-  /** Q8_0, Q8_1, Q8_K, BF16, or kvasm's Q8_S (act-formats.ts). */
+  /** Q8_0, Q8_1, Q8_K, BF16, or kvasm's Q8_S or Q8_SN (act-formats.ts). */
   actType: GGMLTypeId;
   /** quantize_<act>(out, x, n, T) */
   quantize: QuantizeKernel;
@@ -214,12 +214,29 @@ export const Q8_0_VNNI_LANES: LanesKernel = {
 export const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
 
 /**
- * A weight type's lanes kernels: where the relaxed dot-add is an exact u8 x s8 dot, Q8_0's VNNI form and Q4_K's u8 kernel,
- * else LANES_KERNELS'.
+ * Q8_0's signed lanes layout against Q8_SN activations (assembly/lanes-q8_0-nib.ts): for T >= 4 each activation byte split
+ * into two planes of magnitude <= 8 and the weight bytes offset to unsigned in the tile, so that a block's pmaddubsw pairs
+ * sum exactly in i16 (no sign moves, no widening per 16 bytes); T < 4 matmul_q8_0_lanes' pass. Bun's Q8_0 form: in
+ * JavaScriptCore the tiles run 1.16-1.25x of matmul_q8_0_lanes at T = 16-128 (the prefill step 1.14-1.17x), in V8
+ * 0.86-0.88x (docs/cpu-performance.md "Q8_0 in Bun: nibble activations"). Needs the relaxed i16 dot to read its second operand unsigned (byteDotReadsUnsigned), so
+ * the WASM backend takes it through lanesKernel, on the relaxed build, in Bun, where that holds. Same repack and
+ * dequantize as LANES_KERNELS' Q8_0; bit-identical to matmul_q8_0 for weight bytes in -127..127.
  */
-export function lanesKernel(type: GGMLTypeId, dotAddExact: boolean): LanesKernel | undefined {
+export const Q8_0_NIB_LANES: LanesKernel = {
+  ...LANES_KERNELS.get(GGMLType.Q8_0)!,
+  actType: Q8_SN,
+  quantize: "quantize_q8_sn",
+  matmul: "matmul_q8_0_nib",
+};
+
+/**
+ * A weight type's lanes kernels: where the relaxed dot-add is an exact u8 x s8 dot (dotAddIsExactU8S8), Q8_0's VNNI form
+ * and Q4_K's u8 kernel; for Q8_0 where `nibbleQ8_0` (Bun, and byteDotReadsUnsigned), Q8_0_NIB_LANES; else LANES_KERNELS'.
+ */
+export function lanesKernel(type: GGMLTypeId, dotAddExact: boolean, nibbleQ8_0 = false): LanesKernel | undefined {
   if (dotAddExact && type === GGMLType.Q8_0) return Q8_0_VNNI_LANES;
   if (dotAddExact && type === GGMLType.Q4_K) return Q4_K_U8_LANES;
+  if (nibbleQ8_0 && type === GGMLType.Q8_0) return Q8_0_NIB_LANES;
   return LANES_KERNELS.get(type);
 }
 
