@@ -28,11 +28,13 @@ import { dequantize_q8_0 } from "./quant-dequant";
 
 /**
  * Repacks the d x n Q8_0 weight at w in place into the lanes layout, quad by quad (the d % 4 last rows
- * stay natural), each weight byte xor `bias` (0: as it is; 0x80: offset to unsigned, w + 128).
+ * stay natural), each weight byte xor `bias` (0: as it is; 0x80: offset to unsigned, w + 128). `clampMinus128`: a -128
+ * byte (0x80; ggml's quantizers never write one, a file may) is stored as -127, for a form whose kernels would otherwise
+ * read it differently at different T (lanes-q8_0-nib.ts).
  * tmp: 4 rows of scratch (4 * n / 32 * 34 bytes).
  */
 // @ts-ignore: decorator
-@inline export function repackQuads(w: usize, n: i32, d: i32, tmp: usize, bias: u8): void {
+@inline export function repackQuads(w: usize, n: i32, d: i32, tmp: usize, bias: u8, clampMinus128: bool): void {
   const nb = n >> 5;
   const ws: usize = <usize> nb * Q8_0_BYTES;
   for (let r = 0; r + 4 <= d; r += 4) {
@@ -44,7 +46,10 @@ import { dequantize_q8_0 } from "./quant-dequant";
         const s = tmp + i * ws + <usize> b * Q8_0_BYTES;
         store<u16>(o + (i << 1), load<u16>(s));
         for (let g: usize = 0; g < 8; g++) {
-          for (let k: usize = 0; k < 4; k++) store<u8>(o + 8 + (g << 4) + lanePos(i, k), load<u8>(s + 2 + (g << 2) + k) ^ bias);
+          for (let k: usize = 0; k < 4; k++) {
+            const q = load<u8>(s + 2 + (g << 2) + k);
+            store<u8>(o + 8 + (g << 4) + lanePos(i, k), (clampMinus128 && q == 0x80 ? <u8> 0x81 : q) ^ bias);
+          }
         }
       }
     }

@@ -25,15 +25,17 @@
 // Rows stand alone, so threads quantize row ranges independently.
 //
 // T < 4 (decode, batched decode of a few sequences) runs matmul_q8_0_lanes' own pass on the Q8_S blocks, so decode is
-// unchanged; T >= 4 runs tiles of 2 quads (from two bands of the rows) x 2 activation rows. -128 weight bytes (ggml never writes them; a file may):
-// the tiles sum them exactly, as the VNNI form does, while T < 4 and the d % 4 natural tail rows give matmul_q8_0's
-// -128 |a| (the relaxed signed step moves the sign onto the weight, where -(-128) wraps); the plain build runs the
-// signed pass for every T (it widens to i16: exact everywhere).
+// unchanged; T >= 4 runs tiles of 2 quads (from two bands of the rows) x 2 activation rows. -128 weight bytes (ggml never
+// writes them; a file may): the tiles would sum them exactly and the T < 4 pass as -128 |a| (the relaxed signed step
+// moves the sign onto the weight, where -(-128) wraps), so a row's output would depend on how many rows share the call
+// (other sequences' rows in a batched step included). This form's repack (repack_q8_0_nib) therefore stores a -128 byte
+// as -127, which every pass and both builds multiply exactly: the same bits for any T. The d % 4 natural tail rows stay
+// as they are and go through matmul_q8_0 at every T.
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
 import { f16, f32ToF16 } from "./quant-util";
 import { matmul_q8_0 } from "./quant-matmul";
-import { QB } from "./lanes-q8_0-layout";
+import { QB, repackQuads } from "./lanes-q8_0-layout";
 import { quads } from "./lanes-q8_0-steps";
 
 /**
@@ -225,7 +227,15 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
 }
 
 /**
- * out[t*d + r] = W[r] . x[t] for r in [r0, r1), t < T, W in the lanes layout (repack_q8_0_lanes), x in Q8_SN
+ * repack_q8_0_lanes with each -128 byte of the repacked quads stored as -127 (see the file's comment: without it the
+ * T < 4 pass and the tiles would read it differently). Embedding lookups take dequantize_q8_0_lanes, so they read -127 too.
+ */
+export function repack_q8_0_nib(w: usize, n: i32, d: i32, tmp: usize): void {
+  repackQuads(w, n, d, tmp, 0, true);
+}
+
+/**
+ * out[t*d + r] = W[r] . x[t] for r in [r0, r1), t < T, W in the lanes layout (repack_q8_0_nib), x in Q8_SN
  * (quantize_q8_sn). r0 and r1 fall on quad boundaries or r1 == d; rows from d & ~3 on are natural (matmul_q8_0, one
  * activation row at a time). T >= 4, relaxed build: activation rows in chunks of CHUNK, each chunk's rows going over
  * pairs of adjacent quads (weights in L1) in 2 x 2 tiles. Else (and in the plain build) matmul_q8_0_lanes' four-band

@@ -71,7 +71,7 @@ export function matmul_q8_0_vnni(out: usize, xq: usize, w: usize, n: i32, d: i32
  * weight byte offset to unsigned (w ^ 0x80 = w + 128); the d % 4 last rows stay natural. tmp: 4 rows of scratch.
  */
 export function repack_q8_0_vnni(w: usize, n: i32, d: i32, tmp: usize): void {
-  repackQuads(w, n, d, tmp, 0x80);
+  repackQuads(w, n, d, tmp, 0x80, false);
 }
 
 /**

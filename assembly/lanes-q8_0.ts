@@ -65,7 +65,7 @@ export function matmul_q8_0_lanes(out: usize, xq: usize, w: usize, n: i32, d: i3
  * stay natural). tmp: 4 rows of scratch (4 * n / 32 * 34 bytes).
  */
 export function repack_q8_0_lanes(w: usize, n: i32, d: i32, tmp: usize): void {
-  repackQuads(w, n, d, tmp, 0);
+  repackQuads(w, n, d, tmp, 0, false);
 }
 
 /**

@@ -240,6 +240,20 @@ test(`byteDotReadsUnsigned: ${unsigned} here (${process.arch}); true on x86 (pma
 });
 
 /** T rows of activations (seed) at XF, quantize_q8_s'd at X and quantize_q8_sn'd at XN by build b. */
+/** Q8_0 rows w with each -128 byte of the rows in whole quads (r < d & ~3) made -127, as repack_q8_0_nib stores them. */
+function clampQuads(w: Uint8Array, n: number, d: number): Uint8Array {
+  const out = w.slice(), nb = n / 32;
+  for (let r = 0; r < (d & ~3); r++) {
+    for (let b = 0; b < nb; b++) {
+      for (let j = 0; j < 32; j++) {
+        const at = (r * nb + b) * QB + 2 + j;
+        if (out[at] === 0x80) out[at] = 0x81;
+      }
+    }
+  }
+  return out;
+}
+
 function quantizeBoth(b: Build, n: number, T: number, seed: number): void {
   quantize(b, n, T, seed);
   kernels[b].quantize_q8_sn(XN, XF, n, T);
@@ -345,16 +359,44 @@ for (const b of NIB_VALID) {
     assertEquals([...u32(O2, d * T)], [...u32(O, d * T)], "all ±127");
   });
 
-  test(`matmul_q8_0_nib (${b}): -128 weight bytes summed exactly by the tiles (relaxed, T >= 4; the plain build always), else as matmul_q8_0`, () => {
-    for (const [n, d, T] of [[256, 40, 1], [512, 24, 5], [128, 16, 3], [256, 16, 16]]) {
-      const w = q8Rows(n, d, 11 + T, true);
-      place(b, w, n, d);
+  test(`repack_q8_0_nib (${b}): repack_q8_0_lanes' bytes, a -128 byte in a quad stored as -127, the d % 4 tail rows untouched`, () => {
+    for (const [n, d] of [[256, 40], [128, 23]]) {
+      const w = q8Rows(n, d, 5 + d, true), clamped = clampQuads(w, n, d);
+      assert(clamped.some((x, i) => x !== w[i]), "the case has -128 bytes in its quads");
+      place(b, clamped, n, d);
+      const want = u8(WL, w.length).slice();
+      u8(WL, w.length).set(w);
+      kernels[b].repack_q8_0_nib(WL, n, d, TMP);
+      assertEquals([...u8(WL, w.length)], [...want], `n ${n} d ${d}`);
+    }
+  });
+
+  test(`matmul_q8_0_nib (${b}): after repack_q8_0_nib, -128 weight bytes read as -127 at every T (one row and the tiles agree), tail rows as matmul_q8_0`, () => {
+    for (const [n, d, T] of [[256, 40, 1], [512, 24, 5], [128, 16, 3], [256, 16, 16], [256, 19, 6]]) {
+      const w = q8Rows(n, d, 11 + T, true), clamped = clampQuads(w, n, d);
+      u8(WL, w.length).set(w);
+      kernels[b].repack_q8_0_nib(WL, n, d, TMP);
       quantizeBoth(b, n, T, 3);
       kernels[b].matmul_q8_0_nib(O, XN, WL, n, d, T, 0, d);
-      if (b === "simd" || T >= 4) assertEquals([...u32(O, d * T)], [...exactMatmul(w, n, d, T)], `exact: n ${n} d ${d} T ${T}`);
-      else {
+      const want = exactMatmul(clamped, n, d, T), got = u32(O, d * T);
+      const quadRows = d & ~3;
+      for (let t = 0; t < T; t++) {
+        for (let r = 0; r < quadRows; r++) {
+          assertEquals(got[t * d + r], want[t * d + r], `exact on -127: n ${n} d ${d} T ${T} row ${t}, ${r}`);
+        }
+      }
+      if (quadRows < d) {
+        u8(W, w.length).set(w);
         kernels[b].matmul_q8_0(O2, X, W, n, d, T, 0, d);
-        assertEquals([...u32(O, d * T)], [...u32(O2, d * T)], `as matmul_q8_0: n ${n} d ${d} T ${T}`);
+        const natural = u32(O2, d * T);
+        for (let t = 0; t < T; t++) {
+          for (let r = quadRows; r < d; r++) assertEquals(got[t * d + r], natural[t * d + r], `tail row: T ${T} row ${t}, ${r}`);
+        }
+      }
+      // one row at a time (the T < 4 pass) gives the tiles' bits
+      for (let t = 0; t < T; t++) {
+        kernels[b].matmul_q8_0_nib(O2, XN + t * (n / 32) * SNB, WL, n, d, 1, 0, d);
+        assertEquals([...u32(O2, d)], [...got.slice(t * d, t * d + d)], `row ${t} alone: n ${n} d ${d} T ${T}`);
       }
     }
   });

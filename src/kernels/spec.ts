@@ -203,6 +203,7 @@ export const KERNEL_SPEC = {
   // assembly/lanes-q8_0-nib.ts: the same layout against Q8_SN activations (Q8_S rows and their nibble planes), Bun's form
   quantize_q8_sn: quantizeSpec(Q8_SN),
   matmul_q8_0_nib: QMATMUL,
+  repack_q8_0_nib: REPACK_LANES,
   // assembly/lanes-kquant.ts: Q4_K in the lanes layout (quads of rows interleaved; KX Q8_K activations, as matmul_q4_kx)
   matmul_q4_k_lanes: QMATMUL,
   // (the d % 4 last rows are in the KX layout, where matmul_q4_k_lanes and dequantize_q4_k_lanes read them)
