@@ -10,6 +10,7 @@
 # (`fold 110m` or `fold 1b`: one half).
 # foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
 # fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
+# matvec: bench/webgpu-matvec.ts (one-row quantized matmul candidates, MATVEC_ARGS), no tests.
 # trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
 # same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
@@ -44,7 +45,7 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
 fi
@@ -93,6 +94,11 @@ if [ "$what" = foldvs ]; then
   if [ -n "${SKIP_TESTS:-}" ] && [ $((SECONDS - start)) -lt "${TESTS_BEFORE_S:-450}" ]; then
     CI=true timeout $((570 - (SECONDS - start))) /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   fi
+  exit 0
+fi
+if [ "$what" = matvec ]; then
+  # one-row quantized matmuls, today's kernel and candidate forms, each dispatch timed back to back (GB/s)
+  /tmp/deno run -A --no-check bench/webgpu-matvec.ts ${MATVEC_ARGS:-} --json "$OUT/matvec.jsonl" 2>&1 | tee -a "$OUT/bench.log"
   exit 0
 fi
 if [ "$what" = trees ]; then

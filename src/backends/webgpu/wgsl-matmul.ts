@@ -362,7 +362,7 @@ const NORM_SCALE = /* wgsl */ `
  * norm: workgroup 0 writes the normed row. normq/quant: a thread takes 4 elements (one packed word of a block),
  * 8 threads a block, 1024 elements a round; block b's normed values and Q8_0 block are written by workgroup b % workgroups.
  */
-function prologueCode(n: number, prologue: Prologue): string {
+export function prologueCode(n: number, prologue: Prologue): string {
   if (prologue === "norm") {
     return /* wgsl */ `
 var<workgroup> xq: array<u32, ${stagedWords(n)}>;
