@@ -9,6 +9,8 @@ import {
   type Epilogue,
   lanesFor,
   matmulKernel,
+  rowKernel,
+  rowPlan,
   matmulTypes,
   pairedUnits,
   type Prologue,
@@ -1082,6 +1084,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / TILE_N), Math.ceil(T / bm), w, r.offset, r.size);
         continue;
       }
+      const plan = T === 1 ? rowPlan(w.type, w.cols) : null;
+      if (plan) {
+        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, 0, paired, plan.lanes, PRO_NONE, w.cols), matmulKey);
+        const src = this.pipelines.has(key) ? "" : rowKernel(w.type, "store", "none", w.cols, plan);
+        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size);
+        continue;
+      }
       const lanes = lanesFor(w.type, w.cols);
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
       const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes);
@@ -1125,6 +1134,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
+    const plan = T === 1 ? rowPlan(type, n) : null;
+    if (plan) {
+      // tt 0 in the signature: the row kernel (built for its n, prologue or not)
+      const key = this.keyFor(matmulSignature(type, epilogue, 0, paired, plan.lanes, pro, n), matmulKey);
+      const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
+      this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds);
+      this.quantized.valid = false;
+      return;
+    }
     const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey);
     const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n);
     this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds);

@@ -500,6 +500,155 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 /**
+ * Decode (one token row) kernels for Q8_0/Q4_0 weights whose rows are whole pairs of blocks: `lanes` threads a
+ * row (256 / lanes rows a workgroup) and `unroll` paired units in flight a thread, the activation's Q8_0 blocks
+ * staged once in workgroup memory (copied from the state buffer, or made there by a normq / quant prologue) and,
+ * for Q4_0, each block's sum of its 32 quants precomputed there once, where matmulKernel's threads each fetch
+ * their one or two units and the activation from memory and sum a Q4_0 block's quants again per row. Every weight
+ * word is read once as an aligned u32 (the paired unit). Integer sums per block are exact, so a row's products
+ * depend only on which thread adds which blocks and the tree after: the same for every prologue (the fold's
+ * variants are bit-identical to each other), not matmulKernel's order.
+ */
+export interface RowPlan {
+  lanes: number;
+  unroll: number;
+}
+
+/**
+ * Threads a row and units in flight a thread for a row of n columns (null: matmulKernel's form, as for rows of an
+ * odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
+ */
+export function rowPlan(type: GGMLTypeId, n: number): RowPlan | null {
+  if ((type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
+  if (rowStagedWords(type, n) === 0) return null;
+  const units = n / 64;
+  const lanes = units >= 128 ? 16 : units >= 32 ? 8 : 4;
+  return { lanes, unroll: Math.max(1, Math.min(4, Math.floor(units / lanes))) };
+}
+
+/** Words of workgroup memory a row kernel stages (the Q8_0 blocks, and Q4_0's block sums); 0 where it does not fit. */
+export function rowStagedWords(type: GGMLTypeId, n: number): number {
+  if (n % 64 !== 0) return 0;
+  const words = (n / 32) * 9 + (type === GGMLType.Q4_0 ? n / 32 : 0);
+  return words * 4 + 1024 <= 16384 ? words : 0;
+}
+
+/** A paired unit's products (u: the unit, wd: its words, xb: its first block's word in xq), per type. */
+const ROW_UNIT: Record<number, { words: number; use: string }> = {
+  [GGMLType.Q8_0]: {
+    words: 17,
+    use: `
+        let d0 = unpack2x16float(wd[0]).x;
+        let d1 = unpack2x16float(wd[8]).y;
+        var s0 = 0i;
+        var s1 = 0i;
+        for (var j = 0u; j < 8u; j++) {
+          s0 += dot4((wd[j] >> 16u) | (wd[j + 1u] << 16u), xq[xb + 1u + j]);
+          s1 += dot4(wd[9u + j], xq[xb + 10u + j]);
+        }
+        acc += f32(s0) * (d0 * xqf(xb)) + f32(s1) * (d1 * xqf(xb + 9u));`,
+  },
+  [GGMLType.Q4_0]: {
+    words: 9,
+    use: `
+        let d0 = unpack2x16float(wd[0]).x;
+        let d1 = unpack2x16float(wd[4]).y;
+        var s0 = 0i;
+        var s1 = 0i;
+        for (var j = 0u; j < 4u; j++) {
+          let w0 = (wd[j] >> 16u) | (wd[j + 1u] << 16u);
+          let w1 = wd[5u + j];
+          s0 += dot4(w0 & 0x0f0f0f0fu, xq[xb + 1u + j]) + dot4((w0 >> 4u) & 0x0f0f0f0fu, xq[xb + 5u + j]);
+          s1 += dot4(w1 & 0x0f0f0f0fu, xq[xb + 10u + j]) + dot4((w1 >> 4u) & 0x0f0f0f0fu, xq[xb + 14u + j]);
+        }
+        acc += f32(s0 - 8i * xsum[2u * u]) * (d0 * xqf(xb)) + f32(s1 - 8i * xsum[2u * u + 1u]) * (d1 * xqf(xb + 9u));`,
+  },
+};
+
+/** The row kernel: see RowPlan. Prologue "none" copies the activation's blocks (at P.a.y) into workgroup memory. */
+export function rowKernel(type: GGMLTypeId, epilogue: Epilogue, prologue: Prologue, n: number, plan: RowPlan): string {
+  const nb = n / 32, units = nb / 2, { lanes: L, unroll: U } = plan, q4 = type === GGMLType.Q4_0;
+  const unit = ROW_UNIT[type], segs = EPILOGUE_WEIGHTS[epilogue];
+  const ragged = units % (L * U) !== 0;
+  const staging = prologue === "none"
+    ? /* wgsl */ `
+var<workgroup> xq: array<u32, ${nb * 9}>;
+fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
+fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
+  for (var i = li; i < ${nb * 9}u; i += 256u) { xq[i] = st[P.a.y + i]; }
+  workgroupBarrier();
+}`
+    : prologueCode(n, prologue);
+  const loops: string[] = [];
+  for (let b = 0; b < segs; b++) {
+    const loads: string[] = [], uses: string[] = [];
+    for (let i = 0; i < U; i++) {
+      const u = i ? `u0 + ${i * L}u` : "u0";
+      // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
+      const at = ragged && i ? `min(${u}, ${units - 1}u)` : u;
+      loads.push(`var w${i}: array<u32, ${unit.words}>;
+        for (var j = 0u; j < ${unit.words}u; j++) { w${i}[j] = ${forWeight("wt", b)}[rw + ${unit.words}u * ${at} + j]; }`);
+      const use = `{
+        let u = ${u};
+        let wd = w${i};
+        let xb = u * 18u;${unit.use.replaceAll("\n", "\n  ")}
+        }`;
+      uses.push(ragged && i ? `if (${u} < ${units}u) ${use}` : use);
+    }
+    loops.push(`if (seg == ${b}u) {
+      for (var u0 = lane; u0 < ${units}u; u0 += ${L * U}u) {
+        ${loads.join("\n        ")}
+        ${uses.join("\n        ")}
+      }
+    }`);
+  }
+  return /* wgsl */ `
+${staging}
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const TT: u32 = 1u;
+var<workgroup> red: array<f32, 256>;
+${q4 ? `var<workgroup> xsum: array<i32, ${nb}>;` : ""}
+const LANES: u32 = ${L}u;
+const ROWS: u32 = ${256 / L}u;
+const PAIRS: u32 = ${128 / L}u;
+fn sum(rl: u32, k: u32) -> f32 { return red[rl * LANES]; }
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = P.a.z;
+  let rowBytes = P.b.w;
+  let lane = li % LANES;
+  let rl = li / LANES;
+  let t0 = 0u;
+  let nt = 1u;
+  ${ROW_MAP[epilogue]}
+  stage_input(wg.x, nwg.x, li, n);${
+    q4
+      ? `
+  // each block's sum of its 32 activation quants, for Q4_0's q - 8 (once here, not once per row)
+  for (var b = li; b < ${nb}u; b += 256u) {
+    var s = 0i;
+    for (var j = 1u; j < 9u; j++) { s += dot4(0x01010101u, xq[b * 9u + j]); }
+    xsum[b] = s;
+  }
+  workgroupBarrier();`
+      : ""
+  }
+  var acc = 0.0;
+  if (valid) {
+    let rw = r * (rowBytes / 4u);
+    ${loops.join(" else ")}
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }${EPILOGUE[epilogue]}
+}
+`;
+}
+
+/**
  * Activation quantizer, one thread per block, as ggml's x86 CPU path (Q8_0's,
  * d = amax/127 stored f16-rounded, q = round_even(x * 127/amax), is wgsl-ops.ts quantQ8_0Kernel):
  * Q8_K: the signed value of largest magnitude maps to -127, q = min(127, round(x * -127/max)), d = 1/iscale, block sums per 16.
