@@ -12,12 +12,13 @@
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts";
 import { prelude } from "../src/backends/webgpu/wgsl-common.ts";
-import { lanesFor, matmulKernel, pairedUnits, prologueCode } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { lanesFor, matmulKernel, pairedUnits, prologueCode, rowKernel, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
 import { benchArgs } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
+void rowPlan;
 const USAGE = `One-row quantized matmul kernels, today's and candidates, on the same weights (Deno, WebGPU).
 
   deno run -A bench/webgpu-matvec.ts [--cases gateup,down,qkv,cls] [--types Q4_0,Q8_0] [--n 100] [--variants LIST]
@@ -43,7 +44,7 @@ const BLOCK_BYTES: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_
 
 interface Variant {
   name: string;
-  kind: "today" | "cand";
+  kind: "today" | "cand" | "row";
   layout: "ggml" | "split";
   lanes: number;
   unroll: number;
@@ -152,6 +153,13 @@ function variants(type: GGMLTypeId): Variant[] {
     { name: "today", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: false },
     { name: "today-fold", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: true },
   ];
+  // wgsl-matmul.ts rowKernel (ggml rows, the activation staged), at several lanes x units in flight, and its fold
+  for (const [lanes, unroll] of [[4, 2], [4, 4], [8, 2], [8, 4], [16, 2], [16, 4], [32, 1], [32, 2]]) {
+    out.push({ name: `row-L${lanes}-U${unroll}`, kind: "row", layout: "ggml", lanes, unroll, act: "shared", fold: false });
+  }
+  for (const [lanes, unroll] of [[8, 2], [8, 4], [16, 2]]) {
+    out.push({ name: `row-L${lanes}-U${unroll}-fold`, kind: "row", layout: "ggml", lanes, unroll, act: "shared", fold: true });
+  }
   const c = (layout: "ggml" | "split", lanes: number, unroll: number, act: "global" | "shared", fold = false) =>
     out.push({ name: `${layout}-L${lanes}-U${unroll}-${act}${fold ? "-fold" : ""}`, kind: "cand", layout, lanes, unroll, act, fold });
   if (type === GGMLType.Q4_0) {
@@ -364,6 +372,8 @@ for (const cname of opts.cases.split(",")) {
       const lanes = v.kind === "today" ? lanesFor(type, K) : v.lanes;
       const code = v.kind === "today"
         ? matmulKernel(type, "store", 1, pairedUnits(type, K), lanes, v.fold ? "normq" : "none", K)
+        : v.kind === "row"
+        ? rowKernel(type, "store", v.fold ? "normq" : "none", K, { lanes: v.lanes, unroll: v.unroll })
         : candidate(type, v, K);
       let p: Gpu;
       try {

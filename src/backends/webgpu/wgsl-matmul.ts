@@ -587,7 +587,7 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
       // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
       const at = ragged && i ? `min(${u}, ${units - 1}u)` : u;
       loads.push(`var w${i}: array<u32, ${unit.words}>;
-        for (var j = 0u; j < ${unit.words}u; j++) { w${i}[j] = ${forWeight("wt", b)}[rw + ${unit.words}u * ${at} + j]; }`);
+        for (var j = 0u; j < ${unit.words}u; j++) { w${i}[j] = ${forWeight("wt", b)}[rw + ${unit.words}u * (${at}) + j]; }`);
       const use = `{
         let u = ${u};
         let wd = w${i};
