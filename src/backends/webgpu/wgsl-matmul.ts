@@ -533,35 +533,37 @@ export function rowStagedWords(type: GGMLTypeId, n: number): number {
   return words * 4 + 1024 <= 16384 ? words : 0;
 }
 
-/** A paired unit's products (u: the unit, wd: its words, xb: its first block's word in xq), per type. */
-const ROW_UNIT: Record<number, { words: number; use: string }> = {
+/**
+ * A paired unit's products, written out (w(k): the name of the unit's word k; xb: its first block's word in xq):
+ * straight-line code on plain variables, so no driver keeps a per-thread array in local memory.
+ */
+const ROW_UNIT: Record<number, { words: number; use: (w: (k: number) => string) => string }> = {
   [GGMLType.Q8_0]: {
     words: 17,
-    use: `
-        let d0 = unpack2x16float(wd[0]).x;
-        let d1 = unpack2x16float(wd[8]).y;
-        var s0 = 0i;
-        var s1 = 0i;
-        for (var j = 0u; j < 8u; j++) {
-          s0 += dot4((wd[j] >> 16u) | (wd[j + 1u] << 16u), xq[xb + 1u + j]);
-          s1 += dot4(wd[9u + j], xq[xb + 10u + j]);
-        }
-        acc += f32(s0) * (d0 * xqf(xb)) + f32(s1) * (d1 * xqf(xb + 9u));`,
+    use: (w) => {
+      const j8 = [0, 1, 2, 3, 4, 5, 6, 7];
+      const s0 = j8.map((j) => `dot4((${w(j)} >> 16u) | (${w(j + 1)} << 16u), xq[xb + ${1 + j}u])`).join(" + ");
+      const s1 = j8.map((j) => `dot4(${w(9 + j)}, xq[xb + ${10 + j}u])`).join(" + ");
+      return `
+        let s0 = ${s0};
+        let s1 = ${s1};
+        acc += f32(s0) * (unpack2x16float(${w(0)}).x * xqf(xb)) + f32(s1) * (unpack2x16float(${w(8)}).y * xqf(xb + 9u));`;
+    },
   },
   [GGMLType.Q4_0]: {
     words: 9,
-    use: `
-        let d0 = unpack2x16float(wd[0]).x;
-        let d1 = unpack2x16float(wd[4]).y;
-        var s0 = 0i;
-        var s1 = 0i;
-        for (var j = 0u; j < 4u; j++) {
-          let w0 = (wd[j] >> 16u) | (wd[j + 1u] << 16u);
-          let w1 = wd[5u + j];
-          s0 += dot4(w0 & 0x0f0f0f0fu, xq[xb + 1u + j]) + dot4((w0 >> 4u) & 0x0f0f0f0fu, xq[xb + 5u + j]);
-          s1 += dot4(w1 & 0x0f0f0f0fu, xq[xb + 10u + j]) + dot4((w1 >> 4u) & 0x0f0f0f0fu, xq[xb + 14u + j]);
-        }
-        acc += f32(s0 - 8i * xsum[2u * u]) * (d0 * xqf(xb)) + f32(s1 - 8i * xsum[2u * u + 1u]) * (d1 * xqf(xb + 9u));`,
+    use: (w) => {
+      const j4 = [0, 1, 2, 3];
+      const lo = (v: string) => `${v} & 0x0f0f0f0fu`, hi = (v: string) => `(${v} >> 4u) & 0x0f0f0f0fu`;
+      const w0 = (j: number) => `((${w(j)} >> 16u) | (${w(j + 1)} << 16u))`;
+      const s0 = j4.map((j) => `dot4(${lo(w0(j))}, xq[xb + ${1 + j}u]) + dot4(${hi(w0(j))}, xq[xb + ${5 + j}u])`).join("\n          + ");
+      const s1 = j4.map((j) => `dot4(${lo(w(5 + j))}, xq[xb + ${10 + j}u]) + dot4(${hi(w(5 + j))}, xq[xb + ${14 + j}u])`).join("\n          + ");
+      return `
+        let s0 = ${s0};
+        let s1 = ${s1};
+        acc += f32(s0 - 8i * xsum[2u * u]) * (unpack2x16float(${w(0)}).x * xqf(xb))
+          + f32(s1 - 8i * xsum[2u * u + 1u]) * (unpack2x16float(${w(4)}).y * xqf(xb + 9u));`;
+    },
   },
 };
 
@@ -586,12 +588,11 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
       const u = i ? `u0 + ${i * L}u` : "u0";
       // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
       const at = ragged && i ? `min(${u}, ${units - 1}u)` : u;
-      loads.push(`var w${i}: array<u32, ${unit.words}>;
-        for (var j = 0u; j < ${unit.words}u; j++) { w${i}[j] = ${forWeight("wt", b)}[rw + ${unit.words}u * (${at}) + j]; }`);
+      loads.push(`let o${i} = rw + ${unit.words}u * (${at});`);
+      for (let k = 0; k < unit.words; k++) loads.push(`let w${i}_${k} = ${forWeight("wt", b)}[o${i} + ${k}u];`);
       const use = `{
         let u = ${u};
-        let wd = w${i};
-        let xb = u * 18u;${unit.use.replaceAll("\n", "\n  ")}
+        let xb = u * 18u;${unit.use((k) => `w${i}_${k}`).replaceAll("\n", "\n  ")}
         }`;
       uses.push(ragged && i ? `if (${u} < ${units}u) ${use}` : use);
     }
