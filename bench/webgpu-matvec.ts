@@ -39,8 +39,18 @@ const { values: opts } = benchArgs(USAGE, {
   },
 });
 
-const CASES: Record<string, [number, number]> = { gateup: [16384, 2048], down: [2048, 8192], qkv: [3072, 2048], cls: [128256, 2048] };
-const BLOCK_BYTES: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_0]: 34 };
+const CASES: Record<string, [number, number]> = {
+  gateup: [16384, 2048],
+  down: [2048, 8192],
+  qkv: [3072, 2048],
+  cls: [128256, 2048],
+  // stories110M's (F32 here)
+  qkv110: [2304, 768],
+  gateup110: [4096, 768],
+  down110: [768, 2048],
+  cls110: [32000, 768],
+};
+const BLOCK_BYTES: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_0]: 34, [GGMLType.F32]: 128 };
 
 interface Variant {
   name: string;
@@ -148,7 +158,58 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 `;
 }
 
+/** F32 candidate: L threads a row, U vec4 loads in flight a thread, the f32 row staged in workgroup memory. */
+function candidateF32(v: Variant, n: number): string {
+  const n4 = n / 4, L = v.lanes, U = v.unroll, ragged = n4 % (L * U) !== 0;
+  const loads: string[] = [], uses: string[] = [];
+  for (let i = 0; i < U; i++) {
+    const u = i ? `u0 + ${i * L}u` : "u0";
+    loads.push(`let w${i} = bitcast<vec4<f32>>(wq[rv + ${ragged && i ? `min(${u}, ${n4 - 1}u)` : u}]);`);
+    uses.push(`${ragged && i ? `if (${u} < ${n4}u) ` : ""}{ acc += dot(w${i}, xs[${u}]); }`);
+  }
+  return /* wgsl */ `
+@group(0) @binding(6) var<storage, read> wq: array<vec4<u32>>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> xs: array<vec4<f32>, ${n4}>;
+const L: u32 = ${L}u;
+const ROWS: u32 = ${256 / L}u;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  for (var i = li; i < ${n4}u; i += 256u) {
+    let o = P.a.y + 4u * i;
+    xs[i] = vec4<f32>(ldf(o), ldf(o + 1u), ldf(o + 2u), ldf(o + 3u));
+  }
+  workgroupBarrier();
+  let lane = li % L;
+  let rl = li / L;
+  let r = wg.x * ROWS + rl;
+  var acc = 0.0;
+  if (r < P.b.x) {
+    let rv = r * ${n4}u;
+    for (var u0 = lane; u0 < ${n4}u; u0 += ${L * U}u) {
+      ${loads.join("\n      ")}
+      ${uses.join("\n      ")}
+    }
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = L / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && r < P.b.x) { stf(P.c.x + P.b.y + r, red[li]); }
+}
+`;
+}
+
 function variants(type: GGMLTypeId): Variant[] {
+  if (type === GGMLType.F32) {
+    const out: Variant[] = [{ name: "today", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: false }];
+    for (const [lanes, unroll] of [[8, 4], [16, 4], [32, 2], [32, 4], [64, 2]]) {
+      out.push({ name: `f32-L${lanes}-U${unroll}`, kind: "cand", layout: "ggml", lanes, unroll, act: "shared", fold: false });
+    }
+    return out;
+  }
   const out: Variant[] = [
     { name: "today", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: false },
     { name: "today-fold", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: true },
@@ -205,6 +266,11 @@ function weights(type: GGMLTypeId, rows: number, cols: number): { ggml: Uint8Arr
   const bs = BLOCK_BYTES[type], nb = cols / 32, rb = nb * bs;
   const ggml = new Uint8Array(rows * rb);
   const rnd = xorshift(7 + type);
+  if (type === GGMLType.F32) {
+    const f = new Float32Array(ggml.buffer);
+    for (let i = 0; i < f.length; i++) f[i] = ((rnd() % 2001) - 1000) * 2e-5;
+    return { ggml, split: ggml };
+  }
   const w32 = new Uint32Array(ggml.buffer, 0, Math.floor(ggml.length / 4));
   for (let i = 0; i < w32.length; i++) w32[i] = rnd();
   const split = new Uint8Array(ggml.length);
@@ -351,7 +417,7 @@ for (const cname of opts.cases.split(",")) {
         })),
       });
     };
-    {
+    if (type !== GGMLType.F32) {
       // the dispatch a fold saves: RMSNorm + Q8_0 quantize of the row (wgsl-ops.ts quantQ8_0Kernel), as decode runs it
       const p = await pipeline(quantQ8_0Kernel(true));
       const params = new Uint32Array(64);
@@ -372,6 +438,8 @@ for (const cname of opts.cases.split(",")) {
       const lanes = v.kind === "today" ? lanesFor(type, K) : v.lanes;
       const code = v.kind === "today"
         ? matmulKernel(type, "store", 1, pairedUnits(type, K), lanes, v.fold ? "normq" : "none", K)
+        : type === GGMLType.F32
+        ? candidateF32(v, K)
         : v.kind === "row"
         ? rowKernel(type, "store", v.fold ? "normq" : "none", K, { lanes: v.lanes, unroll: v.unroll })
         : candidate(type, v, K);
@@ -383,7 +451,7 @@ for (const cname of opts.cases.split(",")) {
         continue;
       }
       const w = v.layout === "split" ? ws : wg;
-      const bg = bgFor(w, v.fold ? 0 : ACT); // a prologue stages the row: the kernel reads it at 0 of workgroup memory
+      const bg = bgFor(w, v.fold ? 0 : type === GGMLType.F32 ? X : ACT); // a prologue stages the row: the kernel reads it at 0 of workgroup memory
       const gx = Math.ceil(R / (256 / lanes));
       const ns = await timeIt(p, bg, gx, N);
       const out = await readWords(st, OUT * 4, R);

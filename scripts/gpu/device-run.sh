@@ -10,7 +10,7 @@
 # (`fold 110m` or `fold 1b`: one half).
 # foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
 # fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
-# matvec: bench/webgpu-matvec.ts (one-row quantized matmul candidates, MATVEC_ARGS), no tests.
+# matvec: bench/webgpu-matvec.ts (one-row matmul candidates, MATVEC_ARGS, then MATVEC_ARGS2 if set), no tests.
 # trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
 # same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
@@ -99,6 +99,8 @@ fi
 if [ "$what" = matvec ]; then
   # one-row quantized matmuls, today's kernel and candidate forms, each dispatch timed back to back (GB/s)
   /tmp/deno run -A --no-check bench/webgpu-matvec.ts ${MATVEC_ARGS:-} --json "$OUT/matvec.jsonl" 2>&1 | tee -a "$OUT/bench.log"
+  # MATVEC_ARGS2: a second set (other cases or types) in the same call
+  [ -n "${MATVEC_ARGS2:-}" ] && /tmp/deno run -A --no-check bench/webgpu-matvec.ts $MATVEC_ARGS2 --json "$OUT/matvec2.jsonl" 2>&1 | tee -a "$OUT/bench.log"
   exit 0
 fi
 if [ "$what" = trees ]; then
