@@ -12,7 +12,7 @@
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts";
 import { prelude } from "../src/backends/webgpu/wgsl-common.ts";
-import { lanesFor, matmulKernel, pairedUnits, prologueCode, rowKernel, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { lanesFor, matmulKernel, pairedUnits, prologueCode, ROW_UNIT, rowKernel, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
 import { benchArgs } from "./cli.ts";
 
@@ -55,7 +55,7 @@ const BLOCK_BYTES: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_
 interface Variant {
   name: string;
   kind: "today" | "cand" | "row";
-  layout: "ggml" | "split";
+  layout: "ggml" | "split" | "oct";
   lanes: number;
   unroll: number;
   act: "global" | "shared";
@@ -69,19 +69,28 @@ function candidate(type: GGMLTypeId, v: Variant, n: number): string {
   const xw = (e: string) => act.replace("(i)", `(${e})`);
   const staging = v.fold ? prologueCode(n, "normq") : v.act === "shared"
     ? `var<workgroup> xq: array<u32, ${nb * 9}>;
+fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
 fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
   for (var i = li; i < ${nb * 9}u; i += 256u) { xq[i] = st[P.a.y + i]; }
   workgroupBarrier();
 }`
     : "";
   const sums = q4 && v.act === "shared";
+  if (v.layout === "oct" && !sums && q4) throw new Error("oct reads the activation from workgroup memory");
   // per block: loads of unit i (all issued before any sum), then its products
   const loads: string[] = [], uses: string[] = [];
   const guard = nb % (L * U) !== 0;
   for (let i = 0; i < U; i++) {
     const b = `b${i}`;
     loads.push(`let ${b} = b0 + ${i * L}u;`);
-    if (v.layout === "split") {
+    if (v.layout === "oct") {
+      // 8 blocks (4 paired units) of the ggml row, 16-byte aligned: 9 (Q4_0) or 17 (Q8_0) vec4 loads
+      const unit = ROW_UNIT[type], W = unit.words, octs = nb / 8, rag = octs % (L * U) !== 0;
+      for (let k = 0; k < W; k++) loads.push(`let v${i}_${k} = wq[rv + ${W}u * ${rag && i ? `min(${b}, ${octs - 1}u)` : b} + ${k}u];`);
+      const word = (m: number) => `v${i}_${m >> 2}.${"xyzw"[m & 3]}`;
+      const body = [0, 1, 2, 3].map((p) => `{ let u = 4u * ${b} + ${p}u; let xb = u * 18u;${unit.use((k) => word(p * W + k))} }`).join("\n      ");
+      uses.push(rag && i ? `if (${b} < ${octs}u) { ${body} }` : `{ ${body} }`);
+    } else if (v.layout === "split") {
       const sw = `wq[rv + min(${b}, ${nb - 1}u) / 8u][(min(${b}, ${nb - 1}u) / 2u) % 4u]`;
       loads.push(`let dw${i} = unpack2x16float(${sw} >> (16u * (${b} & 1u))).x;`);
       if (q4) loads.push(`let q${i} = wq[rv + ${nb / 8}u + min(${b}, ${nb - 1}u)];`);
@@ -120,7 +129,7 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
       uses.push(nb / 2 % (L * U) !== 0 ? `if (${b} < ${nb / 2}u) { ${body} }` : `{ ${body} }`);
     }
   }
-  const units = v.layout === "split" ? nb : nb / 2;
+  const units = v.layout === "split" ? nb : v.layout === "oct" ? nb / 8 : nb / 2;
   return /* wgsl */ `
 @group(0) @binding(6) var<storage, read> wq: array<vec4<u32>>;
 var<workgroup> red: array<f32, 256>;
@@ -221,7 +230,7 @@ function variants(type: GGMLTypeId): Variant[] {
   for (const [lanes, unroll] of [[8, 2], [8, 4], [16, 2]]) {
     out.push({ name: `row-L${lanes}-U${unroll}-fold`, kind: "row", layout: "ggml", lanes, unroll, act: "shared", fold: true });
   }
-  const c = (layout: "ggml" | "split", lanes: number, unroll: number, act: "global" | "shared", fold = false) =>
+  const c = (layout: "ggml" | "split" | "oct", lanes: number, unroll: number, act: "global" | "shared", fold = false) =>
     out.push({ name: `${layout}-L${lanes}-U${unroll}-${act}${fold ? "-fold" : ""}`, kind: "cand", layout, lanes, unroll, act, fold });
   if (type === GGMLType.Q4_0) {
     c("ggml", 8, 2, "shared");
@@ -230,6 +239,14 @@ function variants(type: GGMLTypeId): Variant[] {
     c("ggml", 8, 2, "global");
     c("ggml", 8, 2, "shared", true);
   }
+  c("oct", 4, 1, "shared");
+  c("oct", 4, 2, "shared");
+  c("oct", 8, 1, "shared");
+  c("oct", 8, 2, "shared");
+  c("oct", 16, 1, "shared");
+  c("oct", 2, 2, "shared");
+  c("oct", 4, 1, "shared", true);
+  c("oct", 8, 1, "shared", true);
   c("split", 32, 1, "global");
   c("split", 32, 2, "shared");
   c("split", 16, 2, "shared");

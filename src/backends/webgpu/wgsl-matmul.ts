@@ -537,7 +537,7 @@ export function rowStagedWords(type: GGMLTypeId, n: number): number {
  * A paired unit's products, written out (w(k): the name of the unit's word k; xb: its first block's word in xq):
  * straight-line code on plain variables, so no driver keeps a per-thread array in local memory.
  */
-const ROW_UNIT: Record<number, { words: number; use: (w: (k: number) => string) => string }> = {
+export const ROW_UNIT: Record<number, { words: number; use: (w: (k: number) => string) => string }> = {
   [GGMLType.Q8_0]: {
     words: 17,
     use: (w) => {
