@@ -227,6 +227,12 @@ function variants(type: GGMLTypeId): Variant[] {
   for (const [lanes, unroll] of [[4, 2], [4, 4], [8, 2], [8, 4], [16, 2], [16, 4], [32, 1], [32, 2]]) {
     out.push({ name: `row-L${lanes}-U${unroll}`, kind: "row", layout: "ggml", lanes, unroll, act: "shared", fold: false });
   }
+  for (const [lanes, unroll] of [[2, 1], [4, 1], [4, 2], [8, 1], [8, 2], [16, 1]]) {
+    out.push({ name: `rowoct-L${lanes}-U${unroll}`, kind: "row", layout: "oct", lanes, unroll, act: "shared", fold: false });
+  }
+  for (const [lanes, unroll] of [[4, 1], [8, 1]]) {
+    out.push({ name: `rowoct-L${lanes}-U${unroll}-fold`, kind: "row", layout: "oct", lanes, unroll, act: "shared", fold: true });
+  }
   for (const [lanes, unroll] of [[8, 2], [8, 4], [16, 2]]) {
     out.push({ name: `row-L${lanes}-U${unroll}-fold`, kind: "row", layout: "ggml", lanes, unroll, act: "shared", fold: true });
   }
@@ -324,9 +330,9 @@ const querySet = timed ? device.createQuerySet({ type: "timestamp", count: 2 }) 
 const resolved = device.createBuffer({ size: 16, usage: RES | 0x04 });
 const readTimes = device.createBuffer({ size: 16, usage: MR | U });
 
-function pipeline(code: string): Gpu {
+function pipeline(code: string, vec4 = false): Gpu {
   device.pushErrorScope("validation");
-  const module = device.createShaderModule({ code: prelude(hasDot4, 4) + code });
+  const module = device.createShaderModule({ code: prelude(hasDot4, 4, vec4) + code });
   const p = device.createComputePipeline({ layout: pipelineLayout, compute: { module, entryPoint: "main" } });
   return device.popErrorScope().then((e: Gpu) => {
     if (e) throw new Error(e.message + "\n" + code);
@@ -458,11 +464,11 @@ for (const cname of opts.cases.split(",")) {
         : type === GGMLType.F32
         ? candidateF32(v, K)
         : v.kind === "row"
-        ? rowKernel(type, "store", v.fold ? "normq" : "none", K, { lanes: v.lanes, unroll: v.unroll })
+        ? rowKernel(type, "store", v.fold ? "normq" : "none", K, { lanes: v.lanes, unroll: v.unroll, octets: v.layout === "oct" })
         : candidate(type, v, K);
       let p: Gpu;
       try {
-        p = await pipeline(code);
+        p = await pipeline(code, v.kind === "row" && v.layout === "oct");
       } catch (e) {
         console.log(`${cname} ${tname} ${v.name}: does not compile: ${(e as Error).message.split("\n")[0]}`);
         continue;

@@ -538,11 +538,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /** The pipeline of `key`, compiled from `source` the first time (a function: only called then). */
-  private pipeline(key: string, source: string | (() => string), weights = 1): Gpu {
+  private pipeline(key: string, source: string | (() => string), weights = 1, vec4Weights = false): Gpu {
     let p = this.pipelines.get(key);
     if (!p) {
       const code = typeof source === "string" ? source : source();
-      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights) + code, label: key });
+      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights, vec4Weights) + code, label: key });
       const layout = weights > 1 ? this.pipelineLayout3 : this.pipelineLayout;
       p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: "main" }, label: key });
       this.pipelines.set(key, p);
@@ -653,6 +653,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     wOffset = 0,
     wSize = 0,
     weightBindings = 1,
+    vec4Weights = false,
   ): void {
     this.assertLive();
     this.stateBuffer();
@@ -660,7 +661,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized.valid = false;
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
-    const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
+    const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1, vec4Weights);
     const bg = multi ? this.bindGroup3(w) : this.bindGroup(w, wOffset, wSize);
     if (this.querySet) {
       // one timed pass per dispatch
@@ -1088,7 +1089,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       if (plan) {
         const key = this.keyFor(matmulSignature(w.type, EPI_STORE, 0, paired, plan.lanes, PRO_NONE, w.cols), matmulKey);
         const src = this.pipelines.has(key) ? "" : rowKernel(w.type, "store", "none", w.cols, plan);
-        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size);
+        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size, 1, plan.octets);
         continue;
       }
       const lanes = lanesFor(w.type, w.cols);
@@ -1139,7 +1140,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       // tt 0 in the signature: the row kernel (built for its n, prologue or not)
       const key = this.keyFor(matmulSignature(type, epilogue, 0, paired, plan.lanes, pro, n), matmulKey);
       const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
-      this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds);
+      this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, plan.octets);
       this.quantized.valid = false;
       return;
     }

@@ -512,6 +512,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 export interface RowPlan {
   lanes: number;
   unroll: number;
+  /**
+   * Units of 8 blocks (4 paired units: 144 bytes of Q4_0, 272 of Q8_0), read as 9 or 17 vec4<u32> loads: the row
+   * is 16-byte aligned where its block count is a multiple of 8, so ggml's own layout serves (no repacked copy).
+   * The kernel then binds its weights as vec4<u32> (prelude's vec4Weights).
+   */
+  octets: boolean;
 }
 
 /**
@@ -523,7 +529,7 @@ export function rowPlan(type: GGMLTypeId, n: number): RowPlan | null {
   if (rowStagedWords(type, n) === 0) return null;
   const units = n / 64;
   const lanes = units >= 128 ? 16 : units >= 32 ? 8 : 4;
-  return { lanes, unroll: Math.max(1, Math.min(4, Math.floor(units / lanes))) };
+  return { lanes, unroll: Math.max(1, Math.min(4, Math.floor(units / lanes))), octets: false };
 }
 
 /** Words of workgroup memory a row kernel stages (the Q8_0 blocks, and Q4_0's block sums); 0 where it does not fit. */
@@ -569,7 +575,7 @@ export const ROW_UNIT: Record<number, { words: number; use: (w: (k: number) => s
 
 /** The row kernel: see RowPlan. Prologue "none" copies the activation's blocks (at P.a.y) into workgroup memory. */
 export function rowKernel(type: GGMLTypeId, epilogue: Epilogue, prologue: Prologue, n: number, plan: RowPlan): string {
-  const nb = n / 32, units = nb / 2, { lanes: L, unroll: U } = plan, q4 = type === GGMLType.Q4_0;
+  const nb = n / 32, { lanes: L, unroll: U, octets } = plan, units = octets ? nb / 8 : nb / 2, q4 = type === GGMLType.Q4_0;
   const unit = ROW_UNIT[type], segs = EPILOGUE_WEIGHTS[epilogue];
   const ragged = units % (L * U) !== 0;
   const staging = prologue === "none"
@@ -588,12 +594,27 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
       const u = i ? `u0 + ${i * L}u` : "u0";
       // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
       const at = ragged && i ? `min(${u}, ${units - 1}u)` : u;
-      loads.push(`let o${i} = rw + ${unit.words}u * (${at});`);
-      for (let k = 0; k < unit.words; k++) loads.push(`let w${i}_${k} = ${forWeight("wt", b)}[o${i} + ${k}u];`);
-      const use = `{
+      let use: string;
+      if (octets) {
+        // the octet's 4 paired units, word m of unit p being word 9p + m (Q4_0) or 17p + m (Q8_0) of its vec4 loads
+        const W = unit.words, word = (m: number) => `v${i}_${m >> 2}.${"xyzw"[m & 3]}`;
+        loads.push(`let o${i} = rv + ${W}u * (${at});`);
+        for (let k = 0; k < W; k++) loads.push(`let v${i}_${k} = ${forWeight("wt", b)}[o${i} + ${k}u];`);
+        use = [0, 1, 2, 3].map((p) =>
+          `{
+        let u = 4u * (${u}) + ${p}u;
+        let xb = u * 18u;${unit.use((k) => word(p * W + k)).replaceAll("\n", "\n  ")}
+        }`
+        ).join("\n        ");
+        use = `{\n        ${use}\n        }`;
+      } else {
+        loads.push(`let o${i} = rw + ${unit.words}u * (${at});`);
+        for (let k = 0; k < unit.words; k++) loads.push(`let w${i}_${k} = ${forWeight("wt", b)}[o${i} + ${k}u];`);
+        use = `{
         let u = ${u};
         let xb = u * 18u;${unit.use((k) => `w${i}_${k}`).replaceAll("\n", "\n  ")}
         }`;
+      }
       uses.push(ragged && i ? `if (${u} < ${units}u) ${use}` : use);
     }
     loops.push(`if (seg == ${b}u) {
@@ -636,7 +657,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
   var acc = 0.0;
   if (valid) {
-    let rw = r * (rowBytes / 4u);
+    let ${octets ? "rv = r * (rowBytes / 16u)" : "rw = r * (rowBytes / 4u)"};
     ${loops.join(" else ")}
   }
   red[li] = acc;
