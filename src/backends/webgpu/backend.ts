@@ -10,6 +10,7 @@ import {
   lanesFor,
   matmulKernel,
   rowKernel,
+  type RowForm,
   rowPlan,
   matmulTypes,
   pairedUnits,
@@ -220,6 +221,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly spreadSampleFrom: number;
   private readonly tiledFrom: number;
   private readonly tileRows: number;
+  private readonly rowForm: RowForm;
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -241,6 +243,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
+   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (wgsl-matmul.ts rowPlan; for measuring).
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
    */
@@ -254,8 +257,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
       tileRows?: 32 | 64;
       fold?: Fold;
       spreadSampleFrom?: number;
+      rowKernels?: RowForm;
     } = {},
   ) {
+    this.rowForm = opts.rowKernels ?? "auto";
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
@@ -1085,7 +1090,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / TILE_N), Math.ceil(T / bm), w, r.offset, r.size);
         continue;
       }
-      const plan = T === 1 ? rowPlan(w.type, w.cols) : null;
+      const plan = T === 1 ? rowPlan(w.type, w.cols, this.rowForm) : null;
       if (plan) {
         const key = this.keyFor(matmulSignature(w.type, EPI_STORE, 0, paired, plan.lanes, PRO_NONE, w.cols), matmulKey);
         const src = this.pipelines.has(key) ? "" : rowKernel(w.type, "store", "none", w.cols, plan);
@@ -1135,7 +1140,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
-    const plan = T === 1 ? rowPlan(type, n) : null;
+    const plan = T === 1 ? rowPlan(type, n, this.rowForm) : null;
     if (plan) {
       // tt 0 in the signature: the row kernel (built for its n, prologue or not)
       const key = this.keyFor(matmulSignature(type, epilogue, 0, paired, plan.lanes, pro, n), matmulKey);

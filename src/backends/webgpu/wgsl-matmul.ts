@@ -524,13 +524,22 @@ export interface RowPlan {
  * Threads a row and units in flight a thread for a row of n columns (null: matmulKernel's form, as for rows of an
  * odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
  */
-export function rowPlan(type: GGMLTypeId, n: number): RowPlan | null {
-  if ((type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
+export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto"): RowPlan | null {
+  if (form === "off" || (type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
   if (rowStagedWords(type, n) === 0) return null;
+  if (form !== "pairs" && n % 256 === 0) {
+    const octs = n / 256;
+    const lanes = octs >= 32 ? 8 : octs >= 8 ? 4 : 2;
+    return { lanes, unroll: Math.max(1, Math.min(2, Math.floor(octs / lanes))), octets: true };
+  }
+  if (form === "octets") return null;
   const units = n / 64;
   const lanes = units >= 128 ? 16 : units >= 32 ? 8 : 4;
   return { lanes, unroll: Math.max(1, Math.min(4, Math.floor(units / lanes))), octets: false };
 }
+
+/** Which one-row kernels decode's Q8_0/Q4_0 matmuls take: matmulKernel's (off), the row kernel's pairs or octets, or the best measured (auto). */
+export type RowForm = "off" | "pairs" | "octets" | "auto";
 
 /** Words of workgroup memory a row kernel stages (the Q8_0 blocks, and Q4_0's block sums); 0 where it does not fit. */
 export function rowStagedWords(type: GGMLTypeId, n: number): number {
