@@ -227,7 +227,7 @@ function variants(type: GGMLTypeId): Variant[] {
   for (const [lanes, unroll] of [[4, 2], [4, 4], [8, 2], [8, 4], [16, 2], [16, 4], [32, 1], [32, 2]]) {
     out.push({ name: `row-L${lanes}-U${unroll}`, kind: "row", layout: "ggml", lanes, unroll, act: "shared", fold: false });
   }
-  for (const [lanes, unroll] of [[2, 1], [4, 1], [4, 2], [8, 1], [8, 2], [16, 1]]) {
+  for (const [lanes, unroll] of [[2, 1], [2, 2], [4, 1], [4, 2], [8, 1], [8, 2], [16, 1], [32, 1]]) {
     out.push({ name: `rowoct-L${lanes}-U${unroll}`, kind: "row", layout: "oct", lanes, unroll, act: "shared", fold: false });
   }
   for (const [lanes, unroll] of [[4, 1], [8, 1]]) {

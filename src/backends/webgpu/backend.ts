@@ -11,6 +11,7 @@ import {
   matmulKernel,
   rowKernel,
   type RowForm,
+  type RowPlan,
   rowPlan,
   matmulTypes,
   pairedUnits,
@@ -1090,9 +1091,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / TILE_N), Math.ceil(T / bm), w, r.offset, r.size);
         continue;
       }
-      const plan = T === 1 ? rowPlan(w.type, w.cols, this.rowForm) : null;
+      const plan = T === 1 ? rowPlan(w.type, w.cols, this.rowForm, r.rows) : null;
       if (plan) {
-        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, 0, paired, plan.lanes, PRO_NONE, w.cols), matmulKey);
+        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, rowTile(plan), paired, plan.lanes, PRO_NONE, w.cols), matmulKey);
         const src = this.pipelines.has(key) ? "" : rowKernel(w.type, "store", "none", w.cols, plan);
         this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size, 1, plan.octets);
         continue;
@@ -1140,10 +1141,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
-    const plan = T === 1 ? rowPlan(type, n, this.rowForm) : null;
+    const plan = T === 1 ? rowPlan(type, n, this.rowForm, rows) : null;
     if (plan) {
-      // tt 0 in the signature: the row kernel (built for its n, prologue or not)
-      const key = this.keyFor(matmulSignature(type, epilogue, 0, paired, plan.lanes, pro, n), matmulKey);
+      const key = this.keyFor(matmulSignature(type, epilogue, rowTile(plan), paired, plan.lanes, pro, n), matmulKey);
       const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
       this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, plan.octets);
       this.quantized.valid = false;
@@ -1407,6 +1407,14 @@ function tiledKey(s: number): string {
 /** type (< 64), epilogue (< 4), tt (< 16), paired, lanes (< 128), prologue (< 4), n (< 2^20). */
 function matmulSignature(type: number, epilogue: number, tt: number, paired: boolean, lanes: number, prologue: number, n: number): number {
   return SIG_MATMUL + (((((type * 4 + epilogue) * 16 + tt) * 2 + (paired ? 1 : 0)) * 128 + lanes) * 4 + prologue) * 2 ** 20 + n;
+}
+
+/**
+ * The row kernel (wgsl-matmul.ts rowKernel, built for its n) in matmulSignature's tt field, which the other one-row
+ * kernels fill with 1, 4 or 8: 9..12 for paired units (1..4 in flight), 13..14 for octets (1..2).
+ */
+function rowTile(plan: RowPlan): number {
+  return plan.octets ? 12 + plan.unroll : 8 + plan.unroll;
 }
 
 function matmulKey(s: number): string {

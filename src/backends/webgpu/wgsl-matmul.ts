@@ -521,22 +521,25 @@ export interface RowPlan {
 }
 
 /**
- * Threads a row and units in flight a thread for a row of n columns (null: matmulKernel's form, as for rows of an
- * odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
+ * Threads a row and units in flight a thread for `rows` rows of n columns (null: matmulKernel's form, as for rows
+ * of an odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
+ * As few threads a row as still give ROW_WORKGROUPS workgroups (so a long, short matrix such as the down
+ * projection's still spreads over the GPU, and a tall one reads more units a thread), at most a unit a thread, and
+ * up to 2 octets or 4 paired units in flight a thread.
  */
-export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto"): RowPlan | null {
+export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", rows = 0): RowPlan | null {
   if (form === "off" || (type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
   if (rowStagedWords(type, n) === 0) return null;
-  if (form !== "pairs" && n % 256 === 0) {
-    const octs = n / 256;
-    const lanes = octs >= 32 ? 8 : octs >= 8 ? 4 : 2;
-    return { lanes, unroll: Math.max(1, Math.min(2, Math.floor(octs / lanes))), octets: true };
-  }
-  if (form === "octets") return null;
-  const units = n / 64;
-  const lanes = units >= 128 ? 16 : units >= 32 ? 8 : 4;
-  return { lanes, unroll: Math.max(1, Math.min(4, Math.floor(units / lanes))), octets: false };
+  const octets = form !== "pairs" && n % 256 === 0;
+  if (form === "octets" && !octets) return null;
+  const units = octets ? n / 256 : n / 64;
+  let lanes = 2;
+  while (lanes * 2 <= Math.min(32, units) && Math.ceil(rows / (256 / lanes)) < ROW_WORKGROUPS) lanes *= 2;
+  return { lanes, unroll: Math.max(1, Math.min(octets ? 2 : 4, Math.floor(units / lanes))), octets };
 }
+
+/** Workgroups a row kernel's dispatch aims at (rowPlan): two for each of a large GPU's ~130 multiprocessors. */
+export const ROW_WORKGROUPS = 256;
 
 /** Which one-row kernels decode's Q8_0/Q4_0 matmuls take: matmulKernel's (off), the row kernel's pairs or octets, or the best measured (auto). */
 export type RowForm = "off" | "pairs" | "octets" | "auto";
