@@ -88,13 +88,19 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
       const unit = ROW_UNIT[type], W = unit.words, octs = nb / 8, rag = octs % (L * U) !== 0;
       for (let k = 0; k < W; k++) loads.push(`let v${i}_${k} = wq[rv + ${W}u * ${rag && i ? `min(${b}, ${octs - 1}u)` : b} + ${k}u];`);
       const word = (m: number) => `v${i}_${m >> 2}.${"xyzw"[m & 3]}`;
-      const body = [0, 1, 2, 3].map((p) => `{ let u = 4u * ${b} + ${p}u; let xb = u * 18u;${unit.use((k) => word(p * W + k))} }`).join("\n      ");
+      const body = [0, 1, 2, 3].map((p) => `{ let u = 4u * ${b} + ${p}u; let xb = u * 18u;${unit.use((k) => word(p * W + k))} }`).join(
+        "\n      ",
+      );
       uses.push(rag && i ? `if (${b} < ${octs}u) { ${body} }` : `{ ${body} }`);
     } else if (v.layout === "split") {
       const sw = `wq[rv + min(${b}, ${nb - 1}u) / 8u][(min(${b}, ${nb - 1}u) / 2u) % 4u]`;
       loads.push(`let dw${i} = unpack2x16float(${sw} >> (16u * (${b} & 1u))).x;`);
       if (q4) loads.push(`let q${i} = wq[rv + ${nb / 8}u + min(${b}, ${nb - 1}u)];`);
-      else loads.push(`let qa${i} = wq[rv + ${nb / 8}u + 2u * min(${b}, ${nb - 1}u)]; let qb${i} = wq[rv + ${nb / 8}u + 2u * min(${b}, ${nb - 1}u) + 1u];`);
+      else {loads.push(
+          `let qa${i} = wq[rv + ${nb / 8}u + 2u * min(${b}, ${nb - 1}u)]; let qb${i} = wq[rv + ${nb / 8}u + 2u * min(${b}, ${
+            nb - 1
+          }u) + 1u];`,
+        );}
       const xo = `${b} * 9u`;
       let body: string;
       if (q4) {
@@ -121,7 +127,9 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
       var s0 = 0i; var sx0 = 0i; var s1 = 0i; var sx1 = 0i;
       for (var j = 0u; j < 4u; j++) {
         let w0 = (wd${i}[j] >> 16u) | (wd${i}[j + 1u] << 16u); let w1 = wd${i}[5u + j];
-        let xl0 = ${xw(`${xo} + 1u + j`)}; let xh0 = ${xw(`${xo} + 5u + j`)}; let xl1 = ${xw(`${xo} + 10u + j`)}; let xh1 = ${xw(`${xo} + 14u + j`)};
+        let xl0 = ${xw(`${xo} + 1u + j`)}; let xh0 = ${xw(`${xo} + 5u + j`)}; let xl1 = ${xw(`${xo} + 10u + j`)}; let xh1 = ${
+        xw(`${xo} + 14u + j`)
+      };
         s0 += dot4(w0 & 0x0f0f0f0fu, xl0) + dot4((w0 >> 4u) & 0x0f0f0f0fu, xh0); sx0 += dot4(0x01010101u, xl0) + dot4(0x01010101u, xh0);
         s1 += dot4(w1 & 0x0f0f0f0fu, xl1) + dot4((w1 >> 4u) & 0x0f0f0f0fu, xh1); sx1 += dot4(0x01010101u, xl1) + dot4(0x01010101u, xh1);
       }
@@ -142,8 +150,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let n = P.a.z;
   let rowBytes = P.b.w;
   ${staging ? "stage_input(wg.x, nwg.x, li, n);" : ""}
-  ${sums ? `for (var b = li; b < ${nb}u; b += 256u) { var s = 0i; for (var j = 1u; j < 9u; j++) { s += dot4(0x01010101u, xq[b * 9u + j]); } xsum[b] = s; }
-  workgroupBarrier();` : ""}
+  ${
+    sums
+      ? `for (var b = li; b < ${nb}u; b += 256u) { var s = 0i; for (var j = 1u; j < 9u; j++) { s += dot4(0x01010101u, xq[b * 9u + j]); } xsum[b] = s; }
+  workgroupBarrier();`
+      : ""
+  }
   let lane = li % L;
   let rl = li / L;
   let r = wg.x * ROWS + rl;
@@ -358,7 +370,9 @@ async function timeIt(p: Gpu, bg: Gpu, gx: number, count: number): Promise<numbe
   for (let rep = 0; rep < 3; rep++) {
     const enc = device.createCommandEncoder();
     const t0 = performance.now();
-    const pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
+    const pass = enc.beginComputePass(
+      querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+    );
     pass.setPipeline(p);
     pass.setBindGroup(0, bg);
     for (let i = 0; i < count; i++) pass.dispatchWorkgroups(Math.min(gx, 65535), Math.ceil(gx / 65535));
@@ -386,7 +400,9 @@ const N = Number(opts.n);
 const want = opts.variants === "all" ? null : new Set(opts.variants.split(","));
 // the floor: a dispatch of one workgroup that writes one word
 {
-  const p = await pipeline(`@compute @workgroup_size(256) fn main(@builtin(local_invocation_index) li: u32) { if (li == 0u) { st[P.c.x] = P.a.x; } }`);
+  const p = await pipeline(
+    `@compute @workgroup_size(256) fn main(@builtin(local_invocation_index) li: u32) { if (li == 0u) { st[P.c.x] = P.a.x; } }`,
+  );
   const st = device.createBuffer({ size: 1024, usage: ST | 0x04 });
   const pb = device.createBuffer({ size: 256, usage: 0x40 | U });
   const dummy = device.createBuffer({ size: 16, usage: S });
@@ -493,9 +509,9 @@ for (const cname of opts.cases.split(",")) {
       const row = { case: cname, rows: R, cols: K, type: tname, variant: v.name, us: +(ns / 1000).toFixed(2), GBs: Math.round(gbs), err };
       rows.push(row);
       console.log(
-        `${cname.padEnd(7)} ${tname} ${v.name.padEnd(28)} ${(ns / 1000).toFixed(2).padStart(8)} us ${String(Math.round(gbs)).padStart(6)} GB/s  err ${
-          err.toExponential(1)
-        }${err > 1e-5 ? "  MISMATCH" : ""}`,
+        `${cname.padEnd(7)} ${tname} ${v.name.padEnd(28)} ${(ns / 1000).toFixed(2).padStart(8)} us ${
+          String(Math.round(gbs)).padStart(6)
+        } GB/s  err ${err.toExponential(1)}${err > 1e-5 ? "  MISMATCH" : ""}`,
       );
     }
     wg.destroy();

@@ -654,7 +654,8 @@ if (gpuExpected) {
     assert(status.available, `no WebGPU adapter: ${status.reason}`);
     // 1056 columns: 33 Q8_0 blocks (unpaired), two rounds of 1024; 2112: 66 (paired), three rounds, the last partial
     const run = async (fold: boolean, type: GGMLTypeId, cols: number) => {
-      const b = new WebGpuBackend({ fold });
+      // the row kernels explicitly (whatever the backend's default): 2048 Q4_0 columns take octets, 2112 paired units
+      const b = new WebGpuBackend({ fold, rowKernels: "auto" });
       await b.init(0);
       try {
         const rows = 70; // 9 workgroups of 8 rows share the writes of the normed row's blocks
@@ -693,7 +694,12 @@ if (gpuExpected) {
       }
     };
     // 2048 (Q4_0): the row kernel's octets; 2112: its paired units
-    for (const [type, cols] of [[GGMLType.Q8_0, 1056], [GGMLType.Q8_0, 2112], [GGMLType.Q4_0, 2112], [GGMLType.Q4_0, 2048], [GGMLType.F32, 1056]]) {
+    for (
+      const [type, cols] of [[GGMLType.Q8_0, 1056], [GGMLType.Q8_0, 2112], [GGMLType.Q4_0, 2112], [GGMLType.Q4_0, 2048], [
+        GGMLType.F32,
+        1056,
+      ]]
+    ) {
       const folded = await run(true, type, cols), apart = await run(false, type, cols);
       const what = `type ${type}, ${cols} columns`;
       // apart: rmsnorm(+quantize), matmul, quantize (Q8_0/Q4_0 only), matmul + add; folded: two matmuls

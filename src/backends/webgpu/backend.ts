@@ -9,14 +9,14 @@ import {
   type Epilogue,
   lanesFor,
   matmulKernel,
-  rowKernel,
-  type RowForm,
-  type RowPlan,
-  rowPlan,
   matmulTypes,
   pairedUnits,
   type Prologue,
   QUANTIZE_Q8_K,
+  type RowForm,
+  rowKernel,
+  type RowPlan,
+  rowPlan,
   stagedWords,
 } from "./wgsl-matmul.ts";
 import {
@@ -110,6 +110,8 @@ const SPREAD_SAMPLE_FROM = 32000;
  * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured).
  */
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
+/** Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): see docs/webgpu.md, "Row kernels". */
+const ROW_FORM: RowForm = "auto";
 /** Where one-row matmuls norm and quantize their own input: see the constructor. */
 export type Fold = boolean | "layers" | "auto";
 
@@ -261,7 +263,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       rowKernels?: RowForm;
     } = {},
   ) {
-    this.rowForm = opts.rowKernels ?? "auto";
+    this.rowForm = opts.rowKernels ?? ROW_FORM;
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;

@@ -575,7 +575,9 @@ export const ROW_UNIT: Record<number, { words: number; use: (w: (k: number) => s
       const lo = (v: string) => `${v} & 0x0f0f0f0fu`, hi = (v: string) => `(${v} >> 4u) & 0x0f0f0f0fu`;
       const w0 = (j: number) => `((${w(j)} >> 16u) | (${w(j + 1)} << 16u))`;
       const s0 = j4.map((j) => `dot4(${lo(w0(j))}, xq[xb + ${1 + j}u]) + dot4(${hi(w0(j))}, xq[xb + ${5 + j}u])`).join("\n          + ");
-      const s1 = j4.map((j) => `dot4(${lo(w(5 + j))}, xq[xb + ${10 + j}u]) + dot4(${hi(w(5 + j))}, xq[xb + ${14 + j}u])`).join("\n          + ");
+      const s1 = j4.map((j) => `dot4(${lo(w(5 + j))}, xq[xb + ${10 + j}u]) + dot4(${hi(w(5 + j))}, xq[xb + ${14 + j}u])`).join(
+        "\n          + ",
+      );
       return `
         let s0 = ${s0};
         let s1 = ${s1};
