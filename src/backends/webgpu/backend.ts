@@ -112,7 +112,7 @@ const SPREAD_SAMPLE_FROM = 32000;
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /**
  * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): matmulKernel's ("off") until the row
- * kernels are measured on a GPU (no device machine came on 2026-12-05 09:10-10:40 UTC; docs/webgpu.md, "Row kernels
+ * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 UTC; docs/webgpu.md, "Row kernels
  * for decode's quantized matmuls", has the command that decides it). `rowKernels: "auto"` takes them.
  */
 const ROW_FORM: RowForm = "off";
