@@ -32,6 +32,7 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { type Fold, WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
+import type { RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { generate } from "../src/generate.ts";
@@ -63,6 +64,7 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
                         dispatches of their own (off); with several, gain compares each to the first
   --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
                         backend's, 32000); several (1e9,0): each measured in turn, as --fold's variants
+  --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto (default: the backend's)
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON
@@ -83,6 +85,7 @@ const { values: opts } = benchArgs(USAGE, {
     profile: { type: "boolean", default: false },
     fold: { type: "string", default: "auto" },
     "spread-from": { type: "string", default: "" },
+    rows: { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
     json: { type: "string", default: "" },
@@ -292,7 +295,12 @@ async function batchTps(model: Model, B: number, steps: number): Promise<number>
  * pass (timestamp queries), summed per kernel over `steps` tokens.
  */
 async function profileDecode(path: string, steps: number, sampled: boolean, v: Variant): Promise<Record<string, number>> {
-  const backend = new WebGpuBackend({ profile: true, fold: v.fold, ...(v.spread === undefined ? {} : { spreadSampleFrom: v.spread }) });
+  const backend = new WebGpuBackend({
+    profile: true,
+    fold: v.fold,
+    ...(v.spread === undefined ? {} : { spreadSampleFrom: v.spread }),
+    ...rowKernels,
+  });
   const model = await loadModel(path, { backend, contextLength: 512 });
   const seq = model.newSequence();
   const history = prompt(8);
@@ -414,6 +422,7 @@ const dispatchFloor = await dispatchFloorUs();
 console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
 // deno-lint-ignore no-explicit-any
 const results: any[] = [];
+const rowKernels = opts.rows ? { rowKernels: opts.rows as RowForm } : {};
 const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false, auto: "auto" };
 const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) => {
   if (!(f in foldOf)) throw new Error(`--fold: ${f} is not auto, on, layers or off`);
@@ -445,6 +454,7 @@ for (const shapeName of opts.shapes.split(",")) {
       t = performance.now();
       const backend = new WebGpuBackend({
         fold,
+        ...rowKernels,
         ...(spread === undefined ? {} : { spreadSampleFrom: spread }),
         submitEvery,
         ...(tiledFrom ? { tiledFrom } : {}),

@@ -7,6 +7,7 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import type { RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
@@ -601,11 +602,60 @@ if (gpuExpected) {
 }
 
 if (gpuExpected) {
+  test("webgpu: decode's row kernels (paired units, octets of blocks as vec4 loads) give matmulKernel's one-row products (1e-5), with the residual add, every row form", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    // 512 and 4096 columns: octets (2 and 16 a row); 768: 3 octets (a row not a multiple of the lanes' stride); 2112: 33 paired
+    // units (no octets: ragged pairs); 70 rows: a partial workgroup in every form
+    const shapes = [512, 768, 2112, 4096], rows = 70;
+    const run = async (form: RowForm) => {
+      const b = new WebGpuBackend({ rowKernels: form });
+      await b.init(0);
+      const got: Float32Array[] = [];
+      try {
+        for (const type of [GGMLType.Q8_0, GGMLType.Q4_0]) {
+          for (const cols of shapes) {
+            const x = b.alloc(cols * 4, "x"), out = b.alloc(rows * 4, "out"), resid = b.alloc(rows * 4, "resid");
+            b.setMatmulScratch(b.alloc(cols * 4, "matmul scratch"), cols * 4);
+            b.write(x, new Float32Array(cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7))));
+            b.write(resid, new Float32Array(rows).map((_, i) => i - 30));
+            const bytes = randomWeights(type, cols, rows, 41 + type + cols);
+            const ptr = b.alloc(bytes.length, `weight test ${type} ${cols}`);
+            await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
+            const w = { name: `test ${type} ${cols}`, type, cols, rows, ptr, bytes: bytes.length };
+            b.matmul(out, x, w, 1);
+            b.add(resid, resid, out, rows); // fused: the residual epilogue
+            const o = new Float32Array(rows), r = new Float32Array(rows);
+            await b.read(out, o);
+            await b.read(resid, r);
+            got.push(o, r);
+          }
+        }
+      } finally {
+        await b.close();
+      }
+      return got;
+    };
+    const off = await run("off");
+    for (const form of ["pairs", "octets", "auto"] as RowForm[]) {
+      const got = await run(form);
+      for (let i = 0; i < off.length; i++) {
+        const what = `${form}: ${i < 8 ? "Q8_0" : "Q4_0"} ${shapes[Math.floor(i / 2) % 4]} columns, ${i % 2 ? "residual" : "products"}`;
+        let scale = 0;
+        for (const v of off[i]) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `${what}: all zero`);
+        assertClose(got[i], off[i], 1e-5, what, scale);
+      }
+    }
+  });
+}
+
+if (gpuExpected) {
   test("webgpu: one-row matmuls that norm and quantize their input themselves equal the dispatches apart, bit for bit (the normed row left in memory to 2^-21 of its largest value)", async () => {
     assert(status.available, `no WebGPU adapter: ${status.reason}`);
     // 1056 columns: 33 Q8_0 blocks (unpaired), two rounds of 1024; 2112: 66 (paired), three rounds, the last partial
     const run = async (fold: boolean, type: GGMLTypeId, cols: number) => {
-      const b = new WebGpuBackend({ fold });
+      // the row kernels explicitly (whatever the backend's default): 2048 Q4_0 columns take octets, 2112 paired units
+      const b = new WebGpuBackend({ fold, rowKernels: "auto" });
       await b.init(0);
       try {
         const rows = 70; // 9 workgroups of 8 rows share the writes of the normed row's blocks
@@ -643,7 +693,13 @@ if (gpuExpected) {
         await b.close();
       }
     };
-    for (const [type, cols] of [[GGMLType.Q8_0, 1056], [GGMLType.Q8_0, 2112], [GGMLType.Q4_0, 2112], [GGMLType.F32, 1056]]) {
+    // 2048 (Q4_0): the row kernel's octets; 2112: its paired units
+    for (
+      const [type, cols] of [[GGMLType.Q8_0, 1056], [GGMLType.Q8_0, 2112], [GGMLType.Q4_0, 2112], [GGMLType.Q4_0, 2048], [
+        GGMLType.F32,
+        1056,
+      ]]
+    ) {
       const folded = await run(true, type, cols), apart = await run(false, type, cols);
       const what = `type ${type}, ${cols} columns`;
       // apart: rmsnorm(+quantize), matmul, quantize (Q8_0/Q4_0 only), matmul + add; folded: two matmuls

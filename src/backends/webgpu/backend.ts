@@ -13,6 +13,10 @@ import {
   pairedUnits,
   type Prologue,
   QUANTIZE_Q8_K,
+  type RowForm,
+  rowKernel,
+  type RowPlan,
+  rowPlan,
   stagedWords,
 } from "./wgsl-matmul.ts";
 import {
@@ -106,6 +110,12 @@ const SPREAD_SAMPLE_FROM = 32000;
  * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured).
  */
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
+/**
+ * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): matmulKernel's ("off") until the row
+ * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 UTC; docs/webgpu.md, "Row kernels
+ * for decode's quantized matmuls", has the command that decides it). `rowKernels: "auto"` takes them.
+ */
+const ROW_FORM: RowForm = "off";
 /** Where one-row matmuls norm and quantize their own input: see the constructor. */
 export type Fold = boolean | "layers" | "auto";
 
@@ -218,6 +228,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly spreadSampleFrom: number;
   private readonly tiledFrom: number;
   private readonly tileRows: number;
+  private readonly rowForm: RowForm;
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -239,6 +250,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
+   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (wgsl-matmul.ts rowPlan; for measuring).
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
    */
@@ -252,8 +264,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
       tileRows?: 32 | 64;
       fold?: Fold;
       spreadSampleFrom?: number;
+      rowKernels?: RowForm;
     } = {},
   ) {
+    this.rowForm = opts.rowKernels ?? ROW_FORM;
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
@@ -536,11 +550,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   /** The pipeline of `key`, compiled from `source` the first time (a function: only called then). */
-  private pipeline(key: string, source: string | (() => string), weights = 1): Gpu {
+  private pipeline(key: string, source: string | (() => string), weights = 1, vec4Weights = false): Gpu {
     let p = this.pipelines.get(key);
     if (!p) {
       const code = typeof source === "string" ? source : source();
-      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights) + code, label: key });
+      const module = this.device.createShaderModule({ code: prelude(this.hasDot4, weights, vec4Weights) + code, label: key });
       const layout = weights > 1 ? this.pipelineLayout3 : this.pipelineLayout;
       p = this.device.createComputePipeline({ layout, compute: { module, entryPoint: "main" }, label: key });
       this.pipelines.set(key, p);
@@ -651,6 +665,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     wOffset = 0,
     wSize = 0,
     weightBindings = 1,
+    vec4Weights = false,
   ): void {
     this.assertLive();
     this.stateBuffer();
@@ -658,7 +673,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     if (!key.startsWith("matmul:") && !key.startsWith("tiled:")) this.quantized.valid = false;
     if (this.slot >= this.submitEvery) this.submit();
     const multi = Array.isArray(w);
-    const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1);
+    const pipe = this.pipeline(key, source, multi ? Math.max(3, weightBindings) : 1, vec4Weights);
     const bg = multi ? this.bindGroup3(w) : this.bindGroup(w, wOffset, wSize);
     if (this.querySet) {
       // one timed pass per dispatch
@@ -1082,6 +1097,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / TILE_N), Math.ceil(T / bm), w, r.offset, r.size);
         continue;
       }
+      const plan = T === 1 ? rowPlan(w.type, w.cols, this.rowForm, r.rows) : null;
+      if (plan) {
+        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, rowTile(plan), paired, plan.lanes, PRO_NONE, w.cols), matmulKey);
+        const src = this.pipelines.has(key) ? "" : rowKernel(w.type, "store", "none", w.cols, plan);
+        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size, 1, plan.octets);
+        continue;
+      }
       const lanes = lanesFor(w.type, w.cols);
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
       const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes);
@@ -1125,6 +1147,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
+    const plan = T === 1 ? rowPlan(type, n, this.rowForm, rows) : null;
+    if (plan) {
+      const key = this.keyFor(matmulSignature(type, epilogue, rowTile(plan), paired, plan.lanes, pro, n), matmulKey);
+      const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
+      this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, plan.octets);
+      this.quantized.valid = false;
+      return;
+    }
     const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey);
     const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n);
     this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds);
@@ -1383,6 +1413,14 @@ function tiledKey(s: number): string {
 /** type (< 64), epilogue (< 4), tt (< 16), paired, lanes (< 128), prologue (< 4), n (< 2^20). */
 function matmulSignature(type: number, epilogue: number, tt: number, paired: boolean, lanes: number, prologue: number, n: number): number {
   return SIG_MATMUL + (((((type * 4 + epilogue) * 16 + tt) * 2 + (paired ? 1 : 0)) * 128 + lanes) * 4 + prologue) * 2 ** 20 + n;
+}
+
+/**
+ * The row kernel (wgsl-matmul.ts rowKernel, built for its n) in matmulSignature's tt field, which the other one-row
+ * kernels fill with 1, 4 or 8: 9..12 for paired units (1..4 in flight), 13..14 for octets (1..2).
+ */
+function rowTile(plan: RowPlan): number {
+  return plan.octets ? 12 + plan.unroll : 8 + plan.unroll;
 }
 
 function matmulKey(s: number): string {

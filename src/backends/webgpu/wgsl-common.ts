@@ -11,9 +11,9 @@
  *   3  wt_1, 4 wt_2: the second and third weight tensor of a fused matmul;
  *   5  wt_3: the RMSNorm weight of a matmul that norms its input itself.
  */
-export function prelude(hasDot4: boolean, weightBindings = 1): string {
+export function prelude(hasDot4: boolean, weightBindings = 1, vec4Weights = false): string {
   let weights = "";
-  for (let b = 0; b < weightBindings; b++) weights += weightAccess(b);
+  for (let b = 0; b < weightBindings; b++) weights += weightAccess(b, vec4Weights);
   return /* wgsl */ `
 struct Params { a: vec4<u32>, b: vec4<u32>, c: vec4<u32>, d: vec4<u32>, e: vec4<u32>, f: vec4<u32>, g: vec4<u32>, h: vec4<u32> }
 @group(0) @binding(0) var<storage, read_write> st: array<u32>;
@@ -45,14 +45,24 @@ export const WEIGHT_BINDINGS = [1, 3, 4, 5];
  * those of weight binding b, so one body text serves every tensor of a fused matmul.
  */
 export function forWeight(src: string, b: number): string {
-  return b === 0 ? src : src.replace(/\b(wt|wf|wbyte|w16|wf16|w32|q4k_scale_min)\b/g, `$1_${b}`);
+  return b === 0 ? src : src.replace(/\b(wt|wf|wbyte|w16|wf16|w32|q4k_scale_min|wword)\b/g, `$1_${b}`);
 }
 
-/** The weight binding b and its readers. */
-function weightAccess(b: number): string {
-  return forWeight(
-    /* wgsl */ `
-@group(0) @binding(${WEIGHT_BINDINGS[b]}) var<storage, read> wt: array<u32>;
+/**
+ * The weight binding b and its readers. vec4: the binding is declared as vec4<u32> (16-byte loads for kernels
+ * that read aligned runs of a row, wgsl-matmul.ts rowKernel's octets); the word readers then go through wword.
+ */
+function weightAccess(b: number, vec4 = false): string {
+  const decl = vec4
+    ? `@group(0) @binding(${WEIGHT_BINDINGS[b]}) var<storage, read> wt: array<vec4<u32>>;
+fn wword(i: u32) -> u32 { return wt[i >> 2u][i & 3u]; }`
+    : `@group(0) @binding(${WEIGHT_BINDINGS[b]}) var<storage, read> wt: array<u32>;`;
+  const readers = WEIGHT_READERS.replace(/\bwt\[([^\]]+)\]/g, vec4 ? "wword($1)" : "wt[$1]");
+  return forWeight(decl + readers, b);
+}
+
+/** The word readers of a weight binding (written against wt[...], which a vec4 binding replaces with wword(...)). */
+const WEIGHT_READERS = /* wgsl */ `
 fn wf(i: u32) -> f32 { return bitcast<f32>(wt[i]); }
 // ggml blocks of 18 or 34 bytes leave rows and blocks 2-byte aligned: these read at any even byte offset
 fn wbyte(o: u32) -> u32 { return (wt[o >> 2u] >> ((o & 3u) * 8u)) & 0xffu; }
@@ -70,10 +80,7 @@ fn q4k_scale_min(bo: u32, j: u32) -> vec2<u32> {
   let a = wbyte(s + j + 4u);
   return vec2<u32>((a & 0xfu) | ((wbyte(s + j - 4u) >> 6u) << 4u), (a >> 4u) | ((wbyte(s + j) >> 6u) << 4u));
 }
-`,
-    b,
-  );
-}
+`;
 
 /** Words of the Q8_0 activation block kvasm's quantizer writes: f32 d (f16-rounded), then 32 i8 in 8 words. */
 export const Q8_0_ACT_WORDS = 9;

@@ -362,7 +362,7 @@ const NORM_SCALE = /* wgsl */ `
  * norm: workgroup 0 writes the normed row. normq/quant: a thread takes 4 elements (one packed word of a block),
  * 8 threads a block, 1024 elements a round; block b's normed values and Q8_0 block are written by workgroup b % workgroups.
  */
-function prologueCode(n: number, prologue: Prologue): string {
+export function prologueCode(n: number, prologue: Prologue): string {
   if (prologue === "norm") {
     return /* wgsl */ `
 var<workgroup> xq: array<u32, ${stagedWords(n)}>;
@@ -493,6 +493,191 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (lane < s) {
       for (var k = 0u; k < TT; k++) { red[li * TT + k] += red[(li + s) * TT + k]; }
     }
+    workgroupBarrier();
+  }${EPILOGUE[epilogue]}
+}
+`;
+}
+
+/**
+ * Decode (one token row) kernels for Q8_0/Q4_0 weights whose rows are whole pairs of blocks: `lanes` threads a
+ * row (256 / lanes rows a workgroup) and `unroll` paired units in flight a thread, the activation's Q8_0 blocks
+ * staged once in workgroup memory (copied from the state buffer, or made there by a normq / quant prologue) and,
+ * for Q4_0, each block's sum of its 32 quants precomputed there once, where matmulKernel's threads each fetch
+ * their one or two units and the activation from memory and sum a Q4_0 block's quants again per row. Every weight
+ * word is read once as an aligned u32 (the paired unit). Integer sums per block are exact, so a row's products
+ * depend only on which thread adds which blocks and the tree after: the same for every prologue (the fold's
+ * variants are bit-identical to each other), not matmulKernel's order.
+ */
+export interface RowPlan {
+  lanes: number;
+  unroll: number;
+  /**
+   * Units of 8 blocks (4 paired units: 144 bytes of Q4_0, 272 of Q8_0), read as 9 or 17 vec4<u32> loads: the row
+   * is 16-byte aligned where its block count is a multiple of 8, so ggml's own layout serves (no repacked copy).
+   * The kernel then binds its weights as vec4<u32> (prelude's vec4Weights).
+   */
+  octets: boolean;
+}
+
+/**
+ * Threads a row and units in flight a thread for `rows` rows of n columns (null: matmulKernel's form, as for rows
+ * of an odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
+ * As few threads a row as still give ROW_WORKGROUPS workgroups (so a long, short matrix such as the down
+ * projection's still spreads over the GPU, and a tall one reads more units a thread), at most a unit a thread, and
+ * up to 2 octets or 4 paired units in flight a thread.
+ */
+export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", rows = 0): RowPlan | null {
+  if (form === "off" || (type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
+  if (rowStagedWords(type, n) === 0) return null;
+  const octets = form !== "pairs" && n % 256 === 0;
+  if (form === "octets" && !octets) return null;
+  const units = octets ? n / 256 : n / 64;
+  let lanes = 2;
+  while (lanes * 2 <= Math.min(32, units) && Math.ceil(rows / (256 / lanes)) < ROW_WORKGROUPS) lanes *= 2;
+  return { lanes, unroll: Math.max(1, Math.min(octets ? 2 : 4, Math.floor(units / lanes))), octets };
+}
+
+/** Workgroups a row kernel's dispatch aims at (rowPlan): two for each of a large GPU's ~130 multiprocessors. */
+export const ROW_WORKGROUPS = 256;
+
+/** Which one-row kernels decode's Q8_0/Q4_0 matmuls take: matmulKernel's (off), the row kernel's pairs or octets, or the best measured (auto). */
+export type RowForm = "off" | "pairs" | "octets" | "auto";
+
+/** Words of workgroup memory a row kernel stages (the Q8_0 blocks, and Q4_0's block sums); 0 where it does not fit. */
+export function rowStagedWords(type: GGMLTypeId, n: number): number {
+  if (n % 64 !== 0) return 0;
+  const words = (n / 32) * 9 + (type === GGMLType.Q4_0 ? n / 32 : 0);
+  return words * 4 + 1024 <= 16384 ? words : 0;
+}
+
+/**
+ * A paired unit's products, written out (w(k): the name of the unit's word k; xb: its first block's word in xq):
+ * straight-line code on plain variables, so no driver keeps a per-thread array in local memory.
+ */
+export const ROW_UNIT: Record<number, { words: number; use: (w: (k: number) => string) => string }> = {
+  [GGMLType.Q8_0]: {
+    words: 17,
+    use: (w) => {
+      const j8 = [0, 1, 2, 3, 4, 5, 6, 7];
+      const s0 = j8.map((j) => `dot4((${w(j)} >> 16u) | (${w(j + 1)} << 16u), xq[xb + ${1 + j}u])`).join(" + ");
+      const s1 = j8.map((j) => `dot4(${w(9 + j)}, xq[xb + ${10 + j}u])`).join(" + ");
+      return `
+        let s0 = ${s0};
+        let s1 = ${s1};
+        acc += f32(s0) * (unpack2x16float(${w(0)}).x * xqf(xb)) + f32(s1) * (unpack2x16float(${w(8)}).y * xqf(xb + 9u));`;
+    },
+  },
+  [GGMLType.Q4_0]: {
+    words: 9,
+    use: (w) => {
+      const j4 = [0, 1, 2, 3];
+      const lo = (v: string) => `${v} & 0x0f0f0f0fu`, hi = (v: string) => `(${v} >> 4u) & 0x0f0f0f0fu`;
+      const w0 = (j: number) => `((${w(j)} >> 16u) | (${w(j + 1)} << 16u))`;
+      const s0 = j4.map((j) => `dot4(${lo(w0(j))}, xq[xb + ${1 + j}u]) + dot4(${hi(w0(j))}, xq[xb + ${5 + j}u])`).join("\n          + ");
+      const s1 = j4.map((j) => `dot4(${lo(w(5 + j))}, xq[xb + ${10 + j}u]) + dot4(${hi(w(5 + j))}, xq[xb + ${14 + j}u])`).join(
+        "\n          + ",
+      );
+      return `
+        let s0 = ${s0};
+        let s1 = ${s1};
+        acc += f32(s0 - 8i * xsum[2u * u]) * (unpack2x16float(${w(0)}).x * xqf(xb))
+          + f32(s1 - 8i * xsum[2u * u + 1u]) * (unpack2x16float(${w(4)}).y * xqf(xb + 9u));`;
+    },
+  },
+};
+
+/** The row kernel: see RowPlan. Prologue "none" copies the activation's blocks (at P.a.y) into workgroup memory. */
+export function rowKernel(type: GGMLTypeId, epilogue: Epilogue, prologue: Prologue, n: number, plan: RowPlan): string {
+  const nb = n / 32, { lanes: L, unroll: U, octets } = plan, units = octets ? nb / 8 : nb / 2, q4 = type === GGMLType.Q4_0;
+  const unit = ROW_UNIT[type], segs = EPILOGUE_WEIGHTS[epilogue];
+  const ragged = units % (L * U) !== 0;
+  const staging = prologue === "none"
+    ? /* wgsl */ `
+var<workgroup> xq: array<u32, ${nb * 9}>;
+fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
+fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
+  for (var i = li; i < ${nb * 9}u; i += 256u) { xq[i] = st[P.a.y + i]; }
+  workgroupBarrier();
+}`
+    : prologueCode(n, prologue);
+  const loops: string[] = [];
+  for (let b = 0; b < segs; b++) {
+    const loads: string[] = [], uses: string[] = [];
+    for (let i = 0; i < U; i++) {
+      const u = i ? `u0 + ${i * L}u` : "u0";
+      // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
+      const at = ragged && i ? `min(${u}, ${units - 1}u)` : u;
+      let use: string;
+      if (octets) {
+        // the octet's 4 paired units, word m of unit p being word 9p + m (Q4_0) or 17p + m (Q8_0) of its vec4 loads
+        const W = unit.words, word = (m: number) => `v${i}_${m >> 2}.${"xyzw"[m & 3]}`;
+        loads.push(`let o${i} = rv + ${W}u * (${at});`);
+        for (let k = 0; k < W; k++) loads.push(`let v${i}_${k} = ${forWeight("wt", b)}[o${i} + ${k}u];`);
+        use = [0, 1, 2, 3].map((p) =>
+          `{
+        let u = 4u * (${u}) + ${p}u;
+        let xb = u * 18u;${unit.use((k) => word(p * W + k)).replaceAll("\n", "\n  ")}
+        }`
+        ).join("\n        ");
+        use = `{\n        ${use}\n        }`;
+      } else {
+        loads.push(`let o${i} = rw + ${unit.words}u * (${at});`);
+        for (let k = 0; k < unit.words; k++) loads.push(`let w${i}_${k} = ${forWeight("wt", b)}[o${i} + ${k}u];`);
+        use = `{
+        let u = ${u};
+        let xb = u * 18u;${unit.use((k) => `w${i}_${k}`).replaceAll("\n", "\n  ")}
+        }`;
+      }
+      uses.push(ragged && i ? `if (${u} < ${units}u) ${use}` : use);
+    }
+    loops.push(`if (seg == ${b}u) {
+      for (var u0 = lane; u0 < ${units}u; u0 += ${L * U}u) {
+        ${loads.join("\n        ")}
+        ${uses.join("\n        ")}
+      }
+    }`);
+  }
+  return /* wgsl */ `
+${staging}
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const TT: u32 = 1u;
+var<workgroup> red: array<f32, 256>;
+${q4 ? `var<workgroup> xsum: array<i32, ${nb}>;` : ""}
+const LANES: u32 = ${L}u;
+const ROWS: u32 = ${256 / L}u;
+const PAIRS: u32 = ${128 / L}u;
+fn sum(rl: u32, k: u32) -> f32 { return red[rl * LANES]; }
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = P.a.z;
+  let rowBytes = P.b.w;
+  let lane = li % LANES;
+  let rl = li / LANES;
+  let t0 = 0u;
+  let nt = 1u;
+  ${ROW_MAP[epilogue]}
+  stage_input(wg.x, nwg.x, li, n);${
+    q4
+      ? `
+  // each block's sum of its 32 activation quants, for Q4_0's q - 8 (once here, not once per row)
+  for (var b = li; b < ${nb}u; b += 256u) {
+    var s = 0i;
+    for (var j = 1u; j < 9u; j++) { s += dot4(0x01010101u, xq[b * 9u + j]); }
+    xsum[b] = s;
+  }
+  workgroupBarrier();`
+      : ""
+  }
+  var acc = 0.0;
+  if (valid) {
+    let ${octets ? "rv = r * (rowBytes / 16u)" : "rw = r * (rowBytes / 4u)"};
+    ${loops.join(" else ")}
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }${EPILOGUE[epilogue]}
 }
