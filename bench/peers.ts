@@ -198,7 +198,9 @@ export async function ensurePeers(wantWllama: boolean): Promise<{ llamacpp: bool
  * vCPU at times runs the same cache-resident kernel 1.6x slower than the other (72 against 43 µs, pinned, within
  * 20 s), so a round whose engines land on different vCPUs compares the vCPUs, not the engines; pinned, they share
  * one. Two-thread runs stay unpinned (they need both), so their ratio to a pinned one-thread run reads low when
- * the other vCPU is the slow one.
+ * the other vCPU is the slow one. Pinned, a JavaScript runtime's own compiler and collector threads share the vCPU
+ * with kvasm's kernels (llama.cpp has none): on a quiet host (2026-12-05 10:48 and 10:56 UTC) kvasm's quantized decode
+ * read 0.83-0.92x its unpinned rate while llama.cpp's moved 0.97-1.05x, so a pinned run is a second view, not the fairer one.
  */
 async function pinTo(cpu: string | undefined): Promise<(cmd: string, argv: string[]) => [string, string[]]> {
   if (cpu === undefined) return (cmd, argv) => [cmd, argv];
