@@ -34,7 +34,7 @@
 // f32 operations in the same order:
 //   acc += (d_w * d_a) * f32(isum) - (dmin_w * d_a) * f32(msum)      per superblock
 // so outputs are bit-identical to matmul_q4_k and matmul_q4_kx, for T = 1 and T > 1.
-import { dot16, f16 } from "./quant-util";
+import { dot16, f16, f16quad } from "./quant-util";
 import { dequantize_q4_kx, matmul_q4_kx, repack_q4_kx } from "./kquant-decode";
 import { gemmChunk } from "./quant-gemm";
 
@@ -160,13 +160,6 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       }
     }
   }
-}
-
-/** Four f16 at p (a quad's d or dmin) as f32x4: f16x4's conversion (quant-util.ts), so the same values. */
-// @ts-ignore: decorator
-@inline function f16quad(p: usize, hmask: v128, p112: v128): v128 {
-  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
-  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
 }
 
 /**

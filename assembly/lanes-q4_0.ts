@@ -19,7 +19,7 @@
 // acc += (d_w · d_a) · f32(isum) in block order, exactly as q4_0Row in quant-gemm.ts, so every output is
 // bit-identical to matmul_q4_0's, for any T, row range and thread count.
 // Activations are Q8_S blocks (quant-act.ts): f32 d at 0, i32 Σa at 4, int8 values at 8.
-import { dot16, f16 } from "./quant-util";
+import { dot16, f16, f16quad, f16quadMul } from "./quant-util";
 import { Q4_0, Q4_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { gemm, gemmChunk, gemv } from "./quant-gemm";
 import { dequantize_q4_0 } from "./quant-dequant";
@@ -27,27 +27,6 @@ import { dequantize_q4_0 } from "./quant-dequant";
 /** Bytes of one quad's block: 4 x Q4_0_BYTES. */
 // @ts-ignore: decorator
 @inline const QB: usize = 72;
-
-/**
- * The quad's four f16 scales at p as f32x4, as f16x4 in quant-util (each f16 in the high half of its lane; widened and
- * shifted, not interleaved with zeros: JavaScriptCore lowers two-input shuffles poorly).
- */
-// @ts-ignore: decorator
-@inline function scales(p: usize, hmask: v128, p112: v128): v128 {
-  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
-  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
-}
-
-/**
- * scales() without its two constant shifts, for JavaScriptCore (which lowers a shift by a constant to four instructions,
- * a multiply to one): each f16 sign-extended to i32 times 2^13 holds exponent and mantissa at bits 13..27 and the sign
- * in bits 28..31, which hmask reduces to bit 31, so the same bits as scales(). In V8 it runs no faster (pmulld).
- */
-// @ts-ignore: decorator
-@inline function scalesMul(p: usize, hmask: v128, p112: v128, k8192: v128): v128 {
-  const h = i32x4.mul(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), k8192);
-  return f32x4.mul(v128.and(h, hmask), p112);
-}
 
 /**
  * Relaxed: Σ q·a of a quad's block at p (i32 lane r: row r), against the activation block's elements
@@ -106,10 +85,10 @@ import { dequantize_q4_0 } from "./quant-dequant";
       if (nq > 2) i2 = quadPlain(p + 2 * qs, xl, xh, yl, yh, m16);
       if (nq > 3) i3 = quadPlain(p + 3 * qs, xl, xh, yl, yh, m16);
     }
-    c0 = f32x4.add(c0, f32x4.mul(f32x4.mul(scales(p, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i0, s8))));
-    if (nq > 1) c1 = f32x4.add(c1, f32x4.mul(f32x4.mul(scales(p + qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i1, s8))));
-    if (nq > 2) c2 = f32x4.add(c2, f32x4.mul(f32x4.mul(scales(p + 2 * qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i2, s8))));
-    if (nq > 3) c3 = f32x4.add(c3, f32x4.mul(f32x4.mul(scales(p + 3 * qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i3, s8))));
+    c0 = f32x4.add(c0, f32x4.mul(f32x4.mul(f16quad(p, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i0, s8))));
+    if (nq > 1) c1 = f32x4.add(c1, f32x4.mul(f32x4.mul(f16quad(p + qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i1, s8))));
+    if (nq > 2) c2 = f32x4.add(c2, f32x4.mul(f32x4.mul(f16quad(p + 2 * qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i2, s8))));
+    if (nq > 3) c3 = f32x4.add(c3, f32x4.mul(f32x4.mul(f16quad(p + 3 * qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i3, s8))));
     p += QB;
     q += Q8_S_BYTES;
   }
@@ -157,7 +136,7 @@ import { dequantize_q4_0 } from "./quant-dequant";
   let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
   for (let b = 0; b < nb; b++) {
     const wp = p + <usize> b * QB, ao = <usize> b * Q8_S_BYTES;
-    const dw = MUL ? scalesMul(wp, hmask, p112, k8192) : scales(wp, hmask, p112);
+    const dw = MUL ? f16quadMul(wp, hmask, p112, k8192) : f16quad(wp, hmask, p112);
     const w0 = v128.load(wp + 8), w1 = v128.load(wp + 24), w2 = v128.load(wp + 40), w3 = v128.load(wp + 56);
     const l0 = v128.and(w0, m4), h0 = v128.and(i16x8.shr_u(w0, 4), m4);
     const l1 = v128.and(w1, m4), h1 = v128.and(i16x8.shr_u(w1, 4), m4);
@@ -192,9 +171,9 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const s1 = i16x8.add(dot16(v128.and(w1, m4), v128.load32_splat(q + 12)), dot16(v128.and(i16x8.shr_u(w1, 4), m4), v128.load32_splat(q + 28)));
     const s2 = i16x8.add(dot16(v128.and(w2, m4), v128.load32_splat(q + 16)), dot16(v128.and(i16x8.shr_u(w2, 4), m4), v128.load32_splat(q + 32)));
     const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(v128.and(i16x8.shr_u(w3, 4), m4), v128.load32_splat(q + 36)));
-    // 8 Σa and the scales by multiplies, not constant shifts (scalesMul): 1.06-1.08x in Bun (bench/q4_0-tile.bench.ts gm2)
+    // 8 Σa and the scales by multiplies, not constant shifts (f16quadMul): 1.06-1.08x in Bun (bench/q4_0-tile.bench.ts gm2)
     const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
-    c = f32x4.add(c, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+    c = f32x4.add(c, f32x4.mul(f32x4.mul(f16quadMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
     p += QB;
     q += Q8_S_BYTES;
   }

@@ -41,7 +41,7 @@
 // overflow) and the same f32 operations in the same order:
 //   acc += (d_w * d_a) * f32(isum)      per superblock
 // so outputs are bit-identical to matmul_q6_k and matmul_q6_kx, for T = 1 and T > 1.
-import { dot16, f16 } from "./quant-util";
+import { dot16, f16, f16quad } from "./quant-util";
 import { dequantize_q6_kx, matmul_q6_kx, repack_q6_kx } from "./kquant-decode";
 import { gemmChunk } from "./quant-gemm";
 
@@ -143,13 +143,6 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       store<f32>(out + ((<usize>(b * 256) + e) << 2), dv * sc * <f32>(q - 32));
     }
   }
-}
-
-/** Four f16 at p (a quad's d) as f32x4: f16x4's conversion (quant-util.ts), so the same values. */
-// @ts-ignore: decorator
-@inline function f16quad(p: usize, hmask: v128, p112: v128): v128 {
-  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
-  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
 }
 
 /**

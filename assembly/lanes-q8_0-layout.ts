@@ -6,7 +6,7 @@
 // then 8 vectors, vector g = elements 4g..4g+3 of rows 0..3, row r's element 4g+k at byte 4r + k (both builds).
 // Rows past the last whole quad (d % 4 of them) stay in the natural layout.
 import { Q8_0_BYTES } from "./ggml-common";
-import { f16 } from "./quant-util";
+import { f16, f16quad } from "./quant-util";
 import { dequantize_q8_0 } from "./quant-dequant";
 
 /** Bytes of one quad's block: 4 f16 scales and 4 x 32 int8, the size of 4 natural blocks. */
@@ -17,13 +17,6 @@ import { dequantize_q8_0 } from "./quant-dequant";
 // @ts-ignore: decorator
 @inline export function lanePos(r: usize, k: usize): usize {
   return (r << 2) + k;
-}
-
-/** The four f16 scales at p (one quad's block) as f32x4, as f16x4 converts them (quant-util.ts). */
-// @ts-ignore: decorator
-@inline export function f16quad(p: usize, hmask: v128, p112: v128): v128 {
-  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
-  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
 }
 
 /**

@@ -33,7 +33,7 @@
 // as they are and go through matmul_q8_0 at every T.
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
-import { f16, f32ToF16 } from "./quant-util";
+import { f16, f16quadMul, f32ToF16 } from "./quant-util";
 import { matmul_q8_0 } from "./quant-matmul";
 import { QB, repackQuads } from "./lanes-q8_0-layout";
 import { quads } from "./lanes-q8_0-steps";
@@ -135,17 +135,6 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
   }
 }
 
-/**
- * The four f16 scales at p (one quad's block) as f32x4, bit for bit as f16quad (lanes-q8_0-layout.ts) gives them: the
- * sign-extended halves times 2^13 are f16quad's (h << 16) >> 3, so the same mask and 2^112 finish them. JavaScriptCore
- * turns each constant vector shift into four instructions (a mov, and, movq, then the shift by register); this takes a
- * pmovsxwd and a pmulld.
- */
-// @ts-ignore: decorator
-@inline function f16quadMul(p: usize, k13: v128, hmask: v128, p112: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.mul(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), k13), hmask), p112);
-}
-
 /** A plane's next step: acc + pmaddubsw(u, x) (x's bytes signed, |x| <= 8; u's unsigned where the form is chosen). */
 // @ts-ignore: decorator
 @inline function step(acc: v128, x: v128, u: v128): v128 {
@@ -200,7 +189,7 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
         }
       }
     }
-    const dw0 = f16quadMul(p + po, k13, hmask, p112), dw1 = nq > 1 ? f16quadMul(p + qs + po, k13, hmask, p112) : dw0;
+    const dw0 = f16quadMul(p + po, hmask, p112, k13), dw1 = nq > 1 ? f16quadMul(p + qs + po, hmask, p112, k13) : dw0;
     let da = v128.load(x + xo, 272);
     f00 = f32x4.add(f00, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(blockSum(h00, l00, x + xo, s16, one))));
     if (nq > 1) f10 = f32x4.add(f10, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(blockSum(h10, l10, x + xo, s16, one))));

@@ -1,9 +1,9 @@
 // The per-block step of Q8_0's signed lanes kernel (lanes-q8_0.ts has the why and the layout), shared with
 // matmul_q8_0_nib (lanes-q8_0-nib.ts), which runs it for T < 4. Not re-exported by index.ts (exported inline
 // functions would become module exports).
-import { dot16 } from "./quant-util";
+import { dot16, f16quad } from "./quant-util";
 import { Q8_S_BYTES } from "./ggml-common";
-import { f16quad, QB } from "./lanes-q8_0-layout";
+import { QB } from "./lanes-q8_0-layout";
 
 /** v with the sign of the bytes whose mask m is all ones flipped (v ^ m) - m. */
 // @ts-ignore: decorator

@@ -2,7 +2,8 @@
 // quads and a T > 1 tile of quads x activation rows. Not re-exported by index.ts (exported inline functions would
 // become module exports): lanes-q8_0-vnni.ts and bench/q8_0-vnni/kernels.ts (tile shapes measured) import them.
 import { Q8_S_BYTES } from "./ggml-common";
-import { f16quad, QB } from "./lanes-q8_0-layout";
+import { QB } from "./lanes-q8_0-layout";
+import { f16quad } from "./quant-util";
 
 /**
  * Activation rows of one T > 1 tile of two quads. Measured in V8 (bench/q8_0-vnni.bench.ts, 2026-12-05, T = 16 and

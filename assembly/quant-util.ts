@@ -30,6 +30,28 @@
   return f32x4.mul(v128.and(i32x4.shr_s(v, 3), mask), p112);
 }
 
+/**
+ * Four consecutive f16 at p (a quad of rows' scales in the lanes layouts) as f32x4: f16x4's conversion, so the
+ * same values (each f16 widened and shifted into the high half of its lane, not interleaved with zeros: JavaScriptCore
+ * lowers two-input shuffles poorly). hmask and p112 as f16x4's mask and p112.
+ */
+// @ts-ignore: decorator
+@inline export function f16quad(p: usize, hmask: v128, p112: v128): v128 {
+  const h = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(p)), 16);
+  return f32x4.mul(v128.and(i32x4.shr_s(h, 3), hmask), p112);
+}
+
+/**
+ * f16quad without its two constant shifts, for JavaScriptCore (which lowers a vector shift by a constant to four
+ * instructions: a mov, and, movq, then the shift by register; a multiply to one): each f16 sign-extended to i32 times
+ * 2^13 (k8192) holds exponent and mantissa at bits 13..27 and the sign in bits 28..31, which hmask reduces to bit 31,
+ * so the same bits as f16quad. In V8 it runs no faster (pmulld).
+ */
+// @ts-ignore: decorator
+@inline export function f16quadMul(p: usize, hmask: v128, p112: v128, k8192: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.mul(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), k8192), hmask), p112);
+}
+
 /** f32 to f16 bits, round to nearest even (ggml's GGML_FP32_TO_FP16 without F16C, same results as F16C). */
 export function f32ToF16(f: f32): u32 {
   let base = (abs<f32>(f) * reinterpret<f32>(P112)) * reinterpret<f32>(M110);

@@ -117,7 +117,7 @@ for (const b of BUILDS) {
     }
   });
   test(`matmul_q4_0_lanes_q1 (${b}): every f16 scale (subnormals, infinities, NaNs, both zeros) gives matmul_q4_0_lanes's bits, T = 1 and 2`, () => {
-    // Bun's forms convert the scales by a multiply (scalesMul), V8's by two shifts: all 65536 patterns, one per block
+    // Bun's forms convert the scales by a multiply (f16quadMul), V8's by two shifts: all 65536 patterns, one per block
     const k = kernels[b], n = 256, d = 8192, nb = n / 32;
     const w = q4Rows(n, d, 11), v = new DataView(w.buffer);
     for (let blk = 0; blk < nb * d; blk++) v.setUint16(blk * WB, blk, true);

@@ -12,7 +12,7 @@
 // planes by load32_splat (split_q8_n, 72 bytes a block); p, planes pre-splatted (split_q8_np, 264 bytes), loaded at
 // computed addresses; u, the same with the block's eight steps unrolled at constant offsets (JavaScriptCore spilled it).
 // cand_t1n<q>: T = 1 through the nibble planes, q quads from q bands per pass.
-import { f16quad } from "../../assembly/lanes-q8_0-layout";
+import { f16quad } from "../../assembly/quant-util";
 export { matmul_q8_0, quantize_q8_s } from "../../assembly/quant";
 export { matmul_q8_0_lanes, repack_q8_0_lanes } from "../../assembly/lanes-q8_0";
 export { matmul_q8_0_vnni, repack_q8_0_vnni } from "../../assembly/lanes-q8_0-vnni";

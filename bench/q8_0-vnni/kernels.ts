@@ -3,8 +3,7 @@
 // the VNNI form (cand_*; the tile shapes measured on 2026-12-05 are listed at TILE_ROWS in lanes-q8_0-vnni-steps.ts).
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.
 import { quads } from "../../assembly/lanes-q8_0-vnni-steps";
-import { f16quad } from "../../assembly/lanes-q8_0-layout";
-import { dot16 } from "../../assembly/quant-util";
+import { dot16, f16quad } from "../../assembly/quant-util";
 export { matmul_q8_0, quantize_q8_s } from "../../assembly/quant";
 export { matmul_q8_0_lanes, repack_q8_0_lanes } from "../../assembly/lanes-q8_0";
 export { matmul_q8_0_vnni, repack_q8_0_vnni } from "../../assembly/lanes-q8_0-vnni";
