@@ -6,7 +6,7 @@
 // then 8 vectors, vector g = elements 4g..4g+3 of rows 0..3, row r's element 4g+k at byte 4r + k (both builds).
 // Rows past the last whole quad (d % 4 of them) stay in the natural layout.
 import { Q8_0_BYTES } from "./ggml-common";
-import { f16, f16quad } from "./quant-util";
+import { f16 } from "./quant-util";
 import { dequantize_q8_0 } from "./quant-dequant";
 
 /** Bytes of one quad's block: 4 f16 scales and 4 x 32 int8, the size of 4 natural blocks. */
