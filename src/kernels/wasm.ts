@@ -92,23 +92,32 @@ let dotAddExact: boolean | undefined;
  * function answers for its optimizing tier too (V8 gave the same sums in every tier, measured 2026-12-05).
  */
 export function dotAddIsExactU8S8(): boolean {
-  if (dotAddExact !== undefined) return dotAddExact;
-  dotAddExact = false;
+  dotAddExact ??= probeAgrees(
+    DOT_ADD_PROBE,
+    DOT_ADD_CASES.map(([a, b, c]) => [packBytes(a), packBytes(b), c, c + a.reduce((s, x, i) => s + x * b[i], 0)]),
+  );
+  return dotAddExact;
+}
+
+/** Four bytes (signed or unsigned) as one i32, byte 0 lowest: a probe's splatted operand. */
+const packBytes = (v: readonly number[]) => (v[0] & 255) | (v[1] & 255) << 8 | (v[2] & 255) << 16 | (v[3] & 255) << 24;
+
+/**
+ * Whether the probe module's export f, called with each case's leading numbers, returns the case's last one, 1,200
+ * calls in all (so that an engine that tiers up a hot function answers for its optimizing tier too). False without
+ * relaxed SIMD, or where a runtime validates relaxed SIMD but cannot compile the probe: the signed forms serve there.
+ */
+function probeAgrees(probe: Uint8Array<ArrayBuffer>, cases: readonly (readonly number[])[]): boolean {
   if (!hasRelaxedSimd()) return false;
   try {
-    const f = new WebAssembly.Instance(new WebAssembly.Module(DOT_ADD_PROBE)).exports.f as (a: number, b: number, c: number) => number;
-    const packed = DOT_ADD_CASES.map(([a, b, c]) => {
-      const bytes = (v: readonly number[]) => (v[0] & 255) | (v[1] & 255) << 8 | (v[2] & 255) << 16 | (v[3] & 255) << 24;
-      return [bytes(a), bytes(b), c, c + a.reduce((s, x, i) => s + x * b[i], 0)];
-    });
-    for (let round = 0; round < 200; round++) {
-      for (const [a, b, c, want] of packed) if (f(a, b, c) !== want) return false;
+    const f = new WebAssembly.Instance(new WebAssembly.Module(probe)).exports.f as (...args: number[]) => number;
+    for (let round = 0; round < 1200 / cases.length; round++) {
+      for (const c of cases) if (f(...c.slice(0, -1)) !== c[c.length - 1]) return false;
     }
-    dotAddExact = true;
+    return true;
   } catch {
-    // a runtime that validates relaxed SIMD but cannot compile the probe: the signed form serves
+    return false;
   }
-  return dotAddExact;
 }
 
 /**
@@ -144,23 +153,13 @@ let byteDotUnsigned: boolean | undefined;
  * tiers up a hot function answers for its optimizing tier too).
  */
 export function byteDotReadsUnsigned(): boolean {
-  if (byteDotUnsigned !== undefined) return byteDotUnsigned;
-  byteDotUnsigned = false;
-  if (!hasRelaxedSimd()) return false;
-  try {
-    const f = new WebAssembly.Instance(new WebAssembly.Module(BYTE_DOT_PROBE)).exports.f as (a: number, b: number) => number;
-    const bytes = (v: readonly number[]) => (v[0] & 255) | (v[1] & 255) << 8 | (v[2] & 255) << 16 | (v[3] & 255) << 24;
-    const packed = BYTE_DOT_CASES.map(([a, b]) => {
+  byteDotUnsigned ??= probeAgrees(
+    BYTE_DOT_PROBE,
+    BYTE_DOT_CASES.map(([a, b]) => {
       const lo = a[0] * b[0] + a[1] * b[1], hi = a[2] * b[2] + a[3] * b[3];
-      return [bytes(a), bytes(b), (lo & 0xffff) | (hi << 16)];
-    });
-    for (let round = 0; round < 400; round++) {
-      for (const [a, b, want] of packed) if (f(a, b) !== want) return false;
-    }
-    byteDotUnsigned = true;
-  } catch {
-    // a runtime that validates relaxed SIMD but cannot compile the probe: the signed form serves
-  }
+      return [packBytes(a), packBytes(b), (lo & 0xffff) | (hi << 16)];
+    }),
+  );
   return byteDotUnsigned;
 }
 
