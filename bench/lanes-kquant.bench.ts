@@ -92,6 +92,7 @@ if (opts.t1) {
     today: "matmul_q4_k_lanes",
     kernels: { q1: "matmul_q4_k_lanes_q1", u8: "matmul_q4_k_lanes_u8" },
     candidateRange: true,
+    prepare: "split_q8_kxn",
   }, {
     variants: opts.variants.split(",").filter((v) => v !== "u8" || plain || dotAddIsExactU8S8()),
     shapes: (opts.shapes ?? "2048x768,768x2048,12288x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]),

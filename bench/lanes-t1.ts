@@ -27,6 +27,8 @@ export interface T1Type {
   kernels: Record<string, string>;
   /** whether the module's candidates take a row range: (out, xq, w, n, d, r0, r1), else (out, xq, w, n, d) */
   candidateRange: boolean;
+  /** an export (xq, n) run after the activation row is quantized: candidates' extra activation data after the row */
+  prepare?: string;
 }
 
 export interface T1Options {
@@ -60,6 +62,7 @@ export function runT1(type: T1Type, o: T1Options): boolean {
     const xf = new Float32Array(memory.buffer, XF, n);
     for (let i = 0; i < n; i++) xf[i] = Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011);
     ex.quantize_q8_kx(X, XF, n, 1);
+    if (type.prepare) ex[type.prepare](X, n);
     const call = (v: string, out: number, r0 = 0, r1 = d) => {
       if (v === "today") ex[type.today](out, X, W, n, d, 1, r0, r1);
       else if (type.kernels[v]) ex[type.kernels[v]](out, X, W, n, d, 1, r0, r1);
