@@ -37,7 +37,8 @@ ratio to matmul_q4_0_lanes, per shape and T.
                     (pre-splatted activations, splat_q8_x), gm1, gm2 (g1 with multiplies for the scales' and Σa's
                     constant shifts: gm2 is Bun's T = 1 step now), gm3 (and the nibble shift count from n), gm4
                     (V8's four-quad step with gm2's multiplies), gq1 (high nibbles by q15mulr_sat_s),
-                    gm2b (gm2 over two far-apart bands), gm5 (high nibbles by i8x16.shr_u)
+                    gm2b (gm2 over two far-apart bands), gm5 (high nibbles by i8x16.shr_u); session 10: gr1
+                    (gq1 with the relaxed q15mulr: one pmulhrsw)
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
   -h, --help        this text`,
   {
