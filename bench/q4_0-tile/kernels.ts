@@ -964,3 +964,44 @@ export function gm5(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): vo
     v128.store(out + (<usize> g << 4), c);
   }
 }
+
+/**
+ * Session 10: gm2b (two far-apart bands per pass) with each activation splat loaded once for both quads and used at
+ * once (short live ranges: JavaScriptCore spills V8's four-quad step, whose eight splats stay live across the quads).
+ */
+export function gp2(out: usize, xq: usize, w: usize, n: i32, d: i32, T: i32): void {
+  const nb = n >> 5, z = <i32> (<u32> n >> 31);
+  const qs: usize = <usize> nb * QB;
+  const m4 = i8x16.splat(<i8> (15 + z)), ones16 = i16x8.splat(<i16> (1 + z)), k8192 = i32x4.splat(8192 + z), k8 = i32x4.splat(8 + z);
+  const hmask = i32x4.splat(<i32> 0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  const Q = (d >> 2) >> 1, bs = <usize> Q * qs, os = <usize> Q << 4;
+  for (let g = 0; g < Q; g++) {
+    let p = w + <usize> g * qs, q = xq;
+    let c0 = f32x4.splat(0), c1 = c0;
+    for (let b = 0; b < nb; b++) {
+      let xl = v128.load32_splat(q + 8), xh = v128.load32_splat(q + 24);
+      let a = v128.load(p + 8), e = v128.load(p + bs + 8);
+      let sA = i16x8.add(dot16(v128.and(a, m4), xl), dot16(v128.and(i16x8.shr_u(a, 4), m4), xh));
+      let sB = i16x8.add(dot16(v128.and(e, m4), xl), dot16(v128.and(i16x8.shr_u(e, 4), m4), xh));
+      xl = v128.load32_splat(q + 12); xh = v128.load32_splat(q + 28);
+      a = v128.load(p + 24); e = v128.load(p + bs + 24);
+      sA = i16x8.add(sA, i16x8.add(dot16(v128.and(a, m4), xl), dot16(v128.and(i16x8.shr_u(a, 4), m4), xh)));
+      sB = i16x8.add(sB, i16x8.add(dot16(v128.and(e, m4), xl), dot16(v128.and(i16x8.shr_u(e, 4), m4), xh)));
+      xl = v128.load32_splat(q + 16); xh = v128.load32_splat(q + 32);
+      a = v128.load(p + 40); e = v128.load(p + bs + 40);
+      sA = i16x8.add(sA, i16x8.add(dot16(v128.and(a, m4), xl), dot16(v128.and(i16x8.shr_u(a, 4), m4), xh)));
+      sB = i16x8.add(sB, i16x8.add(dot16(v128.and(e, m4), xl), dot16(v128.and(i16x8.shr_u(e, 4), m4), xh)));
+      xl = v128.load32_splat(q + 20); xh = v128.load32_splat(q + 36);
+      a = v128.load(p + 56); e = v128.load(p + bs + 56);
+      sA = i16x8.add(sA, i16x8.add(dot16(v128.and(a, m4), xl), dot16(v128.and(i16x8.shr_u(a, 4), m4), xh)));
+      sB = i16x8.add(sB, i16x8.add(dot16(v128.and(e, m4), xl), dot16(v128.and(i16x8.shr_u(e, 4), m4), xh)));
+      const s8 = i32x4.mul(v128.load32_splat(q + 4), k8), da = v128.load32_splat(q);
+      c0 = f32x4.add(c0, f32x4.mul(f32x4.mul(scalesMul(p, hmask, p112, k8192), da), f32x4.convert_i32x4_s(i32x4.sub(i32x4.dot_i16x8_s(sA, ones16), s8))));
+      c1 = f32x4.add(c1, f32x4.mul(f32x4.mul(scalesMul(p + bs, hmask, p112, k8192), da), f32x4.convert_i32x4_s(i32x4.sub(i32x4.dot_i16x8_s(sB, ones16), s8))));
+      p += QB;
+      q += Q8_S_BYTES;
+    }
+    v128.store(out + (<usize> g << 4), c0);
+    v128.store(out + (<usize> g << 4) + os, c1);
+  }
+}
