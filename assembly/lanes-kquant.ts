@@ -34,7 +34,7 @@
 // f32 operations in the same order:
 //   acc += (d_w * d_a) * f32(isum) - (dmin_w * d_a) * f32(msum)      per superblock
 // so outputs are bit-identical to matmul_q4_k and matmul_q4_kx, for T = 1 and T > 1.
-import { dot16, f16, f16quad } from "./quant-util";
+import { blockTerm, dot16, f16, f16quad } from "./quant-util";
 import { dequantize_q4_kx, matmul_q4_kx, repack_q4_kx } from "./kquant-decode";
 import { gemmChunk } from "./quant-gemm";
 
@@ -227,8 +227,8 @@ export function dequantize_q4_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
   );
   // as matmul_q4_k: (d_w * d_a) * f32(isum) - (dmin_w * d_a) * f32(msum)
   const da = v128.load32_splat(q);
-  const f = f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(s));
-  return f32x4.sub(f, f32x4.mul(f32x4.mul(dm, da), f32x4.convert_i32x4_s(ms)));
+  const f = blockTerm(dw, da, s);
+  return f32x4.sub(f, blockTerm(dm, da, ms));
 }
 
 /** finish() for the quad at p, its mins and scales read here. */

@@ -19,7 +19,7 @@
 // acc += (d_w · d_a) · f32(isum) in block order, exactly as q4_0Row in quant-gemm.ts, so every output is
 // bit-identical to matmul_q4_0's, for any T, row range and thread count.
 // Activations are Q8_S blocks (quant-act.ts): f32 d at 0, i32 Σa at 4, int8 values at 8.
-import { dot16, f16, f16quad, f16quadMul } from "./quant-util";
+import { blockAdd, blockTerm, dot16, f16, f16quad, f16quadMul } from "./quant-util";
 import { Q4_0, Q4_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { gemm, gemmChunk, gemv } from "./quant-gemm";
 import { dequantize_q4_0 } from "./quant-dequant";
@@ -85,10 +85,10 @@ import { dequantize_q4_0 } from "./quant-dequant";
       if (nq > 2) i2 = quadPlain(p + 2 * qs, xl, xh, yl, yh, m16);
       if (nq > 3) i3 = quadPlain(p + 3 * qs, xl, xh, yl, yh, m16);
     }
-    c0 = f32x4.add(c0, f32x4.mul(f32x4.mul(f16quad(p, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i0, s8))));
-    if (nq > 1) c1 = f32x4.add(c1, f32x4.mul(f32x4.mul(f16quad(p + qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i1, s8))));
-    if (nq > 2) c2 = f32x4.add(c2, f32x4.mul(f32x4.mul(f16quad(p + 2 * qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i2, s8))));
-    if (nq > 3) c3 = f32x4.add(c3, f32x4.mul(f32x4.mul(f16quad(p + 3 * qs, hmask, p112), da), f32x4.convert_i32x4_s(i32x4.sub(i3, s8))));
+    c0 = blockAdd(c0, f16quad(p, hmask, p112), da, i32x4.sub(i0, s8));
+    if (nq > 1) c1 = blockAdd(c1, f16quad(p + qs, hmask, p112), da, i32x4.sub(i1, s8));
+    if (nq > 2) c2 = blockAdd(c2, f16quad(p + 2 * qs, hmask, p112), da, i32x4.sub(i2, s8));
+    if (nq > 3) c3 = blockAdd(c3, f16quad(p + 3 * qs, hmask, p112), da, i32x4.sub(i3, s8));
     p += QB;
     q += Q8_S_BYTES;
   }
@@ -118,7 +118,7 @@ import { dequantize_q4_0 } from "./quant-dequant";
   const s3 = i16x8.add(dot16(l3, v128.load32_splat(q + 20)), dot16(h3, v128.load32_splat(q + 36)));
   const s8 = MUL ? i32x4.mul(v128.load32_splat(q + 4), k8) : i32x4.shl(v128.load32_splat(q + 4), 3);
   const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), s8);
-  return f32x4.mul(f32x4.mul(dw, v128.load32_splat(q)), f32x4.convert_i32x4_s(isum));
+  return blockTerm(dw, v128.load32_splat(q), isum);
 }
 
 /**
@@ -173,7 +173,7 @@ import { dequantize_q4_0 } from "./quant-dequant";
     const s3 = i16x8.add(dot16(v128.and(w3, m4), v128.load32_splat(q + 20)), dot16(v128.and(i16x8.shr_u(w3, 4), m4), v128.load32_splat(q + 36)));
     // 8 Σa and the scales by multiplies, not constant shifts (f16quadMul): 1.06-1.08x in Bun (bench/q4_0-tile.bench.ts gm2)
     const isum = i32x4.sub(i32x4.dot_i16x8_s(i16x8.add(i16x8.add(s0, s1), i16x8.add(s2, s3)), ones16), i32x4.mul(v128.load32_splat(q + 4), k8));
-    c = f32x4.add(c, f32x4.mul(f32x4.mul(f16quadMul(p, hmask, p112, k8192), v128.load32_splat(q)), f32x4.convert_i32x4_s(isum)));
+    c = blockAdd(c, f16quadMul(p, hmask, p112, k8192), v128.load32_splat(q), isum);
     p += QB;
     q += Q8_S_BYTES;
   }

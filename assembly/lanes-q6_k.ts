@@ -41,7 +41,7 @@
 // overflow) and the same f32 operations in the same order:
 //   acc += (d_w * d_a) * f32(isum)      per superblock
 // so outputs are bit-identical to matmul_q6_k and matmul_q6_kx, for T = 1 and T > 1.
-import { dot16, f16, f16quad } from "./quant-util";
+import { blockAdd, dot16, f16, f16quad } from "./quant-util";
 import { dequantize_q6_kx, matmul_q6_kx, repack_q6_kx } from "./kquant-decode";
 import { gemmChunk } from "./quant-gemm";
 
@@ -242,11 +242,11 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
     }
     // as matmul_q6_k: (d_w * d_a) * f32(isum), added in superblock order
     const da = v128.load32_splat(q);
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(f16quad(p + DW, hmask, p112), da), f32x4.convert_i32x4_s(s0)));
+    a0 = blockAdd(a0, f16quad(p + DW, hmask, p112), da, s0);
     if (QN > 1) {
-      a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(f16quad(p + qs + DW, hmask, p112), da), f32x4.convert_i32x4_s(s1)));
-      a2 = f32x4.add(a2, f32x4.mul(f32x4.mul(f16quad(p + 2 * qs + DW, hmask, p112), da), f32x4.convert_i32x4_s(s2)));
-      a3 = f32x4.add(a3, f32x4.mul(f32x4.mul(f16quad(p + 3 * qs + DW, hmask, p112), da), f32x4.convert_i32x4_s(s3)));
+      a1 = blockAdd(a1, f16quad(p + qs + DW, hmask, p112), da, s1);
+      a2 = blockAdd(a2, f16quad(p + 2 * qs + DW, hmask, p112), da, s2);
+      a3 = blockAdd(a3, f16quad(p + 3 * qs + DW, hmask, p112), da, s3);
     }
     p += LB;
     q += AB;
@@ -319,10 +319,10 @@ export function dequantize_q6_k_lanes(out: usize, w: usize, n: i32, row: i32, d:
       if (sw == 3) x += 128; // half 1's chunks
     }
     const dw = f16quad(p + DW, hmask, p112);
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0)), f32x4.convert_i32x4_s(s0)));
-    a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0 + d1)), f32x4.convert_i32x4_s(s1)));
-    a2 = f32x4.add(a2, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0 + d2)), f32x4.convert_i32x4_s(s2)));
-    a3 = f32x4.add(a3, f32x4.mul(f32x4.mul(dw, v128.load32_splat(q0 + d3)), f32x4.convert_i32x4_s(s3)));
+    a0 = blockAdd(a0, dw, v128.load32_splat(q0), s0);
+    a1 = blockAdd(a1, dw, v128.load32_splat(q0 + d1), s1);
+    a2 = blockAdd(a2, dw, v128.load32_splat(q0 + d2), s2);
+    a3 = blockAdd(a3, dw, v128.load32_splat(q0 + d3), s3);
     p += LB;
     q0 += AB;
   }

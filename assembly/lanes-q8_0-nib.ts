@@ -33,7 +33,7 @@
 // as they are and go through matmul_q8_0 at every T.
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
-import { f16, f16quadMul, f32ToF16 } from "./quant-util";
+import { blockAdd, f16, f16quadMul, f32ToF16 } from "./quant-util";
 import { matmul_q8_0 } from "./quant-matmul";
 import { QB, repackQuads } from "./lanes-q8_0-layout";
 import { quads } from "./lanes-q8_0-steps";
@@ -191,12 +191,12 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
     }
     const dw0 = f16quadMul(p + po, hmask, p112, k13), dw1 = nq > 1 ? f16quadMul(p + qs + po, hmask, p112, k13) : dw0;
     let da = v128.load(x + xo, 272);
-    f00 = f32x4.add(f00, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(blockSum(h00, l00, x + xo, s16, one))));
-    if (nq > 1) f10 = f32x4.add(f10, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(blockSum(h10, l10, x + xo, s16, one))));
+    f00 = blockAdd(f00, dw0, da, blockSum(h00, l00, x + xo, s16, one));
+    if (nq > 1) f10 = blockAdd(f10, dw1, da, blockSum(h10, l10, x + xo, s16, one));
     if (nr > 1) {
       da = v128.load(x1 + xo, 272);
-      f01 = f32x4.add(f01, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(blockSum(h01, l01, x1 + xo, s16, one))));
-      if (nq > 1) f11 = f32x4.add(f11, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(blockSum(h11, l11, x1 + xo, s16, one))));
+      f01 = blockAdd(f01, dw0, da, blockSum(h01, l01, x1 + xo, s16, one));
+      if (nq > 1) f11 = blockAdd(f11, dw1, da, blockSum(h11, l11, x1 + xo, s16, one));
     }
   }
   v128.store(o, f00);

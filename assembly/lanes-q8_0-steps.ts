@@ -1,7 +1,7 @@
 // The per-block step of Q8_0's signed lanes kernel (lanes-q8_0.ts has the why and the layout), shared with
 // matmul_q8_0_nib (lanes-q8_0-nib.ts), which runs it for T < 4. Not re-exported by index.ts (exported inline
 // functions would become module exports).
-import { dot16, f16quad } from "./quant-util";
+import { blockAdd, dot16, f16quad } from "./quant-util";
 import { Q8_S_BYTES } from "./ggml-common";
 import { QB } from "./lanes-q8_0-layout";
 
@@ -71,12 +71,12 @@ import { QB } from "./lanes-q8_0-layout";
       }
     }
     const da = v128.load32_splat(q);
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(f16quad(p0, hmask, p112), da), f32x4.convert_i32x4_s(i0)));
+    a0 = blockAdd(a0, f16quad(p0, hmask, p112), da, i0);
     p0 += QB;
     if (nq > 1) {
-      a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(f16quad(p1, hmask, p112), da), f32x4.convert_i32x4_s(i1)));
-      a2 = f32x4.add(a2, f32x4.mul(f32x4.mul(f16quad(p2, hmask, p112), da), f32x4.convert_i32x4_s(i2)));
-      a3 = f32x4.add(a3, f32x4.mul(f32x4.mul(f16quad(p3, hmask, p112), da), f32x4.convert_i32x4_s(i3)));
+      a1 = blockAdd(a1, f16quad(p1, hmask, p112), da, i1);
+      a2 = blockAdd(a2, f16quad(p2, hmask, p112), da, i2);
+      a3 = blockAdd(a3, f16quad(p3, hmask, p112), da, i3);
       p1 += QB;
       p2 += QB;
       p3 += QB;

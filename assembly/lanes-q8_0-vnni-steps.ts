@@ -3,7 +3,7 @@
 // become module exports): lanes-q8_0-vnni.ts and bench/q8_0-vnni/kernels.ts (tile shapes measured) import them.
 import { Q8_S_BYTES } from "./ggml-common";
 import { QB } from "./lanes-q8_0-layout";
-import { f16quad } from "./quant-util";
+import { blockAdd, f16quad } from "./quant-util";
 
 /**
  * Activation rows of one T > 1 tile of two quads. Measured in V8 (bench/q8_0-vnni.bench.ts, 2026-12-05, T = 16 and
@@ -97,12 +97,12 @@ import { f16quad } from "./quant-util";
       i3 = nq > 1 ? plainQuadSum(p3, q) : i0;
     }
     const da = v128.load32_splat(q);
-    a0 = f32x4.add(a0, f32x4.mul(f32x4.mul(f16quad(p0, hmask, p112), da), f32x4.convert_i32x4_s(i0)));
+    a0 = blockAdd(a0, f16quad(p0, hmask, p112), da, i0);
     p0 += QB;
     if (nq > 1) {
-      a1 = f32x4.add(a1, f32x4.mul(f32x4.mul(f16quad(p1, hmask, p112), da), f32x4.convert_i32x4_s(i1)));
-      a2 = f32x4.add(a2, f32x4.mul(f32x4.mul(f16quad(p2, hmask, p112), da), f32x4.convert_i32x4_s(i2)));
-      a3 = f32x4.add(a3, f32x4.mul(f32x4.mul(f16quad(p3, hmask, p112), da), f32x4.convert_i32x4_s(i3)));
+      a1 = blockAdd(a1, f16quad(p1, hmask, p112), da, i1);
+      a2 = blockAdd(a2, f16quad(p2, hmask, p112), da, i2);
+      a3 = blockAdd(a3, f16quad(p3, hmask, p112), da, i3);
       p1 += QB;
       p2 += QB;
       p3 += QB;
@@ -189,12 +189,12 @@ import { f16quad } from "./quant-util";
     const dw0 = f16quad(p + po, hmask, p112);
     const dw1 = nq > 1 ? f16quad(p + qs + po, hmask, p112) : dw0;
     let da = v128.load32_splat(q + qo);
-    f00 = f32x4.add(f00, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(i00)));
-    if (nq > 1) f10 = f32x4.add(f10, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(i10)));
+    f00 = blockAdd(f00, dw0, da, i00);
+    if (nq > 1) f10 = blockAdd(f10, dw1, da, i10);
     if (nr > 1) {
       da = v128.load32_splat(q1 + qo);
-      f01 = f32x4.add(f01, f32x4.mul(f32x4.mul(dw0, da), f32x4.convert_i32x4_s(i01)));
-      if (nq > 1) f11 = f32x4.add(f11, f32x4.mul(f32x4.mul(dw1, da), f32x4.convert_i32x4_s(i11)));
+      f01 = blockAdd(f01, dw0, da, i01);
+      if (nq > 1) f11 = blockAdd(f11, dw1, da, i11);
     }
   }
   v128.store(o, f00);

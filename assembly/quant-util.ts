@@ -52,6 +52,27 @@
   return f32x4.mul(v128.and(i32x4.mul(i32x4.extend_low_i16x8_s(v128.load64_zero(p)), k8192), hmask), p112);
 }
 
+/**
+ * One block's f32 term in the lanes kernels, lane r for row r: (dw * da) * f32(isum), in that order (ggml's
+ * per-block product, d_w * d_a first), so every kernel that spells its blocks through here keeps the natural
+ * kernels' bits. K-quants subtract their mins' term (dmin_w, msum) the same way.
+ */
+// @ts-ignore: decorator
+@inline export function blockTerm(dw: v128, da: v128, isum: v128): v128 {
+  return f32x4.mul(f32x4.mul(dw, da), f32x4.convert_i32x4_s(isum));
+}
+
+/**
+ * acc + blockTerm(dw, da, isum): the per-block f32 tail of every lanes step (Q8_0 signed, nibble and VNNI; Q4_0;
+ * Q6_K). The accumulators are locals and AssemblyScript has no multi-value return, so each lane's add is one call
+ * (`a0 = blockAdd(a0, ...)`) and the pointer steps stay in the loops; the f32 operations and their order are the ones
+ * each kernel spelled out before.
+ */
+// @ts-ignore: decorator
+@inline export function blockAdd(acc: v128, dw: v128, da: v128, isum: v128): v128 {
+  return f32x4.add(acc, blockTerm(dw, da, isum));
+}
+
 /** f32 to f16 bits, round to nearest even (ggml's GGML_FP32_TO_FP16 without F16C, same results as F16C). */
 export function f32ToF16(f: f32): u32 {
   let base = (abs<f32>(f) * reinterpret<f32>(P112)) * reinterpret<f32>(M110);

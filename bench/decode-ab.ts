@@ -17,6 +17,7 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
+import type { KVType } from "../src/backends/backend.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
@@ -31,6 +32,7 @@ const { values: opts } = benchArgs(
   --types LIST     synthetic stories110M files (default Q4_0,Q4_K_M; F32, Q8_0, Q4_0, Q4_K_M)
   --steps N        greedy decode steps of each model per round, after a 128-id prompt (default 48)
   --rounds N       rounds, each on new sequences (default 3)
+  --kv TYPE        the KV cache's element type (default f32; f16, q8_0, u8_asym: loadModel's kvCacheType)
   -h, --help       this text`,
   {
     options: {
@@ -38,6 +40,7 @@ const { values: opts } = benchArgs(
       types: { type: "string", default: "Q4_0,Q4_K_M" },
       steps: { type: "string", default: "48" },
       rounds: { type: "string", default: "3" },
+      kv: { type: "string", default: "f32" },
       help: { type: "boolean", short: "h" },
     },
   },
@@ -73,7 +76,7 @@ const opClass = (key: string) => key.replace(/ \(.*\)$/, "");
 
 console.log(
   `${runtime}, ${variant}, ${new Date().toISOString()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}: ` +
-    `this build (new) against ${opts.baseline} (old), ${steps} steps x ${rounds} rounds each, alternating`,
+    `this build (new) against ${opts.baseline} (old), ${steps} steps x ${rounds} rounds each, alternating, ${opts.kv} KV cache`,
 );
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
 for (const type of opts.types.split(",")) {
@@ -83,8 +86,8 @@ for (const type of opts.types.split(",")) {
     old: new On(path.join(opts.baseline, `kvasm-${variant}.wasm`), variant),
   };
   const models = {
-    new: await loadModel(file, { backend: builds.new, threads: 1 }),
-    old: await loadModel(file, { backend: builds.old, threads: 1 }),
+    new: await loadModel(file, { backend: builds.new, threads: 1, kvCacheType: opts.kv as KVType }),
+    old: await loadModel(file, { backend: builds.old, threads: 1, kvCacheType: opts.kv as KVType }),
   };
   // per build: op class -> µs of each step; "(step)": the whole step's wall time
   const times = { new: new Map<string, number[]>(), old: new Map<string, number[]>() };

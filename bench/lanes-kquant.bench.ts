@@ -26,7 +26,20 @@ import * as path from "node:path";
 import process from "node:process";
 
 import { benchArgs } from "./cli.ts";
-import { compileStandalone, removeStandalone } from "./standalone.ts";
+import {
+  fastest,
+  finish,
+  header,
+  MiB,
+  mismatch,
+  openStandalone,
+  place,
+  report,
+  sameBits,
+  snapshot,
+  type Standalone,
+  xorshift,
+} from "./candidates.ts";
 import { runT1 } from "./lanes-t1.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
@@ -38,6 +51,7 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
 
   --T LIST          token rows (default 1,16,128)
   --rounds N        timed rounds per variant, interleaved (default 10; --t1: 12)
+  --warmup MS       untimed calls of every variant first, for this long each (default 300; not with --t1)
   --shapes LIST     out x in shapes (default 2048x768,768x2048; --t1: 2048x768,768x2048,12288x2048, the last one past
                     the caches)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
@@ -55,6 +69,7 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
     options: {
       T: { type: "string", default: "1,16,128" },
       rounds: { type: "string" },
+      warmup: { type: "string", default: "300" },
       shapes: { type: "string" },
       t1: { type: "boolean" },
       variants: { type: "string", default: "u8,q1,u4" },
@@ -77,6 +92,7 @@ if (opts.t1) {
     today: "matmul_q4_k_lanes",
     kernels: { q1: "matmul_q4_k_lanes_q1", u8: "matmul_q4_k_lanes_u8" },
     candidateRange: true,
+    prepare: "split_q8_kxn",
   }, {
     variants: opts.variants.split(",").filter((v) => v !== "u8" || plain || dotAddIsExactU8S8()),
     shapes: (opts.shapes ?? "2048x768,768x2048,12288x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]),
@@ -90,39 +106,36 @@ if (opts.t1) {
 }
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds ?? 10);
-const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
-const root = new URL("..", import.meta.url).pathname;
-/** Compiles bench/lanes-kquant/kernels.ts under src (a tree holding assembly/ and bench/lanes-kquant/) to a temporary file. */
-const compile = (src: string) => compileStandalone(path.join(src, "bench/lanes-kquant/kernels.ts"), !plain, "lanes-k-");
-const wasmFile = opts.wasm ?? compile(root);
-let baseFile: string | undefined;
-if (opts.baseline?.endsWith(".wasm")) baseFile = opts.baseline;
+const entry = "bench/lanes-kquant/kernels.ts";
+const { ex, memory, heap, relaxed } = openStandalone(entry, { relaxed: !plain, mib: 128, wasm: opts.wasm });
+// the baseline module gets its own memory, a copy of this one's inputs before each T's runs
+let base: Standalone | undefined;
+if (opts.baseline?.endsWith(".wasm")) base = openStandalone(entry, { relaxed: !plain, mib: 128, wasm: opts.baseline });
 else if (opts.baseline) {
   // the old tree's assembly/ and this module's entry, from git, into a temporary folder
+  const root = new URL("..", import.meta.url).pathname;
   const tree = fs.mkdtempSync(path.join(os.tmpdir(), "lanes-k-base-"));
   const tar = spawnSync("sh", ["-c", `git -C "${root}" archive "${opts.baseline}" assembly bench/lanes-kquant | tar -x -C "${tree}"`]);
   if (tar.status !== 0) throw new Error(`git archive ${opts.baseline} failed: ${tar.stderr}`);
-  baseFile = compile(tree);
+  base = openStandalone(entry, { relaxed: !plain, mib: 128, root: tree });
   fs.rmSync(tree, { recursive: true });
 }
 
-type Kernel = (...args: number[]) => void;
-const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
-const instantiate = (file: string, mem: WebAssembly.Memory) =>
-  new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(file)), { env: { memory: mem } }).exports as Record<string, Kernel>;
-const ex = instantiate(wasmFile, memory);
-// the baseline module gets its own memory, a copy of this one's inputs before each T's runs
-const baseMemory = baseFile ? new WebAssembly.Memory({ initial: 2048 }) : undefined;
-const base = baseFile ? instantiate(baseFile, baseMemory!) : undefined;
-if (!opts.wasm) removeStandalone(wasmFile);
-if (baseFile && baseFile !== opts.baseline) removeStandalone(baseFile);
-
-const MB = 1 << 20;
-// natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch
-const W = 65536, WK = W + 8 * MB, WL = WK + 8 * MB, XN = WL + 8 * MB, XK = XN + 8 * MB, O = XK + 8 * MB, O2 = O + 8 * MB;
-const XF = O2 + 8 * MB, TMP = XF + 8 * MB, DQ = TMP + MB, DQ2 = DQ + MB;
-const heap = new Uint8Array(memory.buffer);
+// natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch, dequantized rows
+const { W, WK, WL, XN, XK, O, O2, XF, TMP, DQ, DQ2 } = place(65536, {
+  W: 8 * MiB,
+  WK: 8 * MiB,
+  WL: 8 * MiB,
+  XN: 8 * MiB,
+  XK: 8 * MiB,
+  O: 8 * MiB,
+  O2: 8 * MiB,
+  XF: 8 * MiB,
+  TMP: MiB,
+  DQ: MiB,
+  DQ2: MiB,
+}, 128 * MiB);
 
 /** Random Q4_K blocks at `at`: finite normal f16 d and dmin, random scale/min bytes and nibbles. */
 function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => number) {
@@ -136,17 +149,6 @@ function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => nu
   }
 }
 
-/** xorshift32 from seed 12345. */
-function xorshift(): () => number {
-  let s = 12345;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-}
-
 const shapes = (opts.shapes ?? "2048x768,768x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]);
 type Variant = "natural" | "kx" | "old" | "lanes" | "q1" | "u8";
 const variants: Variant[] = [
@@ -157,8 +159,7 @@ const variants: Variant[] = [
   ...(ex.matmul_q4_k_lanes_q1 ? ["q1" as const] : []),
   ...(ex.matmul_q4_k_lanes_u8 && (plain || dotAddIsExactU8S8()) ? ["u8" as const] : []),
 ];
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
-let allSame = true;
+header("fastest call in us (ratio natural / variant)", relaxed);
 for (const [d, n] of shapes) {
   const bytes = d * (n / 256) * 144;
   fillWeights(heap, W, bytes, xorshift());
@@ -174,6 +175,7 @@ for (const [d, n] of shapes) {
     const a = new Uint32Array(memory.buffer, DQ, n), b = new Uint32Array(memory.buffer, DQ2, n);
     if (!a.every((x, i) => x === b[i])) dqSame = false;
   }
+  if (!dqSame) mismatch(`${d}x${n} dequantize_q4_k_lanes`);
   const Tmax = Math.max(...Ts);
   const xf = new Float32Array(memory.buffer, XF, n * Tmax);
   for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011);
@@ -182,57 +184,37 @@ for (const [d, n] of shapes) {
     ex.quantize_q8_kx(XK, XF, n, T);
     if (base) {
       // inputs only (from W on: each module keeps its own static data below), the lanes copy repacked by the old code
-      const bh = new Uint8Array(baseMemory!.buffer);
-      bh.set(new Uint8Array(memory.buffer, W, TMP - W), W);
-      bh.copyWithin(WL, W, W + bytes);
-      base.repack_q4_k_lanes(WL, n, d, TMP);
+      base.heap.set(new Uint8Array(memory.buffer, W, TMP - W), W);
+      base.heap.copyWithin(WL, W, W + bytes);
+      base.ex.repack_q4_k_lanes(WL, n, d, TMP);
     }
-    const call = (v: Variant, out: number, r0 = 0, r1 = d) => {
+    const call = (v: string, out = O, r0 = 0, r1 = d) => {
       if (v === "natural") ex.matmul_q4_k(out, XN, W, n, d, T, r0, r1);
       else if (v === "kx") ex.matmul_q4_kx(out, XK, WK, n, d, T, r0, r1);
-      else if (v === "old") base!.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
+      else if (v === "old") base!.ex.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
       else if (v === "q1") ex.matmul_q4_k_lanes_q1(out, XK, WL, n, d, T, r0, r1);
       else if (v === "u8") ex.matmul_q4_k_lanes_u8(out, XK, WL, n, d, T, r0, r1);
       else ex.matmul_q4_k_lanes(out, XK, WL, n, d, T, r0, r1);
     };
-    const outOf = (v: Variant) => {
-      call(v, O);
-      return new Uint32Array((v === "old" ? baseMemory! : memory).buffer, O, d * T).slice();
-    };
-    const ref = outOf("natural");
-    const same = (v: Variant) => outOf(v).every((x, i) => x === ref[i]);
+    call("natural");
+    const ref = snapshot(memory, O, d * T);
+    const same = Object.fromEntries(variants.map((v) => [v, sameBits(v === "old" ? base!.memory : memory, O, ref, () => call(v))]));
     // lanes over split row ranges (quad boundaries, the last range ending at d)
-    new Uint32Array(memory.buffer, O2, d * T).fill(0);
     const cut = [0, 4 * Math.floor(d / 12), 4 * Math.floor(d / 5), d];
-    for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
-    const split = new Uint32Array(memory.buffer, O2, d * T).every((x, i) => x === ref[i]);
-    const kxSame = same("kx"),
-      lanesSame = same("lanes") && (!base || same("old")) && (!variants.includes("q1") || same("q1")) &&
-        (!variants.includes("u8") || same("u8"));
-    allSame &&= kxSame && lanesSame && split && dqSame;
-    const reps = Math.max(1, Math.round(32 / T));
-    const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
-    for (let r = 0; r < rounds; r++) {
-      for (const v of variants) {
-        const t0 = performance.now();
-        for (let i = 0; i < reps; i++) call(v, O);
-        best[v] = Math.min(best[v], (performance.now() - t0) / reps);
-      }
-    }
-    const gops = (v: string) => (2 * n * d * T / best[v] / 1e6).toFixed(1);
-    console.log(
-      `  ${`${d}x${n}`.padEnd(9)} T=${String(T).padEnd(4)}` +
-        variants.map((v) => ` ${v} ${(best[v] * 1000).toFixed(1).padStart(7)} (${(best.natural / best[v]).toFixed(2)}x, ${gops(v)} GOP/s)`)
-          .join("") +
-        `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x` + (base ? `  lanes/old ${(best.old / best.lanes).toFixed(2)}x` : "") +
+    const split = sameBits(memory, O2, ref, () => {
+      for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
+    });
+    if (!split) mismatch(`${d}x${n} T=${T} lanes over split row ranges`);
+    const best = fastest(variants, (v) => call(v), { rounds, reps: Math.max(1, Math.round(32 / T)), warmupMs: Number(opts.warmup) });
+    report(`${`${d}x${n}`.padEnd(9)} T=${String(T).padEnd(4)}`, variants, best, {
+      base: "natural",
+      ops: 2 * n * d * T,
+      same,
+      extra: `  lanes/kx ${(best.kx / best.lanes).toFixed(2)}x` + (base ? `  lanes/old ${(best.old / best.lanes).toFixed(2)}x` : "") +
         (variants.includes("q1") ? `  q1/old ${((base ? best.old : best.lanes) / best.q1).toFixed(2)}x` : "") +
         (variants.includes("u8") ? `  u8/old ${((base ? best.old : best.lanes) / best.u8).toFixed(2)}x` : "") +
-        `  bit-identical: kx ${kxSame ? "yes" : "NO"}, lanes ${lanesSame ? "yes" : "NO"}` +
-        `, split ${split ? "yes" : "NO"}, dequantize ${dqSame ? "yes" : "NO"}`,
-    );
+        `  split ${split ? "same" : "DIFFERS"}, dequantize ${dqSame ? "same" : "DIFFERS"}`,
+    });
   }
 }
-if (!allSame) {
-  console.error("lanes or KX differ from the natural kernel");
-  if (typeof process !== "undefined") process.exitCode = 1;
-}
+finish();

@@ -8,10 +8,8 @@
  * f32 adds) over the same weight bytes in the same rounds: each kernel's GB/s as a fraction of one core's read rate.
  * Weights over 8 MiB (or every shape with --cold) are read after a 256 MiB sweep, so from DRAM, as in the model.
  */
-import * as fs from "node:fs";
 import * as os from "node:os";
-import * as path from "node:path";
-import { compileStandalone, removeStandalone } from "./standalone.ts";
+import { engine, MiB, openStandalone, xorshift } from "./candidates.ts";
 
 /** One weight type's T = 1 comparison. */
 export interface T1Type {
@@ -29,6 +27,8 @@ export interface T1Type {
   kernels: Record<string, string>;
   /** whether the module's candidates take a row range: (out, xq, w, n, d, r0, r1), else (out, xq, w, n, d) */
   candidateRange: boolean;
+  /** an export (xq, n) run after the activation row is quantized: candidates' extra activation data after the row */
+  prepare?: string;
 }
 
 export interface T1Options {
@@ -40,28 +40,12 @@ export interface T1Options {
   wasm?: string;
 }
 
-type Fn = (...args: number[]) => number;
-
 /** Runs the comparison and prints one line per shape; false where any output differs from today's. */
 export function runT1(type: T1Type, o: T1Options): boolean {
-  const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
-  const root = new URL("..", import.meta.url).pathname;
-  const wasmFile = o.wasm ?? compileStandalone(path.join(root, type.entry), !o.plain, "lanes-t1-");
-  const memory = new WebAssembly.Memory({ initial: 1024 + 16 * 1024 }); // 1088 MiB
-  const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<string, Fn>;
-  if (!o.wasm) removeStandalone(wasmFile);
-
-  const MiB = 1 << 20;
+  const { ex, memory, heap } = openStandalone(type.entry, { relaxed: !o.plain, mib: 1088, wasm: o.wasm });
   // weights (up to 32 MiB), activations, outputs, f32 activations, repack scratch; a 256 MiB region swept to evict caches
   const W = 64 * 1024, X = W + 32 * MiB, O = X + MiB, O2 = O + MiB, XF = O2 + MiB, TMP = XF + MiB, EVICT = TMP + MiB;
-  const heap = new Uint8Array(memory.buffer);
-  let seed = 12345;
-  const rnd = () => {
-    seed ^= seed << 13;
-    seed ^= seed >>> 17;
-    seed ^= seed << 5;
-    return seed >>> 0;
-  };
+  const rnd = xorshift();
   const variants = ["today", ...o.variants];
   for (const v of o.variants) if (!type.kernels[v] && !ex[v]) throw new Error(`no kernel or candidate ${v} in ${type.entry}`);
   console.log(
@@ -78,6 +62,7 @@ export function runT1(type: T1Type, o: T1Options): boolean {
     const xf = new Float32Array(memory.buffer, XF, n);
     for (let i = 0; i < n; i++) xf[i] = Math.sin(i * 0.37) * 2 + Math.cos(i * 0.011);
     ex.quantize_q8_kx(X, XF, n, 1);
+    if (type.prepare) ex[type.prepare](X, n);
     const call = (v: string, out: number, r0 = 0, r1 = d) => {
       if (v === "today") ex[type.today](out, X, W, n, d, 1, r0, r1);
       else if (type.kernels[v]) ex[type.kernels[v]](out, X, W, n, d, 1, r0, r1);

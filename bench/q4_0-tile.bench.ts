@@ -5,11 +5,20 @@
  *
  *   deno run -A bench/q4_0-tile.bench.ts          bun bench/q4_0-tile.bench.ts        [--T 1,16,128] [--rounds 8]
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
-
 import { benchArgs } from "./cli.ts";
-import { compileStandalone, removeStandalone } from "./standalone.ts";
+import {
+  fastest,
+  fillActivations,
+  finish,
+  header,
+  MiB,
+  openStandalone,
+  place,
+  report,
+  sameBits,
+  snapshot,
+  xorshift,
+} from "./candidates.ts";
 
 const { values: opts } = benchArgs(
   `Q4_0 T > 1 tiles in the lanes layout on one module compiled here (relaxed SIMD): matmul_q4_0 (ggml's layout),
@@ -20,6 +29,7 @@ ratio to matmul_q4_0_lanes, per shape and T.
 
   --T LIST          token rows (default 1,16,128)
   --rounds N        timed rounds per variant, interleaved (default 8)
+  --warmup MS       untimed calls of every variant first, for this long each (default 300)
   --variants LIST   candidates (default g1,bo,t2,t6,t8: g* at T = 1, the tiles at T > 1; r* only where T % 4 = 0).
                     2026-12-05: gd1, gd1c, gd4, d1, d2, d2c, d4, d4c (i32 dot-add), gz1, z2, z4 (shift counts
                     from n), go1, o2, o4 (offsets in the loads), gs1, s2, s4 (splats by shuffles), r4 (four
@@ -27,13 +37,15 @@ ratio to matmul_q4_0_lanes, per shape and T.
                     (pre-splatted activations, splat_q8_x), gm1, gm2 (g1 with multiplies for the scales' and Σa's
                     constant shifts: gm2 is Bun's T = 1 step now), gm3 (and the nibble shift count from n), gm4
                     (V8's four-quad step with gm2's multiplies), gq1 (high nibbles by q15mulr_sat_s),
-                    gm2b (gm2 over two far-apart bands), gm5 (high nibbles by i8x16.shr_u)
+                    gm2b (gm2 over two far-apart bands), gm5 (high nibbles by i8x16.shr_u); session 10: gr1
+                    (gq1 with the relaxed q15mulr: one pmulhrsw)
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
   -h, --help        this text`,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
       rounds: { type: "string", default: "8" },
+      warmup: { type: "string", default: "300" },
       variants: { type: "string", default: "g1,bo,t2,t6,t8" },
       shapes: { type: "string", default: "2048x768,768x2048" },
       help: { type: "boolean", short: "h" },
@@ -41,31 +53,22 @@ ratio to matmul_q4_0_lanes, per shape and T.
   },
 );
 const Ts = opts.T.split(",").map(Number);
-const rounds = Number(opts.rounds);
-const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
-const root = new URL("..", import.meta.url).pathname;
-const wasmFile = compileStandalone(path.join(root, "bench/q4_0-tile/kernels.ts"), true, "q4-tile-");
-
-type Fn = (...args: number[]) => void;
-const memory = new WebAssembly.Memory({ initial: 2048 }); // 128 MiB
-const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<string, Fn>;
-removeStandalone(wasmFile);
-
-const MiB = 1 << 20;
-const W = 64 * 1024, WL = W + 16 * MiB, X = WL + 16 * MiB, O = X + 8 * MiB, XF = O + 8 * MiB, TMP = XF + 8 * MiB;
-const X4 = TMP + MiB; // four activation rows interleaved (interleave_q8_s4), for the r* variants
-const XX = X4 + 8 * MiB; // pre-splatted activations (splat_q8_x), for the gx* variants
-const heap = new Uint8Array(memory.buffer);
-let s = 12345;
-const rnd = () => {
-  s ^= s << 13;
-  s ^= s >>> 17;
-  s ^= s << 5;
-  return s >>> 0;
-};
-const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
-for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
+const { ex, memory, heap, relaxed } = openStandalone("bench/q4_0-tile/kernels.ts", { relaxed: true, mib: 128 });
+// natural and repacked weights, Q8_S activations, outputs, f32 activations, repack scratch; four activation rows
+// interleaved (interleave_q8_s4) for the r* variants, pre-splatted activations (splat_q8_x) for the gx* variants
+const { W, WL, X, O, XF, TMP, X4, XX } = place(64 * 1024, {
+  W: 16 * MiB,
+  WL: 16 * MiB,
+  X: 8 * MiB,
+  O: 8 * MiB,
+  XF: 8 * MiB,
+  TMP: MiB,
+  X4: 8 * MiB,
+  XX: 32 * MiB,
+}, 128 * MiB);
+const rnd = xorshift();
+fillActivations(memory, XF, 2048 * 128);
 
 const candidates = opts.variants.split(",");
 const call = (v: string, n: number, d: number, T: number) => {
@@ -75,8 +78,7 @@ const call = (v: string, n: number, d: number, T: number) => {
   else if (v.startsWith("gx")) ex[v](O, XX, WL, n, d, T);
   else ex[v](O, X, WL, n, d, T);
 };
-console.log(`${engine}, relaxed, ${new Date().toISOString()}: fastest call in us (ratio lanes / variant)`);
-let allSame = true;
+header("fastest call in us (ratio lanes / variant)", relaxed);
 for (const shape of opts.shapes.split(",")) {
   const [d, n] = shape.split("x").map(Number);
   const bytes = (n / 32) * 18 * d;
@@ -92,34 +94,14 @@ for (const shape of opts.shapes.split(",")) {
     if (T % 4 === 0) ex.interleave_q8_s4(X4, X, n, T);
     ex.splat_q8_x(XX, X, n, T);
     call("ggml", n, d, T);
-    const ref = new Uint32Array(memory.buffer, O, d * T).slice();
-    const same: Record<string, boolean> = {};
-    for (const v of variants) {
-      new Uint32Array(memory.buffer, O, d * T).fill(0x7fc00001);
-      call(v, n, d, T);
-      const o = new Uint32Array(memory.buffer, O, d * T);
-      same[v] = ref.every((x, i) => x === o[i]);
-      allSame &&= same[v];
-    }
-    // JavaScriptCore reaches its optimizing tier late (docs/cpu-performance.md "Q8_0 under JavaScriptCore"): 300 ms of calls first
-    for (const v of variants) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(v, n, d, T);
-    const reps = Math.max(1, Math.round(64 / T));
-    const best: Record<string, number> = Object.fromEntries(variants.map((v) => [v, Infinity]));
-    for (let r = 0; r < rounds; r++) {
-      for (const v of variants) {
-        const t0 = performance.now();
-        for (let i = 0; i < reps; i++) call(v, n, d, T);
-        best[v] = Math.min(best[v], (performance.now() - t0) / reps);
-      }
-    }
-    const gops = (ms: number) => ((2 * n * d * T) / ms / 1e6).toFixed(0);
-    console.log(
-      `  ${shape.padEnd(9)} T=${String(T).padEnd(4)}` +
-        variants.map((v) =>
-          ` ${v} ${(best[v] * 1000).toFixed(0)}us ${gops(best[v])}G ${(best.lanes / best[v]).toFixed(2)}x${same[v] ? "" : " DIFF"}`
-        )
-          .join(" |"),
-    );
+    const ref = snapshot(memory, O, d * T);
+    const same = Object.fromEntries(variants.map((v) => [v, sameBits(memory, O, ref, () => call(v, n, d, T))]));
+    const best = fastest(variants, (v) => call(v, n, d, T), {
+      rounds: Number(opts.rounds),
+      reps: Math.max(1, Math.round(64 / T)),
+      warmupMs: Number(opts.warmup),
+    });
+    report(`${shape.padEnd(9)} T=${String(T).padEnd(4)}`, variants, best, { base: "lanes", ops: 2 * n * d * T, same });
   }
 }
-if (!allSame) throw new Error("a variant's outputs differ from matmul_q4_0's");
+finish();

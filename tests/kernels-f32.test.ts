@@ -176,6 +176,22 @@ test("dequantize_f16 converts a row exactly, including subnormals and signs", as
   });
 });
 
+test("dequantize_f16 converts every finite half exactly through its eight-lane path (f16x8Lo/Hi)", async () => {
+  await withKernels((k, heap) => {
+    // the 63488 halves whose exponent is not all ones, in order (a multiple of 8: no scalar tail)
+    const halves = new Uint16Array(63488);
+    for (let h = 0, i = 0; h < 65536; h++) if ((h & 0x7c00) !== 0x7c00) halves[i++] = h;
+    const p = heap.put(halves), out = heap.alloc(halves.length);
+    k.dequantize_f16(out, p, halves.length);
+    const got = heap.f32(out, halves.length);
+    for (let i = 0; i < halves.length; i++) {
+      if (!Object.is(got[i], fromHalf(halves[i]))) {
+        assert(false, `half 0x${halves[i].toString(16)}: ${got[i]}, want ${fromHalf(halves[i])}`);
+      }
+    }
+  });
+});
+
 test("rmsnorm, add, swiglu and attention's softmax match their oracles on odd sizes", async () => {
   await withKernels((k, heap) => {
     for (const n of [1, 5, 13, 67]) {

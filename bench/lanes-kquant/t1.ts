@@ -14,6 +14,9 @@
 //   d4, d1  each sub-block summed in i32 lanes by the dot-add (operands 0..15, spec-deterministic), scales by i32x4.mul
 //   f4, f1, f2  the same with the high nibbles masked in place (0..240: exact only where the dot-add is u8 x s8, V8 with
 //       VNNI; they give wrong sums under JavaScriptCore), the low nibbles' chain shifted by 4 before the add
+//   n1, n4  (session 10) the high nibbles masked in place against nibble planes of their activations (split_q8_kxn):
+//       no shift, exact pmaddubsw pairs, for JavaScriptCore (see below)
+//   x1  (session 10) u1 with pre-splatted activations: plain loads at constant offsets (see below)
 //   p1k, p2k, p4k  f4 with each of the four streams touched 1152, 2048 or 4096 bytes ahead (a byte load per line, whose
 //       sum the function returns so that it stays): a software prefetch
 // u4 became matmul_q4_k_lanes's T = 1 step, u1 matmul_q4_k_lanes_q1's (Bun) and f4 matmul_q4_k_lanes_u8's (V8 with VNNI).
@@ -461,3 +464,205 @@ export function f2(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1:
 export function p2k(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): u32 { return runP(out, xq, w, n, d, r0, r1, 2048); }
 export function p4k(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): u32 { return runP(out, xq, w, n, d, r0, r1, 4096); }
 export function p1k(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): u32 { return runP(out, xq, w, n, d, r0, r1, 1152); }
+
+// ---- n1, n4 (session 10, for JavaScriptCore): the high nibbles masked in place (h = V & 0xf0, 16 x 0..15) against
+// "nibble planes" of the activation bytes they pair with (a = 16 ah + al, |ah|, |al| <= 8: Q8_0's Bun form's split), so
+// that pmaddubsw's pairs stay exact (2 x 240 x 8) and no shift is needed (JavaScriptCore lowers each constant vector
+// shift to four instructions). 16 Σ q a = 16 (Σ lo a + Σ h ah) + Σ h al per sub-block: t = Σ lo a + Σ h ah (|t| <=
+// 4 x 2 x 15 x 128 + 4 x 2 x 240 x 8 = 30720, fits i16) and u = Σ h al, widened by pmaddwd with 16 sc and sc; the
+// superblock's 16 isum shifted right by 4 before finish (as f4). Needs the i16 dot to read its weight operand unsigned
+// (byteDotReadsUnsigned: V8 and JavaScriptCore on x86). The planes (split_q8_kxn) lie after the row's nb KX blocks:
+// per superblock 1024 bytes, half H at 512 H, the half's odd chunk i (bytes 16 + 32 i: what vector i's high nibbles
+// pair with) at 128 i, sub-block word m at 32 m: ah's four bytes four times, then al's.
+
+/**
+ * The candidates' extra activation data after the KX row at xq (nb = n / 256 blocks): the nibble planes (n1, n4), then
+ * the pre-splatted row (x1). Scalar: a bench's helper.
+ */
+export function split_q8_kxn(xq: usize, n: i32): void {
+  const nb = n >> 8;
+  splat_q8_kx(xq, n);
+  const P = xq + <usize>nb * AB;
+  for (let b = 0; b < nb; b++) {
+    for (let H: usize = 0; H < 2; H++) {
+      for (let i: usize = 0; i < 4; i++) {
+        for (let m: usize = 0; m < 4; m++) {
+          const src = xq + <usize>b * AB + 4 + (H << 7) + 16 + (i << 5) + (m << 2);
+          const dst = P + (<usize>b << 10) + (H << 9) + (i << 7) + (m << 5);
+          for (let k: usize = 0; k < 4; k++) {
+            const a = <i32>load<i8>(src + k);
+            const ah = (a + 8) >> 4, al = a - (ah << 4);
+            for (let rep: usize = 0; rep < 16; rep += 4) {
+              store<i8>(dst + rep + k, <i8>ah);
+              store<i8>(dst + 16 + rep + k, <i8>al);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Sub-block word m (half plane pl) of the quad's four vectors at o, widened: pmaddwd of t by e16 (16 x the scales) plus
+ * of u by e (the scales), row r in lane r.
+ */
+// @ts-ignore: decorator
+@inline function subN(o: usize, x: usize, m: usize, pl: usize, m4: v128, mf0: v128, e16: v128, e: v128): v128 {
+  const pm = pl + (m << 5);
+  let V = v128.load(o);
+  let h = v128.and(V, mf0);
+  let t = i16x8.add(dot16(v128.and(V, m4), act(x, m)), dot16(h, v128.load(pm)));
+  let u = dot16(h, v128.load(pm + 16));
+  V = v128.load(o + 16);
+  h = v128.and(V, mf0);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 32, m)), dot16(h, v128.load(pm + 128))));
+  u = i16x8.add(u, dot16(h, v128.load(pm + 144)));
+  V = v128.load(o + 32);
+  h = v128.and(V, mf0);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 64, m)), dot16(h, v128.load(pm + 256))));
+  u = i16x8.add(u, dot16(h, v128.load(pm + 272)));
+  V = v128.load(o + 48);
+  h = v128.and(V, mf0);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), act(x + 96, m)), dot16(h, v128.load(pm + 384))));
+  u = i16x8.add(u, dot16(h, v128.load(pm + 400)));
+  return i32x4.add(i32x4.dot_i16x8_s(t, e16), i32x4.dot_i16x8_s(u, e));
+}
+
+/** Sub-blocks 2k, 2k + 1 of the quad at p: 16 x their scaled sums, row r in lane r. */
+// @ts-ignore: decorator
+@inline function pairN(p: usize, o: usize, k: usize, x: usize, m: usize, pl: usize, m4: v128, mf0: v128, m63: v128, k16: v128): v128 {
+  const L = v128.and(v128.load8x8_u(p + 16 + ((k >> 1) << 4) + ((k & 1) << 3)), m63);
+  const e = i8x16.relaxed_swizzle(L, i8x16(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
+  const od = i8x16.relaxed_swizzle(L, i8x16(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15));
+  return i32x4.add(subN(o, x, m, pl, m4, mf0, i16x8.mul(e, k16), e), subN(o + 64, x, m + 1, pl, m4, mf0, i16x8.mul(od, k16), od));
+}
+
+// @ts-ignore: decorator
+@inline function bandN(out: usize, oqs: usize, q: usize, pl0: usize, p: usize, nb: i32, qs: usize, z: i32, QN: i32): void {
+  const m4 = i8x16.splat(<i8>(15 + z)), m30 = i8x16.splat(<i8>(0x30 + z)), mf0 = i8x16.splat(<i8>(0xF0 + z));
+  const m63 = i8x16.splat(<i8>(63 + z)), k16 = i16x8.splat(<i16>(16 + z));
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+  let pl = pl0;
+  for (let b = 0; b < nb; b++) {
+    let s0 = i32x4.splat(0), s1 = s0, s2 = s0, s3 = s0;
+    for (let k: usize = 0; k < 4; k++) {
+      const x = q + 4 + ((k >> 1) << 7), m = (k & 1) << 1, ph = pl + ((k >> 1) << 9);
+      const o = p + 64 + (k << 7);
+      s0 = i32x4.add(s0, pairN(p, o, k, x, m, ph, m4, mf0, m63, k16));
+      if (QN > 1) s1 = i32x4.add(s1, pairN(p + qs, o + qs, k, x, m, ph, m4, mf0, m63, k16));
+      if (QN > 2) {
+        s2 = i32x4.add(s2, pairN(p + 2 * qs, o + 2 * qs, k, x, m, ph, m4, mf0, m63, k16));
+        s3 = i32x4.add(s3, pairN(p + 3 * qs, o + 3 * qs, k, x, m, ph, m4, mf0, m63, k16));
+      }
+    }
+    const P = pairs(q);
+    a0 = f32x4.add(a0, finish(i32x4.shr_s(s0, 4), q, P, minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+    if (QN > 1) {
+      const p1 = p + qs;
+      a1 = f32x4.add(a1, finish(i32x4.shr_s(s1, 4), q, P, minsLo(p1, m4, m30), minsHi(p1, m4, m30), f16quad(p1, hmask, p112), f16quad(p1 + 8, hmask, p112)));
+    }
+    if (QN > 2) {
+      const p2 = p + 2 * qs, p3 = p + 3 * qs;
+      a2 = f32x4.add(a2, finish(i32x4.shr_s(s2, 4), q, P, minsLo(p2, m4, m30), minsHi(p2, m4, m30), f16quad(p2, hmask, p112), f16quad(p2 + 8, hmask, p112)));
+      a3 = f32x4.add(a3, finish(i32x4.shr_s(s3, 4), q, P, minsLo(p3, m4, m30), minsHi(p3, m4, m30), f16quad(p3, hmask, p112), f16quad(p3 + 8, hmask, p112)));
+    }
+    p += LB;
+    q += AB;
+    pl += 1024;
+  }
+  v128.store(out, a0);
+  if (QN > 1) v128.store(out + oqs, a1);
+  if (QN > 2) {
+    v128.store(out + 2 * oqs, a2);
+    v128.store(out + 3 * oqs, a3);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function runN(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32, QN: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB, pl = xq + <usize>nb * AB;
+  const d4 = d & ~3, e = min(r1, d4);
+  let r = r0;
+  if (QN > 1) {
+    const qn = (e - r0) / 16, qo: usize = <usize>qn << 4;
+    for (let g = 0; g < qn; g++) {
+      const rr = r0 + 4 * g;
+      bandN(out + (<usize>rr << 2), qo, xq, pl, w + <usize>rr * ws, nb, (qo >> 2) * ws, z, 4);
+    }
+    r = r0 + 16 * qn;
+  }
+  for (; r + 4 <= e; r += 4) bandN(out + (<usize>r << 2), 16, xq, pl, w + <usize>r * ws, nb, ws << 2, z, 1);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+}
+export function n1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runN(out, xq, w, n, d, r0, r1, 1); }
+export function n4(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void { runN(out, xq, w, n, d, r0, r1, 4); }
+
+// ---- x1 (session 10, for JavaScriptCore): u1 with the activation's 4-byte words pre-splatted (splat_q8_kx), so that each
+// act() is one plain 16-byte load at a constant offset. JavaScriptCore's Air for u1's step (BUN_JSC_dumpOMGDisassembly)
+// spends three instructions on each v128.load32_splat at a computed address (two adds, the broadcast load) where a
+// v128.load's constant offset folds into its address: 16.5 instructions a weight vector, of which 6 for the two splats.
+// Layout after the planes (nb * 1024 bytes on): per superblock 1024 bytes, half H at 512 H, chunk c at 64 c, word m at
+// 16 m.
+
+/** The pre-splatted KX row (x1's activations), after the planes. */
+function splat_q8_kx(xq: usize, n: i32): void {
+  const nb = n >> 8;
+  const S = xq + <usize>nb * AB + (<usize>nb << 10);
+  for (let b = 0; b < nb; b++) {
+    for (let H: usize = 0; H < 2; H++) {
+      for (let c: usize = 0; c < 8; c++) {
+        for (let m: usize = 0; m < 4; m++) {
+          v128.store(S + (<usize>b << 10) + (H << 9) + (c << 6) + (m << 4), v128.load32_splat(xq + <usize>b * AB + 4 + (H << 7) + (c << 4) + (m << 2)));
+        }
+      }
+    }
+  }
+}
+
+/** sub() against the pre-splatted words at sx (sub-block word m's chunks at sx + 64 c). */
+// @ts-ignore: decorator
+@inline function subX(o: usize, sx: usize, m4: v128): v128 {
+  let V = v128.load(o);
+  let t = i16x8.add(dot16(v128.and(V, m4), v128.load(sx)), dot16(v128.and(i16x8.shr_u(V, 4), m4), v128.load(sx, 64)));
+  V = v128.load(o + 16);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), v128.load(sx, 128)), dot16(v128.and(i16x8.shr_u(V, 4), m4), v128.load(sx, 192))));
+  V = v128.load(o + 32);
+  t = i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), v128.load(sx, 256)), dot16(v128.and(i16x8.shr_u(V, 4), m4), v128.load(sx, 320))));
+  V = v128.load(o + 48);
+  return i16x8.add(t, i16x8.add(dot16(v128.and(V, m4), v128.load(sx, 384)), dot16(v128.and(i16x8.shr_u(V, 4), m4), v128.load(sx, 448))));
+}
+
+// @ts-ignore: decorator
+@inline function bandX(out: usize, q: usize, sx0: usize, p: usize, nb: i32, z: i32): void {
+  const m4 = i8x16.splat(<i8>(15 + z)), m30 = i8x16.splat(<i8>(0x30 + z)), m63 = i8x16.splat(<i8>(63 + z));
+  const hmask = i32x4.splat(<i32>0x8FFFE000 + z), p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
+  let a0 = f32x4.splat(0);
+  let sx = sx0;
+  for (let b = 0; b < nb; b++) {
+    let s0 = i32x4.splat(0);
+    for (let k: usize = 0; k < 4; k++) {
+      // sub-blocks 2k, 2k + 1: half k >> 1, words 2(k & 1) and 2(k & 1) + 1
+      const L = v128.and(v128.load8x8_u(p + 16 + ((k >> 1) << 4) + ((k & 1) << 3)), m63);
+      const e = i8x16.relaxed_swizzle(L, i8x16(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13));
+      const od = i8x16.relaxed_swizzle(L, i8x16(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15));
+      const h = sx + ((k >> 1) << 9) + ((k & 1) << 5), o = p + 64 + (k << 7);
+      s0 = i32x4.add(s0, i32x4.add(i32x4.dot_i16x8_s(subX(o, h, m4), e), i32x4.dot_i16x8_s(subX(o + 64, h + 16, m4), od)));
+    }
+    a0 = f32x4.add(a0, finish(s0, q, pairs(q), minsLo(p, m4, m30), minsHi(p, m4, m30), f16quad(p, hmask, p112), f16quad(p + 8, hmask, p112)));
+    p += LB;
+    q += AB;
+    sx += 1024;
+  }
+  v128.store(out, a0);
+}
+
+export function x1(out: usize, xq: usize, w: usize, n: i32, d: i32, r0: i32, r1: i32): void {
+  const nb = n >> 8, z = <i32>(<u32>n >> 31);
+  const ws: usize = <usize>nb * WB, sx = xq + <usize>nb * AB + (<usize>nb << 10);
+  const d4 = d & ~3, e = min(r1, d4);
+  for (let r = r0; r + 4 <= e; r += 4) bandX(out + (<usize>r << 2), xq, sx, w + <usize>r * ws, nb, z);
+  if (r1 > d4) matmul_q4_kx(out, xq, w, n, d, 1, max(r0, d4), r1);
+}
