@@ -16,6 +16,7 @@ import { benchArgs } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
@@ -62,11 +63,6 @@ class On extends BackendOn {
   }
 }
 
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length & 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

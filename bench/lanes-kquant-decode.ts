@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { benchArgs } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
@@ -69,11 +70,6 @@ const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadMo
 const sl = ml.newSequence(), sk = mk.newSequence();
 const prompt = Array.from({ length: 16 }, (_, i) => 1 + i * 7);
 let ll = await ml.prefill(sl, prompt), lk = await mk.prefill(sk, prompt);
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 const q4 = (p: OpProfile) => {
   let s = 0, o = 0;
   for (const [k, v] of p.totals) {

@@ -11,6 +11,7 @@
 import { benchArgs } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
@@ -54,11 +55,6 @@ const { values: opts } = benchArgs(
   },
 );
 const steps = Number(opts.steps), mid = steps >> 1;
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 /** ms of the Q6_K matmuls and of every other op in a profile. */
 const q6 = (p: OpProfile) => {
   let s = 0, o = 0;

@@ -15,6 +15,7 @@ import { benchArgs } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
@@ -59,11 +60,6 @@ async function madvise(buf: ArrayBuffer, advice: number): Promise<number> {
   return lib.symbols.madvise(p, BigInt(len), advice);
 }
 const huge = () => fs.readFileSync("/proc/self/smaps_rollup", "utf8").match(/AnonHugePages:\s+(\d+)/)?.[1];
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
 const { loadavg } = await import("node:os");

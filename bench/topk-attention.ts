@@ -16,6 +16,7 @@
  * A model path in place of the synthetic one measures the same on real weights (within its context).
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
@@ -47,12 +48,6 @@ function logSoftmax(l: Float32Array): Float64Array {
   for (const x of l) s += Math.exp(x - mx);
   return Float64Array.from(l, (x) => x - mx - Math.log(s));
 }
-
-const argmax = (l: ArrayLike<number>) => {
-  let b = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[b]) b = i;
-  return b;
-};
 
 /** One decode step of `seq` with the layout's topK set to k: its log-probabilities and milliseconds. */
 async function step(m: Model, seq: Sequence, token: number, k: number): Promise<{ lp: Float64Array; ms: number; next: number }> {
