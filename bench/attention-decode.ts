@@ -12,6 +12,7 @@
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { AttentionKernel } from "../src/kernels/spec.ts";
@@ -82,9 +83,7 @@ for (let i = 0; i < tokens; i++) {
   const stepMs = performance.now() - t0;
   per[plain ? "plain" : "stream"].att.push(1000 * (attentionMs() - a0));
   per[plain ? "plain" : "stream"].step.push(1000 * stepMs);
-  let best = 0;
-  for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-  token = best;
+  token = argmax(logits);
 }
 backend.profile = null;
 model.releaseSequence(seq);

@@ -9,6 +9,7 @@
  *   bun bench/kx-decode.ts
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
@@ -64,9 +65,7 @@ async function decodeMs(model: Model): Promise<number> {
     let logits = await model.prefill(seq, Array.from({ length: 16 }, (_, i) => 1 + i * 7));
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = await model.decodeOne(seq, best);
+      logits = await model.decodeOne(seq, argmax(logits));
     }
     return (performance.now() - t0) / steps;
   } finally {

@@ -9,6 +9,7 @@
  *   bun bench/lanes-decode.ts
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
@@ -53,9 +54,7 @@ async function timeRun(model: Model): Promise<[number, number]> {
     const prefill = performance.now() - t0;
     t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = await model.decodeOne(seq, best);
+      logits = await model.decodeOne(seq, argmax(logits));
     }
     return [prefill, (performance.now() - t0) / steps];
   } finally {

@@ -10,6 +10,7 @@
  *   bun bench/q8_0-vnni-model.ts [--rounds 3] [--steps 32] [--profile]
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
@@ -58,9 +59,7 @@ async function timeRun(model: Model, prof: OpProfile | null): Promise<[number, n
     backend.profile = null;
     t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = await model.decodeOne(seq, best);
+      logits = await model.decodeOne(seq, argmax(logits));
     }
     return [prefill, (performance.now() - t0) / steps];
   } finally {
