@@ -130,6 +130,22 @@ function show(v: unknown): string {
   }
 }
 
+/** The same f32 bits element for element (NaN payloads and -0 included); names the first element that differs. */
+export function assertBitIdentical(actual: Float32Array, expected: Float32Array, what: string): void {
+  const x = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const y = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  assertEquals(x.length, y.length, `${what}: length`);
+  for (let j = 0; j < x.length; j++) {
+    if (x[j] !== y[j]) throw new Error(`${what}: logit ${j} differs: ${actual[j]} vs ${expected[j]} (${actual[j] - expected[j]})`);
+  }
+}
+
+/** assertBitIdentical step by step over two runs' logits (one array per step), and as many steps. */
+export function assertStepsBitIdentical(actual: Float32Array[], expected: Float32Array[], what: string): void {
+  assertEquals(actual.length, expected.length, `${what}: steps`);
+  actual.forEach((a, i) => assertBitIdentical(a, expected[i], `${what}: step ${i}`));
+}
+
 /** Max |a-b| / max(scale, |b|) over all elements must be <= tol. */
 export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, msg = "", scale = 0): void {
   if (actual.length !== expected.length) throw new Error(`${msg}: length ${actual.length} != ${expected.length}`);
