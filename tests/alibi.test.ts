@@ -22,6 +22,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { type KVType, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { PagedKVCache } from "../src/kv/paged-cache.ts";
 import { UnsupportedError } from "../src/errors.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { assert, assertClose, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
 
 interface Reference {
@@ -47,8 +48,7 @@ async function checkReference(m: Model, ref: Reference, what: string): Promise<v
   assertClose(logits, ref.logits.at(-1)!, TOL, `${what}: prefill logits`, scaleOf(ref.logits.at(-1)!));
   const ids: number[] = [];
   for (let i = 0; i < ref.greedy_ids.length; i++) {
-    let best = 0;
-    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    const best = argmax(logits);
     ids.push(best);
     if (i + 1 < ref.greedy_ids.length) logits = await m.decodeOne(s2, best);
   }

@@ -18,6 +18,7 @@ import { BytesSource } from "../src/io/source.ts";
 import { withHFConfig } from "../src/model/hf-config.ts";
 import { writeHFModelAsGGUF } from "../src/convert/hf-to-gguf.ts";
 import { FormatError, UnsupportedError } from "../src/errors.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { assert, assertClose, assertEquals, assertRejects, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
 
 interface Expected {
@@ -52,8 +53,7 @@ async function greedy(m: Model, ids: number[], steps: number): Promise<number[]>
   let logits = await m.prefill(seq, ids);
   const out: number[] = [];
   for (let s = 0; s < steps; s++) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    const best = argmax(logits);
     out.push(best);
     if (s + 1 < steps) logits = await m.decodeOne(seq, best);
   }

@@ -15,6 +15,7 @@ import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 import { lanesKernel } from "../src/quant/kernels.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
@@ -172,8 +173,7 @@ test("a 103x512 Q4_K weight repacked at load (3 KX tail rows): the natural layou
           try {
             let logits = await m.prefill(seq, [1, 50, 60]);
             for (let step = 0; step < 2; step++) {
-              let best = 0;
-              for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+              const best = argmax(logits);
               logits = await m.decodeOne(seq, best);
               all.push(...new Uint32Array(logits.slice().buffer));
             }

@@ -14,6 +14,7 @@ import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
@@ -160,8 +161,7 @@ async function decodeSteps(m: Model): Promise<number[]> {
   try {
     let logits = await m.prefill(seq, [1, 50, 60]);
     for (let step = 0; step < 2; step++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      const best = argmax(logits);
       logits = await m.decodeOne(seq, best);
       all.push(...new Uint32Array(logits.slice().buffer));
     }

@@ -24,6 +24,7 @@ import { KERNEL_SPEC } from "../src/kernels/spec.ts";
 import { generate } from "../src/generate.ts";
 import { KvasmError } from "../src/errors.ts";
 import { type Backend, ROW_FIELDS, ROW_POS, ROW_START } from "../src/backends/backend.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 
 const MODELS = sharedPath("models", "stories260K");
 const GOLDEN = sharedPath("golden", "stories260K.json");
@@ -40,8 +41,7 @@ async function greedyRun(model: Model, prompt: number[], steps: number): Promise
   const ids: number[] = [], all: Float32Array[] = [];
   for (let i = 0; i < steps; i++) {
     all.push(logits.slice());
-    let best = 0;
-    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    const best = argmax(logits);
     ids.push(best);
     if (i + 1 < steps) logits = await model.decodeOne(seq, best);
   }
