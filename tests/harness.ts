@@ -41,6 +41,7 @@ export function testShared(name: string, paths: string[], fn: TestFn): void {
 }
 
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 
 /** Absolute path of ../shared relative to the repository root. */
@@ -63,6 +64,18 @@ export function env(name: string): string | undefined {
 
 export function readJSON<T = unknown>(p: string): T {
   return JSON.parse(fs.readFileSync(p, "utf8")) as T;
+}
+
+/** A copy of a fixture directory (its config.json, edited, and its safetensors files) in a new temporary directory. */
+export function editedFixture<C = Record<string, unknown>>(dir: string, edit: (config: C) => void): string {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), `kvasm-${path.basename(dir)}-`));
+  const config = readJSON<C>(path.join(dir, "config.json"));
+  edit(config);
+  fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(config));
+  for (const f of fs.readdirSync(dir)) {
+    if (f.includes("safetensors")) fs.copyFileSync(path.join(dir, f), path.join(out, f));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- assertions
