@@ -1,7 +1,10 @@
 /**
- * The kernel table: for each quantized weight type, which activation format
- * llama.cpp's CPU backend pairs it with (ggml's vec_dot_type) and the names of
- * the kernels in assembly/quant.ts.
+ * The kernel tables: for each quantized weight type, which activation format
+ * llama.cpp's CPU backend pairs it with (ggml's vec_dot_type, or kvasm's Q8_S)
+ * and the names of its kernels (src/kernels/spec.ts) over ggml's layout
+ * (assembly/quant.ts and the files it re-exports), in llama.cpp's summation
+ * order (GGML_ORDER_MATMUL), and over the layouts the WASM backend repacks
+ * weights into at load (KX_KERNELS, LANES_KERNELS and lanesKernel's forms).
  */
 import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
