@@ -43,6 +43,8 @@ export function testShared(name: string, paths: string[], fn: TestFn): void {
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { ModelFile } from "../src/formats/types.ts";
+import type { ByteSource } from "../src/io/source.ts";
 
 /** Absolute path of ../shared relative to the repository root. */
 export const SHARED = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..", "shared");
@@ -64,6 +66,15 @@ export function env(name: string): string | undefined {
 
 export function readJSON<T = unknown>(p: string): T {
   return JSON.parse(fs.readFileSync(p, "utf8")) as T;
+}
+
+/** The bytes of a file's tensor `name`, read from `source` (a sharded file's shard; default the file's own source). */
+export async function tensorBytes(file: ModelFile, name: string, source: ByteSource = file.source): Promise<Uint8Array> {
+  const info = file.tensors.get(name);
+  assert(info, `tensor ${name} missing`);
+  const out = new Uint8Array(info.byteLength);
+  await source.read(info.offset, out);
+  return out;
 }
 
 /** A copy of a fixture directory (its config.json, edited, and its safetensors files) in a new temporary directory. */
