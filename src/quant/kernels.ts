@@ -214,7 +214,7 @@ export const Q8_0_VNNI_LANES: LanesKernel = {
  * dot), i32 sums per sub-block scaled by an i32 multiply; T > 1 as matmul_q4_k_lanes. Bit-identical (docs/cpu-performance.md "Q4_K decode
  * through the dot-add").
  */
-export const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
+const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
 
 /**
  * Q8_0's signed lanes layout against Q8_SN activations (assembly/lanes-q8_0-nib.ts): for T >= 4 each activation byte split

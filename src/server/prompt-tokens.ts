@@ -23,7 +23,7 @@ const longestToken = new WeakMap<Tokenizer, number>();
  * The most UTF-8 bytes of text one token can stand for: its bytes, or for a
  * control token matched by name (chat templates), the name itself.
  */
-export function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
+function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
   let max = longestToken.get(tok);
   if (max !== undefined) return max;
   max = 1;
@@ -35,7 +35,7 @@ export function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
   return max;
 }
 
-export function utf8Length(s: string): number {
+function utf8Length(s: string): number {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -50,7 +50,7 @@ export function utf8Length(s: string): number {
 }
 
 /** Refuses `text` when its length alone proves it needs more positions than the context has (plus one to generate). */
-export function checkTextFits(model: Model, text: string, param: string): void {
+function checkTextFits(model: Model, text: string, param: string): void {
   const limit = model.contextLength;
   const bytes = utf8Length(text);
   const atLeast = Math.ceil(bytes / maxTokenBytes(model.tokenizer, model.vocabSize));

@@ -203,7 +203,7 @@ export class BpeTokenizer extends VocabTokenizer {
  * other 68 bytes map to U+0100.. in byte order, so every byte is one visible
  * character and no piece holds a space or control character.
  */
-export const BYTE_TO_CHAR: string[] = (() => {
+const BYTE_TO_CHAR: string[] = (() => {
   const chars: string[] = new Array(256);
   let extra = 0;
   for (let b = 0; b < 256; b++) {
