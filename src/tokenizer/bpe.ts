@@ -18,7 +18,7 @@ import { FormatError } from "../errors.ts";
 import { mergeSymbols } from "./merge-queue.ts";
 import { compilePattern, splitByPatterns } from "./pretokenize.ts";
 import { SPACE_MARK } from "./spm.ts";
-import { byteFallbackIds, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
+import { byteFallbackIds, pushByteFallback, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
 
 export interface BpeOptions {
   /** Merges in rank order, each as its [left, right] pieces. */
@@ -173,13 +173,7 @@ export class BpeTokenizer extends VocabTokenizer {
       }
       return;
     }
-    for (const b of utf8.encode(piece)) {
-      const id = this.byteIds[b] >= 0 ? this.byteIds[b] : this.unk;
-      if (id < 0) {
-        throw new FormatError(this.name, `no byte token <0x${b.toString(16).toUpperCase().padStart(2, "0")}> and no unknown token`);
-      }
-      ids.push(id);
-    }
+    pushByteFallback(piece, this.byteIds, this.unk, this.name, ids);
   }
 
   protected pieceBytes(piece: string): Uint8Array {

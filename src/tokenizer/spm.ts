@@ -8,7 +8,7 @@
  */
 import { FormatError } from "../errors.ts";
 import { mergeSymbols } from "./merge-queue.ts";
-import { byteFallbackIds, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
+import { byteFallbackIds, pushByteFallback, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
 
 export const SPACE_MARK = "\u2581"; // ▁
 
@@ -84,17 +84,7 @@ export class SpmTokenizer extends VocabTokenizer {
     for (const piece of pieces) {
       const id = this.pieceToId.get(piece);
       if (id !== undefined) out.push(id);
-      else this.pushBytes(piece, out);
-    }
-  }
-
-  private pushBytes(piece: string, out: number[]): void {
-    for (const b of utf8.encode(piece)) {
-      const id = this.byteIds[b] >= 0 ? this.byteIds[b] : this.unk;
-      if (id < 0) {
-        throw new FormatError(this.name, `no byte token <0x${b.toString(16).toUpperCase().padStart(2, "0")}> and no unknown token`);
-      }
-      out.push(id);
+      else pushByteFallback(piece, this.byteIds, this.unk, this.name, out);
     }
   }
 
