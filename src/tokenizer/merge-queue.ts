@@ -69,10 +69,6 @@ interface MergeCandidate {
 class MergeQueue {
   private readonly heap: MergeCandidate[] = [];
 
-  get length(): number {
-    return this.heap.length;
-  }
-
   push(c: MergeCandidate): void {
     const h = this.heap;
     let i = h.length;
