@@ -15,7 +15,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const USAGE =
   `Decode ms per token, weights repacked at load (Q6_K and Q4_K lanes; Q6_K only; Q4_K KX) and in ggml's layout, same process, 1 thread.
@@ -73,7 +73,7 @@ async function decodeMs(model: Model): Promise<number> {
   }
 }
 
-console.log(`kvasm decode, Q6_K and Q4_K repacked (KX; Q4_K lanes) vs ggml's layout, same process, ${new Date().toISOString()}`);
+console.log(`kvasm decode, Q6_K and Q4_K repacked (KX; Q4_K lanes) vs ggml's layout, same process, ${runStamp()}`);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const kx = await loadModel(file, { backend: new WasmBackend(), threads: 1 });

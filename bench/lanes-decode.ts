@@ -15,7 +15,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { LANES_KERNELS } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const USAGE = `Decode ms per token and prefill ms per 128 ids, lanes layouts repacked at load and not, same process, 1 thread.
 
@@ -63,7 +63,7 @@ async function timeRun(model: Model): Promise<[number, number]> {
 }
 
 const engine = "Bun" in globalThis ? "Bun" : "Deno" in globalThis ? "Deno" : "Node";
-console.log(`kvasm (${engine}) decode and prefill, lanes repack vs ggml's layout, same process, ${new Date().toISOString()}`);
+console.log(`kvasm (${engine}) decode and prefill, lanes repack vs ggml's layout, same process, ${runStamp()}`);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const lanes = await loadModel(file, { backend: new WasmBackend(), threads: 1 });

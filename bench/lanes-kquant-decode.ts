@@ -8,7 +8,7 @@
  */
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -93,7 +93,7 @@ for (let step = 0; step < steps; step++) {
 }
 console.log(
   `Q4_K_M decode, Q4_K ${opts.baseline ? `lanes, this build ("lanes") vs ${opts.baseline} ("kx")` : "lanes vs KX"}, ${steps} steps each, ` +
-    `${new Date().toISOString()}`,
+    `${runStamp()}`,
 );
 for (const w of ["lanes", "kx"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));

@@ -8,7 +8,7 @@
  *
  *   deno run -A bench/lanes-q6_k-decode.ts [--types Q4_0,Q4_K_M] [--steps 80]        bun bench/lanes-q6_k-decode.ts
  */
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -65,7 +65,7 @@ const q6 = (p: OpProfile) => {
   return [s, o];
 };
 console.log(
-  `decode, Q6_K lanes (${mine.matmul}) vs other (${otherKernels.matmul}) vs KX, ${steps} steps each, 1 thread, ${new Date().toISOString()}`,
+  `decode, Q6_K lanes (${mine.matmul}) vs other (${otherKernels.matmul}) vs KX, ${steps} steps each, 1 thread, ${runStamp()}`,
 );
 type Which = "lanes" | "other" | "kx";
 const order: Which[][] = [["lanes", "other", "kx"], ["kx", "lanes", "other"], ["other", "kx", "lanes"]];

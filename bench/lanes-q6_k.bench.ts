@@ -21,7 +21,7 @@ import * as path from "node:path";
 
 import process from "node:process";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { engine, xorshift } from "./candidates.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 import { runT1 } from "./lanes-t1.ts";
@@ -112,7 +112,7 @@ function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => nu
 
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
 const variants = ["natural", "kx", "lanes", "q1"] as const;
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
   const bytes = d * (n / 256) * 210;

@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { engine, xorshift } from "./candidates.ts";
 
 const { values: opts } = benchArgs(
@@ -68,7 +68,7 @@ function place(n: number, d: number) {
   ex.repack_q4_0_lanes(WL, n, d, TMP);
 }
 
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio today / lanes)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio today / lanes)`);
 let allSame = true;
 for (const shape of opts.shapes.split(",")) {
   const [d, n] = shape.split("x").map(Number);

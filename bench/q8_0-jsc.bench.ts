@@ -16,7 +16,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { engine, xorshift } from "./candidates.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 
@@ -89,7 +89,7 @@ function repackLanes(n: number, d: number) {
 
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768]];
 const variants = ["now", "noReduce", "lanes"];
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio now / variant)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio now / variant)`);
 for (const [label, n, d] of shapes) {
   repackLanes(n, d);
   for (const T of Ts) {

@@ -17,7 +17,7 @@ import { OpProfile } from "../src/backends/op-profile.ts";
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { LANES_KERNELS, type LanesKernel } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const USAGE = `Q8_0 decode ms per token and prefill ms per 128 ids, the lanes form this runtime takes (VNNI; Bun: nibble activations)
 vs the signed one, same process, 1 thread.
@@ -77,7 +77,7 @@ const models = {
 const Q8_0 = GGMLType.Q8_0;
 console.log(
   `kvasm (${engine}) Q8_0, ${chosenBackend.lanesKernelFor(Q8_0)?.matmul} vs ${signedBackend.lanesKernelFor(Q8_0)?.matmul}, ` +
-    `same process, ${new Date().toISOString()}`,
+    `same process, ${runStamp()}`,
 );
 const best = { chosen: [Infinity, Infinity], signed: [Infinity, Infinity] };
 const profiles = { chosen: new OpProfile(), signed: new OpProfile() };
