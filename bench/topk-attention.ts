@@ -20,7 +20,7 @@ import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -61,7 +61,7 @@ async function step(m: Model, seq: Sequence, token: number, k: number): Promise<
 const path = args[3] ?? await ensureSyntheticModel("long-context");
 const runtime = g.Deno ? `Deno ${g.Deno.version.deno}` : `Bun ${g.Bun?.version}`;
 console.log(
-  `${runtime}, one thread, ${new Date().toISOString().slice(0, 10)}; ${
+  `${runtime}, one thread, ${runStamp()}; ${
     args[3] ? path.split("/").pop() : "synthetic long-context model"
   }, random prompt, ${STEPS} decode steps per setting`,
 );
