@@ -68,6 +68,16 @@ export function readJSON<T = unknown>(p: string): T {
   return JSON.parse(fs.readFileSync(p, "utf8")) as T;
 }
 
+/** Polls `cond` every 5 ms until it holds: the milliseconds that took, or -1 once `ms` have passed without it. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) return -1;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return performance.now() - t0;
+}
+
 /** The bytes of a file's tensor `name`, read from `source` (a sharded file's shard; default the file's own source). */
 export async function tensorBytes(file: ModelFile, name: string, source: ByteSource = file.source): Promise<Uint8Array> {
   const info = file.tensors.get(name);
