@@ -14,6 +14,7 @@ import type { Model } from "../model/model.ts";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
+import { renderChat } from "./chat-prompt.ts";
 import { HttpError } from "./http-error.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
@@ -129,17 +130,14 @@ async function completionPromptIds(model: Model, prompt: string | number[], para
 }
 
 /**
- * The rendered conversation, tokenized with control tokens recognised (the
- * template writes `<|im_start|>` etc. on purpose). BOS is added only when the
- * tokenizer wants one and the template did not already write it.
+ * The rendered conversation (chat-prompt.ts renderChat: control tokens recognised, since the template writes
+ * `<|im_start|>` etc. on purpose; BOS only where the template did not write it), its size checked before and after
+ * it is tokenized in steps.
  */
 async function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[]> {
-  const text = template.render(parsed.messages);
+  const { text, encode } = renderChat(model, template, parsed.messages);
   checkTextFits(model, text, "messages");
-  const tok = model.tokenizer;
-  const bosText = tok.bos >= 0 ? tok.piece(tok.bos) : "";
-  const templateHasBos = bosText !== "" && text.startsWith(bosText);
-  const ids = await encodeInSteps(tok, text, model.contextLength, { addBos: tok.addBos && !templateHasBos, parseSpecial: true });
+  const ids = await encodeInSteps(model.tokenizer, text, model.contextLength, encode);
   if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
   checkIdsFit(model, ids, "messages");
   return ids;
