@@ -12,11 +12,12 @@
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { AttentionKernel } from "../src/kernels/spec.ts";
 import type { KVLayout } from "../src/backends/backend.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -37,7 +38,6 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const { hostname, loadavg } = await import("node:os");
 const N_PROMPT = 128, tokens = Number(opts.tokens), threads = Number(opts.threads);
 
 const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
@@ -82,9 +82,7 @@ for (let i = 0; i < tokens; i++) {
   const stepMs = performance.now() - t0;
   per[plain ? "plain" : "stream"].att.push(1000 * (attentionMs() - a0));
   per[plain ? "plain" : "stream"].step.push(1000 * stepMs);
-  let best = 0;
-  for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-  token = best;
+  token = argmax(logits);
 }
 backend.profile = null;
 model.releaseSequence(seq);
@@ -93,9 +91,7 @@ await model.close();
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const best = (a: number[]) => Math.min(...a);
 console.log(`attention in decode steps, ${opts.type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, ${threads} thread(s)`);
-console.log(
-  `${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
-);
+console.log(`${runtime}, ${runStamp()}`);
 for (const k of ["stream", "plain"] as const) {
   const p = per[k];
   console.log(

@@ -19,7 +19,7 @@
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -42,7 +42,7 @@ const { values: opts } = benchArgs(USAGE, {
 });
 const positions = Number(opts.positions), sequences = Number(opts.sequences);
 const against = opts.against;
-const { cpus, hostname, loadavg } = await import("node:os");
+const { cpus } = await import("node:os");
 
 const LAYERS = 12, HEADS = 12, HEAD_DIM = 64, PAGE = 16;
 const kvDim = HEADS * HEAD_DIM, qDim = kvDim;
@@ -168,9 +168,7 @@ console.log(
     }; fastest of ${rounds.length} rounds, ratios the median of the rounds'`,
 );
 console.log(
-  `${runtime}, ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, ${cpus()[0]?.model ?? "?"}, 1 thread, load average ${
-    loadavg().map((x) => x.toFixed(1)).join(" ")
-  }`,
+  `${runtime}, ${runStamp()}, ${cpus()[0]?.model ?? "?"}, 1 thread`,
 );
 const probeGBs = (mine.m.probeFloats * 4) / (probeUs * 1e3);
 console.log(`  ${"read_probe 64 MiB".padEnd(44)} ${probeGBs.toFixed(1)} GB/s (the machine's read rate)`);

@@ -12,6 +12,7 @@
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { ensurePeers } from "./peers.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { MultiMemoryBackend } from "../src/backends/multi-memory.ts";
 import { benchArgs } from "./cli.ts";
 
@@ -75,12 +76,6 @@ async function measureKvasm(path: string, threads: number, nPrompt: number, nDec
   } finally {
     await model.close();
   }
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
 }
 
 /** Runs a child under GNU time (its peak RSS), returning its last JSON line with peakRssGiB added. */

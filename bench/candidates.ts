@@ -7,10 +7,10 @@
  * candidate differs where it must not ends with exit code 1 (`finish`).
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 
+import { runStamp } from "./cli.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 /** A kernel export: pointers and counts in, nothing or a number out. */
@@ -121,8 +121,7 @@ export function fastest(
 
 /** The first line of every bench: the runtime, the build, what is compared, when (UTC) and the host's load. */
 export function header(what: string, relaxed: boolean): void {
-  const load = os.loadavg().map((l) => l.toFixed(2)).join(" ");
-  console.log(`${engine}, ${relaxed ? "relaxed" : "plain"} build, ${new Date().toISOString()}, load ${load}: ${what}`);
+  console.log(`${engine}, ${relaxed ? "relaxed" : "plain"} build, ${runStamp()}: ${what}`);
 }
 
 const differing: string[] = [];

@@ -1,8 +1,10 @@
 /**
  * The command line of a bench script, through node:util's parseArgs (Deno, Bun and Node alike): `--help` or
  * `-h` prints the script's usage and exits; an unknown flag or a missing value prints what is wrong, then the
- * usage, and exits with status 2, so a mistyped flag never starts a long run with the defaults.
+ * usage, and exits with status 2, so a mistyped flag never starts a long run with the defaults. And runStamp,
+ * the when, where and how loaded that every measurement is printed with.
  */
+import { hostname, loadavg } from "node:os";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 
 // deno-lint-ignore no-explicit-any
@@ -27,4 +29,9 @@ export function benchArgs<T extends ParseArgsConfig>(usage: string, config: T): 
 function exit(code: number): never {
   g.Deno ? g.Deno.exit(code) : g.process.exit(code);
   throw new Error("unreachable");
+}
+
+/** When (UTC), on which host and under what load a bench ran: "2026-12-05T13:20:49.744Z, host, load average 3.7 4.7 3.8". */
+export function runStamp(): string {
+  return `${new Date().toISOString()}, ${hostname()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`;
 }

@@ -12,10 +12,11 @@
  */
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
@@ -53,7 +54,6 @@ const root = new URL("..", import.meta.url).pathname;
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
-const { loadavg } = await import("node:os");
 
 /** A build's backend with the lanes kernels WasmBackend.init picks here (BackendOn's own init leaves the exact dot-add off). */
 class On extends BackendOn {
@@ -62,11 +62,6 @@ class On extends BackendOn {
   }
 }
 
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length & 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -75,7 +70,7 @@ const median = (xs: number[]) => {
 const opClass = (key: string) => key.replace(/ \(.*\)$/, "");
 
 console.log(
-  `${runtime}, ${variant}, ${new Date().toISOString()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}: ` +
+  `${runtime}, ${variant}, ${runStamp()}: ` +
     `this build (new) against ${opts.baseline} (old), ${steps} steps x ${rounds} rounds each, alternating, ${opts.kv} KV cache`,
 );
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));

@@ -14,7 +14,7 @@
  *
  * Prints GMAC/s (16 multiply-adds per 16-byte dot) per variant; ratios are within one run.
  */
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 benchArgs(
   `Eight chains of WebAssembly int8 dot products per variant (relaxed_add, relaxed16, relaxed16x2, plain) over L1-resident
@@ -173,7 +173,7 @@ for (let round = 0; round < 5; round++) {
   }
 }
 const best = (n: string) => Math.max(...results.get(n)!);
-console.log(`${runtime}, ${new Date().toISOString()}: int8 dot chains (${CHAINS} accumulators, L1-resident), best of 5`);
+console.log(`${runtime}, ${runStamp()}: int8 dot chains (${CHAINS} accumulators, L1-resident), best of 5`);
 for (const n of names) {
   console.log(
     `${n.padEnd(12)} ${best(n).toFixed(1).padStart(6)} GMAC/s  ${(best(n) / best("relaxed16")).toFixed(2)}x relaxed16  (sum ${

@@ -9,6 +9,7 @@
  *   (default: ../shared stories260K, 400, q8_0,u8_asym)
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import { benchArgs } from "./cli.ts";
@@ -42,8 +43,7 @@ async function greedy(m: Model, prompt: number[], n: number): Promise<number[]> 
   let l = await m.prefill(seq, prompt);
   const out: number[] = [];
   for (let i = 0; i < n && seq.length < m.contextLength; i++) {
-    let best = 0;
-    for (let j = 1; j < l.length; j++) if (l[j] > l[best]) best = j;
+    const best = argmax(l);
     out.push(best);
     l = await m.decodeOne(seq, best);
   }

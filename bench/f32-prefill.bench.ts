@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const { values: opts } = benchArgs(
   `matmul_f32 at prefill's row counts, one thread: this build against --baseline DIR's build, same process, fastest call.
@@ -49,7 +49,7 @@ for (let i = 0; i < 2048 * 2048; i++) f[W / 4 + i] = Math.cos(i * 0.11) * 0.1;
 // at half speed in Bun), V8 after its first call
 for (let r = 0; r < 40; r++) for (const [, mm] of builds) mm(OUT[0], X, W, 768, 768, 16, 0, 768);
 
-console.log(`# ${"Bun" in globalThis ? "bun" : "deno"}, ${file}, fastest of ${opts.reps}, ${new Date().toISOString()}`);
+console.log(`# ${"Bun" in globalThis ? "bun" : "deno"}, ${file}, fastest of ${opts.reps}, ${runStamp()}`);
 console.log("| shape (d x n) | T | baseline GFLOP/s | this tree GFLOP/s | this / baseline | same bits |");
 console.log("|---|---|---|---|---|---|");
 for (const T of opts.T.split(",").map(Number)) {

@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { checkKernelExports, dotAddIsExactU8S8, hasRelaxedSimd, type Kernels } from "../src/kernels/wasm.ts";
 import { lanesKernel } from "../src/quant/kernels.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -51,7 +51,6 @@ const root = new URL("..", import.meta.url).pathname;
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
-const { loadavg } = await import("node:os");
 
 const MiB = 1 << 20;
 const W = MiB, X = 64 * MiB, XF = 72 * MiB, O = 80 * MiB, TMP = 88 * MiB, SWEEP = 96 * MiB, TOTAL = 168 * MiB;
@@ -82,7 +81,7 @@ const F16_AT: Record<string, { block: number; at: number[] }> = {
 };
 
 console.log(
-  `${runtime}, ${variant}, ${new Date().toISOString()}, load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}: ` +
+  `${runtime}, ${variant}, ${runStamp()}: ` +
     `this build (new) against ${opts.baseline} (old)${opts.cold ? ", weights from memory" : ""}; fastest call, old / new`,
 );
 let allSame = true;

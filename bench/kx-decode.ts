@@ -9,12 +9,13 @@
  *   bun bench/kx-decode.ts
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const USAGE =
   `Decode ms per token, weights repacked at load (Q6_K and Q4_K lanes; Q6_K only; Q4_K KX) and in ggml's layout, same process, 1 thread.
@@ -64,9 +65,7 @@ async function decodeMs(model: Model): Promise<number> {
     let logits = await model.prefill(seq, Array.from({ length: 16 }, (_, i) => 1 + i * 7));
     const t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = await model.decodeOne(seq, best);
+      logits = await model.decodeOne(seq, argmax(logits));
     }
     return (performance.now() - t0) / steps;
   } finally {
@@ -74,7 +73,7 @@ async function decodeMs(model: Model): Promise<number> {
   }
 }
 
-console.log(`kvasm decode, Q6_K and Q4_K repacked (KX; Q4_K lanes) vs ggml's layout, same process, ${new Date().toISOString()}`);
+console.log(`kvasm decode, Q6_K and Q4_K repacked (KX; Q4_K lanes) vs ggml's layout, same process, ${runStamp()}`);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const kx = await loadModel(file, { backend: new WasmBackend(), threads: 1 });

@@ -9,12 +9,13 @@
  *   bun bench/lanes-decode.ts
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { LANES_KERNELS } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const USAGE = `Decode ms per token and prefill ms per 128 ids, lanes layouts repacked at load and not, same process, 1 thread.
 
@@ -53,9 +54,7 @@ async function timeRun(model: Model): Promise<[number, number]> {
     const prefill = performance.now() - t0;
     t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = await model.decodeOne(seq, best);
+      logits = await model.decodeOne(seq, argmax(logits));
     }
     return [prefill, (performance.now() - t0) / steps];
   } finally {
@@ -64,7 +63,7 @@ async function timeRun(model: Model): Promise<[number, number]> {
 }
 
 const engine = "Bun" in globalThis ? "Bun" : "Deno" in globalThis ? "Deno" : "Node";
-console.log(`kvasm (${engine}) decode and prefill, lanes repack vs ggml's layout, same process, ${new Date().toISOString()}`);
+console.log(`kvasm (${engine}) decode and prefill, lanes repack vs ggml's layout, same process, ${runStamp()}`);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const lanes = await loadModel(file, { backend: new WasmBackend(), threads: 1 });

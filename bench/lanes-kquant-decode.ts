@@ -8,9 +8,10 @@
  */
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
@@ -69,11 +70,6 @@ const ml = await loadModel(file, { backend: bl, threads: 1 }), mk = await loadMo
 const sl = ml.newSequence(), sk = mk.newSequence();
 const prompt = Array.from({ length: 16 }, (_, i) => 1 + i * 7);
 let ll = await ml.prefill(sl, prompt), lk = await mk.prefill(sk, prompt);
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 const q4 = (p: OpProfile) => {
   let s = 0, o = 0;
   for (const [k, v] of p.totals) {
@@ -97,7 +93,7 @@ for (let step = 0; step < steps; step++) {
 }
 console.log(
   `Q4_K_M decode, Q4_K ${opts.baseline ? `lanes, this build ("lanes") vs ${opts.baseline} ("kx")` : "lanes vs KX"}, ${steps} steps each, ` +
-    `${new Date().toISOString()}`,
+    `${runStamp()}`,
 );
 for (const w of ["lanes", "kx"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));

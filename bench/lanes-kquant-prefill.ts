@@ -10,7 +10,7 @@
  */
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
@@ -76,7 +76,7 @@ for (let r = 0; r < rounds; r++) {
 }
 const same = logits.new.every((x, i) => Object.is(x, logits.old[i]));
 console.log(
-  `Q4_K_M prefill of ${tokens} tokens, ${variant} build, this tree / ${opts.baseline}, ${rounds} rounds, ${new Date().toISOString()}`,
+  `Q4_K_M prefill of ${tokens} tokens, ${variant} build, this tree / ${opts.baseline}, ${rounds} rounds, ${runStamp()}`,
 );
 const mid = rounds >> 1;
 for (const w of ["new", "old"] as const) {

@@ -8,9 +8,10 @@
  *
  *   deno run -A bench/lanes-q6_k-decode.ts [--types Q4_0,Q4_K_M] [--steps 80]        bun bench/lanes-q6_k-decode.ts
  */
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { Weight } from "../src/backends/backend.ts";
@@ -54,11 +55,6 @@ const { values: opts } = benchArgs(
   },
 );
 const steps = Number(opts.steps), mid = steps >> 1;
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 /** ms of the Q6_K matmuls and of every other op in a profile. */
 const q6 = (p: OpProfile) => {
   let s = 0, o = 0;
@@ -69,7 +65,7 @@ const q6 = (p: OpProfile) => {
   return [s, o];
 };
 console.log(
-  `decode, Q6_K lanes (${mine.matmul}) vs other (${otherKernels.matmul}) vs KX, ${steps} steps each, 1 thread, ${new Date().toISOString()}`,
+  `decode, Q6_K lanes (${mine.matmul}) vs other (${otherKernels.matmul}) vs KX, ${steps} steps each, 1 thread, ${runStamp()}`,
 );
 type Which = "lanes" | "other" | "kx";
 const order: Which[][] = [["lanes", "other", "kx"], ["kx", "lanes", "other"], ["other", "kx", "lanes"]];

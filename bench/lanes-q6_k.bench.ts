@@ -21,7 +21,8 @@ import * as path from "node:path";
 
 import process from "node:process";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
+import { engine, xorshift } from "./candidates.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 import { runT1 } from "./lanes-t1.ts";
 
@@ -81,7 +82,6 @@ if (opts.t1) {
 }
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
-const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
 const wasmFile = opts.wasm ?? compileStandalone(path.join(root, "bench/lanes-q6_k/kernels.ts"), !plain, "lanes-q6k-");
@@ -110,20 +110,9 @@ function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => nu
   }
 }
 
-/** xorshift32 from seed 12345. */
-function xorshift(): () => number {
-  let s = 12345;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-}
-
 const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
 const variants = ["natural", "kx", "lanes", "q1"] as const;
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio natural / variant)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;
 for (const [d, n] of shapes) {
   const bytes = d * (n / 256) * 210;

@@ -8,8 +8,8 @@
  * f32 adds) over the same weight bytes in the same rounds: each kernel's GB/s as a fraction of one core's read rate.
  * Weights over 8 MiB (or every shape with --cold) are read after a 256 MiB sweep, so from DRAM, as in the model.
  */
-import * as os from "node:os";
 import { engine, MiB, openStandalone, xorshift } from "./candidates.ts";
+import { runStamp } from "./cli.ts";
 
 /** One weight type's T = 1 comparison. */
 export interface T1Type {
@@ -48,10 +48,9 @@ export function runT1(type: T1Type, o: T1Options): boolean {
   const rnd = xorshift();
   const variants = ["today", ...o.variants];
   for (const v of o.variants) if (!type.kernels[v] && !ex[v]) throw new Error(`no kernel or candidate ${v} in ${type.entry}`);
+  const build = o.plain ? "plain" : "relaxed";
   console.log(
-    `${type.name} T = 1, ${engine}, ${o.plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}, load ${
-      os.loadavg().map((l) => l.toFixed(1)).join(" ")
-    }: fastest call in us (GB/s of weights = fraction of read_probe's; ratio today / variant)`,
+    `${type.name} T = 1, ${engine}, ${build} build, ${runStamp()}: fastest call in us (GB/s of weights = fraction of read_probe's; ratio today / variant)`,
   );
   let allSame = true;
   for (const [d, n] of o.shapes) {

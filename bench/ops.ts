@@ -9,7 +9,7 @@
  */
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -23,7 +23,7 @@ ratios measured in the same run and the working memory each needs (one head of 6
   -h, --help     this text`;
 const { values: opts } = benchArgs(USAGE, { options: { max: { type: "string", default: "4096" }, help: { type: "boolean", short: "h" } } });
 const maxT = Number(opts.max) || 4096;
-const { cpus, hostname } = await import("node:os");
+const { cpus } = await import("node:os");
 
 const D = 64, WDIM = 64, S = 64, LK = 128, TOPK = 32, WIN = 64;
 const lengths = [128, 256, 512, 1024, 2048, 4096].filter((t) => t <= maxT);
@@ -150,9 +150,7 @@ const pad = (s: string, n: number) => s.padEnd(n);
 const lines: string[] = [];
 lines.push(`# kvasm/ops vs dense softmax attention, D=${D}, one thread, ${relaxed ? "relaxed SIMD" : "SIMD"}, ${runtime}`);
 lines.push(
-  `# ${new Date().toISOString().slice(0, 16)}Z, ${hostname()}, ${
-    cpus()[0]?.model ?? "?"
-  } x${cpus().length}; fastest of >= 3 interleaved rounds`,
+  `# ${runStamp()}, ${cpus()[0]?.model ?? "?"} x${cpus().length}; fastest of >= 3 interleaved rounds`,
 );
 lines.push(`${pad("operator", 22)}${lengths.map((T) => pad(`T=${T}`, 18)).join("")}${pad("time", 22)}memory (floats)`);
 operators.forEach((op, i) => {

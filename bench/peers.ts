@@ -19,6 +19,7 @@
  */
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { benchArgs } from "./cli.ts";
@@ -135,12 +136,6 @@ function perToken(prof: OpProfile, wallMs: number, tokens: number): Record<strin
   out["(profiler timers)"] = (1000 * timers) / tokens;
   out["(wall)"] = (1000 * wallMs) / tokens;
   return out;
-}
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
 }
 
 // ------------------------------------------------------------------ orchestration (one process per measurement)

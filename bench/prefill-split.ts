@@ -20,7 +20,7 @@ import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import type { LlamaWeights } from "../src/architectures/llama.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -195,7 +195,7 @@ const q = best[quantizeAt], mm = best[0];
 q.one -= mm.one, q.two -= mm.two, q.base -= mm.base;
 if (layer(one).wq.type === 0) cases.splice(quantizeAt, 1), best.splice(quantizeAt, 1);
 
-console.log(`# ${runtime}, ${path.split("/").pop()}, ${T} rows, fastest of ${reps} calls, ${new Date().toISOString()}`);
+console.log(`# ${runtime}, ${path.split("/").pop()}, ${T} rows, fastest of ${reps} calls, ${runStamp()}`);
 const baseHead = base ? " baseline, 2 threads ms (speed-up) |" : "";
 console.log(`| op | calls a layer | 1 thread ms | 2 threads ms (speed-up) | 2 threads, halves ms (speed-up) |${baseHead}`);
 console.log(`|---|---|---|---|---|${base ? "---|" : ""}`);

@@ -10,7 +10,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
+import { engine, xorshift } from "./candidates.ts";
 
 const { values: opts } = benchArgs(
   `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes, and matmul_q4_0_lanes_q1, whose
@@ -39,7 +40,6 @@ warm-up calls and today / lanes time ratio, per shape and T.
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
 const plain = opts.plain === true;
-const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
 // lanes kernels: V8's (T = 1 four quads per pass) and JavaScriptCore's (T = 1 one quad per pass; Bun's)
@@ -54,13 +54,7 @@ const ex = new WebAssembly.Instance(new WebAssembly.Module(wasmBytes as BufferSo
 const MiB = 1 << 20;
 const W = 64 * 1024, WL = W + 20 * MiB, X = WL + 20 * MiB, O = X + 8 * MiB, O2 = O + 20 * MiB, XF = O2 + 20 * MiB, TMP = XF + 8 * MiB;
 const heap = new Uint8Array(memory.buffer);
-let s = 12345;
-const rnd = () => {
-  s ^= s << 13;
-  s ^= s >>> 17;
-  s ^= s << 5;
-  return s >>> 0;
-};
+const rnd = xorshift();
 const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
 for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
 
@@ -74,7 +68,7 @@ function place(n: number, d: number) {
   ex.repack_q4_0_lanes(WL, n, d, TMP);
 }
 
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio today / lanes)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio today / lanes)`);
 let allSame = true;
 for (const shape of opts.shapes.split(",")) {
   const [d, n] = shape.split("x").map(Number);

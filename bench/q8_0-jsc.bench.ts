@@ -16,7 +16,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
+import { engine, xorshift } from "./candidates.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 const { values: opts } = benchArgs(
@@ -42,7 +43,6 @@ Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
 const plain = opts.plain === true;
-const engine = "Bun" in globalThis ? "bun" : "Deno" in globalThis ? "deno" : "node";
 
 const root = new URL("..", import.meta.url).pathname;
 const wasmFile = compileStandalone(path.join(root, "bench/q8_0-jsc/kernels.ts"), !plain, "q8-jsc-");
@@ -58,14 +58,9 @@ removeStandalone(wasmFile);
 // weights (natural Q8_0 and the lanes copy), Q8_S activations, output, f32 activations
 const W = 65536, WL = W + 8 * 1024 * 1024, X = WL + 8 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 8 * 1024 * 1024;
 const heap = new Uint8Array(memory.buffer);
-let s = 12345;
+const rnd = xorshift();
 // every f16 scale finite and normal, every weight byte in 8..123 (random sign is the activations' job)
-for (let i = W; i < WL; i++) {
-  s ^= s << 13;
-  s ^= s >>> 17;
-  s ^= s << 5;
-  heap[i] = (s & 0x73) | 0x08;
-}
+for (let i = W; i < WL; i++) heap[i] = (rnd() & 0x73) | 0x08;
 const xf = new Float32Array(memory.buffer, XF, 2048 * 128);
 for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37) * 2;
 
@@ -94,7 +89,7 @@ function repackLanes(n: number, d: number) {
 
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768]];
 const variants = ["now", "noReduce", "lanes"];
-console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${new Date().toISOString()}: fastest call in us (ratio now / variant)`);
+console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio now / variant)`);
 for (const [label, n, d] of shapes) {
   repackLanes(n, d);
   for (const T of Ts) {

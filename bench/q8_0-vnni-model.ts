@@ -10,13 +10,14 @@
  *   bun bench/q8_0-vnni-model.ts [--rounds 3] [--steps 32] [--profile]
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { LANES_KERNELS, type LanesKernel } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 const USAGE = `Q8_0 decode ms per token and prefill ms per 128 ids, the lanes form this runtime takes (VNNI; Bun: nibble activations)
 vs the signed one, same process, 1 thread.
@@ -58,9 +59,7 @@ async function timeRun(model: Model, prof: OpProfile | null): Promise<[number, n
     backend.profile = null;
     t0 = performance.now();
     for (let s = 0; s < steps; s++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
-      logits = await model.decodeOne(seq, best);
+      logits = await model.decodeOne(seq, argmax(logits));
     }
     return [prefill, (performance.now() - t0) / steps];
   } finally {
@@ -78,7 +77,7 @@ const models = {
 const Q8_0 = GGMLType.Q8_0;
 console.log(
   `kvasm (${engine}) Q8_0, ${chosenBackend.lanesKernelFor(Q8_0)?.matmul} vs ${signedBackend.lanesKernelFor(Q8_0)?.matmul}, ` +
-    `same process, ${new Date().toISOString()}`,
+    `same process, ${runStamp()}`,
 );
 const best = { chosen: [Infinity, Infinity], signed: [Infinity, Infinity] };
 const profiles = { chosen: new OpProfile(), signed: new OpProfile() };

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 
 const { values: opts } = benchArgs(
@@ -88,7 +88,7 @@ for (let i = 0; i < maxRows * n; i++) {
   }
 }
 console.log(
-  `# ${engine}, ${opts.relaxed ? "relaxed" : "plain"} SIMD, ${new Date().toISOString()}: ${maxRows * n} outputs, ${diff} differ` +
+  `# ${engine}, ${opts.relaxed ? "relaxed" : "plain"} SIMD, ${runStamp()}: ${maxRows * n} outputs, ${diff} differ` +
     (nan ? ` (and ${nan} NaNs of other payloads)` : "") + ` (${specials.length} special gates, a seventh random bit patterns)`,
 );
 for (let r = 0; r < 30; r++) ex.swiglu(O1, G, U, n, 16), ex.swiglu_ref(O2, G, U, n, 16); // both tiered up

@@ -11,10 +11,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
@@ -59,15 +60,9 @@ async function madvise(buf: ArrayBuffer, advice: number): Promise<number> {
   return lib.symbols.madvise(p, BigInt(len), advice);
 }
 const huge = () => fs.readFileSync("/proc/self/smaps_rollup", "utf8").match(/AnonHugePages:\s+(\d+)/)?.[1];
-const argmax = (l: Float32Array) => {
-  let b = 0;
-  for (let j = 1; j < l.length; j++) if (l[j] > l[b]) b = j;
-  return b;
-};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
-const { loadavg } = await import("node:os");
-console.log(`${g.Bun ? "bun" : "deno"} ${new Date().toISOString()} load ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
+console.log(`${g.Bun ? "bun" : "deno"}, ${runStamp()}`);
 for (const type of opts.types.split(",")) {
   const file = await ensureSyntheticModel("stories110M", type as SyntheticType);
   const b4k = new On(path.join(root, "build", `kvasm-${variant}.wasm`), variant);

@@ -16,10 +16,11 @@
  * A model path in place of the synthetic one measures the same on real weights (within its context).
  */
 import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -48,12 +49,6 @@ function logSoftmax(l: Float32Array): Float64Array {
   return Float64Array.from(l, (x) => x - mx - Math.log(s));
 }
 
-const argmax = (l: ArrayLike<number>) => {
-  let b = 0;
-  for (let i = 1; i < l.length; i++) if (l[i] > l[b]) b = i;
-  return b;
-};
-
 /** One decode step of `seq` with the layout's topK set to k: its log-probabilities and milliseconds. */
 async function step(m: Model, seq: Sequence, token: number, k: number): Promise<{ lp: Float64Array; ms: number; next: number }> {
   (m.kv.layout as { topK?: number }).topK = k;
@@ -66,7 +61,7 @@ async function step(m: Model, seq: Sequence, token: number, k: number): Promise<
 const path = args[3] ?? await ensureSyntheticModel("long-context");
 const runtime = g.Deno ? `Deno ${g.Deno.version.deno}` : `Bun ${g.Bun?.version}`;
 console.log(
-  `${runtime}, one thread, ${new Date().toISOString().slice(0, 10)}; ${
+  `${runtime}, one thread, ${runStamp()}; ${
     args[3] ? path.split("/").pop() : "synthetic long-context model"
   }, random prompt, ${STEPS} decode steps per setting`,
 );

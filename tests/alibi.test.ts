@@ -6,7 +6,6 @@
  * bias inside every cache's attention kernel against an explicit reference.
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -22,7 +21,8 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { type KVType, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { PagedKVCache } from "../src/kv/paged-cache.ts";
 import { UnsupportedError } from "../src/errors.ts";
-import { assert, assertClose, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
+import { argmax } from "../src/sampling/sampler.ts";
+import { assert, assertClose, assertEquals, assertRejects, editedFixture, readJSON, sharedPath, test, testShared } from "./harness.ts";
 
 interface Reference {
   input_ids: number[];
@@ -47,8 +47,7 @@ async function checkReference(m: Model, ref: Reference, what: string): Promise<v
   assertClose(logits, ref.logits.at(-1)!, TOL, `${what}: prefill logits`, scaleOf(ref.logits.at(-1)!));
   const ids: number[] = [];
   for (let i = 0; i < ref.greedy_ids.length; i++) {
-    let best = 0;
-    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    const best = argmax(logits);
     ids.push(best);
     if (i + 1 < ref.greedy_ids.length) logits = await m.decodeOne(s2, best);
   }
@@ -280,18 +279,6 @@ testShared("alibi: bloom-alibi and mpt-alibi on the F16 (ggmlOrder), Q8_0 and u8
   }
 });
 
-/** A copy of a fixture in a temporary directory with an edited config.json. */
-// deno-lint-ignore no-explicit-any
-function editedFixture(name: string, edit: (c: Record<string, any>) => void): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kvasm-${name}-`));
-  // deno-lint-ignore no-explicit-any
-  const config = readJSON<Record<string, any>>(path.join(FIXTURES, name, "config.json"));
-  edit(config);
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
-  fs.copyFileSync(path.join(FIXTURES, name, "model.safetensors"), path.join(dir, "model.safetensors"));
-  return dir;
-}
-
 testShared("alibi: MPT and BLOOM options kvasm does not run are UnsupportedErrors naming them", [
   path.join(FIXTURES, "mpt-alibi", "model.safetensors"),
 ], async () => {
@@ -304,7 +291,7 @@ testShared("alibi: MPT and BLOOM options kvasm does not run are UnsupportedError
     ["bloom-alibi", (c) => (c.apply_residual_connection_post_layernorm = true), /apply_residual_connection_post_layernorm/],
   ];
   for (const [name, edit, re] of cases) {
-    const dir = editedFixture(name, edit);
+    const dir = editedFixture(path.join(FIXTURES, name), edit);
     try {
       await assertRejects(() => loadModel(dir, { threads: 1 }), UnsupportedError, re);
     } finally {

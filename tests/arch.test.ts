@@ -18,7 +18,19 @@ import { BytesSource } from "../src/io/source.ts";
 import { withHFConfig } from "../src/model/hf-config.ts";
 import { writeHFModelAsGGUF } from "../src/convert/hf-to-gguf.ts";
 import { FormatError, UnsupportedError } from "../src/errors.ts";
-import { assert, assertClose, assertEquals, assertRejects, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
+import { argmax } from "../src/sampling/sampler.ts";
+import {
+  assert,
+  assertClose,
+  assertEquals,
+  assertRejects,
+  editedFixture,
+  readJSON,
+  REPO,
+  sharedPath,
+  test,
+  testShared,
+} from "./harness.ts";
 
 interface Expected {
   arch: string;
@@ -52,8 +64,7 @@ async function greedy(m: Model, ids: number[], steps: number): Promise<number[]>
   let logits = await m.prefill(seq, ids);
   const out: number[] = [];
   for (let s = 0; s < steps; s++) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    const best = argmax(logits);
     out.push(best);
     if (s + 1 < steps) logits = await m.decodeOne(seq, best);
   }
@@ -176,20 +187,8 @@ testShared(
 
 // ---------------------------------------------------------------- typed errors
 
-/** A copy of a fixture directory with config.json edited. */
-function editedFixture(arch: string, edit: (c: Record<string, unknown>) => void): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kvasm-${arch}-`));
-  const config = readJSON<Record<string, unknown>>(path.join(fixture(arch), "config.json"));
-  edit(config);
-  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(config));
-  for (const f of fs.readdirSync(fixture(arch))) {
-    if (f.includes("safetensors")) fs.copyFileSync(path.join(fixture(arch), f), path.join(dir, f));
-  }
-  return dir;
-}
-
 test("an unknown model_type is an UnsupportedError naming it", async () => {
-  const dir = editedFixture("llama", (c) => (c.model_type = "mamba"));
+  const dir = editedFixture(fixture("llama"), (c) => (c.model_type = "mamba"));
   try {
     await assertRejects(() => loadModel(dir, { threads: 1 }), UnsupportedError, /model_type "mamba" is not supported/);
   } finally {
@@ -198,7 +197,7 @@ test("an unknown model_type is an UnsupportedError naming it", async () => {
 });
 
 test("a tensor that config.json needs but the file lacks is a FormatError naming it", async () => {
-  const dir = editedFixture("qwen2", (c) => (c.num_hidden_layers = 3));
+  const dir = editedFixture(fixture("qwen2"), (c) => (c.num_hidden_layers = 3));
   try {
     await assertRejects(() => loadModel(dir, { threads: 1 }), FormatError, /tensor "blk\.2\.[a-z_.]+" is missing/);
   } finally {
@@ -207,7 +206,7 @@ test("a tensor that config.json needs but the file lacks is a FormatError naming
 });
 
 test("a shape that contradicts config.json is a FormatError naming the tensor", async () => {
-  const dir = editedFixture("phi3", (c) => (c.intermediate_size = 96));
+  const dir = editedFixture(fixture("phi3"), (c) => (c.intermediate_size = 96));
   try {
     await assertRejects(
       () => loadModel(dir, { threads: 1 }),
@@ -217,7 +216,7 @@ test("a shape that contradicts config.json is a FormatError naming the tensor", 
   } finally {
     fs.rmSync(dir, { recursive: true });
   }
-  const gpt2 = editedFixture("gpt2", (c) => (c.n_head = 5));
+  const gpt2 = editedFixture(fixture("gpt2"), (c) => (c.n_head = 5));
   try {
     await assertRejects(() => loadModel(gpt2, { threads: 1 }), FormatError, /n_head|head_count 5 does not divide/);
   } finally {
@@ -226,7 +225,7 @@ test("a shape that contradicts config.json is a FormatError naming the tensor", 
 });
 
 test("an unsupported rope scaling type is an UnsupportedError naming it", async () => {
-  const dir = editedFixture("llama", (c) => ((c.rope_parameters as Record<string, unknown>).rope_type = "yarn"));
+  const dir = editedFixture(fixture("llama"), (c) => ((c.rope_parameters as Record<string, unknown>).rope_type = "yarn"));
   try {
     await assertRejects(() => loadModel(dir, { threads: 1 }), UnsupportedError, /rope scaling "yarn"/);
   } finally {

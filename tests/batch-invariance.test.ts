@@ -2,7 +2,7 @@
 // other rows share its step, so a seeded request returns the same tokens alone and under load. Small
 // synthetic llama models (random weights, every matrix of one type) are built in memory with kvasm's writer
 // and quantizer. (ggmlOrder is exempt: it follows llama.cpp, whose one-row and many-row orders differ.)
-import { assertEquals, test } from "./harness.ts";
+import { assertBitIdentical, assertEquals, test } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
@@ -90,14 +90,6 @@ async function syntheticModel(type: GGMLTypeId): Promise<Uint8Array> {
 }
 
 const ids = (n: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((seed * 131 + i * 37) % (VOCAB - 3)));
-
-function assertBitIdentical(a: Float32Array, b: Float32Array, what: string): void {
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  assertEquals(x.length, y.length, `${what}: length`);
-  for (let j = 0; j < x.length; j++) {
-    if (x[j] !== y[j]) throw new Error(`${what}: logit ${j} differs: ${a[j]} vs ${b[j]} (${a[j] - b[j]})`);
-  }
-}
 
 /**
  * The probe sequence (a 9-token prompt, then one more token) stepped alone, then the same in a step of

@@ -41,7 +41,10 @@ export function testShared(name: string, paths: string[], fn: TestFn): void {
 }
 
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import type { ModelFile } from "../src/formats/types.ts";
+import type { ByteSource } from "../src/io/source.ts";
 
 /** Absolute path of ../shared relative to the repository root. */
 export const SHARED = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..", "..", "shared");
@@ -63,6 +66,37 @@ export function env(name: string): string | undefined {
 
 export function readJSON<T = unknown>(p: string): T {
   return JSON.parse(fs.readFileSync(p, "utf8")) as T;
+}
+
+/** Polls `cond` every 5 ms until it holds: the milliseconds that took, or -1 once `ms` have passed without it. */
+export async function waitFor(cond: () => boolean, ms: number): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) return -1;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return performance.now() - t0;
+}
+
+/** The bytes of a file's tensor `name`, read from `source` (a sharded file's shard; default the file's own source). */
+export async function tensorBytes(file: ModelFile, name: string, source: ByteSource = file.source): Promise<Uint8Array> {
+  const info = file.tensors.get(name);
+  assert(info, `tensor ${name} missing`);
+  const out = new Uint8Array(info.byteLength);
+  await source.read(info.offset, out);
+  return out;
+}
+
+/** A copy of a fixture directory (its config.json, edited, and its safetensors files) in a new temporary directory. */
+export function editedFixture<C = Record<string, unknown>>(dir: string, edit: (config: C) => void): string {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), `kvasm-${path.basename(dir)}-`));
+  const config = readJSON<C>(path.join(dir, "config.json"));
+  edit(config);
+  fs.writeFileSync(path.join(out, "config.json"), JSON.stringify(config));
+  for (const f of fs.readdirSync(dir)) {
+    if (f.includes("safetensors")) fs.copyFileSync(path.join(dir, f), path.join(out, f));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- assertions
@@ -128,6 +162,22 @@ function show(v: unknown): string {
   } catch {
     return String(v);
   }
+}
+
+/** The same f32 bits element for element (NaN payloads and -0 included); names the first element that differs. */
+export function assertBitIdentical(actual: Float32Array, expected: Float32Array, what: string): void {
+  const x = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const y = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  assertEquals(x.length, y.length, `${what}: length`);
+  for (let j = 0; j < x.length; j++) {
+    if (x[j] !== y[j]) throw new Error(`${what}: logit ${j} differs: ${actual[j]} vs ${expected[j]} (${actual[j] - expected[j]})`);
+  }
+}
+
+/** assertBitIdentical step by step over two runs' logits (one array per step), and as many steps. */
+export function assertStepsBitIdentical(actual: Float32Array[], expected: Float32Array[], what: string): void {
+  assertEquals(actual.length, expected.length, `${what}: steps`);
+  actual.forEach((a, i) => assertBitIdentical(a, expected[i], `${what}: step ${i}`));
 }
 
 /** Max |a-b| / max(scale, |b|) over all elements must be <= tol. */

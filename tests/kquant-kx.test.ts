@@ -5,8 +5,7 @@
  * and computes the same logits as without the repack.
  */
 import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
-import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
-import { f32ToF16 } from "../src/quant/half.ts";
+import { type Build, BUILDS, instantiateBuilds, kquantActivations, q4kRows, q6kRows } from "./kernel-builds.ts";
 import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
@@ -15,36 +14,6 @@ import { NaturalLayout, promptLogitBits, weightsOf } from "./repacked-weights.ts
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
 const QB = 210, AB = 292, Q4B = 144; // Q6_K, Q8_K and Q4_K block bytes
-
-/** d rows of n Q6_K weights: random 6-bit values and i8 scales (the full range, -128 included), small f16 d. */
-function q6kRows(n: number, d: number, seed: number): Uint8Array {
-  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * QB);
-  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
-  const v = new DataView(out.buffer);
-  for (let p = 0; p < out.length; p += QB) v.setUint16(p + 208, f32ToF16(0.001 + 0.01 * u()), true);
-  return out;
-}
-
-/** d rows of n Q4_K weights: random nibbles and 6-bit scales and mins (every bit pattern), small f16 d and dmin. */
-function q4kRows(n: number, d: number, seed: number): Uint8Array {
-  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * Q4B);
-  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
-  const v = new DataView(out.buffer);
-  for (let p = 0; p < out.length; p += Q4B) {
-    v.setUint16(p, f32ToF16(0.001 + 0.01 * u()), true);
-    v.setUint16(p + 2, f32ToF16(0.001 + 0.01 * u()), true);
-  }
-  return out;
-}
-
-/** T rows of n activations, with an all-zero superblock and one whose largest magnitude is positive. */
-function activations(n: number, T: number, seed: number): Float32Array {
-  const u = xorshift(seed), x = new Float32Array(n * T);
-  for (let i = 0; i < x.length; i++) x[i] = (u() - 0.5) * 4;
-  x.fill(0, 256, 512);
-  if (n * T >= 1024) x[700] = 9;
-  return x;
-}
 
 const W = 1 << 16, W2 = 4 << 20, X = 8 << 20, X2 = 9 << 20, XF = 10 << 20, O = 12 << 20, O2 = 14 << 20, TMP = 15 << 20;
 const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
@@ -78,7 +47,7 @@ function kxOrder(b: Build): number[] {
 for (const b of BUILDS) {
   test(`quantize_q8_kx (${b}): quantize_q8_k's d, bsums and values, the values in the build's KX order`, () => {
     const k = kernels[b], n = 768, T = 2;
-    new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, 7));
+    new Float32Array(memory.buffer, XF, n * T).set(kquantActivations(n, T, 7));
     k.quantize_q8_k(X, XF, n, T);
     k.quantize_q8_kx(X2, XF, n, T);
     const nat = u8(X, AB * 6).slice(), kx = u8(X2, AB * 6).slice(), order = kxOrder(b);
@@ -110,7 +79,7 @@ for (const b of BUILDS) {
     const k = kernels[b];
     for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37]]) {
       place(b, n, d, n + d + T);
-      new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T));
+      new Float32Array(memory.buffer, XF, n * T).set(kquantActivations(n, T, T));
       k.quantize_q8_k(X, XF, n, T);
       k.quantize_q8_kx(X2, XF, n, T);
       k.matmul_q6_k(O, X, W, n, d, T, 0, d);
@@ -157,7 +126,7 @@ for (const b of BUILDS) {
     const k = kernels[b];
     for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37]]) {
       place4(b, n, d, 3 * n + d + T);
-      const x = activations(n, T, T + 100);
+      const x = kquantActivations(n, T, T + 100);
       new Float32Array(memory.buffer, XF, n * T).set(x);
       k.quantize_q8_k(X, XF, n, T);
       k.quantize_q8_kx(X2, XF, n, T);

@@ -7,6 +7,7 @@ import { loadModel } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { PagedKVCache } from "../src/kv/paged-cache.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
@@ -211,8 +212,7 @@ testShared(
         let logits = await m.prefill(seq, [1, 403, 407, 261, 378, 432, 383]);
         for (let i = 0; i < 24; i++) {
           all.push(logits.slice());
-          let best = 0;
-          for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+          const best = argmax(logits);
           logits = await m.decodeOne(seq, best);
         }
         return all;

@@ -7,40 +7,18 @@
  * repack as without it, on 1 and 2 threads.
  */
 import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
-import { type Build, BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
-import { f32ToF16 } from "../src/quant/half.ts";
+import { type Build, BUILDS, instantiateBuilds, kquantActivations, q6kRows } from "./kernel-builds.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
 const AB = 292, QB = 210; // Q8_K and Q6_K block bytes
-
-/** d rows of n Q6_K weights: random ql, qh and scale bytes (every i8 scale, -128 included), small f16 d of either sign. */
-function q6kRows(n: number, d: number, seed: number): Uint8Array {
-  const u = xorshift(seed), out = new Uint8Array((n / 256) * d * QB);
-  for (let i = 0; i < out.length; i++) out[i] = Math.floor(u() * 256);
-  const v = new DataView(out.buffer);
-  for (let p = 0; p < out.length; p += QB) {
-    if (u() < 0.1) out[p + 192 + Math.floor(u() * 16)] = 0x80;
-    v.setUint16(p + 208, f32ToF16((u() < 0.3 ? -1 : 1) * (0.001 + 0.01 * u())), true);
-  }
-  return out;
-}
-
-/** T rows of n activations, with an all-zero superblock, one whose largest magnitude is positive, one with every a = -max. */
-function activations(n: number, T: number, seed: number): Float32Array {
-  const u = xorshift(seed), x = new Float32Array(n * T);
-  for (let i = 0; i < x.length; i++) x[i] = (u() - 0.5) * 4;
-  x.fill(0, 256, 512);
-  if (n * T >= 1024) x[700] = 9;
-  if (n * T >= 1280) x.fill(-3, 1024, 1280);
-  return x;
-}
 
 const W = 1 << 16, W2 = 4 << 20, X = 8 << 20, X2 = 9 << 20, XF = 10 << 20, O = 12 << 20, O2 = 14 << 20, TMP = 15 << 20;
 const u8 = (at: number, n: number) => new Uint8Array(memory.buffer, at, n);
@@ -120,7 +98,7 @@ for (const b of BUILDS) {
       const k = kernels[b], matmul = k[mm];
       for (const [n, d, T] of [[256, 7, 1], [768, 37, 1], [512, 64, 1], [768, 64, 3], [512, 9, 5], [768, 21, 37], [256, 44, 6]]) {
         place(b, n, d, 3 * n + d + T);
-        new Float32Array(memory.buffer, XF, n * T).set(activations(n, T, T + 100));
+        new Float32Array(memory.buffer, XF, n * T).set(kquantActivations(n, T, T + 100));
         k.quantize_q8_k(X, XF, n, T);
         k.quantize_q8_kx(X2, XF, n, T);
         k.matmul_q6_k(O, X, W, n, d, T, 0, d);
@@ -148,7 +126,7 @@ for (const b of BUILDS) {
 
 /** A d x n Q6_K weight (q6kRows's random bytes) through `backend`: its products and rows, see weightOutputs. */
 const outputs = (backend: WasmBackend, n: number, d: number, T: number) =>
-  weightOutputs(backend, GGMLType.Q6_K, q6kRows(n, d, 77), activations(n, T, 9), n, d, T);
+  weightOutputs(backend, GGMLType.Q6_K, q6kRows(n, d, 77), kquantActivations(n, T, 9), n, d, T);
 
 test("a 103x512 Q6_K weight repacked at load (3 KX tail rows): the natural layout's matmul (T = 1, 5) and embedding rows, 1 and 2 threads", async () => {
   await assertRepackedAsNatural(outputs, 512, 103, "lanes");
@@ -160,8 +138,7 @@ async function decodeSteps(m: Model): Promise<number[]> {
   try {
     let logits = await m.prefill(seq, [1, 50, 60]);
     for (let step = 0; step < 2; step++) {
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      const best = argmax(logits);
       logits = await m.decodeOne(seq, best);
       all.push(...new Uint32Array(logits.slice().buffer));
     }

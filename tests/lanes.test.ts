@@ -21,6 +21,7 @@ import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { rowView } from "../src/architectures/blocks.ts";
 import { UnsupportedError } from "../src/errors.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 import { NaturalLayout, weightOutputs, weightsOf } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
@@ -233,8 +234,7 @@ async function run(model: Model, ids: number[]): Promise<number[]> {
     for (let step = 0; step < 3; step++) {
       all.push(...new Uint32Array(logits.slice().buffer));
       if (step === 2) break;
-      let best = 0;
-      for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+      const best = argmax(logits);
       logits = await model.decodeOne(seq, best);
     }
     return all;

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, sharedPath, tensorBytes, test, testShared } from "./harness.ts";
 import { FormatError, UnsupportedError } from "../src/errors.ts";
 import { BytesSource, FileSource } from "../src/io/source.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
@@ -11,14 +11,6 @@ import { deriveConfig } from "../src/model/config.ts";
 
 const STORIES_BIN = sharedPath("models/stories260K/stories260K.bin");
 const AIDREAMS_BIN = sharedPath("models/aidreams260K/aidreams260K.bin");
-
-async function tensorBytes(file: ModelFile, name: string): Promise<Uint8Array> {
-  const info = file.tensors.get(name);
-  assert(info, `tensor ${name} missing`);
-  const out = new Uint8Array(info.byteLength);
-  await file.source.read(info.offset, out);
-  return out;
-}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

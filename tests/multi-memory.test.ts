@@ -1,7 +1,7 @@
 // Models past 4 GiB: the layout planner over several WebAssembly memories, a small model forced into several
 // memories giving bit-identical logits to its one-memory run (F32 and Q4_K, one and two threads, prefill,
 // batched decode and a forked sequence), and the memory budget failing a load before anything is reserved.
-import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, assertStepsBitIdentical, sharedPath, test, testShared } from "./harness.ts";
 import type { Model } from "../src/model/model.ts";
 import { loadModel, type LoadOptions } from "../src/model/load.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
@@ -56,17 +56,6 @@ function layoutsOf(m: Model): string[] {
   return out.sort();
 }
 
-function assertBitIdentical(a: Float32Array[], b: Float32Array[], what: string): void {
-  assertEquals(a.length, b.length, `${what}: steps`);
-  for (let i = 0; i < a.length; i++) {
-    const x = new Uint32Array(a[i].buffer, a[i].byteOffset, a[i].length), y = new Uint32Array(b[i].buffer, b[i].byteOffset, b[i].length);
-    assertEquals(x.length, y.length, `${what}: step ${i} length`);
-    for (let j = 0; j < x.length; j++) {
-      if (x[j] !== y[j]) throw new Error(`${what}: step ${i} logit ${j} differs: ${a[i][j]} vs ${b[i][j]}`);
-    }
-  }
-}
-
 for (const [label, path, counts] of [["F32", F32, [2, 3, 5]], ["Q4_K", Q4K, [2]]] as const) {
   testShared(`multi-memory: ${label} in ${counts.join(", ")} memories equals one memory, one thread`, [path], async () => {
     const one = await script(path, { threads: 1 });
@@ -74,7 +63,7 @@ for (const [label, path, counts] of [["F32", F32, [2, 3, 5]], ["Q4_K", Q4K, [2]]
     for (const memories of counts) {
       const many = await script(path, { threads: 1, memories });
       assertEquals(many.memories, memories);
-      assertBitIdentical(many.logits, one.logits, `${label}, ${memories} memories`);
+      assertStepsBitIdentical(many.logits, one.logits, `${label}, ${memories} memories`);
       // every memory's weights take the layout one memory gives them (prepareWeight delegated to the weight's memory)
       assertEquals(many.layouts, one.layouts, `${label}, ${memories} memories: weight layouts`);
       // (its Q4_K and Q6_K weights both take the lanes layout now; a weight's d % 4 tail rows are KX inside it)
@@ -88,7 +77,7 @@ for (const [label, path, counts] of [["F32", F32, [2, 3, 5]], ["Q4_K", Q4K, [2]]
     // every op split, however small, in each memory's own pool
     const many = await script(path, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }), memories: 2 });
     assertEquals(many.memories, 2);
-    assertBitIdentical(many.logits, one.logits, `${label}, 2 memories, 2 threads`);
+    assertStepsBitIdentical(many.logits, one.logits, `${label}, 2 memories, 2 threads`);
     assertEquals(many.layouts, one.layouts, `${label}, 2 memories, 2 threads: weight layouts`);
   });
 }
@@ -98,7 +87,7 @@ testShared("multi-memory: the F16 and Q8_0 caches and the exact mode (ggmlOrder)
     for (const path of opts.ggmlOrder ? [F32, Q4K] : [F32]) {
       const one = await script(path, { threads: 1, ...opts });
       const many = await script(path, { threads: 1, ...opts, memories: 2 });
-      assertBitIdentical(many.logits, one.logits, `${JSON.stringify(opts)} ${path}`);
+      assertStepsBitIdentical(many.logits, one.logits, `${JSON.stringify(opts)} ${path}`);
     }
   }
 });

@@ -3,7 +3,7 @@
  * dequantize_* against the F32 originals and the JS reference, and kvasm's
  * quantizer against llama.cpp's output, block for block.
  */
-import { assert, assertEquals, REPO, sharedPath, testShared } from "./harness.ts";
+import { assert, assertEquals, REPO, sharedPath, tensorBytes, testShared } from "./harness.ts";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { type GGUFFile, readGGUF } from "../src/formats/gguf.ts";
@@ -27,12 +27,6 @@ const files = new Map<string, GGUFFile>();
 async function open(p: string): Promise<GGUFFile> {
   if (!files.has(p)) files.set(p, await readGGUF(await FileSource.open(p)));
   return files.get(p)!;
-}
-async function tensorBytes(f: GGUFFile, name: string): Promise<Uint8Array> {
-  const t = f.tensors.get(name)!;
-  const b = new Uint8Array(t.byteLength);
-  await f.source.read(t.offset, b);
-  return b;
 }
 async function tensorF32(f: GGUFFile, name: string): Promise<Float32Array> {
   return new Float32Array((await tensorBytes(f, name)).buffer);

@@ -1,11 +1,10 @@
-import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, sharedPath, tensorBytes, test, testShared } from "./harness.ts";
 import { FormatError } from "../src/errors.ts";
 import { type ByteSource, BytesSource, FileSource } from "../src/io/source.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { readSafetensors, readSafetensorsIndex } from "../src/formats/safetensors.ts";
-import type { ModelFile } from "../src/formats/types.ts";
 
 const HF_DIR = sharedPath("models/stories260K/hf");
 const HF = sharedPath("models/stories260K/hf/model.safetensors");
@@ -38,13 +37,6 @@ function makeSafetensors(entries: StEntry[], metadata?: Record<string, string>):
   return out;
 }
 
-async function bytesOf(file: ModelFile, name: string, source: ByteSource = file.source): Promise<Uint8Array> {
-  const info = file.tensors.get(name)!;
-  const out = new Uint8Array(info.byteLength);
-  await source.read(info.offset, out);
-  return out;
-}
-
 testShared("stories260K/hf/model.safetensors: Hugging Face names, ggml-order shapes, same bytes as the GGUF", [HF, STORIES], async () => {
   const st = await readSafetensors(await FileSource.open(HF));
   const gguf = await readGGUF(await FileSource.open(STORIES));
@@ -67,7 +59,7 @@ testShared("stories260K/hf/model.safetensors: Hugging Face names, ggml-order sha
       ["model.norm.weight", "output_norm.weight"],
     ]
   ) {
-    const a = await bytesOf(st, hf), b = await bytesOf(gguf, gg);
+    const a = await tensorBytes(st, hf), b = await tensorBytes(gguf, gg);
     assertEquals(a.length, b.length, hf);
     assert(a.every((x, i) => x === b[i]), `${hf} differs from ${gg}`);
   }
@@ -110,7 +102,7 @@ testShared("sharded checkpoint: model.safetensors.index.json merges the shards, 
   const names = [...whole.tensors.keys()];
   const toEntry = async (name: string): Promise<StEntry> => {
     const t = whole.tensors.get(name)!;
-    return { name, dtype: "F32", shape: [...t.shape].reverse(), data: await bytesOf(whole, name) };
+    return { name, dtype: "F32", shape: [...t.shape].reverse(), data: await tensorBytes(whole, name) };
   };
   const half = Math.floor(names.length / 2);
   const files = new Map<string, Uint8Array>([
@@ -142,7 +134,7 @@ testShared("sharded checkpoint: model.safetensors.index.json merges the shards, 
     const t = sharded.tensors.get(name)!;
     assertEquals(t.shape, whole.tensors.get(name)!.shape, name);
     assertEquals(t.source.name, weightMap[name].replace(/^/, "dir/"), name);
-    const a = await bytesOf(sharded, name, t.source), b = await bytesOf(whole, name);
+    const a = await tensorBytes(sharded, name, t.source), b = await tensorBytes(whole, name);
     assert(a.every((x, i) => x === b[i]), `${name} bytes differ`);
   }
   // Closing the model's source closes every shard.

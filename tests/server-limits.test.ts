@@ -11,7 +11,7 @@ import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { assert, assertEquals, REPO, runtime, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, REPO, runtime, sharedPath, test, testShared, waitFor } from "./harness.ts";
 import { main } from "../src/cli.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -61,15 +61,6 @@ async function served(opts: Partial<HandlerOptions> = {}, serveOpts: { idleTimeo
 /** KV pages held by sequences (the prefix cache's pages are a cache, not a leak). */
 function heldPages(m: Model, e: Served["engine"]): number {
   return m.kv.nPages - m.kv.freePages - (e.prefixCache?.size ?? 0);
-}
-
-async function waitFor(cond: () => boolean, ms: number): Promise<number> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) return -1;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return performance.now() - t0;
 }
 
 function post(url: string, body: unknown, signal?: AbortSignal): Promise<Response> {

@@ -4,7 +4,7 @@
  * client disconnects, on stories260K.
  */
 import OpenAI from "openai";
-import { assert, assertEquals, readJSON, sharedPath, testShared } from "./harness.ts";
+import { assert, assertEquals, readJSON, sharedPath, testShared, waitFor } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { createHandler, type KvasmHandler } from "../src/server/handler.ts";
@@ -30,15 +30,6 @@ function started(): Promise<Setup> {
     return { model, handler, server, client };
   })();
   return setup;
-}
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
 }
 
 function post(url: string, body: string, headers: Record<string, string> = {}): Promise<Response> {
@@ -135,7 +126,7 @@ testShared("16 concurrent streaming clients each get exactly what they get alone
     return text;
   }));
   assertEquals(together, alone);
-  assert(await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0), "sequences left behind");
+  assert(await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0, 5000) >= 0, "sequences left behind");
 });
 
 testShared("bad requests get 400/404/413 naming the problem; the server keeps serving", [MODEL], async () => {
@@ -195,7 +186,7 @@ testShared("a full queue answers 429 with Retry-After and recovers", [MODEL], as
   assertEquals(busy.headers.get("retry-after"), "1");
   assertEquals(((await busy.json()) as { error: { code: string } }).error.code, "queue_full");
   for (const r of open) await r.body!.cancel();
-  assert(await waitFor(() => small.pending === 0 && handler.generator.activeSequences === 0), "cancelled streams not released");
+  assert(await waitFor(() => small.pending === 0 && handler.generator.activeSequences === 0, 5000) >= 0, "cancelled streams not released");
   const again = await small.fetch(
     new Request("http://127.0.0.1/v1/completions", {
       method: "POST",
@@ -220,7 +211,7 @@ testShared("a client disconnecting mid-stream frees its sequence", [MODEL], asyn
   abort.abort();
   await reader.cancel().catch(() => {});
   assert(
-    await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0),
+    await waitFor(() => handler.generator.activeSequences === 0 && handler.pending === 0, 5000) >= 0,
     "the disconnected client's sequence is still held",
   );
   const after = await post(`${server.url}/v1/completions`, JSON.stringify({ prompt: "Once upon a time", max_tokens: 3, temperature: 0 }));

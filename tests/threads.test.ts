@@ -1,6 +1,16 @@
 // The threaded WASM backend: bit-identical logits and ids for 1, 2 and 3
 // threads, the automatic single-thread path, and a worker dying mid-run.
-import { assert, assertEquals, assertRejects, readJSON, sharedPath, test, testShared } from "./harness.ts";
+import {
+  assert,
+  assertBitIdentical,
+  assertEquals,
+  assertRejects,
+  assertStepsBitIdentical,
+  readJSON,
+  sharedPath,
+  test,
+  testShared,
+} from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
@@ -14,6 +24,7 @@ import { KERNEL_SPEC } from "../src/kernels/spec.ts";
 import { generate } from "../src/generate.ts";
 import { KvasmError } from "../src/errors.ts";
 import { type Backend, ROW_FIELDS, ROW_POS, ROW_START } from "../src/backends/backend.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 
 const MODELS = sharedPath("models", "stories260K");
 const GOLDEN = sharedPath("golden", "stories260K.json");
@@ -30,23 +41,12 @@ async function greedyRun(model: Model, prompt: number[], steps: number): Promise
   const ids: number[] = [], all: Float32Array[] = [];
   for (let i = 0; i < steps; i++) {
     all.push(logits.slice());
-    let best = 0;
-    for (let j = 1; j < logits.length; j++) if (logits[j] > logits[best]) best = j;
+    const best = argmax(logits);
     ids.push(best);
     if (i + 1 < steps) logits = await model.decodeOne(seq, best);
   }
   model.releaseSequence(seq);
   return { ids, logits: all };
-}
-
-function assertBitIdentical(a: Float32Array[], b: Float32Array[], what: string): void {
-  assertEquals(a.length, b.length, `${what}: steps`);
-  for (let i = 0; i < a.length; i++) {
-    const x = new Uint32Array(a[i].buffer, a[i].byteOffset, a[i].length), y = new Uint32Array(b[i].buffer, b[i].byteOffset, b[i].length);
-    for (let j = 0; j < x.length; j++) {
-      if (x[j] !== y[j]) throw new Error(`${what}: step ${i} logit ${j} differs: ${a[i][j]} vs ${b[i][j]}`);
-    }
-  }
 }
 
 async function withModel<T>(path: string, backend: Backend, fn: (m: Model) => Promise<T>, maxSequences = 1): Promise<T> {
@@ -74,7 +74,7 @@ for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf"]) {
         return greedyRun(m, ref.prompt_ids, 64);
       });
       assertEquals(r.ids, one.ids, `${n} threads: ids`);
-      assertBitIdentical(r.logits, one.logits, `${n} threads`);
+      assertStepsBitIdentical(r.logits, one.logits, `${n} threads`);
     }
   });
 }
@@ -89,7 +89,7 @@ testShared("a batched step over sequences of different lengths is bit-identical 
       const out = await m.step([{ seq: a, tokens: [286, 261] }, { seq: b, tokens: [1, 403, 407] }]);
       return out.map((l) => l.slice());
     }, 2);
-  assertBitIdentical(await run(threaded(3)), await run(new WasmBackend()), "batched step");
+  assertStepsBitIdentical(await run(threaded(3)), await run(new WasmBackend()), "batched step");
 });
 
 testShared("prefill attention split by query rows: long prompts, a continued prompt and a full context, bit-identical on 1, 2, 3 threads", [
@@ -115,7 +115,7 @@ testShared("prefill attention split by query rows: long prompts, a continued pro
     }
   };
   const one = await run(new WasmBackend());
-  for (const n of [2, 3]) assertBitIdentical(await run(threaded(n)), one, `${n} threads`);
+  for (const n of [2, 3]) assertStepsBitIdentical(await run(threaded(n)), one, `${n} threads`);
 });
 
 testShared(
@@ -142,8 +142,8 @@ testShared(
         }
       };
       const all = await run("off");
-      for (const solo of ["split", "whole", "workers"] as const) assertBitIdentical([await run(solo)], [all], `solo ${solo}`);
-      assertBitIdentical([await run("off")], [all], "all threads again after solo prefills");
+      for (const solo of ["split", "whole", "workers"] as const) assertBitIdentical(await run(solo), all, `solo ${solo}`);
+      assertBitIdentical(await run("off"), all, "all threads again after solo prefills");
     });
   },
 );
@@ -180,9 +180,9 @@ testShared("a prefill's matmuls over one input run as one op (no join between q,
     const merged = await run(new ThreadedWasmBackend({ threads: 2, minWork: 0 }));
     // and with every join left pending: the held matmuls run from the queue, behind and before the right ops
     const deferred = await run(new ThreadedWasmBackend({ threads: 3, minWork: 0, joinSpinMs: 0 }));
-    assertBitIdentical(apart.logits, one.logits, `${file}: 2 threads, matmuls apart`);
-    assertBitIdentical(merged.logits, one.logits, `${file}: 2 threads, matmuls merged`);
-    assertBitIdentical(deferred.logits, one.logits, `${file}: 3 threads, merged, joins deferred`);
+    assertStepsBitIdentical(apart.logits, one.logits, `${file}: 2 threads, matmuls apart`);
+    assertStepsBitIdentical(merged.logits, one.logits, `${file}: 2 threads, matmuls merged`);
+    assertStepsBitIdentical(deferred.logits, one.logits, `${file}: 3 threads, merged, joins deferred`);
     // per layer q, k, v (3 joins) and gate, up (2) become one each: 3 fewer of the 7 matmul joins a layer
     assert(merged.joins < apart.joins, `${file}: fewer matmul joins merged (${merged.joins}) than apart (${apart.joins})`);
   }
@@ -198,7 +198,7 @@ testShared("ops left pending (no join spin) and finished asynchronously give the
     new ThreadedWasmBackend({ threads: 2, minWork: 0, joinSpinMs: 0 }),
     (m) => greedyRun(m, ref.prompt_ids, 16),
   );
-  assertBitIdentical(deferred.logits, one.logits, "deferred joins");
+  assertStepsBitIdentical(deferred.logits, one.logits, "deferred joins");
 });
 
 test("chunks start at multiples of the alignment, cover the range once, and shrink towards the end", () => {

@@ -4,29 +4,18 @@
  * GGUF vocabularies re-expressed the way Hugging Face writes them must
  * tokenize exactly as llama.cpp does.
  */
-import * as fs from "node:fs";
 import { FileSource } from "../src/io/source.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import type { BpeTokenizer } from "../src/tokenizer/bpe.ts";
 import { tokenizerFromGGUF } from "../src/tokenizer/gguf-vocab.ts";
 import { tokenizerFromHFJson } from "../src/tokenizer/hf-json.ts";
-import { TextStream, type Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { TextStream } from "../src/tokenizer/tokenizer.ts";
 import { UnsupportedError } from "../src/errors.ts";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+import { checkVectors } from "./vocab-vectors.ts";
 
 const GPT2_GGUF = sharedPath("models/tokenizers/ggml-vocab-gpt-2.gguf");
 const LLAMA_GGUF = sharedPath("models/tokenizers/ggml-vocab-llama-spm.gguf");
-
-/** llama.cpp's .inp/.out pairs: strings separated by "\n__ggml_vocab_test__\n", one line of ids per string. */
-function readVocabTests(vocabPath: string): Array<{ text: string; ids: number[] }> {
-  const raw = fs.readFileSync(vocabPath + ".inp", "utf8");
-  const texts = raw.split("\n__ggml_vocab_test__\n");
-  if (texts.at(-1) === "") texts.pop();
-  const lines = fs.readFileSync(vocabPath + ".out", "utf8").split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  assertEquals(texts.length, lines.length, "test strings vs expected id lines");
-  return texts.map((text, i) => ({ text, ids: lines[i].trim() === "" ? [] : lines[i].trim().split(" ").map(Number) }));
-}
 
 async function ggufMetadata(path: string): Promise<Map<string, unknown>> {
   const src = await FileSource.open(path);
@@ -37,24 +26,10 @@ async function ggufMetadata(path: string): Promise<Map<string, unknown>> {
   }
 }
 
-function checkVectors(tok: Tokenizer, path: string, roundTrip: boolean): void {
-  const tests = readVocabTests(path);
-  assert(tests.length > 40, `only ${tests.length} test strings`);
-  const failures: string[] = [];
-  for (const { text, ids } of tests) {
-    const got = tok.encode(text, { addBos: false });
-    if (JSON.stringify(got) !== JSON.stringify(ids)) {
-      failures.push(`${JSON.stringify(text)}: expected ${ids.join(" ")}, got ${got.join(" ")}`);
-    }
-    if (roundTrip && tok.decode(got) !== text) failures.push(`${JSON.stringify(text)} decoded to ${JSON.stringify(tok.decode(got))}`);
-  }
-  assertEquals(failures, [], "llama.cpp test-tokenizer-0 vectors");
-}
-
 testShared("GPT-2 byte-level BPE (GGUF) matches llama.cpp's test vectors and round-trips", [GPT2_GGUF], async () => {
   const tok = tokenizerFromGGUF(await ggufMetadata(GPT2_GGUF), GPT2_GGUF);
   assertEquals([tok.vocabSize, tok.bos, tok.eos, tok.addBos, tok.addSpacePrefix], [50257, 50256, 50256, false, false]);
-  checkVectors(tok, GPT2_GGUF, true);
+  checkVectors(tok, GPT2_GGUF);
   assert(tok.isEndOfGeneration(50256), "<|endoftext|> ends generation");
   assertEquals(tok.piece(18435), "ĠHello");
 });
@@ -130,7 +105,7 @@ testShared("Hugging Face tokenizer.json, byte-level (GPT-2 as HF writes it) matc
   };
   const tok = tokenizerFromHFJson(json, { bos_token: "<|endoftext|>", eos_token: "<|endoftext|>" });
   assertEquals([tok.vocabSize, tok.bos, tok.eos, tok.addBos], [50257, 50256, 50256, false]);
-  checkVectors(tok, GPT2_GGUF, true);
+  checkVectors(tok, GPT2_GGUF);
   // Newer exports write merges as pairs; and a Split(Regex) + ByteLevel(use_regex: false) chain is the same GPT-2 split.
   const pairs = (md.get("tokenizer.ggml.merges") as string[]).map((m) => m.split(" "));
   const split = tokenizerFromHFJson({
@@ -149,7 +124,7 @@ testShared("Hugging Face tokenizer.json, byte-level (GPT-2 as HF writes it) matc
       ],
     },
   });
-  checkVectors(split, GPT2_GGUF, true);
+  checkVectors(split, GPT2_GGUF);
 });
 
 testShared("Hugging Face tokenizer.json, SentencePiece-style BPE (Llama 2 as HF writes it) matches llama.cpp", [LLAMA_GGUF], async () => {
@@ -190,7 +165,7 @@ testShared("Hugging Face tokenizer.json, SentencePiece-style BPE (Llama 2 as HF 
   };
   const tok = tokenizerFromHFJson(json);
   assertEquals([tok.bos, tok.eos, tok.addBos, tok.addSpacePrefix], [1, 2, true, true]);
-  checkVectors(tok, LLAMA_GGUF, true);
+  checkVectors(tok, LLAMA_GGUF);
   assertEquals(tok.encode("Hello world"), [1, 15043, 3186]);
   // The Metaspace spelling of the same tokenizer (newer exports) behaves the same.
   const meta = tokenizerFromHFJson({
@@ -198,7 +173,7 @@ testShared("Hugging Face tokenizer.json, SentencePiece-style BPE (Llama 2 as HF 
     normalizer: null,
     pre_tokenizer: { type: "Metaspace", replacement: "▁", prepend_scheme: "first", split: false },
   });
-  checkVectors(meta, LLAMA_GGUF, true);
+  checkVectors(meta, LLAMA_GGUF);
 });
 
 test("tokenizer.json: unsupported models and pre-tokenizers are UnsupportedError", async () => {

@@ -6,6 +6,8 @@ import { readGGUF } from "../src/formats/gguf.ts";
 import { tokenizerFromGGUF } from "../src/tokenizer/gguf-vocab.ts";
 import { readLlama2cTokenizer } from "../src/tokenizer/llama2c-vocab.ts";
 import { readSentencePieceModel } from "../src/tokenizer/sentencepiece-model.ts";
+import { SpmTokenizer } from "../src/tokenizer/spm.ts";
+import { BpeTokenizer } from "../src/tokenizer/bpe.ts";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 
 const STORIES_BIN = sharedPath("models/stories260K/tok512.bin");
@@ -90,4 +92,21 @@ test("GGUF byte-level vocab: unknown pre-tokenizer and missing merges are report
   assertEquals(tokenizerFromGGUF(md, "v.gguf").encode("abab"), [2, 2]);
   md.delete("tokenizer.ggml.merges");
   await assertRejects(() => tokenizerFromGGUF(md, "v.gguf"), FormatError, /tokenizer\.ggml\.merges is missing/);
+});
+
+test("byte fallback (SentencePiece and SentencePiece-style BPE): <0xNN> tokens, else the unknown token, else a FormatError", async () => {
+  // a tiny vocabulary: two pieces, the byte tokens of "é" (0xC3 0xA9) only, and an unknown token when `unk` is set
+  const pieces = ["<unk>", "\u2581", "a", "<0xC3>", "<0xA9>"];
+  const make = (unk: number | undefined) => [
+    new SpmTokenizer({ name: "tiny-spm", pieces, scores: [0, -1, -2, 0, 0], unk, addBos: false, addEos: false }, { addSpacePrefix: false }),
+    new BpeTokenizer({ name: "tiny-bpe", pieces, unk, addBos: false, addEos: false }, { merges: [], byteLevel: false }),
+  ];
+  for (const tok of make(0)) {
+    assertEquals(tok.encode("aé"), [2, 3, 4]); // é: its two byte tokens
+    assertEquals(tok.encode("a→"), [2, 0, 0, 0]); // →: three bytes without tokens, each the unknown token
+  }
+  for (const tok of make(undefined)) {
+    assertEquals(tok.encode("aé"), [2, 3, 4]);
+    await assertRejects(() => tok.encode("a→"), FormatError, /^tiny-(spm|bpe): no byte token <0xE2> and no unknown token$/);
+  }
 });

@@ -11,6 +11,7 @@ import { readLlama2cTokenizer } from "../src/tokenizer/llama2c-vocab.ts";
 import { readSentencePieceModel } from "../src/tokenizer/sentencepiece-model.ts";
 import { TextStream, type Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { assert, assertEquals, readJSON, sharedPath, testShared } from "./harness.ts";
+import { checkVectors } from "./vocab-vectors.ts";
 
 const LLAMA_GGUF = sharedPath("models/tokenizers/ggml-vocab-llama-spm.gguf");
 const LLAMA_BIN = sharedPath("models/tokenizers/llama2-tokenizer.bin");
@@ -20,26 +21,6 @@ const STORIES_BIN = sharedPath("models/stories260K/tok512.bin");
 const STORIES_MODEL = sharedPath("models/stories260K/tok512.model");
 const GOLDEN = sharedPath("golden/stories260K.json");
 
-/** llama.cpp's .inp/.out pairs: strings separated by "\n__ggml_vocab_test__\n", one line of ids per string. */
-function readVocabTests(vocabPath: string): Array<{ text: string; ids: number[] }> {
-  const raw = fs.readFileSync(vocabPath + ".inp", "utf8");
-  const sep = "\n__ggml_vocab_test__\n";
-  const texts: string[] = [];
-  for (let pos = 0; pos < raw.length;) {
-    const next = raw.indexOf(sep, pos);
-    if (next < 0) {
-      texts.push(raw.slice(pos));
-      break;
-    }
-    texts.push(raw.slice(pos, next));
-    pos = next + sep.length;
-  }
-  const lines = fs.readFileSync(vocabPath + ".out", "utf8").split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  assertEquals(texts.length, lines.length, "test strings vs expected id lines");
-  return texts.map((text, i) => ({ text, ids: lines[i].trim() === "" ? [] : lines[i].trim().split(" ").map(Number) }));
-}
-
 async function ggufTokenizer(path: string): Promise<Tokenizer> {
   const src = await FileSource.open(path);
   try {
@@ -48,22 +29,6 @@ async function ggufTokenizer(path: string): Promise<Tokenizer> {
   } finally {
     await src.close();
   }
-}
-
-function checkVectors(tok: Tokenizer, path: string): void {
-  const tests = readVocabTests(path);
-  assert(tests.length > 40, `only ${tests.length} test strings`);
-  const failures: string[] = [];
-  for (const { text, ids } of tests) {
-    const got = tok.encode(text, { addBos: false });
-    if (JSON.stringify(got) !== JSON.stringify(ids)) {
-      failures.push(`${JSON.stringify(text)}: expected ${ids.join(" ")}, got ${got.join(" ")}`);
-    }
-    // SentencePiece normalization here is only " " -> "▁", so decoding gives every string back.
-    const back = tok.decode(got);
-    if (back !== text) failures.push(`${JSON.stringify(text)} decoded to ${JSON.stringify(back)}`);
-  }
-  assertEquals(failures, [], "llama.cpp test-tokenizer-0 vectors");
 }
 
 testShared("llama SPM vocab (GGUF) matches llama.cpp's test vectors and round-trips", [LLAMA_GGUF], async () => {

@@ -84,7 +84,7 @@ async function readTensor(file: ModelFile, t: TensorInfo): Promise<Uint8Array> {
  * of the pairs) back to interleaved pairs: interleaved row 2i + s is HF row
  * s * headDim/2 + i. A bias permutes the same way, one element per row.
  */
-export function halvesToInterleaved(src: Uint8Array, nHeads: number, t: { name: string; type: number; shape: number[] }): Uint8Array {
+function halvesToInterleaved(src: Uint8Array, nHeads: number, t: { name: string; type: number; shape: number[] }): Uint8Array {
   const isBias = t.shape.length === 1;
   const rows = isBias ? t.shape[0] : t.shape[1];
   const rowLen = isBias ? 4 : rowBytes(t.type, t.shape[0])!;

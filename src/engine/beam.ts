@@ -38,7 +38,7 @@ export interface BeamOptions {
 }
 
 /** Length-penalised score of a hypothesis of `length` generated tokens. */
-export function beamScore(sum: number, length: number, lengthPenalty: number): number {
+function beamScore(sum: number, length: number, lengthPenalty: number): number {
   return sum / Math.pow(Math.max(length, 1), lengthPenalty);
 }
 

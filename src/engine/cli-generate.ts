@@ -62,7 +62,7 @@ function usesEngine(f: Flags): boolean {
 }
 
 /** `--prompt-ids 5,17,42` -> [5, 17, 42] (models without a tokenizer run on ids); undefined when absent. */
-export function parsePromptIds(v: string | undefined): number[] | undefined {
+function parsePromptIds(v: string | undefined): number[] | undefined {
   if (v === undefined) return undefined;
   const ids = v.split(",").map((t) => t.trim()).filter((t) => t !== "").map(Number);
   if (ids.length === 0 || !ids.every((n) => Number.isInteger(n) && n >= 0)) {

@@ -655,7 +655,7 @@ function emptyChoice(index: number, reason: FinishReason): ChoiceResult {
 }
 
 /** Seeds of the n choices: choice 0 gets the request's seed (so n = 1 matches a single generation), the others a fixed mix of it. */
-export function choiceSeeds(seed: number, n: number): number[] {
+function choiceSeeds(seed: number, n: number): number[] {
   const out = [seed >>> 0];
   for (let k = 1; k < n; k++) {
     let h = (seed ^ Math.imul(k, 0x9e3779b9)) >>> 0;

@@ -260,7 +260,7 @@ export function metadataEntries(file: GGUFFile): GGUFMetadataEntry[] {
 }
 
 /** Byte size of a tensor, or a ParamError naming it. */
-export function tensorByteLength(t: { name: string; type: GGMLTypeId; shape: number[] }): number {
+function tensorByteLength(t: { name: string; type: GGMLTypeId; shape: number[] }): number {
   if (t.shape.length < 1 || t.shape.length > 4 || !t.shape.every((n) => Number.isSafeInteger(n) && n >= 0)) {
     throw new ParamError(`tensor "${t.name}"`, `shape [${t.shape.join(", ")}] must have 1 to 4 non-negative integer dimensions`);
   }

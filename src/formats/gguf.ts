@@ -57,7 +57,7 @@ const TYPE_BY_ID: (GGUFScalar | "array")[] = [];
 for (const [k, v] of Object.entries(GGUF_TYPE_IDS)) TYPE_BY_ID[v] = k as GGUFScalar | "array";
 
 /** Bytes of one fixed-size scalar; strings and arrays are variable (their minimum is used for sanity checks). */
-export const GGUF_SCALAR_BYTES: Record<GGUFScalar, number> = {
+const GGUF_SCALAR_BYTES: Record<GGUFScalar, number> = {
   u8: 1,
   i8: 1,
   u16: 2,

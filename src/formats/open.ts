@@ -13,7 +13,7 @@ import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type ModelFile } from "./type
 export type ModelFormat = ModelFile["format"];
 
 /** Which reader a file's first bytes call for. */
-export async function sniffFormat(source: ByteSource): Promise<ModelFormat> {
+async function sniffFormat(source: ByteSource): Promise<ModelFormat> {
   const head = new Uint8Array(Math.min(16, source.size));
   await source.read(0, head);
   const dv = new DataView(head.buffer);

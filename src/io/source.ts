@@ -67,9 +67,3 @@ export class FileSource implements ByteSource {
     return Promise.resolve();
   }
 }
-
-export async function openSource(input: string | Uint8Array | ByteSource): Promise<ByteSource> {
-  if (typeof input === "string") return await FileSource.open(input);
-  if (input instanceof Uint8Array) return new BytesSource(input);
-  return input;
-}

@@ -45,7 +45,7 @@ export interface KernelSpec {
 /** Matmul chunks start at multiples of this many rows, so a kernel's row groups (4 for f32/f16, 8 repacked) fall as on one thread. */
 export const ROW_ALIGN = 16;
 /** Elementwise chunks start at multiples of this many elements: SIMD bodies and scalar tails fall as on one thread. */
-export const ELEMENT_ALIGN = 64;
+const ELEMENT_ALIGN = 64;
 
 /** out (T x d) = x (T rows of n) . W (d rows of n)^T over weight rows [r0, r1); split by weight rows. */
 const MATMUL_ROWS = { rows: { by: "range", total: "d", lo: "r0", hi: "r1", align: ROW_ALIGN } } as const;

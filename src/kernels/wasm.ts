@@ -163,15 +163,6 @@ export function byteDotReadsUnsigned(): boolean {
   return byteDotUnsigned;
 }
 
-export function hasSharedMemory(): boolean {
-  try {
-    return typeof SharedArrayBuffer !== "undefined" &&
-      new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
-  } catch {
-    return false;
-  }
-}
-
 const compiled = new Map<KernelVariant, Promise<WebAssembly.Module>>();
 
 /** Compiles a kernel build once per process; Workers receive the Module, not the bytes. */

@@ -285,7 +285,7 @@ export class PagedKVCache {
  * Values per quantization block of a Q8_0 cache (one scale each) or a u8_asym cache (one scale and zero
  * point each): 32, or one head when heads are not multiples of 32.
  */
-export function quantBlock(kvType: KVType, headDim: number): number {
+function quantBlock(kvType: KVType, headDim: number): number {
   if (kvType !== "q8_0" && kvType !== "u8_asym") return 0;
   return headDim % 32 === 0 ? 32 : headDim;
 }

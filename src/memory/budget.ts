@@ -13,7 +13,7 @@ const g = globalThis as any;
  * Physical memory of the machine in bytes, where the runtime tells: Deno.systemMemoryInfo, node:os totalmem
  * (Node, Bun), or navigator.deviceMemory (browsers, rounded GiB). Undefined where none does (edge hosts).
  */
-export async function machineMemoryBytes(): Promise<number | undefined> {
+async function machineMemoryBytes(): Promise<number | undefined> {
   try {
     const total = g.Deno?.systemMemoryInfo?.().total;
     if (typeof total === "number" && total > 0) return total;

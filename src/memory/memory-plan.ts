@@ -36,7 +36,7 @@ export interface MemoryPlan {
 const SLACK_PER_REGION = 64, SLACK_PER_MEMORY = 1 << 20;
 
 /** The layer a tensor belongs to (blk.N.*), -1 before the layers, nLayers after them (output*). */
-export function tensorLayer(name: string, nLayers: number): number {
+function tensorLayer(name: string, nLayers: number): number {
   const m = /^blk\.(\d+)\./.exec(name);
   if (m) return Math.min(Number(m[1]), nLayers - 1);
   return name.startsWith("output") ? nLayers : -1;

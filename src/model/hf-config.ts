@@ -77,7 +77,7 @@ export function hfModelFile(file: ModelFile, config: HFConfig, configName: strin
 }
 
 /** Reads `config.json` beside a model path (a directory, a .safetensors file or an index); undefined when there is none. */
-export async function readHFConfig(path: string): Promise<{ config: HFConfig; name: string } | undefined> {
+async function readHFConfig(path: string): Promise<{ config: HFConfig; name: string } | undefined> {
   const fs = await import("node:fs");
   let dir = path;
   try {
@@ -159,7 +159,7 @@ export function transpose(src: Uint8Array, rows: number, cols: number, elem: num
 }
 
 /** Rows [head][q|k|v][headDim] -> [q|k|v][head][headDim]; `rowBytes` per row (a bias row is one element). */
-export function regroupNeoxQKV(src: Uint8Array, nHeads: number, headDim: number, rowBytes: number): Uint8Array {
+function regroupNeoxQKV(src: Uint8Array, nHeads: number, headDim: number, rowBytes: number): Uint8Array {
   const out = new Uint8Array(src.length);
   const block = headDim * rowBytes;
   for (let h = 0; h < nHeads; h++) {

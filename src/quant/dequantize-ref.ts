@@ -190,7 +190,7 @@ export function scaleMinK4(q: Uint8Array, o: number, j: number): [number, number
 }
 
 /** Q3_K's 16 scales (each + 32, i.e. 0..63) from the 12 bytes at `o`. */
-export function q3kScales(q: Uint8Array, o: number): number[] {
+function q3kScales(q: Uint8Array, o: number): number[] {
   const out: number[] = [];
   for (let j = 0; j < 16; j++) {
     const lo = j < 8 ? q[o + j] & 0xf : q[o + j - 8] >> 4;

@@ -1,7 +1,10 @@
 /**
- * The kernel table: for each quantized weight type, which activation format
- * llama.cpp's CPU backend pairs it with (ggml's vec_dot_type) and the names of
- * the kernels in assembly/quant.ts.
+ * The kernel tables: for each quantized weight type, which activation format
+ * llama.cpp's CPU backend pairs it with (ggml's vec_dot_type, or kvasm's Q8_S)
+ * and the names of its kernels (src/kernels/spec.ts) over ggml's layout
+ * (assembly/quant.ts and the files it re-exports), in llama.cpp's summation
+ * order (GGML_ORDER_MATMUL), and over the layouts the WASM backend repacks
+ * weights into at load (KX_KERNELS, LANES_KERNELS and lanesKernel's forms).
  */
 import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
@@ -211,7 +214,7 @@ export const Q8_0_VNNI_LANES: LanesKernel = {
  * dot), i32 sums per sub-block scaled by an i32 multiply; T > 1 as matmul_q4_k_lanes. Bit-identical (docs/cpu-performance.md "Q4_K decode
  * through the dot-add").
  */
-export const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
+const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
 
 /**
  * Q8_0's signed lanes layout against Q8_SN activations (assembly/lanes-q8_0-nib.ts): for T >= 4 each activation byte split

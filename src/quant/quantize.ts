@@ -314,7 +314,7 @@ function q6_K(x: Float32Array, y: DataView, o: number): void {
 // ------------------------------------------------------------------ rows
 
 /** Types quantizeRows writes. */
-export const QUANTIZE_TYPES: readonly GGMLTypeId[] = [
+const QUANTIZE_TYPES: readonly GGMLTypeId[] = [
   GGMLType.F32,
   GGMLType.F16,
   GGMLType.Q8_0,

@@ -3,7 +3,7 @@ import { UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.ts";
 
 /** Weight types with a matmul kernel: F32/F16 (assembly/f32.ts) and the quantized ones (assembly/quant.ts). */
-export const SUPPORTED_WEIGHT_TYPES: ReadonlySet<GGMLTypeId> = new Set([
+const SUPPORTED_WEIGHT_TYPES: ReadonlySet<GGMLTypeId> = new Set([
   GGMLType.F32,
   GGMLType.F16,
   GGMLType.BF16,

@@ -38,7 +38,7 @@ export interface ResolvedSamplingParams {
   logprobs: number;
 }
 
-export const DEFAULT_REPEAT_LAST_N = 64;
+const DEFAULT_REPEAT_LAST_N = 64;
 
 /**
  * Checks every field against `vocabSize` and fills in defaults. Throws

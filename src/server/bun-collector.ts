@@ -25,7 +25,7 @@ export interface CollectorOptions {
   intervalMs?: number;
 }
 
-export const DEFAULT_GC_SLACK_BYTES = 16 << 20;
+const DEFAULT_GC_SLACK_BYTES = 16 << 20;
 
 export interface CollectorStats {
   /** Full collections run. */

@@ -32,7 +32,7 @@ export interface TemplateLimits {
   timeoutMs: number;
 }
 
-export const DEFAULT_TEMPLATE_LIMITS: TemplateLimits = { maxSteps: 250_000, maxOutputChars: 4 << 20, timeoutMs: 500 };
+const DEFAULT_TEMPLATE_LIMITS: TemplateLimits = { maxSteps: 250_000, maxOutputChars: 4 << 20, timeoutMs: 500 };
 
 /** What @huggingface/jinja's Interpreter keeps private: the one method every node goes through. */
 type Evaluate = (statement: unknown, environment: unknown) => { type: string; value: unknown };

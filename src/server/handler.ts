@@ -366,7 +366,7 @@ function safeDecode(s: string): string {
  * (stories260K-q8_0.gguf -> "stories260K-q8_0"), what a user who started the server knows it by; a model
  * from bytes has no name, so its general.name stands in, else "kvasm".
  */
-export function defaultModelId(model: Model): string {
+function defaultModelId(model: Model): string {
   const stem = fileStem(model.file.source.name);
   if (stem !== "") return stem;
   const name = model.file.metadata.get("general.name");

@@ -32,10 +32,10 @@ export interface ParsedRequest {
 }
 
 /** OpenAI's own caps: 20 alternatives per token. n is capped to keep one request from filling the engine. */
-export const MAX_TOP_LOGPROBS = 20;
-export const MAX_N = 16;
+const MAX_TOP_LOGPROBS = 20;
+const MAX_N = 16;
 /** The legacy completions endpoint's documented default. */
-export const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
+const COMPLETIONS_DEFAULT_MAX_TOKENS = 16;
 
 type Body = Record<string, unknown>;
 

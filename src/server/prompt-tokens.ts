@@ -14,6 +14,7 @@ import type { Model } from "../model/model.ts";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
+import { renderChat } from "./chat-prompt.ts";
 import { HttpError } from "./http-error.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
@@ -23,7 +24,7 @@ const longestToken = new WeakMap<Tokenizer, number>();
  * The most UTF-8 bytes of text one token can stand for: its bytes, or for a
  * control token matched by name (chat templates), the name itself.
  */
-export function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
+function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
   let max = longestToken.get(tok);
   if (max !== undefined) return max;
   max = 1;
@@ -35,7 +36,7 @@ export function maxTokenBytes(tok: Tokenizer, vocabSize: number): number {
   return max;
 }
 
-export function utf8Length(s: string): number {
+function utf8Length(s: string): number {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
@@ -50,7 +51,7 @@ export function utf8Length(s: string): number {
 }
 
 /** Refuses `text` when its length alone proves it needs more positions than the context has (plus one to generate). */
-export function checkTextFits(model: Model, text: string, param: string): void {
+function checkTextFits(model: Model, text: string, param: string): void {
   const limit = model.contextLength;
   const bytes = utf8Length(text);
   const atLeast = Math.ceil(bytes / maxTokenBytes(model.tokenizer, model.vocabSize));
@@ -129,17 +130,14 @@ async function completionPromptIds(model: Model, prompt: string | number[], para
 }
 
 /**
- * The rendered conversation, tokenized with control tokens recognised (the
- * template writes `<|im_start|>` etc. on purpose). BOS is added only when the
- * tokenizer wants one and the template did not already write it.
+ * The rendered conversation (chat-prompt.ts renderChat: control tokens recognised, since the template writes
+ * `<|im_start|>` etc. on purpose; BOS only where the template did not write it), its size checked before and after
+ * it is tokenized in steps.
  */
 async function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[]> {
-  const text = template.render(parsed.messages);
+  const { text, encode } = renderChat(model, template, parsed.messages);
   checkTextFits(model, text, "messages");
-  const tok = model.tokenizer;
-  const bosText = tok.bos >= 0 ? tok.piece(tok.bos) : "";
-  const templateHasBos = bosText !== "" && text.startsWith(bosText);
-  const ids = await encodeInSteps(tok, text, model.contextLength, { addBos: tok.addBos && !templateHasBos, parseSpecial: true });
+  const ids = await encodeInSteps(model.tokenizer, text, model.contextLength, encode);
   if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
   checkIdsFit(model, ids, "messages");
   return ids;

@@ -1,4 +1,4 @@
-/** Starts a fetch handler on this runtime's own server (the one place that asks which runtime this is). */
+/** Starts a fetch handler on this runtime's own server (Deno.serve, Bun.serve), or on node:http where asked or where there is none. */
 import type { FetchHandler, RunningServer, ServeOptions } from "./serve-types.ts";
 
 export type { FetchHandler, RunningServer, ServeOptions } from "./serve-types.ts";

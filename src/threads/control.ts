@@ -19,7 +19,7 @@
 /** Byte address of the control block in the shared memory. */
 export const CONTROL_BASE = 4096;
 /** Bytes of the block, the failure message area included. */
-export const CONTROL_BYTES = 4096;
+const CONTROL_BYTES = 4096;
 
 // i32 word indices into the block. The words threads spin on or claim with get cache lines (16 words) of
 // their own: GEN (spun on by idle workers, with SLEEPERS), NEXT (claimed per chunk), DONE (spun on by the
@@ -75,7 +75,7 @@ export const STRIDES = ARGS + MAX_ARGS;
  * longest span, the field layout of a row), the bytes of one query row, and
  * the kernel's argument indices that change per row (from the spec).
  */
-export const ATT_WORDS = STRIDES + MAX_ARGS;
+const ATT_WORDS = STRIDES + MAX_ARGS;
 export const ATT = {
   rows: ATT_WORDS,
   T: ATT_WORDS + 1,
@@ -162,7 +162,7 @@ export const SEG_START = STRIDES + MAX_SEGMENTS;
 export const NSEG = STRIDES + 2 * MAX_SEGMENTS;
 
 /** The segment of a SEGMENTS op that holds unit u. */
-export function segmentOf(c: Int32Array, u: number): number {
+function segmentOf(c: Int32Array, u: number): number {
   let s = 0;
   while (s + 1 < c[NSEG] && c[SEG_START + s + 1] <= u) s++;
   return s;

@@ -15,10 +15,10 @@
  * pairs ordered by merge rank, ties to the leftmost.
  */
 import { FormatError } from "../errors.ts";
-import { MergeQueue } from "./merge-queue.ts";
+import { mergeSymbols } from "./merge-queue.ts";
 import { compilePattern, splitByPatterns } from "./pretokenize.ts";
 import { SPACE_MARK } from "./spm.ts";
-import { byteFallbackIds, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
+import { byteFallbackIds, pushByteFallback, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
 
 export interface BpeOptions {
   /** Merges in rank order, each as its [left, right] pieces. */
@@ -150,43 +150,8 @@ export class BpeTokenizer extends VocabTokenizer {
       const whole = this.pieceToId.get(word);
       if (whole !== undefined) return [whole];
     }
-    const n = word.length;
-    const start = new Int32Array(n), len = new Int32Array(n), prev = new Int32Array(n), next = new Int32Array(n);
-    let count = 0;
-    for (let i = 0; i < n; count++) {
-      const c = word.charCodeAt(i);
-      const w = c >= 0xd800 && c < 0xdc00 && i + 1 < n && (word.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
-      start[count] = i;
-      len[count] = w;
-      prev[count] = count - 1;
-      next[count] = count + 1;
-      i += w;
-    }
-    next[count - 1] = -1;
-
-    const queue = new MergeQueue();
-    const tryPair = (left: number, right: number) => {
-      if (left < 0 || right < 0) return;
-      const rank = this.ranks.get(word.substr(start[left], len[left]))?.get(word.substr(start[right], len[right]));
-      if (rank === undefined) return;
-      queue.push({ key: rank, left, right, size: len[left] + len[right] });
-    };
-    for (let i = 1; i < count; i++) tryPair(i - 1, i);
-
-    for (let c = queue.pop(); c !== undefined; c = queue.pop()) {
-      const { left, right } = c;
-      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== c.size) continue;
-      len[left] += len[right];
-      len[right] = 0;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      tryPair(prev[left], left);
-      tryPair(left, next[left]);
-    }
-
     const ids: number[] = [];
-    for (let i = 0; i !== -1; i = next[i]) {
-      const piece = word.substr(start[i], len[i]);
+    for (const piece of mergeSymbols(word, (at, l, r) => this.ranks.get(word.substr(at, l))?.get(word.substr(at + l, r)))) {
       const id = this.pieceToId.get(piece);
       if (id !== undefined) ids.push(id);
       else this.pushFallback(piece, ids);
@@ -208,13 +173,7 @@ export class BpeTokenizer extends VocabTokenizer {
       }
       return;
     }
-    for (const b of utf8.encode(piece)) {
-      const id = this.byteIds[b] >= 0 ? this.byteIds[b] : this.unk;
-      if (id < 0) {
-        throw new FormatError(this.name, `no byte token <0x${b.toString(16).toUpperCase().padStart(2, "0")}> and no unknown token`);
-      }
-      ids.push(id);
-    }
+    pushByteFallback(piece, this.byteIds, this.unk, this.name, ids);
   }
 
   protected pieceBytes(piece: string): Uint8Array {
@@ -238,7 +197,7 @@ export class BpeTokenizer extends VocabTokenizer {
  * other 68 bytes map to U+0100.. in byte order, so every byte is one visible
  * character and no piece holds a space or control character.
  */
-export const BYTE_TO_CHAR: string[] = (() => {
+const BYTE_TO_CHAR: string[] = (() => {
   const chars: string[] = new Array(256);
   let extra = 0;
   for (let b = 0; b < 256; b++) {

@@ -7,8 +7,8 @@
  * Characters that never became a piece fall back to `<0xNN>` byte tokens.
  */
 import { FormatError } from "../errors.ts";
-import { MergeQueue } from "./merge-queue.ts";
-import { byteFallbackIds, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
+import { mergeSymbols } from "./merge-queue.ts";
+import { byteFallbackIds, pushByteFallback, utf8, type VocabSpec, VocabTokenizer } from "./vocab.ts";
 
 export const SPACE_MARK = "\u2581"; // ▁
 
@@ -76,58 +76,15 @@ export class SpmTokenizer extends VocabTokenizer {
     if (text.length === 0) return;
     const s = ((this.addSpacePrefix && atStart ? " " : "") + text).replaceAll(" ", SPACE_MARK);
 
-    // One symbol per code point: [start, start + len) in UTF-16 units, in a doubly linked list.
-    const n = s.length;
-    const start = new Int32Array(n), len = new Int32Array(n), prev = new Int32Array(n), next = new Int32Array(n);
-    let count = 0;
-    for (let i = 0; i < n; count++) {
-      const c = s.charCodeAt(i);
-      const w = c >= 0xd800 && c < 0xdc00 && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
-      start[count] = i;
-      len[count] = w;
-      prev[count] = count - 1;
-      next[count] = count + 1;
-      i += w;
-    }
-    next[count - 1] = -1;
-
-    const queue = new MergeQueue();
-    const tryPair = (left: number, right: number) => {
-      if (left < 0 || right < 0) return;
-      const size = len[left] + len[right];
-      const id = this.pieceToId.get(s.substr(start[left], size));
-      if (id === undefined) return;
-      queue.push({ key: -this.scores[id], left, right, size });
-    };
-    for (let i = 1; i < count; i++) tryPair(i - 1, i);
-
-    for (let c = queue.pop(); c !== undefined; c = queue.pop()) {
-      const { left, right } = c;
-      // stale: one side already merged elsewhere
-      if (len[left] === 0 || len[right] === 0 || len[left] + len[right] !== c.size) continue;
-      len[left] += len[right];
-      len[right] = 0;
-      next[left] = next[right];
-      if (next[right] >= 0) prev[next[right]] = left;
-      tryPair(prev[left], left);
-      tryPair(left, next[left]);
-    }
-
-    for (let i = 0; i !== -1; i = next[i]) {
-      const piece = s.substr(start[i], len[i]);
+    // the pair whose concatenation is the piece of highest score first
+    const pieces = mergeSymbols(s, (at, l, r) => {
+      const id = this.pieceToId.get(s.substr(at, l + r));
+      return id === undefined ? undefined : -this.scores[id];
+    });
+    for (const piece of pieces) {
       const id = this.pieceToId.get(piece);
       if (id !== undefined) out.push(id);
-      else this.pushBytes(piece, out);
-    }
-  }
-
-  private pushBytes(piece: string, out: number[]): void {
-    for (const b of utf8.encode(piece)) {
-      const id = this.byteIds[b] >= 0 ? this.byteIds[b] : this.unk;
-      if (id < 0) {
-        throw new FormatError(this.name, `no byte token <0x${b.toString(16).toUpperCase().padStart(2, "0")}> and no unknown token`);
-      }
-      out.push(id);
+      else pushByteFallback(piece, this.byteIds, this.unk, this.name, out);
     }
   }
 

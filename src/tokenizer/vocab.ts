@@ -258,3 +258,15 @@ export function byteFallbackIds(pieceToId: (piece: string) => number): Int32Arra
   }
   return ids;
 }
+
+/**
+ * A piece that is not a token, as its UTF-8 bytes' `<0xNN>` tokens (`byteIds`, from byteFallbackIds) appended to
+ * `out`; a byte without one becomes the unknown token, and where there is none either, a FormatError names the vocabulary.
+ */
+export function pushByteFallback(piece: string, byteIds: Int32Array, unk: number, name: string, out: number[]): void {
+  for (const b of utf8.encode(piece)) {
+    const id = byteIds[b] >= 0 ? byteIds[b] : unk;
+    if (id < 0) throw new FormatError(name, `no byte token <0x${b.toString(16).toUpperCase().padStart(2, "0")}> and no unknown token`);
+    out.push(id);
+  }
+}
