@@ -11,6 +11,7 @@
 # foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
 # fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
 # matvec: bench/webgpu-matvec.ts (one-row matmul candidates, MATVEC_ARGS, then MATVEC_ARGS2 if set), no tests.
+# gemm: bench/webgpu-gemm.ts (prefill's tiled matmuls, today's tiles against register-tiled shapes, GEMM_ARGS), no tests.
 # trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
 # same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
@@ -45,7 +46,7 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ "$what" != gemm ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
 fi
@@ -103,25 +104,33 @@ if [ "$what" = matvec ]; then
   [ -n "${MATVEC_ARGS2:-}" ] && /tmp/deno run -A --no-check bench/webgpu-matvec.ts $MATVEC_ARGS2 --json "$OUT/matvec2.jsonl" 2>&1 | tee -a "$OUT/bench.log"
   exit 0
 fi
+if [ "$what" = gemm ]; then
+  # many-row quantized matmuls: today's tiles and register-tiled shapes, each output checked against today's (TOPS)
+  /tmp/deno run -A --no-check bench/webgpu-gemm.ts ${GEMM_ARGS:-} --json "$OUT/gemm.jsonl" 2>&1 | tee -a "$OUT/bench.log"
+  exit 0
+fi
 if [ "$what" = trees ]; then
-  # RUNS: space-separated tree:shape:type:fold[:rows] (rows: bench/webgpu.ts --rows, a branch's option), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles]] (rows: bench/webgpu.ts --rows, tiles: --tiles, a branch's
+  # options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
   # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off; fold "-": the tree's default), SPREAD:
   # --spread-from (unset: each tree's default);
   # PROFILES: tree:shape:type:fold runs of the per-kernel GPU time. One call, one machine: same-run ratios.
   kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
   for r in $RUNS; do
-    IFS=: read -r tree s t f rows <<<"$r"
+    IFS=: read -r tree s t f rows tiles <<<"$r"
     echo "trees $r" | tee -a "$OUT/bench.log"
     fold=(--fold "$f")
     [ "$f" = - ] && fold=()
-    [ -n "$rows" ] && fold+=(--rows "$rows")
+    [ -n "$rows" ] && [ "$rows" != - ] && fold+=(--rows "$rows")
+    [ -n "$tiles" ] && fold+=(--tiles "$tiles")
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv "${fold[@]}" 2>&1) | tee -a "$OUT/bench.log"
   done
   for r in ${PROFILES:-}; do
-    IFS=: read -r tree s t f rows <<<"$r"
+    IFS=: read -r tree s t f rows tiles <<<"$r"
     echo "trees profile $r" | tee -a "$OUT/bench.log"
-    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 \
-      --keep --dir /tmp --fold "$f" ${rows:+--rows $rows} --profile 2>&1) | tee -a "$OUT/bench.log"
+    [ "$rows" = - ] && rows=
+    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill ${PROFILE_PREFILL:-16} \
+      --keep --dir /tmp --fold "$f" ${rows:+--rows $rows} ${tiles:+--tiles $tiles} --profile 2>&1) | tee -a "$OUT/bench.log"
   done
   exit 0
 fi
