@@ -126,6 +126,7 @@ if [ "$what" = decide ]; then
   tail -4 "$OUT/test.log"
   timeout $((590 - (SECONDS - start))) /tmp/deno run -A --no-check bench/webgpu-matvec.ts --n 50 --json "$OUT/matvec.jsonl" > "$OUT/matvec.log" 2>&1
   echo "decide: matvec done at $((SECONDS - start)) s"
+  grep -h fastest "$OUT/gemm.log"
   grep -h '^{' "$OUT/trees.log" "$OUT/tiles.log" | cut -c1-400
   exit 0
 fi
