@@ -8,7 +8,7 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import type { RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
-import { TILE_SHAPES, tileStorageBytes } from "../src/backends/webgpu/wgsl-tiled.ts";
+import { autoTileShape, TILE_SHAPES, tileStorageBytes } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
@@ -200,7 +200,7 @@ for (const path of [STORIES("stories260K-q4_0.gguf"), sharedPath("models", "synt
       }
     };
     const today = await logits("today");
-    for (const tiles of GL ? ["b32x64-t4x4-k2"] : ["b64x64-t8x8-k2", "b128x128-t8x8-k2"]) {
+    for (const tiles of GL ? ["b32x64-t4x4-k2"] : ["b64x64-t8x8-k2", "b128x128-t8x8-k2", "auto"]) {
       const got = await logits(tiles);
       today.forEach((e, i) => {
         let scale = 0;
@@ -685,18 +685,29 @@ if (gpuExpected) {
       });
     }
   });
-
-  test("webgpu: an unknown tile shape is a typed error", () => {
-    let caught: unknown;
-    try {
-      new WebGpuBackend({ tiles: "b64x64" });
-    } catch (e) {
-      caught = e;
-    }
-    assert(caught instanceof WebGpuError, `got ${caught}`);
-    assert(String((caught as Error).message).includes("unknown tiles"), String(caught));
-  });
 }
+
+test("webgpu: tiles 'auto' takes the largest shape that still makes 256 tiles and fits the workgroup memory", () => {
+  // the 1B's gate/up at 512 rows: 128 x 4 tiles of 128 x 128; its Q/K/V (3072 rows): 48 x 8 of 64 x 64 (96 and 192 of
+  // the larger shapes); 128 rows of stories110M's output projection: no shape makes 256, so the smallest
+  assertEquals(autoTileShape(512, 16384, 49152), "b128x128-t8x8-k2");
+  assertEquals(autoTileShape(512, 3072, 49152), "b64x64-t8x8-k2");
+  assertEquals(autoTileShape(128, 768, 49152), "b32x64-t4x4-k2");
+  // 16 KiB (Mesa's GL path, WebGPU's default): neither 128-wide shape with two units a step (24 and 18 KiB)
+  assertEquals(autoTileShape(512, 16384, 16384), "b64x64-t8x8-k2");
+  assertEquals(autoTileShape(512, 16384, 4096), null);
+});
+
+test("webgpu: an unknown tile shape is a typed error", () => {
+  let caught: unknown;
+  try {
+    new WebGpuBackend({ tiles: "b64x64" });
+  } catch (e) {
+    caught = e;
+  }
+  assert(caught instanceof WebGpuError, `got ${caught}`);
+  assert(String((caught as Error).message).includes("unknown tiles"), String(caught));
+});
 
 if (gpuExpected) {
   test("webgpu: decode's row kernels (paired units, octets of blocks as vec4 loads) give matmulKernel's one-row products (1e-5), with the residual add, every row form", async () => {

@@ -114,10 +114,10 @@ if [ "$what" = decide ]; then
   SKIP_TESTS=1 RUNS=".:llama-1b:Q4_0:-:off .:llama-1b:Q4_0:-:auto .:llama-1b:Q4_0:layers:auto .:stories110M:Q4_0:-:off .:stories110M:Q4_0:-:auto" \
     PROFILES=".:llama-1b:Q4_0:off:off .:llama-1b:Q4_0:off:auto" timeout 230 bash "$self" trees > "$OUT/trees.log" 2>&1
   echo "decide: trees done at $((SECONDS - start)) s"
-  timeout 130 /tmp/deno run -A --no-check bench/webgpu-gemm.ts ${GEMM_ARGS:-} --json "$OUT/gemm.jsonl" > "$OUT/gemm.log" 2>&1
+  timeout 120 /tmp/deno run -A --no-check bench/webgpu-gemm.ts ${GEMM_ARGS:-} --json "$OUT/gemm.jsonl" > "$OUT/gemm.log" 2>&1
   echo "decide: gemm done at $((SECONDS - start)) s"
-  timeout 50 /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 8 --chunk 8 --wasm-prefill 0 --prefill 128,512 \
-    --keep --dir /tmp --tiles "${DECIDE_TILES:-today,b64x64-t8x8-k2,b128x128-t8x8-k2,today}" > "$OUT/tiles.log" 2>&1
+  timeout 60 /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 8 --chunk 8 --wasm-prefill 0 --prefill 128,512 \
+    --keep --dir /tmp --tiles "${DECIDE_TILES:-today,b64x64-t8x8-k2,b128x128-t8x8-k2,auto,today}" > "$OUT/tiles.log" 2>&1
   echo "decide: tiles done at $((SECONDS - start)) s"
   left=$((520 - (SECONDS - start)))
   [ $left -gt 140 ] && left=140

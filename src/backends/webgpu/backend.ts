@@ -49,7 +49,16 @@ import {
   SPREAD_K_PASSES,
   SPREAD_PASSES,
 } from "./wgsl-sample.ts";
-import { TILE_N, TILE_SHAPES, tiledKernel, tiledWideKernel, type TileShape, tileStorageBytes, tileTokens } from "./wgsl-tiled.ts";
+import {
+  autoTileShape,
+  TILE_N,
+  TILE_SHAPE_NAMES,
+  TILE_SHAPES,
+  tiledKernel,
+  tiledWideKernel,
+  tileStorageBytes,
+  tileTokens,
+} from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { DeviceSampler } from "./sample.ts";
 import type { ResolvedSamplingParams } from "../../sampling/params.ts";
@@ -236,8 +245,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly tileRows: number;
   private readonly rowForm: RowForm;
   private readonly tilesName: string;
-  /** The register-tiled shape quantized tiled matmuls take (null: today's kernel), once the device's limits are known. */
-  private tileShape: TileShape | null = null;
+  /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
+  private tileShape = "today";
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -260,8 +269,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (wgsl-matmul.ts rowPlan; for measuring).
-   * tiles: the quantized tiled matmuls' form, "today" or a name of wgsl-tiled.ts TILE_SHAPES (for measuring; a
-   * shape needing more workgroup memory than the device gives falls back to "today").
+   * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
+   * picks one per matmul by its tile count; for measuring). A shape needing more workgroup memory than the device
+   * gives falls back to "today".
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
    */
@@ -280,8 +290,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
     } = {},
   ) {
     this.tilesName = opts.tiles ?? TILES;
-    if (this.tilesName !== "today" && !TILE_SHAPES[this.tilesName]) {
-      throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, ${Object.keys(TILE_SHAPES).join(", ")})`);
+    if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
+      throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
     }
     this.rowForm = opts.rowKernels ?? ROW_FORM;
     this.adapter = opts.adapter;
@@ -309,7 +319,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     }
     this.limits = limitsOf(device);
     const shape = TILE_SHAPES[this.tilesName];
-    this.tileShape = shape && tileStorageBytes(shape) <= this.limits.maxComputeWorkgroupStorageSize ? shape : null;
+    this.tileShape = this.tilesName === "auto" || (shape && tileStorageBytes(shape) <= this.limits.maxComputeWorkgroupStorageSize)
+      ? this.tilesName
+      : "today";
     this.hasDot4 = hasWgslFeature("packed_4x8_integer_dot_product");
     device.lost.then((info: Gpu) => {
       if (this.device === device) this.lost = `device lost (${info?.reason ?? "unknown"}): ${info?.message ?? ""}`;
@@ -1111,20 +1123,25 @@ export class WebGpuBackend implements Backend, FuseTarget {
     wSize: number,
     binds: number,
   ): void {
-    const s = this.tileShape, wide = s !== null && type !== GGMLType.F32 && type !== GGMLType.F16;
-    const bm = wide ? s.bm : this.tileRows || tileTokens(T, rows), bn = wide ? s.bn : TILE_N;
-    const key = this.keyFor(tiledSignature(type, epilogue, bm, wide), tiledKey);
+    const name = type === GGMLType.F32 || type === GGMLType.F16
+      ? "today"
+      : this.tileShape === "auto"
+      ? autoTileShape(T, rows, this.limits.maxComputeWorkgroupStorageSize) ?? "today"
+      : this.tileShape;
+    const s = name === "today" ? null : TILE_SHAPES[name];
+    const bm = s ? s.bm : this.tileRows || tileTokens(T, rows), bn = s ? s.bn : TILE_N;
+    const key = this.keyFor(tiledSignature(type, epilogue, bm, s ? TILE_SHAPE_NAMES.indexOf(name) + 1 : 0), tiledKey);
     const src = this.pipelines.has(key)
       ? ""
-      : wide
+      : s
       ? tiledWideKernel(type as GGMLTypeId, EPILOGUES[epilogue], s)
       : tiledKernel(type as GGMLTypeId, EPILOGUES[epilogue], bm);
     this.dispatch(key, src, params, Math.ceil(rows / bn), Math.ceil(T / bm), w, wOffset, wSize, binds);
   }
 
-  /** The quantized tiled matmuls' form in effect after init: "today", or the `tiles` shape the device had workgroup memory for. */
+  /** The quantized tiled matmuls' form in effect after init: "today", "auto", or the `tiles` shape the device had workgroup memory for. */
   get tiles(): string {
-    return this.tileShape ? this.tilesName : "today";
+    return this.tileShape;
   }
 
   /** Token rows per matmul workgroup: 1 for decode, so no accumulator or reduction is spent on absent rows. */
@@ -1443,14 +1460,16 @@ const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
 const SIG_ATTENTION = 5 * 2 ** 44;
 
-/** type (< 64), epilogue (< 4), tile rows (< 256), and whether the register-tiled shape (one a backend) is taken. */
-function tiledSignature(type: number, epilogue: number, bm: number, wide: boolean): number {
-  return SIG_TILED + (((wide ? 1 : 0) * 64 + type) * 4 + epilogue) * 256 + bm;
+/** type (< 64), epilogue (< 4), tile rows (< 256), shape (TILE_SHAPE_NAMES index + 1; 0: today's tiles). */
+function tiledSignature(type: number, epilogue: number, bm: number, shape: number): number {
+  return SIG_TILED + ((shape * 64 + type) * 4 + epilogue) * 256 + bm;
 }
 
 function tiledKey(s: number): string {
-  const v = s - SIG_TILED;
-  return `tiled:${Math.floor(v / 65536) ? "wide:" : ""}${Math.floor(v / 1024) % 64}:${EPILOGUES[Math.floor(v / 256) % 4]}:${v % 256}`;
+  const v = s - SIG_TILED, shape = Math.floor(v / 65536);
+  return `tiled:${shape ? `${TILE_SHAPE_NAMES[shape - 1]}:` : ""}${Math.floor(v / 1024) % 64}:${EPILOGUES[Math.floor(v / 256) % 4]}:${
+    v % 256
+  }`;
 }
 
 /** type (< 64), epilogue (< 4), tt (< 16), paired, lanes (< 128), prologue (< 4), n (< 2^20). */

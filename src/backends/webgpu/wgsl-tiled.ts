@@ -596,3 +596,24 @@ export const TILE_SHAPES: Record<string, TileShape> = {
   "b64x128-t8x8-k2": { bm: 64, bn: 128, tm: 8, tn: 8, ku: 2 },
   "b128x64-t8x8-k2": { bm: 128, bn: 64, tm: 8, tn: 8, ku: 2 },
 };
+
+/** Names of TILE_SHAPES in a fixed order: a shape's kernel key carries its index + 1 (0: today's tiles). */
+export const TILE_SHAPE_NAMES = Object.keys(TILE_SHAPES);
+
+/**
+ * `tiles: "auto"`'s shapes, largest first: a candidate like tileTokens (not measured yet), which takes the first whose
+ * tiles still number 256 (2 per SM of a large GPU) and fit the device's workgroup memory, else the smallest that fits.
+ */
+const AUTO_SHAPES = ["b128x128-t8x8-k2", "b64x128-t8x8-k2", "b64x64-t8x8-k2", "b32x64-t4x4-k2"];
+
+/** The shape "auto" takes for T tokens by `rows` virtual rows, given the device's workgroup memory (null: none fits). */
+export function autoTileShape(T: number, rows: number, maxBytes: number): string | null {
+  let last: string | null = null;
+  for (const name of AUTO_SHAPES) {
+    const s = TILE_SHAPES[name];
+    if (tileStorageBytes(s) > maxBytes) continue;
+    last = name;
+    if (Math.ceil(rows / s.bn) * Math.ceil(T / s.bm) >= 256) return name;
+  }
+  return last;
+}
