@@ -423,6 +423,11 @@ export interface TileShape {
   tn: number;
   /** Units (32 elements) staged per step of K. */
   ku: number;
+  /**
+   * Double-buffered staging: two copies of the step's workgroup memory, the next step's units stored into one while
+   * the other is multiplied, so a step takes one barrier instead of two (and twice the memory).
+   */
+  db?: boolean;
 }
 
 /** Threads of a tile shape's workgroup. */
@@ -432,7 +437,7 @@ export function tileThreads(s: TileShape): number {
 
 /** Bytes of workgroup memory a tile shape's kernel declares (units and scales of both operands, 16 bytes each). */
 export function tileStorageBytes(s: TileShape): number {
-  return 16 * 3 * s.ku * (s.bm + s.bn);
+  return 16 * 3 * s.ku * (s.bm + s.bn) * (s.db ? 2 : 1);
 }
 
 /** Whether the shape's kernel is well formed (tiles divide, threads within 256, even columns a thread). */
@@ -461,20 +466,21 @@ export function tiledWideKernel(type: GGMLTypeId, epilogue: Epilogue, s: TileSha
     L.push(`  let c${m} = column(wg.x * BN + min(s${m} / KU, BN - 1u));`);
   }
   const fetchAll = (u0: string) => Array.from({ length: slots }, (_, m) => `g${m} = fetch_slot(s${m}, ${u0}, c${m}, t0);`).join(" ");
-  const putAll = Array.from({ length: slots }, (_, m) => `    put(s${m}, g${m});`).join("\n");
+  const putAll = (b: string) => Array.from({ length: slots }, (_, m) => `    put(s${m}, g${m}, ${b});`).join("\n");
+  const nb = s.db ? 2 : 1;
   const accDecl: string[] = [];
   for (let i = 0; i < tm; i++) for (let j = 0; j < tn / 2; j++) accDecl.push(`  var a${i}_${j} = vec2<f32>(0.0);`);
   // one unit k of the step: the tm token rows' words in registers, then per column pair its words and sums
   const body: string[] = [];
   for (let i = 0; i < tm; i++) {
-    body.push(`      let xl${i} = xq[2u * k * BM + ty + ${ny * i}u]; let xh${i} = xq[(2u * k + 1u) * BM + ty + ${ny * i}u];`);
-    body.push(`      let xs${i} = xsc[k * BM + ty + ${ny * i}u];`);
+    body.push(`      let xl${i} = xq[bx + 2u * k * BM + ty + ${ny * i}u]; let xh${i} = xq[bx + (2u * k + 1u) * BM + ty + ${ny * i}u];`);
+    body.push(`      let xs${i} = xsc[bxs + k * BM + ty + ${ny * i}u];`);
   }
   for (let j = 0; j < tn / 2; j++) {
     for (const [h, off] of [["e", "0u"], ["o", "BN / 2u"]]) {
       const c = `tx + ${nx * j}u + ${off}`;
       body.push(
-        `      let w${h}l${j} = wq[2u * k * BN + ${c}]; let w${h}h${j} = wq[(2u * k + 1u) * BN + ${c}]; let w${h}s${j} = wsc[k * BN + ${c}];`,
+        `      let w${h}l${j} = wq[bw + 2u * k * BN + ${c}]; let w${h}h${j} = wq[bw + (2u * k + 1u) * BN + ${c}]; let w${h}s${j} = wsc[bws + k * BN + ${c}];`,
       );
     }
     for (let i = 0; i < tm; i++) {
@@ -489,6 +495,34 @@ export function tiledWideKernel(type: GGMLTypeId, epilogue: Epilogue, s: TileSha
       body.push(`      a${i}_${j} += vec2<f32>(${ce},\n        ${co});`);
     }
   }
+  const units = (buf: string) =>
+    `    let bx = ${buf} * 2u * KU * BM; let bxs = ${buf} * KU * BM; let bw = ${buf} * 2u * KU * BN; let bws = ${buf} * KU * BN;
+    for (var k = 0u; k < KU; k++) {
+${body.join("\n")}
+    }`;
+  // one buffer: store the step, barrier, fetch the next step's units into registers, multiply, barrier
+  const singleBuffered = `  for (var u0 = 0u; u0 < nu; u0 += KU) {
+${putAll("0u")}
+    workgroupBarrier();
+    if (u0 + KU < nu) { ${fetchAll("u0 + KU")} }
+${units("0u")}
+    workgroupBarrier();
+  }`;
+  // two: the first step stored before the loop; each step fetches the next, multiplies its buffer, stores the next
+  // step into the other buffer (whose readers all passed the previous barrier) and ends with the one barrier
+  const doubleBuffered = `${putAll("0u")}
+  workgroupBarrier();
+  var buf = 0u;
+  for (var u0 = 0u; u0 < nu; u0 += KU) {
+    let more = u0 + KU < nu;
+    if (more) { ${fetchAll("u0 + KU")} }
+${units("buf")}
+    if (more) {
+${putAll("1u - buf")}
+    }
+    workgroupBarrier();
+    buf = 1u - buf;
+  }`;
   const emits: string[] = [];
   for (let i = 0; i < tm; i++) {
     const t = `t0 + ty + ${ny * i}u`;
@@ -505,10 +539,10 @@ fn emit(gp: u32, t: u32, a: f32, b: f32) {${EMIT[epilogue]}
 fn s8_minus(q: u32, off: u32) -> u32 { return ((q | 0x80808080u) - off) ^ 0x80808080u; }
 struct Unit { lo: vec4<u32>, hi: vec4<u32>, s: vec4<u32> }
 // unit k of column c at wq[2k BN + cs(c)] (low 16 bytes) and wq[(2k + 1) BN + cs(c)], cs(c) = (c & 1) BN / 2 + c / 2
-var<workgroup> wq: array<vec4<u32>, ${2 * ku * bn}>;
-var<workgroup> wsc: array<vec4<f32>, ${ku * bn}>;
-var<workgroup> xq: array<vec4<u32>, ${2 * ku * bm}>;
-var<workgroup> xsc: array<vec4<u32>, ${ku * bm}>;
+var<workgroup> wq: array<vec4<u32>, ${2 * ku * bn * nb}>;
+var<workgroup> wsc: array<vec4<f32>, ${ku * bn * nb}>;
+var<workgroup> xq: array<vec4<u32>, ${2 * ku * bm * nb}>;
+var<workgroup> xsc: array<vec4<u32>, ${ku * bm * nb}>;
 ${fns}
 fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
   let xd = bitcast<f32>(xa.x);
@@ -538,19 +572,20 @@ fn fetch_slot(s: u32, u0: u32, col: vec3<u32>, t0: u32) -> Unit {
   }
   return Unit(vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
 }
-fn put(s: u32, g: Unit) {
+/** Stores slot s's unit into buffer b (0 unless double-buffered). */
+fn put(s: u32, g: Unit, b: u32) {
   if (s < KU * BN) {
     let c = s / KU; let k = s % KU;
     let cs = (c & 1u) * (BN / 2u) + (c >> 1u);
-    wq[2u * k * BN + cs] = g.lo;
-    wq[(2u * k + 1u) * BN + cs] = g.hi;
-    wsc[k * BN + cs] = bitcast<vec4<f32>>(g.s);
+    wq[b * 2u * KU * BN + 2u * k * BN + cs] = g.lo;
+    wq[b * 2u * KU * BN + (2u * k + 1u) * BN + cs] = g.hi;
+    wsc[b * KU * BN + k * BN + cs] = bitcast<vec4<f32>>(g.s);
   } else if (s < KU * (BN + BM)) {
     let xi = s - KU * BN;
     let tr = xi / KU; let k = xi % KU;
-    xq[2u * k * BM + tr] = g.lo;
-    xq[(2u * k + 1u) * BM + tr] = g.hi;
-    xsc[k * BM + tr] = g.s;
+    xq[b * 2u * KU * BM + 2u * k * BM + tr] = g.lo;
+    xq[b * 2u * KU * BM + (2u * k + 1u) * BM + tr] = g.hi;
+    xsc[b * KU * BM + k * BM + tr] = g.s;
   }
 }
 @compute @workgroup_size(${nt})
@@ -564,15 +599,7 @@ ${L.join("\n")}
 ${accDecl.join("\n")}
 ${Array.from({ length: slots }, (_, m) => `  var g${m}: Unit;`).join("\n")}
   ${fetchAll("0u")}
-  for (var u0 = 0u; u0 < nu; u0 += KU) {
-${putAll}
-    workgroupBarrier();
-    if (u0 + KU < nu) { ${fetchAll("u0 + KU")} }
-    for (var k = 0u; k < KU; k++) {
-${body.join("\n")}
-    }
-    workgroupBarrier();
-  }
+${s.db ? doubleBuffered : singleBuffered}
 ${emits.join("\n")}
 }
 `;
@@ -595,6 +622,9 @@ export const TILE_SHAPES: Record<string, TileShape> = {
   "b64x64-t8x4-k2": { bm: 64, bn: 64, tm: 8, tn: 4, ku: 2 },
   "b64x128-t8x8-k2": { bm: 64, bn: 128, tm: 8, tn: 8, ku: 2 },
   "b128x64-t8x8-k2": { bm: 128, bn: 64, tm: 8, tn: 8, ku: 2 },
+  "b64x64-t8x8-k2-db": { bm: 64, bn: 64, tm: 8, tn: 8, ku: 2, db: true },
+  "b64x128-t8x8-k1-db": { bm: 64, bn: 128, tm: 8, tn: 8, ku: 1, db: true },
+  "b128x128-t8x8-k1-db": { bm: 128, bn: 128, tm: 8, tn: 8, ku: 1, db: true },
 };
 
 /** Names of TILE_SHAPES in a fixed order: a shape's kernel key carries its index + 1 (0: today's tiles). */
