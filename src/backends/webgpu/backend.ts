@@ -121,14 +121,15 @@ const SPREAD_SAMPLE_FROM = 32000;
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /**
  * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): matmulKernel's ("off") until the row
- * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 UTC; docs/webgpu.md, "Row kernels
- * for decode's quantized matmuls", has the command that decides it). `rowKernels: "auto"` takes them.
+ * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 or 12:10-13:30 UTC;
+ * `scripts/gpu/device-run.sh decide` is the call that decides it). `rowKernels: "auto"` takes them.
  */
 const ROW_FORM: RowForm = "off";
 /**
  * Prefill's quantized matmul tiles by default: "today" (wgsl-tiled.ts tiledQuantKernel, 64 weight rows by 32 or 64
  * tokens, 4 x 4 sums a thread) until a register-tiled shape (TILE_SHAPES) is measured on a GPU
- * (bench/webgpu-gemm.ts; docs/webgpu.md, "Register tiles for prefill"). `tiles: NAME` takes one.
+ * (bench/webgpu-gemm.ts, `scripts/gpu/device-run.sh decide`; docs/webgpu.md, "Register tiles for prefill").
+ * `tiles: NAME` or `tiles: "auto"` takes them.
  */
 const TILES = "today";
 /** Where one-row matmuls norm and quantize their own input: see the constructor. */
