@@ -65,6 +65,8 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
                         backend's, 32000); several (1e9,0): each measured in turn, as --fold's variants
   --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto (default: the backend's)
+  --tiles LIST          prefill's quantized matmul tiles: today, or a register-tiled shape of wgsl-tiled.ts TILE_SHAPES
+                        (b64x64-t8x8-k2, ...); several: each measured in turn, as --fold's variants (gain: prefill too)
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON
@@ -86,6 +88,7 @@ const { values: opts } = benchArgs(USAGE, {
     fold: { type: "string", default: "auto" },
     "spread-from": { type: "string", default: "" },
     rows: { type: "string", default: "" },
+    tiles: { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
     json: { type: "string", default: "" },
@@ -298,6 +301,7 @@ async function profileDecode(path: string, steps: number, sampled: boolean, v: V
   const backend = new WebGpuBackend({
     profile: true,
     fold: v.fold,
+    ...(v.tiles === undefined ? {} : { tiles: v.tiles }),
     ...(v.spread === undefined ? {} : { spreadSampleFrom: v.spread }),
     ...rowKernels,
   });
@@ -323,8 +327,8 @@ async function profileDecode(path: string, steps: number, sampled: boolean, v: V
 }
 
 /** GPU microseconds per kernel of one n-token prefill (one forward pass of n rows), as profileDecode. */
-async function profilePrefill(path: string, n: number): Promise<Record<string, number>> {
-  const backend = new WebGpuBackend({ profile: true });
+async function profilePrefill(path: string, n: number, v: Variant): Promise<Record<string, number>> {
+  const backend = new WebGpuBackend({ profile: true, ...(v.tiles === undefined ? {} : { tiles: v.tiles }) });
   const model = await loadModel(path, { backend, contextLength: Math.max(512, n), maxBatchRows: Math.max(128, n) });
   await prefillTps(model, n); // compiles the pipelines
   await backend.gpuTimes();
@@ -428,15 +432,16 @@ const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) =
   if (!(f in foldOf)) throw new Error(`--fold: ${f} is not auto, on, layers or off`);
   return foldOf[f];
 });
-/** One backend configuration measured: --fold's mode, --spread-from's vocabulary (undefined: the backend's default). */
-type Variant = { fold: Fold; spread: number | undefined };
+/** One backend configuration measured: --fold's mode, --spread-from's vocabulary, --tiles (undefined: the backend's default). */
+type Variant = { fold: Fold; spread: number | undefined; tiles: string | undefined };
 const spreads = opts["spread-from"] ? opts["spread-from"].split(",").map(Number) : [undefined];
-const variants: Variant[] = folds.flatMap((fold) => spreads.map((spread) => ({ fold, spread })));
+const tilesList = opts.tiles ? opts.tiles.split(",") : [undefined];
+const variants: Variant[] = folds.flatMap((fold) => spreads.flatMap((spread) => tilesList.map((tiles) => ({ fold, spread, tiles }))));
 for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];
   for (const typeName of opts.types.split(",")) {
     for (const variant of variants) {
-      const { fold, spread } = variant;
+      const { fold, spread, tiles } = variant;
       const type = GGMLType[typeName as keyof typeof GGMLType];
       const path = `${dir}/kvasm-bench-${shapeName}-${typeName}.gguf`;
       let t = performance.now();
@@ -456,6 +461,7 @@ for (const shapeName of opts.shapes.split(",")) {
         fold,
         ...rowKernels,
         ...(spread === undefined ? {} : { spreadSampleFrom: spread }),
+        ...(tiles === undefined ? {} : { tiles }),
         submitEvery,
         ...(tiledFrom ? { tiledFrom } : {}),
         ...(tileRows ? { tileRows: tileRows as 32 | 64 } : {}),
@@ -510,6 +516,7 @@ for (const shapeName of opts.shapes.split(",")) {
         type: typeName,
         fold,
         ...(spread === undefined ? {} : { spreadFrom: spread }),
+        ...(tiles === undefined ? {} : { tiles }),
         weightMB: +(weightBytes / 1e6).toFixed(1),
         writeS: +writeS.toFixed(1),
         loadS: +loadS.toFixed(1),
@@ -544,7 +551,7 @@ for (const shapeName of opts.shapes.split(",")) {
         Object.assign(r, {
           profileUs: await profileDecode(path, 32, false, variant),
           profileSampledUs: await profileDecode(path, 32, true, variant),
-          [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill),
+          [`profilePrefill${maxPrefill}Us`]: await profilePrefill(path, maxPrefill, variant),
         });
       }
       // several variants: each later one against the first, just measured (same run, same file)
@@ -552,10 +559,13 @@ for (const shapeName of opts.shapes.split(",")) {
       if (first) {
         Object.assign(r, {
           gain: {
-            vs: `fold ${first.fold}${first.spreadFrom === undefined ? "" : `, spread from ${first.spreadFrom}`}`,
+            vs: `fold ${first.fold}${first.spreadFrom === undefined ? "" : `, spread from ${first.spreadFrom}`}${
+              first.tiles === undefined ? "" : `, tiles ${first.tiles}`
+            }`,
             dispatchesPerToken: `${first.dispatchesPerToken} -> ${perToken}`,
             greedy: +(greedy / first.greedyTps).toFixed(3),
             sampled: +(sampled / first.sampledTps).toFixed(3),
+            ...Object.fromEntries(Object.entries(prefills).map(([k, v]) => [k.replace("Tps", ""), +(v / first[k]).toFixed(3)])),
             ...(overlap
               ? {
                 greedyOverlap: +(greedyOverlap / first.greedyOverlapTps).toFixed(3),

@@ -8,6 +8,7 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import type { RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { autoTileShape, TILE_SHAPES, tileStorageBytes } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
@@ -172,6 +173,40 @@ for (
     } finally {
       await gpu.close();
       await cpu.close();
+    }
+  });
+}
+
+// The register-tiled shapes (wgsl-tiled.ts tiledWideKernel) inside a model: the fused epilogues (Q/K/V + RoPE + KV
+// write, gate/up + SwiGLU, the residual add) through a 72-row prefill and the decode after it, against today's tiles.
+// Each matmul's products equal today's to 1e-5 (the test above; bit for bit on lavapipe), so the logits are held to the
+// quantized files' tolerance of the prefill test above (2e-2: an 8-bit activation a step apart carries through the layers).
+for (const path of [STORIES("stories260K-q4_0.gguf"), sharedPath("models", "synthetic-quants", "synthq-q4_k_m.gguf")]) {
+  const file = path.split("/").pop()!;
+  gpuTest(`${file}: a 72-row prefill with register-tiled matmuls agrees with today's tiles`, [path], async () => {
+    const logits = async (tiles: string) => {
+      const model = await loadModel(path, { backend: new WebGpuBackend({ tiles }), contextLength: 128 });
+      try {
+        const seq = model.newSequence();
+        const out = [(await model.prefill(seq, LONG_PROMPT.map((t) => t % model.vocabSize))).slice()];
+        let token = top2(out[0])[0];
+        for (let i = 0; i < 2; i++) {
+          out.push((await model.decodeOne(seq, token)).slice());
+          token = top2(out[out.length - 1])[0];
+        }
+        return out;
+      } finally {
+        await model.close();
+      }
+    };
+    const today = await logits("today");
+    for (const tiles of GL ? ["b32x64-t4x4-k2"] : ["b64x64-t8x8-k2", "b128x128-t8x8-k2", "auto"]) {
+      const got = await logits(tiles);
+      today.forEach((e, i) => {
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        assertClose(got[i], e, 2e-2, `${file} ${tiles} ${i ? `decode ${i}` : "prefill"}`, scale);
+      });
     }
   });
 }
@@ -600,6 +635,79 @@ if (gpuExpected) {
     }
   });
 }
+
+// Mesa's OpenGL path compiles the register-tiled kernels' straight-line code slowly (measured on llvmpipe: 12-16 s for
+// one 8 x 4 or 8 x 8 shape and type, against 0.1 s for 4 x 4; Mesa caches them after): there, the tests take one small
+// and one 8 x 8 shape (the same code with other constants), every Vulkan or GPU adapter all of them.
+const GL = /OpenGL/.test(adapterKind(status.adapter, status.features ?? []));
+const GL_TILES = ["b32x64-t4x4-k2", "b64x64-t8x8-k2"];
+
+if (gpuExpected) {
+  test("webgpu: prefill's register-tiled matmul shapes give today's tiled products (1e-5), every quantized type, ragged rows, tokens and K", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    // 70 weight rows: a partial tile of 64 and of 128 columns; 72 tokens: a partial tile of 32, 64 and 128 rows;
+    // Q8_0/Q4_0 at 544 columns: 17 units, a partial K step for every ku above 1; Q4_K/Q6_K at 768: 3 super-blocks
+    const rows = 70, T = 72;
+    const cases: Array<[GGMLTypeId, number]> = [[GGMLType.Q8_0, 544], [GGMLType.Q4_0, 544], [GGMLType.Q4_K, 768], [GGMLType.Q6_K, 768]];
+    const run = async (tiles: string) => {
+      const b = new WebGpuBackend({ tiles });
+      await b.init(0);
+      // the shape runs unless the adapter lacks its workgroup memory (Mesa's GL path: 16 KiB), where today's tiles stand in
+      const fits = tiles === "today" || tileStorageBytes(TILE_SHAPES[tiles]) <= (status.limits?.maxComputeWorkgroupStorageSize ?? 16384);
+      assertEquals(b.tiles, fits ? tiles : "today", `${tiles}: the form in effect`);
+      const got: Float32Array[] = [];
+      try {
+        for (const [type, cols] of cases) {
+          const x = b.alloc(T * cols * 4, "x"), out = b.alloc(T * rows * 4, "out");
+          b.setMatmulScratch(b.alloc(T * cols * 4, "matmul scratch"), T * cols * 4);
+          b.write(x, new Float32Array(T * cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7))));
+          const bytes = randomWeights(type, cols, rows, 23 + type);
+          const ptr = b.alloc(bytes.length, `weight test ${type}`);
+          await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
+          b.matmul(out, x, { name: `test ${type}`, type, cols, rows, ptr, bytes: bytes.length }, T);
+          const o = new Float32Array(T * rows);
+          await b.read(out, o);
+          got.push(o);
+        }
+      } finally {
+        await b.close();
+      }
+      return got;
+    };
+    const today = await run("today");
+    for (const name of GL ? GL_TILES : Object.keys(TILE_SHAPES)) {
+      const got = await run(name);
+      today.forEach((e, i) => {
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `type ${cases[i][0]}: all-zero products`);
+        assertClose(got[i], e, 1e-5, `${name}, type ${cases[i][0]}`, scale);
+      });
+    }
+  });
+}
+
+test("webgpu: tiles 'auto' takes the largest shape that still makes 256 tiles and fits the workgroup memory", () => {
+  // the 1B's gate/up at 512 rows: 128 x 4 tiles of 128 x 128; its Q/K/V (3072 rows): 48 x 8 of 64 x 64 (96 and 192 of
+  // the larger shapes); 128 rows of stories110M's output projection: no shape makes 256, so the smallest
+  assertEquals(autoTileShape(512, 16384, 49152), "b128x128-t8x8-k2");
+  assertEquals(autoTileShape(512, 3072, 49152), "b64x64-t8x8-k2");
+  assertEquals(autoTileShape(128, 768, 49152), "b32x64-t4x4-k2");
+  // 16 KiB (Mesa's GL path, WebGPU's default): neither 128-wide shape with two units a step (24 and 18 KiB)
+  assertEquals(autoTileShape(512, 16384, 16384), "b64x64-t8x8-k2");
+  assertEquals(autoTileShape(512, 16384, 4096), null);
+});
+
+test("webgpu: an unknown tile shape is a typed error", () => {
+  let caught: unknown;
+  try {
+    new WebGpuBackend({ tiles: "b64x64" });
+  } catch (e) {
+    caught = e;
+  }
+  assert(caught instanceof WebGpuError, `got ${caught}`);
+  assert(String((caught as Error).message).includes("unknown tiles"), String(caught));
+});
 
 if (gpuExpected) {
   test("webgpu: decode's row kernels (paired units, octets of blocks as vec4 loads) give matmulKernel's one-row products (1e-5), with the residual add, every row form", async () => {

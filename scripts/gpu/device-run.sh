@@ -2,7 +2,7 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see
 # docs/webgpu.md, "To reproduce"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees|matvec|gemm|decide]
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
 # search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
@@ -11,6 +11,12 @@
 # foldvs: from a copy of a branch inside the sent tree (.gpuwt), the tests, then each model with main's tree, then the branch's
 # fold x spread variants (as fold), in one call; then the branch's 1B per-kernel profile, fold off and layers.
 # matvec: bench/webgpu-matvec.ts (one-row matmul candidates, MATVEC_ARGS, then MATVEC_ARGS2 if set), no tests.
+# decide: the one call that decides issue 19's open defaults from this tree, within one device command's 10 minutes:
+# the row kernels (trees: 1B Q4_0 rows off / auto / auto with fold layers, 110M Q4_0 off / auto, and the 1B's
+# per-kernel profiles), then bench/webgpu-gemm.ts (prefill's tiles, every shape, TOPS), then a 1B prefill with
+# today's tiles and two register-tiled shapes in one process (today again last), then the tests, then
+# bench/webgpu-matvec.ts with what time is left. Each part has its own timeout, so a slow one cannot eat the rest.
+# gemm: bench/webgpu-gemm.ts (prefill's tiled matmuls, today's tiles against register-tiled shapes, GEMM_ARGS), no tests.
 # trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
 # same files, twice, then the branch's 1B per-kernel profile (no tests: CI=true tests run first unless SKIP_TESTS=1).
@@ -45,7 +51,7 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ "$what" != gemm ] && [ "$what" != decide ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
 fi
@@ -103,25 +109,60 @@ if [ "$what" = matvec ]; then
   [ -n "${MATVEC_ARGS2:-}" ] && /tmp/deno run -A --no-check bench/webgpu-matvec.ts $MATVEC_ARGS2 --json "$OUT/matvec2.jsonl" 2>&1 | tee -a "$OUT/bench.log"
   exit 0
 fi
+if [ "$what" = decide ]; then
+  self=$0
+  SKIP_TESTS=1 RUNS=".:llama-1b:Q4_0:-:off .:llama-1b:Q4_0:-:auto .:llama-1b:Q4_0:layers:auto .:stories110M:Q4_0:-:off .:stories110M:Q4_0:-:auto" \
+    PROFILES=".:llama-1b:Q4_0:off:off .:llama-1b:Q4_0:off:auto" timeout 230 bash "$self" trees > "$OUT/trees.log" 2>&1
+  echo "decide: trees done at $((SECONDS - start)) s"
+  timeout 120 /tmp/deno run -A --no-check bench/webgpu-gemm.ts ${GEMM_ARGS:-} --json "$OUT/gemm.jsonl" > "$OUT/gemm.log" 2>&1
+  echo "decide: gemm done at $((SECONDS - start)) s"
+  timeout 60 /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0 --decode 8 --chunk 8 --wasm-prefill 0 --prefill 128,512 \
+    --keep --dir /tmp --tiles "${DECIDE_TILES:-today,b64x64-t8x8-k2,b128x128-t8x8-k2,auto,today}" > "$OUT/tiles.log" 2>&1
+  echo "decide: tiles done at $((SECONDS - start)) s"
+  # what is left of the 10 minutes (timeout 0 would mean none: a part with under 10 s left is skipped)
+  left=$((520 - (SECONDS - start)))
+  [ $left -gt 140 ] && left=140
+  if [ $left -ge 10 ]; then
+    CI=true timeout $left /tmp/deno test -A --no-check tests/webgpu.test.ts > "$OUT/test.log" 2>&1
+    echo "decide: tests done at $((SECONDS - start)) s"
+    tail -4 "$OUT/test.log"
+  fi
+  left=$((590 - (SECONDS - start)))
+  if [ $left -ge 10 ]; then
+    timeout $left /tmp/deno run -A --no-check bench/webgpu-matvec.ts --n 50 --json "$OUT/matvec.jsonl" > "$OUT/matvec.log" 2>&1
+    echo "decide: matvec done at $((SECONDS - start)) s"
+  fi
+  grep -h fastest "$OUT/gemm.log"
+  grep -h '^{' "$OUT/trees.log" "$OUT/tiles.log" | cut -c1-400
+  exit 0
+fi
+if [ "$what" = gemm ]; then
+  # many-row quantized matmuls: today's tiles and register-tiled shapes, each output checked against today's (TOPS)
+  /tmp/deno run -A --no-check bench/webgpu-gemm.ts ${GEMM_ARGS:-} --json "$OUT/gemm.jsonl" 2>&1 | tee -a "$OUT/bench.log"
+  exit 0
+fi
 if [ "$what" = trees ]; then
-  # RUNS: space-separated tree:shape:type:fold[:rows] (rows: bench/webgpu.ts --rows, a branch's option), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles]] (rows: bench/webgpu.ts --rows, tiles: --tiles, a branch's
+  # options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
   # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off; fold "-": the tree's default), SPREAD:
   # --spread-from (unset: each tree's default);
   # PROFILES: tree:shape:type:fold runs of the per-kernel GPU time. One call, one machine: same-run ratios.
   kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
   for r in $RUNS; do
-    IFS=: read -r tree s t f rows <<<"$r"
+    IFS=: read -r tree s t f rows tiles <<<"$r"
     echo "trees $r" | tee -a "$OUT/bench.log"
     fold=(--fold "$f")
     [ "$f" = - ] && fold=()
-    [ -n "$rows" ] && fold+=(--rows "$rows")
+    [ -n "$rows" ] && [ "$rows" != - ] && fold+=(--rows "$rows")
+    [ -n "$tiles" ] && fold+=(--tiles "$tiles")
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv "${fold[@]}" 2>&1) | tee -a "$OUT/bench.log"
   done
   for r in ${PROFILES:-}; do
-    IFS=: read -r tree s t f rows <<<"$r"
+    IFS=: read -r tree s t f rows tiles <<<"$r"
     echo "trees profile $r" | tee -a "$OUT/bench.log"
-    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill 16 \
-      --keep --dir /tmp --fold "$f" ${rows:+--rows $rows} --profile 2>&1) | tee -a "$OUT/bench.log"
+    [ "$rows" = - ] && rows=
+    (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill ${PROFILE_PREFILL:-16} \
+      --keep --dir /tmp --fold "$f" ${rows:+--rows $rows} ${tiles:+--tiles $tiles} --profile 2>&1) | tee -a "$OUT/bench.log"
   done
   exit 0
 fi

@@ -49,7 +49,16 @@ import {
   SPREAD_K_PASSES,
   SPREAD_PASSES,
 } from "./wgsl-sample.ts";
-import { TILE_N, tiledKernel, tileTokens } from "./wgsl-tiled.ts";
+import {
+  autoTileShape,
+  TILE_N,
+  TILE_SHAPE_NAMES,
+  TILE_SHAPES,
+  tiledKernel,
+  tiledWideKernel,
+  tileStorageBytes,
+  tileTokens,
+} from "./wgsl-tiled.ts";
 import { attentionRowsKernel, MAX_TILE_HEAD_DIM, ROWS_PER_TILE } from "./wgsl-attention-rows.ts";
 import { DeviceSampler } from "./sample.ts";
 import type { ResolvedSamplingParams } from "../../sampling/params.ts";
@@ -112,10 +121,17 @@ const SPREAD_SAMPLE_FROM = 32000;
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /**
  * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): matmulKernel's ("off") until the row
- * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 UTC; docs/webgpu.md, "Row kernels
- * for decode's quantized matmuls", has the command that decides it). `rowKernels: "auto"` takes them.
+ * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 or 12:10-13:30 UTC;
+ * `scripts/gpu/device-run.sh decide` is the call that decides it). `rowKernels: "auto"` takes them.
  */
 const ROW_FORM: RowForm = "off";
+/**
+ * Prefill's quantized matmul tiles by default: "today" (wgsl-tiled.ts tiledQuantKernel, 64 weight rows by 32 or 64
+ * tokens, 4 x 4 sums a thread) until a register-tiled shape (TILE_SHAPES) is measured on a GPU
+ * (bench/webgpu-gemm.ts, `scripts/gpu/device-run.sh decide`; docs/webgpu.md, "Register tiles for prefill").
+ * `tiles: NAME` or `tiles: "auto"` takes them.
+ */
+const TILES = "today";
 /** Where one-row matmuls norm and quantize their own input: see the constructor. */
 export type Fold = boolean | "layers" | "auto";
 
@@ -229,6 +245,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly tiledFrom: number;
   private readonly tileRows: number;
   private readonly rowForm: RowForm;
+  private readonly tilesName: string;
+  /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
+  private tileShape = "today";
 
   /** profile: GPU time per kernel (bench/webgpu.ts --profile), where the adapter has timestamp queries. */
   private readonly profile: boolean;
@@ -251,6 +270,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (wgsl-matmul.ts rowPlan; for measuring).
+   * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
+   * picks one per matmul by its tile count; for measuring). A shape needing more workgroup memory than the device
+   * gives falls back to "today".
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
    */
@@ -265,8 +287,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
       fold?: Fold;
       spreadSampleFrom?: number;
       rowKernels?: RowForm;
+      tiles?: string;
     } = {},
   ) {
+    this.tilesName = opts.tiles ?? TILES;
+    if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
+      throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
+    }
     this.rowForm = opts.rowKernels ?? ROW_FORM;
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
@@ -292,6 +319,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
       this.querySet = device.createQuerySet({ type: "timestamp", count: MAX_QUERIES });
     }
     this.limits = limitsOf(device);
+    const shape = TILE_SHAPES[this.tilesName];
+    this.tileShape = this.tilesName === "auto" || (shape && tileStorageBytes(shape) <= this.limits.maxComputeWorkgroupStorageSize)
+      ? this.tilesName
+      : "today";
     this.hasDot4 = hasWgslFeature("packed_4x8_integer_dot_product");
     device.lost.then((info: Gpu) => {
       if (this.device === device) this.lost = `device lost (${info?.reason ?? "unknown"}): ${info?.message ?? ""}`;
@@ -1078,6 +1109,42 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return how;
   }
 
+  /**
+   * One tiled matmul dispatch (wgsl-tiled.ts) over `rows` virtual rows of T tokens: quantized weights in the
+   * register-tiled shape when one is set (`tiles`), else today's tiles of 64 rows by tileTokens' 32 or 64 tokens.
+   */
+  private tiled(
+    type: number,
+    epilogue: number,
+    T: number,
+    rows: number,
+    params: ArrayLike<number>,
+    w: Weight | Array<Weight | null>,
+    wOffset: number,
+    wSize: number,
+    binds: number,
+  ): void {
+    const name = type === GGMLType.F32 || type === GGMLType.F16
+      ? "today"
+      : this.tileShape === "auto"
+      ? autoTileShape(T, rows, this.limits.maxComputeWorkgroupStorageSize) ?? "today"
+      : this.tileShape;
+    const s = name === "today" ? null : TILE_SHAPES[name];
+    const bm = s ? s.bm : this.tileRows || tileTokens(T, rows), bn = s ? s.bn : TILE_N;
+    const key = this.keyFor(tiledSignature(type, epilogue, bm, s ? TILE_SHAPE_NAMES.indexOf(name) + 1 : 0), tiledKey);
+    const src = this.pipelines.has(key)
+      ? ""
+      : s
+      ? tiledWideKernel(type as GGMLTypeId, EPILOGUES[epilogue], s)
+      : tiledKernel(type as GGMLTypeId, EPILOGUES[epilogue], bm);
+    this.dispatch(key, src, params, Math.ceil(rows / bn), Math.ceil(T / bm), w, wOffset, wSize, binds);
+  }
+
+  /** The quantized tiled matmuls' form in effect after init: "today", "auto", or the `tiles` shape the device had workgroup memory for. */
+  get tiles(): string {
+    return this.tileShape;
+  }
+
   /** Token rows per matmul workgroup: 1 for decode, so no accumulator or reduction is spent on absent rows. */
   private tokenTile(T: number): number {
     return T === 1 ? 1 : T <= 4 ? 4 : 8;
@@ -1091,10 +1158,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       const p = this.words(0, act / 4, w.cols, T, r.rows, r.row0, w.rows, rowBytes);
       p[8] = out / 4;
       if (T >= this.tiledFrom) {
-        const bm = this.tileRows || tileTokens(T, r.rows);
-        const key = this.keyFor(tiledSignature(w.type, EPI_STORE, bm), tiledKey);
-        const src = this.pipelines.has(key) ? "" : tiledKernel(w.type, "store", bm);
-        this.dispatch(key, src, p, Math.ceil(r.rows / TILE_N), Math.ceil(T / bm), w, r.offset, r.size);
+        this.tiled(w.type, EPI_STORE, T, r.rows, p, w, r.offset, r.size, 1);
         continue;
       }
       const plan = T === 1 ? rowPlan(w.type, w.cols, this.rowForm, r.rows) : null;
@@ -1139,10 +1203,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const binds = prologue === "norm" || prologue === "normq" ? 4 : multi ? 3 : 1;
     const epi = EPILOGUES[epilogue];
     if (T >= this.tiledFrom && prologue === "none") {
-      const bm = this.tileRows || tileTokens(T, rows);
-      const key = this.keyFor(tiledSignature(type, epilogue, bm), tiledKey);
-      const src = this.pipelines.has(key) ? "" : tiledKernel(type, epi, bm);
-      this.dispatch(key, src, params, Math.ceil(rows / TILE_N), Math.ceil(T / bm), binds > 1 ? ws : w0, 0, 0, binds);
+      this.tiled(type, epilogue, T, rows, params, binds > 1 ? ws : w0, 0, 0, binds);
       this.quantized.valid = false;
       return;
     }
@@ -1400,14 +1461,16 @@ const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
 const SIG_ATTENTION = 5 * 2 ** 44;
 
-/** type (< 64), epilogue (< 4), tile rows (32 or 64). */
-function tiledSignature(type: number, epilogue: number, bm: number): number {
-  return SIG_TILED + (type * 4 + epilogue) * 128 + bm;
+/** type (< 64), epilogue (< 4), tile rows (< 256), shape (TILE_SHAPE_NAMES index + 1; 0: today's tiles). */
+function tiledSignature(type: number, epilogue: number, bm: number, shape: number): number {
+  return SIG_TILED + ((shape * 64 + type) * 4 + epilogue) * 256 + bm;
 }
 
 function tiledKey(s: number): string {
-  const v = s - SIG_TILED;
-  return `tiled:${Math.floor(v / 512)}:${EPILOGUES[Math.floor(v / 128) % 4]}:${v % 128}`;
+  const v = s - SIG_TILED, shape = Math.floor(v / 65536);
+  return `tiled:${shape ? `${TILE_SHAPE_NAMES[shape - 1]}:` : ""}${Math.floor(v / 1024) % 64}:${EPILOGUES[Math.floor(v / 256) % 4]}:${
+    v % 256
+  }`;
 }
 
 /** type (< 64), epilogue (< 4), tt (< 16), paired, lanes (< 128), prologue (< 4), n (< 2^20). */

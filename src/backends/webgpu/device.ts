@@ -19,6 +19,8 @@ export interface GpuLimits {
   maxBufferSize: number;
   maxStorageBufferBindingSize: number;
   minStorageBufferOffsetAlignment: number;
+  /** Workgroup memory a kernel may declare (WebGPU's default 16 KiB; NVIDIA's Vulkan adapters give 48 KiB). */
+  maxComputeWorkgroupStorageSize: number;
 }
 
 export interface GpuStatus {
@@ -58,6 +60,7 @@ export function limitsOf(adapterOrDevice: Gpu): GpuLimits {
     maxBufferSize: Number(l.maxBufferSize),
     maxStorageBufferBindingSize: Number(l.maxStorageBufferBindingSize),
     minStorageBufferOffsetAlignment: Number(l.minStorageBufferOffsetAlignment),
+    maxComputeWorkgroupStorageSize: Number(l.maxComputeWorkgroupStorageSize ?? 16384),
   };
 }
 

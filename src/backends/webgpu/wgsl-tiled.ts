@@ -398,3 +398,252 @@ ${emitAll(bm)}
 export function tiledKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): string {
   return type === GGMLType.F32 || type === GGMLType.F16 ? tiledFloatKernel(type, epilogue, bm) : tiledQuantKernel(type, epilogue, bm);
 }
+
+/**
+ * A register-tiled form of the quantized kernel (a candidate: `tiles` in backend.ts picks it): a workgroup owns
+ * bm tokens x bn weight rows, each of its (bm / tm) x (bn / tn) threads tm x tn sums, and the step's units sit in
+ * workgroup memory as vec4<u32> (a unit's 16 low and 16 high bytes, one 16-byte load each), so a thread's loads
+ * of workgroup memory per unit are 2 (tm + tn) + tn against today's 8 for 4 x 4 sums: each dot4 of a 4 x 4 tile
+ * costs half a load today, an eighth of one at 8 x 8. Columns are stored even ones first, odd ones after (cs
+ * below), so the threads of a warp read consecutive 16-byte words; a thread still owns pairs of adjacent virtual
+ * rows (tile columns 2p, 2p + 1 for p = tx + (bn / tn) j), which the fused epilogues need.
+ *
+ * Each output's units are summed in K order by one thread with the one-row kernels' per-unit expression
+ * (COMBINE), as in tiledQuantKernel, and a unit's integer sum is exact in any order, so the products equal
+ * tiledQuantKernel's (bit for bit where the compiler contracts the multiply-add the same way in both).
+ */
+export interface TileShape {
+  /** Token rows of a tile. */
+  bm: number;
+  /** Tile columns (virtual weight rows; even). */
+  bn: number;
+  /** Token rows a thread sums. */
+  tm: number;
+  /** Tile columns a thread sums (even: pairs). */
+  tn: number;
+  /** Units (32 elements) staged per step of K. */
+  ku: number;
+  /**
+   * Double-buffered staging: two copies of the step's workgroup memory, the next step's units stored into one while
+   * the other is multiplied, so a step takes one barrier instead of two (and twice the memory).
+   */
+  db?: boolean;
+}
+
+/** Threads of a tile shape's workgroup. */
+export function tileThreads(s: TileShape): number {
+  return (s.bm / s.tm) * (s.bn / s.tn);
+}
+
+/** Bytes of workgroup memory a tile shape's kernel declares (units and scales of both operands, 16 bytes each). */
+export function tileStorageBytes(s: TileShape): number {
+  return 16 * 3 * s.ku * (s.bm + s.bn) * (s.db ? 2 : 1);
+}
+
+/** Whether the shape's kernel is well formed (tiles divide, threads within 256, even columns a thread). */
+export function validTileShape(s: TileShape): boolean {
+  const t = tileThreads(s);
+  return s.bm % s.tm === 0 && s.bn % s.tn === 0 && s.tn % 2 === 0 && Number.isInteger(t) && t >= 32 && t <= 256 &&
+    s.ku >= 1 && s.ku <= 8;
+}
+
+/** A unit's 8 dot4 products of words (a x lo, b x hi) of one token row and one column; the first 16 and last 16 apart. */
+function unitDots(x: string, w: string): [string, string] {
+  const d = (p: string) => ["x", "y", "z", "w"].map((c) => `dot4(${x}${p}.${c}, ${w}${p}.${c})`).join(" + ");
+  return [d("l"), d("h")];
+}
+
+export function tiledWideKernel(type: GGMLTypeId, epilogue: Epilogue, s: TileShape): string {
+  if (!validTileShape(s)) throw new Error(`tiledWideKernel: bad tile shape ${JSON.stringify(s)}`);
+  const { bm, bn, tm, tn, ku } = s;
+  const nt = tileThreads(s), nx = bn / tn, ny = bm / tm, slots = Math.ceil((ku * (bn + bm)) / nt);
+  const split = type === GGMLType.Q6_K; // its two halves are scaled apart
+  const { fns, call } = fetchers(epilogue, FETCH_W[type]);
+  const L: string[] = [];
+  // the slots this thread stages: its columns' (seg, row) found once, outside the loop over K
+  for (let m = 0; m < slots; m++) {
+    L.push(`  let s${m} = li + ${nt * m}u;`);
+    L.push(`  let c${m} = column(wg.x * BN + min(s${m} / KU, BN - 1u));`);
+  }
+  const fetchAll = (u0: string) => Array.from({ length: slots }, (_, m) => `g${m} = fetch_slot(s${m}, ${u0}, c${m}, t0);`).join(" ");
+  const putAll = (b: string) => Array.from({ length: slots }, (_, m) => `    put(s${m}, g${m}, ${b});`).join("\n");
+  const nb = s.db ? 2 : 1;
+  const accDecl: string[] = [];
+  for (let i = 0; i < tm; i++) for (let j = 0; j < tn / 2; j++) accDecl.push(`  var a${i}_${j} = vec2<f32>(0.0);`);
+  // one unit k of the step: the tm token rows' words in registers, then per column pair its words and sums
+  const body: string[] = [];
+  for (let i = 0; i < tm; i++) {
+    body.push(`      let xl${i} = xq[bx + 2u * k * BM + ty + ${ny * i}u]; let xh${i} = xq[bx + (2u * k + 1u) * BM + ty + ${ny * i}u];`);
+    body.push(`      let xs${i} = xsc[bxs + k * BM + ty + ${ny * i}u];`);
+  }
+  for (let j = 0; j < tn / 2; j++) {
+    for (const [h, off] of [["e", "0u"], ["o", "BN / 2u"]]) {
+      const c = `tx + ${nx * j}u + ${off}`;
+      body.push(
+        `      let w${h}l${j} = wq[bw + 2u * k * BN + ${c}]; let w${h}h${j} = wq[bw + (2u * k + 1u) * BN + ${c}]; let w${h}s${j} = wsc[bws + k * BN + ${c}];`,
+      );
+    }
+    for (let i = 0; i < tm; i++) {
+      const e = unitDots(`x`, `we`).map((t) =>
+        t.replaceAll("xl.", `xl${i}.`).replaceAll("xh.", `xh${i}.`).replaceAll("wel.", `wel${j}.`).replaceAll("weh.", `weh${j}.`)
+      );
+      const o = unitDots(`x`, `wo`).map((t) =>
+        t.replaceAll("xl.", `xl${i}.`).replaceAll("xh.", `xh${i}.`).replaceAll("wol.", `wol${j}.`).replaceAll("woh.", `woh${j}.`)
+      );
+      const ce = split ? `combine(wes${j}, ${e[0]}, ${e[1]}, xs${i})` : `combine(wes${j}, ${e[0]} + ${e[1]}, 0i, xs${i})`;
+      const co = split ? `combine(wos${j}, ${o[0]}, ${o[1]}, xs${i})` : `combine(wos${j}, ${o[0]} + ${o[1]}, 0i, xs${i})`;
+      body.push(`      a${i}_${j} += vec2<f32>(${ce},\n        ${co});`);
+    }
+  }
+  const units = (buf: string) =>
+    `    let bx = ${buf} * 2u * KU * BM; let bxs = ${buf} * KU * BM; let bw = ${buf} * 2u * KU * BN; let bws = ${buf} * KU * BN;
+    for (var k = 0u; k < KU; k++) {
+${body.join("\n")}
+    }`;
+  // one buffer: store the step, barrier, fetch the next step's units into registers, multiply, barrier
+  const singleBuffered = `  for (var u0 = 0u; u0 < nu; u0 += KU) {
+${putAll("0u")}
+    workgroupBarrier();
+    if (u0 + KU < nu) { ${fetchAll("u0 + KU")} }
+${units("0u")}
+    workgroupBarrier();
+  }`;
+  // two: the first step stored before the loop; each step fetches the next, multiplies its buffer, stores the next
+  // step into the other buffer (whose readers all passed the previous barrier) and ends with the one barrier
+  const doubleBuffered = `${putAll("0u")}
+  workgroupBarrier();
+  var buf = 0u;
+  for (var u0 = 0u; u0 < nu; u0 += KU) {
+    let more = u0 + KU < nu;
+    if (more) { ${fetchAll("u0 + KU")} }
+${units("buf")}
+    if (more) {
+${putAll("1u - buf")}
+    }
+    workgroupBarrier();
+    buf = 1u - buf;
+  }`;
+  const emits: string[] = [];
+  for (let i = 0; i < tm; i++) {
+    const t = `t0 + ty + ${ny * i}u`;
+    const e = Array.from({ length: tn / 2 }, (_, j) => `emit(wg.x * (BN / 2u) + tx + ${nx * j}u, ${t}, a${i}_${j}.x, a${i}_${j}.y);`);
+    emits.push(`  if (${t} < T) { ${e.join(" ")} }`);
+  }
+  return /* wgsl */ `
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const BN: u32 = ${bn}u;
+const BM: u32 = ${bm}u;
+const KU: u32 = ${ku}u;
+fn emit(gp: u32, t: u32, a: f32, b: f32) {${EMIT[epilogue]}
+}
+fn s8_minus(q: u32, off: u32) -> u32 { return ((q | 0x80808080u) - off) ^ 0x80808080u; }
+struct Unit { lo: vec4<u32>, hi: vec4<u32>, s: vec4<u32> }
+// unit k of column c at wq[2k BN + cs(c)] (low 16 bytes) and wq[(2k + 1) BN + cs(c)], cs(c) = (c & 1) BN / 2 + c / 2
+var<workgroup> wq: array<vec4<u32>, ${2 * ku * bn * nb}>;
+var<workgroup> wsc: array<vec4<f32>, ${ku * bn * nb}>;
+var<workgroup> xq: array<vec4<u32>, ${2 * ku * bm * nb}>;
+var<workgroup> xsc: array<vec4<u32>, ${ku * bm * nb}>;
+${fns}
+fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
+  let xd = bitcast<f32>(xa.x);
+  let xs = bitcast<vec2<i32>>(xa.yz);
+  return ${COMBINE[type]};
+}
+fn fetch_x(x: u32, n: u32, t: u32, u: u32) -> Unit {${fetchX(type)}
+}
+/** Tile column vr's weight (x), row (y) and whether it exists (z). */
+fn column(vr: u32) -> vec3<u32> {
+  ${COLUMN[epilogue].replaceAll("\n", "\n  ")}
+  return vec3<u32>(seg, r, select(0u, 1u, valid));
+}
+/** Slot s of a step at unit u0: weight slots first (column s / KU, unit s % KU), then the token rows'. */
+fn fetch_slot(s: u32, u0: u32, col: vec3<u32>, t0: u32) -> Unit {
+  let n = P.a.z; let nu = n / 32u;
+  if (s < KU * BN) {
+    let u = u0 + s % KU;
+    let seg = col.x;
+    let wbase = col.y * P.b.w;
+    if (col.z == 1u && u < nu) { ${call} }
+  } else if (s < KU * (BN + BM)) {
+    let xi = s - KU * BN;
+    let u = u0 + xi % KU;
+    let t = t0 + xi / KU;
+    if (t < P.a.w && u < nu) { return fetch_x(P.a.y, n, t, u); }
+  }
+  return Unit(vec4<u32>(0u), vec4<u32>(0u), vec4<u32>(0u));
+}
+/** Stores slot s's unit into buffer b (0 unless double-buffered). */
+fn put(s: u32, g: Unit, b: u32) {
+  if (s < KU * BN) {
+    let c = s / KU; let k = s % KU;
+    let cs = (c & 1u) * (BN / 2u) + (c >> 1u);
+    wq[b * 2u * KU * BN + 2u * k * BN + cs] = g.lo;
+    wq[b * 2u * KU * BN + (2u * k + 1u) * BN + cs] = g.hi;
+    wsc[b * KU * BN + k * BN + cs] = bitcast<vec4<f32>>(g.s);
+  } else if (s < KU * (BN + BM)) {
+    let xi = s - KU * BN;
+    let tr = xi / KU; let k = xi % KU;
+    xq[b * 2u * KU * BM + 2u * k * BM + tr] = g.lo;
+    xq[b * 2u * KU * BM + (2u * k + 1u) * BM + tr] = g.hi;
+    xsc[b * KU * BM + k * BM + tr] = g.s;
+  }
+}
+@compute @workgroup_size(${nt})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = P.a.z; let T = P.a.w;
+  let nu = n / 32u;
+  let t0 = wg.y * BM;
+  let tx = li % ${nx}u;
+  let ty = li / ${nx}u;
+${L.join("\n")}
+${accDecl.join("\n")}
+${Array.from({ length: slots }, (_, m) => `  var g${m}: Unit;`).join("\n")}
+  ${fetchAll("0u")}
+${s.db ? doubleBuffered : singleBuffered}
+${emits.join("\n")}
+}
+`;
+}
+
+/**
+ * The register-tiled shapes bench/webgpu-gemm.ts measures against today's tiles, by name (b{bm}x{bn}-t{tm}x{tn}-k{ku});
+ * the backend's `tiles` option takes one of these names.
+ */
+export const TILE_SHAPES: Record<string, TileShape> = {
+  "b64x64-t4x4-k2": { bm: 64, bn: 64, tm: 4, tn: 4, ku: 2 },
+  "b64x64-t4x8-k2": { bm: 64, bn: 64, tm: 4, tn: 8, ku: 2 },
+  "b64x64-t8x8-k2": { bm: 64, bn: 64, tm: 8, tn: 8, ku: 2 },
+  "b64x64-t8x8-k4": { bm: 64, bn: 64, tm: 8, tn: 8, ku: 4 },
+  "b32x64-t4x4-k2": { bm: 32, bn: 64, tm: 4, tn: 4, ku: 2 },
+  "b64x128-t4x8-k2": { bm: 64, bn: 128, tm: 4, tn: 8, ku: 2 },
+  "b128x64-t8x4-k2": { bm: 128, bn: 64, tm: 8, tn: 4, ku: 2 },
+  "b128x128-t8x8-k1": { bm: 128, bn: 128, tm: 8, tn: 8, ku: 1 },
+  "b128x128-t8x8-k2": { bm: 128, bn: 128, tm: 8, tn: 8, ku: 2 },
+  "b64x64-t8x4-k2": { bm: 64, bn: 64, tm: 8, tn: 4, ku: 2 },
+  "b64x128-t8x8-k2": { bm: 64, bn: 128, tm: 8, tn: 8, ku: 2 },
+  "b128x64-t8x8-k2": { bm: 128, bn: 64, tm: 8, tn: 8, ku: 2 },
+  "b64x64-t8x8-k2-db": { bm: 64, bn: 64, tm: 8, tn: 8, ku: 2, db: true },
+  "b64x128-t8x8-k1-db": { bm: 64, bn: 128, tm: 8, tn: 8, ku: 1, db: true },
+  "b128x128-t8x8-k1-db": { bm: 128, bn: 128, tm: 8, tn: 8, ku: 1, db: true },
+};
+
+/** Names of TILE_SHAPES in a fixed order: a shape's kernel key carries its index + 1 (0: today's tiles). */
+export const TILE_SHAPE_NAMES = Object.keys(TILE_SHAPES);
+
+/**
+ * `tiles: "auto"`'s shapes, largest first: a candidate like tileTokens (not measured yet), which takes the first whose
+ * tiles still number 256 (2 per SM of a large GPU) and fit the device's workgroup memory, else the smallest that fits.
+ */
+const AUTO_SHAPES = ["b128x128-t8x8-k2", "b64x128-t8x8-k2", "b64x64-t8x8-k2", "b32x64-t4x4-k2"];
+
+/** The shape "auto" takes for T tokens by `rows` virtual rows, given the device's workgroup memory (null: none fits). */
+export function autoTileShape(T: number, rows: number, maxBytes: number): string | null {
+  let last: string | null = null;
+  for (const name of AUTO_SHAPES) {
+    const s = TILE_SHAPES[name];
+    if (tileStorageBytes(s) > maxBytes) continue;
+    last = name;
+    if (Math.ceil(rows / s.bn) * Math.ceil(T / s.bm) >= 256) return name;
+  }
+  return last;
+}
