@@ -5,7 +5,7 @@ import type { Model } from "../src/model/model.ts";
 import { generate } from "../src/generate.ts";
 import { Engine, type EngineOptions, QueueFullError } from "../src/engine/engine.ts";
 import type { EngineRequest, RequestParams, RequestResult } from "../src/engine/request.ts";
-import { OutOfMemoryError } from "../src/errors.ts";
+import { OutOfMemoryError, ParamError } from "../src/errors.ts";
 import { drain } from "./drain.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
@@ -261,4 +261,28 @@ testShared("engine: n samples fork the prompt's pages; bad requests throw at sub
     assertEquals((await other!.done).choices[0].finishReason, "abort");
     assertEquals(e.freePages, free);
   });
+});
+
+testShared("maxQueue and maxStepRows must be positive integers: a typed error before the engine starts", [MODEL], async () => {
+  const m = await loadModel(MODEL);
+  try {
+    for (const bad of [0, -1, 1.5, NaN]) {
+      let err: unknown;
+      try {
+        new Engine(m, { maxQueue: bad });
+      } catch (e) {
+        err = e;
+      }
+      assert(err instanceof ParamError && /maxQueue/.test((err as Error).message), `maxQueue ${bad}: ${err}`);
+    }
+    let err: unknown;
+    try {
+      new Engine(m, { maxStepRows: 0 });
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof ParamError, `maxStepRows 0: ${err}`);
+  } finally {
+    await m.close();
+  }
 });

@@ -196,6 +196,25 @@ testShared("a full queue answers 429 with Retry-After and recovers", [MODEL], as
   assertEquals(again.status, 200);
 });
 
+testShared("a full engine queue answers 429 with retryAfterSeconds", [MODEL], async () => {
+  // one sequence, one waiting request: the third finds no room in the engine's queue (not the handler's maxPending)
+  const model = await loadModel(MODEL, { maxSequences: 1 });
+  try {
+    const h = createHandler(model, { engine: { maxQueue: 1 }, retryAfterSeconds: 7, modelId: "stories260K" });
+    const body = JSON.stringify({ prompt: "Once upon a time", max_tokens: 200, stream: true });
+    const post = () => h.fetch(new Request("http://127.0.0.1/v1/completions", { method: "POST", body }));
+    const open = [await post(), await post()];
+    const busy = await post();
+    assertEquals(busy.status, 429);
+    assertEquals(busy.headers.get("retry-after"), "7");
+    assertEquals(((await busy.json()) as { error: { code: string } }).error.code, "queue_full");
+    for (const r of open) await r.body!.cancel();
+    assert(await waitFor(() => h.pending === 0 && h.generator.activeSequences === 0, 5000) >= 0, "cancelled streams not released");
+  } finally {
+    await model.close();
+  }
+});
+
 testShared("a client disconnecting mid-stream frees its sequence", [MODEL], async () => {
   const { server, handler } = await started();
   const abort = new AbortController();

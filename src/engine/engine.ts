@@ -131,6 +131,9 @@ export class Engine {
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
     this.maxQueue = opts.maxQueue ?? 256;
+    if (!(Number.isInteger(this.maxQueue) && this.maxQueue > 0)) {
+      throw new ParamError("maxQueue", `must be a positive integer, got ${this.maxQueue}`);
+    }
     this.maxStepRows = opts.maxStepRows ?? model.maxBatchRows;
     if (!(Number.isInteger(this.maxStepRows) && this.maxStepRows > 0)) {
       throw new ParamError("maxStepRows", `must be a positive integer, got ${this.maxStepRows}`);

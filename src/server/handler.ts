@@ -51,7 +51,7 @@ export interface HandlerOptions {
   maxPending?: number;
   /** Per-request bounds and the total of queued work (limits.ts); unset fields keep their defaults. */
   limits?: Partial<RequestLimits>;
-  /** Seconds a 429 asks the client to wait (default 1). */
+  /** Seconds a 429 (busy) or 503 (out of memory) asks the client to wait, in its Retry-After header (default 1). */
   retryAfterSeconds?: number;
   /** A Jinja chat template that overrides the model's own. */
   chatTemplate?: string;
@@ -294,6 +294,8 @@ export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler 
           res = await route(req, path, method, note);
         } catch (e) {
           res = toHttpError(e).response();
+          // every "try again later" (the admission 429s above, the engine's own full queue, out of memory) asks for one wait
+          if (res.headers.has("Retry-After")) res.headers.set("Retry-After", retryAfter);
         }
         if (opts.cors !== undefined) applyCors(res.headers, req, opts.cors);
       }
