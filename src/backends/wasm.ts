@@ -4,7 +4,15 @@ import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/gg
 import { byteDotReadsUnsigned, dotAddIsExactU8S8, instantiateKernels, type Kernels, pickVariant } from "../kernels/wasm.ts";
 import { AttentionFrame, type AttentionKernel, type MatmulKernel } from "../kernels/spec.ts";
 import { type WeightKernel, weightKernelFor } from "./weight-kernels.ts";
-import { GGML_ORDER_MATMUL, ggmlOrderKernel, KX_KERNELS, type LanesKernel, lanesKernel, type MatmulKernels } from "../quant/kernels.ts";
+import {
+  GGML_ORDER_MATMUL,
+  ggmlOrderKernel,
+  JAVASCRIPTCORE,
+  KX_KERNELS,
+  type LanesKernel,
+  lanesKernel,
+  type MatmulKernels,
+} from "../quant/kernels.ts";
 import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
 import { UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
@@ -168,7 +176,7 @@ export class WasmBackend implements Backend {
     if (!this.lanesChoice) {
       const relaxed = pickVariant({ shared: this.opts.shared ?? false, relaxed: this.opts.relaxed }).startsWith("relaxed");
       const dotAddExact = relaxed && dotAddIsExactU8S8();
-      this.lanesChoice = { dotAddExact, nibbleQ8_0: relaxed && !dotAddExact && "Bun" in globalThis && byteDotReadsUnsigned() };
+      this.lanesChoice = { dotAddExact, nibbleQ8_0: relaxed && !dotAddExact && JAVASCRIPTCORE && byteDotReadsUnsigned() };
     }
     return lanesKernel(type, this.lanesChoice.dotAddExact, this.lanesChoice.nibbleQ8_0);
   }

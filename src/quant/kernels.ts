@@ -11,6 +11,14 @@ import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../formats/ggml-types.t
 import type { DequantizeKernel, LanesDequantizeKernel, LanesRepackKernel, MatmulKernel, QuantizeKernel } from "../kernels/spec.ts";
 import { actRowBytesOrUndefined, actTypeName, Q8_S, Q8_SN } from "./act-formats.ts";
 
+/**
+ * Whether the kernels run under JavaScriptCore (Bun), where some lanes kernels take other, bit-identical forms than
+ * under V8 (Deno, Node): JavaScriptCore spills the four-quad steps' shared splats and lowers each constant vector
+ * shift to four instructions (docs/cpu-performance.md). A measured choice per engine, not a probe: both engines run
+ * both forms, and the bits are the same either way.
+ */
+export const JAVASCRIPTCORE = "Bun" in globalThis;
+
 /** What a matmul over a weight needs: its activation format, the quantizer that writes it, the matmul. */
 export interface MatmulKernels {
   type: GGMLTypeId;
@@ -153,7 +161,7 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     type: GGMLType.Q4_0,
     actType: Q8_S,
     quantize: "quantize_q8_s",
-    matmul: "Bun" in globalThis ? "matmul_q4_0_lanes_q1" : "matmul_q4_0_lanes",
+    matmul: JAVASCRIPTCORE ? "matmul_q4_0_lanes_q1" : "matmul_q4_0_lanes",
     repack: "repack_q4_0_lanes",
     dequantize: "dequantize_q4_0_lanes",
     rowGroup: 4,
@@ -168,7 +176,7 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     type: GGMLType.Q4_K,
     actType: GGMLType.Q8_K,
     quantize: "quantize_q8_kx",
-    matmul: "Bun" in globalThis ? "matmul_q4_k_lanes_q1" : "matmul_q4_k_lanes",
+    matmul: JAVASCRIPTCORE ? "matmul_q4_k_lanes_q1" : "matmul_q4_k_lanes",
     repack: "repack_q4_k_lanes",
     dequantize: "dequantize_q4_k_lanes",
     rowGroup: 4,
@@ -183,7 +191,7 @@ export const LANES_KERNELS: ReadonlyMap<GGMLTypeId, LanesKernel> = new Map<GGMLT
     type: GGMLType.Q6_K,
     actType: GGMLType.Q8_K,
     quantize: "quantize_q8_kx",
-    matmul: "Bun" in globalThis ? "matmul_q6_k_lanes_q1" : "matmul_q6_k_lanes",
+    matmul: JAVASCRIPTCORE ? "matmul_q6_k_lanes_q1" : "matmul_q6_k_lanes",
     repack: "repack_q6_k_lanes",
     dequantize: "dequantize_q6_k_lanes",
     rowGroup: 4,
