@@ -9,11 +9,13 @@
  *   deno run -A bench/webgpu-gemm.ts [--cases gateup,down,qkv,out] [--types Q4_0] [--rows 128,512] [--n 20]
  */
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
-import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts";
+import { f32ToF16 as f16 } from "../src/quant/half.ts";
 import { prelude } from "../src/backends/webgpu/wgsl-common.ts";
 import { tiledKernel, tiledWideKernel, type TileShape, tileStorageBytes, tileTokens } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { TILE_SHAPES } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { benchArgs } from "./cli.ts";
+import { xorshift } from "./candidates.ts";
+import { COPY_DST, openGpuBench, STORAGE } from "./webgpu-bench.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
@@ -66,22 +68,6 @@ function variants(T: number, R: number): Variant[] {
   return out;
 }
 
-function f16(x: number): number {
-  const f = new Float32Array([x]), u = new Uint32Array(f.buffer)[0];
-  const e = ((u >> 23) & 0xff) - 127 + 15, m = (u >> 13) & 0x3ff, round = (u >> 12) & 1;
-  return (((u >>> 31) << 15) | (e << 10) | m) + round;
-}
-
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-}
-
 /** Rows of random quants with valid f16 scales (each type's scale fields set to values near 5e-4 or small ints). */
 function weights(type: GGMLTypeId, rows: number, cols: number): Uint8Array {
   const rb = (cols / 32) * ROW_BYTES_PER_32[type];
@@ -110,29 +96,14 @@ function weights(type: GGMLTypeId, rows: number, cols: number): Uint8Array {
   return bytes;
 }
 
-const { adapter } = await requestAdapter();
-if (!adapter) throw new Error("no WebGPU adapter");
-const device: Gpu = await requestDevice(adapter, ["timestamp-query"]);
-const hasDot4 = Boolean((navigator as Gpu).gpu?.wgslLanguageFeatures?.has("packed_4x8_integer_dot_product"));
-const timed = device.features.has("timestamp-query");
+const { adapter, device, hasDot4, timed, layout, pipelineLayout, readWords, timeIt } = await openGpuBench(3);
 const wgMem = Number(device.limits.maxComputeWorkgroupStorageSize);
 console.log(
   `adapter: ${adapter.info?.description} | dot4I8Packed ${hasDot4} | timestamps ${timed} | workgroup memory ${wgMem} | ${
     new Date().toISOString()
   }`,
 );
-const U = 0x08, MR = 0x01, ST = 0x80 | 0x08, RES = 0x200, S = 0x80;
-const layout = device.createBindGroupLayout({
-  entries: [0, 1, 2].map((b) => ({
-    binding: b,
-    visibility: 0x04,
-    buffer: { type: b === 0 ? "storage" : b === 2 ? "uniform" : "read-only-storage" },
-  })),
-});
-const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
-const querySet = timed ? device.createQuerySet({ type: "timestamp", count: 2 }) : null;
-const resolved = device.createBuffer({ size: 16, usage: RES | 0x04 });
-const readTimes = device.createBuffer({ size: 16, usage: MR | U });
+const U = COPY_DST, S = STORAGE, ST = STORAGE | COPY_DST;
 
 /** Pipelines by source: a kernel's shapes (R, K, T) are uniforms, so each variant and type compiles once. */
 const compiled = new Map<string, Gpu>();
@@ -147,49 +118,6 @@ async function pipeline(code: string): Promise<Gpu> {
   if (e) throw new Error(e.message);
   compiled.set(code, p);
   return p;
-}
-
-async function readWords(buf: Gpu, byteOffset: number, words: number): Promise<Float32Array> {
-  const rb = device.createBuffer({ size: words * 4, usage: MR | U });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(buf, byteOffset, rb, 0, words * 4);
-  device.queue.submit([enc.finish()]);
-  await rb.mapAsync(1);
-  const out = new Float32Array(rb.getMappedRange().slice(0));
-  rb.unmap();
-  rb.destroy();
-  return out;
-}
-
-/** Nanoseconds a dispatch over `count` back-to-back dispatches in one timed pass (the best of 3 passes). */
-async function timeIt(p: Gpu, bg: Gpu, gx: number, gy: number, count: number): Promise<number> {
-  let best = Infinity;
-  for (let rep = 0; rep < 3; rep++) {
-    const enc = device.createCommandEncoder();
-    const t0 = performance.now();
-    const pass = enc.beginComputePass(
-      querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-    );
-    pass.setPipeline(p);
-    pass.setBindGroup(0, bg);
-    for (let i = 0; i < count; i++) pass.dispatchWorkgroups(gx, gy);
-    pass.end();
-    if (querySet) {
-      enc.resolveQuerySet(querySet, 0, 2, resolved, 0);
-      enc.copyBufferToBuffer(resolved, 0, readTimes, 0, 16);
-    }
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    let ns = (performance.now() - t0) * 1e6;
-    if (querySet) {
-      await readTimes.mapAsync(1);
-      const t = new BigUint64Array(readTimes.getMappedRange().slice(0));
-      readTimes.unmap();
-      ns = Number(t[1] - t[0]);
-    }
-    best = Math.min(best, ns / count);
-  }
-  return best;
 }
 
 const out: unknown[] = [];

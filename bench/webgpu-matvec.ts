@@ -10,11 +10,13 @@
  *   deno run -A bench/webgpu-matvec.ts [--cases gateup,down,qkv,cls] [--types Q4_0,Q8_0] [--n 100] [--variants all]
  */
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
-import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts";
+import { f32ToF16 as f16 } from "../src/quant/half.ts";
 import { prelude } from "../src/backends/webgpu/wgsl-common.ts";
 import { lanesFor, matmulKernel, pairedUnits, prologueCode, ROW_UNIT, rowKernel, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
 import { benchArgs } from "./cli.ts";
+import { xorshift } from "./candidates.ts";
+import { COPY_DST, openGpuBench, STORAGE } from "./webgpu-bench.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
@@ -279,23 +281,6 @@ function variants(type: GGMLTypeId): Variant[] {
   return out;
 }
 
-function f16(x: number): number {
-  // round-to-nearest f16 bits of a normal value (the scales here are)
-  const f = new Float32Array([x]), u = new Uint32Array(f.buffer)[0];
-  const e = ((u >> 23) & 0xff) - 127 + 15, m = (u >> 13) & 0x3ff, round = (u >> 12) & 1;
-  return (((u >>> 31) << 15) | (e << 10) | m) + round;
-}
-
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return s >>> 0;
-  };
-}
-
 /** ggml rows of random quants and scales near 5e-4, and the same rows split (scales first, then quants). */
 function weights(type: GGMLTypeId, rows: number, cols: number): { ggml: Uint8Array; split: Uint8Array } {
   const bs = BLOCK_BYTES[type], nb = cols / 32, rb = nb * bs;
@@ -323,24 +308,9 @@ function weights(type: GGMLTypeId, rows: number, cols: number): { ggml: Uint8Arr
   return { ggml, split };
 }
 
-const { adapter } = await requestAdapter();
-if (!adapter) throw new Error("no WebGPU adapter");
-const device: Gpu = await requestDevice(adapter, ["timestamp-query"]);
-const hasDot4 = Boolean((navigator as Gpu).gpu?.wgslLanguageFeatures?.has("packed_4x8_integer_dot_product"));
-const timed = device.features.has("timestamp-query");
+const { adapter, device, hasDot4, timed, layout, pipelineLayout, readWords, timeIt: timePass } = await openGpuBench(7);
 console.log(`adapter: ${adapter.info?.description} | dot4I8Packed ${hasDot4} | timestamps ${timed} | ${new Date().toISOString()}`);
-const S = 0x80, U = 0x08, C = 0x04, MR = 0x01, ST = 0x80 | 0x08, RES = 0x200;
-const layout = device.createBindGroupLayout({
-  entries: [0, 1, 2, 3, 4, 5, 6].map((b) => ({
-    binding: b,
-    visibility: C,
-    buffer: { type: b === 0 ? "storage" : b === 2 ? "uniform" : "read-only-storage" },
-  })),
-});
-const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
-const querySet = timed ? device.createQuerySet({ type: "timestamp", count: 2 }) : null;
-const resolved = device.createBuffer({ size: 16, usage: RES | 0x04 });
-const readTimes = device.createBuffer({ size: 16, usage: MR | U });
+const S = STORAGE, U = COPY_DST, ST = STORAGE | COPY_DST;
 
 function pipeline(code: string, vec4 = false): Gpu {
   device.pushErrorScope("validation");
@@ -352,47 +322,9 @@ function pipeline(code: string, vec4 = false): Gpu {
   });
 }
 
-async function readWords(buf: Gpu, byteOffset: number, words: number): Promise<Float32Array> {
-  const rb = device.createBuffer({ size: words * 4, usage: MR | U });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(buf, byteOffset, rb, 0, words * 4);
-  device.queue.submit([enc.finish()]);
-  await rb.mapAsync(1);
-  const out = new Float32Array(rb.getMappedRange().slice(0));
-  rb.unmap();
-  rb.destroy();
-  return out;
-}
-
-/** Nanoseconds a dispatch over `count` back-to-back dispatches in one timed pass (the best of 3 passes). */
-async function timeIt(p: Gpu, bg: Gpu, gx: number, count: number): Promise<number> {
-  let best = Infinity;
-  for (let rep = 0; rep < 3; rep++) {
-    const enc = device.createCommandEncoder();
-    const t0 = performance.now();
-    const pass = enc.beginComputePass(
-      querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-    );
-    pass.setPipeline(p);
-    pass.setBindGroup(0, bg);
-    for (let i = 0; i < count; i++) pass.dispatchWorkgroups(Math.min(gx, 65535), Math.ceil(gx / 65535));
-    pass.end();
-    if (querySet) {
-      enc.resolveQuerySet(querySet, 0, 2, resolved, 0);
-      enc.copyBufferToBuffer(resolved, 0, readTimes, 0, 16);
-    }
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    let ns = (performance.now() - t0) * 1e6;
-    if (querySet) {
-      await readTimes.mapAsync(1);
-      const t = new BigUint64Array(readTimes.getMappedRange().slice(0));
-      readTimes.unmap();
-      ns = Number(t[1] - t[0]);
-    }
-    best = Math.min(best, ns / count);
-  }
-  return best;
+/** Nanoseconds a dispatch of gx workgroups (past 65535, as rows of 65535), back to back `count` times. */
+function timeIt(p: Gpu, bg: Gpu, gx: number, count: number): Promise<number> {
+  return timePass(p, bg, Math.min(gx, 65535), Math.ceil(gx / 65535), count);
 }
 
 const rows: unknown[] = [];

@@ -1,0 +1,92 @@
+/**
+ * What the standalone WebGPU kernel benches (webgpu-matvec.ts, webgpu-gemm.ts) share: the device with timestamp
+ * queries where the adapter has them, one bind-group layout of storage buffers (binding 0 read-write, 2 a uniform,
+ * the rest read-only), a readback of f32 words, and the timing of back-to-back dispatches in one pass.
+ */
+// deno-lint-ignore-file no-explicit-any
+import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts";
+
+type Gpu = any;
+
+/** Buffer usage bits (GPUBufferUsage, which not every runtime's globals carry). */
+export const MAP_READ = 0x01, COPY_DST = 0x08, COPY_SRC = 0x04, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
+
+export interface GpuBench {
+  adapter: Gpu;
+  device: Gpu;
+  /** WGSL's packed_4x8_integer_dot_product (dot4I8Packed) is offered. */
+  hasDot4: boolean;
+  /** Dispatches are timed by timestamp queries (else by the wall clock around the submit). */
+  timed: boolean;
+  /** The bind-group layout (for bind groups) and the pipeline layout over it. */
+  layout: Gpu;
+  pipelineLayout: Gpu;
+  /** `words` f32 values of `buf` from `byteOffset`, read back. */
+  readWords(buf: Gpu, byteOffset: number, words: number): Promise<Float32Array>;
+  /** Nanoseconds a dispatch over `count` back-to-back (gx, gy) dispatches in one timed pass (the best of 3 passes). */
+  timeIt(p: Gpu, bg: Gpu, gx: number, gy: number, count: number): Promise<number>;
+}
+
+/** The adapter and device, a layout of `bindings` buffers, and the readback and timing over them. */
+export async function openGpuBench(bindings: number): Promise<GpuBench> {
+  const { adapter } = await requestAdapter();
+  if (!adapter) throw new Error("no WebGPU adapter");
+  const device: Gpu = await requestDevice(adapter, ["timestamp-query"]);
+  const hasDot4 = Boolean((navigator as Gpu).gpu?.wgslLanguageFeatures?.has("packed_4x8_integer_dot_product"));
+  const timed: boolean = device.features.has("timestamp-query");
+  const layout = device.createBindGroupLayout({
+    entries: Array.from({ length: bindings }, (_, b) => ({
+      binding: b,
+      visibility: 0x04, // compute
+      buffer: { type: b === 0 ? "storage" : b === 2 ? "uniform" : "read-only-storage" },
+    })),
+  });
+  const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
+  const querySet = timed ? device.createQuerySet({ type: "timestamp", count: 2 }) : null;
+  const resolved = device.createBuffer({ size: 16, usage: QUERY_RESOLVE | COPY_SRC });
+  const readTimes = device.createBuffer({ size: 16, usage: MAP_READ | COPY_DST });
+
+  async function readWords(buf: Gpu, byteOffset: number, words: number): Promise<Float32Array> {
+    const rb = device.createBuffer({ size: words * 4, usage: MAP_READ | COPY_DST });
+    const enc = device.createCommandEncoder();
+    enc.copyBufferToBuffer(buf, byteOffset, rb, 0, words * 4);
+    device.queue.submit([enc.finish()]);
+    await rb.mapAsync(1);
+    const out = new Float32Array(rb.getMappedRange().slice(0));
+    rb.unmap();
+    rb.destroy();
+    return out;
+  }
+
+  async function timeIt(p: Gpu, bg: Gpu, gx: number, gy: number, count: number): Promise<number> {
+    let best = Infinity;
+    for (let rep = 0; rep < 3; rep++) {
+      const enc = device.createCommandEncoder();
+      const t0 = performance.now();
+      const pass = enc.beginComputePass(
+        querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+      );
+      pass.setPipeline(p);
+      pass.setBindGroup(0, bg);
+      for (let i = 0; i < count; i++) pass.dispatchWorkgroups(gx, gy);
+      pass.end();
+      if (querySet) {
+        enc.resolveQuerySet(querySet, 0, 2, resolved, 0);
+        enc.copyBufferToBuffer(resolved, 0, readTimes, 0, 16);
+      }
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      let ns = (performance.now() - t0) * 1e6;
+      if (querySet) {
+        await readTimes.mapAsync(1);
+        const t = new BigUint64Array(readTimes.getMappedRange().slice(0));
+        readTimes.unmap();
+        ns = Number(t[1] - t[0]);
+      }
+      best = Math.min(best, ns / count);
+    }
+    return best;
+  }
+
+  return { adapter, device, hasDot4, timed, layout, pipelineLayout, readWords, timeIt };
+}
