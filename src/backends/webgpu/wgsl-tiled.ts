@@ -180,6 +180,21 @@ function fetchers(epilogue: Epilogue, body: string): { fns: string; call: string
   return { fns, call: calls.join(" else ") };
 }
 
+/**
+ * What both tiled forms (today's and the register tiles) run per unit: the staged unit, the activation's fetch and the
+ * per-unit arithmetic, from one source, so that their products stay equal.
+ */
+function unitCode(type: GGMLTypeId): string {
+  return /* wgsl */ `struct Unit { lo: vec4<u32>, hi: vec4<u32>, s: vec4<u32> }
+fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
+  let xd = bitcast<f32>(xa.x);
+  let xs = bitcast<vec2<i32>>(xa.yz);
+  return ${COMBINE[type]};
+}
+fn fetch_x(x: u32, n: u32, t: u32, u: u32) -> Unit {${fetchX(type)}
+}`;
+}
+
 /** What both tiled kernels share: the tile's shape, the epilogue, the signed-byte offset. */
 function frame(epilogue: Epilogue, bm: number): string {
   return /* wgsl */ `
@@ -253,19 +268,12 @@ export function tiledQuantKernel(type: GGMLTypeId, epilogue: Epilogue, bm: numbe
   return /* wgsl */ `
 ${frame(epilogue, bm)}
 const KU: u32 = ${KU}u;
-struct Unit { lo: vec4<u32>, hi: vec4<u32>, s: vec4<u32> }
 var<workgroup> wq: array<u32, ${KU * 8 * TILE_N}>;
 var<workgroup> wsc: array<vec4<f32>, ${KU * TILE_N}>;
 var<workgroup> xq: array<u32, ${KU * 8 * bm}>;
 var<workgroup> xsc: array<vec4<u32>, ${KU * bm}>;
 ${fns}
-fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
-  let xd = bitcast<f32>(xa.x);
-  let xs = bitcast<vec2<i32>>(xa.yz);
-  return ${COMBINE[type]};
-}
-fn fetch_x(x: u32, n: u32, t: u32, u: u32) -> Unit {${fetchX(type)}
-}
+${unitCode(type)}
 /** The unit this thread stages for the step at u0 (zeros past the row, the tokens or the weight's rows). */
 fn fetch(li: u32, u0: u32, seg: u32, valid: bool, wbase: u32, t0: u32) -> Unit {
   let x = P.a.y; let n = P.a.z; let T = P.a.w;
@@ -537,20 +545,13 @@ const KU: u32 = ${ku}u;
 fn emit(gp: u32, t: u32, a: f32, b: f32) {${EMIT[epilogue]}
 }
 fn s8_minus(q: u32, off: u32) -> u32 { return ((q | 0x80808080u) - off) ^ 0x80808080u; }
-struct Unit { lo: vec4<u32>, hi: vec4<u32>, s: vec4<u32> }
 // unit k of column c at wq[2k BN + cs(c)] (low 16 bytes) and wq[(2k + 1) BN + cs(c)], cs(c) = (c & 1) BN / 2 + c / 2
 var<workgroup> wq: array<vec4<u32>, ${2 * ku * bn * nb}>;
 var<workgroup> wsc: array<vec4<f32>, ${ku * bn * nb}>;
 var<workgroup> xq: array<vec4<u32>, ${2 * ku * bm * nb}>;
 var<workgroup> xsc: array<vec4<u32>, ${ku * bm * nb}>;
 ${fns}
-fn combine(w: vec4<f32>, sa: i32, sb: i32, xa: vec4<u32>) -> f32 {
-  let xd = bitcast<f32>(xa.x);
-  let xs = bitcast<vec2<i32>>(xa.yz);
-  return ${COMBINE[type]};
-}
-fn fetch_x(x: u32, n: u32, t: u32, u: u32) -> Unit {${fetchX(type)}
-}
+${unitCode(type)}
 /** Tile column vr's weight (x), row (y) and whether it exists (z). */
 fn column(vr: u32) -> vec3<u32> {
   ${COLUMN[epilogue].replaceAll("\n", "\n  ")}
