@@ -70,6 +70,12 @@ export class ParamError extends KvasmError {
   }
 }
 
+/** `value` where it is an integer >= 1; else a ParamError naming `param` ("must be a positive integer, got ..."). */
+export function positiveInteger(param: string, value: number): number {
+  if (!(Number.isInteger(value) && value > 0)) throw new ParamError(param, `must be a positive integer, got ${value}`);
+  return value;
+}
+
 export class OutOfMemoryError extends KvasmError {
   /** Bytes that were asked for and bytes there were, where the thrower knows them (a load over its budget). */
   readonly needed?: number;

@@ -16,7 +16,7 @@ import type { PrefixCache } from "../kv/prefix-cache.ts";
 import { Sampler } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
-import { ClosedError, KvasmError, OutOfMemoryError, ParamError } from "../errors.ts";
+import { ClosedError, KvasmError, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./decoder.ts";
 import type { FinishReason } from "./events.ts";
@@ -130,14 +130,8 @@ export class Engine {
   rows = 0;
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
-    this.maxQueue = opts.maxQueue ?? 256;
-    if (!(Number.isInteger(this.maxQueue) && this.maxQueue > 0)) {
-      throw new ParamError("maxQueue", `must be a positive integer, got ${this.maxQueue}`);
-    }
-    this.maxStepRows = opts.maxStepRows ?? model.maxBatchRows;
-    if (!(Number.isInteger(this.maxStepRows) && this.maxStepRows > 0)) {
-      throw new ParamError("maxStepRows", `must be a positive integer, got ${this.maxStepRows}`);
-    }
+    this.maxQueue = positiveInteger("maxQueue", opts.maxQueue ?? 256);
+    this.maxStepRows = positiveInteger("maxStepRows", opts.maxStepRows ?? model.maxBatchRows);
     this.kv = model.sequences;
     this.prefixCache = this.kv.prefixCache(opts.prefixCachePages ?? Math.floor(this.kv.totalPages / 2));
   }

@@ -22,7 +22,7 @@ import { WeightSet } from "./weights.ts";
 import { planRunState, type RunShape, runState } from "../architectures/architecture.ts";
 import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
-import { FormatError, ParamError, UnsupportedError } from "../errors.ts";
+import { FormatError, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
@@ -147,8 +147,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
       `sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`,
     );
   }
-  const ctx = opts.contextLength ?? config.contextLength;
-  if (!(Number.isInteger(ctx) && ctx > 0)) throw new ParamError("contextLength", `must be a positive integer, got ${ctx}`);
+  const ctx = positiveInteger("contextLength", opts.contextLength ?? config.contextLength);
   const maxSeqs = opts.maxSequences ?? 1;
   const rows = opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128);
   const pageSize = opts.pageSize ?? 16;

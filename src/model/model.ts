@@ -6,7 +6,7 @@ import type { DerivedConfig } from "./config.ts";
 import { KVManager } from "../kv/kv-manager.ts";
 import { ropeTable } from "./rope.ts";
 import { GREEDY_ROWS, type RunState, type SomeArchitecture } from "../architectures/architecture.ts";
-import { ClosedError, ContextLengthError, NumericalError, ParamError } from "../errors.ts";
+import { ClosedError, ContextLengthError, NumericalError, ParamError, positiveInteger } from "../errors.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { generate, type GenerateOptions, type GenerationResult } from "../generate.ts";
 import { argmax, type Sampler } from "../sampling/sampler.ts";
@@ -307,7 +307,7 @@ export class Model {
    */
   async decodeGreedy(seq: Sequence, token: number, n: number): Promise<Int32Array> {
     this.assertOpen();
-    if (!(Number.isInteger(n) && n >= 1)) throw new ParamError("n", `must be a positive integer, got ${n}`);
+    positiveInteger("n", n);
     const b = this.backend;
     const noPick = () => new NumericalError("no token to pick: every logit is NaN (corrupt weights)", this.file.source.name);
     if (!b.argmax) {
@@ -336,7 +336,7 @@ export class Model {
    */
   async decodeSampled(seq: Sequence, token: number, n: number, sampler: Sampler, history: ArrayLike<number>): Promise<Int32Array> {
     this.assertOpen();
-    if (!(Number.isInteger(n) && n >= 1)) throw new ParamError("n", `must be a positive integer, got ${n}`);
+    positiveInteger("n", n);
     const out = new Int32Array(n);
     if (!this.sampledOnDevice(sampler)) {
       const h = new Int32Array(history.length + n);
