@@ -632,19 +632,23 @@ export const TILE_SHAPES: Record<string, TileShape> = {
 export const TILE_SHAPE_NAMES = Object.keys(TILE_SHAPES);
 
 /**
- * `tiles: "auto"`'s shapes, largest first: a candidate like tileTokens (not measured yet), which takes the first whose
- * tiles still number 256 (2 per SM of a large GPU) and fit the device's workgroup memory, else the smallest that fits.
+ * `tiles: "auto"`'s shapes, from the H200's `bench/webgpu-gemm.ts` (2026-12-05 15:00 UTC, `device-run.sh decide`):
+ * over the 1B's and stories110M's four matmul shapes at 128 and 512 token rows, 64 x 64 tiles with 4 x 8 sums were
+ * fastest where the 64-row tiles number at least 256 (1.72-4.67x today's tiles), 64 x 64 with 4 x 4 where they number
+ * 72 to 255, and 32 x 64 with 4 x 4 below (fewer, fatter tiles leave SMs idle); that rule picks the fastest shape in
+ * 15 of the 16 cases and one within 1.08x of it in the last. The larger 8 x 8 and 128-wide shapes lost everywhere
+ * but one (their registers cost occupancy). Below 64 token rows (batched decode) nothing was measured, so today's
+ * tiles stay. In preference order, each followed by the smaller ones that fit where the adapter's memory is short.
  */
-const AUTO_SHAPES = ["b128x128-t8x8-k2", "b64x128-t8x8-k2", "b64x64-t8x8-k2", "b32x64-t4x4-k2"];
+const AUTO_SHAPES = ["b64x64-t4x8-k2", "b64x64-t4x4-k2", "b32x64-t4x4-k2"];
 
-/** The shape "auto" takes for T tokens by `rows` virtual rows, given the device's workgroup memory (null: none fits). */
+/** The shape "auto" takes for T tokens by `rows` virtual rows, given the device's workgroup memory (null: today's tiles). */
 export function autoTileShape(T: number, rows: number, maxBytes: number): string | null {
-  let last: string | null = null;
-  for (const name of AUTO_SHAPES) {
-    const s = TILE_SHAPES[name];
-    if (tileStorageBytes(s) > maxBytes) continue;
-    last = name;
-    if (Math.ceil(rows / s.bn) * Math.ceil(T / s.bm) >= 256) return name;
+  if (T < 64) return null;
+  const tiles = Math.ceil(rows / 64) * Math.ceil(T / 64);
+  const first = tiles >= 256 ? 0 : tiles >= 72 ? 1 : 2;
+  for (const name of AUTO_SHAPES.slice(first)) {
+    if (tileStorageBytes(TILE_SHAPES[name]) <= maxBytes) return name;
   }
-  return last;
+  return null;
 }
