@@ -17,7 +17,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { AttentionKernel } from "../src/kernels/spec.ts";
 import type { KVLayout } from "../src/backends/backend.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -88,7 +88,6 @@ backend.profile = null;
 model.releaseSequence(seq);
 await model.close();
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const best = (a: number[]) => Math.min(...a);
 console.log(`attention in decode steps, ${opts.type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, ${threads} thread(s)`);
 console.log(`${runtime}, ${runStamp()}`);

@@ -20,7 +20,7 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { argmax } from "../src/sampling/sampler.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, median } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -66,10 +66,6 @@ function printAlloc(r: AllocResult, json: boolean): void {
 }
 
 const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s[s.length >> 1];
-};
 
 const USAGE = `The JavaScript side of a decode step: bytes allocated per token, and the first tokens' latency after load.
 

@@ -8,7 +8,7 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -45,7 +45,7 @@ same process, 1 thread (the synthetic Q4_K_M file).
     },
   },
 );
-const steps = Number(opts.steps), mid = steps >> 1;
+const steps = Number(opts.steps);
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
@@ -98,9 +98,9 @@ console.log(
 for (const w of ["lanes", "kx"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
   console.log(
-    `${w}: Q4_K matmuls per step min ${cols[0][0].toFixed(2)} median ${cols[0][mid].toFixed(2)} ms; other ops min ${
+    `${w}: Q4_K matmuls per step min ${cols[0][0].toFixed(2)} median ${median(cols[0]).toFixed(2)} ms; other ops min ${
       cols[1][0].toFixed(2)
-    } median ${cols[1][mid].toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${cols[2][mid].toFixed(2)}`,
+    } median ${median(cols[1]).toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${median(cols[2]).toFixed(2)}`,
   );
 }
 console.log(
