@@ -14,19 +14,10 @@ import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import type { Weight } from "../src/backends/backend.ts";
-import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
+import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
-import { BackendOn } from "./build-backend.ts";
-/** Q4_K repacked to KX, as before the lanes layout took it. */
-class Q4KX extends WasmBackend {
-  override prepareWeight(w: Weight): void {
-    if (w.type !== GGMLType.Q4_K || w.cols % 256 !== 0) return super.prepareWeight(w);
-    this.kernels.repack_q4_kx(w.ptr, w.bytes / 144, this.matmulScratch);
-    w.layout = "kx";
-  }
-}
+import { BackendOn, Q4KX } from "./build-backend.ts";
 const { values: opts } = benchArgs(
   `Q4_K matmuls of a decode step, lanes layout against KX (or this tree's build against an earlier one: --baseline),
 same process, 1 thread (the synthetic Q4_K_M file).
