@@ -244,6 +244,7 @@ testShared("engine: n samples fork the prompt's pages; bad requests throw at sub
     assertEquals(m.kv.pagesCopied, 3, "three forks each copied the shared partial page once");
     assertEquals(e.freePages, free);
     await assertRejects(() => e.submit({ prompt: "x", n: 5 }), Error, /n: 5 sequences exceed/);
+    for (const n of [0, 1.5]) await assertRejects(() => e.submit({ prompt: "x", n }), ParamError, /^n: must be a positive integer, got /);
     await assertRejects(() => e.submit({ prompt: "x", topP: 2 }), Error, /topP/);
     await assertRejects(() => e.submit({ prompt: [], maxTokens: 1 }), Error, /prompt/);
     await assertRejects(() => e.submit({ prompt: Array(m.contextLength + 1).fill(5) }), Error, /context/);

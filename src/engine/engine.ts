@@ -178,7 +178,7 @@ export class Engine {
     const beams = params.beams ?? 0;
     if (!Number.isInteger(beams) || beams < 0) throw new ParamError("beams", `must be a non-negative integer, got ${beams}`);
     const n = params.n ?? (beams > 0 ? beams : 1);
-    if (!Number.isInteger(n) || n < 1) throw new ParamError("n", `must be a positive integer, got ${n}`);
+    positiveInteger("n", n);
     if (beams > 0 && n > beams) throw new ParamError("n", `must be at most beams (${beams}), got ${n}`);
     const width = beams > 0 ? beams : n;
     if (width > this.kv.maxSequences) {
