@@ -153,7 +153,7 @@ interface Tree {
 }
 const trees: Tree[] = [{ name: "this tree", loadModel, WasmBackend, ThreadedWasmBackend }];
 if (opts.baseline) {
-  const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? Deno.cwd() : g.process.cwd()}/`);
+  const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`);
   trees.unshift({
     name: `baseline ${opts.baseline}`,
     loadModel: (await import(new URL("src/model/load.ts", root).href)).loadModel,
