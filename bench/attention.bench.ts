@@ -19,11 +19,10 @@
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs, median, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp, runtime } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 const USAGE = `The decode step's attention over the paged KV cache alone (stories110M shape, 12 layers), per cache type.
 
   deno run -A bench/attention.bench.ts [options]        bun bench/attention.bench.ts [options]

@@ -20,11 +20,10 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { argmax } from "../src/sampling/sampler.ts";
-import { benchArgs, median } from "./cli.ts";
+import { benchArgs, median, runtime } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 
 /** Each decode step's latency (ms) for the first `tokens` steps after load. */
 async function firstTokens(model: Model, tokens: number): Promise<number[]> {
