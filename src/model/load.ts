@@ -147,11 +147,13 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
       `sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`,
     );
   }
+  // the plan's sizes, each an integer >= 1 before anything is laid out (0, fractions, negatives and NaN made NaN-byte
+  // plans, untyped RangeErrors, a memory access out of bounds at the first prefill, or a cache that fits no page)
   const ctx = positiveInteger("contextLength", opts.contextLength ?? config.contextLength);
-  const maxSeqs = opts.maxSequences ?? 1;
-  const rows = opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128);
-  const pageSize = opts.pageSize ?? 16;
-  const nPages = opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize);
+  const maxSeqs = positiveInteger("maxSequences", opts.maxSequences ?? 1);
+  const rows = positiveInteger("maxBatchRows", opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128));
+  const pageSize = positiveInteger("pageSize", opts.pageSize ?? 16);
+  const nPages = positiveInteger("kvPages", opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize));
   const logitRows = Math.max(maxSeqs, 1);
   const kvType = opts.kvCacheType ?? "f32";
   // a row never attends more than ctx positions: k past that is dense attention, and needs no more scratch
