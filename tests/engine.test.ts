@@ -245,6 +245,10 @@ testShared("engine: n samples fork the prompt's pages; bad requests throw at sub
     assertEquals(e.freePages, free);
     await assertRejects(() => e.submit({ prompt: "x", n: 5 }), Error, /n: 5 sequences exceed/);
     for (const n of [0, 1.5]) await assertRejects(() => e.submit({ prompt: "x", n }), ParamError, /^n: must be a positive integer, got /);
+    for (const bad of [-1, 1.5, NaN]) {
+      await assertRejects(() => e.submit({ prompt: "x", beams: bad }), ParamError, /^beams: must be a non-negative integer, got /);
+      await assertRejects(() => e.submit({ prompt: "x", maxTokens: bad }), ParamError, /^maxTokens: must be a non-negative integer, got /);
+    }
     await assertRejects(() => e.submit({ prompt: "x", topP: 2 }), Error, /topP/);
     await assertRejects(() => e.submit({ prompt: [], maxTokens: 1 }), Error, /prompt/);
     await assertRejects(() => e.submit({ prompt: Array(m.contextLength + 1).fill(5) }), Error, /context/);

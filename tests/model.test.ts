@@ -61,6 +61,14 @@ testShared("the plan's sizes must be positive integers: a typed error before any
       await assertRejects(() => loadModel(GGUF, { [param]: bad }), ParamError, new RegExp(`^${param}: must be a positive integer, got `));
     }
   }
+  for (const bad of [-1, 1.5, NaN]) {
+    await assertRejects(() => loadModel(GGUF, { slidingWindow: bad }), ParamError, /^slidingWindow: must be a non-negative integer, got /);
+    await assertRejects(
+      () => loadModel(GGUF, { attention: { topK: bad } }),
+      ParamError,
+      /^attention\.topK: must be a non-negative integer, got /,
+    );
+  }
   // the smallest valid sizes load and run
   const model = await loadModel(GGUF, { contextLength: 8, maxSequences: 1, maxBatchRows: 1, pageSize: 1, kvPages: 8 });
   try {

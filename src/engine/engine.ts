@@ -16,7 +16,7 @@ import type { PrefixCache } from "../kv/prefix-cache.ts";
 import { Sampler } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
-import { ClosedError, KvasmError, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
+import { ClosedError, KvasmError, nonNegativeInteger, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./decoder.ts";
 import type { FinishReason } from "./events.ts";
@@ -175,8 +175,7 @@ export class Engine {
     if (this.closed) throw new ClosedError("engine");
     const m = this.model, tok = m.tokenizer;
     const maxTokens = maxTokensOf(params.maxTokens);
-    const beams = params.beams ?? 0;
-    if (!Number.isInteger(beams) || beams < 0) throw new ParamError("beams", `must be a non-negative integer, got ${beams}`);
+    const beams = nonNegativeInteger("beams", params.beams ?? 0);
     const n = params.n ?? (beams > 0 ? beams : 1);
     positiveInteger("n", n);
     if (beams > 0 && n > beams) throw new ParamError("n", `must be at most beams (${beams}), got ${n}`);

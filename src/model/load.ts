@@ -22,7 +22,7 @@ import { WeightSet } from "./weights.ts";
 import { planRunState, type RunShape, runState } from "../architectures/architecture.ts";
 import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
-import { FormatError, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
+import { FormatError, nonNegativeInteger, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
@@ -140,8 +140,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const names = checkTensors(file, arch.tensors(config));
 
   // attention options before any backend starts
-  const topK = opts.attention?.topK ?? 0;
-  if (!(Number.isInteger(topK) && topK >= 0)) throw new ParamError("attention.topK", `must be a non-negative integer, got ${topK}`);
+  const topK = nonNegativeInteger("attention.topK", opts.attention?.topK ?? 0);
   if (topK > 0 && opts.kvCacheType === "f16") {
     throw new UnsupportedError(
       `sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`,
@@ -181,10 +180,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
       throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     }
     if (opts.slidingWindow !== undefined) {
-      if (!(Number.isInteger(opts.slidingWindow) && opts.slidingWindow >= 0)) {
-        throw new ParamError("slidingWindow", `must be a non-negative integer, got ${opts.slidingWindow}`);
-      }
-      config.slidingWindow = opts.slidingWindow || undefined;
+      config.slidingWindow = nonNegativeInteger("slidingWindow", opts.slidingWindow) || undefined;
     }
     if (kvType !== "f32" && !backend.supportsKV?.(kvType)) {
       throw new UnsupportedError(`the ${backend.name} backend has no ${kvType} KV cache`);
