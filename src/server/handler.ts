@@ -26,6 +26,7 @@ import type { Generator } from "./generation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
 import { EngineGenerator } from "./engine-generator.ts";
 import { HttpError, jsonResponse, toHttpError } from "./http-error.ts";
+import { nonNegativeInteger, ParamError, positiveInteger } from "../errors.ts";
 import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "./openai-request.ts";
 import { runRequest } from "./run-request.ts";
 import { sseResponse } from "./sse.ts";
@@ -49,9 +50,12 @@ export interface HandlerOptions {
   maxBodyBytes?: number;
   /** Choices (prompts x n) admitted at once, running or waiting for the engine (default 64); more get 429. */
   maxPending?: number;
-  /** Per-request bounds and the total of queued work (limits.ts); unset fields keep their defaults. */
+  /**
+   * Per-request bounds and the total of queued work (limits.ts); unset fields keep their defaults. These numbers and
+   * the ones above are checked when the handler is made: a ParamError names one out of its range.
+   */
   limits?: Partial<RequestLimits>;
-  /** Seconds a 429 (busy) or 503 (out of memory) asks the client to wait, in its Retry-After header (default 1). */
+  /** Whole seconds a 429 (busy) or 503 (out of memory) asks the client to wait, in its Retry-After header (default 1). */
   retryAfterSeconds?: number;
   /** A Jinja chat template that overrides the model's own. */
   chatTemplate?: string;
@@ -78,8 +82,9 @@ export interface KvasmHandler {
 
 export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler {
   const modelId = opts.modelId ?? defaultModelId(model);
+  const bounds = boundsOf(model, opts); // checked before the engine is made
   const ownEngine = opts.generator ? null : new Engine(model, opts.engine);
-  const server = serverState(model, modelId, opts.generator ?? new EngineGenerator(ownEngine!), opts);
+  const server = serverState(model, modelId, opts.generator ?? new EngineGenerator(ownEngine!), opts, bounds);
   return {
     generator: server.generator,
     modelId,
@@ -117,7 +122,38 @@ interface ServerState {
   readonly metrics: ServerMetrics;
 }
 
-function serverState(model: Model, modelId: string, generator: Generator, opts: HandlerOptions): ServerState {
+/** The handler's numeric options, defaulted and checked. */
+type Bounds = Pick<ServerState, "maxBody" | "maxPending" | "retryAfter" | "limits">;
+
+/**
+ * The handler's numeric options with their defaults (an unset or undefined field keeps its default), each an integer
+ * in its range (bodyTimeoutMs a number >= 0, Infinity for none); else a ParamError naming it. NaN, where a caller's
+ * Number() of a missing setting gives it, would otherwise turn a bound off: every comparison with it is false.
+ */
+function boundsOf(model: Model, opts: HandlerOptions): Bounds {
+  const given: Partial<RequestLimits> = opts.limits ?? {};
+  const bodyTimeoutMs = given.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs;
+  if (!(bodyTimeoutMs >= 0)) throw new ParamError("limits.bodyTimeoutMs", `must be a number of milliseconds >= 0, got ${bodyTimeoutMs}`);
+  const limits: RequestLimits = {
+    maxChoices: positiveInteger("limits.maxChoices", given.maxChoices ?? DEFAULT_LIMITS.maxChoices),
+    maxStopStrings: nonNegativeInteger("limits.maxStopStrings", given.maxStopStrings ?? DEFAULT_LIMITS.maxStopStrings),
+    maxStopLength: positiveInteger("limits.maxStopLength", given.maxStopLength ?? DEFAULT_LIMITS.maxStopLength),
+    maxLogitBias: nonNegativeInteger("limits.maxLogitBias", given.maxLogitBias ?? DEFAULT_LIMITS.maxLogitBias),
+    maxQueuedTokens: positiveInteger(
+      "limits.maxQueuedTokens",
+      given.maxQueuedTokens ?? 4 * model.sequences.totalPages * model.sequences.pageSize,
+    ),
+    bodyTimeoutMs,
+  };
+  return {
+    maxBody: positiveInteger("maxBodyBytes", opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
+    maxPending: positiveInteger("maxPending", opts.maxPending ?? 64),
+    retryAfter: String(nonNegativeInteger("retryAfterSeconds", opts.retryAfterSeconds ?? 1)),
+    limits,
+  };
+}
+
+function serverState(model: Model, modelId: string, generator: Generator, opts: HandlerOptions, bounds: Bounds): ServerState {
   const created = Math.floor(Date.now() / 1000);
   const template = opts.chatTemplate !== undefined
     ? new ChatTemplate(
@@ -127,11 +163,6 @@ function serverState(model: Model, modelId: string, generator: Generator, opts: 
       opts.chatTemplateLimits,
     )
     : ChatTemplate.forModel(model, opts.chatTemplateLimits);
-  const limits: RequestLimits = {
-    ...DEFAULT_LIMITS,
-    maxQueuedTokens: 4 * model.sequences.totalPages * model.sequences.pageSize,
-    ...opts.limits,
-  };
   const admitted = { choices: 0, tokens: 0 };
   const metrics = new ServerMetrics({
     queueDepth: () => generator.waiting ?? 0,
@@ -149,10 +180,7 @@ function serverState(model: Model, modelId: string, generator: Generator, opts: 
     modelObject: { id: modelId, object: "model", created, owned_by: "kvasm" },
     template,
     opts,
-    maxBody: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
-    maxPending: opts.maxPending ?? 64,
-    retryAfter: String(opts.retryAfterSeconds ?? 1),
-    limits,
+    ...bounds,
     admitted,
     metrics,
   };
