@@ -268,6 +268,21 @@ testShared("engine: n samples fork the prompt's pages; bad requests throw at sub
   });
 });
 
+testShared("prefixCachePages must be a non-negative integer: a typed error before the engine starts", [MODEL], async () => {
+  const m = await loadModel(MODEL);
+  try {
+    for (const bad of [-1, 1.5, NaN]) {
+      await assertRejects(
+        () => new Engine(m, { prefixCachePages: bad }),
+        ParamError,
+        /^prefixCachePages: must be a non-negative integer, got /,
+      );
+    }
+  } finally {
+    await m.close();
+  }
+});
+
 testShared("maxQueue and maxStepRows must be positive integers: a typed error before the engine starts", [MODEL], async () => {
   const m = await loadModel(MODEL);
   try {

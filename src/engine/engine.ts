@@ -133,7 +133,8 @@ export class Engine {
     this.maxQueue = positiveInteger("maxQueue", opts.maxQueue ?? 256);
     this.maxStepRows = positiveInteger("maxStepRows", opts.maxStepRows ?? model.maxBatchRows);
     this.kv = model.sequences;
-    this.prefixCache = this.kv.prefixCache(opts.prefixCachePages ?? Math.floor(this.kv.totalPages / 2));
+    const prefixPages = nonNegativeInteger("prefixCachePages", opts.prefixCachePages ?? Math.floor(this.kv.totalPages / 2));
+    this.prefixCache = this.kv.prefixCache(prefixPages);
   }
 
   // ---------------------------------------------------------------- counters
