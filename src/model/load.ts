@@ -141,6 +141,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
 
   // attention options before any backend starts
   const topK = nonNegativeInteger("attention.topK", opts.attention?.topK ?? 0);
+  const slidingWindow = opts.slidingWindow === undefined ? undefined : nonNegativeInteger("slidingWindow", opts.slidingWindow);
   if (topK > 0 && opts.kvCacheType === "f16") {
     throw new UnsupportedError(
       `sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`,
@@ -179,9 +180,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     if (topK > 0 && backend.name === "webgpu") {
       throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     }
-    if (opts.slidingWindow !== undefined) {
-      config.slidingWindow = nonNegativeInteger("slidingWindow", opts.slidingWindow) || undefined;
-    }
+    if (slidingWindow !== undefined) config.slidingWindow = slidingWindow || undefined;
     if (kvType !== "f32" && !backend.supportsKV?.(kvType)) {
       throw new UnsupportedError(`the ${backend.name} backend has no ${kvType} KV cache`);
     }
