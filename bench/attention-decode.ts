@@ -17,11 +17,8 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { AttentionKernel } from "../src/kernels/spec.ts";
 import type { KVLayout } from "../src/backends/backend.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp, runtime } from "./cli.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 const USAGE = `Attention inside real decode and prefill steps: the decode kernel against the prefill rows' kernel, token by token.
 
   deno run -A bench/attention-decode.ts [options]        bun bench/attention-decode.ts [options]
@@ -88,7 +85,6 @@ backend.profile = null;
 model.releaseSequence(seq);
 await model.close();
 
-const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 const best = (a: number[]) => Math.min(...a);
 console.log(`attention in decode steps, ${opts.type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, ${threads} thread(s)`);
 console.log(`${runtime}, ${runStamp()}`);

@@ -19,11 +19,10 @@
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp, runtime } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 const USAGE = `The decode step's attention over the paged KV cache alone (stories110M shape, 12 layers), per cache type.
 
   deno run -A bench/attention.bench.ts [options]        bun bench/attention.bench.ts [options]
@@ -140,7 +139,7 @@ function timeAll(fns: Array<() => void>, seconds = 3): number[][] {
 }
 const best = (rounds: number[][], i: number) => Math.min(...rounds.map((r) => r[i]));
 /** The median over rounds of entry j's time over entry i's: i's speed over j's. */
-const speedup = (rounds: number[][], i: number, j: number) => rounds.map((r) => r[j] / r[i]).sort((a, b) => a - b)[rounds.length >> 1];
+const speedup = (rounds: number[][], i: number, j: number) => median(rounds.map((r) => r[j] / r[i]));
 
 const mine = await build();
 const other = against ? await build(against) : undefined;

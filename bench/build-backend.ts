@@ -1,12 +1,15 @@
 /**
- * The WASM backend on the kernel build in one file (private memory): two builds of the kernels in one process, so a
- * bench can time this tree's build against an earlier one (a copy of build/) on the same model.
+ * The WASM backends that benches set against today's: BackendOn, the kernel build in one file (private memory), so
+ * a bench can time this tree's build against an earlier one (a copy of build/) on the same model in one process; and
+ * Q4KX, Q4_K weights in the KX layout they had before the lanes layout took them.
  */
 import * as fs from "node:fs";
 
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { Arena } from "../src/memory/arena.ts";
 import { checkKernelExports } from "../src/kernels/wasm.ts";
+import type { Weight } from "../src/backends/backend.ts";
+import { GGMLType } from "../src/formats/ggml-types.ts";
 
 export class BackendOn extends WasmBackend {
   /**
@@ -29,5 +32,14 @@ export class BackendOn extends WasmBackend {
     this.kernels = checkKernelExports(exports as WebAssembly.Exports, this.variant);
     this.heapI32 = new Int32Array(this.arena.memory.buffer);
     this.heapU8 = new Uint8Array(this.arena.memory.buffer);
+  }
+}
+
+/** Q4_K weights repacked to KX, as before the lanes layout (assembly/lanes-kquant.ts) took them; other types as today. */
+export class Q4KX extends WasmBackend {
+  override prepareWeight(w: Weight): void {
+    if (w.type !== GGMLType.Q4_K || w.cols % 256 !== 0) return super.prepareWeight(w);
+    this.kernels.repack_q4_kx(w.ptr, w.bytes / 144, this.matmulScratch);
+    w.layout = "kx";
   }
 }

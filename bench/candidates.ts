@@ -81,6 +81,25 @@ export function fillActivations(memory: WebAssembly.Memory, at: number, count: n
   for (let i = 0; i < count; i++) xf[i] = Math.sin(i * 0.37) * 2 * (spikes && i % 97 === 0 ? 40 : 1);
 }
 
+/**
+ * A d x n Q8_0 weight in ggml's layout at `at`, from `rand`: f16 scales in [2^-8, 2^-6), bytes anywhere in
+ * -127..127 with a tenth at the extremes (ggml never writes -128).
+ */
+export function fillQ8_0Weight(heap: Uint8Array, at: number, n: number, d: number, rand: () => number): void {
+  const nb = n / 32;
+  for (let r = 0; r < d; r++) {
+    for (let b = 0; b < nb; b++) {
+      const p = at + (r * nb + b) * 34;
+      const h = 0x1c00 + (rand() & 0x7ff);
+      heap[p] = h & 255, heap[p + 1] = h >> 8;
+      for (let k = 0; k < 32; k++) {
+        const v = rand();
+        heap[p + 2 + k] = v % 10 === 0 ? (v & 32 ? 0x81 : 0x7f) : (v & 255) === 0x80 ? 0x81 : v & 255;
+      }
+    }
+  }
+}
+
 /** A copy of `count` 32-bit outputs at `at` (the reference a candidate's outputs must equal). */
 export function snapshot(memory: WebAssembly.Memory, at: number, count: number): Uint32Array {
   return new Uint32Array(memory.buffer, at, count).slice();

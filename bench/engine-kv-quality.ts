@@ -10,6 +10,7 @@
  */
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
+import { logSoftmax } from "../src/engine/beam.ts";
 import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import { benchArgs } from "./cli.ts";
@@ -29,14 +30,6 @@ KL(f32 || cache), top-1 agreement, and where free-running greedy output first de
 const path = args[0] ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
 const N = Number(args[1] ?? 400);
 const TYPES = (args[2] ?? "q8_0,u8_asym").split(",") as KVType[];
-
-function logSoftmax(l: Float32Array): Float64Array {
-  let mx = -Infinity;
-  for (const x of l) mx = Math.max(mx, x);
-  let s = 0;
-  for (const x of l) s += Math.exp(x - mx);
-  return Float64Array.from(l, (x) => x - mx - Math.log(s));
-}
 
 async function greedy(m: Model, prompt: number[], n: number): Promise<number[]> {
   const seq = m.newSequence();

@@ -20,11 +20,10 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { argmax } from "../src/sampling/sampler.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, median, runtime } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 
 /** Each decode step's latency (ms) for the first `tokens` steps after load. */
 async function firstTokens(model: Model, tokens: number): Promise<number[]> {
@@ -66,10 +65,6 @@ function printAlloc(r: AllocResult, json: boolean): void {
 }
 
 const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
-const median = (a: number[]) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s[s.length >> 1];
-};
 
 const USAGE = `The JavaScript side of a decode step: bytes allocated per token, and the first tokens' latency after load.
 

@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, runStamp, runtime } from "./cli.ts";
 import { checkKernelExports, dotAddIsExactU8S8, hasRelaxedSimd, type Kernels } from "../src/kernels/wasm.ts";
 import { lanesKernel } from "../src/quant/kernels.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
@@ -48,9 +48,6 @@ for bit, fastest call of alternating rounds, old / new.
 if (!opts.baseline) throw new Error("--baseline DIR is required (a copy of an earlier build/)");
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 
 const MiB = 1 << 20;
 const W = MiB, X = 64 * MiB, XF = 72 * MiB, O = 80 * MiB, TMP = 88 * MiB, SWEEP = 96 * MiB, TOTAL = 168 * MiB;

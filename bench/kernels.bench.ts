@@ -8,7 +8,7 @@
  */
 import { Bench } from "tinybench";
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, runtime } from "./cli.ts";
 
 benchArgs(
   `f32 matmul micro-benchmarks (tinybench) at decode and prefill sizes of the stories110M shape, each beside the read
@@ -22,10 +22,6 @@ bandwidth probe over the same bytes. No options.
 function meanMs(task: { result?: unknown }): number {
   return (task.result as { latency: { mean: number } }).latency.mean;
 }
-
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 
 const PAGES = 3000; // ~196 MB: weights well past the 32 MB L3
 const mem = new WebAssembly.Memory({ initial: PAGES, maximum: PAGES });

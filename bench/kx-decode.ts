@@ -16,6 +16,7 @@ import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { benchArgs, runStamp } from "./cli.ts";
+import { Q4KX } from "./build-backend.ts";
 
 const USAGE =
   `Decode ms per token, weights repacked at load (Q6_K and Q4_K lanes; Q6_K only; Q4_K KX) and in ggml's layout, same process, 1 thread.
@@ -46,15 +47,6 @@ class NaturalLayout extends WasmBackend {
 class Q6Only extends WasmBackend {
   override prepareWeight(w: Weight): void {
     if (w.type === GGMLType.Q6_K) super.prepareWeight(w);
-  }
-}
-
-/** A WASM backend that repacks Q4_K weights into KX, as before the lanes layout (assembly/lanes-kquant.ts) took them. */
-class Q4KX extends WasmBackend {
-  override prepareWeight(w: Weight): void {
-    if (w.type !== GGMLType.Q4_K || w.cols % 256 !== 0) return super.prepareWeight(w);
-    this.kernels.repack_q4_kx(w.ptr, w.bytes / 144, this.matmulScratch);
-    w.layout = "kx";
   }
 }
 

@@ -8,25 +8,16 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import type { Weight } from "../src/backends/backend.ts";
-import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
+import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
-import { BackendOn } from "./build-backend.ts";
-/** Q4_K repacked to KX, as before the lanes layout took it. */
-class Q4KX extends WasmBackend {
-  override prepareWeight(w: Weight): void {
-    if (w.type !== GGMLType.Q4_K || w.cols % 256 !== 0) return super.prepareWeight(w);
-    this.kernels.repack_q4_kx(w.ptr, w.bytes / 144, this.matmulScratch);
-    w.layout = "kx";
-  }
-}
+import { BackendOn, Q4KX } from "./build-backend.ts";
 const { values: opts } = benchArgs(
   `Q4_K matmuls of a decode step, lanes layout against KX (or this tree's build against an earlier one: --baseline),
 same process, 1 thread (the synthetic Q4_K_M file).
@@ -45,7 +36,7 @@ same process, 1 thread (the synthetic Q4_K_M file).
     },
   },
 );
-const steps = Number(opts.steps), mid = steps >> 1;
+const steps = Number(opts.steps);
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
@@ -98,9 +89,9 @@ console.log(
 for (const w of ["lanes", "kx"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
   console.log(
-    `${w}: Q4_K matmuls per step min ${cols[0][0].toFixed(2)} median ${cols[0][mid].toFixed(2)} ms; other ops min ${
+    `${w}: Q4_K matmuls per step min ${cols[0][0].toFixed(2)} median ${median(cols[0]).toFixed(2)} ms; other ops min ${
       cols[1][0].toFixed(2)
-    } median ${cols[1][mid].toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${cols[2][mid].toFixed(2)}`,
+    } median ${median(cols[1]).toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${median(cols[2]).toFixed(2)}`,
   );
 }
 console.log(

@@ -10,7 +10,7 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
@@ -78,13 +78,14 @@ const same = logits.new.every((x, i) => Object.is(x, logits.old[i]));
 console.log(
   `Q4_K_M prefill of ${tokens} tokens, ${variant} build, this tree / ${opts.baseline}, ${rounds} rounds, ${runStamp()}`,
 );
-const mid = rounds >> 1;
 for (const w of ["new", "old"] as const) {
   const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
   console.log(
-    `${w}: Q4_K matmuls min ${cols[0][0].toFixed(1)} median ${cols[0][mid].toFixed(1)} ms; other ops min ${cols[1][0].toFixed(1)} median ${
-      cols[1][mid].toFixed(1)
-    }; prefill min ${cols[2][0].toFixed(1)} median ${cols[2][mid].toFixed(1)} ms (${(tokens / cols[2][0] * 1000).toFixed(0)} tok/s)`,
+    `${w}: Q4_K matmuls min ${cols[0][0].toFixed(1)} median ${median(cols[0]).toFixed(1)} ms; other ops min ${
+      cols[1][0].toFixed(1)
+    } median ${median(cols[1]).toFixed(1)}; prefill min ${cols[2][0].toFixed(1)} median ${median(cols[2]).toFixed(1)} ms (${
+      (tokens / cols[2][0] * 1000).toFixed(0)
+    } tok/s)`,
   );
 }
 console.log(

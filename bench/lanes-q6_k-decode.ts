@@ -8,7 +8,7 @@
  *
  *   deno run -A bench/lanes-q6_k-decode.ts [--types Q4_0,Q4_K_M] [--steps 80]        bun bench/lanes-q6_k-decode.ts
  */
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -54,7 +54,7 @@ const { values: opts } = benchArgs(
     },
   },
 );
-const steps = Number(opts.steps), mid = steps >> 1;
+const steps = Number(opts.steps);
 /** ms of the Q6_K matmuls and of every other op in a profile. */
 const q6 = (p: OpProfile) => {
   let s = 0, o = 0;
@@ -99,13 +99,13 @@ for (const type of opts.types.split(",") as SyntheticType[]) {
   for (const w of ["lanes", "other", "kx"] as const) {
     const cols = [0, 1, 2].map((i) => res[w].map((r) => r[i]).sort((a, b) => a - b));
     console.log(
-      `${type} ${w}: Q6_K matmuls per step min ${cols[0][0].toFixed(3)} median ${cols[0][mid].toFixed(3)} ms; other ops min ${
+      `${type} ${w}: Q6_K matmuls per step min ${cols[0][0].toFixed(3)} median ${median(cols[0]).toFixed(3)} ms; other ops min ${
         cols[1][0].toFixed(2)
-      } median ${cols[1][mid].toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${cols[2][mid].toFixed(2)}`,
+      } median ${median(cols[1]).toFixed(2)}; step min ${cols[2][0].toFixed(2)} median ${median(cols[2]).toFixed(2)}`,
     );
   }
   const best = (w: Which, i: number) => Math.min(...res[w].map((r) => r[i]));
-  const med = (w: Which, i: number) => res[w].map((r) => r[i]).sort((a, b) => a - b)[mid];
+  const med = (w: Which, i: number) => median(res[w].map((r) => r[i]));
   for (const base of ["other", "kx"] as const) {
     console.log(
       `${type} lanes / ${base}: Q6_K matmuls fastest ${(best(base, 0) / best("lanes", 0)).toFixed(2)}x, median ${

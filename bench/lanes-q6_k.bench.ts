@@ -16,14 +16,11 @@
  *   --t1: decode only, the lanes kernel as built against Bun's and the candidate steps of bench/lanes-q6_k/t1.ts,
  *   with read_probe over the same bytes (bench/lanes-t1.ts)
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 
 import process from "node:process";
 
 import { benchArgs, runStamp } from "./cli.ts";
-import { engine, xorshift } from "./candidates.ts";
-import { compileStandalone, removeStandalone } from "./standalone.ts";
+import { engine, openStandalone, xorshift } from "./candidates.ts";
 import { runT1 } from "./lanes-t1.ts";
 
 const { values: opts } = benchArgs(
@@ -83,16 +80,7 @@ if (opts.t1) {
 const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
 
-const root = new URL("..", import.meta.url).pathname;
-const wasmFile = opts.wasm ?? compileStandalone(path.join(root, "bench/lanes-q6_k/kernels.ts"), !plain, "lanes-q6k-");
-
-type Kernel = (...args: number[]) => void;
-const memory = new WebAssembly.Memory({ initial: 4096 }); // 256 MiB
-const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<
-  string,
-  Kernel
->;
-if (!opts.wasm) removeStandalone(wasmFile);
+const { ex, memory } = openStandalone("bench/lanes-q6_k/kernels.ts", { relaxed: !plain, mib: 256, wasm: opts.wasm });
 
 const MB = 1 << 20;
 // natural weights, KX copy, lanes copy, Q8_K and KX activations, outputs, f32 activations, scratch

@@ -9,11 +9,8 @@
  */
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, runStamp, runtime } from "./cli.ts";
 
-// deno-lint-ignore no-explicit-any
-const g = globalThis as any;
-const runtime = g.Deno ? `deno ${g.Deno.version.deno}` : g.Bun ? `bun ${g.Bun.version}` : `node ${g.process.version}`;
 const USAGE = `The kvasm/ops attention variants against dense softmax attention of the same size, by sequence length: time
 ratios measured in the same run and the working memory each needs (one head of 64, one thread).
 

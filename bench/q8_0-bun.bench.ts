@@ -19,6 +19,7 @@ import { benchArgs } from "./cli.ts";
 import {
   fastest,
   fillActivations,
+  fillQ8_0Weight,
   finish,
   header,
   MiB,
@@ -72,22 +73,6 @@ const { W, WL, WV, X, O, XF, TMP, XN, XP, XS } = place(65536, {
 fillActivations(memory, XF, 2048 * 128, true);
 const rand = xorshift();
 
-/** A d x n natural Q8_0 weight at W: f16 scales in [2^-8, 2^-6), bytes anywhere in -128..127 (a tenth at the extremes). */
-function fillWeight(n: number, d: number) {
-  const nb = n / 32;
-  for (let r = 0; r < d; r++) {
-    for (let b = 0; b < nb; b++) {
-      const p = W + (r * nb + b) * 34;
-      const h = 0x1c00 + (rand() & 0x7ff);
-      heap[p] = h & 255, heap[p + 1] = h >> 8;
-      for (let k = 0; k < 32; k++) {
-        const v = rand();
-        heap[p + 2 + k] = v % 10 === 0 ? (v & 32 ? 0x81 : 0x7f) : (v & 255) === 0x80 ? 0x81 : v & 255; // ggml never writes -128
-      }
-    }
-  }
-}
-
 const only = opts.only ? new Set(opts.only.split(",")) : undefined;
 // name, export, weights, activations: candidates cand_n* take the VNNI form's weights and nibble activations
 const kernels = new Map<string, [string, number, number]>(
@@ -106,7 +91,7 @@ const exact = dotAddIsExactU8S8(), unsigned = byteDotReadsUnsigned();
 const shapes: [string, number, number][] = [["2048x768", 768, 2048], ["768x2048", 2048, 768], ["32000x768", 768, 32000]];
 header(`dotAddIsExactU8S8 ${exact}, byteDotReadsUnsigned ${unsigned}: fastest call in us (ratio lanes / kernel)`, relaxed);
 for (const [label, n, d] of shapes) {
-  fillWeight(n, d);
+  fillQ8_0Weight(heap, W, n, d, rand);
   const bytes = d * (n / 32) * 34;
   heap.copyWithin(WL, W, W + bytes);
   heap.copyWithin(WV, W, W + bytes);

@@ -13,12 +13,9 @@
  * Prints each variant's fastest call (a loaded host only slows calls) and its ratio to `now`, per shape and T.
  * Run both engines in the same minutes to compare them.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 
 import { benchArgs, runStamp } from "./cli.ts";
-import { engine, xorshift } from "./candidates.ts";
-import { compileStandalone, removeStandalone } from "./standalone.ts";
+import { engine, openStandalone, xorshift } from "./candidates.ts";
 
 const { values: opts } = benchArgs(
   `Q8_0 matmul on one module compiled here (relaxed SIMD, or plain): today's kernel, its tile without the per-block reduction
@@ -44,20 +41,10 @@ const Ts = opts.T.split(",").map(Number);
 const rounds = Number(opts.rounds);
 const plain = opts.plain === true;
 
-const root = new URL("..", import.meta.url).pathname;
-const wasmFile = compileStandalone(path.join(root, "bench/q8_0-jsc/kernels.ts"), !plain, "q8-jsc-");
-
-type Kernel = (out: number, xq: number, w: number, n: number, d?: number, T?: number) => void;
-const memory = new WebAssembly.Memory({ initial: 1024 }); // 64 MiB
-const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmFile)), { env: { memory } }).exports as Record<
-  string,
-  Kernel
->;
-removeStandalone(wasmFile);
+const { ex, memory, heap } = openStandalone("bench/q8_0-jsc/kernels.ts", { relaxed: !plain, mib: 64 });
 
 // weights (natural Q8_0 and the lanes copy), Q8_S activations, output, f32 activations
 const W = 65536, WL = W + 8 * 1024 * 1024, X = WL + 8 * 1024 * 1024, O = X + 8 * 1024 * 1024, XF = O + 8 * 1024 * 1024;
-const heap = new Uint8Array(memory.buffer);
 const rnd = xorshift();
 // every f16 scale finite and normal, every weight byte in 8..123 (random sign is the activations' job)
 for (let i = W; i < WL; i++) heap[i] = (rnd() & 0x73) | 0x08;

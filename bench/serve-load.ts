@@ -24,7 +24,7 @@
  */
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, median } from "./cli.ts";
 
 const USAGE = `The server under a mixed load with disconnects, each answer checked against a replay alone, and its memory and
 counters back at their baseline afterwards (\`kvasm serve\` in a child process of this runtime). Exits 1 on any failure.
@@ -253,7 +253,6 @@ for (let round = 0; round < Math.max(3, Number(opts.warm)); round++) {
   await mixRound();
   warmRss.push(rss());
 }
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
 const base = { rss: median(warmRss.slice(-3)), ...(await state()) };
 snapshot("2-baseline");
 

@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -60,7 +60,6 @@ async function madvise(buf: ArrayBuffer, advice: number): Promise<number> {
   return lib.symbols.madvise(p, BigInt(len), advice);
 }
 const huge = () => fs.readFileSync("/proc/self/smaps_rollup", "utf8").match(/AnonHugePages:\s+(\d+)/)?.[1];
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
 console.log(`${g.Bun ? "bun" : "deno"}, ${runStamp()}`);
 for (const type of opts.types.split(",")) {

@@ -12,7 +12,7 @@ import { loadModel } from "../src/model/load.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { LlamaWeights } from "../src/architectures/llama.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -66,11 +66,10 @@ try {
     }
   }
   pool.spinPause = true;
-  const sorted = (v: number[]) => v.slice().sort((a, b) => a - b);
   console.log(`# ${g.Deno ? "deno" : "bun"}, ${path.split("/").pop()}, matmul ${w.rows}x${w.cols}, T = ${T}, ${runStamp()}`);
   for (const state of states) {
-    const v = sorted(ms[state]);
-    console.log(`worker ${state.padEnd(6)}: fastest ${v[0].toFixed(3)} ms, median ${v[v.length >> 1].toFixed(3)} ms`);
+    const v = ms[state];
+    console.log(`worker ${state.padEnd(6)}: fastest ${Math.min(...v).toFixed(3)} ms, median ${median(v).toFixed(3)} ms`);
   }
 } finally {
   await model.close();

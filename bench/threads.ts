@@ -40,7 +40,7 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, median } from "./cli.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -125,8 +125,6 @@ async function measureOnce(model: Model, r: number): Promise<{ decodeMs: number;
 /** Op classes the threaded backend runs on the calling thread alone, whatever the rows (prefill and decode). */
 const SERIAL_OPS = new Set(["embed", "kv store", "copy", "JS between calls"]);
 
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[xs.length >> 1];
-
 /**
  * The machine's limit for decode: GB/s at which this model's own weights stream
  * through the read_probe kernel on `model`'s threads (split into contiguous
@@ -155,7 +153,7 @@ interface Tree {
 }
 const trees: Tree[] = [{ name: "this tree", loadModel, WasmBackend, ThreadedWasmBackend }];
 if (opts.baseline) {
-  const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? Deno.cwd() : g.process.cwd()}/`);
+  const root = new URL(opts.baseline.replace(/\/?$/, "/"), `file://${g.Deno ? g.Deno.cwd() : g.process.cwd()}/`);
   trees.unshift({
     name: `baseline ${opts.baseline}`,
     loadModel: (await import(new URL("src/model/load.ts", root).href)).loadModel,

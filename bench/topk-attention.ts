@@ -17,6 +17,7 @@
  */
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
+import { logSoftmax } from "../src/engine/beam.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
@@ -40,14 +41,6 @@ KL(dense || top-k), top-1 agreement and decode tok/s, in the same run.
 const POSITIONS = (args[0] ?? "1024,4096,16384").split(",").map(Number);
 const KS = (args[1] ?? "64,256").split(",").map(Number);
 const STEPS = Number(args[2] ?? 32);
-
-function logSoftmax(l: Float32Array): Float64Array {
-  let mx = -Infinity;
-  for (const x of l) mx = Math.max(mx, x);
-  let s = 0;
-  for (const x of l) s += Math.exp(x - mx);
-  return Float64Array.from(l, (x) => x - mx - Math.log(s));
-}
 
 /** One decode step of `seq` with the layout's topK set to k: its log-probabilities and milliseconds. */
 async function step(m: Model, seq: Sequence, token: number, k: number): Promise<{ lp: Float64Array; ms: number; next: number }> {

@@ -76,6 +76,12 @@ export function positiveInteger(param: string, value: number): number {
   return value;
 }
 
+/** `value` where it is an integer >= 0; else a ParamError naming `param` ("must be a non-negative integer, got ..."). */
+export function nonNegativeInteger(param: string, value: number): number {
+  if (!(Number.isInteger(value) && value >= 0)) throw new ParamError(param, `must be a non-negative integer, got ${value}`);
+  return value;
+}
+
 export class OutOfMemoryError extends KvasmError {
   /** Bytes that were asked for and bytes there were, where the thrower knows them (a load over its budget). */
   readonly needed?: number;

@@ -244,6 +244,11 @@ testShared("engine: n samples fork the prompt's pages; bad requests throw at sub
     assertEquals(m.kv.pagesCopied, 3, "three forks each copied the shared partial page once");
     assertEquals(e.freePages, free);
     await assertRejects(() => e.submit({ prompt: "x", n: 5 }), Error, /n: 5 sequences exceed/);
+    for (const n of [0, 1.5]) await assertRejects(() => e.submit({ prompt: "x", n }), ParamError, /^n: must be a positive integer, got /);
+    for (const bad of [-1, 1.5, NaN]) {
+      await assertRejects(() => e.submit({ prompt: "x", beams: bad }), ParamError, /^beams: must be a non-negative integer, got /);
+      await assertRejects(() => e.submit({ prompt: "x", maxTokens: bad }), ParamError, /^maxTokens: must be a non-negative integer, got /);
+    }
     await assertRejects(() => e.submit({ prompt: "x", topP: 2 }), Error, /topP/);
     await assertRejects(() => e.submit({ prompt: [], maxTokens: 1 }), Error, /prompt/);
     await assertRejects(() => e.submit({ prompt: Array(m.contextLength + 1).fill(5) }), Error, /context/);
@@ -261,6 +266,21 @@ testShared("engine: n samples fork the prompt's pages; bad requests throw at sub
     assertEquals((await other!.done).choices[0].finishReason, "abort");
     assertEquals(e.freePages, free);
   });
+});
+
+testShared("prefixCachePages must be a non-negative integer: a typed error before the engine starts", [MODEL], async () => {
+  const m = await loadModel(MODEL);
+  try {
+    for (const bad of [-1, 1.5, NaN]) {
+      await assertRejects(
+        () => new Engine(m, { prefixCachePages: bad }),
+        ParamError,
+        /^prefixCachePages: must be a non-negative integer, got /,
+      );
+    }
+  } finally {
+    await m.close();
+  }
 });
 
 testShared("maxQueue and maxStepRows must be positive integers: a typed error before the engine starts", [MODEL], async () => {

@@ -7,11 +7,9 @@
  * vec_dot per output otherwise. Each path keeps its own lanes and folds them
  * its own way, so each is modelled here and each shape below takes one of them.
  */
-import { assertEquals, REPO, test } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
+import { assertEquals, test } from "./harness.ts";
 import { bf16ToF32, f16ToF32 } from "../src/quant/half.ts";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
+import { BUILDS, instantiateBuilds } from "./kernel-builds.ts";
 import type { MatmulKernel } from "../src/kernels/spec.ts";
 
 const f = Math.fround;
@@ -105,13 +103,8 @@ function randF32(lo: number, hi: number, pz = 0): number {
 }
 
 const memory = new WebAssembly.Memory({ initial: 64 });
-const builds = ["simd", "relaxed"].map((b) => {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  return [
-    b,
-    checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b),
-  ] as const;
-});
+const kernels = instantiateBuilds(memory);
+const builds = BUILDS.map((b) => [b, kernels[b]] as const);
 const W = 65536;
 
 /**

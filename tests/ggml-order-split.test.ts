@@ -12,12 +12,10 @@
  * case kvasm runs (a single chunk: one_chunk's result, but -0 becomes +0 in
  * the fold into zeros); attention_f16_chunks models nth threads.
  */
-import { assert, assertEquals, REPO, test } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
+import { assert, assertEquals, test } from "./harness.ts";
 import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
 import { expf } from "../src/model/libm.ts";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
+import { BUILDS, instantiateBuilds } from "./kernel-builds.ts";
 
 const f = Math.fround;
 const half = (x: number) => f16ToF32(f32ToF16(x));
@@ -106,13 +104,8 @@ function split(hd: Head, start: number, end: number, nKv: number, nth: number): 
 // ---- the kernels, both builds, on one memory
 
 const memory = new WebAssembly.Memory({ initial: 256 });
-const builds = ["simd", "relaxed"].map((b) => {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  return [
-    b,
-    checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b),
-  ] as const;
-});
+const kernels = instantiateBuilds(memory);
+const builds = BUILDS.map((b) => [b, kernels[b]] as const);
 
 let seed = 12345;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * 2 - 1;

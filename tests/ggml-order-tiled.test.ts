@@ -16,12 +16,10 @@
  * rows grouped in Q tiles (and cells past the rows' ranges cleared, as
  * llama.cpp clears its cache) shows the grouping does not change any bit.
  */
-import { assertEquals, REPO, test } from "./harness.ts";
-import * as fs from "node:fs";
-import * as path from "node:path";
+import { assertEquals, test } from "./harness.ts";
 import { f16ToF32 } from "../src/quant/half.ts";
 import { expf } from "../src/model/libm.ts";
-import { checkKernelExports } from "../src/kernels/wasm.ts";
+import { BUILDS, instantiateBuilds } from "./kernel-builds.ts";
 
 const f = Math.fround;
 /** x86 FMA on f32: a * b exact in a double (here an f32 times an f32 or a half), one add, then f32 (short of a double-rounding tie). */
@@ -152,13 +150,8 @@ function ggmlTiled(
 }
 
 const memory = new WebAssembly.Memory({ initial: 256 });
-const builds = ["simd", "relaxed"].map((b) => {
-  const bytes = fs.readFileSync(path.join(REPO, "build", `kvasm-${b}.wasm`));
-  return [
-    b,
-    checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports, b),
-  ] as const;
-});
+const kernels = instantiateBuilds(memory);
+const builds = BUILDS.map((b) => [b, kernels[b]] as const);
 
 let seed = 97531;
 const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);

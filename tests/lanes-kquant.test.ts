@@ -7,15 +7,11 @@
  */
 import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
 import { type Build, BUILDS, instantiateBuilds, kquantActivations, q4kRows } from "./kernel-builds.ts";
-import { loadModel } from "../src/model/load.ts";
-import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
-import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 import { lanesKernel } from "../src/quant/kernels.ts";
-import { argmax } from "../src/sampling/sampler.ts";
-import { assertRepackedAsNatural, NaturalLayout, promptLogitBits, weightOutputs, weightsOf } from "./repacked-weights.ts";
+import { assertFileRepackedAsNatural, assertRepackedAsNatural, weightOutputs } from "./repacked-weights.ts";
 
 const memory = new WebAssembly.Memory({ initial: 256 }); // 16 MiB
 const kernels = instantiateBuilds(memory);
@@ -130,43 +126,6 @@ test("a 103x512 Q4_K weight repacked at load (3 KX tail rows): the natural layou
   testShared(
     "synthq-q4_k_m.gguf: Q4_K weights in the lanes layout, logits as ggml's layout gives them, 1 and 2 threads",
     [at],
-    async () => {
-      const natural = await loadModel(at, { backend: new NaturalLayout(), threads: 1 });
-      const one = await loadModel(at, { threads: 1 });
-      const two = await loadModel(at, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }) });
-      try {
-        for (const m of [one, two]) {
-          const q4 = weightsOf(m).filter((w) => w.type === GGMLType.Q4_K);
-          assert(q4.length > 0 && q4.every((w) => w.layout === "lanes"), "every Q4_K weight is repacked into the lanes layout");
-        }
-        for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
-          const want = await promptLogitBits(natural, ids);
-          assertEquals(await promptLogitBits(one, ids), want, `1 thread, ${ids.length} ids`);
-          assertEquals(await promptLogitBits(two, ids), want, `2 threads, ${ids.length} ids`);
-        }
-        // two greedy decode steps after a prompt (T = 1 through the lanes kernel)
-        const steps = async (m: Model) => {
-          const seq = m.newSequence(), all: number[] = [];
-          try {
-            let logits = await m.prefill(seq, [1, 50, 60]);
-            for (let step = 0; step < 2; step++) {
-              const best = argmax(logits);
-              logits = await m.decodeOne(seq, best);
-              all.push(...new Uint32Array(logits.slice().buffer));
-            }
-            return all;
-          } finally {
-            m.releaseSequence(seq);
-          }
-        };
-        const want = await steps(natural);
-        assertEquals(await steps(one), want, "decode steps, 1 thread");
-        assertEquals(await steps(two), want, "decode steps, 2 threads");
-      } finally {
-        await natural.close();
-        await one.close();
-        await two.close();
-      }
-    },
+    () => assertFileRepackedAsNatural(at, GGMLType.Q4_K, "lanes"),
   );
 }

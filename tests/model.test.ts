@@ -55,6 +55,29 @@ testShared("context overflow, bad token ids and use after close are typed errors
   await assertRejects(() => model.prefill(model.newSequence(), [1]), ClosedError, /after close/);
 });
 
+testShared("the plan's sizes must be positive integers: a typed error before any backend starts", [GGUF], async () => {
+  for (const param of ["contextLength", "maxSequences", "maxBatchRows", "pageSize", "kvPages"]) {
+    for (const bad of [0, -1, 1.5, NaN]) {
+      await assertRejects(() => loadModel(GGUF, { [param]: bad }), ParamError, new RegExp(`^${param}: must be a positive integer, got `));
+    }
+  }
+  for (const bad of [-1, 1.5, NaN]) {
+    await assertRejects(() => loadModel(GGUF, { slidingWindow: bad }), ParamError, /^slidingWindow: must be a non-negative integer, got /);
+    await assertRejects(
+      () => loadModel(GGUF, { attention: { topK: bad } }),
+      ParamError,
+      /^attention\.topK: must be a non-negative integer, got /,
+    );
+  }
+  // the smallest valid sizes load and run
+  const model = await loadModel(GGUF, { contextLength: 8, maxSequences: 1, maxBatchRows: 1, pageSize: 1, kvPages: 8 });
+  try {
+    assertEquals((await model.prefill(model.newSequence(), PROMPT.slice(0, 8))).length, model.vocabSize);
+  } finally {
+    await model.close();
+  }
+});
+
 testShared("loading a model many times does not leak: each close releases its memory", [GGUF], async () => {
   for (let i = 0; i < 20; i++) {
     const model = await loadModel(GGUF, { contextLength: 64 });

@@ -1,14 +1,16 @@
 /**
  * What the repack tests (KX and lanes layouts) share: a backend that leaves every weight as the file has it, to
  * compare a repacked model against, a walk to every Weight a model bound, to check which layout each took, and the
- * bits to compare: one weight's products and rows, a model's prompt logits.
+ * bits to compare: one weight's products and rows, a model's prompt logits and decode steps, a whole file's.
  */
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
-import { assertEquals } from "./harness.ts";
+import { assert, assertEquals } from "./harness.ts";
 import type { Weight } from "../src/backends/backend.ts";
-import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
+import { type GGMLTypeId, ggmlTypeName } from "../src/formats/ggml-types.ts";
 import type { Model } from "../src/model/model.ts";
+import { loadModel } from "../src/model/load.ts";
+import { argmax } from "../src/sampling/sampler.ts";
 
 /** A WASM backend that leaves every weight in ggml's layout. */
 export class NaturalLayout extends WasmBackend {
@@ -70,6 +72,54 @@ export async function promptLogitBits(model: Model, ids: number[]): Promise<numb
     return [...new Uint32Array((await model.prefill(seq, ids)).slice().buffer)];
   } finally {
     model.releaseSequence(seq);
+  }
+}
+
+/** The logits' bits of two greedy decode steps after a 3-id prompt (T = 1 through the one-row kernels). */
+async function decodeStepBits(m: Model): Promise<number[]> {
+  const seq = m.newSequence(), all: number[] = [];
+  try {
+    let logits = await m.prefill(seq, [1, 50, 60]);
+    for (let step = 0; step < 2; step++) {
+      const best = argmax(logits);
+      logits = await m.decodeOne(seq, best);
+      all.push(...new Uint32Array(logits.slice().buffer));
+    }
+    return all;
+  } finally {
+    m.releaseSequence(seq);
+  }
+}
+
+/**
+ * The model file at `at` loaded by the default backend (one thread, and two with every op split): each of its `type`
+ * weights takes `layout`, and its prompt logits (7 and 2 ids) and two greedy decode steps are the natural layout's,
+ * bit for bit.
+ */
+export async function assertFileRepackedAsNatural(at: string, type: GGMLTypeId, layout: Weight["layout"]): Promise<void> {
+  const natural = await loadModel(at, { backend: new NaturalLayout(), threads: 1 });
+  const one = await loadModel(at, { threads: 1 });
+  const two = await loadModel(at, { backend: new ThreadedWasmBackend({ threads: 2, minWork: 0 }) });
+  try {
+    for (const m of [one, two]) {
+      const ws = weightsOf(m).filter((w) => w.type === type);
+      assert(
+        ws.length > 0 && ws.every((w) => w.layout === layout),
+        `every ${ggmlTypeName(type)} weight is repacked into the ${layout} layout`,
+      );
+    }
+    for (const ids of [[1, 50, 60, 70, 80, 90, 100], [1, 7]]) {
+      const want = await promptLogitBits(natural, ids);
+      assertEquals(await promptLogitBits(one, ids), want, `1 thread, ${ids.length} ids`);
+      assertEquals(await promptLogitBits(two, ids), want, `2 threads, ${ids.length} ids`);
+    }
+    const want = await decodeStepBits(natural);
+    assertEquals(await decodeStepBits(one), want, "decode steps, 1 thread");
+    assertEquals(await decodeStepBits(two), want, "decode steps, 2 threads");
+  } finally {
+    await natural.close();
+    await one.close();
+    await two.close();
   }
 }
 

@@ -537,23 +537,34 @@ testShared("HTTP/1.0 without a Host header is answered, not a 500", [MODEL], asy
   }
 });
 
-testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long request", [MODEL], async () => {
+/**
+ * `kvasm serve --model MODEL --port 0 ...args` in a child process of this runtime: the child, the URL it prints once
+ * it listens (rejected if it exits first), its stderr so far, and its close (code or signal; stderr read to the end).
+ */
+function spawnServe(args: string[]) {
   const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-  // 8 sequences: room for the 4 long choices and the stream at once (with 4 the stream waited for the long request to end)
-  const cli = ["src/cli.ts", "serve", "--model", MODEL, "--port", "0", "--parallel", "8"];
+  const cli = ["src/cli.ts", "serve", "--model", MODEL, "--port", "0", ...args];
   const child = spawn(exec, runtime === "deno" ? ["run", "-A", ...cli] : cli, { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
-  try {
-    let stderr = "";
-    // "close", not "exit": stderr is read to its end by then
-    const exited = new Promise<number | string | null>((resolve) => child.on("close", (code, signal) => resolve(code ?? signal)));
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stderr!.on("data", (d: Uint8Array) => {
-        stderr += new TextDecoder().decode(d);
-        const m = / at (http:\/\/\S+)\/v1/.exec(stderr);
-        if (m) resolve(m[1]);
-      });
-      child.on("exit", () => reject(new Error(`serve exited: ${stderr}`)));
+  let stderr = "";
+  // "close", not "exit": stderr is read to its end by then
+  const closed = new Promise<number | string | null>((resolve) => child.on("close", (code, signal) => resolve(code ?? signal)));
+  const url = new Promise<string>((resolve, reject) => {
+    child.stderr!.on("data", (d: Uint8Array) => {
+      stderr += new TextDecoder().decode(d);
+      const m = / at (http:\/\/\S+)\/v1/.exec(stderr);
+      if (m) resolve(m[1]);
     });
+    child.on("exit", () => reject(new Error(`serve exited: ${stderr}`)));
+  });
+  return { child, url, closed, stderr: () => stderr };
+}
+
+testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long request", [MODEL], async () => {
+  // 8 sequences: room for the 4 long choices and the stream at once (with 4 the stream waited for the long request to end)
+  const proc = spawnServe(["--parallel", "8"]);
+  const { child, closed: exited } = proc;
+  try {
+    const url = await proc.url;
     const long = post(`${url}/v1/completions`, {
       prompt: Array.from({ length: 4 }, () => "Once upon a time"),
       max_tokens: 1900,
@@ -568,12 +579,12 @@ testShared("SIGTERM stops `kvasm serve` promptly, in the middle of a long reques
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r("still running"), 5000))]);
     const ms = performance.now() - t0;
     // Deno's node:child_process reports the signal it sent even when the child exits 0 on its own
-    assert(code === 0 || (runtime === "deno" && code === "SIGTERM"), `exit ${code}: ${stderr}`);
+    assert(code === 0 || (runtime === "deno" && code === "SIGTERM"), `exit ${code}: ${proc.stderr()}`);
     assert(ms < 3000, `took ${ms.toFixed(0)} ms to exit`);
     // the request log lines of the cancelled requests may come after "stopped": they wait for their counts
-    assert(/shutting down\n(.|\n)*kvasm: stopped\n/.test(stderr), stderr);
+    assert(/shutting down\n(.|\n)*kvasm: stopped\n/.test(proc.stderr()), proc.stderr());
     // the operator is told that Deno's own server times out no connection, and what does
-    assertEquals(/Deno\.serve closes no idle or half-sent connection/.test(stderr), runtime === "deno", stderr);
+    assertEquals(/Deno\.serve closes no idle or half-sent connection/.test(proc.stderr()), runtime === "deno", proc.stderr());
     await long;
     await reader.cancel().catch(() => {});
   } finally {
@@ -652,19 +663,9 @@ if (runtime === "deno") {
   testShared("under Deno, `kvasm serve --idle-timeout` serves through node:http and closes half-sent and idle connections", [
     MODEL,
   ], async () => {
-    const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-    const cli = ["src/cli.ts", "serve", "--model", MODEL, "--port", "0", "--parallel", "2", "--idle-timeout", "1", "--quiet"];
-    const child = spawn(exec, ["run", "-A", ...cli], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawnServe(["--parallel", "2", "--idle-timeout", "1", "--quiet"]);
     try {
-      let stderr = "";
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stderr!.on("data", (d: Uint8Array) => {
-          stderr += new TextDecoder().decode(d);
-          const m = / at (http:\/\/\S+)\/v1/.exec(stderr);
-          if (m) resolve(m[1]);
-        });
-        child.on("exit", () => reject(new Error(`serve exited: ${stderr}`)));
-      });
+      const url = await proc.url;
       const port = Number(new URL(url).port);
       const [silent, partial, keptAlive] = await Promise.all([
         rawExchange(port, [], 5500),
@@ -675,10 +676,10 @@ if (runtime === "deno") {
         assert(x.closedAfterMs >= 0 && x.closedAfterMs < 4500, `${name} connection still open after 4500 ms (Deno.serve times out none)`);
       }
       assert(/^HTTP\/1\.1 200/.test(keptAlive.text), "the kept-alive request was not answered");
-      assert(!/Deno\.serve closes no idle/.test(stderr), stderr);
+      assert(!/Deno\.serve closes no idle/.test(proc.stderr()), proc.stderr());
     } finally {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.on("close", r));
+      proc.child.kill("SIGTERM");
+      await proc.closed;
     }
   });
 }

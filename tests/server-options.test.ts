@@ -8,6 +8,7 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { createHandler, fileStem, type KvasmHandler } from "../src/server/handler.ts";
 import type { RequestLogEntry } from "../src/server/request-log.ts";
+import { ParamError } from "../src/errors.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K-q8_0.gguf");
 const BASE = "http://kvasm.test";
@@ -165,6 +166,46 @@ testShared("server: one log line per request with method, path, status, tokens a
     assert(entries[3].completionTokens! < 200, `cancelled early: ${lines[3]}`);
   } finally {
     await quiet.close();
+    await handler.close();
+  }
+});
+
+testShared("server: the handler's numeric options are checked: a ParamError naming the one out of its range", [MODEL], async () => {
+  const m = await model();
+  const cases: [Parameters<typeof createHandler>[1], RegExp][] = [];
+  for (const bad of [0, -1, 1.5, NaN]) {
+    cases.push([{ maxPending: bad }, /^maxPending: must be a positive integer/]);
+    cases.push([{ maxBodyBytes: bad }, /^maxBodyBytes: must be a positive integer/]);
+    cases.push([{ limits: { maxChoices: bad } }, /^limits\.maxChoices: must be a positive integer/]);
+    cases.push([{ limits: { maxStopLength: bad } }, /^limits\.maxStopLength: must be a positive integer/]);
+    cases.push([{ limits: { maxQueuedTokens: bad } }, /^limits\.maxQueuedTokens: must be a positive integer/]);
+    if (bad === 0) continue; // 0 stop strings, 0 logit_bias entries or Retry-After: 0 are limits, not errors
+    cases.push([{ retryAfterSeconds: bad }, /^retryAfterSeconds: must be a non-negative integer/]);
+    cases.push([{ limits: { maxStopStrings: bad } }, /^limits\.maxStopStrings: must be a non-negative integer/]);
+    cases.push([{ limits: { maxLogitBias: bad } }, /^limits\.maxLogitBias: must be a non-negative integer/]);
+    if (bad !== 1.5) cases.push([{ limits: { bodyTimeoutMs: bad } }, /^limits\.bodyTimeoutMs: must be a number of milliseconds >= 0/]);
+  }
+  for (const [opts, message] of cases) {
+    let err: unknown;
+    try {
+      createHandler(m, opts);
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof ParamError && message.test(err.message), `${JSON.stringify(opts)}: ${err}`);
+  }
+  // an undefined field keeps its default; the edges of each range are accepted
+  const handler = createHandler(m, {
+    retryAfterSeconds: 0,
+    limits: { maxChoices: undefined, maxStopStrings: 0, maxLogitBias: 0, bodyTimeoutMs: Infinity },
+  });
+  try {
+    const res = await post(handler, "/v1/completions", { prompt: "Once", max_tokens: 2, n: 3 });
+    assertEquals(res.status, 200, await res.clone().text());
+    assertEquals((await res.json()).choices.length, 3);
+    const refused = await post(handler, "/v1/completions", { prompt: "Once", max_tokens: 2, stop: ["x"] });
+    assertEquals(refused.status, 400, "maxStopStrings 0 refuses any stop string");
+  } finally {
     await handler.close();
   }
 });

@@ -16,13 +16,13 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import { selectBackend } from "../src/backends/select.ts";
-import { ThreadPool } from "../src/threads/pool.ts";
+import { type PoolOptions, ThreadPool } from "../src/threads/pool.ts";
 import { CONTROL_BASE, FAILED, MAX_CHUNKS, planChunks, planRowChunks, ROW_CALL_POSITIONS } from "../src/threads/control.ts";
 import { threadSupport } from "../src/threads/spawn.ts";
 import { kernelModule, pickVariant } from "../src/kernels/wasm.ts";
 import { KERNEL_SPEC } from "../src/kernels/spec.ts";
 import { generate } from "../src/generate.ts";
-import { KvasmError } from "../src/errors.ts";
+import { KvasmError, ParamError } from "../src/errors.ts";
 import { type Backend, ROW_FIELDS, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 
@@ -296,8 +296,13 @@ for (const missing of ["Worker", "SharedArrayBuffer"] as const) {
 
 test("threads: 1 and bad thread counts", async () => {
   assert((await selectBackend({ threads: 1 })) instanceof WasmBackend, "threads: 1 is the plain backend");
-  await assertRejects(() => selectBackend({ threads: 0 }), KvasmError, /threads/);
-  await assertRejects(() => selectBackend({ threads: 1.5 }), KvasmError, /threads/);
+  // the same ParamError from each door, before any Worker or Memory is made
+  const message = /^threads: must be a positive integer, got /;
+  for (const bad of [0, -1, 1.5, NaN]) {
+    await assertRejects(() => selectBackend({ threads: bad }), ParamError, message);
+    await assertRejects(() => new ThreadedWasmBackend({ threads: bad }), ParamError, message);
+    await assertRejects(() => ThreadPool.start({ threads: bad } as PoolOptions), ParamError, message);
+  }
 });
 
 // ---------------------------------------------------------------- dying workers

@@ -3,7 +3,7 @@ import type { TensorInfo } from "../formats/types.ts";
 import { WasmBackend } from "./wasm.ts";
 import { ThreadedWasmBackend } from "./wasm-threads.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
-import { ParamError, UnsupportedError } from "../errors.ts";
+import { ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
 
 export type BackendName = "wasm" | "webgpu" | "auto";
 export const BACKEND_NAMES: readonly BackendName[] = ["wasm", "webgpu", "auto"];
@@ -70,9 +70,7 @@ export interface BackendChoice {
  */
 export async function selectBackend(opts: BackendChoice = {}): Promise<Backend> {
   const explicit = opts.threads !== undefined;
-  if (explicit && !(Number.isInteger(opts.threads) && opts.threads! >= 1)) {
-    throw new ParamError("threads", `must be a positive integer, got ${opts.threads}`);
-  }
+  if (explicit) positiveInteger("threads", opts.threads!);
   const threads = opts.threads ?? await coreCount();
   if (threads <= 1 || !threadSupport()) return new WasmBackend({ relaxed: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
   return new ThreadedWasmBackend({ threads, relaxed: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder, fallback: !explicit });

@@ -6,7 +6,7 @@ import { kernelModule, pickVariant } from "../kernels/wasm.ts";
 import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool, TILED_ROWS } from "../threads/pool.ts";
 import { MAX_SEGMENTS } from "../threads/control.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
-import { KvasmError } from "../errors.ts";
+import { KvasmError, positiveInteger } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
 import { WasmBackend } from "./wasm.ts";
 
@@ -96,9 +96,7 @@ export class ThreadedWasmBackend extends WasmBackend {
 
   constructor(opts: ThreadedWasmOptions) {
     super({ relaxed: opts.relaxed, shared: true, ggmlOrder: opts.ggmlOrder });
-    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) {
-      throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
-    }
+    positiveInteger("threads", opts.threads);
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
     this.mergeMatmuls = opts.mergeMatmuls ?? true;

@@ -8,7 +8,7 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
 import type { Sampler, SampleResult, TokenLogprob } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
-import { ContextLengthError, ParamError } from "../errors.ts";
+import { ContextLengthError, nonNegativeInteger, ParamError } from "../errors.ts";
 import type { EngineEvent, FinishReason } from "./events.ts";
 
 /** What the decoder needs of a model. */
@@ -33,9 +33,7 @@ export function promptIds(model: DecoderModel, prompt: string | ArrayLike<number
 
 /** maxTokens, defaulted (256) and checked. */
 export function maxTokensOf(maxTokens: number | undefined): number {
-  const n = maxTokens ?? 256;
-  if (!Number.isInteger(n) || n < 0) throw new ParamError("maxTokens", `must be a non-negative integer, got ${n}`);
-  return n;
+  return nonNegativeInteger("maxTokens", maxTokens ?? 256);
 }
 
 export interface DecoderOptions {

@@ -16,7 +16,7 @@ import type { PrefixCache } from "../kv/prefix-cache.ts";
 import { Sampler } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
-import { ClosedError, KvasmError, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
+import { ClosedError, KvasmError, nonNegativeInteger, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./decoder.ts";
 import type { FinishReason } from "./events.ts";
@@ -133,7 +133,8 @@ export class Engine {
     this.maxQueue = positiveInteger("maxQueue", opts.maxQueue ?? 256);
     this.maxStepRows = positiveInteger("maxStepRows", opts.maxStepRows ?? model.maxBatchRows);
     this.kv = model.sequences;
-    this.prefixCache = this.kv.prefixCache(opts.prefixCachePages ?? Math.floor(this.kv.totalPages / 2));
+    const prefixPages = nonNegativeInteger("prefixCachePages", opts.prefixCachePages ?? Math.floor(this.kv.totalPages / 2));
+    this.prefixCache = this.kv.prefixCache(prefixPages);
   }
 
   // ---------------------------------------------------------------- counters
@@ -175,10 +176,9 @@ export class Engine {
     if (this.closed) throw new ClosedError("engine");
     const m = this.model, tok = m.tokenizer;
     const maxTokens = maxTokensOf(params.maxTokens);
-    const beams = params.beams ?? 0;
-    if (!Number.isInteger(beams) || beams < 0) throw new ParamError("beams", `must be a non-negative integer, got ${beams}`);
+    const beams = nonNegativeInteger("beams", params.beams ?? 0);
     const n = params.n ?? (beams > 0 ? beams : 1);
-    if (!Number.isInteger(n) || n < 1) throw new ParamError("n", `must be a positive integer, got ${n}`);
+    positiveInteger("n", n);
     if (beams > 0 && n > beams) throw new ParamError("n", `must be at most beams (${beams}), got ${n}`);
     const width = beams > 0 ? beams : n;
     if (width > this.kv.maxSequences) {

@@ -22,7 +22,7 @@ import { WeightSet } from "./weights.ts";
 import { planRunState, type RunShape, runState } from "../architectures/architecture.ts";
 import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
-import { FormatError, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
+import { FormatError, nonNegativeInteger, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
@@ -140,18 +140,20 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const names = checkTensors(file, arch.tensors(config));
 
   // attention options before any backend starts
-  const topK = opts.attention?.topK ?? 0;
-  if (!(Number.isInteger(topK) && topK >= 0)) throw new ParamError("attention.topK", `must be a non-negative integer, got ${topK}`);
+  const topK = nonNegativeInteger("attention.topK", opts.attention?.topK ?? 0);
+  const slidingWindow = opts.slidingWindow === undefined ? undefined : nonNegativeInteger("slidingWindow", opts.slidingWindow);
   if (topK > 0 && opts.kvCacheType === "f16") {
     throw new UnsupportedError(
       `sparse top-k attention (attention.topK) runs on the f32, q8_0 and u8_asym caches, not f16 (its flash attention never holds all scores)`,
     );
   }
+  // the plan's sizes, each an integer >= 1 before anything is laid out (0, fractions, negatives and NaN made NaN-byte
+  // plans, untyped RangeErrors, a memory access out of bounds at the first prefill, or a cache that fits no page)
   const ctx = positiveInteger("contextLength", opts.contextLength ?? config.contextLength);
-  const maxSeqs = opts.maxSequences ?? 1;
-  const rows = opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128);
-  const pageSize = opts.pageSize ?? 16;
-  const nPages = opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize);
+  const maxSeqs = positiveInteger("maxSequences", opts.maxSequences ?? 1);
+  const rows = positiveInteger("maxBatchRows", opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128));
+  const pageSize = positiveInteger("pageSize", opts.pageSize ?? 16);
+  const nPages = positiveInteger("kvPages", opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize));
   const logitRows = Math.max(maxSeqs, 1);
   const kvType = opts.kvCacheType ?? "f32";
   // a row never attends more than ctx positions: k past that is dense attention, and needs no more scratch
@@ -178,12 +180,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
     if (topK > 0 && backend.name === "webgpu") {
       throw new UnsupportedError("the WebGPU backend has no sparse top-k attention (attention.topK); use the WASM backend");
     }
-    if (opts.slidingWindow !== undefined) {
-      if (!(Number.isInteger(opts.slidingWindow) && opts.slidingWindow >= 0)) {
-        throw new ParamError("slidingWindow", `must be a non-negative integer, got ${opts.slidingWindow}`);
-      }
-      config.slidingWindow = opts.slidingWindow || undefined;
-    }
+    if (slidingWindow !== undefined) config.slidingWindow = slidingWindow || undefined;
     if (kvType !== "f32" && !backend.supportsKV?.(kvType)) {
       throw new UnsupportedError(`the ${backend.name} backend has no ${kvType} KV cache`);
     }

@@ -1,4 +1,4 @@
-import { KvasmError } from "../errors.ts";
+import { KvasmError, positiveInteger } from "../errors.ts";
 import {
   ARGS,
   ATT,
@@ -276,9 +276,7 @@ export class ThreadPool {
 
   /** Starts the Workers and resolves when every one has instantiated the kernels. */
   static async start(opts: PoolOptions): Promise<ThreadPool> {
-    if (!(Number.isInteger(opts.threads) && opts.threads >= 1)) {
-      throw new KvasmError("params", `threads: must be a positive integer, got ${opts.threads}`);
-    }
+    positiveInteger("threads", opts.threads);
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
     for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS, STATS_ON]) Atomics.store(c, i, 0);
