@@ -390,7 +390,7 @@ for (const cname of opts.cases.split(",")) {
     };
     if (type !== GGMLType.F32) {
       // the dispatch a fold saves: RMSNorm + Q8_0 quantize of the row (wgsl-ops.ts quantQ8_0Kernel), as decode runs it
-      const p = await pipeline(quantQ8_0Kernel(true));
+      const p = await pipeline(quantQ8_0Kernel(true, K));
       const params = new Uint32Array(64);
       params.set([ACT2, X, K, 1, new Uint32Array(new Float32Array([1e-5]).buffer)[0], NORMED]);
       const ub = device.createBuffer({ size: 256, usage: 0x40 | U });

@@ -120,11 +120,15 @@ const SPREAD_SAMPLE_FROM = 32000;
  */
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /**
- * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): matmulKernel's ("off") until the row
- * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 or 12:10-13:30 UTC;
- * `scripts/gpu/device-run.sh decide` is the call that decides it). `rowKernels: "auto"` takes them.
+ * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): "auto", the row kernels with the
+ * lanes and units the H200's matvec bench found fastest, except where a matmul norms and quantizes its own input
+ * (fold), which keeps matmulKernel's prologue: every row-kernel workgroup norms and quantizes the whole row again,
+ * and the folded row kernels ran 1.4-5.5x slower than unfolded (gate/up 51.7 us against 9.4 at 8 lanes a row,
+ * bench/webgpu-matvec.ts, 2026-12-05 15:02 UTC), so stories110M Q4_0, whose layer weights all fold, ran at 0.77x with
+ * them (1028 against 1338 tok/s) while the 1B shape, which folds none, ran at 1.13x (692 against 615, the same call).
+ * "pairs" and "octets" (the first rule, folded too) and "off" (matmulKernel) by option.
  */
-const ROW_FORM: RowForm = "off";
+const ROW_FORM: RowForm = "auto";
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -264,12 +268,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
    * fold: where one-row matmuls norm and quantize their own input (wgsl-matmul.ts prologueCode) instead of reading
-   * it from the dispatches before them; the products are bit-identical either way. "layers": the layers' RMSNorm +
+   * it from the dispatches before them; the products are bit-identical either way within one kernel form (rowKernels
+   * "auto", the default, folds with matmulKernel and runs the row kernels unfolded: within 1e-5). "layers": the layers' RMSNorm +
    * quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final RMSNorm too, in the
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
-   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (wgsl-matmul.ts rowPlan; for measuring).
+   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (ROW_FORM, wgsl-matmul.ts rowPlan; other
+   * forms for measuring).
    * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
    * picks one per matmul by its tile count; for measuring). A shape needing more workgroup memory than the device
    * gives falls back to "today".
@@ -1208,7 +1214,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
-    const plan = T === 1 ? rowPlan(type, n, this.rowForm, rows) : null;
+    const plan = T === 1 && (prologue === "none" || this.rowForm !== "auto") ? rowPlan(type, n, this.rowForm, rows) : null;
     if (plan) {
       const key = this.keyFor(matmulSignature(type, epilogue, rowTile(plan), paired, plan.lanes, pro, n), matmulKey);
       const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
@@ -1227,8 +1233,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const a = ACT_WORDS[next.type];
     const epsBits = this.f32Bits(eps);
     if (a.block === 32) {
-      const src = this.pipelines.has("normquant:32") ? "" : quantQ8_0Kernel(true);
-      this.dispatch("normquant:32", src, this.words(scratch / 4, x / 4, n, T, epsBits, out / 4), Math.ceil(n / 256), T, w);
+      const key = this.keyFor(SIG_NORMQUANT + n, normQuantKey); // built for its row width (quantQ8_0Kernel)
+      const src = this.pipelines.has(key) ? "" : quantQ8_0Kernel(true, n);
+      this.dispatch(key, src, this.words(scratch / 4, x / 4, n, T, epsBits, out / 4), Math.ceil(n / 256), T, w);
     } else {
       const src = this.pipelines.has("normquant:256") ? "" : normQuantKernel(256);
       this.dispatch("normquant:256", src, this.words(out / 4, x / 4, n, T, epsBits, scratch / 4), T, 1, w);
@@ -1459,7 +1466,7 @@ const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
 const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
 const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
-const SIG_ATTENTION = 5 * 2 ** 44;
+const SIG_ATTENTION = 5 * 2 ** 44, SIG_NORMQUANT = 6 * 2 ** 44;
 
 /** type (< 64), epilogue (< 4), tile rows (< 256), shape (TILE_SHAPE_NAMES index + 1; 0: today's tiles). */
 function tiledSignature(type: number, epilogue: number, bm: number, shape: number): number {
@@ -1493,6 +1500,11 @@ function matmulKey(s: number): string {
   const prologue = PROLOGUES[v % 4], lanes = Math.floor(v / 4) % 128, paired = Math.floor(v / 512) % 2 === 1;
   const tt = Math.floor(v / 1024) % 16, epilogue = EPILOGUES[Math.floor(v / 16384) % 4], type = Math.floor(v / 65536);
   return `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${n}`;
+}
+
+/** RMSNorm + the Q8_0 quantizer, built for its row width n. */
+function normQuantKey(s: number): string {
+  return `normquant:32:${s - SIG_NORMQUANT}`;
 }
 
 function embedKey(s: number): string {
