@@ -1174,10 +1174,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size, 1, plan.octets);
         continue;
       }
-      const lanes = lanesFor(w.type, w.cols);
+      const lanes = lanesFor(w.type, w.cols), v4 = w.type === GGMLType.F32;
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
-      const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes);
-      this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size);
+      const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes, "none", 0, v4);
+      this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size, 1, v4);
     }
     // the quantized input stays valid for the next matmul unless this one wrote over its source or the scratch
     const q = this.quantized, outEnd = out + T * w.rows * 4;
@@ -1222,9 +1222,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
       this.quantized.valid = false;
       return;
     }
-    const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey);
-    const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n);
-    this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds);
+    const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey), v4 = type === GGMLType.F32;
+    const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n, v4);
+    this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds, v4);
     this.quantized.valid = false; // its outputs may lie anywhere: quantize afresh
   }
 

@@ -132,6 +132,21 @@ const UNIT: Record<number, { units: string; body: string }> = {
 };
 
 /**
+ * F32's unit read as one 16-byte load (the weight binding declared vec4<u32>: prelude's vec4Weights) where UNIT's
+ * reads its 4 words one at a time; the same values in the same dot, so the same bits. A row of n columns (n a
+ * multiple of 4) is 16-byte aligned, as is every binding's offset.
+ */
+const F32_VEC4_UNIT = {
+  units: "n / 4u",
+  body: `
+      let w4 = bitcast<vec4<f32>>(wt[(wbase >> 4u) + u]);
+      for (var k = 0u; k < nt; k++) {
+        let xo = x + (t0 + k) * n + u * 4u;
+        acc[k] += dot(w4, vec4<f32>(ldf(xo), ldf(xo + 1u), ldf(xo + 2u), ldf(xo + 3u)));
+      }`,
+};
+
+/**
  * Units of two blocks for Q8_0 and Q4_0 rows of an even number of blocks:
  * 68 and 36 bytes, so every weight word is read once, aligned (a lone 34- or
  * 18-byte block starts at an odd half-word every other time).
@@ -428,7 +443,8 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
  * over the row's units) and TT token rows (dispatch y), so each weight unit
  * read serves TT activation rows; a row's partial sums meet in a tree in
  * workgroup memory. 64 lanes (4 rows per workgroup) keep more workgroups in
- * flight where a matrix has few rows.
+ * flight where a matrix has few rows. vec4 (F32 only): the weights are bound as vec4<u32> and each unit is one
+ * 16-byte load (F32_VEC4_UNIT).
  */
 export function matmulKernel(
   type: GGMLTypeId,
@@ -438,8 +454,9 @@ export function matmulKernel(
   lanes = 32,
   prologue: Prologue = "none",
   n = 0,
+  vec4 = false,
 ): string {
-  const u = paired ? PAIRED_UNIT[type] : UNIT[type];
+  const u = paired ? PAIRED_UNIT[type] : vec4 && type === GGMLType.F32 ? F32_VEC4_UNIT : UNIT[type];
   const segs = EPILOGUE_WEIGHTS[epilogue];
   // with a prologue the input row is read from workgroup memory (xq), not the state buffer
   const body = (
