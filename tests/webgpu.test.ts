@@ -213,6 +213,52 @@ for (const path of [STORIES("stories260K-q4_0.gguf"), sharedPath("models", "synt
   });
 }
 
+gpuTest(
+  "stories260K.gguf: decode's F32 one-row matmuls at 8, 16 and 32 lanes a row agree with the default (every fused epilogue, the norm folded)",
+  [
+    STORIES("stories260K.gguf"),
+  ],
+  async () => {
+    const logits = async (f32Lanes?: number) => {
+      const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WebGpuBackend({ f32Lanes }), contextLength: 64 });
+      try {
+        const seq = model.newSequence();
+        let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
+        const out: Float32Array[] = [];
+        for (let i = 0; i < 4; i++) {
+          out.push((await model.decodeOne(seq, token)).slice());
+          token = top2(out[i])[0];
+        }
+        return out;
+      } finally {
+        await model.close();
+      }
+    };
+    const want = await logits();
+    for (const lanes of [8, 16, 32]) {
+      const got = await logits(lanes);
+      want.forEach((e, i) => {
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        // only which thread adds which units moves: F32 sums in another order
+        assertClose(got[i], e, 1e-4, `${lanes} lanes, decode ${i}`, scale);
+      });
+    }
+  },
+);
+
+test("webgpu: f32Lanes other than 8, 16, 32 or 64 is a typed error", () => {
+  for (const f32Lanes of [0, 12, 128, NaN]) {
+    let caught: unknown;
+    try {
+      new WebGpuBackend({ f32Lanes });
+    } catch (e) {
+      caught = e;
+    }
+    assert(caught instanceof WebGpuError && String(caught).includes("f32Lanes"), `${f32Lanes}: got ${caught}`);
+  }
+});
+
 /** Greedy ids fed back one decodeOne at a time, picked on the host. */
 async function hostGreedy(model: Model, prompt: number[], n: number): Promise<{ ids: number[]; next: Float32Array }> {
   const seq = model.newSequence();
@@ -843,8 +889,9 @@ if (gpuExpected) {
       ]]
     ) {
       // every kernel form that folds: matmulKernel's ("off", and "auto", which keeps it where a matmul folds), the row
-      // kernels' paired units and (2048 Q4_0 columns) octets, each against itself apart
-      const forms: RowForm[] = type === GGMLType.F32 ? ["off"] : cols === 2048 ? ["off", "octets"] : ["off", "pairs"];
+      // kernels' plan ("rows": 16 lanes, paired units; 2112 columns 33 units, ragged) and (2048 Q4_0 columns) octets,
+      // each against itself apart
+      const forms: RowForm[] = type === GGMLType.F32 ? ["off"] : cols === 2048 ? ["off", "octets", "rows"] : ["off", "rows"];
       for (const form of forms) {
         const folded = await run(true, type, cols, form), apart = await run(false, type, cols, form);
         const what = `type ${type}, ${cols} columns, rows ${form}`;

@@ -126,7 +126,8 @@ const FOLD_AUTO_ELEMENTS = 2 ** 21;
  * and the folded row kernels ran 1.4-5.5x slower than unfolded (gate/up 51.7 us against 9.4 at 8 lanes a row,
  * bench/webgpu-matvec.ts, 2026-12-05 15:02 UTC), so stories110M Q4_0, whose layer weights all fold, ran at 0.77x with
  * them (1028 against 1338 tok/s) while the 1B shape, which folds none, ran at 1.13x (692 against 615, the same call).
- * "pairs" and "octets" (the first rule, folded too) and "off" (matmulKernel) by option.
+ * "rows" (rowPlan's form, folded too), "pairs" and "octets" (the first rule, folded too) and "off" (matmulKernel)
+ * by option.
  */
 const ROW_FORM: RowForm = "auto";
 /**
@@ -249,6 +250,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly tiledFrom: number;
   private readonly tileRows: number;
   private readonly rowForm: RowForm;
+  /** Threads a row of decode's one-row F32 matmuls (0: lanesFor's). */
+  private readonly f32Lanes: number;
   private readonly tilesName: string;
   /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
   private tileShape = "today";
@@ -274,6 +277,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
+   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's; for
+   * measuring: fewer lanes, fewer workgroups to norm the row again where the norm is folded).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (ROW_FORM, wgsl-matmul.ts rowPlan; other
    * forms for measuring).
    * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
@@ -294,8 +299,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
       spreadSampleFrom?: number;
       rowKernels?: RowForm;
       tiles?: string;
+      f32Lanes?: number;
     } = {},
   ) {
+    if (opts.f32Lanes !== undefined && ![8, 16, 32, 64].includes(opts.f32Lanes)) {
+      throw new WebGpuError(`f32Lanes must be 8, 16, 32 or 64, got ${opts.f32Lanes}`);
+    }
+    this.f32Lanes = opts.f32Lanes ?? 0;
     this.tilesName = opts.tiles ?? TILES;
     if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
       throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
@@ -1156,6 +1166,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return T === 1 ? 1 : T <= 4 ? 4 : 8;
   }
 
+  /** Threads a weight row of matmulKernel's dispatch: f32Lanes for one-row F32, else lanesFor's. */
+  private lanes(type: GGMLTypeId, n: number, T: number): number {
+    return T === 1 && type === GGMLType.F32 && this.f32Lanes ? this.f32Lanes : lanesFor(type, n);
+  }
+
   private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols), ranges = this.ranges(w);
@@ -1174,7 +1189,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size, 1, plan.octets);
         continue;
       }
-      const lanes = lanesFor(w.type, w.cols), v4 = w.type === GGMLType.F32;
+      const lanes = this.lanes(w.type, w.cols, T), v4 = w.type === GGMLType.F32;
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
       const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes, "none", 0, v4);
       this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size, 1, v4);
@@ -1199,7 +1214,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     prologue: Prologue,
     params: Uint32Array,
   ): void {
-    const n = w0.cols, type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
+    const n = w0.cols, type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = this.lanes(type, n, T);
     const ws = this.ws4;
     ws[0] = w0;
     ws[1] = w1;
