@@ -64,7 +64,7 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
                         dispatches of their own (off); with several, gain compares each to the first
   --spread-from LIST    logits from which the device sampler's top-p search runs over 128 workgroups (default: the
                         backend's, 32000); several (1e9,0): each measured in turn, as --fold's variants
-  --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto, rows (default: the backend's)
+  --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto (default: the backend's)
   --f32-lanes N         threads a row of decode's one-row F32 matmuls, 8 to 64 (default: the backend's)
   --tiles LIST          prefill's quantized matmul tiles: today, or a register-tiled shape of wgsl-tiled.ts TILE_SHAPES
                         (b64x64-t8x8-k2, ...); several: each measured in turn, as --fold's variants (gain: prefill too)

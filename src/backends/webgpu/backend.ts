@@ -116,20 +116,24 @@ const SPREAD_SAMPLE_FROM = 32000;
  * weight while the dispatch it saves costs the same: on an H200 (2026-12-05, same run) "layers" ran stories110M
  * Q4_0 (weights of 0.6-1.6M elements) at 1.08-1.18x of the dispatches apart, the 1B shape (4-17M) at 0.89-0.94x,
  * where the folded gate/up and down projections took longer than their dispatches apart. The bound keeps to what
- * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured).
+ * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured). With the row
+ * kernels (ROW_FORM) folding the 1B's layers ("layers") tied with not folding on an H100 (2026-12-05 15:33-15:38 UTC,
+ * three rounds: 781 / 779 / 788 against 775 / 753 / 802 tok/s; 86 dispatches a token against 134, 1427 against 1533 us
+ * of GPU time each timed alone), so the bound stays (Q8_0 there is not measured).
  */
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /**
- * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): "auto", the row kernels with the
- * lanes and units the H200's matvec bench found fastest, except where a matmul norms and quantizes its own input
- * (fold), which keeps matmulKernel's prologue: every row-kernel workgroup norms and quantizes the whole row again,
- * and the folded row kernels ran 1.4-5.5x slower than unfolded (gate/up 51.7 us against 9.4 at 8 lanes a row,
- * bench/webgpu-matvec.ts, 2026-12-05 15:02 UTC), so stories110M Q4_0, whose layer weights all fold, ran at 0.77x with
- * them (1028 against 1338 tok/s) while the 1B shape, which folds none, ran at 1.13x (692 against 615, the same call).
- * "rows" (rowPlan's form, folded too), "pairs" and "octets" (the first rule, folded too) and "off" (matmulKernel)
- * by option.
+ * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): "auto", the row kernels with the lanes
+ * and units the H200's matvec bench found fastest, folded too. On an H100 (2026-12-05 15:33-15:38 UTC, one call,
+ * main's tree then this one, three rounds of the 1B and two of stories110M, one call of 256 tokens) they decoded the
+ * 1B shape Q4_0 at 1.32x of matmulKernel's (775 / 753 / 802 against 585 / 581 / 593 tok/s) and stories110M Q4_0,
+ * whose layers fold, at 1.10-1.15x (1397 / 1455 against 1272 / 1263), where keeping matmulKernel's fold there ran
+ * 1.03-1.04x: since the fold's norm keeps its loads in flight (sumSquares), the row kernels' prologue no longer loses
+ * (it had run 1.4-5.5x slower than unfolded on the H200's matvec bench, and stories110M Q4_0 at 0.77x).
+ * "pairs" and "octets" (the first rule) and "off" (matmulKernel) by option.
  */
 const ROW_FORM: RowForm = "auto";
+const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -271,14 +275,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
    * blocks are bit-identical).
    * fold: where one-row matmuls norm and quantize their own input (wgsl-matmul.ts prologueCode) instead of reading
-   * it from the dispatches before them; the products are bit-identical either way within one kernel form (rowKernels
-   * "auto", the default, folds with matmulKernel and runs the row kernels unfolded: within 1e-5). "layers": the layers' RMSNorm +
+   * it from the dispatches before them; the products are bit-identical either way. "layers": the layers' RMSNorm +
    * quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final RMSNorm too, in the
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
-   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's; for
-   * measuring: fewer lanes, fewer workgroups to norm the row again where the norm is folded).
+   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
+   * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
+   * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (ROW_FORM, wgsl-matmul.ts rowPlan; other
    * forms for measuring).
    * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
@@ -311,6 +315,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
     }
     this.rowForm = opts.rowKernels ?? ROW_FORM;
+    if (!ROW_FORMS.includes(this.rowForm)) throw new WebGpuError(`unknown rowKernels "${this.rowForm}" (${ROW_FORMS.join(", ")})`);
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
@@ -1229,7 +1234,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     const pro = PROLOGUES.indexOf(prologue), pn = prologue === "none" ? 0 : n;
-    const plan = T === 1 && (prologue === "none" || this.rowForm !== "auto") ? rowPlan(type, n, this.rowForm, rows) : null;
+    const plan = T === 1 ? rowPlan(type, n, this.rowForm, rows) : null;
     if (plan) {
       const key = this.keyFor(matmulSignature(type, epilogue, rowTile(plan), paired, plan.lanes, pro, n), matmulKey);
       const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);

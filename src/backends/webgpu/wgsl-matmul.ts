@@ -544,13 +544,13 @@ export interface RowPlan {
  * fastest of the 31-35 unfolded forms measured, or within 1.07x of it, for every matrix and both types (Q4_0 gate/up 8.56 us against matmulKernel's
  * 19.6, down 31.8 against 51.9, Q/K/V 20.8 against 28.9, the classifier 47.9 against 648; Q8_0 55.7 / 156.7, 39.4 /
  * 72.6, 22.3 / 40.3, 169 / 968), where the first rule's fewest threads that still made 256 workgroups (2 a row and
- * octets for the classifier, 4 for gate/up) ran 1.06-1.9x slower ("rows": the same plan). "pairs" and "octets" keep that first rule (as few
+ * octets for the classifier, 4 for gate/up) ran 1.06-1.9x slower. "pairs" and "octets" keep that first rule (as few
  * threads a row as still give ROW_WORKGROUPS workgroups, up to 2 octets or 4 paired units in flight) for measuring.
  */
 export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", rows = 0): RowPlan | null {
   if (form === "off" || (type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
   if (rowStagedWords(type, n) === 0) return null;
-  if (form === "auto" || form === "rows") {
+  if (form === "auto") {
     const units = n / 64;
     let lanes = 2;
     while (lanes * 2 <= Math.min(16, units)) lanes *= 2;
@@ -568,11 +568,10 @@ export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", row
 export const ROW_WORKGROUPS = 256;
 
 /**
- * Which one-row kernels decode's Q8_0/Q4_0 matmuls take: matmulKernel's (off), the row kernel's pairs or octets by
- * the first rule, or the best measured (auto: rowPlan's; the backend then keeps matmulKernel where its workgroups
- * norm and quantize their own input, see backend.ts ROW_FORM; rows: rowPlan's, folded too).
+ * Which one-row kernels decode's Q8_0/Q4_0 matmuls take, folded or not: matmulKernel's (off), the row kernel's
+ * pairs or octets by the first rule, or the best measured (auto: rowPlan's; see backend.ts ROW_FORM).
  */
-export type RowForm = "off" | "pairs" | "octets" | "auto" | "rows";
+export type RowForm = "off" | "pairs" | "octets" | "auto";
 
 /** Words of workgroup memory a row kernel stages (the Q8_0 blocks, and Q4_0's block sums); 0 where it does not fit. */
 export function rowStagedWords(type: GGMLTypeId, n: number): number {
