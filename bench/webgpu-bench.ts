@@ -8,6 +8,9 @@ import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts"
 
 type Gpu = any;
 
+/** Wall time of untimed passes before each timing (timeIt). */
+const WARM_MS = 30;
+
 /** Buffer usage bits (GPUBufferUsage, which not every runtime's globals carry). */
 export const MAP_READ = 0x01, COPY_DST = 0x08, COPY_SRC = 0x04, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
 
@@ -59,6 +62,22 @@ export async function openGpuBench(bindings: number): Promise<GpuBench> {
   }
 
   async function timeIt(p: Gpu, bg: Gpu, gx: number, gy: number, count: number): Promise<number> {
+    // Warm-up: the same dispatches, untimed, for WARM_MS of wall time first. The host compiles each candidate's
+    // pipeline between timings and the GPU idles meanwhile; a timed pass of 50 short dispatches (a few hundred us)
+    // may end before its clocks are back up. On an H100 (2026-12-05, before this warm-up) kernels read up to 4x
+    // slower here than in the decode profile (stories110M's F32 classifier 200 us against 47), and one form 3x slower
+    // than the form timed just before it; the clocks are the likely cause, not yet confirmed on a GPU.
+    const warm = performance.now();
+    for (let i = 0; i < 200 && performance.now() - warm < WARM_MS; i++) {
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(p);
+      pass.setBindGroup(0, bg);
+      for (let j = 0; j < count; j++) pass.dispatchWorkgroups(gx, gy);
+      pass.end();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+    }
     let best = Infinity;
     for (let rep = 0; rep < 3; rep++) {
       const enc = device.createCommandEncoder();

@@ -227,7 +227,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
 function variants(type: GGMLTypeId): Variant[] {
   if (type === GGMLType.F32) {
-    const out: Variant[] = [{ name: "today", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: false }];
+    const out: Variant[] = [
+      { name: "today", kind: "today", layout: "ggml", lanes: 0, unroll: 1, act: "global", fold: false },
+      // matmulKernel with each unit one 16-byte load (the backend's F32 form)
+      { name: "today-vec4", kind: "today", layout: "oct", lanes: 0, unroll: 1, act: "global", fold: false },
+    ];
     for (const [lanes, unroll] of [[8, 4], [16, 4], [32, 2], [32, 4], [64, 2]]) {
       out.push({ name: `f32-L${lanes}-U${unroll}`, kind: "cand", layout: "ggml", lanes, unroll, act: "shared", fold: false });
     }
@@ -390,7 +394,7 @@ for (const cname of opts.cases.split(",")) {
     };
     if (type !== GGMLType.F32) {
       // the dispatch a fold saves: RMSNorm + Q8_0 quantize of the row (wgsl-ops.ts quantQ8_0Kernel), as decode runs it
-      const p = await pipeline(quantQ8_0Kernel(true));
+      const p = await pipeline(quantQ8_0Kernel(true, K));
       const params = new Uint32Array(64);
       params.set([ACT2, X, K, 1, new Uint32Array(new Float32Array([1e-5]).buffer)[0], NORMED]);
       const ub = device.createBuffer({ size: 256, usage: 0x40 | U });
@@ -408,7 +412,7 @@ for (const cname of opts.cases.split(",")) {
       if (want && !want.has(v.name) && v.name !== "today") continue;
       const lanes = v.kind === "today" ? lanesFor(type, K) : v.lanes;
       const code = v.kind === "today"
-        ? matmulKernel(type, "store", 1, pairedUnits(type, K), lanes, v.fold ? "normq" : "none", K)
+        ? matmulKernel(type, "store", 1, pairedUnits(type, K), lanes, v.fold ? "normq" : "none", K, v.layout === "oct")
         : type === GGMLType.F32
         ? candidateF32(v, K)
         : v.kind === "row"
@@ -416,7 +420,7 @@ for (const cname of opts.cases.split(",")) {
         : candidate(type, v, K);
       let p: Gpu;
       try {
-        p = await pipeline(code, v.kind === "row" && v.layout === "oct");
+        p = await pipeline(code, v.kind !== "cand" && v.layout === "oct"); // octets and today-vec4 bind the weights as vec4<u32>
       } catch (e) {
         console.log(`${cname} ${tname} ${v.name}: does not compile: ${(e as Error).message.split("\n")[0]}`);
         continue;

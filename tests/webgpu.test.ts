@@ -7,7 +7,9 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
-import type { RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { type RowForm, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
+import { sumSquares } from "../src/backends/webgpu/wgsl-common.ts";
 import { autoTileShape, TILE_SHAPES, tileStorageBytes } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
@@ -210,6 +212,62 @@ for (const path of [STORIES("stories260K-q4_0.gguf"), sharedPath("models", "synt
     }
   });
 }
+
+gpuTest(
+  "stories260K.gguf: decode's F32 one-row matmuls at 8, 16 and 32 lanes a row agree with the default (every fused epilogue, the norm folded)",
+  [
+    STORIES("stories260K.gguf"),
+  ],
+  async () => {
+    const logits = async (f32Lanes?: number) => {
+      const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WebGpuBackend({ f32Lanes }), contextLength: 64 });
+      try {
+        const seq = model.newSequence();
+        let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
+        const out: Float32Array[] = [];
+        for (let i = 0; i < 4; i++) {
+          out.push((await model.decodeOne(seq, token)).slice());
+          token = top2(out[i])[0];
+        }
+        return out;
+      } finally {
+        await model.close();
+      }
+    };
+    const want = await logits();
+    for (const lanes of [8, 16, 32]) {
+      const got = await logits(lanes);
+      want.forEach((e, i) => {
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        // only which thread adds which units moves: F32 sums in another order
+        assertClose(got[i], e, 1e-4, `${lanes} lanes, decode ${i}`, scale);
+      });
+    }
+  },
+);
+
+test("webgpu: an unknown rowKernels form is a typed error", () => {
+  let caught: unknown;
+  try {
+    new WebGpuBackend({ rowKernels: "rows" as RowForm });
+  } catch (e) {
+    caught = e;
+  }
+  assert(caught instanceof WebGpuError && String(caught).includes("unknown rowKernels"), `got ${caught}`);
+});
+
+test("webgpu: f32Lanes other than 8, 16, 32 or 64 is a typed error", () => {
+  for (const f32Lanes of [0, 12, 128, NaN]) {
+    let caught: unknown;
+    try {
+      new WebGpuBackend({ f32Lanes });
+    } catch (e) {
+      caught = e;
+    }
+    assert(caught instanceof WebGpuError && String(caught).includes("f32Lanes"), `${f32Lanes}: got ${caught}`);
+  }
+});
 
 /** Greedy ids fed back one decodeOne at a time, picked on the host. */
 async function hostGreedy(model: Model, prompt: number[], n: number): Promise<{ ids: number[]; next: Float32Array }> {
@@ -700,6 +758,37 @@ test("webgpu: tiles 'auto' takes the shape the H200's GEMM bench measured fastes
   assertEquals(autoTileShape(512, 16384, 4096), null);
 });
 
+test("webgpu: rowPlan 'auto' takes the form the H200's matvec bench measured fastest; the first rule stays for pairs and octets", () => {
+  // the 1B's gate/up, Q/K/V and classifier (2048 columns: 32 paired units) 16 lanes x 2 units; its down projection
+  // (8192: 128 units) 16 x 4; stories110M's 768 columns (12 units) 8 x 2 (one round, ragged); never octets
+  for (const type of [GGMLType.Q4_0, GGMLType.Q8_0]) {
+    for (const rows of [16384, 3072, 128256]) assertEquals(rowPlan(type, 2048, "auto", rows), { lanes: 16, unroll: 2, octets: false });
+    assertEquals(rowPlan(type, 8192, "auto", 2048), { lanes: 16, unroll: 4, octets: false });
+    assertEquals(rowPlan(type, 768, "auto", 32000), { lanes: 8, unroll: 2, octets: false });
+  }
+  // the first rule: the fewest lanes that still give 256 workgroups (the classifier 2 lanes and 2 octets a thread)
+  assertEquals(rowPlan(GGMLType.Q4_0, 2048, "octets", 128256), { lanes: 2, unroll: 2, octets: true });
+  assertEquals(rowPlan(GGMLType.Q4_0, 2048, "pairs", 16384), { lanes: 4, unroll: 4, octets: false });
+  // matmulKernel's: off, other types, rows of an odd block count
+  assertEquals(rowPlan(GGMLType.Q4_0, 2048, "off", 16384), null);
+  assertEquals(rowPlan(GGMLType.Q4_K, 2048, "auto", 16384), null);
+  assertEquals(rowPlan(GGMLType.Q8_0, 1056, "auto", 70), null);
+});
+
+test("webgpu: the norm's sum of squares keeps RMSNORM's order with its loads written out, and a width it was not built for is an error", () => {
+  // elements li, li + 256, ... added in order: for 2112 columns 8 in a loop of 1 and the ragged ninth guarded
+  const code = sumSquares(2112, "xr");
+  assert(code.includes("for (var c = 0u; c < 1u; c++)") && code.includes("if (li + 2048u + 0u < 2112u)"), code);
+  assert(sumSquares(768, "xr").split("ldf(").length - 1 === 3, "768 columns: 3 loads a thread");
+  let caught: unknown;
+  try {
+    quantQ8_0Kernel(true, 0);
+  } catch (e) {
+    caught = e;
+  }
+  assert(String(caught).includes("multiple of 32"), String(caught));
+});
+
 test("webgpu: an unknown tile shape is a typed error", () => {
   let caught: unknown;
   try {
@@ -763,9 +852,8 @@ if (gpuExpected) {
   test("webgpu: one-row matmuls that norm and quantize their input themselves equal the dispatches apart, bit for bit (the normed row left in memory to 2^-21 of its largest value)", async () => {
     assert(status.available, `no WebGPU adapter: ${status.reason}`);
     // 1056 columns: 33 Q8_0 blocks (unpaired), two rounds of 1024; 2112: 66 (paired), three rounds, the last partial
-    const run = async (fold: boolean, type: GGMLTypeId, cols: number) => {
-      // the row kernels explicitly (whatever the backend's default): 2048 Q4_0 columns take octets, 2112 paired units
-      const b = new WebGpuBackend({ fold, rowKernels: "auto" });
+    const run = async (fold: boolean, type: GGMLTypeId, cols: number, rowKernels: RowForm) => {
+      const b = new WebGpuBackend({ fold, rowKernels });
       await b.init(0);
       try {
         const rows = 70; // 9 workgroups of 8 rows share the writes of the normed row's blocks
@@ -810,21 +898,26 @@ if (gpuExpected) {
         1056,
       ]]
     ) {
-      const folded = await run(true, type, cols), apart = await run(false, type, cols);
-      const what = `type ${type}, ${cols} columns`;
-      // apart: rmsnorm(+quantize), matmul, quantize (Q8_0/Q4_0 only), matmul + add; folded: two matmuls
-      assertEquals([folded.dispatches, apart.dispatches], [2, type === GGMLType.F32 ? 3 : 4], what);
-      assert(folded.out.some((v) => v !== 0), `${what}: all-zero products`);
-      assertClose(folded.out, apart.out, 0, `${what}: normed products`, 1);
-      assertClose(folded.resid, apart.resid, 0, `${what}: residual`, 1);
-      // The normed row written out (memory left as the dispatches apart leave it; nothing downstream reads it when folded) may
-      // differ in the last bits: a GPU's shader compiler may contract the norm's multiplies into FMAs in one kernel and not the
-      // other (WGSL allows it), as NVIDIA's did on an H200 at 2112 columns (3 ulps at a value near zero). So it is held to
-      // 2^-21 of the row's largest value; the products above, which the fold computes from the same values, stay bit for bit.
-      const largest = apart.normed.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      assertClose(folded.normed, apart.normed, 2 ** -21, `${what}: the normed row`, largest);
-      // the blocks left in scratch are the last quantizer's (of x), as the dispatches apart leave them
-      assertEquals(Array.from(folded.blocks), Array.from(apart.blocks), `${what}: the quantized blocks`);
+      // every kernel form that folds: matmulKernel's ("off"), the row kernels' plan ("auto", the default: 16 lanes,
+      // paired units; 2112 columns 33 units, ragged) and (2048 Q4_0 columns) octets, each against itself apart
+      const forms: RowForm[] = type === GGMLType.F32 ? ["off"] : cols === 2048 ? ["off", "octets", "auto"] : ["off", "auto"];
+      for (const form of forms) {
+        const folded = await run(true, type, cols, form), apart = await run(false, type, cols, form);
+        const what = `type ${type}, ${cols} columns, rows ${form}`;
+        // apart: rmsnorm(+quantize), matmul, quantize (Q8_0/Q4_0 only), matmul + add; folded: two matmuls
+        assertEquals([folded.dispatches, apart.dispatches], [2, type === GGMLType.F32 ? 3 : 4], what);
+        assert(folded.out.some((v) => v !== 0), `${what}: all-zero products`);
+        assertClose(folded.out, apart.out, 0, `${what}: normed products`, 1);
+        assertClose(folded.resid, apart.resid, 0, `${what}: residual`, 1);
+        // The normed row written out (memory left as the dispatches apart leave it; nothing downstream reads it when folded) may
+        // differ in the last bits: a GPU's shader compiler may contract the norm's multiplies into FMAs in one kernel and not the
+        // other (WGSL allows it), as NVIDIA's did on an H200 at 2112 columns (3 ulps at a value near zero). So it is held to
+        // 2^-21 of the row's largest value; the products above, which the fold computes from the same values, stay bit for bit.
+        const largest = apart.normed.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        assertClose(folded.normed, apart.normed, 2 ** -21, `${what}: the normed row`, largest);
+        // the blocks left in scratch are the last quantizer's (of x), as the dispatches apart leave them
+        assertEquals(Array.from(folded.blocks), Array.from(apart.blocks), `${what}: the quantized blocks`);
+      }
     }
   });
 }

@@ -2,7 +2,7 @@
 # One device-tool run of the WebGPU work on a real GPU (NVIDIA, Vulkan): the
 # machine has no Deno and no ../shared, so both travel in .gpucarry (see
 # docs/webgpu.md, "To reproduce"); the Vulkan loader travels in .gl.
-#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees|matvec|gemm|decide]
+#   usage (on the device): bash scripts/gpu/device-run.sh [tests|bench|all|peer|profile|quick|prefill|batch|tiles|gen|split|fold|compare|foldvs|trees|matvec|gemm|decide|branchvs]
 # fold: the tests, then issue 19's before/after in one run: each model with the RMSNorm/quantize dispatches apart
 # (off), folded into the layers' matmuls (layers) and into the classifier too (on), each with the sampler's top-p
 # search in one workgroup and over 128 (--spread-from 1e9,0); dispatches per token, greedy and sampled tok/s and
@@ -16,6 +16,8 @@
 # per-kernel profiles), then bench/webgpu-gemm.ts (prefill's tiles, every shape, TOPS), then a 1B prefill with
 # today's tiles and two register-tiled shapes in one process (today again last), then the tests, then
 # bench/webgpu-matvec.ts with what time is left. Each part has its own timeout, so a slow one cannot eat the rest.
+# branchvs: a branch (a copy in .gpuwt) against main's tree in one call: trees of 110M F32, 110M Q4_0 and the 1B Q4_0
+# (twice), this tree's per-kernel profiles, GEMM_ARGS and MATVEC_ARGS benches where set, then the tests (timeouts each).
 # gemm: bench/webgpu-gemm.ts (prefill's tiled matmuls, today's tiles against register-tiled shapes, GEMM_ARGS), no tests.
 # trees: RUNS and PROFILES of bench/webgpu.ts from several trees (main's, branch copies) on the same files, one call.
 # compare: from a copy of a branch inside the sent tree (.gpuwt), main's tree and the branch's one after the other on the
@@ -51,7 +53,7 @@ fi
 echo "adapter: $adapter" | tee -a "$OUT/adapter.txt"
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv | tee -a "$OUT/adapter.txt"
 date -u | tee -a "$OUT/adapter.txt"
-if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ "$what" != gemm ] && [ "$what" != decide ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
+if [ "$what" != bench ] && [ "$what" != profile ] && [ "$what" != prefill ] && [ "$what" != batch ] && [ "$what" != tiles ] && [ "$what" != split ] && [ "$what" != matvec ] && [ "$what" != gemm ] && [ "$what" != decide ] && [ "$what" != branchvs ] && [ ! -e /tmp/tests-done ] && [ -z "${SKIP_TESTS:-}" ]; then
   CI=true /tmp/deno test -A --no-check tests/webgpu.test.ts 2>&1 | tee "$OUT/test.log"
   [ "$what" = peer ] && touch /tmp/tests-done
 fi
@@ -136,33 +138,64 @@ if [ "$what" = decide ]; then
   grep -h '^{' "$OUT/trees.log" "$OUT/tiles.log" | cut -c1-400
   exit 0
 fi
+if [ "$what" = branchvs ]; then
+  # a branch against main in one call, from a copy of the branch inside the sent tree (.gpuwt): trees (main's tree ..
+  # then this one, the backends' defaults, the 1B twice, alternating; prefill 128 and 512), this tree's per-kernel
+  # profiles (the 1B Q4_0, 110M F32 and Q4_0), bench/webgpu-gemm.ts (GEMM_ARGS) and bench/webgpu-matvec.ts (MATVEC_ARGS)
+  # where set, then the tests with the time left; each part under its own timeout (a device command has 10 minutes)
+  self=$0
+  SKIP_TESTS=1 TREES_PREFILL=128,512 \
+    RUNS="${BRANCHVS_RUNS:-..:llama-1b:Q4_0:- .:llama-1b:Q4_0:- ..:stories110M:F32:- .:stories110M:F32:- ..:stories110M:Q4_0:- .:stories110M:Q4_0:- ..:llama-1b:Q4_0:- .:llama-1b:Q4_0:-}" \
+    PROFILES="${BRANCHVS_PROFILES:-.:llama-1b:Q4_0:auto .:stories110M:F32:auto .:stories110M:Q4_0:auto}" \
+    timeout "${BRANCHVS_TREES_S:-280}" bash "$self" trees > "$OUT/trees.log" 2>&1
+  echo "branchvs: trees done at $((SECONDS - start)) s"
+  if [ -n "${GEMM_ARGS:-}" ]; then
+    timeout "${BRANCHVS_GEMM_S:-100}" /tmp/deno run -A --no-check bench/webgpu-gemm.ts $GEMM_ARGS --json "$OUT/gemm.jsonl" > "$OUT/gemm.log" 2>&1
+    echo "branchvs: gemm done at $((SECONDS - start)) s"
+  fi
+  if [ -n "${MATVEC_ARGS:-}" ]; then
+    timeout "${BRANCHVS_MATVEC_S:-50}" /tmp/deno run -A --no-check bench/webgpu-matvec.ts $MATVEC_ARGS --json "$OUT/matvec.jsonl" > "$OUT/matvec.log" 2>&1
+    echo "branchvs: matvec done at $((SECONDS - start)) s"
+  fi
+  left=$((${BRANCHVS_END_S:-550} - (SECONDS - start)))
+  if [ $left -ge 10 ]; then
+    CI=true timeout $left /tmp/deno test -A --no-check tests/webgpu.test.ts > "$OUT/test.log" 2>&1
+    echo "branchvs: tests done at $((SECONDS - start)) s"
+    tail -4 "$OUT/test.log"
+  fi
+  grep -h fastest "$OUT/gemm.log" 2>/dev/null
+  grep -h '^{' "$OUT/trees.log" | cut -c1-300
+  exit 0
+fi
 if [ "$what" = gemm ]; then
   # many-row quantized matmuls: today's tiles and register-tiled shapes, each output checked against today's (TOPS)
   /tmp/deno run -A --no-check bench/webgpu-gemm.ts ${GEMM_ARGS:-} --json "$OUT/gemm.jsonl" 2>&1 | tee -a "$OUT/bench.log"
   exit 0
 fi
 if [ "$what" = trees ]; then
-  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles]] (rows: bench/webgpu.ts --rows, tiles: --tiles, a branch's
-  # options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles[:lanes]]] (rows: bench/webgpu.ts --rows, tiles: --tiles,
+  # lanes: --f32-lanes, a branch's options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
   # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off; fold "-": the tree's default), SPREAD:
-  # --spread-from (unset: each tree's default);
+  # --spread-from (unset: each tree's default), TREES_PREFILL: --prefill (default 512);
   # PROFILES: tree:shape:type:fold runs of the per-kernel GPU time. One call, one machine: same-run ratios.
-  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 512 --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
+  kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill ${TREES_PREFILL:-512} --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
   for r in $RUNS; do
-    IFS=: read -r tree s t f rows tiles <<<"$r"
+    IFS=: read -r tree s t f rows tiles lanes <<<"$r"
     echo "trees $r" | tee -a "$OUT/bench.log"
     fold=(--fold "$f")
     [ "$f" = - ] && fold=()
     [ -n "$rows" ] && [ "$rows" != - ] && fold+=(--rows "$rows")
-    [ -n "$tiles" ] && fold+=(--tiles "$tiles")
+    [ -n "$tiles" ] && [ "$tiles" != - ] && fold+=(--tiles "$tiles")
+    [ -n "$lanes" ] && fold+=(--f32-lanes "$lanes")
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv "${fold[@]}" 2>&1) | tee -a "$OUT/bench.log"
   done
   for r in ${PROFILES:-}; do
-    IFS=: read -r tree s t f rows tiles <<<"$r"
+    IFS=: read -r tree s t f rows tiles lanes <<<"$r"
     echo "trees profile $r" | tee -a "$OUT/bench.log"
     [ "$rows" = - ] && rows=
+    [ "$tiles" = - ] && tiles=
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill ${PROFILE_PREFILL:-16} \
-      --keep --dir /tmp --fold "$f" ${rows:+--rows $rows} ${tiles:+--tiles $tiles} --profile 2>&1) | tee -a "$OUT/bench.log"
+      --keep --dir /tmp --fold "$f" ${rows:+--rows $rows} ${tiles:+--tiles $tiles} ${lanes:+--f32-lanes $lanes} --profile 2>&1) | tee -a "$OUT/bench.log"
   done
   exit 0
 fi

@@ -116,15 +116,24 @@ const SPREAD_SAMPLE_FROM = 32000;
  * weight while the dispatch it saves costs the same: on an H200 (2026-12-05, same run) "layers" ran stories110M
  * Q4_0 (weights of 0.6-1.6M elements) at 1.08-1.18x of the dispatches apart, the 1B shape (4-17M) at 0.89-0.94x,
  * where the folded gate/up and down projections took longer than their dispatches apart. The bound keeps to what
- * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured).
+ * was measured: every 110M weight folds, no 1B one (its Q/K/V, 4M, might gain alone: not measured). With the row
+ * kernels (ROW_FORM) folding the 1B's layers ("layers") tied with not folding on an H100 (2026-12-05 15:33-15:38 UTC,
+ * three rounds: 781 / 779 / 788 against 775 / 753 / 802 tok/s; 86 dispatches a token against 134, 1427 against 1533 us
+ * of GPU time each timed alone), so the bound stays (Q8_0 there is not measured).
  */
 const FOLD_AUTO_ELEMENTS = 2 ** 21;
 /**
- * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): matmulKernel's ("off") until the row
- * kernels are measured on a GPU (no device machine came on 2026-12-05 09:13-10:48 or 12:10-13:30 UTC;
- * `scripts/gpu/device-run.sh decide` is the call that decides it). `rowKernels: "auto"` takes them.
+ * Decode's one-row Q8_0/Q4_0 kernels by default (wgsl-matmul.ts rowPlan): "auto", the row kernels with the lanes
+ * and units the H200's matvec bench found fastest, folded too. On an H100 (2026-12-05 15:33-15:38 UTC, one call,
+ * main's tree then this one, three rounds of the 1B and two of stories110M, one call of 256 tokens) they decoded the
+ * 1B shape Q4_0 at 1.32x of matmulKernel's (775 / 753 / 802 against 585 / 581 / 593 tok/s) and stories110M Q4_0,
+ * whose layers fold, at 1.10-1.15x (1397 / 1455 against 1272 / 1263), where keeping matmulKernel's fold there ran
+ * 1.03-1.04x: since the fold's norm keeps its loads in flight (sumSquares), the row kernels' prologue no longer loses
+ * (it had run 1.4-5.5x slower than unfolded on the H200's matvec bench, and stories110M Q4_0 at 0.77x).
+ * "pairs" and "octets" (the first rule) and "off" (matmulKernel) by option.
  */
-const ROW_FORM: RowForm = "off";
+const ROW_FORM: RowForm = "auto";
+const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -245,6 +254,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly tiledFrom: number;
   private readonly tileRows: number;
   private readonly rowForm: RowForm;
+  /** Threads a row of decode's one-row F32 matmuls (0: lanesFor's). */
+  private readonly f32Lanes: number;
   private readonly tilesName: string;
   /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
   private tileShape = "today";
@@ -269,7 +280,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
-   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (wgsl-matmul.ts rowPlan; for measuring).
+   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
+   * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
+   * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
+   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (ROW_FORM, wgsl-matmul.ts rowPlan; other
+   * forms for measuring).
    * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
    * picks one per matmul by its tile count; for measuring). A shape needing more workgroup memory than the device
    * gives falls back to "today".
@@ -288,13 +303,19 @@ export class WebGpuBackend implements Backend, FuseTarget {
       spreadSampleFrom?: number;
       rowKernels?: RowForm;
       tiles?: string;
+      f32Lanes?: number;
     } = {},
   ) {
+    if (opts.f32Lanes !== undefined && ![8, 16, 32, 64].includes(opts.f32Lanes)) {
+      throw new WebGpuError(`f32Lanes must be 8, 16, 32 or 64, got ${opts.f32Lanes}`);
+    }
+    this.f32Lanes = opts.f32Lanes ?? 0;
     this.tilesName = opts.tiles ?? TILES;
     if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
       throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
     }
     this.rowForm = opts.rowKernels ?? ROW_FORM;
+    if (!ROW_FORMS.includes(this.rowForm)) throw new WebGpuError(`unknown rowKernels "${this.rowForm}" (${ROW_FORMS.join(", ")})`);
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
@@ -1150,6 +1171,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return T === 1 ? 1 : T <= 4 ? 4 : 8;
   }
 
+  /** Threads a weight row of matmulKernel's dispatch: f32Lanes for one-row F32, else lanesFor's. */
+  private lanes(type: GGMLTypeId, n: number, T: number): number {
+    return T === 1 && type === GGMLType.F32 && this.f32Lanes ? this.f32Lanes : lanesFor(type, n);
+  }
+
   private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols), ranges = this.ranges(w);
@@ -1168,10 +1194,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
         this.dispatch(key, src, p, Math.ceil(r.rows / (256 / plan.lanes)), 1, w, r.offset, r.size, 1, plan.octets);
         continue;
       }
-      const lanes = lanesFor(w.type, w.cols);
+      const lanes = this.lanes(w.type, w.cols, T), v4 = w.type === GGMLType.F32;
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
-      const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes);
-      this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size);
+      const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes, "none", 0, v4);
+      this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size, 1, v4);
     }
     // the quantized input stays valid for the next matmul unless this one wrote over its source or the scratch
     const q = this.quantized, outEnd = out + T * w.rows * 4;
@@ -1193,7 +1219,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     prologue: Prologue,
     params: Uint32Array,
   ): void {
-    const n = w0.cols, type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = lanesFor(type, n);
+    const n = w0.cols, type = w0.type, tt = this.tokenTile(T), paired = pairedUnits(type, n), lanes = this.lanes(type, n, T);
     const ws = this.ws4;
     ws[0] = w0;
     ws[1] = w1;
@@ -1216,9 +1242,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
       this.quantized.valid = false;
       return;
     }
-    const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey);
-    const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n);
-    this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds);
+    const key = this.keyFor(matmulSignature(type, epilogue, tt, paired, lanes, pro, pn), matmulKey), v4 = type === GGMLType.F32;
+    const src = this.pipelines.has(key) ? "" : matmulKernel(type, epi, tt, paired, lanes, prologue, n, v4);
+    this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), Math.ceil(T / tt), binds > 1 ? ws : w0, 0, 0, binds, v4);
     this.quantized.valid = false; // its outputs may lie anywhere: quantize afresh
   }
 
@@ -1227,8 +1253,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
     const a = ACT_WORDS[next.type];
     const epsBits = this.f32Bits(eps);
     if (a.block === 32) {
-      const src = this.pipelines.has("normquant:32") ? "" : quantQ8_0Kernel(true);
-      this.dispatch("normquant:32", src, this.words(scratch / 4, x / 4, n, T, epsBits, out / 4), Math.ceil(n / 256), T, w);
+      const key = this.keyFor(SIG_NORMQUANT + n, normQuantKey); // built for its row width (quantQ8_0Kernel)
+      const src = this.pipelines.has(key) ? "" : quantQ8_0Kernel(true, n);
+      this.dispatch(key, src, this.words(scratch / 4, x / 4, n, T, epsBits, out / 4), Math.ceil(n / 256), T, w);
     } else {
       const src = this.pipelines.has("normquant:256") ? "" : normQuantKernel(256);
       this.dispatch("normquant:256", src, this.words(out / 4, x / 4, n, T, epsBits, scratch / 4), T, 1, w);
@@ -1459,7 +1486,7 @@ const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
 const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
 const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
-const SIG_ATTENTION = 5 * 2 ** 44;
+const SIG_ATTENTION = 5 * 2 ** 44, SIG_NORMQUANT = 6 * 2 ** 44;
 
 /** type (< 64), epilogue (< 4), tile rows (< 256), shape (TILE_SHAPE_NAMES index + 1; 0: today's tiles). */
 function tiledSignature(type: number, epilogue: number, bm: number, shape: number): number {
@@ -1493,6 +1520,11 @@ function matmulKey(s: number): string {
   const prologue = PROLOGUES[v % 4], lanes = Math.floor(v / 4) % 128, paired = Math.floor(v / 512) % 2 === 1;
   const tt = Math.floor(v / 1024) % 16, epilogue = EPILOGUES[Math.floor(v / 16384) % 4], type = Math.floor(v / 65536);
   return `matmul:${type}:${epilogue}:${tt}:${paired}:${lanes}:${prologue}:${n}`;
+}
+
+/** RMSNorm + the Q8_0 quantizer, built for its row width n. */
+function normQuantKey(s: number): string {
+  return `normquant:32:${s - SIG_NORMQUANT}`;
 }
 
 function embedKey(s: number): string {

@@ -1,5 +1,5 @@
 import { GGMLType, type GGMLTypeId } from "../../formats/ggml-types.ts";
-import { forWeight } from "./wgsl-common.ts";
+import { forWeight, sumSquares } from "./wgsl-common.ts";
 
 /**
  * Matmul kernels: out (T, d) = x (T, n) @ W^T for one weight type, W read
@@ -129,6 +129,21 @@ const UNIT: Record<number, { units: string; body: string }> = {
         acc[t] += ldf(xb) * dw * (scA * f32(sA - 32i * bA) + scB * f32(sB - 32i * bB));
       }`,
   },
+};
+
+/**
+ * F32's unit read as one 16-byte load (the weight binding declared vec4<u32>: prelude's vec4Weights) where UNIT's
+ * reads its 4 words one at a time; the same values in the same dot, so the same bits. A row of n columns (n a
+ * multiple of 4) is 16-byte aligned, as is every binding's offset.
+ */
+const F32_VEC4_UNIT = {
+  units: "n / 4u",
+  body: `
+      let w4 = bitcast<vec4<f32>>(wt[(wbase >> 4u) + u]);
+      for (var k = 0u; k < nt; k++) {
+        let xo = x + (t0 + k) * n + u * 4u;
+        acc[k] += dot(w4, vec4<f32>(ldf(xo), ldf(xo + 1u), ldf(xo + 2u), ldf(xo + 3u)));
+      }`,
 };
 
 /**
@@ -344,10 +359,9 @@ export function stagedWords(n: number, prologue: Prologue = "norm"): number {
   return words * 4 + 1024 <= 16384 ? words : 0;
 }
 
-/** The RMSNorm's scale of the row at P.g.x: RMSNORM's sum of squares, in its order. */
-const NORM_SCALE = /* wgsl */ `
-  var ss = 0.0;
-  for (var i = li; i < n; i += 256u) { let v = ldf(xin + i); ss += v * v; }
+/** The RMSNorm's scale of the row at P.g.x of n columns: RMSNORM's sum of squares, in its order (sumSquares). */
+const normScale = (n: number) => /* wgsl */ `
+  ${sumSquares(n, "xin")}
   red[li] = ss;
   workgroupBarrier();
   for (var s = 128u; s > 0u; s >>= 1u) {
@@ -368,7 +382,7 @@ export function prologueCode(n: number, prologue: Prologue): string {
 var<workgroup> xq: array<u32, ${stagedWords(n)}>;
 fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
 fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
-  let xin = P.g.x;${NORM_SCALE}
+  let xin = P.g.x;${normScale(n)}
   for (var i = li; i < n; i += 256u) {
     let v = ldf(xin + i) * scale * wf_3(i);
     xq[i] = bitcast<u32>(v);
@@ -383,7 +397,7 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
 var<workgroup> xq: array<u32, ${stagedWords(n, prologue)}>;
 fn xqf(i: u32) -> f32 { return bitcast<f32>(xq[i]); }
 fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
-  let xin = P.g.x;${norm ? NORM_SCALE : ""}
+  let xin = P.g.x;${norm ? normScale(n) : ""}
   for (var r = 0u; r < ${Math.ceil(n / 1024)}u; r++) {
     let e = r * 1024u + 4u * li;
     let b = e / 32u;
@@ -429,7 +443,8 @@ fn stage_input(wgx: u32, nwgx: u32, li: u32, n: u32) {
  * over the row's units) and TT token rows (dispatch y), so each weight unit
  * read serves TT activation rows; a row's partial sums meet in a tree in
  * workgroup memory. 64 lanes (4 rows per workgroup) keep more workgroups in
- * flight where a matrix has few rows.
+ * flight where a matrix has few rows. vec4 (F32 only): the weights are bound as vec4<u32> and each unit is one
+ * 16-byte load (F32_VEC4_UNIT).
  */
 export function matmulKernel(
   type: GGMLTypeId,
@@ -439,8 +454,9 @@ export function matmulKernel(
   lanes = 32,
   prologue: Prologue = "none",
   n = 0,
+  vec4 = false,
 ): string {
-  const u = paired ? PAIRED_UNIT[type] : UNIT[type];
+  const u = paired ? PAIRED_UNIT[type] : vec4 && type === GGMLType.F32 ? F32_VEC4_UNIT : UNIT[type];
   const segs = EPILOGUE_WEIGHTS[epilogue];
   // with a prologue the input row is read from workgroup memory (xq), not the state buffer
   const body = (
@@ -523,14 +539,24 @@ export interface RowPlan {
 /**
  * Threads a row and units in flight a thread for `rows` rows of n columns (null: matmulKernel's form, as for rows
  * of an odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
- * As few threads a row as still give ROW_WORKGROUPS workgroups (so a long, short matrix such as the down
- * projection's still spreads over the GPU, and a tall one reads more units a thread), at most a unit a thread, and
- * up to 2 octets or 4 paired units in flight a thread.
+ * "auto" takes paired units, 16 threads a row (fewer where a row has fewer units) and up to 4 units in flight a
+ * thread (a row's units in one round where they are fewer: stories110M's 12 units a row as 8 threads x 2): on an H200 (2026-12-05 15:02 UTC, bench/webgpu-matvec.ts, the 1B shape's matrices) that form was the
+ * fastest of the 31-35 unfolded forms measured, or within 1.07x of it, for every matrix and both types (Q4_0 gate/up 8.56 us against matmulKernel's
+ * 19.6, down 31.8 against 51.9, Q/K/V 20.8 against 28.9, the classifier 47.9 against 648; Q8_0 55.7 / 156.7, 39.4 /
+ * 72.6, 22.3 / 40.3, 169 / 968), where the first rule's fewest threads that still made 256 workgroups (2 a row and
+ * octets for the classifier, 4 for gate/up) ran 1.06-1.9x slower. "pairs" and "octets" keep that first rule (as few
+ * threads a row as still give ROW_WORKGROUPS workgroups, up to 2 octets or 4 paired units in flight) for measuring.
  */
 export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", rows = 0): RowPlan | null {
   if (form === "off" || (type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
   if (rowStagedWords(type, n) === 0) return null;
-  const octets = form !== "pairs" && n % 256 === 0;
+  if (form === "auto") {
+    const units = n / 64;
+    let lanes = 2;
+    while (lanes * 2 <= Math.min(16, units)) lanes *= 2;
+    return { lanes, unroll: Math.min(4, Math.ceil(units / lanes)), octets: false };
+  }
+  const octets = form === "octets" && n % 256 === 0;
   if (form === "octets" && !octets) return null;
   const units = octets ? n / 256 : n / 64;
   let lanes = 2;
@@ -541,7 +567,10 @@ export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", row
 /** Workgroups a row kernel's dispatch aims at (rowPlan): two for each of a large GPU's ~130 multiprocessors. */
 export const ROW_WORKGROUPS = 256;
 
-/** Which one-row kernels decode's Q8_0/Q4_0 matmuls take: matmulKernel's (off), the row kernel's pairs or octets, or the best measured (auto). */
+/**
+ * Which one-row kernels decode's Q8_0/Q4_0 matmuls take, folded or not: matmulKernel's (off), the row kernel's
+ * pairs or octets by the first rule, or the best measured (auto: rowPlan's; see backend.ts ROW_FORM).
+ */
 export type RowForm = "off" | "pairs" | "octets" | "auto";
 
 /** Words of workgroup memory a row kernel stages (the Q8_0 blocks, and Q4_0's block sums); 0 where it does not fit. */

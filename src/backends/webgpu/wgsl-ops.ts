@@ -2,6 +2,7 @@
  * Elementwise, norm, RoPE, KV-store and attention kernels. Every address in
  * the params is a word index into the state buffer `st`; see wgsl-common.ts.
  */
+import { sumSquares } from "./wgsl-common.ts";
 
 /** RMSNorm, one workgroup per row; the weight vector is the bound tensor. a = (out, x, n, T), b.x = eps bits. */
 export const RMSNORM = /* wgsl */ `
@@ -32,9 +33,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
  * each. With norm, it is also the RMSNorm before it (RMSNORM's arithmetic and
  * reduction order): every workgroup sums its row's squares, writes the normed
  * values of its blocks and quantizes them; the norm weight is the bound tensor.
+ * The norm's kernel is built for its row width n (P.a.z must equal it), so its
+ * sum of squares keeps 8 loads in flight (wgsl-common.ts sumSquares).
  * a = (quantized out, x, n, T), b = (eps bits, normed out).
  */
-export function quantQ8_0Kernel(norm: boolean): string {
+export function quantQ8_0Kernel(norm: boolean, n = 0): string {
+  if (norm && !(n > 0 && n % 32 === 0)) throw new Error(`quantQ8_0Kernel: the norm's row width must be a multiple of 32, got ${n}`);
   return /* wgsl */ `
 var<workgroup> red: array<f32, 256>;
 var<workgroup> qs: array<i32, 256>;
@@ -46,8 +50,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var scale = 1.0;
 ${
     norm
-      ? `  var ss = 0.0;
-  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+      ? `  ${sumSquares(n, "xr")}
   red[li] = ss;
   workgroupBarrier();
   for (var s = 128u; s > 0u; s >>= 1u) {
