@@ -163,11 +163,32 @@ test("kv f16: attention over F16 pages (pages of 4, a sliding window, grouped he
   }
 });
 
-test("kv f16: without ggmlOrder the F16 cache's attention is the f32 cache's on the halves it holds, bit for bit (ALiBi, windows, grouped heads)", async () => {
-  for (const [headDim, nHeads, nKvHeads, W] of [[64, 4, 4, 0], [32, 6, 2, 9], [40, 4, 1, 0], [6, 2, 2, 5]]) {
+test("kv f16: without ggmlOrder the F16 cache's attention is the f32 cache's on the halves it holds, bit for bit (ALiBi, windows, grouped heads, q past 2^16, subnormals)", async () => {
+  for (
+    const [headDim, nHeads, nKvHeads, W, extreme] of [[64, 4, 4, 0, 0], [32, 6, 2, 9, 0], [40, 4, 1, 0, 0], [6, 2, 2, 5, 0], [
+      64,
+      4,
+      2,
+      0,
+      1,
+    ]]
+  ) {
     const shape = { nLayers: 2, nHeads, nKvHeads, headDim };
     const N = 45;
     const rows = randomRows(N, nKvHeads * headDim, nHeads * headDim);
+    if (extreme) {
+      // the halves' kernels take q times 2^112 unless some |q| of the call reaches 2^16: every third row's head 1
+      // there, the others below it; f32-subnormal q, and K and V on half subnormals, in every row
+      const qDim = nHeads * headDim;
+      for (let p = 0; p < N; p++) {
+        for (let i = 0; i < qDim; i++) {
+          if (p % 3 === 0 && i >= headDim && i < 2 * headDim) rows.q[p * qDim + i] *= 2 ** 17;
+          else if (i % 7 === 0) rows.q[p * qDim + i] *= 1e-39;
+        }
+      }
+      for (const k of rows.K) for (let i = 0; i < k.length; i += 5) k[i] *= 1e-5;
+      for (const v of rows.V) for (let i = 0; i < v.length; i += 3) v[i] *= 1e-5;
+    }
     const slopes = W === 0 && nHeads === 4 ? new Float32Array([0.5, 0.25, 0.125, 0.0625]) : undefined;
     const h = await attendAll("f16", false, shape, rows, W, { slopes });
     // the f32 cache holding exactly the halves' values
