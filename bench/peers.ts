@@ -24,6 +24,8 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import { benchArgs } from "./cli.ts";
+import { readBandwidth } from "./e2e.ts";
+import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -67,6 +69,10 @@ interface ProfileReport {
   /** µs per token by op key, decode (one row) and prefill (per prompt token) */
   decode: Record<string, number>;
   prefill: Record<string, number>;
+  /** Bytes a decode token reads, by op key where known: each matmul's weight, attention's K and V. */
+  decodeBytes: Record<string, number>;
+  /** read_probe over the model's weights in the same process, after the measurement (bench/e2e.ts readBandwidth), GB/s. */
+  readGBs: number;
 }
 
 /**
@@ -114,6 +120,14 @@ async function measureKvasm(path: string, threads: number, profile: boolean, pre
     const decodeMs = performance.now() - t0;
     const decodeProfile = prof ? perToken(prof, decodeMs, N_DECODE) : undefined;
     if (backend) backend.profile = null;
+    let decodeBytes: Record<string, number> = {}, readGBs = 0;
+    if (prof) {
+      // the 48 steps attend to positions [0, N_PROMPT + i], i = 0..47: K and V of every layer
+      const c = model.config, elt = kv === "f16" ? 2 : 4;
+      const positions = N_DECODE * (N_PROMPT + 1) + (N_DECODE * (N_DECODE - 1)) / 2;
+      decodeBytes = { ...matmulBytes(prof, N_DECODE), attention: (positions / N_DECODE) * c.kvDim * elt * 2 * c.nLayers };
+      readGBs = readBandwidth(model);
+    }
     model.releaseSequence(seq);
     return {
       engine: "kvasm",
@@ -123,11 +137,26 @@ async function measureKvasm(path: string, threads: number, profile: boolean, pre
       prefillRuns,
       prefillSched,
       decodeTps: N_DECODE / (decodeMs / 1000),
-      profile: prof ? { decode: decodeProfile!, prefill: prefillProfile! } : undefined,
+      profile: prof ? { decode: decodeProfile!, prefill: prefillProfile!, decodeBytes, readGBs } : undefined,
     };
   } finally {
     await model.close();
   }
+}
+
+/**
+ * Weight bytes a token reads by matmul key: the key's weight ("matmul Q6_K 32000x768 (...)": rows x cols of that
+ * type) times its calls a token (every layer's weights of one type and shape share a key).
+ */
+function matmulBytes(prof: OpProfile, tokens: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, e] of prof.totals) {
+    const m = /^matmul (\w+) (\d+)x(\d+)/.exec(k);
+    const type = m ? (GGMLType as Record<string, number>)[m[1]] : undefined;
+    const row = type === undefined ? undefined : rowBytes(type, Number(m![3]));
+    if (row !== undefined) out[k] = (Number(m![2]) * row * e.calls) / tokens;
+  }
+  return out;
 }
 
 /** µs per token by op key; "JS between calls" is the wall time no op accounts for, less the timers' own cost. */
@@ -342,7 +371,19 @@ async function profileAll(opts: CommandLine): Promise<void> {
           } tok/s)`,
         );
         const keys = Object.keys(p).filter((k) => k !== "(wall)").sort((a, b) => p[b] - p[a]);
-        for (const k of keys) console.log(`  ${k.padEnd(28)} ${fmt(p[k], 1).padStart(8)} µs  ${fmt((100 * p[k]) / wall, 1).padStart(5)}%`);
+        // decode: what each op reads a token, at what rate, against read_probe in the same process
+        const rate = (k: string) => {
+          const bytes = phase === "decode" ? m.profile!.decodeBytes[k] : undefined;
+          if (bytes === undefined) return "";
+          const gbs = bytes / (p[k] * 1000);
+          return `  ${fmt(bytes / 1e6, 1).padStart(6)} MB at ${fmt(gbs, 1).padStart(5)} GB/s = ${
+            fmt(gbs / m.profile!.readGBs, 2)
+          } of read_probe`;
+        };
+        if (phase === "decode") console.log(`  read_probe over the weights, same process: ${fmt(m.profile.readGBs, 1)} GB/s`);
+        for (const k of keys) {
+          console.log(`  ${k.padEnd(28)} ${fmt(p[k], 1).padStart(8)} µs  ${fmt((100 * p[k]) / wall, 1).padStart(5)}%${rate(k)}`);
+        }
       }
     }
   }
