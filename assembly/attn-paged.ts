@@ -1,8 +1,10 @@
 // Paged attention of one query row in two passes (scores, softmax weights,
 // then the weighted sum of V), generic over the cache's element: f32 (the f32
 // cache's `attention`) or IEEE half (attention_f16_twopass, the F16 cache in
-// default mode), each element widened to f32 as it is loaded. Inline, no state;
-// attn-stream.ts exports the same loops for decode rows (`stream`).
+// default mode), each element widened to f32 as it is loaded (halves in the
+// four-position loops scaled by 2^-112, the other factor carrying the 2^112:
+// load4Scaled). Inline, no state; attn-stream.ts exports the same loops for
+// decode rows (`stream`).
 
 import { hsum, madd, f16ToF32, f16x4ScaledBy, f16x8Lo } from "./math";
 import { reduce4f } from "./quant-util";
@@ -45,8 +47,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
   let i = 0;
   for (; i + 4 <= n; i += 4) m4 = f32x4.max(m4, f32x4.abs(v128.load(p + (<usize>i << 2))));
   // f32x4.max gives NaN for a NaN lane, which fails the test below as it should
-  let ok = f32x4.lt(m4, f32x4.splat(65536.0));
-  let all = i32x4.all_true(ok);
+  let all = i32x4.all_true(f32x4.lt(m4, f32x4.splat(65536.0)));
   for (; i < n; i++) all = all && abs(f32At(p, i)) < <f32>65536.0;
   return all;
 }
@@ -100,7 +101,8 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
   const sweepLo = <usize>(h0 / kvMul) * kvHeadBytes, sweepHi = h1 > h0 ? <usize>((h1 - 1) / kvMul + 1) * kvHeadBytes : sweepLo;
   let pagesLeft = 0; // pages of the current sweep's group still to work on
   // halves: the scores take load4Scaled's K with q times 2^112 where that is exact (all but absurd q); V always
-  // (weights <= 1). The constants from an opaque zero (z), once per call (load4Scaled)
+  // (weights <= 1). Either path gives the same bits, so a head split that leaves a large q to one thread changes
+  // nothing. The constants from an opaque zero (z), once per call (load4Scaled)
   const scaledQ = sizeof<E>() == 2 && vec && qScales<E>(q, h0, h1, headDim);
   const z = <i32>(<u32>kvDim >> 31);
   const k8192 = i32x4.splat(8192 + z), mask = i32x4.splat(<i32>0x8FFFE000 + z);
