@@ -1,10 +1,12 @@
 // Paged attention of one query row in two passes (scores, softmax weights,
 // then the weighted sum of V), generic over the cache's element: f32 (the f32
 // cache's `attention`) or IEEE half (attention_f16_twopass, the F16 cache in
-// default mode), each element widened to f32 as it is loaded. Inline, no state;
-// attn-stream.ts exports the same loops for decode rows (`stream`).
+// default mode), each element widened to f32 as it is loaded (halves in the
+// four-position loops scaled by 2^-112, the other factor carrying the 2^112:
+// load4Scaled). Inline, no state; attn-stream.ts exports the same loops for
+// decode rows (`stream`).
 
-import { hsum, madd, f16ToF32, f16x8Lo } from "./math";
+import { hsum, madd, f16ToF32, f16x4ScaledBy, f16x8Lo } from "./math";
 import { reduce4f } from "./quant-util";
 import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-select";
 
@@ -18,6 +20,36 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
 @inline function load4<E>(p: usize): v128 {
   if (sizeof<E>() == 2) return f16x8Lo(v128.load64_zero(p));
   return v128.load(p);
+}
+
+/**
+ * Four cache elements at p as f32x4, halves scaled by 2^-112 (math.ts f16x4Scaled, with its constants k8192 and
+ * mask given): the other factor of each product then carries the 2^112, so each product, as a real number, is the
+ * one of load4's value, and every rounding that follows has load4's bits, one multiply fewer per four halves. f32
+ * elements as load4. The callers build the constants from an opaque zero once per call, so that V8 keeps them in
+ * registers rather than rematerialize each v128.const at every use in the loop (quant-matmul.ts).
+ */
+// @ts-ignore: decorator
+@inline function load4Scaled<E>(p: usize, k8192: v128, mask: v128): v128 {
+  if (sizeof<E>() == 2) return f16x4ScaledBy(v128.load16x4_s(p), k8192, mask);
+  return v128.load(p);
+}
+
+/**
+ * Whether q's heads [h0, h1) times 2^112 stay exact (every |q| < 2^16, none NaN): then scores may take
+ * load4Scaled's halves. Always for f32 (nothing is scaled).
+ */
+// @ts-ignore: decorator
+@inline function qScales<E>(q: usize, h0: i32, h1: i32, headDim: i32): bool {
+  if (sizeof<E>() != 2) return true;
+  const n = (h1 - h0) * headDim, p = q + ((<usize>h0 * <usize>headDim) << 2);
+  let m4 = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) m4 = f32x4.max(m4, f32x4.abs(v128.load(p + (<usize>i << 2))));
+  // f32x4.max gives NaN for a NaN lane, which fails the test below as it should
+  let all = i32x4.all_true(f32x4.lt(m4, f32x4.splat(65536.0)));
+  for (; i < n; i++) all = all && abs(f32At(p, i)) < <f32>65536.0;
+  return all;
 }
 
 /** One cache element at p as f32. */
@@ -68,6 +100,13 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
   // the bytes of a slot that heads [h0, h1) read: their KV heads' rows
   const sweepLo = <usize>(h0 / kvMul) * kvHeadBytes, sweepHi = h1 > h0 ? <usize>((h1 - 1) / kvMul + 1) * kvHeadBytes : sweepLo;
   let pagesLeft = 0; // pages of the current sweep's group still to work on
+  // halves: the scores take load4Scaled's K with q times 2^112 where that is exact (all but absurd q); V always
+  // (weights <= 1). Either path gives the same bits, so a head split that leaves a large q to one thread changes
+  // nothing. The constants from an opaque zero (z), once per call (load4Scaled)
+  const scaledQ = sizeof<E>() == 2 && vec && qScales<E>(q, h0, h1, headDim);
+  const z = <i32>(<u32>kvDim >> 31);
+  const k8192 = i32x4.splat(8192 + z), mask = i32x4.splat(<i32>0x8FFFE000 + z);
+  const p112 = f32x4.splat(reinterpret<f32>(0x77800000 + z));
   // scores = q . k / sqrt(headDim) (+ ALiBi's slope * distance); head h's row at att + 4 h len (by absolute
   // head: threads splitting heads never overlap)
   for (let p = start; p < end;) {
@@ -79,12 +118,20 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
     }
     const j0 = p - start, dist0 = p - end + 1;
     let j = 0;
-    if (vec) {
+    if (vec && scaledQ) {
       for (; j + 4 <= run; j += 4) {
         const kj = k + <usize>j * slotBytes;
         for (let h = h0; h < h1; h++) {
           const sc = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
-          score4<E>(sc, q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j);
+          score4<E>(sc, q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j, true, k8192, mask, p112);
+        }
+      }
+    } else if (vec) {
+      for (; j + 4 <= run; j += 4) {
+        const kj = k + <usize>j * slotBytes;
+        for (let h = h0; h < h1; h++) {
+          const sc = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
+          score4<E>(sc, q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j, false, k8192, mask, p112);
         }
       }
     }
@@ -127,7 +174,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
         const vj = v + <usize>j * slotBytes;
         for (let h = h0; h < h1; h++) {
           const w = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
-          weighted4<E>(out + <usize>h * headBytes, w, vj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim);
+          weighted4<E>(out + <usize>h * headBytes, w, vj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, k8192, mask, p112);
         }
       }
     }
@@ -228,16 +275,31 @@ const SWEEP_PAGES = 4;
  * first position's distance to the query (p - own position, for ALiBi).
  */
 // @ts-ignore: decorator
-@inline function score4<E>(sc: usize, qh: usize, k0: usize, slotBytes: usize, headDim: i32, scale: f32, slope: f32, dist: i32): void {
+@inline function score4<E>(
+  sc: usize, qh: usize, k0: usize, slotBytes: usize, headDim: i32, scale: f32, slope: f32, dist: i32,
+  scaled: bool, k8192: v128, mask: v128, p112: v128,
+): void {
   const k1 = k0 + slotBytes, k2 = k1 + slotBytes, k3 = k2 + slotBytes;
   let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-  for (let i = 0; i < headDim; i += 4) {
-    const qv = v128.load(qh + (<usize>i << 2));
-    const e = <usize>i * sizeof<E>();
-    a0 = madd(qv, load4<E>(k0 + e), a0);
-    a1 = madd(qv, load4<E>(k1 + e), a1);
-    a2 = madd(qv, load4<E>(k2 + e), a2);
-    a3 = madd(qv, load4<E>(k3 + e), a3);
+  if (scaled && sizeof<E>() == 2) {
+    // q times 2^112 (p112; exact: qScales), once for four positions; K by load4Scaled: the same products
+    for (let i = 0; i < headDim; i += 4) {
+      const qv = f32x4.mul(v128.load(qh + (<usize>i << 2)), p112);
+      const e = <usize>i * sizeof<E>();
+      a0 = madd(qv, load4Scaled<E>(k0 + e, k8192, mask), a0);
+      a1 = madd(qv, load4Scaled<E>(k1 + e, k8192, mask), a1);
+      a2 = madd(qv, load4Scaled<E>(k2 + e, k8192, mask), a2);
+      a3 = madd(qv, load4Scaled<E>(k3 + e, k8192, mask), a3);
+    }
+  } else {
+    for (let i = 0; i < headDim; i += 4) {
+      const qv = v128.load(qh + (<usize>i << 2));
+      const e = <usize>i * sizeof<E>();
+      a0 = madd(qv, load4<E>(k0 + e), a0);
+      a1 = madd(qv, load4<E>(k1 + e), a1);
+      a2 = madd(qv, load4<E>(k2 + e), a2);
+      a3 = madd(qv, load4<E>(k3 + e), a3);
+    }
   }
   let s4 = f32x4.mul(reduce4f(a0, a1, a2, a3), f32x4.splat(scale));
   if (slope != 0) {
@@ -278,16 +340,20 @@ const SWEEP_PAGES = 4;
  * four times over), with a quarter of the loads and stores of the output row.
  */
 // @ts-ignore: decorator
-@inline function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32): void {
+@inline function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32, k8192: v128, mask: v128, p112: v128): void {
   const v1 = v0 + slotBytes, v2 = v1 + slotBytes, v3 = v2 + slotBytes;
-  const b0 = v128.load32_splat(w), b1 = v128.load32_splat(w, 4), b2 = v128.load32_splat(w, 8), b3 = v128.load32_splat(w, 12);
+  // halves: V by load4Scaled, the weights times 2^112 (p112; softmax weights are <= 1: exact), the same products
+  let b0 = v128.load32_splat(w), b1 = v128.load32_splat(w, 4), b2 = v128.load32_splat(w, 8), b3 = v128.load32_splat(w, 12);
+  if (sizeof<E>() == 2) {
+    b0 = f32x4.mul(b0, p112); b1 = f32x4.mul(b1, p112); b2 = f32x4.mul(b2, p112); b3 = f32x4.mul(b3, p112);
+  }
   for (let i = 0; i < headDim; i += 4) {
     const o = oh + (<usize>i << 2), e = <usize>i * sizeof<E>();
     let acc = v128.load(o);
-    acc = madd(b0, load4<E>(v0 + e), acc);
-    acc = madd(b1, load4<E>(v1 + e), acc);
-    acc = madd(b2, load4<E>(v2 + e), acc);
-    acc = madd(b3, load4<E>(v3 + e), acc);
+    acc = madd(b0, load4Scaled<E>(v0 + e, k8192, mask), acc);
+    acc = madd(b1, load4Scaled<E>(v1 + e, k8192, mask), acc);
+    acc = madd(b2, load4Scaled<E>(v2 + e, k8192, mask), acc);
+    acc = madd(b3, load4Scaled<E>(v3 + e, k8192, mask), acc);
     v128.store(o, acc);
   }
 }

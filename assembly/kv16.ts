@@ -32,9 +32,37 @@ import { attendPaged } from "./attn-paged";
   return sign | (((r >> 23) - 112) << 10) | ((r >> 13) & 0x3ff);
 }
 
-/** Rounds one row of n f32 (src) to IEEE halves (dst): llama.cpp's ggml_set_rows into an F16 cache. */
+/**
+ * f32ToF16Bits on four lanes (the half in each i32 lane's low 16 bits), branch-free, its cases chosen by masks.
+ * Normal: roundToF16's rounding, re-encoded in the same step: ((a + 0xfff + lsb) >> 13) - (112 << 10), capped at
+ * 0x7c00 (past 65504, and inf). Subnormal: a + 0.5 rounds a to the 2^-24 grid as roundToF16 does, and as 0.5 + m
+ * 2^-24 its bits are 0x3F000000 + m, m the half's bits. NaN: 0x7e00 with the top mantissa bits.
+ */
+// @ts-ignore: decorator
+@inline function f32x4ToF16Bits(x: v128): v128 {
+  const sign = i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16);
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const m = i32x4.shr_u(a, 13);
+  const lsb = v128.and(m, i32x4.splat(1));
+  const normal = i32x4.min_s(i32x4.sub(i32x4.shr_u(i32x4.add(a, i32x4.add(lsb, i32x4.splat(0xfff))), 13), i32x4.splat(112 << 10)), i32x4.splat(0x7c00));
+  const sub = i32x4.sub(f32x4.add(a, f32x4.splat(0.5)), i32x4.splat(0x3F000000));
+  let h = v128.bitselect(sub, normal, i32x4.lt_s(a, i32x4.splat(0x38800000)));
+  h = v128.bitselect(v128.or(i32x4.splat(0x7e00), v128.and(m, i32x4.splat(0x3ff))), h, i32x4.gt_s(a, i32x4.splat(0x7f800000)));
+  return v128.or(h, sign);
+}
+
+/**
+ * Rounds one row of n f32 (src) to IEEE halves (dst): llama.cpp's ggml_set_rows into an F16 cache. Eight at a
+ * time (f32x4ToF16Bits, the scalar form's bits lane for lane), the tail one by one.
+ */
 export function kv_store_f16(dst: usize, src: usize, n: i32): void {
-  for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>f32ToF16Bits(f32At(src, i)));
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const s = src + (<usize>i << 2);
+    // every lane is <= 0xffff, so the unsigned saturating narrow keeps it
+    v128.store(dst + (<usize>i << 1), i16x8.narrow_i32x4_u(f32x4ToF16Bits(v128.load(s)), f32x4ToF16Bits(v128.load(s, 16))));
+  }
+  for (; i < n; i++) store<u16>(dst + (<usize>i << 1), <u16>f32ToF16Bits(f32At(src, i)));
 }
 
 /** An F16 slot back to n f32 (tests and debugging). */

@@ -94,8 +94,24 @@
  */
 // @ts-ignore: decorator
 @inline function f16x4ToF32(w: v128): v128 {
-  const bits = v128.and(i32x4.mul(w, i32x4.splat(8192)), i32x4.splat(0x8FFFE000));
-  return f32x4.mul(bits, f32x4.splat(reinterpret<f32>(0x77800000)));
+  return f32x4.mul(f16x4Scaled(w), f32x4.splat(reinterpret<f32>(0x77800000)));
+}
+
+/**
+ * f16x4ToF32 without its last multiply: each half's value times 2^-112, exactly (bits (em << 13) with the sign:
+ * a half subnormal lands on an f32 subnormal, nothing is rounded). Where the other factor of a product can take
+ * the 2^112 exactly (attn-paged.ts: a softmax weight, or q below 2^16), the product is the same real number
+ * and every rounding after it keeps its bits.
+ */
+// @ts-ignore: decorator
+@inline export function f16x4Scaled(w: v128): v128 {
+  return f16x4ScaledBy(w, i32x4.splat(8192), i32x4.splat(0x8FFFE000));
+}
+
+/** f16x4Scaled with its two constants given (i32x4 splats of 8192 and 0x8FFFE000), for loops that keep them in registers. */
+// @ts-ignore: decorator
+@inline export function f16x4ScaledBy(w: v128, k8192: v128, mask: v128): v128 {
+  return v128.and(i32x4.mul(w, k8192), mask);
 }
 
 /** Round f32 to the nearest IEEE half (ties to even) and return it as f32: what F16C's vcvtps2ph then vcvtph2ps gives. */

@@ -9,7 +9,7 @@
  * with that loop): one prefill per process was a single sample of the host's noise, and its first prefill pays
  * one-time costs in both engines.
  *
- *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--median] [--no-wllama] [--no-bun] [--no-threads] [--cpu N]
+ *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--kv f32|f16] [--median] [--no-wllama] [--no-bun] [--no-threads] [--cpu N]
  *   npm run bench -- --peers ...                 (the same)
  *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
  *   deno run -A bench/peers.ts --help
@@ -22,7 +22,10 @@ import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
+import type { KVType } from "../src/backends/backend.ts";
 import { benchArgs } from "./cli.ts";
+import { readBandwidth } from "./e2e.ts";
+import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -46,6 +49,8 @@ function promptIds(): number[] {
 
 interface Measured {
   engine: string;
+  /** kvasm: its KV cache's element type (--kv); llama.cpp and wllama keep theirs in F16, their default. */
+  kv?: KVType;
   /** The best of prefillRuns (kvasm and peers-llamacpp.mjs alike; wllama's harness measures one). */
   prefillTps: number;
   /** Every prefill of the process in order, tok/s (the first is the process's first prefill of the 128 ids). */
@@ -64,6 +69,10 @@ interface ProfileReport {
   /** µs per token by op key, decode (one row) and prefill (per prompt token) */
   decode: Record<string, number>;
   prefill: Record<string, number>;
+  /** Bytes a decode token reads, by op key where known: each matmul's weight, attention's K and V. */
+  decodeBytes: Record<string, number>;
+  /** read_probe over the model's weights in the same process, after the measurement (bench/e2e.ts readBandwidth), GB/s. */
+  readGBs: number;
 }
 
 /**
@@ -72,8 +81,8 @@ interface ProfileReport {
  * kept), then 48 steps each feeding the last step's argmax, starting from ids[5]. With a profile, only the last
  * prefill is profiled.
  */
-async function measureKvasm(path: string, threads: number, profile: boolean, prefills = 1): Promise<Measured> {
-  const model = await loadModel(path, { contextLength: 512, threads });
+async function measureKvasm(path: string, threads: number, profile: boolean, prefills = 1, kv: KVType = "f32"): Promise<Measured> {
+  const model = await loadModel(path, { contextLength: 512, threads, kvCacheType: kv });
   try {
     const ids = promptIds();
     let seq = model.newSequence();
@@ -111,19 +120,43 @@ async function measureKvasm(path: string, threads: number, profile: boolean, pre
     const decodeMs = performance.now() - t0;
     const decodeProfile = prof ? perToken(prof, decodeMs, N_DECODE) : undefined;
     if (backend) backend.profile = null;
+    let decodeBytes: Record<string, number> = {}, readGBs = 0;
+    if (prof) {
+      // the 48 steps attend to positions [0, N_PROMPT + i], i = 0..47: K and V of every layer
+      const c = model.config, elt = kv === "f16" ? 2 : 4;
+      const positions = N_DECODE * (N_PROMPT + 1) + (N_DECODE * (N_DECODE - 1)) / 2;
+      decodeBytes = { ...matmulBytes(prof, N_DECODE), attention: (positions / N_DECODE) * c.kvDim * elt * 2 * c.nLayers };
+      readGBs = readBandwidth(model);
+    }
     model.releaseSequence(seq);
     return {
       engine: "kvasm",
+      kv,
       threads,
       prefillTps: Math.max(...prefillRuns),
       prefillRuns,
       prefillSched,
       decodeTps: N_DECODE / (decodeMs / 1000),
-      profile: prof ? { decode: decodeProfile!, prefill: prefillProfile! } : undefined,
+      profile: prof ? { decode: decodeProfile!, prefill: prefillProfile!, decodeBytes, readGBs } : undefined,
     };
   } finally {
     await model.close();
   }
+}
+
+/**
+ * Weight bytes a token reads by matmul key: the key's weight ("matmul Q6_K 32000x768 (...)": rows x cols of that
+ * type) times its calls a token (every layer's weights of one type and shape share a key).
+ */
+function matmulBytes(prof: OpProfile, tokens: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, e] of prof.totals) {
+    const m = /^matmul (\w+) (\d+)x(\d+)/.exec(k);
+    const type = m ? (GGMLType as Record<string, number>)[m[1]] : undefined;
+    const row = type === undefined ? undefined : rowBytes(type, Number(m![3]));
+    if (row !== undefined) out[k] = (Number(m![2]) * row * e.calls) / tokens;
+  }
+  return out;
 }
 
 /** µs per token by op key; "JS between calls" is the wall time no op accounts for, less the timers' own cost. */
@@ -226,15 +259,15 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   const useMedian = opts.median, pick = pickOf(useMedian);
   const withBun = !opts["no-bun"];
   const withThreads = !opts["no-threads"];
+  const kvType = kvTypeOf(opts.kv); // before anything installs or runs
   const peers = await ensurePeers(!opts["no-wllama"]);
   const self = here + "peers.ts";
   const prefills = Number(opts.prefills);
   if (!(Number.isInteger(prefills) && prefills >= 1)) throw new Error(`--prefills: a positive integer, got ${opts.prefills}`);
   const pin = await pinTo(opts.cpu);
   const kv = (runtime: "deno" | "bun", path: string, threads: number) => {
-    const [cmd, argv] = runtime === "deno"
-      ? [bin("deno"), ["run", "-A", self, "--one", path, String(threads), "--prefills", String(prefills)]]
-      : [bin("bun"), [self, "--one", path, String(threads), "--prefills", String(prefills)]];
+    const args = ["--one", path, String(threads), "--prefills", String(prefills), "--kv", kvType];
+    const [cmd, argv] = runtime === "deno" ? [bin("deno"), ["run", "-A", self, ...args]] : [bin("bun"), [self, ...args]];
     return child(`kvasm ${runtime} ${threads}t`, ...(threads === 1 ? pin(cmd, argv) : [cmd, argv] as const));
   };
 
@@ -269,7 +302,7 @@ async function orchestrate(opts: CommandLine): Promise<void> {
     }
     rows.push({ type, runs });
     console.error(
-      `${type}: ${
+      `${type}, kvasm's KV cache ${kvType}: ${
         JSON.stringify(Object.fromEntries(
           Object.entries(runs).map(([k, v]) => [
             k,
@@ -291,7 +324,7 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   console.log(
     `\nstories110M shape, synthetic weights, prefill ${N_PROMPT} ids + ${N_DECODE} greedy steps, 1 thread unless marked; ` +
       `${useMedian ? "medians" : "best"} of ${rounds} interleaved round(s), prefill: each process's best of ${prefills} ` +
-      `(kvasm and llama.cpp alike; wllama one)${
+      `(kvasm and llama.cpp alike; wllama one); kvasm's KV cache ${kvType} (llama.cpp's and wllama's: F16)${
         opts.cpu === undefined ? "" : `; one-thread runs pinned to CPU ${opts.cpu}`
       }; started ${started}`,
   );
@@ -324,18 +357,33 @@ async function profileAll(opts: CommandLine): Promise<void> {
   for (const type of types) {
     const path = await ensureSyntheticModel("stories110M", type);
     for (const rt of runtimes) {
+      const args = ["--one", path, "1", "--with-profile", "--kv", kvTypeOf(opts.kv)];
       const m = rt === "deno"
-        ? await child("profile deno", bin("deno"), ["run", "-A", here + "peers.ts", "--one", path, "1", "--with-profile"])
-        : await child("profile bun", bin("bun"), [here + "peers.ts", "--one", path, "1", "--with-profile"]);
+        ? await child("profile deno", bin("deno"), ["run", "-A", here + "peers.ts", ...args])
+        : await child("profile bun", bin("bun"), [here + "peers.ts", ...args]);
       if (!m?.profile) continue;
       for (const phase of ["decode", "prefill"] as const) {
         const p = m.profile[phase];
         const wall = p["(wall)"];
         console.log(
-          `\n${type}, kvasm ${rt}, ${phase}: ${fmt(wall, 0)} µs per token (${fmt(phase === "decode" ? m.decodeTps : m.prefillTps)} tok/s)`,
+          `\n${type}, kvasm ${rt}, ${m.kv} KV cache, ${phase}: ${fmt(wall, 0)} µs per token (${
+            fmt(phase === "decode" ? m.decodeTps : m.prefillTps)
+          } tok/s)`,
         );
         const keys = Object.keys(p).filter((k) => k !== "(wall)").sort((a, b) => p[b] - p[a]);
-        for (const k of keys) console.log(`  ${k.padEnd(28)} ${fmt(p[k], 1).padStart(8)} µs  ${fmt((100 * p[k]) / wall, 1).padStart(5)}%`);
+        // decode: what each op reads a token, at what rate, against read_probe in the same process
+        const rate = (k: string) => {
+          const bytes = phase === "decode" ? m.profile!.decodeBytes[k] : undefined;
+          if (bytes === undefined) return "";
+          const gbs = bytes / (p[k] * 1000);
+          return `  ${fmt(bytes / 1e6, 1).padStart(6)} MB at ${fmt(gbs, 1).padStart(5)} GB/s = ${
+            fmt(gbs / m.profile!.readGBs, 2)
+          } of read_probe`;
+        };
+        if (phase === "decode") console.log(`  read_probe over the weights, same process: ${fmt(m.profile.readGBs, 1)} GB/s`);
+        for (const k of keys) {
+          console.log(`  ${k.padEnd(28)} ${fmt(p[k], 1).padStart(8)} µs  ${fmt((100 * p[k]) / wall, 1).padStart(5)}%${rate(k)}`);
+        }
       }
     }
   }
@@ -353,6 +401,9 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
                  one-time costs (llama.cpp's first ran 0.85x its later ones; kvasm's commits its KV pages then),
                  and one prefill of 0.1-0.3 s is a single sample of the host's noise, the more so on two threads,
                  where either thread descheduled holds the other at a join. --prefills 1 measures as before.
+  --kv TYPE      kvasm's KV cache element type in every kvasm process: f32 (default; kvasm's own default, whose
+                 attention is llama.cpp's up to its rounding) or f16 (llama.cpp's and wllama's default cache type,
+                 half the bytes of f32). The table's header and each type's stderr line say which.
   --no-wllama    leave wllama out
   --no-bun       kvasm under Deno only
   --no-threads   no two-thread kvasm runs
@@ -363,7 +414,13 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
   -h, --help     this text
 
 The peers install on first use into bench/peers-install/ (git-ignored); see ../shared/peers/README.md.
-Internal (one measurement in a child process): --one MODEL.gguf THREADS [--prefills N] [--with-profile].`;
+Internal (one measurement in a child process): --one MODEL.gguf THREADS [--prefills N] [--kv TYPE] [--with-profile].`;
+
+/** --kv's value: the cache types llama.cpp keeps too (f32, f16). */
+function kvTypeOf(v: string): KVType {
+  if (v !== "f32" && v !== "f16") throw new Error(`--kv: f32 or f16, got ${v}`);
+  return v;
+}
 
 /** The command line; parsed only when this file runs, not when big-model.ts imports ensurePeers. */
 function parseCommandLine() {
@@ -372,6 +429,7 @@ function parseCommandLine() {
       types: { type: "string", default: "F32,Q8_0,Q4_0,Q4_K_M" },
       rounds: { type: "string", default: "3" },
       prefills: { type: "string", default: "5" },
+      kv: { type: "string", default: "f32" },
       median: { type: "boolean", default: false },
       "no-wllama": { type: "boolean", default: false },
       "no-bun": { type: "boolean", default: false },
@@ -390,7 +448,7 @@ type CommandLine = ReturnType<typeof parseCommandLine>["values"];
 if (import.meta.main) {
   const { values: opts, positionals } = parseCommandLine();
   if (opts.one !== undefined) {
-    const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"], Number(opts.prefills));
+    const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"], Number(opts.prefills), kvTypeOf(opts.kv));
     console.log(JSON.stringify(m));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
   } else if (opts.profile) await profileAll(opts);

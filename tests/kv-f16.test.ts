@@ -8,6 +8,7 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START } from "../src/backends/backend.ts";
 import { PagedKVCache } from "../src/kv/paged-cache.ts";
 import { argmax } from "../src/sampling/sampler.ts";
+import { f32ToF16 } from "../src/quant/half.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
@@ -42,6 +43,35 @@ test("kv f16: values round to the nearest half, ties to even, past 65504 to infi
   assert((bits[1] & 0x7c00) === 0x7c00 && (bits[1] & 0x3ff) !== 0, "NaN stays NaN");
   b.kernels.kv_load_f16(back, dst, 1);
   assertEquals(b.arena.f32(back, 1)[0], 1);
+  await b.close();
+});
+
+test("kv f16: the store's eight-lane form gives the one-at-a-time form's bits for every exponent, sign, tie, subnormal, inf and NaN", async () => {
+  const b = new WasmBackend();
+  await b.init(1 << 22);
+  // per exponent and sign: mantissas at and around the half's rounding points (bit 12 and below), and random ones
+  const bits: number[] = [];
+  let x = 99;
+  const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+  const edges = [0, 1, 0xfff, 0x1000, 0x1001, 0x1fff, 0x2000, 0x3000, 0x5000, 0x7fe000, 0x7fefff, 0x7ff000, 0x7fffff];
+  for (let e = 0; e < 256; e++) {
+    for (const sign of [0, 0x80000000]) {
+      for (const m of edges) bits.push((sign | (e << 23) | m) >>> 0);
+      for (let i = 0; i < 40; i++) bits.push((sign | (e << 23) | (rnd() & 0x7fffff)) >>> 0);
+    }
+  }
+  const n = bits.length, src = b.alloc(n * 4, "src"), vec = b.alloc(n * 2, "vec"), one = b.alloc(n * 2, "one");
+  new Uint32Array(b.arena.memory.buffer, src, n).set(bits);
+  b.kernels.kv_store_f16(vec, src, n); // eight at a time (n % 8 left to the tail)
+  for (let i = 0; i < n; i++) b.kernels.kv_store_f16(one + 2 * i, src + 4 * i, 1); // the tail's form alone
+  const v = new Uint16Array(b.arena.memory.buffer, vec, n), o = new Uint16Array(b.arena.memory.buffer, one, n);
+  const f = new Float32Array(new Uint32Array(bits).buffer);
+  for (let i = 0; i < n; i++) {
+    if (v[i] !== o[i]) throw new Error(`f32 0x${bits[i].toString(16)}: eight-lane 0x${v[i].toString(16)}, one 0x${o[i].toString(16)}`);
+    // and both are src/quant/half.ts's rounding (which keeps no NaN payload)
+    if (!Number.isNaN(f[i]) && o[i] !== f32ToF16(f[i])) throw new Error(`f32 0x${bits[i].toString(16)}: 0x${o[i].toString(16)}`);
+  }
+  assert(n > 25000, `${n} values`);
   await b.close();
 });
 
@@ -163,11 +193,32 @@ test("kv f16: attention over F16 pages (pages of 4, a sliding window, grouped he
   }
 });
 
-test("kv f16: without ggmlOrder the F16 cache's attention is the f32 cache's on the halves it holds, bit for bit (ALiBi, windows, grouped heads)", async () => {
-  for (const [headDim, nHeads, nKvHeads, W] of [[64, 4, 4, 0], [32, 6, 2, 9], [40, 4, 1, 0], [6, 2, 2, 5]]) {
+test("kv f16: without ggmlOrder the F16 cache's attention is the f32 cache's on the halves it holds, bit for bit (ALiBi, windows, grouped heads, q past 2^16, subnormals)", async () => {
+  for (
+    const [headDim, nHeads, nKvHeads, W, extreme] of [[64, 4, 4, 0, 0], [32, 6, 2, 9, 0], [40, 4, 1, 0, 0], [6, 2, 2, 5, 0], [
+      64,
+      4,
+      2,
+      0,
+      1,
+    ]]
+  ) {
     const shape = { nLayers: 2, nHeads, nKvHeads, headDim };
     const N = 45;
     const rows = randomRows(N, nKvHeads * headDim, nHeads * headDim);
+    if (extreme) {
+      // the halves' kernels take q times 2^112 unless some |q| of the call reaches 2^16: every third row's head 1
+      // there, the others below it; f32-subnormal q, and K and V on half subnormals, in every row
+      const qDim = nHeads * headDim;
+      for (let p = 0; p < N; p++) {
+        for (let i = 0; i < qDim; i++) {
+          if (p % 3 === 0 && i >= headDim && i < 2 * headDim) rows.q[p * qDim + i] *= 2 ** 17;
+          else if (i % 7 === 0) rows.q[p * qDim + i] *= 1e-39;
+        }
+      }
+      for (const k of rows.K) for (let i = 0; i < k.length; i += 5) k[i] *= 1e-5;
+      for (const v of rows.V) for (let i = 0; i < v.length; i += 3) v[i] *= 1e-5;
+    }
     const slopes = W === 0 && nHeads === 4 ? new Float32Array([0.5, 0.25, 0.125, 0.0625]) : undefined;
     const h = await attendAll("f16", false, shape, rows, W, { slopes });
     // the f32 cache holding exactly the halves' values
