@@ -323,10 +323,10 @@ gpuTest("decodeGreedy picks on the device the ids a host argmax picks, across re
 
 for (const file of ["stories260K.gguf", "stories260K-q4_0.gguf"]) {
   gpuTest(`${file}: a replayed decode plan gives a freshly recorded step's picks and logits, bit for bit`, [STORIES(file)], async () => {
-    // plans: false records every step (the architecture's forward, fused afresh); the default records the device
+    // plans: false records every step (the architecture's forward, fused afresh); plans: true records the device
     // loop's step once and replays it: across positions, readbacks, a released and a new sequence, a prefill between
     const opts = { contextLength: 128, maxSequences: 2 };
-    const fresh = new WebGpuBackend({ plans: false }), planned = new WebGpuBackend();
+    const fresh = new WebGpuBackend({ plans: false }), planned = new WebGpuBackend({ plans: true });
     const a = await loadModel(STORIES(file), { ...opts, backend: fresh });
     const b = await loadModel(STORIES(file), { ...opts, backend: planned });
     const bits = (l: Float32Array) => Array.from(new Uint32Array(l.buffer, l.byteOffset, l.length));

@@ -145,6 +145,13 @@ const TILES = "auto";
 export type Fold = boolean | "layers" | "auto";
 
 /**
+ * Whether replayForward replays the device decode loop's recorded step by default (the constructor's plans). Off
+ * until a device call measures it: on Mesa's llvmpipe it cut kvasm's own host time per token to 0.17-0.20x (the
+ * same bits), but its H100 run (2026-12-05 16:07 UTC, branchvs) got no machine; docs/webgpu.md has the command.
+ */
+const PLANS = false;
+
+/**
  * A decode step's dispatches as replayForward recorded them: pipeline, bind group, params (PARAM_WORDS each) and
  * grid, replayed as they are on later steps. generation: the bind groups' (a grown state buffer drops them).
  * before/after: the quantized-activation tracking (quantizedState) the recording started from and left.
@@ -220,7 +227,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private recording: Plan | null = null;
   /** Bumped when the cached bind groups are dropped (the state buffer remade): a plan from before binds the old buffer. */
   private generation = 0;
-  /** Whether replayForward keeps and replays plans (constructor option plans; false: it only calls forward). */
+  /** Whether replayForward keeps and replays plans (constructor option plans, default PLANS; false: it only calls forward). */
   private readonly usePlans: boolean;
   /** Decode steps replayed from a plan so far (tests, benches). */
   replays = 0;
@@ -316,6 +323,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * gives falls back to "today".
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
+   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS; the
+   * same dispatches either way).
    */
   constructor(
     opts: {
@@ -350,7 +359,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.fold = opts.fold ?? "auto";
     this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
-    this.usePlans = opts.plans ?? true;
+    this.usePlans = opts.plans ?? PLANS;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
   }
