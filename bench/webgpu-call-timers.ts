@@ -10,18 +10,44 @@ export interface ForwardTimes {
 
 /**
  * Wraps the model's architecture's forward with a timer (bench/webgpu.ts, bench/webgpu-host.ts): the host's time
- * per token inside it, against the token's wall time, says whether the host or the GPU bounds decode.
+ * per token inside it, against the token's wall time, says whether the host or the GPU bounds decode. Where the
+ * backend replays decode steps (Backend.replayForward: Model's device loop), that call is what a step costs the
+ * host, recorded or replayed, so it is timed too (a forward it records is counted once, inside it).
  */
 export function forwardTimer(model: Model): ForwardTimes {
   const arch = model.arch as unknown as { forward: (...a: unknown[]) => void };
   const forward = arch.forward;
-  const times: ForwardTimes = { ms: 0, calls: 0, restore: () => void (arch.forward = forward) };
+  const b = model.backend;
+  const replay = b.replayForward;
+  const times: ForwardTimes = {
+    ms: 0,
+    calls: 0,
+    restore: () => {
+      arch.forward = forward;
+      if (replay) b.replayForward = replay;
+    },
+  };
+  let inReplay = false;
   arch.forward = function (this: unknown, ...a: unknown[]) {
+    if (inReplay) return forward.apply(this, a);
     const t = performance.now();
     forward.apply(this, a);
     times.ms += performance.now() - t;
     times.calls++;
   };
+  if (replay) {
+    b.replayForward = function (this: unknown, key: object, f: () => void) {
+      const t = performance.now();
+      inReplay = true;
+      try {
+        replay.call(this, key, f);
+      } finally {
+        inReplay = false;
+      }
+      times.ms += performance.now() - t;
+      times.calls++;
+    };
+  }
   return times;
 }
 

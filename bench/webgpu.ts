@@ -66,6 +66,8 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
                         backend's, 32000); several (1e9,0): each measured in turn, as --fold's variants
   --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto (default: the backend's)
   --f32-lanes N         threads a row of decode's one-row F32 matmuls, 8 to 64 (default: the backend's)
+  --plans on|off        whether the device decode loop replays its recorded step (the backend's plans option;
+                        default: the backend's, off until a device call measures it)
   --tiles LIST          prefill's quantized matmul tiles: today, or a register-tiled shape of wgsl-tiled.ts TILE_SHAPES
                         (b64x64-t8x8-k2, ...); several: each measured in turn, as --fold's variants (gain: prefill too)
   --dir DIR             where the GGUF files are written (default /tmp)
@@ -90,6 +92,7 @@ const { values: opts } = benchArgs(USAGE, {
     "spread-from": { type: "string", default: "" },
     rows: { type: "string", default: "" },
     "f32-lanes": { type: "string", default: "" },
+    plans: { type: "string", default: "" },
     tiles: { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
     keep: { type: "boolean", default: false },
@@ -431,7 +434,9 @@ const results: any[] = [];
 const rowKernels = {
   ...(opts.rows ? { rowKernels: opts.rows as RowForm } : {}),
   ...(opts["f32-lanes"] ? { f32Lanes: Number(opts["f32-lanes"]) } : {}),
+  ...(opts.plans ? { plans: opts.plans === "on" } : {}),
 };
+if (opts.plans && opts.plans !== "on" && opts.plans !== "off") throw new Error(`--plans: ${opts.plans} is not on or off`);
 const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false, auto: "auto" };
 const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) => {
   if (!(f in foldOf)) throw new Error(`--fold: ${f} is not auto, on, layers or off`);

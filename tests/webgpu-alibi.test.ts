@@ -6,6 +6,7 @@ import { assert, assertClose, assertEquals, env, readJSON, runtime, sharedPath, 
 import { loadModel } from "../src/model/load.ts";
 import { webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
+import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import "../src/backends/webgpu/select.ts"; // registers the "webgpu" backend name
 import { UnsupportedError } from "../src/errors.ts";
 
@@ -48,6 +49,17 @@ for (const name of ["bloom-alibi", "mpt-alibi"]) {
       for (let j = 1; j < first.length; j++) if (first[j] > first[best]) best = j;
       const ids = [best, ...(await m.decodeGreedy(s2, best, ref.greedy_ids.length - 1))];
       assertEquals(ids, ref.greedy_ids, `${name} on WebGPU: greedy ids`);
+      // the same through a replayed decode step (plans: LayerNorm, biases, GELU, ALiBi, a fused QKV's row views)
+      const planned = new WebGpuBackend({ plans: true });
+      const mp = await loadModel(dir, { backend: planned });
+      try {
+        const s3 = mp.newSequence();
+        await mp.prefill(s3, ref.input_ids);
+        assertEquals([best, ...(await mp.decodeGreedy(s3, best, ref.greedy_ids.length - 1))], ids, `${name}: replayed greedy ids`);
+        assertEquals(planned.replays, ref.greedy_ids.length - 2, `${name}: steps replayed (the first is recorded)`);
+      } finally {
+        await mp.close();
+      }
       // 70 rows: past 64, so the many-row kernels (tiled matmuls, attention 16 rows a workgroup, ALiBi in its scores)
       // run; held to the WASM backend's logits
       const long = Array.from({ length: 5 }, () => ref.input_ids).flat();

@@ -321,6 +321,43 @@ gpuTest("decodeGreedy picks on the device the ids a host argmax picks, across re
   }
 });
 
+for (const file of ["stories260K.gguf", "stories260K-q4_0.gguf"]) {
+  gpuTest(`${file}: a replayed decode plan gives a freshly recorded step's picks and logits, bit for bit`, [STORIES(file)], async () => {
+    // plans: false records every step (the architecture's forward, fused afresh); plans: true records the device
+    // loop's step once and replays it: across positions, readbacks, a released and a new sequence, a prefill between
+    const opts = { contextLength: 128, maxSequences: 2 };
+    const fresh = new WebGpuBackend({ plans: false }), planned = new WebGpuBackend({ plans: true });
+    const a = await loadModel(STORIES(file), { ...opts, backend: fresh });
+    const b = await loadModel(STORIES(file), { ...opts, backend: planned });
+    const bits = (l: Float32Array) => Array.from(new Uint32Array(l.buffer, l.byteOffset, l.length));
+    try {
+      for (const [prompt, runs] of [[[1, 403, 407, 261, 378], [1, 69]], [[1, 32, 7], [5, 3, 40]]] as [number[], number[]][]) {
+        const d0 = [fresh.dispatches, planned.dispatches];
+        const x = await deviceGreedy(a, prompt, runs), y = await deviceGreedy(b, prompt, runs);
+        assertEquals(y.ids, x.ids, "greedy ids");
+        assertEquals(bits(y.next), bits(x.next), "logits after the run");
+        assertEquals(planned.dispatches - d0[1], fresh.dispatches - d0[0], "dispatches");
+      }
+      // sampled on the device: the same draws from the same seed
+      const params = { temperature: 0.9, topP: 0.95, repeatPenalty: 1.2, seed: 11 }, prompt = [1, 403, 407];
+      const draws: number[][] = [];
+      for (const m of [a, b]) {
+        const seq = m.newSequence(), sampler = new Sampler(m.vocabSize, params);
+        const first = sampler.sample(await m.prefill(seq, prompt), prompt).id;
+        assert(m.sampledOnDevice(sampler), "sampled on the device");
+        draws.push([first, ...await m.decodeSampled(seq, first, 20, sampler, [...prompt, first])]);
+        m.releaseSequence(seq);
+      }
+      assertEquals(draws[1], draws[0], "sampled ids");
+      assertEquals(fresh.replays, 0);
+      assert(planned.replays > 100, `replayed ${planned.replays} steps`);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+}
+
 test("generate's run-ahead calls double up to one device run, then on up to four while they come back fast", () => {
   assertEquals(RUN_AHEAD_MAX, 4 * GREEDY_ROWS);
   const grow = (ms: number) => {

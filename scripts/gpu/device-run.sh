@@ -173,20 +173,21 @@ if [ "$what" = gemm ]; then
   exit 0
 fi
 if [ "$what" = trees ]; then
-  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles[:lanes]]] (rows: bench/webgpu.ts --rows, tiles: --tiles,
-  # lanes: --f32-lanes, a branch's options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles[:lanes[:plans]]]] (rows: bench/webgpu.ts --rows, tiles: --tiles,
+  # lanes: --f32-lanes, plans: --plans on|off, a branch's options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
   # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off; fold "-": the tree's default), SPREAD:
   # --spread-from (unset: each tree's default), TREES_PREFILL: --prefill (default 512);
   # PROFILES: tree:shape:type:fold runs of the per-kernel GPU time. One call, one machine: same-run ratios.
   kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill ${TREES_PREFILL:-512} --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
   for r in $RUNS; do
-    IFS=: read -r tree s t f rows tiles lanes <<<"$r"
+    IFS=: read -r tree s t f rows tiles lanes plans <<<"$r"
     echo "trees $r" | tee -a "$OUT/bench.log"
     fold=(--fold "$f")
     [ "$f" = - ] && fold=()
     [ -n "$rows" ] && [ "$rows" != - ] && fold+=(--rows "$rows")
     [ -n "$tiles" ] && [ "$tiles" != - ] && fold+=(--tiles "$tiles")
-    [ -n "$lanes" ] && fold+=(--f32-lanes "$lanes")
+    [ -n "$lanes" ] && [ "$lanes" != - ] && fold+=(--f32-lanes "$lanes")
+    [ -n "$plans" ] && [ "$plans" != - ] && fold+=(--plans "$plans")
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv "${fold[@]}" 2>&1) | tee -a "$OUT/bench.log"
   done
   for r in ${PROFILES:-}; do

@@ -100,6 +100,14 @@ export interface Backend {
    * Model's device loop records the next run before it awaits the last run's read.
    */
   argmax?(out: number, x: number, n: number): void;
+  /**
+   * Optional: runs `forward` (a decode step's recording: the same ops with the same arguments every call, its
+   * per-token inputs read from device memory) through a plan kept under `key`. The first call records it as
+   * usual and keeps what it dispatched; later calls replay those dispatches without calling `forward`, so the
+   * host skips the architecture's op calls, fusion and bookkeeping (WebGPU: Model's device decode loop). The
+   * same kernels run in the same order either way, so results are bit-identical.
+   */
+  replayForward?(key: object, forward: () => void): void;
 
   /** Waits for enqueued work (a no-op for synchronous backends). */
   flush(): Promise<void>;

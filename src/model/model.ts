@@ -53,6 +53,13 @@ export class Model {
   private readonly logitSpanViews: Float32Array[] = [];
 
   private readonly greedyMeta = new Int32Array(GREEDY_ROWS * (1 + ROW_FIELDS));
+  /**
+   * One decode step's recording in the device loop (runOnDevice): one row, its token, position and row metadata
+   * already on the device, so every call records the same ops with the same arguments (what lets a backend with
+   * replayForward record it once and replay it). Made once: a closure per token would be an allocation per token.
+   */
+  private readonly decodeForward = (): void =>
+    this.arch.forward(this.backend, this.config, this.weights, this.state, this.kv.layout, 1, ONE_ROW);
   /** decodeSampled's sampler state on the device, made at its first use. */
   private deviceSampler: DeviceSampling | null = null;
   /**
@@ -398,7 +405,8 @@ export class Model {
       for (let k = 0; k < m; k++) {
         b.copy(s.positions, positions + k * 4, 4);
         b.copy(s.rows, rows + k * ROW_FIELDS * 4, ROW_FIELDS * 4);
-        this.arch.forward(b, this.config, this.weights, s, this.kv.layout, 1, ONE_ROW);
+        if (b.replayForward) b.replayForward(this, this.decodeForward);
+        else this.decodeForward();
         if (ds) ds.step(k); // writes the pick and the next step's input
         else {
           b.argmax!(ids + k * 4, s.logits, this.vocabSize);

@@ -144,6 +144,30 @@ const TILES = "auto";
 /** Where one-row matmuls norm and quantize their own input: see the constructor. */
 export type Fold = boolean | "layers" | "auto";
 
+/**
+ * Whether replayForward replays the device decode loop's recorded step by default (the constructor's plans). Off
+ * until a device call measures it: on Mesa's llvmpipe it cut kvasm's own host time per token to 0.17-0.20x (the
+ * same bits), but its H100 run (2026-12-05 16:07 UTC, branchvs) got no machine; docs/webgpu.md has the command.
+ */
+const PLANS = false;
+
+/**
+ * A decode step's dispatches as replayForward recorded them: pipeline, bind group, params (PARAM_WORDS each) and
+ * grid, replayed as they are on later steps. generation: the bind groups' (a grown state buffer drops them).
+ * before/after: the quantized-activation tracking (quantizedState) the recording started from and left.
+ */
+interface Plan {
+  generation: number;
+  before: number[];
+  after: number[];
+  pipes: Gpu[];
+  groups: Gpu[];
+  grid: number[];
+  params: number[];
+  words: Uint32Array;
+  count: number;
+}
+
 /** A row range of a weight that one binding covers (offset and size 0: the whole buffer). */
 interface WeightRange {
   row0: number;
@@ -198,6 +222,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly bindGroups1 = new Map<number, Map<number, Gpu>>();
   private readonly bindGroups3 = new Map<number, unknown>();
   private readonly keys = new Map<number, string>();
+  /** replayForward's plans by the caller's key, and the one being recorded (dispatch appends to it). */
+  private plans = new WeakMap<object, Plan>();
+  private recording: Plan | null = null;
+  /** Bumped when the cached bind groups are dropped (the state buffer remade): a plan from before binds the old buffer. */
+  private generation = 0;
+  /** Whether replayForward keeps and replays plans (constructor option plans, default PLANS; false: it only calls forward). */
+  private readonly usePlans: boolean;
+  /** Decode steps replayed from a plan so far (tests, benches). */
+  replays = 0;
   /** One dispatch's params as the ops' recorders fill them (dispatch copies them out at once). */
   private readonly args = new Uint32Array(PARAM_WORDS);
   private readonly bitsF = new Float32Array(1);
@@ -290,6 +323,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * gives falls back to "today".
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
+   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS; the
+   * same dispatches either way).
    */
   constructor(
     opts: {
@@ -304,6 +339,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       rowKernels?: RowForm;
       tiles?: string;
       f32Lanes?: number;
+      plans?: boolean;
     } = {},
   ) {
     if (opts.f32Lanes !== undefined && ![8, 16, 32, 64].includes(opts.f32Lanes)) {
@@ -323,6 +359,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.fold = opts.fold ?? "auto";
     this.spreadSampleFrom = opts.spreadSampleFrom ?? SPREAD_SAMPLE_FROM;
     this.profile = opts.profile ?? false;
+    this.usePlans = opts.plans ?? PLANS;
     // a query set holds 4096 timestamps at most: two per dispatch
     this.submitEvery = Math.max(1, Math.min(opts.submitEvery ?? SUBMIT_EVERY, this.profile ? MAX_QUERIES / 2 : PARAM_SLOTS));
   }
@@ -425,6 +462,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.state = buf;
     this.bindGroups1.clear();
     this.bindGroups3.clear();
+    this.generation++;
     return buf;
   }
 
@@ -526,6 +564,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.bindGroups1.clear();
     this.bindGroups3.clear();
     this.pipelines.clear();
+    this.plans = new WeakMap();
     device.destroy();
     return Promise.resolve();
   }
@@ -750,6 +789,98 @@ export class WebGpuBackend implements Backend, FuseTarget {
       gx = Math.min(gx, MAX_GROUPS);
     }
     if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
+    const rec = this.recording;
+    if (rec) {
+      rec.pipes.push(pipe);
+      rec.groups.push(bg);
+      rec.grid.push(gx, gy);
+      for (let i = 0; i < PARAM_WORDS; i++) rec.params.push(this.paramsHost[base + i]);
+      rec.count++;
+    }
+  }
+
+  /**
+   * Backend.replayForward: the first call for `key` records `forward` (drained on both sides, so none of its ops
+   * fuses with another's and the plan holds exactly its dispatches); later calls replay the plan. A plan is
+   * recorded again when the state buffer was remade since (its bind groups name the old one) or the quantized
+   * activation tracking differs from the recording's start (the step's first matmul would quantize differently).
+   * Profiling (a timed pass per dispatch) always records.
+   */
+  replayForward(key: object, forward: () => void): void {
+    this.assertLive();
+    if (!this.usePlans || this.querySet) return forward();
+    this.drain(true);
+    this.stateBuffer();
+    const plan = this.plans.get(key);
+    if (plan && plan.generation === this.generation && this.quantizedIs(plan.before)) return this.replay(plan);
+    const before = this.quantizedState();
+    const rec: Plan = {
+      generation: this.generation,
+      before,
+      after: before,
+      pipes: [],
+      groups: [],
+      grid: [],
+      params: [],
+      words: new Uint32Array(0),
+      count: 0,
+    };
+    this.recording = rec;
+    try {
+      forward();
+      this.drain(true);
+    } finally {
+      this.recording = null;
+    }
+    if (rec.generation !== this.generation) return void this.plans.delete(key);
+    rec.after = this.quantizedState();
+    rec.words = Uint32Array.from(rec.params);
+    rec.params = [];
+    this.plans.set(key, rec);
+  }
+
+  /** Records a plan's dispatches again (dispatch's steps, without fusing or building anything). */
+  private replay(p: Plan): void {
+    const t0 = performance.now();
+    const host = this.paramsHost, words = p.words;
+    for (let d = 0; d < p.count; d++) {
+      if (this.slot >= this.submitEvery) this.submit();
+      this.open();
+      const base = (this.slot * PARAM_SLOT) / 4, from = d * PARAM_WORDS;
+      for (let i = 0; i < PARAM_WORDS; i++) host[base + i] = words[from + i];
+      this.pass.setPipeline(p.pipes[d]);
+      this.paramOffset[0] = this.slot * PARAM_SLOT;
+      this.pass.setBindGroup(0, p.groups[d], this.paramOffset, 0, 1);
+      this.slot++;
+      const gx = p.grid[2 * d], gy = p.grid[2 * d + 1];
+      if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
+    }
+    this.dispatches += p.count;
+    const q = this.quantized, a = p.after;
+    q.valid = a[0] === 1;
+    q.block = a[1];
+    q.x = a[2];
+    q.n = a[3];
+    q.T = a[4];
+    q.scratch = a[5];
+    q.xEnd = a[6];
+    q.scratchEnd = a[7];
+    this.replays++;
+    this.recordMs += performance.now() - t0;
+  }
+
+  /** Whether the quantized activation tracking is `a` (a quantizedState), compared in place: no array per step. */
+  private quantizedIs(a: number[]): boolean {
+    const q = this.quantized;
+    if (!q.valid) return a[0] === 0;
+    return a[0] === 1 && a[1] === q.block && a[2] === q.x && a[3] === q.n && a[4] === q.T && a[5] === q.scratch &&
+      a[6] === q.xEnd && a[7] === q.scratchEnd;
+  }
+
+  /** The quantized activation tracking as numbers (all of it, or zeros when nothing is held). */
+  private quantizedState(): number[] {
+    const q = this.quantized;
+    return q.valid ? [1, q.block, q.x, q.n, q.T, q.scratch, q.xEnd, q.scratchEnd] : [0, 0, 0, 0, 0, 0, 0, 0];
   }
 
   /** args[0..7] = a..h and the rest 0: one dispatch's params, without an array literal per dispatch. */
