@@ -145,11 +145,14 @@ const TILES = "auto";
 export type Fold = boolean | "layers" | "auto";
 
 /**
- * Whether replayForward replays the device decode loop's recorded step by default (the constructor's plans). Off
- * until a device call measures it: on Mesa's llvmpipe it cut kvasm's own host time per token to 0.17-0.20x (the
- * same bits), but its H100 run (2026-12-05 16:07 UTC, branchvs) got no machine; docs/webgpu.md has the command.
+ * Whether replayForward replays the device decode loop's recorded step by default (the constructor's plans): the
+ * same kernels in the same order, so the same bits. On an H100 (2026-12-05 16:24-16:26 UTC, one call, plans off and
+ * on alternating, two rounds each, one call of 256 tokens) the replay decoded the 1B shape Q4_0 at 804.7 and 805.4
+ * tok/s against 777.8 and 782.0 recorded afresh (the host's share of a token 0.44-0.53 against 0.84-0.88),
+ * stories110M F32 at 1281.8 and 1272.3 against 1251.2 and 1267.9, stories110M Q4_0 at 1507.6 against 1429.0; kvasm's
+ * own host time a 1B token (bench/webgpu-host-own.ts own) 42-72 us against 307-375.
  */
-const PLANS = false;
+const PLANS = true;
 
 /**
  * A decode step's dispatches as replayForward recorded them: pipeline, bind group, params (PARAM_WORDS each) and
