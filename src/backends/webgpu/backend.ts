@@ -319,15 +319,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
    * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
    * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
-   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (ROW_FORM, wgsl-matmul.ts rowPlan; other
-   * forms for measuring).
-   * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
-   * picks one per matmul by its tile count; for measuring). A shape needing more workgroup memory than the device
-   * gives falls back to "today".
+   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
+   * rowPlan's; "off", "pairs" and "octets" for measuring).
+   * tiles: the quantized tiled matmuls' form: "auto" (the default, TILES: autoTileShape picks one per matmul by its
+   * tile count), or "today" or a name of wgsl-tiled.ts TILE_SHAPES (for measuring). A shape needing more workgroup
+   * memory than the device gives falls back to "today".
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
-   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS; the
-   * same dispatches either way).
+   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS, true;
+   * false records every step; the same dispatches either way).
    */
   constructor(
     opts: {
