@@ -859,15 +859,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
     }
     this.dispatches += p.count;
-    const q = this.quantized, a = p.after;
-    q.valid = a[0] === 1;
-    q.block = a[1];
-    q.x = a[2];
-    q.n = a[3];
-    q.T = a[4];
-    q.scratch = a[5];
-    q.xEnd = a[6];
-    q.scratchEnd = a[7];
+    this.setQuantizedState(p.after);
     this.replays++;
     this.recordMs += performance.now() - t0;
   }
@@ -884,6 +876,19 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private quantizedState(): number[] {
     const q = this.quantized;
     return q.valid ? [1, q.block, q.x, q.n, q.T, q.scratch, q.xEnd, q.scratchEnd] : [0, 0, 0, 0, 0, 0, 0, 0];
+  }
+
+  /** Sets the quantized activation tracking to `a` (a quantizedState): where a replayed plan leaves it. */
+  private setQuantizedState(a: number[]): void {
+    const q = this.quantized;
+    q.valid = a[0] === 1;
+    q.block = a[1];
+    q.x = a[2];
+    q.n = a[3];
+    q.T = a[4];
+    q.scratch = a[5];
+    q.xEnd = a[6];
+    q.scratchEnd = a[7];
   }
 
   /** args[0..7] = a..h and the rest 0: one dispatch's params, without an array literal per dispatch. */
