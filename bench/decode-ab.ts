@@ -16,7 +16,7 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -75,10 +75,6 @@ class On extends BackendOn {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length & 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 /** An op key without the kernel name, so that the two builds' keys meet ("matmul Q4_0 2048x768 (…)" -> "matmul Q4_0 2048x768"). */
 const opClass = (key: string) => key.replace(/ \(.*\)$/, "");
 
