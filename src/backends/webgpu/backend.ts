@@ -304,7 +304,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly gpuTime = new Map<string, { count: number; ns: number }>();
 
   /**
-   * submitEvery: dispatches per submit at most (default 256; at most 4096).
+   * submitEvery: dispatches per submit at most (default 256; capped at 4096, the params slots, or 2048 when profiling).
    * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
    * tiledFrom: token rows from which matmuls run as tiles (default 32; for measuring the crossover);
    * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
