@@ -23,7 +23,7 @@ import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { KVType } from "../src/backends/backend.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, median } from "./cli.ts";
 import { readBandwidth } from "./e2e.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
@@ -247,9 +247,7 @@ const ratio = (a: number | undefined, b: number | undefined) => (a === undefined
 function pickOf(useMedian: boolean): (xs: number[]) => number | undefined {
   return (xs) => {
     if (xs.length === 0) return undefined;
-    const s = [...xs].sort((a, b) => a - b);
-    if (!useMedian) return s[s.length - 1];
-    return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    return useMedian ? median(xs) : Math.max(...xs);
   };
 }
 
