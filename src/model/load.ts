@@ -152,7 +152,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const rows = positiveInteger("maxBatchRows", opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128));
   const pageSize = positiveInteger("pageSize", opts.pageSize ?? 16);
   const nPages = positiveInteger("kvPages", opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize));
-  const logitRows = Math.max(maxSeqs, 1);
+  const logitRows = maxSeqs; // a logits row per sequence (maxSeqs >= 1: checked above)
   const kvType = opts.kvCacheType ?? "f32";
   // a row never attends more than ctx positions: k past that is dense attention, and needs no more scratch
   const kept = Math.min(topK, ctx);
