@@ -16,13 +16,13 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import type { KVType } from "../src/backends/backend.ts";
+import { KV_TYPES, type KVType } from "../src/backends/backend.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
@@ -54,7 +54,6 @@ build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV 
     },
   },
 );
-const KV_TYPES: readonly KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 const kvOf = (flag: string, v: string): KVType => {
   if (!(KV_TYPES as readonly string[]).includes(v)) throw new Error(`${flag}: one of ${KV_TYPES.join(", ")}, got ${v}`);
   return v as KVType;
@@ -76,10 +75,6 @@ class On extends BackendOn {
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length & 1 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 /** An op key without the kernel name, so that the two builds' keys meet ("matmul Q4_0 2048x768 (…)" -> "matmul Q4_0 2048x768"). */
 const opClass = (key: string) => key.replace(/ \(.*\)$/, "");
 

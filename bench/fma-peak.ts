@@ -1,6 +1,6 @@
 /**
  * The one-core ceiling of WebAssembly's 128-bit multiply-adds here: ten independent f32x4 chains of relaxed_madd
- * (bench/fma-peak/kernels.ts, compiled in seconds), the fastest of interleaved calls, in GFLOP/s (a multiply-add of
+ * (bench/fma-peak/kernels.ts, compiled in seconds), the fastest of --rounds calls, in GFLOP/s (a multiply-add of
  * four lanes counts 8). The F32 matmuls' GFLOP/s (`bench/peers.ts --profile`: prefill µs per token by shape) read
  * against it; llama.cpp's AVX-512 build issues 16-lane FMAs, which SIMD128 cannot ask for. Read the peak in Bun:
  * V8 runs this loop at about a quarter of JavaScriptCore's rate (14 against 54-58 GFLOP/s, 2026-12-05 15:46 UTC,
@@ -18,7 +18,7 @@ const { values: opts } = benchArgs(
   deno run -A bench/fma-peak.ts [options]        bun bench/fma-peak.ts [options]
 
   --steps N    steps of the ten chains per call (default 20000000: 1.6 GFLOP)
-  --rounds N   timed calls per build, interleaved; the fastest is reported (default 7)
+  --rounds N   timed calls; the fastest is reported (default 7)
   -h, --help   this text`,
   {
     options: {
@@ -33,22 +33,15 @@ if (!(Number.isInteger(steps) && steps > 0 && steps < 2 ** 31)) throw new Error(
 if (!(Number.isInteger(rounds) && rounds > 0)) throw new Error(`--rounds: a positive integer, got ${opts.rounds}`);
 
 // the relaxed build only: in the plain one madd is a multiply of two constants, which the compiler folds away
-const builds = [{ name: "relaxed", relaxed: true }].map((b) => ({
-  ...b,
-  fn: openStandalone("bench/fma-peak/kernels.ts", { relaxed: b.relaxed, mib: 1 }).ex.fma_chains,
-  best: Infinity,
-}));
+const fmaChains = openStandalone("bench/fma-peak/kernels.ts", { relaxed: true, mib: 1 }).ex.fma_chains;
 console.log(`${engine}, ${runStamp()}: ten f32x4 multiply-add chains, ${steps} steps a call, fastest of ${rounds}`);
 // warm-up: many short calls, so that the optimizing tier takes over (V8 swaps tiers between calls, not inside a loop)
-for (let i = 0; i < 400; i++) for (const b of builds) b.fn(20000);
+for (let i = 0; i < 400; i++) fmaChains(20000);
+let best = Infinity;
 for (let r = 0; r < rounds; r++) {
-  for (const b of builds) {
-    const t0 = performance.now();
-    const v = b.fn(steps);
-    b.best = Math.min(b.best, performance.now() - t0);
-    if (!Number.isFinite(v)) throw new Error(`${b.name}: the chains left their range (${v})`);
-  }
+  const t0 = performance.now();
+  const v = fmaChains(steps);
+  best = Math.min(best, performance.now() - t0);
+  if (!Number.isFinite(v)) throw new Error(`relaxed: the chains left their range (${v})`);
 }
-for (const b of builds) {
-  console.log(`  ${b.name.padEnd(8)} ${((steps * 80) / (b.best / 1000) / 1e9).toFixed(1)} GFLOP/s (${b.best.toFixed(0)} ms a call)`);
-}
+console.log(`  relaxed  ${((steps * 80) / (best / 1000) / 1e9).toFixed(1)} GFLOP/s (${best.toFixed(0)} ms a call)`);

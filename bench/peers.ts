@@ -23,7 +23,7 @@ import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { KVType } from "../src/backends/backend.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, median } from "./cli.ts";
 import { readBandwidth } from "./e2e.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
@@ -247,9 +247,7 @@ const ratio = (a: number | undefined, b: number | undefined) => (a === undefined
 function pickOf(useMedian: boolean): (xs: number[]) => number | undefined {
   return (xs) => {
     if (xs.length === 0) return undefined;
-    const s = [...xs].sort((a, b) => a - b);
-    if (!useMedian) return s[s.length - 1];
-    return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    return useMedian ? median(xs) : Math.max(...xs);
   };
 }
 
@@ -261,13 +259,11 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   const withThreads = !opts["no-threads"];
   const kvType = kvTypeOf(opts.kv); // before anything installs or runs
   const peers = await ensurePeers(!opts["no-wllama"]);
-  const self = here + "peers.ts";
   const prefills = Number(opts.prefills);
   if (!(Number.isInteger(prefills) && prefills >= 1)) throw new Error(`--prefills: a positive integer, got ${opts.prefills}`);
   const pin = await pinTo(opts.cpu);
-  const kv = (runtime: "deno" | "bun", path: string, threads: number) => {
-    const args = ["--one", path, String(threads), "--prefills", String(prefills), "--kv", kvType];
-    const [cmd, argv] = runtime === "deno" ? [bin("deno"), ["run", "-A", self, ...args]] : [bin("bun"), [self, ...args]];
+  const kvasm = (runtime: "deno" | "bun", path: string, threads: number) => {
+    const [cmd, argv] = kvasmCommand(runtime, [path, String(threads), "--prefills", String(prefills), "--kv", kvType]);
     return child(`kvasm ${runtime} ${threads}t`, ...(threads === 1 ? pin(cmd, argv) : [cmd, argv] as const));
   };
 
@@ -279,7 +275,7 @@ async function orchestrate(opts: CommandLine): Promise<void> {
     const push = (k: string, m: Measured | undefined) => m && (runs[k] ??= []).push(m);
     for (let r = 0; r < rounds; r++) {
       // interleaved, so that load from other processes falls on every engine alike
-      push("deno", await kv("deno", path, 1));
+      push("deno", await kvasm("deno", path, 1));
       if (peers.llamacpp) {
         push(
           "llama.cpp",
@@ -290,9 +286,9 @@ async function orchestrate(opts: CommandLine): Promise<void> {
           ),
         );
       }
-      if (withBun) push("bun", await kv("bun", path, 1));
-      if (withThreads) push("deno 2t", await kv("deno", path, 2));
-      if (withThreads && withBun) push("bun 2t", await kv("bun", path, 2));
+      if (withBun) push("bun", await kvasm("bun", path, 1));
+      if (withThreads) push("deno 2t", await kvasm("deno", path, 2));
+      if (withThreads && withBun) push("bun 2t", await kvasm("bun", path, 2));
     }
     if (peers.wllama) {
       push(
@@ -354,13 +350,11 @@ async function orchestrate(opts: CommandLine): Promise<void> {
 async function profileAll(opts: CommandLine): Promise<void> {
   const types = opts.types.split(",") as SyntheticType[];
   const runtimes = opts["no-bun"] ? ["deno"] : ["deno", "bun"];
+  const kvType = kvTypeOf(opts.kv); // before any file is written
   for (const type of types) {
     const path = await ensureSyntheticModel("stories110M", type);
     for (const rt of runtimes) {
-      const args = ["--one", path, "1", "--with-profile", "--kv", kvTypeOf(opts.kv)];
-      const m = rt === "deno"
-        ? await child("profile deno", bin("deno"), ["run", "-A", here + "peers.ts", ...args])
-        : await child("profile bun", bin("bun"), [here + "peers.ts", ...args]);
+      const m = await child(`profile ${rt}`, ...kvasmCommand(rt, [path, "1", "--with-profile", "--kv", kvType]));
       if (!m?.profile) continue;
       for (const phase of ["decode", "prefill"] as const) {
         const p = m.profile[phase];
@@ -415,6 +409,12 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
 
 The peers install on first use into bench/peers-install/ (git-ignored); see ../shared/peers/README.md.
 Internal (one measurement in a child process): --one MODEL.gguf THREADS [--prefills N] [--kv TYPE] [--with-profile].`;
+
+/** The command (and its arguments) that runs one kvasm measurement, `--one ...args`, in a child process of `runtime`. */
+function kvasmCommand(runtime: string, args: string[]): [string, string[]] {
+  const self = here + "peers.ts";
+  return runtime === "deno" ? [bin("deno"), ["run", "-A", self, "--one", ...args]] : [bin("bun"), [self, "--one", ...args]];
+}
 
 /** --kv's value: the cache types llama.cpp keeps too (f32, f16). */
 function kvTypeOf(v: string): KVType {

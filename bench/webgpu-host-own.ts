@@ -11,6 +11,7 @@
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { median } from "./cli.ts";
 
 const [path, perCallArg = "200", roundsArg = "5", mode = ""] = Deno.args;
 if (!path || path === "-h" || path === "--help") {
@@ -64,13 +65,12 @@ for (let i = 0; i < rounds; i++) {
   await round("record");
   await round("plan");
 }
-const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
 console.log(JSON.stringify({
   mode: own ? "own" : "with Deno's calls",
   adapter: sides.plan.backend.adapterName,
   ...results,
-  forwardRatio: +(med(results.plan.forwardUs) / med(results.record.forwardUs)).toFixed(3),
-  wallRatio: +(med(results.plan.wallUs) / med(results.record.wallUs)).toFixed(3),
+  forwardRatio: +(median(results.plan.forwardUs) / median(results.record.forwardUs)).toFixed(3),
+  wallRatio: +(median(results.plan.wallUs) / median(results.record.wallUs)).toFixed(3),
   replays: sides.plan.backend.replays,
 }));
 await sides.record.model.close();

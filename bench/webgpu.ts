@@ -67,9 +67,10 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
   --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto (default: the backend's)
   --f32-lanes N         threads a row of decode's one-row F32 matmuls, 8 to 64 (default: the backend's)
   --plans on|off        whether the device decode loop replays its recorded step (the backend's plans option;
-                        default: the backend's, off until a device call measures it)
-  --tiles LIST          prefill's quantized matmul tiles: today, or a register-tiled shape of wgsl-tiled.ts TILE_SHAPES
-                        (b64x64-t8x8-k2, ...); several: each measured in turn, as --fold's variants (gain: prefill too)
+                        default: the backend's, on)
+  --tiles LIST          prefill's quantized matmul tiles: auto (the backend's default), today, or a register-tiled shape
+                        of wgsl-tiled.ts TILE_SHAPES (b64x64-t8x8-k2, ...); several: each measured in turn, as --fold's
+                        variants (gain: prefill too)
   --dir DIR             where the GGUF files are written (default /tmp)
   --keep                leave them there for a peer to read
   --json FILE           also write the results as JSON

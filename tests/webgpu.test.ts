@@ -247,25 +247,17 @@ gpuTest(
   },
 );
 
-test("webgpu: an unknown rowKernels form is a typed error", () => {
-  let caught: unknown;
-  try {
-    new WebGpuBackend({ rowKernels: "rows" as RowForm });
-  } catch (e) {
-    caught = e;
-  }
-  assert(caught instanceof WebGpuError && String(caught).includes("unknown rowKernels"), `got ${caught}`);
+test("webgpu: an unknown rowKernels form is a typed error", async () => {
+  await assertRejects(() => new WebGpuBackend({ rowKernels: "rows" as RowForm }), WebGpuError, /unknown rowKernels "rows"/);
 });
 
-test("webgpu: f32Lanes other than 8, 16, 32 or 64 is a typed error", () => {
+test("webgpu: f32Lanes other than 8, 16, 32 or 64 is a typed error", async () => {
   for (const f32Lanes of [0, 12, 128, NaN]) {
-    let caught: unknown;
-    try {
-      new WebGpuBackend({ f32Lanes });
-    } catch (e) {
-      caught = e;
-    }
-    assert(caught instanceof WebGpuError && String(caught).includes("f32Lanes"), `${f32Lanes}: got ${caught}`);
+    await assertRejects(
+      () => new WebGpuBackend({ f32Lanes }),
+      WebGpuError,
+      new RegExp(`f32Lanes must be 8, 16, 32 or 64, got ${f32Lanes}$`),
+    );
   }
 });
 
@@ -812,29 +804,16 @@ test("webgpu: rowPlan 'auto' takes the form the H200's matvec bench measured fas
   assertEquals(rowPlan(GGMLType.Q8_0, 1056, "auto", 70), null);
 });
 
-test("webgpu: the norm's sum of squares keeps RMSNORM's order with its loads written out, and a width it was not built for is an error", () => {
+test("webgpu: the norm's sum of squares keeps RMSNORM's order with its loads written out, and a width it was not built for is an error", async () => {
   // elements li, li + 256, ... added in order: for 2112 columns 8 in a loop of 1 and the ragged ninth guarded
   const code = sumSquares(2112, "xr");
   assert(code.includes("for (var c = 0u; c < 1u; c++)") && code.includes("if (li + 2048u + 0u < 2112u)"), code);
   assert(sumSquares(768, "xr").split("ldf(").length - 1 === 3, "768 columns: 3 loads a thread");
-  let caught: unknown;
-  try {
-    quantQ8_0Kernel(true, 0);
-  } catch (e) {
-    caught = e;
-  }
-  assert(String(caught).includes("multiple of 32"), String(caught));
+  await assertRejects(() => quantQ8_0Kernel(true, 0), Error, /multiple of 32, got 0/);
 });
 
-test("webgpu: an unknown tile shape is a typed error", () => {
-  let caught: unknown;
-  try {
-    new WebGpuBackend({ tiles: "b64x64" });
-  } catch (e) {
-    caught = e;
-  }
-  assert(caught instanceof WebGpuError, `got ${caught}`);
-  assert(String((caught as Error).message).includes("unknown tiles"), String(caught));
+test("webgpu: an unknown tile shape is a typed error", async () => {
+  await assertRejects(() => new WebGpuBackend({ tiles: "b64x64" }), WebGpuError, /unknown tiles "b64x64"/);
 });
 
 if (gpuExpected) {

@@ -169,6 +169,8 @@ export interface KVLayout {
  * (the seed's asymmetric quantization, x ~ scale * (q - zero_point)).
  */
 export type KVType = "f32" | "f16" | "q8_0" | "u8_asym";
+/** Every KVType, in the order messages list them (loadModel, --kv-cache and the benches check values against it). */
+export const KV_TYPES: readonly KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 /** Bytes of one position's K (or V) for one layer. */
 export function kvSlotBytes(kvType: KVType, kvDim: number, qBlock: number): number {

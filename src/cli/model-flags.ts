@@ -4,7 +4,7 @@
  */
 import { loadModel, type LoadOptions } from "../model/load.ts";
 import type { Model } from "../model/model.ts";
-import type { KVType } from "../backends/backend.ts";
+import { KV_TYPES, type KVType } from "../backends/backend.ts";
 import type { BackendName } from "../backends/select.ts";
 // the CLI runs on WebGPU when asked: importing its selector registers the "webgpu" and "auto" backends
 import "../backends/webgpu/select.ts";
@@ -73,8 +73,6 @@ export const SAMPLING_FLAGS: FlagSpec[] = [
   { name: "frequency-penalty", kind: "number", value: "X", help: "OpenAI frequency penalty (0 = off)" },
   { name: "seed", kind: "int", min: 0, max: 0xffffffff, value: "S", help: "random seed (same seed, same tokens in every runtime)" },
 ];
-
-const KV_TYPES: KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 /** The --kv-cache flag's value (dflt when absent), or a ParamError naming the choices. */
 function kvCacheFlag(value: string | undefined, dflt: KVType): KVType {

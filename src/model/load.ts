@@ -4,7 +4,7 @@
  * the one arena (ArenaPlan: weights, KV cache, run state), streams the weights in and hands the
  * pieces to a Model.
  */
-import type { Backend, KVType } from "../backends/backend.ts";
+import { type Backend, KV_TYPES, type KVType } from "../backends/backend.ts";
 import { type BackendName, backendNamed, selectBackend } from "../backends/select.ts";
 import { openModelFile } from "../formats/open.ts";
 import type { HeaderLimits, ModelFile, TensorInfo } from "../formats/types.ts";
@@ -27,8 +27,6 @@ import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
 import { Model } from "./model.ts";
-
-const KV_TYPES: KVType[] = ["f32", "f16", "q8_0", "u8_asym"];
 
 export interface LoadOptions {
   /** Tokenizer file (llama2.c tokenizer.bin, SentencePiece .model, tokenizer.json); GGUF files carry their own. */
@@ -154,7 +152,7 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const rows = positiveInteger("maxBatchRows", opts.maxBatchRows ?? (opts.ggmlOrder ? 512 : 128));
   const pageSize = positiveInteger("pageSize", opts.pageSize ?? 16);
   const nPages = positiveInteger("kvPages", opts.kvPages ?? maxSeqs * Math.ceil(ctx / pageSize));
-  const logitRows = Math.max(maxSeqs, 1);
+  const logitRows = maxSeqs; // a logits row per sequence (maxSeqs >= 1: checked above)
   const kvType = opts.kvCacheType ?? "f32";
   // a row never attends more than ctx positions: k past that is dense attention, and needs no more scratch
   const kept = Math.min(topK, ctx);

@@ -47,8 +47,8 @@ interface StartedRequest {
   /** Every generation's events in one stream, choice indices global. */
   events: () => AsyncIterable<EngineEvent>;
   usage: () => Promise<Usage>;
-  /** How tokens are spelled in logprobs; null when the request asked for none. */
-  logprobs: TokenSpelling | null;
+  /** How tokens are spelled in logprobs; null when the request asked for none (so also: whether it did). */
+  spelling: TokenSpelling | null;
   /** stream_options.include_usage: every chunk carries usage (null until the last). */
   includeUsage: boolean;
 }
@@ -73,7 +73,7 @@ export function runRequest(ctx: RunContext) {
     choices: promptIds.length * parsed.n,
     events: mergedEvents(handles, parsed.n, ctx.observe),
     usage: () => usageOf(handles),
-    logprobs: parsed.logprobs !== null ? tokenSpelling(ctx.model.tokenizer) : null,
+    spelling: parsed.logprobs !== null ? tokenSpelling(ctx.model.tokenizer) : null,
     includeUsage: parsed.includeUsage,
   };
   return {
@@ -146,13 +146,13 @@ async function usageOf(handles: GenerationHandle[]): Promise<Usage> {
 
 /** The non-streaming answer: every choice's text (and tokens, for logprobs) gathered, then one JSON object. */
 async function wholeAnswer(req: StartedRequest) {
-  const { chat, logprobs } = req;
+  const { chat, spelling } = req;
   const choices: ChoiceState[] = Array.from({ length: req.choices }, () => ({ text: "", tokens: [], finishReason: null }));
   for await (const ev of req.events()) {
     const c = choices[ev.choice];
     c.text += ev.text;
     if (ev.type === "token") {
-      if (logprobs) c.tokens.push(ev);
+      if (spelling) c.tokens.push(ev);
     } else c.finishReason = ev.reason;
   }
   const u = await req.usage();
@@ -167,13 +167,13 @@ async function wholeAnswer(req: StartedRequest) {
         ? {
           index,
           message: { role: "assistant", content: c.text, refusal: null },
-          logprobs: logprobs ? chatLogprobs(logprobs, c.tokens) : null,
+          logprobs: spelling ? chatLogprobs(spelling, c.tokens) : null,
           finish_reason: openAIFinish(c.finishReason),
         }
         : {
           index,
           text: c.text,
-          logprobs: logprobs ? completionLogprobs(logprobs, c.tokens, 0) : null,
+          logprobs: spelling ? completionLogprobs(spelling, c.tokens, 0) : null,
           finish_reason: openAIFinish(c.finishReason),
         }
     ),
@@ -186,7 +186,7 @@ async function wholeAnswer(req: StartedRequest) {
  * released text), one for each finish, and the usage last when asked for.
  */
 async function* answerChunks(req: StartedRequest) {
-  const { chat, logprobs, includeUsage } = req;
+  const { chat, spelling, includeUsage } = req;
   const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
   const base = () => ({ id: req.id, object: chunkObject, created: req.created, model: req.modelId, system_fingerprint: null });
   const textSoFar = new Array<number>(req.choices).fill(0);
@@ -204,8 +204,8 @@ async function* answerChunks(req: StartedRequest) {
     const index = ev.choice;
     // a token's text (with the token, for logprobs), or the text a finish releases (no token)
     const tokens = ev.type === "token" ? [ev] : [];
-    if (ev.text !== "" || (logprobs && tokens.length > 0)) {
-      const lp = logprobs ? (chat ? chatLogprobs(logprobs, tokens) : completionLogprobs(logprobs, tokens, textSoFar[index])) : null;
+    if (ev.text !== "" || (spelling && tokens.length > 0)) {
+      const lp = spelling ? (chat ? chatLogprobs(spelling, tokens) : completionLogprobs(spelling, tokens, textSoFar[index])) : null;
       textSoFar[index] += ev.text.length;
       const choice = chat
         ? { index, delta: { content: ev.text }, logprobs: lp, finish_reason: null }

@@ -304,7 +304,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly gpuTime = new Map<string, { count: number; ns: number }>();
 
   /**
-   * submitEvery: dispatches per submit at most (default 256; at most 4096).
+   * submitEvery: dispatches per submit at most (default 256; capped at 4096, the params slots, or 2048 when profiling).
    * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
    * tiledFrom: token rows from which matmuls run as tiles (default 32; for measuring the crossover);
    * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
@@ -319,15 +319,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
    * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
    * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
-   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (ROW_FORM, wgsl-matmul.ts rowPlan; other
-   * forms for measuring).
-   * tiles: the quantized tiled matmuls' form, "today", a name of wgsl-tiled.ts TILE_SHAPES or "auto" (autoTileShape
-   * picks one per matmul by its tile count; for measuring). A shape needing more workgroup memory than the device
-   * gives falls back to "today".
+   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
+   * rowPlan's; "off", "pairs" and "octets" for measuring).
+   * tiles: the quantized tiled matmuls' form: "auto" (the default, TILES: autoTileShape picks one per matmul by its
+   * tile count), or "today" or a name of wgsl-tiled.ts TILE_SHAPES (for measuring). A shape needing more workgroup
+   * memory than the device gives falls back to "today".
    * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
    * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
-   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS; the
-   * same dispatches either way).
+   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS, true;
+   * false records every step; the same dispatches either way).
    */
   constructor(
     opts: {
@@ -859,15 +859,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
     }
     this.dispatches += p.count;
-    const q = this.quantized, a = p.after;
-    q.valid = a[0] === 1;
-    q.block = a[1];
-    q.x = a[2];
-    q.n = a[3];
-    q.T = a[4];
-    q.scratch = a[5];
-    q.xEnd = a[6];
-    q.scratchEnd = a[7];
+    this.setQuantizedState(p.after);
     this.replays++;
     this.recordMs += performance.now() - t0;
   }
@@ -884,6 +876,19 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private quantizedState(): number[] {
     const q = this.quantized;
     return q.valid ? [1, q.block, q.x, q.n, q.T, q.scratch, q.xEnd, q.scratchEnd] : [0, 0, 0, 0, 0, 0, 0, 0];
+  }
+
+  /** Sets the quantized activation tracking to `a` (a quantizedState): where a replayed plan leaves it. */
+  private setQuantizedState(a: number[]): void {
+    const q = this.quantized;
+    q.valid = a[0] === 1;
+    q.block = a[1];
+    q.x = a[2];
+    q.n = a[3];
+    q.T = a[4];
+    q.scratch = a[5];
+    q.xEnd = a[6];
+    q.scratchEnd = a[7];
   }
 
   /** args[0..7] = a..h and the rest 0: one dispatch's params, without an array literal per dispatch. */

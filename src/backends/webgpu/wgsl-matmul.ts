@@ -539,13 +539,15 @@ export interface RowPlan {
 /**
  * Threads a row and units in flight a thread for `rows` rows of n columns (null: matmulKernel's form, as for rows
  * of an odd number of blocks, other types, or an activation that does not fit workgroup memory beside its sums).
- * "auto" takes paired units, 16 threads a row (fewer where a row has fewer units) and up to 4 units in flight a
- * thread (a row's units in one round where they are fewer: stories110M's 12 units a row as 8 threads x 2): on an H200 (2026-12-05 15:02 UTC, bench/webgpu-matvec.ts, the 1B shape's matrices) that form was the
- * fastest of the 31-35 unfolded forms measured, or within 1.07x of it, for every matrix and both types (Q4_0 gate/up 8.56 us against matmulKernel's
- * 19.6, down 31.8 against 51.9, Q/K/V 20.8 against 28.9, the classifier 47.9 against 648; Q8_0 55.7 / 156.7, 39.4 /
- * 72.6, 22.3 / 40.3, 169 / 968), where the first rule's fewest threads that still made 256 workgroups (2 a row and
- * octets for the classifier, 4 for gate/up) ran 1.06-1.9x slower. "pairs" and "octets" keep that first rule (as few
- * threads a row as still give ROW_WORKGROUPS workgroups, up to 2 octets or 4 paired units in flight) for measuring.
+ * "auto" takes paired units, 16 threads a row (fewer where a row has fewer units) and up to 4 units in flight a thread
+ * (a row's units in one round where they are fewer: stories110M's 12 units a row as 8 threads x 2): on an H200
+ * (2026-12-05 15:02 UTC, bench/webgpu-matvec.ts, the 1B shape's matrices) that form was the fastest of the 31-35
+ * unfolded forms measured, or within 1.07x of it, for every matrix and both types (Q4_0 gate/up 8.56 us against
+ * matmulKernel's 19.6, down 31.8 against 51.9, Q/K/V 20.8 against 28.9, the classifier 47.9 against 648; Q8_0 55.7 /
+ * 156.7, 39.4 / 72.6, 22.3 / 40.3, 169 / 968), where the first rule's fewest threads that still made 256 workgroups (2
+ * a row and octets for the classifier, 4 for gate/up) ran 1.06-1.9x slower. "pairs" and "octets" keep that first rule
+ * (as few threads a row as still give ROW_WORKGROUPS workgroups, up to 2 octets or 4 paired units in flight) for
+ * measuring.
  */
 export function rowPlan(type: GGMLTypeId, n: number, form: RowForm = "auto", rows = 0): RowPlan | null {
   if (form === "off" || (type !== GGMLType.Q4_0 && type !== GGMLType.Q8_0) || !pairedUnits(type, n)) return null;
