@@ -23,8 +23,8 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
 }
 
 /**
- * Four cache elements at p as f32x4, halves scaled by 2^-112 (math.ts f16x4Scaled, with its constants k8192 and
- * mask given): the other factor of each product then carries the 2^112, so each product, as a real number, is the
+ * Four cache elements at p as f32x4, halves scaled by 2^-112 (math.ts f16x4ScaledBy: f16x4Scaled with its constants
+ * k8192 and mask given): the other factor of each product then carries the 2^112, so each product, as a real number, is the
  * one of load4's value, and every rounding that follows has load4's bits, one multiply fewer per four halves. f32
  * elements as load4. The callers build the constants from an opaque zero once per call, so that V8 keeps them in
  * registers rather than rematerialize each v128.const at every use in the loop (quant-matmul.ts).
