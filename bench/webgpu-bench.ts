@@ -1,7 +1,8 @@
 /**
  * What the standalone WebGPU kernel benches (webgpu-matvec.ts, webgpu-gemm.ts) share: the device with timestamp
  * queries where the adapter has them, one bind-group layout of storage buffers (binding 0 read-write, 2 a uniform,
- * the rest read-only), a readback of f32 words, and the timing of back-to-back dispatches in one pass.
+ * the rest read-only), the matrices they time, weights uploaded, a readback of f32 words, and the timing of
+ * back-to-back dispatches in one pass.
  */
 // deno-lint-ignore-file no-explicit-any
 import { requestAdapter, requestDevice } from "../src/backends/webgpu/device.ts";
@@ -14,6 +15,27 @@ const WARM_MS = 30;
 /** Buffer usage bits (GPUBufferUsage, which not every runtime's globals carry). */
 export const MAP_READ = 0x01, COPY_DST = 0x08, COPY_SRC = 0x04, UNIFORM = 0x40, STORAGE = 0x80, QUERY_RESOLVE = 0x200;
 
+/** The weight matrices the benches time, rows x columns: the Llama-3.2-1B shape's, and stories110M's (suffix 110). */
+export const MATRICES: Record<string, [number, number]> = {
+  gateup: [16384, 2048],
+  down: [2048, 8192],
+  qkv: [3072, 2048],
+  out: [2048, 2048],
+  cls: [128256, 2048],
+  gateup110: [4096, 768],
+  down110: [768, 2048],
+  qkv110: [2304, 768],
+  out110: [768, 768],
+  cls110: [32000, 768],
+};
+
+/** A case's matrix (rows, columns), or an error naming the cases there are. */
+export function matrixOf(name: string): [number, number] {
+  const m = MATRICES[name];
+  if (!m) throw new Error(`unknown case ${name} (${Object.keys(MATRICES).join(", ")})`);
+  return m;
+}
+
 export interface GpuBench {
   adapter: Gpu;
   device: Gpu;
@@ -24,6 +46,11 @@ export interface GpuBench {
   /** The bind-group layout (for bind groups) and the pipeline layout over it. */
   layout: Gpu;
   pipelineLayout: Gpu;
+  /**
+   * A storage buffer holding `bytes`' whole words, sized to a multiple of 16 bytes plus 16 more, so that kernels
+   * reading 16-byte units may read past a ragged end.
+   */
+  upload(bytes: Uint8Array): Gpu;
   /** `words` f32 values of `buf` from `byteOffset`, read back. */
   readWords(buf: Gpu, byteOffset: number, words: number): Promise<Float32Array>;
   /** Nanoseconds a dispatch over `count` back-to-back (gx, gy) dispatches in one timed pass (the best of 3 passes). */
@@ -49,6 +76,12 @@ export async function openGpuBench(bindings: number): Promise<GpuBench> {
   const resolved = device.createBuffer({ size: 16, usage: QUERY_RESOLVE | COPY_SRC });
   const readTimes = device.createBuffer({ size: 16, usage: MAP_READ | COPY_DST });
 
+  function upload(bytes: Uint8Array): Gpu {
+    const buf = device.createBuffer({ size: Math.ceil(bytes.length / 16) * 16 + 16, usage: STORAGE | COPY_DST });
+    device.queue.writeBuffer(buf, 0, bytes, 0, Math.floor(bytes.length / 4) * 4);
+    return buf;
+  }
+
   async function readWords(buf: Gpu, byteOffset: number, words: number): Promise<Float32Array> {
     const rb = device.createBuffer({ size: words * 4, usage: MAP_READ | COPY_DST });
     const enc = device.createCommandEncoder();
@@ -62,6 +95,13 @@ export async function openGpuBench(bindings: number): Promise<GpuBench> {
   }
 
   async function timeIt(p: Gpu, bg: Gpu, gx: number, gy: number, count: number): Promise<number> {
+    /** The `count` dispatches into `pass`, which it ends: the warm-up's and the timed passes' same work. */
+    const dispatchAll = (pass: Gpu) => {
+      pass.setPipeline(p);
+      pass.setBindGroup(0, bg);
+      for (let i = 0; i < count; i++) pass.dispatchWorkgroups(gx, gy);
+      pass.end();
+    };
     // Warm-up: the same dispatches, untimed, for WARM_MS of wall time first. The host compiles each candidate's
     // pipeline between timings and the GPU idles meanwhile; a timed pass of 50 short dispatches (a few hundred us)
     // may end before its clocks are back up. On an H100 (2026-12-05, before this warm-up) kernels read up to 4x
@@ -70,11 +110,7 @@ export async function openGpuBench(bindings: number): Promise<GpuBench> {
     const warm = performance.now();
     for (let i = 0; i < 200 && performance.now() - warm < WARM_MS; i++) {
       const enc = device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(p);
-      pass.setBindGroup(0, bg);
-      for (let j = 0; j < count; j++) pass.dispatchWorkgroups(gx, gy);
-      pass.end();
+      dispatchAll(enc.beginComputePass());
       device.queue.submit([enc.finish()]);
       await device.queue.onSubmittedWorkDone();
     }
@@ -82,13 +118,9 @@ export async function openGpuBench(bindings: number): Promise<GpuBench> {
     for (let rep = 0; rep < 3; rep++) {
       const enc = device.createCommandEncoder();
       const t0 = performance.now();
-      const pass = enc.beginComputePass(
+      dispatchAll(enc.beginComputePass(
         querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-      );
-      pass.setPipeline(p);
-      pass.setBindGroup(0, bg);
-      for (let i = 0; i < count; i++) pass.dispatchWorkgroups(gx, gy);
-      pass.end();
+      ));
       if (querySet) {
         enc.resolveQuerySet(querySet, 0, 2, resolved, 0);
         enc.copyBufferToBuffer(resolved, 0, readTimes, 0, 16);
@@ -107,5 +139,5 @@ export async function openGpuBench(bindings: number): Promise<GpuBench> {
     return best;
   }
 
-  return { adapter, device, hasDot4, timed, layout, pipelineLayout, readWords, timeIt };
+  return { adapter, device, hasDot4, timed, layout, pipelineLayout, upload, readWords, timeIt };
 }

@@ -15,7 +15,7 @@ import { tiledKernel, tiledWideKernel, type TileShape, tileStorageBytes, tileTok
 import { TILE_SHAPES } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { benchArgs } from "./cli.ts";
 import { xorshift } from "./candidates.ts";
-import { COPY_DST, openGpuBench, STORAGE } from "./webgpu-bench.ts";
+import { COPY_DST, matrixOf, openGpuBench, STORAGE } from "./webgpu-bench.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
@@ -42,16 +42,6 @@ const { values: opts } = benchArgs(USAGE, {
   },
 });
 
-const CASES: Record<string, [number, number]> = {
-  gateup: [16384, 2048],
-  down: [2048, 8192],
-  qkv: [3072, 2048],
-  out: [2048, 2048],
-  gateup110: [4096, 768],
-  down110: [768, 2048],
-  qkv110: [2304, 768],
-  out110: [768, 768],
-};
 /** Bytes of a 32-element unit's share of a row (Q4_K / Q6_K: a 256-element super-block over 8 units). */
 const ROW_BYTES_PER_32: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_0]: 34, [GGMLType.Q4_K]: 18, [GGMLType.Q6_K]: 26.25 };
 
@@ -96,14 +86,14 @@ function weights(type: GGMLTypeId, rows: number, cols: number): Uint8Array {
   return bytes;
 }
 
-const { adapter, device, hasDot4, timed, layout, pipelineLayout, readWords, timeIt } = await openGpuBench(3);
+const { adapter, device, hasDot4, timed, layout, pipelineLayout, upload, readWords, timeIt } = await openGpuBench(3);
 const wgMem = Number(device.limits.maxComputeWorkgroupStorageSize);
 console.log(
   `adapter: ${adapter.info?.description} | dot4I8Packed ${hasDot4} | timestamps ${timed} | workgroup memory ${wgMem} | ${
     new Date().toISOString()
   }`,
 );
-const U = COPY_DST, S = STORAGE, ST = STORAGE | COPY_DST;
+const U = COPY_DST, ST = STORAGE | COPY_DST;
 
 /** Pipelines by source: a kernel's shapes (R, K, T) are uniforms, so each variant and type compiles once. */
 const compiled = new Map<string, Gpu>();
@@ -124,14 +114,12 @@ const out: unknown[] = [];
 const N = Number(opts.n);
 const want = opts.variants === "all" ? null : new Set(opts.variants.split(","));
 for (const cname of opts.cases.split(",")) {
-  if (!CASES[cname]) throw new Error(`unknown case ${cname}`);
-  const [R, K] = CASES[cname];
+  const [R, K] = matrixOf(cname);
   for (const tname of opts.types.split(",")) {
     const type = (GGMLType as unknown as Record<string, GGMLTypeId>)[tname];
     if (ROW_BYTES_PER_32[type] === undefined) throw new Error(`unknown type ${tname}`);
     const w = weights(type, R, K), rb = w.length / R;
-    const wbuf = device.createBuffer({ size: Math.ceil(w.length / 16) * 16 + 16, usage: S | U });
-    device.queue.writeBuffer(wbuf, 0, w, 0, Math.floor(w.length / 4) * 4);
+    const wbuf = upload(w);
     for (const T of opts.rows.split(",").map(Number)) {
       // state words: activations (T rows of Q8_0 blocks, 9 words each, or Q8_K super-blocks, 81), then the output (T x R)
       const q8k = type === GGMLType.Q4_K || type === GGMLType.Q6_K;

@@ -16,7 +16,7 @@ import { lanesFor, matmulKernel, pairedUnits, prologueCode, ROW_UNIT, rowKernel,
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
 import { benchArgs } from "./cli.ts";
 import { xorshift } from "./candidates.ts";
-import { COPY_DST, openGpuBench, STORAGE } from "./webgpu-bench.ts";
+import { COPY_DST, matrixOf, openGpuBench, STORAGE } from "./webgpu-bench.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
@@ -41,17 +41,6 @@ const { values: opts } = benchArgs(USAGE, {
   },
 });
 
-const CASES: Record<string, [number, number]> = {
-  gateup: [16384, 2048],
-  down: [2048, 8192],
-  qkv: [3072, 2048],
-  cls: [128256, 2048],
-  // stories110M's (F32 here)
-  qkv110: [2304, 768],
-  gateup110: [4096, 768],
-  down110: [768, 2048],
-  cls110: [32000, 768],
-};
 const BLOCK_BYTES: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_0]: 34, [GGMLType.F32]: 128 };
 
 interface Variant {
@@ -312,7 +301,7 @@ function weights(type: GGMLTypeId, rows: number, cols: number): { ggml: Uint8Arr
   return { ggml, split };
 }
 
-const { adapter, device, hasDot4, timed, layout, pipelineLayout, readWords, timeIt: timePass } = await openGpuBench(7);
+const { adapter, device, hasDot4, timed, layout, pipelineLayout, upload, readWords, timeIt: timePass } = await openGpuBench(7);
 console.log(`adapter: ${adapter.info?.description} | dot4I8Packed ${hasDot4} | timestamps ${timed} | ${new Date().toISOString()}`);
 const S = STORAGE, U = COPY_DST, ST = STORAGE | COPY_DST;
 
@@ -351,17 +340,12 @@ const want = opts.variants === "all" ? null : new Set(opts.variants.split(","));
   rows.push({ case: "floor", us: ns / 1000 });
 }
 for (const cname of opts.cases.split(",")) {
-  const [R, K] = CASES[cname];
+  const [R, K] = matrixOf(cname);
   for (const tname of opts.types.split(",")) {
     const type = (GGMLType as unknown as Record<string, GGMLTypeId>)[tname];
     const nb = K / 32, rb = nb * BLOCK_BYTES[type];
     const { ggml, split } = weights(type, R, K);
-    const mk = (bytes: Uint8Array) => {
-      const b = device.createBuffer({ size: Math.ceil(bytes.length / 16) * 16 + 16, usage: S | U });
-      device.queue.writeBuffer(b, 0, bytes, 0, Math.floor(bytes.length / 4) * 4);
-      return b;
-    };
-    const wg = mk(ggml), ws = mk(split);
+    const wg = upload(ggml), ws = upload(split);
     // state words: x (K f32), normed (K), act (nb*9), act2 (nb*9), out (R)
     const X = 0, NORMED = K, ACT = 2 * K, ACT2 = ACT + nb * 9, OUT = ACT2 + nb * 9;
     const stWords = OUT + R;
