@@ -408,7 +408,7 @@ export function tiledKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): s
 }
 
 /**
- * A register-tiled form of the quantized kernel (a candidate: `tiles` in backend.ts picks it): a workgroup owns
+ * A register-tiled form of the quantized kernel (backend.ts takes it by default: `tiles` "auto"): a workgroup owns
  * bm tokens x bn weight rows, each of its (bm / tm) x (bn / tn) threads tm x tn sums, and the step's units sit in
  * workgroup memory as vec4<u32> (a unit's 16 low and 16 high bytes, one 16-byte load each), so a thread's loads
  * of workgroup memory per unit are 2 (tm + tn) + tn against today's 8 for 4 x 4 sums: each dot4 of a 4 x 4 tile
@@ -455,10 +455,13 @@ export function validTileShape(s: TileShape): boolean {
     s.ku >= 1 && s.ku <= 8;
 }
 
-/** A unit's 8 dot4 products of words (a x lo, b x hi) of one token row and one column; the first 16 and last 16 apart. */
-function unitDots(x: string, w: string): [string, string] {
-  const d = (p: string) => ["x", "y", "z", "w"].map((c) => `dot4(${x}${p}.${c}, ${w}${p}.${c})`).join(" + ");
-  return [d("l"), d("h")];
+/**
+ * A unit's 8 dot4 products of one token row's words (xl, xh: its 16 low and 16 high bytes) and one column's (wl, wh);
+ * the first 16 and last 16 apart.
+ */
+function unitDots(xl: string, xh: string, wl: string, wh: string): [string, string] {
+  const d = (x: string, w: string) => ["x", "y", "z", "w"].map((c) => `dot4(${x}.${c}, ${w}.${c})`).join(" + ");
+  return [d(xl, wl), d(xh, wh)];
 }
 
 export function tiledWideKernel(type: GGMLTypeId, epilogue: Epilogue, s: TileShape): string {
@@ -492,15 +495,12 @@ export function tiledWideKernel(type: GGMLTypeId, epilogue: Epilogue, s: TileSha
       );
     }
     for (let i = 0; i < tm; i++) {
-      const e = unitDots(`x`, `we`).map((t) =>
-        t.replaceAll("xl.", `xl${i}.`).replaceAll("xh.", `xh${i}.`).replaceAll("wel.", `wel${j}.`).replaceAll("weh.", `weh${j}.`)
-      );
-      const o = unitDots(`x`, `wo`).map((t) =>
-        t.replaceAll("xl.", `xl${i}.`).replaceAll("xh.", `xh${i}.`).replaceAll("wol.", `wol${j}.`).replaceAll("woh.", `woh${j}.`)
-      );
-      const ce = split ? `combine(wes${j}, ${e[0]}, ${e[1]}, xs${i})` : `combine(wes${j}, ${e[0]} + ${e[1]}, 0i, xs${i})`;
-      const co = split ? `combine(wos${j}, ${o[0]}, ${o[1]}, xs${i})` : `combine(wos${j}, ${o[0]} + ${o[1]}, 0i, xs${i})`;
-      body.push(`      a${i}_${j} += vec2<f32>(${ce},\n        ${co});`);
+      // token row i against the pair's even (e) or odd (o) column: Q6_K's halves scaled apart, the others' summed
+      const unit = (h: string) => {
+        const [lo, hi] = unitDots(`xl${i}`, `xh${i}`, `w${h}l${j}`, `w${h}h${j}`);
+        return split ? `combine(w${h}s${j}, ${lo}, ${hi}, xs${i})` : `combine(w${h}s${j}, ${lo} + ${hi}, 0i, xs${i})`;
+      };
+      body.push(`      a${i}_${j} += vec2<f32>(${unit("e")},\n        ${unit("o")});`);
     }
   }
   const units = (buf: string) =>
