@@ -778,20 +778,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
       });
       this.slotKeys[this.slot] = key;
     }
-    this.open();
-    const base = (this.slot * PARAM_SLOT) / 4;
-    for (let i = 0; i < PARAM_WORDS; i++) this.paramsHost[base + i] = i < params.length ? params[i] : 0;
-    this.dispatches++;
-    this.pass.setPipeline(pipe);
-    // the typed-array form: Deno converts a plain array of offsets element by element (0.5 us a dispatch)
-    this.paramOffset[0] = this.slot * PARAM_SLOT;
-    this.pass.setBindGroup(0, bg, this.paramOffset, 0, 1);
-    this.slot++;
     if (gy === 0) {
       gy = Math.ceil(gx / MAX_GROUPS);
       gx = Math.min(gx, MAX_GROUPS);
     }
-    if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
+    const base = this.encode(pipe, bg, params, 0, gx, gy);
     const rec = this.recording;
     if (rec) {
       rec.pipes.push(pipe);
@@ -800,6 +791,25 @@ export class WebGpuBackend implements Backend, FuseTarget {
       for (let i = 0; i < PARAM_WORDS; i++) rec.params.push(this.paramsHost[base + i]);
       rec.count++;
     }
+  }
+
+  /**
+   * One dispatch into the open pass (opened here): PARAM_WORDS params from `params[from]` (zeros past its end) into
+   * the next slot, the pipeline, the bind group at that slot's offset, and the grid (none where it is empty). Returns
+   * the slot's first word in paramsHost. dispatch and a plan's replay both end here.
+   */
+  private encode(pipe: Gpu, bg: Gpu, params: ArrayLike<number>, from: number, gx: number, gy: number): number {
+    this.open();
+    const base = (this.slot * PARAM_SLOT) / 4, host = this.paramsHost;
+    for (let i = 0; i < PARAM_WORDS; i++) host[base + i] = from + i < params.length ? params[from + i] : 0;
+    this.dispatches++;
+    this.pass.setPipeline(pipe);
+    // the typed-array form: Deno converts a plain array of offsets element by element (0.5 us a dispatch)
+    this.paramOffset[0] = this.slot * PARAM_SLOT;
+    this.pass.setBindGroup(0, bg, this.paramOffset, 0, 1);
+    this.slot++;
+    if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
+    return base;
   }
 
   /**
@@ -845,20 +855,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /** Records a plan's dispatches again (dispatch's steps, without fusing or building anything). */
   private replay(p: Plan): void {
     const t0 = performance.now();
-    const host = this.paramsHost, words = p.words;
     for (let d = 0; d < p.count; d++) {
       if (this.slot >= this.submitEvery) this.submit();
-      this.open();
-      const base = (this.slot * PARAM_SLOT) / 4, from = d * PARAM_WORDS;
-      for (let i = 0; i < PARAM_WORDS; i++) host[base + i] = words[from + i];
-      this.pass.setPipeline(p.pipes[d]);
-      this.paramOffset[0] = this.slot * PARAM_SLOT;
-      this.pass.setBindGroup(0, p.groups[d], this.paramOffset, 0, 1);
-      this.slot++;
-      const gx = p.grid[2 * d], gy = p.grid[2 * d + 1];
-      if (gx > 0 && gy > 0) this.pass.dispatchWorkgroups(gx, gy);
+      this.encode(p.pipes[d], p.groups[d], p.words, d * PARAM_WORDS, p.grid[2 * d], p.grid[2 * d + 1]);
     }
-    this.dispatches += p.count;
     this.setQuantizedState(p.after);
     this.replays++;
     this.recordMs += performance.now() - t0;
