@@ -938,6 +938,102 @@ if (gpuExpected) {
   });
 }
 
+if (gpuExpected) {
+  test("webgpu: decode's F32 row kernel (f32Form rows) gives matmulKernel's one-row products (1e-5) on every stories110M matrix, norm folded and not, with the residual add", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    // stories110M's F32 matrices (columns x rows): Q/K/V and the output projection, gate/up, down, the classifier (its
+    // 32000 rows: 500 workgroups at 64 lanes); 200 columns: 50 units, ragged at every lane count (a partial round)
+    const shapes: Array<[number, number]> = [[768, 768], [768, 2048], [2048, 768], [768, 32000], [200, 70]];
+    const weights = shapes.map(([cols, rows], i) => randomWeights(GGMLType.F32, cols, rows, 71 + i));
+    const norms = shapes.map(([cols]) => new Float32Array(cols).map((_, i) => 0.5 + ((i * 37) % 11) / 10));
+    const run = async (f32Form: "today" | "rows", f32Lanes?: number) => {
+      const b = new WebGpuBackend({ f32Form, f32Lanes, fold: true });
+      await b.init(0);
+      const got: Float32Array[] = [];
+      try {
+        for (let s = 0; s < shapes.length; s++) {
+          const [cols, rows] = shapes[s];
+          const x = b.alloc(cols * 4, "x"), xn = b.alloc(cols * 4, "normed"), resid = b.alloc(rows * 4, "resid");
+          const out = b.alloc(rows * 4, "out"), outN = b.alloc(rows * 4, "normed out");
+          b.setMatmulScratch(b.alloc(cols * 4, "matmul scratch"), cols * 4);
+          b.write(x, new Float32Array(cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7))));
+          b.write(resid, new Float32Array(rows).map((_, i) => i - 30));
+          const up = async (bytes: Uint8Array, r: number, name: string) => {
+            const ptr = b.alloc(bytes.length, name);
+            await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
+            return { name, type: GGMLType.F32, cols, rows: r, ptr, bytes: bytes.length };
+          };
+          const w = await up(weights[s], rows, `weight test ${cols}x${rows}`);
+          const normW = await up(new Uint8Array(norms[s].buffer), 1, `weight test norm ${cols}`);
+          b.matmul(out, x, w, 1);
+          b.add(resid, resid, out, rows); // fused: the residual epilogue
+          b.rmsnorm(xn, x, normW, cols, 1e-5, 1);
+          b.matmul(outN, xn, w, 1); // folded: the norm in the matmul's prologue
+          for (const at of [out, resid, outN, xn]) {
+            const f = new Float32Array(at === xn ? cols : rows);
+            await b.read(at, f);
+            got.push(f);
+          }
+        }
+      } finally {
+        await b.close();
+      }
+      return got;
+    };
+    const today = await run("today"), PARTS = ["products", "residual", "normed products", "normed row"];
+    // Mesa's GL path takes ~30 s a run here (the classifier's 98 MB): the default lanes alone there
+    for (const lanes of GL ? [undefined] : [undefined, 32, 16, 8]) {
+      const got = await run("rows", lanes);
+      for (let i = 0; i < today.length; i++) {
+        const [cols, rows] = shapes[Math.floor(i / 4)];
+        const what = `rows at ${lanes ?? "default"} lanes: ${cols} x ${rows}, ${PARTS[i % 4]}`;
+        let scale = 0;
+        for (const v of today[i]) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `${what}: all zero`);
+        // a thread's units add in matmulKernel's order; only the reduction's order moves (and the normed row's last bits
+        // where a compiler contracts its multiplies, as in the fold's test above)
+        assertClose(got[i], today[i], 1e-5, what, scale);
+      }
+    }
+  });
+}
+
+gpuTest(
+  "stories260K.gguf: decode with the F32 row kernel (f32Form rows) agrees with matmulKernel's (every fused epilogue, the norm folded)",
+  [STORIES("stories260K.gguf")],
+  async () => {
+    const logits = async (f32Form: "today" | "rows", f32Lanes?: number) => {
+      const backend = new WebGpuBackend({ f32Form, f32Lanes });
+      const model = await loadModel(STORIES("stories260K.gguf"), { backend, contextLength: 64 });
+      try {
+        const seq = model.newSequence();
+        let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
+        const out: Float32Array[] = [];
+        for (let i = 0; i < 4; i++) {
+          out.push((await model.decodeOne(seq, token)).slice());
+          token = top2(out[i])[0];
+        }
+        return out;
+      } finally {
+        await model.close();
+      }
+    };
+    const want = await logits("today");
+    for (const lanes of [undefined, 16]) {
+      const got = await logits("rows", lanes);
+      want.forEach((e, i) => {
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        assertClose(got[i], e, 1e-4, `rows at ${lanes ?? "default"} lanes, decode ${i}`, scale);
+      });
+    }
+  },
+);
+
+test("webgpu: an unknown f32Form is a typed error", async () => {
+  await assertRejects(() => new WebGpuBackend({ f32Form: "tiles" as "rows" }), WebGpuError, /unknown f32Form "tiles" \(today, rows\)/);
+});
+
 gpuTest("a lost device is a typed error, and the model reloads on WASM", [STORIES("stories260K.gguf")], async () => {
   const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 64 });
   const seq = model.newSequence();

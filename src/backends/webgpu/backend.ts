@@ -7,6 +7,10 @@ import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
 import {
   embedKernel,
   type Epilogue,
+  F32_FORMS,
+  type F32Form,
+  f32RowKernel,
+  f32RowStagedWords,
   lanesFor,
   matmulKernel,
   matmulTypes,
@@ -134,6 +138,12 @@ const FOLD_AUTO_ELEMENTS = 2 ** 21;
  */
 const ROW_FORM: RowForm = "auto";
 const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
+/**
+ * Decode's one-row F32 matmuls by default: matmulKernel's ("today"); "rows" is wgsl-matmul.ts f32RowKernel (the
+ * activation staged once a workgroup, every load of a thread issued before its sums, two reduction barriers), for
+ * measuring until a device run decides.
+ */
+const F32_FORM: F32Form = "today";
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -292,6 +302,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly rowForm: RowForm;
   /** Threads a row of decode's one-row F32 matmuls (0: lanesFor's). */
   private readonly f32Lanes: number;
+  private readonly f32Form: F32Form;
   private readonly tilesName: string;
   /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
   private tileShape = "today";
@@ -319,6 +330,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
    * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
    * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
+   * f32Form: which kernel decode's one-row F32 matmuls take (default F32_FORM, "today": matmulKernel's; "rows":
+   * wgsl-matmul.ts f32RowKernel, at f32Lanes' or lanesFor's threads a row, where its staged row fits workgroup memory).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
    * rowPlan's; "off", "pairs" and "octets" for measuring).
    * tiles: the quantized tiled matmuls' form: "auto" (the default, TILES: autoTileShape picks one per matmul by its
@@ -342,6 +355,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       rowKernels?: RowForm;
       tiles?: string;
       f32Lanes?: number;
+      f32Form?: F32Form;
       plans?: boolean;
     } = {},
   ) {
@@ -349,6 +363,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
       throw new WebGpuError(`f32Lanes must be 8, 16, 32 or 64, got ${opts.f32Lanes}`);
     }
     this.f32Lanes = opts.f32Lanes ?? 0;
+    this.f32Form = opts.f32Form ?? F32_FORM;
+    if (!F32_FORMS.includes(this.f32Form)) throw new WebGpuError(`unknown f32Form "${this.f32Form}" (${F32_FORMS.join(", ")})`);
     this.tilesName = opts.tiles ?? TILES;
     if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
       throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
@@ -1315,6 +1331,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return T === 1 && type === GGMLType.F32 && this.f32Lanes ? this.f32Lanes : lanesFor(type, n);
   }
 
+  /** Whether a matmul takes f32RowKernel: one-row F32 under f32Form "rows", its row fitting workgroup memory. */
+  private f32Rows(type: GGMLTypeId, n: number, T: number): boolean {
+    return T === 1 && type === GGMLType.F32 && this.f32Form === "rows" && f32RowStagedWords(n) > 0;
+  }
+
   private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols), ranges = this.ranges(w);
@@ -1334,6 +1355,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
         continue;
       }
       const lanes = this.lanes(w.type, w.cols, T), v4 = w.type === GGMLType.F32;
+      if (this.f32Rows(w.type, w.cols, T)) {
+        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, F32_ROW_TILE, false, lanes, PRO_NONE, w.cols), matmulKey);
+        const src = this.pipelines.has(key) ? "" : f32RowKernel("store", "none", w.cols, lanes);
+        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), 1, w, r.offset, r.size, 1, true);
+        continue;
+      }
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
       const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes, "none", 0, v4);
       this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size, 1, v4);
@@ -1378,6 +1405,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
       const key = this.keyFor(matmulSignature(type, epilogue, rowTile(plan), paired, plan.lanes, pro, n), matmulKey);
       const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
       this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, plan.octets);
+      this.quantized.valid = false;
+      return;
+    }
+    if (this.f32Rows(type, n, T) && (prologue === "none" || prologue === "norm")) {
+      const key = this.keyFor(matmulSignature(type, epilogue, F32_ROW_TILE, false, lanes, pro, n), matmulKey);
+      const src = this.pipelines.has(key) ? "" : f32RowKernel(epi, prologue, n, lanes);
+      this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, true);
       this.quantized.valid = false;
       return;
     }
@@ -1651,6 +1685,9 @@ function matmulSignature(type: number, epilogue: number, tt: number, paired: boo
 function rowTile(plan: RowPlan): number {
   return plan.octets ? 12 + plan.unroll : 8 + plan.unroll;
 }
+
+/** wgsl-matmul.ts f32RowKernel (built for its n) in matmulSignature's tt field: 15, which no other kernel takes. */
+const F32_ROW_TILE = 15;
 
 function matmulKey(s: number): string {
   let v = s - SIG_MATMUL;

@@ -716,6 +716,108 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 /**
+ * Which kernel decode's one-row F32 matmuls take: matmulKernel's (today: the activation read from the state buffer
+ * a unit at a time, lanesFor's or f32Lanes' threads a row) or f32RowKernel's (rows). See backend.ts F32_FORM.
+ */
+export type F32Form = "today" | "rows";
+export const F32_FORMS: F32Form[] = ["today", "rows"];
+
+/** Words of workgroup memory f32RowKernel stages for a row of n columns (0: n not a multiple of 4, or too wide beside its sums). */
+export function f32RowStagedWords(n: number): number {
+  return n % 4 === 0 && n * 4 + 1024 <= 16384 ? n : 0;
+}
+
+/** Units (16-byte loads) f32RowKernel keeps in flight a thread for a row of n columns at `lanes` threads a row. */
+export function f32RowUnroll(n: number, lanes: number): number {
+  return Math.min(16, Math.ceil(n / 4 / lanes));
+}
+
+/**
+ * Decode's one-row F32 matmul (F32Form "rows"): the activation row (normed first with prologue "norm", RMSNORM's
+ * arithmetic as prologueCode's) staged once a workgroup in workgroup memory as vec4<f32>, where matmulKernel reads
+ * it from the state buffer four words a unit for every row; each thread then issues all its units' 16-byte weight
+ * loads (f32RowUnroll's, up to 16) before the first dot waits on one (matmulKernel's loop keeps one unit in flight
+ * where a thread has fewer than 4 rounds); a row's partial sums meet in two steps (lanes 0-3 each add a quarter
+ * of the row's lanes in order, the epilogue's reader adds those four), 2 barriers where the tree takes log2(lanes).
+ * A thread adds its units in matmulKernel's order, so only the reduction's order differs from today's.
+ */
+export function f32RowKernel(epilogue: Epilogue, prologue: "none" | "norm", n: number, lanes: number): string {
+  const n4 = n / 4, L = lanes, U = f32RowUnroll(n, L), ragged = n4 % (L * U) !== 0, segs = EPILOGUE_WEIGHTS[epilogue];
+  const norm = prologue === "norm";
+  const loops: string[] = [];
+  for (let b = 0; b < segs; b++) {
+    const loads: string[] = [], uses: string[] = [];
+    for (let i = 0; i < U; i++) {
+      const u = i ? `u0 + ${i * L}u` : "u0";
+      // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
+      loads.push(`let w${i} = bitcast<vec4<f32>>(${forWeight("wt", b)}[rv + ${ragged && i ? `min(${u}, ${n4 - 1}u)` : u}]);`);
+      uses.push(`${ragged && i ? `if (${u} < ${n4}u) ` : ""}{ acc += dot(w${i}, xs[${u}]); }`);
+    }
+    loops.push(`if (seg == ${b}u) {
+      for (var u0 = lane; u0 < ${n4}u; u0 += ${L * U}u) {
+        ${loads.join("\n        ")}
+        ${uses.join("\n        ")}
+      }
+    }`);
+  }
+  const quarter = L / 4;
+  return /* wgsl */ `
+${epilogue === "qkv" ? QKV_PAIR : ""}
+const TT: u32 = 1u;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> xs: array<vec4<f32>, ${n4}>;
+const LANES: u32 = ${L}u;
+const ROWS: u32 = ${256 / L}u;
+const PAIRS: u32 = ${128 / L}u;
+// the row's four partial sums (its lanes 0-3), added in one order for every reader
+fn sum(rl: u32, k: u32) -> f32 {
+  let o = rl * LANES;
+  return (red[o] + red[o + 1u]) + (red[o + 2u] + red[o + 3u]);
+}
+fn stage_input(wgx: u32, li: u32, n: u32) {
+  let xin = ${norm ? "P.g.x" : "P.a.y"};${norm ? normScale(n) : ""}
+  for (var i = li; i < ${n4}u; i += 256u) {
+    let o = xin + 4u * i;
+    var v = vec4<f32>(ldf(o), ldf(o + 1u), ldf(o + 2u), ldf(o + 3u));${
+    norm
+      ? `
+    v = v * scale * vec4<f32>(wf_3(4u * i), wf_3(4u * i + 1u), wf_3(4u * i + 2u), wf_3(4u * i + 3u));
+    if (wgx == 0u) { stf(P.g.y + 4u * i, v.x); stf(P.g.y + 4u * i + 1u, v.y); stf(P.g.y + 4u * i + 2u, v.z); stf(P.g.y + 4u * i + 3u, v.w); }`
+      : ""
+  }
+    xs[i] = v;
+  }
+  workgroupBarrier();
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = P.a.z;
+  let rowBytes = P.b.w;
+  let lane = li % LANES;
+  let rl = li / LANES;
+  let t0 = 0u;
+  let nt = 1u;
+  ${ROW_MAP[epilogue]}
+  stage_input(wg.x, li, n);
+  var acc = 0.0;
+  if (valid) {
+    let rv = r * (rowBytes / 16u);
+    ${loops.join(" else ")}
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  // lanes 0-3 each add every fourth lane's sum in order (lane j: j, j + 4, ...); each reads its own slot before writing it
+  if (lane < 4u) {
+    var s = red[li];
+    for (var j = 1u; j < ${quarter}u; j++) { s += red[li + 4u * j]; }
+    red[li] = s;
+  }
+  workgroupBarrier();${EPILOGUE[epilogue]}
+}
+`;
+}
+
+/**
  * Activation quantizer, one thread per block, as ggml's x86 CPU path (Q8_0's,
  * d = amax/127 stored f16-rounded, q = round_even(x * 127/amax), is wgsl-ops.ts quantQ8_0Kernel):
  * Q8_K: the signed value of largest magnitude maps to -127, q = min(127, round(x * -127/max)), d = 1/iscale, block sums per 16.
