@@ -474,39 +474,54 @@ for (const file of ["synthq-q4_k_m.gguf"]) {
 
 for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
   const path = sharedPath("models", "synthetic-quants", file);
-  gpuTest(`${file}: attention quantizing its output for the output projection is bit-identical to a quantize dispatch`, [
-    path,
-  ], async () => {
-    const run = async (fuseAttentionQuant: boolean) => {
-      // fold: false, else the output projection's matmul would quantize the unquantized output itself (no dispatch either way)
-      const backend = new WebGpuBackend({ fuseAttentionQuant, fold: false });
-      const model = await loadModel(path, { backend, contextLength: 64 });
-      try {
-        const seq = model.newSequence();
-        const out = [(await model.prefill(seq, [1, 403, 407, 261])).slice()];
-        const before = backend.dispatches;
-        for (const t of [378, 432, 261]) out.push((await model.decodeOne(seq, t)).slice());
-        return { out, dispatches: backend.dispatches - before };
-      } finally {
-        await model.close();
+  gpuTest(
+    `${file}: attention quantizing its output for the output projection is bit-identical to a quantize dispatch (both attention forms)`,
+    [
+      path,
+    ],
+    async () => {
+      const run = async (fuseAttentionQuant: boolean, attention: "today" | "wide") => {
+        // fold: false, else the output projection's matmul would quantize the unquantized output itself (no dispatch either way)
+        const backend = new WebGpuBackend({ fuseAttentionQuant, fold: false, attention });
+        const model = await loadModel(path, { backend, contextLength: 64 });
+        try {
+          const seq = model.newSequence();
+          const out = [(await model.prefill(seq, [1, 403, 407, 261])).slice()];
+          const before = backend.dispatches;
+          for (const t of [378, 432, 261]) out.push((await model.decodeOne(seq, t)).slice());
+          return { out, dispatches: backend.dispatches - before };
+        } finally {
+          await model.close();
+        }
+      };
+      const wanted: Float32Array[][] = [];
+      for (const attention of ["today", "wide"] as const) {
+        const fused = await run(true, attention), apart = await run(false, attention);
+        // headDim 32: one Q8_0 block a head; one quantize dispatch fewer per layer and token (2 layers, 3 tokens)
+        assertEquals(apart.dispatches - fused.dispatches, 2 * 3);
+        fused.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} ${attention} step ${i}`, 1));
+        wanted.push(fused.out);
       }
-    };
-    const fused = await run(true), apart = await run(false);
-    // headDim 32: one Q8_0 block a head; one quantize dispatch fewer per layer and token (2 layers, 3 tokens)
-    assertEquals(apart.dispatches - fused.dispatches, 2 * 3);
-    fused.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
-  });
+      // the wide kernel's sums in another order: its logits near today's
+      wanted[1].forEach((o, i) => {
+        let scale = 0;
+        for (const v of wanted[0][i]) scale = Math.max(scale, Math.abs(v));
+        assertClose(o, wanted[0][i], 1e-3, `${file} wide against today, step ${i}`, scale);
+      });
+    },
+  );
 }
 
-/** kvStore and attention over an F16 cache of `positions` positions on one backend; the output of `queries` and the pages. */
+/** kvStore and attention over an F16 (or F32) cache of `positions` positions on one backend; the output of `queries` and the pages. */
 async function f16Attention(
   backend: WasmBackend | WebGpuBackend,
   shape: { headDim: number; nHeads: number; nKvHeads: number; positions: number; alibi: boolean },
   queries: number[],
+  kvType: "f16" | "f32" = "f16",
 ): Promise<{ out: Float32Array; pages: Uint32Array }> {
   const { headDim, nHeads, nKvHeads, positions } = shape;
   const pageSize = 16, kvDim = nKvHeads * headDim, nPages = Math.ceil(positions / pageSize);
-  const pageBytes = 2 * pageSize * kvDim * 2;
+  const pageBytes = 2 * pageSize * kvDim * (kvType === "f16" ? 2 : 4);
   await backend.init(1 << 22);
   const kv = {
     base: backend.alloc(nPages * pageBytes, "kv"),
@@ -517,7 +532,7 @@ async function f16Attention(
     nKvHeads,
     headDim,
     nLayers: 1,
-    kvType: "f16" as const,
+    kvType,
     qBlock: 0,
     alibiSlopes: shape.alibi ? backend.alloc(nHeads * 4, "slopes") : undefined,
   };
@@ -584,6 +599,44 @@ gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equ
     // may differ by a few f32 ulps (a half's rounding boundary would show as 5e-4)
     assertClose(gpu.out, cpu.out, 2e-6, `headDim ${shape.headDim}: attention`);
   }
+});
+
+gpuTest(
+  "one token row's attention, 'wide' (256 threads) equal to today's kernel (1e-5) at ragged lengths, windows, GQA and ALiBi",
+  [],
+  async () => {
+    // positions past one chunk of 256 (257, 600: the online softmax's second and third chunks), fewer than a V group's 8
+    // positions a step (12 positions: the second query attends 5 to 6, the third 0 alone), and not a multiple of the groups
+    // (70, 255); head sizes 32 (32 groups), 64 (16), 128 (8), 8 (128)
+    for (
+      const shape of [
+        { headDim: 64, nHeads: 4, nKvHeads: 2, positions: 600, alibi: false },
+        { headDim: 64, nHeads: 2, nKvHeads: 2, positions: 257, alibi: false },
+        { headDim: 32, nHeads: 8, nKvHeads: 2, positions: 70, alibi: false },
+        { headDim: 128, nHeads: 2, nKvHeads: 1, positions: 255, alibi: true },
+        { headDim: 8, nHeads: 4, nKvHeads: 4, positions: 12, alibi: false },
+      ]
+    ) {
+      // one query a dispatch (the per-row kernel's T = 1 of decode), then three at once (rows of one dispatch)
+      for (const queries of [[shape.positions - 1], [shape.positions - 1, shape.positions >> 1, 0]]) {
+        const run = async (attention: "today" | "wide") => {
+          const backend = new WebGpuBackend({ attention });
+          return await f16Attention(backend, shape, queries, "f32").finally(() => backend.close());
+        };
+        const today = await run("today"), wide = await run("wide");
+        const what = `headDim ${shape.headDim}, ${shape.positions} positions, ${queries.length} queries`;
+        assertEquals(wide.pages, today.pages, `${what}: the pages`);
+        let scale = 0;
+        for (const v of today.out) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `${what}: all zero`);
+        assertClose(wide.out, today.out, 1e-5, what, scale);
+      }
+    }
+  },
+);
+
+test("webgpu: an unknown attention form is a typed error", async () => {
+  await assertRejects(() => new WebGpuBackend({ attention: "split" as "wide" }), WebGpuError, /unknown attention "split" \(today, wide\)/);
 });
 
 for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {

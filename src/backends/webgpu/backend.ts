@@ -29,6 +29,7 @@ import {
   ARGMAX,
   ATTENTION,
   attentionKernel,
+  attentionWideKernel,
   COPY,
   COPY_MANY,
   GELU_ERF,
@@ -40,6 +41,7 @@ import {
   RMSNORM,
   ROPE,
   SWIGLU,
+  wideAttentionFits,
 } from "./wgsl-ops.ts";
 import {
   SAMPLE,
@@ -144,6 +146,14 @@ const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
  * measuring until a device run decides.
  */
 const F32_FORM: F32Form = "today";
+/**
+ * One token row's attention by default: attentionKernel's 128 threads a (head, row) ("today"); "wide" is
+ * wgsl-ops.ts attentionWideKernel (256 threads, two-step reductions, the V pass over 16 position groups at head size
+ * 64), for measuring until a device run decides.
+ */
+export type AttentionForm = "today" | "wide";
+const ATTENTION_FORM: AttentionForm = "today";
+const ATTENTION_FORMS: AttentionForm[] = ["today", "wide"];
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -303,6 +313,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   /** Threads a row of decode's one-row F32 matmuls (0: lanesFor's). */
   private readonly f32Lanes: number;
   private readonly f32Form: F32Form;
+  private readonly attentionForm: AttentionForm;
   private readonly tilesName: string;
   /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
   private tileShape = "today";
@@ -332,6 +343,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
    * f32Form: which kernel decode's one-row F32 matmuls take (default F32_FORM, "today": matmulKernel's; "rows":
    * wgsl-matmul.ts f32RowKernel, at f32Lanes' or lanesFor's threads a row, where its staged row fits workgroup memory).
+   * attention: the per-row attention kernel of an F32 cache (default ATTENTION_FORM, "today": attentionKernel; "wide":
+   * attentionWideKernel, for head sizes it fits, wgsl-ops.ts wideAttentionFits).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
    * rowPlan's; "off", "pairs" and "octets" for measuring).
    * tiles: the quantized tiled matmuls' form: "auto" (the default, TILES: autoTileShape picks one per matmul by its
@@ -356,6 +369,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
       tiles?: string;
       f32Lanes?: number;
       f32Form?: F32Form;
+      attention?: AttentionForm;
       plans?: boolean;
     } = {},
   ) {
@@ -365,6 +379,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
     this.f32Lanes = opts.f32Lanes ?? 0;
     this.f32Form = opts.f32Form ?? F32_FORM;
     if (!F32_FORMS.includes(this.f32Form)) throw new WebGpuError(`unknown f32Form "${this.f32Form}" (${F32_FORMS.join(", ")})`);
+    this.attentionForm = opts.attention ?? ATTENTION_FORM;
+    if (!ATTENTION_FORMS.includes(this.attentionForm)) {
+      throw new WebGpuError(`unknown attention "${this.attentionForm}" (${ATTENTION_FORMS.join(", ")})`);
+    }
     this.tilesName = opts.tiles ?? TILES;
     if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
       throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
@@ -1579,8 +1597,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
     } else {
       // the kernel built for this head size (its K row's loads written out) where it is small enough to keep them in registers
       const hd = kv.headDim <= UNROLLED_HEAD_DIM && kv.headDim % 4 === 0 ? kv.headDim : 0;
-      const key = this.keyFor(SIG_ATTENTION + (next ? 512 : 0) + hd, attentionKey);
-      const src = this.pipelines.has(key) ? "" : next || hd ? attentionKernel(!!next, hd) : ATTENTION;
+      const wide = this.attentionForm === "wide" && wideAttentionFits(kv.headDim);
+      const key = this.keyFor(SIG_ATTENTION + (wide ? 1024 : 0) + (next ? 512 : 0) + hd, attentionKey);
+      const src = this.pipelines.has(key)
+        ? ""
+        : wide
+        ? attentionWideKernel(!!next, kv.headDim)
+        : next || hd
+        ? attentionKernel(!!next, hd)
+        : ATTENTION;
       this.dispatch(key, src, p, kv.nHeads, T);
       if (next) this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
     }
@@ -1707,10 +1732,10 @@ function embedKey(s: number): string {
   return `embed:${s - SIG_EMBED}`;
 }
 
-/** attention (per-row kernel): quantize (512) + head size written out (0: a parameter). */
+/** attention (per-row kernel): wide (1024, attentionWideKernel) + quantize (512) + head size written out (0: a parameter). */
 function attentionKey(s: number): string {
-  const v = s - SIG_ATTENTION;
-  return `${v >= 512 ? "attention_quant" : "attention"}${v % 512 ? `:${v % 512}` : ""}`;
+  const w = s - SIG_ATTENTION, v = w % 1024;
+  return `${w >= 1024 ? "wide_" : ""}${v >= 512 ? "attention_quant" : "attention"}${v % 512 ? `:${v % 512}` : ""}`;
 }
 
 function attentionRowsKey(s: number): string {
