@@ -735,31 +735,48 @@ export function f32RowUnroll(n: number, lanes: number): number {
 /**
  * Decode's one-row F32 matmul (F32Form "rows"): the activation row (normed first with prologue "norm", RMSNORM's
  * arithmetic as prologueCode's) staged once a workgroup in workgroup memory as vec4<f32>, where matmulKernel reads
- * it from the state buffer four words a unit for every row; each thread then issues all its units' 16-byte weight
- * loads (f32RowUnroll's, up to 16) before the first dot waits on one (matmulKernel's loop keeps one unit in flight
- * where a thread has fewer than 4 rounds); a row's partial sums meet in two steps (lanes 0-3 each add a quarter
+ * it from the state buffer four words a unit for every row; each thread issues all its units' 16-byte weight loads
+ * (f32RowUnroll's, up to 16) before the first dot waits on one (matmulKernel's loop keeps one unit in flight where a
+ * thread has fewer than 4 rounds), and where that is the whole row's share (one round) before the staging, so the
+ * weights' latency runs under the activation's loads, the norm and the barrier; a row's partial sums meet in two steps (lanes 0-3 each add a quarter
  * of the row's lanes in order, the epilogue's reader adds those four), 2 barriers where the tree takes log2(lanes).
  * A thread adds its units in matmulKernel's order, so only the reduction's order differs from today's.
  */
 export function f32RowKernel(epilogue: Epilogue, prologue: "none" | "norm", n: number, lanes: number): string {
-  const n4 = n / 4, L = lanes, U = f32RowUnroll(n, L), ragged = n4 % (L * U) !== 0, segs = EPILOGUE_WEIGHTS[epilogue];
+  const n4 = n / 4, L = lanes, U = f32RowUnroll(n, L), segs = EPILOGUE_WEIGHTS[epilogue];
   const norm = prologue === "norm";
-  const loops: string[] = [];
+  // one round (a thread's units all in flight at once, as for every stories110M matrix at 32 and 64 lanes): the weight
+  // loads go before the staging, their latency under the activation's loads (and the norm's) and its barrier
+  const single = L * U >= n4, whole = Math.floor(n4 / L);
+  const at = (u: string, i: number) => (single ? i >= whole : n4 % (L * U) !== 0 && i > 0) ? `min(${u}, ${n4 - 1}u)` : u;
+  const guard = (u: string, i: number) => (single ? i >= whole : n4 % (L * U) !== 0 && i > 0) ? `if (${u} < ${n4}u) ` : "";
+  const unit = (i: number) => single ? (i ? `lane + ${i * L}u` : "lane") : (i ? `u0 + ${i * L}u` : "u0");
+  const perSeg: string[] = [], uses: string[] = [];
+  for (let i = 0; i < U; i++) uses.push(`${guard(unit(i), i)}{ acc += dot(w${i}, xs[${unit(i)}]); }`);
   for (let b = 0; b < segs; b++) {
-    const loads: string[] = [], uses: string[] = [];
+    const loads: string[] = [];
     for (let i = 0; i < U; i++) {
-      const u = i ? `u0 + ${i * L}u` : "u0";
       // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
-      loads.push(`let w${i} = bitcast<vec4<f32>>(${forWeight("wt", b)}[rv + ${ragged && i ? `min(${u}, ${n4 - 1}u)` : u}]);`);
-      uses.push(`${ragged && i ? `if (${u} < ${n4}u) ` : ""}{ acc += dot(w${i}, xs[${u}]); }`);
+      const load = `bitcast<vec4<f32>>(${forWeight("wt", b)}[rv + ${at(unit(i), i)}])`;
+      loads.push(single ? `w${i} = ${load};` : `let w${i} = ${load};`);
     }
-    loops.push(`if (seg == ${b}u) {
+    perSeg.push(
+      single ? `if (seg == ${b}u) {\n      ${loads.join("\n      ")}\n    }` : `if (seg == ${b}u) {
       for (var u0 = lane; u0 < ${n4}u; u0 += ${L * U}u) {
         ${loads.join("\n        ")}
         ${uses.join("\n        ")}
       }
-    }`);
+    }`,
+    );
   }
+  const early = single
+    ? `${Array.from({ length: U }, (_, i) => `var w${i} = vec4<f32>(0.0);`).join("\n  ")}
+  if (valid) {
+    let rv = r * (rowBytes / 16u);
+    ${perSeg.join(" else ")}
+  }`
+    : "";
+  const products = single ? uses.join("\n    ") : `let rv = r * (rowBytes / 16u);\n    ${perSeg.join(" else ")}`;
   const quarter = L / 4;
   return /* wgsl */ `
 ${epilogue === "qkv" ? QKV_PAIR : ""}
@@ -798,11 +815,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t0 = 0u;
   let nt = 1u;
   ${ROW_MAP[epilogue]}
+  ${early}
   stage_input(wg.x, li, n);
   var acc = 0.0;
   if (valid) {
-    let rv = r * (rowBytes / 16u);
-    ${loops.join(" else ")}
+    ${products}
   }
   red[li] = acc;
   workgroupBarrier();
