@@ -865,6 +865,38 @@ test("webgpu: the norm's sum of squares keeps RMSNORM's order with its loads wri
   await assertRejects(() => quantQ8_0Kernel(true, 0), Error, /multiple of 32, got 0/);
 });
 
+if (gpuExpected) {
+  test("webgpu: RMSNorm built for its row width (sumSquares) equals the f32 reference to 1e-6 at widths below, at and past 256", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    const b = new WebGpuBackend();
+    await b.init(0);
+    try {
+      for (const n of [100, 768, 2112]) {
+        const T = 3, eps = 1e-5;
+        const x = new Float32Array(T * n).map((_, i) => Math.sin(i * 0.61) * (1 + (i % 5)));
+        const wv = new Float32Array(n).map((_, i) => 0.5 + (i % 9) / 8);
+        const xa = b.alloc(T * n * 4, "x"), out = b.alloc(T * n * 4, "out");
+        const wa = b.alloc(n * 4, `weight test norm ${n}`);
+        b.write(xa, x);
+        await b.upload(wa, new BytesSource(new Uint8Array(wv.buffer)), 0, n * 4);
+        b.rmsnorm(out, xa, { name: `norm ${n}`, type: GGMLType.F32, cols: n, rows: 1, ptr: wa, bytes: n * 4 }, n, eps, T);
+        const got = new Float32Array(T * n);
+        await b.read(out, got);
+        const want = new Float32Array(T * n);
+        for (let t = 0; t < T; t++) {
+          let ss = 0;
+          for (let i = 0; i < n; i++) ss += x[t * n + i] ** 2;
+          const scale = 1 / Math.sqrt(ss / n + eps);
+          for (let i = 0; i < n; i++) want[t * n + i] = x[t * n + i] * scale * wv[i];
+        }
+        assertClose(got, want, 1e-6, `${n} columns`, want.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+      }
+    } finally {
+      await b.close();
+    }
+  });
+}
+
 test("webgpu: an unknown tile shape is a typed error", async () => {
   await assertRejects(() => new WebGpuBackend({ tiles: "b64x64" }), WebGpuError, /unknown tiles "b64x64"/);
 });

@@ -38,7 +38,7 @@ import {
   LAYERNORM_SCALE,
   normQuantKernel,
   quantQ8_0Kernel,
-  RMSNORM,
+  rmsnormKernel,
   ROPE,
   SWIGLU,
   wideAttentionFits,
@@ -1182,7 +1182,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   private rmsnormNow(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
-    this.dispatch("rmsnorm", RMSNORM, this.words(out / 4, x / 4, n, T, this.f32Bits(eps)), T, 1, w);
+    const key = this.keyFor(SIG_RMSNORM + n, rmsnormKey); // built for its row width (rmsnormKernel: RMSNORM's bits)
+    const src = this.pipelines.has(key) ? "" : rmsnormKernel(n);
+    this.dispatch(key, src, this.words(out / 4, x / 4, n, T, this.f32Bits(eps)), T, 1, w);
   }
 
   // ------------------------------------------------------------ ops
@@ -1684,7 +1686,7 @@ const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
 const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
 const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
-const SIG_ATTENTION = 5 * 2 ** 44, SIG_NORMQUANT = 6 * 2 ** 44;
+const SIG_ATTENTION = 5 * 2 ** 44, SIG_NORMQUANT = 6 * 2 ** 44, SIG_RMSNORM = 7 * 2 ** 44;
 
 /** type (< 64), epilogue (< 4), tile rows (< 256), shape (TILE_SHAPE_NAMES index + 1; 0: today's tiles). */
 function tiledSignature(type: number, epilogue: number, bm: number, shape: number): number {
@@ -1726,6 +1728,11 @@ function matmulKey(s: number): string {
 /** RMSNorm + the Q8_0 quantizer, built for its row width n. */
 function normQuantKey(s: number): string {
   return `normquant:32:${s - SIG_NORMQUANT}`;
+}
+
+/** RMSNorm, built for its row width n. */
+function rmsnormKey(s: number): string {
+  return `rmsnorm:${s - SIG_RMSNORM}`;
 }
 
 function embedKey(s: number): string {

@@ -5,7 +5,16 @@
 import { sumSquares } from "./wgsl-common.ts";
 
 /** RMSNorm, one workgroup per row; the weight vector is the bound tensor. a = (out, x, n, T), b.x = eps bits. */
-export const RMSNORM = /* wgsl */ `
+export const RMSNORM = rmsnormKernel(0);
+
+/**
+ * RMSNORM, built for its row width n (P.a.z must equal it; 0: any width, the loop over a parameter), its sum of
+ * squares through sumSquares (8 loads in flight, the same order, so the same bits as the loop's).
+ */
+export function rmsnormKernel(n: number): string {
+  const squares = n ? sumSquares(n, "xr") : `var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }`;
+  return /* wgsl */ `
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -13,8 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let eps = bitcast<f32>(P.b.x);
   let xr = x + wg.x * n;
   let orow = out + wg.x * n;
-  var ss = 0.0;
-  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  ${squares}
   red[li] = ss;
   workgroupBarrier();
   for (var s = 128u; s > 0u; s >>= 1u) {
@@ -25,6 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = li; i < n; i += 256u) { stf(orow + i, ldf(xr + i) * scale * wf(i)); }
 }
 `;
+}
 
 /**
  * Q8_0 activation quantizer (QUANTIZE_Q8_0's arithmetic), 32 threads per
