@@ -410,7 +410,8 @@ for (const cname of opts.cases.split(",")) {
         continue;
       }
       const w = v.layout === "split" ? ws : wg;
-      const bg = bgFor(w, v.fold ? 0 : type === GGMLType.F32 ? X : ACT); // a prologue stages the row: the kernel reads it at 0 of workgroup memory
+      // a prologue stages the row: the kernel reads it at 0 of workgroup memory
+      const bg = bgFor(w, v.fold ? 0 : type === GGMLType.F32 ? X : ACT);
       const gx = Math.ceil(R / (256 / lanes));
       const ns = await timeIt(p, bg, gx, N);
       const out = await readWords(st, OUT * 4, R);
