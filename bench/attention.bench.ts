@@ -11,8 +11,9 @@
  * Prints µs per token (12 layer calls), the rate at which K and V are read as a ratio of the machine's read rate
  * (read_probe, measured before and after the rounds), and whether every kernel's output has the bits of the
  * first one of its cache type. `--against build.wasm` times a second kernel build in the same process (old
- * against new) and prints this build's speed over its, kernel for kernel, and each kernel's over the first of its cache type (an older build without a kernel
- * times the one it ran instead: attention for attention_stream, attention_f16 for the F16 default mode).
+ * against new) and prints this build's speed over its, kernel for kernel, and each kernel's over the first of its
+ * cache type (an older build without a kernel times the one it ran instead: attention for attention_stream,
+ * attention_f16 for the F16 default mode).
  *
  *   deno run -A bench/attention.bench.ts [--positions 150] [--sequences 8] [--against /path/to/kvasm-relaxed.wasm] [--help]
  *   bun bench/attention.bench.ts ...

@@ -137,7 +137,8 @@ function body(step: Step): number[] {
     ...get(ACC),
     ...Array.from({ length: CHAINS - 1 }, (_, k) => u(...get(ACC + 1 + k), ...I32X4_ADD)).flat(),
     ...set(ACC),
-    ...[0, 1, 2, 3].flatMap((l) => u(...get(ACC), ...simd(0x1b), l, ...(l ? [0x6a] : []))), // all four lanes: the builds pair lanes differently
+    // all four lanes: the builds pair lanes differently
+    ...[0, 1, 2, 3].flatMap((l) => u(...get(ACC), ...simd(0x1b), l, ...(l ? [0x6a] : []))),
     0x0b,
   );
   const locals = vec([u(11, 0x7b), u(1, 0x7f)]);

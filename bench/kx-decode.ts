@@ -2,8 +2,8 @@
  * Decode with and without the repack of Q6_K and Q4_K weights (both lanes now; KX before) (src/quant/kernels.ts
  * KX_KERNELS, LANES_KERNELS), in one process: the same synthetic stories110M-shaped file loaded four times, by a
  * WASM backend that keeps ggml's layout, one that repacks only Q6_K (the KX repack before Q4_K had one), one
- * that repacks Q4_K to KX (before the lanes layout) and the default one, stepped in alternation (1 thread). Prints each one's best ms per token and the ratios; the logits are bit-identical
- * (tests/kquant-kx.test.ts).
+ * that repacks Q4_K to KX (before the lanes layout) and the default one, stepped in alternation (1 thread).
+ * Prints each one's best ms per token and the ratios; the logits are bit-identical (tests/kquant-kx.test.ts).
  *
  *   deno run -A bench/kx-decode.ts [--types Q4_0,Q4_K_M] [--rounds 3] [--steps 32]
  *   bun bench/kx-decode.ts

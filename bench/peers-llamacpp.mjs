@@ -2,7 +2,8 @@
 // (the same prompt ids, context, batch and greedy decode), except that it runs NPREFILLS prefills of the prompt, each on the
 // cleared sequence, and prints every one's rate (prefillRuns) beside the best (prefillTps): bench/peers.ts picks from them
 // exactly as from kvasm's. With NPREFILLS 1 it measures what ../shared/peers/llamacpp.mjs measures.
-// Usage (from bench/peers-install/, where node-llama-cpp is installed): node peers-llamacpp.mjs MODEL.gguf NPROMPT NDECODE THREADS NPREFILLS
+// Usage (from bench/peers-install/, where node-llama-cpp is installed):
+//   node peers-llamacpp.mjs MODEL.gguf NPROMPT NDECODE THREADS NPREFILLS
 import { getLlama } from "node-llama-cpp";
 const [modelPath, nPrompt = "128", nDecode = "48", threads = "1", nPrefills = "1"] = process.argv.slice(2);
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });

@@ -9,7 +9,8 @@
  * with that loop): one prefill per process was a single sample of the host's noise, and its first prefill pays
  * one-time costs in both engines.
  *
- *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--kv f32|f16] [--median] [--no-wllama] [--no-bun] [--no-threads] [--cpu N]
+ *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--kv f32|f16] [--median]
+ *                              [--no-wllama] [--no-bun] [--no-threads] [--cpu N]
  *   npm run bench -- --peers ...                 (the same)
  *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
  *   deno run -A bench/peers.ts --help

@@ -1,7 +1,8 @@
 /**
  * Q4_0 in the lanes layout (assembly/lanes-q4_0.ts: matmul_q4_0_lanes and Bun's matmul_q4_0_lanes_q1) against today's
- * matmul_q4_0, in one build (build/kvasm-relaxed.wasm, or kvasm-simd.wasm with --plain): the kernels on the same weights (the lanes copy repacked by repack_q4_0_lanes), every
- * output checked bit for bit, fastest call of interleaved rounds, per shape and T.
+ * matmul_q4_0, in one build (build/kvasm-relaxed.wasm, or kvasm-simd.wasm with --plain): the kernels on the same
+ * weights (the lanes copy repacked by repack_q4_0_lanes), every output checked bit for bit, fastest call of
+ * interleaved rounds, per shape and T.
  *
  *   deno run -A bench/q4_0-lanes.bench.ts          bun bench/q4_0-lanes.bench.ts        [--T 1,16,128] [--rounds 10] [--plain]
  *
@@ -84,7 +85,8 @@ for (const shape of opts.shapes.split(",")) {
       same &&= a.every((x, i) => x === b[i]);
     }
     allSame &&= same;
-    // JavaScriptCore reaches its optimizing tier late on large functions (docs/cpu-performance.md "Q8_0 under JavaScriptCore"): 300 ms each first
+    // JavaScriptCore reaches its optimizing tier late on large functions: 300 ms each first
+    // (docs/cpu-performance.md "Q8_0 under JavaScriptCore")
     for (const t0 = performance.now(); performance.now() - t0 < 300;) ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
     for (const k of LANES) for (const t0 = performance.now(); performance.now() - t0 < 300;) ex[k](O2, X, WL, n, d, T, 0, d);
     const reps = Math.max(1, Math.round((32 * 768 * 2048) / (T * n * d)));

@@ -25,8 +25,10 @@ const USAGE = `One-row quantized matmul kernels, today's and candidates, on the 
 
   deno run -A bench/webgpu-matvec.ts [--cases gateup,down,qkv,cls] [--types Q4_0,Q8_0] [--n 100] [--variants LIST]
 
-  --cases LIST     gateup (16384 x 2048), down (2048 x 8192), qkv (3072 x 2048), cls (128256 x 2048)
-  --types LIST     Q4_0, Q8_0
+  --cases LIST     the 1B shape's gateup (16384 x 2048), down (2048 x 8192), qkv (3072 x 2048), out (2048 x 2048), cls
+                   (128256 x 2048); stories110M's gateup110, down110, qkv110, out110, cls110 (bench/webgpu-bench.ts
+                   MATRICES; default gateup,down,qkv,cls)
+  --types LIST     Q4_0, Q8_0, F32 (default Q4_0,Q8_0)
   --n N            dispatches a timed pass (default 100)
   --variants LIST  names to run (default: all)
   --json FILE      also write the rows as JSON lines`;
@@ -410,7 +412,8 @@ for (const cname of opts.cases.split(",")) {
         continue;
       }
       const w = v.layout === "split" ? ws : wg;
-      const bg = bgFor(w, v.fold ? 0 : type === GGMLType.F32 ? X : ACT); // a prologue stages the row: the kernel reads it at 0 of workgroup memory
+      // a prologue stages the row: the kernel reads it at 0 of workgroup memory
+      const bg = bgFor(w, v.fold ? 0 : type === GGMLType.F32 ? X : ACT);
       const gx = Math.ceil(R / (256 / lanes));
       const ns = await timeIt(p, bg, gx, N);
       const out = await readWords(st, OUT * 4, R);

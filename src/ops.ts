@@ -31,7 +31,10 @@ export interface Tensor {
   shape: number[];
   data: Float32Array;
 }
-/** Per-call options: `relaxed` picks the relaxed-SIMD (fused multiply-add) or the plain SIMD kernels; default: relaxed where the runtime has it. */
+/**
+ * Per-call options: `relaxed` picks the relaxed-SIMD (fused multiply-add) or the plain SIMD kernels; default: relaxed
+ * where the runtime has it.
+ */
 export interface OpsOptions {
   relaxed?: boolean;
 }

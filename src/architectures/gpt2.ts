@@ -220,7 +220,10 @@ export interface GPTConfig extends ModelConfig {
 export interface GPTVariant {
   /** The activation when `{arch}.hidden_act` is absent: "gelu_new" (tanh approximation) or "gelu" (exact erf). */
   defaultActivation: "gelu_new" | "gelu";
-  /** RoPE on `{arch}.rope.dimension_count` dimensions of each head (GPT-NeoX); otherwise RoPE on all of it, unless positions are learned or ALiBi. */
+  /**
+   * RoPE on `{arch}.rope.dimension_count` dimensions of each head (GPT-NeoX); otherwise RoPE on all of it, unless
+   * positions are learned or ALiBi.
+   */
   partialRotary?: boolean;
   /** Reads `{arch}.use_parallel_residual` (default true; GPT-NeoX). */
   parallelResidual?: boolean;

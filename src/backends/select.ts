@@ -8,7 +8,10 @@ import { ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
 export type BackendName = "wasm" | "webgpu" | "auto";
 export const BACKEND_NAMES: readonly BackendName[] = ["wasm", "webgpu", "auto"];
 
-/** What a model asks of a backend before it loads: its weight tensors, and the bytes of the rest (KV pages, scratch) as a probe of that backend sizes them. */
+/**
+ * What a model asks of a backend before it loads: its weight tensors, and the bytes of the rest (KV pages, scratch)
+ * as a probe of that backend sizes them.
+ */
 export interface BackendNeeds {
   tensors: TensorInfo[];
   stateBytes(probe: Backend): number;

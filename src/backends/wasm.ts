@@ -206,9 +206,9 @@ export class WasmBackend implements Backend {
   /**
    * Repacks a weight in place into kvasm's layout for its type, outside ggmlOrder (same results bit for bit;
    * src/quant/kernels.ts): the lanes layout (Q8_0, Q4_0, Q4_K, Q6_K: four rows a vector, no cross-lane sum per
-   * block; a K-quant's d % 4 tail rows KX), else KX (no scale splat per 16 or 32 weights). One pass over the weight's bytes at load (the 20 MB 32000x768 Q6_K classifier:
-   * 3-15 ms on a loaded 2-core VM); uses the matmul scratch, placed before the weights (matmulScratchBytes counts
-   * the lanes repack's row group).
+   * block; a K-quant's d % 4 tail rows KX), else KX (no scale splat per 16 or 32 weights). One pass over the
+   * weight's bytes at load (the 20 MB 32000x768 Q6_K classifier: 3-15 ms on a loaded 2-core VM); uses the matmul
+   * scratch, placed before the weights (matmulScratchBytes counts the lanes repack's row group).
    */
   prepareWeight(w: Weight): void {
     if (this.opts.ggmlOrder) return;

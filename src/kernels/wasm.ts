@@ -6,7 +6,8 @@ export type { Kernels };
 
 /** Does this runtime run relaxed SIMD? Validating a tiny module answers without compiling the kernels. */
 export function hasRelaxedSimd(): boolean {
-  // (module (func (result v128) v128.const i32x4 0 0 0 0 v128.const i32x4 0 0 0 0 v128.const i32x4 0 0 0 0 i32x4.relaxed_dot_i8x16_i7x16_add_s))
+  // (module (func (result v128) v128.const i32x4 0 0 0 0 v128.const i32x4 0 0 0 0 v128.const i32x4 0 0 0 0
+  //   i32x4.relaxed_dot_i8x16_i7x16_add_s))
   const bytes = new Uint8Array([
     0x00,
     0x61,

@@ -70,11 +70,17 @@ export interface LoadOptions {
    * llama.cpp's bit for bit, logits included. Slower (F32 most; see the README). Default: false.
    */
   ggmlOrder?: boolean;
-  /** A backend instance, or "wasm" (default: on `threads` threads), "webgpu", or "auto" (WebGPU when an adapter exists and the model fits it). */
+  /**
+   * A backend instance, or "wasm" (default: on `threads` threads), "webgpu", or "auto" (WebGPU when an adapter exists
+   * and the model fits it).
+   */
   backend?: Backend | BackendName;
   /** Told why "auto" did not pick WebGPU. */
   onNotice?: (message: string) => void;
-  /** Threads for the default WASM backend, the calling thread included; default: the machine's cores (1 where Workers or shared memory are missing). */
+  /**
+   * Threads for the default WASM backend, the calling thread included; default: the machine's cores (1 where Workers
+   * or shared memory are missing).
+   */
   threads?: number;
   /** Told how many of the weights' bytes are in memory (for a URL: downloaded), as they arrive. */
   onProgress?: (loadedBytes: number, totalBytes: number) => void;

@@ -46,7 +46,10 @@ export class Model {
   private readonly logitRowIdx: Int32Array;
   private logitRowCount = 0;
   private readonly logitRowViews: Int32Array[] = [];
-  /** Views made once and reused every step (a view per step was an allocation per token): the host arrays' first T entries, each logit slot. */
+  /**
+   * Views made once and reused every step (a view per step was an allocation per token): the host arrays' first T
+   * entries, each logit slot.
+   */
   private readonly hostViews: { tokens: Int32Array; positions: Int32Array; rows: Int32Array }[] = [];
   private readonly logitViews: Float32Array[] = [];
   /** Several wanted rows' logits read in one go: a view per (first slot, rows), at firstSlot * (maxLogitRows + 1) + rows. */

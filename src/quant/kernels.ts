@@ -225,14 +225,15 @@ export const Q8_0_VNNI_LANES: LanesKernel = {
 const Q4_K_U8_LANES: LanesKernel = { ...LANES_KERNELS.get(GGMLType.Q4_K)!, matmul: "matmul_q4_k_lanes_u8" };
 
 /**
- * Q8_0's signed lanes layout against Q8_SN activations (assembly/lanes-q8_0-nib.ts): for T >= 4 each activation byte split
- * into two planes of magnitude <= 8 and the weight bytes offset to unsigned in the tile, so that a block's pmaddubsw pairs
- * sum exactly in i16 (no sign moves, no widening per 16 bytes); T < 4 matmul_q8_0_lanes' pass. Bun's Q8_0 form: in
- * JavaScriptCore the tiles run 1.16-1.25x of matmul_q8_0_lanes at T = 16-128 (the prefill step 1.14-1.17x), in V8
- * 0.86-0.88x (docs/cpu-performance.md "Q8_0 in Bun: nibble activations"). Needs the relaxed i16 dot to read its second operand unsigned (byteDotReadsUnsigned), so
- * the WASM backend takes it through lanesKernel, on the relaxed build, in Bun, where that holds. The same layout and
- * dequantize as LANES_KERNELS' Q8_0, its repack storing a -128 byte as -127 (so that the T < 4 pass and the tiles agree
- * on it); bit-identical to matmul_q8_0 for weight bytes in -127..127.
+ * Q8_0's signed lanes layout against Q8_SN activations (assembly/lanes-q8_0-nib.ts): for T >= 4 each activation byte
+ * split into two planes of magnitude <= 8 and the weight bytes offset to unsigned in the tile, so that a block's
+ * pmaddubsw pairs sum exactly in i16 (no sign moves, no widening per 16 bytes); T < 4 matmul_q8_0_lanes' pass. Bun's
+ * Q8_0 form: in JavaScriptCore the tiles run 1.16-1.25x of matmul_q8_0_lanes at T = 16-128 (the prefill step
+ * 1.14-1.17x), in V8 0.86-0.88x (docs/cpu-performance.md "Q8_0 in Bun: nibble activations"). Needs the relaxed i16 dot
+ * to read its second operand unsigned (byteDotReadsUnsigned), so the WASM backend takes it through lanesKernel, on the
+ * relaxed build, in Bun, where that holds. The same layout and dequantize as LANES_KERNELS' Q8_0, its repack storing a
+ * -128 byte as -127 (so that the T < 4 pass and the tiles agree on it); bit-identical to matmul_q8_0 for weight bytes in
+ * -127..127.
  */
 export const Q8_0_NIB_LANES: LanesKernel = {
   ...LANES_KERNELS.get(GGMLType.Q8_0)!,

@@ -91,7 +91,10 @@ export class Sampler {
     this.topIds = new Int32Array(this.params.logprobs);
   }
 
-  /** Same params, independent Rng. Without a seed, the child's seed is drawn from this sampler's Rng (so forks of a seeded sampler are reproducible). */
+  /**
+   * Same params, independent Rng. Without a seed, the child's seed is drawn from this sampler's Rng (so forks of a
+   * seeded sampler are reproducible).
+   */
   fork(seed?: number): Sampler {
     return new Sampler(this.vocabSize, { ...this.params, seed: seed ?? this.rng.nextU32() });
   }

@@ -24,7 +24,10 @@ import type { ChatMessage } from "./openai-request.ts";
  * event loop was held for at most `timeoutMs`. Normal templates take well under a millisecond.
  */
 export interface TemplateLimits {
-  /** Interpreter steps per render (a node evaluated, a loop iteration, an element of an array a call or filter made); default 250,000 (a 5,000-message Llama 3 chat takes 155,000). */
+  /**
+   * Interpreter steps per render (a node evaluated, a loop iteration, an element of an array a call or filter made);
+   * default 250,000 (a 5,000-message Llama 3 chat takes 155,000).
+   */
   maxSteps: number;
   /** Characters of any string the template builds, the output included; default 4 Mi. */
   maxOutputChars: number;

@@ -177,10 +177,10 @@ export interface PoolStats {
  * Who runs the ops (a benchmark's switch, ThreadPool.solo): "off", every thread; "split", the calling thread alone
  * through the very chunks the op is cut into for all threads (the workers are not told of the op); "whole", the
  * calling thread alone in one chunk, one kernel call as a single-thread backend makes it; "workers", the workers
- * alone through the op's chunks (the caller publishes and joins): a worker's pace against the caller's on the same ops. Recording statistics
- * (recordStats) in each, by kernel, separates what a split costs in work (split against whole: tiles cut at chunk
- * edges, per-chunk calls) from what running on two cores at once costs (off against split: shared caches and memory,
- * waits), in CPU time rather than wall time, which a shared host does not skew as much.
+ * alone through the op's chunks (the caller publishes and joins): a worker's pace against the caller's on the same
+ * ops. Recording statistics (recordStats) in each, by kernel, separates what a split costs in work (split against
+ * whole: tiles cut at chunk edges, per-chunk calls) from what running on two cores at once costs (off against split:
+ * shared caches and memory, waits), in CPU time rather than wall time, which a shared host does not skew as much.
  */
 export type Solo = "off" | "split" | "whole" | "workers";
 

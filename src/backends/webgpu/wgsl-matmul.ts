@@ -253,7 +253,10 @@ const ROW_MAP: Record<Epilogue, string> = {
   let valid = pr.y != NONE;`,
 };
 
-/** qkv: pair gp of the concatenated q|k|v rows -> (segment, valid, row a, row b). P: b = (qRows, kvRows, -, rowBytes), d = (-, -, headDim, ropeDim | halves << 16). */
+/**
+ * qkv: pair gp of the concatenated q|k|v rows -> (segment, valid, row a, row b).
+ * P: b = (qRows, kvRows, -, rowBytes), d = (-, -, headDim, ropeDim | halves << 16).
+ */
 export const QKV_PAIR = /* wgsl */ `
 const NONE: u32 = 0xffffffffu;
 fn qkv_pair(gp: u32) -> vec4<u32> {
