@@ -475,7 +475,7 @@ export function wideAttentionFits(headDim: number): boolean {
  * once, where 128 threads take two rounds); the chunk's max and sum each in two steps (16 threads reduce 16 values,
  * then every thread the 16: 2 barriers where the tree takes 7); the V pass over 256 / (headDim / 4) position groups
  * (16 at head size 64, where attentionKernel has 2), each thread summing 4 dimensions of one position a step (a
- * 16-byte run of the V row), 8 positions' loads issued before their sums. Same online softmax over chunks of 256; the
+ * 16-byte run of the V row), up to 16 positions' loads issued before their sums (a full chunk's share at head size 64). Same online softmax over chunks of 256; the
  * sums' order differs from attentionKernel's, so its output is equal to 1e-5, not bit for bit.
  */
 export function attentionWideKernel(quantize: boolean, headDim: number): string {
@@ -483,12 +483,17 @@ export function attentionWideKernel(quantize: boolean, headDim: number): string 
   const quads = headDim / 4, groups = Math.floor(256 / quads);
   // the head's output also kept in sc for QUANTIZE_HEAD
   const keep = quantize ? "xyzw".split("").map((c, k) => `\n    sc[4u * li + ${k}u] = o.${c};`).join("") : "";
-  const vLoads: string[] = [], vSums: string[] = [];
-  for (let k = 0; k < 8; k++) {
-    const j = k ? `j + ${k}u * G` : "j";
-    vLoads.push(`let v${k} = vec4<f32>(ldf(vs[${j}] + vd), ldf(vs[${j}] + vd + 1u), ldf(vs[${j}] + vd + 2u), ldf(vs[${j}] + vd + 3u));`);
-    vSums.push(`acc += sc[${j}] * v${k};`);
-  }
+  // a run of `count` positions of a thread's group: their loads (4 words of a V row each), then their sums in position order
+  const vRun = (count: number) => {
+    const lines: string[] = [];
+    const at = (k: number) => k ? `j + ${k}u * G` : "j";
+    for (let k = 0; k < count; k++) {
+      lines.push(`let v${k} = vec4<f32>(${[0, 1, 2, 3].map((w) => `ldf(vs[${at(k)}] + vd${w ? ` + ${w}u` : ""})`).join(", ")});`);
+    }
+    for (let k = 0; k < count; k++) lines.push(`acc += sc[${at(k)}] * v${k};`);
+    const cond = count > 1 ? `j + ${count - 1}u * G < cn` : "j < cn", step = count > 1 ? `${count}u * G` : "G";
+    return `for (; ${cond}; j += ${step}) {\n        ${lines.join("\n        ")}\n      }`;
+  };
   return /* wgsl */ `
 const CH: u32 = 256u;
 const QUADS: u32 = ${quads}u;
@@ -577,14 +582,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (group < G) {
       let vd = vOff + kvh + 4u * quad;
       var j = group;
-      // 8 positions' 32 loads in flight, then their sums in position order
-      for (; j + 7u * G < cn; j += 8u * G) {
-        ${vLoads.join("\n        ")}
-        ${vSums.join("\n        ")}
-      }
-      for (; j < cn; j += G) {
-        acc += sc[j] * vec4<f32>(ldf(vs[j] + vd), ldf(vs[j] + vd + 1u), ldf(vs[j] + vd + 2u), ldf(vs[j] + vd + 3u));
-      }
+      // 16 positions' 64 loads in flight (a group's whole share of a full chunk at head size 64), then 4, then 1
+      ${vRun(16)}
+      ${vRun(4)}
+      ${vRun(1)}
     }
     workgroupBarrier();
   }
