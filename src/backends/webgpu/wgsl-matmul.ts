@@ -736,12 +736,81 @@ export function f32RowUnroll(n: number, lanes: number): number {
 }
 
 /**
+ * f32RowKernel's epilogues that read memory (residual, qkv), with those reads issued before the staging: the
+ * residual's old value (EPILOGUE.residual reads it after the sums), and qkv_store's RoPE factors and KV-cache slot
+ * (the position, its page, then the slot: three dependent reads after the sums in QKV_PAIR's qkv_store). The same
+ * arithmetic on the same values as EPILOGUE's, for one token row. "before": thread code run ahead of the staging;
+ * "after": the epilogue proper.
+ */
+const EARLY_EPILOGUE: Partial<Record<Epilogue, { decl: string; before: string; after: string }>> = {
+  residual: {
+    decl: "",
+    before: `var old = 0.0;
+  if (lane == 0u && valid) { old = ldf(P.c.y + r); }`,
+    after: `
+  if (lane == 0u && valid) {
+    let v = sum(rl, 0u);
+    stf(P.c.x + r, v);
+    stf(P.c.y + r, old + v);
+  }`,
+  },
+  qkv: {
+    // qkv_store's reads for token 0 and pair pr: the RoPE factors (rot: whether it rotates) and the KV slot's word
+    decl: /* wgsl */ `
+struct QkvAhead { fc: f32, fs: f32, rot: bool, at: u32 }
+fn qkv_ahead(pr: vec4<u32>) -> QkvAhead {
+  var q = QkvAhead(1.0, 0.0, false, 0u);
+  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
+  let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
+  if (pr.x < 2u && s < ropeHalf) {
+    let c = P.d.x + (st[P.c.w] * ropeHalf + s) * 2u;
+    q.fc = ldf(c);
+    q.fs = ldf(c + 1u);
+    q.rot = true;
+  }
+  if (pr.x > 0u) {
+    let m = P.d.y;
+    let pos = st[m + 1u];
+    let page = st[(st[m] >> 2u) + pos / P.e.z];
+    q.at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+  }
+  return q;
+}
+// qkv_store of token 0 with its reads done (qkv_ahead)
+fn qkv_store_ahead(pr: vec4<u32>, a: f32, b: f32, q: QkvAhead) {
+  var ra = a;
+  var rb = b;
+  if (q.rot) {
+    ra = a * q.fc - b * q.fs;
+    rb = a * q.fs + b * q.fc;
+  }
+  let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
+  stf(out + pr.z, ra);
+  stf(out + pr.w, rb);
+  if (pr.x > 0u) {
+    stf(q.at + pr.z, ra);
+    stf(q.at + pr.w, rb);
+  }
+}`,
+    before: `var pa = vec4<u32>(0u, NONE, 0u, 0u);
+  var ahead = QkvAhead(1.0, 0.0, false, 0u);
+  if (li < PAIRS) {
+    pa = qkv_pair(wg.x * PAIRS + li);
+    if (pa.y != NONE) { ahead = qkv_ahead(pa); }
+  }`,
+    after: `
+  if (li < PAIRS && pa.y != NONE) { qkv_store_ahead(pa, sum(2u * li, 0u), sum(2u * li + 1u, 0u), ahead); }`,
+  },
+};
+
+/**
  * Decode's one-row F32 matmul (F32Form "rows"): the activation row (normed first with prologue "norm", RMSNORM's
  * arithmetic as prologueCode's) staged once a workgroup in workgroup memory as vec4<f32>, where matmulKernel reads
  * it from the state buffer four words a unit for every row; each thread issues all its units' 16-byte weight loads
  * (f32RowUnroll's, up to 16) before the first dot waits on one (matmulKernel's loop keeps one unit in flight where a
  * thread has fewer than 4 rounds), and where that is the whole row's share (one round) before the staging, so the
- * weights' latency runs under the activation's loads, the norm and the barrier; a row's partial sums meet in two steps (lanes 0-3 each add a quarter
+ * weights' latency runs under the activation's loads, the norm and the barrier (as do the residual and qkv epilogues'
+ * own reads, EARLY_EPILOGUE); a row's partial sums meet in two steps (lanes 0-3 each add a quarter
  * of the row's lanes in order, the epilogue's reader adds those four), 2 barriers where the tree takes log2(lanes).
  * A thread adds its units in matmulKernel's order, so only the reduction's order differs from today's.
  */
@@ -780,9 +849,9 @@ export function f32RowKernel(epilogue: Epilogue, prologue: "none" | "norm", n: n
   }`
     : "";
   const products = single ? uses.join("\n    ") : `let rv = r * (rowBytes / 16u);\n    ${perSeg.join(" else ")}`;
-  const quarter = L / 4;
+  const quarter = L / 4, ahead = EARLY_EPILOGUE[epilogue];
   return /* wgsl */ `
-${epilogue === "qkv" ? QKV_PAIR : ""}
+${epilogue === "qkv" ? QKV_PAIR : ""}${ahead ? ahead.decl : ""}
 const TT: u32 = 1u;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> xs: array<vec4<f32>, ${n4}>;
@@ -818,7 +887,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t0 = 0u;
   let nt = 1u;
   ${ROW_MAP[epilogue]}
-  ${early}
+  ${early}${ahead ? `\n  ${ahead.before}` : ""}
   stage_input(wg.x, li, n);
   var acc = 0.0;
   if (valid) {
@@ -832,7 +901,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var j = 1u; j < ${quarter}u; j++) { s += red[li + 4u * j]; }
     red[li] = s;
   }
-  workgroupBarrier();${EPILOGUE[epilogue]}
+  workgroupBarrier();${ahead ? ahead.after : EPILOGUE[epilogue]}
 }
 `;
 }
