@@ -472,7 +472,8 @@ export function wideAttentionFits(headDim: number): boolean {
 /**
  * One token row's attention in one dispatch, shorter than attentionKernel's (same bindings and params, one workgroup
  * per (head, row)): 256 threads, so a chunk of 256 positions is one score a thread (every K row's loads issued at
- * once, where 128 threads take two rounds); the chunk's max and sum each in two steps (16 threads reduce 16 values,
+ * once, where 128 threads take two rounds), the query read into each thread's registers at the start up to head
+ * size 64 (no staging barrier before the first scores); the chunk's max and sum each in two steps (16 threads reduce 16 values,
  * then every thread the 16: 2 barriers where the tree takes 7); the V pass over 256 / (headDim / 4) position groups
  * (16 at head size 64, where attentionKernel has 2), each thread summing 4 dimensions of one position a step (a
  * 16-byte run of the V row), up to 16 positions' loads issued before their sums (a full chunk's share at head size 64). Same online softmax over chunks of 256; the
@@ -481,6 +482,18 @@ export function wideAttentionFits(headDim: number): boolean {
 export function attentionWideKernel(quantize: boolean, headDim: number): string {
   if (!wideAttentionFits(headDim)) throw new Error(`attentionWideKernel: head size ${headDim} is not a multiple of 4 up to 128`);
   const quads = headDim / 4, groups = Math.floor(256 / quads);
+  const g4 = Array.from({ length: quads }, (_, g) => g);
+  const four = (at: string, g: number) => `vec4<f32>(${[0, 1, 2, 3].map((w) => `ldf(${at} + ${4 * g + w}u)`).join(", ")})`;
+  // the query in registers up to head size 64, read once (no staging, no barrier before the first K row; past 64 the
+  // query and a K row would take every register a thread has, so it is staged), and a K row's loads all issued before
+  // their products (kDot's order: four partial sums over groups of four dimensions)
+  const inRegs = headDim <= 64;
+  const qLoads = inRegs
+    ? g4.map((g) => `let q${g} = ${four("qo", g)};`).join("\n  ")
+    : `if (li < headDim) { qv[li] = ldf(qo + li); }\n  workgroupBarrier();`;
+  const qAt = (g: number) => inRegs ? `q${g}` : `vec4<f32>(${[0, 1, 2, 3].map((w) => `qv[${4 * g + w}u]`).join(", ")})`;
+  const kLoads = g4.map((g) => `let k${g} = ${four("ko", g)};`).join("\n      ");
+  const kSums = g4.map((g) => `s4 += ${qAt(g)} * k${g};`).join("\n      ");
   // the head's output also kept in sc for QUANTIZE_HEAD
   const keep = quantize ? "xyzw".split("").map((c, k) => `\n    sc[4u * li + ${k}u] = o.${c};`).join("") : "";
   // a run of `count` positions of a thread's group: their loads (4 words of a V row each), then their sums in position order
@@ -498,8 +511,7 @@ export function attentionWideKernel(quantize: boolean, headDim: number): string 
 const CH: u32 = 256u;
 const QUADS: u32 = ${quads}u;
 const G: u32 = ${groups}u;
-var<workgroup> qv: array<f32, ${headDim}>;
-var<workgroup> sc: array<f32, 256>;
+${inRegs ? "" : `var<workgroup> qv: array<f32, ${headDim}>;\n`}var<workgroup> sc: array<f32, 256>;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> red16: array<f32, 16>;
 var<workgroup> vs: array<u32, 256>;
@@ -520,14 +532,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let t = wg.y;
   let r = rows + t * 4u;
   let pt = st[r] >> 2u;
+  let qo = q + (t * nHeads + h) * headDim;
+  ${qLoads}
   if (li == 0u) { span = vec2<u32>(st[r + 2u], st[r + 1u] + 1u); }
   let range = workgroupUniformLoad(&span);
   let start = range.x;
   let end = range.y;
   let kvh = (h / (nHeads / nKvHeads)) * headDim;
-  let qo = q + (t * nHeads + h) * headDim;
-  if (li < headDim) { qv[li] = ldf(qo + li); }
-  workgroupBarrier();
   let scale = 1.0 / sqrt(f32(headDim));
   // V: thread li sums dimensions 4 quad .. 4 quad + 3 over the positions of its group
   let quad = li % QUADS;
@@ -543,9 +554,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (li < cn) {
       let at = slot(pt, c0 + li, base, pageBytes, pageSize, kvDim);
       vs[li] = at;
-      let ko = at + kOff + kvh;${kDot(headDim)}
+      let ko = at + kOff + kvh;
+      ${kLoads}
+      var s4 = vec4<f32>(0.0);
+      ${kSums}
       var s = (s4.x + s4.y) + (s4.z + s4.w);
-      for (; i < headDim; i++) { s += qv[i] * ldf(ko + i); }
       s *= scale;
       if (P.d.x != 0u) { s += slope * (f32(c0 + li) - f32(end - 1u)); }
       sj = s;
