@@ -141,15 +141,27 @@ const FOLD_AUTO_ELEMENTS = 2 ** 21;
 const ROW_FORM: RowForm = "auto";
 const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
 /**
- * Decode's one-row F32 matmuls by default: matmulKernel's ("today"); "rows" is wgsl-matmul.ts f32RowKernel (the
- * activation staged once a workgroup, every load of a thread issued before its sums, two reduction barriers), for
- * measuring until a device run decides.
+ * Decode's one-row F32 matmuls by default: "rows", wgsl-matmul.ts f32RowKernel (the activation staged once a
+ * workgroup, a thread's weight loads issued before the staging, two reduction barriers, the epilogues' reads ahead),
+ * at F32_ROW_LANES threads a row. On an H100 (2026-12-05 18:36-18:40 UTC, one call, main's tree and this one
+ * alternating, three rounds) stories110M F32 greedy decoded at 1343 / 1422 / 1465 tok/s with it at 64 lanes against
+ * matmulKernel's 1176 / 1285 / 1275 (1.11-1.15x), and its matmuls took 77 us less of the GPU's time a token (each
+ * dispatch timed alone: the output and down projections 198 us against 233, Q/K/V 137 against 157, gate/up 166
+ * against 175). "today" (matmulKernel, lanesFor's or f32Lanes' threads) by option.
  */
-const F32_FORM: F32Form = "today";
+const F32_FORM: F32Form = "rows";
 /**
- * One token row's attention by default: attentionKernel's 128 threads a (head, row) ("today"); "wide" is
+ * Threads a row of f32RowKernel (f32Lanes overrides it): 32, 8 rows a workgroup. In the same call, with the wide
+ * attention in both, 32 lanes decoded stories110M F32 at 1518 / 1538 tok/s against 64's 1441 / 1437 (1.05x, 1.07x;
+ * the two rounds that ran both). 32 with today's attention (the default) was not run as a whole.
+ */
+const F32_ROW_LANES = 32;
+/**
+ * One token row's attention by default: attentionKernel's 128 threads a (head, row) ("today"). "wide",
  * wgsl-ops.ts attentionWideKernel (256 threads, two-step reductions, the V pass over 16 position groups at head size
- * 64), for measuring until a device run decides.
+ * 64), did not win every round on an H100 (2026-12-05 18:36-18:40 UTC): alone 1110 / 1307 / 1308 tok/s against
+ * main's 1176 / 1285 / 1275, beside the F32 row kernel 1441 / 1437 / 1456 against 1343 / 1422 / 1465, and each of its
+ * dispatches timed alone took 15.3 us against 12.8 (184 us a token against 154); kept by option for measuring.
  */
 export type AttentionForm = "today" | "wide";
 const ATTENTION_FORM: AttentionForm = "today";
@@ -310,7 +322,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly tiledFrom: number;
   private readonly tileRows: number;
   private readonly rowForm: RowForm;
-  /** Threads a row of decode's one-row F32 matmuls (0: lanesFor's). */
+  /** Threads a row of decode's one-row F32 matmuls (0: F32_ROW_LANES for f32Form "rows", lanesFor's for "today"). */
   private readonly f32Lanes: number;
   private readonly f32Form: F32Form;
   private readonly attentionForm: AttentionForm;
@@ -338,11 +350,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
-   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
-   * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
-   * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
-   * f32Form: which kernel decode's one-row F32 matmuls take (default F32_FORM, "today": matmulKernel's; "rows":
-   * wgsl-matmul.ts f32RowKernel, at f32Lanes' or lanesFor's threads a row, where its staged row fits workgroup memory).
+   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: F32_ROW_LANES, 32, for f32Form "rows";
+   * for "today" wgsl-matmul.ts lanesFor's, 64 for stories110M, where on an H100 16 and 32 lanes decoded stories110M F32
+   * at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
+   * f32Form: which kernel decode's one-row F32 matmuls take (default F32_FORM, "rows": wgsl-matmul.ts f32RowKernel, at
+   * f32Lanes' or F32_ROW_LANES' threads a row, where its staged row fits workgroup memory; "today": matmulKernel's).
    * attention: the per-row attention kernel of an F32 cache (default ATTENTION_FORM, "today": attentionKernel; "wide":
    * attentionWideKernel, for head sizes it fits, wgsl-ops.ts wideAttentionFits).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
@@ -1376,9 +1388,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
       }
       const lanes = this.lanes(w.type, w.cols, T), v4 = w.type === GGMLType.F32;
       if (this.f32Rows(w.type, w.cols, T)) {
-        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, F32_ROW_TILE, false, lanes, PRO_NONE, w.cols), matmulKey);
-        const src = this.pipelines.has(key) ? "" : f32RowKernel("store", "none", w.cols, lanes);
-        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), 1, w, r.offset, r.size, 1, true);
+        const fl = this.f32Lanes || F32_ROW_LANES;
+        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, F32_ROW_TILE, false, fl, PRO_NONE, w.cols), matmulKey);
+        const src = this.pipelines.has(key) ? "" : f32RowKernel("store", "none", w.cols, fl);
+        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / fl)), 1, w, r.offset, r.size, 1, true);
         continue;
       }
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
@@ -1429,9 +1442,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
       return;
     }
     if (this.f32Rows(type, n, T) && (prologue === "none" || prologue === "norm")) {
-      const key = this.keyFor(matmulSignature(type, epilogue, F32_ROW_TILE, false, lanes, pro, n), matmulKey);
-      const src = this.pipelines.has(key) ? "" : f32RowKernel(epi, prologue, n, lanes);
-      this.dispatch(key, src, params, Math.ceil(rows / (256 / lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, true);
+      const fl = this.f32Lanes || F32_ROW_LANES;
+      const key = this.keyFor(matmulSignature(type, epilogue, F32_ROW_TILE, false, fl, pro, n), matmulKey);
+      const src = this.pipelines.has(key) ? "" : f32RowKernel(epi, prologue, n, fl);
+      this.dispatch(key, src, params, Math.ceil(rows / (256 / fl)), 1, binds > 1 ? ws : w0, 0, 0, binds, true);
       this.quantized.valid = false;
       return;
     }
