@@ -2,7 +2,7 @@ import { assert, assertClose, assertEquals, assertRejects, test } from "./harnes
 import { ParamError } from "../src/errors.ts";
 import { type SamplingParams, validateSamplingParams } from "../src/sampling/params.ts";
 import { Rng } from "../src/sampling/rng.ts";
-import { argmax, expNonPositive, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
+import { argmax, expNonPositive, expTotal1, expWeights, expWeights1, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -97,6 +97,34 @@ test("argmax: ties go to the lowest id, NaN is skipped, all -Infinity gives the 
   assertEquals(argmax(Float32Array.from([-Infinity, -Infinity])), 0);
   assertEquals(argmax(Float32Array.from([NaN])), -1);
   assertEquals(argmax(new Float32Array(0)), -1);
+});
+
+test("temperature 1's weights and a greedy pick's sum have expWeights' bits: every weight, the sum, the count, the logprob", () => {
+  const rng = new Rng(5);
+  // below the max: -Infinity, NaN, zeros, weights that underflow or nearly; once in ten arrays a +Infinity max
+  const specials = [-Infinity, NaN, -0, 0, -800, -745.2, -745, 1e-40, -1e-45, -3.4e38];
+  let sums = 0;
+  for (let rep = 0; rep < 40; rep++) {
+    const n = 1 + Math.floor(rng.nextFloat() * 3000);
+    const logits = randomLogits(rng, n, rep < 20 ? 4 : 400);
+    for (let k = 0; k < n / 10; k++) logits[Math.floor(rng.nextFloat() * n)] = specials[k % specials.length];
+    if (rep % 10 === 9) logits[Math.floor(rng.nextFloat() * n)] = Infinity; // max +Infinity: every other weight 0
+    const best = argmax(logits);
+    if (best < 0) continue;
+    const max = logits[best];
+    const w0 = new Float64Array(n), w1 = new Float64Array(n), c0 = new Int32Array(1), c1 = new Int32Array(1);
+    const total = expWeights(logits, w0, max, 1, c0);
+    assert(Object.is(expWeights1(logits, w1, max, c1), total), `rep ${rep}: expWeights1's sum`);
+    assert(Object.is(expTotal1(logits, max), total), `rep ${rep}: expTotal1's sum`);
+    assertEquals(c1[0], c0[0]);
+    for (let i = 0; i < n; i++) assert(Object.is(w1[i], w0[i]), `rep ${rep}, id ${i}: ${w1[i]} against ${w0[i]}`);
+    // the greedy pick's logprob is 0 - log(sum), the sum of the temperature-1 weights
+    const pick = new Sampler(n, { temperature: 0 }).sample(logits.slice());
+    assertEquals(pick.id, best);
+    assert(Object.is(pick.logprob, 0 - Math.log(total)), `rep ${rep}: logprob ${pick.logprob} against ${0 - Math.log(total)}`);
+    if (c0[0] > n / 2) sums++;
+  }
+  assert(sums >= 30, `${sums} of 40 arrays had most of their weights > 0`); // sums whose bits depend on their order
 });
 
 test("logSoftmaxAt equals float64 log-softmax, and stays finite for huge logits", () => {
