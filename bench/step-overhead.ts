@@ -14,8 +14,13 @@
  * - step, profiled: the step with the backend's OpProfile on, and its wall time less the ops' and the timers'
  *   estimated cost (what bench/peers.ts --profile booked as "JS between calls" until it measured that as below);
  *
- * and the step's pieces on their own: the JS argmax over the logits, the backend's logits read (a copy out of the
- * arena), the two awaits of a step (runPass' resolved promise, decodeOne's own).
+ * - generate() a token: model.generate's greedy decode loop, so the Sampler and the engine's decoder (stop strings,
+ *   detokenizing, events) on top of the step's JavaScript, with no-op wasm kernels (32 tokens from the 128-id prompt)
+ *   and with the real ones (8 tokens from its first 8 ids), each without and with an onToken callback (whose
+ *   events carry each pick's logprob: the Sampler's pass of exp over every logit, which generate() skips without it);
+ *
+ * and the step's pieces on their own: Sampler.sample greedy, the JS argmax over the logits, the backend's logits
+ * read (a copy out of the arena), the two awaits of a step (runPass' resolved promise, decodeOne's own).
  *
  *   deno run -A bench/step-overhead.ts [--types Q4_0,Q4_K_M,F32] [--steps 48] [--rounds 5]
  *   bun bench/step-overhead.ts ...
@@ -25,7 +30,7 @@ import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import { argmax } from "../src/sampling/sampler.ts";
+import { argmax, Sampler } from "../src/sampling/sampler.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { KERNEL_SPEC } from "../src/kernels/spec.ts";
 import type { Kernels } from "../src/kernels/wasm.ts";
@@ -52,6 +57,8 @@ kernels alone, argmax, the logits read, the awaits; variants alternated in one p
 );
 const steps = Number(opts.steps), rounds = Number(opts.rounds);
 const N_PROMPT = 128;
+/** Tokens each generate() sample decodes (with no-op kernels, from the last real step's logits). */
+const GENERATED = 32;
 
 function noopJsKernels(): Kernels {
   const k: Record<string, () => number> = {};
@@ -126,6 +133,9 @@ async function measure(model: Model): Promise<void> {
   const logits = await model.decodeOne(seq, first);
   const logitsPtr = model.state.logits;
   const prof = new OpProfile();
+  const prompt = promptIds(), greedy = new Sampler(model.vocabSize, { temperature: 0 });
+  const logitsCopy = new Float32Array(logits.length);
+  let generated = 0;
   const timerCost = prof.timerCost();
 
   // every step at position 128 (the sequence cut back before each), so that each variant's steps do the same work
@@ -136,6 +146,22 @@ async function measure(model: Model): Promise<void> {
     sink += argmax(await model.decodeOne(seq, first));
     const us = 1000 * (performance.now() - t0);
     b.kernels = real;
+    return us;
+  };
+  /**
+   * model.generate's greedy decode loop, µs a token: the step, the Sampler and the engine's decoder (stop matching,
+   * detokenizing, events); with `onToken`, whose events carry each pick's logprob, the Sampler's exp pass too. With
+   * no-op kernels every token comes from the logits the last real step left.
+   */
+  const generateToken = async (k: Kernels, ids: number[], tokens: number, onToken: boolean): Promise<number> => {
+    b.kernels = k;
+    const gen = model.generate(ids, { maxTokens: tokens, temperature: 0, onToken: onToken ? (t) => (sink += t.logprob) : undefined });
+    const t0 = performance.now();
+    let r = await gen.next();
+    while (!r.done) r = await gen.next();
+    const us = (1000 * (performance.now() - t0 - r.value.prefillMs)) / r.value.tokens.length;
+    b.kernels = real;
+    generated += r.value.tokens.length;
     return us;
   };
   const timed = (reps: number, f: () => unknown): number => {
@@ -162,6 +188,14 @@ async function measure(model: Model): Promise<void> {
     ["  its wall - ops - timers", () => profJs],
     ["JS only (kernels JS no-ops)", () => step(noJs)],
     ["JS + calls (kernels wasm no-ops)", () => step(noWasm)],
+    ["generate() a token, no-op wasm kernels", () => generateToken(noWasm, prompt, GENERATED, false)],
+    ["  with onToken (logprobs made), no-op", () => generateToken(noWasm, prompt, GENERATED, true)],
+    ["generate() a token, real kernels", () => generateToken(real, prompt.slice(0, 8), 8, false)],
+    ["  with onToken (logprobs made), real", () => generateToken(real, prompt.slice(0, 8), 8, true)],
+    ["Sampler.sample, greedy (32000 logits)", () => {
+      logitsCopy.set(logits); // sample() may change its logits (bias, penalties: none here)
+      return timed(1, () => (sink += greedy.sample(logitsCopy).id));
+    }],
     ["argmax (JS, 32000 logits)", () => timed(1, () => (sink += argmax(logits)))],
     ["logits read (backend.read)", () => timed(1, () => b.read(logitsPtr, logits))],
     ["two awaits", async () => {
@@ -177,6 +211,9 @@ async function measure(model: Model): Promise<void> {
   }
   model.releaseSequence(seq);
   if (sink === -1) console.log(sink);
+  console.log(
+    `  (generate(): ${(generated / (rounds * steps)).toFixed(1)} tokens a round of four calls, of at most ${2 * GENERATED + 16})`,
+  );
   const med = (i: number) => median(got.get(variants[i][0])!);
   for (const [n] of variants) {
     const xs = [...got.get(n)!].sort((x, y) => x - y);
@@ -200,7 +237,7 @@ console.log(
 );
 for (const type of opts.types.split(",") as SyntheticType[]) {
   const path = await ensureSyntheticModel("stories110M", type);
-  const model = await loadModel(path, { contextLength: 512, threads: 1 });
+  const model = await loadModel(path, { contextLength: 512, threads: 1, maxSequences: 2 });
   try {
     console.log(`${type}:`);
     await measure(model);

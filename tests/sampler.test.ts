@@ -1,5 +1,5 @@
 import { assert, assertClose, assertEquals, assertRejects, test } from "./harness.ts";
-import { ParamError } from "../src/errors.ts";
+import { NumericalError, ParamError } from "../src/errors.ts";
 import { type SamplingParams, validateSamplingParams } from "../src/sampling/params.ts";
 import { Rng } from "../src/sampling/rng.ts";
 import { argmax, expNonPositive, expTotal1, expWeights, expWeights1, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
@@ -125,6 +125,36 @@ test("temperature 1's weights and a greedy pick's sum have expWeights' bits: eve
     if (c0[0] > n / 2) sums++;
   }
   assert(sums >= 30, `${sums} of 40 arrays had most of their weights > 0`); // sums whose bits depend on their order
+});
+
+test("sample(logits, history, false): a greedy pick's id without its logprob (NaN); draws and logprobs alternatives as before", () => {
+  const rng = new Rng(9);
+  for (let rep = 0; rep < 30; rep++) {
+    const logits = randomLogits(rng, 500, 4);
+    if (rep % 3 === 0) logits[7] = NaN, logits[11] = -Infinity;
+    const history = [3, 5, 3];
+    for (const params of [{ temperature: 0 }, { temperature: 0.7, topK: 1 }, { temperature: 0, repeatPenalty: 1.3 }]) {
+      const full = new Sampler(500, params).sample(logits.slice(), history);
+      const bare = new Sampler(500, params).sample(logits.slice(), history, false);
+      assertEquals(bare.id, full.id);
+      assert(Number.isNaN(bare.logprob) && full.logprob <= 0, `logprob ${bare.logprob}, ${full.logprob}`);
+      assertEquals(bare.top.length, 0);
+    }
+    // a draw needs its weights anyway, and alternatives need the logprobs: both as with logprob true
+    for (const params of [{ temperature: 0.8, seed: rep }, { temperature: 0, logprobs: 3 }]) {
+      const full = new Sampler(500, params).sample(logits.slice(), history);
+      const bare = new Sampler(500, params).sample(logits.slice(), history, false);
+      assertEquals(bare, full);
+    }
+  }
+  const banned = Float32Array.from([-Infinity, NaN, -Infinity]);
+  let err: unknown;
+  try {
+    new Sampler(3, { temperature: 0 }).sample(banned, [], false);
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof NumericalError, `no token to pick: ${err}`);
 });
 
 test("logSoftmaxAt equals float64 log-softmax, and stays finite for huge logits", () => {

@@ -107,13 +107,19 @@ export class Sampler {
     return new NumericalError(`the model computed no finite logit (${nan ? "NaN" : "all -Infinity"}): its weights are corrupt or overflow`);
   }
 
-  /** Applies bias and penalties (given the token history) to `logits` IN PLACE, then picks a token. */
-  sample(logits: Float32Array, history?: ArrayLike<number>): SampleResult {
+  /**
+   * Applies bias and penalties (given the token history) to `logits` IN PLACE, then picks a token. `logprob`
+   * false: the caller reads no logprob of the pick, and a greedy pick without `logprobs` alternatives then skips
+   * the pass of exp over the vocabulary that only the logprob needs (its `logprob` is NaN, as a pick made on the
+   * device reports it; the id is the same). A draw needs that pass for its weights, and reports its logprob anyway.
+   */
+  sample(logits: Float32Array, history?: ArrayLike<number>, logprob = true): SampleResult {
     this.checkLength(logits);
     this.applyPenalties(logits, history ?? []);
     const p = this.params;
     const greedy = p.temperature === 0 || p.topK === 1;
     const temperature = p.temperature === 0 ? 1 : p.temperature;
+    if (greedy && !logprob && p.logprobs === 0) return this.pickGreedy(logits);
 
     // Pass 1: the max, then pass 2: the weights and their sum (for the logprob), both over the whole vocabulary. At
     // temperature 1 (the default, and a greedy pick's) without the division, and a greedy pick there without the
@@ -139,6 +145,16 @@ export class Sampler {
     }
     const chosenZ = logits[id] === max ? 0 : (logits[id] - max) / temperature;
     return { id, logprob: chosenZ - logTotal, top: p.logprobs > 0 ? this.topLogprobs(logits, max, temperature, logTotal) : NO_TOP };
+  }
+
+  /** sample()'s greedy pick without its logprob: the argmax, the kept set it leaves, no pass over the weights. */
+  private pickGreedy(logits: Float32Array): SampleResult {
+    const best = argmax(logits);
+    if (!(best >= 0 && logits[best] > -Infinity)) throw this.nothingToSample(logits);
+    this.ids[0] = best;
+    this.keptFrom = 0;
+    this.keptTo = 1;
+    return { id: best, logprob: NaN, top: NO_TOP };
   }
 
   /** Bias, then penalties, IN PLACE (steps 1-3 of the header). Exposed for beam search and tests. */
