@@ -275,6 +275,16 @@ test("top-k on a large vocabulary matches a full sort", () => {
   assertEquals(candidatesOf({ topK: 40 }, logits), order.slice(0, 40).sort((a, b) => a - b));
 });
 
+test("top-k with ties everywhere and banned ids matches a full sort (ties -> lower id), for every k", () => {
+  const rng = new Rng(23);
+  const values = [-Infinity, -2, -1, -1, 0, 0.5, 1, 2];
+  const logits = Float32Array.from({ length: 3000 }, () => values[Math.floor(rng.nextFloat() * values.length)]);
+  const order = Array.from(logits, (_, i) => i).filter((i) => logits[i] > -Infinity).sort((a, b) => logits[b] - logits[a] || a - b);
+  for (const topK of [1, 2, 3, 50, 377, 1000, order.length - 1]) {
+    assertEquals(candidatesOf({ topK }, logits), order.slice(0, topK).sort((a, b) => a - b), `topK ${topK}`);
+  }
+});
+
 // ---------------------------------------------------------------- bias and penalties
 
 test("penalties change the logits by the documented amounts", () => {

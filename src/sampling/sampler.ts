@@ -266,22 +266,28 @@ export class Sampler {
    */
   private selectTopK(k: number): number {
     const w = this.weights, heap = this.ids;
-    let size = 0;
-    for (let i = 0; i < w.length; i++) {
-      const wi = w[i];
-      if (!(wi > 0)) continue;
-      if (size < k) {
-        // sift up: a child stays below its parent while it ranks worse
-        let c = size++;
-        while (c > 0) {
-          const parent = (c - 1) >> 1;
-          if (!ranksAbove(w, heap[parent], i)) break;
-          heap[c] = heap[parent];
-          c = parent;
-        }
-        heap[c] = i;
-      } else if (ranksAbove(w, i, heap[0])) {
+    let size = 0, i = 0;
+    // the first k ids with a weight > 0 fill the heap
+    for (; i < w.length && size < k; i++) {
+      if (!(w[i] > 0)) continue;
+      // sift up: a child stays below its parent while it ranks worse
+      let c = size++;
+      while (c > 0) {
+        const parent = (c - 1) >> 1;
+        if (!ranksAbove(w, heap[parent], i)) break;
+        heap[c] = heap[parent];
+        c = parent;
+      }
+      heap[c] = i;
+    }
+    // then an id enters only if it ranks above the root: every id in the heap came earlier (is lower), so a tie
+    // with the root never ranks above it, and the test is the root's weight alone, kept here until the root changes
+    // (the same heap, step for step, as ranksAbove against heap[0]; one load a rejected id instead of three)
+    let floor = size > 0 ? w[heap[0]] : 0;
+    for (; i < w.length; i++) {
+      if (w[i] > floor) {
         siftDownMin(w, heap, 0, size, i);
+        floor = w[heap[0]];
       }
     }
     return size;
