@@ -78,6 +78,8 @@ export async function* generate(
     stop: opts.stop ?? [],
     maxTokens,
     logprobs: false,
+    // the events' logprobs go only to onToken: without it a greedy pick skips the exp pass over the vocabulary
+    tokenLogprobs: onToken !== undefined,
     emit,
   });
   const path = runAhead(model, sampler, opts);

@@ -120,6 +120,31 @@ testShared("engine and generate(): onToken and token events agree, after stop ma
   }
 });
 
+// generate() without onToken reads no logprob, so its greedy picks skip the sampler's exp pass (Sampler.sample's
+// `logprob` false): the same tokens and text as with onToken, whose events still carry each pick's logprob.
+testShared("generate() greedy: the same tokens and text without onToken (no logprobs computed) as with it", [MODEL], async () => {
+  const m = await loadModel(MODEL);
+  try {
+    const opts = { temperature: 0, maxTokens: 48 };
+    const run = async (onToken?: (t: { id: number; logprob: number }) => void) => {
+      const g = generate(m, "Once upon a time", { ...opts, onToken });
+      let r = await g.next();
+      while (!r.done) r = await g.next();
+      return r.value;
+    };
+    const events: Array<{ id: number; logprob: number }> = [];
+    const withEvents = await run((t) => events.push({ id: t.id, logprob: t.logprob }));
+    const without = await run();
+    assertEquals(without.tokens, withEvents.tokens);
+    assertEquals(without.text, withEvents.text);
+    assert(without.tokens.length > 10, `${without.tokens.length} tokens`);
+    assertEquals(events.map((e) => e.id), withEvents.tokens);
+    assert(events.every((e) => e.logprob <= 0 && e.logprob > -Infinity), "onToken's events carry each greedy pick's logprob");
+  } finally {
+    await m.close();
+  }
+});
+
 // Captured from this engine under Deno; Bun must draw the same tokens (the sampler's math is exact in both).
 const SEEDED = { prompt: "Once upon a time", temperature: 0.9, topP: 0.95, seed: 1234, maxTokens: 24 };
 

@@ -45,6 +45,11 @@ export interface DecoderOptions {
   maxTokens: number;
   /** Keep every token's logprob and alternatives in `logprobs`. */
   logprobs: boolean;
+  /**
+   * Whether anything reads the token events' `logprob` (default true). False (generate() without onToken): a greedy
+   * pick skips computing it (Sampler.sample's `logprob`), and its events carry NaN.
+   */
+  tokenLogprobs?: boolean;
   emit: (ev: EngineEvent) => void;
 }
 
@@ -63,9 +68,12 @@ export class ChoiceDecoder {
   private readonly stream: TextStream;
   private readonly maxTokens: number;
   private readonly emit: (ev: EngineEvent) => void;
+  /** Whether a pick's logprob is read (its events', or `logprobs`). */
+  private readonly wantsLogprob: boolean;
 
   constructor(private readonly model: DecoderModel, opts: DecoderOptions) {
     this.index = opts.index;
+    this.wantsLogprob = opts.logprobs || (opts.tokenLogprobs ?? true);
     this.sampler = opts.sampler;
     this.maxTokens = opts.maxTokens;
     this.emit = opts.emit;
@@ -84,7 +92,7 @@ export class ChoiceDecoder {
 
   /** Samples the next token from `logits` (edited in place by the sampler) and takes it (see take). */
   sample(logits: Float32Array): boolean {
-    return this.take(this.sampler.sample(logits, this.history));
+    return this.take(this.sampler.sample(logits, this.history, this.wantsLogprob));
   }
 
   /**
