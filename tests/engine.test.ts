@@ -90,6 +90,31 @@ testShared("engine: streamed events spell the result; stop strings end a choice"
   });
 });
 
+// tokenLogprobs false (what the server asks when a request wants no logprobs): the same tokens, and the events' logprob
+// is NaN, never computed; a non-boolean is a ParamError before anything is queued.
+testShared("engine: tokenLogprobs false gives the same tokens, NaN logprobs; a bad value is refused", [MODEL], async () => {
+  await withEngine({ maxSequences: 4 }, {}, async (e) => {
+    const params = { prompt: "Once upon a time", temperature: 0, maxTokens: 24 };
+    const events = async (r: ReturnType<typeof e.submit>) => {
+      const got: Array<{ id: number; logprob: number }> = [];
+      for await (const ev of r) if (ev.type === "token") got.push({ id: ev.id, logprob: ev.logprob });
+      return got;
+    };
+    const [withLp, without] = await Promise.all([events(e.submit(params)), events(e.submit({ ...params, tokenLogprobs: false }))]);
+    assertEquals(without.map((t) => t.id), withLp.map((t) => t.id));
+    assert(withLp.length > 0 && withLp.every((t) => t.logprob <= 0), "default: each pick's logprob");
+    assert(without.every((t) => Number.isNaN(t.logprob)), "tokenLogprobs false: NaN");
+    const err = (() => {
+      try {
+        e.submit({ ...params, tokenLogprobs: "no" as unknown as boolean });
+      } catch (x) {
+        return x;
+      }
+    })();
+    assert(err instanceof ParamError && /tokenLogprobs/.test(err.message), String(err));
+  });
+});
+
 // The one documented behaviour of both paths: a token is reported after stop matching, with the text it releases;
 // the token that completes a stop string is reported (with the text before the stop string), EOS never is.
 testShared("engine and generate(): onToken and token events agree, after stop matching", [MODEL], async () => {

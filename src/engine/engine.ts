@@ -189,6 +189,9 @@ export class Engine {
     }
     const lengthPenalty = params.lengthPenalty ?? 1;
     if (!Number.isFinite(lengthPenalty)) throw new ParamError("lengthPenalty", `must be a finite number, got ${lengthPenalty}`);
+    if (params.tokenLogprobs !== undefined && typeof params.tokenLogprobs !== "boolean") {
+      throw new ParamError("tokenLogprobs", `must be a boolean, got ${String(params.tokenLogprobs)}`);
+    }
     const prompt = promptIds(m, params.prompt, params.addBos);
     const base = new Sampler(m.vocabSize, params); // validates the sampling fields
     new StopMatcher(params.stop ?? []); // validates the stop strings
@@ -529,6 +532,7 @@ export class Engine {
           stop: a.params.stop ?? [],
           maxTokens: a.maxTokens,
           logprobs: a.wantLogprobs,
+          tokenLogprobs: a.params.tokenLogprobs,
           emit,
         }),
         seq: s,
