@@ -4,8 +4,8 @@
  * every call into wasm, and no kernel work, which is what the step costs outside its kernels (bench/step-overhead.ts,
  * bench/peers.ts --profile). A module of its own, built here byte by byte (type, function, export and code sections).
  */
-import { KERNEL_SPEC, type KernelSpec } from "../src/kernels/spec.ts";
-import type { Kernels } from "../src/kernels/wasm.ts";
+import { KERNEL_NAMES, KERNEL_SPEC, type KernelSpec } from "../src/kernels/spec.ts";
+import { checkKernelExports, type Kernels } from "../src/kernels/wasm.ts";
 
 function leb(n: number): number[] {
   const out: number[] = [];
@@ -19,11 +19,14 @@ function leb(n: number): number[] {
 }
 const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
 const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-const utf8 = (s: string): number[] => [...leb(s.length), ...new TextEncoder().encode(s)];
+const utf8 = (s: string): number[] => {
+  const bytes = new TextEncoder().encode(s);
+  return [...leb(bytes.length), ...bytes];
+};
 
 /** The no-op kernels (read_probe, the one kernel with a result, returns 0). */
 export function noopWasmKernels(): Kernels {
-  const names = Object.keys(KERNEL_SPEC) as (keyof typeof KERNEL_SPEC)[];
+  const names = KERNEL_NAMES;
   const I32 = 0x7f, F32 = 0x7d, END = 0x0b, F32_CONST = 0x43;
   const specs: KernelSpec[] = names.map((n) => KERNEL_SPEC[n]);
   const types = specs.map((spec) => {
@@ -39,7 +42,6 @@ export function noopWasmKernels(): Kernels {
     ...section(7, vec(names.map((n, i) => [...utf8(n), 0, ...leb(i)]))),
     ...section(10, vec(bodies)),
   ]);
-  const kernels = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Kernels;
-  for (const n of names) if (typeof kernels[n] !== "function") throw new Error(`no-op kernels: ${n} missing`);
-  return kernels;
+  // the kernel builds' own check: every kernel of the spec, of its arity, and nothing else
+  return checkKernelExports(new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports, "no-op");
 }

@@ -32,7 +32,7 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { argmax, Sampler } from "../src/sampling/sampler.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { KERNEL_SPEC } from "../src/kernels/spec.ts";
+import { KERNEL_NAMES } from "../src/kernels/spec.ts";
 import type { Kernels } from "../src/kernels/wasm.ts";
 import { noopWasmKernels } from "./noop-kernels.ts";
 
@@ -62,14 +62,14 @@ const GENERATED = 32;
 
 function noopJsKernels(): Kernels {
   const k: Record<string, () => number> = {};
-  for (const n of Object.keys(KERNEL_SPEC)) k[n] = () => 0;
+  for (const n of KERNEL_NAMES) k[n] = () => 0;
   return k as unknown as Kernels;
 }
 
 /** The kernels with every call noted (function, arguments) into `calls`. */
 function recordingKernels(real: Kernels, calls: [(...a: number[]) => unknown, number[]][]): Kernels {
   const k: Record<string, (...a: number[]) => unknown> = {};
-  for (const n of Object.keys(KERNEL_SPEC)) {
+  for (const n of KERNEL_NAMES) {
     const f = (real as unknown as Record<string, (...a: number[]) => unknown>)[n];
     k[n] = (...a: number[]) => (calls.push([f, a]), f(...a));
   }
@@ -218,7 +218,7 @@ async function measure(model: Model): Promise<void> {
   for (const [n] of variants) {
     const xs = [...got.get(n)!].sort((x, y) => x - y);
     const q = (f: number) => xs[Math.floor(f * (xs.length - 1))].toFixed(1);
-    console.log(`  ${n.padEnd(36)} ${median(xs).toFixed(1).padStart(8)} µs  (quartiles ${q(0.25)}, ${q(0.75)})`);
+    console.log(`  ${n.padEnd(40)} ${median(xs).toFixed(1).padStart(8)} µs  (quartiles ${q(0.25)}, ${q(0.75)})`);
   }
   const pairs = got.get(variants[0][0])!.map((x, i) => x - got.get(variants[2][0])![i]);
   console.log(

@@ -90,28 +90,26 @@ testShared("engine: streamed events spell the result; stop strings end a choice"
   });
 });
 
-// tokenLogprobs false (what the server asks when a request wants no logprobs): the same tokens, and the events' logprob
-// is NaN, never computed; a non-boolean is a ParamError before anything is queued.
+// tokenLogprobs false (what the server asks when a request wants no logprobs): the same tokens, greedy or drawn, and
+// every event's logprob is NaN (a greedy pick's never computed, a draw's dropped); a non-boolean is a ParamError
+// before anything is queued.
 testShared("engine: tokenLogprobs false gives the same tokens, NaN logprobs; a bad value is refused", [MODEL], async () => {
   await withEngine({ maxSequences: 4 }, {}, async (e) => {
-    const params = { prompt: "Once upon a time", temperature: 0, maxTokens: 24 };
     const events = async (r: ReturnType<typeof e.submit>) => {
       const got: Array<{ id: number; logprob: number }> = [];
       for await (const ev of r) if (ev.type === "token") got.push({ id: ev.id, logprob: ev.logprob });
       return got;
     };
-    const [withLp, without] = await Promise.all([events(e.submit(params)), events(e.submit({ ...params, tokenLogprobs: false }))]);
-    assertEquals(without.map((t) => t.id), withLp.map((t) => t.id));
-    assert(withLp.length > 0 && withLp.every((t) => t.logprob <= 0), "default: each pick's logprob");
-    assert(without.every((t) => Number.isNaN(t.logprob)), "tokenLogprobs false: NaN");
-    const err = (() => {
-      try {
-        e.submit({ ...params, tokenLogprobs: "no" as unknown as boolean });
-      } catch (x) {
-        return x;
-      }
-    })();
-    assert(err instanceof ParamError && /tokenLogprobs/.test(err.message), String(err));
+    const greedy = { prompt: "Once upon a time", temperature: 0, maxTokens: 24 };
+    const drawn = { ...greedy, temperature: 0.9, topP: 0.95, seed: 77 };
+    for (const params of [greedy, drawn]) {
+      const [withLp, without] = await Promise.all([events(e.submit(params)), events(e.submit({ ...params, tokenLogprobs: false }))]);
+      assertEquals(without.map((t) => t.id), withLp.map((t) => t.id), `temperature ${params.temperature}`);
+      assert(withLp.length > 0 && withLp.every((t) => t.logprob <= 0), "default: each pick's logprob");
+      assert(without.every((t) => Number.isNaN(t.logprob)), `temperature ${params.temperature}, tokenLogprobs false: NaN`);
+    }
+    await assertRejects(() => e.submit({ ...greedy, tokenLogprobs: "no" as unknown as boolean }), ParamError, /tokenLogprobs/);
+    assertEquals(e.queueLength, 0);
   });
 });
 

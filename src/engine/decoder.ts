@@ -46,8 +46,9 @@ export interface DecoderOptions {
   /** Keep every token's logprob and alternatives in `logprobs`. */
   logprobs: boolean;
   /**
-   * Whether anything reads the token events' `logprob` (default true). False (generate() without onToken): a greedy
-   * pick skips computing it (Sampler.sample's `logprob`), and its events carry NaN.
+   * Whether anything reads the token events' `logprob` (default true). False (generate() without onToken, engine
+   * requests that say so): every event carries NaN, and a greedy pick skips computing it (Sampler.sample's
+   * `logprob`). `logprobs` true keeps them.
    */
   tokenLogprobs?: boolean;
   emit: (ev: EngineEvent) => void;
@@ -111,7 +112,10 @@ export class ChoiceDecoder {
     this.logprobs?.push({ id: pick.id, logprob: pick.logprob, top: pick.top });
     const { emit, stopped } = this.stops.push(this.stream.push(pick.id));
     this.text += emit;
-    this.emit({ type: "token", choice: this.index, id: pick.id, text: emit, logprob: pick.logprob, top: pick.top });
+    // NaN whatever the pick carries when no logprob was asked for: a draw computes it anyway, a greedy pick does not,
+    // and a caller that asked for none should not find it in some events and not in others
+    const logprob = this.wantsLogprob ? pick.logprob : NaN;
+    this.emit({ type: "token", choice: this.index, id: pick.id, text: emit, logprob, top: pick.top });
     if (stopped) {
       this.stop = this.stops.matched ?? undefined;
       this.finish("stop");

@@ -27,9 +27,10 @@ export interface RequestParams extends SamplingParams {
   /** Stops the request at the next step; its pages are freed. */
   signal?: AbortSignal;
   /**
-   * Whether each token event carries its pick's logprob (default true). False: the events' `logprob` is NaN, and a
-   * greedy pick skips the pass over the vocabulary that computes it (~140 us a token per sequence at 32000 logits; the
-   * OpenAI server asks only for requests that want logprobs). `logprobs` and beam search compute them regardless.
+   * Whether each token event carries its pick's logprob (default true). False: every token event's `logprob` is NaN,
+   * and a greedy pick skips the pass over the vocabulary that computes it (~140 us a token per sequence at 32000
+   * logits; the OpenAI server asks only for requests that want logprobs). With `logprobs` set, or beam search, the
+   * events carry them regardless.
    */
   tokenLogprobs?: boolean;
 }

@@ -45,7 +45,10 @@ export interface TokenLogprob {
 
 export interface SampleResult {
   id: number;
-  /** log p(id) under the pre-truncation distribution (see the header comment). */
+  /**
+   * log p(id) under the pre-truncation distribution (see the header comment); NaN for a greedy pick of
+   * `sample(logits, history, false)` without `logprobs` alternatives, which does not compute it.
+   */
   logprob: number;
   /** The `logprobs` most probable ids, descending (ties -> lower id); empty unless logprobs > 0. Banned ids are left out. */
   top: TokenLogprob[];
@@ -122,14 +125,20 @@ export class Sampler {
     const p = this.params;
     const greedy = p.temperature === 0 || p.topK === 1;
     const temperature = p.temperature === 0 ? 1 : p.temperature;
-    if (greedy && !logprob && p.logprobs === 0) return this.pickGreedy(logits);
 
     // Pass 1: the max, then pass 2: the weights and their sum (for the logprob), both over the whole vocabulary. At
     // temperature 1 (the default, and a greedy pick's) without the division, and a greedy pick there without the
-    // weights: the same sum, bit for bit (expWeights1, expTotal1)
+    // weights: the same sum, bit for bit (expWeights1, expTotal1). A greedy pick whose logprob nobody reads stops
+    // after pass 1.
     const best = argmax(logits);
     const max = best < 0 ? -Infinity : logits[best];
     if (!(max > -Infinity)) throw this.nothingToSample(logits);
+    if (greedy) {
+      this.ids[0] = best;
+      this.keptFrom = 0;
+      this.keptTo = 1;
+      if (!logprob && p.logprobs === 0) return { id: best, logprob: NaN, top: NO_TOP };
+    }
     const total = temperature !== 1
       ? expWeights(logits, this.weights, max, temperature, this.positive)
       : greedy
@@ -137,27 +146,9 @@ export class Sampler {
       : expWeights1(logits, this.weights, max, this.positive);
     const logTotal = Math.log(total);
 
-    let id: number;
-    if (greedy) {
-      id = best;
-      this.ids[0] = best;
-      this.keptFrom = 0;
-      this.keptTo = 1;
-    } else {
-      id = this.draw(total, this.positive[0]);
-    }
+    const id = greedy ? best : this.draw(total, this.positive[0]);
     const chosenZ = logits[id] === max ? 0 : (logits[id] - max) / temperature;
     return { id, logprob: chosenZ - logTotal, top: p.logprobs > 0 ? this.topLogprobs(logits, max, temperature, logTotal) : NO_TOP };
-  }
-
-  /** sample()'s greedy pick without its logprob: the argmax, the kept set it leaves, no pass over the weights. */
-  private pickGreedy(logits: Float32Array): SampleResult {
-    const best = argmax(logits);
-    if (!(best >= 0 && logits[best] > -Infinity)) throw this.nothingToSample(logits);
-    this.ids[0] = best;
-    this.keptFrom = 0;
-    this.keptTo = 1;
-    return { id: best, logprob: NaN, top: NO_TOP };
   }
 
   /** Bias, then penalties, IN PLACE (steps 1-3 of the header). Exposed for beam search and tests. */
@@ -449,7 +440,7 @@ export function expWeights1(logits: Float32Array, w: Float64Array, max: number, 
 
 /**
  * expWeights1's sum alone, in the same order from the same terms (the same bits): a greedy pick needs no weights,
- * only the sum for its logprob, and the 32000 weights were 256 KB of stores a token.
+ * only the sum for its logprob, and the 32000 weights were 256 KB of stores a token. logSoftmaxAt's sum too.
  */
 export function expTotal1(logits: Float32Array, max: number): number {
   let total = 0;
@@ -482,13 +473,8 @@ export function logSoftmaxAt(logits: Float32Array, id: number): number {
   const best = argmax(logits);
   const max = best < 0 ? NaN : logits[best];
   if (!(max > -Infinity)) return NaN; // no finite distribution to speak of
-  let total = 0;
-  for (let i = 0; i < logits.length; i++) {
-    const x = logits[i];
-    total += expNonPositive(x === max ? 0 : x - max);
-  }
   const x = logits[id];
-  return (x === max ? 0 : x - max) - Math.log(total);
+  return (x === max ? 0 : x - max) - Math.log(expTotal1(logits, max));
 }
 
 // exp for x <= 0, from +, -, *, / and table lookups only, so every engine
