@@ -25,8 +25,8 @@
  *   deno run -A bench/step-overhead.ts [--types Q4_0,Q4_K_M,F32] [--steps 48] [--rounds 5]
  *   bun bench/step-overhead.ts ...
  */
-import { benchArgs, median, runStamp, runtime } from "./cli.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { benchArgs, intFlag, listFlag, median, runStamp, runtime } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
@@ -36,8 +36,7 @@ import { KERNEL_NAMES } from "../src/kernels/spec.ts";
 import type { Kernels } from "../src/kernels/wasm.ts";
 import { noopWasmKernels } from "./noop-kernels.ts";
 
-const { values: opts } = benchArgs(
-  `What a one-thread decode step spends outside its kernels: the step, the step with no-op kernels (JS, wasm), the
+const USAGE = `What a one-thread decode step spends outside its kernels: the step, the step with no-op kernels (JS, wasm), the
 kernels alone, argmax, the logits read, the awaits; variants alternated in one process, µs a step.
 
   deno run -A bench/step-overhead.ts [options]        bun bench/step-overhead.ts [options]
@@ -45,7 +44,9 @@ kernels alone, argmax, the logits read, the awaits; variants alternated in one p
   --types LIST   synthetic stories110M files (default Q4_0,Q4_K_M,F32)
   --steps N      (with --rounds) samples of each variant (default 48)
   --rounds N     rounds x steps samples of each variant, one step of each in turn (default 5)
-  -h, --help     this text`,
+  -h, --help     this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       types: { type: "string", default: "Q4_0,Q4_K_M,F32" },
@@ -55,7 +56,8 @@ kernels alone, argmax, the logits read, the awaits; variants alternated in one p
     },
   },
 );
-const steps = Number(opts.steps), rounds = Number(opts.rounds);
+const steps = intFlag(USAGE, "steps", opts.steps), rounds = intFlag(USAGE, "rounds", opts.rounds);
+const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
 const N_PROMPT = 128;
 /** Tokens each generate() sample decodes (with no-op kernels, from the last real step's logits). */
 const GENERATED = 32;
@@ -235,7 +237,7 @@ console.log(
     rounds * steps
   } samples of each variant, one of each in turn, every step at position 128 (medians)`,
 );
-for (const type of opts.types.split(",") as SyntheticType[]) {
+for (const type of types) {
   const path = await ensureSyntheticModel("stories110M", type);
   const model = await loadModel(path, { contextLength: 512, threads: 1, maxSequences: 2 });
   try {

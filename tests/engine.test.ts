@@ -113,6 +113,34 @@ testShared("engine: tokenLogprobs false gives the same tokens, NaN logprobs; a b
   });
 });
 
+// Boolean options are booleans (errors.ts optionalBoolean): a string "false" is truthy, and earlyStopping and addBos,
+// never checked, took it for true. Each is refused by its name before anything is queued; generate()'s addBos too.
+testShared("engine and generate(): earlyStopping, addBos and tokenLogprobs must be booleans, refused by name", [MODEL], async () => {
+  await withEngine({ maxSequences: 2 }, {}, async (e, m) => {
+    const prompt = "Once upon a time";
+    for (const field of ["earlyStopping", "addBos", "tokenLogprobs"] as const) {
+      for (const bad of ["false", 0, 1, null, {}]) {
+        const params = { prompt, beams: 2, maxTokens: 2, [field]: bad } as unknown as RequestParams;
+        const err = await assertRejects(() => e.submit(params), ParamError, new RegExp(`^${field}: must be a boolean, got `));
+        assertEquals((err as ParamError).param, field);
+      }
+    }
+    assertEquals(e.queueLength, 0);
+    // the booleans themselves still do what they say: addBos false leaves the BOS out
+    const bos = e.submit({ prompt, maxTokens: 1, addBos: true }), none = e.submit({ prompt, maxTokens: 1, addBos: false });
+    await Promise.all([bos.done, none.done]);
+    assertEquals(bos.promptTokens.slice(1), none.promptTokens);
+    assertEquals(bos.promptTokens.length, none.promptTokens.length + 1);
+    await assertRejects(
+      () => generate(m, prompt, { addBos: "false" as never }).next(),
+      ParamError,
+      /^addBos: must be a boolean, got "false"/,
+    );
+    const r = await drain(generate(m, prompt, { temperature: 0, maxTokens: 2, addBos: false }));
+    assertEquals(r.tokens.length, 2);
+  });
+});
+
 // The one documented behaviour of both paths: a token is reported after stop matching, with the text it releases;
 // the token that completes a stop string is reported (with the text before the stop string), EOS never is.
 testShared("engine and generate(): onToken and token events agree, after stop matching", [MODEL], async () => {

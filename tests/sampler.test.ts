@@ -2,7 +2,7 @@ import { assert, assertClose, assertEquals, assertRejects, test } from "./harnes
 import { NumericalError, ParamError } from "../src/errors.ts";
 import { type SamplingParams, validateSamplingParams } from "../src/sampling/params.ts";
 import { Rng } from "../src/sampling/rng.ts";
-import { argmax, expNonPositive, expTotal1, expWeights, expWeights1, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
+import { argmax, expNonPositive, expTotal1, expWeights, expWeights1, logSoftmax, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -158,6 +158,49 @@ test("logSoftmaxAt equals float64 log-softmax, and stays finite for huge logits"
   const huge = Float32Array.from([1000, 999, -1000]);
   assertClose([logSoftmaxAt(huge, 0), logSoftmaxAt(huge, 1)], [-Math.log1p(Math.exp(-1)), -1 - Math.log1p(Math.exp(-1))], 1e-12, "huge", 1);
   assert(logSoftmaxAt(huge, 2) < -1999, "a far-below logit has a very negative logprob");
+});
+
+test("logSoftmax (beam search's scores) has the bits of its formula in float64, a greedy pick's logprob, and the Sampler's NaN rule", () => {
+  const rng = new Rng(11);
+  const specials = [-Infinity, NaN, -0, -800, -745.2, 1e-40, -3.4e38];
+  for (let rep = 0; rep < 30; rep++) {
+    const n = 1 + Math.floor(rng.nextFloat() * 4000);
+    const logits = randomLogits(rng, n, rep < 15 ? 4 : 60);
+    for (let k = 0; k < n / 10; k++) logits[Math.floor(rng.nextFloat() * n)] = specials[k % specials.length];
+    if (rep % 10 === 9) logits[Math.floor(rng.nextFloat() * n)] = Infinity;
+    if (argmax(logits) < 0) continue;
+    // the reference, written out: max over the non-NaN logits, exp of each difference in index order, one Math.log
+    let max = -Infinity;
+    for (const x of logits) if (x > max) max = x;
+    let sum = 0;
+    for (const x of logits) if (x > -Infinity) sum += expNonPositive(x === max ? 0 : x - max);
+    const logSum = Math.log(sum);
+    const got = logSoftmax(logits);
+    for (let i = 0; i < n; i++) {
+      const x = logits[i];
+      const want = x > -Infinity ? (x === max ? 0 : x - max) - logSum : -Infinity; // NaN: never chosen, as the Sampler's rule
+      assert(Object.is(got[i], want), `rep ${rep}, id ${i} (logit ${x}): ${got[i]} against ${want}`);
+    }
+    // one implementation: a greedy pick's logprob is the same number
+    const pick = new Sampler(n, { temperature: 0 }).sample(logits.slice());
+    assert(Object.is(pick.logprob, got[pick.id]), `rep ${rep}: the Sampler's logprob ${pick.logprob}, logSoftmax ${got[pick.id]}`);
+  }
+  // against Math.exp's log-softmax, the scores beam search had before
+  const plain = randomLogits(rng, 32000, 10);
+  assertClose(Array.from(logSoftmax(plain)), refLogSoftmax(plain), 1e-9, "log-softmax", 1);
+  // written into the caller's array
+  const out = new Float64Array(3);
+  assert(logSoftmax(Float32Array.from([1, NaN, 0]), out) === out, "fills the array it is given");
+  assertEquals(out[1], -Infinity);
+  assertClose([out[0], out[2]], refLogSoftmax([1, 0]), 1e-12, "around a NaN", 1);
+});
+
+test("logSoftmax: no finite logit is a NumericalError (NaN from the model), a wrong-sized output a ParamError", async () => {
+  for (const bad of [[NaN, NaN], [-Infinity, NaN], [-Infinity, -Infinity], []]) {
+    await assertRejects(() => logSoftmax(Float32Array.from(bad)), NumericalError, /no finite logit/);
+  }
+  const e = await assertRejects(() => logSoftmax(new Float32Array(4), new Float64Array(3)), ParamError, /^out: /);
+  assertEquals((e as ParamError).param, "out");
 });
 
 // ---------------------------------------------------------------- greedy

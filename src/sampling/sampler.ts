@@ -107,10 +107,7 @@ export class Sampler {
    * caller; only a bias that drove every finite logit to -Infinity is the caller's doing.
    */
   private nothingToSample(logits: Float32Array): KvasmError {
-    let nan = false;
-    for (let i = 0; i < logits.length && !nan; i++) nan = logits[i] !== logits[i];
-    if (!nan && this.biasIds.length > 0) return new ParamError("logitBias", "no token left to sample: the bias made every logit -Infinity");
-    return new NumericalError(`the model computed no finite logit (${nan ? "NaN" : "all -Infinity"}): its weights are corrupt or overflow`);
+    return noFiniteLogit(logits, this.biasIds.length > 0);
   }
 
   /**
@@ -463,6 +460,39 @@ export function argmax(logits: Float32Array): number {
     }
   }
   return best;
+}
+
+/**
+ * Why `logits` hold no finite logit (argmax found none): NaN logits come from the model (corrupt weights), never from
+ * the caller; only a logit bias (`biased`) that drove every finite logit to -Infinity is the caller's doing.
+ */
+export function noFiniteLogit(logits: Float32Array, biased: boolean): KvasmError {
+  let nan = false;
+  for (let i = 0; i < logits.length && !nan; i++) nan = logits[i] !== logits[i];
+  if (!nan && biased) return new ParamError("logitBias", "no token left to sample: the bias made every logit -Infinity");
+  return new NumericalError(`the model computed no finite logit (${nan ? "NaN" : "all -Infinity"}): its weights are corrupt or overflow`);
+}
+
+/**
+ * log softmax(logits) at temperature 1 into `out` (beam search's scores), as sample() computes a logprob:
+ * (x - max) - log(expTotal1(logits, max)). Every operation but the one Math.log is exact per IEEE 754 and the sum runs
+ * in index order (expNonPositive, not Math.exp, whose last bit differs between V8 and JavaScriptCore), so the scores
+ * are the same bits in Deno, Bun and Node except where that single Math.log's last bit differs (no standard fixes it;
+ * the Sampler's reported logprobs share it). `out` is written, not allocated, where the caller passes it. NaN logits follow the
+ * Sampler's rule: such a token is never chosen (its score is -Infinity, as its weight in the sum is 0), and logits
+ * with no finite value at all are a NumericalError, not an empty distribution.
+ */
+export function logSoftmax(logits: Float32Array, out: Float64Array = new Float64Array(logits.length)): Float64Array {
+  if (out.length !== logits.length) throw new ParamError("out", `has ${out.length} elements for ${logits.length} logits`);
+  const best = argmax(logits);
+  const max = best < 0 ? -Infinity : logits[best];
+  if (!(max > -Infinity)) throw noFiniteLogit(logits, false);
+  const logTotal = Math.log(expTotal1(logits, max));
+  for (let i = 0; i < logits.length; i++) {
+    const x = logits[i];
+    out[i] = x > -Infinity ? (x === max ? 0 : x - max) - logTotal : -Infinity; // sample()'s logprob, bit for bit
+  }
+  return out;
 }
 
 /** log softmax(logits)[id] at temperature 1, computed as (x_id - max) - log(sum exp(x - max)). */
