@@ -9,8 +9,7 @@
  *   (default: ../shared stories260K, 400, q8_0,u8_asym)
  */
 import { loadModel } from "../src/model/load.ts";
-import { argmax } from "../src/sampling/sampler.ts";
-import { logSoftmax } from "../src/engine/beam.ts";
+import { argmax, logSoftmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import { benchArgs } from "./cli.ts";

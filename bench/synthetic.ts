@@ -271,7 +271,9 @@ function toF16(f: Float32Array): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-export type SyntheticType = "F32" | "F16" | "Q8_0" | "Q4_0" | "Q4_K" | "Q4_K_M";
+/** The types ensureSyntheticModel writes (a bench's --types are checked against these). */
+export const SYNTHETIC_TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K", "Q4_K_M"] as const;
+export type SyntheticType = typeof SYNTHETIC_TYPES[number];
 
 /**
  * The path of a cached synthetic model, written on first use: F32/F16 by the

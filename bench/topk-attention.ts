@@ -16,8 +16,7 @@
  * A model path in place of the synthetic one measures the same on real weights (within its context).
  */
 import { loadModel } from "../src/model/load.ts";
-import { argmax } from "../src/sampling/sampler.ts";
-import { logSoftmax } from "../src/engine/beam.ts";
+import { argmax, logSoftmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";

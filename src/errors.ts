@@ -64,9 +64,12 @@ export class ContextLengthError extends KvasmError {
 
 export class ParamError extends KvasmError {
   readonly param: string;
+  /** The message without its leading `param: ` (the server answers it under the name the client spelled). */
+  readonly problem: string;
   constructor(param: string, problem: string) {
     super("params", `${param}: ${problem}`);
     this.param = param;
+    this.problem = problem;
   }
 }
 
@@ -80,6 +83,25 @@ export function positiveInteger(param: string, value: number): number {
 export function nonNegativeInteger(param: string, value: number): number {
   if (!(Number.isInteger(value) && value >= 0)) throw new ParamError(param, `must be a non-negative integer, got ${value}`);
   return value;
+}
+
+/**
+ * `value` where it is a boolean, undefined where it is undefined (the caller's default applies); else a ParamError naming
+ * `param` ("must be a boolean, got ..."): an option read with `if (opts.x)` would take the string "false" for true.
+ */
+export function optionalBoolean(param: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === "boolean") return value;
+  throw new ParamError(param, `must be a boolean, got ${describeValue(value)}`);
+}
+
+// A caller's wrong value, for a message: strings quoted, no object or function spelled out (String() of either can throw
+// or run to pages).
+function describeValue(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (v === null) return "null";
+  if (typeof v === "object") return Array.isArray(v) ? "an array" : "an object";
+  if (typeof v === "function") return "a function";
+  return String(v);
 }
 
 export class OutOfMemoryError extends KvasmError {

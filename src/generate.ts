@@ -3,6 +3,7 @@ import { GREEDY_ROWS } from "./architectures/architecture.ts";
 import { Sampler } from "./sampling/sampler.ts";
 import type { SamplingParams } from "./sampling/params.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./engine/decoder.ts";
+import { optionalBoolean } from "./errors.ts";
 import type { EngineEvent, FinishReason, TokenEvent } from "./engine/events.ts";
 
 export type { FinishReason } from "./engine/events.ts";
@@ -62,7 +63,7 @@ export async function* generate(
   opts: GenerateOptions = {},
 ): AsyncGenerator<string, GenerationResult> {
   const maxTokens = maxTokensOf(opts.maxTokens);
-  const ids = promptIds(model, prompt, opts.addBos);
+  const ids = promptIds(model, prompt, optionalBoolean("addBos", opts.addBos));
   const sampler = new Sampler(model.vocabSize, opts);
   // what the decoder releases, handed to the caller by the loop below
   let released = "";
@@ -78,6 +79,8 @@ export async function* generate(
     stop: opts.stop ?? [],
     maxTokens,
     logprobs: false,
+    // the events' logprobs go only to onToken: without it a greedy pick skips the exp pass over the vocabulary
+    tokenLogprobs: onToken !== undefined,
     emit,
   });
   const path = runAhead(model, sampler, opts);

@@ -20,7 +20,7 @@
  * shape and parameter first (ParamError names the field), then sizes one private WebAssembly.Memory for
  * exactly what it needs, copies the inputs in, runs the kernels and copies the result out; nothing is kept.
  */
-import { ContextLengthError, ParamError, UnsupportedError } from "./errors.ts";
+import { ContextLengthError, optionalBoolean, ParamError, UnsupportedError } from "./errors.ts";
 import { Arena, ArenaPlan } from "./memory/arena.ts";
 import { hasRelaxedSimd, instantiateKernels, type Kernels, pickVariant } from "./kernels/wasm.ts";
 
@@ -84,10 +84,7 @@ function int(args: Record<string, unknown>, name: string, lo: number, hi = Numbe
 }
 
 function flag(args: Record<string, unknown>, name: string): boolean {
-  const b = args[name];
-  if (b === undefined) return false;
-  if (typeof b !== "boolean") throw new ParamError(name, `must be a boolean, got ${JSON.stringify(b)}`);
-  return b;
+  return optionalBoolean(name, args[name]) ?? false;
 }
 
 function sameShape(a: Checked, expected: number[], hint: string): void {
@@ -105,7 +102,7 @@ class Scratch {
     this.arena = arena;
   }
   static async create(plan: ArenaPlan, opts: OpsOptions = {}): Promise<Scratch> {
-    if (opts.relaxed && !hasRelaxedSimd()) {
+    if (optionalBoolean("relaxed", opts.relaxed) && !hasRelaxedSimd()) {
       throw new UnsupportedError("relaxed: this runtime does not run relaxed SIMD; leave relaxed unset");
     }
     const arena = new Arena(plan.bytes);

@@ -1,8 +1,10 @@
 // Beam search through forked sequences.
-import { assert, assertEquals, sharedPath, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, sharedPath, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import { generate } from "../src/generate.ts";
 import { Engine } from "../src/engine/engine.ts";
+import { BeamSearch } from "../src/engine/beam.ts";
+import { NumericalError } from "../src/errors.ts";
 import { drain } from "./drain.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
@@ -76,5 +78,37 @@ testShared("beam: beams share the prompt's pages and give every page back", [MOD
   assertEquals(e.freePages, free);
   assertEquals(e.activeSequences, 0);
   await e.close();
+  await m.close();
+});
+
+// NaN logits follow the Sampler's rule (README "Hostile input"): such a token is never chosen, the others rank as if it
+// were -Infinity; logits with no finite value at all are a NumericalError. (Beam search's own log-softmax made every
+// score NaN: the beam offered no candidates and the search ended with no hypothesis.)
+testShared("beam: a NaN logit is never chosen and the others keep their ranks; no finite logit is a NumericalError", [MODEL], async () => {
+  const m = await loadModel(MODEL, { maxSequences: 4 });
+  const seq = m.newSequence();
+  const logits = (await m.prefill(seq, m.tokenizer.encode("The little dog was"))).slice();
+  const free = m.kv.freeSequences;
+  const order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  // the best id and the fourth NaN, as corrupt weights would leave them
+  const nan = logits.slice(), banned = logits.slice();
+  for (const id of [order[0], order[3]]) nan[id] = NaN, banned[id] = -Infinity;
+  const run = (l: Float32Array) => {
+    const b = new BeamSearch({ width: 3, lengthPenalty: 1, earlyStopping: false, maxTokens: 1, isEnd: () => false });
+    b.start(m.kv.fork(seq));
+    b.step([l], m.kv, false);
+    assert(b.isDone && m.kv.freeSequences === free, "one step of maxTokens 1 ends the search and gives its sequences back");
+    return b.best(3).map((h) => ({ tokens: h.tokens, logprobs: h.logprobs, score: h.score }));
+  };
+  const withNaN = run(nan);
+  assertEquals(withNaN.map((h) => h.tokens), [[order[1]], [order[2]], [order[4]]]);
+  assertEquals(withNaN, run(banned)); // the same bits as with those ids banned
+  // all NaN: the model's error, as the Sampler reports it
+  const b = new BeamSearch({ width: 2, lengthPenalty: 1, earlyStopping: false, maxTokens: 4, isEnd: () => false });
+  b.start(m.kv.fork(seq));
+  await assertRejects(() => b.step([new Float32Array(logits.length).fill(NaN)], m.kv, false), NumericalError, /no finite logit \(NaN\)/);
+  b.abort(m.kv);
+  m.releaseSequence(seq);
+  assertEquals(m.kv.freeSequences, free + 1);
   await m.close();
 });

@@ -58,6 +58,29 @@ testShared("cli: generate --ggml-order --json gives llama.cpp's greedy ids", [MO
   assert(/kv f16/.test(io.stderr), `the F16 cache is used: ${io.stderr}`);
 });
 
+// The engine's token events are read for their text only (tokenLogprobs false), so --logprobs' figures must come
+// from the choices: each token's finite logprob and its N alternatives (the chosen, greedy, one first); with
+// --logprobs 0 the same logprobs and no alternatives (a greedy pick, where only `logprobs` makes the sampler compute it).
+testShared("cli: generate --json --logprobs N reports each token's logprob and N alternatives, N = 0 too", [MODEL, GOLDEN], async () => {
+  const row = readJSON<Row[]>(GOLDEN).find((r) => r.model === "synthetic-quants/synthq-q8_0.gguf")!;
+  const args = ["generate", "--model", MODEL, "--prompt-ids", row.prompt_ids.join(","), "--max-tokens", "8", "--temperature", "0"];
+  type Line = { tokens: number[]; logprobs: { id: number; logprob: number; top: { id: number; logprob: number }[] }[] };
+  const run = async (n: string): Promise<Line> => {
+    const io = capture();
+    assertEquals(await main([...args, "--threads", "1", "--json", "--logprobs", n], io), 0, io.stderr);
+    return JSON.parse(io.stdout.trim());
+  };
+  const two = await run("2"), none = await run("0");
+  assertEquals(two.tokens.length, 8);
+  assertEquals(two.logprobs.map((t) => t.id), two.tokens);
+  for (const t of two.logprobs) {
+    assert(Number.isFinite(t.logprob) && t.logprob <= 0, `logprob ${t.logprob}`);
+    assertEquals(t.top.length, 2);
+    assertEquals(t.top[0], { id: t.id, logprob: t.logprob });
+  }
+  assertEquals(none.logprobs, two.logprobs.map((t) => ({ ...t, top: [] })));
+});
+
 testShared("cli: generate --ggml-order streams the same tokens as text", [
   sharedPath("models", "stories260K", "stories260K-q8_0.gguf"),
   sharedPath("golden", "stories260K.json"),

@@ -90,6 +90,57 @@ testShared("engine: streamed events spell the result; stop strings end a choice"
   });
 });
 
+// tokenLogprobs false (what the server asks when a request wants no logprobs): the same tokens, greedy or drawn, and
+// every event's logprob is NaN (a greedy pick's never computed, a draw's dropped); a non-boolean is a ParamError
+// before anything is queued.
+testShared("engine: tokenLogprobs false gives the same tokens, NaN logprobs; a bad value is refused", [MODEL], async () => {
+  await withEngine({ maxSequences: 4 }, {}, async (e) => {
+    const events = async (r: ReturnType<typeof e.submit>) => {
+      const got: Array<{ id: number; logprob: number }> = [];
+      for await (const ev of r) if (ev.type === "token") got.push({ id: ev.id, logprob: ev.logprob });
+      return got;
+    };
+    const greedy = { prompt: "Once upon a time", temperature: 0, maxTokens: 24 };
+    const drawn = { ...greedy, temperature: 0.9, topP: 0.95, seed: 77 };
+    for (const params of [greedy, drawn]) {
+      const [withLp, without] = await Promise.all([events(e.submit(params)), events(e.submit({ ...params, tokenLogprobs: false }))]);
+      assertEquals(without.map((t) => t.id), withLp.map((t) => t.id), `temperature ${params.temperature}`);
+      assert(withLp.length > 0 && withLp.every((t) => t.logprob <= 0), "default: each pick's logprob");
+      assert(without.every((t) => Number.isNaN(t.logprob)), `temperature ${params.temperature}, tokenLogprobs false: NaN`);
+    }
+    await assertRejects(() => e.submit({ ...greedy, tokenLogprobs: "no" as unknown as boolean }), ParamError, /tokenLogprobs/);
+    assertEquals(e.queueLength, 0);
+  });
+});
+
+// Boolean options are booleans (errors.ts optionalBoolean): a string "false" is truthy, and earlyStopping and addBos,
+// never checked, took it for true. Each is refused by its name before anything is queued; generate()'s addBos too.
+testShared("engine and generate(): earlyStopping, addBos and tokenLogprobs must be booleans, refused by name", [MODEL], async () => {
+  await withEngine({ maxSequences: 2 }, {}, async (e, m) => {
+    const prompt = "Once upon a time";
+    for (const field of ["earlyStopping", "addBos", "tokenLogprobs"] as const) {
+      for (const bad of ["false", 0, 1, null, {}]) {
+        const params = { prompt, beams: 2, maxTokens: 2, [field]: bad } as unknown as RequestParams;
+        const err = await assertRejects(() => e.submit(params), ParamError, new RegExp(`^${field}: must be a boolean, got `));
+        assertEquals((err as ParamError).param, field);
+      }
+    }
+    assertEquals(e.queueLength, 0);
+    // the booleans themselves still do what they say: addBos false leaves the BOS out
+    const bos = e.submit({ prompt, maxTokens: 1, addBos: true }), none = e.submit({ prompt, maxTokens: 1, addBos: false });
+    await Promise.all([bos.done, none.done]);
+    assertEquals(bos.promptTokens.slice(1), none.promptTokens);
+    assertEquals(bos.promptTokens.length, none.promptTokens.length + 1);
+    await assertRejects(
+      () => generate(m, prompt, { addBos: "false" as never }).next(),
+      ParamError,
+      /^addBos: must be a boolean, got "false"/,
+    );
+    const r = await drain(generate(m, prompt, { temperature: 0, maxTokens: 2, addBos: false }));
+    assertEquals(r.tokens.length, 2);
+  });
+});
+
 // The one documented behaviour of both paths: a token is reported after stop matching, with the text it releases;
 // the token that completes a stop string is reported (with the text before the stop string), EOS never is.
 testShared("engine and generate(): onToken and token events agree, after stop matching", [MODEL], async () => {
@@ -115,6 +166,31 @@ testShared("engine and generate(): onToken and token events agree, after stop ma
     assertEquals(pieces.join(""), seen.map((t) => t.text).join(""), "the yielded text is what onToken released");
     assertEquals(r.value.text, ", there was a little girl named");
     assert(seen.some((t) => t.text === "") && seen[seen.length - 1].text === "", 'text held back for a possible stop string is ""');
+  } finally {
+    await m.close();
+  }
+});
+
+// generate() without onToken reads no logprob, so its greedy picks skip the sampler's exp pass (Sampler.sample's
+// `logprob` false): the same tokens and text as with onToken, whose events still carry each pick's logprob.
+testShared("generate() greedy: the same tokens and text without onToken (no logprobs computed) as with it", [MODEL], async () => {
+  const m = await loadModel(MODEL);
+  try {
+    const opts = { temperature: 0, maxTokens: 48 };
+    const run = async (onToken?: (t: { id: number; logprob: number }) => void) => {
+      const g = generate(m, "Once upon a time", { ...opts, onToken });
+      let r = await g.next();
+      while (!r.done) r = await g.next();
+      return r.value;
+    };
+    const events: Array<{ id: number; logprob: number }> = [];
+    const withEvents = await run((t) => events.push({ id: t.id, logprob: t.logprob }));
+    const without = await run();
+    assertEquals(without.tokens, withEvents.tokens);
+    assertEquals(without.text, withEvents.text);
+    assert(without.tokens.length > 10, `${without.tokens.length} tokens`);
+    assertEquals(events.map((e) => e.id), withEvents.tokens);
+    assert(events.every((e) => e.logprob <= 0 && e.logprob > -Infinity), "onToken's events carry each greedy pick's logprob");
   } finally {
     await m.close();
   }

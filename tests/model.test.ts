@@ -46,6 +46,13 @@ testShared("context overflow, bad token ids and use after close are typed errors
   assertEquals(seq.length, 0, "a failed step leaves the sequence untouched");
   await assertRejects(() => model.prefill(seq, [1, 99999]), ParamError, /token id 99999 is outside the vocabulary/);
   await assertRejects(() => model.prefill(seq, []), ParamError, /empty/);
+  // a step input's logits flag is a boolean: the string "false" would have asked for the logits
+  await assertRejects(
+    () => model.step([{ seq, tokens: [1], logits: "false" as never }]),
+    ParamError,
+    /^logits: must be a boolean, got "false"/,
+  );
+  assertEquals(seq.length, 0, "refused before anything was reserved");
   const free = model.kv.freePages;
   await model.prefill(seq, PROMPT.slice(0, 5));
   assert(model.kv.freePages < free, "pages were taken");
@@ -68,6 +75,13 @@ testShared("the plan's sizes must be positive integers: a typed error before any
       ParamError,
       /^attention\.topK: must be a non-negative integer, got /,
     );
+  }
+  // the flags are booleans, checked before the file is opened (a path that does not exist shows it)
+  for (const param of ["relaxedSimd", "ggmlOrder"]) {
+    for (const bad of ["false", 0, null]) {
+      await assertRejects(() => loadModel(GGUF, { [param]: bad }), ParamError, new RegExp(`^${param}: must be a boolean, got `));
+      await assertRejects(() => loadModel(GGUF + ".missing", { [param]: bad }), ParamError, new RegExp(`^${param}: `));
+    }
   }
   // the smallest valid sizes load and run
   const model = await loadModel(GGUF, { contextLength: 8, maxSequences: 1, maxBatchRows: 1, pageSize: 1, kvPages: 8 });

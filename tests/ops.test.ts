@@ -368,6 +368,7 @@ test("ops: wrong shapes and parameters are ParamErrors that name the field", asy
       /^key: must have shape \[1,12,16\]/,
     ],
     ["causal flag", () => ops.denseAttention({ ...qkv, causal: "yes" as never }), /^causal: must be a boolean/],
+    ["relaxed option", () => ops.denseAttention(qkv, { relaxed: "false" as never }), /^relaxed: must be a boolean, got "false"/],
     ["constant x", () => ops.quantizeAsymU8({ x: { shape: [4], data: [2, 2, 2, 2] } }), /^x: needs finite values with max > min/],
     ["NaN x", () => ops.quantizeAsymU8({ x: { shape: [2], data: [0, NaN] } }), /^x: needs finite values/],
     ["linformer T > max_seq_len", () =>

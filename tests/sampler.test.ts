@@ -1,8 +1,8 @@
 import { assert, assertClose, assertEquals, assertRejects, test } from "./harness.ts";
-import { ParamError } from "../src/errors.ts";
+import { NumericalError, ParamError } from "../src/errors.ts";
 import { type SamplingParams, validateSamplingParams } from "../src/sampling/params.ts";
 import { Rng } from "../src/sampling/rng.ts";
-import { argmax, expNonPositive, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
+import { argmax, expNonPositive, expTotal1, expWeights, expWeights1, logSoftmax, logSoftmaxAt, Sampler } from "../src/sampling/sampler.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -99,6 +99,58 @@ test("argmax: ties go to the lowest id, NaN is skipped, all -Infinity gives the 
   assertEquals(argmax(new Float32Array(0)), -1);
 });
 
+test("temperature 1's weights and a greedy pick's sum have expWeights' bits: every weight, the sum, the count, the logprob", () => {
+  const rng = new Rng(5);
+  // below the max: -Infinity, NaN, zeros, weights that underflow or nearly; once in ten arrays a +Infinity max
+  const specials = [-Infinity, NaN, -0, 0, -800, -745.2, -745, 1e-40, -1e-45, -3.4e38];
+  let sums = 0;
+  for (let rep = 0; rep < 40; rep++) {
+    const n = 1 + Math.floor(rng.nextFloat() * 3000);
+    const logits = randomLogits(rng, n, rep < 20 ? 4 : 400);
+    for (let k = 0; k < n / 10; k++) logits[Math.floor(rng.nextFloat() * n)] = specials[k % specials.length];
+    if (rep % 10 === 9) logits[Math.floor(rng.nextFloat() * n)] = Infinity; // max +Infinity: every other weight 0
+    const best = argmax(logits);
+    if (best < 0) continue;
+    const max = logits[best];
+    const w0 = new Float64Array(n), w1 = new Float64Array(n), c0 = new Int32Array(1), c1 = new Int32Array(1);
+    const total = expWeights(logits, w0, max, 1, c0);
+    assert(Object.is(expWeights1(logits, w1, max, c1), total), `rep ${rep}: expWeights1's sum`);
+    assert(Object.is(expTotal1(logits, max), total), `rep ${rep}: expTotal1's sum`);
+    assertEquals(c1[0], c0[0]);
+    for (let i = 0; i < n; i++) assert(Object.is(w1[i], w0[i]), `rep ${rep}, id ${i}: ${w1[i]} against ${w0[i]}`);
+    // the greedy pick's logprob is 0 - log(sum), the sum of the temperature-1 weights
+    const pick = new Sampler(n, { temperature: 0 }).sample(logits.slice());
+    assertEquals(pick.id, best);
+    assert(Object.is(pick.logprob, 0 - Math.log(total)), `rep ${rep}: logprob ${pick.logprob} against ${0 - Math.log(total)}`);
+    if (c0[0] > n / 2) sums++;
+  }
+  assert(sums >= 30, `${sums} of 40 arrays had most of their weights > 0`); // sums whose bits depend on their order
+});
+
+test("sample(logits, history, false): a greedy pick's id without its logprob (NaN); draws and logprobs alternatives as before", async () => {
+  const rng = new Rng(9);
+  for (let rep = 0; rep < 30; rep++) {
+    const logits = randomLogits(rng, 500, 4);
+    if (rep % 3 === 0) logits[7] = NaN, logits[11] = -Infinity;
+    const history = [3, 5, 3];
+    for (const params of [{ temperature: 0 }, { temperature: 0.7, topK: 1 }, { temperature: 0, repeatPenalty: 1.3 }]) {
+      const full = new Sampler(500, params).sample(logits.slice(), history);
+      const bare = new Sampler(500, params).sample(logits.slice(), history, false);
+      assertEquals(bare.id, full.id);
+      assert(Number.isNaN(bare.logprob) && full.logprob <= 0, `logprob ${bare.logprob}, ${full.logprob}`);
+      assertEquals(bare.top.length, 0);
+    }
+    // a draw needs its weights anyway, and alternatives need the logprobs: both as with logprob true
+    for (const params of [{ temperature: 0.8, seed: rep }, { temperature: 0, logprobs: 3 }]) {
+      const full = new Sampler(500, params).sample(logits.slice(), history);
+      const bare = new Sampler(500, params).sample(logits.slice(), history, false);
+      assertEquals(bare, full);
+    }
+  }
+  const banned = Float32Array.from([-Infinity, NaN, -Infinity]);
+  await assertRejects(() => new Sampler(3, { temperature: 0 }).sample(banned, [], false), NumericalError, /no finite logit/);
+});
+
 test("logSoftmaxAt equals float64 log-softmax, and stays finite for huge logits", () => {
   const logits = randomLogits(new Rng(3), 50, 10);
   const ref = refLogSoftmax(logits);
@@ -106,6 +158,49 @@ test("logSoftmaxAt equals float64 log-softmax, and stays finite for huge logits"
   const huge = Float32Array.from([1000, 999, -1000]);
   assertClose([logSoftmaxAt(huge, 0), logSoftmaxAt(huge, 1)], [-Math.log1p(Math.exp(-1)), -1 - Math.log1p(Math.exp(-1))], 1e-12, "huge", 1);
   assert(logSoftmaxAt(huge, 2) < -1999, "a far-below logit has a very negative logprob");
+});
+
+test("logSoftmax (beam search's scores) has the bits of its formula in float64, a greedy pick's logprob, and the Sampler's NaN rule", () => {
+  const rng = new Rng(11);
+  const specials = [-Infinity, NaN, -0, -800, -745.2, 1e-40, -3.4e38];
+  for (let rep = 0; rep < 30; rep++) {
+    const n = 1 + Math.floor(rng.nextFloat() * 4000);
+    const logits = randomLogits(rng, n, rep < 15 ? 4 : 60);
+    for (let k = 0; k < n / 10; k++) logits[Math.floor(rng.nextFloat() * n)] = specials[k % specials.length];
+    if (rep % 10 === 9) logits[Math.floor(rng.nextFloat() * n)] = Infinity;
+    if (argmax(logits) < 0) continue;
+    // the reference, written out: max over the non-NaN logits, exp of each difference in index order, one Math.log
+    let max = -Infinity;
+    for (const x of logits) if (x > max) max = x;
+    let sum = 0;
+    for (const x of logits) if (x > -Infinity) sum += expNonPositive(x === max ? 0 : x - max);
+    const logSum = Math.log(sum);
+    const got = logSoftmax(logits);
+    for (let i = 0; i < n; i++) {
+      const x = logits[i];
+      const want = x > -Infinity ? (x === max ? 0 : x - max) - logSum : -Infinity; // NaN: never chosen, as the Sampler's rule
+      assert(Object.is(got[i], want), `rep ${rep}, id ${i} (logit ${x}): ${got[i]} against ${want}`);
+    }
+    // one implementation: a greedy pick's logprob is the same number
+    const pick = new Sampler(n, { temperature: 0 }).sample(logits.slice());
+    assert(Object.is(pick.logprob, got[pick.id]), `rep ${rep}: the Sampler's logprob ${pick.logprob}, logSoftmax ${got[pick.id]}`);
+  }
+  // against Math.exp's log-softmax, the scores beam search had before
+  const plain = randomLogits(rng, 32000, 10);
+  assertClose(Array.from(logSoftmax(plain)), refLogSoftmax(plain), 1e-9, "log-softmax", 1);
+  // written into the caller's array
+  const out = new Float64Array(3);
+  assert(logSoftmax(Float32Array.from([1, NaN, 0]), out) === out, "fills the array it is given");
+  assertEquals(out[1], -Infinity);
+  assertClose([out[0], out[2]], refLogSoftmax([1, 0]), 1e-12, "around a NaN", 1);
+});
+
+test("logSoftmax: no finite logit is a NumericalError (NaN from the model), a wrong-sized output a ParamError", async () => {
+  for (const bad of [[NaN, NaN], [-Infinity, NaN], [-Infinity, -Infinity], []]) {
+    await assertRejects(() => logSoftmax(Float32Array.from(bad)), NumericalError, /no finite logit/);
+  }
+  const e = await assertRejects(() => logSoftmax(new Float32Array(4), new Float64Array(3)), ParamError, /^out: /);
+  assertEquals((e as ParamError).param, "out");
 });
 
 // ---------------------------------------------------------------- greedy
@@ -215,6 +310,16 @@ test("top-k on a large vocabulary matches a full sort", () => {
   const logits = randomLogits(rng, 5000, 3);
   const order = Array.from(logits, (_, i) => i).sort((a, b) => logits[b] - logits[a] || a - b);
   assertEquals(candidatesOf({ topK: 40 }, logits), order.slice(0, 40).sort((a, b) => a - b));
+});
+
+test("top-k with ties everywhere and banned ids matches a full sort (ties -> lower id), for k from 1 to all but one", () => {
+  const rng = new Rng(23);
+  const values = [-Infinity, -2, -1, -1, 0, 0.5, 1, 2];
+  const logits = Float32Array.from({ length: 3000 }, () => values[Math.floor(rng.nextFloat() * values.length)]);
+  const order = Array.from(logits, (_, i) => i).filter((i) => logits[i] > -Infinity).sort((a, b) => logits[b] - logits[a] || a - b);
+  for (const topK of [1, 2, 3, 50, 377, 1000, order.length - 1]) {
+    assertEquals(candidatesOf({ topK }, logits), order.slice(0, topK).sort((a, b) => a - b), `topK ${topK}`);
+  }
 });
 
 // ---------------------------------------------------------------- bias and penalties

@@ -140,6 +140,13 @@ testShared("bad requests get 400/404/413 naming the problem; the server keeps se
     [JSON.stringify({ prompt: "x", top_p: 0 }), 400, /top_p/],
     [JSON.stringify({ prompt: "x", logit_bias: { "99999": 1 } }), 400, /99999/],
     [JSON.stringify({ max_tokens: 3 }), 400, /prompt/],
+    // booleans through errors.ts optionalBoolean, as the engine's own options
+    [JSON.stringify({ prompt: "x", stream: "true" }), 400, /^stream: must be a boolean, got "true"$/],
+    [
+      JSON.stringify({ prompt: "x", stream: true, stream_options: { include_usage: "yes" } }),
+      400,
+      /^stream_options\.include_usage: must be a boolean/,
+    ],
     [JSON.stringify({ prompt: "x".repeat(2 << 20) }), 413, /limit/],
   ];
   for (const [body, status, re] of cases) {
@@ -151,6 +158,15 @@ testShared("bad requests get 400/404/413 naming the problem; the server keeps se
   const chat = await post(`${server.url}/v1/chat/completions`, JSON.stringify({ messages: [{ role: "wizard", content: "x" }] }));
   assertEquals(chat.status, 400);
   assertEquals(((await chat.json()) as { error: { param: string } }).error.param, "messages[0].role");
+  const chatLp = await post(
+    `${server.url}/v1/chat/completions`,
+    JSON.stringify({ messages: [{ role: "user", content: "x" }], logprobs: 1 }),
+  );
+  assertEquals(chatLp.status, 400);
+  assertEquals(((await chatLp.json()) as { error: { message: string } }).error.message, "logprobs: must be a boolean, got 1");
+  const usage = await post(url, JSON.stringify({ prompt: "x", stream: true, stream_options: { include_usage: 0 } }));
+  assertEquals(usage.status, 400);
+  assertEquals(((await usage.json()) as { error: { param: string } }).error.param, "stream_options.include_usage");
   assertEquals((await fetch(`${server.url}/v1/nope`)).status, 404);
   const ok = await client.completions.create({ model: "stories260K", prompt: "Once upon a time", max_tokens: 4, temperature: 0 });
   assertEquals(ok.choices[0].text, ", there was a");

@@ -27,7 +27,8 @@
 # quick: the tests, then prefill (128 and 512 rows) and greedy decode of three models, with the 1B's per-kernel profile.
 # peer: llama.cpp (CUDA) builds in the background (scripts/gpu/peer.sh) while
 # the tests and kvasm's benchmark run; then llama-bench and kvasm's benchmark
-# run again, one after the other on a quiet machine, on the same GGUF files.
+# run again, one after the other on a quiet machine, on the same GGUF files (PEER_110M=F32,Q4_0 PEER_1B=Q4_0: fewer types;
+# PEER_DEADLINE: seconds from the start to wait for the build, default 470).
 set -uo pipefail
 what=${1:-all}
 # --help: the comment above, before anything is unpacked or run
@@ -275,20 +276,25 @@ fi
 if [ "$what" = peer ]; then
   # decode 256 in runs of 64 per call, and in one call (greedyOverlapTps: each run read back while the next runs)
   kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill 128,512 --keep --dir /tmp"
+  # PEER_110M / PEER_1B: the types of each shape both engines run (default all five files; fewer to fit one call)
+  t110=${PEER_110M-F32,Q8_0,Q4_0} t1b=${PEER_1B-Q4_0,Q8_0}
+  files=""
+  for t in ${t110//,/ }; do files+=" /tmp/kvasm-bench-stories110M-$t.gguf"; done
+  for t in ${t1b//,/ }; do files+=" /tmp/kvasm-bench-llama-1b-$t.gguf"; done
   # first pass, while llama.cpp compiles: writes the GGUF files both engines read (its numbers are not the quiet ones)
   if [ ! -e /tmp/bench-1b.json ]; then
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 ${kv/--decode 256/--decode 32} --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 ${kv/--decode 256/--decode 32} --json /tmp/bench-1b.json 2>&1 | tee -a "$OUT/bench.log"
+    [ -n "$t110" ] && /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types "$t110" ${kv/--decode 256/--decode 32} --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"
+    [ -n "$t1b" ] && /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types "$t1b" ${kv/--decode 256/--decode 32} --json /tmp/bench-1b.json 2>&1 | tee -a "$OUT/bench.log"
+    touch /tmp/bench-1b.json
   fi
-  files="/tmp/kvasm-bench-stories110M-F32.gguf /tmp/kvasm-bench-stories110M-Q8_0.gguf /tmp/kvasm-bench-stories110M-Q4_0.gguf /tmp/kvasm-bench-llama-1b-Q4_0.gguf /tmp/kvasm-bench-llama-1b-Q8_0.gguf"
   deadline=${PEER_DEADLINE:-470}
   while [ ! -e /tmp/llamacpp/built ] && pgrep -f "peer.sh build" >/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do sleep 5; done
   if [ -e /tmp/llamacpp/built ]; then
     cat .gpucarry/llamacpp.version 2>/dev/null | tee "$OUT/peer.jsonl"
     bash scripts/gpu/peer.sh bench $files | tee -a "$OUT/peer.jsonl"
     # kvasm again right after, on the same files and the same quiet machine
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types F32,Q8_0,Q4_0 $kv --batch 16 --json "$OUT/bench-110m.json" 2>&1 | tee -a "$OUT/bench.log"
-    /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types Q4_0,Q8_0 $kv --batch 16 --json "$OUT/bench-1b.json" 2>&1 | tee -a "$OUT/bench.log"
+    [ -n "$t110" ] && /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types "$t110" $kv --batch 16 --json "$OUT/bench-110m.json" 2>&1 | tee -a "$OUT/bench.log"
+    [ -n "$t1b" ] && /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types "$t1b" $kv --batch 16 --json "$OUT/bench-1b.json" 2>&1 | tee -a "$OUT/bench.log"
   else
     echo "llama.cpp not built after $((SECONDS - start)) s (still building: $(pgrep -f 'peer.sh build' >/dev/null && echo yes || echo no))" | tee -a "$OUT/bench.log"
   fi

@@ -6,11 +6,14 @@
  * hypotheses (forking a sequence when it is kept more than once, releasing
  * the ones not kept), and sets aside hypotheses that end in
  * end-of-generation. Scores use the model's log-softmax at temperature 1
- * (no sampling filters). A hypothesis' score is its summed logprob divided by
+ * (no sampling filters), the Sampler's own (logSoftmax in src/sampling/sampler.ts:
+ * the same bits in Deno and Bun but for one Math.log, a NaN logit never chosen,
+ * no finite logit a NumericalError). A hypothesis' score is its summed logprob divided by
  * length ** lengthPenalty, where length counts its generated tokens,
  * including the end-of-generation token that finished it.
  */
 import type { Sequence } from "../kv/paged-cache.ts";
+import { logSoftmax } from "../sampling/sampler.ts";
 
 export interface Beam {
   seq: Sequence;
@@ -52,6 +55,8 @@ export class BeamSearch {
   live: Beam[] = [];
   readonly finished: Hypothesis[] = [];
   private done = false;
+  // one beam's log-softmax at a time (topIds reads it before the next beam's overwrites it): 8 bytes a vocabulary entry
+  private lsm = new Float64Array(0);
 
   constructor(readonly opts: BeamOptions) {}
 
@@ -73,7 +78,8 @@ export class BeamSearch {
     // candidates: the 2W best continuations of each beam (enough that W survive even if W end)
     const cands: Array<{ beam: number; id: number; lp: number; total: number }> = [];
     for (let b = 0; b < this.live.length; b++) {
-      const lsm = logSoftmax(logits[b]);
+      if (this.lsm.length !== logits[b].length) this.lsm = new Float64Array(logits[b].length);
+      const lsm = logSoftmax(logits[b], this.lsm);
       for (const id of topIds(lsm, 2 * W)) cands.push({ beam: b, id, lp: lsm[id], total: this.live[b].sum + lsm[id] });
     }
     cands.sort((x, y) => y.total - x.total || x.beam - y.beam || x.id - y.id);
@@ -148,18 +154,6 @@ export class BeamSearch {
     this.live = [];
     this.done = true;
   }
-}
-
-/** log softmax in float64 (temperature 1). */
-export function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-  const lse = max + Math.log(sum);
-  const out = new Float64Array(logits.length);
-  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lse;
-  return out;
 }
 
 /** Ids of the k largest values, descending (ties: lower id first). */

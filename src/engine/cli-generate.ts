@@ -122,6 +122,8 @@ async function engineGenerate(f: Flags, io: Io, load: LoadOptions, prompts: Arra
     beams,
     lengthPenalty: f.number("length-penalty"),
     earlyStopping: f.has("early-stopping") ? true : undefined,
+    // the events are read for their text only; --logprobs' figures come from the choices (logprobs keeps them)
+    tokenLogprobs: false,
   };
   const t0 = performance.now();
   const model = await loadFromFlags(f, io, { ...load, maxSequences: prompts.length * width, kvCacheType: kvType });

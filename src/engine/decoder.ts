@@ -45,6 +45,12 @@ export interface DecoderOptions {
   maxTokens: number;
   /** Keep every token's logprob and alternatives in `logprobs`. */
   logprobs: boolean;
+  /**
+   * Whether anything reads the token events' `logprob` (default true). False (generate() without onToken, engine
+   * requests that say so): every event carries NaN, and a greedy pick skips computing it (Sampler.sample's
+   * `logprob`). `logprobs` true keeps them.
+   */
+  tokenLogprobs?: boolean;
   emit: (ev: EngineEvent) => void;
 }
 
@@ -63,9 +69,12 @@ export class ChoiceDecoder {
   private readonly stream: TextStream;
   private readonly maxTokens: number;
   private readonly emit: (ev: EngineEvent) => void;
+  /** Whether a pick's logprob is read (its events', or `logprobs`). */
+  private readonly wantsLogprob: boolean;
 
   constructor(private readonly model: DecoderModel, opts: DecoderOptions) {
     this.index = opts.index;
+    this.wantsLogprob = opts.logprobs || (opts.tokenLogprobs ?? true);
     this.sampler = opts.sampler;
     this.maxTokens = opts.maxTokens;
     this.emit = opts.emit;
@@ -84,7 +93,7 @@ export class ChoiceDecoder {
 
   /** Samples the next token from `logits` (edited in place by the sampler) and takes it (see take). */
   sample(logits: Float32Array): boolean {
-    return this.take(this.sampler.sample(logits, this.history));
+    return this.take(this.sampler.sample(logits, this.history, this.wantsLogprob));
   }
 
   /**
@@ -103,7 +112,10 @@ export class ChoiceDecoder {
     this.logprobs?.push({ id: pick.id, logprob: pick.logprob, top: pick.top });
     const { emit, stopped } = this.stops.push(this.stream.push(pick.id));
     this.text += emit;
-    this.emit({ type: "token", choice: this.index, id: pick.id, text: emit, logprob: pick.logprob, top: pick.top });
+    // NaN whatever the pick carries when no logprob was asked for: a draw computes it anyway, a greedy pick does not,
+    // and a caller that asked for none should not find it in some events and not in others
+    const logprob = this.wantsLogprob ? pick.logprob : NaN;
+    this.emit({ type: "token", choice: this.index, id: pick.id, text: emit, logprob, top: pick.top });
     if (stopped) {
       this.stop = this.stops.matched ?? undefined;
       this.finish("stop");

@@ -16,7 +16,7 @@ import type { PrefixCache } from "../kv/prefix-cache.ts";
 import { Sampler } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
-import { ClosedError, KvasmError, nonNegativeInteger, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
+import { ClosedError, KvasmError, nonNegativeInteger, optionalBoolean, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./decoder.ts";
 import type { FinishReason } from "./events.ts";
@@ -189,7 +189,9 @@ export class Engine {
     }
     const lengthPenalty = params.lengthPenalty ?? 1;
     if (!Number.isFinite(lengthPenalty)) throw new ParamError("lengthPenalty", `must be a finite number, got ${lengthPenalty}`);
-    const prompt = promptIds(m, params.prompt, params.addBos);
+    optionalBoolean("tokenLogprobs", params.tokenLogprobs);
+    const earlyStopping = optionalBoolean("earlyStopping", params.earlyStopping) ?? false;
+    const prompt = promptIds(m, params.prompt, optionalBoolean("addBos", params.addBos));
     const base = new Sampler(m.vocabSize, params); // validates the sampling fields
     new StopMatcher(params.stop ?? []); // validates the stop strings
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
@@ -211,7 +213,7 @@ export class Engine {
         ? new BeamSearch({
           width: beams,
           lengthPenalty,
-          earlyStopping: params.earlyStopping ?? false,
+          earlyStopping,
           maxTokens,
           isEnd: (id) => tok.isEndOfGeneration(id),
         })
@@ -529,6 +531,7 @@ export class Engine {
           stop: a.params.stop ?? [],
           maxTokens: a.maxTokens,
           logprobs: a.wantLogprobs,
+          tokenLogprobs: a.params.tokenLogprobs,
           emit,
         }),
         seq: s,

@@ -26,6 +26,13 @@ export interface RequestParams extends SamplingParams {
   addBos?: boolean;
   /** Stops the request at the next step; its pages are freed. */
   signal?: AbortSignal;
+  /**
+   * Whether each token event carries its pick's logprob (default true). False: every token event's `logprob` is NaN,
+   * and a greedy pick skips the pass over the vocabulary that computes it (~140 us a token per sequence at 32000
+   * logits; the OpenAI server asks only for requests that want logprobs). With `logprobs` set, or beam search, the
+   * events carry them regardless.
+   */
+  tokenLogprobs?: boolean;
 }
 
 export type { EngineEvent, FinishEvent, FinishReason, TokenEvent } from "./events.ts";

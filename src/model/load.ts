@@ -22,7 +22,7 @@ import { WeightSet } from "./weights.ts";
 import { planRunState, type RunShape, runState } from "../architectures/architecture.ts";
 import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
-import { FormatError, nonNegativeInteger, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
+import { FormatError, nonNegativeInteger, optionalBoolean, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
@@ -107,6 +107,9 @@ export interface LoadOptions {
  * ReadableStream or Response, or a ByteSource; with none, the small story model bundled with kvasm.
  */
 export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Promise<Model> {
+  // the flags, before the file is opened or fetched (buildModel reads them as checked here)
+  optionalBoolean("relaxedSimd", opts.relaxedSimd);
+  optionalBoolean("ggmlOrder", opts.ggmlOrder);
   const resolved = await resolveModelInput(input, opts.streamSize);
   let opened: ModelFile;
   try {

@@ -6,7 +6,7 @@ import type { DerivedConfig } from "./config.ts";
 import { KVManager } from "../kv/kv-manager.ts";
 import { ropeTable } from "./rope.ts";
 import { GREEDY_ROWS, type RunState, type SomeArchitecture } from "../architectures/architecture.ts";
-import { ClosedError, ContextLengthError, NumericalError, ParamError, positiveInteger } from "../errors.ts";
+import { ClosedError, ContextLengthError, NumericalError, optionalBoolean, ParamError, positiveInteger } from "../errors.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { generate, type GenerateOptions, type GenerationResult } from "../generate.ts";
 import { argmax, type Sampler } from "../sampling/sampler.ts";
@@ -152,7 +152,8 @@ export class Model {
       for (let i = 0; i < inp.tokens.length; i++) this.checkToken(inp.tokens[i]);
     }
     let wantLogits = 0;
-    for (let k = 0; k < count; k++) if (inputs[k].logits !== false) wantLogits++;
+    // a string "false" would ask for logits (only false declines them)
+    for (let k = 0; k < count; k++) if (optionalBoolean("logits", inputs[k].logits) !== false) wantLogits++;
     if (wantLogits > this.state.maxLogitRows) throw new ParamError("inputs", `at most ${this.state.maxLogitRows} sequences per step`);
   }
 

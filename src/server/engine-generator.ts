@@ -52,8 +52,8 @@ export class EngineGenerator implements Generator {
         maxTokens: req.maxTokens,
         stop: req.stop,
         n: req.n,
-        // the engine reports logprobs whenever the field is present
-        ...(logprobs !== undefined ? { logprobs } : {}),
+        // the engine reports logprobs whenever the field is present; without it no event's logprob is read
+        ...(logprobs !== undefined ? { logprobs } : { tokenLogprobs: false }),
         signal: req.signal,
       });
     } catch (e) {

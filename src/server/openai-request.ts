@@ -6,6 +6,7 @@
  * request starts; here we check types and OpenAI's own rules.
  */
 import type { SamplingParams } from "../sampling/params.ts";
+import { optionalBoolean, ParamError } from "../errors.ts";
 import { badParam, HttpError } from "./http-error.ts";
 
 export interface ChatMessage {
@@ -83,8 +84,7 @@ function common(b: Body) {
     const so = b.stream_options;
     if (typeof so !== "object" || Array.isArray(so)) throw badParam("stream_options", "must be an object");
     const iu = (so as Body).include_usage;
-    if (iu !== undefined && typeof iu !== "boolean") throw badParam("stream_options.include_usage", "must be a boolean");
-    includeUsage = iu === true;
+    includeUsage = bool("stream_options.include_usage", iu) ?? false;
   }
   const sampling: Omit<SamplingParams, "logprobs"> = {
     temperature: optNum(b, "temperature"),
@@ -197,8 +197,17 @@ function optInt(b: Body, field: string, min: number, max: number): number | unde
 }
 
 function optBool(b: Body, field: string): boolean | undefined {
-  const v = b[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "boolean") throw badParam(field, `must be a boolean, got ${JSON.stringify(v)}`);
-  return v;
+  return bool(field, b[field]);
+}
+
+/**
+ * errors.ts optionalBoolean (JSON's null: the field left out), answered as a 400 under the body's own name: the body's
+ * names are OpenAI's already, where toHttpError renames the engine's (its "logprobs" is OpenAI's "top_logprobs").
+ */
+function bool(field: string, v: unknown): boolean | undefined {
+  try {
+    return optionalBoolean(field, v ?? undefined);
+  } catch (e) {
+    throw e instanceof ParamError ? badParam(e.param, e.problem) : e;
+  }
 }
