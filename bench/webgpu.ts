@@ -30,9 +30,9 @@ import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import { type Fold, WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { type AttentionForm, type Fold, WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
-import type { RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
+import type { F32Form, RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { generate } from "../src/generate.ts";
@@ -66,6 +66,8 @@ device, prefill, batched decode, and WASM's one-thread prefill of the same file 
                         backend's, 32000); several (1e9,0): each measured in turn, as --fold's variants
   --rows FORM           decode's one-row Q8_0/Q4_0 kernels: off (matmulKernel), pairs, octets, auto (default: the backend's)
   --f32-lanes N         threads a row of decode's one-row F32 matmuls, 8 to 64 (default: the backend's)
+  --f32-form FORM       decode's one-row F32 kernel: today (matmulKernel) or rows (f32RowKernel; default: the backend's)
+  --attention FORM      one token row's attention kernel: today (attentionKernel) or wide (attentionWideKernel; default: the backend's)
   --plans on|off        whether the device decode loop replays its recorded step (the backend's plans option;
                         default: the backend's, on)
   --tiles LIST          prefill's quantized matmul tiles: auto (the backend's default), today, or a register-tiled shape
@@ -93,6 +95,8 @@ const { values: opts } = benchArgs(USAGE, {
     "spread-from": { type: "string", default: "" },
     rows: { type: "string", default: "" },
     "f32-lanes": { type: "string", default: "" },
+    "f32-form": { type: "string", default: "" },
+    attention: { type: "string", default: "" },
     plans: { type: "string", default: "" },
     tiles: { type: "string", default: "" },
     dir: { type: "string", default: "/tmp" },
@@ -435,6 +439,8 @@ const results: any[] = [];
 const rowKernels = {
   ...(opts.rows ? { rowKernels: opts.rows as RowForm } : {}),
   ...(opts["f32-lanes"] ? { f32Lanes: Number(opts["f32-lanes"]) } : {}),
+  ...(opts["f32-form"] ? { f32Form: opts["f32-form"] as F32Form } : {}),
+  ...(opts.attention ? { attention: opts.attention as AttentionForm } : {}),
   ...(opts.plans ? { plans: opts.plans === "on" } : {}),
 };
 if (opts.plans && opts.plans !== "on" && opts.plans !== "off") throw new Error(`--plans: ${opts.plans} is not on or off`);

@@ -214,7 +214,7 @@ for (const path of [STORIES("stories260K-q4_0.gguf"), sharedPath("models", "synt
 }
 
 gpuTest(
-  "stories260K.gguf: decode's F32 one-row matmuls at 8, 16 and 32 lanes a row agree with the default (every fused epilogue, the norm folded)",
+  "stories260K.gguf: decode's F32 one-row matmuls at 8, 16 and 64 lanes a row agree with the default's 32 (every fused epilogue, the norm folded)",
   [
     STORIES("stories260K.gguf"),
   ],
@@ -235,7 +235,7 @@ gpuTest(
       }
     };
     const want = await logits();
-    for (const lanes of [8, 16, 32]) {
+    for (const lanes of [8, 16, 64]) {
       const got = await logits(lanes);
       want.forEach((e, i) => {
         let scale = 0;
@@ -474,39 +474,54 @@ for (const file of ["synthq-q4_k_m.gguf"]) {
 
 for (const file of ["synthq-q8_0.gguf", "synthq-q4_0.gguf"]) {
   const path = sharedPath("models", "synthetic-quants", file);
-  gpuTest(`${file}: attention quantizing its output for the output projection is bit-identical to a quantize dispatch`, [
-    path,
-  ], async () => {
-    const run = async (fuseAttentionQuant: boolean) => {
-      // fold: false, else the output projection's matmul would quantize the unquantized output itself (no dispatch either way)
-      const backend = new WebGpuBackend({ fuseAttentionQuant, fold: false });
-      const model = await loadModel(path, { backend, contextLength: 64 });
-      try {
-        const seq = model.newSequence();
-        const out = [(await model.prefill(seq, [1, 403, 407, 261])).slice()];
-        const before = backend.dispatches;
-        for (const t of [378, 432, 261]) out.push((await model.decodeOne(seq, t)).slice());
-        return { out, dispatches: backend.dispatches - before };
-      } finally {
-        await model.close();
+  gpuTest(
+    `${file}: attention quantizing its output for the output projection is bit-identical to a quantize dispatch (both attention forms)`,
+    [
+      path,
+    ],
+    async () => {
+      const run = async (fuseAttentionQuant: boolean, attention: "today" | "wide") => {
+        // fold: false, else the output projection's matmul would quantize the unquantized output itself (no dispatch either way)
+        const backend = new WebGpuBackend({ fuseAttentionQuant, fold: false, attention });
+        const model = await loadModel(path, { backend, contextLength: 64 });
+        try {
+          const seq = model.newSequence();
+          const out = [(await model.prefill(seq, [1, 403, 407, 261])).slice()];
+          const before = backend.dispatches;
+          for (const t of [378, 432, 261]) out.push((await model.decodeOne(seq, t)).slice());
+          return { out, dispatches: backend.dispatches - before };
+        } finally {
+          await model.close();
+        }
+      };
+      const wanted: Float32Array[][] = [];
+      for (const attention of ["today", "wide"] as const) {
+        const fused = await run(true, attention), apart = await run(false, attention);
+        // headDim 32: one Q8_0 block a head; one quantize dispatch fewer per layer and token (2 layers, 3 tokens)
+        assertEquals(apart.dispatches - fused.dispatches, 2 * 3);
+        fused.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} ${attention} step ${i}`, 1));
+        wanted.push(fused.out);
       }
-    };
-    const fused = await run(true), apart = await run(false);
-    // headDim 32: one Q8_0 block a head; one quantize dispatch fewer per layer and token (2 layers, 3 tokens)
-    assertEquals(apart.dispatches - fused.dispatches, 2 * 3);
-    fused.out.forEach((o, i) => assertClose(o, apart.out[i], 0, `${file} step ${i}`, 1));
-  });
+      // the wide kernel's sums in another order: its logits near today's
+      wanted[1].forEach((o, i) => {
+        let scale = 0;
+        for (const v of wanted[0][i]) scale = Math.max(scale, Math.abs(v));
+        assertClose(o, wanted[0][i], 1e-3, `${file} wide against today, step ${i}`, scale);
+      });
+    },
+  );
 }
 
-/** kvStore and attention over an F16 cache of `positions` positions on one backend; the output of `queries` and the pages. */
+/** kvStore and attention over an F16 (or F32) cache of `positions` positions on one backend; the output of `queries` and the pages. */
 async function f16Attention(
   backend: WasmBackend | WebGpuBackend,
   shape: { headDim: number; nHeads: number; nKvHeads: number; positions: number; alibi: boolean },
   queries: number[],
+  kvType: "f16" | "f32" = "f16",
 ): Promise<{ out: Float32Array; pages: Uint32Array }> {
   const { headDim, nHeads, nKvHeads, positions } = shape;
   const pageSize = 16, kvDim = nKvHeads * headDim, nPages = Math.ceil(positions / pageSize);
-  const pageBytes = 2 * pageSize * kvDim * 2;
+  const pageBytes = 2 * pageSize * kvDim * (kvType === "f16" ? 2 : 4);
   await backend.init(1 << 22);
   const kv = {
     base: backend.alloc(nPages * pageBytes, "kv"),
@@ -517,7 +532,7 @@ async function f16Attention(
     nKvHeads,
     headDim,
     nLayers: 1,
-    kvType: "f16" as const,
+    kvType,
     qBlock: 0,
     alibiSlopes: shape.alibi ? backend.alloc(nHeads * 4, "slopes") : undefined,
   };
@@ -584,6 +599,44 @@ gpuTest("the F16 cache: pages bit-identical to the WASM backend's, attention equ
     // may differ by a few f32 ulps (a half's rounding boundary would show as 5e-4)
     assertClose(gpu.out, cpu.out, 2e-6, `headDim ${shape.headDim}: attention`);
   }
+});
+
+gpuTest(
+  "one token row's attention, 'wide' (256 threads) equal to today's kernel (1e-5) at ragged lengths, windows, GQA and ALiBi",
+  [],
+  async () => {
+    // positions past one chunk of 256 (257, 600: the online softmax's second and third chunks), fewer than a V group's 8
+    // positions a step (12 positions: the second query attends 5 to 6, the third 0 alone), and not a multiple of the groups
+    // (70, 255); head sizes 32 (32 groups), 64 (16), 128 (8), 8 (128)
+    for (
+      const shape of [
+        { headDim: 64, nHeads: 4, nKvHeads: 2, positions: 600, alibi: false },
+        { headDim: 64, nHeads: 2, nKvHeads: 2, positions: 257, alibi: false },
+        { headDim: 32, nHeads: 8, nKvHeads: 2, positions: 70, alibi: false },
+        { headDim: 128, nHeads: 2, nKvHeads: 1, positions: 255, alibi: true },
+        { headDim: 8, nHeads: 4, nKvHeads: 4, positions: 12, alibi: false },
+      ]
+    ) {
+      // one query a dispatch (the per-row kernel's T = 1 of decode), then three at once (rows of one dispatch)
+      for (const queries of [[shape.positions - 1], [shape.positions - 1, shape.positions >> 1, 0]]) {
+        const run = async (attention: "today" | "wide") => {
+          const backend = new WebGpuBackend({ attention });
+          return await f16Attention(backend, shape, queries, "f32").finally(() => backend.close());
+        };
+        const today = await run("today"), wide = await run("wide");
+        const what = `headDim ${shape.headDim}, ${shape.positions} positions, ${queries.length} queries`;
+        assertEquals(wide.pages, today.pages, `${what}: the pages`);
+        let scale = 0;
+        for (const v of today.out) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `${what}: all zero`);
+        assertClose(wide.out, today.out, 1e-5, what, scale);
+      }
+    }
+  },
+);
+
+test("webgpu: an unknown attention form is a typed error", async () => {
+  await assertRejects(() => new WebGpuBackend({ attention: "split" as "wide" }), WebGpuError, /unknown attention "split" \(today, wide\)/);
 });
 
 for (const file of ["stories260K.gguf", "stories260K-q8_0.gguf", "stories260K-q4_0.gguf"]) {
@@ -812,6 +865,38 @@ test("webgpu: the norm's sum of squares keeps RMSNORM's order with its loads wri
   await assertRejects(() => quantQ8_0Kernel(true, 0), Error, /multiple of 32, got 0/);
 });
 
+if (gpuExpected) {
+  test("webgpu: RMSNorm built for its row width (sumSquares) equals the f32 reference to 1e-6 at widths below, at and past 256", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    const b = new WebGpuBackend();
+    await b.init(0);
+    try {
+      for (const n of [100, 768, 2112]) {
+        const T = 3, eps = 1e-5;
+        const x = new Float32Array(T * n).map((_, i) => Math.sin(i * 0.61) * (1 + (i % 5)));
+        const wv = new Float32Array(n).map((_, i) => 0.5 + (i % 9) / 8);
+        const xa = b.alloc(T * n * 4, "x"), out = b.alloc(T * n * 4, "out");
+        const wa = b.alloc(n * 4, `weight test norm ${n}`);
+        b.write(xa, x);
+        await b.upload(wa, new BytesSource(new Uint8Array(wv.buffer)), 0, n * 4);
+        b.rmsnorm(out, xa, { name: `norm ${n}`, type: GGMLType.F32, cols: n, rows: 1, ptr: wa, bytes: n * 4 }, n, eps, T);
+        const got = new Float32Array(T * n);
+        await b.read(out, got);
+        const want = new Float32Array(T * n);
+        for (let t = 0; t < T; t++) {
+          let ss = 0;
+          for (let i = 0; i < n; i++) ss += x[t * n + i] ** 2;
+          const scale = 1 / Math.sqrt(ss / n + eps);
+          for (let i = 0; i < n; i++) want[t * n + i] = x[t * n + i] * scale * wv[i];
+        }
+        assertClose(got, want, 1e-6, `${n} columns`, want.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+      }
+    } finally {
+      await b.close();
+    }
+  });
+}
+
 test("webgpu: an unknown tile shape is a typed error", async () => {
   await assertRejects(() => new WebGpuBackend({ tiles: "b64x64" }), WebGpuError, /unknown tiles "b64x64"/);
 });
@@ -937,6 +1022,102 @@ if (gpuExpected) {
     }
   });
 }
+
+if (gpuExpected) {
+  test("webgpu: decode's F32 row kernel (f32Form rows) gives matmulKernel's one-row products (1e-5) on every stories110M matrix, norm folded and not, with the residual add", async () => {
+    assert(status.available, `no WebGPU adapter: ${status.reason}`);
+    // stories110M's F32 matrices (columns x rows): Q/K/V and the output projection, gate/up, down, the classifier (its
+    // 32000 rows: 1000 workgroups at the default 32 lanes); 200 columns: 50 units, ragged at every lane count (a partial round)
+    const shapes: Array<[number, number]> = [[768, 768], [768, 2048], [2048, 768], [768, 32000], [200, 70]];
+    const weights = shapes.map(([cols, rows], i) => randomWeights(GGMLType.F32, cols, rows, 71 + i));
+    const norms = shapes.map(([cols]) => new Float32Array(cols).map((_, i) => 0.5 + ((i * 37) % 11) / 10));
+    const run = async (f32Form: "today" | "rows", f32Lanes?: number) => {
+      const b = new WebGpuBackend({ f32Form, f32Lanes, fold: true });
+      await b.init(0);
+      const got: Float32Array[] = [];
+      try {
+        for (let s = 0; s < shapes.length; s++) {
+          const [cols, rows] = shapes[s];
+          const x = b.alloc(cols * 4, "x"), xn = b.alloc(cols * 4, "normed"), resid = b.alloc(rows * 4, "resid");
+          const out = b.alloc(rows * 4, "out"), outN = b.alloc(rows * 4, "normed out");
+          b.setMatmulScratch(b.alloc(cols * 4, "matmul scratch"), cols * 4);
+          b.write(x, new Float32Array(cols).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 7))));
+          b.write(resid, new Float32Array(rows).map((_, i) => i - 30));
+          const up = async (bytes: Uint8Array, r: number, name: string) => {
+            const ptr = b.alloc(bytes.length, name);
+            await b.upload(ptr, new BytesSource(bytes), 0, bytes.length);
+            return { name, type: GGMLType.F32, cols, rows: r, ptr, bytes: bytes.length };
+          };
+          const w = await up(weights[s], rows, `weight test ${cols}x${rows}`);
+          const normW = await up(new Uint8Array(norms[s].buffer), 1, `weight test norm ${cols}`);
+          b.matmul(out, x, w, 1);
+          b.add(resid, resid, out, rows); // fused: the residual epilogue
+          b.rmsnorm(xn, x, normW, cols, 1e-5, 1);
+          b.matmul(outN, xn, w, 1); // folded: the norm in the matmul's prologue
+          for (const at of [out, resid, outN, xn]) {
+            const f = new Float32Array(at === xn ? cols : rows);
+            await b.read(at, f);
+            got.push(f);
+          }
+        }
+      } finally {
+        await b.close();
+      }
+      return got;
+    };
+    const today = await run("today"), PARTS = ["products", "residual", "normed products", "normed row"];
+    // Mesa's GL path takes ~30 s a run here (the classifier's 98 MB): the default lanes alone there
+    for (const lanes of GL ? [undefined] : [undefined, 64, 16, 8]) {
+      const got = await run("rows", lanes);
+      for (let i = 0; i < today.length; i++) {
+        const [cols, rows] = shapes[Math.floor(i / 4)];
+        const what = `rows at ${lanes ?? "default"} lanes: ${cols} x ${rows}, ${PARTS[i % 4]}`;
+        let scale = 0;
+        for (const v of today[i]) scale = Math.max(scale, Math.abs(v));
+        assert(scale > 0, `${what}: all zero`);
+        // a thread's units add in matmulKernel's order; only the reduction's order moves (and the normed row's last bits
+        // where a compiler contracts its multiplies, as in the fold's test above)
+        assertClose(got[i], today[i], 1e-5, what, scale);
+      }
+    }
+  });
+}
+
+gpuTest(
+  "stories260K.gguf: decode with the F32 row kernel (f32Form rows) agrees with matmulKernel's (every fused epilogue, the norm folded)",
+  [STORIES("stories260K.gguf")],
+  async () => {
+    const logits = async (f32Form: "today" | "rows", f32Lanes?: number) => {
+      const backend = new WebGpuBackend({ f32Form, f32Lanes });
+      const model = await loadModel(STORIES("stories260K.gguf"), { backend, contextLength: 64 });
+      try {
+        const seq = model.newSequence();
+        let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
+        const out: Float32Array[] = [];
+        for (let i = 0; i < 4; i++) {
+          out.push((await model.decodeOne(seq, token)).slice());
+          token = top2(out[i])[0];
+        }
+        return out;
+      } finally {
+        await model.close();
+      }
+    };
+    const want = await logits("today");
+    for (const lanes of [undefined, 16]) {
+      const got = await logits("rows", lanes);
+      want.forEach((e, i) => {
+        let scale = 0;
+        for (const v of e) scale = Math.max(scale, Math.abs(v));
+        assertClose(got[i], e, 1e-4, `rows at ${lanes ?? "default"} lanes, decode ${i}`, scale);
+      });
+    }
+  },
+);
+
+test("webgpu: an unknown f32Form is a typed error", async () => {
+  await assertRejects(() => new WebGpuBackend({ f32Form: "tiles" as "rows" }), WebGpuError, /unknown f32Form "tiles" \(today, rows\)/);
+});
 
 gpuTest("a lost device is a typed error, and the model reloads on WASM", [STORIES("stories260K.gguf")], async () => {
   const model = await loadModel(STORIES("stories260K.gguf"), { backend: "webgpu", contextLength: 64 });

@@ -174,13 +174,13 @@ if [ "$what" = gemm ]; then
   exit 0
 fi
 if [ "$what" = trees ]; then
-  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles[:lanes[:plans]]]] (rows: bench/webgpu.ts --rows, tiles: --tiles,
-  # lanes: --f32-lanes, plans: --plans on|off, a branch's options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
+  # RUNS: space-separated tree:shape:type:fold[:rows[:tiles[:lanes[:plans[:f32form[:attention]]]]]] (rows: bench/webgpu.ts --rows,
+  # tiles: --tiles, lanes: --f32-lanes, plans: --plans on|off, f32form: --f32-form, attention: --attention, a branch's options; "-" or empty: the tree's default), each a bench/webgpu.ts run (decode 256 in runs of 64, prefill 512) from
   # that folder on the same files (e.g. ..:llama-1b:Q4_0:off .:llama-1b:Q4_0:off; fold "-": the tree's default), SPREAD:
   # --spread-from (unset: each tree's default), TREES_PREFILL: --prefill (default 512);
   # PROFILES: runs of the per-kernel GPU time, in RUNS' fields. One call, one machine: same-run ratios.
   kv="--decode 256 --chunk 64 --wasm-prefill 0 --bandwidth-gbs 4800 --prefill ${TREES_PREFILL:-512} --keep --dir /tmp ${SPREAD:+--spread-from $SPREAD}"
-  # bench/webgpu.ts options of a run's fields (fold rows tiles lanes plans) into variant; RUNS and PROFILES read them alike
+  # bench/webgpu.ts options of a run's fields (fold rows tiles lanes plans f32form attention) into variant; RUNS and PROFILES read them alike
   variant_of() {
     variant=()
     [ -n "$1" ] && [ "$1" != - ] && variant+=(--fold "$1")
@@ -188,18 +188,20 @@ if [ "$what" = trees ]; then
     [ -n "$3" ] && [ "$3" != - ] && variant+=(--tiles "$3")
     [ -n "$4" ] && [ "$4" != - ] && variant+=(--f32-lanes "$4")
     [ -n "$5" ] && [ "$5" != - ] && variant+=(--plans "$5")
+    [ -n "$6" ] && [ "$6" != - ] && variant+=(--f32-form "$6")
+    [ -n "$7" ] && [ "$7" != - ] && variant+=(--attention "$7")
     return 0
   }
   for r in $RUNS; do
-    IFS=: read -r tree s t f rows tiles lanes plans <<<"$r"
+    IFS=: read -r tree s t f rows tiles lanes plans f32form attention <<<"$r"
     echo "trees $r" | tee -a "$OUT/bench.log"
-    variant_of "$f" "$rows" "$tiles" "$lanes" "$plans"
+    variant_of "$f" "$rows" "$tiles" "$lanes" "$plans" "$f32form" "$attention"
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" $kv "${variant[@]}" 2>&1) | tee -a "$OUT/bench.log"
   done
   for r in ${PROFILES:-}; do
-    IFS=: read -r tree s t f rows tiles lanes plans <<<"$r"
+    IFS=: read -r tree s t f rows tiles lanes plans f32form attention <<<"$r"
     echo "trees profile $r" | tee -a "$OUT/bench.log"
-    variant_of "$f" "$rows" "$tiles" "$lanes" "$plans"
+    variant_of "$f" "$rows" "$tiles" "$lanes" "$plans" "$f32form" "$attention"
     (cd "$tree" && /tmp/deno run -A --no-check bench/webgpu.ts --shapes "$s" --types "$t" --decode 16 --chunk 16 --wasm-prefill 0 --prefill ${PROFILE_PREFILL:-16} \
       --keep --dir /tmp "${variant[@]}" --profile 2>&1) | tee -a "$OUT/bench.log"
   done

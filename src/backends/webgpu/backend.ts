@@ -7,6 +7,10 @@ import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
 import {
   embedKernel,
   type Epilogue,
+  F32_FORMS,
+  type F32Form,
+  f32RowKernel,
+  f32RowStagedWords,
   lanesFor,
   matmulKernel,
   matmulTypes,
@@ -25,6 +29,7 @@ import {
   ARGMAX,
   ATTENTION,
   attentionKernel,
+  attentionWideKernel,
   COPY,
   COPY_MANY,
   GELU_ERF,
@@ -33,9 +38,10 @@ import {
   LAYERNORM_SCALE,
   normQuantKernel,
   quantQ8_0Kernel,
-  RMSNORM,
+  rmsnormKernel,
   ROPE,
   SWIGLU,
+  wideAttentionFits,
 } from "./wgsl-ops.ts";
 import {
   SAMPLE,
@@ -134,6 +140,32 @@ const FOLD_AUTO_ELEMENTS = 2 ** 21;
  */
 const ROW_FORM: RowForm = "auto";
 const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
+/**
+ * Decode's one-row F32 matmuls by default: "rows", wgsl-matmul.ts f32RowKernel (the activation staged once a
+ * workgroup, a thread's weight loads issued before the staging, two reduction barriers, the epilogues' reads ahead),
+ * at F32_ROW_LANES threads a row. On an H100 (2026-12-05 18:36-18:40 UTC, one call, main's tree and this one
+ * alternating, three rounds) stories110M F32 greedy decoded at 1343 / 1422 / 1465 tok/s with it at 64 lanes against
+ * matmulKernel's 1176 / 1285 / 1275 (1.11-1.15x), and its matmuls took 77 us less of the GPU's time a token (each
+ * dispatch timed alone: the output and down projections 198 us against 233, Q/K/V 137 against 157, gate/up 166
+ * against 175). "today" (matmulKernel, lanesFor's or f32Lanes' threads) by option.
+ */
+const F32_FORM: F32Form = "rows";
+/**
+ * Threads a row of f32RowKernel (f32Lanes overrides it): 32, 8 rows a workgroup. In the same call, with the wide
+ * attention in both, 32 lanes decoded stories110M F32 at 1518 / 1538 tok/s against 64's 1441 / 1437 (1.05x, 1.07x;
+ * the two rounds that ran both). 32 with today's attention (the default) was not run as a whole.
+ */
+const F32_ROW_LANES = 32;
+/**
+ * One token row's attention by default: attentionKernel's 128 threads a (head, row) ("today"). "wide",
+ * wgsl-ops.ts attentionWideKernel (256 threads, two-step reductions, the V pass over 16 position groups at head size
+ * 64), did not win every round on an H100 (2026-12-05 18:36-18:40 UTC): alone 1110 / 1307 / 1308 tok/s against
+ * main's 1176 / 1285 / 1275, beside the F32 row kernel 1441 / 1437 / 1456 against 1343 / 1422 / 1465, and each of its
+ * dispatches timed alone took 15.3 us against 12.8 (184 us a token against 154); kept by option for measuring.
+ */
+export type AttentionForm = "today" | "wide";
+const ATTENTION_FORM: AttentionForm = "today";
+const ATTENTION_FORMS: AttentionForm[] = ["today", "wide"];
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -290,8 +322,10 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly tiledFrom: number;
   private readonly tileRows: number;
   private readonly rowForm: RowForm;
-  /** Threads a row of decode's one-row F32 matmuls (0: lanesFor's). */
+  /** Threads a row of decode's one-row F32 matmuls (0: F32_ROW_LANES for f32Form "rows", lanesFor's for "today"). */
   private readonly f32Lanes: number;
+  private readonly f32Form: F32Form;
+  private readonly attentionForm: AttentionForm;
   private readonly tilesName: string;
   /** The register-tiled shape quantized tiled matmuls take ("today": today's kernel), once the device's limits are known. */
   private tileShape = "today";
@@ -316,9 +350,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
    * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
    * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
    * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
-   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: wgsl-matmul.ts lanesFor's, 64 for
-   * stories110M; for measuring: fewer workgroups norm the row again where the norm is folded, but on an H100 16 and 32
-   * lanes decoded stories110M F32 at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
+   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: F32_ROW_LANES, 32, for f32Form "rows";
+   * for "today" wgsl-matmul.ts lanesFor's, 64 for stories110M, where on an H100 16 and 32 lanes decoded stories110M F32
+   * at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
+   * f32Form: which kernel decode's one-row F32 matmuls take (default F32_FORM, "rows": wgsl-matmul.ts f32RowKernel, at
+   * f32Lanes' or F32_ROW_LANES' threads a row, where its staged row fits workgroup memory; "today": matmulKernel's).
+   * attention: the per-row attention kernel of an F32 cache (default ATTENTION_FORM, "today": attentionKernel; "wide":
+   * attentionWideKernel, for head sizes it fits, wgsl-ops.ts wideAttentionFits).
    * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
    * rowPlan's; "off", "pairs" and "octets" for measuring).
    * tiles: the quantized tiled matmuls' form: "auto" (the default, TILES: autoTileShape picks one per matmul by its
@@ -342,6 +380,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
       rowKernels?: RowForm;
       tiles?: string;
       f32Lanes?: number;
+      f32Form?: F32Form;
+      attention?: AttentionForm;
       plans?: boolean;
     } = {},
   ) {
@@ -349,6 +389,12 @@ export class WebGpuBackend implements Backend, FuseTarget {
       throw new WebGpuError(`f32Lanes must be 8, 16, 32 or 64, got ${opts.f32Lanes}`);
     }
     this.f32Lanes = opts.f32Lanes ?? 0;
+    this.f32Form = opts.f32Form ?? F32_FORM;
+    if (!F32_FORMS.includes(this.f32Form)) throw new WebGpuError(`unknown f32Form "${this.f32Form}" (${F32_FORMS.join(", ")})`);
+    this.attentionForm = opts.attention ?? ATTENTION_FORM;
+    if (!ATTENTION_FORMS.includes(this.attentionForm)) {
+      throw new WebGpuError(`unknown attention "${this.attentionForm}" (${ATTENTION_FORMS.join(", ")})`);
+    }
     this.tilesName = opts.tiles ?? TILES;
     if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
       throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
@@ -1148,7 +1194,9 @@ export class WebGpuBackend implements Backend, FuseTarget {
   }
 
   private rmsnormNow(out: number, x: number, w: Weight, n: number, eps: number, T: number): void {
-    this.dispatch("rmsnorm", RMSNORM, this.words(out / 4, x / 4, n, T, this.f32Bits(eps)), T, 1, w);
+    const key = this.keyFor(SIG_RMSNORM + n, rmsnormKey); // built for its row width (rmsnormKernel: RMSNORM's bits)
+    const src = this.pipelines.has(key) ? "" : rmsnormKernel(n);
+    this.dispatch(key, src, this.words(out / 4, x / 4, n, T, this.f32Bits(eps)), T, 1, w);
   }
 
   // ------------------------------------------------------------ ops
@@ -1315,6 +1363,11 @@ export class WebGpuBackend implements Backend, FuseTarget {
     return T === 1 && type === GGMLType.F32 && this.f32Lanes ? this.f32Lanes : lanesFor(type, n);
   }
 
+  /** Whether a matmul takes f32RowKernel: one-row F32 under f32Form "rows", its row fitting workgroup memory. */
+  private f32Rows(type: GGMLTypeId, n: number, T: number): boolean {
+    return T === 1 && type === GGMLType.F32 && this.f32Form === "rows" && f32RowStagedWords(n) > 0;
+  }
+
   private matmulNow(out: number, x: number, w: Weight, T: number, scratch: number): void {
     const act = this.matmulInput(w, x, T, scratch);
     const rowBytes = w.bytes / w.rows, tt = this.tokenTile(T), paired = pairedUnits(w.type, w.cols), ranges = this.ranges(w);
@@ -1334,6 +1387,13 @@ export class WebGpuBackend implements Backend, FuseTarget {
         continue;
       }
       const lanes = this.lanes(w.type, w.cols, T), v4 = w.type === GGMLType.F32;
+      if (this.f32Rows(w.type, w.cols, T)) {
+        const fl = this.f32Lanes || F32_ROW_LANES;
+        const key = this.keyFor(matmulSignature(w.type, EPI_STORE, F32_ROW_TILE, false, fl, PRO_NONE, w.cols), matmulKey);
+        const src = this.pipelines.has(key) ? "" : f32RowKernel("store", "none", w.cols, fl);
+        this.dispatch(key, src, p, Math.ceil(r.rows / (256 / fl)), 1, w, r.offset, r.size, 1, true);
+        continue;
+      }
       const key = this.keyFor(matmulSignature(w.type, EPI_STORE, tt, paired, lanes, PRO_NONE, 0), matmulKey);
       const src = this.pipelines.has(key) ? "" : matmulKernel(w.type, "store", tt, paired, lanes, "none", 0, v4);
       this.dispatch(key, src, p, Math.ceil(r.rows / (256 / lanes)), Math.ceil(T / tt), w, r.offset, r.size, 1, v4);
@@ -1378,6 +1438,14 @@ export class WebGpuBackend implements Backend, FuseTarget {
       const key = this.keyFor(matmulSignature(type, epilogue, rowTile(plan), paired, plan.lanes, pro, n), matmulKey);
       const src = this.pipelines.has(key) ? "" : rowKernel(type, epi, prologue, n, plan);
       this.dispatch(key, src, params, Math.ceil(rows / (256 / plan.lanes)), 1, binds > 1 ? ws : w0, 0, 0, binds, plan.octets);
+      this.quantized.valid = false;
+      return;
+    }
+    if (this.f32Rows(type, n, T) && (prologue === "none" || prologue === "norm")) {
+      const fl = this.f32Lanes || F32_ROW_LANES;
+      const key = this.keyFor(matmulSignature(type, epilogue, F32_ROW_TILE, false, fl, pro, n), matmulKey);
+      const src = this.pipelines.has(key) ? "" : f32RowKernel(epi, prologue, n, fl);
+      this.dispatch(key, src, params, Math.ceil(rows / (256 / fl)), 1, binds > 1 ? ws : w0, 0, 0, binds, true);
       this.quantized.valid = false;
       return;
     }
@@ -1545,8 +1613,15 @@ export class WebGpuBackend implements Backend, FuseTarget {
     } else {
       // the kernel built for this head size (its K row's loads written out) where it is small enough to keep them in registers
       const hd = kv.headDim <= UNROLLED_HEAD_DIM && kv.headDim % 4 === 0 ? kv.headDim : 0;
-      const key = this.keyFor(SIG_ATTENTION + (next ? 512 : 0) + hd, attentionKey);
-      const src = this.pipelines.has(key) ? "" : next || hd ? attentionKernel(!!next, hd) : ATTENTION;
+      const wide = this.attentionForm === "wide" && wideAttentionFits(kv.headDim);
+      const key = this.keyFor(SIG_ATTENTION + (wide ? 1024 : 0) + (next ? 512 : 0) + hd, attentionKey);
+      const src = this.pipelines.has(key)
+        ? ""
+        : wide
+        ? attentionWideKernel(!!next, kv.headDim)
+        : next || hd
+        ? attentionKernel(!!next, hd)
+        : ATTENTION;
       this.dispatch(key, src, p, kv.nHeads, T);
       if (next) this.noteQuantized(next.w.type, out, next.w.cols, T, next.scratch);
     }
@@ -1625,7 +1700,7 @@ const EPI_STORE = 0, EPI_RESIDUAL = 1, EPI_SWIGLU = 2, EPI_QKV = 3;
 const PROLOGUES: Prologue[] = ["none", "norm", "normq", "quant"];
 const PRO_NONE = 0;
 const SIG_EMBED = 1 * 2 ** 44, SIG_ATTENTION_ROWS = 2 * 2 ** 44, SIG_TILED = 3 * 2 ** 44, SIG_MATMUL = 4 * 2 ** 44;
-const SIG_ATTENTION = 5 * 2 ** 44, SIG_NORMQUANT = 6 * 2 ** 44;
+const SIG_ATTENTION = 5 * 2 ** 44, SIG_NORMQUANT = 6 * 2 ** 44, SIG_RMSNORM = 7 * 2 ** 44;
 
 /** type (< 64), epilogue (< 4), tile rows (< 256), shape (TILE_SHAPE_NAMES index + 1; 0: today's tiles). */
 function tiledSignature(type: number, epilogue: number, bm: number, shape: number): number {
@@ -1652,6 +1727,9 @@ function rowTile(plan: RowPlan): number {
   return plan.octets ? 12 + plan.unroll : 8 + plan.unroll;
 }
 
+/** wgsl-matmul.ts f32RowKernel (built for its n) in matmulSignature's tt field: 15, which no other kernel takes. */
+const F32_ROW_TILE = 15;
+
 function matmulKey(s: number): string {
   let v = s - SIG_MATMUL;
   const n = v % 2 ** 20;
@@ -1666,14 +1744,19 @@ function normQuantKey(s: number): string {
   return `normquant:32:${s - SIG_NORMQUANT}`;
 }
 
+/** RMSNorm, built for its row width n. */
+function rmsnormKey(s: number): string {
+  return `rmsnorm:${s - SIG_RMSNORM}`;
+}
+
 function embedKey(s: number): string {
   return `embed:${s - SIG_EMBED}`;
 }
 
-/** attention (per-row kernel): quantize (512) + head size written out (0: a parameter). */
+/** attention (per-row kernel): wide (1024, attentionWideKernel) + quantize (512) + head size written out (0: a parameter). */
 function attentionKey(s: number): string {
-  const v = s - SIG_ATTENTION;
-  return `${v >= 512 ? "attention_quant" : "attention"}${v % 512 ? `:${v % 512}` : ""}`;
+  const w = s - SIG_ATTENTION, v = w % 1024;
+  return `${w >= 1024 ? "wide_" : ""}${v >= 512 ? "attention_quant" : "attention"}${v % 512 ? `:${v % 512}` : ""}`;
 }
 
 function attentionRowsKey(s: number): string {

@@ -719,6 +719,194 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 
 /**
+ * Which kernel decode's one-row F32 matmuls take: matmulKernel's (today: the activation read from the state buffer
+ * a unit at a time, lanesFor's or f32Lanes' threads a row) or f32RowKernel's (rows). See backend.ts F32_FORM.
+ */
+export type F32Form = "today" | "rows";
+export const F32_FORMS: F32Form[] = ["today", "rows"];
+
+/** Words of workgroup memory f32RowKernel stages for a row of n columns (0: n not a multiple of 4, or too wide beside its sums). */
+export function f32RowStagedWords(n: number): number {
+  return n % 4 === 0 && n * 4 + 1024 <= 16384 ? n : 0;
+}
+
+/** Units (16-byte loads) f32RowKernel keeps in flight a thread for a row of n columns at `lanes` threads a row. */
+export function f32RowUnroll(n: number, lanes: number): number {
+  return Math.min(16, Math.ceil(n / 4 / lanes));
+}
+
+/**
+ * f32RowKernel's epilogues that read memory (residual, qkv), with those reads issued before the staging: the
+ * residual's old value (EPILOGUE.residual reads it after the sums), and qkv_store's RoPE factors and KV-cache slot
+ * (the position, its page, then the slot: three dependent reads after the sums in QKV_PAIR's qkv_store). The same
+ * arithmetic on the same values as EPILOGUE's, for one token row. "before": thread code run ahead of the staging;
+ * "after": the epilogue proper.
+ */
+const EARLY_EPILOGUE: Partial<Record<Epilogue, { decl: string; before: string; after: string }>> = {
+  residual: {
+    decl: "",
+    before: `var old = 0.0;
+  if (lane == 0u && valid) { old = ldf(P.c.y + r); }`,
+    after: `
+  if (lane == 0u && valid) {
+    let v = sum(rl, 0u);
+    stf(P.c.x + r, v);
+    stf(P.c.y + r, old + v);
+  }`,
+  },
+  qkv: {
+    // qkv_store's reads for token 0 and pair pr: the RoPE factors (rot: whether it rotates) and the KV slot's word
+    decl: /* wgsl */ `
+struct QkvAhead { fc: f32, fs: f32, rot: bool, at: u32 }
+fn qkv_ahead(pr: vec4<u32>) -> QkvAhead {
+  var q = QkvAhead(1.0, 0.0, false, 0u);
+  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
+  let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
+  if (pr.x < 2u && s < ropeHalf) {
+    let c = P.d.x + (st[P.c.w] * ropeHalf + s) * 2u;
+    q.fc = ldf(c);
+    q.fs = ldf(c + 1u);
+    q.rot = true;
+  }
+  if (pr.x > 0u) {
+    let m = P.d.y;
+    let pos = st[m + 1u];
+    let page = st[(st[m] >> 2u) + pos / P.e.z];
+    q.at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+  }
+  return q;
+}
+// qkv_store of token 0 with its reads done (qkv_ahead)
+fn qkv_store_ahead(pr: vec4<u32>, a: f32, b: f32, q: QkvAhead) {
+  var ra = a;
+  var rb = b;
+  if (q.rot) {
+    ra = a * q.fc - b * q.fs;
+    rb = a * q.fs + b * q.fc;
+  }
+  let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
+  stf(out + pr.z, ra);
+  stf(out + pr.w, rb);
+  if (pr.x > 0u) {
+    stf(q.at + pr.z, ra);
+    stf(q.at + pr.w, rb);
+  }
+}`,
+    before: `var pa = vec4<u32>(0u, NONE, 0u, 0u);
+  var ahead = QkvAhead(1.0, 0.0, false, 0u);
+  if (li < PAIRS) {
+    pa = qkv_pair(wg.x * PAIRS + li);
+    if (pa.y != NONE) { ahead = qkv_ahead(pa); }
+  }`,
+    after: `
+  if (li < PAIRS && pa.y != NONE) { qkv_store_ahead(pa, sum(2u * li, 0u), sum(2u * li + 1u, 0u), ahead); }`,
+  },
+};
+
+/**
+ * Decode's one-row F32 matmul (F32Form "rows"): the activation row (normed first with prologue "norm", RMSNORM's
+ * arithmetic as prologueCode's) staged once a workgroup in workgroup memory as vec4<f32>, where matmulKernel reads
+ * it from the state buffer four words a unit for every row; each thread issues all its units' 16-byte weight loads
+ * (f32RowUnroll's, up to 16) before the first dot waits on one (matmulKernel's loop keeps one unit in flight where a
+ * thread has fewer than 4 rounds), and where that is the whole row's share (one round) before the staging, so the
+ * weights' latency runs under the activation's loads, the norm and the barrier (as do the residual and qkv epilogues'
+ * own reads, EARLY_EPILOGUE); a row's partial sums meet in two steps (lanes 0-3 each add a quarter
+ * of the row's lanes in order, the epilogue's reader adds those four), 2 barriers where the tree takes log2(lanes).
+ * A thread adds its units in matmulKernel's order, so only the reduction's order differs from today's.
+ */
+export function f32RowKernel(epilogue: Epilogue, prologue: "none" | "norm", n: number, lanes: number): string {
+  const n4 = n / 4, L = lanes, U = f32RowUnroll(n, L), segs = EPILOGUE_WEIGHTS[epilogue];
+  const norm = prologue === "norm";
+  // one round (a thread's units all in flight at once, as for every stories110M matrix at 32 and 64 lanes): the weight
+  // loads go before the staging, their latency under the activation's loads (and the norm's) and its barrier
+  const single = L * U >= n4, whole = Math.floor(n4 / L);
+  const at = (u: string, i: number) => (single ? i >= whole : n4 % (L * U) !== 0 && i > 0) ? `min(${u}, ${n4 - 1}u)` : u;
+  const guard = (u: string, i: number) => (single ? i >= whole : n4 % (L * U) !== 0 && i > 0) ? `if (${u} < ${n4}u) ` : "";
+  const unit = (i: number) => single ? (i ? `lane + ${i * L}u` : "lane") : (i ? `u0 + ${i * L}u` : "u0");
+  const perSeg: string[] = [], uses: string[] = [];
+  for (let i = 0; i < U; i++) uses.push(`${guard(unit(i), i)}{ acc += dot(w${i}, xs[${unit(i)}]); }`);
+  for (let b = 0; b < segs; b++) {
+    const loads: string[] = [];
+    for (let i = 0; i < U; i++) {
+      // a unit past the row (ragged rows) reads the row's last unit again and adds nothing
+      const load = `bitcast<vec4<f32>>(${forWeight("wt", b)}[rv + ${at(unit(i), i)}])`;
+      loads.push(single ? `w${i} = ${load};` : `let w${i} = ${load};`);
+    }
+    perSeg.push(
+      single ? `if (seg == ${b}u) {\n      ${loads.join("\n      ")}\n    }` : `if (seg == ${b}u) {
+      for (var u0 = lane; u0 < ${n4}u; u0 += ${L * U}u) {
+        ${loads.join("\n        ")}
+        ${uses.join("\n        ")}
+      }
+    }`,
+    );
+  }
+  const early = single
+    ? `${Array.from({ length: U }, (_, i) => `var w${i} = vec4<f32>(0.0);`).join("\n  ")}
+  if (valid) {
+    let rv = r * (rowBytes / 16u);
+    ${perSeg.join(" else ")}
+  }`
+    : "";
+  const products = single ? uses.join("\n    ") : `let rv = r * (rowBytes / 16u);\n    ${perSeg.join(" else ")}`;
+  const quarter = L / 4, ahead = EARLY_EPILOGUE[epilogue];
+  return /* wgsl */ `
+${epilogue === "qkv" ? QKV_PAIR : ""}${ahead ? ahead.decl : ""}
+const TT: u32 = 1u;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> xs: array<vec4<f32>, ${n4}>;
+const LANES: u32 = ${L}u;
+const ROWS: u32 = ${256 / L}u;
+const PAIRS: u32 = ${128 / L}u;
+// the row's four partial sums (its lanes 0-3), added in one order for every reader
+fn sum(rl: u32, k: u32) -> f32 {
+  let o = rl * LANES;
+  return (red[o] + red[o + 1u]) + (red[o + 2u] + red[o + 3u]);
+}
+fn stage_input(wgx: u32, li: u32, n: u32) {
+  let xin = ${norm ? "P.g.x" : "P.a.y"};${norm ? normScale(n) : ""}
+  for (var i = li; i < ${n4}u; i += 256u) {
+    let o = xin + 4u * i;
+    var v = vec4<f32>(ldf(o), ldf(o + 1u), ldf(o + 2u), ldf(o + 3u));${
+    norm
+      ? `
+    v = v * scale * vec4<f32>(wf_3(4u * i), wf_3(4u * i + 1u), wf_3(4u * i + 2u), wf_3(4u * i + 3u));
+    if (wgx == 0u) { stf(P.g.y + 4u * i, v.x); stf(P.g.y + 4u * i + 1u, v.y); stf(P.g.y + 4u * i + 2u, v.z); stf(P.g.y + 4u * i + 3u, v.w); }`
+      : ""
+  }
+    xs[i] = v;
+  }
+  workgroupBarrier();
+}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let n = P.a.z;
+  let rowBytes = P.b.w;
+  let lane = li % LANES;
+  let rl = li / LANES;
+  let t0 = 0u;
+  let nt = 1u;
+  ${ROW_MAP[epilogue]}
+  ${early}${ahead ? `\n  ${ahead.before}` : ""}
+  stage_input(wg.x, li, n);
+  var acc = 0.0;
+  if (valid) {
+    ${products}
+  }
+  red[li] = acc;
+  workgroupBarrier();
+  // lanes 0-3 each add every fourth lane's sum in order (lane j: j, j + 4, ...); each reads its own slot before writing it
+  if (lane < 4u) {
+    var s = red[li];
+    for (var j = 1u; j < ${quarter}u; j++) { s += red[li + 4u * j]; }
+    red[li] = s;
+  }
+  workgroupBarrier();${ahead ? ahead.after : EPILOGUE[epilogue]}
+}
+`;
+}
+
+/**
  * Activation quantizer, one thread per block, as ggml's x86 CPU path (Q8_0's,
  * d = amax/127 stored f16-rounded, q = round_even(x * 127/amax), is wgsl-ops.ts quantQ8_0Kernel):
  * Q8_K: the signed value of largest magnitude maps to -127, q = min(127, round(x * -127/max)), d = 1/iscale, block sums per 16.

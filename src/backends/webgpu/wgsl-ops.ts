@@ -5,7 +5,16 @@
 import { sumSquares } from "./wgsl-common.ts";
 
 /** RMSNorm, one workgroup per row; the weight vector is the bound tensor. a = (out, x, n, T), b.x = eps bits. */
-export const RMSNORM = /* wgsl */ `
+export const RMSNORM = rmsnormKernel(0);
+
+/**
+ * RMSNORM, built for its row width n (P.a.z must equal it; 0: any width, the loop over a parameter), its sum of
+ * squares through sumSquares (8 loads in flight, the same order, so the same bits as the loop's).
+ */
+export function rmsnormKernel(n: number): string {
+  const squares = n ? sumSquares(n, "xr") : `var ss = 0.0;
+  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }`;
+  return /* wgsl */ `
 var<workgroup> red: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -13,8 +22,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let eps = bitcast<f32>(P.b.x);
   let xr = x + wg.x * n;
   let orow = out + wg.x * n;
-  var ss = 0.0;
-  for (var i = li; i < n; i += 256u) { let v = ldf(xr + i); ss += v * v; }
+  ${squares}
   red[li] = ss;
   workgroupBarrier();
   for (var s = 128u; s > 0u; s >>= 1u) {
@@ -25,6 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var i = li; i < n; i += 256u) { stf(orow + i, ldf(xr + i) * scale * wf(i)); }
 }
 `;
+}
 
 /**
  * Q8_0 activation quantizer (QUANTIZE_Q8_0's arithmetic), 32 threads per
@@ -301,6 +310,35 @@ function kDot(headDim: number): string {
 }
 
 /**
+ * The per-row attention kernels' quantize epilogue (attentionKernel's, attentionWideKernel's): the head's output in sc
+ * (headDim values) as whole Q8_0 blocks at P.e.y, with quantQ8_0Kernel's arithmetic; any workgroup size from 128 up.
+ */
+const QUANTIZE_HEAD = `
+  // the head's blocks of 32: amax over each, then d = amax / 127 (f16-rounded) and q = round(v * 127 / amax)
+  workgroupBarrier();
+  let e = li & 31u;
+  let first = li & ~31u;
+  let v = select(0.0, sc[li], li < headDim);
+  red[li] = abs(v);
+  workgroupBarrier();
+  for (var s = 16u; s > 0u; s >>= 1u) {
+    if (e < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  let amax = red[first];
+  let id = select(0.0, 127.0 / amax, amax != 0.0);
+  vs[li] = bitcast<u32>(i32(round(v * id)));
+  workgroupBarrier();
+  if (li < headDim) {
+    let o = P.e.y + (t * (nHeads * headDim / 32u) + (h * headDim + first) / 32u) * 9u;
+    if (e == 0u) { stf(o, quantizeToF16(amax / 127.0)); }
+    if (e < 8u) {
+      let q = first + 4u * e;
+      st[o + 1u + e] = pack_i8(vec4<i32>(bitcast<i32>(vs[q]), bitcast<i32>(vs[q + 1u]), bitcast<i32>(vs[q + 2u]), bitcast<i32>(vs[q + 3u])));
+    }
+  }`;
+
+/**
  * ATTENTION, and with quantize the Q8_0 activation blocks of its output for the Q8_0/Q4_0 matmul that reads it
  * (the output projection), so that matmul needs no quantize dispatch: the workgroup's head is headDim / 32 whole
  * blocks (headDim a multiple of 32, at most 128), quantized with quantQ8_0Kernel's arithmetic from the values it
@@ -421,34 +459,161 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     sc[d] = o / l;`
       : ""
   }
-  }${
-    quantize
-      ? `
-  // the head's blocks of 32: amax over each, then d = amax / 127 (f16-rounded) and q = round(v * 127 / amax)
-  workgroupBarrier();
-  let e = li & 31u;
-  let first = li & ~31u;
-  let v = select(0.0, sc[li], li < headDim);
-  red[li] = abs(v);
-  workgroupBarrier();
-  for (var s = 16u; s > 0u; s >>= 1u) {
-    if (e < s) { red[li] = max(red[li], red[li + s]); }
+  }${quantize ? QUANTIZE_HEAD : ""}
+}
+`;
+}
+
+/** Head sizes attentionWideKernel is built for: a multiple of 4 (its V pass reads quads) up to 128 (8 position groups or more). */
+export function wideAttentionFits(headDim: number): boolean {
+  return headDim > 0 && headDim % 4 === 0 && headDim <= 128;
+}
+
+/**
+ * One token row's attention in one dispatch, shorter than attentionKernel's (same bindings and params, one workgroup
+ * per (head, row)): 256 threads, so a chunk of 256 positions is one score a thread (every K row's loads issued at
+ * once, where 128 threads take two rounds), the query read into each thread's registers at the start up to head
+ * size 64 (no staging barrier before the first scores); the chunk's max and sum each in two steps (16 threads reduce 16 values,
+ * then every thread the 16: 2 barriers where the tree takes 7); the V pass over 256 / (headDim / 4) position groups
+ * (16 at head size 64, where attentionKernel has 2), each thread summing 4 dimensions of one position a step (a
+ * 16-byte run of the V row), up to 16 positions' loads issued before their sums (a full chunk's share at head size 64). Same online softmax over chunks of 256; the
+ * sums' order differs from attentionKernel's, so its output is equal to 1e-5, not bit for bit.
+ */
+export function attentionWideKernel(quantize: boolean, headDim: number): string {
+  if (!wideAttentionFits(headDim)) throw new Error(`attentionWideKernel: head size ${headDim} is not a multiple of 4 up to 128`);
+  const quads = headDim / 4, groups = Math.floor(256 / quads);
+  const g4 = Array.from({ length: quads }, (_, g) => g);
+  const four = (at: string, g: number) => `vec4<f32>(${[0, 1, 2, 3].map((w) => `ldf(${at} + ${4 * g + w}u)`).join(", ")})`;
+  // the query in registers up to head size 64, read once (no staging, no barrier before the first K row; past 64 the
+  // query and a K row would take every register a thread has, so it is staged), and a K row's loads all issued before
+  // their products (kDot's order: four partial sums over groups of four dimensions)
+  const inRegs = headDim <= 64;
+  const qLoads = inRegs
+    ? g4.map((g) => `let q${g} = ${four("qo", g)};`).join("\n  ")
+    : `if (li < headDim) { qv[li] = ldf(qo + li); }\n  workgroupBarrier();`;
+  const qAt = (g: number) => inRegs ? `q${g}` : `vec4<f32>(${[0, 1, 2, 3].map((w) => `qv[${4 * g + w}u]`).join(", ")})`;
+  const kLoads = g4.map((g) => `let k${g} = ${four("ko", g)};`).join("\n      ");
+  const kSums = g4.map((g) => `s4 += ${qAt(g)} * k${g};`).join("\n      ");
+  // the head's output also kept in sc for QUANTIZE_HEAD
+  const keep = quantize ? "xyzw".split("").map((c, k) => `\n    sc[4u * li + ${k}u] = o.${c};`).join("") : "";
+  // a run of `count` positions of a thread's group: their loads (4 words of a V row each), then their sums in position order
+  const vRun = (count: number) => {
+    const lines: string[] = [];
+    const at = (k: number) => k ? `j + ${k}u * G` : "j";
+    for (let k = 0; k < count; k++) {
+      lines.push(`let v${k} = vec4<f32>(${[0, 1, 2, 3].map((w) => `ldf(vs[${at(k)}] + vd${w ? ` + ${w}u` : ""})`).join(", ")});`);
+    }
+    for (let k = 0; k < count; k++) lines.push(`acc += sc[${at(k)}] * v${k};`);
+    const cond = count > 1 ? `j + ${count - 1}u * G < cn` : "j < cn", step = count > 1 ? `${count}u * G` : "G";
+    return `for (; ${cond}; j += ${step}) {\n        ${lines.join("\n        ")}\n      }`;
+  };
+  return /* wgsl */ `
+const CH: u32 = 256u;
+const QUADS: u32 = ${quads}u;
+const G: u32 = ${groups}u;
+${inRegs ? "" : `var<workgroup> qv: array<f32, ${headDim}>;\n`}var<workgroup> sc: array<f32, 256>;
+var<workgroup> red: array<f32, 256>;
+var<workgroup> red16: array<f32, 16>;
+var<workgroup> vs: array<u32, 256>;
+var<workgroup> parts: array<vec4<f32>, 256>;
+var<workgroup> span: vec2<u32>;
+
+fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
+  let page = st[pt + p / pageSize];
+  return (base + page * pageBytes + (p % pageSize) * kvDim * 4u) >> 2u;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let out = P.a.x; let q = P.a.y; let rows = P.a.z; let base = P.a.w;
+  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = ${headDim}u;
+  let nHeads = P.c.x; let nKvHeads = P.c.y; let kOff = P.c.z >> 2u; let vOff = P.c.w >> 2u;
+  let h = wg.x;
+  let t = wg.y;
+  let r = rows + t * 4u;
+  let pt = st[r] >> 2u;
+  let qo = q + (t * nHeads + h) * headDim;
+  ${qLoads}
+  if (li == 0u) { span = vec2<u32>(st[r + 2u], st[r + 1u] + 1u); }
+  let range = workgroupUniformLoad(&span);
+  let start = range.x;
+  let end = range.y;
+  let kvh = (h / (nHeads / nKvHeads)) * headDim;
+  let scale = 1.0 / sqrt(f32(headDim));
+  // V: thread li sums dimensions 4 quad .. 4 quad + 3 over the positions of its group
+  let quad = li % QUADS;
+  let group = li / QUADS;
+  var slope = 0.0;
+  if (P.d.x != 0u) { slope = ldf(P.d.y + h); }
+  var m = -3.0e38;
+  var l = 0.0;
+  var acc = vec4<f32>(0.0);
+  for (var c0 = start; c0 < end; c0 += CH) {
+    let cn = min(CH, end - c0);
+    var sj = -3.0e38;
+    if (li < cn) {
+      let at = slot(pt, c0 + li, base, pageBytes, pageSize, kvDim);
+      vs[li] = at;
+      let ko = at + kOff + kvh;
+      ${kLoads}
+      var s4 = vec4<f32>(0.0);
+      ${kSums}
+      var s = (s4.x + s4.y) + (s4.z + s4.w);
+      s *= scale;
+      if (P.d.x != 0u) { s += slope * (f32(c0 + li) - f32(end - 1u)); }
+      sj = s;
+    }
+    // the chunk's max: 16 threads each take 16 scores, then every thread the 16 maxima
+    red[li] = sj;
+    workgroupBarrier();
+    if (li < 16u) {
+      var x = red[16u * li];
+      for (var k = 1u; k < 16u; k++) { x = max(x, red[16u * li + k]); }
+      red16[li] = x;
+    }
+    workgroupBarrier();
+    var cm = red16[0];
+    for (var k = 1u; k < 16u; k++) { cm = max(cm, red16[k]); }
+    let newM = max(m, cm);
+    var e = 0.0;
+    if (li < cn) { e = exp(sj - newM); }
+    sc[li] = e;
+    red[li] = e;
+    workgroupBarrier();
+    if (li < 16u) {
+      var x = red[16u * li];
+      for (var k = 1u; k < 16u; k++) { x += red[16u * li + k]; }
+      red16[li] = x;
+    }
+    workgroupBarrier();
+    var cs = red16[0];
+    for (var k = 1u; k < 16u; k++) { cs += red16[k]; }
+    let corr = exp(m - newM);
+    l = l * corr + cs;
+    m = newM;
+    acc *= corr;
+    if (group < G) {
+      let vd = vOff + kvh + 4u * quad;
+      var j = group;
+      // 16 positions' 64 loads in flight (a group's whole share of a full chunk at head size 64), then 4, then 1
+      ${vRun(16)}
+      ${vRun(4)}
+      ${vRun(1)}
+    }
     workgroupBarrier();
   }
-  let amax = red[first];
-  let id = select(0.0, 127.0 / amax, amax != 0.0);
-  vs[li] = bitcast<u32>(i32(round(v * id)));
+  parts[li] = acc;
   workgroupBarrier();
-  if (li < headDim) {
-    let o = P.e.y + (t * (nHeads * headDim / 32u) + (h * headDim + first) / 32u) * 9u;
-    if (e == 0u) { stf(o, quantizeToF16(amax / 127.0)); }
-    if (e < 8u) {
-      let q = first + 4u * e;
-      st[o + 1u + e] = pack_i8(vec4<i32>(bitcast<i32>(vs[q]), bitcast<i32>(vs[q + 1u]), bitcast<i32>(vs[q + 2u]), bitcast<i32>(vs[q + 3u])));
-    }
-  }`
-      : ""
-  }
+  let oo = out + (t * nHeads + h) * headDim;
+  if (li < QUADS) {
+    var o = parts[li];
+    for (var k = 1u; k < G; k++) { o += parts[k * QUADS + li]; }
+    o = o / l;
+    stf(oo + 4u * li, o.x);
+    stf(oo + 4u * li + 1u, o.y);
+    stf(oo + 4u * li + 2u, o.z);
+    stf(oo + 4u * li + 3u, o.w);${keep}
+  }${quantize ? QUANTIZE_HEAD : ""}
 }
 `;
 }
