@@ -153,7 +153,8 @@ const F32_FORM: F32Form = "rows";
 /**
  * Threads a row of f32RowKernel (f32Lanes overrides it): 32, 8 rows a workgroup. In the same call, with the wide
  * attention in both, 32 lanes decoded stories110M F32 at 1518 / 1538 tok/s against 64's 1441 / 1437 (1.05x, 1.07x;
- * the two rounds that ran both). 32 with today's attention (the default) was not run as a whole.
+ * the two rounds that ran both). The default as a whole (32 lanes, today's attention), 2026-12-05 18:50 UTC, one H100
+ * call, four rounds: 1538.8-1541.7 tok/s against the "today" form's 1320.3-1321.6 (1.165-1.167x).
  */
 const F32_ROW_LANES = 32;
 /**
@@ -161,7 +162,9 @@ const F32_ROW_LANES = 32;
  * wgsl-ops.ts attentionWideKernel (256 threads, two-step reductions, the V pass over 16 position groups at head size
  * 64), did not win every round on an H100 (2026-12-05 18:36-18:40 UTC): alone 1110 / 1307 / 1308 tok/s against
  * main's 1176 / 1285 / 1275, beside the F32 row kernel 1441 / 1437 / 1456 against 1343 / 1422 / 1465, and each of its
- * dispatches timed alone took 15.3 us against 12.8 (184 us a token against 154); kept by option for measuring.
+ * dispatches timed alone took 15.3 us against 12.8 (184 us a token against 154). In the next call (18:50 UTC) it ran
+ * 1.003-1.010x the default in four rounds, 1.03x on stories110M Q4_0, 1.01x on the 1B: not every round of both, so
+ * kept by option for measuring.
  */
 export type AttentionForm = "today" | "wide";
 const ATTENTION_FORM: AttentionForm = "today";
