@@ -139,7 +139,7 @@ const FOLD_AUTO_ELEMENTS = 2 ** 21;
  * "pairs" and "octets" (the first rule) and "off" (matmulKernel) by option.
  */
 const ROW_FORM: RowForm = "auto";
-const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
+export const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
 /**
  * Decode's one-row F32 matmuls by default: "rows", wgsl-matmul.ts f32RowKernel (the activation staged once a
  * workgroup, a thread's weight loads issued before the staging, two reduction barriers, the epilogues' reads ahead),
@@ -165,7 +165,7 @@ const F32_ROW_LANES = 32;
  */
 export type AttentionForm = "today" | "wide";
 const ATTENTION_FORM: AttentionForm = "today";
-const ATTENTION_FORMS: AttentionForm[] = ["today", "wide"];
+export const ATTENTION_FORMS: AttentionForm[] = ["today", "wide"];
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
