@@ -58,6 +58,17 @@ export function listFlag<T extends string>(usage: string, name: string, value: s
   return items as T[];
 }
 
+/**
+ * A flag's one value, one of `allowed` (a list is not): anything else prints what is wrong and the usage, and exits with
+ * status 2, where a cast passed a misspelt form on to fail after the earlier models' measurements.
+ */
+export function choiceFlag<T extends string>(usage: string, name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    return usageError(`--${name}: ${JSON.stringify(value)} is not one of ${allowed.join(", ")}`, usage);
+  }
+  return value as T;
+}
+
 function usageError(message: string, usage: string): never {
   console.error(`${message}\n\n${usage}`);
   return exit(2);

@@ -30,13 +30,14 @@ import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import { type AttentionForm, type Fold, WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { ATTENTION_FORMS, type Fold, ROW_FORMS, WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter, requestDevice, webgpuStatus } from "../src/backends/webgpu/device.ts";
-import type { F32Form, RowForm } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { F32_FORMS } from "../src/backends/webgpu/wgsl-matmul.ts";
+import { TILE_SHAPE_NAMES } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { generate } from "../src/generate.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, listFlag } from "./cli.ts";
 import { forwardTimer } from "./webgpu-call-timers.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -413,6 +414,27 @@ async function readbackMs(n: number): Promise<number> {
   return ms;
 }
 
+// The backend's options, each held to what WebGpuBackend accepts before anything runs: a cast or Number() passed a
+// misspelt form or NaN on, to fail (or run the default unseen) after the earlier models' measurements.
+const submitEvery = intFlag(USAGE, "submit-every", opts["submit-every"]);
+const tiledFrom = intFlag(USAGE, "tiled-from", opts["tiled-from"], 0); // 0: the backend's default
+// 32 or 64 token rows a matmul tile holds; 0: the backend picks
+const tileRows = Number(choiceFlag(USAGE, "tile-rows", opts["tile-rows"], ["0", "32", "64"]));
+const rowKernels = {
+  ...(opts.rows ? { rowKernels: choiceFlag(USAGE, "rows", opts.rows, ROW_FORMS) } : {}),
+  ...(opts["f32-lanes"] ? { f32Lanes: Number(choiceFlag(USAGE, "f32-lanes", opts["f32-lanes"], ["8", "16", "32", "64"])) } : {}),
+  ...(opts["f32-form"] ? { f32Form: choiceFlag(USAGE, "f32-form", opts["f32-form"], F32_FORMS) } : {}),
+  ...(opts.attention ? { attention: choiceFlag(USAGE, "attention", opts.attention, ATTENTION_FORMS) } : {}),
+  ...(opts.plans ? { plans: choiceFlag(USAGE, "plans", opts.plans, ["on", "off"]) === "on" } : {}),
+};
+const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false, auto: "auto" };
+const folds = listFlag(USAGE, "fold", opts.fold === "both" ? "off,on" : opts.fold, ["auto", "layers", "on", "off"]).map((f) => foldOf[f]);
+// "1e9" as the docs' commands write it: an integer too
+const spreads = opts["spread-from"]
+  ? opts["spread-from"].split(",").map((s) => intFlag(USAGE, "spread-from", /^\d+e\d+$/.test(s) ? String(Number(s)) : s, 0))
+  : [undefined];
+const tilesList = opts.tiles ? listFlag(USAGE, "tiles", opts.tiles, ["today", "auto", ...TILE_SHAPE_NAMES]) : [undefined];
+
 const status = await webgpuStatus();
 console.log(`adapter: ${status.available ? status.adapter : "none: " + status.reason}`);
 if (!status.available) throw new Error("no WebGPU adapter");
@@ -420,13 +442,10 @@ const bandwidth = Number(opts["bandwidth-gbs"]); // H100 SXM HBM3 peak
 const decodeSteps = Number(opts.decode);
 const wasmPrefillTokens = Number(opts["wasm-prefill"]);
 const chunk = Number(opts.chunk);
-const submitEvery = Number(opts["submit-every"]);
 const dir = opts.dir;
 const batch = Number(opts.batch);
 const keep = opts.keep;
 const profile = opts.profile;
-const tiledFrom = Number(opts["tiled-from"]); // 0: the backend's default
-const tileRows = Number(opts["tile-rows"]); // 32 or 64 token rows a matmul tile holds; 0: the backend picks
 // prompt lengths timed (best of 3); the longest is also the rows one forward pass takes (maxBatchRows), as llama-bench's ubatch
 const prefillLengths = opts.prefill.split(",").map(Number);
 const maxPrefill = Math.max(...prefillLengths);
@@ -436,23 +455,8 @@ const dispatchFloor = await dispatchFloorUs();
 console.log(`recording one empty dispatch (setPipeline, setBindGroup, dispatchWorkgroups): ${dispatchFloor.toFixed(2)} us`);
 // deno-lint-ignore no-explicit-any
 const results: any[] = [];
-const rowKernels = {
-  ...(opts.rows ? { rowKernels: opts.rows as RowForm } : {}),
-  ...(opts["f32-lanes"] ? { f32Lanes: Number(opts["f32-lanes"]) } : {}),
-  ...(opts["f32-form"] ? { f32Form: opts["f32-form"] as F32Form } : {}),
-  ...(opts.attention ? { attention: opts.attention as AttentionForm } : {}),
-  ...(opts.plans ? { plans: opts.plans === "on" } : {}),
-};
-if (opts.plans && opts.plans !== "on" && opts.plans !== "off") throw new Error(`--plans: ${opts.plans} is not on or off`);
-const foldOf: Record<string, Fold> = { on: true, layers: "layers", off: false, auto: "auto" };
-const folds = (opts.fold === "both" ? "off,on" : opts.fold).split(",").map((f) => {
-  if (!(f in foldOf)) throw new Error(`--fold: ${f} is not auto, on, layers or off`);
-  return foldOf[f];
-});
 /** One backend configuration measured: --fold's mode, --spread-from's vocabulary, --tiles (undefined: the backend's default). */
 type Variant = { fold: Fold; spread: number | undefined; tiles: string | undefined };
-const spreads = opts["spread-from"] ? opts["spread-from"].split(",").map(Number) : [undefined];
-const tilesList = opts.tiles ? opts.tiles.split(",") : [undefined];
 const variants: Variant[] = folds.flatMap((fold) => spreads.flatMap((spread) => tilesList.map((tiles) => ({ fold, spread, tiles }))));
 for (const shapeName of opts.shapes.split(",")) {
   const shape = SHAPES[shapeName];

@@ -94,9 +94,11 @@ export function optionalBoolean(param: string, value: unknown): boolean | undefi
   throw new ParamError(param, `must be a boolean, got ${describeValue(value)}`);
 }
 
-// A caller's wrong value, for a message: strings quoted, no object or function spelled out (String() of either can throw
-// or run to pages).
-function describeValue(v: unknown): string {
+/**
+ * A caller's wrong value, for a message: strings quoted, no object or function spelled out (String() of either can throw
+ * or run to pages).
+ */
+export function describeValue(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (v === null) return "null";
   if (typeof v === "object") return Array.isArray(v) ? "an array" : "an object";

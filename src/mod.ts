@@ -29,7 +29,7 @@ export type { Backend } from "./backends/backend.ts";
 export { WasmBackend } from "./backends/wasm.ts";
 export { ThreadedWasmBackend } from "./backends/wasm-threads.ts";
 export { selectBackend } from "./backends/select.ts";
-export { WebGpuBackend } from "./backends/webgpu/backend.ts";
+export { WebGpuBackend, type WebGpuOptions } from "./backends/webgpu/backend.ts";
 // registers the "webgpu" and "auto" backend names for loadModel (kvasm/edge leaves them out, and WGSL with them)
 import "./backends/webgpu/select.ts";
 export { WebGpuError, webgpuStatus } from "./backends/webgpu/device.ts";

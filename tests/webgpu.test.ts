@@ -11,7 +11,7 @@ import { type RowForm, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
 import { sumSquares } from "../src/backends/webgpu/wgsl-common.ts";
 import { autoTileShape, TILE_SHAPES, tileStorageBytes } from "../src/backends/webgpu/wgsl-tiled.ts";
-import { WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
+import { requestAdapter, WebGpuError, webgpuStatus } from "../src/backends/webgpu/device.ts";
 import { backendByName } from "../src/backends/webgpu/select.ts";
 import { ParamError } from "../src/errors.ts";
 import { generate, type GenerateOptions, nextRunAhead, RUN_AHEAD_MAX, RUN_AHEAD_MS } from "../src/generate.ts";
@@ -259,6 +259,96 @@ test("webgpu: f32Lanes other than 8, 16, 32 or 64 is a typed error", async () =>
       new RegExp(`f32Lanes must be 8, 16, 32 or 64, got ${f32Lanes}$`),
     );
   }
+});
+
+// Checked in the constructor, before any adapter is requested: runs in every runtime, Bun's (no WebGPU) too.
+test("webgpu: every constructor option's bad value is a WebGpuError naming the option, the value and what is accepted", async () => {
+  // deno-lint-ignore no-explicit-any
+  const bad: Array<[string, any, RegExp]> = [
+    ["submitEvery", 0, /submitEvery must be an integer >= 1, got 0$/],
+    ["submitEvery", -4, /submitEvery must be an integer >= 1, got -4$/],
+    ["submitEvery", 1.5, /submitEvery must be an integer >= 1, got 1\.5$/],
+    ["submitEvery", NaN, /submitEvery must be an integer >= 1, got NaN$/],
+    ["submitEvery", Infinity, /submitEvery must be an integer >= 1, got Infinity$/],
+    ["submitEvery", "8", /submitEvery must be an integer >= 1, got "8"$/],
+    ["tiledFrom", 0, /tiledFrom must be an integer >= 1 or Infinity, got 0$/],
+    ["tiledFrom", NaN, /tiledFrom must be an integer >= 1 or Infinity, got NaN$/],
+    ["tiledFrom", 16.5, /tiledFrom must be an integer >= 1 or Infinity, got 16\.5$/],
+    ["tiledFrom", -Infinity, /tiledFrom must be an integer >= 1 or Infinity, got -Infinity$/],
+    ["tiledFrom", "32", /tiledFrom must be an integer >= 1 or Infinity, got "32"$/],
+    ["spreadSampleFrom", -1, /spreadSampleFrom must be an integer >= 0 or Infinity, got -1$/],
+    ["spreadSampleFrom", 0.5, /spreadSampleFrom must be an integer >= 0 or Infinity, got 0\.5$/],
+    ["spreadSampleFrom", NaN, /spreadSampleFrom must be an integer >= 0 or Infinity, got NaN$/],
+    ["spreadSampleFrom", null, /spreadSampleFrom must be an integer >= 0 or Infinity, got null$/],
+    ["tileRows", 16, /tileRows must be 32 or 64, got 16$/],
+    ["tileRows", 0, /tileRows must be 32 or 64, got 0$/],
+    ["tileRows", "64", /tileRows must be 32 or 64, got "64"$/],
+    ["fold", "on", /unknown fold "on" \(true, false, layers, auto\)$/],
+    ["fold", 1, /unknown fold 1 \(true, false, layers, auto\)$/],
+    ["fold", null, /unknown fold null \(true, false, layers, auto\)$/],
+    ["profile", "false", /profile must be true or false, got "false"$/],
+    ["fuseAttentionQuant", 0, /fuseAttentionQuant must be true or false, got 0$/],
+    ["plans", "off", /plans must be true or false, got "off"$/],
+    ["plans", null, /plans must be true or false, got null$/],
+    ["f32Lanes", "32", /f32Lanes must be 8, 16, 32 or 64, got "32"$/],
+    ["rowKernels", 2, /unknown rowKernels 2 \(auto, off, pairs, octets\)$/],
+    ["tiles", "toString", /unknown tiles "toString" \(today, auto, b/],
+    ["f32Form", {}, /unknown f32Form an object \(today, rows\)$/],
+    ["attention", ["wide"], /unknown attention an array \(today, wide\)$/],
+    ["adapter", {}, /adapter must be a GPUAdapter \(an object with requestDevice\), got an object$/],
+    ["adapter", "gpu", /adapter must be a GPUAdapter \(an object with requestDevice\), got "gpu"$/],
+    ["adapter", null, /adapter must be a GPUAdapter \(an object with requestDevice\), got null$/],
+  ];
+  for (const [name, value, re] of bad) {
+    await assertRejects(() => new WebGpuBackend({ [name]: value }), WebGpuError, re);
+    // the bad option is named, whatever good ones come with it
+    await assertRejects(() => new WebGpuBackend({ tileRows: 32, fold: "layers", plans: false, [name]: value }), WebGpuError, re);
+  }
+  // a misspelt option would otherwise run the default unseen
+  await assertRejects(
+    () => new WebGpuBackend({ tiledfrom: 1 } as never),
+    WebGpuError,
+    /unknown option "tiledfrom" \(adapter, submitEvery, /,
+  );
+  await assertRejects(() => new WebGpuBackend(null as never), WebGpuError, /options must be an object, got null$/);
+  await assertRejects(() => new WebGpuBackend(5 as never), WebGpuError, /options must be an object, got 5$/);
+});
+
+test("webgpu: every constructor option's default and accepted values are taken as given", async () => {
+  // the private fields init and the recorders read: what each option set (submitEvery capped to the params slots)
+  const fields = (b: WebGpuBackend) => b as unknown as Record<string, unknown>;
+  for (const b of [new WebGpuBackend(), new WebGpuBackend({}), new WebGpuBackend(undefined)]) {
+    const f = fields(b);
+    assertEquals(
+      [f.submitEvery, f.tiledFrom, f.tileRows, f.fold, f.spreadSampleFrom, f.profile, f.fuseAttentionQuant, f.usePlans],
+      [256, 32, 0, "auto", 32000, false, true, true],
+    );
+    assertEquals([f.rowForm, f.tilesName, f.f32Lanes, f.f32Form, f.attentionForm], ["auto", "auto", 0, "rows", "today"]);
+  }
+  const good: Array<[string, unknown[], string?]> = [
+    ["submitEvery", [1, 2, 256, 4096]],
+    ["tiledFrom", [1, 16, 64, Infinity]],
+    ["tileRows", [32, 64]],
+    ["fold", [true, false, "layers", "auto"]],
+    ["spreadSampleFrom", [0, 1, 32000, 1e9, Infinity]],
+    ["profile", [true, false]],
+    ["fuseAttentionQuant", [true, false]],
+    ["plans", [true, false], "usePlans"],
+    ["rowKernels", ["auto", "off", "pairs", "octets"], "rowForm"],
+    ["tiles", ["today", "auto", ...Object.keys(TILE_SHAPES)], "tilesName"],
+    ["f32Lanes", [8, 16, 32, 64]],
+    ["f32Form", ["today", "rows"]],
+    ["attention", ["today", "wide"], "attentionForm"],
+  ];
+  for (const [name, values, field = name] of good) {
+    for (const value of values) assertEquals(fields(new WebGpuBackend({ [name]: value }))[field], value, `${name} ${String(value)}`);
+  }
+  // above the params slots submitEvery is capped, as documented (at 2048, half the timestamp queries, when profiling)
+  assertEquals(fields(new WebGpuBackend({ submitEvery: 10000 })).submitEvery, 4096);
+  assertEquals(fields(new WebGpuBackend({ submitEvery: 4096, profile: true })).submitEvery, 2048);
+  // where this runtime has an adapter, the real one is taken as it is
+  const { adapter } = await requestAdapter();
+  if (adapter) assert(fields(new WebGpuBackend({ adapter })).adapter === adapter, "adapter not kept");
 });
 
 /** Greedy ids fed back one decodeOne at a time, picked on the host. */

@@ -1,6 +1,6 @@
 import type { ByteSource } from "../../io/source.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName } from "../../formats/ggml-types.ts";
-import { OutOfMemoryError, UnsupportedError } from "../../errors.ts";
+import { describeValue, OutOfMemoryError, UnsupportedError } from "../../errors.ts";
 import { type Backend, type KVLayout, kvSlotBytes, type KVType, type Weight } from "../backend.ts";
 import { adapterName, type Gpu, type GpuLimits, hasWgslFeature, limitsOf, requestAdapter, requestDevice, WebGpuError } from "./device.ts";
 import { prelude, Q8_0_ACT_WORDS, Q8_K_ACT_WORDS } from "./wgsl-common.ts";
@@ -139,7 +139,7 @@ const FOLD_AUTO_ELEMENTS = 2 ** 21;
  * "pairs" and "octets" (the first rule) and "off" (matmulKernel) by option.
  */
 const ROW_FORM: RowForm = "auto";
-const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
+export const ROW_FORMS: RowForm[] = ["auto", "off", "pairs", "octets"];
 /**
  * Decode's one-row F32 matmuls by default: "rows", wgsl-matmul.ts f32RowKernel (the activation staged once a
  * workgroup, a thread's weight loads issued before the staging, two reduction barriers, the epilogues' reads ahead),
@@ -168,7 +168,7 @@ const F32_ROW_LANES = 32;
  */
 export type AttentionForm = "today" | "wide";
 const ATTENTION_FORM: AttentionForm = "today";
-const ATTENTION_FORMS: AttentionForm[] = ["today", "wide"];
+export const ATTENTION_FORMS: AttentionForm[] = ["today", "wide"];
 /**
  * Prefill's quantized matmul tiles by default: "auto" (wgsl-tiled.ts autoTileShape, register tiles chosen by their
  * count). On an H200 (2026-12-05 15:01 UTC, one call, the 1B shape Q4_0) "auto" as first written prefilled 128 rows
@@ -227,6 +227,150 @@ const ACT_WORDS: Record<number, { block: number; words: number; quantizer: strin
   [GGMLType.Q4_K]: { block: 256, words: Q8_K_ACT_WORDS, quantizer: "quantize_q8_k" },
   [GGMLType.Q6_K]: { block: 256, words: Q8_K_ACT_WORDS, quantizer: "quantize_q8_k" },
 };
+
+/**
+ * WebGpuBackend's options: every one optional, each checked by checkOptions before the constructor sets anything (a
+ * NaN threshold compared false everywhere and turned its path off; fold "off" folded as "layers" does). What each accepts
+ * is named first in its comment.
+ */
+export interface WebGpuOptions {
+  /** A GPUAdapter (navigator.gpu.requestAdapter()'s: an object with requestDevice); default: init requests one. */
+  adapter?: Gpu;
+  /**
+   * An integer >= 1: dispatches per submit at most (default SUBMIT_EVERY, 256; capped at 4096, the params slots, or
+   * 2048 when profiling).
+   */
+  submitEvery?: number;
+  /** true or false: each dispatch in its own timed pass (slower: for measuring, never for serving; default false). */
+  profile?: boolean;
+  /**
+   * true or false: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's blocks
+   * are bit-identical; default true).
+   */
+  fuseAttentionQuant?: boolean;
+  /**
+   * An integer >= 1, or Infinity (never): token rows from which matmuls run as tiles (default TILED_FROM, 32; for
+   * measuring the crossover).
+   */
+  tiledFrom?: number;
+  /** 32 or 64: token rows a tile holds (default: wgsl-tiled.ts tileTokens picks). */
+  tileRows?: 32 | 64;
+  /**
+   * true, false, "layers" or "auto": where one-row matmuls norm and quantize their own input (wgsl-matmul.ts
+   * prologueCode) instead of reading it from the dispatches before them; the products are bit-identical either way.
+   * "layers": the layers' RMSNorm + quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the
+   * final RMSNorm too, in the classifier (whose many workgroups each read the row and the norm weight again: at 128256
+   * rows that is more bytes than the weights); false: none; "auto" (the default): "layers" for weights of at most
+   * FOLD_AUTO_ELEMENTS elements, whose workgroups' repeated reads of the row stay few (measured on an H200, above).
+   */
+  fold?: Fold;
+  /**
+   * An integer >= 0, or Infinity (never): vocabularies from which the device sampler's top-p search runs over many
+   * workgroups (default SPREAD_SAMPLE_FROM, 32000; the draws are bit-identical either way).
+   */
+  spreadSampleFrom?: number;
+  /**
+   * "auto", "off", "pairs" or "octets" (ROW_FORMS): which kernels decode's one-row Q8_0/Q4_0 matmuls take (default
+   * ROW_FORM, "auto": wgsl-matmul.ts rowPlan's; the others for measuring).
+   */
+  rowKernels?: RowForm;
+  /**
+   * "auto", "today" or a name of wgsl-tiled.ts TILE_SHAPES: the quantized tiled matmuls' form ("auto", the default,
+   * TILES: autoTileShape picks one per matmul by its tile count; the others for measuring). A shape needing more
+   * workgroup memory than the device gives falls back to "today".
+   */
+  tiles?: string;
+  /**
+   * 8, 16, 32 or 64: threads a row of decode's one-row F32 matmuls (default: F32_ROW_LANES, 32, for f32Form "rows";
+   * for "today" wgsl-matmul.ts lanesFor's, 64 for stories110M, where on an H100 16 and 32 lanes decoded stories110M F32
+   * at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
+   */
+  f32Lanes?: number;
+  /**
+   * "today" or "rows" (F32_FORMS): which kernel decode's one-row F32 matmuls take (default F32_FORM, "rows":
+   * wgsl-matmul.ts f32RowKernel, at f32Lanes' or F32_ROW_LANES' threads a row, where its staged row fits workgroup
+   * memory; "today": matmulKernel's).
+   */
+  f32Form?: F32Form;
+  /**
+   * "today" or "wide" (ATTENTION_FORMS): the per-row attention kernel of an F32 cache (default ATTENTION_FORM, "today":
+   * attentionKernel; "wide": attentionWideKernel, for head sizes it fits, wgsl-ops.ts wideAttentionFits).
+   */
+  attention?: AttentionForm;
+  /**
+   * true or false: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS,
+   * true; false records every step; the same dispatches either way).
+   */
+  plans?: boolean;
+}
+
+const OPTION_NAMES: ReadonlyArray<keyof WebGpuOptions> = [
+  "adapter",
+  "submitEvery",
+  "profile",
+  "fuseAttentionQuant",
+  "tiledFrom",
+  "tileRows",
+  "fold",
+  "spreadSampleFrom",
+  "rowKernels",
+  "tiles",
+  "f32Lanes",
+  "f32Form",
+  "attention",
+  "plans",
+];
+
+/**
+ * Throws a WebGpuError for the first option that is not one WebGpuOptions' comments name (or a key it does not have:
+ * a misspelt option would run the default unseen), naming the option, the value and what is accepted. Reads opts
+ * only: nothing is requested or allocated before it passes.
+ */
+function checkOptions(opts: WebGpuOptions): void {
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
+    throw new WebGpuError(`options must be an object, got ${describeValue(opts)}`);
+  }
+  for (const key of Object.keys(opts)) {
+    if (!(OPTION_NAMES as readonly string[]).includes(key)) {
+      throw new WebGpuError(`unknown option ${JSON.stringify(key)} (${OPTION_NAMES.join(", ")})`);
+    }
+  }
+  const a = opts.adapter;
+  if (a !== undefined && (typeof a !== "object" || a === null || typeof a.requestDevice !== "function")) {
+    throw new WebGpuError(`adapter must be a GPUAdapter (an object with requestDevice), got ${describeValue(a)}`);
+  }
+  count("submitEvery", opts.submitEvery, 1, false);
+  count("tiledFrom", opts.tiledFrom, 1, true);
+  count("spreadSampleFrom", opts.spreadSampleFrom, 0, true);
+  for (const name of ["profile", "fuseAttentionQuant", "plans"] as const) {
+    const v = opts[name];
+    if (v !== undefined && typeof v !== "boolean") throw new WebGpuError(`${name} must be true or false, got ${describeValue(v)}`);
+  }
+  const lanes = opts.f32Lanes;
+  if (lanes !== undefined && ![8, 16, 32, 64].includes(lanes)) {
+    throw new WebGpuError(`f32Lanes must be 8, 16, 32 or 64, got ${describeValue(lanes)}`);
+  }
+  if (opts.tileRows !== undefined && opts.tileRows !== 32 && opts.tileRows !== 64) {
+    throw new WebGpuError(`tileRows must be 32 or 64, got ${describeValue(opts.tileRows)}`);
+  }
+  oneOf("fold", opts.fold, [true, false, "layers", "auto"]);
+  oneOf("rowKernels", opts.rowKernels, ROW_FORMS);
+  oneOf("tiles", opts.tiles, ["today", "auto", ...TILE_SHAPE_NAMES]);
+  oneOf("f32Form", opts.f32Form, F32_FORMS);
+  oneOf("attention", opts.attention, ATTENTION_FORMS);
+}
+
+/** An integer option >= min (or Infinity where `never` allows it), or undefined. */
+function count(name: string, v: unknown, min: number, never: boolean): void {
+  if (v === undefined || (typeof v === "number" && ((Number.isInteger(v) && v >= min) || (never && v === Infinity)))) return;
+  throw new WebGpuError(`${name} must be an integer >= ${min}${never ? " or Infinity" : ""}, got ${describeValue(v)}`);
+}
+
+/** An option of named forms, or undefined; unknown ones listed with what is accepted (strings quoted in neither). */
+function oneOf(name: string, v: unknown, accepted: readonly unknown[]): void {
+  if (v === undefined || accepted.includes(v)) return;
+  throw new WebGpuError(`unknown ${name} ${describeValue(v)} (${accepted.join(", ")})`);
+}
 
 /**
  * The WebGPU backend. Device memory is one state buffer (activations, KV
@@ -341,69 +485,16 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private readonly gpuTime = new Map<string, { count: number; ns: number }>();
 
   /**
-   * submitEvery: dispatches per submit at most (default 256; capped at 4096, the params slots, or 2048 when profiling).
-   * profile: each dispatch in its own timed pass (slower: for measuring, never for serving).
-   * tiledFrom: token rows from which matmuls run as tiles (default 32; for measuring the crossover);
-   * tileRows: token rows a tile holds, 32 or 64 (default: wgsl-tiled.ts tileTokens picks).
-   * fuseAttentionQuant: false quantizes attention's output in a dispatch of its own (for tests: the fused kernel's
-   * blocks are bit-identical).
-   * fold: where one-row matmuls norm and quantize their own input (wgsl-matmul.ts prologueCode) instead of reading
-   * it from the dispatches before them; the products are bit-identical either way. "layers": the layers' RMSNorm +
-   * quantize and quantize dispatches of Q8_0/Q4_0 decode become prologues; true: the final RMSNorm too, in the
-   * classifier (whose many workgroups each read the row and the norm weight again: at 128256 rows that is more bytes
-   * than the weights); false: none; "auto" (the default): "layers" for weights of at most FOLD_AUTO_ELEMENTS
-   * elements, whose workgroups' repeated reads of the row stay few (measured on an H200, below).
-   * f32Lanes: threads a row of decode's one-row F32 matmuls, 8 to 64 (default: F32_ROW_LANES, 32, for f32Form "rows";
-   * for "today" wgsl-matmul.ts lanesFor's, 64 for stories110M, where on an H100 16 and 32 lanes decoded stories110M F32
-   * at 0.72x and 0.88-0.92x of 64's, 2026-12-05 15:33-15:38 UTC).
-   * f32Form: which kernel decode's one-row F32 matmuls take (default F32_FORM, "rows": wgsl-matmul.ts f32RowKernel, at
-   * f32Lanes' or F32_ROW_LANES' threads a row, where its staged row fits workgroup memory; "today": matmulKernel's).
-   * attention: the per-row attention kernel of an F32 cache (default ATTENTION_FORM, "today": attentionKernel; "wide":
-   * attentionWideKernel, for head sizes it fits, wgsl-ops.ts wideAttentionFits).
-   * rowKernels: which kernels decode's one-row Q8_0/Q4_0 matmuls take (default ROW_FORM, "auto": wgsl-matmul.ts
-   * rowPlan's; "off", "pairs" and "octets" for measuring).
-   * tiles: the quantized tiled matmuls' form: "auto" (the default, TILES: autoTileShape picks one per matmul by its
-   * tile count), or "today" or a name of wgsl-tiled.ts TILE_SHAPES (for measuring). A shape needing more workgroup
-   * memory than the device gives falls back to "today".
-   * spreadSampleFrom: vocabularies from which the device sampler's top-p search runs over many workgroups (default
-   * SPREAD_SAMPLE_FROM; the draws are bit-identical either way).
-   * plans: whether the device decode loop's step is recorded once and replayed (replayForward; default PLANS, true;
-   * false records every step; the same dispatches either way).
+   * opts: WebGpuOptions, each checked (checkOptions) before anything is requested from the GPU: a value other than
+   * those its comment names is a WebGpuError naming the option, the value and what it accepts.
    */
-  constructor(
-    opts: {
-      adapter?: Gpu;
-      submitEvery?: number;
-      profile?: boolean;
-      fuseAttentionQuant?: boolean;
-      tiledFrom?: number;
-      tileRows?: 32 | 64;
-      fold?: Fold;
-      spreadSampleFrom?: number;
-      rowKernels?: RowForm;
-      tiles?: string;
-      f32Lanes?: number;
-      f32Form?: F32Form;
-      attention?: AttentionForm;
-      plans?: boolean;
-    } = {},
-  ) {
-    if (opts.f32Lanes !== undefined && ![8, 16, 32, 64].includes(opts.f32Lanes)) {
-      throw new WebGpuError(`f32Lanes must be 8, 16, 32 or 64, got ${opts.f32Lanes}`);
-    }
+  constructor(opts: WebGpuOptions = {}) {
+    checkOptions(opts);
     this.f32Lanes = opts.f32Lanes ?? 0;
     this.f32Form = opts.f32Form ?? F32_FORM;
-    if (!F32_FORMS.includes(this.f32Form)) throw new WebGpuError(`unknown f32Form "${this.f32Form}" (${F32_FORMS.join(", ")})`);
     this.attentionForm = opts.attention ?? ATTENTION_FORM;
-    if (!ATTENTION_FORMS.includes(this.attentionForm)) {
-      throw new WebGpuError(`unknown attention "${this.attentionForm}" (${ATTENTION_FORMS.join(", ")})`);
-    }
     this.tilesName = opts.tiles ?? TILES;
-    if (this.tilesName !== "today" && this.tilesName !== "auto" && !TILE_SHAPES[this.tilesName]) {
-      throw new WebGpuError(`unknown tiles "${this.tilesName}" (today, auto, ${TILE_SHAPE_NAMES.join(", ")})`);
-    }
     this.rowForm = opts.rowKernels ?? ROW_FORM;
-    if (!ROW_FORMS.includes(this.rowForm)) throw new WebGpuError(`unknown rowKernels "${this.rowForm}" (${ROW_FORMS.join(", ")})`);
     this.adapter = opts.adapter;
     this.tiledFrom = opts.tiledFrom ?? TILED_FROM;
     this.tileRows = opts.tileRows ?? 0;
