@@ -432,7 +432,8 @@ export class WebGpuBackend implements Backend, FuseTarget {
   private argmaxPartials = 0;
 
   private params!: Gpu;
-  private readonly paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
+  /** The params' host copy (1 MiB): made in the constructor once the options are checked, not as a field. */
+  private readonly paramsHost: Uint32Array;
   private readonly paramOffset = new Uint32Array(1);
   /** Op records the queue has made so far: steady after the first decode step (the rest come from its pool). */
   get opRecords(): number {
@@ -490,6 +491,7 @@ export class WebGpuBackend implements Backend, FuseTarget {
    */
   constructor(opts: WebGpuOptions = {}) {
     checkOptions(opts);
+    this.paramsHost = new Uint32Array((PARAM_SLOTS * PARAM_SLOT) / 4);
     this.f32Lanes = opts.f32Lanes ?? 0;
     this.f32Form = opts.f32Form ?? F32_FORM;
     this.attentionForm = opts.attention ?? ATTENTION_FORM;
