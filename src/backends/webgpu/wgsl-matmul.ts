@@ -273,31 +273,49 @@ fn qkv_pair(gp: u32) -> vec4<u32> {
   if (halves == 1u && s < ropeHalf) { a = s; b = s + ropeHalf; }
   return vec4<u32>(seg, 0u, head * hd + a, head * hd + b);
 }
-// Token t's pair pr of Q/K/V outputs (a, b): rotated by RoPE (Q and K), stored to its output rows, and K and V
-// also to the token's KV-cache slot. Shared by the many-row and the tiled matmuls' qkv epilogues.
-fn qkv_store(t: u32, pr: vec4<u32>, a: f32, b: f32) {
-  var ra = a;
-  var rb = b;
+// Token t's reads for pair pr of Q/K/V outputs: the RoPE factors (rot: whether the pair rotates, Q and K) and, for K
+// and V, the word of the token's KV-cache slot (its position, the position's page, then the slot: three dependent
+// reads). Apart from qkv_store_ahead so that a kernel can issue them before its sums (f32RowKernel's EARLY_EPILOGUE).
+struct QkvAhead { fc: f32, fs: f32, rot: bool, at: u32 }
+fn qkv_ahead(t: u32, pr: vec4<u32>) -> QkvAhead {
+  var q = QkvAhead(1.0, 0.0, false, 0u);
   let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
   let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
   if (pr.x < 2u && s < ropeHalf) {
     let c = P.d.x + (st[P.c.w + t] * ropeHalf + s) * 2u;
-    let fc = ldf(c); let fs = ldf(c + 1u);
-    ra = a * fc - b * fs;
-    rb = a * fs + b * fc;
+    q.fc = ldf(c);
+    q.fs = ldf(c + 1u);
+    q.rot = true;
+  }
+  if (pr.x > 0u) {
+    let m = P.d.y + t * 4u;
+    let pos = st[m + 1u];
+    let page = st[(st[m] >> 2u) + pos / P.e.z];
+    q.at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
+  }
+  return q;
+}
+// Token t's pair pr of Q/K/V outputs (a, b), its reads done (qkv_ahead): rotated by RoPE (Q and K), stored to its
+// output rows, and K and V also to the token's KV-cache slot.
+fn qkv_store_ahead(t: u32, pr: vec4<u32>, a: f32, b: f32, q: QkvAhead) {
+  var ra = a;
+  var rb = b;
+  if (q.rot) {
+    ra = a * q.fc - b * q.fs;
+    rb = a * q.fs + b * q.fc;
   }
   let rows = select(P.b.y, P.b.x, pr.x == 0u);
   let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
   stf(out + t * rows + pr.z, ra);
   stf(out + t * rows + pr.w, rb);
   if (pr.x > 0u) {
-    let m = P.d.y + t * 4u;
-    let pos = st[m + 1u];
-    let page = st[(st[m] >> 2u) + pos / P.e.z];
-    let at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
-    stf(at + pr.z, ra);
-    stf(at + pr.w, rb);
+    stf(q.at + pr.z, ra);
+    stf(q.at + pr.w, rb);
   }
+}
+// The same with the reads after the sums: shared by the many-row and the tiled matmuls' qkv epilogues.
+fn qkv_store(t: u32, pr: vec4<u32>, a: f32, b: f32) {
+  qkv_store_ahead(t, pr, a, b, qkv_ahead(t, pr));
 }
 `;
 
@@ -738,13 +756,12 @@ export function f32RowUnroll(n: number, lanes: number): number {
 /**
  * f32RowKernel's epilogues that read memory (residual, qkv), with those reads issued before the staging: the
  * residual's old value (EPILOGUE.residual reads it after the sums), and qkv_store's RoPE factors and KV-cache slot
- * (the position, its page, then the slot: three dependent reads after the sums in QKV_PAIR's qkv_store). The same
+ * (QKV_PAIR's qkv_ahead: the position, its page, then the slot, three dependent reads, after the sums in qkv_store). The same
  * arithmetic on the same values as EPILOGUE's, for one token row. "before": thread code run ahead of the staging;
  * "after": the epilogue proper.
  */
-const EARLY_EPILOGUE: Partial<Record<Epilogue, { decl: string; before: string; after: string }>> = {
+const EARLY_EPILOGUE: Partial<Record<Epilogue, { before: string; after: string }>> = {
   residual: {
-    decl: "",
     before: `var old = 0.0;
   if (lane == 0u && valid) { old = ldf(P.c.y + r); }`,
     after: `
@@ -755,51 +772,15 @@ const EARLY_EPILOGUE: Partial<Record<Epilogue, { decl: string; before: string; a
   }`,
   },
   qkv: {
-    // qkv_store's reads for token 0 and pair pr: the RoPE factors (rot: whether it rotates) and the KV slot's word
-    decl: /* wgsl */ `
-struct QkvAhead { fc: f32, fs: f32, rot: bool, at: u32 }
-fn qkv_ahead(pr: vec4<u32>) -> QkvAhead {
-  var q = QkvAhead(1.0, 0.0, false, 0u);
-  let hd = P.d.z; let ropeHalf = (P.d.w & 0xffffu) / 2u;
-  let s = (pr.z % hd) / select(2u, 1u, (P.d.w >> 16u) == 1u && (pr.z % hd) < ropeHalf);
-  if (pr.x < 2u && s < ropeHalf) {
-    let c = P.d.x + (st[P.c.w] * ropeHalf + s) * 2u;
-    q.fc = ldf(c);
-    q.fs = ldf(c + 1u);
-    q.rot = true;
-  }
-  if (pr.x > 0u) {
-    let m = P.d.y;
-    let pos = st[m + 1u];
-    let page = st[(st[m] >> 2u) + pos / P.e.z];
-    q.at = ((P.e.x + page * P.e.y + (pos % P.e.z) * P.e.w * 4u) >> 2u) + (select(P.f.y, P.f.x, pr.x == 1u) >> 2u);
-  }
-  return q;
-}
-// qkv_store of token 0 with its reads done (qkv_ahead)
-fn qkv_store_ahead(pr: vec4<u32>, a: f32, b: f32, q: QkvAhead) {
-  var ra = a;
-  var rb = b;
-  if (q.rot) {
-    ra = a * q.fc - b * q.fs;
-    rb = a * q.fs + b * q.fc;
-  }
-  let out = select(select(P.c.z, P.c.y, pr.x == 1u), P.c.x, pr.x == 0u);
-  stf(out + pr.z, ra);
-  stf(out + pr.w, rb);
-  if (pr.x > 0u) {
-    stf(q.at + pr.z, ra);
-    stf(q.at + pr.w, rb);
-  }
-}`,
+    // QKV_PAIR's qkv_ahead and qkv_store_ahead for token 0: the reads before the staging, the stores after the sums
     before: `var pa = vec4<u32>(0u, NONE, 0u, 0u);
   var ahead = QkvAhead(1.0, 0.0, false, 0u);
   if (li < PAIRS) {
     pa = qkv_pair(wg.x * PAIRS + li);
-    if (pa.y != NONE) { ahead = qkv_ahead(pa); }
+    if (pa.y != NONE) { ahead = qkv_ahead(0u, pa); }
   }`,
     after: `
-  if (li < PAIRS && pa.y != NONE) { qkv_store_ahead(pa, sum(2u * li, 0u), sum(2u * li + 1u, 0u), ahead); }`,
+  if (li < PAIRS && pa.y != NONE) { qkv_store_ahead(0u, pa, sum(2u * li, 0u), sum(2u * li + 1u, 0u), ahead); }`,
   },
 };
 
@@ -851,7 +832,7 @@ export function f32RowKernel(epilogue: Epilogue, prologue: "none" | "norm", n: n
   const products = single ? uses.join("\n    ") : `let rv = r * (rowBytes / 16u);\n    ${perSeg.join(" else ")}`;
   const quarter = L / 4, ahead = EARLY_EPILOGUE[epilogue];
   return /* wgsl */ `
-${epilogue === "qkv" ? QKV_PAIR : ""}${ahead ? ahead.decl : ""}
+${epilogue === "qkv" ? QKV_PAIR : ""}
 const TT: u32 = 1u;
 var<workgroup> red: array<f32, 256>;
 var<workgroup> xs: array<vec4<f32>, ${n4}>;
