@@ -110,3 +110,24 @@ test("byte fallback (SentencePiece and SentencePiece-style BPE): <0xNN> tokens, 
     await assertRejects(() => tok.encode("a→"), FormatError, /^tiny-(spm|bpe): no byte token <0xE2> and no unknown token$/);
   }
 });
+
+// encode()'s options come from callers: a string "false" would be truthy and add BOS, a number text would fail deep in the splitter.
+testShared("encode: a non-boolean addBos, addEos or parseSpecial, or a non-string text, is a ParamError naming it", [STORIES_BIN], () => {
+  const tok = readLlama2cTokenizer(fs.readFileSync(STORIES_BIN), "tok512.bin", 512);
+  const refused = (f: () => unknown, name: string) => {
+    let err: unknown;
+    try {
+      f();
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof ParamError && err.message.includes(name), `${name}: ${String(err)}`);
+  };
+  refused(() => tok.encode("hi", { addBos: "false" as unknown as boolean }), "addBos");
+  refused(() => tok.encode("hi", { addEos: 1 as unknown as boolean }), "addEos");
+  refused(() => tok.encode("hi", { parseSpecial: null as unknown as boolean }), "parseSpecial");
+  refused(() => tok.encode(42 as unknown as string), "text");
+  refused(() => tok.encodeSteps!(undefined as unknown as string).next(), "text");
+  assertEquals(tok.encode("hi", { addBos: false }), tok.encode("hi", { addBos: false, addEos: false, parseSpecial: false }));
+  assertEquals(tok.encode("hi", { addBos: true })[0], tok.bos);
+});

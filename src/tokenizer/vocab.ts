@@ -4,7 +4,7 @@
  * Subclasses supply `encodeFragment` (plain text -> ids) and `pieceBytes`
  * (the bytes one normal piece stands for).
  */
-import { FormatError, ParamError } from "../errors.ts";
+import { describeValue, FormatError, optionalBoolean, ParamError } from "../errors.ts";
 import { type EncodeOptions, TextStream, type Tokenizer, TokenType } from "./tokenizer.ts";
 
 /** A vocabulary as a file describes it; loaders (GGUF, tokenizer.bin, .model, tokenizer.json) build one. */
@@ -135,6 +135,11 @@ export abstract class VocabTokenizer implements Tokenizer {
    * enough ids. Run to its end it returns exactly encode()'s ids.
    */
   *encodeSteps(text: string, opts?: EncodeOptions, stepChars = 4096): Generator<readonly number[], number[]> {
+    // a caller's wrong type would otherwise be truthy ("false") or fail deep in the splitter
+    if (typeof text !== "string") throw new ParamError("text", `must be a string, got ${describeValue(text)}`);
+    optionalBoolean("addBos", opts?.addBos);
+    optionalBoolean("addEos", opts?.addEos);
+    optionalBoolean("parseSpecial", opts?.parseSpecial);
     const out: number[] = [];
     if (opts?.addBos ?? this.addBos) {
       if (this.bos < 0) throw new ParamError("addBos", "this vocabulary has no BOS token");
