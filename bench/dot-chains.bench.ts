@@ -15,6 +15,7 @@
  * Prints GMAC/s (16 multiply-adds per 16-byte dot) per variant; ratios are within one run.
  */
 import { benchArgs, runStamp } from "./cli.ts";
+import { leb, name, section, sleb, vec } from "./wasm-bytes.ts";
 
 benchArgs(
   `Eight chains of WebAssembly int8 dot products per variant (relaxed_add, relaxed16, relaxed16x2, plain) over L1-resident
@@ -25,28 +26,6 @@ bytes, in GMAC/s, one run. No options.
 );
 
 const u = (...b: number[]) => b;
-const leb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-};
-const sleb = (n: number): number[] => {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) return [...out, b];
-    out.push(b | 0x80);
-  }
-};
-const vec = (items: number[][]) => [...leb(items.length), ...items.flat()];
-const section = (id: number, body: number[]) => [id, ...leb(body.length), ...body];
-const str = (s: string) => [...leb(s.length), ...[...s].map((c) => c.charCodeAt(0))];
 
 // locals: 0 a, 1 b, 2 n (params), 3..10 acc0..7 (v128), 11 ones, 12..13 b0, b1 (v128), 14 off (i32)
 const ACC = 3, ONES = 11, B = 12, OFF = 14, CHAINS = 8;
@@ -148,9 +127,9 @@ function body(step: Step): number[] {
 const bytes = new Uint8Array([
   ...u(0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0),
   ...section(1, vec([u(0x60, 3, 0x7f, 0x7f, 0x7f, 1, 0x7f)])),
-  ...section(2, vec([u(...str("env"), ...str("memory"), 2, 0, 1)])),
+  ...section(2, vec([u(...name("env"), ...name("memory"), 2, 0, 1)])),
   ...section(3, vec(names.map(() => u(0)))),
-  ...section(7, vec(names.map((n, i) => u(...str(n), 0, i)))),
+  ...section(7, vec(names.map((n, i) => u(...name(n), 0, i)))),
   ...section(10, [...leb(names.length), ...names.flatMap((n) => body(steps[n]))]),
 ]);
 

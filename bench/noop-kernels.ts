@@ -6,23 +6,7 @@
  */
 import { KERNEL_NAMES, KERNEL_SPEC, type KernelSpec } from "../src/kernels/spec.ts";
 import { checkKernelExports, type Kernels } from "../src/kernels/wasm.ts";
-
-function leb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-}
-const vec = (items: number[][]): number[] => [...leb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...leb(body.length), ...body];
-const utf8 = (s: string): number[] => {
-  const bytes = new TextEncoder().encode(s);
-  return [...leb(bytes.length), ...bytes];
-};
+import { leb, name, section, vec } from "./wasm-bytes.ts";
 
 /** The no-op kernels (read_probe, the one kernel with a result, returns 0). */
 export function noopWasmKernels(): Kernels {
@@ -39,7 +23,7 @@ export function noopWasmKernels(): Kernels {
     ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
     ...section(1, vec(types)),
     ...section(3, vec(names.map((_, i) => leb(i)))),
-    ...section(7, vec(names.map((n, i) => [...utf8(n), 0, ...leb(i)]))),
+    ...section(7, vec(names.map((n, i) => [...name(n), 0, ...leb(i)]))),
     ...section(10, vec(bodies)),
   ]);
   // the kernel builds' own check: every kernel of the spec, of its arity, and nothing else
