@@ -6,7 +6,7 @@ import { assert, assertClose, assertEquals, assertRejects, env, readJSON, runtim
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
-import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
+import { WebGpuBackend, type WebGpuOptions } from "../src/backends/webgpu/backend.ts";
 import { type RowForm, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
 import { sumSquares } from "../src/backends/webgpu/wgsl-common.ts";
@@ -50,6 +50,23 @@ function stepsFor(path: string, ref: GoldenRow): Promise<ReferenceSteps> {
   const key = `${path}\0${ref.prompt_ids.join(",")}`;
   if (!stepsCache.has(key)) stepsCache.set(key, referenceSteps(path, ref));
   return stepsCache.get(key)!;
+}
+
+/** stories260K F32's logits of four greedy decode steps after a 3-id prefill, on a backend made with `opts`. */
+async function stories260KDecodeLogits(opts: WebGpuOptions): Promise<Float32Array[]> {
+  const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WebGpuBackend(opts), contextLength: 64 });
+  try {
+    const seq = model.newSequence();
+    let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
+    const out: Float32Array[] = [];
+    for (let i = 0; i < 4; i++) {
+      out.push((await model.decodeOne(seq, token)).slice());
+      token = top2(out[i])[0];
+    }
+    return out;
+  } finally {
+    await model.close();
+  }
 }
 
 function top2(l: Float32Array): [number, number] {
@@ -219,24 +236,9 @@ gpuTest(
     STORIES("stories260K.gguf"),
   ],
   async () => {
-    const logits = async (f32Lanes?: number) => {
-      const model = await loadModel(STORIES("stories260K.gguf"), { backend: new WebGpuBackend({ f32Lanes }), contextLength: 64 });
-      try {
-        const seq = model.newSequence();
-        let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
-        const out: Float32Array[] = [];
-        for (let i = 0; i < 4; i++) {
-          out.push((await model.decodeOne(seq, token)).slice());
-          token = top2(out[i])[0];
-        }
-        return out;
-      } finally {
-        await model.close();
-      }
-    };
-    const want = await logits();
+    const want = await stories260KDecodeLogits({});
     for (const lanes of [8, 16, 64]) {
-      const got = await logits(lanes);
+      const got = await stories260KDecodeLogits({ f32Lanes: lanes });
       want.forEach((e, i) => {
         let scale = 0;
         for (const v of e) scale = Math.max(scale, Math.abs(v));
@@ -1177,25 +1179,9 @@ gpuTest(
   "stories260K.gguf: decode with the F32 row kernel (f32Form rows) agrees with matmulKernel's (every fused epilogue, the norm folded)",
   [STORIES("stories260K.gguf")],
   async () => {
-    const logits = async (f32Form: "today" | "rows", f32Lanes?: number) => {
-      const backend = new WebGpuBackend({ f32Form, f32Lanes });
-      const model = await loadModel(STORIES("stories260K.gguf"), { backend, contextLength: 64 });
-      try {
-        const seq = model.newSequence();
-        let token = top2(await model.prefill(seq, [1, 403, 407]))[0];
-        const out: Float32Array[] = [];
-        for (let i = 0; i < 4; i++) {
-          out.push((await model.decodeOne(seq, token)).slice());
-          token = top2(out[i])[0];
-        }
-        return out;
-      } finally {
-        await model.close();
-      }
-    };
-    const want = await logits("today");
+    const want = await stories260KDecodeLogits({ f32Form: "today" });
     for (const lanes of [undefined, 16]) {
-      const got = await logits("rows", lanes);
+      const got = await stories260KDecodeLogits({ f32Form: "rows", f32Lanes: lanes });
       want.forEach((e, i) => {
         let scale = 0;
         for (const v of e) scale = Math.max(scale, Math.abs(v));
