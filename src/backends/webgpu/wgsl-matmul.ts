@@ -254,6 +254,20 @@ const ROW_MAP: Record<Epilogue, string> = {
 };
 
 /**
+ * The opening of a one-row kernel's main (rowKernel's, f32RowKernel's): the row width, the thread's lane and
+ * thread-row, the one token row (t0, nt), then ROW_MAP's weight and row for the epilogue.
+ */
+function oneRowThread(epilogue: Epilogue): string {
+  return `  let n = P.a.z;
+  let rowBytes = P.b.w;
+  let lane = li % LANES;
+  let rl = li / LANES;
+  let t0 = 0u;
+  let nt = 1u;
+  ${ROW_MAP[epilogue]}`;
+}
+
+/**
  * qkv: pair gp of the concatenated q|k|v rows -> (segment, valid, row a, row b).
  * P: b = (qRows, kvRows, -, rowBytes), d = (-, -, headDim, ropeDim | halves << 16).
  */
@@ -702,13 +716,7 @@ const PAIRS: u32 = ${128 / L}u;
 fn sum(rl: u32, k: u32) -> f32 { return red[rl * LANES]; }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let n = P.a.z;
-  let rowBytes = P.b.w;
-  let lane = li % LANES;
-  let rl = li / LANES;
-  let t0 = 0u;
-  let nt = 1u;
-  ${ROW_MAP[epilogue]}
+${oneRowThread(epilogue)}
   stage_input(wg.x, nwg.x, li, n);${
     q4
       ? `
@@ -861,13 +869,7 @@ fn stage_input(wgx: u32, li: u32, n: u32) {
 }
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let n = P.a.z;
-  let rowBytes = P.b.w;
-  let lane = li % LANES;
-  let rl = li / LANES;
-  let t0 = 0u;
-  let nt = 1u;
-  ${ROW_MAP[epilogue]}
+${oneRowThread(epilogue)}
   ${early}${ahead ? `\n  ${ahead.before}` : ""}
   stage_input(wg.x, li, n);
   var acc = 0.0;

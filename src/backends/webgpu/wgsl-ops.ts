@@ -259,6 +259,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 }
 `;
 
+/** The per-row attention kernels' word address of position p's slot in the paged cache (its K at + kOff, its V at + vOff). */
+const KV_SLOT = `fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
+  let page = st[pt + p / pageSize];
+  return (base + page * pageBytes + (p % pageSize) * kvDim * 4u) >> 2u;
+}
+`;
+
+/**
+ * The per-row attention kernels' params, and the workgroup's head h, token t, its row metadata r and page table pt
+ * (headDim built in, or 0: read from P.b.w).
+ */
+function rowAttentionParams(headDim: number): string {
+  return `  let out = P.a.x; let q = P.a.y; let rows = P.a.z; let base = P.a.w;
+  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = ${headDim ? `${headDim}u` : "P.b.w"};
+  let nHeads = P.c.x; let nKvHeads = P.c.y; let kOff = P.c.z >> 2u; let vOff = P.c.w >> 2u;
+  let h = wg.x;
+  let t = wg.y;
+  let r = rows + t * 4u;
+  let pt = st[r] >> 2u;`;
+}
+
 /**
  * Causal grouped-query attention over the paged cache: one workgroup of 128
  * threads per (query head, row). Positions [start, pos] are taken in chunks
@@ -353,20 +374,10 @@ var<workgroup> red: array<f32, 128>;
 var<workgroup> vs: array<u32, 256>;
 var<workgroup> span: vec2<u32>;
 
-fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
-  let page = st[pt + p / pageSize];
-  return (base + page * pageBytes + (p % pageSize) * kvDim * 4u) >> 2u;
-}
-
+${KV_SLOT}
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let out = P.a.x; let q = P.a.y; let rows = P.a.z; let base = P.a.w;
-  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = ${headDim ? `${headDim}u` : "P.b.w"};
-  let nHeads = P.c.x; let nKvHeads = P.c.y; let kOff = P.c.z >> 2u; let vOff = P.c.w >> 2u;
-  let h = wg.x;
-  let t = wg.y;
-  let r = rows + t * 4u;
-  let pt = st[r] >> 2u;
+${rowAttentionParams(headDim)}
   // the position range decides the loop (and its barriers): read it through
   // workgroup memory so the compiler knows every thread sees the same values
   if (li == 0u) { span = vec2<u32>(st[r + 2u], st[r + 1u] + 1u); }
@@ -518,20 +529,10 @@ var<workgroup> vs: array<u32, 256>;
 var<workgroup> parts: array<vec4<f32>, 256>;
 var<workgroup> span: vec2<u32>;
 
-fn slot(pt: u32, p: u32, base: u32, pageBytes: u32, pageSize: u32, kvDim: u32) -> u32 {
-  let page = st[pt + p / pageSize];
-  return (base + page * pageBytes + (p % pageSize) * kvDim * 4u) >> 2u;
-}
-
+${KV_SLOT}
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let out = P.a.x; let q = P.a.y; let rows = P.a.z; let base = P.a.w;
-  let pageBytes = P.b.x; let pageSize = P.b.y; let kvDim = P.b.z; let headDim = ${headDim}u;
-  let nHeads = P.c.x; let nKvHeads = P.c.y; let kOff = P.c.z >> 2u; let vOff = P.c.w >> 2u;
-  let h = wg.x;
-  let t = wg.y;
-  let r = rows + t * 4u;
-  let pt = st[r] >> 2u;
+${rowAttentionParams(headDim)}
   let qo = q + (t * nHeads + h) * headDim;
   ${qLoads}
   if (li == 0u) { span = vec2<u32>(st[r + 2u], st[r + 1u] + 1u); }
