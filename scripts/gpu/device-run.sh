@@ -281,11 +281,13 @@ if [ "$what" = peer ]; then
   files=""
   for t in ${t110//,/ }; do files+=" /tmp/kvasm-bench-stories110M-$t.gguf"; done
   for t in ${t1b//,/ }; do files+=" /tmp/kvasm-bench-llama-1b-$t.gguf"; done
-  # first pass, while llama.cpp compiles: writes the GGUF files both engines read (its numbers are not the quiet ones)
-  if [ ! -e /tmp/bench-1b.json ]; then
+  # first pass, while llama.cpp compiles: writes the GGUF files both engines read (its numbers are not the quiet ones);
+  # skipped only where every file this run names is there already (a warm machine's earlier run may have written others)
+  missing=""
+  for f in $files; do [ -e "$f" ] || missing=1; done
+  if [ -n "$missing" ]; then
     [ -n "$t110" ] && /tmp/deno run -A --no-check bench/webgpu.ts --shapes stories110M --types "$t110" ${kv/--decode 256/--decode 32} --json /tmp/bench-110m.json 2>&1 | tee "$OUT/bench.log"
     [ -n "$t1b" ] && /tmp/deno run -A --no-check bench/webgpu.ts --shapes llama-1b --types "$t1b" ${kv/--decode 256/--decode 32} --json /tmp/bench-1b.json 2>&1 | tee -a "$OUT/bench.log"
-    touch /tmp/bench-1b.json
   fi
   deadline=${PEER_DEADLINE:-470}
   while [ ! -e /tmp/llamacpp/built ] && pgrep -f "peer.sh build" >/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do sleep 5; done
