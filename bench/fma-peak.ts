@@ -2,10 +2,10 @@
  * The one-core ceiling of WebAssembly's 128-bit multiply-adds here: ten independent f32x4 chains of relaxed_madd
  * (bench/fma-peak/kernels.ts, compiled in seconds), the fastest of --rounds calls, in GFLOP/s (a multiply-add of
  * four lanes counts 8). The F32 matmuls' GFLOP/s (`bench/peers.ts --profile`: prefill µs per token by shape) read
- * against it; llama.cpp's AVX-512 build issues 16-lane FMAs, which SIMD128 cannot ask for. Read the peak in Bun:
- * V8 runs this loop at about a quarter of JavaScriptCore's rate (14 against 54-58 GFLOP/s, 2026-12-05 15:46 UTC,
- * with the accumulator as the multiplicand or the addend, short or long calls), although its own F32 matmuls reach
- * 50-54 GFLOP/s; why was not looked into.
+ * against it; llama.cpp's AVX-512 build issues 16-lane FMAs, which SIMD128 cannot ask for. Until 2026-12-05 20:40
+ * UTC V8 ran this loop at a quarter of JavaScriptCore's rate (13-14 against 54-58 GFLOP/s): its two operands were
+ * vector constants, which V8 rematerializes at each use inside a loop; the kernels build theirs from an opaque zero,
+ * and so does this loop now.
  *
  *   deno run -A bench/fma-peak.ts [--steps 20000000] [--rounds 7]        bun bench/fma-peak.ts ...
  */
@@ -36,11 +36,11 @@ if (!(Number.isInteger(rounds) && rounds > 0)) throw new Error(`--rounds: a posi
 const fmaChains = openStandalone("bench/fma-peak/kernels.ts", { relaxed: true, mib: 1 }).ex.fma_chains;
 console.log(`${engine}, ${runStamp()}: ten f32x4 multiply-add chains, ${steps} steps a call, fastest of ${rounds}`);
 // warm-up: many short calls, so that the optimizing tier takes over (V8 swaps tiers between calls, not inside a loop)
-for (let i = 0; i < 400; i++) fmaChains(20000);
+for (let i = 0; i < 400; i++) fmaChains(20000, 0);
 let best = Infinity;
 for (let r = 0; r < rounds; r++) {
   const t0 = performance.now();
-  const v = fmaChains(steps);
+  const v = fmaChains(steps, 0);
   best = Math.min(best, performance.now() - t0);
   if (!Number.isFinite(v)) throw new Error(`relaxed: the chains left their range (${v})`);
 }
