@@ -333,11 +333,50 @@ export function add(out: usize, a: usize, b: usize, n: i32): void {
  * SwiGLU: out = silu(gate) * up on T rows of n floats, silu(g) = g / (1 + e^-g),
  * as ggml_vec_swiglu_f32 of ggml's AVX-512 build computes each row: groups of
  * sixteen through ggml_v_expf (its own polynomial, not the C library's), the
- * row's last n % 16 through the C library's expf. ggml_v_expf runs as ggmlExpf2 on
- * each pair of lanes (fused.ts ggmlExpf4's steps and roundings, kept in f64: same bits).
+ * row's last n % 16 through the C library's expf. Where relaxed_madd is one fused
+ * multiply-add (maddFuses: V8 on x86 with FMA3) ggml_v_expf runs as expfFused, its
+ * own steps; elsewhere as ggmlExpf2 on each pair of lanes (fused.ts ggmlExpf4's
+ * steps and roundings, kept in f64: the same bits, but about six times the work).
  */
 export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void {
-  const one = f32x4.splat(1), zero = f32x4.splat(0);
+  const z = <i32>(<u32>n >> 31); // an opaque zero: n >= 0
+  if (RELAXED) {
+    if (maddFuses(z)) {
+      swigluRows<f32>(out, gate, up, n, T, z);
+      return;
+    }
+  }
+  swigluRows<f64>(out, gate, up, n, T, z);
+}
+
+/**
+ * Whether relaxed_madd fuses in the code that calls this (a handful of instructions per call, no state): (1 + 2^-23)^2
+ * - (1 + 2^-22) is 2^-46 with one rounding and 0 with two. An engine lowers every relaxed_madd of a function the same
+ * way, so this answers for the loop beside it.
+ */
+// @ts-ignore: decorator
+@inline function maddFuses(z: i32): bool {
+  const a = f32x4.splat(reinterpret<f32>(0x3f800001 + z)), c = f32x4.splat(reinterpret<f32>(0xbf800002 + z));
+  return f32x4.extract_lane(f32x4.relaxed_madd(a, a, c), 0) != 0;
+}
+
+/**
+ * swiglu's rows, e^-g in f32 lanes by expfFused (E = f32: relaxed_madd fuses) or in f64 lanes by ggmlExpf2 (E = f64),
+ * the other's code dropped at compile time. The constants from z, once per call: as v128.const operands V8 rematerializes each one at every use
+ * inside the loop (docs/cpu-performance.md, "SwiGLU").
+ */
+// @ts-ignore: decorator
+@inline function swigluRows<E>(out: usize, gate: usize, up: usize, n: i32, T: i32, z: i32): void {
+  const zf = <f64>z, z32 = <f32>z, fused = sizeof<E>() == 4;
+  // ggml_v_expf's constants, as f32 lanes (fused) or f64 ones
+  const round = fused ? f32x4.splat(<f32>12582912.0 + z32) : f64x2.splat(12582912.0 + zf); // 0x1.8p23
+  const log2e = constant(0x3fb8aa3b, z, fused); // 0x1.715476p+0
+  const ln2hi = constant(0x3f317200, z, fused), ln2lo = constant(0x35bfbe8e, z, fused); // 0x1.62e4p-1, 0x1.7f7d1cp-20
+  const p0 = constant(0x3c072010, z, fused), p1 = constant(0x3d2b9f17, z, fused), p2 = constant(0x3e2aaf33, z, fused);
+  const p3 = constant(0x3efffedb, z, fused), p4 = constant(0x3f7ffff6, z, fused), one = constant(0x3f800000, z, fused);
+  const limit = constant(0x43400000, z, fused), inf = constant(0x7f800000, z, fused); // 192, +inf
+  const bias = f64x2.splat(4503599627371519.0 + zf), k127 = i32x4.splat(127 + z);
+  const one32 = f32x4.splat(<f32>1 + z32), zero = f32x4.splat(0);
   const nv = n & ~15;
   for (let t = 0; t < T; t++) {
     const row = (<usize>t * <usize>n) << 2;
@@ -347,9 +386,16 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
       const o = <usize>i << 2;
       const g = v128.load(g0 + o);
       const x = f32x4.sub(zero, g);
-      const lo = ggmlExpf2(f64x2.promote_low_f32x4(x)), hi = ggmlExpf2(f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 2, 3)));
-      const e = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
-      const silu = f32x4.div(g, f32x4.add(one, e));
+      let e: v128;
+      if (sizeof<E>() == 4) e = expfFused(x, round, log2e, ln2hi, ln2lo, p0, p1, p2, p3, p4, one, limit, inf, k127);
+      else {
+        const lo = ggmlExpf2(f64x2.promote_low_f32x4(x), round, log2e, ln2hi, ln2lo, p0, p1, p2, p3, p4, one, bias, limit, inf);
+        const hi = ggmlExpf2(
+          f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 2, 3)), round, log2e, ln2hi, ln2lo, p0, p1, p2, p3, p4, one, bias, limit, inf,
+        );
+        e = i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+      }
+      const silu = f32x4.div(g, f32x4.add(one32, e));
       v128.store(o0 + o, f32x4.mul(silu, v128.load(u0 + o)));
     }
     for (; i < n; i++) {
@@ -357,6 +403,37 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
       setF32(o0, i, (g / (<f32>1 + expfGlibc(-g))) * f32At(u0, i));
     }
   }
+}
+
+/** The f32 whose bits are `bits` (plus the opaque zero z), splat as f32 lanes (f32) or as f64 ones. */
+// @ts-ignore: decorator
+@inline function constant(bits: u32, z: i32, f32: bool): v128 {
+  const v = reinterpret<f32>(bits + <u32>z);
+  return f32 ? f32x4.splat(v) : f64x2.splat(<f64>v);
+}
+
+/**
+ * fused.ts ggmlExpf4 where relaxed_madd is a fused multiply-add (swiglu checks): each fma4 one relaxed_madd, the same
+ * single rounding as ggml's _mm512_fmadd_ps, and scalef's j * 2^n as (j * 2^(n >> 1)) * 2^(n - (n >> 1)): both factors
+ * normal for |n| <= 192 and the first product exact, so one rounding, as scalef (subnormal results included). Past
+ * |n| > 192 the result is replaced, as there.
+ */
+// @ts-ignore: decorator
+@inline function expfFused(x: v128, round: v128, log2e: v128, ln2hi: v128, ln2lo: v128, p0: v128, p1: v128, p2: v128, p3: v128,
+  p4: v128, one: v128, limit: v128, inf: v128, k127: v128): v128 {
+  const n = f32x4.sub(f32x4.relaxed_madd(x, log2e, round), round);
+  const negN = f32x4.neg(n);
+  const b = f32x4.relaxed_madd(negN, ln2lo, f32x4.relaxed_madd(negN, ln2hi, x));
+  const u = f32x4.mul(b, b);
+  const j = f32x4.relaxed_madd(
+    f32x4.relaxed_madd(f32x4.relaxed_madd(p0, b, p1), u, f32x4.relaxed_madd(p2, b, p3)), u, f32x4.relaxed_madd(p4, b, one),
+  );
+  const nI = i32x4.trunc_sat_f32x4_s(n), k1 = i32x4.shr_s(nI, 1);
+  const s1 = i32x4.shl(i32x4.add(k1, k127), 23), s2 = i32x4.shl(i32x4.add(i32x4.sub(nI, k1), k127), 23);
+  const res = f32x4.mul(f32x4.mul(j, s1), s2);
+  const big = f32x4.gt(f32x4.abs(n), limit);
+  const alt = v128.andnot(inf, f32x4.le(n, f32x4.splat(0)));
+  return v128.bitselect(alt, res, big);
 }
 
 /** f64 lanes rounded to f32 precision (and back): what fma4's demote leaves of a result, in f64. */
@@ -379,25 +456,21 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
  * Returns the two results in f64 lanes (each an f32 value).
  */
 // @ts-ignore: decorator
-@inline function ggmlExpf2(x: v128): v128 {
-  const r = f64x2.splat(12582912.0); // 0x1.8p23
-  const z = fmaF64(x, f64x2.splat(<f64>reinterpret<f32>(0x3fb8aa3b)), r); // 0x1.715476p+0
-  // z - r is exact for |n| <= 192 (both near 2^23); past that the result is replaced below
-  const n = toF32(f64x2.sub(z, r));
+@inline function ggmlExpf2(x: v128, round: v128, log2e: v128, ln2hi: v128, ln2lo: v128, p0: v128, p1: v128, p2: v128, p3: v128,
+  p4: v128, one: v128, bias: v128, limit: v128, inf: v128): v128 {
+  const z = fmaF64(x, log2e, round);
+  // z - round is exact for |n| <= 192 (both near 2^23); past that the result is replaced below
+  const n = toF32(f64x2.sub(z, round));
   const negN = f64x2.neg(n);
-  const b = fmaF64(negN, f64x2.splat(<f64>reinterpret<f32>(0x35bfbe8e)), fmaF64(negN, f64x2.splat(<f64>reinterpret<f32>(0x3f317200)), x)); // 0x1.7f7d1cp-20, 0x1.62e4p-1
+  const b = fmaF64(negN, ln2lo, fmaF64(negN, ln2hi, x));
   const u = toF32(f64x2.mul(b, b));
-  const j = fmaF64(
-    fmaF64(fmaF64(f64x2.splat(<f64>reinterpret<f32>(0x3c072010)), b, f64x2.splat(<f64>reinterpret<f32>(0x3d2b9f17))), u, fmaF64(f64x2.splat(<f64>reinterpret<f32>(0x3e2aaf33)), b, f64x2.splat(<f64>reinterpret<f32>(0x3efffedb)))),
-    u,
-    fmaF64(f64x2.splat(<f64>reinterpret<f32>(0x3f7ffff6)), b, f64x2.splat(1.0)),
-  );
+  const j = fmaF64(fmaF64(fmaF64(p0, b, p1), u, fmaF64(p2, b, p3)), u, fmaF64(p4, b, one));
   // scalef(j, n) = j * 2^n rounded once; for integer |n| <= 192, n + 2^52 + 1023 holds n + 1023 in its low mantissa
   // bits, which a shift by 52 makes the exponent of 2^n
-  const p2 = i64x2.shl(f64x2.add(n, f64x2.splat(4503599627371519.0)), 52);
-  const res = toF32(f64x2.mul(j, p2));
-  const big = f64x2.gt(f64x2.abs(n), f64x2.splat(192));
-  const alt = v128.andnot(f64x2.splat(Infinity), f64x2.le(n, f64x2.splat(0)));
+  const scale = i64x2.shl(f64x2.add(n, bias), 52);
+  const res = toF32(f64x2.mul(j, scale));
+  const big = f64x2.gt(f64x2.abs(n), limit);
+  const alt = v128.andnot(inf, f64x2.le(n, f64x2.splat(0)));
   return v128.bitselect(alt, res, big);
 }
 

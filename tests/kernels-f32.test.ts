@@ -225,6 +225,41 @@ test("rmsnorm, add, swiglu and attention's softmax match their oracles on odd si
   });
 });
 
+test("swiglu gives the same bits in the relaxed build (fused relaxed_madd where the engine fuses) as in the plain one", async () => {
+  // the relaxed build runs ggml_v_expf in f32 lanes with relaxed_madd where this engine fuses it (V8 on x86), the
+  // plain build in f64 lanes emulating each fused step: ggml's bits either way, over every magnitude of gate, the
+  // special values and random bit patterns (NaN payloads aside)
+  const n = 2048, T = 4, gates = new Float32Array(T * n), gu32 = new Uint32Array(gates.buffer);
+  const specials = [0, -0, 1, -1, 87, -87, 88.5, -88.5, 89, -89, 103, -104, 126, -126, 127, -127, 149, -150, 192, -192, 200, -200];
+  let s = 99;
+  const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  for (let i = 0; i < gates.length; i++) {
+    if (i < specials.length) gates[i] = specials[i];
+    else if (i % 7 === 6) gu32[i] = (rnd() * 2 ** 32) >>> 0;
+    else gates[i] = (rnd() < 0.5 ? -1 : 1) * 2 ** (rnd() * 40 - 30) * (1 + rnd());
+  }
+  gates.set([Infinity, -Infinity, NaN, 1e-40, -1e-40, 3e38, -3e38], specials.length);
+  const up = rand(T * n, 5, 2);
+  const outs: Float32Array[] = [];
+  await withKernels((k, heap) => {
+    const pg = heap.put(gates), pu = heap.put(up), out = heap.alloc(T * n);
+    k.swiglu(out, pg, pu, n, T);
+    outs.push(heap.f32(out, T * n));
+  });
+  const [plain, relaxed] = outs.map((o) => new Uint32Array(o.buffer));
+  let differ = 0;
+  for (let i = 0; i < plain.length; i++) {
+    if (plain[i] !== relaxed[i] && !(Number.isNaN(outs[0][i]) && Number.isNaN(outs[1][i]))) differ++;
+  }
+  assert(differ === 0, `${differ} of ${plain.length} swiglu outputs differ between the builds`);
+  // and the values are SwiGLU's: a finite gate's output within 1e-6 of the float64 formula
+  for (let i = specials.length + 7; i < 200; i++) {
+    if (i % 7 === 6) continue;
+    const g = gates[i], want = (g / (1 + Math.exp(-g))) * up[i];
+    assert(Math.abs(outs[1][i] - want) <= 1e-6 * Math.abs(want) + 1e-30, `swiglu(${g}) = ${outs[1][i]}, want ${want}`);
+  }
+});
+
 test("expf stays accurate over the whole f32 range (through attention's softmax)", async () => {
   await withKernels((k, heap) => {
     // scores [v, 0] over values [1, 0]: out = e^v / (e^v + 1), which probes exp at v without saturation issues for |v| < 80
