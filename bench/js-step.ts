@@ -1,6 +1,8 @@
 /**
- * The JavaScript side of a decode step (issue #16, "JS overhead between calls"): what a step allocates on the
- * JS heap, and how the first tokens after load run while the engine's JIT tiers the kernels up.
+ * The JavaScript side of a decode step (issue #16) in two questions of its own: what a step allocates on the JS heap,
+ * and how the first tokens after load run while the engine's JIT tiers the kernels up. How long a steady-state step
+ * spends outside its kernels (the step against the same step with no-op kernels, alternated) is
+ * bench/step-overhead.ts's question, not this one's: tierup's steady column is only where the first steps settle.
  *
  *   deno run -A bench/js-step.ts alloc  [--types F32,Q8_0] [--threads 1,2] [--tokens 256]
  *   bun bench/js-step.ts alloc ...
@@ -66,7 +68,8 @@ function printAlloc(r: AllocResult, json: boolean): void {
 
 const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
 
-const USAGE = `The JavaScript side of a decode step: bytes allocated per token, and the first tokens' latency after load.
+const USAGE = `The JavaScript side of a decode step: bytes allocated per token, and the first tokens' latency after load
+(the time a steady step spends outside its kernels: bench/step-overhead.ts).
 
   deno run -A bench/js-step.ts [MODE] [options]        bun bench/js-step.ts [MODE] [options]
 
