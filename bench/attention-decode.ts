@@ -10,21 +10,21 @@
  *   deno run -A bench/attention-decode.ts [--type Q4_0] [--tokens 48] [--threads 1] [--help]
  *   bun bench/attention-decode.ts ...
  */
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { AttentionKernel } from "../src/kernels/spec.ts";
 import type { KVLayout } from "../src/backends/backend.ts";
-import { benchArgs, median, runStamp, runtime } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, median, runStamp, runtime } from "./cli.ts";
 
 const USAGE = `Attention inside real decode and prefill steps: the decode kernel against the prefill rows' kernel, token by token.
 
   deno run -A bench/attention-decode.ts [options]        bun bench/attention-decode.ts [options]
 
   --type T        weight type of the synthetic stories110M model (default Q4_0; F32, Q8_0, Q4_0, Q4_K_M)
-  --tokens N      decode steps after the 128-id prefill (default 48)
+  --tokens N      decode steps after the 128-id prefill, 2-384 (default 48)
   --threads N     worker threads (default 1; the thread pool splits each attention call by heads)
   -h, --help      this text`;
 const { values: opts } = benchArgs(USAGE, {
@@ -35,9 +35,11 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const N_PROMPT = 128, tokens = Number(opts.tokens), threads = Number(opts.threads);
+// tokens alternate between the two kernels (at least one each), after the 128-id prompt in a 512-position context
+const N_PROMPT = 128, tokens = intFlag(USAGE, "tokens", opts.tokens, 2, 512 - N_PROMPT), threads = intFlag(USAGE, "threads", opts.threads);
+const type = choiceFlag(USAGE, "type", opts.type, SYNTHETIC_TYPES);
 
-const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
+const path = await ensureSyntheticModel("stories110M", type);
 const model = await loadModel(path, { contextLength: 512, threads });
 const backend = model.backend;
 if (!(backend instanceof WasmBackend)) throw new Error("needs the WASM backend");
@@ -86,7 +88,7 @@ model.releaseSequence(seq);
 await model.close();
 
 const best = (a: number[]) => Math.min(...a);
-console.log(`attention in decode steps, ${opts.type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, ${threads} thread(s)`);
+console.log(`attention in decode steps, ${type} stories110M, positions ${N_PROMPT}-${N_PROMPT + tokens}, ${threads} thread(s)`);
 console.log(`${runtime}, ${runStamp()}`);
 for (const k of ["stream", "plain"] as const) {
   const p = per[k];

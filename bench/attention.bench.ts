@@ -20,7 +20,7 @@
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs, median, runStamp, runtime } from "./cli.ts";
+import { benchArgs, intFlag, median, runStamp, runtime } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -40,7 +40,7 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const positions = Number(opts.positions), sequences = Number(opts.sequences);
+const positions = intFlag(USAGE, "positions", opts.positions), sequences = intFlag(USAGE, "sequences", opts.sequences);
 const against = opts.against;
 const { cpus } = await import("node:os");
 

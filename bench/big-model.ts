@@ -14,7 +14,7 @@ import { ensurePeers } from "./peers.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { MultiMemoryBackend } from "../src/backends/multi-memory.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -103,9 +103,9 @@ async function child(label: string, cmd: string, argv: string[], cwd?: string): 
 }
 
 async function orchestrate(opts: CommandLine): Promise<void> {
-  const nPrompt = Number(opts.prompt), nDecode = Number(opts.decode), threads = Number(opts.threads);
   // decoding starts from the prompt's id 5, as llamacpp.mjs's does
-  if (!(nPrompt >= 6 && nDecode >= 1)) throw new Error("--prompt must be at least 6 ids and --decode at least 1 step");
+  const nPrompt = intFlag(USAGE, "prompt", opts.prompt, 6), nDecode = intFlag(USAGE, "decode", opts.decode);
+  const threads = intFlag(USAGE, "threads", opts.threads);
   const path = await ensureSyntheticModel("llama3-8b", "Q4_K_M");
   const peers = opts["no-llamacpp"] ? { llamacpp: false } : await ensurePeers(false);
   const started = new Date().toISOString();
@@ -174,8 +174,9 @@ type CommandLine = ReturnType<typeof parseCommandLine>["values"];
 if (import.meta.main) {
   const { values: opts, positionals } = parseCommandLine();
   if (opts.one !== undefined) {
-    const [threads, nPrompt, nDecode] = positionals;
-    console.log(JSON.stringify(await measureKvasm(opts.one, Number(threads), Number(nPrompt), Number(nDecode))));
+    const [threads = "", nPrompt = "", nDecode = ""] = positionals;
+    const one = [intFlag(USAGE, "THREADS", threads), intFlag(USAGE, "PROMPT", nPrompt, 6), intFlag(USAGE, "DECODE", nDecode)] as const;
+    console.log(JSON.stringify(await measureKvasm(opts.one, ...one)));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
   } else await orchestrate(opts);
 }

@@ -16,19 +16,18 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, median, runStamp } from "./cli.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { benchArgs, choiceFlag, intFlag, listFlag, median, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { KV_TYPES, type KVType } from "../src/backends/backend.ts";
+import { KV_TYPES } from "../src/backends/backend.ts";
 import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 
-const { values: opts } = benchArgs(
-  `A decode step and a 128-id prefill of two configurations, one process, 1 thread, in alternation: this tree's
+const USAGE = `A decode step and a 128-id prefill of two configurations, one process, 1 thread, in alternation: this tree's
 build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV cache type against another (--kv,
 --kv-old); median µs a step per op class, old / new, and the prefill's tok/s.
 
@@ -41,7 +40,9 @@ build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV 
   --rounds N       rounds, each on new sequences (default 3)
   --kv TYPE        the new side's KV cache element type (default f32; f16, q8_0, u8_asym: loadModel's kvCacheType)
   --kv-old TYPE    the old side's (default: --kv's)
-  -h, --help       this text`,
+  -h, --help       this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       baseline: { type: "string" },
@@ -54,12 +55,9 @@ build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV 
     },
   },
 );
-const kvOf = (flag: string, v: string): KVType => {
-  if (!(KV_TYPES as readonly string[]).includes(v)) throw new Error(`${flag}: one of ${KV_TYPES.join(", ")}, got ${v}`);
-  return v as KVType;
-};
-const kv = { new: kvOf("--kv", opts.kv), old: kvOf("--kv-old", opts["kv-old"] ?? opts.kv) };
-const steps = Number(opts.steps), rounds = Number(opts.rounds);
+const kv = { new: choiceFlag(USAGE, "kv", opts.kv, KV_TYPES), old: choiceFlag(USAGE, "kv-old", opts["kv-old"] ?? opts.kv, KV_TYPES) };
+const steps = intFlag(USAGE, "steps", opts.steps), rounds = intFlag(USAGE, "rounds", opts.rounds);
+const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const exact = variant === "relaxed" && dotAddIsExactU8S8();
 const root = new URL("..", import.meta.url).pathname;
@@ -84,8 +82,8 @@ console.log(
     `${steps} steps x ${rounds} rounds each, alternating`,
 );
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
-for (const type of opts.types.split(",")) {
-  const file = await ensureSyntheticModel("stories110M", type as SyntheticType);
+for (const type of types) {
+  const file = await ensureSyntheticModel("stories110M", type);
   const builds = {
     new: new On(path.join(root, "build", `kvasm-${variant}.wasm`), variant),
     old: new On(path.join(oldBuild, `kvasm-${variant}.wasm`), variant),

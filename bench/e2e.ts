@@ -10,12 +10,12 @@
  * --ggml-order also measures each type loaded for llama.cpp's arithmetic bit for bit
  * ({ ggmlOrder: true, kvCacheType: "f16" }) and prints its speed as a share of the default's.
  */
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { ensureSyntheticModel, SHAPES, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { WasmBackend } from "../src/backends/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, listFlag } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -109,14 +109,14 @@ if (import.meta.main) {
       help: { type: "boolean", short: "h" },
     },
   });
-  const shape = opts.shape;
-  const types = opts.types.split(",");
-  const decodeTokens = Number(opts.decode);
+  const shape = choiceFlag(USAGE, "shape", opts.shape, Object.keys(SHAPES));
+  const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
+  const decodeTokens = intFlag(USAGE, "decode", opts.decode);
   const modes = opts["ggml-order"] ? ["default", "ggml"] as const : ["default"] as const;
   const results: E2EResult[] = [];
   let bw = 0;
   for (const type of types) {
-    const path = await ensureSyntheticModel(shape, type as SyntheticType);
+    const path = await ensureSyntheticModel(shape, type);
     for (const mode of modes) {
       const exact = mode === "ggml" ? { ggmlOrder: true, kvCacheType: "f16" as const } : {};
       const model = await loadModel(path, { contextLength: 512, threads: 1, ...exact });

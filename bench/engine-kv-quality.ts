@@ -11,11 +11,10 @@
 import { loadModel } from "../src/model/load.ts";
 import { argmax, logSoftmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
-import type { KVType } from "../src/backends/backend.ts";
-import { benchArgs } from "./cli.ts";
+import { KV_TYPES, type KVType } from "../src/backends/backend.ts";
+import { benchArgs, intFlag, listFlag } from "./cli.ts";
 
-const { positionals: args } = benchArgs(
-  `The quantized KV caches' quality cost: the f32 cache's greedy continuation fed to each cache; mean and max
+const USAGE = `The quantized KV caches' quality cost: the f32 cache's greedy continuation fed to each cache; mean and max
 KL(f32 || cache), top-1 agreement, and where free-running greedy output first departs.
 
   deno run -A bench/engine-kv-quality.ts [MODEL.gguf] [TOKENS] [TYPES]
@@ -23,12 +22,14 @@ KL(f32 || cache), top-1 agreement, and where free-running greedy output first de
   MODEL.gguf     default ../shared/models/stories260K/stories260K.gguf
   TOKENS         positions compared (default 400)
   TYPES          KV cache types (default q8_0,u8_asym)
-  -h, --help     this text`,
+  -h, --help     this text`;
+const { positionals: args } = benchArgs(
+  USAGE,
   { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true },
 );
 const path = args[0] ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
-const N = Number(args[1] ?? 400);
-const TYPES = (args[2] ?? "q8_0,u8_asym").split(",") as KVType[];
+const N = intFlag(USAGE, "TOKENS", args[1] ?? "400");
+const TYPES = listFlag(USAGE, "TYPES", args[2] ?? "q8_0,u8_asym", KV_TYPES);
 
 async function greedy(m: Model, prompt: number[], n: number): Promise<number[]> {
   const seq = m.newSequence();

@@ -11,24 +11,25 @@ import type { Model } from "../src/model/model.ts";
 import type { KVType } from "../src/backends/backend.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const { positionals: args } = benchArgs(
-  `Batched decode throughput: aggregate decode tok/s at batch 1, 4 and 16 on one thread, against the prefill tok/s of a
+const USAGE = `Batched decode throughput: aggregate decode tok/s at batch 1, 4 and 16 on one thread, against the prefill tok/s of a
 16-token chunk, and the KV cache's bytes per token (f32, Q8_0).
 
   deno run -A bench/engine.ts [MODEL.gguf ...]        bun bench/engine.ts [MODEL.gguf ...]
 
   MODEL.gguf     models to run (default: the synthetic stories110M F32 model)
   BENCH_STEPS    (environment) decode steps per batch size (default 8)
-  -h, --help     this text`,
+  -h, --help     this text`;
+const { positionals: args } = benchArgs(
+  USAGE,
   { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true },
 );
 const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
+const STEPS = intFlag(USAGE, "BENCH_STEPS", g.Deno?.env.get("BENCH_STEPS") ?? g.process?.env.BENCH_STEPS ?? "8");
 const models = args.length > 0 ? args : [await ensureSyntheticModel("stories110M", "F32")];
-const STEPS = Number(g.Deno?.env.get("BENCH_STEPS") ?? g.process?.env.BENCH_STEPS ?? 8);
 
 function prompt(i: number, n: number): number[] {
   return Array.from({ length: n }, (_, k) => 3 + ((i * 131 + k * 17) % 1000));

@@ -8,10 +8,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, runStamp, usageError } from "./cli.ts";
 
-const { values: opts } = benchArgs(
-  `matmul_f32 at prefill's row counts, one thread: this build against --baseline DIR's build, same process, fastest call.
+const USAGE = `matmul_f32 at prefill's row counts, one thread: this build against --baseline DIR's build, same process, fastest call.
 
   deno run -A bench/f32-prefill.bench.ts [options]        bun bench/f32-prefill.bench.ts [options]
 
@@ -19,7 +18,9 @@ const { values: opts } = benchArgs(
   --T LIST         activation rows (default 4,16,128)
   --reps N         interleaved calls per build and shape, fastest kept (default 12)
   --plain          the plain-SIMD builds instead of the relaxed ones
-  -h, --help       this text`,
+  -h, --help       this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       baseline: { type: "string" },
@@ -30,7 +31,8 @@ const { values: opts } = benchArgs(
     },
   },
 );
-if (!opts.baseline) throw new Error("--baseline DIR is required (see --help)");
+if (!opts.baseline) usageError("--baseline DIR is required", USAGE);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128), reps = intFlag(USAGE, "reps", opts.reps);
 const file = opts.plain ? "kvasm-simd.wasm" : "kvasm-relaxed.wasm";
 const root = new URL("..", import.meta.url).pathname;
 const memory = new WebAssembly.Memory({ initial: 1024 }); // 64 MiB, shared by both instances
@@ -52,10 +54,10 @@ for (let r = 0; r < 40; r++) for (const [, mm] of builds) mm(OUT[0], X, W, 768, 
 console.log(`# ${"Bun" in globalThis ? "bun" : "deno"}, ${file}, fastest of ${opts.reps}, ${runStamp()}`);
 console.log("| shape (d x n) | T | baseline GFLOP/s | this tree GFLOP/s | this / baseline | same bits |");
 console.log("|---|---|---|---|---|---|");
-for (const T of opts.T.split(",").map(Number)) {
+for (const T of Ts) {
   for (const [d, n] of [[768, 768], [2048, 768], [768, 2048]]) {
     const best = [Infinity, Infinity];
-    for (let r = 0; r < Number(opts.reps); r++) {
+    for (let r = 0; r < reps; r++) {
       builds.forEach(([, mm], b) => {
         const t = performance.now();
         mm(OUT[b], X, W, n, d, T, 0, d);

@@ -9,17 +9,18 @@
  *
  *   deno run -A bench/fma-peak.ts [--steps 20000000] [--rounds 7]        bun bench/fma-peak.ts ...
  */
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, runStamp } from "./cli.ts";
 import { engine, openStandalone } from "./candidates.ts";
 
-const { values: opts } = benchArgs(
-  `The one-core peak of 128-bit multiply-adds (ten independent relaxed_madd chains), GFLOP/s.
+const USAGE = `The one-core peak of 128-bit multiply-adds (ten independent relaxed_madd chains), GFLOP/s.
 
   deno run -A bench/fma-peak.ts [options]        bun bench/fma-peak.ts [options]
 
   --steps N    steps of the ten chains per call (default 20000000: 1.6 GFLOP)
   --rounds N   timed calls; the fastest is reported (default 7)
-  -h, --help   this text`,
+  -h, --help   this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       steps: { type: "string", default: "20000000" },
@@ -28,9 +29,7 @@ const { values: opts } = benchArgs(
     },
   },
 );
-const steps = Number(opts.steps), rounds = Number(opts.rounds);
-if (!(Number.isInteger(steps) && steps > 0 && steps < 2 ** 31)) throw new Error(`--steps: a positive 32-bit integer, got ${opts.steps}`);
-if (!(Number.isInteger(rounds) && rounds > 0)) throw new Error(`--rounds: a positive integer, got ${opts.rounds}`);
+const steps = intFlag(USAGE, "steps", opts.steps, 1, 2 ** 31 - 1), rounds = intFlag(USAGE, "rounds", opts.rounds);
 
 // the relaxed build only: in the plain one madd is a multiply of two constants, which the compiler folds away
 const fmaChains = openStandalone("bench/fma-peak/kernels.ts", { relaxed: true, mib: 1 }).ex.fma_chains;

@@ -1,6 +1,8 @@
 /**
- * The JavaScript side of a decode step (issue #16, "JS overhead between calls"): what a step allocates on the
- * JS heap, and how the first tokens after load run while the engine's JIT tiers the kernels up.
+ * The JavaScript side of a decode step (issue #16) in two questions of its own: what a step allocates on the JS heap,
+ * and how the first tokens after load run while the engine's JIT tiers the kernels up. How long a steady-state step
+ * spends outside its kernels (the step against the same step with no-op kernels, alternated) is
+ * bench/step-overhead.ts's question, not this one's: tierup's steady column is only where the first steps settle.
  *
  *   deno run -A bench/js-step.ts alloc  [--types F32,Q8_0] [--threads 1,2] [--tokens 256]
  *   bun bench/js-step.ts alloc ...
@@ -16,11 +18,11 @@
  * the last 50). The models are bench/synthetic.ts's stories110M files.
  */
 import { measureInChild } from "../tests/js-alloc.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { argmax } from "../src/sampling/sampler.ts";
-import { benchArgs, median, runtime } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, intListFlag, listFlag, median, runtime, usageError } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -66,9 +68,13 @@ function printAlloc(r: AllocResult, json: boolean): void {
 
 const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
 
-const USAGE = `The JavaScript side of a decode step: bytes allocated per token, and the first tokens' latency after load.
+const USAGE = `The JavaScript side of a decode step: bytes allocated per token, and the first tokens' latency after load
+(the time a steady step spends outside its kernels: bench/step-overhead.ts).
 
-  deno run -A bench/js-step.ts alloc|tierup [options]        bun bench/js-step.ts alloc|tierup [options]
+  deno run -A bench/js-step.ts [MODE] [options]        bun bench/js-step.ts [MODE] [options]
+
+  MODE             alloc (default): JS heap bytes a token, decodeOne, generate() and the engine, a child process each;
+                   tierup: each of the first steps' latency after a fresh load
 
   --types LIST     synthetic stories110M types (alloc default F32,Q8_0; tierup default F32,Q8_0,Q4_0,Q4_K_M)
   --threads LIST   alloc: thread counts (default 1,2); tierup: one count (default 1)
@@ -87,35 +93,40 @@ if (import.meta.main) {
     },
     allowPositionals: true,
   });
-  const mode = positionals[0] ?? "alloc";
+  const mode = choiceFlag(USAGE, "MODE", positionals[0] ?? "alloc", ["alloc", "tierup"]);
+  if (positionals.length > 1) usageError(`one MODE, got ${positionals.join(" ")}`, USAGE);
+  const alloc = mode === "alloc";
+  const types = listFlag(USAGE, "types", opts.types ?? (alloc ? "F32,Q8_0" : "F32,Q8_0,Q4_0,Q4_K_M"), SYNTHETIC_TYPES);
+  // tierup: one 8-id prefill, then the steps, in a context of 1024
+  const tokens = intFlag(USAGE, "tokens", opts.tokens ?? (alloc ? "256" : "200"), 1, alloc ? Number.MAX_SAFE_INTEGER : 1024 - 8);
+  const threadList = alloc ? intListFlag(USAGE, "threads", opts.threads ?? "1,2") : [intFlag(USAGE, "threads", opts.threads ?? "1")];
   const date = new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC";
-  if (mode === "alloc") {
-    const types = (opts.types ?? "F32,Q8_0").split(",");
-    const threads = (opts.threads ?? "1,2").split(",");
-    const tokens = opts.tokens ?? "256";
+  if (alloc) {
     const child = new URL("../tests/js-step-alloc-child.ts", import.meta.url).pathname;
     const rows: AllocResult["rows"] = [];
     for (const type of types) {
-      const path = await ensureSyntheticModel("stories110M", type as SyntheticType);
-      for (const t of threads) {
-        const r = measureInChild<{ windows: number[]; tokens: number; generated: number; engineTokens: number }>(child, [path, t, tokens]);
+      const path = await ensureSyntheticModel("stories110M", type);
+      for (const t of threadList) {
+        const r = measureInChild<{ windows: number[]; tokens: number; generated: number; engineTokens: number }>(child, [
+          path,
+          String(t),
+          String(tokens),
+        ]);
         rows.push({
           type,
-          threads: Number(t),
+          threads: t,
           step: r.windows[0] / r.tokens,
           generate: r.windows[1] / r.generated,
           engine: r.windows[2] / r.engineTokens,
         });
       }
     }
-    printAlloc({ runtime, date, tokens: Number(tokens), rows }, opts.json!);
-  } else if (mode === "tierup") {
-    const types = (opts.types ?? "F32,Q8_0,Q4_0,Q4_K_M").split(",");
-    const threads = Number(opts.threads ?? 1);
-    const tokens = Number(opts.tokens ?? 200);
+    printAlloc({ runtime, date, tokens, rows }, opts.json!);
+  } else {
+    const threads = threadList[0];
     const rows: Record<string, unknown>[] = [];
     for (const type of types) {
-      const path = await ensureSyntheticModel("stories110M", type as SyntheticType);
+      const path = await ensureSyntheticModel("stories110M", type);
       const t0 = performance.now();
       const model = await loadModel(path, { contextLength: 1024, threads });
       const loadMs = performance.now() - t0;
@@ -151,8 +162,5 @@ if (import.meta.main) {
         );
       }
     }
-  } else {
-    console.error(`unknown mode ${mode}\n\n${USAGE}`);
-    g.Deno ? g.Deno.exit(2) : g.process.exit(2);
   }
 }

@@ -12,14 +12,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs, runStamp, runtime } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, intListFlag, listFlag, runStamp, runtime, shapeListFlag, usageError } from "./cli.ts";
 import { checkKernelExports, dotAddIsExactU8S8, hasRelaxedSimd, type Kernels } from "../src/kernels/wasm.ts";
 import { lanesKernel } from "../src/quant/kernels.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { actRowBytes } from "../src/quant/kernels.ts";
+import { KERNEL_NAMES } from "../src/kernels/spec.ts";
 
-const { values: opts } = benchArgs(
-  `A lanes matmul kernel, this tree's build/ against an earlier build's (--baseline DIR), one process: outputs compared bit
+const USAGE = `A lanes matmul kernel, this tree's build/ against an earlier build's (--baseline DIR), one process: outputs compared bit
 for bit, fastest call of alternating rounds, old / new.
 
   deno run -A bench/kernel-ab.ts --baseline DIR [options]        bun bench/kernel-ab.ts --baseline DIR [options]
@@ -31,7 +31,9 @@ for bit, fastest call of alternating rounds, old / new.
   --T LIST         activation rows (default 1)
   --rounds N       timed rounds (default 15)
   --cold           a 64 MiB sweep before every timed call: weights from memory
-  -h, --help       this text`,
+  -h, --help       this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       baseline: { type: "string" },
@@ -45,12 +47,36 @@ for bit, fastest call of alternating rounds, old / new.
     },
   },
 );
-if (!opts.baseline) throw new Error("--baseline DIR is required (a copy of an earlier build/)");
+if (!opts.baseline) usageError("--baseline DIR is required (a copy of an earlier build/)", USAGE);
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;
 
 const MiB = 1 << 20;
 const W = MiB, X = 64 * MiB, XF = 72 * MiB, O = 80 * MiB, TMP = 88 * MiB, SWEEP = 96 * MiB, TOTAL = 168 * MiB;
+/** Byte offsets of a block's f16 scales (kept small and finite, so that outputs are numbers). */
+const F16_AT: Record<string, { block: number; at: number[] }> = {
+  Q4_0: { block: 18, at: [0] },
+  Q4_K: { block: 144, at: [0, 2] },
+  Q6_K: { block: 210, at: [208] },
+};
+const typeNames = listFlag(USAGE, "types", opts.types, Object.keys(F16_AT));
+const shapes = shapeListFlag(USAGE, "shapes", opts.shapes), Ts = intListFlag(USAGE, "T", opts.T);
+const rounds = intFlag(USAGE, "rounds", opts.rounds);
+const kernelName = opts.kernel === undefined
+  ? undefined
+  : choiceFlag(USAGE, "kernel", opts.kernel, KERNEL_NAMES.filter((k) => k.startsWith("matmul_")));
+// every case inside its region before anything is compiled: the weights (and their repacked copy), a T-row output
+for (const typeName of typeNames) {
+  for (const [d, n] of shapes) {
+    const bytes = (rowBytes(GGMLType[typeName as keyof typeof GGMLType], n) ?? NaN) * d;
+    if (!(bytes <= X - W)) {
+      usageError(`--shapes: ${d}x${n} is not a whole number of ${typeName} blocks a row within ${(X - W) / MiB} MiB`, USAGE);
+    }
+    for (const T of Ts) {
+      if (4 * d * T > TMP - O) usageError(`--T: ${T} rows of ${d} outputs pass the output's ${(TMP - O) / MiB} MiB`, USAGE);
+    }
+  }
+}
 type Build = { k: Kernels; mem: WebAssembly.Memory };
 async function build(file: string): Promise<Build> {
   const mem = new WebAssembly.Memory({ initial: TOTAL >> 16 });
@@ -70,31 +96,23 @@ const rnd = () => {
   seed ^= seed << 5;
   return seed >>> 0;
 };
-/** Byte offsets of a block's f16 scales (kept small and finite, so that outputs are numbers). */
-const F16_AT: Record<string, { block: number; at: number[] }> = {
-  Q4_0: { block: 18, at: [0] },
-  Q4_K: { block: 144, at: [0, 2] },
-  Q6_K: { block: 210, at: [208] },
-};
-
 console.log(
   `${runtime}, ${variant}, ${runStamp()}: ` +
     `this build (new) against ${opts.baseline} (old)${opts.cold ? ", weights from memory" : ""}; fastest call, old / new`,
 );
 let allSame = true;
-for (const typeName of opts.types.split(",")) {
+for (const typeName of typeNames) {
   const type = GGMLType[typeName as keyof typeof GGMLType];
   const lanes = lanesKernel(type, exact);
   if (!lanes) throw new Error(`${typeName}: no lanes kernel`);
-  const kernel = (opts.kernel ?? lanes.matmul) as typeof lanes.matmul;
-  for (const shape of opts.shapes.split(",")) {
-    const [d, n] = shape.split("x").map(Number);
+  const kernel = (kernelName ?? lanes.matmul) as typeof lanes.matmul;
+  for (const [d, n] of shapes) {
     const bytes = rowBytes(type, n)! * d, f = F16_AT[typeName];
     const nat = new Uint8Array(bytes);
     for (let i = 0; i < bytes; i++) nat[i] = rnd() & 0xff;
     const dv = new DataView(nat.buffer);
     for (let p = 0; p < bytes; p += f.block) for (const a of f.at) dv.setUint16(p + a, 0x1400 + (rnd() & 0x0fff), true);
-    for (const T of opts.T.split(",").map(Number)) {
+    for (const T of Ts) {
       const xf = new Float32Array(n * T);
       for (let i = 0; i < xf.length; i++) xf[i] = Math.sin(i * 0.37 + T) * 2;
       for (const b of Object.values(builds)) {
@@ -113,7 +131,7 @@ for (const typeName of opts.types.split(",")) {
       allSame &&= same;
       for (const b of Object.values(builds)) for (const t0 = performance.now(); performance.now() - t0 < 300;) call(b);
       const best = { new: Infinity, old: Infinity };
-      for (let r = 0; r < Number(opts.rounds); r++) {
+      for (let r = 0; r < rounds; r++) {
         for (const w of (r & 1) ? ["old", "new"] as const : ["new", "old"] as const) {
           if (opts.cold) sweep(builds[w]);
           const t0 = performance.now();
@@ -123,9 +141,9 @@ for (const typeName of opts.types.split(",")) {
       }
       const gops = (ms: number) => ((2 * n * d * T) / ms / 1e6).toFixed(0);
       console.log(
-        `  ${kernel} ${shape.padEnd(9)} T=${String(T).padEnd(3)} new ${(best.new * 1000).toFixed(0)} µs (${gops(best.new)} GOP/s)  old ${
-          (best.old * 1000).toFixed(0)
-        } µs  ${(best.old / best.new).toFixed(3)}x${same ? "" : "  DIFFER"}`,
+        `  ${kernel} ${`${d}x${n}`.padEnd(9)} T=${String(T).padEnd(3)} new ${(best.new * 1000).toFixed(0)} µs (${
+          gops(best.new)
+        } GOP/s)  old ${(best.old * 1000).toFixed(0)} µs  ${(best.old / best.new).toFixed(3)}x${same ? "" : "  DIFFER"}`,
       );
     }
   }

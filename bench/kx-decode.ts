@@ -14,8 +14,8 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
+import { benchArgs, intFlag, listFlag, runStamp } from "./cli.ts";
 import { Q4KX } from "./build-backend.ts";
 
 const USAGE =
@@ -35,8 +35,8 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const types = opts.types.split(",") as SyntheticType[];
-const rounds = Number(opts.rounds), steps = Number(opts.steps);
+const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
+const rounds = intFlag(USAGE, "rounds", opts.rounds), steps = intFlag(USAGE, "steps", opts.steps);
 
 /** A WASM backend that leaves every weight in ggml's layout (the kernels before the KX repack). */
 class NaturalLayout extends WasmBackend {

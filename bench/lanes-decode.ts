@@ -14,8 +14,8 @@ import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import { LANES_KERNELS } from "../src/quant/kernels.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
+import { benchArgs, intFlag, listFlag, runStamp } from "./cli.ts";
 
 const USAGE = `Decode ms per token and prefill ms per 128 ids, lanes layouts repacked at load and not, same process, 1 thread.
 
@@ -33,8 +33,8 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const types = opts.types.split(",") as SyntheticType[];
-const rounds = Number(opts.rounds), steps = Number(opts.steps);
+const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
+const rounds = intFlag(USAGE, "rounds", opts.rounds), steps = intFlag(USAGE, "steps", opts.steps);
 
 /** A WASM backend that keeps ggml's layout for every type with a lanes layout (and repacks the others as usual). */
 class NoLanes extends WasmBackend {

@@ -8,7 +8,7 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, median, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, median, runStamp } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -18,8 +18,7 @@ import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 import { BackendOn, Q4KX } from "./build-backend.ts";
-const { values: opts } = benchArgs(
-  `Q4_K matmuls of a decode step, lanes layout against KX (or this tree's build against an earlier one: --baseline),
+const USAGE = `Q4_K matmuls of a decode step, lanes layout against KX (or this tree's build against an earlier one: --baseline),
 same process, 1 thread (the synthetic Q4_K_M file).
 
   deno run -A bench/lanes-kquant-decode.ts [options]        bun bench/lanes-kquant-decode.ts [options]
@@ -27,7 +26,9 @@ same process, 1 thread (the synthetic Q4_K_M file).
   --steps N        decode steps of each model, in alternation (default 80)
   --baseline DIR   instead of KX: both models in the lanes layout, one on this tree's build/, one on DIR's (a copy of
                    an earlier build/); "lanes" is then this tree's, "kx" the earlier build's
-  -h, --help       this text`,
+  -h, --help       this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       steps: { type: "string", default: "80" },
@@ -36,7 +37,7 @@ same process, 1 thread (the synthetic Q4_K_M file).
     },
   },
 );
-const steps = Number(opts.steps);
+const steps = intFlag(USAGE, "steps", opts.steps);
 const file = await ensureSyntheticModel("stories110M", "Q4_K_M");
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const root = new URL("..", import.meta.url).pathname;

@@ -10,15 +10,14 @@
  */
 import * as path from "node:path";
 
-import { benchArgs, median, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, median, runStamp, usageError } from "./cli.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import { hasRelaxedSimd } from "../src/kernels/wasm.ts";
 import { BackendOn } from "./build-backend.ts";
 
-const { values: opts } = benchArgs(
-  `Q4_K matmuls of a prefill, this tree's kernels against an earlier build's, same process, 1 thread (synthetic Q4_K_M).
+const USAGE = `Q4_K matmuls of a prefill, this tree's kernels against an earlier build's, same process, 1 thread (synthetic Q4_K_M).
 
   deno run -A bench/lanes-kquant-prefill.ts --baseline DIR [options]        bun bench/lanes-kquant-prefill.ts ...
 
@@ -26,7 +25,9 @@ const { values: opts } = benchArgs(
   --tokens N       prompt length (default 128)
   --rounds N       prefills of each model, in alternation (default 6)
   --plain          both models on the plain-SIMD build
-  -h, --help       this text`,
+  -h, --help       this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       baseline: { type: "string" },
@@ -37,8 +38,8 @@ const { values: opts } = benchArgs(
     },
   },
 );
-if (!opts.baseline) throw new Error("--baseline DIR is needed (a copy of an earlier build/)");
-const tokens = Number(opts.tokens), rounds = Number(opts.rounds);
+if (!opts.baseline) usageError("--baseline DIR is needed (a copy of an earlier build/)", USAGE);
+const tokens = intFlag(USAGE, "tokens", opts.tokens), rounds = intFlag(USAGE, "rounds", opts.rounds);
 const relaxed = !opts.plain && hasRelaxedSimd();
 const variant = relaxed ? "relaxed" : "simd";
 

@@ -25,7 +25,7 @@ import * as path from "node:path";
 
 import process from "node:process";
 
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, shapeListFlag } from "./cli.ts";
 import {
   fastest,
   finish,
@@ -43,8 +43,7 @@ import {
 import { runT1 } from "./lanes-t1.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
-const { values: opts } = benchArgs(
-  `Q4_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
+const USAGE = `Q4_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
 checked bit for bit against natural; fastest call per variant, ratios to natural and lanes / KX, per shape and T.
 
   deno run -A bench/lanes-kquant.bench.ts [options]        bun bench/lanes-kquant.bench.ts [options]
@@ -64,7 +63,9 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
                     bytes (weights over 8 MiB read from DRAM, after a 256 MiB sweep)
   --variants LIST   with --t1: the kernels and candidates (default u8,q1,u4)
   --cold            with --t1: every shape from DRAM
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -82,6 +83,9 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
   },
 );
 const plain = opts.plain === true;
+const shapeList = opts.shapes === undefined ? undefined : shapeListFlag(USAGE, "shapes", opts.shapes);
+const roundsFlag = opts.rounds === undefined ? undefined : intFlag(USAGE, "rounds", opts.rounds);
+const Ts = intListFlag(USAGE, "T", opts.T), warmupMs = intFlag(USAGE, "warmup", opts.warmup, 0);
 if (opts.t1) {
   const same = runT1({
     name: "Q4_K",
@@ -95,8 +99,8 @@ if (opts.t1) {
     prepare: "split_q8_kxn",
   }, {
     variants: opts.variants.split(",").filter((v) => v !== "u8" || plain || dotAddIsExactU8S8()),
-    shapes: (opts.shapes ?? "2048x768,768x2048,12288x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]),
-    rounds: Number(opts.rounds ?? 12),
+    shapes: shapeList ?? [[2048, 768], [768, 2048], [12288, 2048]],
+    rounds: roundsFlag ?? 12,
     plain,
     cold: opts.cold === true,
     wasm: opts.wasm,
@@ -104,8 +108,7 @@ if (opts.t1) {
   if (!same) console.error("a T = 1 kernel or candidate differs from matmul_q4_k_lanes");
   process.exit(same ? 0 : 1);
 }
-const Ts = opts.T.split(",").map(Number);
-const rounds = Number(opts.rounds ?? 10);
+const rounds = roundsFlag ?? 10;
 
 const entry = "bench/lanes-kquant/kernels.ts";
 const { ex, memory, heap, relaxed } = openStandalone(entry, { relaxed: !plain, mib: 128, wasm: opts.wasm });
@@ -149,7 +152,7 @@ function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => nu
   }
 }
 
-const shapes = (opts.shapes ?? "2048x768,768x2048").split(",").map((s) => s.split("x").map(Number) as [number, number]);
+const shapes = shapeList ?? [[2048, 768], [768, 2048]];
 type Variant = "natural" | "kx" | "old" | "lanes" | "q1" | "u8";
 const variants: Variant[] = [
   "natural",
@@ -205,7 +208,7 @@ for (const [d, n] of shapes) {
       for (let i = 0; i + 1 < cut.length; i++) call("lanes", O2, cut[i], cut[i + 1]);
     });
     if (!split) mismatch(`${d}x${n} T=${T} lanes over split row ranges`);
-    const best = fastest(variants, (v) => call(v), { rounds, reps: Math.max(1, Math.round(32 / T)), warmupMs: Number(opts.warmup) });
+    const best = fastest(variants, (v) => call(v), { rounds, reps: Math.max(1, Math.round(32 / T)), warmupMs });
     report(`${`${d}x${n}`.padEnd(9)} T=${String(T).padEnd(4)}`, variants, best, {
       base: "natural",
       ops: 2 * n * d * T,

@@ -8,8 +8,8 @@
  *
  *   deno run -A bench/lanes-q6_k-decode.ts [--types Q4_0,Q4_K_M] [--steps 80]        bun bench/lanes-q6_k-decode.ts
  */
-import { benchArgs, median, runStamp } from "./cli.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { benchArgs, intFlag, listFlag, median, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
@@ -37,15 +37,16 @@ class Q6KOther extends WasmBackend {
     return w.type === GGMLType.Q6_K && w.layout === "lanes" ? otherKernels : super.kernelsOf(w);
   }
 }
-const { values: opts } = benchArgs(
-  `Q6_K matmuls of a decode step, lanes layout (this runtime's kernel and the other's) against KX, same process, 1 thread
+const USAGE = `Q6_K matmuls of a decode step, lanes layout (this runtime's kernel and the other's) against KX, same process, 1 thread
 (synthetic stories110M-shaped files).
 
   deno run -A bench/lanes-q6_k-decode.ts [options]        bun bench/lanes-q6_k-decode.ts [options]
 
   --types LIST   file types (default Q4_0,Q4_K_M)
   --steps N      decode steps of each model, in alternation (default 80)
-  -h, --help     this text`,
+  -h, --help     this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       types: { type: "string", default: "Q4_0,Q4_K_M" },
@@ -54,7 +55,7 @@ const { values: opts } = benchArgs(
     },
   },
 );
-const steps = Number(opts.steps);
+const steps = intFlag(USAGE, "steps", opts.steps), types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
 /** ms of the Q6_K matmuls and of every other op in a profile. */
 const q6 = (p: OpProfile) => {
   let s = 0, o = 0;
@@ -69,7 +70,7 @@ console.log(
 );
 type Which = "lanes" | "other" | "kx";
 const order: Which[][] = [["lanes", "other", "kx"], ["kx", "lanes", "other"], ["other", "kx", "lanes"]];
-for (const type of opts.types.split(",") as SyntheticType[]) {
+for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const backends = { lanes: new WasmBackend(), other: new Q6KOther(), kx: new Q6KX() };
   const models = {

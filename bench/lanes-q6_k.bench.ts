@@ -19,12 +19,11 @@
 
 import process from "node:process";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, runStamp, shapeListFlag, usageError } from "./cli.ts";
 import { engine, openStandalone, xorshift } from "./candidates.ts";
 import { runT1 } from "./lanes-t1.ts";
 
-const { values: opts } = benchArgs(
-  `Q6_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
+const USAGE = `Q6_K matmuls on one module compiled here (relaxed SIMD, or plain): natural, KX and lanes layouts, each output
 checked bit for bit against natural; fastest call per variant, ratios to natural and lanes / KX, per shape and T.
 
   deno run -A bench/lanes-q6_k.bench.ts [options]        bun bench/lanes-q6_k.bench.ts [options]
@@ -40,7 +39,9 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
                     (weights over 8 MiB, the classifier's 20 MiB among them, read from DRAM after a 256 MiB sweep)
   --variants LIST   with --t1: the kernels and candidates (default q1,av1,sh4)
   --cold            with --t1: every shape from DRAM
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -56,6 +57,8 @@ checked bit for bit against natural; fastest call per variant, ratios to natural
   },
 );
 const plain = opts.plain === true;
+const shapes = shapeListFlag(USAGE, "shapes", opts.shapes), rounds = intFlag(USAGE, "rounds", opts.rounds);
+const Ts = intListFlag(USAGE, "T", opts.T);
 if (opts.t1) {
   const same = runT1({
     name: "Q6_K",
@@ -68,8 +71,8 @@ if (opts.t1) {
     candidateRange: false,
   }, {
     variants: opts.variants.split(","),
-    shapes: opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]),
-    rounds: Number(opts.rounds),
+    shapes,
+    rounds,
     plain,
     cold: opts.cold === true,
     wasm: opts.wasm,
@@ -77,8 +80,12 @@ if (opts.t1) {
   if (!same) console.error("a T = 1 kernel or candidate differs from matmul_q6_k_lanes");
   process.exit(same ? 0 : 1);
 }
-const Ts = opts.T.split(",").map(Number);
-const rounds = Number(opts.rounds);
+// whole blocks of 256 a row, the weights within their 24 MB region
+for (const [d, n] of shapes) {
+  if (n % 256 || d * (n / 256) * 210 > 24 << 20) {
+    usageError(`--shapes: ${d}x${n}: IN must be a multiple of 256 and the weights at most 24 MiB`, USAGE);
+  }
+}
 
 const { ex, memory } = openStandalone("bench/lanes-q6_k/kernels.ts", { relaxed: !plain, mib: 256, wasm: opts.wasm });
 
@@ -98,7 +105,6 @@ function fillWeights(heap: Uint8Array, at: number, bytes: number, next: () => nu
   }
 }
 
-const shapes = opts.shapes.split(",").map((s) => s.split("x").map(Number) as [number, number]);
 const variants = ["natural", "kx", "lanes", "q1"] as const;
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio natural / variant)`);
 let allSame = true;

@@ -9,7 +9,7 @@
  */
 import { instantiateKernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs, runStamp, runtime } from "./cli.ts";
+import { benchArgs, intFlag, runStamp, runtime } from "./cli.ts";
 
 const USAGE = `The kvasm/ops attention variants against dense softmax attention of the same size, by sequence length: time
 ratios measured in the same run and the working memory each needs (one head of 64, one thread).
@@ -19,7 +19,7 @@ ratios measured in the same run and the working memory each needs (one head of 6
   --max T        the longest sequence length (default 4096)
   -h, --help     this text`;
 const { values: opts } = benchArgs(USAGE, { options: { max: { type: "string", default: "4096" }, help: { type: "boolean", short: "h" } } });
-const maxT = Number(opts.max) || 4096;
+const maxT = intFlag(USAGE, "max", opts.max, 128); // the shortest length measured
 const { cpus } = await import("node:os");
 
 const D = 64, WDIM = 64, S = 64, LK = 128, TOPK = 32, WIN = 64;

@@ -18,13 +18,13 @@
  * The peers install on first use into bench/peers-install/ (git-ignored, never a dependency of kvasm), with
  * the harnesses of ../shared/peers (llamacpp.mjs, wllama.ts) copied beside them; see ../shared/peers/README.md.
  */
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
 import type { KVType } from "../src/backends/backend.ts";
-import { benchArgs, median } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, listFlag, median } from "./cli.ts";
 import { readBandwidth } from "./e2e.ts";
 import { GGMLType, rowBytes } from "../src/formats/ggml-types.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
@@ -282,15 +282,16 @@ function pickOf(useMedian: boolean): (xs: number[]) => number | undefined {
 }
 
 async function orchestrate(opts: CommandLine): Promise<void> {
-  const types = opts.types.split(",") as SyntheticType[];
-  const rounds = Number(opts.rounds);
+  // every flag before anything installs or runs
+  const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
+  const rounds = intFlag(USAGE, "rounds", opts.rounds);
   const useMedian = opts.median, pick = pickOf(useMedian);
   const withBun = !opts["no-bun"];
   const withThreads = !opts["no-threads"];
-  const kvType = kvTypeOf(opts.kv); // before anything installs or runs
+  const kvType = kvTypeOf(opts.kv);
+  const prefills = intFlag(USAGE, "prefills", opts.prefills);
+  if (opts.cpu !== undefined) intFlag(USAGE, "cpu", opts.cpu, 0);
   const peers = await ensurePeers(!opts["no-wllama"]);
-  const prefills = Number(opts.prefills);
-  if (!(Number.isInteger(prefills) && prefills >= 1)) throw new Error(`--prefills: a positive integer, got ${opts.prefills}`);
   const pin = await pinTo(opts.cpu);
   const kvasm = (runtime: "deno" | "bun", path: string, threads: number) => {
     const [cmd, argv] = kvasmCommand(runtime, [path, String(threads), "--prefills", String(prefills), "--kv", kvType]);
@@ -378,7 +379,7 @@ async function orchestrate(opts: CommandLine): Promise<void> {
 
 /** --profile: decode and prefill µs per token by op class, one process per type (Deno, then Bun unless --no-bun). */
 async function profileAll(opts: CommandLine): Promise<void> {
-  const types = opts.types.split(",") as SyntheticType[];
+  const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
   const runtimes = opts["no-bun"] ? ["deno"] : ["deno", "bun"];
   const kvType = kvTypeOf(opts.kv); // before any file is written
   for (const type of types) {
@@ -448,8 +449,7 @@ function kvasmCommand(runtime: string, args: string[]): [string, string[]] {
 
 /** --kv's value: the cache types llama.cpp keeps too (f32, f16). */
 function kvTypeOf(v: string): KVType {
-  if (v !== "f32" && v !== "f16") throw new Error(`--kv: f32 or f16, got ${v}`);
-  return v;
+  return choiceFlag(USAGE, "kv", v, ["f32", "f16"]);
 }
 
 /** The command line; parsed only when this file runs, not when big-model.ts imports ensurePeers. */
@@ -478,7 +478,8 @@ type CommandLine = ReturnType<typeof parseCommandLine>["values"];
 if (import.meta.main) {
   const { values: opts, positionals } = parseCommandLine();
   if (opts.one !== undefined) {
-    const m = await measureKvasm(opts.one, Number(positionals[0] ?? "1"), opts["with-profile"], Number(opts.prefills), kvTypeOf(opts.kv));
+    const threads = intFlag(USAGE, "THREADS", positionals[0] ?? "1"), prefills = intFlag(USAGE, "prefills", opts.prefills);
+    const m = await measureKvasm(opts.one, threads, opts["with-profile"], prefills, kvTypeOf(opts.kv));
     console.log(JSON.stringify(m));
     g.Deno ? g.Deno.exit(0) : g.process.exit(0);
   } else if (opts.profile) await profileAll(opts);

@@ -19,8 +19,8 @@ import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { Weight } from "../src/backends/backend.ts";
 import type { LlamaWeights } from "../src/architectures/llama.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
+import { benchArgs, choiceFlag, intFlag, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -42,9 +42,9 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const T = Number(opts.rows), reps = Number(opts.reps);
+const T = intFlag(USAGE, "rows", opts.rows, 1, 512), reps = intFlag(USAGE, "reps", opts.reps); // 512: the context loaded
 const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
-const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
+const path = await ensureSyntheticModel("stories110M", choiceFlag(USAGE, "type", opts.type, SYNTHETIC_TYPES));
 
 const one = await loadModel(path, { backend: new WasmBackend(), contextLength: 512 });
 // each matmul run when called, as a case times it (not held back to join the next over the same input: ThreadedWasmBackend.matmul)

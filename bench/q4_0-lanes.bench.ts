@@ -11,11 +11,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, runStamp, shapeListFlag, usageError } from "./cli.ts";
 import { engine, xorshift } from "./candidates.ts";
 
-const { values: opts } = benchArgs(
-  `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes, and matmul_q4_0_lanes_q1, whose
+const USAGE = `Q4_0 matmul, today's kernel (matmul_q4_0) against the lanes layout's (matmul_q4_0_lanes, and matmul_q4_0_lanes_q1, whose
 T = 1 step is the form JavaScriptCore runs fast), in one build; outputs checked bit for bit; fastest call after 300 ms of
 warm-up calls and today / lanes time ratio, per shape and T.
 
@@ -26,7 +25,9 @@ warm-up calls and today / lanes time ratio, per shape and T.
   --shapes LIST     out x in shapes (default 2048x768,768x2048,32000x768)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
   --build DIR       the builds in DIR (default build/)
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -38,8 +39,15 @@ warm-up calls and today / lanes time ratio, per shape and T.
     },
   },
 );
-const Ts = opts.T.split(",").map(Number);
-const rounds = Number(opts.rounds);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128); // the f32 activations: 128 rows of 2048
+const rounds = intFlag(USAGE, "rounds", opts.rounds);
+const shapes = shapeListFlag(USAGE, "shapes", opts.shapes);
+for (const [d, n] of shapes) {
+  // whole Q4_0 blocks a row, at most 2048 inputs (the activations), weights and T-row outputs within their 20 MiB
+  if (n % 32 || n > 2048 || (n / 32) * 18 * d > 20 << 20 || 4 * d * Math.max(...Ts) > 20 << 20) {
+    usageError(`--shapes: ${d}x${n}: IN must be a multiple of 32 up to 2048, and the weights and outputs at most 20 MiB`, USAGE);
+  }
+}
 const plain = opts.plain === true;
 
 const root = new URL("..", import.meta.url).pathname;
@@ -71,8 +79,8 @@ function place(n: number, d: number) {
 
 console.log(`${engine}, ${plain ? "plain" : "relaxed"} build, ${runStamp()}: fastest call in us (ratio today / lanes)`);
 let allSame = true;
-for (const shape of opts.shapes.split(",")) {
-  const [d, n] = shape.split("x").map(Number);
+for (const [d, n] of shapes) {
+  const shape = `${d}x${n}`;
   place(n, d);
   for (const T of Ts) {
     ex.quantize_q8_s(X, XF, n, T);

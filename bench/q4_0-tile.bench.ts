@@ -5,7 +5,7 @@
  *
  *   deno run -A bench/q4_0-tile.bench.ts          bun bench/q4_0-tile.bench.ts        [--T 1,16,128] [--rounds 8]
  */
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, shapeListFlag, usageError } from "./cli.ts";
 import {
   fastest,
   fillActivations,
@@ -20,8 +20,7 @@ import {
   xorshift,
 } from "./candidates.ts";
 
-const { values: opts } = benchArgs(
-  `Q4_0 T > 1 tiles in the lanes layout on one module compiled here (relaxed SIMD): matmul_q4_0 (ggml's layout),
+const USAGE = `Q4_0 T > 1 tiles in the lanes layout on one module compiled here (relaxed SIMD): matmul_q4_0 (ggml's layout),
 matmul_q4_0_lanes and the candidates in bench/q4_0-tile/kernels.ts; outputs checked bit for bit; fastest call and
 ratio to matmul_q4_0_lanes, per shape and T.
 
@@ -40,7 +39,9 @@ ratio to matmul_q4_0_lanes, per shape and T.
                     gm2b (gm2 over two far-apart bands), gm5 (high nibbles by i8x16.shr_u); session 10: gr1
                     (gq1 with the relaxed q15mulr: one pmulhrsw)
   --shapes LIST     out x in shapes (default 2048x768,768x2048)
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -52,7 +53,15 @@ ratio to matmul_q4_0_lanes, per shape and T.
     },
   },
 );
-const Ts = opts.T.split(",").map(Number);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128); // the f32 activations: 128 rows of 2048
+const rounds = intFlag(USAGE, "rounds", opts.rounds), warmupMs = intFlag(USAGE, "warmup", opts.warmup, 0);
+const shapes = shapeListFlag(USAGE, "shapes", opts.shapes);
+for (const [d, n] of shapes) {
+  // whole Q4_0 blocks a row, at most 2048 inputs (the activations), weights within 16 MiB and T-row outputs within 8
+  if (n % 32 || n > 2048 || (n / 32) * 18 * d > 16 << 20 || 4 * d * Math.max(...Ts) > 8 << 20) {
+    usageError(`--shapes: ${d}x${n}: IN must be a multiple of 32 up to 2048, the weights at most 16 MiB, the outputs 8`, USAGE);
+  }
+}
 
 const { ex, memory, heap, relaxed } = openStandalone("bench/q4_0-tile/kernels.ts", { relaxed: true, mib: 128 });
 // natural and repacked weights, Q8_S activations, outputs, f32 activations, repack scratch; four activation rows
@@ -71,6 +80,9 @@ const rnd = xorshift();
 fillActivations(memory, XF, 2048 * 128);
 
 const candidates = opts.variants.split(",");
+for (const v of candidates) {
+  if (typeof ex[v] !== "function") usageError(`--variants: no candidate ${v} in bench/q4_0-tile/kernels.ts`, USAGE);
+}
 const call = (v: string, n: number, d: number, T: number) => {
   if (v === "ggml") ex.matmul_q4_0(O, X, W, n, d, T, 0, d);
   else if (v === "lanes") ex.matmul_q4_0_lanes(O, X, WL, n, d, T, 0, d);
@@ -79,8 +91,8 @@ const call = (v: string, n: number, d: number, T: number) => {
   else ex[v](O, X, WL, n, d, T);
 };
 header("fastest call in us (ratio lanes / variant)", relaxed);
-for (const shape of opts.shapes.split(",")) {
-  const [d, n] = shape.split("x").map(Number);
+for (const [d, n] of shapes) {
+  const shape = `${d}x${n}`;
   const bytes = (n / 32) * 18 * d;
   for (let i = W; i < W + bytes; i++) heap[i] = rnd() & 0xff;
   const dv = new DataView(memory.buffer);
@@ -97,9 +109,9 @@ for (const shape of opts.shapes.split(",")) {
     const ref = snapshot(memory, O, d * T);
     const same = Object.fromEntries(variants.map((v) => [v, sameBits(memory, O, ref, () => call(v, n, d, T))]));
     const best = fastest(variants, (v) => call(v, n, d, T), {
-      rounds: Number(opts.rounds),
+      rounds,
       reps: Math.max(1, Math.round(64 / T)),
-      warmupMs: Number(opts.warmup),
+      warmupMs,
     });
     report(`${shape.padEnd(9)} T=${String(T).padEnd(4)}`, variants, best, { base: "lanes", ops: 2 * n * d * T, same });
   }

@@ -15,7 +15,7 @@
  * Prints each kernel's fastest call and its ratio to `lanes` per shape and T, and whether its outputs are bit for
  * bit matmul_q8_0's (the weights hold -128 and 127 bytes, the activations ±127).
  */
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, listFlag } from "./cli.ts";
 import {
   fastest,
   fillActivations,
@@ -32,8 +32,7 @@ import {
 } from "./candidates.ts";
 import { byteDotReadsUnsigned, dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
-const { values: opts } = benchArgs(
-  `Q8_0 prefill candidates for JavaScriptCore against the lanes kernels (signed, VNNI, nibble: Bun's), on one module compiled
+const USAGE = `Q8_0 prefill candidates for JavaScriptCore against the lanes kernels (signed, VNNI, nibble: Bun's), on one module compiled
 here (relaxed SIMD); fastest call and ratio to the signed form, per shape and T, with a bit-for-bit check against matmul_q8_0.
 
   bun bench/q8_0-bun.bench.ts [options]        deno run -A bench/q8_0-bun.bench.ts [options]
@@ -42,7 +41,9 @@ here (relaxed SIMD); fastest call and ratio to the signed form, per shape and T,
   --rounds N        timed rounds per kernel, interleaved (default 10)
   --warmup MS       untimed calls of every kernel first, for this long each (default 300)
   --only LIST       of the other kernels and candidates, only these (natural and lanes always run)
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -53,7 +54,8 @@ here (relaxed SIMD); fastest call and ratio to the signed form, per shape and T,
     },
   },
 );
-const Ts = opts.T.split(",").map(Number);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128); // the f32 activations: 128 rows of 2048
+const rounds = intFlag(USAGE, "rounds", opts.rounds), warmupMs = intFlag(USAGE, "warmup", opts.warmup, 0);
 
 const { ex, memory, heap, relaxed } = openStandalone("bench/q8_0-bun/kernels.ts", { relaxed: true, mib: 192 });
 // the natural weight and its two repacked copies, Q8_S activations, outputs, f32 activations, repack scratch, then the
@@ -73,7 +75,8 @@ const { W, WL, WV, X, O, XF, TMP, XN, XP, XS } = place(65536, {
 fillActivations(memory, XF, 2048 * 128, true);
 const rand = xorshift();
 
-const only = opts.only ? new Set(opts.only.split(",")) : undefined;
+const others = ["vnni", "nib", ...Object.keys(ex).filter((k) => k.startsWith("cand_")).map((k) => k.slice(5))];
+const only = opts.only ? new Set(listFlag(USAGE, "only", opts.only, others)) : undefined;
 // name, export, weights, activations: candidates cand_n* take the VNNI form's weights and nibble activations
 const kernels = new Map<string, [string, number, number]>(
   ([
@@ -112,7 +115,7 @@ for (const [label, n, d] of shapes) {
     const timed = [...kernels.keys()].filter((name) => T > 1 ? !name.startsWith("t1") : !/^n\d/.test(name));
     const same = Object.fromEntries(timed.map((v) => [v, sameBits(memory, O, ref, () => call(v))]));
     const reps = Math.max(1, Math.round((T === 1 ? 64 : 8) / T * (2048 / d)));
-    const best = fastest(timed, call, { rounds: Number(opts.rounds), reps, warmupMs: Number(opts.warmup) });
+    const best = fastest(timed, call, { rounds, reps, warmupMs });
     // the VNNI form is valid only where the dot-add is an exact u8 x s8 product, nib and the cand_n* planes (unsigned
     // bytes as the i16 dot's second operand) only where that dot reads it unsigned
     const mayDiffer = (v: string) => v === "vnni" ? !exact : v === "nib" || kernels.get(v)![0].startsWith("cand_") ? !unsigned : false;

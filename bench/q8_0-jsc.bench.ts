@@ -14,11 +14,10 @@
  * Run both engines in the same minutes to compare them.
  */
 
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, runStamp } from "./cli.ts";
 import { engine, openStandalone, xorshift } from "./candidates.ts";
 
-const { values: opts } = benchArgs(
-  `Q8_0 matmul on one module compiled here (relaxed SIMD, or plain): today's kernel, its tile without the per-block reduction
+const USAGE = `Q8_0 matmul on one module compiled here (relaxed SIMD, or plain): today's kernel, its tile without the per-block reduction
 (timing only), and the lanes layout (bit-identical, checked); fastest call and ratio to today's, per shape and T.
 Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
 
@@ -27,7 +26,9 @@ Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
   --T LIST          token rows (default 1,16,128)
   --rounds N        timed rounds per variant, interleaved (default 10)
   --plain           the plain-SIMD build (and its lanes order) instead of the relaxed one
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -37,8 +38,8 @@ Run it under Deno and Bun in the same minutes to compare V8 with JavaScriptCore.
     },
   },
 );
-const Ts = opts.T.split(",").map(Number);
-const rounds = Number(opts.rounds);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128); // the f32 activations: 128 rows of 2048
+const rounds = intFlag(USAGE, "rounds", opts.rounds);
 const plain = opts.plain === true;
 
 const { ex, memory, heap } = openStandalone("bench/q8_0-jsc/kernels.ts", { relaxed: !plain, mib: 64 });

@@ -17,7 +17,7 @@ import { OpProfile } from "../src/backends/op-profile.ts";
 import { GGMLType, type GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { LANES_KERNELS, type LanesKernel } from "../src/quant/kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, runStamp } from "./cli.ts";
 
 const USAGE = `Q8_0 decode ms per token and prefill ms per 128 ids, the lanes form this runtime takes (VNNI; Bun: nibble activations)
 vs the signed one, same process, 1 thread.
@@ -36,7 +36,7 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
-const rounds = Number(opts.rounds), steps = Number(opts.steps);
+const rounds = intFlag(USAGE, "rounds", opts.rounds), steps = intFlag(USAGE, "steps", opts.steps);
 
 /** A WASM backend held to LANES_KERNELS' signed Q8_0 form whatever the probe says (main's kernels). */
 class SignedForm extends WasmBackend {

@@ -14,7 +14,7 @@
  * Prints each kernel's fastest call and its ratio to `lanes` per shape and T, and whether its outputs are bit for
  * bit matmul_q8_0's (the weights hold -128 and 127 bytes, the activations ±127).
  */
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag } from "./cli.ts";
 import {
   fastest,
   fillActivations,
@@ -31,8 +31,7 @@ import {
 } from "./candidates.ts";
 import { dotAddIsExactU8S8 } from "../src/kernels/wasm.ts";
 
-const { values: opts } = benchArgs(
-  `Q8_0 lanes kernels, signed (matmul_q8_0_lanes) and VNNI (matmul_q8_0_vnni) forms, on one module compiled here;
+const USAGE = `Q8_0 lanes kernels, signed (matmul_q8_0_lanes) and VNNI (matmul_q8_0_vnni) forms, on one module compiled here;
 fastest call and ratio to the signed form, per shape and T, with a bit-for-bit check against matmul_q8_0.
 
   deno run -A bench/q8_0-vnni.bench.ts [options]        bun bench/q8_0-vnni.bench.ts [options]
@@ -41,7 +40,9 @@ fastest call and ratio to the signed form, per shape and T, with a bit-for-bit c
   --rounds N        timed rounds per kernel, interleaved (default 10)
   --warmup MS       untimed calls of every kernel first, for this long each (default 300)
   --plain           the plain-SIMD build instead of the relaxed one
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       T: { type: "string", default: "1,16,128" },
@@ -52,7 +53,8 @@ fastest call and ratio to the signed form, per shape and T, with a bit-for-bit c
     },
   },
 );
-const Ts = opts.T.split(",").map(Number);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128); // the f32 activations: 128 rows of 2048
+const rounds = intFlag(USAGE, "rounds", opts.rounds), warmupMs = intFlag(USAGE, "warmup", opts.warmup, 0);
 
 const { ex, memory, heap, relaxed } = openStandalone("bench/q8_0-vnni/kernels.ts", { relaxed: opts.plain !== true, mib: 128 });
 // the natural weight and its two repacked copies, Q8_S activations, outputs, f32 activations, repack scratch
@@ -99,7 +101,7 @@ for (const [label, n, d] of shapes) {
     const timed = [...kernels.keys()].filter((name) => T > 1 || !name.startsWith("rows") && !name.startsWith("s1"));
     const same = Object.fromEntries(timed.map((v) => [v, sameBits(memory, O, ref, () => call(v))]));
     const reps = Math.max(1, Math.round((T === 1 ? 64 : 8) / T * (2048 / d)));
-    const best = fastest(timed, call, { rounds: Number(opts.rounds), reps, warmupMs: Number(opts.warmup) });
+    const best = fastest(timed, call, { rounds, reps, warmupMs });
     // the VNNI form is valid only where the dot-add is an exact u8 x s8 product (its outputs differ in Bun)
     const mayDiffer = (v: string) => !exact && relaxed && kernels.get(v)![1] === WV;
     report(`${label.padEnd(9)} T=${String(T).padEnd(4)}`, timed, best, { base: "lanes", ops: 2 * n * d * T, same, mayDiffer });

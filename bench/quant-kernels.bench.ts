@@ -20,10 +20,9 @@ import { KX_KERNELS, LANES_KERNELS, QUANT_WEIGHT_TYPES, weightKernel } from "../
 
 import { checkKernelExports } from "../src/kernels/wasm.ts";
 import type { Kernels } from "../src/kernels/spec.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intListFlag, listFlag } from "./cli.ts";
 const memory = new WebAssembly.Memory({ initial: 2560 }); // 160 MiB
-const { values: opts, positionals: args } = benchArgs(
-  `Quantized matmul kernels, one thread: GOP/s and GB/s of weights, plain against relaxed SIMD (and KX layouts), and a
+const USAGE = `Quantized matmul kernels, one thread: GOP/s and GB/s of weights, plain against relaxed SIMD (and KX layouts), and a
 stories110M-shaped decode estimate.
 
   deno run -A bench/quant-kernels.bench.ts [options] [TYPE ...]        bun bench/quant-kernels.bench.ts ...
@@ -32,7 +31,9 @@ stories110M-shaped decode estimate.
   --build DIR       the builds in DIR instead of build/
   --baseline DIR    also time DIR/kvasm-relaxed.wasm (an earlier build) in the same run, fastest call reported
   --T LIST          token rows (default 1,16,128)
-  -h, --help        this text`,
+  -h, --help        this text`;
+const { values: opts, positionals: args } = benchArgs(
+  USAGE,
   {
     options: {
       build: { type: "string" },
@@ -45,7 +46,10 @@ stories110M-shaped decode estimate.
 );
 const baseline = opts.baseline;
 const buildDir = opts.build;
-const Ts = opts.T.split(",").map(Number);
+const Ts = intListFlag(USAGE, "T", opts.T, 1, 128); // the f32 activations: 128 rows of 2048
+// a type this bench has no kernels for was skipped without a word
+const typeNames = QUANT_WEIGHT_TYPES.map((t) => ggmlTypeName(t).toLowerCase());
+if (args.length) listFlag(USAGE, "TYPE", args.join(","), typeNames);
 
 const builds: Record<string, Kernels> = {};
 const buildFiles: Record<string, string | URL> = {

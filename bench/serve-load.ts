@@ -24,7 +24,7 @@
  */
 import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { benchArgs, median } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, median } from "./cli.ts";
 
 const USAGE = `The server under a mixed load with disconnects, each answer checked against a replay alone, and its memory and
 counters back at their baseline afterwards (\`kvasm serve\` in a child process of this runtime). Exits 1 on any failure.
@@ -37,7 +37,7 @@ counters back at their baseline afterwards (\`kvasm serve\` in a child process o
   --parallel N      the server's --parallel (default 16)
   --context N       the server's --context (default 1024)
   --warm N          warm-up rounds before the baseline, at least 3 (default 8)
-  --http node       serve through node:http
+  --http node       serve through node:http (native: the runtime's own server, the default)
   --smaps DIR       write the server's /proc/PID/smaps at each stage into DIR
   -h, --help        this text`;
 const { values: opts } = benchArgs(USAGE, {
@@ -54,12 +54,14 @@ const { values: opts } = benchArgs(USAGE, {
   },
 });
 const modelPath = opts.model ?? new URL("../../shared/models/stories260K/stories260K.gguf", import.meta.url).pathname;
-const clients = Number(opts.clients), requests = Number(opts.requests);
+const clients = intFlag(USAGE, "clients", opts.clients), requests = intFlag(USAGE, "requests", opts.requests);
+const parallel = intFlag(USAGE, "parallel", opts.parallel), context = intFlag(USAGE, "context", opts.context);
+const warmRounds = intFlag(USAGE, "warm", opts.warm, 3);
+if (opts.http !== undefined) choiceFlag(USAGE, "http", opts.http, ["native", "node"]); // kvasm serve's --http
 const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
 
 // the server: `kvasm serve` under this same runtime
 const exec = (globalThis as unknown as { process: { execPath: string } }).process.execPath;
-const context = Number(opts.context);
 const cli = [
   new URL("../src/cli.ts", import.meta.url).pathname,
   "serve",
@@ -68,7 +70,7 @@ const cli = [
   "--port",
   "0",
   "--parallel",
-  opts.parallel,
+  String(parallel),
   "--context",
   String(context),
   ...(opts.http !== undefined ? ["--http", opts.http] : []),
@@ -227,7 +229,6 @@ async function send(s: Spec, dropAfterChunks = -1): Promise<Answer[] | null> {
 // against it.
 const startRss = rss();
 snapshot("0-loaded");
-const parallel = Number(opts.parallel);
 await Promise.all(Array.from({ length: parallel }, (_, i) =>
   fetch(`${url}/v1/completions`, {
     method: "POST",
@@ -249,7 +250,7 @@ async function mixRound(): Promise<number> {
   return lostInRound;
 }
 const warmRss: number[] = [];
-for (let round = 0; round < Math.max(3, Number(opts.warm)); round++) {
+for (let round = 0; round < warmRounds; round++) {
   await mixRound();
   warmRss.push(rss());
 }

@@ -13,7 +13,7 @@ import { loadModel } from "../src/model/load.ts";
 import { createHandler } from "../src/server/handler.ts";
 import { serve } from "../src/server/serve.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, floatFlag, intFlag } from "./cli.ts";
 
 const USAGE = `Loopback load run of the OpenAI-compatible server: streaming completions from N clients; requests/s, tokens/s,
 time to first token and inter-token latency percentiles.
@@ -39,8 +39,9 @@ const { values: opts } = benchArgs(USAGE, {
   },
 });
 const modelArg = opts.model;
-const clients = Number(opts.clients), requests = Number(opts.requests), maxTokens = Number(opts["max-tokens"]);
-const seconds = Number(opts.seconds);
+const clients = intFlag(USAGE, "clients", opts.clients), requests = intFlag(USAGE, "requests", opts.requests);
+const maxTokens = intFlag(USAGE, "max-tokens", opts["max-tokens"]), seconds = floatFlag(USAGE, "seconds", opts.seconds);
+const parallel = intFlag(USAGE, "parallel", opts.parallel);
 
 const pct = (xs: number[], p: number) => {
   if (xs.length === 0) return NaN;
@@ -49,7 +50,7 @@ const pct = (xs: number[], p: number) => {
 };
 
 const model = await loadModel(modelArg ?? await ensureSyntheticModel("stories110M"), {
-  maxSequences: Number(opts.parallel),
+  maxSequences: parallel,
   contextLength: 512,
 });
 const handler = createHandler(model, { modelId: "bench" });

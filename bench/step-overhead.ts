@@ -1,6 +1,7 @@
 /**
  * What a one-thread decode step spends outside its kernels (issue #16, "the JavaScript between calls"), measured
- * without the profiler: the same Model.decodeOne + argmax step as bench/peers.ts, in one process, one sample of each
+ * without the profiler (the bench for that question; what a step allocates, and the first steps after a load, are
+ * bench/js-step.ts's): the same Model.decodeOne + argmax step as bench/peers.ts, in one process, one sample of each
  * variant in turn, `--rounds` x `--steps` times; every step runs at position 128 of a 128-id prompt (the sequence is
  * cut back to 128 before each), so that every sample does the same work:
  *
@@ -37,7 +38,8 @@ import type { Kernels } from "../src/kernels/wasm.ts";
 import { noopWasmKernels } from "./noop-kernels.ts";
 
 const USAGE = `What a one-thread decode step spends outside its kernels: the step, the step with no-op kernels (JS, wasm), the
-kernels alone, argmax, the logits read, the awaits; variants alternated in one process, µs a step.
+kernels alone, argmax, the logits read, the awaits; variants alternated in one process, µs a step (bytes a step
+allocates and the first steps after load: bench/js-step.ts).
 
   deno run -A bench/step-overhead.ts [options]        bun bench/step-overhead.ts [options]
 

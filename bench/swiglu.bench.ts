@@ -8,18 +8,19 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, runStamp } from "./cli.ts";
 import { compileStandalone, removeStandalone } from "./standalone.ts";
 
-const { values: opts } = benchArgs(
-  `SwiGLU as built against bench/swiglu/reference.ts (through ggmlExpf4): bits compared, fastest call of interleaved rounds.
+const USAGE = `SwiGLU as built against bench/swiglu/reference.ts (through ggmlExpf4): bits compared, fastest call of interleaved rounds.
 
   deno run -A bench/swiglu.bench.ts [options]        bun bench/swiglu.bench.ts [options]
 
-  --rows LIST   rows of 2048 (default 1,128)
+  --rows LIST   rows of 2048, at most 128 (default 1,128)
   --rounds N    timed rounds per variant, interleaved (default 20)
   --relaxed     compile with relaxed SIMD (the kernels here use none; the build flag as the relaxed builds have it)
-  -h, --help    this text`,
+  -h, --help    this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       rows: { type: "string", default: "1,128" },
@@ -29,6 +30,8 @@ const { values: opts } = benchArgs(
     },
   },
 );
+const maxRows = 128;
+const rowsList = intListFlag(USAGE, "rows", opts.rows, 1, maxRows), rounds = intFlag(USAGE, "rounds", opts.rounds);
 const root = new URL("..", import.meta.url).pathname;
 const wasmFile = compileStandalone(path.join(root, "bench/swiglu/kernels.ts"), opts.relaxed === true, "swiglu-");
 type Fn = (out: number, gate: number, up: number, n: number, T: number) => void;
@@ -39,7 +42,7 @@ const ex = new WebAssembly.Instance(new WebAssembly.Module(fs.readFileSync(wasmF
 >;
 removeStandalone(wasmFile);
 
-const n = 2048, maxRows = 128, MiB = 1 << 20;
+const n = 2048, MiB = 1 << 20;
 const G = 64 * 1024, U = G + 2 * MiB, O1 = U + 2 * MiB, O2 = O1 + 2 * MiB;
 const f = new Float32Array(memory.buffer), u32 = new Uint32Array(memory.buffer);
 let s = 12345;
@@ -94,9 +97,9 @@ console.log(
 for (let r = 0; r < 30; r++) ex.swiglu(O1, G, U, n, 16), ex.swiglu_ref(O2, G, U, n, 16); // both tiered up
 console.log("| rows of 2048 | reference µs | as built µs | reference / as built |");
 console.log("|---|---|---|---|");
-for (const T of opts.rows.split(",").map(Number)) {
+for (const T of rowsList) {
   const best = [Infinity, Infinity];
-  for (let r = 0; r < Number(opts.rounds); r++) {
+  for (let r = 0; r < rounds; r++) {
     [ex.swiglu_ref, ex.swiglu].forEach((fn, k) => {
       const t = performance.now();
       fn(k ? O2 : O1, G, U, n, T);

@@ -17,7 +17,7 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { chooseTensorType, quantizeModel, quantizeRows, type QuantizeTarget } from "../src/quant/quantize.ts";
 import { rowBytes } from "../src/formats/ggml-types.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, choiceFlag, usageError } from "./cli.ts";
 
 export interface SyntheticShape {
   name: string;
@@ -308,20 +308,24 @@ export async function ensureSyntheticModel(shapeName: string, type: SyntheticTyp
 }
 
 if (import.meta.main) {
-  const { values: opts, positionals: args } = benchArgs(
-    `kvasm's synthetic-model writer: a llama GGUF with real shapes and random weights.
+  const USAGE = `kvasm's synthetic-model writer: a llama GGUF with real shapes and random weights.
 
   deno run -A bench/synthetic.ts [OUT.gguf] [SHAPE]          F32 (SHAPE: ${Object.keys(SHAPES).join(" | ")}; default stories110M)
   deno run -A bench/synthetic.ts --ensure SHAPE [TYPE]      the cached file in bench/models/ (written if absent), its path printed
-  -h, --help                                                 this text`,
+  -h, --help                                                 this text`;
+  const { values: opts, positionals: args } = benchArgs(
+    USAGE,
     { options: { ensure: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } }, allowPositionals: true },
   );
+  const shapes = Object.keys(SHAPES);
   if (opts.ensure) {
-    console.log(await ensureSyntheticModel(args[0], (args[1] ?? "F32") as SyntheticType));
+    if (args[0] === undefined) usageError("--ensure: a SHAPE is needed", USAGE);
+    const shape = choiceFlag(USAGE, "SHAPE", args[0], shapes), type = choiceFlag(USAGE, "TYPE", args[1] ?? "F32", SYNTHETIC_TYPES);
+    console.log(await ensureSyntheticModel(shape, type));
     // deno-lint-ignore no-explicit-any
     (globalThis as any).Deno?.exit(0);
   } else {
-    const shape = SHAPES[args[1] ?? "stories110M"];
+    const shape = SHAPES[choiceFlag(USAGE, "SHAPE", args[1] ?? "stories110M", shapes)];
     await writeSyntheticModel(args[0] ?? "synthetic.gguf", shape);
   }
 }

@@ -11,8 +11,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { benchArgs, median, runStamp } from "./cli.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { benchArgs, intFlag, listFlag, median, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -20,10 +20,17 @@ import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 
-const { values: opts } = benchArgs(
-  `Decode steps on transparent huge pages (madvise through the runtime's FFI) against 4 KiB pages, one process.
+const USAGE = `Decode steps on transparent huge pages (madvise through the runtime's FFI) against 4 KiB pages, one process, 1 thread:
+median and fastest µs a step of each, and their ratio.
 
-  deno run -A bench/thp-ab.ts [--types Q4_0,Q4_K_M] [--steps 48] [--rounds 2]        bun bench/thp-ab.ts ...`,
+  deno run -A bench/thp-ab.ts [options]        bun bench/thp-ab.ts [options]
+
+  --types LIST   synthetic stories110M files (default Q4_0,Q4_K_M; F32, F16, Q8_0, Q4_0, Q4_K, Q4_K_M)
+  --steps N      decode steps of each model per round, after a 128-id prompt (default 48)
+  --rounds N     rounds, each on new sequences (default 2)
+  -h, --help     this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       types: { type: "string", default: "Q4_0,Q4_K_M" },
@@ -33,6 +40,8 @@ const { values: opts } = benchArgs(
     },
   },
 );
+const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
+const steps = intFlag(USAGE, "steps", opts.steps), rounds = intFlag(USAGE, "rounds", opts.rounds);
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const exact = variant === "relaxed" && dotAddIsExactU8S8();
 const root = new URL("..", import.meta.url).pathname;
@@ -62,8 +71,8 @@ async function madvise(buf: ArrayBuffer, advice: number): Promise<number> {
 const huge = () => fs.readFileSync("/proc/self/smaps_rollup", "utf8").match(/AnonHugePages:\s+(\d+)/)?.[1];
 const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
 console.log(`${g.Bun ? "bun" : "deno"}, ${runStamp()}`);
-for (const type of opts.types.split(",")) {
-  const file = await ensureSyntheticModel("stories110M", type as SyntheticType);
+for (const type of types) {
+  const file = await ensureSyntheticModel("stories110M", type);
   const b4k = new On(path.join(root, "build", `kvasm-${variant}.wasm`), variant);
   const bth = new On(path.join(root, "build", `kvasm-${variant}.wasm`), variant);
   const m4k = await loadModel(file, { backend: b4k, threads: 1 });
@@ -75,10 +84,10 @@ for (const type of opts.types.split(",")) {
   console.log(`${type}: madvise ${r1} ${r2} (${(performance.now() - t0).toFixed(0)} ms), AnonHugePages ${before} -> ${huge()} kB`);
   const times = { k4: [] as number[], th: [] as number[] };
   const models = { k4: m4k, th: mth };
-  for (let r = 0; r < Number(opts.rounds); r++) {
+  for (let r = 0; r < rounds; r++) {
     const seqs = { k4: models.k4.newSequence(), th: models.th.newSequence() };
     let tok = { k4: argmax(await models.k4.prefill(seqs.k4, prompt)), th: argmax(await models.th.prefill(seqs.th, prompt)) };
-    for (let s = 0; s < Number(opts.steps); s++) {
+    for (let s = 0; s < steps; s++) {
       for (const w of (s & 1) ? ["th", "k4"] as const : ["k4", "th"] as const) {
         const t = performance.now();
         const l = await models[w].decodeOne(seqs[w], tok[w]);

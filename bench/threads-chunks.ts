@@ -19,7 +19,7 @@ import type { Weight } from "../src/backends/backend.ts";
 import { planChunks } from "../src/threads/control.ts";
 import { weightKernelFor } from "../src/backends/weight-kernels.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -34,8 +34,8 @@ const USAGE = `What cutting a one-row matmul into chunks costs: one call, the de
 const { values: opts } = benchArgs(USAGE, {
   options: { model: { type: "string" }, reps: { type: "string", default: "200" }, help: { type: "boolean", short: "h" } },
 });
+const reps = intFlag(USAGE, "reps", opts.reps);
 const path = opts.model ?? await ensureSyntheticModel("stories110M", "Q4_K_M");
-const reps = Number(opts.reps);
 
 const model = await loadModel(path, { contextLength: 512, threads: 2 });
 try {

@@ -11,19 +11,20 @@
 import { loadModel } from "../src/model/load.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 import type { LlamaWeights } from "../src/architectures/llama.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
-import { benchArgs, median, runStamp } from "./cli.ts";
+import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
+import { benchArgs, choiceFlag, intFlag, median, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const { values: opts } = benchArgs(
-  `A 128-row matmul on the calling thread while the pool's worker spins with Atomics.pause(), spins bare, or sleeps.
+const USAGE = `A 128-row matmul on the calling thread while the pool's worker spins with Atomics.pause(), spins bare, or sleeps.
 
   deno run -A bench/threads-spin.ts [options]        bun bench/threads-spin.ts [options]
 
   --type T   F32, F16, Q8_0, Q4_0 or Q4_K_M: bench/synthetic.ts's stories110M model (default F32)
   --reps N   calls in each state, interleaved (default 20)
-  -h, --help this text`,
+  -h, --help this text`;
+const { values: opts } = benchArgs(
+  USAGE,
   {
     options: {
       type: { type: "string", default: "F32" },
@@ -32,8 +33,8 @@ const { values: opts } = benchArgs(
     },
   },
 );
-const T = 128, reps = Number(opts.reps);
-const path = await ensureSyntheticModel("stories110M", opts.type as SyntheticType);
+const T = 128, reps = intFlag(USAGE, "reps", opts.reps);
+const path = await ensureSyntheticModel("stories110M", choiceFlag(USAGE, "type", opts.type, SYNTHETIC_TYPES));
 // each matmul run when called (not held back to join the next over the same input: see ThreadedWasmBackend.matmul)
 const backend = new ThreadedWasmBackend({ threads: 2, mergeMatmuls: false });
 const model = await loadModel(path, { backend, contextLength: 512 });

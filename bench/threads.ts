@@ -36,11 +36,11 @@ import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WasmBackend } from "../src/backends/wasm.ts";
 import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
-import { ensureSyntheticModel, type SyntheticType } from "./synthetic.ts";
+import { ensureSyntheticModel } from "./synthetic.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { benchArgs, median } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, intListFlag, median } from "./cli.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -83,20 +83,16 @@ const { values: opts } = benchArgs(USAGE, {
   },
 });
 const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
-const threadCounts = opts.threads.split(",").map(Number);
-const decodeSteps = Number(opts.decode);
-const prefillTokens = Number(opts.prefill);
-const reps = Number(opts.reps);
+const threadCounts = intListFlag(USAGE, "threads", opts.threads);
+// each prefill and each decode run on a fresh sequence of the 512-position context loaded
+const decodeSteps = intFlag(USAGE, "decode", opts.decode, 1, 512);
+const prefillTokens = intFlag(USAGE, "prefill", opts.prefill, 1, 512);
+const reps = intFlag(USAGE, "reps", opts.reps);
 const profile = opts.profile;
 const joins = opts.joins;
-const gapMs = Number(opts.gap);
-const path = opts.model ?? await syntheticModel(opts.type);
-
-function syntheticModel(type: string): Promise<string> {
-  const types: SyntheticType[] = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"];
-  if (!types.includes(type as SyntheticType)) throw new Error(`--type: ${types.join(", ")}; got ${type}`);
-  return ensureSyntheticModel("stories110M", type as SyntheticType);
-}
+const gapMs = intFlag(USAGE, "gap", opts.gap, 0);
+const type = choiceFlag(USAGE, "type", opts.type, ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"] as const);
+const path = opts.model ?? await ensureSyntheticModel("stories110M", type);
 
 /** Deterministic token ids (the vocabulary's made-up pieces; ids do not change the work). */
 function tokens(n: number, seed: number): number[] {

@@ -20,12 +20,11 @@ import { argmax, logSoftmax } from "../src/sampling/sampler.ts";
 import type { Model } from "../src/model/model.ts";
 import type { Sequence } from "../src/kv/paged-cache.ts";
 import { ensureSyntheticModel } from "./synthetic.ts";
-import { benchArgs, runStamp } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, runStamp } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const { positionals: args } = benchArgs(
-  `Sparse top-k attention against dense attention at long context (teacher-forced along dense's greedy tokens):
+const USAGE = `Sparse top-k attention against dense attention at long context (teacher-forced along dense's greedy tokens):
 KL(dense || top-k), top-1 agreement and decode tok/s, in the same run.
 
   deno run -A bench/topk-attention.ts [POSITIONS] [KS] [STEPS] [MODEL.gguf]
@@ -34,12 +33,14 @@ KL(dense || top-k), top-1 agreement and decode tok/s, in the same run.
   KS             top-k settings (default 64,256)
   STEPS          decode steps per setting (default 32)
   MODEL.gguf     real weights instead of the synthetic long-context shape
-  -h, --help     this text`,
+  -h, --help     this text`;
+const { positionals: args } = benchArgs(
+  USAGE,
   { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true },
 );
-const POSITIONS = (args[0] ?? "1024,4096,16384").split(",").map(Number);
-const KS = (args[1] ?? "64,256").split(",").map(Number);
-const STEPS = Number(args[2] ?? 32);
+const POSITIONS = intListFlag(USAGE, "POSITIONS", args[0] ?? "1024,4096,16384");
+const KS = intListFlag(USAGE, "KS", args[1] ?? "64,256");
+const STEPS = intFlag(USAGE, "STEPS", args[2] ?? "32");
 
 /** One decode step of `seq` with the layout's topK set to k: its log-probabilities and milliseconds. */
 async function step(m: Model, seq: Sequence, token: number, k: number): Promise<{ lp: Float64Array; ms: number; next: number }> {

@@ -13,9 +13,9 @@ import { f32ToF16 as f16 } from "../src/quant/half.ts";
 import { prelude } from "../src/backends/webgpu/wgsl-common.ts";
 import { tiledKernel, tiledWideKernel, type TileShape, tileStorageBytes, tileTokens } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { TILE_SHAPES } from "../src/backends/webgpu/wgsl-tiled.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, intListFlag, listFlag } from "./cli.ts";
 import { xorshift } from "./candidates.ts";
-import { COPY_DST, matrixOf, openGpuBench, STORAGE } from "./webgpu-bench.ts";
+import { COPY_DST, MATRICES, matrixOf, openGpuBench, STORAGE } from "./webgpu-bench.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
@@ -41,6 +41,14 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
+
+// every flag held to what runs before the device opens: a misspelt case, type or variant ran nothing, or only today's
+const cases = listFlag(USAGE, "cases", opts.cases, Object.keys(MATRICES));
+const typeNames = listFlag(USAGE, "types", opts.types, ["Q4_0", "Q8_0", "Q4_K", "Q6_K"]);
+const rowsList = intListFlag(USAGE, "rows", opts.rows), N = intFlag(USAGE, "n", opts.n);
+const want = opts.variants === "all" ? null : new Set(listFlag(USAGE, "variants", opts.variants, [
+  ...new Set(cases.flatMap((c) => rowsList.flatMap((T) => variants(T, matrixOf(c)[0]).map((v) => v.name)))),
+]));
 
 /** Bytes of a 32-element unit's share of a row (Q4_K / Q6_K: a 256-element super-block over 8 units). */
 const ROW_BYTES_PER_32: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_0]: 34, [GGMLType.Q4_K]: 18, [GGMLType.Q6_K]: 26.25 };
@@ -111,16 +119,14 @@ async function pipeline(code: string): Promise<Gpu> {
 }
 
 const out: unknown[] = [];
-const N = Number(opts.n);
-const want = opts.variants === "all" ? null : new Set(opts.variants.split(","));
-for (const cname of opts.cases.split(",")) {
+for (const cname of cases) {
   const [R, K] = matrixOf(cname);
-  for (const tname of opts.types.split(",")) {
+  for (const tname of typeNames) {
     const type = (GGMLType as unknown as Record<string, GGMLTypeId>)[tname];
     if (ROW_BYTES_PER_32[type] === undefined) throw new Error(`unknown type ${tname}`);
     const w = weights(type, R, K), rb = w.length / R;
     const wbuf = upload(w);
-    for (const T of opts.rows.split(",").map(Number)) {
+    for (const T of rowsList) {
       // state words: activations (T rows of Q8_0 blocks, 9 words each, or Q8_K super-blocks, 81), then the output (T x R)
       const q8k = type === GGMLType.Q4_K || type === GGMLType.Q6_K;
       const ACT = 64, actWords = q8k ? T * (K / 256) * 81 : T * (K / 32) * 9, OUT = ACT + actWords, stWords = OUT + T * R;

@@ -11,14 +11,25 @@
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
-import { median } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, median, usageError } from "./cli.ts";
 
-const [path, perCallArg = "200", roundsArg = "5", mode = ""] = Deno.args;
-if (!path || path === "-h" || path === "--help") {
-  console.error("usage: deno run -A bench/webgpu-host-own.ts MODEL.gguf [TOKENS_PER_CALL 200] [ROUNDS 5] [own]");
-  Deno.exit(path ? 0 : 2);
-}
-const perCall = Number(perCallArg), rounds = Number(roundsArg), own = mode === "own";
+const USAGE = `The host's time per greedy WebGPU decode token, with and without replayed plans (WebGpuBackend's plans option),
+alternated in one process: per token, the time inside the forward pass and the wall time, and plan / record ratios
+(Deno; any adapter, lavapipe included: compare the ratio).
+
+  deno run -A bench/webgpu-host-own.ts MODEL.gguf [TOKENS_PER_CALL] [ROUNDS] [own]
+
+  TOKENS_PER_CALL  greedy tokens a timed call (default 200)
+  ROUNDS           rounds, one timed call of each side in turn (default 5)
+  own              the three recording calls (setPipeline, setBindGroup, dispatchWorkgroups) no-ops while timed:
+                   kvasm's own host time without Deno's (the tokens are then meaningless)
+  -h, --help       this text`;
+const { positionals } = benchArgs(USAGE, { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true });
+const [path, perCallArg = "200", roundsArg = "5", mode] = positionals;
+if (!path) usageError("a MODEL.gguf is needed", USAGE);
+if (positionals.length > 4) usageError(`at most four arguments, got ${positionals.length}`, USAGE);
+const perCall = intFlag(USAGE, "TOKENS_PER_CALL", perCallArg), rounds = intFlag(USAGE, "ROUNDS", roundsArg);
+const own = mode !== undefined && choiceFlag(USAGE, "OWN", mode, ["own"]) === "own";
 const proto = (globalThis as unknown as Record<string, { prototype: Record<string, unknown> }>).GPUComputePassEncoder.prototype;
 const names = ["setPipeline", "setBindGroup", "dispatchWorkgroups"];
 const real = names.map((n) => proto[n]);

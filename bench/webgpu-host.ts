@@ -9,7 +9,7 @@
 import { loadModel } from "../src/model/load.ts";
 import { WebGpuBackend } from "../src/backends/webgpu/backend.ts";
 import { forwardTimer, splitTimers } from "./webgpu-call-timers.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, usageError } from "./cli.ts";
 
 const USAGE = `Where the host's time per greedy WebGPU token goes (Deno): wall time, forward, the backend's recording and submits,
 and each WebGPU call's own time.
@@ -22,16 +22,16 @@ and each WebGPU call's own time.
   NOSPLIT=1        (environment) no per-call timers, to see what they cost
   -h, --help       this text`;
 const { positionals } = benchArgs(USAGE, { options: { help: { type: "boolean", short: "h" } }, allowPositionals: true });
-if (positionals.length === 0) {
-  console.error(USAGE);
-  Deno.exit(2);
-}
+if (positionals.length === 0) usageError("a MODEL.gguf is needed", USAGE);
+// two calls of n greedy tokens after an 8-id prefill and 8 warm tokens, in the 512-position context loaded
+const n = intFlag(USAGE, "TOKENS_PER_CALL", positionals[1] ?? "100", 1, (512 - 16) / 2);
+const submitEvery = intFlag(USAGE, "SUBMIT_EVERY", positionals[2] ?? "256");
+const rows = intFlag(USAGE, "MAX_BATCH_ROWS", positionals[3] ?? "0", 0);
 // NOSPLIT=1: no per-call timers (their own cost)
 const wrapCalls = !Deno.env.get("NOSPLIT");
 const split = wrapCalls ? splitTimers() : {} as Record<string, number>;
 const path = positionals[0];
-const backend = new WebGpuBackend({ submitEvery: Number(positionals[2] ?? 256) });
-const rows = Number(positionals[3] ?? 0);
+const backend = new WebGpuBackend({ submitEvery });
 const model = await loadModel(path, { backend, contextLength: 512, ...(rows ? { maxBatchRows: rows } : {}) });
 const forward = forwardTimer(model);
 const b = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
@@ -57,7 +57,6 @@ for (const k in timers) timers[k] = 0;
 for (const k in split) split[k] = 0;
 const d0 = backend.dispatches;
 const t = performance.now();
-const n = Number(positionals[1] ?? 100);
 for (let i = 0; i < 2; i++) lastToken = (await model.decodeGreedy(seq, lastToken, n)).at(-1)!;
 const wall = performance.now() - t;
 const { ms, calls } = forward;

@@ -14,9 +14,9 @@ import { f32ToF16 as f16 } from "../src/quant/half.ts";
 import { prelude } from "../src/backends/webgpu/wgsl-common.ts";
 import { lanesFor, matmulKernel, pairedUnits, prologueCode, ROW_UNIT, rowKernel, rowPlan } from "../src/backends/webgpu/wgsl-matmul.ts";
 import { quantQ8_0Kernel } from "../src/backends/webgpu/wgsl-ops.ts";
-import { benchArgs } from "./cli.ts";
+import { benchArgs, intFlag, listFlag } from "./cli.ts";
 import { xorshift } from "./candidates.ts";
-import { COPY_DST, matrixOf, openGpuBench, STORAGE } from "./webgpu-bench.ts";
+import { COPY_DST, MATRICES, matrixOf, openGpuBench, STORAGE } from "./webgpu-bench.ts";
 
 // deno-lint-ignore no-explicit-any
 type Gpu = any;
@@ -42,6 +42,14 @@ const { values: opts } = benchArgs(USAGE, {
     help: { type: "boolean", short: "h" },
   },
 });
+
+// every flag held to what runs before the device opens: a misspelt case, type or variant ran nothing, or only today's
+const cases = listFlag(USAGE, "cases", opts.cases, Object.keys(MATRICES));
+const typeNames = listFlag(USAGE, "types", opts.types, ["Q4_0", "Q8_0", "F32"] as const);
+const N = intFlag(USAGE, "n", opts.n);
+const want = opts.variants === "all" ? null : new Set(listFlag(USAGE, "variants", opts.variants, [
+  ...new Set(typeNames.flatMap((t) => variants(GGMLType[t]).map((v) => v.name))),
+]));
 
 const BLOCK_BYTES: Record<number, number> = { [GGMLType.Q4_0]: 18, [GGMLType.Q8_0]: 34, [GGMLType.F32]: 128 };
 
@@ -323,8 +331,6 @@ function timeIt(p: Gpu, bg: Gpu, gx: number, count: number): Promise<number> {
 }
 
 const rows: unknown[] = [];
-const N = Number(opts.n);
-const want = opts.variants === "all" ? null : new Set(opts.variants.split(","));
 // the floor: a dispatch of one workgroup that writes one word
 {
   const p = await pipeline(
@@ -341,9 +347,9 @@ const want = opts.variants === "all" ? null : new Set(opts.variants.split(","));
   console.log(`floor (one workgroup, one word): ${(ns / 1000).toFixed(2)} us a dispatch`);
   rows.push({ case: "floor", us: ns / 1000 });
 }
-for (const cname of opts.cases.split(",")) {
+for (const cname of cases) {
   const [R, K] = matrixOf(cname);
-  for (const tname of opts.types.split(",")) {
+  for (const tname of typeNames) {
     const type = (GGMLType as unknown as Record<string, GGMLTypeId>)[tname];
     const nb = K / 32, rb = nb * BLOCK_BYTES[type];
     const { ggml, split } = weights(type, R, K);

@@ -37,7 +37,7 @@ import { TILE_SHAPE_NAMES } from "../src/backends/webgpu/wgsl-tiled.ts";
 import { SHAPES, type SyntheticShape } from "./synthetic.ts";
 import { Sampler } from "../src/sampling/sampler.ts";
 import { generate } from "../src/generate.ts";
-import { benchArgs, choiceFlag, intFlag, listFlag } from "./cli.ts";
+import { benchArgs, choiceFlag, floatFlag, intFlag, intListFlag, listFlag } from "./cli.ts";
 import { forwardTimer } from "./webgpu-call-timers.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -434,20 +434,22 @@ const spreads = opts["spread-from"]
   ? opts["spread-from"].split(",").map((s) => intFlag(USAGE, "spread-from", /^\d+e\d+$/.test(s) ? String(Number(s)) : s, 0))
   : [undefined];
 const tilesList = opts.tiles ? listFlag(USAGE, "tiles", opts.tiles, ["today", "auto", ...TILE_SHAPE_NAMES]) : [undefined];
+const shapeNames = listFlag(USAGE, "shapes", opts.shapes, Object.keys(SHAPES));
+const typeNames = listFlag(USAGE, "types", opts.types, ["F32", "Q8_0", "Q4_0"] as const); // what tensorBytes writes
+const bandwidth = floatFlag(USAGE, "bandwidth-gbs", opts["bandwidth-gbs"]); // default: H100 SXM HBM3 peak
+const decodeSteps = intFlag(USAGE, "decode", opts.decode);
+const wasmPrefillTokens = intFlag(USAGE, "wasm-prefill", opts["wasm-prefill"], 0);
+const chunk = intFlag(USAGE, "chunk", opts.chunk);
+const batch = intFlag(USAGE, "batch", opts.batch, 0);
+// prompt lengths timed (best of 3); the longest is also the rows one forward pass takes (maxBatchRows), as llama-bench's ubatch
+const prefillLengths = intListFlag(USAGE, "prefill", opts.prefill);
 
 const status = await webgpuStatus();
 console.log(`adapter: ${status.available ? status.adapter : "none: " + status.reason}`);
 if (!status.available) throw new Error("no WebGPU adapter");
-const bandwidth = Number(opts["bandwidth-gbs"]); // H100 SXM HBM3 peak
-const decodeSteps = Number(opts.decode);
-const wasmPrefillTokens = Number(opts["wasm-prefill"]);
-const chunk = Number(opts.chunk);
 const dir = opts.dir;
-const batch = Number(opts.batch);
 const keep = opts.keep;
 const profile = opts.profile;
-// prompt lengths timed (best of 3); the longest is also the rows one forward pass takes (maxBatchRows), as llama-bench's ubatch
-const prefillLengths = opts.prefill.split(",").map(Number);
 const maxPrefill = Math.max(...prefillLengths);
 const readback = await readbackMs(20);
 console.log(`bare readback (submit, mapAsync, unmap): ${readback.toFixed(2)} ms`);
@@ -458,9 +460,9 @@ const results: any[] = [];
 /** One backend configuration measured: --fold's mode, --spread-from's vocabulary, --tiles (undefined: the backend's default). */
 type Variant = { fold: Fold; spread: number | undefined; tiles: string | undefined };
 const variants: Variant[] = folds.flatMap((fold) => spreads.flatMap((spread) => tilesList.map((tiles) => ({ fold, spread, tiles }))));
-for (const shapeName of opts.shapes.split(",")) {
+for (const shapeName of shapeNames) {
   const shape = SHAPES[shapeName];
-  for (const typeName of opts.types.split(",")) {
+  for (const typeName of typeNames) {
     for (const variant of variants) {
       const { fold, spread, tiles } = variant;
       const type = GGMLType[typeName as keyof typeof GGMLType];
