@@ -11,13 +11,27 @@ import { f16, f32ToF16 } from "./quant-util";
   return max<f32>(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
 }
 
+/**
+ * v rounded to the nearest integer (ties to even, as f32x4.nearest), as i32 lanes, for |v| < 2^22: v + 1.5 * 2^23 holds
+ * that integer in the sum's low mantissa bits, and subtracting the constant's bits leaves it. One add, one subtract
+ * and a mask where trunc_sat(nearest(v)) costs about eight instructions in V8 on x86 (trunc_sat's NaN and overflow
+ * fix-ups). NaN lanes give 0, as trunc_sat does. The quantizers' |x * id| is at most 127 except where id is infinite
+ * (a block whose every |x| is below 127 / FLT_MAX): there trunc_sat's int32 extremes and these values narrow to the
+ * same bytes (127 for +inf, -128 for -inf) and only the block's i32 sum differs, which overflows either way and is
+ * multiplied by the block's d, 0 as an f16. magic: 0x4B400000 lanes.
+ */
+// @ts-ignore: decorator
+@inline function nearestInt(v: v128, magic: v128): v128 {
+  return v128.and(i32x4.sub(f32x4.add(v, magic), magic), f32x4.eq(v, v));
+}
+
 /** x*id rounded to nearest even, 16 floats at p -> 16 int8 at q; returns per-lane sums of the ints. */
 // @ts-ignore: decorator
-@inline function round16(q: usize, p: usize, id: v128): v128 {
-  const i0 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p), id)));
-  const i1 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + 16), id)));
-  const i2 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + 32), id)));
-  const i3 = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(p + 48), id)));
+@inline function round16(q: usize, p: usize, id: v128, magic: v128): v128 {
+  const i0 = nearestInt(f32x4.mul(v128.load(p), id), magic);
+  const i1 = nearestInt(f32x4.mul(v128.load(p + 16), id), magic);
+  const i2 = nearestInt(f32x4.mul(v128.load(p + 32), id), magic);
+  const i3 = nearestInt(f32x4.mul(v128.load(p + 48), id), magic);
   v128.store(q, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
   return i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
 }
@@ -28,6 +42,7 @@ import { f16, f32ToF16 } from "./quant-util";
  */
 export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
+  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 34;
@@ -35,8 +50,8 @@ export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
       const amax = absmax32(p);
       store<u16>(q, <u16>f32ToF16(amax / 127.0));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
-      round16(q + 2, p, id);
-      round16(q + 18, p + 64, id);
+      round16(q + 2, p, id, magic);
+      round16(q + 18, p + 64, id, magic);
     }
   }
 }
@@ -51,6 +66,7 @@ export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
  */
 export function quantize_q8_s(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
+  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 40;
@@ -59,7 +75,7 @@ export function quantize_q8_s(out: usize, x: usize, n: i32, T: i32): void {
       store<u16>(q, <u16>f32ToF16(amax / 127.0)); // the f16 d, read back widened below
       store<f32>(q, f16(q));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
-      const s = i32x4.add(round16(q + 8, p, id), round16(q + 24, p + 64, id));
+      const s = i32x4.add(round16(q + 8, p, id, magic), round16(q + 24, p + 64, id, magic));
       const t2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
       store<i32>(q + 4, i32x4.extract_lane(t2, 0) + i32x4.extract_lane(t2, 1));
     }
@@ -69,6 +85,7 @@ export function quantize_q8_s(out: usize, x: usize, n: i32, T: i32): void {
 /** Q8_1 blocks {f16 d; f16 s = d * sum(qs); i8 qs[32]} as ggml's x86 quantize_row_q8_1. */
 export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
+  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 36;
@@ -77,7 +94,7 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
       const d: f32 = amax / 127.0;
       store<u16>(q, <u16>f32ToF16(d));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
-      const s = i32x4.add(round16(q + 4, p, id), round16(q + 20, p + 64, id));
+      const s = i32x4.add(round16(q + 4, p, id, magic), round16(q + 20, p + 64, id, magic));
       const t2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
       const sum = i32x4.extract_lane(t2, 0) + i32x4.extract_lane(t2, 1);
       store<u16>(q + 2, <u16>f32ToF16(d * <f32>sum));
@@ -92,7 +109,7 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
  * block, which gets d = 0, qs = 0 and bsums = 0).
  */
 // @ts-ignore: decorator
-@inline function q8kBlock(q: usize, p: usize): f32 {
+@inline function q8kBlock(q: usize, p: usize, magic: v128): f32 {
   let mx: f32 = 0, amax: f32 = 0;
   for (let j: usize = 0; j < 256; j++) {
     const v = load<f32>(p + (j << 2));
@@ -108,10 +125,10 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
   const top = i32x4.splat(127);
   for (let j: usize = 0; j < 16; j++) {
     const pp = p + (j << 6);
-    const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp), vs))), top);
-    const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 16), vs))), top);
-    const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 32), vs))), top);
-    const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(pp + 48), vs))), top);
+    const i0 = i32x4.min_s(nearestInt(f32x4.mul(v128.load(pp), vs), magic), top);
+    const i1 = i32x4.min_s(nearestInt(f32x4.mul(v128.load(pp + 16), vs), magic), top);
+    const i2 = i32x4.min_s(nearestInt(f32x4.mul(v128.load(pp + 32), vs), magic), top);
+    const i3 = i32x4.min_s(nearestInt(f32x4.mul(v128.load(pp + 48), vs), magic), top);
     v128.store(q + 4 + (j << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
     const s = i32x4.add(i32x4.add(i0, i1), i32x4.add(i2, i3));
     const s2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
@@ -124,10 +141,11 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
 /** Q8_K blocks as ggml's quantize_row_q8_K_ref (q8kBlock). n % 256 == 0. */
 export function quantize_q8_k(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 8;
+  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 292;
-    for (let b = 0; b < nb; b++, p += 1024, q += 292) q8kBlock(q, p);
+    for (let b = 0; b < nb; b++, p += 1024, q += 292) q8kBlock(q, p, magic);
   }
 }
 
@@ -139,11 +157,12 @@ export function quantize_q8_k(out: usize, x: usize, n: i32, T: i32): void {
  */
 export function quantize_q8_kx(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 8;
+  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 292;
     for (let b = 0; b < nb; b++, p += 1024, q += 292) {
-      const iscale = q8kBlock(q, p);
+      const iscale = q8kBlock(q, p, magic);
       if (iscale == 0) continue;
       // the same rounding of the same floats, gathered in KX order
       const vs = f32x4.splat(iscale);
@@ -161,10 +180,10 @@ export function quantize_q8_kx(out: usize, x: usize, n: i32, T: i32): void {
           // bytes 0..7: groups 0..7, element 2c; bytes 8..15: element 2c + 1
           v0 = gather4(h, 0); v1 = gather4(h + 256, 0); v2 = gather4(h, 4); v3 = gather4(h + 256, 4);
         }
-        const i0 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v0, vs))), top);
-        const i1 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v1, vs))), top);
-        const i2 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v2, vs))), top);
-        const i3 = i32x4.min_s(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v3, vs))), top);
+        const i0 = i32x4.min_s(nearestInt(f32x4.mul(v0, vs), magic), top);
+        const i1 = i32x4.min_s(nearestInt(f32x4.mul(v1, vs), magic), top);
+        const i2 = i32x4.min_s(nearestInt(f32x4.mul(v2, vs), magic), top);
+        const i3 = i32x4.min_s(nearestInt(f32x4.mul(v3, vs), magic), top);
         v128.store(q + 4 + (c << 4), i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i0, i1), i16x8.narrow_i32x4_s(i2, i3)));
       }
     }
