@@ -421,14 +421,17 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
 // @ts-ignore: decorator
 @inline function expfFused(x: v128, round: v128, log2e: v128, ln2hi: v128, ln2lo: v128, p0: v128, p1: v128, p2: v128, p3: v128,
   p4: v128, one: v128, limit: v128, inf: v128, k127: v128): v128 {
-  const n = f32x4.sub(f32x4.relaxed_madd(x, log2e, round), round);
+  const z = f32x4.relaxed_madd(x, log2e, round);
+  const n = f32x4.sub(z, round);
   const negN = f32x4.neg(n);
   const b = f32x4.relaxed_madd(negN, ln2lo, f32x4.relaxed_madd(negN, ln2hi, x));
   const u = f32x4.mul(b, b);
   const j = f32x4.relaxed_madd(
     f32x4.relaxed_madd(f32x4.relaxed_madd(p0, b, p1), u, f32x4.relaxed_madd(p2, b, p3)), u, f32x4.relaxed_madd(p4, b, one),
   );
-  const nI = i32x4.trunc_sat_f32x4_s(n), k1 = i32x4.shr_s(nI, 1);
+  // n as an integer: z holds it in its low mantissa bits (|n| <= 192; past that res is replaced), so one integer
+  // subtraction of round's bits where trunc_sat costs about eight instructions in V8
+  const nI = i32x4.sub(z, round), k1 = i32x4.shr_s(nI, 1);
   const s1 = i32x4.shl(i32x4.add(k1, k127), 23), s2 = i32x4.shl(i32x4.add(i32x4.sub(nI, k1), k127), 23);
   const res = f32x4.mul(f32x4.mul(j, s1), s2);
   const big = f32x4.gt(f32x4.abs(n), limit);

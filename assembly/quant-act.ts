@@ -110,16 +110,20 @@ export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
  */
 // @ts-ignore: decorator
 @inline function q8kBlock(q: usize, p: usize, magic: v128): f32 {
-  let mx: f32 = 0, amax: f32 = 0;
-  for (let j: usize = 0; j < 256; j++) {
-    const v = load<f32>(p + (j << 2));
-    const a = abs<f32>(v);
-    if (a > amax) { amax = a; mx = v; }
-  }
+  // amax over the block four lanes at a time (pmax keeps the running value where a lane is NaN, as `a > amax` does),
+  // then mx, the first element of that magnitude: ggml's scalar search's result without its 256 compares and branches
+  let m4 = f32x4.splat(0);
+  for (let j: usize = 0; j < 1024; j += 16) m4 = f32x4.pmax(m4, f32x4.abs(v128.load(p + j)));
+  const amax = max<f32>(max<f32>(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max<f32>(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
   if (amax == 0) {
     memory.fill(q, 0, 292);
     return 0;
   }
+  const a4 = f32x4.splat(amax);
+  let at = p;
+  while (!v128.any_true(f32x4.eq(f32x4.abs(v128.load(at)), a4))) at += 16;
+  while (abs<f32>(load<f32>(at)) != amax) at += 4;
+  const mx = load<f32>(at);
   const iscale: f32 = <f32>-127.0 / mx;
   const vs = f32x4.splat(iscale);
   const top = i32x4.splat(127);
