@@ -168,6 +168,19 @@ test("cli: numeric flags are range-checked by name before anything loads; a flag
   }
 });
 
+const NO_TOKENIZER = sharedPath("models", "stories260K", "stories260K.bin");
+
+testShared("cli: a model without a tokenizer refuses --prompt before anything reaches stdout", [NO_TOKENIZER], async () => {
+  // the plain path and the engine's (--n 2) alike: the prompt used to be echoed first, so the error followed it on one line
+  for (const extra of [[], ["--n", "2"]]) {
+    const io = capture();
+    const args = ["generate", "--model", NO_TOKENIZER, "--prompt", "hi", "--max-tokens", "2", "--threads", "1", ...extra];
+    assertEquals(await main(args, io), 1, extra.join(" "));
+    assertEquals(io.stdout, "", extra.join(" "));
+    assert(/^kvasm: ParamError: prompt: .*stories260K\.bin carries no tokenizer; pass one \(--tokenizer/.test(io.stderr), io.stderr);
+  }
+});
+
 const CHAT_MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
 testShared("cli: chat through piped stdin keeps the conversation: the second turn's prompt holds the first", [CHAT_MODEL], async () => {
