@@ -37,7 +37,8 @@ testShared(
   "server: the file's stem is the model id: /v1/models and /health show it, requests naming it or none are served, others get 404",
   [MODEL],
   async () => {
-    const handler = createHandler(await model(), {});
+    // no options at all: they are optional (a JavaScript caller leaving them out got a TypeError from opts.modelId)
+    const handler = createHandler(await model());
     try {
       assertEquals(handler.modelId, "stories260K-q8_0");
       const list = await (await get(handler, "/v1/models")).json();

@@ -80,7 +80,7 @@ export interface KvasmHandler {
   close(): Promise<void>;
 }
 
-export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler {
+export function createHandler(model: Model, opts: HandlerOptions = {}): KvasmHandler {
   const modelId = opts.modelId ?? defaultModelId(model);
   const bounds = boundsOf(model, opts); // checked before the engine is made
   const ownEngine = opts.generator ? null : new Engine(model, opts.engine);
