@@ -8,6 +8,7 @@ import { readLlama2cTokenizer } from "../src/tokenizer/llama2c-vocab.ts";
 import { readSentencePieceModel } from "../src/tokenizer/sentencepiece-model.ts";
 import { SpmTokenizer } from "../src/tokenizer/spm.ts";
 import { BpeTokenizer } from "../src/tokenizer/bpe.ts";
+import { loadModel } from "../src/model/load.ts";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 
 const STORIES_BIN = sharedPath("models/stories260K/tok512.bin");
@@ -25,6 +26,33 @@ testShared("truncated tokenizer.bin -> FormatError naming the file", [STORIES_BI
   await assertRejects(() => readLlama2cTokenizer(bytes, "tok512.bin", 513), FormatError, /truncated at token 512/);
   assertEquals(readLlama2cTokenizer(bytes, "tok512.bin").vocabSize, 512);
 });
+
+const LLAMA2_BIN = sharedPath("models/tokenizers/llama2-tokenizer.bin");
+const LLAMA2_MODEL = sharedPath("models/tokenizers/llama2-tokenizer.model");
+const STORIES_CKPT = sharedPath("models/stories260K/stories260K.bin");
+
+testShared(
+  "another model's larger tokenizer is refused at load, not used for its first pieces",
+  [LLAMA2_BIN, LLAMA2_MODEL, STORIES_CKPT],
+  async () => {
+    // Llama 2's 32000 tokens beside stories260K (512): llama2.c would read the first 512 and write gibberish
+    await assertRejects(
+      () => readLlama2cTokenizer(fs.readFileSync(LLAMA2_BIN), "llama2-tokenizer.bin", 512),
+      FormatError,
+      /^llama2-tokenizer\.bin: holds more tokens than the model's vocabulary of 512 \(\d+ bytes follow token 511\): a tokenizer for another model\?/,
+    );
+    for (const tokenizer of [LLAMA2_BIN, LLAMA2_MODEL]) {
+      const re = tokenizer === LLAMA2_BIN
+        ? /holds more tokens than the model's vocabulary of 512/
+        : /holds 32000 tokens, more than the model's vocabulary of 512/;
+      await assertRejects(() => loadModel(STORIES_CKPT, { tokenizer, threads: 1 }), FormatError, re);
+    }
+    // the model's own, exactly its vocabulary, loads
+    const m = await loadModel(STORIES_CKPT, { tokenizer: STORIES_BIN, threads: 1 });
+    assertEquals(m.tokenizer.vocabSize, 512);
+    await m.close();
+  },
+);
 
 testShared("truncated or garbled tokenizer.model -> FormatError naming the file", [STORIES_MODEL], async () => {
   const bytes = fs.readFileSync(STORIES_MODEL);

@@ -136,6 +136,14 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const config = deriveConfig(arch.config(file));
   checkLayerCount(config, file); // before any table per layer is built
   const tokenizer = await loadTokenizerFor(file, opts.tokenizer);
+  if (opts.tokenizer !== undefined && tokenizer.vocabSize > config.vocabSize) {
+    // a tokenizer given by hand that can spell ids the model has no row for (Llama 2's .model beside stories260K):
+    // a prompt failed later on an id "outside the vocabulary", or not at all where every id it used was small
+    throw new FormatError(
+      typeof opts.tokenizer === "string" ? opts.tokenizer : "<tokenizer bytes>",
+      `the tokenizer holds ${tokenizer.vocabSize} tokens, more than the model's vocabulary of ${config.vocabSize}: a tokenizer for another model?`,
+    );
+  }
   if (tokenizer.vocabSize > 0 && tokenizer.vocabSize < config.vocabSize) {
     // the model could pick ids the tokenizer cannot turn into text: a mismatch of files, found now, not mid-generation
     throw new FormatError(
