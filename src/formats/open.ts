@@ -95,5 +95,14 @@ async function openDirectory(dir: string, fs: typeof import("node:fs"), limits: 
       throw e;
     }
   }
-  throw new FormatError(dir, "directory holds neither model.safetensors nor model.safetensors.index.json");
+  // a user who named the folder their downloads sit in: say what a directory must hold, and which files here to try
+  const files = fs.readdirSync(dir).filter((f) => /\.(gguf|bin)$/i.test(f)).sort();
+  const here = files.length === 0
+    ? ""
+    : `; model files here: ${files.slice(0, 5).join(", ")}${files.length > 5 ? `, and ${files.length - 5} more` : ""}`;
+  throw new FormatError(
+    dir,
+    "directory holds neither model.safetensors nor model.safetensors.index.json (a Hugging Face model directory); " +
+      `give a GGUF or llama2.c .bin file by its path${here}`,
+  );
 }
