@@ -159,3 +159,14 @@ testShared("encode: a non-boolean addBos, addEos or parseSpecial, or a non-strin
   assertEquals(tok.encode("hi", { addBos: false }), tok.encode("hi", { addBos: false, addEos: false, parseSpecial: false }));
   assertEquals(tok.encode("hi", { addBos: true })[0], tok.bos);
 });
+
+test("a tokenizer URL is refused by name before the model is opened or fetched", async () => {
+  for (const url of ["https://example.com/tok512.bin", "http://127.0.0.1:1/tokenizer.json", "file:///tmp/tok512.bin"]) {
+    // the model path does not exist: the tokenizer's error must come first
+    await assertRejects(
+      () => loadModel("/nonexistent/kvasm/model.bin", { tokenizer: url }),
+      ParamError,
+      /^tokenizer: takes a file path or the file's bytes, not a URL \(/,
+    );
+  }
+});

@@ -110,6 +110,14 @@ export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Pro
   // the flags, before the file is opened or fetched (buildModel reads them as checked here)
   optionalBoolean("relaxedSimd", opts.relaxedSimd);
   optionalBoolean("ggmlOrder", opts.ggmlOrder);
+  if (typeof opts.tokenizer === "string" && /^[a-z][a-z0-9+.-]+:\/\//i.test(opts.tokenizer)) {
+    // a tokenizer is read from the file system only; a URL used to fail after the model's whole download, as an ENOENT
+    throw new ParamError(
+      "tokenizer",
+      `takes a file path or the file's bytes, not a URL (${opts.tokenizer}): download it first, or pass ` +
+        "new Uint8Array(await (await fetch(url)).arrayBuffer())",
+    );
+  }
   const resolved = await resolveModelInput(input, opts.streamSize);
   let opened: ModelFile;
   try {
