@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 import process from "node:process";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { assert, assertEquals, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
 import { main } from "../src/cli.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -179,6 +179,23 @@ testShared("cli: a model without a tokenizer refuses --prompt before anything re
     assertEquals(io.stdout, "", extra.join(" "));
     assert(/^kvasm: ParamError: prompt: .*stories260K\.bin carries no tokenizer; pass one \(--tokenizer/.test(io.stderr), io.stderr);
   }
+});
+
+test("cli: a reader that closes stdout (| head) ends generate quietly with exit 0, before --max-tokens", async () => {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const [exe, pre] = deno ? [deno.execPath(), ["run", "-A"]] : [process.execPath, []];
+  // the bundled model, one thread: 5000 tokens take seconds, so the stats line shows whether it ran to the end
+  const args = [...pre, path.join(REPO, "src", "cli.ts"), "generate", "--prompt", "Once", "--max-tokens", "5000", "--threads", "1"];
+  const child = spawn(exe, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => stderr += d);
+  // the first bytes of text, then the reader goes away, as head -c does
+  await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  assertEquals(code, 0, stderr);
+  assert(!/BrokenPipe|EPIPE|error/i.test(stderr), `no error or stack trace: ${stderr}`);
+  assert(!/decode \d+ tokens/.test(stderr), `it stopped when the pipe closed, not at --max-tokens: ${stderr}`);
 });
 
 const CHAT_MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
