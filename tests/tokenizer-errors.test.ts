@@ -1,5 +1,7 @@
 /** Bad tokenizer files raise typed errors that name the file or key, never crash. */
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { FormatError, ParamError, UnsupportedError } from "../src/errors.ts";
 import { FileSource } from "../src/io/source.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
@@ -168,5 +170,34 @@ test("a tokenizer URL is refused by name before the model is opened or fetched",
       ParamError,
       /^tokenizer: takes a file path or the file's bytes, not a URL \(/,
     );
+  }
+});
+
+const STORIES_HF = sharedPath("models/stories260K/hf");
+
+testShared("a Hugging Face directory without its tokenizer says where the tokenizer belongs", [STORIES_HF], async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-hf-notok-"));
+  try {
+    for (const f of ["config.json", "model.safetensors"]) fs.copyFileSync(path.join(STORIES_HF, f), path.join(dir, f));
+    const model = await loadModel(dir, { threads: 1 });
+    try {
+      await assertRejects(
+        () => model.generate("Once").next(),
+        ParamError,
+        /model\.safetensors carries no tokenizer; pass one \(.*; a Hugging Face directory's own tokenizer\.json or tokenizer\.model beside config\.json\), or token ids/,
+      );
+    } finally {
+      await model.close();
+    }
+    // a lone checkpoint gets no such hint
+    const bin = await loadModel(STORIES_CKPT, { threads: 1 });
+    try {
+      const e = await assertRejects(() => bin.generate("Once").next(), ParamError, /carries no tokenizer/);
+      assert(!/Hugging Face/.test((e as Error).message), (e as Error).message);
+    } finally {
+      await bin.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
