@@ -99,7 +99,7 @@ async function openDirectory(dir: string, fs: typeof import("node:fs"), limits: 
   const files = fs.readdirSync(dir).filter((f) => /\.(gguf|bin)$/i.test(f)).sort();
   const here = files.length === 0
     ? ""
-    : `; model files here: ${files.slice(0, 5).join(", ")}${files.length > 5 ? `, and ${files.length - 5} more` : ""}`;
+    : `; .gguf and .bin files here: ${files.slice(0, 5).join(", ")}${files.length > 5 ? `, and ${files.length - 5} more` : ""}`;
   throw new FormatError(
     dir,
     "directory holds neither model.safetensors nor model.safetensors.index.json (a Hugging Face model directory); " +
