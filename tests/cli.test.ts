@@ -3,6 +3,7 @@
  * (F16 cache, ggml-order matmuls), on both the plain path and the engine path (--json); a bad flag or flag
  * value is a typed error naming it with exit code 1, not a crash; --help, --version; `kvasm chat` over a pipe.
  */
+import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { spawn, spawnSync } from "node:child_process";
@@ -196,6 +197,18 @@ test("cli: a reader that closes stdout (| head) ends generate quietly with exit 
   assertEquals(code, 0, stderr);
   assert(!/BrokenPipe|EPIPE|error/i.test(stderr), `no error or stack trace: ${stderr}`);
   assert(!/decode \d+ tokens/.test(stderr), `it stopped when the pipe closed, not at --max-tokens: ${stderr}`);
+});
+
+testShared("cli: quantize --out that cannot be written is a ParamError on --out (exit 1), not a stack trace", [NO_TOKENIZER], async () => {
+  const cases: Array<[string, RegExp]> = [
+    ["/nonexistent/kvasm/q.gguf", /^kvasm: ParamError: --out: cannot write \/nonexistent\/kvasm\/q\.gguf: its directory does not exist\n$/],
+    [os.tmpdir(), /^kvasm: ParamError: --out: cannot write .*: it is a directory \(give a file name/],
+  ];
+  for (const [out, re] of cases) {
+    const io = capture();
+    assertEquals(await main(["quantize", "--model", NO_TOKENIZER, "--out", out, "--type", "Q8_0"], io), 1, out);
+    assert(re.test(io.stderr), io.stderr);
+  }
 });
 
 const CHAT_MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
