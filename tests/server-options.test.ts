@@ -3,12 +3,13 @@
  * (the file's stem by default, or an alias) and OpenAI's 404 model_not_found for any other name; CORS
  * (preflight and the headers on plain and streamed answers); and the one log line per request.
  */
-import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { createHandler, fileStem, type KvasmHandler } from "../src/server/handler.ts";
 import type { RequestLogEntry } from "../src/server/request-log.ts";
 import { ParamError } from "../src/errors.ts";
+import { serve } from "../src/server/serve.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K-q8_0.gguf");
 const BASE = "http://kvasm.test";
@@ -213,4 +214,24 @@ testShared("server: the handler's numeric options are checked: a ParamError nami
 
 testShared("server: close the model", [MODEL], async () => {
   await (await model()).close();
+});
+
+test("serve: a port already in use is a ParamError that says so, on the runtime's server and on node:http", async () => {
+  const answer = () => new Response("x");
+  const first = await serve(answer, { port: 0 });
+  try {
+    for (const http of [undefined, "node"] as const) {
+      // Deno's AddrInUse, Bun's "Failed to start server", node:net's EADDRINUSE: kvasm serve printed their stack traces
+      await assertRejects(
+        () => serve(answer, { port: first.port, http }),
+        ParamError,
+        new RegExp(
+          `^port: 127\\.0\\.0\\.1:${first.port} is already in use \\(another server\\?\\): pick another port, or 0 for a free one$`,
+        ),
+      );
+    }
+    assertEquals(await (await fetch(first.url + "/")).text(), "x", "the first server still answers");
+  } finally {
+    await first.close();
+  }
 });
