@@ -169,6 +169,18 @@ test("cli: numeric flags are range-checked by name before anything loads; a flag
   }
 });
 
+test("cli: the top-level help's first example runs as written, from any directory (the bundled model, no --model)", async () => {
+  const help = capture();
+  assertEquals(await main(["--help"], help), 0);
+  const first = help.stdout.split("\n").find((l) => l.trim().startsWith("kvasm generate"))!;
+  // it used to name --model stories260K.gguf, a file a new user does not have
+  assert(!/--model/.test(first), first);
+  const args = first.trim().split(/\s{2,}/)[0].match(/"[^"]*"|\S+/g)!.slice(1).map((a) => a.replace(/^"|"$/g, ""));
+  const io = capture();
+  assertEquals(await main([...args, "--threads", "1"], io), 0, io.stderr);
+  assert(io.stdout.startsWith("Once upon a time") && io.stdout.length > "Once upon a time".length, io.stdout);
+});
+
 const NO_TOKENIZER = sharedPath("models", "stories260K", "stories260K.bin");
 
 testShared("cli: a model without a tokenizer refuses --prompt before anything reaches stdout", [NO_TOKENIZER], async () => {
