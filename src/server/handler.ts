@@ -20,7 +20,7 @@
  * generations start, or none do.
  */
 import type { Model } from "../model/model.ts";
-import { ChatTemplate, type TemplateLimits } from "./chat-template.ts";
+import { CHATML_STOPS, ChatTemplate, type TemplateLimits } from "./chat-template.ts";
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from "./body.ts";
 import type { Generator } from "./generation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
@@ -307,7 +307,10 @@ async function generateRoute(
   parse: (body: unknown) => ParsedRequest,
   note: RouteNote,
 ): Promise<Response> {
-  const { parsed, promptIds } = await readGenerateRequest(s, req, parse);
+  const { parsed: asked, promptIds } = await readGenerateRequest(s, req, parse);
+  // a chat rendered in the ChatML fallback ends where the model writes a ChatML marker, as in `kvasm chat` (the
+  // client's own stop strings were checked against the limits; these two are the server's)
+  const parsed = asked.kind === "chat" && s.template.isFallback ? { ...asked, stop: [...asked.stop, ...CHATML_STOPS] } : asked;
   const place = takePlace(s, req, admit(s, parsed, promptIds));
   let handedOff = false;
   try {
