@@ -164,8 +164,9 @@ testShared("server: one log line per request with method, path, status, tokens a
     await reader.read();
     await reader.cancel();
     for (let i = 0; i < 500 && lines.length < 4; i++) await new Promise((res) => setTimeout(res, 10));
-    assert(/^POST \/v1\/completions 200 2\+\d+ tokens \d+ ms$/.test(lines[3] ?? ""), lines.join("\n"));
-    assert(entries[3].completionTokens! < 200, `cancelled early: ${lines[3]}`);
+    assert(/^POST \/v1\/completions 200 2\+\d+ tokens \d+ ms \(cancelled\)$/.test(lines[3] ?? ""), lines.join("\n"));
+    assert(entries[3].completionTokens! < 200 && entries[3].cancelled === true, `cancelled early: ${lines[3]}`);
+    assertEquals(entries[1].cancelled, undefined, "a stream that ran to its end is not marked");
   } finally {
     await quiet.close();
     await handler.close();

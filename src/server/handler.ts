@@ -190,6 +190,8 @@ function serverState(model: Model, modelId: string, generator: Generator, opts: 
 interface RouteNote {
   usage?: { prompt_tokens: number; completion_tokens: number };
   streamEnded?: Promise<unknown>;
+  /** Whether the stream was cancelled before its end (read when it has ended). */
+  cancelled?: () => boolean;
 }
 
 /** One request's response (a CORS preflight's, the route's, or its error's), counted in the metrics and logged. */
@@ -210,6 +212,7 @@ async function answer(s: ServerState, req: Request): Promise<Response> {
         promptTokens: note.usage?.prompt_tokens,
         completionTokens: note.usage?.completion_tokens,
         ms: performance.now() - t0,
+        ...(note.cancelled?.() ? { cancelled: true } : {}),
       });
     if (note.streamEnded) note.streamEnded.then(write);
     else write();
@@ -454,6 +457,8 @@ function takePlace(s: ServerState, req: Request, cost: Cost): Place {
 function streamedAnswer(run: ReturnType<typeof runRequest>, place: Place, note: RouteNote, counted: Promise<unknown>): Response {
   // a cancelled stream ends before its generations do: its counts follow once they have
   note.streamEnded = place.released.then(() => counted);
+  // the log line says so: "200 2+4 tokens" alone read as a finished answer of 4 tokens
+  note.cancelled = () => place.signal.aborted;
   // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
   return sseResponse(withFinally(run.chunks(), place.release), () => {
     place.abort();
