@@ -40,7 +40,11 @@ ${names.map((n) => `  ${n.padEnd(width)}${COMMANDS[n].spec.summary}`).join("\n")
   kvasm COMMAND --help    the command's flags
   kvasm --version         the version
 
-example: kvasm generate --model stories260K.gguf --prompt "Once upon a time" --max-tokens 64
+examples:
+  kvasm generate --prompt "Once upon a time" --max-tokens 64     the model bundled with kvasm (stories260K)
+  kvasm generate --model path/to/model.gguf --prompt "Hello"      a GGUF, llama2.c .bin (+ --tokenizer) or HF directory
+  kvasm chat                                                      talk with the bundled model
+  kvasm serve --port 8080                                         the OpenAI-compatible API on it
 `;
 }
 

@@ -75,13 +75,13 @@ export class ParamError extends KvasmError {
 
 /** `value` where it is an integer >= 1; else a ParamError naming `param` ("must be a positive integer, got ..."). */
 export function positiveInteger(param: string, value: number): number {
-  if (!(Number.isInteger(value) && value > 0)) throw new ParamError(param, `must be a positive integer, got ${value}`);
+  if (!(Number.isInteger(value) && value > 0)) throw new ParamError(param, `must be a positive integer, got ${describeValue(value)}`);
   return value;
 }
 
 /** `value` where it is an integer >= 0; else a ParamError naming `param` ("must be a non-negative integer, got ..."). */
 export function nonNegativeInteger(param: string, value: number): number {
-  if (!(Number.isInteger(value) && value >= 0)) throw new ParamError(param, `must be a non-negative integer, got ${value}`);
+  if (!(Number.isInteger(value) && value >= 0)) throw new ParamError(param, `must be a non-negative integer, got ${describeValue(value)}`);
   return value;
 }
 

@@ -54,4 +54,6 @@ export { BytesSource } from "./io/source.ts";
 export { createHandler, type HandlerOptions, type KvasmHandler } from "./server/handler.ts";
 export { type FetchHandler, type RunningServer, serve, type ServeOptions } from "./server/serve.ts";
 export { ChatTemplate } from "./server/chat-template.ts";
+export { chatPromptIds } from "./server/chat-prompt.ts";
+export type { ChatMessage } from "./server/openai-request.ts";
 export { createEdgeHandler, type EdgeHandler, type EdgeOptions } from "./edge.ts";

@@ -2,7 +2,8 @@
  * The shipped artifacts: the esbuild single-file bundles (kernels and worker
  * inlined) run in Deno, Bun and Node; the `bun build --compile` executable
  * generates from stories260K when copied alone into an empty directory.
- * The executable also carries the default model (no --model). Everything is
+ * The executable also carries the default model (no --model); a user's own script compiled the same way loads
+ * a model it embeds. Everything is
  * built into a temporary directory, once per file (about 4 s).
  */
 import * as fs from "node:fs";
@@ -127,6 +128,41 @@ test("the compiled executable carries the default model: generate with no --mode
   await model.close();
   assertEquals(out, want + "\n");
   fs.rmSync(empty, { recursive: true, force: true });
+});
+
+testShared("a user's bun build --compile script loads a model it embeds; without one it says what to do", [MODEL, GOLDEN], () => {
+  const dir = buildOnce();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-user-exe-"));
+  const empty = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-user-run-"));
+  try {
+    fs.copyFileSync(path.join(dir, "kvasm.mjs"), path.join(work, "kvasm.mjs"));
+    fs.copyFileSync(MODEL, path.join(work, "model.gguf"));
+    // README's recipe: the model imported as a file, its /$bunfs/ path handed to loadModel (Bun's embedded files
+    // refuse openSync, which FileSource used)
+    fs.writeFileSync(
+      path.join(work, "embedded.mjs"),
+      `import { loadModel } from "./kvasm.mjs";
+import file from "./model.gguf" with { type: "file" };
+const m = await loadModel(file, { threads: 1 });
+let s = "Once upon a time";
+for await (const p of m.generate("Once upon a time", { temperature: 0, maxTokens: 40 })) s += p;
+await m.close();
+console.log(JSON.stringify(s));`,
+    );
+    // no model given: the bundled one sits beside the package's dist/, which the executable does not carry
+    fs.writeFileSync(path.join(work, "default.mjs"), `import { loadModel } from "./kvasm.mjs";\nawait loadModel();\n`);
+    for (const name of ["embedded", "default"]) {
+      run(BIN("bun"), ["build", "--compile", `${name}.mjs`, "--outfile", path.join(empty, name)], work);
+    }
+    const text = JSON.parse(run(path.join(empty, "embedded"), [], empty).trim());
+    assert(text.length > 100 && golden().startsWith(text), text);
+    const r = spawnSync(path.join(empty, "default"), [], { cwd: empty, encoding: "utf8", timeout: 60_000 });
+    assert(r.status !== 0, "loadModel() with no model in a compiled script must fail");
+    assert(/is not inside this `bun build --compile` executable: embed the model with `import model from/.test(r.stderr), r.stderr);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+    fs.rmSync(empty, { recursive: true, force: true });
+  }
 });
 
 test("bundle artifacts are cleaned up", () => {

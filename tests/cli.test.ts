@@ -3,9 +3,10 @@
  * (F16 cache, ggml-order matmuls), on both the plain path and the engine path (--json); a bad flag or flag
  * value is a typed error naming it with exit code 1, not a crash; --help, --version; `kvasm chat` over a pipe.
  */
+import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { assert, assertEquals, readJSON, REPO, sharedPath, test, testShared } from "./harness.ts";
 import { main } from "../src/cli.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -165,6 +166,60 @@ test("cli: numeric flags are range-checked by name before anything loads; a flag
     // the model path does not exist: a flag error must come first
     assertEquals(await main(["generate", "--model", "/nonexistent.gguf", "--prompt", "x", ...args], io), 1, args.join(" "));
     assert(re.test(io.stderr), `${args.join(" ")} -> ${io.stderr}`);
+  }
+});
+
+test("cli: the top-level help's first example runs as written, from any directory (the bundled model, no --model)", async () => {
+  const help = capture();
+  assertEquals(await main(["--help"], help), 0);
+  const first = help.stdout.split("\n").find((l) => l.trim().startsWith("kvasm generate"))!;
+  // it used to name --model stories260K.gguf, a file a new user does not have
+  assert(!/--model/.test(first), first);
+  const args = first.trim().split(/\s{2,}/)[0].match(/"[^"]*"|\S+/g)!.slice(1).map((a) => a.replace(/^"|"$/g, ""));
+  const io = capture();
+  assertEquals(await main([...args, "--threads", "1"], io), 0, io.stderr);
+  assert(io.stdout.startsWith("Once upon a time") && io.stdout.length > "Once upon a time".length, io.stdout);
+});
+
+const NO_TOKENIZER = sharedPath("models", "stories260K", "stories260K.bin");
+
+testShared("cli: a model without a tokenizer refuses --prompt before anything reaches stdout", [NO_TOKENIZER], async () => {
+  // the plain path and the engine's (--n 2) alike: the prompt used to be echoed first, so the error followed it on one line
+  for (const extra of [[], ["--n", "2"]]) {
+    const io = capture();
+    const args = ["generate", "--model", NO_TOKENIZER, "--prompt", "hi", "--max-tokens", "2", "--threads", "1", ...extra];
+    assertEquals(await main(args, io), 1, extra.join(" "));
+    assertEquals(io.stdout, "", extra.join(" "));
+    assert(/^kvasm: ParamError: prompt: .*stories260K\.bin carries no tokenizer; pass one \(--tokenizer/.test(io.stderr), io.stderr);
+  }
+});
+
+test("cli: a reader that closes stdout (| head) ends generate quietly with exit 0, before --max-tokens", async () => {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const [exe, pre] = deno ? [deno.execPath(), ["run", "-A"]] : [process.execPath, []];
+  // the bundled model, one thread: 5000 tokens take seconds, so the stats line shows whether it ran to the end
+  const args = [...pre, path.join(REPO, "src", "cli.ts"), "generate", "--prompt", "Once", "--max-tokens", "5000", "--threads", "1"];
+  const child = spawn(exe, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => stderr += d);
+  // the first bytes of text, then the reader goes away, as head -c does
+  await new Promise<void>((resolve) => child.stdout.once("data", () => resolve()));
+  child.stdout.destroy();
+  const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+  assertEquals(code, 0, stderr);
+  assert(!/BrokenPipe|EPIPE|error/i.test(stderr), `no error or stack trace: ${stderr}`);
+  assert(!/decode \d+ tokens/.test(stderr), `it stopped when the pipe closed, not at --max-tokens: ${stderr}`);
+});
+
+testShared("cli: quantize --out that cannot be written is a ParamError on --out (exit 1), not a stack trace", [NO_TOKENIZER], async () => {
+  const cases: Array<[string, RegExp]> = [
+    ["/nonexistent/kvasm/q.gguf", /^kvasm: ParamError: --out: cannot write \/nonexistent\/kvasm\/q\.gguf: its directory does not exist\n$/],
+    [os.tmpdir(), /^kvasm: ParamError: --out: cannot write .*: it is a directory \(give a file name/],
+  ];
+  for (const [out, re] of cases) {
+    const io = capture();
+    assertEquals(await main(["quantize", "--model", NO_TOKENIZER, "--out", out, "--type", "Q8_0"], io), 1, out);
+    assert(re.test(io.stderr), io.stderr);
   }
 });
 

@@ -141,6 +141,40 @@ testShared("engine and generate(): earlyStopping, addBos and tokenLogprobs must 
   });
 });
 
+// What a JavaScript caller gets wrong by accident, each a ParamError naming the field before anything is queued: the prompt
+// left out ("undefined is not iterable"), one stop string not in an array (a WeakMap's "Invalid value used as weak map
+// key"), a number given as a string (quoted, so "got 10" no longer reads as a valid value).
+testShared(
+  "engine and generate(): a missing prompt, a bare stop string and a numeric string are ParamErrors by name",
+  [MODEL],
+  async () => {
+    await withEngine({ maxSequences: 2 }, {}, async (e, m) => {
+      for (const prompt of [undefined, 42, {}]) {
+        const re = /^prompt: must be a string or an array of token ids, got (undefined|42|an object)$/;
+        await assertRejects(() => e.submit({ prompt, maxTokens: 1 } as unknown as RequestParams), ParamError, re);
+        await assertRejects(() => generate(m, prompt as unknown as string, { maxTokens: 1 }).next(), ParamError, re);
+      }
+      const bare = /^stop: must be an array of strings, got "\\n" \(one stop string is written \["\\n"\]\)$/;
+      await assertRejects(() => e.submit({ prompt: "Once", maxTokens: 2, stop: "\n" as unknown as string[] }), ParamError, bare);
+      await assertRejects(() => generate(m, "Once", { maxTokens: 2, stop: "\n" as unknown as string[] }).next(), ParamError, bare);
+      await assertRejects(
+        () => generate(m, "Once", { maxTokens: "10" as unknown as number }).next(),
+        ParamError,
+        /^maxTokens: must be a non-negative integer, got "10"$/,
+      );
+      await assertRejects(
+        () => generate(m, "Once", { seed: "1" as unknown as number }).next(),
+        ParamError,
+        /^seed: must be a finite number, got "1"$/,
+      );
+      assertEquals(e.queueLength, 0);
+      // the well-formed forms run: token ids as a typed array, stop strings in an array
+      const r = await e.submit({ prompt: Uint32Array.of(1, 403), maxTokens: 2, stop: ["\n"] }).done;
+      assertEquals(r.choices[0].tokens.length > 0, true);
+    });
+  },
+);
+
 // The one documented behaviour of both paths: a token is reported after stop matching, with the text it releases;
 // the token that completes a stop string is reported (with the text before the stop string), EOS never is.
 testShared("engine and generate(): onToken and token events agree, after stop matching", [MODEL], async () => {

@@ -345,7 +345,7 @@ testShared("openModelFile: a directory without a model is a FormatError", [share
   await assertRejects(
     () => openModelFile(sharedPath("models/gguf-fixtures")),
     FormatError,
-    /directory holds neither model\.safetensors nor model\.safetensors\.index\.json/,
+    /directory holds neither model\.safetensors nor model\.safetensors\.index\.json \(a Hugging Face model directory\); give a GGUF or llama2\.c \.bin file by its path; \.gguf and \.bin files here: ratchet-dummy-alltypes\.gguf, ratchet-test-f16\.gguf$/,
   );
 });
 

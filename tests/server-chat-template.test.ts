@@ -7,8 +7,11 @@ import { assert, assertEquals, assertRejects, test } from "./harness.ts";
 import { BytesSink, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource } from "../src/io/source.ts";
-import { CHATML_TEMPLATE, ChatTemplate } from "../src/server/chat-template.ts";
+import { CHATML_STOPS, CHATML_TEMPLATE, ChatTemplate } from "../src/server/chat-template.ts";
+import { EngineGenerator } from "../src/server/engine-generator.ts";
+import type { GenerationHandle, GenerationRequest } from "../src/server/generation.ts";
 import { ParamError } from "../src/errors.ts";
+import { chatPromptIds, ChatTemplate as PublicChatTemplate, createHandler, Engine, loadModel } from "../src/mod.ts";
 
 // Meta-Llama-3-8B-Instruct's tokenizer_config.json chat_template, verbatim
 const LLAMA3 =
@@ -73,4 +76,71 @@ test("a file without a template falls back to ChatML", async () => {
   assertEquals(t.source, CHATML_TEMPLATE);
   assertEquals(t.render([{ role: "user", content: "Hi" }]), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   assertEquals(t.render([{ role: "user", content: "Hi" }], { addGenerationPrompt: false }), "<|im_start|>user\nHi<|im_end|>\n");
+});
+
+test("chatPromptIds (public) gives the ids the server prompts with, and one BOS whether or not the template writes it", async () => {
+  const model = await loadModel(undefined, { threads: 1 }); // the bundled stories260K: no template of its own, BOS by default
+  const handler = createHandler(model);
+  try {
+    const messages = CONVERSATION.slice(1);
+    const chatml = PublicChatTemplate.forModel(model);
+    assert(chatml.isFallback, "the bundled model has no template");
+    const ids = chatPromptIds(model, chatml, messages);
+    const r = await handler.fetch(
+      new Request("http://x/v1/chat/completions", { method: "POST", body: JSON.stringify({ messages, max_tokens: 1, temperature: 0 }) }),
+    );
+    assertEquals(r.status, 200);
+    assertEquals((await r.json()).usage.prompt_tokens, ids.length);
+    const bos = model.tokenizer.bos;
+    assert(ids[0] === bos && ids[1] !== bos, `ChatML: the tokenizer's BOS once (${ids.slice(0, 3)})`);
+    // Mistral's template writes bos_token itself: no second BOS
+    const ctx = { bosToken: model.tokenizer.piece(bos), eosToken: model.tokenizer.piece(model.tokenizer.eos) };
+    const written = chatPromptIds(model, new PublicChatTemplate(MISTRAL, ctx), messages);
+    assert(written[0] === bos && written[1] !== bos, `template's BOS once (${written.slice(0, 3)})`);
+  } finally {
+    await handler.close();
+    await model.close();
+  }
+});
+
+/** The engine's own generator, noting the stop strings each generation is started with. */
+class StopsSeen extends EngineGenerator {
+  readonly stops: string[][] = [];
+  override start(req: GenerationRequest): GenerationHandle {
+    this.stops.push([...req.stop]);
+    return super.start(req);
+  }
+}
+
+test("a chat in the ChatML fallback stops at ChatML's markers, as kvasm chat does; completions and a model's own template do not", async () => {
+  const model = await loadModel(undefined, { threads: 1, maxSequences: 2 }); // the bundled model has no template
+  const engine = new Engine(model);
+  const seen = new StopsSeen(engine);
+  const post = (handler: { fetch(r: Request): Promise<Response> }, path: string, body: unknown) =>
+    handler.fetch(
+      new Request(`http://x${path}`, { method: "POST", body: JSON.stringify({ max_tokens: 2, temperature: 0, ...body as object }) }),
+    );
+  const fallback = createHandler(model, { generator: seen });
+  const own = createHandler(model, { generator: seen, chatTemplate: QWEN2 });
+  try {
+    const messages = [{ role: "user", content: "Hi" }];
+    for (
+      const [handler, path, body] of [
+        [fallback, "/v1/chat/completions", { messages, stop: ["\n\n"] }],
+        [fallback, "/v1/completions", { prompt: "Once", stop: ["\n\n"] }],
+        [own, "/v1/chat/completions", { messages, stop: ["\n\n"] }],
+      ] as const
+    ) {
+      const r = await post(handler, path, body);
+      assertEquals(r.status, 200, path);
+      await r.json();
+    }
+    // the client's stop string, then the server's two where the fallback rendered the chat
+    assertEquals(seen.stops, [["\n\n", ...CHATML_STOPS], ["\n\n"], ["\n\n"]]);
+  } finally {
+    await fallback.close();
+    await own.close();
+    await engine.close();
+    await model.close();
+  }
 });

@@ -3,12 +3,13 @@
  * (the file's stem by default, or an alias) and OpenAI's 404 model_not_found for any other name; CORS
  * (preflight and the headers on plain and streamed answers); and the one log line per request.
  */
-import { assert, assertEquals, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 import { loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { createHandler, fileStem, type KvasmHandler } from "../src/server/handler.ts";
 import type { RequestLogEntry } from "../src/server/request-log.ts";
 import { ParamError } from "../src/errors.ts";
+import { serve } from "../src/server/serve.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K-q8_0.gguf");
 const BASE = "http://kvasm.test";
@@ -37,7 +38,8 @@ testShared(
   "server: the file's stem is the model id: /v1/models and /health show it, requests naming it or none are served, others get 404",
   [MODEL],
   async () => {
-    const handler = createHandler(await model(), {});
+    // no options at all: they are optional (a JavaScript caller leaving them out got a TypeError from opts.modelId)
+    const handler = createHandler(await model());
     try {
       assertEquals(handler.modelId, "stories260K-q8_0");
       const list = await (await get(handler, "/v1/models")).json();
@@ -162,8 +164,9 @@ testShared("server: one log line per request with method, path, status, tokens a
     await reader.read();
     await reader.cancel();
     for (let i = 0; i < 500 && lines.length < 4; i++) await new Promise((res) => setTimeout(res, 10));
-    assert(/^POST \/v1\/completions 200 2\+\d+ tokens \d+ ms$/.test(lines[3] ?? ""), lines.join("\n"));
-    assert(entries[3].completionTokens! < 200, `cancelled early: ${lines[3]}`);
+    assert(/^POST \/v1\/completions 200 2\+\d+ tokens \d+ ms \(cancelled\)$/.test(lines[3] ?? ""), lines.join("\n"));
+    assert(entries[3].completionTokens! < 200 && entries[3].cancelled === true, `cancelled early: ${lines[3]}`);
+    assertEquals(entries[1].cancelled, undefined, "a stream that ran to its end is not marked");
   } finally {
     await quiet.close();
     await handler.close();
@@ -212,4 +215,24 @@ testShared("server: the handler's numeric options are checked: a ParamError nami
 
 testShared("server: close the model", [MODEL], async () => {
   await (await model()).close();
+});
+
+test("serve: a port already in use is a ParamError that says so, on the runtime's server and on node:http", async () => {
+  const answer = () => new Response("x");
+  const first = await serve(answer, { port: 0 });
+  try {
+    for (const http of [undefined, "node"] as const) {
+      // Deno's AddrInUse, Bun's "Failed to start server", node:net's EADDRINUSE: kvasm serve printed their stack traces
+      await assertRejects(
+        () => serve(answer, { port: first.port, http }),
+        ParamError,
+        new RegExp(
+          `^port: 127\\.0\\.0\\.1:${first.port} is already in use \\(another server\\?\\): pick another port, or 0 for a free one$`,
+        ),
+      );
+    }
+    assertEquals(await (await fetch(first.url + "/")).text(), "x", "the first server still answers");
+  } finally {
+    await first.close();
+  }
 });

@@ -1,5 +1,7 @@
 /** Bad tokenizer files raise typed errors that name the file or key, never crash. */
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { FormatError, ParamError, UnsupportedError } from "../src/errors.ts";
 import { FileSource } from "../src/io/source.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
@@ -8,6 +10,7 @@ import { readLlama2cTokenizer } from "../src/tokenizer/llama2c-vocab.ts";
 import { readSentencePieceModel } from "../src/tokenizer/sentencepiece-model.ts";
 import { SpmTokenizer } from "../src/tokenizer/spm.ts";
 import { BpeTokenizer } from "../src/tokenizer/bpe.ts";
+import { loadModel } from "../src/model/load.ts";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 
 const STORIES_BIN = sharedPath("models/stories260K/tok512.bin");
@@ -25,6 +28,33 @@ testShared("truncated tokenizer.bin -> FormatError naming the file", [STORIES_BI
   await assertRejects(() => readLlama2cTokenizer(bytes, "tok512.bin", 513), FormatError, /truncated at token 512/);
   assertEquals(readLlama2cTokenizer(bytes, "tok512.bin").vocabSize, 512);
 });
+
+const LLAMA2_BIN = sharedPath("models/tokenizers/llama2-tokenizer.bin");
+const LLAMA2_MODEL = sharedPath("models/tokenizers/llama2-tokenizer.model");
+const STORIES_CKPT = sharedPath("models/stories260K/stories260K.bin");
+
+testShared(
+  "another model's larger tokenizer is refused at load, not used for its first pieces",
+  [LLAMA2_BIN, LLAMA2_MODEL, STORIES_CKPT],
+  async () => {
+    // Llama 2's 32000 tokens beside stories260K (512): llama2.c would read the first 512 and write gibberish
+    await assertRejects(
+      () => readLlama2cTokenizer(fs.readFileSync(LLAMA2_BIN), "llama2-tokenizer.bin", 512),
+      FormatError,
+      /^llama2-tokenizer\.bin: holds more tokens than the model's vocabulary of 512 \(\d+ bytes follow token 511\): a tokenizer for another model\?/,
+    );
+    for (const tokenizer of [LLAMA2_BIN, LLAMA2_MODEL]) {
+      const re = tokenizer === LLAMA2_BIN
+        ? /holds more tokens than the model's vocabulary of 512/
+        : /holds 32000 tokens, more than the model's vocabulary of 512/;
+      await assertRejects(() => loadModel(STORIES_CKPT, { tokenizer, threads: 1 }), FormatError, re);
+    }
+    // the model's own, exactly its vocabulary, loads
+    const m = await loadModel(STORIES_CKPT, { tokenizer: STORIES_BIN, threads: 1 });
+    assertEquals(m.tokenizer.vocabSize, 512);
+    await m.close();
+  },
+);
 
 testShared("truncated or garbled tokenizer.model -> FormatError naming the file", [STORIES_MODEL], async () => {
   const bytes = fs.readFileSync(STORIES_MODEL);
@@ -130,4 +160,44 @@ testShared("encode: a non-boolean addBos, addEos or parseSpecial, or a non-strin
   refused(() => tok.encodeSteps!(undefined as unknown as string).next(), "text");
   assertEquals(tok.encode("hi", { addBos: false }), tok.encode("hi", { addBos: false, addEos: false, parseSpecial: false }));
   assertEquals(tok.encode("hi", { addBos: true })[0], tok.bos);
+});
+
+test("a tokenizer URL is refused by name before the model is opened or fetched", async () => {
+  for (const url of ["https://example.com/tok512.bin", "http://127.0.0.1:1/tokenizer.json", "file:///tmp/tok512.bin"]) {
+    // the model path does not exist: the tokenizer's error must come first
+    await assertRejects(
+      () => loadModel("/nonexistent/kvasm/model.bin", { tokenizer: url }),
+      ParamError,
+      /^tokenizer: takes a file path or the file's bytes, not a URL \(/,
+    );
+  }
+});
+
+const STORIES_HF = sharedPath("models/stories260K/hf");
+
+testShared("a Hugging Face directory without its tokenizer says where the tokenizer belongs", [STORIES_HF], async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-hf-notok-"));
+  try {
+    for (const f of ["config.json", "model.safetensors"]) fs.copyFileSync(path.join(STORIES_HF, f), path.join(dir, f));
+    const model = await loadModel(dir, { threads: 1 });
+    try {
+      await assertRejects(
+        () => model.generate("Once").next(),
+        ParamError,
+        /model\.safetensors carries no tokenizer; pass one \(.*; a Hugging Face directory's own tokenizer\.json or tokenizer\.model beside config\.json\), or token ids/,
+      );
+    } finally {
+      await model.close();
+    }
+    // a lone checkpoint gets no such hint
+    const bin = await loadModel(STORIES_CKPT, { threads: 1 });
+    try {
+      const e = await assertRejects(() => bin.generate("Once").next(), ParamError, /carries no tokenizer/);
+      assert(!/Hugging Face/.test((e as Error).message), (e as Error).message);
+    } finally {
+      await bin.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -11,7 +11,7 @@ import { Engine } from "../engine/engine.ts";
 import { KvasmError } from "../errors.ts";
 import type { Model } from "../model/model.ts";
 import type { SamplingParams } from "../sampling/params.ts";
-import { ChatTemplate } from "../server/chat-template.ts";
+import { CHATML_STOPS, ChatTemplate } from "../server/chat-template.ts";
 import { chatPromptIds } from "../server/chat-prompt.ts";
 import type { ChatMessage } from "../server/openai-request.ts";
 import type { CommandSpec, Flags } from "./flags.ts";
@@ -32,9 +32,6 @@ export const CHAT_COMMAND: CommandSpec = {
 Ctrl-C stops a reply; a second Ctrl-C exits. After each reply, stderr gets its prompt and reply token counts.`,
 };
 
-/** Markers of the ChatML fallback: a model that was not trained on them may write them, which ends its turn. */
-const CHATML_STOPS = ["<|im_end|>", "<|im_start|>"];
-
 export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
   const opts = loadOptions(f, io);
   const sampling = samplingFromFlags(f);
@@ -49,7 +46,7 @@ export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
   }
   const engine = new Engine(model);
   const template = ChatTemplate.forModel(model);
-  const stop = template.isFallback ? CHATML_STOPS : undefined;
+  const stop = template.isFallback ? [...CHATML_STOPS] : undefined;
   const fresh = (): ChatMessage[] => (system !== undefined ? [{ role: "system", content: system }] : []);
   let messages = fresh();
   let replying: AbortController | null = null;

@@ -25,16 +25,41 @@ export interface InteractiveIo extends Io {
   close(): void;
 }
 
+/**
+ * The process's stdout and stderr. A reader that goes away (`kvasm generate ... | head`) ends the process with
+ * exit code 0, as the pipe's other commands end: Deno threw BrokenPipe with a stack trace, and Node and Bun kept
+ * generating into the closed pipe until --max-tokens.
+ */
 export function defaultIo(): Io {
   const enc = new TextEncoder();
   if (g.Deno) {
     const writeAll = (f: { writeSync(b: Uint8Array): number }, s: string) => {
       let b = enc.encode(s);
-      while (b.length > 0) b = b.subarray(f.writeSync(b));
+      try {
+        while (b.length > 0) b = b.subarray(f.writeSync(b));
+      } catch (e) {
+        if (e instanceof g.Deno.errors.BrokenPipe) g.Deno.exit(0);
+        throw e;
+      }
     };
     return { out: (s) => writeAll(g.Deno.stdout, s), err: (s) => writeAll(g.Deno.stderr, s), errIsTTY: g.Deno.stderr.isTerminal() };
   }
-  return { out: (s) => g.process.stdout.write(s), err: (s) => g.process.stderr.write(s), errIsTTY: Boolean(g.process.stderr.isTTY) };
+  // a failed write marks the stream `errored` at once, while its 'error' event waits for a turn of the event loop that
+  // a generation running on resolved promises may not give until it ends: so each write checks
+  // deno-lint-ignore no-explicit-any
+  const write = (stream: any, s: string) => {
+    stream.write(s);
+    if (stream.errored?.code === "EPIPE") g.process.exit(0);
+  };
+  for (const stream of [g.process.stdout, g.process.stderr]) {
+    if (stream.listenerCount("error") === 0) {
+      stream.on("error", (e: { code?: string }) => {
+        if (e.code === "EPIPE") g.process.exit(0);
+        throw e;
+      });
+    }
+  }
+  return { out: (s) => write(g.process.stdout, s), err: (s) => write(g.process.stderr, s), errIsTTY: Boolean(g.process.stderr.isTTY) };
 }
 
 /** The process's own stdin and SIGINT, through node:readline (Deno, Bun and Node all provide it). */

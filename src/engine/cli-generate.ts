@@ -8,6 +8,7 @@ import { generate } from "../generate.ts";
 import { ParamError } from "../errors.ts";
 import type { LoadOptions } from "../model/load.ts";
 import { Engine } from "./engine.ts";
+import { promptIds } from "./decoder.ts";
 import type { RequestParams } from "./request.ts";
 import type { CommandSpec, Flags } from "../cli/flags.ts";
 import type { Io } from "../cli/io.ts";
@@ -86,7 +87,10 @@ async function plainGenerate(f: Flags, io: Io, load: LoadOptions, prompt: string
   const loadMs = performance.now() - t0;
   try {
     // the plain path is taken only without the engine's flags (min-p, penalties, ...): those are undefined here
-    const gen = generate(model, prompt, { ...samplingFromFlags(f), maxTokens: f.number("max-tokens") });
+    // tokenized (and checked) before the prompt is echoed: a model without a tokenizer refuses it here, and
+    // its error must not follow the prompt on stdout's line ("hikvasm: ParamError: ...")
+    const ids = promptIds(model, prompt);
+    const gen = generate(model, ids, { ...samplingFromFlags(f), maxTokens: f.number("max-tokens") });
     if (typeof prompt === "string") io.out(prompt);
     let r = await gen.next();
     while (!r.done) {

@@ -8,7 +8,7 @@ import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
 import type { Sampler, SampleResult, TokenLogprob } from "../sampling/sampler.ts";
 import { StopMatcher } from "../sampling/stop.ts";
-import { ContextLengthError, nonNegativeInteger, ParamError } from "../errors.ts";
+import { ContextLengthError, describeValue, nonNegativeInteger, ParamError } from "../errors.ts";
 import type { EngineEvent, FinishReason } from "./events.ts";
 
 /** What the decoder needs of a model. */
@@ -20,6 +20,10 @@ export interface DecoderModel {
 
 /** A prompt (text, or ids) as ids, checked: not empty, every id in the vocabulary, no longer than the context. */
 export function promptIds(model: DecoderModel, prompt: string | ArrayLike<number>, addBos?: boolean): number[] {
+  if (typeof prompt !== "string" && typeof (prompt as { length?: unknown } | null)?.length !== "number") {
+    // undefined, a number or a plain object: Array.from() said "undefined is not iterable" or made an empty prompt
+    throw new ParamError("prompt", `must be a string or an array of token ids, got ${describeValue(prompt)}`);
+  }
   const ids = typeof prompt === "string" ? model.tokenizer.encode(prompt, { addBos }) : Array.from(prompt);
   if (ids.length === 0) throw new ParamError("prompt", "is empty: at least one token (e.g. BOS) is needed");
   for (const t of ids) {

@@ -4,7 +4,7 @@
  * llama2.c v0 has no magic, so it is what remains.
  */
 import { FormatError } from "../errors.ts";
-import { type ByteSource, BytesSource, FileSource } from "../io/source.ts";
+import { type ByteSource, BytesSource, FileSource, isBunEmbedded } from "../io/source.ts";
 import { GGUF_MAGIC, readGGUF } from "./gguf.ts";
 import { readLlama2c } from "./llama2c.ts";
 import { readSafetensors, readSafetensorsIndex } from "./safetensors.ts";
@@ -39,6 +39,15 @@ export async function openModelFile(
     stat = fs.statSync(input);
   } catch (e) {
     const code = (e as { code?: string }).code;
+    if (code === "ENOENT" && isBunEmbedded(input)) {
+      // a compiled executable holds only the files its sources import with { type: "file" }; the bundled default
+      // model (beside the package's dist/, which `bun build --compile` does not follow) is not among them
+      throw new FormatError(
+        input,
+        "is not inside this `bun build --compile` executable: embed the model with " +
+          '`import model from "./model.gguf" with { type: "file" }` and pass loadModel(model)',
+      );
+    }
     throw new FormatError(input, code === "ENOENT" ? "no such file or directory" : `cannot open: ${(e as Error).message}`);
   }
   if (stat.isDirectory()) return await openDirectory(input, fs, limits);
@@ -86,5 +95,14 @@ async function openDirectory(dir: string, fs: typeof import("node:fs"), limits: 
       throw e;
     }
   }
-  throw new FormatError(dir, "directory holds neither model.safetensors nor model.safetensors.index.json");
+  // a user who named the folder their downloads sit in: say what a directory must hold, and which files here to try
+  const files = fs.readdirSync(dir).filter((f) => /\.(gguf|bin)$/i.test(f)).sort();
+  const here = files.length === 0
+    ? ""
+    : `; .gguf and .bin files here: ${files.slice(0, 5).join(", ")}${files.length > 5 ? `, and ${files.length - 5} more` : ""}`;
+  throw new FormatError(
+    dir,
+    "directory holds neither model.safetensors nor model.safetensors.index.json (a Hugging Face model directory); " +
+      `give a GGUF or llama2.c .bin file by its path${here}`,
+  );
 }

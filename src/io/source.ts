@@ -31,6 +31,15 @@ export class BytesSource implements ByteSource {
 }
 
 /**
+ * Whether `path` names a file embedded in a `bun build --compile` executable (`import m from "./m.gguf" with { type: "file" }`
+ * gives `/$bunfs/root/m-HASH.gguf`; `B:\~BUN\root\...` on Windows). Bun serves those to statSync and readFileSync but not
+ * to openSync (ENOENT, Bun 1.4.5), so they are read whole into memory, a copy the arena's load then reads from.
+ */
+export function isBunEmbedded(path: string): boolean {
+  return path.startsWith("/$bunfs/") || /^[A-Za-z]:[\\/]~BUN[\\/]/.test(path);
+}
+
+/**
  * A file on disk, read with node:fs (Deno, Bun and Node all provide it).
  * Imported lazily so bundles for hosts without a file system never touch it.
  */
@@ -42,8 +51,10 @@ export class FileSource implements ByteSource {
     private readonly fs: typeof import("node:fs"),
   ) {}
 
-  static async open(path: string): Promise<FileSource> {
+  /** A file on disk; a file embedded in a `bun build --compile` executable is read whole (see isBunEmbedded). */
+  static async open(path: string): Promise<ByteSource> {
     const fs = await import("node:fs");
+    if (isBunEmbedded(path)) return new BytesSource(fs.readFileSync(path), path);
     const fd = fs.openSync(path, "r");
     const size = fs.fstatSync(fd).size;
     return new FileSource(path, size, fd, fs);

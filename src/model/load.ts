@@ -110,6 +110,14 @@ export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Pro
   // the flags, before the file is opened or fetched (buildModel reads them as checked here)
   optionalBoolean("relaxedSimd", opts.relaxedSimd);
   optionalBoolean("ggmlOrder", opts.ggmlOrder);
+  if (typeof opts.tokenizer === "string" && /^[a-z][a-z0-9+.-]+:\/\//i.test(opts.tokenizer)) {
+    // a tokenizer is read from the file system only; a URL used to fail after the model's whole download, as an ENOENT
+    throw new ParamError(
+      "tokenizer",
+      `takes a file path or the file's bytes, not a URL (${opts.tokenizer}): download it first, or pass ` +
+        "new Uint8Array(await (await fetch(url)).arrayBuffer())",
+    );
+  }
   const resolved = await resolveModelInput(input, opts.streamSize);
   let opened: ModelFile;
   try {
@@ -136,6 +144,14 @@ async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const config = deriveConfig(arch.config(file));
   checkLayerCount(config, file); // before any table per layer is built
   const tokenizer = await loadTokenizerFor(file, opts.tokenizer);
+  if (opts.tokenizer !== undefined && tokenizer.vocabSize > config.vocabSize) {
+    // a tokenizer given by hand that can spell ids the model has no row for (Llama 2's .model beside stories260K):
+    // a prompt failed later on an id "outside the vocabulary", or not at all where every id it used was small
+    throw new FormatError(
+      typeof opts.tokenizer === "string" ? opts.tokenizer : "<tokenizer bytes>",
+      `the tokenizer holds ${tokenizer.vocabSize} tokens, more than the model's vocabulary of ${config.vocabSize}: a tokenizer for another model?`,
+    );
+  }
   if (tokenizer.vocabSize > 0 && tokenizer.vocabSize < config.vocabSize) {
     // the model could pick ids the tokenizer cannot turn into text: a mismatch of files, found now, not mid-generation
     throw new FormatError(

@@ -29,7 +29,9 @@ export async function loadTokenizerFor(file: ModelFile, explicit?: string | Uint
     }
   }
   // no vocabulary at all (random-weight test models, a GGUF written without one): the model still runs on token ids
-  return new IdOnlyTokenizer(vocabSize ?? 0, file.metadata, file.source.name);
+  // a Hugging Face directory without its tokenizer files (a partial download) is told where they belong
+  const where = typeof hfConfig === "string" ? "; a Hugging Face directory's own tokenizer.json or tokenizer.model beside config.json" : "";
+  return new IdOnlyTokenizer(vocabSize ?? 0, file.metadata, file.source.name, where);
 }
 
 /** `padToVocab`: a tokenizer.json shipped beside a model pads its unused ids up to `vocabSize`. */
@@ -76,7 +78,12 @@ class IdOnlyTokenizer implements Tokenizer {
   readonly addBos = false;
   readonly addSpacePrefix = false;
 
-  constructor(readonly vocabSize: number, metadata: Map<string, unknown>, private readonly modelName: string) {
+  constructor(
+    readonly vocabSize: number,
+    metadata: Map<string, unknown>,
+    private readonly modelName: string,
+    private readonly hint = "",
+  ) {
     const id = (k: string) => (typeof metadata.get(k) === "number" ? metadata.get(k) as number : -1);
     this.bos = id("tokenizer.ggml.bos_token_id");
     this.eos = id("tokenizer.ggml.eos_token_id");
@@ -85,7 +92,8 @@ class IdOnlyTokenizer implements Tokenizer {
   encode(): number[] {
     throw new ParamError(
       "prompt",
-      `${this.modelName} carries no tokenizer; pass one (--tokenizer tokenizer.bin, a .model or tokenizer.json), or token ids (--prompt-ids)`,
+      `${this.modelName} carries no tokenizer; pass one (--tokenizer tokenizer.bin, a .model or tokenizer.json${this.hint}), ` +
+        "or token ids (--prompt-ids)",
     );
   }
 

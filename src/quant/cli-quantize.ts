@@ -36,11 +36,28 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     if (!input.metadata.has("tokenizer.ggml.model") && tokPath) {
       tokenizerMetadata = ggufVocabulary(await loadTokenizerFor(input, tokPath));
     }
-    await quantizeModel({ input, output: await fileSink(outPath), type, tokenizerMetadata });
+    await quantizeModel({ input, output: await outputFile(outPath), type, tokenizerMetadata });
   } finally {
     await input.source.close();
   }
   io.err(`wrote ${outPath} (${type}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+/** The output file, opened for writing; a path that cannot be written is a ParamError on --out, not node:fs's stack trace. */
+async function outputFile(path: string) {
+  try {
+    return await fileSink(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const why = code === "ENOENT"
+      ? "its directory does not exist"
+      : code === "EISDIR"
+      ? "it is a directory (give a file name, e.g. DIR/model-q8_0.gguf)"
+      : code === "EACCES" || code === "EPERM" || code === "EROFS"
+      ? "permission denied"
+      : (e as Error).message;
+    throw new ParamError("--out", `cannot write ${path}: ${why}`);
+  }
 }
 
 /** A SentencePiece vocabulary as GGUF tokenizer.ggml.* entries (llama2.c's tokenizer.bin carries pieces and scores). */

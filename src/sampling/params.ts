@@ -5,7 +5,7 @@
  * resolved form the Sampler can trust. Every problem is a ParamError that names
  * the offending field, so the server can answer 400 with it verbatim.
  */
-import { ParamError } from "../errors.ts";
+import { describeValue, ParamError } from "../errors.ts";
 
 export interface SamplingParams {
   temperature?: number; // default 1.0; 0 means greedy (argmax)
@@ -102,13 +102,13 @@ type NumericField = Exclude<keyof SamplingParams, "logitBias">;
 function finite(p: SamplingParams, field: NumericField, fallback: number): number {
   const v = p[field];
   if (v === undefined) return fallback;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new ParamError(field, `must be a finite number, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v)) throw new ParamError(field, `must be a finite number, got ${describeValue(v)}`);
   return v;
 }
 
 function integer(p: SamplingParams, field: NumericField, fallback: number): number {
   const v = finite(p, field, fallback);
-  if (!Number.isSafeInteger(v)) throw new ParamError(field, `must be an integer, got ${v}`);
+  if (!Number.isSafeInteger(v)) throw new ParamError(field, `must be an integer, got ${describeValue(v)}`);
   return v;
 }
 

@@ -8,7 +8,7 @@
  * match, the one that completes first (smallest end) wins, ties -> the one that
  * starts first. This makes the result independent of how the text is chunked.
  */
-import { ParamError } from "../errors.ts";
+import { describeValue, ParamError } from "../errors.ts";
 
 /**
  * The stop strings as a trie over UTF-16 units, flat: node n's child for unit
@@ -27,6 +27,11 @@ interface CompiledStops {
 const compiled = new WeakMap<readonly string[], CompiledStops>();
 
 function compile(stops: readonly string[]): CompiledStops {
+  // OpenAI's API takes one stop string as a string; here a string would have been a WeakMap key (a TypeError)
+  if (!Array.isArray(stops)) {
+    const hint = typeof stops === "string" ? ` (one stop string is written [${JSON.stringify(stops)}])` : "";
+    throw new ParamError("stop", `must be an array of strings, got ${describeValue(stops)}${hint}`);
+  }
   const cached = compiled.get(stops);
   if (cached) return cached;
   const next = new Map<number, number>();

@@ -19,6 +19,11 @@ export function renderChat(model: Model, template: ChatTemplate, messages: ChatM
   return { text, encode: { addBos: tok.addBos && !templateHasBos, parseSpecial: true } };
 }
 
+/**
+ * The ids a model continues for `messages` (public: a library user's chat, as `kvasm chat` and the server prompt it):
+ * the template's rendering with control tokens parsed, BOS added only where the tokenizer wants one and the template
+ * did not write it. `ChatTemplate.forModel(model)` gives the template (ChatML when the file has none).
+ */
 export function chatPromptIds(model: Model, template: ChatTemplate, messages: ChatMessage[]): number[] {
   const { text, encode } = renderChat(model, template, messages);
   const ids = model.tokenizer.encode(text, encode);

@@ -45,6 +45,12 @@ const evaluateBlock = (Interpreter.prototype as unknown as { evaluateBlock: Eval
 type ApplyFilter = (operand: unknown, filter: { type: string; args?: { type: string; value: unknown }[] }, environment: unknown) => unknown;
 const applyFilter = (Interpreter.prototype as unknown as { applyFilter: ApplyFilter }).applyFilter;
 
+/**
+ * Markers of the ChatML fallback: a model that was not trained on them (its file has no template) may write them as
+ * text, which ends its turn; `kvasm chat` and the server's chat route stop there.
+ */
+export const CHATML_STOPS: readonly string[] = ["<|im_end|>", "<|im_start|>"];
+
 export const CHATML_TEMPLATE =
   "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";

@@ -20,7 +20,7 @@
  * generations start, or none do.
  */
 import type { Model } from "../model/model.ts";
-import { ChatTemplate, type TemplateLimits } from "./chat-template.ts";
+import { CHATML_STOPS, ChatTemplate, type TemplateLimits } from "./chat-template.ts";
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from "./body.ts";
 import type { Generator } from "./generation.ts";
 import { Engine, type EngineOptions } from "../engine/engine.ts";
@@ -80,7 +80,7 @@ export interface KvasmHandler {
   close(): Promise<void>;
 }
 
-export function createHandler(model: Model, opts: HandlerOptions): KvasmHandler {
+export function createHandler(model: Model, opts: HandlerOptions = {}): KvasmHandler {
   const modelId = opts.modelId ?? defaultModelId(model);
   const bounds = boundsOf(model, opts); // checked before the engine is made
   const ownEngine = opts.generator ? null : new Engine(model, opts.engine);
@@ -190,6 +190,8 @@ function serverState(model: Model, modelId: string, generator: Generator, opts: 
 interface RouteNote {
   usage?: { prompt_tokens: number; completion_tokens: number };
   streamEnded?: Promise<unknown>;
+  /** Whether the stream was cancelled before its end (read when it has ended). */
+  cancelled?: () => boolean;
 }
 
 /** One request's response (a CORS preflight's, the route's, or its error's), counted in the metrics and logged. */
@@ -210,6 +212,7 @@ async function answer(s: ServerState, req: Request): Promise<Response> {
         promptTokens: note.usage?.prompt_tokens,
         completionTokens: note.usage?.completion_tokens,
         ms: performance.now() - t0,
+        ...(note.cancelled?.() ? { cancelled: true } : {}),
       });
     if (note.streamEnded) note.streamEnded.then(write);
     else write();
@@ -307,7 +310,10 @@ async function generateRoute(
   parse: (body: unknown) => ParsedRequest,
   note: RouteNote,
 ): Promise<Response> {
-  const { parsed, promptIds } = await readGenerateRequest(s, req, parse);
+  const { parsed: asked, promptIds } = await readGenerateRequest(s, req, parse);
+  // a chat rendered in the ChatML fallback ends where the model writes a ChatML marker, as in `kvasm chat` (the
+  // client's own stop strings were checked against the limits; these two are the server's)
+  const parsed = asked.kind === "chat" && s.template.isFallback ? { ...asked, stop: [...asked.stop, ...CHATML_STOPS] } : asked;
   const place = takePlace(s, req, admit(s, parsed, promptIds));
   let handedOff = false;
   try {
@@ -451,6 +457,8 @@ function takePlace(s: ServerState, req: Request, cost: Cost): Place {
 function streamedAnswer(run: ReturnType<typeof runRequest>, place: Place, note: RouteNote, counted: Promise<unknown>): Response {
   // a cancelled stream ends before its generations do: its counts follow once they have
   note.streamEnded = place.released.then(() => counted);
+  // the log line says so: "200 2+4 tokens" alone read as a finished answer of 4 tokens
+  note.cancelled = () => place.signal.aborted;
   // a stream cancelled before its first pull never runs the generator's finally: release on cancel too
   return sseResponse(withFinally(run.chunks(), place.release), () => {
     place.abort();

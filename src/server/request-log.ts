@@ -11,6 +11,8 @@ export interface RequestLogEntry {
   promptTokens?: number;
   completionTokens?: number;
   ms: number;
+  /** A stream that ended early: its client went away or the server shut down (the line ends "(cancelled)"). */
+  cancelled?: boolean;
 }
 
 export type RequestLogger = (line: string, entry: RequestLogEntry) => void;
@@ -18,5 +20,5 @@ export type RequestLogger = (line: string, entry: RequestLogEntry) => void;
 export function formatLogLine(e: RequestLogEntry): string {
   return `${e.method} ${e.path} ${e.status}${e.promptTokens !== undefined ? ` ${e.promptTokens}+${e.completionTokens} tokens` : ""} ${
     e.ms.toFixed(0)
-  } ms`;
+  } ms${e.cancelled ? " (cancelled)" : ""}`;
 }

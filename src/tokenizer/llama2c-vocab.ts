@@ -51,6 +51,16 @@ export function readLlama2cTokenizer(bytes: Uint8Array, name = "<tokenizer.bin>"
     scores.push(score);
   }
   if (pieces.length <= EOS) throw new FormatError(name, `only ${pieces.length} tokens; a llama2.c vocabulary starts with <unk>, <s>, </s>`);
+  if (at < bytes.length) {
+    // llama2.c reads vocab_size tokens and ignores the rest; a file that goes on is another model's vocabulary (Llama 2's
+    // 32000 beside stories260K ran and wrote gibberish), whose first pieces are not this model's
+    throw new FormatError(
+      name,
+      `holds more tokens than the model's vocabulary of ${pieces.length} (${bytes.length - at} bytes follow token ${
+        pieces.length - 1
+      }): a tokenizer for another model?`,
+    );
+  }
 
   const types = new Uint8Array(pieces.length).fill(TokenType.normal);
   types[UNK] = TokenType.unknown;
