@@ -34,9 +34,12 @@ const path = positionals[0];
 const backend = new WebGpuBackend({ submitEvery });
 const model = await loadModel(path, { backend, contextLength: 512, ...(rows ? { maxBatchRows: rows } : {}) });
 const forward = forwardTimer(model);
-const b = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
+type Methods = Record<string, (...a: unknown[]) => unknown>;
+// the backend's op recording, its dispatch recorder's (recorder.ts) and its device memory's (memory.ts) methods
+const own = backend as unknown as Methods & { rec: Methods; memory: Methods };
 const timers: Record<string, number> = {};
 for (const name of !wrapCalls ? [] : ["submit", "dispatch", "record", "pipeline", "bindGroup", "bindGroup3", "stateBuffer"]) {
+  const b = name === "record" ? own : name === "stateBuffer" ? own.memory : own.rec;
   const f = b[name];
   timers[name] = 0;
   b[name] = function (this: unknown, ...a: unknown[]) {

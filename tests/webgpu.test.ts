@@ -23,6 +23,7 @@ import { DeviceSampler } from "../src/backends/webgpu/sample.ts";
 import { GGMLType, type GGMLTypeId, rowBytes } from "../src/formats/ggml-types.ts";
 import { BytesSource } from "../src/io/source.ts";
 import { drain } from "./drain.ts";
+import { logDispatches } from "./webgpu-log.ts";
 import { adapterKind, compareGreedyIds, greedyAgainst, type ReferenceSteps, referenceSteps } from "./near-tie.ts";
 
 interface GoldenRow {
@@ -317,17 +318,16 @@ test("webgpu: every constructor option's bad value is a WebGpuError naming the o
 });
 
 test("webgpu: every constructor option's default and accepted values are taken as given", async () => {
-  // the private fields init and the recorders read: what each option set (submitEvery capped to the params slots)
-  const fields = (b: WebGpuBackend) => b as unknown as Record<string, unknown>;
+  // settings: the options in effect, which init and the recorders read (submitEvery capped to the params slots)
   for (const b of [new WebGpuBackend(), new WebGpuBackend({}), new WebGpuBackend(undefined)]) {
-    const f = fields(b);
+    const f = b.settings;
     assertEquals(
-      [f.submitEvery, f.tiledFrom, f.tileRows, f.fold, f.spreadSampleFrom, f.profile, f.fuseAttentionQuant, f.usePlans],
+      [f.submitEvery, f.tiledFrom, f.tileRows, f.fold, f.spreadSampleFrom, f.profile, f.fuseAttentionQuant, f.plans],
       [256, 32, 0, "auto", 32000, false, true, true],
     );
-    assertEquals([f.rowForm, f.tilesName, f.f32Lanes, f.f32Form, f.attentionForm], ["auto", "auto", 0, "rows", "today"]);
+    assertEquals([f.rowKernels, f.tiles, f.f32Lanes, f.f32Form, f.attention], ["auto", "auto", 0, "rows", "today"]);
   }
-  const good: Array<[string, unknown[], string?]> = [
+  const good: Array<[keyof WebGpuOptions, unknown[]]> = [
     ["submitEvery", [1, 2, 256, 4096]],
     ["tiledFrom", [1, 16, 64, Infinity]],
     ["tileRows", [32, 64]],
@@ -335,22 +335,22 @@ test("webgpu: every constructor option's default and accepted values are taken a
     ["spreadSampleFrom", [0, 1, 32000, 1e9, Infinity]],
     ["profile", [true, false]],
     ["fuseAttentionQuant", [true, false]],
-    ["plans", [true, false], "usePlans"],
-    ["rowKernels", ["auto", "off", "pairs", "octets"], "rowForm"],
-    ["tiles", ["today", "auto", ...Object.keys(TILE_SHAPES)], "tilesName"],
+    ["plans", [true, false]],
+    ["rowKernels", ["auto", "off", "pairs", "octets"]],
+    ["tiles", ["today", "auto", ...Object.keys(TILE_SHAPES)]],
     ["f32Lanes", [8, 16, 32, 64]],
     ["f32Form", ["today", "rows"]],
-    ["attention", ["today", "wide"], "attentionForm"],
+    ["attention", ["today", "wide"]],
   ];
-  for (const [name, values, field = name] of good) {
-    for (const value of values) assertEquals(fields(new WebGpuBackend({ [name]: value }))[field], value, `${name} ${String(value)}`);
+  for (const [name, values] of good) {
+    for (const value of values) assertEquals(new WebGpuBackend({ [name]: value }).settings[name], value, `${name} ${String(value)}`);
   }
   // above the params slots submitEvery is capped, as documented (at 2048, half the timestamp queries, when profiling)
-  assertEquals(fields(new WebGpuBackend({ submitEvery: 10000 })).submitEvery, 4096);
-  assertEquals(fields(new WebGpuBackend({ submitEvery: 4096, profile: true })).submitEvery, 2048);
+  assertEquals(new WebGpuBackend({ submitEvery: 10000 }).settings.submitEvery, 4096);
+  assertEquals(new WebGpuBackend({ submitEvery: 4096, profile: true }).settings.submitEvery, 2048);
   // where this runtime has an adapter, the real one is taken as it is
   const { adapter } = await requestAdapter();
-  if (adapter) assert(fields(new WebGpuBackend({ adapter })).adapter === adapter, "adapter not kept");
+  if (adapter) assert(new WebGpuBackend({ adapter }).settings.adapter === adapter, "adapter not kept");
 });
 
 /** Greedy ids fed back one decodeOne at a time, picked on the host. */
@@ -409,8 +409,12 @@ for (const file of ["stories260K.gguf", "stories260K-q4_0.gguf"]) {
   gpuTest(`${file}: a replayed decode plan gives a freshly recorded step's picks and logits, bit for bit`, [STORIES(file)], async () => {
     // plans: false records every step (the architecture's forward, fused afresh); plans: true records the device
     // loop's step once and replays it: across positions, readbacks, a released and a new sequence, a prefill between
+    // and each backend's adapter logs what it is asked (tests/webgpu-log.ts): a replay asks the GPU for exactly the calls a fresh step does
     const opts = { contextLength: 128, maxSequences: 2 };
-    const fresh = new WebGpuBackend({ plans: false }), planned = new WebGpuBackend({ plans: true });
+    const { adapter } = await requestAdapter();
+    const freshLog = logDispatches(adapter), plannedLog = logDispatches(adapter);
+    const fresh = new WebGpuBackend({ plans: false, adapter: freshLog.adapter });
+    const planned = new WebGpuBackend({ plans: true, adapter: plannedLog.adapter });
     const a = await loadModel(STORIES(file), { ...opts, backend: fresh });
     const b = await loadModel(STORIES(file), { ...opts, backend: planned });
     const bits = (l: Float32Array) => Array.from(new Uint32Array(l.buffer, l.byteOffset, l.length));
@@ -435,6 +439,10 @@ for (const file of ["stories260K.gguf", "stories260K-q4_0.gguf"]) {
       assertEquals(draws[1], draws[0], "sampled ids");
       assertEquals(fresh.replays, 0);
       assert(planned.replays > 100, `replayed ${planned.replays} steps`);
+      const calls = [freshLog.log, plannedLog.log], at = calls[0].findIndex((line, i) => calls[1][i] !== line);
+      assert(calls[0].filter((line) => line.startsWith("dispatch ")).length > 1000, "dispatches logged");
+      assertEquals([at, calls[1].length], [-1, calls[0].length], `first differing GPU call: ${calls[0][at]} against ${calls[1][at]}`);
+      assertEquals(plannedLog.shaders, freshLog.shaders, "the pipelines' WGSL");
     } finally {
       await a.close();
       await b.close();

@@ -103,3 +103,49 @@ export function hasWgslFeature(name: string): boolean {
   const f = gpuObject()?.wgslLanguageFeatures;
   return Boolean(f && f.has(name));
 }
+
+// GPUBufferUsage / GPUMapMode bits (the globals are absent outside WebGPU runtimes)
+export const MAP_READ = 0x1, COPY_SRC = 0x4, COPY_DST = 0x8, UNIFORM = 0x40, STORAGE = 0x80;
+
+/**
+ * What went wrong on a device, kept until the host next waits on it (check): its loss, uncaptured errors, and the
+ * out-of-memory scopes around buffer creation (popped asynchronously). WebGPU reports these late, so a call that
+ * waits (read, upload, flush) is where they become a WebGpuError.
+ */
+export class DeviceErrors {
+  /** Why the device was lost, once it was (every later call throws it). */
+  lost: string | null = null;
+  private errors: string[] = [];
+  private pending: Promise<unknown>[] = [];
+
+  /** Listens to `device`'s loss (while `current` says it is still the one in use) and its uncaptured errors. */
+  watch(device: Gpu, current: () => boolean): void {
+    device.lost.then((info: Gpu) => {
+      if (current()) this.lost = `device lost (${info?.reason ?? "unknown"}): ${info?.message ?? ""}`;
+    });
+    device.addEventListener?.("uncapturederror", (ev: Gpu) => this.errors.push(String(ev.error?.message ?? ev.error)));
+  }
+
+  /** A buffer created in an out-of-memory scope: a failure is reported by the next check as "allocating `what`: ...". */
+  createBuffer(device: Gpu, descriptor: Gpu, what: string): Gpu {
+    device.pushErrorScope("out-of-memory");
+    const buffer = device.createBuffer(descriptor);
+    this.pending.push(device.popErrorScope().then((e: Gpu) => e && this.errors.push(`allocating ${what}: ${e.message}`)));
+    return buffer;
+  }
+
+  /** Waits for the scopes in flight, then throws the loss or the errors so far (once: they are cleared). */
+  async check(): Promise<void> {
+    if (this.pending.length) {
+      const scopes = this.pending;
+      this.pending = [];
+      await Promise.all(scopes);
+    }
+    if (this.lost) throw new WebGpuError(this.lost);
+    if (this.errors.length) {
+      const msg = this.errors.join("; ");
+      this.errors = [];
+      throw new WebGpuError(msg);
+    }
+  }
+}

@@ -606,7 +606,7 @@ export const ROW_WORKGROUPS = 256;
 
 /**
  * Which one-row kernels decode's Q8_0/Q4_0 matmuls take, folded or not: matmulKernel's (off), the row kernel's
- * pairs or octets by the first rule, or the best measured (auto: rowPlan's; see backend.ts ROW_FORM).
+ * pairs or octets by the first rule, or the best measured (auto: rowPlan's; see options.ts ROW_FORM).
  */
 export type RowForm = "off" | "pairs" | "octets" | "auto";
 
@@ -746,7 +746,7 @@ ${oneRowThread(epilogue)}
 
 /**
  * Which kernel decode's one-row F32 matmuls take: matmulKernel's (today: the activation read from the state buffer
- * a unit at a time, lanesFor's or f32Lanes' threads a row) or f32RowKernel's (rows). See backend.ts F32_FORM.
+ * a unit at a time, lanesFor's or f32Lanes' threads a row) or f32RowKernel's (rows). See options.ts F32_FORM.
  */
 export type F32Form = "today" | "rows";
 export const F32_FORMS: F32Form[] = ["today", "rows"];

@@ -408,7 +408,7 @@ export function tiledKernel(type: GGMLTypeId, epilogue: Epilogue, bm: number): s
 }
 
 /**
- * A register-tiled form of the quantized kernel (backend.ts takes it by default: `tiles` "auto"): a workgroup owns
+ * A register-tiled form of the quantized kernel (the backend takes it by default: options.ts TILES, `tiles` "auto"): a workgroup owns
  * bm tokens x bn weight rows, each of its (bm / tm) x (bn / tn) threads tm x tn sums, and the step's units sit in
  * workgroup memory as vec4<u32> (a unit's 16 low and 16 high bytes, one 16-byte load each), so a thread's loads
  * of workgroup memory per unit are 2 (tm + tn) + tn against today's 8 for 4 x 4 sums: each dot4 of a 4 x 4 tile
