@@ -33,7 +33,7 @@
 // as they are and go through matmul_q8_0 at every T.
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
-import { blockAdd, f16, f16quadMul, f32ToF16 } from "./quant-util";
+import { absmax32, blockAdd, f16, f16quadMul, f32ToF16 } from "./quant-util";
 import { matmul_q8_0 } from "./quant-matmul";
 import { QB, repackQuads } from "./lanes-q8_0-layout";
 import { quads } from "./lanes-q8_0-steps";
@@ -60,20 +60,6 @@ import { quads } from "./lanes-q8_0-steps";
 /** Activation rows per chunk of the tiles: a chunk's Q8_SN rows (126 KB at n = 768) stay in L2 (8 and 32 measured the same). */
 // @ts-ignore: decorator
 @inline const CHUNK: i32 = 16;
-
-/**
- * The largest |x| of the 32 f32 at p, with the bits quant-act.ts' absmax32 gives where every x is finite or infinite:
- * the magnitudes' bit patterns order as their values, so integer maxima (pmaxsd) find it, without f32x4.max's NaN
- * fix-ups (several instructions each in V8 and JavaScriptCore). A NaN among the x gives a NaN here too (its bits
- * exceed infinity's), which sends the block to quantize_q8_s.
- */
-// @ts-ignore: decorator
-@inline function absmax32(p: usize, mag: v128): f32 {
-  let m = v128.and(v128.load(p), mag);
-  for (let k: usize = 16; k < 128; k += 16) m = i32x4.max_s(m, v128.and(v128.load(p + k), mag));
-  m = i32x4.max_s(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
-  return reinterpret<f32>(max<i32>(i32x4.extract_lane(m, 0), i32x4.extract_lane(m, 1)));
-}
 
 /**
  * Four x * id rounded to nearest, ties to even, as i32: adding 1.5 * 2^23 rounds the product to an integer in f32's

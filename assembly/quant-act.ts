@@ -1,15 +1,7 @@
 // Activation quantizers: what llama.cpp's CPU backend does to the f32 input of
 // a matmul before the integer dot products (ggml's vec_dot_type).
 //   x: T rows of n f32 (row stride n floats); out: T rows of blocks.
-import { f16, f32ToF16 } from "./quant-util";
-
-// @ts-ignore: decorator
-@inline function absmax32(p: usize): f32 {
-  let m = f32x4.abs(v128.load(p));
-  for (let k: usize = 16; k < 128; k += 16) m = f32x4.max(m, f32x4.abs(v128.load(p + k)));
-  m = f32x4.max(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
-  return max<f32>(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1));
-}
+import { absmax32, f16, f32ToF16 } from "./quant-util";
 
 /**
  * v rounded to the nearest integer (ties to even, as f32x4.nearest), as i32 lanes, for |v| < 2^22: v + 1.5 * 2^23 holds
@@ -42,12 +34,13 @@ import { f16, f32ToF16 } from "./quant-util";
  */
 export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
-  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
+  // constants from an opaque zero (n >= 0): V8 keeps them in registers
+  const z = <i32>(<u32>n >> 31), magic = i32x4.splat(0x4B400000 + z), abs = i32x4.splat(0x7fffffff + z);
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 34;
     for (let b = 0; b < nb; b++, p += 128, q += 34) {
-      const amax = absmax32(p);
+      const amax = absmax32(p, abs);
       store<u16>(q, <u16>f32ToF16(amax / 127.0));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
       round16(q + 2, p, id, magic);
@@ -66,12 +59,13 @@ export function quantize_q8_0(out: usize, x: usize, n: i32, T: i32): void {
  */
 export function quantize_q8_s(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
-  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
+  // constants from an opaque zero (n >= 0): V8 keeps them in registers
+  const z = <i32>(<u32>n >> 31), magic = i32x4.splat(0x4B400000 + z), abs = i32x4.splat(0x7fffffff + z);
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 40;
     for (let b = 0; b < nb; b++, p += 128, q += 40) {
-      const amax = absmax32(p);
+      const amax = absmax32(p, abs);
       store<u16>(q, <u16>f32ToF16(amax / 127.0)); // the f16 d, read back widened below
       store<f32>(q, f16(q));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
@@ -85,12 +79,13 @@ export function quantize_q8_s(out: usize, x: usize, n: i32, T: i32): void {
 /** Q8_1 blocks {f16 d; f16 s = d * sum(qs); i8 qs[32]} as ggml's x86 quantize_row_q8_1. */
 export function quantize_q8_1(out: usize, x: usize, n: i32, T: i32): void {
   const nb = n >> 5;
-  const magic = i32x4.splat(0x4B400000 + <i32>(<u32>n >> 31)); // from an opaque zero: V8 keeps it in a register
+  // constants from an opaque zero (n >= 0): V8 keeps them in registers
+  const z = <i32>(<u32>n >> 31), magic = i32x4.splat(0x4B400000 + z), abs = i32x4.splat(0x7fffffff + z);
   for (let t = 0; t < T; t++) {
     let p = x + (<usize>t * <usize>n << 2);
     let q = out + <usize>t * <usize>nb * 36;
     for (let b = 0; b < nb; b++, p += 128, q += 36) {
-      const amax = absmax32(p);
+      const amax = absmax32(p, abs);
       const d: f32 = amax / 127.0;
       store<u16>(q, <u16>f32ToF16(d));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
