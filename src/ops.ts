@@ -20,7 +20,7 @@
  * shape and parameter first (ParamError names the field), then sizes one private WebAssembly.Memory for
  * exactly what it needs, copies the inputs in, runs the kernels and copies the result out; nothing is kept.
  */
-import { ContextLengthError, optionalBoolean, ParamError, UnsupportedError } from "./errors.ts";
+import { checkOptionNames, ContextLengthError, optionalBoolean, optionNames, ParamError, UnsupportedError } from "./errors.ts";
 import { Arena, ArenaPlan } from "./memory/arena.ts";
 import { hasRelaxedSimd, instantiateKernels, type Kernels, pickVariant } from "./kernels/wasm.ts";
 
@@ -38,6 +38,9 @@ export interface Tensor {
 export interface OpsOptions {
   relaxed?: boolean;
 }
+
+/** OpsOptions' names: every operator refuses any other key (`relax: false` ran the relaxed kernels unseen). */
+const OPS_OPTION_NAMES = optionNames<OpsOptions>()(["relaxed"]);
 
 // ---------------------------------------------------------------- validation
 
@@ -102,6 +105,7 @@ class Scratch {
     this.arena = arena;
   }
   static async create(plan: ArenaPlan, opts: OpsOptions = {}): Promise<Scratch> {
+    checkOptionNames("opts", opts, OPS_OPTION_NAMES);
     if (optionalBoolean("relaxed", opts.relaxed) && !hasRelaxedSimd()) {
       throw new UnsupportedError("relaxed: this runtime does not run relaxed SIMD; leave relaxed unset");
     }
