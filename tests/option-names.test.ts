@@ -6,7 +6,7 @@
  * request's unknown fields, as OpenAI's API does.
  */
 import * as fs from "node:fs";
-import { assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
+import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 import { checkOptionNames, ParamError } from "../src/errors.ts";
 import { LOAD_OPTION_NAMES, loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
@@ -249,7 +249,7 @@ testShared("createEdgeHandler refuses a misspelt option, in load too, when it is
   }
 });
 
-test("ops refuse a misspelt option", async () => {
+test("ops refuse a misspelt option or argument name, before anything is allocated", async () => {
   const t = (shape: number[]) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i % 7) / 7) });
   const qkv = { query: t([1, 4, 8]), key: t([1, 4, 8]), value: t([1, 4, 8]) };
   await assertRejects(() => ops.denseAttention(qkv, { relax: false } as never), ParamError, refused("opts", "relax", "relaxed"));
@@ -258,6 +258,23 @@ test("ops refuse a misspelt option", async () => {
     ParamError,
     refused("opts", "Relaxed", "relaxed"),
   );
-  const out = await ops.denseAttention(qkv, { relaxed: undefined });
-  assertEquals(out.shape, [1, 4, 8]);
+  // "casual" ran the operator unmasked
+  await assertRejects(
+    () => ops.denseAttention({ ...qkv, casual: true } as never),
+    ParamError,
+    refused("denseAttention", "casual", "causal"),
+  );
+  await assertRejects(
+    () => ops.sparseTopK({ ...qkv, k: 2, num_chunk: 1 } as never),
+    ParamError,
+    refused("sparseTopK", "num_chunk", "num_chunks"),
+  );
+  await assertRejects(() => ops.aftSimpleDecoder({ dims: 4 } as never), ParamError, refused("aftSimpleDecoder", "dims", "dim"));
+  // the options' names first, then the arguments'; what is not an object is still the arguments' own error
+  await assertRejects(() => ops.linformer({} as never, { relaxd: true } as never), ParamError, refused("opts", "relaxd", "relaxed"));
+  await assertRejects(() => ops.quantizeAsymU8(null as never), ParamError, /^args: must be an object/);
+  const dense = await ops.denseAttention({ ...qkv, causal: undefined }, { relaxed: undefined });
+  const causal = await ops.denseAttention({ ...qkv, causal: true });
+  assertEquals(dense.shape, [1, 4, 8]);
+  assert(dense.data.some((x, i) => x !== causal.data[i]), "causal masks what dense attends");
 });
