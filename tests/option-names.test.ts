@@ -1,9 +1,10 @@
 /**
  * A misspelt option name is a ParamError naming it (and, within two edits, the name it probably meant) at every
  * public entry point that takes an options object: generate, Sampler, Engine and submit, loadModel (and its
- * attention and limits), createHandler (and its engine, limits and chatTemplateLimits), serve, createEdgeHandler and
- * the ops API. Each accepts every name its list holds (undefined values included), and the server still ignores a
- * request's unknown fields, as OpenAI's API does.
+ * attention and limits), createHandler (and its engine, limits and chatTemplateLimits), serve, createEdgeHandler, the
+ * ops API (options and arguments), Tokenizer.encode, TextStream, quantizeModel, openModelFile and readGGUF. Each
+ * accepts every name its list holds (undefined values included), and the server still ignores a request's unknown
+ * fields, as OpenAI's API does.
  */
 import * as fs from "node:fs";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
@@ -20,6 +21,13 @@ import { serve } from "../src/server/serve.ts";
 import { SERVE_OPTION_NAMES } from "../src/server/serve-types.ts";
 import { createEdgeHandler } from "../src/edge.ts";
 import * as ops from "../src/ops.ts";
+import { ENCODE_OPTION_NAMES, TextStream } from "../src/tokenizer/tokenizer.ts";
+import { quantizeModel } from "../src/quant/quantize.ts";
+import { BytesSink } from "../src/formats/gguf-writer.ts";
+import { openModelFile } from "../src/formats/open.ts";
+import { readGGUF } from "../src/formats/gguf.ts";
+import { DEFAULT_HEADER_LIMITS } from "../src/formats/types.ts";
+import { BytesSource } from "../src/io/source.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K-q8_0.gguf");
 
@@ -278,3 +286,33 @@ test("ops refuse a misspelt option or argument name, before anything is allocate
   assertEquals(dense.shape, [1, 4, 8]);
   assert(dense.data.some((x, i) => x !== causal.data[i]), "causal masks what dense attends");
 });
+
+testShared(
+  "encode, TextStream, quantizeModel, openModelFile and readGGUF refuse a misspelt option; every listed name is taken",
+  [MODEL],
+  async () => {
+    const m = await model();
+    const tok = m.tokenizer;
+    // "addBOS: false" prepended BOS unseen
+    await assertRejects(() => tok.encode("Once", { addBOS: false } as never), ParamError, refused("encode", "addBOS", "addBos"));
+    assertEquals(tok.encode("Once", everyName(ENCODE_OPTION_NAMES)), tok.encode("Once"));
+    await assertRejects(
+      () => new TextStream(tok, { skipLeadingSpaces: true } as never),
+      ParamError,
+      refused("TextStream", "skipLeadingSpaces", "skipLeadingSpace"),
+    );
+    new TextStream(tok, { skipLeadingSpace: undefined });
+    const sink = new BytesSink();
+    await assertRejects(
+      () => quantizeModel({ input: m.file, output: sink, type: "Q8_0", tokenizerMetaData: [] } as never),
+      ParamError,
+      refused("quantizeModel", "tokenizerMetaData", "tokenizerMetadata"),
+    );
+    const bytes = new Uint8Array(fs.readFileSync(MODEL));
+    const limits = { ...DEFAULT_HEADER_LIMITS, maxArrayLenght: 9 } as never;
+    await assertRejects(() => openModelFile(bytes, limits), ParamError, refused("limits", "maxArrayLenght", "maxArrayLength"));
+    await assertRejects(() => readGGUF(new BytesSource(bytes), limits), ParamError, refused("limits", "maxArrayLenght", "maxArrayLength"));
+    const file = await readGGUF(new BytesSource(bytes), { ...DEFAULT_HEADER_LIMITS });
+    assertEquals(file.tensors.size, m.file.tensors.size);
+  },
+);
