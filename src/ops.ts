@@ -531,10 +531,10 @@ async function runAttention(
   return s.read(out, [c.B, rows, c.Dv]);
 }
 
-/** Dense softmax attention, softmax(Q K^T / sqrt(D)) V, optionally causal: the baseline the variants are measured against. */
-// deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
 const DENSE_ATTENTION_ARGS = optionNames<ArgsOf<typeof denseAttention>>()(["query", "key", "value", "causal"]);
 
+/** Dense softmax attention, softmax(Q K^T / sqrt(D)) V, optionally causal: the baseline the variants are measured against. */
+// deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
 export async function denseAttention(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; causal?: boolean },
   opts?: OpsOptions,
@@ -551,14 +551,14 @@ export async function denseAttention(
   );
 }
 
+const SLIDING_WINDOW_ARGS = optionNames<ArgsOf<typeof slidingWindowBidirectional>>()(["query", "key", "value", "window_overlap"]);
+
 /**
  * Longformer's bidirectional sliding window (seed: _sliding_chunks_query_key_matmul and its mask, here as the
  * dense masked reference make.py computes): row t attends keys |t - t'| <= window_overlap. Only the band is
  * computed: T (2w + 1) (D + Dv) time, no T x T scores.
  */
 // deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
-const SLIDING_WINDOW_ARGS = optionNames<ArgsOf<typeof slidingWindowBidirectional>>()(["query", "key", "value", "window_overlap"]);
-
 export async function slidingWindowBidirectional(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; window_overlap: number },
   opts?: OpsOptions,
@@ -569,14 +569,14 @@ export async function slidingWindowBidirectional(
   return runAttention(c, c.Tq, opts, c.Tk, (s, out, q, k, v, sc) => s.k.attention_window(out, q, k, v, c.Tq, c.Tk, c.D, c.Dv, w, 0, sc));
 }
 
+const SPARSE_TOPK_ARGS = optionNames<ArgsOf<typeof sparseTopK>>()(["query", "key", "value", "k", "num_chunks"]);
+
 /**
  * Sparse top-k attention (seed: sparse_top_k_attention): each query keeps its k largest scores over all keys,
  * softmaxes them and mixes those k values. The seed walks the queries in num_chunks chunks of floor(T / num_chunks)
  * rows, so its output has num_chunks * floor(T / num_chunks) rows (a remainder is dropped); this does the same.
  */
 // deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
-const SPARSE_TOPK_ARGS = optionNames<ArgsOf<typeof sparseTopK>>()(["query", "key", "value", "k", "num_chunks"]);
-
 export async function sparseTopK(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; k: number; num_chunks: number },
   opts?: OpsOptions,
