@@ -12,9 +12,10 @@
  * variable (and the API key from KVASM_API_KEY) on the first request.
  * The model loads once per isolate, on the first request; later requests reuse it.
  */
-import { loadModel, type LoadOptions } from "./model/load.ts";
+import { LOAD_OPTION_NAMES, loadModel, type LoadOptions } from "./model/load.ts";
 import type { Model } from "./model/model.ts";
-import { createHandler, type HandlerOptions, type KvasmHandler } from "./server/handler.ts";
+import { createHandler, HANDLER_OPTION_NAMES, type HandlerOptions, type KvasmHandler } from "./server/handler.ts";
+import { checkOptionNames, optionNames } from "./errors.ts";
 import { HttpError } from "./server/http-error.ts";
 
 export interface EdgeOptions extends HandlerOptions {
@@ -24,6 +25,9 @@ export interface EdgeOptions extends HandlerOptions {
   load?: LoadOptions;
 }
 
+/** EdgeOptions' names: createEdgeHandler refuses any other key, before any request (a load fails only on the first). */
+const EDGE_OPTION_NAMES = optionNames<EdgeOptions>()([...HANDLER_OPTION_NAMES, "model", "load"]);
+
 export interface EdgeHandler {
   fetch(req: Request): Promise<Response>;
   /** Loads the model now instead of on the first request. */
@@ -31,12 +35,16 @@ export interface EdgeHandler {
 }
 
 export function createEdgeHandler(opts: EdgeOptions): EdgeHandler {
+  checkOptionNames("createEdgeHandler", opts, EDGE_OPTION_NAMES);
+  checkOptionNames("load", opts.load, LOAD_OPTION_NAMES);
+  // createHandler takes the handler's options only (it refuses model and load as unknown)
+  const { model: _model, load: _load, ...handlerOpts } = opts;
   let loading: Promise<KvasmHandler> | null = null;
   const ready = () => {
     loading ??= (async () => {
       const input = typeof opts.model === "function" ? await opts.model() : opts.model;
       const model = await loadFrom(input, { maxSequences: 4, threads: 1, ...opts.load });
-      return createHandler(model, opts);
+      return createHandler(model, handlerOpts);
     })();
     // a failed load is retried by the next request rather than cached forever
     loading.catch(() => (loading = null));

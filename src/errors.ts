@@ -95,6 +95,72 @@ export function optionalBoolean(param: string, value: unknown): boolean | undefi
 }
 
 /**
+ * The option names an options interface T takes, as a list: `optionNames<T>()([...])` compiles only where the list
+ * names every key of T (and nothing else), so a field added to T without listing it fails to compile rather than
+ * becoming an option that checkOptionNames refuses. (Curried: TypeScript infers the list's type only where T is given.)
+ */
+export function optionNames<T extends object>(): <const N extends ReadonlyArray<keyof T>>(
+  names: N & ([Exclude<keyof T, N[number]>] extends [never] ? unknown : { missingOptionNames: Exclude<keyof T, N[number]> }),
+) => ReadonlyArray<keyof T> {
+  return (names) => names;
+}
+
+/**
+ * Throws a ParamError naming `param` (the function or options object) for the first key of `opts` that `names` does
+ * not list, with the listed name it probably meant where one is within two edits ("unknown option \"temprature\"
+ * (did you mean \"temperature\"?)"), else the names it takes: a misspelt option ran with the default and said nothing.
+ * Undefined `opts` passes (the caller's defaults apply), and so do known keys whose value is undefined; anything but a
+ * plain object (null, an array, a number) is refused. Reads the keys only.
+ */
+export function checkOptionNames<T extends object>(param: string, opts: T | undefined, names: ReadonlyArray<keyof T>): void {
+  if (opts === undefined) return;
+  if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
+    throw new ParamError(param, `options must be an object, got ${describeValue(opts)}`);
+  }
+  const known = names as ReadonlyArray<string>;
+  for (const key of Object.keys(opts)) {
+    if (known.includes(key)) continue;
+    const near = nearestName(key, known);
+    throw new ParamError(
+      param,
+      `unknown option ${JSON.stringify(key)} (${
+        near !== undefined ? `did you mean ${JSON.stringify(near)}?` : `options: ${known.join(", ")}`
+      })`,
+    );
+  }
+}
+
+/**
+ * The name in `names` closest to `key` (optimal string alignment distance, letter case ignored: a swap of two
+ * letters is one edit), where that is at most 2 edits and under half the longer name's length (a one-letter key
+ * suggests nothing); the first listed on a tie.
+ */
+function nearestName(key: string, names: ReadonlyArray<string>): string | undefined {
+  let best: string | undefined, bestD = 3;
+  const a = key.toLowerCase();
+  for (const name of names) {
+    const d = editDistance(a, name.toLowerCase());
+    if (d < bestD && 2 * d < Math.max(a.length, name.length)) [best, bestD] = [name, d];
+  }
+  return best;
+}
+
+/** Optimal string alignment distance (insertions, deletions, substitutions, adjacent swaps); keys are short. */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3; // over the bound; the nearest name needs at most 2
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
  * A caller's wrong value, for a message: strings quoted, no object or function spelled out (String() of either can throw
  * or run to pages).
  */

@@ -1,9 +1,9 @@
 import type { Model } from "./model/model.ts";
 import { GREEDY_ROWS } from "./architectures/architecture.ts";
 import { Sampler } from "./sampling/sampler.ts";
-import type { SamplingParams } from "./sampling/params.ts";
+import { SAMPLING_PARAM_NAMES, type SamplingParams, samplingParamsOf } from "./sampling/params.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./engine/decoder.ts";
-import { optionalBoolean } from "./errors.ts";
+import { checkOptionNames, optionalBoolean, optionNames } from "./errors.ts";
 import type { EngineEvent, FinishReason, TokenEvent } from "./engine/events.ts";
 
 export type { FinishReason } from "./engine/events.ts";
@@ -24,6 +24,16 @@ export interface GenerateOptions extends SamplingParams {
    */
   onToken?: (token: GeneratedToken) => void;
 }
+
+/** GenerateOptions' names: generate() refuses any other key ("temprature" ran at the default temperature unseen). */
+export const GENERATE_OPTION_NAMES = optionNames<GenerateOptions>()([
+  ...SAMPLING_PARAM_NAMES,
+  "maxTokens",
+  "stop",
+  "addBos",
+  "signal",
+  "onToken",
+]);
 
 /** One generated token, as onToken sees it: the engine's TokenEvent (choice is always 0). */
 export type GeneratedToken = TokenEvent;
@@ -62,9 +72,10 @@ export async function* generate(
   prompt: string | ArrayLike<number>,
   opts: GenerateOptions = {},
 ): AsyncGenerator<string, GenerationResult> {
+  checkOptionNames("generate", opts, GENERATE_OPTION_NAMES);
   const maxTokens = maxTokensOf(opts.maxTokens);
   const ids = promptIds(model, prompt, optionalBoolean("addBos", opts.addBos));
-  const sampler = new Sampler(model.vocabSize, opts);
+  const sampler = new Sampler(model.vocabSize, samplingParamsOf(opts));
   // what the decoder releases, handed to the caller by the loop below
   let released = "";
   const onToken = opts.onToken;

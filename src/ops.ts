@@ -20,7 +20,7 @@
  * shape and parameter first (ParamError names the field), then sizes one private WebAssembly.Memory for
  * exactly what it needs, copies the inputs in, runs the kernels and copies the result out; nothing is kept.
  */
-import { ContextLengthError, optionalBoolean, ParamError, UnsupportedError } from "./errors.ts";
+import { checkOptionNames, ContextLengthError, optionalBoolean, optionNames, ParamError, UnsupportedError } from "./errors.ts";
 import { Arena, ArenaPlan } from "./memory/arena.ts";
 import { hasRelaxedSimd, instantiateKernels, type Kernels, pickVariant } from "./kernels/wasm.ts";
 
@@ -39,6 +39,9 @@ export interface OpsOptions {
   relaxed?: boolean;
 }
 
+/** OpsOptions' names: every operator refuses any other key (`relax: false` ran the relaxed kernels unseen). */
+const OPS_OPTION_NAMES = optionNames<OpsOptions>()(["relaxed"]);
+
 // ---------------------------------------------------------------- validation
 
 interface Checked {
@@ -48,10 +51,24 @@ interface Checked {
   size: number;
 }
 
-/** A caller's argument object read field by field: JavaScript callers pass anything, so every field is checked. */
-function fieldsOf(args: object): Readonly<Record<string, unknown>> {
+/**
+ * A caller's argument object read field by field: JavaScript callers pass anything, so every field is checked. First
+ * the names, of the options and of the arguments: `op` refuses one it does not take (`causal` misspelt ran the
+ * operator unmasked); what is not an object is left to the fields' own checks ("args: must be an object ...").
+ */
+function fieldsOf<T extends object>(
+  op: string,
+  args: T,
+  names: ReadonlyArray<keyof T>,
+  opts: OpsOptions | undefined,
+): Readonly<Record<string, unknown>> {
+  checkOptionNames("opts", opts, OPS_OPTION_NAMES);
+  if (typeof args === "object" && args !== null && !Array.isArray(args)) checkOptionNames(op, args, names);
   return args as Readonly<Record<string, unknown>>;
 }
+
+/** Each operator's argument names (its first parameter's keys). */
+type ArgsOf<F extends (args: never, ...rest: never[]) => unknown> = Parameters<F>[0];
 
 function tensor(args: Record<string, unknown>, name: string, rank?: number): Checked {
   if (typeof args !== "object" || args === null) throw new ParamError("args", "must be an object of the operator's named inputs");
@@ -210,6 +227,8 @@ class AftLayer {
   }
 }
 
+const AFT_FULL_ARGS = optionNames<ArgsOf<typeof aftFull>>()(["x", "wq", "wk", "wv", "wo", "u", "v", "bq", "bk", "bv", "bo", "causal"]);
+
 /**
  * AFT-full (seed: AFTFull): y = (sigmoid(Q) * (exp(w) @ (exp(K) * V)) / (exp(w) @ exp(K))) W_o^T with w = (u v^T)[:T, :T],
  * exp(w) shifted by each row's maximum and exp(K) by each position's maximum over its channels, as the seed does.
@@ -229,7 +248,7 @@ export async function aftFull(args: {
   bo?: TensorInput;
   causal?: boolean;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("aftFull", args, AFT_FULL_ARGS, opts);
   const c = checkAft(a);
   const u = tensor(a, "u", 3), v = tensor(a, "v", 3);
   const [, M, W] = u.shape;
@@ -260,6 +279,21 @@ function checkWbias(a: Record<string, unknown>, T: number): { wbias: Checked; M:
   return { wbias, M };
 }
 
+const AFT_LOCAL_ARGS = optionNames<ArgsOf<typeof aftLocal>>()([
+  "x",
+  "wq",
+  "wk",
+  "wv",
+  "wo",
+  "wbias",
+  "local_context",
+  "bq",
+  "bk",
+  "bv",
+  "bo",
+  "causal",
+]);
+
 /**
  * AFT-local (seed: AFTLocal): AFT with the learned bias wbias[:T, :T] kept where |t - t'| < local_context and
  * -inf elsewhere, so each row mixes 2 local_context - 1 positions (local_context when causal).
@@ -278,7 +312,7 @@ export async function aftLocal(args: {
   bo?: TensorInput;
   causal?: boolean;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("aftLocal", args, AFT_LOCAL_ARGS, opts);
   const c = checkAft(a);
   const { wbias, M } = checkWbias(a, c.T);
   const S = int(a, "local_context", 1);
@@ -298,6 +332,8 @@ export async function aftLocal(args: {
   return layer.result();
 }
 
+const AFT_SIMPLE_ARGS = optionNames<ArgsOf<typeof aftSimple>>()(["x", "wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo", "causal"]);
+
 /**
  * AFT-simple (seed: AFTSimple): y = (sigmoid(Q) * sum_t softmax_t(K) * V) W_o^T, softmax over the sequence per
  * channel. `causal: true` sums t' <= t only, by the recurrence aftSimpleDecoder steps through (T * D time).
@@ -314,7 +350,7 @@ export async function aftSimple(args: {
   bo?: TensorInput;
   causal?: boolean;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const c = checkAft(fieldsOf(args));
+  const c = checkAft(fieldsOf("aftSimple", args, AFT_SIMPLE_ARGS, opts));
   const s = await Scratch.create(plan([...AftLayer.floats(c), ["state", 3 * c.D]]), opts);
   const layer = new AftLayer(s, c);
   const state = s.floats(3 * c.D, "state");
@@ -370,12 +406,14 @@ class DecoderIO {
   }
 }
 
+const AFT_SIMPLE_DECODER_ARGS = optionNames<ArgsOf<typeof aftSimpleDecoder>>()(["dim"]);
+
 /**
  * Causal AFT-simple as a recurrence: per channel a running max, numerator and denominator (3 dim floats of
  * state), updated in O(dim) per token; step t returns what aftSimple({ causal: true }) gives at row t, before W_o.
  */
 export async function aftSimpleDecoder(args: { dim: number }, opts?: OpsOptions): Promise<AftDecoder> {
-  const dim = int(fieldsOf(args), "dim", 1, 1 << 24);
+  const dim = int(fieldsOf("aftSimpleDecoder", args, AFT_SIMPLE_DECODER_ARGS, opts), "dim", 1, 1 << 24);
   const s = await Scratch.create(plan([["q", dim], ["k", dim], ["v", dim], ["out", dim], ["state", 3 * dim]]), opts);
   const io = new DecoderIO(s, dim);
   const state = s.floats(3 * dim, "state");
@@ -403,6 +441,8 @@ export async function aftSimpleDecoder(args: { dim: number }, opts?: OpsOptions)
   };
 }
 
+const AFT_LOCAL_DECODER_ARGS = optionNames<ArgsOf<typeof aftLocalDecoder>>()(["dim", "wbias", "local_context"]);
+
 /**
  * Causal AFT-local token by token: a ring of the last local_context positions' exp-weighted keys and values
  * (2 local_context dim floats of state) and the bias row wbias[t]; step t returns what
@@ -413,7 +453,7 @@ export async function aftLocalDecoder(
   args: { dim: number; wbias: TensorInput; local_context: number },
   opts?: OpsOptions,
 ): Promise<AftDecoder> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("aftLocalDecoder", args, AFT_LOCAL_DECODER_ARGS, opts);
   const dim = int(a, "dim", 1, 1 << 24);
   const { wbias, M } = checkWbias(a, 1);
   const S = int(a, "local_context", 1, M);
@@ -491,13 +531,15 @@ async function runAttention(
   return s.read(out, [c.B, rows, c.Dv]);
 }
 
+const DENSE_ATTENTION_ARGS = optionNames<ArgsOf<typeof denseAttention>>()(["query", "key", "value", "causal"]);
+
 /** Dense softmax attention, softmax(Q K^T / sqrt(D)) V, optionally causal: the baseline the variants are measured against. */
 // deno-lint-ignore require-await -- async so that a bad argument is a rejected promise, as for every other operator
 export async function denseAttention(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; causal?: boolean },
   opts?: OpsOptions,
 ): Promise<Tensor> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("denseAttention", args, DENSE_ATTENTION_ARGS, opts);
   const causal = flag(a, "causal");
   const c = checkQkv(a, causal);
   return runAttention(
@@ -509,6 +551,8 @@ export async function denseAttention(
   );
 }
 
+const SLIDING_WINDOW_ARGS = optionNames<ArgsOf<typeof slidingWindowBidirectional>>()(["query", "key", "value", "window_overlap"]);
+
 /**
  * Longformer's bidirectional sliding window (seed: _sliding_chunks_query_key_matmul and its mask, here as the
  * dense masked reference make.py computes): row t attends keys |t - t'| <= window_overlap. Only the band is
@@ -519,11 +563,13 @@ export async function slidingWindowBidirectional(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; window_overlap: number },
   opts?: OpsOptions,
 ): Promise<Tensor> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("slidingWindowBidirectional", args, SLIDING_WINDOW_ARGS, opts);
   const c = checkQkv(a, true);
   const w = int(a, "window_overlap", 0);
   return runAttention(c, c.Tq, opts, c.Tk, (s, out, q, k, v, sc) => s.k.attention_window(out, q, k, v, c.Tq, c.Tk, c.D, c.Dv, w, 0, sc));
 }
+
+const SPARSE_TOPK_ARGS = optionNames<ArgsOf<typeof sparseTopK>>()(["query", "key", "value", "k", "num_chunks"]);
 
 /**
  * Sparse top-k attention (seed: sparse_top_k_attention): each query keeps its k largest scores over all keys,
@@ -535,7 +581,7 @@ export async function sparseTopK(
   args: { query: TensorInput; key: TensorInput; value: TensorInput; k: number; num_chunks: number },
   opts?: OpsOptions,
 ): Promise<Tensor> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("sparseTopK", args, SPARSE_TOPK_ARGS, opts);
   const c = checkQkv(a, false);
   const topk = int(a, "k", 1, c.Tk);
   const chunks = int(a, "num_chunks", 1, c.Tq);
@@ -550,6 +596,22 @@ export async function sparseTopK(
 }
 
 // ---------------------------------------------------------------- Linformer
+
+const LINFORMER_ARGS = optionNames<ArgsOf<typeof linformer>>()([
+  "x",
+  "wq",
+  "bq",
+  "wk",
+  "bk",
+  "wv",
+  "bv",
+  "E",
+  "bE",
+  "F",
+  "bF",
+  "max_seq_len",
+  "k",
+]);
 
 /**
  * Linformer (seed: LinearSelfAttention, one head): q, k, v = x W^T + b (HD wide); K and V are projected along
@@ -571,7 +633,7 @@ export async function linformer(args: {
   max_seq_len: number;
   k: number;
 }, opts?: OpsOptions): Promise<Tensor> {
-  const a = fieldsOf(args);
+  const a = fieldsOf("linformer", args, LINFORMER_ARGS, opts);
   const x = tensor(a, "x", 3);
   const [B, T, D] = x.shape;
   const M = int(a, "max_seq_len", 1);
@@ -632,6 +694,8 @@ export interface AsymU8 {
   dequant: Tensor;
 }
 
+const QUANTIZE_ASYM_U8_ARGS = optionNames<ArgsOf<typeof quantizeAsymU8>>()(["x"]);
+
 /**
  * Per-tensor asymmetric 8-bit quantization as the seed defines it: scale = (max - min) / 255,
  * zeroPoint = -min / scale (not rounded), q = clamp(round(x / scale + zeroPoint), 0, 255) with ties to even,
@@ -639,7 +703,7 @@ export interface AsymU8 {
  * scale: ParamError.
  */
 export async function quantizeAsymU8(args: { x: TensorInput }, opts?: OpsOptions): Promise<AsymU8> {
-  const x = tensor(fieldsOf(args), "x");
+  const x = tensor(fieldsOf("quantizeAsymU8", args, QUANTIZE_ASYM_U8_ARGS, opts), "x");
   // the range check before any memory is reserved (the kernel computes scale and zero point itself)
   let lo = Infinity, hi = -Infinity, finite = true;
   for (let i = 0; i < x.size; i++) {

@@ -192,7 +192,9 @@ testShared("engine and generate(): onToken and token events agree, after stop ma
   const m = await loadModel(MODEL);
   try {
     const pieces: string[] = [];
-    const g = generate(m, params.prompt, { ...params, onToken: (t) => seen.push({ id: t.id, text: t.text }) });
+    // generate() takes its options without the prompt (it refuses a name it does not take)
+    const { prompt, ...opts } = params;
+    const g = generate(m, prompt, { ...opts, onToken: (t) => seen.push({ id: t.id, text: t.text }) });
     let r = await g.next();
     for (; !r.done; r = await g.next()) pieces.push(r.value);
     assertEquals(seen, fromEngine, "onToken sees what the engine streams");
@@ -244,7 +246,8 @@ testShared("engine: seeded sampling is the same at every batch size and for n > 
   });
   // the single-sequence loop, same seed
   const m = await loadModel(MODEL);
-  const alone = await drain(generate(m, SEEDED.prompt, SEEDED));
+  const { prompt: seededPrompt, ...seeded } = SEEDED;
+  const alone = await drain(generate(m, seededPrompt, seeded));
   await m.close();
   const ids = results[0].choices[0].tokens;
   assertEquals(results[1].choices[0].tokens, ids, "batched");

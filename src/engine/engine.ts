@@ -14,13 +14,24 @@ import type { Sequence } from "../kv/paged-cache.ts";
 import type { KVManager } from "../kv/kv-manager.ts";
 import type { PrefixCache } from "../kv/prefix-cache.ts";
 import { Sampler } from "../sampling/sampler.ts";
+import { samplingParamsOf } from "../sampling/params.ts";
 import { StopMatcher } from "../sampling/stop.ts";
 import { TextStream } from "../tokenizer/tokenizer.ts";
-import { ClosedError, KvasmError, nonNegativeInteger, optionalBoolean, OutOfMemoryError, ParamError, positiveInteger } from "../errors.ts";
+import {
+  checkOptionNames,
+  ClosedError,
+  KvasmError,
+  nonNegativeInteger,
+  optionalBoolean,
+  optionNames,
+  OutOfMemoryError,
+  ParamError,
+  positiveInteger,
+} from "../errors.ts";
 import { BeamSearch } from "./beam.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./decoder.ts";
 import type { FinishReason } from "./events.ts";
-import { type ChoiceResult, EngineRequest, type RequestParams, type RequestResult } from "./request.ts";
+import { type ChoiceResult, EngineRequest, REQUEST_PARAM_NAMES, type RequestParams, type RequestResult } from "./request.ts";
 
 export interface EngineOptions {
   /** Requests waiting for admission at most; submit() beyond it throws QueueFullError (default 256). */
@@ -30,6 +41,9 @@ export interface EngineOptions {
   /** Full prompt pages kept for prefix reuse (least recently used go first); 0 = off. Default: half the KV pages. */
   prefixCachePages?: number;
 }
+
+/** EngineOptions' names: the constructor refuses any other key. */
+export const ENGINE_OPTION_NAMES = optionNames<EngineOptions>()(["maxQueue", "maxStepRows", "prefixCachePages"]);
 
 /** submit() was refused because `maxQueue` requests are already waiting. */
 export class QueueFullError extends KvasmError {
@@ -130,6 +144,7 @@ export class Engine {
   rows = 0;
 
   constructor(readonly model: Model, opts: EngineOptions = {}) {
+    checkOptionNames("Engine", opts, ENGINE_OPTION_NAMES);
     this.maxQueue = positiveInteger("maxQueue", opts.maxQueue ?? 256);
     this.maxStepRows = positiveInteger("maxStepRows", opts.maxStepRows ?? model.maxBatchRows);
     this.kv = model.sequences;
@@ -174,6 +189,7 @@ export class Engine {
    */
   submit(params: RequestParams): EngineRequest {
     if (this.closed) throw new ClosedError("engine");
+    checkOptionNames("submit", params, REQUEST_PARAM_NAMES);
     const m = this.model, tok = m.tokenizer;
     const maxTokens = maxTokensOf(params.maxTokens);
     const beams = nonNegativeInteger("beams", params.beams ?? 0);
@@ -192,7 +208,7 @@ export class Engine {
     optionalBoolean("tokenLogprobs", params.tokenLogprobs);
     const earlyStopping = optionalBoolean("earlyStopping", params.earlyStopping) ?? false;
     const prompt = promptIds(m, params.prompt, optionalBoolean("addBos", params.addBos));
-    const base = new Sampler(m.vocabSize, params); // validates the sampling fields
+    const base = new Sampler(m.vocabSize, samplingParamsOf(params)); // validates the sampling fields
     new StopMatcher(params.stop ?? []); // validates the stop strings
     if (this.queue.length >= this.maxQueue) throw new QueueFullError(this.maxQueue);
 
@@ -527,7 +543,7 @@ export class Engine {
         decoder: new ChoiceDecoder(m, {
           index: k,
           prompt: a.prompt,
-          sampler: k === 0 ? a.base : new Sampler(m.vocabSize, { ...a.params, seed: seeds[k] }),
+          sampler: k === 0 ? a.base : new Sampler(m.vocabSize, { ...samplingParamsOf(a.params), seed: seeds[k] }),
           stop: a.params.stop ?? [],
           maxTokens: a.maxTokens,
           logprobs: a.wantLogprobs,

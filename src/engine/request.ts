@@ -3,7 +3,8 @@
  * request streams (one token of one choice at a time, then each choice's
  * finish), and the final result with usage counts.
  */
-import type { SamplingParams } from "../sampling/params.ts";
+import { SAMPLING_PARAM_NAMES, type SamplingParams } from "../sampling/params.ts";
+import { optionNames } from "../errors.ts";
 import type { TokenLogprob } from "../sampling/sampler.ts";
 import { type EngineEvent, EventQueue, type FinishReason } from "./events.ts";
 
@@ -34,6 +35,21 @@ export interface RequestParams extends SamplingParams {
    */
   tokenLogprobs?: boolean;
 }
+
+/** RequestParams' names: Engine.submit refuses any other key (a misspelt one ran with the default unseen). */
+export const REQUEST_PARAM_NAMES = optionNames<RequestParams>()([
+  ...SAMPLING_PARAM_NAMES,
+  "prompt",
+  "maxTokens",
+  "stop",
+  "n",
+  "beams",
+  "lengthPenalty",
+  "earlyStopping",
+  "addBos",
+  "signal",
+  "tokenLogprobs",
+]);
 
 export type { EngineEvent, FinishEvent, FinishReason, TokenEvent } from "./events.ts";
 

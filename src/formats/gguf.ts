@@ -9,10 +9,17 @@
  *   padding to `general.alignment` (default 32) | tensor data
  * A string is a u64 byte length followed by UTF-8 bytes (no terminator).
  */
-import { FormatError } from "../errors.ts";
+import { checkOptionNames, FormatError } from "../errors.ts";
 import type { ByteSource } from "../io/source.ts";
 import { blockGeometry, ggmlTypeName } from "./ggml-types.ts";
-import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type MetadataValue, type ModelFile, type TensorInfo } from "./types.ts";
+import {
+  DEFAULT_HEADER_LIMITS,
+  HEADER_LIMIT_NAMES,
+  type HeaderLimits,
+  type MetadataValue,
+  type ModelFile,
+  type TensorInfo,
+} from "./types.ts";
 
 export type GGUFScalar = "u8" | "i8" | "u16" | "i16" | "u32" | "i32" | "f32" | "bool" | "string" | "u64" | "i64" | "f64";
 
@@ -292,6 +299,7 @@ function safeNumber(v: bigint): number | bigint {
 }
 
 export async function readGGUF(source: ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<GGUFFile> {
+  checkOptionNames("limits", limits, HEADER_LIMIT_NAMES);
   const c: HeaderCursor = new HeaderCursor(source, limits);
 
   // ---- fixed header

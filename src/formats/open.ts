@@ -3,12 +3,12 @@
  * (GGUF magic, safetensors header) or, for a directory, from the files in it.
  * llama2.c v0 has no magic, so it is what remains.
  */
-import { FormatError } from "../errors.ts";
+import { checkOptionNames, FormatError } from "../errors.ts";
 import { type ByteSource, BytesSource, FileSource, isBunEmbedded } from "../io/source.ts";
 import { GGUF_MAGIC, readGGUF } from "./gguf.ts";
 import { readLlama2c } from "./llama2c.ts";
 import { readSafetensors, readSafetensorsIndex } from "./safetensors.ts";
-import { DEFAULT_HEADER_LIMITS, type HeaderLimits, type ModelFile } from "./types.ts";
+import { DEFAULT_HEADER_LIMITS, HEADER_LIMIT_NAMES, type HeaderLimits, type ModelFile } from "./types.ts";
 
 export type ModelFormat = ModelFile["format"];
 
@@ -30,6 +30,7 @@ export async function openModelFile(
   input: string | Uint8Array | ByteSource,
   limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
 ): Promise<ModelFile> {
+  checkOptionNames("limits", limits, HEADER_LIMIT_NAMES);
   if (input instanceof Uint8Array) return await readBySniffing(new BytesSource(input), limits);
   if (typeof input !== "string") return await readBySniffing(input, limits);
 

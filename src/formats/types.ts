@@ -1,5 +1,6 @@
 import type { ByteSource } from "../io/source.ts";
 import type { GGMLTypeId } from "./ggml-types.ts";
+import { optionNames } from "../errors.ts";
 
 /**
  * One tensor as a loader found it in a file. Shapes are in ggml order:
@@ -41,9 +42,17 @@ export interface HeaderLimits {
   maxStringBytes: number;
 }
 
+/** HeaderLimits' names: LoadOptions.limits refuses any other key. */
+export const HEADER_LIMIT_NAMES = optionNames<HeaderLimits>()(["maxMetadataEntries", "maxArrayLength", "maxStringBytes"]);
+
 export const DEFAULT_HEADER_LIMITS: HeaderLimits = { maxMetadataEntries: 1 << 16, maxArrayLength: 1 << 24, maxStringBytes: 64 << 20 };
 
-/** `given` over the defaults, each a positive integer (a ParamError is the caller's; checked where loading starts). */
+/**
+ * `given` over the defaults, each a positive integer (a ParamError is the caller's; checked where loading starts). A
+ * field given as undefined keeps its default (a spread put undefined over it, refused as "got undefined").
+ */
 export function headerLimits(given?: Partial<HeaderLimits>): HeaderLimits {
-  return { ...DEFAULT_HEADER_LIMITS, ...given };
+  const out = { ...DEFAULT_HEADER_LIMITS };
+  for (const k of HEADER_LIMIT_NAMES) out[k] = given?.[k] ?? out[k];
+  return out;
 }

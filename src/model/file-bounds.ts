@@ -4,13 +4,14 @@
  * 9 to 13 tensor names per layer, so a forged `block_count` of 2^24 would otherwise cost gigabytes
  * before the first missing tensor is noticed), and the caller's header limits themselves.
  */
-import { FormatError, ParamError } from "../errors.ts";
-import { type HeaderLimits, headerLimits } from "../formats/types.ts";
+import { checkOptionNames, FormatError, ParamError } from "../errors.ts";
+import { HEADER_LIMIT_NAMES, type HeaderLimits, headerLimits } from "../formats/types.ts";
 import type { ModelFile } from "../formats/types.ts";
 import type { ModelConfig } from "./config.ts";
 
-/** LoadOptions.limits over the defaults; each must be a positive integer. */
+/** LoadOptions.limits over the defaults; each must be a positive integer, and no other key may be given. */
 export function resolveHeaderLimits(given: Partial<HeaderLimits> | undefined): HeaderLimits {
+  checkOptionNames("limits", given, HEADER_LIMIT_NAMES);
   const limits = headerLimits(given);
   for (const [k, v] of Object.entries(limits)) {
     if (!(Number.isSafeInteger(v) && v > 0)) throw new ParamError(`limits.${k}`, `must be a positive integer, got ${String(v)}`);

@@ -22,7 +22,16 @@ import { WeightSet } from "./weights.ts";
 import { planRunState, type RunShape, runState } from "../architectures/architecture.ts";
 import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
-import { FormatError, nonNegativeInteger, optionalBoolean, ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
+import {
+  checkOptionNames,
+  FormatError,
+  nonNegativeInteger,
+  optionalBoolean,
+  optionNames,
+  ParamError,
+  positiveInteger,
+  UnsupportedError,
+} from "../errors.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
@@ -101,13 +110,41 @@ export interface LoadOptions {
   memories?: number;
 }
 
+/** LoadOptions' names: loadModel refuses any other key (`thread: 2` loaded on every core unseen). */
+export const LOAD_OPTION_NAMES = optionNames<LoadOptions>()([
+  "tokenizer",
+  "contextLength",
+  "maxSequences",
+  "maxBatchRows",
+  "pageSize",
+  "kvPages",
+  "kvCacheType",
+  "attention",
+  "slidingWindow",
+  "relaxedSimd",
+  "ggmlOrder",
+  "backend",
+  "onNotice",
+  "threads",
+  "onProgress",
+  "limits",
+  "streamSize",
+  "memoryLimit",
+  "memories",
+]);
+
+/** LoadOptions.attention's names. */
+const ATTENTION_OPTION_NAMES = optionNames<NonNullable<LoadOptions["attention"]>>()(["topK"]);
+
 /**
  * Loads a model (GGUF, llama2.c .bin, safetensors) into one arena and prepares it for generation. The model is a
  * path, a `file:` / `http:` / `https:` URL (streamed into the arena; `onProgress` reports the download), bytes, a
  * ReadableStream or Response, or a ByteSource; with none, the small story model bundled with kvasm.
  */
 export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Promise<Model> {
-  // the flags, before the file is opened or fetched (buildModel reads them as checked here)
+  // the names, then the flags, before the file is opened or fetched (buildModel reads them as checked here)
+  checkOptionNames("loadModel", opts, LOAD_OPTION_NAMES);
+  checkOptionNames("attention", opts.attention, ATTENTION_OPTION_NAMES);
   optionalBoolean("relaxedSimd", opts.relaxedSimd);
   optionalBoolean("ggmlOrder", opts.ggmlOrder);
   if (typeof opts.tokenizer === "string" && /^[a-z][a-z0-9+.-]+:\/\//i.test(opts.tokenizer)) {

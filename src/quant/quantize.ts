@@ -7,7 +7,7 @@
  * llama.cpp would write. Every f32 operation goes through Math.fround in ggml's
  * evaluation order.
  */
-import { ParamError, UnsupportedError } from "../errors.ts";
+import { checkOptionNames, optionNames, ParamError, UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import type { ModelFile } from "../formats/types.ts";
 import type { GGUFFile } from "../formats/gguf.ts";
@@ -455,6 +455,9 @@ async function readF32(file: ModelFile, name: string): Promise<Float32Array> {
   return out;
 }
 
+/** quantizeModel's names: it refuses any other key (`tokenizerMetaData` dropped the tokenizer's entries unseen). */
+const QUANTIZE_OPTION_NAMES = optionNames<Parameters<typeof quantizeModel>[0]>()(["input", "output", "type", "tokenizerMetadata"]);
+
 /**
  * Quantizes a model (GGUF, llama2.c, safetensors as loaded) into a GGUF file,
  * one tensor at a time. Metadata is copied (GGUF value types kept; other
@@ -467,6 +470,7 @@ export async function quantizeModel(opts: {
   type: QuantizeTarget;
   tokenizerMetadata?: Array<GGUFMetadataEntry>;
 }): Promise<void> {
+  checkOptionNames("quantizeModel", opts, QUANTIZE_OPTION_NAMES);
   const { input, output, type: target } = opts;
   if (!(target in FILE_TYPE)) throw new ParamError("type", `must be one of ${Object.keys(FILE_TYPE).join(", ")}, got ${target}`);
   const gguf = input as GGUFFile;

@@ -5,7 +5,7 @@
  * resolved form the Sampler can trust. Every problem is a ParamError that names
  * the offending field, so the server can answer 400 with it verbatim.
  */
-import { describeValue, ParamError } from "../errors.ts";
+import { checkOptionNames, describeValue, optionNames, ParamError } from "../errors.ts";
 
 export interface SamplingParams {
   temperature?: number; // default 1.0; 0 means greedy (argmax)
@@ -21,6 +21,31 @@ export interface SamplingParams {
   logitBias?: Record<number, number> | Map<number, number>;
   seed?: number; // u32; default: derived from the clock and a per-process counter
   logprobs?: number; // top-N alternatives to report (0 = only the chosen token's logprob)
+}
+
+/** SamplingParams' names: validateSamplingParams refuses any other key (a misspelt one ran with the default unseen). */
+export const SAMPLING_PARAM_NAMES = optionNames<SamplingParams>()([
+  "temperature",
+  "topK",
+  "topP",
+  "minP",
+  "repeatPenalty",
+  "repeatLastN",
+  "presencePenalty",
+  "frequencyPenalty",
+  "logitBias",
+  "seed",
+  "logprobs",
+]);
+
+/**
+ * The sampling fields of a caller's wider options (generate's, a request's), each present in `p` copied, so that the
+ * Sampler's own check of names sees those only; the wider object's names are checked where it is taken.
+ */
+export function samplingParamsOf(p: SamplingParams): SamplingParams {
+  const out: Record<string, unknown> = {};
+  for (const k of SAMPLING_PARAM_NAMES) if (k in p) out[k] = p[k];
+  return out as SamplingParams;
 }
 
 /** What validateSamplingParams returns: every field present, logitBias normalised to a Map. */
@@ -42,13 +67,14 @@ const DEFAULT_REPEAT_LAST_N = 64;
 
 /**
  * Checks every field against `vocabSize` and fills in defaults. Throws
- * ParamError(field, problem) for NaN or non-number values, negative
+ * ParamError(field, problem) for a key SamplingParams does not name, NaN or non-number values, negative
  * temperature, topP outside (0,1], minP outside [0,1], non-integer or negative
  * topK, bias ids outside the vocabulary, and so on.
  */
 export function validateSamplingParams(p: SamplingParams, vocabSize: number): ResolvedSamplingParams {
   if (!Number.isSafeInteger(vocabSize) || vocabSize < 1) throw new ParamError("vocabSize", `must be a positive integer, got ${vocabSize}`);
   if (p === null || typeof p !== "object") throw new ParamError("sampling", "options must be an object");
+  checkOptionNames("sampling", p, SAMPLING_PARAM_NAMES);
 
   const temperature = finite(p, "temperature", 1);
   if (temperature < 0) throw new ParamError("temperature", `must be >= 0, got ${temperature}`);

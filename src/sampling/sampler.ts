@@ -35,7 +35,7 @@
  * differs between V8 and JavaScriptCore. Only reported logprobs use Math.log.
  */
 import { type KvasmError, NumericalError, ParamError } from "../errors.ts";
-import { type ResolvedSamplingParams, type SamplingParams, validateSamplingParams } from "./params.ts";
+import { type ResolvedSamplingParams, type SamplingParams, samplingParamsOf, validateSamplingParams } from "./params.ts";
 import { Rng } from "./rng.ts";
 
 export interface TokenLogprob {
@@ -99,7 +99,8 @@ export class Sampler {
    * seeded sampler are reproducible).
    */
   fork(seed?: number): Sampler {
-    return new Sampler(this.vocabSize, { ...this.params, seed: seed ?? this.rng.nextU32() });
+    // the resolved params' sampling fields only: a field the resolved form gains would be refused as an unknown option
+    return new Sampler(this.vocabSize, { ...samplingParamsOf(this.params), seed: seed ?? this.rng.nextU32() });
   }
 
   /**

@@ -13,7 +13,7 @@
 import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import type { Model } from "../model/model.ts";
 import type { ModelFile } from "../formats/types.ts";
-import { NumericalError, ParamError } from "../errors.ts";
+import { checkOptionNames, NumericalError, optionNames, ParamError } from "../errors.ts";
 import type { ChatMessage } from "./openai-request.ts";
 
 /**
@@ -34,6 +34,9 @@ export interface TemplateLimits {
   /** Wall time per render in milliseconds; default 500. */
   timeoutMs: number;
 }
+
+/** TemplateLimits' names: chatTemplateLimits refuses any other key. */
+export const TEMPLATE_LIMIT_NAMES = optionNames<TemplateLimits>()(["maxSteps", "maxOutputChars", "timeoutMs"]);
 
 const DEFAULT_TEMPLATE_LIMITS: TemplateLimits = { maxSteps: 250_000, maxOutputChars: 4 << 20, timeoutMs: 500 };
 
@@ -72,7 +75,14 @@ export class ChatTemplate {
     readonly isFallback = false,
     limits: Partial<TemplateLimits> = {},
   ) {
-    this.limits = { ...DEFAULT_TEMPLATE_LIMITS, ...limits };
+    checkOptionNames("chatTemplateLimits", limits, TEMPLATE_LIMIT_NAMES);
+    // a field given as undefined keeps its default (a spread put undefined over it, refused as "got undefined")
+    const d = DEFAULT_TEMPLATE_LIMITS;
+    this.limits = {
+      maxSteps: limits.maxSteps ?? d.maxSteps,
+      maxOutputChars: limits.maxOutputChars ?? d.maxOutputChars,
+      timeoutMs: limits.timeoutMs ?? d.timeoutMs,
+    };
     for (const [k, v] of Object.entries(this.limits)) {
       if (!(Number.isSafeInteger(v) && v > 0)) {
         throw new ParamError(`chatTemplateLimits.${k}`, `must be a positive integer, got ${String(v)}`);

@@ -20,19 +20,19 @@
  * generations start, or none do.
  */
 import type { Model } from "../model/model.ts";
-import { CHATML_STOPS, ChatTemplate, type TemplateLimits } from "./chat-template.ts";
+import { CHATML_STOPS, ChatTemplate, TEMPLATE_LIMIT_NAMES, type TemplateLimits } from "./chat-template.ts";
 import { DEFAULT_MAX_BODY_BYTES, readJsonBody } from "./body.ts";
 import type { Generator } from "./generation.ts";
-import { Engine, type EngineOptions } from "../engine/engine.ts";
+import { Engine, ENGINE_OPTION_NAMES, type EngineOptions } from "../engine/engine.ts";
 import { EngineGenerator } from "./engine-generator.ts";
 import { HttpError, jsonResponse, toHttpError } from "./http-error.ts";
-import { nonNegativeInteger, ParamError, positiveInteger } from "../errors.ts";
+import { checkOptionNames, nonNegativeInteger, optionNames, ParamError, positiveInteger } from "../errors.ts";
 import { parseChatRequest, parseCompletionRequest, type ParsedRequest } from "./openai-request.ts";
 import { runRequest } from "./run-request.ts";
 import { sseResponse } from "./sse.ts";
 import { applyCors, type CorsOrigins, isPreflight, preflightResponse } from "./cors.ts";
 import { formatLogLine, type RequestLogEntry, type RequestLogger } from "./request-log.ts";
-import { checkRequestShape, choicesOf, DEFAULT_LIMITS, overLimit, type RequestLimits } from "./limits.ts";
+import { checkRequestShape, choicesOf, DEFAULT_LIMITS, overLimit, REQUEST_LIMIT_NAMES, type RequestLimits } from "./limits.ts";
 import { promptIdsOf } from "./prompt-tokens.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type { EngineEvent } from "../engine/events.ts";
@@ -67,6 +67,26 @@ export interface HandlerOptions {
   log?: RequestLogger | null;
 }
 
+/**
+ * HandlerOptions' names: createHandler refuses any other key (a misspelt `apikey` served the API unprotected). A
+ * request's unknown fields are another matter: the server ignores them, as OpenAI's API does (openai-request.ts
+ * reads the fields it knows by name).
+ */
+export const HANDLER_OPTION_NAMES = optionNames<HandlerOptions>()([
+  "generator",
+  "engine",
+  "modelId",
+  "apiKey",
+  "maxBodyBytes",
+  "maxPending",
+  "limits",
+  "retryAfterSeconds",
+  "chatTemplate",
+  "chatTemplateLimits",
+  "cors",
+  "log",
+]);
+
 export interface KvasmHandler {
   fetch(req: Request): Promise<Response>;
   readonly generator: Generator;
@@ -81,6 +101,9 @@ export interface KvasmHandler {
 }
 
 export function createHandler(model: Model, opts: HandlerOptions = {}): KvasmHandler {
+  checkOptionNames("createHandler", opts, HANDLER_OPTION_NAMES);
+  checkOptionNames("engine", opts.engine, ENGINE_OPTION_NAMES);
+  checkOptionNames("chatTemplateLimits", opts.chatTemplateLimits, TEMPLATE_LIMIT_NAMES);
   const modelId = opts.modelId ?? defaultModelId(model);
   const bounds = boundsOf(model, opts); // checked before the engine is made
   const ownEngine = opts.generator ? null : new Engine(model, opts.engine);
@@ -132,6 +155,7 @@ type Bounds = Pick<ServerState, "maxBody" | "maxPending" | "retryAfter" | "limit
  */
 function boundsOf(model: Model, opts: HandlerOptions): Bounds {
   const given: Partial<RequestLimits> = opts.limits ?? {};
+  checkOptionNames("limits", given, REQUEST_LIMIT_NAMES);
   const bodyTimeoutMs = given.bodyTimeoutMs ?? DEFAULT_LIMITS.bodyTimeoutMs;
   if (!(bodyTimeoutMs >= 0)) throw new ParamError("limits.bodyTimeoutMs", `must be a number of milliseconds >= 0, got ${bodyTimeoutMs}`);
   const limits: RequestLimits = {

@@ -6,6 +6,7 @@
  * for others to finish gets a 429.
  */
 import { HttpError } from "./http-error.ts";
+import { optionNames } from "../errors.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
 export interface RequestLimits {
@@ -25,6 +26,16 @@ export interface RequestLimits {
   /** Milliseconds a client has to deliver the whole body once its headers are in (default 30 000); later: 408. */
   bodyTimeoutMs: number;
 }
+
+/** RequestLimits' names: HandlerOptions.limits refuses any other key. */
+export const REQUEST_LIMIT_NAMES = optionNames<RequestLimits>()([
+  "maxChoices",
+  "maxStopStrings",
+  "maxStopLength",
+  "maxLogitBias",
+  "maxQueuedTokens",
+  "bodyTimeoutMs",
+]);
 
 export const DEFAULT_LIMITS: Omit<RequestLimits, "maxQueuedTokens"> = {
   maxChoices: 64,

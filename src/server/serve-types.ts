@@ -1,4 +1,5 @@
 import type { CollectorStats } from "./bun-collector.ts";
+import { optionNames } from "../errors.ts";
 
 /** What every runtime adapter takes and returns: a fetch handler in, a listening server out. */
 export type FetchHandler = (req: Request) => Response | Promise<Response>;
@@ -22,6 +23,9 @@ export interface ServeOptions {
    */
   gcSlackBytes?: number;
 }
+
+/** ServeOptions' names: serve() refuses any other key. */
+export const SERVE_OPTION_NAMES = optionNames<ServeOptions>()(["host", "port", "idleTimeoutMs", "http", "gcSlackBytes"]);
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 

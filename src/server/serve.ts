@@ -1,10 +1,11 @@
 /** Starts a fetch handler on this runtime's own server (Deno.serve, Bun.serve), or on node:http where asked or where there is none. */
-import { ParamError } from "../errors.ts";
-import { DEFAULT_HOST, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions } from "./serve-types.ts";
+import { checkOptionNames, ParamError } from "../errors.ts";
+import { DEFAULT_HOST, DEFAULT_PORT, type FetchHandler, type RunningServer, SERVE_OPTION_NAMES, type ServeOptions } from "./serve-types.ts";
 
 export type { FetchHandler, RunningServer, ServeOptions } from "./serve-types.ts";
 
 export async function serve(handler: FetchHandler, opts: ServeOptions = {}): Promise<RunningServer> {
+  checkOptionNames("serve", opts, SERVE_OPTION_NAMES);
   try {
     return await start(handler, opts);
   } catch (e) {

@@ -2,6 +2,7 @@
  * What the rest of kvasm sees of a tokenizer: text to ids, ids to bytes, and
  * a streaming detokenizer that never splits a UTF-8 character.
  */
+import { checkOptionNames, optionNames } from "../errors.ts";
 
 /** Token kinds, numbered as in SentencePiece's ModelProto and GGUF's tokenizer.ggml.token_type. */
 export const TokenType = {
@@ -25,6 +26,12 @@ export interface EncodeOptions {
    */
   parseSpecial?: boolean;
 }
+
+/** EncodeOptions' names: encode refuses any other key (`addBOS: false` prepended BOS unseen). */
+export const ENCODE_OPTION_NAMES = optionNames<EncodeOptions>()(["addBos", "addEos", "parseSpecial"]);
+
+/** TextStream's options' names. */
+const TEXT_STREAM_OPTION_NAMES = optionNames<{ skipLeadingSpace?: boolean }>()(["skipLeadingSpace"]);
 
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -71,6 +78,7 @@ export class TextStream {
   private stripNext: boolean;
 
   constructor(private readonly tokenizer: Tokenizer, opts?: { skipLeadingSpace?: boolean }) {
+    checkOptionNames("TextStream", opts, TEXT_STREAM_OPTION_NAMES);
     this.stripNext = tokenizer.addSpacePrefix && (opts?.skipLeadingSpace ?? false);
   }
 

@@ -4,8 +4,8 @@
  * Subclasses supply `encodeFragment` (plain text -> ids) and `pieceBytes`
  * (the bytes one normal piece stands for).
  */
-import { describeValue, FormatError, optionalBoolean, ParamError } from "../errors.ts";
-import { type EncodeOptions, TextStream, type Tokenizer, TokenType } from "./tokenizer.ts";
+import { checkOptionNames, describeValue, FormatError, optionalBoolean, ParamError } from "../errors.ts";
+import { ENCODE_OPTION_NAMES, type EncodeOptions, TextStream, type Tokenizer, TokenType } from "./tokenizer.ts";
 
 /** A vocabulary as a file describes it; loaders (GGUF, tokenizer.bin, .model, tokenizer.json) build one. */
 export interface VocabSpec {
@@ -137,6 +137,7 @@ export abstract class VocabTokenizer implements Tokenizer {
   *encodeSteps(text: string, opts?: EncodeOptions, stepChars = 4096): Generator<readonly number[], number[]> {
     // a caller's wrong type would otherwise be truthy ("false") or fail deep in the splitter
     if (typeof text !== "string") throw new ParamError("text", `must be a string, got ${describeValue(text)}`);
+    checkOptionNames("encode", opts, ENCODE_OPTION_NAMES);
     optionalBoolean("addBos", opts?.addBos);
     optionalBoolean("addEos", opts?.addEos);
     optionalBoolean("parseSpecial", opts?.parseSpecial);
