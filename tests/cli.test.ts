@@ -126,6 +126,18 @@ test("cli: serve checks --kv-cache before loading anything", async () => {
   assert(/kvasm: ParamError: --kv-cache: must be one of f32, f16, q8_0/.test(io.stderr), io.stderr);
 });
 
+test("cli: serve on a busy port exits 1 and closes the model and engine it opened (the process ends)", () => {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const child = path.join(REPO, "tests", "cli-serve-child.ts");
+  const [exe, args] = deno ? [deno.execPath(), ["run", "-A", child]] : [process.execPath, [child]];
+  // the child never calls exit: a worker pool or engine left open kept Deno's process running (killed at the timeout)
+  const r = spawnSync(exe, args, { cwd: REPO, encoding: "utf8", timeout: 60_000 });
+  assertEquals(r.status, 0, `the child ended by itself: ${r.signal ?? ""} ${r.stderr}`);
+  const { code, err } = JSON.parse(r.stdout) as { code: number; err: string };
+  assertEquals(code, 1, err);
+  assert(/^kvasm: ParamError: port: 127\.0\.0\.1:\d+ is already in use/.test(err), err);
+});
+
 test("cli: an unknown flag names itself and the closest known flag (exit 1)", async () => {
   const io = capture();
   assertEquals(await main(["generate", "--temprature", "0"], io), 1);
