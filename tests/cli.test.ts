@@ -3,6 +3,7 @@
  * (F16 cache, ggml-order matmuls), on both the plain path and the engine path (--json); a bad flag or flag
  * value is a typed error naming it with exit code 1, not a crash; --help, --version; `kvasm chat` over a pipe.
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
@@ -232,6 +233,24 @@ testShared("cli: quantize --out that cannot be written is a ParamError on --out 
     const io = capture();
     assertEquals(await main(["quantize", "--model", NO_TOKENIZER, "--out", out, "--type", "Q8_0"], io), 1, out);
     assert(re.test(io.stderr), io.stderr);
+  }
+});
+
+testShared("cli: quantize --out naming the input file (--model) is a ParamError, and the input is left whole", [NO_TOKENIZER], async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-same-"));
+  try {
+    const input = path.join(dir, "model.bin");
+    fs.copyFileSync(NO_TOKENIZER, input);
+    fs.symlinkSync(input, path.join(dir, "link.bin"));
+    // the same path, another spelling of it, and a link to it: opened for writing, each emptied the input before it was read
+    for (const out of [input, path.join(dir, ".", "model.bin"), path.join(dir, "link.bin")]) {
+      const io = capture();
+      assertEquals(await main(["quantize", "--model", input, "--out", out, "--type", "Q8_0"], io), 1, out);
+      assert(/^kvasm: ParamError: --out: .* is the input file \(--model\): give another path/.test(io.stderr), io.stderr);
+      assertEquals(fs.statSync(input).size, fs.statSync(NO_TOKENIZER).size, `${out}: the input is whole`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

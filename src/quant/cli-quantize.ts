@@ -29,6 +29,10 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(f.string("type"))}`);
   }
   const t0 = performance.now();
+  if (await sameFile(inPath, outPath)) {
+    // opened for writing, the input would be emptied before a tensor of it is read (and the model lost)
+    throw new ParamError("--out", `${outPath} is the input file (--model): give another path for the quantized file`);
+  }
   const input = await openModelFile(inPath);
   try {
     let tokenizerMetadata: GGUFMetadataEntry[] | undefined;
@@ -41,6 +45,17 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     await input.source.close();
   }
   io.err(`wrote ${outPath} (${type}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+/** Whether both paths name one existing file (through links or another spelling of the path). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const fs = await import("node:fs");
+  try {
+    const x = fs.statSync(a), y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false; // either is missing: openModelFile and outputFile say what is wrong
+  }
 }
 
 /** The output file, opened for writing; a path that cannot be written is a ParamError on --out, not node:fs's stack trace. */
