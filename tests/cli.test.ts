@@ -254,6 +254,21 @@ testShared("cli: quantize --out naming the input file (--model) is a ParamError,
   }
 });
 
+test("cli: a quantize that fails part-way (a Q8_0 input) leaves no partial output file", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-fail-"));
+  try {
+    const out = path.join(dir, "q.gguf");
+    const io = capture();
+    const input = path.join(REPO, "models", "stories260K-q8_0.gguf"); // quantized already: refused at its first tensor
+    assertEquals(await main(["quantize", "--model", input, "--out", out, "--type", "Q4_0"], io), 1);
+    assert(/^kvasm: UnsupportedError: tensor "[^"]+" is Q8_0; kvasm quantizes from F32, F16 or BF16 only/.test(io.stderr), io.stderr);
+    // it left a 14,240-byte file of a header and metadata, which loads as a broken model
+    assert(!fs.existsSync(out), "no partial output");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 const CHAT_MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
 
 testShared("cli: chat through piped stdin keeps the conversation: the second turn's prompt holds the first", [CHAT_MODEL], async () => {

@@ -40,7 +40,18 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     if (!input.metadata.has("tokenizer.ggml.model") && tokPath) {
       tokenizerMetadata = ggufVocabulary(await loadTokenizerFor(input, tokPath));
     }
-    await quantizeModel({ input, output: await outputFile(outPath), type, tokenizerMetadata });
+    const output = await outputFile(outPath);
+    try {
+      await quantizeModel({ input, output, type, tokenizerMetadata });
+    } catch (e) {
+      // a failure part-way (a tensor it cannot quantize, a full disk) leaves neither its fd open nor a GGUF of a header and
+      // some tensors, which would load as a broken model
+      try {
+        await output.close?.();
+      } catch { /* closed already, or the disk's error again: the first error is the one to report */ }
+      (await import("node:fs")).rmSync(outPath, { force: true });
+      throw e;
+    }
   } finally {
     await input.source.close();
   }
