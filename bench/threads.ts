@@ -40,7 +40,7 @@ import { ensureSyntheticModel } from "./synthetic.ts";
 import { RESERVED } from "../src/memory/arena.ts";
 import { decodeBytes, readBandwidth } from "./e2e.ts";
 import { OpProfile } from "../src/backends/op-profile.ts";
-import { benchArgs, choiceFlag, intFlag, intListFlag, median } from "./cli.ts";
+import { benchArgs, choiceFlag, intFlag, intListFlag, median, usageError } from "./cli.ts";
 import { schedDelta, taskTimes } from "./sched.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -52,8 +52,8 @@ const USAGE = `Thread scaling: decode and prefill of a stories110M-shaped model 
   --threads LIST   thread counts (default 1,2)
   --type T         F32, F16, Q8_0, Q4_0 or Q4_K_M: bench/synthetic.ts's cached model (default F32)
   --model PATH     any GGUF file instead
-  --decode N       decode steps (default 32)
-  --prefill N      prompt ids of the prefill (default 128)
+  --decode N       decode steps, at most 504 (default 32)
+  --prefill N      prompt ids of the prefill, at most 512; with --profile, at most 512 with --decode (default 128)
   --reps N         timed runs, median kept (default 5)
   --baseline DIR   also measure another checkout's tree (DIR/src), interleaved in the same run
   --profile        then one run per thread count with the op profile on: µs per token by op class
@@ -84,11 +84,15 @@ const { values: opts } = benchArgs(USAGE, {
 });
 const runtime = g.Deno ? "deno" : g.Bun ? "bun" : "node";
 const threadCounts = intListFlag(USAGE, "threads", opts.threads);
-// each prefill and each decode run on a fresh sequence of the 512-position context loaded
-const decodeSteps = intFlag(USAGE, "decode", opts.decode, 1, 512);
+// in the 512-position context loaded: a timed decode follows an 8-id prefill, and --profile's decode follows the
+// whole --prefill on one sequence (a longer run failed on its context after the timed runs had been measured)
+const decodeSteps = intFlag(USAGE, "decode", opts.decode, 1, 512 - 8);
 const prefillTokens = intFlag(USAGE, "prefill", opts.prefill, 1, 512);
 const reps = intFlag(USAGE, "reps", opts.reps);
 const profile = opts.profile;
+if (profile && prefillTokens + decodeSteps > 512) {
+  usageError(`--profile: --prefill ${prefillTokens} and --decode ${decodeSteps} pass the context of 512 (at most 512 together)`, USAGE);
+}
 const joins = opts.joins;
 const gapMs = intFlag(USAGE, "gap", opts.gap, 0);
 const type = choiceFlag(USAGE, "type", opts.type, ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"] as const);

@@ -3,6 +3,7 @@
  * (F16 cache, ggml-order matmuls), on both the plain path and the engine path (--json); a bad flag or flag
  * value is a typed error naming it with exit code 1, not a crash; --help, --version; `kvasm chat` over a pipe.
  */
+import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
@@ -126,6 +127,18 @@ test("cli: serve checks --kv-cache before loading anything", async () => {
   assert(/kvasm: ParamError: --kv-cache: must be one of f32, f16, q8_0/.test(io.stderr), io.stderr);
 });
 
+test("cli: serve on a busy port exits 1 and closes the model and engine it opened (the process ends)", () => {
+  const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+  const child = path.join(REPO, "tests", "cli-serve-child.ts");
+  const [exe, args] = deno ? [deno.execPath(), ["run", "-A", child]] : [process.execPath, [child]];
+  // the child never calls exit: a worker pool or engine left open kept Deno's process running (killed at the timeout)
+  const r = spawnSync(exe, args, { cwd: REPO, encoding: "utf8", timeout: 60_000 });
+  assertEquals(r.status, 0, `the child ended by itself: ${r.signal ?? ""} ${r.stderr}`);
+  const { code, err } = JSON.parse(r.stdout) as { code: number; err: string };
+  assertEquals(code, 1, err);
+  assert(/^kvasm: ParamError: port: 127\.0\.0\.1:\d+ is already in use/.test(err), err);
+});
+
 test("cli: an unknown flag names itself and the closest known flag (exit 1)", async () => {
   const io = capture();
   assertEquals(await main(["generate", "--temprature", "0"], io), 1);
@@ -220,6 +233,39 @@ testShared("cli: quantize --out that cannot be written is a ParamError on --out 
     const io = capture();
     assertEquals(await main(["quantize", "--model", NO_TOKENIZER, "--out", out, "--type", "Q8_0"], io), 1, out);
     assert(re.test(io.stderr), io.stderr);
+  }
+});
+
+testShared("cli: quantize --out naming the input file (--model) is a ParamError, and the input is left whole", [NO_TOKENIZER], async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-same-"));
+  try {
+    const input = path.join(dir, "model.bin");
+    fs.copyFileSync(NO_TOKENIZER, input);
+    fs.symlinkSync(input, path.join(dir, "link.bin"));
+    // the same path, another spelling of it, and a link to it: opened for writing, each emptied the input before it was read
+    for (const out of [input, path.join(dir, ".", "model.bin"), path.join(dir, "link.bin")]) {
+      const io = capture();
+      assertEquals(await main(["quantize", "--model", input, "--out", out, "--type", "Q8_0"], io), 1, out);
+      assert(/^kvasm: ParamError: --out: .* is the input file \(--model\): give another path/.test(io.stderr), io.stderr);
+      assertEquals(fs.statSync(input).size, fs.statSync(NO_TOKENIZER).size, `${out}: the input is whole`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("cli: a quantize that fails part-way (a Q8_0 input) leaves no partial output file", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-fail-"));
+  try {
+    const out = path.join(dir, "q.gguf");
+    const io = capture();
+    const input = path.join(REPO, "models", "stories260K-q8_0.gguf"); // quantized already: refused at its first tensor
+    assertEquals(await main(["quantize", "--model", input, "--out", out, "--type", "Q4_0"], io), 1);
+    assert(/^kvasm: UnsupportedError: tensor "[^"]+" is Q8_0; kvasm quantizes from F32, F16 or BF16 only/.test(io.stderr), io.stderr);
+    // it left a 14,240-byte file of a header and metadata, which loads as a broken model
+    assert(!fs.existsSync(out), "no partial output");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -236,3 +236,21 @@ test("serve: a port already in use is a ParamError that says so, on the runtime'
     await first.close();
   }
 });
+
+test("serve: a host that does not resolve, or is not this machine's, is a ParamError on host that says what to give", async () => {
+  const answer = () => new Response("x");
+  for (const http of [undefined, "node"] as const) {
+    // Bun.serve reported the name as EADDRINUSE, which read as "port ... is already in use"; Deno's error had no code
+    await assertRejects(
+      () => serve(answer, { host: "no-such-host.invalid", port: 0, http }),
+      ParamError,
+      /^host: no-such-host\.invalid is not an address or a name that resolves to one: give 127\.0\.0\.1 \(this machine only\), 0\.0\.0\.0/,
+    );
+  }
+  // TEST-NET-1 (RFC 5737): an address no machine holds
+  await assertRejects(
+    () => serve(answer, { host: "192.0.2.1", port: 0 }),
+    ParamError,
+    /^host: 192\.0\.2\.1:0: this machine has no such address to listen on: give 127\.0\.0\.1/,
+  );
+});

@@ -29,6 +29,10 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     throw new ParamError("--type", `must be one of ${TARGETS.join(", ")}, got ${JSON.stringify(f.string("type"))}`);
   }
   const t0 = performance.now();
+  if (await sameFile(inPath, outPath)) {
+    // opened for writing, the input would be emptied before a tensor of it is read (and the model lost)
+    throw new ParamError("--out", `${outPath} is the input file (--model): give another path for the quantized file`);
+  }
   const input = await openModelFile(inPath);
   try {
     let tokenizerMetadata: GGUFMetadataEntry[] | undefined;
@@ -36,11 +40,33 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     if (!input.metadata.has("tokenizer.ggml.model") && tokPath) {
       tokenizerMetadata = ggufVocabulary(await loadTokenizerFor(input, tokPath));
     }
-    await quantizeModel({ input, output: await outputFile(outPath), type, tokenizerMetadata });
+    const output = await outputFile(outPath);
+    try {
+      await quantizeModel({ input, output, type, tokenizerMetadata });
+    } catch (e) {
+      // a failure part-way (a tensor it cannot quantize, a full disk) leaves neither its fd open nor a GGUF of a header and
+      // some tensors, which would load as a broken model
+      try {
+        await output.close?.();
+      } catch { /* closed already, or the disk's error again: the first error is the one to report */ }
+      (await import("node:fs")).rmSync(outPath, { force: true });
+      throw e;
+    }
   } finally {
     await input.source.close();
   }
   io.err(`wrote ${outPath} (${type}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+}
+
+/** Whether both paths name one existing file (through links or another spelling of the path). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const fs = await import("node:fs");
+  try {
+    const x = fs.statSync(a), y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false; // either is missing: openModelFile and outputFile say what is wrong
+  }
 }
 
 /** The output file, opened for writing; a path that cannot be written is a ParamError on --out, not node:fs's stack trace. */

@@ -2,8 +2,8 @@
  * `kvasm serve`: loads a model and serves the OpenAI-compatible API on this
  * runtime's HTTP server until SIGINT/SIGTERM. Default host is loopback.
  */
-import { createHandler } from "./handler.ts";
-import { serve } from "./serve.ts";
+import { createHandler, type KvasmHandler } from "./handler.ts";
+import { type RunningServer, serve } from "./serve.ts";
 import { DEFAULT_HOST, DEFAULT_PORT } from "./serve-types.ts";
 import { ParamError } from "../errors.ts";
 import type { CommandSpec, Flags } from "../cli/flags.ts";
@@ -106,23 +106,33 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
   );
   const model = await loadFromFlags(f, io, { ...opts, maxSequences: f.number("parallel") ?? 8, ggmlOrder: f.boolean("ggml-order") });
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-  const handler = createHandler(model, {
-    apiKey: f.string("api-key") ?? env.KVASM_API_KEY,
-    modelId: f.string("alias") ?? f.string("model-id"),
-    maxPending: f.number("max-pending"),
-    maxBodyBytes: f.number("max-body"),
-    cors: f.string("cors"),
-    log: f.boolean("quiet") ? null : (line) => io.err(`${line}\n`),
-    limits,
-  });
-  const gcSlack = f.number("gc-slack");
-  const server = await serve(handler.fetch, {
-    host,
-    port,
-    idleTimeoutMs: seconds("idle-timeout"),
-    http,
-    ...(gcSlack !== undefined ? { gcSlackBytes: gcSlack * 2 ** 20 } : {}),
-  });
+  // a handler option or an address that fails (a busy port: serve's ParamError) closes what was opened before it: the
+  // model's worker pool and the handler's engine kept a Deno process that called main() running after its exit code
+  let handler: KvasmHandler | undefined;
+  let server: RunningServer;
+  try {
+    handler = createHandler(model, {
+      apiKey: f.string("api-key") ?? env.KVASM_API_KEY,
+      modelId: f.string("alias") ?? f.string("model-id"),
+      maxPending: f.number("max-pending"),
+      maxBodyBytes: f.number("max-body"),
+      cors: f.string("cors"),
+      log: f.boolean("quiet") ? null : (line) => io.err(`${line}\n`),
+      limits,
+    });
+    const gcSlack = f.number("gc-slack");
+    server = await serve(handler.fetch, {
+      host,
+      port,
+      idleTimeoutMs: seconds("idle-timeout"),
+      http,
+      ...(gcSlack !== undefined ? { gcSlackBytes: gcSlack * 2 ** 20 } : {}),
+    });
+  } catch (e) {
+    await handler?.close();
+    await model.close();
+    throw e;
+  }
   io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.sequences.maxSequences} sequences in parallel)\n`);
   if (isDeno && http !== "node") {
     io.err("kvasm: Deno.serve closes no idle or half-sent connection (they hold no slot); --idle-timeout S serves through node:http\n");
