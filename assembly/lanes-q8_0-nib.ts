@@ -33,7 +33,8 @@
 // as they are and go through matmul_q8_0 at every T.
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
-import { absmax32, blockAdd, f16, f16quadMul, f32ToF16 } from "./quant-util";
+import { absmax32, blockAdd, f16quadMul, f32ToF16 } from "./quant-util";
+import { f16ToF32 } from "./math";
 import { matmul_q8_0 } from "./quant-matmul";
 import { QB, repackQuads } from "./lanes-q8_0-layout";
 import { quads } from "./lanes-q8_0-steps";
@@ -87,7 +88,7 @@ export function quantize_q8_sn(out: usize, x: usize, n: i32, T: i32): void {
       const amax = absmax32(p, mag), id: f32 = amax != 0 ? <f32> 127.0 / amax : 0;
       if (amax <= F32.MAX_VALUE && id <= F32.MAX_VALUE) {
         store<u16>(s, <u16> f32ToF16(amax / 127.0)); // the f16 d, read back widened (quantize_q8_s)
-        store<f32>(s, f16(s));
+        store<f32>(s, f16ToF32(<u32> load<u16>(s))); // exactly, as quantize_q8_s (an f16 d past 65504 is +inf)
         const idv = f32x4.splat(id);
         const i0 = round4(p, idv, magic), i1 = round4(p + 16, idv, magic), i2 = round4(p + 32, idv, magic), i3 = round4(p + 48, idv, magic);
         const i4 = round4(p + 64, idv, magic), i5 = round4(p + 80, idv, magic), i6 = round4(p + 96, idv, magic), i7 = round4(p + 112, idv, magic);

@@ -1,7 +1,8 @@
 // Activation quantizers: what llama.cpp's CPU backend does to the f32 input of
 // a matmul before the integer dot products (ggml's vec_dot_type).
 //   x: T rows of n f32 (row stride n floats); out: T rows of blocks.
-import { absmax32, f16, f32ToF16 } from "./quant-util";
+import { absmax32, f32ToF16 } from "./quant-util";
+import { f16ToF32 } from "./math";
 
 /**
  * v rounded to the nearest integer (ties to even, as f32x4.nearest), as i32 lanes, for |v| < 2^22: v + 1.5 * 2^23 holds
@@ -67,7 +68,9 @@ export function quantize_q8_s(out: usize, x: usize, n: i32, T: i32): void {
     for (let b = 0; b < nb; b++, p += 128, q += 40) {
       const amax = absmax32(p, abs);
       store<u16>(q, <u16>f32ToF16(amax / 127.0)); // the f16 d, read back widened below
-      store<f32>(q, f16(q));
+      // widened exactly, infinities and NaN included (f16() assumes a finite half: a block holding a NaN or an infinity
+      // would get a finite d, and its zero values would hide the NaN from the matmul's output)
+      store<f32>(q, f16ToF32(<u32>load<u16>(q)));
       const id = f32x4.splat(amax != 0 ? <f32>127.0 / amax : 0);
       const s = i32x4.add(round16(q + 8, p, id, magic), round16(q + 24, p + 64, id, magic));
       const t2 = i32x4.add(s, v128.shuffle<i32>(s, s, 2, 3, 0, 1));
