@@ -362,8 +362,9 @@ export function swiglu(out: usize, gate: usize, up: usize, n: i32, T: i32): void
 
 /**
  * swiglu's rows, e^-g in f32 lanes by expfFused (E = f32: relaxed_madd fuses) or in f64 lanes by ggmlExpf2 (E = f64),
- * the other's code dropped at compile time. The constants from z, once per call: as v128.const operands V8 rematerializes each one at every use
- * inside the loop (docs/cpu-performance.md, "SwiGLU").
+ * the other's code dropped at compile time (the `if` on sizeof<E>()). The constants come from z, once per call: as
+ * v128.const operands V8 rematerializes each at every use inside the loop (docs/cpu-performance.md, "V8's vector
+ * constants and conversions").
  */
 // @ts-ignore: decorator
 @inline function swigluRows<E>(out: usize, gate: usize, up: usize, n: i32, T: i32, z: i32): void {
