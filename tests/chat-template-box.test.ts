@@ -4,12 +4,9 @@
  * model's fault); the server stays responsive. It used to run `{% for i in range(100000000) %}` on
  * the event loop: /health froze and the server grew from 74 MB to 4.9 GB in 12 s.
  */
-import * as fs from "node:fs";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 import { NumericalError, ParamError } from "../src/errors.ts";
-import { BytesSink, writeGGUF } from "../src/formats/gguf-writer.ts";
-import { readGGUF } from "../src/formats/gguf.ts";
-import { BytesSource } from "../src/io/source.ts";
+import { withTemplate } from "./gguf-template.ts";
 import { loadModel } from "../src/model/load.ts";
 import { ChatTemplate } from "../src/server/chat-template.ts";
 import { createHandler } from "../src/server/handler.ts";
@@ -47,23 +44,6 @@ test("chat template budget: huge ranges, endless loops, doubling strings and wid
   await assertRejects(render("x", { timeoutMs: 0 }), ParamError, /chatTemplateLimits\.timeoutMs/);
 });
 
-/** stories260K.gguf with `tokenizer.chat_template` set. */
-async function withTemplate(template: string): Promise<Uint8Array> {
-  const bytes = new Uint8Array(fs.readFileSync(STORIES));
-  const file = await readGGUF(new BytesSource(bytes, "stories260K.gguf"));
-  const metadata = [...file.metadata].map(([key, value]) => ({ key, type: file.metadataTypes.get(key)!, value }));
-  metadata.push({ key: "tokenizer.chat_template", type: { type: "string" }, value: template });
-  const tensors = [...file.tensors.values()].map((t) => ({
-    name: t.name,
-    type: t.type,
-    shape: t.shape,
-    data: bytes.subarray(t.offset, t.offset + t.byteLength),
-  }));
-  const sink = new BytesSink();
-  await writeGGUF(sink, metadata, tensors);
-  return sink.bytes();
-}
-
 testShared("server: a GGUF whose template loops 10^8 times gets a 500 for that request, /health answers meanwhile", [STORIES], async () => {
   for (
     const template of [
@@ -71,7 +51,7 @@ testShared("server: a GGUF whose template loops 10^8 times gets a 500 for that r
       "{% for i in range(200000) %}{% for j in range(200000) %}{% endfor %}{% endfor %}",
     ]
   ) {
-    const model = await loadModel(await withTemplate(template), { threads: 1, maxSequences: 2 });
+    const model = await loadModel(await withTemplate(STORIES, template), { threads: 1, maxSequences: 2 });
     const handler = createHandler(model, { modelId: "hostile" });
     const server = await serve(handler.fetch, { host: "127.0.0.1", port: 0 });
     try {

@@ -14,6 +14,7 @@ import { loadModel } from "../src/model/load.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { ChatTemplate } from "../src/server/chat-template.ts";
 import { chatPromptIds } from "../src/server/chat-prompt.ts";
+import { withTemplate } from "./gguf-template.ts";
 
 interface Row {
   model: string;
@@ -313,3 +314,23 @@ testShared("cli: chat through piped stdin keeps the conversation: the second tur
     await model.close();
   }
 });
+
+testShared(
+  "cli: chat on a file whose chat template does not parse is one typed error and exit status 1, on two threads",
+  [CHAT_MODEL],
+  async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-chat-"));
+    try {
+      const file = path.join(dir, "bad-template.gguf");
+      fs.writeFileSync(file, await withTemplate(CHAT_MODEL, "{% if %}"));
+      const deno = (globalThis as { Deno?: { execPath(): string } }).Deno;
+      const [exe, pre] = deno ? [deno.execPath(), ["run", "-A"]] : [process.execPath, []];
+      const args = [...pre, path.join(REPO, "src", "cli.ts"), "chat", "--model", file, "--threads", "2"];
+      const r = spawnSync(exe, args, { input: "hi\n", encoding: "utf8", cwd: REPO, timeout: 60_000 });
+      assertEquals(r.status, 1, `exit status (null: still running at the timeout)\n${r.stderr}`);
+      assert(/chat_template: does not parse/.test(r.stderr), r.stderr);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

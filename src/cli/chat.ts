@@ -44,8 +44,16 @@ export async function cmdChat(f: Flags, io: InteractiveIo): Promise<void> {
     io.close(); // stdin is open already: a failed load must not leave it holding the process
     throw e;
   }
-  const engine = new Engine(model);
-  const template = ChatTemplate.forModel(model);
+  let engine: Engine, template: ChatTemplate;
+  try {
+    // the template first: a file whose template fails to parse must not leave an engine (and its pages) behind
+    template = ChatTemplate.forModel(model);
+    engine = new Engine(model);
+  } catch (e) {
+    io.close();
+    await model.close();
+    throw e;
+  }
   const stop = template.isFallback ? [...CHATML_STOPS] : undefined;
   const fresh = (): ChatMessage[] => (system !== undefined ? [{ role: "system", content: system }] : []);
   let messages = fresh();

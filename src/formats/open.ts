@@ -97,7 +97,12 @@ async function openDirectory(dir: string, fs: typeof import("node:fs"), limits: 
     }
   }
   // a user who named the folder their downloads sit in: say what a directory must hold, and which files here to try
-  const files = fs.readdirSync(dir).filter((f) => /\.(gguf|bin)$/i.test(f)).sort();
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(dir).filter((f) => /\.(gguf|bin)$/i.test(f)).sort();
+  } catch {
+    // unreadable (permissions): the error below still says what to give, without the listing
+  }
   const here = files.length === 0
     ? ""
     : `; .gguf and .bin files here: ${files.slice(0, 5).join(", ")}${files.length > 5 ? `, and ${files.length - 5} more` : ""}`;
