@@ -163,13 +163,28 @@ testShared("encode: a non-boolean addBos, addEos or parseSpecial, or a non-strin
 });
 
 test("a tokenizer URL is refused by name before the model is opened or fetched", async () => {
-  for (const url of ["https://example.com/tok512.bin", "http://127.0.0.1:1/tokenizer.json", "file:///tmp/tok512.bin"]) {
+  for (const url of ["https://example.com/tok512.bin", "http://127.0.0.1:1/tokenizer.json", "s3://bucket/tok512.bin"]) {
     // the model path does not exist: the tokenizer's error must come first
     await assertRejects(
       () => loadModel("/nonexistent/kvasm/model.bin", { tokenizer: url }),
       ParamError,
-      /^tokenizer: takes a file path or the file's bytes, not a URL \(/,
+      /^tokenizer: takes a file path, a file: URL or the file's bytes, not a URL \(/,
     );
+  }
+});
+
+const CHECKPOINT = sharedPath("models/stories260K/stories260K.bin");
+
+testShared("a tokenizer given as a file: URL is read as its path, as the model's is", [CHECKPOINT, STORIES_BIN], async () => {
+  const { pathToFileURL } = await import("node:url");
+  const byUrl = await loadModel(CHECKPOINT, { tokenizer: pathToFileURL(STORIES_BIN).href, threads: 1 });
+  const byPath = await loadModel(CHECKPOINT, { tokenizer: STORIES_BIN, threads: 1 });
+  try {
+    assertEquals(byUrl.tokenizer.encode("Once upon a time"), byPath.tokenizer.encode("Once upon a time"));
+    assert(byUrl.tokenizer.encode("Once upon a time").length > 3, "the text is tokenized");
+  } finally {
+    await byUrl.close();
+    await byPath.close();
   }
 });
 

@@ -148,12 +148,17 @@ export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Pro
   optionalBoolean("relaxedSimd", opts.relaxedSimd);
   optionalBoolean("ggmlOrder", opts.ggmlOrder);
   if (typeof opts.tokenizer === "string" && /^[a-z][a-z0-9+.-]+:\/\//i.test(opts.tokenizer)) {
-    // a tokenizer is read from the file system only; a URL used to fail after the model's whole download, as an ENOENT
-    throw new ParamError(
-      "tokenizer",
-      `takes a file path or the file's bytes, not a URL (${opts.tokenizer}): download it first, or pass ` +
-        "new Uint8Array(await (await fetch(url)).arrayBuffer())",
-    );
+    // a tokenizer is read from the file system only: a file: URL is a path, as for the model; any other URL used to
+    // fail after the model's whole download, as an ENOENT
+    if (!/^file:\/\//i.test(opts.tokenizer)) {
+      throw new ParamError(
+        "tokenizer",
+        `takes a file path, a file: URL or the file's bytes, not a URL (${opts.tokenizer}): download it first, or pass ` +
+          "new Uint8Array(await (await fetch(url)).arrayBuffer())",
+      );
+    }
+    const { fileURLToPath } = await import("node:url");
+    opts = { ...opts, tokenizer: fileURLToPath(opts.tokenizer) };
   }
   const resolved = await resolveModelInput(input, opts.streamSize);
   let opened: ModelFile;
