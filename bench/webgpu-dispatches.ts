@@ -122,12 +122,19 @@ const combos: Record<string, WebGpuOptions[]> = {
   "110M1-q4_k_m": [{}, { fold: false }, { tiles: "today" }, { tiles: "b128x128-t8x8-k1" }],
 };
 
+/** A run's name: its model's label and its options, as its log file is named. */
+const runName = (label: string, opts: WebGpuOptions) => `${label}~${JSON.stringify(opts).replace(/[^A-Za-z0-9:,_-]/g, "")}`;
+// an --only that names no run printed the digest of none, which two such runs (before and after a change) share
+if (only && !models.some(([label]) => combos[label].some((opts) => runName(label, opts).includes(only)))) {
+  usageError(`--only ${JSON.stringify(only)}: no run's name holds it (names: 260K-f32~, 260K-f32~plans:false, ...)`, USAGE);
+}
+
 const { adapter: real } = await requestAdapter();
 if (!real) throw new Error("no WebGPU adapter");
 const digests: string[] = [];
 for (const [label, path, loadOpts] of models) {
   for (const opts of combos[label]) {
-    const name = `${label}~${JSON.stringify(opts).replace(/[^A-Za-z0-9:,_-]/g, "")}`;
+    const name = runName(label, opts);
     if (only && !name.includes(only)) continue;
     const done = `${outDir}/${name}.log`;
     if (reuse) {
