@@ -13,6 +13,7 @@
  *
  * Writes OUT_DIR/<model>~<options>.log and prints one digest line per run plus the digest of them all.
  */
+import { benchArgs, usageError } from "./cli.ts";
 import { loadModel } from "../src/model/load.ts";
 import { WebGpuBackend, type WebGpuOptions } from "../src/backends/webgpu/backend.ts";
 import { requestAdapter } from "../src/backends/webgpu/device.ts";
@@ -22,14 +23,22 @@ import { GGMLType } from "../src/formats/ggml-types.ts";
 import { sharedPath } from "../tests/harness.ts";
 import { logDispatches } from "../tests/webgpu-log.ts";
 
-const [outDir, ...rest] = Deno.args;
-if (!outDir) {
-  console.error("usage: deno run -A bench/webgpu-dispatches.ts OUT_DIR [--only SUBSTRING] [--reuse]");
-  Deno.exit(2);
-}
-const only = rest[0] === "--only" ? rest[1] : undefined;
-/** --reuse: a run whose log OUT_DIR already holds is not run again (an interrupted run goes on). */
-const reuse = rest.includes("--reuse");
+const USAGE = `usage: XDG_RUNTIME_DIR=/tmp deno run -A bench/webgpu-dispatches.ts OUT_DIR [--only SUBSTRING] [--reuse]
+
+  OUT_DIR           where each run's log (<model>~<options>.log) and the synthetic models go
+  --only SUBSTRING  only the runs whose name holds SUBSTRING
+  --reuse           a run whose log OUT_DIR already holds is not run again (an interrupted run goes on)
+  -h, --help        this text`;
+// bench/cli.ts's parser, as every bench's: a misspelt flag or one out of place was ignored (--only read only as the
+// first flag), and the whole set of runs started without it
+const { values, positionals } = benchArgs(USAGE, {
+  options: { only: { type: "string" }, reuse: { type: "boolean" }, help: { type: "boolean", short: "h" } },
+  allowPositionals: true,
+});
+if (positionals.length !== 1) usageError(positionals.length ? `one OUT_DIR, got ${positionals.length}` : "an OUT_DIR is needed", USAGE);
+const outDir = positionals[0];
+const only = values.only;
+const reuse = values.reuse ?? false;
 Deno.mkdirSync(outDir, { recursive: true });
 
 async function sha(bytes: Uint8Array): Promise<string> {
@@ -113,12 +122,19 @@ const combos: Record<string, WebGpuOptions[]> = {
   "110M1-q4_k_m": [{}, { fold: false }, { tiles: "today" }, { tiles: "b128x128-t8x8-k1" }],
 };
 
+/** A run's name: its model's label and its options, as its log file is named. */
+const runName = (label: string, opts: WebGpuOptions) => `${label}~${JSON.stringify(opts).replace(/[^A-Za-z0-9:,_-]/g, "")}`;
+// an --only that names no run printed the digest of none, which two such runs (before and after a change) share
+if (only && !models.some(([label]) => combos[label].some((opts) => runName(label, opts).includes(only)))) {
+  usageError(`--only ${JSON.stringify(only)}: no run's name holds it (names: 260K-f32~, 260K-f32~plans:false, ...)`, USAGE);
+}
+
 const { adapter: real } = await requestAdapter();
 if (!real) throw new Error("no WebGPU adapter");
 const digests: string[] = [];
 for (const [label, path, loadOpts] of models) {
   for (const opts of combos[label]) {
-    const name = `${label}~${JSON.stringify(opts).replace(/[^A-Za-z0-9:,_-]/g, "")}`;
+    const name = runName(label, opts);
     if (only && !name.includes(only)) continue;
     const done = `${outDir}/${name}.log`;
     if (reuse) {

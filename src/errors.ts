@@ -117,17 +117,24 @@ export function checkOptionNames<T extends object>(param: string, opts: T | unde
   if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
     throw new ParamError(param, `options must be an object, got ${describeValue(opts)}`);
   }
+  const unknown = unknownOption(opts, names);
+  if (unknown !== undefined) throw new ParamError(param, unknown);
+}
+
+/**
+ * What checkOptionNames says of the first key of `opts` that `names` does not list ("unknown option \"temprature\" (did
+ * you mean \"temperature\"?)"), or undefined where every key is listed: for a caller whose refusal is another error
+ * type (WebGpuBackend's WebGpuError). `opts` must be an object; reads its keys only.
+ */
+export function unknownOption(opts: object, names: ReadonlyArray<PropertyKey>): string | undefined {
   const known = names as ReadonlyArray<string>;
   for (const key of Object.keys(opts)) {
     if (known.includes(key)) continue;
     const near = nearestName(key, known);
-    throw new ParamError(
-      param,
-      `unknown option ${JSON.stringify(key)} (${
-        near !== undefined ? `did you mean ${JSON.stringify(near)}?` : `options: ${known.join(", ")}`
-      })`,
-    );
+    const hint = near !== undefined ? `did you mean ${JSON.stringify(near)}?` : `options: ${known.join(", ")}`;
+    return `unknown option ${JSON.stringify(key)} (${hint})`;
   }
+  return undefined;
 }
 
 /**

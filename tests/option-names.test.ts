@@ -2,9 +2,9 @@
  * A misspelt option name is a ParamError naming it (and, within two edits, the name it probably meant) at every
  * public entry point that takes an options object: generate, Sampler, Engine and submit, loadModel (and its
  * attention and limits), createHandler (and its engine, limits and chatTemplateLimits), serve, createEdgeHandler, the
- * ops API (options and arguments), Tokenizer.encode, TextStream, quantizeModel, openModelFile and readGGUF. Each
- * accepts every name its list holds (undefined values included), and the server still ignores a request's unknown
- * fields, as OpenAI's API does.
+ * ops API (options and arguments), Tokenizer.encode, TextStream, quantizeModel, openModelFile, readGGUF, WasmBackend
+ * and ThreadedWasmBackend. Each accepts every name its list holds (undefined values included), and the server still
+ * ignores a request's unknown fields, as OpenAI's API does.
  */
 import * as fs from "node:fs";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
@@ -28,6 +28,8 @@ import { openModelFile } from "../src/formats/open.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { DEFAULT_HEADER_LIMITS } from "../src/formats/types.ts";
 import { BytesSource } from "../src/io/source.ts";
+import { WasmBackend } from "../src/backends/wasm.ts";
+import { ThreadedWasmBackend } from "../src/backends/wasm-threads.ts";
 
 const MODEL = sharedPath("models/stories260K/stories260K-q8_0.gguf");
 
@@ -126,6 +128,12 @@ test("loadModel refuses a misspelt option, in attention and limits too, before t
     refused("limits", "maxArrayLenght", "maxArrayLength"),
   );
   await assertRejects(() => loadModel(nowhere, null as never), ParamError, /^loadModel: options must be an object/);
+  // undefined keeps a limit's default; null is no limit, refused (not taken for the default)
+  await assertRejects(
+    () => loadModel(nowhere, { limits: { maxArrayLength: null } } as never),
+    ParamError,
+    /^limits\.maxArrayLength: must be a positive integer, got null$/,
+  );
 });
 
 testShared("loadModel takes every listed name", [MODEL], async () => {
@@ -160,6 +168,11 @@ testShared(
       () => createHandler(m, { chatTemplateLimits: { timeoutMS: 9 } } as never),
       ParamError,
       refused("chatTemplateLimits", "timeoutMS", "timeoutMs"),
+    );
+    await assertRejects(
+      () => createHandler(m, { chatTemplateLimits: { timeoutMs: null } } as never),
+      ParamError,
+      /^chatTemplateLimits\.timeoutMs: must be a positive integer, got null$/,
     );
     const handler = createHandler(m, {
       ...everyName(HANDLER_OPTION_NAMES),
@@ -316,3 +329,26 @@ testShared(
     assertEquals(file.tensors.size, m.file.tensors.size);
   },
 );
+
+test("WasmBackend and ThreadedWasmBackend refuse a misspelt option before anything starts; every listed name is taken", async () => {
+  // "ggmlorder: true" summed in kvasm's order, "minwork: 0" kept the default threshold, both unseen
+  await assertRejects(() => new WasmBackend({ ggmlorder: true } as never), ParamError, refused("WasmBackend", "ggmlorder", "ggmlOrder"));
+  await assertRejects(
+    () => new ThreadedWasmBackend({ threads: 2, minwork: 0 } as never),
+    ParamError,
+    refused("ThreadedWasmBackend", "minwork", "minWork"),
+  );
+  await assertRejects(() => new ThreadedWasmBackend(undefined as never), ParamError, /^threads: must be a positive integer/);
+  assertEquals(new WasmBackend({ relaxed: undefined, shared: undefined, ggmlOrder: undefined }).name, "wasm");
+  const every = {
+    threads: 2,
+    relaxed: undefined,
+    ggmlOrder: undefined,
+    minWork: 0,
+    joinSpinMs: undefined,
+    fallback: undefined,
+    mergeMatmuls: undefined,
+    workerURL: undefined,
+  };
+  assertEquals(new ThreadedWasmBackend(every).name, "wasm-threads");
+});

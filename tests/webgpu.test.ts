@@ -307,11 +307,16 @@ test("webgpu: every constructor option's bad value is a WebGpuError naming the o
     // the bad option is named, whatever good ones come with it
     await assertRejects(() => new WebGpuBackend({ tileRows: 32, fold: "layers", plans: false, [name]: value }), WebGpuError, re);
   }
-  // a misspelt option would otherwise run the default unseen
+  // a misspelt option would otherwise run the default unseen: the name meant (errors.ts's check), else every name
   await assertRejects(
     () => new WebGpuBackend({ tiledfrom: 1 } as never),
     WebGpuError,
-    /unknown option "tiledfrom" \(adapter, submitEvery, /,
+    /unknown option "tiledfrom" \(did you mean "tiledFrom"\?\)$/,
+  );
+  await assertRejects(
+    () => new WebGpuBackend({ batch: 1 } as never),
+    WebGpuError,
+    /unknown option "batch" \(options: adapter, submitEvery, .*, plans\)$/,
   );
   await assertRejects(() => new WebGpuBackend(null as never), WebGpuError, /options must be an object, got null$/);
   await assertRejects(() => new WebGpuBackend(5 as never), WebGpuError, /options must be an object, got 5$/);

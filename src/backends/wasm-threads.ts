@@ -6,7 +6,7 @@ import { kernelModule, pickVariant } from "../kernels/wasm.ts";
 import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool, TILED_ROWS } from "../threads/pool.ts";
 import { MAX_SEGMENTS } from "../threads/control.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
-import { KvasmError, positiveInteger } from "../errors.ts";
+import { checkOptionNames, KvasmError, optionNames, positiveInteger } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
 import { WasmBackend } from "./wasm.ts";
 
@@ -33,6 +33,18 @@ export interface ThreadedWasmOptions {
   mergeMatmuls?: boolean;
   workerURL?: URL | string;
 }
+
+/** ThreadedWasmOptions' names: the constructor refuses any other key (`minwork: 0` kept the default threshold unseen). */
+const THREADED_WASM_OPTION_NAMES = optionNames<ThreadedWasmOptions>()([
+  "threads",
+  "relaxed",
+  "ggmlOrder",
+  "minWork",
+  "joinSpinMs",
+  "fallback",
+  "mergeMatmuls",
+  "workerURL",
+]);
 
 /**
  * Below this much work an op runs on the calling thread alone. Measured with
@@ -95,8 +107,10 @@ export class ThreadedWasmBackend extends WasmBackend {
   };
 
   constructor(opts: ThreadedWasmOptions) {
-    super({ relaxed: opts.relaxed, shared: true, ggmlOrder: opts.ggmlOrder });
-    positiveInteger("threads", opts.threads);
+    // the names first (so opts is an object or undefined; undefined gets threads' own ParamError, not a TypeError)
+    checkOptionNames("ThreadedWasmBackend", opts, THREADED_WASM_OPTION_NAMES);
+    super({ relaxed: opts?.relaxed, shared: true, ggmlOrder: opts?.ggmlOrder });
+    positiveInteger("threads", opts?.threads);
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
     this.mergeMatmuls = opts.mergeMatmuls ?? true;

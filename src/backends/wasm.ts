@@ -14,7 +14,7 @@ import {
   type MatmulKernels,
 } from "../quant/kernels.ts";
 import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
-import { UnsupportedError } from "../errors.ts";
+import { checkOptionNames, optionNames, UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
 import {
   type Backend,
@@ -59,6 +59,18 @@ export function f16AttentionKernel(
   return T === 1 && pos >= 256 ? "attention_f16_split" : "attention_f16";
 }
 
+export interface WasmOptions {
+  /** Use the relaxed-SIMD kernels; default: when the runtime validates them. */
+  relaxed?: boolean;
+  /** A shared WebAssembly.Memory (for Workers over it: ThreadedWasmBackend); default false. */
+  shared?: boolean;
+  /** Sum as llama.cpp's x86 kernels do where kvasm's faster order differs (LoadOptions.ggmlOrder); default false. */
+  ggmlOrder?: boolean;
+}
+
+/** WasmOptions' names: the constructor refuses any other key (`ggmlorder: true` ran kvasm's order unseen). */
+const WASM_OPTION_NAMES = optionNames<WasmOptions>()(["relaxed", "shared", "ggmlOrder"]);
+
 /**
  * The WebAssembly backend on the calling thread: the arena is its device
  * memory and every op is one synchronous kernel call. It runs wherever
@@ -88,7 +100,9 @@ export class WasmBackend implements Backend {
   /** Each attention kernel's argument array, made on first use and reused for every row. */
   private readonly attentionFrames = new Map<AttentionKernel, AttentionFrame>();
 
-  constructor(protected readonly opts: { relaxed?: boolean; shared?: boolean; ggmlOrder?: boolean } = {}) {}
+  constructor(protected readonly opts: WasmOptions = {}) {
+    checkOptionNames("WasmBackend", opts, WASM_OPTION_NAMES);
+  }
 
   /** A new, unstarted backend with these options: the next memory of a multi-memory layout (MultiMemoryBackend). */
   twin(): WasmBackend {

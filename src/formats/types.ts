@@ -49,10 +49,11 @@ export const DEFAULT_HEADER_LIMITS: HeaderLimits = { maxMetadataEntries: 1 << 16
 
 /**
  * `given` over the defaults, each a positive integer (a ParamError is the caller's; checked where loading starts). A
- * field given as undefined keeps its default (a spread put undefined over it, refused as "got undefined").
+ * field given as undefined keeps its default (a spread put undefined over it, refused as "got undefined"); null is
+ * kept, for that check to refuse (`??` took it for the default unseen).
  */
 export function headerLimits(given?: Partial<HeaderLimits>): HeaderLimits {
   const out = { ...DEFAULT_HEADER_LIMITS };
-  for (const k of HEADER_LIMIT_NAMES) out[k] = given?.[k] ?? out[k];
+  for (const k of HEADER_LIMIT_NAMES) if (given?.[k] !== undefined) out[k] = given[k];
   return out;
 }

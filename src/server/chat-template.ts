@@ -76,13 +76,10 @@ export class ChatTemplate {
     limits: Partial<TemplateLimits> = {},
   ) {
     checkOptionNames("chatTemplateLimits", limits, TEMPLATE_LIMIT_NAMES);
-    // a field given as undefined keeps its default (a spread put undefined over it, refused as "got undefined")
-    const d = DEFAULT_TEMPLATE_LIMITS;
-    this.limits = {
-      maxSteps: limits.maxSteps ?? d.maxSteps,
-      maxOutputChars: limits.maxOutputChars ?? d.maxOutputChars,
-      timeoutMs: limits.timeoutMs ?? d.timeoutMs,
-    };
+    // a field given as undefined keeps its default (a spread put undefined over it, refused as "got undefined"); null
+    // is kept, for the check below to refuse (`??` took it for the default unseen)
+    const given = (k: keyof TemplateLimits) => limits[k] !== undefined ? limits[k] : DEFAULT_TEMPLATE_LIMITS[k];
+    this.limits = { maxSteps: given("maxSteps"), maxOutputChars: given("maxOutputChars"), timeoutMs: given("timeoutMs") };
     for (const [k, v] of Object.entries(this.limits)) {
       if (!(Number.isSafeInteger(v) && v > 0)) {
         throw new ParamError(`chatTemplateLimits.${k}`, `must be a positive integer, got ${String(v)}`);

@@ -1,7 +1,7 @@
 // The WebGPU backend's options: what each accepts, its default with the measurement that set it, and checkOptions,
 // which refuses anything else before the backend requests or allocates a thing. resolveOptions gives the values in
 // effect (the defaults filled in, submitEvery capped), which the backend reads and nothing changes.
-import { describeValue } from "../../errors.ts";
+import { describeValue, optionNames, unknownOption } from "../../errors.ts";
 import { type Gpu, WebGpuError } from "./device.ts";
 import { F32_FORMS, type F32Form, type RowForm } from "./wgsl-matmul.ts";
 import { TILE_SHAPE_NAMES } from "./wgsl-tiled.ts";
@@ -160,7 +160,8 @@ export interface WebGpuOptions {
   plans?: boolean;
 }
 
-const OPTION_NAMES: ReadonlyArray<keyof WebGpuOptions> = [
+/** WebGpuOptions' names, every one (optionNames: a field added to WebGpuOptions and not listed fails to compile). */
+const OPTION_NAMES = optionNames<WebGpuOptions>()([
   "adapter",
   "submitEvery",
   "profile",
@@ -175,7 +176,7 @@ const OPTION_NAMES: ReadonlyArray<keyof WebGpuOptions> = [
   "f32Form",
   "attention",
   "plans",
-];
+]);
 
 /**
  * Throws a WebGpuError for the first option that is not one WebGpuOptions' comments name (or a key it does not have:
@@ -186,11 +187,9 @@ export function checkOptions(opts: WebGpuOptions): void {
   if (typeof opts !== "object" || opts === null || Array.isArray(opts)) {
     throw new WebGpuError(`options must be an object, got ${describeValue(opts)}`);
   }
-  for (const key of Object.keys(opts)) {
-    if (!(OPTION_NAMES as readonly string[]).includes(key)) {
-      throw new WebGpuError(`unknown option ${JSON.stringify(key)} (${OPTION_NAMES.join(", ")})`);
-    }
-  }
+  // errors.ts's check of names (the name meant, within two edits), refused as a WebGpuError as every option here is
+  const unknown = unknownOption(opts, OPTION_NAMES);
+  if (unknown !== undefined) throw new WebGpuError(unknown);
   const a = opts.adapter;
   if (a !== undefined && (typeof a !== "object" || a === null || typeof a.requestDevice !== "function")) {
     throw new WebGpuError(`adapter must be a GPUAdapter (an object with requestDevice), got ${describeValue(a)}`);
