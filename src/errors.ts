@@ -139,22 +139,22 @@ export function unknownOption(opts: object, names: ReadonlyArray<PropertyKey>): 
 
 /**
  * The name in `names` closest to `key` (optimal string alignment distance, letter case ignored: a swap of two
- * letters is one edit), where that is at most 2 edits and under half the longer name's length (a one-letter key
- * suggests nothing); the first listed on a tie.
+ * letters is one edit), where that is at most `maxEdits` and under half the longer name's length (a one-letter key
+ * suggests nothing); the first listed on a tie. The option checks here and the CLI's flag and command names use it.
  */
-function nearestName(key: string, names: ReadonlyArray<string>): string | undefined {
-  let best: string | undefined, bestD = 3;
+export function nearestName(key: string, names: ReadonlyArray<string>, maxEdits = 2): string | undefined {
+  let best: string | undefined, bestD = maxEdits + 1;
   const a = key.toLowerCase();
   for (const name of names) {
-    const d = editDistance(a, name.toLowerCase());
+    const d = editDistance(a, name.toLowerCase(), maxEdits);
     if (d < bestD && 2 * d < Math.max(a.length, name.length)) [best, bestD] = [name, d];
   }
   return best;
 }
 
-/** Optimal string alignment distance (insertions, deletions, substitutions, adjacent swaps); keys are short. */
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3; // over the bound; the nearest name needs at most 2
+/** Optimal string alignment distance (insertions, deletions, substitutions, adjacent swaps), or bound + 1 past bound. */
+function editDistance(a: string, b: string, bound: number): number {
+  if (Math.abs(a.length - b.length) > bound) return bound + 1;
   const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
   for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {

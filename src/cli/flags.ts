@@ -5,7 +5,7 @@
  * checked against its range before anything is loaded.
  */
 import { parseArgs } from "node:util";
-import { ParamError } from "../errors.ts";
+import { nearestName, ParamError } from "../errors.ts";
 
 /** One flag: how it parses, what range a number must be in, and its line on the help screen. */
 export interface FlagSpec {
@@ -182,24 +182,9 @@ function parseArgsError(e: Error & { code?: string }, specs: Map<string, FlagSpe
   return e;
 }
 
-/** The known name nearest to `name` by edit distance, when near enough to be a likely typo. */
+/** The known name nearest to `name`, when near enough to be a likely typo (errors.ts nearestName; longer names allow more edits). */
 export function closest(name: string, known: string[]): string | undefined {
-  let best: string | undefined, bestD = Infinity;
-  for (const k of known) {
-    const d = editDistance(name, k);
-    if (d < bestD) [best, bestD] = [k, d];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length];
+  return nearestName(name, known, Math.max(2, Math.floor(name.length / 3)));
 }
 
 /** A command's help screen: its usage, then one aligned line per flag. */
