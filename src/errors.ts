@@ -109,8 +109,9 @@ export function optionNames<T extends object>(): <const N extends ReadonlyArray<
  * Throws a ParamError naming `param` (the function or options object) for the first key of `opts` that `names` does
  * not list, with the listed name it probably meant where one is within two edits ("unknown option \"temprature\"
  * (did you mean \"temperature\"?)"), else the names it takes: a misspelt option ran with the default and said nothing.
- * Undefined `opts` passes (the caller's defaults apply), and so do known keys whose value is undefined; anything but a
- * plain object (null, an array, a number) is refused. Reads the keys only.
+ * Undefined `opts` passes (the caller's defaults apply), and so do known keys whose value is undefined; null, an array
+ * or a primitive is refused (any other object is read by its own enumerable keys: a Map passes with none). Reads the
+ * keys only.
  */
 export function checkOptionNames<T extends object>(param: string, opts: T | undefined, names: ReadonlyArray<keyof T>): void {
   if (opts === undefined) return;

@@ -62,7 +62,7 @@ function fieldsOf<T extends object>(
   names: ReadonlyArray<keyof T>,
   opts: OpsOptions | undefined,
 ): Readonly<Record<string, unknown>> {
-  checkOptionNames("opts", opts, OPS_OPTION_NAMES);
+  checkOptionNames(`${op} options`, opts, OPS_OPTION_NAMES); // "denseAttention options: unknown option ..."
   if (typeof args === "object" && args !== null && !Array.isArray(args)) checkOptionNames(op, args, names);
   return args as Readonly<Record<string, unknown>>;
 }

@@ -273,11 +273,15 @@ testShared("createEdgeHandler refuses a misspelt option, in load too, when it is
 test("ops refuse a misspelt option or argument name, before anything is allocated", async () => {
   const t = (shape: number[]) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (i % 7) / 7) });
   const qkv = { query: t([1, 4, 8]), key: t([1, 4, 8]), value: t([1, 4, 8]) };
-  await assertRejects(() => ops.denseAttention(qkv, { relax: false } as never), ParamError, refused("opts", "relax", "relaxed"));
+  await assertRejects(
+    () => ops.denseAttention(qkv, { relax: false } as never),
+    ParamError,
+    refused("denseAttention options", "relax", "relaxed"),
+  );
   await assertRejects(
     () => ops.quantizeAsymU8({ x: t([16]) }, { Relaxed: false } as never),
     ParamError,
-    refused("opts", "Relaxed", "relaxed"),
+    refused("quantizeAsymU8 options", "Relaxed", "relaxed"),
   );
   // "casual" ran the operator unmasked
   await assertRejects(
@@ -292,7 +296,11 @@ test("ops refuse a misspelt option or argument name, before anything is allocate
   );
   await assertRejects(() => ops.aftSimpleDecoder({ dims: 4 } as never), ParamError, refused("aftSimpleDecoder", "dims", "dim"));
   // the options' names first, then the arguments'; what is not an object is still the arguments' own error
-  await assertRejects(() => ops.linformer({} as never, { relaxd: true } as never), ParamError, refused("opts", "relaxd", "relaxed"));
+  await assertRejects(
+    () => ops.linformer({} as never, { relaxd: true } as never),
+    ParamError,
+    refused("linformer options", "relaxd", "relaxed"),
+  );
   await assertRejects(() => ops.quantizeAsymU8(null as never), ParamError, /^args: must be an object/);
   const dense = await ops.denseAttention({ ...qkv, causal: undefined }, { relaxed: undefined });
   const causal = await ops.denseAttention({ ...qkv, causal: true });
