@@ -33,7 +33,7 @@
 // as they are and go through matmul_q8_0 at every T.
 import { Q8_0_BYTES, Q8_S_BYTES } from "./ggml-common";
 import { quantize_q8_s } from "./quant-act";
-import { absmax32, blockAdd, f16quadMul, f32ToF16 } from "./quant-util";
+import { absmax32, blockAdd, f16quadMul, f32ToF16, roundToInt } from "./quant-util";
 import { f16ToF32 } from "./math";
 import { matmul_q8_0 } from "./quant-matmul";
 import { QB, repackQuads } from "./lanes-q8_0-layout";
@@ -62,14 +62,10 @@ import { quads } from "./lanes-q8_0-steps";
 // @ts-ignore: decorator
 @inline const CHUNK: i32 = 16;
 
-/**
- * Four x * id rounded to nearest, ties to even, as i32: adding 1.5 * 2^23 rounds the product to an integer in f32's
- * own rounding (ties to even, as f32x4.nearest) and leaves it in the low mantissa bits, exact for |x * id| < 2^22
- * (here <= 127). Two operations where nearest + trunc_sat take about eight (the saturating conversion's fix-ups).
- */
+/** Four x * id rounded to nearest, ties to even, as i32 (roundToInt: exact for |x * id| < 2^22, here <= 127). */
 // @ts-ignore: decorator
 @inline function round4(p: usize, id: v128, magic: v128): v128 {
-  return i32x4.sub(f32x4.add(f32x4.mul(v128.load(p), id), magic), magic);
+  return roundToInt(f32x4.mul(v128.load(p), id), magic);
 }
 
 /**

@@ -1,21 +1,18 @@
 // Activation quantizers: what llama.cpp's CPU backend does to the f32 input of
 // a matmul before the integer dot products (ggml's vec_dot_type).
 //   x: T rows of n f32 (row stride n floats); out: T rows of blocks.
-import { absmax32, f32ToF16 } from "./quant-util";
+import { absmax32, f32ToF16, roundToInt } from "./quant-util";
 import { f16ToF32 } from "./math";
 
 /**
- * v rounded to the nearest integer (ties to even, as f32x4.nearest), as i32 lanes, for |v| < 2^22: v + 1.5 * 2^23 holds
- * that integer in the sum's low mantissa bits, and subtracting the constant's bits leaves it. One add, one subtract
- * and a mask where trunc_sat(nearest(v)) costs about eight instructions in V8 on x86 (trunc_sat's NaN and overflow
- * fix-ups). NaN lanes give 0, as trunc_sat does. The quantizers' |x * id| is at most 127 except where id is infinite
- * (a block whose every |x| is below 127 / FLT_MAX): there trunc_sat's int32 extremes and these values narrow to the
- * same bytes (127 for +inf, -128 for -inf) and only the block's i32 sum differs, which overflows either way and is
- * multiplied by the block's d, 0 as an f16. magic: 0x4B400000 lanes.
+ * roundToInt (quant-util.ts) with NaN lanes 0, as trunc_sat(nearest(v)) gives them. The quantizers' |x * id| is at most
+ * 127 except where id is infinite (a block whose every |x| is below 127 / FLT_MAX): there trunc_sat's int32 extremes
+ * and these values narrow to the same bytes (127 for +inf, -128 for -inf) and only the block's i32 sum differs, which
+ * overflows either way and is multiplied by the block's d, 0 as an f16. magic: 0x4B400000 lanes.
  */
 // @ts-ignore: decorator
 @inline function nearestInt(v: v128, magic: v128): v128 {
-  return v128.and(i32x4.sub(f32x4.add(v, magic), magic), f32x4.eq(v, v));
+  return v128.and(roundToInt(v, magic), f32x4.eq(v, v));
 }
 
 /** x*id rounded to nearest even, 16 floats at p -> 16 int8 at q; returns per-lane sums of the ints. */
