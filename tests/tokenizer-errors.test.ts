@@ -173,12 +173,10 @@ test("a tokenizer URL is refused by name before the model is opened or fetched",
   }
 });
 
-const CHECKPOINT = sharedPath("models/stories260K/stories260K.bin");
-
-testShared("a tokenizer given as a file: URL is read as its path, as the model's is", [CHECKPOINT, STORIES_BIN], async () => {
+testShared("a tokenizer given as a file: URL is read as its path, as the model's is", [STORIES_CKPT, STORIES_BIN], async () => {
   const { pathToFileURL } = await import("node:url");
-  const byUrl = await loadModel(CHECKPOINT, { tokenizer: pathToFileURL(STORIES_BIN).href, threads: 1 });
-  const byPath = await loadModel(CHECKPOINT, { tokenizer: STORIES_BIN, threads: 1 });
+  const byUrl = await loadModel(STORIES_CKPT, { tokenizer: pathToFileURL(STORIES_BIN).href, threads: 1 });
+  const byPath = await loadModel(STORIES_CKPT, { tokenizer: STORIES_BIN, threads: 1 });
   try {
     assertEquals(byUrl.tokenizer.encode("Once upon a time"), byPath.tokenizer.encode("Once upon a time"));
     assert(byUrl.tokenizer.encode("Once upon a time").length > 3, "the text is tokenized");
