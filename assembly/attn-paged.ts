@@ -17,7 +17,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
 
 /** Four cache elements at p as f32x4 (E = f32, or u16 for IEEE halves). */
 // @ts-ignore: decorator
-@inline function load4<E>(p: usize): v128 {
+@inline export function load4<E>(p: usize): v128 {
   if (sizeof<E>() == 2) return f16x8Lo(v128.load64_zero(p));
   return v128.load(p);
 }
@@ -30,7 +30,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
  * registers rather than rematerialize each v128.const at every use in the loop (quant-matmul.ts).
  */
 // @ts-ignore: decorator
-@inline function load4Scaled<E>(p: usize, k8192: v128, mask: v128): v128 {
+@inline export function load4Scaled<E>(p: usize, k8192: v128, mask: v128): v128 {
   if (sizeof<E>() == 2) return f16x4ScaledBy(v128.load16x4_s(p), k8192, mask);
   return v128.load(p);
 }
@@ -40,7 +40,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
  * load4Scaled's halves. Always for f32 (nothing is scaled).
  */
 // @ts-ignore: decorator
-@inline function qScales<E>(q: usize, h0: i32, h1: i32, headDim: i32): bool {
+@inline export function qScales<E>(q: usize, h0: i32, h1: i32, headDim: i32): bool {
   if (sizeof<E>() != 2) return true;
   const n = (h1 - h0) * headDim, p = q + ((<usize>h0 * <usize>headDim) << 2);
   let m4 = f32x4.splat(0);
@@ -61,7 +61,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
 
 /** Address of position p's slot (K or V at byte offset off) in the paged cache. */
 // @ts-ignore: decorator
-@inline function kvSlot(kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, off: i32, slotBytes: usize, p: i32): usize {
+@inline export function kvSlot(kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, off: i32, slotBytes: usize, p: i32): usize {
   const page = <usize>load<i32>(pageTable + (<usize>(p / pageSize) << 2));
   return kvBase + page * <usize>pageBytes + <usize>off + <usize>(p % pageSize) * slotBytes;
 }
@@ -275,7 +275,7 @@ const SWEEP_PAGES = 4;
  * first position's distance to the query (p - own position, for ALiBi).
  */
 // @ts-ignore: decorator
-@inline function score4<E>(
+@inline export function score4<E>(
   sc: usize, qh: usize, k0: usize, slotBytes: usize, headDim: i32, scale: f32, slope: f32, dist: i32,
   scaled: bool, k8192: v128, mask: v128, p112: v128,
 ): void {
@@ -302,17 +302,20 @@ const SWEEP_PAGES = 4;
     }
   }
   let s4 = f32x4.mul(reduce4f(a0, a1, a2, a3), f32x4.splat(scale));
-  if (slope != 0) {
-    let d = f32x4.splat(<f32>dist);
-    d = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(d, 1, <f32>(dist + 1)), 2, <f32>(dist + 2)), 3, <f32>(dist + 3));
-    s4 = f32x4.add(s4, f32x4.mul(f32x4.splat(slope), d));
-  }
+  if (slope != 0) s4 = f32x4.add(s4, f32x4.mul(f32x4.splat(slope), distances(dist)));
   v128.store(sc, s4);
+}
+
+/** dist .. dist + 3 as f32 lanes: four consecutive positions' distances to the query (ALiBi). */
+// @ts-ignore: decorator
+@inline export function distances(dist: i32): v128 {
+  const d = f32x4.splat(<f32>dist);
+  return f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(d, 1, <f32>(dist + 1)), 2, <f32>(dist + 2)), 3, <f32>(dist + 3));
 }
 
 /** One position's score of one head: an f32x4 chain over the multiples of 4 summed by hsum, then the scalar tail. */
 // @ts-ignore: decorator
-@inline function score1<E>(qh: usize, k: usize, headDim: i32, scale: f32, slope: f32, dist: i32): f32 {
+@inline export function score1<E>(qh: usize, k: usize, headDim: i32, scale: f32, slope: f32, dist: i32): f32 {
   const hd4 = headDim & ~3;
   let acc = f32x4.splat(0);
   for (let i = 0; i < hd4; i += 4) acc = madd(v128.load(qh + (<usize>i << 2)), load4<E>(k + <usize>i * sizeof<E>()), acc);
@@ -323,13 +326,21 @@ const SWEEP_PAGES = 4;
   return s;
 }
 
-/** The largest of n floats at sc (max is exact: any order gives it). */
+/**
+ * The largest of n floats at sc (max is exact: any order gives it), NaN if any is NaN. Four lanes by pmax (one maxps;
+ * f32x4.max's NaN handling costs V8 about six more instructions a step) with the NaNs tracked apart.
+ */
 // @ts-ignore: decorator
-@inline function rowMax(sc: usize, n: i32): f32 {
-  let m4 = f32x4.splat(-Infinity);
+@inline export function rowMax(sc: usize, n: i32): f32 {
+  let m4 = f32x4.splat(-Infinity), nan4 = i32x4.splat(0);
   let j = 0;
-  for (; j + 4 <= n; j += 4) m4 = f32x4.max(m4, v128.load(sc + (<usize>j << 2)));
+  for (; j + 4 <= n; j += 4) {
+    const x = v128.load(sc + (<usize>j << 2));
+    m4 = f32x4.pmax(m4, x);
+    nan4 = v128.or(nan4, f32x4.ne(x, x));
+  }
   let m = max(max(f32x4.extract_lane(m4, 0), f32x4.extract_lane(m4, 1)), max(f32x4.extract_lane(m4, 2), f32x4.extract_lane(m4, 3)));
+  if (v128.any_true(nan4)) m = NaN;
   for (; j < n; j++) m = max(m, f32At(sc, j));
   return m;
 }
@@ -340,7 +351,7 @@ const SWEEP_PAGES = 4;
  * four times over), with a quarter of the loads and stores of the output row.
  */
 // @ts-ignore: decorator
-@inline function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32, k8192: v128, mask: v128, p112: v128): void {
+@inline export function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32, k8192: v128, mask: v128, p112: v128): void {
   const v1 = v0 + slotBytes, v2 = v1 + slotBytes, v3 = v2 + slotBytes;
   // halves: V by load4Scaled, the weights times 2^112 (p112; softmax weights are <= 1: exact), the same products
   let b0 = v128.load32_splat(w), b1 = v128.load32_splat(w, 4), b2 = v128.load32_splat(w, 8), b3 = v128.load32_splat(w, 12);
@@ -360,7 +371,7 @@ const SWEEP_PAGES = 4;
 
 /** oh += a v over a head of headDim floats. */
 // @ts-ignore: decorator
-@inline function weighted1<E>(oh: usize, a: f32, v: usize, headDim: i32): void {
+@inline export function weighted1<E>(oh: usize, a: f32, v: usize, headDim: i32): void {
   const hd4 = headDim & ~3;
   const a4 = f32x4.splat(a);
   for (let i = 0; i < hd4; i += 4) {

@@ -2,15 +2,15 @@
  * A decode step and a prefill of two configurations in one process: this tree's kernel build against an earlier build
  * (a copy of build/, --baseline), or one build with two KV cache types (--kv against --kv-old), or both. The synthetic
  * stories110M-shaped file is loaded twice (one WASM backend per side, 1 thread, the lanes kernels this runtime
- * picks); each round prefills a 128-id prompt on both (timed, which side goes first alternating by round), then runs
- * `--steps` greedy decode steps of each in alternation (which one goes first alternates too), so that attention reads
- * positions 128 on, as in bench/peers.ts, and both sides meet the same load. Every step is timed by the backend's
+ * picks); each round prefills a 128-id prompt (--prompt) on both (timed, which side goes first alternating by round), then
+ * runs `--steps` greedy decode steps of each in alternation (which one goes first alternates too), so that attention
+ * reads positions 128 on, as in bench/peers.ts, and both sides meet the same load. Every step is timed by the backend's
  * OpProfile; prints, per op class, the median µs a step of each side and their ratio (old / new), the whole step's
  * median and fastest, and the prefill's median and fastest tok/s. Two builds with one cache type must give the same
  * tokens (the kernels are meant to keep their bits): a differing token fails the run. Two cache types may differ
  * (f16 rounds K and V), so there the count of differing steps is printed only.
  *
- *   deno run -A bench/decode-ab.ts --baseline /tmp/old-build [--types Q4_0,Q4_K_M] [--steps 48] [--rounds 3]
+ *   deno run -A bench/decode-ab.ts --baseline /tmp/old-build [--types Q4_0,Q4_K_M] [--steps 48] [--rounds 3] [--prompt 128]
  *   deno run -A bench/decode-ab.ts --kv f16 --kv-old f32 [--types F32,Q8_0,Q4_0,Q4_K_M]
  *   bun bench/decode-ab.ts ...
  */
@@ -27,7 +27,7 @@ import type { GGMLTypeId } from "../src/formats/ggml-types.ts";
 import { type LanesKernel, lanesKernel } from "../src/quant/kernels.ts";
 import { dotAddIsExactU8S8, hasRelaxedSimd } from "../src/kernels/wasm.ts";
 
-const USAGE = `A decode step and a 128-id prefill of two configurations, one process, 1 thread, in alternation: this tree's
+const USAGE = `A decode step and a prefill (128 ids, --prompt) of two configurations, one process, 1 thread, in alternation: this tree's
 build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV cache type against another (--kv,
 --kv-old); median µs a step per op class, old / new, and the prefill's tok/s.
 
@@ -36,7 +36,8 @@ build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV 
 
   --baseline DIR   the old side's build folder (kvasm-relaxed.wasm or kvasm-simd.wasm in it; default this tree's build/)
   --types LIST     synthetic stories110M files (default Q4_0,Q4_K_M; F32, Q8_0, Q4_0, Q4_K_M)
-  --steps N        greedy decode steps of each model per round, after a 128-id prompt (default 48)
+  --steps N        greedy decode steps of each model per round, after the prompt (default 48)
+  --prompt N       prompt ids each round prefills (default 128; at most 8192)
   --rounds N       rounds, each on new sequences (default 3)
   --kv TYPE        the new side's KV cache element type (default f32; f16, q8_0, u8_asym: loadModel's kvCacheType)
   --kv-old TYPE    the old side's (default: --kv's)
@@ -48,6 +49,7 @@ const { values: opts } = benchArgs(
       baseline: { type: "string" },
       types: { type: "string", default: "Q4_0,Q4_K_M" },
       steps: { type: "string", default: "48" },
+      prompt: { type: "string", default: "128" },
       rounds: { type: "string", default: "3" },
       kv: { type: "string", default: "f32" },
       "kv-old": { type: "string" },
@@ -57,6 +59,7 @@ const { values: opts } = benchArgs(
 );
 const kv = { new: choiceFlag(USAGE, "kv", opts.kv, KV_TYPES), old: choiceFlag(USAGE, "kv-old", opts["kv-old"] ?? opts.kv, KV_TYPES) };
 const steps = intFlag(USAGE, "steps", opts.steps), rounds = intFlag(USAGE, "rounds", opts.rounds);
+const promptIds = intFlag(USAGE, "prompt", opts.prompt, 1, 8192);
 const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const exact = variant === "relaxed" && dotAddIsExactU8S8();
@@ -81,7 +84,8 @@ console.log(
     `this build, ${kv.new} KV cache (new) against ${opts.baseline ?? "this build"}, ${kv.old} KV cache (old), ` +
     `${steps} steps x ${rounds} rounds each, alternating`,
 );
-const prompt = Array.from({ length: 128 }, (_, i) => 1 + ((i * 37) % 500));
+const prompt = Array.from({ length: promptIds }, (_, i) => 1 + ((i * 37) % 500));
+const contextLength = Math.max(512, promptIds + steps + 16);
 for (const type of types) {
   const file = await ensureSyntheticModel("stories110M", type);
   const builds = {
@@ -89,8 +93,8 @@ for (const type of types) {
     old: new On(path.join(oldBuild, `kvasm-${variant}.wasm`), variant),
   };
   const models = {
-    new: await loadModel(file, { backend: builds.new, threads: 1, kvCacheType: kv.new }),
-    old: await loadModel(file, { backend: builds.old, threads: 1, kvCacheType: kv.old }),
+    new: await loadModel(file, { backend: builds.new, threads: 1, kvCacheType: kv.new, contextLength }),
+    old: await loadModel(file, { backend: builds.old, threads: 1, kvCacheType: kv.old, contextLength }),
   };
   // per build: op class -> µs of each decode step (and of each prefill); "(step)": the whole call's wall time
   const times = { new: new Map<string, number[]>(), old: new Map<string, number[]>() };

@@ -8,7 +8,9 @@ import { getLlama } from "node-llama-cpp";
 const [modelPath, nPrompt = "128", nDecode = "48", threads = "1", nPrefills = "1"] = process.argv.slice(2);
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
 const model = await llama.loadModel({ modelPath });
-const ctx = await model.createContext({ contextSize: 512, batchSize: 512, threads: Number(threads) });
+// the shared harness's context of 512, or the prompt, the decode steps and 16 more where that is longer (bench/peers.ts --prompt)
+const contextSize = Math.max(512, Number(nPrompt) + Number(nDecode) + 16);
+const ctx = await model.createContext({ contextSize, batchSize: 512, threads: Number(threads) });
 const seq = ctx.getSequence();
 let s = 12345;
 const ids = [1];

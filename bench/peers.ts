@@ -1,7 +1,7 @@
 /**
  * kvasm against its peers, side by side in one run: native llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU
  * build) and wllama 3.13 (llama.cpp compiled to wasm), on the same synthetic stories110M-shaped GGUF files
- * (bench/synthetic.ts: kvasm's own writer and quantizer), 1 thread, prefill of 128 ids then 48 greedy decode
+ * (bench/synthetic.ts: kvasm's own writer and quantizer), 1 thread, prefill of 128 ids (--prompt) then 48 greedy decode
  * steps, one process per measurement. Prints tok/s and the ratios kvasm / llama.cpp and kvasm / wllama, and
  * kvasm's two-thread prefill over its one-thread prefill. Absolute tok/s differ from host to host; the ratios,
  * measured in the same run with the engines interleaved, are what to compare. Each kvasm and llama.cpp process
@@ -9,7 +9,7 @@
  * with that loop): one prefill per process was a single sample of the host's noise, and its first prefill pays
  * one-time costs in both engines.
  *
- *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--kv f32|f16] [--median]
+ *   deno run -A bench/peers.ts [--types F32,Q8_0,Q4_0,Q4_K_M] [--rounds 3] [--prefills 5] [--kv f32|f16] [--median] [--prompt N]
  *                              [--no-wllama] [--no-bun] [--no-threads] [--cpu N]
  *   npm run bench -- --peers ...                 (the same)
  *   deno run -A bench/peers.ts --profile [--types ...]     decode (and prefill) time per token by op class
@@ -36,7 +36,11 @@ const here = new URL(".", import.meta.url).pathname;
 const PEERS_DIR = here + "peers-install/";
 const SHARED_PEERS = new URL("../../shared/peers/", import.meta.url).pathname;
 const bin = (name: string) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
-const N_PROMPT = 128, N_DECODE = 48;
+const N_DECODE = 48;
+/** Prompt ids (--prompt; 128 by default): set from the command line before anything measures. */
+let N_PROMPT = 128;
+/** The context every engine gets: the prompt and the decode steps, at least the 512 of ../shared/peers/llamacpp.mjs. */
+const contextFor = (nPrompt: number) => Math.max(512, nPrompt + N_DECODE + 16);
 
 /** The prompt of ../shared/peers/llamacpp.mjs: BOS, then ids from the same LCG. */
 function promptIds(): number[] {
@@ -84,7 +88,7 @@ interface ProfileReport {
  * prefill is profiled.
  */
 async function measureKvasm(path: string, threads: number, profile: boolean, prefills = 1, kv: KVType = "f32"): Promise<Measured> {
-  const model = await loadModel(path, { contextLength: 512, threads, kvCacheType: kv });
+  const model = await loadModel(path, { contextLength: contextFor(N_PROMPT), threads, kvCacheType: kv });
   try {
     const ids = promptIds();
     let seq = model.newSequence();
@@ -291,10 +295,20 @@ async function orchestrate(opts: CommandLine): Promise<void> {
   const kvType = kvTypeOf(opts.kv);
   const prefills = intFlag(USAGE, "prefills", opts.prefills);
   if (opts.cpu !== undefined) intFlag(USAGE, "cpu", opts.cpu, 0);
-  const peers = await ensurePeers(!opts["no-wllama"]);
+  if (N_PROMPT !== 128 && !opts["no-wllama"]) console.error(`--prompt ${N_PROMPT}: wllama's harness prompts 128 words; wllama is left out`);
+  const peers = await ensurePeers(!opts["no-wllama"] && N_PROMPT === 128);
   const pin = await pinTo(opts.cpu);
   const kvasm = (runtime: "deno" | "bun", path: string, threads: number) => {
-    const [cmd, argv] = kvasmCommand(runtime, [path, String(threads), "--prefills", String(prefills), "--kv", kvType]);
+    const [cmd, argv] = kvasmCommand(runtime, [
+      path,
+      String(threads),
+      "--prefills",
+      String(prefills),
+      "--kv",
+      kvType,
+      "--prompt",
+      String(N_PROMPT),
+    ]);
     return child(`kvasm ${runtime} ${threads}t`, ...(threads === 1 ? pin(cmd, argv) : [cmd, argv] as const));
   };
 
@@ -321,7 +335,7 @@ async function orchestrate(opts: CommandLine): Promise<void> {
       if (withThreads) push("deno 2t", await kvasm("deno", path, 2));
       if (withThreads && withBun) push("bun 2t", await kvasm("bun", path, 2));
     }
-    if (peers.wllama) {
+    if (peers.wllama && N_PROMPT === 128) {
       push(
         "wllama",
         await child("wllama", ...pin(bin("deno"), ["run", "-A", PEERS_DIR + "wllama.ts", path, "1", "1", "--warmup=0"]), PEERS_DIR),
@@ -385,7 +399,10 @@ async function profileAll(opts: CommandLine): Promise<void> {
   for (const type of types) {
     const path = await ensureSyntheticModel("stories110M", type);
     for (const rt of runtimes) {
-      const m = await child(`profile ${rt}`, ...kvasmCommand(rt, [path, "1", "--with-profile", "--kv", kvType]));
+      const m = await child(
+        `profile ${rt}`,
+        ...kvasmCommand(rt, [path, "1", "--with-profile", "--kv", kvType, "--prompt", String(N_PROMPT)]),
+      );
       if (!m?.profile) continue;
       for (const phase of ["decode", "prefill"] as const) {
         const p = m.profile[phase];
@@ -421,7 +438,7 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
   --types LIST   weight types to compare (default F32,Q8_0,Q4_0,Q4_K_M)
   --rounds N     interleaved rounds per type (default 3)
   --median       report each engine's median round, not its best (and each process's median prefill)
-  --prefills N   prefills of the 128 ids in each process, kvasm and llama.cpp alike, each on an empty sequence
+  --prefills N   prefills of the prompt's ids in each process, kvasm and llama.cpp alike, each on an empty sequence
                  (default 5); a process's prefill figure is its best one. The first prefill of a process pays
                  one-time costs (llama.cpp's first ran 0.85x its later ones; kvasm's commits its KV pages then),
                  and one prefill of 0.1-0.3 s is a single sample of the host's noise, the more so on two threads,
@@ -429,6 +446,9 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
   --kv TYPE      kvasm's KV cache element type in every kvasm process: f32 (default; kvasm's own default, whose
                  attention is llama.cpp's up to its rounding) or f16 (llama.cpp's and wllama's default cache type,
                  half the bytes of f32). The table's header and each type's stderr line say which.
+  --prompt N     prompt ids each prefill takes (default 128; at most 8192): kvasm and llama.cpp get a context of the
+                 prompt, the 48 decode steps and 16 more (at least 512). wllama's harness prompts 128 words, so it
+                 runs only at 128.
   --no-wllama    leave wllama out
   --no-bun       kvasm under Deno only
   --no-threads   no two-thread kvasm runs
@@ -439,7 +459,7 @@ const USAGE = `kvasm against native llama.cpp and wllama on the same synthetic s
   -h, --help     this text
 
 The peers install on first use into bench/peers-install/ (git-ignored); see ../shared/peers/README.md.
-Internal (one measurement in a child process): --one MODEL.gguf THREADS [--prefills N] [--kv TYPE] [--with-profile].`;
+Internal (one measurement in a child process): --one MODEL.gguf THREADS [--prefills N] [--kv TYPE] [--prompt N] [--with-profile].`;
 
 /** The command (and its arguments) that runs one kvasm measurement, `--one ...args`, in a child process of `runtime`. */
 function kvasmCommand(runtime: string, args: string[]): [string, string[]] {
@@ -459,6 +479,7 @@ function parseCommandLine() {
       types: { type: "string", default: "F32,Q8_0,Q4_0,Q4_K_M" },
       rounds: { type: "string", default: "3" },
       prefills: { type: "string", default: "5" },
+      prompt: { type: "string", default: "128" },
       kv: { type: "string", default: "f32" },
       median: { type: "boolean", default: false },
       "no-wllama": { type: "boolean", default: false },
@@ -477,6 +498,7 @@ type CommandLine = ReturnType<typeof parseCommandLine>["values"];
 
 if (import.meta.main) {
   const { values: opts, positionals } = parseCommandLine();
+  N_PROMPT = intFlag(USAGE, "prompt", opts.prompt, 2, 8192);
   if (opts.one !== undefined) {
     const threads = intFlag(USAGE, "THREADS", positionals[0] ?? "1"), prefills = intFlag(USAGE, "prefills", opts.prefills);
     const m = await measureKvasm(opts.one, threads, opts["with-profile"], prefills, kvTypeOf(opts.kv));

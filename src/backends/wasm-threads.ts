@@ -9,6 +9,7 @@ import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { checkOptionNames, KvasmError, optionNames, positiveInteger } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
 import { WasmBackend } from "./wasm.ts";
+import { runKernel, runRows } from "./attention-runs.ts";
 
 export interface ThreadedWasmOptions {
   /** Threads in all, the calling thread included. */
@@ -104,6 +105,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     rowPos: ROW_POS,
     rowStart: ROW_START,
     bandBytes: 0,
+    runRows: 0,
   };
 
   constructor(opts: ThreadedWasmOptions) {
@@ -283,14 +285,19 @@ export class ThreadedWasmBackend extends WasmBackend {
     }
     // one kernel for the whole batch (the F16 cache's path by the last row's position), every head split over the threads
     const lastPos = this.heapI32[(rows >> 2) + (T - 1) * ROW_FIELDS + ROW_POS];
-    const frame = this.attentionFrame(this.attentionKernel(kv, T, lastPos), kv, layer, scratch, 0, kv.nHeads);
-    frame.set("out", out).set("q", q);
     const batch = this.attentionRows;
     batch.rows = rows, batch.T = T, batch.maxLen = maxLen;
     // many rows: split by query rows, each thread in its own band of the scratch (planned attentionBands times over),
-    // unless the rows share top-k's selection scratch (the F16 cache's kernels take no top-k)
+    // unless the rows share top-k's selection scratch (the F16 cache's kernels take no top-k); then a chunk's rows go
+    // in runs where the kernel has a run form (assembly/attn-rows.ts: a run's scores fit a band, the same bits)
     const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0;
     batch.bandBytes = T >= STREAMING_ROWS_BELOW && topK === 0 ? 4 * kv.nHeads * maxLen : 0;
+    let kernel = this.attentionKernel(kv, T, lastPos);
+    const run = batch.bandBytes > 0 ? runKernel(kernel, topK) : undefined;
+    if (run) kernel = run;
+    batch.runRows = run ? runRows(kv.nHeads) : 0;
+    const frame = this.attentionFrame(kernel, kv, layer, scratch, 0, kv.nHeads);
+    frame.set("out", out).set("q", q);
     const p = this.profile, t0 = p ? p.now() : 0;
     this.pool.attention(frame, batch);
     if (p) p.add("attention", t0);

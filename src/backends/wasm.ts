@@ -16,6 +16,8 @@ import {
 import { actRowBytesOrUndefined } from "../quant/act-formats.ts";
 import { checkOptionNames, optionNames, UnsupportedError } from "../errors.ts";
 import type { OpProfile } from "./op-profile.ts";
+import { runKernel, runRows } from "./attention-runs.ts";
+import { attentionRun } from "../threads/control.ts";
 import {
   type Backend,
   type KVLayout,
@@ -436,18 +438,24 @@ export class WasmBackend implements Backend {
   ): void {
     const qDim = kv.nHeads * kv.headDim;
     const h = this.heapI32;
+    const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0, maxRun = runRows(kv.nHeads);
     let frame: AttentionFrame | undefined;
-    for (let t = 0; t < T; t++) {
+    for (let t = 0; t < T;) {
       const r = (rows >> 2) + t * ROW_FIELDS, pageTable = h[r + ROW_PAGE_TABLE];
       // a row whose sequence has no other row beside it in the batch is a decode row (a chunk's rows are consecutive)
       const decodeRow = (t === 0 || h[r - ROW_FIELDS + ROW_PAGE_TABLE] !== pageTable) &&
         (t === T - 1 || h[r + ROW_FIELDS + ROW_PAGE_TABLE] !== pageTable);
-      // the kernel can change between rows: decode rows and a chunk's rows, and the F16 cache's path by position
-      const kernel = this.attentionKernel(kv, T, h[r + ROW_POS], decodeRow);
+      // the kernel can change between rows: decode rows and a chunk's rows, and the F16 cache's path by position;
+      // a chunk's rows go in runs where the kernel has a run form (the same bits)
+      let kernel = this.attentionKernel(kv, T, h[r + ROW_POS], decodeRow);
+      const run = decodeRow ? undefined : runKernel(kernel, topK);
+      const n = run ? attentionRun(h, rows, t, T, maxRun, ROW_FIELDS, ROW_PAGE_TABLE, ROW_START, ROW_POS) : 1;
+      if (run && n > 1) kernel = run;
       if (frame?.kernel !== kernel) frame = this.attentionFrame(kernel, kv, layer, scratch, h0, h1);
       frame.set("out", out + t * qDim * 4).set("q", q + t * qDim * 4).set("pageTable", pageTable);
-      frame.set("start", h[r + ROW_START]).set("end", h[r + ROW_POS] + 1);
+      frame.set("start", h[r + ROW_START]).set("end", h[r + ROW_POS] + 1).set("nRows", n);
       frame.call(this.kernels);
+      t += n;
     }
   }
 

@@ -89,6 +89,11 @@ const ATTENTION_ARGS = [...ATTENTION_CACHE, ...ATTENTION_ROWS, "slopes", "topK",
 type Tail3<A extends readonly string[]> = A extends readonly [string, string, string, ...infer R] ? R : never;
 const HEADS = { by: "heads", total: "nHeads", lo: "h0", hi: "h1", align: 1 } as const;
 const ATTENTION = { args: ATTENTION_ARGS, split: { heads: HEADS } } as const satisfies KernelSpec;
+/** A run of nRows query rows of one sequence at consecutive positions (assembly/attn-rows.ts); no top-k. */
+const ATTENTION_RUN = {
+  args: [...ATTENTION_CACHE, ...ATTENTION_ROWS, "slopes", "nRows"],
+  split: { heads: HEADS },
+} as const satisfies KernelSpec;
 const ATTENTION_BLOCKED = {
   args: [...ATTENTION_CACHE, "qBlock", ...ATTENTION_ROWS, "slopes", "topK", "sel"],
 } as const satisfies KernelSpec;
@@ -282,6 +287,9 @@ export const KERNEL_SPEC = {
   // assembly/lanes-kquant.ts: matmul_q4_k_lanes with T = 1 through the i32 dot-add, exact where that op is a u8 x s8 dot (V8
   // with AVX-VNNI: the backend takes it where dotAddIsExactU8S8()); the plain build's is matmul_q4_k_lanes
   matmul_q4_k_lanes_u8: QMATMUL,
+  // assembly/attn-rows.ts: `attention` for a run of a prefill chunk's rows in one call (each K and V row read once for the
+  // run; each row with the one-row kernel's bits): src/backends/attention-runs.ts
+  attention_rows: ATTENTION_RUN,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;
@@ -322,7 +330,8 @@ export type AttentionKernel =
   | "attention_f16"
   | "attention_f16_twopass"
   | "attention_f16_split"
-  | "attention_f16_tiled";
+  | "attention_f16_tiled"
+  | "attention_rows";
 
 /** Position of a named argument in a kernel's argument list; -1 when the kernel has no such argument. */
 export function argIndex<K extends KernelName>(kernel: K, arg: KernelArg<K> | string): number {
@@ -337,8 +346,9 @@ export function floatMask(kernel: KernelName): number {
   return mask;
 }
 
-/** Every argument name of the attention kernels (qBlock only in the 8-bit caches' kernels). */
-export type AttentionArg = (typeof ATTENTION_BLOCKED.args)[number];
+/** Every argument name of the attention kernels (qBlock only in the 8-bit caches' kernels, nRows only in the run kernels). */
+const FRAME_ARGS = [...ATTENTION_BLOCKED.args, "nRows"] as const;
+export type AttentionArg = (typeof FRAME_ARGS)[number];
 
 /**
  * One attention kernel's arguments in an array made once and reused for every row, set by name at the
@@ -351,10 +361,10 @@ export class AttentionFrame<K extends AttentionKernel = AttentionKernel> {
   constructor(readonly kernel: K) {
     const names: readonly string[] = KERNEL_SPEC[kernel].args;
     this.args = names.map(() => 0);
-    this.at = Object.fromEntries(ATTENTION_BLOCKED.args.map((a) => [a, names.indexOf(a)])) as Record<AttentionArg, number>;
+    this.at = Object.fromEntries(FRAME_ARGS.map((a) => [a, names.indexOf(a)])) as Record<AttentionArg, number>;
   }
 
-  /** Sets an argument; one the kernel does not take (qBlock of the f32 and F16 kernels) is skipped. */
+  /** Sets an argument; one the kernel does not take (qBlock of the f32 and F16 kernels, topK of the run kernels) is skipped. */
   set(arg: AttentionArg, value: number): this {
     const i = this.at[arg];
     if (i >= 0) this.args[i] = value;

@@ -93,6 +93,11 @@ export const ATT = {
   endArg: ATT_WORDS + 13,
   /** ATTENTION_ROWS: bytes between two threads' score bands (thread i's scores start at att + i * bandBytes). */
   bandBytes: ATT_WORDS + 14,
+  /**
+   * The most rows of a run one call takes (a run kernel's nRows, its last argument: attentionRun); 0 for a one-row kernel.
+   * The ATTENTION op (by heads) passes nRows = 1 to a run kernel: a run's scores fit only a whole band.
+   */
+  runRows: ATT_WORDS + 15,
 } as const;
 /**
  * Workers asleep in Atomics.wait on GEN (each adds 1 before it waits and takes it back after): the caller
@@ -364,7 +369,9 @@ function runRange(v: ThreadView, lo: number, hi: number): void {
   const argv = argvOf(n);
   for (let i = 0; i < n; i++) argv[i] = (floats >> i) & 1 ? v.ctlF32[ARGS + i] : c[ARGS + i];
   if (op === ATTENTION) return runAttention(v, argv, lo, hi);
-  if (op === ATTENTION_ROWS) return attentionRows(v, argv, lo, hi, c[ARGS + c[ATT.attArg]] + v.index * c[ATT.bandBytes], 0);
+  if (op === ATTENTION_ROWS) {
+    return attentionRows(v, argv, lo, hi, c[ARGS + c[ATT.attArg]] + v.index * c[ATT.bandBytes], 0, c[ATT.runRows]);
+  }
   if (op === SPLIT_RANGE) {
     argv[c[LO_ARG]] = lo;
     argv[c[HI_ARG]] = hi;
@@ -395,30 +402,62 @@ function runAttention(v: ThreadView, argv: unknown[], h0: number, h1: number): v
   const c = v.ctl;
   argv[c[LO_ARG]] = h0;
   argv[c[HI_ARG]] = h1;
-  attentionRows(v, argv, 0, c[ATT.T], c[ARGS + c[ATT.attArg]], h0);
+  attentionRows(v, argv, 0, c[ATT.T], c[ARGS + c[ATT.attArg]], h0, Math.min(1, c[ATT.runRows]));
 }
 
 /**
- * Query rows [t0, t1) with the heads argv holds, one kernel call a row, as the calling thread alone makes them.
- * Head h's scores go to att + 4 * (h0 * maxLen + (h - h0) * len): runAttention's band of its heads; ATTENTION_ROWS
- * passes h0 = 0 (every head) and its thread's own band as att, since the rows of one thread's chunks run one after
- * another and two threads' rows run at once.
+ * Query rows [t0, t1) with the heads argv holds, one kernel call a row (or a run of up to maxRun rows: a run kernel's
+ * nRows, its last argument; 0 for a kernel without it), as the calling thread alone makes them. Head h's scores go to
+ * att + 4 * (h0 * maxLen + (h - h0) * len): runAttention's band of its heads; ATTENTION_ROWS passes h0 = 0 (every head)
+ * and its thread's own band as att, since the rows of one thread's chunks run one after another and two threads' rows
+ * run at once.
  */
-function attentionRows(v: ThreadView, argv: unknown[], t0: number, t1: number, att: number, h0: number): void {
+function attentionRows(v: ThreadView, argv: unknown[], t0: number, t1: number, att: number, h0: number, maxRun: number): void {
   const c = v.ctl, heap = v.heap, attention = v.fns[c[FN]];
   const qBytes = c[ATT.qBytes], rowFields = c[ATT.rowFields], maxLen = c[ATT.maxLen];
   const out = c[ARGS + c[ATT.outArg]], q = c[ARGS + c[ATT.qArg]];
-  for (let t = t0; t < t1; t++) {
+  const rowPageTable = c[ATT.rowPageTable], rowStart = c[ATT.rowStart], rowPos = c[ATT.rowPos], nRowsArg = c[NARGS] - 1;
+  for (let t = t0; t < t1;) {
     const r = (c[ATT.rows] >> 2) + t * rowFields;
-    const start = heap[r + c[ATT.rowStart]], end = heap[r + c[ATT.rowPos]] + 1;
+    const start = heap[r + rowStart], end = heap[r + rowPos] + 1;
+    const n = maxRun > 1 ? attentionRun(heap, c[ATT.rows], t, t1, maxRun, rowFields, rowPageTable, rowStart, rowPos) : 1;
     argv[c[ATT.outArg]] = out + t * qBytes;
     argv[c[ATT.qArg]] = q + t * qBytes;
     argv[c[ATT.attArg]] = att + 4 * h0 * (maxLen - (end - start));
-    argv[c[ATT.pageTableArg]] = heap[r + c[ATT.rowPageTable]];
+    argv[c[ATT.pageTableArg]] = heap[r + rowPageTable];
     argv[c[ATT.startArg]] = start;
     argv[c[ATT.endArg]] = end;
+    if (maxRun > 0) argv[nRowsArg] = n;
     attention.apply(null, argv);
+    t += n;
   }
+}
+
+/**
+ * How many query rows from t (at most maxRun, below t1) form a run for the run attention kernels (assembly/attn-rows.ts,
+ * src/backends/attention-runs.ts): the same page table and start, each position one past the last. heap: the arena as
+ * i32; rows: the row metadata's byte address, rowFields i32 a row, the fields at the offsets given.
+ */
+export function attentionRun(
+  heap: Int32Array,
+  rows: number,
+  t: number,
+  t1: number,
+  maxRun: number,
+  rowFields: number,
+  rowPageTable: number,
+  rowStart: number,
+  rowPos: number,
+): number {
+  const r = (rows >> 2) + t * rowFields;
+  const pageTable = heap[r + rowPageTable], start = heap[r + rowStart], pos = heap[r + rowPos];
+  let n = 1;
+  while (n < maxRun && t + n < t1) {
+    const s = r + n * rowFields;
+    if (heap[s + rowPageTable] !== pageTable || heap[s + rowStart] !== start || heap[s + rowPos] !== pos + n) break;
+    n++;
+  }
+  return n;
 }
 
 /**

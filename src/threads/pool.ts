@@ -134,6 +134,11 @@ export interface AttentionRows {
    * scratch must hold threads such bands of nHeads * maxLen scores, and no two rows may share other scratch (top-k's).
    */
   bandBytes: number;
+  /**
+   * With bandBytes: the most rows of a run one call takes (the run kernels, assembly/attn-rows.ts, whose last argument is
+   * nRows; src/backends/attention-runs.ts); 0 for the one-row kernels.
+   */
+  runRows: number;
 }
 
 /** recordStats(): the caller's wait at each op's join, by kernel index. */
@@ -550,6 +555,7 @@ export class ThreadPool {
     c[ATT.pageTableArg] = argIndex(kernel, "pageTable"), c[ATT.startArg] = argIndex(kernel, "start");
     c[ATT.endArg] = argIndex(kernel, "end");
     c[ATT.bandBytes] = rows.bandBytes;
+    c[ATT.runRows] = rows.runRows;
     if (rows.bandBytes > 0) {
       c[OP] = ATTENTION_ROWS;
       c[TOTAL] = rows.T;
