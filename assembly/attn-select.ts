@@ -4,6 +4,7 @@
 // no state.
 
 import { expf } from "./math";
+import { roundToInt } from "./quant-util";
 
 // @ts-ignore: decorator
 @inline function f32At(p: usize, i: i32): f32 { return load<f32>(p + (<usize>i << 2)); }
@@ -42,9 +43,9 @@ import { expf } from "./math";
   p = f32x4.add(f32x4.mul(p, r), p2);
   p = f32x4.add(f32x4.mul(p, r), one);
   p = f32x4.add(f32x4.mul(p, r), one);
-  // k's integer from the bits of k + 1.5 * 2^23 (exact for |k| < 2^22; a larger or NaN k is masked below or gives
-  // NaN through p), where trunc_sat costs about eight instructions in V8
-  const ki = i32x4.sub(f32x4.add(k, round), round);
+  // k's integer by quant-util's roundToInt (exact for |k| < 2^22; a larger or NaN k is masked below or gives NaN
+  // through p), where trunc_sat costs about eight instructions in V8
+  const ki = roundToInt(k, round);
   const k1 = i32x4.shr_s(ki, 1);
   const s1 = i32x4.shl(i32x4.add(k1, k127), 23);
   const s2 = i32x4.shl(i32x4.add(i32x4.sub(ki, k1), k127), 23);

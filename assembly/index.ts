@@ -13,4 +13,4 @@ export * from "./lanes-q6_k";
 export * from "./attn-stream";
 export * from "./lanes-q8_0-vnni";
 export * from "./lanes-q8_0-nib";
-export * from "./attn-rows";
+export * from "./attn-run";

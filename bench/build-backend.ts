@@ -29,10 +29,64 @@ export class BackendOn extends WasmBackend {
     const instance = await WebAssembly.instantiate(module, { env: { memory: this.arena.memory } });
     const exports: Record<string, unknown> = { ...instance.exports };
     for (const [name, old] of Object.entries(this.aliases)) exports[name] ??= exports[old];
+    // a build from before the run attention kernel: the run as its rows one at a time through `attention`, which is what
+    // the kernel computes (each row with attention's bits), so the old side times the old row-by-row path
+    exports.attention_run ??= runAsRows(exports.attention as (...args: number[]) => void);
     this.kernels = checkKernelExports(exports as WebAssembly.Exports, this.variant);
     this.heapI32 = new Int32Array(this.arena.memory.buffer);
     this.heapU8 = new Uint8Array(this.arena.memory.buffer);
   }
+}
+
+/** attention_run's arguments (src/kernels/spec.ts ATTENTION_RUN) as nRows calls of `attention` (top-k 0). */
+function runAsRows(attention: (...args: number[]) => void) {
+  return (
+    out: number,
+    q: number,
+    att: number,
+    kvBase: number,
+    pageTable: number,
+    pageSize: number,
+    pageBytes: number,
+    kOff: number,
+    vOff: number,
+    kvDim: number,
+    nHeads: number,
+    nKvHeads: number,
+    headDim: number,
+    start: number,
+    end: number,
+    h0: number,
+    h1: number,
+    slopes: number,
+    nRows: number,
+  ): void => {
+    for (let r = 0; r < nRows; r++) {
+      const o = 4 * r * nHeads * headDim;
+      attention(
+        out + o,
+        q + o,
+        att,
+        kvBase,
+        pageTable,
+        pageSize,
+        pageBytes,
+        kOff,
+        vOff,
+        kvDim,
+        nHeads,
+        nKvHeads,
+        headDim,
+        start,
+        end + r,
+        h0,
+        h1,
+        slopes,
+        0,
+        0,
+      );
+    }
+  };
 }
 
 /** Q4_K weights repacked to KX, as before the lanes layout (assembly/lanes-kquant.ts) took them; other types as today. */

@@ -4,7 +4,8 @@
  * stories110M-shaped file is loaded twice (one WASM backend per side, 1 thread, the lanes kernels this runtime
  * picks); each round prefills a 128-id prompt (--prompt) on both (timed, which side goes first alternating by round), then
  * runs `--steps` greedy decode steps of each in alternation (which one goes first alternates too), so that attention
- * reads positions 128 on, as in bench/peers.ts, and both sides meet the same load. Every step is timed by the backend's
+ * reads the positions after the prompt, as in bench/peers.ts, and both sides meet the same load. An old build from
+ * before attention_run runs its rows one at a time (bench/build-backend.ts). Every step is timed by the backend's
  * OpProfile; prints, per op class, the median µs a step of each side and their ratio (old / new), the whole step's
  * median and fastest, and the prefill's median and fastest tok/s. Two builds with one cache type must give the same
  * tokens (the kernels are meant to keep their bits): a differing token fails the run. Two cache types may differ

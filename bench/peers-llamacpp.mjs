@@ -1,7 +1,8 @@
 // llama.cpp (node-llama-cpp 3.22.1's prebuilt CPU build) measured as bench/peers.ts measures kvasm: ../shared/peers/llamacpp.mjs
-// (the same prompt ids, context, batch and greedy decode), except that it runs NPREFILLS prefills of the prompt, each on the
-// cleared sequence, and prints every one's rate (prefillRuns) beside the best (prefillTps): bench/peers.ts picks from them
-// exactly as from kvasm's. With NPREFILLS 1 it measures what ../shared/peers/llamacpp.mjs measures.
+// (the same prompt ids, context, batch and greedy decode; a longer context where NPROMPT needs it), except that it runs
+// NPREFILLS prefills of the prompt, each on the cleared sequence, and prints every one's rate (prefillRuns) beside the best
+// (prefillTps): bench/peers.ts picks from them exactly as from kvasm's. With NPREFILLS 1 and NPROMPT 128 it measures what
+// ../shared/peers/llamacpp.mjs measures.
 // Usage (from bench/peers-install/, where node-llama-cpp is installed):
 //   node peers-llamacpp.mjs MODEL.gguf NPROMPT NDECODE THREADS NPREFILLS
 import { getLlama } from "node-llama-cpp";

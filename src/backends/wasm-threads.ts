@@ -289,7 +289,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     batch.rows = rows, batch.T = T, batch.maxLen = maxLen;
     // many rows: split by query rows, each thread in its own band of the scratch (planned attentionBands times over),
     // unless the rows share top-k's selection scratch (the F16 cache's kernels take no top-k); then a chunk's rows go
-    // in runs where the kernel has a run form (assembly/attn-rows.ts: a run's scores fit a band, the same bits)
+    // in runs where the kernel has a run form (assembly/attn-run.ts: a run's scores fit a band, the same bits)
     const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0;
     batch.bandBytes = T >= STREAMING_ROWS_BELOW && topK === 0 ? 4 * kv.nHeads * maxLen : 0;
     let kernel = this.attentionKernel(kv, T, lastPos);

@@ -89,7 +89,7 @@ const ATTENTION_ARGS = [...ATTENTION_CACHE, ...ATTENTION_ROWS, "slopes", "topK",
 type Tail3<A extends readonly string[]> = A extends readonly [string, string, string, ...infer R] ? R : never;
 const HEADS = { by: "heads", total: "nHeads", lo: "h0", hi: "h1", align: 1 } as const;
 const ATTENTION = { args: ATTENTION_ARGS, split: { heads: HEADS } } as const satisfies KernelSpec;
-/** A run of nRows query rows of one sequence at consecutive positions (assembly/attn-rows.ts); no top-k. */
+/** A run of nRows query rows of one sequence at consecutive positions (assembly/attn-run.ts); no top-k. */
 const ATTENTION_RUN = {
   args: [...ATTENTION_CACHE, ...ATTENTION_ROWS, "slopes", "nRows"],
   split: { heads: HEADS },
@@ -287,9 +287,9 @@ export const KERNEL_SPEC = {
   // assembly/lanes-kquant.ts: matmul_q4_k_lanes with T = 1 through the i32 dot-add, exact where that op is a u8 x s8 dot (V8
   // with AVX-VNNI: the backend takes it where dotAddIsExactU8S8()); the plain build's is matmul_q4_k_lanes
   matmul_q4_k_lanes_u8: QMATMUL,
-  // assembly/attn-rows.ts: `attention` for a run of a prefill chunk's rows in one call (each K and V row read once for the
+  // assembly/attn-run.ts: `attention` for a run of a prefill chunk's rows in one call (each K and V row read once for the
   // run; each row with the one-row kernel's bits): src/backends/attention-runs.ts
-  attention_rows: ATTENTION_RUN,
+  attention_run: ATTENTION_RUN,
 } as const satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof KERNEL_SPEC;
@@ -331,7 +331,7 @@ export type AttentionKernel =
   | "attention_f16_twopass"
   | "attention_f16_split"
   | "attention_f16_tiled"
-  | "attention_rows";
+  | "attention_run";
 
 /** Position of a named argument in a kernel's argument list; -1 when the kernel has no such argument. */
 export function argIndex<K extends KernelName>(kernel: K, arg: KernelArg<K> | string): number {

@@ -99,6 +99,7 @@ export const ATT = {
    */
   runRows: ATT_WORDS + 15,
 } as const;
+// ATT fills words 64..79 (ATT_WORDS = 64): NEXT, at 80, starts the next cache line; a sixteenth field needs another place
 /**
  * Workers asleep in Atomics.wait on GEN (each adds 1 before it waits and takes it back after): the caller
  * calls Atomics.notify only when this is not 0, so an op among spinning workers costs no notify.
@@ -407,10 +408,11 @@ function runAttention(v: ThreadView, argv: unknown[], h0: number, h1: number): v
 
 /**
  * Query rows [t0, t1) with the heads argv holds, one kernel call a row (or a run of up to maxRun rows: a run kernel's
- * nRows, its last argument; 0 for a kernel without it), as the calling thread alone makes them. Head h's scores go to
- * att + 4 * (h0 * maxLen + (h - h0) * len): runAttention's band of its heads; ATTENTION_ROWS passes h0 = 0 (every head)
- * and its thread's own band as att, since the rows of one thread's chunks run one after another and two threads' rows
- * run at once.
+ * nRows, its last argument in the spec; 0 for a kernel without it), as the calling thread alone makes them. Head h's
+ * scores go to att + 4 * (h0 * maxLen + (h - h0) * len): runAttention's band of its heads; ATTENTION_ROWS passes h0 = 0
+ * (every head) and its thread's own band as att, since the rows of one thread's chunks run one after another and two
+ * threads' rows run at once. A run's scores (assembly/attn-run.ts: heads in blocks, at most nHeads x the last row's
+ * span) fit such a whole band only, which is why runAttention passes maxRun 1.
  */
 function attentionRows(v: ThreadView, argv: unknown[], t0: number, t1: number, att: number, h0: number, maxRun: number): void {
   const c = v.ctl, heap = v.heap, attention = v.fns[c[FN]];
@@ -434,7 +436,7 @@ function attentionRows(v: ThreadView, argv: unknown[], t0: number, t1: number, a
 }
 
 /**
- * How many query rows from t (at most maxRun, below t1) form a run for the run attention kernels (assembly/attn-rows.ts,
+ * How many query rows from t (at most maxRun, below t1) form a run for the run attention kernels (assembly/attn-run.ts,
  * src/backends/attention-runs.ts): the same page table and start, each position one past the last. heap: the arena as
  * i32; rows: the row metadata's byte address, rowFields i32 a row, the fields at the offsets given.
  */

@@ -135,7 +135,7 @@ export interface AttentionRows {
    */
   bandBytes: number;
   /**
-   * With bandBytes: the most rows of a run one call takes (the run kernels, assembly/attn-rows.ts, whose last argument is
+   * With bandBytes: the most rows of a run one call takes (the run kernels, assembly/attn-run.ts, whose last argument is
    * nRows; src/backends/attention-runs.ts); 0 for the one-row kernels.
    */
   runRows: number;
@@ -533,8 +533,9 @@ export class ThreadPool {
    * Attention over every query row: the frame holds the kernel's row-invariant arguments; each chunk sets the
    * per-row ones (out and q from row 0's, the scores' band, page table, start, end) from `rows`, as control.ts
    * runAttention does. With rows.bandBytes, chunks are runs of query rows of about equal work (planRowChunks), each
-   * row one call over every head, as the calling thread alone calls it: prefill's 128 rows then make 128 calls a layer
-   * on any thread count. Without it, chunks are heads h0, h1 of every row (one call per row and chunk).
+   * row (or run of rows, rows.runRows) one call over every head, as the calling thread alone calls it: prefill's 128
+   * rows then make 32 calls a layer (runs of 4) on any thread count. Without it, chunks are heads h0, h1 of every row
+   * (one call per row and chunk).
    */
   attention(frame: AttentionFrame, rows: AttentionRows): boolean {
     const kernel = frame.kernel, args = frame.args;

@@ -1,8 +1,8 @@
-// AssemblyScript, compiled by bench/attention-rows.bench.ts: a prefill chunk's causal attention over the paged f32 cache
-// row by row (`attention`: the backends' calls before runs) and in runs of R rows (attention_rows), each from position 0.
+// AssemblyScript, compiled by bench/attention-run.bench.ts: a prefill chunk's causal attention over the paged f32 cache
+// row by row (`attention`: the backends' calls before runs) and in runs of R rows (attention_run), each from position 0.
 // Not formatted by deno fmt (it drops @inline decorators): deno.json excludes this folder.
 import { attention } from "../../assembly/f32";
-import { attention_rows } from "../../assembly/attn-rows";
+import { attention_run } from "../../assembly/attn-run";
 
 /** T rows at positions p0 .. p0 + T - 1 (q, out: T x nHeads x headDim f32), one call a row. */
 export function rowByRow(
@@ -22,6 +22,6 @@ export function inRuns(
 ): void {
   const rb = <usize>nHeads * headDim * 4;
   for (let t = 0; t < T; t += R) {
-    attention_rows(out + t * rb, q + t * rb, att, kv, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, 0, p0 + t + 1, 0, nHeads, 0, min(R, T - t));
+    attention_run(out + t * rb, q + t * rb, att, kv, pageTable, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim, 0, p0 + t + 1, 0, nHeads, 0, min(R, T - t));
   }
 }

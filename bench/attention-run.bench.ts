@@ -1,11 +1,11 @@
 /**
- * A prefill chunk's causal attention over the paged f32 cache, on one module compiled here (bench/attention-rows/kernels.ts,
+ * A prefill chunk's causal attention over the paged f32 cache, on one module compiled here (bench/attention-run/kernels.ts,
  * relaxed SIMD, a few seconds): the chunk's T rows one call a row (`attention`), and in runs of R rows a call
- * (attention_rows, assembly/attn-rows.ts), stories110M's heads (12 x 64), pages of 16 in a scrambled order, the chunk's
+ * (attention_run, assembly/attn-run.ts), stories110M's heads (12 x 64), pages of 16 in a scrambled order, the chunk's
  * first row at position --from (the rows before it cached). Every run's output is checked bit for bit against row by
  * row; fastest call of interleaved rounds.
  *
- *   deno run -A bench/attention-rows.bench.ts        bun bench/attention-rows.bench.ts        [--from 0,512,1920] [--T 128]
+ *   deno run -A bench/attention-run.bench.ts        bun bench/attention-run.bench.ts        [--from 0,512,1920] [--T 128]
  */
 import { benchArgs, intFlag, intListFlag } from "./cli.ts";
 import { fastest, finish, header, MiB, openStandalone, place, report, sameBits, snapshot, xorshift } from "./candidates.ts";
@@ -13,7 +13,7 @@ import { fastest, finish, header, MiB, openStandalone, place, report, sameBits, 
 const USAGE = `A prefill chunk's attention (stories110M heads, pages of 16, f32 cache) row by row against runs of 2, 4 and 8
 rows a call, on one module compiled here (relaxed SIMD); outputs checked bit for bit.
 
-  deno run -A bench/attention-rows.bench.ts [options]        bun bench/attention-rows.bench.ts [options]
+  deno run -A bench/attention-run.bench.ts [options]        bun bench/attention-run.bench.ts [options]
 
   --from LIST       position of the chunk's first row (default 0,512,1920): the rows attend to [0, from + t]
   --T N             rows in the chunk (default 128)
@@ -35,7 +35,7 @@ const froms = intListFlag(USAGE, "from", opts.from, 0, CTX - T);
 const rounds = intFlag(USAGE, "rounds", opts.rounds), warmupMs = intFlag(USAGE, "warmup", opts.warmup, 0);
 
 const nHeads = 12, headDim = 64, kvDim = nHeads * headDim, pageSize = 16, nPages = CTX / pageSize;
-const { ex, memory, relaxed } = openStandalone("bench/attention-rows/kernels.ts", { relaxed: true, mib: 256 });
+const { ex, memory, relaxed } = openStandalone("bench/attention-run/kernels.ts", { relaxed: true, mib: 256 });
 header(`prefill attention, ${T} rows, ${nHeads} heads x ${headDim}: fastest call in us (ratio row by row / variant)`, relaxed);
 {
   const pageBytes = pageSize * kvDim * 4 * 2; // one layer's K then V

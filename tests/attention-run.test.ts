@@ -1,4 +1,4 @@
-// The run attention kernel (assembly/attn-rows.ts: attention_rows) over 300 random shapes, both kernel builds: a run
+// The run attention kernel (assembly/attn-run.ts: attention_run) over 300 random shapes, both kernel builds: a run
 // of query rows of one sequence at consecutive positions in one call gives every row the bits of `attention` called
 // for that row alone, over grouped-query heads, windows (a shared start),
 // ALiBi, head dims that are and are not multiples of 4 and 16, page sizes that cut the runs of positions anywhere, and
@@ -42,10 +42,13 @@ test("run attention: each row of a run has the one-row kernel's bits, 300 random
       const k: Kernels = builds[b];
       const u32 = () => new Uint32Array(memory.buffer);
       u32().fill(0x7fc00000, outRun / 4, outRun / 4 + nRows * rowFloats); // NaN: an element left unwritten shows
+      // a canary past the scores the kernel may use (nHeads x the last row's span, what `attention` takes for that row)
+      const canary = att + 4 * nHeads * (end - start + nRows - 1);
+      u32().fill(0xdeadbeef, canary / 4, canary / 4 + 16);
       // the run over a head split, as two threads would call it by heads
       const cut = int(0, nHeads);
       for (const [h0, h1] of [[0, cut], [cut, nHeads]]) {
-        k.attention_rows(
+        k.attention_run(
           outRun,
           q,
           att,
@@ -67,6 +70,10 @@ test("run attention: each row of a run has the one-row kernel's bits, 300 random
           nRows,
         );
       }
+      assert(
+        u32().slice(canary / 4, canary / 4 + 16).every((v) => v === 0xdeadbeef),
+        `scores past the scratch: ${b} ${nHeads} heads, ${nRows} rows`,
+      );
       for (let t = 0; t < nRows; t++) {
         const o = 4 * t * rowFloats;
         k.attention(
@@ -117,7 +124,7 @@ test("run attention: a chunk's rows group into runs of one sequence, one start, 
   assertEquals(runs, [4, 2, 1, 1, 1]); // at most 4; B alone; the window's rows differ in start
   assertEquals(attentionRun(heap, 32, 0, 3, 4, fields, 0, 2, 1), 3, "a run stops at the chunk's end (t1)");
   assertEquals(runRows(2), 2, "no more rows than heads (the kernel's score blocks)");
-  assertEquals(runKernel("attention", 0), "attention_rows");
+  assertEquals(runKernel("attention", 0), "attention_run");
   assertEquals(runKernel("attention_f16_twopass", 0), undefined, "the F16 cache keeps one row a call");
   assertEquals(runKernel("attention", 3), undefined, "top-k rows share a selection scratch: one at a time");
   assertEquals(runKernel("attention_f16", 0), undefined, "--ggml-order's F16 kernel keeps llama.cpp's row by row path");

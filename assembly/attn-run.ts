@@ -4,7 +4,8 @@
 // chunk of T rows read the sequence's cache T times over, from L2 or memory;
 // here each K or V row is read once for the run, then from L1 by its other rows.
 // The F16 cache keeps the row-by-row kernel: its run form measured 1.06-1.19x
-// (widening the halves is most of its step) for 13 KB more code in every build.
+// (widening the halves is most of its step) and took the builds past their size
+// budget (docs/cpu-performance.md, "Prefill attention in runs of rows").
 
 import { alibiSlope, softmaxWeights, softmaxWeights4 } from "./attn-select";
 import { distances, kvSlot, rowMax, score1, score4, weighted1 } from "./attn-paged";
@@ -93,12 +94,14 @@ function weightedSpan(
  * follow one at a time, as attendPaged's tails. A lone row, or heads not a multiple of 4 wide, go row by row through
  * `attention` itself (called, not inlined: the kernels' size budget).
  */
-export function attention_rows(
+export function attention_run(
   out: usize, q: usize, att: usize,
   kvBase: usize, pageTable: usize, pageSize: i32, pageBytes: i32, kOff: i32, vOff: i32, kvDim: i32,
   nHeads: i32, nKvHeads: i32, headDim: i32, start: i32, end: i32, h0: i32, h1: i32,
   slopes: usize, nRows: i32,
 ): void {
+  // the score blocks below fit the caller's scratch only so (the backends' runs never pass more)
+  if (nRows > nHeads) unreachable();
   const headBytes = <usize>headDim << 2, rowBytes = <usize>nHeads * headBytes; // of q and out
   if ((headDim & 3) != 0 || nRows == 1) {
     for (let r = 0; r < nRows; r++) {
