@@ -17,7 +17,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
 
 /** Four cache elements at p as f32x4 (E = f32, or u16 for IEEE halves). */
 // @ts-ignore: decorator
-@inline export function load4<E>(p: usize): v128 {
+@inline function load4<E>(p: usize): v128 {
   if (sizeof<E>() == 2) return f16x8Lo(v128.load64_zero(p));
   return v128.load(p);
 }
@@ -30,7 +30,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
  * registers rather than rematerialize each v128.const at every use in the loop (quant-matmul.ts).
  */
 // @ts-ignore: decorator
-@inline export function load4Scaled<E>(p: usize, k8192: v128, mask: v128): v128 {
+@inline function load4Scaled<E>(p: usize, k8192: v128, mask: v128): v128 {
   if (sizeof<E>() == 2) return f16x4ScaledBy(v128.load16x4_s(p), k8192, mask);
   return v128.load(p);
 }
@@ -40,7 +40,7 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
  * load4Scaled's halves. Always for f32 (nothing is scaled).
  */
 // @ts-ignore: decorator
-@inline export function qScales<E>(q: usize, h0: i32, h1: i32, headDim: i32): bool {
+@inline function qScales<E>(q: usize, h0: i32, h1: i32, headDim: i32): bool {
   if (sizeof<E>() != 2) return true;
   const n = (h1 - h0) * headDim, p = q + ((<usize>h0 * <usize>headDim) << 2);
   let m4 = f32x4.splat(0);
@@ -351,7 +351,7 @@ const SWEEP_PAGES = 4;
  * four times over), with a quarter of the loads and stores of the output row.
  */
 // @ts-ignore: decorator
-@inline export function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32, k8192: v128, mask: v128, p112: v128): void {
+@inline function weighted4<E>(oh: usize, w: usize, v0: usize, slotBytes: usize, headDim: i32, k8192: v128, mask: v128, p112: v128): void {
   const v1 = v0 + slotBytes, v2 = v1 + slotBytes, v3 = v2 + slotBytes;
   // halves: V by load4Scaled, the weights times 2^112 (p112; softmax weights are <= 1: exact), the same products
   let b0 = v128.load32_splat(w), b1 = v128.load32_splat(w, 4), b2 = v128.load32_splat(w, 8), b3 = v128.load32_splat(w, 12);

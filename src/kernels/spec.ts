@@ -346,7 +346,7 @@ export function floatMask(kernel: KernelName): number {
   return mask;
 }
 
-/** Every argument name of the attention kernels (qBlock only in the 8-bit caches' kernels, nRows only in the run kernels). */
+/** Every argument name of the attention kernels (qBlock only in the 8-bit caches' kernels, nRows only in the run kernel, attention_run). */
 const FRAME_ARGS = [...ATTENTION_BLOCKED.args, "nRows"] as const;
 export type AttentionArg = (typeof FRAME_ARGS)[number];
 
@@ -364,7 +364,7 @@ export class AttentionFrame<K extends AttentionKernel = AttentionKernel> {
     this.at = Object.fromEntries(FRAME_ARGS.map((a) => [a, names.indexOf(a)])) as Record<AttentionArg, number>;
   }
 
-  /** Sets an argument; one the kernel does not take (qBlock of the f32 and F16 kernels, topK of the run kernels) is skipped. */
+  /** Sets an argument; one the kernel does not take (qBlock of the f32 and F16 kernels, topK of attention_run) is skipped. */
   set(arg: AttentionArg, value: number): this {
     const i = this.at[arg];
     if (i >= 0) this.args[i] = value;

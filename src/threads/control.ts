@@ -436,7 +436,7 @@ function attentionRows(v: ThreadView, argv: unknown[], t0: number, t1: number, a
 }
 
 /**
- * How many query rows from t (at most maxRun, below t1) form a run for the run attention kernels (assembly/attn-run.ts,
+ * How many query rows from t (at most maxRun, below t1) form a run for the run attention kernel (assembly/attn-run.ts,
  * src/backends/attention-runs.ts): the same page table and start, each position one past the last. heap: the arena as
  * i32; rows: the row metadata's byte address, rowFields i32 a row, the fields at the offsets given.
  */

@@ -135,7 +135,7 @@ export interface AttentionRows {
    */
   bandBytes: number;
   /**
-   * With bandBytes: the most rows of a run one call takes (the run kernels, assembly/attn-run.ts, whose last argument is
+   * With bandBytes: the most rows of a run one call takes (the run kernel, assembly/attn-run.ts, whose last argument is
    * nRows; src/backends/attention-runs.ts); 0 for the one-row kernels.
    */
   runRows: number;
