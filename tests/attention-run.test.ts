@@ -38,6 +38,8 @@ test("run attention: each row of a run has the one-row kernel's bits, 300 random
     for (let i = 0; i < nRows * rowFloats; i++) f[q / 4 + i] = r() * 2 - 1;
     for (let h = 0; h < nHeads; h++) f[slopes / 4 + h] = 2 ** (-8 * (h + 1) / nHeads);
     const kOff = layer * 2 * block, vOff = kOff + block;
+    // the cache's layout and the heads, as both kernels take them (spec.ts ATTENTION_CACHE from kvBase, ATTENTION_ROWS to headDim)
+    const cache = [BASE, table, pageSize, pageBytes, kOff, vOff, kvDim, nHeads, nKvHeads, headDim] as const;
     for (const b of BUILDS) {
       const k: Kernels = builds[b];
       const u32 = () => new Uint32Array(memory.buffer);
@@ -48,27 +50,7 @@ test("run attention: each row of a run has the one-row kernel's bits, 300 random
       // the run over a head split, as two threads would call it by heads
       const cut = int(0, nHeads);
       for (const [h0, h1] of [[0, cut], [cut, nHeads]]) {
-        k.attention_run(
-          outRun,
-          q,
-          att,
-          BASE,
-          table,
-          pageSize,
-          pageBytes,
-          kOff,
-          vOff,
-          kvDim,
-          nHeads,
-          nKvHeads,
-          headDim,
-          start,
-          end,
-          h0,
-          h1,
-          alibi ? slopes : 0,
-          nRows,
-        );
+        k.attention_run(outRun, q, att, ...cache, start, end, h0, h1, alibi ? slopes : 0, nRows);
       }
       assert(
         u32().slice(canary / 4, canary / 4 + 16).every((v) => v === 0xdeadbeef),
@@ -76,28 +58,7 @@ test("run attention: each row of a run has the one-row kernel's bits, 300 random
       );
       for (let t = 0; t < nRows; t++) {
         const o = 4 * t * rowFloats;
-        k.attention(
-          outOne + o,
-          q + o,
-          att,
-          BASE,
-          table,
-          pageSize,
-          pageBytes,
-          kOff,
-          vOff,
-          kvDim,
-          nHeads,
-          nKvHeads,
-          headDim,
-          start,
-          end + t,
-          0,
-          nHeads,
-          alibi ? slopes : 0,
-          0,
-          0,
-        );
+        k.attention(outOne + o, q + o, att, ...cache, start, end + t, 0, nHeads, alibi ? slopes : 0, 0, 0);
       }
       const run = u32().slice(outRun / 4, outRun / 4 + nRows * rowFloats), one = u32().slice(outOne / 4, outOne / 4 + nRows * rowFloats);
       const bad = run.findIndex((v, i) => v !== one[i]);

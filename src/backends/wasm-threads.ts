@@ -8,7 +8,7 @@ import { MAX_SEGMENTS } from "../threads/control.ts";
 import { coreCount, threadSupport } from "../threads/spawn.ts";
 import { checkOptionNames, KvasmError, optionNames, positiveInteger } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
-import { WasmBackend } from "./wasm.ts";
+import { attentionTopK, WasmBackend } from "./wasm.ts";
 import { runKernel, runRows } from "./attention-runs.ts";
 
 export interface ThreadedWasmOptions {
@@ -290,7 +290,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     // many rows: split by query rows, each thread in its own band of the scratch (planned attentionBands times over),
     // unless the rows share top-k's selection scratch (the F16 cache's kernels take no top-k); then a chunk's rows go
     // in runs where the kernel has a run form (assembly/attn-run.ts: a run's scores fit a band, the same bits)
-    const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0;
+    const topK = attentionTopK(kv);
     batch.bandBytes = T >= STREAMING_ROWS_BELOW && topK === 0 ? 4 * kv.nHeads * maxLen : 0;
     let kernel = this.attentionKernel(kv, T, lastPos);
     const run = batch.bandBytes > 0 ? runKernel(kernel, topK) : undefined;

@@ -30,6 +30,11 @@ import {
   type Weight,
 } from "./backend.ts";
 
+/** The top-k the cache's attention kernels take: the layout's, but 0 for the F16 cache, whose kernels take none. */
+export function attentionTopK(kv: KVLayout): number {
+  return kv.kvType === "f16" ? 0 : kv.topK ?? 0;
+}
+
 /**
  * The F16 cache's attention kernel for a batch of T query rows, the last at
  * position pos, as llama.cpp's CPU flash attention (ggml_compute_forward_flash_attn_ext_f16)
@@ -438,7 +443,7 @@ export class WasmBackend implements Backend {
   ): void {
     const qDim = kv.nHeads * kv.headDim;
     const h = this.heapI32;
-    const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0, maxRun = runRows(kv.nHeads);
+    const topK = attentionTopK(kv), maxRun = runRows(kv.nHeads);
     let frame: AttentionFrame | undefined;
     for (let t = 0; t < T;) {
       const r = (rows >> 2) + t * ROW_FIELDS, pageTable = h[r + ROW_PAGE_TABLE];
@@ -488,7 +493,7 @@ export class WasmBackend implements Backend {
     if (!frame) this.attentionFrames.set(kernel, frame = new AttentionFrame(kernel));
     const block = kv.pageSize * kvSlotBytes(kv.kvType, kv.kvDim, kv.qBlock), kOff = 2 * layer * block; // kvOffsets, without its object
     // the F16 cache's kernels take no top-k (and ignore its arguments)
-    const topK = kv.kvType === "f16" ? 0 : kv.topK ?? 0, sel = kv.kvType === "f16" ? 0 : kv.topKScratch ?? 0;
+    const topK = attentionTopK(kv), sel = kv.kvType === "f16" ? 0 : kv.topKScratch ?? 0;
     frame.set("att", scratch).set("kvBase", kv.base).set("pageSize", kv.pageSize).set("pageBytes", kv.pageBytes);
     frame.set("kOff", kOff).set("vOff", kOff + block).set("kvDim", kv.kvDim).set("qBlock", kv.qBlock);
     frame.set("nHeads", kv.nHeads).set("nKvHeads", kv.nKvHeads).set("headDim", kv.headDim).set("h0", h0).set("h1", h1);
