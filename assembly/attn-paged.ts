@@ -119,21 +119,9 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
     const j0 = p - start, dist0 = p - end + 1;
     let j = 0;
     if (vec && scaledQ) {
-      for (; j + 4 <= run; j += 4) {
-        const kj = k + <usize>j * slotBytes;
-        for (let h = h0; h < h1; h++) {
-          const sc = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
-          score4<E>(sc, q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j, true, k8192, mask, p112);
-        }
-      }
+      for (; j + 4 <= run; j += 4) scoreHeads4<E>(att, q, k + <usize>j * slotBytes, slotBytes, kvHeadBytes, len, j0 + j, headDim, kvMul, h0, h1, scale, slopes, dist0 + j, true, k8192, mask, p112);
     } else if (vec) {
-      for (; j + 4 <= run; j += 4) {
-        const kj = k + <usize>j * slotBytes;
-        for (let h = h0; h < h1; h++) {
-          const sc = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
-          score4<E>(sc, q + <usize>h * headBytes, kj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, scale, alibiSlope(slopes, h), dist0 + j, false, k8192, mask, p112);
-        }
-      }
+      for (; j + 4 <= run; j += 4) scoreHeads4<E>(att, q, k + <usize>j * slotBytes, slotBytes, kvHeadBytes, len, j0 + j, headDim, kvMul, h0, h1, scale, slopes, dist0 + j, false, k8192, mask, p112);
     }
     for (; j < run; j++) {
       const kj = k + <usize>j * slotBytes;
@@ -172,9 +160,16 @@ import { alibiSlope, softmaxWeights, softmaxWeights4, topkMask } from "./attn-se
     if (vec && topK == 0) {
       for (; j + 4 <= run; j += 4) {
         const vj = v + <usize>j * slotBytes;
-        for (let h = h0; h < h1; h++) {
-          const w = att + ((<usize>h * len + <usize>(j0 + j)) << 2);
-          weighted4<E>(out + <usize>h * headBytes, w, vj + <usize>(h / kvMul) * kvHeadBytes, slotBytes, headDim, k8192, mask, p112);
+        for (let h = h0; h < h1;) {
+          const w = att + ((<usize>h * len + <usize>(j0 + j)) << 2), oh = out + <usize>h * headBytes, vh = vj + <usize>(h / kvMul) * kvHeadBytes;
+          if (h + 1 < h1 && (h + 1) / kvMul == h / kvMul) {
+            // two query heads of one KV head (grouped-query attention): each V load serves both
+            weighted4x2<E>(oh, oh + headBytes, w, w + rowBytes, vh, slotBytes, headDim, k8192, mask, p112);
+            h += 2;
+          } else {
+            weighted4<E>(oh, w, vh, slotBytes, headDim, k8192, mask, p112);
+            h++;
+          }
         }
       }
     }
@@ -306,6 +301,72 @@ const SWEEP_PAGES = 4;
   v128.store(sc, s4);
 }
 
+/**
+ * Four consecutive positions' scores (k: the first position's slot) of heads [h0, h1) into their score rows (head h's
+ * at att + 4 (h len + j)). Two query heads of one KV head (grouped-query attention) go together through score4x2, each
+ * K load serving both; the others through score4. Either way each score has score4's bits.
+ */
+// @ts-ignore: decorator
+@inline function scoreHeads4<E>(
+  att: usize, q: usize, k: usize, slotBytes: usize, kvHeadBytes: usize, len: i32, j: i32, headDim: i32, kvMul: i32, h0: i32, h1: i32,
+  scale: f32, slopes: usize, dist: i32, scaled: bool, k8192: v128, mask: v128, p112: v128,
+): void {
+  const headBytes = <usize>headDim << 2, rowBytes = <usize>len << 2;
+  for (let h = h0; h < h1;) {
+    const sc = att + ((<usize>h * len + <usize>j) << 2), qh = q + <usize>h * headBytes, kh = k + <usize>(h / kvMul) * kvHeadBytes;
+    if (h + 1 < h1 && (h + 1) / kvMul == h / kvMul) {
+      score4x2<E>(sc, sc + rowBytes, qh, qh + headBytes, kh, slotBytes, headDim, scale, alibiSlope(slopes, h), alibiSlope(slopes, h + 1), dist, dist, scaled, k8192, mask, p112);
+      h += 2;
+    } else {
+      score4<E>(sc, qh, kh, slotBytes, headDim, scale, alibiSlope(slopes, h), dist, scaled, k8192, mask, p112);
+      h++;
+    }
+  }
+}
+
+/**
+ * score4 for two query vectors (q0, q1) on the same four positions (k0: the first position's K row, slotBytes apart),
+ * q0's four scores to sc0 and q1's to sc1: eight chains sharing each K load. q0 and q1 are two query heads of one KV
+ * head (grouped-query attention: dist0 = dist1) or two query rows of one head (attn-run.ts: slope0 = slope1). Each chain
+ * and its reduction are score4's (scaled, k8192, mask, p112 as there), so each score has its bits.
+ */
+export function score4x2<E>(
+  sc0: usize, sc1: usize, q0: usize, q1: usize, k0: usize, slotBytes: usize, headDim: i32, scale: f32, slope0: f32, slope1: f32,
+  dist0: i32, dist1: i32, scaled: bool, k8192: v128, mask: v128, p112: v128,
+): void {
+  const k1 = k0 + slotBytes, k2 = k1 + slotBytes, k3 = k2 + slotBytes;
+  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  if (scaled && sizeof<E>() == 2) {
+    // each q times 2^112 (exact: qScales), K by load4Scaled: score4's products
+    for (let i = 0; i < headDim; i += 4) {
+      const o = <usize>i << 2, e = <usize>i * sizeof<E>();
+      const x = f32x4.mul(v128.load(q0 + o), p112), y = f32x4.mul(v128.load(q1 + o), p112);
+      const c0 = load4Scaled<E>(k0 + e, k8192, mask), c1 = load4Scaled<E>(k1 + e, k8192, mask);
+      const c2 = load4Scaled<E>(k2 + e, k8192, mask), c3 = load4Scaled<E>(k3 + e, k8192, mask);
+      a0 = madd(x, c0, a0); b0 = madd(y, c0, b0);
+      a1 = madd(x, c1, a1); b1 = madd(y, c1, b1);
+      a2 = madd(x, c2, a2); b2 = madd(y, c2, b2);
+      a3 = madd(x, c3, a3); b3 = madd(y, c3, b3);
+    }
+  } else {
+    for (let i = 0; i < headDim; i += 4) {
+      const o = <usize>i << 2, e = <usize>i * sizeof<E>();
+      const x = v128.load(q0 + o), y = v128.load(q1 + o);
+      const c0 = load4<E>(k0 + e), c1 = load4<E>(k1 + e), c2 = load4<E>(k2 + e), c3 = load4<E>(k3 + e);
+      a0 = madd(x, c0, a0); b0 = madd(y, c0, b0);
+      a1 = madd(x, c1, a1); b1 = madd(y, c1, b1);
+      a2 = madd(x, c2, a2); b2 = madd(y, c2, b2);
+      a3 = madd(x, c3, a3); b3 = madd(y, c3, b3);
+    }
+  }
+  const s = f32x4.splat(scale);
+  let s0 = f32x4.mul(reduce4f(a0, a1, a2, a3), s), s1 = f32x4.mul(reduce4f(b0, b1, b2, b3), s);
+  if (slope0 != 0) s0 = f32x4.add(s0, f32x4.mul(f32x4.splat(slope0), distances(dist0)));
+  if (slope1 != 0) s1 = f32x4.add(s1, f32x4.mul(f32x4.splat(slope1), distances(dist1)));
+  v128.store(sc0, s0);
+  v128.store(sc1, s1);
+}
+
 /** dist .. dist + 3 as f32 lanes: four consecutive positions' distances to the query (ALiBi). */
 // @ts-ignore: decorator
 @inline export function distances(dist: i32): v128 {
@@ -366,6 +427,34 @@ const SWEEP_PAGES = 4;
     acc = madd(b2, load4Scaled<E>(v2 + e, k8192, mask), acc);
     acc = madd(b3, load4Scaled<E>(v3 + e, k8192, mask), acc);
     v128.store(o, acc);
+  }
+}
+
+/**
+ * weighted4 for two query heads of one KV head (grouped-query attention): oh0 with weights w0 and oh1 with w1, over the
+ * same four V rows, each V load serving both. Each output element takes weighted4's products in its order: its bits.
+ */
+function weighted4x2<E>(
+  oh0: usize, oh1: usize, w0: usize, w1: usize, v0: usize, slotBytes: usize, headDim: i32, k8192: v128, mask: v128, p112: v128,
+): void {
+  const v1 = v0 + slotBytes, v2 = v1 + slotBytes, v3 = v2 + slotBytes;
+  let a0 = v128.load32_splat(w0), a1 = v128.load32_splat(w0, 4), a2 = v128.load32_splat(w0, 8), a3 = v128.load32_splat(w0, 12);
+  let b0 = v128.load32_splat(w1), b1 = v128.load32_splat(w1, 4), b2 = v128.load32_splat(w1, 8), b3 = v128.load32_splat(w1, 12);
+  if (sizeof<E>() == 2) {
+    a0 = f32x4.mul(a0, p112); a1 = f32x4.mul(a1, p112); a2 = f32x4.mul(a2, p112); a3 = f32x4.mul(a3, p112);
+    b0 = f32x4.mul(b0, p112); b1 = f32x4.mul(b1, p112); b2 = f32x4.mul(b2, p112); b3 = f32x4.mul(b3, p112);
+  }
+  for (let i = 0; i < headDim; i += 4) {
+    const o = <usize>i << 2, e = <usize>i * sizeof<E>();
+    const c0 = load4Scaled<E>(v0 + e, k8192, mask), c1 = load4Scaled<E>(v1 + e, k8192, mask);
+    const c2 = load4Scaled<E>(v2 + e, k8192, mask), c3 = load4Scaled<E>(v3 + e, k8192, mask);
+    let x = v128.load(oh0 + o), y = v128.load(oh1 + o);
+    x = madd(a0, c0, x); y = madd(b0, c0, y);
+    x = madd(a1, c1, x); y = madd(b1, c1, y);
+    x = madd(a2, c2, x); y = madd(b2, c2, y);
+    x = madd(a3, c3, x); y = madd(b3, c3, y);
+    v128.store(oh0 + o, x);
+    v128.store(oh1 + o, y);
   }
 }
 

@@ -8,38 +8,9 @@
 // budget (docs/cpu-performance.md, "Prefill attention in runs of rows").
 
 import { alibiSlope, softmaxWeights, softmaxWeights4 } from "./attn-select";
-import { distances, kvSlot, rowMax, score1, score4, weighted1 } from "./attn-paged";
+import { kvSlot, rowMax, score1, score4, score4x2, weighted1 } from "./attn-paged";
 import { madd } from "./math";
 import { attention } from "./f32";
-import { reduce4f } from "./quant-util";
-
-/**
- * score4 (attn-paged.ts) for two query rows (q0, q1) on the same four positions, row 0's four scores to sc0 and row 1's
- * to sc1: eight chains sharing each K load. Each chain and its reduction are score4's, so each row's scores have its bits.
- */
-function score4x2(
-  sc0: usize, sc1: usize, q0: usize, q1: usize, k0: usize, slotBytes: usize, headDim: i32, scale: f32, slope: f32, dist0: i32, dist1: i32,
-): void {
-  const k1 = k0 + slotBytes, k2 = k1 + slotBytes, k3 = k2 + slotBytes;
-  let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  for (let i = 0; i < headDim; i += 4) {
-    const o = <usize>i << 2;
-    const x = v128.load(q0 + o), y = v128.load(q1 + o);
-    const c0 = v128.load(k0 + o), c1 = v128.load(k1 + o), c2 = v128.load(k2 + o), c3 = v128.load(k3 + o);
-    a0 = madd(x, c0, a0); b0 = madd(y, c0, b0);
-    a1 = madd(x, c1, a1); b1 = madd(y, c1, b1);
-    a2 = madd(x, c2, a2); b2 = madd(y, c2, b2);
-    a3 = madd(x, c3, a3); b3 = madd(y, c3, b3);
-  }
-  const s = f32x4.splat(scale);
-  let s0 = f32x4.mul(reduce4f(a0, a1, a2, a3), s), s1 = f32x4.mul(reduce4f(b0, b1, b2, b3), s);
-  if (slope != 0) {
-    s0 = f32x4.add(s0, f32x4.mul(f32x4.splat(slope), distances(dist0)));
-    s1 = f32x4.add(s1, f32x4.mul(f32x4.splat(slope), distances(dist1)));
-  }
-  v128.store(sc0, s0);
-  v128.store(sc1, s1);
-}
 
 /**
  * Output elements [i, i + 4 NV) of two query rows' head (o0, o1; NV = 4 or 1 vectors) over positions [start, end): each
@@ -135,7 +106,7 @@ export function attention_run(
           let r = 0;
           for (; r + 2 <= R; r += 2) {
             const s0 = sc + <usize>r * scBytes, q0 = qh + <usize>r * rowBytes;
-            score4x2(s0, s0 + scBytes, q0, q0 + rowBytes, kh, slotBytes, headDim, scale, slope, dist - r, dist - r - 1);
+            score4x2<f32>(s0, s0 + scBytes, q0, q0 + rowBytes, kh, slotBytes, headDim, scale, slope, slope, dist - r, dist - r - 1, false, none, none, none);
           }
           if (r < R) score4<f32>(sc + <usize>r * scBytes, qh + <usize>r * rowBytes, kh, slotBytes, headDim, scale, slope, dist - r, false, none, none, none);
         }

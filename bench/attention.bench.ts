@@ -20,32 +20,39 @@
  */
 import { instantiateKernels, type Kernels, pickVariant } from "../src/kernels/wasm.ts";
 import { RESERVED } from "../src/memory/arena.ts";
-import { benchArgs, intFlag, median, runStamp, runtime } from "./cli.ts";
+import { benchArgs, intFlag, median, runStamp, runtime, usageError } from "./cli.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const USAGE = `The decode step's attention over the paged KV cache alone (stories110M shape, 12 layers), per cache type.
+const USAGE =
+  `The decode step's attention over the paged KV cache alone (stories110M shape, 12 layers; --heads, --kv-heads for others), per cache type.
 
   deno run -A bench/attention.bench.ts [options]        bun bench/attention.bench.ts [options]
 
   --positions N         cached positions the query row attends to (default 150)
   --sequences N         sequences whose pages the tokens take in turn (default 8: K and V from memory; 1: from cache)
+  --heads N             query heads of 64 (default 12)
+  --kv-heads N          KV heads, a divisor of --heads (default --heads; fewer: grouped-query attention, e.g. 12 and 4)
   --against BUILD.wasm  also time this kernel build in the same process and print this build's speed over its
   -h, --help            this text`;
 const { values: opts } = benchArgs(USAGE, {
   options: {
     positions: { type: "string", default: "150" },
     sequences: { type: "string", default: "8" },
+    heads: { type: "string", default: "12" },
+    "kv-heads": { type: "string" },
     against: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
 });
 const positions = intFlag(USAGE, "positions", opts.positions), sequences = intFlag(USAGE, "sequences", opts.sequences);
+const HEADS = intFlag(USAGE, "heads", opts.heads), KV_HEADS = intFlag(USAGE, "kv-heads", opts["kv-heads"] ?? opts.heads);
+if (HEADS % KV_HEADS !== 0) usageError(`--kv-heads: ${KV_HEADS} does not divide --heads ${HEADS}`, USAGE);
 const against = opts.against;
 const { cpus } = await import("node:os");
 
-const LAYERS = 12, HEADS = 12, HEAD_DIM = 64, PAGE = 16;
-const kvDim = HEADS * HEAD_DIM, qDim = kvDim;
+const LAYERS = 12, HEAD_DIM = 64, PAGE = 16;
+const kvDim = KV_HEADS * HEAD_DIM, qDim = HEADS * HEAD_DIM;
 const seqPages = Math.ceil(positions / PAGE), nPages = seqPages * sequences;
 type AttentionName = "attention" | "attention_stream" | "attention_f16_twopass" | "attention_f16_stream" | "attention_f16";
 type CacheType = { name: string; slot: number; kernels: Array<{ kernel: AttentionName; role: string; older: AttentionName }> };
@@ -110,7 +117,7 @@ function attentionStep(k: Kernels, m: ReturnType<typeof layout>, type: CacheType
     const table = m.table + 4 * seqPages * (m.seq++ % sequences);
     for (let l = 0; l < LAYERS; l++) {
       const kOff = l * 2 * PAGE * type.slot, vOff = kOff + PAGE * type.slot;
-      fn(m.out, m.q, m.att, m.pages, table, PAGE, pageBytes, kOff, vOff, kvDim, HEADS, HEADS, HEAD_DIM, 0, positions, 0, HEADS, 0, 0, 0);
+      fn(m.out, m.q, m.att, m.pages, table, PAGE, pageBytes, kOff, vOff, kvDim, HEADS, KV_HEADS, HEAD_DIM, 0, positions, 0, HEADS, 0, 0, 0);
     }
   };
 }
@@ -162,7 +169,7 @@ const rounds = timeAll(entries.map((e) => () => e.run()), 10);
 const probeUs = Math.min(probeBefore, best(timeAll([probe], 1), 0));
 
 console.log(
-  `attention, one query row, ${positions} positions, ${LAYERS} layers x ${HEADS} heads x ${HEAD_DIM}, pages of ${PAGE}, ` +
+  `attention, one query row, ${positions} positions, ${LAYERS} layers x ${HEADS} heads (${KV_HEADS} KV) x ${HEAD_DIM}, pages of ${PAGE}, ` +
     `${sequences} sequence(s): K and V from ${
       sequences > 1 ? "memory" : "cache"
     }; fastest of ${rounds.length} rounds, ratios the median of the rounds'`,

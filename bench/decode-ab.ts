@@ -1,7 +1,7 @@
 /**
  * A decode step and a prefill of two configurations in one process: this tree's kernel build against an earlier build
  * (a copy of build/, --baseline), or one build with two KV cache types (--kv against --kv-old), or both. The synthetic
- * stories110M-shaped file is loaded twice (one WASM backend per side, 1 thread, the lanes kernels this runtime
+ * stories110M-shaped file (--shape for another) is loaded twice (one WASM backend per side, 1 thread, the lanes kernels this runtime
  * picks); each round prefills a 128-id prompt (--prompt) on both (timed, which side goes first alternating by round), then
  * runs `--steps` greedy decode steps of each in alternation (which one goes first alternates too), so that attention
  * reads the positions after the prompt, as in bench/peers.ts, and both sides meet the same load. An old build from
@@ -18,7 +18,7 @@
 import * as path from "node:path";
 
 import { benchArgs, choiceFlag, intFlag, listFlag, median, runStamp } from "./cli.ts";
-import { ensureSyntheticModel, SYNTHETIC_TYPES } from "./synthetic.ts";
+import { ensureSyntheticModel, SHAPES, SYNTHETIC_TYPES } from "./synthetic.ts";
 import { BackendOn } from "./build-backend.ts";
 import { loadModel } from "../src/model/load.ts";
 import { argmax } from "../src/sampling/sampler.ts";
@@ -36,7 +36,8 @@ build/ against an earlier build (--baseline DIR, a copy of build/), and/or a KV 
   deno run -A bench/decode-ab.ts --kv f16 --kv-old f32 [options]
 
   --baseline DIR   the old side's build folder (kvasm-relaxed.wasm or kvasm-simd.wasm in it; default this tree's build/)
-  --types LIST     synthetic stories110M files (default Q4_0,Q4_K_M; F32, Q8_0, Q4_0, Q4_K_M)
+  --types LIST     synthetic model files (default Q4_0,Q4_K_M; F32, Q8_0, Q4_0, Q4_K_M)
+  --shape NAME     their shape (default stories110M; llama-1b: Llama 3.2 1B's, grouped-query attention)
   --steps N        greedy decode steps of each model per round, after the prompt (default 48)
   --prompt N       prompt ids each round prefills (default 128; at most 8192)
   --rounds N       rounds, each on new sequences (default 3)
@@ -49,6 +50,7 @@ const { values: opts } = benchArgs(
     options: {
       baseline: { type: "string" },
       types: { type: "string", default: "Q4_0,Q4_K_M" },
+      shape: { type: "string", default: "stories110M" },
       steps: { type: "string", default: "48" },
       prompt: { type: "string", default: "128" },
       rounds: { type: "string", default: "3" },
@@ -62,6 +64,7 @@ const kv = { new: choiceFlag(USAGE, "kv", opts.kv, KV_TYPES), old: choiceFlag(US
 const steps = intFlag(USAGE, "steps", opts.steps), rounds = intFlag(USAGE, "rounds", opts.rounds);
 const promptIds = intFlag(USAGE, "prompt", opts.prompt, 1, 8192);
 const types = listFlag(USAGE, "types", opts.types, SYNTHETIC_TYPES);
+const shape = choiceFlag(USAGE, "shape", opts.shape, Object.keys(SHAPES));
 const variant = hasRelaxedSimd() ? "relaxed" : "simd";
 const exact = variant === "relaxed" && dotAddIsExactU8S8();
 const root = new URL("..", import.meta.url).pathname;
@@ -88,7 +91,7 @@ console.log(
 const prompt = Array.from({ length: promptIds }, (_, i) => 1 + ((i * 37) % 500));
 const contextLength = Math.max(512, promptIds + steps + 16);
 for (const type of types) {
-  const file = await ensureSyntheticModel("stories110M", type);
+  const file = await ensureSyntheticModel(shape, type);
   const builds = {
     new: new On(path.join(root, "build", `kvasm-${variant}.wasm`), variant),
     old: new On(path.join(oldBuild, `kvasm-${variant}.wasm`), variant),

@@ -290,7 +290,8 @@ export async function ensureSyntheticModel(shapeName: string, type: SyntheticTyp
     if (!shape) throw new Error(`unknown shape ${shapeName}; known: ${Object.keys(SHAPES).join(", ")}`);
     console.error(`writing ${path} ...`);
     await writeSyntheticModel(path + ".tmp", shape, type === "F32" ? GGMLType.F32 : GGMLType.F16);
-  } else if (shapeName === "llama3-8b") {
+  } else if (shapeName === "llama3-8b" || shapeName === "llama-1b") {
+    // no F32 intermediate (5 GB for llama-1b, 32 GB for llama3-8b)
     console.error(`writing ${path} (rows tiled from quantized pools) ...`);
     await writeSyntheticQuantized(path + ".tmp", SHAPES[shapeName], type);
   } else {

@@ -2,8 +2,9 @@
 // grouped-query heads, sliding windows, ALiBi, top-k, odd head dims, page sizes and head splits. Checks
 // that the decode rows' kernels (attention_stream, attention_f16_stream: each page's K and V swept into
 // cache first) give the bits of `attention` and attention_f16_twopass; that all heads in one call (the
-// softmax four heads at a time) give the bits of one call per head (one at a time), so a thread split
-// changes nothing; and that every output is the float64 attention within rounding.
+// softmax four heads at a time; two query heads of one KV head sharing each K and V load) give the bits of
+// one call per head (one at a time), so a thread split changes nothing; and that every output is the
+// float64 attention within rounding.
 import { assert, assertClose, test } from "./harness.ts";
 import { BUILDS, instantiateBuilds, xorshift } from "./kernel-builds.ts";
 import { f16ToF32, f32ToF16 } from "../src/quant/half.ts";
