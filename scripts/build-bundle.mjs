@@ -151,6 +151,8 @@ for (const { name, source, outfile, standalone } of bundles) {
     entryPoints: [`${root}${source}`],
     outfile,
     minify: name === "kvasm-edge",
+    // errors take their name from their class (src/errors.ts): minified, ParamError would be called "S"
+    keepNames: name === "kvasm-edge",
     loader: { ...common.loader, ".gguf": "binary" },
     plugins: [
       name === "kvasm-edge" ? inlineKernels(["simd", "relaxed"], true) : inlineKernels(VARIANTS),

@@ -65,6 +65,15 @@ testShared("the edge bundle (single-thread kernels only) answers a completion fr
   fs.copyFileSync(path.join(dir, "kvasm-edge.mjs"), path.join(work, "kvasm-edge.mjs"));
   try {
     const { createEdgeHandler } = await import(path.join(work, "kvasm-edge.mjs"));
+    // minified, the error classes keep their names (users catch by name; src/errors.ts takes it from the class)
+    const misspelt = (() => {
+      try {
+        createEdgeHandler({ modell: "https://example.com/m.gguf" });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assertEquals(misspelt?.name, "ParamError");
     const edge = createEdgeHandler({ model: new Uint8Array(fs.readFileSync(MODEL)) });
     const r: Response = await edge.fetch(
       new Request("http://edge.local/v1/completions", {
