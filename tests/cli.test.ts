@@ -225,17 +225,30 @@ test("cli: a reader that closes stdout (| head) ends generate quietly with exit 
   assert(!/decode \d+ tokens/.test(stderr), `it stopped when the pipe closed, not at --max-tokens: ${stderr}`);
 });
 
-testShared("cli: quantize --out that cannot be written is a ParamError on --out (exit 1), not a stack trace", [NO_TOKENIZER], async () => {
-  const cases: Array<[string, RegExp]> = [
-    ["/nonexistent/kvasm/q.gguf", /^kvasm: ParamError: --out: cannot write \/nonexistent\/kvasm\/q\.gguf: its directory does not exist\n$/],
-    [os.tmpdir(), /^kvasm: ParamError: --out: cannot write .*: it is a directory \(give a file name/],
-  ];
-  for (const [out, re] of cases) {
-    const io = capture();
-    assertEquals(await main(["quantize", "--model", NO_TOKENIZER, "--out", out, "--type", "Q8_0"], io), 1, out);
-    assert(re.test(io.stderr), io.stderr);
-  }
-});
+const TOK512_BIN = sharedPath("models", "stories260K", "tok512.bin");
+
+testShared(
+  "cli: quantize --out that cannot be written is a ParamError on --out (exit 1), not a stack trace",
+  [NO_TOKENIZER, TOK512_BIN],
+  async () => {
+    const cases: Array<[string, RegExp]> = [
+      [
+        "/nonexistent/kvasm/q.gguf",
+        /^kvasm: ParamError: --out: cannot write \/nonexistent\/kvasm\/q\.gguf: its directory does not exist\n$/,
+      ],
+      [os.tmpdir(), /^kvasm: ParamError: --out: cannot write .*: it is a directory \(give a file name/],
+    ];
+    for (const [out, re] of cases) {
+      const io = capture();
+      assertEquals(
+        await main(["quantize", "--model", NO_TOKENIZER, "--tokenizer", TOK512_BIN, "--out", out, "--type", "Q8_0"], io),
+        1,
+        out,
+      );
+      assert(re.test(io.stderr), io.stderr);
+    }
+  },
+);
 
 testShared("cli: quantize --out naming the input file (--model) is a ParamError, and the input is left whole", [NO_TOKENIZER], async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-same-"));
@@ -265,6 +278,85 @@ test("cli: a quantize that fails part-way (a Q8_0 input) leaves no partial outpu
     assert(/^kvasm: UnsupportedError: tensor "[^"]+" is Q8_0; kvasm quantizes from F32, F16 or BF16 only/.test(io.stderr), io.stderr);
     // it left a 14,240-byte file of a header and metadata, which loads as a broken model
     assert(!fs.existsSync(out), "no partial output");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+testShared("cli: quantize of a llama2.c .bin without --tokenizer is a ParamError naming --tokenizer, and writes nothing", [
+  NO_TOKENIZER,
+], async () => {
+  // it wrote a GGUF with no vocabulary, which `generate --prompt` then refused ("carries no tokenizer")
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-notok-"));
+  try {
+    const out = path.join(dir, "q.gguf");
+    const io = capture();
+    assertEquals(await main(["quantize", "--model", NO_TOKENIZER, "--out", out, "--type", "Q8_0"], io), 1);
+    assert(/^kvasm: ParamError: --tokenizer: .*stories260K\.bin carries no tokenizer: pass its tokenizer\.bin/.test(io.stderr), io.stderr);
+    assert(!fs.existsSync(out), "no output file");
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const STORIES_HF = sharedPath("models", "stories260K", "hf");
+const TOK512_MODEL = sharedPath("models", "stories260K", "tok512.model");
+
+testShared("cli: quantize of a Hugging Face checkpoint writes a GGUF that generates the checkpoint's own greedy ids", [
+  STORIES_HF,
+  TOK512_MODEL,
+], async () => {
+  // it copied the Hugging Face names and keys, and generate refused the file ("general.architecture" is missing)
+  const greedy = async (...model: string[]) => {
+    const io = capture();
+    const args = ["generate", ...model, "--prompt", "Once upon a time", "--max-tokens", "32", "--temperature", "0", "--threads", "1"];
+    assertEquals(await main([...args, "--json"], io), 0, io.stderr);
+    return JSON.parse(io.stdout.trim()).tokens as number[];
+  };
+  const want = await greedy("--model", STORIES_HF, "--tokenizer", TOK512_MODEL);
+  assertEquals(want.length, 32);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-hf-"));
+  try {
+    // a directory with its own tokenizer.model beside config.json: embedded without --tokenizer, as loading finds it
+    const own = path.join(dir, "own");
+    fs.mkdirSync(own);
+    for (const f of ["config.json", "model.safetensors"]) fs.symlinkSync(path.join(STORIES_HF, f), path.join(own, f));
+    fs.symlinkSync(TOK512_MODEL, path.join(own, "tokenizer.model"));
+    const cases: Array<[string, string[]]> = [
+      [own, []],
+      [path.join(STORIES_HF, "model.safetensors"), ["--tokenizer", TOK512_MODEL]], // the .safetensors beside its config.json
+    ];
+    for (const [input, extra] of cases) {
+      const out = path.join(dir, "q8_0.gguf"), io = capture();
+      assertEquals(await main(["quantize", "--model", input, "--out", out, "--type", "Q8_0", ...extra], io), 0, io.stderr);
+      assert(/^wrote .*q8_0\.gguf \(Q8_0\)/.test(io.stderr), io.stderr);
+      assertEquals(await greedy("--model", out), want, input);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("cli: quantize of a Hugging Face directory whose tokenizer is a BPE tokenizer.json warns that the file carries none", async () => {
+  // kvasm writes no GGUF BPE vocabulary (merges, pre-tokenizer) yet: the weights are written, and stderr says how to run them
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kvasm-quant-bpe-"));
+  try {
+    for (const f of ["config.json", "model.safetensors"]) {
+      fs.symlinkSync(path.join(REPO, "tests", "fixtures", "llama", f), path.join(dir, f));
+    }
+    const bpe = { model: { type: "BPE", vocab: { a: 0, b: 1, ab: 2 }, merges: ["a b"] }, pre_tokenizer: { type: "ByteLevel" } };
+    fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(bpe));
+    const out = path.join(dir, "q8_0.gguf"), io = capture();
+    assertEquals(await main(["quantize", "--model", dir, "--out", out, "--type", "Q8_0"], io), 0, io.stderr);
+    assert(
+      /^kvasm: warning: .*tokenizer\.json is a BPE tokenizer\.json, which kvasm cannot embed .* pass --tokenizer /.test(io.stderr),
+      io.stderr,
+    );
+    // it loads and runs on token ids (random weights: Q8_0 and F32 part ways within a few ids, so no comparison here)
+    const run = capture();
+    const args = ["generate", "--model", out, "--prompt-ids", "1,2", "--max-tokens", "4", "--temperature", "0", "--threads", "1"];
+    assertEquals(await main([...args, "--json"], run), 0, run.stderr);
+    assertEquals(JSON.parse(run.stdout.trim()).tokens.length, 4);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -9,10 +9,18 @@
  * rotate_half order to interleaved pairs (llama.cpp's `permute`), and Llama 3
  * RoPE scaling becomes llama.cpp's `rope_freqs.weight` tensor of divisors.
  * Tensors keep their element type (F32, F16, BF16); no tokenizer is embedded.
+ * `kvasm quantize` reads the same contents (hfGGUFContents) and quantizes them.
  */
 import { openModelFile } from "../formats/open.ts";
 import type { MetadataValue, ModelFile, TensorInfo } from "../formats/types.ts";
-import { type ByteSink, fileSink, type GGUFMetadataEntry, type GGUFTensorToWrite, writeGGUF } from "../formats/gguf-writer.ts";
+import {
+  type ByteSink,
+  fileSink,
+  type GGUFContents,
+  type GGUFMetadataEntry,
+  type GGUFTensorToWrite,
+  writeGGUF,
+} from "../formats/gguf-writer.ts";
 import type { GGUFValueType } from "../formats/gguf.ts";
 import { rowBytes } from "../formats/ggml-types.ts";
 import { withHFConfig } from "../model/hf-config.ts";
@@ -24,10 +32,21 @@ const SOURCE_ONLY = /^(kvasm\.|safetensors\.)|\.rope\.scaling\./;
 /** Keys llama.cpp reads as f32 (a JS integer like 10000 would otherwise be typed u32). */
 const FLOAT_KEYS = /(freq_base|epsilon|factor|max_alibi_bias)$/;
 
-/** Writes the GGUF form of an HF-mapped model file (see hfModelFile) to `sink`. */
+/** Writes the GGUF form of an HF-mapped model file (see hfModelFile) to `sink`, tensors in their own element type. */
 export async function writeHFModelAsGGUF(file: ModelFile, sink: ByteSink, name?: string): Promise<void> {
+  const { metadata, tensors } = hfGGUFContents(file, name);
+  await writeGGUF(sink, metadata, tensors);
+}
+
+/**
+ * What the GGUF form of an HF-mapped model file holds: llama.cpp's metadata
+ * entries and its tensors, each read (and Q/K rows permuted) only when its
+ * `data` is called. writeHFModelAsGGUF writes it as it is; the quantizer
+ * (src/quant/quantize.ts) quantizes the same tensors, so both share one layout.
+ */
+export function hfGGUFContents(file: ModelFile, name?: string): GGUFContents {
   const arch = file.metadata.get("general.architecture");
-  if (typeof arch !== "string" || !file.metadata.has("kvasm.hf.config")) {
+  if (typeof arch !== "string" || !isHFMapped(file)) {
     throw new FormatError(file.source.name, "is not a Hugging Face checkpoint mapped through its config.json");
   }
   const metadata: GGUFMetadataEntry[] = [
@@ -59,7 +78,12 @@ export async function writeHFModelAsGGUF(file: ModelFile, sink: ByteSink, name?:
   if (scaling) {
     tensors.push({ name: "rope_freqs.weight", type: 0, shape: [scaling.length], data: new Uint8Array(scaling.buffer) });
   }
-  await writeGGUF(sink, metadata, tensors);
+  return { metadata, tensors };
+}
+
+/** Whether `file` is a safetensors checkpoint mapped through its config.json (withHFConfig), so hfGGUFContents takes it. */
+export function isHFMapped(file: ModelFile): boolean {
+  return file.metadata.has("kvasm.hf.config");
 }
 
 /** Converts the Hugging Face directory (or .safetensors beside a config.json) at `input` to a GGUF file at `output`. */

@@ -22,6 +22,12 @@ export interface GGUFMetadataEntry {
   value: unknown;
 }
 
+/** A GGUF file's contents before writing: what writeGGUF takes, and what the quantizer reads its input as. */
+export interface GGUFContents {
+  metadata: GGUFMetadataEntry[];
+  tensors: GGUFTensorToWrite[];
+}
+
 export interface ByteSink {
   write(chunk: Uint8Array): void | Promise<void>;
   close?(): void | Promise<void>;

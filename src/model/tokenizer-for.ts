@@ -19,19 +19,25 @@ export async function loadTokenizerFor(file: ModelFile, explicit?: string | Uint
   }
   if (file.metadata.has("tokenizer.ggml.model")) return tokenizerFromGGUF(file.metadata as Map<string, unknown>, file.source.name);
   const hfConfig = file.metadata.get("kvasm.hf.config");
-  if (typeof hfConfig === "string") {
-    // a Hugging Face directory: its tokenizer files sit beside config.json
-    const dir = hfConfig.replace(/[^/\\]*$/, "");
-    const fs = await import("node:fs");
-    for (const name of ["tokenizer.json", "tokenizer.model"]) {
-      // the directory's own tokenizer.json may hold fewer ids than the embedding has rows (padding): pad it to match
-      if (fs.existsSync(dir + name)) return await tokenizerFromBytes(await readFile(dir + name), dir + name, vocabSize, true);
-    }
-  }
+  const [own] = await hfTokenizerFiles(file);
+  // the directory's own tokenizer.json may hold fewer ids than the embedding has rows (padding): pad it to match
+  if (own) return await tokenizerFromBytes(await readFile(own), own, vocabSize, true);
   // no vocabulary at all (random-weight test models, a GGUF written without one): the model still runs on token ids
   // a Hugging Face directory without its tokenizer files (a partial download) is told where they belong
   const where = typeof hfConfig === "string" ? "; a Hugging Face directory's own tokenizer.json or tokenizer.model beside config.json" : "";
   return new IdOnlyTokenizer(vocabSize ?? 0, file.metadata, file.source.name, where);
+}
+
+/**
+ * A Hugging Face directory's own tokenizer files, which sit beside its config.json, in the order loading prefers
+ * them (tokenizer.json, then tokenizer.model); none for other models.
+ */
+export async function hfTokenizerFiles(file: ModelFile): Promise<string[]> {
+  const hfConfig = file.metadata.get("kvasm.hf.config");
+  if (typeof hfConfig !== "string") return [];
+  const dir = hfConfig.replace(/[^/\\]*$/, "");
+  const fs = await import("node:fs");
+  return ["tokenizer.json", "tokenizer.model"].map((name) => dir + name).filter((p) => fs.existsSync(p));
 }
 
 /** `padToVocab`: a tokenizer.json shipped beside a model pads its unused ids up to `vocabSize`. */

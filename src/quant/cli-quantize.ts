@@ -1,27 +1,42 @@
 // src/quant/ owns quantization: ggml block formats written from f32 (quantize.ts), reference dequantizers, the kernels
 // each weight type uses, and `kvasm quantize` (this file).
 import { openModelFile } from "../formats/open.ts";
+import type { ModelFile } from "../formats/types.ts";
 import { fileSink, type GGUFMetadataEntry, inferValueType } from "../formats/gguf-writer.ts";
+import { withHFConfig } from "../model/hf-config.ts";
+import { isHFMapped } from "../convert/hf-to-gguf.ts";
 import { quantizeModel, type QuantizeTarget } from "./quantize.ts";
 import { ParamError } from "../errors.ts";
-import { loadTokenizerFor } from "../model/tokenizer-for.ts";
+import { hfTokenizerFiles, loadTokenizerFor } from "../model/tokenizer-for.ts";
 import type { CommandSpec, Flags } from "../cli/flags.ts";
 
 export const QUANTIZE_COMMAND: CommandSpec = {
   name: "quantize",
-  summary: "Write a quantized GGUF v3 from an F32/F16 GGUF or a llama2.c .bin, tensor by tensor.",
+  summary: "Write a quantized GGUF v3 from an F32/F16/BF16 GGUF, a llama2.c .bin or a Hugging Face checkpoint, tensor by tensor.",
   usage: "kvasm quantize --model IN --out OUT.gguf --type Q8_0|Q4_0|Q4_K|Q4_K_M [--tokenizer PATH]",
   flags: [
-    { name: "model", kind: "string", value: "IN", help: "F32/F16 GGUF or llama2.c .bin" },
+    {
+      name: "model",
+      kind: "string",
+      value: "IN",
+      help:
+        "F32/F16/BF16 GGUF, llama2.c .bin, or a Hugging Face directory (config.json + *.safetensors) or .safetensors beside its config.json",
+    },
     { name: "out", kind: "string", value: "OUT.gguf", help: "the quantized file to write" },
     { name: "type", kind: "string", value: "TYPE", help: "Q8_0, Q4_0, Q4_K or Q4_K_M" },
-    { name: "tokenizer", kind: "string", value: "PATH", help: "a llama2.c model's tokenizer.bin, embedded in the GGUF" },
+    {
+      name: "tokenizer",
+      kind: "string",
+      value: "PATH",
+      help: "tokenizer.bin or SentencePiece tokenizer.model, embedded in the GGUF; needed for a llama2.c .bin, " +
+        "and for a Hugging Face directory without its own tokenizer.model",
+    },
   ],
 };
 
 const TARGETS: QuantizeTarget[] = ["Q8_0", "Q4_0", "Q4_K", "Q4_K_M"];
 
-/** `kvasm quantize`: F32/F16 GGUF or llama2.c checkpoint to a quantized GGUF v3, tensor by tensor. */
+/** `kvasm quantize`: F32/F16/BF16 GGUF, llama2.c or Hugging Face checkpoint to a quantized GGUF v3, tensor by tensor. */
 export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promise<void> {
   const inPath = f.required("model"), outPath = f.required("out");
   const type = f.string("type")?.toUpperCase() as QuantizeTarget | undefined;
@@ -33,13 +48,11 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
     // opened for writing, the input would be emptied before a tensor of it is read (and the model lost)
     throw new ParamError("--out", `${outPath} is the input file (--model): give another path for the quantized file`);
   }
-  const input = await openModelFile(inPath);
+  const opened = await openModelFile(inPath);
   try {
-    let tokenizerMetadata: GGUFMetadataEntry[] | undefined;
-    const tokPath = f.string("tokenizer");
-    if (!input.metadata.has("tokenizer.ggml.model") && tokPath) {
-      tokenizerMetadata = ggufVocabulary(await loadTokenizerFor(input, tokPath));
-    }
+    // a Hugging Face checkpoint is read through its config.json, as loading reads it
+    const input = await withHFConfig(opened, inPath);
+    const tokenizerMetadata = await vocabularyToEmbed(input, f.string("tokenizer"), outPath, io);
     const output = await outputFile(outPath);
     try {
       await quantizeModel({ input, output, type, tokenizerMetadata });
@@ -53,7 +66,7 @@ export async function cmdQuantize(f: Flags, io: { err(s: string): void }): Promi
       throw e;
     }
   } finally {
-    await input.source.close();
+    await opened.source.close();
   }
   io.err(`wrote ${outPath} (${type}) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
@@ -84,6 +97,43 @@ async function outputFile(path: string) {
       : (e as Error).message;
     throw new ParamError("--out", `cannot write ${path}: ${why}`);
   }
+}
+
+/**
+ * The tokenizer.ggml.* entries the quantized file gets: none where the input
+ * carries its vocabulary (a GGUF's is copied), else --tokenizer's or a Hugging
+ * Face directory's own. A llama2.c or Hugging Face checkpoint with neither is
+ * refused: its tokenizer lives in another file, and without it the output
+ * could not encode a prompt.
+ */
+async function vocabularyToEmbed(
+  input: ModelFile,
+  explicit: string | undefined,
+  outPath: string,
+  io: { err(s: string): void },
+): Promise<GGUFMetadataEntry[] | undefined> {
+  if (input.metadata.has("tokenizer.ggml.model")) return undefined;
+  // of the directory's own files, tokenizer.model's scores are what a GGUF vocabulary holds
+  const path = explicit ?? (await hfTokenizerFiles(input)).sort((a, b) => Number(b.endsWith(".model")) - Number(a.endsWith(".model")))[0];
+  if (path === undefined) {
+    if (input.format === "gguf") return undefined; // a GGUF written without a vocabulary stays one, as it came
+    const beside = isHFMapped(input) ? " (none sits beside its config.json)" : "";
+    throw new ParamError(
+      "--tokenizer",
+      `${input.source.name} carries no tokenizer${beside}: pass its tokenizer.bin or tokenizer.model to embed in ${outPath}, ` +
+        "or the quantized file cannot encode a prompt",
+    );
+  }
+  const tok = await loadTokenizerFor(input, path);
+  if (typeof (tok as { score?: unknown }).score !== "function") {
+    // a tokenizer.json's BPE vocabulary needs merges and its pre-tokenizer in GGUF, which kvasm does not write yet
+    io.err(
+      `kvasm: warning: ${path} is a BPE tokenizer.json, which kvasm cannot embed in GGUF yet: ${outPath} is written ` +
+        `without a tokenizer; pass --tokenizer ${path} when you run it\n`,
+    );
+    return undefined;
+  }
+  return ggufVocabulary(tok);
 }
 
 /** A SentencePiece vocabulary as GGUF tokenizer.ggml.* entries (llama2.c's tokenizer.bin carries pieces and scores). */

@@ -7,12 +7,13 @@
  * llama.cpp would write. Every f32 operation goes through Math.fround in ggml's
  * evaluation order.
  */
-import { checkOptionNames, optionNames, ParamError, UnsupportedError } from "../errors.ts";
+import { checkOptionNames, FormatError, optionNames, ParamError, UnsupportedError } from "../errors.ts";
 import { GGMLType, type GGMLTypeId, ggmlTypeName, rowBytes } from "../formats/ggml-types.ts";
 import type { ModelFile } from "../formats/types.ts";
 import type { GGUFFile } from "../formats/gguf.ts";
 import {
   type ByteSink,
+  type GGUFContents,
   type GGUFMetadataEntry,
   type GGUFTensorToWrite,
   inferValueType,
@@ -20,6 +21,7 @@ import {
   writeGGUF,
 } from "../formats/gguf-writer.ts";
 import { bf16ToF32, f16ToF32, f32ToF16 } from "./half.ts";
+import { hfGGUFContents, isHFMapped } from "../convert/hf-to-gguf.ts";
 
 const fr = Math.fround;
 const GROUP_MAX_EPS = fr(1e-15);
@@ -440,29 +442,68 @@ function tensorOrder(names: string[]): string[] {
   });
 }
 
-/** f32 values of a tensor from its source (F32, F16 or BF16 data). */
-async function readF32(file: ModelFile, name: string): Promise<Float32Array> {
-  const t = file.tensors.get(name)!;
-  const bytes = new Uint8Array(t.byteLength);
-  await file.source.read(t.offset, bytes);
-  const v = new DataView(bytes.buffer);
-  const count = t.shape.reduce((a, b) => a * b, 1);
+/** f32 values of a tensor's F32, F16 or BF16 bytes. */
+function toF32(bytes: Uint8Array, type: GGMLTypeId, name: string): Float32Array {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const count = bytes.length / (type === GGMLType.F32 ? 4 : 2);
   const out = new Float32Array(count);
-  if (t.type === GGMLType.F32) { for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true); }
-  else if (t.type === GGMLType.F16) { for (let i = 0; i < count; i++) out[i] = f16ToF32(v.getUint16(2 * i, true)); }
-  else if (t.type === GGMLType.BF16) { for (let i = 0; i < count; i++) out[i] = bf16ToF32(v.getUint16(2 * i, true)); }
-  else throw new UnsupportedError(`tensor "${name}" is ${ggmlTypeName(t.type)}; kvasm quantizes from F32, F16 or BF16 only`);
+  if (type === GGMLType.F32) { for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true); }
+  else if (type === GGMLType.F16) { for (let i = 0; i < count; i++) out[i] = f16ToF32(v.getUint16(2 * i, true)); }
+  else if (type === GGMLType.BF16) { for (let i = 0; i < count; i++) out[i] = bf16ToF32(v.getUint16(2 * i, true)); }
+  else throw new UnsupportedError(`tensor "${name}" is ${ggmlTypeName(type)}; kvasm quantizes from F32, F16 or BF16 only`);
   return out;
+}
+
+/**
+ * The input as the GGUF it would be written as, before quantizing: a Hugging
+ * Face checkpoint mapped through its config.json takes the converter's form
+ * (llama.cpp's keys and names, Q/K rows interleaved, rope_freqs), so a quantized
+ * file and a converted one share one set of layout rules; a GGUF keeps its value
+ * types, and llama2.c's values are typed by inference.
+ */
+function contentsOf(input: ModelFile): GGUFContents {
+  if (isHFMapped(input)) return hfGGUFContents(input);
+  if (input.format === "safetensors") {
+    throw new FormatError(
+      input.source.name,
+      "is safetensors without its config.json: kvasm quantizes a Hugging Face checkpoint as a directory (or a .safetensors file) " +
+        "with config.json beside it",
+    );
+  }
+  const gguf = input as GGUFFile;
+  const metadata: GGUFMetadataEntry[] = input.format === "gguf" && gguf.metadataTypes
+    ? metadataEntries(gguf)
+    : [...input.metadata].map(([key, value]) => ({ key, type: inferValueType(value), value }));
+  const tensors = [...input.tensors.values()].map((t): GGUFTensorToWrite => ({
+    name: t.name,
+    type: t.type,
+    shape: t.shape,
+    data: async () => {
+      const bytes = new Uint8Array(t.byteLength);
+      // sharded safetensors carry their own source per tensor
+      await ((t as { source?: ModelFile["source"] }).source ?? input.source).read(t.offset, bytes);
+      return bytes;
+    },
+  }));
+  return { metadata, tensors };
+}
+
+async function bytesOf(t: GGUFTensorToWrite): Promise<Uint8Array> {
+  return typeof t.data === "function" ? await t.data() : t.data;
 }
 
 /** quantizeModel's names: it refuses any other key (`tokenizerMetaData` dropped the tokenizer's entries unseen). */
 const QUANTIZE_OPTION_NAMES = optionNames<Parameters<typeof quantizeModel>[0]>()(["input", "output", "type", "tokenizerMetadata"]);
 
 /**
- * Quantizes a model (GGUF, llama2.c, safetensors as loaded) into a GGUF file,
- * one tensor at a time. Metadata is copied (GGUF value types kept; other
- * formats' values typed by inference), `tokenizerMetadata` entries are added or
- * replace same-named keys, and general.file_type / general.quantization_version (2) are set.
+ * Quantizes a model into a GGUF file, one tensor at a time. The input is a GGUF
+ * (F32, F16 or BF16 tensors), a llama2.c checkpoint, or a Hugging Face
+ * safetensors checkpoint mapped through its config.json (`withHFConfig`), which
+ * is written with llama.cpp's metadata and names as src/convert/hf-to-gguf.ts writes it
+ * (hfGGUFContents); safetensors without that mapping are refused. Metadata is
+ * copied (GGUF value types kept; llama2.c's values typed by inference),
+ * `tokenizerMetadata` entries are added or replace same-named keys, and
+ * general.file_type / general.quantization_version (2) are set.
  */
 export async function quantizeModel(opts: {
   input: ModelFile;
@@ -473,25 +514,23 @@ export async function quantizeModel(opts: {
   checkOptionNames("quantizeModel", opts, QUANTIZE_OPTION_NAMES);
   const { input, output, type: target } = opts;
   if (!(target in FILE_TYPE)) throw new ParamError("type", `must be one of ${Object.keys(FILE_TYPE).join(", ")}, got ${target}`);
-  const gguf = input as GGUFFile;
-  let entries: GGUFMetadataEntry[] = input.format === "gguf" && gguf.metadataTypes
-    ? metadataEntries(gguf)
-    : [...input.metadata].map(([key, value]) => ({ key, type: inferValueType(value), value }));
+  const contents = contentsOf(input);
   const override = [
     ...(opts.tokenizerMetadata ?? []),
     { key: "general.quantization_version", type: { type: "u32" as const }, value: 2 },
     { key: "general.file_type", type: { type: "u32" as const }, value: FILE_TYPE[target] },
   ];
   const overridden = new Set(override.map((e) => e.key));
-  entries = [...entries.filter((e) => !overridden.has(e.key)), ...override];
+  const entries = [...contents.metadata.filter((e) => !overridden.has(e.key)), ...override];
 
-  const names = tensorOrder([...input.tensors.keys()]);
+  const byName = new Map(contents.tensors.map((t) => [t.name, t]));
+  const names = tensorOrder([...byName.keys()]);
   const nAttnV = names.filter((n) => n.includes("attn_v.weight")).length;
   const nFfnDown = names.filter((n) => n.includes("ffn_down")).length;
-  const ctx = { hasOutput: input.tensors.has("output.weight"), iAttnV: 0, nAttnV, iFfnDown: 0, nFfnDown };
+  const ctx = { hasOutput: byName.has("output.weight"), iAttnV: 0, nAttnV, iFfnDown: 0, nFfnDown };
   const tensors: GGUFTensorToWrite[] = [];
   for (const name of names) {
-    const info = input.tensors.get(name)!;
+    const info = byName.get(name)!;
     const type = chooseTensorType(target, info, ctx);
     if (name.includes("attn_v.weight")) ctx.iAttnV++;
     if (name.includes("ffn_down")) ctx.iFfnDown++;
@@ -500,7 +539,11 @@ export async function quantizeModel(opts: {
       type,
       shape: info.shape,
       data: async () =>
-        quantizeRows(type, await readF32(input, name), type === GGMLType.F32 && info.shape.length < 2 ? info.shape[0] ?? 1 : info.shape[0]),
+        quantizeRows(
+          type,
+          toF32(await bytesOf(info), info.type, name),
+          type === GGMLType.F32 && info.shape.length < 2 ? info.shape[0] ?? 1 : info.shape[0],
+        ),
     });
   }
   await writeGGUF(output, entries, tensors);
