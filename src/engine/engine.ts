@@ -232,6 +232,8 @@ export class Engine {
           earlyStopping,
           maxTokens,
           isEnd: (id) => tok.isEndOfGeneration(id),
+          // the bias and penalties apply to beams as to draws (beam.ts)
+          penalties: base.adjustsLogits ? { scorer: base, prompt } : undefined,
         })
         : null,
       beamResults: [],
