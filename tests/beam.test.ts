@@ -4,7 +4,9 @@ import { loadModel } from "../src/model/load.ts";
 import { generate } from "../src/generate.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { BeamSearch } from "../src/engine/beam.ts";
-import { NumericalError } from "../src/errors.ts";
+import { NumericalError, ParamError } from "../src/errors.ts";
+import { Sampler } from "../src/sampling/sampler.ts";
+import type { SamplingParams } from "../src/sampling/params.ts";
 import { drain } from "./drain.ts";
 
 const MODEL = sharedPath("models", "stories260K", "stories260K.gguf");
@@ -112,3 +114,64 @@ testShared("beam: a NaN logit is never chosen and the others keep their ranks; n
   assertEquals(m.kv.freeSequences, free + 1);
   await m.close();
 });
+
+// logitBias and the penalties reach beam search (they were validated and then ignored): each beam's logits are biased and
+// penalised over its own history before the log-softmax, so width 1 is greedy under the same options.
+testShared("beam: logitBias and the repeat, presence and frequency penalties apply; width 1 is greedy under them", [MODEL], async () => {
+  const m = await loadModel(MODEL, { maxSequences: 4 });
+  const prompt = "Once upon a time";
+  const plain = (await drain(generate(m, prompt, { temperature: 0, maxTokens: 40 }))).tokens;
+  const e = new Engine(m, { prefixCachePages: 0 });
+  const free = e.freePages;
+  for (const opts of [{ logitBias: { [plain[0]]: -Infinity } }, { repeatPenalty: 3 }, { presencePenalty: 1.5, frequencyPenalty: 0.5 }]) {
+    const alone = (await drain(generate(m, prompt, { temperature: 0, maxTokens: 40, ...opts }))).tokens;
+    assert(JSON.stringify(alone) !== JSON.stringify(plain), `${JSON.stringify(opts)} changes the greedy output`);
+    const res = await e.submit({ prompt, beams: 1, maxTokens: 40, earlyStopping: true, ...opts }).done;
+    assertEquals(res.choices[0].tokens, alone, JSON.stringify(opts));
+  }
+  // wider: a banned token is in no hypothesis, where without the ban the best one starts with it
+  const wide = { prompt, beams: 3, maxTokens: 6 };
+  const free3 = (await e.submit(wide).done).choices;
+  assertEquals(free3[0].tokens[0], plain[0]);
+  const banned = (await e.submit({ ...wide, logitBias: { [plain[0]]: -Infinity } }).done).choices;
+  assertEquals(banned.length, 3);
+  for (const c of banned) assert(!c.tokens.includes(plain[0]), `a hypothesis holds the banned id: ${c.tokens}`);
+  assertEquals([e.freePages, e.activeSequences], [free, 0]);
+  await e.close();
+  await m.close();
+});
+
+testShared(
+  "beam: a bias or penalty that leaves a beam no token is a ParamError naming it; the beams' sequences go back",
+  [MODEL],
+  async () => {
+    const m = await loadModel(MODEL, { maxSequences: 4 });
+    const seq = m.newSequence();
+    const prompt = m.tokenizer.encode("The little dog was");
+    const logits = (await m.prefill(seq, prompt)).slice();
+    const free = m.kv.freeSequences;
+    const everyId = Array.from({ length: m.vocabSize }, (_, id) => id);
+    const cases: Array<[SamplingParams, string]> = [
+      [{ logitBias: Object.fromEntries(everyId.map((id) => [id, -Infinity])) }, "logitBias"],
+      [{ presencePenalty: 1e300 }, "presencePenalty"],
+    ];
+    for (const [params, param] of cases) {
+      const scorer = new Sampler(m.vocabSize, params);
+      const b = new BeamSearch({
+        width: 2,
+        lengthPenalty: 1,
+        earlyStopping: false,
+        maxTokens: 4,
+        isEnd: () => false,
+        penalties: { scorer, prompt: everyId }, // every id in the history: the penalty reaches all of them
+      });
+      b.start(m.kv.fork(seq));
+      const err = await assertRejects(() => b.step([logits.slice()], m.kv, false), ParamError, /no token left to sample/);
+      assertEquals((err as ParamError).param, param);
+      b.abort(m.kv);
+      assertEquals(m.kv.freeSequences, free);
+    }
+    m.releaseSequence(seq);
+    await m.close();
+  },
+);

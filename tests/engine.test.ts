@@ -300,6 +300,65 @@ testShared("engine: asking for more KV pages than exist fails only the request t
   });
 });
 
+/** How a request ended: its result, or the error it failed with, and whether `other` had finished by then. */
+async function outcome(r: EngineRequest, otherDone: () => boolean): Promise<{ error: unknown; otherDone: boolean }> {
+  try {
+    await r.done;
+    return { error: null, otherDone: otherDone() };
+  } catch (error) {
+    return { error, otherDone: otherDone() };
+  }
+}
+
+testShared(
+  "engine: hostile sampling options fail only their own request; the others keep every token, no page leaks",
+  [MODEL],
+  async () => {
+    // the reviewer's setup: the first of them failed every running request with its ParamError, the third with a
+    // NumericalError blaming the model
+    const load = { maxSequences: 8, contextLength: 1024 };
+    const m1 = await loadModel(MODEL, load);
+    const alone = await greedyAlone(m1, "Once upon a time", 60);
+    await m1.close();
+    await withEngine(load, { prefixCachePages: 0 }, async (e, m) => {
+      const start = e.freePages;
+      const everyId = Array.from({ length: m.vocabSize }, (_, id) => id);
+      const banAll = Object.fromEntries(everyId.map((id) => [id, -Infinity]));
+      // a prompt of every id but `spare`: the first pick is `spare`, after which a huge penalty leaves no token (a decode row fails)
+      const spare = 300;
+      const allButSpare = everyId.filter((id) => id !== spare);
+      const hostile: Array<[string, RequestParams]> = [
+        ["logitBias", { prompt: "Hello", logitBias: banAll }], // as its prompt finishes
+        ["logitBias", { prompt: "Hello", n: 2, logitBias: banAll }], // after forking its second choice
+        ["presencePenalty", { prompt: everyId, presencePenalty: 1e300 }],
+        ["presencePenalty", { prompt: allButSpare, temperature: 0, presencePenalty: 1e300 }], // at its first decode step
+        ["frequencyPenalty", { prompt: allButSpare, beams: 2, frequencyPenalty: 1e300 }], // in a beam step
+      ];
+      const a = e.submit({ prompt: "Once upon a time", temperature: 0, maxTokens: 60 });
+      let aDone = false;
+      void a.done.then(() => aDone = true, () => {});
+      const ends: Array<Promise<{ error: unknown; otherDone: boolean }>> = [];
+      let tokens = 0;
+      for await (const ev of a) {
+        // a few tokens in, so that its decode rows share steps with their prompts and decode rows
+        if (ev.type === "token" && ++tokens === 5) { for (const [, params] of hostile) ends.push(outcome(e.submit(params), () => aDone)); }
+      }
+      const res = await a.done;
+      assertEquals(res.choices[0].tokens, alone, "the greedy tokens it has alone");
+      const got = await Promise.all(ends);
+      hostile.forEach(([param], i) => {
+        const { error, otherDone } = got[i];
+        assert(error instanceof ParamError && error.param === param, `hostile request ${i}: ${error}`);
+        assert(/no token left to sample/.test((error as Error).message), `hostile request ${i}: ${error}`);
+        assert(!otherDone, `hostile request ${i} failed while the greedy one ran`);
+      });
+      assertEquals([e.freePages, e.activeSequences, e.queueLength, e.runningRequests], [start, 0, 0, 0]);
+      // and the engine goes on serving
+      assertEquals((await e.submit({ prompt: "Once upon a time", temperature: 0, maxTokens: 60 }).done).choices[0].tokens, alone);
+    });
+  },
+);
+
 testShared("engine: prefix reuse computes only the new tokens and gives the same output", [MODEL], async () => {
   const m0 = await loadModel(MODEL);
   const prefix = m0.tokenizer.encode(

@@ -393,6 +393,84 @@ test("banning every token is a ParamError, not a silent pick", async () => {
   await assertRejects(() => s.sample(Float32Array.from([1, 2])), ParamError, /every logit/);
 });
 
+/** The error every way of picking from `logits` under `params` and `history` throws: greedy, a draw, and beam search's scores. */
+async function nothingLeft(params: SamplingParams, logits: number[], history: number[]): Promise<Error[]> {
+  const errors: Error[] = [];
+  const V = logits.length;
+  for (const temperature of [0, 0.7]) {
+    const s = new Sampler(V, { ...params, temperature, seed: 3 });
+    errors.push(await assertRejects(() => s.sample(Float32Array.from(logits), history), Error));
+  }
+  const s = new Sampler(V, params);
+  errors.push(await assertRejects(() => s.logSoftmax(Float32Array.from(logits), history, new Float64Array(V)), Error));
+  return errors;
+}
+
+test("a penalty that takes out every token is a ParamError naming it (was a NumericalError blaming the model)", async () => {
+  const logits = [1, -2, 0.5, 3, -1, 2], negative = [-1, -2, -0.5, -3, -1, -2], every = [0, 1, 2, 3, 4, 5];
+  const cases: Array<[SamplingParams, number[], string]> = [
+    [{ presencePenalty: 1e300 }, logits, "presencePenalty"],
+    [{ frequencyPenalty: 1e300 }, logits, "frequencyPenalty"],
+    [{ presencePenalty: 1e300, frequencyPenalty: 1 }, logits, "presencePenalty"], // the larger of the two names it
+    [{ presencePenalty: 1, frequencyPenalty: 1e300 }, logits, "frequencyPenalty"],
+    [{ repeatPenalty: 1e300 }, negative, "repeatPenalty"], // x * p for negative logits
+    [{ repeatPenalty: 1e300, presencePenalty: 1e-3 }, negative, "repeatPenalty"], // it took them out before the presence penalty
+  ];
+  for (const [params, l, param] of cases) {
+    for (const e of await nothingLeft(params, l, every)) {
+      assert(e instanceof ParamError && e.param === param, `${JSON.stringify(params)}: ${e}`);
+      assert(/no token left to sample: the penalty/.test(e.message), e.message);
+    }
+  }
+  // the bias bans half, the penalty takes the rest: both named, the bias first
+  for (
+    const e of await nothingLeft({ logitBias: { 0: -Infinity, 1: -Infinity, 2: -Infinity }, presencePenalty: 1e300 }, logits, [3, 4, 5])
+  ) {
+    assert(e instanceof ParamError && e.param === "logitBias", `${e}`);
+    assert(/logitBias and presencePenalty/.test(e.message), e.message);
+  }
+  // a penalty that leaves one token: that token, no error
+  for (const temperature of [0, 0.7]) {
+    assertEquals(new Sampler(6, { presencePenalty: 1e300, temperature, seed: 1 }).sample(Float32Array.from(logits), [0, 1, 2, 3, 5]).id, 4);
+  }
+});
+
+test("no finite logit from the model stays a NumericalError whatever the bias; the last drawable one banned is the bias's", async () => {
+  const V = 4;
+  // the model's NaN or -Infinity everywhere: the caller's bias on one id is not to blame (it was a ParamError for -Infinity)
+  for (const bad of [NaN, -Infinity]) {
+    for (const params of [{}, { logitBias: { 1: -Infinity } }, { logitBias: { 1: 2 } }, { presencePenalty: 1 }]) {
+      for (const e of await nothingLeft(params, new Array(V).fill(bad), [0, 1])) {
+        assert(
+          e instanceof NumericalError && /the model computed no finite logit/.test(e.message),
+          `${bad}, ${JSON.stringify(params)}: ${e}`,
+        );
+      }
+    }
+  }
+  // NaN everywhere but id 2, which the bias bans or the penalty takes out: the caller left nothing
+  const mostlyNaN = [NaN, NaN, 1, NaN];
+  for (
+    const [params, param] of [[{ logitBias: { 2: -Infinity } }, "logitBias"], [{ frequencyPenalty: 1e300 }, "frequencyPenalty"]] as const
+  ) {
+    for (const e of await nothingLeft(params, mostlyNaN, [2])) assert(e instanceof ParamError && e.param === param, `${param}: ${e}`);
+  }
+});
+
+test("Sampler.logSoftmax (beam search's scores) is applyPenalties, then logSoftmax, bit for bit", () => {
+  const rng = new Rng(5);
+  const params: SamplingParams = { logitBias: { 3: -Infinity, 7: 1.5 }, repeatPenalty: 1.3, presencePenalty: 0.4, frequencyPenalty: 0.2 };
+  for (let rep = 0; rep < 10; rep++) {
+    const logits = randomLogits(rng, 300, 6), history = Array.from({ length: 40 }, () => Math.floor(rng.nextFloat() * 300));
+    const want = logits.slice();
+    new Sampler(300, params).applyPenalties(want, history);
+    const got = new Sampler(300, params).logSoftmax(logits, history, new Float64Array(300));
+    assertEquals(Array.from(got), Array.from(logSoftmax(want)));
+    assertEquals(Array.from(logits), Array.from(want), "the logits are edited in place, as a draw's are");
+    assertEquals(got[3], -Infinity);
+  }
+});
+
 test("history ids outside the vocabulary are refused before logits change", async () => {
   const s = new Sampler(3, { repeatPenalty: 2, logitBias: { 0: 1 } });
   const logits = Float32Array.from([1, 1, 1]);

@@ -8,7 +8,15 @@
  * end-of-generation. Scores use the model's log-softmax at temperature 1
  * (no sampling filters), the Sampler's own (logSoftmax in src/sampling/sampler.ts:
  * the same bits in Deno and Bun but for one Math.log, a NaN logit never chosen,
- * no finite logit a NumericalError). A hypothesis' score is its summed logprob divided by
+ * no finite logit a NumericalError). The request's logitBias and repeat,
+ * presence and frequency penalties do apply, as they do to a draw and as
+ * Hugging Face's beam search applies its logits processors: each beam's logits
+ * are biased and penalised over its own history (the prompt and the beam's
+ * tokens) before the log-softmax, so a banned token never enters a beam and
+ * the scores are those of the adjusted distribution; where they leave a beam
+ * no token, the ParamError names the parameter, as the Sampler's does.
+ * (temperature, topK, topP and minP shape a draw; beams do not draw, and
+ * ignore them.) A hypothesis' score is its summed logprob divided by
  * length ** lengthPenalty, where length counts its generated tokens,
  * including the end-of-generation token that finished it.
  */
@@ -38,6 +46,13 @@ export interface BeamOptions {
   earlyStopping: boolean;
   maxTokens: number;
   isEnd: (id: number) => boolean;
+  /** The request's bias and penalties (its Sampler) and its prompt; none: the model's log-softmax alone. */
+  penalties?: { scorer: BeamScorer; prompt: readonly number[] };
+}
+
+/** Bias and penalties, then the log-softmax (Sampler.logSoftmax): a beam's scores over its history. */
+export interface BeamScorer {
+  logSoftmax(logits: Float32Array, history: ArrayLike<number>, out: Float64Array): Float64Array;
 }
 
 /** Length-penalised score of a hypothesis of `length` generated tokens. */
@@ -79,7 +94,7 @@ export class BeamSearch {
     const cands: Array<{ beam: number; id: number; lp: number; total: number }> = [];
     for (let b = 0; b < this.live.length; b++) {
       if (this.lsm.length !== logits[b].length) this.lsm = new Float64Array(logits[b].length);
-      const lsm = logSoftmax(logits[b], this.lsm);
+      const lsm = this.scores(b, logits[b]);
       for (const id of topIds(lsm, 2 * W)) cands.push({ beam: b, id, lp: lsm[id], total: this.live[b].sum + lsm[id] });
     }
     cands.sort((x, y) => y.total - x.total || x.beam - y.beam || x.id - y.id);
@@ -126,6 +141,13 @@ export class BeamSearch {
       const bestLive = beamScore(newLive[0].sum, len, this.opts.lengthPenalty);
       if (worst >= bestLive) this.finishAll(ops);
     }
+  }
+
+  /** live[b]'s scores, into `lsm`: the log-softmax of its logits, biased and penalised first where the request asks. */
+  private scores(b: number, logits: Float32Array): Float64Array {
+    const pen = this.opts.penalties;
+    if (!pen) return logSoftmax(logits, this.lsm);
+    return pen.scorer.logSoftmax(logits, [...pen.prompt, ...this.live[b].tokens], this.lsm);
   }
 
   /** Ends the search now (cancellation): live beams are released, not scored. */

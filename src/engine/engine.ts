@@ -232,6 +232,8 @@ export class Engine {
           earlyStopping,
           maxTokens,
           isEnd: (id) => tok.isEndOfGeneration(id),
+          // the bias and penalties apply to beams as to draws (beam.ts)
+          penalties: base.adjustsLogits ? { scorer: base, prompt } : undefined,
         })
         : null,
       beamResults: [],
@@ -277,7 +279,8 @@ export class Engine {
       try {
         await this.step();
       } catch (e) {
-        // a failure of the forward pass itself: nothing more can run
+        // a failure of the forward pass itself (step() keeps each request's own failures to that request): nothing
+        // more can run
         for (const a of [...this.running]) this.fail(a, e);
         for (const a of this.queue.splice(0)) {
           a.phase = "done";
@@ -463,7 +466,9 @@ export class Engine {
     this.steps++;
     for (let i = 0; i < count; i++) this.rows += stepRows[i].tokens.length;
 
-    // hand each logits view to its owner; beam requests collect theirs first
+    // hand each logits view to its owner; beam requests collect theirs first. What a request does with its logits
+    // (sampling, stop strings, forking its choices, a beam step) can fail on its own parameters: that fails the
+    // request alone, its pages go back, and every other row of the step still takes its token
     const beams = this.beamRequests;
     let li = 0;
     for (let i = 0; i < count; i++) {
@@ -479,17 +484,24 @@ export class Engine {
           beams.push(a);
         }
         a.beamLogits[row.beam] = l;
-      } else if (row.kind === "choice") {
-        this.take(row.c!, row.c!.decoder.sample(l));
-      } else {
-        this.promptDone(a, l);
+        continue;
+      }
+      try {
+        if (row.kind === "choice") this.take(row.c!, row.c!.decoder.sample(l));
+        else this.promptDone(a, l);
+      } catch (e) {
+        this.fail(a, e);
       }
     }
     for (let k = 0; k < beams.length; k++) {
       const a = beams[k], live = a.beam!.live;
       a.beamStepped = false;
-      a.beam!.step(a.beamLogits, this.kv, live[0].seq.length >= m.contextLength);
-      if (a.beam!.isDone) this.finishBeams(a);
+      try {
+        a.beam!.step(a.beamLogits, this.kv, live[0].seq.length >= m.contextLength);
+        if (a.beam!.isDone) this.finishBeams(a);
+      } catch (e) {
+        this.fail(a, e);
+      }
     }
     beams.length = 0;
     // the rows keep no sequence, request or prompt chunk past the step
@@ -521,24 +533,44 @@ export class Engine {
     else for (let k = 0; k < a.choices.length; k++) if (a.choices[k].seq) kv.slide(a.choices[k].seq!, W);
   }
 
-  /** The prompt is in the cache and its last logits are here: fork the choices (or start the beams). */
+  /**
+   * The prompt is in the cache and its last logits are here: fork the choices (or start the beams). The prompt's
+   * sequence stays `a.promptSeq` (and its slots promised) until the choices or beams hold it, so that fail() after a
+   * failure at any point here (a sampler's ParamError, most likely) gives back exactly what the request holds.
+   */
   private promptDone(a: Active, logits: Float32Array): void {
     const m = this.model, kv = this.kv, seq = a.promptSeq!;
+    kv.remember(a.prompt, seq, this.prefixCache);
+    if (!a.beam) this.makeChoices(a);
+    // the hand-over: the prompt's sequence and the promised slots become the choices' or beams' sequences
     a.promptSeq = null;
     a.phase = "decode";
-    kv.remember(a.prompt, seq, this.prefixCache);
+    this.promisedSlots -= a.width - 1;
     if (a.beam) {
-      this.promisedSlots -= a.width - 1;
       a.beam.start(seq);
       a.beam.step([logits], this.kv, seq.length >= m.contextLength);
       if (a.beam.isDone) this.finishBeams(a);
       return;
     }
+    for (let k = 0; k < a.n; k++) a.choices[k].seq = k === 0 ? seq : kv.fork(seq);
+    for (const c of a.choices) {
+      // maxTokens 0: the decoder finished as it was made
+      if (c.decoder.finished) {
+        this.releaseChoice(c);
+        continue;
+      }
+      // each choice samples from its own copy: the sampler edits logits in place
+      const l = a.n > 1 ? logits.slice() : logits;
+      this.take(c, c.decoder.sample(l));
+    }
+  }
+
+  /** The request's n choices, each with its decoder and sampler, no sequence yet. */
+  private makeChoices(a: Active): void {
+    const m = this.model;
     const seeds = choiceSeeds(a.base.params.seed, a.n);
     const emit = a.handle.emit.bind(a.handle);
     for (let k = 0; k < a.n; k++) {
-      const s = k === 0 ? seq : kv.fork(seq);
-      if (k > 0) this.promisedSlots--;
       a.choices.push({
         decoder: new ChoiceDecoder(m, {
           index: k,
@@ -550,19 +582,9 @@ export class Engine {
           tokenLogprobs: a.params.tokenLogprobs,
           emit,
         }),
-        seq: s,
+        seq: null,
         pending: -1,
       });
-    }
-    for (const c of a.choices) {
-      // maxTokens 0: the decoder finished as it was made
-      if (c.decoder.finished) {
-        this.releaseChoice(c);
-        continue;
-      }
-      // each choice samples from its own copy: the sampler edits logits in place
-      const l = a.n > 1 ? logits.slice() : logits;
-      this.take(c, c.decoder.sample(l));
     }
   }
 

@@ -86,9 +86,10 @@ export interface RequestResult {
  * Events are buffered, so a caller may iterate, await `done`, or both.
  * `done` (and the iteration) rejects with a typed KvasmError when the request
  * cannot go on: OutOfMemoryError when the KV pages run out for it (at
- * admission or mid-generation; other requests are unaffected), or a failure
- * of the forward pass. A choice cut short by cancellation or close() resolves
- * with finishReason "abort".
+ * admission or mid-generation), a ParamError when its own bias or penalties
+ * leave no token to sample (both fail it alone: other requests go on
+ * unaffected), or a failure of the forward pass (every request's). A choice
+ * cut short by cancellation or close() resolves with finishReason "abort".
  */
 export class EngineRequest implements AsyncIterable<EngineEvent> {
   readonly done: Promise<RequestResult>;

@@ -94,7 +94,9 @@ export function validateSamplingParams(p: SamplingParams, vocabSize: number): Re
   const repeatLastN = integer(p, "repeatLastN", DEFAULT_REPEAT_LAST_N);
   if (repeatLastN < -1) throw new ParamError("repeatLastN", `must be >= -1 (-1 = whole history), got ${repeatLastN}`);
 
-  // Negative presence/frequency penalties are legal (they encourage repetition), as in OpenAI's API.
+  // Negative presence/frequency penalties are legal (they encourage repetition), as in OpenAI's API. No bound beyond
+  // finite, here or on repeatPenalty (llama.cpp sets none; the server holds its clients to OpenAI's [-2, 2]): a huge one
+  // is a ban on repeats, and where it leaves no token at all the Sampler says so, a ParamError naming it.
   const presencePenalty = finite(p, "presencePenalty", 0);
   const frequencyPenalty = finite(p, "frequencyPenalty", 0);
 

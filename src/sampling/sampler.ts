@@ -26,7 +26,10 @@
  * (5, 7, 8): OpenAI reports the model's distribution, not the truncated one.
  * At temperature 0 they use temperature 1. They are log-sum-exp stable.
  * Tokens whose logit is -Infinity or NaN, or whose probability underflows to 0
- * in float64, are never drawn.
+ * in float64, are never drawn. Where none is left, the error says whose doing
+ * that was: a ParamError naming the bias or penalty that took out the last
+ * logits the model left drawable (the caller's), else a NumericalError (the
+ * model computed no finite logit: corrupt weights).
  *
  * Determinism: every float operation here is +, -, *, / or Math.round (exact
  * per IEEE 754 in every engine) and every sum runs in index order, so equal
@@ -77,6 +80,11 @@ export class Sampler {
   // The kept set of the last sample(), ids[keptFrom, keptTo), for candidates().
   private keptFrom = 0;
   private keptTo = 0;
+  /**
+   * Which of the caller's parameters turned a logit the model left drawable (finite or +Infinity) into -Infinity or NaN
+   * in the last applyPenalties() (EMPTIED_BY_* bits): when nothing is left to draw, they are to blame, not the model.
+   */
+  private emptiedBy = 0;
 
   constructor(vocabSize: number, params: SamplingParams) {
     this.params = validateSamplingParams(params, vocabSize);
@@ -103,12 +111,19 @@ export class Sampler {
     return new Sampler(this.vocabSize, { ...samplingParamsOf(this.params), seed: seed ?? this.rng.nextU32() });
   }
 
+  /** Whether applyPenalties() changes any logit (a bias, or a penalty that is on): beam search skips it otherwise. */
+  get adjustsLogits(): boolean {
+    const p = this.params;
+    return this.biasIds.length > 0 || (p.repeatPenalty !== 1 && p.repeatLastN !== 0) || p.presencePenalty !== 0 ||
+      p.frequencyPenalty !== 0;
+  }
+
   /**
-   * Why no token can be drawn: NaN logits come from the model (corrupt weights), never from the
-   * caller; only a bias that drove every finite logit to -Infinity is the caller's doing.
+   * Why no token can be drawn: where the bias or a penalty removed the last drawable logit, that parameter (a
+   * ParamError); where the model left none (NaN, or -Infinity everywhere), corrupt weights (a NumericalError).
    */
   private nothingToSample(logits: Float32Array): KvasmError {
-    return noFiniteLogit(logits, this.biasIds.length > 0);
+    return noFiniteLogit(logits, this.emptiedBy);
   }
 
   /**
@@ -149,9 +164,22 @@ export class Sampler {
     return { id, logprob: chosenZ - logTotal, top: p.logprobs > 0 ? this.topLogprobs(logits, max, temperature, logTotal) : NO_TOP };
   }
 
+  /**
+   * Beam search's scores (see src/engine/beam.ts): bias and penalties as for a draw (steps 1-3, IN PLACE, over
+   * `history`: the prompt and the beam's tokens), then the log-softmax at temperature 1 into `out`. No token left is the
+   * same error as sample()'s.
+   */
+  logSoftmax(logits: Float32Array, history: ArrayLike<number>, out: Float64Array): Float64Array {
+    this.applyPenalties(logits, history);
+    const best = argmax(logits);
+    if (!(best >= 0 && logits[best] > -Infinity)) throw this.nothingToSample(logits);
+    return logSoftmax(logits, out);
+  }
+
   /** Bias, then penalties, IN PLACE (steps 1-3 of the header). Exposed for beam search and tests. */
   applyPenalties(logits: Float32Array, history: ArrayLike<number>): void {
     this.checkLength(logits);
+    this.emptiedBy = 0;
     const p = this.params;
     const repeat = p.repeatPenalty !== 1 && p.repeatLastN !== 0;
     const countBased = p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
@@ -174,17 +202,35 @@ export class Sampler {
       }
     }
 
-    for (let j = 0; j < this.biasIds.length; j++) logits[this.biasIds[j]] += this.biasValues[j];
+    for (let j = 0; j < this.biasIds.length; j++) {
+      const id = this.biasIds[j], before = logits[id];
+      logits[id] = before + this.biasValues[j];
+      if (before > -Infinity && !(logits[id] > -Infinity)) this.emptiedBy |= EMPTIED_BY_BIAS;
+    }
 
     for (let j = 0; j < distinct; j++) {
       const t = touched[j];
-      let x = logits[t];
+      const before = logits[t];
+      let x = before;
       if (repeat && inWindow[t] === 1) x = x > 0 ? x / p.repeatPenalty : x * p.repeatPenalty;
+      const repeated = x;
       if (countBased) x -= p.presencePenalty + p.frequencyPenalty * counts[t];
       logits[t] = x;
+      // (the rare path: a penalty took this token out; which one, judged on the float32 the logit would have held)
+      if (before > -Infinity && !(logits[t] > -Infinity)) this.emptiedBy |= this.penaltyThatEmptied(repeated, counts[t]);
       counts[t] = 0;
       inWindow[t] = 0;
     }
+  }
+
+  /**
+   * Which penalty drove a token's logit to -Infinity or NaN: the repeat penalty where its result (`repeated`) alone no
+   * longer fits a float32, else the larger of presence and frequency * `count`.
+   */
+  private penaltyThatEmptied(repeated: number, count: number): number {
+    const p = this.params;
+    if (!(Math.fround(repeated) > -Infinity)) return EMPTIED_BY_REPEAT;
+    return Math.abs(p.presencePenalty) >= Math.abs(p.frequencyPenalty * count) ? EMPTIED_BY_PRESENCE : EMPTIED_BY_FREQUENCY;
   }
 
   /** Debug: the ids the last sample() could have drawn, ascending (just the chosen id after a greedy pick). */
@@ -463,14 +509,30 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
+/** Bits of Sampler.emptiedBy, and the parameter each stands for: which took the last drawable logits out. */
+const EMPTIED_BY_BIAS = 1, EMPTIED_BY_REPEAT = 2, EMPTIED_BY_PRESENCE = 4, EMPTIED_BY_FREQUENCY = 8;
+const EMPTYING_PARAMS = [
+  [EMPTIED_BY_BIAS, "logitBias"],
+  [EMPTIED_BY_REPEAT, "repeatPenalty"],
+  [EMPTIED_BY_PRESENCE, "presencePenalty"],
+  [EMPTIED_BY_FREQUENCY, "frequencyPenalty"],
+] as const;
+
 /**
- * Why `logits` hold no finite logit (argmax found none): NaN logits come from the model (corrupt weights), never from
- * the caller; only a logit bias (`biased`) that drove every finite logit to -Infinity is the caller's doing.
+ * Why `logits` hold no finite logit (argmax found none). `emptiedBy` (EMPTIED_BY_* bits) says which of the caller's
+ * parameters turned logits the model left drawable into -Infinity or NaN: with any, the caller's parameters left
+ * nothing to draw, a ParamError naming them (the first of bias, repeat, presence, frequency as its `param`). Without,
+ * the model itself left nothing (NaN, or -Infinity everywhere): corrupt weights, a NumericalError.
  */
-export function noFiniteLogit(logits: Float32Array, biased: boolean): KvasmError {
+export function noFiniteLogit(logits: Float32Array, emptiedBy = 0): KvasmError {
+  if (emptiedBy === EMPTIED_BY_BIAS) return new ParamError("logitBias", "no token left to sample: the bias made every logit -Infinity");
+  if (emptiedBy !== 0) {
+    const names = EMPTYING_PARAMS.filter(([bit]) => (emptiedBy & bit) !== 0).map(([, name]) => name);
+    const what = names.length === 1 ? "the penalty" : names.join(" and ");
+    return new ParamError(names[0], `no token left to sample: ${what} took out every token the model left (use a smaller value)`);
+  }
   let nan = false;
   for (let i = 0; i < logits.length && !nan; i++) nan = logits[i] !== logits[i];
-  if (!nan && biased) return new ParamError("logitBias", "no token left to sample: the bias made every logit -Infinity");
   return new NumericalError(`the model computed no finite logit (${nan ? "NaN" : "all -Infinity"}): its weights are corrupt or overflow`);
 }
 
@@ -487,7 +549,7 @@ export function logSoftmax(logits: Float32Array, out: Float64Array = new Float64
   if (out.length !== logits.length) throw new ParamError("out", `has ${out.length} elements for ${logits.length} logits`);
   const best = argmax(logits);
   const max = best < 0 ? -Infinity : logits[best];
-  if (!(max > -Infinity)) throw noFiniteLogit(logits, false);
+  if (!(max > -Infinity)) throw noFiniteLogit(logits);
   const logTotal = Math.log(expTotal1(logits, max));
   for (let i = 0; i < logits.length; i++) {
     const x = logits[i];
