@@ -12,7 +12,7 @@
  */
 import type { Model } from "../model/model.ts";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
-import { ParamError } from "../errors.ts";
+import { NumericalError, ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
 import { renderChat } from "./chat-prompt.ts";
 import { HttpError } from "./http-error.ts";
@@ -100,9 +100,15 @@ export async function encodeInSteps(tok: Tokenizer, text: string, limit: number,
   }
 }
 
-/** Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context. */
-export async function promptIdsOf(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[][]> {
-  if (parsed.kind === "chat") return [await chatPromptIds(model, template, parsed)];
+/**
+ * Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context.
+ * `template` is null where the model's own does not parse: the handler refuses chats before they get here.
+ */
+export async function promptIdsOf(model: Model, template: ChatTemplate | null, parsed: ParsedRequest): Promise<number[][]> {
+  if (parsed.kind === "chat") {
+    if (template === null) throw new NumericalError("the chat template does not parse", "tokenizer.chat_template");
+    return [await chatPromptIds(model, template, parsed)];
+  }
   const out: number[][] = [];
   for (let i = 0; i < parsed.prompts.length; i++) {
     const param = parsed.prompts.length > 1 ? `prompt[${i}]` : "prompt";
