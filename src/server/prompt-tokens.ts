@@ -14,7 +14,7 @@ import type { Model } from "../model/model.ts";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
 import { NumericalError, ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
-import { renderChat } from "./chat-prompt.ts";
+import { chatPieces, renderChat } from "./chat-prompt.ts";
 import { HttpError } from "./http-error.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
@@ -136,14 +136,19 @@ async function completionPromptIds(model: Model, prompt: string | number[], para
 }
 
 /**
- * The rendered conversation (chat-prompt.ts renderChat: control tokens recognised, since the template writes
- * `<|im_start|>` etc. on purpose; BOS only where the template did not write it), its size checked before and after
- * it is tokenized in steps.
+ * The rendered conversation (chat-prompt.ts renderChat: the template's control tokens recognised, since it writes
+ * `<|im_start|>` etc. on purpose, content's kept as text; BOS only where the template did not write it), its size
+ * checked before and after it is tokenized in steps.
  */
 async function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[]> {
-  const { text, encode } = renderChat(model, template, parsed.messages);
-  checkTextFits(model, text, "messages");
-  const ids = await encodeInSteps(model.tokenizer, text, model.contextLength, encode);
+  const rendered = renderChat(model, template, parsed.messages);
+  checkTextFits(model, rendered.text, "messages");
+  const ids: number[] = [];
+  for (const [text, encode] of chatPieces(rendered)) {
+    const piece = await encodeInSteps(model.tokenizer, text, model.contextLength - ids.length, encode);
+    for (const id of piece) ids.push(id);
+    if (ids.length > model.contextLength) break;
+  }
   if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
   checkIdsFit(model, ids, "messages");
   return ids;
