@@ -95,6 +95,16 @@ export function optionalBoolean(param: string, value: unknown): boolean | undefi
 }
 
 /**
+ * `value` where it is a function, undefined where it is undefined; else a ParamError naming `param` ("must be a
+ * function, got ..."): a callback of the wrong type was called mid-load or mid-generation, an untyped TypeError.
+ */
+// deno-lint-ignore ban-types
+export function optionalFunction<F extends Function>(param: string, value: F | undefined): F | undefined {
+  if (value === undefined || typeof value === "function") return value;
+  throw new ParamError(param, `must be a function, got ${describeValue(value)}`);
+}
+
+/**
  * The option names an options interface T takes, as a list: `optionNames<T>()([...])` compiles only where the list
  * names every key of T (and nothing else), so a field added to T without listing it fails to compile rather than
  * becoming an option that checkOptionNames refuses. (Curried: TypeScript infers the list's type only where T is given.)

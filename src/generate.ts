@@ -3,7 +3,7 @@ import { GREEDY_ROWS } from "./architectures/architecture.ts";
 import { Sampler } from "./sampling/sampler.ts";
 import { SAMPLING_PARAM_NAMES, type SamplingParams, samplingParamsOf } from "./sampling/params.ts";
 import { ChoiceDecoder, maxTokensOf, promptIds } from "./engine/decoder.ts";
-import { checkOptionNames, optionalBoolean, optionNames } from "./errors.ts";
+import { checkOptionNames, optionalBoolean, optionalFunction, optionNames } from "./errors.ts";
 import type { EngineEvent, FinishReason, TokenEvent } from "./engine/events.ts";
 
 export type { FinishReason } from "./engine/events.ts";
@@ -73,12 +73,12 @@ export async function* generate(
   opts: GenerateOptions = {},
 ): AsyncGenerator<string, GenerationResult> {
   checkOptionNames("generate", opts, GENERATE_OPTION_NAMES);
+  const onToken = optionalFunction("onToken", opts.onToken);
   const maxTokens = maxTokensOf(opts.maxTokens);
   const ids = promptIds(model, prompt, optionalBoolean("addBos", opts.addBos));
   const sampler = new Sampler(model.vocabSize, samplingParamsOf(opts));
   // what the decoder releases, handed to the caller by the loop below
   let released = "";
-  const onToken = opts.onToken;
   const emit = (ev: EngineEvent) => {
     released += ev.text;
     if (ev.type === "token") onToken?.(ev);

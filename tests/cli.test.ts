@@ -171,6 +171,16 @@ test("cli: numeric flags are range-checked by name before anything loads; a flag
     [["--max-tokens", "ten"], /ParamError: --max-tokens: must be an integer >= 0, got "ten"/],
     [["--top-p", "0"], /ParamError: --top-p: must be a number > 0 and <= 1, got 0/],
     [["--temperature=-0.5"], /ParamError: --temperature: must be a number >= 0, got -0.5/],
+    // decimal digits only: Number() took "0x10" for 16, "1e3" for 1000, " 8" for 8
+    [["--max-tokens", "0x10"], /ParamError: --max-tokens: must be an integer >= 0 in decimal digits, got "0x10"/],
+    [["--max-tokens", "1e3"], /ParamError: --max-tokens: must be an integer >= 0 in decimal digits, got "1e3"/],
+    [["--max-tokens", " 8"], /ParamError: --max-tokens: must be an integer >= 0 in decimal digits, got " 8"/],
+    [["--max-tokens", "0b11"], /ParamError: --max-tokens: must be an integer >= 0 in decimal digits, got "0b11"/],
+    [["--max-tokens", "1.5"], /ParamError: --max-tokens: must be an integer >= 0, got "1.5"/],
+    [["--temperature", "5e-1"], /ParamError: --temperature: must be a number >= 0 in decimal digits, got "5e-1"/],
+    [["--temperature", "Infinity"], /ParamError: --temperature: must be a number >= 0, got "Infinity"/],
+    // each thread is a Worker with its own memory (1000 added 9 GiB)
+    [["--threads", "1000"], /ParamError: --threads: must be an integer >= 1 and <= 256, got 1000/],
     [["--prompt", "--hello"], /ParamError: --prompt: needs a value/],
     [["--json=yes"], /ParamError: --json: takes no value/],
     [["stray"], /ParamError: stray: unexpected argument/],

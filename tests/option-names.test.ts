@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
-import { checkOptionNames, ParamError } from "../src/errors.ts";
+import { checkOptionNames, ContextLengthError, ParamError } from "../src/errors.ts";
 import { LOAD_OPTION_NAMES, loadModel } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { generate, GENERATE_OPTION_NAMES } from "../src/generate.ts";
@@ -135,6 +135,53 @@ test("loadModel refuses a misspelt option, in attention and limits too, before t
     /^limits\.maxArrayLength: must be a positive integer, got null$/,
   );
 });
+
+test("loadModel refuses callbacks, a backend and a tokenizer of the wrong type, and over 256 threads, before the file is opened", async () => {
+  const nowhere = "/nonexistent/kvasm-option-types.gguf";
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ onProgress: "x" }, /^onProgress: must be a function, got "x"$/],
+    [{ onNotice: 1 }, /^onNotice: must be a function, got 1$/],
+    // "backend.supportsWeight is not a function", at the load's first use of it
+    [{ backend: {} }, /^backend: is not a Backend: it lacks init, alloc, write, upload and \d+ more/],
+    [{ backend: 7 }, /^backend: must be one of wasm, webgpu, auto or a Backend object, got 7$/],
+    [{ backend: "cuda" }, /^backend: must be one of wasm, webgpu, auto, got "cuda"$/],
+    // a DataView TypeError from the tokenizer reader
+    [{ tokenizer: 123 }, /^tokenizer: must be a file path, a file: URL or the file's bytes \(a Uint8Array\), got 123$/],
+    [
+      { tokenizer: new URL("https://example.com/tokenizer.json") },
+      /^tokenizer: takes a file path, a file: URL or the file's bytes, not a URL/,
+    ],
+    // 1000 threads started 999 Workers (9 GiB resident)
+    [{ threads: 1000 }, /^threads: must be at most 256 \(each thread is a Worker with its own memory\), got 1000$/],
+  ];
+  for (const [opts, re] of cases) {
+    const e = await assertRejects(() => loadModel(nowhere, opts as never), ParamError, re);
+    assertEquals((e as ParamError).param, Object.keys(opts)[0]);
+  }
+  await assertRejects(() => Promise.resolve(new ThreadedWasmBackend({ threads: 257 })), ParamError, /^threads: must be at most 256/);
+});
+
+testShared(
+  "generate refuses an onToken that is no function, and an array-like prompt past the context before copying it",
+  [MODEL],
+  async () => {
+    const m = await model();
+    const pages = m.sequences.freePages;
+    await assertRejects(() => generate(m, "Once", { onToken: "x" } as never).next(), ParamError, /^onToken: must be a function, got "x"$/);
+    for (const length of [2 ** 32, 3e7]) {
+      const t0 = performance.now();
+      // { length: 2 ** 32 } was a RangeError; { length: 3e7 } copied 231 MiB in 2.7 s before the typed error
+      await assertRejects(
+        () => generate(m, { length } as never).next(),
+        ContextLengthError,
+        new RegExp(`^prompt needs ${length} positions`),
+      );
+      assert(performance.now() - t0 < 200, `refused in ${performance.now() - t0} ms`);
+    }
+    await assertRejects(() => generate(m, { length: NaN } as never).next(), ParamError, /^prompt: .*length .* got NaN$/);
+    assertEquals(m.sequences.freePages, pages, "no sequence was taken");
+  },
+);
 
 testShared("loadModel takes every listed name", [MODEL], async () => {
   const m = await loadModel(MODEL, {

@@ -537,6 +537,44 @@ testShared("HTTP/1.0 without a Host header is answered, not a 500", [MODEL], asy
   }
 });
 
+/** The status line, Allow header and error code of a raw answer. */
+function rawAnswer(text: string): { status: number; allow: string | undefined; code: string | undefined } {
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1]);
+  const allow = /\r\nallow: ([^\r]*)/i.exec(text)?.[1];
+  const code = /"code":"([a-z_]+)"/.exec(text)?.[1];
+  return { status, allow, code };
+}
+
+testShared(
+  "a TRACE or a target that is no URL gets an OpenAI-style 405/400, on the runtime's server and on node:http",
+  [MODEL],
+  async () => {
+    for (const node of [false, true]) {
+      const s = await served({}, { node });
+      const how = node ? "node:http" : "native";
+      try {
+        const send = async (line: string) =>
+          rawAnswer((await rawExchange(s.server.port, [`${line}\r\nHost: x\r\nConnection: close\r\n\r\n`], 3000)).text);
+        // TRACE: node:http under Deno (and Deno.serve) could not build a Request of it and threw, ending the process
+        // (or answering a bare 500); Bun's Request carries it to the handler, which knows the route's methods
+        const trace = await send("TRACE /health HTTP/1.1");
+        assertEquals([trace.status, trace.code], [405, "method_not_allowed"], how);
+        assert(trace.allow === "GET, HEAD" || trace.allow === "GET, HEAD, POST", `${how}: Allow ${trace.allow}`);
+        const del = await send("DELETE /v1/completions HTTP/1.1");
+        assertEquals([del.status, del.code, del.allow], [405, "method_not_allowed", "POST"], how);
+        // Bun reads this target as a path (and answers it); Deno and Node refuse it as no URL
+        const bad = await send("GET http://[::1/health HTTP/1.1");
+        if (runtime === "bun") assert(bad.status === 200 || bad.status === 400, `${how}: ${bad.status}`);
+        else assertEquals([bad.status, bad.code], [400, "invalid_url"], how);
+        // and the server is still there
+        assertEquals((await fetch(`${s.server.url}/health`).then(async (r) => [r.status, await r.json()]))[0], 200, how);
+      } finally {
+        await s.close();
+      }
+    }
+  },
+);
+
 /**
  * `kvasm serve --model MODEL --port 0 ...args` in a child process of this runtime: the child, the URL it prints once
  * it listens (rejected if it exits first), its stderr so far, and its close (code or signal; stderr read to the end).
@@ -625,6 +663,17 @@ const probe = (data) => new Promise((resolve) => {
   s.on("close", () => resolve(performance.now() - t0));
   setTimeout(() => { s.destroy(); resolve(-1); }, 6000);
 });
+// TRACE threw out of the node:http adapter, unhandled: the process ended
+const raw = (line) => new Promise((resolve) => {
+  const s = net.connect(server.port, "127.0.0.1");
+  let text = "";
+  s.on("connect", () => s.write(line + "\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n"));
+  s.on("data", (d) => text += d);
+  s.on("error", () => {});
+  s.on("close", () => resolve(text.split("\\r\\n")[0]));
+  setTimeout(() => { s.destroy(); resolve(text); }, 3000);
+});
+out.hostile = [await raw("TRACE /health HTTP/1.1"), await raw("GET http://[::1/health HTTP/1.1"), (await fetch(server.url + "/health")).status];
 out.idleClosedMs = await Promise.all([probe(""), probe("GET /health HTTP/1.1\\r\\nHost: x\\r\\n"), probe("GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")]);
 await server.close();
 await handler.close();
@@ -644,7 +693,8 @@ if (runtime === "deno") {
       assert(r.status === 0, `node exited ${r.status}: ${r.stderr}`);
       const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as
         & Record<string, { heldBefore: number; ms: number; held: number; active: number }>
-        & { idleClosedMs: number[] };
+        & { idleClosedMs: number[]; hostile: [string, string, number] };
+      assertEquals(out.hostile, ["HTTP/1.1 405 Method Not Allowed", "HTTP/1.1 400 Bad Request", 200]);
       for (const k of ["nonStreaming", "streaming"]) {
         const x = out[k];
         assert(x.heldBefore > 0 && x.held === 0 && x.active === 0 && x.ms <= 500, `${k}: ${JSON.stringify(x)}`);

@@ -138,6 +138,9 @@ testShared("bad requests get 400/404/413 naming the problem; the server keeps se
     [JSON.stringify({ prompt: "x", max_tokens: -1 }), 400, /max_tokens/],
     [JSON.stringify({ prompt: "x", temperature: "hot" }), 400, /temperature/],
     [JSON.stringify({ prompt: "x", top_p: 0 }), 400, /top_p/],
+    // OpenAI documents both penalties in [-2, 2]
+    [JSON.stringify({ prompt: "x", presence_penalty: 2.5 }), 400, /^presence_penalty: must be in \[-2, 2\], got 2.5$/],
+    [JSON.stringify({ prompt: "x", frequency_penalty: -3 }), 400, /^frequency_penalty: must be in \[-2, 2\], got -3$/],
     [JSON.stringify({ prompt: "x", logit_bias: { "99999": 1 } }), 400, /99999/],
     [JSON.stringify({ max_tokens: 3 }), 400, /prompt/],
     // booleans through errors.ts optionalBoolean, as the engine's own options

@@ -2,8 +2,8 @@ import type { Backend } from "./backend.ts";
 import type { TensorInfo } from "../formats/types.ts";
 import { WasmBackend } from "./wasm.ts";
 import { ThreadedWasmBackend } from "./wasm-threads.ts";
-import { coreCount, threadSupport } from "../threads/spawn.ts";
-import { ParamError, positiveInteger, UnsupportedError } from "../errors.ts";
+import { coreCount, MAX_THREADS, threadCount, threadSupport } from "../threads/spawn.ts";
+import { ParamError, UnsupportedError } from "../errors.ts";
 
 export type BackendName = "wasm" | "webgpu" | "auto";
 export const BACKEND_NAMES: readonly BackendName[] = ["wasm", "webgpu", "auto"];
@@ -73,8 +73,8 @@ export interface BackendChoice {
  */
 export async function selectBackend(opts: BackendChoice = {}): Promise<Backend> {
   const explicit = opts.threads !== undefined;
-  if (explicit) positiveInteger("threads", opts.threads!);
-  const threads = opts.threads ?? await coreCount();
+  if (explicit) threadCount("threads", opts.threads!);
+  const threads = opts.threads ?? Math.min(MAX_THREADS, await coreCount());
   if (threads <= 1 || !threadSupport()) return new WasmBackend({ relaxed: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder });
   return new ThreadedWasmBackend({ threads, relaxed: opts.relaxedSimd, ggmlOrder: opts.ggmlOrder, fallback: !explicit });
 }

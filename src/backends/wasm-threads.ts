@@ -5,8 +5,8 @@ import type { ByteSource } from "../io/source.ts";
 import { kernelModule, pickVariant } from "../kernels/wasm.ts";
 import { type AttentionRows, STREAMING_ROWS_BELOW, ThreadPool, TILED_ROWS } from "../threads/pool.ts";
 import { MAX_SEGMENTS } from "../threads/control.ts";
-import { coreCount, threadSupport } from "../threads/spawn.ts";
-import { checkOptionNames, KvasmError, optionNames, positiveInteger } from "../errors.ts";
+import { coreCount, threadCount, threadSupport } from "../threads/spawn.ts";
+import { checkOptionNames, KvasmError, optionNames } from "../errors.ts";
 import { type KVLayout, ROW_FIELDS, ROW_PAGE_TABLE, ROW_POS, ROW_START, type Weight } from "./backend.ts";
 import { attentionTopK, WasmBackend } from "./wasm.ts";
 import { runKernel, runRows } from "./attention-runs.ts";
@@ -112,7 +112,7 @@ export class ThreadedWasmBackend extends WasmBackend {
     // the names first (so opts is an object or undefined; undefined gets threads' own ParamError, not a TypeError)
     checkOptionNames("ThreadedWasmBackend", opts, THREADED_WASM_OPTION_NAMES);
     super({ relaxed: opts?.relaxed, shared: true, ggmlOrder: opts?.ggmlOrder });
-    positiveInteger("threads", opts?.threads);
+    threadCount("threads", opts?.threads);
     this.threadOpts = opts;
     this.minWork = opts.minWork ?? DEFAULT_MIN_WORK;
     this.mergeMatmuls = opts.mergeMatmuls ?? true;

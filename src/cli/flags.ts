@@ -143,11 +143,23 @@ function joinNegativeNumbers(args: string[], specs: Map<string, FlagSpec>): stri
   return out;
 }
 
+/**
+ * What a numeric flag's value may look like: decimal digits, with a sign, and for "number" a decimal point. Number()
+ * alone took "0x10" for 16, "1e3" for 1000, " 5 " for 5 and "0b11" for 3: forms no one means on a command line.
+ */
+const DECIMAL = { int: /^[+-]?\d+$/, number: /^[+-]?(\d+\.?\d*|\.\d+)$/ };
+
 function checkNumber(s: FlagSpec, raw: string): void {
-  const n = raw.trim() === "" ? NaN : Number(raw);
+  const n = Number(raw);
   const flag = `--${s.name}`;
+  const what = s.kind === "int" ? "an integer" : "a number";
+  if (!DECIMAL[s.kind === "int" ? "int" : "number"].test(raw)) {
+    // "0x10", "1e3": a value in the wrong notation says so; "1.5" for an integer is the wrong value
+    const hint = raw.trim() !== "" && (s.kind === "int" ? Number.isInteger(n) : Number.isFinite(n)) ? " in decimal digits" : "";
+    throw new ParamError(flag, `must be ${what}${rangeText(s)}${hint}, got ${JSON.stringify(raw)}`);
+  }
   if (s.kind === "int" ? !Number.isSafeInteger(n) : !Number.isFinite(n)) {
-    throw new ParamError(flag, `must be ${s.kind === "int" ? "an integer" : "a number"}${rangeText(s)}, got ${JSON.stringify(raw)}`);
+    throw new ParamError(flag, `must be ${what}${rangeText(s)}, got ${JSON.stringify(raw)}`);
   }
   const low = s.min !== undefined && (s.minExclusive ? n <= s.min : n < s.min);
   if (low || (s.max !== undefined && n > s.max)) {

@@ -2,6 +2,7 @@
  * The flags every model-running command shares (which model, how to load it, how to sample) and the one
  * place that turns them into loadModel's options, with the progress line for slow loads.
  */
+import { MAX_THREADS } from "../threads/spawn.ts";
 import { loadModel, type LoadOptions } from "../model/load.ts";
 import type { Model } from "../model/model.ts";
 import { KV_TYPES, type KVType } from "../backends/backend.ts";
@@ -29,7 +30,7 @@ export const MODEL_FLAGS: FlagSpec[] = [
     help: "tokenizer for models without one (llama2.c tokenizer.bin, .model, tokenizer.json)",
   },
   { name: "context", kind: "int", min: 1, help: "positions per sequence (default: the model's)" },
-  { name: "threads", kind: "int", min: 1, help: "threads, the calling one included (default: one per core)" },
+  { name: "threads", kind: "int", min: 1, max: MAX_THREADS, help: "threads, the calling one included (default: one per core)" },
   { name: "kv-cache", kind: "string", value: "TYPE", help: "KV cache type: f32 (default), f16, q8_0 or u8_asym" },
   {
     name: "memory-limit",

@@ -24,6 +24,14 @@ export function promptIds(model: DecoderModel, prompt: string | ArrayLike<number
     // undefined, a number or a plain object: Array.from() said "undefined is not iterable" or made an empty prompt
     throw new ParamError("prompt", `must be a string or an array of token ids, got ${describeValue(prompt)}`);
   }
+  // an array-like's length is its claim to be that long: past the context it is refused before Array.from copies it
+  // ({ length: 2 ** 32 } was a RangeError, { length: 3e7 } 231 MiB and 2.7 s before the error)
+  if (typeof prompt !== "string" && !(prompt.length <= model.contextLength)) {
+    if (!(Number.isSafeInteger(prompt.length) && prompt.length >= 0)) {
+      throw new ParamError("prompt", `an array of token ids must have a length that is an integer >= 0, got ${prompt.length}`);
+    }
+    throw new ContextLengthError(prompt.length, model.contextLength, "prompt");
+  }
   const ids = typeof prompt === "string" ? model.tokenizer.encode(prompt, { addBos }) : Array.from(prompt);
   if (ids.length === 0) throw new ParamError("prompt", "is empty: at least one token (e.g. BOS) is needed");
   for (const t of ids) {

@@ -5,7 +5,7 @@
  * pieces to a Model.
  */
 import { type Backend, KV_TYPES, type KVType } from "../backends/backend.ts";
-import { type BackendName, backendNamed, selectBackend } from "../backends/select.ts";
+import { BACKEND_NAMES, type BackendName, backendNamed, selectBackend } from "../backends/select.ts";
 import { openModelFile } from "../formats/open.ts";
 import type { HeaderLimits, ModelFile, TensorInfo } from "../formats/types.ts";
 import { type ModelInput, resolveModelInput } from "../io/model-input.ts";
@@ -24,22 +24,28 @@ import { architectureOf } from "../architectures/registry.ts";
 import { checkTensors } from "../architectures/blocks.ts";
 import {
   checkOptionNames,
+  describeValue,
   FormatError,
   nonNegativeInteger,
   optionalBoolean,
+  optionalFunction,
   optionNames,
   ParamError,
   positiveInteger,
   UnsupportedError,
 } from "../errors.ts";
 import { loadTokenizerFor } from "./tokenizer-for.ts";
+import { threadCount } from "../threads/spawn.ts";
 import { withHFConfig } from "./hf-config.ts";
 import { checkLayerCount, resolveHeaderLimits } from "./file-bounds.ts";
 import { Model } from "./model.ts";
 
 export interface LoadOptions {
-  /** Tokenizer file (llama2.c tokenizer.bin, SentencePiece .model, tokenizer.json); GGUF files carry their own. */
-  tokenizer?: string | Uint8Array;
+  /**
+   * Tokenizer file (llama2.c tokenizer.bin, SentencePiece .model, tokenizer.json) as a path, a file: URL (string or
+   * URL) or its bytes; GGUF files carry their own.
+   */
+  tokenizer?: string | URL | Uint8Array;
   /** Positions per sequence; default: the model's context length. */
   contextLength?: number;
   /** Sequences that can hold KV pages at once (the engine's batch); default 1. */
@@ -147,6 +153,18 @@ export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Pro
   checkOptionNames("attention", opts.attention, ATTENTION_OPTION_NAMES);
   optionalBoolean("relaxedSimd", opts.relaxedSimd);
   optionalBoolean("ggmlOrder", opts.ggmlOrder);
+  // callbacks, the backend and the tokenizer by type: each failed untyped, some only after the whole download
+  optionalFunction("onNotice", opts.onNotice);
+  optionalFunction("onProgress", opts.onProgress);
+  checkBackendOption(opts.backend);
+  if (opts.threads !== undefined) threadCount("threads", opts.threads);
+  if (opts.tokenizer instanceof URL) opts = { ...opts, tokenizer: opts.tokenizer.href };
+  if (opts.tokenizer !== undefined && typeof opts.tokenizer !== "string" && !(opts.tokenizer instanceof Uint8Array)) {
+    throw new ParamError(
+      "tokenizer",
+      `must be a file path, a file: URL or the file's bytes (a Uint8Array), got ${describeValue(opts.tokenizer)}`,
+    );
+  }
   if (typeof opts.tokenizer === "string" && /^[a-z][a-z0-9+.-]+:\/\//i.test(opts.tokenizer)) {
     // a tokenizer is read from the file system only: a file: URL is a path, as for the model; any other URL used to
     // fail after the model's whole download, as an ENOENT
@@ -181,11 +199,64 @@ export async function loadModel(input?: ModelInput, opts: LoadOptions = {}): Pro
   }
 }
 
+/**
+ * What a Backend object must have (backend.ts; the optional methods aside): `{}` or another object failed at the
+ * first call, "backend.supportsWeight is not a function".
+ */
+const BACKEND_METHODS = [
+  "init",
+  "alloc",
+  "write",
+  "upload",
+  "read",
+  "supportsWeight",
+  "matmulScratchBytes",
+  "setMatmulScratch",
+  "embed",
+  "matmul",
+  "rmsnorm",
+  "rope",
+  "add",
+  "swiglu",
+  "kvStore",
+  "attention",
+  "layernorm",
+  "addBias",
+  "gelu",
+  "geluErf",
+  "copy",
+  "flush",
+  "close",
+] as const satisfies ReadonlyArray<keyof Backend>;
+
+/** LoadOptions.backend: one of the names (backendNamed checks which), or an object with every Backend method. */
+function checkBackendOption(backend: unknown): void {
+  if (backend === undefined) return;
+  if (typeof backend === "string") {
+    if (!BACKEND_NAMES.includes(backend as BackendName)) {
+      throw new ParamError("backend", `must be one of ${BACKEND_NAMES.join(", ")}, got ${JSON.stringify(backend)}`);
+    }
+    return;
+  }
+  if (typeof backend !== "object" || backend === null || Array.isArray(backend)) {
+    throw new ParamError("backend", `must be one of ${BACKEND_NAMES.join(", ")} or a Backend object, got ${describeValue(backend)}`);
+  }
+  const missing = BACKEND_METHODS.filter((m) => typeof (backend as Record<string, unknown>)[m] !== "function");
+  if (missing.length > 0) {
+    throw new ParamError(
+      "backend",
+      `is not a Backend: it lacks ${missing.slice(0, 4).join(", ")}${missing.length > 4 ? ` and ${missing.length - 4} more` : ""} ` +
+        `(pass one of ${BACKEND_NAMES.join(", ")}, or an instance such as new WasmBackend())`,
+    );
+  }
+}
+
 async function buildModel(file: ModelFile, opts: LoadOptions): Promise<Model> {
   const arch = architectureOf(file);
   const config = deriveConfig(arch.config(file));
   checkLayerCount(config, file); // before any table per layer is built
-  const tokenizer = await loadTokenizerFor(file, opts.tokenizer);
+  // loadModel turned a URL object into its string
+  const tokenizer = await loadTokenizerFor(file, opts.tokenizer as string | Uint8Array | undefined);
   if (opts.tokenizer !== undefined && tokenizer.vocabSize > config.vocabSize) {
     // a tokenizer given by hand that can spell ids the model has no row for (Llama 2's .model beside stories260K):
     // a prompt failed later on an id "outside the vocabulary", or not at all where every id it used was small

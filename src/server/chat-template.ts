@@ -155,8 +155,11 @@ export class ChatTemplate {
       return String((out as { value: unknown }).value);
     } catch (e) {
       if (e instanceof TemplateOverBudget) throw new NumericalError(`the chat template ${e.message}`, "tokenizer.chat_template");
-      // templates reject conversations they cannot express (e.g. "roles must alternate") with raise_exception
-      throw new ParamError("messages", `the model's chat template refused them: ${(e as Error).message}`);
+      // templates reject conversations they cannot express (e.g. "roles must alternate") with raise_exception: the
+      // caller's to change
+      if (e instanceof TemplateRaised) throw new ParamError("messages", `the model's chat template refused them: ${e.message}`);
+      // anything else ("Unknown operator `*`", a filter the engine lacks) is the template failing: the model's fault, a 500
+      throw new NumericalError(`the chat template failed to render: ${(e as Error)?.message ?? String(e)}`, "tokenizer.chat_template");
     }
   }
 }

@@ -134,6 +134,11 @@ export async function cmdServe(f: Flags, io: Io): Promise<void> {
     throw e;
   }
   io.err(`kvasm: serving ${handler.modelId} at ${server.url}/v1 (${model.sequences.maxSequences} sequences in parallel)\n`);
+  if (handler.chatTemplateError !== undefined) {
+    io.err(
+      `kvasm: warning: ${handler.chatTemplateError}; /v1/chat/completions answers 500 for this model, /v1/completions works\n`,
+    );
+  }
   if (isDeno && http !== "node") {
     io.err("kvasm: Deno.serve closes no idle or half-sent connection (they hold no slot); --idle-timeout S serves through node:http\n");
   }

@@ -96,6 +96,11 @@ export interface KvasmHandler {
   /** Tokens of work (prompts + n x max_tokens) admitted and not yet answered. */
   readonly queuedTokens: number;
   readonly metrics: ServerMetrics;
+  /**
+   * Why chat is unavailable: the model's own chat template does not parse (the server still starts and serves
+   * completions; chat requests get a 500 saying so). Undefined when chat works. `kvasm serve` prints it as a warning.
+   */
+  readonly chatTemplateError?: string;
   /** Ends running requests and stops the engine the handler created (the model stays open). */
   close(): Promise<void>;
 }
@@ -121,6 +126,7 @@ export function createHandler(model: Model, opts: HandlerOptions = {}): KvasmHan
       return server.admitted.tokens;
     },
     metrics: server.metrics,
+    ...(server.templateError !== null ? { chatTemplateError: server.templateError } : {}),
     fetch: (req) => answer(server, req),
   };
 }
@@ -132,7 +138,9 @@ interface ServerState {
   readonly modelId: string;
   /** /v1/models' entry for the one model served. */
   readonly modelObject: { id: string; object: "model"; created: number; owned_by: "kvasm" };
-  readonly template: ChatTemplate;
+  /** The chat template; null where the model's own does not parse (templateError says why). */
+  readonly template: ChatTemplate | null;
+  readonly templateError: string | null;
   /** apiKey, cors and log are read from here on each request. */
   readonly opts: HandlerOptions;
   readonly maxBody: number;
@@ -179,14 +187,7 @@ function boundsOf(model: Model, opts: HandlerOptions): Bounds {
 
 function serverState(model: Model, modelId: string, generator: Generator, opts: HandlerOptions, bounds: Bounds): ServerState {
   const created = Math.floor(Date.now() / 1000);
-  const template = opts.chatTemplate !== undefined
-    ? new ChatTemplate(
-      opts.chatTemplate,
-      { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) },
-      false,
-      opts.chatTemplateLimits,
-    )
-    : ChatTemplate.forModel(model, opts.chatTemplateLimits);
+  const { template, templateError } = templateOf(model, opts);
   const admitted = { choices: 0, tokens: 0 };
   const metrics = new ServerMetrics({
     queueDepth: () => generator.waiting ?? 0,
@@ -203,11 +204,43 @@ function serverState(model: Model, modelId: string, generator: Generator, opts: 
     modelId,
     modelObject: { id: modelId, object: "model", created, owned_by: "kvasm" },
     template,
+    templateError,
     opts,
     ...bounds,
     admitted,
     metrics,
   };
+}
+
+/**
+ * The chat template: the caller's (one that does not parse is the caller's ParamError), else the model's own, else
+ * ChatML. A model whose own template does not parse still serves completions: its chat requests get a 500 (chatRefused),
+ * and templateError says why (a template past its limits at render time is that request's 500 too).
+ */
+function templateOf(model: Model, opts: HandlerOptions): { template: ChatTemplate | null; templateError: string | null } {
+  if (opts.chatTemplate !== undefined) {
+    const ctx = { bosToken: piece(model, model.tokenizer.bos), eosToken: piece(model, model.tokenizer.eos) };
+    return { template: new ChatTemplate(opts.chatTemplate, ctx, false, opts.chatTemplateLimits), templateError: null };
+  }
+  // the limits (the caller's) are checked before the source is parsed: their ParamError is not the file's
+  try {
+    return { template: ChatTemplate.forModel(model, opts.chatTemplateLimits), templateError: null };
+  } catch (e) {
+    if (!(e instanceof ParamError && e.param === "chat_template")) throw e;
+    return { template: null, templateError: `the chat template of ${model.file.source.name} (tokenizer.chat_template) ${e.problem}` };
+  }
+}
+
+/** The 500 a chat request gets where the model's chat template does not parse: the model's fault, and what to do instead. */
+function chatRefused(s: ServerState): HttpError {
+  return new HttpError(
+    500,
+    `${s.templateError}; this server cannot render chats for this model: use /v1/completions with a prompt in the model's ` +
+      "own format, or serve it with a chat template that parses (createHandler's chatTemplate option)",
+    "server_error",
+    null,
+    "model_error",
+  );
 }
 
 /** What the log line of the request being answered needs from the route: its token counts, and when a stream has ended. */
@@ -296,6 +329,7 @@ async function route(s: ServerState, req: Request, path: string, method: string,
       return await generateRoute(s, req, parseCompletionRequest, note);
     case "/v1/chat/completions":
       allow(method, path, "POST");
+      if (s.template === null) throw chatRefused(s);
       return await generateRoute(s, req, parseChatRequest, note);
   }
   if (path.startsWith("/v1/models/")) throw modelNotFound(safeDecode(path.slice(11)), s.modelId);
@@ -304,7 +338,7 @@ async function route(s: ServerState, req: Request, path: string, method: string,
 
 /** 405 unless the method is one of `methods`. */
 function allow(method: string, path: string, ...methods: string[]): void {
-  if (!methods.includes(method)) throw notAllowed(method, path);
+  if (!methods.includes(method)) throw notAllowed(method, path, methods);
 }
 
 /** 401 unless the request carries the API key, when there is one. */
@@ -337,7 +371,7 @@ async function generateRoute(
   const { parsed: asked, promptIds } = await readGenerateRequest(s, req, parse);
   // a chat rendered in the ChatML fallback ends where the model writes a ChatML marker, as in `kvasm chat` (the
   // client's own stop strings were checked against the limits; these two are the server's)
-  const parsed = asked.kind === "chat" && s.template.isFallback ? { ...asked, stop: [...asked.stop, ...CHATML_STOPS] } : asked;
+  const parsed = asked.kind === "chat" && s.template?.isFallback ? { ...asked, stop: [...asked.stop, ...CHATML_STOPS] } : asked;
   const place = takePlace(s, req, admit(s, parsed, promptIds));
   let handedOff = false;
   try {
@@ -525,8 +559,11 @@ function pathOf(req: Request): string {
   return url.pathname.replace(/\/+$/, "") || "/";
 }
 
-function notAllowed(method: string, path: string): HttpError {
-  return new HttpError(405, `method ${method} is not allowed on ${path}`, "invalid_request_error", null, "method_not_allowed");
+/** 405 with the Allow header a 405 must carry (RFC 9110 15.5.6): the methods the route takes. */
+function notAllowed(method: string, path: string, methods: string[]): HttpError {
+  return new HttpError(405, `method ${method} is not allowed on ${path}`, "invalid_request_error", null, "method_not_allowed", {
+    allow: methods.join(", "),
+  });
 }
 
 /** OpenAI's answer to a model it does not serve: 404, code model_not_found. */

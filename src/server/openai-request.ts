@@ -91,8 +91,8 @@ function common(b: Body) {
     topP: optNum(b, "top_p"),
     topK: optInt(b, "top_k", 0, Number.MAX_SAFE_INTEGER),
     minP: optNum(b, "min_p"),
-    presencePenalty: optNum(b, "presence_penalty"),
-    frequencyPenalty: optNum(b, "frequency_penalty"),
+    presencePenalty: optRange(b, "presence_penalty", -2, 2),
+    frequencyPenalty: optRange(b, "frequency_penalty", -2, 2),
     repeatPenalty: optNum(b, "repeat_penalty"),
     seed: optInt(b, "seed", 0, 0xffffffff),
     logitBias: parseLogitBias(b.logit_bias),
@@ -185,6 +185,13 @@ function optNum(b: Body, field: string): number | undefined {
   const v = b[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "number" || !Number.isFinite(v)) throw badParam(field, `must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** A number in [min, max], as OpenAI documents the field's range (presence_penalty and frequency_penalty: [-2, 2]). */
+function optRange(b: Body, field: string, min: number, max: number): number | undefined {
+  const v = optNum(b, field);
+  if (v !== undefined && (v < min || v > max)) throw badParam(field, `must be in [${min}, ${max}], got ${v}`);
   return v;
 }
 

@@ -12,9 +12,9 @@
  */
 import type { Model } from "../model/model.ts";
 import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
-import { ParamError } from "../errors.ts";
+import { NumericalError, ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
-import { renderChat } from "./chat-prompt.ts";
+import { chatPieces, renderChat } from "./chat-prompt.ts";
 import { HttpError } from "./http-error.ts";
 import type { ParsedRequest } from "./openai-request.ts";
 
@@ -100,9 +100,15 @@ export async function encodeInSteps(tok: Tokenizer, text: string, limit: number,
   }
 }
 
-/** Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context. */
-export async function promptIdsOf(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[][]> {
-  if (parsed.kind === "chat") return [await chatPromptIds(model, template, parsed)];
+/**
+ * Token ids of every prompt of the request (chat: the rendered conversation), each checked against the context.
+ * `template` is null where the model's own does not parse: the handler refuses chats before they get here.
+ */
+export async function promptIdsOf(model: Model, template: ChatTemplate | null, parsed: ParsedRequest): Promise<number[][]> {
+  if (parsed.kind === "chat") {
+    if (template === null) throw new NumericalError("the chat template does not parse", "tokenizer.chat_template");
+    return [await chatPromptIds(model, template, parsed)];
+  }
   const out: number[][] = [];
   for (let i = 0; i < parsed.prompts.length; i++) {
     const param = parsed.prompts.length > 1 ? `prompt[${i}]` : "prompt";
@@ -130,14 +136,19 @@ async function completionPromptIds(model: Model, prompt: string | number[], para
 }
 
 /**
- * The rendered conversation (chat-prompt.ts renderChat: control tokens recognised, since the template writes
- * `<|im_start|>` etc. on purpose; BOS only where the template did not write it), its size checked before and after
- * it is tokenized in steps.
+ * The rendered conversation (chat-prompt.ts renderChat: the template's control tokens recognised, since it writes
+ * `<|im_start|>` etc. on purpose, content's kept as text; BOS only where the template did not write it), its size
+ * checked before and after it is tokenized in steps.
  */
 async function chatPromptIds(model: Model, template: ChatTemplate, parsed: ParsedRequest): Promise<number[]> {
-  const { text, encode } = renderChat(model, template, parsed.messages);
-  checkTextFits(model, text, "messages");
-  const ids = await encodeInSteps(model.tokenizer, text, model.contextLength, encode);
+  const rendered = renderChat(model, template, parsed.messages);
+  checkTextFits(model, rendered.text, "messages");
+  const ids: number[] = [];
+  for (const [text, encode] of chatPieces(rendered)) {
+    const piece = await encodeInSteps(model.tokenizer, text, model.contextLength - ids.length, encode);
+    for (const id of piece) ids.push(id);
+    if (ids.length > model.contextLength) break;
+  }
   if (ids.length === 0) throw new ParamError("messages", "render to an empty prompt");
   checkIdsFit(model, ids, "messages");
   return ids;

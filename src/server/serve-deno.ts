@@ -6,7 +6,18 @@
  * signal also aborts after every successful response, so it is listened to
  * only until the response exists.
  */
-import { DEFAULT_HOST, DEFAULT_PORT, type FetchHandler, type RunningServer, type ServeOptions, urlOf } from "./serve-types.ts";
+import {
+  badTarget,
+  clientError,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  type FetchHandler,
+  FORBIDDEN_METHODS,
+  forbiddenMethod,
+  type RunningServer,
+  type ServeOptions,
+  urlOf,
+} from "./serve-types.ts";
 
 // deno-lint-ignore no-explicit-any
 declare const Deno: any;
@@ -29,8 +40,18 @@ export function serveDeno(handler: FetchHandler, opts: ServeOptions = {}): Promi
       req.signal.addEventListener("abort", beforeResponse, { once: true });
       info.completed?.catch(() => gone.abort());
       const init = { method: req.method, headers: req.headers, body: req.body, signal: gone.signal, duplex: "half" };
+      let request: Request;
       try {
-        return await handler(new Request(req.url, init as RequestInit));
+        request = new Request(req.url, init as RequestInit);
+      } catch (e) {
+        req.signal.removeEventListener("abort", beforeResponse);
+        // Deno.serve passes TRACE and TRACK, which Request refuses: this threw, and Deno answered a bare 500
+        if (FORBIDDEN_METHODS.has(req.method.toUpperCase())) return forbiddenMethod(req.method);
+        if (!URL.canParse(req.url)) return badTarget(req.url);
+        return clientError(400, `the request cannot be read: ${(e as Error)?.message ?? e}`, "invalid_request");
+      }
+      try {
+        return await handler(request);
       } finally {
         answered = true;
         req.signal.removeEventListener("abort", beforeResponse);

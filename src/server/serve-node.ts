@@ -8,10 +8,13 @@
  * arrival itself.
  */
 import {
+  badTarget,
   DEFAULT_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_PORT,
   type FetchHandler,
+  FORBIDDEN_METHODS,
+  forbiddenMethod,
   type RunningServer,
   type ServeOptions,
   urlOf,
@@ -36,7 +39,8 @@ export async function serveNode(handler: FetchHandler, opts: ServeOptions = {}):
   }, (req, res) => {
     // the connection's silence timer is for waiting on a request; a response may go quiet (prefill) for long
     if (idleMs > 0) req.socket.setTimeout(0);
-    void respond(handler, req, res, hostname, Readable);
+    // nothing may reject unhandled (Deno and Node end the process on it): a failure past respond's own catch closes this connection
+    respond(handler, req, res, hostname, Readable).catch(() => res.destroy());
   });
   // headersTimeout starts with a request's first byte: a connection that sends nothing is timed here (Node destroys it)
   if (idleMs > 0) server.on("connection", (socket) => socket.setTimeout(idleMs));
@@ -75,20 +79,15 @@ async function respond(
     else if (v !== undefined) headers.set(k, v);
   }
   const hasBody = method !== "GET" && method !== "HEAD";
-  const request = new Request(new URL(req.url ?? "/", urlOf(host, req.socket.localPort ?? 0)), {
-    method,
-    headers,
-    body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
-    signal: abort.signal,
-    // @ts-ignore: required by Node's fetch for streamed request bodies
-    duplex: "half",
-  });
   let response: Response;
   try {
-    response = await handler(request);
+    // a target that is no URL ("http://[::1/x") or a method fetch forbids (TRACE, CONNECT) throws here: the client's error
+    const request = requestOf(req, method, host, headers, hasBody, abort.signal, Readable);
+    response = request instanceof Response ? request : await handler(request);
   } catch (e) {
     response = new Response(JSON.stringify({ error: { message: String((e as Error)?.message ?? e), type: "server_error" } }), {
       status: 500,
+      headers: { "content-type": "application/json" },
     });
   }
   res.statusCode = response.status;
@@ -109,5 +108,40 @@ async function respond(
     res.end();
   } catch {
     res.destroy();
+  }
+}
+
+/**
+ * The Web Request of a node:http request, or the client error it is when it cannot be one: Node's parser passes
+ * methods that fetch's Request forbids (TRACE, TRACK, CONNECT: 405, as Bun.serve answers them) and targets that are no
+ * URL (400), both of which threw out of respond and ended the process.
+ */
+function requestOf(
+  req: IncomingMessage,
+  method: string,
+  host: string,
+  headers: Headers,
+  hasBody: boolean,
+  signal: AbortSignal,
+  Readable: typeof import("node:stream").Readable,
+): Request | Response {
+  let url: URL;
+  try {
+    url = new URL(req.url ?? "/", urlOf(host, req.socket.localPort ?? 0));
+  } catch {
+    return badTarget(String(req.url));
+  }
+  try {
+    return new Request(url, {
+      method,
+      headers,
+      body: hasBody ? (Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>) : undefined,
+      signal,
+      // @ts-ignore: required by Node's fetch for streamed request bodies
+      duplex: "half",
+    });
+  } catch (e) {
+    if (FORBIDDEN_METHODS.has(method.toUpperCase())) return forbiddenMethod(method);
+    throw e;
   }
 }

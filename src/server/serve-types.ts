@@ -45,3 +45,30 @@ export const DEFAULT_PORT = 8080;
 export function urlOf(host: string, port: number): string {
   return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
+
+/**
+ * Methods fetch's Request refuses to carry (the Fetch standard's forbidden methods): an adapter that builds a
+ * Request of one throws, so they are answered before the handler sees them, as Bun.serve answers them.
+ */
+export const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+
+/** An OpenAI-style error answer built by an adapter, for a request that cannot reach the handler. */
+export function clientError(status: number, message: string, code: string, headers: Record<string, string> = {}): Response {
+  const body = { error: { message, type: "invalid_request_error", param: null, code } };
+  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+}
+
+/**
+ * 405 for a method no route takes (the handler never sees it: see FORBIDDEN_METHODS). The adapter does not know the
+ * route, so Allow names the methods the API's routes take between them (handler.ts's 405s name the route's own).
+ */
+export function forbiddenMethod(method: string): Response {
+  return clientError(405, `method ${method.slice(0, 32)} is not supported by this server`, "method_not_allowed", {
+    allow: "GET, HEAD, POST",
+  });
+}
+
+/** 400 for a request target that is no URL ("http://[::1/x"). */
+export function badTarget(target: string): Response {
+  return clientError(400, `the request target ${JSON.stringify(String(target).slice(0, 200))} is not a valid URL`, "invalid_url");
+}

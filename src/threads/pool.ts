@@ -1,4 +1,4 @@
-import { KvasmError, positiveInteger } from "../errors.ts";
+import { KvasmError } from "../errors.ts";
 import {
   ARGS,
   ATT,
@@ -52,7 +52,7 @@ import {
   threadView,
   TOTAL,
 } from "./control.ts";
-import { spawnWorker, type ThreadSupport, type WorkerHandle } from "./spawn.ts";
+import { spawnWorker, threadCount, type ThreadSupport, type WorkerHandle } from "./spawn.ts";
 import type { StartMessage, WorkerReply } from "./worker.ts";
 import { workerURL } from "./worker-url.ts";
 import {
@@ -281,7 +281,7 @@ export class ThreadPool {
 
   /** Starts the Workers and resolves when every one has instantiated the kernels. */
   static async start(opts: PoolOptions): Promise<ThreadPool> {
-    positiveInteger("threads", opts.threads);
+    threadCount("threads", opts.threads);
     const pool = new ThreadPool(opts);
     const c = pool.view.ctl;
     for (const i of [DONE, FAILED, STOP, MSG_LEN, SLEEPERS, STATS_ON]) Atomics.store(c, i, 0);

@@ -7,6 +7,8 @@
 /** How this runtime starts threads, or undefined where it cannot (edge functions, pages without cross-origin isolation). */
 export type ThreadSupport = "web" | "node";
 
+import { ParamError, positiveInteger } from "../errors.ts";
+
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 
@@ -26,6 +28,24 @@ function sharedMemoryWorks(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The most threads a backend starts. Each Worker instantiates the kernels and keeps its own heap (1000 threads added
+ * 9 GiB resident and took seconds to start), and past the core count threads only take turns on the same cores. A
+ * fixed bound rather than a multiple of this machine's cores: the same `threads` is valid on every machine (a tuned
+ * setting copied to a smaller one runs, oversubscribed, instead of failing), and 256 is above the cores of one
+ * socket of today's largest servers while keeping the worst case's memory to about 2 GiB.
+ */
+export const MAX_THREADS = 256;
+
+/** `threads` where it is an integer in [1, MAX_THREADS]; else a ParamError naming `param` that says the limit. */
+export function threadCount(param: string, threads: number): number {
+  positiveInteger(param, threads);
+  if (threads > MAX_THREADS) {
+    throw new ParamError(param, `must be at most ${MAX_THREADS} (each thread is a Worker with its own memory), got ${threads}`);
+  }
+  return threads;
 }
 
 /** Cores of this machine: navigator.hardwareConcurrency, else os.availableParallelism(), else 1. */
