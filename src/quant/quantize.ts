@@ -472,7 +472,7 @@ export async function quantizeModel(opts: {
 }): Promise<void> {
   checkOptionNames("quantizeModel", opts, QUANTIZE_OPTION_NAMES);
   const { input, output, type: target } = opts;
-  if (!(target in FILE_TYPE)) throw new ParamError("type", `must be one of ${Object.keys(FILE_TYPE).join(", ")}, got ${target}`);
+  if (!Object.hasOwn(FILE_TYPE, target)) throw new ParamError("type", `must be one of ${Object.keys(FILE_TYPE).join(", ")}, got ${target}`);
   const gguf = input as GGUFFile;
   let entries: GGUFMetadataEntry[] = input.format === "gguf" && gguf.metadataTypes
     ? metadataEntries(gguf)
