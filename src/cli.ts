@@ -48,6 +48,11 @@ examples:
 `;
 }
 
+/** The command `name` names, or undefined (own keys only: argv may say "constructor" or "toString"). */
+function commandNamed(name: string | undefined): Command | undefined {
+  return name !== undefined && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
 /** Runs the CLI with `args`; returns the exit code (0 done, 1 a typed error, 2 no or unknown command). */
 export async function main(args: string[], io: Io = defaultIo()): Promise<number> {
   const [cmd, ...rest] = args;
@@ -60,10 +65,11 @@ export async function main(args: string[], io: Io = defaultIo()): Promise<number
     return 2;
   }
   if (cmd === "help" || cmd === "--help" || cmd === "-h") {
-    io.out(rest[0] && COMMANDS[rest[0]] ? commandHelp(COMMANDS[rest[0]].spec) : usage());
+    const topic = commandNamed(rest[0]);
+    io.out(topic ? commandHelp(topic.spec) : usage());
     return 0;
   }
-  const command = COMMANDS[cmd];
+  const command = commandNamed(cmd);
   if (!command) {
     const near = closest(cmd, Object.keys(COMMANDS));
     io.err(`kvasm: unknown command ${JSON.stringify(cmd)}${near ? `; did you mean ${near}?` : ""}\n\n${usage()}`);

@@ -149,6 +149,23 @@ test("cli: an unknown flag names itself and the closest known flag (exit 1)", as
   assert(/--prot: unknown flag; did you mean --port\?/.test(serve.stderr), serve.stderr);
 });
 
+test("cli: a command or help topic naming an Object.prototype key is an unknown command, not a TypeError", async () => {
+  for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    const io = capture();
+    assertEquals(await main([name], io), 2, name);
+    assert(io.stderr.startsWith(`kvasm: unknown command ${JSON.stringify(name)}`), io.stderr);
+    const help = capture();
+    assertEquals(await main(["help", name], help), 0, `help ${name}`);
+    assert(help.stdout.includes("usage: kvasm COMMAND"), help.stdout);
+    const flag = capture();
+    assertEquals(await main(["generate", `--${name}`], flag), 1, `--${name}`);
+    assert(flag.stderr.includes(`ParamError: --${name}: unknown flag`), flag.stderr);
+  }
+  const quantize = capture();
+  assertEquals(await main(["quantize", "--model", "/nonexistent.gguf", "--out", "/nonexistent.out", "--type", "constructor"], quantize), 1);
+  assert(/ParamError: --type: must be one of/.test(quantize.stderr), quantize.stderr);
+});
+
 test("cli: --help and -h on every command exit 0 with its flags; --version prints package.json's version", async () => {
   for (const cmd of ["generate", "chat", "serve", "quantize"]) {
     for (const h of ["--help", "-h"]) {

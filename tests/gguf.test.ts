@@ -1,10 +1,11 @@
 import { assert, assertClose, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
-import { ParamError } from "../src/errors.ts";
+import { FormatError, ParamError } from "../src/errors.ts";
 import { BytesSource, FileSource } from "../src/io/source.ts";
 import { GGMLType } from "../src/formats/ggml-types.ts";
 import { type GGUFFile, type GGUFValueType, readGGUF } from "../src/formats/gguf.ts";
 import { BytesSink, fileSink, type GGUFMetadataEntry, inferValueType, metadataEntries, writeGGUF } from "../src/formats/gguf-writer.ts";
 import { readLlama2c } from "../src/formats/llama2c.ts";
+import { field, withField } from "../scripts/fuzz/gguf-fields.ts";
 import { openModelFile } from "../src/formats/open.ts";
 import { llama } from "../src/architectures/llama.ts";
 import { checkTensors } from "../src/architectures/blocks.ts";
@@ -127,6 +128,32 @@ test("writeGGUF with alignment 64 records general.alignment and aligns every ten
   assertEquals(file.tensors.get("y")!.offset - file.tensors.get("x")!.offset, 64);
   const y = new Float32Array((await tensorBytes(file, file.tensors.get("y")!)).buffer);
   assertEquals(Array.from(y), [6, 7, 8]);
+});
+
+test("general.alignment: a power of two up to 2^30, checked in 64 bits (2^32 + 2^31 passed a 32-bit test)", async () => {
+  const sink = new BytesSink();
+  await writeGGUF(sink, [
+    { key: "general.architecture", type: { type: "string" }, value: "llama" },
+    { key: "general.alignment", type: { type: "u64" }, value: 64 },
+  ], [{ name: "x", type: GGMLType.F32, shape: [2], data: f32Bytes([1, 2]) }]);
+  const bytes = sink.bytes();
+  assertEquals((await readGGUF(new BytesSource(bytes))).alignment, 64);
+  const at = field(bytes, "metadata general.alignment");
+  for (const bad of [2n ** 32n + 2n ** 31n, 2n ** 31n, 2n ** 32n, 3n * 2n ** 31n, 2n ** 40n, 0n, 48n]) {
+    await assertRejects(
+      () => readGGUF(new BytesSource(withField(bytes, at, bad), "a.gguf")),
+      FormatError,
+      /^a\.gguf: general\.alignment must be a power of two from 1 to 1073741824, found /,
+    );
+  }
+  // the writer takes the same range
+  for (const bad of [2 ** 32 + 2 ** 31, 2 ** 31, 0, 48]) {
+    await assertRejects(
+      () => writeGGUF(new BytesSink(), [], [], bad),
+      ParamError,
+      /alignment: must be a power of two from 1 to 1073741824/,
+    );
+  }
 });
 
 test("writeGGUF checks tensor data sizes, shapes and values against types", async () => {

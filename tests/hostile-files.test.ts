@@ -11,7 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import process from "node:process";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
-import { FormatError, NumericalError, ParamError } from "../src/errors.ts";
+import { FormatError, NumericalError, ParamError, UnsupportedError } from "../src/errors.ts";
 import { readGGUF } from "../src/formats/gguf.ts";
 import { BytesSource } from "../src/io/source.ts";
 import { loadModel } from "../src/model/load.ts";
@@ -224,3 +224,20 @@ testShared("a declared context of 2^21 positions loads without computing or comm
     await model.close();
   }
 });
+
+testShared(
+  "tokenizer.json: a Split pattern that backtracks exponentially is refused when the model loads",
+  [GPT2_VOCAB, STORIES_BIN],
+  async () => {
+    // the reviewer's file: this pattern before GPT-2's made encoding 27 characters take 6.4 s and `kvasm serve` hang
+    const json = JSON.parse(new TextDecoder().decode(await gpt2TokenizerJson(fs.readFileSync(GPT2_VOCAB), 512)));
+    const hostile = { type: "Split", pattern: { Regex: String.raw`(\p{L}|\p{L})+$` }, behavior: "Isolated" };
+    json.pre_tokenizer = { type: "Sequence", pretokenizers: [hostile, json.pre_tokenizer] };
+    const bytes = new TextEncoder().encode(JSON.stringify(json));
+    await assertRejects(
+      () => loadModel(STORIES_BIN, { tokenizer: bytes, threads: 1 }),
+      UnsupportedError,
+      /pre-tokenizer pattern "\(\\\\p\{L\}\|\\\\p\{L\}\)\+\$" is refused: it repeats a group that holds an alternation or a quantifier \(nested quantifiers\): catastrophic backtracking/,
+    );
+  },
+);

@@ -176,3 +176,68 @@ testShared("sharded checkpoint: model.safetensors.index.json merges the shards, 
   await assertRejects(() => readSafetensorsIndex("bad3", open), FormatError, /not a file beside the index/);
   await whole.source.close();
 });
+
+test("a dtype naming an Object.prototype key is a FormatError (unknown dtype), not a TypeError", async () => {
+  for (const dtype of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
+    const bytes = makeSafetensors([{ name: "w", dtype, shape: [1], data: new Uint8Array(4) }]);
+    await assertRejects(
+      () => readSafetensors(new BytesSource(bytes, "m.safetensors")),
+      FormatError,
+      new RegExp(`^m\.safetensors: tensor "w": unknown dtype "${dtype}"$`),
+    );
+  }
+});
+
+test("a header longer than the entry limit allows is refused before it is read or parsed", async () => {
+  // the reviewer's file: a 90 MiB header of 8M entries took 1.4 GiB and 10 s to parse before its entry count was checked
+  const headerLen = 90 << 20;
+  const reads: number[] = [];
+  const source: ByteSource = {
+    name: "big.safetensors",
+    size: 8 + headerLen,
+    read(offset, dest) {
+      reads.push(dest.length);
+      if (offset === 0) new DataView(dest.buffer, dest.byteOffset).setBigUint64(0, BigInt(headerLen), true);
+      return Promise.resolve();
+    },
+    close: () => Promise.resolve(),
+  };
+  await assertRejects(
+    () => readSafetensors(source),
+    FormatError,
+    /^big\.safetensors: safetensors header length 94371840 is over the limit of 16777216 bytes \(256 a header entry: LoadOptions\.limits\.maxMetadataEntries\)/,
+  );
+  assertEquals(reads, [8], "only the length was read");
+  // the bound follows the limit, with a floor of 1 MiB for small limits
+  const limits = { maxMetadataEntries: 1 << 18, maxArrayLength: 1 << 24, maxStringBytes: 64 << 20 };
+  await assertRejects(() => readSafetensors(source, limits), FormatError, /over the limit of 67108864 bytes/);
+  const few = { ...limits, maxMetadataEntries: 10 };
+  await assertRejects(() => readSafetensors(source, few), FormatError, /over the limit of 1048576 bytes/);
+});
+
+test("entry and key counts are checked before the header is parsed", async () => {
+  const file = (header: string) => {
+    const json = new TextEncoder().encode(header);
+    const bytes = new Uint8Array(8 + json.length);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+    bytes.set(json, 8);
+    return new BytesSource(bytes, "m.safetensors");
+  };
+  const limits = { maxMetadataEntries: 100, maxArrayLength: 1 << 24, maxStringBytes: 64 << 20 };
+  // each entry is too small to be a tensor: counted, not parsed (a parse of millions of these takes seconds)
+  const tiny = (n: number) => Array.from({ length: n }, (_, i) => `"t${i}":{}`).join(",");
+  await assertRejects(
+    () => readSafetensors(file(`{${tiny(101)}}`), limits),
+    FormatError,
+    /header entry count 101 is over the limit of 100/,
+  );
+  await assertRejects(
+    () => readSafetensors(file(`{"__metadata__":{${tiny(501).replaceAll("{}", '"v"')}}}`), limits),
+    FormatError,
+    /header key count 502 is over the limit of 500/,
+  );
+  // colons and braces inside strings are not counted
+  const meta = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, '":{"a":1,"b":[2]}\\"']));
+  const quoted = await readSafetensors(file(JSON.stringify({ __metadata__: meta })), limits);
+  assertEquals(quoted.metadata.size, 100);
+});

@@ -11,6 +11,10 @@ import { readSentencePieceModel } from "../src/tokenizer/sentencepiece-model.ts"
 import { SpmTokenizer } from "../src/tokenizer/spm.ts";
 import { BpeTokenizer } from "../src/tokenizer/bpe.ts";
 import { loadModel } from "../src/model/load.ts";
+import { tokenizerFromBytes } from "../src/model/tokenizer-for.ts";
+import { compilePattern, KNOWN_PATTERNS, preTokenizerForGGUF } from "../src/tokenizer/pretokenize.ts";
+import { patternHazard } from "../src/tokenizer/pattern-check.ts";
+import { gpt2TokenizerJson } from "../scripts/fuzz/tokenizer-json.ts";
 import { assert, assertEquals, assertRejects, sharedPath, test, testShared } from "./harness.ts";
 
 const STORIES_BIN = sharedPath("models/stories260K/tok512.bin");
@@ -214,3 +218,96 @@ testShared("a Hugging Face directory without its tokenizer says where the tokeni
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+const GPT2_GGUF = sharedPath("models/tokenizers/ggml-vocab-gpt-2.gguf");
+
+let gpt2Json: string | undefined;
+
+/** The GPT-2 tokenizer.json cut to 512 tokens, with `steps` put before its ByteLevel pre-tokenizer. */
+async function gpt2JsonWith(steps: unknown[]): Promise<Uint8Array> {
+  gpt2Json ??= new TextDecoder().decode(await gpt2TokenizerJson(fs.readFileSync(GPT2_GGUF), 512));
+  const json = JSON.parse(gpt2Json);
+  json.pre_tokenizer = { type: "Sequence", pretokenizers: [...steps, json.pre_tokenizer] };
+  return new TextEncoder().encode(JSON.stringify(json));
+}
+
+const split = (regex: string) => ({ type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false });
+
+testShared("tokenizer.json: a Split pattern that could backtrack catastrophically is refused at load", [GPT2_GGUF], async () => {
+  const hostile: Array<[string, RegExp]> = [
+    // the reviewer's: "a" * 26 + "!" took 6.4 s to encode, doubling with each letter
+    [String.raw`(\p{L}|\p{L})+$`, /repeats a group that holds an alternation or a quantifier/],
+    [String.raw`(a+)+b`, /repeats a group/],
+    [String.raw`(?:\s?\p{L}*){2,}`, /repeats a group/],
+    [String.raw`(\p{L})\1+`, /uses a backreference/],
+    [String.raw`(?<w>\p{L})\k<w>`, /uses a backreference/],
+    [String.raw`\p{L}(?=\p{L}*!)`, /lookaround holding an unbounded quantifier/],
+    [String.raw`(?<!\s+)x`, /lookaround holding an unbounded quantifier/],
+    // polynomial: the letters can be shared out between the three repeats in ~n^2 ways per start
+    [String.raw`\p{L}*\p{L}*\p{L}*!`, /two quantified items in one sequence that can match the same characters/],
+    ["a?a?a?a?a?aaaaa", /two quantified items/],
+    [String.raw`(?i:a*A+!)`, /two quantified items/],
+  ];
+  for (const [regex, why] of hostile) {
+    const json = await gpt2JsonWith([split(regex)]);
+    await assertRejects(() => tokenizerFromBytes(json, "dir/tokenizer.json"), UnsupportedError, why);
+    await assertRejects(
+      () => tokenizerFromBytes(json, "dir/tokenizer.json"),
+      UnsupportedError,
+      /^dir\/tokenizer\.json: pre-tokenizer pattern ".*" is refused: it /,
+    );
+  }
+  // a custom pattern of a safe shape loads and splits as written (DeepSeek V3's, whose \s*[\r\n]+ ends its alternative)
+  const deepseek = String
+    .raw`[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + String
+    .raw`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+  for (const regex of [String.raw`\p{N}{1,3}`, deepseek, String.raw`[\p{L}]+|\p{N}+x`, "-"]) {
+    const tok = await tokenizerFromBytes(await gpt2JsonWith([split(regex)]), "tokenizer.json");
+    assertEquals(tok.decode(tok.encode("Hello 12345 world-wide!\n")), "Hello 12345 world-wide!\n", regex);
+  }
+  // a Split by a literal String (escaped into a regex) loads too, "-" included
+  const byString = await gpt2JsonWith([{ type: "Split", pattern: { String: "a-b.c" }, behavior: "Isolated" }]);
+  assertEquals((await tokenizerFromBytes(byString, "tokenizer.json")).vocabSize, 512);
+});
+
+test("pre-tokenizer patterns: every known one is accepted; the check refuses none of them for the exponential shapes", () => {
+  // the Llama 3 pattern as tokenizer.json spells it (with (?i:...)) is among the known
+  assert(
+    KNOWN_PATTERNS.has(
+      String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+    ),
+  );
+  for (const p of KNOWN_PATTERNS) {
+    const hazard = patternHazard(p);
+    // GPT-4o's and Tekken's [...]*[...]+ pairs overlap in \p{M}: refused by the polynomial rule alone, trusted by name
+    assert(hazard === undefined || /two quantified items in one sequence/.test(hazard), `${p}: ${hazard}`);
+    assert(compilePattern(p, "known") instanceof RegExp);
+  }
+  for (const pre of ["gpt-2", "llama3", "qwen2", "deepseek-r1-qwen", "gpt-4o", "tekken", "bloom", undefined]) {
+    for (const p of preTokenizerForGGUF(pre).patterns) assert(KNOWN_PATTERNS.has(p), `${pre}: ${p}`);
+  }
+});
+
+testShared("GGUF: tokenizer.ggml.pre naming an Object.prototype key is an UnsupportedError, not a TypeError", [GPT2_GGUF], async () => {
+  const file = await readGGUF(await FileSource.open(GPT2_GGUF));
+  try {
+    for (const pre of ["constructor", "__proto__", "valueOf", "toString", "hasOwnProperty"]) {
+      assertThrowsTyped(() => preTokenizerForGGUF(pre), UnsupportedError, `"${pre}" is not a pre-tokenizer kvasm knows`);
+      const metadata = new Map(file.metadata).set("tokenizer.ggml.pre", pre);
+      assertThrowsTyped(() => tokenizerFromGGUF(metadata, "v.gguf"), UnsupportedError, `tokenizer.ggml.pre "${pre}"`);
+    }
+  } finally {
+    await file.source.close();
+  }
+});
+
+function assertThrowsTyped(fn: () => unknown, type: new (...args: never[]) => Error, includes: string): void {
+  try {
+    fn();
+  } catch (e) {
+    assert(e instanceof type, `expected ${type.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`);
+    assert((e as Error).message.includes(includes), (e as Error).message);
+    return;
+  }
+  throw new Error(`expected ${type.name}, nothing was thrown`);
+}

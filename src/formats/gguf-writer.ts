@@ -5,7 +5,17 @@
  */
 import { ParamError } from "../errors.ts";
 import { type GGMLTypeId, ggmlTypeName, rowBytes } from "./ggml-types.ts";
-import { alignUp, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TYPE_IDS, type GGUFFile, type GGUFScalar, type GGUFValueType } from "./gguf.ts";
+import {
+  alignUp,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_TYPE_IDS,
+  type GGUFFile,
+  type GGUFScalar,
+  type GGUFValueType,
+  isGGUFAlignment,
+  MAX_GGUF_ALIGNMENT,
+} from "./gguf.ts";
 
 export interface GGUFTensorToWrite {
   name: string;
@@ -291,8 +301,8 @@ export async function writeGGUF(
 ): Promise<void> {
   const declared = metadata.find((e) => e.key === "general.alignment");
   const align = alignment ?? (typeof declared?.value === "number" ? declared.value : GGUF_DEFAULT_ALIGNMENT);
-  if (!Number.isInteger(align) || align <= 0 || (align & (align - 1)) !== 0) {
-    throw new ParamError("alignment", `must be a positive power of two, got ${align}`);
+  if (!isGGUFAlignment(align)) {
+    throw new ParamError("alignment", `must be a power of two from 1 to ${MAX_GGUF_ALIGNMENT}, got ${align}`);
   }
   if (declared && declared.value !== align) {
     throw new ParamError("alignment", `${align} contradicts the general.alignment entry (${String(declared.value)})`);

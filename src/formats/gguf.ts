@@ -43,6 +43,13 @@ export interface GGUFFile extends ModelFile {
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
+/** The largest general.alignment taken (1 GiB; llama.cpp writes 32, and the key is a u32). */
+export const MAX_GGUF_ALIGNMENT = 2 ** 30;
+
+/** A power of two from 1 to MAX_GGUF_ALIGNMENT; bounded first, as `&` works on 32 bits (2^32 + 2^31 would pass it). */
+export function isGGUFAlignment(a: unknown): a is number {
+  return typeof a === "number" && Number.isInteger(a) && a > 0 && a <= MAX_GGUF_ALIGNMENT && (a & (a - 1)) === 0;
+}
 
 /** Value type ids as stored in the file (gguf_type in ggml). */
 export const GGUF_TYPE_IDS: Record<GGUFScalar | "array", number> = {
@@ -359,8 +366,8 @@ export async function readGGUF(source: ByteSource, limits: HeaderLimits = DEFAUL
   let alignment = GGUF_DEFAULT_ALIGNMENT;
   if (metadata.has("general.alignment")) {
     const a = metadata.get("general.alignment");
-    if (typeof a !== "number" || !Number.isInteger(a) || a <= 0 || (a & (a - 1)) !== 0) {
-      c.fail(`general.alignment must be a positive power of two, found ${String(a)}`);
+    if (!isGGUFAlignment(a)) {
+      c.fail(`general.alignment must be a power of two from 1 to ${MAX_GGUF_ALIGNMENT}, found ${String(a)}`);
     }
     alignment = a;
   }

@@ -34,6 +34,18 @@ const DTYPES: Record<string, [bytes: number, ggml: GGMLTypeId | undefined]> = {
 
 /** Headers above this are not real (the format's own reader caps them at 100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Header bytes allowed per entry of LoadOptions.limits.maxMetadataEntries (a real tensor entry takes about 100), so
+ * a header too big to hold that many entries is refused before it is read and parsed (parsing takes about 15 times
+ * its size in memory); never less than HEADER_BYTES_FLOOR.
+ */
+const HEADER_BYTES_PER_ENTRY = 256;
+const HEADER_BYTES_FLOOR = 1 << 20;
+/**
+ * Keys a valid header holds per entry allowed: a tensor's name and its dtype, shape and data_offsets (4), and the
+ * __metadata__ entries (at most as many again, 1 each).
+ */
+const KEYS_PER_ENTRY = 5;
 
 export async function readSafetensors(source: ByteSource, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Promise<ModelFile> {
   const fail: (problem: string) => never = (problem) => {
@@ -46,8 +58,22 @@ export async function readSafetensors(source: ByteSource, limits: HeaderLimits =
   if (headerLen > BigInt(Math.min(source.size - 8, MAX_HEADER_BYTES))) {
     fail(`safetensors header length ${headerLen} is larger than the file (${source.size} bytes) allows`);
   }
+  const maxHeader = Math.max(HEADER_BYTES_FLOOR, limits.maxMetadataEntries * HEADER_BYTES_PER_ENTRY);
+  if (headerLen > BigInt(maxHeader)) {
+    fail(
+      `safetensors header length ${headerLen} is over the limit of ${maxHeader} bytes (${HEADER_BYTES_PER_ENTRY} a header entry: LoadOptions.limits.maxMetadataEntries)`,
+    );
+  }
   const headerBytes = new Uint8Array(Number(headerLen));
   await source.read(8, headerBytes);
+  const over = (what: string, n: number, limit: number, option: keyof HeaderLimits) =>
+    fail(`${what} ${n} is over the limit of ${limit} (LoadOptions.limits.${option})`);
+  // counted before parsing: JSON.parse of millions of small entries takes seconds and hundreds of MiB
+  const keys = countJsonKeys(headerBytes);
+  if (keys.top > limits.maxMetadataEntries) over("header entry count", keys.top, limits.maxMetadataEntries, "maxMetadataEntries");
+  if (keys.all > KEYS_PER_ENTRY * limits.maxMetadataEntries) {
+    over("header key count", keys.all, KEYS_PER_ENTRY * limits.maxMetadataEntries, "maxMetadataEntries");
+  }
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(headerBytes));
@@ -63,8 +89,6 @@ export async function readSafetensors(source: ByteSource, limits: HeaderLimits =
   const spans: { name: string; begin: number; end: number }[] = [];
 
   const entries = Object.entries(header as Record<string, unknown>);
-  const over = (what: string, n: number, limit: number, option: keyof HeaderLimits) =>
-    fail(`${what} ${n} is over the limit of ${limit} (LoadOptions.limits.${option})`);
   if (entries.length > limits.maxMetadataEntries) {
     over("header entry count", entries.length, limits.maxMetadataEntries, "maxMetadataEntries");
   }
@@ -96,7 +120,7 @@ export async function readSafetensors(source: ByteSource, limits: HeaderLimits =
     }
     const dims = shape as number[];
     const [begin, end] = offsets as number[];
-    const kind = DTYPES[dtype as string];
+    const kind = Object.hasOwn(DTYPES, dtype as string) ? DTYPES[dtype as string] : undefined; // never "constructor"
     if (!kind) fail(`tensor "${name}": unknown dtype "${dtype}"`);
     const [elemBytes, ggml] = kind;
     if (begin > end) fail(`tensor "${name}": data_offsets [${begin}, ${end}] begin after they end`);
@@ -124,6 +148,29 @@ export async function readSafetensors(source: ByteSource, limits: HeaderLimits =
     }
   }
   return { format: "safetensors", source, metadata, tensors };
+}
+
+/**
+ * Keys in a JSON text without parsing it: `top` at the outermost object's level, `all` at any depth (a colon outside a
+ * string is a key's end). Malformed JSON gives some count; JSON.parse refuses it next.
+ */
+function countJsonKeys(json: Uint8Array): { top: number; all: number } {
+  const QUOTE = 0x22, BACKSLASH = 0x5c, COLON = 0x3a;
+  let top = 0, all = 0, depth = 0, inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const b = json[i];
+    if (inString) {
+      if (b === BACKSLASH) i++;
+      else if (b === QUOTE) inString = false;
+    } else if (b === QUOTE) inString = true;
+    else if (b === 0x7b || b === 0x5b) depth++; // { [
+    else if (b === 0x7d || b === 0x5d) depth--; // } ]
+    else if (b === COLON) {
+      all++;
+      if (depth === 1) top++;
+    }
+  }
+  return { top, all };
 }
 
 export interface ShardedTensorInfo extends TensorInfo {

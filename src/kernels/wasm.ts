@@ -203,7 +203,7 @@ export function checkKernelExports(exports: WebAssembly.Exports, variant: string
     }
   }
   for (const [name, value] of Object.entries(exports)) {
-    if (typeof value === "function" && !(name in KERNEL_SPEC)) {
+    if (typeof value === "function" && !Object.hasOwn(KERNEL_SPEC, name)) {
       throw new KernelBuildError(name, `the ${variant} kernel build exports it, but src/kernels/spec.ts does not list it`);
     }
   }

@@ -513,7 +513,7 @@ export async function quantizeModel(opts: {
 }): Promise<void> {
   checkOptionNames("quantizeModel", opts, QUANTIZE_OPTION_NAMES);
   const { input, output, type: target } = opts;
-  if (!(target in FILE_TYPE)) throw new ParamError("type", `must be one of ${Object.keys(FILE_TYPE).join(", ")}, got ${target}`);
+  if (!Object.hasOwn(FILE_TYPE, target)) throw new ParamError("type", `must be one of ${Object.keys(FILE_TYPE).join(", ")}, got ${target}`);
   const contents = contentsOf(input);
   const override = [
     ...(opts.tokenizerMetadata ?? []),

@@ -95,7 +95,7 @@ export function tokenizerFromHFJson(json: unknown, config?: unknown, file = "tok
         }
         const p = step.pattern as Json | undefined;
         if (typeof p?.Regex === "string") patterns.push(p.Regex);
-        else if (typeof p?.String === "string") patterns.push(p.String.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&"));
+        else if (typeof p?.String === "string") patterns.push(p.String.replace(/[.*+?^${}()|[\]\\\/]/g, "\\$&"));
         else throw new FormatError(FILE, "Split pre-tokenizer without a pattern");
       } else if (step.type === "Digits") {
         patterns.push(step.individual_digits === true ? String.raw`\p{N}` : String.raw`\p{N}+`);

@@ -5,6 +5,7 @@
  * unmatched parts (llama.cpp's unicode_regex_split), so no text is ever lost.
  */
 import { UnsupportedError } from "../errors.ts";
+import { patternHazard } from "./pattern-check.ts";
 
 const GPT2 = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
 // The original Llama 3 / Qwen2 patterns use (?i:...), which older JS engines lack; spelled out here as llama.cpp does.
@@ -96,7 +97,8 @@ const GGUF_PRE_NAMES: Record<string, keyof typeof BY_KIND> = {
 
 /** The pre-tokenizer a GGUF's tokenizer.ggml.pre names (absent -> llama.cpp's "default"). */
 export function preTokenizerForGGUF(pre: string | undefined): PreTokenizerSpec {
-  const kind = GGUF_PRE_NAMES[pre ?? "default"];
+  // own keys only: the file's string may be "constructor" or "__proto__"
+  const kind = Object.hasOwn(GGUF_PRE_NAMES, pre ?? "default") ? GGUF_PRE_NAMES[pre ?? "default"] : undefined;
   if (kind === undefined) throw new UnsupportedError(`tokenizer.ggml.pre "${pre}" is not a pre-tokenizer kvasm knows`);
   const s = BY_KIND[kind];
   // llama.cpp's "llama3" family also sets ignore_merges; "chatglm-bpe" and friends only share the regex.
@@ -107,12 +109,36 @@ export function preTokenizerForGGUF(pre: string | undefined): PreTokenizerSpec {
 
 export const GPT2_PATTERN = GPT2;
 
+/** The case-insensitive contractions group as Hugging Face tokenizer.json files spell it (Llama 3, Qwen2, GPT-4o). */
+const HF_CONTRACTIONS = "(?i:'s|'t|'re|'ve|'m|'ll|'d)";
+
+/**
+ * Every pattern of the families above, as written here and as tokenizer.json files spell them, plus the Digits
+ * pre-tokenizer's two: these are trusted as they are (pattern-check.ts refuses some of them for their shape alone,
+ * GPT-4o's `[...]*[...]+` pairs, though each alternative of theirs matches in linear time).
+ */
+export const KNOWN_PATTERNS: ReadonlySet<string> = new Set(
+  [...Object.values(BY_KIND).flatMap((s) => s.patterns), String.raw`\p{N}+`].flatMap((
+    p,
+  ) => [p, p.replaceAll(CONTRACTIONS, HF_CONTRACTIONS)]),
+);
+
+/** Longest pattern quoted in an error message. */
+const QUOTED_PATTERN_CHARS = 200;
+
 /**
  * Compiles a pattern from a tokenizer file for JS. Rewrites the constructs JS
  * lacks: `(?i:'s|'t|...)` case-insensitive groups, possessive quantifiers
- * (`?+`, `++`, `*+`: taken as greedy, as llama.cpp does).
+ * (`?+`, `++`, `*+`: taken as greedy, as llama.cpp does). A pattern that is not
+ * one of KNOWN_PATTERNS must pass pattern-check.ts first (JS regexes backtrack:
+ * a hostile pattern could take exponential time), else UnsupportedError.
  */
 export function compilePattern(source: string, where: string): RegExp {
+  const hazard = KNOWN_PATTERNS.has(source) ? undefined : patternHazard(source);
+  if (hazard !== undefined) {
+    const quoted = JSON.stringify(source.length > QUOTED_PATTERN_CHARS ? source.slice(0, QUOTED_PATTERN_CHARS) + "..." : source);
+    throw new UnsupportedError(`${where}: pre-tokenizer pattern ${quoted} is refused: it ${hazard}`);
+  }
   let src = source.replace(/\(\?i:([^()]*)\)/g, (_, body: string) => "(?:" + caseFold(body) + ")");
   src = src.replace(/([^\\])([?+*])\+/g, "$1$2");
   try {
