@@ -80,7 +80,7 @@ const OPENAI_NAMES: Record<string, string> = {
 };
 
 function openAIName(param: string | null): string | null {
-  return param === null ? null : OPENAI_NAMES[param] ?? param;
+  return param === null ? null : Object.hasOwn(OPENAI_NAMES, param) ? OPENAI_NAMES[param] : param;
 }
 
 export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
