@@ -155,16 +155,3 @@ function valueType(key: string, value: MetadataValue): GGUFValueType {
   if (typeof value === "number") return { type: FLOAT_KEYS.test(key) || !Number.isInteger(value) ? "f32" : value < 0 ? "i32" : "u32" };
   throw new FormatError(key, `metadata value ${String(value)} has no GGUF type here`);
 }
-
-// deno run -A src/convert/hf-to-gguf.ts HF_DIR OUT.gguf   (or: bun src/convert/hf-to-gguf.ts ...)
-if ((import.meta as ImportMeta & { main?: boolean }).main) {
-  // deno-lint-ignore no-explicit-any
-  const g = globalThis as any;
-  const args: string[] = g.Deno ? g.Deno.args : g.process.argv.slice(2);
-  if (args.length !== 2) {
-    console.error("usage: hf-to-gguf HF_DIR OUT.gguf");
-    g.Deno ? g.Deno.exit(2) : g.process.exit(2);
-  } else {
-    await convertHFToGGUF(args[0], args[1]);
-  }
-}
