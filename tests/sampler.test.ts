@@ -448,12 +448,20 @@ test("no finite logit from the model stays a NumericalError whatever the bias; t
       }
     }
   }
-  // NaN everywhere but id 2, which the bias bans or the penalty takes out: the caller left nothing
+  // NaN everywhere but id 2, which the bias bans or the penalty takes out: the NaNs are the model's, and say more about
+  // what went wrong than the one token the caller took out
   const mostlyNaN = [NaN, NaN, 1, NaN];
+  for (const params of [{ logitBias: { 2: -Infinity } }, { frequencyPenalty: 1e300 }]) {
+    for (const e of await nothingLeft(params, mostlyNaN, [2])) {
+      assert(e instanceof NumericalError && /NaN/.test(e.message), `${JSON.stringify(params)}: ${e}`);
+    }
+  }
+  // finite logits (-Infinity elsewhere) but id 2, which the bias bans or the penalty takes out: the caller left nothing
+  const oneLeft = [-Infinity, -Infinity, 1, -Infinity];
   for (
     const [params, param] of [[{ logitBias: { 2: -Infinity } }, "logitBias"], [{ frequencyPenalty: 1e300 }, "frequencyPenalty"]] as const
   ) {
-    for (const e of await nothingLeft(params, mostlyNaN, [2])) assert(e instanceof ParamError && e.param === param, `${param}: ${e}`);
+    for (const e of await nothingLeft(params, oneLeft, [2])) assert(e instanceof ParamError && e.param === param, `${param}: ${e}`);
   }
 });
 

@@ -128,12 +128,27 @@ async function vocabularyToEmbed(
   if (typeof (tok as { score?: unknown }).score !== "function") {
     // a tokenizer.json's BPE vocabulary needs merges and its pre-tokenizer in GGUF, which kvasm does not write yet
     io.err(
-      `kvasm: warning: ${path} is a BPE tokenizer.json, which kvasm cannot embed in GGUF yet: ${outPath} is written ` +
+      `kvasm: warning: ${path} is a tokenizer.json, which kvasm cannot embed in GGUF yet: ${outPath} is written ` +
         `without a tokenizer; pass --tokenizer ${path} when you run it\n`,
     );
     return undefined;
   }
+  // tokens added past the SentencePiece model (a chat model's <|im_start|>) live in tokenizer.json, not here: the
+  // embedded vocabulary would miss them, and llama.cpp sizes the embedding by the token list
+  const rows = embeddingRows(input);
+  if (rows !== undefined && tok.vocabSize < rows) {
+    io.err(
+      `kvasm: warning: ${path} holds ${tok.vocabSize} tokens but the model's embedding has ${rows} rows: ${outPath} ` +
+        `embeds the ${tok.vocabSize}; ids past them (added tokens) cannot be encoded or decoded by name\n`,
+    );
+  }
   return ggufVocabulary(tok);
+}
+
+/** Rows of the input's token embedding (its vocabulary size), where the file names it as kvasm maps it. */
+function embeddingRows(input: ModelFile): number | undefined {
+  const t = input.tensors.get("token_embd.weight");
+  return t && t.shape.length === 2 ? t.shape[1] : undefined;
 }
 
 /** A SentencePiece vocabulary as GGUF tokenizer.ggml.* entries (llama2.c's tokenizer.bin carries pieces and scores). */

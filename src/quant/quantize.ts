@@ -444,13 +444,15 @@ function tensorOrder(names: string[]): string[] {
 
 /** f32 values of a tensor's F32, F16 or BF16 bytes. */
 function toF32(bytes: Uint8Array, type: GGMLTypeId, name: string): Float32Array {
+  if (type !== GGMLType.F32 && type !== GGMLType.F16 && type !== GGMLType.BF16) {
+    throw new UnsupportedError(`tensor "${name}" is ${ggmlTypeName(type)}; kvasm quantizes from F32, F16 or BF16 only`);
+  }
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const count = bytes.length / (type === GGMLType.F32 ? 4 : 2);
+  const count = Math.floor(bytes.length / (type === GGMLType.F32 ? 4 : 2));
   const out = new Float32Array(count);
   if (type === GGMLType.F32) { for (let i = 0; i < count; i++) out[i] = v.getFloat32(4 * i, true); }
   else if (type === GGMLType.F16) { for (let i = 0; i < count; i++) out[i] = f16ToF32(v.getUint16(2 * i, true)); }
-  else if (type === GGMLType.BF16) { for (let i = 0; i < count; i++) out[i] = bf16ToF32(v.getUint16(2 * i, true)); }
-  else throw new UnsupportedError(`tensor "${name}" is ${ggmlTypeName(type)}; kvasm quantizes from F32, F16 or BF16 only`);
+  else for (let i = 0; i < count; i++) out[i] = bf16ToF32(v.getUint16(2 * i, true));
   return out;
 }
 

@@ -522,18 +522,22 @@ const EMPTYING_PARAMS = [
  * Why `logits` hold no finite logit (argmax found none). `emptiedBy` (EMPTIED_BY_* bits) says which of the caller's
  * parameters turned logits the model left drawable into -Infinity or NaN: with any, the caller's parameters left
  * nothing to draw, a ParamError naming them (the first of bias, repeat, presence, frequency as its `param`). Without,
- * the model itself left nothing (NaN, or -Infinity everywhere): corrupt weights, a NumericalError.
+ * the model itself left nothing (-Infinity everywhere): corrupt weights, a NumericalError. A NaN anywhere is the
+ * model's first (a parameter makes one only from the model's own infinity), so it is a NumericalError whatever the
+ * parameters did beside it.
  */
 export function noFiniteLogit(logits: Float32Array, emptiedBy = 0): KvasmError {
+  // a NaN is the model's, whatever the parameters took out beside it
+  let nan = false;
+  for (let i = 0; i < logits.length && !nan; i++) nan = logits[i] !== logits[i];
+  if (nan) return new NumericalError("the model computed no finite logit (NaN): its weights are corrupt or overflow");
   if (emptiedBy === EMPTIED_BY_BIAS) return new ParamError("logitBias", "no token left to sample: the bias made every logit -Infinity");
   if (emptiedBy !== 0) {
     const names = EMPTYING_PARAMS.filter(([bit]) => (emptiedBy & bit) !== 0).map(([, name]) => name);
     const what = names.length === 1 ? "the penalty" : names.join(" and ");
     return new ParamError(names[0], `no token left to sample: ${what} took out every token the model left (use a smaller value)`);
   }
-  let nan = false;
-  for (let i = 0; i < logits.length && !nan; i++) nan = logits[i] !== logits[i];
-  return new NumericalError(`the model computed no finite logit (${nan ? "NaN" : "all -Infinity"}): its weights are corrupt or overflow`);
+  return new NumericalError("the model computed no finite logit (all -Infinity): its weights are corrupt or overflow");
 }
 
 /**

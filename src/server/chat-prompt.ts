@@ -86,6 +86,15 @@ const OPEN = "\uE000", CLOSE = "\uE001";
  */
 function plainSpans(tok: Tokenizer, template: ChatTemplate, messages: ChatMessage[], text: string): Array<[number, number]> {
   const controls = controlTexts(tok);
+  // a message's name is rendered by some templates where it could forge a turn too; unlike content it has no reason to
+  // hold such text, so it is refused rather than told apart
+  for (let i = 0; i < messages.length; i++) {
+    const name = (messages[i] as { name?: unknown }).name;
+    const forgedName = typeof name === "string" ? controls.find((c) => name.includes(c)) : undefined;
+    if (forgedName !== undefined) {
+      throw new ParamError(`messages[${i}].name`, `holds the control token ${JSON.stringify(forgedName)}: a name cannot`);
+    }
+  }
   const forged = messages.map((m) => typeof m.content === "string" ? controls.find((c) => m.content.includes(c)) : undefined);
   if (forged.every((c) => c === undefined)) return [];
   const refuse = (): never => {

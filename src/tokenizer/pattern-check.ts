@@ -12,8 +12,9 @@
  * - two items of one sequence that can each match a varying number of characters and can match the same
  *   character (`\p{L}*\p{L}*!`, `a?a?a?aaa`): the characters can be traded between them in polynomially many
  *   ways per start position, with the degree growing with each such item. The later of the two may end a
- *   top-level alternative: there it matches greedily and the match ends, so nothing is retried
- *   (`\s*[\r\n]+` at the end of DeepSeek V3's pattern).
+ *   top-level alternative if it is a single-character item: there it matches greedily and the match ends, so
+ *   nothing is retried (`\s*[\r\n]+` at the end of DeepSeek V3's pattern); a group there can still fail after
+ *   trading characters (`\p{L}*(?:\p{L}+x)`).
  *
  * What remains for a pattern that passes: an attempt at one start position can still read to the end of the
  * text before failing (`\p{L}+!` over a run of letters), and the search tries every start, so the worst case is
@@ -87,7 +88,9 @@ function ambiguityHazard(branches: Item[][], topLevel: boolean, budget: { tests:
     const varying = seq.map((item, at) => ({ item, at })).filter(({ item }) => varies(item));
     for (let i = 0; i < varying.length; i++) {
       for (let j = i + 1; j < varying.length; j++) {
-        if (topLevel && varying[j].at === seq.length - 1) continue;
+        // a single-character item at the end of a top-level alternative cannot fail past its minimum; a group there can
+        // (`\p{L}*(?:\p{L}+x)`), so it gets no such pass
+        if (topLevel && varying[j].at === seq.length - 1 && varying[j].item.kind === "char") continue;
         if (++budget.tests > MAX_OVERLAP_TESTS) return `has too many quantified items to check (over ${MAX_OVERLAP_TESTS} pairs)`;
         if (mayOverlap(varying[i].item, varying[j].item)) {
           return "has two quantified items in one sequence that can match the same characters: polynomial backtracking";
