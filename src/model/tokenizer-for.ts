@@ -118,4 +118,8 @@ class IdOnlyTokenizer implements Tokenizer {
   piece(id: number): string {
     return `<${id}>`;
   }
+
+  controlPieces(): readonly string[] {
+    return []; // no text to read control tokens in: encode() refuses text
+  }
 }

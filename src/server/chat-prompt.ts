@@ -11,7 +11,7 @@
  * that promise for content.)
  */
 import type { Model } from "../model/model.ts";
-import { type EncodeOptions, type Tokenizer, TokenType } from "../tokenizer/tokenizer.ts";
+import type { EncodeOptions, Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ParamError } from "../errors.ts";
 import type { ChatTemplate } from "./chat-template.ts";
 import type { ChatMessage } from "./openai-request.ts";
@@ -85,7 +85,7 @@ const OPEN = "\uE000", CLOSE = "\uE001";
  * no such render: the message is refused (400) rather than its control-token text read as control tokens.
  */
 function plainSpans(tok: Tokenizer, template: ChatTemplate, messages: ChatMessage[], text: string): Array<[number, number]> {
-  const controls = controlTexts(tok);
+  const controls = tok.controlPieces();
   // a message's name is rendered by some templates where it could forge a turn too; unlike content it has no reason to
   // hold such text, so it is refused rather than told apart
   for (let i = 0; i < messages.length; i++) {
@@ -124,26 +124,4 @@ function plainSpans(tok: Tokenizer, template: ChatTemplate, messages: ChatMessag
   // every rendered copy of the content is kept as text, and nothing else: the rest is the template's
   if (!spans.every(([s, e]) => messages.some((m, i) => forged[i] !== undefined && text.slice(s, e) === m.content))) refuse();
   return spans;
-}
-
-const controlTextsOf = new WeakMap<Tokenizer, string[]>();
-
-/**
- * The texts `parseSpecial` turns into control tokens: control and unknown tokens by type where the tokenizer tells
- * types (kvasm's vocabularies), else the tokens that spell no bytes (what the Tokenizer interface says of control
- * tokens). Longest first; computed once per tokenizer.
- */
-function controlTexts(tok: Tokenizer): string[] {
-  let out = controlTextsOf.get(tok);
-  if (out) return out;
-  const typeOf = (tok as Tokenizer & { tokenType?(id: number): number }).tokenType?.bind(tok);
-  out = [];
-  for (let id = 0; id < tok.vocabSize; id++) {
-    const special = typeOf ? typeOf(id) === TokenType.control || typeOf(id) === TokenType.unknown : tok.tokenBytes(id).length === 0;
-    const piece = special ? tok.piece(id) : "";
-    if (piece !== "") out.push(piece);
-  }
-  out.sort((a, b) => b.length - a.length);
-  controlTextsOf.set(tok, out);
-  return out;
 }

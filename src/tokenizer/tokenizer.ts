@@ -61,6 +61,8 @@ export interface Tokenizer {
   isEndOfGeneration(id: number): boolean;
   /** Piece string for id as the vocabulary spells it (for debugging / logprob display). */
   piece(id: number): string;
+  /** The texts encode() with `parseSpecial` reads as control tokens (`<|im_start|>`, `</s>`), longest first. */
+  controlPieces(): readonly string[];
 }
 
 /**

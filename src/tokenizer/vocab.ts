@@ -60,6 +60,7 @@ export abstract class VocabTokenizer implements Tokenizer {
   private readonly endIds = new Set<number>();
   /** Control/unknown tokens, longest first: matched in text only with parseSpecial. */
   private readonly controlTokens: number[] = [];
+  private controlPieceTexts?: readonly string[];
   /** User-defined tokens, longest first: always matched in text. */
   private readonly userTokens: number[] = [];
 
@@ -240,6 +241,10 @@ export abstract class VocabTokenizer implements Tokenizer {
   /** Id of a piece spelled as the vocabulary spells it, or -1. */
   pieceId(piece: string): number {
     return this.pieceToId.get(piece) ?? -1;
+  }
+
+  controlPieces(): readonly string[] {
+    return this.controlPieceTexts ??= this.controlTokens.map((id) => this.pieces[id]);
   }
 
   tokenType(id: number): number {
